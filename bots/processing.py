@@ -1,0 +1,1 @@
+"""Processing of stored inbound events (outbox topic ``inbound.received``)."""

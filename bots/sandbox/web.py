@@ -1,0 +1,7 @@
+"""Mounts the sandbox (emulator + simulator + chat page) under /sandbox/."""
+
+from aiohttp import web
+
+
+def setup(app: web.Application) -> None:
+    pass

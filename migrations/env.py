@@ -1,0 +1,44 @@
+"""Alembic environment. Migrations run on a connection handed in by ``scrm.core.migrate`` (async engines), or
+on a fresh sync engine when invoked from the ``alembic`` CLI."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import create_engine
+
+import importlib
+
+from scrm.core.db import metadata
+
+# Every module that declares tables; migrations are the one place (besides run.py) that sees them all.
+MODEL_MODULES = [
+    "scrm.core.outbox",
+    "scrm.customers.models",
+    "bots.models",
+    "bots.outbound.models",
+]
+for _name in MODEL_MODULES:
+    importlib.import_module(_name)
+target_metadata = metadata
+
+
+def _run(connection: object) -> None:
+    context.configure(
+        connection=connection,  # type: ignore[arg-type]
+        target_metadata=target_metadata,
+        render_as_batch=True,
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+connection = context.config.attributes.get("connection")
+if connection is not None:
+    _run(connection)
+else:
+    url = context.config.get_main_option("sqlalchemy.url") or ""
+    url = url.replace("+aiosqlite", "").replace("+asyncpg", "+psycopg")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        _run(conn)

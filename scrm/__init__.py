@@ -1,0 +1,1 @@
+"""SCRM: customers, salespeople, groups, tags, campaigns, the sidebar and the console."""

@@ -1,0 +1,171 @@
+"""Transactional outbox: a state change and the news of it are written in one transaction.
+
+Writers call :func:`add` inside their write transaction. The row becomes a ``dispatch_outbox`` job (job id =
+``outbox:<id>``) either at once, by :func:`kick` after commit, or by the relay (:func:`relay_once`), which sweeps
+rows that are not done. Handlers are registered per topic and must be idempotent: a row may be handled more than
+once (crash between handling and marking done), never zero times while the database keeps it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from scrm.core.db import JSON, UTCDateTime, metadata
+from scrm.core.jobs import JobContext, job
+
+if TYPE_CHECKING:
+    from scrm.core.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("topic", sa.String(64), nullable=False),
+    sa.Column("payload", JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    # When the relay may (re)dispatch the row: first shortly after creation (the fast path usually wins),
+    # then after a lease, so a job lost with a crashed process runs again.
+    sa.Column("next_attempt_at", UTCDateTime(), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("done_at", UTCDateTime()),
+    sa.Column("failed_at", UTCDateTime()),
+    sa.Column("last_error", sa.Text()),
+    sa.Index("ix_outbox_pending", "done_at", "failed_at", "next_attempt_at"),
+)
+
+FAST_PATH_GRACE = dt.timedelta(seconds=10)
+RELAY_LEASE = dt.timedelta(seconds=60)
+JOB_NAME = "dispatch_outbox"
+
+Handler = Callable[["Runtime", dict[str, Any]], Awaitable[None]]
+_handlers: dict[str, Handler] = {}
+
+
+def handles(topic: str) -> Callable[[Handler], Handler]:
+    """Register the handler of a topic (one per topic)."""
+
+    def deco(func: Handler) -> Handler:
+        existing = _handlers.get(topic)
+        if existing is not None and existing is not func:
+            raise RuntimeError(f"outbox topic {topic!r} already handled by {existing.__qualname__}")
+        _handlers[topic] = func
+        return func
+
+    return deco
+
+
+def handler_for(topic: str) -> Handler | None:
+    return _handlers.get(topic)
+
+
+async def add(conn: AsyncConnection, topic: str, payload: dict[str, Any], now: dt.datetime) -> int:
+    """Write an outbox row in the caller's transaction; returns its id (for :func:`kick`)."""
+    result = await conn.execute(
+        outbox.insert()
+        .values(topic=topic, payload=payload, created_at=now, next_attempt_at=now + FAST_PATH_GRACE)
+        .returning(outbox.c.id)
+    )
+    return int(result.scalar_one())
+
+
+async def kick(rt: Runtime, outbox_ids: list[int]) -> None:
+    """After commit: enqueue the rows now. Failure is fine (Redis down): the relay will pick them up."""
+    for oid in outbox_ids:
+        try:
+            await rt.jobs.enqueue(JOB_NAME, oid, job_id=f"outbox:{oid}")
+        except Exception as exc:  # the row is safe in the database; the relay retries
+            log.warning("outbox fast path failed, relay will retry", extra={"outbox_id": oid, "error": str(exc)})
+            return
+
+
+async def relay_once(rt: Runtime, limit: int = 500) -> int:
+    """Dispatch due rows; returns how many were enqueued. Safe to run in several processes at once."""
+    now = rt.clock.now()
+    async with rt.db.write() as conn:
+        query = (
+            sa.select(outbox.c.id)
+            .where(outbox.c.done_at.is_(None), outbox.c.failed_at.is_(None), outbox.c.next_attempt_at <= now)
+            .order_by(outbox.c.id)
+            .limit(limit)
+        )
+        if rt.db.dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        ids = [row.id for row in await conn.execute(query)]
+        if ids:
+            await conn.execute(
+                outbox.update().where(outbox.c.id.in_(ids)).values(next_attempt_at=now + RELAY_LEASE)
+            )
+    sent = 0
+    for oid in ids:
+        try:
+            await rt.jobs.enqueue(JOB_NAME, oid, job_id=f"outbox:{oid}")
+            sent += 1
+        except Exception as exc:
+            log.warning("relay could not enqueue; will retry", extra={"outbox_id": oid, "error": str(exc)})
+            async with rt.db.write() as conn:
+                await conn.execute(outbox.update().where(outbox.c.id.in_(ids[sent:])).values(next_attempt_at=now))
+            break
+    return sent
+
+
+async def dispatch(rt: Runtime, outbox_id: int, *, final_try: bool) -> None:
+    """Run the handler of one row and mark it done. On error: re-raise (the job layer retries); on the final try
+    the row is marked failed with the error, so it is visible rather than retried forever."""
+    async with rt.db.read() as conn:
+        row = (await conn.execute(sa.select(outbox).where(outbox.c.id == outbox_id))).first()
+    if row is None or row.done_at is not None or row.failed_at is not None:
+        return
+    handler = handler_for(row.topic)
+    try:
+        if handler is None:
+            raise LookupError(f"no handler for outbox topic {row.topic!r}")
+        await handler(rt, dict(row.payload))
+    except Exception as exc:
+        values: dict[str, Any] = {"attempts": outbox.c.attempts + 1, "last_error": f"{type(exc).__name__}: {exc}"}
+        if final_try or handler is None:
+            values["failed_at"] = rt.clock.now()
+        async with rt.db.write() as conn:
+            await conn.execute(outbox.update().where(outbox.c.id == outbox_id).values(**values))
+        log.error("outbox handler failed", extra={"outbox_id": outbox_id, "topic": row.topic, "error": str(exc)})
+        if handler is None:
+            return
+        raise
+    async with rt.db.write() as conn:
+        await conn.execute(
+            outbox.update()
+            .where(outbox.c.id == outbox_id)
+            .values(done_at=rt.clock.now(), attempts=outbox.c.attempts + 1, last_error=None)
+        )
+
+
+async def pending_count(rt: Runtime) -> int:
+    async with rt.db.read() as conn:
+        q = sa.select(sa.func.count()).where(outbox.c.done_at.is_(None), outbox.c.failed_at.is_(None))
+        return int((await conn.execute(q)).scalar_one())
+
+
+async def relay_forever(rt: Runtime) -> None:
+    """The relay loop run by the serving process (in-process jobs) or by each arq worker."""
+    import asyncio
+
+    while True:
+        try:
+            await relay_once(rt)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("outbox relay pass failed; retrying")
+        await asyncio.sleep(rt.settings.outbox_poll_seconds)
+
+
+@job(JOB_NAME, timeout=600)
+async def dispatch_outbox(ctx: JobContext, outbox_id: int) -> None:
+    await dispatch(ctx.rt, outbox_id, final_try=ctx.final_try)

@@ -1,0 +1,63 @@
+"""The resources a request handler or a job needs, made once at start and passed down (never import-time)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import aiohttp
+
+from config import Settings
+from scrm.core.clock import Clock
+from scrm.core.db import Database
+
+if TYPE_CHECKING:
+    from scrm.core.jobs import JobQueue
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+class ResourceKey(Generic[T]):
+    """A typed key for feature packages' resources (API clients, tokenizers) kept on the runtime."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"ResourceKey({self.name!r})"
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    clock: Clock
+    jobs: JobQueue
+    http: aiohttp.ClientSession | None = None
+    _resources: dict[str, Any] = field(default_factory=dict)
+
+    def get(self, key: ResourceKey[T]) -> T:
+        try:
+            return self._resources[key.name]  # type: ignore[no-any-return]
+        except KeyError:
+            raise LookupError(f"resource {key.name!r} is not set up in this process") from None
+
+    def put(self, key: ResourceKey[T], value: T) -> None:
+        self._resources[key.name] = value
+
+    def has(self, key: ResourceKey[Any]) -> bool:
+        return key.name in self._resources
+
+    async def http_session(self) -> aiohttp.ClientSession:
+        if self.http is None or self.http.closed:
+            timeout = aiohttp.ClientTimeout(total=self.settings.http_timeout)
+            self.http = aiohttp.ClientSession(timeout=timeout, trust_env=False)
+        return self.http
+
+    async def close(self) -> None:
+        await self.jobs.close()
+        if self.http is not None and not self.http.closed:
+            await self.http.close()
+        await self.db.dispose()

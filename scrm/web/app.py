@@ -1,0 +1,116 @@
+"""The app factory: ``create_app(settings)`` builds the whole web application."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from config import Settings
+from scrm.core import metrics, outbox
+from scrm.core.clock import Clock
+from scrm.core.errors import Unauthorized
+from scrm.core.runtime import Runtime
+from scrm.web.errors import error_middleware
+from scrm.web.keys import RUNTIME, SETTINGS
+from scrm.web.runtime import build_runtime, start_inprocess_work
+
+log = logging.getLogger(__name__)
+
+
+def require_admin(request: web.Request) -> None:
+    """Bearer-token auth for /api/v1 (constant-time comparison)."""
+    settings = request.app[SETTINGS]
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    expected = settings.admin_token.get()
+    if scheme.lower() != "bearer" or not expected or not hmac.compare_digest(token.strip(), expected):
+        raise Unauthorized("需要有效的访问令牌 (missing or invalid bearer token)")
+
+
+@web.middleware
+async def api_auth_middleware(request: web.Request, handler: web.RequestHandler) -> web.StreamResponse:  # type: ignore[name-defined]
+    if request.path.startswith("/api/v1"):
+        require_admin(request)
+    return await handler(request)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    checks: dict[str, str] = {}
+    ok = True
+    try:
+        await asyncio.wait_for(rt.db.ping(), 3)
+        checks["database"] = "ok"
+    except Exception as exc:
+        ok = False
+        checks["database"] = f"error: {type(exc).__name__}"
+    if rt.settings.redis_url:
+        try:
+            await asyncio.wait_for(rt.jobs.ping(), 3)
+            checks["redis"] = "ok"
+        except Exception as exc:
+            ok = False
+            checks["redis"] = f"error: {type(exc).__name__}"
+    else:
+        checks["redis"] = "not configured (in-process jobs)"
+    return web.json_response({"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503)
+
+
+async def metrics_view(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    with contextlib.suppress(Exception):
+        metrics.outbox_pending.set(await outbox.pending_count(rt))
+    return web.Response(body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runtime | None = None) -> web.Application:
+    """Build the application. Resources (database, job queue, HTTP clients) open in a cleanup context and close
+    with the app. Pass ``runtime`` to share one already built (tests, ``run.py demo``)."""
+    from bots import web as bots_web
+    from scrm.web import api
+
+    app = web.Application(
+        middlewares=[error_middleware, api_auth_middleware], client_max_size=settings.max_body_bytes
+    )
+    app[SETTINGS] = settings
+
+    async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
+        owned = runtime is None
+        rt = runtime or await build_runtime(settings, clock)
+        app[RUNTIME] = rt
+        tasks = await start_inprocess_work(rt) if owned else []
+        if settings.is_sandbox:
+            log.info(
+                "sandbox mode: no WeCom credentials configured; WeCom and WeChat are emulated",
+                extra={"sandbox_url": f"{settings.base_url}/sandbox/"},
+            )
+        yield
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if owned:
+            await rt.close()
+
+    app.cleanup_ctx.append(runtime_ctx)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_view)
+    bots_web.setup_routes(app)
+    api.setup_routes(app)
+    if settings.is_sandbox:
+        from bots.sandbox import web as sandbox_web
+
+        sandbox_web.setup(app)
+    return app

@@ -1,0 +1,132 @@
+"""Shared fixtures: real SQLite and PostgreSQL databases, real Redis, a frozen clock, the runtime and the app.
+
+PostgreSQL: one database per test session (``scrm_test_<pid>``), migrated once, truncated before each test.
+SQLite: a migrated template file copied per test. Redis: DB number 13 (flushed around each test that uses it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+import sqlalchemy as sa
+
+from config import Settings, load_settings
+from scrm.core import migrate
+from scrm.core.clock import UTC, FrozenClock
+from scrm.core.db import Database, metadata
+from scrm.core.runtime import Runtime
+from scrm.web.runtime import build_runtime, load_features
+
+PG_ADMIN_DSN = os.environ.get("SCRM_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_NAME = f"scrm_test_{os.getpid()}"
+PG_URL = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{PG_NAME}"
+REDIS_URL = os.environ.get("SCRM_TEST_REDIS", "redis://127.0.0.1:6379/13")
+
+
+def _run(coro):  # session-scoped setup outside the per-test loops
+    return asyncio.run(coro)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("db") / "template.db"
+
+    async def make() -> None:
+        db = Database(f"sqlite+aiosqlite:///{path}")
+        await migrate.upgrade(db)
+        await db.dispose()
+
+    _run(make())
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    async def create() -> None:
+        conn = await asyncpg.connect(PG_ADMIN_DSN)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{PG_NAME}"')
+            await conn.execute(f'CREATE DATABASE "{PG_NAME}"')
+        finally:
+            await conn.close()
+        db = Database(PG_URL)
+        await migrate.upgrade(db)
+        await db.dispose()
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(PG_ADMIN_DSN)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{PG_NAME}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    _run(create())
+    yield PG_URL
+    _run(drop())
+
+
+async def truncate_all(url: str) -> None:
+    load_features()
+    db = Database(url)
+    names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+    async with db.write() as conn:
+        await conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    await db.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+async def database_url(request: pytest.FixtureRequest, db_backend: str, tmp_path: Path) -> str:
+    if db_backend == "postgres":
+        url = request.getfixturevalue("pg_database")
+        await truncate_all(url)
+        return url
+    template = request.getfixturevalue("sqlite_template")
+    target = tmp_path / "scrm.db"
+    shutil.copy(template, target)
+    return f"sqlite+aiosqlite:///{target}"
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(dt.datetime(2026, 11, 23, 2, 0, tzinfo=UTC))
+
+
+def make_settings(**overrides: object) -> Settings:
+    env = {"SCRM_SANDBOX": "1", "SCRM_LOG_FORMAT": "text", "SCRM_JOB_RETRY_BASE": "0.01", "SCRM_PORT": "8080"}
+    env.update({f"SCRM_{k.upper()}": str(v) for k, v in overrides.items()})
+    return load_settings(env, config_file=os.devnull)
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return make_settings(database_url=database_url)
+
+
+@pytest.fixture
+async def rt(settings: Settings, clock: FrozenClock) -> AsyncIterator[Runtime]:
+    runtime = await build_runtime(settings, clock)
+    yield runtime
+    await runtime.close()
+
+
+@pytest.fixture
+async def redis_url() -> AsyncIterator[str]:
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(REDIS_URL)
+    await client.flushdb()
+    yield REDIS_URL
+    await client.flushdb()
+    await client.aclose()
