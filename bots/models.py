@@ -44,6 +44,8 @@ kf_cursors = sa.Table(
     sa.Column("open_kfid", sa.String(64), primary_key=True),
     sa.Column("cursor", sa.String(256), nullable=False, server_default=""),
     sa.Column("callback_token", sa.String(256), nullable=False, server_default=""),
+    sa.Column("request_seq", sa.Integer(), nullable=False, server_default="0"),  # bumped by each callback
+    sa.Column("synced_seq", sa.Integer(), nullable=False, server_default="0"),  # request_seq a finished sync covered
     sa.Column("requested_at", UTCDateTime()),
     sa.Column("synced_at", UTCDateTime()),
     sa.Column("lease_until", UTCDateTime()),

@@ -1,7 +1,164 @@
-"""Routes of the bots package."""
+"""HTTP callbacks: ``GET|POST /callback/wecom`` and ``GET|POST /callback/mp``.
+
+Order of checks (cheapest and safest first): query parameters → timestamp window → body size → envelope XML
+(entities refused) → signature → decrypt (receive id) → plaintext XML → normalise → store + outbox in one
+transaction → 200 with an empty body. Rejections answer JSON errors and store nothing; a database failure answers
+503 so WeCom retries.
+"""
+
+from __future__ import annotations
+
+import logging
 
 from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
+
+from bots.inbound import store_inbound
+from bots.normalize import Inbound, normalize_mp, normalize_wecom
+from bots.wecom.crypto import (
+    CallbackCrypto,
+    CallbackRejected,
+    check_signature,
+    check_timestamp,
+    parse_query,
+    require,
+)
+from bots.wecom.xmlparse import BadXml, parse_xml
+from scrm.core import metrics
+from scrm.web.errors import json_error
+from scrm.web.keys import RUNTIME, SETTINGS
+
+log = logging.getLogger(__name__)
+
+WECOM_CRYPTO = web.AppKey("wecom_crypto", CallbackCrypto)
+MP_CRYPTO = web.AppKey("mp_crypto", CallbackCrypto)
+
+
+def _rejected(channel: str, exc: CallbackRejected) -> web.Response:
+    metrics.callbacks.labels(channel=channel, outcome=exc.code).inc()
+    log.info("callback rejected", extra={"channel": channel, "code": exc.code, "reason": exc.message})
+    return json_error(exc.status, exc.code, exc.message)
+
+
+async def _read_body(request: web.Request) -> str:
+    limit = request.app[SETTINGS].max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    body = await request.read()
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CallbackRejected(400, "bad_request", "body is not UTF-8") from None
+
+
+async def _store(request: web.Request, channel: str, item: Inbound) -> web.Response:
+    rt = request.app[RUNTIME]
+    try:
+        stored = await store_inbound(rt, item)
+    except (SQLAlchemyError, OSError) as exc:
+        metrics.callbacks.labels(channel=channel, outcome="db_error").inc()
+        log.error("callback not stored; asking the sender to retry", extra={"channel": channel, "error": str(exc)})
+        return json_error(503, "unavailable", "storage unavailable, retry later")
+    metrics.callbacks.labels(channel=channel, outcome="duplicate" if stored.duplicate else "stored").inc()
+    return web.Response(status=200, body=b"")
+
+
+# ---- WeCom --------------------------------------------------------------------------------------------
+async def wecom_verify(request: web.Request) -> web.Response:
+    crypto = request.app[WECOM_CRYPTO]
+    rt = request.app[RUNTIME]
+    try:
+        query = parse_query(request.query_string)
+        sig, ts, nonce, echostr = require(query, "msg_signature", "timestamp", "nonce", "echostr")
+        check_timestamp(ts, rt.clock.timestamp(), rt.settings.callback_max_skew)
+        check_signature(sig, crypto.token, ts, nonce, echostr)
+        plain = crypto.decrypt(echostr)
+    except CallbackRejected as exc:
+        return _rejected("wecom", exc)
+    return web.Response(text=plain, content_type="text/plain")
+
+
+async def wecom_callback(request: web.Request) -> web.Response:
+    crypto = request.app[WECOM_CRYPTO]
+    rt = request.app[RUNTIME]
+    try:
+        query = parse_query(request.query_string)
+        sig, ts, nonce = require(query, "msg_signature", "timestamp", "nonce")
+        check_timestamp(ts, rt.clock.timestamp(), rt.settings.callback_max_skew)
+        body = await _read_body(request)
+        envelope = _parse(body)
+        encrypted = envelope.get("Encrypt")
+        if not isinstance(encrypted, str) or not encrypted.strip():
+            raise CallbackRejected(400, "bad_request", "envelope has no Encrypt element")
+        check_signature(sig, crypto.token, ts, nonce, encrypted.strip())
+        plain = crypto.decrypt(encrypted.strip())
+        fields = _parse(plain)
+    except CallbackRejected as exc:
+        return _rejected("wecom", exc)
+    return await _store(request, "wecom", normalize_wecom(fields, plain, rt.clock.now()))
+
+
+# ---- Official Account ---------------------------------------------------------------------------------
+async def mp_verify(request: web.Request) -> web.Response:
+    crypto = request.app[MP_CRYPTO]
+    rt = request.app[RUNTIME]
+    try:
+        query = parse_query(request.query_string)
+        sig, ts, nonce, echostr = require(query, "signature", "timestamp", "nonce", "echostr")
+        check_timestamp(ts, rt.clock.timestamp(), rt.settings.callback_max_skew)
+        check_signature(sig, crypto.token, ts, nonce)
+    except CallbackRejected as exc:
+        return _rejected("mp", exc)
+    return web.Response(text=echostr, content_type="text/plain")
+
+
+async def mp_callback(request: web.Request) -> web.Response:
+    crypto = request.app[MP_CRYPTO]
+    rt = request.app[RUNTIME]
+    try:
+        query = parse_query(request.query_string)
+        sig, ts, nonce = require(query, "signature", "timestamp", "nonce")
+        check_timestamp(ts, rt.clock.timestamp(), rt.settings.callback_max_skew)
+        check_signature(sig, crypto.token, ts, nonce)
+        body = await _read_body(request)
+        doc = _parse(body)
+        if query.get("encrypt_type", "raw") == "aes":
+            (msg_sig,) = require(query, "msg_signature")
+            encrypted = doc.get("Encrypt")
+            if not isinstance(encrypted, str) or not encrypted.strip():
+                raise CallbackRejected(400, "bad_request", "safe-mode body has no Encrypt element")
+            check_signature(msg_sig, crypto.token, ts, nonce, encrypted.strip())
+            body = crypto.decrypt(encrypted.strip())
+            doc = _parse(body)
+        elif rt.settings.mp_aes_key:
+            raise CallbackRejected(400, "bad_request", "this account is in safe mode: encrypt_type=aes required")
+    except CallbackRejected as exc:
+        return _rejected("mp", exc)
+    response = await _store(request, "mp", normalize_mp(doc, body, rt.clock.now()))
+    if response.status == 200:
+        # The Official Account shows "该公众号暂时无法提供服务" for anything but "success" or an empty body.
+        return web.Response(text="success", content_type="text/plain")
+    return response
+
+
+def _parse(text: str) -> dict[str, object]:
+    try:
+        return parse_xml(text)
+    except BadXml as exc:
+        raise CallbackRejected(400, "bad_xml", str(exc)) from None
 
 
 def setup_routes(app: web.Application) -> None:
-    pass
+    settings = app[SETTINGS]
+    if settings.wecom_enabled:
+        app[WECOM_CRYPTO] = CallbackCrypto(
+            settings.wecom_token.get(), settings.wecom_aes_key.get(), settings.wecom_corp_id, work=True
+        )
+        app.router.add_get("/callback/wecom", wecom_verify)
+        app.router.add_post("/callback/wecom", wecom_callback)
+    if settings.mp_enabled:
+        aes = settings.mp_aes_key.get()
+        # Plain-mode accounts have no AES key; the crypto object then only carries the token.
+        app[MP_CRYPTO] = CallbackCrypto(settings.mp_token.get(), aes or "A" * 43, settings.mp_app_id, work=False)
+        app.router.add_get("/callback/mp", mp_verify)
+        app.router.add_post("/callback/mp", mp_callback)

@@ -7,6 +7,7 @@ SQLite: a migrated template file copied per test. Redis: DB number 13 (flushed a
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import datetime as dt
 import os
 import shutil
@@ -30,8 +31,10 @@ PG_URL = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{PG_NAME}"
 REDIS_URL = os.environ.get("SCRM_TEST_REDIS", "redis://127.0.0.1:6379/13")
 
 
-def _run(coro):  # session-scoped setup outside the per-test loops
-    return asyncio.run(coro)
+def _run(coro):  # type: ignore[no-untyped-def]
+    """Session-scoped setup may be first requested from inside a test's running loop: use a thread of its own."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 @pytest.fixture(scope="session")
@@ -122,11 +125,11 @@ async def rt(settings: Settings, clock: FrozenClock) -> AsyncIterator[Runtime]:
 
 
 @pytest.fixture
-async def redis_url() -> AsyncIterator[str]:
-    import redis.asyncio as aioredis
+def redis_url() -> Iterator[str]:
+    import redis
 
-    client = aioredis.from_url(REDIS_URL)
-    await client.flushdb()
+    client = redis.Redis.from_url(REDIS_URL)
+    client.flushdb()
     yield REDIS_URL
-    await client.flushdb()
-    await client.aclose()
+    client.flushdb()
+    client.close()

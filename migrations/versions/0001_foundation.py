@@ -65,6 +65,8 @@ def upgrade() -> None:
     sa.Column('open_kfid', sa.String(length=64), nullable=False),
     sa.Column('cursor', sa.String(length=256), server_default='', nullable=False),
     sa.Column('callback_token', sa.String(length=256), server_default='', nullable=False),
+    sa.Column('request_seq', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('synced_seq', sa.Integer(), server_default='0', nullable=False),
     sa.Column('requested_at', scrm.core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('synced_at', scrm.core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('lease_until', scrm.core.db.UTCDateTime(timezone=True), nullable=True),

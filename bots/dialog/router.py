@@ -1,0 +1,115 @@
+"""The dialogue router: a customer's text → an intent → a reply (Simplified Chinese).
+
+Intents register themselves with a matcher and a one-line description for 帮助. Later features (ordering, order
+status, balance, stock, coupons) plug in here. Matching is on normalised text: full-width folded to half-width,
+lower-cased, surrounding punctuation and whitespace stripped.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from scrm.core.runtime import Runtime
+
+
+@dataclass
+class Turn:
+    """One customer message to answer."""
+
+    rt: Runtime
+    channel: str  # kf | mp
+    customer_id: int
+    text: str
+    inbound_id: int
+    external_userid: str = ""
+    openid: str = ""
+    open_kfid: str = ""
+
+    @property
+    def normalized(self) -> str:
+        return normalize_text(self.text)
+
+
+@dataclass
+class Reply:
+    text: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+Matcher = Callable[[str], bool]
+IntentHandler = Callable[[Turn], Awaitable[Reply]]
+
+
+@dataclass(frozen=True)
+class Intent:
+    name: str
+    matcher: Matcher
+    handler: IntentHandler
+    help_line: str = ""  # shown by 帮助; empty = not listed
+    priority: int = 100  # lower runs first
+
+
+_intents: dict[str, Intent] = {}
+
+_PUNCT = " \t\r\n。，,.!！?？~～、;；:："
+
+
+def normalize_text(text: str) -> str:
+    folded = unicodedata.normalize("NFKC", text).lower()
+    return re.sub(r"\s+", " ", folded).strip(_PUNCT)
+
+
+def intent(name: str, matcher: Matcher, *, help_line: str = "", priority: int = 100) -> Callable[[IntentHandler], IntentHandler]:
+    def deco(func: IntentHandler) -> IntentHandler:
+        _intents[name] = Intent(name, matcher, func, help_line, priority)
+        return func
+
+    return deco
+
+
+def exact(*words: str) -> Matcher:
+    options = {normalize_text(w) for w in words}
+    return lambda text: text in options
+
+
+def intents() -> list[Intent]:
+    return sorted(_intents.values(), key=lambda i: (i.priority, i.name))
+
+
+async def respond(turn: Turn) -> Reply:
+    """Pick the first intent whose matcher accepts the text; the fallback answers everything else."""
+    text = turn.normalized
+    for item in intents():
+        if item.matcher(text):
+            return await item.handler(turn)
+    return await fallback(turn)
+
+
+def help_text() -> str:
+    lines = [f"· {i.help_line}" for i in intents() if i.help_line]
+    return "您好！我是在线客服助手，可以帮您：\n" + "\n".join(lines) + "\n有其他问题也可以直接留言，销售顾问会尽快回复您。"
+
+
+@intent("help", exact("帮助", "help", "菜单", "?", "？", "功能", "怎么用", "h"), help_line="发送“帮助”查看我能做什么", priority=0)
+async def help_intent(turn: Turn) -> Reply:
+    return Reply(help_text())
+
+
+@intent("greeting", exact("你好", "您好", "在吗", "在不在", "hi", "hello", "嗨", "哈喽"), priority=10)
+async def greeting(turn: Turn) -> Reply:
+    return Reply("您好，很高兴为您服务！\n" + help_text())
+
+
+async def fallback(turn: Turn) -> Reply:
+    shown = turn.text.strip()
+    if len(shown) > 20:
+        shown = shown[:20] + "…"
+    return Reply(
+        f"抱歉，我暂时没理解“{shown}”。\n"
+        "您可以发送“帮助”查看我能做什么；您的留言已记录，销售顾问会尽快回复您。",
+        meta={"intent": "fallback"},
+    )

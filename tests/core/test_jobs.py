@@ -1,0 +1,140 @@
+"""The two job engines pass the same tests: run, job-id dedupe, retries with back-off, RetryLater, final failure."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from arq.connections import RedisSettings
+from arq.worker import Worker
+
+from scrm.core.clock import FrozenClock
+from scrm.core.db import Database
+from scrm.core.jobs import ArqQueue, InProcessQueue, JobContext, JobQueue, RetryLater, arq_function, job, registered_jobs
+from scrm.core.runtime import Runtime
+from tests.conftest import make_settings
+
+runs: Counter[str] = Counter()
+tries_seen: dict[str, list[int]] = {}
+
+
+@job("test_record", max_tries=3)
+async def record(ctx: JobContext, key: str) -> None:
+    runs[key] += 1
+    tries_seen.setdefault(key, []).append(ctx.job_try)
+
+
+@job("test_flaky", max_tries=4)
+async def flaky(ctx: JobContext, key: str, failures: int) -> None:
+    runs[key] += 1
+    if runs[key] <= failures:
+        raise RuntimeError(f"failure {runs[key]}")
+
+
+@job("test_rate_limited", max_tries=3)
+async def rate_limited(ctx: JobContext, key: str) -> None:
+    runs[key] += 1
+    if runs[key] == 1:
+        raise RetryLater(0.05, "45009")
+
+
+@job("test_slow", max_tries=1)
+async def slow(ctx: JobContext, key: str) -> None:
+    await asyncio.sleep(0.2)
+    runs[key] += 1
+
+
+TEST_JOBS = ["test_record", "test_flaky", "test_rate_limited", "test_slow"]
+
+Run = Callable[[], Awaitable[None]]
+
+
+@pytest.fixture(params=["inprocess", "arq"])
+async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[JobQueue, Run]]:
+    settings = make_settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'j.db'}")
+    db = Database(settings.database_url)
+    runs.clear()
+    tries_seen.clear()
+    if request.param == "inprocess":
+        queue: JobQueue = InProcessQueue(concurrency=4, max_tries=3, retry_base=0.01)
+        rt = Runtime(settings, db, FrozenClock(), queue)
+        await queue.start(rt)
+
+        async def run() -> None:
+            assert isinstance(queue, InProcessQueue)
+            await queue.drain(10)
+
+        yield queue, run
+        await rt.close()
+        return
+    redis_url = request.getfixturevalue("redis_url")
+    queue = ArqQueue(redis_url)
+    rt = Runtime(settings, db, FrozenClock(), queue)
+    specs = registered_jobs()
+
+    async def startup(ctx: dict[str, object]) -> None:
+        ctx["rt"] = rt
+
+    async def run_arq() -> None:
+        worker = Worker(
+            functions=[arq_function(specs[name], 3, 0.01) for name in TEST_JOBS],
+            redis_settings=RedisSettings.from_dsn(redis_url),
+            queue_name="scrm:jobs",
+            on_startup=startup,
+            burst=True,
+            poll_delay=0.01,
+            handle_signals=False,
+        )
+        try:
+            await asyncio.wait_for(worker.async_run(), 20)
+        finally:
+            await worker.close()
+
+    yield queue, run_arq
+    await rt.close()
+
+
+async def test_job_runs_once(engine: tuple[JobQueue, Run]) -> None:
+    queue, run = engine
+    assert await queue.enqueue("test_record", "a", job_id="rec-a")
+    await run()
+    assert runs["a"] == 1
+    assert tries_seen["a"] == [1]
+
+
+async def test_same_job_id_while_queued_is_a_no_op(engine: tuple[JobQueue, Run]) -> None:
+    queue, run = engine
+    assert await queue.enqueue("test_slow", "s", job_id="slow-1")
+    assert not await queue.enqueue("test_slow", "s", job_id="slow-1")
+    await run()
+    assert runs["s"] == 1
+
+
+async def test_failures_retry_with_backoff_until_success(engine: tuple[JobQueue, Run]) -> None:
+    queue, run = engine
+    await queue.enqueue("test_flaky", "f", 2, job_id="flaky-1")
+    await run()
+    assert runs["f"] == 3  # two failures, then success
+
+
+async def test_final_failure_stops_retrying(engine: tuple[JobQueue, Run]) -> None:
+    queue, run = engine
+    await queue.enqueue("test_flaky", "g", 99, job_id="flaky-2")
+    await run()
+    assert runs["g"] == 4  # max_tries of the job, then given up (and logged), not retried forever
+
+
+async def test_retry_later_defers(engine: tuple[JobQueue, Run]) -> None:
+    queue, run = engine
+    await queue.enqueue("test_rate_limited", "r", job_id="rl-1")
+    await run()
+    assert runs["r"] == 2
+
+
+async def test_unknown_job_is_refused_in_process() -> None:
+    queue = InProcessQueue()
+    with pytest.raises(LookupError):
+        await queue.enqueue("no_such_job")
