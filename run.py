@@ -38,8 +38,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"打开沙箱聊天页 / open the sandbox chat: {settings.base_url}/sandbox/", flush=True)
         print(f"API token (sandbox): {settings.admin_token.get()}", flush=True)
     try:
-        web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None,
-                    access_log=None, shutdown_timeout=5)
+        web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None, access_log=None, shutdown_timeout=5)
     except NotMigrated as exc:
         print(f"数据库未迁移 / database not migrated: {exc}", file=sys.stderr)
         return 2
@@ -86,6 +85,106 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return asyncio.run(run_demo(settings, keep_db=args.keep_db))
 
 
+def _with_runtime(coro_fn):  # type: ignore[no-untyped-def]
+    """Run ``coro_fn(rt)`` with a runtime on the configured database (migrating the embedded SQLite)."""
+    from scrm.web.runtime import NotMigrated, build_runtime
+
+    settings = _settings()
+    setup_logging("WARNING", "text")
+
+    async def run() -> int:
+        rt = await build_runtime(settings)
+        try:
+            return int(await coro_fn(rt))
+        finally:
+            await rt.close()
+
+    try:
+        return asyncio.run(run())
+    except NotMigrated as exc:
+        print(f"数据库未迁移 / database not migrated: {exc}", file=sys.stderr)
+        return 2
+
+
+def cmd_catalog(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from fulfillment.catalog import export_csv, import_rows, parse_catalog_csv
+
+    if args.action == "export":
+        out: list[str] = []
+
+        async def export(rt) -> int:  # type: ignore[no-untyped-def]
+            async with rt.db.read() as conn:
+                out.append(await export_csv(conn, rt.db.dialect))
+            return 0
+
+        code = _with_runtime(export)
+        if args.file and args.file != "-":
+            Path(args.file).write_text("".join(out), encoding="utf-8")
+        else:
+            sys.stdout.write("".join(out))
+        return code
+    path = Path(args.file)
+    try:
+        raw = path.read_bytes()
+        text = raw.decode("utf-8")
+    except FileNotFoundError:
+        print(f"找不到文件 / no such file: {path}", file=sys.stderr)
+        return 2
+    except UnicodeDecodeError:
+        print(f"{path}: 文件不是 UTF-8 编码 / not UTF-8 (save the CSV as UTF-8)", file=sys.stderr)
+        return 2
+    rows, errors = parse_catalog_csv(text)
+    for line, message in errors:
+        print(f"{path}:{line}: {message}", file=sys.stderr)
+
+    async def run_import(rt) -> int:  # type: ignore[no-untyped-def]
+        from fulfillment.orders import fill_backorders
+
+        total = len(rows)
+        async with rt.db.write() as conn:
+            report = await import_rows(conn, rt.db.dialect, rows, rt.clock.now(), progress=_progress(total))
+        for product_id in report.product_ids:
+            await fill_backorders(rt, product_id)
+        for line, message in report.errors:
+            print(f"\n{path}:{line}: {message}", file=sys.stderr)
+        bad = len(errors) + len(report.errors)
+        print(f"\n导入完成 / imported: {report.created} created, {report.updated} updated, {bad} rows with problems")
+        return 1 if bad else 0
+
+    return _with_runtime(run_import)
+
+
+def _progress(total: int):  # type: ignore[no-untyped-def]
+    def show(done: int) -> None:
+        if total and (done == total or done % 50 == 0):
+            width = 30
+            filled = int(width * done / total)
+            print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end="", flush=True)
+
+    return show
+
+
+def cmd_stock(args: argparse.Namespace) -> int:
+    from fulfillment.inventory import reconcile
+
+    async def run(rt) -> int:  # type: ignore[no-untyped-def]
+        async with rt.db.read() as conn:
+            drifts = await reconcile(conn)
+        if not drifts:
+            print("库存计数与流水一致 / stock counters equal the ledger: no drift")
+            return 0
+        for d in drifts:
+            print(
+                f"product {d.product_id} warehouse {d.warehouse_id}: counters on_hand={d.counters.on_hand} "
+                f"allocated={d.counters.allocated}; ledger on_hand={d.ledger.on_hand} allocated={d.ledger.allocated}"
+            )
+        return 1
+
+    return _with_runtime(run)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="run.py", description="SCRM + order-fulfilment bot platform")
     sub = parser.add_subparsers(dest="command")
@@ -95,11 +194,25 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("migrate", help="apply database migrations")
     demo = sub.add_parser("demo", help="scripted end-to-end scenario in the sandbox, printing what happened")
     demo.add_argument("--keep-db", action="store_true", help="use the configured database instead of a temp one")
+    cat = sub.add_parser("catalog", help="catalog import FILE.csv / catalog export [FILE.csv]")
+    cat.add_argument("action", choices=["import", "export"])
+    cat.add_argument("file", nargs="?", default="-")
+    stock = sub.add_parser("stock", help="stock reconcile: compare counters with the ledger")
+    stock.add_argument("action", choices=["reconcile"])
     args = parser.parse_args(argv)
     command = args.command or "serve"
     if command == "serve" and not hasattr(args, "port"):
         args.port = 0
-    handlers = {"serve": cmd_serve, "worker": cmd_worker, "migrate": cmd_migrate, "demo": cmd_demo}
+    if command == "catalog" and args.action == "import" and args.file == "-":
+        parser.error("catalog import needs FILE.csv")
+    handlers = {
+        "serve": cmd_serve,
+        "worker": cmd_worker,
+        "migrate": cmd_migrate,
+        "demo": cmd_demo,
+        "catalog": cmd_catalog,
+        "stock": cmd_stock,
+    }
     return handlers[command](args)
 
 

@@ -37,8 +37,10 @@ async def insert_inbound(conn: AsyncConnection, dialect: str, item: Inbound, rt:
     if inserted is None:
         return Stored(None, None)
     if item.is_unknown:
-        log.warning("unknown inbound kind stored", extra={"channel": item.channel, "inbound_id": inserted,
-                                                          "msg_type": item.msg_type, "event": item.event})
+        log.warning(
+            "unknown inbound kind stored",
+            extra={"channel": item.channel, "inbound_id": inserted, "msg_type": item.msg_type, "event": item.event},
+        )
         return Stored(int(inserted), None)
     oid = await outbox.add(conn, TOPIC, {"inbound_id": int(inserted)}, now)
     return Stored(int(inserted), oid)
@@ -53,10 +55,7 @@ async def store_inbound(rt: Runtime, item: Inbound) -> Stored:
     return stored
 
 
-async def mark_processed(conn: AsyncConnection, inbound_id: int, rt: Runtime, status: str = "processed",
-                         note: str | None = None) -> None:
+async def mark_processed(conn: AsyncConnection, inbound_id: int, rt: Runtime, status: str = "processed", note: str | None = None) -> None:
     await conn.execute(
-        sa.update(inbound_events)
-        .where(inbound_events.c.id == inbound_id)
-        .values(status=status, processed_at=rt.clock.now(), note=note)
+        sa.update(inbound_events).where(inbound_events.c.id == inbound_id).values(status=status, processed_at=rt.clock.now(), note=note)
     )

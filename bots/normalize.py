@@ -168,8 +168,9 @@ def normalize_mp(fields: dict[str, Any], raw: str, received_at: dt.datetime) -> 
     }
     if msg_type in MESSAGE_TYPES:
         msg_id = _s(fields, "MsgId") or _digest(raw)
-        return Inbound(kind=f"message.{msg_type}", dedupe_key=f"msg:{msg_id}",
-                       content=_s(fields, "Content") if msg_type == "text" else "", **base)
+        return Inbound(
+            kind=f"message.{msg_type}", dedupe_key=f"msg:{msg_id}", content=_s(fields, "Content") if msg_type == "text" else "", **base
+        )
     if msg_type == "event":
         event = _s(fields, "Event").lower()
         key = f"event:{openid}:{_s(fields, 'CreateTime')}:{event}:{_s(fields, 'EventKey')}"

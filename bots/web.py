@@ -151,9 +151,7 @@ def _parse(text: str) -> dict[str, object]:
 def setup_routes(app: web.Application) -> None:
     settings = app[SETTINGS]
     if settings.wecom_enabled:
-        app[WECOM_CRYPTO] = CallbackCrypto(
-            settings.wecom_token.get(), settings.wecom_aes_key.get(), settings.wecom_corp_id, work=True
-        )
+        app[WECOM_CRYPTO] = CallbackCrypto(settings.wecom_token.get(), settings.wecom_aes_key.get(), settings.wecom_corp_id, work=True)
         app.router.add_get("/callback/wecom", wecom_verify)
         app.router.add_post("/callback/wecom", wecom_callback)
     if settings.mp_enabled:

@@ -102,6 +102,8 @@ class Settings:
     kf_max_messages: int = 5
     msg_template_monthly_cap: int = 4
     public_url: str = ""  # how people reach this server; defaults to http://host:port
+    ops_userids: str = ""  # comma-separated WeCom userids of operations staff (low-stock and order alerts)
+    mp_notice_template_id: str = ""  # Official Account template (模板消息) used for order notices
 
     # ---- derived views -------------------------------------------------------------------------
     @property
@@ -119,6 +121,10 @@ class Settings:
     @property
     def mp_enabled(self) -> bool:
         return bool(self.mp_app_id and self.mp_secret and self.mp_token)
+
+    @property
+    def ops_userid_list(self) -> list[str]:
+        return [u.strip() for u in self.ops_userids.split(",") if u.strip()]
 
     @property
     def jobs_backend(self) -> str:
@@ -225,6 +231,10 @@ def finalize(settings: Settings) -> Settings:
             )
         if not settings.admin_token:
             changes["admin_token"] = Secret(SANDBOX_ADMIN_TOKEN)
+        if not settings.ops_userids:
+            changes["ops_userids"] = "ops01"
+        if not settings.mp_notice_template_id:
+            changes["mp_notice_template_id"] = "sandbox-order-notice"
     else:
         changes.setdefault("wecom_api_base", settings.wecom_api_base or WECOM_API_BASE)
         changes.setdefault("mp_api_base", settings.mp_api_base or MP_API_BASE)

@@ -3,10 +3,10 @@ on a fresh sync engine when invoked from the ``alembic`` CLI."""
 
 from __future__ import annotations
 
+import importlib
+
 from alembic import context
 from sqlalchemy import create_engine
-
-import importlib
 
 from scrm.core.db import metadata
 
@@ -16,6 +16,7 @@ MODEL_MODULES = [
     "scrm.customers.models",
     "bots.models",
     "bots.outbound.models",
+    "fulfillment.models",
 ]
 for _name in MODEL_MODULES:
     importlib.import_module(_name)

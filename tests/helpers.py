@@ -15,8 +15,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def envelope(crypto: CallbackCrypto, xml: str, *, timestamp: int | None = None, nonce: str = "1372623149",
-             agent_id: str = "1000002") -> tuple[dict[str, str], bytes]:
+def envelope(
+    crypto: CallbackCrypto, xml: str, *, timestamp: int | None = None, nonce: str = "1372623149", agent_id: str = "1000002"
+) -> tuple[dict[str, str], bytes]:
     ts = str(timestamp if timestamp is not None else int(time.time()))
     encrypted = crypto.encrypt(xml)
     sig = signature(crypto.token, ts, nonce, encrypted)

@@ -28,6 +28,7 @@ class Turn:
     external_userid: str = ""
     openid: str = ""
     open_kfid: str = ""
+    state: dict[str, Any] = field(default_factory=dict)  # what the bot waits for; saved after the turn
 
     @property
     def normalized(self) -> str:
@@ -41,13 +42,16 @@ class Reply:
 
 
 Matcher = Callable[[str], bool]
-IntentHandler = Callable[[Turn], Awaitable[Reply]]
+IntentHandler = Callable[[Turn], Awaitable[Reply | None]]
 
 
 @dataclass(frozen=True)
 class Intent:
+    """A keyword intent (``matcher`` set; the handler always answers) or a stage (``matcher`` None; the handler
+    looks at the turn itself and returns None to let the next intent try)."""
+
     name: str
-    matcher: Matcher
+    matcher: Matcher | None
     handler: IntentHandler
     help_line: str = ""  # shown by 帮助; empty = not listed
     priority: int = 100  # lower runs first
@@ -63,12 +67,17 @@ def normalize_text(text: str) -> str:
     return re.sub(r"\s+", " ", folded).strip(_PUNCT)
 
 
-def intent(name: str, matcher: Matcher, *, help_line: str = "", priority: int = 100) -> Callable[[IntentHandler], IntentHandler]:
+def intent(name: str, matcher: Matcher | None, *, help_line: str = "", priority: int = 100) -> Callable[[IntentHandler], IntentHandler]:
     def deco(func: IntentHandler) -> IntentHandler:
         _intents[name] = Intent(name, matcher, func, help_line, priority)
         return func
 
     return deco
+
+
+def stage(name: str, *, help_line: str = "", priority: int = 100) -> Callable[[IntentHandler], IntentHandler]:
+    """Register a handler that decides for itself whether it answers (returns None to pass)."""
+    return intent(name, None, help_line=help_line, priority=priority)
 
 
 def exact(*words: str) -> Matcher:
@@ -84,8 +93,12 @@ async def respond(turn: Turn) -> Reply:
     """Pick the first intent whose matcher accepts the text; the fallback answers everything else."""
     text = turn.normalized
     for item in intents():
-        if item.matcher(text):
-            return await item.handler(turn)
+        if item.matcher is not None and not item.matcher(text):
+            continue
+        reply = await item.handler(turn)
+        if reply is not None:
+            reply.meta.setdefault("intent", item.name)
+            return reply
     return await fallback(turn)
 
 
@@ -109,7 +122,6 @@ async def fallback(turn: Turn) -> Reply:
     if len(shown) > 20:
         shown = shown[:20] + "…"
     return Reply(
-        f"抱歉，我暂时没理解“{shown}”。\n"
-        "您可以发送“帮助”查看我能做什么；您的留言已记录，销售顾问会尽快回复您。",
+        f"抱歉，我暂时没理解“{shown}”。\n您可以发送“帮助”查看我能做什么；您的留言已记录，销售顾问会尽快回复您。",
         meta={"intent": "fallback"},
     )

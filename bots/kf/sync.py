@@ -100,9 +100,7 @@ async def _pull_pages(rt: Runtime, open_kfid: str, owner: str) -> int:
                     outbox_ids.append(result.outbox_id)
                     stored += 1
                 if result.inbound_id is not None and item.kind.startswith("kf.customer.") and item.external_userid:
-                    await record_customer_message(
-                        conn, open_kfid=open_kfid, external_userid=item.external_userid, at=item.occurred_at
-                    )
+                    await record_customer_message(conn, open_kfid=open_kfid, external_userid=item.external_userid, at=item.occurred_at)
             moved = await conn.execute(
                 sa.update(kf_cursors)
                 .where(kf_cursors.c.open_kfid == open_kfid, kf_cursors.c.lease_owner == owner)
@@ -117,7 +115,7 @@ async def _pull_pages(rt: Runtime, open_kfid: str, owner: str) -> int:
     return stored
 
 
-class LeaseLost(Exception):  # noqa: N818
+class LeaseLost(Exception):
     pass
 
 

@@ -17,7 +17,7 @@ from wechatpy.crypto import PrpCrypto as MpPrpCrypto
 from wechatpy.work.crypto import PrpCrypto as WorkPrpCrypto
 
 
-class CallbackRejected(Exception):  # noqa: N818
+class CallbackRejected(Exception):
     """A callback that must not be processed; ``status`` is the HTTP answer (400/403)."""
 
     def __init__(self, status: int, code: str, message: str) -> None:

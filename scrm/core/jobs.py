@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class RetryLater(Exception):  # noqa: N818 - it is a request, not an error
+class RetryLater(Exception):
     """Raised by a job to run again after ``defer`` seconds (e.g. WeCom 45009 rate limit)."""
 
     def __init__(self, defer: float, reason: str = "") -> None:
@@ -36,7 +36,7 @@ class RetryLater(Exception):  # noqa: N818 - it is a request, not an error
         self.reason = reason
 
 
-class QueueUnavailable(Exception):  # noqa: N818
+class QueueUnavailable(Exception):
     """The job backend cannot take work now (Redis down). The caller's data is safe in the database."""
 
 
@@ -230,9 +230,9 @@ class InProcessQueue(JobQueue):
             except Exception:
                 log.exception("cron job failed", extra={"cron": spec.name})
 
-    async def drain(self, timeout: float = 30.0) -> None:
+    async def drain(self, within: float = 30.0) -> None:
         """Wait until nothing is queued, deferred or running (tests, demo, shutdown)."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while True:
             if not self._known and self._queue.empty() and not self._timers:
                 return

@@ -6,9 +6,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 registry = CollectorRegistry(auto_describe=True)
 
-http_requests = Counter(
-    "scrm_http_requests_total", "HTTP requests served", ["route", "method", "status"], registry=registry
-)
+http_requests = Counter("scrm_http_requests_total", "HTTP requests served", ["route", "method", "status"], registry=registry)
 http_latency = Histogram(
     "scrm_http_request_seconds",
     "HTTP request latency",
@@ -16,12 +14,8 @@ http_latency = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
     registry=registry,
 )
-callbacks = Counter(
-    "scrm_callbacks_total", "Callbacks received by outcome", ["channel", "outcome"], registry=registry
-)
-outbound = Counter(
-    "scrm_outbound_messages_total", "Outbound messages by channel and outcome", ["channel", "outcome"], registry=registry
-)
+callbacks = Counter("scrm_callbacks_total", "Callbacks received by outcome", ["channel", "outcome"], registry=registry)
+outbound = Counter("scrm_outbound_messages_total", "Outbound messages by channel and outcome", ["channel", "outcome"], registry=registry)
 wecom_api_calls = Counter(
     "scrm_wecom_api_calls_total", "Calls to WeCom/WeChat APIs by path and errcode", ["path", "errcode"], registry=registry
 )

@@ -8,7 +8,6 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrm.core.db import Database
 
@@ -45,5 +44,3 @@ async def upgrade(db: Database, revision: str = "head") -> None:
 
 async def is_current(db: Database) -> bool:
     return await current_revision(db) == head_revision()
-
-

@@ -69,9 +69,7 @@ def handler_for(topic: str) -> Handler | None:
 async def add(conn: AsyncConnection, topic: str, payload: dict[str, Any], now: dt.datetime) -> int:
     """Write an outbox row in the caller's transaction; returns its id (for :func:`kick`)."""
     result = await conn.execute(
-        outbox.insert()
-        .values(topic=topic, payload=payload, created_at=now, next_attempt_at=now + FAST_PATH_GRACE)
-        .returning(outbox.c.id)
+        outbox.insert().values(topic=topic, payload=payload, created_at=now, next_attempt_at=now + FAST_PATH_GRACE).returning(outbox.c.id)
     )
     return int(result.scalar_one())
 
@@ -100,9 +98,7 @@ async def relay_once(rt: Runtime, limit: int = 500) -> int:
             query = query.with_for_update(skip_locked=True)
         ids = [row.id for row in await conn.execute(query)]
         if ids:
-            await conn.execute(
-                outbox.update().where(outbox.c.id.in_(ids)).values(next_attempt_at=now + RELAY_LEASE)
-            )
+            await conn.execute(outbox.update().where(outbox.c.id.in_(ids)).values(next_attempt_at=now + RELAY_LEASE))
     sent = 0
     for oid in ids:
         try:
@@ -140,9 +136,7 @@ async def dispatch(rt: Runtime, outbox_id: int, *, final_try: bool) -> None:
         raise
     async with rt.db.write() as conn:
         await conn.execute(
-            outbox.update()
-            .where(outbox.c.id == outbox_id)
-            .values(done_at=rt.clock.now(), attempts=outbox.c.attempts + 1, last_error=None)
+            outbox.update().where(outbox.c.id == outbox_id).values(done_at=rt.clock.now(), attempts=outbox.c.attempts + 1, last_error=None)
         )
 
 
@@ -166,6 +160,6 @@ async def relay_forever(rt: Runtime) -> None:
         await asyncio.sleep(rt.settings.outbox_poll_seconds)
 
 
-@job(JOB_NAME, timeout=600)
+@job(JOB_NAME, timeout=600, max_tries=12)
 async def dispatch_outbox(ctx: JobContext, outbox_id: int) -> None:
     await dispatch(ctx.rt, outbox_id, final_try=ctx.final_try)

@@ -16,17 +16,13 @@ IDENTITY_KINDS = ("external_userid", "openid", "unionid")
 async def find_customer(conn: AsyncConnection, kind: str, value: str) -> int | None:
     row = (
         await conn.execute(
-            sa.select(customer_identities.c.customer_id).where(
-                customer_identities.c.kind == kind, customer_identities.c.value == value
-            )
+            sa.select(customer_identities.c.customer_id).where(customer_identities.c.kind == kind, customer_identities.c.value == value)
         )
     ).first()
     return int(row.customer_id) if row else None
 
 
-async def ensure_customer(
-    conn: AsyncConnection, dialect: str, *, kind: str, value: str, now: dt.datetime, name: str = ""
-) -> int:
+async def ensure_customer(conn: AsyncConnection, dialect: str, *, kind: str, value: str, now: dt.datetime, name: str = "") -> int:
     """Return the customer behind an identity, creating customer + identity on first sight.
 
     Safe under concurrency: the identity's unique key decides; a loser of the race deletes nothing and reads

@@ -94,8 +94,14 @@ async def list_outbox(request: web.Request) -> web.Response:
     async with rt.db.read() as conn:
         rows = (await conn.execute(q)).all()
     items = [
-        {"id": r.id, "topic": r.topic, "payload": r.payload, "attempts": r.attempts, "last_error": r.last_error,
-         **_iso(r, "created_at", "done_at", "failed_at")}
+        {
+            "id": r.id,
+            "topic": r.topic,
+            "payload": r.payload,
+            "attempts": r.attempts,
+            "last_error": r.last_error,
+            **_iso(r, "created_at", "done_at", "failed_at"),
+        }
         for r in rows
     ]
     return web.json_response({"items": items})
@@ -108,9 +114,33 @@ def _list_of(name: str) -> dict[str, Any]:
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/api/openapi.json", openapi_view)
     limit = {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}}
-    add_api_route(app, "GET", "/inbound-events", list_inbound_events, summary="Stored callbacks and synced messages",
-                  response=_list_of("InboundEvent"), parameters=[limit], errors=(400, 401))
-    add_api_route(app, "GET", "/outbound-messages", list_outbound_messages, summary="Messages sent and their outcome",
-                  response=_list_of("OutboundMessage"), parameters=[limit], errors=(400, 401))
-    add_api_route(app, "GET", "/outbox", list_outbox, summary="Outbox rows (pending, failed or done)",
-                  response=_list_of("OutboxRow"), parameters=[limit], errors=(400, 401))
+    add_api_route(
+        app,
+        "GET",
+        "/inbound-events",
+        list_inbound_events,
+        summary="Stored callbacks and synced messages",
+        response=_list_of("InboundEvent"),
+        parameters=[limit],
+        errors=(400, 401),
+    )
+    add_api_route(
+        app,
+        "GET",
+        "/outbound-messages",
+        list_outbound_messages,
+        summary="Messages sent and their outcome",
+        response=_list_of("OutboundMessage"),
+        parameters=[limit],
+        errors=(400, 401),
+    )
+    add_api_route(
+        app,
+        "GET",
+        "/outbox",
+        list_outbox,
+        summary="Outbox rows (pending, failed or done)",
+        response=_list_of("OutboxRow"),
+        parameters=[limit],
+        errors=(400, 401),
+    )

@@ -77,11 +77,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     """Build the application. Resources (database, job queue, HTTP clients) open in a cleanup context and close
     with the app. Pass ``runtime`` to share one already built (tests, ``run.py demo``)."""
     from bots import web as bots_web
+    from bots.dialog.catalog_cache import parser_cache
+    from fulfillment import web as fulfillment_web
+    from fulfillment.catalog import seed_sample_if_empty
     from scrm.web import api
 
-    app = web.Application(
-        middlewares=[error_middleware, api_auth_middleware], client_max_size=settings.max_body_bytes
-    )
+    app = web.Application(middlewares=[error_middleware, api_auth_middleware], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
 
     async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -89,6 +90,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
         rt = runtime or await build_runtime(settings, clock)
         app[RUNTIME] = rt
         tasks = await start_inprocess_work(rt) if owned else []
+        if settings.is_sandbox:
+            async with rt.db.write() as conn:
+                await seed_sample_if_empty(conn, rt.db.dialect, rt.clock.now())
+        if owned:
+            # Load jieba (≈1 s) in a thread now, not on the first customer's message.
+            tasks.append(asyncio.create_task(parser_cache(rt).warm_up(rt), name="warm-up-parser"))
         if settings.is_sandbox:
             log.info(
                 "sandbox mode: no WeCom credentials configured; WeCom and WeChat are emulated",
@@ -109,6 +116,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     app.router.add_get("/metrics", metrics_view)
     bots_web.setup_routes(app)
     api.setup_routes(app)
+    fulfillment_web.setup_routes(app)
     if settings.is_sandbox:
         from bots.sandbox import web as sandbox_web
 

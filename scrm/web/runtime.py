@@ -19,11 +19,15 @@ log = logging.getLogger(__name__)
 FEATURE_MODULES = [
     "scrm.core.outbox",
     "bots.processing",
+    "bots.dialog.ordering",
+    "bots.dialog.queries",
     "bots.kf.sync",
+    "bots.notify",
+    "fulfillment.jobs",
 ]
 
 
-class NotMigrated(Exception):  # noqa: N818
+class NotMigrated(Exception):
     pass
 
 
@@ -54,8 +58,7 @@ async def build_runtime(settings: Settings, clock: Clock | None = None, *, check
             current = await migrate.current_revision(db)
             await db.dispose()
             raise NotMigrated(
-                f"database is at revision {current or 'empty'}, the code needs {migrate.head_revision()}: "
-                "run `python run.py migrate` first"
+                f"database is at revision {current or 'empty'}, the code needs {migrate.head_revision()}: run `python run.py migrate` first"
             )
     rt = Runtime(settings=settings, db=db, clock=clock or Clock(), jobs=make_queue(settings))
     wecom_base, mp_base = sandbox_api_bases(settings)

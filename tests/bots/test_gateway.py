@@ -22,18 +22,36 @@ from tests.helpers import envelope, event_xml, text_xml
 
 VECTORS = [
     # (token, aes key, corp id, signature, timestamp, nonce, raw query echostr, expected body)
-    ("QDG6eK", "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C", "wx5823bf96d3bd56c7",
-     "5c45ff5e21c57e6ad56bac8758b79b1d9ac89fd3", "1409659589", "263014780",
-     "P9nAzCzyDtyTWESHep1vC5X9xho%2FqYX3Zpb4yKa9SKld1DsH3Iyt3tP3zNdtp%2B4RPcs8TgAE7OaBO%2BFZXvnaqQ%3D%3D",
-     "1616140317555161061"),
-    ("hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo", "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt", "ww1436e0e65a779aee",
-     "012bc692d0a58dd4b10f8dfe5c4ac00ae211ebeb", "1476416373", "47744683",
-     "fsi1xnbH4yQh0+PJxcOdhhK6TDXkjMyhEPA7xB2TGz6b+g7xyAbEkRxN/3cNXW9qdqjnoVzEtpbhnFyq6SVHyA==",
-     "1288432023552776189"),
-    ("123456", "kWxPEV2UEDyxWpmPdKC3F4dgPDmOvfKX1HGnEUDS1aR", "wx49f0ab532d5d035a",
-     "dd6b9c95b495b3f7e2901bfbc76c664930ffdb96", "1411443780", "437374425",
-     "4ByGGj+sVCYcvGeQYhaKIk1o0pQRNbRjxybjTGblXrBaXlTXeOo1+bXFXDQQb1o6co6Yh9Bv41n7hOchLF6p+Q==",
-     "5927782489442352469"),
+    (
+        "QDG6eK",
+        "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C",
+        "wx5823bf96d3bd56c7",
+        "5c45ff5e21c57e6ad56bac8758b79b1d9ac89fd3",
+        "1409659589",
+        "263014780",
+        "P9nAzCzyDtyTWESHep1vC5X9xho%2FqYX3Zpb4yKa9SKld1DsH3Iyt3tP3zNdtp%2B4RPcs8TgAE7OaBO%2BFZXvnaqQ%3D%3D",
+        "1616140317555161061",
+    ),
+    (
+        "hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo",
+        "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt",
+        "ww1436e0e65a779aee",
+        "012bc692d0a58dd4b10f8dfe5c4ac00ae211ebeb",
+        "1476416373",
+        "47744683",
+        "fsi1xnbH4yQh0+PJxcOdhhK6TDXkjMyhEPA7xB2TGz6b+g7xyAbEkRxN/3cNXW9qdqjnoVzEtpbhnFyq6SVHyA==",
+        "1288432023552776189",
+    ),
+    (
+        "123456",
+        "kWxPEV2UEDyxWpmPdKC3F4dgPDmOvfKX1HGnEUDS1aR",
+        "wx49f0ab532d5d035a",
+        "dd6b9c95b495b3f7e2901bfbc76c664930ffdb96",
+        "1411443780",
+        "437374425",
+        "4ByGGj+sVCYcvGeQYhaKIk1o0pQRNbRjxybjTGblXrBaXlTXeOo1+bXFXDQQb1o6co6Yh9Bv41n7hOchLF6p+Q==",
+        "5927782489442352469",
+    ),
 ]
 
 
@@ -44,8 +62,9 @@ def test_official_account_plain_signature_vector() -> None:
 @pytest.mark.parametrize("vector", VECTORS, ids=["V1", "V2", "V3"])
 async def test_url_verification_vectors(vector: tuple[str, ...], database_url: str) -> None:
     token, key, corp, sig, ts, nonce, echostr, expected = vector
-    settings = make_settings(database_url=database_url, wecom_corp_id=corp, wecom_agent_id="1",
-                             wecom_secret="s", wecom_token=token, wecom_aes_key=key)
+    settings = make_settings(
+        database_url=database_url, wecom_corp_id=corp, wecom_agent_id="1", wecom_secret="s", wecom_token=token, wecom_aes_key=key
+    )
     clock = FrozenClock(dt.datetime.fromtimestamp(int(ts), UTC))
     rt = await build_runtime(settings, clock)
     async with TestClient(TestServer(create_app(settings, runtime=rt))) as client:
@@ -75,8 +94,7 @@ async def count(rt: Runtime, table: sa.Table) -> int:
         return int((await conn.execute(sa.select(sa.func.count()).select_from(table))).scalar_one())
 
 
-async def test_text_message_stored_once_across_triple_delivery(client: TestClient, crypto: CallbackCrypto,
-                                                               rt: Runtime) -> None:
+async def test_text_message_stored_once_across_triple_delivery(client: TestClient, crypto: CallbackCrypto, rt: Runtime) -> None:
     now = rt.clock.timestamp()
     xml = text_xml("zhangsan", "要3箱矿泉水", 1234567890123456, now)
     for nonce in ("1", "2", "3"):  # WeCom re-encrypts each retry: different envelope, same message
@@ -98,12 +116,35 @@ async def test_text_message_stored_once_across_triple_delivery(client: TestClien
 async def test_change_events_are_normalised(client: TestClient, crypto: CallbackCrypto, rt: Runtime) -> None:
     now = rt.clock.timestamp()
     cases = [
-        (event_xml("change_external_contact", now, ChangeType="add_external_contact", UserID="zhangsan",
-                   ExternalUserID="wmABC", State="expo", WelcomeCode="WC1"), "change_external_contact.add_external_contact"),
-        (event_xml("change_external_contact", now, ChangeType="del_follow_user", UserID="zhangsan",
-                   ExternalUserID="wmABC"), "change_external_contact.del_follow_user"),
-        (event_xml("change_external_chat", now, ChatId="wrChat1", ChangeType="update", UpdateDetail="add_member",
-                   JoinScene=3, MemChangeCnt=1, MemChangeList="<Item>wmABC</Item>"), "change_external_chat.update"),
+        (
+            event_xml(
+                "change_external_contact",
+                now,
+                ChangeType="add_external_contact",
+                UserID="zhangsan",
+                ExternalUserID="wmABC",
+                State="expo",
+                WelcomeCode="WC1",
+            ),
+            "change_external_contact.add_external_contact",
+        ),
+        (
+            event_xml("change_external_contact", now, ChangeType="del_follow_user", UserID="zhangsan", ExternalUserID="wmABC"),
+            "change_external_contact.del_follow_user",
+        ),
+        (
+            event_xml(
+                "change_external_chat",
+                now,
+                ChatId="wrChat1",
+                ChangeType="update",
+                UpdateDetail="add_member",
+                JoinScene=3,
+                MemChangeCnt=1,
+                MemChangeList="<Item>wmABC</Item>",
+            ),
+            "change_external_chat.update",
+        ),
         (event_xml("change_external_tag", now, Id="et1", TagType="tag", ChangeType="create"), "change_external_tag.create"),
         (event_xml("kf_msg_or_event", now, Token="ENCtoken", OpenKfId="wkSandboxKf0000001"), "kf_msg_or_event"),
         (event_xml("enter_agent", now, EventKey=""), "event.enter_agent"),
@@ -121,8 +162,7 @@ async def test_change_events_are_normalised(client: TestClient, crypto: Callback
 
 async def test_unknown_kind_is_stored_not_crashing(client: TestClient, crypto: CallbackCrypto, rt: Runtime) -> None:
     now = rt.clock.timestamp()
-    xml = (f"<xml><ToUserName>x</ToUserName><FromUserName>u</FromUserName><CreateTime>{now}</CreateTime>"
-           "<MsgType>hologram</MsgType></xml>")
+    xml = f"<xml><ToUserName>x</ToUserName><FromUserName>u</FromUserName><CreateTime>{now}</CreateTime><MsgType>hologram</MsgType></xml>"
     query, body = envelope(crypto, xml, timestamp=now)
     resp = await client.post("/callback/wecom", params=query, data=body)
     assert resp.status == 200
@@ -132,8 +172,7 @@ async def test_unknown_kind_is_stored_not_crashing(client: TestClient, crypto: C
     assert await count(rt, outbox) == 0
 
 
-BOMB = ('<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]>'
-        "<xml><Encrypt>&lol2;</Encrypt></xml>")
+BOMB = '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]><xml><Encrypt>&lol2;</Encrypt></xml>'
 EXTERNAL = '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><xml><Encrypt>&e;</Encrypt></xml>'
 
 
@@ -154,8 +193,9 @@ EXTERNAL = '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/pas
         ("entity_in_plaintext", 400, "bad_xml"),
     ],
 )
-async def test_bad_input_rejected_and_nothing_stored(case: str, status: int, code: str, client: TestClient,
-                                                     crypto: CallbackCrypto, rt: Runtime, settings: Settings) -> None:
+async def test_bad_input_rejected_and_nothing_stored(
+    case: str, status: int, code: str, client: TestClient, crypto: CallbackCrypto, rt: Runtime, settings: Settings
+) -> None:
     now = rt.clock.timestamp()
     xml = text_xml("zhangsan", "hi", 42, now)
     query, body = envelope(crypto, xml, timestamp=now)

@@ -1,0 +1,1 @@
+"""Fulfilment: catalog, inventory, orders, shipments, invoices, payments and chat order parsing."""

@@ -1,0 +1,204 @@
+"""Quantities in customer chat: Arabic (full-width too) and Chinese numerals, and where they sit in a message.
+
+Pure functions, no I/O. Values are exact (``Fraction``) so that 半箱 / 1.5箱 / 一箱半 can be reported as
+"not a whole quantity" instead of being rounded; only :func:`parse_quantity` narrows to a positive ``int``.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from fractions import Fraction
+
+CHINESE_NUMERAL_CHARS = "零〇一二两俩仨三四五六七八九十百千万"
+DOZEN = 12  # 一打
+
+# Units a shop's chat commonly uses; the catalog's own units are added by :class:`QuantityScanner`.
+COMMON_UNITS: tuple[str, ...] = (
+    "箱", "包", "瓶", "件", "桶", "袋", "个", "盒", "提", "罐", "听", "斤", "公斤", "条", "支",
+    "根", "只", "份", "套", "卷", "板", "排", "扎", "杯", "张", "本", "双", "台", "片", "捆",
+)
+
+_DIGITS = {"〇": 0, "零": 0, "一": 1, "二": 2, "两": 2, "俩": 2, "三": 3, "仨": 3, "四": 4,
+           "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_SMALL_PLACES = {"十": 10, "百": 100, "千": 1000}
+_ARABIC = re.compile(r"(\d+(?:\.\d+)?)([万千百]?)")
+_ARABIC_MULTIPLIER = {"": 1, "百": 100, "千": 1000, "万": 10_000}
+
+
+def chinese_to_int(text: str) -> int | None:
+    """Value of a Chinese numeral (十二, 二十五, 一百零五, 两百, 三千二, 两万五, 零); None if not well-formed.
+
+    Spoken abbreviations are honoured (三千二 = 3200, 一百二 = 120, 两万五 = 25000). Runs of bare digits such
+    as 三四 or 两三 mean "three or four" / "two or three", not 34 or 23, so they return None (vague).
+    """
+    if not text or any(ch not in CHINESE_NUMERAL_CHARS for ch in text):
+        return None
+    if text in ("零", "〇"):
+        return 0
+    total = 0  # the part already multiplied by 万
+    section = 0  # the part below 万
+    digit: int | None = None
+    last_place = 0  # place value last written, for the 三千二 abbreviation
+    after_zero = False  # 一百零五: the 零 means "skip a place", so 五 is units, not tens
+    prev_was_place = False
+    digit_follows_place = False  # 三千二: the last digit came straight after a place character
+    for ch in text:
+        if ch in ("零", "〇"):
+            if digit is not None:
+                return None
+            after_zero, prev_was_place = True, False
+        elif ch in _DIGITS:
+            if digit is not None:
+                return None  # 三四 / 一二: vague or a code, never a quantity
+            digit, digit_follows_place = _DIGITS[ch], prev_was_place
+            prev_was_place = False
+        elif ch in _SMALL_PLACES:
+            place = _SMALL_PLACES[ch]
+            if digit is None:
+                if ch != "十" or section % 100:
+                    return None  # 百 / 千 need a digit; 十 alone means 一十
+                digit = 1
+            if section and last_place and place >= last_place:
+                return None  # 一百一千: places must fall
+            section += digit * place
+            digit, last_place, after_zero, prev_was_place = None, place, False, True
+        else:  # 万
+            if total:
+                return None
+            section += digit or 0
+            if not section:
+                return None
+            total, section = section * 10_000, 0
+            digit, last_place, after_zero, prev_was_place = None, 10_000, False, True
+    if digit is not None:
+        if digit_follows_place and last_place >= 100 and not after_zero:
+            digit *= last_place // 10  # 三千二 = 3200, 两万五 = 25000
+        section += digit
+    return total + section
+
+
+def parse_number(text: str) -> Fraction | None:
+    """Exact value of a written number: Arabic (full-width too, 1.5, 1万), Chinese, 半, 一个半, N打, a sign.
+
+    Returns None when the text is not a number or is vague (三四, 两三). Zero, negative and fractional values
+    are returned as they are; whether they make a valid order quantity is :func:`parse_quantity`'s call.
+    """
+    t = unicodedata.normalize("NFKC", text).strip().replace(" ", "")
+    sign = 1
+    if t[:1] in ("-", "−", "负"):
+        sign, t = -1, t[1:]
+    multiplier = 1
+    if t.endswith("打"):
+        multiplier, t = DOZEN, t[:-1]
+    half = Fraction(0)
+    if t.endswith("个半") and len(t) > 2:
+        half, t = Fraction(1, 2), t[:-2]
+    elif t.endswith("半") and len(t) > 1:
+        half, t = Fraction(1, 2), t[:-1]
+    value: Fraction | None
+    if t == "半":
+        value = Fraction(1, 2)
+    elif (m := _ARABIC.fullmatch(t)) is not None:
+        value = Fraction(m.group(1)) * _ARABIC_MULTIPLIER[m.group(2)]
+    else:
+        n = chinese_to_int(t)
+        value = None if n is None else Fraction(n)
+    if value is None:
+        return None
+    return sign * (value + half) * multiplier
+
+
+@dataclass(frozen=True)
+class QuantityMatch:
+    """One quantity found in a message. ``value`` None means vague (三四箱, 3-5箱) or a fraction (1/2箱)."""
+
+    start: int
+    end: int
+    text: str
+    value: Fraction | None
+    unit: str | None  # as the customer wrote it; 打 is folded into value and leaves None
+    marked: bool  # written with a unit or as x3 / *3 / ×3, so it is clearly meant as a quantity
+
+
+_NUM = rf"\d+(?:\.\d+)?[万千百]?|[{CHINESE_NUMERAL_CHARS}]+|半"
+# Numbers directly followed by these are sizes, times, money or addresses — never an order quantity.
+_NOT_A_QUANTITY_AFTER = re.compile(
+    r"\s*(?:[a-z]|毫升|升|克|点|号|日|月|年|分|秒|小时|天|周|元|块|毛|角|%|度|楼|层|栋|单元|室|路|岁|折|米|寸)"
+)
+_MAX_BARE_DIGITS = 6  # a longer bare digit run is a phone or order number
+
+
+class QuantityScanner:
+    """Finds quantities in normalised (NFKC, lower-case) text; build once per unit set and reuse."""
+
+    def __init__(self, units: Iterable[str] = ()) -> None:
+        all_units = sorted({*COMMON_UNITS, *(u for u in units if u)}, key=len, reverse=True)
+        unit_alt = "|".join(re.escape(u) for u in ["打", *all_units])
+        self._pattern = re.compile(
+            r"(?<![a-z0-9.第/])"  # not inside a code, a size or a fraction; not an ordinal (第3箱)
+            r"(?P<mark>[x×*]\s*)?(?P<sign>-|−|负)?"
+            rf"(?P<num>{_NUM})(?:\s*(?:-|~|/|到|至)\s*(?P<num2>{_NUM}))?"
+            rf"(?:\s*(?P<unit>{unit_alt}))?(?P<half>半)?"
+        )
+
+    def find(self, text: str) -> list[QuantityMatch]:
+        """Every quantity in ``text`` in order. Chinese numerals count only with a unit or an x mark, so that
+        一下 / 一起 / 千万 are not read as numbers; bare Arabic numbers count unless they look like a size,
+        time, price, address or phone number."""
+        found: list[QuantityMatch] = []
+        for m in self._pattern.finditer(text):
+            num, unit, marked = m.group("num"), m.group("unit"), m.group("mark") is not None
+            if unit is None and not marked:
+                if not num[0].isdigit() or m.group("num2"):
+                    continue
+                if len(num) > _MAX_BARE_DIGITS or _NOT_A_QUANTITY_AFTER.match(text, m.end()):
+                    continue
+            if unit is None and m.group("half"):
+                continue  # 一半 etc.: not a quantity
+            value: Fraction | None = None
+            if not m.group("num2"):
+                sign, half = m.group("sign") or "", m.group("half") or ""
+                value = parse_number(sign + num + half + ("打" if unit == "打" else ""))
+            found.append(QuantityMatch(
+                start=m.start(), end=m.end(), text=m.group(0), value=value,
+                unit=None if unit == "打" else unit, marked=marked or unit is not None,
+            ))
+        return found
+
+
+_DEFAULT_SCANNER = QuantityScanner()
+_REPLY_LEAD = re.compile(r"^(?:要|来|给我|就)+")
+_REPLY_TAIL = re.compile(r"(?:吧|了|啊|呀|哈|的|就行|就好|就够了|就可以|[\s.,。!?~])+$")
+
+
+def parse_quantity_with_unit(text: str, units: Iterable[str] = ()) -> tuple[int, str | None] | None:
+    """A reply that is only a quantity — 3, ３, 两, 十二, 一百零五, 1万, 一打, 3箱, 要两箱吧, x3 — as
+    (positive whole number, unit as written or None); None for anything else, including 0, negatives, 半,
+    1.5 and 三四箱. The unit is reported, not checked: comparing it with the SKU's unit is the caller's call.
+    """
+    t = unicodedata.normalize("NFKC", text).lower().strip()
+    t = _REPLY_LEAD.sub("", _REPLY_TAIL.sub("", t))
+    if not t:
+        return None
+    unit: str | None = None
+    value = parse_number(t)
+    if value is None:
+        found = (QuantityScanner(units) if units else _DEFAULT_SCANNER).find(t)
+        if len(found) != 1 or (found[0].start, found[0].end) != (0, len(t)):
+            return None
+        value, unit = found[0].value, found[0].unit
+    if value is None or value.denominator != 1 or value <= 0:
+        return None
+    return int(value), unit
+
+
+def parse_quantity(text: str) -> int | None:
+    """The positive whole quantity in a reply that is only a quantity (see :func:`parse_quantity_with_unit`),
+    else None. None covers both "not a number" and "not a valid quantity" (0, negatives, 半, 1.5); callers
+    that must tell those apart use :func:`parse_number`.
+    """
+    parsed = parse_quantity_with_unit(text)
+    return parsed[0] if parsed else None

@@ -1,0 +1,215 @@
+"""Orders, allocation, shipments and the stock ledger against real SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import pytest
+import sqlalchemy as sa
+
+from fulfillment import inventory, orders, shipments
+from fulfillment.domain import DraftExpired, InvalidTransition, NothingToShip, ProductNotFound, ShipmentTooLarge
+from fulfillment.models import OrderStatus, order_history, products, stock_levels
+from scrm.core.clock import FrozenClock
+from scrm.core.errors import InvalidInput
+from scrm.core.outbox import outbox
+from scrm.core.runtime import Runtime
+from tests.fulfillment.conftest import make_customer
+
+
+async def stock(rt: Runtime, sku: str) -> inventory.Level:
+    async with rt.db.read() as conn:
+        pid = (await conn.execute(sa.select(products.c.id).where(products.c.sku == sku))).scalar_one()
+        return await inventory.level(conn, rt.db.dialect, pid)
+
+
+async def set_stock(rt: Runtime, sku: str, qty: int) -> None:
+    async with rt.db.write() as conn:
+        pid = (await conn.execute(sa.select(products.c.id).where(products.c.sku == sku))).scalar_one()
+        wh = await inventory.default_warehouse(conn, rt.db.dialect)
+        await inventory.set_on_hand(conn, rt.db.dialect, pid, wh, qty, rt.clock.now())
+
+
+async def topics(rt: Runtime) -> list[str]:
+    async with rt.db.read() as conn:
+        return [r.topic for r in await conn.execute(sa.select(outbox.c.topic).order_by(outbox.c.id))]
+
+
+async def no_drift(rt: Runtime) -> None:
+    async with rt.db.read() as conn:
+        assert await inventory.reconcile(conn) == []
+
+
+async def test_draft_quote_then_confirm_allocates(catalog: Runtime) -> None:
+    rt = catalog
+    cid = await make_customer(rt, "wmA")
+    draft = await orders.create_order(rt, customer_id=cid, items=[("WATER-550", 3), ("TISSUE-3", 2)], source="chat")
+    assert draft.status == OrderStatus.PENDING and draft.number.startswith("SO")
+    assert draft.total_fen == 3 * 3600 + 2 * 2590
+    assert (await stock(rt, "WATER-550")).allocated == 0  # a draft holds nothing
+    confirmed = await orders.confirm_order(rt, draft.id, actor="test")
+    assert confirmed.status == OrderStatus.CONFIRMED
+    assert [(ln.sku, ln.allocated_qty) for ln in confirmed.lines] == [("WATER-550", 3), ("TISSUE-3", 2)]
+    assert await stock(rt, "WATER-550") == inventory.Level(120, 3)
+    again = await orders.confirm_order(rt, draft.id)
+    assert again.version == confirmed.version  # confirming twice changes nothing
+    assert (await topics(rt)).count("order.confirmed") == 1
+    await no_drift(rt)
+
+
+async def test_short_stock_becomes_backorder_and_receipt_fills_it(catalog: Runtime) -> None:
+    rt = catalog
+    await set_stock(rt, "OIL-5L", 4)
+    cid = await make_customer(rt, "wmB")
+    order = await orders.create_order(rt, customer_id=cid, items=[("OIL-5L", 6)], source="api", confirm=True)
+    assert order.lines[0].allocated_qty == 4 and order.lines[0].backordered_qty == 2
+    async with rt.db.read() as conn:
+        payload = (await conn.execute(sa.select(outbox.c.payload).where(outbox.c.topic == "order.confirmed"))).scalar_one()
+    assert payload["backordered"][0]["qty"] == 2
+    async with rt.db.write() as conn:
+        pid = (await conn.execute(sa.select(products.c.id).where(products.c.sku == "OIL-5L"))).scalar_one()
+        await inventory.receive(conn, rt.db.dialect, pid, await inventory.default_warehouse(conn, rt.db.dialect), 5, rt.clock.now())
+    assert await orders.fill_backorders(rt, pid) == 2
+    filled = await orders.get_order(rt, order.id)
+    assert filled.lines[0].allocated_qty == 6
+    assert await stock(rt, "OIL-5L") == inventory.Level(9, 6)
+    assert "order.backorder_filled" in await topics(rt)
+    await no_drift(rt)
+
+
+@pytest.mark.parametrize("repeat", range(3))
+async def test_concurrent_confirmations_never_oversell(catalog: Runtime, repeat: int) -> None:
+    rt = catalog
+    await set_stock(rt, "RICE-5KG", 10)
+    await set_stock(rt, "OIL-5L", 7)
+    drafts = []
+    for i in range(64):
+        cid = await make_customer(rt, f"wmC{repeat}-{i}")
+        items = [("RICE-5KG", 1 + i % 3)] + ([("OIL-5L", 1)] if i % 2 else [])
+        drafts.append(await orders.create_order(rt, customer_id=cid, items=items, source="chat"))
+    results = await asyncio.gather(*(orders.confirm_order(rt, d.id) for d in drafts))
+    assert all(r.status == OrderStatus.CONFIRMED for r in results)
+    rice = sum(ln.allocated_qty for r in results for ln in r.lines if ln.sku == "RICE-5KG")
+    oil = sum(ln.allocated_qty for r in results for ln in r.lines if ln.sku == "OIL-5L")
+    assert rice == 10 and oil == 7  # everything available went out, nothing more
+    assert await stock(rt, "RICE-5KG") == inventory.Level(10, 10)
+    assert await stock(rt, "OIL-5L") == inventory.Level(7, 7)
+    async with rt.db.read() as conn:
+        bad = (await conn.execute(sa.select(sa.func.count()).where(stock_levels.c.allocated > stock_levels.c.on_hand))).scalar_one()
+    assert bad == 0
+    await no_drift(rt)
+
+
+async def test_cancel_releases_and_shipped_order_cannot_be_cancelled(catalog: Runtime) -> None:
+    rt = catalog
+    cid = await make_customer(rt, "wmD")
+    order = await orders.create_order(rt, customer_id=cid, items=[("COLA-330", 5)], source="api", confirm=True)
+    cancelled = await orders.cancel_order(rt, order.id, actor="test", reason="客户改主意")
+    assert cancelled.status == OrderStatus.CANCELLED and cancelled.lines[0].allocated_qty == 0
+    assert await stock(rt, "COLA-330") == inventory.Level(40, 0)
+    assert (await orders.cancel_order(rt, order.id)).version == cancelled.version  # idempotent
+
+    shipped = await orders.create_order(rt, customer_id=cid, items=[("COLA-330", 2)], source="api", confirm=True)
+    await shipments.create_shipment(rt, shipped.id, carrier="顺丰", tracking_no="SF100")
+    with pytest.raises(InvalidTransition):
+        await orders.cancel_order(rt, shipped.id)
+    assert (await orders.get_order(rt, shipped.id)).status == OrderStatus.SHIPPED
+    await no_drift(rt)
+
+
+async def test_partial_shipments_delivery_and_shipment_cancel(catalog: Runtime) -> None:
+    rt = catalog
+    cid = await make_customer(rt, "wmE")
+    order = await orders.create_order(rt, customer_id=cid, items=[("WATER-550", 5), ("RICE-5KG", 2)], source="api", confirm=True)
+    with pytest.raises(ShipmentTooLarge):
+        await shipments.create_shipment(rt, order.id, carrier="顺丰", tracking_no="SF1", lines=[("WATER-550", 6)])
+    with pytest.raises(InvalidInput):
+        await shipments.create_shipment(rt, order.id, carrier="顺丰", tracking_no="SF1", lines=[("NOPE", 1)])
+    with pytest.raises(InvalidInput):
+        await shipments.create_shipment(rt, order.id, carrier=" ", tracking_no="SF1")
+    assert await stock(rt, "WATER-550") == inventory.Level(120, 5)  # refused shipments changed nothing
+    first, number1 = await shipments.create_shipment(rt, order.id, carrier="顺丰", tracking_no="SF1", lines=[("WATER-550", 3)])
+    assert first.status == OrderStatus.PARTIALLY_SHIPPED
+    assert await stock(rt, "WATER-550") == inventory.Level(117, 2)
+    second, number2 = await shipments.create_shipment(rt, order.id, carrier="中通", tracking_no="ZT2")
+    assert second.status == OrderStatus.SHIPPED
+    assert {(s.number, s.tracking_no) for s in second.shipments} == {(number1, "SF1"), (number2, "ZT2")}
+    with pytest.raises(InvalidTransition):
+        await shipments.create_shipment(rt, order.id, carrier="中通", tracking_no="ZT3")
+    back = await shipments.cancel_shipment(rt, number2)
+    assert back.status == OrderStatus.PARTIALLY_SHIPPED
+    assert await stock(rt, "RICE-5KG") == inventory.Level(30, 2)  # back on hand, still reserved for the order
+    _, number3 = await shipments.create_shipment(rt, order.id, carrier="中通", tracking_no="ZT3")
+    await shipments.mark_delivered(rt, number1)
+    done = await shipments.mark_delivered(rt, number3)
+    assert done.status == OrderStatus.COMPLETED
+    assert (await topics(rt)).count("order.shipped") == 3
+    await no_drift(rt)
+
+
+async def test_nothing_to_ship_when_fully_backordered(catalog: Runtime) -> None:
+    rt = catalog
+    await set_stock(rt, "OIL-5L", 0)
+    cid = await make_customer(rt, "wmF")
+    order = await orders.create_order(rt, customer_id=cid, items=[("OIL-5L", 1)], source="api", confirm=True)
+    with pytest.raises(NothingToShip):
+        await shipments.create_shipment(rt, order.id, carrier="顺丰", tracking_no="SF9")
+
+
+@pytest.mark.parametrize("items", [[("NOPE", 1)], [("WATER-550", 0)], [("WATER-550", -2)], [("WATER-550", 10**9)], []])
+async def test_bad_items_are_refused(catalog: Runtime, items: list[tuple[str, int]]) -> None:
+    rt = catalog
+    cid = await make_customer(rt, "wmG")
+    with pytest.raises((ProductNotFound, InvalidInput)):
+        await orders.create_order(rt, customer_id=cid, items=items, source="api")
+    async with rt.db.read() as conn:
+        assert (await conn.execute(sa.select(sa.func.count()).select_from(order_history))).scalar_one() == 0
+
+
+async def test_drafts_expire_and_cannot_be_confirmed(catalog: Runtime, clock: FrozenClock) -> None:
+    rt = catalog
+    cid = await make_customer(rt, "wmH")
+    draft = await orders.create_order(rt, customer_id=cid, items=[("WATER-550", 1)], source="chat")
+    clock.advance(hours=3)
+    with pytest.raises(DraftExpired):
+        await orders.confirm_order(rt, draft.id)
+    assert (await orders.get_order(rt, draft.id)).status == OrderStatus.EXPIRED
+    other = await orders.create_order(rt, customer_id=cid, items=[("WATER-550", 1)], source="chat")
+    clock.advance(hours=3)
+    assert await orders.expire_drafts(rt) == 1
+    assert (await orders.get_order(rt, other.id)).status == OrderStatus.EXPIRED
+    assert (await stock(rt, "WATER-550")).allocated == 0
+
+
+async def test_steps_with_a_ref_apply_once(catalog: Runtime) -> None:
+    rt = catalog
+    cid = await make_customer(rt, "wmI")
+    a = await orders.create_order(rt, customer_id=cid, items=[("WATER-550", 1)], source="chat", ref="inbound:1")
+    b = await orders.create_order(rt, customer_id=cid, items=[("WATER-550", 1)], source="chat", ref="inbound:1")
+    assert a.id == b.id
+    c = await orders.set_draft_lines(rt, a.id, [("WATER-550", 2)], expected_version=a.version, ref="inbound:2")
+    d = await orders.set_draft_lines(rt, a.id, [("WATER-550", 4)], expected_version=a.version, ref="inbound:2")
+    assert c.version == d.version and d.lines[0].qty == 2
+
+
+async def test_low_stock_alert_once_a_day(catalog: Runtime, clock: FrozenClock) -> None:
+    rt = catalog
+    async with rt.db.write() as conn:
+        await conn.execute(products.update().where(products.c.sku == "OIL-5L").values(reorder_point=8))
+    cid = await make_customer(rt, "wmJ")
+    for _ in range(3):
+        await orders.create_order(rt, customer_id=cid, items=[("OIL-5L", 1)], source="api", confirm=True)
+    assert (await topics(rt)).count("stock.low") == 1
+    clock.advance(days=1)
+    await orders.create_order(rt, customer_id=cid, items=[("OIL-5L", 1)], source="api", confirm=True)
+    assert (await topics(rt)).count("stock.low") == 2
+
+
+def test_number_formats() -> None:
+    from fulfillment.domain import order_number, shipment_number, status_after_shipping
+
+    assert order_number(1) == "SO100001" and shipment_number(7) == "SH100007"
+    assert status_after_shipping([(3, 3), (2, 1)]) == OrderStatus.PARTIALLY_SHIPPED
+    assert status_after_shipping([(3, 3)]) == OrderStatus.SHIPPED
+    assert dt.timedelta(hours=2) == orders.DRAFT_TTL
