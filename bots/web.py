@@ -68,7 +68,7 @@ async def wecom_verify(request: web.Request) -> web.Response:
     crypto = request.app[WECOM_CRYPTO]
     rt = request.app[RUNTIME]
     try:
-        query = parse_query(request.query_string)
+        query = parse_query(request.rel_url.raw_query_string)
         sig, ts, nonce, echostr = require(query, "msg_signature", "timestamp", "nonce", "echostr")
         check_timestamp(ts, rt.clock.timestamp(), rt.settings.callback_max_skew)
         check_signature(sig, crypto.token, ts, nonce, echostr)
@@ -82,7 +82,7 @@ async def wecom_callback(request: web.Request) -> web.Response:
     crypto = request.app[WECOM_CRYPTO]
     rt = request.app[RUNTIME]
     try:
-        query = parse_query(request.query_string)
+        query = parse_query(request.rel_url.raw_query_string)
         sig, ts, nonce = require(query, "msg_signature", "timestamp", "nonce")
         check_timestamp(ts, rt.clock.timestamp(), rt.settings.callback_max_skew)
         body = await _read_body(request)
@@ -103,7 +103,7 @@ async def mp_verify(request: web.Request) -> web.Response:
     crypto = request.app[MP_CRYPTO]
     rt = request.app[RUNTIME]
     try:
-        query = parse_query(request.query_string)
+        query = parse_query(request.rel_url.raw_query_string)
         sig, ts, nonce, echostr = require(query, "signature", "timestamp", "nonce", "echostr")
         check_timestamp(ts, rt.clock.timestamp(), rt.settings.callback_max_skew)
         check_signature(sig, crypto.token, ts, nonce)
@@ -116,7 +116,7 @@ async def mp_callback(request: web.Request) -> web.Response:
     crypto = request.app[MP_CRYPTO]
     rt = request.app[RUNTIME]
     try:
-        query = parse_query(request.query_string)
+        query = parse_query(request.rel_url.raw_query_string)
         sig, ts, nonce = require(query, "signature", "timestamp", "nonce")
         check_timestamp(ts, rt.clock.timestamp(), rt.settings.callback_max_skew)
         check_signature(sig, crypto.token, ts, nonce)

@@ -133,3 +133,25 @@ def redis_url() -> Iterator[str]:
     yield REDIS_URL
     client.flushdb()
     client.close()
+
+
+SAMPLE_CATALOG = Path(__file__).resolve().parents[1] / "config" / "catalog.sample.csv"
+
+
+@pytest.fixture
+async def catalog(rt: Runtime) -> Runtime:
+    """The runtime with the sample catalog imported (矿泉水 120箱, 可乐, 抽纸, 大米, 生抽/老抽, 花生油 10桶)."""
+    from fulfillment.catalog import import_rows, parse_catalog_csv
+
+    rows, errors = parse_catalog_csv(SAMPLE_CATALOG.read_text(encoding="utf-8"))
+    assert not errors
+    async with rt.db.write() as conn:
+        await import_rows(conn, rt.db.dialect, rows, rt.clock.now())
+    return rt
+
+
+async def make_customer(rt: Runtime, external_userid: str) -> int:
+    from scrm.customers.services import ensure_customer
+
+    async with rt.db.write() as conn:
+        return await ensure_customer(conn, rt.db.dialect, kind="external_userid", value=external_userid, now=rt.clock.now())

@@ -8,6 +8,7 @@ tokenizer another thread is cutting with is not safe, and catalog changes are ra
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 
 import jieba
@@ -45,6 +46,7 @@ class ParserCache:
             return self._snapshot
 
     def _build(self, version: int, infos: list[ProductInfo]) -> ParserSnapshot:
+        jieba.setLogLevel(logging.WARNING)  # its dictionary-loading chatter is not ours to print
         products = [Product(p.sku, p.name, p.aliases, p.unit) for p in infos]
         return ParserSnapshot(version, OrderParser(products, tokenizer=jieba.Tokenizer()), {p.sku: p for p in infos})
 

@@ -65,7 +65,7 @@ def upgrade() -> None:
     sa.Column('unit', sa.String(length=16), nullable=False),
     sa.Column('price_fen', sa.BigInteger(), nullable=False),
     sa.Column('category', sa.String(length=64), server_default='', nullable=False),
-    sa.Column('active', sa.Boolean(), server_default=sa.text('1'), nullable=False),
+    sa.Column('active', sa.Boolean(), server_default=sa.true(), nullable=False),
     sa.Column('reorder_point', sa.Integer(), nullable=True),
     sa.Column('created_at', scrm.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', scrm.core.db.UTCDateTime(timezone=True), nullable=False),
@@ -77,7 +77,7 @@ def upgrade() -> None:
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('code', sa.String(length=32), nullable=False),
     sa.Column('name', sa.String(length=64), nullable=False),
-    sa.Column('is_default', sa.Boolean(), server_default=sa.text('0'), nullable=False),
+    sa.Column('is_default', sa.Boolean(), server_default=sa.false(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_warehouses')),
     sa.UniqueConstraint('code', name=op.f('uq_warehouses_code'))
     )

@@ -90,7 +90,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
         rt = runtime or await build_runtime(settings, clock)
         app[RUNTIME] = rt
         tasks = await start_inprocess_work(rt) if owned else []
-        if settings.is_sandbox:
+        if owned and settings.is_sandbox:
             async with rt.db.write() as conn:
                 await seed_sample_if_empty(conn, rt.db.dialect, rt.clock.now())
         if owned:

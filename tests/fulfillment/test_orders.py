@@ -15,7 +15,7 @@ from scrm.core.clock import FrozenClock
 from scrm.core.errors import InvalidInput
 from scrm.core.outbox import outbox
 from scrm.core.runtime import Runtime
-from tests.fulfillment.conftest import make_customer
+from tests.conftest import make_customer
 
 
 async def stock(rt: Runtime, sku: str) -> inventory.Level:

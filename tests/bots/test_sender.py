@@ -1,0 +1,249 @@
+"""The outbound sender on both databases against the emulator: recording, idempotency, the kf window and quota,
+rate limits, outages, and the other channels."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from aiohttp.test_utils import TestServer
+
+from bots.outbound import sender
+from bots.outbound.client import MP_API, WECOM_API, ApiUnavailable, Errcode, MpApi, WeComApi
+from bots.outbound.models import OutboundStatus, kf_windows, outbound_attempts, outbound_messages
+from bots.sandbox.emulator import create_emulator_app
+from bots.sandbox.state import SandboxState
+from scrm.core.clock import FrozenClock
+from scrm.core.ids import digest_key
+from scrm.core.jobs import RetryLater
+from scrm.core.runtime import Runtime
+
+KF = "wkSandboxKf0000001"
+
+
+@pytest.fixture
+async def server(clock: FrozenClock) -> AsyncIterator[TestServer]:
+    state = SandboxState(now=clock.now)  # the emulator's time moves with the product's clock
+    state.seed_demo()
+    async with TestServer(create_emulator_app(state)) as srv:
+        yield srv
+
+
+@pytest.fixture
+def state(server: TestServer) -> SandboxState:
+    from bots.sandbox.emulator import STATE
+
+    return server.app[STATE]
+
+
+def wire(rt: Runtime, server: TestServer, **kw: float) -> None:
+    """Point the runtime's API clients at the emulator."""
+    s = rt.settings
+    rt.put(
+        WECOM_API,
+        WeComApi(str(server.make_url("/wecom/cgi-bin/")), s.wecom_corp_id, s.wecom_secret.get(), rt.http_session, busy_delay=0.01, **kw),
+    )
+    rt.put(MP_API, MpApi(str(server.make_url("/mp/cgi-bin/")), s.mp_app_id, s.mp_secret.get(), rt.http_session))
+
+
+@pytest.fixture
+async def wired(rt: Runtime, server: TestServer) -> Runtime:
+    wire(rt, server)
+    return rt
+
+
+async def customer_writes(rt: Runtime, state: SandboxState, external_userid: str, text: str = "你好") -> None:
+    """The customer writes in 微信客服: WeCom's side (emulator) and ours (kf_windows), as the sync would."""
+    state.customer_kf_message(external_userid, text)
+    async with rt.db.write() as conn:
+        await sender.record_customer_message(conn, open_kfid=KF, external_userid=external_userid, at=rt.clock.now())
+
+
+async def rows(rt: Runtime, table: sa.Table, **where: Any) -> list[Any]:
+    async with rt.db.read() as conn:
+        stmt = sa.select(table).where(*(table.c[k] == v for k, v in where.items())).order_by(table.c[table.primary_key.columns.keys()[0]])
+        return list((await conn.execute(stmt)).all())
+
+
+async def send(rt: Runtime, text: str, key: str, ext: str = "wmA") -> sender.OutboundResult:
+    return await sender.send_kf_text(rt, open_kfid=KF, external_userid=ext, text=text, key=key, customer_id=7)
+
+
+# ---- 微信客服 -------------------------------------------------------------------------------------------
+async def test_send_within_window_is_recorded(wired: Runtime, state: SandboxState) -> None:
+    await customer_writes(wired, state, "wmA")
+    result = await send(wired, "您好，有什么可以帮您？", "reply:1")
+    assert result.status == OutboundStatus.SENT and result.channel == "kf"
+    assert result.remote_id == digest_key("reply:1") and result.error_code is None
+    assert state.kf_replies("wmA") == ["您好，有什么可以帮您？"]
+    (msg,) = await rows(wired, outbound_messages)
+    assert msg.idempotency_key == "reply:1" and msg.recipient == "wmA" and msg.customer_id == 7
+    assert msg.attempts == 1 and msg.sent_at == wired.clock.now() and msg.payload["msgid"] == result.remote_id
+    (attempt,) = await rows(wired, outbound_attempts)
+    assert attempt.outcome == "ok" and attempt.api_path == "kf/send_msg" and attempt.message_id == msg.id
+    (window,) = await rows(wired, kf_windows)
+    assert window.sent_since_customer_msg == 1
+
+
+async def test_same_key_twice_sends_once(wired: Runtime, state: SandboxState) -> None:
+    await customer_writes(wired, state, "wmA")
+    first = await send(wired, "回复", "reply:2")
+    second = await send(wired, "回复", "reply:2")
+    assert second == first
+    assert state.call_count("kf/send_msg") == 1 and len(await rows(wired, outbound_messages)) == 1
+    assert len(await rows(wired, outbound_attempts)) == 1
+
+
+async def test_window_closed_is_skipped_without_a_call(wired: Runtime, state: SandboxState, clock: FrozenClock) -> None:
+    never = await send(wired, "你好", "n:1", ext="wmNever")
+    assert never.status == OutboundStatus.SKIPPED and never.error_message == "kf_window_closed"
+    await customer_writes(wired, state, "wmA")
+    clock.advance(hours=49)
+    late = await send(wired, "发货通知", "n:2")
+    assert late.status == OutboundStatus.SKIPPED and late.error_message == "kf_window_closed"
+    assert state.call_count("kf/send_msg") == 0 and await rows(wired, outbound_attempts) == []
+    assert {m.attempts for m in await rows(wired, outbound_messages)} == {0}
+
+
+async def test_sixth_message_is_skipped_quota(wired: Runtime, state: SandboxState) -> None:
+    await customer_writes(wired, state, "wmA")
+    for i in range(5):
+        assert (await send(wired, f"第{i + 1}条", f"q:{i}")).status == OutboundStatus.SENT
+    sixth = await send(wired, "第6条", "q:5")
+    assert sixth.status == OutboundStatus.SKIPPED and sixth.error_message == "kf_quota_exhausted"
+    assert state.call_count("kf/send_msg") == 5
+    await customer_writes(wired, state, "wmA", "还有吗")
+    assert (await send(wired, "有的", "q:6")).status == OutboundStatus.SENT
+
+
+async def test_emulator_refusal_becomes_a_skip(wired: Runtime, state: SandboxState) -> None:
+    await customer_writes(wired, state, "wmA")
+    state.kf_windows[(KF, "wmA")].sent_since = 5  # a servicer used the quota by hand: WeCom knows, we do not
+    result = await send(wired, "通知", "r:1")
+    assert result.status == OutboundStatus.SKIPPED and result.error_code == Errcode.KF_QUOTA_EXHAUSTED
+    assert result.error_message == "kf_quota_exhausted"
+    (window,) = await rows(wired, kf_windows)
+    assert window.sent_since_customer_msg == wired.settings.kf_max_messages  # no further calls until they write
+    (attempt,) = await rows(wired, outbound_attempts)
+    assert attempt.outcome == "error" and attempt.error_code == Errcode.KF_QUOTA_EXHAUSTED
+
+
+async def test_rate_limit_retries_later_then_succeeds(wired: Runtime, state: SandboxState) -> None:
+    await customer_writes(wired, state, "wmA")
+    state.inject("kf/send_msg", Errcode.RATE_LIMITED)
+    with pytest.raises(RetryLater) as caught:
+        await send(wired, "稍等", "rl:1")
+    assert caught.value.defer == 60
+    (msg,) = await rows(wired, outbound_messages)
+    assert msg.status == OutboundStatus.PENDING and msg.error_code == Errcode.RATE_LIMITED and msg.attempts == 1
+    result = await send(wired, "稍等", "rl:1")
+    assert result.status == OutboundStatus.SENT and result.error_code is None
+    attempts = await rows(wired, outbound_attempts)
+    assert [(a.outcome, a.error_code) for a in attempts] == [("error", Errcode.RATE_LIMITED), ("ok", None)]
+    assert (await rows(wired, outbound_messages))[0].attempts == 2 and state.kf_replies("wmA") == ["稍等"]
+
+
+async def test_timeout_is_retried_and_msgid_prevents_a_duplicate(rt: Runtime, server: TestServer, state: SandboxState) -> None:
+    wire(rt, server, timeout=0.2)
+    await customer_writes(rt, state, "wmA")
+    # WeCom is slow: our call times out although WeCom goes on to deliver the message.
+    state.inject("kf/send_msg", 0, delay=0.5)
+    with pytest.raises(ApiUnavailable):
+        await send(rt, "订单已确认", "to:1")
+    (attempt,) = await rows(rt, outbound_attempts)
+    assert attempt.outcome == "timeout" and (await rows(rt, outbound_messages))[0].status == OutboundStatus.PENDING
+    await asyncio.sleep(0.5)
+    result = await send(rt, "订单已确认", "to:1")  # the job's retry
+    assert result.status == OutboundStatus.SENT
+    assert state.kf_replies("wmA") == ["订单已确认"]  # once: WeCom deduplicated the msgid
+
+
+async def test_concurrent_sends_of_one_key_call_once(wired: Runtime, state: SandboxState) -> None:
+    await customer_writes(wired, state, "wmA")
+    outcomes = await asyncio.gather(*(send(wired, "同一条", "c:1") for _ in range(4)), return_exceptions=True)
+    assert state.call_count("kf/send_msg") == 1
+    for outcome in outcomes:
+        assert isinstance(outcome, RetryLater) or outcome.status == OutboundStatus.SENT  # type: ignore[union-attr]
+    assert (await send(wired, "同一条", "c:1")).status == OutboundStatus.SENT
+
+
+async def test_abandoned_claim_lapses(wired: Runtime, state: SandboxState, clock: FrozenClock) -> None:
+    await customer_writes(wired, state, "wmA")
+    draft = sender._Draft("crash:1", "kf", "reply", "wmA", {"touser": "wmA"})
+    assert isinstance(await sender._open(wired, draft), int)  # claimed, then the process "died"
+    with pytest.raises(RetryLater):
+        await send(wired, "恢复", "crash:1")
+    clock.advance(seconds=sender.CLAIM_LEASE.total_seconds() + 1)
+    assert (await send(wired, "恢复", "crash:1")).status == OutboundStatus.SENT
+    (msg,) = await rows(wired, outbound_messages)
+    assert msg.attempts == 1 and len(await rows(wired, outbound_attempts)) == 1
+
+
+async def test_long_keys_are_stored_within_the_column(wired: Runtime, state: SandboxState) -> None:
+    await customer_writes(wired, state, "wmA")
+    key = "order:" + "X" * 100 + ":shipped"
+    first = await send(wired, "已发货", key)
+    assert (await send(wired, "已发货", key)).message_id == first.message_id
+    (msg,) = await rows(wired, outbound_messages)
+    assert len(msg.idempotency_key) == 64 and msg.idempotency_key.startswith("order:XXX")
+
+
+async def test_customer_message_never_moves_the_window_back(wired: Runtime, state: SandboxState, clock: FrozenClock) -> None:
+    await customer_writes(wired, state, "wmA")
+    await send(wired, "一", "w:1")
+    async with wired.db.write() as conn:
+        old = clock.now().replace(hour=0)
+        await sender.record_customer_message(conn, open_kfid=KF, external_userid="wmA", at=old)
+    (window,) = await rows(wired, kf_windows)
+    assert window.last_customer_msg_at == clock.now() and window.sent_since_customer_msg == 1
+
+
+# ---- other channels --------------------------------------------------------------------------------------
+async def test_app_message_is_recorded(wired: Runtime, state: SandboxState) -> None:
+    result = await sender.send_app_message(wired, touser=["ops01", "ghost"], text="新订单 SO-1", key="alert:1")
+    assert result.status == OutboundStatus.SENT and result.channel == "wecom_app" and result.remote_id
+    assert result.error_message == "invaliduser: ghost"
+    assert state.app_messages_to("ops01") == ["新订单 SO-1"]
+    again = await sender.send_app_message(wired, touser=["ops01", "ghost"], text="新订单 SO-1", key="alert:1")
+    assert again == result and state.call_count("message/send") == 1
+    (msg,) = await rows(wired, outbound_messages)
+    assert msg.recipient == "ops01|ghost" and msg.purpose == "alert" and msg.payload["agentid"] == 1000002
+    nobody = await sender.send_app_message(wired, touser=["ghost"], text="x", key="alert:2")
+    assert nobody.status == OutboundStatus.FAILED and nobody.error_code == Errcode.ALL_RECIPIENTS_INVALID
+
+
+async def test_official_account_messages(wired: Runtime, state: SandboxState, clock: FrozenClock) -> None:
+    state.add_follower("oF1")
+    tpl = await sender.send_mp_template(
+        wired,
+        openid="oF1",
+        template_id="sandbox-order-notice",
+        data={"content": {"value": "已发货"}},
+        key="mp:1",
+        url="https://example.com/o/1",
+    )
+    assert tpl.status == OutboundStatus.SENT and tpl.channel == "mp_template" and tpl.remote_id
+    assert state.templates_sent[0]["url"] == "https://example.com/o/1"
+    custom = await sender.send_mp_custom_text(wired, openid="oF1", text="您好", key="mp:2", purpose="reply")
+    assert custom.status == OutboundStatus.SENT and state.mp_custom_sent[0]["content"] == "您好"
+    clock.advance(hours=49)
+    late = await sender.send_mp_custom_text(wired, openid="oF1", text="在吗", key="mp:3", purpose="reply")
+    assert late.status == OutboundStatus.SKIPPED and late.error_message == "mp_window_closed"
+    stranger = await sender.send_mp_template(wired, openid="oNobody", template_id="sandbox-order-notice", data={}, key="mp:4")
+    assert stranger.status == OutboundStatus.FAILED and stranger.error_code == Errcode.MP_INVALID_OPENID
+
+
+async def test_msg_template_task_awaits_the_salesperson(wired: Runtime, state: SandboxState) -> None:
+    state.add_customer("wmT", "客户T", ["sales01"])
+    task = await sender.create_msg_template_task(
+        wired, sender_userid="sales01", external_userids=["wmT"], text="您的订单已发货", key="task:1", purpose="notice"
+    )
+    assert task.status == OutboundStatus.AWAITING_SALESPERSON and task.channel == "msg_template"
+    assert task.remote_id == state.msg_templates[0]["msgid"]
+    refused = await sender.create_msg_template_task(
+        wired, sender_userid="ops01", external_userids=["wmT"], text="x", key="task:2", purpose="notice"
+    )
+    assert refused.status == OutboundStatus.FAILED and refused.error_message == "fail_list: wmT"
