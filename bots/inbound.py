@@ -42,7 +42,7 @@ async def insert_inbound(conn: AsyncConnection, dialect: str, item: Inbound, rt:
             extra={"channel": item.channel, "inbound_id": inserted, "msg_type": item.msg_type, "event": item.event},
         )
         return Stored(int(inserted), None)
-    oid = await outbox.add(conn, TOPIC, {"inbound_id": int(inserted)}, now)
+    oid = await outbox.add(conn, TOPIC, {"inbound_id": int(inserted)}, now, kicked=True)
     return Stored(int(inserted), oid)
 
 

@@ -8,7 +8,6 @@ recorded as skipped with the reason: it never vanishes silently.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from typing import Any
 
@@ -16,7 +15,7 @@ import sqlalchemy as sa
 
 from bots.outbound import sender
 from bots.outbound.client import MP_API, WECOM_API
-from bots.outbound.models import OutboundStatus, kf_windows, outbound_messages
+from bots.outbound.models import OutboundStatus, outbound_messages
 from fulfillment import notices
 from fulfillment.orders import OrderView, get_order
 from scrm.core import outbox
@@ -32,16 +31,7 @@ async def _kf_window_open(rt: Runtime, external_userid: str) -> bool:
     open_kfid = rt.settings.kf_open_kfid
     if not open_kfid or not rt.has(WECOM_API):
         return False
-    async with rt.db.read() as conn:
-        row = (
-            await conn.execute(
-                sa.select(kf_windows).where(kf_windows.c.open_kfid == open_kfid, kf_windows.c.external_userid == external_userid)
-            )
-        ).first()
-    if row is None:
-        return False
-    in_window = row.last_customer_msg_at + dt.timedelta(hours=rt.settings.kf_window_hours) > rt.clock.now()
-    return bool(in_window and row.sent_since_customer_msg < rt.settings.kf_max_messages)
+    return await sender.kf_window_reason(rt, open_kfid=open_kfid, external_userid=external_userid) is None
 
 
 async def record_unreachable(rt: Runtime, *, key: str, customer_id: int | None, text: str, reason: str) -> None:

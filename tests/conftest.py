@@ -13,10 +13,12 @@ import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 import sqlalchemy as sa
+from aiohttp.test_utils import TestClient
 
 from config import Settings, load_settings
 from scrm.core import migrate
@@ -155,3 +157,63 @@ async def make_customer(rt: Runtime, external_userid: str) -> int:
 
     async with rt.db.write() as conn:
         return await ensure_customer(conn, rt.db.dialect, kind="external_userid", value=external_userid, now=rt.clock.now())
+
+
+class SandboxHarness:
+    """The whole product on a real local port with the sandbox mounted, jobs in-process: the emulator calls our
+    /callback/wecom and our sender calls the emulator, over HTTP, exactly as in ``python run.py``."""
+
+    def __init__(self, rt: Runtime, client: TestClient, state: Any) -> None:
+        self.rt = rt
+        self.client = client
+        self.state = state
+
+    async def settle(self, rounds: int = 50) -> None:
+        """Run jobs and the outbox relay until nothing is pending."""
+        from scrm.core import outbox
+        from scrm.core.jobs import InProcessQueue
+
+        assert isinstance(self.rt.jobs, InProcessQueue)
+        for _ in range(rounds):
+            await self.rt.jobs.drain(30)
+            if not await outbox.relay_once(self.rt):
+                return
+        raise AssertionError("work did not settle")
+
+    async def customer_says(self, external_userid: str, text: str, name: str = "") -> None:
+        resp = await self.client.post("/sandbox/api/kf/customer-message",
+                                      json={"external_userid": external_userid, "name": name, "text": text})
+        assert resp.status == 200, await resp.text()
+        body = await resp.json()
+        assert body.get("delivered", True), body
+        await self.settle()
+
+    def replies(self, external_userid: str) -> list[str]:
+        return list(self.state.kf_replies(external_userid))
+
+    async def api(self, method: str, path: str, **kw: Any) -> Any:
+        headers = {"Authorization": f"Bearer {self.rt.settings.admin_token.get()}"}
+        resp = await self.client.request(method, "/api/v1" + path, headers=headers, **kw)
+        return resp.status, await resp.json()
+
+
+@pytest.fixture
+async def sandbox(database_url: str, clock: FrozenClock) -> AsyncIterator[SandboxHarness]:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from bots.sandbox.web import SANDBOX_STATE
+    from scrm.web.app import create_app
+    from tests.helpers import free_port
+
+    port = free_port()
+    settings = make_settings(database_url=database_url, port=port)
+    runtime = await build_runtime(settings, clock)
+    await runtime.jobs.start(runtime)
+    app = create_app(settings, runtime=runtime)
+    async with TestClient(TestServer(app, port=port)) as client:
+        async with runtime.db.write() as conn:
+            from fulfillment.catalog import seed_sample_if_empty
+
+            await seed_sample_if_empty(conn, runtime.db.dialect, runtime.clock.now())
+        yield SandboxHarness(runtime, client, app[SANDBOX_STATE])
+    await runtime.close()

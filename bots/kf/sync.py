@@ -29,6 +29,7 @@ from scrm.core.runtime import Runtime
 log = logging.getLogger(__name__)
 
 LEASE = dt.timedelta(seconds=120)
+TOKEN_LIFE = dt.timedelta(minutes=9)
 PAGE_LIMIT = 1000
 MAX_PAGES_PER_PASS = 100  # bound one pass; a remaining backlog is picked up by the next request/sweep
 
@@ -83,7 +84,9 @@ async def _pull_pages(rt: Runtime, open_kfid: str, owner: str) -> int:
         async with rt.db.read() as conn:
             state = (await conn.execute(sa.select(kf_cursors).where(kf_cursors.c.open_kfid == open_kfid))).one()
         body: dict[str, Any] = {"cursor": state.cursor, "limit": PAGE_LIMIT, "voice_format": 0, "open_kfid": open_kfid}
-        if state.callback_token:
+        # The callback's token speeds up sync_msg but lives 10 minutes; a stale one would be refused.
+        fresh = state.requested_at is not None and state.requested_at > rt.clock.now() - TOKEN_LIFE
+        if state.callback_token and fresh:
             body["token"] = state.callback_token
         # wechatpy's kf helper omits open_kfid; the raw call carries it (WECOM.md §4).
         data = await api.call("kf/sync_msg", body)

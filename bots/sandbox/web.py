@@ -1,7 +1,44 @@
-"""Mounts the sandbox (emulator + simulator + chat page) under /sandbox/."""
+"""Mounts the sandbox under /sandbox/: the WeCom/Official Account emulator, the callback simulator that tells
+our own /callback/wecom about new 微信客服 messages exactly as WeCom does, and the chat page.
+
+Only in sandbox mode (the control routes are unauthenticated by design: nothing real is behind them).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
 
 from aiohttp import web
 
+from bots.sandbox.emulator import create_emulator_app
+from bots.sandbox.simulator import CallbackSimulator, kf_callback_hook
+from bots.sandbox.state import SandboxState
+from scrm.web.keys import RUNTIME, SETTINGS
 
-def setup(app: web.Application) -> None:
-    pass
+SANDBOX_STATE = web.AppKey("sandbox", SandboxState)
+
+
+def setup(app: web.Application) -> SandboxState:
+    settings = app[SETTINGS]
+
+    def now() -> dt.datetime:
+        # The product's clock once it runs, so both sides agree on time (tests freeze it).
+        return app[RUNTIME].clock.now() if RUNTIME in app else dt.datetime.now(dt.UTC)
+
+    state = SandboxState.from_settings(settings, now=now)
+    state.seed_demo()
+    sim = CallbackSimulator(
+        settings.wecom_token.get(),
+        settings.wecom_aes_key.get(),
+        settings.wecom_corp_id,
+        now=now,  # the product's clock, so its timestamp window accepts the callback
+        agent_id=settings.wecom_agent_id,
+    )
+
+    async def session():  # type: ignore[no-untyped-def]
+        return await app[RUNTIME].http_session()
+
+    state.on_kf_message = kf_callback_hook(sim, f"{settings.base_url}/callback/wecom", session)
+    app[SANDBOX_STATE] = state
+    app.add_subapp("/sandbox/", create_emulator_app(state))
+    return state

@@ -66,10 +66,14 @@ def handler_for(topic: str) -> Handler | None:
     return _handlers.get(topic)
 
 
-async def add(conn: AsyncConnection, topic: str, payload: dict[str, Any], now: dt.datetime) -> int:
-    """Write an outbox row in the caller's transaction; returns its id (for :func:`kick`)."""
+async def add(conn: AsyncConnection, topic: str, payload: dict[str, Any], now: dt.datetime, *, kicked: bool = False) -> int:
+    """Write an outbox row in the caller's transaction; returns its id.
+
+    ``kicked=True``: the caller enqueues it right after commit (:func:`kick`), so the relay waits a grace period
+    before sweeping it; otherwise the relay dispatches it on its next pass (about a second)."""
+    due = now + FAST_PATH_GRACE if kicked else now
     result = await conn.execute(
-        outbox.insert().values(topic=topic, payload=payload, created_at=now, next_attempt_at=now + FAST_PATH_GRACE).returning(outbox.c.id)
+        outbox.insert().values(topic=topic, payload=payload, created_at=now, next_attempt_at=due).returning(outbox.c.id)
     )
     return int(result.scalar_one())
 

@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m bench.ingest`` (callback ingest), ``python -m bench.orders`` (order placement)."""

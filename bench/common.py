@@ -1,0 +1,218 @@
+"""Helpers shared by the benchmarks: machine facts, percentiles, CPU accounting, scratch PostgreSQL databases
+and writing one section of ``docs/BENCHMARKS.md``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+import platform
+import re
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+BENCHMARKS_MD = PROJECT_ROOT / "docs" / "BENCHMARKS.md"
+PG_ADMIN_DSN = os.environ.get("SCRM_BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_HOST_DSN = "postgresql+asyncpg://postgres@127.0.0.1:5432"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# ---- machine ----------------------------------------------------------------------------------------------
+def cpu_model() -> str:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or "unknown"
+    match = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
+    return match.group(1).strip() if match else "unknown"
+
+
+def nproc() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def machine_info() -> dict[str, str]:
+    return {
+        "nproc": str(nproc()),
+        "cpu": cpu_model(),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "os": f"{platform.system()} {platform.release()}",
+    }
+
+
+def machine_lines(extra: dict[str, str] | None = None) -> list[str]:
+    info = machine_info() | (extra or {})
+    return [f"- {k}: {v}" for k, v in info.items()]
+
+
+# ---- statistics -------------------------------------------------------------------------------------------
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile of already sorted values (``q`` in 0..100); NaN when there are none."""
+    if not sorted_values:
+        return float("nan")
+    rank = max(0, min(len(sorted_values) - 1, math.ceil(q / 100 * len(sorted_values)) - 1))
+    return float(sorted_values[rank])
+
+
+def fmt_ms(seconds: float) -> str:
+    return "–" if seconds != seconds else f"{seconds * 1000:.1f}"  # NaN check
+
+
+def fmt_rate(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}×" if b else "–"
+
+
+# ---- CPU accounting (Linux /proc) -------------------------------------------------------------------------
+def proc_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process (0 when it is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14 and 15 of the line)
+
+
+def machine_cpu_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies over all CPUs since boot."""
+    try:
+        first = Path("/proc/stat").read_text().splitlines()[0].split()
+    except OSError:
+        return 0, 0
+    values = [int(v) for v in first[1:9]]
+    idle = values[3] + values[4]  # idle + iowait
+    total = sum(values)
+    return total - idle, total
+
+
+def background_busy(seconds: float = 1.0) -> float:
+    """Fraction of all cores busy over ``seconds`` before a benchmark starts (other work on the machine)."""
+    import time
+
+    b0, t0 = machine_cpu_ticks()
+    time.sleep(seconds)
+    b1, t1 = machine_cpu_ticks()
+    return (b1 - b0) / (t1 - t0) if t1 > t0 else 0.0
+
+
+def background_line(busy: float) -> str:
+    note = " — other work was running; figures are perturbed" if busy > 0.15 else ""
+    return f"{busy * 100:.0f} % of all cores{note}"
+
+
+# ---- time limits ------------------------------------------------------------------------------------------
+class HardTimeout(Exception):
+    pass
+
+
+def arm_hard_timeout(seconds: float) -> None:
+    """Raise :class:`HardTimeout` in the main thread after ``seconds`` (SIGALRM); SIGTERM becomes SystemExit
+    so ``finally`` blocks run and children are cleaned up."""
+
+    def on_alarm(signum: int, frame: FrameType | None) -> None:
+        raise HardTimeout(f"hard timeout of {seconds:.0f} s reached")
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.signal(signal.SIGTERM, on_term)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+
+
+def disarm_hard_timeout() -> None:
+    signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+# ---- scratch PostgreSQL databases -------------------------------------------------------------------------
+def pg_url(name: str) -> str:
+    return f"{PG_HOST_DSN}/{name}"
+
+
+async def pg_recreate(name: str) -> str:
+    """Drop and create database ``name``, migrate it to head; returns its SQLAlchemy URL."""
+    import asyncpg
+
+    from scrm.core import migrate
+    from scrm.core.db import Database
+
+    conn = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    url = pg_url(name)
+    db = Database(url)
+    try:
+        await migrate.upgrade(db)
+    finally:
+        await db.dispose()
+    return url
+
+
+async def pg_drop(name: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def pg_version() -> str:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        return str(await conn.fetchval("SHOW server_version"))
+    finally:
+        await conn.close()
+
+
+# ---- docs/BENCHMARKS.md -----------------------------------------------------------------------------------
+def write_section(name: str, markdown: str, path: Path = BENCHMARKS_MD) -> Path:
+    """Replace the text between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->`` (append the section when
+    it is not there yet, create the file when it does not exist); other sections are kept as they are."""
+    start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
+    block = f"{start}\n{markdown.strip()}\n{end}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        text = path.read_text(encoding="utf-8")
+    else:
+        text = (
+            "# Benchmarks\n\nGenerated by the scripts in `bench/` (see `bench/README.md`). Each section is "
+            "rewritten by its script; compare ratios measured in one run rather than absolute figures across "
+            "runs.\n"
+        )
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
+    if pattern.search(text):
+        text = pattern.sub(lambda _m: block, text, count=1)
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def generated_line(command: Sequence[str]) -> str:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"Measured {stamp} with `{' '.join(command)}`."
+
+
+def command_line(module: str, argv: Sequence[str] | None) -> list[str]:
+    args = list(sys.argv[1:] if argv is None else argv)
+    return ["python", "-m", module, *args]

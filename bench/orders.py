@@ -1,0 +1,375 @@
+"""Order placement under contention: the real ``fulfillment.orders.create_order(..., confirm=True)``.
+
+``python -m bench.orders [--seconds 10] [--tasks 64] [--skus 100]``
+
+A catalog of ``--skus`` products with ``--stock`` units each (so stock runs out during the run and later orders
+are backordered) and ``--customers`` customers are created first. Then ``--tasks`` asyncio tasks in this process
+place orders of 1–3 random SKUs (quantity 1–3 each) through the real service on a Runtime from
+``scrm.web.runtime.build_runtime`` (in-process job queue, not started: nothing consumes jobs) for ``--seconds``.
+
+Runs on PostgreSQL (database ``scrm_bench_orders``: created, migrated, dropped) and then on SQLite (a temporary
+file, ``--sqlite-tasks`` tasks) for comparison. After each run the stock invariants are checked: no
+``stock_levels`` row has allocated > on_hand, the order lines' allocated quantities sum per product to
+``stock_levels.allocated``, and ``inventory.reconcile`` finds no drift between counters and ledger.
+Results are printed as Markdown and written to ``docs/BENCHMARKS.md`` between ``<!-- bench:orders -->`` markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import resource
+import sys
+import tempfile
+import time
+import traceback
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    HardTimeout,
+    arm_hard_timeout,
+    background_busy,
+    background_line,
+    command_line,
+    disarm_hard_timeout,
+    fmt_ms,
+    fmt_rate,
+    generated_line,
+    machine_cpu_ticks,
+    machine_lines,
+    percentile,
+    pg_drop,
+    pg_recreate,
+    pg_version,
+    write_section,
+)
+
+DB_NAME = "scrm_bench_orders"
+
+
+@dataclass
+class RunResult:
+    backend: str
+    tasks: int
+    seconds: float = 0.0
+    orders: int = 0
+    lines: int = 0
+    backordered_lines: int = 0
+    ordered_units: int = 0
+    allocated_units: int = 0
+    first_backorder_at: float | None = None  # seconds into the run when stock first ran short
+    latencies: list[float] = field(default_factory=list)
+    errors: Counter[str] = field(default_factory=Counter)
+    statements: int = 0  # SQL statements sent during the run (all orders)
+    process_cpu: float = 0.0  # cores used by this process during the run
+    machine_busy: float = 0.0  # fraction of all cores busy
+    checks: dict[str, str] = field(default_factory=dict)
+    ok: bool = False
+
+    @property
+    def rate(self) -> float:
+        return self.orders / self.seconds if self.seconds else 0.0
+
+    @property
+    def per_order(self) -> tuple[float, float]:
+        """(SQL statements, client CPU ms) per successful order."""
+        if not self.orders:
+            return float("nan"), float("nan")
+        return self.statements / self.orders, self.process_cpu * self.seconds / self.orders * 1000
+
+
+def bench_settings(database_url: str) -> Any:
+    from config import load_settings
+
+    env = {"SCRM_DATABASE_URL": database_url, "SCRM_SANDBOX": "1", "SCRM_LOG_LEVEL": "WARNING",
+           "SCRM_LOG_FORMAT": "text"}
+    return load_settings(env, config_file=os.devnull)
+
+
+async def seed(rt: Any, skus: int, stock: int, customers: int) -> tuple[list[str], list[int]]:
+    """The catalog (through the real CSV import path) and the customers."""
+    from fulfillment.catalog import CatalogRow, import_rows
+    from scrm.customers.services import ensure_customer
+
+    rows = [
+        CatalogRow(line=i + 2, sku=f"BENCH-{i:04d}", name=f"压测商品{i:04d}", aliases=(), unit="箱",
+                   price_fen=1000 + 10 * i, stock=stock)
+        for i in range(skus)
+    ]
+    now = rt.clock.now()
+    async with rt.db.write() as conn:
+        report = await import_rows(conn, rt.db.dialect, rows, now)
+    if report.errors:
+        raise RuntimeError(f"catalog import failed: {report.errors[:3]}")
+    ids: list[int] = []
+    async with rt.db.write() as conn:
+        for i in range(customers):
+            ids.append(await ensure_customer(conn, rt.db.dialect, kind="external_userid",
+                                             value=f"wmBenchCustomer{i:05d}", now=now))
+    return [r.sku for r in rows], ids
+
+
+async def place_orders(rt: Any, result: RunResult, skus: list[str], customer_ids: list[int], seconds: float,
+                       seed_value: int) -> None:
+    from sqlalchemy import event
+
+    from fulfillment.orders import create_order
+
+    def count_statement(*_args: Any) -> None:
+        result.statements += 1
+
+    event.listen(rt.db.engine.sync_engine, "before_cursor_execute", count_statement)
+    start = time.perf_counter()
+    deadline = start + seconds
+
+    async def worker(k: int) -> None:
+        rnd = random.Random(seed_value * 10_000 + k)
+        while time.perf_counter() < deadline:
+            items = [(sku, rnd.randint(1, 3)) for sku in rnd.sample(skus, rnd.randint(1, 3))]
+            t0 = time.perf_counter()
+            try:
+                view = await create_order(rt, customer_id=rnd.choice(customer_ids), items=items, source="api",
+                                          channel="bench", actor="bench", confirm=True)
+            except Exception as exc:  # counted and reported; the run goes on
+                result.errors[type(exc).__name__] += 1
+                continue
+            t1 = time.perf_counter()
+            result.latencies.append(t1 - t0)
+            result.orders += 1
+            result.lines += len(view.lines)
+            short = [ln for ln in view.lines if ln.backordered_qty > 0]
+            result.backordered_lines += len(short)
+            if short and result.first_backorder_at is None:
+                result.first_backorder_at = t1 - start
+            result.ordered_units += sum(ln.qty for ln in view.lines)
+            result.allocated_units += sum(ln.allocated_qty for ln in view.lines)
+
+    usage0 = resource.getrusage(resource.RUSAGE_SELF)
+    busy0, total0 = machine_cpu_ticks()
+    workers = [asyncio.create_task(worker(k)) for k in range(result.tasks)]
+    try:
+        # Tasks stop by themselves at the deadline; the extra minute only guards against a stuck database.
+        await asyncio.wait_for(asyncio.gather(*workers), seconds + 60)
+    except TimeoutError:
+        result.errors["HardTimeout(run)"] += 1
+    elapsed = time.perf_counter() - start
+    usage1 = resource.getrusage(resource.RUSAGE_SELF)
+    busy1, total1 = machine_cpu_ticks()
+    result.seconds = elapsed
+    result.process_cpu = (usage1.ru_utime + usage1.ru_stime - usage0.ru_utime - usage0.ru_stime) / elapsed
+    result.machine_busy = (busy1 - busy0) / (total1 - total0) if total1 > total0 else float("nan")
+    result.latencies.sort()
+    event.remove(rt.db.engine.sync_engine, "before_cursor_execute", count_statement)
+
+
+async def verify(rt: Any, result: RunResult) -> None:
+    """The oversell check and the ledger reconciliation, straight from the tables."""
+    import sqlalchemy as sa
+
+    from fulfillment.inventory import reconcile
+    from fulfillment.models import order_lines, orders, stock_levels
+
+    async with rt.db.read() as conn:
+        oversold = int((await conn.execute(
+            sa.select(sa.func.count()).select_from(stock_levels).where(stock_levels.c.allocated > stock_levels.c.on_hand)
+        )).scalar_one())
+        by_lines = {int(p): int(q or 0) for p, q in await conn.execute(
+            sa.select(order_lines.c.product_id, sa.func.sum(order_lines.c.allocated_qty)).group_by(order_lines.c.product_id)
+        )}
+        by_levels = {int(p): int(q or 0) for p, q in await conn.execute(
+            sa.select(stock_levels.c.product_id, sa.func.sum(stock_levels.c.allocated)).group_by(stock_levels.c.product_id)
+        )}
+        on_hand = int((await conn.execute(sa.select(sa.func.coalesce(sa.func.sum(stock_levels.c.on_hand), 0)))).scalar_one())
+        confirmed = int((await conn.execute(
+            sa.select(sa.func.count()).select_from(orders).where(orders.c.status == "confirmed")
+        )).scalar_one())
+        drifts = await reconcile(conn)
+    products = set(by_lines) | set(by_levels)
+    mismatched = [p for p in products if by_lines.get(p, 0) != by_levels.get(p, 0)]
+    allocated = sum(by_levels.values())
+    result.checks = {
+        "allocated ≤ on_hand": "OK" if oversold == 0 else f"FAILED on {oversold} row(s)",
+        "Σ line allocations = stock_levels.allocated": (
+            "OK" if not mismatched else f"FAILED for {len(mismatched)} product(s)"),
+        "reconcile (counters = ledger)": "OK" if not drifts else f"FAILED: {len(drifts)} drift(s)",
+        "confirmed orders = successful calls": (
+            "OK" if confirmed == result.orders else f"FAILED: {confirmed} in DB vs {result.orders}"),
+        "allocated units (DB = client tally)": (
+            f"{allocated:,} of {on_hand:,} on hand"
+            + ("" if allocated == result.allocated_units else f" — FAILED: client saw {result.allocated_units:,}")),
+    }
+    result.ok = (oversold == 0 and not mismatched and not drifts and confirmed == result.orders
+                 and allocated == result.allocated_units)
+
+
+async def run_backend(backend: str, database_url: str, args: argparse.Namespace, tasks: int) -> RunResult:
+    from scrm.web.runtime import build_runtime
+
+    rt = await build_runtime(bench_settings(database_url))
+    result = RunResult(backend=backend, tasks=tasks)
+    try:
+        skus, customers = await seed(rt, args.skus, args.stock, args.customers)
+        await place_orders(rt, result, skus, customers, args.seconds, args.seed)
+        await verify(rt, result)
+    finally:
+        await rt.close()
+    return result
+
+
+async def sqlite_database(path: Path) -> str:
+    from scrm.core import migrate
+    from scrm.core.db import Database
+
+    url = f"sqlite+aiosqlite:///{path}"
+    db = Database(url)
+    try:
+        await migrate.upgrade(db)
+    finally:
+        await db.dispose()
+    return url
+
+
+def render(results: list[RunResult], argv: list[str], args: argparse.Namespace, extra: dict[str, str],
+           wall: float) -> str:
+    lines = [
+        "## Orders",
+        "",
+        generated_line(argv),
+        "",
+        *machine_lines(extra),
+        "",
+        f"Workload: {args.skus} SKUs × {args.stock} units, {args.customers} customers; each task loops "
+        "`create_order(..., confirm=True)` with 1–3 random SKUs × qty 1–3 "
+        f"for {args.seconds:g} s.",
+        "",
+        "| backend | tasks | orders/s | p50 ms | p99 ms | orders | lines | backordered lines | stock short after "
+        "| errors | SQL stmts / order | client CPU ms / order | process CPU | machine busy | no oversell |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in results:
+        short = f"{r.first_backorder_at:.1f} s" if r.first_backorder_at is not None else "never"
+        errors = sum(r.errors.values())
+        stmts, cpu_ms = r.per_order
+        lines.append(
+            f"| {r.backend} | {r.tasks} | {fmt_rate(r.rate)} | {fmt_ms(percentile(r.latencies, 50))} "
+            f"| {fmt_ms(percentile(r.latencies, 99))} | {r.orders:,} | {r.lines:,} | {r.backordered_lines:,} "
+            f"| {short} | {errors} | {stmts:.1f} | {cpu_ms:.1f} | {r.process_cpu * 100:.0f} % "
+            f"| {r.machine_busy * 100:.0f} % | {'✔' if r.ok else '✘'} |"
+        )
+    lines += ["", "Invariant checks after each run:", ""]
+    for r in results:
+        detail = "; ".join(f"{k}: {v}" for k, v in r.checks.items())
+        lines.append(f"- {r.backend}: {detail}")
+        if r.errors:
+            lines.append(f"  - errors by type: {dict(r.errors)}")
+    lines += [
+        "",
+        "Notes:",
+        "",
+        "- Latency is per `create_order(confirm=True)` call as the caller sees it: the create transaction, the "
+        "confirm transaction (row locks on the order and the stock rows, allocation, ledger, outbox) and the "
+        "order read-back.",
+        "- Process CPU is % of one core used by the benchmark process (the service's Python code: SQLAlchemy "
+        "Core + driver); machine busy is % of all cores (the database included). SQL statements are counted "
+        "at the driver (BEGIN/COMMIT and pool pings not included), failed attempts included.",
+        "- PostgreSQL: the app's engine pool (10 + 10 overflow connections) is shared by all tasks. SQLite "
+        "serialises writers (`BEGIN IMMEDIATE`), so its tasks queue on the write lock.",
+        f"- Total wall time {wall:.0f} s.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.orders", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each run (10)")
+    parser.add_argument("--tasks", type=int, default=64, help="concurrent tasks on PostgreSQL (64)")
+    parser.add_argument("--sqlite-tasks", type=int, default=64, help="concurrent tasks on SQLite (64)")
+    parser.add_argument("--skus", type=int, default=100, help="products in the catalog (100)")
+    parser.add_argument("--stock", type=int, default=20, help="units on hand per product at start (20)")
+    parser.add_argument("--customers", type=int, default=500, help="customers created first (500)")
+    parser.add_argument("--backends", default="postgresql,sqlite", help="postgresql,sqlite (both)")
+    parser.add_argument("--seed", type=int, default=1, help="random seed (1)")
+    parser.add_argument("--hard-timeout", type=float, default=0.0, help="abort after this many s (auto)")
+    parser.add_argument("--no-write", action="store_true", help="do not update docs/BENCHMARKS.md")
+    args = parser.parse_args(argv)
+    args.backend_list = [b.strip() for b in str(args.backends).split(",") if b.strip()]
+    if not args.backend_list or any(b not in ("postgresql", "sqlite") for b in args.backend_list):
+        parser.error("--backends: a subset of postgresql,sqlite")
+    if not 0 < args.seconds <= 600 or not 1 <= args.tasks <= 1024 or not 1 <= args.sqlite_tasks <= 1024:
+        parser.error("--seconds 0..600, --tasks and --sqlite-tasks 1..1024")
+    if args.skus < 3 or args.stock < 0 or args.customers < 1:
+        parser.error("--skus ≥ 3, --stock ≥ 0, --customers ≥ 1")
+    if not args.hard_timeout:
+        args.hard_timeout = 120 + len(args.backend_list) * (args.seconds + 90)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    shown = command_line("bench.orders", argv)
+    results: list[RunResult] = []
+    extra: dict[str, str] = {}
+    began = time.monotonic()
+    pg_created = False
+    arm_hard_timeout(args.hard_timeout)
+    try:
+        from scrm.core.logs import setup_logging
+
+        setup_logging("WARNING", "text")
+        extra["machine busy before start"] = background_line(background_busy())
+        for backend in args.backend_list:
+            if backend == "postgresql":
+                print(f"creating and migrating PostgreSQL database {DB_NAME} …", flush=True)
+                pg_created = True
+                url = asyncio.run(pg_recreate(DB_NAME))
+                extra["postgresql"] = asyncio.run(pg_version())
+                tasks = args.tasks
+                print(f"placing orders on PostgreSQL with {tasks} tasks for {args.seconds:g} s …", flush=True)
+                results.append(asyncio.run(run_backend("PostgreSQL", url, args, tasks)))
+                asyncio.run(pg_drop(DB_NAME))
+                pg_created = False
+            else:
+                import sqlite3
+
+                extra["sqlite"] = sqlite3.sqlite_version
+                with tempfile.TemporaryDirectory(prefix="scrm_bench_orders_") as tmp:
+                    url = asyncio.run(sqlite_database(Path(tmp) / "bench.db"))
+                    tasks = args.sqlite_tasks
+                    print(f"placing orders on SQLite with {tasks} tasks for {args.seconds:g} s …", flush=True)
+                    results.append(asyncio.run(run_backend("SQLite", url, args, tasks)))
+            r = results[-1]
+            print(f"  {fmt_rate(r.rate)} orders/s, p50 {fmt_ms(percentile(r.latencies, 50))} ms, "
+                  f"p99 {fmt_ms(percentile(r.latencies, 99))} ms, {r.backordered_lines} backordered lines, "
+                  f"errors {dict(r.errors)}, checks {'OK' if r.ok else r.checks}", flush=True)
+    except HardTimeout as exc:
+        print(f"aborted: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception:
+        traceback.print_exc()
+        print("benchmark failed", file=sys.stderr)
+        return 1
+    finally:
+        disarm_hard_timeout()
+        if pg_created:
+            try:
+                asyncio.run(pg_drop(DB_NAME))
+            except Exception as exc:
+                print(f"could not drop {DB_NAME}: {exc}", file=sys.stderr)
+    table = render(results, shown, args, extra, time.monotonic() - began)
+    print()
+    print(table)
+    if not args.no_write and results:
+        print(f"written to {write_section('orders', table)}")
+    return 0 if all(r.ok for r in results) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

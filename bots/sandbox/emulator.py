@@ -1,0 +1,165 @@
+"""The sandbox emulator as an aiohttp app: WeCom and Official Account APIs, control routes, the chat page.
+
+Mounted with ``app.add_subapp("/sandbox/", create_emulator_app(state))``:
+
+* ``/sandbox/wecom/cgi-bin/<path>`` and ``/sandbox/mp/cgi-bin/<path>`` — the APIs (answers as the real
+  hosts give: HTTP 200 with ``errcode``); an unknown path answers HTTP 404.
+* ``POST|DELETE /sandbox/api/faults`` — inject / clear faults (``{"path","errcode","times","delay"}``).
+* ``POST /sandbox/api/kf/customer-message`` and ``GET /sandbox/api/kf/conversation`` — the chat page's
+  backend.
+* ``/sandbox/`` — the chat page; ``/sandbox/static/…`` — its files.
+
+The control routes are unauthenticated: the emulator exists only in sandbox mode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from bots.sandbox import contact_endpoints, mp_endpoints, wecom_endpoints
+from bots.sandbox.endpoints import Call, Endpoint, dispatch, error_answer
+from bots.sandbox.state import KfNotice, SandboxState
+from bots.wecom.crypto import parse_query
+
+log = logging.getLogger(__name__)
+
+STATE = web.AppKey("sandbox_state", SandboxState)
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+WECOM_ROUTES: dict[str, Endpoint] = {**wecom_endpoints.ROUTES, **contact_endpoints.ROUTES}
+MP_ROUTES: dict[str, Endpoint] = dict(mp_endpoints.ROUTES)
+DATA_FORMAT_ERROR = 47001  # body is not a JSON object
+EXTERNAL_USERID = re.compile(r"[0-9A-Za-z_-]{1,64}")
+MAX_TEXT_BYTES = 2048
+HOOK_TIMEOUT = 10.0  # seconds
+
+_dumps = functools.partial(json.dumps, ensure_ascii=False)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=_dumps)
+
+
+def _bad_request(message: str) -> web.Response:
+    return _json({"error": {"code": "bad_request", "message": message}}, status=400)
+
+
+def _api_view(api: str, table: Mapping[str, Endpoint]) -> Handler:
+    async def view(request: web.Request) -> web.Response:
+        state = request.app[STATE]
+        path = request.match_info["path"]
+        if path not in table:
+            return _json({"errcode": 404, "errmsg": f"no such API in the sandbox: {path}"}, status=404)
+        state.calls.append(f"{api}:{path}")
+        fault = state.take_fault(api, path)
+        if fault is not None:
+            if fault.delay > 0:
+                await asyncio.sleep(fault.delay)
+            if fault.errcode:
+                return _json(error_answer(fault.errcode))
+        body: Any = {}
+        raw = await request.read()
+        if raw.strip():
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = None
+            if not isinstance(body, dict):
+                return _json(error_answer(DATA_FORMAT_ERROR, "data format error"))
+        # parse_query keeps a literal "+" (aiohttp's request.query would turn it into a space).
+        return _json(dispatch(state, api, path, Call(parse_query(request.query_string), body), table))
+
+    return view
+
+
+async def _json_body(request: web.Request) -> dict[str, Any] | None:
+    try:
+        body = await request.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+async def add_fault(request: web.Request) -> web.Response:
+    body = await _json_body(request)
+    if body is None or not isinstance(body.get("path"), str) or not isinstance(body.get("errcode", 0), int):
+        return _bad_request('expected {"path": str, "errcode": int, "times": int, "delay": seconds}')
+    try:
+        request.app[STATE].inject(body["path"], body.get("errcode", 0), int(body.get("times", 1)), float(body.get("delay", 0)))
+    except (TypeError, ValueError):
+        return _bad_request("times must be an integer and delay a number")
+    return _json({"ok": True})
+
+
+async def clear_faults(request: web.Request) -> web.Response:
+    request.app[STATE].clear_faults()
+    return _json({"ok": True})
+
+
+async def customer_message(request: web.Request) -> web.Response:
+    """The page's customer writes: append to the kf log, then tell the product (``state.on_kf_message``)."""
+    state = request.app[STATE]
+    body = await _json_body(request)
+    if body is None:
+        return _bad_request('expected {"external_userid", "name", "text"}')
+    ext, name, text = body.get("external_userid"), body.get("name") or "微信用户", body.get("text")
+    if not isinstance(ext, str) or not EXTERNAL_USERID.fullmatch(ext):
+        return _bad_request("external_userid must be 1-64 letters, digits, _ or -")
+    if not isinstance(name, str) or len(name) > 64:
+        return _bad_request("name must be a string of at most 64 characters")
+    if not isinstance(text, str) or not text.strip() or len(text.encode("utf-8")) > MAX_TEXT_BYTES:
+        return _bad_request("text must be 1 to 2048 bytes")
+    msg = state.customer_kf_message(ext, text, name=name)
+    delivered = False
+    if state.on_kf_message is not None:
+        notice = KfNotice(msg["open_kfid"], state.kf_sync_token(), msg)
+        try:
+            # WeCom gives up on a callback after 5 s; a hung product must not hang the page either.
+            async with asyncio.timeout(HOOK_TIMEOUT):
+                await state.on_kf_message(notice)
+            delivered = True
+        except Exception:
+            # The message stays in the log; the product's periodic sync sweep will still pick it up.
+            log.exception("sandbox: kf_msg_or_event callback could not be delivered")
+    return _json({"ok": True, "msgid": msg["msgid"], "delivered": delivered})
+
+
+async def conversation(request: web.Request) -> web.Response:
+    ext = request.query.get("external_userid", "")
+    if not EXTERNAL_USERID.fullmatch(ext):
+        return _bad_request("external_userid is required")
+    return _json({"messages": request.app[STATE].kf_conversation(ext)})
+
+
+async def index(request: web.Request) -> web.StreamResponse:
+    return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-store"})
+
+
+async def to_slash(request: web.Request) -> web.StreamResponse:
+    # The page uses relative URLs, which only resolve under /sandbox/ — never /sandbox.
+    raise web.HTTPFound(request.path + "/")
+
+
+def create_emulator_app(state: SandboxState) -> web.Application:
+    """The emulator over ``state``; every route is relative to where the app is mounted."""
+    app = web.Application()
+    app[STATE] = state
+    app.router.add_route("*", "/wecom/cgi-bin/{path:.+}", _api_view("wecom", WECOM_ROUTES))
+    app.router.add_route("*", "/mp/cgi-bin/{path:.+}", _api_view("mp", MP_ROUTES))
+    app.router.add_post("/api/faults", add_fault)
+    app.router.add_delete("/api/faults", clear_faults)
+    app.router.add_post("/api/kf/customer-message", customer_message)
+    app.router.add_get("/api/kf/conversation", conversation)
+    app.router.add_get("", to_slash)
+    app.router.add_get("/", index)
+    app.router.add_static("/static/", STATIC_DIR)
+    return app

@@ -1,0 +1,152 @@
+"""The emulator's request model and dispatcher: access-token checks, errcode answers shaped like WeCom's.
+
+Endpoint functions are plain Python ``(state, call) -> dict``: they read ``call.query`` / ``call.body``, apply
+the API's rules to :class:`~bots.sandbox.state.SandboxState` and return the answer's fields, or raise
+:class:`ApiFailure`. The HTTP layer (``emulator.py``) only parses, injects faults and serialises.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bots.outbound.client import Errcode
+from bots.sandbox.state import SandboxState, random_id
+
+MESSAGES = {
+    Errcode.BUSY: "system busy",
+    Errcode.INVALID_SECRET: "invalid credential",
+    Errcode.INVALID_TOKEN: "invalid access_token",
+    Errcode.TOKEN_MISSING: "access_token missing",
+    Errcode.TOKEN_EXPIRED: "access_token expired",
+    Errcode.RATE_LIMITED: "api freq out of limit",
+    Errcode.CONCURRENCY_LIMITED: "api concurrent out of limit",
+    Errcode.INVALID_PARAMETER: "invalid parameter",
+    Errcode.NOT_EXTERNAL_CONTACT: "not external contact",
+    Errcode.WELCOME_CODE_INVALID: "invalid welcome_code",
+    Errcode.INVALID_OAUTH_CODE: "invalid code",
+    Errcode.KF_WINDOW_CLOSED: "send msg session status invalid",
+    Errcode.KF_QUOTA_EXHAUSTED: "send msg count exceed limit",
+}
+
+
+class ApiFailure(Exception):
+    """An errcode answer (HTTP 200, like the real service)."""
+
+    def __init__(self, errcode: int, errmsg: str = "") -> None:
+        super().__init__(f"{errcode}: {errmsg}")
+        self.errcode = errcode
+        self.errmsg = errmsg or MESSAGES.get(errcode, "error")
+
+
+def error_answer(errcode: int, errmsg: str = "") -> dict[str, Any]:
+    """``{"errcode","errmsg"}`` with the hint and help link the real service appends."""
+    text = errmsg or MESSAGES.get(errcode, "error")
+    hint = random_id(length=16)
+    return {
+        "errcode": errcode,
+        "errmsg": f"{text}, hint: [{hint}], more info at https://open.work.weixin.qq.com/devtool/query?e={errcode}",
+    }
+
+
+@dataclass
+class Call:
+    """One API request: the query parameters and the JSON body (empty for GET)."""
+
+    query: Mapping[str, str]
+    body: dict[str, Any]
+
+    def param(self, name: str, *, required: bool = True) -> str:
+        value = self.query.get(name, "")
+        if required and not value:
+            raise ApiFailure(Errcode.INVALID_PARAMETER, f"missing {name}")
+        return value
+
+    def field(self, name: str, kind: type | tuple[type, ...] = str, *, required: bool = True, default: Any = None) -> Any:
+        """A body field of the given type; missing/wrongly typed required fields answer 40058."""
+        if name not in self.body or self.body[name] is None:
+            if required:
+                raise ApiFailure(Errcode.INVALID_PARAMETER, f"missing {name}")
+            return default
+        value = self.body[name]
+        if kind is int and isinstance(value, str) and value.lstrip("-").isdigit():
+            value = int(value)  # WeCom accepts numbers given as strings (agentid "1000002")
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise ApiFailure(Errcode.INVALID_PARAMETER, f"{name} has the wrong type")
+        return value
+
+    def strings(self, name: str, *, required: bool = True, limit: int | None = None) -> list[str]:
+        values = self.field(name, list, required=required, default=[])
+        if not all(isinstance(v, str) for v in values) or (limit is not None and len(values) > limit):
+            raise ApiFailure(Errcode.INVALID_PARAMETER, f"{name} must be a list of at most {limit} strings")
+        return list(values)
+
+    def text_content(self) -> str:
+        text = self.field("text", dict)
+        content = text.get("content")
+        if not isinstance(content, str) or not content:
+            raise ApiFailure(Errcode.INVALID_PARAMETER, "missing text.content")
+        return content
+
+
+Endpoint = Callable[[SandboxState, Call], dict[str, Any]]
+
+
+def encode_cursor(state: SandboxState, offset: int) -> str:
+    """An opaque paging cursor (WeCom's are opaque strings too)."""
+    return base64.urlsafe_b64encode(f"{state.epoch}:{offset}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(state: SandboxState, cursor: str) -> int:
+    """The offset of a cursor; "" = start. A cursor of an earlier emulator (the sandbox restarted and its log
+    is gone) restarts from 0 rather than failing forever: consumers dedupe on msgid, so re-reading is
+    harmless."""
+    if not cursor:
+        return 0
+    try:
+        epoch, _, offset = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().partition(":")
+        value = int(offset)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise ApiFailure(Errcode.INVALID_PARAMETER, "invalid cursor") from None
+    if value < 0:
+        raise ApiFailure(Errcode.INVALID_PARAMETER, "invalid cursor")
+    return value if epoch == state.epoch else 0
+
+
+def page(state: SandboxState, items: list[Any], cursor: str, limit: int) -> tuple[list[Any], str]:
+    """One page of ``items`` after ``cursor``; the next cursor is "" when this page is the last."""
+    start = min(decode_cursor(state, cursor), len(items))
+    chunk = items[start : start + limit]
+    end = start + len(chunk)
+    return chunk, encode_cursor(state, end) if end < len(items) else ""
+
+
+TOKEN_PATHS = {"wecom": "gettoken", "mp": "token"}
+
+
+def check_token(state: SandboxState, api: str, call: Call) -> None:
+    """Every path but the token one needs a live access_token: 41001 missing, 40014 (MP: 40001) unknown,
+    42001 expired."""
+    status = state.token_status(api, call.query.get("access_token", ""))
+    if status == "missing":
+        raise ApiFailure(Errcode.TOKEN_MISSING)
+    if status == "unknown":
+        raise ApiFailure(Errcode.INVALID_TOKEN if api == "wecom" else Errcode.MP_INVALID_TOKEN, "invalid access_token")
+    if status == "expired":
+        raise ApiFailure(Errcode.TOKEN_EXPIRED)
+
+
+def dispatch(state: SandboxState, api: str, path: str, call: Call, table: Mapping[str, Endpoint]) -> dict[str, Any]:
+    """Answer one call: ``{"errcode":0,"errmsg":"ok",…}`` or an errcode answer. Raises KeyError for an unknown
+    path (the HTTP layer answers 404)."""
+    endpoint = table[path]
+    try:
+        if path != TOKEN_PATHS[api]:
+            check_token(state, api, call)
+        result = endpoint(state, call)
+    except ApiFailure as exc:
+        return error_answer(exc.errcode, exc.errmsg)
+    return {"errcode": 0, "errmsg": "ok", **result}

@@ -1,0 +1,152 @@
+"""What the sandbox WeCom knows, as plain records: members, customers, groups, tags, codes, kf windows."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import string
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+_ALNUM = string.ascii_letters + string.digits
+
+
+def random_id(prefix: str = "", length: int = 24) -> str:
+    """An id shaped like WeCom's: a prefix plus random letters/digits (fits msgid's [0-9a-zA-Z_-])."""
+    return prefix + "".join(secrets.choice(_ALNUM) for _ in range(length))
+
+
+@dataclass
+class Member:
+    """An internal member (成员) of the corp: salesperson, operations staff."""
+
+    userid: str
+    name: str
+    department: list[int] = field(default_factory=lambda: [1])
+    position: str = ""
+    mobile: str = ""
+    gender: str = "0"
+    email: str = ""
+    status: int = 1  # 1 active
+    can_follow: bool = True  # has the 客户联系 permission (get_follow_user_list)
+
+
+@dataclass
+class Follow:
+    """A member's side of the relationship with a customer (follow_user)."""
+
+    userid: str
+    createtime: int
+    remark: str = ""
+    description: str = ""
+    tag_ids: list[str] = field(default_factory=list)
+    add_way: int = 1  # 1 scanned a QR code
+    state: str = ""
+
+
+@dataclass
+class Customer:
+    """An external contact (客户)."""
+
+    external_userid: str
+    name: str
+    avatar: str = ""
+    type: int = 1  # 1 WeChat user, 2 WeCom user
+    gender: int = 0
+    unionid: str | None = None
+    corp_name: str = ""
+    follows: dict[str, Follow] = field(default_factory=dict)
+
+
+@dataclass
+class GroupMember:
+    userid: str
+    type: int  # 1 member, 2 external contact
+    join_time: int
+    join_scene: int = 1  # 1 invited directly, 2 link, 3 QR code
+    invitor: str = ""
+    group_nickname: str = ""
+    name: str = ""
+    unionid: str = ""
+
+
+@dataclass
+class Group:
+    """A customer group chat (客户群)."""
+
+    chat_id: str
+    name: str
+    owner: str
+    create_time: int
+    notice: str = ""
+    members: list[GroupMember] = field(default_factory=list)
+    admins: list[str] = field(default_factory=list)
+    status: int = 0
+
+
+@dataclass
+class Tag:
+    id: str
+    name: str
+    create_time: int
+    order: int = 0
+
+
+@dataclass
+class TagGroup:
+    group_id: str
+    group_name: str
+    create_time: int
+    order: int = 0
+    tags: list[Tag] = field(default_factory=list)
+
+
+@dataclass
+class ContactWay:
+    """A 联系我 configuration (channel code / referral QR code) made by add_contact_way."""
+
+    config_id: str
+    type: int
+    scene: int
+    state: str
+    users: list[str]
+    skip_verify: bool
+    qr_code: str
+    remark: str = ""
+
+
+@dataclass
+class KfWindow:
+    """What WeCom tracks per (open_kfid, customer) to enforce 48 h / 5 messages."""
+
+    last_customer_at: dt.datetime
+    sent_since: int = 0
+
+
+@dataclass
+class Fault:
+    errcode: int
+    times: int
+    delay: float = 0.0
+
+
+@dataclass
+class Grant:
+    """A single-use code (OAuth code, welcome code) and whom it is for."""
+
+    subject: dict[str, str]
+    issued_at: dt.datetime
+    used: bool = False
+
+
+@dataclass(frozen=True)
+class KfNotice:
+    """What the hook gets after a customer wrote in 微信客服: enough to send the kf_msg_or_event callback."""
+
+    open_kfid: str
+    token: str
+    msg: dict[str, Any]
+
+
+KfHook = Callable[[KfNotice], Awaitable[None]]

@@ -1,0 +1,432 @@
+"""In-memory state of the sandbox WeCom (企业微信) and Official Account (公众号): plain Python, no HTTP.
+
+The emulator's endpoints (``*_endpoints.py``) apply the API rules to this state; tests and the sandbox page
+seed it with the helpers below (members, customers, groups, customer messages in 微信客服) and read back
+what the product sent (app messages, kf replies, template messages, mass-message tasks, welcome messages).
+
+Time comes from ``now`` (default: real UTC) so tests can move it together with the product's FrozenClock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from bots.sandbox.entities import (
+    ContactWay,
+    Customer,
+    Fault,
+    Follow,
+    Grant,
+    Group,
+    GroupMember,
+    KfHook,
+    KfWindow,
+    Member,
+    Tag,
+    TagGroup,
+    random_id,
+)
+from bots.sandbox.entities import (
+    KfNotice as KfNotice,  # re-exported: the hook's argument
+)
+from config.settings import (
+    SANDBOX_AGENT_ID,
+    SANDBOX_CORP_ID,
+    SANDBOX_KF_OPEN_KFID,
+    SANDBOX_MP_APP_ID,
+    SANDBOX_MP_SECRET,
+    SANDBOX_SECRET,
+)
+
+
+def normalize_fault_path(path: str) -> str:
+    """``/sandbox/wecom/cgi-bin/kf/send_msg`` → ``wecom:kf/send_msg``; a bare ``kf/send_msg`` stays bare
+    (matches either API)."""
+    path = path.strip().lstrip("/")
+    path = path.removeprefix("sandbox/")
+    for api in ("wecom", "mp"):
+        if path.startswith(f"{api}/cgi-bin/"):
+            return f"{api}:" + path.removeprefix(f"{api}/cgi-bin/")
+    return path.removeprefix("cgi-bin/")
+
+
+class SandboxState:
+    """Everything the emulated WeCom and Official Account know. Not thread-safe; one event loop owns it."""
+
+    def __init__(
+        self,
+        *,
+        corp_id: str = SANDBOX_CORP_ID,
+        corp_secret: str = SANDBOX_SECRET,
+        agent_id: str = SANDBOX_AGENT_ID,
+        open_kfid: str = SANDBOX_KF_OPEN_KFID,
+        mp_app_id: str = SANDBOX_MP_APP_ID,
+        mp_secret: str = SANDBOX_MP_SECRET,
+        now: Callable[[], dt.datetime] | None = None,
+        msg_template_monthly_cap: int = 4,
+        kf_window_hours: float = 48,
+        kf_max_messages: int = 5,
+        mp_template_ids: Iterable[str] = ("sandbox-order-notice",),
+    ) -> None:
+        self.corp_id = corp_id
+        self.corp_secret = corp_secret
+        self.agent_id = str(agent_id)
+        self.open_kfids: set[str] = {open_kfid}
+        self.default_open_kfid = open_kfid
+        self.mp_app_id = mp_app_id
+        self.mp_secret = mp_secret
+        self.now: Callable[[], dt.datetime] = now or (lambda: dt.datetime.now(dt.UTC))
+        # Rules the real service applies; some figures changed over time (WECOM.md: unconfirmed), so settable.
+        self.msg_template_monthly_cap = msg_template_monthly_cap
+        self.kf_window = dt.timedelta(hours=kf_window_hours)
+        self.kf_max_messages = kf_max_messages
+        self.app_message_per_minute = 30
+        self.app_message_per_hour = 1000
+        self.token_ttl = 7200
+        self.welcome_code_ttl = dt.timedelta(seconds=20)
+        self.oauth_code_ttl = dt.timedelta(minutes=5)
+        self.kf_sync_token_ttl = dt.timedelta(minutes=10)
+        self.strict_kf_sync_token = False  # True: sync_msg refuses unknown/stale callback tokens (95007)
+        self.mp_template_ids: set[str] = set(mp_template_ids)
+        self.on_kf_message: KfHook | None = None
+        self.epoch = random_id(length=8)  # makes cursors of an earlier emulator recognisable
+        # --- directory
+        self.members: dict[str, Member] = {}
+        self.customers: dict[str, Customer] = {}
+        self.groups: dict[str, Group] = {}
+        self.tag_groups: list[TagGroup] = []
+        self.contact_ways: dict[str, ContactWay] = {}
+        self.followers: dict[str, dict[str, Any]] = {}  # Official Account openid → user info
+        # --- credentials and single-use codes
+        self.tokens: dict[str, tuple[str, dt.datetime]] = {}  # token → (api, expires_at)
+        self.oauth_codes: dict[str, Grant] = {}
+        self.welcome_codes: dict[str, Grant] = {}
+        self.kf_event_codes: dict[str, Grant] = {}
+        self.kf_sync_tokens: dict[str, dt.datetime] = {}
+        self.js_tickets: dict[str, str] = {}  # "jsapi" / "agent_config" → ticket
+        self.faults: dict[str, list[Fault]] = {}
+        # --- traffic
+        self.kf_log: dict[str, list[dict[str, Any]]] = {}
+        self.kf_windows: dict[tuple[str, str], KfWindow] = {}
+        self.kf_sent: dict[tuple[str, str], dict[str, Any]] = {}  # (open_kfid, msgid) → the message (idempotency)
+        self.app_messages: list[dict[str, Any]] = []
+        self.templates_sent: list[dict[str, Any]] = []
+        self.mp_custom_sent: list[dict[str, Any]] = []
+        self.msg_templates: list[dict[str, Any]] = []
+        self.welcome_messages: list[dict[str, Any]] = []
+        # "api:path" of recent API calls, in order (tests count them); bounded for a long-running sandbox.
+        self.calls: deque[str] = deque(maxlen=100_000)
+
+    @classmethod
+    def from_settings(cls, settings: Any, now: Callable[[], dt.datetime] | None = None) -> SandboxState:
+        """A state that accepts the credentials of these settings (the sandbox defaults, normally)."""
+        return cls(
+            corp_id=settings.wecom_corp_id,
+            corp_secret=settings.wecom_secret.get(),
+            agent_id=settings.wecom_agent_id,
+            open_kfid=settings.kf_open_kfid or SANDBOX_KF_OPEN_KFID,
+            mp_app_id=settings.mp_app_id,
+            mp_secret=settings.mp_secret.get(),
+            now=now,
+            msg_template_monthly_cap=settings.msg_template_monthly_cap,
+            kf_window_hours=settings.kf_window_hours,
+            kf_max_messages=settings.kf_max_messages,
+            mp_template_ids=[t for t in ("sandbox-order-notice", settings.mp_notice_template_id) if t],
+        )
+
+    # ---- time ------------------------------------------------------------------------------------------
+    def ts(self) -> int:
+        return int(self.now().timestamp())
+
+    # ---- access tokens -----------------------------------------------------------------------------------
+    def issue_token(self, api: str) -> str:
+        """The valid token of ``api`` ("wecom"/"mp"), reused while it lives (as WeCom does), else new."""
+        now = self.now()
+        for token, (owner, expires_at) in self.tokens.items():
+            if owner == api and expires_at > now:
+                return token
+        token = random_id(f"{api}-tk-", 40)
+        self.tokens[token] = (api, now + dt.timedelta(seconds=self.token_ttl))
+        return token
+
+    def token_status(self, api: str, token: str) -> str:
+        """ "ok", "missing", "unknown" or "expired"."""
+        if not token:
+            return "missing"
+        entry = self.tokens.get(token)
+        if entry is None or entry[0] != api:
+            return "unknown"
+        return "ok" if entry[1] > self.now() else "expired"
+
+    def expire_tokens(self) -> None:
+        """Expire every issued token now: the next call with one answers 42001."""
+        past = self.now() - dt.timedelta(seconds=1)
+        self.tokens = {t: (api, past) for t, (api, _) in self.tokens.items()}
+
+    # ---- fault injection -----------------------------------------------------------------------------
+    def inject(self, path: str, errcode: int, times: int = 1, delay: float = 0.0) -> None:
+        """The next ``times`` calls of ``path`` wait ``delay`` s, then answer ``errcode`` (0 = normally).
+
+        ``path`` is an API path (``kf/send_msg``) or a full one (``/sandbox/wecom/cgi-bin/kf/send_msg``)."""
+        self.faults.setdefault(normalize_fault_path(path), []).append(Fault(int(errcode), int(times), float(delay)))
+
+    def clear_faults(self) -> None:
+        self.faults.clear()
+
+    def take_fault(self, api: str, path: str) -> Fault | None:
+        """Consume one injected fault for this call, if any (the API-specific entry first)."""
+        for key in (f"{api}:{path}", path):
+            queue = self.faults.get(key)
+            if queue:
+                fault = queue[0]
+                fault.times -= 1
+                if fault.times <= 0:
+                    queue.pop(0)
+                return Fault(fault.errcode, 1, fault.delay)
+        return None
+
+    # ---- single-use codes ------------------------------------------------------------------------------
+    def issue_oauth_code(self, userid: str) -> str:
+        """A code as OAuth would put on the redirect for member ``userid`` (single use, 5 minutes)."""
+        code = random_id(length=32)
+        self.oauth_codes[code] = Grant({"userid": userid}, self.now())
+        return code
+
+    def issue_welcome_code(self, userid: str, external_userid: str) -> str:
+        """The WelcomeCode of an add_external_contact event (single use, 20 s)."""
+        code = random_id("WELCOME", 24)
+        self.welcome_codes[code] = Grant({"userid": userid, "external_userid": external_userid}, self.now())
+        return code
+
+    def redeem(self, codes: dict[str, Grant], code: str, ttl: dt.timedelta) -> Grant | None:
+        """Use a code once: None when unknown, used or older than ``ttl``."""
+        grant = codes.get(code)
+        if grant is None or grant.used or self.now() - grant.issued_at > ttl:
+            return None
+        grant.used = True
+        return grant
+
+    def kf_sync_token(self) -> str:
+        """A fresh ``Token`` for a kf_msg_or_event callback (sync_msg accepts it for 10 minutes)."""
+        token = random_id("ENC", 40)
+        self.kf_sync_tokens[token] = self.now()
+        return token
+
+    # ---- seed helpers: directory ---------------------------------------------------------------------
+    def add_member(self, userid: str, name: str, **fields: Any) -> Member:
+        """Add (or replace) an internal member; ``fields`` are :class:`Member` attributes."""
+        member = Member(userid=userid, name=name, **fields)
+        self.members[userid] = member
+        return member
+
+    def add_customer(
+        self,
+        external_userid: str,
+        name: str,
+        followers: Iterable[str] = (),
+        unionid: str | None = None,
+        *,
+        state: str = "",
+        add_way: int = 1,
+        remark: str = "",
+        tag_ids: Iterable[str] = (),
+        **fields: Any,
+    ) -> Customer:
+        """Add a customer followed by ``followers`` (member userids); an existing one gains the followers."""
+        customer = self.customers.get(external_userid)
+        if customer is None:
+            customer = Customer(external_userid=external_userid, name=name, unionid=unionid, **fields)
+            self.customers[external_userid] = customer
+        for userid in followers:
+            customer.follows.setdefault(
+                userid,
+                Follow(userid, self.ts(), remark=remark, tag_ids=list(tag_ids), add_way=add_way, state=state),
+            )
+        return customer
+
+    def add_group(
+        self,
+        chat_id: str,
+        name: str,
+        owner: str,
+        members: Iterable[str | dict[str, Any]] = (),
+        *,
+        notice: str = "",
+        admins: Iterable[str] = (),
+    ) -> Group:
+        """Add a customer group. Members are userids / external_userids (type guessed from the directory) or
+        dicts of :class:`GroupMember` fields. The owner is a member too."""
+        group = Group(chat_id, name, owner, self.ts(), notice=notice, admins=list(admins))
+        for item in [owner, *members]:
+            spec: dict[str, Any] = {"userid": item} if isinstance(item, str) else dict(item)
+            if any(m.userid == spec["userid"] for m in group.members):
+                continue
+            customer = self.customers.get(spec["userid"])
+            spec.setdefault("type", 2 if customer else 1)
+            spec.setdefault("join_time", self.ts())
+            spec.setdefault("invitor", owner if spec["userid"] != owner else "")
+            if customer is not None:
+                spec.setdefault("name", customer.name)
+                spec.setdefault("unionid", customer.unionid or "")
+            elif spec["userid"] in self.members:
+                spec.setdefault("name", self.members[spec["userid"]].name)
+            group.members.append(GroupMember(**spec))
+        self.groups[chat_id] = group
+        return group
+
+    def add_tag_group(self, group_name: str, tag_names: Iterable[str], *, order: int = 0) -> TagGroup:
+        """Add a corp tag group (企业标签组) with tags; returns it (ids as WeCom makes them: et…)."""
+        group = TagGroup(random_id("et", 20), group_name, self.ts(), order)
+        group.tags = [Tag(random_id("et", 20), n, self.ts()) for n in tag_names]
+        self.tag_groups.append(group)
+        return group
+
+    def find_tag(self, tag_id: str) -> tuple[TagGroup, Tag] | None:
+        for group in self.tag_groups:
+            for tag in group.tags:
+                if tag.id == tag_id:
+                    return group, tag
+        return None
+
+    def customer_added_via(self, config_id: str, external_userid: str, name: str, **fields: Any) -> dict[str, str]:
+        """A customer scans a 联系我 code: they become the customer of its first member, with its state.
+        Returns what the add_external_contact callback carries: userid, external_userid, state and
+        welcome_code."""
+        way = self.contact_ways[config_id]
+        userid = way.users[0]
+        self.add_customer(external_userid, name, [userid], state=way.state, **fields)
+        code = self.issue_welcome_code(userid, external_userid)
+        return {
+            "userid": userid,
+            "external_userid": external_userid,
+            "state": way.state,
+            "welcome_code": code,
+        }
+
+    def add_follower(self, openid: str, *, unionid: str | None = None, interacted: bool = True, **fields: Any) -> None:
+        """An Official Account follower; ``interacted`` opens the 48 h customer-service window now."""
+        self.followers[openid] = {
+            "openid": openid,
+            "unionid": unionid,
+            "subscribe": 1,
+            "subscribe_time": self.ts(),
+            "last_interaction": self.now() if interacted else None,
+            **fields,
+        }
+
+    def mp_interaction(self, openid: str) -> None:
+        """The follower wrote to / clicked in the Official Account: the 48 h window starts again."""
+        if openid not in self.followers:
+            self.add_follower(openid)
+        self.followers[openid]["last_interaction"] = self.now()
+
+    def seed_demo(self) -> None:
+        """A small corp for the sandbox page and the demo: a salesperson, operations staff, tags."""
+        self.add_member("sales01", "王销售", position="销售")
+        self.add_member("ops01", "李运营", position="运营")
+        self.add_tag_group("客户等级", ["重要客户", "普通客户"])
+
+    # ---- 微信客服 ------------------------------------------------------------------------------------------
+    def _kf_append(self, open_kfid: str, msg: dict[str, Any]) -> dict[str, Any]:
+        self.kf_log.setdefault(open_kfid, []).append(msg)
+        return msg
+
+    def customer_kf_message(
+        self, external_userid: str, text: str, *, open_kfid: str | None = None, name: str | None = None
+    ) -> dict[str, Any]:
+        """The customer writes ``text`` in 微信客服: appended to the sync_msg log (origin 3), window reset.
+        With ``name``, an unknown customer is added to the contacts first."""
+        kfid = open_kfid or self.default_open_kfid
+        if name is not None and external_userid not in self.customers:
+            self.add_customer(external_userid, name)
+        msg = {
+            "msgid": random_id(length=32),
+            "open_kfid": kfid,
+            "external_userid": external_userid,
+            "send_time": self.ts(),
+            "origin": 3,
+            "msgtype": "text",
+            "text": {"content": text},
+        }
+        self.kf_windows[(kfid, external_userid)] = KfWindow(self.now(), 0)
+        return self._kf_append(kfid, msg)
+
+    def kf_event(
+        self,
+        external_userid: str,
+        event_type: str = "enter_session",
+        *,
+        open_kfid: str | None = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """A system event in the kf log (origin 4); enter_session gets a single-use welcome_code."""
+        kfid = open_kfid or self.default_open_kfid
+        event: dict[str, Any] = {
+            "event_type": event_type,
+            "open_kfid": kfid,
+            "external_userid": external_userid,
+        }
+        if event_type == "enter_session":
+            event.setdefault("scene", "")
+            event.setdefault("scene_param", "")
+            code = fields.pop("welcome_code", None) or random_id("WELCOME", 24)
+            self.kf_event_codes[code] = Grant({"open_kfid": kfid, "external_userid": external_userid}, self.now())
+            event["welcome_code"] = code
+        event.update(fields)
+        msg = {
+            "msgid": random_id(length=32),
+            "open_kfid": kfid,
+            "send_time": self.ts(),
+            "origin": 4,
+            "msgtype": "event",
+            "event": event,
+        }
+        return self._kf_append(kfid, msg)
+
+    def kf_servicer_message(self, open_kfid: str, external_userid: str, msgid: str, text: str) -> dict[str, Any]:
+        """A message the bot (via the API) sent: in the log with origin 5, so the conversation shows it."""
+        msg = {
+            "msgid": msgid,
+            "open_kfid": open_kfid,
+            "external_userid": external_userid,
+            "send_time": self.ts(),
+            "origin": 5,
+            "servicer_userid": "",
+            "msgtype": "text",
+            "text": {"content": text},
+        }
+        self.kf_sent[(open_kfid, msgid)] = msg
+        return self._kf_append(open_kfid, msg)
+
+    # ---- readers (tests, the sandbox page) -----------------------------------------------------------------
+    def kf_conversation(self, external_userid: str, open_kfid: str | None = None) -> list[dict[str, Any]]:
+        """Texts between the customer and the kf account, oldest first: origin, text, send_time, msgid."""
+        kfids = [open_kfid] if open_kfid else sorted(self.kf_log)
+        out = [
+            {
+                "origin": m["origin"],
+                "text": m["text"]["content"],
+                "send_time": m["send_time"],
+                "msgid": m["msgid"],
+            }
+            for kfid in kfids
+            for m in self.kf_log.get(kfid, [])
+            if m.get("external_userid") == external_userid and m.get("msgtype") == "text"
+        ]
+        return sorted(out, key=lambda m: m["send_time"])
+
+    def kf_replies(self, external_userid: str, open_kfid: str | None = None) -> list[str]:
+        """Texts the bot sent to this customer in 微信客服, oldest first."""
+        return [m["text"] for m in self.kf_conversation(external_userid, open_kfid) if m["origin"] == 5]
+
+    def app_messages_to(self, userid: str) -> list[str]:
+        """Texts of app messages delivered (not dropped) to member ``userid``."""
+        return [m["content"] for m in self.app_messages if userid in m["delivered"]]
+
+    def call_count(self, path: str) -> int:
+        """How many calls reached ``path`` (``kf/send_msg`` or ``wecom:kf/send_msg``)."""
+        path = normalize_fault_path(path)
+        return sum(1 for c in self.calls if c == path or c.split(":", 1)[1] == path)
