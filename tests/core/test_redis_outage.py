@@ -1,0 +1,108 @@
+"""Nothing accepted is lost: with Redis down a callback is still stored and answered 200; the work waits in the
+outbox and runs (in an arq worker) once Redis is back. Uses a private redis-server so the shared one stays up."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from aiohttp.test_utils import TestClient, TestServer
+
+from bots.models import inbound_events
+from bots.wecom.crypto import CallbackCrypto
+from scrm.core import outbox
+from scrm.core.clock import FrozenClock
+from scrm.web.app import create_app
+from scrm.web.runtime import build_runtime
+from scrm.worker import make_worker
+from tests.conftest import make_settings
+from tests.helpers import envelope, free_port, text_xml
+
+pytestmark = pytest.mark.redis
+
+
+class PrivateRedis:
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        exe = shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.proc = subprocess.Popen(  # noqa: S603 - fixed arguments, our own test server
+            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(self.workdir)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        import socket
+        import time
+
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise RuntimeError("private redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(tmp_path)
+    yield server
+    server.stop()
+
+
+async def test_callback_accepted_while_redis_is_down_and_processed_when_back(
+    database_url: str, private_redis: PrivateRedis
+) -> None:
+    import datetime as dt
+
+    clock = FrozenClock(dt.datetime.now(dt.UTC))
+    settings = make_settings(database_url=database_url, redis_url=private_redis.url)
+    rt = await build_runtime(settings, clock)
+    crypto = CallbackCrypto(settings.wecom_token.get(), settings.wecom_aes_key.get(), settings.wecom_corp_id)
+    try:
+        async with TestClient(TestServer(create_app(settings, runtime=rt))) as client:
+            # Redis is not running at all.
+            now = clock.timestamp()
+            query, body = envelope(crypto, text_xml("zhangsan", "在吗", 9001, now), timestamp=now)
+            resp = await client.post("/callback/wecom", params=query, data=body)
+            assert resp.status == 200
+            ready = await client.get("/readyz")
+            assert ready.status == 503 and (await ready.json())["checks"]["redis"].startswith("error")
+        async with rt.db.read() as conn:
+            row = (await conn.execute(sa.select(inbound_events))).one()
+        assert row.status == "pending"
+        assert await outbox.pending_count(rt) == 1
+        assert await outbox.relay_once(rt) == 0  # not due yet, and Redis still down anyway
+
+        private_redis.start()
+        clock.advance(seconds=11)
+        assert await outbox.relay_once(rt) == 1
+        worker = make_worker(settings, burst=True)
+        try:
+            await asyncio.wait_for(worker.async_run(), 30)
+        finally:
+            await worker.close()
+        async with rt.db.read() as conn:
+            row = (await conn.execute(sa.select(inbound_events))).one()
+        assert row.status == "processed"
+        assert await outbox.pending_count(rt) == 0
+    finally:
+        await rt.close()
