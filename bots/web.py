@@ -13,7 +13,7 @@ import logging
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
-from bots.inbound import store_inbound
+from bots.ingest import writer
 from bots.normalize import Inbound, normalize_mp, normalize_wecom
 from bots.wecom.crypto import (
     CallbackCrypto,
@@ -54,7 +54,7 @@ async def _read_body(request: web.Request) -> str:
 async def _store(request: web.Request, channel: str, item: Inbound) -> web.Response:
     rt = request.app[RUNTIME]
     try:
-        stored = await store_inbound(rt, item)
+        stored = await writer(rt).submit(item)
     except (SQLAlchemyError, OSError) as exc:
         metrics.callbacks.labels(channel=channel, outcome="db_error").inc()
         log.error("callback not stored; asking the sender to retry", extra={"channel": channel, "error": str(exc)})

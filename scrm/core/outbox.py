@@ -80,12 +80,12 @@ async def add(conn: AsyncConnection, topic: str, payload: dict[str, Any], now: d
 
 async def kick(rt: Runtime, outbox_ids: list[int]) -> None:
     """After commit: enqueue the rows now. Failure is fine (Redis down): the relay will pick them up."""
-    for oid in outbox_ids:
-        try:
-            await rt.jobs.enqueue(JOB_NAME, oid, job_id=f"outbox:{oid}")
-        except Exception as exc:  # the row is safe in the database; the relay retries
-            log.warning("outbox fast path failed, relay will retry", extra={"outbox_id": oid, "error": str(exc)})
-            return
+    import asyncio
+
+    results = await asyncio.gather(*(rt.jobs.enqueue(JOB_NAME, oid, job_id=f"outbox:{oid}") for oid in outbox_ids), return_exceptions=True)
+    failed = [oid for oid, r in zip(outbox_ids, results, strict=True) if isinstance(r, BaseException)]
+    if failed:
+        log.warning("outbox fast path failed, relay will retry", extra={"outbox_ids": failed[:20], "error": str(results[0])})
 
 
 async def relay_once(rt: Runtime, limit: int = 500) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -37,6 +38,11 @@ class Runtime:
     jobs: JobQueue
     http: aiohttp.ClientSession | None = None
     _resources: dict[str, Any] = field(default_factory=dict)
+    _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    def on_close(self, closer: Callable[[], Awaitable[None]]) -> None:
+        """Run ``closer`` when the runtime closes (before the job queue, HTTP session and engine)."""
+        self._closers.append(closer)
 
     def get(self, key: ResourceKey[T]) -> T:
         try:
@@ -57,6 +63,9 @@ class Runtime:
         return self.http
 
     async def close(self) -> None:
+        for closer in reversed(self._closers):
+            await closer()
+        self._closers.clear()
         await self.jobs.close()
         if self.http is not None and not self.http.closed:
             await self.http.close()

@@ -113,6 +113,25 @@ async def test_text_message_stored_once_across_triple_delivery(client: TestClien
     assert await count(rt, outbox) == 1
 
 
+async def test_concurrent_duplicates_in_one_batch_store_one_row(client: TestClient, crypto: CallbackCrypto, rt: Runtime) -> None:
+    import asyncio
+
+    now = rt.clock.timestamp()
+    xml = text_xml("lisi", "同一条消息", 55501, now)
+    posts = []
+    for nonce in range(6):
+        query, body = envelope(crypto, xml, timestamp=now, nonce=str(nonce))
+        posts.append(client.post("/callback/wecom", params=query, data=body))
+    others = []
+    for n in range(20):
+        query, body = envelope(crypto, text_xml("lisi", f"消息{n}", 60000 + n, now), timestamp=now)
+        others.append(client.post("/callback/wecom", params=query, data=body))
+    responses = await asyncio.gather(*posts, *others)
+    assert [r.status for r in responses] == [200] * 26
+    assert await count(rt, inbound_events) == 21
+    assert await count(rt, outbox) == 21
+
+
 async def test_change_events_are_normalised(client: TestClient, crypto: CallbackCrypto, rt: Runtime) -> None:
     now = rt.clock.timestamp()
     cases = [
