@@ -14,7 +14,6 @@ import contextlib
 import logging
 from dataclasses import dataclass
 
-
 from bots.inbound import TOPIC
 from bots.models import inbound_events
 from bots.normalize import Inbound

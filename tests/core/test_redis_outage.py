@@ -38,7 +38,7 @@ class PrivateRedis:
 
     def start(self) -> None:
         exe = shutil.which("redis-server") or "/usr/bin/redis-server"
-        self.proc = subprocess.Popen(  # noqa: S603 - fixed arguments, our own test server
+        self.proc = subprocess.Popen(
             [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(self.workdir)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -68,9 +68,7 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
     server.stop()
 
 
-async def test_callback_accepted_while_redis_is_down_and_processed_when_back(
-    database_url: str, private_redis: PrivateRedis
-) -> None:
+async def test_callback_accepted_while_redis_is_down_and_processed_when_back(database_url: str, private_redis: PrivateRedis) -> None:
     import datetime as dt
 
     clock = FrozenClock(dt.datetime.now(dt.UTC))
