@@ -111,18 +111,31 @@ async def set_on_hand(
     await _move(conn, product_id, warehouse_id, MovementKind.ADJUSTMENT, now, on_hand=target - lvl.on_hand, reference=reference)
 
 
-async def _locked_levels(conn: AsyncConnection, dialect: str, keys: list[tuple[int, int]]) -> dict[tuple[int, int], Level]:
-    """Read counters for update, locking rows in key order (PostgreSQL); SQLite already holds the write lock."""
-    out: dict[tuple[int, int], Level] = {}
-    for product_id, warehouse_id in sorted(set(keys)):
-        q = sa.select(stock_levels.c.on_hand, stock_levels.c.allocated).where(
-            stock_levels.c.product_id == product_id, stock_levels.c.warehouse_id == warehouse_id
-        )
-        if dialect == "postgresql":
-            q = q.with_for_update()
-        row = (await conn.execute(q)).first()
-        out[(product_id, warehouse_id)] = Level(int(row.on_hand), int(row.allocated)) if row else Level(0, 0)
-    return out
+class _Levels(dict[tuple[int, int], Level]):
+    def __init__(self, levels: dict[tuple[int, int], Level], missing: list[tuple[int, int]]) -> None:
+        super().__init__(levels)
+        self.missing = missing  # keys with no stock_levels row yet
+
+
+async def _locked_levels(conn: AsyncConnection, dialect: str, keys: list[tuple[int, int]]) -> _Levels:
+    """Read counters for update in one statement, locking rows in key order (PostgreSQL; concurrent orders take
+    the same order, so they cannot deadlock). SQLite already holds the write lock (BEGIN IMMEDIATE)."""
+    wanted = sorted(set(keys))
+    q = (
+        sa.select(stock_levels.c.product_id, stock_levels.c.warehouse_id, stock_levels.c.on_hand, stock_levels.c.allocated)
+        .where(sa.tuple_(stock_levels.c.product_id, stock_levels.c.warehouse_id).in_(wanted))
+        .order_by(stock_levels.c.product_id, stock_levels.c.warehouse_id)
+    )
+    if dialect == "postgresql":
+        q = q.with_for_update()
+    found = {(int(r.product_id), int(r.warehouse_id)): Level(int(r.on_hand), int(r.allocated)) for r in await conn.execute(q)}
+    return _Levels({key: found.get(key, Level(0, 0)) for key in wanted}, [key for key in wanted if key not in found])
+
+
+@dataclass(frozen=True)
+class Allocation:
+    taken: list[int]  # per wanted entry: how much was allocated (less than asked = backorder)
+    levels: dict[tuple[int, int], Level]  # counters after the allocation
 
 
 async def allocate(
@@ -130,20 +143,52 @@ async def allocate(
 ) -> list[int]:
     """Allocate ``[(product_id, warehouse_id, qty), …]`` as far as stock allows; returns the quantity allocated
     per entry (less than asked = backorder). Guarantees allocated ≤ on_hand under any concurrency."""
-    for product_id, warehouse_id, _ in wanted:
-        await _ensure_level(conn, dialect, product_id, warehouse_id)
+    return (await allocate_detailed(conn, dialect, wanted, now, order_id=order_id, reference=reference)).taken
+
+
+async def allocate_detailed(
+    conn: AsyncConnection, dialect: str, wanted: list[tuple[int, int, int]], now: dt.datetime, *, order_id: int, reference: str = ""
+) -> Allocation:
+    """:func:`allocate` with the counters after it. A constant number of statements whatever the line count:
+    one locking read, one batched counter update, one ledger insert."""
     levels = await _locked_levels(conn, dialect, [(p, w) for p, w, _ in wanted])
+    for product_id, warehouse_id in levels.missing:  # never stocked here: a zero row, nothing to allocate
+        await _ensure_level(conn, dialect, product_id, warehouse_id)
     taken: list[int] = []
+    delta: dict[tuple[int, int], int] = {}
     for product_id, warehouse_id, qty in wanted:
-        lvl = levels[(product_id, warehouse_id)]
+        key = (product_id, warehouse_id)
+        lvl = levels[key]
         take = max(0, min(qty, lvl.available))
-        if take:
-            await _move(
-                conn, product_id, warehouse_id, MovementKind.ALLOCATION, now, allocated=take, order_id=order_id, reference=reference
-            )
-            levels[(product_id, warehouse_id)] = Level(lvl.on_hand, lvl.allocated + take)
+        levels[key] = Level(lvl.on_hand, lvl.allocated + take)
+        delta[key] = delta.get(key, 0) + take
         taken.append(take)
-    return taken
+    moved = [(key, d) for key, d in sorted(delta.items()) if d]
+    if moved:
+        await conn.execute(
+            stock_levels.update()
+            .where(stock_levels.c.product_id == sa.bindparam("p"), stock_levels.c.warehouse_id == sa.bindparam("w"))
+            .values(allocated=stock_levels.c.allocated + sa.bindparam("d")),
+            [{"p": p, "w": w, "d": d} for (p, w), d in moved],
+        )
+        await conn.execute(
+            stock_movements.insert(),
+            [
+                {
+                    "product_id": p,
+                    "warehouse_id": w,
+                    "kind": MovementKind.ALLOCATION,
+                    "on_hand_delta": 0,
+                    "allocated_delta": d,
+                    "order_id": order_id,
+                    "shipment_id": None,
+                    "reference": reference,
+                    "created_at": now,
+                }
+                for (p, w), d in moved
+            ],
+        )
+    return Allocation(taken, dict(levels))
 
 
 async def release(

@@ -190,8 +190,8 @@ async def create_order(
     ref: str | None = None,
 ) -> OrderView:
     """Create a pending order (a draft quoted to the customer, expiring after DRAFT_TTL), or — with
-    ``confirm=True`` (sidebar/API, where a person already agreed) — create and confirm it in one go.
-    With ``ref`` (the step creating it, e.g. a chat message id) a repeated call returns the first order."""
+    ``confirm=True`` (sidebar/API, where a person already agreed) — create, allocate and confirm it in one
+    transaction. With ``ref`` (the step creating it, e.g. a chat message id) a repeated call returns the first order."""
     now = rt.clock.now()
     if ref is not None:
         async with rt.db.read() as conn:
@@ -200,34 +200,91 @@ async def create_order(
             return await (confirm_order(rt, int(existing.id), actor=actor) if confirm else get_order(rt, int(existing.id)))
     async with rt.db.write() as conn:
         lines = await price_items(conn, items)
-        seq = await next_value(conn, rt.db.dialect, "order")
+        number = order_number(await next_value(conn, rt.db.dialect, "order"))
+        total = sum(ln.line_total_fen for ln in lines)
+        status = S.CONFIRMED if confirm else S.PENDING
         order_id = int(
             (
                 await conn.execute(
                     orders.insert()
                     .values(
-                        number=order_number(seq),
+                        number=number,
                         customer_id=customer_id,
-                        status=S.PENDING,
+                        status=status,
                         version=1,
                         source=source,
                         channel=channel,
                         salesperson_userid=salesperson_userid,
+                        subtotal_fen=total,
+                        total_fen=total,
                         created_at=now,
                         updated_at=now,
-                        expires_at=now + DRAFT_TTL,
+                        expires_at=None if confirm else now + DRAFT_TTL,
+                        confirmed_at=now if confirm else None,
                         source_ref=ref,
                     )
                     .returning(orders.c.id)
                 )
             ).scalar_one()
         )
-        total = await _write_lines(conn, order_id, lines)
-        await conn.execute(orders.update().where(orders.c.id == order_id).values(subtotal_fen=total, total_fen=total))
-        await _history(conn, order_id, None, S.PENDING, "created", now, actor, ref=ref)
-    if confirm:
-        return await confirm_order(rt, order_id, actor=actor)
-    return await get_order(rt, order_id)
+        taken = [0] * len(lines)
+        warehouse_id = None
+        if confirm:
+            warehouse_id = await inventory.default_warehouse(conn, rt.db.dialect)
+            wanted = [(ln.product_id, warehouse_id, ln.qty) for ln in lines]
+            taken = (await inventory.allocate_detailed(conn, rt.db.dialect, wanted, now, order_id=order_id, reference=number)).taken
+        await conn.execute(
+            order_lines.insert(),
+            [
+                {
+                    "order_id": order_id,
+                    "product_id": ln.product_id,
+                    "sku": ln.sku,
+                    "name": ln.name,
+                    "unit": ln.unit,
+                    "qty": ln.qty,
+                    "unit_price_fen": ln.unit_price_fen,
+                    "line_total_fen": ln.line_total_fen,
+                    "allocated_qty": got,
+                    "warehouse_id": warehouse_id,
+                }
+                for ln, got in zip(lines, taken, strict=True)
+            ],
+        )
+        history = [
+            {
+                "order_id": order_id,
+                "from_status": None,
+                "to_status": S.PENDING,
+                "event": "created",
+                "actor": actor,
+                "note": "",
+                "ref": ref,
+                "at": now,
+            }
+        ]
+        if confirm:
+            history.append(
+                {
+                    "order_id": order_id,
+                    "from_status": S.PENDING,
+                    "to_status": S.CONFIRMED,
+                    "event": "confirmed",
+                    "actor": actor,
+                    "note": "",
+                    "ref": None,
+                    "at": now,
+                }
+            )
+            backordered = [_short(ln.sku, ln.name, ln.unit, ln.qty, got) for ln, got in zip(lines, taken, strict=True) if got < ln.qty]
+            await outbox.add(conn, "order.confirmed", {"order_id": order_id, "backordered": backordered, "told_in_chat": False}, now)
+            await check_low_stock(conn, rt, [ln.product_id for ln in lines], now)
+        await conn.execute(order_history.insert(), history)
+        return await _view(conn, order_id)
+
+
+def _short(sku: str, name: str, unit: str, qty: int, allocated: int) -> dict[str, Any]:
+    return {"sku": sku, "name": name, "unit": unit, "qty": qty - allocated, "allocated": allocated}
 
 
 async def set_draft_lines(
@@ -306,21 +363,17 @@ async def confirm_order(rt: Runtime, order_id: int, *, actor: str = "", told_in_
 
 
 async def _confirm_in(conn: AsyncConnection, rt: Runtime, row: Any, now: dt.datetime, actor: str, told_in_chat: bool) -> None:
-    lines = (await conn.execute(sa.select(order_lines).where(order_lines.c.order_id == row.id).order_by(order_lines.c.product_id))).all()
+    lines = (await conn.execute(sa.select(order_lines).where(order_lines.c.order_id == row.id).order_by(order_lines.c.id))).all()
     warehouse_id = await inventory.default_warehouse(conn, rt.db.dialect)
-    taken = await inventory.allocate(
-        conn,
-        rt.db.dialect,
-        [(ln.product_id, warehouse_id, ln.qty) for ln in lines],
-        now,
-        order_id=row.id,
-        reference=row.number,
+    wanted = [(ln.product_id, warehouse_id, ln.qty) for ln in lines]
+    taken = (await inventory.allocate_detailed(conn, rt.db.dialect, wanted, now, order_id=row.id, reference=row.number)).taken
+    await conn.execute(
+        order_lines.update()
+        .where(order_lines.c.id == sa.bindparam("line_id"))
+        .values(allocated_qty=sa.bindparam("got"), warehouse_id=warehouse_id),
+        [{"line_id": ln.id, "got": got} for ln, got in zip(lines, taken, strict=True)],
     )
-    backordered = []
-    for ln, qty in zip(lines, taken, strict=True):
-        await conn.execute(order_lines.update().where(order_lines.c.id == ln.id).values(allocated_qty=qty, warehouse_id=warehouse_id))
-        if qty < ln.qty:
-            backordered.append({"sku": ln.sku, "name": ln.name, "unit": ln.unit, "qty": ln.qty - qty, "allocated": qty})
+    backordered = [_short(ln.sku, ln.name, ln.unit, ln.qty, got) for ln, got in zip(lines, taken, strict=True) if got < ln.qty]
     await _set_status(conn, row, S.CONFIRMED, now, "confirmed", actor, confirmed_at=now, expires_at=None)
     # told_in_chat: the customer confirmed in chat and the bot's reply already says all of it.
     await outbox.add(conn, "order.confirmed", {"order_id": row.id, "backordered": backordered, "told_in_chat": told_in_chat}, now)
@@ -332,21 +385,29 @@ async def check_low_stock(conn: AsyncConnection, rt: Runtime, product_ids: list[
     from fulfillment.models import stock_levels
     from scrm.core.clock import local
 
+    watched = (
+        await conn.execute(
+            sa.select(products.c.id, products.c.reorder_point).where(
+                products.c.id.in_(sorted(set(product_ids))), products.c.reorder_point.is_not(None)
+            )
+        )
+    ).all()
     today = local(now).date()
-    for pid in sorted(set(product_ids)):
-        p = (await conn.execute(sa.select(products.c.reorder_point, products.c.sku).where(products.c.id == pid))).first()
-        if p is None or p.reorder_point is None:
-            continue
-        lvl = await inventory.level(conn, rt.db.dialect, pid)
+    for p in watched:
+        lvl = await inventory.level(conn, rt.db.dialect, int(p.id))
         if lvl.available > p.reorder_point:
             continue
         result = await conn.execute(
             stock_levels.update()
-            .where(stock_levels.c.product_id == pid, sa.or_(stock_levels.c.low_alerted_on.is_(None), stock_levels.c.low_alerted_on < today))
+            .where(
+                stock_levels.c.product_id == p.id, sa.or_(stock_levels.c.low_alerted_on.is_(None), stock_levels.c.low_alerted_on < today)
+            )
             .values(low_alerted_on=today)
         )
         if result.rowcount:
-            await outbox.add(conn, "stock.low", {"product_id": pid, "available": lvl.available, "reorder_point": p.reorder_point}, now)
+            await outbox.add(
+                conn, "stock.low", {"product_id": int(p.id), "available": lvl.available, "reorder_point": p.reorder_point}, now
+            )
 
 
 async def cancel_order(rt: Runtime, order_id: int, *, actor: str = "", reason: str = "") -> OrderView:

@@ -80,6 +80,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     from bots.dialog.catalog_cache import parser_cache
     from fulfillment import web as fulfillment_web
     from fulfillment.catalog import seed_sample_if_empty
+    from scrm.console import web as console_web
     from scrm.web import api
 
     app = web.Application(middlewares=[error_middleware, api_auth_middleware], client_max_size=settings.max_body_bytes)
@@ -117,6 +118,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     bots_web.setup_routes(app)
     api.setup_routes(app)
     fulfillment_web.setup_routes(app)
+    console_web.setup_routes(app)
     if settings.is_sandbox:
         from bots.sandbox import web as sandbox_web
 

@@ -29,8 +29,13 @@ async def test_every_api_route_requires_the_token(client: TestClient, settings: 
     doc = await (await client.get("/api/openapi.json")).json()
     assert doc["openapi"].startswith("3.")
     paths = doc["paths"]
-    assert {"/api/v1/orders", "/api/v1/orders/{number}", "/api/v1/orders/{number}/shipments", "/api/v1/orders/{number}/cancel",
-            "/api/v1/products/{sku}"} <= set(paths)
+    assert {
+        "/api/v1/orders",
+        "/api/v1/orders/{number}",
+        "/api/v1/orders/{number}/shipments",
+        "/api/v1/orders/{number}/cancel",
+        "/api/v1/products/{sku}",
+    } <= set(paths)
     checked = 0
     for path, methods in paths.items():
         concrete = path.replace("{number}", "SO100001").replace("{sku}", "WATER-550")
@@ -55,10 +60,16 @@ async def test_orders_api_shapes(client: TestClient, settings: Settings, catalog
     assert (await (await client.get("/api/v1/orders", params={"customer": "nobody"}, headers=auth(settings))).json()) == {"items": []}
     product = await (await client.get("/api/v1/products/WATER-550", headers=auth(settings))).json()
     assert {k: product[k] for k in ("sku", "on_hand", "allocated", "available")} == {
-        "sku": "WATER-550", "on_hand": 120, "allocated": 2, "available": 118}
-    resp = await client.post(f"/api/v1/orders/{order.number}/shipments", json={"carrier": "顺丰", "tracking_no": "SF1",
-                                                                                "lines": [{"sku": "WATER-550", "qty": 1}]},
-                             headers=auth(settings))
+        "sku": "WATER-550",
+        "on_hand": 120,
+        "allocated": 2,
+        "available": 118,
+    }
+    resp = await client.post(
+        f"/api/v1/orders/{order.number}/shipments",
+        json={"carrier": "顺丰", "tracking_no": "SF1", "lines": [{"sku": "WATER-550", "qty": 1}]},
+        headers=auth(settings),
+    )
     assert resp.status == 201
     shipped = await resp.json()
     assert shipped["order"]["status"] == "partially_shipped" and shipped["shipment"].startswith("SH")
@@ -76,10 +87,20 @@ async def test_orders_api_shapes(client: TestClient, settings: Settings, catalog
         ("POST", "/api/v1/orders", {"customer": "wmNobody", "lines": [{"sku": "WATER-550", "qty": 1}]}, 404, "not_found"),
         ("POST", "/api/v1/orders", "not json", 400, "invalid_input"),
         ("POST", "/api/v1/orders", [1, 2], 400, "invalid_input"),
-        ("POST", "/api/v1/orders/{shipped}/shipments", {"carrier": "顺丰", "tracking_no": "X",
-                                                        "lines": [{"sku": "WATER-550", "qty": 99}]}, 409, "invalid_transition"),
-        ("POST", "/api/v1/orders/{open}/shipments", {"carrier": "顺丰", "tracking_no": "X",
-                                                     "lines": [{"sku": "WATER-550", "qty": 99}]}, 400, "ship_qty_exceeds_allocated"),
+        (
+            "POST",
+            "/api/v1/orders/{shipped}/shipments",
+            {"carrier": "顺丰", "tracking_no": "X", "lines": [{"sku": "WATER-550", "qty": 99}]},
+            409,
+            "invalid_transition",
+        ),
+        (
+            "POST",
+            "/api/v1/orders/{open}/shipments",
+            {"carrier": "顺丰", "tracking_no": "X", "lines": [{"sku": "WATER-550", "qty": 99}]},
+            400,
+            "ship_qty_exceeds_allocated",
+        ),
         ("POST", "/api/v1/orders/{open}/shipments", {"tracking_no": "X"}, 400, "invalid_input"),
         ("POST", "/api/v1/orders/{shipped}/cancel", {}, 409, "invalid_transition"),
         ("GET", "/api/v1/orders/SO999999", None, 404, "order_not_found"),
