@@ -8,9 +8,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from fulfillment.models import counters
 from scrm.core.db import insert_ignore
 
+# On PostgreSQL these come from sequences (no row lock held until commit, so concurrent orders do not queue on
+# one counter row); SQLite serialises writers anyway and uses the counters table.
+PG_SEQUENCES = {"order": "order_number_seq", "shipment": "shipment_number_seq"}
+
 
 async def next_value(conn: AsyncConnection, dialect: str, name: str) -> int:
-    """Increment and return a named counter inside the caller's transaction (gap-tolerant on rollback)."""
+    """The next number of a named counter (gap-tolerant: a rolled-back transaction may skip one)."""
+    if dialect == "postgresql" and name in PG_SEQUENCES:
+        return int((await conn.execute(sa.select(sa.func.nextval(PG_SEQUENCES[name])))).scalar_one())
     await conn.execute(insert_ignore(counters, dialect).values(name=name, value=0))
     result = await conn.execute(
         counters.update().where(counters.c.name == name).values(value=counters.c.value + 1).returning(counters.c.value)

@@ -83,6 +83,8 @@ async def truncate_all(url: str) -> None:
     names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
     async with db.write() as conn:
         await conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        for seq in ("order_number_seq", "shipment_number_seq"):
+            await conn.execute(sa.text(f"ALTER SEQUENCE {seq} RESTART WITH 1"))
     await db.dispose()
 
 
@@ -181,8 +183,9 @@ class SandboxHarness:
         raise AssertionError("work did not settle")
 
     async def customer_says(self, external_userid: str, text: str, name: str = "") -> None:
-        resp = await self.client.post("/sandbox/api/kf/customer-message",
-                                      json={"external_userid": external_userid, "name": name, "text": text})
+        resp = await self.client.post(
+            "/sandbox/api/kf/customer-message", json={"external_userid": external_userid, "name": name, "text": text}
+        )
         assert resp.status == 200, await resp.text()
         body = await resp.json()
         assert body.get("delivered", True), body

@@ -1,0 +1,284 @@
+"""Console sign-in: signed session cookies, CSRF tokens derived from the session, a login rate limit.
+
+The session is stateless: ``base64url(json) "." base64url(HMAC-SHA256)`` under a key derived from
+``settings.session_secret`` for that purpose alone (a flash cookie can never pass as a session). Any
+``run.py serve`` process behind a load balancer can check it; rotating ``SCRM_SESSION_SECRET`` signs everyone out.
+Logout deletes the cookie; a copied cookie stays valid until it expires (12 h) — a server-side revocation list
+can come with staff accounts.
+
+Who may sign in is decided by :func:`authenticate` alone: today one account, ``admin``, whose password is the
+admin token. Staff accounts with roles (a later issue) replace that function; sessions, CSRF and the role check in
+:func:`protected` already carry a subject and a role.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import hmac
+import json
+import secrets
+from collections import deque
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+
+from config import Settings
+from scrm.web.errors import json_error
+from scrm.web.keys import RUNTIME, SETTINGS
+
+SESSION_COOKIE = "scrm_console"
+FLASH_COOKIE = "scrm_console_flash"
+COOKIE_PATH = "/console"
+SESSION_TTL = dt.timedelta(hours=12)
+CLOCK_SKEW = 60  # seconds a session's issued-at may lie in the future (several servers, slightly apart)
+CSRF_FIELD = "csrf_token"
+
+ROLE_ADMIN = "admin"
+# Roles a session may carry. Staff accounts will add e.g. "operations", "finance", "marketer", "sales".
+ROLE_NAMES_ZH = {ROLE_ADMIN: "管理员"}
+OPERATIONS_ROLES = frozenset({ROLE_ADMIN})  # who may use the operations pages (orders, picking, stock)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is signed in: a subject (account name) and a role."""
+
+    subject: str
+    role: str
+
+
+@dataclass(frozen=True)
+class Session:
+    sid: str  # random; the CSRF token is derived from it
+    subject: str
+    role: str
+    issued_at: int  # unix seconds
+    expires_at: int
+
+    @property
+    def principal(self) -> Principal:
+        return Principal(self.subject, self.role)
+
+
+SESSION = web.RequestKey("console_session", Session)
+
+
+# ---- signing ----------------------------------------------------------------------------------------------
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class Signer:
+    """HMAC-SHA256 over a JSON payload, with a key derived from the session secret for one purpose."""
+
+    def __init__(self, secret: str, purpose: str) -> None:
+        if not secret:
+            raise ValueError("session secret is empty")
+        self._key = hmac.new(secret.encode(), b"scrm-console:" + purpose.encode(), hashlib.sha256).digest()
+
+    def mac(self, data: bytes) -> bytes:
+        return hmac.new(self._key, data, hashlib.sha256).digest()
+
+    def sign(self, payload: dict[str, Any]) -> str:
+        body = _b64(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode())
+        return f"{body}.{_b64(self.mac(body.encode('ascii')))}"
+
+    def unsign(self, token: str) -> dict[str, Any] | None:
+        """The payload if the signature is right, else None (never raises on garbage)."""
+        body, dot, sig = token.partition(".")
+        if not dot or len(token) > 4096:
+            return None
+        try:
+            given = _unb64(sig)
+            if not hmac.compare_digest(given, self.mac(body.encode("ascii"))):
+                return None
+            payload = json.loads(_unb64(body))
+        except (ValueError, UnicodeError, binascii.Error):
+            return None
+        return payload if isinstance(payload, dict) else None
+
+
+def _signer(settings: Settings, purpose: str) -> Signer:
+    return Signer(settings.session_secret.get(), purpose)
+
+
+# ---- sessions ---------------------------------------------------------------------------------------------
+def authenticate(settings: Settings, username: str, password: str) -> Principal | None:
+    """Check sign-in credentials. For now the only account is ``admin`` with the admin token as its password
+    (constant-time comparison). Returns who signed in, or None."""
+    expected = settings.admin_token.get()
+    user_ok = hmac.compare_digest((username.strip() or ROLE_ADMIN).encode(), ROLE_ADMIN.encode())
+    pass_ok = bool(expected) and hmac.compare_digest(password.encode(), expected.encode())
+    return Principal(ROLE_ADMIN, ROLE_ADMIN) if user_ok and pass_ok else None
+
+
+def issue_session(settings: Settings, principal: Principal, now: dt.datetime) -> tuple[Session, str]:
+    """A new session for ``principal`` and its signed cookie value; valid for SESSION_TTL."""
+    issued = int(now.timestamp())
+    session = Session(secrets.token_urlsafe(18), principal.subject, principal.role, issued, issued + int(SESSION_TTL.total_seconds()))
+    payload = {"sid": session.sid, "sub": session.subject, "role": session.role, "iat": session.issued_at, "exp": session.expires_at}
+    return session, _signer(settings, "session").sign(payload)
+
+
+def read_session(settings: Settings, cookie: str | None, now: dt.datetime) -> Session | None:
+    """The session in a cookie value if it is signed by us, unexpired and well formed; else None."""
+    if not cookie:
+        return None
+    p = _signer(settings, "session").unsign(cookie)
+    if p is None:
+        return None
+    sid, sub, role, iat, exp = p.get("sid"), p.get("sub"), p.get("role"), p.get("iat"), p.get("exp")
+    if not (isinstance(sid, str) and sid and isinstance(sub, str) and sub and isinstance(role, str) and role in ROLE_NAMES_ZH):
+        return None
+    if not (isinstance(iat, int) and isinstance(exp, int)):
+        return None
+    ts = int(now.timestamp())
+    if exp <= ts or iat > ts + CLOCK_SKEW or exp - iat > SESSION_TTL.total_seconds():
+        return None
+    return Session(sid, sub, str(role), iat, exp)
+
+
+def csrf_token(settings: Settings, session: Session) -> str:
+    """The CSRF token of a session: an HMAC of its id, so it needs no storage and dies with the session."""
+    return _b64(_signer(settings, "csrf").mac(session.sid.encode()))
+
+
+def check_csrf(settings: Settings, session: Session, token: object) -> bool:
+    """True when ``token`` is this session's CSRF token (constant-time)."""
+    return isinstance(token, str) and hmac.compare_digest(token.encode(), csrf_token(settings, session).encode())
+
+
+def set_session_cookie(request: web.Request, response: web.StreamResponse, value: str) -> None:
+    response.set_cookie(
+        SESSION_COOKIE,
+        value,
+        max_age=int(SESSION_TTL.total_seconds()),
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="Lax",
+        secure=request.secure,
+    )
+
+
+def clear_session_cookie(response: web.StreamResponse) -> None:
+    response.del_cookie(SESSION_COOKIE, path=COOKIE_PATH, httponly=True, samesite="Lax")
+
+
+# ---- flash messages ---------------------------------------------------------------------------------------
+def set_flash(request: web.Request, response: web.StreamResponse, kind: str, message: str) -> None:
+    """A one-time message for the next page (signed, so nobody can put words in our mouth via a link)."""
+    now = int(request.app[RUNTIME].clock.now().timestamp())
+    value = _signer(request.app[SETTINGS], "flash").sign({"k": kind, "m": message[:300], "exp": now + 120})
+    response.set_cookie(FLASH_COOKIE, value, max_age=120, path=COOKIE_PATH, httponly=True, samesite="Lax", secure=request.secure)
+
+
+def read_flash(request: web.Request) -> tuple[str, str] | None:
+    """The flash message for this page as ``(kind, text)`` — kind ``ok`` or ``err`` — if a valid one was set."""
+    raw = request.cookies.get(FLASH_COOKIE)
+    if not raw:
+        return None
+    p = _signer(request.app[SETTINGS], "flash").unsign(raw)
+    now = int(request.app[RUNTIME].clock.now().timestamp())
+    if p is None or not isinstance(p.get("exp"), int) or p["exp"] < now or p.get("k") not in ("ok", "err"):
+        return None
+    return str(p["k"]), str(p.get("m", ""))
+
+
+def clear_flash(request: web.Request, response: web.StreamResponse) -> None:
+    """Shown once: the page that displayed the message deletes its cookie."""
+    if FLASH_COOKIE in request.cookies:
+        response.del_cookie(FLASH_COOKIE, path=COOKIE_PATH)
+
+
+# ---- login rate limit -------------------------------------------------------------------------------------
+class LoginLimiter:
+    """At most ``max_failures`` failed sign-ins per client address within ``window``; then 429 until the oldest
+    failure ages out. In memory, per process: behind a load balancer each process counts on its own (a Redis
+    counter can replace it); the key is the peer address, so put the real client IP there (trusted proxy)."""
+
+    def __init__(self, max_failures: int = 5, window: dt.timedelta = dt.timedelta(minutes=5), max_keys: int = 10_000) -> None:
+        self.max_failures = max_failures
+        self.window = window
+        self.max_keys = max_keys
+        self._failures: dict[str, deque[dt.datetime]] = {}
+
+    def _recent(self, key: str, now: dt.datetime) -> deque[dt.datetime]:
+        times = self._failures.get(key, deque())
+        while times and now - times[0] >= self.window:
+            times.popleft()
+        return times
+
+    def retry_after(self, key: str, now: dt.datetime) -> int:
+        """Seconds until ``key`` may try again; 0 when it may try now."""
+        times = self._recent(key, now)
+        if len(times) < self.max_failures:
+            return 0
+        return max(1, int((times[0] + self.window - now).total_seconds()))
+
+    def failed(self, key: str, now: dt.datetime) -> None:
+        if key not in self._failures and len(self._failures) >= self.max_keys:
+            for k in [k for k in self._failures if not self._recent(k, now)]:
+                del self._failures[k]
+            if len(self._failures) >= self.max_keys:  # still full: forget the oldest key rather than grow
+                del self._failures[next(iter(self._failures))]
+        times = self._recent(key, now)
+        times.append(now)
+        self._failures[key] = times
+
+    def succeeded(self, key: str) -> None:
+        self._failures.pop(key, None)
+
+
+# ---- the guard around every console route -----------------------------------------------------------------
+def wants_html(request: web.Request) -> bool:
+    return "text/html" in request.headers.get("Accept", "")
+
+
+def safe_next(target: str | None, default: str = "/console/orders") -> str:
+    """Only a path inside the console may be a redirect target (no open redirects)."""
+    if not target or not target.startswith("/console/") or target.startswith("//") or "\\" in target:
+        return default
+    return target
+
+
+def login_redirect(request: web.Request) -> web.Response:
+    target = request.path_qs if request.method == "GET" else request.headers.get("Referer", "")
+    location = "/console/login?next=" + quote(safe_next(target if target.startswith("/") else None), safe="")
+    return web.Response(status=303, headers={"Location": location})
+
+
+def protected(handler: Handler, *, roles: Collection[str] = OPERATIONS_ROLES, forbidden_page: Callable[[str], web.Response]) -> Handler:
+    """Wrap a console handler: a valid session with one of ``roles`` is required (browsers go to the login page,
+    other clients get 401 JSON), and a POST must carry the session's CSRF token (else ``forbidden_page``)."""
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        settings = request.app[SETTINGS]
+        session = read_session(settings, request.cookies.get(SESSION_COOKIE), request.app[RUNTIME].clock.now())
+        if session is None:
+            if wants_html(request):
+                return login_redirect(request)
+            return json_error(401, "unauthorized", "请先登录控制台 (sign in to the console first)")
+        if session.role not in roles:
+            return forbidden_page("您的角色无权使用此页面 (your role may not use this page)")
+        if request.method == "POST":
+            form = await request.post()
+            if not check_csrf(settings, session, form.get(CSRF_FIELD)):
+                return forbidden_page("表单已失效或来源不明，请刷新页面后重试 (invalid CSRF token)")
+        request[SESSION] = session
+        return await handler(request)
+
+    guarded.__name__ = getattr(handler, "__name__", "guarded")
+    guarded.__doc__ = handler.__doc__
+    return guarded
