@@ -17,6 +17,11 @@ MODEL_MODULES = [
     "bots.models",
     "bots.outbound.models",
     "fulfillment.models",
+    "scrm.timeline.models",
+    "scrm.tags.models",
+    "scrm.groups.models",
+    "scrm.channels.models",
+    "scrm.archive.models",
 ]
 for _name in MODEL_MODULES:
     importlib.import_module(_name)

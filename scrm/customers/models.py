@@ -35,3 +35,69 @@ customer_identities = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.UniqueConstraint("kind", "value"),
 )
+
+# 企业成员: the salespeople (members of the corp) and whom they report to (for churn alerts).
+salespeople = sa.Table(
+    "salespeople",
+    metadata,
+    sa.Column("userid", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False, server_default=""),
+    sa.Column("department", sa.String(128), nullable=False, server_default=""),
+    sa.Column("leader_userid", sa.String(64)),  # 直属上级, told when one of this person's customers leaves
+    sa.Column("active", sa.Boolean(), nullable=False, server_default=sa.true()),
+    sa.Column("synced_at", UTCDateTime()),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+
+class FollowStatus:
+    ACTIVE = "active"  # the customer is in this salesperson's contacts
+    HALF = "half"  # add_half_external_contact: added without the customer's confirmation yet
+    ENDED = "ended"  # one side deleted the other (ended_by says who)
+
+
+# 客户关系: customer ↔ salesperson, with how it began (add_way, channel state) and how it ended.
+follows = sa.Table(
+    "follows",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("customer_id", BigId, sa.ForeignKey("customers.id"), nullable=False, index=True),
+    sa.Column("userid", sa.String(64), nullable=False),
+    sa.Column("external_userid", sa.String(128), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("remark", sa.String(128), nullable=False, server_default=""),
+    sa.Column("description", sa.Text(), nullable=False, server_default=""),
+    sa.Column("add_way", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("state", sa.String(64), nullable=False, server_default=""),  # the contact way's state (channel code)
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("ended_at", UTCDateTime()),
+    sa.Column("ended_by", sa.String(16)),  # customer (del_follow_user) | salesperson (del_external_contact) | transfer
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("userid", "external_userid"),
+    sa.Index("ix_follows_state", "state"),
+)
+
+customer_notes = sa.Table(
+    "customer_notes",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("customer_id", BigId, sa.ForeignKey("customers.id"), nullable=False, index=True),
+    sa.Column("author", sa.String(64), nullable=False),
+    sa.Column("body", sa.Text(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# Where a long sync (run.py sync) got to, so an interrupted run resumes instead of starting over.
+sync_checkpoints = sa.Table(
+    "sync_checkpoints",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),  # e.g. "contacts", "groups", "tags"
+    sa.Column("state", JSON, nullable=False),  # cursor / position of the step in progress
+    sa.Column("status", sa.String(16), nullable=False),  # running | done | failed
+    sa.Column("done", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("total", sa.Integer()),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("finished_at", UTCDateTime()),
+    sa.Column("error", sa.Text()),
+)

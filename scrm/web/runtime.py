@@ -24,6 +24,9 @@ FEATURE_MODULES = [
     "bots.kf.sync",
     "bots.notify",
     "fulfillment.jobs",
+    "bots.crm_events",
+    "bots.group_events",
+    "bots.tag_events",
 ]
 
 

@@ -1,0 +1,1 @@
+"""Processing of crm_events (being built)."""

@@ -1,0 +1,1 @@
+"""Processing of group_events (being built)."""

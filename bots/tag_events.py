@@ -1,0 +1,1 @@
+"""Processing of tag_events (being built)."""
