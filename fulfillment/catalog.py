@@ -20,6 +20,7 @@ from scrm.core.errors import Conflict, InvalidInput, NotFound
 
 CATALOG_VERSION = "catalog_version"
 CSV_COLUMNS = ["sku", "name", "aliases", "unit", "price_fen", "stock"]
+OPTIONAL_COLUMNS = ["reorder_point", "category"]  # accepted when present; export writes them after the six
 MAX_QTY = 10_000_000
 
 
@@ -57,6 +58,8 @@ class CatalogRow:
     unit: str
     price_fen: int
     stock: int | None
+    reorder_point: int | None = None  # optional column: low-stock alert at or below this available quantity
+    category: str | None = None  # optional column
 
 
 def parse_catalog_csv(text: str) -> tuple[list[CatalogRow], list[tuple[int, str]]]:
@@ -109,7 +112,23 @@ def _parse_row(raw: dict[str | Any, Any], line: int) -> CatalogRow:
     aliases = tuple(dict.fromkeys(a.strip() for a in get("aliases").split("|") if a.strip()))
     if any(len(a) > 64 for a in aliases):
         raise ValueError("aliases must be ≤ 64 characters each")
-    return CatalogRow(line, sku, name, aliases, unit, int(price), stock)
+    reorder_raw = get("reorder_point")
+    if reorder_raw and (not reorder_raw.isdigit() or int(reorder_raw) > MAX_QTY):
+        raise ValueError(f"reorder_point must be a whole number from 0 to {MAX_QTY}, got {reorder_raw!r}")
+    category = get("category")
+    if len(category) > 64:
+        raise ValueError("category must be ≤ 64 characters")
+    return CatalogRow(
+        line,
+        sku,
+        name,
+        aliases,
+        unit,
+        int(price),
+        stock,
+        int(reorder_raw) if reorder_raw else None,
+        category if "category" in raw else None,
+    )
 
 
 async def import_rows(
@@ -122,7 +141,11 @@ async def import_rows(
     await next_value(conn, dialect, CATALOG_VERSION)  # the chat parser rebuilds its dictionary on change
     for row in rows:
         existing = (await conn.execute(sa.select(products.c.id).where(products.c.sku == row.sku))).first()
-        values = {"name": row.name, "unit": row.unit, "price_fen": row.price_fen, "updated_at": now, "active": True}
+        values: dict[str, Any] = {"name": row.name, "unit": row.unit, "price_fen": row.price_fen, "updated_at": now, "active": True}
+        if row.reorder_point is not None:
+            values["reorder_point"] = row.reorder_point
+        if row.category is not None:
+            values["category"] = row.category
         if existing:
             product_id = int(existing.id)
             await conn.execute(products.update().where(products.c.id == product_id).values(**values))
@@ -167,6 +190,19 @@ def _info(r: Any, aliases: list[str]) -> ProductInfo:
     )
 
 
+async def update_product(conn: AsyncConnection, sku: str, now: dt.datetime, **changes: Any) -> ProductInfo:
+    """Change name, price_fen, unit, category, active or reorder_point (None clears it) of one product."""
+    allowed = {"name", "price_fen", "unit", "category", "active", "reorder_point"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise InvalidInput(f"不能修改这些字段 (cannot change): {', '.join(sorted(unknown))}")
+    product = await get_product(conn, sku)
+    if changes:
+        await conn.execute(products.update().where(products.c.id == product.id).values(updated_at=now, **changes))
+        await next_value(conn, conn.dialect.name, CATALOG_VERSION)
+    return await get_product(conn, sku)
+
+
 async def get_product(conn: AsyncConnection, sku: str) -> ProductInfo:
     row = (await conn.execute(sa.select(products).where(products.c.sku == sku))).first()
     if row is None:
@@ -178,10 +214,12 @@ async def get_product(conn: AsyncConnection, sku: str) -> ProductInfo:
 async def export_csv(conn: AsyncConnection, dialect: str) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow(CSV_COLUMNS + OPTIONAL_COLUMNS)
     for p in await list_products(conn, active_only=False):
         level = await inventory.level(conn, dialect, p.id)
-        writer.writerow([p.sku, p.name, "|".join(a for a in p.aliases if a != p.name), p.unit, p.price_fen, level.on_hand])
+        aliases = "|".join(a for a in p.aliases if a != p.name)
+        reorder = "" if p.reorder_point is None else p.reorder_point
+        writer.writerow([p.sku, p.name, aliases, p.unit, p.price_fen, level.on_hand, reorder, p.category])
     return out.getvalue()
 
 

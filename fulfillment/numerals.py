@@ -17,12 +17,39 @@ DOZEN = 12  # 一打
 
 # Units a shop's chat commonly uses; the catalog's own units are added by :class:`QuantityScanner`.
 COMMON_UNITS: tuple[str, ...] = (
-    "箱", "包", "瓶", "件", "桶", "袋", "个", "盒", "提", "罐", "听", "斤", "公斤", "条", "支",
-    "根", "只", "份", "套", "卷", "板", "排", "扎", "杯", "张", "本", "双", "台", "片", "捆",
+    "箱",
+    "包",
+    "瓶",
+    "件",
+    "桶",
+    "袋",
+    "个",
+    "盒",
+    "提",
+    "罐",
+    "听",
+    "斤",
+    "公斤",
+    "条",
+    "支",
+    "根",
+    "只",
+    "份",
+    "套",
+    "卷",
+    "板",
+    "排",
+    "扎",
+    "杯",
+    "张",
+    "本",
+    "双",
+    "台",
+    "片",
+    "捆",
 )
 
-_DIGITS = {"〇": 0, "零": 0, "一": 1, "二": 2, "两": 2, "俩": 2, "三": 3, "仨": 3, "四": 4,
-           "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_DIGITS = {"〇": 0, "零": 0, "一": 1, "二": 2, "两": 2, "俩": 2, "三": 3, "仨": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 _SMALL_PLACES = {"十": 10, "百": 100, "千": 1000}
 _ARABIC = re.compile(r"(\d+(?:\.\d+)?)([万千百]?)")
 _ARABIC_MULTIPLIER = {"": 1, "百": 100, "千": 1000, "万": 10_000}
@@ -162,10 +189,16 @@ class QuantityScanner:
             if not m.group("num2"):
                 sign, half = m.group("sign") or "", m.group("half") or ""
                 value = parse_number(sign + num + half + ("打" if unit == "打" else ""))
-            found.append(QuantityMatch(
-                start=m.start(), end=m.end(), text=m.group(0), value=value,
-                unit=None if unit == "打" else unit, marked=marked or unit is not None,
-            ))
+            found.append(
+                QuantityMatch(
+                    start=m.start(),
+                    end=m.end(),
+                    text=m.group(0),
+                    value=value,
+                    unit=None if unit == "打" else unit,
+                    marked=marked or unit is not None,
+                )
+            )
         return found
 
 

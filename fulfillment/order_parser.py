@@ -110,8 +110,7 @@ class NotAnOrder:
     kind: Literal["not_an_order"] = field(default="not_an_order", init=False)
 
 
-ParseResult: TypeAlias = (OrderLines | AddSameAsLast | Correction | RemoveItem | Confirm | Cancel | Clarify
-                          | NotAnOrder)
+ParseResult: TypeAlias = OrderLines | AddSameAsLast | Correction | RemoveItem | Confirm | Cancel | Clarify | NotAnOrder
 
 _WECHAT_EMOJI = re.compile(r"\[([\u4e00-\u9fffa-z ]{1,8})\]")
 _KEEP_SYMBOLS = frozenset("×+~%*")
@@ -127,34 +126,41 @@ def _words(words: str) -> re.Pattern[str]:
     return re.compile("|".join(words.split()))
 
 
-_STOCK = _words(r"有没有 有木有 有无 还有(?:吗|么|嘛|没|货|多少|的话) 还有\s*\??$ 有货 没货 现货 "
-                r"库存 还剩 剩多少 有卖 卖不卖 缺货 断货")
-_INQUIRY = _words("多少钱 什么价 价格 价钱 怎么卖 几块 单价 多钱 到哪 什么时候 几时 发货了吗 物流 "
-                  "快递单 运单")
+_STOCK = _words(
+    r"有没有 有木有 有无 还有(?:吗|么|嘛|没|货|多少|的话) 还有\s*\??$ 有货 没货 现货 "
+    r"库存 还剩 剩多少 有卖 卖不卖 缺货 断货"
+)
+_INQUIRY = _words("多少钱 什么价 价格 价钱 怎么卖 几块 单价 多钱 到哪 什么时候 几时 发货了吗 物流 快递单 运单")
 _CONFIRM_WORD = _words("确认 确定 好 对 没问题 是 ok okay 嗯 行 可以 下单 提交 没错 就这样 就这些 要的")
-_CONFIRM_ONLY = re.compile(rf"(?:{_CONFIRM_WORD.pattern}|订单|一下|吧|了|啊|呀|哈|的|呢|哦|噢|老板|谢谢"
-                           r"|麻烦|请|[\s,.!~、。;:])+")
+_CONFIRM_ONLY = re.compile(
+    rf"(?:{_CONFIRM_WORD.pattern}|订单|一下|吧|了|啊|呀|哈|的|呢|哦|噢|老板|谢谢"
+    r"|麻烦|请|[\s,.!~、。;:])+"
+)
 _CANCEL = _words("取消 不要了 不要啦 都不要 算了 不买了 不订了 不用了 退单 撤单 作废")
 _REMOVE = _words("不要 去掉 删掉 删除 删了 拿掉 取消 别要 减掉 退掉 撤掉 移除 不用")
 _CORRECTION = _words("改成 改为 改到 换成 换为 调成 调到 调整为 变成 修改 改(?!天|日|期)")
-_BARE_CORRECTION = re.compile(r"(?:我|想|要|帮我|请|麻烦)*(?:修改|改一下|改下|改)(?:订单|一下|下)?"
-                              r"(?:吧|了|啊)?")
+_BARE_CORRECTION = re.compile(
+    r"(?:我|想|要|帮我|请|麻烦)*(?:修改|改一下|改下|改)(?:订单|一下|下)?"
+    r"(?:吧|了|啊)?"
+)
 _NEGATE, _REAFFIRM = _words("不要 不是"), _words("要 是 改")
 _ADD_CUE = _words("再 还要 还需要 追加 另外 多加 多来 多要 加(?!急|班|油)")
 _PAST = _words("买了 订了 下了单 下单了 收到了 送到了")  # 我昨天买了3箱: a report, not an order
 _ORDER_CUE = _words("要 来 买 订 拿 下单 加 给我 整 搞 购")  # 矿泉水送了没 / 发了吗 are not orders
-_SEPARATOR = _words(r"[,!?;:、。~/\n] (?<!\d)\. \.(?!\d) 和 跟 还有 以及 另外 外加 加上 再来 再加 "
-                    r"再要 还要 然后 及 与 同")
+_SEPARATOR = _words(
+    r"[,!?;:、。~/\n] (?<!\d)\. \.(?!\d) 和 跟 还有 以及 另外 外加 加上 再来 再加 "
+    r"再要 还要 然后 及 与 同"
+)
 _EACH = re.compile(r"各(?:要|来|拿)?\s*$")
-_FILLER_HEAD = _words("老板 你好 您好 麻烦 请 帮我 给我 我们 我 想 要 来 买 订 拿 送 再 还 需要 下单 购买 "
-                      "整 搞 加 一下 那 就")
+_FILLER_HEAD = _words("老板 你好 您好 麻烦 请 帮我 给我 我们 我 想 要 来 买 订 拿 送 再 还 需要 下单 购买 整 搞 加 一下 那 就")
 _FILLER_TAIL = _words("过来 来 吧 了 啊 呀 哈 呢 哦 嘛 谢谢 一下 送 给我 就行 就好 可以吗 行吗 吗 要 呗")
 _LEAD_FILLER = re.compile(rf"^(?:[\s的]|{_FILLER_HEAD.pattern})+")
 _TRAIL_FILLER = re.compile(rf"(?:[\s的]|{_FILLER_TAIL.pattern})+$")
 _HAS_WORD = re.compile(r"[a-z\u3400-\u9fff]")
 # What follows "N个/N条" in chat that is not merchandise: never reported as an unknown product.
-_NOT_A_PRODUCT = tuple("人 问题 事 消息 信息 电话 地址 订单 发票 照片 图片 视频 语音 链接 月 天 小时 点 号 "
-                       "次 周 星期 年 分钟 钱 块".split())
+_NOT_A_PRODUCT = tuple(
+    "人 问题 事 消息 信息 电话 地址 订单 发票 照片 图片 视频 语音 链接 月 天 小时 点 号 次 周 星期 年 分钟 钱 块".split()
+)
 _SPEC_TOKEN = re.compile(r"\d+(?:\.\d+)?[a-z]+")
 _CJK_WORD = re.compile(r"[\u4e00-\u9fff]{2,}")
 
@@ -203,8 +209,7 @@ class OrderParser:
     :meth:`parse` is then pure and fast (a fraction of a millisecond per chat line), fine on the loop.
     """
 
-    def __init__(self, products: Sequence[Product], tokenizer: jieba.Tokenizer | None = None, *,
-                 max_qty: int = 9999) -> None:
+    def __init__(self, products: Sequence[Product], tokenizer: jieba.Tokenizer | None = None, *, max_qty: int = 9999) -> None:
         # A private tokenizer: aliases must not leak into jieba's global default used by other packages.
         self._tokenizer = tokenizer if tokenizer is not None else jieba.Tokenizer()
         self._tokenizer.initialize()
@@ -302,15 +307,19 @@ class OrderParser:
         if len(mention.skus) == 1:
             return mention.skus
         left, right = scan.segment(mention.start, mention.end)
-        context = scan.text[left:mention.start] + " " + scan.text[mention.end:right]
+        context = scan.text[left : mention.start] + " " + scan.text[mention.end : right]
         marks = [self._name_marks[s] for s in mention.skus]
         common = frozenset.intersection(*marks)
-        hits = [sku for sku, own in zip(mention.skus, marks, strict=True)
-                if any(re.search(rf"(?<![0-9.]){re.escape(w)}(?![a-z])", context) for w in own - common)]
+        hits = [
+            sku
+            for sku, own in zip(mention.skus, marks, strict=True)
+            if any(re.search(rf"(?<![0-9.]){re.escape(w)}(?![a-z])", context) for w in own - common)
+        ]
         return (hits[0],) if len(hits) == 1 else mention.skus
 
-    def _checked(self, mention: _Mention, q: QuantityMatch | None, scan: _Scan, which: str = "要",
-                 how_many: str = "要") -> tuple[Product, int] | Clarify:
+    def _checked(
+        self, mention: _Mention, q: QuantityMatch | None, scan: _Scan, which: str = "要", how_many: str = "要"
+    ) -> tuple[Product, int] | Clarify:
         """The product and whole quantity a mention + quantity stand for, or the question to ask first."""
         skus = self._resolve(mention, scan)
         if len(skus) > 1:
@@ -323,16 +332,21 @@ class OrderParser:
         if isinstance(qty, Clarify):
             return qty
         if q.unit is not None and q.unit != product.unit:  # never convert 瓶 ↔ 箱: ask
-            return Clarify("unit_mismatch", f"{mention.text}是按{product.unit}卖的，"
-                           f"请问您说的{qty}{q.unit}是指{qty}{product.unit}吗？",
-                           [product.sku], mention.text, qty, product.unit)
+            return Clarify(
+                "unit_mismatch",
+                f"{mention.text}是按{product.unit}卖的，请问您说的{qty}{q.unit}是指{qty}{product.unit}吗？",
+                [product.sku],
+                mention.text,
+                qty,
+                product.unit,
+            )
         return product, qty
 
-    def _ambiguous(self, mention: _Mention, skus: Sequence[str], q: QuantityMatch | None,
-                   which: str) -> Clarify:
+    def _ambiguous(self, mention: _Mention, skus: Sequence[str], q: QuantityMatch | None, which: str) -> Clarify:
         names = " ".join(f"{i}. {self._products[s].name}" for i, s in enumerate(skus, 1))
-        return Clarify("ambiguous_product", f"请问您{which}哪一种{mention.text}：{names}？", list(skus),
-                       mention.text, _whole(q), q.unit if q else None)
+        return Clarify(
+            "ambiguous_product", f"请问您{which}哪一种{mention.text}：{names}？", list(skus), mention.text, _whole(q), q.unit if q else None
+        )
 
     def _whole_quantity(self, q: QuantityMatch, name: str, unit: str, sku: str = "") -> int | Clarify:
         """q as a positive whole number ≤ max_qty, or the question to ask instead."""
@@ -356,8 +370,7 @@ class OrderParser:
             targets = [q for q in qs if q.start >= cue.end()]
             if qs and not targets:
                 return None  # 要3箱矿泉水，地址改成人民路: the 改 is about something else
-        elif len(qs) >= 2 and _NEGATE.search(masked, 0, qs[0].start) and _REAFFIRM.search(
-                masked, qs[0].end, qs[1].start):
+        elif len(qs) >= 2 and _NEGATE.search(masked, 0, qs[0].start) and _REAFFIRM.search(masked, qs[0].end, qs[1].start):
             targets = [qs[1]]  # 不要3箱了，要4箱 / 不是3箱，是4箱
         else:
             return None
@@ -406,16 +419,16 @@ class OrderParser:
                     return checked if order_like else NotAnOrder()
                 product, qty = checked
                 prior = lines.get(product.sku)  # the same SKU twice in one message: quantities add up
-                lines[product.sku] = Line(product.sku, qty + (prior.qty if prior else 0), product.unit,
-                                          prior.matched if prior else item.text)
+                lines[product.sku] = Line(
+                    product.sku, qty + (prior.qty if prior else 0), product.unit, prior.matched if prior else item.text
+                )
                 continue
             product_text = _product_text(scan, elements, item)
             counts = item.marked or (add_mode and not product_text)  # 再加3: a bare number after 再加 counts
             if product_text.startswith(_NOT_A_PRODUCT) or not counts:
                 continue  # 2个人 / 房间302: not merchandise
             if product_text:
-                return Clarify("unknown_product", f"抱歉，我们暂时没有“{product_text}”。"
-                               "请问您要订其他商品吗？", product_text=product_text)
+                return Clarify("unknown_product", f"抱歉，我们暂时没有“{product_text}”。请问您要订其他商品吗？", product_text=product_text)
             if not add_mode:
                 return _missing_product(item)
             same_as_last.append(item)
@@ -439,14 +452,13 @@ def _missing_product(q: QuantityMatch) -> Clarify:
 
 
 def _unclear_correction(skus: list[str]) -> Clarify:
-    return Clarify("unclear_correction", "请问要怎么修改？请一次改一种商品，"
-                   "例如“矿泉水改成4箱”或“去掉纸巾”。", list(dict.fromkeys(skus)))
+    return Clarify("unclear_correction", "请问要怎么修改？请一次改一种商品，例如“矿泉水改成4箱”或“去掉纸巾”。", list(dict.fromkeys(skus)))
 
 
 def _mask(text: str, spans: Sequence[_Mention | QuantityMatch]) -> str:
     chars = list(text)
     for s in spans:
-        chars[s.start:s.end] = _MASK * (s.end - s.start)
+        chars[s.start : s.end] = _MASK * (s.end - s.start)
     return "".join(chars)
 
 
@@ -455,10 +467,10 @@ def _merge_adjacent(mentions: list[_Mention], text: str) -> list[_Mention]:
     merged: list[_Mention] = []
     for m in mentions:
         prev = merged[-1] if merged else None
-        if prev is not None and not text[prev.end:m.start].strip():
+        if prev is not None and not text[prev.end : m.start].strip():
             common = tuple(s for s in prev.skus if s in m.skus)
             if common:
-                merged[-1] = _Mention(prev.start, m.end, text[prev.start:m.end], common)
+                merged[-1] = _Mention(prev.start, m.end, text[prev.start : m.end], common)
                 continue
         merged.append(m)
     return merged
@@ -496,7 +508,7 @@ def _product_text(scan: _Scan, elements: list[_Element], q: QuantityMatch) -> st
     left, right = scan.segment(q.start, q.end)
     left = max([left, *(e.end for e in elements if e.end <= q.start)])
     right = min([right, *(e.start for e in elements if e.start >= q.end)])
-    for raw in (scan.text[q.end:right], scan.text[left:q.start]):
+    for raw in (scan.text[q.end : right], scan.text[left : q.start]):
         cleaned = _TRAIL_FILLER.sub("", _LEAD_FILLER.sub("", raw))
         if _HAS_WORD.search(cleaned):
             return cleaned.strip()

@@ -161,6 +161,8 @@ async def _product_json(rt: Any, sku: str) -> dict[str, Any]:
         "unit": p.unit,
         "price_fen": p.price_fen,
         "aliases": list(p.aliases),
+        "category": p.category,
+        "reorder_point": p.reorder_point,
         "active": p.active,
         "on_hand": lvl.on_hand,
         "allocated": lvl.allocated,
@@ -177,6 +179,32 @@ async def list_products(request: web.Request) -> web.Response:
     async with rt.db.read() as conn:
         skus = [p.sku for p in await catalog.list_products(conn, active_only=False)]
     return web.json_response({"items": [await _product_json(rt, s) for s in skus]})
+
+
+async def update_product(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    data = await read_json(request)
+    changes: dict[str, Any] = {}
+    if "name" in data:
+        changes["name"] = get_str(data, "name", max_len=128)
+    if "unit" in data:
+        changes["unit"] = get_str(data, "unit", max_len=16)
+    if "category" in data:
+        changes["category"] = get_str(data, "category", required=False, max_len=64)
+    if "price_fen" in data:
+        changes["price_fen"] = get_int(data, "price_fen", minimum=0, maximum=10**12)
+    if "reorder_point" in data:
+        changes["reorder_point"] = None if data["reorder_point"] is None else get_int(data, "reorder_point", minimum=0, maximum=MAX_QTY)
+    if "active" in data:
+        if not isinstance(data["active"], bool):
+            raise InvalidInput("active 必须是 true/false", field="active")
+        changes["active"] = data["active"]
+    unknown = set(data) - {"name", "unit", "category", "price_fen", "reorder_point", "active"}
+    if unknown:
+        raise InvalidInput(f"未知字段 (unknown fields): {', '.join(sorted(unknown))}")
+    async with rt.db.write() as conn:
+        await catalog.update_product(conn, request.match_info["sku"], rt.clock.now(), **changes)
+    return web.json_response(await _product_json(rt, request.match_info["sku"]))
 
 
 async def change_stock(request: web.Request) -> web.Response:
@@ -304,6 +332,26 @@ def setup_routes(app: web.Application) -> None:
     )
     add_api_route(app, "GET", "/products", list_products, summary="Products with stock", errors=(401,))
     add_api_route(app, "GET", "/products/{sku}", get_product, summary="A product and its stock", response=PRODUCT)
+    add_api_route(
+        app,
+        "PATCH",
+        "/products/{sku}",
+        update_product,
+        summary="Change a product (price, reorder point, active …)",
+        response=PRODUCT,
+        request_body={
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "unit": {"type": "string"},
+                "category": {"type": "string"},
+                "price_fen": {"type": "integer", "minimum": 0},
+                "reorder_point": {"type": "integer", "minimum": 0, "nullable": True},
+                "active": {"type": "boolean"},
+            },
+        },
+        errors=(400, 401, 404),
+    )
     add_api_route(
         app,
         "POST",

@@ -75,16 +75,48 @@ def test_cli_import_reports_lines_and_reconcile(tmp_path: Path) -> None:
     csv_file = tmp_path / "catalog.csv"
     csv_file.write_text(GOOD + "BAD,,,箱,1,1\n", encoding="utf-8-sig")
     env = {"SCRM_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}", "PATH": "/usr/bin:/bin", "SCRM_CONFIG_FILE": "/dev/null"}
-    run = subprocess.run([sys.executable, "run.py", "catalog", "import", str(csv_file)], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=120, check=False)
+    run = subprocess.run(
+        [sys.executable, "run.py", "catalog", "import", str(csv_file)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert run.returncode == 1, run.stderr
     assert f"{csv_file}:4:" in run.stderr and "2 created" in run.stdout
-    again = subprocess.run([sys.executable, "run.py", "catalog", "import", str(csv_file)], cwd=ROOT, env=env,
-                           capture_output=True, text=True, timeout=120, check=False)
+    again = subprocess.run(
+        [sys.executable, "run.py", "catalog", "import", str(csv_file)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert "0 created, 2 updated" in again.stdout
-    rec = subprocess.run([sys.executable, "run.py", "stock", "reconcile"], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=120, check=False)
+    rec = subprocess.run(
+        [sys.executable, "run.py", "stock", "reconcile"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
     assert rec.returncode == 0 and "no drift" in rec.stdout
-    export = subprocess.run([sys.executable, "run.py", "catalog", "export"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=120, check=False)
-    assert export.stdout.splitlines()[0] == "sku,name,aliases,unit,price_fen,stock"
+    export = subprocess.run(
+        [sys.executable, "run.py", "catalog", "export"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert export.stdout.splitlines()[0].startswith("sku,name,aliases,unit,price_fen,stock")
+
+
+async def test_optional_columns_and_product_update(rt: Runtime) -> None:
+    from fulfillment.catalog import update_product
+
+    rows, errors = parse_catalog_csv("sku,name,aliases,unit,price_fen,stock,reorder_point,category\nW1,矿泉水,,箱,3600,10,5,饮料\n")
+    assert not errors and rows[0].reorder_point == 5 and rows[0].category == "饮料"
+    _, bad = parse_catalog_csv("sku,name,aliases,unit,price_fen,stock,reorder_point\nW1,矿泉水,,箱,3600,10,lots\n")
+    assert bad and bad[0][0] == 2 and "reorder_point" in bad[0][1]
+    async with rt.db.write() as conn:
+        await import_rows(conn, rt.db.dialect, rows, rt.clock.now())
+        changed = await update_product(conn, "W1", rt.clock.now(), reorder_point=None, price_fen=3900)
+        exported = await export_csv(conn, rt.db.dialect)
+    assert changed.reorder_point is None and changed.price_fen == 3900
+    assert exported.splitlines()[0] == "sku,name,aliases,unit,price_fen,stock,reorder_point,category"
+    assert exported.splitlines()[1] == "W1,矿泉水,,箱,3900,10,,饮料"

@@ -115,9 +115,7 @@ def test_order_lines(parser: OrderParser, text: str, expected: list[tuple[str, i
 
 def test_line_keeps_the_matched_alias(parser: OrderParser) -> None:
     result = parser.parse("要两瓶可口可乐，3包餐巾纸")
-    assert result == OrderLines(
-        [Line("COLA", 2, "瓶", "可口可乐"), Line("TISSUE", 3, "包", "餐巾纸")], "new"
-    )
+    assert result == OrderLines([Line("COLA", 2, "瓶", "可口可乐"), Line("TISSUE", 3, "包", "餐巾纸")], "new")
 
 
 @pytest.mark.parametrize(
@@ -252,9 +250,7 @@ def test_clarify(parser: OrderParser, text: str, reason: str, candidates: list[s
 
 def test_ambiguity_lists_the_candidates_by_name(parser: OrderParser) -> None:
     result = parser.parse("要3瓶酱油")
-    assert result == Clarify(
-        "ambiguous_product", "请问您要哪一种酱油：1. 海天生抽 500ml 2. 海天老抽 500ml？", SOY, "酱油", 3, "瓶"
-    )
+    assert result == Clarify("ambiguous_product", "请问您要哪一种酱油：1. 海天生抽 500ml 2. 海天老抽 500ml？", SOY, "酱油", 3, "瓶")
 
 
 def test_missing_quantity_asks_in_the_products_unit(parser: OrderParser) -> None:
@@ -280,9 +276,7 @@ def test_unknown_product_names_what_was_written(parser: OrderParser) -> None:
 
 def test_unit_mismatch_offers_the_skus_unit_without_converting(parser: OrderParser) -> None:
     result = parser.parse("要3瓶矿泉水")
-    assert result == Clarify(
-        "unit_mismatch", "矿泉水是按箱卖的，请问您说的3瓶是指3箱吗？", ["WATER-550"], "矿泉水", 3, "箱"
-    )
+    assert result == Clarify("unit_mismatch", "矿泉水是按箱卖的，请问您说的3瓶是指3箱吗？", ["WATER-550"], "矿泉水", 3, "箱")
 
 
 def test_bare_quantity_keeps_the_amount_for_the_dialogue(parser: OrderParser) -> None:
@@ -378,9 +372,7 @@ def lookalikes() -> OrderParser:
         ("要2瓶生抽和1桶花生油", [("SOY", 2), ("OIL", 1)]),
     ],
 )
-def test_lookalikes_resolved_by_name_words(
-    lookalikes: OrderParser, text: str, expected: list[tuple[str, int]]
-) -> None:
+def test_lookalikes_resolved_by_name_words(lookalikes: OrderParser, text: str, expected: list[tuple[str, int]]) -> None:
     result = lookalikes.parse(text)
     assert isinstance(result, OrderLines), result
     assert [(line.sku, line.qty) for line in result.lines] == expected
@@ -405,10 +397,25 @@ def test_duplicate_sku_is_refused() -> None:
 @pytest.mark.parametrize(
     ("text", "value"),
     [
-        ("十", 10), ("十二", 12), ("二十", 20), ("二十五", 25), ("一百", 100), ("一百零五", 105),
-        ("一百一十", 110), ("一百二", 120), ("两百", 200), ("三千二", 3200), ("一千零一", 1001),
-        ("一万", 10000), ("两万五", 25000), ("零", 0),
-        ("三四", None), ("一百一千", None), ("万", None), ("十十", None), ("abc", None),
+        ("十", 10),
+        ("十二", 12),
+        ("二十", 20),
+        ("二十五", 25),
+        ("一百", 100),
+        ("一百零五", 105),
+        ("一百一十", 110),
+        ("一百二", 120),
+        ("两百", 200),
+        ("三千二", 3200),
+        ("一千零一", 1001),
+        ("一万", 10000),
+        ("两万五", 25000),
+        ("零", 0),
+        ("三四", None),
+        ("一百一千", None),
+        ("万", None),
+        ("十十", None),
+        ("abc", None),
     ],
 )
 def test_chinese_to_int(text: str, value: int | None) -> None:
@@ -418,10 +425,33 @@ def test_chinese_to_int(text: str, value: int | None) -> None:
 @pytest.mark.parametrize(
     ("text", "qty"),
     [
-        ("3", 3), ("３", 3), ("１２", 12), ("两", 2), ("俩", 2), ("仨", 3), ("十二", 12), ("1万", 10000),
-        ("一打", 12), ("两打", 24), ("3箱", 3), ("要两箱吧", 2), ("x3", 3), ("一百零五袋。", 105),
-        ("0", None), ("0箱", None), ("半箱", None), ("三四箱", None), ("3箱矿泉水", None), ("3点", None),
-        ("-3", None), ("负三", None), ("半", None), ("1.5", None), ("一个半", None), ("", None), ("几", None),
+        ("3", 3),
+        ("３", 3),
+        ("１２", 12),
+        ("两", 2),
+        ("俩", 2),
+        ("仨", 3),
+        ("十二", 12),
+        ("1万", 10000),
+        ("一打", 12),
+        ("两打", 24),
+        ("3箱", 3),
+        ("要两箱吧", 2),
+        ("x3", 3),
+        ("一百零五袋。", 105),
+        ("0", None),
+        ("0箱", None),
+        ("半箱", None),
+        ("三四箱", None),
+        ("3箱矿泉水", None),
+        ("3点", None),
+        ("-3", None),
+        ("负三", None),
+        ("半", None),
+        ("1.5", None),
+        ("一个半", None),
+        ("", None),
+        ("几", None),
     ],
 )
 def test_parse_quantity(text: str, qty: int | None) -> None:

@@ -139,3 +139,12 @@ async def test_health_ready_metrics(client: TestClient) -> None:
     assert "scrm_http_requests_total" in metrics and "scrm_outbox_pending" in metrics
     missing = await client.get("/nope")
     assert missing.status == 404 and (await missing.json())["error"]["code"] == "not_found"
+
+
+async def test_patch_product_sets_reorder_point(client: TestClient, settings: Settings) -> None:
+    resp = await client.patch("/api/v1/products/OIL-5L", json={"reorder_point": 8}, headers=auth(settings))
+    assert resp.status == 200 and (await resp.json())["reorder_point"] == 8
+    bad = await client.patch("/api/v1/products/OIL-5L", json={"reorder_point": -1}, headers=auth(settings))
+    assert bad.status == 400
+    unknown = await client.patch("/api/v1/products/OIL-5L", json={"colour": "red"}, headers=auth(settings))
+    assert unknown.status == 400 and "colour" in (await unknown.json())["error"]["message"]
