@@ -19,6 +19,8 @@ products = sa.Table(
     sa.Column("category", sa.String(64), nullable=False, server_default=""),
     sa.Column("active", sa.Boolean(), nullable=False, server_default=sa.true()),
     sa.Column("reorder_point", sa.Integer()),  # low-stock alert at or below this available quantity
+    sa.Column("reorder_qty", sa.Integer()),  # how much a purchase suggestion orders (default: up to twice the point)
+    sa.Column("cost_fen", sa.BigInteger()),  # last purchase cost; stock value at cost on the dashboard
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.CheckConstraint("price_fen >= 0", name="price_not_negative"),

@@ -17,6 +17,8 @@ MODEL_MODULES = [
     "bots.models",
     "bots.outbound.models",
     "fulfillment.models",
+    "fulfillment.billing.models",
+    "fulfillment.purchasing.models",
     "scrm.timeline.models",
     "scrm.tags.models",
     "scrm.groups.models",

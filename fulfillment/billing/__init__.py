@@ -1,0 +1,1 @@
+"""Invoices, payments, receivables (应收账款), dunning and credit limits."""

@@ -1,0 +1,1 @@
+"""Replenishment (进销存的“进”): suppliers, purchase orders, receiving."""
