@@ -108,15 +108,22 @@ class InboundWriter:
         return duplicates, outbox_ids
 
     async def close(self) -> None:
-        for task in [self._task, *self._kicks]:
-            if task is not None and not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        """Stop taking callbacks; let the enqueues of already-committed ones finish (bounded), so a clean shutdown
+        leaves no work for the relay's slower sweep."""
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
         while not self._queue.empty():
             _, fut = self._queue.get_nowait()
             if not fut.done():
                 fut.set_exception(RuntimeError("shutting down"))
+        if self._kicks:
+            _, pending = await asyncio.wait(set(self._kicks), timeout=5)
+            for task in pending:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
 
 WRITER: ResourceKey[InboundWriter] = ResourceKey("inbound_writer")
