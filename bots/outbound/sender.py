@@ -19,6 +19,7 @@ errors → attempt recorded, :class:`~bots.outbound.client.ApiUnavailable` re-ra
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 from collections.abc import Awaitable, Callable
@@ -434,3 +435,69 @@ async def create_msg_template_task(
 
     draft = _Draft(storable_key(key), "msg_template", purpose, ",".join(external_userids), body)
     return await _send(rt, draft, rt.get(WECOM_API), "externalcontact/add_msg_template", settle)
+
+
+# ---- 客户联系 welcome message -----------------------------------------------------------------------------
+WELCOME_WINDOW = dt.timedelta(seconds=20)  # send_welcome_msg is accepted within 20 s of the add event (WECOM.md §5)
+WELCOME_RETRY_DELAY = 0.5  # seconds between attempts after a retryable failure (busy, rate limit, outage)
+WELCOME_MAX_ATTEMPTS = 4
+WELCOME_WINDOW_PASSED = "welcome_window_passed"
+
+
+async def send_welcome_message(
+    rt: Runtime,
+    *,
+    welcome_code: str,
+    text: str,
+    key: str,
+    deadline: dt.datetime,
+    recipient: str = "",
+    customer_id: int | None = None,
+) -> OutboundResult:
+    """The welcome message (欢迎语) of an add_external_contact event, once per ``key``, never a retry storm.
+
+    * Sent → sent. 41051 (code used, unknown or expired) and other refusals → failed with the errcode, never
+      retried: the code is single use, a retry can only fail again.
+    * Busy, rate limit or outage → retried here, a short pause apart, while ``deadline`` (event time + 20 s)
+      has not passed, at most :data:`WELCOME_MAX_ATTEMPTS` calls; then failed ("welcome_window_passed" /
+      "welcome_retries_exhausted").
+    * Called after the deadline (a backlog) → failed "welcome_window_passed" without calling the API.
+    * A 41051 after a timed-out attempt most likely means that attempt was delivered: noted in the message.
+    """
+    body = {"welcome_code": welcome_code, "text": {"content": text}}
+    draft = _Draft(storable_key(key), "welcome", "welcome", recipient, body, customer_id)
+    api = rt.get(WECOM_API)
+    path = "externalcontact/send_welcome_msg"
+    last_code: int | None = None
+    timed_out = False
+    calls = 0
+    while True:
+        opened = await _open(rt, draft)
+        if isinstance(opened, OutboundResult):
+            return opened
+        if rt.clock.now() >= deadline:
+            return await _finish(rt, opened, status=OutboundStatus.FAILED, error_code=last_code, error_message=WELCOME_WINDOW_PASSED)
+        if calls >= WELCOME_MAX_ATTEMPTS:
+            return await _finish(rt, opened, status=OutboundStatus.FAILED, error_code=last_code, error_message="welcome_retries_exhausted")
+        calls += 1
+        try:
+            _data, error, attempt = await _call(rt, opened, api, path, body)
+        except RetryLater as exc:  # rate limited: _call recorded the attempt
+            last_code = exc.__cause__.errcode if isinstance(exc.__cause__, ApiError) else last_code
+            await asyncio.sleep(WELCOME_RETRY_DELAY)
+            continue
+        except ApiUnavailable as exc:
+            timed_out = timed_out or exc.timeout
+            await asyncio.sleep(WELCOME_RETRY_DELAY)
+            continue
+        if error is None:
+            return await _finish(rt, opened, status=OutboundStatus.SENT, attempt=attempt)
+        if error.errcode == Errcode.BUSY:  # still busy after the client's own retries
+            last_code = error.errcode
+            await _record_retry(rt, opened, attempt)
+            await asyncio.sleep(WELCOME_RETRY_DELAY)
+            continue
+        message = error.errmsg
+        if error.errcode == Errcode.WELCOME_CODE_INVALID and timed_out:
+            message = "41051 after a timed-out attempt: that attempt was probably delivered"
+        return await _finish(rt, opened, status=OutboundStatus.FAILED, attempt=attempt, error_code=error.errcode, error_message=message)

@@ -136,6 +136,57 @@ def add_contact_way(state: SandboxState, call: Call) -> dict[str, Any]:
     return {"config_id": config_id, **({"qr_code": qr_code} if qr_code else {})}
 
 
+def _contact_way(state: SandboxState, call: Call) -> ContactWay:
+    way = state.contact_ways.get(call.field("config_id"))
+    if way is None:
+        # (unconfirmed) the real errcode of an unknown config_id; the product treats it as "already gone".
+        raise ApiFailure(Errcode.INVALID_PARAMETER, "invalid config_id")
+    return way
+
+
+def get_contact_way(state: SandboxState, call: Call) -> dict[str, Any]:
+    way = _contact_way(state, call)
+    return {
+        "contact_way": {
+            "config_id": way.config_id,
+            "type": way.type,
+            "scene": way.scene,
+            "state": way.state,
+            "user": list(way.users),
+            "skip_verify": way.skip_verify,
+            "remark": way.remark,
+            **({"qr_code": way.qr_code} if way.qr_code else {}),
+        }
+    }
+
+
+def update_contact_way(state: SandboxState, call: Call) -> dict[str, Any]:
+    """Change a 联系我 code's members, state, remark or skip_verify; its type (single/multi) cannot change."""
+    way = _contact_way(state, call)
+    if "user" in call.body:
+        users = call.strings("user")
+        if not users or (way.type == 1 and len(users) != 1):
+            raise ApiFailure(Errcode.INVALID_PARAMETER, "user must name one member (type 1) or several (type 2)")
+        for userid in users:
+            _member(state, userid)
+        way.users = users
+    if "state" in call.body:
+        new_state = call.field("state", str)
+        if len(new_state) > MAX_STATE_CHARS:
+            raise ApiFailure(Errcode.INVALID_PARAMETER, "state exceeds 30 characters")
+        way.state = new_state
+    way.remark = str(call.body.get("remark", way.remark))
+    way.skip_verify = bool(call.body.get("skip_verify", way.skip_verify))
+    return {}
+
+
+def del_contact_way(state: SandboxState, call: Call) -> dict[str, Any]:
+    """Delete a 联系我 code: its QR code stops working (customers can no longer add through it)."""
+    way = _contact_way(state, call)
+    del state.contact_ways[way.config_id]
+    return {}
+
+
 def send_welcome_msg(state: SandboxState, call: Call) -> dict[str, Any]:
     """Once per welcome_code, within 20 s of the add event: a second use or an unknown code answers 41051."""
     code = call.field("welcome_code")
@@ -206,8 +257,10 @@ def _group_dict(g: TagGroup, tags: list[Tag] | None = None) -> dict[str, Any]:
 
 
 def get_corp_tag_list(state: SandboxState, call: Call) -> dict[str, Any]:
-    tag_ids = set(call.strings("tag_id", required=False))
+    """All corp tags, or those of ``group_id`` groups, or the ``tag_id`` tags with their groups. As in WeCom,
+    ``tag_id`` is ignored when ``group_id`` is given, and unknown (deleted) ids simply match nothing."""
     group_ids = set(call.strings("group_id", required=False))
+    tag_ids = set() if group_ids else set(call.strings("tag_id", required=False))
     out = []
     for g in state.tag_groups:
         if group_ids and g.group_id not in group_ids:
@@ -239,6 +292,29 @@ def add_corp_tag(state: SandboxState, call: Call) -> dict[str, Any]:
     new = [Tag(random_id("et", 20), s["name"], state.ts(), int(s.get("order", 0) or 0)) for s in specs]
     group.tags.extend(new)
     return {"tag_group": _group_dict(group, new)}
+
+
+def edit_corp_tag(state: SandboxState, call: Call) -> dict[str, Any]:
+    """Rename / reorder a tag or a tag group (``id`` names either)."""
+    target_id = call.field("id")
+    name = call.field("name", str, required=False, default="")
+    order = call.field("order", int, required=False)
+    group = next((g for g in state.tag_groups if g.group_id == target_id), None)
+    if group is not None:
+        if name and name != group.group_name and any(g.group_name == name for g in state.tag_groups):
+            raise ApiFailure(Errcode.TAG_NAME_EXISTS, "tag group name already exists")
+        group.group_name = name or group.group_name
+        group.order = group.order if order is None else order
+        return {}
+    found = state.find_tag(target_id)
+    if found is None:
+        raise ApiFailure(Errcode.INVALID_TAG_ID, "invalid tagid")
+    owner, tag = found
+    if name and name != tag.name and any(t.name == name for t in owner.tags):
+        raise ApiFailure(Errcode.TAG_NAME_EXISTS, "tag name already exists")
+    tag.name = name or tag.name
+    tag.order = tag.order if order is None else order
+    return {}
 
 
 def del_corp_tag(state: SandboxState, call: Call) -> dict[str, Any]:
@@ -336,10 +412,14 @@ ROUTES: dict[str, Endpoint] = {
         "batch/get_by_user": batch_get_by_user,
         "get_follow_user_list": get_follow_user_list,
         "add_contact_way": add_contact_way,
+        "get_contact_way": get_contact_way,
+        "update_contact_way": update_contact_way,
+        "del_contact_way": del_contact_way,
         "send_welcome_msg": send_welcome_msg,
         "add_msg_template": add_msg_template,
         "get_corp_tag_list": get_corp_tag_list,
         "add_corp_tag": add_corp_tag,
+        "edit_corp_tag": edit_corp_tag,
         "del_corp_tag": del_corp_tag,
         "mark_tag": mark_tag,
         "groupchat/list": groupchat_list,

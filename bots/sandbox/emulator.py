@@ -7,6 +7,8 @@ Mounted with ``app.add_subapp("/sandbox/", create_emulator_app(state))``:
 * ``POST|DELETE /sandbox/api/faults`` — inject / clear faults (``{"path","errcode","times","delay"}``).
 * ``POST /sandbox/api/kf/customer-message`` and ``GET /sandbox/api/kf/conversation`` — the chat page's
   backend.
+* ``GET /sandbox/connect/oauth2/authorize`` — WeCom's OAuth page (``&userid=`` picks the signed-in member);
+  ``POST /sandbox/api/jssdk/agent-config`` — the ``wx.agentConfig`` signature check (for the sidebar's stand-in SDK).
 * ``/sandbox/`` — the chat page; ``/sandbox/static/…`` — its files.
 
 The control routes are unauthenticated: the emulator exists only in sandbox mode.
@@ -16,12 +18,16 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
+import hmac
+import html
 import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
@@ -140,6 +146,67 @@ async def conversation(request: web.Request) -> web.Response:
     return _json({"messages": request.app[STATE].kf_conversation(ext)})
 
 
+def _page(title: str, body: str, status: int = 200) -> web.Response:
+    return web.Response(
+        text=f'<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><meta name="viewport" '
+        f'content="width=device-width, initial-scale=1"><title>{html.escape(title)}</title></head><body>{body}</body></html>',
+        status=status,
+        content_type="text/html",
+        charset="utf-8",
+    )
+
+
+async def oauth_authorize(request: web.Request) -> web.StreamResponse:
+    """WeCom's OAuth page (open.weixin.qq.com/connect/oauth2/authorize, doc 91022) for the sandbox. The real one knows
+    who is signed in to the WeCom client; here ``&userid=`` says it, or the page lists the members to pick from.
+    Redirects to ``redirect_uri?code&state`` with a single-use code for ``auth/getuserinfo``."""
+    state: SandboxState = request.app[STATE]
+    q = request.query
+    redirect_uri, oauth_state = q.get("redirect_uri", ""), q.get("state", "")
+    problem = ""
+    if q.get("appid") != state.corp_id:
+        problem = "appid 与企业 corpid 不符"
+    elif q.get("response_type") != "code" or q.get("scope") not in ("snsapi_base", "snsapi_privateinfo"):
+        problem = "response_type 须为 code，scope 须为 snsapi_base 或 snsapi_privateinfo"
+    elif q.get("agentid", state.agent_id) != state.agent_id or (q.get("scope") == "snsapi_privateinfo" and not q.get("agentid")):
+        problem = "agentid 错误"
+    elif not re.fullmatch(r"https?://[^\s#]+", redirect_uri):
+        problem = "redirect_uri 须为完整的 http(s) 地址"
+    elif not re.fullmatch(r"[a-zA-Z0-9]{0,128}", oauth_state):
+        problem = "state 只能包含 a-zA-Z0-9，且不超过 128 字节"
+    if problem:
+        return _page("授权失败", f"<h1>授权失败</h1><p>{html.escape(problem)}</p>", status=400)
+    userid = q.get("userid", "")
+    if not userid:
+        links = "".join(
+            f'<li><a href="{html.escape(request.path_qs + "&userid=" + quote(m.userid), quote=True)}">'
+            f"{html.escape(m.name)}（{html.escape(m.userid)}）</a></li>"
+            for m in state.members.values()
+        )
+        return _page("企业微信授权（沙箱）", f"<h1>以哪位成员的身份登录？</h1><ul>{links}</ul>")
+    code = state.issue_oauth_code(userid)
+    sep = "&" if "?" in redirect_uri else "?"
+    raise web.HTTPFound(f"{redirect_uri}{sep}{urlencode({'code': code, 'state': oauth_state})}")
+
+
+async def jssdk_agent_config(request: web.Request) -> web.Response:
+    """What the WeCom client does on ``wx.agentConfig``: check the signature over the app's agent_config ticket
+    (WECOM.md §6). The sidebar's sandbox JS-SDK stand-in asks this; answers ``{"ok": bool, "reason"}``."""
+    state = request.app[STATE]
+    body = await _json_body(request) or {}
+    ticket = state.js_tickets.get("agent_config")
+    fields = [str(body.get(k, "")) for k in ("corpid", "agentid", "timestamp", "nonceStr", "signature", "url")]
+    corpid, agentid, timestamp, nonce, signature, url = fields
+    if corpid != state.corp_id or agentid != state.agent_id:
+        return _json({"ok": False, "reason": "invalid corpid or agentid"})
+    if ticket is None:
+        return _json({"ok": False, "reason": "no agent_config ticket was issued"})
+    plain = f"jsapi_ticket={ticket}&noncestr={nonce}&timestamp={timestamp}&url={url.split('#', 1)[0]}"
+    if not hmac.compare_digest(hashlib.sha1(plain.encode()).hexdigest(), signature):  # noqa: S324 - WeCom's digest
+        return _json({"ok": False, "reason": "invalid signature"})
+    return _json({"ok": True})
+
+
 async def index(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-store"})
 
@@ -159,6 +226,8 @@ def create_emulator_app(state: SandboxState) -> web.Application:
     app.router.add_delete("/api/faults", clear_faults)
     app.router.add_post("/api/kf/customer-message", customer_message)
     app.router.add_get("/api/kf/conversation", conversation)
+    app.router.add_get("/connect/oauth2/authorize", oauth_authorize)
+    app.router.add_post("/api/jssdk/agent-config", jssdk_agent_config)
     app.router.add_get("", to_slash)
     app.router.add_get("/", index)
     app.router.add_static("/static/", STATIC_DIR)

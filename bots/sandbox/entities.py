@@ -30,6 +30,7 @@ class Member:
     email: str = ""
     status: int = 1  # 1 active
     can_follow: bool = True  # has the 客户联系 permission (get_follow_user_list)
+    direct_leader: list[str] = field(default_factory=list)  # 直属上级 userids, as user/get returns them
 
 
 @dataclass

@@ -7,6 +7,7 @@ Shapes and errcodes follow WECOM.md §4–§6; where the real errcode is unknown
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 from typing import Any
 
@@ -64,7 +65,11 @@ def auth_getuserinfo(state: SandboxState, call: Call) -> dict[str, Any]:
     grant = state.redeem(state.oauth_codes, call.query.get("code", ""), state.oauth_code_ttl)
     if grant is None:
         raise ApiFailure(Errcode.INVALID_OAUTH_CODE, "invalid code")
-    return {"userid": grant.subject["userid"]}
+    userid = grant.subject["userid"]
+    if userid not in state.members:
+        # Not a member of the corp: WeCom answers with an openid and no userid (doc 91023).
+        return {"openid": "o" + hashlib.sha256(userid.encode()).hexdigest()[:27]}
+    return {"userid": userid}
 
 
 # ---- members -------------------------------------------------------------------------------------------
@@ -94,6 +99,7 @@ def _member_dict(m: Any) -> dict[str, Any]:
         "email": m.email,
         "status": m.status,
         "main_department": m.department[0],
+        "direct_leader": list(m.direct_leader),
     }
 
 
