@@ -185,6 +185,13 @@ def cmd_stock(args: argparse.Namespace) -> int:
     return _with_runtime(run)
 
 
+def cmd_sync(args: argparse.Namespace) -> int:
+    from bots.wecom_sync import main as sync_main
+
+    setup_logging("WARNING", "text")
+    return sync_main(_settings(), args)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="run.py", description="SCRM + order-fulfilment bot platform")
     sub = parser.add_subparsers(dest="command")
@@ -197,6 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     cat = sub.add_parser("catalog", help="catalog import FILE.csv / catalog export [FILE.csv]")
     cat.add_argument("action", choices=["import", "export"])
     cat.add_argument("file", nargs="?", default="-")
+    sync = sub.add_parser("sync", help="initial / repair sync from WeCom: members, tags, customers, groups (resumable)")
+    sync.add_argument("--step", choices=["members", "tags", "customers", "groups"], help="run only this step")
+    sync.add_argument("--restart", action="store_true", help="ignore an interrupted run and start from scratch")
+    sync.add_argument("--no-batch", action="store_true", help="externalcontact/list + get instead of batch/get_by_user")
     stock = sub.add_parser("stock", help="stock reconcile: compare counters with the ledger")
     stock.add_argument("action", choices=["reconcile"])
     args = parser.parse_args(argv)
@@ -212,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         "demo": cmd_demo,
         "catalog": cmd_catalog,
         "stock": cmd_stock,
+        "sync": cmd_sync,
     }
     return handlers[command](args)
 

@@ -15,6 +15,7 @@ from typing import Any
 from bots.outbound import sender
 from bots.outbound.client import WECOM_API, ApiError, Errcode, RateLimited
 from bots.processing import processor
+from bots.tag_events import apply_follow_tags
 from scrm.channels.services import ChannelInfo, channel_for_state
 from scrm.core import outbox
 from scrm.core.clock import local
@@ -247,6 +248,9 @@ async def _end(rt: Runtime, row: Any, ended_by: str, title: str) -> tuple[int, F
         )
     # This event is the one that ended the relation (also true when a crashed run already recorded it).
     ours = end.follow.status == FollowStatus.ENDED and end.follow.ended_by == ended_by and end.follow.ended_at == row.occurred_at
+    if ours:
+        # Tags WeCom kept on that relation are gone with it (manual and rule tags stay).
+        await apply_follow_tags(rt, customer_id=customer_id, userid=row.user_id, remote_tag_ids=[])
     return customer_id, end.follow, ours
 
 
@@ -341,6 +345,11 @@ async def enrich_customer(rt: Runtime, external_userid: str) -> EnrichResult:
     contact.setdefault("external_userid", external_userid)
     async with rt.db.write() as conn:
         applied = await apply_contact_details(conn, rt.db.dialect, contact, follow_users, rt.clock.now())
+    # The tags each salesperson has on this customer in WeCom, mirrored with source "wecom".
+    for follow_user in follow_users:
+        remote = [str(t.get("tag_id")) for t in follow_user.get("tags") or [] if t.get("tag_id") and int(t.get("type", 1)) == 1]
+        if follow_user.get("userid"):
+            await apply_follow_tags(rt, customer_id=applied.customer_id, userid=str(follow_user["userid"]), remote_tag_ids=remote)
     await _refresh_later(rt, applied.new_salespeople)
     return EnrichResult("enriched", applied.customer_id, applied.merged)
 

@@ -80,8 +80,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     from bots.dialog.catalog_cache import parser_cache
     from fulfillment import web as fulfillment_web
     from fulfillment.catalog import seed_sample_if_empty
+    from scrm.channels import web as channels_web
     from scrm.console import web as console_web
+    from scrm.tags import web as tags_web
     from scrm.web import api
+    from scrm.web.sidebar import web as sidebar_web
 
     app = web.Application(middlewares=[error_middleware, api_auth_middleware], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
@@ -119,6 +122,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     api.setup_routes(app)
     fulfillment_web.setup_routes(app)
     console_web.setup_routes(app)
+    sidebar_web.setup_routes(app)
+    tags_web.setup_routes(app)
+    channels_web.setup_routes(app)
     if settings.is_sandbox:
         from bots.sandbox import web as sandbox_web
 
