@@ -185,6 +185,13 @@ def cmd_stock(args: argparse.Namespace) -> int:
     return _with_runtime(run)
 
 
+def cmd_archive(args: argparse.Namespace) -> int:
+    from scrm.archive.cli import main as archive_main
+
+    setup_logging("WARNING", "text")
+    return archive_main(args.file, _settings())
+
+
 def cmd_sync(args: argparse.Namespace) -> int:
     from bots.wecom_sync import main as sync_main
 
@@ -208,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     sync.add_argument("--step", choices=["members", "tags", "customers", "groups"], help="run only this step")
     sync.add_argument("--restart", action="store_true", help="ignore an interrupted run and start from scratch")
     sync.add_argument("--no-batch", action="store_true", help="externalcontact/list + get instead of batch/get_by_user")
+    arc = sub.add_parser("archive", help="archive import FILE.jsonl: load decrypted chat-archive records")
+    arc.add_argument("action", choices=["import"])
+    arc.add_argument("file")
     stock = sub.add_parser("stock", help="stock reconcile: compare counters with the ledger")
     stock.add_argument("action", choices=["reconcile"])
     args = parser.parse_args(argv)
@@ -224,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         "catalog": cmd_catalog,
         "stock": cmd_stock,
         "sync": cmd_sync,
+        "archive": cmd_archive,
     }
     return handlers[command](args)
 

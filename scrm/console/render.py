@@ -22,7 +22,14 @@ from scrm.console.queries import HistoryRow, OrderRow, PickRow, StockRow
 from scrm.core.clock import local
 from scrm.core.money import format_fen
 
-NAV = (("orders", "/console/orders", "订单"), ("picking", "/console/picking", "发货"), ("stock", "/console/stock", "库存"))
+NAV = (
+    ("dashboard", "/console/dashboard", "概览"),  # scrm/console/dashboard.py
+    ("orders", "/console/orders", "订单"),
+    ("picking", "/console/picking", "发货"),
+    ("stock", "/console/stock", "库存"),
+    ("purchasing", "/console/purchasing", "采购"),  # scrm/console/purchasing.py
+    ("groups", "/console/groups", "客户群"),  # scrm/console/groups.py
+)
 SHIPMENT_STATUS_ZH = {"shipped": "已发出", "delivered": "已签收", "cancelled": "已取消"}
 EVENT_ZH = {
     "created": "创建",

@@ -82,7 +82,7 @@ def _int_field(form: dict[str, str], name: str, label: str, *, minimum: int) -> 
 
 # ---- sign-in ----------------------------------------------------------------------------------------------
 async def index(request: web.Request) -> web.Response:
-    return web.Response(status=303, headers={"Location": "/console/orders"})
+    return web.Response(status=303, headers={"Location": "/console/dashboard"})
 
 
 async def login_form(request: web.Request) -> web.Response:

@@ -46,24 +46,25 @@ RELAY_LEASE = dt.timedelta(seconds=60)
 JOB_NAME = "dispatch_outbox"
 
 Handler = Callable[["Runtime", dict[str, Any]], Awaitable[None]]
-_handlers: dict[str, Handler] = {}
+_handlers: dict[str, list[Handler]] = {}
 
 
 def handles(topic: str) -> Callable[[Handler], Handler]:
-    """Register the handler of a topic (one per topic)."""
+    """Register a handler of a topic. Several packages may handle one topic (an order shipped: the customer is
+    told, billing invoices it); they run in registration order, and when one fails the row is retried as a whole,
+    so each must be idempotent — the rule for every handler anyway."""
 
     def deco(func: Handler) -> Handler:
-        existing = _handlers.get(topic)
-        if existing is not None and existing is not func:
-            raise RuntimeError(f"outbox topic {topic!r} already handled by {existing.__qualname__}")
-        _handlers[topic] = func
+        registered = _handlers.setdefault(topic, [])
+        if not any(h.__module__ == func.__module__ and h.__qualname__ == func.__qualname__ for h in registered):
+            registered.append(func)
         return func
 
     return deco
 
 
-def handler_for(topic: str) -> Handler | None:
-    return _handlers.get(topic)
+def handlers_for(topic: str) -> list[Handler]:
+    return list(_handlers.get(topic, []))
 
 
 async def add(conn: AsyncConnection, topic: str, payload: dict[str, Any], now: dt.datetime, *, kicked: bool = False) -> int:
@@ -123,19 +124,20 @@ async def dispatch(rt: Runtime, outbox_id: int, *, final_try: bool) -> None:
         row = (await conn.execute(sa.select(outbox).where(outbox.c.id == outbox_id))).first()
     if row is None or row.done_at is not None or row.failed_at is not None:
         return
-    handler = handler_for(row.topic)
+    handlers = handlers_for(row.topic)
     try:
-        if handler is None:
+        if not handlers:
             raise LookupError(f"no handler for outbox topic {row.topic!r}")
-        await handler(rt, dict(row.payload))
+        for handler in handlers:
+            await handler(rt, dict(row.payload))
     except Exception as exc:
         values: dict[str, Any] = {"attempts": outbox.c.attempts + 1, "last_error": f"{type(exc).__name__}: {exc}"}
-        if final_try or handler is None:
+        if final_try or not handlers:
             values["failed_at"] = rt.clock.now()
         async with rt.db.write() as conn:
             await conn.execute(outbox.update().where(outbox.c.id == outbox_id).values(**values))
         log.error("outbox handler failed", extra={"outbox_id": outbox_id, "topic": row.topic, "error": str(exc)})
-        if handler is None:
+        if not handlers:
             return
         raise
     async with rt.db.write() as conn:

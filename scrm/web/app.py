@@ -80,7 +80,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     from bots.dialog.catalog_cache import parser_cache
     from fulfillment import web as fulfillment_web
     from fulfillment.catalog import seed_sample_if_empty
+    from fulfillment.purchasing import web as purchasing_web
+    from scrm.archive import web as archive_web
     from scrm.channels import web as channels_web
+    from scrm.console import dashboard as console_dashboard
+    from scrm.console import groups as console_groups
+    from scrm.console import purchasing as console_purchasing
     from scrm.console import web as console_web
     from scrm.tags import web as tags_web
     from scrm.web import api
@@ -122,6 +127,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     api.setup_routes(app)
     fulfillment_web.setup_routes(app)
     console_web.setup_routes(app)
+    console_groups.setup_routes(app)
+    console_purchasing.setup_routes(app)
+    console_dashboard.setup_routes(app)
+    purchasing_web.setup_routes(app)
+    archive_web.setup_routes(app)
     sidebar_web.setup_routes(app)
     tags_web.setup_routes(app)
     channels_web.setup_routes(app)
