@@ -20,6 +20,7 @@ MODEL_MODULES = [
     "fulfillment.billing.models",
     "fulfillment.purchasing.models",
     "scrm.timeline.models",
+    "tagging.models",
     "scrm.tags.models",
     "scrm.groups.models",
     "scrm.channels.models",

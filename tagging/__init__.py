@@ -1,0 +1,1 @@
+"""Tags from chat (explainable keyword/intent rules), activity segments, RFM, and the segment language."""
