@@ -21,6 +21,7 @@ MODEL_MODULES = [
     "fulfillment.purchasing.models",
     "scrm.timeline.models",
     "tagging.models",
+    "scrm.campaigns.models",
     "scrm.tags.models",
     "scrm.groups.models",
     "scrm.channels.models",

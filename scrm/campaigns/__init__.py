@@ -1,0 +1,1 @@
+"""Campaigns: referral (裂变), coupons, segment broadcasts."""
