@@ -27,6 +27,7 @@ FEATURE_MODULES = [
     "bots.crm_events",
     "bots.group_events",
     "bots.tag_events",
+    "bots.timeline_feed",
 ]
 
 

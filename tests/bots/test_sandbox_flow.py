@@ -60,8 +60,7 @@ async def test_triple_delivery_is_one_record_and_one_reply(sandbox: SandboxHarne
     await sandbox.customer_says("wmCarol", "你好")
     assert len(sandbox.replies("wmCarol")) == 1
     rt = sandbox.rt
-    sim = CallbackSimulator(rt.settings.wecom_token.get(), rt.settings.wecom_aes_key.get(), rt.settings.wecom_corp_id,
-                            now=rt.clock.now)
+    sim = CallbackSimulator(rt.settings.wecom_token.get(), rt.settings.wecom_aes_key.get(), rt.settings.wecom_corp_id, now=rt.clock.now)
     xml = kf_msg_or_event("TOKEN-REPEAT", rt.settings.kf_open_kfid, rt.clock.timestamp(), corp_id=rt.settings.wecom_corp_id)
     for _ in range(3):
         query, body = sim.encrypt_post(xml)
@@ -108,3 +107,20 @@ async def test_kf_cursor_survives_a_restart(sandbox: SandboxHarness) -> None:
     assert stored == 2
     assert seen[0]["path"] == "kf/sync_msg" and seen[0]["cursor"] == cursor
     assert await count(sandbox, inbound_events, inbound_events.c.kind == "kf.customer.text") == 2
+
+
+async def test_conversation_and_order_steps_reach_the_timeline(sandbox: SandboxHarness) -> None:
+    from scrm.customers.services import find_customer
+    from scrm.timeline.services import entries
+
+    await sandbox.customer_says("wmTimeline", "要2箱可乐")
+    await sandbox.customer_says("wmTimeline", "确认")
+    async with sandbox.rt.db.read() as conn:
+        cid = await find_customer(conn, "external_userid", "wmTimeline")
+        assert cid is not None
+        stream = await entries(conn, cid, limit=20)
+    titles = [e.title for e in stream]
+    assert any(t.startswith("下单 SO") for t in titles)
+    bodies = [e.body for e in stream if e.kind == "message"]
+    assert "要2箱可乐" in bodies and "确认" in bodies
+    assert any(e.title.startswith("客服") for e in stream)  # the bot's replies, synced back, are part of it
