@@ -192,6 +192,38 @@ def cmd_archive(args: argparse.Namespace) -> int:
     return archive_main(args.file, _settings())
 
 
+def cmd_billing(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from fulfillment.billing import receivables, statements
+    from fulfillment.billing.web import resolve_customer
+
+    if args.action == "import-statement" and not args.file:
+        print("billing import-statement needs FILE.csv", file=sys.stderr)
+        return 2
+    statement = b""
+    if args.action == "import-statement":
+        try:
+            statement = Path(args.file).read_bytes()
+        except FileNotFoundError:
+            print(f"找不到文件 / no such file: {args.file}", file=sys.stderr)
+            return 2
+
+    async def run(rt) -> int:  # type: ignore[no-untyped-def]
+        if args.action == "dunning":
+            result = await receivables.run_dunning(rt)
+            print(f"催款提醒 / reminders queued: {result.sent}; superseded levels skipped: {result.skipped}")
+            return 0
+        name = Path(args.file).name
+        report = await statements.import_statement(rt, statement, filename=name, resolve_customer=resolve_customer, actor="cli")
+        for row in report.rows:
+            print(f"{args.file}:{row.line}: {row.status} {row.reference} {row.message}")
+        print(report.counts)
+        return 1 if report.counts["error"] or report.counts["conflict"] else 0
+
+    return _with_runtime(run)
+
+
 def cmd_sync(args: argparse.Namespace) -> int:
     from bots.wecom_sync import main as sync_main
 
@@ -215,6 +247,9 @@ def main(argv: list[str] | None = None) -> int:
     sync.add_argument("--step", choices=["members", "tags", "customers", "groups"], help="run only this step")
     sync.add_argument("--restart", action="store_true", help="ignore an interrupted run and start from scratch")
     sync.add_argument("--no-batch", action="store_true", help="externalcontact/list + get instead of batch/get_by_user")
+    bill = sub.add_parser("billing", help="billing dunning | billing import-statement FILE.csv")
+    bill.add_argument("action", choices=["dunning", "import-statement"])
+    bill.add_argument("file", nargs="?")
     arc = sub.add_parser("archive", help="archive import FILE.jsonl: load decrypted chat-archive records")
     arc.add_argument("action", choices=["import"])
     arc.add_argument("file")
@@ -235,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         "stock": cmd_stock,
         "sync": cmd_sync,
         "archive": cmd_archive,
+        "billing": cmd_billing,
     }
     return handlers[command](args)
 

@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from bots import referral
 from bots.outbound import sender
 from bots.outbound.client import WECOM_API, ApiError, Errcode, RateLimited
 from bots.processing import processor
@@ -142,6 +143,8 @@ async def _contact_added(rt: Runtime, row: Any, status: str) -> str:
     state = _field(row, "State")
     now = rt.clock.now()
     async with rt.db.write() as conn:
+        # A referral counts only for someone never seen before: decided before this add creates the customer.
+        was_new = await find_customer(conn, "external_userid", ext) is None
         customer_id = await ensure_customer(conn, rt.db.dialect, kind="external_userid", value=ext, now=now)
         new_person = await ensure_salesperson(conn, rt.db.dialect, userid, now)
         await start_follow(
@@ -155,6 +158,7 @@ async def _contact_added(rt: Runtime, row: Any, status: str) -> str:
             now=now,
             state=state or None,
         )
+        invite_note = await referral.on_contact_added(conn, rt, row, customer_id, was_new) if state.startswith("rf:") else ""
         channel = await channel_for_state(conn, state)
         tagged = await _apply_channel(conn, rt, customer_id, userid, channel, state) if channel is not None else []
         person = await get_salesperson(conn, userid)
@@ -170,7 +174,7 @@ async def _contact_added(rt: Runtime, row: Any, status: str) -> str:
             ref=f"event:{row.id}",
             data={"userid": userid, "state": state, "status": status, "channel": channel.name if channel else None, "tags": tagged},
         )
-    note = f"follow {status}; channel {channel.name if channel else '-'}; {len(tagged)} tags"
+    note = f"follow {status}; channel {channel.name if channel else '-'}; {len(tagged)} tags" + (f"; {invite_note}" if invite_note else "")
     code = _field(row, "WelcomeCode")
     if code:
         result = await sender.send_welcome_message(
@@ -262,6 +266,8 @@ async def customer_deleted_salesperson(rt: Runtime, row: Any) -> str:
     person = await _salesperson(rt, row.user_id)
     who = person.display_name if person is not None else row.user_id
     customer_id, follow, ours = await _end(rt, row, EndedBy.CUSTOMER, f"客户删除了销售 {who}")
+    if ours and follow.state.startswith("rf:"):
+        await referral.on_follow_ended(rt, row, customer_id)
     if not ours:
         return "stale or repeated end: no alert"
     async with rt.db.read() as conn:

@@ -26,6 +26,4 @@ async def move_orders_of_merged_customer(rt: Runtime, payload: dict[str, Any]) -
     from fulfillment.models import orders
 
     async with rt.db.write() as conn:
-        await conn.execute(
-            orders.update().where(orders.c.customer_id == int(payload["from"])).values(customer_id=int(payload["into"]))
-        )
+        await conn.execute(orders.update().where(orders.c.customer_id == int(payload["from"])).values(customer_id=int(payload["into"])))

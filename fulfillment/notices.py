@@ -24,7 +24,7 @@ class _Strict(dict[str, Any]):
         raise KeyError(f"notice template needs {{{key}}}, which this event does not provide")
 
 
-def render(name: str, **values: Any) -> str:
+def render(name: str, /, **values: Any) -> str:
     """Fill template ``name``; a placeholder the event lacks is an error, never a silently blank text."""
     return templates()[name].format_map(_Strict(values)).strip()
 

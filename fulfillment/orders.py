@@ -13,7 +13,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from fulfillment import inventory
+from fulfillment import discounts, inventory
+from fulfillment.billing.domain import CreditExposure, CreditHold, exceeds_credit_limit
+from fulfillment.billing.services import credit_exposure
 from fulfillment.catalog import validate_qty
 from fulfillment.domain import (
     OPEN_STATUSES,
@@ -31,6 +33,7 @@ from fulfillment.models import order_history, order_lines, orders, products, shi
 from fulfillment.sequences import next_value
 from scrm.core import outbox
 from scrm.core.errors import InvalidInput
+from scrm.core.money import format_fen
 from scrm.core.runtime import Runtime
 
 DRAFT_TTL = dt.timedelta(hours=2)
@@ -197,11 +200,16 @@ async def create_order(
         async with rt.db.read() as conn:
             existing = (await conn.execute(sa.select(orders.c.id).where(orders.c.source_ref == ref))).first()
         if existing is not None:
-            return await (confirm_order(rt, int(existing.id), actor=actor) if confirm else get_order(rt, int(existing.id)))
+            found = await get_order(rt, int(existing.id))
+            # A replay of a create that went on credit hold returns the held order: only a release confirms it.
+            return await confirm_order(rt, found.id, actor=actor) if confirm and found.status != S.ON_HOLD else found
     async with rt.db.write() as conn:
         lines = await price_items(conn, items)
         number = order_number(await next_value(conn, rt.db.dialect, "order"))
         total = sum(ln.line_total_fen for ln in lines)
+        held = await _over_credit_limit(conn, customer_id, total, None) if confirm else None
+        if held is not None:
+            confirm = False  # created as a draft, then put on credit hold below instead of being allocated
         status = S.CONFIRMED if confirm else S.PENDING
         order_id = int(
             (
@@ -278,8 +286,14 @@ async def create_order(
             )
             backordered = [_short(ln.sku, ln.name, ln.unit, ln.qty, got) for ln, got in zip(lines, taken, strict=True) if got < ln.qty]
             await outbox.add(conn, "order.confirmed", {"order_id": order_id, "backordered": backordered, "told_in_chat": False}, now)
+            await outbox.add(conn, "billing.order_confirmed", {"order_id": order_id}, now)
             await check_low_stock(conn, rt, [ln.product_id for ln in lines], now)
         await conn.execute(order_history.insert(), history)
+        await discounts.apply_to_order(conn, rt, order_id, customer_id)
+        if confirm:
+            await discounts.order_confirmed(conn, rt, order_id)
+        if held is not None:
+            await _hold(conn, await _load_for_update(conn, rt.db.dialect, order_id), held, now, actor)
         return await _view(conn, order_id)
 
 
@@ -313,6 +327,7 @@ async def set_draft_lines(
         )
         if result.rowcount != 1:
             raise StaleOrder("订单刚刚被修改过，请再看一下 (the draft changed meanwhile)")
+        await discounts.apply_to_order(conn, rt, order_id, int(row.customer_id))
         await _history(
             conn, order_id, S.PENDING, S.PENDING, "lines_changed", now, actor, note=", ".join(f"{ln.sku}×{ln.qty}" for ln in lines), ref=ref
         )
@@ -343,26 +358,40 @@ async def _set_status(
     await _history(conn, row.id, row.status, target, event, now, actor, note)
 
 
-async def confirm_order(rt: Runtime, order_id: int, *, actor: str = "", told_in_chat: bool = False) -> OrderView:
+async def confirm_order(
+    rt: Runtime, order_id: int, *, actor: str = "", told_in_chat: bool = False, release_hold: bool = False
+) -> OrderView:
     """Confirm a pending draft: allocate stock line by line (what is short becomes backorder), move to confirmed
-    and queue the customer notice — one transaction. Confirming an already-confirmed order changes nothing."""
+    and queue the customer notice — one transaction. Confirming an already-confirmed order changes nothing.
+    When the customer's credit limit would be exceeded the order goes on_hold instead (nothing allocated, the
+    salesperson alerted); a held order is confirmed only with ``release_hold=True`` (billing.release_hold),
+    otherwise CreditHold is raised."""
     now = rt.clock.now()
     async with rt.db.write() as conn:
         row = await _load_for_update(conn, rt.db.dialect, order_id)
         if row.status in (S.CONFIRMED, S.PARTIALLY_SHIPPED, S.SHIPPED, S.COMPLETED):
             return await _view(conn, order_id)
+        if row.status == S.ON_HOLD and not release_hold:
+            raise CreditHold(f"订单 {row.number} 超出信用额度，待财务审核放行 (on credit hold; finance releases it)", number=row.number)
         if row.status == S.PENDING and row.expires_at is not None and row.expires_at <= now:
             await _set_status(conn, row, S.EXPIRED, now, "expired", "system", closed_at=now)
+            await discounts.order_closed(conn, rt, order_id)
             expired = True
         else:
             expired = False
-            await _confirm_in(conn, rt, row, now, actor, told_in_chat)
+            await _confirm_in(conn, rt, row, now, actor, told_in_chat, credit_check=not release_hold)
     if expired:
         raise DraftExpired("这张订单已过期，请重新下单 (the draft expired; order again)", number=row.number)
     return await get_order(rt, order_id)
 
 
-async def _confirm_in(conn: AsyncConnection, rt: Runtime, row: Any, now: dt.datetime, actor: str, told_in_chat: bool) -> None:
+async def _confirm_in(
+    conn: AsyncConnection, rt: Runtime, row: Any, now: dt.datetime, actor: str, told_in_chat: bool, *, credit_check: bool = True
+) -> None:
+    held = await _over_credit_limit(conn, int(row.customer_id), int(row.total_fen), int(row.id)) if credit_check else None
+    if held is not None:
+        await _hold(conn, row, held, now, actor)
+        return
     lines = (await conn.execute(sa.select(order_lines).where(order_lines.c.order_id == row.id).order_by(order_lines.c.id))).all()
     warehouse_id = await inventory.default_warehouse(conn, rt.db.dialect)
     wanted = [(ln.product_id, warehouse_id, ln.qty) for ln in lines]
@@ -375,9 +404,28 @@ async def _confirm_in(conn: AsyncConnection, rt: Runtime, row: Any, now: dt.date
     )
     backordered = [_short(ln.sku, ln.name, ln.unit, ln.qty, got) for ln, got in zip(lines, taken, strict=True) if got < ln.qty]
     await _set_status(conn, row, S.CONFIRMED, now, "confirmed", actor, confirmed_at=now, expires_at=None)
+    await discounts.order_confirmed(conn, rt, int(row.id))
     # told_in_chat: the customer confirmed in chat and the bot's reply already says all of it.
     await outbox.add(conn, "order.confirmed", {"order_id": row.id, "backordered": backordered, "told_in_chat": told_in_chat}, now)
+    await outbox.add(conn, "billing.order_confirmed", {"order_id": int(row.id)}, now)
     await check_low_stock(conn, rt, [ln.product_id for ln in lines], now)
+
+
+async def _over_credit_limit(conn: AsyncConnection, customer_id: int, total_fen: int, order_id: int | None) -> CreditExposure | None:
+    """The customer's exposure when confirming ``total_fen`` more would exceed their credit limit, else None."""
+    exposure = await credit_exposure(conn, customer_id, exclude_order_id=order_id, lock=True)
+    return exposure if exceeds_credit_limit(exposure, total_fen) else None
+
+
+async def _hold(conn: AsyncConnection, row: Any, exposure: CreditExposure, now: dt.datetime, actor: str) -> None:
+    """Credit limit reached: the order waits on_hold, nothing allocated, until finance releases it."""
+    note = (
+        f"应收 {format_fen(exposure.receivables_fen)} + 未开票订单 {format_fen(exposure.open_orders_fen)} - 预收 "
+        f"{format_fen(exposure.credit_fen)} + 本单 {format_fen(int(row.total_fen))} > 额度 {format_fen(exposure.limit_fen or 0)}"
+    )
+    await _set_status(conn, row, S.ON_HOLD, now, "credit_hold", actor, note=note, expires_at=None)
+    payload = {"order_id": int(row.id), "total_fen": int(row.total_fen), **exposure.__dict__}
+    await outbox.add(conn, "billing.credit_hold", payload, now)
 
 
 async def check_low_stock(conn: AsyncConnection, rt: Runtime, product_ids: list[int], now: dt.datetime) -> None:
@@ -430,6 +478,7 @@ async def cancel_order(rt: Runtime, order_id: int, *, actor: str = "", reason: s
         ).all()
         was_pending = row.status == S.PENDING
         await _set_status(conn, row, S.CANCELLED, now, "cancelled", actor, note=reason, closed_at=now, expires_at=None)
+        await discounts.order_closed(conn, rt, order_id)
         for ln in lines:
             if ln.allocated_qty:
                 await inventory.release(
@@ -449,6 +498,7 @@ async def expire_drafts(rt: Runtime) -> int:
         rows = (await conn.execute(sa.select(orders).where(orders.c.status == S.PENDING, orders.c.expires_at <= now))).all()
         for row in rows:
             await _set_status(conn, row, S.EXPIRED, now, "expired", "system", closed_at=now)
+            await discounts.order_closed(conn, rt, int(row.id))
             count += 1
     return count
 

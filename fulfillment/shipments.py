@@ -74,6 +74,7 @@ async def create_shipment(
         target = status_after_shipping([(int(r.qty), int(r.shipped_qty) + shipped.get(r.id, 0)) for r in rows])
         await _set_status(conn, row, target, now, "shipped", actor, note=f"{number} {carrier} {tracking_no}")
         await outbox.add(conn, "order.shipped", {"order_id": order_id, "shipment": number}, now)
+        await outbox.add(conn, "billing.shipment_invoiceable", {"order_id": order_id, "shipment": number}, now)
         await check_low_stock(conn, rt, [ln.product_id for ln, _ in plan], now)
     return await get_order(rt, order_id), number
 
@@ -171,6 +172,7 @@ async def cancel_shipment(rt: Runtime, number: str, *, actor: str = "", reason: 
                 order_lines.update().where(order_lines.c.id == it.order_line_id).values(shipped_qty=order_lines.c.shipped_qty - it.qty)
             )
         await conn.execute(shipments.update().where(shipments.c.id == ship.id).values(status=ShipmentStatus.CANCELLED, cancelled_at=now))
+        await outbox.add(conn, "billing.shipment_cancelled", {"order_id": int(row.id), "shipment": ship.number}, now)
         remaining = (
             await conn.execute(
                 sa.select(sa.func.coalesce(sa.func.sum(order_lines.c.shipped_qty), 0)).where(order_lines.c.order_id == row.id)

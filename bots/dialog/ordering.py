@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from bots.dialog.catalog_cache import ParserSnapshot, parser_cache
+from bots.dialog.coupons import discount_line
 from bots.dialog.router import Reply, Turn, stage
 from fulfillment import inventory, notices, orders
 from fulfillment.domain import DraftExpired, InvalidTransition, OrderNotFound
@@ -64,7 +65,8 @@ async def _save_draft(turn: Turn, snap: ParserSnapshot, draft: OrderView | None,
         )
     else:
         draft = await orders.set_draft_lines(turn.rt, draft.id, pairs, expected_version=draft.version, actor="customer", ref=ref)
-    text = notices.render("order_quote", lines=notices.format_lines(draft.lines), total=format_fen(draft.total_fen))
+    lines = notices.format_lines(draft.lines) + await discount_line(turn.rt, draft)
+    text = notices.render("order_quote", lines=lines, total=format_fen(draft.total_fen))
     warnings = await _availability(turn, snap, items)
     if warnings:
         text += "\n" + "\n".join(warnings)
@@ -173,8 +175,16 @@ async def _confirm(turn: Turn, draft: OrderView) -> Reply:
         order = await orders.confirm_order(turn.rt, draft.id, actor="customer", told_in_chat=True)
     except DraftExpired:
         return Reply("这张订单已超时未确认，已自动取消。请重新告诉我您要的商品。")
+    if order.status == "on_hold":
+        return Reply(
+            f"订单 {order.number}（合计 {format_fen(order.total_fen)}）已提交，需财务审核后备货，审核通过后会通知您。",
+            meta={"order": order.number, "on_hold": True},
+        )
     text = notices.render(
-        "order_confirmed", number=order.number, lines=notices.format_lines(order.lines), total=format_fen(order.total_fen)
+        "order_confirmed",
+        number=order.number,
+        lines=notices.format_lines(order.lines) + await discount_line(turn.rt, order),
+        total=format_fen(order.total_fen),
     )
     short = [ln for ln in order.lines if ln.backordered_qty]
     if short:

@@ -27,7 +27,7 @@ def _describe(order: OrderView, *, detail: bool) -> str:
         extra = ""
         if ln.shipped_qty:
             extra = f"（已发 {ln.shipped_qty}）"
-        elif ln.backordered_qty and order.status not in ("pending", "cancelled", "expired"):
+        elif ln.backordered_qty and order.status not in ("pending", "cancelled", "expired", "on_hold"):
             extra = f"（缺货 {ln.backordered_qty}，到货即发）"
         lines.append(f"· {ln.name} × {ln.qty}{ln.unit}{extra}")
     for s in order.shipments:

@@ -29,9 +29,11 @@ NAV = (
     ("stock", "/console/stock", "库存"),
     ("purchasing", "/console/purchasing", "采购"),  # scrm/console/purchasing.py
     ("groups", "/console/groups", "客户群"),  # scrm/console/groups.py
+    ("finance", "/console/finance/receivables", "财务"),  # scrm/console/finance.py
 )
 SHIPMENT_STATUS_ZH = {"shipped": "已发出", "delivered": "已签收", "cancelled": "已取消"}
 EVENT_ZH = {
+    "credit_hold": "超出信用额度，待审核",
     "created": "创建",
     "lines_changed": "修改商品",
     "confirmed": "确认",

@@ -79,11 +79,15 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     from bots import web as bots_web
     from bots.dialog.catalog_cache import parser_cache
     from fulfillment import web as fulfillment_web
+    from fulfillment.billing import web as billing_web
     from fulfillment.catalog import seed_sample_if_empty
     from fulfillment.purchasing import web as purchasing_web
     from scrm.archive import web as archive_web
+    from scrm.campaigns import referral_web as referral_campaigns_web
+    from scrm.campaigns import web as coupons_web
     from scrm.channels import web as channels_web
     from scrm.console import dashboard as console_dashboard
+    from scrm.console import finance as console_finance
     from scrm.console import groups as console_groups
     from scrm.console import purchasing as console_purchasing
     from scrm.console import web as console_web
@@ -131,6 +135,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     console_purchasing.setup_routes(app)
     console_dashboard.setup_routes(app)
     purchasing_web.setup_routes(app)
+    coupons_web.setup_routes(app)
+    referral_campaigns_web.setup_routes(app)
+    billing_web.setup_routes(app)
+    console_finance.setup_routes(app)
     archive_web.setup_routes(app)
     sidebar_web.setup_routes(app)
     tags_web.setup_routes(app)

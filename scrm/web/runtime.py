@@ -28,6 +28,13 @@ FEATURE_MODULES = [
     "bots.group_events",
     "bots.tag_events",
     "bots.timeline_feed",
+    "scrm.campaigns.coupons",
+    "bots.dialog.coupons",
+    "scrm.campaigns.referral",
+    "bots.referral",
+    "fulfillment.billing.jobs",
+    "bots.billing_notices",
+    "bots.dialog.balance",
 ]
 
 
@@ -65,6 +72,9 @@ async def build_runtime(settings: Settings, clock: Clock | None = None, *, check
                 f"database is at revision {current or 'empty'}, the code needs {migrate.head_revision()}: run `python run.py migrate` first"
             )
     rt = Runtime(settings=settings, db=db, clock=clock or Clock(), jobs=make_queue(settings))
+    from scrm.campaigns.coupons import install as install_coupons
+
+    install_coupons(rt)  # orders ask this provider which coupon applies (fulfillment may not import scrm)
     wecom_base, mp_base = sandbox_api_bases(settings)
     if settings.wecom_enabled:
         rt.put(WECOM_API, WeComApi(wecom_base, settings.wecom_corp_id, settings.wecom_secret.get(), rt.http_session))

@@ -1,0 +1,73 @@
+"""Billing's reactions to fulfilment events and its scheduled work (thin: the logic is in the services).
+
+Every handler may run more than once; the services they call are idempotent (one invoice per shipment / order,
+one void, each dunning level once)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fulfillment.billing.invoices import invoice_order, invoice_shipment, void_order_invoices, void_shipment_invoice
+from fulfillment.billing.receivables import run_dunning
+from fulfillment.billing.services import billing_config, merge_customer_billing
+from scrm.core import outbox
+from scrm.core.clock import local
+from scrm.core.jobs import JobContext, cron
+from scrm.core.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+@outbox.handles("billing.shipment_invoiceable")
+async def invoice_on_shipment(rt: Runtime, payload: dict[str, Any]) -> None:
+    """Goods left: invoice exactly what the shipment sent (setting invoice_on = "shipment")."""
+    if billing_config(rt).invoice_on != "shipment":
+        return
+    invoice = await invoice_shipment(rt, int(payload["order_id"]), str(payload["shipment"]))
+    if invoice is not None:
+        log.info("invoice issued", extra={"invoice": invoice.number, "shipment": payload["shipment"]})
+
+
+@outbox.handles("billing.order_confirmed")
+async def invoice_on_confirmation(rt: Runtime, payload: dict[str, Any]) -> None:
+    """An order was confirmed: invoice the whole order (setting invoice_on = "confirmation")."""
+    if billing_config(rt).invoice_on != "confirmation":
+        return
+    invoice = await invoice_order(rt, int(payload["order_id"]))
+    if invoice is not None:
+        log.info("invoice issued", extra={"invoice": invoice.number, "order_id": payload["order_id"]})
+
+
+@outbox.handles("billing.shipment_cancelled")
+async def void_invoice_of_cancelled_shipment(rt: Runtime, payload: dict[str, Any]) -> None:
+    """A shipment was cancelled: its unpaid invoice is voided; a paid one is flagged for finance."""
+    outcome = await void_shipment_invoice(rt, str(payload["shipment"]), f"发货单 {payload['shipment']} 已取消")
+    log.info("shipment cancelled: invoice checked", extra={"shipment": payload["shipment"], "outcome": outcome})
+
+
+@outbox.handles("order.cancelled")
+async def void_invoices_of_cancelled_order(rt: Runtime, payload: dict[str, Any]) -> None:
+    """An order invoiced at confirmation was cancelled: its unpaid invoice is voided; a paid one is flagged.
+    (A second handler of order.cancelled next to the customer notice; shipment invoices cannot exist here, since
+    only orders nothing of which shipped can be cancelled.)"""
+    outcomes = await void_order_invoices(rt, int(payload["order_id"]), "订单已取消")
+    if outcomes:
+        log.info("order cancelled: invoices checked", extra={"order_id": payload["order_id"], "outcomes": outcomes})
+
+
+@outbox.handles("customer.merged")
+async def move_billing_of_merged_customer(rt: Runtime, payload: dict[str, Any]) -> None:
+    """Two customer records are one person: invoices, payments and credit follow the surviving record."""
+    await merge_customer_billing(rt, int(payload["from"]), int(payload["into"]))
+
+
+@cron("billing_dunning", minute=7, second=0)
+async def dunning_cron(ctx: JobContext) -> None:
+    """Hourly; sends only within the configured local hours (nobody gets a payment reminder at 3 a.m.)."""
+    start, end = billing_config(ctx.rt).dunning_hours
+    if not start <= local(ctx.rt.clock.now()).hour < end:
+        return
+    run = await run_dunning(ctx.rt)
+    if run.sent or run.skipped:
+        log.info("dunning queued", extra={"sent": run.sent, "skipped": run.skipped})

@@ -1,0 +1,412 @@
+"""/api/v1 routes of billing: invoices, payments, statement imports, receivables aging (JSON and CSV), customer
+accounts (terms, credit limit, refunds), credit holds, dunning (thin; rules live in the services).
+
+Customers are named by their ``external_userid`` (as in /api/v1/orders). Errors are the usual JSON
+``{"error": {"code", "message"}}``: invalid_amount, invoice_void, invoice_paid, payment_reference_conflict, …
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from typing import Any
+
+import sqlalchemy as sa
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from fulfillment.billing import invoices, payments, receivables, services, statements
+from fulfillment.billing.domain import BUCKET_ZH, BUCKETS, INVOICE_STATUS_ZH, Aged, CustomerNotFound
+from scrm.core.clock import SHANGHAI
+from scrm.core.errors import InvalidInput
+from scrm.customers.models import customer_identities, customers, salespeople
+from scrm.customers.services import find_customer
+from scrm.web.jsonio import get_str, read_json
+from scrm.web.keys import RUNTIME
+from scrm.web.openapi import add_api_route, schema
+
+CSV_INJECTION = ("=", "+", "-", "@", "\t", "\r")
+
+
+# ---- shared with the console ----------------------------------------------------------------------------
+async def resolve_customer(conn: AsyncConnection, external_userid: str) -> int | None:
+    """A customer by external_userid (statement imports' ``customer`` column, the API's ``customer``)."""
+    return await find_customer(conn, "external_userid", external_userid.strip())
+
+
+async def customer_directory(conn: AsyncConnection, ids: list[int]) -> dict[int, tuple[str, str]]:
+    """customer id → (name, first external_userid) for display."""
+    if not ids:
+        return {}
+    names = {
+        int(r.id): r.name or "" for r in await conn.execute(sa.select(customers.c.id, customers.c.name).where(customers.c.id.in_(ids)))
+    }
+    ext: dict[int, str] = {}
+    rows = await conn.execute(
+        sa.select(customer_identities.c.customer_id, customer_identities.c.value)
+        .where(customer_identities.c.customer_id.in_(ids), customer_identities.c.kind == "external_userid")
+        .order_by(customer_identities.c.id)
+    )
+    for r in rows:
+        ext.setdefault(int(r.customer_id), r.value)
+    return {i: (names.get(i, ""), ext.get(i, "")) for i in ids}
+
+
+async def salesperson_names(conn: AsyncConnection, userids: list[str]) -> dict[str, str]:
+    rows = await conn.execute(sa.select(salespeople.c.userid, salespeople.c.name).where(salespeople.c.userid.in_(userids)))
+    return {r.userid: r.name or "" for r in rows}
+
+
+async def aging_rows(conn: AsyncConnection, report: receivables.AgingReport) -> list[dict[str, Any]]:
+    """The report's rows with a display name (customer or salesperson) for each key."""
+    if report.by == "customer":
+        directory = await customer_directory(conn, [int(r.key) for r in report.rows])
+        label = {r.key: directory.get(int(r.key), ("", "")) for r in report.rows}
+    else:
+        names = await salesperson_names(conn, [r.key for r in report.rows if r.key])
+        label = {r.key: (names.get(r.key, "") if r.key else "（未分配销售）", r.key) for r in report.rows}
+    return [{"key": r.key, "name": label[r.key][0], "ident": label[r.key][1], **_aged(r.aged)} for r in report.rows]
+
+
+def _aged(aged: Aged) -> dict[str, Any]:
+    return {"buckets": dict(aged.buckets), "total_fen": aged.total_fen, "overdue_fen": aged.overdue_fen, "invoices": aged.count}
+
+
+def yuan_text(fen: int) -> str:
+    """Fen as plain yuan for spreadsheets: 123450 → '1234.50' (no separators, no float)."""
+    sign = "-" if fen < 0 else ""
+    return f"{sign}{abs(fen) // 100}.{abs(fen) % 100:02d}"
+
+
+def _cell(text: str) -> str:
+    return "'" + text if text.startswith(CSV_INJECTION) else text  # a name never becomes a spreadsheet formula
+
+
+def aging_csv(report: receivables.AgingReport, rows: list[dict[str, Any]]) -> str:
+    """Aging as CSV (UTF-8 with BOM so Excel reads the Chinese), amounts in yuan, a 合计 row last."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    first = ("客户ID", "客户", "external_userid") if report.by == "customer" else ("销售userid", "销售", "")
+    writer.writerow([*first, *(BUCKET_ZH[b] for b in BUCKETS), "合计", "其中逾期", f"截至 {report.as_of.isoformat()}"])
+    for r in rows:
+        writer.writerow(
+            [
+                _cell(r["key"]),
+                _cell(r["name"]),
+                _cell(r["ident"]),
+                *(yuan_text(r["buckets"][b]) for b in BUCKETS),
+                yuan_text(r["total_fen"]),
+                yuan_text(r["overdue_fen"]),
+                "",
+            ]
+        )
+    t = report.total
+    writer.writerow(["合计", "", "", *(yuan_text(t.buckets[b]) for b in BUCKETS), yuan_text(t.total_fen), yuan_text(t.overdue_fen), ""])
+    return "\ufeff" + out.getvalue()
+
+
+# ---- handlers -------------------------------------------------------------------------------------------
+async def _customer_id(request: web.Request, external: str) -> int:
+    async with request.app[RUNTIME].db.read() as conn:
+        found = await resolve_customer(conn, external)
+    if found is None:
+        raise CustomerNotFound(f"没有这个客户 {external} (unknown customer)", customer=external)
+    return found
+
+
+def _limit(request: web.Request, default: int = 50) -> int:
+    raw = request.query.get("limit", str(default))
+    if not raw.isdigit() or not 1 <= int(raw) <= 500:
+        raise InvalidInput("limit must be an integer from 1 to 500", field="limit")
+    return int(raw)
+
+
+async def list_invoices(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    external = request.query.get("customer", "").strip()
+    status = request.query.get("status", "")
+    if status and status != "open" and status not in INVOICE_STATUS_ZH:
+        raise InvalidInput("status must be open, partially_paid, paid or void", field="status")
+    customer_id = await _customer_id(request, external) if external else None
+    found = await invoices.list_invoices(rt, customer_id=customer_id, status=status, limit=_limit(request))
+    return web.json_response({"items": [i.to_json() for i in found]})
+
+
+async def get_invoice(request: web.Request) -> web.Response:
+    return web.json_response((await invoices.get_invoice(request.app[RUNTIME], request.match_info["number"])).to_json())
+
+
+async def void_invoice(request: web.Request) -> web.Response:
+    data = await read_json(request)
+    view = await invoices.void_invoice(request.app[RUNTIME], request.match_info["number"], data.get("reason"), actor="api")  # type: ignore[arg-type]
+    return web.json_response(view.to_json())
+
+
+def _received_at(data: dict[str, Any]) -> dt.datetime | None:
+    raw = data.get("received_at")
+    if raw is None:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(raw) if isinstance(raw, str) else None
+    except ValueError:
+        when = None
+    if when is None:
+        raise InvalidInput("received_at 必须是 ISO 时间，如 2026-11-20T14:30:00+08:00 (ISO 8601)", field="received_at")
+    return when if when.tzinfo else when.replace(tzinfo=SHANGHAI)
+
+
+async def create_payment(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    data = await read_json(request)
+    external = get_str(data, "customer", max_len=128)
+    named = data.get("invoices")
+    if named is not None and (not isinstance(named, list) or not all(isinstance(n, str) for n in named)):
+        raise InvalidInput('invoices 必须是发票号数组 ["INV100001"] (invoices must be an array of numbers)', field="invoices")
+    if not isinstance(data.get("amount_fen"), int) or isinstance(data.get("amount_fen"), bool):
+        raise InvalidInput("amount_fen 必须是整数（分）(amount_fen must be an integer number of fen)", field="amount_fen")
+    result = await payments.record_payment(
+        rt,
+        customer_id=await _customer_id(request, external),
+        amount_fen=data["amount_fen"],
+        reference=data.get("reference"),  # type: ignore[arg-type]
+        method=get_str(data, "method", required=False, max_len=16) or "bank",
+        source="api",
+        received_at=_received_at(data),
+        invoices_named=named,
+        actor="api",
+        note=get_str(data, "note", required=False, max_len=500),
+    )
+    return web.json_response(result.to_json(), status=200 if result.duplicate else 201)
+
+
+async def list_payments(request: web.Request) -> web.Response:
+    external = request.query.get("customer", "").strip()
+    customer_id = await _customer_id(request, external) if external else None
+    rows = await payments.list_payments(request.app[RUNTIME], customer_id=customer_id, limit=_limit(request))
+    return web.json_response({"items": [{**r.__dict__, "received_at": r.received_at.isoformat()} for r in rows]})
+
+
+async def import_statement(request: web.Request) -> web.Response:
+    """The CSV file is the request body (Content-Type text/csv); ?filename= names it in the report."""
+    rt = request.app[RUNTIME]
+    report = await statements.import_statement(
+        rt, await request.read(), filename=request.query.get("filename", "")[:256], resolve_customer=resolve_customer, actor="api"
+    )
+    return web.json_response(report.to_json(), status=201)
+
+
+async def get_import(request: web.Request) -> web.Response:
+    raw = request.match_info["id"]
+    if not raw.isdigit():
+        raise InvalidInput("import id must be a number", field="id")
+    return web.json_response(await statements.get_import(request.app[RUNTIME], int(raw)))
+
+
+async def _aging(request: web.Request) -> tuple[receivables.AgingReport, list[dict[str, Any]]]:
+    rt = request.app[RUNTIME]
+    report = await receivables.aging_report(rt, request.query.get("by", "customer"))
+    async with rt.db.read() as conn:
+        return report, await aging_rows(conn, report)
+
+
+async def aging(request: web.Request) -> web.Response:
+    report, rows = await _aging(request)
+    return web.json_response(
+        {"by": report.by, "as_of": report.as_of.isoformat(), "buckets": list(BUCKETS), "rows": rows, "total": _aged(report.total)}
+    )
+
+
+async def aging_csv_view(request: web.Request) -> web.Response:
+    report, rows = await _aging(request)
+    name = f"aging-{report.by}-{report.as_of.isoformat()}.csv"
+    return web.Response(
+        text=aging_csv(report, rows),
+        content_type="text/csv",
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+async def _account_json(request: web.Request, customer_id: int) -> dict[str, Any]:
+    rt = request.app[RUNTIME]
+    account = await services.get_account(rt, customer_id)
+    balance = await receivables.customer_balance(rt, customer_id)
+    return {
+        "customer_id": customer_id,
+        "terms_days": account.terms_days,
+        "credit_limit_fen": account.credit_limit_fen,
+        "credit_fen": account.credit_fen,
+        "open_fen": balance.open_fen,
+        "overdue_fen": balance.overdue_fen,
+        "oldest_due_on": balance.oldest_due_on.isoformat() if balance.oldest_due_on else None,
+        "open_invoices": [
+            {"number": i.number, "order": i.order_number, "due_on": i.due_on.isoformat(), "balance_fen": i.balance_fen}
+            for i in balance.invoices
+        ],
+    }
+
+
+async def get_account(request: web.Request) -> web.Response:
+    return web.json_response(await _account_json(request, await _customer_id(request, request.match_info["customer"])))
+
+
+async def update_account(request: web.Request) -> web.Response:
+    data = await read_json(request)
+    unknown = set(data) - {"terms_days", "credit_limit_fen"}
+    if unknown:
+        raise InvalidInput(f"未知字段 (unknown fields): {', '.join(sorted(unknown))}")
+    customer_id = await _customer_id(request, request.match_info["customer"])
+    await services.set_account(request.app[RUNTIME], customer_id, **data)
+    return web.json_response(await _account_json(request, customer_id))
+
+
+async def refund(request: web.Request) -> web.Response:
+    data = await read_json(request)
+    customer_id = await _customer_id(request, request.match_info["customer"])
+    left = await payments.refund_credit(request.app[RUNTIME], customer_id, data.get("amount_fen"), data.get("reference"), actor="api")  # type: ignore[arg-type]
+    return web.json_response({"customer_id": customer_id, "credit_fen": left}, status=201)
+
+
+async def list_holds(request: web.Request) -> web.Response:
+    held = await receivables.held_orders(request.app[RUNTIME])
+    return web.json_response(
+        {
+            "items": [
+                {
+                    "number": h.number,
+                    "customer_id": h.customer_id,
+                    "salesperson": h.salesperson_userid,
+                    "total_fen": h.total_fen,
+                    "created_at": h.created_at.isoformat(),
+                    "exposure": h.exposure.__dict__,
+                }
+                for h in held
+            ]
+        }
+    )
+
+
+async def release(request: web.Request) -> web.Response:
+    order = await receivables.release_hold(request.app[RUNTIME], request.match_info["number"], actor="api")
+    return web.json_response(order.to_json())
+
+
+async def dunning_run(request: web.Request) -> web.Response:
+    run = await receivables.run_dunning(request.app[RUNTIME])
+    return web.json_response({"sent": run.sent, "skipped": run.skipped})
+
+
+INVOICE = schema(
+    "Invoice",
+    {
+        "type": "object",
+        "required": ["number", "status", "total_fen", "paid_fen", "balance_fen", "due_on"],
+        "properties": {
+            "number": {"type": "string"},
+            "status": {"type": "string", "enum": list(INVOICE_STATUS_ZH)},
+            "total_fen": {"type": "integer"},
+            "paid_fen": {"type": "integer"},
+            "balance_fen": {"type": "integer"},
+            "due_on": {"type": "string", "format": "date"},
+        },
+    },
+)
+PAYMENT = schema(
+    "PaymentResult",
+    {
+        "type": "object",
+        "required": ["reference", "amount_fen", "allocations", "credit_fen", "duplicate"],
+        "properties": {
+            "reference": {"type": "string"},
+            "amount_fen": {"type": "integer"},
+            "allocations": {"type": "array", "items": {"type": "object"}},
+            "credit_fen": {"type": "integer"},
+            "duplicate": {"type": "boolean"},
+        },
+    },
+)
+
+
+def setup_routes(app: web.Application) -> None:
+    q = lambda name, **kw: {"name": name, "in": "query", "schema": {"type": "string", **kw}}  # noqa: E731
+    add_api_route(
+        app, "GET", "/invoices", list_invoices, summary="Invoices (filter by customer, status)", parameters=[q("customer"), q("status")]
+    )
+    add_api_route(app, "GET", "/invoices/{number}", get_invoice, summary="One invoice with lines and allocations", response=INVOICE)
+    add_api_route(
+        app,
+        "POST",
+        "/invoices/{number}/void",
+        void_invoice,
+        summary="Void an invoice (credit note): payments go to customer credit",
+        response=INVOICE,
+        request_body={"type": "object", "required": ["reason"], "properties": {"reason": {"type": "string"}}},
+        errors=(400, 401, 404, 409),
+    )
+    add_api_route(
+        app,
+        "POST",
+        "/payments",
+        create_payment,
+        summary="Record a payment: allocated oldest-due-first (or to the named invoices), the rest kept as credit; idempotent by reference",
+        response=PAYMENT,
+        request_body={
+            "type": "object",
+            "required": ["customer", "amount_fen", "reference"],
+            "properties": {
+                "customer": {"type": "string", "description": "external_userid"},
+                "amount_fen": {"type": "integer", "minimum": 1},
+                "reference": {"type": "string", "maxLength": 128},
+                "method": {"type": "string", "enum": ["bank", "wechat_pay", "alipay", "cash", "other"]},
+                "received_at": {"type": "string", "format": "date-time"},
+                "invoices": {"type": "array", "items": {"type": "string"}},
+                "note": {"type": "string"},
+            },
+        },
+        errors=(400, 401, 404, 409),
+    )
+    add_api_route(app, "GET", "/payments", list_payments, summary="Payments, newest first", parameters=[q("customer")])
+    add_api_route(
+        app,
+        "POST",
+        "/payment-imports",
+        import_statement,
+        summary="Import a bank / WeChat Pay statement CSV (body; UTF-8): a report per line; re-importing changes nothing",
+        parameters=[q("filename")],
+        errors=(400, 401, 413),
+    )
+    add_api_route(app, "GET", "/payment-imports/{id}", get_import, summary="The stored report of a statement import")
+    by = q("by", enum=["customer", "salesperson"])
+    add_api_route(app, "GET", "/receivables/aging", aging, summary="Receivables aging by customer or salesperson", parameters=[by])
+    add_api_route(app, "GET", "/receivables/aging.csv", aging_csv_view, summary="Receivables aging as CSV (yuan)", parameters=[by])
+    add_api_route(app, "GET", "/accounts/{customer}", get_account, summary="A customer's terms, credit limit, credit and open invoices")
+    add_api_route(
+        app,
+        "PATCH",
+        "/accounts/{customer}",
+        update_account,
+        summary="Set payment terms (days) and/or credit limit (fen, null = none)",
+        request_body={
+            "type": "object",
+            "properties": {"terms_days": {"type": "integer"}, "credit_limit_fen": {"type": "integer", "nullable": True}},
+        },
+    )
+    add_api_route(
+        app,
+        "POST",
+        "/accounts/{customer}/refunds",
+        refund,
+        summary="Refund customer credit (never below zero; idempotent by reference)",
+        request_body={
+            "type": "object",
+            "required": ["amount_fen", "reference"],
+            "properties": {"amount_fen": {"type": "integer"}, "reference": {"type": "string"}},
+        },
+        errors=(400, 401, 404, 409),
+    )
+    add_api_route(app, "GET", "/holds", list_holds, summary="Orders on credit hold", errors=(401,))
+    add_api_route(
+        app, "POST", "/holds/{number}/release", release, summary="Release a credit hold: confirm and allocate", errors=(401, 404, 409)
+    )
+    add_api_route(app, "POST", "/dunning/run", dunning_run, summary="Queue today's dunning reminders now (each level once)", errors=(401,))

@@ -1,0 +1,262 @@
+"""Coupon services on real SQLite and PostgreSQL: issuing within budget and per-customer limits under
+concurrency, idempotent issuing, holding with drafts, redeeming once on confirm, releasing on cancel, expiry,
+issuing to a segment, and the HTTP API."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from fulfillment import orders
+from fulfillment.models import OrderStatus, products
+from scrm.campaigns import coupons
+from scrm.campaigns.coupon_domain import CouponRule, CouponUnavailable, TemplateInUse, TemplateTerms, Validity
+from scrm.campaigns.models import CouponStatus, coupon_templates
+from scrm.core.clock import FrozenClock
+from scrm.core.runtime import Runtime
+from tests.conftest import make_customer
+
+MAN100_10 = CouponRule("fixed", amount_off_fen=1000, threshold_fen=10000)
+
+
+@pytest.fixture
+async def crt(catalog: Runtime) -> Runtime:
+    coupons.install(catalog)
+    return catalog
+
+
+async def template(rt: Runtime, rule: CouponRule = MAN100_10, **kw: Any) -> int:
+    name = kw.pop("name", "满100减10")
+    if "valid_days" in kw:
+        kw["validity"] = Validity(valid_days=kw.pop("valid_days"))
+    return (await coupons.create_template(rt, TemplateTerms(name=name, rule=rule, **kw))).id
+
+
+async def customers(rt: Runtime, n: int) -> list[int]:
+    return [await make_customer(rt, f"wmCoupon{i}") for i in range(n)]
+
+
+async def test_issue_is_idempotent_by_source_ref_and_ledgered(crt: Runtime) -> None:
+    tid = await template(crt, valid_days=30)
+    (cid,) = await customers(crt, 1)
+    first = await coupons.issue_coupon(crt, tid, cid, source="referral", source_ref="referral:7:42")
+    again = await coupons.issue_coupon(crt, tid, cid, source="referral", source_ref="referral:7:42")
+    assert first == again and first.status == CouponStatus.ISSUED and first.label == "满100减10"
+    assert first.expires_at == crt.clock.now() + dt.timedelta(days=30)
+    tpl = await coupons.get_template(crt, tid)
+    assert (tpl.budget.issued_count, tpl.budget.issued_fen) == (1, 1000)
+    assert await coupons.ledger_of(crt, first.id) == [("issue", None, 1000)]
+
+
+async def test_64_concurrent_issues_for_a_budget_of_10_issue_exactly_10(crt: Runtime) -> None:
+    tid = await template(crt, budget_count=10)
+    people = await customers(crt, 64)
+
+    async def one(cid: int) -> bool:
+        try:
+            await coupons.issue_coupon(crt, tid, cid, source="api")
+        except CouponUnavailable as exc:
+            assert exc.details["reason"] == "budget"
+            return False
+        return True
+
+    results = await asyncio.gather(*(one(c) for c in people))
+    assert sum(results) == 10
+    tpl = await coupons.get_template(crt, tid)
+    assert tpl.budget.issued_count == 10
+    async with crt.db.read() as conn:
+        assert (await conn.execute(sa.select(sa.func.count()).select_from(coupons.coupons))).scalar_one() == 10
+
+
+async def test_budget_in_fen_and_per_customer_limit_hold_under_concurrency(crt: Runtime) -> None:
+    percent = CouponRule("percent", percent_off=10, max_off_fen=2000)
+    by_fen = await template(crt, percent, name="9折", budget_fen=5000, per_customer_limit=100)  # cap ¥20 → 2 coupons
+    (cid,) = await customers(crt, 1)
+    got = await asyncio.gather(*(coupons.issue_coupon(crt, by_fen, cid, source="api") for _ in range(8)), return_exceptions=True)
+    assert sum(not isinstance(g, BaseException) for g in got) == 2
+    tpl = await coupons.get_template(crt, by_fen)
+    assert tpl.budget.issued_fen == 4000
+    limited = await template(crt, per_customer_limit=2)
+    got = await asyncio.gather(*(coupons.issue_coupon(crt, limited, cid, source="api") for _ in range(16)), return_exceptions=True)
+    refused = [g for g in got if isinstance(g, CouponUnavailable)]
+    assert len(refused) == 14 and all(g.details["reason"] == "per_customer_limit" for g in refused)
+    assert (await coupons.get_template(crt, limited)).budget.issued_count == 2
+
+
+async def test_draft_holds_the_best_coupon_and_cancel_releases_it(crt: Runtime) -> None:
+    small = await template(crt, CouponRule("fixed", amount_off_fen=500, threshold_fen=5000), name="满50减5")
+    big = await template(crt)
+    (cid,) = await customers(crt, 1)
+    c_small = await coupons.issue_coupon(crt, small, cid, source="api")
+    c_big = await coupons.issue_coupon(crt, big, cid, source="api")
+    draft = await orders.create_order(crt, customer_id=cid, items=[("WATER-550", 3)], source="chat")
+    assert (draft.subtotal_fen, draft.discount_fen, draft.total_fen) == (10800, 1000, 9800)
+    # Fewer goods: the ¥100 threshold is no longer met, the ¥50 one is.
+    draft = await orders.set_draft_lines(crt, draft.id, [("WATER-550", 2)], expected_version=draft.version)
+    assert (draft.discount_fen, draft.total_fen) == (500, 6700)
+    wallet = {c.code: c.status for c in await coupons.coupons_of_customer(crt, cid)}
+    assert wallet == {c_small.code: CouponStatus.RESERVED, c_big.code: CouponStatus.ISSUED}
+    await orders.cancel_order(crt, draft.id, reason="test")
+    assert {c.status for c in await coupons.coupons_of_customer(crt, cid)} == {CouponStatus.ISSUED}
+    events = [e for e, _, _ in await coupons.ledger_of(crt, c_big.id)]
+    assert events == ["issue", "reserve", "release"]
+    assert [e for e, _, _ in await coupons.ledger_of(crt, c_small.id)] == ["issue", "reserve", "release"]
+
+
+async def test_concurrent_confirms_redeem_once(crt: Runtime) -> None:
+    tid = await template(crt)
+    (cid,) = await customers(crt, 1)
+    coupon = await coupons.issue_coupon(crt, tid, cid, source="api")
+    draft = await orders.create_order(crt, customer_id=cid, items=[("WATER-550", 3)], source="chat")
+    other = await orders.create_order(crt, customer_id=cid, items=[("WATER-550", 4)], source="chat")
+    assert other.discount_fen == 0  # the one coupon is held by the first draft
+
+    async def confirm() -> Any:
+        try:
+            return await orders.confirm_order(crt, draft.id, actor="customer")
+        except orders.StaleOrder:
+            return None
+
+    done = [o for o in await asyncio.gather(*(confirm() for _ in range(8))) if o is not None]
+    assert done and all(o.total_fen == 9800 and o.status == OrderStatus.CONFIRMED for o in done)
+    assert [e for e, _, _ in await coupons.ledger_of(crt, coupon.id)] == ["issue", "reserve", "redeem"]
+    (view,) = await coupons.coupons_of_customer(crt, cid)
+    assert (view.status, view.order_id, view.discount_fen) == (CouponStatus.REDEEMED, draft.id, 1000)
+    # A confirmed order cancelled gives the coupon back.
+    await orders.cancel_order(crt, draft.id)
+    assert (await coupons.coupons_of_customer(crt, cid))[0].status == CouponStatus.ISSUED
+
+
+async def test_create_confirmed_order_redeems_at_once(crt: Runtime) -> None:
+    tid = await template(crt, CouponRule("fixed", amount_off_fen=300, skus=frozenset({"COLA-330"})), name="可乐立减3")
+    (cid,) = await customers(crt, 1)
+    coupon = await coupons.issue_coupon(crt, tid, cid, source="sidebar")
+    no_cola = await orders.create_order(crt, customer_id=cid, items=[("WATER-550", 3)], source="sidebar", confirm=True)
+    assert no_cola.discount_fen == 0
+    order = await orders.create_order(crt, customer_id=cid, items=[("COLA-330", 1)], source="sidebar", confirm=True)
+    assert (order.discount_fen, order.total_fen) == (300, 5280 - 300)
+    assert [e for e, _, _ in await coupons.ledger_of(crt, coupon.id)] == ["issue", "reserve", "redeem"]
+
+
+async def test_expiry_by_cron_with_the_frozen_clock(crt: Runtime, clock: FrozenClock) -> None:
+    tid = await template(crt, valid_days=3)
+    a, b = await customers(crt, 2)
+    in_wallet = await coupons.issue_coupon(crt, tid, a, source="api")
+    held = await coupons.issue_coupon(crt, tid, b, source="api")
+    draft = await orders.create_order(crt, customer_id=b, items=[("WATER-550", 3)], source="chat")
+    clock.advance(days=2, hours=23)
+    assert await coupons.expire_coupons(crt) == 0
+    clock.advance(hours=1)
+    assert await coupons.expire_coupons(crt) == 1  # the held one waits for its order
+    assert await coupons.expire_coupons(crt) == 0
+    assert [e for e, _, _ in await coupons.ledger_of(crt, in_wallet.id)] == ["issue", "expire"]
+    assert await coupons.coupons_of_customer(crt, a, usable_only=True) == []
+    # The quoted draft keeps its discount until it closes; cancelled after expiry, the coupon expires.
+    assert (await orders.get_order(crt, draft.id)).discount_fen == 1000
+    await orders.cancel_order(crt, draft.id)
+    assert [e for e, _, _ in await coupons.ledger_of(crt, held.id)] == ["issue", "reserve", "release", "expire"]
+    # Issuing past the template's end is refused.
+    late = await template(crt, validity=Validity(valid_until=clock.now()))
+    with pytest.raises(CouponUnavailable):
+        await coupons.issue_coupon(crt, late, a, source="api")
+
+
+async def test_issue_to_a_segment_streams_and_reruns_skip(crt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    people = await customers(crt, 5)
+
+    async def members(rt: Runtime, expr: str, batch: int) -> AsyncIterator[int]:
+        assert expr == "tag:vip"
+        for cid in people:
+            yield cid
+
+    monkeypatch.setattr(coupons, "segment_members", members)
+    tid = await template(crt, budget_count=4)
+    first = await coupons.issue_to_segment(crt, tid, "tag:vip", run_ref="run1")
+    assert (first.issued, first.budget_exhausted) == (4, True)
+    again = await coupons.issue_to_segment(crt, tid, "tag:vip", run_ref="run1")
+    assert (again.issued, again.already, again.budget_exhausted) == (0, 4, True)
+
+
+async def test_terms_are_fixed_once_issued(crt: Runtime) -> None:
+    tid = await template(crt, budget_count=5)
+    (cid,) = await customers(crt, 1)
+    await coupons.issue_coupon(crt, tid, cid, source="api")
+    changed = TemplateTerms(name="满100减20", rule=CouponRule("fixed", amount_off_fen=2000, threshold_fen=10000), budget_count=5)
+    with pytest.raises(TemplateInUse):
+        await coupons.update_template(crt, tid, changed, active=True)
+    renamed = await coupons.update_template(crt, tid, TemplateTerms(name="新名字", rule=MAN100_10, budget_count=8), active=False)
+    assert (renamed.name, renamed.budget.budget_count, renamed.active) == ("新名字", 8, False)
+    with pytest.raises(CouponUnavailable):
+        await coupons.issue_coupon(crt, tid, cid, source="api")
+
+
+async def test_revoke_only_takes_back_a_coupon_in_the_wallet(crt: Runtime) -> None:
+    tid = await template(crt)  # one per customer
+    (cid,) = await customers(crt, 1)
+    kept = await coupons.issue_coupon(crt, tid, cid, source="referral", source_ref="referral:1:1")
+    assert await coupons.revoke_coupon(crt, kept.id, actor="referral")
+    assert not await coupons.revoke_coupon(crt, kept.id)
+    assert (await coupons.coupons_of_customer(crt, cid))[0].status == CouponStatus.REVOKED
+    assert [e for e, _, _ in await coupons.ledger_of(crt, kept.id)] == ["issue", "revoke"]
+    # Taken back, it no longer counts toward the limit: a later reward can be granted.
+    again = await coupons.issue_coupon(crt, tid, cid, source="referral", source_ref="referral:1:1:again")
+    assert again.status == CouponStatus.ISSUED
+    draft = await orders.create_order(crt, customer_id=cid, items=[("WATER-550", 3)], source="chat")
+    assert not await coupons.revoke_coupon(crt, again.id)  # held by a draft: the customer's now
+    assert draft.discount_fen == 1000
+
+
+async def test_api(crt: Runtime) -> None:
+    from scrm.campaigns import web as coupons_web
+    from scrm.web.errors import error_middleware
+    from scrm.web.keys import RUNTIME
+
+    app = web.Application(middlewares=[error_middleware])
+    app[RUNTIME] = crt
+    coupons_web.setup_routes(app)
+    await make_customer(crt, "wmApi")
+    async with TestClient(TestServer(app)) as client:
+        body = {"name": "饮料9折", "kind": "percent", "percent_off": 10, "max_off_fen": 2000, "budget_count": 2, "valid_days": 7}
+        resp = await client.post("/api/v1/coupon-templates", json=body)
+        assert resp.status == 201, await resp.text()
+        tpl = await resp.json()
+        assert tpl["label"] == "9折 最高减20"
+        resp = await client.post("/api/v1/coupon-templates", json={"name": "x", "kind": "percent", "percent_off": 10})
+        assert resp.status == 400 and (await resp.json())["error"]["details"]["field"] == "max_off_fen"
+        resp = await client.patch(f"/api/v1/coupon-templates/{tpl['id']}", json={"budget_count": 3})
+        assert resp.status == 200 and (await resp.json())["budget_count"] == 3
+        issue = {"template_id": tpl["id"], "customer": "wmApi", "source_ref": "k1"}
+        first = await client.post("/api/v1/coupons/issue", json=issue)
+        second = await client.post("/api/v1/coupons/issue", json=issue)
+        assert first.status == 201 and (await first.json())["code"] == (await second.json())["code"]
+        resp = await client.post("/api/v1/coupons/issue", json={"template_id": tpl["id"], "customer": "nobody"})
+        assert resp.status == 404
+        resp = await client.post("/api/v1/coupons/issue", json={"template_id": tpl["id"]})
+        assert resp.status == 400
+        wallet = await (await client.get("/api/v1/customers/wmApi/coupons?usable=true")).json()
+        assert [c["label"] for c in wallet["items"]] == ["9折 最高减20"]
+        resp = await client.patch(f"/api/v1/coupon-templates/{tpl['id']}", json={"percent_off": 20})
+        assert resp.status == 409 and (await resp.json())["error"]["code"] == "template_in_use"
+        resp = await client.delete(f"/api/v1/coupon-templates/{tpl['id']}")
+        assert (await resp.json())["active"] is False
+    async with crt.db.read() as conn:
+        assert (await conn.execute(sa.select(coupon_templates.c.issued_count))).scalar_one() == 1
+        assert (await conn.execute(sa.select(sa.func.count()).select_from(products))).scalar_one() > 0
+
+
+async def test_concurrent_orders_never_share_one_coupon(crt: Runtime) -> None:
+    tid = await template(crt)
+    (cid,) = await customers(crt, 1)
+    coupon = await coupons.issue_coupon(crt, tid, cid, source="api")
+    placed = await asyncio.gather(
+        *(orders.create_order(crt, customer_id=cid, items=[("WATER-550", 3)], source="sidebar", confirm=True) for _ in range(8))
+    )
+    assert sorted(o.discount_fen for o in placed) == [0] * 7 + [1000]
+    assert [e for e, _, _ in await coupons.ledger_of(crt, coupon.id)] == ["issue", "reserve", "redeem"]
