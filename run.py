@@ -224,6 +224,13 @@ def cmd_billing(args: argparse.Namespace) -> int:
     return _with_runtime(run)
 
 
+def cmd_tags(args: argparse.Namespace) -> int:
+    from tagging.dryrun import main as dry_run_main
+
+    setup_logging("WARNING", "text")
+    return dry_run_main(args, _settings())
+
+
 def cmd_sync(args: argparse.Namespace) -> int:
     from bots.wecom_sync import main as sync_main
 
@@ -247,6 +254,13 @@ def main(argv: list[str] | None = None) -> int:
     sync.add_argument("--step", choices=["members", "tags", "customers", "groups"], help="run only this step")
     sync.add_argument("--restart", action="store_true", help="ignore an interrupted run and start from scratch")
     sync.add_argument("--no-batch", action="store_true", help="externalcontact/list + get instead of batch/get_by_user")
+    tags = sub.add_parser("tags", help="tags dry-run: replay stored customer messages against a rules file, print what would change")
+    tags_sub = tags.add_subparsers(dest="action", required=True)
+    dry = tags_sub.add_parser("dry-run", help="replay history against a rules file without writing anything")
+    dry.add_argument("--rules", help="rules file (default: config/tag_rules.toml)")
+    dry.add_argument("--since", help="only messages from this day on (YYYY-MM-DD, Beijing time)")
+    dry.add_argument("--limit", type=int, help="at most the N most recent messages")
+    dry.add_argument("--top", type=int, default=10, help="customers listed per tag (default 10)")
     bill = sub.add_parser("billing", help="billing dunning | billing import-statement FILE.csv")
     bill.add_argument("action", choices=["dunning", "import-statement"])
     bill.add_argument("file", nargs="?")
@@ -271,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         "sync": cmd_sync,
         "archive": cmd_archive,
         "billing": cmd_billing,
+        "tags": cmd_tags,
     }
     return handlers[command](args)
 

@@ -86,3 +86,24 @@ async def order_delivered(rt: Runtime, payload: dict[str, Any]) -> None:
 @outbox.handles("order.cancelled")
 async def order_cancelled(rt: Runtime, payload: dict[str, Any]) -> None:
     await _order_entry(rt, int(payload["order_id"]), "订单 {number} 取消", "cancelled", str(payload.get("reason") or ""))
+
+
+@outbox.handles("billing.payment_recorded")
+async def payment_recorded(rt: Runtime, payload: dict[str, Any]) -> None:
+    from fulfillment.billing.models import payments
+
+    async with rt.db.write() as conn:
+        p = (await conn.execute(sa.select(payments).where(payments.c.id == int(payload["payment_id"])))).first()
+        if p is None:
+            return
+        await add_entry(
+            conn,
+            rt.db.dialect,
+            customer_id=await resolve_customer(conn, int(p.customer_id)),
+            at=p.received_at,
+            kind=Kind.PAYMENT,
+            title=f"收款 {format_fen(int(p.amount_fen))}",
+            body=p.note,
+            ref=f"payment:{p.reference}"[:96],
+            data={"reference": p.reference, "method": p.method, "amount_fen": int(p.amount_fen)},
+        )

@@ -34,6 +34,7 @@ from fulfillment.billing.domain import (
 from fulfillment.billing.models import InvoiceStatus as I
 from fulfillment.billing.models import credit_entries, invoices, payment_allocations, payments
 from fulfillment.billing.services import billing_config, change_credit, lock_account, put_on_invoice
+from scrm.core import outbox
 from scrm.core.errors import InvalidInput
 from scrm.core.money import format_fen
 from scrm.core.runtime import Runtime
@@ -150,6 +151,8 @@ async def record_payment(
                 await put_on_invoice(conn, by_id[invoice_id], fen, now, payment_id=payment_id, source="payment")
             if plan.remainder_fen:
                 await change_credit(conn, customer_id, plan.remainder_fen, "overpayment", now, payment_id=payment_id, reference=reference)
+            # The customer's timeline (scrm) hears of it through the outbox; fulfillment does not import scrm.
+            await outbox.add(conn, "billing.payment_recorded", {"payment_id": payment_id}, now)
             return await _result(conn, payment_id, duplicate=False)
     except IntegrityError:
         # The same reference committed meanwhile by another customer's transaction (the account lock is per customer).

@@ -47,6 +47,7 @@ from scrm.core.ids import short_id
 from scrm.core.jobs import JobContext, cron, job
 from scrm.core.runtime import Runtime
 from scrm.customers.services import MERGED_TOPIC, lock_customer, resolve_customer
+from scrm.timeline.services import Kind, add_entry
 
 SOURCES = ("segment", "referral", "sidebar", "console", "api")
 T = coupon_templates.c
@@ -256,6 +257,16 @@ async def _issue(
             }
             coupon_id = int((await conn.execute(coupons.insert().values(**values).returning(C.id))).scalar_one())
             await _ledger(conn, coupon_id, "issue", now, amount=face, actor=actor or source)
+            await add_entry(
+                conn,
+                rt.db.dialect,
+                customer_id=customer_id,
+                at=now,
+                kind=Kind.COUPON,
+                title=f"获得优惠券“{tpl.name}”",
+                ref=f"coupon:{coupon_id}",
+                data={"coupon_id": coupon_id, "source": source},
+            )
             row = (await conn.execute(_coupon_query().where(C.id == coupon_id))).one()
             return _coupon(row), True
     except IntegrityError:

@@ -30,6 +30,7 @@ NAV = (
     ("purchasing", "/console/purchasing", "采购"),  # scrm/console/purchasing.py
     ("groups", "/console/groups", "客户群"),  # scrm/console/groups.py
     ("finance", "/console/finance/receivables", "财务"),  # scrm/console/finance.py
+    ("rules", "/console/rules", "标签规则"),  # scrm/console/rules.py
 )
 SHIPMENT_STATUS_ZH = {"shipped": "已发出", "delivered": "已签收", "cancelled": "已取消"}
 EVENT_ZH = {

@@ -90,10 +90,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     from scrm.console import finance as console_finance
     from scrm.console import groups as console_groups
     from scrm.console import purchasing as console_purchasing
+    from scrm.console import rules as console_rules
     from scrm.console import web as console_web
     from scrm.tags import web as tags_web
     from scrm.web import api
     from scrm.web.sidebar import web as sidebar_web
+    from tagging.engine import tagger_cache
 
     app = web.Application(middlewares=[error_middleware, api_auth_middleware], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
@@ -109,6 +111,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
         if owned:
             # Load jieba (≈1 s) in a thread now, not on the first customer's message.
             tasks.append(asyncio.create_task(parser_cache(rt).warm_up(rt), name="warm-up-parser"))
+            tasks.append(asyncio.create_task(tagger_cache(rt).warm_up(rt), name="warm-up-tagger"))
         if settings.is_sandbox:
             log.info(
                 "sandbox mode: no WeCom credentials configured; WeCom and WeChat are emulated",
@@ -139,6 +142,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     referral_campaigns_web.setup_routes(app)
     billing_web.setup_routes(app)
     console_finance.setup_routes(app)
+    console_rules.setup_routes(app)
     archive_web.setup_routes(app)
     sidebar_web.setup_routes(app)
     tags_web.setup_routes(app)

@@ -35,6 +35,7 @@ FEATURE_MODULES = [
     "fulfillment.billing.jobs",
     "bots.billing_notices",
     "bots.dialog.balance",
+    "tagging.handlers",
 ]
 
 

@@ -1,0 +1,105 @@
+"""Rule matching on real Chinese chat lines with the sample rules: words, synonyms, excluded words, intent
+patterns, evidence — and an index whose work per message does not grow with the number of rules."""
+
+from __future__ import annotations
+
+import pytest
+
+from tagging.engine import RULES_FILE, build_matcher, fresh_tokenizer
+from tagging.matcher import Matcher, RuleMatch
+from tagging.rules import load_rules, parse_rules
+
+CATALOG_WORDS = ("矿泉水", "农夫山泉", "可乐", "可口可乐", "抽纸", "纸巾", "大米", "东北大米", "花生油")
+
+
+@pytest.fixture(scope="module")
+def matcher() -> Matcher:
+    return build_matcher(load_rules(RULES_FILE), CATALOG_WORDS)
+
+
+def by_tag(matches: list[RuleMatch]) -> dict[str, RuleMatch]:
+    return {m.rule.tag: m for m in matches}
+
+
+def test_price_inquiry_is_high_intent_with_its_words(matcher: Matcher) -> None:
+    found = by_tag(matcher.match("老板，矿泉水批发价多少钱？给个价格表"))
+    assert set(found) == {"意向-高"}
+    m = found["意向-高"]
+    assert m.words == ("批发", "多少钱", "价格表")  # 批发 inside the token 批发价; in the order written
+    assert m.hits == ("批发", "多少钱", "价格表") and m.score == 3.0
+
+
+def test_an_excluded_word_vetoes_the_rule(matcher: Matcher) -> None:
+    assert matcher.match("不要投诉，就是问问") == []
+    assert set(by_tag(matcher.match("再投诉一次，箱子又坏了"))) == {"投诉"}
+    # Vetoes are per rule: 不买 stops 意向-高, not 价格敏感.
+    assert set(by_tag(matcher.match("太贵了，不买了，多少钱都不买"))) == {"价格敏感"}
+
+
+def test_synonyms_count_as_their_keyword_and_show_what_was_said(matcher: Matcher) -> None:
+    m = by_tag(matcher.match("啥价？"))["意向-高"]
+    assert m.words == ("啥价",) and m.hits == ("多少钱",)
+    m = by_tag(matcher.match("上次的可乐碎了两瓶，我要退款"))["投诉"]
+    assert m.words == ("碎了", "退款") and m.hits == ("坏了", "退货") and m.score == 4.0  # weight 2 × 2 keywords
+    # A keyword and its synonym in one message are one hit.
+    assert by_tag(matcher.match("快点，尽快发货"))["催单"].hits == ("快点",)
+
+
+def test_intent_patterns(matcher: Matcher) -> None:
+    m = by_tag(matcher.match("可乐多少钱一箱"))["意向-高"]
+    assert m.words == ("多少钱", "多少钱一箱") and m.score == 2.0
+    assert by_tag(matcher.match("送来的货少了3箱"))["投诉"].words == ("少了3箱",)
+    assert by_tag(matcher.match("这次跟上次一样来5箱"))["复购"].words == ("跟上次一样",)
+    big = by_tag(matcher.match("我们公司采购两百箱可乐"))["大客户"]
+    assert big.words == ("公司采购", "两百箱") and big.score == 3.0  # weight 1.5 × (keyword + pattern)
+    assert set(by_tag(matcher.match("啥时候能发货？"))) == {"催单"}
+
+
+def test_whole_words_only_for_one_character_keywords(matcher: Matcher) -> None:
+    assert by_tag(matcher.match("上次那箱水漏了"))["投诉"].words == ("漏",)
+    assert matcher.match("遗漏了一个地址") == []  # 漏 inside 遗漏 is not a leak
+    assert matcher.match("我还要求开个收据") == []  # 还要 is not cut out of 还要求
+
+
+def test_matching_is_by_words_not_substrings(matcher: Matcher) -> None:
+    # 老样子 is a keyword of 复购; 样子 alone is not.
+    assert matcher.match("这个样子挺好看") == []
+    assert "复购" in by_tag(matcher.match("老样子，再来十箱矿泉水"))
+    # Full-width and upper-case text is read like the rules: NFKC + lower case.
+    assert "比价" in by_tag(matcher.match("拼多多上才卖３０，別家便宜多了".replace("別", "别")))
+
+
+def test_several_rules_in_one_message_in_rule_order(matcher: Matcher) -> None:
+    found = matcher.match("我们公司采购一百箱，批量有优惠吗")
+    assert [m.rule.tag for m in found] == ["大客户", "价格敏感"]
+    assert found[0].words == ("公司采购", "一百箱", "批量") and found[1].words == ("优惠",)
+
+
+def test_cost_does_not_grow_with_the_number_of_rules() -> None:
+    sample = load_rules(RULES_FILE)
+    extra = []
+    for i in range(1000):
+        extra.append(f'[[rules]]\nid = "gen-{i}"\ntag = "生成{i}"\nkeywords = ["词{i}甲", "词{i}乙"]\npatterns = ["编号{i}号"]\n')
+    big = parse_rules("\n".join(extra))
+    small_m = build_matcher(sample, CATALOG_WORDS)
+    big_m = Matcher(sample.rules + big.rules, fresh_tokenizer(), extra_words=CATALOG_WORDS)
+    text = "老板，矿泉水批发价多少钱？给个价格表，什么时候能到"
+    # The same matches, and the same patterns looked at: the 1,000 extra ones are never tried on this line.
+    assert [(m.rule.id, m.words) for m in big_m.match(text)] == [(m.rule.id, m.words) for m in small_m.match(text)]
+    norm = text.lower()
+    assert big_m.pattern_candidates(norm) == small_m.pattern_candidates(norm)
+    assert len(big_m.rules) == len(sample.rules) + 1000
+    assert [m.rule.id for m in big_m.match("请查一下编号417号和词99乙")] == ["gen-99", "gen-417"]
+
+
+def test_tokens_keep_rule_and_catalog_words_whole(matcher: Matcher) -> None:
+    assert matcher.tokens("太贵了，能便宜点吗") == ["太贵", "了", ",", "能", "便宜点", "吗"]
+    assert "农夫山泉" in matcher.tokens("农夫山泉还有货吗")
+
+
+def test_a_pattern_without_fixed_text_is_refused_even_when_built_by_hand() -> None:
+    rules = parse_rules('[[rules]]\ntag = "x"\nkeywords = ["y"]\n')
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match="no fixed text"):
+        Matcher([replace(rules.rules[0], patterns=(r"\d+",))], fresh_tokenizer())
