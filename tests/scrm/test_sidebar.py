@@ -464,7 +464,8 @@ async def test_customer_360(sb: Sidebar) -> None:
         "老客户": "销售 张三 手动添加",
         "企微标签": "企业微信同步",
     }
-    assert data["segment"] is None and data["rfm"] is None and data["balance_due_fen"] is None
+    assert data["segment"] is None and data["rfm"] is None  # not computed yet for a brand-new customer
+    assert data["balance_due_fen"] == 0 and data["overdue_fen"] == 0  # nothing invoiced yet
     assert data["open_orders_fen"] == shipped.total_fen + confirmed.total_fen
     by_number = {o["number"]: o for o in data["orders"]}
     assert by_number[shipped.number]["status_zh"] == "已发货"

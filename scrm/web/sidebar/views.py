@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fulfillment import catalog, inventory
+from fulfillment.billing.receivables import customer_balance
 from fulfillment.domain import STATUS_ZH
 from fulfillment.models import OrderStatus
 from fulfillment.models import orders as orders_table
@@ -271,17 +272,21 @@ async def customer_360(rt: Runtime, userid: str, customer_id: int, external_user
                 .order_by(groups.c.name)
             )
         ).all()
+        segment, rfm = await _segment_and_rfm(conn, customer_id)
     order_list = await orders_of_customer(rt, customer_id, limit=ORDERS_LIMIT)
+    balance = await customer_balance(rt, customer_id)
     return {
         "customer": profile,
         "identities": identities,
         "tags": tag_list,
-        "segment": None,  # activity segment: filled when tagging (RFM, segments) lands
-        "rfm": None,
+        "segment": segment,  # activity segment (new / active / silent / churn risk / lost), in Chinese
+        "rfm": rfm,
         "timeline": timeline,
         "orders": [order_json(o) for o in order_list],
         "open_orders_fen": open_fen,
-        "balance_due_fen": None,  # 应收 receivables: filled when billing lands
+        "balance_due_fen": balance.open_fen,  # 应收: open invoice balances
+        "overdue_fen": balance.overdue_fen,
+        "oldest_due_on": balance.oldest_due_on.isoformat() if balance.oldest_due_on else None,
         "notes": notes,
         "groups": [{"chat_id": g.chat_id, "name": g.name} for g in memberships],
     }
@@ -385,3 +390,27 @@ async def add_note(rt: Runtime, *, customer_id: int, author: str, body: str) -> 
     async with rt.db.read() as conn:
         names = await _names(conn, [author])
     return _note_json(note, names)
+
+
+ACTIVITY_ZH = {"new": "新客户", "active": "活跃", "silent": "沉默", "churn_risk": "流失风险", "lost": "已流失"}
+
+
+async def _segment_and_rfm(conn: Any, customer_id: int) -> tuple[str | None, dict[str, Any] | None]:
+    """The customer's activity segment and RFM scores as last computed (None until the first computation)."""
+    from tagging.models import customer_activity, customer_rfm
+
+    act = (await conn.execute(sa.select(customer_activity.c.segment).where(customer_activity.c.customer_id == customer_id))).first()
+    row = (await conn.execute(sa.select(customer_rfm).where(customer_rfm.c.customer_id == customer_id))).first()
+    rfm = None
+    if row is not None:
+        rfm = {
+            "segment": row.segment,
+            "r": int(row.r),
+            "f": int(row.f),
+            "m": int(row.m),
+            "recency_days": int(row.recency_days),
+            "frequency": int(row.frequency),
+            "monetary_fen": int(row.monetary_fen),
+            "computed_on": row.computed_on.isoformat(),
+        }
+    return (ACTIVITY_ZH.get(act.segment, act.segment) if act else None), rfm

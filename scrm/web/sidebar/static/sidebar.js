@@ -173,8 +173,8 @@
     field(fields, "所在群", (data.groups || []).map(function (g) { return g.name; }).join("、"));
 
     renderTags(data.tags);
-    $("segment").textContent = data.segment ? data.segment : "暂无（标签规则上线后显示）";
-    $("rfm").textContent = data.rfm ? JSON.stringify(data.rfm) : "暂无";
+    $("segment").textContent = data.segment ? data.segment : "暂无（每日计算后显示）";
+    $("rfm").textContent = data.rfm ? `${data.rfm.segment}（R${data.rfm.r} F${data.rfm.f} M${data.rfm.m}）` : "暂无";
     $("open-orders").textContent = yuan(data.open_orders_fen);
     $("balance-due").textContent = data.balance_due_fen === null ? "暂未开通" : yuan(data.balance_due_fen);
     renderOrders(data.orders);
