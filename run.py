@@ -231,6 +231,12 @@ def cmd_tags(args: argparse.Namespace) -> int:
     return dry_run_main(args, _settings())
 
 
+def cmd_staff(args: argparse.Namespace) -> int:
+    from scrm.console import staff
+
+    return _with_runtime(lambda rt: staff.run_cli(rt, args.rest))
+
+
 def cmd_sync(args: argparse.Namespace) -> int:
     from bots.wecom_sync import main as sync_main
 
@@ -261,6 +267,11 @@ def main(argv: list[str] | None = None) -> int:
     dry.add_argument("--since", help="only messages from this day on (YYYY-MM-DD, Beijing time)")
     dry.add_argument("--limit", type=int, help="at most the N most recent messages")
     dry.add_argument("--top", type=int, default=10, help="customers listed per tag (default 10)")
+    st = sub.add_parser(
+        "staff",
+        help="staff add USERNAME --role ROLE [--role …] [--name NAME] | staff passwd USERNAME | staff deactivate USERNAME | staff list",
+    )
+    st.add_argument("rest", nargs=argparse.REMAINDER)
     bill = sub.add_parser("billing", help="billing dunning | billing import-statement FILE.csv")
     bill.add_argument("action", choices=["dunning", "import-statement"])
     bill.add_argument("file", nargs="?")
@@ -286,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         "archive": cmd_archive,
         "billing": cmd_billing,
         "tags": cmd_tags,
+        "staff": cmd_staff,
     }
     return handlers[command](args)
 

@@ -3,18 +3,21 @@
 The session is stateless: ``base64url(json) "." base64url(HMAC-SHA256)`` under a key derived from
 ``settings.session_secret`` for that purpose alone (a flash cookie can never pass as a session). Any
 ``run.py serve`` process behind a load balancer can check it; rotating ``SCRM_SESSION_SECRET`` signs everyone out.
-Logout deletes the cookie; a copied cookie stays valid until it expires (12 h) — a server-side revocation list
-can come with staff accounts.
+Logout deletes the cookie. A staff session also carries the account id and its ``session_version``; each
+request checks them against ``staff_users`` (:func:`scrm.console.staff.current_roles`), so a deactivated account,
+a new password or changed roles end every open session at once. The admin-token session (username ``admin``)
+has no account row: it lives until it expires (12 h) or ``SCRM_SESSION_SECRET`` rotates.
 
-Who may sign in is decided by :func:`authenticate` alone: today one account, ``admin``, whose password is the
-admin token. Staff accounts with roles (a later issue) replace that function; sessions, CSRF and the role check in
-:func:`protected` already carry a subject and a role.
+Who may sign in is decided by :func:`authenticate`: ``admin`` with the admin token as its password, or a staff
+account (:mod:`scrm.console.staff`, scrypt hashes) with its roles. Each route names the roles that may use it
+(:func:`protected`); a signed-in user without one of them gets a 403 page.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import datetime as dt
 import hashlib
 import hmac
@@ -29,6 +32,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from config import Settings
+from scrm.core.runtime import Runtime
 from scrm.web.errors import json_error
 from scrm.web.keys import RUNTIME, SETTINGS
 
@@ -40,19 +44,40 @@ CLOCK_SKEW = 60  # seconds a session's issued-at may lie in the future (several 
 CSRF_FIELD = "csrf_token"
 
 ROLE_ADMIN = "admin"
-# Roles a session may carry. Staff accounts will add e.g. "operations", "finance", "marketer", "sales".
-ROLE_NAMES_ZH = {ROLE_ADMIN: "管理员"}
-OPERATIONS_ROLES = frozenset({ROLE_ADMIN})  # who may use the operations pages (orders, picking, stock)
+ROLE_MARKETER = "marketer"
+ROLE_OPERATIONS = "operations"
+ROLE_FINANCE = "finance"
+# Roles a session may carry (a staff account has one or more), in display order.
+ROLE_NAMES_ZH = {ROLE_ADMIN: "管理员", ROLE_MARKETER: "营销", ROLE_OPERATIONS: "运营", ROLE_FINANCE: "财务"}
+ADMIN_ROLES = frozenset({ROLE_ADMIN})  # staff accounts
+OPERATIONS_ROLES = frozenset({ROLE_ADMIN, ROLE_OPERATIONS})  # orders, picking, stock, purchasing, groups
+MARKETING_ROLES = frozenset({ROLE_ADMIN, ROLE_MARKETER})  # campaigns, coupons, broadcasts, segments, tag rules
+ALL_ROLES = frozenset(ROLE_NAMES_ZH)  # pages every signed-in staff member may see (the dashboard)
+# Where a role lands after sign-in when no page was asked for (first match wins).
+HOME_BY_ROLE = (
+    (ROLE_ADMIN, "/console/orders"),
+    (ROLE_OPERATIONS, "/console/orders"),
+    (ROLE_MARKETER, "/console/coupons"),
+    (ROLE_FINANCE, "/console/finance/receivables"),
+)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is signed in: a subject (account name) and a role."""
+    """Who is signed in: a subject (account name), a primary role (shown in the header), all roles, and for a
+    staff account its id and the ``session_version`` its sessions must match."""
 
     subject: str
     role: str
+    roles: tuple[str, ...] = ()  # empty = (role,)
+    staff_id: int | None = None
+    session_version: int = 0
+
+    @property
+    def all_roles(self) -> tuple[str, ...]:
+        return self.roles or (self.role,)
 
 
 @dataclass(frozen=True)
@@ -62,10 +87,25 @@ class Session:
     role: str
     issued_at: int  # unix seconds
     expires_at: int
+    roles: tuple[str, ...] = ()
+    staff_id: int | None = None  # None: the admin-token session
+    session_version: int = 0
 
     @property
     def principal(self) -> Principal:
-        return Principal(self.subject, self.role)
+        return Principal(self.subject, self.role, self.all_roles, self.staff_id, self.session_version)
+
+    @property
+    def all_roles(self) -> tuple[str, ...]:
+        return self.roles or (self.role,)
+
+    def may(self, roles: Collection[str]) -> bool:
+        return not set(self.all_roles).isdisjoint(roles)
+
+
+def home_for(roles: Collection[str]) -> str:
+    """The page a user with ``roles`` lands on after signing in."""
+    return next((path for role, path in HOME_BY_ROLE if role in roles), "/console/dashboard")
 
 
 SESSION = web.RequestKey("console_session", Session)
@@ -115,20 +155,37 @@ def _signer(settings: Settings, purpose: str) -> Signer:
 
 
 # ---- sessions ---------------------------------------------------------------------------------------------
-def authenticate(settings: Settings, username: str, password: str) -> Principal | None:
-    """Check sign-in credentials. For now the only account is ``admin`` with the admin token as its password
-    (constant-time comparison). Returns who signed in, or None."""
+def authenticate_admin(settings: Settings, username: str, password: str) -> Principal | None:
+    """``admin`` (or a blank username) with the admin token as its password (constant-time comparison)."""
     expected = settings.admin_token.get()
     user_ok = hmac.compare_digest((username.strip() or ROLE_ADMIN).encode(), ROLE_ADMIN.encode())
     pass_ok = bool(expected) and hmac.compare_digest(password.encode(), expected.encode())
     return Principal(ROLE_ADMIN, ROLE_ADMIN) if user_ok and pass_ok else None
 
 
+async def authenticate(rt: Runtime, username: str, password: str) -> Principal | None:
+    """Check sign-in credentials: the admin token for ``admin``, otherwise an active staff account's scrypt
+    password. Returns who signed in (with their roles), or None."""
+    if (username.strip() or ROLE_ADMIN) == ROLE_ADMIN:
+        return authenticate_admin(rt.settings, username, password)
+    from scrm.console import staff  # its pages import this module
+
+    user = await staff.check_login(rt, username, password)
+    if user is None or not user.roles:
+        return None
+    return Principal(user.username, user.roles[0], user.roles, user.id, user.session_version)
+
+
 def issue_session(settings: Settings, principal: Principal, now: dt.datetime) -> tuple[Session, str]:
     """A new session for ``principal`` and its signed cookie value; valid for SESSION_TTL."""
     issued = int(now.timestamp())
-    session = Session(secrets.token_urlsafe(18), principal.subject, principal.role, issued, issued + int(SESSION_TTL.total_seconds()))
-    payload = {"sid": session.sid, "sub": session.subject, "role": session.role, "iat": session.issued_at, "exp": session.expires_at}
+    expires = issued + int(SESSION_TTL.total_seconds())
+    p = principal
+    session = Session(secrets.token_urlsafe(18), p.subject, p.role, issued, expires, p.all_roles, p.staff_id, p.session_version)
+    payload: dict[str, Any] = {"sid": session.sid, "sub": session.subject, "role": session.role, "iat": issued, "exp": expires}
+    payload["roles"] = list(session.all_roles)
+    if p.staff_id is not None:
+        payload.update(uid=p.staff_id, sv=p.session_version)
     return session, _signer(settings, "session").sign(payload)
 
 
@@ -147,7 +204,27 @@ def read_session(settings: Settings, cookie: str | None, now: dt.datetime) -> Se
     ts = int(now.timestamp())
     if exp <= ts or iat > ts + CLOCK_SKEW or exp - iat > SESSION_TTL.total_seconds():
         return None
-    return Session(sid, sub, str(role), iat, exp)
+    roles, uid, sv = p.get("roles", [role]), p.get("uid"), p.get("sv", 0)
+    if not (isinstance(roles, list) and roles and all(isinstance(r, str) and r in ROLE_NAMES_ZH for r in roles)):
+        return None
+    if not ((uid is None or (isinstance(uid, int) and uid > 0)) and isinstance(sv, int)):
+        return None
+    return Session(sid, sub, str(role), iat, exp, tuple(roles), uid, sv)
+
+
+async def current_session(request: web.Request) -> Session | None:
+    """The request's session if its cookie is good and, for a staff account, the account is still active at the
+    same ``session_version`` (the roles are then the account's current ones)."""
+    rt = request.app[RUNTIME]
+    session = read_session(request.app[SETTINGS], request.cookies.get(SESSION_COOKIE), rt.clock.now())
+    if session is None or session.staff_id is None:
+        return session
+    from scrm.console import staff  # its pages import this module
+
+    roles = await staff.current_roles(rt, session.staff_id, session.session_version)
+    if roles is None:
+        return None
+    return dataclasses.replace(session, roles=roles, role=roles[0])
 
 
 def csrf_token(settings: Settings, session: Session) -> str:
@@ -260,17 +337,22 @@ def login_redirect(request: web.Request) -> web.Response:
 
 
 def protected(handler: Handler, *, roles: Collection[str] = OPERATIONS_ROLES, forbidden_page: Callable[[str], web.Response]) -> Handler:
-    """Wrap a console handler: a valid session with one of ``roles`` is required (browsers go to the login page,
-    other clients get 401 JSON), and a POST must carry the session's CSRF token (else ``forbidden_page``)."""
+    """Wrap a console handler: a valid, unrevoked session with one of ``roles`` is required (browsers go to the
+    login page, other clients get 401 JSON; a signed-in user without the role gets ``forbidden_page``, 403), and a
+    POST must carry the session's CSRF token (else ``forbidden_page``)."""
 
     async def guarded(request: web.Request) -> web.StreamResponse:
         settings = request.app[SETTINGS]
-        session = read_session(settings, request.cookies.get(SESSION_COOKIE), request.app[RUNTIME].clock.now())
+        session = await current_session(request)
         if session is None:
             if wants_html(request):
-                return login_redirect(request)
-            return json_error(401, "unauthorized", "请先登录控制台 (sign in to the console first)")
-        if session.role not in roles:
+                response = login_redirect(request)
+            else:
+                response = json_error(401, "unauthorized", "请先登录控制台 (sign in to the console first)")
+            if SESSION_COOKIE in request.cookies:  # expired or revoked: drop the dead cookie
+                clear_session_cookie(response)
+            return response
+        if not session.may(roles):
             return forbidden_page("您的角色无权使用此页面 (your role may not use this page)")
         if request.method == "POST":
             form = await request.post()

@@ -136,6 +136,6 @@ async def dashboard(request: web.Request) -> web.Response:
     return _page(request, ctx, "经营概览", render_dashboard(board, names))
 
 
-def setup_routes(app: web.Application, *, roles: Collection[str] = auth.OPERATIONS_ROLES) -> None:
+def setup_routes(app: web.Application, *, roles: Collection[str] = auth.ALL_ROLES) -> None:
     """Mount ``GET /console/dashboard`` behind the console's sign-in (point ``/console/`` at it)."""
     app.router.add_route("GET", "/console/dashboard", auth.protected(dashboard, roles=roles, forbidden_page=forbidden))

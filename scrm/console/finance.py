@@ -28,9 +28,8 @@ from scrm.core.money import parse_yuan
 from scrm.customers.models import customers
 from scrm.web.keys import RUNTIME
 
-# Who may use these pages. Hook for staff roles: add "finance" here (and to auth.ROLE_NAMES_ZH) when accounts with
-# roles arrive; release_hold's accountability is the session subject passed as ``actor``.
-FINANCE_ROLES = frozenset({auth.ROLE_ADMIN})
+# Who may use these pages (staff roles); release_hold's accountability is the session subject passed as ``actor``.
+FINANCE_ROLES = frozenset({auth.ROLE_ADMIN, auth.ROLE_FINANCE})
 IMPORT_STATUS_ZH = {"recorded": "已登记", "duplicate": "重复", "conflict": "冲突", "error": "错误"}
 TABS = (
     ("receivables", "应收账龄"),
@@ -582,7 +581,7 @@ async def holds_page(request: web.Request) -> web.Response:
 
 
 async def hold_release(request: web.Request) -> web.Response:
-    # Role hook: when staff roles arrive, FINANCE_ROLES (the route guard) is where "finance" is required.
+    # Only finance (and admin) may release a credit hold: FINANCE_ROLES is the route guard.
     async def action() -> str:
         order = await receivables.release_hold(request.app[RUNTIME], request.match_info["number"], actor=_actor(request))
         short = sum(ln.backordered_qty for ln in order.lines)

@@ -31,6 +31,9 @@ NAV = (
     ("groups", "/console/groups", "客户群"),  # scrm/console/groups.py
     ("finance", "/console/finance/receivables", "财务"),  # scrm/console/finance.py
     ("rules", "/console/rules", "标签规则"),  # scrm/console/rules.py
+    ("coupons", "/console/coupons", "优惠券"),  # scrm/console/campaigns.py
+    ("campaigns", "/console/campaigns", "裂变活动"),  # scrm/console/campaigns.py
+    ("staff", "/console/staff", "员工"),  # scrm/console/staff.py
 )
 SHIPMENT_STATUS_ZH = {"shipped": "已发出", "delivered": "已签收", "cancelled": "已取消"}
 EVENT_ZH = {
@@ -208,7 +211,7 @@ def message_page(title: str, message: str, *, status: int, headers: dict[str, st
 
 
 def login_page(*, next_path: str, error: str = "", username: str = "admin") -> Safe:
-    """The sign-in form. For now the password is the admin token (SCRM_ADMIN_TOKEN)."""
+    """The sign-in form: a staff account, or ``admin`` with the admin token (SCRM_ADMIN_TOKEN)."""
     err = t('<p class="flash flash-err" role="alert">{e}</p>', e=error) if error else ""
     main = t(
         '<div class="card narrow"><h1>登录运营控制台</h1>{err}'
@@ -217,7 +220,7 @@ def login_page(*, next_path: str, error: str = "", username: str = "admin") -> S
         '<label>用户名<input name="username" value="{username}" autocomplete="username" required maxlength="64"></label>'
         '<label>密码<input name="password" type="password" autocomplete="current-password" required maxlength="256" autofocus></label>'
         '<button type="submit" class="primary">登录</button>'
-        '<p class="hint">目前使用管理员令牌（SCRM_ADMIN_TOKEN）作为密码。</p></form></div>',
+        '<p class="hint">员工使用自己的账号登录；管理员也可用用户名 admin 和管理员令牌（SCRM_ADMIN_TOKEN）登录。</p></form></div>',
         err=err,
         next_path=next_path,
         username=username,

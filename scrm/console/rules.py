@@ -258,7 +258,7 @@ ROUTES = (
 )
 
 
-def setup_routes(app: web.Application, *, roles: Collection[str] = auth.OPERATIONS_ROLES) -> None:
+def setup_routes(app: web.Application, *, roles: Collection[str] = auth.MARKETING_ROLES) -> None:
     """Mount the rules editor behind the console's sign-in (CSRF on both POSTs)."""
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, auth.protected(handler, roles=roles, forbidden_page=forbidden))

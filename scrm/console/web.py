@@ -36,7 +36,7 @@ def _ctx(request: web.Request, active: str) -> PageContext:
     session = request[SESSION]
     return PageContext(
         subject=session.subject,
-        role_zh=auth.ROLE_NAMES_ZH.get(session.role, session.role),
+        role_zh="、".join(auth.ROLE_NAMES_ZH.get(r, r) for r in session.all_roles),
         csrf=auth.csrf_token(request.app[SETTINGS], session),
         flash=auth.read_flash(request),
         active=active,
@@ -82,14 +82,14 @@ def _int_field(form: dict[str, str], name: str, label: str, *, minimum: int) -> 
 
 # ---- sign-in ----------------------------------------------------------------------------------------------
 async def index(request: web.Request) -> web.Response:
-    return web.Response(status=303, headers={"Location": "/console/dashboard"})
+    return web.Response(status=303, headers={"Location": "/console/dashboard"})  # every role may see the dashboard
 
 
 async def login_form(request: web.Request) -> web.Response:
-    target = safe_next(request.query.get("next"))
-    rt = request.app[RUNTIME]
-    if auth.read_session(request.app[SETTINGS], request.cookies.get(auth.SESSION_COOKIE), rt.clock.now()) is not None:
-        return web.Response(status=303, headers={"Location": target})
+    target = safe_next(request.query.get("next"), "")  # blank: each role lands on its own page
+    session = await auth.current_session(request)
+    if session is not None:
+        return web.Response(status=303, headers={"Location": target or auth.home_for(session.all_roles)})
     return html_response(login_page(next_path=target))
 
 
@@ -108,16 +108,16 @@ async def login_submit(request: web.Request) -> web.Response:
             headers={"Retry-After": str(wait)},
         )
     form = await _form(request)
-    target = safe_next(form.get("next"))
+    target = safe_next(form.get("next"), "")
     username = form.get("username", "admin")[:64]
-    principal = auth.authenticate(request.app[SETTINGS], username, form.get("password", ""))
+    principal = await auth.authenticate(request.app[RUNTIME], username, form.get("password", "")[:256])
     if principal is None:
         limiter.failed(client, now)
         log.warning("console login failed", extra={"client": client})
         return html_response(login_page(next_path=target, error="用户名或密码不正确", username=username), status=401)
     limiter.succeeded(client)
     _, cookie = auth.issue_session(request.app[SETTINGS], principal, now)
-    response = web.Response(status=303, headers={"Location": target})
+    response = web.Response(status=303, headers={"Location": target or auth.home_for(principal.all_roles)})
     auth.set_session_cookie(request, response, cookie)
     log.info("console login", extra={"subject": principal.subject})
     return response
