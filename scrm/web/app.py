@@ -83,6 +83,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     from fulfillment.catalog import seed_sample_if_empty
     from fulfillment.purchasing import web as purchasing_web
     from scrm.archive import web as archive_web
+    from scrm.campaigns import broadcast_web as broadcasts_web
     from scrm.campaigns import referral_web as referral_campaigns_web
     from scrm.campaigns import web as coupons_web
     from scrm.channels import web as channels_web
@@ -142,6 +143,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     purchasing_web.setup_routes(app)
     coupons_web.setup_routes(app)
     referral_campaigns_web.setup_routes(app)
+    broadcasts_web.setup_routes(app)
     billing_web.setup_routes(app)
     console_finance.setup_routes(app)
     console_rules.setup_routes(app)

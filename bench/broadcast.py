@@ -1,0 +1,197 @@
+"""Broadcast planning for a large segment: time and peak memory.
+
+``python -m bench.broadcast [--recipients 100000] [--backends sqlite,postgresql] [--batch 1000]``
+
+Seeds ``--recipients`` customers with a mix of channels (every customer an external_userid; 30 % a 微信客服
+window — two thirds open, some with the marketing budget spent; 25 % an Official Account openid; 40 % an active
+follow of one of 20 salespeople, a few with this month's task cap used by notices) into a temporary SQLite file
+and/or a scratch PostgreSQL database (``scrm_bench_broadcast``: created, migrated, dropped). Then plans one
+broadcast over all of them through ``scrm.campaigns.broadcasts.plan_broadcast`` (the real batch planner: facts
+gathered set-based per batch, recipients insert-ignored, cursor advanced, ``broadcast.send`` outbox rows written)
+and reports wall time and recipients/s (untraced run), then peak memory: ``tracemalloc`` peak of Python
+allocations while planning a tenth of the segment and all of it again as new broadcasts (flat memory = about the
+same figure), and the process's peak RSS (``resource.getrusage``).
+
+The segment is "every customer", streamed in id order by keyset (the stand-in used until ``tagging.segments``
+streams with ``after=``; the planner only needs ids in ascending order).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import random
+import resource
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+from bench.common import machine_lines, pg_drop, pg_recreate, write_section
+
+PG_NAME = "scrm_bench_broadcast"
+
+
+def bench_settings(database_url: str) -> Any:
+    from config import load_settings
+
+    env = {"SCRM_DATABASE_URL": database_url, "SCRM_SANDBOX": "1", "SCRM_LOG_LEVEL": "WARNING", "SCRM_LOG_FORMAT": "text"}
+    return load_settings(env, config_file=os.devnull)
+
+
+async def _every_customer(rt: Any, expr: str, after: int | None, limit: int) -> list[int]:
+    import sqlalchemy as sa
+
+    from scrm.customers.models import customers
+
+    q = sa.select(customers.c.id).where(customers.c.id > (after or 0)).order_by(customers.c.id).limit(limit)
+    async with rt.db.read() as conn:
+        return [int(i) for i in (await conn.execute(q)).scalars()]
+
+
+async def seed(rt: Any, n: int, rnd: random.Random) -> None:
+    from bots.outbound.models import kf_windows
+    from scrm.customers.models import customer_identities, customers, follows
+
+    now = rt.clock.now()
+    kfid = rt.settings.kf_open_kfid
+    step = 5000
+    for start in range(1, n + 1, step):
+        ids = range(start, min(start + step, n + 1))
+        cs, idents, windows, fols = [], [], [], []
+        for i in ids:
+            ext = f"wmbench{i:08d}"
+            cs.append({"id": i, "first_seen_at": now, "last_seen_at": now, "created_at": now, "updated_at": now, "custom_fields": {}})
+            idents.append({"customer_id": i, "kind": "external_userid", "value": ext, "created_at": now})
+            r = rnd.random()
+            if r < 0.30:
+                hours = rnd.choice([1, 5, 20, 47, 60, 200])
+                windows.append({"open_kfid": kfid, "external_userid": ext, "last_customer_msg_at": now - dt.timedelta(hours=hours),
+                                "sent_since_customer_msg": rnd.choice([0, 0, 1, 2, 4, 5])})  # fmt: skip
+            if rnd.random() < 0.25:
+                idents.append({"customer_id": i, "kind": "openid", "value": f"obench{i:08d}", "created_at": now})
+            if rnd.random() < 0.40:
+                fols.append({"customer_id": i, "userid": f"sales{i % 20:02d}", "external_userid": ext, "status": "active",
+                             "started_at": now - dt.timedelta(days=30), "updated_at": now})  # fmt: skip
+        async with rt.db.write() as conn:
+            await conn.execute(customers.insert(), cs)
+            await conn.execute(customer_identities.insert(), idents)
+            if windows:
+                await conn.execute(kf_windows.insert(), windows)
+            if fols:
+                await conn.execute(follows.insert(), fols)
+    if rt.db.dialect == "postgresql":
+        async with rt.db.write() as conn:
+            import sqlalchemy as sa
+
+            await conn.execute(sa.text("SELECT setval('customers_id_seq', (SELECT max(id) FROM customers))"))
+            await conn.execute(sa.text("ANALYZE"))
+
+
+async def plan_once(rt: Any, name: str, batch: int, limit_batches: int | None, *, trace: bool) -> tuple[int, float, int]:
+    """Plan one broadcast; with ``trace`` under tracemalloc (≈3× slower, so the timed run is untraced)."""
+    from scrm.campaigns import broadcasts
+
+    view = await broadcasts.create_broadcast(rt, {"name": name, "segment": "all", "text": "双11 全场满100减20"})
+    await broadcasts.start_broadcast(rt, view.id)
+    if trace:
+        tracemalloc.start()
+    started = time.perf_counter()
+    planned = await broadcasts.plan_broadcast(rt, view.id, batch=batch, max_batches=limit_batches)
+    wall = time.perf_counter() - started
+    peak = 0
+    if trace:
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    return planned, wall, peak
+
+
+async def run_backend(backend: str, url: str, n: int, batch: int) -> dict[str, Any]:
+    import bots.broadcast_sender  # noqa: F401 - registers the channel facts
+    from scrm.campaigns import broadcasts
+    from scrm.web.runtime import build_runtime
+
+    broadcasts._segment_after = _every_customer  # type: ignore[assignment]
+    rt = await build_runtime(bench_settings(url))
+    try:
+        t0 = time.perf_counter()
+        await seed(rt, n, random.Random(7))
+        seeded = time.perf_counter() - t0
+        tenth = max(1, n // 10 // batch)
+        timed = await plan_once(rt, "full", batch, None, trace=False)
+        small = await plan_once(rt, "tenth-traced", batch, tenth, trace=True)
+        full = await plan_once(rt, "full-traced", batch, None, trace=True)
+        async with rt.db.read() as conn:
+            import sqlalchemy as sa
+
+            from scrm.campaigns.models import broadcasts as table
+
+            totals = (await conn.execute(sa.select(table.c.totals).where(table.c.name == "full"))).scalar_one()
+    finally:
+        await rt.close()
+    return {"backend": backend, "seed_s": seeded, "timed": timed, "small": small, "full": full, "totals": totals}
+
+
+def render(results: list[dict[str, Any]], n: int, batch: int, argv: list[str]) -> str:
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    lines = [
+        "## Broadcast planning",
+        "",
+        f"`python -m bench.broadcast {' '.join(argv)}` — {n:,} recipients, batches of {batch}.",
+        "",
+        "| backend | recipients | plan time | recipients/s | tracemalloc peak (1/10 of segment) | tracemalloc peak (all) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        planned, wall, _ = r["timed"]
+        lines.append(
+            f"| {r['backend']} | {planned:,} | {wall:.1f} s | {planned / wall:,.0f} | {r['small'][2] / 2**20:.1f} MiB "
+            f"({r['small'][0]:,}) | {r['full'][2] / 2**20:.1f} MiB ({r['full'][0]:,}) |"
+        )
+    lines += ["", f"Peak RSS of the whole process (seeding included): {rss_mb:.0f} MiB.", ""]
+    for r in results:
+        t = r["totals"]
+        lines.append(f"- {r['backend']} plan: channels {t['channels']}, skipped {t['skipped']}; seeding took {r['seed_s']:.1f} s.")
+    lines += ["", *machine_lines()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(prog="python -m bench.broadcast", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--recipients", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--backends", default="sqlite", help="sqlite,postgresql (default sqlite)")
+    parser.add_argument("--no-write", action="store_true", help="print, do not update docs/BENCHMARKS.md")
+    args = parser.parse_args(argv)
+    backends = [b for b in args.backends.split(",") if b]
+    if not 1 <= args.recipients <= 2_000_000 or any(b not in ("sqlite", "postgresql") for b in backends):
+        parser.error("--recipients 1..2,000,000; --backends a subset of sqlite,postgresql")
+    results = []
+    for backend in backends:
+        print(f"{backend}: seeding {args.recipients:,} customers and planning…", flush=True)
+        if backend == "postgresql":
+            url = asyncio.run(pg_recreate(PG_NAME))
+            try:
+                results.append(asyncio.run(run_backend(backend, url, args.recipients, args.batch)))
+            finally:
+                asyncio.run(pg_drop(PG_NAME))
+        else:
+            from bench.orders import sqlite_database
+
+            with tempfile.TemporaryDirectory() as tmp:
+                url = asyncio.run(sqlite_database(Path(tmp) / "bench.db"))
+                results.append(asyncio.run(run_backend(backend, url, args.recipients, args.batch)))
+    text = render(results, args.recipients, args.batch, argv)
+    print(text)
+    if not args.no_write:
+        print(f"written to {write_section('broadcast', text)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
