@@ -606,3 +606,26 @@ async def test_api_needs_a_session(sb: Sidebar) -> None:
         assert resp.status == 401, path
     resp = await sb.client.post("/sidebar/api/customers/wm1/notes", json={"body": "x"})
     assert resp.status == 401
+
+
+async def test_send_a_coupon_from_the_sidebar(sb: Sidebar) -> None:
+    from scrm.campaigns.coupon_domain import CouponRule, TemplateTerms
+    from scrm.campaigns.coupons import coupons_of_customer, create_template
+
+    cid = await seed_follow(sb.rt, "sales01", "wmCoupon")
+    await seed_follow(sb.rt, "sales02", "wmNotMine")
+    rule = CouponRule("fixed", amount_off_fen=1000, threshold_fen=10000)
+    tpl = await create_template(sb.rt, TemplateTerms(name="满100减10", rule=rule, budget_count=5, per_customer_limit=1))
+    csrf = await login(sb)
+    listing = await (await sb.client.get("/sidebar/api/coupon-templates")).json()
+    assert [t["id"] for t in listing["templates"]] == [tpl.id] and "满100减10" in listing["templates"][0]["label"]
+    body = {"template_id": tpl.id, "request_id": "coupon-req-0001"}
+    status, answer = await post(sb, "/sidebar/api/customers/wmCoupon/coupons", body, csrf)
+    assert status == 201, answer
+    status, again = await post(sb, "/sidebar/api/customers/wmCoupon/coupons", body, csrf)
+    assert status == 201 and again["coupon"]["code"] == answer["coupon"]["code"]  # a retry is the same coupon
+    assert len(await coupons_of_customer(sb.rt, cid)) == 1
+    status, _ = await post(sb, "/sidebar/api/customers/wmCoupon/coupons", {**body, "request_id": "coupon-req-0002"}, csrf)
+    assert status == 409  # per-customer limit of 1
+    status, _ = await post(sb, "/sidebar/api/customers/wmNotMine/coupons", body, csrf)
+    assert status == 403  # not this salesperson's customer

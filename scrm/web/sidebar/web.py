@@ -321,6 +321,31 @@ async def place_order(request: web.Request) -> web.Response:
     return _json({"order": views.order_json(order)}, status=201)
 
 
+async def coupon_templates(request: web.Request) -> web.Response:
+    from scrm.campaigns.coupons import list_templates
+
+    templates = await list_templates(request.app[RUNTIME], active=True)
+    return _json({"templates": [{"id": t.id, "name": t.name, "label": t.rule.label} for t in templates]})
+
+
+async def send_coupon(request: web.Request) -> web.Response:
+    """``{"template_id", "request_id"}``: give this customer one coupon (budgets and limits apply; a repeated
+    request_id gives the same coupon)."""
+    from scrm.campaigns.coupons import issue_coupon
+
+    customer_id = await _my_customer(request)
+    data = await read_json(request)
+    template_id = get_int(data, "template_id", minimum=1)
+    request_id = data.get("request_id")
+    if not isinstance(request_id, str) or not REQUEST_ID.fullmatch(request_id):
+        raise InvalidInput("request_id 格式不对 (request_id: 8–64 letters, digits, _ or -)", field="request_id")
+    userid = request[SESSION].userid
+    # Scoped to salesperson and customer: a retry gives the same coupon, never another customer's.
+    ref = "sidebar-coupon:" + hashlib.sha256(f"{userid}\n{customer_id}\n{request_id}".encode()).hexdigest()[:40]
+    coupon = await issue_coupon(request.app[RUNTIME], template_id, customer_id, source="sidebar", source_ref=ref, actor=userid)
+    return _json({"coupon": {"code": coupon.code, "name": coupon.name, "label": coupon.label, "status": coupon.status}}, status=201)
+
+
 async def group(request: web.Request) -> web.Response:
     chat_id = request.match_info["chat_id"]
     rt, userid = request.app[RUNTIME], request[SESSION].userid
@@ -357,6 +382,8 @@ API_ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "/sidebar/api/customers/{external_userid}/tags", change_tag),
     ("POST", "/sidebar/api/customers/{external_userid}/notes", add_note),
     ("POST", "/sidebar/api/customers/{external_userid}/orders", place_order),
+    ("POST", "/sidebar/api/customers/{external_userid}/coupons", send_coupon),
+    ("GET", "/sidebar/api/coupon-templates", coupon_templates),
     ("GET", "/sidebar/api/groups/{chat_id}", group),
     ("GET", "/sidebar/api/tags", tag_catalogue),
     ("GET", "/sidebar/api/products", products),

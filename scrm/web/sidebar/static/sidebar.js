@@ -135,7 +135,7 @@
     state.externalUserid = externalUserid;
     state.requestId = randomId();
     setStatus("正在加载客户…");
-    return Promise.all([loadCustomer(), loadTagChoices(), loadProducts()]).then(function () {
+    return Promise.all([loadCustomer(), loadTagChoices(), loadProducts(), loadCouponTemplates()]).then(function () {
       setStatus("");
       $("customer-view").hidden = false;
     }).catch(function (err) { setStatus(failed(err), true); });
@@ -319,6 +319,32 @@
       .then(function () { button.disabled = false; });
   }
 
+  function loadCouponTemplates() {
+    return request("GET", "/sidebar/api/coupon-templates").then(function (data) {
+      var select = $("coupon-template");
+      clear(select);
+      data.templates.forEach(function (t) {
+        var option = el("option", "", t.name + "（" + t.label + "）");
+        option.value = String(t.id);
+        select.appendChild(option);
+      });
+      $("send-coupon-button").disabled = !data.templates.length;
+      $("send-coupon-button").title = data.templates.length ? "" : "暂无可发的优惠券";
+    });
+  }
+
+  function sendCoupon() {
+    var button = $("send-coupon-button");
+    button.disabled = true;
+    request("POST", customerPath("/coupons"), { template_id: Number($("coupon-template").value), request_id: randomId() })
+      .then(function (data) {
+        setMessage("order-message", "已发券 " + data.coupon.name + "（券码 " + data.coupon.code + "）");
+        return loadCustomer();
+      })
+      .catch(function (err) { setMessage("order-message", failed(err), true); })
+      .then(function () { button.disabled = false; });
+  }
+
   function addNote() {
     var box = $("note-input");
     var text = box.value.trim();
@@ -372,6 +398,7 @@
       if (value) changeTag(value, "add", $("add-tag-button"));
     });
     $("order-form").addEventListener("submit", placeOrder);
+    $("send-coupon-button").addEventListener("click", sendCoupon);
     $("add-note-button").addEventListener("click", addNote);
     boot();
   });
