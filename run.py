@@ -237,6 +237,13 @@ def cmd_staff(args: argparse.Namespace) -> int:
     return _with_runtime(lambda rt: staff.run_cli(rt, args.rest))
 
 
+def cmd_rfm(args: argparse.Namespace) -> int:
+    from tagging.rfm_jobs import main as rfm_main
+
+    setup_logging("WARNING", "text")
+    return rfm_main(args, _settings())
+
+
 def cmd_sync(args: argparse.Namespace) -> int:
     from bots.wecom_sync import main as sync_main
 
@@ -272,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
         help="staff add USERNAME --role ROLE [--role …] [--name NAME] | staff passwd USERNAME | staff deactivate USERNAME | staff list",
     )
     st.add_argument("rest", nargs=argparse.REMAINDER)
+    rfm = sub.add_parser("rfm", help="recompute RFM scores and segments for every customer (progress bar)")
+    rfm.add_argument("--rebuild-stats", action="store_true", help="re-aggregate every customer's orders first")
     bill = sub.add_parser("billing", help="billing dunning | billing import-statement FILE.csv")
     bill.add_argument("action", choices=["dunning", "import-statement"])
     bill.add_argument("file", nargs="?")
@@ -298,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         "billing": cmd_billing,
         "tags": cmd_tags,
         "staff": cmd_staff,
+        "rfm": cmd_rfm,
     }
     return handlers[command](args)
 

@@ -31,6 +31,7 @@ NAV = (
     ("groups", "/console/groups", "客户群"),  # scrm/console/groups.py
     ("finance", "/console/finance/receivables", "财务"),  # scrm/console/finance.py
     ("rules", "/console/rules", "标签规则"),  # scrm/console/rules.py
+    ("segments", "/console/segments", "客群"),  # scrm/console/segments.py
     ("coupons", "/console/coupons", "优惠券"),  # scrm/console/campaigns.py
     ("campaigns", "/console/campaigns", "裂变活动"),  # scrm/console/campaigns.py
     ("staff", "/console/staff", "员工"),  # scrm/console/staff.py

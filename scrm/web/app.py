@@ -87,17 +87,20 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     from scrm.campaigns import referral_web as referral_campaigns_web
     from scrm.campaigns import web as coupons_web
     from scrm.channels import web as channels_web
+    from scrm.console import auth as console_auth
     from scrm.console import campaigns as console_campaigns
     from scrm.console import dashboard as console_dashboard
     from scrm.console import finance as console_finance
     from scrm.console import groups as console_groups
     from scrm.console import purchasing as console_purchasing
     from scrm.console import rules as console_rules
+    from scrm.console import segments as console_segments
     from scrm.console import staff as console_staff
     from scrm.console import web as console_web
     from scrm.tags import web as tags_web
     from scrm.web import api
     from scrm.web.sidebar import web as sidebar_web
+    from tagging import web as tagging_web
     from tagging.engine import tagger_cache
 
     app = web.Application(middlewares=[error_middleware, api_auth_middleware], client_max_size=settings.max_body_bytes)
@@ -147,6 +150,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     billing_web.setup_routes(app)
     console_finance.setup_routes(app)
     console_rules.setup_routes(app)
+    console_segments.setup_routes(app, roles=console_auth.MARKETING_ROLES)
+    tagging_web.setup_routes(app)
     console_campaigns.setup_routes(app)
     console_staff.setup_routes(app)
     archive_web.setup_routes(app)

@@ -36,6 +36,7 @@ FEATURE_MODULES = [
     "bots.billing_notices",
     "bots.dialog.balance",
     "tagging.handlers",
+    "tagging.rfm_jobs",
     "bots.broadcast_sender",
 ]
 

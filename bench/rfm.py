@@ -1,0 +1,378 @@
+"""RFM full recompute on PostgreSQL: ours vs the bare SQL statement vs pandas.
+
+``python -m bench.rfm [--customers 1000000 --orders 10000000]``
+
+A scratch database ``scrm_bench_rfm`` (created, migrated, dropped) gets ``--customers`` customers and ``--orders``
+orders from ``generate_series`` (skewed: low customer ids order more; 8 % cancelled; confirmed over the RFM window
+plus 60 days; amounts log-spread from ¥1 to ¥2,000). Orders are bulk-loaded without the ``number`` / ``source_ref``
+unique constraints and the status index (RFM uses none of them); ``ix_orders_customer_id`` is built after the load.
+The order aggregates (``customer_order_stats``) are then built once by ``tagging.rfm.rebuild_order_stats`` (timed,
+shown for information: it is the backfill path, not the nightly one). Timed, ``--runs`` times each, the clock one
+day further each night (so a day's worth of customers ages out of the window every time):
+
+* **ours** — the nightly RFM work as ``tagging.rfm_jobs.recompute_all`` runs it, in one transaction: age-out
+  (``age_out_order_stats``: customers whose oldest order left the window are re-aggregated from their orders) +
+  the RFM step (``recompute_rfm``: one scoring INSERT … SELECT full-joined with the stored rows, then only the
+  changed rows written). Measured after one untimed night, so ``customer_rfm`` is full, as every real night.
+* **bare** — the same ranking + classifying SELECT (``tagging.rfm.rfm_select``) over the aggregates, results
+  put into a temporary table (``CREATE TEMP TABLE … AS``, as ours does) and thrown away: the SQL floor of the RFM step.
+* **bare from orders** — one SELECT that aggregates the orders and scores them (no aggregates kept), into a temp
+  table: what a recompute without ``customer_order_stats`` would cost (BASELINES' "one statement").
+* **pandas** — the orders read out of the database (``COPY (SELECT … counted orders in the window) TO STDOUT`` into
+  ``pandas.read_csv``: the fastest way out), then aggregates, ranks (``rank(method="min")``, the same rank rule)
+  and segments computed in pandas. Not written back.
+
+Checked: pandas' scores and segments equal what ours stored, customer by customer. Also shown: scoring one customer
+after an order event (``rescore_customer``: one scan of the aggregates) and the activity recompute over every
+customer. Targets: the RFM step ≤ 1.5× bare; ours end to end ≤ 1.5× bare from orders and faster than pandas.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import io
+import statistics
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.common import (
+    HardTimeout,
+    arm_hard_timeout,
+    background_busy,
+    background_line,
+    command_line,
+    disarm_hard_timeout,
+    generated_line,
+    machine_lines,
+    pg_drop,
+    pg_recreate,
+    pg_version,
+    ratio,
+    write_section,
+)
+
+DB_NAME = "scrm_bench_rfm"
+DAY = dt.timedelta(days=1)
+
+
+@dataclass
+class Figures:
+    runs: dict[str, list[float]] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
+    checks: dict[str, str] = field(default_factory=dict)
+
+    def add(self, name: str, seconds: float) -> None:
+        self.runs.setdefault(name, []).append(seconds)
+
+    def median(self, name: str) -> float:
+        return statistics.median(self.runs[name]) if self.runs.get(name) else float("nan")
+
+
+async def load(db: Any, args: argparse.Namespace, now: dt.datetime, window_days: int, figures: Figures) -> None:
+    import sqlalchemy as sa
+
+    span = window_days + 60
+    started = time.perf_counter()
+    async with db.write() as conn:
+        for ddl in (
+            "ALTER TABLE orders DROP CONSTRAINT uq_orders_number",
+            "ALTER TABLE orders DROP CONSTRAINT uq_orders_source_ref",
+            "DROP INDEX ix_orders_status",
+            "DROP INDEX ix_orders_customer_id",
+        ):
+            await conn.execute(sa.text(ddl))
+        await conn.execute(sa.text("SELECT setseed(:seed)"), {"seed": args.seed})
+        await conn.execute(
+            sa.text(
+                "INSERT INTO customers (name, first_seen_at, last_seen_at, created_at, updated_at, custom_fields) "
+                "SELECT '客户' || g, ts, ts, ts, ts, '{}' "
+                "FROM (SELECT g, CAST(:now AS timestamptz) - random() * 400 * interval '1 day' AS ts FROM generate_series(1, :n) g) x"
+            ),
+            {"now": now, "n": args.customers},
+        )
+        await conn.execute(
+            sa.text(
+                "INSERT INTO orders (number, customer_id, status, source, subtotal_fen, total_fen, created_at, updated_at, confirmed_at) "
+                "SELECT 'B' || g, 1 + floor(power(random(), 1.6) * :c)::bigint, "
+                "CASE WHEN random() < 0.08 THEN 'cancelled' WHEN random() < 0.5 THEN 'completed' ELSE 'shipped' END, "
+                "'api', t, t, ts, ts, ts FROM (SELECT g, (100 + floor(exp(random() * 7.6) * 100))::bigint AS t, "
+                "CAST(:now AS timestamptz) - random() * :span * interval '1 day' AS ts FROM generate_series(1, :n) g) x"
+            ),
+            {"now": now, "n": args.orders, "c": args.customers, "span": span},
+        )
+        await conn.execute(sa.text("CREATE INDEX ix_orders_customer_id ON orders (customer_id)"))
+    async with db.engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(sa.text("VACUUM ANALYZE orders"))
+        await conn.execute(sa.text("VACUUM ANALYZE customers"))
+    figures.notes["load"] = f"{time.perf_counter() - started:.1f} s"
+
+
+async def timed(figures: Figures, name: str, db: Any, work: Any) -> Any:
+    started = time.perf_counter()
+    async with db.write() as conn:
+        result = await work(conn)
+    figures.add(name, time.perf_counter() - started)
+    return result
+
+
+async def run_pandas(url: str, now: dt.datetime, window_days: int, high: int) -> Any:
+    import asyncpg
+    import numpy as np
+    import pandas as pd
+
+    from tagging import rfm as rfm_module
+    from tagging.rfm import COUNTED_STATUSES, SEGMENTS
+
+    dsn = url.replace("postgresql+asyncpg", "postgresql")
+    conn = await asyncpg.connect(dsn)
+    try:
+        buf = io.BytesIO()
+        statuses = ", ".join(f"'{s}'" for s in COUNTED_STATUSES)
+        cutoff = (now - window_days * DAY).isoformat()
+        await conn.copy_from_query(
+            "SELECT customer_id, total_fen, floor(extract(epoch FROM confirmed_at))::bigint AS at FROM orders "
+            f"WHERE status IN ({statuses}) AND confirmed_at >= '{cutoff}'",
+            output=buf,
+            format="csv",
+        )
+    finally:
+        await conn.close()
+    buf.seek(0)
+    df = pd.read_csv(buf, names=["customer_id", "total_fen", "at"], dtype={"customer_id": "int64", "total_fen": "int64", "at": "int64"})
+    agg = df.groupby("customer_id").agg(frequency=("total_fen", "size"), monetary_fen=("total_fen", "sum"), last=("at", "max"))
+    n = len(agg)
+    offset = rfm_module.LOCAL_OFFSET_SECONDS  # business days (Asia/Shanghai dates), as tagging.rfm counts them
+    agg["recency_days"] = np.maximum(0, (int(now.timestamp()) + offset) // 86400 - (agg["last"] + offset) // 86400)
+    agg["r"] = 1 + (5 * (agg["recency_days"].rank(method="min", ascending=False).astype("int64") - 1)) // n
+    agg["f"] = 1 + (5 * (agg["frequency"].rank(method="min").astype("int64") - 1)) // n
+    agg["m"] = 1 + (5 * (agg["monetary_fen"].rank(method="min").astype("int64") - 1)) // n
+    names = np.array([SEGMENTS[(bool(k & 4), bool(k & 2), bool(k & 1))] for k in range(8)], dtype=object)
+    code = (agg["r"] >= high).astype(int) * 4 + (agg["f"] >= high).astype(int) * 2 + (agg["m"] >= high).astype(int)
+    agg["segment"] = names[code.to_numpy()]
+    return agg
+
+
+async def check_against_pandas(db: Any, agg: Any, today: dt.date) -> str:
+    import pandas as pd
+    import sqlalchemy as sa
+
+    from tagging.models import customer_rfm
+
+    c = customer_rfm.c
+    async with db.read() as conn:
+        # stored recency is as of each row's computed_on (rows are rewritten only when something changed)
+        recency = c.recency_days + (sa.literal(today, sa.Date()) - c.computed_on)
+        rows = (await conn.execute(sa.select(c.customer_id, recency, c.frequency, c.monetary_fen, c.r, c.f, c.m, c.segment))).all()
+    ours = pd.DataFrame(rows, columns=["customer_id", "recency_days", "frequency", "monetary_fen", "r", "f", "m", "segment"])
+    ours = ours.set_index("customer_id").sort_index()
+    theirs = agg[["recency_days", "frequency", "monetary_fen", "r", "f", "m", "segment"]].sort_index()
+    if len(ours) != len(theirs) or not (ours.index == theirs.index).all():
+        return f"✘ customers differ: ours {len(ours)}, pandas {len(theirs)}"
+    diff = int((ours.astype(str) != theirs.astype(str)).any(axis=1).sum())
+    return "✔ identical for every customer" if diff == 0 else f"✘ {diff} customers differ"
+
+
+async def bench(url: str, args: argparse.Namespace) -> Figures:
+    import sqlalchemy as sa
+
+    from scrm.core.clock import local
+    from scrm.core.db import Database
+    from tagging import activity, rfm
+    from tagging.models import customer_order_stats, customer_rfm
+
+    figures = Figures()
+    config = rfm.parse_rfm_config({})
+    acfg = activity.parse_activity_config({})
+    now0 = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    db = Database(url)
+    try:
+        print(f"generating {args.customers:,} customers and {args.orders:,} orders …", flush=True)
+        await load(db, args, now0, config.window_days, figures)
+        print(f"  loaded in {figures.notes['load']}; building the order aggregates …", flush=True)
+        stats_rows = await timed(figures, "rebuild", db, lambda conn: rfm.rebuild_order_stats(conn, "postgresql", now0, config))
+        async with db.engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(sa.text("VACUUM ANALYZE customer_order_stats"))
+        figures.notes["customers with orders in the window"] = f"{stats_rows:,}"
+        print(f"  {stats_rows:,} customers with counted orders; first (untimed) night …", flush=True)
+
+        async def ours_at(now: dt.datetime, timing: bool = True) -> Any:
+            async def work(conn: Any) -> Any:
+                started = time.perf_counter()
+                aged = await rfm.age_out_order_stats(conn, "postgresql", now, config)
+                middle = time.perf_counter()
+                run = await rfm.recompute_rfm(conn, "postgresql", now, config)
+                if timing:
+                    figures.add("age-out", middle - started)
+                    figures.add("rfm", time.perf_counter() - middle)
+                return aged, run
+
+            return work
+
+        async with db.write() as conn:
+            await (await ours_at(now0 + DAY, timing=False))(conn)
+        async with db.engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(sa.text("VACUUM ANALYZE customer_rfm"))
+        pandas_agg = None
+        for k in range(args.runs):
+            night = now0 + (2 + k) * DAY
+            aged, run = await timed(figures, "ours", db, await ours_at(night))
+
+            def bare(from_orders: bool, night: dt.datetime = night) -> Any:
+                async def statement(conn: Any) -> None:
+                    await conn.execute(sa.text("SET LOCAL work_mem = '256MB'"))  # the same settings as ours
+                    await conn.execute(sa.text("SET LOCAL jit = off"))
+                    select = rfm.rfm_select("postgresql", night, config, from_orders=from_orders)
+                    await conn.execute(rfm.CreateTempTableAs("bare_rfm", select))  # the statement form ours uses
+
+                return statement
+
+            await timed(figures, "bare", db, bare(False))
+            await timed(figures, "bare-orders", db, bare(True))
+            started = time.perf_counter()
+            pandas_agg = await run_pandas(url, night, config.window_days, config.high_score)
+            figures.add("pandas", time.perf_counter() - started)
+            figures.notes["night"] = (
+                f"{run.scored:,} customers scored; {aged:,} aggregates aged out; rows written: {run.inserted:,} new, "
+                f"{run.updated:,} changed, {run.deleted:,} deleted"
+            )
+            print(
+                f"  night {k + 1}: ours {figures.runs['ours'][-1]:.2f} s (age-out {figures.runs['age-out'][-1]:.2f} s, "
+                f"RFM {figures.runs['rfm'][-1]:.2f} s), bare {figures.runs['bare'][-1]:.2f} s, "
+                f"bare from orders {figures.runs['bare-orders'][-1]:.2f} s, pandas {figures.runs['pandas'][-1]:.2f} s",
+                flush=True,
+            )
+        last_night = now0 + (1 + args.runs) * DAY
+        figures.checks["pandas = ours"] = await check_against_pandas(db, pandas_agg, local(last_night).date())
+        async with db.read() as conn:
+            some = [r for (r,) in await conn.execute(sa.select(customer_rfm.c.customer_id).order_by(customer_rfm.c.customer_id).limit(5))]
+            n_stats = (await conn.execute(sa.select(sa.func.count()).select_from(customer_order_stats))).scalar_one()
+        night = now0 + (2 + args.runs) * DAY
+        for cid in some:
+            await timed(figures, "rescore", db, lambda conn, cid=cid: rfm.rescore_customer(conn, "postgresql", cid, night, config))
+        figures.notes["aggregates rows"] = f"{n_stats:,}"
+        print("  activity segments over every customer …", flush=True)
+        counts = await timed(figures, "activity", db, lambda conn: activity.recompute_activity(conn, "postgresql", night, acfg))
+        figures.notes["activity"] = ", ".join(f"{k} {v:,}" for k, v in counts.items())
+    finally:
+        await db.dispose()
+    return figures
+
+
+def render(fig: Figures, argv: list[str], args: argparse.Namespace, extra: dict[str, str], wall: float) -> str:
+    def row(name: str, what: str) -> str:
+        runs = sorted(fig.runs.get(name, []))
+        if not runs:
+            return f"| {what} | – | – | – | – |"
+        mid = statistics.median(runs)
+        return f"| {what} | {runs[0]:.2f} | {mid:.2f} | {runs[-1]:.2f} | {ratio(mid, fig.median('bare'))} |"
+
+    ours, step, bare, from_orders, pandas = (fig.median(n) for n in ("ours", "rfm", "bare", "bare-orders", "pandas"))
+    targets = [
+        ("RFM step / bare", step, bare, step <= 1.5 * bare, "≤ 1.5×"),
+        ("ours end to end / bare from orders", ours, from_orders, ours <= 1.5 * from_orders, "≤ 1.5×"),
+        ("ours end to end / pandas", ours, pandas, ours < pandas, "< 1×"),
+    ]
+    lines = [
+        "## RFM",
+        "",
+        generated_line(argv),
+        "",
+        *machine_lines(extra),
+        "",
+        f"Workload: {args.customers:,} customers, {args.orders:,} orders (load {fig.notes.get('load', '?')}); "
+        f"{fig.notes.get('customers with orders in the window', '?')} customers with counted orders in the 365-day window. "
+        f"{args.runs} nights, the clock one day on each time; same session settings everywhere (work_mem 256 MB, jit off).",
+        "",
+        "| what | min s | median s | max s | × bare |",
+        "|---|---:|---:|---:|---:|",
+        row("ours", "**ours, end to end**: the nightly transaction = age-out + RFM step"),
+        row("age-out", "… age-out: re-aggregate customers whose oldest order left the window"),
+        row("rfm", "… **RFM step**: score all (one SELECT into a temp table, full join with stored rows) + write what changed"),
+        row("bare", "**bare**: the same scoring SELECT over the aggregates, into a temp table"),
+        row("bare-orders", "**bare from orders**: one SELECT aggregating the orders and scoring, into a temp table"),
+        row("pandas", "**pandas**: COPY the orders out, aggregate + rank + classify (not written back)"),
+        row("rebuild", "backfill: every customer's aggregates from all orders (once)"),
+        row("rescore", "one customer re-scored after an order event"),
+        row("activity", "activity segments, every customer (one INSERT … SELECT)"),
+        "",
+        f"- last night: {fig.notes.get('night', '?')}",
+        *[f"- {label} = {ratio(a_, b_)} (target {goal}) {'✔' if ok else '✘'}" for label, a_, b_, ok, goal in targets],
+        *[f"- check {k}: {v}" for k, v in fig.checks.items()],
+        f"- activity: {fig.notes.get('activity', '?')}",
+        '- Quintiles are rank based (`RANK()`, equal values share a score) in SQL and in pandas (`rank(method="min")`).',
+        f"- Total wall time {wall:.0f} s.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.rfm", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--customers", type=int, default=1_000_000, help="customers (1,000,000)")
+    parser.add_argument("--orders", type=int, default=10_000_000, help="orders (10,000,000)")
+    parser.add_argument("--runs", type=int, default=5, help="timed nights (5)")
+    parser.add_argument("--seed", type=float, default=0.42, help="PostgreSQL setseed value in [-1, 1] (0.42)")
+    parser.add_argument("--hard-timeout", type=float, default=0.0, help="abort after this many s (auto)")
+    parser.add_argument("--no-write", action="store_true", help="do not update docs/BENCHMARKS.md")
+    args = parser.parse_args(argv)
+    if not 1 <= args.customers <= 5_000_000 or not 1 <= args.orders <= 50_000_000 or not 1 <= args.runs <= 10:
+        parser.error("--customers 1..5M, --orders 1..50M, --runs 1..10")
+    if not -1 <= args.seed <= 1:
+        parser.error("--seed must be within [-1, 1]")
+    if not args.hard_timeout:
+        args.hard_timeout = 120 + args.orders / 1_000_000 * (12 + 8 * args.runs)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    shown = command_line("bench.rfm", argv)
+    extra: dict[str, str] = {}
+    began = time.monotonic()
+    created = False
+    arm_hard_timeout(args.hard_timeout)
+    try:
+        from scrm.core.logs import setup_logging
+
+        setup_logging("WARNING", "text")
+        extra["machine busy before start"] = background_line(background_busy())
+        print(f"creating and migrating PostgreSQL database {DB_NAME} …", flush=True)
+        created = True
+        url = asyncio.run(pg_recreate(DB_NAME))
+        extra["postgresql"] = asyncio.run(pg_version())
+        figures = asyncio.run(bench(url, args))
+    except HardTimeout as exc:
+        print(f"aborted: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception:
+        traceback.print_exc()
+        print("benchmark failed", file=sys.stderr)
+        return 1
+    finally:
+        disarm_hard_timeout()
+        if created:
+            try:
+                asyncio.run(pg_drop(DB_NAME))
+            except Exception as exc:
+                print(f"could not drop {DB_NAME}: {exc}", file=sys.stderr)
+    table = render(figures, shown, args, extra, time.monotonic() - began)
+    print()
+    print(table)
+    if not args.no_write:
+        print(f"written to {write_section('rfm', table)}")
+    checks_ok = all(v.startswith("✔") for v in figures.checks.values())
+    return 0 if checks_ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,381 @@
+"""RFM: pure scoring, and the set-based SQL (full + incremental) against a reference computed here in plain Python
+on the same orders — on SQLite and PostgreSQL, with plenty of ties."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import random
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from fulfillment.models import OrderStatus, orders
+from scrm.core.clock import local
+from scrm.core.runtime import Runtime
+from tagging import rfm
+from tagging.models import customer_order_stats, customer_rfm
+from tagging.rfm import RfmConfig
+
+DAY = dt.timedelta(days=1)
+
+
+# ---- pure -------------------------------------------------------------------------------------------------
+def brute_scores(values: list[float], higher_is_better: bool = True) -> list[int]:
+    """1 + ⌊5·(number of strictly worse values) / n⌋, counted the slow, obvious way."""
+    n = len(values)
+    worse = [sum(1 for w in values if (w < v if higher_is_better else w > v)) for v in values]
+    return [1 + 5 * k // n for k in worse]
+
+
+def test_counted_statuses_are_fulfilments() -> None:
+    assert set(rfm.COUNTED_STATUSES) == {
+        OrderStatus.CONFIRMED,
+        OrderStatus.PARTIALLY_SHIPPED,
+        OrderStatus.SHIPPED,
+        OrderStatus.COMPLETED,
+    }
+    for name in ("id", "customer_id", "status", "total_fen", "confirmed_at"):
+        assert name in orders.c  # the lightweight table clause names real columns
+
+
+def test_quintiles_distinct_values() -> None:
+    assert rfm.quintile_scores([10, 20, 30, 40, 50]) == [1, 2, 3, 4, 5]
+    assert rfm.quintile_scores(list(range(10))) == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
+    assert rfm.quintile_scores([5]) == [1]
+    assert rfm.quintile_scores([]) == []
+    # recency: fewer days is better
+    assert rfm.quintile_scores([1, 2, 3, 4, 5], higher_is_better=False) == [5, 4, 3, 2, 1]
+
+
+def test_quintiles_ties_share_a_score() -> None:
+    values = [1, 1, 1, 1, 1, 1, 2, 2, 3, 9]
+    scores = rfm.quintile_scores(values)
+    assert scores == [1, 1, 1, 1, 1, 1, 4, 4, 5, 5]
+    assert rfm.quintile_scores([7, 7, 7]) == [1, 1, 1]
+    assert rfm.quintile_scores([3, 3, 0, 0], higher_is_better=False) == [1, 1, 3, 3]
+
+
+def test_quintiles_match_brute_force() -> None:
+    rng = random.Random(7)
+    for _ in range(200):
+        values = [rng.choice([0, 1, 1, 2, 3, 5, 8, rng.randint(0, 100)]) for _ in range(rng.randint(1, 60))]
+        for better in (True, False):
+            assert rfm.quintile_scores(values, higher_is_better=better) == brute_scores(values, better)
+
+
+def test_cut_points() -> None:
+    cuts = (7, 30, 90, 180)
+    assert [rfm.score_by_cuts(d, cuts, higher_is_better=False) for d in (0, 7, 8, 30, 31, 90, 180, 181)] == [5, 5, 4, 4, 3, 3, 2, 1]
+    assert [rfm.score_by_cuts(n, (1, 2, 4, 8)) for n in (1, 2, 3, 4, 5, 8, 9, 100)] == [1, 2, 3, 3, 4, 4, 5, 5]
+
+
+def test_eight_segments() -> None:
+    names = {rfm.segment_of(r, f, m) for r in (1, 5) for f in (2, 3) for m in (2, 4)}
+    assert names == set(rfm.SEGMENT_NAMES) and len(names) == 8
+    assert rfm.segment_of(5, 5, 5) == "重要价值客户"
+    assert rfm.segment_of(3, 2, 3) == "重要发展客户"
+    assert rfm.segment_of(2, 3, 3) == "重要保持客户"
+    assert rfm.segment_of(1, 1, 5) == "重要挽留客户"
+    assert rfm.segment_of(4, 4, 1) == "一般价值客户"
+    assert rfm.segment_of(4, 1, 2) == "一般发展客户"
+    assert rfm.segment_of(1, 4, 2) == "一般保持客户"
+    assert rfm.segment_of(1, 1, 1) == "一般挽留客户"
+    assert rfm.segment_of(3, 3, 3, high_score=4) == "一般挽留客户"
+
+
+def test_recency_counts_business_days() -> None:
+    now = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC)  # 10:00 in Shanghai
+    shanghai = dt.timezone(dt.timedelta(hours=8))
+    assert rfm.recency_days(now, now) == 0
+    assert rfm.recency_days(now, dt.datetime(2026, 11, 23, 0, 0, 1, tzinfo=shanghai)) == 0
+    assert rfm.recency_days(now, dt.datetime(2026, 11, 22, 23, 59, 59, tzinfo=shanghai)) == 1
+    assert rfm.recency_days(now, now - 30 * DAY) == 30
+    assert rfm.recency_days(now, now + DAY) == 0  # clock skew never gives a negative recency
+
+
+def test_config_validation() -> None:
+    assert rfm.parse_rfm_config({}) == RfmConfig()
+    cfg = rfm.parse_rfm_config({"rfm": {"scoring": "cuts", "monetary_cuts_yuan": [1, 2.5, 3, 4]}})
+    assert cfg.monetary_cuts_fen == (100, 250, 300, 400)
+    for bad, key in (
+        ({"window_days": 0}, "window_days"),
+        ({"scoring": "deciles"}, "scoring"),
+        ({"high_score": 1}, "high_score"),
+        ({"recency_cuts": [30, 7, 90, 180]}, "recency_cuts"),
+        ({"frequency_cuts": [1, 2, 3]}, "frequency_cuts"),
+        ({"windw_days": 3}, "windw_days"),
+    ):
+        with pytest.raises(ValueError, match=key):
+            rfm.parse_rfm_config({"rfm": bad})
+    rfm.parse_rfm_config(rfm.load_segments_toml())  # the shipped file is valid
+
+
+# ---- database ---------------------------------------------------------------------------------------------
+_seq = [0]
+
+
+async def add_orders(rt: Runtime, rows: list[tuple[int, str, int, dt.datetime | None]]) -> list[int]:
+    """Insert orders (customer_id, status, total_fen, confirmed_at) straight into fulfilment's table."""
+    now = rt.clock.now()
+    values = []
+    for customer_id, status, total, confirmed_at in rows:
+        _seq[0] += 1
+        values.append(
+            {
+                "number": f"T{_seq[0]:08d}",
+                "customer_id": customer_id,
+                "status": status,
+                "source": "api",
+                "subtotal_fen": total,
+                "total_fen": total,
+                "created_at": confirmed_at or now,
+                "updated_at": now,
+                "confirmed_at": confirmed_at,
+            }
+        )
+    async with rt.db.write() as conn:
+        result = await conn.execute(orders.insert().returning(orders.c.id), values)
+        return [int(r.id) for r in result]
+
+
+def reference(rows: list[tuple[int, str, int, dt.datetime | None]], now: dt.datetime, config: RfmConfig) -> dict[int, dict[str, Any]]:
+    """What the database should hold, computed independently: aggregate, then count strictly worse customers."""
+    cutoff = now - dt.timedelta(days=config.window_days)
+    agg: dict[int, list[Any]] = {}
+    for cid, status, total, at in rows:
+        if status in rfm.COUNTED_STATUSES and at is not None and at >= cutoff:
+            a = agg.setdefault(cid, [0, 0, at])
+            a[0] += 1
+            a[1] += total
+            a[2] = max(a[2], at)
+    people = {cid: (max(0, (local(now).date() - local(a[2]).date()).days), a[0], a[1]) for cid, a in agg.items()}
+    n = len(people)
+    out = {}
+    for cid, (days, freq, money) in people.items():
+        if config.scoring == "quintiles":
+            r = 1 + 5 * sum(1 for d, _, _ in people.values() if d > days) // n
+            f = 1 + 5 * sum(1 for _, q, _ in people.values() if q < freq) // n
+            m = 1 + 5 * sum(1 for _, _, v in people.values() if v < money) // n
+        else:
+            r = 1 + sum(1 for c in config.recency_cuts if days <= c)
+            f = 1 + sum(1 for c in config.frequency_cuts if freq > c)
+            m = 1 + sum(1 for c in config.monetary_cuts_fen if money > c)
+        high = config.high_score
+        names = {
+            (1, 1, 1): "重要价值客户", (1, 0, 1): "重要发展客户", (0, 1, 1): "重要保持客户", (0, 0, 1): "重要挽留客户",
+            (1, 1, 0): "一般价值客户", (1, 0, 0): "一般发展客户", (0, 1, 0): "一般保持客户", (0, 0, 0): "一般挽留客户",
+        }  # fmt: skip
+        segment = names[(int(r >= high), int(f >= high), int(m >= high))]
+        out[cid] = {"recency_days": days, "frequency": freq, "monetary_fen": money, "r": r, "f": f, "m": m, "segment": segment}
+    return out
+
+
+async def stored(rt: Runtime) -> dict[int, dict[str, Any]]:
+    """customer_rfm as of the clock's day (recency projected from each row's computed_on, as rfm_of does)."""
+    today = local(rt.clock.now()).date()
+    async with rt.db.read() as conn:
+        ids = [int(i) for (i,) in await conn.execute(sa.select(customer_rfm.c.customer_id))]
+        views = [await rfm.rfm_of(conn, i, today) for i in ids]
+    keys = ("recency_days", "frequency", "monetary_fen", "r", "f", "m", "segment")
+    return {v.customer_id: {k: getattr(v, k) for k in keys} for v in views if v is not None}
+
+
+def random_orders(rng: random.Random, now: dt.datetime, customers: int, count: int) -> list[tuple[int, str, int, dt.datetime | None]]:
+    statuses = [*rfm.COUNTED_STATUSES, *rfm.COUNTED_STATUSES, OrderStatus.CANCELLED, OrderStatus.PENDING, OrderStatus.ON_HOLD]
+    rows = []
+    for _ in range(count):
+        status = rng.choice(statuses)
+        at = None if status == OrderStatus.PENDING else now - rng.choice([0, 1, 1, 3, 3, 10, 40, 200, 364, 366, 500]) * DAY
+        at = at - dt.timedelta(hours=rng.choice([0, 5])) if at else None
+        rows.append((rng.randint(1, customers), status, rng.choice([1000, 1000, 5000, 12_345, 100_000]), at))
+    return rows
+
+
+async def full(rt: Runtime, config: RfmConfig, *, rebuild: bool = True) -> rfm.RfmRun:
+    now = rt.clock.now()
+    async with rt.db.write() as conn:
+        if rebuild:
+            await rfm.rebuild_order_stats(conn, rt.db.dialect, now, config)
+        else:
+            await rfm.age_out_order_stats(conn, rt.db.dialect, now, config)
+        return await rfm.recompute_rfm(conn, rt.db.dialect, now, config)
+
+
+@pytest.mark.parametrize("scoring", ["quintiles", "cuts"])
+async def test_full_recompute_matches_reference(rt: Runtime, scoring: str) -> None:
+    config = dataclasses.replace(RfmConfig(), scoring=scoring, frequency_cuts=(1, 2, 3, 5), monetary_cuts_fen=(1000, 5000, 20_000, 50_000))
+    now = rt.clock.now()
+    rows = random_orders(random.Random(42), now, customers=150, count=600)
+    await add_orders(rt, rows)
+    run = await full(rt, config)
+    scored = run.scored
+    expected = reference(rows, now, config)
+    assert scored == run.inserted == len(expected) > 50
+    assert await stored(rt) == expected
+    async with rt.db.read() as conn:
+        dates = {r for (r,) in await conn.execute(sa.select(customer_rfm.c.computed_on).distinct())}
+        counts = await rfm.segment_counts(conn)
+        grid = await rfm.rf_grid(conn)
+    assert dates == {local(now).date()}
+    assert sum(counts.values()) == scored and list(counts) == list(rfm.SEGMENT_NAMES)
+    assert sum(grid.values()) == scored and len(grid) == 25
+
+
+async def test_all_equal_customers_share_scores(rt: Runtime) -> None:
+    now = rt.clock.now()
+    await add_orders(rt, [(cid, OrderStatus.CONFIRMED, 5000, now - 2 * DAY) for cid in range(1, 8)])
+    await full(rt, RfmConfig())
+    assert {(v["r"], v["f"], v["m"]) for v in (await stored(rt)).values()} == {(1, 1, 1)}
+
+
+async def test_customers_leaving_the_window_are_dropped(rt: Runtime, clock: Any) -> None:
+    config = RfmConfig(window_days=30)
+    now = rt.clock.now()
+    rows = [
+        (1, OrderStatus.CONFIRMED, 1000, now - 29 * DAY),
+        (1, OrderStatus.SHIPPED, 2000, now - 1 * DAY),
+        (2, OrderStatus.COMPLETED, 3000, now - 20 * DAY),
+        (3, OrderStatus.CONFIRMED, 9000, now - 2 * DAY),
+    ]
+    await add_orders(rt, rows)
+    await full(rt, config)
+    assert set(await stored(rt)) == {1, 2, 3}
+    clock.advance(days=15)  # customer 1's older order and all of customer 2's leave the window
+    await full(rt, config, rebuild=False)
+    got = await stored(rt)
+    assert set(got) == {1, 3}
+    assert got == reference(rows, rt.clock.now(), config)
+    async with rt.db.read() as conn:
+        stats = {int(r.customer_id): (r.orders, r.monetary_fen) for r in await conn.execute(sa.select(customer_order_stats))}
+    assert stats == {1: (1, 2000), 3: (1, 9000)}
+
+
+async def test_order_events_are_incremental_and_idempotent(catalog: Runtime) -> None:
+    from fulfillment.orders import cancel_order, create_order
+    from tagging.rfm_jobs import update_after_order
+    from tests.conftest import make_customer
+
+    rt = catalog
+    a, b, c = [await make_customer(rt, f"wmRfm{k}") for k in "abc"]
+    first = await create_order(rt, customer_id=a, items=[("WATER-550", 2)], source="api", confirm=True)
+    await create_order(rt, customer_id=b, items=[("WATER-550", 1)], source="api", confirm=True)
+    await create_order(rt, customer_id=c, items=[("WATER-550", 5)], source="api", confirm=True)
+    draft = await create_order(rt, customer_id=a, items=[("WATER-550", 9)], source="chat")  # pending: never counted
+    for o in (first, draft):
+        await update_after_order(rt, {"order_id": o.id})
+        await update_after_order(rt, {"order_id": o.id})  # a replay changes nothing
+    got = await stored(rt)
+    assert set(got) == {a}
+    assert got[a]["frequency"] == 1 and got[a]["monetary_fen"] == first.total_fen
+    # the others' events arrive; each customer is scored against everybody's aggregates so far
+    for cid in (b, c):
+        async with rt.db.read() as conn:
+            ids = [r.id for r in await conn.execute(sa.select(orders.c.id).where(orders.c.customer_id == cid))]
+        await update_after_order(rt, {"order_id": ids[0]})
+    # what the incremental path gave the last customer equals a full recompute for them
+    last = (await stored(rt))[c]
+    await full(rt, rfm.rfm_config(rt))
+    assert (await stored(rt))[c] == last
+    await cancel_order(rt, first.id, reason="test")
+    await update_after_order(rt, {"order_id": first.id})
+    await update_after_order(rt, {"order_id": first.id})
+    assert a not in await stored(rt)
+    async with rt.db.read() as conn:
+        assert (await conn.execute(sa.select(customer_order_stats).where(customer_order_stats.c.customer_id == a))).first() is None
+        assert await rfm.rfm_of(conn, c) is not None
+
+
+async def test_rescore_matches_full_recompute(rt: Runtime) -> None:
+    config = RfmConfig()
+    now = rt.clock.now()
+    rows = random_orders(random.Random(3), now, customers=60, count=250)
+    await add_orders(rt, rows)
+    await full(rt, config)
+    expected = await stored(rt)
+    async with rt.db.write() as conn:
+        await conn.execute(sa.delete(customer_rfm))
+        for cid in expected:
+            await rfm.rescore_customer(conn, rt.db.dialect, cid, now, config)
+    assert await stored(rt) == expected
+
+
+async def test_rows_are_rewritten_only_when_figures_change(rt: Runtime, clock: Any) -> None:
+    """A night where nobody ordered rewrites nothing: each stored recency plus the days since its computed_on is
+    still today's recency. The API projects it; a real change (a new order) rewrites the row."""
+    config = RfmConfig()
+    now = rt.clock.now()
+    rows = random_orders(random.Random(11), now, customers=80, count=300)
+    rows = [r for r in rows if r[3] is None or r[3] > now - 300 * DAY]  # nothing leaves the window in 3 days
+    await add_orders(rt, rows)
+    await full(rt, config)
+    clock.advance(days=3)
+    run = await full(rt, config, rebuild=False)
+    assert (run.inserted, run.updated, run.deleted) == (0, 0, 0)
+    today = local(rt.clock.now()).date()
+    expected = reference(rows, rt.clock.now(), config)
+    async with rt.db.read() as conn:
+        for cid, want in expected.items():
+            view = await rfm.rfm_of(conn, cid, today)
+            assert view is not None and view.recency_days == want["recency_days"] and view.segment == want["segment"]
+            assert view.computed_on == today - dt.timedelta(days=3)
+    extra = (1, OrderStatus.CONFIRMED, 100_000_000, rt.clock.now())
+    await add_orders(rt, [extra])
+    async with rt.db.write() as conn:
+        await rfm.refresh_order_stats(conn, rt.db.dialect, [1], rt.clock.now(), config)
+    run = await full(rt, config, rebuild=False)
+    assert run.updated >= 1 and run.inserted == (0 if 1 in expected else 1)
+    assert await stored(rt) == reference([*rows, extra], rt.clock.now(), config)
+
+
+async def test_nightly_runs_once_a_day_after_three(rt: Runtime, clock: Any) -> None:
+    from tagging.rfm_jobs import due_today, recompute_all
+    from tests.conftest import make_customer
+
+    await make_customer(rt, "wmNightly")
+    clock.set(dt.datetime(2026, 11, 23, 18, 30, tzinfo=dt.UTC))  # 02:30 in Shanghai
+    assert not await due_today(rt)
+    clock.set(dt.datetime(2026, 11, 23, 19, 41, tzinfo=dt.UTC))  # 03:41
+    assert await due_today(rt)
+    report = await recompute_all(rt)
+    assert report.activity_segments["new"] == 1 and report.scored == 0
+    assert not await due_today(rt)
+    clock.advance(days=1)
+    assert await due_today(rt)
+
+
+def test_run_py_rfm_shows_progress(tmp_path: Any, capsys: pytest.CaptureFixture[str], sqlite_template: Any) -> None:
+    import argparse
+    import shutil
+
+    from tagging.rfm_jobs import main
+    from tests.conftest import make_settings
+
+    shutil.copy(sqlite_template, tmp_path / "cli.db")
+    settings = make_settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
+    assert main(argparse.Namespace(rebuild_stats=True), settings) == 0
+    out = capsys.readouterr().out
+    assert "[##############################] 3/3 活跃度分群 ✓" in out and "重要价值客户\t0" in out
+
+
+async def test_merged_customers_orders_follow_the_survivor(rt: Runtime) -> None:
+    from fulfillment.jobs import move_orders_of_merged_customer
+    from scrm.customers.services import merge_customers
+    from tagging.rfm_jobs import update_after_merge, update_after_order
+    from tests.conftest import make_customer
+
+    a, b = await make_customer(rt, "wmMergeRfmA"), await make_customer(rt, "wmMergeRfmB")
+    now = rt.clock.now()
+    ids = await add_orders(rt, [(a, OrderStatus.CONFIRMED, 1000, now - DAY), (b, OrderStatus.SHIPPED, 2500, now)])
+    for order_id in ids:
+        await update_after_order(rt, {"order_id": order_id})
+    async with rt.db.write() as conn:
+        survivor = await merge_customers(conn, rt.db.dialect, a, b, now)
+    gone = b if survivor == a else a
+    payload = {"from": gone, "into": survivor}
+    await move_orders_of_merged_customer(rt, payload)
+    await update_after_merge(rt, payload)
+    await update_after_merge(rt, payload)  # replay
+    got = await stored(rt)
+    assert set(got) == {survivor} and got[survivor]["frequency"] == 2 and got[survivor]["monetary_fen"] == 3500
