@@ -21,6 +21,7 @@ from fulfillment.models import OrderStatus
 from fulfillment.models import orders as orders_table
 from fulfillment.orders import OrderView, orders_of_customer
 from scrm.channels.models import channel_codes
+from scrm.core.clock import local
 from scrm.core.runtime import Runtime
 from scrm.customers.models import FollowStatus, follows, salespeople
 from scrm.customers.relations import follow_of
@@ -272,7 +273,7 @@ async def customer_360(rt: Runtime, userid: str, customer_id: int, external_user
                 .order_by(groups.c.name)
             )
         ).all()
-        segment, rfm = await _segment_and_rfm(conn, customer_id)
+        segment, rfm = await _segment_and_rfm(conn, customer_id, local(rt.clock.now()).date())
     order_list = await orders_of_customer(rt, customer_id, limit=ORDERS_LIMIT)
     balance = await customer_balance(rt, customer_id)
     return {
@@ -395,22 +396,24 @@ async def add_note(rt: Runtime, *, customer_id: int, author: str, body: str) -> 
 ACTIVITY_ZH = {"new": "新客户", "active": "活跃", "silent": "沉默", "churn_risk": "流失风险", "lost": "已流失"}
 
 
-async def _segment_and_rfm(conn: Any, customer_id: int) -> tuple[str | None, dict[str, Any] | None]:
-    """The customer's activity segment and RFM scores as last computed (None until the first computation)."""
-    from tagging.models import customer_activity, customer_rfm
+async def _segment_and_rfm(conn: Any, customer_id: int, today: dt.date) -> tuple[str | None, dict[str, Any] | None]:
+    """The customer's activity segment and RFM scores as last computed (None until the first computation);
+    recency is counted up to today (business date)."""
+    from tagging.models import customer_activity
+    from tagging.rfm import rfm_of
 
     act = (await conn.execute(sa.select(customer_activity.c.segment).where(customer_activity.c.customer_id == customer_id))).first()
-    row = (await conn.execute(sa.select(customer_rfm).where(customer_rfm.c.customer_id == customer_id))).first()
+    view = await rfm_of(conn, customer_id, today)
     rfm = None
-    if row is not None:
+    if view is not None:
         rfm = {
-            "segment": row.segment,
-            "r": int(row.r),
-            "f": int(row.f),
-            "m": int(row.m),
-            "recency_days": int(row.recency_days),
-            "frequency": int(row.frequency),
-            "monetary_fen": int(row.monetary_fen),
-            "computed_on": row.computed_on.isoformat(),
+            "segment": view.segment,
+            "r": int(view.r),
+            "f": int(view.f),
+            "m": int(view.m),
+            "recency_days": int(view.recency_days),
+            "frequency": int(view.frequency),
+            "monetary_fen": int(view.monetary_fen),
+            "computed_on": view.computed_on.isoformat(),
         }
     return (ACTIVITY_ZH.get(act.segment, act.segment) if act else None), rfm
