@@ -204,23 +204,22 @@ async def contact_half_added(rt: Runtime, row: Any) -> str:
     return await _contact_added(rt, row, FollowStatus.HALF)
 
 
+async def _event_entry(conn: Any, rt: Runtime, row: Any, title: str, data: dict[str, Any]) -> int:
+    """Ensure the event's customer and put the event on their timeline (ref ``event:<id>``: once)."""
+    customer_id = await ensure_customer(conn, rt.db.dialect, kind="external_userid", value=row.external_userid, now=rt.clock.now())
+    await add_entry(
+        conn, rt.db.dialect, customer_id=customer_id, at=row.occurred_at, kind=Kind.EVENT, title=title, ref=f"event:{row.id}", data=data
+    )
+    return customer_id
+
+
 @processor("wecom", CONTACT + "edit_external_contact")
 async def contact_edited(rt: Runtime, row: Any) -> str:
     if not row.external_userid:
         return "no ExternalUserID: nothing to record"
     who = await _salesperson_name(rt, row.user_id) if row.user_id else "销售"
     async with rt.db.write() as conn:
-        customer_id = await ensure_customer(conn, rt.db.dialect, kind="external_userid", value=row.external_userid, now=rt.clock.now())
-        await add_entry(
-            conn,
-            rt.db.dialect,
-            customer_id=customer_id,
-            at=row.occurred_at,
-            kind=Kind.EVENT,
-            title=f"销售 {who} 编辑了客户资料",
-            ref=f"event:{row.id}",
-            data={"userid": row.user_id},
-        )
+        await _event_entry(conn, rt, row, f"销售 {who} 编辑了客户资料", {"userid": row.user_id})
     await enqueue_enrichment(rt, row.external_userid, f"event{row.id}")
     return "profile refresh queued"
 
@@ -300,17 +299,7 @@ async def transfer_failed(rt: Runtime, row: Any) -> str:
     reason = TRANSFER_FAIL_REASONS.get(code, f"原因：{code or '未知'}")
     who = await _salesperson_name(rt, row.user_id)
     async with rt.db.write() as conn:
-        customer_id = await ensure_customer(conn, rt.db.dialect, kind="external_userid", value=row.external_userid, now=rt.clock.now())
-        await add_entry(
-            conn,
-            rt.db.dialect,
-            customer_id=customer_id,
-            at=row.occurred_at,
-            kind=Kind.EVENT,
-            title=f"转接给销售 {who} 失败：{reason}",
-            ref=f"event:{row.id}",
-            data={"userid": row.user_id, "fail_reason": code},
-        )
+        customer_id = await _event_entry(conn, rt, row, f"转接给销售 {who} 失败：{reason}", {"userid": row.user_id, "fail_reason": code})
         customer = await get_customer(conn, customer_id)
     name = customer_label(customer, None, row.external_userid)
     text = f"【客户转接失败】客户「{name}」转接给您未成功：{reason}。"

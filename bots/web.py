@@ -66,11 +66,8 @@ async def _store(request: web.Request, channel: str, item: Inbound) -> web.Respo
 # ---- WeCom --------------------------------------------------------------------------------------------
 async def wecom_verify(request: web.Request) -> web.Response:
     crypto = request.app[WECOM_CRYPTO]
-    rt = request.app[RUNTIME]
     try:
-        query = parse_query(request.rel_url.raw_query_string)
-        sig, ts, nonce, echostr = require(query, "msg_signature", "timestamp", "nonce", "echostr")
-        check_timestamp(ts, rt.clock.timestamp(), rt.settings.callback_max_skew)
+        _, (sig, ts, nonce, echostr) = _fresh_query(request, "msg_signature", "timestamp", "nonce", "echostr")
         check_signature(sig, crypto.token, ts, nonce, echostr)
         plain = crypto.decrypt(echostr)
     except CallbackRejected as exc:
@@ -82,16 +79,8 @@ async def wecom_callback(request: web.Request) -> web.Response:
     crypto = request.app[WECOM_CRYPTO]
     rt = request.app[RUNTIME]
     try:
-        query = parse_query(request.rel_url.raw_query_string)
-        sig, ts, nonce = require(query, "msg_signature", "timestamp", "nonce")
-        check_timestamp(ts, rt.clock.timestamp(), rt.settings.callback_max_skew)
-        body = await _read_body(request)
-        envelope = _parse(body)
-        encrypted = envelope.get("Encrypt")
-        if not isinstance(encrypted, str) or not encrypted.strip():
-            raise CallbackRejected(400, "bad_request", "envelope has no Encrypt element")
-        check_signature(sig, crypto.token, ts, nonce, encrypted.strip())
-        plain = crypto.decrypt(encrypted.strip())
+        _, (sig, ts, nonce) = _fresh_query(request, "msg_signature", "timestamp", "nonce")
+        plain = _open_envelope(crypto, _parse(await _read_body(request)), sig, ts, nonce)
         fields = _parse(plain)
     except CallbackRejected as exc:
         return _rejected("wecom", exc)
@@ -101,11 +90,8 @@ async def wecom_callback(request: web.Request) -> web.Response:
 # ---- Official Account ---------------------------------------------------------------------------------
 async def mp_verify(request: web.Request) -> web.Response:
     crypto = request.app[MP_CRYPTO]
-    rt = request.app[RUNTIME]
     try:
-        query = parse_query(request.rel_url.raw_query_string)
-        sig, ts, nonce, echostr = require(query, "signature", "timestamp", "nonce", "echostr")
-        check_timestamp(ts, rt.clock.timestamp(), rt.settings.callback_max_skew)
+        _, (sig, ts, nonce, echostr) = _fresh_query(request, "signature", "timestamp", "nonce", "echostr")
         check_signature(sig, crypto.token, ts, nonce)
     except CallbackRejected as exc:
         return _rejected("mp", exc)
@@ -116,19 +102,13 @@ async def mp_callback(request: web.Request) -> web.Response:
     crypto = request.app[MP_CRYPTO]
     rt = request.app[RUNTIME]
     try:
-        query = parse_query(request.rel_url.raw_query_string)
-        sig, ts, nonce = require(query, "signature", "timestamp", "nonce")
-        check_timestamp(ts, rt.clock.timestamp(), rt.settings.callback_max_skew)
+        query, (sig, ts, nonce) = _fresh_query(request, "signature", "timestamp", "nonce")
         check_signature(sig, crypto.token, ts, nonce)
         body = await _read_body(request)
         doc = _parse(body)
         if query.get("encrypt_type", "raw") == "aes":
             (msg_sig,) = require(query, "msg_signature")
-            encrypted = doc.get("Encrypt")
-            if not isinstance(encrypted, str) or not encrypted.strip():
-                raise CallbackRejected(400, "bad_request", "safe-mode body has no Encrypt element")
-            check_signature(msg_sig, crypto.token, ts, nonce, encrypted.strip())
-            body = crypto.decrypt(encrypted.strip())
+            body = _open_envelope(crypto, doc, msg_sig, ts, nonce)
             doc = _parse(body)
         elif rt.settings.mp_aes_key:
             raise CallbackRejected(400, "bad_request", "this account is in safe mode: encrypt_type=aes required")
@@ -139,6 +119,24 @@ async def mp_callback(request: web.Request) -> web.Response:
         # The Official Account shows "该公众号暂时无法提供服务" for anything but "success" or an empty body.
         return web.Response(text="success", content_type="text/plain")
     return response
+
+
+def _fresh_query(request: web.Request, *names: str) -> tuple[dict[str, str], list[str]]:
+    """The query's named parameters (all required), after the timestamp-window check."""
+    query = parse_query(request.rel_url.raw_query_string)
+    values = require(query, *names)
+    rt = request.app[RUNTIME]
+    check_timestamp(query["timestamp"], rt.clock.timestamp(), rt.settings.callback_max_skew)
+    return query, values
+
+
+def _open_envelope(crypto: CallbackCrypto, envelope: dict[str, object], sig: str, ts: str, nonce: str) -> str:
+    """Check the signature over the envelope's Encrypt element and decrypt it (WeCom, and OA safe mode)."""
+    encrypted = envelope.get("Encrypt")
+    if not isinstance(encrypted, str) or not encrypted.strip():
+        raise CallbackRejected(400, "bad_request", "envelope has no Encrypt element")
+    check_signature(sig, crypto.token, ts, nonce, encrypted.strip())
+    return crypto.decrypt(encrypted.strip())
 
 
 def _parse(text: str) -> dict[str, object]:
