@@ -123,6 +123,7 @@ orders = sa.Table(
     sa.Column("closed_at", UTCDateTime()),
     sa.CheckConstraint("total_fen >= 0", name="total_not_negative"),
     sa.Index("ix_orders_status", "status"),
+    sa.Index("ix_orders_customer_confirmed", "customer_id", "confirmed_at"),  # RFM age-out / per-customer re-aggregation
 )
 
 order_lines = sa.Table(

@@ -42,6 +42,11 @@ customer_order_stats = sa.Table(
     sa.Column("first_order_at", UTCDateTime()),
     sa.Column("last_order_at", UTCDateTime()),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+    # rescoring one customer counts who ranks below on each axis: index range counts instead of a table scan
+    sa.Index("ix_customer_order_stats_orders", "orders"),
+    sa.Index("ix_customer_order_stats_monetary_fen", "monetary_fen"),
+    sa.Index("ix_customer_order_stats_last_order_at", "last_order_at"),
+    sa.Index("ix_customer_order_stats_first_order_at", "first_order_at"),  # the nightly age-out's "who aged"
 )
 
 customer_rfm = sa.Table(
