@@ -24,6 +24,7 @@ from scrm.core.money import format_fen
 
 NAV = (
     ("dashboard", "/console/dashboard", "概览"),  # scrm/console/dashboard.py
+    ("customers", "/console/customers", "客户"),  # scrm/console/customers.py
     ("orders", "/console/orders", "订单"),
     ("picking", "/console/picking", "发货"),
     ("stock", "/console/stock", "库存"),
@@ -265,7 +266,8 @@ def orders_list(rows: list[OrderRow], *, status: str, number: str, page: int, mo
 
 
 def customer_label(customer_id: int, name: str) -> Safe:
-    return t("#{id} {name}", id=customer_id, name=name)
+    """A customer as staff see them in a table: a link to the customer's page (/console/customers/{id})."""
+    return t('<a href="/console/customers/{id}">{name}</a>', id=int(customer_id), name=name or f"未命名客户 #{customer_id}")
 
 
 def _ship_form(ctx: PageContext, number: str, *, lines: list[LineView] | None, back: str = "") -> Safe:

@@ -89,6 +89,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     from scrm.channels import web as channels_web
     from scrm.console import auth as console_auth
     from scrm.console import campaigns as console_campaigns
+    from scrm.console import customers as console_customers
     from scrm.console import dashboard as console_dashboard
     from scrm.console import finance as console_finance
     from scrm.console import groups as console_groups
@@ -98,7 +99,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     from scrm.console import staff as console_staff
     from scrm.console import web as console_web
     from scrm.tags import web as tags_web
-    from scrm.web import api
+    from scrm.web import api, customers_api
     from scrm.web.sidebar import web as sidebar_web
     from tagging import web as tagging_web
     from tagging.engine import tagger_cache
@@ -138,9 +139,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     app.router.add_get("/metrics", metrics_view)
     bots_web.setup_routes(app)
     api.setup_routes(app)
+    customers_api.setup_routes(app)
     fulfillment_web.setup_routes(app)
     console_web.setup_routes(app)
     console_groups.setup_routes(app)
+    console_customers.setup_routes(app)
     console_purchasing.setup_routes(app)
     console_dashboard.setup_routes(app)
     purchasing_web.setup_routes(app)

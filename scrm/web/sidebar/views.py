@@ -273,7 +273,7 @@ async def customer_360(rt: Runtime, userid: str, customer_id: int, external_user
                 .order_by(groups.c.name)
             )
         ).all()
-        segment, rfm = await _segment_and_rfm(conn, customer_id, local(rt.clock.now()).date())
+        segment, rfm = await segment_and_rfm(conn, customer_id, local(rt.clock.now()).date())
     order_list = await orders_of_customer(rt, customer_id, limit=ORDERS_LIMIT)
     balance = await customer_balance(rt, customer_id)
     return {
@@ -396,7 +396,7 @@ async def add_note(rt: Runtime, *, customer_id: int, author: str, body: str) -> 
 ACTIVITY_ZH = {"new": "新客户", "active": "活跃", "silent": "沉默", "churn_risk": "流失风险", "lost": "已流失"}
 
 
-async def _segment_and_rfm(conn: Any, customer_id: int, today: dt.date) -> tuple[str | None, dict[str, Any] | None]:
+async def segment_and_rfm(conn: Any, customer_id: int, today: dt.date) -> tuple[str | None, dict[str, Any] | None]:
     """The customer's activity segment and RFM scores as last computed (None until the first computation);
     recency is counted up to today (business date)."""
     from tagging.models import customer_activity
