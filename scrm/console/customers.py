@@ -38,6 +38,11 @@ def _iso_when(value: str | None) -> str:
     return when(dt.datetime.fromisoformat(value)) if value else "—"
 
 
+def _wrap(text: str) -> Safe:
+    """Long free text (messages, notes, reasons) wraps instead of widening the table."""
+    return t('<span class="wrap">{x}</span>', x=text)
+
+
 # ---- the directory ----------------------------------------------------------------------------------------------
 def _row_cells(r: CustomerRow) -> tuple[object, ...]:
     tag_text = "、".join(r.tags) + (f" 等{r.tags_more + len(r.tags)}个" if r.tags_more else "")
@@ -139,7 +144,7 @@ def record_page(record: dict[str, Any]) -> Safe:
     )
     tag_table = table(
         ["标签", "分组", "来源", "原因", "打标时间"],
-        [(g["name"], g["group"], g["source_zh"], g["why"], _iso_when(g["applied_at"])) for g in record["tags"]],
+        [(g["name"], g["group"], g["source_zh"], _wrap(g["why"]), _iso_when(g["applied_at"])) for g in record["tags"]],
         empty="没有标签",
     )
     order_table = table(
@@ -158,11 +163,13 @@ def record_page(record: dict[str, Any]) -> Safe:
         empty="还没有订单",
     )
     notes = table(
-        ["时间", "作者", "内容"], [(_iso_when(n["created_at"]), n["author_name"], n["body"]) for n in record["notes"]], empty="没有备注"
+        ["时间", "作者", "内容"],
+        [(_iso_when(n["created_at"]), n["author_name"], _wrap(n["body"])) for n in record["notes"]],
+        empty="没有备注",
     )
     timeline = table(
         ["时间", "类型", "事件", "内容"],
-        [(_iso_when(e["at"]), e["kind_zh"], e["title"], e["body"]) for e in record["timeline"]],
+        [(_iso_when(e["at"]), e["kind_zh"], e["title"], _wrap(e["body"])) for e in record["timeline"]],
         empty="没有动态",
     )
     return t(
