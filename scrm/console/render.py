@@ -33,6 +33,7 @@ NAV = (
     ("finance", "/console/finance/receivables", "财务"),  # scrm/console/finance.py
     ("rules", "/console/rules", "标签规则"),  # scrm/console/rules.py
     ("segments", "/console/segments", "客群"),  # scrm/console/segments.py
+    ("channels", "/console/channels", "渠道活码"),  # scrm/console/channels.py
     ("coupons", "/console/coupons", "优惠券"),  # scrm/console/campaigns.py
     ("campaigns", "/console/campaigns", "裂变活动"),  # scrm/console/campaigns.py
     ("staff", "/console/staff", "员工"),  # scrm/console/staff.py
