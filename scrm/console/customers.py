@@ -16,11 +16,15 @@ from typing import Any
 from aiohttp import web
 
 from scrm.console import auth
-from scrm.console.render import Safe, join, money, order_url, status_badge, t, table, url, when
-from scrm.console.web import _ctx, _page, forbidden
-from scrm.core.errors import DomainError, NotFound
+from scrm.console.render import PageContext, Safe, join, money, order_url, post_form, status_badge, t, table, url, when
+from scrm.console.web import _act, _actor, _ctx, _form, _page, forbidden
+from scrm.core.errors import DomainError, InvalidInput, NotFound
+from scrm.customers.services import NOTE_MAX_CHARS, add_note, set_custom_fields
+from scrm.tags.models import TagSource
+from scrm.tags.services import set_customer_tag
 from scrm.web.customer_directory import CustomerRow, DirectoryPage, customer_record, search_customers
 from scrm.web.keys import RUNTIME
+from scrm.web.sidebar.views import available_tags
 
 IDENTITY_ZH = {"external_userid": "企业微信外部联系人", "openid": "公众号 openid", "unionid": "unionid"}
 SEGMENT_HINT = "例：tag:意向-高 and rfm:重要价值客户 and last_active < 30d"
@@ -120,7 +124,87 @@ def _facts(record: dict[str, Any]) -> Safe:
     return t('<div class="card"><table class="facts"><tbody>{rows}</tbody></table></div>', rows=rows)
 
 
-def record_page(record: dict[str, Any]) -> Safe:
+def _tag_forms(ctx: PageContext, record: dict[str, Any], catalogue: list[dict[str, Any]]) -> Safe:
+    """Remove buttons per applied tag and an add form over the tags not yet on the customer."""
+    cid = record["id"]
+    applied = {g["tag_id"] for g in record["tags"]}
+    options = join(
+        t('<option value="{id}">{group} / {name}</option>', id=x["tag_id"], group=x["group"], name=x["name"])
+        for x in catalogue
+        if x["tag_id"] not in applied
+    )
+    add = (
+        post_form(
+            ctx,
+            f"/console/customers/{cid}/tags",
+            t(
+                '<select name="tag_id">{o}</select><input type="hidden" name="action" value="add"><button type="submit">打标签</button>',
+                o=options,
+            ),
+            cls="row",
+        )
+        if options
+        else Safe("")
+    )
+    remove = join(
+        post_form(
+            ctx,
+            f"/console/customers/{cid}/tags",
+            t(
+                '<input type="hidden" name="tag_id" value="{id}"><input type="hidden" name="action" value="remove">'
+                '<button type="submit" class="link">移除“{name}”</button>',
+                id=g["tag_id"],
+                name=g["name"],
+            ),
+            cls="inline",
+        )
+        for g in record["tags"]
+    )
+    return t('<div class="toolbar">{add}{remove}</div>', add=add, remove=remove)
+
+
+def _fields_block(ctx: PageContext, record: dict[str, Any]) -> Safe:
+    cid = record["id"]
+    rows = [
+        (
+            key,
+            _wrap(value),
+            post_form(
+                ctx,
+                f"/console/customers/{cid}/fields",
+                t('<input type="hidden" name="key" value="{k}"><button type="submit" class="link">删除</button>', k=key),
+                cls="inline",
+            ),
+        )
+        for key, value in sorted(record["custom_fields"].items())
+    ]
+    form = post_form(
+        ctx,
+        f"/console/customers/{cid}/fields",
+        Safe(
+            '<input name="key" required maxlength="32" placeholder="字段名，如：门店地址">'
+            '<input name="value" maxlength="200" placeholder="内容（留空表示删除）" class="wide">'
+            '<button type="submit">保存字段</button>'
+        ),
+        cls="toolbar",
+    )
+    return t("{table}{form}", table=table(["字段", "内容", ""], rows, empty="没有自定义字段"), form=form)
+
+
+def _note_form(ctx: PageContext, record: dict[str, Any]) -> Safe:
+    return post_form(
+        ctx,
+        f"/console/customers/{record['id']}/notes",
+        t(
+            '<textarea name="body" required maxlength="{n}" rows="2" placeholder="记录跟进情况、偏好、约定……"></textarea>'
+            '<button type="submit">添加备注</button>',
+            n=NOTE_MAX_CHARS,
+        ),
+        cls="stack",
+    )
+
+
+def record_page(record: dict[str, Any], ctx: PageContext, catalogue: list[dict[str, Any]]) -> Safe:
     identities = table(
         ["类型", "标识"],
         [(IDENTITY_ZH.get(kind, kind), value) for kind, values in record["identities"].items() for value in values],
@@ -173,15 +257,18 @@ def record_page(record: dict[str, Any]) -> Safe:
         empty="没有动态",
     )
     return t(
-        "{facts}<h2>身份标识</h2>{identities}<h2>负责销售</h2>{people}<h2>标签（及原因）</h2>{tags}"
-        "<h2>订单</h2>{orders}<h2>备注</h2>{notes}<h2>最近动态</h2>{timeline}"
+        "{facts}<h2>身份标识</h2>{identities}<h2>负责销售</h2>{people}<h2>标签（及原因）</h2>{tags}{tag_forms}"
+        "<h2>自定义字段</h2>{fields}<h2>订单</h2>{orders}<h2>备注</h2>{notes}{note_form}<h2>最近动态</h2>{timeline}"
         '<p><a href="/console/customers">返回客户列表</a></p>',
         facts=_facts(record),
         identities=identities,
         people=people,
         tags=tag_table,
+        tag_forms=_tag_forms(ctx, record, catalogue),
+        fields=_fields_block(ctx, record),
         orders=order_table,
         notes=notes,
+        note_form=_note_form(ctx, record),
         timeline=timeline,
     )
 
@@ -211,10 +298,82 @@ async def customer_view(request: web.Request) -> web.Response:
         return _page(request, ctx, "没有找到客户", t('<p class="empty">{m}</p>', m=exc.message), status=404)
     if record.get("merged_from") is not None:  # an old id (merged away): the surviving record's own address
         return web.Response(status=303, headers={"Location": customer_url(record["id"])})
-    return _page(request, ctx, f"客户 {display_name(record['name'], record['id'])}", record_page(record))
+    catalogue = await available_tags(request.app[RUNTIME])
+    return _page(request, ctx, f"客户 {display_name(record['name'], record['id'])}", record_page(record, ctx, catalogue))
+
+
+def _customer_id(request: web.Request) -> int:
+    raw = request.match_info["customer_id"]
+    if not raw.isdigit() or len(raw) > 18:
+        raise NotFound(f"没有这个客户：{raw}")
+    return int(raw)
+
+
+async def _existing(request: web.Request) -> int:
+    """The customer the form is about (its surviving record); NotFound otherwise."""
+    return int((await customer_record(request.app[RUNTIME], _customer_id(request), timeline_limit=0))["id"])
+
+
+async def customer_tag(request: web.Request) -> web.Response:
+    """Add or remove one tag (mirrored tags reach WeCom through the outbox, like the sidebar's)."""
+    form = await _form(request)
+    rt = request.app[RUNTIME]
+    back = customer_url(_customer_id(request))
+
+    async def action() -> str:
+        cid = await _existing(request)
+        raw = form.get("tag_id", "")
+        if not raw.isdigit() or len(raw) > 18:
+            raise InvalidInput("请选择标签 (tag_id)", field="tag_id")
+        add = form.get("action") != "remove"
+        by = _actor(request)[:64]
+        changed = await set_customer_tag(
+            rt, customer_id=cid, tag_id=int(raw), add=add, source=TagSource.MANUAL, evidence={"by": by} if add else {}, by=by
+        )
+        if not changed:
+            return "标签没有变化"
+        return "已打上标签" if add else "已移除标签"
+
+    return await _act(request, back, action)
+
+
+async def customer_note(request: web.Request) -> web.Response:
+    form = await _form(request)
+    back = customer_url(_customer_id(request))
+
+    async def action() -> str:
+        await add_note(request.app[RUNTIME], await _existing(request), _actor(request)[:64], form.get("body", ""))
+        return "已添加备注"
+
+    return await _act(request, back, action)
+
+
+async def customer_fields(request: web.Request) -> web.Response:
+    """Set one custom field (``key`` + ``value``; an empty value removes it)."""
+    form = await _form(request)
+    rt = request.app[RUNTIME]
+    back = customer_url(_customer_id(request))
+
+    async def action() -> str:
+        cid = await _existing(request)
+        key = form.get("key", "").strip()
+        value = form.get("value", "").strip()
+        if not key:
+            raise InvalidInput("请填写字段名 (key)", field="key")
+        async with rt.db.write() as conn:
+            await set_custom_fields(conn, cid, {key: value or None}, rt.clock.now())
+        return f"已保存字段“{key}”" if value else f"已删除字段“{key}”"
+
+    return await _act(request, back, action)
 
 
 def setup_routes(app: web.Application, *, roles: Collection[str] = auth.ALL_ROLES) -> None:
     """Mount the directory behind the console's session + role guard (every staff role works with customers)."""
-    for path, handler in (("/console/customers", customers_list), ("/console/customers/{customer_id}", customer_view)):
-        app.router.add_route("GET", path, auth.protected(handler, roles=roles, forbidden_page=forbidden))
+    for method, path, handler in (
+        ("GET", "/console/customers", customers_list),
+        ("GET", "/console/customers/{customer_id}", customer_view),
+        ("POST", "/console/customers/{customer_id}/tags", customer_tag),
+        ("POST", "/console/customers/{customer_id}/notes", customer_note),
+        ("POST", "/console/customers/{customer_id}/fields", customer_fields),
+    ):
+        app.router.add_route(method, path, auth.protected(handler, roles=roles, forbidden_page=forbidden))

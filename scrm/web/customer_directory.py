@@ -240,6 +240,7 @@ async def customer_record(rt: Runtime, customer_id: int, *, timeline_limit: int 
             "avatar": c.avatar,
             "gender_zh": GENDER_ZH.get(c.gender, "未知"),
             "corp_name": c.corp_name,
+            "custom_fields": dict(c.custom_fields),
             "first_seen_at": c.first_seen_at.isoformat(),
             "last_seen_at": c.last_seen_at.isoformat(),
             "identities": await identities_of(conn, current),

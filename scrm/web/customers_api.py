@@ -54,6 +54,7 @@ CUSTOMER_RECORD = schema(
             "merged_from": {"type": "integer", "nullable": True},
             "name": {"type": "string"},
             "identities": {"type": "object"},
+            "custom_fields": {"type": "object", "additionalProperties": {"type": "string"}},
             "follows": {"type": "array", "items": {"type": "object"}},
             "tags": {"type": "array", "items": {"type": "object"}},
             "activity": {"type": "string", "nullable": True},

@@ -38,7 +38,9 @@ async def seed(rt: Runtime) -> dict[str, int]:
     async with rt.db.write() as conn:
         await upsert_salesperson(conn, d, "sales01", now, name="王销售", active=True)
         zhang = await ensure_customer(conn, d, kind="external_userid", value="wmZhang", now=now, name="张三")
-        await start_follow(conn, d, customer_id=zhang, userid="sales01", external_userid="wmZhang", status=FollowStatus.ACTIVE, at=now, now=now)
+        await start_follow(
+            conn, d, customer_id=zhang, userid="sales01", external_userid="wmZhang", status=FollowStatus.ACTIVE, at=now, now=now
+        )
         tag = await ensure_tag(conn, d, "意向-高", now)
         await apply_tag(
             conn, d, customer_id=zhang, tag_id=tag, source=TagSource.RULE,
@@ -77,7 +79,12 @@ async def test_search_by_name_identity_and_id_with_wildcards_literal(client: Tes
     everyone = await (await client.get("/console/customers", headers=HTML)).text()
     assert sorted(listed_ids(everyone)) == sorted([ids["zhang"], ids["percent"], ids["evil"]])  # 李四 merged away
     assert "共 3 位客户" in everyone
-    for q, expected in (("张", [ids["zhang"]]), ("wmPercent", [ids["percent"]]), (f"#{ids['evil']}", [ids["evil"]]), ("oLiSi", [ids["zhang"]])):
+    for q, expected in (
+        ("张", [ids["zhang"]]),
+        ("wmPercent", [ids["percent"]]),
+        (f"#{ids['evil']}", [ids["evil"]]),
+        ("oLiSi", [ids["zhang"]]),
+    ):
         page = await (await client.get("/console/customers", params={"q": q}, headers=HTML)).text()
         assert listed_ids(page) == expected, q
     # % and _ are characters to find, not wildcards: only the customer whose name really contains them
@@ -161,3 +168,68 @@ async def test_api_search_and_record(client: TestClient, catalog: Runtime) -> No
     assert missing.status == 404 and (await missing.json())["error"]["code"] == "not_found"
     spec = await (await client.get("/api/openapi.json")).json()
     assert "/api/v1/customers" in spec["paths"] and "/api/v1/customers/{customer}" in spec["paths"]
+
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def flash(text: str) -> tuple[str, str] | None:
+    m = re.search(r'<div class="flash flash-(ok|err)" role="status">(.*?)</div>', text)
+    return (m.group(1), m.group(2)) if m else None
+
+
+async def test_staff_tag_note_and_custom_fields_from_the_customer_page(client: TestClient, catalog: Runtime) -> None:
+    from scrm.core.outbox import outbox
+    from scrm.customers.models import customer_notes
+    from scrm.tags.models import customer_tags
+    from scrm.tags.services import CUSTOMER_TAG_CHANGED
+
+    ids = await seed(catalog)
+    async with catalog.db.write() as conn:
+        vip = await ensure_tag(conn, catalog.db.dialect, "VIP", catalog.clock.now(), group="客户等级")
+    await login(client, catalog)
+    path = f"/console/customers/{ids['zhang']}"
+    page = await (await client.get(path, headers=HTML)).text()
+    csrf = CSRF.search(page).group(1)  # type: ignore[union-attr]
+    assert f'<option value="{vip}">客户等级 / VIP</option>' in page
+
+    async def act(what: str, **data: str) -> tuple[str, str] | None:
+        resp = await client.post(f"{path}/{what}", data={"csrf_token": csrf, **data}, headers=HTML)
+        assert resp.status == 200 and resp.url.path == path
+        return flash(await resp.text())
+
+    assert await act("tags", tag_id=str(vip), action="add") == ("ok", "已打上标签")
+    assert await act("tags", tag_id=str(vip), action="add") == ("ok", "标签没有变化")
+    async with catalog.db.read() as conn:
+        applied = (await conn.execute(sa.select(customer_tags).where(customer_tags.c.tag_id == vip))).one()
+        queued = (
+            await conn.execute(sa.select(sa.func.count()).select_from(outbox).where(outbox.c.topic == CUSTOMER_TAG_CHANGED))
+        ).scalar()
+    assert applied.customer_id == ids["zhang"] and applied.evidence == {"by": "console:admin"} and queued == 1
+    assert "控制台 admin 手动添加" in await (await client.get(path, headers=HTML)).text()
+    assert await act("tags", tag_id=str(vip), action="remove") == ("ok", "已移除标签")
+    assert (await act("tags", tag_id="999999", action="add") or ("",))[0] == "err"
+
+    assert await act("notes", body="  周三送货，先电话  ") == ("ok", "已添加备注")
+    assert (await act("notes", body="   ") or ("",))[0] == "err"
+    async with catalog.db.read() as conn:
+        notes = (await conn.execute(sa.select(customer_notes.c.body, customer_notes.c.author))).all()
+    assert [tuple(n) for n in notes] == [("周三送货，先电话", "console:admin")]
+
+    assert await act("fields", key="门店地址", value="静安区南京西路 1 号") == ("ok", "已保存字段“门店地址”")
+    assert (await act("fields", key="x" * 33, value="v") or ("",))[0] == "err"
+    record = await (
+        await client.get(f"/api/v1/customers/{ids['zhang']}", headers={"Authorization": f"Bearer {catalog.settings.admin_token.get()}"})
+    ).json()
+    assert record["custom_fields"] == {"门店地址": "静安区南京西路 1 号"}
+    assert await act("fields", key="门店地址") == ("ok", "已删除字段“门店地址”")
+    # a merged-away id writes to the survivor; an unknown one is refused; a forged token changes nothing
+    resp = await client.post(f"/console/customers/{ids['li']}/notes", data={"csrf_token": csrf, "body": "旧编号"}, headers=HTML)
+    assert resp.status == 200
+    forged = await client.post(f"{path}/notes", data={"csrf_token": "forged", "body": "伪造"}, headers=HTML)
+    assert forged.status == 403
+    missing = await client.post("/console/customers/999999/notes", data={"csrf_token": csrf, "body": "x"}, headers=HTML)
+    assert (flash(await missing.text()) or ("",))[0] == "err"
+    async with catalog.db.read() as conn:
+        rows = (await conn.execute(sa.select(customer_notes.c.customer_id, customer_notes.c.body).order_by(customer_notes.c.id))).all()
+    assert [tuple(r) for r in rows] == [(ids["zhang"], "周三送货，先电话"), (ids["zhang"], "旧编号")]
