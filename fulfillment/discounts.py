@@ -87,15 +87,28 @@ async def discount_lines(conn: AsyncConnection, order_id: int) -> list[DiscountL
     return [DiscountLine(r.sku, r.category or "", int(r.qty), int(r.unit_price_fen), int(r.line_total_fen)) for r in await conn.execute(q)]
 
 
-async def apply_to_order(conn: AsyncConnection, rt: Runtime, order_id: int, customer_id: int) -> AppliedDiscount:
-    """Hold the best discount for the order's current lines and write ``discount_fen`` and ``total_fen``."""
+async def apply_to_order(
+    conn: AsyncConnection,
+    rt: Runtime,
+    order_id: int,
+    customer_id: int,
+    *,
+    lines: list[DiscountLine] | None = None,
+    written_subtotal: int | None = None,
+) -> AppliedDiscount:
+    """Hold the best discount for the order's current lines and write ``discount_fen`` and ``total_fen``.
+    ``lines``: the order's lines when the caller just wrote them (saves reading them back); ``written_subtotal``:
+    the subtotal and total the caller wrote with no discount — then no discount means nothing to write."""
     provider = provider_of(rt)
     if provider is None:
         return NO_DISCOUNT
-    lines = await discount_lines(conn, order_id)
+    if lines is None:
+        lines = await discount_lines(conn, order_id)
     subtotal = sum(ln.line_total_fen for ln in lines)
     applied = await provider.hold(conn, rt.db.dialect, order_id=order_id, customer_id=customer_id, lines=lines, now=rt.clock.now())
     off = max(0, min(applied.discount_fen, subtotal))
+    if off == 0 and written_subtotal == subtotal:
+        return applied
     await conn.execute(
         orders.update().where(orders.c.id == order_id).values(subtotal_fen=subtotal, discount_fen=off, total_fen=subtotal - off)
     )

@@ -76,6 +76,8 @@ class PricedLine:
     unit: str
     qty: int
     unit_price_fen: int
+    category: str = ""  # for discounts limited to categories
+    reorder_point: int | None = None  # for the low-stock check after allocation
 
     @property
     def line_total_fen(self) -> int:

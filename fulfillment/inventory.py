@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from fulfillment.models import MovementKind, stock_levels, stock_movements, warehouses
 from scrm.core.db import insert_ignore
 from scrm.core.errors import Conflict
+from scrm.core.runtime import ResourceKey, Runtime
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,19 @@ async def default_warehouse(conn: AsyncConnection, dialect: str) -> int:
         return int(row.id)
     await conn.execute(insert_ignore(warehouses, dialect).values(code="MAIN", name="主仓库", is_default=True))
     return int((await conn.execute(sa.select(warehouses.c.id).where(warehouses.c.code == "MAIN"))).scalar_one())
+
+
+DEFAULT_WAREHOUSE: ResourceKey[int] = ResourceKey("fulfillment.default_warehouse")
+
+
+async def default_warehouse_of(rt: Runtime, conn: AsyncConnection) -> int:
+    """:func:`default_warehouse`, remembered on the runtime: the default warehouse is made once and never changes,
+    so the hot ordering path does not read it per order."""
+    if rt.has(DEFAULT_WAREHOUSE):
+        return rt.get(DEFAULT_WAREHOUSE)
+    warehouse_id = await default_warehouse(conn, rt.db.dialect)
+    rt.put(DEFAULT_WAREHOUSE, warehouse_id)
+    return warehouse_id
 
 
 async def _ensure_level(conn: AsyncConnection, dialect: str, product_id: int, warehouse_id: int) -> None:

@@ -138,7 +138,13 @@ async def price_items(conn: AsyncConnection, items: list[tuple[str, int]]) -> li
     for sku in merged:
         if sku not in by_sku:
             raise ProductNotFound(f"没有这个商品：{sku} (unknown or inactive sku)", sku=sku)
-    return [PricedLine(int(by_sku[s].id), s, by_sku[s].name, by_sku[s].unit, q, int(by_sku[s].price_fen)) for s, q in merged.items()]
+    return [
+        PricedLine(
+            int(r.id), s, r.name, r.unit, q, int(r.price_fen), r.category or "", None if r.reorder_point is None else int(r.reorder_point)
+        )
+        for s, q in merged.items()
+        for r in (by_sku[s],)
+    ]
 
 
 async def _history(
@@ -238,26 +244,32 @@ async def create_order(
         taken = [0] * len(lines)
         warehouse_id = None
         if confirm:
-            warehouse_id = await inventory.default_warehouse(conn, rt.db.dialect)
+            warehouse_id = await inventory.default_warehouse_of(rt, conn)
             wanted = [(ln.product_id, warehouse_id, ln.qty) for ln in lines]
             taken = (await inventory.allocate_detailed(conn, rt.db.dialect, wanted, now, order_id=order_id, reference=number)).taken
-        await conn.execute(
-            order_lines.insert(),
-            [
-                {
-                    "order_id": order_id,
-                    "product_id": ln.product_id,
-                    "sku": ln.sku,
-                    "name": ln.name,
-                    "unit": ln.unit,
-                    "qty": ln.qty,
-                    "unit_price_fen": ln.unit_price_fen,
-                    "line_total_fen": ln.line_total_fen,
-                    "allocated_qty": got,
-                    "warehouse_id": warehouse_id,
-                }
-                for ln, got in zip(lines, taken, strict=True)
-            ],
+        line_ids = (
+            (
+                await conn.execute(
+                    order_lines.insert().returning(order_lines.c.id, sort_by_parameter_order=True),
+                    [
+                        {
+                            "order_id": order_id,
+                            "product_id": ln.product_id,
+                            "sku": ln.sku,
+                            "name": ln.name,
+                            "unit": ln.unit,
+                            "qty": ln.qty,
+                            "unit_price_fen": ln.unit_price_fen,
+                            "line_total_fen": ln.line_total_fen,
+                            "allocated_qty": got,
+                            "warehouse_id": warehouse_id,
+                        }
+                        for ln, got in zip(lines, taken, strict=True)
+                    ],
+                )
+            )
+            .scalars()
+            .all()
         )
         history = [
             {
@@ -285,16 +297,48 @@ async def create_order(
                 }
             )
             backordered = [_short(ln.sku, ln.name, ln.unit, ln.qty, got) for ln, got in zip(lines, taken, strict=True) if got < ln.qty]
-            await outbox.add(conn, "order.confirmed", {"order_id": order_id, "backordered": backordered, "told_in_chat": False}, now)
-            await outbox.add(conn, "billing.order_confirmed", {"order_id": order_id}, now)
-            await check_low_stock(conn, rt, [ln.product_id for ln in lines], now)
+            await outbox.add_many(
+                conn,
+                [
+                    ("order.confirmed", {"order_id": order_id, "backordered": backordered, "told_in_chat": False}),
+                    ("billing.order_confirmed", {"order_id": order_id}),
+                ],
+                now,
+            )
+            await check_low_stock(conn, rt, [ln.product_id for ln in lines if ln.reorder_point is not None], now, watched_only=True)
         await conn.execute(order_history.insert(), history)
-        await discounts.apply_to_order(conn, rt, order_id, customer_id)
-        if confirm:
+        applied = await discounts.apply_to_order(conn, rt, order_id, customer_id, lines=_discount_lines(lines), written_subtotal=total)
+        if confirm and applied.refs:  # a brand-new order holds only what apply_to_order just chose
             await discounts.order_confirmed(conn, rt, order_id)
         if held is not None:
             await _hold(conn, await _load_for_update(conn, rt.db.dialect, order_id), held, now, actor)
-        return await _view(conn, order_id)
+            return await _view(conn, order_id)
+        off = max(0, min(applied.discount_fen, total))
+        # Everything the order is was written just now: the view is built from it, not read back (3 statements).
+        return OrderView(
+            id=order_id,
+            number=number,
+            customer_id=customer_id,
+            status=status,
+            version=1,
+            source=source,
+            channel=channel,
+            salesperson_userid=salesperson_userid,
+            subtotal_fen=total,
+            discount_fen=off,
+            total_fen=total - off,
+            created_at=now,
+            expires_at=None if confirm else now + DRAFT_TTL,
+            confirmed_at=now if confirm else None,
+            lines=[
+                LineView(int(line_id), ln.product_id, ln.sku, ln.name, ln.unit, ln.qty, ln.unit_price_fen, ln.line_total_fen, got, 0)
+                for line_id, ln, got in zip(line_ids, lines, taken, strict=True)
+            ],
+        )
+
+
+def _discount_lines(lines: list[PricedLine]) -> list[discounts.DiscountLine]:
+    return [discounts.DiscountLine(ln.sku, ln.category, ln.qty, ln.unit_price_fen, ln.line_total_fen) for ln in lines]
 
 
 def _short(sku: str, name: str, unit: str, qty: int, allocated: int) -> dict[str, Any]:
@@ -393,7 +437,7 @@ async def _confirm_in(
         await _hold(conn, row, held, now, actor)
         return
     lines = (await conn.execute(sa.select(order_lines).where(order_lines.c.order_id == row.id).order_by(order_lines.c.id))).all()
-    warehouse_id = await inventory.default_warehouse(conn, rt.db.dialect)
+    warehouse_id = await inventory.default_warehouse_of(rt, conn)
     wanted = [(ln.product_id, warehouse_id, ln.qty) for ln in lines]
     taken = (await inventory.allocate_detailed(conn, rt.db.dialect, wanted, now, order_id=row.id, reference=row.number)).taken
     await conn.execute(
@@ -406,8 +450,14 @@ async def _confirm_in(
     await _set_status(conn, row, S.CONFIRMED, now, "confirmed", actor, confirmed_at=now, expires_at=None)
     await discounts.order_confirmed(conn, rt, int(row.id))
     # told_in_chat: the customer confirmed in chat and the bot's reply already says all of it.
-    await outbox.add(conn, "order.confirmed", {"order_id": row.id, "backordered": backordered, "told_in_chat": told_in_chat}, now)
-    await outbox.add(conn, "billing.order_confirmed", {"order_id": int(row.id)}, now)
+    await outbox.add_many(
+        conn,
+        [
+            ("order.confirmed", {"order_id": int(row.id), "backordered": backordered, "told_in_chat": told_in_chat}),
+            ("billing.order_confirmed", {"order_id": int(row.id)}),
+        ],
+        now,
+    )
     await check_low_stock(conn, rt, [ln.product_id for ln in lines], now)
 
 
@@ -428,11 +478,17 @@ async def _hold(conn: AsyncConnection, row: Any, exposure: CreditExposure, now: 
     await outbox.add(conn, "billing.credit_hold", payload, now)
 
 
-async def check_low_stock(conn: AsyncConnection, rt: Runtime, product_ids: list[int], now: dt.datetime) -> None:
-    """Queue a low-stock alert for products at or below their reorder point — at most once a day per SKU."""
+async def check_low_stock(
+    conn: AsyncConnection, rt: Runtime, product_ids: list[int], now: dt.datetime, *, watched_only: bool = False
+) -> None:
+    """Queue a low-stock alert for products at or below their reorder point — at most once a day per SKU.
+    ``watched_only``: the caller passes only products that have a reorder point (read with its own lines), so
+    an order of unwatched products costs no statement here."""
     from fulfillment.models import stock_levels
     from scrm.core.clock import local
 
+    if not product_ids:
+        return
     watched = (
         await conn.execute(
             sa.select(products.c.id, products.c.reorder_point).where(
@@ -610,7 +666,7 @@ async def fill_backorders(rt: Runtime, product_id: int) -> int:
         ).all()
         if not waiting:
             return 0
-        warehouse_id = await inventory.default_warehouse(conn, rt.db.dialect)
+        warehouse_id = await inventory.default_warehouse_of(rt, conn)
         for ln in waiting:
             wh = ln.warehouse_id or warehouse_id
             (taken,) = await inventory.allocate(

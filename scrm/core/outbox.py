@@ -79,6 +79,18 @@ async def add(conn: AsyncConnection, topic: str, payload: dict[str, Any], now: d
     return int(result.scalar_one())
 
 
+async def add_many(conn: AsyncConnection, rows: list[tuple[str, dict[str, Any]]], now: dt.datetime) -> list[int]:
+    """Several outbox rows ``[(topic, payload), …]`` in one multi-row insert (the caller's transaction); their ids
+    in the given order. The same as calling :func:`add` for each, one statement instead of several."""
+    if not rows:
+        return []
+    result = await conn.execute(
+        outbox.insert().returning(outbox.c.id, sort_by_parameter_order=True),
+        [{"topic": topic, "payload": payload, "created_at": now, "next_attempt_at": now} for topic, payload in rows],
+    )
+    return [int(i) for i in result.scalars().all()]
+
+
 async def kick(rt: Runtime, outbox_ids: list[int]) -> None:
     """After commit: enqueue the rows now. Failure is fine (Redis down): the relay will pick them up."""
     import asyncio

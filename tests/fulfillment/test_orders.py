@@ -213,3 +213,25 @@ def test_number_formats() -> None:
     assert status_after_shipping([(3, 3), (2, 1)]) == OrderStatus.PARTIALLY_SHIPPED
     assert status_after_shipping([(3, 3)]) == OrderStatus.SHIPPED
     assert dt.timedelta(hours=2) == orders.DRAFT_TTL
+
+
+async def test_the_order_create_returns_is_what_the_database_holds(catalog: Runtime) -> None:
+    """create_order builds its answer from what it just wrote instead of reading it back: it must equal a fresh
+    read for a draft, a confirmed order with a backorder, and a confirmed order with a coupon redeemed."""
+    from scrm.campaigns import coupons
+    from scrm.campaigns.coupon_domain import CouponRule, TemplateTerms
+
+    coupons.install(catalog)
+    cid = await make_customer(catalog, "wmView")
+    draft = await orders.create_order(catalog, customer_id=cid, items=[("WATER-550", 2)], source="api")
+    short = await orders.create_order(catalog, customer_id=cid, items=[("OIL-5L", 12), ("WATER-550", 1)], source="api", confirm=True)
+    tpl = await coupons.create_template(
+        catalog, TemplateTerms(name="满100减10", rule=CouponRule("fixed", amount_off_fen=1000, threshold_fen=10000))
+    )
+    coupon = await coupons.issue_coupon(catalog, tpl.id, cid, source="console")
+    with_coupon = await orders.create_order(catalog, customer_id=cid, items=[("WATER-550", 3)], source="api", confirm=True)
+    for view in (draft, short, with_coupon):
+        assert view == await orders.get_order(catalog, view.id)
+    assert [ln.backordered_qty for ln in short.lines] == [2, 0]
+    assert (with_coupon.subtotal_fen, with_coupon.discount_fen, with_coupon.total_fen) == (10800, 1000, 9800)
+    assert [(c.id, c.status) for c in await coupons.coupons_of_customer(catalog, cid)] == [(coupon.id, "redeemed")]
