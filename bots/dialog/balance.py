@@ -7,6 +7,7 @@ import re
 
 from bots.dialog.router import Reply, Turn, stage
 from fulfillment.billing.receivables import Balance, customer_balance
+from fulfillment.billing.services import uninvoiced_orders
 from scrm.core.money import format_fen
 
 ASKS_BALANCE = re.compile(r"账单|欠款|欠费|对账|还欠|欠.{0,4}多少|未付|应付|结账单|要付多少|该付多少|付了多少")
@@ -21,9 +22,18 @@ def _due_text(days_past_due: int) -> str:
     return f"还有 {-days_past_due} 天到期"
 
 
-def balance_text(balance: Balance) -> str:
-    """The reply, in Chinese with ¥ amounts."""
+def _unbilled_text(unbilled: list[tuple[str, int]]) -> str:
+    if not unbilled:
+        return ""
+    numbers = "、".join(number for number, _ in unbilled[:SHOWN]) + ("等" if len(unbilled) > SHOWN else "")
+    total = sum(fen for _, fen in unbilled)
+    return f"\n另有 {len(unbilled)} 张订单（{numbers}）共 {format_fen(total)} 尚未开账单，发货后会开具。"
+
+
+def balance_text(balance: Balance, unbilled: list[tuple[str, int]] | None = None) -> str:
+    """The reply, in Chinese with ¥ amounts. ``unbilled``: confirmed orders whose bill is still to come."""
     credit = f"\n您另有预付余额 {format_fen(balance.credit_fen)}，会自动抵扣下一张账单。" if balance.credit_fen else ""
+    credit = _unbilled_text(unbilled or []) + credit
     if not balance.invoices:
         return "您目前没有未结账单，感谢您的支持！" + credit
     oldest = balance.invoices[0]
@@ -47,4 +57,5 @@ async def balance(turn: Turn) -> Reply | None:
     if not ASKS_BALANCE.search(turn.normalized):
         return None
     found = await customer_balance(turn.rt, turn.customer_id)
-    return Reply(balance_text(found), meta={"open_fen": found.open_fen})
+    unbilled = await uninvoiced_orders(turn.rt, turn.customer_id)
+    return Reply(balance_text(found, unbilled), meta={"open_fen": found.open_fen, "unbilled_fen": sum(f for _, f in unbilled)})

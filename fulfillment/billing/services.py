@@ -213,6 +213,12 @@ async def credit_exposure(
             )
         )
     ).scalar_one()
+    open_orders = sum(fen for _, fen in await _uninvoiced(conn, customer_id, exclude_order_id))
+    return CreditExposure(int(acct.credit_limit_fen), int(receivables), open_orders, int(acct.credit_fen))
+
+
+async def _uninvoiced(conn: AsyncConnection, customer_id: int, exclude_order_id: int | None = None) -> list[tuple[str, int]]:
+    """(order number, fen not yet invoiced) for each committed order of the customer with something left to bill."""
     invoiced = (
         sa.select(invoices.c.order_id, sa.func.sum(invoices.c.total_fen).label("invoiced"))
         .where(invoices.c.customer_id == customer_id, invoices.c.status != InvoiceStatus.VOID)
@@ -220,14 +226,21 @@ async def credit_exposure(
         .subquery()
     )
     q = (
-        sa.select(orders.c.total_fen, sa.func.coalesce(invoiced.c.invoiced, 0).label("invoiced"))
+        sa.select(orders.c.number, orders.c.total_fen, sa.func.coalesce(invoiced.c.invoiced, 0).label("invoiced"))
         .select_from(orders.outerjoin(invoiced, invoiced.c.order_id == orders.c.id))
         .where(orders.c.customer_id == customer_id, orders.c.status.in_(COMMITTED_ORDER_STATUSES))
+        .order_by(orders.c.id)
     )
     if exclude_order_id is not None:
         q = q.where(orders.c.id != exclude_order_id)
-    open_orders = sum(max(int(r.total_fen) - int(r.invoiced), 0) for r in await conn.execute(q))
-    return CreditExposure(int(acct.credit_limit_fen), int(receivables), open_orders, int(acct.credit_fen))
+    rows = [(r.number, int(r.total_fen) - int(r.invoiced)) for r in await conn.execute(q)]
+    return [(number, fen) for number, fen in rows if fen > 0]
+
+
+async def uninvoiced_orders(rt: Runtime, customer_id: int) -> list[tuple[str, int]]:
+    """The customer's confirmed orders not yet (fully) invoiced — goods ordered, bill still to come: (number, fen)."""
+    async with rt.db.read() as conn:
+        return await _uninvoiced(conn, customer_id)
 
 
 # ---- merged customers -----------------------------------------------------------------------------------

@@ -49,6 +49,18 @@ async def test_balance_oldest_due_date_and_overdue(catalog: Runtime, clock: Froz
     assert "没有未结账单" in reply and "预付余额 ¥5.00" in reply
 
 
+async def test_confirmed_orders_not_yet_billed_are_mentioned(catalog: Runtime) -> None:
+    cid = await make_customer(catalog, "wmBalUnbilled")
+    chat = Chat(catalog, cid)
+    first = await orders.create_order(catalog, customer_id=cid, items=[("WATER-550", 2)], source="api", confirm=True)
+    await orders.create_order(catalog, customer_id=cid, items=[("COLA-330", 1)], source="api")  # a draft: not owed
+    reply = await chat.say("还欠多少")
+    assert "没有未结账单" in reply and f"另有 1 张订单（{first.number}）共 ¥72.00 尚未开账单" in reply
+    await ship_and_invoice(catalog, cid, [("OIL-5L", 1)])  # shipped and invoiced: a bill, not "to come"
+    reply = await chat.say("账单")
+    assert "1 张未结账单，合计 ¥128.00" in reply and f"另有 1 张订单（{first.number}）共 ¥72.00" in reply
+
+
 async def test_ordering_is_not_mistaken_for_a_balance_question(catalog: Runtime) -> None:
     chat = Chat(catalog, await make_customer(catalog, "wmBalOrder"))
     assert "合计：¥108.00" in await chat.say("要3箱矿泉水")
