@@ -52,6 +52,7 @@ ROLE_NAMES_ZH = {ROLE_ADMIN: "管理员", ROLE_MARKETER: "营销", ROLE_OPERATIO
 ADMIN_ROLES = frozenset({ROLE_ADMIN})  # staff accounts
 OPERATIONS_ROLES = frozenset({ROLE_ADMIN, ROLE_OPERATIONS})  # orders, picking, stock, purchasing, groups
 MARKETING_ROLES = frozenset({ROLE_ADMIN, ROLE_MARKETER})  # campaigns, coupons, broadcasts, segments, tag rules
+FINANCE_ROLES = frozenset({ROLE_ADMIN, ROLE_FINANCE})  # receivables, payments, statements, credit holds
 ALL_ROLES = frozenset(ROLE_NAMES_ZH)  # pages every signed-in staff member may see (the dashboard)
 # Where a role lands after sign-in when no page was asked for (first match wins).
 HOME_BY_ROLE = (
@@ -363,4 +364,11 @@ def protected(handler: Handler, *, roles: Collection[str] = OPERATIONS_ROLES, fo
 
     guarded.__name__ = getattr(handler, "__name__", "guarded")
     guarded.__doc__ = handler.__doc__
+    guarded.console_roles = frozenset(roles)  # type: ignore[attr-defined]  # read by the route × role test
     return guarded
+
+
+def route_roles(handler: object) -> frozenset[str] | None:
+    """The roles a console route admits (set by :func:`protected`), or None for a handler it did not wrap."""
+    roles = getattr(handler, "console_roles", None)
+    return roles if isinstance(roles, frozenset) else None

@@ -40,6 +40,7 @@ def _ctx(request: web.Request, active: str) -> PageContext:
         csrf=auth.csrf_token(request.app[SETTINGS], session),
         flash=auth.read_flash(request),
         active=active,
+        roles=session.all_roles,
     )
 
 

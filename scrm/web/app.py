@@ -88,6 +88,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     from scrm.campaigns import web as coupons_web
     from scrm.channels import web as channels_web
     from scrm.console import auth as console_auth
+    from scrm.console import broadcasts as console_broadcasts
     from scrm.console import campaigns as console_campaigns
     from scrm.console import dashboard as console_dashboard
     from scrm.console import finance as console_finance
@@ -153,6 +154,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     console_segments.setup_routes(app, roles=console_auth.MARKETING_ROLES)
     tagging_web.setup_routes(app)
     console_campaigns.setup_routes(app)
+    console_broadcasts.setup_routes(app)
     console_staff.setup_routes(app)
     archive_web.setup_routes(app)
     sidebar_web.setup_routes(app)
