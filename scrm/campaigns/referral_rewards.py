@@ -104,16 +104,44 @@ async def settle_goal(rt: Runtime, payload: dict[str, Any]) -> None:
                 )
 
 
+async def _given_by(conn: AsyncConnection, inviter: int, campaign: Campaign) -> bool | None:
+    """Whether the inviter carries the reward tag because this campaign put it on (None: no tag at all). A tag
+    they had before — put on by a salesperson, a rule, WeCom — is theirs, not the campaign's."""
+    from scrm.tags.models import TagSource
+    from scrm.tags.services import tags_of
+
+    for tag in await tags_of(conn, inviter):
+        if tag.tag_id == campaign.reward_tag_id:
+            return tag.source == TagSource.CAMPAIGN and tag.evidence.get("campaign_id") == campaign.id
+    return None
+
+
 async def _tag(conn: AsyncConnection, dialect: str, inviter: int, campaign: Campaign, now: dt.datetime) -> None:
+    """Put the reward tag on (mirrored to WeCom through the tag service's outbox topic) — unless the inviter has it
+    already from elsewhere: then it stays as it was, and a claw-back will leave it alone."""
     from scrm.tags.models import TagSource
     from scrm.tags.services import CUSTOMER_TAG_CHANGED, apply_tag
 
     assert campaign.reward_tag_id is not None
+    if await _given_by(conn, inviter, campaign) is False:
+        return
     evidence = {"campaign_id": campaign.id, "campaign": campaign.name}
     if await apply_tag(
         conn, dialect, customer_id=inviter, tag_id=campaign.reward_tag_id, source=TagSource.CAMPAIGN, evidence=evidence, now=now
     ):
         await outbox.add(conn, CUSTOMER_TAG_CHANGED, {"customer_id": inviter, "tag_id": campaign.reward_tag_id, "add": True, "by": ""}, now)
+
+
+async def _untag(conn: AsyncConnection, dialect: str, inviter: int, campaign: Campaign, now: dt.datetime) -> None:
+    """Take the reward tag off again (claw-back) when this campaign put it on; the tag service mirrors the removal
+    to WeCom (mark_tag remove_tag on each follow) through its outbox topic, in this same transaction."""
+    from scrm.tags.services import CUSTOMER_TAG_CHANGED, remove_tag
+
+    if campaign.reward_tag_id is None or not await _given_by(conn, inviter, campaign):
+        return
+    if await remove_tag(conn, dialect, customer_id=inviter, tag_id=campaign.reward_tag_id, now=now, by=f"referral:{campaign.id}"):
+        payload = {"customer_id": inviter, "tag_id": campaign.reward_tag_id, "add": False, "by": f"referral:{campaign.id}"}
+        await outbox.add(conn, CUSTOMER_TAG_CHANGED, payload, now)
 
 
 async def _issue(rt: Runtime, template_id: int, inviter: int, ref: str) -> int:
@@ -122,8 +150,8 @@ async def _issue(rt: Runtime, template_id: int, inviter: int, ref: str) -> int:
 
 
 async def _claw_back(rt: Runtime, campaign: Campaign, inviter: int, reward_id: int, coupon_id: int | None, qualified: int) -> None:
-    """Revoke the reward; its coupon only while unused (a redeemed or reserved one is the customer's: the reward
-    then stands and this is logged)."""
+    """Revoke the reward: its coupon only while unused (a redeemed or reserved one is the customer's: the reward
+    then stands — tag included — and this is logged), and the reward tag this campaign put on."""
     if coupon_id is not None:
         async with rt.db.read() as conn:
             status = (await conn.execute(sa.select(coupons.c.status).where(coupons.c.id == coupon_id))).scalar_one()
@@ -139,6 +167,7 @@ async def _claw_back(rt: Runtime, campaign: Campaign, inviter: int, reward_id: i
         rw = referral_rewards.c
         done = await conn.execute(referral_rewards.update().where(rw.id == reward_id, rw.revoked_at.is_(None)).values(revoked_at=now))
         if done.rowcount:
+            await _untag(conn, rt.db.dialect, inviter, campaign, now)
             await notify_progress(
                 conn, campaign, inviter, qualified, "clawed_back", f"referral:reward:{reward_id}:clawed:{int(now.timestamp())}", now
             )
