@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from scrm.campaigns import referral_domain as rules
 from scrm.campaigns.models import (
     InviteStatus,
+    ReferralKind,
     referral_campaigns,
     referral_codes,
     referral_invites,
@@ -23,7 +24,7 @@ from scrm.campaigns.models import (
 from scrm.campaigns.referral_domain import CampaignStatus
 from scrm.core import outbox
 from scrm.core.db import insert_ignore
-from scrm.core.errors import Conflict, NotFound, ServiceUnavailable
+from scrm.core.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable
 from scrm.core.ids import short_id
 from scrm.core.runtime import Runtime
 from scrm.customers.services import resolve_customer
@@ -32,7 +33,9 @@ log = logging.getLogger(__name__)
 
 PROGRESS_TOPIC = "referral.progress"  # {"customer_id", "campaign_id", "text", "key"}: tell the inviter
 GOAL_TOPIC = "referral.goal_check"  # {"campaign_id", "inviter"}: grant or claw back the reward
-CAMPAIGN_COLUMNS = ("name", "goal", "reward_template_id", "reward_tag_id", "eligible_segment", "userids", "poster_text", "hold_hours")
+CAMPAIGN_COLUMNS = (
+    "name", "goal", "reward_template_id", "reward_tag_id", "eligible_segment", "userids", "poster_text", "hold_hours", "kind", "chat_ids",
+)  # fmt: skip
 EDITABLE_WHILE_LIVE = {"name", "poster_text", "ends_at", "eligible_segment", "reward_template_id", "reward_tag_id"}
 
 
@@ -55,6 +58,33 @@ def contact_way_maker() -> ContactWayMaker:
     return _maker[0]
 
 
+class JoinWayMaker(Protocol):
+    """加入群聊 codes for group campaigns: ``create`` makes a QR-code join way into ``chat_ids`` carrying ``state``
+    and returns (config_id, qr_code); ``delete`` removes one (gone already is fine)."""
+
+    async def create(self, rt: Runtime, *, state: str, chat_ids: list[str], remark: str) -> tuple[str, str]: ...
+    async def delete(self, rt: Runtime, config_id: str) -> None: ...
+
+
+_join_maker: list[JoinWayMaker] = []
+
+
+def provide_join_way_maker(maker: JoinWayMaker) -> None:
+    _join_maker[:] = [maker]
+
+
+def join_way_maker() -> JoinWayMaker:
+    if not _join_maker:
+        raise ServiceUnavailable("未连接企业微信，无法生成入群码 (WeCom is not configured)")
+    return _join_maker[0]
+
+
+async def delete_code_way(rt: Runtime, kind: str, config_id: str) -> None:
+    """Delete a code's WeCom side: the contact way, or for a group campaign the join way."""
+    maker = join_way_maker() if kind == ReferralKind.GROUP else contact_way_maker()
+    await maker.delete(rt, config_id)
+
+
 # ---- campaigns ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Campaign:
@@ -70,9 +100,12 @@ class Campaign:
     starts_at: dt.datetime
     ends_at: dt.datetime
     status: str
+    kind: str = ReferralKind.CONTACT
+    chat_ids: tuple[str, ...] = ()  # group campaign: the groups its join codes lead into
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "starts_at": self.starts_at.isoformat(), "ends_at": self.ends_at.isoformat()}
+        out = {**asdict(self), "starts_at": self.starts_at.isoformat(), "ends_at": self.ends_at.isoformat()}
+        return {**out, "chat_ids": list(self.chat_ids)}
 
 
 def _campaign(r: Any) -> Campaign:
@@ -89,6 +122,8 @@ def _campaign(r: Any) -> Campaign:
         r.starts_at,
         r.ends_at,
         r.status,
+        r.kind,
+        tuple(r.chat_ids or ()),
     )
 
 
@@ -148,6 +183,8 @@ async def update_campaign(rt: Runtime, campaign_id: int, changes: dict[str, Any]
         if row.status != CampaignStatus.DRAFT and fixed:
             raise Conflict(f"活动已开始，不能修改 {', '.join(sorted(fixed))} (fixed once started)", field=sorted(fixed)[0])
         rules.check_window(values.get("starts_at", row.starts_at), values.get("ends_at", row.ends_at))
+        if values.get("kind", row.kind) == ReferralKind.GROUP and not values.get("chat_ids", row.chat_ids):
+            raise InvalidInput("群裂变需要 1 到 5 个客户群 chat_id (chat_ids: 1–5 group chat ids)", field="chat_ids")
         await _check_reward(conn, values)
         if status is not None and status != row.status:
             if not rules.can_transition(row.status, status):
@@ -188,22 +225,22 @@ async def code_row(conn: AsyncConnection, campaign_id: int, inviter: int) -> Any
 
 
 async def _is_eligible(rt: Runtime, expression: str, customer_id: int) -> bool:
+    """Whether the customer is in the campaign's segment now (one query on this id; empty expression = everyone)."""
     if not expression.strip():
         return True
-    try:
-        from tagging.segments import iter_segment  # type: ignore[import-not-found,unused-ignore]
-    except ImportError as exc:
-        raise ServiceUnavailable("客户分群尚不可用，无法判断参与资格 (segments are not available)") from exc
-    async for item in iter_segment(rt, expression, 1000):  # streamed: ids, or batches of ids
-        if customer_id in (item if isinstance(item, list | tuple) else (item,)):
-            return True
-    return False
+    from scrm.customers.models import customers
+    from tagging import segments
+
+    q = segments.segment_select(segments.parse(expression), rt.clock.now()).where(customers.c.id == customer_id)
+    async with rt.db.read() as conn:
+        return (await conn.execute(q.limit(1))).first() is not None
 
 
 async def code_for(rt: Runtime, campaign_id: int, inviter_customer_id: int) -> Code:
-    """The inviter's personal code for the campaign: made on first request (a WeCom contact way with the
-    campaign's salespeople and state ``rf:<short id>``), the same one afterwards. Raises NotFound, Conflict
-    (campaign not running; inviter not eligible), ServiceUnavailable / the maker's errors (WeCom)."""
+    """The inviter's personal code for the campaign: made on first request — a WeCom contact way with the
+    campaign's salespeople, or for a group campaign a 加入群聊 join way into its groups, with state
+    ``rf:<short id>`` — the same one afterwards. Raises NotFound, Conflict (campaign not running; inviter not
+    eligible), ServiceUnavailable / the maker's errors (WeCom)."""
     async with rt.db.read() as conn:
         campaign = await get_campaign(conn, campaign_id)
         inviter = await resolve_customer(conn, inviter_customer_id)
@@ -228,8 +265,11 @@ async def code_for(rt: Runtime, campaign_id: int, inviter_customer_id: int) -> C
             row = await code_row(conn, campaign_id, inviter)
         if row.config_id:
             return _code(row)
-    maker = contact_way_maker()
-    config_id, qr_code = await maker.create(rt, state=row.state, userids=campaign.userids, remark=f"裂变{campaign_id}-{inviter}")
+    remark = f"裂变{campaign_id}-{inviter}"
+    if campaign.kind == ReferralKind.GROUP:
+        config_id, qr_code = await join_way_maker().create(rt, state=row.state, chat_ids=list(campaign.chat_ids), remark=remark)
+    else:
+        config_id, qr_code = await contact_way_maker().create(rt, state=row.state, userids=campaign.userids, remark=remark)
     async with rt.db.write() as conn:
         won = await conn.execute(
             referral_codes.update()
@@ -238,7 +278,7 @@ async def code_for(rt: Runtime, campaign_id: int, inviter_customer_id: int) -> C
         )
         row = await code_row(conn, campaign_id, inviter)
     if won.rowcount == 0:  # a concurrent request made the contact way first: ours is surplus
-        await maker.delete(rt, config_id)
+        await delete_code_way(rt, campaign.kind, config_id)
     return _code(row)
 
 

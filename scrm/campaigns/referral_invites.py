@@ -22,7 +22,7 @@ from scrm.campaigns.models import (
 )
 from scrm.campaigns.referral_campaigns import (
     GOAL_TOPIC,
-    contact_way_maker,
+    delete_code_way,
     get_campaign,
     lock_code,
     notify_progress,
@@ -33,7 +33,7 @@ from scrm.core import outbox
 from scrm.core.db import insert_ignore
 from scrm.core.jobs import JobContext, cron
 from scrm.core.runtime import Runtime
-from scrm.customers.models import follows
+from scrm.customers.models import FollowStatus, follows
 from scrm.customers.services import MERGED_TOPIC, resolve_customer
 
 log = logging.getLogger(__name__)
@@ -59,11 +59,13 @@ async def record_add(
     added_at: dt.datetime,
     was_new: bool,
     now: dt.datetime,
+    chat_id: str | None = None,
 ) -> AddOutcome | None:
     """In the add's own transaction: attribute the invitee to the code's inviter — PENDING until the hold has
     passed, or REJECTED (self-invite, re-add, campaign not running). ``was_new``: no customer held the
-    external_userid before this add. None when ``state`` is no referral code. Idempotent: an invitee is
-    attributed once per campaign (the first decision stands)."""
+    external_userid before this add. For a group campaign the add is a group join: ``chat_id`` is the group
+    (``userid`` then ""). None when ``state`` is no referral code. Idempotent: an invitee is attributed once per
+    campaign (the first decision stands)."""
     code = (await conn.execute(sa.select(referral_codes).where(referral_codes.c.state == state))).first()
     if code is None:
         return None
@@ -87,6 +89,7 @@ async def record_add(
             inviter_customer_id=inviter,
             invitee_customer_id=invitee_customer_id,
             userid=userid,
+            chat_id=chat_id,
             status=decision.status,
             reason=decision.reason,
             added_at=added_at,
@@ -114,10 +117,22 @@ async def record_follow_ended(rt: Runtime, *, invitee_customer_id: int, userid: 
     while the campaign runs; a revoked qualified invite re-checks the inviter's reward. Returns how many were
     revoked. Idempotent."""
     i = referral_invites.c
+    where = (i.invitee_customer_id == invitee_customer_id, i.userid == userid, i.chat_id.is_(None))
+    return await _revoke_leavers(rt, where, left_at)
+
+
+async def record_group_left(rt: Runtime, *, invitee_customer_id: int, chat_id: str, left_at: dt.datetime) -> int:
+    """The invitee left (or was removed from) the group their join code led into (change_external_chat
+    del_member): the same revocation as :func:`record_follow_ended`, for group-campaign invites of that group."""
+    i = referral_invites.c
+    return await _revoke_leavers(rt, (i.invitee_customer_id == invitee_customer_id, i.chat_id == chat_id), left_at)
+
+
+async def _revoke_leavers(rt: Runtime, where: tuple[Any, ...], left_at: dt.datetime) -> int:
+    i = referral_invites.c
     counting = (InviteStatus.PENDING, InviteStatus.QUALIFIED)
     async with rt.db.read() as conn:
-        q = sa.select(i.id, i.code_id).where(i.invitee_customer_id == invitee_customer_id, i.userid == userid, i.status.in_(counting))
-        found = list(await conn.execute(q))
+        found = list(await conn.execute(sa.select(i.id, i.code_id).where(*where, i.status.in_(counting))))
     revoked = 0
     for invite_id, code_id in found:
         async with rt.db.write() as conn:
@@ -166,11 +181,23 @@ async def on_customer_merged(rt: Runtime, payload: dict[str, Any]) -> None:
 
 
 # ---- qualification (cron) -------------------------------------------------------------------------------------
+async def _still_there(conn: AsyncConnection, invitee: int, inv: Any) -> str | None:
+    """The relation the invite depends on, as a follow status: the follow of the code's salesperson, or for a
+    group invite the membership of the group joined ("active" while a member, "ended" once gone)."""
+    if inv.chat_id is not None:
+        from scrm.groups.services import memberships_of
+
+        here = [m for m in await memberships_of(conn, invitee) if m.chat_id == inv.chat_id]
+        return FollowStatus.ACTIVE if here and here[0].active and not here[0].dismissed else FollowStatus.ENDED
+    f = follows.c
+    return (await conn.execute(sa.select(f.status).where(f.customer_id == invitee, f.userid == inv.userid))).scalar()
+
+
 async def qualify_due_invites(rt: Runtime, limit: int = 500) -> int:
-    """Decide pending invites whose hold has passed: QUALIFIED when the invitee still follows the salesperson
-    (then the inviter hears their progress and the goal is checked), REVOKED when the relation ended, REJECTED when
-    the invitee was merged into an existing customer. Safe to run in several workers at once; returns how many
-    were decided."""
+    """Decide pending invites whose hold has passed: QUALIFIED when the invitee still follows the salesperson (for
+    a group campaign: is still in the group; then the inviter hears their progress and the goal is checked),
+    REVOKED when the relation ended, REJECTED when the invitee was merged into an existing customer. Safe to run
+    in several workers at once; returns how many were decided."""
     now = rt.clock.now()
     i = referral_invites.c
     async with rt.db.read() as conn:
@@ -190,8 +217,7 @@ async def qualify_due_invites(rt: Runtime, limit: int = 500) -> int:
                 continue
             campaign = await get_campaign(conn, int(inv.campaign_id))
             invitee = await resolve_customer(conn, int(inv.invitee_customer_id))
-            f = follows.c
-            follow_status = (await conn.execute(sa.select(f.status).where(f.customer_id == invitee, f.userid == inv.userid))).scalar()
+            follow_status = await _still_there(conn, invitee, inv)
             verdict, reason = rules.judge_qualification(
                 now=now,
                 qualifies_at=inv.qualifies_at,
@@ -214,8 +240,8 @@ async def qualify_due_invites(rt: Runtime, limit: int = 500) -> int:
 
 
 async def end_due_campaigns(rt: Runtime, limit: int = 200) -> int:
-    """Campaigns past their end become ENDED and their codes' contact ways are deleted in WeCom (the quota of
-    contact ways is finite); the code rows stay, so late adds are still recognised (and rejected). Returns how
+    """Campaigns past their end become ENDED and their codes' contact ways (join ways for group campaigns) are
+    deleted in WeCom (the quota is finite); the code rows stay, so late adds are still recognised (and rejected). Returns how
     many contact ways were deleted. Idempotent; a failed deletion is retried on the next run."""
     now = rt.clock.now()
     rc, ca = referral_codes.c, referral_campaigns.c
@@ -224,12 +250,16 @@ async def end_due_campaigns(rt: Runtime, limit: int = 200) -> int:
         await conn.execute(
             referral_campaigns.update().where(ca.status.in_(live), ca.ends_at <= now).values(status=CampaignStatus.ENDED, updated_at=now)
         )
-        ended = sa.select(ca.id).where(ca.status == CampaignStatus.ENDED).scalar_subquery()
         due = list(
-            await conn.execute(sa.select(rc.id, rc.config_id).where(rc.campaign_id.in_(ended), rc.config_id.is_not(None)).limit(limit))
+            await conn.execute(
+                sa.select(rc.id, rc.config_id, ca.kind)
+                .join(referral_campaigns, ca.id == rc.campaign_id)
+                .where(ca.status == CampaignStatus.ENDED, rc.config_id.is_not(None))
+                .limit(limit)
+            )
         )
-    for code_id, config_id in due:
-        await contact_way_maker().delete(rt, config_id)
+    for code_id, config_id, kind in due:
+        await delete_code_way(rt, kind, config_id)
         async with rt.db.write() as conn:
             await conn.execute(referral_codes.update().where(rc.id == code_id).values(config_id=None, qr_code=None, expires_at=now))
     return len(due)
