@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from bots import referral
 from bots.outbound.client import WECOM_API, ApiError, Errcode, RateLimited
 from bots.processing import processor
 from scrm.archive.services import TOPIC as ARCHIVE_TOPIC
@@ -62,10 +63,12 @@ async def group_updated(rt: Runtime, row: Any) -> str:
     refresh = True
     async with rt.db.write() as conn:
         if detail == "add_member" and ids:
+            # Before the members are recorded: a group referral counts only people no customer record held yet.
+            invite_note = await referral.on_group_members_joined(conn, rt, row, ids)
             joined = await groups.members_joined(
                 conn, dialect, row.chat_id, ids, at=row.occurred_at, now=now, callback_scene=_int(row.payload, "JoinScene")
             )
-            note = f"{len(joined)} of {len(ids)} joined (JoinScene {row.payload.get('JoinScene', '?')}); names requested"
+            note = f"{len(joined)} of {len(ids)} joined (JoinScene {row.payload.get('JoinScene', '?')}); names requested{invite_note}"
         elif detail == "del_member" and ids:
             left = await groups.members_left(
                 conn, dialect, row.chat_id, ids, at=row.occurred_at, now=now, quit_scene=_int(row.payload, "QuitScene")
@@ -79,6 +82,9 @@ async def group_updated(rt: Runtime, row: Any) -> str:
         oid = await _request_refresh(rt, conn, row.chat_id, reconcile=reconcile) if refresh else None
     if oid is not None:
         await outbox.kick(rt, [oid])
+    if detail == "del_member" and ids:
+        revoked = await referral.on_group_members_left(rt, row, ids)
+        note += f"; {revoked} referral invite(s) revoked" if revoked else ""
     return note
 
 

@@ -1,5 +1,6 @@
 """Emulated 客户联系 endpoints (``externalcontact/*``): customers, contact ways, welcome messages,
-mass-message tasks, corp tags and customer groups. Shapes follow WECOM.md §5."""
+mass-message tasks and corp tags. Shapes follow WECOM.md §5. Customer groups and their join ways are in
+``group_endpoints.py``."""
 
 from __future__ import annotations
 
@@ -355,55 +356,6 @@ def mark_tag(state: SandboxState, call: Call) -> dict[str, Any]:
     return {}
 
 
-# ---- customer groups -----------------------------------------------------------------------------------
-def groupchat_list(state: SandboxState, call: Call) -> dict[str, Any]:
-    limit = call.field("limit", int)
-    if not 1 <= limit <= 1000:
-        raise ApiFailure(Errcode.INVALID_PARAMETER, "limit must be 1..1000")
-    owners = (call.field("owner_filter", dict, required=False, default={}) or {}).get("userid_list") or []
-    groups = [g for g in state.groups.values() if not owners or g.owner in owners]
-    chunk, next_cursor = page(state, groups, call.field("cursor", str, required=False, default=""), limit)
-    return {
-        "group_chat_list": [{"chat_id": g.chat_id, "status": g.status} for g in chunk],
-        "next_cursor": next_cursor,
-    }
-
-
-def groupchat_get(state: SandboxState, call: Call) -> dict[str, Any]:
-    group = state.groups.get(call.field("chat_id"))
-    if group is None:
-        raise ApiFailure(Errcode.INVALID_CHAT_ID, "invalid chatid")
-    need_name = call.field("need_name", int, required=False, default=0) == 1
-    members = []
-    for m in group.members:
-        item: dict[str, Any] = {
-            "userid": m.userid,
-            "type": m.type,
-            "join_time": m.join_time,
-            "join_scene": m.join_scene,
-            "group_nickname": m.group_nickname,
-        }
-        if m.invitor:
-            item["invitor"] = {"userid": m.invitor}
-        if need_name:
-            item["name"] = m.name
-        if m.type == 2 and m.unionid:
-            item["unionid"] = m.unionid
-        members.append(item)
-    return {
-        "group_chat": {
-            "chat_id": group.chat_id,
-            "name": group.name,
-            "owner": group.owner,
-            "create_time": group.create_time,
-            "notice": group.notice,
-            "member_list": members,
-            "admin_list": [{"userid": a} for a in group.admins],
-            "member_version": str(len(group.members)),
-        }
-    }
-
-
 ROUTES: dict[str, Endpoint] = {
     f"externalcontact/{name}": func
     for name, func in {
@@ -422,7 +374,5 @@ ROUTES: dict[str, Endpoint] = {
         "edit_corp_tag": edit_corp_tag,
         "del_corp_tag": del_corp_tag,
         "mark_tag": mark_tag,
-        "groupchat/list": groupchat_list,
-        "groupchat/get": groupchat_get,
     }.items()
 }

@@ -31,7 +31,7 @@ from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
-from bots.sandbox import contact_endpoints, mp_endpoints, wecom_endpoints
+from bots.sandbox import contact_endpoints, group_endpoints, mp_endpoints, wecom_endpoints
 from bots.sandbox.endpoints import Call, Endpoint, dispatch, error_answer
 from bots.sandbox.state import KfNotice, SandboxState
 from bots.wecom.crypto import parse_query
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 STATE = web.AppKey("sandbox_state", SandboxState)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-WECOM_ROUTES: dict[str, Endpoint] = {**wecom_endpoints.ROUTES, **contact_endpoints.ROUTES}
+WECOM_ROUTES: dict[str, Endpoint] = {**wecom_endpoints.ROUTES, **contact_endpoints.ROUTES, **group_endpoints.ROUTES}
 MP_ROUTES: dict[str, Endpoint] = dict(mp_endpoints.ROUTES)
 DATA_FORMAT_ERROR = 47001  # body is not a JSON object
 EXTERNAL_USERID = re.compile(r"[0-9A-Za-z_-]{1,64}")
@@ -139,6 +139,46 @@ async def customer_message(request: web.Request) -> web.Response:
     return _json({"ok": True, "msgid": msg["msgid"], "delivered": delivered})
 
 
+async def group_join(request: web.Request) -> web.Response:
+    """A customer scans a 加入群聊 code: ``{"config_id", "external_userid", "name", "chat_id"?}`` → they join the
+    group with the way's state, and the product is told (change_external_chat add_member, JoinScene 3)."""
+    from bots.sandbox.simulator import customer_joins_group
+
+    state = request.app[STATE]
+    body = await _json_body(request)
+    if body is None:
+        return _bad_request('expected {"config_id", "external_userid", "name"}')
+    ext, name, config_id, chat_id = body.get("external_userid"), body.get("name") or "微信用户", body.get("config_id"), body.get("chat_id")
+    if not isinstance(ext, str) or not EXTERNAL_USERID.fullmatch(ext) or not isinstance(name, str) or len(name) > 64:
+        return _bad_request("external_userid must be 1-64 letters, digits, _ or -; name at most 64 characters")
+    if not isinstance(config_id, str) or config_id not in state.join_ways:
+        return _bad_request("config_id is no join way of this sandbox")
+    try:
+        async with asyncio.timeout(HOOK_TIMEOUT):
+            joined = await customer_joins_group(state, config_id, ext, name, chat_id=chat_id if isinstance(chat_id, str) else None)
+    except (ValueError, LookupError) as exc:
+        return _bad_request(str(exc))
+    return _json({"ok": True, **joined})
+
+
+async def group_leave(request: web.Request) -> web.Response:
+    """``{"chat_id", "userid", "quit_scene"?}``: the member leaves (0) or is removed (1); the product is told."""
+    from bots.sandbox.simulator import member_leaves_group
+
+    state = request.app[STATE]
+    body = await _json_body(request)
+    chat_id, userid = (body or {}).get("chat_id"), (body or {}).get("userid")
+    scene = (body or {}).get("quit_scene", 0)
+    if not isinstance(chat_id, str) or chat_id not in state.groups or not isinstance(userid, str) or scene not in (0, 1):
+        return _bad_request('expected {"chat_id" (a sandbox group), "userid", "quit_scene": 0|1}')
+    try:
+        async with asyncio.timeout(HOOK_TIMEOUT):
+            left = await member_leaves_group(state, chat_id, userid, quit_scene=scene)
+    except KeyError as exc:
+        return _bad_request(str(exc))
+    return _json({"ok": True, **left})
+
+
 async def conversation(request: web.Request) -> web.Response:
     ext = request.query.get("external_userid", "")
     if not EXTERNAL_USERID.fullmatch(ext):
@@ -226,6 +266,8 @@ def create_emulator_app(state: SandboxState) -> web.Application:
     app.router.add_delete("/api/faults", clear_faults)
     app.router.add_post("/api/kf/customer-message", customer_message)
     app.router.add_get("/api/kf/conversation", conversation)
+    app.router.add_post("/api/groups/join", group_join)
+    app.router.add_post("/api/groups/leave", group_leave)
     app.router.add_get("/connect/oauth2/authorize", oauth_authorize)
     app.router.add_post("/api/jssdk/agent-config", jssdk_agent_config)
     app.router.add_get("", to_slash)

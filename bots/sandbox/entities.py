@@ -70,6 +70,7 @@ class GroupMember:
     group_nickname: str = ""
     name: str = ""
     unionid: str = ""
+    state: str = ""  # the join way's state when they joined through one (groupchat/get member_list[].state)
 
 
 @dataclass
@@ -118,6 +119,22 @@ class ContactWay:
 
 
 @dataclass
+class JoinWay:
+    """A 加入群聊 configuration (groupchat/add_join_way): a QR code (scene 2) or mini-program button (scene 1)
+    that puts whoever uses it into one of up to 5 groups; members who join through it carry its ``state``."""
+
+    config_id: str
+    scene: int
+    chat_id_list: list[str]
+    state: str
+    remark: str
+    qr_code: str
+    auto_create_room: int = 0
+    room_base_name: str = ""
+    room_base_id: int = 0
+
+
+@dataclass
 class KfWindow:
     """What WeCom tracks per (open_kfid, customer) to enforce 48 h / 5 messages."""
 
@@ -151,3 +168,5 @@ class KfNotice:
 
 
 KfHook = Callable[[KfNotice], Awaitable[None]]
+# Delivers one WeCom event (its decrypted XML) to the product's callback URL, signed and encrypted.
+EventHook = Callable[[str], Awaitable[None]]

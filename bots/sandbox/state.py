@@ -17,11 +17,13 @@ from typing import Any
 from bots.sandbox.entities import (
     ContactWay,
     Customer,
+    EventHook,
     Fault,
     Follow,
     Grant,
     Group,
     GroupMember,
+    JoinWay,
     KfHook,
     KfWindow,
     Member,
@@ -92,6 +94,7 @@ class SandboxState:
         self.strict_kf_sync_token = False  # True: sync_msg refuses unknown/stale callback tokens (95007)
         self.mp_template_ids: set[str] = set(mp_template_ids)
         self.on_kf_message: KfHook | None = None
+        self.on_wecom_event: EventHook | None = None  # set by the sandbox mount: posts to our /callback/wecom
         self.epoch = random_id(length=8)  # makes cursors of an earlier emulator recognisable
         # --- directory
         self.members: dict[str, Member] = {}
@@ -99,6 +102,7 @@ class SandboxState:
         self.groups: dict[str, Group] = {}
         self.tag_groups: list[TagGroup] = []
         self.contact_ways: dict[str, ContactWay] = {}
+        self.join_ways: dict[str, JoinWay] = {}
         self.followers: dict[str, dict[str, Any]] = {}  # Official Account openid → user info
         # --- credentials and single-use codes
         self.tokens: dict[str, tuple[str, dt.datetime]] = {}  # token → (api, expires_at)
@@ -305,6 +309,38 @@ class SandboxState:
             "state": way.state,
             "welcome_code": code,
         }
+
+    def customer_joined_via(
+        self, config_id: str, external_userid: str, name: str, *, chat_id: str | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        """A customer scans a 加入群聊 code: they join its first group (or ``chat_id``, one of its groups) by QR code
+        (join_scene 3), carrying the join way's state in the group's member list. An unknown customer is created
+        (joining a group needs no salesperson). Returns what the change_external_chat callback carries: chat_id,
+        external_userid, state, join_scene, create_time. Raises KeyError / ValueError for a way or group that
+        does not exist, LookupError when they are in the group already."""
+        way = self.join_ways[config_id]
+        target = chat_id or way.chat_id_list[0]
+        if target not in way.chat_id_list or target not in self.groups:
+            raise ValueError(f"group {target} is not one of this join way's groups")
+        group = self.groups[target]
+        if any(m.userid == external_userid for m in group.members):
+            raise LookupError(f"{external_userid} is in {target} already")
+        customer = self.customers.get(external_userid) or self.add_customer(external_userid, name, **fields)
+        now = self.ts()
+        group.members.append(
+            GroupMember(external_userid, 2, now, join_scene=3, name=customer.name, unionid=customer.unionid or "", state=way.state)
+        )
+        return {"chat_id": target, "external_userid": external_userid, "state": way.state, "join_scene": 3, "create_time": now}
+
+    def member_left_group(self, chat_id: str, userid: str, *, quit_scene: int = 0) -> dict[str, Any]:
+        """``userid`` leaves the group (quit_scene 0) or is removed (1). Returns the callback's fields; KeyError
+        when they were not in it."""
+        group = self.groups[chat_id]
+        before = len(group.members)
+        group.members = [m for m in group.members if m.userid != userid]
+        if len(group.members) == before:
+            raise KeyError(f"{userid} is not in {chat_id}")
+        return {"chat_id": chat_id, "userid": userid, "quit_scene": quit_scene, "create_time": self.ts()}
 
     def add_follower(self, openid: str, *, unionid: str | None = None, interacted: bool = True, **fields: Any) -> None:
         """An Official Account follower; ``interacted`` opens the 48 h customer-service window now."""

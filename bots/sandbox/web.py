@@ -11,7 +11,7 @@ import datetime as dt
 from aiohttp import web
 
 from bots.sandbox.emulator import create_emulator_app
-from bots.sandbox.simulator import CallbackSimulator, kf_callback_hook
+from bots.sandbox.simulator import CallbackSimulator, kf_callback_hook, wecom_event_hook
 from bots.sandbox.state import SandboxState
 from scrm.web.keys import RUNTIME, SETTINGS
 
@@ -39,6 +39,7 @@ def setup(app: web.Application) -> SandboxState:
         return await app[RUNTIME].http_session()
 
     state.on_kf_message = kf_callback_hook(sim, f"{settings.base_url}/callback/wecom", session)
+    state.on_wecom_event = wecom_event_hook(sim, f"{settings.base_url}/callback/wecom", session)
     app[SANDBOX_STATE] = state
     app.add_subapp("/sandbox/", create_emulator_app(state))
     return state

@@ -15,8 +15,7 @@ Facts owned by the channels (微信客服 windows, salesperson tasks already sen
 from __future__ import annotations
 
 import datetime as dt
-import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +23,18 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrm.campaigns import broadcast_domain as D
+from scrm.campaigns.broadcast_results import (  # re-exported: the public import path of the read side
+    BroadcastView,
+    get_broadcast,
+    list_broadcasts,
+    list_recipients,
+    outcome_reasons,
+    progress,
+    record_results,
+    still_planned,
+)
+from scrm.campaigns.broadcast_results import load as _load
+from scrm.campaigns.broadcast_results import view_of as _view
 from scrm.campaigns.models import BroadcastStatus as BS
 from scrm.campaigns.models import broadcast_recipients, broadcasts, coupon_templates
 from scrm.core import outbox
@@ -32,6 +43,11 @@ from scrm.core.errors import Conflict, InvalidInput, NotFound
 from scrm.core.runtime import Runtime
 from scrm.customers.models import FollowStatus, customer_identities, customers, follows
 
+__all__ = [
+    "BroadcastView", "ChannelFacts", "cancel_broadcast", "create_broadcast", "due_broadcasts", "get_broadcast", "list_broadcasts",
+    "list_recipients", "outcome_reasons", "pause_broadcast", "plan_batch", "plan_broadcast", "progress", "record_results",
+    "start_broadcast", "still_planned", "update_broadcast", "use_channel_facts",
+]  # fmt: skip
 B, R = broadcasts.c, broadcast_recipients.c
 SEND_TOPIC = "broadcast.send"
 CHUNK_SIZE = 200  # recipients per broadcast.send row (and per add_msg_template call)
@@ -62,49 +78,6 @@ def _channel_facts() -> ChannelFactsSource:
     if not _facts_source:
         raise RuntimeError("no channel facts source: import bots.broadcast_sender (FEATURE_MODULES) before planning broadcasts")
     return _facts_source[0]
-
-
-@dataclass(frozen=True)
-class BroadcastView:
-    id: int
-    name: str
-    segment: str
-    text: str
-    coupon_template_id: int | None
-    status: str
-    scheduled_at: dt.datetime | None
-    cursor_customer_id: int | None
-    totals: dict[str, Any]
-    created_at: dt.datetime
-    started_at: dt.datetime | None
-    finished_at: dt.datetime | None
-
-    def to_json(self) -> dict[str, Any]:
-        out = dict(self.__dict__)
-        for k in ("scheduled_at", "created_at", "started_at", "finished_at"):
-            out[k] = out[k].isoformat() if out[k] else None
-        return out
-
-
-def _view(r: Any) -> BroadcastView:
-    return BroadcastView(
-        r.id, r.name, r.segment_expression, r.text, r.coupon_template_id, r.status, r.scheduled_at,
-        r.cursor_customer_id, dict(r.totals or {}), r.created_at, r.started_at, r.finished_at,
-    )  # fmt: skip
-
-
-async def _load(conn: AsyncConnection, broadcast_id: int, *, lock: bool = False) -> Any:
-    q = sa.select(broadcasts).where(B.id == broadcast_id)
-    if lock and conn.dialect.name == "postgresql":
-        q = q.with_for_update()
-    row = (await conn.execute(q)).first()
-    if row is None:
-        raise NotFound("没有这个群发 (no such broadcast)", broadcast_id=broadcast_id)
-    return row
-
-
-async def get_broadcast(conn: AsyncConnection, broadcast_id: int) -> BroadcastView:
-    return _view(await _load(conn, broadcast_id))
 
 
 # ---- create / edit / lifecycle -----------------------------------------------------------------------
@@ -247,26 +220,15 @@ async def due_broadcasts(rt: Runtime) -> list[int]:
 
 # ---- planning ----------------------------------------------------------------------------------------
 async def _segment_after(rt: Runtime, expr: str, after: int | None, limit: int) -> list[int]:
-    """The next ``limit`` customer ids of the segment above ``after`` (tagging.segments streams in id order)."""
+    """The next ``limit`` customer ids of the segment above ``after``: the segment language's own SELECT (id order)
+    with a keyset condition, so each batch reads only its own rows, however far into the segment it is."""
     from tagging import segments
 
-    kwargs: dict[str, Any] = {}
-    if "after" in inspect.signature(segments.iter_segment).parameters:
-        kwargs["after"] = after
-    out: list[int] = []
-    stream: AsyncIterator[Any] = segments.iter_segment(rt, expr, min(limit, 1000), **kwargs)
-    try:
-        async for item in stream:
-            for cid in item if isinstance(item, list | tuple) else (item,):
-                if after is None or int(cid) > after:
-                    out.append(int(cid))
-            if len(out) >= limit:
-                break
-    finally:
-        closer = getattr(stream, "aclose", None)
-        if closer is not None:
-            await closer()
-    return sorted(out)[:limit]
+    q = segments.segment_select(segments.parse(expr), rt.clock.now())
+    if after is not None:
+        q = q.where(customers.c.id > after)
+    async with rt.db.read() as conn:
+        return [int(i) for i in (await conn.execute(q.limit(limit))).scalars()]
 
 
 async def _gather_facts(rt: Runtime, conn: AsyncConnection, ids: list[int], now: dt.datetime) -> list[D.RecipientFacts]:
@@ -389,72 +351,3 @@ async def plan_broadcast(rt: Runtime, broadcast_id: int, *, batch: int = 1000, m
         if result.done:
             break
     return total
-
-
-# ---- sending side (called by the channel package) and results ---------------------------------------
-async def still_planned(rt: Runtime, broadcast_id: int, customer_ids: Sequence[int]) -> tuple[str, set[int]]:
-    """The broadcast's status and which of these recipients still wait to be sent."""
-    async with rt.db.read() as conn:
-        row = await _load(conn, broadcast_id)
-        ids = set(
-            (
-                await conn.execute(
-                    sa.select(R.customer_id).where(
-                        R.broadcast_id == broadcast_id, R.customer_id.in_(list(customer_ids)), R.status == D.RecipientStatus.PLANNED
-                    )
-                )
-            ).scalars()
-        )
-    return row.status, {int(i) for i in ids}
-
-
-async def record_results(
-    rt: Runtime, broadcast_id: int, results: Sequence[tuple[int, str, str]], *, outbound_key: str | None = None
-) -> None:
-    """Settle recipients: (customer_id, status, reason). Only planned rows change (a result never overwrites
-    another); ``outbound_key`` replaces the per-recipient key when one grouped message carried them."""
-    now = rt.clock.now()
-    async with rt.db.write() as conn:
-        for cid, status, reason in results:
-            values: dict[str, Any] = {"status": status, "reason": reason[:64]}
-            if status in (D.RecipientStatus.SENT, D.RecipientStatus.AWAITING_CONFIRMATION):
-                values["sent_at"] = now
-            if outbound_key:
-                values["outbound_key"] = outbound_key[:96]
-            await conn.execute(
-                broadcast_recipients.update()
-                .where(R.broadcast_id == broadcast_id, R.customer_id == cid, R.status == D.RecipientStatus.PLANNED)
-                .values(**values)
-            )
-
-
-async def progress(conn: AsyncConnection, broadcast_id: int) -> dict[str, Any]:
-    """Live counts by status and by channel (index broadcast_id+status), plus the plan totals."""
-    row = await _load(conn, broadcast_id)
-    by_status: dict[str, int] = {}
-    by_channel: dict[str, dict[str, int]] = {}
-    for r in await conn.execute(
-        sa.select(R.status, R.channel, sa.func.count().label("n")).where(R.broadcast_id == broadcast_id).group_by(R.status, R.channel)
-    ):
-        by_status[r.status] = by_status.get(r.status, 0) + int(r.n)
-        by_channel.setdefault(r.channel, {})[r.status] = int(r.n)
-    return {"status": row.status, "recipients": sum(by_status.values()), "by_status": by_status, "by_channel": by_channel}
-
-
-async def list_recipients(
-    conn: AsyncConnection, broadcast_id: int, *, status: str | None = None, after: int = 0, limit: int = 100
-) -> list[dict[str, Any]]:
-    """Per-recipient results in customer-id order (keyset: pass the last customer_id as ``after``)."""
-    await _load(conn, broadcast_id)
-    q = sa.select(broadcast_recipients).where(R.broadcast_id == broadcast_id, R.customer_id > after)
-    if status:
-        q = q.where(R.status == status)
-    rows = await conn.execute(q.order_by(R.customer_id).limit(limit))
-    return [
-        {
-            "customer_id": r.customer_id, "channel": r.channel, "status": r.status, "reason": r.reason,
-            "salesperson_userid": r.salesperson_userid, "outbound_key": r.outbound_key,
-            "planned_at": r.planned_at.isoformat(), "sent_at": r.sent_at.isoformat() if r.sent_at else None,
-        }
-        for r in rows
-    ]  # fmt: skip

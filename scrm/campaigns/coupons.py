@@ -10,11 +10,14 @@ Guarantees
 * One order per coupon: a coupon moves issued → reserved only with ``WHERE status = 'issued'``; reserved →
   redeemed / back to issued only for the order holding it — in the order's own transaction (see
   :mod:`fulfillment.discounts`), so a confirm run twice or concurrently redeems once.
+
+Layout: this module holds the use cases; the rows and views are in :mod:`scrm.campaigns.coupon_store`, the order
+side (discount provider, expiry, merges) in :mod:`scrm.campaigns.coupon_orders` — both re-exported here, so
+``from scrm.campaigns.coupons import …`` stays the one import path.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -23,127 +26,46 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from fulfillment.discounts import AppliedDiscount, DiscountLine
 from scrm.campaigns.coupon_domain import (
-    Budget,
-    Candidate,
-    CouponRule,
     CouponUnavailable,
-    Line,
     TemplateInUse,
     TemplateTerms,
-    Validity,
-    best_choice,
     check_can_issue,
     expiry_for,
-    usable_at,
     validate_terms,
 )
+from scrm.campaigns.coupon_orders import (  # re-exported: the public import path
+    CouponDiscounts,
+    expire_coupons,
+    expire_coupons_cron,
+    follow_merge,
+    install,
+)
+from scrm.campaigns.coupon_store import C, CouponTemplate, CouponView, T, coupon_query, coupon_view, template_values, write_ledger
 from scrm.campaigns.models import CouponStatus as CS
 from scrm.campaigns.models import coupon_ledger, coupon_templates, coupons
-from scrm.core import outbox
 from scrm.core.errors import InvalidInput, NotFound
 from scrm.core.ids import short_id
-from scrm.core.jobs import JobContext, cron, job
+from scrm.core.jobs import JobContext, job
 from scrm.core.runtime import Runtime
-from scrm.customers.services import MERGED_TOPIC, lock_customer, resolve_customer
+from scrm.customers.services import lock_customer, resolve_customer
 from scrm.timeline.services import Kind, add_entry
 
 SOURCES = ("segment", "referral", "sidebar", "console", "api")
-T = coupon_templates.c
-C = coupons.c
-
-
-def _rule(r: Any) -> CouponRule:
-    """The discount terms from a template row (or a coupon row joined with its template's terms)."""
-    return CouponRule(
-        r.kind,
-        int(r.amount_off_fen),
-        int(r.percent_off),
-        None if r.max_off_fen is None else int(r.max_off_fen),
-        int(r.threshold_fen),
-        frozenset(r.skus or ()),
-        frozenset(r.categories or ()),
-        bool(r.stackable),
-    )
-
-
-@dataclass(frozen=True)
-class CouponTemplate:
-    id: int
-    name: str
-    rule: CouponRule
-    budget: Budget
-    per_customer_limit: int
-    validity: Validity
-    active: bool
-
-    @classmethod
-    def from_row(cls, r: Any) -> CouponTemplate:
-        rule = _rule(r)
-        budget = Budget(r.budget_count, None if r.budget_fen is None else int(r.budget_fen), int(r.issued_count), int(r.issued_fen))
-        return cls(
-            int(r.id), r.name, rule, budget, int(r.per_customer_limit), Validity(r.valid_from, r.valid_until, r.valid_days), bool(r.active)
-        )
-
-    @property
-    def terms(self) -> TemplateTerms:
-        return TemplateTerms(self.name, self.rule, self.budget.budget_count, self.budget.budget_fen, self.per_customer_limit, self.validity)
-
-    def to_json(self) -> dict[str, Any]:
-        values = _template_values(self.terms)
-        times = {k: values[k].isoformat() if values[k] else None for k in ("valid_from", "valid_until")}
-        issued = {"issued_count": self.budget.issued_count, "issued_fen": self.budget.issued_fen}
-        return {"id": self.id, "label": self.rule.label, **values, **times, **issued, "active": self.active}
-
-
-@dataclass(frozen=True)
-class CouponView:
-    id: int
-    code: str
-    template_id: int
-    name: str
-    label: str
-    status: str
-    source: str
-    issued_at: dt.datetime
-    expires_at: dt.datetime | None
-    order_id: int | None
-    discount_fen: int
-
-    def to_json(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.__dict__.items() if k != "id"}
-        return {**out, "issued_at": self.issued_at.isoformat(), "expires_at": self.expires_at.isoformat() if self.expires_at else None}
+__all__ = [
+    "SOURCES", "CouponDiscounts", "CouponTemplate", "CouponView", "SegmentIssue", "coupons_of_customer", "create_template",
+    "expire_coupons", "expire_coupons_cron", "follow_merge", "get_template", "install", "issue_coupon", "issue_to_segment",
+    "issue_to_segment_job", "ledger_of", "list_templates", "revoke_coupon", "segment_members", "update_template",
+]  # fmt: skip
 
 
 # ---- templates ------------------------------------------------------------------------------------------
-def _template_values(terms: TemplateTerms) -> dict[str, Any]:
-    r, v = terms.rule, terms.validity
-    return {
-        "name": terms.name.strip(),
-        "kind": r.kind,
-        "amount_off_fen": r.amount_off_fen,
-        "percent_off": r.percent_off,
-        "max_off_fen": r.max_off_fen,
-        "threshold_fen": r.threshold_fen,
-        "skus": sorted(r.skus),
-        "categories": sorted(r.categories),
-        "stackable": r.stackable,
-        "budget_count": terms.budget_count,
-        "budget_fen": terms.budget_fen,
-        "per_customer_limit": terms.per_customer_limit,
-        "valid_from": v.valid_from,
-        "valid_until": v.valid_until,
-        "valid_days": v.valid_days,
-    }
-
-
 async def create_template(rt: Runtime, terms: TemplateTerms, *, active: bool = True) -> CouponTemplate:
     """Create a template after validating its terms (a percent coupon needs a cap; budgets positive …)."""
     validate_terms(terms)
     now = rt.clock.now()
     async with rt.db.write() as conn:
-        values = {**_template_values(terms), "active": active, "created_at": now, "updated_at": now}
+        values = {**template_values(terms), "active": active, "created_at": now, "updated_at": now}
         template_id = int((await conn.execute(coupon_templates.insert().values(**values).returning(T.id))).scalar_one())
         return await _template(conn, template_id)
 
@@ -161,7 +83,7 @@ async def update_template(rt: Runtime, template_id: int, terms: TemplateTerms, *
             terms.budget_fen is not None and terms.budget_fen < b.issued_fen
         ):
             raise InvalidInput("预算不能低于已发放数量/金额 (budget below what is already issued)", field="budget_count")
-        values = {**_template_values(terms), "active": active, "updated_at": rt.clock.now()}
+        values = {**template_values(terms), "active": active, "updated_at": rt.clock.now()}
         await conn.execute(coupon_templates.update().where(T.id == template_id).values(**values))
         return await _template(conn, template_id)
 
@@ -190,17 +112,9 @@ async def list_templates(rt: Runtime, *, active: bool | None = None) -> list[Cou
 
 
 # ---- issuing --------------------------------------------------------------------------------------------
-async def _ledger(
-    conn: AsyncConnection, coupon_id: int, event: str, now: dt.datetime, *, order_id: int | None = None, amount: int = 0, actor: str = ""
-) -> None:
-    await conn.execute(
-        coupon_ledger.insert().values(coupon_id=coupon_id, event=event, order_id=order_id, amount_fen=amount, at=now, actor=actor)
-    )
-
-
 async def _by_source_ref(conn: AsyncConnection, source_ref: str) -> CouponView | None:
-    row = (await conn.execute(_coupon_query().where(C.source_ref == source_ref))).first()
-    return _coupon(row) if row else None
+    row = (await conn.execute(coupon_query().where(C.source_ref == source_ref))).first()
+    return coupon_view(row) if row else None
 
 
 async def issue_coupon(
@@ -256,7 +170,7 @@ async def _issue(
                 "updated_at": now,
             }
             coupon_id = int((await conn.execute(coupons.insert().values(**values).returning(C.id))).scalar_one())
-            await _ledger(conn, coupon_id, "issue", now, amount=face, actor=actor or source)
+            await write_ledger(conn, coupon_id, "issue", now, amount=face, actor=actor or source)
             await add_entry(
                 conn,
                 rt.db.dialect,
@@ -267,8 +181,8 @@ async def _issue(
                 ref=f"coupon:{coupon_id}",
                 data={"coupon_id": coupon_id, "source": source},
             )
-            row = (await conn.execute(_coupon_query().where(C.id == coupon_id))).one()
-            return _coupon(row), True
+            row = (await conn.execute(coupon_query().where(C.id == coupon_id))).one()
+            return coupon_view(row), True
     except IntegrityError:
         # The same source_ref issued concurrently from another template's queue: the first one stands.
         if source_ref is None:
@@ -339,170 +253,24 @@ async def revoke_coupon(rt: Runtime, coupon_id: int, *, actor: str = "") -> bool
             coupons.update().where(C.id == coupon_id, C.status == CS.ISSUED).values(status=CS.REVOKED, updated_at=now)
         )
         if done.rowcount == 1:
-            await _ledger(conn, coupon_id, "revoke", now, actor=actor)
+            await write_ledger(conn, coupon_id, "revoke", now, actor=actor)
         return bool(done.rowcount)
 
 
 # ---- queries --------------------------------------------------------------------------------------------
-_TERMS = (T.name, T.kind, T.amount_off_fen, T.percent_off, T.max_off_fen, T.threshold_fen, T.skus, T.categories, T.stackable, T.valid_from)
-
-
-def _coupon_query() -> sa.Select[Any]:
-    """Coupons with their template's terms (no column names shared, so rows read plainly)."""
-    return sa.select(coupons, *_TERMS).join(coupon_templates, T.id == C.template_id)
-
-
-def _coupon(r: Any) -> CouponView:
-    order_id = None if r.order_id is None else int(r.order_id)
-    return CouponView(
-        int(r.id),
-        r.code,
-        int(r.template_id),
-        r.name,
-        _rule(r).label,
-        r.status,
-        r.source,
-        r.issued_at,
-        r.expires_at,
-        order_id,
-        int(r.discount_fen),
-    )
-
-
 async def coupons_of_customer(rt: Runtime, customer_id: int, *, usable_only: bool = False) -> list[CouponView]:
     """The customer's coupons, newest first; ``usable_only``: in the wallet and usable now."""
     now = rt.clock.now()
     async with rt.db.read() as conn:
         cid = await resolve_customer(conn, customer_id)
-        q = _coupon_query().where(C.customer_id == cid).order_by(C.id.desc())
+        q = coupon_query().where(C.customer_id == cid).order_by(C.id.desc())
         if usable_only:
             q = q.where(C.status == CS.ISSUED, sa.or_(C.expires_at.is_(None), C.expires_at > now))
             q = q.where(sa.or_(T.valid_from.is_(None), T.valid_from <= now))
-        return [_coupon(r) for r in await conn.execute(q)]
+        return [coupon_view(r) for r in await conn.execute(q)]
 
 
 async def ledger_of(rt: Runtime, coupon_id: int) -> list[tuple[str, int | None, int]]:
     async with rt.db.read() as conn:
         q = sa.select(coupon_ledger).where(coupon_ledger.c.coupon_id == coupon_id).order_by(coupon_ledger.c.id)
         return [(r.event, r.order_id, int(r.amount_fen)) for r in await conn.execute(q)]
-
-
-# ---- with orders (fulfillment.discounts.DiscountProvider) -----------------------------------------------
-async def _give_back(conn: AsyncConnection, rows: list[Any], now: dt.datetime, order_id: int) -> None:
-    """Coupons an order no longer uses go back to the wallet — or expire, if their time ran out meanwhile."""
-    for r in rows:
-        expired = r.expires_at is not None and r.expires_at <= now
-        status = CS.EXPIRED if expired else CS.ISSUED
-        done = await conn.execute(
-            coupons.update()
-            .where(C.id == r.id, C.order_id == order_id, C.status.in_([CS.RESERVED, CS.REDEEMED]))
-            .values(status=status, order_id=None, discount_fen=0, updated_at=now)
-        )
-        if done.rowcount == 1:
-            await _ledger(conn, int(r.id), "release", now, order_id=order_id, amount=int(r.discount_fen))
-            if expired:
-                await _ledger(conn, int(r.id), "expire", now)
-
-
-class CouponDiscounts:
-    """The coupon side of :class:`fulfillment.discounts.DiscountProvider`."""
-
-    async def hold(
-        self, conn: AsyncConnection, dialect: str, *, order_id: int, customer_id: int, lines: list[DiscountLine], now: dt.datetime
-    ) -> AppliedDiscount:
-        plain = [Line(ln.sku, ln.category, ln.line_total_fen) for ln in lines]
-        excluded: set[int] = set()
-        for _ in range(5):  # a coupon taken by another order meanwhile (PostgreSQL) → choose again without it
-            q = _coupon_query().where(
-                C.customer_id == customer_id,
-                sa.or_(C.status == CS.ISSUED, sa.and_(C.status == CS.RESERVED, C.order_id == order_id)),
-            )
-            rows = [r for r in await conn.execute(q) if int(r.id) not in excluded]
-            mine = {int(r.id): r for r in rows if r.status == CS.RESERVED}
-            cands = [
-                Candidate(int(r.id), int(r.template_id), _rule(r), r.expires_at)
-                for r in rows
-                if int(r.id) in mine or usable_at(r.expires_at, r.valid_from, now)
-            ]
-            choice = best_choice(cands, plain)
-            chosen = {c.coupon_id: amt for c, amt in zip(choice.coupons, choice.amounts, strict=True)}
-            await _give_back(conn, [r for cid, r in mine.items() if cid not in chosen], now, order_id)
-            lost = False
-            for cid, amount in chosen.items():
-                if cid in mine:
-                    await conn.execute(coupons.update().where(C.id == cid).values(discount_fen=amount, updated_at=now))
-                    continue
-                took = await conn.execute(
-                    coupons.update()
-                    .where(C.id == cid, C.status == CS.ISSUED)
-                    .values(status=CS.RESERVED, order_id=order_id, discount_fen=amount, updated_at=now)
-                )
-                if took.rowcount != 1:
-                    excluded.add(cid)
-                    lost = True
-                    break
-                await _ledger(conn, cid, "reserve", now, order_id=order_id, amount=amount)
-            if not lost:
-                return await self.held(conn, order_id=order_id)
-        return await self.held(conn, order_id=order_id)
-
-    async def held(self, conn: AsyncConnection, *, order_id: int) -> AppliedDiscount:
-        q = _coupon_query().where(C.order_id == order_id, C.status.in_([CS.RESERVED, CS.REDEEMED])).order_by(C.id)
-        views = [_coupon(r) for r in await conn.execute(q)]
-        return AppliedDiscount(sum(v.discount_fen for v in views), tuple(v.code for v in views), tuple(v.label for v in views))
-
-    async def redeem(self, conn: AsyncConnection, dialect: str, *, order_id: int, now: dt.datetime) -> None:
-        rows = (await conn.execute(sa.select(coupons).where(C.order_id == order_id, C.status == CS.RESERVED))).all()
-        for r in rows:
-            done = await conn.execute(
-                coupons.update()
-                .where(C.id == r.id, C.order_id == order_id, C.status == CS.RESERVED)
-                .values(status=CS.REDEEMED, updated_at=now)
-            )
-            if done.rowcount == 1:
-                await _ledger(conn, int(r.id), "redeem", now, order_id=order_id, amount=int(r.discount_fen))
-
-    async def release(self, conn: AsyncConnection, dialect: str, *, order_id: int, now: dt.datetime) -> None:
-        rows = (await conn.execute(sa.select(coupons).where(C.order_id == order_id, C.status.in_([CS.RESERVED, CS.REDEEMED])))).all()
-        await _give_back(conn, list(rows), now, order_id)
-
-
-def install(rt: Runtime) -> None:
-    """Composition: orders take coupon discounts from here."""
-    from fulfillment import discounts
-
-    discounts.install(rt, CouponDiscounts())
-
-
-# ---- expiry and merges ----------------------------------------------------------------------------------
-async def expire_coupons(rt: Runtime, *, batch: int = 500) -> int:
-    """Coupons in wallets past their end become expired (held ones wait for their order). Returns how many."""
-    total = 0
-    while True:
-        now = rt.clock.now()
-        async with rt.db.write() as conn:
-            ids = [
-                int(r.id)
-                for r in await conn.execute(sa.select(C.id).where(C.status == CS.ISSUED, C.expires_at <= now).order_by(C.id).limit(batch))
-            ]
-            for cid in ids:
-                done = await conn.execute(
-                    coupons.update().where(C.id == cid, C.status == CS.ISSUED).values(status=CS.EXPIRED, updated_at=now)
-                )
-                if done.rowcount == 1:
-                    await _ledger(conn, cid, "expire", now, actor="system")
-                    total += 1
-        if len(ids) < batch:
-            return total
-
-
-@cron("coupons.expire", minute={7, 37}, second=0)
-async def expire_coupons_cron(ctx: JobContext) -> int:
-    return await expire_coupons(ctx.rt)
-
-
-@outbox.handles(MERGED_TOPIC)
-async def follow_merge(rt: Runtime, payload: dict[str, Any]) -> None:
-    """Coupons follow a customer merged into another (idempotent)."""
-    async with rt.db.write() as conn:
-        await conn.execute(coupons.update().where(C.customer_id == int(payload["from"])).values(customer_id=int(payload["into"])))

@@ -82,6 +82,12 @@ coupon_ledger = sa.Table(
     sa.Column("actor", sa.String(64), nullable=False, server_default=""),
 )
 
+
+class ReferralKind:
+    CONTACT = "contact"  # personal 联系我 codes (add_contact_way): a friend adds a salesperson
+    GROUP = "group"  # personal 加入群聊 codes (groupchat/add_join_way): a friend joins a customer group
+
+
 referral_campaigns = sa.Table(
     "referral_campaigns",
     metadata,
@@ -91,7 +97,9 @@ referral_campaigns = sa.Table(
     sa.Column("reward_template_id", BigId, sa.ForeignKey("coupon_templates.id")),
     sa.Column("reward_tag_id", BigId),
     sa.Column("eligible_segment", sa.Text(), nullable=False, server_default=""),  # segment expression; empty = everyone
-    sa.Column("userids", JSON, nullable=False),  # salespeople whose contact ways carry the codes
+    sa.Column("userids", JSON, nullable=False),  # salespeople whose contact ways carry the codes ([] for a group campaign)
+    sa.Column("kind", sa.String(16), nullable=False, server_default="contact"),  # contact | group (see ReferralKind)
+    sa.Column("chat_ids", JSON),  # group campaign: the customer groups (1–5) the personal join codes lead into
     sa.Column("poster_text", sa.Text(), nullable=False, server_default=""),
     sa.Column("hold_hours", sa.Integer(), nullable=False, server_default="24"),  # an invitee must stay this long
     sa.Column("starts_at", UTCDateTime(), nullable=False),
@@ -131,7 +139,8 @@ referral_invites = sa.Table(
     sa.Column("code_id", BigId, sa.ForeignKey("referral_codes.id"), nullable=False),
     sa.Column("inviter_customer_id", BigId, nullable=False, index=True),
     sa.Column("invitee_customer_id", BigId, nullable=False),
-    sa.Column("userid", sa.String(64), nullable=False),
+    sa.Column("userid", sa.String(64), nullable=False),  # the salesperson added ("" for a group join)
+    sa.Column("chat_id", sa.String(64)),  # group campaign: the group joined (membership there is what must hold)
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("reason", sa.String(64), nullable=False, server_default=""),
     sa.Column("added_at", UTCDateTime(), nullable=False),

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from scrm.campaigns.models import InviteStatus
+from scrm.campaigns.models import InviteStatus, ReferralKind
 from scrm.core.errors import InvalidInput
 
 STATE_PREFIX = "rf:"  # the contact way's state of a personal referral code: "rf:<short id>"
@@ -23,6 +23,7 @@ MAX_STATE = 30  # WeCom refuses a longer state
 MAX_GOAL = 1000
 MAX_HOLD_HOURS = 24 * 30
 MAX_USERIDS = 100
+MAX_GROUPS = 5  # groupchat/add_join_way takes at most 5 chat ids
 
 
 class CampaignStatus:
@@ -89,7 +90,23 @@ def check_campaign(data: Mapping[str, Any], *, partial: bool = False) -> dict[st
             if value is not None:
                 value = _int(value, key, 1, 2**62, f"{key} 需为编号 ({key} must be an id)")
             out[key] = value
-    if given("userids"):
+    kind = data.get("kind", ReferralKind.CONTACT)
+    if given("kind"):
+        if kind not in (ReferralKind.CONTACT, ReferralKind.GROUP):
+            raise InvalidInput("kind 只能是 contact（好友裂变）或 group（群裂变）(kind: contact | group)", field="kind")
+        out["kind"] = kind
+    if "chat_ids" in data or (not partial and kind == ReferralKind.GROUP):
+        chats = data.get("chat_ids")
+        if (
+            not isinstance(chats, list)
+            or not 0 < len(chats) <= MAX_GROUPS
+            or not all(isinstance(c, str) and 0 < len(c.strip()) <= 64 for c in chats)
+        ):
+            raise InvalidInput("群裂变需要 1 到 5 个客户群 chat_id (chat_ids: 1–5 group chat ids)", field="chat_ids")
+        out["chat_ids"] = list(dict.fromkeys(c.strip() for c in chats))
+    if not partial and kind == ReferralKind.GROUP and not data.get("userids"):
+        out["userids"] = []  # a group code leads into groups, not to salespeople
+    elif given("userids"):
         users = data.get("userids")
         if (
             not isinstance(users, list)

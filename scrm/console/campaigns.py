@@ -307,7 +307,10 @@ def _campaign_form(ctx: PageContext, templates: list[coupons.CouponTemplate], no
         '<label>活动名称<input name="name" required maxlength="64"></label>'
         '<label>邀请目标（有效好友数）<input name="goal" type="number" min="1" max="1000" required value="3"></label>'
         '<label>奖励优惠券<select name="reward_template_id" required>{options}</select></label>'
-        '<label>承接成员 userid（逗号分隔）<input name="userids" required maxlength="2000" placeholder="zhangsan,lisi"></label>'
+        '<label>类型<select name="kind"><option value="contact">好友裂变：每人一个联系我二维码</option>'
+        '<option value="group">群裂变：每人一个加入群聊二维码</option></select></label>'
+        '<label>承接成员 userid（好友裂变，逗号分隔）<input name="userids" maxlength="2000" placeholder="zhangsan,lisi"></label>'
+        '<label>客户群 chat_id（群裂变，最多 5 个，逗号分隔）<input name="chat_ids" maxlength="400" placeholder="wrOgQh…"></label>'
         '<label>留存时长（小时，好友需保持添加）<input name="hold_hours" type="number" min="0" max="720" value="24"></label>'
         '<label>开始<input name="starts_at" type="datetime-local" required value="{start}"></label>'
         '<label>结束<input name="ends_at" type="datetime-local" required value="{end}"></label>'
@@ -320,6 +323,11 @@ def _campaign_form(ctx: PageContext, templates: list[coupons.CouponTemplate], no
         end=_local_value(now + dt.timedelta(days=30)),
     )
     return post_form(ctx, "/console/campaigns", inner, cls="stack")
+
+
+def _receivers(c: referral.Campaign) -> str:
+    """Where the codes lead: the salespeople of a 联系我 campaign, the groups of a group campaign."""
+    return f"入群：{'、'.join(c.chat_ids)}" if c.kind == "group" else f"承接成员 {'、'.join(c.userids)}"
 
 
 async def campaign_list(request: web.Request) -> web.Response:
@@ -335,7 +343,7 @@ async def campaign_list(request: web.Request) -> web.Response:
             CAMPAIGN_STATUS_ZH.get(c.status, c.status),
             c.goal,
             f"{_local_value(c.starts_at).replace('T', ' ')} – {_local_value(c.ends_at).replace('T', ' ')}",
-            "、".join(c.userids),
+            _receivers(c),
         )
         for c in items
     ]
@@ -346,7 +354,7 @@ async def campaign_list(request: web.Request) -> web.Response:
     )
     body = t(
         '{table}<section class="card"><h3>新建裂变活动</h3>{form}</section>',
-        table=table(["活动", "状态", "目标", "时间", "承接成员"], rows, empty="还没有裂变活动"),
+        table=table(["活动", "状态", "目标", "时间", "承接"], rows, empty="还没有裂变活动"),
         form=form,
     )
     return _page(request, ctx, "裂变活动", body)
@@ -361,6 +369,7 @@ async def campaign_create(request: web.Request) -> web.Response:
             "name": form.get("name", ""),
             "goal": _count(form, "goal", "邀请目标", maximum=1000),
             "reward_template_id": _count(form, "reward_template_id", "奖励优惠券", maximum=2**62),
+            "kind": form.get("kind", "contact"),
             "userids": sorted(_words(form, "userids")),
             "hold_hours": _count(form, "hold_hours", "留存时长", maximum=720),
             "starts_at": _local_time(form.get("starts_at", ""), "starts_at"),
@@ -369,6 +378,8 @@ async def campaign_create(request: web.Request) -> web.Response:
             "poster_text": form.get("poster_text", ""),
             "status": "running" if form.get("start_now") == "1" else "draft",
         }
+        if data["kind"] == "group":
+            data["chat_ids"] = sorted(_words(form, "chat_ids"))
         campaign = await referral.create_campaign(request.app[RUNTIME], data)
         created.append(campaign.id)
         return f"已创建裂变活动“{campaign.name}”（{CAMPAIGN_STATUS_ZH.get(campaign.status, campaign.status)}）"
@@ -416,12 +427,12 @@ async def campaign_detail(request: web.Request) -> web.Response:
     )
     body = t(
         '<p><a href="/console/campaigns">← 返回活动列表</a></p>'
-        "<p>状态：<strong>{status}</strong> · 目标 {goal} 位好友 · 留存 {hold} 小时 · 承接成员 {users}</p><p>{buttons}</p>"
+        "<p>状态：<strong>{status}</strong> · 目标 {goal} 位好友 · 留存 {hold} 小时 · {users}</p><p>{buttons}</p>"
         '<section class="card chart">{chart}</section><h2>漏斗</h2>{steps}<h2>排行榜</h2>{board}',
         status=CAMPAIGN_STATUS_ZH.get(campaign.status, campaign.status),
         goal=campaign.goal,
         hold=campaign.hold_hours,
-        users="、".join(campaign.userids),
+        users=_receivers(campaign),
         buttons=buttons,
         chart=chart,
         steps=table(["环节", "人数", "转化率"], step_rows),

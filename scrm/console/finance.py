@@ -29,7 +29,7 @@ from scrm.customers.models import customers
 from scrm.web.keys import RUNTIME
 
 # Who may use these pages (staff roles); release_hold's accountability is the session subject passed as ``actor``.
-FINANCE_ROLES = frozenset({auth.ROLE_ADMIN, auth.ROLE_FINANCE})
+FINANCE_ROLES = auth.FINANCE_ROLES
 IMPORT_STATUS_ZH = {"recorded": "已登记", "duplicate": "重复", "conflict": "冲突", "error": "错误"}
 TABS = (
     ("receivables", "应收账龄"),

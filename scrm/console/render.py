@@ -18,25 +18,28 @@ from fulfillment.domain import STATUS_ZH
 from fulfillment.inventory import Drift
 from fulfillment.models import OrderStatus as S
 from fulfillment.orders import LineView, OrderView
+from scrm.console.auth import ADMIN_ROLES, ALL_ROLES, FINANCE_ROLES, MARKETING_ROLES, OPERATIONS_ROLES
 from scrm.console.queries import HistoryRow, OrderRow, PickRow, StockRow
 from scrm.core.clock import local
 from scrm.core.money import format_fen
 
+# (key, path, label, roles that may use it): an entry is shown only to those roles (the routes check the same sets).
 NAV = (
-    ("dashboard", "/console/dashboard", "概览"),  # scrm/console/dashboard.py
-    ("customers", "/console/customers", "客户"),  # scrm/console/customers.py
-    ("orders", "/console/orders", "订单"),
-    ("picking", "/console/picking", "发货"),
-    ("stock", "/console/stock", "库存"),
-    ("purchasing", "/console/purchasing", "采购"),  # scrm/console/purchasing.py
-    ("groups", "/console/groups", "客户群"),  # scrm/console/groups.py
-    ("finance", "/console/finance/receivables", "财务"),  # scrm/console/finance.py
-    ("rules", "/console/rules", "标签规则"),  # scrm/console/rules.py
-    ("segments", "/console/segments", "客群"),  # scrm/console/segments.py
-    ("channels", "/console/channels", "渠道活码"),  # scrm/console/channels.py
-    ("coupons", "/console/coupons", "优惠券"),  # scrm/console/campaigns.py
-    ("campaigns", "/console/campaigns", "裂变活动"),  # scrm/console/campaigns.py
-    ("staff", "/console/staff", "员工"),  # scrm/console/staff.py
+    ("dashboard", "/console/dashboard", "概览", ALL_ROLES),  # scrm/console/dashboard.py
+    ("customers", "/console/customers", "客户", ALL_ROLES),  # scrm/console/customers.py
+    ("orders", "/console/orders", "订单", OPERATIONS_ROLES),
+    ("picking", "/console/picking", "发货", OPERATIONS_ROLES),
+    ("stock", "/console/stock", "库存", OPERATIONS_ROLES),
+    ("purchasing", "/console/purchasing", "采购", OPERATIONS_ROLES),  # scrm/console/purchasing.py
+    ("groups", "/console/groups", "客户群", OPERATIONS_ROLES),  # scrm/console/groups.py
+    ("finance", "/console/finance/receivables", "财务", FINANCE_ROLES),  # scrm/console/finance.py
+    ("rules", "/console/rules", "标签规则", MARKETING_ROLES),  # scrm/console/rules.py
+    ("segments", "/console/segments", "客群", MARKETING_ROLES),  # scrm/console/segments.py
+    ("channels", "/console/channels", "渠道活码", MARKETING_ROLES),  # scrm/console/channels.py
+    ("coupons", "/console/coupons", "优惠券", MARKETING_ROLES),  # scrm/console/campaigns.py
+    ("campaigns", "/console/campaigns", "裂变活动", MARKETING_ROLES),  # scrm/console/campaigns.py
+    ("broadcasts", "/console/broadcasts", "群发", MARKETING_ROLES),  # scrm/console/broadcasts.py
+    ("staff", "/console/staff", "员工", ADMIN_ROLES),  # scrm/console/staff.py
 )
 SHIPMENT_STATUS_ZH = {"shipped": "已发出", "delivered": "已签收", "cancelled": "已取消"}
 EVENT_ZH = {
@@ -130,6 +133,7 @@ class PageContext:
     csrf: str
     flash: tuple[str, str] | None
     active: str
+    roles: tuple[str, ...] = ()  # the session's roles: the nav shows only what they may use (empty: everything)
 
 
 def csrf_field(csrf: str) -> Safe:
@@ -179,11 +183,12 @@ def layout(ctx: PageContext, title: str, body: object) -> Safe:
     """A signed-in page: the nav bar (订单 / 发货 / 库存), who is signed in with 退出, the flash, the body."""
     nav = join(
         t('<a href="{href}" class="{cls}">{label}</a>', href=href, cls="active" if key == ctx.active else "", label=label)
-        for key, href, label in NAV
+        for key, href, label, roles in NAV
+        if not ctx.roles or not roles.isdisjoint(ctx.roles)
     )
     logout = post_form(ctx, "/console/logout", Safe('<button type="submit" class="link">退出</button>'), cls="inline")
     header = t(
-        '<header class="top"><a class="brand" href="/console/orders">SCRM 控制台</a><nav>{nav}</nav>'
+        '<header class="top"><a class="brand" href="/console/">SCRM 控制台</a><nav>{nav}</nav>'
         '<div class="who">{subject}（{role}）{logout}</div></header>',
         nav=nav,
         subject=ctx.subject,
@@ -203,8 +208,7 @@ def html_response(document: str, *, status: int = 200, headers: dict[str, str] |
 def message_page(title: str, message: str, *, status: int, headers: dict[str, str] | None = None) -> web.Response:
     """A bare page for errors (403, 404, 429) that needs no session."""
     main = t(
-        '<div class="card narrow"><h1>{title}</h1><p class="flash flash-err">{message}</p>'
-        '<p><a href="/console/orders">返回控制台</a></p></div>',
+        '<div class="card narrow"><h1>{title}</h1><p class="flash flash-err">{message}</p><p><a href="/console/">返回控制台</a></p></div>',
         title=title,
         message=message,
     )

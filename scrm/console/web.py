@@ -40,6 +40,7 @@ def _ctx(request: web.Request, active: str) -> PageContext:
         csrf=auth.csrf_token(request.app[SETTINGS], session),
         flash=auth.read_flash(request),
         active=active,
+        roles=session.all_roles,
     )
 
 
@@ -287,10 +288,12 @@ async def stock_count(request: web.Request) -> web.Response:
 
 
 # ---- wiring -----------------------------------------------------------------------------------------------
-PROTECTED: list[tuple[str, str, Handler]] = [
+EVERYONE: list[tuple[str, str, Handler]] = [  # every signed-in role: the index (→ dashboard) and signing out
     ("GET", "/console", index),
     ("GET", "/console/", index),
     ("POST", "/console/logout", logout),
+]
+PROTECTED: list[tuple[str, str, Handler]] = [
     ("GET", "/console/orders", orders_list),
     ("GET", "/console/orders/{number}", order_detail),
     ("POST", "/console/orders/{number}/confirm", order_confirm),
@@ -312,5 +315,7 @@ def setup_routes(app: web.Application, *, roles: Collection[str] = auth.OPERATIO
     app.router.add_get("/console/login", login_form)
     app.router.add_post("/console/login", login_submit)
     app.router.add_static("/console/static", STATIC_DIR, append_version=False)
+    for method, path, handler in EVERYONE:
+        app.router.add_route(method, path, auth.protected(handler, roles=auth.ALL_ROLES, forbidden_page=forbidden))
     for method, path, handler in PROTECTED:
         app.router.add_route(method, path, auth.protected(handler, roles=roles, forbidden_page=forbidden))

@@ -88,6 +88,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     from scrm.campaigns import web as coupons_web
     from scrm.channels import web as channels_web
     from scrm.console import auth as console_auth
+    from scrm.console import broadcasts as console_broadcasts
     from scrm.console import campaigns as console_campaigns
     from scrm.console import channels as console_channels
     from scrm.console import customers as console_customers
@@ -158,6 +159,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     tagging_web.setup_routes(app)
     console_campaigns.setup_routes(app)
     console_channels.setup_routes(app)
+    console_broadcasts.setup_routes(app)
     console_staff.setup_routes(app)
     archive_web.setup_routes(app)
     sidebar_web.setup_routes(app)

@@ -257,3 +257,11 @@ async def test_referral_campaign_pages(client: TestClient, catalog: Runtime, clo
     assert "已暂停" in flash(page) and "启动 / 恢复" in page
     listing = await (await client.get("/console/campaigns", headers=HTML)).text()
     assert "已暂停" in listing
+
+    group = {**form, "name": "拉好友进群", "kind": "group", "userids": "", "chat_ids": "wrVipGroup1, wrVipGroup2"}
+    resp = await client.post("/console/campaigns", data=group, allow_redirects=False)
+    assert resp.status == 303 and re.fullmatch(r"/console/campaigns/\d+", resp.headers["Location"])
+    page = await (await client.get(resp.headers["Location"], headers=HTML)).text()
+    assert "入群：wrVipGroup1、wrVipGroup2" in page
+    page = await (await client.post("/console/campaigns", data={**group, "chat_ids": ""}, headers=HTML)).text()
+    assert "群裂变需要 1 到 5 个客户群" in flash(page)

@@ -1,0 +1,285 @@
+"""/console/broadcasts — 群发: the marketer's segment broadcasts. A list with the create form (name, segment
+expression with a live count, text, optional coupon, send now / at a time / save as draft), and a page per
+broadcast with its progress (planned / sent / awaiting salesperson confirmation / skipped and failed with the
+reasons, per channel, an SVG bar), the start / resume / pause / cancel buttons its status allows, and the
+per-recipient results, 50 a page (keyset on the customer id).
+
+The live count reuses the segments page's script and endpoint (``static/segments.js`` →
+``GET /console/segments/preview``, marketer and admin like this page); without JavaScript the 预览人数 button posts
+the form back and the page shows the count with everything typed kept. A refused form is shown again, filled
+in, with the reason (HTTP 400) — nothing typed is lost. Every change goes through :mod:`scrm.campaigns.broadcasts`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Collection
+from typing import Any
+
+import sqlalchemy as sa
+from aiohttp import web
+
+from scrm.campaigns import broadcasts, coupons
+from scrm.console import auth
+from scrm.console.broadcast_pages import (
+    ACTIONS,
+    DONE_ZH,
+    PAGE,
+    PAGE_SIZE,
+    RECIPIENT_ZH,
+    STATUS_ZH,
+    create_form,
+    progress_section,
+    recipients_section,
+    summary_counts,
+)
+from scrm.console.render import (
+    SECURITY_HEADERS,
+    PageContext,
+    button_form,
+    html_response,
+    join,
+    layout,
+    t,
+    table,
+    url,
+    when,
+)
+from scrm.console.web import _act, _actor, _ctx, _form, forbidden
+from scrm.core.clock import SHANGHAI
+from scrm.core.errors import DomainError, InvalidInput, NotFound
+from scrm.customers.models import customers
+from scrm.web.keys import RUNTIME
+
+CSP = SECURITY_HEADERS["Content-Security-Policy"].replace("script-src 'none'", "script-src 'self'")
+
+
+def _scheduled_at(raw: str, now: dt.datetime) -> dt.datetime | None:
+    """A datetime-local value (Shanghai time) → aware UTC, in the future; blank → None."""
+    raw = raw.strip()
+    if not raw:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(raw)
+    except ValueError:
+        raise InvalidInput(
+            "发送时间需为日期时间，如 2026-12-12T20:00 (scheduled_at must be a date and time)", field="scheduled_at"
+        ) from None
+    value = (value if value.tzinfo else value.replace(tzinfo=SHANGHAI)).astimezone(dt.UTC)
+    if value <= now:
+        raise InvalidInput("发送时间需晚于现在 (scheduled_at must be in the future)", field="scheduled_at")
+    return value
+
+
+async def _list_page(
+    request: web.Request, form: dict[str, str], outcome: dict[str, Any] | None, *, status: int = 200, error: str = ""
+) -> web.Response:
+    rt = request.app[RUNTIME]
+    raw = request.query.get("before", "")
+    before = int(raw) if raw.isdigit() and len(raw) < 19 else None
+    async with rt.db.read() as conn:
+        items = await broadcasts.list_broadcasts(conn, limit=PAGE_SIZE, before=before)
+    templates = await coupons.list_templates(rt, active=True)
+    ctx = _ctx(request, "broadcasts")
+    if error:
+        ctx = dataclasses.replace(ctx, flash=("err", error))
+    rows = [
+        (
+            t('<a href="{href}">{name}</a>', href=f"{PAGE}/{b.id}", name=b.name),
+            STATUS_ZH.get(b.status, b.status),
+            t("<code>{e}</code>", e=b.segment),
+            summary_counts(b),
+            when(b.scheduled_at),
+            when(b.created_at),
+        )
+        for b in items
+    ]
+    more = (
+        t('<nav class="pager"><a href="{href}">更早的群发</a></nav>', href=url(PAGE, before=items[-1].id))
+        if len(items) == PAGE_SIZE
+        else ""
+    )
+    body = t(
+        '{table}{more}<section class="card" id="new"><h3>新建群发</h3>{form}</section>'
+        '<script src="/console/static/segments.js" defer></script>',
+        table=table(["群发", "状态", "客群", "人数", "定时", "创建时间"], rows, empty="还没有群发，先在下面新建一个"),
+        more=more,
+        form=create_form(ctx, templates, form, outcome),
+    )
+    response = html_response(layout(ctx, "群发", body), status=status, headers={"Content-Security-Policy": CSP})
+    auth.clear_flash(request, response)
+    return response
+
+
+async def broadcast_list(request: web.Request) -> web.Response:
+    """群发: every broadcast (newest first) and the create form."""
+    return await _list_page(request, {}, None)
+
+
+async def _count(rt: Any, expression: str) -> dict[str, Any] | None:
+    from tagging import segments
+
+    if not expression.strip():
+        return None
+    try:
+        return {"count": await segments.count_segment(rt, expression)}
+    except segments.SegmentSyntaxError as exc:
+        return {"error": exc.message}
+
+
+async def broadcast_create(request: web.Request) -> web.Response:
+    """预览人数 shows the count with the form kept; 创建群发 creates it (draft, scheduled, or started now) and goes
+    to its page. A refused form comes back filled in with the reason (400)."""
+    rt = request.app[RUNTIME]
+    form = await _form(request)
+    outcome = await _count(rt, form.get("segment", ""))
+    if form.get("action") == "preview":
+        return await _list_page(request, form, outcome)
+    try:
+        if outcome is not None and "error" in outcome:
+            raise InvalidInput(f"客群表达式有误：{outcome['error']}", field="segment")
+        raw_template = form.get("coupon_template_id", "").strip()
+        if raw_template and (not raw_template.isdigit() or len(raw_template) > 18):
+            raise InvalidInput("请选择优惠券 (coupon_template_id)", field="coupon_template_id")
+        send_now = form.get("send_now") == "1"
+        at = _scheduled_at(form.get("scheduled_at", ""), rt.clock.now())
+        if send_now and at is not None:
+            raise InvalidInput("“立即发送”与“定时发送”只能选一个 (send now or at a time, not both)", field="scheduled_at")
+        data: dict[str, Any] = {
+            "name": form.get("name", ""),
+            "segment": form.get("segment", ""),
+            "text": form.get("text", ""),
+            "coupon_template_id": int(raw_template) if raw_template else None,
+            "scheduled_at": at.isoformat() if at else None,
+        }
+        view = await broadcasts.create_broadcast(rt, data, actor=_actor(request))
+        if send_now:
+            view = await _start(rt, view.id)
+    except DomainError as exc:
+        return await _list_page(request, form, outcome, status=400, error=exc.message)
+    what = "已开始发送" if send_now else (f"将于 {when(view.scheduled_at)} 发送" if view.scheduled_at else "已保存为草稿")
+    response = web.Response(status=303, headers={"Location": f"{PAGE}/{view.id}"})
+    auth.set_flash(request, response, "ok", f"已创建群发“{view.name}”，{what}")
+    return response
+
+
+async def _start(rt: Any, broadcast_id: int) -> broadcasts.BroadcastView:
+    """Start (or resume) and plan the first batches now, as the API's start does (throttled by the job)."""
+    view = await broadcasts.start_broadcast(rt, broadcast_id)
+    await rt.jobs.enqueue("broadcasts.plan", view.id, job_id=f"broadcast-plan:{view.id}:{rt.clock.now():%Y%m%d%H%M}")
+    return view
+
+
+# ---- one broadcast ------------------------------------------------------------------------------------------
+def _id(request: web.Request) -> int:
+    raw = request.match_info["id"]
+    if not raw.isdigit() or len(raw) > 18:
+        raise NotFound("没有这个群发 (no such broadcast)")
+    return int(raw)
+
+
+async def _names(conn: Any, ids: list[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    rows = await conn.execute(sa.select(customers.c.id, customers.c.name).where(customers.c.id.in_(ids)))
+    return {int(r.id): r.name or "" for r in rows}
+
+
+async def broadcast_detail(request: web.Request) -> web.Response:
+    """One broadcast: summary, the buttons its status allows, progress, reasons, per-recipient results."""
+    rt = request.app[RUNTIME]
+    ctx = _ctx(request, "broadcasts")
+    status = request.query.get("status", "")
+    status = status if status in RECIPIENT_ZH else ""
+    raw_after = request.query.get("after", "0")
+    after = int(raw_after) if raw_after.isdigit() and len(raw_after) < 19 else 0
+    try:
+        bid = _id(request)
+        async with rt.db.read() as conn:
+            view = await broadcasts.get_broadcast(conn, bid)
+            prog = await broadcasts.progress(conn, bid)
+            reasons = await broadcasts.outcome_reasons(conn, bid)
+            items = await broadcasts.list_recipients(conn, bid, status=status or None, after=after, limit=PAGE_SIZE)
+            names = await _names(conn, [r["customer_id"] for r in items])
+    except NotFound as exc:
+        return _not_found(request, ctx, exc)
+    template = ""
+    if view.coupon_template_id is not None:
+        try:
+            tpl = await coupons.get_template(rt, view.coupon_template_id)
+            template = f"{tpl.name}（{tpl.rule.label}）"
+        except NotFound:
+            template = f"#{view.coupon_template_id}"
+    buttons = join(
+        button_form(ctx, f"{PAGE}/{view.id}/{action}", label, cls=cls) for action, label, cls, shown in ACTIONS if view.status in shown
+    )
+    summary = t(
+        '<dl class="summary"><dt>状态</dt><dd><strong data-broadcast-status="{s}">{status}</strong></dd><dt>定时</dt><dd>{at}</dd>'
+        "<dt>客群</dt><dd><code>{segment}</code></dd><dt>优惠券</dt><dd>{coupon}</dd>"
+        "<dt>开始</dt><dd>{started}</dd><dt>完成</dt><dd>{finished}</dd><dt>创建</dt><dd>{created}</dd><dt>消息</dt><dd>{text}</dd></dl>",
+        s=view.status,
+        status=STATUS_ZH.get(view.status, view.status),
+        at=when(view.scheduled_at),
+        segment=view.segment,
+        coupon=template or "—",
+        started=when(view.started_at),
+        finished=when(view.finished_at),
+        created=when(view.created_at),
+        text=view.text,
+    )
+    body = t(
+        '<p><a href="{page}">← 返回群发列表</a></p>{summary}<p>{buttons}</p><h2>发送进度</h2>{progress}{recipients}',
+        page=PAGE,
+        summary=summary,
+        buttons=buttons,
+        progress=progress_section(prog, reasons, view),
+        recipients=recipients_section(view.id, items, names, status=status, after=after),
+    )
+    response = html_response(layout(ctx, f"群发：{view.name}", body))
+    auth.clear_flash(request, response)
+    return response
+
+
+def _not_found(request: web.Request, ctx: PageContext, exc: NotFound) -> web.Response:
+    response = html_response(layout(ctx, "没有找到群发", t('<p class="empty">{m}</p>', m=exc.message)), status=404)
+    auth.clear_flash(request, response)
+    return response
+
+
+def _action(name: str) -> auth.Handler:
+    async def handler(request: web.Request) -> web.Response:
+        rt = request.app[RUNTIME]
+        bid = _id(request)
+
+        async def act() -> str:
+            if name == "start":
+                view = await _start(rt, bid)
+            elif name == "pause":
+                view = await broadcasts.pause_broadcast(rt, bid)
+            else:
+                view = await broadcasts.cancel_broadcast(rt, bid)
+            return f"群发“{view.name}”{DONE_ZH[name]}"
+
+        return await _act(request, f"{PAGE}/{bid}", act)
+
+    handler.__name__ = f"broadcast_{name}"
+    handler.__doc__ = f"POST {name}: one status change through scrm.campaigns.broadcasts (refusals become the red flash)."
+    return handler
+
+
+# ---- wiring -------------------------------------------------------------------------------------------------
+ROUTES = (
+    ("GET", PAGE, broadcast_list),
+    ("POST", PAGE, broadcast_create),
+    ("GET", PAGE + "/{id}", broadcast_detail),
+    ("POST", PAGE + "/{id}/start", _action("start")),
+    ("POST", PAGE + "/{id}/pause", _action("pause")),
+    ("POST", PAGE + "/{id}/cancel", _action("cancel")),
+)
+
+
+def setup_routes(app: web.Application, *, roles: Collection[str] = auth.MARKETING_ROLES) -> None:
+    """Mount the 群发 pages behind the console's sign-in (marketer or admin; CSRF on every POST)."""
+    for method, path, handler in ROUTES:
+        app.router.add_route(method, path, auth.protected(handler, roles=roles, forbidden_page=forbidden))
