@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from fulfillment.discounts import AppliedDiscount, DiscountLine
+from fulfillment.discounts import NO_DISCOUNT, AppliedDiscount, DiscountLine
 from scrm.campaigns.coupon_domain import Candidate, Line, best_choice, usable_at
 from scrm.campaigns.coupon_store import C, coupon_query, coupon_view, rule_of, write_ledger
 from scrm.campaigns.models import CouponStatus as CS
@@ -52,6 +52,8 @@ class CouponDiscounts:
                 sa.or_(C.status == CS.ISSUED, sa.and_(C.status == CS.RESERVED, C.order_id == order_id)),
             )
             rows = [r for r in await conn.execute(q) if int(r.id) not in excluded]
+            if not rows and not excluded:  # no coupon could apply and none is held for the order: nothing to read back
+                return NO_DISCOUNT
             mine = {int(r.id): r for r in rows if r.status == CS.RESERVED}
             cands = [
                 Candidate(int(r.id), int(r.template_id), rule_of(r), r.expires_at)
