@@ -217,26 +217,24 @@ async def create_order(
         if held is not None:
             confirm = False  # created as a draft, then put on credit hold below instead of being allocated
         status = S.CONFIRMED if confirm else S.PENDING
+        # What the order row and the answer share (the answer is built from what is written, not read back).
+        head: dict[str, Any] = {
+            "number": number,
+            "customer_id": customer_id,
+            "status": status,
+            "version": 1,
+            "source": source,
+            "channel": channel,
+            "salesperson_userid": salesperson_userid,
+            "created_at": now,
+            "expires_at": None if confirm else now + DRAFT_TTL,
+            "confirmed_at": now if confirm else None,
+        }
         order_id = int(
             (
                 await conn.execute(
                     orders.insert()
-                    .values(
-                        number=number,
-                        customer_id=customer_id,
-                        status=status,
-                        version=1,
-                        source=source,
-                        channel=channel,
-                        salesperson_userid=salesperson_userid,
-                        subtotal_fen=total,
-                        total_fen=total,
-                        created_at=now,
-                        updated_at=now,
-                        expires_at=None if confirm else now + DRAFT_TTL,
-                        confirmed_at=now if confirm else None,
-                        source_ref=ref,
-                    )
+                    .values(**head, subtotal_fen=total, total_fen=total, updated_at=now, source_ref=ref)
                     .returning(orders.c.id)
                 )
             ).scalar_one()
@@ -317,19 +315,10 @@ async def create_order(
         # Everything the order is was written just now: the view is built from it, not read back (3 statements).
         return OrderView(
             id=order_id,
-            number=number,
-            customer_id=customer_id,
-            status=status,
-            version=1,
-            source=source,
-            channel=channel,
-            salesperson_userid=salesperson_userid,
+            **head,
             subtotal_fen=total,
             discount_fen=off,
             total_fen=total - off,
-            created_at=now,
-            expires_at=None if confirm else now + DRAFT_TTL,
-            confirmed_at=now if confirm else None,
             lines=[
                 LineView(int(line_id), ln.product_id, ln.sku, ln.name, ln.unit, ln.qty, ln.unit_price_fen, ln.line_total_fen, got, 0)
                 for line_id, ln, got in zip(line_ids, lines, taken, strict=True)

@@ -21,7 +21,7 @@ from scrm.channels.services import ChannelCode, channel_code_manager, channel_st
 from scrm.console import auth
 from scrm.console.charts import bar_chart
 from scrm.console.render import PageContext, Safe, button_form, join, post_form, t, table, when
-from scrm.console.web import _act, _ctx, _page, forbidden
+from scrm.console.web import _act, _ctx, _page, forbidden, path_id
 from scrm.core.clock import local
 from scrm.core.errors import InvalidInput, NotFound
 from scrm.customers.models import salespeople
@@ -101,10 +101,7 @@ async def _fields(request: web.Request) -> dict[str, Any]:
 
 
 def _id(request: web.Request) -> int:
-    raw = request.match_info["id"]
-    if not raw.isdigit() or len(raw) > 18:
-        raise NotFound("没有这个渠道活码 (no such channel code)")
-    return int(raw)
+    return path_id(request, what="渠道活码")
 
 
 # ---- pages ----------------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from scrm.console import auth
 from scrm.console.render import PageContext, Safe, join, money, order_url, post_form, status_badge, t, table, url, when
-from scrm.console.web import _act, _actor, _ctx, _form, _page, forbidden
+from scrm.console.web import _act, _actor, _ctx, _form, _page, forbidden, path_id
 from scrm.core.errors import DomainError, InvalidInput, NotFound
 from scrm.customers.services import NOTE_MAX_CHARS, add_note, set_custom_fields
 from scrm.tags.models import TagSource
@@ -289,11 +289,8 @@ async def customers_list(request: web.Request) -> web.Response:
 
 async def customer_view(request: web.Request) -> web.Response:
     ctx = _ctx(request, "customers")
-    raw = request.match_info["customer_id"]
     try:
-        if not raw.isdigit() or len(raw) > 18:
-            raise NotFound(f"没有这个客户：{raw}")
-        record = await customer_record(request.app[RUNTIME], int(raw))
+        record = await customer_record(request.app[RUNTIME], _customer_id(request))
     except NotFound as exc:
         return _page(request, ctx, "没有找到客户", t('<p class="empty">{m}</p>', m=exc.message), status=404)
     if record.get("merged_from") is not None:  # an old id (merged away): the surviving record's own address
@@ -303,10 +300,7 @@ async def customer_view(request: web.Request) -> web.Response:
 
 
 def _customer_id(request: web.Request) -> int:
-    raw = request.match_info["customer_id"]
-    if not raw.isdigit() or len(raw) > 18:
-        raise NotFound(f"没有这个客户：{raw}")
-    return int(raw)
+    return path_id(request, "customer_id", what="客户")
 
 
 async def _existing(request: web.Request) -> int:

@@ -74,6 +74,14 @@ async def _act(request: web.Request, back: str, action: Callable[[], Awaitable[s
     return _back(request, back, "ok", message)
 
 
+def path_id(request: web.Request, name: str = "id", *, what: str = "编号") -> int:
+    """A numeric id from the route (``/console/…/{id}``); anything else is NotFound (never a 500 or a huge int)."""
+    raw = request.match_info[name]
+    if not raw.isdigit() or len(raw) > 18:
+        raise NotFound(f"没有这个{what}：{raw[:32]} (no such id)")
+    return int(raw)
+
+
 def _int_field(form: dict[str, str], name: str, label: str, *, minimum: int) -> int:
     raw = form.get(name, "").strip()
     if not raw.isdigit() or not minimum <= int(raw) <= MAX_QTY:

@@ -6,24 +6,17 @@ CSRF and roles are enforced."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 
 import pytest
 import sqlalchemy as sa
-from aiohttp.test_utils import TestClient, TestServer
 
-from bots.sandbox.web import SANDBOX_STATE
 from scrm.channels.models import channel_codes
 from scrm.console import staff
-from scrm.core.clock import FrozenClock
 from scrm.customers.models import FollowStatus
 from scrm.customers.relations import end_follow, start_follow, upsert_salesperson
 from scrm.customers.services import ensure_customer
 from scrm.tags.services import ensure_tag
-from scrm.web.app import create_app
-from scrm.web.runtime import build_runtime
-from tests.conftest import SandboxHarness, make_settings
-from tests.helpers import free_port
+from tests.conftest import SandboxHarness
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -31,20 +24,13 @@ PASSWORD = "correct horse 9"
 
 
 @pytest.fixture
-async def h(database_url: str, clock: FrozenClock) -> AsyncIterator[SandboxHarness]:
-    port = free_port()
-    settings = make_settings(database_url=database_url, port=port)
-    runtime = await build_runtime(settings, clock)
-    await runtime.jobs.start(runtime)
-    app = create_app(settings, runtime=runtime)
-    async with TestClient(TestServer(app, port=port)) as client:
-        h = SandboxHarness(runtime, client, app[SANDBOX_STATE])
-        h.state.add_member("sales02", "赵销售")
-        async with runtime.db.write() as conn:
-            for userid, name in (("sales01", "王销售"), ("sales02", "赵销售")):
-                await upsert_salesperson(conn, runtime.db.dialect, userid, runtime.clock.now(), name=name, active=True)
-        yield h
-    await runtime.close()
+async def h(sandbox: SandboxHarness) -> SandboxHarness:
+    """The sandbox harness with two salespeople known to WeCom and to us."""
+    sandbox.state.add_member("sales02", "赵销售")
+    async with sandbox.rt.db.write() as conn:
+        for userid, name in (("sales01", "王销售"), ("sales02", "赵销售")):
+            await upsert_salesperson(conn, sandbox.rt.db.dialect, userid, sandbox.rt.clock.now(), name=name, active=True)
+    return sandbox
 
 
 async def sign_in(h: SandboxHarness, username: str = "admin", password: str | None = None) -> str:
