@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fulfillment import inventory
+from fulfillment.domain import PricedLine, ProductNotFound
 from fulfillment.models import product_aliases, products
 from fulfillment.sequences import next_value
 from scrm.core.errors import Conflict, InvalidInput, NotFound
@@ -240,3 +241,29 @@ async def seed_sample_if_empty(conn: AsyncConnection, dialect: str, now: dt.date
     assert not errors, errors
     await import_rows(conn, dialect, rows, now)
     return True
+
+
+MAX_LINES = 50  # lines in one order
+
+
+async def price_items(conn: AsyncConnection, items: list[tuple[str, int]]) -> list[PricedLine]:
+    """Resolve ``[(sku, qty)]`` against active products; the same SKU twice is summed. Errors name the SKU."""
+    if not items:
+        raise InvalidInput("订单至少要有一件商品 (an order needs at least one line)", field="lines")
+    if len(items) > MAX_LINES:
+        raise InvalidInput(f"一张订单最多 {MAX_LINES} 行 (at most {MAX_LINES} lines)", field="lines")
+    merged: dict[str, int] = {}
+    for sku, qty in items:
+        merged[sku] = validate_qty(merged.get(sku, 0) + validate_qty(qty))
+    rows = (await conn.execute(sa.select(products).where(products.c.sku.in_(list(merged))))).all()
+    by_sku = {r.sku: r for r in rows if r.active}
+    for sku in merged:
+        if sku not in by_sku:
+            raise ProductNotFound(f"没有这个商品：{sku} (unknown or inactive sku)", sku=sku)
+    return [
+        PricedLine(
+            int(r.id), s, r.name, r.unit, q, int(r.price_fen), r.category or "", None if r.reorder_point is None else int(r.reorder_point)
+        )
+        for s, q in merged.items()
+        for r in (by_sku[s],)
+    ]
