@@ -1,0 +1,84 @@
+"""Shared pieces of the finance console pages (/console/finance): tabs, who may use them, reading amounts and
+customers from forms, customer labels."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import sqlalchemy as sa
+from aiohttp import web
+
+from fulfillment.billing import web as billing_web
+from fulfillment.billing.domain import CustomerNotFound
+from scrm.console import auth
+from scrm.console.render import Safe, join, t, url
+from scrm.console.web import _ctx, _page
+from scrm.core.errors import InvalidInput
+from scrm.core.money import parse_yuan
+from scrm.customers.models import customers
+from scrm.web.keys import RUNTIME
+
+# Who may use these pages (staff roles); release_hold's accountability is the session subject passed as ``actor``.
+FINANCE_ROLES = auth.FINANCE_ROLES
+IMPORT_STATUS_ZH = {"recorded": "已登记", "duplicate": "重复", "conflict": "冲突", "error": "错误"}
+TABS = (
+    ("receivables", "应收账龄"),
+    ("invoices", "发票"),
+    ("payments", "收款"),
+    ("accounts", "客户账户"),
+    ("holds", "待审核订单"),
+)
+
+
+def invoice_url(number: str) -> str:
+    return "/console/finance/invoices/" + quote(number, safe="")
+
+
+def tab_switch(items: list[tuple[str, str]], active: str) -> Safe:
+    """Links with the current one shown as plain bold text (the stylesheet has no tab style)."""
+    return join(
+        (
+            t("<strong>{label}</strong>", label=label) if href == active else t('<a href="{href}">{label}</a>', href=href, label=label)
+            for href, label in items
+        ),
+        " · ",
+    )
+
+
+def tabs(active: str) -> Safe:
+    return t("<p>{links}</p>", links=tab_switch([(f"/console/finance/{k}", label) for k, label in TABS], f"/console/finance/{active}"))
+
+
+def show_tab(request: web.Request, tab: str, title: str, body: object, *, status: int = 200) -> web.Response:
+    return _page(request, _ctx(request, "finance"), title, t("{tabs}{body}", tabs=tabs(tab), body=body), status=status)
+
+
+def fen_field(raw: str, label: str) -> int:
+    try:
+        return parse_yuan(raw)
+    except ValueError:
+        raise InvalidInput(f"{label}必须是金额，如 1,234.50 (an amount in yuan)", field=label) from None
+
+
+async def customer_field(request: web.Request, text: str) -> int:
+    """A customer by external_userid, or by ``#id`` as the console shows them."""
+    text = text.strip()
+    rt = request.app[RUNTIME]
+    async with rt.db.read() as conn:
+        if text.startswith("#") and text[1:].isdigit():
+            if (await conn.execute(sa.select(customers.c.id).where(customers.c.id == int(text[1:])))).first() is None:
+                raise CustomerNotFound(f"没有客户 {text} (unknown customer)")
+            return int(text[1:])
+        found_id = await billing_web.resolve_customer(conn, text) if text else None
+    if found_id is None:
+        raise CustomerNotFound(f"没有这个客户：{text or '（空）'}，请填写客户的 external_userid 或 #编号 (unknown customer)")
+    return found_id
+
+
+async def customer_labels(request: web.Request, ids: list[int]) -> dict[int, Safe]:
+    async with request.app[RUNTIME].db.read() as conn:
+        directory = await billing_web.customer_directory(conn, sorted(set(ids)))
+    return {
+        i: t('<a href="{href}">#{id} {name}</a>', href=url("/console/finance/accounts", customer=f"#{i}"), id=i, name=directory[i][0])
+        for i in directory
+    }
