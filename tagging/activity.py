@@ -30,7 +30,8 @@ from scrm.customers.models import FollowStatus, customer_identities, customers, 
 from scrm.customers.relations import EndedBy
 from scrm.groups.domain import EXTERNAL_PREFIXES
 from tagging.models import customer_activity, customer_order_stats
-from tagging.rfm import load_segments_toml, upsert_from_select
+from tagging.rfm_domain import load_segments_toml
+from tagging.rfm_sql import upsert_from_select
 
 
 class ActivitySegment:

@@ -55,7 +55,7 @@ from scrm.groups.models import group_members, groups
 from scrm.tags.models import customer_tags, tag_groups, tags
 from tagging.activity import SEGMENT_ZH as ACTIVITY_ZH
 from tagging.models import customer_activity, customer_order_stats, customer_rfm, segments
-from tagging.rfm import SEGMENT_NAMES
+from tagging.rfm_domain import SEGMENT_NAMES
 
 MAX_LENGTH = 1000  # characters of an expression
 MAX_DEPTH = 16  # nested parentheses / not

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 import random
 from typing import Any
 
@@ -299,6 +300,48 @@ async def test_rescore_matches_full_recompute(rt: Runtime) -> None:
         for cid in expected:
             await rfm.rescore_customer(conn, rt.db.dialect, cid, now, config)
     assert await stored(rt) == expected
+
+
+async def test_rescore_counts_only_what_the_full_recompute_scores(rt: Runtime, clock: Any) -> None:
+    """Between nights some aggregates are stale: customers whose last order has left the window (aged out only at
+    night) and a defective row without orders. Rescoring ranks against exactly the rows a full recompute over the
+    same aggregates scores — ties, business-day boundaries (orders at 5 h offsets) and all."""
+    config = RfmConfig(window_days=60)
+    now = rt.clock.now()
+    rows = random_orders(random.Random(5), now, customers=200, count=400)
+    await add_orders(rt, rows)
+    async with rt.db.write() as conn:
+        await rfm.rebuild_order_stats(conn, rt.db.dialect, now, config)
+        defective = {"customer_id": 999, "orders": 0, "monetary_fen": 0, "last_order_at": now, "updated_at": now}
+        await conn.execute(customer_order_stats.insert().values(defective))
+    clock.advance(days=25, hours=7)  # no age-out: customers last seen 40 days ago are now outside the window
+    later = rt.clock.now()
+    async with rt.db.read() as conn:
+        s = customer_order_stats.c
+        stale = (await conn.execute(sa.select(sa.func.count()).where(s.last_order_at < later - 60 * DAY))).scalar_one()
+    assert stale > 3
+    async with rt.db.write() as conn:
+        run = await rfm.recompute_rfm(conn, rt.db.dialect, later, config)
+    expected = await stored(rt)
+    assert run.scored == len(expected) > 30 and 999 not in expected
+    async with rt.db.write() as conn:  # with last scores present (their short sides are counted), then without
+        for cid in [*expected, 999]:
+            await rfm.rescore_customer(conn, rt.db.dialect, cid, later, config)
+    assert await stored(rt) == expected
+    async with rt.db.write() as conn:
+        await conn.execute(sa.delete(customer_rfm))
+        for cid in [*expected, 999]:
+            await rfm.rescore_customer(conn, rt.db.dialect, cid, later, config)
+    assert await stored(rt) == expected
+    # counting either side of a customer gives the same number worse
+    async with rt.db.read() as conn:
+        for want in list(expected.values())[:8]:
+            figures = (want["recency_days"], want["frequency"], want["monetary_fen"])
+            results = set()
+            for sides in itertools.product([False, True], repeat=3):
+                row = (await conn.execute(rfm.rank_counts_select(later, config, *figures, rfm.RankSides(*sides)))).one()
+                results.add(rfm.worse_counts(row, rfm.RankSides(*sides)))
+            assert len(results) == 1 and next(iter(results))[0] == len(expected)
 
 
 async def test_rows_are_rewritten_only_when_figures_change(rt: Runtime, clock: Any) -> None:
