@@ -1,9 +1,9 @@
 """Activity segments (活跃度): new, active, silent, churn risk, lost — one per customer, thresholds in
 config/segments.toml ``[activity]``.
 
-* :func:`classify` — the rule, on plain values (see the config file for the wording).
-* :func:`recompute_activity` — every customer at once: ONE ``INSERT … SELECT … ON CONFLICT`` whose CASE is the same
-  rule, over set-based aggregates of the sources (nightly, ``run.py rfm``).
+* :func:`tagging.activity_domain.classify` — the rule, on plain values (see the config file for the wording).
+* :func:`recompute_activity` — every customer at once: ONE set-based statement whose CASE is the same rule, over
+  set-based aggregates of the sources (nightly, ``run.py rfm``), writing only the rows that change.
 * :func:`touch_customer` — one customer after an event (a message, an order, a follow ended), using
   :func:`classify`; a message's time only ever moves ``last_message_at`` forward, so replays change nothing.
 
@@ -17,7 +17,6 @@ The stored ``last_message_at`` takes part too, so pruning old raw messages does 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -29,27 +28,19 @@ from scrm.core.runtime import ResourceKey, Runtime
 from scrm.customers.models import FollowStatus, customer_identities, customers, follows
 from scrm.customers.relations import EndedBy
 from scrm.groups.domain import EXTERNAL_PREFIXES
+from tagging.activity_domain import (
+    SEGMENT_ZH,
+    SEGMENTS,
+    ActivityConfig,
+    ActivityInputs,
+    ActivitySegment,
+    Cutoffs,
+    classify,
+    parse_activity_config,
+)
 from tagging.models import customer_activity, customer_order_stats
 from tagging.rfm_domain import load_segments_toml
 from tagging.rfm_sql import upsert_from_select
-
-
-class ActivitySegment:
-    NEW = "new"  # 新客: first seen within new_days
-    ACTIVE = "active"  # 活跃: a message or an order within silent_days
-    SILENT = "silent"  # 沉默: quiet longer than silent_days, not yet lost
-    CHURN_RISK = "churn_risk"  # 流失风险: silent, and deleted a salesperson or left our message unanswered
-    LOST = "lost"  # 已流失: nothing for longer than lost_days
-
-
-SEGMENT_ZH = {
-    ActivitySegment.NEW: "新客",
-    ActivitySegment.ACTIVE: "活跃",
-    ActivitySegment.SILENT: "沉默",
-    ActivitySegment.CHURN_RISK: "流失风险",
-    ActivitySegment.LOST: "已流失",
-}
-SEGMENTS = tuple(SEGMENT_ZH)
 
 # bots' inbound events, read only (tagging does not import bots): the columns that say who wrote and when.
 inbound_events = sa.table(
@@ -64,35 +55,6 @@ inbound_events = sa.table(
 CUSTOMER_MESSAGE_KINDS = (("kf", "kf.customer.", "external_userid"), ("mp", "message.", "openid"))
 
 
-@dataclass(frozen=True)
-class ActivityConfig:
-    new_days: int = 7
-    silent_days: int = 30
-    lost_days: int = 90
-    unanswered_days: int = 3
-
-
-def parse_activity_config(data: dict[str, Any]) -> ActivityConfig:
-    """Validate the ``[activity]`` table of config/segments.toml; a ValueError names the key that is wrong."""
-    section = data.get("activity", {})
-    if not isinstance(section, dict):
-        raise ValueError("[activity] must be a table")
-    names = ("new_days", "silent_days", "lost_days", "unanswered_days")
-    unknown = set(section) - set(names)
-    if unknown:
-        raise ValueError(f"[activity] unknown keys: {', '.join(sorted(unknown))}")
-    values = {n: section.get(n, getattr(ActivityConfig, n)) for n in names}
-    for name, v in values.items():
-        if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= 3650:
-            raise ValueError(f"[activity] {name} must be a whole number of days from 1 to 3650")
-    if not values["new_days"] <= values["silent_days"] < values["lost_days"]:
-        raise ValueError("[activity] needs new_days ≤ silent_days < lost_days")
-    rfm_window = data.get("rfm", {}).get("window_days", 365) if isinstance(data.get("rfm"), dict) else 365
-    if isinstance(rfm_window, int) and rfm_window < values["lost_days"]:
-        raise ValueError("[rfm] window_days must be at least [activity] lost_days (orders older than the window are not kept)")
-    return ActivityConfig(**values)
-
-
 ACTIVITY_CONFIG: ResourceKey[ActivityConfig] = ResourceKey("activity_config")
 
 
@@ -101,50 +63,6 @@ def activity_config(rt: Runtime) -> ActivityConfig:
     if not rt.has(ACTIVITY_CONFIG):
         rt.put(ACTIVITY_CONFIG, parse_activity_config(load_segments_toml()))
     return rt.get(ACTIVITY_CONFIG)
-
-
-# ---- the rule ---------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ActivityInputs:
-    first_seen_at: dt.datetime
-    last_message_at: dt.datetime | None = None
-    last_order_at: dt.datetime | None = None
-    deleted_by_customer: bool = False  # a follow ended by the customer (del_follow_user)
-    last_outreach_at: dt.datetime | None = None  # our last 1:1 message to the customer
-
-
-@dataclass(frozen=True)
-class Cutoffs:
-    new: dt.datetime
-    silent: dt.datetime
-    lost: dt.datetime
-    unanswered: dt.datetime
-
-    @classmethod
-    def at(cls, now: dt.datetime, config: ActivityConfig) -> Cutoffs:
-        def ago(days: int) -> dt.datetime:
-            return now - dt.timedelta(days=days)
-
-        return cls(ago(config.new_days), ago(config.silent_days), ago(config.lost_days), ago(config.unanswered_days))
-
-
-def classify(inputs: ActivityInputs, now: dt.datetime, config: ActivityConfig) -> str:
-    """The customer's segment at ``now``. Exactly one applies, checked in this order: new (first seen within
-    new_days, inclusive), active (a message or an order within silent_days, inclusive), lost (message, order and
-    first sighting all older than lost_days), churn risk (a deleted signal), silent."""
-    cut = Cutoffs.at(now, config)
-    if inputs.first_seen_at >= cut.new:
-        return ActivitySegment.NEW
-    seen = [t for t in (inputs.last_message_at, inputs.last_order_at) if t is not None]
-    if any(t >= cut.silent for t in seen):
-        return ActivitySegment.ACTIVE
-    if all(t < cut.lost for t in [*seen, inputs.first_seen_at]):
-        return ActivitySegment.LOST
-    outreach = inputs.last_outreach_at
-    unanswered = (
-        outreach is not None and outreach <= cut.unanswered and (inputs.last_message_at is None or inputs.last_message_at < outreach)
-    )
-    return ActivitySegment.CHURN_RISK if inputs.deleted_by_customer or unanswered else ActivitySegment.SILENT
 
 
 def _classify_sql(first_seen: Any, message: Any, order: Any, deleted: Any, outreach: Any, cut: Cutoffs) -> Any:
