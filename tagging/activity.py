@@ -17,6 +17,7 @@ The stored ``last_message_at`` takes part too, so pruning old raw messages does 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -141,17 +142,29 @@ def _deleted_signals() -> Any:
 ACTIVITY_COLUMNS = ["customer_id", "segment", "last_message_at", "last_order_at", "computed_at"]
 
 
-async def recompute_activity(conn: AsyncConnection, dialect: str, now: dt.datetime, config: ActivityConfig) -> dict[str, int]:
-    """Every current customer's segment in one set-based statement; rows of merged-away customers are removed.
-    Returns the number of customers per segment. Run it inside one write transaction."""
+@dataclass(frozen=True)
+class ActivityRun:
+    segments: dict[str, int]  # customers per segment after the run (all five present)
+    written: int  # rows inserted or changed (segment or a tracked time moved)
+    removed: int  # rows of customers merged away
+
+
+def fresh_activity_select(now: dt.datetime, config: ActivityConfig) -> Any:
+    """Every current customer's (customer_id, segment, last_message_at, last_order_at) now: the rule's CASE over
+    set-based aggregates of the sources."""
     c = customers.c
     messages, outreach, deleted = _message_times(), _outreach_times(), _deleted_signals()
     stats = customer_order_stats.c
     segment = _classify_sql(
         c.first_seen_at, messages.c.t, stats.last_order_at, deleted.c.customer_id, outreach.c.t, Cutoffs.at(now, config)
     )
-    select = (
-        sa.select(c.id, segment, messages.c.t, stats.last_order_at, sa.literal(now, UTCDateTime()))
+    return (
+        sa.select(
+            c.id.label("customer_id"),
+            segment.label("segment"),
+            messages.c.t.label("last_message_at"),
+            stats.last_order_at.label("last_order_at"),
+        )
         .select_from(
             customers.outerjoin(messages, messages.c.customer_id == c.id)
             .outerjoin(customer_order_stats, stats.customer_id == c.id)
@@ -160,10 +173,33 @@ async def recompute_activity(conn: AsyncConnection, dialect: str, now: dt.dateti
         )
         .where(c.merged_into.is_(None))
     )
-    await conn.execute(upsert_from_select(customer_activity, dialect, ACTIVITY_COLUMNS, select))
-    current = sa.select(sa.literal(1)).where(c.id == customer_activity.c.customer_id, c.merged_into.is_(None))
-    await conn.execute(sa.delete(customer_activity).where(~sa.exists(current)))
-    return await activity_counts(conn)
+
+
+async def recompute_activity(conn: AsyncConnection, dialect: str, now: dt.datetime, config: ActivityConfig) -> ActivityRun:
+    """Every current customer's segment, set-based: ONE INSERT … SELECT … ON CONFLICT of only the rows that are new
+    or whose segment, last message or last order time differ from the stored ones (compared NULL-safely), so a
+    night rewrites the customers who moved, not everybody; ``computed_at`` is when a row last changed. Rows of
+    merged-away customers are removed. Run it inside one write transaction."""
+    if dialect == "postgresql":  # the joins' hashes of every customer stay in memory; JIT compiling does not pay off
+        await conn.execute(sa.text("SET LOCAL work_mem = '256MB'"))
+        await conn.execute(sa.text("SET LOCAL jit = off"))
+    fresh = fresh_activity_select(now, config).subquery("fresh")
+    f, ca = fresh.c, customer_activity.c
+    differs = sa.or_(
+        ca.customer_id.is_(None),
+        *(ca[n].is_distinct_from(f[n]) for n in ("segment", "last_message_at", "last_order_at")),
+    )
+    changed = (
+        sa.select(f.customer_id, f.segment, f.last_message_at, f.last_order_at, sa.literal(now, UTCDateTime()).label("computed_at"))
+        .select_from(fresh.outerjoin(customer_activity, ca.customer_id == f.customer_id))
+        .where(differs)
+    )
+    written = await conn.execute(upsert_from_select(customer_activity, dialect, ACTIVITY_COLUMNS, changed))
+    # Customers are never deleted (a record only ever merges into another), so the rows to drop are the merged
+    # ones: a scan of customers for the few merged ids, not an anti-join of every activity row.
+    merged = sa.select(customers.c.id).where(customers.c.merged_into.is_not(None))
+    removed = await conn.execute(sa.delete(customer_activity).where(ca.customer_id.in_(merged)))
+    return ActivityRun(await activity_counts(conn), int(written.rowcount), int(removed.rowcount))
 
 
 async def inputs_of(conn: AsyncConnection, customer_id: int, *, message_at: dt.datetime | None = None) -> ActivityInputs | None:

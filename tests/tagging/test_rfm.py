@@ -382,10 +382,47 @@ async def test_nightly_runs_once_a_day_after_three(rt: Runtime, clock: Any) -> N
     clock.set(dt.datetime(2026, 11, 23, 19, 41, tzinfo=dt.UTC))  # 03:41
     assert await due_today(rt)
     report = await recompute_all(rt)
-    assert report.activity_segments["new"] == 1 and report.scored == 0
+    assert report.activity_segments["new"] == 1 and report.scored == 0 and report.activity_written == 1
     assert not await due_today(rt)
     clock.advance(days=1)
     assert await due_today(rt)
+    report = await recompute_all(rt)  # nothing moved (still new): no row rewritten, and still done for today
+    assert report.activity_written == 0 and report.rows_written == 0
+    assert not await due_today(rt)
+    clock.advance(hours=20)  # 23:41 — the same business day
+    assert not await due_today(rt)
+    clock.advance(hours=4)  # 03:41 the day after
+    assert await due_today(rt)
+
+
+async def test_after_the_nightly_the_aggregates_are_vacuumed(rt: Runtime) -> None:
+    """The recompute's outbox row is handled by a VACUUM of the order aggregates (PostgreSQL), which sets the
+    visibility map the one-customer index-only counts rely on."""
+    from scrm.core import outbox
+    from tagging.rfm_jobs import RECOMPUTED_TOPIC, recompute_all
+
+    now = rt.clock.now()
+    await add_orders(rt, [(cid, OrderStatus.CONFIRMED, 1000 * cid, now - cid * DAY) for cid in range(1, 30)])
+    report = await recompute_all(rt, rebuild_stats=True)
+    assert report.scored == 29
+    async with rt.db.read() as conn:
+        o = outbox.outbox.c
+        rows = (await conn.execute(sa.select(o.id, o.payload).where(o.topic == RECOMPUTED_TOPIC))).all()
+    assert len(rows) == 1 and rows[0].payload["scored"] == 29 and rows[0].payload["day"] == local(now).date().isoformat()
+
+    async def all_visible_pages() -> int:
+        async with rt.db.read() as conn:
+            q = sa.text("SELECT relallvisible FROM pg_class WHERE relname = 'customer_order_stats'")
+            return int((await conn.execute(q)).scalar_one())
+
+    if rt.db.dialect == "postgresql":
+        assert await all_visible_pages() == 0
+    await outbox.dispatch(rt, rows[0].id, final_try=True)
+    async with rt.db.read() as conn:
+        done = (await conn.execute(sa.select(outbox.outbox.c.done_at).where(outbox.outbox.c.id == rows[0].id))).scalar()
+    assert done is not None
+    if rt.db.dialect == "postgresql":
+        assert await all_visible_pages() >= 1
 
 
 def test_run_py_rfm_shows_progress(tmp_path: Any, capsys: pytest.CaptureFixture[str], sqlite_template: Any) -> None:
