@@ -367,3 +367,49 @@ async def test_recompute_writes_only_rows_that_change(rt: Runtime, clock: Frozen
     assert run.written == len(moved)
     assert {cid for cid, r in after.items() if r.computed_at == t1} == moved
     assert all(after[cid].computed_at == t0 for cid in set(expect) - moved)
+
+
+async def test_thresholds_are_inclusive_in_sql_and_move_with_the_clock(rt: Runtime, clock: FrozenClock) -> None:
+    """Each threshold exactly at, and one second past, its edge — the set-based statement decides as the rule
+    does; one second later exactly the customers on an edge move, and only their rows are written."""
+    second = 1 / 86400
+    edge: dict[str, int] = {}
+    edge["new_at"], _ = await customer(rt, 7)
+    edge["new_past"], _ = await customer(rt, 7 + second)
+    edge["active_at"], ext = await customer(rt, 100)
+    await kf_message(rt, ext, 30)
+    edge["active_past"], ext = await customer(rt, 100)
+    await kf_message(rt, ext, 30 + second)
+    edge["lost_at"], ext = await customer(rt, 200)
+    await kf_message(rt, ext, 90)
+    edge["lost_past"], ext = await customer(rt, 200)
+    await kf_message(rt, ext, 90 + second)
+    edge["unanswered_at"], ext = await customer(rt, 200)
+    await kf_message(rt, ext, 40)
+    await archive(rt, edge["unanswered_at"], "sales01", 3, to=ext)
+    edge["unanswered_short"], ext = await customer(rt, 200)
+    await kf_message(rt, ext, 40)
+    await archive(rt, edge["unanswered_short"], "sales01", 3 - second, to=ext)
+
+    async def nightly() -> tuple[dict[str, str], int]:
+        async with rt.db.write() as conn:
+            run = await activity.recompute_activity(conn, rt.db.dialect, rt.clock.now(), CFG)
+        got = await segments(rt)
+        async with rt.db.read() as conn:
+            for name, cid in edge.items():  # the rule on plain values agrees, customer by customer
+                inputs = await activity.inputs_of(conn, cid)
+                assert inputs is not None and activity.classify(inputs, rt.clock.now(), CFG) == got[cid], name
+        return {name: got[cid] for name, cid in edge.items()}, run.written
+
+    now_segments, written = await nightly()
+    assert now_segments == {
+        "new_at": A.NEW, "new_past": A.SILENT, "active_at": A.ACTIVE, "active_past": A.SILENT,
+        "lost_at": A.SILENT, "lost_past": A.LOST, "unanswered_at": A.CHURN_RISK, "unanswered_short": A.SILENT,
+    }  # fmt: skip
+    assert written == len(edge)
+    clock.advance(seconds=1)
+    later, written = await nightly()
+    moved = {name for name in edge if later[name] != now_segments[name]}
+    assert moved == {"new_at", "active_at", "lost_at", "unanswered_short"}
+    assert later["unanswered_short"] == A.CHURN_RISK and later["lost_at"] == A.LOST
+    assert written == len(moved)

@@ -224,6 +224,56 @@ async def test_full_recompute_matches_reference(rt: Runtime, scoring: str) -> No
     assert sum(grid.values()) == scored and len(grid) == 25
 
 
+def pandas_reference(
+    rows: list[tuple[int, str, int, dt.datetime | None]], now: dt.datetime, config: RfmConfig
+) -> dict[int, dict[str, Any]]:
+    """The same figures by a different road: a pandas group-by, ``rank(method="min")`` and vectorised cut points."""
+    np = pytest.importorskip("numpy")
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame(rows, columns=["customer_id", "status", "total_fen", "at"])
+    df = df[df["status"].isin(list(rfm.COUNTED_STATUSES)) & df["at"].notna()]
+    df = df[pd.to_datetime(df["at"], utc=True) >= pd.Timestamp(now - dt.timedelta(days=config.window_days))]
+    agg = df.groupby("customer_id").agg(frequency=("total_fen", "size"), monetary_fen=("total_fen", "sum"), last=("at", "max"))
+    shanghai = dt.timezone(dt.timedelta(hours=8))
+    today = pd.Timestamp(now.astimezone(shanghai).date())
+    last_day = pd.to_datetime(agg["last"], utc=True).dt.tz_convert(shanghai).dt.tz_localize(None).dt.normalize()
+    agg["recency_days"] = np.maximum(0, (today - last_day).dt.days)
+    n = len(agg)
+    if config.scoring == "quintiles":
+        agg["r"] = 1 + 5 * (agg["recency_days"].rank(method="min", ascending=False).astype(int) - 1) // n
+        agg["f"] = 1 + 5 * (agg["frequency"].rank(method="min").astype(int) - 1) // n
+        agg["m"] = 1 + 5 * (agg["monetary_fen"].rank(method="min").astype(int) - 1) // n
+    else:
+        agg["r"] = 5 - np.searchsorted(np.array(config.recency_cuts), agg["recency_days"].to_numpy(), side="left")
+        agg["f"] = 1 + np.searchsorted(np.array(config.frequency_cuts), agg["frequency"].to_numpy(), side="left")
+        agg["m"] = 1 + np.searchsorted(np.array(config.monetary_cuts_fen), agg["monetary_fen"].to_numpy(), side="left")
+    high = agg[["r", "f", "m"]] >= config.high_score
+    agg["segment"] = [rfm.SEGMENTS[(bool(r), bool(f), bool(m))] for r, f, m in high.itertuples(index=False)]
+    keys = ["recency_days", "frequency", "monetary_fen", "r", "f", "m", "segment"]
+    return {
+        int(cid): {k: (v if k == "segment" else int(v)) for k, v in zip(keys, values, strict=True)}
+        for cid, *values in agg[keys].itertuples()
+    }
+
+
+@pytest.mark.parametrize("scoring", ["quintiles", "cuts"])
+async def test_full_recompute_matches_pandas(rt: Runtime, scoring: str, clock: Any) -> None:
+    """Against pandas on the same orders, at an hour where the UTC and the Shanghai dates differ, and again days
+    later through the nightly path (age-out + only-changed writes)."""
+    config = dataclasses.replace(RfmConfig(window_days=200), scoring=scoring, high_score=4)
+    clock.set(dt.datetime(2026, 11, 23, 17, 30, tzinfo=dt.UTC))  # 01:30 on the 24th in Shanghai
+    now = rt.clock.now()
+    rows = random_orders(random.Random(2026), now, customers=400, count=1500)
+    await add_orders(rt, rows)
+    await full(rt, config)
+    want = pandas_reference(rows, now, config)
+    assert len(want) > 200 and len({v["segment"] for v in want.values()}) >= 4
+    assert await stored(rt) == want
+    clock.advance(days=9, hours=13)
+    await full(rt, config, rebuild=False)
+    assert await stored(rt) == pandas_reference(rows, rt.clock.now(), config)
+
+
 async def test_all_equal_customers_share_scores(rt: Runtime) -> None:
     now = rt.clock.now()
     await add_orders(rt, [(cid, OrderStatus.CONFIRMED, 5000, now - 2 * DAY) for cid in range(1, 8)])
