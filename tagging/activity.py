@@ -1,9 +1,9 @@
 """Activity segments (活跃度): new, active, silent, churn risk, lost — one per customer, thresholds in
 config/segments.toml ``[activity]``.
 
-* :func:`classify` — the rule, on plain values (see the config file for the wording).
-* :func:`recompute_activity` — every customer at once: ONE ``INSERT … SELECT … ON CONFLICT`` whose CASE is the same
-  rule, over set-based aggregates of the sources (nightly, ``run.py rfm``).
+* :func:`tagging.activity_domain.classify` — the rule, on plain values (see the config file for the wording).
+* :func:`recompute_activity` — every customer at once: ONE set-based statement whose CASE is the same rule, over
+  set-based aggregates of the sources (nightly, ``run.py rfm``), writing only the rows that change.
 * :func:`touch_customer` — one customer after an event (a message, an order, a follow ended), using
   :func:`classify`; a message's time only ever moves ``last_message_at`` forward, so replays change nothing.
 
@@ -29,26 +29,19 @@ from scrm.core.runtime import ResourceKey, Runtime
 from scrm.customers.models import FollowStatus, customer_identities, customers, follows
 from scrm.customers.relations import EndedBy
 from scrm.groups.domain import EXTERNAL_PREFIXES
+from tagging.activity_domain import (
+    SEGMENT_ZH,
+    SEGMENTS,
+    ActivityConfig,
+    ActivityInputs,
+    ActivitySegment,
+    Cutoffs,
+    classify,
+    parse_activity_config,
+)
 from tagging.models import customer_activity, customer_order_stats
-from tagging.rfm import load_segments_toml, upsert_from_select
-
-
-class ActivitySegment:
-    NEW = "new"  # 新客: first seen within new_days
-    ACTIVE = "active"  # 活跃: a message or an order within silent_days
-    SILENT = "silent"  # 沉默: quiet longer than silent_days, not yet lost
-    CHURN_RISK = "churn_risk"  # 流失风险: silent, and deleted a salesperson or left our message unanswered
-    LOST = "lost"  # 已流失: nothing for longer than lost_days
-
-
-SEGMENT_ZH = {
-    ActivitySegment.NEW: "新客",
-    ActivitySegment.ACTIVE: "活跃",
-    ActivitySegment.SILENT: "沉默",
-    ActivitySegment.CHURN_RISK: "流失风险",
-    ActivitySegment.LOST: "已流失",
-}
-SEGMENTS = tuple(SEGMENT_ZH)
+from tagging.rfm_domain import load_segments_toml
+from tagging.rfm_sql import upsert_from_select
 
 # bots' inbound events, read only (tagging does not import bots): the columns that say who wrote and when.
 inbound_events = sa.table(
@@ -63,35 +56,6 @@ inbound_events = sa.table(
 CUSTOMER_MESSAGE_KINDS = (("kf", "kf.customer.", "external_userid"), ("mp", "message.", "openid"))
 
 
-@dataclass(frozen=True)
-class ActivityConfig:
-    new_days: int = 7
-    silent_days: int = 30
-    lost_days: int = 90
-    unanswered_days: int = 3
-
-
-def parse_activity_config(data: dict[str, Any]) -> ActivityConfig:
-    """Validate the ``[activity]`` table of config/segments.toml; a ValueError names the key that is wrong."""
-    section = data.get("activity", {})
-    if not isinstance(section, dict):
-        raise ValueError("[activity] must be a table")
-    names = ("new_days", "silent_days", "lost_days", "unanswered_days")
-    unknown = set(section) - set(names)
-    if unknown:
-        raise ValueError(f"[activity] unknown keys: {', '.join(sorted(unknown))}")
-    values = {n: section.get(n, getattr(ActivityConfig, n)) for n in names}
-    for name, v in values.items():
-        if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= 3650:
-            raise ValueError(f"[activity] {name} must be a whole number of days from 1 to 3650")
-    if not values["new_days"] <= values["silent_days"] < values["lost_days"]:
-        raise ValueError("[activity] needs new_days ≤ silent_days < lost_days")
-    rfm_window = data.get("rfm", {}).get("window_days", 365) if isinstance(data.get("rfm"), dict) else 365
-    if isinstance(rfm_window, int) and rfm_window < values["lost_days"]:
-        raise ValueError("[rfm] window_days must be at least [activity] lost_days (orders older than the window are not kept)")
-    return ActivityConfig(**values)
-
-
 ACTIVITY_CONFIG: ResourceKey[ActivityConfig] = ResourceKey("activity_config")
 
 
@@ -100,50 +64,6 @@ def activity_config(rt: Runtime) -> ActivityConfig:
     if not rt.has(ACTIVITY_CONFIG):
         rt.put(ACTIVITY_CONFIG, parse_activity_config(load_segments_toml()))
     return rt.get(ACTIVITY_CONFIG)
-
-
-# ---- the rule ---------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ActivityInputs:
-    first_seen_at: dt.datetime
-    last_message_at: dt.datetime | None = None
-    last_order_at: dt.datetime | None = None
-    deleted_by_customer: bool = False  # a follow ended by the customer (del_follow_user)
-    last_outreach_at: dt.datetime | None = None  # our last 1:1 message to the customer
-
-
-@dataclass(frozen=True)
-class Cutoffs:
-    new: dt.datetime
-    silent: dt.datetime
-    lost: dt.datetime
-    unanswered: dt.datetime
-
-    @classmethod
-    def at(cls, now: dt.datetime, config: ActivityConfig) -> Cutoffs:
-        def ago(days: int) -> dt.datetime:
-            return now - dt.timedelta(days=days)
-
-        return cls(ago(config.new_days), ago(config.silent_days), ago(config.lost_days), ago(config.unanswered_days))
-
-
-def classify(inputs: ActivityInputs, now: dt.datetime, config: ActivityConfig) -> str:
-    """The customer's segment at ``now``. Exactly one applies, checked in this order: new (first seen within
-    new_days, inclusive), active (a message or an order within silent_days, inclusive), lost (message, order and
-    first sighting all older than lost_days), churn risk (a deleted signal), silent."""
-    cut = Cutoffs.at(now, config)
-    if inputs.first_seen_at >= cut.new:
-        return ActivitySegment.NEW
-    seen = [t for t in (inputs.last_message_at, inputs.last_order_at) if t is not None]
-    if any(t >= cut.silent for t in seen):
-        return ActivitySegment.ACTIVE
-    if all(t < cut.lost for t in [*seen, inputs.first_seen_at]):
-        return ActivitySegment.LOST
-    outreach = inputs.last_outreach_at
-    unanswered = (
-        outreach is not None and outreach <= cut.unanswered and (inputs.last_message_at is None or inputs.last_message_at < outreach)
-    )
-    return ActivitySegment.CHURN_RISK if inputs.deleted_by_customer or unanswered else ActivitySegment.SILENT
 
 
 def _classify_sql(first_seen: Any, message: Any, order: Any, deleted: Any, outreach: Any, cut: Cutoffs) -> Any:
@@ -222,17 +142,29 @@ def _deleted_signals() -> Any:
 ACTIVITY_COLUMNS = ["customer_id", "segment", "last_message_at", "last_order_at", "computed_at"]
 
 
-async def recompute_activity(conn: AsyncConnection, dialect: str, now: dt.datetime, config: ActivityConfig) -> dict[str, int]:
-    """Every current customer's segment in one set-based statement; rows of merged-away customers are removed.
-    Returns the number of customers per segment. Run it inside one write transaction."""
+@dataclass(frozen=True)
+class ActivityRun:
+    segments: dict[str, int]  # customers per segment after the run (all five present)
+    written: int  # rows inserted or changed (segment or a tracked time moved)
+    removed: int  # rows of customers merged away
+
+
+def fresh_activity_select(now: dt.datetime, config: ActivityConfig) -> Any:
+    """Every current customer's (customer_id, segment, last_message_at, last_order_at) now: the rule's CASE over
+    set-based aggregates of the sources."""
     c = customers.c
     messages, outreach, deleted = _message_times(), _outreach_times(), _deleted_signals()
     stats = customer_order_stats.c
     segment = _classify_sql(
         c.first_seen_at, messages.c.t, stats.last_order_at, deleted.c.customer_id, outreach.c.t, Cutoffs.at(now, config)
     )
-    select = (
-        sa.select(c.id, segment, messages.c.t, stats.last_order_at, sa.literal(now, UTCDateTime()))
+    return (
+        sa.select(
+            c.id.label("customer_id"),
+            segment.label("segment"),
+            messages.c.t.label("last_message_at"),
+            stats.last_order_at.label("last_order_at"),
+        )
         .select_from(
             customers.outerjoin(messages, messages.c.customer_id == c.id)
             .outerjoin(customer_order_stats, stats.customer_id == c.id)
@@ -241,10 +173,33 @@ async def recompute_activity(conn: AsyncConnection, dialect: str, now: dt.dateti
         )
         .where(c.merged_into.is_(None))
     )
-    await conn.execute(upsert_from_select(customer_activity, dialect, ACTIVITY_COLUMNS, select))
-    current = sa.select(sa.literal(1)).where(c.id == customer_activity.c.customer_id, c.merged_into.is_(None))
-    await conn.execute(sa.delete(customer_activity).where(~sa.exists(current)))
-    return await activity_counts(conn)
+
+
+async def recompute_activity(conn: AsyncConnection, dialect: str, now: dt.datetime, config: ActivityConfig) -> ActivityRun:
+    """Every current customer's segment, set-based: ONE INSERT … SELECT … ON CONFLICT of only the rows that are new
+    or whose segment, last message or last order time differ from the stored ones (compared NULL-safely), so a
+    night rewrites the customers who moved, not everybody; ``computed_at`` is when a row last changed. Rows of
+    merged-away customers are removed. Run it inside one write transaction."""
+    if dialect == "postgresql":  # the joins' hashes of every customer stay in memory; JIT compiling does not pay off
+        await conn.execute(sa.text("SET LOCAL work_mem = '256MB'"))
+        await conn.execute(sa.text("SET LOCAL jit = off"))
+    fresh = fresh_activity_select(now, config).subquery("fresh")
+    f, ca = fresh.c, customer_activity.c
+    differs = sa.or_(
+        ca.customer_id.is_(None),
+        *(ca[n].is_distinct_from(f[n]) for n in ("segment", "last_message_at", "last_order_at")),
+    )
+    changed = (
+        sa.select(f.customer_id, f.segment, f.last_message_at, f.last_order_at, sa.literal(now, UTCDateTime()).label("computed_at"))
+        .select_from(fresh.outerjoin(customer_activity, ca.customer_id == f.customer_id))
+        .where(differs)
+    )
+    written = await conn.execute(upsert_from_select(customer_activity, dialect, ACTIVITY_COLUMNS, changed))
+    # Customers are never deleted (a record only ever merges into another), so the rows to drop are the merged
+    # ones: a scan of customers for the few merged ids, not an anti-join of every activity row.
+    merged = sa.select(customers.c.id).where(customers.c.merged_into.is_not(None))
+    removed = await conn.execute(sa.delete(customer_activity).where(ca.customer_id.in_(merged)))
+    return ActivityRun(await activity_counts(conn), int(written.rowcount), int(removed.rowcount))
 
 
 async def inputs_of(conn: AsyncConnection, customer_id: int, *, message_at: dt.datetime | None = None) -> ActivityInputs | None:

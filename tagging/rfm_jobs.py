@@ -13,8 +13,10 @@ Billing emits no payment topic today, so RFM counts confirmed orders (paid or no
 appears, subscribe :func:`update_after_order`'s customer path to it.
 
 Full: :func:`recompute_all` in ONE write transaction — order aggregates aged out (or rebuilt), every customer
-scored, every customer classified — so readers see yesterday's or today's figures, never a mix. The cron runs
-hourly and does the work once per business day after 03:00 Asia/Shanghai; arq runs each tick on one worker only
+scored, every customer classified, only changed rows written — so readers see yesterday's or today's figures,
+never a mix. The same transaction adds a ``segments.recomputed`` outbox row: the cron's "done today?" check reads
+it, and its handler VACUUMs the order aggregates (PostgreSQL). The cron runs hourly and does the work once per
+business day after 03:00 Asia/Shanghai; arq runs each tick on one worker only
 (``unique``), and on PostgreSQL a transaction-level advisory lock makes a concurrent ``run.py rfm`` wait its
 turn instead of computing the same thing twice.
 """
@@ -52,6 +54,7 @@ log = logging.getLogger(__name__)
 NIGHTLY_LOCAL_HOUR = 3  # Asia/Shanghai: the full recompute runs on the first cron tick at or after 03:00
 ADVISORY_LOCK_KEY = 0x52464D_0001  # "RFM" — one full recompute at a time per database (PostgreSQL)
 STEPS = ("订单汇总", "RFM 评分", "活跃度分群")
+RECOMPUTED_TOPIC = "segments.recomputed"  # outbox: a full recompute committed (payload: day, rows written)
 
 Progress = Callable[[int, str, str], None]  # (steps done, step label, note)
 
@@ -154,6 +157,7 @@ class RecomputeReport:
     scored: int = 0
     rows_written: int = 0  # RFM rows inserted + changed + deleted (unchanged rows are not rewritten)
     rfm_segments: dict[str, int] = field(default_factory=dict)
+    activity_written: int = 0  # activity rows inserted or changed (unchanged ones are not rewritten)
     activity_segments: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -180,24 +184,43 @@ async def recompute_all(rt: Runtime, *, rebuild_stats: bool = False, progress: P
         report.scored, report.rows_written = run.scored, run.inserted + run.updated + run.deleted
         report.rfm_segments = await rfm.segment_counts(conn)
         say(2, STEPS[1], f"{run.scored} 位客户；写入 {run.inserted} 新、{run.updated} 变化、{run.deleted} 移出")
-        report.activity_segments = await activity.recompute_activity(conn, dialect, now, acfg)
-        say(3, STEPS[2], f"{sum(report.activity_segments.values())} 位客户")
+        moved = await activity.recompute_activity(conn, dialect, now, acfg)
+        report.activity_segments, report.activity_written = moved.segments, moved.written
+        say(3, STEPS[2], f"{sum(report.activity_segments.values())} 位客户；{moved.written} 位分群或时间有变化")
+        news = {"day": local(now).date().isoformat(), "scored": report.scored, "rfm_rows_written": report.rows_written}
+        await outbox.add(conn, RECOMPUTED_TOPIC, {**news, "activity_rows_written": moved.written}, now)
     report.seconds = time.perf_counter() - started
     log.info("segments recomputed", extra={"scored": report.scored, "aged_out": report.aged_out, "seconds": round(report.seconds, 3)})
     return report
 
 
+@outbox.handles(RECOMPUTED_TOPIC)
+async def vacuum_order_stats(rt: Runtime, payload: dict[str, Any]) -> None:
+    """After a full recompute committed (PostgreSQL): VACUUM ANALYZE the order aggregates. The age-out rewrites
+    rows spread over nearly every page, which clears the visibility map, and autovacuum (20 % of rows changed)
+    may not come for days; until a vacuum, the one-customer rescoring's index-only range counts would visit the
+    heap for every row. Running it twice does no harm; a failure is retried by the outbox."""
+    if rt.db.dialect != "postgresql":
+        return
+    async with rt.db.engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")  # VACUUM cannot run inside a transaction
+        await conn.execute(sa.text("VACUUM (ANALYZE) customer_order_stats"))
+
+
 async def due_today(rt: Runtime) -> bool:
-    """True after 03:00 (business time) when today's full recompute has not run: some customer's activity row is
-    older than today, or customers exist without any row yet."""
+    """True after 03:00 (business time) when no full recompute has committed since today's business midnight —
+    told by its ``segments.recomputed`` outbox row (rows are written only when they change, so no row's time
+    says when the last full run was)."""
     now = rt.clock.now()
     if local(now).hour < NIGHTLY_LOCAL_HOUR:
         return False
+    midnight = local(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    o = outbox.outbox.c
+    # the newest such row, walking the primary key back from the end: at most about a day of outbox rows
+    latest = sa.select(o.created_at).where(o.topic == RECOMPUTED_TOPIC).order_by(o.id.desc()).limit(1)
     async with rt.db.read() as conn:
-        oldest = (await conn.execute(sa.select(sa.func.min(customer_activity.c.computed_at)))).scalar()
-        if oldest is None:
-            return (await conn.execute(sa.select(customers.c.id).where(customers.c.merged_into.is_(None)).limit(1))).first() is not None
-    return local(oldest).date() < local(now).date()
+        last = (await conn.execute(latest)).scalar()
+    return last is None or last < midnight
 
 
 @cron("segments_nightly", minute=41, second=0)

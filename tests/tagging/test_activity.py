@@ -244,9 +244,10 @@ async def scenario(rt: Runtime) -> dict[int, str]:
 async def test_recompute_matches_the_rule(rt: Runtime) -> None:
     expect = await scenario(rt)
     async with rt.db.write() as conn:
-        counts = await activity.recompute_activity(conn, rt.db.dialect, rt.clock.now(), CFG)
+        run = await activity.recompute_activity(conn, rt.db.dialect, rt.clock.now(), CFG)
     assert await segments(rt) == expect
-    assert sum(counts.values()) == len(expect) and set(counts) == set(activity.SEGMENTS)
+    assert sum(run.segments.values()) == len(expect) and set(run.segments) == set(activity.SEGMENTS)
+    assert (run.written, run.removed) == (len(expect), 0)
     # the one-customer path (indexed look-ups + classify) agrees with the set-based statement
     async with rt.db.write() as conn:
         for cid in expect:
@@ -315,3 +316,100 @@ async def test_merged_customers_leave(rt: Runtime) -> None:
         await merge_customers(conn, rt.db.dialect, a, b, rt.clock.now())
         await activity.recompute_activity(conn, rt.db.dialect, rt.clock.now(), CFG)
     assert len(await segments(rt)) == 1
+
+
+async def stored_rows(rt: Runtime) -> dict[int, Any]:
+    async with rt.db.read() as conn:
+        return {int(r.customer_id): r for r in await conn.execute(sa.select(customer_activity))}
+
+
+async def test_recompute_writes_only_rows_that_change(rt: Runtime, clock: FrozenClock) -> None:
+    """A night rewrites the customers whose segment or tracked times moved — ``computed_at`` of every other row
+    stays — and what it writes is still what the rule says for everybody."""
+    expect = await scenario(rt)
+    t0 = rt.clock.now()
+
+    async def nightly() -> activity.ActivityRun:
+        async with rt.db.write() as conn:
+            return await activity.recompute_activity(conn, rt.db.dialect, rt.clock.now(), CFG)
+
+    assert (await nightly()).written == len(expect)
+    clock.advance(hours=1)
+    quiet = await nightly()  # an hour later nobody moved: nothing is written
+    assert (quiet.written, quiet.removed) == (0, 0)
+    assert {r.computed_at for r in (await stored_rows(rt)).values()} == {t0}
+
+    before = await stored_rows(rt)
+    clock.advance(days=6)  # the new customer is no longer new, the 29-day message is now 35 days old, …
+    talker = next(cid for cid, seg in expect.items() if seg == A.ACTIVE)
+    talker_before = before[talker]
+    async with rt.db.read() as conn:
+        from scrm.customers.models import customer_identities as ci
+
+        external = (
+            await conn.execute(sa.select(ci.c.value).where(ci.c.customer_id == talker, ci.c.kind == "external_userid"))
+        ).scalar_one()
+    await kf_message(rt, external, 0)  # … and an active customer speaks again: same segment, a later time
+    run = await nightly()
+    after = await stored_rows(rt)
+    t1 = rt.clock.now()
+    async with rt.db.read() as conn:
+        rule = {cid: activity.classify(await activity.inputs_of(conn, cid), t1, CFG) for cid in expect}  # type: ignore[arg-type]
+    assert {cid: r.segment for cid, r in after.items()} == rule
+    moved = {
+        cid
+        for cid in expect
+        if (before[cid].segment, before[cid].last_message_at, before[cid].last_order_at)
+        != (after[cid].segment, after[cid].last_message_at, after[cid].last_order_at)
+    }
+    assert talker in moved and after[talker].segment == talker_before.segment == A.ACTIVE
+    assert len(moved) >= 3 and len(moved) < len(expect) - 3
+    assert run.written == len(moved)
+    assert {cid for cid, r in after.items() if r.computed_at == t1} == moved
+    assert all(after[cid].computed_at == t0 for cid in set(expect) - moved)
+
+
+async def test_thresholds_are_inclusive_in_sql_and_move_with_the_clock(rt: Runtime, clock: FrozenClock) -> None:
+    """Each threshold exactly at, and one second past, its edge — the set-based statement decides as the rule
+    does; one second later exactly the customers on an edge move, and only their rows are written."""
+    second = 1 / 86400
+    edge: dict[str, int] = {}
+    edge["new_at"], _ = await customer(rt, 7)
+    edge["new_past"], _ = await customer(rt, 7 + second)
+    edge["active_at"], ext = await customer(rt, 100)
+    await kf_message(rt, ext, 30)
+    edge["active_past"], ext = await customer(rt, 100)
+    await kf_message(rt, ext, 30 + second)
+    edge["lost_at"], ext = await customer(rt, 200)
+    await kf_message(rt, ext, 90)
+    edge["lost_past"], ext = await customer(rt, 200)
+    await kf_message(rt, ext, 90 + second)
+    edge["unanswered_at"], ext = await customer(rt, 200)
+    await kf_message(rt, ext, 40)
+    await archive(rt, edge["unanswered_at"], "sales01", 3, to=ext)
+    edge["unanswered_short"], ext = await customer(rt, 200)
+    await kf_message(rt, ext, 40)
+    await archive(rt, edge["unanswered_short"], "sales01", 3 - second, to=ext)
+
+    async def nightly() -> tuple[dict[str, str], int]:
+        async with rt.db.write() as conn:
+            run = await activity.recompute_activity(conn, rt.db.dialect, rt.clock.now(), CFG)
+        got = await segments(rt)
+        async with rt.db.read() as conn:
+            for name, cid in edge.items():  # the rule on plain values agrees, customer by customer
+                inputs = await activity.inputs_of(conn, cid)
+                assert inputs is not None and activity.classify(inputs, rt.clock.now(), CFG) == got[cid], name
+        return {name: got[cid] for name, cid in edge.items()}, run.written
+
+    now_segments, written = await nightly()
+    assert now_segments == {
+        "new_at": A.NEW, "new_past": A.SILENT, "active_at": A.ACTIVE, "active_past": A.SILENT,
+        "lost_at": A.SILENT, "lost_past": A.LOST, "unanswered_at": A.CHURN_RISK, "unanswered_short": A.SILENT,
+    }  # fmt: skip
+    assert written == len(edge)
+    clock.advance(seconds=1)
+    later, written = await nightly()
+    moved = {name for name in edge if later[name] != now_segments[name]}
+    assert moved == {"new_at", "active_at", "lost_at", "unanswered_short"}
+    assert later["unanswered_short"] == A.CHURN_RISK and later["lost_at"] == A.LOST
+    assert written == len(moved)

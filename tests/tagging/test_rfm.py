@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 import random
 from typing import Any
 
@@ -223,6 +224,56 @@ async def test_full_recompute_matches_reference(rt: Runtime, scoring: str) -> No
     assert sum(grid.values()) == scored and len(grid) == 25
 
 
+def pandas_reference(
+    rows: list[tuple[int, str, int, dt.datetime | None]], now: dt.datetime, config: RfmConfig
+) -> dict[int, dict[str, Any]]:
+    """The same figures by a different road: a pandas group-by, ``rank(method="min")`` and vectorised cut points."""
+    np = pytest.importorskip("numpy")
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame(rows, columns=["customer_id", "status", "total_fen", "at"])
+    df = df[df["status"].isin(list(rfm.COUNTED_STATUSES)) & df["at"].notna()]
+    df = df[pd.to_datetime(df["at"], utc=True) >= pd.Timestamp(now - dt.timedelta(days=config.window_days))]
+    agg = df.groupby("customer_id").agg(frequency=("total_fen", "size"), monetary_fen=("total_fen", "sum"), last=("at", "max"))
+    shanghai = dt.timezone(dt.timedelta(hours=8))
+    today = pd.Timestamp(now.astimezone(shanghai).date())
+    last_day = pd.to_datetime(agg["last"], utc=True).dt.tz_convert(shanghai).dt.tz_localize(None).dt.normalize()
+    agg["recency_days"] = np.maximum(0, (today - last_day).dt.days)
+    n = len(agg)
+    if config.scoring == "quintiles":
+        agg["r"] = 1 + 5 * (agg["recency_days"].rank(method="min", ascending=False).astype(int) - 1) // n
+        agg["f"] = 1 + 5 * (agg["frequency"].rank(method="min").astype(int) - 1) // n
+        agg["m"] = 1 + 5 * (agg["monetary_fen"].rank(method="min").astype(int) - 1) // n
+    else:
+        agg["r"] = 5 - np.searchsorted(np.array(config.recency_cuts), agg["recency_days"].to_numpy(), side="left")
+        agg["f"] = 1 + np.searchsorted(np.array(config.frequency_cuts), agg["frequency"].to_numpy(), side="left")
+        agg["m"] = 1 + np.searchsorted(np.array(config.monetary_cuts_fen), agg["monetary_fen"].to_numpy(), side="left")
+    high = agg[["r", "f", "m"]] >= config.high_score
+    agg["segment"] = [rfm.SEGMENTS[(bool(r), bool(f), bool(m))] for r, f, m in high.itertuples(index=False)]
+    keys = ["recency_days", "frequency", "monetary_fen", "r", "f", "m", "segment"]
+    return {
+        int(cid): {k: (v if k == "segment" else int(v)) for k, v in zip(keys, values, strict=True)}
+        for cid, *values in agg[keys].itertuples()
+    }
+
+
+@pytest.mark.parametrize("scoring", ["quintiles", "cuts"])
+async def test_full_recompute_matches_pandas(rt: Runtime, scoring: str, clock: Any) -> None:
+    """Against pandas on the same orders, at an hour where the UTC and the Shanghai dates differ, and again days
+    later through the nightly path (age-out + only-changed writes)."""
+    config = dataclasses.replace(RfmConfig(window_days=200), scoring=scoring, high_score=4)
+    clock.set(dt.datetime(2026, 11, 23, 17, 30, tzinfo=dt.UTC))  # 01:30 on the 24th in Shanghai
+    now = rt.clock.now()
+    rows = random_orders(random.Random(2026), now, customers=400, count=1500)
+    await add_orders(rt, rows)
+    await full(rt, config)
+    want = pandas_reference(rows, now, config)
+    assert len(want) > 200 and len({v["segment"] for v in want.values()}) >= 4
+    assert await stored(rt) == want
+    clock.advance(days=9, hours=13)
+    await full(rt, config, rebuild=False)
+    assert await stored(rt) == pandas_reference(rows, rt.clock.now(), config)
+
+
 async def test_all_equal_customers_share_scores(rt: Runtime) -> None:
     now = rt.clock.now()
     await add_orders(rt, [(cid, OrderStatus.CONFIRMED, 5000, now - 2 * DAY) for cid in range(1, 8)])
@@ -301,6 +352,48 @@ async def test_rescore_matches_full_recompute(rt: Runtime) -> None:
     assert await stored(rt) == expected
 
 
+async def test_rescore_counts_only_what_the_full_recompute_scores(rt: Runtime, clock: Any) -> None:
+    """Between nights some aggregates are stale: customers whose last order has left the window (aged out only at
+    night) and a defective row without orders. Rescoring ranks against exactly the rows a full recompute over the
+    same aggregates scores — ties, business-day boundaries (orders at 5 h offsets) and all."""
+    config = RfmConfig(window_days=60)
+    now = rt.clock.now()
+    rows = random_orders(random.Random(5), now, customers=200, count=400)
+    await add_orders(rt, rows)
+    async with rt.db.write() as conn:
+        await rfm.rebuild_order_stats(conn, rt.db.dialect, now, config)
+        defective = {"customer_id": 999, "orders": 0, "monetary_fen": 0, "last_order_at": now, "updated_at": now}
+        await conn.execute(customer_order_stats.insert().values(defective))
+    clock.advance(days=25, hours=7)  # no age-out: customers last seen 40 days ago are now outside the window
+    later = rt.clock.now()
+    async with rt.db.read() as conn:
+        s = customer_order_stats.c
+        stale = (await conn.execute(sa.select(sa.func.count()).where(s.last_order_at < later - 60 * DAY))).scalar_one()
+    assert stale > 3
+    async with rt.db.write() as conn:
+        run = await rfm.recompute_rfm(conn, rt.db.dialect, later, config)
+    expected = await stored(rt)
+    assert run.scored == len(expected) > 30 and 999 not in expected
+    async with rt.db.write() as conn:  # with last scores present (their short sides are counted), then without
+        for cid in [*expected, 999]:
+            await rfm.rescore_customer(conn, rt.db.dialect, cid, later, config)
+    assert await stored(rt) == expected
+    async with rt.db.write() as conn:
+        await conn.execute(sa.delete(customer_rfm))
+        for cid in [*expected, 999]:
+            await rfm.rescore_customer(conn, rt.db.dialect, cid, later, config)
+    assert await stored(rt) == expected
+    # counting either side of a customer gives the same number worse
+    async with rt.db.read() as conn:
+        for want in list(expected.values())[:8]:
+            figures = (want["recency_days"], want["frequency"], want["monetary_fen"])
+            results = set()
+            for sides in itertools.product([False, True], repeat=3):
+                row = (await conn.execute(rfm.rank_counts_select(later, config, *figures, rfm.RankSides(*sides)))).one()
+                results.add(rfm.worse_counts(row, rfm.RankSides(*sides)))
+            assert len(results) == 1 and next(iter(results))[0] == len(expected)
+
+
 async def test_rows_are_rewritten_only_when_figures_change(rt: Runtime, clock: Any) -> None:
     """A night where nobody ordered rewrites nothing: each stored recency plus the days since its computed_on is
     still today's recency. The API projects it; a real change (a new order) rewrites the row."""
@@ -339,10 +432,47 @@ async def test_nightly_runs_once_a_day_after_three(rt: Runtime, clock: Any) -> N
     clock.set(dt.datetime(2026, 11, 23, 19, 41, tzinfo=dt.UTC))  # 03:41
     assert await due_today(rt)
     report = await recompute_all(rt)
-    assert report.activity_segments["new"] == 1 and report.scored == 0
+    assert report.activity_segments["new"] == 1 and report.scored == 0 and report.activity_written == 1
     assert not await due_today(rt)
     clock.advance(days=1)
     assert await due_today(rt)
+    report = await recompute_all(rt)  # nothing moved (still new): no row rewritten, and still done for today
+    assert report.activity_written == 0 and report.rows_written == 0
+    assert not await due_today(rt)
+    clock.advance(hours=20)  # 23:41 — the same business day
+    assert not await due_today(rt)
+    clock.advance(hours=4)  # 03:41 the day after
+    assert await due_today(rt)
+
+
+async def test_after_the_nightly_the_aggregates_are_vacuumed(rt: Runtime) -> None:
+    """The recompute's outbox row is handled by a VACUUM of the order aggregates (PostgreSQL), which sets the
+    visibility map the one-customer index-only counts rely on."""
+    from scrm.core import outbox
+    from tagging.rfm_jobs import RECOMPUTED_TOPIC, recompute_all
+
+    now = rt.clock.now()
+    await add_orders(rt, [(cid, OrderStatus.CONFIRMED, 1000 * cid, now - cid * DAY) for cid in range(1, 30)])
+    report = await recompute_all(rt, rebuild_stats=True)
+    assert report.scored == 29
+    async with rt.db.read() as conn:
+        o = outbox.outbox.c
+        rows = (await conn.execute(sa.select(o.id, o.payload).where(o.topic == RECOMPUTED_TOPIC))).all()
+    assert len(rows) == 1 and rows[0].payload["scored"] == 29 and rows[0].payload["day"] == local(now).date().isoformat()
+
+    async def all_visible_pages() -> int:
+        async with rt.db.read() as conn:
+            q = sa.text("SELECT relallvisible FROM pg_class WHERE relname = 'customer_order_stats'")
+            return int((await conn.execute(q)).scalar_one())
+
+    if rt.db.dialect == "postgresql":
+        assert await all_visible_pages() == 0
+    await outbox.dispatch(rt, rows[0].id, final_try=True)
+    async with rt.db.read() as conn:
+        done = (await conn.execute(sa.select(outbox.outbox.c.done_at).where(outbox.outbox.c.id == rows[0].id))).scalar()
+    assert done is not None
+    if rt.db.dialect == "postgresql":
+        assert await all_visible_pages() >= 1
 
 
 def test_run_py_rfm_shows_progress(tmp_path: Any, capsys: pytest.CaptureFixture[str], sqlite_template: Any) -> None:

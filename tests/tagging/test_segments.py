@@ -383,3 +383,40 @@ async def test_saved_segments(rt: Runtime) -> None:
         await seg.delete_segment(rt, made.id)
     with pytest.raises(NotFound):
         await seg.save_segment(rt, segment_id=made.id, name="x", expression="tag:x")
+
+
+HOSTILE_EXPRESSIONS = [
+    "tag:x; DROP TABLE customers",
+    "tag:x' OR '1'='1",
+    "1=1",
+    "tag:x -- comment",
+    "tag:x /* */ or 1",
+    "orders >= 1 or 1=1",
+    "r >= 1) or (1",
+    "tag:x or true",
+    "spent > 0; select 1",
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE_EXPRESSIONS)
+def test_hostile_expressions_do_not_parse(text: str) -> None:
+    with pytest.raises(SegmentSyntaxError):
+        parse(text)
+
+
+async def test_hostile_values_run_as_data_on_the_database(rt: Runtime) -> None:
+    """Every hostile value, in every text field, really executed: nothing matches, nothing breaks, the table is
+    intact (on SQLite and PostgreSQL) — and LIKE wildcards are not wildcards."""
+    ids = [await make_customer(rt, f"wmHostile{k}") for k in range(3)]
+    now = rt.clock.now()
+    async with rt.db.write() as conn:  # a tag everybody has: a value used as a LIKE pattern ("%", "_") would match it
+        tag_id = await ensure_tag(conn, rt.db.dialect, "X", now, group="G")
+        for cid in ids:
+            await apply_tag(conn, rt.db.dialect, customer_id=cid, tag_id=tag_id, source=TagSource.MANUAL, evidence={}, now=now)
+    assert await seg.count_segment(rt, "tag:X") == 3
+    for value in HOSTILE:
+        quoted = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        for field_name in ("tag", "group", "channel", "salesperson"):
+            assert await seg.count_segment(rt, f"{field_name}:{quoted}") == 0, (field_name, value)
+            assert await seg.count_segment(rt, f"not {field_name}:{quoted}") == 3, (field_name, value)
+    assert await seg.count_segment(rt, "first_seen < 1d") == 3
