@@ -79,6 +79,13 @@ async def add(conn: AsyncConnection, topic: str, payload: dict[str, Any], now: d
     return int(result.scalar_one())
 
 
+async def add_many(conn: AsyncConnection, topic: str, payloads: list[dict[str, Any]], now: dt.datetime) -> None:
+    """Write several rows of one topic in the caller's transaction with one round trip (a broadcast batch's send
+    chunks); the relay dispatches them on its next pass, as :func:`add` without ``kicked``."""
+    if payloads:
+        await conn.execute(outbox.insert(), [{"topic": topic, "payload": p, "created_at": now, "next_attempt_at": now} for p in payloads])
+
+
 async def kick(rt: Runtime, outbox_ids: list[int]) -> None:
     """After commit: enqueue the rows now. Failure is fine (Redis down): the relay will pick them up."""
     import asyncio
