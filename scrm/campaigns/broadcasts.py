@@ -248,12 +248,12 @@ async def _gather_facts(rt: Runtime, conn: AsyncConnection, ids: list[int], now:
     ):
         idents.setdefault(int(r.customer_id), {}).setdefault(r.kind, []).append(r.value)
     fol: dict[int, list[D.FollowFact]] = {}
-    for r in await conn.execute(
+    for fr in await conn.execute(
         sa.select(follows.c.customer_id, follows.c.userid, follows.c.external_userid, follows.c.started_at).where(
             among(follows.c.customer_id, ids, dialect), follows.c.status == FollowStatus.ACTIVE
         )
     ):
-        fol.setdefault(int(r.customer_id), []).append(D.FollowFact(r.userid, r.external_userid, r.started_at))
+        fol.setdefault(int(fr.customer_id), []).append(D.FollowFact(fr.userid, fr.external_userid, fr.started_at))
     # Salesperson tasks of broadcasts this month: only broadcasts alive this month can have any (PK lookups).
     recent = sa.select(B.id).where(sa.or_(B.finished_at.is_(None), B.finished_at >= since))
     tasks: dict[int, int] = {
