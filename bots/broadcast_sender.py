@@ -45,7 +45,9 @@ async def kf_windows_of(rt: Runtime, conn: AsyncConnection, external_userids: Se
     if not open_kfid or not rt.has(WECOM_API) or not external_userids:
         return {}
     rows = await conn.execute(
-        sa.select(kf_windows).where(kf_windows.c.open_kfid == open_kfid, kf_windows.c.external_userid.in_(list(external_userids)))
+        sa.select(kf_windows).where(
+            kf_windows.c.open_kfid == open_kfid, broadcasts.among(kf_windows.c.external_userid, external_userids, rt.db.dialect)
+        )
     )
     return {r.external_userid: D.KfWindow(r.external_userid, r.last_customer_msg_at, r.sent_since_customer_msg) for r in rows}
 
@@ -63,7 +65,7 @@ async def channel_facts(rt: Runtime, conn: AsyncConnection, external_userids: Se
                 m.purpose != "broadcast",  # broadcast tasks are counted from broadcast_recipients
                 m.status.in_((OutboundStatus.AWAITING_SALESPERSON, OutboundStatus.SENT)),
                 m.created_at >= since,
-                m.recipient.in_(list(external_userids)),
+                broadcasts.among(m.recipient, external_userids, rt.db.dialect),
             )
             .group_by(m.recipient)
         )

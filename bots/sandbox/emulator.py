@@ -142,7 +142,7 @@ async def customer_message(request: web.Request) -> web.Response:
 async def group_join(request: web.Request) -> web.Response:
     """A customer scans a 加入群聊 code: ``{"config_id", "external_userid", "name", "chat_id"?}`` → they join the
     group with the way's state, and the product is told (change_external_chat add_member, JoinScene 3)."""
-    from bots.sandbox.simulator import customer_joins_group
+    from bots.sandbox.group_simulator import customer_joins_group
 
     state = request.app[STATE]
     body = await _json_body(request)
@@ -163,7 +163,7 @@ async def group_join(request: web.Request) -> web.Response:
 
 async def group_leave(request: web.Request) -> web.Response:
     """``{"chat_id", "userid", "quit_scene"?}``: the member leaves (0) or is removed (1); the product is told."""
-    from bots.sandbox.simulator import member_leaves_group
+    from bots.sandbox.group_simulator import member_leaves_group
 
     state = request.app[STATE]
     body = await _json_body(request)

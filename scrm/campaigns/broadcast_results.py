@@ -19,6 +19,20 @@ from scrm.core.runtime import Runtime
 B, R = broadcasts.c, broadcast_recipients.c
 
 
+def among(column: Any, values: Sequence[Any], dialect: str) -> Any:
+    """``column IN values`` for a batch of ids or external_userids. On PostgreSQL one array parameter,
+    ``= ANY($1)``, instead of an expanding IN: SQLAlchemy renders the expanding form anew on every execution, one
+    typed placeholder per value (≈1000 per planning batch, several queries a batch), and that rendering — not the
+    database — was most of a batch's time there. SQLite keeps IN (it has no arrays)."""
+    values = list(values)
+    if dialect != "postgresql":
+        return column.in_(values)
+    from sqlalchemy.dialects.postgresql import ARRAY
+
+    element = sa.BigInteger() if isinstance(column.type, sa.Integer) else sa.String()
+    return column == sa.any_(sa.bindparam(None, values, type_=ARRAY(element)))
+
+
 @dataclass(frozen=True)
 class BroadcastView:
     id: int
@@ -79,7 +93,9 @@ async def still_planned(rt: Runtime, broadcast_id: int, customer_ids: Sequence[i
             (
                 await conn.execute(
                     sa.select(R.customer_id).where(
-                        R.broadcast_id == broadcast_id, R.customer_id.in_(list(customer_ids)), R.status == D.RecipientStatus.PLANNED
+                        R.broadcast_id == broadcast_id,
+                        among(R.customer_id, customer_ids, conn.dialect.name),
+                        R.status == D.RecipientStatus.PLANNED,
                     )
                 )
             ).scalars()

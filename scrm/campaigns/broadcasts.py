@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from scrm.campaigns import broadcast_domain as D
 from scrm.campaigns.broadcast_results import (  # re-exported: the public import path of the read side
     BroadcastView,
+    among,
     get_broadcast,
     list_broadcasts,
     list_recipients,
@@ -44,7 +45,7 @@ from scrm.core.runtime import Runtime
 from scrm.customers.models import FollowStatus, customer_identities, customers, follows
 
 __all__ = [
-    "BroadcastView", "ChannelFacts", "cancel_broadcast", "create_broadcast", "due_broadcasts", "get_broadcast", "list_broadcasts",
+    "BroadcastView", "ChannelFacts", "among", "cancel_broadcast", "create_broadcast", "due_broadcasts", "get_broadcast", "list_broadcasts",
     "list_recipients", "outcome_reasons", "pause_broadcast", "plan_batch", "plan_broadcast", "progress", "record_results",
     "start_broadcast", "still_planned", "update_broadcast", "use_channel_facts",
 ]  # fmt: skip
@@ -232,25 +233,27 @@ async def _segment_after(rt: Runtime, expr: str, after: int | None, limit: int) 
 
 
 async def _gather_facts(rt: Runtime, conn: AsyncConnection, ids: list[int], now: dt.datetime) -> list[D.RecipientFacts]:
-    since = D.month_start(now)
+    since, dialect = D.month_start(now), conn.dialect.name
     merged = {
         int(r.id)
-        for r in await conn.execute(sa.select(customers.c.id).where(customers.c.id.in_(ids), customers.c.merged_into.is_not(None)))
+        for r in await conn.execute(
+            sa.select(customers.c.id).where(among(customers.c.id, ids, dialect), customers.c.merged_into.is_not(None))
+        )
     }
     idents: dict[int, dict[str, list[str]]] = {}
     for r in await conn.execute(
         sa.select(customer_identities.c.customer_id, customer_identities.c.kind, customer_identities.c.value).where(
-            customer_identities.c.customer_id.in_(ids), customer_identities.c.kind.in_(("external_userid", "openid"))
+            among(customer_identities.c.customer_id, ids, dialect), customer_identities.c.kind.in_(("external_userid", "openid"))
         )
     ):
         idents.setdefault(int(r.customer_id), {}).setdefault(r.kind, []).append(r.value)
     fol: dict[int, list[D.FollowFact]] = {}
-    for r in await conn.execute(
+    for fr in await conn.execute(
         sa.select(follows.c.customer_id, follows.c.userid, follows.c.external_userid, follows.c.started_at).where(
-            follows.c.customer_id.in_(ids), follows.c.status == FollowStatus.ACTIVE
+            among(follows.c.customer_id, ids, dialect), follows.c.status == FollowStatus.ACTIVE
         )
     ):
-        fol.setdefault(int(r.customer_id), []).append(D.FollowFact(r.userid, r.external_userid, r.started_at))
+        fol.setdefault(int(fr.customer_id), []).append(D.FollowFact(fr.userid, fr.external_userid, fr.started_at))
     # Salesperson tasks of broadcasts this month: only broadcasts alive this month can have any (PK lookups).
     recent = sa.select(B.id).where(sa.or_(B.finished_at.is_(None), B.finished_at >= since))
     tasks: dict[int, int] = {
@@ -259,7 +262,7 @@ async def _gather_facts(rt: Runtime, conn: AsyncConnection, ids: list[int], now:
             sa.select(R.customer_id, sa.func.count().label("n"))
             .where(
                 R.broadcast_id.in_(recent),
-                R.customer_id.in_(ids),
+                among(R.customer_id, ids, dialect),
                 R.channel == D.Channel.MSG_TEMPLATE,
                 R.status.in_((D.RecipientStatus.PLANNED, D.RecipientStatus.AWAITING_CONFIRMATION, D.RecipientStatus.SENT)),
                 R.planned_at >= since,
@@ -313,7 +316,9 @@ async def plan_batch(rt: Runtime, broadcast_id: int, batch: int = 1000) -> Batch
             await conn.execute(broadcasts.update().where(B.id == broadcast_id).values(status=BS.DONE, finished_at=now, updated_at=now))
             return BatchResult(0, True, row.cursor_customer_id)
         existing = set(
-            (await conn.execute(sa.select(R.customer_id).where(R.broadcast_id == broadcast_id, R.customer_id.in_(ids)))).scalars()
+            (
+                await conn.execute(sa.select(R.customer_id).where(R.broadcast_id == broadcast_id, among(R.customer_id, ids, rt.db.dialect)))
+            ).scalars()
         )
         fresh = [cid for cid in ids if cid not in existing]
         plans = [D.plan_recipient(f, now, quotas) for f in await _gather_facts(rt, conn, fresh, now)] if fresh else []
@@ -330,8 +335,8 @@ async def plan_batch(rt: Runtime, broadcast_id: int, batch: int = 1000) -> Batch
                     for p in plans
                 ],
             )  # fmt: skip
-            for chunk in D.chunk_deliveries(plans, size=CHUNK_SIZE):
-                await outbox.add(conn, SEND_TOPIC, chunk.to_payload(broadcast_id), now)
+            chunks = D.chunk_deliveries(plans, size=CHUNK_SIZE)
+            await outbox.add_many(conn, [(SEND_TOPIC, chunk.to_payload(broadcast_id)) for chunk in chunks], now)
         totals = D.PlanTotals.from_json(locked.totals)
         totals.add(plans)
         await conn.execute(

@@ -46,7 +46,7 @@ from scrm.console.render import (
     url,
     when,
 )
-from scrm.console.web import _act, _actor, _ctx, _form, forbidden
+from scrm.console.web import _act, _actor, _ctx, _form, forbidden, path_id
 from scrm.core.clock import SHANGHAI
 from scrm.core.errors import DomainError, InvalidInput, NotFound
 from scrm.customers.models import customers
@@ -173,10 +173,7 @@ async def _start(rt: Any, broadcast_id: int) -> broadcasts.BroadcastView:
 
 # ---- one broadcast ------------------------------------------------------------------------------------------
 def _id(request: web.Request) -> int:
-    raw = request.match_info["id"]
-    if not raw.isdigit() or len(raw) > 18:
-        raise NotFound("没有这个群发 (no such broadcast)")
-    return int(raw)
+    return path_id(request, what="群发")
 
 
 async def _names(conn: Any, ids: list[int]) -> dict[int, str]:

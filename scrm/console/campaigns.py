@@ -1,5 +1,5 @@
 """/console/coupons and /console/campaigns — the marketer's pages: 优惠券 templates (create, edit, issue to a
-customer, issue/redeem stats from ``coupon_ledger``) and 裂变活动 referral campaigns (create, start/pause/end, a
+customer, issue/redeem stats from ``coupon_ledger``; in ``coupon_pages.py``) and 裂变活动 referral campaigns (create, start/pause/end, a
 stats page with the funnel as an SVG bar chart and the leaderboard).
 
 Same building blocks as :mod:`scrm.console.web`: routes behind :func:`auth.protected` (marketer or admin, CSRF on
@@ -13,289 +13,34 @@ import datetime as dt
 from collections.abc import Collection
 from typing import Any
 
-import sqlalchemy as sa
 from aiohttp import web
 
 from scrm.campaigns import coupons, referral
-from scrm.campaigns.coupon_domain import CouponRule, TemplateTerms, Validity, yuan_text
-from scrm.campaigns.models import CouponKind, coupon_ledger
-from scrm.campaigns.models import coupons as coupon_rows
 from scrm.campaigns.referral_domain import can_transition
 from scrm.console import auth
 from scrm.console.charts import bar_chart
+from scrm.console.coupon_pages import LEDGER_EVENTS as LEDGER_EVENTS  # re-exported (the old import path)
+from scrm.console.coupon_pages import (
+    _count,
+    _id,
+    _local_time,
+    _local_value,
+    _words,
+    coupon_create,
+    coupon_detail,
+    coupon_issue,
+    coupon_list,
+    coupon_update,
+)
+from scrm.console.coupon_pages import ledger_stats as ledger_stats
+from scrm.console.coupon_pages import terms_from_form as terms_from_form
 from scrm.console.render import PageContext, Safe, button_form, join, money, post_form, t, table
-from scrm.console.web import _act, _actor, _ctx, _form, _page, forbidden
-from scrm.core.clock import SHANGHAI
+from scrm.console.web import _act, _ctx, _form, _page, forbidden
 from scrm.core.errors import InvalidInput, NotFound
-from scrm.core.money import parse_yuan
 from scrm.web.keys import RUNTIME
 
-LEDGER_EVENTS = (("issue", "发放"), ("reserve", "占用"), ("redeem", "核销"), ("release", "退回"), ("expire", "过期"), ("revoke", "收回"))
 CAMPAIGN_STATUS_ZH = {"draft": "草稿", "running": "进行中", "paused": "已暂停", "ended": "已结束"}
 STATUS_ACTIONS = (("running", "启动 / 恢复", "primary"), ("paused", "暂停", ""), ("ended", "结束活动", "danger"))
-
-
-# ---- form parsing -----------------------------------------------------------------------------------------
-def _yuan(form: dict[str, str], name: str, label: str) -> int | None:
-    raw = form.get(name, "").strip()
-    if not raw:
-        return None
-    try:
-        fen = parse_yuan(raw)
-    except ValueError:
-        raise InvalidInput(f"{label}需为金额，如 10 或 9.90 ({name} must be an amount in yuan)", field=name) from None
-    if fen < 0:
-        raise InvalidInput(f"{label}不能为负数 ({name} must not be negative)", field=name)
-    return fen
-
-
-def _count(form: dict[str, str], name: str, label: str, *, maximum: int = 10_000_000) -> int | None:
-    raw = form.get(name, "").strip()
-    if not raw:
-        return None
-    if not raw.isdigit() or int(raw) > maximum:
-        raise InvalidInput(f"{label}需为 0 到 {maximum} 的整数 ({name} must be a whole number)", field=name)
-    return int(raw)
-
-
-def _words(form: dict[str, str], name: str) -> frozenset[str]:
-    return frozenset(w for w in form.get(name, "").replace("，", ",").replace(" ", ",").split(",") if w.strip())
-
-
-def _local_time(raw: str, name: str, *, end_of_day: bool = False) -> dt.datetime | None:
-    """``2026-12-31`` or ``2026-12-31T18:00`` in Shanghai time → aware UTC; a bare date at the day's end if asked."""
-    raw = raw.strip()
-    if not raw:
-        return None
-    try:
-        value = dt.datetime.fromisoformat(raw)
-    except ValueError:
-        raise InvalidInput(f"{name} 需为日期时间，如 2026-12-31 ({name} must be a date)", field=name) from None
-    if end_of_day and len(raw) == 10:
-        value = value.replace(hour=23, minute=59, second=59)
-    return (value if value.tzinfo else value.replace(tzinfo=SHANGHAI)).astimezone(dt.UTC)
-
-
-def terms_from_form(form: dict[str, str]) -> TemplateTerms:
-    """Template terms from the coupon form (amounts in yuan)."""
-    kind = form.get("kind", CouponKind.FIXED)
-    rule = CouponRule(
-        kind,
-        _yuan(form, "amount_off", "减免金额") or 0,
-        _count(form, "percent_off", "折扣", maximum=99) or 0,
-        _yuan(form, "max_off", "最高减免"),
-        _yuan(form, "threshold", "使用门槛") or 0,
-        _words(form, "skus"),
-        _words(form, "categories"),
-        form.get("stackable") == "1",
-    )
-    return TemplateTerms(
-        name=form.get("name", ""),
-        rule=rule,
-        budget_count=_count(form, "budget_count", "发放数量预算"),
-        budget_fen=_yuan(form, "budget_yuan", "金额预算"),
-        per_customer_limit=_count(form, "per_customer_limit", "每人限领", maximum=1000) or 1,
-        validity=Validity(
-            _local_time(form.get("valid_from", ""), "valid_from"),
-            _local_time(form.get("valid_until", ""), "valid_until", end_of_day=True),
-            _count(form, "valid_days", "领取后有效天数", maximum=3650),
-        ),
-    )
-
-
-def _local_value(value: dt.datetime | None) -> str:
-    return value.astimezone(SHANGHAI).strftime("%Y-%m-%dT%H:%M") if value else ""
-
-
-# ---- coupon pages -----------------------------------------------------------------------------------------
-async def ledger_stats(rt: Any, template_id: int | None = None) -> dict[int, dict[str, tuple[int, int]]]:
-    """Per template: ``event → (count, amount_fen)`` from the coupon ledger."""
-    q = (
-        sa.select(
-            coupon_rows.c.template_id, coupon_ledger.c.event, sa.func.count(), sa.func.coalesce(sa.func.sum(coupon_ledger.c.amount_fen), 0)
-        )
-        .select_from(coupon_ledger.join(coupon_rows, coupon_rows.c.id == coupon_ledger.c.coupon_id))
-        .group_by(coupon_rows.c.template_id, coupon_ledger.c.event)
-    )
-    if template_id is not None:
-        q = q.where(coupon_rows.c.template_id == template_id)
-    out: dict[int, dict[str, tuple[int, int]]] = {}
-    async with rt.db.read() as conn:
-        for tid, event, n, fen in await conn.execute(q):
-            out.setdefault(int(tid), {})[event] = (int(n), int(fen))
-    return out
-
-
-def _budget_text(tpl: coupons.CouponTemplate) -> str:
-    b = tpl.budget
-    parts = [f"{b.issued_count}/{b.budget_count} 张" if b.budget_count is not None else f"{b.issued_count} 张（不限）"]
-    if b.budget_fen is not None:
-        parts.append(f"{money(b.issued_fen)}/{money(b.budget_fen)}")
-    return "，".join(parts)
-
-
-def _template_form(ctx: PageContext, action: str, tpl: coupons.CouponTemplate | None) -> Safe:
-    r = tpl.rule if tpl else CouponRule(CouponKind.FIXED)
-    b, v = (tpl.budget, tpl.validity) if tpl else (None, Validity())
-
-    def y(fen: int | None) -> str:
-        return yuan_text(fen) if fen else ""
-
-    kinds = join(
-        t('<option value="{k}"{s}>{zh}</option>', k=k, zh=zh, s=Safe(" selected") if r.kind == k else "")
-        for k, zh in ((CouponKind.FIXED, "满减"), (CouponKind.PERCENT, "折扣"))
-    )
-    active = (
-        t('<label class="check"><input type="checkbox" name="active" value="1"{c}> 启用</label>', c=Safe(" checked") if tpl.active else "")
-        if tpl
-        else ""
-    )
-    inner = t(
-        '<label>名称<input name="name" required maxlength="64" value="{name}"></label>'
-        '<label>类型<select name="kind">{kinds}</select></label>'
-        '<label>使用门槛（元，满多少可用）<input name="threshold" inputmode="decimal" value="{threshold}" placeholder="100"></label>'
-        '<label>减免金额（元，满减）<input name="amount_off" inputmode="decimal" value="{amount}" placeholder="10"></label>'
-        '<label>折扣（减百分之几，折扣券：10 = 9折）<input name="percent_off" type="number" min="1" max="99" value="{pct}"></label>'
-        '<label>最高减免（元，折扣券必填）<input name="max_off" inputmode="decimal" value="{cap}"></label>'
-        '<label>限定商品 SKU（逗号分隔，留空不限）<input name="skus" value="{skus}" maxlength="2000"></label>'
-        '<label>限定品类（逗号分隔）<input name="categories" value="{cats}" maxlength="500"></label>'
-        '<label>发放数量预算（张，留空不限）<input name="budget_count" type="number" min="1" value="{bc}"></label>'
-        '<label>金额预算（元，按面额计，留空不限）<input name="budget_yuan" inputmode="decimal" value="{bf}"></label>'
-        '<label>每人限领<input name="per_customer_limit" type="number" min="1" value="{limit}"></label>'
-        '<label>领取后有效天数<input name="valid_days" type="number" min="1" value="{days}"></label>'
-        '<label>生效时间<input name="valid_from" type="datetime-local" value="{vf}"></label>'
-        '<label>截止日期<input name="valid_until" type="datetime-local" value="{vu}"></label>'
-        '<label class="check"><input type="checkbox" name="stackable" value="1"{stack}> 可与其他可叠加券同时使用</label>'
-        '{active}<button type="submit" class="primary">{submit}</button>',
-        name=tpl.name if tpl else "",
-        kinds=kinds,
-        threshold=y(r.threshold_fen),
-        amount=y(r.amount_off_fen),
-        pct=r.percent_off or "",
-        cap=y(r.max_off_fen),
-        skus=",".join(sorted(r.skus)),
-        cats=",".join(sorted(r.categories)),
-        bc=b.budget_count if b and b.budget_count is not None else "",
-        bf=y(b.budget_fen) if b else "",
-        limit=tpl.per_customer_limit if tpl else 1,
-        days=v.valid_days or "",
-        vf=_local_value(v.valid_from),
-        vu=_local_value(v.valid_until),
-        stack=Safe(" checked") if r.stackable else "",
-        active=active,
-        submit="保存修改" if tpl else "创建优惠券",
-    )
-    return post_form(ctx, action, inner, cls="stack")
-
-
-async def coupon_list(request: web.Request) -> web.Response:
-    """优惠券: every template with its budget use and ledger counts, and the form for a new one."""
-    rt = request.app[RUNTIME]
-    templates = await coupons.list_templates(rt)
-    stats = await ledger_stats(rt)
-    ctx = _ctx(request, "coupons")
-
-    def n(tid: int, event: str) -> int:
-        return stats.get(tid, {}).get(event, (0, 0))[0]
-
-    rows = [
-        (
-            t('<a href="/console/coupons/{id}">{name}</a>', id=x.id, name=x.name),
-            x.rule.label,
-            _budget_text(x),
-            n(x.id, "issue"),
-            n(x.id, "redeem"),
-            money(stats.get(x.id, {}).get("redeem", (0, 0))[1]),
-            "启用" if x.active else "停用",
-        )
-        for x in templates
-    ]
-    body = t(
-        '{table}<section class="card"><h3>新建优惠券</h3>{form}</section>',
-        table=table(["名称", "规则", "预算使用", "已发放", "已核销", "核销优惠", "状态"], rows, empty="还没有优惠券，先在下面新建一个"),
-        form=_template_form(ctx, "/console/coupons", None),
-    )
-    return _page(request, ctx, "优惠券", body)
-
-
-def _id(request: web.Request) -> int:
-    raw = request.match_info["id"]
-    if not raw.isdigit() or len(raw) > 18:
-        raise NotFound("没有这个编号 (no such id)")
-    return int(raw)
-
-
-async def coupon_detail(request: web.Request) -> web.Response:
-    """One template's stats (budget, ledger counts and amounts), the issue-to-a-customer form and the edit form."""
-    rt = request.app[RUNTIME]
-    ctx = _ctx(request, "coupons")
-    try:
-        tpl = await coupons.get_template(rt, _id(request))
-    except NotFound as exc:
-        return _page(request, ctx, "没有找到优惠券", t('<p class="empty">{m}</p>', m=exc.message), status=404)
-    stats = (await ledger_stats(rt, tpl.id)).get(tpl.id, {})
-    ledger = table(["券流水", "张数", "金额"], [(zh, stats.get(e, (0, 0))[0], money(stats.get(e, (0, 0))[1])) for e, zh in LEDGER_EVENTS])
-    issue = post_form(
-        ctx,
-        f"/console/coupons/{tpl.id}/issue",
-        Safe(
-            '<label>客户编号<input name="customer_id" required inputmode="numeric" placeholder="如 12"></label>'
-            '<button type="submit" class="primary">发给客户</button>'
-        ),
-        cls="row",
-    )
-    body = t(
-        '<p><a href="/console/coupons">← 返回优惠券列表</a></p><p><strong>{label}</strong> · 预算使用：{budget}</p>'
-        "{ledger}"
-        '<div class="grid"><section class="card"><h3>发券</h3>{issue}</section>'
-        '<section class="card"><h3>修改</h3>{edit}</section></div>',
-        label=tpl.rule.label,
-        budget=_budget_text(tpl),
-        ledger=ledger,
-        issue=issue,
-        edit=_template_form(ctx, f"/console/coupons/{tpl.id}", tpl),
-    )
-    return _page(request, ctx, f"优惠券：{tpl.name}", body)
-
-
-async def coupon_create(request: web.Request) -> web.Response:
-    form = await _form(request)
-    created: list[int] = []
-
-    async def action() -> str:
-        tpl = await coupons.create_template(request.app[RUNTIME], terms_from_form(form))
-        created.append(tpl.id)
-        return f"已创建优惠券“{tpl.name}”（{tpl.rule.label}）"
-
-    response = await _act(request, "/console/coupons", action)
-    if created:
-        response.headers["Location"] = f"/console/coupons/{created[0]}"
-    return response
-
-
-async def coupon_update(request: web.Request) -> web.Response:
-    form = await _form(request)
-    tid = _id(request)
-
-    async def action() -> str:
-        tpl = await coupons.update_template(request.app[RUNTIME], tid, terms_from_form(form), active=form.get("active") == "1")
-        return f"已保存优惠券“{tpl.name}”"
-
-    return await _act(request, f"/console/coupons/{tid}", action)
-
-
-async def coupon_issue(request: web.Request) -> web.Response:
-    form = await _form(request)
-    tid = _id(request)
-
-    async def action() -> str:
-        cid = _count(form, "customer_id", "客户编号", maximum=2**62)
-        if not cid:
-            raise InvalidInput("请填写客户编号 (customer id)", field="customer_id")
-        coupon = await coupons.issue_coupon(request.app[RUNTIME], tid, cid, source="console", actor=_actor(request)[:64])
-        return f"已发给客户 #{cid}：{coupon.label}（券码 {coupon.code}）"
-
-    return await _act(request, f"/console/coupons/{tid}", action)
 
 
 # ---- referral campaign pages ------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ import pytest
 import bots.referral  # noqa: F401 - registers the join-way maker and the group hooks
 from bots.outbound.client import WECOM_API, ApiError, Errcode
 from bots.sandbox.entities import GroupMember
-from bots.sandbox.simulator import change_external_chat, customer_joins_group, deliver_event, member_leaves_group
+from bots.sandbox.group_simulator import customer_joins_group, deliver_event, member_leaves_group
+from bots.sandbox.simulator import change_external_chat
 from scrm.campaigns import referral
 from scrm.campaigns.models import CouponStatus, InviteStatus, coupons, referral_invites, referral_rewards
 from scrm.campaigns.referral_domain import RejectReason

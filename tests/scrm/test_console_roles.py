@@ -1,5 +1,5 @@
 """Console authorisation per role, over every console route the real app mounts (enumerated from its router, not a
-hand list): each route's guard admits exactly the roles :data:`auth.ACCESS_BY_PREFIX` gives its page family (a
+hand list): each route's guard admits exactly the roles :data:`access.ACCESS_BY_PREFIX` gives its page family (a
 route outside every family, or mounted without the guard, fails here); then, per role, every route answered over
 HTTP with a session of that role and its CSRF token — 403 with the role message for the roles outside, anything but
 403 (and never a 5xx) for the roles inside; and the nav shows a role exactly the pages it may open."""
@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from scrm.console import auth
+from scrm.console import access, auth
 from scrm.console.render import NAV
 from scrm.core.runtime import Runtime
 from scrm.web.app import create_app
@@ -44,8 +44,8 @@ def concrete(path: str) -> str:
 
 @pytest.mark.parametrize(("method", "path", "handler"), ROUTES, ids=[f"{m} {p}" for m, p, _ in ROUTES])
 def test_every_console_route_has_its_familys_role_rule(method: str, path: str, handler: object) -> None:
-    expected = auth.roles_for_path(path)
-    assert expected is not None, f"{method} {path}: no role rule — add its page family to auth.ACCESS_BY_PREFIX"
+    expected = access.roles_for_path(path)
+    assert expected is not None, f"{method} {path}: no role rule — add its page family to access.ACCESS_BY_PREFIX"
     actual = auth.route_roles(handler)
     assert actual is not None, f"{method} {path}: mounted without auth.protected"
     assert actual == expected, f"{method} {path}: guard admits {sorted(actual)}, its family {sorted(expected)}"
@@ -55,7 +55,7 @@ def test_the_route_list_is_the_whole_console() -> None:
     paths = {p for _, p, _ in ROUTES}
     families = {"/console/orders", "/console/finance/receivables", "/console/coupons", "/console/broadcasts/{id}", "/console/staff"}
     assert families <= paths and len(ROUTES) > 60
-    assert auth.roles_for_path("/console/somewhere-new") is None  # a new family needs its rule
+    assert access.roles_for_path("/console/somewhere-new") is None  # a new family needs its rule
 
 
 @pytest.fixture
@@ -79,7 +79,7 @@ async def test_every_route_answers_each_role(client: TestClient, catalog: Runtim
     for method, path, _ in ROUTES:
         client.session.cookie_jar.clear()
         client.session.cookie_jar.update_cookies(cookies)
-        allowed = role in (auth.roles_for_path(path) or ())
+        allowed = role in (access.roles_for_path(path) or ())
         data = {auth.CSRF_FIELD: token} if method == "POST" else None
         resp = await client.request(method, concrete(path), data=data, headers=HTML, allow_redirects=False)
         body = await resp.text()
@@ -101,5 +101,5 @@ async def test_nav_shows_only_the_pages_the_role_may_open(client: TestClient, ca
     assert nav
     shown = set(re.findall(r'href="([^"]+)"', nav.group(1)))
     for key, href, _, roles in NAV:
-        assert roles == auth.roles_for_path(href), key  # the nav and the routes use the same rule
+        assert roles == access.roles_for_path(href), key  # the nav and the routes use the same rule
         assert (href in shown) == (role in roles), (role, href)

@@ -1,0 +1,40 @@
+"""Console authorisation per page family: which roles may use which console paths. The single rule the route
+guards (:func:`scrm.console.auth.protected`, each module's ``setup_routes``) and the nav (:data:`render.NAV`) must
+agree with; ``tests/scrm/test_console_roles.py`` checks every route the app mounts against it."""
+
+from __future__ import annotations
+
+from scrm.console.auth import ADMIN_ROLES, ALL_ROLES, FINANCE_ROLES, MARKETING_ROLES, OPERATIONS_ROLES
+
+# Who may use which console page family, by path prefix (the longest matching prefix wins; /console itself is the
+# index). Every console route's guard must admit exactly its family's roles, and a route under no prefix here is
+# an error: tests/scrm/test_console_roles.py checks every route the app mounts against this table.
+ACCESS_BY_PREFIX: tuple[tuple[str, frozenset[str]], ...] = (
+    ("/console/dashboard", ALL_ROLES),
+    ("/console/logout", ALL_ROLES),
+    ("/console/customers", ALL_ROLES),  # every role works with customers (the directory and a customer's record)
+    ("/console/orders", OPERATIONS_ROLES),
+    ("/console/shipments", OPERATIONS_ROLES),
+    ("/console/picking", OPERATIONS_ROLES),
+    ("/console/stock", OPERATIONS_ROLES),
+    ("/console/purchasing", OPERATIONS_ROLES),
+    ("/console/suppliers", OPERATIONS_ROLES),
+    ("/console/groups", OPERATIONS_ROLES),
+    ("/console/finance", FINANCE_ROLES),
+    ("/console/rules", MARKETING_ROLES),
+    ("/console/segments", MARKETING_ROLES),
+    ("/console/channels", MARKETING_ROLES),
+    ("/console/coupons", MARKETING_ROLES),
+    ("/console/campaigns", MARKETING_ROLES),
+    ("/console/broadcasts", MARKETING_ROLES),
+    ("/console/staff", ADMIN_ROLES),
+)
+
+
+def roles_for_path(path: str) -> frozenset[str] | None:
+    """The roles :data:`ACCESS_BY_PREFIX` gives a console path (a route's canonical path), or None when no rule
+    covers it."""
+    if path in ("/console", "/console/"):
+        return ALL_ROLES
+    found = [(len(p), roles) for p, roles in ACCESS_BY_PREFIX if path == p or path.startswith(p + "/")]
+    return max(found, key=lambda x: x[0])[1] if found else None
