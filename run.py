@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import logging
 import sys
+import time
 
 from config import ConfigError, Settings, load_settings
 from scrm.core.logs import setup_logging
@@ -27,22 +28,55 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from scrm.web.app import create_app
     from scrm.web.runtime import NotMigrated
+    from scrm.web.supervisor import refuse_reason
 
     settings = _settings()
     if args.port:
         settings = settings.replace(port=args.port)
+    workers = max(1, int(getattr(args, "workers", 1) or 1))
+    reason = refuse_reason(settings, workers)
+    if reason:
+        print(f"配置错误 / configuration error: {reason}", file=sys.stderr)
+        return 2
     setup_logging(settings.log_level, settings.log_format)
     mode = "sandbox (WeCom and WeChat are emulated locally)" if settings.is_sandbox else "production"
-    print(f"SCRM serving on {settings.base_url}/ — {mode}; jobs: {settings.jobs_backend}", flush=True)
+    procs = f"; {workers} server processes" if workers > 1 else ""
+    print(f"SCRM serving on {settings.base_url}/ — {mode}; jobs: {settings.jobs_backend}{procs}", flush=True)
     if settings.is_sandbox:
         print(f"打开沙箱聊天页 / open the sandbox chat: {settings.base_url}/sandbox/", flush=True)
         print(f"API token (sandbox): {settings.admin_token.get()}", flush=True)
+
+    def serve_one(sock: object = None) -> int:
+        try:
+            options = {"sock": sock} if sock is not None else {"host": settings.host, "port": settings.port}
+            web.run_app(create_app(settings), print=None, access_log=None, shutdown_timeout=5, **options)  # type: ignore[arg-type]
+        except NotMigrated as exc:
+            print(f"数据库未迁移 / database not migrated: {exc}", file=sys.stderr)
+            return 2
+        return 0
+
+    if workers == 1:
+        return serve_one()
+    return _serve_supervised(settings, workers, serve_one)
+
+
+def _serve_supervised(settings: Settings, workers: int, serve_one) -> int:  # type: ignore[no-untyped-def]
+    """Bind once, load jieba's dictionary once, fork ``workers`` servers and supervise them (scrm.web.supervisor)."""
+    from scrm.web.app import create_app
+    from scrm.web.supervisor import Supervisor, bind
+    from tagging.engine import fresh_tokenizer
+
     try:
-        web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None, access_log=None, shutdown_timeout=5)
-    except NotMigrated as exc:
-        print(f"数据库未迁移 / database not migrated: {exc}", file=sys.stderr)
+        sock = bind(settings.host, settings.port)
+    except OSError as exc:
+        print(f"cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
         return 2
-    return 0
+    started = time.monotonic()
+    create_app(settings)  # imports every route module once (nothing opens before the app starts)
+    fresh_tokenizer()  # jieba's default dictionary, inherited by every server (the parsers and taggers copy it)
+    took = round(time.monotonic() - started, 2)
+    log.info("app modules and jieba's dictionary loaded before forking", extra={"seconds": took, "workers": workers})
+    return Supervisor(workers, serve_one, sock).run()
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -256,6 +290,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command")
     serve = sub.add_parser("serve", help="serve the web app, callbacks, sidebar, console (default)")
     serve.add_argument("--port", type=int, default=0, help="override SCRM_PORT")
+    serve.add_argument(
+        "--workers", type=int, default=1, metavar="N", help="N server processes on one port, supervised (PostgreSQL + Redis; default 1)"
+    )
     sub.add_parser("worker", help="run an arq worker (needs SCRM_REDIS_URL)")
     sub.add_parser("migrate", help="apply database migrations")
     demo = sub.add_parser("demo", help="scripted end-to-end scenario in the sandbox, printing what happened")
@@ -292,7 +329,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     command = args.command or "serve"
     if command == "serve" and not hasattr(args, "port"):
-        args.port = 0
+        args.port, args.workers = 0, 1
+    if command == "serve" and not 1 <= args.workers <= 64:
+        parser.error("--workers: 1..64")
     if command == "catalog" and args.action == "import" and args.file == "-":
         parser.error("catalog import needs FILE.csv")
     handlers = {
