@@ -61,13 +61,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _serve_supervised(settings: Settings, workers: int, serve_one) -> int:  # type: ignore[no-untyped-def]
-    """Bind once, load jieba's dictionary once, fork ``workers`` servers and supervise them (scrm.web.supervisor)."""
+    """Load the app and jieba's dictionary once, fork ``workers`` servers on the port and supervise them (scrm.web.supervisor)."""
     from scrm.web.app import create_app
     from scrm.web.supervisor import Supervisor, bind
     from tagging.engine import fresh_tokenizer
 
     try:
-        sock = bind(settings.host, settings.port)
+        bind(settings.host, settings.port).close()  # fail now, with a message, if the port is taken
     except OSError as exc:
         print(f"cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
         return 2
@@ -76,7 +76,7 @@ def _serve_supervised(settings: Settings, workers: int, serve_one) -> int:  # ty
     fresh_tokenizer()  # jieba's default dictionary, inherited by every server (the parsers and taggers copy it)
     took = round(time.monotonic() - started, 2)
     log.info("app modules and jieba's dictionary loaded before forking", extra={"seconds": took, "workers": workers})
-    return Supervisor(workers, serve_one, sock).run()
+    return Supervisor(workers, serve_one, lambda: bind(settings.host, settings.port)).run()
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

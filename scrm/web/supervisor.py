@@ -1,10 +1,15 @@
-"""``run.py serve --workers N``: N server processes accepting on one listening socket, and a supervisor.
+"""``run.py serve --workers N``: N server processes on one port, and a supervisor.
 
-The parent binds the port once, loads what every server needs and would otherwise load on its own (the app's
-modules, jieba's dictionary: ≈1 s and ≈15 MB per process, BASELINES.md), then forks the servers; they share
-those pages copy-on-write and start in a fraction of the time. All servers accept on the one inherited socket
-(the arrangement gunicorn uses): while one restarts, the others keep taking every connection, and nothing is
-refused. The parent runs no event loop and opens no database or Redis connection, so forking it is safe.
+The parent loads what every server needs and would otherwise load on its own (the app's modules, jieba's
+dictionary: ≈1 s and ≈15 MB per process, BASELINES.md), then forks the servers; they share those pages
+copy-on-write and start in a fraction of the time. The parent runs no event loop and opens no database or Redis
+connection, so forking it is safe.
+
+Sockets: the parent binds one ``SO_REUSEPORT`` listening socket per server before forking it, and each server
+closes the others' sockets. The kernel then spreads new connections over the live sockets by hash. (One shared
+socket, gunicorn's way, was tried first: an asyncio server accepts every pending connection in one go, so a burst
+— WeCom retrying a callback three times at once — all went to one process.) When a server dies its socket is
+closed, so new connections go to the others until it is back.
 
 Supervision: a server that dies is forked again after a back-off (0.5 s, doubling to 30 s; reset once a server
 has run for a minute). A server exiting with code 2 (configuration error, database not migrated) stops
@@ -13,7 +18,7 @@ one slot stop everything with code 1. SIGTERM or SIGINT is forwarded to the serv
 graceful shutdown: stop accepting, finish requests in flight); those still running after ``grace`` seconds
 are killed.
 
-Only POSIX (``os.fork``); the embedded SQLite + in-process jobs setup is refused by the caller for N > 1.
+Linux (``SO_REUSEPORT`` balancing, ``os.fork``); the caller refuses SQLite, in-process jobs and the sandbox for N > 1.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ _FORWARDED = {signal.SIGTERM, signal.SIGINT}
 class Slot:
     index: int
     pid: int = 0
+    sock: socket.socket | None = None  # open while this slot's server runs (or is about to)
     started: float = 0.0
     failures: int = 0  # quick deaths in a row
     restart_at: float = 0.0  # monotonic time of the next start when pid == 0
@@ -72,9 +78,9 @@ def refuse_reason(settings: object, workers: int) -> str | None:
 
 
 def bind(host: str, port: int, backlog: int = 2048) -> socket.socket:
-    """The listening socket every server inherits."""
+    """One server's listening socket; every server's binds the same port (``SO_REUSEPORT``)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.create_server((host, port), family=family, backlog=backlog, reuse_port=False)
+    sock = socket.create_server((host, port), family=family, backlog=backlog, reuse_port=True)
     sock.setblocking(False)
     return sock
 
@@ -89,11 +95,11 @@ def _die_with_parent() -> None:
 
 
 class Supervisor:
-    def __init__(self, workers: int, serve_one: Callable[[socket.socket], int], sock: socket.socket, *, grace: float = 15.0,
-                 log: Callable[[str], None] | None = None) -> None:  # fmt: skip
+    def __init__(self, workers: int, serve_one: Callable[[socket.socket], int], bind: Callable[[], socket.socket], *,
+                 grace: float = 15.0, log: Callable[[str], None] | None = None) -> None:  # fmt: skip
         self.slots = [Slot(i) for i in range(workers)]
         self.serve_one = serve_one
-        self.sock = sock
+        self.bind = bind
         self.grace = grace
         self.log = log or (lambda text: print(text, file=sys.stderr, flush=True))
         self.stopping = False
@@ -102,6 +108,8 @@ class Supervisor:
 
     # ---- children ---------------------------------------------------------------------------------------
     def _spawn(self, slot: Slot) -> None:
+        if slot.sock is None:
+            slot.sock = self.bind()
         # Signals stay blocked across the fork so the child never runs the supervisor's handler.
         signal.pthread_sigmask(signal.SIG_BLOCK, _FORWARDED)
         try:
@@ -118,7 +126,10 @@ class Supervisor:
                 _die_with_parent()
                 if os.getppid() != self.parent:  # the supervisor died before prctl took effect
                     os._exit(1)
-                code = int(self.serve_one(self.sock) or 0)
+                for other in self.slots:  # a socket nobody accepts on would still get its share of connections
+                    if other.sock is not None and other is not slot:
+                        other.sock.close()
+                code = int(self.serve_one(slot.sock) or 0)
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else 1
             except BaseException:  # a server must never return into the supervisor's code
@@ -147,6 +158,7 @@ class Supervisor:
                 continue
             ran = time.monotonic() - slot.started
             slot.pid = 0
+            self._close(slot)
             code = os.waitstatus_to_exitcode(status)
             if self.stopping:
                 continue
@@ -163,6 +175,12 @@ class Supervisor:
             delay = min(BACKOFF_FIRST * 2 ** (slot.failures - 1), BACKOFF_MAX)
             slot.restart_at = time.monotonic() + delay
             self.log(f"server {slot.index} (pid {pid}) {what} after {ran:.1f} s; restarting in {delay:.1f} s")
+
+    @staticmethod
+    def _close(slot: Slot) -> None:
+        if slot.sock is not None:
+            slot.sock.close()
+            slot.sock = None
 
     # ---- control ----------------------------------------------------------------------------------------
     def stop(self, code: int = 0) -> None:
@@ -183,14 +201,22 @@ class Supervisor:
     def run(self) -> int:
         previous = {s: signal.signal(s, self._on_signal) for s in _FORWARDED}
         try:
-            for slot in self.slots:
-                self._spawn(slot)
             while not self.stopping:
                 self._reap()
                 now = time.monotonic()
                 for slot in self.slots:
                     if not slot.pid and not self.stopping and now >= slot.restart_at:
-                        self._spawn(slot)
+                        try:
+                            self._spawn(slot)
+                        except OSError as exc:  # the port (re)bind or the fork itself failed: try again later
+                            self._close(slot)
+                            slot.failures += 1
+                            if slot.failures > MAX_FAILURES:
+                                self.log(f"server {slot.index} cannot start: {exc} — giving up")
+                                self.stop(1)
+                                break
+                            slot.restart_at = now + min(BACKOFF_FIRST * 2 ** (slot.failures - 1), BACKOFF_MAX)
+                            self.log(f"server {slot.index} cannot start: {exc}; trying again")
                 time.sleep(0.1)
             deadline = time.monotonic() + self.grace
             while any(s.pid for s in self.slots) and time.monotonic() < deadline:
@@ -207,5 +233,6 @@ class Supervisor:
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
-            self.sock.close()
+            for slot in self.slots:
+                self._close(slot)
         return self.exit_code
