@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Command line: ``python run.py [serve|worker|migrate|demo]`` (serve is the default)."""
+"""Command line: ``python run.py [serve|worker|migrate|demo|…|bench]`` (serve is the default; ``--help`` lists all)."""
 
 from __future__ import annotations
 
@@ -285,7 +285,16 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return sync_main(_settings(), args)
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from bench.suite import main as bench_main
+
+    return bench_main(args.rest)
+
+
 def main(argv: list[str] | None = None) -> int:
+    given = list(sys.argv[1:] if argv is None else argv)
+    if given[:1] == ["bench"]:  # its options (--help included) are the suite's own: argparse's REMAINDER drops "--x" first
+        return cmd_bench(argparse.Namespace(rest=given[1:]))
     parser = argparse.ArgumentParser(prog="run.py", description="SCRM + order-fulfilment bot platform")
     sub = parser.add_subparsers(dest="command")
     serve = sub.add_parser("serve", help="serve the web app, callbacks, sidebar, console (default)")
@@ -326,6 +335,12 @@ def main(argv: list[str] | None = None) -> int:
     arc.add_argument("file")
     stock = sub.add_parser("stock", help="stock reconcile: compare counters with the ledger")
     stock.add_argument("action", choices=["reconcile"])
+    bench = sub.add_parser(
+        "bench",
+        add_help=False,
+        help="every benchmark in one run, summary + sections in docs/BENCHMARKS.md (bench --help for its options)",
+    )
+    bench.add_argument("rest", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command or "serve"
     if command == "serve" and not hasattr(args, "port"):
@@ -347,6 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         "tags": cmd_tags,
         "staff": cmd_staff,
         "rfm": cmd_rfm,
+        "bench": cmd_bench,
     }
     return handlers[command](args)
 

@@ -259,6 +259,16 @@ async def pg_drop(name: str) -> None:
         await conn.close()
 
 
+def read_section(name: str, path: Path = BENCHMARKS_MD) -> str:
+    """The text of one section of docs/BENCHMARKS.md ('' when absent)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return ""
+    match = re.search(re.escape(f"<!-- bench:{name} -->") + r"(.*?)" + re.escape(f"<!-- /bench:{name} -->"), text, re.S)
+    return match.group(1) if match else ""
+
+
 async def pg_version() -> str:
     import asyncpg
 
@@ -270,9 +280,10 @@ async def pg_version() -> str:
 
 
 # ---- docs/BENCHMARKS.md -----------------------------------------------------------------------------------
-def write_section(name: str, markdown: str, path: Path = BENCHMARKS_MD) -> Path:
-    """Replace the text between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->`` (append the section when
-    it is not there yet, create the file when it does not exist); other sections are kept as they are."""
+def write_section(name: str, markdown: str, path: Path = BENCHMARKS_MD, *, first: bool = False) -> Path:
+    """Replace the text between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->`` (add the section when it is
+    not there yet — at the end, or before every other section with ``first`` — and create the file when it does
+    not exist); other sections are kept as they are."""
     start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
     block = f"{start}\n{markdown.strip()}\n{end}"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -287,6 +298,9 @@ def write_section(name: str, markdown: str, path: Path = BENCHMARKS_MD) -> Path:
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
     if pattern.search(text):
         text = pattern.sub(lambda _m: block, text, count=1)
+    elif first and "<!-- bench:" in text:
+        at = text.index("<!-- bench:")
+        text = text[:at] + block + "\n\n" + text[at:]
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     tmp = path.with_suffix(".md.tmp")
