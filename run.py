@@ -24,11 +24,7 @@ def _settings() -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
-
-    from scrm.web.app import create_app
-    from scrm.web.runtime import NotMigrated
-    from scrm.web.supervisor import refuse_reason
+    from scrm.web.supervisor import multiprocess_metrics_dir, refuse_reason
 
     settings = _settings()
     if args.port:
@@ -38,6 +34,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if reason:
         print(f"配置错误 / configuration error: {reason}", file=sys.stderr)
         return 2
+    metrics_dir = multiprocess_metrics_dir() if workers > 1 else None  # before anything imports prometheus_client
+
+    from aiohttp import web
+
+    from scrm.web.app import create_app
+    from scrm.web.runtime import NotMigrated
+
     setup_logging(settings.log_level, settings.log_format)
     mode = "sandbox (WeCom and WeChat are emulated locally)" if settings.is_sandbox else "production"
     procs = f"; {workers} server processes" if workers > 1 else ""
@@ -55,13 +58,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
             return 2
         return 0
 
-    if workers == 1:
+    if metrics_dir is None:
         return serve_one()
-    return _serve_supervised(settings, workers, serve_one)
+    try:
+        return _serve_supervised(settings, workers, serve_one)
+    finally:
+        metrics_dir.cleanup()
 
 
 def _serve_supervised(settings: Settings, workers: int, serve_one) -> int:  # type: ignore[no-untyped-def]
     """Load the app and jieba's dictionary once, fork ``workers`` servers on the port and supervise them (scrm.web.supervisor)."""
+    from prometheus_client import multiprocess
+
     from scrm.web.app import create_app
     from scrm.web.supervisor import Supervisor, bind
     from tagging.engine import fresh_tokenizer
@@ -76,7 +84,8 @@ def _serve_supervised(settings: Settings, workers: int, serve_one) -> int:  # ty
     fresh_tokenizer()  # jieba's default dictionary, inherited by every server (the parsers and taggers copy it)
     took = round(time.monotonic() - started, 2)
     log.info("app modules and jieba's dictionary loaded before forking", extra={"seconds": took, "workers": workers})
-    return Supervisor(workers, serve_one, lambda: bind(settings.host, settings.port)).run()
+    sup = Supervisor(workers, serve_one, lambda: bind(settings.host, settings.port), on_exit=multiprocess.mark_process_dead)
+    return sup.run()
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

@@ -18,6 +18,9 @@ one slot stop everything with code 1. SIGTERM or SIGINT is forwarded to the serv
 graceful shutdown: stop accepting, finish requests in flight); those still running after ``grace`` seconds
 are killed.
 
+Metrics: ``/metrics`` is answered by whichever server gets the connection, so the servers keep their values in a
+shared directory (prometheus_client's multiprocess mode, set up by the caller) and every scrape combines them.
+
 Linux (``SO_REUSEPORT`` balancing, ``os.fork``); the caller refuses SQLite, in-process jobs and the sandbox for N > 1.
 """
 
@@ -27,9 +30,11 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -77,6 +82,31 @@ def refuse_reason(settings: object, workers: int) -> str | None:
     )
 
 
+@dataclass
+class MetricsDir:
+    path: str
+    owned: bool  # made here (removed at exit) rather than given by the operator
+
+    def cleanup(self) -> None:
+        if self.owned:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
+def multiprocess_metrics_dir() -> MetricsDir:
+    """Point prometheus_client at a directory shared by the server processes (``PROMETHEUS_MULTIPROC_DIR``, or a
+    fresh temporary one), emptied first as its documentation asks. Call before anything imports prometheus_client."""
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        os.makedirs(given, exist_ok=True)
+        for name in os.listdir(given):
+            if name.endswith(".db"):
+                os.unlink(os.path.join(given, name))
+        return MetricsDir(given, owned=False)
+    path = tempfile.mkdtemp(prefix="scrm-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    return MetricsDir(path, owned=True)
+
+
 def bind(host: str, port: int, backlog: int = 2048) -> socket.socket:
     """One server's listening socket; every server's binds the same port (``SO_REUSEPORT``)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -96,12 +126,14 @@ def _die_with_parent() -> None:
 
 class Supervisor:
     def __init__(self, workers: int, serve_one: Callable[[socket.socket], int], bind: Callable[[], socket.socket], *,
-                 grace: float = 15.0, log: Callable[[str], None] | None = None) -> None:  # fmt: skip
+                 grace: float = 15.0, log: Callable[[str], None] | None = None,
+                 on_exit: Callable[[int], None] | None = None) -> None:  # fmt: skip
         self.slots = [Slot(i) for i in range(workers)]
         self.serve_one = serve_one
         self.bind = bind
         self.grace = grace
         self.log = log or (lambda text: print(text, file=sys.stderr, flush=True))
+        self.on_exit = on_exit  # called with the pid of every server that ended (metrics of dead processes)
         self.stopping = False
         self.exit_code = 0
         self.parent = os.getpid()
@@ -159,6 +191,9 @@ class Supervisor:
             ran = time.monotonic() - slot.started
             slot.pid = 0
             self._close(slot)
+            if self.on_exit is not None:
+                with contextlib.suppress(Exception):
+                    self.on_exit(pid)
             code = os.waitstatus_to_exitcode(status)
             if self.stopping:
                 continue
