@@ -228,7 +228,7 @@ def render(outcomes: list[Outcome], machine: Machine, argv: Sequence[str], wall:
         f"| memory | {memory_total()} |",
         *(f"| {k} | {v} |" for k, v in machine.facts.items()),
         f"| OS | {platform.system()} {platform.release()} |",
-        f"| load before start | `{machine.before_uptime}`; {machine.before_busy} busy over 1 s |",
+        f"| load before start | `{machine.before_uptime}`; CPU busy over 1 s: {machine.before_busy} |",
         f"| load after the run | `{machine.after_uptime}` |",
         "",
         "| part | what | result | wall time | headline figures |",
