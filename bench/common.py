@@ -191,27 +191,29 @@ def guarded(body: Callable[[], T], *, hard_timeout: float, cleanup: Sequence[Cal
 
 
 class ScratchDatabases:
-    """The scratch PostgreSQL databases one benchmark run creates; :meth:`drop_all` is its cleanup step."""
+    """The scratch PostgreSQL databases one benchmark run creates; :meth:`drop_all` is its cleanup step.
+
+    Each gets this process's id after its name (``scrm_bench_rfm_12345``): several people run benchmarks against
+    the one PostgreSQL of a shared machine, and ``pg_recreate`` drops a database of the same name with FORCE."""
 
     def __init__(self) -> None:
-        self.names: list[str] = []
+        self.names: dict[str, str] = {}  # the script's name → the database's
 
     def create(self, name: str) -> str:
-        """Drop, create and migrate ``name``; returns its SQLAlchemy URL."""
-        self.names.append(name)
-        return asyncio.run(pg_recreate(name))
+        """Drop, create and migrate ``name`` (made unique to this run); returns its SQLAlchemy URL."""
+        actual = self.names.setdefault(name, f"{name}_{os.getpid()}")
+        return asyncio.run(pg_recreate(actual))
 
     def drop(self, name: str) -> None:
-        asyncio.run(pg_drop(name))
-        if name in self.names:
-            self.names.remove(name)
+        asyncio.run(pg_drop(self.names.get(name, name)))
+        self.names.pop(name, None)
 
     def drop_all(self) -> None:
         for name in list(self.names):
             try:
                 self.drop(name)
             except Exception as exc:
-                print(f"could not drop {name}: {exc}", file=sys.stderr)
+                print(f"could not drop {self.names.get(name, name)}: {exc}", file=sys.stderr)
 
 
 def publish(name: str, table: str, *, write: bool) -> None:
