@@ -13,7 +13,8 @@ rewrites its section of docs/BENCHMARKS.md):
 * ``rfm`` — RFM recompute over 1 M customers / 10 M orders vs bare SQL and pandas.
 
 ``--quick`` uses smaller sizes and shorter runs (a few minutes in all). The whole run is bounded by
-``--hard-timeout``: a part still running when the budget is spent gets SIGTERM (its own cleanup runs: scratch
+``--hard-timeout``; each part gets what is left as its own ``--hard-timeout`` (their defaults assume a quiet
+machine), and a part still running when the budget is spent gets SIGTERM (its own cleanup runs: scratch
 databases dropped, children stopped), then SIGKILL. The summary section describes the machine (cores, CPU,
 memory, versions, the load before and after — these machines are shared) and gives each part's result, wall
 time and headline figures. Exit code 0 = every part ran and passed its checks, 1 = some part did not.
@@ -150,8 +151,10 @@ def parts(args: argparse.Namespace) -> list[Part]:
 
 # ---- running ----------------------------------------------------------------------------------------------
 def run_part(part: Part, budget: float) -> tuple[int, str]:
-    """Run one part in a session of its own, output passed through; (exit code, note)."""
-    proc = subprocess.Popen(part.argv, cwd=PROJECT_ROOT, start_new_session=True)
+    """Run one part in a session of its own, output passed through; (exit code, note). The part's own hard
+    timeout is what is left of the run's budget: its default assumes a quiet machine, and these are shared."""
+    argv = [*part.argv, "--hard-timeout", f"{max(1.0, budget - KILL_GRACE):.0f}"]
+    proc = subprocess.Popen(argv, cwd=PROJECT_ROOT, start_new_session=True)
     try:
         return proc.wait(timeout=max(1.0, budget)), ""
     except subprocess.TimeoutExpired:
@@ -282,8 +285,9 @@ def main(argv: Sequence[str] | None = None, *, selected: list[Part] | None = Non
             t0 = time.monotonic()
             outcome.code, outcome.note = run_part(outcome.part, left)
             outcome.seconds = time.monotonic() - t0
-            with contextlib.suppress(Exception):  # a headline is a courtesy; the section has the figures
-                outcome.headline = outcome.part.headline(read_section(outcome.part.name, path)) if not args.no_write else ""
+            if outcome.code in (0, 1) and not args.no_write:  # it ran to the end and rewrote its section
+                with contextlib.suppress(Exception):  # a headline is a courtesy; the section has the figures
+                    outcome.headline = outcome.part.headline(read_section(outcome.part.name, path))
             print(f"[{i}/{len(outcomes)}] {outcome.part.name}: exit {outcome.code} after {outcome.seconds:.0f} s", flush=True)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
