@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Command line: ``python run.py [serve|worker|migrate|demo]`` (serve is the default)."""
+"""Command line: ``python run.py [serve|worker|migrate|demo|…|bench]`` (serve is the default; ``--help`` lists all)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import logging
 import sys
+import time
 
 from config import ConfigError, Settings, load_settings
 from scrm.core.logs import setup_logging
@@ -23,26 +24,68 @@ def _settings() -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from scrm.web.supervisor import multiprocess_metrics_dir, refuse_reason
+
+    settings = _settings()
+    if args.port:
+        settings = settings.replace(port=args.port)
+    workers = max(1, int(getattr(args, "workers", 1) or 1))
+    reason = refuse_reason(settings, workers)
+    if reason:
+        print(f"配置错误 / configuration error: {reason}", file=sys.stderr)
+        return 2
+    metrics_dir = multiprocess_metrics_dir() if workers > 1 else None  # before anything imports prometheus_client
+
     from aiohttp import web
 
     from scrm.web.app import create_app
     from scrm.web.runtime import NotMigrated
 
-    settings = _settings()
-    if args.port:
-        settings = settings.replace(port=args.port)
     setup_logging(settings.log_level, settings.log_format)
     mode = "sandbox (WeCom and WeChat are emulated locally)" if settings.is_sandbox else "production"
-    print(f"SCRM serving on {settings.base_url}/ — {mode}; jobs: {settings.jobs_backend}", flush=True)
+    procs = f"; {workers} server processes" if workers > 1 else ""
+    print(f"SCRM serving on {settings.base_url}/ — {mode}; jobs: {settings.jobs_backend}{procs}", flush=True)
     if settings.is_sandbox:
         print(f"打开沙箱聊天页 / open the sandbox chat: {settings.base_url}/sandbox/", flush=True)
         print(f"API token (sandbox): {settings.admin_token.get()}", flush=True)
+
+    def serve_one(sock: object = None) -> int:
+        try:
+            options = {"sock": sock} if sock is not None else {"host": settings.host, "port": settings.port}
+            web.run_app(create_app(settings), print=None, access_log=None, shutdown_timeout=5, **options)  # type: ignore[arg-type]
+        except NotMigrated as exc:
+            print(f"数据库未迁移 / database not migrated: {exc}", file=sys.stderr)
+            return 2
+        return 0
+
+    if metrics_dir is None:
+        return serve_one()
     try:
-        web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None, access_log=None, shutdown_timeout=5)
-    except NotMigrated as exc:
-        print(f"数据库未迁移 / database not migrated: {exc}", file=sys.stderr)
+        return _serve_supervised(settings, workers, serve_one)
+    finally:
+        metrics_dir.cleanup()
+
+
+def _serve_supervised(settings: Settings, workers: int, serve_one) -> int:  # type: ignore[no-untyped-def]
+    """Load the app and jieba's dictionary once, fork ``workers`` servers on the port and supervise them (scrm.web.supervisor)."""
+    from prometheus_client import multiprocess
+
+    from scrm.web.app import create_app
+    from scrm.web.supervisor import Supervisor, bind
+    from tagging.engine import fresh_tokenizer
+
+    try:
+        bind(settings.host, settings.port).close()  # fail now, with a message, if the port is taken
+    except OSError as exc:
+        print(f"cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
         return 2
-    return 0
+    started = time.monotonic()
+    create_app(settings)  # imports every route module once (nothing opens before the app starts)
+    fresh_tokenizer()  # jieba's default dictionary, inherited by every server (the parsers and taggers copy it)
+    took = round(time.monotonic() - started, 2)
+    log.info("app modules and jieba's dictionary loaded before forking", extra={"seconds": took, "workers": workers})
+    sup = Supervisor(workers, serve_one, lambda: bind(settings.host, settings.port), on_exit=multiprocess.mark_process_dead)
+    return sup.run()
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -251,11 +294,23 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return sync_main(_settings(), args)
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from bench.suite import main as bench_main
+
+    return bench_main(args.rest)
+
+
 def main(argv: list[str] | None = None) -> int:
+    given = list(sys.argv[1:] if argv is None else argv)
+    if given[:1] == ["bench"]:  # its options (--help included) are the suite's own: argparse's REMAINDER drops "--x" first
+        return cmd_bench(argparse.Namespace(rest=given[1:]))
     parser = argparse.ArgumentParser(prog="run.py", description="SCRM + order-fulfilment bot platform")
     sub = parser.add_subparsers(dest="command")
     serve = sub.add_parser("serve", help="serve the web app, callbacks, sidebar, console (default)")
     serve.add_argument("--port", type=int, default=0, help="override SCRM_PORT")
+    serve.add_argument(
+        "--workers", type=int, default=1, metavar="N", help="N server processes on one port, supervised (PostgreSQL + Redis; default 1)"
+    )
     sub.add_parser("worker", help="run an arq worker (needs SCRM_REDIS_URL)")
     sub.add_parser("migrate", help="apply database migrations")
     demo = sub.add_parser("demo", help="scripted end-to-end scenario in the sandbox, printing what happened")
@@ -289,10 +344,18 @@ def main(argv: list[str] | None = None) -> int:
     arc.add_argument("file")
     stock = sub.add_parser("stock", help="stock reconcile: compare counters with the ledger")
     stock.add_argument("action", choices=["reconcile"])
+    bench = sub.add_parser(
+        "bench",
+        add_help=False,
+        help="every benchmark in one run, summary + sections in docs/BENCHMARKS.md (bench --help for its options)",
+    )
+    bench.add_argument("rest", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command or "serve"
     if command == "serve" and not hasattr(args, "port"):
-        args.port = 0
+        args.port, args.workers = 0, 1
+    if command == "serve" and not 1 <= args.workers <= 64:
+        parser.error("--workers: 1..64")
     if command == "catalog" and args.action == "import" and args.file == "-":
         parser.error("catalog import needs FILE.csv")
     handlers = {
@@ -308,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
         "tags": cmd_tags,
         "staff": cmd_staff,
         "rfm": cmd_rfm,
+        "bench": cmd_bench,
     }
     return handlers[command](args)
 

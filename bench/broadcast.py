@@ -31,7 +31,7 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
-from bench.common import machine_lines, pg_drop, pg_recreate, write_section
+from bench.common import ScratchDatabases, guarded, machine_lines, write_section
 
 PG_NAME = "scrm_bench_broadcast"
 
@@ -167,25 +167,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--backends", default="sqlite", help="sqlite,postgresql (default sqlite)")
     parser.add_argument("--no-write", action="store_true", help="print, do not update docs/BENCHMARKS.md")
+    parser.add_argument("--hard-timeout", type=float, default=1800, help="abort after this many s (1800)")
     args = parser.parse_args(argv)
     backends = [b for b in args.backends.split(",") if b]
     if not 1 <= args.recipients <= 2_000_000 or any(b not in ("sqlite", "postgresql") for b in backends):
         parser.error("--recipients 1..2,000,000; --backends a subset of sqlite,postgresql")
     results = []
-    for backend in backends:
-        print(f"{backend}: seeding {args.recipients:,} customers and planning…", flush=True)
-        if backend == "postgresql":
-            url = asyncio.run(pg_recreate(PG_NAME))
-            try:
-                results.append(asyncio.run(run_backend(backend, url, args.recipients, args.batch)))
-            finally:
-                asyncio.run(pg_drop(PG_NAME))
-        else:
-            from bench.orders import sqlite_database
+    scratch = ScratchDatabases()
 
-            with tempfile.TemporaryDirectory() as tmp:
-                url = asyncio.run(sqlite_database(Path(tmp) / "bench.db"))
+    def run() -> None:
+        for backend in backends:
+            print(f"{backend}: seeding {args.recipients:,} customers and planning…", flush=True)
+            if backend == "postgresql":
+                url = scratch.create(PG_NAME)
                 results.append(asyncio.run(run_backend(backend, url, args.recipients, args.batch)))
+                scratch.drop(PG_NAME)
+            else:
+                from bench.orders import sqlite_database
+
+                with tempfile.TemporaryDirectory() as tmp:
+                    url = asyncio.run(sqlite_database(Path(tmp) / "bench.db"))
+                    results.append(asyncio.run(run_backend(backend, url, args.recipients, args.batch)))
+
+    code, _ = guarded(run, hard_timeout=args.hard_timeout, cleanup=[scratch.drop_all])
+    if code is not None:
+        return code
     text = render(results, args.recipients, args.batch, argv)
     print(text)
     if not args.no_write:

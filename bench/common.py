@@ -1,8 +1,10 @@
-"""Helpers shared by the benchmarks: machine facts, percentiles, CPU accounting, scratch PostgreSQL databases
-and writing one section of ``docs/BENCHMARKS.md``."""
+"""Helpers shared by the benchmarks: machine facts, percentiles, CPU accounting, scratch PostgreSQL databases,
+the run harness (hard timeout, error reporting, cleanup, exit codes) and writing one section of
+``docs/BENCHMARKS.md``."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import math
 import os
@@ -10,9 +12,13 @@ import platform
 import re
 import signal
 import sys
-from collections.abc import Sequence
+import traceback
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS_MD = PROJECT_ROOT / "docs" / "BENCHMARKS.md"
@@ -38,10 +44,27 @@ def nproc() -> int:
         return os.cpu_count() or 1
 
 
+def memory_total() -> str:
+    try:
+        match = re.search(r"^MemTotal:\s+(\d+) kB", Path("/proc/meminfo").read_text(), re.M)
+    except OSError:
+        return "unknown"
+    return f"{int(match.group(1)) / 2**20:.1f} GiB" if match else "unknown"
+
+
+def load_average() -> str:
+    try:
+        one, five, fifteen = os.getloadavg()
+    except OSError:
+        return "unknown"
+    return f"{one:.2f} / {five:.2f} / {fifteen:.2f} (1 / 5 / 15 min)"
+
+
 def machine_info() -> dict[str, str]:
     return {
         "nproc": str(nproc()),
         "cpu": cpu_model(),
+        "memory": memory_total(),
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "os": f"{platform.system()} {platform.release()}",
     }
@@ -135,6 +158,72 @@ def disarm_hard_timeout() -> None:
     signal.setitimer(signal.ITIMER_REAL, 0)
 
 
+# ---- the run harness --------------------------------------------------------------------------------------
+FAILED = 1  # exit codes of every benchmark: 0 ran and every check passed, 1 a check failed or the run broke,
+TIMED_OUT = 2  # 2 hard timeout, 130 interrupted
+INTERRUPTED = 130
+
+
+def guarded(body: Callable[[], T], *, hard_timeout: float, cleanup: Sequence[Callable[[], Any]] = ()) -> tuple[int | None, T | None]:
+    """Run ``body()`` under a hard timeout; returns ``(None, result)``, or ``(exit code, None)`` after printing
+    what went wrong. ``cleanup`` runs in every case (drop scratch databases, stop child processes); a failing
+    cleanup step is reported and does not hide the others."""
+    arm_hard_timeout(hard_timeout)
+    try:
+        return None, body()
+    except HardTimeout as exc:
+        print(f"aborted: {exc}", file=sys.stderr)
+        return TIMED_OUT, None
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return INTERRUPTED, None
+    except Exception:
+        traceback.print_exc()
+        print("benchmark failed", file=sys.stderr)
+        return FAILED, None
+    finally:
+        disarm_hard_timeout()
+        for step in cleanup:
+            try:
+                step()
+            except Exception as exc:
+                print(f"cleanup step {getattr(step, '__name__', step)!r} failed: {exc}", file=sys.stderr)
+
+
+class ScratchDatabases:
+    """The scratch PostgreSQL databases one benchmark run creates; :meth:`drop_all` is its cleanup step.
+
+    Each gets this process's id after its name (``scrm_bench_rfm_12345``): several people run benchmarks against
+    the one PostgreSQL of a shared machine, and ``pg_recreate`` drops a database of the same name with FORCE."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {}  # the script's name → the database's
+
+    def create(self, name: str) -> str:
+        """Drop, create and migrate ``name`` (made unique to this run); returns its SQLAlchemy URL."""
+        actual = self.names.setdefault(name, f"{name}_{os.getpid()}")
+        return asyncio.run(pg_recreate(actual))
+
+    def drop(self, name: str) -> None:
+        asyncio.run(pg_drop(self.names.get(name, name)))
+        self.names.pop(name, None)
+
+    def drop_all(self) -> None:
+        for name in list(self.names):
+            try:
+                self.drop(name)
+            except Exception as exc:
+                print(f"could not drop {self.names.get(name, name)}: {exc}", file=sys.stderr)
+
+
+def publish(name: str, table: str, *, write: bool) -> None:
+    """Print a benchmark's Markdown and (unless ``--no-write``) put it in its section of docs/BENCHMARKS.md."""
+    print()
+    print(table)
+    if write:
+        print(f"written to {write_section(name, table)}")
+
+
 # ---- scratch PostgreSQL databases -------------------------------------------------------------------------
 def pg_url(name: str) -> str:
     return f"{PG_HOST_DSN}/{name}"
@@ -172,6 +261,16 @@ async def pg_drop(name: str) -> None:
         await conn.close()
 
 
+def read_section(name: str, path: Path = BENCHMARKS_MD) -> str:
+    """The text of one section of docs/BENCHMARKS.md ('' when absent)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return ""
+    match = re.search(re.escape(f"<!-- bench:{name} -->") + r"(.*?)" + re.escape(f"<!-- /bench:{name} -->"), text, re.S)
+    return match.group(1) if match else ""
+
+
 async def pg_version() -> str:
     import asyncpg
 
@@ -183,9 +282,10 @@ async def pg_version() -> str:
 
 
 # ---- docs/BENCHMARKS.md -----------------------------------------------------------------------------------
-def write_section(name: str, markdown: str, path: Path = BENCHMARKS_MD) -> Path:
-    """Replace the text between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->`` (append the section when
-    it is not there yet, create the file when it does not exist); other sections are kept as they are."""
+def write_section(name: str, markdown: str, path: Path = BENCHMARKS_MD, *, first: bool = False) -> Path:
+    """Replace the text between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->`` (add the section when it is
+    not there yet — at the end, or before every other section with ``first`` — and create the file when it does
+    not exist); other sections are kept as they are."""
     start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
     block = f"{start}\n{markdown.strip()}\n{end}"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -200,6 +300,9 @@ def write_section(name: str, markdown: str, path: Path = BENCHMARKS_MD) -> Path:
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
     if pattern.search(text):
         text = pattern.sub(lambda _m: block, text, count=1)
+    elif first and "<!-- bench:" in text:
+        at = text.index("<!-- bench:")
+        text = text[:at] + block + "\n\n" + text[at:]
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     tmp = path.with_suffix(".md.tmp")

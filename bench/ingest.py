@@ -29,7 +29,6 @@ import os
 import queue
 import resource
 import socket
-import sys
 import time
 import traceback
 from collections import Counter
@@ -40,25 +39,22 @@ from multiprocessing.synchronize import Event as EventType
 from typing import Any
 
 from bench.common import (
-    HardTimeout,
-    arm_hard_timeout,
+    ScratchDatabases,
     background_busy,
     background_line,
     command_line,
-    disarm_hard_timeout,
     fmt_ms,
     fmt_rate,
     generated_line,
+    guarded,
     machine_cpu_ticks,
     machine_lines,
     nproc,
     percentile,
-    pg_drop,
-    pg_recreate,
     pg_version,
     proc_cpu_seconds,
+    publish,
     ratio,
-    write_section,
 )
 
 DB_NAME = "scrm_bench"
@@ -567,6 +563,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def full_path_check(result: dict[str, Any], counts: dict[str, int]) -> tuple[list[str], bool]:
+    """Rows stored = 200s received = outbox rows = arq jobs queued, and nothing but 200s."""
+    procs = result["procs"]
+    good = (counts["inbound"] == result["ok_total"] == counts["outbox"] == counts["queued"]
+            and not result["errors"] and set(result["statuses"]) <= {200})
+    verdict = "OK" if good else f"MISMATCH (statuses {result['statuses']}, errors {result['errors']})"
+    lines = [
+        f"{procs} process(es): {result['ok_total']:,} × 200 received; {counts['inbound']:,} rows "
+        f"in inbound_events, {counts['outbox']:,} outbox rows, {counts['queued']:,} arq jobs "
+        f"queued — {verdict}"
+    ]
+    if result["exhausted"]:
+        lines.append(f"{procs} process(es): the pre-built bodies ran out after "
+                     f"{result['window']:.1f} s; req/s is over that window (raise --pool-rate)")
+    return lines, good
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     shown_cmd = command_line("bench.ingest", argv)
@@ -574,18 +587,19 @@ def main(argv: list[str] | None = None) -> int:
     children = Children(ctx)
     results: list[dict[str, Any]] = []
     checks: list[str] = []
-    ok = True
-    database_url = ""
     needs_db = "full" in args.case_list
-    loadgen_conn: Connection | None = None
-    arm_hard_timeout(args.hard_timeout)
+    scratch = ScratchDatabases()
+    extra: dict[str, str] = {}
     t_begin = time.monotonic()
-    try:
-        extra = {"load generator": f"1 process, aiohttp ClientSession, {args.concurrency} connections",
-                 "machine busy before start": background_line(background_busy())}
+
+    def run() -> bool:
+        ok = True
+        database_url = ""
+        extra["load generator"] = f"1 process, aiohttp ClientSession, {args.concurrency} connections"
+        extra["machine busy before start"] = background_line(background_busy())
         if needs_db:
             print(f"creating and migrating PostgreSQL database {DB_NAME} …", flush=True)
-            database_url = asyncio.run(pg_recreate(DB_NAME))
+            database_url = scratch.create(DB_NAME)
             asyncio.run(flush_redis())
             extra["postgresql"] = asyncio.run(pg_version())
         parent_conn, child_conn = ctx.Pipe()
@@ -615,40 +629,20 @@ def main(argv: list[str] | None = None) -> int:
                       f"p99 {fmt_ms(result['p99'])} ms, statuses {result['statuses']}, "
                       f"errors {result['errors']}", flush=True)
                 if case == "full":
-                    counts = asyncio.run(count_full_state(database_url))
-                    good = (counts["inbound"] == result["ok_total"] == counts["outbox"] == counts["queued"]
-                            and not result["errors"] and set(result["statuses"]) <= {200})
+                    check, good = full_path_check(result, asyncio.run(count_full_state(database_url)))
                     ok = ok and good
-                    verdict = "OK" if good else (
-                        f"MISMATCH (statuses {result['statuses']}, errors {result['errors']})")
-                    checks.append(
-                        f"{procs} process(es): {result['ok_total']:,} × 200 received; {counts['inbound']:,} rows "
-                        f"in inbound_events, {counts['outbox']:,} outbox rows, {counts['queued']:,} arq jobs "
-                        f"queued — {verdict}"
-                    )
-                    if result["exhausted"]:
-                        checks.append(f"{procs} process(es): the pre-built bodies ran out after "
-                                      f"{result['window']:.1f} s; req/s is over that window (raise --pool-rate)")
+                    checks.extend(check)
                     print(f"  check: {checks[-1]}", flush=True)
         loadgen_conn.send(("quit", None))
-    except HardTimeout as exc:
-        print(f"aborted: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Exception:
-        traceback.print_exc()
-        print("benchmark failed; child processes stopped", file=sys.stderr)
-        return 1
-    finally:
-        disarm_hard_timeout()
-        children.stop_all()
+        return ok
+
+    def flush_if_used() -> None:
         if needs_db:
-            with contextlib.suppress(Exception):
-                asyncio.run(pg_drop(DB_NAME))
-            with contextlib.suppress(Exception):
-                asyncio.run(flush_redis())
+            asyncio.run(flush_redis())
+
+    code, ok = guarded(run, hard_timeout=args.hard_timeout, cleanup=[children.stop_all, scratch.drop_all, flush_if_used])
+    if code is not None:
+        return code
     notes = [
         "One load-generator process (Python aiohttp client) shares the cores with the servers, PostgreSQL "
         "and Redis; its CPU column shows when it, not the server, is the limit (≈ 100 % = one core "
@@ -664,12 +658,7 @@ def main(argv: list[str] | None = None) -> int:
         "request at the client (send → response read), p50/p99 over responses completed in the timed window.",
         f"Total wall time {time.monotonic() - t_begin:.0f} s.",
     ]
-    table = render(results, checks, notes, shown_cmd, extra)
-    print()
-    print(table)
-    if not args.no_write and results:
-        path = write_section("ingest", table)
-        print(f"written to {path}")
+    publish("ingest", render(results, checks, notes, shown_cmd, extra), write=not args.no_write and bool(results))
     return 0 if ok else 1
 
 

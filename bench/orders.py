@@ -21,32 +21,27 @@ import asyncio
 import os
 import random
 import resource
-import sys
 import tempfile
 import time
-import traceback
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench.common import (
-    HardTimeout,
-    arm_hard_timeout,
+    ScratchDatabases,
     background_busy,
     background_line,
     command_line,
-    disarm_hard_timeout,
     fmt_ms,
     fmt_rate,
     generated_line,
+    guarded,
     machine_cpu_ticks,
     machine_lines,
     percentile,
-    pg_drop,
-    pg_recreate,
     pg_version,
-    write_section,
+    publish,
 )
 
 DB_NAME = "scrm_bench_orders"
@@ -315,9 +310,9 @@ def main(argv: list[str] | None = None) -> int:
     results: list[RunResult] = []
     extra: dict[str, str] = {}
     began = time.monotonic()
-    pg_created = False
-    arm_hard_timeout(args.hard_timeout)
-    try:
+    scratch = ScratchDatabases()
+
+    def run() -> None:
         from scrm.core.logs import setup_logging
 
         setup_logging("WARNING", "text")
@@ -325,14 +320,12 @@ def main(argv: list[str] | None = None) -> int:
         for backend in args.backend_list:
             if backend == "postgresql":
                 print(f"creating and migrating PostgreSQL database {DB_NAME} …", flush=True)
-                pg_created = True
-                url = asyncio.run(pg_recreate(DB_NAME))
+                url = scratch.create(DB_NAME)
                 extra["postgresql"] = asyncio.run(pg_version())
                 tasks = args.tasks
                 print(f"placing orders on PostgreSQL with {tasks} tasks for {args.seconds:g} s …", flush=True)
                 results.append(asyncio.run(run_backend("PostgreSQL", url, args, tasks)))
-                asyncio.run(pg_drop(DB_NAME))
-                pg_created = False
+                scratch.drop(DB_NAME)
             else:
                 import sqlite3
 
@@ -346,28 +339,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {fmt_rate(r.rate)} orders/s, p50 {fmt_ms(percentile(r.latencies, 50))} ms, "
                   f"p99 {fmt_ms(percentile(r.latencies, 99))} ms, {r.backordered_lines} backordered lines, "
                   f"errors {dict(r.errors)}, checks {'OK' if r.ok else r.checks}", flush=True)
-    except HardTimeout as exc:
-        print(f"aborted: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Exception:
-        traceback.print_exc()
-        print("benchmark failed", file=sys.stderr)
-        return 1
-    finally:
-        disarm_hard_timeout()
-        if pg_created:
-            try:
-                asyncio.run(pg_drop(DB_NAME))
-            except Exception as exc:
-                print(f"could not drop {DB_NAME}: {exc}", file=sys.stderr)
-    table = render(results, shown, args, extra, time.monotonic() - began)
-    print()
-    print(table)
-    if not args.no_write and results:
-        print(f"written to {write_section('orders', table)}")
+
+    code, _ = guarded(run, hard_timeout=args.hard_timeout, cleanup=[scratch.drop_all])
+    if code is not None:
+        return code
+    publish("orders", render(results, shown, args, extra, time.monotonic() - began), write=not args.no_write and bool(results))
     return 0 if all(r.ok for r in results) else 1
 
 

@@ -36,23 +36,18 @@ import asyncio
 import datetime as dt
 import io
 import statistics
-import sys
 import time
-import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
 from bench.common import (
-    HardTimeout,
-    arm_hard_timeout,
+    ScratchDatabases,
     background_busy,
     background_line,
     command_line,
-    disarm_hard_timeout,
     generated_line,
+    guarded,
     machine_lines,
-    pg_drop,
-    pg_recreate,
     pg_version,
     ratio,
     write_section,
@@ -392,35 +387,21 @@ def main(argv: list[str] | None = None) -> int:
     shown = command_line("bench.rfm", argv)
     extra: dict[str, str] = {}
     began = time.monotonic()
-    created = False
-    arm_hard_timeout(args.hard_timeout)
-    try:
+    scratch = ScratchDatabases()
+
+    def run() -> Any:
         from scrm.core.logs import setup_logging
 
         setup_logging("WARNING", "text")
         extra["machine busy before start"] = background_line(background_busy())
         print(f"creating and migrating PostgreSQL database {DB_NAME} …", flush=True)
-        created = True
-        url = asyncio.run(pg_recreate(DB_NAME))
+        url = scratch.create(DB_NAME)
         extra["postgresql"] = asyncio.run(pg_version())
-        figures = asyncio.run(bench(url, args))
-    except HardTimeout as exc:
-        print(f"aborted: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Exception:
-        traceback.print_exc()
-        print("benchmark failed", file=sys.stderr)
-        return 1
-    finally:
-        disarm_hard_timeout()
-        if created:
-            try:
-                asyncio.run(pg_drop(DB_NAME))
-            except Exception as exc:
-                print(f"could not drop {DB_NAME}: {exc}", file=sys.stderr)
+        return asyncio.run(bench(url, args))
+
+    code, figures = guarded(run, hard_timeout=args.hard_timeout, cleanup=[scratch.drop_all])
+    if code is not None:
+        return code
     table = render(figures, shown, args, extra, time.monotonic() - began)
     print()
     print(table)

@@ -31,24 +31,22 @@ import re
 import statistics
 import sys
 import time
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import jieba
 
 from bench.common import (
-    HardTimeout,
-    arm_hard_timeout,
     background_busy,
     background_line,
     command_line,
-    disarm_hard_timeout,
     fmt_rate,
     generated_line,
+    guarded,
     machine_lines,
-    write_section,
+    publish,
 )
 from tagging.engine import RULES_FILE, build_matcher, fresh_tokenizer
 from tagging.matcher import Matcher
@@ -237,8 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = list(sys.argv[1:] if argv is None else argv)
     if not (100 <= args.messages <= 1_000_000 and 0 <= args.rules <= 5000 and 1 <= args.repeat <= 50):
         parser.error("--messages 100..1000000, --rules 0..5000, --repeat 1..50")
-    arm_hard_timeout(args.hard_timeout)
-    try:
+    def run() -> dict[str, Any]:
         jieba.setLogLevel(logging.WARNING)
         facts = {"machine busy before start": background_line(background_busy()), "jieba": jieba.__version__}
         rng = random.Random(args.seed)
@@ -272,22 +269,15 @@ def main(argv: list[str] | None = None) -> int:
         ]
         print(f"timing {len(cases)} cases × {args.repeat} rounds over {len(messages):,} messages …", flush=True)
         timed(cases, args.repeat)
-    except HardTimeout as exc:
-        print(f"aborted: {exc}", file=sys.stderr)
-        return 2
-    except Exception:
-        traceback.print_exc()
-        print("benchmark failed", file=sys.stderr)
-        return 1
-    finally:
-        disarm_hard_timeout()
+        return {"cases": cases, "messages": messages, "rules": rules, "facts": facts, "checks": checks, "mismatches": mismatches}
+
+    code, state = guarded(run, hard_timeout=args.hard_timeout)
+    if code is not None or state is None:
+        return code or 1
+    cases, messages, checks, mismatches = state["cases"], state["messages"], state["checks"], state["mismatches"]
     ratio = cases[2].rate(min(cases[2].times)) / cases[0].rate(min(cases[0].times))
     checks["target `Matcher.match` ≥ 0.8 × `jieba.lcut`"] = f"{'met' if ratio >= TARGET else 'NOT met'}: {ratio:.2f}×"
-    table = render(cases, messages, len(rules.rules), args, facts, checks)
-    print()
-    print(table)
-    if not args.no_write:
-        print(f"written to {write_section('tagging', table)}")
+    publish("tagging", render(cases, messages, len(state["rules"].rules), args, state["facts"], checks), write=not args.no_write)
     return 0 if ratio >= TARGET and not mismatches else 1
 
 

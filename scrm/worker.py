@@ -14,6 +14,8 @@ from scrm.core import outbox
 from scrm.core.jobs import arq_cron, arq_function, registered_crons, registered_jobs
 from scrm.web.runtime import build_runtime, load_features
 
+JOB_COMPLETION_WAIT = 10  # seconds; systemd's TimeoutStopSec for workers must be longer (docs/deploy.md)
+
 
 def make_worker(settings: Settings, *, burst: bool = False) -> Worker:
     load_features()
@@ -46,6 +48,8 @@ def make_worker(settings: Settings, *, burst: bool = False) -> Worker:
         keep_result=3600,
         burst=burst,
         handle_signals=not burst,
+        # On SIGTERM stop taking jobs and let running ones finish (≤ this many seconds) before cancelling them.
+        job_completion_wait=JOB_COMPLETION_WAIT,
     )
 
 
@@ -53,5 +57,10 @@ async def run_worker(settings: Settings) -> None:
     worker = make_worker(settings)
     try:
         await worker.async_run()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        # arq answers SIGTERM / SIGINT by cancelling its main task: the normal way to stop, not an error.
     finally:
         await worker.close()

@@ -1,22 +1,21 @@
 """The chat order parser for the current catalog, rebuilt when the catalog changes.
 
-jieba's dictionary takes about a second to load, so a parser is built off the event loop (a worker thread), at
-start and again only when the catalog version changes. Each version gets its own tokenizer: adding words to a
-tokenizer another thread is cutting with is not safe, and catalog changes are rare.
+jieba's dictionary takes about a second to load (once per process: ``tagging.engine.fresh_tokenizer``), so a
+parser is built off the event loop (a worker thread), at start and again only when the catalog version changes.
+Each version gets its own tokenizer (a copy of that dictionary): adding words to a tokenizer another thread is
+cutting with is not safe, and catalog changes are rare.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import dataclass
-
-import jieba
 
 from fulfillment.catalog import CATALOG_VERSION, ProductInfo, list_products
 from fulfillment.order_parser import OrderParser, Product
 from fulfillment.sequences import current_value
 from scrm.core.runtime import ResourceKey, Runtime
+from tagging.engine import fresh_tokenizer
 
 
 @dataclass(frozen=True)
@@ -46,9 +45,10 @@ class ParserCache:
             return self._snapshot
 
     def _build(self, version: int, infos: list[ProductInfo]) -> ParserSnapshot:
-        jieba.setLogLevel(logging.WARNING)  # its dictionary-loading chatter is not ours to print
         products = [Product(p.sku, p.name, p.aliases, p.unit) for p in infos]
-        return ParserSnapshot(version, OrderParser(products, tokenizer=jieba.Tokenizer()), {p.sku: p for p in infos})
+        # A private copy of jieba's dictionary, loaded once per process and shared with the tagger's builds
+        # (``run.py serve --workers N`` loads it before forking).
+        return ParserSnapshot(version, OrderParser(products, tokenizer=fresh_tokenizer()), {p.sku: p for p in infos})
 
     async def warm_up(self, rt: Runtime) -> None:
         """Load jieba before the first customer message (called at start)."""

@@ -327,6 +327,9 @@ def arq_function(spec: JobSpec, default_max_tries: int, retry_base: float) -> An
     return func(run, name=spec.name, max_tries=max_tries + 1, timeout=spec.timeout)
 
 
+CRON_RESULT_KEEP = 3600  # seconds a cron tick's result (hence its job id) is kept in Redis: longer than any worker lag
+
+
 def arq_cron(spec: CronSpec) -> Any:
     from arq import cron as arq_cron_
 
@@ -334,7 +337,10 @@ def arq_cron(spec: CronSpec) -> Any:
         return await spec.func(JobContext(ctx["rt"], ctx["job_id"], 1, 1))
 
     run.__qualname__ = run.__name__ = spec.name
-    return arq_cron_(run, name=spec.name, hour=spec.hour, minute=spec.minute, second=spec.second, unique=True)
+    # Every worker enqueues each tick under the same job id (``unique``); the first enqueue wins while the job
+    # is queued or running. arq keeps no result for cron jobs by default, so a worker whose loop lagged past
+    # the end of a short cron job would enqueue — and run — the same tick again. The kept result closes that.
+    return arq_cron_(run, name=spec.name, hour=spec.hour, minute=spec.minute, second=spec.second, unique=True, keep_result=CRON_RESULT_KEEP)
 
 
 def make_queue(settings: Any) -> JobQueue:

@@ -1,8 +1,12 @@
-"""Prometheus metrics, one registry per process (``/metrics``)."""
+"""Prometheus metrics (``/metrics``): one registry per process, or — when ``PROMETHEUS_MULTIPROC_DIR`` is set, as
+``run.py serve --workers N`` does before anything imports prometheus_client — every server process's values
+kept in files there and combined on each scrape, whichever process answers it."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 registry = CollectorRegistry(auto_describe=True)
 
@@ -19,4 +23,16 @@ outbound = Counter("scrm_outbound_messages_total", "Outbound messages by channel
 wecom_api_calls = Counter(
     "scrm_wecom_api_calls_total", "Calls to WeCom/WeChat APIs by path and errcode", ["path", "errcode"], registry=registry
 )
-outbox_pending = Gauge("scrm_outbox_pending", "Outbox rows not yet handled", registry=registry)
+# Read from the database on each scrape; with several processes the freshest reading counts, not their sum.
+outbox_pending = Gauge("scrm_outbox_pending", "Outbox rows not yet handled", registry=registry, multiprocess_mode="livemax")
+
+
+def exposition() -> bytes:
+    """The text ``/metrics`` serves: this process's metrics, or every server process's combined (multiprocess mode)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        combined = CollectorRegistry()
+        multiprocess.MultiProcessCollector(combined)
+        return generate_latest(combined)
+    return generate_latest(registry)

@@ -9,7 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from config import Settings
 from scrm.core import metrics, outbox
@@ -70,7 +70,7 @@ async def metrics_view(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     with contextlib.suppress(Exception):
         metrics.outbox_pending.set(await outbox.pending_count(rt))
-    return web.Response(body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+    return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runtime | None = None) -> web.Application:
