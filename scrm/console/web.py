@@ -18,6 +18,7 @@ from fulfillment.catalog import MAX_QTY
 from fulfillment.domain import STATUS_ZH
 from scrm.console import auth, queries, render
 from scrm.console.auth import SESSION, Handler, safe_next
+from scrm.console.login_limit import LoginLimiter
 from scrm.console.render import PageContext, html_response, layout, login_page, message_page, order_url, t
 from scrm.core.errors import DomainError, InvalidInput, NotFound
 from scrm.web.keys import RUNTIME, SETTINGS
@@ -25,7 +26,7 @@ from scrm.web.keys import RUNTIME, SETTINGS
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-LOGIN_LIMITER = web.AppKey("console_login_limiter", auth.LoginLimiter)
+LOGIN_LIMITER = web.AppKey("console_login_limiter", LoginLimiter)
 
 
 def forbidden(message: str) -> web.Response:
@@ -94,11 +95,15 @@ async def login_form(request: web.Request) -> web.Response:
 
 
 async def login_submit(request: web.Request) -> web.Response:
-    """Check the password (rate-limited per client address), then set the signed session cookie."""
+    """Check the password (rate-limited per client address and per username, :mod:`scrm.console.login_limit`),
+    then set the signed session cookie."""
     now = request.app[RUNTIME].clock.now()
     limiter = request.app[LOGIN_LIMITER]
     client = request.remote or "unknown"
-    wait = limiter.retry_after(client, now)
+    form = await _form(request)
+    target = safe_next(form.get("next"), "")
+    username = form.get("username", "admin")[:64]
+    wait = await limiter.retry_after(client, username, now)
     if wait:
         log.warning("console login rate-limited", extra={"client": client})
         return message_page(
@@ -107,15 +112,12 @@ async def login_submit(request: web.Request) -> web.Response:
             status=429,
             headers={"Retry-After": str(wait)},
         )
-    form = await _form(request)
-    target = safe_next(form.get("next"), "")
-    username = form.get("username", "admin")[:64]
     principal = await auth.authenticate(request.app[RUNTIME], username, form.get("password", "")[:256])
     if principal is None:
-        limiter.failed(client, now)
+        await limiter.failed(client, username, now)
         log.warning("console login failed", extra={"client": client})
         return html_response(login_page(next_path=target, error="用户名或密码不正确", username=username), status=401)
-    limiter.succeeded(client)
+    await limiter.succeeded(client, username)
     _, cookie = auth.issue_session(request.app[SETTINGS], principal, now)
     response = web.Response(status=303, headers={"Location": target or auth.home_for(principal.all_roles)})
     auth.set_session_cookie(request, response, cookie)
@@ -308,7 +310,12 @@ PUBLIC_PATHS = frozenset({"/console/login", "/console/static"})  # everything el
 
 def setup_routes(app: web.Application, *, roles: Collection[str] = auth.OPERATIONS_ROLES) -> None:
     """Mount the console. Every route but the login form and the stylesheet goes through :func:`auth.protected`."""
-    app[LOGIN_LIMITER] = auth.LoginLimiter()
+    limiter = app[LOGIN_LIMITER] = LoginLimiter.for_settings(app[SETTINGS].redis_url)
+
+    async def close_limiter(app: web.Application) -> None:
+        await limiter.close()
+
+    app.on_cleanup.append(close_limiter)
     app.router.add_get("/console/login", login_form)
     app.router.add_post("/console/login", login_submit)
     app.router.add_static("/console/static", STATIC_DIR, append_version=False)
