@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Collection
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -94,12 +95,24 @@ async def login_form(request: web.Request) -> web.Response:
     return html_response(login_page(next_path=target))
 
 
+def _same_origin(request: web.Request) -> bool:
+    """True unless the browser says the form came from another origin (``Origin``, else ``Referer``, when sent)."""
+    origin = request.headers.get("Origin") or request.headers.get("Referer")
+    if not origin:
+        return True  # not a browser, or one that sends neither: nothing to check against
+    parsed = urlsplit(origin)
+    return parsed.scheme in ("http", "https") and parsed.netloc.lower() == request.host.lower()
+
+
 async def login_submit(request: web.Request) -> web.Response:
     """Check the password (rate-limited per client address and per username, :mod:`scrm.console.login_limit`),
     then set the signed session cookie."""
     now = request.app[RUNTIME].clock.now()
     limiter = request.app[LOGIN_LIMITER]
     client = request.remote or "unknown"
+    if not _same_origin(request):
+        # Login CSRF: another site's form must not sign this browser in to an account of the attacker's choosing.
+        return message_page("无法登录", "登录请求来自其他网站，已拒绝。请直接打开控制台登录页 (cross-site sign-in refused)", status=403)
     form = await _form(request)
     target = safe_next(form.get("next"), "")
     username = form.get("username", "admin")[:64]

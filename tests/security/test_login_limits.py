@@ -124,3 +124,16 @@ async def test_sidebar_oauth_code_is_single_use(app: App) -> None:
         assert resp.status == expected, await resp.text()
     assert "登录码已失效" in await resp.text()
     assert (await app.client.get("/sidebar/api/me")).status == 401
+
+
+async def test_a_sign_in_posted_from_another_site_is_refused(app: App) -> None:
+    """Login CSRF: a form on another site must not sign the browser in (to the attacker's account)."""
+    c = app.client
+    host = f"{c.server.host}:{c.server.port}"
+    data = {"username": "admin", "password": app.settings.admin_token.get()}
+    for headers in ({"Origin": "https://evil.example"}, {"Origin": "null"}, {"Referer": "https://evil.example/form"}):
+        resp = await c.post("/console/login", data=data, headers=headers, allow_redirects=False)
+        assert resp.status == 403 and "Set-Cookie" not in resp.headers and "其他网站" in await resp.text(), headers
+    for headers in ({"Origin": f"http://{host}"}, {"Referer": f"http://{host}/console/login"}, {}):
+        resp = await c.post("/console/login", data=data, headers=headers, allow_redirects=False)
+        assert resp.status == 303 and "Set-Cookie" in resp.headers, headers
