@@ -26,6 +26,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from scrm.web.app import create_app
+    from scrm.web.limits import KEEPALIVE_TIMEOUT
     from scrm.web.runtime import NotMigrated
 
     settings = _settings()
@@ -38,7 +39,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"打开沙箱聊天页 / open the sandbox chat: {settings.base_url}/sandbox/", flush=True)
         print(f"API token (sandbox): {settings.admin_token.get()}", flush=True)
     try:
-        web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None, access_log=None, shutdown_timeout=5)
+        web.run_app(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            print=None,
+            access_log=None,
+            shutdown_timeout=5,
+            keepalive_timeout=KEEPALIVE_TIMEOUT,  # also closes connections whose headers never finish
+        )
     except NotMigrated as exc:
         print(f"数据库未迁移 / database not migrated: {exc}", file=sys.stderr)
         return 2
