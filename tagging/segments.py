@@ -122,7 +122,7 @@ class Token:
 
 def tokenize(text: str) -> list[Token]:
     """Split into tokens with their 1-based columns. Raises SegmentSyntaxError on a stray character or quote."""
-    text = text.translate(FULL_WIDTH)
+    raw, text = text, text.translate(FULL_WIDTH)  # same length: columns agree; quoted values keep the raw text
     for k, ch in enumerate(text):
         if (ord(ch) < 32 and ch not in "\t\n\r") or ch == "\x7f":
             raise SegmentSyntaxError("表达式里有控制字符", f"control character {ch!r}", k + 1)
@@ -142,7 +142,7 @@ def tokenize(text: str) -> list[Token]:
             while end < len(text) and text[end] != q:
                 if text[end] == "\\" and end + 1 < len(text):
                     end += 1
-                chars.append(text[end])
+                chars.append(raw[end])  # tag:"（VIP）群" means that tag, not "(VIP)群"
                 end += 1
             if end >= len(text):
                 raise SegmentSyntaxError("引号没有结束", "unterminated quoted value", col)
