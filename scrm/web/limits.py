@@ -1,4 +1,10 @@
-"""Request-body deadline: a client must finish sending its body within ``settings.body_read_timeout`` seconds.
+"""Request limits at the edge: no NUL characters in the URL or a form, and a deadline for the request body.
+
+NUL (U+0000): PostgreSQL refuses it in any text value (a 500 deep in a query) and SQLite's LIKE stops at it (a
+search for it matches everything); no legitimate input holds one, so it is refused up front with 400. JSON bodies
+are checked by :func:`scrm.web.jsonio.read_json`.
+
+Request-body deadline: a client must finish sending its body within ``settings.body_read_timeout`` seconds.
 
 aiohttp caps the body's size (``client_max_size``) but not the time it takes to arrive: a handler awaiting
 ``request.read()`` / ``post()`` / ``json()`` waits for as long as a client trickles bytes or keeps the connection
@@ -24,6 +30,22 @@ log = logging.getLogger(__name__)
 # aiohttp closes a connection idle for this long — including one whose request headers never finish, since the
 # timer starts with the connection. Behind a load balancer keep it above the balancer's idle timeout.
 KEEPALIVE_TIMEOUT = 75.0
+
+
+def _nul_error() -> web.Response:
+    return json_error(400, "bad_request", "请求中含有不允许的空字符 (NUL characters are not allowed)")
+
+
+@web.middleware
+async def reject_nul_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """400 for a NUL in the path, the query or an urlencoded form (read here once; handlers get it from the cache)."""
+    if "\x00" in request.path or any("\x00" in k or "\x00" in v for k, v in request.query.items()):
+        return _nul_error()
+    if request.content_type == "application/x-www-form-urlencoded" and request.can_read_body:
+        form = await request.post()
+        if any("\x00" in k or (isinstance(v, str) and "\x00" in v) for k, v in form.items()):
+            return _nul_error()
+    return await handler(request)
 
 
 @web.middleware
