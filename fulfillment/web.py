@@ -265,6 +265,7 @@ def setup_routes(app: web.Application) -> None:
         "POST",
         "/orders",
         create_order,
+        success=201,
         summary="Place an order for a customer (confirmed unless confirm=false)",
         response=ORDER,
         request_body={
@@ -304,6 +305,7 @@ def setup_routes(app: web.Application) -> None:
         "POST",
         "/orders/{number}/shipments",
         ship_order,
+        success=201,
         summary="Ship allocated goods (no lines = everything outstanding)",
         request_body={
             "type": "object",

@@ -176,6 +176,7 @@ def setup_routes(app: web.Application) -> None:
         "POST",
         "/segments",
         create_segment,
+        success=201,
         summary="Save a segment",
         response=SEGMENT,
         request_body=SEGMENT_BODY,

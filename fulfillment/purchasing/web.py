@@ -242,7 +242,15 @@ def setup_routes(app: web.Application) -> None:
     e = (400, 401, 404, 409)
     add_api_route(app, "GET", "/suppliers", list_suppliers, summary="Suppliers (active=1: only active)", errors=(401,))
     add_api_route(
-        app, "POST", "/suppliers", create_supplier, summary="Add a supplier", response=SUPPLIER, request_body=SUPPLIER_BODY, errors=e
+        app,
+        "POST",
+        "/suppliers",
+        create_supplier,
+        success=201,
+        summary="Add a supplier",
+        response=SUPPLIER,
+        request_body=SUPPLIER_BODY,
+        errors=e,
     )
     add_api_route(
         app,
@@ -263,6 +271,7 @@ def setup_routes(app: web.Application) -> None:
         "POST",
         "/purchase-orders",
         create_purchase_order,
+        success=201,
         summary="Write a draft purchase order by hand",
         response=PURCHASE_ORDER,
         request_body={
@@ -337,6 +346,7 @@ def setup_routes(app: web.Application) -> None:
         "POST",
         "/purchase-suggestions/draft",
         draft_from_suggestions,
+        success=201,
         summary="Turn suggestions into a draft purchase order",
         response=PURCHASE_ORDER,
         request_body={

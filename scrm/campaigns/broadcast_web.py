@@ -117,7 +117,7 @@ async def preview(request: web.Request) -> web.Response:
 def setup_routes(app: web.Application) -> None:
     base = "/broadcasts"
     add_api_route(
-        app, "POST", base, create, summary="Create a segment broadcast (群发): draft, or scheduled with scheduled_at",
+        app, "POST", base, create, success=201, summary="Create a segment broadcast (群发): draft, or scheduled with scheduled_at",
         response=BROADCAST, request_body={**BODY, "required": ["name", "segment", "text"]}, errors=(400, 401, 404),
     )  # fmt: skip
     add_api_route(

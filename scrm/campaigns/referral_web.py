@@ -139,6 +139,7 @@ def setup_routes(app: web.Application) -> None:
         "POST",
         base,
         create_campaign,
+        success=201,
         summary="Create a referral campaign (裂变): goal, reward (coupon template and/or tag), window, hold, salespeople",
         response=CAMPAIGN,
         request_body={**BODY, "required": ["name", "goal", "userids", "starts_at", "ends_at"]},

@@ -208,6 +208,7 @@ def setup_routes(app: web.Application) -> None:
         "POST",
         "/coupon-templates",
         create_template,
+        success=201,
         summary="Create a coupon template (满减 / 折扣 with a cap; SKUs/categories; budget; per-customer limit; validity)",
         response=TEMPLATE,
         request_body={**body, "required": ["name", "kind"]},
@@ -233,6 +234,7 @@ def setup_routes(app: web.Application) -> None:
         "POST",
         "/coupons/issue",
         issue,
+        success=(201, 202),
         summary="Issue a coupon to a customer (201, the coupon) or to a segment (202, queued; re-running a run_ref skips who has one)",
         response=COUPON,
         request_body={

@@ -108,6 +108,7 @@ def setup_routes(app: web.Application) -> None:
         "POST",
         "/channel-codes",
         create_code,
+        success=201,
         summary="Create a channel code (渠道活码): a WeCom contact way with its own state, QR code, welcome text, auto-tags",
         response=CODE,
         request_body={**BODY, "required": ["name", "userids"]},

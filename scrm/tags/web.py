@@ -145,6 +145,7 @@ def setup_routes(app: web.Application) -> None:
         "POST",
         "/tags",
         post_tag,
+        success=(200, 201),
         summary="Create a tag: mirror=true makes a WeCom corp tag (add_corp_tag), false a local-only tag; 200 if it exists",
         response=TAG,
         request_body={

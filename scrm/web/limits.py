@@ -54,10 +54,19 @@ async def body_deadline_middleware(request: web.Request, handler: Handler) -> we
     if limit <= 0 or request.content.is_eof():
         return await handler(request)
     deadline = asyncio.timeout(limit)
+    inside = True
+
+    def body_complete() -> None:
+        if inside:  # the whole body is in: no deadline any more (a late end of stream must not touch a spent timer)
+            deadline.reschedule(None)
+
     try:
         async with deadline:
-            request.content.on_eof(lambda: deadline.reschedule(None))  # the whole body is in: no deadline any more
-            return await handler(request)
+            request.content.on_eof(body_complete)
+            try:
+                return await handler(request)
+            finally:
+                inside = False
     except TimeoutError:
         if not deadline.expired():
             raise  # the handler's own timeout, not ours

@@ -7,6 +7,7 @@ reply in chat) — never a 5xx; afterwards every table is still there with the s
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import quote
 
@@ -202,6 +203,7 @@ async def test_nul_characters_and_deep_json_get_400_not_500(app: App) -> None:
         ("POST", "/api/v1/tags", {"headers": app.bearer(), "json": {"name": "a\x00b"}}),
         ("POST", "/api/v1/orders", {"headers": app.bearer(), "data": "[" * 200_000, "skip_auto_headers": ["Content-Type"]}),
         ("POST", "/api/v1/segments/preview", {"headers": app.bearer(), "data": '{"expression": ' + "[" * 100_000 + "}"}),
+        ("POST", "/api/v1/archive/messages", {"headers": {**app.bearer(), "Content-Type": "application/json"}, "data": "[" * 100_000}),
         (
             "POST",
             "/console/stock/receive",
@@ -219,6 +221,17 @@ async def test_nul_characters_and_deep_json_get_400_not_500(app: App) -> None:
             assert app.rt.db.is_sqlite, (url, "a NUL reached PostgreSQL without an error?")
             continue
         assert resp.status == 400, (method, url, resp.status, text[:300])
-        assert (await resp.json())["error"]["code"] in ("bad_request", "invalid_input"), text
+        assert (await resp.json())["error"]["code"] in ("bad_request", "invalid_input", "unreadable_body"), text
     if not app.rt.db.is_sqlite:
         assert await table_digest(app.rt) == before
+    # JSON Lines: a too-deep line is rejected on its own, the good line is stored.
+    good = json.dumps(
+        {"msgid": "m-deep-1", "action": "send", "from": "sales01", "tolist": ["wmSqlA"], "msgtime": 1796000000000}
+        | {"msgtype": "text", "text": {"content": "hi"}}
+    )
+    resp = await app.client.post(
+        "/api/v1/archive/messages",
+        data=good + "\n" + "[" * 100_000 + "\n",
+        headers={**app.bearer(), "Content-Type": "application/x-ndjson"},
+    )
+    assert resp.status < 500, await resp.text()
