@@ -12,7 +12,7 @@ from scrm.core.errors import InvalidInput, NotFound
 from scrm.customers.services import find_customer
 from scrm.web.jsonio import get_int, get_str, read_json
 from scrm.web.keys import RUNTIME
-from scrm.web.openapi import add_api_route, schema
+from scrm.web.openapi import add_api_route, query, schema
 
 LINE = {
     "type": "object",
@@ -258,7 +258,14 @@ async def reconcile(request: web.Request) -> web.Response:
 def setup_routes(app: web.Application) -> None:
     q_customer = {"name": "customer", "in": "query", "required": True, "schema": {"type": "string"}}
     add_api_route(
-        app, "GET", "/orders", list_orders, summary="A customer's orders", response=ORDER_LIST, parameters=[q_customer], errors=(400, 401)
+        app,
+        "GET",
+        "/orders",
+        list_orders,
+        summary="A customer's orders",
+        response=ORDER_LIST,
+        parameters=[q_customer, query("drafts", enum=["0", "1"])],
+        errors=(400, 401),
     )
     add_api_route(
         app,

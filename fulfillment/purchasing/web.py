@@ -13,7 +13,7 @@ from fulfillment.purchasing.domain import PURCHASE_STATUS_ZH
 from scrm.core.errors import InvalidInput
 from scrm.web.jsonio import get_int, get_str, read_json
 from scrm.web.keys import RUNTIME
-from scrm.web.openapi import add_api_route, schema
+from scrm.web.openapi import add_api_route, query, schema
 
 SUPPLIER = schema(
     "Supplier",
@@ -240,7 +240,15 @@ async def draft_from_suggestions(request: web.Request) -> web.Response:
 def setup_routes(app: web.Application) -> None:
     """Mount the purchasing API under /api/v1 (bearer auth is enforced by the app's middleware)."""
     e = (400, 401, 404, 409)
-    add_api_route(app, "GET", "/suppliers", list_suppliers, summary="Suppliers (active=1: only active)", errors=(401,))
+    add_api_route(
+        app,
+        "GET",
+        "/suppliers",
+        list_suppliers,
+        summary="Suppliers (active=1: only active)",
+        parameters=[query("active", enum=["0", "1"])],
+        errors=(401,),
+    )
     add_api_route(
         app,
         "POST",
@@ -265,7 +273,15 @@ def setup_routes(app: web.Application) -> None:
     add_api_route(
         app, "POST", "/suppliers/{id}/deactivate", deactivate_supplier, summary="Deactivate a supplier", response=SUPPLIER, errors=e
     )
-    add_api_route(app, "GET", "/purchase-orders", list_purchase_orders, summary="Purchase orders, newest first", errors=(400, 401))
+    add_api_route(
+        app,
+        "GET",
+        "/purchase-orders",
+        list_purchase_orders,
+        summary="Purchase orders, newest first",
+        parameters=[query("status", enum=sorted(PURCHASE_STATUS_ZH))],
+        errors=(400, 401),
+    )
     add_api_route(
         app,
         "POST",

@@ -15,7 +15,7 @@ from scrm.core.ids import short_id
 from scrm.customers.services import find_customer
 from scrm.web.jsonio import get_int, get_str, read_json
 from scrm.web.keys import RUNTIME
-from scrm.web.openapi import add_api_route, schema
+from scrm.web.openapi import add_api_route, query, schema
 
 _NULLABLE_INT = {"type": "integer", "nullable": True}
 TEMPLATE_FIELDS: dict[str, Any] = {
@@ -214,7 +214,15 @@ def setup_routes(app: web.Application) -> None:
         request_body={**body, "required": ["name", "kind"]},
         errors=(400, 401),
     )
-    add_api_route(app, "GET", "/coupon-templates", list_templates, summary="Coupon templates, newest first", response=listing)
+    add_api_route(
+        app,
+        "GET",
+        "/coupon-templates",
+        list_templates,
+        summary="Coupon templates, newest first",
+        response=listing,
+        parameters=[query("active", enum=["true", "false"])],
+    )
     add_api_route(app, "GET", route, get_template, summary="One coupon template with what it has issued", response=TEMPLATE)
     add_api_route(
         app,
@@ -255,5 +263,6 @@ def setup_routes(app: web.Application) -> None:
         "/customers/{external_userid}/coupons",
         customer_coupons,
         summary="A customer's coupons, newest first (?usable=true: only those usable now)",
+        parameters=[query("usable", enum=["true", "false"])],
         response=schema("CouponList", {"type": "object", "properties": {"items": {"type": "array", "items": COUPON}}}),
     )

@@ -29,6 +29,14 @@ _schemas: dict[str, Any] = {
 }
 
 
+def query(name: str, *, required: bool = False, enum: list[str] | None = None, type: str = "string") -> dict[str, Any]:
+    """A query parameter for ``add_api_route(parameters=[...])``."""
+    spec: dict[str, Any] = {"type": type}
+    if enum is not None:
+        spec["enum"] = enum
+    return {"name": name, "in": "query", "required": required, "schema": spec}
+
+
 def schema(name: str, body: dict[str, Any]) -> dict[str, str]:
     _schemas[name] = body
     return {"$ref": f"#/components/schemas/{name}"}
