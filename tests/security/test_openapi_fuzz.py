@@ -33,6 +33,7 @@ from tests.helpers import free_port
 pytestmark = pytest.mark.security
 
 FUZZ_EXAMPLES = int(os.environ.get("SCRM_FUZZ_EXAMPLES", "12"))
+RANDOM = bool(os.environ.get("SCRM_FUZZ_RANDOM"))  # CI runs the same examples every time; set it to explore
 TOKEN = "fuzz-admin-token"
 KNOWN = {  # values that exist in the seeded database, so the fuzzer reaches past "not found"
     "number": ["SO100001", "SO100002", "PO100001", "SH100001"],
@@ -241,7 +242,7 @@ def test_operation_answers_as_documented(method: str, path: str, server: ServerT
     path_params = [p for p in params if p["in"] == "path"]
     query_params = [p for p in params if p["in"] == "query"]
 
-    @settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None, derandomize=not RANDOM)
     @given(
         path_values=st.fixed_dictionaries({p["name"]: param_strategy(p, components) for p in path_params}),
         query=st.fixed_dictionaries(
