@@ -76,7 +76,7 @@ def _s(fields: dict[str, Any], name: str) -> str:
 
 def _time(fields: dict[str, Any], fallback: dt.datetime) -> dt.datetime:
     raw = _s(fields, "CreateTime")
-    if raw.isdigit():
+    if raw.isdecimal():
         try:
             return dt.datetime.fromtimestamp(int(raw), dt.UTC)
         except (OverflowError, OSError, ValueError):
@@ -184,7 +184,7 @@ def normalize_kf(msg: dict[str, Any], received_at: dt.datetime) -> Inbound:
     origin = msg.get("origin")
     send_time = msg.get("send_time")
     occurred = received_at
-    if isinstance(send_time, int | str) and str(send_time).isdigit():
+    if isinstance(send_time, int | str) and str(send_time).isdecimal():
         occurred = dt.datetime.fromtimestamp(int(send_time), dt.UTC)
     content = ""
     event_type = ""

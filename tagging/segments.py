@@ -261,7 +261,7 @@ def _value(field: str, op_token: Token, tok: Token) -> Any:
             raise SegmentSyntaxError(f"“{text}” 不是金额（元，最多两位小数）", f"{text!r} is not an amount in yuan", col)
         return fen
     limit = 10_000_000 if field == "orders" else 5
-    if not text.isdigit() or not (0 if field == "orders" else 1) <= int(text) <= limit:
+    if not text.isdecimal() or not (0 if field == "orders" else 1) <= int(text) <= limit:
         raise SegmentSyntaxError(
             f"“{text}” 不是有效的{'订单数' if field == 'orders' else ' 1–5 分数'}", f"{text!r} is not a valid {field}", col
         )

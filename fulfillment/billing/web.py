@@ -117,7 +117,7 @@ async def _customer_id(request: web.Request, external: str) -> int:
 
 def _limit(request: web.Request, default: int = 50) -> int:
     raw = request.query.get("limit", str(default))
-    if not raw.isdigit() or not 1 <= int(raw) <= 500:
+    if not raw.isdecimal() or not 1 <= int(raw) <= 500:
         raise InvalidInput("limit must be an integer from 1 to 500", field="limit")
     return int(raw)
 
@@ -198,7 +198,7 @@ async def import_statement(request: web.Request) -> web.Response:
 
 async def get_import(request: web.Request) -> web.Response:
     raw = request.match_info["id"]
-    if not raw.isdigit():
+    if not raw.isdecimal():
         raise InvalidInput("import id must be a number", field="id")
     return web.json_response(await statements.get_import(request.app[RUNTIME], int(raw)))
 

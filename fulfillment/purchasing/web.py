@@ -98,7 +98,7 @@ def _date(data: dict[str, Any], name: str) -> dt.date | None:
 
 def _supplier_id(request: web.Request) -> int:
     raw = request.match_info["id"]
-    if not raw.isdigit() or len(raw) > 18:
+    if not raw.isdecimal() or len(raw) > 18:
         raise InvalidInput("供应商编号必须是数字 (supplier id must be a number)", field="id")
     return int(raw)
 

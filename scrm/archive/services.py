@@ -109,7 +109,7 @@ def _text(obj: dict[str, Any], name: str, *, max_len: int, required: bool = True
 
 def _millis(obj: dict[str, Any], name: str) -> dt.datetime:
     value = obj.get(name)
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and value.isdecimal():
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool):
         raise RecordError(f"{name} 必须是毫秒时间戳整数 ({name} must be an integer of milliseconds)")

@@ -129,7 +129,7 @@ def terms_from_json(data: dict[str, Any], base: CouponTemplate | None = None) ->
 
 def _template_id(request: web.Request) -> int:
     raw = request.match_info["id"]
-    if not raw.isdigit():
+    if not raw.isdecimal():
         raise InvalidInput("id 必须是整数 (id must be an integer)", field="id")
     return int(raw)
 

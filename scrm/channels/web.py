@@ -45,7 +45,7 @@ BODY = {
 
 def _code_id(request: web.Request) -> int:
     raw = request.match_info["id"]
-    if not raw.isdigit():
+    if not raw.isdecimal():
         raise InvalidInput("id 必须是整数 (id must be an integer)", field="id")
     return int(raw)
 

@@ -53,7 +53,7 @@ def _count(form: dict[str, str], name: str, label: str, *, maximum: int = 10_000
     raw = form.get(name, "").strip()
     if not raw:
         return None
-    if not raw.isdigit() or int(raw) > maximum:
+    if not raw.isdecimal() or int(raw) > maximum:
         raise InvalidInput(f"{label}需为 0 到 {maximum} 的整数 ({name} must be a whole number)", field=name)
     return int(raw)
 
@@ -220,7 +220,7 @@ async def coupon_list(request: web.Request) -> web.Response:
 
 def _id(request: web.Request) -> int:
     raw = request.match_info["id"]
-    if not raw.isdigit() or len(raw) > 18:
+    if not raw.isdecimal() or len(raw) > 18:
         raise NotFound("没有这个编号 (no such id)")
     return int(raw)
 

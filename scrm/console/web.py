@@ -77,7 +77,7 @@ async def _act(request: web.Request, back: str, action: Callable[[], Awaitable[s
 
 def _int_field(form: dict[str, str], name: str, label: str, *, minimum: int) -> int:
     raw = form.get(name, "").strip()
-    if not raw.isdigit() or not minimum <= int(raw) <= MAX_QTY:
+    if not raw.isdecimal() or not minimum <= int(raw) <= MAX_QTY:
         raise InvalidInput(f"{label}必须是 {minimum} 到 {MAX_QTY} 之间的整数 ({name} must be a whole number)", field=name)
     return int(raw)
 
@@ -151,7 +151,7 @@ async def orders_list(request: web.Request) -> web.Response:
     status = status if status in STATUS_ZH else ""
     number = request.query.get("q", "").strip()[:32]
     raw_page = request.query.get("page", "1")
-    page = min(int(raw_page), 100_000) if raw_page.isdigit() and int(raw_page) > 0 else 1
+    page = min(int(raw_page), 100_000) if raw_page.isdecimal() and int(raw_page) > 0 else 1
     async with request.app[RUNTIME].db.read() as conn:
         rows, more = await queries.list_orders(conn, status=status, number=number, page=page)
     ctx = _ctx(request, "orders")
@@ -204,7 +204,7 @@ def _ship_lines(form: dict[str, str]) -> list[tuple[str, int]] | None:
     if not given:
         return None
     for sku, v in given.items():
-        if not v.isdigit() or int(v) > MAX_QTY:
+        if not v.isdecimal() or int(v) > MAX_QTY:
             raise InvalidInput(f"{sku} 的发货数量必须是整数 (quantity must be a whole number)", field="lines", sku=sku)
     lines = [(sku, int(v)) for sku, v in given.items() if int(v) > 0]
     if not lines:

@@ -122,7 +122,7 @@ async def untag_customer(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     customer_id = await _customer_id(rt, request)
     raw = request.match_info["tag_id"]
-    if not raw.isdigit():
+    if not raw.isdecimal():
         raise InvalidInput("tag_id 必须是整数 (tag_id must be an integer)", field="tag_id")
     changed = await set_customer_tag(
         rt, customer_id=customer_id, tag_id=int(raw), add=False, source=TagSource.MANUAL, evidence={}, by="api"

@@ -17,7 +17,7 @@ from scrm.web.openapi import add_api_route, openapi_view, query, schema
 
 def _limit(request: web.Request) -> int:
     raw = request.query.get("limit", "50")
-    if not raw.isdigit() or not 1 <= int(raw) <= 500:
+    if not raw.isdecimal() or not 1 <= int(raw) <= 500:
         raise InvalidInput("limit must be an integer from 1 to 500", field="limit")
     return int(raw)
 
