@@ -235,3 +235,12 @@ async def test_nul_characters_and_deep_json_get_400_not_500(app: App) -> None:
         headers={**app.bearer(), "Content-Type": "application/x-ndjson"},
     )
     assert resp.status < 500, await resp.text()
+
+
+async def test_a_nul_in_a_kf_message_does_not_block_the_channel(sandbox: SandboxHarness) -> None:
+    """On PostgreSQL a U+0000 in one synced message failed the whole kf/sync_msg batch on every retry: that customer
+    got no answer and, with the cursor stuck, neither did anyone after them."""
+    await sandbox.customer_says("wmNulFirst", "要3箱矿泉水\x00")
+    await sandbox.customer_says("wmNulSecond", "帮助")
+    assert sandbox.replies("wmNulFirst") and "矿泉水" in sandbox.replies("wmNulFirst")[0]
+    assert sandbox.replies("wmNulSecond")
