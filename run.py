@@ -39,6 +39,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from scrm.web.app import create_app
+    from scrm.web.limits import KEEPALIVE_TIMEOUT
     from scrm.web.runtime import NotMigrated
 
     setup_logging(settings.log_level, settings.log_format)
@@ -52,7 +53,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     def serve_one(sock: object = None) -> int:
         try:
             options = {"sock": sock} if sock is not None else {"host": settings.host, "port": settings.port}
-            web.run_app(create_app(settings), print=None, access_log=None, shutdown_timeout=5, **options)  # type: ignore[arg-type]
+            web.run_app(
+                create_app(settings),
+                print=None,
+                access_log=None,
+                shutdown_timeout=5,
+                keepalive_timeout=KEEPALIVE_TIMEOUT,  # also closes connections whose headers never finish
+                **options,  # type: ignore[arg-type]
+            )
         except NotMigrated as exc:
             print(f"数据库未迁移 / database not migrated: {exc}", file=sys.stderr)
             return 2

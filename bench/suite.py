@@ -81,7 +81,7 @@ def table_rows(section: str) -> list[list[str]]:
 
 
 def _ingest(section: str) -> str:
-    got = {(r[0].split(" ")[0], r[1]): r[2] for r in table_rows(section) if len(r) > 3 and r[1].isdigit()}
+    got = {(r[0].split(" ")[0], r[1]): r[2] for r in table_rows(section) if len(r) > 3 and r[1].isdecimal()}
     parts = []
     for label, key in (("full path", "full"), ("decrypt+parse", "decrypt"), ("bare", "bare")):
         values = [got.get((key, p)) for p in ("1", "2")]
@@ -93,7 +93,7 @@ def _ingest(section: str) -> str:
 def _server(section: str) -> str:
     out = []
     for r in table_rows(section):
-        if len(r) > 8 and r[0].isdigit():
+        if len(r) > 8 and r[0].isdecimal():
             out.append(f"{r[0]} proc: idle {r[2]} MiB RSS ({r[3]} PSS), peak {r[4]} MiB RSS, {r[7]} req/s")
     return "; ".join(out)
 

@@ -38,7 +38,7 @@ REFUSED = {Errcode.NOT_AUTHORISED, Errcode.IP_NOT_WHITELISTED}
 
 def _int(payload: dict[str, Any], name: str) -> int | None:
     value = str(payload.get(name, "")).strip()
-    return int(value) if value.isdigit() else None
+    return int(value) if value.isdecimal() else None
 
 
 async def _request_refresh(rt: Runtime, conn: Any, chat_id: str, *, reconcile: bool = False) -> int:

@@ -76,7 +76,7 @@ def _s(fields: dict[str, Any], name: str) -> str:
 
 def _time(fields: dict[str, Any], fallback: dt.datetime) -> dt.datetime:
     raw = _s(fields, "CreateTime")
-    if raw.isdigit():
+    if raw.isdecimal():
         try:
             return dt.datetime.fromtimestamp(int(raw), dt.UTC)
         except (OverflowError, OSError, ValueError):
@@ -179,12 +179,15 @@ def normalize_mp(fields: dict[str, Any], raw: str, received_at: dt.datetime) -> 
 
 
 def normalize_kf(msg: dict[str, Any], received_at: dt.datetime) -> Inbound:
-    """One item of ``kf/sync_msg``'s msg_list → Inbound (dedupe on msgid)."""
+    """One item of ``kf/sync_msg``'s msg_list → Inbound (dedupe on msgid). NUL characters are dropped: PostgreSQL
+    cannot store them, and one such message would fail its whole sync batch on every retry (the cursor never moves,
+    the 微信客服 channel stops for everyone)."""
+    msg = _without_nul(msg)
     msg_type = str(msg.get("msgtype", "")).lower()
     origin = msg.get("origin")
     send_time = msg.get("send_time")
     occurred = received_at
-    if isinstance(send_time, int | str) and str(send_time).isdigit():
+    if isinstance(send_time, int | str) and str(send_time).isdecimal():
         occurred = dt.datetime.fromtimestamp(int(send_time), dt.UTC)
     content = ""
     event_type = ""
@@ -217,6 +220,16 @@ def normalize_kf(msg: dict[str, Any], received_at: dt.datetime) -> Inbound:
         open_kfid=str(msg.get("open_kfid", "")),
         content=content,
     )
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
 
 
 def _bounded(key: str) -> str:

@@ -90,6 +90,7 @@ class Settings:
     # Operational knobs (not part of the §4 contract, but settable the same way).
     callback_max_skew: int = 300  # seconds a callback timestamp may differ from our clock
     max_body_bytes: int = 256 * 1024
+    body_read_timeout: float = 10.0  # seconds a client has to send the whole request body (0 = no limit)
     http_timeout: float = 10.0
     job_concurrency: int = 8
     job_max_tries: int = 5

@@ -102,19 +102,19 @@ def _parse_row(raw: dict[str | Any, Any], line: int) -> CatalogRow:
     if not unit or len(unit) > 16:
         raise ValueError("unit is required (箱/包/瓶/件…)")
     price = get("price_fen")
-    if not price.isdigit():
+    if not price.isdecimal():
         raise ValueError(f"price_fen must be a whole number of fen ≥ 0, got {price!r}")
     stock_raw = get("stock")
     stock: int | None = None
     if stock_raw:
-        if not stock_raw.isdigit() or int(stock_raw) > MAX_QTY:
+        if not stock_raw.isdecimal() or int(stock_raw) > MAX_QTY:
             raise ValueError(f"stock must be a whole number from 0 to {MAX_QTY}, got {stock_raw!r}")
         stock = int(stock_raw)
     aliases = tuple(dict.fromkeys(a.strip() for a in get("aliases").split("|") if a.strip()))
     if any(len(a) > 64 for a in aliases):
         raise ValueError("aliases must be ≤ 64 characters each")
     reorder_raw = get("reorder_point")
-    if reorder_raw and (not reorder_raw.isdigit() or int(reorder_raw) > MAX_QTY):
+    if reorder_raw and (not reorder_raw.isdecimal() or int(reorder_raw) > MAX_QTY):
         raise ValueError(f"reorder_point must be a whole number from 0 to {MAX_QTY}, got {reorder_raw!r}")
     category = get("category")
     if len(category) > 64:

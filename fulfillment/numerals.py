@@ -179,7 +179,7 @@ class QuantityScanner:
         for m in self._pattern.finditer(text):
             num, unit, marked = m.group("num"), m.group("unit"), m.group("mark") is not None
             if unit is None and not marked:
-                if not num[0].isdigit() or m.group("num2"):
+                if not num[0].isdecimal() or m.group("num2"):
                     continue
                 if len(num) > _MAX_BARE_DIGITS or _NOT_A_QUANTITY_AFTER.match(text, m.end()):
                     continue

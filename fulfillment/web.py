@@ -12,7 +12,7 @@ from scrm.core.errors import InvalidInput, NotFound
 from scrm.customers.services import find_customer
 from scrm.web.jsonio import get_int, get_str, read_json
 from scrm.web.keys import RUNTIME
-from scrm.web.openapi import add_api_route, schema
+from scrm.web.openapi import add_api_route, query, schema
 
 LINE = {
     "type": "object",
@@ -258,13 +258,21 @@ async def reconcile(request: web.Request) -> web.Response:
 def setup_routes(app: web.Application) -> None:
     q_customer = {"name": "customer", "in": "query", "required": True, "schema": {"type": "string"}}
     add_api_route(
-        app, "GET", "/orders", list_orders, summary="A customer's orders", response=ORDER_LIST, parameters=[q_customer], errors=(400, 401)
+        app,
+        "GET",
+        "/orders",
+        list_orders,
+        summary="A customer's orders",
+        response=ORDER_LIST,
+        parameters=[q_customer, query("drafts", enum=["0", "1"])],
+        errors=(400, 401),
     )
     add_api_route(
         app,
         "POST",
         "/orders",
         create_order,
+        success=201,
         summary="Place an order for a customer (confirmed unless confirm=false)",
         response=ORDER,
         request_body={
@@ -304,6 +312,7 @@ def setup_routes(app: web.Application) -> None:
         "POST",
         "/orders/{number}/shipments",
         ship_order,
+        success=201,
         summary="Ship allocated goods (no lines = everything outstanding)",
         request_body={
             "type": "object",

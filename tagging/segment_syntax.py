@@ -111,7 +111,7 @@ class Token:
 
 def tokenize(text: str) -> list[Token]:
     """Split into tokens with their 1-based columns. Raises SegmentSyntaxError on a stray character or quote."""
-    text = text.translate(FULL_WIDTH)
+    raw, text = text, text.translate(FULL_WIDTH)  # same length: columns agree; quoted values keep the raw text
     for k, ch in enumerate(text):
         if (ord(ch) < 32 and ch not in "\t\n\r") or ch == "\x7f":
             raise SegmentSyntaxError("表达式里有控制字符", f"control character {ch!r}", k + 1)
@@ -131,7 +131,7 @@ def tokenize(text: str) -> list[Token]:
             while end < len(text) and text[end] != q:
                 if text[end] == "\\" and end + 1 < len(text):
                     end += 1
-                chars.append(text[end])
+                chars.append(raw[end])  # tag:"（VIP）群" means that tag, not "(VIP)群"
                 end += 1
             if end >= len(text):
                 raise SegmentSyntaxError("引号没有结束", "unterminated quoted value", col)
@@ -250,7 +250,7 @@ def _value(field: str, op_token: Token, tok: Token) -> Any:
             raise SegmentSyntaxError(f"“{text}” 不是金额（元，最多两位小数）", f"{text!r} is not an amount in yuan", col)
         return fen
     limit = 10_000_000 if field == "orders" else 5
-    if not text.isdigit() or not (0 if field == "orders" else 1) <= int(text) <= limit:
+    if not text.isdecimal() or not (0 if field == "orders" else 1) <= int(text) <= limit:
         raise SegmentSyntaxError(
             f"“{text}” 不是有效的{'订单数' if field == 'orders' else ' 1–5 分数'}", f"{text!r} is not a valid {field}", col
         )

@@ -75,7 +75,7 @@ async def preview(request: web.Request) -> web.Response:
 
 def _segment_id(request: web.Request) -> int:
     raw = request.match_info["id"]
-    if not raw.isdigit() or len(raw) > 18:
+    if not raw.isdecimal() or len(raw) > 18:
         raise NotFound("没有这个客群 (no such segment)")
     return int(raw)
 
@@ -130,7 +130,7 @@ async def segment_customers(request: web.Request) -> web.Response:
     """Customer ids of a saved segment, ascending, a page at a time: ``?after=<last id>&limit=`` (≤ 5000)."""
     rt = request.app[RUNTIME]
     after, limit = request.query.get("after", "0"), request.query.get("limit", "1000")
-    if not after.isdigit() or len(after) > 18 or not limit.isdigit() or not 1 <= int(limit) <= PAGE_MAX:
+    if not after.isdecimal() or len(after) > 18 or not limit.isdecimal() or not 1 <= int(limit) <= PAGE_MAX:
         raise InvalidInput(f"after 为客户 id，limit 为 1 到 {PAGE_MAX} (after: an id, limit: 1–{PAGE_MAX})", field="limit")
     async with rt.db.read() as conn:
         found = await segments.get_segment(conn, _segment_id(request))
@@ -176,6 +176,7 @@ def setup_routes(app: web.Application) -> None:
         "POST",
         "/segments",
         create_segment,
+        success=201,
         summary="Save a segment",
         response=SEGMENT,
         request_body=SEGMENT_BODY,

@@ -82,7 +82,7 @@ def _resolve_awaiting(turn: Turn, snap: ParserSnapshot) -> ParseResult | None:
     if awaiting.get("kind") == "choose_product":
         candidates: list[str] = awaiting.get("candidates", [])
         chosen = None
-        if text.isdigit() and 1 <= int(text) <= len(candidates):
+        if text.isdecimal() and 1 <= int(text) <= len(candidates):
             chosen = candidates[int(text) - 1]
         else:
             hits = [

@@ -349,7 +349,7 @@ async def send_app_message(rt: Runtime, *, touser: list[str], text: str, key: st
     if not touser:
         raise ValueError("send_app_message needs at least one member userid")
     agent = rt.settings.wecom_agent_id
-    body = {"touser": "|".join(touser), "msgtype": "text", "agentid": int(agent) if agent.isdigit() else agent, "text": {"content": text}}
+    body = {"touser": "|".join(touser), "msgtype": "text", "agentid": int(agent) if agent.isdecimal() else agent, "text": {"content": text}}
 
     async def settle(message_id: int, data: dict[str, Any], attempt: _Attempt) -> OutboundResult:
         invalid = str(data.get("invaliduser") or "")

@@ -72,7 +72,7 @@ class Call:
                 raise ApiFailure(Errcode.INVALID_PARAMETER, f"missing {name}")
             return default
         value = self.body[name]
-        if kind is int and isinstance(value, str) and value.lstrip("-").isdigit():
+        if kind is int and isinstance(value, str) and value.lstrip("-").isdecimal():
             value = int(value)  # WeCom accepts numbers given as strings (agentid "1000002")
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise ApiFailure(Errcode.INVALID_PARAMETER, f"{name} has the wrong type")

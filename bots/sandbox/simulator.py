@@ -79,7 +79,7 @@ def text_message(
             ("MsgType", "text"),
             ("Content", content),
             ("MsgId", msg_id if msg_id is not None else secrets.randbelow(10**18)),
-            ("AgentID", int(agent_id) if str(agent_id).isdigit() else agent_id),
+            ("AgentID", int(agent_id) if str(agent_id).isdecimal() else agent_id),
         ]
     )
 

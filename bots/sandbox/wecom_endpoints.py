@@ -75,7 +75,7 @@ def auth_getuserinfo(state: SandboxState, call: Call) -> dict[str, Any]:
 # ---- members -------------------------------------------------------------------------------------------
 def _members_of(state: SandboxState, call: Call) -> list[Any]:
     department = call.query.get("department_id", "1")
-    if not department.isdigit():
+    if not department.isdecimal():
         raise ApiFailure(Errcode.INVALID_PARAMETER, "invalid department_id")
     return [m for m in state.members.values() if int(department) in m.department or department == "1"]
 

@@ -50,7 +50,7 @@ def check_signature(expected: str, *parts: str) -> None:
 
 
 def check_timestamp(timestamp: str, now: int, max_skew: int) -> None:
-    if not timestamp.isdigit():
+    if not timestamp.isdecimal():
         raise CallbackRejected(400, "bad_request", "timestamp must be a number")
     if abs(now - int(timestamp)) > max_skew:
         raise CallbackRejected(403, "stale_timestamp", "timestamp outside the accepted window (replay?)")

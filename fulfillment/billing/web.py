@@ -117,7 +117,7 @@ async def _customer_id(request: web.Request, external: str) -> int:
 
 def _limit(request: web.Request, default: int = 50) -> int:
     raw = request.query.get("limit", str(default))
-    if not raw.isdigit() or not 1 <= int(raw) <= 500:
+    if not raw.isdecimal() or not 1 <= int(raw) <= 500:
         raise InvalidInput("limit must be an integer from 1 to 500", field="limit")
     return int(raw)
 
@@ -198,7 +198,7 @@ async def import_statement(request: web.Request) -> web.Response:
 
 async def get_import(request: web.Request) -> web.Response:
     raw = request.match_info["id"]
-    if not raw.isdigit():
+    if not raw.isdecimal():
         raise InvalidInput("import id must be a number", field="id")
     return web.json_response(await statements.get_import(request.app[RUNTIME], int(raw)))
 
@@ -372,6 +372,7 @@ def setup_routes(app: web.Application) -> None:
         "POST",
         "/payment-imports",
         import_statement,
+        success=201,
         summary="Import a bank / WeChat Pay statement CSV (body; UTF-8): a report per line; re-importing changes nothing",
         parameters=[q("filename")],
         errors=(400, 401, 413),
@@ -379,7 +380,15 @@ def setup_routes(app: web.Application) -> None:
     add_api_route(app, "GET", "/payment-imports/{id}", get_import, summary="The stored report of a statement import")
     by = q("by", enum=["customer", "salesperson"])
     add_api_route(app, "GET", "/receivables/aging", aging, summary="Receivables aging by customer or salesperson", parameters=[by])
-    add_api_route(app, "GET", "/receivables/aging.csv", aging_csv_view, summary="Receivables aging as CSV (yuan)", parameters=[by])
+    add_api_route(
+        app,
+        "GET",
+        "/receivables/aging.csv",
+        aging_csv_view,
+        content_type="text/csv",
+        summary="Receivables aging as CSV (yuan)",
+        parameters=[by],
+    )
     add_api_route(app, "GET", "/accounts/{customer}", get_account, summary="A customer's terms, credit limit, credit and open invoices")
     add_api_route(
         app,
@@ -397,6 +406,7 @@ def setup_routes(app: web.Application) -> None:
         "POST",
         "/accounts/{customer}/refunds",
         refund,
+        success=201,
         summary="Refund customer credit (never below zero; idempotent by reference)",
         request_body={
             "type": "object",

@@ -13,7 +13,7 @@ from fulfillment.purchasing.domain import PURCHASE_STATUS_ZH
 from scrm.core.errors import InvalidInput
 from scrm.web.jsonio import get_int, get_str, read_json
 from scrm.web.keys import RUNTIME
-from scrm.web.openapi import add_api_route, schema
+from scrm.web.openapi import add_api_route, query, schema
 
 SUPPLIER = schema(
     "Supplier",
@@ -98,7 +98,7 @@ def _date(data: dict[str, Any], name: str) -> dt.date | None:
 
 def _supplier_id(request: web.Request) -> int:
     raw = request.match_info["id"]
-    if not raw.isdigit() or len(raw) > 18:
+    if not raw.isdecimal() or len(raw) > 18:
         raise InvalidInput("供应商编号必须是数字 (supplier id must be a number)", field="id")
     return int(raw)
 
@@ -240,9 +240,25 @@ async def draft_from_suggestions(request: web.Request) -> web.Response:
 def setup_routes(app: web.Application) -> None:
     """Mount the purchasing API under /api/v1 (bearer auth is enforced by the app's middleware)."""
     e = (400, 401, 404, 409)
-    add_api_route(app, "GET", "/suppliers", list_suppliers, summary="Suppliers (active=1: only active)", errors=(401,))
     add_api_route(
-        app, "POST", "/suppliers", create_supplier, summary="Add a supplier", response=SUPPLIER, request_body=SUPPLIER_BODY, errors=e
+        app,
+        "GET",
+        "/suppliers",
+        list_suppliers,
+        summary="Suppliers (active=1: only active)",
+        parameters=[query("active", enum=["0", "1"])],
+        errors=(401,),
+    )
+    add_api_route(
+        app,
+        "POST",
+        "/suppliers",
+        create_supplier,
+        success=201,
+        summary="Add a supplier",
+        response=SUPPLIER,
+        request_body=SUPPLIER_BODY,
+        errors=e,
     )
     add_api_route(
         app,
@@ -257,12 +273,21 @@ def setup_routes(app: web.Application) -> None:
     add_api_route(
         app, "POST", "/suppliers/{id}/deactivate", deactivate_supplier, summary="Deactivate a supplier", response=SUPPLIER, errors=e
     )
-    add_api_route(app, "GET", "/purchase-orders", list_purchase_orders, summary="Purchase orders, newest first", errors=(400, 401))
+    add_api_route(
+        app,
+        "GET",
+        "/purchase-orders",
+        list_purchase_orders,
+        summary="Purchase orders, newest first",
+        parameters=[query("status", enum=sorted(PURCHASE_STATUS_ZH))],
+        errors=(400, 401),
+    )
     add_api_route(
         app,
         "POST",
         "/purchase-orders",
         create_purchase_order,
+        success=201,
         summary="Write a draft purchase order by hand",
         response=PURCHASE_ORDER,
         request_body={
@@ -337,6 +362,7 @@ def setup_routes(app: web.Application) -> None:
         "POST",
         "/purchase-suggestions/draft",
         draft_from_suggestions,
+        success=201,
         summary="Turn suggestions into a draft purchase order",
         response=PURCHASE_ORDER,
         request_body={

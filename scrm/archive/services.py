@@ -109,7 +109,7 @@ def _text(obj: dict[str, Any], name: str, *, max_len: int, required: bool = True
 
 def _millis(obj: dict[str, Any], name: str) -> dt.datetime:
     value = obj.get(name)
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and value.isdecimal():
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool):
         raise RecordError(f"{name} 必须是毫秒时间戳整数 ({name} must be an integer of milliseconds)")
@@ -163,6 +163,8 @@ def parse_lines(lines: Iterable[str | bytes], *, start: int = 1) -> Iterator[tup
             yield number, json.loads(text)
         except ValueError as exc:
             yield Rejected(number, f"不是合法的 JSON (not valid JSON: {exc.args[0] if exc.args else exc})")
+        except RecursionError:  # [[[[…]]]] deeper than Python's stack
+            yield Rejected(number, "JSON 嵌套过深 (JSON nested too deeply)")
 
 
 def split_body(raw: bytes, content_type: str) -> tuple[list[tuple[int, Any]], list[Rejected]]:
@@ -179,6 +181,8 @@ def split_body(raw: bytes, content_type: str) -> tuple[list[tuple[int, Any]], li
     if not lines:
         try:
             data = json.loads(text)
+        except RecursionError:
+            raise UnreadableBody("请求体 JSON 嵌套过深 (JSON nested too deeply)") from None
         except ValueError as exc:
             # Several objects one per line sent as application/json: read them as the JSON Lines they are.
             if not (text.lstrip().startswith("{") and "Extra data" in str(exc)):

@@ -53,7 +53,7 @@ BODY = {
 
 def _id(request: web.Request) -> int:
     raw = request.match_info["id"]
-    if not raw.isdigit():
+    if not raw.isdecimal():
         raise InvalidInput("id 必须是整数 (id must be an integer)", field="id")
     return int(raw)
 
@@ -83,7 +83,7 @@ async def recipients(request: web.Request) -> web.Response:
     if status is not None and status not in STATUSES:
         raise InvalidInput(f"status 只能是 {'/'.join(STATUSES)}", field="status")
     after, limit = request.query.get("after", "0"), request.query.get("limit", "100")
-    if not after.isdigit() or not limit.isdigit() or not 0 < int(limit) <= 1000:
+    if not after.isdecimal() or not limit.isdecimal() or not 0 < int(limit) <= 1000:
         raise InvalidInput("after 须为整数，limit 须为 1–1000 (bad paging)", field="limit")
     async with request.app[RUNTIME].db.read() as conn:
         items = await broadcasts.list_recipients(conn, _id(request), status=status, after=int(after), limit=int(limit))
@@ -117,7 +117,7 @@ async def preview(request: web.Request) -> web.Response:
 def setup_routes(app: web.Application) -> None:
     base = "/broadcasts"
     add_api_route(
-        app, "POST", base, create, summary="Create a segment broadcast (群发): draft, or scheduled with scheduled_at",
+        app, "POST", base, create, success=201, summary="Create a segment broadcast (群发): draft, or scheduled with scheduled_at",
         response=BROADCAST, request_body={**BODY, "required": ["name", "segment", "text"]}, errors=(400, 401, 404),
     )  # fmt: skip
     add_api_route(

@@ -72,7 +72,7 @@ CODE = schema(
 
 def _id(request: web.Request) -> int:
     raw = request.match_info["id"]
-    if not raw.isdigit():
+    if not raw.isdecimal():
         raise InvalidInput("id 必须是整数 (id must be an integer)", field="id")
     return int(raw)
 
@@ -103,7 +103,7 @@ async def patch_campaign(request: web.Request) -> web.Response:
 
 async def get_leaderboard(request: web.Request) -> web.Response:
     raw = request.query.get("limit", "50")
-    if not raw.isdigit() or not 0 < int(raw) <= 200:
+    if not raw.isdecimal() or not 0 < int(raw) <= 200:
         raise InvalidInput("limit 需为 1 到 200 (limit: 1–200)", field="limit")
     async with request.app[RUNTIME].db.read() as conn:
         rows = await referral.leaderboard(conn, _id(request), int(raw))
@@ -143,6 +143,7 @@ def setup_routes(app: web.Application) -> None:
         "POST",
         base,
         create_campaign,
+        success=201,
         summary="Create a referral campaign (裂变): goal, reward (coupon template and/or tag), window, hold, salespeople",
         response=CAMPAIGN,
         request_body={**BODY, "required": ["name", "goal", "userids", "starts_at", "ends_at"]},

@@ -15,7 +15,7 @@ from scrm.core.ids import short_id
 from scrm.customers.services import find_customer
 from scrm.web.jsonio import get_int, get_str, read_json
 from scrm.web.keys import RUNTIME
-from scrm.web.openapi import add_api_route, schema
+from scrm.web.openapi import add_api_route, query, schema
 
 _NULLABLE_INT = {"type": "integer", "nullable": True}
 TEMPLATE_FIELDS: dict[str, Any] = {
@@ -129,7 +129,7 @@ def terms_from_json(data: dict[str, Any], base: CouponTemplate | None = None) ->
 
 def _template_id(request: web.Request) -> int:
     raw = request.match_info["id"]
-    if not raw.isdigit():
+    if not raw.isdecimal():
         raise InvalidInput("id 必须是整数 (id must be an integer)", field="id")
     return int(raw)
 
@@ -208,12 +208,21 @@ def setup_routes(app: web.Application) -> None:
         "POST",
         "/coupon-templates",
         create_template,
+        success=201,
         summary="Create a coupon template (满减 / 折扣 with a cap; SKUs/categories; budget; per-customer limit; validity)",
         response=TEMPLATE,
         request_body={**body, "required": ["name", "kind"]},
         errors=(400, 401),
     )
-    add_api_route(app, "GET", "/coupon-templates", list_templates, summary="Coupon templates, newest first", response=listing)
+    add_api_route(
+        app,
+        "GET",
+        "/coupon-templates",
+        list_templates,
+        summary="Coupon templates, newest first",
+        response=listing,
+        parameters=[query("active", enum=["true", "false"])],
+    )
     add_api_route(app, "GET", route, get_template, summary="One coupon template with what it has issued", response=TEMPLATE)
     add_api_route(
         app,
@@ -233,6 +242,7 @@ def setup_routes(app: web.Application) -> None:
         "POST",
         "/coupons/issue",
         issue,
+        success=(201, 202),
         summary="Issue a coupon to a customer (201, the coupon) or to a segment (202, queued; re-running a run_ref skips who has one)",
         response=COUPON,
         request_body={
@@ -253,5 +263,6 @@ def setup_routes(app: web.Application) -> None:
         "/customers/{external_userid}/coupons",
         customer_coupons,
         summary="A customer's coupons, newest first (?usable=true: only those usable now)",
+        parameters=[query("usable", enum=["true", "false"])],
         response=schema("CouponList", {"type": "object", "properties": {"items": {"type": "array", "items": COUPON}}}),
     )

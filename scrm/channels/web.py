@@ -45,7 +45,7 @@ BODY = {
 
 def _code_id(request: web.Request) -> int:
     raw = request.match_info["id"]
-    if not raw.isdigit():
+    if not raw.isdecimal():
         raise InvalidInput("id 必须是整数 (id must be an integer)", field="id")
     return int(raw)
 
@@ -108,6 +108,7 @@ def setup_routes(app: web.Application) -> None:
         "POST",
         "/channel-codes",
         create_code,
+        success=201,
         summary="Create a channel code (渠道活码): a WeCom contact way with its own state, QR code, welcome text, auto-tags",
         response=CODE,
         request_body={**BODY, "required": ["name", "userids"]},

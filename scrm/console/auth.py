@@ -23,7 +23,6 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections import deque
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any
@@ -278,45 +277,6 @@ def clear_flash(request: web.Request, response: web.StreamResponse) -> None:
     """Shown once: the page that displayed the message deletes its cookie."""
     if FLASH_COOKIE in request.cookies:
         response.del_cookie(FLASH_COOKIE, path=COOKIE_PATH)
-
-
-# ---- login rate limit -------------------------------------------------------------------------------------
-class LoginLimiter:
-    """At most ``max_failures`` failed sign-ins per client address within ``window``; then 429 until the oldest
-    failure ages out. In memory, per process: behind a load balancer each process counts on its own (a Redis
-    counter can replace it); the key is the peer address, so put the real client IP there (trusted proxy)."""
-
-    def __init__(self, max_failures: int = 5, window: dt.timedelta = dt.timedelta(minutes=5), max_keys: int = 10_000) -> None:
-        self.max_failures = max_failures
-        self.window = window
-        self.max_keys = max_keys
-        self._failures: dict[str, deque[dt.datetime]] = {}
-
-    def _recent(self, key: str, now: dt.datetime) -> deque[dt.datetime]:
-        times = self._failures.get(key, deque())
-        while times and now - times[0] >= self.window:
-            times.popleft()
-        return times
-
-    def retry_after(self, key: str, now: dt.datetime) -> int:
-        """Seconds until ``key`` may try again; 0 when it may try now."""
-        times = self._recent(key, now)
-        if len(times) < self.max_failures:
-            return 0
-        return max(1, int((times[0] + self.window - now).total_seconds()))
-
-    def failed(self, key: str, now: dt.datetime) -> None:
-        if key not in self._failures and len(self._failures) >= self.max_keys:
-            for k in [k for k in self._failures if not self._recent(k, now)]:
-                del self._failures[k]
-            if len(self._failures) >= self.max_keys:  # still full: forget the oldest key rather than grow
-                del self._failures[next(iter(self._failures))]
-        times = self._recent(key, now)
-        times.append(now)
-        self._failures[key] = times
-
-    def succeeded(self, key: str) -> None:
-        self._failures.pop(key, None)
 
 
 # ---- the guard around every console route -----------------------------------------------------------------

@@ -77,7 +77,7 @@ async def _list_page(
 ) -> web.Response:
     rt = request.app[RUNTIME]
     raw = request.query.get("before", "")
-    before = int(raw) if raw.isdigit() and len(raw) < 19 else None
+    before = int(raw) if raw.isdecimal() and len(raw) < 19 else None
     async with rt.db.read() as conn:
         items = await broadcasts.list_broadcasts(conn, limit=PAGE_SIZE, before=before)
     templates = await coupons.list_templates(rt, active=True)
@@ -140,7 +140,7 @@ async def broadcast_create(request: web.Request) -> web.Response:
         if outcome is not None and "error" in outcome:
             raise InvalidInput(f"客群表达式有误：{outcome['error']}", field="segment")
         raw_template = form.get("coupon_template_id", "").strip()
-        if raw_template and (not raw_template.isdigit() or len(raw_template) > 18):
+        if raw_template and (not raw_template.isdecimal() or len(raw_template) > 18):
             raise InvalidInput("请选择优惠券 (coupon_template_id)", field="coupon_template_id")
         send_now = form.get("send_now") == "1"
         at = _scheduled_at(form.get("scheduled_at", ""), rt.clock.now())
@@ -190,7 +190,7 @@ async def broadcast_detail(request: web.Request) -> web.Response:
     status = request.query.get("status", "")
     status = status if status in RECIPIENT_ZH else ""
     raw_after = request.query.get("after", "0")
-    after = int(raw_after) if raw_after.isdigit() and len(raw_after) < 19 else 0
+    after = int(raw_after) if raw_after.isdecimal() and len(raw_after) < 19 else 0
     try:
         bid = _id(request)
         async with rt.db.read() as conn:

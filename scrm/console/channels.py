@@ -90,7 +90,7 @@ async def _fields(request: web.Request) -> dict[str, Any]:
     """The form as the manager's arguments: checkbox lists kept whole (a plain dict would keep one value)."""
     form = await request.post()
     raw_tags = [v for v in form.getall("tag_ids", []) if isinstance(v, str)]
-    if not all(v.isdigit() and len(v) < 19 for v in raw_tags):
+    if not all(v.isdecimal() and len(v) < 19 for v in raw_tags):
         raise InvalidInput("标签选择有误 (tag_ids must be tag ids)", field="tag_ids")
     return {
         "name": str(form.get("name", "")),

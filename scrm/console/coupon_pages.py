@@ -42,7 +42,7 @@ def _count(form: dict[str, str], name: str, label: str, *, maximum: int = 10_000
     raw = form.get(name, "").strip()
     if not raw:
         return None
-    if not raw.isdigit() or int(raw) > maximum:
+    if not raw.isdecimal() or int(raw) > maximum:
         raise InvalidInput(f"{label}需为 0 到 {maximum} 的整数 ({name} must be a whole number)", field=name)
     return int(raw)
 

@@ -279,7 +279,7 @@ async def customers_list(request: web.Request) -> web.Response:
     q = request.query.get("q", "")[:64]
     segment = request.query.get("segment", "")[:2000]
     raw_page = request.query.get("page", "1")
-    page = int(raw_page) if raw_page.isdigit() and len(raw_page) < 6 else 1
+    page = int(raw_page) if raw_page.isdecimal() and len(raw_page) < 6 else 1
     try:
         result = await search_customers(request.app[RUNTIME], q=q, expression=segment, page=page)
     except DomainError as exc:  # a bad expression: the form again with the reason (column), nothing else shown
@@ -317,7 +317,7 @@ async def customer_tag(request: web.Request) -> web.Response:
     async def action() -> str:
         cid = await _existing(request)
         raw = form.get("tag_id", "")
-        if not raw.isdigit() or len(raw) > 18:
+        if not raw.isdecimal() or len(raw) > 18:
             raise InvalidInput("请选择标签 (tag_id)", field="tag_id")
         add = form.get("action") != "remove"
         by = _actor(request)[:64]

@@ -150,7 +150,7 @@ async def import_upload(request: web.Request) -> web.Response:
 async def import_page(request: web.Request) -> web.Response:
     raw = request.match_info["id"]
     try:
-        report = await statements.get_import(request.app[RUNTIME], int(raw) if raw.isdigit() else -1)
+        report = await statements.get_import(request.app[RUNTIME], int(raw) if raw.isdecimal() else -1)
     except NotFound as exc:
         return show_tab(request, "payments", "没有这次导入", t('<p class="empty">{m}</p>', m=exc.message), status=404)
     again = ""
@@ -266,7 +266,7 @@ async def accounts_page(request: web.Request) -> web.Response:
 
 def account_id(request: web.Request) -> int:
     raw = request.match_info["customer_id"]
-    if not raw.isdigit():
+    if not raw.isdecimal():
         raise InvalidInput("客户编号不对 (bad customer id)")
     return int(raw)
 
@@ -277,7 +277,7 @@ async def account_save(request: web.Request) -> web.Response:
 
     async def action() -> str:
         terms = form.get("terms_days", "").strip()
-        if not terms.isdigit():
+        if not terms.isdecimal():
             raise InvalidInput("账期必须是 0 到 365 的整数天 (terms must be whole days)", field="terms_days")
         raw_limit = form.get("credit_limit", "").strip()
         limit = fen_field(raw_limit, "信用额度") if raw_limit else None

@@ -65,7 +65,7 @@ async def customer_field(request: web.Request, text: str) -> int:
     text = text.strip()
     rt = request.app[RUNTIME]
     async with rt.db.read() as conn:
-        if text.startswith("#") and text[1:].isdigit():
+        if text.startswith("#") and text[1:].isdecimal():
             if (await conn.execute(sa.select(customers.c.id).where(customers.c.id == int(text[1:])))).first() is None:
                 raise CustomerNotFound(f"没有客户 {text} (unknown customer)")
             return int(text[1:])

@@ -38,7 +38,7 @@ def _badge(status: str) -> Safe:
 
 def _qty(raw: str, label: str, *, minimum: int) -> int:
     raw = raw.strip()
-    if not raw.isdigit() or not minimum <= int(raw) <= MAX_QTY:
+    if not raw.isdecimal() or not minimum <= int(raw) <= MAX_QTY:
         raise InvalidInput(f"{label}必须是 {minimum} 到 {MAX_QTY} 之间的整数 (must be a whole number)", field="qty")
     return int(raw)
 

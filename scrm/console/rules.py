@@ -240,7 +240,7 @@ async def rules_dry_run(request: web.Request) -> web.Response:
     form = await _form(request)
     text, base = _text(form), form.get("base_version", "")
     raw_days = form.get("days", "30")
-    days = int(raw_days) if raw_days.isdigit() and int(raw_days) in DRY_RUN_DAYS else 30
+    days = int(raw_days) if raw_days.isdecimal() and int(raw_days) in DRY_RUN_DAYS else 30
     try:
         rules = parse_rules(text)
     except RulesFileError as exc:

@@ -277,7 +277,7 @@ async def save(request: web.Request) -> web.Response:
 async def delete(request: web.Request) -> web.Response:
     raw = request.match_info["id"]
     try:
-        if not raw.isdigit() or len(raw) > 18:
+        if not raw.isdecimal() or len(raw) > 18:
             raise NotFound("没有这个客群 (no such segment)")
         await segments.delete_segment(request.app[RUNTIME], int(raw))
     except DomainError as exc:

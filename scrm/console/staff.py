@@ -72,7 +72,7 @@ def hash_password(password: str) -> str:
 def verify_password(password: str, encoded: str) -> bool:
     """True when ``password`` matches the stored hash (constant-time comparison); False for a malformed hash."""
     parts = encoded.split("$")
-    if len(parts) != 6 or parts[0] != "scrypt" or not all(x.isdigit() for x in parts[1:4]):
+    if len(parts) != 6 or parts[0] != "scrypt" or not all(x.isdecimal() for x in parts[1:4]):
         return False
     n, r, p = (int(x) for x in parts[1:4])
     if not (1 < n <= MAX_SCRYPT_N and n & (n - 1) == 0 and 0 < r <= 32 and 0 < p <= 16):
@@ -274,7 +274,7 @@ async def staff_list(request: web.Request) -> web.Response:
 
 def _staff_id(request: web.Request) -> int:
     raw = request.match_info["id"]
-    if not raw.isdigit():
+    if not raw.isdecimal():
         raise NotFound("没有这个员工账号 (no such staff account)")
     return int(raw)
 

@@ -17,14 +17,14 @@ from scrm.web.keys import RUNTIME
 
 def supplier_id(form: dict[str, str]) -> int:
     raw = form.get("supplier_id", "").strip()
-    if not raw.isdigit() or len(raw) > 18:
+    if not raw.isdecimal() or len(raw) > 18:
         raise InvalidInput("请选择供应商 (choose a supplier)", field="supplier_id")
     return int(raw)
 
 
 def _days(raw: str) -> int:
     raw = raw.strip() or "3"
-    if not raw.isdigit() or int(raw) > 365:
+    if not raw.isdecimal() or int(raw) > 365:
         raise InvalidInput("交货天数必须是 0 到 365 的整数 (lead time must be 0..365 days)", field="lead_time_days")
     return int(raw)
 

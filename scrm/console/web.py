@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Collection
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -18,6 +19,7 @@ from fulfillment.catalog import MAX_QTY
 from fulfillment.domain import STATUS_ZH
 from scrm.console import auth, queries, render
 from scrm.console.auth import SESSION, Handler, safe_next
+from scrm.console.login_limit import LoginLimiter
 from scrm.console.render import PageContext, html_response, layout, login_page, message_page, order_url, t
 from scrm.core.errors import DomainError, InvalidInput, NotFound
 from scrm.web.keys import RUNTIME, SETTINGS
@@ -25,7 +27,7 @@ from scrm.web.keys import RUNTIME, SETTINGS
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-LOGIN_LIMITER = web.AppKey("console_login_limiter", auth.LoginLimiter)
+LOGIN_LIMITER = web.AppKey("console_login_limiter", LoginLimiter)
 
 
 def forbidden(message: str) -> web.Response:
@@ -77,14 +79,14 @@ async def _act(request: web.Request, back: str, action: Callable[[], Awaitable[s
 def path_id(request: web.Request, name: str = "id", *, what: str = "编号") -> int:
     """A numeric id from the route (``/console/…/{id}``); anything else is NotFound (never a 500 or a huge int)."""
     raw = request.match_info[name]
-    if not raw.isdigit() or len(raw) > 18:
+    if not raw.isdecimal() or len(raw) > 18:
         raise NotFound(f"没有这个{what}：{raw[:32]} (no such id)")
     return int(raw)
 
 
 def _int_field(form: dict[str, str], name: str, label: str, *, minimum: int) -> int:
     raw = form.get(name, "").strip()
-    if not raw.isdigit() or not minimum <= int(raw) <= MAX_QTY:
+    if not raw.isdecimal() or not minimum <= int(raw) <= MAX_QTY:
         raise InvalidInput(f"{label}必须是 {minimum} 到 {MAX_QTY} 之间的整数 ({name} must be a whole number)", field=name)
     return int(raw)
 
@@ -102,12 +104,28 @@ async def login_form(request: web.Request) -> web.Response:
     return html_response(login_page(next_path=target))
 
 
+def _same_origin(request: web.Request) -> bool:
+    """True unless the browser says the form came from another origin (``Origin``, else ``Referer``, when sent)."""
+    origin = request.headers.get("Origin") or request.headers.get("Referer")
+    if not origin:
+        return True  # not a browser, or one that sends neither: nothing to check against
+    parsed = urlsplit(origin)
+    return parsed.scheme in ("http", "https") and parsed.netloc.lower() == request.host.lower()
+
+
 async def login_submit(request: web.Request) -> web.Response:
-    """Check the password (rate-limited per client address), then set the signed session cookie."""
+    """Check the password (rate-limited per client address and per username, :mod:`scrm.console.login_limit`),
+    then set the signed session cookie."""
     now = request.app[RUNTIME].clock.now()
     limiter = request.app[LOGIN_LIMITER]
     client = request.remote or "unknown"
-    wait = limiter.retry_after(client, now)
+    if not _same_origin(request):
+        # Login CSRF: another site's form must not sign this browser in to an account of the attacker's choosing.
+        return message_page("无法登录", "登录请求来自其他网站，已拒绝。请直接打开控制台登录页 (cross-site sign-in refused)", status=403)
+    form = await _form(request)
+    target = safe_next(form.get("next"), "")
+    username = form.get("username", "admin")[:64]
+    wait = await limiter.retry_after(client, username, now)
     if wait:
         log.warning("console login rate-limited", extra={"client": client})
         return message_page(
@@ -116,15 +134,12 @@ async def login_submit(request: web.Request) -> web.Response:
             status=429,
             headers={"Retry-After": str(wait)},
         )
-    form = await _form(request)
-    target = safe_next(form.get("next"), "")
-    username = form.get("username", "admin")[:64]
     principal = await auth.authenticate(request.app[RUNTIME], username, form.get("password", "")[:256])
     if principal is None:
-        limiter.failed(client, now)
+        await limiter.failed(client, username, now)
         log.warning("console login failed", extra={"client": client})
         return html_response(login_page(next_path=target, error="用户名或密码不正确", username=username), status=401)
-    limiter.succeeded(client)
+    await limiter.succeeded(client, username)
     _, cookie = auth.issue_session(request.app[SETTINGS], principal, now)
     response = web.Response(status=303, headers={"Location": target or auth.home_for(principal.all_roles)})
     auth.set_session_cookie(request, response, cookie)
@@ -145,7 +160,7 @@ async def orders_list(request: web.Request) -> web.Response:
     status = status if status in STATUS_ZH else ""
     number = request.query.get("q", "").strip()[:32]
     raw_page = request.query.get("page", "1")
-    page = min(int(raw_page), 100_000) if raw_page.isdigit() and int(raw_page) > 0 else 1
+    page = min(int(raw_page), 100_000) if raw_page.isdecimal() and int(raw_page) > 0 else 1
     async with request.app[RUNTIME].db.read() as conn:
         rows, more = await queries.list_orders(conn, status=status, number=number, page=page)
     ctx = _ctx(request, "orders")
@@ -198,7 +213,7 @@ def _ship_lines(form: dict[str, str]) -> list[tuple[str, int]] | None:
     if not given:
         return None
     for sku, v in given.items():
-        if not v.isdigit() or int(v) > MAX_QTY:
+        if not v.isdecimal() or int(v) > MAX_QTY:
             raise InvalidInput(f"{sku} 的发货数量必须是整数 (quantity must be a whole number)", field="lines", sku=sku)
     lines = [(sku, int(v)) for sku, v in given.items() if int(v) > 0]
     if not lines:
@@ -319,7 +334,12 @@ PUBLIC_PATHS = frozenset({"/console/login", "/console/static"})  # everything el
 
 def setup_routes(app: web.Application, *, roles: Collection[str] = auth.OPERATIONS_ROLES) -> None:
     """Mount the console. Every route but the login form and the stylesheet goes through :func:`auth.protected`."""
-    app[LOGIN_LIMITER] = auth.LoginLimiter()
+    limiter = app[LOGIN_LIMITER] = LoginLimiter.for_settings(app[SETTINGS].redis_url)
+
+    async def close_limiter(app: web.Application) -> None:
+        await limiter.close()
+
+    app.on_cleanup.append(close_limiter)
     app.router.add_get("/console/login", login_form)
     app.router.add_post("/console/login", login_submit)
     app.router.add_static("/console/static", STATIC_DIR, append_version=False)

@@ -21,9 +21,9 @@ def parse_yuan(text: str) -> int:
     if negative:
         text = text[1:]
     whole, _, frac = text.partition(".")
-    if not whole.isdigit() and not (whole == "" and frac):
+    if not whole.isdecimal() and not (whole == "" and frac):
         raise ValueError(f"not an amount: {text!r}")
-    if frac and (not frac.isdigit() or len(frac) > 2):
+    if frac and (not frac.isdecimal() or len(frac) > 2):
         raise ValueError(f"not an amount with at most two decimals: {text!r}")
     fen = int(whole or "0") * 100 + int((frac + "00")[:2])
     return -fen if negative else fen

@@ -283,7 +283,7 @@ async def sync_follow(
     if not userid:
         return None
     created = item.get("createtime")
-    has_created = isinstance(created, int | str) and str(created).isdigit() and int(created) > 0
+    has_created = isinstance(created, int | str) and str(created).isdecimal() and int(created) > 0
     started = from_timestamp(str(created)) if has_created else now
     add_way = item.get("add_way")
     existing = await follow_of(conn, userid, external_userid)
@@ -298,7 +298,7 @@ async def sync_follow(
         status=status,
         at=started,
         now=now,
-        add_way=int(add_way) if isinstance(add_way, int | str) and str(add_way).lstrip("-").isdigit() else None,
+        add_way=int(add_way) if isinstance(add_way, int | str) and str(add_way).lstrip("-").isdecimal() else None,
         state=str(item["state"])[:64] if item.get("state") else None,
     )
     # remark / description may legitimately be cleared in WeCom: take them as given, not only when non-empty.

@@ -54,7 +54,7 @@ class GroupSnapshot:
 
 
 def _epoch(value: Any) -> dt.datetime | None:
-    if isinstance(value, int | str) and not isinstance(value, bool) and str(value).isdigit() and int(value) > 0:
+    if isinstance(value, int | str) and not isinstance(value, bool) and str(value).isdecimal() and int(value) > 0:
         return dt.datetime.fromtimestamp(int(value), dt.UTC)
     return None
 

@@ -122,7 +122,7 @@ async def untag_customer(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     customer_id = await _customer_id(rt, request)
     raw = request.match_info["tag_id"]
-    if not raw.isdigit():
+    if not raw.isdecimal():
         raise InvalidInput("tag_id 必须是整数 (tag_id must be an integer)", field="tag_id")
     changed = await set_customer_tag(
         rt, customer_id=customer_id, tag_id=int(raw), add=False, source=TagSource.MANUAL, evidence={}, by="api"
@@ -145,6 +145,7 @@ def setup_routes(app: web.Application) -> None:
         "POST",
         "/tags",
         post_tag,
+        success=(200, 201),
         summary="Create a tag: mirror=true makes a WeCom corp tag (add_corp_tag), false a local-only tag; 200 if it exists",
         response=TAG,
         request_body={

@@ -12,12 +12,12 @@ from bots.outbound.models import outbound_messages
 from scrm.core.errors import InvalidInput
 from scrm.core.outbox import outbox
 from scrm.web.keys import RUNTIME
-from scrm.web.openapi import add_api_route, openapi_view, schema
+from scrm.web.openapi import add_api_route, openapi_view, query, schema
 
 
 def _limit(request: web.Request) -> int:
     raw = request.query.get("limit", "50")
-    if not raw.isdigit() or not 1 <= int(raw) <= 500:
+    if not raw.isdecimal() or not 1 <= int(raw) <= 500:
         raise InvalidInput("limit must be an integer from 1 to 500", field="limit")
     return int(raw)
 
@@ -121,7 +121,7 @@ def setup_routes(app: web.Application) -> None:
         list_inbound_events,
         summary="Stored callbacks and synced messages",
         response=_list_of("InboundEvent"),
-        parameters=[limit],
+        parameters=[limit, *(query(n) for n in ("channel", "kind", "external_userid", "status"))],
         errors=(400, 401),
     )
     add_api_route(
@@ -131,7 +131,7 @@ def setup_routes(app: web.Application) -> None:
         list_outbound_messages,
         summary="Messages sent and their outcome",
         response=_list_of("OutboundMessage"),
-        parameters=[limit],
+        parameters=[limit, *(query(n) for n in ("channel", "status", "recipient", "purpose"))],
         errors=(400, 401),
     )
     add_api_route(
@@ -141,6 +141,6 @@ def setup_routes(app: web.Application) -> None:
         list_outbox,
         summary="Outbox rows (pending, failed or done)",
         response=_list_of("OutboxRow"),
-        parameters=[limit],
+        parameters=[limit, query("status", enum=["pending", "failed", "done"])],
         errors=(400, 401),
     )

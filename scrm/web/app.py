@@ -18,6 +18,7 @@ from scrm.core.errors import Unauthorized
 from scrm.core.runtime import Runtime
 from scrm.web.errors import error_middleware
 from scrm.web.keys import RUNTIME, SETTINGS
+from scrm.web.limits import body_deadline_middleware, reject_nul_middleware
 from scrm.web.runtime import build_runtime, start_inprocess_work
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     from tagging import web as tagging_web
     from tagging.engine import tagger_cache
 
-    app = web.Application(middlewares=[error_middleware, api_auth_middleware], client_max_size=settings.max_body_bytes)
+    app = web.Application(
+        middlewares=[error_middleware, body_deadline_middleware, api_auth_middleware, reject_nul_middleware],
+        client_max_size=settings.max_body_bytes,
+    )
     app[SETTINGS] = settings
 
     async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:

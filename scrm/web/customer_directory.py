@@ -99,7 +99,7 @@ def directory_filter(q: str, expression: str, now: dt.datetime) -> Any:
         by_identity = sa.select(customer_identities.c.customer_id).where(customer_identities.c.value == q)
         options = [c.name.like(_like_pattern(q), escape="\\"), c.id.in_(by_identity)]
         number = q.removeprefix("#")
-        if number.isdigit() and len(number) < 19:
+        if number.isdecimal() and len(number) < 19:
             options.append(c.id == int(number))
         conditions.append(sa.or_(*options))
     if expression:

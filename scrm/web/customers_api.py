@@ -72,7 +72,7 @@ CUSTOMER_RECORD = schema(
 
 async def list_customers(request: web.Request) -> web.Response:
     raw_page = request.query.get("page", "1")
-    if not raw_page.isdigit() or len(raw_page) > 5:
+    if not raw_page.isdecimal() or len(raw_page) > 5:
         raise InvalidInput("page 必须是正整数 (page must be a positive integer)", field="page")
     result = await search_customers(
         request.app[RUNTIME], q=request.query.get("q", ""), expression=request.query.get("segment", ""), page=int(raw_page)
@@ -83,7 +83,7 @@ async def list_customers(request: web.Request) -> web.Response:
 async def get_customer_record(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     key = request.match_info["customer"]
-    customer_id: int | None = int(key) if key.isdigit() and len(key) < 19 else None
+    customer_id: int | None = int(key) if key.isdecimal() and len(key) < 19 else None
     if customer_id is None and len(key) <= 128:
         async with rt.db.read() as conn:
             for kind in ("external_userid", "openid", "unionid"):

@@ -7,6 +7,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from sqlalchemy.exc import DBAPIError
 
 from scrm.core import metrics
 from scrm.core.errors import DomainError
@@ -21,6 +22,7 @@ _CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     409: "conflict",
     413: "payload_too_large",
     415: "unsupported_media_type",
@@ -55,6 +57,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
         return json_error(exc.status, _CODES.get(exc.status, "http_error"), message or exc.reason)
+    except DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) != "22021":  # character_not_in_repertoire: a NUL got past the edge
+            log.exception("unhandled error", extra={"path": request.path})
+            return json_error(500, "internal_error", "服务器内部错误，请稍后再试 (internal error)")
+        status = 400
+        return json_error(400, "bad_request", "请求中含有不允许的字符 (a character the database cannot store)")
     except Exception:
         log.exception("unhandled error", extra={"path": request.path})
         return json_error(500, "internal_error", "服务器内部错误，请稍后再试 (internal error)")

@@ -20,9 +20,30 @@ async def read_json(request: web.Request, *, allow_empty: bool = False) -> dict[
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise InvalidInput("请求体不是合法的 JSON (body is not valid JSON)") from None
+    except RecursionError:  # [[[[…]]]] nested deeper than Python's stack: not a body anyone means
+        raise InvalidInput("请求体 JSON 嵌套过深 (JSON nested too deeply)") from None
     if not isinstance(data, dict):
         raise InvalidInput("请求体必须是 JSON 对象 (body must be a JSON object)")
+    if _has_nul(data):
+        raise InvalidInput("请求体含有空字符 \\u0000 (NUL characters are not allowed)")
     return data
+
+
+def _has_nul(data: Any) -> bool:
+    """True when any key or string value holds U+0000: PostgreSQL refuses it in text, and SQLite's LIKE stops at
+    it (a search for "\\0" would match everything)."""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def get_str(data: dict[str, Any], name: str, *, required: bool = True, max_len: int = 256) -> str:

@@ -97,7 +97,7 @@ async def test_kf_sync_pages_with_cursor(client: TestClient, state: SandboxState
         pages.append((len(data["msg_list"]), data["has_more"]))
         seen += data["msg_list"]
         cursor = data["next_cursor"]
-        assert isinstance(cursor, str) and cursor and not cursor.isdigit()  # opaque
+        assert isinstance(cursor, str) and cursor and not cursor.isdecimal()  # opaque
         if not data["has_more"]:
             break
     assert pages == [(10, 1), (10, 1), (5, 0)]
