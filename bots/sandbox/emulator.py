@@ -6,7 +6,12 @@ Mounted with ``app.add_subapp("/sandbox/", create_emulator_app(state))``:
   hosts give: HTTP 200 with ``errcode``); an unknown path answers HTTP 404.
 * ``POST|DELETE /sandbox/api/faults`` — inject / clear faults (``{"path","errcode","times","delay"}``).
 * ``POST /sandbox/api/kf/customer-message`` and ``GET /sandbox/api/kf/conversation`` — the chat page's
-  backend.
+  backend; ``"deliver": false`` only logs the message and returns the callback ``token``, for a caller (the
+  fault tests' load driver) that delivers the ``kf_msg_or_event`` callback itself, as often as it likes.
+* ``POST /sandbox/api/contacts/customer-added`` — a customer adds a member (客户联系): returns what the
+  add_external_contact callback carries (with a fresh single-use WelcomeCode); the caller delivers it.
+* ``GET /sandbox/api/traffic`` — everything the product sent (kf messages, app messages, welcome messages,
+  template and customer-service messages, mass-message tasks) and the count of API calls per path.
 * ``GET /sandbox/connect/oauth2/authorize`` — WeCom's OAuth page (``&userid=`` picks the signed-in member);
   ``POST /sandbox/api/jssdk/agent-config`` — the ``wx.agentConfig`` signature check (for the sidebar's stand-in SDK).
 * ``/sandbox/`` — the chat page; ``/sandbox/static/…`` — its files.
@@ -125,6 +130,8 @@ async def customer_message(request: web.Request) -> web.Response:
     if not isinstance(text, str) or not text.strip() or len(text.encode("utf-8")) > MAX_TEXT_BYTES:
         return _bad_request("text must be 1 to 2048 bytes")
     msg = state.customer_kf_message(ext, text, name=name)
+    if body.get("deliver", True) is False:
+        return _json({"ok": True, "msgid": msg["msgid"], "delivered": False, "open_kfid": msg["open_kfid"], "token": state.kf_sync_token()})
     delivered = False
     if state.on_kf_message is not None:
         notice = KfNotice(msg["open_kfid"], state.kf_sync_token(), msg)
@@ -137,6 +144,25 @@ async def customer_message(request: web.Request) -> web.Response:
             # The message stays in the log; the product's periodic sync sweep will still pick it up.
             log.exception("sandbox: kf_msg_or_event callback could not be delivered")
     return _json({"ok": True, "msgid": msg["msgid"], "delivered": delivered})
+
+
+async def customer_added(request: web.Request) -> web.Response:
+    """A customer adds member ``userid`` (scans their code): returns the add_external_contact callback's fields."""
+    state: SandboxState = request.app[STATE]
+    body = await _json_body(request) or {}
+    userid, ext, name = body.get("userid"), body.get("external_userid"), body.get("name") or "微信用户"
+    if not isinstance(userid, str) or userid not in state.members:
+        return _bad_request("userid must be a member of the sandbox corp")
+    if not isinstance(ext, str) or not EXTERNAL_USERID.fullmatch(ext) or not isinstance(name, str):
+        return _bad_request("external_userid must be 1-64 letters, digits, _ or -")
+    state.add_customer(ext, name, [userid], state=str(body.get("state") or ""))
+    code = state.issue_welcome_code(userid, ext)
+    return _json({"userid": userid, "external_userid": ext, "state": str(body.get("state") or ""), "welcome_code": code})
+
+
+async def traffic(request: web.Request) -> web.Response:
+    """What reached the emulated WeCom / Official Account from the product (tests assert on it)."""
+    return _json(request.app[STATE].traffic())
 
 
 async def conversation(request: web.Request) -> web.Response:
@@ -226,6 +252,8 @@ def create_emulator_app(state: SandboxState) -> web.Application:
     app.router.add_delete("/api/faults", clear_faults)
     app.router.add_post("/api/kf/customer-message", customer_message)
     app.router.add_get("/api/kf/conversation", conversation)
+    app.router.add_post("/api/contacts/customer-added", customer_added)
+    app.router.add_get("/api/traffic", traffic)
     app.router.add_get("/connect/oauth2/authorize", oauth_authorize)
     app.router.add_post("/api/jssdk/agent-config", jssdk_agent_config)
     app.router.add_get("", to_slash)
