@@ -10,6 +10,7 @@ Mounted with ``app.add_subapp("/sandbox/", create_emulator_app(state))``:
   fault tests' load driver) that delivers the ``kf_msg_or_event`` callback itself, as often as it likes.
 * ``POST /sandbox/api/contacts/customer-added`` — a customer adds a member (客户联系): returns what the
   add_external_contact callback carries (with a fresh single-use WelcomeCode); the caller delivers it.
+* ``POST /sandbox/api/tokens/expire`` — every access token issued so far expires now (calls with one answer 42001).
 * ``GET /sandbox/api/traffic`` — everything the product sent (kf messages, app messages, welcome messages,
   template and customer-service messages, mass-message tasks) and the count of API calls per path.
 * ``GET /sandbox/connect/oauth2/authorize`` — WeCom's OAuth page (``&userid=`` picks the signed-in member);
@@ -160,6 +161,11 @@ async def customer_added(request: web.Request) -> web.Response:
     return _json({"userid": userid, "external_userid": ext, "state": str(body.get("state") or ""), "welcome_code": code})
 
 
+async def expire_tokens(request: web.Request) -> web.Response:
+    request.app[STATE].expire_tokens()
+    return _json({"ok": True})
+
+
 async def traffic(request: web.Request) -> web.Response:
     """What reached the emulated WeCom / Official Account from the product (tests assert on it)."""
     return _json(request.app[STATE].traffic())
@@ -253,6 +259,7 @@ def create_emulator_app(state: SandboxState) -> web.Application:
     app.router.add_post("/api/kf/customer-message", customer_message)
     app.router.add_get("/api/kf/conversation", conversation)
     app.router.add_post("/api/contacts/customer-added", customer_added)
+    app.router.add_post("/api/tokens/expire", expire_tokens)
     app.router.add_get("/api/traffic", traffic)
     app.router.add_get("/connect/oauth2/authorize", oauth_authorize)
     app.router.add_post("/api/jssdk/agent-config", jssdk_agent_config)

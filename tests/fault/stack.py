@@ -103,6 +103,28 @@ class Stack:
         self.workers.append(proc)
         return proc
 
+    def wait_workers_ready(self, within: float = 60.0) -> None:
+        """Until every worker polls the queue: arq writes its health-check key on its first poll, after the
+        startup hook (runtime built); each worker holds a Redis connection of its own by then."""
+        import redis
+
+        client = redis.Redis.from_url(self.redis.url)
+        deadline = time.monotonic() + within
+        try:
+            while time.monotonic() < deadline:
+                dead = [w.name for w in self.workers if not w.alive()]
+                if dead:
+                    raise RuntimeError(f"{dead} exited:\n" + self.logs_tail())
+                with contextlib.suppress(redis.RedisError):
+                    clients = int(client.info("clients")["connected_clients"]) - 1  # less this one
+                    if client.exists("scrm:jobs:health-check") and clients >= len(self.workers):
+                        time.sleep(0.5)
+                        return
+                time.sleep(0.1)
+        finally:
+            client.close()
+        raise RuntimeError("workers did not start polling:\n" + self.logs_tail())
+
     def kill_worker(self, proc: Proc) -> None:
         """SIGKILL: no shutdown hook runs, jobs in flight are abandoned mid-way."""
         proc.popen.send_signal(signal.SIGKILL)
@@ -125,6 +147,9 @@ class Stack:
             text = log.read_text(errors="replace").splitlines()
             out.append(f"---- {log.name} (last {lines} of {len(text)} lines)\n" + "\n".join(text[-lines:]))
         return "\n".join(out)
+
+    def exit_codes(self) -> dict[str, int | None]:
+        return {p.name: p.popen.poll() for p in [*([self.serve] if self.serve else []), *self.workers]}
 
     def errors_in_logs(self) -> list[str]:
         """Tracebacks and ERROR lines in the processes' logs (diagnostics for a failed check)."""
