@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 from arq.connections import RedisSettings
+from arq.constants import in_progress_key_prefix
 from arq.worker import Worker
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -21,6 +22,18 @@ log = logging.getLogger(__name__)
 
 REDIS_LOST = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError)
 REDIS_RETRY_SECONDS = 1.0
+# A running job's in-progress key lives this long and is renewed every IN_PROGRESS_RENEW seconds while the job runs.
+# arq's own choice (the longest job timeout + 10 s, 610 s here) leaves the jobs of a killed worker stranded for ten
+# minutes: no other worker may start them until the key expires, and the relay's re-dispatch is refused while the
+# job is still queued under its id.
+IN_PROGRESS_LEASE = 30.0
+IN_PROGRESS_RENEW = 10.0
+# Extend a key's expiry, never shorten it (arq keeps a finished cron job's key a while longer: leave that alone).
+_RENEW_SCRIPT = """
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 and ttl < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return ttl
+"""
 
 
 class ScrmWorker(Worker):
@@ -30,12 +43,35 @@ class ScrmWorker(Worker):
     the jobs stop until someone restarts it. Here the loop waits and polls again, so work that waited in the
     database (outbox) runs as soon as Redis is back. Jobs in flight go on; one whose result could not be recorded
     runs again later, which every job allows.
+
+    The in-progress key of each running job is a short lease renewed while the job runs (see IN_PROGRESS_LEASE),
+    so the jobs of a worker that died (SIGKILL, OOM, lost host) run again elsewhere within half a minute.
     """
 
     redis_down = False
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.in_progress_timeout_s = IN_PROGRESS_LEASE
+        self._renewed_at = 0.0
+
+    async def _renew_in_progress(self) -> None:
+        now = self.loop.time()
+        if now - self._renewed_at < IN_PROGRESS_RENEW:
+            return
+        self._renewed_at = now
+        running = [job_id for job_id, task in self.tasks.items() if not task.done()]
+        if not running:
+            return
+        lease_ms = int(IN_PROGRESS_LEASE * 1000)
+        async with self.pool.pipeline(transaction=False) as pipe:
+            for job_id in running:
+                pipe.eval(_RENEW_SCRIPT, 1, in_progress_key_prefix + job_id, lease_ms)
+            await pipe.execute()
+
     async def _poll_iteration(self) -> None:
         try:
+            await self._renew_in_progress()
             await super()._poll_iteration()
         except REDIS_LOST as exc:
             if not self.redis_down:

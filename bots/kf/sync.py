@@ -28,14 +28,17 @@ from scrm.core.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-LEASE = dt.timedelta(seconds=120)
+# Renewed with every page (one sync_msg call and one transaction), so it only has to outlast one page. A process
+# that dies holding it blocks the kf channel until it lapses: keep it short.
+LEASE = dt.timedelta(seconds=30)
 TOKEN_LIFE = dt.timedelta(minutes=9)
 PAGE_LIMIT = 1000
 MAX_PAGES_PER_PASS = 100  # bound one pass; a remaining backlog is picked up by the next request/sweep
 
 
-async def request_sync(rt: Runtime, open_kfid: str, token: str = "") -> None:
-    """Record that WeCom told us there is news for ``open_kfid`` (the token speeds up sync_msg for 10 min)."""
+async def request_sync(rt: Runtime, open_kfid: str, token: str = "") -> int:
+    """Record that WeCom told us there is news for ``open_kfid`` (the token speeds up sync_msg for 10 min);
+    returns the request's number (see :func:`sync_covers`)."""
     now = rt.clock.now()
     async with rt.db.write() as conn:
         await conn.execute(insert_ignore(kf_cursors, rt.db.dialect).values(open_kfid=open_kfid))
@@ -43,6 +46,22 @@ async def request_sync(rt: Runtime, open_kfid: str, token: str = "") -> None:
         if token:
             values["callback_token"] = token
         await conn.execute(sa.update(kf_cursors).where(kf_cursors.c.open_kfid == open_kfid).values(**values))
+        seq = (await conn.execute(sa.select(kf_cursors.c.request_seq).where(kf_cursors.c.open_kfid == open_kfid))).scalar_one()
+    return int(seq)
+
+
+async def sync_covers(rt: Runtime, open_kfid: str, seq: int) -> bool:
+    """Whether a completed sync pass started after request ``seq`` was recorded (so it read that news)."""
+    async with rt.db.read() as conn:
+        synced = (await conn.execute(sa.select(kf_cursors.c.synced_seq).where(kf_cursors.c.open_kfid == open_kfid))).scalar()
+    return synced is not None and int(synced) >= seq
+
+
+async def lease_wait(rt: Runtime, open_kfid: str) -> float:
+    """Seconds until the current holder's lease lapses (0 when nobody holds it)."""
+    async with rt.db.read() as conn:
+        until = (await conn.execute(sa.select(kf_cursors.c.lease_until).where(kf_cursors.c.open_kfid == open_kfid))).scalar()
+    return max((until - rt.clock.now()).total_seconds(), 0.0) if until is not None else 0.0
 
 
 async def _acquire(rt: Runtime, open_kfid: str, owner: str) -> int | None:

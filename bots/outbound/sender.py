@@ -7,7 +7,7 @@ Each logical message is one ``outbound_messages`` row under a unique idempotency
   returns the stored result without calling the API (a job that runs twice sends once). A key left pending by
   a rate limit or an outage is attempted again on the next call.
 * Concurrent calls with one key do not both call the API: an attempt is claimed first; the loser gets
-  :class:`~scrm.core.jobs.RetryLater`. A claim abandoned by a crash lapses after :data:`CLAIM_LEASE`.
+  :class:`~scrm.core.jobs.RetryLater`. A claim abandoned by a crash lapses after :func:`claim_lease`.
 * 微信客服 sends pass the msgid derived from the key, so even a crash between the API call and the record
   cannot make WeCom deliver twice. The other APIs have no such key: there a crash in that gap may repeat one.
 * Nothing vanishes: a message is sent, skipped with a reason (kf window closed / quota used up), failed with
@@ -46,7 +46,7 @@ from scrm.core.ids import digest_key
 from scrm.core.jobs import RetryLater
 from scrm.core.runtime import Runtime
 
-CLAIM_LEASE = dt.timedelta(seconds=120)  # longer than any API call incl. token refresh and busy retries
+CLAIM_LEASE = dt.timedelta(seconds=120)  # the most a claim may hold a key; see claim_lease()
 SETTLED = {OutboundStatus.SENT, OutboundStatus.SKIPPED, OutboundStatus.FAILED, OutboundStatus.AWAITING_SALESPERSON}
 KEY_MAX = 64  # outbound_messages.idempotency_key
 
@@ -90,6 +90,13 @@ class _Attempt:
 Also = Callable[[AsyncConnection], Awaitable[None]]
 
 
+def claim_lease(rt: Runtime) -> dt.timedelta:
+    """How long a claim holds a key: longer than one attempt can take — token fetch, call, token refresh, call and
+    two busy retries, each bounded by the HTTP timeout — and no longer, so the key of a process that died
+    mid-attempt (a killed worker) is taken over soon rather than after minutes."""
+    return min(CLAIM_LEASE, dt.timedelta(seconds=6 * rt.settings.http_timeout + 5))
+
+
 def storable_key(key: str) -> str:
     """The key as stored: long keys keep a readable head plus a digest of the whole (fits 64 chars)."""
     return key if len(key) <= KEY_MAX else key[: KEY_MAX - 33] + ":" + digest_key(key)
@@ -108,6 +115,7 @@ async def _open(rt: Runtime, draft: _Draft) -> OutboundResult | int:
     """Record the message once and claim the next attempt. Returns the stored result when the key is settled,
     else the id of the claimed row. Raises RetryLater while another attempt of this key is in flight."""
     now = rt.clock.now()
+    lease = claim_lease(rt)
     msgs = outbound_messages.c
     async with rt.db.write() as conn:
         await conn.execute(
@@ -137,7 +145,7 @@ async def _open(rt: Runtime, draft: _Draft) -> OutboundResult | int:
             .where(
                 msgs.id == row.id,
                 msgs.status == OutboundStatus.PENDING,
-                sa.or_(msgs.attempts <= recorded, msgs.updated_at < now - CLAIM_LEASE),
+                sa.or_(msgs.attempts <= recorded, msgs.updated_at < now - lease),
             )
             .values(attempts=recorded + 1, updated_at=now)
         )
@@ -146,7 +154,7 @@ async def _open(rt: Runtime, draft: _Draft) -> OutboundResult | int:
         row = await _load(conn, row.id)
         if row.status in SETTLED:
             return _result(row)
-    raise RetryLater(CLAIM_LEASE.total_seconds() / 4, f"outbound message {row.id}: an attempt is in flight")
+    raise RetryLater(lease.total_seconds() / 4, f"outbound message {row.id}: an attempt is in flight")
 
 
 async def _call(

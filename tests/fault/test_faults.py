@@ -36,6 +36,7 @@ async def run_scenario(
     workers: int = 2,
     customers: int = CUSTOMERS,
     tag: str = "f",
+    prompt_wait: float = 25.0,
 ) -> LoadReport:
     stack.start_serve()
     for _ in range(workers):
@@ -43,7 +44,7 @@ async def run_scenario(
     await asyncio.to_thread(stack.wait_workers_ready)
     driver = Driver(stack.base_url, http)
     try:
-        load = asyncio.create_task(driver.run(customers=customers, interval=INTERVAL, tag=tag))
+        load = asyncio.create_task(driver.run(customers=customers, interval=INTERVAL, tag=tag, prompt_wait=prompt_wait))
         if fault is not None:
             await fault(driver)
         report = await load
@@ -112,7 +113,9 @@ async def test_worker_killed_mid_job(stack: Stack, http: aiohttp.ClientSession, 
         await asyncio.sleep(1)
         stack.start_worker()
 
-    await run_scenario(stack, http, db, fault, tag="k")
+    # The killed worker's jobs wait for their in-progress lease (30 s) to lapse: give the customers time to confirm.
+    report = await run_scenario(stack, http, db, fault, tag="k", prompt_wait=45.0)
+    assert sum(run.confirmed for run in report.customers) >= CUSTOMERS // 2, report.summary()
 
 
 async def test_postgres_restarted(stack: Stack, http: aiohttp.ClientSession, db: Database) -> None:
