@@ -9,8 +9,10 @@ msgid dedupe makes the re-read harmless.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
+import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -141,6 +143,25 @@ class LeaseLost(Exception):
     pass
 
 
+_releasing: set[asyncio.Task[None]] = set()
+
+
+def _release_when_possible(rt: Runtime, open_kfid: str, owner: str) -> None:
+    async def retry() -> None:
+        deadline = time.monotonic() + LEASE.total_seconds()
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+            try:
+                await _release(rt, open_kfid, owner, None)
+                return
+            except Exception as exc:
+                log.debug("kf sync lease not released yet", extra={"open_kfid": open_kfid, "error": str(exc)})
+
+    task = asyncio.create_task(retry(), name=f"kf-lease-release-{owner}")
+    _releasing.add(task)
+    task.add_done_callback(_releasing.discard)
+
+
 async def run_sync(rt: Runtime, open_kfid: str) -> int:
     """Sync until nothing is pending; returns how many new messages were stored. Returns 0 at once when another
     process holds the lease (it will cover our request)."""
@@ -153,7 +174,12 @@ async def run_sync(rt: Runtime, open_kfid: str) -> int:
         try:
             total += await _pull_pages(rt, open_kfid, owner)
         except BaseException:
-            await _release(rt, open_kfid, owner, None)
+            try:
+                await _release(rt, open_kfid, owner, None)
+            except Exception:
+                # The database is what failed (a restart): give the lease back as soon as it answers again,
+                # rather than leave every kf notice waiting for the lease to lapse.
+                _release_when_possible(rt, open_kfid, owner)
             raise
         if not await _release(rt, open_kfid, owner, covered):
             return total

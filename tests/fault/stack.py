@@ -57,7 +57,7 @@ class Stack:
                 "SCRM_SANDBOX": "1",  # the WeCom / Official Account emulator is mounted in the serve process
                 "SCRM_HOST": "127.0.0.1",
                 "SCRM_PORT": str(self.port),  # workers reach the emulator through the serve process's port
-                "SCRM_LOG_FORMAT": "text",
+                "SCRM_LOG_FORMAT": "json",  # with the extras (error, ids): what a failed check needs
                 "SCRM_LOG_LEVEL": "WARNING",
                 "SCRM_HTTP_TIMEOUT": "2",  # the emulator's "hang" fault outlasts it
                 "SCRM_JOB_RETRY_BASE": "0.5",
@@ -156,6 +156,6 @@ class Stack:
         found = []
         for log in sorted(self.workdir.glob("*.log")):
             for line in log.read_text(errors="replace").splitlines():
-                if "Traceback" in line or " ERROR " in line or "CRITICAL" in line:
+                if "Traceback" in line or '"level": "error"' in line or '"level": "critical"' in line:
                     found.append(f"{log.name}: {line[:300]}")
         return found
