@@ -91,6 +91,7 @@ class Settings:
     callback_max_skew: int = 300  # seconds a callback timestamp may differ from our clock
     max_body_bytes: int = 256 * 1024
     http_timeout: float = 10.0
+    wecom_rate_limit_backoff: float = 60.0  # seconds to wait after 45009/45033 ("about a minute", WECOM.md §5)
     job_concurrency: int = 8
     job_max_tries: int = 5
     job_retry_base: float = 1.0  # seconds; retries back off base, 2×base, 4×base … (≤ 300 s)

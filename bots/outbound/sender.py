@@ -13,8 +13,10 @@ Each logical message is one ``outbound_messages`` row under a unique idempotency
 * Nothing vanishes: a message is sent, skipped with a reason (kf window closed / quota used up), failed with
   the errcode, or still pending with the last error while its job retries.
 
-Errors: 45009/45033 → attempt recorded, message left pending, ``RetryLater(60 s)`` raised; timeouts and network
-errors → attempt recorded, :class:`~bots.outbound.client.ApiUnavailable` re-raised for the job to retry.
+Errors: 45009/45033 → attempt recorded, message left pending, ``RetryLater(60 s)`` raised; -1 after the client's
+quick retries, timeouts and network errors → attempt recorded, :class:`~bots.outbound.client.ApiUnavailable`
+raised for the job to retry — except a timeout (or a broken answer) of an API without an idempotency key (all but
+微信客服): that call may have been carried out, so the message is failed "delivery_unknown" rather than repeated.
 """
 
 from __future__ import annotations
@@ -157,11 +159,24 @@ async def _open(rt: Runtime, draft: _Draft) -> OutboundResult | int:
     raise RetryLater(lease.total_seconds() / 4, f"outbound message {row.id}: an attempt is in flight")
 
 
+class _DeliveryUnknown(Exception):
+    """A call without an idempotency key may have been carried out (timeout after sending): not to be repeated."""
+
+    def __init__(self, attempt: _Attempt) -> None:
+        super().__init__(attempt.error_message)
+        self.attempt = attempt
+
+
+DELIVERY_UNKNOWN = "delivery_unknown"  # error_message head of a message given up so it cannot arrive twice
+
+
 async def _call(
-    rt: Runtime, message_id: int, api: TokenApi, path: str, body: dict[str, Any]
+    rt: Runtime, message_id: int, api: TokenApi, path: str, body: dict[str, Any], *, idempotent: bool = True
 ) -> tuple[dict[str, Any] | None, ApiError | None, _Attempt]:
     """One API call. Returns (answer, None, attempt) or (None, error, attempt) for an errcode answer; records
-    the attempt itself and raises for rate limits (RetryLater) and outages (ApiUnavailable)."""
+    the attempt itself and raises for rate limits (RetryLater) and outages (ApiUnavailable). For a call that is
+    not ``idempotent`` an outage after the request may have reached the API raises :class:`_DeliveryUnknown`
+    instead (nothing recorded yet): repeating it could deliver the message twice."""
     at, started = rt.clock.now(), time.monotonic()
 
     def attempt(outcome: str, code: int | None = None, message: str | None = None) -> _Attempt:
@@ -173,7 +188,10 @@ async def _call(
         await _record_retry(rt, message_id, attempt("error", exc.errcode, exc.errmsg))
         raise RetryLater(exc.retry_after, f"{path}: rate limited ({exc.errcode})") from exc
     except ApiUnavailable as exc:
-        await _record_retry(rt, message_id, attempt("timeout" if exc.timeout else "network", None, exc.reason))
+        outcome = attempt("timeout" if exc.timeout else "network", None, exc.reason)
+        if not idempotent and exc.maybe_delivered:
+            raise _DeliveryUnknown(outcome) from exc
+        await _record_retry(rt, message_id, outcome)
         raise
     except ApiError as exc:
         return None, exc, attempt("error", exc.errcode, exc.errmsg)
@@ -254,18 +272,31 @@ async def _send(
     settle: Callable[[int, dict[str, Any], _Attempt], Awaitable[OutboundResult]],
     refused: Callable[[int, ApiError, _Attempt], Awaitable[OutboundResult]] | None = None,
     precheck: Callable[[], Awaitable[str | None]] | None = None,
+    *,
+    idempotent: bool = False,
 ) -> OutboundResult:
-    """open → (precheck: a reason to skip) → call → settle on success / refused-or-failed on an errcode."""
+    """open → (precheck: a reason to skip) → call → settle on success / refused-or-failed on an errcode.
+
+    ``idempotent``: the API dedupes on a key of ours (kf msgid), so a call that timed out may be repeated.
+    Otherwise a timeout after sending settles the message as failed ("delivery_unknown"): at most once beats
+    twice. -1 (busy) after the client's quick retries leaves the message pending for the job to retry later."""
     opened = await _open(rt, draft)
     if isinstance(opened, OutboundResult):
         return opened
     reason = await precheck() if precheck is not None else None
     if reason:
         return await _finish(rt, opened, status=OutboundStatus.SKIPPED, error_message=reason)
-    data, error, attempt = await _call(rt, opened, api, path, draft.payload)
+    try:
+        data, error, attempt = await _call(rt, opened, api, path, draft.payload, idempotent=idempotent)
+    except _DeliveryUnknown as exc:
+        note = f"{DELIVERY_UNKNOWN}: {exc.attempt.error_message}; not repeated ({path} has no idempotency key)"
+        return await _finish(rt, opened, status=OutboundStatus.FAILED, attempt=exc.attempt, error_message=note)
     if error is None:
         assert data is not None
         return await settle(opened, data, attempt)
+    if error.errcode == Errcode.BUSY:
+        await _record_retry(rt, opened, attempt)
+        raise ApiUnavailable(path, f"errcode -1 (busy) after the client's retries: {error.errmsg}", maybe_delivered=False)
     if refused is not None:
         return await refused(opened, error, attempt)
     return await _finish(rt, opened, status=OutboundStatus.FAILED, attempt=attempt, error_code=error.errcode, error_message=error.errmsg)
@@ -347,7 +378,7 @@ async def send_kf_text(
         return await kf_window_reason(rt, open_kfid=open_kfid, external_userid=external_userid)
 
     draft = _Draft(storable_key(key), "kf", purpose, external_userid, body, customer_id)
-    return await _send(rt, draft, rt.get(WECOM_API), "kf/send_msg", settle, refused, precheck)
+    return await _send(rt, draft, rt.get(WECOM_API), "kf/send_msg", settle, refused, precheck, idempotent=True)
 
 
 # ---- staff, Official Account, salesperson tasks -------------------------------------------------------

@@ -4,7 +4,9 @@ Mounted with ``app.add_subapp("/sandbox/", create_emulator_app(state))``:
 
 * ``/sandbox/wecom/cgi-bin/<path>`` and ``/sandbox/mp/cgi-bin/<path>`` — the APIs (answers as the real
   hosts give: HTTP 200 with ``errcode``); an unknown path answers HTTP 404.
-* ``POST|DELETE /sandbox/api/faults`` — inject / clear faults (``{"path","errcode","times","delay"}``).
+* ``POST|DELETE /sandbox/api/faults`` — inject / clear faults (``{"path","errcode","times","delay"}``): the next
+  ``times`` calls of ``path`` answer ``errcode`` after ``delay`` s, or — errcode 0 — are carried out and answered
+  ``delay`` s late (past the client's timeout: it cannot tell that the call took effect).
 * ``POST /sandbox/api/kf/customer-message`` and ``GET /sandbox/api/kf/conversation`` — the chat page's
   backend; ``"deliver": false`` only logs the message and returns the callback ``token``, for a caller (the
   fault tests' load driver) that delivers the ``kf_msg_or_event`` callback itself, as often as it likes.
@@ -73,24 +75,33 @@ def _api_view(api: str, table: Mapping[str, Endpoint]) -> Handler:
             return _json({"errcode": 404, "errmsg": f"no such API in the sandbox: {path}"}, status=404)
         state.calls.append(f"{api}:{path}")
         fault = state.take_fault(api, path)
-        if fault is not None:
+        if fault is not None and fault.errcode:
             if fault.delay > 0:
                 await asyncio.sleep(fault.delay)
-            if fault.errcode:
-                return _json(error_answer(fault.errcode))
-        body: Any = {}
-        raw = await request.read()
-        if raw.strip():
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                body = None
-            if not isinstance(body, dict):
-                return _json(error_answer(DATA_FORMAT_ERROR, "data format error"))
-        # parse_query keeps a literal "+" (aiohttp's request.query would turn it into a space).
-        return _json(dispatch(state, api, path, Call(parse_query(request.query_string), body), table))
+            return _json(error_answer(fault.errcode))
+        answer = await _answer(request, state, api, path, table)
+        if fault is not None and fault.delay > 0:
+            # A slow answer to a call that was carried out (the worst case for the caller: after its timeout it
+            # cannot tell whether the call took effect). The effect happens first, whatever the client does.
+            await asyncio.sleep(fault.delay)
+        return answer
 
     return view
+
+
+async def _answer(request: web.Request, state: SandboxState, api: str, path: str, table: Mapping[str, Endpoint]) -> web.Response:
+    """Carry out one API call on the state and answer as the real host does."""
+    body: Any = {}
+    raw = await request.read()
+    if raw.strip():
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return _json(error_answer(DATA_FORMAT_ERROR, "data format error"))
+    # parse_query keeps a literal "+" (aiohttp's request.query would turn it into a space).
+    return _json(dispatch(state, api, path, Call(parse_query(request.query_string), body), table))
 
 
 async def _json_body(request: web.Request) -> dict[str, Any] | None:

@@ -30,6 +30,7 @@ from scrm.core.ids import digest_key
 from tests.fault.driver import LoadReport
 
 SETTLED_OUTBOUND = ("sent", "skipped", "failed", "awaiting_salesperson")
+TRANSIENT = {-1, 45009, 45033}
 
 
 async def _scalar(db: Database, sql: str, **params: Any) -> int:
@@ -156,10 +157,16 @@ async def check_invariants(db: Database, report: LoadReport, sent: dict[str, Any
         # ---- every notice sent exactly once or recorded as failed with a reason --------------------------
         outbound = await rows("SELECT id, idempotency_key, channel, status, error_code, error_message, payload FROM outbound_messages")
         f.facts["outbound"] = dict(Counter(f"{r.channel}:{r.status}" for r in outbound))
+        attempts = await rows("SELECT api_path, outcome, error_code FROM outbound_attempts")
+        f.facts["attempts"] = dict(Counter(f"{a.api_path}:{a.outcome}:{a.error_code}" for a in attempts))
+        f.facts["wecom_received"] = {k: len(v) for k, v in sent.items() if isinstance(v, list)}
         for r in outbound:
             f.check(r.status in SETTLED_OUTBOUND, f"outbound {r.id} ({r.channel}) left {r.status}: {r.error_message}")
             if r.status in ("failed", "skipped"):
                 f.check(bool(r.error_message or r.error_code), f"outbound {r.id} ({r.channel}) {r.status} without a reason")
+            if r.status == "failed":
+                # -1 (busy) and 45009/45033 (limits) say "later", not "never" (WECOM.md §5).
+                f.check(r.error_code not in TRANSIENT, f"outbound {r.id} ({r.channel}) given up on transient errcode {r.error_code}")
         kf_sent = Counter(m["msgid"] for m in sent["kf_sent"])
         kf_ours = {digest_key(r.idempotency_key): r for r in outbound if r.channel == "kf"}
         for r in outbound:

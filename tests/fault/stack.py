@@ -62,7 +62,7 @@ class Stack:
                 "SCRM_HTTP_TIMEOUT": "2",  # the emulator's "hang" fault outlasts it
                 "SCRM_JOB_RETRY_BASE": "0.5",
                 "SCRM_OUTBOX_POLL_SECONDS": "0.5",
-                "SCRM_RATE_LIMIT_BACKOFF": "3",  # WeCom asks for ~60 s after 45009; a test cannot wait that long
+                "SCRM_WECOM_RATE_LIMIT_BACKOFF": "3",  # WeCom asks for ~60 s after 45009; a test cannot wait that long
                 "PYTHONUNBUFFERED": "1",
             }
         )
