@@ -105,6 +105,12 @@ async def check_invariants(db: Database, report: LoadReport, sent: dict[str, Any
             len(contact_rows) == sum(1 for cb in accepted if cb.kind == "contact"),
             f"{len(contact_rows)} add_external_contact rows for {sum(1 for cb in accepted if cb.kind == 'contact')} accepted events",
         )
+        notices = sum(1 for r in inbound if r.kind == "kf_msg_or_event")
+        accepted_notices = sum(1 for cb in accepted if cb.kind == "kf")
+        f.check(notices == accepted_notices, f"{notices} kf_msg_or_event rows for {accepted_notices} accepted notices")
+        written = [m for run in report.customers for m in (run.order_msgid, run.confirm_msgid) if m]
+        texts = sum(1 for r in inbound if r.kind == "kf.customer.text")
+        f.check(texts == len(written), f"{texts} kf customer messages stored for {len(written)} written")
         kf_ids = {r.dedupe_key.removeprefix("kfmsg:") for r in inbound if r.channel == "kf"}
         for run in report.customers:
             for msgid in (run.order_msgid, run.confirm_msgid):

@@ -85,8 +85,13 @@ class Stack:
         handle.close()
         return Proc(name, popen, log)
 
-    def start_serve(self) -> None:
+    def start_serve(self, *, wait: bool = True) -> None:
         self.serve = self._spawn("serve", "serve")
+        if wait:
+            self.wait_serving()
+
+    def wait_serving(self) -> None:
+        assert self.serve is not None
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if not self.serve.alive():

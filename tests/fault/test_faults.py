@@ -9,6 +9,8 @@ Run them alone with ``python -m pytest -q -m fault``.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
 
@@ -18,12 +20,12 @@ import pytest
 from scrm.core.db import Database
 from tests.fault.checks import check_invariants, traffic, wait_settled
 from tests.fault.driver import Driver, LoadReport
-from tests.fault.stack import Stack
+from tests.fault.stack import ROOT, Stack
 
 pytestmark = pytest.mark.fault
 
-CUSTOMERS = 16
-INTERVAL = 0.5  # a new customer every half second: ~8 s of arrivals, each sending 3 callbacks × 3 copies
+CUSTOMERS = 12
+INTERVAL = 0.5  # a new customer every half second: 6 s of arrivals, each sending 3 callbacks × 3 copies
 SETTLE = 60.0
 
 
@@ -38,9 +40,10 @@ async def run_scenario(
     tag: str = "f",
     prompt_wait: float = 25.0,
 ) -> LoadReport:
-    stack.start_serve()
+    stack.start_serve(wait=False)  # the processes start side by side (each loads the code and jieba for seconds)
     for _ in range(workers):
         stack.start_worker()
+    await asyncio.to_thread(stack.wait_serving)
     await asyncio.to_thread(stack.wait_workers_ready)
     driver = Driver(stack.base_url, http)
     try:
@@ -70,6 +73,10 @@ async def test_every_callback_three_times(stack: Stack, http: aiohttp.ClientSess
     report = await run_scenario(stack, http, db)
     assert all(cb.accepted for cb in report.callbacks)
     assert sum(run.confirmed for run in report.customers) == CUSTOMERS
+    # The operator's own check agrees: `python run.py stock reconcile`.
+    command = [sys.executable, "run.py", "stock", "reconcile"]
+    done = await asyncio.to_thread(subprocess.run, command, cwd=ROOT, env=stack.env(), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "no drift" in done.stdout, done.stdout + done.stderr
 
 
 
