@@ -12,6 +12,7 @@ from arq.constants import in_progress_key_prefix
 from arq.worker import Worker
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import WatchError
 
 from config import Settings
 from scrm.core import outbox
@@ -20,7 +21,9 @@ from scrm.web.runtime import build_runtime, load_features
 
 log = logging.getLogger(__name__)
 
-REDIS_LOST = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError)
+# redis-py reports a connection lost inside a WATCHed pipeline as a WatchError (arq's start_jobs uses one; arq
+# itself handles only the WatchError of a lost race, raised by EXEC, which never reaches us).
+REDIS_LOST = (RedisConnectionError, RedisTimeoutError, WatchError, ConnectionError, TimeoutError)
 REDIS_RETRY_SECONDS = 1.0
 # A running job's in-progress key lives this long and is renewed every IN_PROGRESS_RENEW seconds while the job runs.
 # arq's own choice (the longest job timeout + 10 s, 610 s here) leaves the jobs of a killed worker stranded for ten
