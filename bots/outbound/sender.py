@@ -11,7 +11,8 @@ Each logical message is one ``outbound_messages`` row under a unique idempotency
 * 微信客服 sends pass the msgid derived from the key, so even a crash between the API call and the record
   cannot make WeCom deliver twice. The other APIs have no such key: there a crash in that gap may repeat one.
 * Nothing vanishes: a message is sent, skipped with a reason (kf window closed / quota used up), failed with
-  the errcode, or still pending with the last error while its job retries.
+  the errcode, or still pending with the last error while its job retries — on the job's last try it is failed
+  ("retries exhausted: …") rather than left pending for nobody.
 
 Errors: 45009/45033 → attempt recorded, message left pending, ``RetryLater(60 s)`` raised; -1 after the client's
 quick retries, timeouts and network errors → attempt recorded, :class:`~bots.outbound.client.ApiUnavailable`
@@ -45,7 +46,7 @@ from bots.outbound.models import OutboundStatus, kf_windows, outbound_attempts, 
 from scrm.core import metrics
 from scrm.core.db import insert_ignore
 from scrm.core.ids import digest_key
-from scrm.core.jobs import RetryLater
+from scrm.core.jobs import RetryLater, on_final_try
 from scrm.core.runtime import Runtime
 
 CLAIM_LEASE = dt.timedelta(seconds=120)  # the most a claim may hold a key; see claim_lease()
@@ -264,6 +265,19 @@ async def _finish(
     return _result(row)
 
 
+async def _give_up(rt: Runtime, message_id: int, reason: str) -> OutboundResult:
+    """Settle a message whose attempts were all recorded (and the claim released) as failed with ``reason``."""
+    async with rt.db.write() as conn:
+        await conn.execute(
+            sa.update(outbound_messages)
+            .where(outbound_messages.c.id == message_id, outbound_messages.c.status == OutboundStatus.PENDING)
+            .values(status=OutboundStatus.FAILED, error_message=reason[:500], updated_at=rt.clock.now())
+        )
+        row = await _load(conn, message_id)
+    metrics.outbound.labels(channel=row.channel, outcome=row.status).inc()
+    return _result(row)
+
+
 async def _send(
     rt: Runtime,
     draft: _Draft,
@@ -288,15 +302,19 @@ async def _send(
         return await _finish(rt, opened, status=OutboundStatus.SKIPPED, error_message=reason)
     try:
         data, error, attempt = await _call(rt, opened, api, path, draft.payload, idempotent=idempotent)
+        if error is not None and error.errcode == Errcode.BUSY:
+            await _record_retry(rt, opened, attempt)
+            raise ApiUnavailable(path, f"errcode -1 (busy) after the client's retries: {error.errmsg}", maybe_delivered=False)
     except _DeliveryUnknown as exc:
         note = f"{DELIVERY_UNKNOWN}: {exc.attempt.error_message}; not repeated ({path} has no idempotency key)"
         return await _finish(rt, opened, status=OutboundStatus.FAILED, attempt=exc.attempt, error_message=note)
+    except (RetryLater, ApiUnavailable) as exc:
+        if on_final_try():  # nobody will try again: say so on the message instead of leaving it pending
+            return await _give_up(rt, opened, f"retries exhausted: {exc}")
+        raise
     if error is None:
         assert data is not None
         return await settle(opened, data, attempt)
-    if error.errcode == Errcode.BUSY:
-        await _record_retry(rt, opened, attempt)
-        raise ApiUnavailable(path, f"errcode -1 (busy) after the client's retries: {error.errmsg}", maybe_delivered=False)
     if refused is not None:
         return await refused(opened, error, attempt)
     return await _finish(rt, opened, status=OutboundStatus.FAILED, attempt=attempt, error_code=error.errcode, error_message=error.errmsg)

@@ -200,6 +200,23 @@ async def test_busy_beyond_quick_retries_waits_for_the_job_retry(wired: Runtime,
     assert result.status == OutboundStatus.SENT and state.app_messages_to("ops01") == ["忙"]
 
 
+async def test_last_try_fails_the_message_instead_of_leaving_it_pending(wired: Runtime, state: SandboxState) -> None:
+    """Rate limited on the job's last try: nobody will try again, so the message says failed, with the reason."""
+    from scrm.core.jobs import JobContext, _run_as
+
+    async def job(ctx: JobContext) -> sender.OutboundResult:
+        return await sender.send_app_message(ctx.rt, touser=["ops01"], text="限流", key=f"alert:{ctx.job_id}")
+
+    state.inject("message/send", Errcode.RATE_LIMITED, times=2)
+    with pytest.raises(RetryLater):
+        await _run_as(JobContext(wired, "j1", 1, 3), job)  # not the last try: the job layer retries
+    result = await _run_as(JobContext(wired, "j2", 3, 3), job)
+    assert result.status == OutboundStatus.FAILED and result.error_message.startswith("retries exhausted")
+    assert result.error_code == Errcode.RATE_LIMITED
+    pending = [m for m in await rows(wired, outbound_messages) if m.status == OutboundStatus.PENDING]
+    assert [m.idempotency_key for m in pending] == ["alert:j1"]
+
+
 async def test_concurrent_sends_of_one_key_call_once(wired: Runtime, state: SandboxState) -> None:
     await customer_writes(wired, state, "wmA")
     outcomes = await asyncio.gather(*(send(wired, "同一条", "c:1") for _ in range(4)), return_exceptions=True)
