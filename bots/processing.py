@@ -6,7 +6,9 @@ idempotency key derived from the event id, so a job that runs twice sends one re
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,7 +17,8 @@ import sqlalchemy as sa
 from bots.dialog import router
 from bots.dialog.session import customer_lease, load_state, save_state
 from bots.inbound import TOPIC, mark_processed
-from bots.kf.sync import request_sync, run_sync
+from bots.kf.sync import LEASE as KF_LEASE
+from bots.kf.sync import lease_wait, request_sync, run_sync, sync_covers
 from bots.models import inbound_events
 from bots.outbound import sender
 from scrm.core import outbox
@@ -56,8 +59,14 @@ async def process_inbound(rt: Runtime, payload: dict[str, Any]) -> None:
 @processor("wecom", "kf_msg_or_event")
 async def kf_news(rt: Runtime, row: Any) -> str:
     open_kfid = row.open_kfid or rt.settings.kf_open_kfid
-    await request_sync(rt, open_kfid, str(row.payload.get("Token", "")))
+    seq = await request_sync(rt, open_kfid, str(row.payload.get("Token", "")))
     stored = await run_sync(rt, open_kfid)
+    deadline = time.monotonic() + KF_LEASE.total_seconds() + 5
+    while not await sync_covers(rt, open_kfid, seq) and time.monotonic() < deadline:
+        # Another process holds the sync lease and goes round once more for this news — unless it died: then the
+        # news is ours to read once its lease lapses (else only the once-a-minute sweep would, much later).
+        await asyncio.sleep(min(max(await lease_wait(rt, open_kfid), 0.2), 1.0))
+        stored += await run_sync(rt, open_kfid)
     return f"synced {stored} new kf messages"
 
 

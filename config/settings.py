@@ -92,6 +92,7 @@ class Settings:
     max_body_bytes: int = 256 * 1024
     body_read_timeout: float = 10.0  # seconds a client has to send the whole request body (0 = no limit)
     http_timeout: float = 10.0
+    wecom_rate_limit_backoff: float = 60.0  # seconds to wait after 45009/45033 ("about a minute", WECOM.md §5)
     job_concurrency: int = 8
     job_max_tries: int = 5
     job_retry_base: float = 1.0  # seconds; retries back off base, 2×base, 4×base … (≤ 300 s)

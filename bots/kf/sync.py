@@ -9,8 +9,10 @@ msgid dedupe makes the re-read harmless.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
+import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -28,14 +30,17 @@ from scrm.core.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-LEASE = dt.timedelta(seconds=120)
+# Renewed with every page (one sync_msg call and one transaction), so it only has to outlast one page. A process
+# that dies holding it blocks the kf channel until it lapses: keep it short.
+LEASE = dt.timedelta(seconds=30)
 TOKEN_LIFE = dt.timedelta(minutes=9)
 PAGE_LIMIT = 1000
 MAX_PAGES_PER_PASS = 100  # bound one pass; a remaining backlog is picked up by the next request/sweep
 
 
-async def request_sync(rt: Runtime, open_kfid: str, token: str = "") -> None:
-    """Record that WeCom told us there is news for ``open_kfid`` (the token speeds up sync_msg for 10 min)."""
+async def request_sync(rt: Runtime, open_kfid: str, token: str = "") -> int:
+    """Record that WeCom told us there is news for ``open_kfid`` (the token speeds up sync_msg for 10 min);
+    returns the request's number (see :func:`sync_covers`)."""
     now = rt.clock.now()
     async with rt.db.write() as conn:
         await conn.execute(insert_ignore(kf_cursors, rt.db.dialect).values(open_kfid=open_kfid))
@@ -43,6 +48,22 @@ async def request_sync(rt: Runtime, open_kfid: str, token: str = "") -> None:
         if token:
             values["callback_token"] = token
         await conn.execute(sa.update(kf_cursors).where(kf_cursors.c.open_kfid == open_kfid).values(**values))
+        seq = (await conn.execute(sa.select(kf_cursors.c.request_seq).where(kf_cursors.c.open_kfid == open_kfid))).scalar_one()
+    return int(seq)
+
+
+async def sync_covers(rt: Runtime, open_kfid: str, seq: int) -> bool:
+    """Whether a completed sync pass started after request ``seq`` was recorded (so it read that news)."""
+    async with rt.db.read() as conn:
+        synced = (await conn.execute(sa.select(kf_cursors.c.synced_seq).where(kf_cursors.c.open_kfid == open_kfid))).scalar()
+    return synced is not None and int(synced) >= seq
+
+
+async def lease_wait(rt: Runtime, open_kfid: str) -> float:
+    """Seconds until the current holder's lease lapses (0 when nobody holds it)."""
+    async with rt.db.read() as conn:
+        until = (await conn.execute(sa.select(kf_cursors.c.lease_until).where(kf_cursors.c.open_kfid == open_kfid))).scalar()
+    return max((until - rt.clock.now()).total_seconds(), 0.0) if until is not None else 0.0
 
 
 async def _acquire(rt: Runtime, open_kfid: str, owner: str) -> int | None:
@@ -122,6 +143,25 @@ class LeaseLost(Exception):
     pass
 
 
+_releasing: set[asyncio.Task[None]] = set()
+
+
+def _release_when_possible(rt: Runtime, open_kfid: str, owner: str) -> None:
+    async def retry() -> None:
+        deadline = time.monotonic() + LEASE.total_seconds()
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+            try:
+                await _release(rt, open_kfid, owner, None)
+                return
+            except Exception as exc:
+                log.debug("kf sync lease not released yet", extra={"open_kfid": open_kfid, "error": str(exc)})
+
+    task = asyncio.create_task(retry(), name=f"kf-lease-release-{owner}")
+    _releasing.add(task)
+    task.add_done_callback(_releasing.discard)
+
+
 async def run_sync(rt: Runtime, open_kfid: str) -> int:
     """Sync until nothing is pending; returns how many new messages were stored. Returns 0 at once when another
     process holds the lease (it will cover our request)."""
@@ -134,7 +174,12 @@ async def run_sync(rt: Runtime, open_kfid: str) -> int:
         try:
             total += await _pull_pages(rt, open_kfid, owner)
         except BaseException:
-            await _release(rt, open_kfid, owner, None)
+            try:
+                await _release(rt, open_kfid, owner, None)
+            except Exception:
+                # The database is what failed (a restart): give the lease back as soon as it answers again,
+                # rather than leave every kf notice waiting for the lease to lapse.
+                _release_when_possible(rt, open_kfid, owner)
             raise
         if not await _release(rt, open_kfid, owner, covered):
             return total

@@ -86,22 +86,30 @@ class ApiError(Exception):
 
 
 class RateLimited(ApiError):
-    """45009 / 45033: back off (WeCom asks for about a minute) and try again."""
+    """45009 / 45033: back off (WeCom asks for about a minute; the client's ``rate_limit_backoff``) and try again."""
 
     retry_after = 60.0
+
+    def __init__(self, path: str, errcode: int, errmsg: str, retry_after: float | None = None) -> None:
+        super().__init__(path, errcode, errmsg)
+        if retry_after is not None:
+            self.retry_after = retry_after
 
 
 class ApiUnavailable(Exception):
     """Timeout, connection refused, or a non-JSON/non-200 answer: the call may be retried.
 
     ``timeout`` tells a timeout (the request may have been carried out) from a refused/garbled exchange.
+    ``maybe_delivered`` is False only when the request certainly never reached the API (the connection was not
+    made): a caller of an API without an idempotency key may repeat only such a call.
     """
 
-    def __init__(self, path: str, reason: str, *, timeout: bool = False) -> None:
+    def __init__(self, path: str, reason: str, *, timeout: bool = False, maybe_delivered: bool = True) -> None:
         super().__init__(f"{path}: {reason}")
         self.path = path
         self.reason = reason
         self.timeout = timeout
+        self.maybe_delivered = maybe_delivered
 
 
 SessionGetter = Callable[[], Awaitable[aiohttp.ClientSession]]
@@ -121,8 +129,10 @@ class TokenApi:
         busy_retries: int = 2,
         busy_delay: float = 0.2,
         timeout: float | None = None,
+        rate_limit_backoff: float | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/") + "/"
+        self.rate_limit_backoff = rate_limit_backoff
         self._session = session
         self._token: str | None = None
         self._token_expires = 0.0
@@ -175,10 +185,12 @@ class TokenApi:
                 data = await resp.json(content_type=None)
         except TimeoutError as exc:
             metrics.wecom_api_calls.labels(path=path, errcode="timeout").inc()
-            raise ApiUnavailable(path, "timeout", timeout=True) from exc
+            connecting = isinstance(exc, aiohttp.ConnectionTimeoutError)
+            raise ApiUnavailable(path, "timeout", timeout=True, maybe_delivered=not connecting) from exc
         except aiohttp.ClientError as exc:
             metrics.wecom_api_calls.labels(path=path, errcode="network").inc()
-            raise ApiUnavailable(path, self._redact(f"{type(exc).__name__}: {exc}")) from None
+            connecting = isinstance(exc, aiohttp.ClientConnectorError)
+            raise ApiUnavailable(path, self._redact(f"{type(exc).__name__}: {exc}"), maybe_delivered=not connecting) from None
         except ValueError as exc:
             raise ApiUnavailable(path, "answer is not JSON") from exc
         if not isinstance(data, dict):
@@ -188,7 +200,7 @@ class TokenApi:
         if errcode:
             errmsg = str(data.get("errmsg", ""))
             if errcode in RATE_LIMITS:
-                raise RateLimited(path, errcode, errmsg)
+                raise RateLimited(path, errcode, errmsg, self.rate_limit_backoff)
             raise ApiError(path, errcode, errmsg)
         return data
 

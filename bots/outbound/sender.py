@@ -7,14 +7,17 @@ Each logical message is one ``outbound_messages`` row under a unique idempotency
   returns the stored result without calling the API (a job that runs twice sends once). A key left pending by
   a rate limit or an outage is attempted again on the next call.
 * Concurrent calls with one key do not both call the API: an attempt is claimed first; the loser gets
-  :class:`~scrm.core.jobs.RetryLater`. A claim abandoned by a crash lapses after :data:`CLAIM_LEASE`.
+  :class:`~scrm.core.jobs.RetryLater`. A claim abandoned by a crash lapses after :func:`claim_lease`.
 * 微信客服 sends pass the msgid derived from the key, so even a crash between the API call and the record
   cannot make WeCom deliver twice. The other APIs have no such key: there a crash in that gap may repeat one.
 * Nothing vanishes: a message is sent, skipped with a reason (kf window closed / quota used up), failed with
-  the errcode, or still pending with the last error while its job retries.
+  the errcode, or still pending with the last error while its job retries — on the job's last try it is failed
+  ("retries exhausted: …") rather than left pending for nobody.
 
-Errors: 45009/45033 → attempt recorded, message left pending, ``RetryLater(60 s)`` raised; timeouts and network
-errors → attempt recorded, :class:`~bots.outbound.client.ApiUnavailable` re-raised for the job to retry.
+Errors: 45009/45033 → attempt recorded, message left pending, ``RetryLater(60 s)`` raised; -1 after the client's
+quick retries, timeouts and network errors → attempt recorded, :class:`~bots.outbound.client.ApiUnavailable`
+raised for the job to retry — except a timeout (or a broken answer) of an API without an idempotency key (all but
+微信客服): that call may have been carried out, so the message is failed "delivery_unknown" rather than repeated.
 """
 
 from __future__ import annotations
@@ -43,10 +46,10 @@ from bots.outbound.models import OutboundStatus, kf_windows, outbound_attempts, 
 from scrm.core import metrics
 from scrm.core.db import insert_ignore
 from scrm.core.ids import digest_key
-from scrm.core.jobs import RetryLater
+from scrm.core.jobs import RetryLater, on_final_try
 from scrm.core.runtime import Runtime
 
-CLAIM_LEASE = dt.timedelta(seconds=120)  # longer than any API call incl. token refresh and busy retries
+CLAIM_LEASE = dt.timedelta(seconds=120)  # the most a claim may hold a key; see claim_lease()
 SETTLED = {OutboundStatus.SENT, OutboundStatus.SKIPPED, OutboundStatus.FAILED, OutboundStatus.AWAITING_SALESPERSON}
 KEY_MAX = 64  # outbound_messages.idempotency_key
 
@@ -90,6 +93,13 @@ class _Attempt:
 Also = Callable[[AsyncConnection], Awaitable[None]]
 
 
+def claim_lease(rt: Runtime) -> dt.timedelta:
+    """How long a claim holds a key: longer than one attempt can take — token fetch, call, token refresh, call and
+    two busy retries, each bounded by the HTTP timeout — and no longer, so the key of a process that died
+    mid-attempt (a killed worker) is taken over soon rather than after minutes."""
+    return min(CLAIM_LEASE, dt.timedelta(seconds=6 * rt.settings.http_timeout + 5))
+
+
 def storable_key(key: str) -> str:
     """The key as stored: long keys keep a readable head plus a digest of the whole (fits 64 chars)."""
     return key if len(key) <= KEY_MAX else key[: KEY_MAX - 33] + ":" + digest_key(key)
@@ -108,6 +118,7 @@ async def _open(rt: Runtime, draft: _Draft) -> OutboundResult | int:
     """Record the message once and claim the next attempt. Returns the stored result when the key is settled,
     else the id of the claimed row. Raises RetryLater while another attempt of this key is in flight."""
     now = rt.clock.now()
+    lease = claim_lease(rt)
     msgs = outbound_messages.c
     async with rt.db.write() as conn:
         await conn.execute(
@@ -137,7 +148,7 @@ async def _open(rt: Runtime, draft: _Draft) -> OutboundResult | int:
             .where(
                 msgs.id == row.id,
                 msgs.status == OutboundStatus.PENDING,
-                sa.or_(msgs.attempts <= recorded, msgs.updated_at < now - CLAIM_LEASE),
+                sa.or_(msgs.attempts <= recorded, msgs.updated_at < now - lease),
             )
             .values(attempts=recorded + 1, updated_at=now)
         )
@@ -146,14 +157,27 @@ async def _open(rt: Runtime, draft: _Draft) -> OutboundResult | int:
         row = await _load(conn, row.id)
         if row.status in SETTLED:
             return _result(row)
-    raise RetryLater(CLAIM_LEASE.total_seconds() / 4, f"outbound message {row.id}: an attempt is in flight")
+    raise RetryLater(lease.total_seconds() / 4, f"outbound message {row.id}: an attempt is in flight")
+
+
+class _DeliveryUnknown(Exception):
+    """A call without an idempotency key may have been carried out (timeout after sending): not to be repeated."""
+
+    def __init__(self, attempt: _Attempt) -> None:
+        super().__init__(attempt.error_message)
+        self.attempt = attempt
+
+
+DELIVERY_UNKNOWN = "delivery_unknown"  # error_message head of a message given up so it cannot arrive twice
 
 
 async def _call(
-    rt: Runtime, message_id: int, api: TokenApi, path: str, body: dict[str, Any]
+    rt: Runtime, message_id: int, api: TokenApi, path: str, body: dict[str, Any], *, idempotent: bool = True
 ) -> tuple[dict[str, Any] | None, ApiError | None, _Attempt]:
     """One API call. Returns (answer, None, attempt) or (None, error, attempt) for an errcode answer; records
-    the attempt itself and raises for rate limits (RetryLater) and outages (ApiUnavailable)."""
+    the attempt itself and raises for rate limits (RetryLater) and outages (ApiUnavailable). For a call that is
+    not ``idempotent`` an outage after the request may have reached the API raises :class:`_DeliveryUnknown`
+    instead (nothing recorded yet): repeating it could deliver the message twice."""
     at, started = rt.clock.now(), time.monotonic()
 
     def attempt(outcome: str, code: int | None = None, message: str | None = None) -> _Attempt:
@@ -165,7 +189,10 @@ async def _call(
         await _record_retry(rt, message_id, attempt("error", exc.errcode, exc.errmsg))
         raise RetryLater(exc.retry_after, f"{path}: rate limited ({exc.errcode})") from exc
     except ApiUnavailable as exc:
-        await _record_retry(rt, message_id, attempt("timeout" if exc.timeout else "network", None, exc.reason))
+        outcome = attempt("timeout" if exc.timeout else "network", None, exc.reason)
+        if not idempotent and exc.maybe_delivered:
+            raise _DeliveryUnknown(outcome) from exc
+        await _record_retry(rt, message_id, outcome)
         raise
     except ApiError as exc:
         return None, exc, attempt("error", exc.errcode, exc.errmsg)
@@ -238,6 +265,19 @@ async def _finish(
     return _result(row)
 
 
+async def _give_up(rt: Runtime, message_id: int, reason: str) -> OutboundResult:
+    """Settle a message whose attempts were all recorded (and the claim released) as failed with ``reason``."""
+    async with rt.db.write() as conn:
+        await conn.execute(
+            sa.update(outbound_messages)
+            .where(outbound_messages.c.id == message_id, outbound_messages.c.status == OutboundStatus.PENDING)
+            .values(status=OutboundStatus.FAILED, error_message=reason[:500], updated_at=rt.clock.now())
+        )
+        row = await _load(conn, message_id)
+    metrics.outbound.labels(channel=row.channel, outcome=row.status).inc()
+    return _result(row)
+
+
 async def _send(
     rt: Runtime,
     draft: _Draft,
@@ -246,15 +286,32 @@ async def _send(
     settle: Callable[[int, dict[str, Any], _Attempt], Awaitable[OutboundResult]],
     refused: Callable[[int, ApiError, _Attempt], Awaitable[OutboundResult]] | None = None,
     precheck: Callable[[], Awaitable[str | None]] | None = None,
+    *,
+    idempotent: bool = False,
 ) -> OutboundResult:
-    """open → (precheck: a reason to skip) → call → settle on success / refused-or-failed on an errcode."""
+    """open → (precheck: a reason to skip) → call → settle on success / refused-or-failed on an errcode.
+
+    ``idempotent``: the API dedupes on a key of ours (kf msgid), so a call that timed out may be repeated.
+    Otherwise a timeout after sending settles the message as failed ("delivery_unknown"): at most once beats
+    twice. -1 (busy) after the client's quick retries leaves the message pending for the job to retry later."""
     opened = await _open(rt, draft)
     if isinstance(opened, OutboundResult):
         return opened
     reason = await precheck() if precheck is not None else None
     if reason:
         return await _finish(rt, opened, status=OutboundStatus.SKIPPED, error_message=reason)
-    data, error, attempt = await _call(rt, opened, api, path, draft.payload)
+    try:
+        data, error, attempt = await _call(rt, opened, api, path, draft.payload, idempotent=idempotent)
+        if error is not None and error.errcode == Errcode.BUSY:
+            await _record_retry(rt, opened, attempt)
+            raise ApiUnavailable(path, f"errcode -1 (busy) after the client's retries: {error.errmsg}", maybe_delivered=False)
+    except _DeliveryUnknown as exc:
+        note = f"{DELIVERY_UNKNOWN}: {exc.attempt.error_message}; not repeated ({path} has no idempotency key)"
+        return await _finish(rt, opened, status=OutboundStatus.FAILED, attempt=exc.attempt, error_message=note)
+    except (RetryLater, ApiUnavailable) as exc:
+        if on_final_try():  # nobody will try again: say so on the message instead of leaving it pending
+            return await _give_up(rt, opened, f"retries exhausted: {exc}")
+        raise
     if error is None:
         assert data is not None
         return await settle(opened, data, attempt)
@@ -339,7 +396,7 @@ async def send_kf_text(
         return await kf_window_reason(rt, open_kfid=open_kfid, external_userid=external_userid)
 
     draft = _Draft(storable_key(key), "kf", purpose, external_userid, body, customer_id)
-    return await _send(rt, draft, rt.get(WECOM_API), "kf/send_msg", settle, refused, precheck)
+    return await _send(rt, draft, rt.get(WECOM_API), "kf/send_msg", settle, refused, precheck, idempotent=True)
 
 
 # ---- staff, Official Account, salesperson tasks -------------------------------------------------------

@@ -4,9 +4,17 @@ Mounted with ``app.add_subapp("/sandbox/", create_emulator_app(state))``:
 
 * ``/sandbox/wecom/cgi-bin/<path>`` and ``/sandbox/mp/cgi-bin/<path>`` — the APIs (answers as the real
   hosts give: HTTP 200 with ``errcode``); an unknown path answers HTTP 404.
-* ``POST|DELETE /sandbox/api/faults`` — inject / clear faults (``{"path","errcode","times","delay"}``).
+* ``POST|DELETE /sandbox/api/faults`` — inject / clear faults (``{"path","errcode","times","delay"}``): the next
+  ``times`` calls of ``path`` answer ``errcode`` after ``delay`` s, or — errcode 0 — are carried out and answered
+  ``delay`` s late (past the client's timeout: it cannot tell that the call took effect).
 * ``POST /sandbox/api/kf/customer-message`` and ``GET /sandbox/api/kf/conversation`` — the chat page's
-  backend.
+  backend; ``"deliver": false`` only logs the message and returns the callback ``token``, for a caller (the
+  fault tests' load driver) that delivers the ``kf_msg_or_event`` callback itself, as often as it likes.
+* ``POST /sandbox/api/contacts/customer-added`` — a customer adds a member (客户联系): returns what the
+  add_external_contact callback carries (with a fresh single-use WelcomeCode); the caller delivers it.
+* ``POST /sandbox/api/tokens/expire`` — every access token issued so far expires now (calls with one answer 42001).
+* ``GET /sandbox/api/traffic`` — everything the product sent (kf messages, app messages, welcome messages,
+  template and customer-service messages, mass-message tasks) and the count of API calls per path.
 * ``GET /sandbox/connect/oauth2/authorize`` — WeCom's OAuth page (``&userid=`` picks the signed-in member);
   ``POST /sandbox/api/jssdk/agent-config`` — the ``wx.agentConfig`` signature check (for the sidebar's stand-in SDK).
 * ``/sandbox/`` — the chat page; ``/sandbox/static/…`` — its files.
@@ -67,24 +75,33 @@ def _api_view(api: str, table: Mapping[str, Endpoint]) -> Handler:
             return _json({"errcode": 404, "errmsg": f"no such API in the sandbox: {path}"}, status=404)
         state.calls.append(f"{api}:{path}")
         fault = state.take_fault(api, path)
-        if fault is not None:
+        if fault is not None and fault.errcode:
             if fault.delay > 0:
                 await asyncio.sleep(fault.delay)
-            if fault.errcode:
-                return _json(error_answer(fault.errcode))
-        body: Any = {}
-        raw = await request.read()
-        if raw.strip():
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                body = None
-            if not isinstance(body, dict):
-                return _json(error_answer(DATA_FORMAT_ERROR, "data format error"))
-        # parse_query keeps a literal "+" (aiohttp's request.query would turn it into a space).
-        return _json(dispatch(state, api, path, Call(parse_query(request.query_string), body), table))
+            return _json(error_answer(fault.errcode))
+        answer = await _answer(request, state, api, path, table)
+        if fault is not None and fault.delay > 0:
+            # A slow answer to a call that was carried out (the worst case for the caller: after its timeout it
+            # cannot tell whether the call took effect). The effect happens first, whatever the client does.
+            await asyncio.sleep(fault.delay)
+        return answer
 
     return view
+
+
+async def _answer(request: web.Request, state: SandboxState, api: str, path: str, table: Mapping[str, Endpoint]) -> web.Response:
+    """Carry out one API call on the state and answer as the real host does."""
+    body: Any = {}
+    raw = await request.read()
+    if raw.strip():
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return _json(error_answer(DATA_FORMAT_ERROR, "data format error"))
+    # parse_query keeps a literal "+" (aiohttp's request.query would turn it into a space).
+    return _json(dispatch(state, api, path, Call(parse_query(request.query_string), body), table))
 
 
 async def _json_body(request: web.Request) -> dict[str, Any] | None:
@@ -125,6 +142,8 @@ async def customer_message(request: web.Request) -> web.Response:
     if not isinstance(text, str) or not text.strip() or len(text.encode("utf-8")) > MAX_TEXT_BYTES:
         return _bad_request("text must be 1 to 2048 bytes")
     msg = state.customer_kf_message(ext, text, name=name)
+    if body.get("deliver", True) is False:
+        return _json({"ok": True, "msgid": msg["msgid"], "delivered": False, "open_kfid": msg["open_kfid"], "token": state.kf_sync_token()})
     delivered = False
     if state.on_kf_message is not None:
         notice = KfNotice(msg["open_kfid"], state.kf_sync_token(), msg)
@@ -177,6 +196,30 @@ async def group_leave(request: web.Request) -> web.Response:
     except KeyError as exc:
         return _bad_request(str(exc))
     return _json({"ok": True, **left})
+
+
+async def customer_added(request: web.Request) -> web.Response:
+    """A customer adds member ``userid`` (scans their code): returns the add_external_contact callback's fields."""
+    state: SandboxState = request.app[STATE]
+    body = await _json_body(request) or {}
+    userid, ext, name = body.get("userid"), body.get("external_userid"), body.get("name") or "微信用户"
+    if not isinstance(userid, str) or userid not in state.members:
+        return _bad_request("userid must be a member of the sandbox corp")
+    if not isinstance(ext, str) or not EXTERNAL_USERID.fullmatch(ext) or not isinstance(name, str):
+        return _bad_request("external_userid must be 1-64 letters, digits, _ or -")
+    state.add_customer(ext, name, [userid], state=str(body.get("state") or ""))
+    code = state.issue_welcome_code(userid, ext)
+    return _json({"userid": userid, "external_userid": ext, "state": str(body.get("state") or ""), "welcome_code": code})
+
+
+async def expire_tokens(request: web.Request) -> web.Response:
+    request.app[STATE].expire_tokens()
+    return _json({"ok": True})
+
+
+async def traffic(request: web.Request) -> web.Response:
+    """What reached the emulated WeCom / Official Account from the product (tests assert on it)."""
+    return _json(request.app[STATE].traffic())
 
 
 async def conversation(request: web.Request) -> web.Response:
@@ -268,6 +311,10 @@ def create_emulator_app(state: SandboxState) -> web.Application:
     app.router.add_get("/api/kf/conversation", conversation)
     app.router.add_post("/api/groups/join", group_join)
     app.router.add_post("/api/groups/leave", group_leave)
+
+    app.router.add_post("/api/contacts/customer-added", customer_added)
+    app.router.add_post("/api/tokens/expire", expire_tokens)
+    app.router.add_get("/api/traffic", traffic)
     app.router.add_get("/connect/oauth2/authorize", oauth_authorize)
     app.router.add_post("/api/jssdk/agent-config", jssdk_agent_config)
     app.router.add_get("", to_slash)

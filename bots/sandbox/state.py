@@ -458,6 +458,25 @@ class SandboxState:
         """Texts the bot sent to this customer in 微信客服, oldest first."""
         return [m["text"] for m in self.kf_conversation(external_userid, open_kfid) if m["origin"] == 5]
 
+    def traffic(self) -> dict[str, Any]:
+        """Everything the product sent, JSON-ready, and the number of API calls per ``api:path``."""
+
+        def plain(items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+            return [{k: v.isoformat() if isinstance(v, dt.datetime) else v for k, v in item.items()} for item in items]
+
+        calls: dict[str, int] = {}
+        for call in self.calls:
+            calls[call] = calls.get(call, 0) + 1
+        return {
+            "kf_sent": plain(self.kf_sent.values()),
+            "app_messages": plain(self.app_messages),
+            "welcome_messages": plain(self.welcome_messages),
+            "templates_sent": plain(self.templates_sent),
+            "mp_custom_sent": plain(self.mp_custom_sent),
+            "msg_templates": plain(self.msg_templates),
+            "calls": calls,
+        }
+
     def app_messages_to(self, userid: str) -> list[str]:
         """Texts of app messages delivered (not dropped) to member ``userid``."""
         return [m["content"] for m in self.app_messages if userid in m["delivered"]]

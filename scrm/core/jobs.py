@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import datetime as dt
 import logging
 import time
@@ -53,6 +54,24 @@ class JobContext:
 
 
 JobFunc = Callable[..., Awaitable[Any]]
+
+# The job being run in this task, for code deep below a job that must act differently on its last try (the
+# sender settles a message as failed rather than leave it pending when nobody will try again).
+_current_job: contextvars.ContextVar[JobContext | None] = contextvars.ContextVar("current_job", default=None)
+
+
+def on_final_try() -> bool:
+    """True inside a job on its last try (False outside jobs: a caller there decides retries itself)."""
+    ctx = _current_job.get()
+    return ctx is not None and ctx.final_try
+
+
+async def _run_as(ctx: JobContext, func: JobFunc, *args: Any) -> Any:
+    token = _current_job.set(ctx)
+    try:
+        return await func(ctx, *args)
+    finally:
+        _current_job.reset(token)
 
 
 @dataclass(frozen=True)
@@ -199,7 +218,7 @@ class InProcessQueue(JobQueue):
         max_tries = spec.max_tries or self.max_tries
         ctx = JobContext(self._rt, item.job_id, item.job_try, max_tries)
         try:
-            await asyncio.wait_for(spec.func(ctx, *item.args), timeout=spec.timeout)
+            await asyncio.wait_for(_run_as(ctx, spec.func, *item.args), timeout=spec.timeout)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -311,7 +330,7 @@ def arq_function(spec: JobSpec, default_max_tries: int, retry_base: float) -> An
     async def run(ctx: dict[str, Any], *args: Any) -> Any:
         jctx = JobContext(ctx["rt"], ctx["job_id"], ctx["job_try"], max_tries)
         try:
-            return await spec.func(jctx, *args)
+            return await _run_as(jctx, spec.func, *args)
         except RetryLater as exc:
             if jctx.final_try:
                 raise

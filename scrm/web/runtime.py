@@ -79,10 +79,12 @@ async def build_runtime(settings: Settings, clock: Clock | None = None, *, check
 
     install_coupons(rt)  # orders ask this provider which coupon applies (fulfillment may not import scrm)
     wecom_base, mp_base = sandbox_api_bases(settings)
+    backoff = settings.wecom_rate_limit_backoff
     if settings.wecom_enabled:
-        rt.put(WECOM_API, WeComApi(wecom_base, settings.wecom_corp_id, settings.wecom_secret.get(), rt.http_session))
+        secret = settings.wecom_secret.get()
+        rt.put(WECOM_API, WeComApi(wecom_base, settings.wecom_corp_id, secret, rt.http_session, rate_limit_backoff=backoff))
     if settings.mp_enabled:
-        rt.put(MP_API, MpApi(mp_base, settings.mp_app_id, settings.mp_secret.get(), rt.http_session))
+        rt.put(MP_API, MpApi(mp_base, settings.mp_app_id, settings.mp_secret.get(), rt.http_session, rate_limit_backoff=backoff))
     return rt
 
 

@@ -161,6 +161,62 @@ async def test_timeout_is_retried_and_msgid_prevents_a_duplicate(rt: Runtime, se
     assert state.kf_replies("wmA") == ["订单已确认"]  # once: WeCom deduplicated the msgid
 
 
+async def test_app_message_timeout_is_not_repeated(rt: Runtime, server: TestServer, state: SandboxState) -> None:
+    """message/send has no idempotency key: after a timeout WeCom may have delivered it, so it is settled as
+    failed ("delivery_unknown") instead of being sent again (the fault tests found it delivered twice)."""
+    wire(rt, server, timeout=0.2)
+    state.inject("message/send", 0, delay=0.5)  # carried out, answered after our timeout
+    result = await sender.send_app_message(rt, touser=["ops01"], text="【新订单】SO1", key="alert:1")
+    assert result.status == OutboundStatus.FAILED and result.error_message.startswith(sender.DELIVERY_UNKNOWN)
+    await asyncio.sleep(0.5)
+    again = await sender.send_app_message(rt, touser=["ops01"], text="【新订单】SO1", key="alert:1")  # the job runs again
+    assert again.status == OutboundStatus.FAILED
+    assert state.app_messages_to("ops01") == ["【新订单】SO1"] and state.call_count("message/send") == 1
+    (attempt,) = await rows(rt, outbound_attempts)
+    assert attempt.outcome == "timeout"
+
+
+async def test_app_message_refused_connection_is_retried(rt: Runtime, state: SandboxState) -> None:
+    """A connection that was never made cannot have delivered anything: that one is retried."""
+    from tests.helpers import free_port
+
+    s = rt.settings
+    rt.put(WECOM_API, WeComApi(f"http://127.0.0.1:{free_port()}/", s.wecom_corp_id, s.wecom_secret.get(), rt.http_session))
+    with pytest.raises(ApiUnavailable):
+        await sender.send_app_message(rt, touser=["ops01"], text="稍后", key="alert:2")
+    (msg,) = await rows(rt, outbound_messages)
+    assert msg.status == OutboundStatus.PENDING
+
+
+async def test_busy_beyond_quick_retries_waits_for_the_job_retry(wired: Runtime, state: SandboxState) -> None:
+    """-1 (system busy) says "later", not "never": after the client's quick retries the message stays pending
+    and the job retries it; it is not failed for good."""
+    state.inject("message/send", Errcode.BUSY, times=3)
+    with pytest.raises(ApiUnavailable):
+        await sender.send_app_message(wired, touser=["ops01"], text="忙", key="alert:3")
+    (msg,) = await rows(wired, outbound_messages)
+    assert msg.status == OutboundStatus.PENDING and msg.error_code == Errcode.BUSY
+    result = await sender.send_app_message(wired, touser=["ops01"], text="忙", key="alert:3")
+    assert result.status == OutboundStatus.SENT and state.app_messages_to("ops01") == ["忙"]
+
+
+async def test_last_try_fails_the_message_instead_of_leaving_it_pending(wired: Runtime, state: SandboxState) -> None:
+    """Rate limited on the job's last try: nobody will try again, so the message says failed, with the reason."""
+    from scrm.core.jobs import JobContext, _run_as
+
+    async def job(ctx: JobContext) -> sender.OutboundResult:
+        return await sender.send_app_message(ctx.rt, touser=["ops01"], text="限流", key=f"alert:{ctx.job_id}")
+
+    state.inject("message/send", Errcode.RATE_LIMITED, times=2)
+    with pytest.raises(RetryLater):
+        await _run_as(JobContext(wired, "j1", 1, 3), job)  # not the last try: the job layer retries
+    result = await _run_as(JobContext(wired, "j2", 3, 3), job)
+    assert result.status == OutboundStatus.FAILED and result.error_message.startswith("retries exhausted")
+    assert result.error_code == Errcode.RATE_LIMITED
+    pending = [m for m in await rows(wired, outbound_messages) if m.status == OutboundStatus.PENDING]
+    assert [m.idempotency_key for m in pending] == ["alert:j1"]
+
+
 async def test_concurrent_sends_of_one_key_call_once(wired: Runtime, state: SandboxState) -> None:
     await customer_writes(wired, state, "wmA")
     outcomes = await asyncio.gather(*(send(wired, "同一条", "c:1") for _ in range(4)), return_exceptions=True)

@@ -4,8 +4,6 @@ outbox and runs (in an arq worker) once Redis is back. Uses a private redis-serv
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,44 +19,13 @@ from scrm.web.app import create_app
 from scrm.web.runtime import build_runtime
 from scrm.worker import make_worker
 from tests.conftest import make_settings
-from tests.helpers import envelope, free_port, text_xml
+from tests.helpers import envelope, text_xml
+from tests.services import PrivateRedis, redis_server_binary
 
-pytestmark = pytest.mark.redis
-
-
-class PrivateRedis:
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.workdir = workdir
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        exe = shutil.which("redis-server") or "/usr/bin/redis-server"
-        self.proc = subprocess.Popen(
-            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(self.workdir)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        import socket
-        import time
-
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.05)
-        raise RuntimeError("private redis-server did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(10)
-            self.proc = None
+pytestmark = [
+    pytest.mark.redis,
+    pytest.mark.skipif(redis_server_binary() is None, reason="redis-server is not installed: cannot run a private Redis"),
+]
 
 
 @pytest.fixture
