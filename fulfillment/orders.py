@@ -67,23 +67,26 @@ async def _history(conn: AsyncConnection, order_id: int, *args: Any, **kw: Any) 
     await conn.execute(order_history.insert().values(**_history_row(order_id, *args, **kw)))
 
 
+def _line_row(order_id: int, ln: PricedLine, **more: Any) -> dict[str, Any]:
+    """An order_lines row for a priced line (``more``: allocation columns when the order is confirmed at once)."""
+    return {
+        "order_id": order_id,
+        "product_id": ln.product_id,
+        "sku": ln.sku,
+        "name": ln.name,
+        "unit": ln.unit,
+        "qty": ln.qty,
+        "unit_price_fen": ln.unit_price_fen,
+        "line_total_fen": ln.line_total_fen,
+        **more,
+    }
+
+
 async def _write_lines(conn: AsyncConnection, order_id: int, lines: list[PricedLine]) -> int:
     await conn.execute(order_lines.delete().where(order_lines.c.order_id == order_id))
     await conn.execute(
         order_lines.insert(),
-        [
-            {
-                "order_id": order_id,
-                "product_id": ln.product_id,
-                "sku": ln.sku,
-                "name": ln.name,
-                "unit": ln.unit,
-                "qty": ln.qty,
-                "unit_price_fen": ln.unit_price_fen,
-                "line_total_fen": ln.line_total_fen,
-            }
-            for ln in lines
-        ],
+        [_line_row(order_id, ln) for ln in lines],
     )
     return sum(ln.line_total_fen for ln in lines)
 
@@ -151,21 +154,7 @@ async def create_order(
             (
                 await conn.execute(
                     order_lines.insert().returning(order_lines.c.id, sort_by_parameter_order=True),
-                    [
-                        {
-                            "order_id": order_id,
-                            "product_id": ln.product_id,
-                            "sku": ln.sku,
-                            "name": ln.name,
-                            "unit": ln.unit,
-                            "qty": ln.qty,
-                            "unit_price_fen": ln.unit_price_fen,
-                            "line_total_fen": ln.line_total_fen,
-                            "allocated_qty": got,
-                            "warehouse_id": warehouse_id,
-                        }
-                        for ln, got in zip(lines, taken, strict=True)
-                    ],
+                    [_line_row(order_id, ln, allocated_qty=got, warehouse_id=warehouse_id) for ln, got in zip(lines, taken, strict=True)],
                 )
             )
             .scalars()
