@@ -91,6 +91,7 @@ class Settings:
     callback_max_skew: int = 300  # seconds a callback timestamp may differ from our clock
     max_body_bytes: int = 256 * 1024
     body_read_timeout: float = 10.0  # seconds a client has to send the whole request body (0 = no limit)
+    trusted_proxies: str = ""  # reverse proxies whose X-Forwarded-For/-Proto are believed (addresses/CIDRs, comma separated)
     http_timeout: float = 10.0
     wecom_rate_limit_backoff: float = 60.0  # seconds to wait after 45009/45033 ("about a minute", WECOM.md §5)
     job_concurrency: int = 8

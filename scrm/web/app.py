@@ -19,6 +19,7 @@ from scrm.core.runtime import Runtime
 from scrm.web.errors import error_middleware
 from scrm.web.keys import RUNTIME, SETTINGS
 from scrm.web.limits import body_deadline_middleware, reject_nul_middleware
+from scrm.web.proxy import TRUSTED_PROXIES, forwarded_middleware, parse_trusted
 from scrm.web.runtime import build_runtime, start_inprocess_work
 
 log = logging.getLogger(__name__)
@@ -108,10 +109,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     from tagging.engine import tagger_cache
 
     app = web.Application(
-        middlewares=[error_middleware, body_deadline_middleware, api_auth_middleware, reject_nul_middleware],
+        middlewares=[forwarded_middleware, error_middleware, body_deadline_middleware, api_auth_middleware, reject_nul_middleware],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
+    app[TRUSTED_PROXIES] = parse_trusted(settings.trusted_proxies)  # a bad entry fails the start, naming it
 
     async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
         owned = runtime is None
