@@ -135,15 +135,16 @@ async def update_channel_code(rt: Runtime, code_id: int, changes: dict[str, Any]
         return await get_channel_code(conn, code_id)
 
 
-async def _delete_way(rt: Runtime, config_id: str) -> None:
+async def _delete_way(rt: Runtime, config_id: str, *, path: str = "externalcontact/del_contact_way", what: str = "联系我") -> None:
+    """Delete a contact way (or, with ``path``, a group join way); one already gone in WeCom counts as deleted."""
     try:
-        await _api(rt).call("externalcontact/del_contact_way", {"config_id": config_id})
+        await _api(rt).call(path, {"config_id": config_id})
     except RateLimited as exc:
         raise ServiceUnavailable("企业微信调用太频繁，请一分钟后再试 (WeCom rate limit: retry in a minute)") from exc
     except ApiError as exc:
         if exc.errcode not in CONTACT_WAY_GONE:
-            raise ContactWayRefused(f"企业微信拒绝删除联系我 (WeCom refused: errcode {exc.errcode})", errcode=exc.errcode) from exc
-        log.info("contact way already gone", extra={"config_id": config_id})
+            raise ContactWayRefused(f"企业微信拒绝删除{what} (WeCom refused: errcode {exc.errcode})", errcode=exc.errcode) from exc
+        log.info("way already gone", extra={"config_id": config_id, "path": path})
     except ApiUnavailable as exc:
         raise ServiceUnavailable("企业微信暂时无法访问，请稍后再试 (WeCom is unreachable)") from exc
 

@@ -21,13 +21,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bots.channel_codes import CONTACT_WAY_GONE, ContactWayRefused, _add_contact_way, _call, _delete_way
+from bots.channel_codes import _add_contact_way, _call, _delete_way
 from bots.notify import notify_customer
-from bots.outbound.client import WECOM_API, ApiError, ApiUnavailable, RateLimited
+from bots.outbound.client import WECOM_API, ApiError, RateLimited
 from scrm.campaigns import referral
 from scrm.campaigns.referral_domain import REASON_TEXT, is_referral_state
 from scrm.core import outbox
-from scrm.core.errors import ServiceUnavailable
 from scrm.core.runtime import Runtime
 from scrm.customers.relations import follows_of
 from scrm.customers.services import ensure_customer, find_customer
@@ -67,16 +66,7 @@ class WeComGroupJoinWays:
         return config_id, str(way.get("qr_code", ""))
 
     async def delete(self, rt: Runtime, config_id: str) -> None:
-        try:
-            await rt.get(WECOM_API).call("externalcontact/groupchat/del_join_way", {"config_id": config_id})
-        except RateLimited as exc:
-            raise ServiceUnavailable("企业微信调用太频繁，请一分钟后再试 (WeCom rate limit: retry in a minute)") from exc
-        except ApiError as exc:
-            if exc.errcode not in CONTACT_WAY_GONE:
-                raise ContactWayRefused(f"企业微信拒绝删除入群方式 (WeCom refused: errcode {exc.errcode})", errcode=exc.errcode) from exc
-            log.info("join way already gone", extra={"config_id": config_id})
-        except ApiUnavailable as exc:
-            raise ServiceUnavailable("企业微信暂时无法访问，请稍后再试 (WeCom is unreachable)") from exc
+        await _delete_way(rt, config_id, path="externalcontact/groupchat/del_join_way", what="入群方式")
 
 
 referral.provide_contact_way_maker(WeComReferralWays())
