@@ -31,7 +31,7 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
-from bench.common import ScratchDatabases, guarded, machine_lines, write_section
+from bench.common import ScratchDatabases, add_run_options, guarded, machine_lines, write_section
 
 PG_NAME = "scrm_bench_broadcast"
 
@@ -166,8 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recipients", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--backends", default="sqlite", help="sqlite,postgresql (default sqlite)")
-    parser.add_argument("--no-write", action="store_true", help="print, do not update docs/BENCHMARKS.md")
-    parser.add_argument("--hard-timeout", type=float, default=1800, help="abort after this many s (1800)")
+    add_run_options(parser, hard_timeout=1800)
     args = parser.parse_args(argv)
     backends = [b for b in args.backends.split(",") if b]
     if not 1 <= args.recipients <= 2_000_000 or any(b not in ("sqlite", "postgresql") for b in backends):

@@ -216,6 +216,13 @@ class ScratchDatabases:
                 print(f"could not drop {self.names.get(name, name)}: {exc}", file=sys.stderr)
 
 
+def add_run_options(parser: Any, *, hard_timeout: float = 0.0) -> None:
+    """The options every benchmark takes: ``--hard-timeout`` (0 = the script's own estimate) and ``--no-write``."""
+    shown = f"{hard_timeout:.0f}" if hard_timeout else "auto"
+    parser.add_argument("--hard-timeout", type=float, default=hard_timeout, help=f"abort after this many s ({shown})")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/BENCHMARKS.md alone")
+
+
 def publish(name: str, table: str, *, write: bool) -> None:
     """Print a benchmark's Markdown and (unless ``--no-write``) put it in its section of docs/BENCHMARKS.md."""
     print()

@@ -40,6 +40,7 @@ from typing import Any
 
 from bench.common import (
     ScratchDatabases,
+    add_run_options,
     background_busy,
     background_line,
     command_line,
@@ -64,8 +65,7 @@ PATH = "/callback/wecom"
 HOST = "127.0.0.1"
 MAX_SKEW = 3600  # seconds: the pre-built timestamps stay valid for the whole run, however long it is
 CASES = ("bare", "decrypt", "full")
-LABELS = {"bare": "bare aiohttp (read body → 200)", "decrypt": "decrypt + parse only",
-          "full": "full callback path (PG + outbox + arq)"}
+LABELS = {"bare": "bare aiohttp (read body → 200)", "decrypt": "decrypt + parse only", "full": "full callback path (PG + outbox + arq)"}
 CYCLE_POOL = 20_000  # bodies reused round-robin by the bare and decrypt-only servers (they store nothing)
 
 
@@ -203,8 +203,7 @@ def build_pool(count: int, first_msg_id: int) -> list[tuple[str, bytes]]:
 
     crypto = CallbackCrypto(SANDBOX_TOKEN, SANDBOX_AES_KEY, SANDBOX_CORP_ID, work=True)
     ts = str(int(time.time()))
-    contents = ["要3箱矿泉水", "你好，我想问一下昨天的订单到哪了", "再来两包纸巾", "我还欠多少钱？",
-                "有没有5L的花生油"]
+    contents = ["要3箱矿泉水", "你好，我想问一下昨天的订单到哪了", "再来两包纸巾", "我还欠多少钱？", "有没有5L的花生油"]
     out: list[tuple[str, bytes]] = []
     for i in range(count):
         msg_id = first_msg_id + i
@@ -439,8 +438,7 @@ async def count_full_state(url: str) -> dict[str, int]:
     try:
         async with db.read() as conn:
             inbound = int((await conn.execute(sa.text("SELECT count(*) FROM inbound_events"))).scalar_one())
-            outbox_rows = int((await conn.execute(
-                sa.text("SELECT count(*) FROM outbox WHERE topic = 'inbound.received'"))).scalar_one())
+            outbox_rows = int((await conn.execute(sa.text("SELECT count(*) FROM outbox WHERE topic = 'inbound.received'"))).scalar_one())
     finally:
         await db.dispose()
     client = aioredis.Redis.from_url(REDIS_URL)
@@ -461,14 +459,14 @@ async def flush_redis() -> None:
         await client.aclose()
 
 
-def run_phase(children: Children, loadgen: Connection, case: str, procs: int, args: argparse.Namespace,
-              database_url: str, pool: str) -> dict[str, Any]:
+def run_phase(
+    children: Children, loadgen: Connection, case: str, procs: int, args: argparse.Namespace, database_url: str, pool: str
+) -> dict[str, Any]:
     port = free_port()
     env = server_env(port, database_url) if case == "full" else {}
     ready: Any = children.ctx.Queue()
     stop = children.ctx.Event()
-    servers = [children.start(server_main, (case, port, env, ready, stop, os.getpid()), f"bench-{case}-{i}")
-               for i in range(procs)]
+    servers = [children.start(server_main, (case, port, env, ready, stop, os.getpid()), f"bench-{case}-{i}") for i in range(procs)]
     try:
         pids: list[int] = []
         deadline = time.monotonic() + 90
@@ -480,8 +478,7 @@ def run_phase(children: Children, loadgen: Connection, case: str, procs: int, ar
             if kind == "error":
                 raise RuntimeError(f"{case} server {pid} failed to start:\n{detail}")
             pids.append(pid)
-        spec = RunSpec(case, procs, port, pool, case == "full", args.seconds, args.warmup, args.concurrency,
-                       pids)
+        spec = RunSpec(case, procs, port, pool, case == "full", args.seconds, args.warmup, args.concurrency, pids)
         result: dict[str, Any] = ask(loadgen, ("run", spec), args.seconds + args.warmup + 90)
     finally:
         stop.set()
@@ -494,8 +491,7 @@ def pool_size(args: argparse.Namespace) -> int:
     return int((args.seconds + args.warmup + 2) * args.pool_rate)
 
 
-def render(results: list[dict[str, Any]], checks: list[str], notes: list[str], argv: list[str],
-           extra_info: dict[str, str]) -> str:
+def render(results: list[dict[str, Any]], checks: list[str], notes: list[str], argv: list[str], extra_info: dict[str, str]) -> str:
     by = {(r["case"], r["procs"]): r for r in results}
     lines = [
         "## Ingest",
@@ -504,8 +500,7 @@ def render(results: list[dict[str, Any]], checks: list[str], notes: list[str], a
         "",
         *machine_lines(extra_info),
         "",
-        "| path | server procs | req/s | p50 ms | p99 ms | non-200 | vs 1 proc | server CPU | client CPU "
-        "| other CPU | machine busy |",
+        "| path | server procs | req/s | p50 ms | p99 ms | non-200 | vs 1 proc | server CPU | client CPU | other CPU | machine busy |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
@@ -518,8 +513,7 @@ def render(results: list[dict[str, Any]], checks: list[str], notes: list[str], a
             f"| {r['server_cpu'] * 100:.0f} % | {r['client_cpu'] * 100:.0f} % | {max(0.0, other) * 100:.0f} % "
             f"| {r['machine_busy'] * 100:.0f} % |"
         )
-    lines += ["", "| server procs | full / bare | full / decrypt-only | decrypt-only / bare |",
-              "|---:|---:|---:|---:|"]
+    lines += ["", "| server procs | full / bare | full / decrypt-only | decrypt-only / bare |", "|---:|---:|---:|---:|"]
     for procs in sorted({r["procs"] for r in results}):
         bare, dec, full = by.get(("bare", procs)), by.get(("decrypt", procs)), by.get(("full", procs))
         lines.append(
@@ -527,8 +521,7 @@ def render(results: list[dict[str, Any]], checks: list[str], notes: list[str], a
             f"| {ratio(full['rps'], dec['rps']) if full and dec else '–'} "
             f"| {ratio(dec['rps'], bare['rps']) if dec and bare else '–'} |"
         )
-    lines += ["", "Correctness (full path): rows stored = 200 responses received (warm-up and tail included):",
-              ""]
+    lines += ["", "Correctness (full path): rows stored = 200 responses received (warm-up and tail included):", ""]
     lines += [f"- {c}" for c in checks]
     lines += ["", "Notes:", ""] + [f"- {n}" for n in notes]
     return "\n".join(lines) + "\n"
@@ -541,10 +534,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=64, help="concurrent client connections (64)")
     parser.add_argument("--processes", default="1,2", help="server process counts, comma-separated (1,2)")
     parser.add_argument("--cases", default=",".join(CASES), help="subset of bare,decrypt,full (all)")
-    parser.add_argument("--pool-rate", type=int, default=4000,
-                        help="full-path req/s the pre-built unique bodies can sustain (4000)")
-    parser.add_argument("--hard-timeout", type=float, default=0.0, help="abort after this many s (auto)")
-    parser.add_argument("--no-write", action="store_true", help="do not update docs/BENCHMARKS.md")
+    parser.add_argument("--pool-rate", type=int, default=4000, help="full-path req/s the pre-built unique bodies can sustain (4000)")
+    add_run_options(parser)
     args = parser.parse_args(argv)
     try:
         args.procs_list = [int(p) for p in str(args.processes).split(",") if p.strip()]
@@ -566,8 +557,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def full_path_check(result: dict[str, Any], counts: dict[str, int]) -> tuple[list[str], bool]:
     """Rows stored = 200s received = outbox rows = arq jobs queued, and nothing but 200s."""
     procs = result["procs"]
-    good = (counts["inbound"] == result["ok_total"] == counts["outbox"] == counts["queued"]
-            and not result["errors"] and set(result["statuses"]) <= {200})
+    good = (
+        counts["inbound"] == result["ok_total"] == counts["outbox"] == counts["queued"]
+        and not result["errors"]
+        and set(result["statuses"]) <= {200}
+    )
     verdict = "OK" if good else f"MISMATCH (statuses {result['statuses']}, errors {result['errors']})"
     lines = [
         f"{procs} process(es): {result['ok_total']:,} × 200 received; {counts['inbound']:,} rows "
@@ -575,8 +569,10 @@ def full_path_check(result: dict[str, Any], counts: dict[str, int]) -> tuple[lis
         f"queued — {verdict}"
     ]
     if result["exhausted"]:
-        lines.append(f"{procs} process(es): the pre-built bodies ran out after "
-                     f"{result['window']:.1f} s; req/s is over that window (raise --pool-rate)")
+        lines.append(
+            f"{procs} process(es): the pre-built bodies ran out after "
+            f"{result['window']:.1f} s; req/s is over that window (raise --pool-rate)"
+        )
     return lines, good
 
 
@@ -622,12 +618,14 @@ def main(argv: list[str] | None = None) -> int:
                 if case == "full":
                     asyncio.run(reset_full_state(database_url))
                 print(f"running {case} with {procs} server process(es) for {args.seconds:g} s …", flush=True)
-                result = run_phase(children, loadgen_conn, case, procs, args, database_url,
-                                   pools.get((case, procs), "cycle"))
+                result = run_phase(children, loadgen_conn, case, procs, args, database_url, pools.get((case, procs), "cycle"))
                 results.append(result)
-                print(f"  {fmt_rate(result['rps'])} req/s, p50 {fmt_ms(result['p50'])} ms, "
-                      f"p99 {fmt_ms(result['p99'])} ms, statuses {result['statuses']}, "
-                      f"errors {result['errors']}", flush=True)
+                print(
+                    f"  {fmt_rate(result['rps'])} req/s, p50 {fmt_ms(result['p50'])} ms, "
+                    f"p99 {fmt_ms(result['p99'])} ms, statuses {result['statuses']}, "
+                    f"errors {result['errors']}",
+                    flush=True,
+                )
                 if case == "full":
                     check, good = full_path_check(result, asyncio.run(count_full_state(database_url)))
                     ok = ok and good

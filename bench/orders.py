@@ -30,6 +30,7 @@ from typing import Any
 
 from bench.common import (
     ScratchDatabases,
+    add_run_options,
     background_busy,
     background_line,
     command_line,
@@ -81,8 +82,7 @@ class RunResult:
 def bench_settings(database_url: str) -> Any:
     from config import load_settings
 
-    env = {"SCRM_DATABASE_URL": database_url, "SCRM_SANDBOX": "1", "SCRM_LOG_LEVEL": "WARNING",
-           "SCRM_LOG_FORMAT": "text"}
+    env = {"SCRM_DATABASE_URL": database_url, "SCRM_SANDBOX": "1", "SCRM_LOG_LEVEL": "WARNING", "SCRM_LOG_FORMAT": "text"}
     return load_settings(env, config_file=os.devnull)
 
 
@@ -92,8 +92,7 @@ async def seed(rt: Any, skus: int, stock: int, customers: int) -> tuple[list[str
     from scrm.customers.services import ensure_customer
 
     rows = [
-        CatalogRow(line=i + 2, sku=f"BENCH-{i:04d}", name=f"压测商品{i:04d}", aliases=(), unit="箱",
-                   price_fen=1000 + 10 * i, stock=stock)
+        CatalogRow(line=i + 2, sku=f"BENCH-{i:04d}", name=f"压测商品{i:04d}", aliases=(), unit="箱", price_fen=1000 + 10 * i, stock=stock)
         for i in range(skus)
     ]
     now = rt.clock.now()
@@ -104,13 +103,11 @@ async def seed(rt: Any, skus: int, stock: int, customers: int) -> tuple[list[str
     ids: list[int] = []
     async with rt.db.write() as conn:
         for i in range(customers):
-            ids.append(await ensure_customer(conn, rt.db.dialect, kind="external_userid",
-                                             value=f"wmBenchCustomer{i:05d}", now=now))
+            ids.append(await ensure_customer(conn, rt.db.dialect, kind="external_userid", value=f"wmBenchCustomer{i:05d}", now=now))
     return [r.sku for r in rows], ids
 
 
-async def place_orders(rt: Any, result: RunResult, skus: list[str], customer_ids: list[int], seconds: float,
-                       seed_value: int) -> None:
+async def place_orders(rt: Any, result: RunResult, skus: list[str], customer_ids: list[int], seconds: float, seed_value: int) -> None:
     from sqlalchemy import event
 
     from fulfillment.orders import create_order
@@ -128,8 +125,9 @@ async def place_orders(rt: Any, result: RunResult, skus: list[str], customer_ids
             items = [(sku, rnd.randint(1, 3)) for sku in rnd.sample(skus, rnd.randint(1, 3))]
             t0 = time.perf_counter()
             try:
-                view = await create_order(rt, customer_id=rnd.choice(customer_ids), items=items, source="api",
-                                          channel="bench", actor="bench", confirm=True)
+                view = await create_order(
+                    rt, customer_id=rnd.choice(customer_ids), items=items, source="api", channel="bench", actor="bench", confirm=True
+                )
             except Exception as exc:  # counted and reported; the run goes on
                 result.errors[type(exc).__name__] += 1
                 continue
@@ -170,36 +168,44 @@ async def verify(rt: Any, result: RunResult) -> None:
     from fulfillment.models import order_lines, orders, stock_levels
 
     async with rt.db.read() as conn:
-        oversold = int((await conn.execute(
-            sa.select(sa.func.count()).select_from(stock_levels).where(stock_levels.c.allocated > stock_levels.c.on_hand)
-        )).scalar_one())
-        by_lines = {int(p): int(q or 0) for p, q in await conn.execute(
-            sa.select(order_lines.c.product_id, sa.func.sum(order_lines.c.allocated_qty)).group_by(order_lines.c.product_id)
-        )}
-        by_levels = {int(p): int(q or 0) for p, q in await conn.execute(
-            sa.select(stock_levels.c.product_id, sa.func.sum(stock_levels.c.allocated)).group_by(stock_levels.c.product_id)
-        )}
+        oversold = int(
+            (
+                await conn.execute(
+                    sa.select(sa.func.count()).select_from(stock_levels).where(stock_levels.c.allocated > stock_levels.c.on_hand)
+                )
+            ).scalar_one()
+        )
+        by_lines = {
+            int(p): int(q or 0)
+            for p, q in await conn.execute(
+                sa.select(order_lines.c.product_id, sa.func.sum(order_lines.c.allocated_qty)).group_by(order_lines.c.product_id)
+            )
+        }
+        by_levels = {
+            int(p): int(q or 0)
+            for p, q in await conn.execute(
+                sa.select(stock_levels.c.product_id, sa.func.sum(stock_levels.c.allocated)).group_by(stock_levels.c.product_id)
+            )
+        }
         on_hand = int((await conn.execute(sa.select(sa.func.coalesce(sa.func.sum(stock_levels.c.on_hand), 0)))).scalar_one())
-        confirmed = int((await conn.execute(
-            sa.select(sa.func.count()).select_from(orders).where(orders.c.status == "confirmed")
-        )).scalar_one())
+        confirmed = int(
+            (await conn.execute(sa.select(sa.func.count()).select_from(orders).where(orders.c.status == "confirmed"))).scalar_one()
+        )
         drifts = await reconcile(conn)
     products = set(by_lines) | set(by_levels)
     mismatched = [p for p in products if by_lines.get(p, 0) != by_levels.get(p, 0)]
     allocated = sum(by_levels.values())
     result.checks = {
         "allocated ≤ on_hand": "OK" if oversold == 0 else f"FAILED on {oversold} row(s)",
-        "Σ line allocations = stock_levels.allocated": (
-            "OK" if not mismatched else f"FAILED for {len(mismatched)} product(s)"),
+        "Σ line allocations = stock_levels.allocated": ("OK" if not mismatched else f"FAILED for {len(mismatched)} product(s)"),
         "reconcile (counters = ledger)": "OK" if not drifts else f"FAILED: {len(drifts)} drift(s)",
-        "confirmed orders = successful calls": (
-            "OK" if confirmed == result.orders else f"FAILED: {confirmed} in DB vs {result.orders}"),
+        "confirmed orders = successful calls": ("OK" if confirmed == result.orders else f"FAILED: {confirmed} in DB vs {result.orders}"),
         "allocated units (DB = client tally)": (
             f"{allocated:,} of {on_hand:,} on hand"
-            + ("" if allocated == result.allocated_units else f" — FAILED: client saw {result.allocated_units:,}")),
+            + ("" if allocated == result.allocated_units else f" — FAILED: client saw {result.allocated_units:,}")
+        ),
     }
-    result.ok = (oversold == 0 and not mismatched and not drifts and confirmed == result.orders
-                 and allocated == result.allocated_units)
+    result.ok = oversold == 0 and not mismatched and not drifts and confirmed == result.orders and allocated == result.allocated_units
 
 
 async def run_backend(backend: str, database_url: str, args: argparse.Namespace, tasks: int) -> RunResult:
@@ -229,8 +235,7 @@ async def sqlite_database(path: Path) -> str:
     return url
 
 
-def render(results: list[RunResult], argv: list[str], args: argparse.Namespace, extra: dict[str, str],
-           wall: float) -> str:
+def render(results: list[RunResult], argv: list[str], args: argparse.Namespace, extra: dict[str, str], wall: float) -> str:
     lines = [
         "## Orders",
         "",
@@ -289,8 +294,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--customers", type=int, default=500, help="customers created first (500)")
     parser.add_argument("--backends", default="postgresql,sqlite", help="postgresql,sqlite (both)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (1)")
-    parser.add_argument("--hard-timeout", type=float, default=0.0, help="abort after this many s (auto)")
-    parser.add_argument("--no-write", action="store_true", help="do not update docs/BENCHMARKS.md")
+    add_run_options(parser)
     args = parser.parse_args(argv)
     args.backend_list = [b.strip() for b in str(args.backends).split(",") if b.strip()]
     if not args.backend_list or any(b not in ("postgresql", "sqlite") for b in args.backend_list):
@@ -336,9 +340,12 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"placing orders on SQLite with {tasks} tasks for {args.seconds:g} s …", flush=True)
                     results.append(asyncio.run(run_backend("SQLite", url, args, tasks)))
             r = results[-1]
-            print(f"  {fmt_rate(r.rate)} orders/s, p50 {fmt_ms(percentile(r.latencies, 50))} ms, "
-                  f"p99 {fmt_ms(percentile(r.latencies, 99))} ms, {r.backordered_lines} backordered lines, "
-                  f"errors {dict(r.errors)}, checks {'OK' if r.ok else r.checks}", flush=True)
+            print(
+                f"  {fmt_rate(r.rate)} orders/s, p50 {fmt_ms(percentile(r.latencies, 50))} ms, "
+                f"p99 {fmt_ms(percentile(r.latencies, 99))} ms, {r.backordered_lines} backordered lines, "
+                f"errors {dict(r.errors)}, checks {'OK' if r.ok else r.checks}",
+                flush=True,
+            )
 
     code, _ = guarded(run, hard_timeout=args.hard_timeout, cleanup=[scratch.drop_all])
     if code is not None:

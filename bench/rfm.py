@@ -42,6 +42,7 @@ from typing import Any
 
 from bench.common import (
     ScratchDatabases,
+    add_run_options,
     background_busy,
     background_line,
     command_line,
@@ -370,8 +371,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--orders", type=int, default=10_000_000, help="orders (10,000,000)")
     parser.add_argument("--runs", type=int, default=5, help="timed nights (5)")
     parser.add_argument("--seed", type=float, default=0.42, help="PostgreSQL setseed value in [-1, 1] (0.42)")
-    parser.add_argument("--hard-timeout", type=float, default=0.0, help="abort after this many s (auto)")
-    parser.add_argument("--no-write", action="store_true", help="do not update docs/BENCHMARKS.md")
+    add_run_options(parser)
     args = parser.parse_args(argv)
     if not 1 <= args.customers <= 5_000_000 or not 1 <= args.orders <= 50_000_000 or not 1 <= args.runs <= 10:
         parser.error("--customers 1..5M, --orders 1..50M, --runs 1..10")

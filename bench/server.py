@@ -35,6 +35,7 @@ from typing import Any
 from bench.common import (
     PROJECT_ROOT,
     ScratchDatabases,
+    add_run_options,
     background_busy,
     background_line,
     command_line,
@@ -284,8 +285,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=64, help="client connections (64)")
     parser.add_argument("--workers", default="1,2", help="server process counts, comma-separated (1,2)")
     parser.add_argument("--pool-rate", type=int, default=3000, help="req/s the pre-built unique bodies can sustain (3000)")
-    parser.add_argument("--hard-timeout", type=float, default=0.0, help="abort after this many s (auto)")
-    parser.add_argument("--no-write", action="store_true", help="do not update docs/BENCHMARKS.md")
+    add_run_options(parser)
     args = parser.parse_args(argv)
     try:
         args.workers_list = [int(w) for w in str(args.workers).split(",") if w.strip()]

@@ -39,6 +39,7 @@ from typing import Any
 import jieba
 
 from bench.common import (
+    add_run_options,
     background_busy,
     background_line,
     command_line,
@@ -229,12 +230,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rules", type=int, default=1000, help="generated rules on top of the sample file")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--hard-timeout", type=float, default=600)
-    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/BENCHMARKS.md alone")
+    add_run_options(parser, hard_timeout=600)
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     if not (100 <= args.messages <= 1_000_000 and 0 <= args.rules <= 5000 and 1 <= args.repeat <= 50):
         parser.error("--messages 100..1000000, --rules 0..5000, --repeat 1..50")
+
     def run() -> dict[str, Any]:
         jieba.setLogLevel(logging.WARNING)
         facts = {"machine busy before start": background_line(background_busy()), "jieba": jieba.__version__}
