@@ -22,7 +22,7 @@ from scrm.core.errors import DomainError, InvalidInput, NotFound
 from scrm.customers.services import NOTE_MAX_CHARS, add_note, set_custom_fields
 from scrm.tags.models import TagSource
 from scrm.tags.services import set_customer_tag
-from scrm.web.customer_directory import CustomerRow, DirectoryPage, customer_record, search_customers
+from scrm.web.customer_directory import CustomerRow, DirectoryPage, customer_record, search_customers, surviving_customer
 from scrm.web.keys import RUNTIME
 from scrm.web.sidebar.views import available_tags
 
@@ -305,7 +305,8 @@ def _customer_id(request: web.Request) -> int:
 
 async def _existing(request: web.Request) -> int:
     """The customer the form is about (its surviving record); NotFound otherwise."""
-    return int((await customer_record(request.app[RUNTIME], _customer_id(request), timeline_limit=0))["id"])
+    async with request.app[RUNTIME].db.read() as conn:
+        return await surviving_customer(conn, _customer_id(request))
 
 
 async def customer_tag(request: web.Request) -> web.Response:

@@ -224,14 +224,19 @@ async def _follow_list(conn: AsyncConnection, customer_id: int) -> list[dict[str
     ]
 
 
+async def surviving_customer(conn: AsyncConnection, customer_id: int) -> int:
+    """The customer's current id (the survivor when merged away); NotFound when there is no such customer."""
+    if (await conn.execute(sa.select(customers.c.id).where(customers.c.id == customer_id))).first() is None:
+        raise NotFound(f"没有这个客户：#{customer_id} (no such customer)")
+    return await resolve_customer(conn, customer_id)
+
+
 async def customer_record(rt: Runtime, customer_id: int, *, timeline_limit: int = 50) -> dict[str, Any]:
     """Everything staff see about one customer: profile, identities, salespeople (all follows, ended ones too),
     tags with why, activity and RFM, orders, what they owe, groups, notes and the timeline. A merged-away id
     answers with the surviving record (``merged_from`` tells). NotFound when there is no such customer."""
     async with rt.db.read() as conn:
-        if (await conn.execute(sa.select(customers.c.id).where(customers.c.id == customer_id))).first() is None:
-            raise NotFound(f"没有这个客户：#{customer_id} (no such customer)")
-        current = await resolve_customer(conn, customer_id)
+        current = await surviving_customer(conn, customer_id)
         c = await get_customer(conn, current)
         record: dict[str, Any] = {
             "id": current,
