@@ -263,3 +263,29 @@ async def channel_stats(conn: AsyncConnection, state: str, *, since: dt.date | N
             setattr(b, attr, getattr(b, attr) + 1)
             setattr(total, attr, getattr(total, attr) + 1)
     return ChannelStats(total, active, [days[d] for d in sorted(days)])
+
+
+@dataclass(frozen=True)
+class ChannelTotals:
+    adds: int  # follows that began with the channel's state (a re-add after a delete is one follow)
+    active: int  # of them still in place
+    deletes: int  # of them ended, by either side
+
+
+async def channel_totals(conn: AsyncConnection, states: list[str]) -> dict[str, ChannelTotals]:
+    """All-time totals for several channels in one grouped read (the list page); :func:`channel_stats` for one
+    channel's days."""
+    if not states:
+        return {}
+    f = follows.c
+    rows = await conn.execute(
+        sa.select(
+            f.state,
+            sa.func.count(),
+            sa.func.sum(sa.case((f.ended_at.is_(None), 1), else_=0)),
+        )
+        .where(f.state.in_(states))
+        .group_by(f.state)
+    )
+    totals = {r[0]: ChannelTotals(int(r[1]), int(r[2] or 0), int(r[1]) - int(r[2] or 0)) for r in rows}
+    return {state: totals.get(state, ChannelTotals(0, 0, 0)) for state in states}

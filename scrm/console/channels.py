@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from aiohttp import web
 
-from scrm.channels.services import ChannelCode, channel_code_manager, channel_stats, get_channel_code, list_channel_codes
+from scrm.channels.services import ChannelCode, channel_code_manager, channel_stats, channel_totals, get_channel_code, list_channel_codes
 from scrm.console import auth
 from scrm.console.charts import bar_chart
 from scrm.console.render import PageContext, Safe, button_form, join, post_form, t, table, when
@@ -111,16 +111,16 @@ async def channel_list(request: web.Request) -> web.Response:
     ctx = _ctx(request, "channels")
     async with rt.db.read() as conn:
         codes = await list_channel_codes(conn)
-        stats = {c.id: await channel_stats(conn, c.state) for c in codes}
+        totals = await channel_totals(conn, [c.state for c in codes])
     people, tag_rows = await _choices(rt)
     names = dict(people)
     rows = [
         (
             t('<a href="/console/channels/{id}">{name}</a>', id=c.id, name=c.name),
             "、".join(names.get(u, u) for u in c.userids),
-            stats[c.id].total.adds,
-            stats[c.id].active,
-            stats[c.id].total.deletes,
+            totals[c.state].adds,
+            totals[c.state].active,
+            totals[c.state].deletes,
             "启用" if c.active else "已停用",
             when(c.created_at),
         )
