@@ -24,7 +24,7 @@ def _settings() -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from scrm.web.supervisor import multiprocess_metrics_dir, refuse_reason
+    from scrm.app.supervisor import multiprocess_metrics_dir, refuse_reason
 
     settings = _settings()
     if args.port:
@@ -38,9 +38,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from aiohttp import web
 
-    from scrm.web.app import create_app
-    from scrm.web.limits import KEEPALIVE_TIMEOUT
-    from scrm.web.runtime import NotMigrated
+    from scrm.app.runtime import NotMigrated
+    from scrm.app.webapp import create_app
+    from scrm.core.http.limits import KEEPALIVE_TIMEOUT
 
     setup_logging(settings.log_level, settings.log_format)
     mode = "sandbox (WeCom and WeChat are emulated locally)" if settings.is_sandbox else "production"
@@ -75,12 +75,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _serve_supervised(settings: Settings, workers: int, serve_one) -> int:  # type: ignore[no-untyped-def]
-    """Load the app and jieba's dictionary once, fork ``workers`` servers on the port and supervise them (scrm.web.supervisor)."""
+    """Load the app and jieba's dictionary once, fork ``workers`` servers on the port and supervise them (scrm.app.supervisor)."""
     from prometheus_client import multiprocess
 
-    from scrm.web.app import create_app
-    from scrm.web.supervisor import Supervisor, bind
-    from tagging.engine import fresh_tokenizer
+    from scrm.app.supervisor import Supervisor, bind
+    from scrm.app.webapp import create_app
+    from tagging.rules.engine import fresh_tokenizer
 
     try:
         bind(settings.host, settings.port).close()  # fail now, with a message, if the port is taken
@@ -117,7 +117,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from scrm.worker import run_worker
+    from scrm.app.worker import run_worker
 
     settings = _settings()
     setup_logging(settings.log_level, settings.log_format)
@@ -129,7 +129,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from scrm.demo import run_demo
+    from scrm.app.demo import run_demo
 
     settings = _settings()
     setup_logging("WARNING", "text")
@@ -138,7 +138,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def _with_runtime(coro_fn):  # type: ignore[no-untyped-def]
     """Run ``coro_fn(rt)`` with a runtime on the configured database (migrating the embedded SQLite)."""
-    from scrm.web.runtime import NotMigrated, build_runtime
+    from scrm.app.runtime import NotMigrated, build_runtime
 
     settings = _settings()
     setup_logging("WARNING", "text")
@@ -160,7 +160,7 @@ def _with_runtime(coro_fn):  # type: ignore[no-untyped-def]
 def cmd_catalog(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from fulfillment.catalog import export_csv, import_rows, parse_catalog_csv
+    from fulfillment.catalog.services import export_csv, import_rows, parse_catalog_csv
 
     if args.action == "export":
         out: list[str] = []
@@ -191,7 +191,7 @@ def cmd_catalog(args: argparse.Namespace) -> int:
         print(f"{path}:{line}: {message}", file=sys.stderr)
 
     async def run_import(rt) -> int:  # type: ignore[no-untyped-def]
-        from fulfillment.orders import fill_backorders
+        from fulfillment.orders.backorders import fill_backorders
 
         total = len(rows)
         async with rt.db.write() as conn:
@@ -218,7 +218,7 @@ def _progress(total: int):  # type: ignore[no-untyped-def]
 
 
 def cmd_stock(args: argparse.Namespace) -> int:
-    from fulfillment.inventory import reconcile
+    from fulfillment.inventory.services import reconcile
 
     async def run(rt) -> int:  # type: ignore[no-untyped-def]
         async with rt.db.read() as conn:
@@ -237,7 +237,7 @@ def cmd_stock(args: argparse.Namespace) -> int:
 
 
 def cmd_archive(args: argparse.Namespace) -> int:
-    from scrm.archive.cli import main as archive_main
+    from scrm.app.archive_import import main as archive_main
 
     setup_logging("WARNING", "text")
     return archive_main(args.file, _settings())
@@ -276,7 +276,7 @@ def cmd_billing(args: argparse.Namespace) -> int:
 
 
 def cmd_tags(args: argparse.Namespace) -> int:
-    from tagging.dryrun import main as dry_run_main
+    from tagging.rules.dryrun import main as dry_run_main
 
     setup_logging("WARNING", "text")
     return dry_run_main(args, _settings())
@@ -289,14 +289,14 @@ def cmd_staff(args: argparse.Namespace) -> int:
 
 
 def cmd_rfm(args: argparse.Namespace) -> int:
-    from tagging.rfm_jobs import main as rfm_main
+    from tagging.rfm.jobs import main as rfm_main
 
     setup_logging("WARNING", "text")
     return rfm_main(args, _settings())
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from bots.wecom_sync import main as sync_main
+    from bots.contacts.sync import main as sync_main
 
     setup_logging("WARNING", "text")
     return sync_main(_settings(), args)

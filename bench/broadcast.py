@@ -6,13 +6,13 @@ Seeds ``--recipients`` customers with a mix of channels (every customer an exter
 window — two thirds open, some with the marketing budget spent; 25 % an Official Account openid; 40 % an active
 follow of one of 20 salespeople, a few with this month's task cap used by notices) into a temporary SQLite file
 and/or a scratch PostgreSQL database (``scrm_bench_broadcast``: created, migrated, dropped). Then plans one
-broadcast over all of them through ``scrm.campaigns.broadcasts.plan_broadcast`` (the real batch planner: facts
+broadcast over all of them through ``scrm.campaigns.broadcasts.services.plan_broadcast`` (the real batch planner: facts
 gathered set-based per batch, recipients insert-ignored, cursor advanced, ``broadcast.send`` outbox rows written)
 and reports wall time and recipients/s (untraced run), then peak memory: ``tracemalloc`` peak of Python
 allocations while planning a tenth of the segment and all of it again as new broadcasts (flat memory = about the
 same figure), and the process's peak RSS (``resource.getrusage``).
 
-The segment is "every customer", streamed in id order by keyset (the stand-in used until ``tagging.segments``
+The segment is "every customer", streamed in id order by keyset (the stand-in used until ``tagging.segments.services``
 streams with ``after=``; the planner only needs ids in ascending order).
 """
 
@@ -46,7 +46,7 @@ def bench_settings(database_url: str) -> Any:
 async def _every_customer(rt: Any, expr: str, after: int | None, limit: int) -> list[int]:
     import sqlalchemy as sa
 
-    from scrm.customers.models import customers
+    from scrm.crm.customers.models import customers
 
     q = sa.select(customers.c.id).where(customers.c.id > (after or 0)).order_by(customers.c.id).limit(limit)
     async with rt.db.read() as conn:
@@ -55,7 +55,8 @@ async def _every_customer(rt: Any, expr: str, after: int | None, limit: int) -> 
 
 async def seed(rt: Any, n: int, rnd: random.Random) -> None:
     from bots.outbound.models import kf_windows
-    from scrm.customers.models import customer_identities, customers, follows
+    from scrm.crm.customers.models import customer_identities, customers
+    from scrm.crm.staff.models import follows
 
     now = rt.clock.now()
     kfid = rt.settings.kf_open_kfid
@@ -94,7 +95,7 @@ async def seed(rt: Any, n: int, rnd: random.Random) -> None:
 
 async def plan_once(rt: Any, name: str, batch: int, limit_batches: int | None, *, trace: bool) -> tuple[int, float, int]:
     """Plan one broadcast; with ``trace`` under tracemalloc (≈3× slower, so the timed run is untraced)."""
-    from scrm.campaigns import broadcasts
+    from scrm.campaigns.broadcasts import services as broadcasts
 
     view = await broadcasts.create_broadcast(rt, {"name": name, "segment": "all", "text": "双11 全场满100减20"})
     await broadcasts.start_broadcast(rt, view.id)
@@ -111,9 +112,9 @@ async def plan_once(rt: Any, name: str, batch: int, limit_batches: int | None, *
 
 
 async def run_backend(backend: str, url: str, n: int, batch: int) -> dict[str, Any]:
-    import bots.broadcast_sender  # noqa: F401 - registers the channel facts
-    from scrm.campaigns import broadcasts
-    from scrm.web.runtime import build_runtime
+    import bots.notices.broadcasts  # noqa: F401 - registers the channel facts
+    from scrm.app.runtime import build_runtime
+    from scrm.campaigns.broadcasts import services as broadcasts
 
     broadcasts._segment_after = _every_customer  # type: ignore[assignment]
     rt = await build_runtime(bench_settings(url))
@@ -128,7 +129,7 @@ async def run_backend(backend: str, url: str, n: int, batch: int) -> dict[str, A
         async with rt.db.read() as conn:
             import sqlalchemy as sa
 
-            from scrm.campaigns.models import broadcasts as table
+            from scrm.campaigns.broadcasts.models import broadcasts as table
 
             totals = (await conn.execute(sa.select(table.c.totals).where(table.c.name == "full"))).scalar_one()
     finally:

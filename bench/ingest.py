@@ -104,7 +104,7 @@ def simple_app(case: str) -> Any:
     """The bare and the decrypt-only servers."""
     from aiohttp import web
 
-    from bots.wecom.crypto import (
+    from bots.gateway.crypto import (
         CallbackCrypto,
         CallbackRejected,
         check_signature,
@@ -112,7 +112,7 @@ def simple_app(case: str) -> Any:
         parse_query,
         require,
     )
-    from bots.wecom.xmlparse import BadXml, parse_xml
+    from bots.gateway.xmlparse import BadXml, parse_xml
     from config.settings import SANDBOX_AES_KEY, SANDBOX_CORP_ID, SANDBOX_TOKEN
 
     max_body = 256 * 1024
@@ -123,7 +123,7 @@ def simple_app(case: str) -> Any:
         return web.Response(status=200, body=b"")
 
     async def decrypt_only(request: web.Request) -> web.Response:
-        # The steps of bots.web.wecom_callback, in its order, up to (not including) normalise + store.
+        # The steps of bots.gateway.web.wecom_callback, in its order, up to (not including) normalise + store.
         try:
             query = parse_query(request.query_string)
             sig, ts, nonce = require(query, "msg_signature", "timestamp", "nonce")
@@ -155,7 +155,7 @@ async def _serve(case: str, port: int, env: dict[str, str], ready: Any, stop: Ev
 
     if case == "full":
         from config import load_settings
-        from scrm.web.app import create_app
+        from scrm.app.webapp import create_app
 
         app = create_app(load_settings(env, config_file=os.devnull))
     else:
@@ -198,7 +198,7 @@ def server_main(case: str, port: int, env: dict[str, str], ready: Any, stop: Eve
 # =========================================================================================================
 def build_pool(count: int, first_msg_id: int) -> list[tuple[str, bytes]]:
     """``count`` signed + encrypted text callbacks as (query string, body), MsgIds from ``first_msg_id`` on."""
-    from bots.wecom.crypto import CallbackCrypto, signature
+    from bots.gateway.crypto import CallbackCrypto, signature
     from config.settings import SANDBOX_AES_KEY, SANDBOX_AGENT_ID, SANDBOX_CORP_ID, SANDBOX_TOKEN
 
     crypto = CallbackCrypto(SANDBOX_TOKEN, SANDBOX_AES_KEY, SANDBOX_CORP_ID, work=True)

@@ -1,11 +1,11 @@
-"""Order placement under contention: the real ``fulfillment.orders.create_order(..., confirm=True)``.
+"""Order placement under contention: the real ``fulfillment.orders.services.create_order(..., confirm=True)``.
 
 ``python -m bench.orders [--seconds 10] [--tasks 64] [--skus 100]``
 
 A catalog of ``--skus`` products with ``--stock`` units each (so stock runs out during the run and later orders
 are backordered) and ``--customers`` customers are created first. Then ``--tasks`` asyncio tasks in this process
 place orders of 1–3 random SKUs (quantity 1–3 each) through the real service on a Runtime from
-``scrm.web.runtime.build_runtime`` (in-process job queue, not started: nothing consumes jobs) for ``--seconds``.
+``scrm.app.runtime.build_runtime`` (in-process job queue, not started: nothing consumes jobs) for ``--seconds``.
 
 Runs on PostgreSQL (database ``scrm_bench_orders``: created, migrated, dropped) and then on SQLite (a temporary
 file, ``--sqlite-tasks`` tasks) for comparison. After each run the stock invariants are checked: no
@@ -88,8 +88,8 @@ def bench_settings(database_url: str) -> Any:
 
 async def seed(rt: Any, skus: int, stock: int, customers: int) -> tuple[list[str], list[int]]:
     """The catalog (through the real CSV import path) and the customers."""
-    from fulfillment.catalog import CatalogRow, import_rows
-    from scrm.customers.services import ensure_customer
+    from fulfillment.catalog.services import CatalogRow, import_rows
+    from scrm.crm.customers.services import ensure_customer
 
     rows = [
         CatalogRow(line=i + 2, sku=f"BENCH-{i:04d}", name=f"压测商品{i:04d}", aliases=(), unit="箱", price_fen=1000 + 10 * i, stock=stock)
@@ -110,7 +110,7 @@ async def seed(rt: Any, skus: int, stock: int, customers: int) -> tuple[list[str
 async def place_orders(rt: Any, result: RunResult, skus: list[str], customer_ids: list[int], seconds: float, seed_value: int) -> None:
     from sqlalchemy import event
 
-    from fulfillment.orders import create_order
+    from fulfillment.orders.services import create_order
 
     def count_statement(*_args: Any) -> None:
         result.statements += 1
@@ -164,8 +164,9 @@ async def verify(rt: Any, result: RunResult) -> None:
     """The oversell check and the ledger reconciliation, straight from the tables."""
     import sqlalchemy as sa
 
-    from fulfillment.inventory import reconcile
-    from fulfillment.models import order_lines, orders, stock_levels
+    from fulfillment.inventory.models import stock_levels
+    from fulfillment.inventory.services import reconcile
+    from fulfillment.orders.models import order_lines, orders
 
     async with rt.db.read() as conn:
         oversold = int(
@@ -209,7 +210,7 @@ async def verify(rt: Any, result: RunResult) -> None:
 
 
 async def run_backend(backend: str, database_url: str, args: argparse.Namespace, tasks: int) -> RunResult:
-    from scrm.web.runtime import build_runtime
+    from scrm.app.runtime import build_runtime
 
     rt = await build_runtime(bench_settings(database_url))
     result = RunResult(backend=backend, tasks=tasks)

@@ -6,15 +6,15 @@ A scratch database ``scrm_bench_rfm`` (created, migrated, dropped) gets ``--cust
 orders from ``generate_series`` (skewed: low customer ids order more; 8 % cancelled; confirmed over the RFM window
 plus 60 days; amounts log-spread from ¥1 to ¥2,000). Orders are bulk-loaded without the ``number`` / ``source_ref``
 unique constraints and the status index (RFM uses none of them); ``ix_orders_customer_id`` is built after the load.
-The order aggregates (``customer_order_stats``) are then built once by ``tagging.rfm.rebuild_order_stats`` (timed,
+The order aggregates (``customer_order_stats``) are then built once by ``tagging.rfm.services.rebuild_order_stats`` (timed,
 shown for information: it is the backfill path, not the nightly one). Timed, ``--runs`` times each, the clock one
 day further each night (so a day's worth of customers ages out of the window every time):
 
-* **ours** — the nightly RFM work as ``tagging.rfm_jobs.recompute_all`` runs it, in one transaction: age-out
+* **ours** — the nightly RFM work as ``tagging.rfm.jobs.recompute_all`` runs it, in one transaction: age-out
   (``age_out_order_stats``: customers whose oldest order left the window are re-aggregated from their orders) +
   the RFM step (``recompute_rfm``: one scoring INSERT … SELECT full-joined with the stored rows, then only the
   changed rows written). Measured after one untimed night, so ``customer_rfm`` is full, as every real night.
-* **bare** — the same ranking + classifying SELECT (``tagging.rfm.rfm_select``) over the aggregates, results
+* **bare** — the same ranking + classifying SELECT (``tagging.rfm.services.rfm_select``) over the aggregates, results
   put into a temporary table (``CREATE TEMP TABLE … AS``, as ours does) and thrown away: the SQL floor of the RFM step.
 * **bare from orders** — one SELECT that aggregates the orders and scores them (no aggregates kept), into a temp
   table: what a recompute without ``customer_order_stats`` would cost (BASELINES' "one statement").
@@ -126,8 +126,9 @@ async def run_pandas(url: str, now: dt.datetime, window_days: int, high: int) ->
     import numpy as np
     import pandas as pd
 
-    from tagging import rfm as rfm_module
-    from tagging.rfm import COUNTED_STATUSES, SEGMENTS
+    from tagging.rfm import domain as rfm_module_domain
+    from tagging.rfm.domain import SEGMENTS
+    from tagging.rfm.sql import COUNTED_STATUSES
 
     dsn = url.replace("postgresql+asyncpg", "postgresql")
     conn = await asyncpg.connect(dsn)
@@ -147,7 +148,7 @@ async def run_pandas(url: str, now: dt.datetime, window_days: int, high: int) ->
     df = pd.read_csv(buf, names=["customer_id", "total_fen", "at"], dtype={"customer_id": "int64", "total_fen": "int64", "at": "int64"})
     agg = df.groupby("customer_id").agg(frequency=("total_fen", "size"), monetary_fen=("total_fen", "sum"), last=("at", "max"))
     n = len(agg)
-    offset = rfm_module.LOCAL_OFFSET_SECONDS  # business days (Asia/Shanghai dates), as tagging.rfm counts them
+    offset = rfm_module_domain.LOCAL_OFFSET_SECONDS  # business days (Asia/Shanghai dates), as tagging.rfm.services counts them
     agg["recency_days"] = np.maximum(0, (int(now.timestamp()) + offset) // 86400 - (agg["last"] + offset) // 86400)
     agg["r"] = 1 + (5 * (agg["recency_days"].rank(method="min", ascending=False).astype("int64") - 1)) // n
     agg["f"] = 1 + (5 * (agg["frequency"].rank(method="min").astype("int64") - 1)) // n
@@ -162,7 +163,7 @@ async def check_against_pandas(db: Any, agg: Any, today: dt.date) -> str:
     import pandas as pd
     import sqlalchemy as sa
 
-    from tagging.models import customer_rfm
+    from tagging.rfm.models import customer_rfm
 
     c = customer_rfm.c
     async with db.read() as conn:
@@ -180,11 +181,12 @@ async def check_against_pandas(db: Any, agg: Any, today: dt.date) -> str:
 
 async def rescore_by_scan(conn: Any, customer_id: int, now: dt.datetime, config: Any) -> tuple[int, int, int]:
     """Before migration 0008: one customer's quintile scores from ONE scan of every aggregate, summing a CASE per
-    axis (kept here to show what the index range counts of ``tagging.rfm.rescore_customer`` replaced)."""
+    axis (kept here to show what the index range counts of ``tagging.rfm.services.rescore_customer`` replaced)."""
     import sqlalchemy as sa
 
-    from tagging import rfm
-    from tagging.models import customer_order_stats
+    from tagging.rfm import services as rfm
+    from tagging.rfm import sql as rfm_sql
+    from tagging.rfm.models import customer_order_stats
 
     s = customer_order_stats.c
     row = (await conn.execute(sa.select(customer_order_stats).where(s.customer_id == customer_id))).one()
@@ -197,7 +199,7 @@ async def rescore_by_scan(conn: Any, customer_id: int, now: dt.datetime, config:
         await conn.execute(
             sa.select(
                 sa.func.count(),
-                below(rfm.recency_days_sql("postgresql", now, s.last_order_at) > days),
+                below(rfm_sql.recency_days_sql("postgresql", now, s.last_order_at) > days),
                 below(s.orders < row.orders),
                 below(s.monetary_fen < row.monetary_fen),
             ).where(s.orders > 0, s.last_order_at >= rfm.window_start(now, config))
@@ -212,8 +214,9 @@ async def bench(url: str, args: argparse.Namespace) -> Figures:
 
     from scrm.core.clock import local
     from scrm.core.db import Database
-    from tagging import activity, rfm
-    from tagging.models import customer_order_stats, customer_rfm
+    from tagging.activity import services as activity
+    from tagging.rfm import services as rfm
+    from tagging.rfm.models import customer_order_stats, customer_rfm
 
     figures = Figures()
     config = rfm.parse_rfm_config({})

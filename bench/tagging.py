@@ -49,9 +49,9 @@ from bench.common import (
     machine_lines,
     publish,
 )
-from tagging.engine import RULES_FILE, build_matcher, fresh_tokenizer
-from tagging.matcher import Matcher
-from tagging.rules import Rule, RuleSet, compile_pattern, load_rules, normalize, parse_rules
+from tagging.rules.domain import Rule, RuleSet, compile_pattern, load_rules, normalize, parse_rules
+from tagging.rules.engine import RULES_FILE, build_matcher, fresh_tokenizer
+from tagging.rules.matcher import Matcher
 
 TARGET = 0.8
 _CJK = re.compile(r"^[\u4e00-\u9fff]{2,4}$")

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG_FILE = PROJECT_ROOT / "config" / "scrm.toml"
+CONFIG_DIR = PROJECT_ROOT / "config"  # settings, sample data and templates read by the features
+DEFAULT_CONFIG_FILE = CONFIG_DIR / "scrm.toml"
 
 WECOM_API_BASE = "https://qyapi.weixin.qq.com/cgi-bin/"
 MP_API_BASE = "https://api.weixin.qq.com/cgi-bin/"

@@ -5,8 +5,14 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from fulfillment.models import counters
-from scrm.core.db import insert_ignore
+from scrm.core.db import insert_ignore, metadata
+
+counters = sa.Table(
+    "counters",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("value", sa.BigInteger(), nullable=False, server_default="0"),
+)
 
 # On PostgreSQL these come from sequences (no row lock held until commit, so concurrent orders do not queue on
 # one counter row); SQLite serialises writers anyway and uses the counters table.

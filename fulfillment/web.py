@@ -6,13 +6,18 @@ from typing import Any
 
 from aiohttp import web
 
-from fulfillment import catalog, inventory, orders, shipments
-from fulfillment.catalog import MAX_QTY
+from fulfillment.catalog import services as catalog
+from fulfillment.catalog.services import MAX_QTY
+from fulfillment.inventory import services as inventory
+from fulfillment.orders import backorders as orders_backorders
+from fulfillment.orders import queries as orders_queries
+from fulfillment.orders import services as orders
+from fulfillment.shipments import services as shipments
 from scrm.core.errors import InvalidInput, NotFound
-from scrm.customers.services import find_customer
-from scrm.web.jsonio import get_int, get_str, read_json
-from scrm.web.keys import RUNTIME
-from scrm.web.openapi import add_api_route, query, schema
+from scrm.core.http.bodies import get_int, get_str, read_json
+from scrm.core.http.keys import RUNTIME
+from scrm.core.http.openapi import add_api_route, query, schema
+from scrm.crm.customers.services import find_customer
 
 LINE = {
     "type": "object",
@@ -71,7 +76,7 @@ def _lines(data: dict[str, Any], *, required: bool) -> list[tuple[str, int]] | N
 async def _order_id(request: web.Request) -> int:
     rt = request.app[RUNTIME]
     async with rt.db.read() as conn:
-        return await orders.order_id_by_number(conn, request.match_info["number"])
+        return await orders_queries.order_id_by_number(conn, request.match_info["number"])
 
 
 async def list_orders(request: web.Request) -> web.Response:
@@ -83,7 +88,7 @@ async def list_orders(request: web.Request) -> web.Response:
         customer_id = await find_customer(conn, "external_userid", external)
     if customer_id is None:
         return web.json_response({"items": []})
-    found = await orders.orders_of_customer(rt, customer_id, limit=100, include_drafts=request.query.get("drafts") == "1")
+    found = await orders_queries.orders_of_customer(rt, customer_id, limit=100, include_drafts=request.query.get("drafts") == "1")
     return web.json_response({"items": [o.to_json() for o in found]})
 
 
@@ -237,7 +242,7 @@ async def change_stock(request: web.Request) -> web.Response:
             )
         else:
             raise InvalidInput("需要 receive 或 set_on_hand (give receive or set_on_hand)")
-    await orders.fill_backorders(rt, p.id)
+    await orders_backorders.fill_backorders(rt, p.id)
     return web.json_response(await _product_json(rt, sku))
 
 

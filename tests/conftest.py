@@ -21,11 +21,11 @@ import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 
 from config import Settings, load_settings
+from scrm.app.runtime import build_runtime, load_features
 from scrm.core import migrate
 from scrm.core.clock import UTC, FrozenClock
 from scrm.core.db import Database, metadata
 from scrm.core.runtime import Runtime
-from scrm.web.runtime import build_runtime, load_features
 
 PG_ADMIN_DSN = os.environ.get("SCRM_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 PG_NAME = f"scrm_test_{os.getpid()}"
@@ -145,7 +145,7 @@ SAMPLE_CATALOG = Path(__file__).resolve().parents[1] / "config" / "catalog.sampl
 @pytest.fixture
 async def catalog(rt: Runtime) -> Runtime:
     """The runtime with the sample catalog imported (矿泉水 120箱, 可乐, 抽纸, 大米, 生抽/老抽, 花生油 10桶)."""
-    from fulfillment.catalog import import_rows, parse_catalog_csv
+    from fulfillment.catalog.services import import_rows, parse_catalog_csv
 
     rows, errors = parse_catalog_csv(SAMPLE_CATALOG.read_text(encoding="utf-8"))
     assert not errors
@@ -155,7 +155,7 @@ async def catalog(rt: Runtime) -> Runtime:
 
 
 async def make_customer(rt: Runtime, external_userid: str) -> int:
-    from scrm.customers.services import ensure_customer
+    from scrm.crm.customers.services import ensure_customer
 
     async with rt.db.write() as conn:
         return await ensure_customer(conn, rt.db.dialect, kind="external_userid", value=external_userid, now=rt.clock.now())
@@ -205,7 +205,7 @@ async def sandbox(database_url: str, clock: FrozenClock) -> AsyncIterator[Sandbo
     from aiohttp.test_utils import TestClient, TestServer
 
     from bots.sandbox.web import SANDBOX_STATE
-    from scrm.web.app import create_app
+    from scrm.app.webapp import create_app
     from tests.helpers import free_port
 
     port = free_port()
@@ -215,7 +215,7 @@ async def sandbox(database_url: str, clock: FrozenClock) -> AsyncIterator[Sandbo
     app = create_app(settings, runtime=runtime)
     async with TestClient(TestServer(app, port=port)) as client:
         async with runtime.db.write() as conn:
-            from fulfillment.catalog import seed_sample_if_empty
+            from fulfillment.catalog.services import seed_sample_if_empty
 
             await seed_sample_if_empty(conn, runtime.db.dialect, runtime.clock.now())
         yield SandboxHarness(runtime, client, app[SANDBOX_STATE])

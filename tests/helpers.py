@@ -6,7 +6,7 @@ import socket
 import time
 from typing import Any
 
-from bots.wecom.crypto import CallbackCrypto, signature
+from bots.gateway.crypto import CallbackCrypto, signature
 
 
 def free_port() -> int:

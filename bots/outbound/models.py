@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from scrm.core.db import JSON, UTCDateTime, metadata
-
-BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+from scrm.core.db import JSON, BigId, UTCDateTime, metadata
 
 
 class OutboundStatus:

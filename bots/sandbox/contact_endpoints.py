@@ -8,7 +8,8 @@ from typing import Any
 
 from bots.outbound.client import Errcode
 from bots.sandbox.endpoints import ApiFailure, Call, Endpoint, page
-from bots.sandbox.state import ContactWay, Customer, Follow, SandboxState, Tag, TagGroup, random_id
+from bots.sandbox.entities import ContactWay, Customer, Follow, Tag, TagGroup, random_id
+from bots.sandbox.state import SandboxState
 from scrm.core.clock import SHANGHAI
 
 MAX_STATE_CHARS = 30

@@ -39,10 +39,11 @@ from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
+from bots.gateway.crypto import parse_query
 from bots.sandbox import contact_endpoints, group_endpoints, mp_endpoints, wecom_endpoints
 from bots.sandbox.endpoints import Call, Endpoint, dispatch, error_answer
-from bots.sandbox.state import KfNotice, SandboxState
-from bots.wecom.crypto import parse_query
+from bots.sandbox.entities import KfNotice
+from bots.sandbox.state import SandboxState
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from bots.outbound.client import Errcode
-from bots.sandbox.state import SandboxState, random_id
+from bots.sandbox.entities import random_id
+from bots.sandbox.state import SandboxState
 
 MESSAGES = {
     Errcode.BUSY: "system busy",

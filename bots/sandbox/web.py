@@ -13,7 +13,7 @@ from aiohttp import web
 from bots.sandbox.emulator import create_emulator_app
 from bots.sandbox.simulator import CallbackSimulator, kf_callback_hook, wecom_event_hook
 from bots.sandbox.state import SandboxState
-from scrm.web.keys import RUNTIME, SETTINGS
+from scrm.core.http.keys import RUNTIME, SETTINGS
 
 SANDBOX_STATE = web.AppKey("sandbox", SandboxState)
 

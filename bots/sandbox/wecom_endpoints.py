@@ -13,7 +13,8 @@ from typing import Any
 
 from bots.outbound.client import Errcode
 from bots.sandbox.endpoints import ApiFailure, Call, Endpoint, decode_cursor, encode_cursor
-from bots.sandbox.state import SandboxState, random_id
+from bots.sandbox.entities import random_id
+from bots.sandbox.state import SandboxState
 
 MSGID = re.compile(r"[0-9A-Za-z_-]{1,32}")
 MAX_TEXT_BYTES = 2048

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from scrm.core.db import JSON, UTCDateTime, metadata
-
-BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+from scrm.core.db import JSON, BigId, UTCDateTime, metadata
 
 # Per-customer commercial terms and the running customer credit (预收/余额) left by overpayments.
 customer_accounts = sa.Table(

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from fulfillment import orders as order_service
 from fulfillment.billing.domain import (
     OPEN_INVOICE_STATUSES,
     Aged,
@@ -21,8 +20,10 @@ from fulfillment.billing.domain import (
 )
 from fulfillment.billing.models import dunning_notices, invoices
 from fulfillment.billing.services import billing_config, credit_exposure, read_account
-from fulfillment.models import OrderStatus as S
-from fulfillment.models import order_history, orders
+from fulfillment.orders import queries as order_service_queries
+from fulfillment.orders import services as order_service
+from fulfillment.orders.models import OrderStatus as S
+from fulfillment.orders.models import order_history, orders
 from scrm.core import outbox
 from scrm.core.clock import local
 from scrm.core.db import insert_ignore
@@ -275,7 +276,7 @@ async def release_hold(rt: Runtime, number: str, *, actor: str) -> order_service
     (as confirm_order does, without the credit check). Releasing an order already released changes nothing; an
     order that was never held (or was cancelled) is refused."""
     async with rt.db.read() as conn:
-        order_id = await order_service.order_id_by_number(conn, number)
+        order_id = await order_service_queries.order_id_by_number(conn, number)
     order = await order_service.get_order(rt, order_id)
     if order.status in (S.CONFIRMED, S.PARTIALLY_SHIPPED, S.SHIPPED, S.COMPLETED):
         return order

@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from config.settings import CONFIG_DIR
 from fulfillment.billing.domain import (
     MAX_AMOUNT_FEN,
     MAX_TERMS_DAYS,
@@ -32,14 +33,14 @@ from fulfillment.billing.domain import (
     parse_billing_config,
 )
 from fulfillment.billing.models import InvoiceStatus, credit_entries, customer_accounts, invoices, payment_allocations, payments
-from fulfillment.models import OrderStatus as S
-from fulfillment.models import orders
+from fulfillment.orders.models import OrderStatus as S
+from fulfillment.orders.models import orders
 from scrm.core.db import insert_ignore
 from scrm.core.errors import Conflict, InvalidInput
 from scrm.core.money import format_fen
 from scrm.core.runtime import ResourceKey, Runtime
 
-CONFIG_FILE = Path(__file__).resolve().parents[2] / "config" / "billing.toml"
+CONFIG_FILE = CONFIG_DIR / "billing.toml"
 BILLING_CONFIG: ResourceKey[BillingConfig] = ResourceKey("billing_config")
 # Orders whose value counts as committed but not yet invoiced (on hold ones wait for a decision; they do not).
 COMMITTED_ORDER_STATUSES = (S.CONFIRMED, S.PARTIALLY_SHIPPED, S.SHIPPED)

@@ -20,11 +20,12 @@ from fulfillment.billing import invoices, payments, receivables, services, state
 from fulfillment.billing.domain import BUCKET_ZH, BUCKETS, INVOICE_STATUS_ZH, Aged, CustomerNotFound
 from scrm.core.clock import SHANGHAI
 from scrm.core.errors import InvalidInput
-from scrm.customers.models import customer_identities, customers, salespeople
-from scrm.customers.services import find_customer
-from scrm.web.jsonio import get_str, read_json
-from scrm.web.keys import RUNTIME
-from scrm.web.openapi import add_api_route, schema
+from scrm.core.http.bodies import get_str, read_json
+from scrm.core.http.keys import RUNTIME
+from scrm.core.http.openapi import add_api_route, schema
+from scrm.crm.customers.models import customer_identities, customers
+from scrm.crm.customers.services import find_customer
+from scrm.crm.staff.models import salespeople
 
 CSV_INJECTION = ("=", "+", "-", "@", "\t", "\r")
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from scrm.core.db import UTCDateTime, metadata
-
-BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+from scrm.core.db import BigId, UTCDateTime, metadata
 
 suppliers = sa.Table(
     "suppliers",

@@ -1,7 +1,7 @@
 """Replenishment use cases (进): suppliers, purchase orders from suggestions or by hand, placing, receiving.
 
-Receiving posts goods to the stock ledger (:func:`fulfillment.inventory.receive`), records the purchase cost on the
-product and then releases backorders oldest first through :func:`fulfillment.orders.fill_backorders`, which writes
+Receiving posts goods to the stock ledger (:func:`fulfillment.inventory.services.receive`), records the purchase cost on the
+product and then releases backorders oldest first through :func:`fulfillment.orders.services.fill_backorders`, which writes
 the outbox row that tells each waiting customer their goods are reserved.
 """
 
@@ -13,11 +13,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from fulfillment import inventory, orders
-from fulfillment.catalog import MAX_QTY
-from fulfillment.domain import ProductNotFound
-from fulfillment.models import OrderStatus, order_lines, products, stock_levels
-from fulfillment.models import orders as orders_table
+from fulfillment.catalog.models import products
+from fulfillment.catalog.services import MAX_QTY
+from fulfillment.inventory import services as inventory
+from fulfillment.inventory.models import stock_levels
+from fulfillment.orders import backorders as orders_backorders
+from fulfillment.orders.domain import ProductNotFound
+from fulfillment.orders.models import OrderStatus, order_lines
+from fulfillment.orders.models import orders as orders_table
 from fulfillment.purchasing import domain as d
 from fulfillment.purchasing.domain import (
     PurchaseLineView,
@@ -307,7 +310,7 @@ async def receive_purchase(
     filled: dict[str, int] = {}
     for ln in view.lines:
         if ln.sku in posted or (seen is not None and ln.received_qty):
-            got = await orders.fill_backorders(rt, ln.product_id)
+            got = await orders_backorders.fill_backorders(rt, ln.product_id)
             if got:
                 filled[ln.sku] = got
     return ReceiptResult(view, posted, filled, duplicate=seen is not None)

@@ -7,13 +7,13 @@ from typing import Any
 
 from aiohttp import web
 
-from fulfillment.catalog import MAX_QTY
+from fulfillment.catalog.services import MAX_QTY
 from fulfillment.purchasing import services
 from fulfillment.purchasing.domain import PURCHASE_STATUS_ZH
 from scrm.core.errors import InvalidInput
-from scrm.web.jsonio import get_int, get_str, read_json
-from scrm.web.keys import RUNTIME
-from scrm.web.openapi import add_api_route, query, schema
+from scrm.core.http.bodies import get_int, get_str, read_json
+from scrm.core.http.keys import RUNTIME
+from scrm.core.http.openapi import add_api_route, query, schema
 
 SUPPLIER = schema(
     "Supplier",

@@ -31,9 +31,9 @@ from urllib.parse import quote
 from aiohttp import web
 
 from config import Settings
+from scrm.core.http.errors import json_error
+from scrm.core.http.keys import RUNTIME, SETTINGS
 from scrm.core.runtime import Runtime
-from scrm.web.errors import json_error
-from scrm.web.keys import RUNTIME, SETTINGS
 
 SESSION_COOKIE = "scrm_console"
 FLASH_COOKIE = "scrm_console_flash"

@@ -7,9 +7,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from scrm.campaigns import broadcasts, coupons
-from scrm.campaigns.broadcast_domain import Channel, RecipientStatus, SkipReason
-from scrm.campaigns.models import BroadcastStatus
+from scrm.campaigns.broadcasts import services as broadcasts
+from scrm.campaigns.broadcasts.domain import Channel, RecipientStatus, SkipReason
+from scrm.campaigns.broadcasts.models import BroadcastStatus
+from scrm.campaigns.coupons import services as coupons
 from scrm.console.charts import bar_chart
 from scrm.console.render import PageContext, Safe, join, post_form, t, table, url, when
 

@@ -7,7 +7,7 @@ per-recipient results, 50 a page (keyset on the customer id).
 The live count reuses the segments page's script and endpoint (``static/segments.js`` →
 ``GET /console/segments/preview``, marketer and admin like this page); without JavaScript the 预览人数 button posts
 the form back and the page shows the count with everything typed kept. A refused form is shown again, filled
-in, with the reason (HTTP 400) — nothing typed is lost. Every change goes through :mod:`scrm.campaigns.broadcasts`.
+in, with the reason (HTTP 400) — nothing typed is lost. Every change goes through :mod:`scrm.campaigns.broadcasts.services`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ from typing import Any
 import sqlalchemy as sa
 from aiohttp import web
 
-from scrm.campaigns import broadcasts, coupons
+from scrm.campaigns.broadcasts import queries as broadcasts_queries
+from scrm.campaigns.broadcasts import services as broadcasts
+from scrm.campaigns.coupons import services as coupons
 from scrm.console import auth
 from scrm.console.broadcast_pages import (
     ACTIONS,
@@ -49,8 +51,8 @@ from scrm.console.render import (
 from scrm.console.web import _act, _actor, _ctx, _form, forbidden, path_id
 from scrm.core.clock import SHANGHAI
 from scrm.core.errors import DomainError, InvalidInput, NotFound
-from scrm.customers.models import customers
-from scrm.web.keys import RUNTIME
+from scrm.core.http.keys import RUNTIME
+from scrm.crm.customers.models import customers
 
 CSP = SECURITY_HEADERS["Content-Security-Policy"].replace("script-src 'none'", "script-src 'self'")
 
@@ -79,7 +81,7 @@ async def _list_page(
     raw = request.query.get("before", "")
     before = int(raw) if raw.isdecimal() and len(raw) < 19 else None
     async with rt.db.read() as conn:
-        items = await broadcasts.list_broadcasts(conn, limit=PAGE_SIZE, before=before)
+        items = await broadcasts_queries.list_broadcasts(conn, limit=PAGE_SIZE, before=before)
     templates = await coupons.list_templates(rt, active=True)
     ctx = _ctx(request, "broadcasts")
     if error:
@@ -118,13 +120,14 @@ async def broadcast_list(request: web.Request) -> web.Response:
 
 
 async def _count(rt: Any, expression: str) -> dict[str, Any] | None:
-    from tagging import segments
+    from tagging.segments import services as segments
+    from tagging.segments import syntax as segments_syntax
 
     if not expression.strip():
         return None
     try:
         return {"count": await segments.count_segment(rt, expression)}
-    except segments.SegmentSyntaxError as exc:
+    except segments_syntax.SegmentSyntaxError as exc:
         return {"error": exc.message}
 
 
@@ -194,10 +197,10 @@ async def broadcast_detail(request: web.Request) -> web.Response:
     try:
         bid = _id(request)
         async with rt.db.read() as conn:
-            view = await broadcasts.get_broadcast(conn, bid)
-            prog = await broadcasts.progress(conn, bid)
-            reasons = await broadcasts.outcome_reasons(conn, bid)
-            items = await broadcasts.list_recipients(conn, bid, status=status or None, after=after, limit=PAGE_SIZE)
+            view = await broadcasts_queries.get_broadcast(conn, bid)
+            prog = await broadcasts_queries.progress(conn, bid)
+            reasons = await broadcasts_queries.outcome_reasons(conn, bid)
+            items = await broadcasts_queries.list_recipients(conn, bid, status=status or None, after=after, limit=PAGE_SIZE)
             names = await _names(conn, [r["customer_id"] for r in items])
     except NotFound as exc:
         return _not_found(request, ctx, exc)
@@ -261,7 +264,7 @@ def _action(name: str) -> auth.Handler:
         return await _act(request, f"{PAGE}/{bid}", act)
 
     handler.__name__ = f"broadcast_{name}"
-    handler.__doc__ = f"POST {name}: one status change through scrm.campaigns.broadcasts (refusals become the red flash)."
+    handler.__doc__ = f"POST {name}: one status change through scrm.campaigns.broadcasts.services (refusals become the red flash)."
     return handler
 
 

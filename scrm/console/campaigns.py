@@ -15,11 +15,12 @@ from typing import Any
 
 from aiohttp import web
 
-from scrm.campaigns import coupons, referral
-from scrm.campaigns.referral_domain import can_transition
+from scrm.campaigns.coupons import services as coupons
+from scrm.campaigns.referral import queries as referral_queries
+from scrm.campaigns.referral import services as referral_services
+from scrm.campaigns.referral.domain import can_transition
 from scrm.console import auth
 from scrm.console.charts import bar_chart
-from scrm.console.coupon_pages import LEDGER_EVENTS as LEDGER_EVENTS  # re-exported (the old import path)
 from scrm.console.coupon_pages import (
     _count,
     _id,
@@ -37,7 +38,7 @@ from scrm.console.coupon_pages import terms_from_form as terms_from_form
 from scrm.console.render import PageContext, Safe, button_form, join, money, post_form, t, table
 from scrm.console.web import _act, _ctx, _form, _page, forbidden
 from scrm.core.errors import InvalidInput, NotFound
-from scrm.web.keys import RUNTIME
+from scrm.core.http.keys import RUNTIME
 
 CAMPAIGN_STATUS_ZH = {"draft": "草稿", "running": "进行中", "paused": "已暂停", "ended": "已结束"}
 STATUS_ACTIONS = (("running", "启动 / 恢复", "primary"), ("paused", "暂停", ""), ("ended", "结束活动", "danger"))
@@ -70,7 +71,7 @@ def _campaign_form(ctx: PageContext, templates: list[coupons.CouponTemplate], no
     return post_form(ctx, "/console/campaigns", inner, cls="stack")
 
 
-def _receivers(c: referral.Campaign) -> str:
+def _receivers(c: referral_services.Campaign) -> str:
     """Where the codes lead: the salespeople of a 联系我 campaign, the groups of a group campaign."""
     return f"入群：{'、'.join(c.chat_ids)}" if c.kind == "group" else f"承接成员 {'、'.join(c.userids)}"
 
@@ -79,7 +80,7 @@ async def campaign_list(request: web.Request) -> web.Response:
     """裂变活动: every campaign with status and window, and the form for a new one."""
     rt = request.app[RUNTIME]
     async with rt.db.read() as conn:
-        items = await referral.list_campaigns(conn)
+        items = await referral_services.list_campaigns(conn)
     templates = await coupons.list_templates(rt, active=True)
     ctx = _ctx(request, "campaigns")
     rows = [
@@ -125,7 +126,7 @@ async def campaign_create(request: web.Request) -> web.Response:
         }
         if data["kind"] == "group":
             data["chat_ids"] = sorted(_words(form, "chat_ids"))
-        campaign = await referral.create_campaign(request.app[RUNTIME], data)
+        campaign = await referral_services.create_campaign(request.app[RUNTIME], data)
         created.append(campaign.id)
         return f"已创建裂变活动“{campaign.name}”（{CAMPAIGN_STATUS_ZH.get(campaign.status, campaign.status)}）"
 
@@ -142,9 +143,9 @@ async def campaign_detail(request: web.Request) -> web.Response:
     ctx = _ctx(request, "campaigns")
     try:
         async with rt.db.read() as conn:
-            campaign = await referral.get_campaign(conn, _id(request))
-            funnel = await referral.funnel(conn, campaign.id)
-            leaders = await referral.leaderboard(conn, campaign.id, limit=20)
+            campaign = await referral_services.get_campaign(conn, _id(request))
+            funnel = await referral_queries.funnel(conn, campaign.id)
+            leaders = await referral_queries.leaderboard(conn, campaign.id, limit=20)
     except NotFound as exc:
         return _page(request, ctx, "没有找到活动", t('<p class="empty">{m}</p>', m=exc.message), status=404)
     steps = funnel.steps()
@@ -192,7 +193,7 @@ async def campaign_status(request: web.Request) -> web.Response:
     async def action() -> str:
         if target not in CAMPAIGN_STATUS_ZH:
             raise InvalidInput("未知的活动状态 (unknown status)", field="status")
-        campaign = await referral.update_campaign(request.app[RUNTIME], cid, {"status": target})
+        campaign = await referral_services.update_campaign(request.app[RUNTIME], cid, {"status": target})
         return f"活动“{campaign.name}”{CAMPAIGN_STATUS_ZH[campaign.status]}"
 
     return await _act(request, f"/console/campaigns/{cid}", action)

@@ -3,7 +3,7 @@ every customer who adds a salesperson through it is attributed to the channel (å
 its text and auto-tagged. The list shows adds / still-friends / deletes per code; a code's page shows the QR code,
 a 30-day chart of adds and deletes, and the edit and deactivate forms.
 
-Writes go through the channel-code manager (``scrm.channels.services.channel_code_manager``), which creates and
+Writes go through the channel-code manager (``scrm.crm.channels.services.channel_code_manager``), which creates and
 changes the contact way in WeCom in step with the row; its errors (WeCom refused, not configured) become the red
 flash with nothing changed. Same building blocks as the other console pages.
 """
@@ -17,16 +17,23 @@ from typing import Any
 import sqlalchemy as sa
 from aiohttp import web
 
-from scrm.channels.services import ChannelCode, channel_code_manager, channel_stats, channel_totals, get_channel_code, list_channel_codes
 from scrm.console import auth
 from scrm.console.charts import bar_chart
 from scrm.console.render import PageContext, Safe, button_form, join, post_form, t, table, when
 from scrm.console.web import _act, _ctx, _page, forbidden, path_id
 from scrm.core.clock import local
 from scrm.core.errors import InvalidInput, NotFound
-from scrm.customers.models import salespeople
-from scrm.tags.models import tag_groups, tags
-from scrm.web.keys import RUNTIME
+from scrm.core.http.keys import RUNTIME
+from scrm.crm.channels.services import (
+    ChannelCode,
+    channel_code_manager,
+    channel_stats,
+    channel_totals,
+    get_channel_code,
+    list_channel_codes,
+)
+from scrm.crm.staff.models import salespeople
+from scrm.crm.tags.models import tag_groups, tags
 
 CHART_DAYS = 30
 

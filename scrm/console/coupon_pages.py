@@ -10,16 +10,16 @@ from typing import Any
 import sqlalchemy as sa
 from aiohttp import web
 
-from scrm.campaigns import coupons
-from scrm.campaigns.coupon_domain import CouponRule, TemplateTerms, Validity, yuan_text
-from scrm.campaigns.models import CouponKind, coupon_ledger
-from scrm.campaigns.models import coupons as coupon_rows
+from scrm.campaigns.coupons import services as coupons
+from scrm.campaigns.coupons.domain import CouponRule, TemplateTerms, Validity, yuan_text
+from scrm.campaigns.coupons.models import CouponKind, coupon_ledger
+from scrm.campaigns.coupons.models import coupons as coupon_rows
 from scrm.console.render import PageContext, Safe, join, money, post_form, t, table
 from scrm.console.web import _act, _actor, _ctx, _form, _page, path_id
 from scrm.core.clock import SHANGHAI
 from scrm.core.errors import InvalidInput, NotFound
+from scrm.core.http.keys import RUNTIME
 from scrm.core.money import parse_yuan
-from scrm.web.keys import RUNTIME
 
 LEDGER_EVENTS = (("issue", "发放"), ("reserve", "占用"), ("redeem", "核销"), ("release", "退回"), ("expire", "过期"), ("revoke", "收回"))
 

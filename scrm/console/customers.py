@@ -3,7 +3,7 @@
 (identities, salespeople, tags and why, activity and RFM, orders, balance due, groups, notes, timeline).
 
 Read-only, same building blocks as the other console pages: routes behind :func:`auth.protected`, every value
-escaped through :func:`render.t`, the shared layout. Reads come from :mod:`scrm.web.customer_directory`, which the
+escaped through :func:`render.t`, the shared layout. Reads come from :mod:`scrm.customer360.directory`, which the
 API shares.
 """
 
@@ -19,12 +19,12 @@ from scrm.console import auth
 from scrm.console.render import PageContext, Safe, join, money, order_url, post_form, status_badge, t, table, url, when
 from scrm.console.web import _act, _actor, _ctx, _form, _page, forbidden, path_id
 from scrm.core.errors import DomainError, InvalidInput, NotFound
-from scrm.customers.services import NOTE_MAX_CHARS, add_note, set_custom_fields
-from scrm.tags.models import TagSource
-from scrm.tags.services import set_customer_tag
-from scrm.web.customer_directory import CustomerRow, DirectoryPage, customer_record, search_customers, surviving_customer
-from scrm.web.keys import RUNTIME
-from scrm.web.sidebar.views import available_tags
+from scrm.core.http.keys import RUNTIME
+from scrm.crm.customers.services import NOTE_MAX_CHARS, add_note, set_custom_fields
+from scrm.crm.tags.models import TagSource
+from scrm.crm.tags.services import set_customer_tag
+from scrm.customer360.directory import CustomerRow, DirectoryPage, customer_record, search_customers, surviving_customer
+from scrm.customer360.queries import available_tags
 
 IDENTITY_ZH = {"external_userid": "企业微信外部联系人", "openid": "公众号 openid", "unionid": "unionid"}
 SEGMENT_HINT = "例：tag:意向-高 and rfm:重要价值客户 and last_active < 30d"

@@ -1,6 +1,6 @@
 """/console/dashboard — 经营概览: the page a boss opens every morning.
 
-Figures come from :mod:`fulfillment.dashboard` (set-based SQL, business-local periods); this module only looks up
+Figures come from :mod:`fulfillment.reports.queries` (set-based SQL, business-local periods); this module only looks up
 customer names and renders cards, tables and server-side SVG charts (:mod:`scrm.console.charts`).
 """
 
@@ -11,13 +11,13 @@ from collections.abc import Collection
 import sqlalchemy as sa
 from aiohttp import web
 
-from fulfillment.dashboard import Dashboard, business_dashboard
+from fulfillment.reports.queries import Dashboard, business_dashboard
 from scrm.console import auth
 from scrm.console.charts import bar_chart, donut_chart, line_chart
 from scrm.console.render import Safe, customer_label, join, money, t, table, when
 from scrm.console.web import _ctx, _page, forbidden
-from scrm.customers.models import customers
-from scrm.web.keys import RUNTIME
+from scrm.core.http.keys import RUNTIME
+from scrm.crm.customers.models import customers
 
 
 def _card(label: str, value: object, note: object = "") -> Safe:

@@ -38,7 +38,7 @@ from scrm.console.finance_common import (
 from scrm.console.render import Safe, button_form, join, money, order_url, post_form, t, table, url, when
 from scrm.console.web import _act, _actor, _ctx, _form, forbidden
 from scrm.core.errors import NotFound
-from scrm.web.keys import RUNTIME
+from scrm.core.http.keys import RUNTIME
 
 
 # ---- 应收 ---------------------------------------------------------------------------------------------------

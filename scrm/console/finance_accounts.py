@@ -23,7 +23,7 @@ from scrm.console.render import Safe, button_form, join, money, order_url, post_
 from scrm.console.web import _act, _actor, _ctx, _form
 from scrm.core.clock import SHANGHAI
 from scrm.core.errors import InvalidInput, NotFound
-from scrm.web.keys import RUNTIME
+from scrm.core.http.keys import RUNTIME
 
 
 # ---- 收款 ---------------------------------------------------------------------------------------------------

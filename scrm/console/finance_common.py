@@ -14,9 +14,9 @@ from scrm.console import auth
 from scrm.console.render import Safe, join, t, url
 from scrm.console.web import _ctx, _page
 from scrm.core.errors import InvalidInput
+from scrm.core.http.keys import RUNTIME
 from scrm.core.money import parse_yuan
-from scrm.customers.models import customers
-from scrm.web.keys import RUNTIME
+from scrm.crm.customers.models import customers
 
 # Who may use these pages (staff roles); release_hold's accountability is the session subject passed as ``actor``.
 FINANCE_ROLES = auth.FINANCE_ROLES

@@ -21,10 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from scrm.console import auth
 from scrm.console.render import Safe, join, t, table, when
 from scrm.console.web import _ctx, _page, forbidden
-from scrm.customers.models import salespeople
-from scrm.groups.domain import EXTERNAL, SCENE_ZH, business_day
-from scrm.groups.models import group_daily_stats, group_members, groups
-from scrm.web.keys import RUNTIME
+from scrm.core.http.keys import RUNTIME
+from scrm.crm.groups.domain import EXTERNAL, SCENE_ZH, business_day
+from scrm.crm.groups.models import group_daily_stats, group_members, groups
+from scrm.crm.staff.models import salespeople
 
 LIST_DAYS = 7
 CHART_DAYS = 30

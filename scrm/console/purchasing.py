@@ -11,8 +11,8 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from fulfillment import catalog
-from fulfillment.catalog import MAX_QTY
+from fulfillment.catalog import services as catalog
+from fulfillment.catalog.services import MAX_QTY
 from fulfillment.purchasing import services as ps
 from fulfillment.purchasing.domain import PURCHASE_STATUS_ZH, RECEIVABLE_STATUSES, PurchaseOrderView, SuggestionGroup, SupplierView
 from fulfillment.purchasing.models import PurchaseStatus as P
@@ -22,8 +22,8 @@ from scrm.console.auth import Handler
 from scrm.console.render import PageContext, Safe, button_form, join, money, post_form, t, table, when
 from scrm.console.web import _act, _actor, _ctx, _form, _page, forbidden
 from scrm.core.errors import InvalidInput, NotFound
+from scrm.core.http.keys import RUNTIME
 from scrm.core.money import parse_yuan
-from scrm.web.keys import RUNTIME
 
 NEW_ROWS = 6
 

@@ -9,9 +9,11 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from fulfillment.models import OrderStatus as S
-from fulfillment.models import order_history, order_lines, orders, products, stock_levels
-from scrm.customers.models import customers
+from fulfillment.catalog.models import products
+from fulfillment.inventory.models import stock_levels
+from fulfillment.orders.models import OrderStatus as S
+from fulfillment.orders.models import order_history, order_lines, orders
+from scrm.crm.customers.models import customers
 
 PER_PAGE = 50
 PICKABLE = (S.CONFIRMED, S.PARTIALLY_SHIPPED)

@@ -14,10 +14,10 @@ from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
-from fulfillment.domain import STATUS_ZH
-from fulfillment.inventory import Drift
-from fulfillment.models import OrderStatus as S
-from fulfillment.orders import LineView, OrderView
+from fulfillment.inventory.services import Drift
+from fulfillment.orders.domain import STATUS_ZH
+from fulfillment.orders.models import OrderStatus as S
+from fulfillment.orders.queries import LineView, OrderView
 from scrm.console.auth import ADMIN_ROLES, ALL_ROLES, FINANCE_ROLES, MARKETING_ROLES, OPERATIONS_ROLES
 from scrm.console.queries import HistoryRow, OrderRow, PickRow, StockRow
 from scrm.core.clock import local

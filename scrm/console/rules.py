@@ -2,7 +2,7 @@
 
 The page shows the rules in force (and, in red, why the file on disk is not in force when it does not validate),
 then the file itself in a textarea. Two buttons submit the same form: 试运行 replays the last days of customer
-messages against the text as edited (:func:`tagging.dryrun.replay`, read-only) and shows who would gain or lose
+messages against the text as edited (:func:`tagging.rules.dryrun.replay`, read-only) and shows who would gain or lose
 each tag with the message that counts; 校验并保存 validates and replaces the file atomically (previous text kept as
 ``.bak``), refusing when someone else saved meanwhile. A text that does not validate comes back as typed, with
 each problem listed by rule and field. Same building blocks as :mod:`scrm.console.web`: :func:`auth.protected`
@@ -21,10 +21,10 @@ from scrm.console import auth
 from scrm.console.render import PageContext, Safe, join, t, table, when
 from scrm.console.web import _back, _ctx, _form, _page, forbidden
 from scrm.core.errors import Conflict
-from scrm.web.keys import RUNTIME
-from tagging.dryrun import DryRunReport, Evidence, replay
-from tagging.engine import tagger_cache
-from tagging.rules import Problem, RuleSet, RulesFileError, parse_rules
+from scrm.core.http.keys import RUNTIME
+from tagging.rules.domain import Problem, RuleSet, RulesFileError, parse_rules
+from tagging.rules.dryrun import DryRunReport, Evidence, replay
+from tagging.rules.engine import tagger_cache
 
 log = logging.getLogger(__name__)
 

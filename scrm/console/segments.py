@@ -20,9 +20,12 @@ from scrm.console.charts import GREEN, MUTED, donut_chart
 from scrm.console.render import SECURITY_HEADERS, Safe, html_response, join, layout, post_form, t, table, url, when
 from scrm.console.web import _actor, _back, _ctx, _form, forbidden
 from scrm.core.errors import DomainError, NotFound
-from scrm.web.keys import RUNTIME
-from tagging import activity, rfm, segments
-from tagging.rfm_jobs import recompute_all
+from scrm.core.http.keys import RUNTIME
+from tagging.activity import services as activity
+from tagging.rfm import services as rfm
+from tagging.rfm.jobs import recompute_all
+from tagging.segments import services as segments
+from tagging.segments import syntax as segments_syntax
 
 PAGE = "/console/segments"
 CSP = SECURITY_HEADERS["Content-Security-Policy"].replace("script-src 'none'", "script-src 'self'")
@@ -153,7 +156,7 @@ def builder(ctx: Any, expression: str, outcome: dict[str, Any] | None) -> Safe:
         'spellcheck="false" data-preview="{page}/preview">{e}</textarea></label>'
         '<button type="submit">计算人数</button></form>',
         page=PAGE,
-        max=segments.MAX_LENGTH,
+        max=segments_syntax.MAX_LENGTH,
         e=expression,
     )
     save = post_form(
@@ -225,14 +228,14 @@ async def _outcome(rt: Any, expression: str) -> dict[str, Any] | None:
         return None
     try:
         return {"count": await segments.count_segment(rt, expression), "sample": await segments.sample_segment(rt, expression, 5)}
-    except segments.SegmentSyntaxError as exc:
+    except segments_syntax.SegmentSyntaxError as exc:
         return {"error": exc.message, "column": exc.column}
 
 
 # ---- routes -----------------------------------------------------------------------------------------------
 async def segments_page(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    expression = request.query.get("expression", "")[: segments.MAX_LENGTH + 1]
+    expression = request.query.get("expression", "")[: segments_syntax.MAX_LENGTH + 1]
     async with rt.db.read() as conn:
         data = {
             "rfm": await rfm.segment_counts(conn),

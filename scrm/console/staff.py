@@ -32,13 +32,13 @@ import sqlalchemy as sa
 from aiohttp import web
 from sqlalchemy.exc import IntegrityError
 
-from scrm.campaigns.models import staff_users
 from scrm.console import auth
 from scrm.console.render import Safe, button_form, join, post_form, t, table, when
 from scrm.console.web import _act, _ctx, _page, forbidden
 from scrm.core.errors import Conflict, InvalidInput, NotFound
+from scrm.core.http.keys import RUNTIME
 from scrm.core.runtime import Runtime
-from scrm.web.keys import RUNTIME
+from scrm.crm.staff.models import staff_users
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 SALT_BYTES, KEY_BYTES = 16, 32

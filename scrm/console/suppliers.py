@@ -12,7 +12,7 @@ from fulfillment.purchasing.domain import SupplierView
 from scrm.console.render import Safe, post_form, t, table
 from scrm.console.web import _act, _ctx, _form, _page
 from scrm.core.errors import InvalidInput
-from scrm.web.keys import RUNTIME
+from scrm.core.http.keys import RUNTIME
 
 
 def supplier_id(form: dict[str, str]) -> int:

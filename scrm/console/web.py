@@ -14,15 +14,20 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from fulfillment import catalog, inventory, orders, shipments
-from fulfillment.catalog import MAX_QTY
-from fulfillment.domain import STATUS_ZH
+from fulfillment.catalog import services as catalog
+from fulfillment.catalog.services import MAX_QTY
+from fulfillment.inventory import services as inventory
+from fulfillment.orders import backorders as orders_backorders
+from fulfillment.orders import queries as orders_queries
+from fulfillment.orders import services as orders
+from fulfillment.orders.domain import STATUS_ZH
+from fulfillment.shipments import services as shipments
 from scrm.console import auth, queries, render
 from scrm.console.auth import SESSION, Handler, safe_next
 from scrm.console.login_limit import LoginLimiter
 from scrm.console.render import PageContext, html_response, layout, login_page, message_page, order_url, t
 from scrm.core.errors import DomainError, InvalidInput, NotFound
-from scrm.web.keys import RUNTIME, SETTINGS
+from scrm.core.http.keys import RUNTIME, SETTINGS
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +176,7 @@ async def order_detail(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     ctx = _ctx(request, "orders")
     try:
-        order = await orders.get_order_by_number(rt, request.match_info["number"])
+        order = await orders_queries.get_order_by_number(rt, request.match_info["number"])
     except NotFound as exc:
         return _page(request, ctx, "没有找到订单", t('<p class="empty">{m}</p>', m=exc.message), status=404)
     async with rt.db.read() as conn:
@@ -182,7 +187,7 @@ async def order_detail(request: web.Request) -> web.Response:
 
 async def _order_id(request: web.Request) -> int:
     async with request.app[RUNTIME].db.read() as conn:
-        return await orders.order_id_by_number(conn, request.match_info["number"])
+        return await orders_queries.order_id_by_number(conn, request.match_info["number"])
 
 
 async def order_confirm(request: web.Request) -> web.Response:
@@ -296,7 +301,7 @@ async def _change_stock(request: web.Request, kind: str) -> web.Response:
                 qty = _int_field(form, "on_hand", "盘点数量", minimum=0)
                 await inventory.set_on_hand(conn, rt.db.dialect, product.id, warehouse, qty, rt.clock.now(), reference=reference)
                 done = f"{product.name} 盘点后在库 {qty}{product.unit}"
-        filled = await orders.fill_backorders(rt, product.id)
+        filled = await orders_backorders.fill_backorders(rt, product.id)
         return done + (f"；已为缺货订单补分配 {filled}{product.unit}" if filled else "")
 
     return await _act(request, "/console/stock", action)

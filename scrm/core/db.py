@@ -49,6 +49,8 @@ class UTCDateTime(sa.TypeDecorator[dt.datetime]):
 
 
 JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+# 64-bit ids on PostgreSQL; SQLite's INTEGER PRIMARY KEY (the rowid) for autoincrement there.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 class Database:

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from bots import billing_notices
-from bots.dialog import balance as balance_intent
-from fulfillment import orders
+from bots.dialogue import balance as balance_intent
+from bots.notices import billing as billing_notices
 from fulfillment.billing import payments, receivables, services
 from fulfillment.billing.models import dunning_notices
+from fulfillment.orders import services as orders
 from scrm.core.clock import FrozenClock
 from scrm.core.runtime import Runtime
-from scrm.customers.models import customer_identities
+from scrm.crm.customers.models import customer_identities
 from tests.bots.test_dialog import Chat
 from tests.conftest import SandboxHarness, make_customer
 from tests.fulfillment.test_billing import ship_and_invoice

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from fulfillment import orders
-from fulfillment.models import OrderStatus
-from scrm.campaigns import coupons
-from scrm.campaigns.coupon_domain import CouponRule, TemplateTerms, Validity
-from scrm.campaigns.models import CouponStatus
+from fulfillment.orders import queries as orders_queries
+from fulfillment.orders import services as orders
+from fulfillment.orders.models import OrderStatus
+from scrm.campaigns.coupons import discounts as coupons_discounts
+from scrm.campaigns.coupons import services as coupons
+from scrm.campaigns.coupons.domain import CouponRule, TemplateTerms, Validity
+from scrm.campaigns.coupons.models import CouponStatus
 from scrm.core.runtime import Runtime
 from tests.bots.test_dialog import Chat
 from tests.conftest import make_customer
@@ -17,7 +19,7 @@ from tests.conftest import make_customer
 
 @pytest.fixture
 async def chat(catalog: Runtime) -> Chat:
-    coupons.install(catalog)
+    coupons_discounts.install(catalog)
     return Chat(catalog, await make_customer(catalog, "wmCouponChat"))
 
 
@@ -31,7 +33,7 @@ async def test_quote_shows_the_coupon_and_confirm_redeems_it(chat: Chat) -> None
     quote = await chat.say("要3箱矿泉水")
     assert "矿泉水 550ml×24 × 3箱 = ¥108.00" in quote
     assert "优惠：-¥10.00（满100减10）" in quote and "合计：¥98.00" in quote
-    draft = await orders.open_draft(chat.rt, chat.customer_id)
+    draft = await orders_queries.open_draft(chat.rt, chat.customer_id)
     assert draft is not None and draft.total_fen == 9800
 
     done = await chat.say("确认")

@@ -8,19 +8,20 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from bots import crm_events
-from bots.models import inbound_events
-from bots.outbound import sender
+from bots.contacts import customers as crm_events
+from bots.gateway.models import inbound_events
+from bots.outbound import services as sender
 from bots.outbound.client import Errcode
 from bots.outbound.models import OutboundStatus, outbound_attempts, outbound_messages
 from bots.sandbox.simulator import CallbackSimulator, change_external_contact
-from scrm.channels.models import channel_codes
-from scrm.customers.models import FollowStatus, customers
-from scrm.customers.relations import EndedBy, follow_of, follows_of, get_salesperson, upsert_salesperson
-from scrm.customers.services import ensure_customer, find_customer, get_customer, identities_of, link_identity
-from scrm.tags.models import TagSource
-from scrm.tags.services import ensure_tag, tags_of
-from scrm.timeline.services import entries
+from scrm.crm.channels.models import channel_codes
+from scrm.crm.customers.models import customers
+from scrm.crm.customers.services import ensure_customer, find_customer, get_customer, identities_of, link_identity
+from scrm.crm.staff.models import FollowStatus
+from scrm.crm.staff.services import EndedBy, follow_of, follows_of, get_salesperson, upsert_salesperson
+from scrm.crm.tags.models import TagSource
+from scrm.crm.tags.services import ensure_tag, tags_of
+from scrm.crm.timeline.services import entries
 from tests.conftest import SandboxHarness
 
 WELCOME = "externalcontact/send_welcome_msg"

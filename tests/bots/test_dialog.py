@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from bots.dialog import router
-from fulfillment import orders
-from fulfillment.models import OrderStatus
+from bots.dialogue import router
+from fulfillment.orders import queries as orders_queries
+from fulfillment.orders import services as orders
+from fulfillment.orders.models import OrderStatus
 from scrm.core.clock import FrozenClock
 from scrm.core.runtime import Runtime
 from tests.conftest import make_customer
@@ -47,7 +48,7 @@ async def test_order_from_quote_to_confirmation(chat: Chat) -> None:
     assert "矿泉水 550ml×24 × 3箱 = ¥108.00" in quote
     assert "抽纸 3层×10包 × 2提 = ¥51.80" in quote
     assert "合计：¥159.80" in quote and "确认" in quote
-    draft = await orders.open_draft(chat.rt, chat.customer_id)
+    draft = await orders_queries.open_draft(chat.rt, chat.customer_id)
     assert draft is not None and draft.status == OrderStatus.PENDING
 
     corrected = await chat.say("矿泉水改成4箱")
@@ -68,7 +69,7 @@ async def test_order_from_quote_to_confirmation(chat: Chat) -> None:
 async def test_ambiguous_product_is_asked_never_guessed(chat: Chat) -> None:
     question = await chat.say("要2瓶酱油")
     assert "生抽" in question and "老抽" in question
-    assert await orders.open_draft(chat.rt, chat.customer_id) is None
+    assert await orders_queries.open_draft(chat.rt, chat.customer_id) is None
     quote = await chat.say("2")
     assert "1. 老抽 500ml 2. 生抽 500ml" in question
     assert "生抽 500ml × 2瓶" in quote
@@ -92,7 +93,7 @@ async def test_unknown_product_and_cancel(chat: Chat) -> None:
     assert "没有" in await chat.say("要3箱雪碧")
     await chat.say("要1箱可乐")
     assert "已取消" in await chat.say("取消")
-    assert await orders.open_draft(chat.rt, chat.customer_id) is None
+    assert await orders_queries.open_draft(chat.rt, chat.customer_id) is None
 
 
 async def test_order_and_stock_queries(chat: Chat, clock: FrozenClock) -> None:
@@ -105,7 +106,7 @@ async def test_order_and_stock_queries(chat: Chat, clock: FrozenClock) -> None:
     assert "现货 120箱" in stock and "¥36.00/箱" in stock
     other = await make_customer(chat.rt, "wmOther")
     stranger = Chat(chat.rt, other)
-    number = (await orders.orders_of_customer(chat.rt, chat.customer_id))[0].number
+    number = (await orders_queries.orders_of_customer(chat.rt, chat.customer_id))[0].number
     assert "没有找到您的订单" in await stranger.say(number)  # someone else's order number reveals nothing
 
 

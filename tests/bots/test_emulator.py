@@ -13,12 +13,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from bots.gateway.xmlparse import parse_xml
 from bots.outbound.client import Errcode
 from bots.sandbox import simulator
 from bots.sandbox.emulator import create_emulator_app
+from bots.sandbox.entities import KfNotice
 from bots.sandbox.simulator import CallbackSimulator, MpSimulator
-from bots.sandbox.state import KfNotice, SandboxState
-from bots.wecom.xmlparse import parse_xml
+from bots.sandbox.state import SandboxState
 from config import Settings
 from config.settings import SANDBOX_AGENT_ID, SANDBOX_CORP_ID, SANDBOX_KF_OPEN_KFID, SANDBOX_SECRET
 from scrm.core.clock import FrozenClock
@@ -439,7 +440,7 @@ def test_simulator_signs_and_encrypts_as_wecom(clock: FrozenClock) -> None:
 
 
 def test_simulator_xml_builders_normalise() -> None:
-    from bots.normalize import normalize_wecom
+    from bots.gateway.domain import normalize_wecom
 
     now = dt.datetime(2026, 11, 23, tzinfo=dt.UTC)
     cases = {
@@ -490,8 +491,8 @@ def test_mp_simulator_plain_and_safe_modes(clock: FrozenClock) -> None:
 async def test_simulated_callbacks_pass_the_real_gateway(settings: Settings, rt: Runtime, clock: FrozenClock) -> None:
     import sqlalchemy as sa
 
-    from bots.models import inbound_events
-    from scrm.web.app import create_app
+    from bots.gateway.models import inbound_events
+    from scrm.app.webapp import create_app
 
     sim = CallbackSimulator(
         settings.wecom_token.get(), settings.wecom_aes_key.get(), settings.wecom_corp_id, now=clock.now, agent_id=settings.wecom_agent_id

@@ -9,14 +9,14 @@ import pytest
 import sqlalchemy as sa
 from aiohttp.test_utils import TestClient, TestServer
 
-from bots.models import inbound_events
-from bots.wecom.crypto import CallbackCrypto, signature
+from bots.gateway.crypto import CallbackCrypto, signature
+from bots.gateway.models import inbound_events
 from config import Settings
+from scrm.app.runtime import build_runtime
+from scrm.app.webapp import create_app
 from scrm.core.clock import UTC, FrozenClock
 from scrm.core.outbox import outbox
 from scrm.core.runtime import Runtime
-from scrm.web.app import create_app
-from scrm.web.runtime import build_runtime
 from tests.conftest import make_settings
 from tests.helpers import envelope, event_xml, text_xml
 

@@ -9,15 +9,15 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bots.models import inbound_events
-from bots.processing import process_inbound
+from bots.gateway.models import inbound_events
+from bots.gateway.processing import process_inbound
 from bots.sandbox.entities import GroupMember
 from bots.sandbox.simulator import CallbackSimulator, change_external_chat
-from scrm.customers.services import find_customer, get_customer
-from scrm.groups.models import group_daily_stats, group_members, groups
-from scrm.groups.services import memberships_of
-from scrm.timeline.models import timeline
-from scrm.timeline.services import entries
+from scrm.crm.customers.services import find_customer, get_customer
+from scrm.crm.groups.models import group_daily_stats, group_members, groups
+from scrm.crm.groups.services import memberships_of
+from scrm.crm.timeline.models import timeline
+from scrm.crm.timeline.services import entries
 from tests.conftest import SandboxHarness
 
 CHAT = "wrOgQhDgAAVIPbvXZPi1Xd3uvG0hlkXA"

@@ -6,12 +6,12 @@ import aiohttp
 import sqlalchemy as sa
 from aiohttp.test_utils import TestServer
 
-from bots.models import inbound_events
+from bots.gateway.crypto import signature
+from bots.gateway.models import inbound_events
 from bots.sandbox.simulator import MpSimulator
-from bots.wecom.crypto import signature
+from scrm.app.runtime import build_runtime
+from scrm.app.webapp import create_app
 from scrm.core.clock import FrozenClock
-from scrm.web.app import create_app
-from scrm.web.runtime import build_runtime
 from tests.conftest import SandboxHarness, make_settings
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from bots.notify import notify_customer
+from bots.notices.orders import notify_customer
 from bots.outbound.models import outbound_messages
-from scrm.customers.models import customer_identities
+from scrm.crm.customers.models import customer_identities
 from tests.conftest import SandboxHarness, make_customer
 
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from bots.kf.sync import run_sync
-from bots.models import inbound_events, kf_cursors
+from bots.gateway.models import inbound_events
+from bots.kf.models import kf_cursors
+from bots.kf.services import run_sync
 from bots.outbound.models import outbound_messages
 from bots.sandbox.simulator import CallbackSimulator, kf_msg_or_event
-from fulfillment.models import OrderStatus
+from fulfillment.orders.models import OrderStatus
 from tests.conftest import SandboxHarness
 
 
@@ -79,7 +80,7 @@ async def test_triple_delivery_is_one_record_and_one_reply(sandbox: SandboxHarne
 
 
 async def test_kf_cursor_survives_a_restart(sandbox: SandboxHarness) -> None:
-    from scrm.web.runtime import build_runtime
+    from scrm.app.runtime import build_runtime
 
     await sandbox.customer_says("wmDan", "你好")
     async with sandbox.rt.db.read() as conn:
@@ -110,8 +111,8 @@ async def test_kf_cursor_survives_a_restart(sandbox: SandboxHarness) -> None:
 
 
 async def test_conversation_and_order_steps_reach_the_timeline(sandbox: SandboxHarness) -> None:
-    from scrm.customers.services import find_customer
-    from scrm.timeline.services import entries
+    from scrm.crm.customers.services import find_customer
+    from scrm.crm.timeline.services import entries
 
     await sandbox.customer_says("wmTimeline", "要2箱可乐")
     await sandbox.customer_says("wmTimeline", "确认")

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from aiohttp.test_utils import TestServer
 
-from bots.outbound import sender
+from bots.outbound import services as sender
 from bots.outbound.client import MP_API, WECOM_API, ApiUnavailable, Errcode, MpApi, WeComApi
 from bots.outbound.models import OutboundStatus, kf_windows, outbound_attempts, outbound_messages
 from bots.sandbox.emulator import create_emulator_app

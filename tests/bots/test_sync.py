@@ -11,14 +11,16 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from bots.contacts.models import sync_checkpoints
+from bots.contacts.sync import STEPS, SyncInterrupted, SyncOptions, main, run_sync
 from bots.outbound.client import Errcode
-from bots.wecom_sync import STEPS, SyncInterrupted, SyncOptions, main, run_sync
 from scrm.core.clock import FrozenClock
 from scrm.core.db import metadata
 from scrm.core.runtime import Runtime
-from scrm.customers.models import FollowStatus, customers, follows, salespeople, sync_checkpoints
-from scrm.groups.models import group_members, groups
-from scrm.tags.models import TagSource, customer_tags, tags
+from scrm.crm.customers.models import customers
+from scrm.crm.groups.models import group_members, groups
+from scrm.crm.staff.models import FollowStatus, follows, salespeople
+from scrm.crm.tags.models import TagSource, customer_tags, tags
 from tests.conftest import SandboxHarness
 
 MEMBERS = ("m0", "m1", "m2")

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from scrm.campaigns import broadcast_domain as D
+from scrm.campaigns.broadcasts import domain as D
 
 NOW = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC)
 Q = D.Quotas(kf_window_hours=48, kf_max_messages=5, msg_template_monthly_cap=4)

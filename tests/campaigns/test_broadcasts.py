@@ -12,20 +12,21 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-import bots.broadcast_sender
-from bots.outbound import sender
-from scrm.campaigns import broadcasts
-from scrm.campaigns.models import broadcast_recipients
-from scrm.campaigns.models import broadcasts as broadcasts_table
+import bots.notices.broadcasts
+from bots.outbound import services as sender
+from scrm.campaigns.broadcasts import queries as broadcasts_queries
+from scrm.campaigns.broadcasts import services as broadcasts
+from scrm.campaigns.broadcasts.models import broadcast_recipients
+from scrm.campaigns.broadcasts.models import broadcasts as broadcasts_table
 from scrm.core import outbox
 from scrm.core.runtime import Runtime
-from scrm.customers.models import FollowStatus, follows
-from scrm.customers.services import link_identity
+from scrm.crm.customers.services import link_identity
+from scrm.crm.staff.models import FollowStatus, follows
 from tests.conftest import FrozenClock, SandboxHarness, make_customer
 
 
 async def _all_customers(rt: Runtime, expr: str, after: int | None, limit: int) -> list[int]:
-    from scrm.customers.models import customers
+    from scrm.crm.customers.models import customers
 
     q = sa.select(customers.c.id).where(customers.c.id > (after or 0)).order_by(customers.c.id).limit(limit)
     if expr.startswith("ids:"):
@@ -42,10 +43,10 @@ def fake_segments(monkeypatch: pytest.MonkeyPatch) -> None:
         return len(await _all_customers(rt, expr, None, 10**9))
 
     try:
-        import tagging.segments as seg
+        import tagging.segments.services as seg
     except ImportError:
-        seg = types.ModuleType("tagging.segments")
-        monkeypatch.setitem(sys.modules, "tagging.segments", seg)
+        seg = types.ModuleType("tagging.segments.services")
+        monkeypatch.setitem(sys.modules, "tagging.segments.services", seg)
     monkeypatch.setattr(seg, "count_segment", count_segment, raising=False)
 
 
@@ -116,8 +117,8 @@ async def test_plan_chooses_channels_with_reasons(rt: Runtime) -> None:
         nobody: ("none", "skipped", "no_reachable_channel"),
     }
     async with rt.db.read() as conn:
-        done = await broadcasts.get_broadcast(conn, view.id)
-        prog = await broadcasts.progress(conn, view.id)
+        done = await broadcasts_queries.get_broadcast(conn, view.id)
+        prog = await broadcasts_queries.progress(conn, view.id)
     assert done.status == "done" and done.cursor_customer_id == nobody
     assert done.totals["recipients"] == 7 and done.totals["skipped"]["kf_window_closed"] == 1
     assert prog["by_status"] == {"planned": 3, "skipped": 4}
@@ -153,7 +154,7 @@ async def test_pause_and_resume_continue_from_the_cursor(rt: Runtime) -> None:
     assert await broadcasts.plan_broadcast(rt, view.id, batch=2) == 3
     assert sorted(await recipients(rt, view.id)) == ids
     async with rt.db.read() as conn:
-        assert (await broadcasts.get_broadcast(conn, view.id)).status == "done"
+        assert (await broadcasts_queries.get_broadcast(conn, view.id)).status == "done"
 
 
 async def test_scheduled_broadcast_runs_when_due_and_cancel_skips_the_rest(rt: Runtime, clock: FrozenClock) -> None:
@@ -162,9 +163,9 @@ async def test_scheduled_broadcast_runs_when_due_and_cancel_skips_the_rest(rt: R
     later = (clock.now() + dt.timedelta(hours=1)).isoformat()
     view = await broadcasts.create_broadcast(rt, {"name": "b", "segment": "all", "text": "hi", "scheduled_at": later})
     assert view.status == "scheduled"
-    assert await bots.broadcast_sender.run_due_broadcasts(rt, rate_per_minute=1, batch=1) == 0
+    assert await bots.notices.broadcasts.run_due_broadcasts(rt, rate_per_minute=1, batch=1) == 0
     clock.advance(hours=1)
-    assert await bots.broadcast_sender.run_due_broadcasts(rt, rate_per_minute=1, batch=1) == 1  # throttled: one batch a tick
+    assert await bots.notices.broadcasts.run_due_broadcasts(rt, rate_per_minute=1, batch=1) == 1  # throttled: one batch a tick
     await broadcasts.cancel_broadcast(rt, view.id)
     assert [s for _, s, _ in (await recipients(rt, view.id)).values()] == ["skipped"]
     with pytest.raises(broadcasts.Conflict):
@@ -173,7 +174,7 @@ async def test_scheduled_broadcast_runs_when_due_and_cancel_skips_the_rest(rt: R
 
 async def test_sending_reaches_the_emulator(sandbox: SandboxHarness) -> None:
     rt, state = sandbox.rt, sandbox.state
-    from scrm.campaigns.broadcast_web import setup_routes  # noqa: F401 - API tested below
+    from scrm.campaigns.broadcasts.web import setup_routes  # noqa: F401 - API tested below
 
     await sandbox.customer_says("wm_kf", "你好", name="小张")  # opens the kf window (the bot may answer once)
     state.add_member("sales01", "王销售")
@@ -200,7 +201,7 @@ async def test_sending_reaches_the_emulator(sandbox: SandboxHarness) -> None:
     # a chunk handled twice sends nothing more
     before = (len(state.templates_sent), len(state.msg_templates))
     for payload in await outbox_rows(rt):
-        await bots.broadcast_sender.send_chunk(rt, payload)
+        await bots.notices.broadcasts.send_chunk(rt, payload)
     assert (len(state.templates_sent), len(state.msg_templates)) == before
 
 
@@ -208,8 +209,8 @@ async def test_sending_reaches_the_emulator(sandbox: SandboxHarness) -> None:
 async def api(rt: Runtime) -> AsyncIterator[Any]:
     from aiohttp.test_utils import TestClient, TestServer
 
-    from scrm.campaigns.broadcast_web import setup_routes
-    from scrm.web.app import create_app
+    from scrm.app.webapp import create_app
+    from scrm.campaigns.broadcasts.web import setup_routes
 
     await rt.jobs.start(rt)
     app = create_app(rt.settings, runtime=rt)

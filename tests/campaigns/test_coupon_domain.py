@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from scrm.campaigns.coupon_domain import (
+from scrm.campaigns.coupons.domain import (
     Budget,
     Candidate,
     CouponRule,

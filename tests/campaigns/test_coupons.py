@@ -14,11 +14,13 @@ import sqlalchemy as sa
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from fulfillment import orders
-from fulfillment.models import OrderStatus, products
-from scrm.campaigns import coupons
-from scrm.campaigns.coupon_domain import CouponRule, CouponUnavailable, TemplateInUse, TemplateTerms, Validity
-from scrm.campaigns.models import CouponStatus, coupon_templates
+from fulfillment.catalog.models import products
+from fulfillment.orders import services as orders
+from fulfillment.orders.models import OrderStatus
+from scrm.campaigns.coupons import discounts as coupons_discounts
+from scrm.campaigns.coupons import services as coupons
+from scrm.campaigns.coupons.domain import CouponRule, CouponUnavailable, TemplateInUse, TemplateTerms, Validity
+from scrm.campaigns.coupons.models import CouponStatus, coupon_templates
 from scrm.core.clock import FrozenClock
 from scrm.core.runtime import Runtime
 from tests.conftest import make_customer
@@ -28,7 +30,7 @@ MAN100_10 = CouponRule("fixed", amount_off_fen=1000, threshold_fen=10000)
 
 @pytest.fixture
 async def crt(catalog: Runtime) -> Runtime:
-    coupons.install(catalog)
+    coupons_discounts.install(catalog)
     return catalog
 
 
@@ -152,10 +154,10 @@ async def test_expiry_by_cron_with_the_frozen_clock(crt: Runtime, clock: FrozenC
     held = await coupons.issue_coupon(crt, tid, b, source="api")
     draft = await orders.create_order(crt, customer_id=b, items=[("WATER-550", 3)], source="chat")
     clock.advance(days=2, hours=23)
-    assert await coupons.expire_coupons(crt) == 0
+    assert await coupons_discounts.expire_coupons(crt) == 0
     clock.advance(hours=1)
-    assert await coupons.expire_coupons(crt) == 1  # the held one waits for its order
-    assert await coupons.expire_coupons(crt) == 0
+    assert await coupons_discounts.expire_coupons(crt) == 1  # the held one waits for its order
+    assert await coupons_discounts.expire_coupons(crt) == 0
     assert [e for e, _, _ in await coupons.ledger_of(crt, in_wallet.id)] == ["issue", "expire"]
     assert await coupons.coupons_of_customer(crt, a, usable_only=True) == []
     # The quoted draft keeps its discount until it closes; cancelled after expiry, the coupon expires.
@@ -214,9 +216,9 @@ async def test_revoke_only_takes_back_a_coupon_in_the_wallet(crt: Runtime) -> No
 
 
 async def test_api(crt: Runtime) -> None:
-    from scrm.campaigns import web as coupons_web
-    from scrm.web.errors import error_middleware
-    from scrm.web.keys import RUNTIME
+    from scrm.campaigns.coupons import web as coupons_web
+    from scrm.core.http.errors import error_middleware
+    from scrm.core.http.keys import RUNTIME
 
     app = web.Application(middlewares=[error_middleware])
     app[RUNTIME] = crt

@@ -12,15 +12,17 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-import bots.referral  # noqa: F401 - registers the contact-way maker and the progress handler
+import bots.contacts.referral  # noqa: F401 - registers the contact-way maker and the progress handler
 from bots.outbound.models import outbound_messages
 from bots.sandbox.simulator import CallbackSimulator, change_external_contact
-from fulfillment.orders import create_order
-from scrm.campaigns import referral
-from scrm.campaigns.models import CouponStatus, InviteStatus, coupon_templates, coupons, referral_invites, referral_rewards
-from scrm.campaigns.referral_domain import RejectReason
+from fulfillment.orders.services import create_order
+from scrm.campaigns.coupons.models import CouponStatus, coupon_templates, coupons
+from scrm.campaigns.referral import invites as referral_invites_svc
+from scrm.campaigns.referral import rewards
+from scrm.campaigns.referral.domain import RejectReason
+from scrm.campaigns.referral.models import InviteStatus, referral_invites, referral_rewards
 from scrm.core.clock import FrozenClock
-from scrm.customers.services import ensure_customer, find_customer, link_identity
+from scrm.crm.customers.services import ensure_customer, find_customer, link_identity
 from tests.conftest import SandboxHarness, make_settings
 
 
@@ -30,10 +32,10 @@ async def sandbox(database_url: str, clock: FrozenClock) -> AsyncIterator[Sandbo
     from aiohttp.test_utils import TestClient, TestServer
 
     from bots.sandbox.web import SANDBOX_STATE
-    from fulfillment.catalog import seed_sample_if_empty
-    from scrm.campaigns import referral_web
-    from scrm.web.app import create_app
-    from scrm.web.runtime import build_runtime
+    from fulfillment.catalog.services import seed_sample_if_empty
+    from scrm.app.runtime import build_runtime
+    from scrm.app.webapp import create_app
+    from scrm.campaigns.referral import web as referral_web
     from tests.helpers import free_port
 
     port = free_port()
@@ -161,12 +163,12 @@ async def test_full_referral_reward_only_at_the_real_goal_and_first_order_attrib
     assert (await invites(h))[c] == ("revoked", "left")
 
     rt.clock.advance(hours=21)  # type: ignore[attr-defined]
-    assert await referral.qualify_due_invites(rt) == 0  # the hold has not passed yet
+    assert await referral_invites_svc.qualify_due_invites(rt) == 0  # the hold has not passed yet
     await h.settle()
     assert await rows(h, coupons) == []
 
     rt.clock.advance(hours=2)  # type: ignore[attr-defined]
-    assert await referral.qualify_due_invites(rt) == 2
+    assert await referral_invites_svc.qualify_due_invites(rt) == 2
     await h.settle()
     assert await invites(h) == {a: ("qualified", ""), b: ("qualified", ""), c: ("revoked", "left")}
     [coupon] = await rows(h, coupons)
@@ -180,8 +182,8 @@ async def test_full_referral_reward_only_at_the_real_goal_and_first_order_attrib
     assert (reward.inviter_customer_id, reward.coupon_id, reward.revoked_at) == (inviter, coupon.id, None)
 
     # Running the cron and the goal check again changes nothing: one reward, one coupon.
-    assert await referral.qualify_due_invites(rt) == 0
-    await referral.settle_goal(rt, {"campaign_id": cid, "inviter": inviter})
+    assert await referral_invites_svc.qualify_due_invites(rt) == 0
+    await rewards.settle_goal(rt, {"campaign_id": cid, "inviter": inviter})
     await h.settle()
     assert len(await rows(h, coupons)) == 1 and len(await rows(h, referral_rewards)) == 1
 
@@ -232,7 +234,7 @@ async def test_leaving_after_the_reward_claws_back_an_unused_coupon_and_the_goal
     await scan(h, code["config_id"], "wmF1", "一号")
     await scan(h, code["config_id"], "wmF2", "二号")
     rt.clock.advance(hours=2)  # type: ignore[attr-defined]
-    await referral.qualify_due_invites(rt)
+    await referral_invites_svc.qualify_due_invites(rt)
     await h.settle()
     [first] = await rows(h, coupons)
     assert first.status == CouponStatus.ISSUED
@@ -246,7 +248,7 @@ async def test_leaving_after_the_reward_claws_back_an_unused_coupon_and_the_goal
 
     await scan(h, code["config_id"], "wmF3", "三号")
     rt.clock.advance(hours=2)  # type: ignore[attr-defined]
-    await referral.qualify_due_invites(rt)
+    await referral_invites_svc.qualify_due_invites(rt)
     await h.settle()
     issued = await rows(h, coupons, coupons.c.status == CouponStatus.ISSUED)
     assert len(issued) == 1 and issued[0].customer_id == inviter and issued[0].source_ref.startswith(f"referral:{cid}:{inviter}:")
@@ -277,7 +279,7 @@ async def test_re_add_self_invite_and_merged_identity_never_count(sandbox: Sandb
     assert (await invites(h))[inviter] == (InviteStatus.REJECTED, RejectReason.SELF_INVITE)
 
     rt.clock.advance(hours=2)  # type: ignore[attr-defined]
-    assert await referral.qualify_due_invites(rt) == 0
+    assert await referral_invites_svc.qualify_due_invites(rt) == 0
     await h.settle()
     assert await rows(h, coupons) == [] and await rows(h, referral_rewards) == []
     _, funnel = await h.api("GET", f"/referral-campaigns/{cid}/funnel")
@@ -323,10 +325,10 @@ async def test_ended_campaigns_free_their_contact_ways_and_late_adds_do_not_coun
     cid = (await start_campaign(h, hold_hours=0))["id"]
     code = await code_of(h, cid, "wmInv5")
     rt.clock.advance(days=15)  # type: ignore[attr-defined]
-    assert await referral.end_due_campaigns(rt) == 1
+    assert await referral_invites_svc.end_due_campaigns(rt) == 1
     assert code["config_id"] not in h.state.contact_ways  # (two calls: the access token expired in those 15 days)
     calls = h.state.call_count("externalcontact/del_contact_way")
-    assert await referral.end_due_campaigns(rt) == 0 and h.state.call_count("externalcontact/del_contact_way") == calls
+    assert await referral_invites_svc.end_due_campaigns(rt) == 0 and h.state.call_count("externalcontact/del_contact_way") == calls
     _, body = await h.api("GET", f"/referral-campaigns/{cid}")
     assert body["status"] == "ended"
     status, _ = await h.api("POST", f"/referral-campaigns/{cid}/codes", json={"inviter": "wmInv5"})

@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from scrm.campaigns import referral_domain as r
-from scrm.campaigns.models import InviteStatus
+from scrm.campaigns.referral import domain as r
+from scrm.campaigns.referral.models import InviteStatus
 from scrm.core.errors import InvalidInput
 
 T0 = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC)

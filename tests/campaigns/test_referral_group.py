@@ -13,14 +13,15 @@ from typing import Any
 
 import pytest
 
-import bots.referral  # noqa: F401 - registers the join-way maker and the group hooks
+import bots.contacts.referral  # noqa: F401 - registers the join-way maker and the group hooks
 from bots.outbound.client import WECOM_API, ApiError, Errcode
 from bots.sandbox.entities import GroupMember
 from bots.sandbox.group_simulator import customer_joins_group, deliver_event, member_leaves_group
 from bots.sandbox.simulator import change_external_chat
-from scrm.campaigns import referral
-from scrm.campaigns.models import CouponStatus, InviteStatus, coupons, referral_invites, referral_rewards
-from scrm.campaigns.referral_domain import RejectReason
+from scrm.campaigns.coupons.models import CouponStatus, coupons
+from scrm.campaigns.referral import invites as referral_invites_svc
+from scrm.campaigns.referral.domain import RejectReason
+from scrm.campaigns.referral.models import InviteStatus, referral_invites, referral_rewards
 from tests.campaigns.test_referral import code_of, customer, plain_add, rows, template
 from tests.conftest import SandboxHarness
 
@@ -102,7 +103,7 @@ async def test_full_group_referral_with_leaves_fraud_reward_and_claw_back(group:
     assert (await invites(h))[f3][:2] == (InviteStatus.REVOKED, "left")
 
     rt.clock.advance(hours=23)  # type: ignore[attr-defined]
-    assert await referral.qualify_due_invites(rt) == 2
+    assert await referral_invites_svc.qualify_due_invites(rt) == 2
     await h.settle()
     assert {k: v[0] for k, v in (await invites(h)).items() if k in (f1, f2)} == {f1: "qualified", f2: "qualified"}
     [coupon] = await rows(h, coupons)
@@ -119,7 +120,7 @@ async def test_full_group_referral_with_leaves_fraud_reward_and_claw_back(group:
     # The same join delivered again changes nothing; the campaign's end deletes the join way in WeCom.
     assert len(await invites(h)) == 5
     rt.clock.advance(days=14)  # type: ignore[attr-defined]
-    assert await referral.end_due_campaigns(rt) == 1
+    assert await referral_invites_svc.end_due_campaigns(rt) == 1
     assert code["config_id"] not in h.state.join_ways
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-import bots.referral  # noqa: F401 - registers the contact-way maker and the progress handler
-from scrm.campaigns import referral
-from scrm.campaigns.models import referral_rewards
-from scrm.tags.models import TagSource
-from scrm.tags.services import create_tag, set_customer_tag, tags_of
+import bots.contacts.referral  # noqa: F401 - registers the contact-way maker and the progress handler
+from scrm.campaigns.referral import invites as referral_invites_svc
+from scrm.campaigns.referral.models import referral_rewards
+from scrm.crm.tags.models import TagSource
+from scrm.crm.tags.services import create_tag, set_customer_tag, tags_of
 from tests.campaigns.test_referral import code_of, leave, plain_add, rows, scan
 from tests.conftest import SandboxHarness
 
@@ -52,7 +52,7 @@ async def test_a_clawed_back_tag_reward_comes_off_locally_and_in_wecom(sandbox: 
         code = await code_of(h, cid, ext)
         await scan(h, code["config_id"], friend, f"好友{friend}")
     rt.clock.advance(hours=2)  # type: ignore[attr-defined]
-    assert await referral.qualify_due_invites(rt) == 2
+    assert await referral_invites_svc.qualify_due_invites(rt) == 2
     await h.settle()
     assert await tag_ids(h, inviter) == {tag.id: TagSource.CAMPAIGN}
     assert h.state.customers["wmTagInv"].follows["sales01"].tag_ids == [tag.remote_id]  # mirrored with mark_tag

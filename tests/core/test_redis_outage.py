@@ -11,13 +11,13 @@ import pytest
 import sqlalchemy as sa
 from aiohttp.test_utils import TestClient, TestServer
 
-from bots.models import inbound_events
-from bots.wecom.crypto import CallbackCrypto
+from bots.gateway.crypto import CallbackCrypto
+from bots.gateway.models import inbound_events
+from scrm.app.runtime import build_runtime
+from scrm.app.webapp import create_app
+from scrm.app.worker import make_worker
 from scrm.core import outbox
 from scrm.core.clock import FrozenClock
-from scrm.web.app import create_app
-from scrm.web.runtime import build_runtime
-from scrm.worker import make_worker
 from tests.conftest import make_settings
 from tests.helpers import envelope, text_xml
 from tests.services import PrivateRedis, redis_server_binary

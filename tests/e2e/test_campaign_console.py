@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 from playwright.async_api import async_playwright, expect
 
-from scrm.campaigns import coupons
+from scrm.campaigns.coupons import services as coupons
 from scrm.console import staff
 from scrm.core.runtime import Runtime
 from tests.conftest import make_customer
@@ -91,7 +91,7 @@ async def test_marketer_creates_a_coupon_and_sees_its_stats(server: str, catalog
 async def test_marketer_creates_a_broadcast_sees_the_count_and_its_progress(server: str, catalog: Runtime) -> None:
     """群发 in Chromium: the live count (segments.js, the console session) as the segment is typed, then 创建群发 with
     立即发送 lands on the progress page; after planning ran, the page shows the recipients skipped with the reason."""
-    from scrm.campaigns import broadcasts
+    from scrm.campaigns.broadcasts import services as broadcasts
 
     require_chromium()
     await staff.create_staff(catalog, "marketer2", PASSWORD, ["marketer"])

@@ -11,13 +11,13 @@ import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import async_playwright, expect
 
-from fulfillment import orders
+from fulfillment.orders import services as orders
 from fulfillment.purchasing import services as ps
+from scrm.app.webapp import create_app
 from scrm.console import dashboard as console_dashboard
 from scrm.console import purchasing as console_purchasing
 from scrm.core.clock import FrozenClock
 from scrm.core.runtime import Runtime
-from scrm.web.app import create_app
 from tests.conftest import make_customer
 from tests.e2e.test_sandbox_page import CHROMIUM, CHROMIUM_ARGS, require_chromium
 

@@ -13,16 +13,16 @@ import pytest
 from aiohttp import web
 from playwright.async_api import Dialog, async_playwright, expect
 
-from fulfillment.catalog import seed_sample_if_empty
+from fulfillment.catalog.services import seed_sample_if_empty
+from scrm.app.runtime import build_runtime
+from scrm.app.webapp import create_app
 from scrm.core.runtime import Runtime
-from scrm.customers.models import FollowStatus
-from scrm.customers.relations import start_follow, upsert_salesperson
-from scrm.customers.services import ensure_customer
-from scrm.groups.models import group_members, groups
-from scrm.tags.services import ensure_tag
-from scrm.web.app import create_app
-from scrm.web.runtime import build_runtime
-from scrm.web.sidebar.web import setup_routes
+from scrm.crm.customers.services import ensure_customer
+from scrm.crm.groups.models import group_members, groups
+from scrm.crm.staff.models import FollowStatus
+from scrm.crm.staff.services import start_follow, upsert_salesperson
+from scrm.crm.tags.services import ensure_tag
+from scrm.sidebar.web import setup_routes
 from tests.conftest import make_settings
 from tests.e2e.test_sandbox_page import CHROMIUM, CHROMIUM_ARGS, require_chromium
 from tests.helpers import free_port

@@ -4,7 +4,7 @@ the emulated WeCom received.
 * every accepted message stored once: one inbound row per distinct accepted callback / kf message, none left
   unprocessed;
 * every order exactly once: one order per customer who confirmed, confirmed, ``source_ref`` unique;
-* stock counters equal the ledger (``fulfillment.inventory.reconcile``), allocated ≤ on hand, and allocated equals
+* stock counters equal the ledger (``fulfillment.inventory.services.reconcile``), allocated ≤ on hand, and allocated equals
   what the orders' lines hold;
 * every notice sent exactly once or recorded as failed / skipped with a reason: no outbound message left pending;
   each kf message the product recorded as sent reached WeCom once (msgid = its idempotency key); no app message
@@ -23,8 +23,8 @@ from typing import Any
 import aiohttp
 import sqlalchemy as sa
 
-from bots.normalize import normalize_wecom
-from bots.wecom.xmlparse import parse_xml
+from bots.gateway.domain import normalize_wecom
+from bots.gateway.xmlparse import parse_xml
 from scrm.core.db import Database
 from scrm.core.ids import digest_key
 from tests.fault.driver import LoadReport
@@ -138,7 +138,7 @@ async def check_invariants(db: Database, report: LoadReport, sent: dict[str, Any
             f.check(states == ["confirmed"], f"{run.external_userid} confirmed once, orders: {states}")
 
         # ---- stock counters equal the ledger ----------------------------------------------------------
-        from fulfillment.inventory import reconcile
+        from fulfillment.inventory.services import reconcile
 
         drifts = await reconcile(conn)
         f.check(not drifts, f"stock counters differ from the ledger: {drifts[:5]}")

@@ -79,8 +79,6 @@ async def test_every_callback_three_times(stack: Stack, http: aiohttp.ClientSess
     assert done.returncode == 0 and "no drift" in done.stdout, done.stdout + done.stderr
 
 
-
-
 async def test_redis_stopped_and_started_again(stack: Stack, http: aiohttp.ClientSession, db: Database) -> None:
     """Redis goes away for 5 s mid-stream (and comes back empty: no persistence). Callbacks are still accepted
     (the work waits in the database) and everything is done once Redis is back."""

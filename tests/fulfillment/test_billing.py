@@ -14,7 +14,6 @@ from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fulfillment import orders, shipments
 from fulfillment.billing import invoices, jobs, payments, receivables, services
 from fulfillment.billing import web as billing_web
 from fulfillment.billing.domain import (
@@ -33,13 +32,15 @@ from fulfillment.billing.domain import (
 from fulfillment.billing.models import InvoiceStatus, credit_entries, customer_accounts, dunning_notices, payment_allocations
 from fulfillment.billing.models import invoices as invoices_table
 from fulfillment.billing.models import payments as payments_table
-from fulfillment.models import OrderStatus, order_history
-from fulfillment.models import orders as orders_table
+from fulfillment.orders import services as orders
+from fulfillment.orders.models import OrderStatus, order_history
+from fulfillment.orders.models import orders as orders_table
+from fulfillment.shipments import services as shipments
+from scrm.app.webapp import create_app
 from scrm.core import outbox
 from scrm.core.clock import FrozenClock
 from scrm.core.errors import DomainError, InvalidInput
 from scrm.core.runtime import Runtime
-from scrm.web.app import create_app
 from tests.conftest import make_customer
 
 BILLING_TOPICS = ("billing.shipment_invoiceable", "billing.order_confirmed", "billing.shipment_cancelled")
@@ -646,7 +647,7 @@ async def test_api_aging_json_csv_holds_and_dunning(api: TestClient, catalog: Ru
     h = auth(rt)
     cid = await make_customer(rt, "wmAging")
     async with rt.db.write() as conn:
-        from scrm.customers.models import customers
+        from scrm.crm.customers.models import customers
 
         await conn.execute(customers.update().where(customers.c.id == cid).values(name="=HYPERLINK(1)"))
     await ship_and_invoice(rt, cid, [("WATER-550", 1)], salesperson="sales01")

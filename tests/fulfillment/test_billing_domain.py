@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from fulfillment.billing import domain as d
 from fulfillment.billing.models import InvoiceStatus as I
 from fulfillment.billing.services import CONFIG_FILE, load_billing_config
+from scrm.core import errors as d_errors
 
 DAY0 = dt.date(2026, 11, 23)
 dates = st.integers(min_value=-200, max_value=200).map(lambda n: DAY0 + dt.timedelta(days=n))
@@ -93,7 +94,7 @@ def test_invoice_status_follows_the_amounts(total: int, data: st.DataObject) -> 
 def test_due_date_and_numbers() -> None:
     assert d.due_date(DAY0, 0) == DAY0
     assert d.due_date(DAY0, 30) == dt.date(2026, 12, 23)
-    with pytest.raises(d.InvalidInput):
+    with pytest.raises(d_errors.InvalidInput):
         d.due_date(DAY0, -1)
     assert d.invoice_number(1) == "INV100001"
 

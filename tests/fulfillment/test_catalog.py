@@ -8,9 +8,10 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from fulfillment import inventory
-from fulfillment.catalog import export_csv, import_rows, parse_catalog_csv
-from fulfillment.models import product_aliases, products, stock_movements
+from fulfillment.catalog.models import product_aliases, products
+from fulfillment.catalog.services import export_csv, import_rows, parse_catalog_csv
+from fulfillment.inventory import services as inventory
+from fulfillment.inventory.models import stock_movements
 from scrm.core.money import format_fen, parse_yuan
 from scrm.core.runtime import Runtime
 
@@ -107,7 +108,7 @@ def test_cli_import_reports_lines_and_reconcile(tmp_path: Path) -> None:
 
 
 async def test_optional_columns_and_product_update(rt: Runtime) -> None:
-    from fulfillment.catalog import update_product
+    from fulfillment.catalog.services import update_product
 
     rows, errors = parse_catalog_csv("sku,name,aliases,unit,price_fen,stock,reorder_point,category\nW1,矿泉水,,箱,3600,10,5,饮料\n")
     assert not errors and rows[0].reorder_point == 5 and rows[0].category == "饮料"

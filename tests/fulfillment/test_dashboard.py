@@ -10,14 +10,16 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from fulfillment import inventory, orders
 from fulfillment.billing.models import invoices, payments
-from fulfillment.dashboard import Dashboard, Ratio, business_dashboard, load_dashboard, periods
-from fulfillment.models import OrderStatus as S
-from fulfillment.models import orders as orders_table
-from fulfillment.models import products, stock_levels
+from fulfillment.catalog.models import products
+from fulfillment.inventory import services as inventory
+from fulfillment.inventory.models import stock_levels
+from fulfillment.orders import services as orders
+from fulfillment.orders.models import OrderStatus as S
+from fulfillment.orders.models import orders as orders_table
 from fulfillment.purchasing import services as ps
 from fulfillment.purchasing.models import PurchaseStatus, purchase_order_lines, purchase_orders
+from fulfillment.reports.queries import Dashboard, Ratio, business_dashboard, load_dashboard, periods
 from scrm.core.clock import SHANGHAI, UTC, FrozenClock
 from scrm.core.runtime import Runtime
 from tests.conftest import make_customer

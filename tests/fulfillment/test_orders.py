@@ -8,9 +8,14 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
-from fulfillment import inventory, orders, shipments
-from fulfillment.domain import DraftExpired, InvalidTransition, NothingToShip, ProductNotFound, ShipmentTooLarge
-from fulfillment.models import OrderStatus, order_history, products, stock_levels
+from fulfillment.catalog.models import products
+from fulfillment.inventory import services as inventory
+from fulfillment.inventory.models import stock_levels
+from fulfillment.orders import backorders as orders_backorders
+from fulfillment.orders import services as orders
+from fulfillment.orders.domain import DraftExpired, InvalidTransition, NothingToShip, ProductNotFound, ShipmentTooLarge
+from fulfillment.orders.models import OrderStatus, order_history
+from fulfillment.shipments import services as shipments
 from scrm.core.clock import FrozenClock
 from scrm.core.errors import InvalidInput
 from scrm.core.outbox import outbox
@@ -70,7 +75,7 @@ async def test_short_stock_becomes_backorder_and_receipt_fills_it(catalog: Runti
     async with rt.db.write() as conn:
         pid = (await conn.execute(sa.select(products.c.id).where(products.c.sku == "OIL-5L"))).scalar_one()
         await inventory.receive(conn, rt.db.dialect, pid, await inventory.default_warehouse(conn, rt.db.dialect), 5, rt.clock.now())
-    assert await orders.fill_backorders(rt, pid) == 2
+    assert await orders_backorders.fill_backorders(rt, pid) == 2
     filled = await orders.get_order(rt, order.id)
     assert filled.lines[0].allocated_qty == 6
     assert await stock(rt, "OIL-5L") == inventory.Level(9, 6)
@@ -207,7 +212,7 @@ async def test_low_stock_alert_once_a_day(catalog: Runtime, clock: FrozenClock) 
 
 
 def test_number_formats() -> None:
-    from fulfillment.domain import order_number, shipment_number, status_after_shipping
+    from fulfillment.orders.domain import order_number, shipment_number, status_after_shipping
 
     assert order_number(1) == "SO100001" and shipment_number(7) == "SH100007"
     assert status_after_shipping([(3, 3), (2, 1)]) == OrderStatus.PARTIALLY_SHIPPED
@@ -218,10 +223,11 @@ def test_number_formats() -> None:
 async def test_the_order_create_returns_is_what_the_database_holds(catalog: Runtime) -> None:
     """create_order builds its answer from what it just wrote instead of reading it back: it must equal a fresh
     read for a draft, a confirmed order with a backorder, and a confirmed order with a coupon redeemed."""
-    from scrm.campaigns import coupons
-    from scrm.campaigns.coupon_domain import CouponRule, TemplateTerms
+    from scrm.campaigns.coupons import discounts as coupons_discounts
+    from scrm.campaigns.coupons import services as coupons
+    from scrm.campaigns.coupons.domain import CouponRule, TemplateTerms
 
-    coupons.install(catalog)
+    coupons_discounts.install(catalog)
     cid = await make_customer(catalog, "wmView")
     draft = await orders.create_order(catalog, customer_id=cid, items=[("WATER-550", 2)], source="api")
     short = await orders.create_order(catalog, customer_id=cid, items=[("OIL-5L", 12), ("WATER-550", 1)], source="api", confirm=True)

@@ -11,20 +11,23 @@ from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fulfillment import catalog as catalog_services
-from fulfillment import inventory, orders
-from fulfillment.domain import ProductNotFound
-from fulfillment.models import products, stock_movements
+from fulfillment.catalog import services as catalog_services
+from fulfillment.catalog.models import products
+from fulfillment.inventory import services as inventory
+from fulfillment.inventory.models import stock_movements
+from fulfillment.orders import services as orders
+from fulfillment.orders.domain import ProductNotFound
 from fulfillment.purchasing import domain as d
+from fulfillment.purchasing import domain as ps_domain
 from fulfillment.purchasing import services as ps
 from fulfillment.purchasing import web as purchasing_web
 from fulfillment.purchasing.models import PurchaseStatus as P
 from fulfillment.purchasing.models import purchase_order_lines, purchase_receipts
+from scrm.app.webapp import create_app
 from scrm.core.clock import FrozenClock
 from scrm.core.errors import InvalidInput
 from scrm.core.outbox import outbox
 from scrm.core.runtime import Runtime
-from scrm.web.app import create_app
 from tests.conftest import make_customer
 
 
@@ -182,7 +185,7 @@ async def test_purchase_partial_receipt_releases_backorders_oldest_first(catalog
         await ps.cancel_purchase_order(rt, draft.number)
     await no_drift(rt)
 
-    from fulfillment import notices
+    from fulfillment.orders import notices
 
     text = notices.render(
         "backorder_filled", number=got[0].number, lines=notices.format_lines(notices_lines := (await filled_notices(rt))[0]["lines"])
@@ -330,7 +333,7 @@ async def test_concurrent_receipts_post_once_and_never_exceed_the_order(catalog:
     results = await asyncio.gather(
         *(ps.receive_purchase(rt, order.number, [("SOY-DARK", 3)], reference=f"DN-{k}") for k in range(5)), return_exceptions=True
     )
-    posted = [r for r in results if isinstance(r, ps.ReceiptResult)]
+    posted = [r for r in results if isinstance(r, ps_domain.ReceiptResult)]
     refused = [r for r in results if isinstance(r, Exception)]
     assert len(posted) == 2 and all(isinstance(e, d.ReceiptExceedsOrdered) for e in refused)
     final = await ps.get_purchase_order(rt, order.number)

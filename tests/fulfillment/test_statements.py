@@ -12,8 +12,8 @@ from fulfillment.billing import services, statements
 from fulfillment.billing import web as billing_web
 from fulfillment.billing.domain import StatementUnreadable
 from fulfillment.billing.invoices import get_invoice, void_invoice
+from scrm.app.webapp import create_app
 from scrm.core.runtime import Runtime
-from scrm.web.app import create_app
 from tests.conftest import make_customer
 from tests.fulfillment.test_billing import check_invariants, counts, ship_and_invoice
 

@@ -18,8 +18,9 @@ import aiohttp
 from aiohttp import web
 
 from bots.sandbox.emulator import create_emulator_app
+from bots.sandbox.entities import KfNotice
 from bots.sandbox.simulator import CallbackSimulator, kf_msg_or_event, signed_url
-from bots.sandbox.state import KfNotice, SandboxState
+from bots.sandbox.state import SandboxState
 from config import load_settings
 
 

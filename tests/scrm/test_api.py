@@ -9,9 +9,10 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from config import Settings
-from fulfillment import orders, shipments
+from fulfillment.orders import services as orders
+from fulfillment.shipments import services as shipments
+from scrm.app.webapp import create_app
 from scrm.core.runtime import Runtime
-from scrm.web.app import create_app
 from tests.conftest import make_customer
 
 

@@ -18,18 +18,18 @@ import sqlalchemy as sa
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from scrm.archive import cli
-from scrm.archive import web as archive_web
-from scrm.archive.models import archive_messages
-from scrm.archive.services import parse_record, split_body
+from scrm.app import archive_import as cli
+from scrm.app.webapp import create_app
 from scrm.core import outbox
 from scrm.core.clock import SHANGHAI, UTC
 from scrm.core.runtime import Runtime
-from scrm.customers.services import find_customer
-from scrm.groups import services as groups
-from scrm.groups.models import group_daily_stats, group_members
-from scrm.timeline.services import entries
-from scrm.web.app import create_app
+from scrm.crm.archive import web as archive_web
+from scrm.crm.archive.models import archive_messages
+from scrm.crm.archive.services import parse_record, split_body
+from scrm.crm.customers.services import find_customer
+from scrm.crm.groups import services as groups
+from scrm.crm.groups.models import group_daily_stats, group_members
+from scrm.crm.timeline.services import entries
 
 ROOT = Path(__file__).resolve().parents[2]
 ROOM = "wrRoomArchive01"

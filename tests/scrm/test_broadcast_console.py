@@ -11,11 +11,12 @@ from typing import Any
 import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 
-from scrm.campaigns import broadcasts, coupons
-from scrm.campaigns.models import broadcasts as broadcasts_table
-from scrm.console import broadcasts as page
+from scrm.campaigns.broadcasts import queries as broadcasts_queries
+from scrm.campaigns.broadcasts.models import broadcasts as broadcasts_table
+from scrm.campaigns.coupons import services as coupons
+from scrm.console import broadcast_pages as page_broadcast_pages
 from scrm.console import staff
-from scrm.console.campaigns import terms_from_form
+from scrm.console.coupon_pages import terms_from_form
 from tests.campaigns.test_broadcasts import customer
 from tests.conftest import SandboxHarness
 from tests.scrm.test_staff import HTML, PASSWORD, flash, sign_in
@@ -47,7 +48,7 @@ async def test_create_with_preview_send_now_progress_and_results(sandbox: Sandbo
     tpl = await coupons.create_template(sandbox.rt, terms_from_form({"name": "回馈券", "amount_off": "5", "per_customer_limit": "1"}))
     client, token = await _marketer(sandbox)
 
-    listing = await client.get(page.PAGE, headers=HTML)
+    listing = await client.get(page_broadcast_pages.PAGE, headers=HTML)
     text = await listing.text()
     assert listing.status == 200 and "新建群发" in text and "还没有群发" in text
     assert "script-src 'self'" in listing.headers["Content-Security-Policy"] and "/console/static/segments.js" in text
@@ -60,24 +61,26 @@ async def test_create_with_preview_send_now_progress_and_results(sandbox: Sandbo
         "text": "老客回馈，全场满100减20",
         "coupon_template_id": str(tpl.id),
     }
-    preview = await client.post(page.PAGE, data={**form, "action": "preview"}, headers=HTML)
+    preview = await client.post(page_broadcast_pages.PAGE, data={**form, "action": "preview"}, headers=HTML)
     text = await preview.text()
     assert preview.status == 200 and "<strong>5</strong> 位客户" in text
     assert "&lt;b&gt;双12&lt;/b&gt;" in text and "老客回馈，全场满100减20</textarea>" in text  # the form is kept
     assert f'<option value="{tpl.id}" selected>' in text
     async with sandbox.rt.db.read() as conn:
-        assert await broadcasts.list_broadcasts(conn) == []  # a preview creates nothing
+        assert await broadcasts_queries.list_broadcasts(conn) == []  # a preview creates nothing
 
-    bad = await client.post(page.PAGE, data={**form, "segment": "orders >>= 2", "action": "create"}, headers=HTML)
+    bad = await client.post(page_broadcast_pages.PAGE, data={**form, "segment": "orders >>= 2", "action": "create"}, headers=HTML)
     text = await bad.text()
     assert bad.status == 400 and "客群表达式有误" in text and "orders &gt;&gt;= 2</textarea>" in text
     both = await client.post(
-        page.PAGE, data={**form, "send_now": "1", "scheduled_at": "2020-01-01T10:00", "action": "create"}, headers=HTML
+        page_broadcast_pages.PAGE, data={**form, "send_now": "1", "scheduled_at": "2020-01-01T10:00", "action": "create"}, headers=HTML
     )
     assert both.status == 400 and "发送时间需晚于现在" in await both.text()
-    assert (await client.post(page.PAGE, data={**form, "csrf_token": "forged", "action": "create"}, allow_redirects=False)).status == 403
+    assert (
+        await client.post(page_broadcast_pages.PAGE, data={**form, "csrf_token": "forged", "action": "create"}, allow_redirects=False)
+    ).status == 403
 
-    resp = await client.post(page.PAGE, data={**form, "send_now": "1", "action": "create"}, allow_redirects=False)
+    resp = await client.post(page_broadcast_pages.PAGE, data={**form, "send_now": "1", "action": "create"}, allow_redirects=False)
     assert resp.status == 303 and re.fullmatch(r"/console/broadcasts/\d+", resp.headers["Location"])
     detail = resp.headers["Location"]
     await sandbox.settle()
@@ -97,12 +100,12 @@ async def test_create_with_preview_send_now_progress_and_results(sandbox: Sandbo
     assert f"#{ids['nobody']} " in only and f"#{ids['oa1']} " not in only
     assert (await client.get("/console/broadcasts/999999", headers=HTML)).status == 404
     assert (await client.get("/console/broadcasts/abc", headers=HTML)).status == 404
-    listing = await (await client.get(page.PAGE, headers=HTML)).text()
+    listing = await (await client.get(page_broadcast_pages.PAGE, headers=HTML)).text()
     assert "&lt;b&gt;双12&lt;/b&gt;" in listing and "已完成" in listing and "5 人 / 可触达 4" in listing
 
 
 async def test_schedule_pause_resume_cancel_and_paging(sandbox: SandboxHarness, monkeypatch: Any) -> None:
-    for i in range(page.PAGE_SIZE + 3):
+    for i in range(page_broadcast_pages.PAGE_SIZE + 3):
         await customer(sandbox.rt, f"wm{i:03d}")  # nobody reachable: every one skipped with a reason
     client, token = await _marketer(sandbox)
     form = {
@@ -113,7 +116,7 @@ async def test_schedule_pause_resume_cancel_and_paging(sandbox: SandboxHarness, 
         "scheduled_at": "2026-11-30T20:00",
         "action": "create",
     }
-    resp = await client.post(page.PAGE, data=form, allow_redirects=False)
+    resp = await client.post(page_broadcast_pages.PAGE, data=form, allow_redirects=False)
     assert resp.status == 303
     detail = resp.headers["Location"]
     bid = int(detail.rsplit("/", 1)[1])
@@ -127,7 +130,7 @@ async def test_schedule_pause_resume_cancel_and_paging(sandbox: SandboxHarness, 
     await sandbox.settle()
     text = await (await client.get(detail, headers=HTML)).text()
     assert 'data-status="skipped"><strong>53</strong>' in text and "下一页" in text
-    assert text.count("没有可触达的渠道") == page.PAGE_SIZE + 1  # 50 rows + the reasons table
+    assert text.count("没有可触达的渠道") == page_broadcast_pages.PAGE_SIZE + 1  # 50 rows + the reasons table
     nxt = re.search(r'href="(/console/broadcasts/\d+\?after=\d+#recipients)">下一页', text)
     assert nxt
     second = await (await client.get(nxt.group(1).replace("&amp;", "&"), headers=HTML)).text()
@@ -135,7 +138,7 @@ async def test_schedule_pause_resume_cancel_and_paging(sandbox: SandboxHarness, 
 
     text = await (await client.post(detail + "/cancel", data={"csrf_token": token}, headers=HTML)).text()
     assert "不能 cancel" in flash(text)  # done: nothing left to cancel
-    draft = await client.post(page.PAGE, data={**form, "scheduled_at": "", "name": "草稿"}, allow_redirects=False)
+    draft = await client.post(page_broadcast_pages.PAGE, data={**form, "scheduled_at": "", "name": "草稿"}, allow_redirects=False)
     text = await (await client.get(draft.headers["Location"], headers=HTML)).text()
     assert "已保存为草稿" in flash(text) and "草稿" in text
     text = await (await client.post(draft.headers["Location"] + "/cancel", data={"csrf_token": token}, headers=HTML)).text()
@@ -149,10 +152,10 @@ async def test_only_marketers_and_admins(sandbox: SandboxHarness) -> None:
     for role in ("operations", "finance"):
         await staff.create_staff(sandbox.rt, f"u-{role}", PASSWORD, [role])
         token = await sign_in(sandbox.client, f"u-{role}")
-        resp = await sandbox.client.get(page.PAGE, headers=HTML)
+        resp = await sandbox.client.get(page_broadcast_pages.PAGE, headers=HTML)
         assert resp.status == 403 and "您的角色无权使用此页面" in await resp.text()
         data = {"csrf_token": token, "name": "x", "segment": SEGMENT, "text": "t", "action": "create"}
-        assert (await sandbox.client.post(page.PAGE, data=data, allow_redirects=False)).status == 403
+        assert (await sandbox.client.post(page_broadcast_pages.PAGE, data=data, allow_redirects=False)).status == 403
         assert 'href="/console/broadcasts"' not in await (await sandbox.client.get("/console/dashboard", headers=HTML)).text()
     await sign_in(sandbox.client, "admin", sandbox.rt.settings.admin_token.get())
-    assert (await sandbox.client.get(page.PAGE, headers=HTML)).status == 200
+    assert (await sandbox.client.get(page_broadcast_pages.PAGE, headers=HTML)).status == 200

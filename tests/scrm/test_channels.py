@@ -7,12 +7,12 @@ import datetime as dt
 
 import sqlalchemy as sa
 
-from bots.channel_codes import create_channel_code
-from scrm.channels.models import channel_codes
+from bots.contacts.channel_codes import create_channel_code
 from scrm.core.clock import UTC, FrozenClock
-from scrm.customers.models import FollowStatus
-from scrm.customers.relations import end_follow, start_follow
-from scrm.customers.services import ensure_customer
+from scrm.crm.channels.models import channel_codes
+from scrm.crm.customers.services import ensure_customer
+from scrm.crm.staff.models import FollowStatus
+from scrm.crm.staff.services import end_follow, start_follow
 from tests.conftest import SandboxHarness
 from tests.scrm.test_tags import h  # noqa: F401 - the harness fixture with our routes
 

@@ -10,12 +10,12 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from scrm.channels.models import channel_codes
 from scrm.console import staff
-from scrm.customers.models import FollowStatus
-from scrm.customers.relations import end_follow, start_follow, upsert_salesperson
-from scrm.customers.services import ensure_customer
-from scrm.tags.services import ensure_tag
+from scrm.crm.channels.models import channel_codes
+from scrm.crm.customers.services import ensure_customer
+from scrm.crm.staff.models import FollowStatus
+from scrm.crm.staff.services import end_follow, start_follow, upsert_salesperson
+from scrm.crm.tags.services import ensure_tag
 from tests.conftest import SandboxHarness
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}

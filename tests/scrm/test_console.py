@@ -11,13 +11,15 @@ import pytest
 import sqlalchemy as sa
 from aiohttp.test_utils import TestClient, TestServer
 
-from fulfillment import inventory, orders
-from fulfillment.models import OrderStatus, products
+from fulfillment.catalog.models import products
+from fulfillment.inventory import services as inventory
+from fulfillment.orders import services as orders
+from fulfillment.orders.models import OrderStatus
+from scrm.app.webapp import create_app
 from scrm.console import auth
 from scrm.core.clock import FrozenClock
 from scrm.core.runtime import Runtime
-from scrm.customers.models import customers
-from scrm.web.app import create_app
+from scrm.crm.customers.models import customers
 from tests.conftest import make_customer
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}

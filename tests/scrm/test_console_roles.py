@@ -13,10 +13,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from scrm.app.webapp import create_app
 from scrm.console import access, auth
 from scrm.console.render import NAV
 from scrm.core.runtime import Runtime
-from scrm.web.app import create_app
 from tests.conftest import make_settings
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}

@@ -12,14 +12,15 @@ import pytest
 import sqlalchemy as sa
 from aiohttp.test_utils import TestClient, TestServer
 
-from fulfillment.orders import create_order
+from fulfillment.orders.services import create_order
+from scrm.app.webapp import create_app
 from scrm.core.runtime import Runtime
-from scrm.customers.models import FollowStatus, customers
-from scrm.customers.relations import start_follow, upsert_salesperson
-from scrm.customers.services import ensure_customer, link_identity
-from scrm.tags.models import TagSource
-from scrm.tags.services import apply_tag, ensure_tag
-from scrm.web.app import create_app
+from scrm.crm.customers.models import customers
+from scrm.crm.customers.services import ensure_customer, link_identity
+from scrm.crm.staff.models import FollowStatus
+from scrm.crm.staff.services import start_follow, upsert_salesperson
+from scrm.crm.tags.models import TagSource
+from scrm.crm.tags.services import apply_tag, ensure_tag
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
 EVIL = '<script>alert(1)</script>" onmouseover="x'
@@ -180,9 +181,9 @@ def flash(text: str) -> tuple[str, str] | None:
 
 async def test_staff_tag_note_and_custom_fields_from_the_customer_page(client: TestClient, catalog: Runtime) -> None:
     from scrm.core.outbox import outbox
-    from scrm.customers.models import customer_notes
-    from scrm.tags.models import customer_tags
-    from scrm.tags.services import CUSTOMER_TAG_CHANGED
+    from scrm.crm.customers.models import customer_notes
+    from scrm.crm.tags.models import customer_tags
+    from scrm.crm.tags.services import CUSTOMER_TAG_CHANGED
 
     ids = await seed(catalog)
     async with catalog.db.write() as conn:
@@ -202,9 +203,7 @@ async def test_staff_tag_note_and_custom_fields_from_the_customer_page(client: T
     assert await act("tags", tag_id=str(vip), action="add") == ("ok", "标签没有变化")
     async with catalog.db.read() as conn:
         applied = (await conn.execute(sa.select(customer_tags).where(customer_tags.c.tag_id == vip))).one()
-        queued = (
-            await conn.execute(sa.select(sa.func.count()).select_from(outbox).where(outbox.c.topic == CUSTOMER_TAG_CHANGED))
-        ).scalar()
+        queued = (await conn.execute(sa.select(sa.func.count()).select_from(outbox).where(outbox.c.topic == CUSTOMER_TAG_CHANGED))).scalar()
     assert applied.customer_id == ids["zhang"] and applied.evidence == {"by": "console:admin"} and queued == 1
     assert "控制台 admin 手动添加" in await (await client.get(path, headers=HTML)).text()
     assert await act("tags", tag_id=str(vip), action="remove") == ("ok", "已移除标签")

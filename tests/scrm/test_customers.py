@@ -12,20 +12,8 @@ from scrm.core.clock import FrozenClock
 from scrm.core.errors import Conflict, InvalidInput, NotFound
 from scrm.core.outbox import outbox
 from scrm.core.runtime import Runtime
-from scrm.customers.models import FollowStatus, customer_identities, customers
-from scrm.customers.relations import (
-    EndedBy,
-    apply_contact_details,
-    end_follow,
-    follow_of,
-    follows_of,
-    get_salesperson,
-    is_following,
-    set_leader,
-    start_follow,
-    upsert_salesperson,
-)
-from scrm.customers.services import (
+from scrm.crm.customers.models import customer_identities, customers
+from scrm.crm.customers.services import (
     add_note,
     ensure_customer,
     find_customer,
@@ -38,8 +26,21 @@ from scrm.customers.services import (
     set_custom_fields,
     update_profile,
 )
-from scrm.tags.services import apply_tag, ensure_tag, tags_of
-from scrm.timeline.services import add_entry, entries
+from scrm.crm.staff.models import FollowStatus
+from scrm.crm.staff.services import (
+    EndedBy,
+    apply_contact_details,
+    end_follow,
+    follow_of,
+    follows_of,
+    get_salesperson,
+    is_following,
+    set_leader,
+    start_follow,
+    upsert_salesperson,
+)
+from scrm.crm.tags.services import apply_tag, ensure_tag, tags_of
+from scrm.crm.timeline.services import add_entry, entries
 
 
 async def ensure(rt: Runtime, kind: str, value: str) -> int:

@@ -10,16 +10,17 @@ import pytest
 import sqlalchemy as sa
 from aiohttp.test_utils import TestClient, TestServer
 
-from fulfillment import inventory, orders
-from fulfillment.models import products
+from fulfillment.catalog.models import products
+from fulfillment.inventory import services as inventory
+from fulfillment.orders import services as orders
 from fulfillment.purchasing import services as ps
 from fulfillment.purchasing.models import PurchaseStatus as P
+from scrm.app.webapp import create_app
 from scrm.console import dashboard as console_dashboard
 from scrm.console import purchasing as console_purchasing
 from scrm.console.charts import bar_chart, donut_chart, line_chart
 from scrm.core.runtime import Runtime
-from scrm.customers.models import customers
-from scrm.web.app import create_app
+from scrm.crm.customers.models import customers
 from tests.conftest import make_customer
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}

@@ -13,13 +13,13 @@ import pytest
 import sqlalchemy as sa
 from aiohttp.test_utils import TestClient, TestServer
 
-from fulfillment import orders
 from fulfillment.billing import invoices, services
-from fulfillment.models import OrderStatus
+from fulfillment.orders import services as orders
+from fulfillment.orders.models import OrderStatus
+from scrm.app.webapp import create_app
 from scrm.console import finance
 from scrm.core.runtime import Runtime
-from scrm.customers.models import customers
-from scrm.web.app import create_app
+from scrm.crm.customers.models import customers
 from tests.conftest import make_customer
 from tests.fulfillment.test_billing import check_invariants, ship_and_invoice
 

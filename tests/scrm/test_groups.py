@@ -13,15 +13,15 @@ import sqlalchemy as sa
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from scrm.app.webapp import create_app
 from scrm.console import groups as console_groups
 from scrm.core.clock import UTC
 from scrm.core.runtime import Runtime
-from scrm.customers.services import find_customer
-from scrm.groups import services as g
-from scrm.groups.domain import GroupSnapshot, MemberSnapshot, business_day, day_bounds, parse_group_chat
-from scrm.groups.models import group_daily_stats, group_members, groups
-from scrm.timeline.services import entries
-from scrm.web.app import create_app
+from scrm.crm.customers.services import find_customer
+from scrm.crm.groups import services as g
+from scrm.crm.groups.domain import GroupSnapshot, MemberSnapshot, business_day, day_bounds, parse_group_chat
+from scrm.crm.groups.models import group_daily_stats, group_members, groups
+from scrm.crm.timeline.services import entries
 
 CHAT = "wrChatTest0001"
 T0 = dt.datetime(2026, 11, 23, 2, 0, tzinfo=UTC)

@@ -7,7 +7,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from scrm.web.proxy import TRUSTED_PROXIES, client_of, forwarded_middleware, parse_trusted
+from scrm.core.http.proxy import TRUSTED_PROXIES, client_of, forwarded_middleware, parse_trusted
 
 
 async def whoami(request: web.Request) -> web.Response:

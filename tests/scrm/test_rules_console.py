@@ -15,14 +15,14 @@ import pytest
 import sqlalchemy as sa
 from aiohttp.test_utils import TestClient, TestServer
 
-from bots.models import inbound_events
+from bots.gateway.models import inbound_events
+from scrm.app.webapp import create_app
 from scrm.console import rules as console_rules
 from scrm.core.runtime import Runtime
-from scrm.customers.models import customers
-from scrm.web.app import create_app
-from tagging.engine import RULES_FILE, TAGGER_CACHE, TaggerCache, tagger_cache
-from tagging.rules import version_of
-from tagging.services import tag_message
+from scrm.crm.customers.models import customers
+from tagging.rules.domain import version_of
+from tagging.rules.engine import RULES_FILE, TAGGER_CACHE, TaggerCache, tagger_cache
+from tagging.rules.services import tag_message
 from tests.conftest import make_customer
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}

@@ -13,13 +13,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from fulfillment.orders import create_order
+from fulfillment.orders.services import create_order
+from scrm.app.webapp import create_app
 from scrm.console import segments as console_segments
 from scrm.core.runtime import Runtime
-from scrm.web.app import create_app
-from tagging import web as tagging_web
-from tagging.rfm import SEGMENT_NAMES
-from tagging.rfm_jobs import recompute_all
+from tagging.rfm.domain import SEGMENT_NAMES
+from tagging.rfm.jobs import recompute_all
+from tagging.segments import web as tagging_web
 from tests.conftest import make_customer
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}

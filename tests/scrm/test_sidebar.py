@@ -19,28 +19,30 @@ from yarl import URL
 from bots.sandbox.state import SandboxState
 from bots.sandbox.web import SANDBOX_STATE
 from config import Settings
-from fulfillment import inventory
-from fulfillment.catalog import seed_sample_if_empty
-from fulfillment.models import orders, products
-from fulfillment.orders import cancel_order, create_order
-from fulfillment.shipments import create_shipment
-from scrm.channels.models import channel_codes
+from fulfillment.catalog.models import products
+from fulfillment.catalog.services import seed_sample_if_empty
+from fulfillment.inventory import services as inventory
+from fulfillment.orders.models import orders
+from fulfillment.orders.services import cancel_order, create_order
+from fulfillment.shipments.services import create_shipment
+from scrm.app.runtime import build_runtime
+from scrm.app.webapp import create_app
 from scrm.console import auth as console_auth
 from scrm.core.clock import FrozenClock
 from scrm.core.outbox import outbox
 from scrm.core.runtime import Runtime
-from scrm.customers.models import FollowStatus, customer_notes
-from scrm.customers.relations import end_follow, start_follow, upsert_salesperson
-from scrm.customers.services import add_note, ensure_customer
-from scrm.groups.models import group_members, groups
-from scrm.tags.models import TagSource, customer_tags
-from scrm.tags.services import apply_tag, ensure_tag
-from scrm.timeline.models import timeline
-from scrm.web.app import create_app
-from scrm.web.runtime import build_runtime
-from scrm.web.sidebar import auth
-from scrm.web.sidebar.views import tag_reason
-from scrm.web.sidebar.web import setup_routes
+from scrm.crm.channels.models import channel_codes
+from scrm.crm.customers.models import customer_notes
+from scrm.crm.customers.services import add_note, ensure_customer
+from scrm.crm.groups.models import group_members, groups
+from scrm.crm.staff.models import FollowStatus
+from scrm.crm.staff.services import end_follow, start_follow, upsert_salesperson
+from scrm.crm.tags.models import TagSource, customer_tags
+from scrm.crm.tags.services import apply_tag, ensure_tag
+from scrm.crm.timeline.models import timeline
+from scrm.customer360.queries import tag_reason
+from scrm.sidebar import auth
+from scrm.sidebar.web import setup_routes
 from tests.conftest import make_settings
 from tests.helpers import free_port
 
@@ -609,8 +611,8 @@ async def test_api_needs_a_session(sb: Sidebar) -> None:
 
 
 async def test_send_a_coupon_from_the_sidebar(sb: Sidebar) -> None:
-    from scrm.campaigns.coupon_domain import CouponRule, TemplateTerms
-    from scrm.campaigns.coupons import coupons_of_customer, create_template
+    from scrm.campaigns.coupons.domain import CouponRule, TemplateTerms
+    from scrm.campaigns.coupons.services import coupons_of_customer, create_template
 
     cid = await seed_follow(sb.rt, "sales01", "wmCoupon")
     await seed_follow(sb.rt, "sales02", "wmNotMine")

@@ -14,14 +14,16 @@ import sqlalchemy as sa
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from scrm.campaigns import coupons
-from scrm.campaigns.models import coupon_templates, staff_users
+from scrm.app.webapp import create_app
+from scrm.campaigns.coupons import services as coupons
+from scrm.campaigns.coupons.models import coupon_templates
 from scrm.console import auth, staff
 from scrm.console import campaigns as console_campaigns
+from scrm.console import coupon_pages as console_campaigns_coupon_pages
 from scrm.core.clock import FrozenClock
 from scrm.core.errors import Conflict, InvalidInput
 from scrm.core.runtime import Runtime
-from scrm.web.app import create_app
+from scrm.crm.staff.models import staff_users
 from tests.conftest import make_customer
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
@@ -232,7 +234,7 @@ async def test_coupon_form_issue_and_stats(client: TestClient, catalog: Runtime)
 
 
 async def test_referral_campaign_pages(client: TestClient, catalog: Runtime, clock: FrozenClock) -> None:
-    tpl = await coupons.create_template(catalog, console_campaigns.terms_from_form({"name": "邀请奖励", "amount_off": "5"}))
+    tpl = await coupons.create_template(catalog, console_campaigns_coupon_pages.terms_from_form({"name": "邀请奖励", "amount_off": "5"}))
     await staff.create_staff(catalog, "mk", PASSWORD, ["marketer"])
     token = await sign_in(client, "mk")
     form = {

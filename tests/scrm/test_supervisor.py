@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from scrm.web import supervisor
-from scrm.web.supervisor import Supervisor, bind, refuse_reason
+from scrm.app import supervisor
+from scrm.app.supervisor import Supervisor, bind, refuse_reason
 from tests.conftest import make_settings
 from tests.helpers import free_port
 

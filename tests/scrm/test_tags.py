@@ -10,26 +10,26 @@ import pytest
 import sqlalchemy as sa
 from aiohttp.test_utils import TestClient, TestServer
 
+from bots.contacts.tags import pull_corp_tags, refresh_customer_tags
 from bots.outbound.client import WECOM_API
 from bots.sandbox.simulator import CallbackSimulator, change_external_tag
 from bots.sandbox.web import SANDBOX_STATE
-from bots.tag_events import pull_corp_tags, refresh_customer_tags
+from scrm.app.runtime import build_runtime
 from scrm.core.clock import FrozenClock
 from scrm.core.runtime import Runtime
-from scrm.customers.models import FollowStatus
-from scrm.customers.relations import end_follow, start_follow
-from scrm.customers.services import ensure_customer
-from scrm.tags.models import TagSource, customer_tags, tag_groups, tags
-from scrm.tags.services import ensure_tag, mirror_corp_tags, set_customer_tag, tags_of
-from scrm.web.runtime import build_runtime
+from scrm.crm.customers.services import ensure_customer
+from scrm.crm.staff.models import FollowStatus
+from scrm.crm.staff.services import end_follow, start_follow
+from scrm.crm.tags.models import TagSource, customer_tags, tag_groups, tags
+from scrm.crm.tags.services import ensure_tag, mirror_corp_tags, set_customer_tag, tags_of
 from tests.conftest import SandboxHarness, make_settings
 from tests.helpers import free_port
 
 
 def mount_routes(app: Any) -> None:
     """Our API routes, unless the app factory registers them already."""
-    from scrm.channels import web as channels_web
-    from scrm.tags import web as tags_web
+    from scrm.crm.channels import web as channels_web
+    from scrm.crm.tags import web as tags_web
 
     known = {getattr(r.resource, "canonical", "") for r in app.router.routes()}
     if "/api/v1/tags" not in known:
@@ -41,7 +41,7 @@ def mount_routes(app: Any) -> None:
 @pytest.fixture
 async def h(database_url: str, clock: FrozenClock) -> AsyncIterator[SandboxHarness]:
     """The sandbox harness (whole app on a real port, emulator mounted) plus the tag and channel-code routes."""
-    from scrm.web.app import create_app
+    from scrm.app.webapp import create_app
 
     port = free_port()
     settings = make_settings(database_url=database_url, port=port)

@@ -16,12 +16,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from bots.sandbox.state import SandboxState
 from bots.sandbox.web import SANDBOX_STATE
 from config import Settings
-from fulfillment.catalog import seed_sample_if_empty
+from fulfillment.catalog.services import seed_sample_if_empty
+from scrm.app.runtime import build_runtime
+from scrm.app.webapp import create_app
 from scrm.core.clock import FrozenClock
 from scrm.core.db import metadata
 from scrm.core.runtime import Runtime
-from scrm.web.app import create_app
-from scrm.web.runtime import build_runtime
 from tests.conftest import make_settings
 from tests.helpers import free_port
 

@@ -9,7 +9,7 @@ import re
 import pytest
 from aiohttp import FormData
 
-from fulfillment import orders
+from fulfillment.orders import services as orders
 from scrm.console import auth as console_auth
 from tests.conftest import make_customer
 from tests.security.conftest import HTML, App, console_login, table_digest

@@ -14,20 +14,20 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from fulfillment import orders
-from fulfillment.models import products
+from fulfillment.catalog.models import products
+from fulfillment.orders import services as orders
 from fulfillment.purchasing.services import create_supplier
-from scrm.campaigns.coupon_domain import CouponRule, TemplateTerms
-from scrm.campaigns.coupons import create_template
+from scrm.campaigns.coupons.domain import CouponRule, TemplateTerms
+from scrm.campaigns.coupons.services import create_template
 from scrm.console.staff import create_staff
-from scrm.customers.models import customers
-from scrm.customers.services import add_note
-from scrm.groups.domain import EXTERNAL
-from scrm.groups.models import group_members, groups
-from scrm.groups.services import ensure_group
-from scrm.tags.models import TagSource
-from scrm.tags.services import apply_tag, ensure_tag
-from tagging.segments import save_segment
+from scrm.crm.customers.models import customers
+from scrm.crm.customers.services import add_note
+from scrm.crm.groups.domain import EXTERNAL
+from scrm.crm.groups.models import group_members, groups
+from scrm.crm.groups.services import ensure_group
+from scrm.crm.tags.models import TagSource
+from scrm.crm.tags.services import apply_tag, ensure_tag
+from tagging.segments.services import save_segment
 from tests.conftest import SandboxHarness
 from tests.security.conftest import CSRF, HTML
 from tests.security.test_route_inventory import routes

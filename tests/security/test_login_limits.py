@@ -8,10 +8,10 @@ import datetime as dt
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from scrm.app.runtime import build_runtime
+from scrm.app.webapp import create_app
 from scrm.console.login_limit import Limit, LoginLimiter, MemoryFailures, RedisFailures
 from scrm.core.clock import UTC, FrozenClock
-from scrm.web.app import create_app
-from scrm.web.runtime import build_runtime
 from tests.conftest import make_settings
 from tests.security.conftest import App, console_login
 
@@ -106,7 +106,7 @@ async def test_redis_down_falls_back_to_counting_in_process() -> None:
 
 async def test_sidebar_oauth_code_is_single_use(app: App) -> None:
     """A code WeCom gave us signs in once; the same code again (fresh state, same browser) is refused."""
-    from scrm.web.sidebar import auth as sidebar_auth
+    from scrm.sidebar import auth as sidebar_auth
     from tests.scrm.test_sidebar import seed_people
 
     await seed_people(app.rt)

@@ -71,10 +71,10 @@ class ServerThread:
     async def _main(self) -> None:
         from aiohttp import web
 
-        from fulfillment import orders
-        from fulfillment.catalog import seed_sample_if_empty
-        from scrm.web.app import create_app
-        from scrm.web.runtime import build_runtime
+        from fulfillment.catalog.services import seed_sample_if_empty
+        from fulfillment.orders import services as orders
+        from scrm.app.runtime import build_runtime
+        from scrm.app.webapp import create_app
         from tests.conftest import make_customer
 
         self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
@@ -138,8 +138,8 @@ def doc(server: ServerThread, http: requests.Session) -> dict[str, Any]:
 
 def operations() -> list[tuple[str, str]]:
     """(method, path) of every documented operation, read from a throw-away app (collection time, no I/O)."""
-    from scrm.web.app import create_app
-    from scrm.web.openapi import document
+    from scrm.app.webapp import create_app
+    from scrm.core.http.openapi import document
 
     create_app(make_settings(database_url="sqlite+aiosqlite:///:memory:", admin_token=TOKEN))
     return sorted((m.upper(), p) for p, ops in document()["paths"].items() for m in ops)
@@ -286,7 +286,7 @@ def test_operation_answers_as_documented(method: str, path: str, server: ServerT
 
 
 def test_the_document_describes_exactly_the_routes(server: ServerThread, doc: dict[str, Any]) -> None:
-    from scrm.web.app import create_app
+    from scrm.app.webapp import create_app
 
     app = create_app(server.settings)
     routed = {(r.method, r.resource.canonical) for r in app.router.routes() if r.resource and r.resource.canonical.startswith("/api/v1")}
@@ -307,7 +307,7 @@ def test_every_query_parameter_a_handler_reads_is_documented(doc: dict[str, Any]
     import inspect
     import re
 
-    from scrm.web.app import create_app
+    from scrm.app.webapp import create_app
 
     app = create_app(server.settings)
     missing = []

@@ -1,9 +1,9 @@
 """Property-based tests (hypothesis) for the two languages customers and staff type into the product:
 
-* the chat order parser (:mod:`fulfillment.order_parser`): never raises on any text; every quantity it returns is
+* the chat order parser (:mod:`bots.dialogue.parser`): never raises on any text; every quantity it returns is
   a positive int within ``max_qty``; a well-formed order sentence built from catalog aliases and numerals (Arabic,
   full-width, Chinese, 两) parses back to exactly those items and quantities.
-* the segment language (imported from :mod:`tagging.segments` only): any text either parses or raises
+* the segment language (imported from :mod:`tagging.segments.services` only): any text either parses or raises
   ``SegmentSyntaxError`` with a column inside the text; generated valid expressions parse, and their canonical
   rendering parses back to the same tree (round trip, a fixed point); the compiled SQL, on SQLite and
   PostgreSQL, carries every value as a bound parameter, never as SQL text.
@@ -21,20 +21,11 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.dialects import postgresql, sqlite
 
-from fulfillment.numerals import chinese_to_int
-from fulfillment.order_parser import (
-    AddSameAsLast,
-    Cancel,
-    Clarify,
-    Confirm,
-    Correction,
-    NotAnOrder,
-    OrderLines,
-    OrderParser,
-    Product,
-    RemoveItem,
-)
-from tagging.segments import And, Cond, Not, SegmentSyntaxError, parse, segment_select
+from bots.dialogue.intents import AddSameAsLast, Cancel, Clarify, Confirm, Correction, NotAnOrder, OrderLines, Product, RemoveItem
+from bots.dialogue.numerals import chinese_to_int
+from bots.dialogue.parser import OrderParser
+from tagging.segments.sql import segment_select
+from tagging.segments.syntax import And, Cond, Not, SegmentSyntaxError, parse
 
 pytestmark = pytest.mark.security
 

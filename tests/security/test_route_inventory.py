@@ -15,9 +15,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from fulfillment import orders
+from fulfillment.orders import services as orders
 from scrm.console import auth as console_auth
-from scrm.web.sidebar import auth as sidebar_auth
+from scrm.sidebar import auth as sidebar_auth
 from tests.conftest import make_customer
 from tests.security.conftest import HTML, App
 
@@ -170,9 +170,9 @@ async def test_public_routes_answer_without_data(app: App) -> None:
 async def test_a_salesperson_reaches_no_other_salespersons_customer_on_any_sidebar_route(app: App) -> None:
     """Every sidebar route that names a customer or a group (enumerated from the router) answers 403 for a
     customer or group of another salesperson, with valid bodies, and changes nothing; the owner gets 2xx."""
-    from scrm.campaigns.coupon_domain import CouponRule, TemplateTerms
-    from scrm.campaigns.coupons import create_template
-    from scrm.tags.services import ensure_tag
+    from scrm.campaigns.coupons.domain import CouponRule, TemplateTerms
+    from scrm.campaigns.coupons.services import create_template
+    from scrm.crm.tags.services import ensure_tag
     from tests.scrm.test_sidebar import seed_follow, seed_people
     from tests.security.conftest import sidebar_login, table_digest
 

@@ -15,8 +15,8 @@ import pytest
 import sqlalchemy as sa
 from aiohttp import FormData
 
-from fulfillment import orders
-from scrm.customers.models import customers
+from fulfillment.orders import services as orders
+from scrm.crm.customers.models import customers
 from tests.conftest import SandboxHarness, make_customer
 from tests.security.conftest import HTML, App, console_login, row_counts, sidebar_login, table_digest
 from tests.security.test_route_inventory import concrete, routes
@@ -137,7 +137,7 @@ async def test_segment_expressions_are_data(app: App, where: str) -> None:
     assert {k: v for k, v in after.items() if k != "segments"} == {k: v for k, v in before.items() if k != "segments"}
     if made >= 0:
         assert after["segments"] - before["segments"] == made
-    from tagging.models import segments as segments_table
+    from tagging.segments.models import segments as segments_table
 
     async with app.rt.db.read() as conn:
         stored = list((await conn.execute(sa.select(segments_table.c.expression))).scalars())

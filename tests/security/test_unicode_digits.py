@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tagging.segments import SegmentSyntaxError, parse
+from tagging.segments.syntax import SegmentSyntaxError, parse
 from tests.conftest import SandboxHarness
 from tests.security.conftest import HTML, App, console_login
 

@@ -10,15 +10,17 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from bots.models import inbound_events
-from scrm.archive.models import archive_messages
+from bots.gateway.models import inbound_events
 from scrm.core.clock import FrozenClock
 from scrm.core.runtime import Runtime
-from scrm.customers.models import customers, follows
-from tagging import activity
-from tagging.activity import ActivityConfig, ActivityInputs
-from tagging.activity import ActivitySegment as A
-from tagging.models import customer_activity, customer_order_stats
+from scrm.crm.archive.models import archive_messages
+from scrm.crm.customers.models import customers
+from scrm.crm.staff.models import follows
+from tagging.activity import services as activity
+from tagging.activity.domain import ActivityConfig, ActivityInputs
+from tagging.activity.domain import ActivitySegment as A
+from tagging.activity.models import customer_activity
+from tagging.rfm.models import customer_order_stats
 from tests.conftest import make_customer
 
 DAY = dt.timedelta(days=1)
@@ -83,7 +85,7 @@ def test_config() -> None:
     ):
         with pytest.raises(ValueError, match=match):
             activity.parse_activity_config(bad)
-    from tagging.rfm import load_segments_toml
+    from tagging.rfm.domain import load_segments_toml
 
     activity.parse_activity_config(load_segments_toml())  # the shipped file is valid
 
@@ -98,7 +100,7 @@ async def customer(rt: Runtime, first_seen_days: float, openid: str | None = Non
     async with rt.db.write() as conn:
         await conn.execute(sa.update(customers).where(customers.c.id == cid).values(first_seen_at=rt.clock.now() - first_seen_days * DAY))
         if openid:
-            from scrm.customers.models import customer_identities
+            from scrm.crm.customers.models import customer_identities
 
             await conn.execute(customer_identities.insert().values(customer_id=cid, kind="openid", value=openid, created_at=rt.clock.now()))
     return cid, external
@@ -278,7 +280,7 @@ async def test_clock_moves_everyone_on(rt: Runtime, clock: FrozenClock) -> None:
 
 
 async def test_events_update_one_customer(rt: Runtime, clock: FrozenClock) -> None:
-    from tagging.rfm_jobs import update_after_archive, update_after_inbound
+    from tagging.rfm.jobs import update_after_archive, update_after_inbound
 
     cid, ext = await customer(rt, 100)
     await kf_message(rt, ext, 95)
@@ -305,7 +307,7 @@ async def test_events_update_one_customer(rt: Runtime, clock: FrozenClock) -> No
 
 
 async def test_merged_customers_leave(rt: Runtime) -> None:
-    from scrm.customers.services import merge_customers
+    from scrm.crm.customers.services import merge_customers
 
     a, _ = await customer(rt, 10)
     b, _ = await customer(rt, 20)
@@ -344,7 +346,7 @@ async def test_recompute_writes_only_rows_that_change(rt: Runtime, clock: Frozen
     talker = next(cid for cid, seg in expect.items() if seg == A.ACTIVE)
     talker_before = before[talker]
     async with rt.db.read() as conn:
-        from scrm.customers.models import customer_identities as ci
+        from scrm.crm.customers.models import customer_identities as ci
 
         external = (
             await conn.execute(sa.select(ci.c.value).where(ci.c.customer_id == talker, ci.c.kind == "external_userid"))

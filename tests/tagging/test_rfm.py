@@ -12,12 +12,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from fulfillment.models import OrderStatus, orders
+from fulfillment.orders.models import OrderStatus, orders
 from scrm.core.clock import local
 from scrm.core.runtime import Runtime
-from tagging import rfm
-from tagging.models import customer_order_stats, customer_rfm
-from tagging.rfm import RfmConfig
+from tagging.rfm import domain as rfm_domain
+from tagging.rfm import services as rfm
+from tagging.rfm.domain import RfmConfig
+from tagging.rfm.models import customer_order_stats, customer_rfm
 
 DAY = dt.timedelta(days=1)
 
@@ -42,20 +43,20 @@ def test_counted_statuses_are_fulfilments() -> None:
 
 
 def test_quintiles_distinct_values() -> None:
-    assert rfm.quintile_scores([10, 20, 30, 40, 50]) == [1, 2, 3, 4, 5]
-    assert rfm.quintile_scores(list(range(10))) == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
-    assert rfm.quintile_scores([5]) == [1]
-    assert rfm.quintile_scores([]) == []
+    assert rfm_domain.quintile_scores([10, 20, 30, 40, 50]) == [1, 2, 3, 4, 5]
+    assert rfm_domain.quintile_scores(list(range(10))) == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
+    assert rfm_domain.quintile_scores([5]) == [1]
+    assert rfm_domain.quintile_scores([]) == []
     # recency: fewer days is better
-    assert rfm.quintile_scores([1, 2, 3, 4, 5], higher_is_better=False) == [5, 4, 3, 2, 1]
+    assert rfm_domain.quintile_scores([1, 2, 3, 4, 5], higher_is_better=False) == [5, 4, 3, 2, 1]
 
 
 def test_quintiles_ties_share_a_score() -> None:
     values = [1, 1, 1, 1, 1, 1, 2, 2, 3, 9]
-    scores = rfm.quintile_scores(values)
+    scores = rfm_domain.quintile_scores(values)
     assert scores == [1, 1, 1, 1, 1, 1, 4, 4, 5, 5]
-    assert rfm.quintile_scores([7, 7, 7]) == [1, 1, 1]
-    assert rfm.quintile_scores([3, 3, 0, 0], higher_is_better=False) == [1, 1, 3, 3]
+    assert rfm_domain.quintile_scores([7, 7, 7]) == [1, 1, 1]
+    assert rfm_domain.quintile_scores([3, 3, 0, 0], higher_is_better=False) == [1, 1, 3, 3]
 
 
 def test_quintiles_match_brute_force() -> None:
@@ -63,7 +64,7 @@ def test_quintiles_match_brute_force() -> None:
     for _ in range(200):
         values = [rng.choice([0, 1, 1, 2, 3, 5, 8, rng.randint(0, 100)]) for _ in range(rng.randint(1, 60))]
         for better in (True, False):
-            assert rfm.quintile_scores(values, higher_is_better=better) == brute_scores(values, better)
+            assert rfm_domain.quintile_scores(values, higher_is_better=better) == brute_scores(values, better)
 
 
 def test_cut_points() -> None:
@@ -248,7 +249,7 @@ def pandas_reference(
         agg["f"] = 1 + np.searchsorted(np.array(config.frequency_cuts), agg["frequency"].to_numpy(), side="left")
         agg["m"] = 1 + np.searchsorted(np.array(config.monetary_cuts_fen), agg["monetary_fen"].to_numpy(), side="left")
     high = agg[["r", "f", "m"]] >= config.high_score
-    agg["segment"] = [rfm.SEGMENTS[(bool(r), bool(f), bool(m))] for r, f, m in high.itertuples(index=False)]
+    agg["segment"] = [rfm_domain.SEGMENTS[(bool(r), bool(f), bool(m))] for r, f, m in high.itertuples(index=False)]
     keys = ["recency_days", "frequency", "monetary_fen", "r", "f", "m", "segment"]
     return {
         int(cid): {k: (v if k == "segment" else int(v)) for k, v in zip(keys, values, strict=True)}
@@ -304,8 +305,8 @@ async def test_customers_leaving_the_window_are_dropped(rt: Runtime, clock: Any)
 
 
 async def test_order_events_are_incremental_and_idempotent(catalog: Runtime) -> None:
-    from fulfillment.orders import cancel_order, create_order
-    from tagging.rfm_jobs import update_after_order
+    from fulfillment.orders.services import cancel_order, create_order
+    from tagging.rfm.jobs import update_after_order
     from tests.conftest import make_customer
 
     rt = catalog
@@ -423,7 +424,7 @@ async def test_rows_are_rewritten_only_when_figures_change(rt: Runtime, clock: A
 
 
 async def test_nightly_runs_once_a_day_after_three(rt: Runtime, clock: Any) -> None:
-    from tagging.rfm_jobs import due_today, recompute_all
+    from tagging.rfm.jobs import due_today, recompute_all
     from tests.conftest import make_customer
 
     await make_customer(rt, "wmNightly")
@@ -449,7 +450,7 @@ async def test_after_the_nightly_the_aggregates_are_vacuumed(rt: Runtime) -> Non
     """The recompute's outbox row is handled by a VACUUM of the order aggregates (PostgreSQL), which sets the
     visibility map the one-customer index-only counts rely on."""
     from scrm.core import outbox
-    from tagging.rfm_jobs import RECOMPUTED_TOPIC, recompute_all
+    from tagging.rfm.jobs import RECOMPUTED_TOPIC, recompute_all
 
     now = rt.clock.now()
     await add_orders(rt, [(cid, OrderStatus.CONFIRMED, 1000 * cid, now - cid * DAY) for cid in range(1, 30)])
@@ -479,7 +480,7 @@ def test_run_py_rfm_shows_progress(tmp_path: Any, capsys: pytest.CaptureFixture[
     import argparse
     import shutil
 
-    from tagging.rfm_jobs import main
+    from tagging.rfm.jobs import main
     from tests.conftest import make_settings
 
     shutil.copy(sqlite_template, tmp_path / "cli.db")
@@ -490,9 +491,9 @@ def test_run_py_rfm_shows_progress(tmp_path: Any, capsys: pytest.CaptureFixture[
 
 
 async def test_merged_customers_orders_follow_the_survivor(rt: Runtime) -> None:
-    from fulfillment.jobs import move_orders_of_merged_customer
-    from scrm.customers.services import merge_customers
-    from tagging.rfm_jobs import update_after_merge, update_after_order
+    from fulfillment.orders.jobs import move_orders_of_merged_customer
+    from scrm.crm.customers.services import merge_customers
+    from tagging.rfm.jobs import update_after_merge, update_after_order
     from tests.conftest import make_customer
 
     a, b = await make_customer(rt, "wmMergeRfmA"), await make_customer(rt, "wmMergeRfmB")

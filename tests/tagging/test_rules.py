@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tagging.engine import RULES_FILE
-from tagging.rules import RulesFileError, load_rules, parse_rules, pattern_problem, required_literals
+from tagging.rules.domain import RulesFileError, load_rules, parse_rules, pattern_problem, required_literals
+from tagging.rules.engine import RULES_FILE
 
 
 def problems(text: str) -> list[tuple[str, str, str]]:

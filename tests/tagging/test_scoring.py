@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from tagging.scoring import Action, Score, add, days_until_below, decay, decide, value_at
+from tagging.rules.scoring import Action, Score, add, days_until_below, decay, decide, value_at
 
 T0 = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 

@@ -12,17 +12,19 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from scrm.channels.models import channel_codes
 from scrm.core.errors import Conflict, NotFound
 from scrm.core.runtime import Runtime
-from scrm.customers.models import customers, follows, salespeople
-from scrm.groups.models import group_members, groups
-from scrm.tags.models import TagSource
-from scrm.tags.services import apply_tag, ensure_tag
-from tagging import segments as seg
-from tagging.models import customer_activity, customer_order_stats, customer_rfm
-from tagging.rfm import SEGMENT_NAMES
-from tagging.segments import And, Cond, Not, Or, SegmentSyntaxError, parse
+from scrm.crm.channels.models import channel_codes
+from scrm.crm.customers.models import customers
+from scrm.crm.groups.models import group_members, groups
+from scrm.crm.staff.models import follows, salespeople
+from scrm.crm.tags.models import TagSource
+from scrm.crm.tags.services import apply_tag, ensure_tag
+from tagging.activity.models import customer_activity
+from tagging.rfm.domain import SEGMENT_NAMES
+from tagging.rfm.models import customer_order_stats, customer_rfm
+from tagging.segments import services as seg
+from tagging.segments.syntax import And, Cond, Not, Or, SegmentSyntaxError, parse
 from tests.conftest import make_customer
 
 DAY = dt.timedelta(days=1)
@@ -331,7 +333,7 @@ async def test_counts_and_streams_match_the_reference(rt: Runtime) -> None:
 
 
 async def test_merged_customers_never_match(rt: Runtime) -> None:
-    from scrm.customers.services import merge_customers
+    from scrm.crm.customers.services import merge_customers
 
     a = await make_customer(rt, "wmMergeA")
     b = await make_customer(rt, "wmMergeB")

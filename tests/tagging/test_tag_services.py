@@ -15,22 +15,22 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-import tagging.handlers  # noqa: F401 - registers the outbox handlers and the decay cron
-from bots.models import inbound_events
-from scrm.archive.services import ingest
+import tagging.rules.jobs  # noqa: F401 - registers the outbox handlers and the decay cron
+from bots.gateway.models import inbound_events
 from scrm.core import outbox
 from scrm.core.clock import SHANGHAI, FrozenClock
 from scrm.core.runtime import Runtime
-from scrm.customers.services import find_customer, merge_customers
-from scrm.tags.models import TagSource
-from scrm.tags.services import CUSTOMER_TAG_CHANGED, AppliedTag, apply_tag, ensure_tag, tags_of
-from scrm.timeline.services import entries
-from tagging import dryrun
-from tagging.engine import RULES_FILE, TAGGER_CACHE, TaggerCache, tagger_cache
-from tagging.handlers import tag_archive_text, tag_inbound_text, tag_score_decay
-from tagging.models import tag_scores
-from tagging.rules import parse_rules
-from tagging.services import decay_scores, merge_scores, tag_message
+from scrm.crm.archive.services import ingest
+from scrm.crm.customers.services import find_customer, merge_customers
+from scrm.crm.tags.models import TagSource
+from scrm.crm.tags.services import CUSTOMER_TAG_CHANGED, AppliedTag, apply_tag, ensure_tag, tags_of
+from scrm.crm.timeline.services import entries
+from tagging.rules import dryrun
+from tagging.rules.domain import parse_rules
+from tagging.rules.engine import RULES_FILE, TAGGER_CACHE, TaggerCache, tagger_cache
+from tagging.rules.jobs import tag_archive_text, tag_inbound_text, tag_score_decay
+from tagging.rules.models import tag_scores
+from tagging.rules.services import decay_scores, merge_scores, tag_message
 from tests.conftest import SandboxHarness, make_customer
 
 PRICE_ASK = "老板，矿泉水批发价多少钱？给个价格表"
@@ -278,7 +278,7 @@ async def test_dry_run_reports_gains_and_losses_with_evidence(tagged: Runtime, t
     keep, lose = await make_customer(rt, "wmKeep"), await make_customer(rt, "wmLose")
     gain = await make_customer(rt, "wmGain")
     async with rt.db.write() as conn:
-        from scrm.customers.models import customers
+        from scrm.crm.customers.models import customers
 
         await conn.execute(sa.update(customers).where(customers.c.id == gain).values(name="<b>张三</b>"))
     await insert_inbound(rt, "kf", "kf.customer.text", PRICE_ASK, ext="wmKeep")

@@ -1,0 +1,62 @@
+"""Customer questions about their orders: 我的订单 / 物流 / an order number."""
+
+from __future__ import annotations
+
+import re
+
+from bots.dialogue.router import Reply, Turn, stage
+from fulfillment.orders import queries as orders_queries
+from fulfillment.orders.domain import STATUS_ZH, OrderNotFound
+from fulfillment.orders.queries import OrderView
+from scrm.core.clock import local
+from scrm.core.money import format_fen
+
+ORDER_NO = re.compile(r"\bso\s*-?\s*(\d{6,})\b", re.IGNORECASE)
+ASKS_ORDERS = ("我的订单", "订单", "查订单", "订单状态", "我买的")
+ASKS_SHIPPING = ("物流", "快递", "到哪", "发货了吗", "发货没", "运单", "什么时候到", "几时到", "还没到")
+
+
+def _describe(order: OrderView, *, detail: bool) -> str:
+    when = local(order.created_at).strftime("%m-%d %H:%M")
+    head = f"{order.number}（{when}）{STATUS_ZH.get(order.status, order.status)}，{format_fen(order.total_fen)}"
+    if not detail:
+        tracking = [f"{s.carrier} {s.tracking_no}" for s in order.shipments if s.status != "cancelled"]
+        return head + (f"；运单：{'、'.join(tracking)}" if tracking else "")
+    lines = [head]
+    for ln in order.lines:
+        extra = ""
+        if ln.shipped_qty:
+            extra = f"（已发 {ln.shipped_qty}）"
+        elif ln.backordered_qty and order.status not in ("pending", "cancelled", "expired", "on_hold"):
+            extra = f"（缺货 {ln.backordered_qty}，到货即发）"
+        lines.append(f"· {ln.name} × {ln.qty}{ln.unit}{extra}")
+    for s in order.shipments:
+        if s.status != "cancelled":
+            state = "已签收" if s.status == "delivered" else "运输中"
+            lines.append(f"🚚 {s.carrier} 运单号 {s.tracking_no}（{state}）")
+    return "\n".join(lines)
+
+
+@stage("order_status", help_line="发送“我的订单”或“物流”查看订单和运单号；也可以直接发订单号", priority=40)
+async def order_status(turn: Turn) -> Reply | None:
+    text = turn.normalized
+    match = ORDER_NO.search(text)
+    if match:
+        number = f"SO{match.group(1)}"
+        try:
+            order = await orders_queries.get_order_by_number(turn.rt, number)
+        except OrderNotFound:
+            order = None
+        if order is None or order.customer_id != turn.customer_id:
+            # Never confirm that someone else's order number exists.
+            return Reply(f"没有找到您的订单 {number}，请核对订单号；发送“我的订单”可查看您最近的订单。")
+        return Reply(_describe(order, detail=True))
+    if not any(k in text for k in ASKS_ORDERS + ASKS_SHIPPING):
+        return None
+    recent = await orders_queries.orders_of_customer(turn.rt, turn.customer_id, limit=5)
+    if not recent:
+        return Reply("您还没有已确认的订单。直接告诉我要什么就可以下单，例如“要3箱矿泉水”。")
+    if len(recent) == 1 or any(k in text for k in ASKS_SHIPPING):
+        return Reply(_describe(recent[0], detail=True) + ("\n\n更早的订单请发送“我的订单”。" if len(recent) > 1 else ""))
+    body = "\n".join(_describe(o, detail=False) for o in recent)
+    return Reply(f"您最近的订单：\n{body}\n\n发送订单号可查看详情。")

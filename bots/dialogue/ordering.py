@@ -1,0 +1,230 @@
+"""Ordering in chat: free text → a draft order quoted back → 确认 places it.
+
+The parser (bots.dialogue.parser) reads one message; this stage applies it to the customer's pending draft
+and keeps what the bot is waiting for in the dialogue state (which of two products, how many). Every change to an
+order carries the chat message's id as its ref, so a re-run of the same message changes nothing twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bots.dialogue.catalog_cache import ParserSnapshot, parser_cache
+from bots.dialogue.coupons import discount_line
+from bots.dialogue.intents import AddSameAsLast, Cancel, Clarify, Confirm, Correction, OrderLines, ParseResult, RemoveItem
+from bots.dialogue.numerals import parse_quantity
+from bots.dialogue.router import Reply, Turn, stage
+from fulfillment.inventory import services as inventory
+from fulfillment.orders import notices
+from fulfillment.orders import queries as orders_queries
+from fulfillment.orders import services as orders
+from fulfillment.orders.domain import DraftExpired, InvalidTransition, OrderNotFound
+from fulfillment.orders.queries import OrderView
+from scrm.core.money import format_fen
+
+NO_DRAFT = "您当前没有待确认的订单。直接告诉我要什么就可以下单，例如“要3箱矿泉水”。"
+
+
+def _items(draft: OrderView | None) -> dict[str, int]:
+    return {ln.sku: ln.qty for ln in draft.lines} if draft else {}
+
+
+async def _availability(turn: Turn, snap: ParserSnapshot, items: dict[str, int]) -> list[str]:
+    warnings = []
+    async with turn.rt.db.read() as conn:
+        for sku, qty in items.items():
+            info = snap.products[sku]
+            lvl = await inventory.level(conn, turn.rt.db.dialect, info.id)
+            if qty > lvl.available:
+                if lvl.available <= 0:
+                    warnings.append(f"⚠️ {info.name} 目前缺货，确认后将为您登记缺货，到货后优先发出。")
+                else:
+                    warnings.append(
+                        f"⚠️ {info.name} 目前只有 {lvl.available}{info.unit} 现货，超出部分将登记缺货；"
+                        f"只要现货请回复“改成{lvl.available}{info.unit}”。"
+                    )
+    return warnings
+
+
+async def _save_draft(turn: Turn, snap: ParserSnapshot, draft: OrderView | None, items: dict[str, int]) -> Reply:
+    ref = f"inbound:{turn.inbound_id}"
+    if not items:
+        if draft is not None:
+            await orders.cancel_order(turn.rt, draft.id, actor="customer", reason="客户清空了订单")
+        return Reply("好的，已清空这张待确认的订单。需要什么随时告诉我。")
+    pairs = list(items.items())
+    if draft is None:
+        draft = await orders.create_order(
+            turn.rt, customer_id=turn.customer_id, items=pairs, source="chat", channel=turn.channel, actor="customer", ref=ref
+        )
+    else:
+        draft = await orders.set_draft_lines(turn.rt, draft.id, pairs, expected_version=draft.version, actor="customer", ref=ref)
+    lines = notices.format_lines(draft.lines) + await discount_line(turn.rt, draft)
+    text = notices.render("order_quote", lines=lines, total=format_fen(draft.total_fen))
+    warnings = await _availability(turn, snap, items)
+    if warnings:
+        text += "\n" + "\n".join(warnings)
+    return Reply(text, meta={"order": draft.number})
+
+
+def _resolve_awaiting(turn: Turn, snap: ParserSnapshot) -> ParseResult | None:
+    """Read the answer to the bot's last question (which product? how many?) as an order line."""
+    from bots.dialogue.intents import Line
+
+    awaiting: dict[str, Any] = turn.state.pop("awaiting", None) or {}
+    text = turn.normalized
+    if awaiting.get("kind") == "choose_product":
+        candidates: list[str] = awaiting.get("candidates", [])
+        chosen = None
+        if text.isdecimal() and 1 <= int(text) <= len(candidates):
+            chosen = candidates[int(text) - 1]
+        else:
+            hits = [
+                s
+                for s in candidates
+                if any(
+                    a and a.lower() in text
+                    for a in (snap.products[s].name, *snap.products[s].aliases)
+                    if a not in awaiting.get("shared", [])
+                )
+            ]
+            chosen = hits[0] if len(hits) == 1 else None
+        if chosen is None:
+            return None
+        qty = awaiting.get("qty") or parse_quantity(text)
+        if not qty:
+            turn.state["awaiting"] = {"kind": "quantity", "sku": chosen}
+            info = snap.products[chosen]
+            return Clarify("missing_quantity", f"请问{info.name}要几{info.unit}？", [chosen])
+        return OrderLines([Line(chosen, int(qty), snap.products[chosen].unit, text)], "new")
+    if awaiting.get("kind") == "quantity":
+        qty = parse_quantity(text)
+        sku = awaiting.get("sku")
+        if qty and sku in snap.products:
+            return OrderLines([Line(sku, qty, snap.products[sku].unit, text)], "new")
+    return None
+
+
+def _remember_question(turn: Turn, result: Clarify, snap: ParserSnapshot) -> None:
+    if result.reason == "ambiguous_product":
+        shared = [result.product_text] if result.product_text else []
+        turn.state["awaiting"] = {"kind": "choose_product", "candidates": result.candidates, "qty": result.qty, "shared": shared}
+    elif result.reason == "missing_quantity" and len(result.candidates) == 1:
+        turn.state["awaiting"] = {"kind": "quantity", "sku": result.candidates[0]}
+
+
+@stage("ordering", help_line="下单：直接说要什么，例如“要3箱矿泉水和2提纸巾”，确认后下单；可说“改成4箱”“再来一箱”“取消”", priority=20)
+async def ordering(turn: Turn) -> Reply | None:
+    snap = await parser_cache(turn.rt).get(turn.rt)
+    draft = await orders_queries.open_draft(turn.rt, turn.customer_id)
+    result = _resolve_awaiting(turn, snap) or snap.parser.parse(turn.text, has_draft=draft is not None)
+    items = _items(draft)
+
+    if isinstance(result, OrderLines):
+        for line in result.lines:
+            items[line.sku] = items.get(line.sku, 0) + line.qty if result.mode == "add" else line.qty
+        turn.state["last_sku"] = result.lines[-1].sku
+        return await _save_draft(turn, snap, draft, items)
+    if isinstance(result, AddSameAsLast):
+        sku = (
+            turn.state.get("last_sku") if turn.state.get("last_sku") in items else (draft.lines[-1].sku if draft and draft.lines else None)
+        )
+        if sku is None:
+            return Reply("请问您还要哪种商品、要几件？例如“再来一箱矿泉水”。")
+        items[sku] = items.get(sku, 0) + result.qty
+        return await _save_draft(turn, snap, draft, items)
+    if isinstance(result, Correction):
+        if draft is None:
+            return Reply(NO_DRAFT)
+        sku = result.sku or (draft.lines[0].sku if len(draft.lines) == 1 else turn.state.get("last_sku"))
+        if sku not in items:
+            names = "、".join(ln.name for ln in draft.lines)
+            return Reply(f"请问要修改哪一种商品的数量？当前订单有：{names}。例如“矿泉水改成4箱”。")
+        items[sku] = result.qty
+        turn.state["last_sku"] = sku
+        return await _save_draft(turn, snap, draft, items)
+    if isinstance(result, RemoveItem):
+        if draft is None:
+            return Reply(NO_DRAFT)
+        missing = [s for s in result.skus if s not in items]
+        if len(missing) == len(result.skus):
+            return Reply("当前订单里没有这个商品。回复“确认”下单，或告诉我要修改什么。")
+        for s in result.skus:
+            items.pop(s, None)
+        return await _save_draft(turn, snap, draft, items)
+    if isinstance(result, Confirm):
+        if draft is None:
+            return None
+        return await _confirm(turn, draft)
+    if isinstance(result, Cancel):
+        return await _cancel(turn, draft)
+    if isinstance(result, Clarify):
+        _remember_question(turn, result, snap)
+        return Reply(result.question, meta={"clarify": result.reason})
+    return None
+
+
+async def _confirm(turn: Turn, draft: OrderView) -> Reply:
+    try:
+        order = await orders.confirm_order(turn.rt, draft.id, actor="customer", told_in_chat=True)
+    except DraftExpired:
+        return Reply("这张订单已超时未确认，已自动取消。请重新告诉我您要的商品。")
+    if order.status == "on_hold":
+        return Reply(
+            f"订单 {order.number}（合计 {format_fen(order.total_fen)}）已提交，需财务审核后备货，审核通过后会通知您。",
+            meta={"order": order.number, "on_hold": True},
+        )
+    text = notices.render(
+        "order_confirmed",
+        number=order.number,
+        lines=notices.format_lines(order.lines) + await discount_line(turn.rt, order),
+        total=format_fen(order.total_fen),
+    )
+    short = [ln for ln in order.lines if ln.backordered_qty]
+    if short:
+        backordered = notices.format_lines([{"name": ln.name, "unit": ln.unit, "qty": ln.backordered_qty} for ln in short])
+        text += "\n\n" + notices.render("order_backordered", number=order.number, backordered=backordered)
+    turn.state.pop("last_sku", None)
+    return Reply(text, meta={"order": order.number})
+
+
+async def _cancel(turn: Turn, draft: OrderView | None) -> Reply:
+    from bots.dialogue.order_status import ORDER_NO
+
+    match = ORDER_NO.search(turn.normalized)
+    if match:
+        number = f"SO{match.group(1)}"
+        try:
+            order = await orders_queries.get_order_by_number(turn.rt, number)
+            if order.customer_id != turn.customer_id:
+                raise OrderNotFound("not yours")
+            order = await orders.cancel_order(turn.rt, order.id, actor="customer", reason="客户在聊天中取消")
+        except OrderNotFound:
+            return Reply(f"没有找到您的订单 {number}，请核对订单号。")
+        except InvalidTransition:
+            return Reply(f"订单 {number} 已发货，无法取消；如需退货请联系您的销售顾问。")
+        return Reply(f"好的，订单 {number} 已取消，预留的库存已释放。")
+    if draft is None:
+        return Reply("您当前没有待确认的订单。如需取消已确认的订单，请发送“取消订单 订单号”，例如“取消订单 SO100001”。")
+    await orders.cancel_order(turn.rt, draft.id, actor="customer", reason="客户取消")
+    turn.state.clear()
+    return Reply("好的，已取消这张待确认的订单。需要什么随时告诉我。")
+
+
+@stage("stock_query", help_line="问库存：例如“有没有矿泉水”", priority=30)
+async def stock_query(turn: Turn) -> Reply | None:
+    snap = await parser_cache(turn.rt).get(turn.rt)
+    skus = snap.parser.stock_query_product(turn.text)
+    if skus is None:
+        return None
+    if not skus:
+        return Reply("抱歉，我们暂时没有这个商品。发送“帮助”看看我能做什么，或留言给销售顾问。")
+    lines = []
+    async with turn.rt.db.read() as conn:
+        for sku in skus:
+            info = snap.products[sku]
+            lvl = await inventory.level(conn, turn.rt.db.dialect, info.id)
+            state = f"现货 {lvl.available}{info.unit}" if lvl.available > 0 else "暂时缺货（可下单登记，到货即发）"
+            lines.append(f"· {info.name}：{state}，{format_fen(info.price_fen)}/{info.unit}")
+    first = snap.products[skus[0]]
+    return Reply("\n".join(lines) + f"\n直接说“要2{first.unit}{first.name.split(' ')[0]}”即可下单。")

@@ -1,0 +1,115 @@
+"""When stock moves: backordered lines get newly available stock (oldest confirmed order first, the customer is
+told), and products at or below their reorder point raise a low-stock alert once a business day."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from fulfillment.catalog.models import products
+from fulfillment.inventory import services as inventory
+from fulfillment.inventory.models import stock_levels
+from fulfillment.orders.models import OrderStatus as S
+from fulfillment.orders.models import order_history, order_lines, orders
+from scrm.core import outbox
+from scrm.core.clock import local
+from scrm.core.runtime import Runtime
+
+
+async def check_low_stock(
+    conn: AsyncConnection, rt: Runtime, product_ids: list[int], now: dt.datetime, *, watched_only: bool = False
+) -> None:
+    """Queue a low-stock alert for products at or below their reorder point — at most once a day per SKU.
+    ``watched_only``: the caller passes only products that have a reorder point (read with its own lines), so
+    an order of unwatched products costs no statement here."""
+    if not product_ids:
+        return
+    watched = (
+        await conn.execute(
+            sa.select(products.c.id, products.c.reorder_point).where(
+                products.c.id.in_(sorted(set(product_ids))), products.c.reorder_point.is_not(None)
+            )
+        )
+    ).all()
+    today = local(now).date()
+    for p in watched:
+        lvl = await inventory.level(conn, rt.db.dialect, int(p.id))
+        if lvl.available > p.reorder_point:
+            continue
+        result = await conn.execute(
+            stock_levels.update()
+            .where(
+                stock_levels.c.product_id == p.id, sa.or_(stock_levels.c.low_alerted_on.is_(None), stock_levels.c.low_alerted_on < today)
+            )
+            .values(low_alerted_on=today)
+        )
+        if result.rowcount:
+            await outbox.add(
+                conn, "stock.low", {"product_id": int(p.id), "available": lvl.available, "reorder_point": p.reorder_point}, now
+            )
+
+
+async def fill_backorders(rt: Runtime, product_id: int) -> int:
+    """Allocate newly available stock of a product to backordered lines, oldest confirmed order first, and tell
+    those customers their goods are reserved. Returns how many units were allocated."""
+    now = rt.clock.now()
+    total = 0
+    async with rt.db.write() as conn:
+        waiting = (
+            await conn.execute(
+                sa.select(order_lines, orders.c.number)
+                .join(orders, orders.c.id == order_lines.c.order_id)
+                .where(
+                    order_lines.c.product_id == product_id,
+                    order_lines.c.allocated_qty < order_lines.c.qty,
+                    orders.c.status.in_([S.CONFIRMED, S.PARTIALLY_SHIPPED]),
+                )
+                .order_by(orders.c.confirmed_at, orders.c.id)
+            )
+        ).all()
+        if not waiting:
+            return 0
+        warehouse_id = await inventory.default_warehouse_of(rt, conn)
+        for ln in waiting:
+            wh = ln.warehouse_id or warehouse_id
+            (taken,) = await inventory.allocate(
+                conn,
+                rt.db.dialect,
+                [(product_id, wh, int(ln.qty - ln.allocated_qty))],
+                now,
+                order_id=int(ln.order_id),
+                reference=f"{ln.number} backorder",
+            )
+            if not taken:
+                break
+            total += taken
+            await conn.execute(
+                order_lines.update()
+                .where(order_lines.c.id == ln.id)
+                .values(allocated_qty=order_lines.c.allocated_qty + taken, warehouse_id=wh)
+            )
+            await conn.execute(
+                order_history.insert().values(
+                    order_id=int(ln.order_id),
+                    from_status=None,
+                    to_status=S.CONFIRMED,
+                    event="backorder_allocated",
+                    actor="system",
+                    note=f"{ln.sku}×{taken}",
+                    ref=None,
+                    at=now,
+                )
+            )
+            await outbox.add(
+                conn,
+                "order.backorder_filled",
+                {
+                    "order_id": int(ln.order_id),
+                    "ref": f"{ln.id}:{int(ln.allocated_qty) + taken}",
+                    "lines": [{"name": ln.name, "unit": ln.unit, "qty": taken}],
+                },
+                now,
+            )
+    return total

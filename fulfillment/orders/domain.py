@@ -1,0 +1,97 @@
+"""Pure order rules: which status may follow which, totals, and the domain errors (stable codes)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fulfillment.orders.models import OrderStatus as S
+from scrm.core.errors import Conflict, InvalidInput, NotFound
+
+TRANSITIONS: dict[str, set[str]] = {
+    S.PENDING: {S.CONFIRMED, S.ON_HOLD, S.CANCELLED, S.EXPIRED},
+    S.ON_HOLD: {S.CONFIRMED, S.CANCELLED},
+    S.CONFIRMED: {S.PARTIALLY_SHIPPED, S.SHIPPED, S.CANCELLED},
+    S.PARTIALLY_SHIPPED: {S.PARTIALLY_SHIPPED, S.SHIPPED},
+    S.SHIPPED: {S.COMPLETED, S.PARTIALLY_SHIPPED},  # a cancelled shipment reopens the order
+    S.COMPLETED: set(),
+    S.CANCELLED: set(),
+    S.EXPIRED: set(),
+}
+OPEN_STATUSES = (S.PENDING, S.ON_HOLD, S.CONFIRMED, S.PARTIALLY_SHIPPED)
+STATUS_ZH = {
+    S.PENDING: "待确认",
+    S.CONFIRMED: "已确认，备货中",
+    S.ON_HOLD: "待审核",
+    S.PARTIALLY_SHIPPED: "部分发货",
+    S.SHIPPED: "已发货",
+    S.COMPLETED: "已完成",
+    S.CANCELLED: "已取消",
+    S.EXPIRED: "已过期",
+}
+
+
+class OrderNotFound(NotFound):
+    code = "order_not_found"
+
+
+class ProductNotFound(NotFound):
+    code = "product_not_found"
+
+
+class InvalidTransition(Conflict):
+    code = "invalid_transition"
+
+
+class StaleOrder(Conflict):
+    code = "stale_order"
+
+
+class DraftExpired(Conflict):
+    code = "draft_expired"
+
+
+class ShipmentTooLarge(InvalidInput):
+    code = "ship_qty_exceeds_allocated"
+
+
+class NothingToShip(Conflict):
+    code = "nothing_to_ship"
+
+
+def check_transition(current: str, target: str) -> None:
+    if target not in TRANSITIONS.get(current, set()):
+        raise InvalidTransition(
+            f"订单当前状态为“{STATUS_ZH.get(current, current)}”，不能变为“{STATUS_ZH.get(target, target)}” "
+            f"(cannot go from {current} to {target})",
+            status=current,
+            target=target,
+        )
+
+
+@dataclass(frozen=True)
+class PricedLine:
+    product_id: int
+    sku: str
+    name: str
+    unit: str
+    qty: int
+    unit_price_fen: int
+    category: str = ""  # for discounts limited to categories
+    reorder_point: int | None = None  # for the low-stock check after allocation
+
+    @property
+    def line_total_fen(self) -> int:
+        return self.qty * self.unit_price_fen
+
+
+def order_number(seq: int) -> str:
+    return f"SO{100000 + seq}"
+
+
+def shipment_number(seq: int) -> str:
+    return f"SH{100000 + seq}"
+
+
+def status_after_shipping(lines: list[tuple[int, int]]) -> str:
+    """``[(qty, shipped_qty), …]`` → shipped when everything went out, else partially_shipped."""
+    return S.SHIPPED if all(shipped >= qty for qty, shipped in lines) else S.PARTIALLY_SHIPPED

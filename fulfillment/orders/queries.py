@@ -1,0 +1,185 @@
+"""What an order looks like to the rest of the product (chat replies, sidebar, console, API, notices): the view
+dataclasses and the read-only queries. Writes live in :mod:`fulfillment.orders.services`."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from fulfillment.orders.domain import OrderNotFound
+from fulfillment.orders.models import OrderStatus as S
+from fulfillment.orders.models import order_lines, orders
+from fulfillment.shipments.models import shipments
+from scrm.core.runtime import Runtime
+
+
+@dataclass
+class LineView:
+    id: int
+    product_id: int
+    sku: str
+    name: str
+    unit: str
+    qty: int
+    unit_price_fen: int
+    line_total_fen: int
+    allocated_qty: int
+    shipped_qty: int
+
+    @property
+    def backordered_qty(self) -> int:
+        return self.qty - self.allocated_qty
+
+
+@dataclass
+class ShipmentView:
+    number: str
+    carrier: str
+    tracking_no: str
+    status: str
+    created_at: dt.datetime
+
+
+@dataclass
+class OrderView:
+    id: int
+    number: str
+    customer_id: int
+    status: str
+    version: int
+    source: str
+    channel: str
+    salesperson_userid: str
+    subtotal_fen: int
+    discount_fen: int
+    total_fen: int
+    created_at: dt.datetime
+    expires_at: dt.datetime | None
+    confirmed_at: dt.datetime | None
+    lines: list[LineView] = field(default_factory=list)
+    shipments: list[ShipmentView] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "status": self.status,
+            "total_fen": self.total_fen,
+            "subtotal_fen": self.subtotal_fen,
+            "discount_fen": self.discount_fen,
+            "customer_id": self.customer_id,
+            "source": self.source,
+            "created_at": self.created_at.isoformat(),
+            "confirmed_at": self.confirmed_at.isoformat() if self.confirmed_at else None,
+            "lines": [
+                {
+                    "sku": ln.sku,
+                    "name": ln.name,
+                    "unit": ln.unit,
+                    "qty": ln.qty,
+                    "unit_price_fen": ln.unit_price_fen,
+                    "line_total_fen": ln.line_total_fen,
+                    "allocated_qty": ln.allocated_qty,
+                    "shipped_qty": ln.shipped_qty,
+                    "backordered_qty": ln.backordered_qty,
+                }
+                for ln in self.lines
+            ],
+            "shipments": [
+                {
+                    "number": s.number,
+                    "carrier": s.carrier,
+                    "tracking_no": s.tracking_no,
+                    "status": s.status,
+                    "created_at": s.created_at.isoformat(),
+                }
+                for s in self.shipments
+            ],
+        }
+
+
+# ---- queries --------------------------------------------------------------------------------------------
+async def load_view(conn: AsyncConnection, order_id: int) -> OrderView:
+    row = (await conn.execute(sa.select(orders).where(orders.c.id == order_id))).first()
+    if row is None:
+        raise OrderNotFound("没有找到这张订单 (order not found)", order_id=order_id)
+    lines = (await conn.execute(sa.select(order_lines).where(order_lines.c.order_id == order_id).order_by(order_lines.c.id))).all()
+    ships = (await conn.execute(sa.select(shipments).where(shipments.c.order_id == order_id).order_by(shipments.c.id))).all()
+    return OrderView(
+        id=int(row.id),
+        number=row.number,
+        customer_id=int(row.customer_id),
+        status=row.status,
+        version=int(row.version),
+        source=row.source,
+        channel=row.channel,
+        salesperson_userid=row.salesperson_userid,
+        subtotal_fen=int(row.subtotal_fen),
+        discount_fen=int(row.discount_fen),
+        total_fen=int(row.total_fen),
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        confirmed_at=row.confirmed_at,
+        lines=[
+            LineView(
+                int(ln.id),
+                int(ln.product_id),
+                ln.sku,
+                ln.name,
+                ln.unit,
+                int(ln.qty),
+                int(ln.unit_price_fen),
+                int(ln.line_total_fen),
+                int(ln.allocated_qty),
+                int(ln.shipped_qty),
+            )
+            for ln in lines
+        ],
+        shipments=[ShipmentView(s.number, s.carrier, s.tracking_no, s.status, s.created_at) for s in ships],
+    )
+
+
+async def get_order(rt: Runtime, order_id: int) -> OrderView:
+    async with rt.db.read() as conn:
+        return await load_view(conn, order_id)
+
+
+async def order_id_by_number(conn: AsyncConnection, number: str) -> int:
+    row = (await conn.execute(sa.select(orders.c.id).where(orders.c.number == number.strip().upper()))).first()
+    if row is None:
+        raise OrderNotFound(f"没有找到订单 {number} (order not found)", number=number)
+    return int(row.id)
+
+
+async def get_order_by_number(rt: Runtime, number: str) -> OrderView:
+    async with rt.db.read() as conn:
+        return await load_view(conn, await order_id_by_number(conn, number))
+
+
+async def orders_of_customer(rt: Runtime, customer_id: int, *, limit: int = 20, include_drafts: bool = False) -> list[OrderView]:
+    async with rt.db.read() as conn:
+        q = sa.select(orders.c.id).where(orders.c.customer_id == customer_id).order_by(orders.c.id.desc()).limit(limit)
+        if not include_drafts:
+            q = q.where(orders.c.status.not_in([S.PENDING, S.EXPIRED]))
+        ids = [int(r.id) for r in await conn.execute(q)]
+        return [await load_view(conn, i) for i in ids]
+
+
+async def open_draft(rt: Runtime, customer_id: int) -> OrderView | None:
+    """The customer's current pending draft from chat, if any (unexpired)."""
+    now = rt.clock.now()
+    async with rt.db.read() as conn:
+        row = (
+            await conn.execute(
+                sa.select(orders.c.id)
+                .where(
+                    orders.c.customer_id == customer_id, orders.c.status == S.PENDING, orders.c.source == "chat", orders.c.expires_at > now
+                )
+                .order_by(orders.c.id.desc())
+                .limit(1)
+            )
+        ).first()
+        return await load_view(conn, int(row.id)) if row else None

@@ -1,0 +1,134 @@
+"""Coupon rows and their views (优惠券): the template and coupon dataclasses, the joined coupon query, the ledger
+write. Shared by :mod:`scrm.campaigns.coupons.services` (templates, issuing) and :mod:`scrm.campaigns.coupons.discounts` (orders,
+expiry); neither of those imports the other's internals."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from scrm.campaigns.coupons.domain import Budget, CouponRule, TemplateTerms, Validity
+from scrm.campaigns.coupons.models import coupon_ledger, coupon_templates, coupons
+
+T = coupon_templates.c
+C = coupons.c
+
+
+def rule_of(r: Any) -> CouponRule:
+    """The discount terms from a template row (or a coupon row joined with its template's terms)."""
+    return CouponRule(
+        r.kind,
+        int(r.amount_off_fen),
+        int(r.percent_off),
+        None if r.max_off_fen is None else int(r.max_off_fen),
+        int(r.threshold_fen),
+        frozenset(r.skus or ()),
+        frozenset(r.categories or ()),
+        bool(r.stackable),
+    )
+
+
+@dataclass(frozen=True)
+class CouponTemplate:
+    id: int
+    name: str
+    rule: CouponRule
+    budget: Budget
+    per_customer_limit: int
+    validity: Validity
+    active: bool
+
+    @classmethod
+    def from_row(cls, r: Any) -> CouponTemplate:
+        rule = rule_of(r)
+        budget = Budget(r.budget_count, None if r.budget_fen is None else int(r.budget_fen), int(r.issued_count), int(r.issued_fen))
+        return cls(
+            int(r.id), r.name, rule, budget, int(r.per_customer_limit), Validity(r.valid_from, r.valid_until, r.valid_days), bool(r.active)
+        )
+
+    @property
+    def terms(self) -> TemplateTerms:
+        return TemplateTerms(self.name, self.rule, self.budget.budget_count, self.budget.budget_fen, self.per_customer_limit, self.validity)
+
+    def to_json(self) -> dict[str, Any]:
+        values = template_values(self.terms)
+        times = {k: values[k].isoformat() if values[k] else None for k in ("valid_from", "valid_until")}
+        issued = {"issued_count": self.budget.issued_count, "issued_fen": self.budget.issued_fen}
+        return {"id": self.id, "label": self.rule.label, **values, **times, **issued, "active": self.active}
+
+
+@dataclass(frozen=True)
+class CouponView:
+    id: int
+    code: str
+    template_id: int
+    name: str
+    label: str
+    status: str
+    source: str
+    issued_at: dt.datetime
+    expires_at: dt.datetime | None
+    order_id: int | None
+    discount_fen: int
+
+    def to_json(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.__dict__.items() if k != "id"}
+        return {**out, "issued_at": self.issued_at.isoformat(), "expires_at": self.expires_at.isoformat() if self.expires_at else None}
+
+
+def template_values(terms: TemplateTerms) -> dict[str, Any]:
+    r, v = terms.rule, terms.validity
+    return {
+        "name": terms.name.strip(),
+        "kind": r.kind,
+        "amount_off_fen": r.amount_off_fen,
+        "percent_off": r.percent_off,
+        "max_off_fen": r.max_off_fen,
+        "threshold_fen": r.threshold_fen,
+        "skus": sorted(r.skus),
+        "categories": sorted(r.categories),
+        "stackable": r.stackable,
+        "budget_count": terms.budget_count,
+        "budget_fen": terms.budget_fen,
+        "per_customer_limit": terms.per_customer_limit,
+        "valid_from": v.valid_from,
+        "valid_until": v.valid_until,
+        "valid_days": v.valid_days,
+    }
+
+
+async def write_ledger(
+    conn: AsyncConnection, coupon_id: int, event: str, now: dt.datetime, *, order_id: int | None = None, amount: int = 0, actor: str = ""
+) -> None:
+    await conn.execute(
+        coupon_ledger.insert().values(coupon_id=coupon_id, event=event, order_id=order_id, amount_fen=amount, at=now, actor=actor)
+    )
+
+
+_TERMS = (T.name, T.kind, T.amount_off_fen, T.percent_off, T.max_off_fen, T.threshold_fen, T.skus, T.categories, T.stackable, T.valid_from)
+
+
+def coupon_query() -> sa.Select[Any]:
+    """Coupons with their template's terms (no column names shared, so rows read plainly)."""
+    return sa.select(coupons, *_TERMS).join(coupon_templates, T.id == C.template_id)
+
+
+def coupon_view(r: Any) -> CouponView:
+    order_id = None if r.order_id is None else int(r.order_id)
+    return CouponView(
+        int(r.id),
+        r.code,
+        int(r.template_id),
+        r.name,
+        rule_of(r).label,
+        r.status,
+        r.source,
+        r.issued_at,
+        r.expires_at,
+        order_id,
+        int(r.discount_fen),
+    )

@@ -1,0 +1,264 @@
+"""Coupon use cases (优惠券): templates, issuing (to a customer, a segment, as a referral reward, from the sidebar),
+holding/redeeming/releasing with orders, expiry — every change of a coupon written to ``coupon_ledger``.
+
+Guarantees
+* No over-issue: issuing locks the template row (PostgreSQL ``FOR UPDATE``; SQLite writers are serialised by
+  ``BEGIN IMMEDIATE``), checks the per-customer limit, then spends the budget with a guarded
+  ``UPDATE … WHERE issued_count + 1 <= budget_count AND issued_fen + face <= budget_fen`` (and the table's CHECK
+  constraint backs it up). A failed issue spends nothing.
+* Idempotent issuing: the same ``source_ref`` (e.g. ``referral:<campaign>:<inviter>``) always gives one coupon.
+* One order per coupon: a coupon moves issued → reserved only with ``WHERE status = 'issued'``; reserved →
+  redeemed / back to issued only for the order holding it — in the order's own transaction (see
+  :mod:`fulfillment.orders.discounts`), so a confirm run twice or concurrently redeems once.
+
+Layout: this module holds the use cases; the rows and views are in :mod:`scrm.campaigns.coupons.queries`, the order
+side (discount provider, expiry, merges) in :mod:`scrm.campaigns.coupons.discounts` — both re-exported here, so
+``from scrm.campaigns.coupons.services import …`` stays the one import path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from scrm.campaigns.coupons.domain import (
+    CouponUnavailable,
+    TemplateInUse,
+    TemplateTerms,
+    check_can_issue,
+    expiry_for,
+    validate_terms,
+)
+from scrm.campaigns.coupons.models import CouponStatus as CS
+from scrm.campaigns.coupons.models import coupon_ledger, coupon_templates, coupons
+from scrm.campaigns.coupons.queries import C, CouponTemplate, CouponView, T, coupon_query, coupon_view, template_values, write_ledger
+from scrm.core.errors import InvalidInput, NotFound
+from scrm.core.ids import short_id
+from scrm.core.jobs import JobContext, job
+from scrm.core.runtime import Runtime
+from scrm.crm.customers.services import lock_customer, resolve_customer
+from scrm.crm.timeline.services import Kind, add_entry
+
+SOURCES = ("segment", "referral", "sidebar", "console", "api")
+
+
+# ---- templates ------------------------------------------------------------------------------------------
+async def create_template(rt: Runtime, terms: TemplateTerms, *, active: bool = True) -> CouponTemplate:
+    """Create a template after validating its terms (a percent coupon needs a cap; budgets positive …)."""
+    validate_terms(terms)
+    now = rt.clock.now()
+    async with rt.db.write() as conn:
+        values = {**template_values(terms), "active": active, "created_at": now, "updated_at": now}
+        template_id = int((await conn.execute(coupon_templates.insert().values(**values).returning(T.id))).scalar_one())
+        return await _template(conn, template_id)
+
+
+async def update_template(rt: Runtime, template_id: int, terms: TemplateTerms, *, active: bool) -> CouponTemplate:
+    """Change a template. Once coupons are out, the discount terms (kind, amounts, SKUs, stacking) are fixed —
+    those coupons were promised them — and budgets cannot go below what was already issued."""
+    validate_terms(terms)
+    async with rt.db.write() as conn:
+        current = await _template(conn, template_id, lock=True)
+        if current.budget.issued_count and terms.rule != current.rule:
+            raise TemplateInUse("已发放的券不能修改优惠规则，请新建模板 (discount terms are fixed once issued)", template_id=template_id)
+        b = current.budget
+        if (terms.budget_count is not None and terms.budget_count < b.issued_count) or (
+            terms.budget_fen is not None and terms.budget_fen < b.issued_fen
+        ):
+            raise InvalidInput("预算不能低于已发放数量/金额 (budget below what is already issued)", field="budget_count")
+        values = {**template_values(terms), "active": active, "updated_at": rt.clock.now()}
+        await conn.execute(coupon_templates.update().where(T.id == template_id).values(**values))
+        return await _template(conn, template_id)
+
+
+async def _template(conn: AsyncConnection, template_id: int, *, lock: bool = False) -> CouponTemplate:
+    q = sa.select(coupon_templates).where(T.id == template_id)
+    if lock and conn.dialect.name == "postgresql":
+        q = q.with_for_update()
+    row = (await conn.execute(q)).first()
+    if row is None:
+        raise NotFound("没有这个优惠券模板 (no such coupon template)", template_id=template_id)
+    return CouponTemplate.from_row(row)
+
+
+async def get_template(rt: Runtime, template_id: int) -> CouponTemplate:
+    async with rt.db.read() as conn:
+        return await _template(conn, template_id)
+
+
+async def list_templates(rt: Runtime, *, active: bool | None = None) -> list[CouponTemplate]:
+    q = sa.select(coupon_templates).order_by(T.id.desc())
+    if active is not None:
+        q = q.where(T.active == active)
+    async with rt.db.read() as conn:
+        return [CouponTemplate.from_row(r) for r in await conn.execute(q)]
+
+
+# ---- issuing --------------------------------------------------------------------------------------------
+async def _by_source_ref(conn: AsyncConnection, source_ref: str) -> CouponView | None:
+    row = (await conn.execute(coupon_query().where(C.source_ref == source_ref))).first()
+    return coupon_view(row) if row else None
+
+
+async def issue_coupon(
+    rt: Runtime, template_id: int, customer_id: int, *, source: str, source_ref: str | None = None, actor: str = ""
+) -> CouponView:
+    """Give one coupon of the template to the customer, or raise CouponUnavailable (inactive, expired, budget,
+    per-customer limit). With ``source_ref`` a repeated call returns the first coupon and spends nothing more —
+    referral rewards use ``referral:<campaign>:<inviter>``. Safe under any concurrency (see the module)."""
+    return (await _issue(rt, template_id, customer_id, source=source, source_ref=source_ref, actor=actor))[0]
+
+
+async def _issue(
+    rt: Runtime, template_id: int, customer_id: int, *, source: str, source_ref: str | None, actor: str
+) -> tuple[CouponView, bool]:
+    if source not in SOURCES:
+        raise InvalidInput(f"来源只能是 {'/'.join(SOURCES)} (unknown source)", field="source")
+    if source_ref is not None and not 0 < len(source_ref) <= 96:
+        raise InvalidInput("source_ref 长度须为 1–96 (source_ref must be 1–96 chars)", field="source_ref")
+    now = rt.clock.now()
+    try:
+        async with rt.db.write() as conn:
+            tpl = await _template(conn, template_id, lock=True)  # issuers of one template queue here
+            if source_ref is not None and (found := await _by_source_ref(conn, source_ref)) is not None:
+                return found, False
+            customer_id = await lock_customer(conn, customer_id)
+            held = (
+                await conn.execute(
+                    sa.select(sa.func.count()).where(C.template_id == template_id, C.customer_id == customer_id, C.status != CS.REVOKED)
+                )
+            ).scalar_one()
+            face = tpl.rule.face_fen
+            check_can_issue(tpl.active, tpl.validity, tpl.budget, face, int(held), tpl.per_customer_limit, now)
+            spent = await conn.execute(
+                coupon_templates.update()
+                .where(
+                    T.id == template_id,
+                    sa.or_(T.budget_count.is_(None), T.issued_count + 1 <= T.budget_count),
+                    sa.or_(T.budget_fen.is_(None), T.issued_fen + face <= T.budget_fen),
+                )
+                .values(issued_count=T.issued_count + 1, issued_fen=T.issued_fen + face, updated_at=now)
+            )
+            if spent.rowcount != 1:
+                raise CouponUnavailable("优惠券预算已用完 (budget exhausted)", reason="budget")
+            values = {
+                "code": short_id(12).upper(),
+                "template_id": template_id,
+                "customer_id": customer_id,
+                "status": CS.ISSUED,
+                "source": source,
+                "source_ref": source_ref,
+                "issued_at": now,
+                "expires_at": expiry_for(tpl.validity, now),
+                "updated_at": now,
+            }
+            coupon_id = int((await conn.execute(coupons.insert().values(**values).returning(C.id))).scalar_one())
+            await write_ledger(conn, coupon_id, "issue", now, amount=face, actor=actor or source)
+            await add_entry(
+                conn,
+                rt.db.dialect,
+                customer_id=customer_id,
+                at=now,
+                kind=Kind.COUPON,
+                title=f"获得优惠券“{tpl.name}”",
+                ref=f"coupon:{coupon_id}",
+                data={"coupon_id": coupon_id, "source": source},
+            )
+            row = (await conn.execute(coupon_query().where(C.id == coupon_id))).one()
+            return coupon_view(row), True
+    except IntegrityError:
+        # The same source_ref issued concurrently from another template's queue: the first one stands.
+        if source_ref is None:
+            raise
+        async with rt.db.read() as conn:
+            found = await _by_source_ref(conn, source_ref)
+        if found is None:
+            raise
+        return found, False
+
+
+@dataclass
+class SegmentIssue:
+    issued: int = 0
+    already: int = 0  # had this run's coupon already (a re-run)
+    refused: int = 0  # per-customer limit reached
+    budget_exhausted: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+async def segment_members(rt: Runtime, expr: str, batch: int) -> AsyncIterator[int]:
+    """Customer ids of a segment, streamed (tagging.segments.services.iter_segment)."""
+    from tagging.segments import services as segments
+
+    async for item in segments.iter_segment(rt, expr, batch):
+        for cid in item if isinstance(item, list | tuple) else (item,):
+            yield int(cid)
+
+
+async def issue_to_segment(
+    rt: Runtime, template_id: int, expr: str, *, run_ref: str, source: str = "segment", batch: int = 500
+) -> SegmentIssue:
+    """Issue one coupon to each customer of the segment, streaming (memory stays flat). ``run_ref`` names this
+    distribution: re-running it skips who already got theirs. Stops when the budget runs out."""
+    result = SegmentIssue()
+    async for cid in segment_members(rt, expr, batch):
+        try:
+            _, created = await _issue(
+                rt, template_id, cid, source=source, source_ref=f"seg:{run_ref}:{cid}"[:96], actor=f"segment:{run_ref}"[:64]
+            )
+        except CouponUnavailable as exc:
+            if exc.details.get("reason") == "per_customer_limit":
+                result.refused += 1
+                continue
+            result.budget_exhausted = exc.details.get("reason") == "budget"
+            break
+        if created:
+            result.issued += 1
+        else:
+            result.already += 1
+    return result
+
+
+@job("coupons.issue_to_segment")
+async def issue_to_segment_job(ctx: JobContext, template_id: int, expr: str, run_ref: str) -> dict[str, Any]:
+    return (await issue_to_segment(ctx.rt, template_id, expr, run_ref=run_ref)).to_json()
+
+
+async def revoke_coupon(rt: Runtime, coupon_id: int, *, actor: str = "") -> bool:
+    """Take back a coupon still in the wallet (e.g. a referral reward whose invitee left). False when it is
+    already held by an order, used, expired or revoked — those are left as they are. A revoked coupon no longer
+    counts toward the per-customer limit; its budget stays spent."""
+    now = rt.clock.now()
+    async with rt.db.write() as conn:
+        done = await conn.execute(
+            coupons.update().where(C.id == coupon_id, C.status == CS.ISSUED).values(status=CS.REVOKED, updated_at=now)
+        )
+        if done.rowcount == 1:
+            await write_ledger(conn, coupon_id, "revoke", now, actor=actor)
+        return bool(done.rowcount)
+
+
+# ---- queries --------------------------------------------------------------------------------------------
+async def coupons_of_customer(rt: Runtime, customer_id: int, *, usable_only: bool = False) -> list[CouponView]:
+    """The customer's coupons, newest first; ``usable_only``: in the wallet and usable now."""
+    now = rt.clock.now()
+    async with rt.db.read() as conn:
+        cid = await resolve_customer(conn, customer_id)
+        q = coupon_query().where(C.customer_id == cid).order_by(C.id.desc())
+        if usable_only:
+            q = q.where(C.status == CS.ISSUED, sa.or_(C.expires_at.is_(None), C.expires_at > now))
+            q = q.where(sa.or_(T.valid_from.is_(None), T.valid_from <= now))
+        return [coupon_view(r) for r in await conn.execute(q)]
+
+
+async def ledger_of(rt: Runtime, coupon_id: int) -> list[tuple[str, int | None, int]]:
+    async with rt.db.read() as conn:
+        q = sa.select(coupon_ledger).where(coupon_ledger.c.coupon_id == coupon_id).order_by(coupon_ledger.c.id)
+        return [(r.event, r.order_id, int(r.amount_fen)) for r in await conn.execute(q)]

@@ -1,0 +1,148 @@
+"""RFM rules on plain values: the ``[rfm]`` settings, scores 1–5 (quintiles or cut points), business-day recency
+and the 8 classic segments. No I/O; :mod:`tagging.rfm.sql` states the same rules in SQL.
+
+Quintiles are rank based: ``score = 1 + ⌊5·(rank − 1) / n⌋`` with ``RANK()`` (equal values share the lowest rank),
+so equal customers always get the same score. ``NTILE(5)`` would split a run of equal values across two scores
+at an arbitrary row — unstable from run to run and across backends. Recency counts business days (Asia/Shanghai
+dates: ordered yesterday = 1).
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import math
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from config.settings import CONFIG_DIR
+
+CONFIG_FILE = CONFIG_DIR / "segments.toml"
+DAY_SECONDS = 86_400
+LOCAL_OFFSET_SECONDS = 8 * 3600  # Asia/Shanghai is UTC+8 all year (no daylight saving since 1991)
+
+# The 8 classic segments by (R high, F high, M high).
+SEGMENTS: dict[tuple[bool, bool, bool], str] = {
+    (True, True, True): "重要价值客户",
+    (True, False, True): "重要发展客户",
+    (False, True, True): "重要保持客户",
+    (False, False, True): "重要挽留客户",
+    (True, True, False): "一般价值客户",
+    (True, False, False): "一般发展客户",
+    (False, True, False): "一般保持客户",
+    (False, False, False): "一般挽留客户",
+}
+SEGMENT_NAMES: tuple[str, ...] = tuple(SEGMENTS.values())
+
+
+# ---- configuration ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RfmConfig:
+    window_days: int = 365
+    scoring: str = "quintiles"  # quintiles | cuts
+    high_score: int = 3
+    recency_cuts: tuple[int, ...] = (7, 30, 90, 180)
+    frequency_cuts: tuple[int, ...] = (1, 2, 4, 8)
+    monetary_cuts_fen: tuple[int, ...] = (10_000, 50_000, 200_000, 1_000_000)
+
+
+def _cuts(section: dict[str, Any], key: str, default: tuple[int, ...], scale: int = 1) -> tuple[int, ...]:
+    raw = section.get(key)
+    if raw is None:
+        return default
+    ok = isinstance(raw, list) and len(raw) == 4 and all(isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 for v in raw)
+    values = tuple(round(v * scale) for v in raw) if ok else ()
+    if not ok or list(values) != sorted(set(values)):
+        raise ValueError(f"[rfm] {key} must be four ascending non-negative numbers")
+    return values
+
+
+def parse_rfm_config(data: dict[str, Any]) -> RfmConfig:
+    """Validate the ``[rfm]`` table of config/segments.toml; a ValueError names the key that is wrong."""
+    section = data.get("rfm", {})
+    if not isinstance(section, dict):
+        raise ValueError("[rfm] must be a table")
+    unknown = set(section) - {"window_days", "scoring", "high_score", "recency_cuts", "frequency_cuts", "monetary_cuts_yuan"}
+    if unknown:
+        raise ValueError(f"[rfm] unknown keys: {', '.join(sorted(unknown))}")
+    window = section.get("window_days", 365)
+    if not isinstance(window, int) or isinstance(window, bool) or not 1 <= window <= 3650:
+        raise ValueError("[rfm] window_days must be a whole number of days from 1 to 3650")
+    scoring = section.get("scoring", "quintiles")
+    if scoring not in ("quintiles", "cuts"):
+        raise ValueError('[rfm] scoring must be "quintiles" or "cuts"')
+    high = section.get("high_score", 3)
+    if not isinstance(high, int) or isinstance(high, bool) or not 2 <= high <= 5:
+        raise ValueError("[rfm] high_score must be 2, 3, 4 or 5")
+    return RfmConfig(
+        window_days=window,
+        scoring=scoring,
+        high_score=high,
+        recency_cuts=_cuts(section, "recency_cuts", RfmConfig.recency_cuts),
+        frequency_cuts=_cuts(section, "frequency_cuts", RfmConfig.frequency_cuts),
+        monetary_cuts_fen=_cuts(section, "monetary_cuts_yuan", RfmConfig.monetary_cuts_fen, scale=100),
+    )
+
+
+def load_segments_toml(path: Path = CONFIG_FILE) -> dict[str, Any]:
+    """config/segments.toml as a dict ({} when the file is absent)."""
+    if not path.exists():
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
+def window_start(now: dt.datetime, config: RfmConfig) -> dt.datetime:
+    """Orders confirmed at or after this instant count."""
+    return now - dt.timedelta(days=config.window_days)
+
+
+# ---- scoring ----------------------------------------------------------------------------------------------
+def day_of(when: dt.datetime) -> int:
+    """The business day (Asia/Shanghai date) of an instant, as days since 1970-01-01."""
+    return (math.floor(when.timestamp()) + LOCAL_OFFSET_SECONDS) // DAY_SECONDS
+
+
+def day_start(day: int) -> dt.datetime:
+    """The first instant (UTC) of business day ``day`` (as numbered by :func:`day_of`)."""
+    return dt.datetime.fromtimestamp(day * DAY_SECONDS - LOCAL_OFFSET_SECONDS, dt.UTC)
+
+
+def recency_days(now: dt.datetime, last_order_at: dt.datetime) -> int:
+    """Business days (Asia/Shanghai dates) from the last order to ``now``: ordered yesterday → 1; never negative."""
+    return max(0, day_of(now) - day_of(last_order_at))
+
+
+def quintile_scores(values: Sequence[float], *, higher_is_better: bool = True) -> list[int]:
+    """Score each value 1–5 by its rank among ``values``: ``1 + ⌊5·(rank − 1) / n⌋`` where rank counts the values
+    that are worse (equal values share a rank, hence a score). For recency pass ``higher_is_better=False``."""
+    n = len(values)
+    ordered = sorted(values) if higher_is_better else sorted(-v for v in values)
+    scores = []
+    for v in values:
+        key = v if higher_is_better else -v
+        rank = bisect.bisect_left(ordered, key) + 1
+        scores.append(1 + (5 * (rank - 1)) // n)
+    return scores
+
+
+def quintile_of(worse: int, n: int) -> int:
+    """The quintile score of a value that ``worse`` of ``n`` values are worse than (the rule above, one value)."""
+    return 1 + (5 * worse) // n
+
+
+def score_by_cuts(value: float, cuts: Sequence[float], *, higher_is_better: bool = True) -> int:
+    """Score by four ascending cut points. Higher is better (F, M): ≤ cuts[0] → 1 … > cuts[3] → 5.
+    Lower is better (recency days): ≤ cuts[0] → 5 … > cuts[3] → 1."""
+    below = sum(1 for c in cuts if value > c)  # how many cut points the value is above
+    return 1 + below if higher_is_better else 5 - below
+
+
+def segment_of(r: int, f: int, m: int, high_score: int = 3) -> str:
+    """The classic segment of three scores: each is high (↑) at ``high_score`` or above."""
+    return SEGMENTS[(r >= high_score, f >= high_score, m >= high_score)]

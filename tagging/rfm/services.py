@@ -1,0 +1,268 @@
+"""RFM (recency, frequency, monetary) use cases: scores 1–5 and the 8 classic segments per customer, kept current.
+
+The rules on plain values are in :mod:`tagging.rfm.domain`, their SQL in :mod:`tagging.rfm.sql`; both are
+re-exported here (``tagging.rfm.services`` is the import path the rest of the code uses). Everything is set-based SQL on
+SQLite and PostgreSQL:
+
+* ``customer_order_stats`` holds per-customer aggregates of *counted* orders (confirmed and later) confirmed within
+  the window. :func:`refresh_order_stats` re-aggregates given customers from ``orders`` (the order events call it:
+  recomputing from the source makes a handler run twice, out of order, or after a cancel harmless — no per-order
+  guard is needed); :func:`age_out_order_stats` re-aggregates only customers whose oldest counted order left the
+  window; :func:`rebuild_order_stats` re-aggregates everybody (backfill). Every writer keeps a row only for a
+  customer with at least one counted order.
+* :func:`recompute_rfm` scores everybody in one set-based statement (window functions; SQLite ≥ 3.25 has them
+  too) and writes only what changed: a row whose figures differ from the stored one by nothing but the days gone
+  by is left alone (``computed_on`` is when a row was last written; readers project recency to today), so a
+  nightly run rewrites the customers who ordered or aged out, not all of them. PostgreSQL: ONE SELECT (score,
+  full join with the stored rows, keep the differences) into a temporary table (CREATE … AS, so parallel
+  workers may help), then the few deletes, updates and inserts; SQLite: INSERT … SELECT … ON CONFLICT DO
+  UPDATE … WHERE changed. Measured in bench/rfm.py: rewriting every row every night (a plain upsert) cost
+  2.5–6× the bare scoring statement; this costs ≈ 1.2–1.5× (1.47× on 2026-12-02, a loaded machine).
+* :func:`rescore_customer` scores one customer against everybody's current aggregates (after an order event)
+  with index range counts (:func:`tagging.rfm.sql.rank_counts_select`), not a scan of every aggregate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from scrm.core.clock import local
+from scrm.core.db import upsert
+from scrm.core.runtime import ResourceKey, Runtime
+from tagging.rfm.domain import (
+    SEGMENT_NAMES,
+    RfmConfig,
+    load_segments_toml,
+    parse_rfm_config,
+    quintile_of,
+    recency_days,
+    score_by_cuts,
+    segment_of,
+    window_start,
+)
+from tagging.rfm.models import customer_order_stats, customer_rfm
+from tagging.rfm.sql import (
+    COUNTED_STATUSES,
+    RFM_COLUMNS,
+    STATS_COLUMNS,
+    CreateTempTableAs,
+    RankSides,
+    aggregate_per_customer_select,
+    aggregate_select,
+    changed_condition,
+    insert_for,
+    orders,
+    rank_counts_select,
+    rfm_select,
+    upsert_from_select,
+    worse_counts,
+)
+
+RFM_CONFIG: ResourceKey[RfmConfig] = ResourceKey("rfm_config")
+
+
+def rfm_config(rt: Runtime) -> RfmConfig:
+    """This process's RFM settings: read once, then kept on the runtime (tests may put their own)."""
+    if not rt.has(RFM_CONFIG):
+        rt.put(RFM_CONFIG, parse_rfm_config(load_segments_toml()))
+    return rt.get(RFM_CONFIG)
+
+
+# ---- order aggregates -------------------------------------------------------------------------------------
+async def refresh_order_stats(
+    conn: AsyncConnection, dialect: str, customer_ids: Sequence[int], now: dt.datetime, config: RfmConfig
+) -> None:
+    """Make these customers' aggregates equal to their counted orders in the window (row deleted when none).
+    Idempotent and order-independent: it re-reads the orders, so replays and reordered events converge."""
+    ids = sorted(set(customer_ids))
+    if not ids:
+        return
+    cutoff = window_start(now, config)
+    s, o = customer_order_stats.c, orders.c
+    fresh = aggregate_select(now, cutoff, o.customer_id.in_(ids))
+    await conn.execute(upsert_from_select(customer_order_stats, dialect, STATS_COLUMNS, fresh))
+    counted = sa.select(sa.literal(1)).where(o.customer_id == s.customer_id, o.status.in_(COUNTED_STATUSES), o.confirmed_at >= cutoff)
+    await conn.execute(sa.delete(customer_order_stats).where(s.customer_id.in_(ids), ~sa.exists(counted)))
+
+
+async def age_out_order_stats(conn: AsyncConnection, dialect: str, now: dt.datetime, config: RfmConfig) -> int:
+    """Nightly: customers whose oldest counted order left the window are re-aggregated (only those: found by
+    ``first_order_at``'s index, their orders read through (customer_id, confirmed_at)); customers with no order
+    left in it lose their row. Returns how many were touched."""
+    cutoff = window_start(now, config)
+    s, o = customer_order_stats.c, orders.c
+    aged = sa.select(s.customer_id).where(s.first_order_at < cutoff)
+    if dialect == "postgresql":
+        await conn.execute(sa.text("SET LOCAL jit = off"))  # compiling costs more than it saves here
+        fresh = aggregate_per_customer_select(now, cutoff, aged)
+    else:  # SQLite probes the (customer_id, confirmed_at) index for each id of the IN list by itself
+        fresh = aggregate_select(now, cutoff, o.customer_id.in_(aged))
+    updated = await conn.execute(upsert_from_select(customer_order_stats, dialect, STATS_COLUMNS, fresh.where(sa.true())))
+    emptied = await conn.execute(sa.delete(customer_order_stats).where(s.last_order_at < cutoff))
+    return int(updated.rowcount) + int(emptied.rowcount)
+
+
+async def rebuild_order_stats(conn: AsyncConnection, dialect: str, now: dt.datetime, config: RfmConfig) -> int:
+    """Backfill / repair: every customer's aggregates re-read from all orders in the window. Returns the rows."""
+    await conn.execute(sa.delete(customer_order_stats))
+    everybody = aggregate_select(now, window_start(now, config), sa.true())
+    await conn.execute(customer_order_stats.insert().from_select(STATS_COLUMNS, everybody))
+    return int((await conn.execute(sa.select(sa.func.count()).select_from(customer_order_stats))).scalar_one())
+
+
+# ---- scoring everybody, scoring one ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class RfmRun:
+    scored: int  # customers with counted orders in the window
+    inserted: int  # rows written: new customers …
+    updated: int  # … and customers whose figures changed
+    deleted: int  # customers gone from the window
+
+
+DIFF_TABLE = "rfm_diff"  # PostgreSQL: this transaction's rows to write (temporary, dropped at commit)
+
+
+def _pg_diff(now: dt.datetime, config: RfmConfig) -> Any:
+    """PostgreSQL: CREATE TEMP TABLE rfm_diff AS the scored rows that must be written, plus the stored ids to
+    delete — the one heavy statement: scoring SELECT full-joined with ``customer_rfm``, kept where changed."""
+    t = customer_rfm.c
+    new = rfm_select("postgresql", now, config).subquery("scored")
+    changed = (
+        sa.select(*(new.c[n] for n in RFM_COLUMNS), t.customer_id.label("old_id"))
+        .select_from(new.join(customer_rfm, t.customer_id == new.c.customer_id, full=True))
+        .where(sa.or_(t.customer_id.is_(None), new.c.customer_id.is_(None), changed_condition("postgresql", t, new.c)))
+    )
+    return CreateTempTableAs(DIFF_TABLE, changed)
+
+
+async def _pg_apply(conn: AsyncConnection, now: dt.datetime, config: RfmConfig) -> RfmRun:
+    # The scoring sorts and the diff's hash stay in memory; JIT compiling (≈ 0.5 s) does not pay off here.
+    await conn.execute(sa.text("SET LOCAL work_mem = '256MB'"))
+    await conn.execute(sa.text("SET LOCAL jit = off"))
+    await conn.execute(sa.text(f"DROP TABLE IF EXISTS {DIFF_TABLE}"))
+    await conn.execute(_pg_diff(now, config))
+    await conn.execute(sa.text(f"ANALYZE {DIFF_TABLE}"))  # true row counts: few rows → index look-ups below, not hash joins
+    d = sa.table(DIFF_TABLE, *(sa.column(n) for n in [*RFM_COLUMNS, "old_id"])).c
+    t = customer_rfm.c
+    gone = await conn.execute(sa.delete(customer_rfm).where(t.customer_id == d.old_id, d.customer_id.is_(None)))
+    updated = await conn.execute(
+        sa.update(customer_rfm).where(t.customer_id == d.customer_id, d.old_id.is_not(None)).values({n: d[n] for n in RFM_COLUMNS[1:]})
+    )
+    rows = sa.select(*(d[n] for n in RFM_COLUMNS)).where(d.old_id.is_(None), d.customer_id.is_not(None))
+    inserted = await conn.execute(customer_rfm.insert().from_select(RFM_COLUMNS, rows))
+    await conn.execute(sa.text(f"DROP TABLE {DIFF_TABLE}"))
+    total = int((await conn.execute(sa.select(sa.func.count()).select_from(customer_rfm))).scalar_one())
+    return RfmRun(total, int(inserted.rowcount), int(updated.rowcount), int(gone.rowcount))
+
+
+async def recompute_rfm(conn: AsyncConnection, dialect: str, now: dt.datetime, config: RfmConfig) -> RfmRun:
+    """Score everybody with counted orders in the window and store it — rows are written only for customers who
+    are new, whose figures changed beyond recency simply growing by the days since their row's ``computed_on``,
+    or who left the window (deleted) — a night without orders rewrites next to nothing. PostgreSQL: ONE
+    INSERT … SELECT (score, full join with the stored rows, keep what changed) into a temporary table, then the
+    few deletes / updates / inserts from it. SQLite: INSERT … SELECT … ON CONFLICT DO UPDATE … WHERE changed, then
+    a DELETE. Run it inside one write transaction."""
+    scored = rfm_select(dialect, now, config)
+    t = customer_rfm.c
+    if dialect == "postgresql":
+        return await _pg_apply(conn, now, config)
+
+    def total() -> Any:
+        return sa.select(sa.func.count()).select_from(customer_rfm)
+
+    before = int((await conn.execute(total())).scalar_one())
+    stmt = insert_for(customer_rfm, dialect).from_select(RFM_COLUMNS, scored)
+    written = await conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["customer_id"],
+            set_={n: stmt.excluded[n] for n in RFM_COLUMNS[1:]},
+            where=changed_condition(dialect, t, stmt.excluded),
+        )
+    )
+    s = customer_order_stats.c
+    current = sa.select(sa.literal(1)).where(s.customer_id == t.customer_id, s.orders > 0, s.last_order_at >= window_start(now, config))
+    inserted = int((await conn.execute(total())).scalar_one()) - before
+    gone = await conn.execute(sa.delete(customer_rfm).where(~sa.exists(current)))
+    scored_n = int((await conn.execute(total())).scalar_one())
+    return RfmRun(scored_n, inserted, int(written.rowcount) - inserted, int(gone.rowcount))
+
+
+async def rescore_customer(conn: AsyncConnection, dialect: str, customer_id: int, now: dt.datetime, config: RfmConfig) -> RfmView | None:
+    """Score one customer (after an order event) against everybody's current aggregates — what a full recompute
+    would give this customer now; other customers' scores move only at the next full recompute. With quintiles
+    this is one statement of index range counts (who ranks below on each axis; no scan of every aggregate row);
+    with cut points, no count at all. A customer without counted orders in the window loses their row (returns
+    None)."""
+    s = customer_order_stats.c
+    row = (await conn.execute(sa.select(customer_order_stats).where(s.customer_id == customer_id))).first()
+    if row is None or row.orders <= 0 or row.last_order_at is None or row.last_order_at < window_start(now, config):
+        await conn.execute(sa.delete(customer_rfm).where(customer_rfm.c.customer_id == customer_id))
+        return None
+    days, frequency, monetary = recency_days(now, row.last_order_at), int(row.orders), int(row.monetary_fen)
+    if config.scoring == "quintiles":
+        t = customer_rfm.c
+        before = (await conn.execute(sa.select(t.r, t.f, t.m).where(t.customer_id == customer_id))).first()
+        sides = RankSides.from_scores(*before) if before is not None else RankSides()
+        counts = (await conn.execute(rank_counts_select(now, config, days, frequency, monetary, sides))).one()
+        n, worse_r, worse_f, worse_m = worse_counts(counts, sides)
+        r, f, m = (quintile_of(worse, n) for worse in (worse_r, worse_f, worse_m))
+    else:
+        r = score_by_cuts(days, config.recency_cuts, higher_is_better=False)
+        f = score_by_cuts(frequency, config.frequency_cuts)
+        m = score_by_cuts(monetary, config.monetary_cuts_fen)
+    view = RfmView(customer_id, days, frequency, monetary, r, f, m, segment_of(r, f, m, config.high_score), local(now).date())
+    await conn.execute(upsert(customer_rfm, dialect, ["customer_id"], {n: getattr(view, n) for n in RFM_COLUMNS}, RFM_COLUMNS[1:]))
+    return view
+
+
+# ---- reading ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RfmView:
+    customer_id: int
+    recency_days: int
+    frequency: int
+    monetary_fen: int
+    r: int
+    f: int
+    m: int
+    segment: str
+    computed_on: dt.date
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.__dict__, "computed_on": self.computed_on.isoformat()}
+
+
+async def rfm_of(conn: AsyncConnection, customer_id: int, today: dt.date | None = None) -> RfmView | None:
+    """The customer's RFM row (None: no counted order in the window at the last scoring). ``recency_days`` is as of
+    ``today`` when given (the stored value plus the days since ``computed_on``), else as stored."""
+    row = (await conn.execute(sa.select(customer_rfm).where(customer_rfm.c.customer_id == customer_id))).first()
+    if row is None:
+        return None
+    view = RfmView(*(row._mapping[c] for c in RFM_COLUMNS))
+    if today is not None and today > view.computed_on:
+        view = dataclasses.replace(view, recency_days=view.recency_days + (today - view.computed_on).days)
+    return view
+
+
+async def segment_counts(conn: AsyncConnection) -> dict[str, int]:
+    """Customers per segment, every one of the 8 present (0 when empty), in the classic order."""
+    c = customer_rfm.c
+    found = {r.segment: int(r.n) for r in await conn.execute(sa.select(c.segment, sa.func.count().label("n")).group_by(c.segment))}
+    return {name: found.get(name, 0) for name in SEGMENT_NAMES}
+
+
+async def rf_grid(conn: AsyncConnection) -> dict[tuple[int, int], int]:
+    """Customers per (R, F) score pair — the 5×5 heatmap; missing pairs are 0."""
+    c = customer_rfm.c
+    rows = await conn.execute(sa.select(c.r, c.f, sa.func.count().label("n")).group_by(c.r, c.f))
+    grid = {(r, f): 0 for r in range(1, 6) for f in range(1, 6)}
+    for row in rows:
+        grid[(int(row.r), int(row.f))] = int(row.n)
+    return grid
