@@ -283,9 +283,9 @@ def cmd_tags(args: argparse.Namespace) -> int:
 
 
 def cmd_staff(args: argparse.Namespace) -> int:
-    from scrm.console import staff
+    from scrm.app import staff_cli
 
-    return _with_runtime(lambda rt: staff.run_cli(rt, args.rest))
+    return _with_runtime(lambda rt: staff_cli.run_cli(rt, args.rest))
 
 
 def cmd_rfm(args: argparse.Namespace) -> int:

@@ -4,7 +4,7 @@ The session is stateless: ``base64url(json) "." base64url(HMAC-SHA256)`` under a
 ``settings.session_secret`` for that purpose alone (a flash cookie can never pass as a session). Any
 ``run.py serve`` process behind a load balancer can check it; rotating ``SCRM_SESSION_SECRET`` signs everyone out.
 Logout deletes the cookie. A staff session also carries the account id and its ``session_version``; each
-request checks them against ``staff_users`` (:func:`scrm.console.staff.current_roles`), so a deactivated account,
+request checks them against ``staff_users`` (:func:`scrm.crm.staff.accounts.current_roles`), so a deactivated account,
 a new password or changed roles end every open session at once. The admin-token session (username ``admin``)
 has no account row: it lives until it expires (12 h) or ``SCRM_SESSION_SECRET`` rotates.
 
@@ -34,6 +34,8 @@ from config import Settings
 from scrm.core.http.errors import json_error
 from scrm.core.http.keys import RUNTIME, SETTINGS
 from scrm.core.runtime import Runtime
+from scrm.crm.staff import accounts
+from scrm.crm.staff.domain import ROLE_ADMIN, ROLE_FINANCE, ROLE_MARKETER, ROLE_NAMES_ZH, ROLE_OPERATIONS
 
 SESSION_COOKIE = "scrm_console"
 FLASH_COOKIE = "scrm_console_flash"
@@ -42,12 +44,6 @@ SESSION_TTL = dt.timedelta(hours=12)
 CLOCK_SKEW = 60  # seconds a session's issued-at may lie in the future (several servers, slightly apart)
 CSRF_FIELD = "csrf_token"
 
-ROLE_ADMIN = "admin"
-ROLE_MARKETER = "marketer"
-ROLE_OPERATIONS = "operations"
-ROLE_FINANCE = "finance"
-# Roles a session may carry (a staff account has one or more), in display order.
-ROLE_NAMES_ZH = {ROLE_ADMIN: "管理员", ROLE_MARKETER: "营销", ROLE_OPERATIONS: "运营", ROLE_FINANCE: "财务"}
 ADMIN_ROLES = frozenset({ROLE_ADMIN})  # staff accounts
 OPERATIONS_ROLES = frozenset({ROLE_ADMIN, ROLE_OPERATIONS})  # orders, picking, stock, purchasing, groups
 MARKETING_ROLES = frozenset({ROLE_ADMIN, ROLE_MARKETER})  # campaigns, coupons, broadcasts, segments, tag rules
@@ -168,9 +164,7 @@ async def authenticate(rt: Runtime, username: str, password: str) -> Principal |
     password. Returns who signed in (with their roles), or None."""
     if (username.strip() or ROLE_ADMIN) == ROLE_ADMIN:
         return authenticate_admin(rt.settings, username, password)
-    from scrm.console import staff  # its pages import this module
-
-    user = await staff.check_login(rt, username, password)
+    user = await accounts.check_login(rt, username, password)
     if user is None or not user.roles:
         return None
     return Principal(user.username, user.roles[0], user.roles, user.id, user.session_version)
@@ -219,9 +213,7 @@ async def current_session(request: web.Request) -> Session | None:
     session = read_session(request.app[SETTINGS], request.cookies.get(SESSION_COOKIE), rt.clock.now())
     if session is None or session.staff_id is None:
         return session
-    from scrm.console import staff  # its pages import this module
-
-    roles = await staff.current_roles(rt, session.staff_id, session.session_version)
+    roles = await accounts.current_roles(rt, session.staff_id, session.session_version)
     if roles is None:
         return None
     return dataclasses.replace(session, roles=roles, role=roles[0])

@@ -28,6 +28,7 @@ from scrm.console.login_limit import LoginLimiter
 from scrm.console.render import PageContext, html_response, layout, login_page, message_page, order_url, t
 from scrm.core.errors import DomainError, InvalidInput, NotFound
 from scrm.core.http.keys import RUNTIME, SETTINGS
+from scrm.crm.staff.domain import ROLE_NAMES_ZH
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ def _ctx(request: web.Request, active: str) -> PageContext:
     session = request[SESSION]
     return PageContext(
         subject=session.subject,
-        role_zh="、".join(auth.ROLE_NAMES_ZH.get(r, r) for r in session.all_roles),
+        role_zh="、".join(ROLE_NAMES_ZH.get(r, r) for r in session.all_roles),
         csrf=auth.csrf_token(request.app[SETTINGS], session),
         flash=auth.read_flash(request),
         active=active,

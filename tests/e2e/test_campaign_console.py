@@ -13,8 +13,8 @@ from aiohttp import web
 from playwright.async_api import async_playwright, expect
 
 from scrm.campaigns.coupons import services as coupons
-from scrm.console import staff
 from scrm.core.runtime import Runtime
+from scrm.crm.staff import accounts as staff_accounts
 from tests.conftest import make_customer
 from tests.e2e.test_sandbox_page import CHROMIUM, CHROMIUM_ARGS, require_chromium
 from tests.scrm.test_staff import PASSWORD, console_app
@@ -44,7 +44,7 @@ async def server(catalog: Runtime) -> AsyncIterator[str]:
 @pytest.mark.parametrize("db_backend", ["sqlite"])
 async def test_marketer_creates_a_coupon_and_sees_its_stats(server: str, catalog: Runtime) -> None:
     require_chromium()
-    await staff.create_staff(catalog, "marketer1", PASSWORD, ["marketer"], display_name="市场部")
+    await staff_accounts.create_staff(catalog, "marketer1", PASSWORD, ["marketer"], display_name="市场部")
     customer_id = await make_customer(catalog, "wmCouponFan")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     async with async_playwright() as p:
@@ -94,7 +94,7 @@ async def test_marketer_creates_a_broadcast_sees_the_count_and_its_progress(serv
     from scrm.campaigns.broadcasts import services as broadcasts
 
     require_chromium()
-    await staff.create_staff(catalog, "marketer2", PASSWORD, ["marketer"])
+    await staff_accounts.create_staff(catalog, "marketer2", PASSWORD, ["marketer"])
     for ext in ("wmFanA", "wmFanB", "wmFanC"):
         await make_customer(catalog, ext)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -15,8 +15,8 @@ from scrm.campaigns.broadcasts import queries as broadcasts_queries
 from scrm.campaigns.broadcasts.models import broadcasts as broadcasts_table
 from scrm.campaigns.coupons import services as coupons
 from scrm.console import broadcast_pages as page_broadcast_pages
-from scrm.console import staff
 from scrm.console.coupon_pages import terms_from_form
+from scrm.crm.staff import accounts as staff_accounts
 from tests.campaigns.test_broadcasts import customer
 from tests.conftest import SandboxHarness
 from tests.scrm.test_staff import HTML, PASSWORD, flash, sign_in
@@ -39,7 +39,7 @@ async def _seed(h: SandboxHarness) -> dict[str, int]:
 
 
 async def _marketer(h: SandboxHarness) -> tuple[TestClient, str]:
-    await staff.create_staff(h.rt, "mk", PASSWORD, ["marketer"])
+    await staff_accounts.create_staff(h.rt, "mk", PASSWORD, ["marketer"])
     return h.client, await sign_in(h.client, "mk")
 
 
@@ -150,7 +150,7 @@ async def test_schedule_pause_resume_cancel_and_paging(sandbox: SandboxHarness, 
 
 async def test_only_marketers_and_admins(sandbox: SandboxHarness) -> None:
     for role in ("operations", "finance"):
-        await staff.create_staff(sandbox.rt, f"u-{role}", PASSWORD, [role])
+        await staff_accounts.create_staff(sandbox.rt, f"u-{role}", PASSWORD, [role])
         token = await sign_in(sandbox.client, f"u-{role}")
         resp = await sandbox.client.get(page_broadcast_pages.PAGE, headers=HTML)
         assert resp.status == 403 and "您的角色无权使用此页面" in await resp.text()

@@ -10,9 +10,9 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from scrm.console import staff
 from scrm.crm.channels.models import channel_codes
 from scrm.crm.customers.services import ensure_customer
+from scrm.crm.staff import accounts as staff_accounts
 from scrm.crm.staff.models import FollowStatus
 from scrm.crm.staff.services import end_follow, start_follow, upsert_salesperson
 from scrm.crm.tags.services import ensure_tag
@@ -119,8 +119,8 @@ async def test_bad_input_and_wecom_refusal_leave_nothing(h: SandboxHarness) -> N
 
 
 async def test_marketers_may_operations_may_not(h: SandboxHarness) -> None:
-    await staff.create_staff(h.rt, "mk", PASSWORD, ["marketer"])
-    await staff.create_staff(h.rt, "ops", PASSWORD, ["operations"])
+    await staff_accounts.create_staff(h.rt, "mk", PASSWORD, ["marketer"])
+    await staff_accounts.create_staff(h.rt, "ops", PASSWORD, ["operations"])
     await sign_in(h, "mk", PASSWORD)
     assert (await h.client.get("/console/channels", headers=HTML)).status == 200
     h.client.session.cookie_jar.clear()

@@ -17,10 +17,11 @@ from scrm.app.webapp import create_app
 from scrm.console import access, auth
 from scrm.console.render import NAV
 from scrm.core.runtime import Runtime
+from scrm.crm.staff.domain import ROLE_ADMIN, ROLE_NAMES_ZH
 from tests.conftest import make_settings
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
-ROLES = sorted(auth.ROLE_NAMES_ZH)
+ROLES = sorted(ROLE_NAMES_ZH)
 PUBLIC = {"/console/login", "/console/static"}
 PARAMS = {"number": "SO-NOPE-1", "id": "999999", "chat_id": "wrNoSuchChat", "customer_id": "999999"}
 
@@ -66,7 +67,7 @@ async def client(catalog: Runtime) -> AsyncIterator[TestClient]:
 
 def session_for(rt: Runtime, role: str) -> tuple[dict[str, str], str]:
     """A signed session cookie of ``role`` (as sign-in issues it) and its CSRF token."""
-    principal = auth.Principal("admin" if role == auth.ROLE_ADMIN else f"test-{role}", role)
+    principal = auth.Principal("admin" if role == ROLE_ADMIN else f"test-{role}", role)
     session, cookie = auth.issue_session(rt.settings, principal, rt.clock.now())
     return {auth.SESSION_COOKIE: cookie}, auth.csrf_token(rt.settings, session)
 

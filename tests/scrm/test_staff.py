@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from scrm.app import staff_cli as staff_staff_cli
 from scrm.app.webapp import create_app
 from scrm.campaigns.coupons import services as coupons
 from scrm.campaigns.coupons.models import coupon_templates
@@ -23,6 +24,8 @@ from scrm.console import coupon_pages as console_campaigns_coupon_pages
 from scrm.core.clock import FrozenClock
 from scrm.core.errors import Conflict, InvalidInput
 from scrm.core.runtime import Runtime
+from scrm.crm.staff import accounts as staff_accounts
+from scrm.crm.staff import domain as staff_domain
 from scrm.crm.staff.models import staff_users
 from tests.conftest import make_customer
 
@@ -67,15 +70,15 @@ def flash(text: str) -> str:
 
 # ---- the KDF (plain values) ----------------------------------------------------------------------------------
 def test_scrypt_hash_format_and_verify() -> None:
-    encoded = staff.hash_password("秘密 password")
+    encoded = staff_domain.hash_password("秘密 password")
     scheme, n, r, p, salt, key = encoded.split("$")
     assert (scheme, n, r, p) == ("scrypt", "16384", "8", "1")
-    assert len(staff._unb64(salt)) == 16 and len(staff._unb64(key)) == 32
-    assert staff.verify_password("秘密 password", encoded)
-    assert not staff.verify_password("秘密 passwort", encoded)
-    assert staff.hash_password("秘密 password") != encoded  # fresh salt each time
+    assert len(staff_domain._unb64(salt)) == 16 and len(staff_domain._unb64(key)) == 32
+    assert staff_domain.verify_password("秘密 password", encoded)
+    assert not staff_domain.verify_password("秘密 passwort", encoded)
+    assert staff_domain.hash_password("秘密 password") != encoded  # fresh salt each time
     for bad in ("", "plain", encoded.replace("scrypt$", "bcrypt$"), "scrypt$16384$8$1$!!$!!", f"scrypt${2**30}$8$1${salt}${key}"):
-        assert not staff.verify_password("秘密 password", bad)  # malformed or absurd cost: refused, never raises
+        assert not staff_domain.verify_password("秘密 password", bad)  # malformed or absurd cost: refused, never raises
 
 
 def test_sessions_carry_roles_and_staff_version() -> None:
@@ -95,36 +98,36 @@ def test_sessions_carry_roles_and_staff_version() -> None:
 
 # ---- accounts ---------------------------------------------------------------------------------------------
 async def test_create_staff_rules(rt: Runtime) -> None:
-    user = await staff.create_staff(rt, " Wang.Li ", PASSWORD, ["marketer"], display_name="王丽")
+    user = await staff_accounts.create_staff(rt, " Wang.Li ", PASSWORD, ["marketer"], display_name="王丽")
     assert (user.username, user.roles, user.active, user.session_version) == ("wang.li", ("marketer",), True, 1)
     async with rt.db.read() as conn:
         stored = (await conn.execute(sa.select(staff_users.c.password_hash))).scalar_one()
     assert stored.startswith("scrypt$16384$8$1$") and PASSWORD not in stored
     with pytest.raises(Conflict):
-        await staff.create_staff(rt, "wang.li", PASSWORD, ["finance"])
+        await staff_accounts.create_staff(rt, "wang.li", PASSWORD, ["finance"])
     with pytest.raises(InvalidInput):
-        await staff.create_staff(rt, "admin", PASSWORD, ["admin"])  # reserved for the admin token
+        await staff_accounts.create_staff(rt, "admin", PASSWORD, ["admin"])  # reserved for the admin token
     with pytest.raises(InvalidInput):
-        await staff.create_staff(rt, "zhao", "short", ["finance"])
+        await staff_accounts.create_staff(rt, "zhao", "short", ["finance"])
     with pytest.raises(InvalidInput):
-        await staff.create_staff(rt, "zhao", PASSWORD, ["boss"])
+        await staff_accounts.create_staff(rt, "zhao", PASSWORD, ["boss"])
     with pytest.raises(InvalidInput):
-        await staff.create_staff(rt, "zhao", PASSWORD, [])
-    assert await staff.check_login(rt, "WANG.LI", PASSWORD) is not None
-    assert await staff.check_login(rt, "wang.li", "wrong password") is None
-    assert await staff.check_login(rt, "nobody", PASSWORD) is None
+        await staff_accounts.create_staff(rt, "zhao", PASSWORD, [])
+    assert await staff_accounts.check_login(rt, "WANG.LI", PASSWORD) is not None
+    assert await staff_accounts.check_login(rt, "wang.li", "wrong password") is None
+    assert await staff_accounts.check_login(rt, "nobody", PASSWORD) is None
 
 
 async def test_cli_add_list_and_deactivate(rt: Runtime, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
-    assert await staff.run_cli(rt, ["add", "li", "--role", "operations", "--role", "finance", "--name", "李"]) == 0
-    assert await staff.check_login(rt, "li", PASSWORD) is not None
-    assert await staff.run_cli(rt, ["list"]) == 0
+    assert await staff_staff_cli.run_cli(rt, ["add", "li", "--role", "operations", "--role", "finance", "--name", "李"]) == 0
+    assert await staff_accounts.check_login(rt, "li", PASSWORD) is not None
+    assert await staff_staff_cli.run_cli(rt, ["list"]) == 0
     assert "li\toperations,finance\tactive\t李" in capsys.readouterr().out
     monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
-    assert await staff.run_cli(rt, ["add", "li", "--role", "finance"]) == 1  # taken
-    assert await staff.run_cli(rt, ["deactivate", "li"]) == 0
-    assert await staff.check_login(rt, "li", PASSWORD) is None
+    assert await staff_staff_cli.run_cli(rt, ["add", "li", "--role", "finance"]) == 1  # taken
+    assert await staff_staff_cli.run_cli(rt, ["deactivate", "li"]) == 0
+    assert await staff_accounts.check_login(rt, "li", PASSWORD) is None
 
 
 # ---- roles per page family ---------------------------------------------------------------------------------
@@ -138,7 +141,7 @@ PAGES = {
 
 async def test_each_role_sees_its_pages_and_gets_403_elsewhere(client: TestClient, catalog: Runtime) -> None:
     for role in ("marketer", "operations", "finance"):
-        await staff.create_staff(catalog, f"u-{role}", PASSWORD, [role])
+        await staff_accounts.create_staff(catalog, f"u-{role}", PASSWORD, [role])
     for role in ("marketer", "operations", "finance", "admin"):
         if role == "admin":
             await sign_in(client, "admin", catalog.settings.admin_token.get())
@@ -155,7 +158,7 @@ async def test_each_role_sees_its_pages_and_gets_403_elsewhere(client: TestClien
 
 
 async def test_landing_page_per_role_and_wrong_role_post(client: TestClient, catalog: Runtime) -> None:
-    await staff.create_staff(catalog, "mk", PASSWORD, ["marketer"])
+    await staff_accounts.create_staff(catalog, "mk", PASSWORD, ["marketer"])
     resp = await client.post("/console/login", data={"username": "mk", "password": PASSWORD, "next": ""}, allow_redirects=False)
     assert resp.status == 303 and resp.headers["Location"] == "/console/coupons"
     page = await (await client.get("/console/coupons", headers=HTML)).text()
@@ -168,22 +171,22 @@ async def test_landing_page_per_role_and_wrong_role_post(client: TestClient, cat
 
 
 async def test_deactivation_password_and_role_changes_revoke_sessions(client: TestClient, catalog: Runtime) -> None:
-    user = await staff.create_staff(catalog, "mk", PASSWORD, ["marketer"])
+    user = await staff_accounts.create_staff(catalog, "mk", PASSWORD, ["marketer"])
     await sign_in(client, "mk")
     assert (await client.get("/console/coupons", allow_redirects=False)).status == 200
 
-    await staff.update_staff(catalog, user.id, roles=["marketer", "finance"])  # role change: sign in again
+    await staff_accounts.update_staff(catalog, user.id, roles=["marketer", "finance"])  # role change: sign in again
     assert (await client.get("/console/coupons", allow_redirects=False)).status == 401
     await sign_in(client, "mk")
     assert (await client.get("/console/finance/receivables", allow_redirects=False)).status == 200
 
-    await staff.update_staff(catalog, user.id, password="a new password 2")
+    await staff_accounts.update_staff(catalog, user.id, password="a new password 2")
     resp = await client.get("/console/coupons", headers=HTML, allow_redirects=False)
     assert resp.status == 303 and resp.headers["Location"].startswith("/console/login")
     assert auth.SESSION_COOKIE in resp.cookies and not resp.cookies[auth.SESSION_COOKIE].value  # dead cookie dropped
     await sign_in(client, "mk", "a new password 2")
 
-    await staff.deactivate_staff(catalog, user.id)
+    await staff_accounts.deactivate_staff(catalog, user.id)
     assert (await client.get("/console/coupons", allow_redirects=False)).status == 401
     resp = await client.post("/console/login", data={"username": "mk", "password": "a new password 2"}, allow_redirects=False)
     assert resp.status == 401
@@ -196,18 +199,18 @@ async def test_admin_manages_staff_through_the_pages(client: TestClient, catalog
     resp = await client.post("/console/staff", data=data, headers=HTML)
     text = await resp.text()
     assert "已添加员工 zhang（运营）" in flash(text) and "&lt;b&gt;张&lt;/b&gt;" in text
-    uid = (await staff.list_staff(catalog))[0].id
+    uid = (await staff_accounts.list_staff(catalog))[0].id
     # no CSRF token: refused
     assert (await client.post(f"/console/staff/{uid}/deactivate", data={}, allow_redirects=False)).status == 403
     resp = await client.post(f"/console/staff/{uid}/deactivate", data={"csrf_token": token}, headers=HTML)
-    assert resp.status == 200 and not (await staff.get_staff(catalog, uid)).active
+    assert resp.status == 200 and not (await staff_accounts.get_staff(catalog, uid)).active
     detail = await resp.text()
     assert "已停用 zhang" in flash(detail)
 
 
 # ---- the marketer's pages ------------------------------------------------------------------------------------
 async def test_coupon_form_issue_and_stats(client: TestClient, catalog: Runtime) -> None:
-    await staff.create_staff(catalog, "mk", PASSWORD, ["marketer"])
+    await staff_accounts.create_staff(catalog, "mk", PASSWORD, ["marketer"])
     token = await sign_in(client, "mk")
     form = {"name": "双十二满减", "kind": "fixed", "threshold": "100", "amount_off": "10", "budget_count": "1", "per_customer_limit": "1"}
     assert (await client.post("/console/coupons", data=form, allow_redirects=False)).status == 403  # CSRF still enforced
@@ -235,7 +238,7 @@ async def test_coupon_form_issue_and_stats(client: TestClient, catalog: Runtime)
 
 async def test_referral_campaign_pages(client: TestClient, catalog: Runtime, clock: FrozenClock) -> None:
     tpl = await coupons.create_template(catalog, console_campaigns_coupon_pages.terms_from_form({"name": "邀请奖励", "amount_off": "5"}))
-    await staff.create_staff(catalog, "mk", PASSWORD, ["marketer"])
+    await staff_accounts.create_staff(catalog, "mk", PASSWORD, ["marketer"])
     token = await sign_in(client, "mk")
     form = {
         "csrf_token": token,

@@ -19,12 +19,12 @@ from fulfillment.orders import services as orders
 from fulfillment.purchasing.services import create_supplier
 from scrm.campaigns.coupons.domain import CouponRule, TemplateTerms
 from scrm.campaigns.coupons.services import create_template
-from scrm.console.staff import create_staff
 from scrm.crm.customers.models import customers
 from scrm.crm.customers.services import add_note
 from scrm.crm.groups.domain import EXTERNAL
 from scrm.crm.groups.models import group_members, groups
 from scrm.crm.groups.services import ensure_group
+from scrm.crm.staff.accounts import create_staff
 from scrm.crm.tags.models import TagSource
 from scrm.crm.tags.services import apply_tag, ensure_tag
 from tagging.segments.services import save_segment
