@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 
 from config import Settings, load_settings
-from scrm.app.runtime import build_runtime, load_features
+from scrm.app.runtime import build_runtime
 from scrm.core import migrate
 from scrm.core.clock import UTC, FrozenClock
 from scrm.core.db import Database, metadata
@@ -78,7 +78,7 @@ def pg_database() -> Iterator[str]:
 
 
 async def truncate_all(url: str) -> None:
-    load_features()
+    # every table is on `metadata` once scrm.app.runtime (the composition root) is imported
     db = Database(url)
     names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
     async with db.write() as conn:

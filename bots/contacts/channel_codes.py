@@ -24,7 +24,6 @@ from scrm.crm.channels.services import (
     get_channel_code,
     insert_channel_code,
     new_state,
-    provide_channel_code_manager,
     update_channel_row,
 )
 
@@ -173,6 +172,3 @@ class WeComChannelCodes:
 
     async def deactivate(self, rt: Any, code_id: int) -> ChannelCode:
         return await deactivate_channel_code(rt, code_id)
-
-
-provide_channel_code_manager(WeComChannelCodes())

@@ -14,13 +14,12 @@ from typing import Any
 
 from bots.contacts import referral
 from bots.contacts.tags import apply_follow_tags
-from bots.gateway.processing import processor
 from bots.outbound import services as sender
 from bots.outbound.client import WECOM_API, ApiError, Errcode, RateLimited
 from scrm.core import outbox
 from scrm.core.clock import local
 from scrm.core.errors import NotFound
-from scrm.core.jobs import JobContext, RetryLater, job
+from scrm.core.jobs import JobContext, RetryLater
 from scrm.core.runtime import Runtime
 from scrm.crm.channels.services import ChannelInfo, channel_for_state
 from scrm.crm.customers.services import Customer, ensure_customer, find_customer, get_customer, resolve_customer
@@ -194,12 +193,10 @@ async def _contact_added(rt: Runtime, row: Any, status: str) -> str:
     return note
 
 
-@processor("wecom", CONTACT + "add_external_contact")
 async def contact_added(rt: Runtime, row: Any) -> str:
     return await _contact_added(rt, row, FollowStatus.ACTIVE)
 
 
-@processor("wecom", CONTACT + "add_half_external_contact")
 async def contact_half_added(rt: Runtime, row: Any) -> str:
     return await _contact_added(rt, row, FollowStatus.HALF)
 
@@ -213,7 +210,6 @@ async def _event_entry(conn: Any, rt: Runtime, row: Any, title: str, data: dict[
     return customer_id
 
 
-@processor("wecom", CONTACT + "edit_external_contact")
 async def contact_edited(rt: Runtime, row: Any) -> str:
     if not row.external_userid:
         return "no ExternalUserID: nothing to record"
@@ -257,7 +253,6 @@ async def _end(rt: Runtime, row: Any, ended_by: str, title: str) -> tuple[int, F
     return customer_id, end.follow, ours
 
 
-@processor("wecom", CONTACT + "del_follow_user")
 async def customer_deleted_salesperson(rt: Runtime, row: Any) -> str:
     """The customer deleted the salesperson: end the relation and alert the salesperson and their leader."""
     if not row.external_userid or not row.user_id:
@@ -277,7 +272,6 @@ async def customer_deleted_salesperson(rt: Runtime, row: Any) -> str:
     return f"follow ended by customer; churn alert {result.status} to {','.join(recipients)}"
 
 
-@processor("wecom", CONTACT + "del_external_contact")
 async def salesperson_deleted_customer(rt: Runtime, row: Any) -> str:
     if not row.external_userid or not row.user_id:
         return "no UserID / ExternalUserID: nothing to record"
@@ -290,7 +284,6 @@ async def salesperson_deleted_customer(rt: Runtime, row: Any) -> str:
     return f"follow ended by {ended_by}" + ("" if ours else " (already ended or stale)")
 
 
-@processor("wecom", CONTACT + "transfer_fail")
 async def transfer_failed(rt: Runtime, row: Any) -> str:
     """A customer transfer (在职/离职继承) to this salesperson failed: timeline entry and an alert to them."""
     if not row.external_userid or not row.user_id:
@@ -371,7 +364,6 @@ async def _record_enrich_failure(rt: Runtime, external_userid: str, exc: ApiErro
     return EnrichResult("not_customer" if missing else "api_error", customer_id, errcode=exc.errcode)
 
 
-@job(ENRICH_JOB, max_tries=6, timeout=120)
 async def enrich_contact(ctx: JobContext, external_userid: str) -> str:
     result = await enrich_customer(ctx.rt, external_userid)
     return result.status
@@ -403,7 +395,6 @@ async def refresh_salesperson(rt: Runtime, userid: str) -> Salesperson | None:
         return await get_salesperson(conn, userid)
 
 
-@job(SALESPERSON_JOB, max_tries=6, timeout=60)
 async def refresh_salesperson_job(ctx: JobContext, userid: str) -> None:
     await refresh_salesperson(ctx.rt, userid)
 

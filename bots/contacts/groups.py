@@ -18,12 +18,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from bots.contacts import referral
-from bots.gateway.processing import processor
 from bots.outbound.client import WECOM_API, ApiError, Errcode, RateLimited
 from scrm.core import outbox
-from scrm.core.jobs import JobContext, RetryLater, job
+from scrm.core.jobs import JobContext, RetryLater
 from scrm.core.runtime import Runtime
-from scrm.crm.archive.services import TOPIC as ARCHIVE_TOPIC
 from scrm.crm.groups import services as groups
 from scrm.crm.groups.domain import parse_group_chat
 from scrm.crm.groups.models import groups as groups_table
@@ -45,7 +43,6 @@ async def _request_refresh(rt: Runtime, conn: Any, chat_id: str, *, reconcile: b
     return await outbox.add(conn, REFRESH_TOPIC, {"chat_id": chat_id, "reconcile": reconcile}, rt.clock.now(), kicked=True)
 
 
-@processor("wecom", "change_external_chat.create")
 async def group_created(rt: Runtime, row: Any) -> str:
     async with rt.db.write() as conn:
         await groups.ensure_group(conn, rt.db.dialect, row.chat_id, rt.clock.now(), created_at=row.occurred_at)
@@ -54,7 +51,6 @@ async def group_created(rt: Runtime, row: Any) -> str:
     return "group created; details requested (groupchat/get)"
 
 
-@processor("wecom", "change_external_chat.update")
 async def group_updated(rt: Runtime, row: Any) -> str:
     detail = str(row.payload.get("UpdateDetail", "")).strip()
     ids = [i for i in row.payload.get("MemChangeList") or [] if isinstance(i, str)]
@@ -88,7 +84,6 @@ async def group_updated(rt: Runtime, row: Any) -> str:
     return note
 
 
-@processor("wecom", "change_external_chat.dismiss")
 async def group_dismissed(rt: Runtime, row: Any) -> str:
     async with rt.db.write() as conn:
         changed = await groups.dismiss_group(conn, rt.db.dialect, row.chat_id, at=row.occurred_at, now=rt.clock.now())
@@ -120,18 +115,15 @@ async def refresh_group_chat(rt: Runtime, chat_id: str, *, reconcile: bool = Fal
     return f"{result.member_count} members; {len(result.joined)} new, {len(result.left)} gone"
 
 
-@outbox.handles(REFRESH_TOPIC)
 async def on_refresh_requested(rt: Runtime, payload: dict[str, Any]) -> None:
     await refresh_group_chat(rt, str(payload["chat_id"]), reconcile=bool(payload.get("reconcile")))
 
 
-@job("refresh_group_chat", max_tries=8)
 async def refresh_group_chat_job(ctx: JobContext, chat_id: str, reconcile: bool = False) -> None:
     """Enqueue-able form (job id ``groupchat:<chat_id>`` recommended) for repair tools and the initial sync."""
     await refresh_group_chat(ctx.rt, chat_id, reconcile=reconcile)
 
 
-@outbox.handles(ARCHIVE_TOPIC)
 async def archive_message_stored(rt: Runtime, payload: dict[str, Any]) -> None:
     """Placeholder: the tagging package replaces this handler (rules on the record's content). Until then the
     row is simply marked done, so archive intake leaves no failed outbox rows behind."""

@@ -25,7 +25,6 @@ from bots.contacts.channel_codes import _add_contact_way, _call, _delete_way
 from bots.notices.orders import notify_customer
 from bots.outbound.client import WECOM_API, ApiError, RateLimited
 from scrm.campaigns.referral import invites as referral_invites
-from scrm.campaigns.referral import services as referral_services
 from scrm.campaigns.referral.domain import REASON_TEXT, is_referral_state
 from scrm.core import outbox
 from scrm.core.runtime import Runtime
@@ -64,10 +63,6 @@ class WeComGroupJoinWays:
 
     async def delete(self, rt: Runtime, config_id: str) -> None:
         await _delete_way(rt, config_id, path="externalcontact/groupchat/del_join_way", what="入群方式")
-
-
-referral_services.provide_contact_way_maker(WeComReferralWays())
-referral_services.provide_join_way_maker(WeComGroupJoinWays())
 
 
 def _state(row: Any) -> str:
@@ -118,7 +113,6 @@ async def on_group_members_joined(conn: AsyncConnection, rt: Runtime, row: Any, 
     return "; referral attribution requested"
 
 
-@outbox.handles(GROUP_JOIN_TOPIC)
 async def attribute_group_joins(rt: Runtime, payload: dict[str, Any]) -> None:
     """Read the group's member list (groupchat/get) and attribute each external member of the event who joined
     through a personal join code (an ``rf:`` state) to its inviter, one transaction each. Idempotent (an
@@ -164,7 +158,6 @@ async def on_group_members_left(rt: Runtime, row: Any, member_ids: list[str]) ->
     return revoked
 
 
-@outbox.handles(referral_services.PROGRESS_TOPIC)
 async def send_progress(rt: Runtime, payload: dict[str, Any]) -> None:
     """Tell the inviter their progress on a channel that can reach them (kf → Official Account → a task for
     their salesperson); recorded either way, once per key."""

@@ -18,10 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 import bots.contacts.channel_codes  # noqa: F401 - registers the channel-code manager used by the API
-from bots.gateway.domain import TAG_CHANGES
-from bots.gateway.processing import processor
 from bots.outbound.client import WECOM_API, ApiError, ApiUnavailable, Errcode, RateLimited, WeComApi
-from scrm.core import outbox
 from scrm.core.errors import DomainError, ServiceUnavailable
 from scrm.core.jobs import RetryLater
 from scrm.core.runtime import Runtime
@@ -29,11 +26,9 @@ from scrm.crm.customers.services import ensure_customer, resolve_customer
 from scrm.crm.staff.models import FollowStatus, follows
 from scrm.crm.tags.models import customer_tags, tag_groups, tags
 from scrm.crm.tags.services import (
-    CUSTOMER_TAG_CHANGED,
     MirrorReport,
     TagDiff,
     mirror_corp_tags,
-    provide_corp_tag_creator,
     reconcile_wecom_tags,
 )
 
@@ -95,12 +90,7 @@ async def on_tag_change(rt: Runtime, row: Any) -> str:
     return f"corp tags re-pulled after {change} {tag_type} {remote_id}: +{report.created} ~{report.updated} -{report.deleted}"
 
 
-for _change in sorted(TAG_CHANGES):
-    processor("wecom", f"change_external_tag.{_change}")(on_tag_change)
-
-
 # ---- corp tags: us → WeCom -----------------------------------------------------------------------------------
-@provide_corp_tag_creator
 async def create_corp_tag(rt: Runtime, group: str, name: str) -> int:
     """Create corp tag ``name`` in group ``group`` in WeCom (add_corp_tag; the group is made if new) and mirror it;
     returns the local tag id. A name WeCom already has is adopted after a pull of its group."""
@@ -138,7 +128,6 @@ async def create_corp_tag(rt: Runtime, group: str, name: str) -> int:
     return int(tag_id)
 
 
-@outbox.handles(CUSTOMER_TAG_CHANGED)
 async def push_customer_tag(rt: Runtime, payload: dict[str, Any]) -> None:
     """Mirror one customer tag change to WeCom with mark_tag on each active follow of the customer.
 

@@ -12,7 +12,6 @@ import sqlalchemy as sa
 
 from bots.gateway.models import inbound_events
 from fulfillment.orders.queries import get_order
-from scrm.core import outbox
 from scrm.core.money import format_fen
 from scrm.core.runtime import Runtime
 from scrm.crm.customers.services import find_customer, resolve_customer
@@ -26,7 +25,6 @@ CONVERSATION = {
 }
 
 
-@outbox.handles("inbound.received")
 async def message_to_timeline(rt: Runtime, payload: dict[str, Any]) -> None:
     async with rt.db.read() as conn:
         row = (await conn.execute(sa.select(inbound_events).where(inbound_events.c.id == int(payload["inbound_id"])))).first()
@@ -68,27 +66,22 @@ async def _order_entry(rt: Runtime, order_id: int, title: str, ref_suffix: str, 
         )
 
 
-@outbox.handles("order.confirmed")
 async def order_confirmed(rt: Runtime, payload: dict[str, Any]) -> None:
     await _order_entry(rt, int(payload["order_id"]), "下单 {number}，{total}", "confirmed")
 
 
-@outbox.handles("order.shipped")
 async def order_shipped(rt: Runtime, payload: dict[str, Any]) -> None:
     await _order_entry(rt, int(payload["order_id"]), "订单 {number} 发货", f"shipped:{payload['shipment']}", str(payload["shipment"]))
 
 
-@outbox.handles("order.delivered")
 async def order_delivered(rt: Runtime, payload: dict[str, Any]) -> None:
     await _order_entry(rt, int(payload["order_id"]), "订单 {number} 签收", f"delivered:{payload['shipment']}")
 
 
-@outbox.handles("order.cancelled")
 async def order_cancelled(rt: Runtime, payload: dict[str, Any]) -> None:
     await _order_entry(rt, int(payload["order_id"]), "订单 {number} 取消", "cancelled", str(payload.get("reason") or ""))
 
 
-@outbox.handles("billing.payment_recorded")
 async def payment_recorded(rt: Runtime, payload: dict[str, Any]) -> None:
     from fulfillment.billing.models import payments
 

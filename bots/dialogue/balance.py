@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from bots.dialogue.router import Reply, Turn, stage
+from bots.dialogue.router import Intent, Reply, Turn
 from fulfillment.billing.receivables import Balance, customer_balance
 from fulfillment.billing.services import uninvoiced_orders
 from scrm.core.money import format_fen
@@ -52,10 +52,15 @@ def balance_text(balance: Balance, unbilled: list[tuple[str, int]] | None = None
     return "\n".join(lines) + credit + "\n如已付款请忽略；对账有疑问请联系您的销售顾问。"
 
 
-@stage("balance", help_line="发送“账单”或“还欠多少”查看未结账单和到期日", priority=15)
 async def balance(turn: Turn) -> Reply | None:
     if not ASKS_BALANCE.search(turn.normalized):
         return None
     found = await customer_balance(turn.rt, turn.customer_id)
     unbilled = await uninvoiced_orders(turn.rt, turn.customer_id)
     return Reply(balance_text(found, unbilled), meta={"open_fen": found.open_fen, "unbilled_fen": sum(f for _, f in unbilled)})
+
+
+# What this skill understands (the composition root installs every skill's list on the runtime).
+INTENTS = [
+    Intent("balance", None, balance, help_line="发送“账单”或“还欠多少”查看未结账单和到期日", priority=15),
+]

@@ -6,7 +6,7 @@ made before a coupon arrived and shows what is used; the quote's discount line c
 
 from __future__ import annotations
 
-from bots.dialogue.router import Reply, Turn, exact, intent
+from bots.dialogue.router import Intent, Reply, Turn, exact
 from fulfillment.orders import discounts, notices
 from fulfillment.orders import queries as orders_queries
 from fulfillment.orders import services as orders
@@ -35,12 +35,6 @@ def _wallet_line(c: CouponView) -> str:
     return f"· {name}{c.label}{until}"
 
 
-@intent(
-    "my_coupons",
-    exact("我的优惠券", "我的券", "优惠券", "有什么券", "有没有优惠券", "查券"),
-    help_line="我的优惠券：查看可用的券",
-    priority=15,
-)
 async def my_coupons(turn: Turn) -> Reply:
     wallet = await coupons_of_customer(turn.rt, turn.customer_id, usable_only=True)
     if not wallet:
@@ -49,9 +43,6 @@ async def my_coupons(turn: Turn) -> Reply:
     return Reply(f"您有 {len(wallet)} 张可用优惠券：\n{lines}\n下单时会自动为您使用最优惠的券。")
 
 
-@intent(
-    "use_coupon", exact("用券", "使用优惠券", "用优惠券", "使用券", "我要用券"), help_line="用券：下单后说“用券”使用优惠券", priority=15
-)
 async def use_coupon(turn: Turn) -> Reply:
     draft = await orders_queries.open_draft(turn.rt, turn.customer_id)
     if draft is None:
@@ -74,3 +65,22 @@ async def use_coupon(turn: Turn) -> Reply:
     else:
         text = "已为您使用最优惠的券。\n\n" + text
     return Reply(text, meta={"order": draft.number})
+
+
+# What this skill understands (the composition root installs every skill's list on the runtime).
+INTENTS = [
+    Intent(
+        "my_coupons",
+        exact("我的优惠券", "我的券", "优惠券", "有什么券", "有没有优惠券", "查券"),
+        my_coupons,
+        help_line="我的优惠券：查看可用的券",
+        priority=15,
+    ),
+    Intent(
+        "use_coupon",
+        exact("用券", "使用优惠券", "用优惠券", "使用券", "我要用券"),
+        use_coupon,
+        help_line="用券：下单后说“用券”使用优惠券",
+        priority=15,
+    ),
+]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from bots.dialogue.router import Reply, Turn, stage
+from bots.dialogue.router import Intent, Reply, Turn
 from fulfillment.orders import queries as orders_queries
 from fulfillment.orders.domain import STATUS_ZH, OrderNotFound
 from fulfillment.orders.queries import OrderView
@@ -37,7 +37,6 @@ def _describe(order: OrderView, *, detail: bool) -> str:
     return "\n".join(lines)
 
 
-@stage("order_status", help_line="发送“我的订单”或“物流”查看订单和运单号；也可以直接发订单号", priority=40)
 async def order_status(turn: Turn) -> Reply | None:
     text = turn.normalized
     match = ORDER_NO.search(text)
@@ -60,3 +59,9 @@ async def order_status(turn: Turn) -> Reply | None:
         return Reply(_describe(recent[0], detail=True) + ("\n\n更早的订单请发送“我的订单”。" if len(recent) > 1 else ""))
     body = "\n".join(_describe(o, detail=False) for o in recent)
     return Reply(f"您最近的订单：\n{body}\n\n发送订单号可查看详情。")
+
+
+# What this skill understands (the composition root installs every skill's list on the runtime).
+INTENTS = [
+    Intent("order_status", None, order_status, help_line="发送“我的订单”或“物流”查看订单和运单号；也可以直接发订单号", priority=40),
+]

@@ -13,7 +13,7 @@ from bots.dialogue.catalog_cache import ParserSnapshot, parser_cache
 from bots.dialogue.coupons import discount_line
 from bots.dialogue.intents import AddSameAsLast, Cancel, Clarify, Confirm, Correction, OrderLines, ParseResult, RemoveItem
 from bots.dialogue.numerals import parse_quantity
-from bots.dialogue.router import Reply, Turn, stage
+from bots.dialogue.router import Intent, Reply, Turn
 from fulfillment.inventory import services as inventory
 from fulfillment.orders import notices
 from fulfillment.orders import queries as orders_queries
@@ -113,7 +113,6 @@ def _remember_question(turn: Turn, result: Clarify, snap: ParserSnapshot) -> Non
         turn.state["awaiting"] = {"kind": "quantity", "sku": result.candidates[0]}
 
 
-@stage("ordering", help_line="下单：直接说要什么，例如“要3箱矿泉水和2提纸巾”，确认后下单；可说“改成4箱”“再来一箱”“取消”", priority=20)
 async def ordering(turn: Turn) -> Reply | None:
     snap = await parser_cache(turn.rt).get(turn.rt)
     draft = await orders_queries.open_draft(turn.rt, turn.customer_id)
@@ -211,7 +210,6 @@ async def _cancel(turn: Turn, draft: OrderView | None) -> Reply:
     return Reply("好的，已取消这张待确认的订单。需要什么随时告诉我。")
 
 
-@stage("stock_query", help_line="问库存：例如“有没有矿泉水”", priority=30)
 async def stock_query(turn: Turn) -> Reply | None:
     snap = await parser_cache(turn.rt).get(turn.rt)
     skus = snap.parser.stock_query_product(turn.text)
@@ -228,3 +226,16 @@ async def stock_query(turn: Turn) -> Reply | None:
             lines.append(f"· {info.name}：{state}，{format_fen(info.price_fen)}/{info.unit}")
     first = snap.products[skus[0]]
     return Reply("\n".join(lines) + f"\n直接说“要2{first.unit}{first.name.split(' ')[0]}”即可下单。")
+
+
+# What this skill understands (the composition root installs every skill's list on the runtime).
+INTENTS = [
+    Intent(
+        "ordering",
+        None,
+        ordering,
+        help_line="下单：直接说要什么，例如“要3箱矿泉水和2提纸巾”，确认后下单；可说“改成4箱”“再来一箱”“取消”",
+        priority=20,
+    ),
+    Intent("stock_query", None, stock_query, help_line="问库存：例如“有没有矿泉水”", priority=30),
+]

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from scrm.core.runtime import Runtime
+from scrm.core.runtime import ResourceKey, Runtime
 
 
 @dataclass
@@ -57,7 +57,9 @@ class Intent:
     priority: int = 100  # lower runs first
 
 
-_intents: dict[str, Intent] = {}
+# Every skill's intents (router, ordering, order status, balance, coupons: each module's INTENTS), installed on the
+# runtime by the composition root — the dialogue knows no skill by import.
+INTENTS_KEY: ResourceKey[tuple[Intent, ...]] = ResourceKey("dialogue_intents")
 
 _PUNCT = " \t\r\n。，,.!！?？~～、;；:："
 
@@ -67,32 +69,29 @@ def normalize_text(text: str) -> str:
     return re.sub(r"\s+", " ", folded).strip(_PUNCT)
 
 
-def intent(name: str, matcher: Matcher | None, *, help_line: str = "", priority: int = 100) -> Callable[[IntentHandler], IntentHandler]:
-    def deco(func: IntentHandler) -> IntentHandler:
-        _intents[name] = Intent(name, matcher, func, help_line, priority)
-        return func
-
-    return deco
-
-
-def stage(name: str, *, help_line: str = "", priority: int = 100) -> Callable[[IntentHandler], IntentHandler]:
-    """Register a handler that decides for itself whether it answers (returns None to pass)."""
-    return intent(name, None, help_line=help_line, priority=priority)
-
-
 def exact(*words: str) -> Matcher:
     options = {normalize_text(w) for w in words}
     return lambda text: text in options
 
 
-def intents() -> list[Intent]:
-    return sorted(_intents.values(), key=lambda i: (i.priority, i.name))
+def install_intents(rt: Runtime, intents: Iterable[Intent]) -> None:
+    """Install the dialogue's intents, in the order they are tried (priority, then name); names are unique."""
+    by_name: dict[str, Intent] = {}
+    for item in intents:
+        if item.name in by_name:
+            raise ValueError(f"two intents named {item.name!r}")
+        by_name[item.name] = item
+    rt.put(INTENTS_KEY, tuple(sorted(by_name.values(), key=lambda i: (i.priority, i.name))))
+
+
+def intents(rt: Runtime) -> tuple[Intent, ...]:
+    return rt.get(INTENTS_KEY)
 
 
 async def respond(turn: Turn) -> Reply:
     """Pick the first intent whose matcher accepts the text; the fallback answers everything else."""
     text = turn.normalized
-    for item in intents():
+    for item in intents(turn.rt):
         if item.matcher is not None and not item.matcher(text):
             continue
         reply = await item.handler(turn)
@@ -102,19 +101,17 @@ async def respond(turn: Turn) -> Reply:
     return await fallback(turn)
 
 
-def help_text() -> str:
-    lines = [f"· {i.help_line}" for i in intents() if i.help_line]
+def help_text(rt: Runtime) -> str:
+    lines = [f"· {i.help_line}" for i in intents(rt) if i.help_line]
     return "您好！我是在线客服助手，可以帮您：\n" + "\n".join(lines) + "\n有其他问题也可以直接留言，销售顾问会尽快回复您。"
 
 
-@intent("help", exact("帮助", "help", "菜单", "?", "？", "功能", "怎么用", "h"), help_line="发送“帮助”查看我能做什么", priority=0)
 async def help_intent(turn: Turn) -> Reply:
-    return Reply(help_text())
+    return Reply(help_text(turn.rt))
 
 
-@intent("greeting", exact("你好", "您好", "在吗", "在不在", "hi", "hello", "嗨", "哈喽"), priority=10)
 async def greeting(turn: Turn) -> Reply:
-    return Reply("您好，很高兴为您服务！\n" + help_text())
+    return Reply("您好，很高兴为您服务！\n" + help_text(turn.rt))
 
 
 async def fallback(turn: Turn) -> Reply:
@@ -125,3 +122,16 @@ async def fallback(turn: Turn) -> Reply:
         f"抱歉，我暂时没理解“{shown}”。\n您可以发送“帮助”查看我能做什么；您的留言已记录，销售顾问会尽快回复您。",
         meta={"intent": "fallback"},
     )
+
+
+# What this skill understands (the composition root installs every skill's list on the runtime).
+INTENTS = [
+    Intent(
+        "help",
+        exact("帮助", "help", "菜单", "?", "？", "功能", "怎么用", "h"),
+        help_intent,
+        help_line="发送“帮助”查看我能做什么",
+        priority=0,
+    ),
+    Intent("greeting", exact("你好", "您好", "在吗", "在不在", "hi", "hello", "嗨", "哈喽"), greeting, priority=10),
+]

@@ -25,7 +25,7 @@ from bots.outbound.services import record_customer_message
 from scrm.core import outbox
 from scrm.core.db import insert_ignore
 from scrm.core.ids import short_id
-from scrm.core.jobs import JobContext, cron
+from scrm.core.jobs import JobContext
 from scrm.core.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -185,7 +185,6 @@ async def run_sync(rt: Runtime, open_kfid: str) -> int:
             return total
 
 
-@cron("kf_sync_sweep", second=30)
 async def kf_sync_sweep(ctx: JobContext) -> None:
     """Once a minute: finish any sync whose request was not covered (a process died mid-sync)."""
     rt = ctx.rt

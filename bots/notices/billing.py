@@ -12,7 +12,6 @@ from bots.notices.orders import alert_staff, notify_customer
 from fulfillment.billing import receivables
 from fulfillment.orders import notices
 from fulfillment.orders.queries import get_order
-from scrm.core import outbox
 from scrm.core.money import format_fen
 from scrm.core.runtime import Runtime
 
@@ -24,7 +23,6 @@ def _staff(rt: Runtime, salesperson_userid: str) -> list[str]:
     return [salesperson_userid] if salesperson_userid else rt.settings.ops_userid_list
 
 
-@outbox.handles("billing.dunning")
 async def on_dunning(rt: Runtime, payload: dict[str, Any]) -> None:
     """Send one dunning level of one invoice: to the customer, then tell the salesperson how it went."""
     invoice_id, level = int(payload["invoice_id"]), str(payload["level"])
@@ -57,7 +55,6 @@ async def on_dunning(rt: Runtime, payload: dict[str, Any]) -> None:
     await alert_staff(rt, userids=_staff(rt, notice.salesperson_userid), text=staff_text, key=f"{key}:staff")
 
 
-@outbox.handles("billing.credit_hold")
 async def on_credit_hold(rt: Runtime, payload: dict[str, Any]) -> None:
     """An order went on credit hold: the salesperson hears why (finance releases it in the console)."""
     order = await get_order(rt, int(payload["order_id"]))
@@ -74,7 +71,6 @@ async def on_credit_hold(rt: Runtime, payload: dict[str, Any]) -> None:
     await alert_staff(rt, userids=_staff(rt, order.salesperson_userid), text=text, key=f"credit-hold:{order.number}")
 
 
-@outbox.handles("billing.attention")
 async def on_attention(rt: Runtime, payload: dict[str, Any]) -> None:
     """Something finance must look at (e.g. a cancelled shipment whose invoice already has money on it)."""
     text = notices.render("billing_attention", message=str(payload["message"]))

@@ -2,7 +2,7 @@
 ``broadcast.send`` outbox handler that delivers one chunk, and the cron that runs broadcasts batch by batch.
 
 * Facts: 微信客服 windows (``kf_windows``) and this month's salesperson tasks that were not broadcasts (order
-  notices, from ``outbound_messages``) — registered with :func:`scrm.campaigns.broadcasts.services.use_channel_facts`.
+  notices, from ``outbound_messages``) — installed as :data:`scrm.campaigns.broadcasts.services.CHANNEL_FACTS` by the composition root.
 * Sending: every recipient goes through :mod:`bots.outbound.services` under the key ``broadcast:{id}:{customer}``
   (a chunk handled twice sends once); salesperson tasks are one ``add_msg_template`` call per salesperson per
   chunk carrying many external_userids. Just before a kf send the window is checked again with the marketing
@@ -30,7 +30,7 @@ from scrm.campaigns.broadcasts import queries as broadcasts_queries
 from scrm.campaigns.broadcasts import services as broadcasts
 from scrm.campaigns.broadcasts.models import BroadcastStatus
 from scrm.core import outbox
-from scrm.core.jobs import JobContext, cron, job
+from scrm.core.jobs import JobContext
 from scrm.core.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -72,9 +72,6 @@ async def channel_facts(rt: Runtime, conn: AsyncConnection, external_userids: Se
         )
         facts.msg_templates = {r.recipient: int(r.n) for r in rows}
     return facts
-
-
-broadcasts.use_channel_facts(channel_facts)
 
 
 # ---- sending one chunk -----------------------------------------------------------------------------------
@@ -156,7 +153,6 @@ async def _send_task(rt: Runtime, view: broadcasts.BroadcastView, userid: str, i
     await broadcasts_queries.record_results(rt, view.id, results, outbound_key=sender.storable_key(key))
 
 
-@outbox.handles(broadcasts.SEND_TOPIC)
 async def send_chunk(rt: Runtime, payload: dict[str, Any]) -> None:
     """Deliver one chunk of a broadcast (see the module)."""
     broadcast_id = int(payload["broadcast_id"])
@@ -189,12 +185,10 @@ async def run_due_broadcasts(rt: Runtime, *, rate_per_minute: int = RATE_PER_MIN
     return planned
 
 
-@cron("broadcasts.run", second=0)
 async def run_broadcasts_cron(ctx: JobContext) -> int:
     return await run_due_broadcasts(ctx.rt)
 
 
-@job("broadcasts.plan")
 async def plan_broadcast_job(ctx: JobContext, broadcast_id: int) -> int:
     """Start planning at once (the API's start) instead of waiting for the next tick; throttled the same."""
     per_tick = D.batches_per_tick(rate_per_minute=RATE_PER_MINUTE, batch=BATCH)

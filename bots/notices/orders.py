@@ -18,7 +18,6 @@ from bots.outbound.client import MP_API, WECOM_API
 from bots.outbound.models import OutboundStatus, outbound_messages
 from fulfillment.orders import notices
 from fulfillment.orders.queries import OrderView, get_order
-from scrm.core import outbox
 from scrm.core.db import insert_ignore
 from scrm.core.money import format_fen
 from scrm.core.runtime import Runtime
@@ -115,7 +114,6 @@ def _lines_text(order: OrderView) -> str:
     return notices.format_lines(order.lines)
 
 
-@outbox.handles("order.confirmed")
 async def on_order_confirmed(rt: Runtime, payload: dict[str, Any]) -> None:
     order = await get_order(rt, int(payload["order_id"]))
     text = notices.render("order_confirmed", number=order.number, lines=_lines_text(order), total=format_fen(order.total_fen))
@@ -141,7 +139,6 @@ async def on_order_confirmed(rt: Runtime, payload: dict[str, Any]) -> None:
     )
 
 
-@outbox.handles("order.shipped")
 async def on_order_shipped(rt: Runtime, payload: dict[str, Any]) -> None:
     from fulfillment.orders.models import order_lines
     from fulfillment.shipments.models import shipment_lines, shipments
@@ -168,7 +165,6 @@ async def on_order_shipped(rt: Runtime, payload: dict[str, Any]) -> None:
     )
 
 
-@outbox.handles("order.delivered")
 async def on_order_delivered(rt: Runtime, payload: dict[str, Any]) -> None:
     order = await get_order(rt, int(payload["order_id"]))
     text = notices.render("order_delivered", number=order.number, shipment=payload["shipment"])
@@ -181,7 +177,6 @@ async def on_order_delivered(rt: Runtime, payload: dict[str, Any]) -> None:
     )
 
 
-@outbox.handles("order.cancelled")
 async def on_order_cancelled(rt: Runtime, payload: dict[str, Any]) -> None:
     order = await get_order(rt, int(payload["order_id"]))
     reason = str(payload.get("reason") or "")
@@ -191,7 +186,6 @@ async def on_order_cancelled(rt: Runtime, payload: dict[str, Any]) -> None:
     )
 
 
-@outbox.handles("order.backorder_filled")
 async def on_backorder_filled(rt: Runtime, payload: dict[str, Any]) -> None:
     order = await get_order(rt, int(payload["order_id"]))
     text = notices.render("backorder_filled", number=order.number, lines=notices.format_lines(payload["lines"]))
@@ -204,7 +198,6 @@ async def on_backorder_filled(rt: Runtime, payload: dict[str, Any]) -> None:
     )
 
 
-@outbox.handles("stock.low")
 async def on_stock_low(rt: Runtime, payload: dict[str, Any]) -> None:
     from fulfillment.catalog.models import products
 

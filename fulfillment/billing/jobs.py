@@ -11,15 +11,14 @@ from typing import Any
 from fulfillment.billing.invoices import invoice_order, invoice_shipment, void_order_invoices, void_shipment_invoice
 from fulfillment.billing.receivables import run_dunning
 from fulfillment.billing.services import billing_config, merge_customer_billing
-from scrm.core import outbox
 from scrm.core.clock import local
-from scrm.core.jobs import JobContext, cron
+from scrm.core.jobs import CronSpec, JobContext
+from scrm.core.outbox import Handles
 from scrm.core.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 
-@outbox.handles("billing.shipment_invoiceable")
 async def invoice_on_shipment(rt: Runtime, payload: dict[str, Any]) -> None:
     """Goods left: invoice exactly what the shipment sent (setting invoice_on = "shipment")."""
     if billing_config(rt).invoice_on != "shipment":
@@ -29,7 +28,6 @@ async def invoice_on_shipment(rt: Runtime, payload: dict[str, Any]) -> None:
         log.info("invoice issued", extra={"invoice": invoice.number, "shipment": payload["shipment"]})
 
 
-@outbox.handles("billing.order_confirmed")
 async def invoice_on_confirmation(rt: Runtime, payload: dict[str, Any]) -> None:
     """An order was confirmed: invoice the whole order (setting invoice_on = "confirmation")."""
     if billing_config(rt).invoice_on != "confirmation":
@@ -39,14 +37,12 @@ async def invoice_on_confirmation(rt: Runtime, payload: dict[str, Any]) -> None:
         log.info("invoice issued", extra={"invoice": invoice.number, "order_id": payload["order_id"]})
 
 
-@outbox.handles("billing.shipment_cancelled")
 async def void_invoice_of_cancelled_shipment(rt: Runtime, payload: dict[str, Any]) -> None:
     """A shipment was cancelled: its unpaid invoice is voided; a paid one is flagged for finance."""
     outcome = await void_shipment_invoice(rt, str(payload["shipment"]), f"发货单 {payload['shipment']} 已取消")
     log.info("shipment cancelled: invoice checked", extra={"shipment": payload["shipment"], "outcome": outcome})
 
 
-@outbox.handles("order.cancelled")
 async def void_invoices_of_cancelled_order(rt: Runtime, payload: dict[str, Any]) -> None:
     """An order invoiced at confirmation was cancelled: its unpaid invoice is voided; a paid one is flagged.
     (A second handler of order.cancelled next to the customer notice; shipment invoices cannot exist here, since
@@ -56,13 +52,11 @@ async def void_invoices_of_cancelled_order(rt: Runtime, payload: dict[str, Any])
         log.info("order cancelled: invoices checked", extra={"order_id": payload["order_id"], "outcomes": outcomes})
 
 
-@outbox.handles("customer.merged")
 async def move_billing_of_merged_customer(rt: Runtime, payload: dict[str, Any]) -> None:
     """Two customer records are one person: invoices, payments and credit follow the surviving record."""
     await merge_customer_billing(rt, int(payload["from"]), int(payload["into"]))
 
 
-@cron("billing_dunning", minute=7, second=0)
 async def dunning_cron(ctx: JobContext) -> None:
     """Hourly; sends only within the configured local hours (nobody gets a payment reminder at 3 a.m.)."""
     start, end = billing_config(ctx.rt).dunning_hours
@@ -71,3 +65,16 @@ async def dunning_cron(ctx: JobContext) -> None:
     run = await run_dunning(ctx.rt)
     if run.sent or run.skipped:
         log.info("dunning queued", extra={"sent": run.sent, "skipped": run.skipped})
+
+
+HANDLERS = [
+    Handles("billing.shipment_invoiceable", invoice_on_shipment),
+    Handles("billing.order_confirmed", invoice_on_confirmation),
+    Handles("billing.shipment_cancelled", void_invoice_of_cancelled_shipment),
+    Handles("order.cancelled", void_invoices_of_cancelled_order),
+    Handles("customer.merged", move_billing_of_merged_customer),
+]
+
+CRONS = [
+    CronSpec("billing_dunning", dunning_cron, minute=7, second=0),
+]

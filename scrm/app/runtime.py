@@ -1,53 +1,80 @@
-"""Composition: build the Runtime with every feature package's jobs, handlers and API clients registered."""
+"""Composition: build the Runtime with every capability's jobs, crons, outbox handlers, inbound processors and the
+WeCom-side implementations of the features' ports installed — explicitly, here; nothing registers itself on import.
+
+A new outbox handler or cron goes into its capability's ``jobs.py`` (``JOBS``, ``CRONS``, ``HANDLERS``, and for
+inbound events ``PROCESSORS``); a capability with a new ``jobs.py`` is added to :data:`CAPABILITY_JOBS`.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
+from types import ModuleType
 
+from bots.contacts import jobs as contacts_jobs
+from bots.contacts.channel_codes import WeComChannelCodes
+from bots.contacts.referral import WeComGroupJoinWays, WeComReferralWays
+from bots.contacts.tags import create_corp_tag
+from bots.dialogue import balance as balance_skill
+from bots.dialogue import coupons as coupons_skill
+from bots.dialogue import jobs as dialogue_jobs
+from bots.dialogue import order_status as order_status_skill
+from bots.dialogue import ordering as ordering_skill
+from bots.dialogue import router as dialogue_router
+from bots.gateway import jobs as gateway_jobs
+from bots.gateway.processing import install_processors
+from bots.kf import jobs as kf_jobs
+from bots.notices import jobs as notices_jobs
+from bots.notices.broadcasts import channel_facts
+from bots.outbound.client import MP_API, WECOM_API, MpApi, WeComApi
 from config import Settings
+from fulfillment.billing import jobs as billing_jobs
+from fulfillment.orders import jobs as orders_jobs
+from scrm.campaigns.broadcasts.services import CHANNEL_FACTS
+from scrm.campaigns.coupons import jobs as coupons_jobs
+from scrm.campaigns.coupons.discounts import install as install_coupons
+from scrm.campaigns.referral import jobs as referral_jobs
+from scrm.campaigns.referral.services import CONTACT_WAY_MAKER, JOIN_WAY_MAKER
 from scrm.core import migrate, outbox
 from scrm.core.clock import Clock
 from scrm.core.db import Database
-from scrm.core.jobs import InProcessQueue, make_queue
+from scrm.core.jobs import InProcessQueue, Registry, make_queue
 from scrm.core.runtime import Runtime
+from scrm.crm.channels.services import CHANNEL_CODES
+from scrm.crm.tags.services import CORP_TAG_CREATOR
+from tagging.rfm import jobs as rfm_jobs
+from tagging.rules import jobs as rules_jobs
 
 log = logging.getLogger(__name__)
 
-# Modules that register jobs, crons and outbox handlers when imported. Composition lives here and in run.py.
-FEATURE_MODULES = [
-    "scrm.core.outbox",
-    "bots.gateway.processing",
-    "bots.dialogue.ordering",
-    "bots.dialogue.order_status",
-    "bots.kf.services",
-    "bots.notices.orders",
-    "fulfillment.orders.jobs",
-    "bots.contacts.customers",
-    "bots.contacts.groups",
-    "bots.contacts.tags",
-    "bots.contacts.timeline",
-    "scrm.campaigns.coupons.services",
-    "bots.dialogue.coupons",
-    "scrm.campaigns.referral",
-    "bots.contacts.referral",
-    "fulfillment.billing.jobs",
-    "bots.notices.billing",
-    "bots.dialogue.balance",
-    "tagging.rules.jobs",
-    "tagging.rfm.jobs",
-    "bots.notices.broadcasts",
-]
+# Every capability that runs something in the background. Outbox handlers of one topic run in this order (an
+# order shipped: the customer is told before billing invoices it), so keep it.
+CAPABILITY_JOBS: tuple[ModuleType, ...] = (
+    outbox,
+    gateway_jobs,
+    dialogue_jobs,
+    kf_jobs,
+    notices_jobs,
+    orders_jobs,
+    contacts_jobs,
+    coupons_jobs,
+    referral_jobs,
+    billing_jobs,
+    rules_jobs,
+    rfm_jobs,
+)
+# Every skill of the chat dialogue (help and greeting live in the router).
+DIALOGUE_SKILLS: tuple[ModuleType, ...] = (dialogue_router, ordering_skill, order_status_skill, balance_skill, coupons_skill)
+# Every capability whose inbound events (channel, kind) it processes.
+CAPABILITY_PROCESSORS: tuple[ModuleType, ...] = (dialogue_jobs, kf_jobs, contacts_jobs)
+
+
+def build_registry() -> Registry:
+    return Registry.collect(CAPABILITY_JOBS)
 
 
 class NotMigrated(Exception):
     pass
-
-
-def load_features() -> None:
-    for name in FEATURE_MODULES:
-        importlib.import_module(name)
 
 
 def sandbox_api_bases(settings: Settings) -> tuple[str, str]:
@@ -60,9 +87,6 @@ def sandbox_api_bases(settings: Settings) -> tuple[str, str]:
 
 async def build_runtime(settings: Settings, clock: Clock | None = None, *, check_migrations: bool = True) -> Runtime:
     """Open the database and the job queue and set up API clients. Does not start consuming jobs."""
-    from bots.outbound.client import MP_API, WECOM_API, MpApi, WeComApi
-
-    load_features()
     db = Database(settings.database_url)
     if check_migrations and not await migrate.is_current(db):
         if db.is_sqlite:
@@ -74,10 +98,9 @@ async def build_runtime(settings: Settings, clock: Clock | None = None, *, check
             raise NotMigrated(
                 f"database is at revision {current or 'empty'}, the code needs {migrate.head_revision()}: run `python run.py migrate` first"
             )
-    rt = Runtime(settings=settings, db=db, clock=clock or Clock(), jobs=make_queue(settings))
-    from scrm.campaigns.coupons.discounts import install as install_coupons
-
-    install_coupons(rt)  # orders ask this provider which coupon applies (fulfillment may not import scrm)
+    registry = build_registry()
+    rt = Runtime(settings=settings, db=db, clock=clock or Clock(), jobs=make_queue(settings, registry), registry=registry)
+    install_ports(rt)
     wecom_base, mp_base = sandbox_api_bases(settings)
     backoff = settings.wecom_rate_limit_backoff
     if settings.wecom_enabled:
@@ -86,6 +109,18 @@ async def build_runtime(settings: Settings, clock: Clock | None = None, *, check
     if settings.mp_enabled:
         rt.put(MP_API, MpApi(mp_base, settings.mp_app_id, settings.mp_secret.get(), rt.http_session, rate_limit_backoff=backoff))
     return rt
+
+
+def install_ports(rt: Runtime) -> None:
+    """The implementations a capability needs from one it may not import, put on the runtime."""
+    install_coupons(rt)  # orders ask this provider which coupon applies (fulfillment may not import scrm)
+    install_processors(rt, [p for module in CAPABILITY_PROCESSORS for p in module.PROCESSORS])
+    dialogue_router.install_intents(rt, [i for module in DIALOGUE_SKILLS for i in module.INTENTS])
+    rt.put(CHANNEL_CODES, WeComChannelCodes())  # channel codes are WeCom contact ways
+    rt.put(CORP_TAG_CREATOR, create_corp_tag)  # mirrored tags are WeCom corp tags
+    rt.put(CONTACT_WAY_MAKER, WeComReferralWays())  # referral codes: 联系我 ways …
+    rt.put(JOIN_WAY_MAKER, WeComGroupJoinWays())  # … and 加入群聊 ways for group campaigns
+    rt.put(CHANNEL_FACTS, channel_facts)  # what broadcast planning must know of each customer's channels
 
 
 async def start_inprocess_work(rt: Runtime) -> list[asyncio.Task[None]]:

@@ -15,9 +15,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.exceptions import WatchError
 
 from config import Settings
-from scrm.app.runtime import build_runtime, load_features
+from scrm.app.runtime import build_registry, build_runtime
 from scrm.core import outbox
-from scrm.core.jobs import arq_cron, arq_function, registered_crons, registered_jobs
+from scrm.core.jobs import arq_cron, arq_function
 
 JOB_COMPLETION_WAIT = 10  # seconds; systemd's TimeoutStopSec for workers must be longer (docs/deploy.md)
 
@@ -99,7 +99,7 @@ class ScrmWorker(Worker):
 
 
 def make_worker(settings: Settings, *, burst: bool = False) -> Worker:
-    load_features()
+    registry = build_registry()
 
     async def startup(ctx: dict[str, Any]) -> None:
         rt = await build_runtime(settings)
@@ -115,10 +115,10 @@ def make_worker(settings: Settings, *, burst: bool = False) -> Worker:
         if "rt" in ctx:
             await ctx["rt"].close()
 
-    functions = [arq_function(spec, settings.job_max_tries, settings.job_retry_base) for spec in registered_jobs().values()]
+    functions = [arq_function(spec, settings.job_max_tries, settings.job_retry_base) for spec in registry.jobs.values()]
     return ScrmWorker(
         functions=functions,
-        cron_jobs=[arq_cron(spec) for spec in registered_crons().values()],
+        cron_jobs=[arq_cron(spec) for spec in registry.crons.values()],
         redis_settings=RedisSettings.from_dsn(settings.redis_url),
         queue_name="scrm:jobs",
         on_startup=startup,

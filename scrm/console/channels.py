@@ -206,7 +206,7 @@ async def channel_create(request: web.Request) -> web.Response:
     created: list[int] = []
 
     async def action() -> str:
-        code = await channel_code_manager().create(request.app[RUNTIME], **await _fields(request))
+        code = await channel_code_manager(request.app[RUNTIME]).create(request.app[RUNTIME], **await _fields(request))
         created.append(code.id)
         return f"已生成渠道活码“{code.name}”"
 
@@ -220,7 +220,7 @@ async def channel_update(request: web.Request) -> web.Response:
     code_id = _id(request)
 
     async def action() -> str:
-        code = await channel_code_manager().update(request.app[RUNTIME], code_id, await _fields(request))
+        code = await channel_code_manager(request.app[RUNTIME]).update(request.app[RUNTIME], code_id, await _fields(request))
         return f"已保存渠道活码“{code.name}”"
 
     return await _act(request, f"/console/channels/{code_id}", action)
@@ -230,7 +230,7 @@ async def channel_deactivate(request: web.Request) -> web.Response:
     code_id = _id(request)
 
     async def action() -> str:
-        code = await channel_code_manager().deactivate(request.app[RUNTIME], code_id)
+        code = await channel_code_manager(request.app[RUNTIME]).deactivate(request.app[RUNTIME], code_id)
         return f"已停用渠道活码“{code.name}”，二维码不再可用"
 
     return await _act(request, f"/console/channels/{code_id}", action)

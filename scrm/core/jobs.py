@@ -18,9 +18,15 @@ import datetime as dt
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
+
+from arq import Retry, create_pool, func
+from arq import cron as arq_cron_
+from arq.connections import RedisSettings
+from arq.cron import next_cron
 
 if TYPE_CHECKING:
     from scrm.core.runtime import Runtime
@@ -54,6 +60,8 @@ class JobContext:
 
 
 JobFunc = Callable[..., Awaitable[Any]]
+# An outbox handler: (runtime, the row's payload); see scrm.core.outbox.
+OutboxHandler = Callable[["Runtime", dict[str, Any]], Awaitable[None]]
 
 # The job being run in this task, for code deep below a job that must act differently on its last try (the
 # sender settles a message as failed rather than leave it pending when nobody will try again).
@@ -92,35 +100,37 @@ class CronSpec:
     second: int | set[int] | None = 0
 
 
-_jobs: dict[str, JobSpec] = {}
-_crons: dict[str, CronSpec] = {}
+@dataclass(frozen=True)
+class Registry:
+    """Every job and cron of the running product, as the composition root collected them from each capability's
+    ``jobs.py`` (``JOBS``, ``CRONS``, ``HANDLERS`` lists) — nothing registers itself by being imported."""
 
+    jobs: Mapping[str, JobSpec] = field(default_factory=dict)
+    crons: Mapping[str, CronSpec] = field(default_factory=dict)
+    handlers: Mapping[str, tuple[OutboxHandler, ...]] = field(default_factory=dict)
 
-def job(name: str | None = None, *, max_tries: int | None = None, timeout: float = 300.0) -> Callable[[JobFunc], JobFunc]:
-    """Register ``async def f(ctx: JobContext, *args)`` as a job."""
+    @classmethod
+    def collect(cls, capabilities: Iterable[ModuleType]) -> Registry:
+        """One registry from the capabilities' ``JOBS``, ``CRONS`` and ``HANDLERS`` lists, in the order given (outbox
+        handlers of one topic run in that order). Two jobs or crons of one name are a programming error."""
+        jobs: dict[str, JobSpec] = {}
+        crons: dict[str, CronSpec] = {}
+        handlers: dict[str, list[OutboxHandler]] = {}
+        for module in capabilities:
+            for spec in getattr(module, "JOBS", ()):
+                if spec.name in jobs:
+                    raise ValueError(f"two jobs named {spec.name!r} ({module.__name__})")
+                jobs[spec.name] = spec
+            for cron_spec in getattr(module, "CRONS", ()):
+                if cron_spec.name in crons:
+                    raise ValueError(f"two crons named {cron_spec.name!r} ({module.__name__})")
+                crons[cron_spec.name] = cron_spec
+            for handles in getattr(module, "HANDLERS", ()):
+                handlers.setdefault(handles.topic, []).append(handles.func)
+        return cls(jobs, crons, {topic: tuple(funcs) for topic, funcs in handlers.items()})
 
-    def deco(func: JobFunc) -> JobFunc:
-        spec = JobSpec(name or func.__name__, func, max_tries, timeout)
-        _jobs[spec.name] = spec
-        return func
-
-    return deco
-
-
-def cron(name: str, **when: Any) -> Callable[[JobFunc], JobFunc]:
-    def deco(func: JobFunc) -> JobFunc:
-        _crons[name] = CronSpec(name, func, **when)
-        return func
-
-    return deco
-
-
-def registered_jobs() -> dict[str, JobSpec]:
-    return dict(_jobs)
-
-
-def registered_crons() -> dict[str, CronSpec]:
-    return dict(_crons)
+    def handlers_for(self, topic: str) -> tuple[OutboxHandler, ...]:
+        return self.handlers.get(topic, ())
 
 
 def backoff_seconds(job_try: int, base: float) -> float:
@@ -158,7 +168,8 @@ class _Item:
 class InProcessQueue(JobQueue):
     backend = "inprocess"
 
-    def __init__(self, concurrency: int = 8, max_tries: int = 5, retry_base: float = 1.0) -> None:
+    def __init__(self, concurrency: int = 8, max_tries: int = 5, retry_base: float = 1.0, registry: Registry | None = None) -> None:
+        self.registry = registry  # until started; then the runtime's
         self.concurrency = concurrency
         self.max_tries = max_tries
         self.retry_base = retry_base
@@ -171,7 +182,7 @@ class InProcessQueue(JobQueue):
         self.failed: list[tuple[str, str]] = []  # (job_id, error) — visible to tests and /metrics
 
     async def enqueue(self, name: str, *args: Any, job_id: str | None = None, defer: float = 0.0) -> bool:
-        if name not in _jobs:
+        if name not in self._registry().jobs:
             raise LookupError(f"unknown job {name!r}")
         if job_id is None:
             self._seq += 1
@@ -197,11 +208,16 @@ class InProcessQueue(JobQueue):
         handle = loop.call_later(defer, fire)
         self._timers.add(handle)
 
+    def _registry(self) -> Registry:
+        if self._rt is not None:
+            return self._rt.registry
+        return self.registry if self.registry is not None else Registry()
+
     async def start(self, rt: Runtime) -> None:
         self._rt = rt
         for i in range(self.concurrency):
             self._tasks.append(asyncio.create_task(self._work(), name=f"job-worker-{i}"))
-        for spec in _crons.values():
+        for spec in rt.registry.crons.values():
             self._tasks.append(asyncio.create_task(self._cron(spec), name=f"cron-{spec.name}"))
 
     async def _work(self) -> None:
@@ -214,7 +230,7 @@ class InProcessQueue(JobQueue):
 
     async def _run(self, item: _Item) -> None:
         assert self._rt is not None
-        spec = _jobs[item.name]
+        spec = self._registry().jobs[item.name]
         max_tries = spec.max_tries or self.max_tries
         ctx = JobContext(self._rt, item.job_id, item.job_try, max_tries)
         try:
@@ -234,8 +250,6 @@ class InProcessQueue(JobQueue):
         self._known.discard(item.job_id)
 
     async def _cron(self, spec: CronSpec) -> None:
-        from arq.cron import next_cron
-
         assert self._rt is not None
         while True:
             now = dt.datetime.now()
@@ -291,9 +305,6 @@ class ArqQueue(JobQueue):
             return self._pool
         async with self._lock:
             if self._pool is None:
-                from arq import create_pool
-                from arq.connections import RedisSettings
-
                 settings = RedisSettings.from_dsn(self.redis_url)
                 settings.conn_retries = 0
                 settings.conn_timeout = 2
@@ -323,8 +334,6 @@ class ArqQueue(JobQueue):
 
 def arq_function(spec: JobSpec, default_max_tries: int, retry_base: float) -> Any:
     """Wrap a registered job for arq: our retry policy on top of arq's Retry."""
-    from arq import Retry, func
-
     max_tries = spec.max_tries or default_max_tries
 
     async def run(ctx: dict[str, Any], *args: Any) -> Any:
@@ -350,8 +359,6 @@ CRON_RESULT_KEEP = 3600  # seconds a cron tick's result (hence its job id) is ke
 
 
 def arq_cron(spec: CronSpec) -> Any:
-    from arq import cron as arq_cron_
-
     async def run(ctx: dict[str, Any]) -> Any:
         return await spec.func(JobContext(ctx["rt"], ctx["job_id"], 1, 1))
 
@@ -362,7 +369,7 @@ def arq_cron(spec: CronSpec) -> Any:
     return arq_cron_(run, name=spec.name, hour=spec.hour, minute=spec.minute, second=spec.second, unique=True, keep_result=CRON_RESULT_KEEP)
 
 
-def make_queue(settings: Any) -> JobQueue:
+def make_queue(settings: Any, registry: Registry | None = None) -> JobQueue:
     if settings.redis_url:
         return ArqQueue(settings.redis_url)
-    return InProcessQueue(settings.job_concurrency, settings.job_max_tries, settings.job_retry_base)
+    return InProcessQueue(settings.job_concurrency, settings.job_max_tries, settings.job_retry_base, registry)

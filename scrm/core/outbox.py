@@ -8,16 +8,17 @@ once (crash between handling and marking done), never zero times while the datab
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrm.core.db import JSON, UTCDateTime, metadata
-from scrm.core.jobs import JobContext, job
+from scrm.core.jobs import JobContext, JobSpec, OutboxHandler
 
 if TYPE_CHECKING:
     from scrm.core.runtime import Runtime
@@ -45,26 +46,18 @@ FAST_PATH_GRACE = dt.timedelta(seconds=10)
 RELAY_LEASE = dt.timedelta(seconds=60)
 JOB_NAME = "dispatch_outbox"
 
-Handler = Callable[["Runtime", dict[str, Any]], Awaitable[None]]
-_handlers: dict[str, list[Handler]] = {}
+Handler = OutboxHandler
 
 
-def handles(topic: str) -> Callable[[Handler], Handler]:
-    """Register a handler of a topic. Several packages may handle one topic (an order shipped: the customer is
-    told, billing invoices it); they run in registration order, and when one fails the row is retried as a whole,
-    so each must be idempotent — the rule for every handler anyway."""
+@dataclass(frozen=True)
+class Handles:
+    """A capability's handler of one topic, listed in its ``jobs.py`` ``HANDLERS``. Several capabilities may handle
+    one topic (an order shipped: the customer is told, billing invoices it); they run in the order the composition
+    root lists the capabilities, and when one fails the row is retried as a whole, so each must be idempotent — the
+    rule for every handler anyway."""
 
-    def deco(func: Handler) -> Handler:
-        registered = _handlers.setdefault(topic, [])
-        if not any(h.__module__ == func.__module__ and h.__qualname__ == func.__qualname__ for h in registered):
-            registered.append(func)
-        return func
-
-    return deco
-
-
-def handlers_for(topic: str) -> list[Handler]:
-    return list(_handlers.get(topic, []))
+    topic: str
+    func: Handler
 
 
 async def add(conn: AsyncConnection, topic: str, payload: dict[str, Any], now: dt.datetime, *, kicked: bool = False) -> int:
@@ -136,7 +129,7 @@ async def dispatch(rt: Runtime, outbox_id: int, *, final_try: bool) -> None:
         row = (await conn.execute(sa.select(outbox).where(outbox.c.id == outbox_id))).first()
     if row is None or row.done_at is not None or row.failed_at is not None:
         return
-    handlers = handlers_for(row.topic)
+    handlers = rt.registry.handlers_for(row.topic)
     try:
         if not handlers:
             raise LookupError(f"no handler for outbox topic {row.topic!r}")
@@ -166,8 +159,6 @@ async def pending_count(rt: Runtime) -> int:
 
 async def relay_forever(rt: Runtime) -> None:
     """The relay loop run by the serving process (in-process jobs) or by each arq worker."""
-    import asyncio
-
     while True:
         try:
             await relay_once(rt)
@@ -178,6 +169,8 @@ async def relay_forever(rt: Runtime) -> None:
         await asyncio.sleep(rt.settings.outbox_poll_seconds)
 
 
-@job(JOB_NAME, timeout=600, max_tries=12)
 async def dispatch_outbox(ctx: JobContext, outbox_id: int) -> None:
     await dispatch(ctx.rt, outbox_id, final_try=ctx.final_try)
+
+
+JOBS = [JobSpec(JOB_NAME, dispatch_outbox, max_tries=12, timeout=600)]

@@ -5,16 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import aiohttp
 
 from config import Settings
 from scrm.core.clock import Clock
 from scrm.core.db import Database
-
-if TYPE_CHECKING:
-    from scrm.core.jobs import JobQueue
+from scrm.core.jobs import JobQueue, Registry
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -36,6 +34,8 @@ class Runtime:
     db: Database
     clock: Clock
     jobs: JobQueue
+    # the jobs, crons and outbox handlers of this process (scrm.app.runtime collects them from each capability)
+    registry: Registry = field(default_factory=Registry)
     http: aiohttp.ClientSession | None = None
     _resources: dict[str, Any] = field(default_factory=dict)
     _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)

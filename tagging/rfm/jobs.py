@@ -23,11 +23,8 @@ turn instead of computing the same thing twice.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import datetime as dt
 import logging
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,11 +33,11 @@ from typing import IO, Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from config import Settings
 from scrm.core import outbox
 from scrm.core.clock import local
 from scrm.core.errors import NotFound
-from scrm.core.jobs import JobContext, cron
+from scrm.core.jobs import CronSpec, JobContext
+from scrm.core.outbox import Handles
 from scrm.core.runtime import Runtime
 from scrm.crm.archive.models import archive_messages
 from scrm.crm.customers.models import customers
@@ -82,8 +79,6 @@ async def refresh_customer(rt: Runtime, customer_ids: list[int]) -> None:
             await activity.touch_customer(conn, dialect, cid, now, acfg)
 
 
-@outbox.handles("order.confirmed")
-@outbox.handles("order.cancelled")
 async def update_after_order(rt: Runtime, payload: dict[str, Any]) -> None:
     """An order counted or stopped counting: its customer's aggregates, RFM and activity follow."""
     async with rt.db.read() as conn:
@@ -92,7 +87,6 @@ async def update_after_order(rt: Runtime, payload: dict[str, Any]) -> None:
         await refresh_customer(rt, [int(row.customer_id)])
 
 
-@outbox.handles("customer.merged")
 async def update_after_merge(rt: Runtime, payload: dict[str, Any]) -> None:
     """Two records are one person: the survivor is recomputed (its orders now include the merged one's) and the
     merged-away record keeps no aggregates, RFM or activity row."""
@@ -108,7 +102,6 @@ async def _touch(rt: Runtime, customer_id: int, message_at: dt.datetime | None) 
         await activity.touch_customer(conn, rt.db.dialect, customer_id, rt.clock.now(), activity.activity_config(rt), message_at=message_at)
 
 
-@outbox.handles("inbound.received")
 async def update_after_inbound(rt: Runtime, payload: dict[str, Any]) -> None:
     """A stored callback or synced message: a customer's message moves their last message time; an event about a
     customer (added, deleted a salesperson …) reclassifies them. Member messages and unknown people are skipped."""
@@ -128,7 +121,6 @@ async def update_after_inbound(rt: Runtime, payload: dict[str, Any]) -> None:
         await _touch(rt, customer_id, row.occurred_at if message else None)
 
 
-@outbox.handles("archive.message")
 async def update_after_archive(rt: Runtime, payload: dict[str, Any]) -> None:
     """A chat-archive record: a customer speaking moves their last message time; staff writing 1:1 may later mark
     the customer unanswered (churn risk)."""
@@ -196,7 +188,6 @@ async def recompute_all(rt: Runtime, *, rebuild_stats: bool = False, progress: P
     return report
 
 
-@outbox.handles(RECOMPUTED_TOPIC)
 async def vacuum_order_stats(rt: Runtime, payload: dict[str, Any]) -> None:
     """After a full recompute committed (PostgreSQL): VACUUM ANALYZE the order aggregates. The age-out rewrites
     rows spread over nearly every page, which clears the visibility map, and autovacuum (20 % of rows changed)
@@ -225,7 +216,6 @@ async def due_today(rt: Runtime) -> bool:
     return last is None or last < midnight
 
 
-@cron("segments_nightly", minute=41, second=0)
 async def segments_nightly(ctx: JobContext) -> None:
     if await due_today(ctx.rt):
         await recompute_all(ctx.rt)
@@ -251,24 +241,15 @@ def print_report(report: RecomputeReport, out: IO[str]) -> None:
         print(f"  {activity.SEGMENT_ZH[seg]} ({seg})\t{n}", file=out)
 
 
-def main(args: argparse.Namespace, settings: Settings) -> int:
-    """``run.py rfm [--rebuild-stats]``: the full recompute now, with a progress bar. 0 done, 2 not migrated."""
-    from scrm.app.runtime import NotMigrated, build_runtime
+HANDLERS = [
+    Handles("order.confirmed", update_after_order),
+    Handles("order.cancelled", update_after_order),
+    Handles("customer.merged", update_after_merge),
+    Handles("inbound.received", update_after_inbound),
+    Handles("archive.message", update_after_archive),
+    Handles(RECOMPUTED_TOPIC, vacuum_order_stats),
+]
 
-    async def go() -> int:
-        rt = await build_runtime(settings)
-        try:
-            report = await recompute_all(rt, rebuild_stats=bool(getattr(args, "rebuild_stats", False)), progress=progress_bar(sys.stdout))
-        finally:
-            await rt.close()
-        print_report(report, sys.stdout)
-        return 0
-
-    try:
-        return asyncio.run(go())
-    except NotMigrated as exc:
-        print(f"数据库未迁移 / database not migrated: {exc}", file=sys.stderr)
-        return 2
-    except ValueError as exc:  # config/segments.toml is wrong
-        print(f"配置错误 / configuration error: {exc}", file=sys.stderr)
-        return 2
+CRONS = [
+    CronSpec("segments_nightly", segments_nightly, minute=41, second=0),
+]

@@ -17,25 +17,22 @@ import argparse
 import asyncio
 import datetime as dt
 import heapq
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO, Any
 
 import sqlalchemy as sa
 
-from config import Settings
 from fulfillment.catalog.services import list_products
-from scrm.core.clock import SHANGHAI, Clock, local
+from scrm.core.clock import SHANGHAI, local
 from scrm.core.runtime import Runtime
 from scrm.crm.archive.models import archive_messages
 from scrm.crm.customers.models import customer_identities, customers
 from scrm.crm.groups.domain import EXTERNAL_PREFIXES
 from scrm.crm.tags.models import TagSource, customer_tags
 from tagging.rules import scoring
-from tagging.rules.domain import Rule, RuleSet, RulesFileError, load_rules
-from tagging.rules.engine import build_matcher, product_words, rules_path
+from tagging.rules.domain import Rule, RuleSet
+from tagging.rules.engine import build_matcher, product_words
 from tagging.rules.matcher import Matcher
 from tagging.rules.services import CUSTOMER_TEXT_KINDS, archive_ref, inbound_ref, inbound_view, rule_tag_id
 
@@ -297,45 +294,6 @@ def _bar(out: IO[str]) -> Callable[[int, int], None]:
         print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} 条消息", end="", file=out, flush=True)
 
     return show
-
-
-async def _run(args: argparse.Namespace, settings: Settings, out: IO[str], err: IO[str]) -> int:
-    from scrm.core import migrate
-    from scrm.core.db import Database
-    from scrm.core.jobs import make_queue
-
-    path = Path(args.rules) if getattr(args, "rules", None) else rules_path(settings)
-    try:
-        rules = load_rules(path)
-    except RulesFileError as exc:
-        for problem in exc.problems:
-            print(f"{path}: {problem}", file=err)
-        return 2
-    try:
-        since = _parse_since(getattr(args, "since", None))
-    except ValueError:
-        print(f"--since 应为日期 YYYY-MM-DD (not a date): {args.since}", file=err)
-        return 2
-    db = Database(settings.database_url)
-    if not await migrate.is_current(db):
-        await db.dispose()
-        print("数据库未迁移 / database not migrated: run `python run.py migrate` first", file=err)
-        return 2
-    rt = Runtime(settings=settings, db=db, clock=Clock(), jobs=make_queue(settings))
-    try:
-        bar = _bar(err) if err.isatty() else None
-        report = await replay(rt, rules, since=since, limit=getattr(args, "limit", None), top=getattr(args, "top", 10) or 10, progress=bar)
-        if bar is not None:
-            print(file=err)
-    finally:
-        await rt.close()
-    print(format_report(report, source=str(path)), file=out)
-    return 0
-
-
-def main(args: argparse.Namespace, settings: Settings, *, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
-    """``run.py tags dry-run``: 0 printed the report, 2 the rules file is invalid, bad arguments or no migrated database."""
-    return asyncio.run(_run(args, settings, out or sys.stdout, err or sys.stderr))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -8,8 +8,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from scrm.core import outbox
-from scrm.core.jobs import JobContext, cron
+from scrm.core.jobs import CronSpec, JobContext
+from scrm.core.outbox import Handles
 from scrm.core.runtime import Runtime
 from scrm.crm.archive.services import TOPIC as ARCHIVE_TOPIC
 from scrm.crm.customers.services import MERGED_TOPIC
@@ -31,27 +31,34 @@ async def _tag(rt: Runtime, item: CustomerText | None) -> None:
         )
 
 
-@outbox.handles(INBOUND_TOPIC)
 async def tag_inbound_text(rt: Runtime, payload: dict[str, Any]) -> None:
     """A customer's kf or Official Account text → rule tags (other inbound kinds are ignored)."""
     await _tag(rt, await inbound_customer_text(rt, int(payload["inbound_id"])))
 
 
-@outbox.handles(ARCHIVE_TOPIC)
 async def tag_archive_text(rt: Runtime, payload: dict[str, Any]) -> None:
     """A customer's text in the chat archive (1:1 or group) → rule tags."""
     await _tag(rt, await archive_customer_text(rt, str(payload["msgid"])))
 
 
-@outbox.handles(MERGED_TOPIC)
 async def move_scores_of_merged_customer(rt: Runtime, payload: dict[str, Any]) -> None:
     """Scores follow a customer merged into another (their tags moved with the merge itself)."""
     await merge_scores(rt, int(payload["from"]), int(payload["into"]))
 
 
 # Daily, at a quiet hour (19:40 UTC ≈ 03:40 in China when the worker runs on UTC). One run per tick across workers.
-@cron("tag_score_decay", hour=19, minute=40, second=0)
 async def tag_score_decay(ctx: JobContext) -> None:
     """Take off rule tags whose score decayed below the rule's remove_threshold."""
     report = await decay_scores(ctx.rt)
     log.info("tag scores decayed", extra={"checked": report.checked, "removed": report.removed, "pruned": report.pruned})
+
+
+HANDLERS = [
+    Handles(INBOUND_TOPIC, tag_inbound_text),
+    Handles(ARCHIVE_TOPIC, tag_archive_text),
+    Handles(MERGED_TOPIC, move_scores_of_merged_customer),
+]
+
+CRONS = [
+    CronSpec("tag_score_decay", tag_score_decay, hour=19, minute=40, second=0),
+]

@@ -12,8 +12,9 @@ import pytest
 import sqlalchemy as sa
 
 from bots.contacts.models import sync_checkpoints
-from bots.contacts.sync import STEPS, SyncInterrupted, SyncOptions, main, run_sync
+from bots.contacts.sync import STEPS, SyncInterrupted, SyncOptions, run_sync
 from bots.outbound.client import Errcode
+from scrm.app.cli import sync_command
 from scrm.core.clock import FrozenClock
 from scrm.core.db import metadata
 from scrm.core.runtime import Runtime
@@ -151,7 +152,7 @@ async def test_fallback_prune_single_step_and_the_command(sandbox: SandboxHarnes
     # The command itself (in a thread: it runs its own event loop, the sandbox serves from this one).
     args = argparse.Namespace(step="groups", restart=False, no_batch=False)
     state.add_group("wrF", "测试群", "m0", ["wmF0"])
-    code = await asyncio.to_thread(main, sandbox.rt.settings, args)
+    code = await asyncio.to_thread(sync_command, sandbox.rt.settings, args)
     out = capsys.readouterr().out
     assert code == 0 and "客户群 groups" in out and "1/1" in out and "同步完成" in out
     assert await count(sandbox.rt, groups) == 1

@@ -13,7 +13,7 @@ from arq.worker import Worker
 
 from scrm.core.clock import FrozenClock
 from scrm.core.db import Database
-from scrm.core.jobs import ArqQueue, InProcessQueue, JobContext, JobQueue, RetryLater, arq_function, job, registered_jobs
+from scrm.core.jobs import ArqQueue, InProcessQueue, JobContext, JobQueue, JobSpec, Registry, RetryLater, arq_function
 from scrm.core.runtime import Runtime
 from tests.conftest import make_settings
 
@@ -21,33 +21,35 @@ runs: Counter[str] = Counter()
 tries_seen: dict[str, list[int]] = {}
 
 
-@job("test_record", max_tries=3)
 async def record(ctx: JobContext, key: str) -> None:
     runs[key] += 1
     tries_seen.setdefault(key, []).append(ctx.job_try)
 
 
-@job("test_flaky", max_tries=4)
 async def flaky(ctx: JobContext, key: str, failures: int) -> None:
     runs[key] += 1
     if runs[key] <= failures:
         raise RuntimeError(f"failure {runs[key]}")
 
 
-@job("test_rate_limited", max_tries=3)
 async def rate_limited(ctx: JobContext, key: str) -> None:
     runs[key] += 1
     if runs[key] == 1:
         raise RetryLater(0.05, "45009")
 
 
-@job("test_slow", max_tries=1)
 async def slow(ctx: JobContext, key: str) -> None:
     await asyncio.sleep(0.2)
     runs[key] += 1
 
 
-TEST_JOBS = ["test_record", "test_flaky", "test_rate_limited", "test_slow"]
+SPECS = [
+    JobSpec("test_record", record, max_tries=3),
+    JobSpec("test_flaky", flaky, max_tries=4),
+    JobSpec("test_rate_limited", rate_limited, max_tries=3),
+    JobSpec("test_slow", slow, max_tries=1),
+]
+REGISTRY = Registry(jobs={spec.name: spec for spec in SPECS})
 
 Run = Callable[[], Awaitable[None]]
 
@@ -60,7 +62,7 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     tries_seen.clear()
     if request.param == "inprocess":
         queue: JobQueue = InProcessQueue(concurrency=4, max_tries=3, retry_base=0.01)
-        rt = Runtime(settings, db, FrozenClock(), queue)
+        rt = Runtime(settings, db, FrozenClock(), queue, REGISTRY)
         await queue.start(rt)
 
         async def run() -> None:
@@ -72,15 +74,14 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         return
     redis_url = request.getfixturevalue("redis_url")
     queue = ArqQueue(redis_url)
-    rt = Runtime(settings, db, FrozenClock(), queue)
-    specs = registered_jobs()
+    rt = Runtime(settings, db, FrozenClock(), queue, REGISTRY)
 
     async def startup(ctx: dict[str, object]) -> None:
         ctx["rt"] = rt
 
     async def run_arq() -> None:
         worker = Worker(
-            functions=[arq_function(specs[name], 3, 0.01) for name in TEST_JOBS],
+            functions=[arq_function(spec, 3, 0.01) for spec in SPECS],
             redis_settings=RedisSettings.from_dsn(redis_url),
             queue_name="scrm:jobs",
             on_startup=startup,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from typing import Any
 
@@ -16,12 +17,10 @@ from scrm.core.runtime import Runtime
 handled: Counter[str] = Counter()
 
 
-@outbox.handles("test.ok")
 async def ok_handler(rt: Runtime, payload: dict[str, Any]) -> None:
     handled[payload["key"]] += 1
 
 
-@outbox.handles("test.broken")
 async def broken_handler(rt: Runtime, payload: dict[str, Any]) -> None:
     handled[payload["key"]] += 1
     raise RuntimeError("downstream is down")
@@ -38,8 +37,10 @@ async def row(rt: Runtime, oid: int) -> Any:
 
 
 @pytest.fixture(autouse=True)
-def _reset() -> None:
+def _reset(rt: Runtime) -> None:
     handled.clear()
+    extra = {"test.ok": (ok_handler,), "test.broken": (broken_handler,)}
+    rt.registry = dataclasses.replace(rt.registry, handlers={**rt.registry.handlers, **extra})
 
 
 async def test_relay_dispatches_due_rows_once(rt: Runtime, clock: FrozenClock) -> None:

@@ -276,8 +276,6 @@ async def test_archive_import_command(rt: Runtime, tmp_path: Path, capsys: pytes
 
 
 def test_archive_import_subprocess(tmp_path: Path) -> None:
-    if 'add_parser("archive"' not in (ROOT / "run.py").read_text(encoding="utf-8"):
-        pytest.skip("run.py has no `archive` subcommand yet")
     env = {"SCRM_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}", "PATH": "/usr/bin:/bin", "SCRM_CONFIG_FILE": "/dev/null"}
     path = jsonl(tmp_path / "a.jsonl")
     run = subprocess.run(

@@ -480,12 +480,12 @@ def test_run_py_rfm_shows_progress(tmp_path: Any, capsys: pytest.CaptureFixture[
     import argparse
     import shutil
 
-    from tagging.rfm.jobs import main
+    from scrm.app.cli import rfm_command
     from tests.conftest import make_settings
 
     shutil.copy(sqlite_template, tmp_path / "cli.db")
     settings = make_settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
-    assert main(argparse.Namespace(rebuild_stats=True), settings) == 0
+    assert rfm_command(argparse.Namespace(rebuild_stats=True), settings) == 0
     out = capsys.readouterr().out
     assert "[##############################] 3/3 活跃度分群 ✓" in out and "重要价值客户\t0" in out
 

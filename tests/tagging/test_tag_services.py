@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 import tagging.rules.jobs  # noqa: F401 - registers the outbox handlers and the decay cron
 from bots.gateway.models import inbound_events
+from scrm.app.cli import tags_dry_run
 from scrm.core import outbox
 from scrm.core.clock import SHANGHAI, FrozenClock
 from scrm.core.runtime import Runtime
@@ -302,11 +303,11 @@ async def test_dry_run_reports_gains_and_losses_with_evidence(tagged: Runtime, t
     # The command: the same report from the configured database; a broken file is refused with its problems.
     out, err = io.StringIO(), io.StringIO()
     args = argparse.Namespace(rules=str(RULES_FILE), since="2026-11-01", limit=100, top=5)
-    assert await asyncio.to_thread(dryrun.main, args, rt.settings, out=out, err=err) == 0
+    assert await asyncio.to_thread(tags_dry_run, args, rt.settings, out=out, err=err) == 0
     assert "回放2026-11-01 00:00 起的 3 条客户消息" in out.getvalue() and "【大客户】" in out.getvalue()
     bad = tmp_path / "bad.toml"
     bad.write_text('[[rules]]\ntag = "x"\n', encoding="utf-8")
     args = argparse.Namespace(rules=str(bad), since=None, limit=None, top=10)
-    assert await asyncio.to_thread(dryrun.main, args, rt.settings, out=out, err=err) == 2
+    assert await asyncio.to_thread(tags_dry_run, args, rt.settings, out=out, err=err) == 2
     assert "规则“x” · keywords: 至少需要一个关键词或意图模式" in err.getvalue()
     assert json.dumps(report.sources) == '{"inbound": 3}'

@@ -9,7 +9,7 @@ SQLite ``BEGIN IMMEDIATE``) and the one that finds the cursor moved stops.
 
 Facts owned by the channels (微信客服 windows, salesperson tasks already sent this month) live in ``bots/``;
 ``scrm`` must not import it, so the channel package registers a :data:`ChannelFactsSource` at import
-(:func:`use_channel_facts`), the way outbox handlers register.
+(:data:`CHANNEL_FACTS`, installed on the runtime by the composition root).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from scrm.campaigns.coupons.models import coupon_templates
 from scrm.core import outbox
 from scrm.core.db import insert_ignore
 from scrm.core.errors import Conflict, InvalidInput, NotFound
-from scrm.core.runtime import Runtime
+from scrm.core.runtime import ResourceKey, Runtime
 from scrm.crm.customers.models import customer_identities, customers
 from scrm.crm.staff.models import FollowStatus, follows
 
@@ -57,18 +57,8 @@ class ChannelFacts:
 
 # (rt, conn, external_userids, month_start) → the channel facts of those customers
 ChannelFactsSource = Callable[[Runtime, AsyncConnection, Sequence[str], dt.datetime], Awaitable[ChannelFacts]]
-_facts_source: list[ChannelFactsSource] = []
-
-
-def use_channel_facts(source: ChannelFactsSource) -> None:
-    """Register the channel package's fact gatherer (``bots.notices.broadcasts`` does at import)."""
-    _facts_source[:] = [source]
-
-
-def _channel_facts() -> ChannelFactsSource:
-    if not _facts_source:
-        raise RuntimeError("no channel facts source: import bots.notices.broadcasts (FEATURE_MODULES) before planning broadcasts")
-    return _facts_source[0]
+# The channel package's fact gatherer (bots.notices.broadcasts.channel_facts), installed by the composition root.
+CHANNEL_FACTS: ResourceKey[ChannelFactsSource] = ResourceKey("broadcast_channel_facts")
 
 
 # ---- create / edit / lifecycle -----------------------------------------------------------------------
@@ -263,7 +253,7 @@ async def _gather_facts(rt: Runtime, conn: AsyncConnection, ids: list[int], now:
     externals = sorted(
         {e for v in idents.values() for e in v.get("external_userid", [])} | {f.external_userid for v in fol.values() for f in v}
     )
-    channel = await _channel_facts()(rt, conn, externals, since)
+    channel = await rt.get(CHANNEL_FACTS)(rt, conn, externals, since)
     out = []
     for cid in ids:
         exts = idents.get(cid, {}).get("external_userid", [])

@@ -15,10 +15,8 @@ from scrm.campaigns.coupons.domain import Candidate, Line, best_choice, usable_a
 from scrm.campaigns.coupons.models import CouponStatus as CS
 from scrm.campaigns.coupons.models import coupons
 from scrm.campaigns.coupons.queries import C, coupon_query, coupon_view, rule_of, write_ledger
-from scrm.core import outbox
-from scrm.core.jobs import JobContext, cron
+from scrm.core.jobs import JobContext
 from scrm.core.runtime import Runtime
-from scrm.crm.customers.services import MERGED_TOPIC
 
 
 # ---- with orders (fulfillment.orders.discounts.DiscountProvider) -----------------------------------------------
@@ -132,12 +130,10 @@ async def expire_coupons(rt: Runtime, *, batch: int = 500) -> int:
             return total
 
 
-@cron("coupons.expire", minute={7, 37}, second=0)
 async def expire_coupons_cron(ctx: JobContext) -> int:
     return await expire_coupons(ctx.rt)
 
 
-@outbox.handles(MERGED_TOPIC)
 async def follow_merge(rt: Runtime, payload: dict[str, Any]) -> None:
     """Coupons follow a customer merged into another (idempotent)."""
     async with rt.db.write() as conn:

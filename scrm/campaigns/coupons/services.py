@@ -39,7 +39,7 @@ from scrm.campaigns.coupons.models import coupon_ledger, coupon_templates, coupo
 from scrm.campaigns.coupons.queries import C, CouponTemplate, CouponView, T, coupon_query, coupon_view, template_values, write_ledger
 from scrm.core.errors import InvalidInput, NotFound
 from scrm.core.ids import short_id
-from scrm.core.jobs import JobContext, job
+from scrm.core.jobs import JobContext
 from scrm.core.runtime import Runtime
 from scrm.crm.customers.services import lock_customer, resolve_customer
 from scrm.crm.timeline.services import Kind, add_entry
@@ -226,7 +226,6 @@ async def issue_to_segment(
     return result
 
 
-@job("coupons.issue_to_segment")
 async def issue_to_segment_job(ctx: JobContext, template_id: int, expr: str, run_ref: str) -> dict[str, Any]:
     return (await issue_to_segment(ctx.rt, template_id, expr, run_ref=run_ref)).to_json()
 

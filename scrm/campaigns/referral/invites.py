@@ -25,9 +25,9 @@ from scrm.campaigns.referral.services import (
 )
 from scrm.core import outbox
 from scrm.core.db import insert_ignore
-from scrm.core.jobs import JobContext, cron
+from scrm.core.jobs import JobContext
 from scrm.core.runtime import Runtime
-from scrm.crm.customers.services import MERGED_TOPIC, resolve_customer
+from scrm.crm.customers.services import resolve_customer
 from scrm.crm.staff.models import FollowStatus, follows
 
 log = logging.getLogger(__name__)
@@ -146,7 +146,6 @@ async def _revoke_leavers(rt: Runtime, where: tuple[Any, ...], left_at: dt.datet
     return revoked
 
 
-@outbox.handles(MERGED_TOPIC)
 async def on_customer_merged(rt: Runtime, payload: dict[str, Any]) -> None:
     """A merge moved a customer into an older one. As invitee: they were not new after all — reject (self-invite
     when the older one is the inviter). As inviter: their invites, codes and reward follow the survivor."""
@@ -259,7 +258,6 @@ async def end_due_campaigns(rt: Runtime, limit: int = 200) -> int:
     return len(due)
 
 
-@cron("referral_qualify", second=45)
 async def qualify_cron(ctx: JobContext) -> None:
     decided = await qualify_due_invites(ctx.rt)
     expired = await end_due_campaigns(ctx.rt)

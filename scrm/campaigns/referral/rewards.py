@@ -16,7 +16,6 @@ from scrm.campaigns.coupons.services import issue_coupon, revoke_coupon
 from scrm.campaigns.referral import domain as rules
 from scrm.campaigns.referral.models import InviteStatus, referral_invites, referral_rewards
 from scrm.campaigns.referral.services import (
-    GOAL_TOPIC,
     Campaign,
     code_row,
     get_campaign,
@@ -41,7 +40,6 @@ async def _coupon_ref(conn: AsyncConnection, campaign_id: int, inviter: int, rew
     return base if first != CouponStatus.REVOKED else f"{base}:{int(rewarded_at.timestamp())}"
 
 
-@outbox.handles(GOAL_TOPIC)
 async def settle_goal(rt: Runtime, payload: dict[str, Any]) -> None:
     """Bring the inviter's reward in line with their qualified invites: grant it (coupon via
     ``scrm.campaigns.coupons.services.issue_coupon`` with source "referral", and/or the tag) when the goal is met and no
@@ -169,7 +167,6 @@ async def _claw_back(rt: Runtime, campaign: Campaign, inviter: int, reward_id: i
 
 
 # ---- first-order attribution ------------------------------------------------------------------------------------
-@outbox.handles("order.confirmed")
 async def attribute_first_order(rt: Runtime, payload: dict[str, Any]) -> None:
     """The invitee's first confirmed order is recorded on their (still counting) invite; idempotent, and the
     earliest order wins whatever order the events arrive in."""

@@ -20,7 +20,7 @@ from scrm.core import outbox
 from scrm.core.db import insert_ignore
 from scrm.core.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable
 from scrm.core.ids import short_id
-from scrm.core.runtime import Runtime
+from scrm.core.runtime import ResourceKey, Runtime
 from scrm.crm.customers.services import resolve_customer
 
 log = logging.getLogger(__name__)
@@ -33,23 +33,19 @@ CAMPAIGN_COLUMNS = (
 EDITABLE_WHILE_LIVE = {"name", "poster_text", "ends_at", "eligible_segment", "reward_template_id", "reward_tag_id"}
 
 
-# ---- the WeCom side registers how contact ways are made (scrm/ does not import bots/) ------------------
+# ---- how contact ways are made: the WeCom side's makers, installed by the composition root (scrm/ does not import bots/)
 class ContactWayMaker(Protocol):
     async def create(self, rt: Runtime, *, state: str, userids: list[str], remark: str) -> tuple[str, str]: ...
     async def delete(self, rt: Runtime, config_id: str) -> None: ...
 
 
-_maker: list[ContactWayMaker] = []
+CONTACT_WAY_MAKER: ResourceKey[ContactWayMaker] = ResourceKey("referral_contact_way_maker")
 
 
-def provide_contact_way_maker(maker: ContactWayMaker) -> None:
-    _maker[:] = [maker]
-
-
-def contact_way_maker() -> ContactWayMaker:
-    if not _maker:
+def contact_way_maker(rt: Runtime) -> ContactWayMaker:
+    if not rt.has(CONTACT_WAY_MAKER):
         raise ServiceUnavailable("未连接企业微信，无法生成邀请码 (WeCom is not configured)")
-    return _maker[0]
+    return rt.get(CONTACT_WAY_MAKER)
 
 
 class JoinWayMaker(Protocol):
@@ -60,22 +56,18 @@ class JoinWayMaker(Protocol):
     async def delete(self, rt: Runtime, config_id: str) -> None: ...
 
 
-_join_maker: list[JoinWayMaker] = []
+JOIN_WAY_MAKER: ResourceKey[JoinWayMaker] = ResourceKey("referral_join_way_maker")
 
 
-def provide_join_way_maker(maker: JoinWayMaker) -> None:
-    _join_maker[:] = [maker]
-
-
-def join_way_maker() -> JoinWayMaker:
-    if not _join_maker:
+def join_way_maker(rt: Runtime) -> JoinWayMaker:
+    if not rt.has(JOIN_WAY_MAKER):
         raise ServiceUnavailable("未连接企业微信，无法生成入群码 (WeCom is not configured)")
-    return _join_maker[0]
+    return rt.get(JOIN_WAY_MAKER)
 
 
 async def delete_code_way(rt: Runtime, kind: str, config_id: str) -> None:
     """Delete a code's WeCom side: the contact way, or for a group campaign the join way."""
-    maker = join_way_maker() if kind == ReferralKind.GROUP else contact_way_maker()
+    maker = join_way_maker(rt) if kind == ReferralKind.GROUP else contact_way_maker(rt)
     await maker.delete(rt, config_id)
 
 
@@ -261,9 +253,9 @@ async def code_for(rt: Runtime, campaign_id: int, inviter_customer_id: int) -> C
             return _code(row)
     remark = f"裂变{campaign_id}-{inviter}"
     if campaign.kind == ReferralKind.GROUP:
-        config_id, qr_code = await join_way_maker().create(rt, state=row.state, chat_ids=list(campaign.chat_ids), remark=remark)
+        config_id, qr_code = await join_way_maker(rt).create(rt, state=row.state, chat_ids=list(campaign.chat_ids), remark=remark)
     else:
-        config_id, qr_code = await contact_way_maker().create(rt, state=row.state, userids=campaign.userids, remark=remark)
+        config_id, qr_code = await contact_way_maker(rt).create(rt, state=row.state, userids=campaign.userids, remark=remark)
     async with rt.db.write() as conn:
         won = await conn.execute(
             referral_codes.update()

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from scrm.core.clock import SHANGHAI
 from scrm.core.errors import InvalidInput, NotFound, ServiceUnavailable
 from scrm.core.ids import short_id
+from scrm.core.runtime import ResourceKey, Runtime
 from scrm.crm.channels.models import channel_codes
 from scrm.crm.staff.models import follows
 from scrm.crm.tags.services import get_tag
@@ -181,17 +182,15 @@ class ChannelCodeManager(Protocol):
     async def deactivate(self, rt: Any, code_id: int) -> ChannelCode: ...
 
 
-_manager: list[ChannelCodeManager] = []
+# The WeCom side (bots.contacts.channel_codes) makes the contact ways; the composition root installs it when
+# WeCom is configured.
+CHANNEL_CODES: ResourceKey[ChannelCodeManager] = ResourceKey("channel_code_manager")
 
 
-def provide_channel_code_manager(manager: ChannelCodeManager) -> None:
-    _manager[:] = [manager]
-
-
-def channel_code_manager() -> ChannelCodeManager:
-    if not _manager:
+def channel_code_manager(rt: Runtime) -> ChannelCodeManager:
+    if not rt.has(CHANNEL_CODES):
         raise ServiceUnavailable("未连接企业微信，无法生成渠道活码 (WeCom is not configured)")
-    return _manager[0]
+    return rt.get(CHANNEL_CODES)
 
 
 # ---- stats ------------------------------------------------------------------------------------------------

@@ -63,7 +63,7 @@ def _day(request: web.Request, name: str) -> dt.date | None:
 async def create_code(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     data = await read_json(request)
-    code = await channel_code_manager().create(
+    code = await channel_code_manager(rt).create(
         rt,
         name=get_str(data, "name", max_len=64),
         userids=data.get("userids"),
@@ -92,13 +92,13 @@ async def get_code(request: web.Request) -> web.Response:
 async def patch_code(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     data: dict[str, Any] = await read_json(request)
-    code = await channel_code_manager().update(rt, _code_id(request), data)
+    code = await channel_code_manager(rt).update(rt, _code_id(request), data)
     return web.json_response(code.to_json())
 
 
 async def deactivate_code(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    code = await channel_code_manager().deactivate(rt, _code_id(request))
+    code = await channel_code_manager(rt).deactivate(rt, _code_id(request))
     return web.json_response(code.to_json())
 
 

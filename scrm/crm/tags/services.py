@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrm.core.db import insert_ignore, upsert
 from scrm.core.errors import InvalidInput, NotFound, ServiceUnavailable
+from scrm.core.runtime import ResourceKey
 from scrm.crm.tags.models import TagSource, customer_tags, tag_groups, tags
 from scrm.crm.timeline.services import Kind, add_entry
 
@@ -211,15 +212,10 @@ async def tag_info(conn: AsyncConnection, tag_id: int) -> TagInfo:
     return _info(row)
 
 
-# Creating a mirrored tag needs WeCom (add_corp_tag). scrm/ may not import bots/, so the WeCom side registers its
-# creator here when its module loads (as processors and outbox handlers register themselves).
+# Creating a mirrored tag needs WeCom (add_corp_tag). scrm/ may not import bots/: the composition root installs
+# the WeCom side's creator (bots.contacts.tags) on the runtime.
 CorpTagCreator = Callable[[Any, str, str], Awaitable[int]]  # (rt, group name, tag name) → local tag id
-_corp_tag_creator: list[CorpTagCreator] = []
-
-
-def provide_corp_tag_creator(func: CorpTagCreator) -> CorpTagCreator:
-    _corp_tag_creator[:] = [func]
-    return func
+CORP_TAG_CREATOR: ResourceKey[CorpTagCreator] = ResourceKey("corp_tag_creator")
 
 
 async def create_tag(rt: Any, *, name: str, group: str = "", mirror: bool = True) -> tuple[TagInfo, bool]:
@@ -242,9 +238,9 @@ async def create_tag(rt: Any, *, name: str, group: str = "", mirror: bool = True
     if row is not None:
         return _info(row), False
     if mirror:
-        if not _corp_tag_creator:
+        if not rt.has(CORP_TAG_CREATOR):
             raise ServiceUnavailable("未连接企业微信，无法创建企业标签 (WeCom is not configured: create a local tag)")
-        tag_id = await _corp_tag_creator[0](rt, group, name)
+        tag_id = await rt.get(CORP_TAG_CREATOR)(rt, group, name)
     else:
         async with rt.db.write() as conn:
             tag_id = await ensure_tag(conn, rt.db.dialect, name, rt.clock.now(), group=group)

@@ -1,0 +1,111 @@
+"""Answering customers: each stored customer text (微信客服 or Official Account) goes through the dialogue in
+order, holding the customer's lease, and the reply goes out through the sender; new kf sessions and OA
+followers become customers (and followers are welcomed)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import sqlalchemy as sa
+
+from bots.dialogue import router
+from bots.dialogue.session import customer_lease, load_state, save_state
+from bots.gateway.models import inbound_events
+from bots.gateway.services import mark_processed
+from bots.outbound import services as sender
+from scrm.core.runtime import Runtime
+from scrm.crm.customers.services import ensure_customer
+
+
+async def _customer(rt: Runtime, kind: str, value: str) -> int:
+    async with rt.db.write() as conn:
+        return await ensure_customer(conn, rt.db.dialect, kind=kind, value=value, now=rt.clock.now())
+
+
+Send = Callable[[Any, router.Reply, int], Awaitable[sender.OutboundResult]]
+
+
+async def answer_in_order(rt: Runtime, row: Any, customer_id: int, send: Send) -> str:
+    """Answer every pending text of this customer up to ``row`` in id order, holding the customer's lease.
+
+    Each answer: run the dialogue with the saved state, save the state, send the reply (idempotency key
+    ``reply:<event id>``), mark the event processed. A re-run after a crash repeats no side effect: order changes
+    carry the event id as their ref, and the reply key makes the sender send once.
+    """
+    note = ""
+    async with customer_lease(rt, customer_id):
+        async with rt.db.read() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(inbound_events)
+                    .where(
+                        inbound_events.c.channel == row.channel,
+                        inbound_events.c.kind == row.kind,
+                        inbound_events.c.from_user == row.from_user,
+                        inbound_events.c.status == "pending",
+                        inbound_events.c.id <= row.id,
+                    )
+                    .order_by(inbound_events.c.id)
+                )
+            ).all()
+        for item in rows:
+            state = await load_state(rt, customer_id)
+            turn = router.Turn(
+                rt,
+                row.channel,
+                customer_id,
+                item.content,
+                item.id,
+                external_userid=item.external_userid,
+                openid=item.from_user if row.channel == "mp" else "",
+                open_kfid=item.open_kfid,
+                state=state,
+            )
+            reply = await router.respond(turn)
+            await save_state(rt, customer_id, turn.state)
+            result = await send(item, reply, customer_id)
+            note = f"intent {reply.meta.get('intent', '?')}; reply {result.status}"
+            async with rt.db.write() as conn:
+                await mark_processed(conn, item.id, rt, note=note)
+    return note
+
+
+async def kf_customer_text(rt: Runtime, row: Any) -> str:
+    customer_id = await _customer(rt, "external_userid", row.external_userid)
+
+    async def send(item: Any, reply: router.Reply, cid: int) -> sender.OutboundResult:
+        return await sender.send_kf_text(
+            rt,
+            open_kfid=item.open_kfid,
+            external_userid=item.external_userid,
+            text=reply.text,
+            key=f"reply:{item.id}",
+            purpose="reply",
+            customer_id=cid,
+        )
+
+    return await answer_in_order(rt, row, customer_id, send)
+
+
+async def kf_enter_session(rt: Runtime, row: Any) -> str:
+    if row.external_userid:
+        await _customer(rt, "external_userid", row.external_userid)
+    return "customer entered the session"
+
+
+async def mp_text(rt: Runtime, row: Any) -> str:
+    customer_id = await _customer(rt, "openid", row.from_user)
+
+    async def send(item: Any, reply: router.Reply, cid: int) -> sender.OutboundResult:
+        return await sender.send_mp_custom_text(rt, openid=item.from_user, text=reply.text, key=f"reply:{item.id}", purpose="reply")
+
+    return await answer_in_order(rt, row, customer_id, send)
+
+
+async def mp_subscribe(rt: Runtime, row: Any) -> str:
+    await _customer(rt, "openid", row.from_user)
+    result = await sender.send_mp_custom_text(
+        rt, openid=row.from_user, text=router.help_text(rt), key=f"welcome:{row.id}", purpose="welcome"
+    )
+    return f"welcomed: {result.status}"

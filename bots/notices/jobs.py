@@ -1,0 +1,38 @@
+"""What bots.notices runs in the background, registered explicitly: the composition root reads these lists."""
+
+from __future__ import annotations
+
+from bots.notices.billing import on_attention, on_credit_hold, on_dunning
+from bots.notices.broadcasts import plan_broadcast_job, run_broadcasts_cron, send_chunk
+from bots.notices.orders import (
+    on_backorder_filled,
+    on_order_cancelled,
+    on_order_confirmed,
+    on_order_delivered,
+    on_order_shipped,
+    on_stock_low,
+)
+from scrm.campaigns.broadcasts import services as broadcasts
+from scrm.core.jobs import CronSpec, JobSpec
+from scrm.core.outbox import Handles
+
+HANDLERS = [
+    Handles(broadcasts.SEND_TOPIC, send_chunk),
+    Handles("billing.dunning", on_dunning),
+    Handles("billing.credit_hold", on_credit_hold),
+    Handles("billing.attention", on_attention),
+    Handles("order.confirmed", on_order_confirmed),
+    Handles("order.shipped", on_order_shipped),
+    Handles("order.delivered", on_order_delivered),
+    Handles("order.cancelled", on_order_cancelled),
+    Handles("order.backorder_filled", on_backorder_filled),
+    Handles("stock.low", on_stock_low),
+]
+
+CRONS = [
+    CronSpec("broadcasts.run", run_broadcasts_cron, second=0),
+]
+
+JOBS = [
+    JobSpec("broadcasts.plan", plan_broadcast_job),
+]
