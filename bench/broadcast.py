@@ -55,8 +55,7 @@ async def _every_customer(rt: Any, expr: str, after: int | None, limit: int) -> 
 
 async def seed(rt: Any, n: int, rnd: random.Random) -> None:
     from bots.outbound.models import kf_windows
-    from scrm.crm.customers.models import customer_identities, customers
-    from scrm.crm.staff.models import follows
+    from scrm.crm.customers.models import customer_identities, customers, follows
 
     now = rt.clock.now()
     kfid = rt.settings.kf_open_kfid

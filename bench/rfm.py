@@ -10,7 +10,7 @@ The order aggregates (``customer_order_stats``) are then built once by ``tagging
 shown for information: it is the backfill path, not the nightly one). Timed, ``--runs`` times each, the clock one
 day further each night (so a day's worth of customers ages out of the window every time):
 
-* **ours** — the nightly RFM work as ``tagging.rfm.jobs.recompute_all`` runs it, in one transaction: age-out
+* **ours** — the nightly RFM work as ``tagging.segments.jobs.recompute_all`` runs it, in one transaction: age-out
   (``age_out_order_stats``: customers whose oldest order left the window are re-aggregated from their orders) +
   the RFM step (``recompute_rfm``: one scoring INSERT … SELECT full-joined with the stored rows, then only the
   changed rows written). Measured after one untimed night, so ``customer_rfm`` is full, as every real night.

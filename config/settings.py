@@ -8,6 +8,7 @@ setting names in lower case without the ``SCRM_`` prefix (``database_url = "..."
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import tomllib
 from collections.abc import Mapping
@@ -245,7 +246,6 @@ def finalize(settings: Settings) -> Settings:
     settings = settings.replace(**changes)
     if not settings.session_secret:
         # Derive a stable per-install secret from the admin token so sessions survive restarts.
-        import hashlib
 
         seed = (settings.admin_token.get() or settings.wecom_secret.get() or "scrm").encode()
         settings = settings.replace(session_secret=Secret(hashlib.sha256(b"session:" + seed).hexdigest()))

@@ -12,7 +12,7 @@ from fulfillment.inventory import services as inventory
 from fulfillment.orders import backorders as orders_backorders
 from fulfillment.orders import queries as orders_queries
 from fulfillment.orders import services as orders
-from fulfillment.shipments import services as shipments
+from fulfillment.orders import shipments as shipments
 from scrm.core.errors import InvalidInput, NotFound
 from scrm.core.http.bodies import get_int, get_str, read_json
 from scrm.core.http.keys import RUNTIME

@@ -16,14 +16,15 @@ from bots.contacts import referral
 from bots.contacts.tags import apply_follow_tags
 from bots.outbound import services as sender
 from bots.outbound.client import WECOM_API, ApiError, Errcode, RateLimited
+from fulfillment.orders.notices import templates
 from scrm.core import outbox
 from scrm.core.clock import local
 from scrm.core.errors import NotFound
 from scrm.core.jobs import JobContext, RetryLater
 from scrm.core.runtime import Runtime
 from scrm.crm.channels.services import ChannelInfo, channel_for_state
+from scrm.crm.customers.models import FollowStatus
 from scrm.crm.customers.services import Customer, ensure_customer, find_customer, get_customer, resolve_customer
-from scrm.crm.staff.models import FollowStatus
 from scrm.crm.staff.services import (
     EndedBy,
     Follow,
@@ -59,8 +60,6 @@ def welcome_text(channel: ChannelInfo | None, salesperson: str) -> str:
     replacement: a marketer's text may contain other braces)."""
     template = channel.welcome_text.strip() if channel is not None and channel.welcome_text.strip() else ""
     if not template:
-        from fulfillment.orders.notices import templates
-
         template = templates().get("welcome_default", DEFAULT_WELCOME)
     return template.replace("{salesperson}", salesperson).strip()
 

@@ -26,9 +26,10 @@ from bots.contacts.tags import corp_tag_ids, pull_corp_tags
 from bots.outbound.client import WECOM_API, ApiError, ApiUnavailable, Errcode, RateLimited
 from scrm.core.db import upsert
 from scrm.core.runtime import Runtime
+from scrm.crm.customers.models import FollowStatus, follows
 from scrm.crm.groups.domain import parse_group_chat
 from scrm.crm.groups.services import apply_snapshot
-from scrm.crm.staff.models import FollowStatus, follows, salespeople
+from scrm.crm.staff.models import salespeople
 from scrm.crm.staff.services import apply_contact_details, end_follow, upsert_salesperson
 from scrm.crm.tags.models import tags
 from scrm.crm.tags.services import reconcile_wecom_tags

@@ -22,8 +22,8 @@ from bots.outbound.client import WECOM_API, ApiError, ApiUnavailable, Errcode, R
 from scrm.core.errors import DomainError, ServiceUnavailable
 from scrm.core.jobs import RetryLater
 from scrm.core.runtime import Runtime
+from scrm.crm.customers.models import FollowStatus, follows
 from scrm.crm.customers.services import ensure_customer, resolve_customer
-from scrm.crm.staff.models import FollowStatus, follows
 from scrm.crm.tags.models import customer_tags, tag_groups, tags
 from scrm.crm.tags.services import (
     MirrorReport,

@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from bots.gateway.models import inbound_events
+from fulfillment.billing.models import payments
 from fulfillment.orders.queries import get_order
 from scrm.core.money import format_fen
 from scrm.core.runtime import Runtime
@@ -83,7 +84,6 @@ async def order_cancelled(rt: Runtime, payload: dict[str, Any]) -> None:
 
 
 async def payment_recorded(rt: Runtime, payload: dict[str, Any]) -> None:
-    from fulfillment.billing.models import payments
 
     async with rt.db.write() as conn:
         p = (await conn.execute(sa.select(payments).where(payments.c.id == int(payload["payment_id"])))).first()

@@ -11,8 +11,9 @@ from typing import Any
 
 from bots.dialogue.catalog_cache import ParserSnapshot, parser_cache
 from bots.dialogue.coupons import discount_line
-from bots.dialogue.intents import AddSameAsLast, Cancel, Clarify, Confirm, Correction, OrderLines, ParseResult, RemoveItem
+from bots.dialogue.intents import AddSameAsLast, Cancel, Clarify, Confirm, Correction, Line, OrderLines, ParseResult, RemoveItem
 from bots.dialogue.numerals import parse_quantity
+from bots.dialogue.order_status import ORDER_NO
 from bots.dialogue.router import Intent, Reply, Turn
 from fulfillment.inventory import services as inventory
 from fulfillment.orders import notices
@@ -69,7 +70,6 @@ async def _save_draft(turn: Turn, snap: ParserSnapshot, draft: OrderView | None,
 
 def _resolve_awaiting(turn: Turn, snap: ParserSnapshot) -> ParseResult | None:
     """Read the answer to the bot's last question (which product? how many?) as an order line."""
-    from bots.dialogue.intents import Line
 
     awaiting: dict[str, Any] = turn.state.pop("awaiting", None) or {}
     text = turn.normalized
@@ -188,7 +188,6 @@ async def _confirm(turn: Turn, draft: OrderView) -> Reply:
 
 
 async def _cancel(turn: Turn, draft: OrderView | None) -> Reply:
-    from bots.dialogue.order_status import ORDER_NO
 
     match = ORDER_NO.search(turn.normalized)
     if match:

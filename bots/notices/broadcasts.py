@@ -29,6 +29,8 @@ from scrm.campaigns.broadcasts import domain as D
 from scrm.campaigns.broadcasts import queries as broadcasts_queries
 from scrm.campaigns.broadcasts import services as broadcasts
 from scrm.campaigns.broadcasts.models import BroadcastStatus
+from scrm.campaigns.coupons.domain import CouponUnavailable
+from scrm.campaigns.coupons.services import issue_coupon
 from scrm.core import outbox
 from scrm.core.jobs import JobContext
 from scrm.core.runtime import Runtime
@@ -90,8 +92,6 @@ async def _message_text(rt: Runtime, view: broadcasts.BroadcastView, customer_id
     broadcast and customer) and the text says so."""
     if view.coupon_template_id is None:
         return view.text
-    from scrm.campaigns.coupons.domain import CouponUnavailable
-    from scrm.campaigns.coupons.services import issue_coupon
 
     label = ""
     for cid in customer_ids:

@@ -16,7 +16,9 @@ import sqlalchemy as sa
 from bots.outbound import services as sender
 from bots.outbound.client import MP_API, WECOM_API
 from bots.outbound.models import OutboundStatus, outbound_messages
+from fulfillment.catalog.models import products
 from fulfillment.orders import notices
+from fulfillment.orders.models import order_lines, shipment_lines, shipments
 from fulfillment.orders.queries import OrderView, get_order
 from scrm.core.db import insert_ignore
 from scrm.core.money import format_fen
@@ -140,8 +142,6 @@ async def on_order_confirmed(rt: Runtime, payload: dict[str, Any]) -> None:
 
 
 async def on_order_shipped(rt: Runtime, payload: dict[str, Any]) -> None:
-    from fulfillment.orders.models import order_lines
-    from fulfillment.shipments.models import shipment_lines, shipments
 
     order = await get_order(rt, int(payload["order_id"]))
     number = str(payload["shipment"])
@@ -199,7 +199,6 @@ async def on_backorder_filled(rt: Runtime, payload: dict[str, Any]) -> None:
 
 
 async def on_stock_low(rt: Runtime, payload: dict[str, Any]) -> None:
-    from fulfillment.catalog.models import products
 
     async with rt.db.read() as conn:
         p = (await conn.execute(sa.select(products).where(products.c.id == int(payload["product_id"])))).one()

@@ -43,6 +43,7 @@ from bots.gateway.crypto import parse_query
 from bots.sandbox import contact_endpoints, group_endpoints, mp_endpoints, wecom_endpoints
 from bots.sandbox.endpoints import Call, Endpoint, dispatch, error_answer
 from bots.sandbox.entities import KfNotice
+from bots.sandbox.group_simulator import customer_joins_group, member_leaves_group
 from bots.sandbox.state import SandboxState
 
 log = logging.getLogger(__name__)
@@ -162,7 +163,6 @@ async def customer_message(request: web.Request) -> web.Response:
 async def group_join(request: web.Request) -> web.Response:
     """A customer scans a 加入群聊 code: ``{"config_id", "external_userid", "name", "chat_id"?}`` → they join the
     group with the way's state, and the product is told (change_external_chat add_member, JoinScene 3)."""
-    from bots.sandbox.group_simulator import customer_joins_group
 
     state = request.app[STATE]
     body = await _json_body(request)
@@ -183,7 +183,6 @@ async def group_join(request: web.Request) -> web.Response:
 
 async def group_leave(request: web.Request) -> web.Response:
     """``{"chat_id", "userid", "quit_scene"?}``: the member leaves (0) or is removed (1); the product is told."""
-    from bots.sandbox.group_simulator import member_leaves_group
 
     state = request.app[STATE]
     body = await _json_body(request)

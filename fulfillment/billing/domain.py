@@ -59,12 +59,6 @@ class InsufficientCredit(Conflict):
     code = "insufficient_credit"
 
 
-class CreditHold(Conflict):
-    """The order waits for a finance release (credit limit); confirming it again is refused."""
-
-    code = "order_on_hold"
-
-
 class NotOnHold(Conflict):
     code = "order_not_on_hold"
 
@@ -282,22 +276,3 @@ def dunning_plan(
     if due_on + dt.timedelta(days=latest.days) < issued_on:
         return None, pending
     return latest, pending[:-1]
-
-
-# ---- credit limit ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class CreditExposure:
-    """What a customer owes or has committed to, against their credit limit (None = no limit)."""
-
-    limit_fen: int | None
-    receivables_fen: int  # open invoice balances
-    open_orders_fen: int  # confirmed orders not yet invoiced
-    credit_fen: int  # prepaid customer credit
-
-    def with_order(self, order_total_fen: int) -> int:
-        return self.receivables_fen + self.open_orders_fen + order_total_fen - self.credit_fen
-
-
-def exceeds_credit_limit(exposure: CreditExposure, order_total_fen: int) -> bool:
-    """True when confirming an order of ``order_total_fen`` would push the exposure over the limit."""
-    return exposure.limit_fen is not None and exposure.with_order(order_total_fen) > exposure.limit_fen

@@ -27,9 +27,8 @@ from fulfillment.billing.models import InvoiceStatus as I
 from fulfillment.billing.models import invoice_lines, invoices, payment_allocations, payments
 from fulfillment.billing.services import apply_credit, billing_config, change_credit, lock_account
 from fulfillment.orders.models import OrderStatus as S
-from fulfillment.orders.models import order_lines, orders
+from fulfillment.orders.models import ShipmentStatus, order_lines, orders, shipment_lines, shipments
 from fulfillment.sequences import next_value
-from fulfillment.shipments.models import ShipmentStatus, shipment_lines, shipments
 from scrm.core import outbox
 from scrm.core.clock import local
 from scrm.core.errors import InvalidInput, NotFound

@@ -9,19 +9,12 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from fulfillment.billing.domain import (
-    OPEN_INVOICE_STATUSES,
-    Aged,
-    CreditExposure,
-    NotOnHold,
-    age,
-    days_past_due,
-    dunning_plan,
-)
+from fulfillment.billing.domain import OPEN_INVOICE_STATUSES, Aged, NotOnHold, age, days_past_due, dunning_plan
 from fulfillment.billing.models import dunning_notices, invoices
 from fulfillment.billing.services import billing_config, credit_exposure, read_account
 from fulfillment.orders import queries as order_service_queries
 from fulfillment.orders import services as order_service
+from fulfillment.orders.domain import CreditExposure
 from fulfillment.orders.models import OrderStatus as S
 from fulfillment.orders.models import order_history, orders
 from scrm.core import outbox

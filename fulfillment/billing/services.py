@@ -27,12 +27,12 @@ from fulfillment.billing.domain import (
     MAX_TERMS_DAYS,
     OPEN_INVOICE_STATUSES,
     BillingConfig,
-    CreditExposure,
     InsufficientCredit,
     invoice_status,
     parse_billing_config,
 )
 from fulfillment.billing.models import InvoiceStatus, credit_entries, customer_accounts, invoices, payment_allocations, payments
+from fulfillment.orders.domain import CreditExposure
 from fulfillment.orders.models import OrderStatus as S
 from fulfillment.orders.models import orders
 from scrm.core.db import insert_ignore

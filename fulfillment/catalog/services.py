@@ -13,9 +13,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from config.settings import CONFIG_DIR
+from fulfillment.catalog.domain import PricedLine, ProductNotFound
 from fulfillment.catalog.models import product_aliases, products
 from fulfillment.inventory import services as inventory
-from fulfillment.orders.domain import PricedLine, ProductNotFound
 from fulfillment.sequences import next_value
 from scrm.core.errors import Conflict, InvalidInput, NotFound
 

@@ -34,10 +34,6 @@ class OrderNotFound(NotFound):
     code = "order_not_found"
 
 
-class ProductNotFound(NotFound):
-    code = "product_not_found"
-
-
 class InvalidTransition(Conflict):
     code = "invalid_transition"
 
@@ -68,22 +64,6 @@ def check_transition(current: str, target: str) -> None:
         )
 
 
-@dataclass(frozen=True)
-class PricedLine:
-    product_id: int
-    sku: str
-    name: str
-    unit: str
-    qty: int
-    unit_price_fen: int
-    category: str = ""  # for discounts limited to categories
-    reorder_point: int | None = None  # for the low-stock check after allocation
-
-    @property
-    def line_total_fen(self) -> int:
-        return self.qty * self.unit_price_fen
-
-
 def order_number(seq: int) -> str:
     return f"SO{100000 + seq}"
 
@@ -95,3 +75,28 @@ def shipment_number(seq: int) -> str:
 def status_after_shipping(lines: list[tuple[int, int]]) -> str:
     """``[(qty, shipped_qty), …]`` → shipped when everything went out, else partially_shipped."""
     return S.SHIPPED if all(shipped >= qty for qty, shipped in lines) else S.PARTIALLY_SHIPPED
+
+
+class CreditHold(Conflict):
+    """The order waits for a finance release (credit limit); confirming it again is refused."""
+
+    code = "order_on_hold"
+
+
+# ---- credit limit ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CreditExposure:
+    """What a customer owes or has committed to, against their credit limit (None = no limit)."""
+
+    limit_fen: int | None
+    receivables_fen: int  # open invoice balances
+    open_orders_fen: int  # confirmed orders not yet invoiced
+    credit_fen: int  # prepaid customer credit
+
+    def with_order(self, order_total_fen: int) -> int:
+        return self.receivables_fen + self.open_orders_fen + order_total_fen - self.credit_fen
+
+
+def exceeds_credit_limit(exposure: CreditExposure, order_total_fen: int) -> bool:
+    """True when confirming an order of ``order_total_fen`` would push the exposure over the limit."""
+    return exposure.limit_fen is not None and exposure.with_order(order_total_fen) > exposure.limit_fen

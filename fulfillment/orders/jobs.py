@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from fulfillment.orders.models import orders
 from fulfillment.orders.services import expire_drafts
 from scrm.core.jobs import CronSpec, JobContext
 from scrm.core.outbox import Handles
@@ -21,7 +22,6 @@ async def expire_drafts_cron(ctx: JobContext) -> None:
 
 async def move_orders_of_merged_customer(rt: Runtime, payload: dict[str, Any]) -> None:
     """Two customer records turned out to be one person: their orders follow the surviving record."""
-    from fulfillment.orders.models import orders
 
     async with rt.db.write() as conn:
         await conn.execute(orders.update().where(orders.c.customer_id == int(payload["from"])).values(customer_id=int(payload["into"])))

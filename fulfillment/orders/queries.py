@@ -12,8 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fulfillment.orders.domain import OrderNotFound
 from fulfillment.orders.models import OrderStatus as S
-from fulfillment.orders.models import order_lines, orders
-from fulfillment.shipments.models import shipments
+from fulfillment.orders.models import order_lines, orders, shipments
 from scrm.core.runtime import Runtime
 
 

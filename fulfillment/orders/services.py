@@ -8,24 +8,25 @@ every change a customer must hear about writes an outbox row in the same transac
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from fulfillment.billing.domain import CreditExposure, CreditHold, exceeds_credit_limit
-from fulfillment.billing.services import credit_exposure
+from fulfillment.catalog.domain import PricedLine
 from fulfillment.catalog.services import price_items
 from fulfillment.inventory import services as inventory
 from fulfillment.orders import discounts
 from fulfillment.orders.backorders import check_low_stock
 from fulfillment.orders.domain import (
+    CreditExposure,
+    CreditHold,
     DraftExpired,
     InvalidTransition,
     OrderNotFound,
-    PricedLine,
     StaleOrder,
     check_transition,
+    exceeds_credit_limit,
     order_number,
 )
 from fulfillment.orders.models import OrderStatus as S
@@ -39,7 +40,7 @@ from fulfillment.orders.queries import (
 from fulfillment.sequences import next_value
 from scrm.core import outbox
 from scrm.core.money import format_fen
-from scrm.core.runtime import Runtime
+from scrm.core.runtime import ResourceKey, Runtime
 
 DRAFT_TTL = dt.timedelta(hours=2)
 
@@ -113,7 +114,7 @@ async def create_order(
         lines = await price_items(conn, items)
         number = order_number(await next_value(conn, rt.db.dialect, "order"))
         total = sum(ln.line_total_fen for ln in lines)
-        held = await _over_credit_limit(conn, customer_id, total, None) if confirm else None
+        held = await _over_credit_limit(conn, rt, customer_id, total, None) if confirm else None
         if held is not None:
             confirm = False  # created as a draft, then put on credit hold below instead of being allocated
         status = S.CONFIRMED if confirm else S.PENDING
@@ -285,7 +286,7 @@ async def confirm_order(
 async def _confirm_in(
     conn: AsyncConnection, rt: Runtime, row: Any, now: dt.datetime, actor: str, told_in_chat: bool, *, credit_check: bool = True
 ) -> None:
-    held = await _over_credit_limit(conn, int(row.customer_id), int(row.total_fen), int(row.id)) if credit_check else None
+    held = await _over_credit_limit(conn, rt, int(row.customer_id), int(row.total_fen), int(row.id)) if credit_check else None
     if held is not None:
         await _hold(conn, row, held, now, actor)
         return
@@ -314,9 +315,24 @@ async def _confirm_in(
     await check_low_stock(conn, rt, [ln.product_id for ln in lines], now)
 
 
-async def _over_credit_limit(conn: AsyncConnection, customer_id: int, total_fen: int, order_id: int | None) -> CreditExposure | None:
+class CreditExposureReader(Protocol):
+    """What a customer owes and has committed, against their limit (billing knows: receivables, credit, terms).
+    ``lock``: taken inside the confirming transaction, so two orders cannot both slip under the limit."""
+
+    async def __call__(self, conn: AsyncConnection, customer_id: int, *, exclude_order_id: int | None, lock: bool) -> CreditExposure: ...
+
+
+# Installed by the composition root (billing's reader); without one, orders are not credit-checked.
+CREDIT_EXPOSURE: ResourceKey[CreditExposureReader] = ResourceKey("credit_exposure")
+
+
+async def _over_credit_limit(
+    conn: AsyncConnection, rt: Runtime, customer_id: int, total_fen: int, order_id: int | None
+) -> CreditExposure | None:
     """The customer's exposure when confirming ``total_fen`` more would exceed their credit limit, else None."""
-    exposure = await credit_exposure(conn, customer_id, exclude_order_id=order_id, lock=True)
+    if not rt.has(CREDIT_EXPOSURE):
+        return None
+    exposure = await rt.get(CREDIT_EXPOSURE)(conn, customer_id, exclude_order_id=order_id, lock=True)
     return exposure if exceeds_credit_limit(exposure, total_fen) else None
 
 

@@ -13,12 +13,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from fulfillment.catalog.domain import ProductNotFound
 from fulfillment.catalog.models import products
 from fulfillment.catalog.services import MAX_QTY
 from fulfillment.inventory import services as inventory
 from fulfillment.inventory.models import stock_levels
 from fulfillment.orders import backorders as orders_backorders
-from fulfillment.orders.domain import ProductNotFound
 from fulfillment.orders.models import OrderStatus, order_lines
 from fulfillment.orders.models import orders as orders_table
 from fulfillment.purchasing import domain as d

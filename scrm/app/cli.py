@@ -302,7 +302,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
 def rfm_command(args: argparse.Namespace, settings: Settings) -> int:
     """``run.py rfm [--rebuild-stats]``: the full recompute now, with a progress bar. 0 done, 2 not migrated."""
     from scrm.app.runtime import NotMigrated, build_runtime
-    from tagging.rfm import jobs as rfm_jobs
+    from tagging.segments import jobs as rfm_jobs
 
     async def go() -> int:
         rt = await build_runtime(settings)

@@ -29,7 +29,9 @@ from bots.notices.broadcasts import channel_facts
 from bots.outbound.client import MP_API, WECOM_API, MpApi, WeComApi
 from config import Settings
 from fulfillment.billing import jobs as billing_jobs
+from fulfillment.billing.services import credit_exposure
 from fulfillment.orders import jobs as orders_jobs
+from fulfillment.orders.services import CREDIT_EXPOSURE
 from scrm.campaigns.broadcasts.services import CHANNEL_FACTS
 from scrm.campaigns.coupons import jobs as coupons_jobs
 from scrm.campaigns.coupons.discounts import install as install_coupons
@@ -40,10 +42,13 @@ from scrm.core.clock import Clock
 from scrm.core.db import Database
 from scrm.core.jobs import InProcessQueue, Registry, make_queue
 from scrm.core.runtime import Runtime
+from scrm.crm.archive import jobs as archive_jobs
 from scrm.crm.channels.services import CHANNEL_CODES
+from scrm.crm.groups import jobs as groups_jobs
+from scrm.crm.tags import jobs as tags_jobs
 from scrm.crm.tags.services import CORP_TAG_CREATOR
-from tagging.rfm import jobs as rfm_jobs
 from tagging.rules import jobs as rules_jobs
+from tagging.segments import jobs as segments_jobs
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +56,9 @@ log = logging.getLogger(__name__)
 # order shipped: the customer is told before billing invoices it), so keep it.
 CAPABILITY_JOBS: tuple[ModuleType, ...] = (
     outbox,
+    tags_jobs,
+    groups_jobs,
+    archive_jobs,
     gateway_jobs,
     dialogue_jobs,
     kf_jobs,
@@ -61,7 +69,7 @@ CAPABILITY_JOBS: tuple[ModuleType, ...] = (
     referral_jobs,
     billing_jobs,
     rules_jobs,
-    rfm_jobs,
+    segments_jobs,
 )
 # Every skill of the chat dialogue (help and greeting live in the router).
 DIALOGUE_SKILLS: tuple[ModuleType, ...] = (dialogue_router, ordering_skill, order_status_skill, balance_skill, coupons_skill)
@@ -114,6 +122,7 @@ async def build_runtime(settings: Settings, clock: Clock | None = None, *, check
 def install_ports(rt: Runtime) -> None:
     """The implementations a capability needs from one it may not import, put on the runtime."""
     install_coupons(rt)  # orders ask this provider which coupon applies (fulfillment may not import scrm)
+    rt.put(CREDIT_EXPOSURE, credit_exposure)  # orders check the credit limit billing keeps (billing reads orders)
     install_processors(rt, [p for module in CAPABILITY_PROCESSORS for p in module.PROCESSORS])
     dialogue_router.install_intents(rt, [i for module in DIALOGUE_SKILLS for i in module.INTENTS])
     rt.put(CHANNEL_CODES, WeComChannelCodes())  # channel codes are WeCom contact ways

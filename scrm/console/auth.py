@@ -15,13 +15,9 @@ account (:mod:`scrm.console.staff`, scrypt hashes) with its roles. Each route na
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
 import datetime as dt
-import hashlib
 import hmac
-import json
 import secrets
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
@@ -33,6 +29,7 @@ from aiohttp import web
 from config import Settings
 from scrm.core.http.errors import json_error
 from scrm.core.http.keys import RUNTIME, SETTINGS
+from scrm.core.http.signing import Signer, b64url
 from scrm.core.runtime import Runtime
 from scrm.crm.staff import accounts
 from scrm.crm.staff.domain import ROLE_ADMIN, ROLE_FINANCE, ROLE_MARKETER, ROLE_NAMES_ZH, ROLE_OPERATIONS
@@ -105,45 +102,6 @@ def home_for(roles: Collection[str]) -> str:
 
 
 SESSION = web.RequestKey("console_session", Session)
-
-
-# ---- signing ----------------------------------------------------------------------------------------------
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-class Signer:
-    """HMAC-SHA256 over a JSON payload, with a key derived from the session secret for one purpose."""
-
-    def __init__(self, secret: str, purpose: str) -> None:
-        if not secret:
-            raise ValueError("session secret is empty")
-        self._key = hmac.new(secret.encode(), b"scrm-console:" + purpose.encode(), hashlib.sha256).digest()
-
-    def mac(self, data: bytes) -> bytes:
-        return hmac.new(self._key, data, hashlib.sha256).digest()
-
-    def sign(self, payload: dict[str, Any]) -> str:
-        body = _b64(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode())
-        return f"{body}.{_b64(self.mac(body.encode('ascii')))}"
-
-    def unsign(self, token: str) -> dict[str, Any] | None:
-        """The payload if the signature is right, else None (never raises on garbage)."""
-        body, dot, sig = token.partition(".")
-        if not dot or len(token) > 4096:
-            return None
-        try:
-            given = _unb64(sig)
-            if not hmac.compare_digest(given, self.mac(body.encode("ascii"))):
-                return None
-            payload = json.loads(_unb64(body))
-        except (ValueError, UnicodeError, binascii.Error):
-            return None
-        return payload if isinstance(payload, dict) else None
 
 
 def _signer(settings: Settings, purpose: str) -> Signer:
@@ -221,7 +179,7 @@ async def current_session(request: web.Request) -> Session | None:
 
 def csrf_token(settings: Settings, session: Session) -> str:
     """The CSRF token of a session: an HMAC of its id, so it needs no storage and dies with the session."""
-    return _b64(_signer(settings, "csrf").mac(session.sid.encode()))
+    return b64url(_signer(settings, "csrf").mac(session.sid.encode()))
 
 
 def check_csrf(settings: Settings, session: Session, token: object) -> bool:

@@ -28,6 +28,9 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
 log = logging.getLogger(__name__)
 
 
@@ -96,13 +99,10 @@ class RedisFailures:
 
     def _redis(self) -> Any:
         if self._client is None:
-            import redis.asyncio as aioredis
-
             self._client = aioredis.Redis.from_url(self.redis_url, socket_timeout=2, socket_connect_timeout=2)
         return self._client
 
     async def retry_after(self, key: str, limit: Limit, now: dt.datetime) -> int:
-        from redis.exceptions import RedisError
 
         ts, name = now.timestamp(), self.PREFIX + key
         try:
@@ -119,7 +119,6 @@ class RedisFailures:
         return max(1, int(nth_newest[0][1] + limit.window.total_seconds() - ts))
 
     async def failed(self, key: str, limit: Limit, now: dt.datetime) -> None:
-        from redis.exceptions import RedisError
 
         ts, name = now.timestamp(), self.PREFIX + key
         try:
@@ -133,7 +132,6 @@ class RedisFailures:
             await self.fallback.failed(key, limit, now)
 
     async def clear(self, key: str) -> None:
-        from redis.exceptions import RedisError
 
         await self.fallback.clear(key)
         try:

@@ -23,9 +23,9 @@ from scrm.core.errors import DomainError, NotFound
 from scrm.core.http.keys import RUNTIME
 from tagging.activity import services as activity
 from tagging.rfm import services as rfm
-from tagging.rfm.jobs import recompute_all
 from tagging.segments import services as segments
 from tagging.segments import syntax as segments_syntax
+from tagging.segments.jobs import recompute_all
 
 PAGE = "/console/segments"
 CSP = SECURITY_HEADERS["Content-Security-Policy"].replace("script-src 'none'", "script-src 'self'")

@@ -20,8 +20,8 @@ from fulfillment.inventory import services as inventory
 from fulfillment.orders import backorders as orders_backorders
 from fulfillment.orders import queries as orders_queries
 from fulfillment.orders import services as orders
+from fulfillment.orders import shipments as shipments
 from fulfillment.orders.domain import STATUS_ZH
-from fulfillment.shipments import services as shipments
 from scrm.console import auth, queries, render
 from scrm.console.auth import SESSION, Handler, safe_next
 from scrm.console.login_limit import LoginLimiter

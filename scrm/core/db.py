@@ -16,6 +16,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 NAMING = {
@@ -116,10 +118,7 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
 def insert_ignore(table: sa.Table, dialect: str) -> Any:
     """INSERT that silently skips rows violating a unique constraint (dedupe on natural keys)."""
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
         return pg_insert(table).on_conflict_do_nothing()
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
     return sqlite_insert(table).on_conflict_do_nothing()
 
@@ -127,11 +126,7 @@ def insert_ignore(table: sa.Table, dialect: str) -> Any:
 def upsert(table: sa.Table, dialect: str, keys: list[str], values: dict[str, Any], update: list[str]) -> Any:
     """INSERT … ON CONFLICT (keys) DO UPDATE SET update-columns, the same on both backends."""
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
         stmt = pg_insert(table).values(**values)
     else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
         stmt = sqlite_insert(table).values(**values)
     return stmt.on_conflict_do_update(index_elements=keys, set_={c: stmt.excluded[c] for c in update})

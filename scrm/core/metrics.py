@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 registry = CollectorRegistry(auto_describe=True)
 
@@ -30,8 +30,6 @@ outbox_pending = Gauge("scrm_outbox_pending", "Outbox rows not yet handled", reg
 def exposition() -> bytes:
     """The text ``/metrics`` serves: this process's metrics, or every server process's combined (multiprocess mode)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
-
         combined = CollectorRegistry()
         multiprocess.MultiProcessCollector(combined)
         return generate_latest(combined)

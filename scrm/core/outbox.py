@@ -86,7 +86,6 @@ async def add_many(conn: AsyncConnection, rows: list[tuple[str, dict[str, Any]]]
 
 async def kick(rt: Runtime, outbox_ids: list[int]) -> None:
     """After commit: enqueue the rows now. Failure is fine (Redis down): the relay will pick them up."""
-    import asyncio
 
     results = await asyncio.gather(*(rt.jobs.enqueue(JOB_NAME, oid, job_id=f"outbox:{oid}") for oid in outbox_ids), return_exceptions=True)
     failed = [oid for oid, r in zip(outbox_ids, results, strict=True) if isinstance(r, BaseException)]

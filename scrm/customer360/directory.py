@@ -20,10 +20,10 @@ from fulfillment.orders.queries import orders_of_customer
 from scrm.core.clock import local
 from scrm.core.errors import InvalidInput, NotFound
 from scrm.core.runtime import Runtime
-from scrm.crm.customers.models import customer_identities, customers
+from scrm.crm.customers.models import FollowStatus, customer_identities, customers, follows
 from scrm.crm.customers.services import get_customer, identities_of, resolve_customer
 from scrm.crm.groups.models import group_members, groups
-from scrm.crm.staff.models import FollowStatus, follows, salespeople
+from scrm.crm.staff.models import salespeople
 from scrm.crm.tags.models import customer_tags, tags
 from scrm.crm.timeline.services import entries
 from scrm.customer360.queries import (

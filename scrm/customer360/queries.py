@@ -24,14 +24,17 @@ from fulfillment.orders.queries import OrderView, orders_of_customer
 from scrm.core.clock import local
 from scrm.core.runtime import Runtime
 from scrm.crm.channels.models import channel_codes
+from scrm.crm.customers.models import FollowStatus, follows
 from scrm.crm.customers.services import NOTE_MAX_CHARS, Note, get_customer, identities_of, notes_of, resolve_customer
 from scrm.crm.customers.services import add_note as add_customer_note
 from scrm.crm.groups.models import group_daily_stats, group_members, groups
-from scrm.crm.staff.models import FollowStatus, follows, salespeople
+from scrm.crm.staff.models import salespeople
 from scrm.crm.staff.services import follow_of
 from scrm.crm.tags.models import TagSource, tag_groups, tags
 from scrm.crm.tags.services import tags_of
 from scrm.crm.timeline.services import Kind, entries
+from tagging.activity.models import customer_activity
+from tagging.rfm.services import rfm_of
 
 VISIBLE_FOLLOW = (FollowStatus.ACTIVE, FollowStatus.HALF)
 # "Open orders" until receivables exist: confirmed and not yet completed (shipped goods are not yet settled).
@@ -400,8 +403,6 @@ ACTIVITY_ZH = {"new": "新客户", "active": "活跃", "silent": "沉默", "chur
 async def segment_and_rfm(conn: Any, customer_id: int, today: dt.date) -> tuple[str | None, dict[str, Any] | None]:
     """The customer's activity segment and RFM scores as last computed (None until the first computation);
     recency is counted up to today (business date)."""
-    from tagging.activity.models import customer_activity
-    from tagging.rfm.services import rfm_of
 
     act = (await conn.execute(sa.select(customer_activity.c.segment).where(customer_activity.c.customer_id == customer_id))).first()
     view = await rfm_of(conn, customer_id, today)

@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 from aiohttp import web
 
 from config import Settings
-from scrm.console.auth import Signer
+from scrm.core.http.signing import Signer
 
 SESSION_COOKIE = "scrm_sidebar"
 NONCE_COOKIE = "scrm_sidebar_oauth"

@@ -18,9 +18,11 @@ import sqlalchemy as sa
 from aiohttp import web
 
 from bots.outbound.client import WECOM_API, ApiError, ApiUnavailable, Errcode, RateLimited
+from bots.sandbox.web import SANDBOX_STATE
 from config import Settings
 from fulfillment.catalog.services import MAX_LINES, MAX_QTY
 from fulfillment.orders.services import create_order
+from scrm.campaigns.coupons.services import issue_coupon, list_templates
 from scrm.core.errors import Conflict, Forbidden, InvalidInput, ServiceUnavailable, Unauthorized
 from scrm.core.http.bodies import get_int, get_str, read_json
 from scrm.core.http.keys import RUNTIME, SETTINGS
@@ -115,7 +117,6 @@ async def sandbox_login(request: web.Request) -> web.StreamResponse:
     """Sandbox only: ``?as=<userid>`` signs in as that member of the emulated corp. The emulator issues a real
     OAuth code for them and the sign-in goes through ``auth/getuserinfo`` as in production; non-members fail."""
     settings = request.app[SETTINGS]
-    from bots.sandbox.web import SANDBOX_STATE
 
     if not settings.is_sandbox or SANDBOX_STATE not in request.app:
         raise web.HTTPNotFound(text="没有这个页面 (not found)")
@@ -323,7 +324,6 @@ async def place_order(request: web.Request) -> web.Response:
 
 
 async def coupon_templates(request: web.Request) -> web.Response:
-    from scrm.campaigns.coupons.services import list_templates
 
     templates = await list_templates(request.app[RUNTIME], active=True)
     return _json({"templates": [{"id": t.id, "name": t.name, "label": t.rule.label} for t in templates]})
@@ -332,7 +332,6 @@ async def coupon_templates(request: web.Request) -> web.Response:
 async def send_coupon(request: web.Request) -> web.Response:
     """``{"template_id", "request_id"}``: give this customer one coupon (budgets and limits apply; a repeated
     request_id gives the same coupon)."""
-    from scrm.campaigns.coupons.services import issue_coupon
 
     customer_id = await _my_customer(request)
     data = await read_json(request)

@@ -26,9 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from scrm.core.db import UTCDateTime, upsert
 from scrm.core.runtime import ResourceKey, Runtime
 from scrm.crm.archive.models import archive_messages
-from scrm.crm.customers.models import customer_identities, customers
+from scrm.crm.customers.models import FollowStatus, customer_identities, customers, follows
 from scrm.crm.groups.domain import EXTERNAL_PREFIXES
-from scrm.crm.staff.models import FollowStatus, follows
 from scrm.crm.staff.services import EndedBy
 from tagging.activity.domain import (
     SEGMENT_ZH,

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ClauseElement, Executable
 
@@ -40,10 +42,7 @@ RFM_COLUMNS = ["customer_id", "recency_days", "frequency", "monetary_fen", "r", 
 def insert_for(table: sa.Table, dialect: str) -> Any:
     """The dialect's INSERT (with ON CONFLICT support)."""
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
         return pg_insert(table)
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
     return sqlite_insert(table)
 

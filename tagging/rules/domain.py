@@ -37,6 +37,8 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from re import _constants as c
+from re import _parser
 from typing import Any
 
 MAX_RULES = 5000
@@ -369,8 +371,6 @@ class _Gate:
 def required_literals(pattern: str) -> frozenset[str]:
     """A set of texts of which every match of ``pattern`` contains at least one (lower-cased), or an empty set
     when none can be found. ``(多少|几)钱一?(箱|件)`` → {"钱"}; ``(什么时候|几时)到`` → {"到"}."""
-    from re import _constants as c  # type: ignore[attr-defined]
-    from re import _parser  # type: ignore[attr-defined]
 
     try:
         parsed = _parser.parse(pattern, re.IGNORECASE)

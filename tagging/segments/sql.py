@@ -11,9 +11,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from scrm.crm.channels.models import channel_codes
-from scrm.crm.customers.models import customers
+from scrm.crm.customers.models import FollowStatus, customers, follows
 from scrm.crm.groups.models import group_members, groups
-from scrm.crm.staff.models import FollowStatus, follows, salespeople
+from scrm.crm.staff.models import salespeople
 from scrm.crm.tags.models import customer_tags, tag_groups, tags
 from tagging.activity.models import customer_activity
 from tagging.rfm.models import customer_order_stats, customer_rfm

@@ -15,9 +15,8 @@ from bots.outbound.client import Errcode
 from bots.outbound.models import OutboundStatus, outbound_attempts, outbound_messages
 from bots.sandbox.simulator import CallbackSimulator, change_external_contact
 from scrm.crm.channels.models import channel_codes
-from scrm.crm.customers.models import customers
+from scrm.crm.customers.models import FollowStatus, customers
 from scrm.crm.customers.services import ensure_customer, find_customer, get_customer, identities_of, link_identity
-from scrm.crm.staff.models import FollowStatus
 from scrm.crm.staff.services import EndedBy, follow_of, follows_of, get_salesperson, upsert_salesperson
 from scrm.crm.tags.models import TagSource
 from scrm.crm.tags.services import ensure_tag, tags_of

@@ -18,9 +18,9 @@ from scrm.app.cli import sync_command
 from scrm.core.clock import FrozenClock
 from scrm.core.db import metadata
 from scrm.core.runtime import Runtime
-from scrm.crm.customers.models import customers
+from scrm.crm.customers.models import FollowStatus, customers, follows
 from scrm.crm.groups.models import group_members, groups
-from scrm.crm.staff.models import FollowStatus, follows, salespeople
+from scrm.crm.staff.models import salespeople
 from scrm.crm.tags.models import TagSource, customer_tags, tags
 from tests.conftest import SandboxHarness
 

@@ -20,8 +20,8 @@ from scrm.campaigns.broadcasts.models import broadcast_recipients
 from scrm.campaigns.broadcasts.models import broadcasts as broadcasts_table
 from scrm.core import outbox
 from scrm.core.runtime import Runtime
+from scrm.crm.customers.models import FollowStatus, follows
 from scrm.crm.customers.services import link_identity
-from scrm.crm.staff.models import FollowStatus, follows
 from tests.conftest import FrozenClock, SandboxHarness, make_customer
 
 

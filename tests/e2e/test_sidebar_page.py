@@ -17,9 +17,9 @@ from fulfillment.catalog.services import seed_sample_if_empty
 from scrm.app.runtime import build_runtime
 from scrm.app.webapp import create_app
 from scrm.core.runtime import Runtime
+from scrm.crm.customers.models import FollowStatus
 from scrm.crm.customers.services import ensure_customer
 from scrm.crm.groups.models import group_members, groups
-from scrm.crm.staff.models import FollowStatus
 from scrm.crm.staff.services import start_follow, upsert_salesperson
 from scrm.crm.tags.services import ensure_tag
 from scrm.sidebar.web import setup_routes

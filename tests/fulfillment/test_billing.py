@@ -18,7 +18,6 @@ from fulfillment.billing import invoices, jobs, payments, receivables, services
 from fulfillment.billing import web as billing_web
 from fulfillment.billing.domain import (
     BillingConfig,
-    CreditHold,
     InsufficientCredit,
     InvalidAmount,
     InvoiceNotFound,
@@ -33,9 +32,10 @@ from fulfillment.billing.models import InvoiceStatus, credit_entries, customer_a
 from fulfillment.billing.models import invoices as invoices_table
 from fulfillment.billing.models import payments as payments_table
 from fulfillment.orders import services as orders
+from fulfillment.orders import shipments as shipments
+from fulfillment.orders.domain import CreditHold
 from fulfillment.orders.models import OrderStatus, order_history
 from fulfillment.orders.models import orders as orders_table
-from fulfillment.shipments import services as shipments
 from scrm.app.webapp import create_app
 from scrm.core import outbox
 from scrm.core.clock import FrozenClock

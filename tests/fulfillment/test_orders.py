@@ -8,14 +8,15 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
+from fulfillment.catalog.domain import ProductNotFound
 from fulfillment.catalog.models import products
 from fulfillment.inventory import services as inventory
 from fulfillment.inventory.models import stock_levels
 from fulfillment.orders import backorders as orders_backorders
 from fulfillment.orders import services as orders
-from fulfillment.orders.domain import DraftExpired, InvalidTransition, NothingToShip, ProductNotFound, ShipmentTooLarge
+from fulfillment.orders import shipments as shipments
+from fulfillment.orders.domain import DraftExpired, InvalidTransition, NothingToShip, ShipmentTooLarge
 from fulfillment.orders.models import OrderStatus, order_history
-from fulfillment.shipments import services as shipments
 from scrm.core.clock import FrozenClock
 from scrm.core.errors import InvalidInput
 from scrm.core.outbox import outbox

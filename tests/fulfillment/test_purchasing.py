@@ -12,11 +12,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fulfillment.catalog import services as catalog_services
+from fulfillment.catalog.domain import ProductNotFound
 from fulfillment.catalog.models import products
 from fulfillment.inventory import services as inventory
 from fulfillment.inventory.models import stock_movements
 from fulfillment.orders import services as orders
-from fulfillment.orders.domain import ProductNotFound
 from fulfillment.purchasing import domain as d
 from fulfillment.purchasing import domain as ps_domain
 from fulfillment.purchasing import services as ps

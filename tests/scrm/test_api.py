@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from config import Settings
 from fulfillment.orders import services as orders
-from fulfillment.shipments import services as shipments
+from fulfillment.orders import shipments as shipments
 from scrm.app.webapp import create_app
 from scrm.core.runtime import Runtime
 from tests.conftest import make_customer

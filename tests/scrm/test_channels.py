@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from bots.contacts.channel_codes import create_channel_code
 from scrm.core.clock import UTC, FrozenClock
 from scrm.crm.channels.models import channel_codes
+from scrm.crm.customers.models import FollowStatus
 from scrm.crm.customers.services import ensure_customer
-from scrm.crm.staff.models import FollowStatus
 from scrm.crm.staff.services import end_follow, start_follow
 from tests.conftest import SandboxHarness
 from tests.scrm.test_tags import h  # noqa: F401 - the harness fixture with our routes

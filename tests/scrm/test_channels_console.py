@@ -11,9 +11,9 @@ import pytest
 import sqlalchemy as sa
 
 from scrm.crm.channels.models import channel_codes
+from scrm.crm.customers.models import FollowStatus
 from scrm.crm.customers.services import ensure_customer
 from scrm.crm.staff import accounts as staff_accounts
-from scrm.crm.staff.models import FollowStatus
 from scrm.crm.staff.services import end_follow, start_follow, upsert_salesperson
 from scrm.crm.tags.services import ensure_tag
 from tests.conftest import SandboxHarness

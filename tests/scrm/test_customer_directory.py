@@ -15,9 +15,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from fulfillment.orders.services import create_order
 from scrm.app.webapp import create_app
 from scrm.core.runtime import Runtime
-from scrm.crm.customers.models import customers
+from scrm.crm.customers.models import FollowStatus, customers
 from scrm.crm.customers.services import ensure_customer, link_identity
-from scrm.crm.staff.models import FollowStatus
 from scrm.crm.staff.services import start_follow, upsert_salesperson
 from scrm.crm.tags.models import TagSource
 from scrm.crm.tags.services import apply_tag, ensure_tag

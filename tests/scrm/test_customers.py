@@ -12,7 +12,7 @@ from scrm.core.clock import FrozenClock
 from scrm.core.errors import Conflict, InvalidInput, NotFound
 from scrm.core.outbox import outbox
 from scrm.core.runtime import Runtime
-from scrm.crm.customers.models import customer_identities, customers
+from scrm.crm.customers.models import FollowStatus, customer_identities, customers
 from scrm.crm.customers.services import (
     add_note,
     ensure_customer,
@@ -26,7 +26,6 @@ from scrm.crm.customers.services import (
     set_custom_fields,
     update_profile,
 )
-from scrm.crm.staff.models import FollowStatus
 from scrm.crm.staff.services import (
     EndedBy,
     apply_contact_details,

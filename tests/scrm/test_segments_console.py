@@ -18,8 +18,8 @@ from scrm.app.webapp import create_app
 from scrm.console import segments as console_segments
 from scrm.core.runtime import Runtime
 from tagging.rfm.domain import SEGMENT_NAMES
-from tagging.rfm.jobs import recompute_all
 from tagging.segments import web as tagging_web
+from tagging.segments.jobs import recompute_all
 from tests.conftest import make_customer
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}

@@ -24,18 +24,18 @@ from fulfillment.catalog.services import seed_sample_if_empty
 from fulfillment.inventory import services as inventory
 from fulfillment.orders.models import orders
 from fulfillment.orders.services import cancel_order, create_order
-from fulfillment.shipments.services import create_shipment
+from fulfillment.orders.shipments import create_shipment
 from scrm.app.runtime import build_runtime
 from scrm.app.webapp import create_app
 from scrm.console import auth as console_auth
 from scrm.core.clock import FrozenClock
+from scrm.core.http.signing import Signer
 from scrm.core.outbox import outbox
 from scrm.core.runtime import Runtime
 from scrm.crm.channels.models import channel_codes
-from scrm.crm.customers.models import customer_notes
+from scrm.crm.customers.models import FollowStatus, customer_notes
 from scrm.crm.customers.services import add_note, ensure_customer
 from scrm.crm.groups.models import group_members, groups
-from scrm.crm.staff.models import FollowStatus
 from scrm.crm.staff.services import end_follow, start_follow, upsert_salesperson
 from scrm.crm.tags.models import TagSource, customer_tags
 from scrm.crm.tags.services import apply_tag, ensure_tag
@@ -209,7 +209,7 @@ async def test_forged_tampered_expired_and_console_cookies_are_401(sb: Sidebar, 
     flipped = body[:-2] + ("A" if body[-2] != "A" else "B") + body[-1]
     assert await with_cookie(sb, f"{flipped}.{sig}") == 401
     assert await with_cookie(sb, "garbage") == 401
-    forged = console_auth.Signer(sb.settings.session_secret.get(), "session").sign({"sid": "x", "uid": "sales01", "iat": 0, "exp": 2**40})
+    forged = Signer(sb.settings.session_secret.get(), "session").sign({"sid": "x", "uid": "sales01", "iat": 0, "exp": 2**40})
     assert await with_cookie(sb, forged) == 401  # signed, but for the console's purpose
     _, console_cookie = console_auth.issue_session(sb.settings, console_auth.Principal("admin", "admin"), clock.now())
     assert await with_cookie(sb, console_cookie) == 401

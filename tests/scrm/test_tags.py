@@ -17,8 +17,8 @@ from bots.sandbox.web import SANDBOX_STATE
 from scrm.app.runtime import build_runtime
 from scrm.core.clock import FrozenClock
 from scrm.core.runtime import Runtime
+from scrm.crm.customers.models import FollowStatus
 from scrm.crm.customers.services import ensure_customer
-from scrm.crm.staff.models import FollowStatus
 from scrm.crm.staff.services import end_follow, start_follow
 from scrm.crm.tags.models import TagSource, customer_tags, tag_groups, tags
 from scrm.crm.tags.services import ensure_tag, mirror_corp_tags, set_customer_tag, tags_of

@@ -14,8 +14,7 @@ from bots.gateway.models import inbound_events
 from scrm.core.clock import FrozenClock
 from scrm.core.runtime import Runtime
 from scrm.crm.archive.models import archive_messages
-from scrm.crm.customers.models import customers
-from scrm.crm.staff.models import follows
+from scrm.crm.customers.models import customers, follows
 from tagging.activity import services as activity
 from tagging.activity.domain import ActivityConfig, ActivityInputs
 from tagging.activity.domain import ActivitySegment as A
@@ -280,7 +279,7 @@ async def test_clock_moves_everyone_on(rt: Runtime, clock: FrozenClock) -> None:
 
 
 async def test_events_update_one_customer(rt: Runtime, clock: FrozenClock) -> None:
-    from tagging.rfm.jobs import update_after_archive, update_after_inbound
+    from tagging.segments.jobs import update_after_archive, update_after_inbound
 
     cid, ext = await customer(rt, 100)
     await kf_message(rt, ext, 95)

@@ -306,7 +306,7 @@ async def test_customers_leaving_the_window_are_dropped(rt: Runtime, clock: Any)
 
 async def test_order_events_are_incremental_and_idempotent(catalog: Runtime) -> None:
     from fulfillment.orders.services import cancel_order, create_order
-    from tagging.rfm.jobs import update_after_order
+    from tagging.segments.jobs import update_after_order
     from tests.conftest import make_customer
 
     rt = catalog
@@ -424,7 +424,7 @@ async def test_rows_are_rewritten_only_when_figures_change(rt: Runtime, clock: A
 
 
 async def test_nightly_runs_once_a_day_after_three(rt: Runtime, clock: Any) -> None:
-    from tagging.rfm.jobs import due_today, recompute_all
+    from tagging.segments.jobs import due_today, recompute_all
     from tests.conftest import make_customer
 
     await make_customer(rt, "wmNightly")
@@ -450,7 +450,7 @@ async def test_after_the_nightly_the_aggregates_are_vacuumed(rt: Runtime) -> Non
     """The recompute's outbox row is handled by a VACUUM of the order aggregates (PostgreSQL), which sets the
     visibility map the one-customer index-only counts rely on."""
     from scrm.core import outbox
-    from tagging.rfm.jobs import RECOMPUTED_TOPIC, recompute_all
+    from tagging.segments.jobs import RECOMPUTED_TOPIC, recompute_all
 
     now = rt.clock.now()
     await add_orders(rt, [(cid, OrderStatus.CONFIRMED, 1000 * cid, now - cid * DAY) for cid in range(1, 30)])
@@ -493,7 +493,7 @@ def test_run_py_rfm_shows_progress(tmp_path: Any, capsys: pytest.CaptureFixture[
 async def test_merged_customers_orders_follow_the_survivor(rt: Runtime) -> None:
     from fulfillment.orders.jobs import move_orders_of_merged_customer
     from scrm.crm.customers.services import merge_customers
-    from tagging.rfm.jobs import update_after_merge, update_after_order
+    from tagging.segments.jobs import update_after_merge, update_after_order
     from tests.conftest import make_customer
 
     a, b = await make_customer(rt, "wmMergeRfmA"), await make_customer(rt, "wmMergeRfmB")

@@ -15,9 +15,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from scrm.core.errors import Conflict, NotFound
 from scrm.core.runtime import Runtime
 from scrm.crm.channels.models import channel_codes
-from scrm.crm.customers.models import customers
+from scrm.crm.customers.models import customers, follows
 from scrm.crm.groups.models import group_members, groups
-from scrm.crm.staff.models import follows, salespeople
+from scrm.crm.staff.models import salespeople
 from scrm.crm.tags.models import TagSource
 from scrm.crm.tags.services import apply_tag, ensure_tag
 from tagging.activity.models import customer_activity

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrm.campaigns.broadcasts import domain as D
@@ -27,7 +28,6 @@ def among(column: Any, values: Sequence[Any], dialect: str) -> Any:
     values = list(values)
     if dialect != "postgresql":
         return column.in_(values)
-    from sqlalchemy.dialects.postgresql import ARRAY
 
     element = sa.BigInteger() if isinstance(column.type, sa.Integer) else sa.String()
     return column == sa.any_(sa.bindparam(None, values, type_=ARRAY(element)))

@@ -36,8 +36,8 @@ from scrm.core import outbox
 from scrm.core.db import insert_ignore
 from scrm.core.errors import Conflict, InvalidInput, NotFound
 from scrm.core.runtime import ResourceKey, Runtime
-from scrm.crm.customers.models import customer_identities, customers
-from scrm.crm.staff.models import FollowStatus, follows
+from scrm.crm.customers.models import FollowStatus, customer_identities, customers, follows
+from tagging.segments import services as segments
 
 B, R = broadcasts.c, broadcast_recipients.c
 SEND_TOPIC = "broadcast.send"
@@ -203,7 +203,6 @@ async def due_broadcasts(rt: Runtime) -> list[int]:
 async def _segment_after(rt: Runtime, expr: str, after: int | None, limit: int) -> list[int]:
     """The next ``limit`` customer ids of the segment above ``after``: the segment language's own SELECT (id order)
     with a keyset condition, so each batch reads only its own rows, however far into the segment it is."""
-    from tagging.segments import services as segments
 
     q = segments.segment_select(segments.parse(expr), rt.clock.now())
     if after is not None:

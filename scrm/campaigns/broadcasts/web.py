@@ -13,6 +13,7 @@ from scrm.core.errors import InvalidInput
 from scrm.core.http.bodies import get_str, read_json
 from scrm.core.http.keys import RUNTIME
 from scrm.core.http.openapi import add_api_route, schema
+from tagging.segments import services as segments
 
 STATUSES = [
     RecipientStatus.PLANNED,
@@ -109,7 +110,6 @@ async def cancel(request: web.Request) -> web.Response:
 
 
 async def preview(request: web.Request) -> web.Response:
-    from tagging.segments import services as segments
 
     expr = get_str(await read_json(request), "segment", max_len=4000)
     return web.json_response({"segment": expr, "count": int(await segments.count_segment(request.app[RUNTIME], expr))})

@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from fulfillment.orders import discounts
 from fulfillment.orders.discounts import NO_DISCOUNT, AppliedDiscount, DiscountLine
 from scrm.campaigns.coupons.domain import Candidate, Line, best_choice, usable_at
 from scrm.campaigns.coupons.models import CouponStatus as CS
@@ -103,7 +104,6 @@ class CouponDiscounts:
 
 def install(rt: Runtime) -> None:
     """Composition: orders take coupon discounts from here."""
-    from fulfillment.orders import discounts
 
     discounts.install(rt, CouponDiscounts())
 

@@ -43,6 +43,7 @@ from scrm.core.jobs import JobContext
 from scrm.core.runtime import Runtime
 from scrm.crm.customers.services import lock_customer, resolve_customer
 from scrm.crm.timeline.services import Kind, add_entry
+from tagging.segments import services as segments
 
 SOURCES = ("segment", "referral", "sidebar", "console", "api")
 
@@ -195,7 +196,6 @@ class SegmentIssue:
 
 async def segment_members(rt: Runtime, expr: str, batch: int) -> AsyncIterator[int]:
     """Customer ids of a segment, streamed (tagging.segments.services.iter_segment)."""
-    from tagging.segments import services as segments
 
     async for item in segments.iter_segment(rt, expr, batch):
         for cid in item if isinstance(item, list | tuple) else (item,):

@@ -27,8 +27,9 @@ from scrm.core import outbox
 from scrm.core.db import insert_ignore
 from scrm.core.jobs import JobContext
 from scrm.core.runtime import Runtime
+from scrm.crm.customers.models import FollowStatus, follows
 from scrm.crm.customers.services import resolve_customer
-from scrm.crm.staff.models import FollowStatus, follows
+from scrm.crm.groups.services import memberships_of
 
 log = logging.getLogger(__name__)
 
@@ -178,8 +179,6 @@ async def _still_there(conn: AsyncConnection, invitee: int, inv: Any) -> str | N
     """The relation the invite depends on, as a follow status: the follow of the code's salesperson, or for a
     group invite the membership of the group joined ("active" while a member, "ended" once gone)."""
     if inv.chat_id is not None:
-        from scrm.crm.groups.services import memberships_of
-
         here = [m for m in await memberships_of(conn, invitee) if m.chat_id == inv.chat_id]
         return FollowStatus.ACTIVE if here and here[0].active and not here[0].dismissed else FollowStatus.ENDED
     f = follows.c

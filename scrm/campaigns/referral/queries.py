@@ -11,12 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from scrm.campaigns.referral import domain as rules
 from scrm.campaigns.referral.models import InviteStatus, referral_codes, referral_invites, referral_rewards
 from scrm.campaigns.referral.services import get_campaign
+from scrm.crm.customers.services import get_customer
 
 
 # ---- stats: leaderboard and funnel ---------------------------------------------------------------------------
 async def leaderboard(conn: AsyncConnection, campaign_id: int, limit: int = 50) -> list[dict[str, Any]]:
     """Inviters ranked by qualified invites (ties: who got there first); with pending and rewarded."""
-    from scrm.crm.customers.services import get_customer
 
     await get_campaign(conn, campaign_id)
     i, rw = referral_invites.c, referral_rewards.c

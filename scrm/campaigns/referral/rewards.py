@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from fulfillment.orders.queries import get_order
 from scrm.campaigns.coupons.models import CouponStatus, coupons
 from scrm.campaigns.coupons.services import issue_coupon, revoke_coupon
 from scrm.campaigns.referral import domain as rules
@@ -27,6 +28,8 @@ from scrm.core import outbox
 from scrm.core.db import insert_ignore
 from scrm.core.runtime import Runtime
 from scrm.crm.customers.services import resolve_customer
+from scrm.crm.tags.models import TagSource
+from scrm.crm.tags.services import CUSTOMER_TAG_CHANGED, apply_tag, remove_tag, tags_of
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +103,6 @@ async def settle_goal(rt: Runtime, payload: dict[str, Any]) -> None:
 async def _given_by(conn: AsyncConnection, inviter: int, campaign: Campaign) -> bool | None:
     """Whether the inviter carries the reward tag because this campaign put it on (None: no tag at all). A tag
     they had before — put on by a salesperson, a rule, WeCom — is theirs, not the campaign's."""
-    from scrm.crm.tags.models import TagSource
-    from scrm.crm.tags.services import tags_of
 
     for tag in await tags_of(conn, inviter):
         if tag.tag_id == campaign.reward_tag_id:
@@ -112,8 +113,6 @@ async def _given_by(conn: AsyncConnection, inviter: int, campaign: Campaign) -> 
 async def _tag(conn: AsyncConnection, dialect: str, inviter: int, campaign: Campaign, now: dt.datetime) -> None:
     """Put the reward tag on (mirrored to WeCom through the tag service's outbox topic) — unless the inviter has it
     already from elsewhere: then it stays as it was, and a claw-back will leave it alone."""
-    from scrm.crm.tags.models import TagSource
-    from scrm.crm.tags.services import CUSTOMER_TAG_CHANGED, apply_tag
 
     assert campaign.reward_tag_id is not None
     if await _given_by(conn, inviter, campaign) is False:
@@ -128,7 +127,6 @@ async def _tag(conn: AsyncConnection, dialect: str, inviter: int, campaign: Camp
 async def _untag(conn: AsyncConnection, dialect: str, inviter: int, campaign: Campaign, now: dt.datetime) -> None:
     """Take the reward tag off again (claw-back) when this campaign put it on; the tag service mirrors the removal
     to WeCom (mark_tag remove_tag on each follow) through its outbox topic, in this same transaction."""
-    from scrm.crm.tags.services import CUSTOMER_TAG_CHANGED, remove_tag
 
     if campaign.reward_tag_id is None or not await _given_by(conn, inviter, campaign):
         return
@@ -170,7 +168,6 @@ async def _claw_back(rt: Runtime, campaign: Campaign, inviter: int, reward_id: i
 async def attribute_first_order(rt: Runtime, payload: dict[str, Any]) -> None:
     """The invitee's first confirmed order is recorded on their (still counting) invite; idempotent, and the
     earliest order wins whatever order the events arrive in."""
-    from fulfillment.orders.queries import get_order
 
     order = await get_order(rt, int(payload["order_id"]))
     i = referral_invites.c

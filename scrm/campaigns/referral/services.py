@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from scrm.campaigns.coupons.models import coupon_templates
 from scrm.campaigns.referral import domain as rules
 from scrm.campaigns.referral.domain import CampaignStatus
 from scrm.campaigns.referral.models import InviteStatus, ReferralKind, referral_campaigns, referral_codes, referral_invites
@@ -21,7 +22,10 @@ from scrm.core.db import insert_ignore
 from scrm.core.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable
 from scrm.core.ids import short_id
 from scrm.core.runtime import ResourceKey, Runtime
+from scrm.crm.customers.models import customers
 from scrm.crm.customers.services import resolve_customer
+from scrm.crm.tags.services import get_tag
+from tagging.segments import services as segments
 
 log = logging.getLogger(__name__)
 
@@ -125,8 +129,6 @@ async def list_campaigns(conn: AsyncConnection) -> list[Campaign]:
 
 
 async def _check_reward(conn: AsyncConnection, values: dict[str, Any]) -> None:
-    from scrm.campaigns.coupons.models import coupon_templates
-    from scrm.crm.tags.services import get_tag
 
     if values.get("reward_template_id") is not None:
         q = sa.select(coupon_templates.c.id).where(coupon_templates.c.id == values["reward_template_id"])
@@ -214,8 +216,6 @@ async def _is_eligible(rt: Runtime, expression: str, customer_id: int) -> bool:
     """Whether the customer is in the campaign's segment now (one query on this id; empty expression = everyone)."""
     if not expression.strip():
         return True
-    from scrm.crm.customers.models import customers
-    from tagging.segments import services as segments
 
     q = segments.segment_select(segments.parse(expression), rt.clock.now()).where(customers.c.id == customer_id)
     async with rt.db.read() as conn:

@@ -19,7 +19,7 @@ from scrm.core.errors import InvalidInput, NotFound, ServiceUnavailable
 from scrm.core.ids import short_id
 from scrm.core.runtime import ResourceKey, Runtime
 from scrm.crm.channels.models import channel_codes
-from scrm.crm.staff.models import follows
+from scrm.crm.customers.models import follows
 from scrm.crm.tags.services import get_tag
 
 MAX_STATE = 30  # WeCom refuses a contact way whose state is longer

@@ -45,3 +45,31 @@ customer_notes = sa.Table(
     sa.Column("body", sa.Text(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
 )
+
+
+class FollowStatus:
+    ACTIVE = "active"  # the customer is in this salesperson's contacts
+    HALF = "half"  # add_half_external_contact: added without the customer's confirmation yet
+    ENDED = "ended"  # one side deleted the other (ended_by says who)
+
+
+# 客户关系: customer ↔ salesperson, with how it began (add_way, channel state) and how it ended.
+follows = sa.Table(
+    "follows",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("customer_id", BigId, sa.ForeignKey("customers.id"), nullable=False, index=True),
+    sa.Column("userid", sa.String(64), nullable=False),
+    sa.Column("external_userid", sa.String(128), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("remark", sa.String(128), nullable=False, server_default=""),
+    sa.Column("description", sa.Text(), nullable=False, server_default=""),
+    sa.Column("add_way", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("state", sa.String(64), nullable=False, server_default=""),  # the contact way's state (channel code)
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("ended_at", UTCDateTime()),
+    sa.Column("ended_by", sa.String(16)),  # customer (del_follow_user) | salesperson (del_external_contact) | transfer
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("userid", "external_userid"),
+    sa.Index("ix_follows_state", "state"),
+)

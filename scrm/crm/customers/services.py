@@ -34,9 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from scrm.core import outbox
 from scrm.core.db import UTCDateTime, insert_ignore
 from scrm.core.errors import Conflict, InvalidInput, NotFound
-from scrm.crm.customers.models import customer_identities, customer_notes, customers
-from scrm.crm.staff.models import follows
-from scrm.crm.tags.models import customer_tags
+from scrm.crm.customers.models import customer_identities, customer_notes, customers, follows
 from scrm.crm.timeline.models import timeline
 from scrm.crm.timeline.services import Kind, add_entry
 
@@ -241,11 +239,11 @@ async def _lock_pair(conn: AsyncConnection, a: int, b: int) -> tuple[Any, Any] |
 async def merge_customers(conn: AsyncConnection, dialect: str, a: int, b: int, now: dt.datetime) -> int:
     """Merge two customers that are one person into the older one; returns the survivor's id.
 
-    In the caller's transaction: identities, follow relations, notes, tags (both sets kept; a tag on both keeps
-    the newer evidence) and timeline entries (an entry whose ref the survivor already has is the same fact and
-    is dropped) move to the survivor; its blank profile fields are filled from the other; the other gets
-    ``merged_into``; an outbox ``customer.merged`` row tells the other packages. Idempotent (already one →
-    returns the survivor). Refuses (Conflict) to merge customers with different unionids."""
+    In the caller's transaction: identities, follow relations, notes and timeline entries (an entry whose ref the
+    survivor already has is the same fact and is dropped) move to the survivor; its blank profile fields are
+    filled from the other; the other gets ``merged_into``; an outbox ``customer.merged`` row tells the other
+    capabilities (tags, groups, archive, orders, billing, scores), which move their own rows. Idempotent (already
+    one → returns the survivor). Refuses (Conflict) to merge customers with different unionids."""
     for _ in range(MAX_HOPS):
         ra, rb = await resolve_customer(conn, a), await resolve_customer(conn, b)
         if ra == rb:
@@ -261,13 +259,10 @@ async def merge_customers(conn: AsyncConnection, dialect: str, a: int, b: int, n
     if union_into and union_from and union_into != union_from:
         raise Conflict("两个客户的 unionid 不同，不能合并 (different unionids: not the same person)", customers=[into, frm])
 
-    from scrm.crm.archive.models import archive_messages
-    from scrm.crm.groups.models import group_members
-
-    # Group memberships and archived messages are scrm's too: they move here, in the same transaction.
-    for table in (customer_identities, follows, customer_notes, group_members, archive_messages):
+    # The customer's own rows move here, in the same transaction; every other capability's (tags, group
+    # memberships, archived messages, orders, invoices, scores …) follows on the customer.merged event below.
+    for table in (customer_identities, follows, customer_notes):
         await conn.execute(sa.update(table).where(table.c.customer_id == frm).values(customer_id=into))
-    await _merge_tags(conn, frm, into)
     survivor_refs = sa.select(timeline.c.ref).where(timeline.c.customer_id == into)
     movable = sa.and_(timeline.c.customer_id == frm, timeline.c.ref.not_in(survivor_refs))
     await conn.execute(sa.update(timeline).where(movable).values(customer_id=into))
@@ -298,26 +293,6 @@ async def merge_customers(conn: AsyncConnection, dialect: str, a: int, b: int, n
     )
     await outbox.add(conn, MERGED_TOPIC, {"from": frm, "into": into}, now)
     return into
-
-
-async def _merge_tags(conn: AsyncConnection, frm: int, into: int) -> None:
-    ct = customer_tags.c
-    theirs = {r.tag_id: r for r in await conn.execute(sa.select(customer_tags).where(ct.customer_id == frm))}
-    if not theirs:
-        return
-    ours = {r.tag_id: r for r in await conn.execute(sa.select(customer_tags).where(ct.customer_id == into, ct.tag_id.in_(list(theirs))))}
-    for tag_id, row in theirs.items():
-        mine = ours.get(tag_id)
-        if mine is None:
-            await conn.execute(sa.update(customer_tags).where(ct.customer_id == frm, ct.tag_id == tag_id).values(customer_id=into))
-            continue
-        if row.applied_at > mine.applied_at:  # the newer evidence wins
-            await conn.execute(
-                sa.update(customer_tags)
-                .where(ct.customer_id == into, ct.tag_id == tag_id)
-                .values(source=row.source, evidence=row.evidence, applied_at=row.applied_at)
-            )
-        await conn.execute(sa.delete(customer_tags).where(ct.customer_id == frm, ct.tag_id == tag_id))
 
 
 # ---- profile, custom fields, notes ----------------------------------------------------------------------

@@ -17,8 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrm.core.clock import from_timestamp
 from scrm.core.db import insert_ignore
+from scrm.crm.customers.models import FollowStatus, follows
 from scrm.crm.customers.services import ensure_customer, link_identity, lock_customer, resolve_customer, update_profile
-from scrm.crm.staff.models import FollowStatus, follows, salespeople
+from scrm.crm.staff.models import salespeople
 
 
 class EndedBy:

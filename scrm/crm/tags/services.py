@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from scrm.core import outbox
 from scrm.core.db import insert_ignore, upsert
 from scrm.core.errors import InvalidInput, NotFound, ServiceUnavailable
 from scrm.core.runtime import ResourceKey
@@ -152,7 +153,6 @@ async def set_customer_tag(
 ) -> bool:
     """Add or remove a tag on a customer and queue its mirror to WeCom, in one transaction. Returns whether
     anything changed. Used by the sidebar, the console and the API (not by the WeCom→us mirror itself)."""
-    from scrm.core import outbox
 
     now = rt.clock.now()
     async with rt.db.write() as conn:
@@ -401,3 +401,25 @@ async def reconcile_wecom_tags(
             await remove_tag(conn, dialect, customer_id=customer_id, tag_id=tag_id, now=now, by="wecom")
             diff.removed.append(tag_id)
     return diff
+
+
+async def move_tags_of_merged_customer(conn: AsyncConnection, frm: int, into: int) -> None:
+    """Two customer records are one person: the merged one's tags go to the survivor (both sets kept; a tag on
+    both keeps the newer evidence). Idempotent: a second run finds nothing left on ``frm``."""
+    ct = customer_tags.c
+    theirs = {r.tag_id: r for r in await conn.execute(sa.select(customer_tags).where(ct.customer_id == frm))}
+    if not theirs:
+        return
+    ours = {r.tag_id: r for r in await conn.execute(sa.select(customer_tags).where(ct.customer_id == into, ct.tag_id.in_(list(theirs))))}
+    for tag_id, row in theirs.items():
+        mine = ours.get(tag_id)
+        if mine is None:
+            await conn.execute(sa.update(customer_tags).where(ct.customer_id == frm, ct.tag_id == tag_id).values(customer_id=into))
+            continue
+        if row.applied_at > mine.applied_at:  # the newer evidence wins
+            await conn.execute(
+                sa.update(customer_tags)
+                .where(ct.customer_id == into, ct.tag_id == tag_id)
+                .values(source=row.source, evidence=row.evidence, applied_at=row.applied_at)
+            )
+        await conn.execute(sa.delete(customer_tags).where(ct.customer_id == frm, ct.tag_id == tag_id))

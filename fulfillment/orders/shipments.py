@@ -10,11 +10,10 @@ from fulfillment.inventory import services as inventory
 from fulfillment.orders.backorders import check_low_stock
 from fulfillment.orders.domain import InvalidTransition, NothingToShip, ShipmentTooLarge, shipment_number, status_after_shipping
 from fulfillment.orders.models import OrderStatus as S
-from fulfillment.orders.models import order_lines, orders
+from fulfillment.orders.models import ShipmentStatus, order_lines, orders, shipment_lines, shipments
 from fulfillment.orders.queries import OrderView, get_order
 from fulfillment.orders.services import _load_for_update, _set_status
 from fulfillment.sequences import next_value
-from fulfillment.shipments.models import ShipmentStatus, shipment_lines, shipments
 from scrm.core import outbox
 from scrm.core.errors import InvalidInput, NotFound
 from scrm.core.runtime import Runtime
