@@ -644,7 +644,7 @@ def main(argv: list[str] | None = None) -> int:
     notes = [
         "One load-generator process (Python aiohttp client) shares the cores with the servers, PostgreSQL "
         "and Redis; its CPU column shows when it, not the server, is the limit (≈ 100 % = one core "
-        "saturated). BASELINES.md measured the bare ceiling with a lighter client; compare ratios, not "
+        "saturated). docs/baselines.md measured the bare ceiling with a lighter client; compare ratios, not "
         "absolute figures.",
         "CPU columns are % of one core during the timed window: server = sum over server processes, other = "
         "everything else on the machine (PostgreSQL, Redis, kernel softirq, anything else running); machine "

@@ -95,7 +95,7 @@ class Settings:
     body_read_timeout: float = 10.0  # seconds a client has to send the whole request body (0 = no limit)
     trusted_proxies: str = ""  # reverse proxies whose X-Forwarded-For/-Proto are believed (addresses/CIDRs, comma separated)
     http_timeout: float = 10.0
-    wecom_rate_limit_backoff: float = 60.0  # seconds to wait after 45009/45033 ("about a minute", WECOM.md §5)
+    wecom_rate_limit_backoff: float = 60.0  # seconds to wait after 45009/45033 ("about a minute", docs/wecom.md §5)
     job_concurrency: int = 8
     job_max_tries: int = 5
     job_retry_base: float = 1.0  # seconds; retries back off base, 2×base, 4×base … (≤ 300 s)

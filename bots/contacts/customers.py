@@ -1,4 +1,4 @@
-"""客户联系 events into the CRM (WECOM.md §3), profile enrichment from externalcontact/get, salespeople from user/get.
+"""客户联系 events into the CRM (docs/wecom.md §3), profile enrichment from externalcontact/get, salespeople from user/get.
 
 Every processor is idempotent: database changes are guarded (unique keys, time-guarded follow changes), the
 timeline entry's ref is ``event:<inbound id>``, and every message carries an idempotency key made from the

@@ -1,4 +1,4 @@
-"""Callback security for WeCom and the Official Account (WECOM.md §1): signatures, timestamps, AES.
+"""Callback security for WeCom and the Official Account (docs/wecom.md §1): signatures, timestamps, AES.
 
 Decryption uses wechatpy's PrpCrypto (AES-256-CBC, IV = key[:16], PKCS#7 to 32 bytes, receiveid check); the
 envelope and the plaintext are parsed by :mod:`bots.gateway.xmlparse` with entity expansion off.

@@ -109,7 +109,7 @@ async def _pull_pages(rt: Runtime, open_kfid: str, owner: str) -> int:
         fresh = state.requested_at is not None and state.requested_at > rt.clock.now() - TOKEN_LIFE
         if state.callback_token and fresh:
             body["token"] = state.callback_token
-        # wechatpy's kf helper omits open_kfid; the raw call carries it (WECOM.md §4).
+        # wechatpy's kf helper omits open_kfid; the raw call carries it (docs/wecom.md §4).
         data = await api.call("kf/sync_msg", body)
         outbox_ids: list[int] = []
         now = rt.clock.now()

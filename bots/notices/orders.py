@@ -1,6 +1,6 @@
 """Customer and staff notices: outbox events of fulfilment → text → the channel that can reach the person.
 
-Channel choice for a customer (WECOM.md, "What this means for notifications"): 微信客服 while its 48 h / 5-message
+Channel choice for a customer (docs/wecom.md, "What this means for notifications"): 微信客服 while its 48 h / 5-message
 window is open → the Official Account (template message) → a confirm-to-send task for the salesperson
 (``add_msg_template``) plus an app-message alert to them. When nothing can reach the customer the notice is
 recorded as skipped with the reason: it never vanishes silently.

@@ -1,6 +1,6 @@
 """HTTP clients of the WeCom and WeChat Official Account APIs (aiohttp; never blocks the event loop).
 
-One place knows the protocol rules of WECOM.md §5: the access token is cached and refreshed on 40014/42001
+One place knows the protocol rules of docs/wecom.md §5: the access token is cached and refreshed on 40014/42001
 (one retry), -1 (system busy) is retried with a short back-off, 45009/45033 (rate/concurrency limit) raise
 :class:`RateLimited` so the caller's job can back off (~60 s), timeouts and network errors raise
 :class:`ApiUnavailable`. The base URL is a setting, so the sandbox emulator stands in for the real hosts.

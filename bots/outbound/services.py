@@ -495,7 +495,7 @@ async def create_msg_template_task(
 
 
 # ---- 客户联系 welcome message -----------------------------------------------------------------------------
-WELCOME_WINDOW = dt.timedelta(seconds=20)  # send_welcome_msg is accepted within 20 s of the add event (WECOM.md §5)
+WELCOME_WINDOW = dt.timedelta(seconds=20)  # send_welcome_msg is accepted within 20 s of the add event (docs/wecom.md §5)
 WELCOME_RETRY_DELAY = 0.5  # seconds between attempts after a retryable failure (busy, rate limit, outage)
 WELCOME_MAX_ATTEMPTS = 4
 WELCOME_WINDOW_PASSED = "welcome_window_passed"

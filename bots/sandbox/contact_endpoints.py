@@ -1,5 +1,5 @@
 """Emulated 客户联系 endpoints (``externalcontact/*``): customers, contact ways, welcome messages,
-mass-message tasks and corp tags. Shapes follow WECOM.md §5. Customer groups and their join ways are in
+mass-message tasks and corp tags. Shapes follow docs/wecom.md §5. Customer groups and their join ways are in
 ``group_endpoints.py``."""
 
 from __future__ import annotations

@@ -274,7 +274,7 @@ async def oauth_authorize(request: web.Request) -> web.StreamResponse:
 
 async def jssdk_agent_config(request: web.Request) -> web.Response:
     """What the WeCom client does on ``wx.agentConfig``: check the signature over the app's agent_config ticket
-    (WECOM.md §6). The sidebar's sandbox JS-SDK stand-in asks this; answers ``{"ok": bool, "reason"}``."""
+    (docs/wecom.md §6). The sidebar's sandbox JS-SDK stand-in asks this; answers ``{"ok": bool, "reason"}``."""
     state = request.app[STATE]
     body = await _json_body(request) or {}
     ticket = state.js_tickets.get("agent_config")

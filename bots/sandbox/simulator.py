@@ -1,4 +1,4 @@
-"""Callbacks exactly as WeCom and the Official Account send them (WECOM.md §1, §3, §4, §7).
+"""Callbacks exactly as WeCom and the Official Account send them (docs/wecom.md §1, §3, §4, §7).
 
 :class:`CallbackSimulator` signs and encrypts WeCom callbacks (URL verification GET, message POST);
 :class:`MpSimulator` does the Official Account's plain and safe modes. The XML builders return the *decrypted*

@@ -81,7 +81,7 @@ class SandboxState:
         self.mp_app_id = mp_app_id
         self.mp_secret = mp_secret
         self.now: Callable[[], dt.datetime] = now or (lambda: dt.datetime.now(dt.UTC))
-        # Rules the real service applies; some figures changed over time (WECOM.md: unconfirmed), so settable.
+        # Rules the real service applies; some figures changed over time (docs/wecom.md: unconfirmed), so settable.
         self.msg_template_monthly_cap = msg_template_monthly_cap
         self.kf_window = dt.timedelta(hours=kf_window_hours)
         self.kf_max_messages = kf_max_messages

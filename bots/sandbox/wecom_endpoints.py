@@ -1,6 +1,6 @@
 """Emulated WeCom endpoints: token, app messages, members, JS-SDK tickets, OAuth, 微信客服 (kf).
 
-Shapes and errcodes follow WECOM.md §4–§6; where the real errcode is unknown the constant in
+Shapes and errcodes follow docs/wecom.md §4–§6; where the real errcode is unknown the constant in
 :class:`bots.outbound.client.Errcode` is marked (unconfirmed).
 """
 
@@ -169,7 +169,7 @@ def _open_kfid(state: SandboxState, call: Call) -> str:
 
 
 def kf_sync_msg(state: SandboxState, call: Call) -> dict[str, Any]:
-    """Cursor-paged read of the kf log: next_cursor, has_more (0/1), msg_list shaped as WECOM.md §4."""
+    """Cursor-paged read of the kf log: next_cursor, has_more (0/1), msg_list shaped as docs/wecom.md §4."""
     open_kfid = _open_kfid(state, call)
     limit = call.field("limit", int, required=False, default=1000)
     if not 1 <= limit <= 1000:

@@ -1,7 +1,7 @@
 """``run.py serve --workers N``: N server processes on one port, and a supervisor.
 
 The parent loads what every server needs and would otherwise load on its own (the app's modules, jieba's
-dictionary: ≈1 s and ≈15 MB per process, BASELINES.md), then forks the servers; they share those pages
+dictionary: ≈1 s and ≈15 MB per process, docs/baselines.md), then forks the servers; they share those pages
 copy-on-write and start in a fraction of the time. The parent runs no event loop and opens no database or Redis
 connection, so forking it is safe.
 

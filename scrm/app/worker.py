@@ -123,7 +123,7 @@ def make_worker(settings: Settings, *, burst: bool = False) -> Worker:
         queue_name="scrm:jobs",
         on_startup=startup,
         on_shutdown=shutdown,
-        # arq's defaults poll every 0.5 s and read ≤ 100 jobs: ~200 jobs/s (BASELINES.md). Tuned up.
+        # arq's defaults poll every 0.5 s and read ≤ 100 jobs: ~200 jobs/s (docs/baselines.md). Tuned up.
         max_jobs=64,
         poll_delay=0.05,
         keep_result=3600,

@@ -1,6 +1,6 @@
 """Who is using the sidebar: WeCom OAuth, the signed session cookie, CSRF tokens, and the JS-SDK signature.
 
-The userid comes only from WeCom (``auth/getuserinfo`` on an OAuth code, WECOM.md §6) and is then carried in a
+The userid comes only from WeCom (``auth/getuserinfo`` on an OAuth code, docs/wecom.md §6) and is then carried in a
 stateless signed cookie — never from anything the browser says. Keys are derived from ``settings.session_secret``
 for sidebar purposes alone ("sidebar:…"), so neither a console cookie nor an OAuth state can pass as a session.
 
@@ -196,7 +196,7 @@ def userid_of(answer: dict[str, Any]) -> str | None:
 
 # ---- JS-SDK -----------------------------------------------------------------------------------------------
 def jsapi_signature(ticket: str, noncestr: str, timestamp: int | str, url: str) -> str:
-    """``sha1("jsapi_ticket=T&noncestr=N&timestamp=TS&url=URL")`` with the URL cut at ``#`` (WECOM.md §6)."""
+    """``sha1("jsapi_ticket=T&noncestr=N&timestamp=TS&url=URL")`` with the URL cut at ``#`` (docs/wecom.md §6)."""
     plain = f"jsapi_ticket={ticket}&noncestr={noncestr}&timestamp={timestamp}&url={url.split('#', 1)[0]}"
     return hashlib.sha1(plain.encode()).hexdigest()  # noqa: S324 - the protocol's digest, not our choice
 

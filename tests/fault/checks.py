@@ -171,7 +171,7 @@ async def check_invariants(db: Database, report: LoadReport, sent: dict[str, Any
             if r.status in ("failed", "skipped"):
                 f.check(bool(r.error_message or r.error_code), f"outbound {r.id} ({r.channel}) {r.status} without a reason")
             if r.status == "failed":
-                # -1 (busy) and 45009/45033 (limits) say "later", not "never" (WECOM.md §5).
+                # -1 (busy) and 45009/45033 (limits) say "later", not "never" (docs/wecom.md §5).
                 f.check(r.error_code not in TRANSIENT, f"outbound {r.id} ({r.channel}) given up on transient errcode {r.error_code}")
         kf_sent = Counter(m["msgid"] for m in sent["kf_sent"])
         kf_ours = {digest_key(r.idempotency_key): r for r in outbound if r.channel == "kf"}

@@ -1,7 +1,7 @@
 """Segment broadcasts (群发), the pure rules: which channel may carry a marketing message to one customer, why a
 customer is skipped, how deliveries are grouped into send chunks, and how fast to go. Plain values only.
 
-Channel order for one customer (WECOM.md, "What this means for notifications"):
+Channel order for one customer (docs/wecom.md, "What this means for notifications"):
 
 1. 微信客服 (``kf``) — only inside the window: the customer wrote less than ``kf_window_hours`` ago and fewer
    than ``kf_max_messages - 1`` messages went out since. **Order notices come first in the same budget**:
