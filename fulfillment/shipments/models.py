@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
+import datetime as dt
 
-from scrm.core.db import BigId, UTCDateTime, metadata
+import sqlalchemy as sa
+from sqlmodel import Field
+
+from scrm.core.db import BigId, Model, UTCDateTime
 
 
 class ShipmentStatus:
@@ -13,27 +16,36 @@ class ShipmentStatus:
     CANCELLED = "cancelled"  # returned to stock
 
 
-shipments = sa.Table(
-    "shipments",
-    metadata,
-    sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column("order_id", BigId, sa.ForeignKey("orders.id"), nullable=False, index=True),
-    sa.Column("number", sa.String(32), nullable=False, unique=True),
-    sa.Column("carrier", sa.String(64), nullable=False),
-    sa.Column("tracking_no", sa.String(64), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("warehouse_id", BigId, sa.ForeignKey("warehouses.id"), nullable=False),
-    sa.Column("created_at", UTCDateTime(), nullable=False),
-    sa.Column("delivered_at", UTCDateTime()),
-    sa.Column("cancelled_at", UTCDateTime()),
-)
+class Shipment(Model, table=True):
+    """A shipment of an order (发货单) from a warehouse with a carrier and tracking number."""
+
+    __tablename__ = "shipments"
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId, sa_column_kwargs={"autoincrement": True})
+    order_id: int = Field(foreign_key="orders.id", index=True, sa_type=BigId)
+    number: str = Field(unique=True, sa_type=sa.String(32))
+    carrier: str = Field(sa_type=sa.String(64))
+    tracking_no: str = Field(sa_type=sa.String(64))
+    status: str = Field(sa_type=sa.String(16))
+    warehouse_id: int = Field(foreign_key="warehouses.id", sa_type=BigId)
+    created_at: dt.datetime = Field(sa_type=UTCDateTime())
+    delivered_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime())
+    cancelled_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime())
 
 
-shipment_lines = sa.Table(
-    "shipment_lines",
-    metadata,
-    sa.Column("shipment_id", BigId, sa.ForeignKey("shipments.id"), primary_key=True),
-    sa.Column("order_line_id", BigId, sa.ForeignKey("order_lines.id"), primary_key=True),
-    sa.Column("qty", sa.BigInteger(), nullable=False),
-    sa.CheckConstraint("qty > 0", name="ship_qty_positive"),
-)
+shipments: sa.Table = Shipment.__table__
+
+
+class ShipmentLine(Model, table=True):
+    """The quantity of one order line in a shipment (发货明细)."""
+
+    __tablename__ = "shipment_lines"
+
+    shipment_id: int = Field(primary_key=True, foreign_key="shipments.id", sa_type=BigId)
+    order_line_id: int = Field(primary_key=True, foreign_key="order_lines.id", sa_type=BigId)
+    qty: int = Field(sa_type=sa.BigInteger())
+
+    __table_args__ = (sa.CheckConstraint("qty > 0", name="ship_qty_positive"),)
+
+
+shipment_lines: sa.Table = ShipmentLine.__table__

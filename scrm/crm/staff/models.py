@@ -2,38 +2,50 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
+import datetime as dt
 
-from scrm.core.db import JSON, BigId, UTCDateTime, metadata
+import sqlalchemy as sa
+from sqlmodel import Field
+
+from scrm.core.db import JSON, BigId, Model, UTCDateTime
+
 
 # Staff accounts for the console: password hashes with a real KDF (scrypt), roles per account.
-staff_users = sa.Table(
-    "staff_users",
-    metadata,
-    sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column("username", sa.String(64), nullable=False, unique=True),
-    sa.Column("display_name", sa.String(64), nullable=False, server_default=""),
-    sa.Column("password_hash", sa.String(256), nullable=False),
-    sa.Column("roles", JSON, nullable=False),  # ["admin"] | ["marketer"] | ["operations"] | ["finance"] …
-    sa.Column("active", sa.Boolean(), nullable=False, server_default=sa.true()),
-    sa.Column("session_version", sa.Integer(), nullable=False, server_default="1"),  # bump to revoke all sessions
-    sa.Column("created_at", UTCDateTime(), nullable=False),
-    sa.Column("last_login_at", UTCDateTime()),
-)
+class StaffUser(Model, table=True):
+    """A console login (员工账号) with its roles."""
+
+    __tablename__ = "staff_users"
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId, sa_column_kwargs={"autoincrement": True})
+    username: str = Field(unique=True, sa_type=sa.String(64))
+    display_name: str = Field(sa_type=sa.String(64), sa_column_kwargs={"server_default": ""})
+    password_hash: str = Field(sa_type=sa.String(256))
+    roles: list[str] = Field(sa_type=JSON)  # ["admin"] | ["marketer"] | ["operations"] | ["finance"] …
+    active: bool = Field(sa_type=sa.Boolean(), sa_column_kwargs={"server_default": sa.true()})
+    session_version: int = Field(sa_type=sa.Integer(), sa_column_kwargs={"server_default": "1"})  # bump to revoke all sessions
+    created_at: dt.datetime = Field(sa_type=UTCDateTime())
+    last_login_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime())
+
+
+staff_users: sa.Table = StaffUser.__table__
 
 
 # 企业成员: the salespeople (members of the corp) and whom they report to (for churn alerts).
-salespeople = sa.Table(
-    "salespeople",
-    metadata,
-    sa.Column("userid", sa.String(64), primary_key=True),
-    sa.Column("name", sa.String(64), nullable=False, server_default=""),
-    sa.Column("department", sa.String(128), nullable=False, server_default=""),
-    sa.Column("leader_userid", sa.String(64)),  # 直属上级, told when one of this person's customers leaves
-    sa.Column("active", sa.Boolean(), nullable=False, server_default=sa.true()),
-    sa.Column("synced_at", UTCDateTime()),
-    sa.Column("created_at", UTCDateTime(), nullable=False),
-)
+class Salesperson(Model, table=True):
+    """A member of the corp (企业成员) who serves customers, and their leader."""
+
+    __tablename__ = "salespeople"
+
+    userid: str = Field(primary_key=True, sa_type=sa.String(64))
+    name: str = Field(sa_type=sa.String(64), sa_column_kwargs={"server_default": ""})
+    department: str = Field(sa_type=sa.String(128), sa_column_kwargs={"server_default": ""})
+    leader_userid: str | None = Field(default=None, sa_type=sa.String(64))  # 直属上级, told when one of this person's customers leaves
+    active: bool = Field(sa_type=sa.Boolean(), sa_column_kwargs={"server_default": sa.true()})
+    synced_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime())
+    created_at: dt.datetime = Field(sa_type=UTCDateTime())
+
+
+salespeople: sa.Table = Salesperson.__table__
 
 
 class FollowStatus:
@@ -43,22 +55,30 @@ class FollowStatus:
 
 
 # 客户关系: customer ↔ salesperson, with how it began (add_way, channel state) and how it ended.
-follows = sa.Table(
-    "follows",
-    metadata,
-    sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column("customer_id", BigId, sa.ForeignKey("customers.id"), nullable=False, index=True),
-    sa.Column("userid", sa.String(64), nullable=False),
-    sa.Column("external_userid", sa.String(128), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("remark", sa.String(128), nullable=False, server_default=""),
-    sa.Column("description", sa.Text(), nullable=False, server_default=""),
-    sa.Column("add_way", sa.Integer(), nullable=False, server_default="0"),
-    sa.Column("state", sa.String(64), nullable=False, server_default=""),  # the contact way's state (channel code)
-    sa.Column("started_at", UTCDateTime(), nullable=False),
-    sa.Column("ended_at", UTCDateTime()),
-    sa.Column("ended_by", sa.String(16)),  # customer (del_follow_user) | salesperson (del_external_contact) | transfer
-    sa.Column("updated_at", UTCDateTime(), nullable=False),
-    sa.UniqueConstraint("userid", "external_userid"),
-    sa.Index("ix_follows_state", "state"),
-)
+class Follow(Model, table=True):
+    """A customer ↔ salesperson relationship (客户关系): how it began and how it ended."""
+
+    __tablename__ = "follows"
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId, sa_column_kwargs={"autoincrement": True})
+    customer_id: int = Field(foreign_key="customers.id", index=True, sa_type=BigId)
+    userid: str = Field(sa_type=sa.String(64))
+    external_userid: str = Field(sa_type=sa.String(128))
+    status: str = Field(sa_type=sa.String(16))
+    remark: str = Field(sa_type=sa.String(128), sa_column_kwargs={"server_default": ""})
+    description: str = Field(sa_type=sa.Text(), sa_column_kwargs={"server_default": ""})
+    add_way: int = Field(sa_type=sa.Integer(), sa_column_kwargs={"server_default": "0"})
+    state: str = Field(sa_type=sa.String(64), sa_column_kwargs={"server_default": ""})  # the contact way's state (channel code)
+    started_at: dt.datetime = Field(sa_type=UTCDateTime())
+    ended_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime())
+    # customer (del_follow_user) | salesperson (del_external_contact) | transfer
+    ended_by: str | None = Field(default=None, sa_type=sa.String(16))
+    updated_at: dt.datetime = Field(sa_type=UTCDateTime())
+
+    __table_args__ = (
+        sa.UniqueConstraint("userid", "external_userid"),
+        sa.Index("ix_follows_state", "state"),
+    )
+
+
+follows: sa.Table = Follow.__table__
