@@ -1,4 +1,4 @@
-"""Customers and the identities that point at them (external_userid, openid, unionid)."""
+"""Table of the WeCom sync: where each step of a long ``run.py sync`` (contacts, groups, tags) got to."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tables of inbound traffic: every callback and synced message, raw and normalised, plus the kf cursors."""
+"""Table of the bot dialogue: one conversation state and answering lease per customer."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tables of inbound traffic: every callback and synced message, raw and normalised, plus the kf cursors."""
+"""Table of inbound traffic: every callback and synced message, raw and normalised, deduplicated per channel."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tables of inbound traffic: every callback and synced message, raw and normalised, plus the kf cursors."""
+"""Table of the 微信客服 (kf) sync: per open_kfid the cursor, the callbacks still to cover and the sync lease."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tables of fulfilment: catalog, stock (counters + append-only ledger), orders, shipments."""
+"""Tables of the catalog: products and the other names customers use for them."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tables of fulfilment: catalog, stock (counters + append-only ledger), orders, shipments."""
+"""Tables of stock: warehouses, stock levels (counters) and the append-only stock ledger they derive from."""
 
 from __future__ import annotations
 

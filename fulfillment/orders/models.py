@@ -1,4 +1,4 @@
-"""Tables of fulfilment: catalog, stock (counters + append-only ledger), orders, shipments."""
+"""Tables of orders: the order, its lines, and its history of status changes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tables of fulfilment: catalog, stock (counters + append-only ledger), orders, shipments."""
+"""Tables of shipments: a shipment of an order and the quantity of each order line in it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tables of tagging: rule scores with decay, per-customer order aggregates, RFM, activity, saved segments."""
+"""Table of customer activity: each customer's activity segment (new, active, silent, churn risk, lost)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tables of tagging: rule scores with decay, per-customer order aggregates, RFM, activity, saved segments."""
+"""Tables of RFM: per-customer order aggregates kept current, and the RFM scores and segment computed from them."""
 
 from __future__ import annotations
 

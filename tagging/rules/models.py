@@ -1,4 +1,4 @@
-"""Tables of tagging: rule scores with decay, per-customer order aggregates, RFM, activity, saved segments."""
+"""Tables of rule tagging: each rule's decaying score per customer, and which messages were already scored."""
 
 from __future__ import annotations
 

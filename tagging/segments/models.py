@@ -1,4 +1,4 @@
-"""Tables of tagging: rule scores with decay, per-customer order aggregates, RFM, activity, saved segments."""
+"""Table of saved customer segments: named filter expressions over customers."""
 
 from __future__ import annotations
 

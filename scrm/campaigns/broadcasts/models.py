@@ -1,4 +1,4 @@
-"""Tables of campaigns: coupon templates and coupons with their ledger, referral campaigns, codes and invites."""
+"""Tables of broadcasts (群发): the broadcast to a customer segment and each recipient's outcome."""
 
 from __future__ import annotations
 

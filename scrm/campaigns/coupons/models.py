@@ -1,4 +1,4 @@
-"""Tables of campaigns: coupon templates and coupons with their ledger, referral campaigns, codes and invites."""
+"""Tables of coupons: coupon templates, the coupons issued from them, and each coupon's ledger."""
 
 from __future__ import annotations
 

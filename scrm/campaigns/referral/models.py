@@ -1,4 +1,4 @@
-"""Tables of campaigns: coupon templates and coupons with their ledger, referral campaigns, codes and invites."""
+"""Tables of referral campaigns (老带新): campaigns, personal invite codes, invites and rewards."""
 
 from __future__ import annotations
 

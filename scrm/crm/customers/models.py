@@ -1,4 +1,4 @@
-"""Customers and the identities that point at them (external_userid, openid, unionid)."""
+"""Customers, the identities that point at them (external_userid, openid, unionid), and staff notes on them."""
 
 from __future__ import annotations
 

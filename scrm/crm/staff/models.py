@@ -1,4 +1,4 @@
-"""Tables of campaigns: coupon templates and coupons with their ledger, referral campaigns, codes and invites."""
+"""Tables of people: console accounts (staff), the corp's salespeople (企业成员) and customer ↔ salesperson follows."""
 
 from __future__ import annotations
 
