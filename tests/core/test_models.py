@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from scrm.core.db import Database, metadata
+from scrm.core.db import Database, Model, metadata
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,6 +45,13 @@ def test_migrations_see_every_models_module() -> None:
         for path in (ROOT / package).rglob("models.py")
     }
     assert found <= set(model_modules())
+
+
+def test_every_table_is_a_model_class() -> None:
+    """No table is declared as a bare sa.Table any more: each one on the metadata is mapped by a Model subclass."""
+    target = load_models()
+    mapped = {mapper.local_table.name for mapper in Model._sa_registry.mappers}  # the registry SQLModel set on Model
+    assert mapped == set(target.tables)
 
 
 def _empty_string_default_on_sqlite(
