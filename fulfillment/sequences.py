@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel import Field
 
-from scrm.core.db import insert_ignore, metadata
+from scrm.core.db import Model, insert_ignore
 
-counters = sa.Table(
-    "counters",
-    metadata,
-    sa.Column("name", sa.String(32), primary_key=True),
-    sa.Column("value", sa.BigInteger(), nullable=False, server_default="0"),
-)
+
+class Counter(Model, table=True):
+    """A named counter handing out numbers (编号计数器), e.g. order and shipment numbers on SQLite."""
+
+    __tablename__ = "counters"
+
+    name: str = Field(primary_key=True, sa_type=sa.String(32))
+    value: int = Field(sa_type=sa.BigInteger(), sa_column_kwargs={"server_default": "0"})
+
+
+counters: sa.Table = Counter.__table__
 
 # On PostgreSQL these come from sequences (no row lock held until commit, so concurrent orders do not queue on
 # one counter row); SQLite serialises writers anyway and uses the counters table.

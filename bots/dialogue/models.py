@@ -1,19 +1,28 @@
-"""Tables of inbound traffic: every callback and synced message, raw and normalised, plus the kf cursors."""
+"""Table of the bot dialogue: one conversation state and answering lease per customer."""
 
 from __future__ import annotations
 
-import sqlalchemy as sa
+import datetime as dt
+from typing import Any
 
-from scrm.core.db import JSON, BigId, UTCDateTime, metadata
+import sqlalchemy as sa
+from sqlmodel import Field
+
+from scrm.core.db import JSON, BigId, Model, UTCDateTime
+
 
 # One row per customer in conversation with the bot: what the bot is waiting for (e.g. which of two products
 # was meant) and a short lease so one process answers a customer's messages at a time, in order.
-dialog_sessions = sa.Table(
-    "dialog_sessions",
-    metadata,
-    sa.Column("customer_id", BigId, primary_key=True),
-    sa.Column("state", JSON, nullable=False),
-    sa.Column("updated_at", UTCDateTime(), nullable=False),
-    sa.Column("lease_until", UTCDateTime()),
-    sa.Column("lease_owner", sa.String(32)),
-)
+class DialogSession(Model, table=True):
+    """The bot's conversation state with one customer (对话会话) and who holds its answering lease."""
+
+    __tablename__ = "dialog_sessions"
+
+    customer_id: int = Field(primary_key=True, sa_type=BigId)
+    state: dict[str, Any] = Field(sa_type=JSON)
+    updated_at: dt.datetime = Field(sa_type=UTCDateTime())
+    lease_until: dt.datetime | None = Field(default=None, sa_type=UTCDateTime())
+    lease_owner: str | None = Field(default=None, sa_type=sa.String(32))
+
+
+dialog_sessions: sa.Table = DialogSession.__table__

@@ -1,23 +1,31 @@
-"""Tables of inbound traffic: every callback and synced message, raw and normalised, plus the kf cursors."""
+"""Table of the 微信客服 (kf) sync: per open_kfid the cursor, the callbacks still to cover and the sync lease."""
 
 from __future__ import annotations
 
-import sqlalchemy as sa
+import datetime as dt
 
-from scrm.core.db import UTCDateTime, metadata
+import sqlalchemy as sa
+from sqlmodel import Field
+
+from scrm.core.db import Model, UTCDateTime
+
 
 # 微信客服 sync state per open_kfid. The lease makes one process sync at a time; requested_at makes a callback
 # that arrives while a sync runs trigger another pass instead of being lost.
-kf_cursors = sa.Table(
-    "kf_cursors",
-    metadata,
-    sa.Column("open_kfid", sa.String(64), primary_key=True),
-    sa.Column("cursor", sa.String(256), nullable=False, server_default=""),
-    sa.Column("callback_token", sa.String(256), nullable=False, server_default=""),
-    sa.Column("request_seq", sa.Integer(), nullable=False, server_default="0"),  # bumped by each callback
-    sa.Column("synced_seq", sa.Integer(), nullable=False, server_default="0"),  # request_seq a finished sync covered
-    sa.Column("requested_at", UTCDateTime()),
-    sa.Column("synced_at", UTCDateTime()),
-    sa.Column("lease_until", UTCDateTime()),
-    sa.Column("lease_owner", sa.String(64)),
-)
+class KfCursor(Model, table=True):
+    """Sync position of one 微信客服 account (open_kfid) and the lease of the process syncing it."""
+
+    __tablename__ = "kf_cursors"
+
+    open_kfid: str = Field(primary_key=True, sa_type=sa.String(64))
+    cursor: str = Field(sa_type=sa.String(256), sa_column_kwargs={"server_default": ""})
+    callback_token: str = Field(sa_type=sa.String(256), sa_column_kwargs={"server_default": ""})
+    request_seq: int = Field(sa_type=sa.Integer(), sa_column_kwargs={"server_default": "0"})  # bumped by each callback
+    synced_seq: int = Field(sa_type=sa.Integer(), sa_column_kwargs={"server_default": "0"})  # request_seq a finished sync covered
+    requested_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime())
+    synced_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime())
+    lease_until: dt.datetime | None = Field(default=None, sa_type=UTCDateTime())
+    lease_owner: str | None = Field(default=None, sa_type=sa.String(64))
+
+
+kf_cursors: sa.Table = KfCursor.__table__

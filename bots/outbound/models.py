@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
+import datetime as dt
+from typing import Any
 
-from scrm.core.db import JSON, BigId, UTCDateTime, metadata
+import sqlalchemy as sa
+from sqlmodel import Field
+
+from scrm.core.db import JSON, BigId, Model, UTCDateTime
 
 
 class OutboundStatus:
@@ -15,46 +19,63 @@ class OutboundStatus:
     SKIPPED = "skipped"  # deliberately not sent (no channel may reach the customer, quota); reason recorded
 
 
-outbound_messages = sa.Table(
-    "outbound_messages",
-    metadata,
-    sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column("idempotency_key", sa.String(64), nullable=False, unique=True),
-    sa.Column("channel", sa.String(24), nullable=False),  # kf | mp_custom | mp_template | wecom_app | msg_template | welcome
-    sa.Column("purpose", sa.String(24), nullable=False),  # reply | notice | alert | welcome | broadcast
-    sa.Column("recipient", sa.String(256), nullable=False),  # external_userid / openid / member userids
-    sa.Column("customer_id", BigId),
-    sa.Column("payload", JSON, nullable=False),
-    sa.Column("status", sa.String(24), nullable=False, server_default=OutboundStatus.PENDING),
-    sa.Column("error_code", sa.Integer()),
-    sa.Column("error_message", sa.Text()),
-    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
-    sa.Column("remote_id", sa.String(128)),  # msgid / template msgid returned by the API
-    sa.Column("created_at", UTCDateTime(), nullable=False),
-    sa.Column("updated_at", UTCDateTime(), nullable=False),
-    sa.Column("sent_at", UTCDateTime()),
-    sa.Index("ix_outbound_messages_recipient", "recipient", "id"),
-    sa.Index("ix_outbound_messages_status", "status"),
-)
+class OutboundMessage(Model, table=True):
+    """A message we send (出站消息): channel, recipient, payload and its delivery status."""
 
-outbound_attempts = sa.Table(
-    "outbound_attempts",
-    metadata,
-    sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column("message_id", BigId, sa.ForeignKey("outbound_messages.id"), nullable=False, index=True),
-    sa.Column("attempted_at", UTCDateTime(), nullable=False),
-    sa.Column("api_path", sa.String(96), nullable=False),
-    sa.Column("outcome", sa.String(16), nullable=False),  # ok | error | timeout | network
-    sa.Column("error_code", sa.Integer()),
-    sa.Column("error_message", sa.Text()),
-    sa.Column("duration_ms", sa.Integer(), nullable=False, server_default="0"),
-)
+    __tablename__ = "outbound_messages"
 
-kf_windows = sa.Table(
-    "kf_windows",
-    metadata,
-    sa.Column("open_kfid", sa.String(64), primary_key=True),
-    sa.Column("external_userid", sa.String(128), primary_key=True),
-    sa.Column("last_customer_msg_at", UTCDateTime(), nullable=False),
-    sa.Column("sent_since_customer_msg", sa.Integer(), nullable=False, server_default="0"),
-)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId, sa_column_kwargs={"autoincrement": True})
+    idempotency_key: str = Field(unique=True, sa_type=sa.String(64))
+    channel: str = Field(sa_type=sa.String(24))  # kf | mp_custom | mp_template | wecom_app | msg_template | welcome
+    purpose: str = Field(sa_type=sa.String(24))  # reply | notice | alert | welcome | broadcast
+    recipient: str = Field(sa_type=sa.String(256))  # external_userid / openid / member userids
+    customer_id: int | None = Field(default=None, sa_type=BigId)
+    payload: dict[str, Any] = Field(sa_type=JSON)
+    status: str = Field(sa_type=sa.String(24), sa_column_kwargs={"server_default": OutboundStatus.PENDING})
+    error_code: int | None = Field(default=None, sa_type=sa.Integer())
+    error_message: str | None = Field(default=None, sa_type=sa.Text())
+    attempts: int = Field(sa_type=sa.Integer(), sa_column_kwargs={"server_default": "0"})
+    remote_id: str | None = Field(default=None, sa_type=sa.String(128))  # msgid / template msgid returned by the API
+    created_at: dt.datetime = Field(sa_type=UTCDateTime())
+    updated_at: dt.datetime = Field(sa_type=UTCDateTime())
+    sent_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime())
+
+    __table_args__ = (
+        sa.Index("ix_outbound_messages_recipient", "recipient", "id"),
+        sa.Index("ix_outbound_messages_status", "status"),
+    )
+
+
+outbound_messages: sa.Table = OutboundMessage.__table__
+
+
+class OutboundAttempt(Model, table=True):
+    """One API call trying to deliver an outbound message (发送尝试), with its outcome."""
+
+    __tablename__ = "outbound_attempts"
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId, sa_column_kwargs={"autoincrement": True})
+    message_id: int = Field(foreign_key="outbound_messages.id", index=True, sa_type=BigId)
+    attempted_at: dt.datetime = Field(sa_type=UTCDateTime())
+    api_path: str = Field(sa_type=sa.String(96))
+    outcome: str = Field(sa_type=sa.String(16))  # ok | error | timeout | network
+    error_code: int | None = Field(default=None, sa_type=sa.Integer())
+    error_message: str | None = Field(default=None, sa_type=sa.Text())
+    duration_ms: int = Field(sa_type=sa.Integer(), sa_column_kwargs={"server_default": "0"})
+
+
+outbound_attempts: sa.Table = OutboundAttempt.__table__
+
+
+class KfWindow(Model, table=True):
+    """The 微信客服 reply window per customer: 48 h after their last message, at most 5 messages."""
+
+    __tablename__ = "kf_windows"
+
+    open_kfid: str = Field(primary_key=True, sa_type=sa.String(64))
+    external_userid: str = Field(primary_key=True, sa_type=sa.String(128))
+    last_customer_msg_at: dt.datetime = Field(sa_type=UTCDateTime())
+    sent_since_customer_msg: int = Field(sa_type=sa.Integer(), sa_column_kwargs={"server_default": "0"})
+
+
+kf_windows: sa.Table = KfWindow.__table__

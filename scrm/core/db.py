@@ -1,8 +1,9 @@
 """Database engine and transactions for SQLite (embedded) and PostgreSQL (production).
 
-All tables share :data:`metadata`. Writers use :meth:`Database.write`, which on SQLite opens the transaction with
-``BEGIN IMMEDIATE`` (the write lock is taken up front, so read-then-write sequences cannot interleave) and on
-PostgreSQL is an ordinary transaction where guarded updates and ``FOR UPDATE`` give the same guarantees.
+All tables share :data:`metadata`; they are declared as SQLModel classes on :class:`Model` (which puts them on that
+metadata) and used through their ``__table__`` with SQLAlchemy Core. Writers use :meth:`Database.write`, which on
+SQLite opens the transaction with ``BEGIN IMMEDIATE`` (the write lock is taken up front, so read-then-write sequences
+cannot interleave) and on PostgreSQL is an ordinary transaction where guarded updates and ``FOR UPDATE`` give the same guarantees.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import datetime as dt
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -19,6 +20,8 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.orm import registry
+from sqlmodel import SQLModel
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -53,6 +56,24 @@ class UTCDateTime(sa.TypeDecorator[dt.datetime]):
 JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 # 64-bit ids on PostgreSQL; SQLite's INTEGER PRIMARY KEY (the rowid) for autoincrement there.
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+class Model(SQLModel, registry=registry(metadata=metadata)):
+    """Base of every table class: ``class Customer(Model, table=True)``.
+
+    SQLModel 0.0.50 takes the registry as a class keyword (``SQLModelMetaclass`` then sets ``_sa_registry``,
+    ``metadata`` and ``__abstract__`` on this class), so every subclass with ``table=True`` lands on this module's
+    :data:`metadata` and its naming convention — the one migrations/env.py compares and tests create. SQLModel's own
+    default registry and ``SQLModel.metadata`` are left alone: nothing global is patched.
+
+    How the tables are used: hot paths issue Core statements on ``Model.__table__`` (each models module also exports
+    it under the old name, e.g. ``customers = Customer.__table__``); rows are not loaded as ORM objects. Columns spell
+    their database type (``sa_type``), because SQLModel's inference would pick other types (``AutoString``, its own
+    ``UTCDateTime`` that keeps the offset on SQLite). Server defaults go in ``sa_column_kwargs`` and fields get no
+    Python default other than ``None``, so Core inserts send exactly what they did with the plain ``sa.Table``.
+    """
+
+    __table__: ClassVar[sa.Table]
 
 
 class Database:

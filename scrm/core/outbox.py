@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel import Field
 
-from scrm.core.db import JSON, UTCDateTime, metadata
+from scrm.core.db import JSON, BigId, Model, UTCDateTime
 from scrm.core.jobs import JobContext, JobSpec, OutboxHandler
 
 if TYPE_CHECKING:
@@ -25,22 +26,28 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-outbox = sa.Table(
-    "outbox",
-    metadata,
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
-    sa.Column("topic", sa.String(64), nullable=False),
-    sa.Column("payload", JSON, nullable=False),
-    sa.Column("created_at", UTCDateTime(), nullable=False),
+
+class OutboxMessage(Model, table=True):
+    """A news item written with a state change (事务发件箱), dispatched to its topic's handlers."""
+
+    __tablename__ = "outbox"
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId, sa_column_kwargs={"autoincrement": True})
+    topic: str = Field(sa_type=sa.String(64))
+    payload: dict[str, Any] = Field(sa_type=JSON)
+    created_at: dt.datetime = Field(sa_type=UTCDateTime())
     # When the relay may (re)dispatch the row: first shortly after creation (the fast path usually wins),
     # then after a lease, so a job lost with a crashed process runs again.
-    sa.Column("next_attempt_at", UTCDateTime(), nullable=False),
-    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
-    sa.Column("done_at", UTCDateTime()),
-    sa.Column("failed_at", UTCDateTime()),
-    sa.Column("last_error", sa.Text()),
-    sa.Index("ix_outbox_pending", "done_at", "failed_at", "next_attempt_at"),
-)
+    next_attempt_at: dt.datetime = Field(sa_type=UTCDateTime())
+    attempts: int = Field(sa_type=sa.Integer(), sa_column_kwargs={"server_default": "0"})
+    done_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime())
+    failed_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime())
+    last_error: str | None = Field(default=None, sa_type=sa.Text())
+
+    __table_args__ = (sa.Index("ix_outbox_pending", "done_at", "failed_at", "next_attempt_at"),)
+
+
+outbox: sa.Table = OutboxMessage.__table__
 
 FAST_PATH_GRACE = dt.timedelta(seconds=10)
 RELAY_LEASE = dt.timedelta(seconds=60)

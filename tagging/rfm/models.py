@@ -1,40 +1,56 @@
-"""Tables of tagging: rule scores with decay, per-customer order aggregates, RFM, activity, saved segments."""
+"""Tables of RFM: per-customer order aggregates kept current, and the RFM scores and segment computed from them."""
 
 from __future__ import annotations
 
-import sqlalchemy as sa
+import datetime as dt
 
-from scrm.core.db import BigId, UTCDateTime, metadata
+import sqlalchemy as sa
+from sqlmodel import Field
+
+from scrm.core.db import BigId, Model, UTCDateTime
+
 
 # Kept up to date on every order/payment event, so RFM ranks these rows instead of re-aggregating all orders.
-customer_order_stats = sa.Table(
-    "customer_order_stats",
-    metadata,
-    sa.Column("customer_id", BigId, primary_key=True),
-    sa.Column("orders", sa.Integer(), nullable=False, server_default="0"),
-    sa.Column("monetary_fen", sa.BigInteger(), nullable=False, server_default="0"),
-    sa.Column("first_order_at", UTCDateTime()),
-    sa.Column("last_order_at", UTCDateTime()),
-    sa.Column("updated_at", UTCDateTime(), nullable=False),
-    # rescoring one customer counts who ranks below on each axis: index range counts instead of a table scan
-    sa.Index("ix_customer_order_stats_orders", "orders"),
-    sa.Index("ix_customer_order_stats_monetary_fen", "monetary_fen"),
-    sa.Index("ix_customer_order_stats_last_order_at", "last_order_at"),
-    sa.Index("ix_customer_order_stats_first_order_at", "first_order_at"),  # the nightly age-out's "who aged"
-)
+class CustomerOrderStats(Model, table=True):
+    """A customer's order count, spend and first/last order time (订单汇总), kept current."""
+
+    __tablename__ = "customer_order_stats"
+
+    customer_id: int = Field(primary_key=True, sa_type=BigId)
+    orders: int = Field(sa_type=sa.Integer(), sa_column_kwargs={"server_default": "0"})
+    monetary_fen: int = Field(sa_type=sa.BigInteger(), sa_column_kwargs={"server_default": "0"})
+    first_order_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime())
+    last_order_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime())
+    updated_at: dt.datetime = Field(sa_type=UTCDateTime())
+
+    __table_args__ = (
+        # rescoring one customer counts who ranks below on each axis: index range counts instead of a table scan
+        sa.Index("ix_customer_order_stats_orders", "orders"),
+        sa.Index("ix_customer_order_stats_monetary_fen", "monetary_fen"),
+        sa.Index("ix_customer_order_stats_last_order_at", "last_order_at"),
+        sa.Index("ix_customer_order_stats_first_order_at", "first_order_at"),  # the nightly age-out's "who aged"
+    )
 
 
-customer_rfm = sa.Table(
-    "customer_rfm",
-    metadata,
-    sa.Column("customer_id", BigId, primary_key=True),
-    sa.Column("recency_days", sa.Integer(), nullable=False),
-    sa.Column("frequency", sa.Integer(), nullable=False),
-    sa.Column("monetary_fen", sa.BigInteger(), nullable=False),
-    sa.Column("r", sa.SmallInteger(), nullable=False),  # 1–5
-    sa.Column("f", sa.SmallInteger(), nullable=False),
-    sa.Column("m", sa.SmallInteger(), nullable=False),
-    sa.Column("segment", sa.String(16), nullable=False),  # one of the 8 classic segments, e.g. 重要价值客户
-    sa.Column("computed_on", sa.Date(), nullable=False),
-    sa.Index("ix_customer_rfm_segment", "segment"),
-)
+customer_order_stats: sa.Table = CustomerOrderStats.__table__
+
+
+class CustomerRfm(Model, table=True):
+    """A customer's RFM scores and segment (RFM 客户价值分层) as last computed."""
+
+    __tablename__ = "customer_rfm"
+
+    customer_id: int = Field(primary_key=True, sa_type=BigId)
+    recency_days: int = Field(sa_type=sa.Integer())
+    frequency: int = Field(sa_type=sa.Integer())
+    monetary_fen: int = Field(sa_type=sa.BigInteger())
+    r: int = Field(sa_type=sa.SmallInteger())  # 1–5
+    f: int = Field(sa_type=sa.SmallInteger())
+    m: int = Field(sa_type=sa.SmallInteger())
+    segment: str = Field(sa_type=sa.String(16))  # one of the 8 classic segments, e.g. 重要价值客户
+    computed_on: dt.date = Field(sa_type=sa.Date())
+
+    __table_args__ = (sa.Index("ix_customer_rfm_segment", "segment"),)
+
+
+customer_rfm: sa.Table = CustomerRfm.__table__

@@ -1,32 +1,44 @@
-"""Tables of tagging: rule scores with decay, per-customer order aggregates, RFM, activity, saved segments."""
+"""Tables of rule tagging: each rule's decaying score per customer, and which messages were already scored."""
 
 from __future__ import annotations
 
-import sqlalchemy as sa
+import datetime as dt
 
-from scrm.core.db import JSON, BigId, UTCDateTime, metadata
+import sqlalchemy as sa
+from sqlmodel import Field
+
+from scrm.core.db import JSON, BigId, Model, UTCDateTime
+
 
 # A rule's accumulated score on a customer. Each match adds the rule's weight; the score decays with time
 # (half-life in the rules file); thresholds decide when the tag is applied and when it is removed again.
-tag_scores = sa.Table(
-    "tag_scores",
-    metadata,
-    sa.Column("customer_id", BigId, primary_key=True),
-    sa.Column("rule", sa.String(64), primary_key=True),  # the rule's id in the rules file
-    sa.Column("score", sa.Float(), nullable=False),  # score as of scored_at (decay is applied on read and update)
-    sa.Column("scored_at", UTCDateTime(), nullable=False),
-    sa.Column("last_message_ref", sa.String(96), nullable=False, server_default=""),  # evidence: the message
-    sa.Column("last_words", JSON, nullable=False),  # evidence: the matched words
-    sa.Column("matches", sa.Integer(), nullable=False, server_default="0"),
-)
+class TagScore(Model, table=True):
+    """A tagging rule's decaying score on a customer (规则打分) with its evidence."""
+
+    __tablename__ = "tag_scores"
+
+    customer_id: int = Field(primary_key=True, sa_type=BigId)
+    rule: str = Field(primary_key=True, sa_type=sa.String(64))  # the rule's id in the rules file
+    score: float = Field(sa_type=sa.Float())  # score as of scored_at (decay is applied on read and update)
+    scored_at: dt.datetime = Field(sa_type=UTCDateTime())
+    last_message_ref: str = Field(sa_type=sa.String(96), sa_column_kwargs={"server_default": ""})  # evidence: the message
+    last_words: list[str] = Field(sa_type=JSON)  # evidence: the matched words
+    matches: int = Field(sa_type=sa.Integer(), sa_column_kwargs={"server_default": "0"})
+
+
+tag_scores: sa.Table = TagScore.__table__
 
 
 # Which messages were already scored (a message tagged twice must not count twice).
-tagged_messages = sa.Table(
-    "tagged_messages",
-    metadata,
-    sa.Column("ref", sa.String(96), primary_key=True),  # "inbound:123" / "archive:<msgid>"
-    sa.Column("customer_id", BigId, nullable=False),
-    sa.Column("rules_version", sa.String(64), nullable=False),
-    sa.Column("tagged_at", UTCDateTime(), nullable=False),
-)
+class TaggedMessage(Model, table=True):
+    """A message already scored by the tagging rules, so it counts once."""
+
+    __tablename__ = "tagged_messages"
+
+    ref: str = Field(primary_key=True, sa_type=sa.String(96))  # "inbound:123" / "archive:<msgid>"
+    customer_id: int = Field(sa_type=BigId)
+    rules_version: str = Field(sa_type=sa.String(64))
+    tagged_at: dt.datetime = Field(sa_type=UTCDateTime())
+
+
+tagged_messages: sa.Table = TaggedMessage.__table__

@@ -1,19 +1,27 @@
-"""Tables of tagging: rule scores with decay, per-customer order aggregates, RFM, activity, saved segments."""
+"""Table of saved customer segments: named filter expressions over customers."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import sqlalchemy as sa
+from sqlmodel import Field
 
-from scrm.core.db import BigId, UTCDateTime, metadata
+from scrm.core.db import BigId, Model, UTCDateTime
 
-segments = sa.Table(
-    "segments",
-    metadata,
-    sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column("name", sa.String(64), nullable=False, unique=True),
-    sa.Column("expression", sa.Text(), nullable=False),
-    sa.Column("description", sa.Text(), nullable=False, server_default=""),
-    sa.Column("created_by", sa.String(64), nullable=False, server_default=""),
-    sa.Column("created_at", UTCDateTime(), nullable=False),
-    sa.Column("updated_at", UTCDateTime(), nullable=False),
-)
+
+class Segment(Model, table=True):
+    """A saved customer segment (客户分群): a named filter expression."""
+
+    __tablename__ = "segments"
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId, sa_column_kwargs={"autoincrement": True})
+    name: str = Field(unique=True, sa_type=sa.String(64))
+    expression: str = Field(sa_type=sa.Text())
+    description: str = Field(sa_type=sa.Text(), sa_column_kwargs={"server_default": ""})
+    created_by: str = Field(sa_type=sa.String(64), sa_column_kwargs={"server_default": ""})
+    created_at: dt.datetime = Field(sa_type=UTCDateTime())
+    updated_at: dt.datetime = Field(sa_type=UTCDateTime())
+
+
+segments: sa.Table = Segment.__table__

@@ -1,10 +1,14 @@
-"""Tables of campaigns: coupon templates and coupons with their ledger, referral campaigns, codes and invites."""
+"""Tables of broadcasts (群发): the broadcast to a customer segment and each recipient's outcome."""
 
 from __future__ import annotations
 
-import sqlalchemy as sa
+import datetime as dt
+from typing import Any
 
-from scrm.core.db import JSON, BigId, UTCDateTime, metadata
+import sqlalchemy as sa
+from sqlmodel import Field
+
+from scrm.core.db import JSON, BigId, Model, UTCDateTime
 
 
 class BroadcastStatus:
@@ -16,37 +20,46 @@ class BroadcastStatus:
     CANCELLED = "cancelled"
 
 
-broadcasts = sa.Table(
-    "broadcasts",
-    metadata,
-    sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column("name", sa.String(64), nullable=False),
-    sa.Column("segment_expression", sa.Text(), nullable=False),
-    sa.Column("text", sa.Text(), nullable=False),
-    sa.Column("coupon_template_id", BigId, sa.ForeignKey("coupon_templates.id")),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("scheduled_at", UTCDateTime()),
-    sa.Column("cursor_customer_id", BigId),  # streaming position: the plan resumes here after a restart
-    sa.Column("totals", JSON, nullable=False),  # counts per outcome, updated per batch
-    sa.Column("created_by", sa.String(64), nullable=False, server_default=""),
-    sa.Column("created_at", UTCDateTime(), nullable=False),
-    sa.Column("started_at", UTCDateTime()),
-    sa.Column("finished_at", UTCDateTime()),
-    sa.Column("updated_at", UTCDateTime(), nullable=False),
-)
+class Broadcast(Model, table=True):
+    """A broadcast to a customer segment (群发任务): text, optional coupon, schedule and progress."""
+
+    __tablename__ = "broadcasts"
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId, sa_column_kwargs={"autoincrement": True})
+    name: str = Field(sa_type=sa.String(64))
+    segment_expression: str = Field(sa_type=sa.Text())
+    text: str = Field(sa_type=sa.Text())
+    coupon_template_id: int | None = Field(default=None, foreign_key="coupon_templates.id", sa_type=BigId)
+    status: str = Field(sa_type=sa.String(16))
+    scheduled_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime())
+    cursor_customer_id: int | None = Field(default=None, sa_type=BigId)  # streaming position: the plan resumes here after a restart
+    totals: dict[str, Any] = Field(sa_type=JSON)  # counts per outcome, updated per batch
+    created_by: str = Field(sa_type=sa.String(64), sa_column_kwargs={"server_default": ""})
+    created_at: dt.datetime = Field(sa_type=UTCDateTime())
+    started_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime())
+    finished_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime())
+    updated_at: dt.datetime = Field(sa_type=UTCDateTime())
 
 
-broadcast_recipients = sa.Table(
-    "broadcast_recipients",
-    metadata,
-    sa.Column("broadcast_id", BigId, sa.ForeignKey("broadcasts.id"), primary_key=True),
-    sa.Column("customer_id", BigId, primary_key=True),
-    sa.Column("channel", sa.String(24), nullable=False),  # kf | mp_template | mp_custom | msg_template | none
-    sa.Column("status", sa.String(24), nullable=False),  # planned | sent | awaiting_confirmation | skipped | failed
-    sa.Column("reason", sa.String(64), nullable=False, server_default=""),
-    sa.Column("salesperson_userid", sa.String(64), nullable=False, server_default=""),
-    sa.Column("outbound_key", sa.String(96), nullable=False, server_default=""),
-    sa.Column("planned_at", UTCDateTime(), nullable=False),
-    sa.Column("sent_at", UTCDateTime()),
-    sa.Index("ix_broadcast_recipients_status", "broadcast_id", "status"),
-)
+broadcasts: sa.Table = Broadcast.__table__
+
+
+class BroadcastRecipient(Model, table=True):
+    """One customer of a broadcast: the channel chosen and what happened (群发对象)."""
+
+    __tablename__ = "broadcast_recipients"
+
+    broadcast_id: int = Field(primary_key=True, foreign_key="broadcasts.id", sa_type=BigId)
+    customer_id: int = Field(primary_key=True, sa_type=BigId)
+    channel: str = Field(sa_type=sa.String(24))  # kf | mp_template | mp_custom | msg_template | none
+    status: str = Field(sa_type=sa.String(24))  # planned | sent | awaiting_confirmation | skipped | failed
+    reason: str = Field(sa_type=sa.String(64), sa_column_kwargs={"server_default": ""})
+    salesperson_userid: str = Field(sa_type=sa.String(64), sa_column_kwargs={"server_default": ""})
+    outbound_key: str = Field(sa_type=sa.String(96), sa_column_kwargs={"server_default": ""})
+    planned_at: dt.datetime = Field(sa_type=UTCDateTime())
+    sent_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime())
+
+    __table_args__ = (sa.Index("ix_broadcast_recipients_status", "broadcast_id", "status"),)
+
+
+broadcast_recipients: sa.Table = BroadcastRecipient.__table__

@@ -1,10 +1,13 @@
-"""Tables of campaigns: coupon templates and coupons with their ledger, referral campaigns, codes and invites."""
+"""Tables of coupons: coupon templates, the coupons issued from them, and each coupon's ledger."""
 
 from __future__ import annotations
 
-import sqlalchemy as sa
+import datetime as dt
 
-from scrm.core.db import JSON, BigId, UTCDateTime, metadata
+import sqlalchemy as sa
+from sqlmodel import Field
+
+from scrm.core.db import JSON, BigId, Model, UTCDateTime
 
 
 class CouponKind:
@@ -12,34 +15,42 @@ class CouponKind:
     PERCENT = "percent"  # 折扣: percent_off of the eligible subtotal, capped by max_off_fen
 
 
-coupon_templates = sa.Table(
-    "coupon_templates",
-    metadata,
-    sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column("name", sa.String(64), nullable=False),
-    sa.Column("kind", sa.String(16), nullable=False),
-    sa.Column("amount_off_fen", sa.BigInteger(), nullable=False, server_default="0"),
-    sa.Column("percent_off", sa.Integer(), nullable=False, server_default="0"),  # 1–99
-    sa.Column("max_off_fen", sa.BigInteger()),
-    sa.Column("threshold_fen", sa.BigInteger(), nullable=False, server_default="0"),
-    sa.Column("skus", JSON, nullable=False),  # [] = every product
-    sa.Column("categories", JSON, nullable=False),  # [] = every category
-    sa.Column("budget_count", sa.Integer()),  # NULL = unlimited
-    sa.Column("budget_fen", sa.BigInteger()),  # NULL = unlimited; counts the face value of issued coupons
-    sa.Column("issued_count", sa.Integer(), nullable=False, server_default="0"),
-    sa.Column("issued_fen", sa.BigInteger(), nullable=False, server_default="0"),
-    sa.Column("per_customer_limit", sa.Integer(), nullable=False, server_default="1"),
-    sa.Column("valid_from", UTCDateTime()),
-    sa.Column("valid_until", UTCDateTime()),
-    sa.Column("valid_days", sa.Integer()),  # validity counted from issue (else valid_until)
-    sa.Column("stackable", sa.Boolean(), nullable=False, server_default=sa.false()),
-    sa.Column("active", sa.Boolean(), nullable=False, server_default=sa.true()),
-    sa.Column("created_at", UTCDateTime(), nullable=False),
-    sa.Column("updated_at", UTCDateTime(), nullable=False),
-    sa.CheckConstraint(
-        "(budget_count IS NULL OR issued_count <= budget_count) AND (budget_fen IS NULL OR issued_fen <= budget_fen)", name="within_budget"
-    ),
-)
+class CouponTemplate(Model, table=True):
+    """A kind of coupon (优惠券模板): discount rule, eligibility, validity and budget."""
+
+    __tablename__ = "coupon_templates"
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId, sa_column_kwargs={"autoincrement": True})
+    name: str = Field(sa_type=sa.String(64))
+    kind: str = Field(sa_type=sa.String(16))
+    amount_off_fen: int = Field(sa_type=sa.BigInteger(), sa_column_kwargs={"server_default": "0"})
+    percent_off: int = Field(sa_type=sa.Integer(), sa_column_kwargs={"server_default": "0"})  # 1–99
+    max_off_fen: int | None = Field(default=None, sa_type=sa.BigInteger())
+    threshold_fen: int = Field(sa_type=sa.BigInteger(), sa_column_kwargs={"server_default": "0"})
+    skus: list[str] = Field(sa_type=JSON)  # [] = every product
+    categories: list[str] = Field(sa_type=JSON)  # [] = every category
+    budget_count: int | None = Field(default=None, sa_type=sa.Integer())  # NULL = unlimited
+    budget_fen: int | None = Field(default=None, sa_type=sa.BigInteger())  # NULL = unlimited; counts the face value of issued coupons
+    issued_count: int = Field(sa_type=sa.Integer(), sa_column_kwargs={"server_default": "0"})
+    issued_fen: int = Field(sa_type=sa.BigInteger(), sa_column_kwargs={"server_default": "0"})
+    per_customer_limit: int = Field(sa_type=sa.Integer(), sa_column_kwargs={"server_default": "1"})
+    valid_from: dt.datetime | None = Field(default=None, sa_type=UTCDateTime())
+    valid_until: dt.datetime | None = Field(default=None, sa_type=UTCDateTime())
+    valid_days: int | None = Field(default=None, sa_type=sa.Integer())  # validity counted from issue (else valid_until)
+    stackable: bool = Field(sa_type=sa.Boolean(), sa_column_kwargs={"server_default": sa.false()})
+    active: bool = Field(sa_type=sa.Boolean(), sa_column_kwargs={"server_default": sa.true()})
+    created_at: dt.datetime = Field(sa_type=UTCDateTime())
+    updated_at: dt.datetime = Field(sa_type=UTCDateTime())
+
+    __table_args__ = (
+        sa.CheckConstraint(
+            "(budget_count IS NULL OR issued_count <= budget_count) AND (budget_fen IS NULL OR issued_fen <= budget_fen)",
+            name="within_budget",
+        ),
+    )
+
+
+coupon_templates: sa.Table = CouponTemplate.__table__
 
 
 class CouponStatus:
@@ -50,33 +61,42 @@ class CouponStatus:
     REVOKED = "revoked"  # taken back (e.g. a referral reward whose invitee left)
 
 
-coupons = sa.Table(
-    "coupons",
-    metadata,
-    sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column("code", sa.String(32), nullable=False, unique=True),
-    sa.Column("template_id", BigId, sa.ForeignKey("coupon_templates.id"), nullable=False),
-    sa.Column("customer_id", BigId, nullable=False, index=True),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("source", sa.String(16), nullable=False),  # segment | referral | sidebar | console | api
-    sa.Column("source_ref", sa.String(96)),  # idempotency: issuing the same thing twice gives one coupon
-    sa.Column("issued_at", UTCDateTime(), nullable=False),
-    sa.Column("expires_at", UTCDateTime()),
-    sa.Column("order_id", BigId),
-    sa.Column("discount_fen", sa.BigInteger(), nullable=False, server_default="0"),
-    sa.Column("updated_at", UTCDateTime(), nullable=False),
-    sa.UniqueConstraint("source_ref"),
-)
+class Coupon(Model, table=True):
+    """One coupon in a customer's wallet (优惠券) and its state."""
+
+    __tablename__ = "coupons"
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId, sa_column_kwargs={"autoincrement": True})
+    code: str = Field(unique=True, sa_type=sa.String(32))
+    template_id: int = Field(foreign_key="coupon_templates.id", sa_type=BigId)
+    customer_id: int = Field(index=True, sa_type=BigId)
+    status: str = Field(sa_type=sa.String(16))
+    source: str = Field(sa_type=sa.String(16))  # segment | referral | sidebar | console | api
+    source_ref: str | None = Field(default=None, sa_type=sa.String(96))  # idempotency: issuing the same thing twice gives one coupon
+    issued_at: dt.datetime = Field(sa_type=UTCDateTime())
+    expires_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime())
+    order_id: int | None = Field(default=None, sa_type=BigId)
+    discount_fen: int = Field(sa_type=sa.BigInteger(), sa_column_kwargs={"server_default": "0"})
+    updated_at: dt.datetime = Field(sa_type=UTCDateTime())
+
+    __table_args__ = (sa.UniqueConstraint("source_ref"),)
 
 
-coupon_ledger = sa.Table(
-    "coupon_ledger",
-    metadata,
-    sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column("coupon_id", BigId, sa.ForeignKey("coupons.id"), nullable=False, index=True),
-    sa.Column("event", sa.String(16), nullable=False),  # issue | reserve | redeem | release | expire | revoke
-    sa.Column("order_id", BigId),
-    sa.Column("amount_fen", sa.BigInteger(), nullable=False, server_default="0"),
-    sa.Column("at", UTCDateTime(), nullable=False),
-    sa.Column("actor", sa.String(64), nullable=False, server_default=""),
-)
+coupons: sa.Table = Coupon.__table__
+
+
+class CouponLedgerEntry(Model, table=True):
+    """One event in a coupon's life (优惠券流水): issued, reserved, redeemed, released, expired, revoked."""
+
+    __tablename__ = "coupon_ledger"
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId, sa_column_kwargs={"autoincrement": True})
+    coupon_id: int = Field(foreign_key="coupons.id", index=True, sa_type=BigId)
+    event: str = Field(sa_type=sa.String(16))  # issue | reserve | redeem | release | expire | revoke
+    order_id: int | None = Field(default=None, sa_type=BigId)
+    amount_fen: int = Field(sa_type=sa.BigInteger(), sa_column_kwargs={"server_default": "0"})
+    at: dt.datetime = Field(sa_type=UTCDateTime())
+    actor: str = Field(sa_type=sa.String(64), sa_column_kwargs={"server_default": ""})
+
+
+coupon_ledger: sa.Table = CouponLedgerEntry.__table__

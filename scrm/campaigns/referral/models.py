@@ -1,10 +1,13 @@
-"""Tables of campaigns: coupon templates and coupons with their ledger, referral campaigns, codes and invites."""
+"""Tables of referral campaigns (老带新): campaigns, personal invite codes, invites and rewards."""
 
 from __future__ import annotations
 
-import sqlalchemy as sa
+import datetime as dt
 
-from scrm.core.db import JSON, BigId, UTCDateTime, metadata
+import sqlalchemy as sa
+from sqlmodel import Field
+
+from scrm.core.db import JSON, BigId, Model, UTCDateTime
 
 
 class ReferralKind:
@@ -12,41 +15,51 @@ class ReferralKind:
     GROUP = "group"  # personal 加入群聊 codes (groupchat/add_join_way): a friend joins a customer group
 
 
-referral_campaigns = sa.Table(
-    "referral_campaigns",
-    metadata,
-    sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column("name", sa.String(64), nullable=False),
-    sa.Column("goal", sa.Integer(), nullable=False),  # successful invites needed for the reward
-    sa.Column("reward_template_id", BigId, sa.ForeignKey("coupon_templates.id")),
-    sa.Column("reward_tag_id", BigId),
-    sa.Column("eligible_segment", sa.Text(), nullable=False, server_default=""),  # segment expression; empty = everyone
-    sa.Column("userids", JSON, nullable=False),  # salespeople whose contact ways carry the codes ([] for a group campaign)
-    sa.Column("kind", sa.String(16), nullable=False, server_default="contact"),  # contact | group (see ReferralKind)
-    sa.Column("chat_ids", JSON),  # group campaign: the customer groups (1–5) the personal join codes lead into
-    sa.Column("poster_text", sa.Text(), nullable=False, server_default=""),
-    sa.Column("hold_hours", sa.Integer(), nullable=False, server_default="24"),  # an invitee must stay this long
-    sa.Column("starts_at", UTCDateTime(), nullable=False),
-    sa.Column("ends_at", UTCDateTime(), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),  # draft | running | paused | ended
-    sa.Column("created_at", UTCDateTime(), nullable=False),
-    sa.Column("updated_at", UTCDateTime(), nullable=False),
-)
+class ReferralCampaign(Model, table=True):
+    """A referral campaign (老带新活动): goal, reward, and who carries the invite codes."""
+
+    __tablename__ = "referral_campaigns"
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId, sa_column_kwargs={"autoincrement": True})
+    name: str = Field(sa_type=sa.String(64))
+    goal: int = Field(sa_type=sa.Integer())  # successful invites needed for the reward
+    reward_template_id: int | None = Field(default=None, foreign_key="coupon_templates.id", sa_type=BigId)
+    reward_tag_id: int | None = Field(default=None, sa_type=BigId)
+    eligible_segment: str = Field(sa_type=sa.Text(), sa_column_kwargs={"server_default": ""})  # segment expression; empty = everyone
+    userids: list[str] = Field(sa_type=JSON)  # salespeople whose contact ways carry the codes ([] for a group campaign)
+    kind: str = Field(sa_type=sa.String(16), sa_column_kwargs={"server_default": "contact"})  # contact | group (see ReferralKind)
+    # group campaign: the customer groups (1–5) the personal join codes lead into
+    chat_ids: list[str] | None = Field(default=None, sa_type=JSON)
+    poster_text: str = Field(sa_type=sa.Text(), sa_column_kwargs={"server_default": ""})
+    hold_hours: int = Field(sa_type=sa.Integer(), sa_column_kwargs={"server_default": "24"})  # an invitee must stay this long
+    starts_at: dt.datetime = Field(sa_type=UTCDateTime())
+    ends_at: dt.datetime = Field(sa_type=UTCDateTime())
+    status: str = Field(sa_type=sa.String(16))  # draft | running | paused | ended
+    created_at: dt.datetime = Field(sa_type=UTCDateTime())
+    updated_at: dt.datetime = Field(sa_type=UTCDateTime())
 
 
-referral_codes = sa.Table(
-    "referral_codes",
-    metadata,
-    sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column("campaign_id", BigId, sa.ForeignKey("referral_campaigns.id"), nullable=False),
-    sa.Column("inviter_customer_id", BigId, nullable=False),
-    sa.Column("state", sa.String(30), nullable=False, unique=True),  # "rf:<short id>" on the contact way
-    sa.Column("config_id", sa.String(64)),
-    sa.Column("qr_code", sa.String(512)),
-    sa.Column("created_at", UTCDateTime(), nullable=False),
-    sa.Column("expires_at", UTCDateTime()),
-    sa.UniqueConstraint("campaign_id", "inviter_customer_id"),
-)
+referral_campaigns: sa.Table = ReferralCampaign.__table__
+
+
+class ReferralCode(Model, table=True):
+    """A customer's personal invite code in a referral campaign (专属邀请码)."""
+
+    __tablename__ = "referral_codes"
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId, sa_column_kwargs={"autoincrement": True})
+    campaign_id: int = Field(foreign_key="referral_campaigns.id", sa_type=BigId)
+    inviter_customer_id: int = Field(sa_type=BigId)
+    state: str = Field(unique=True, sa_type=sa.String(30))  # "rf:<short id>" on the contact way
+    config_id: str | None = Field(default=None, sa_type=sa.String(64))
+    qr_code: str | None = Field(default=None, sa_type=sa.String(512))
+    created_at: dt.datetime = Field(sa_type=UTCDateTime())
+    expires_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime())
+
+    __table_args__ = (sa.UniqueConstraint("campaign_id", "inviter_customer_id"),)
+
+
+referral_codes: sa.Table = ReferralCode.__table__
 
 
 class InviteStatus:
@@ -56,35 +69,46 @@ class InviteStatus:
     REJECTED = "rejected"  # not new (re-add, merge of an existing identity) or self-invite
 
 
-referral_invites = sa.Table(
-    "referral_invites",
-    metadata,
-    sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column("campaign_id", BigId, sa.ForeignKey("referral_campaigns.id"), nullable=False),
-    sa.Column("code_id", BigId, sa.ForeignKey("referral_codes.id"), nullable=False),
-    sa.Column("inviter_customer_id", BigId, nullable=False, index=True),
-    sa.Column("invitee_customer_id", BigId, nullable=False),
-    sa.Column("userid", sa.String(64), nullable=False),  # the salesperson added ("" for a group join)
-    sa.Column("chat_id", sa.String(64)),  # group campaign: the group joined (membership there is what must hold)
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("reason", sa.String(64), nullable=False, server_default=""),
-    sa.Column("added_at", UTCDateTime(), nullable=False),
-    sa.Column("qualifies_at", UTCDateTime(), nullable=False),
-    sa.Column("decided_at", UTCDateTime()),
-    sa.Column("first_order_id", BigId),
-    sa.Column("first_order_fen", sa.BigInteger()),
-    sa.UniqueConstraint("campaign_id", "invitee_customer_id"),
-)
+class ReferralInvite(Model, table=True):
+    """A friend brought in by a referral code (邀请记录) and whether it counts."""
+
+    __tablename__ = "referral_invites"
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId, sa_column_kwargs={"autoincrement": True})
+    campaign_id: int = Field(foreign_key="referral_campaigns.id", sa_type=BigId)
+    code_id: int = Field(foreign_key="referral_codes.id", sa_type=BigId)
+    inviter_customer_id: int = Field(index=True, sa_type=BigId)
+    invitee_customer_id: int = Field(sa_type=BigId)
+    userid: str = Field(sa_type=sa.String(64))  # the salesperson added ("" for a group join)
+    # group campaign: the group joined (membership there is what must hold)
+    chat_id: str | None = Field(default=None, sa_type=sa.String(64))
+    status: str = Field(sa_type=sa.String(16))
+    reason: str = Field(sa_type=sa.String(64), sa_column_kwargs={"server_default": ""})
+    added_at: dt.datetime = Field(sa_type=UTCDateTime())
+    qualifies_at: dt.datetime = Field(sa_type=UTCDateTime())
+    decided_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime())
+    first_order_id: int | None = Field(default=None, sa_type=BigId)
+    first_order_fen: int | None = Field(default=None, sa_type=sa.BigInteger())
+
+    __table_args__ = (sa.UniqueConstraint("campaign_id", "invitee_customer_id"),)
 
 
-referral_rewards = sa.Table(
-    "referral_rewards",
-    metadata,
-    sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column("campaign_id", BigId, sa.ForeignKey("referral_campaigns.id"), nullable=False),
-    sa.Column("inviter_customer_id", BigId, nullable=False),
-    sa.Column("coupon_id", BigId, sa.ForeignKey("coupons.id")),
-    sa.Column("rewarded_at", UTCDateTime(), nullable=False),
-    sa.Column("revoked_at", UTCDateTime()),
-    sa.UniqueConstraint("campaign_id", "inviter_customer_id"),
-)
+referral_invites: sa.Table = ReferralInvite.__table__
+
+
+class ReferralReward(Model, table=True):
+    """The reward given to an inviter who reached a campaign's goal (邀请奖励)."""
+
+    __tablename__ = "referral_rewards"
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId, sa_column_kwargs={"autoincrement": True})
+    campaign_id: int = Field(foreign_key="referral_campaigns.id", sa_type=BigId)
+    inviter_customer_id: int = Field(sa_type=BigId)
+    coupon_id: int | None = Field(default=None, foreign_key="coupons.id", sa_type=BigId)
+    rewarded_at: dt.datetime = Field(sa_type=UTCDateTime())
+    revoked_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime())
+
+    __table_args__ = (sa.UniqueConstraint("campaign_id", "inviter_customer_id"),)
+
+
+referral_rewards: sa.Table = ReferralReward.__table__

@@ -2,24 +2,36 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+
 import sqlalchemy as sa
+from sqlmodel import Field
 
-from scrm.core.db import JSON, BigId, UTCDateTime, metadata
+from scrm.core.db import JSON, BigId, Model, UTCDateTime
 
-archive_messages = sa.Table(
-    "archive_messages",
-    metadata,
-    sa.Column("msgid", sa.String(128), primary_key=True),
-    sa.Column("action", sa.String(16), nullable=False),  # send | recall | switch
-    sa.Column("from_id", sa.String(128), nullable=False),
-    sa.Column("tolist", JSON, nullable=False),
-    sa.Column("roomid", sa.String(64), nullable=False, server_default=""),  # group chat id; empty for 1:1
-    sa.Column("msgtime", UTCDateTime(), nullable=False),
-    sa.Column("msgtype", sa.String(32), nullable=False),
-    sa.Column("content", sa.Text(), nullable=False, server_default=""),  # text.content for text messages
-    sa.Column("customer_id", BigId),
-    sa.Column("raw", JSON, nullable=False),
-    sa.Column("received_at", UTCDateTime(), nullable=False),
-    sa.Index("ix_archive_messages_room", "roomid", "msgtime"),
-    sa.Index("ix_archive_messages_customer", "customer_id", "msgtime"),
-)
+
+class ArchiveMessage(Model, table=True):
+    """One chat archive record (会话内容存档), deduplicated on msgid."""
+
+    __tablename__ = "archive_messages"
+
+    msgid: str = Field(primary_key=True, sa_type=sa.String(128))
+    action: str = Field(sa_type=sa.String(16))  # send | recall | switch
+    from_id: str = Field(sa_type=sa.String(128))
+    tolist: list[str] = Field(sa_type=JSON)
+    roomid: str = Field(sa_type=sa.String(64), sa_column_kwargs={"server_default": ""})  # group chat id; empty for 1:1
+    msgtime: dt.datetime = Field(sa_type=UTCDateTime())
+    msgtype: str = Field(sa_type=sa.String(32))
+    content: str = Field(sa_type=sa.Text(), sa_column_kwargs={"server_default": ""})  # text.content for text messages
+    customer_id: int | None = Field(default=None, sa_type=BigId)
+    raw: dict[str, Any] = Field(sa_type=JSON)
+    received_at: dt.datetime = Field(sa_type=UTCDateTime())
+
+    __table_args__ = (
+        sa.Index("ix_archive_messages_room", "roomid", "msgtime"),
+        sa.Index("ix_archive_messages_customer", "customer_id", "msgtime"),
+    )
+
+
+archive_messages: sa.Table = ArchiveMessage.__table__

@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import sqlalchemy as sa
+from sqlmodel import Field
 
-from scrm.core.db import JSON, BigId, UTCDateTime, metadata
+from scrm.core.db import JSON, BigId, Model, UTCDateTime
 
-channel_codes = sa.Table(
-    "channel_codes",
-    metadata,
-    sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column("name", sa.String(64), nullable=False),
-    sa.Column("state", sa.String(30), nullable=False, unique=True),  # WeCom limits state to 30 characters
-    sa.Column("config_id", sa.String(64)),
-    sa.Column("qr_code", sa.String(512)),
-    sa.Column("userids", JSON, nullable=False),
-    sa.Column("welcome_text", sa.Text(), nullable=False, server_default=""),
-    sa.Column("tag_ids", JSON, nullable=False),
-    sa.Column("kind", sa.String(16), nullable=False, server_default="channel"),  # channel | referral (campaigns)
-    sa.Column("active", sa.Boolean(), nullable=False, server_default=sa.true()),
-    sa.Column("created_at", UTCDateTime(), nullable=False),
-    sa.Column("updated_at", UTCDateTime(), nullable=False),
-)
+
+class ChannelCode(Model, table=True):
+    """A channel code (渠道活码): contact way, salespeople, welcome text and auto-tags."""
+
+    __tablename__ = "channel_codes"
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId, sa_column_kwargs={"autoincrement": True})
+    name: str = Field(sa_type=sa.String(64))
+    state: str = Field(unique=True, sa_type=sa.String(30))  # WeCom limits state to 30 characters
+    config_id: str | None = Field(default=None, sa_type=sa.String(64))
+    qr_code: str | None = Field(default=None, sa_type=sa.String(512))
+    userids: list[str] = Field(sa_type=JSON)
+    welcome_text: str = Field(sa_type=sa.Text(), sa_column_kwargs={"server_default": ""})
+    tag_ids: list[int] = Field(sa_type=JSON)
+    kind: str = Field(sa_type=sa.String(16), sa_column_kwargs={"server_default": "channel"})  # channel | referral (campaigns)
+    active: bool = Field(sa_type=sa.Boolean(), sa_column_kwargs={"server_default": sa.true()})
+    created_at: dt.datetime = Field(sa_type=UTCDateTime())
+    updated_at: dt.datetime = Field(sa_type=UTCDateTime())
+
+
+channel_codes: sa.Table = ChannelCode.__table__

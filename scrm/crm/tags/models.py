@@ -2,33 +2,49 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+
 import sqlalchemy as sa
+from sqlmodel import Field
 
-from scrm.core.db import JSON, BigId, UTCDateTime, metadata
+from scrm.core.db import JSON, BigId, Model, UTCDateTime
 
-tag_groups = sa.Table(
-    "tag_groups",
-    metadata,
-    sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column("remote_id", sa.String(64), unique=True),  # WeCom group_id; NULL for a local-only group
-    sa.Column("name", sa.String(64), nullable=False),
-    sa.Column("sort", sa.Integer(), nullable=False, server_default="0"),
-    sa.Column("deleted_at", UTCDateTime()),
-    sa.Column("updated_at", UTCDateTime(), nullable=False),
-)
 
-tags = sa.Table(
-    "tags",
-    metadata,
-    sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column("remote_id", sa.String(64), unique=True),  # WeCom tag_id (et…); NULL = local-only (beyond WeCom limits)
-    sa.Column("group_id", BigId, sa.ForeignKey("tag_groups.id"), nullable=False),
-    sa.Column("name", sa.String(64), nullable=False),
-    sa.Column("sort", sa.Integer(), nullable=False, server_default="0"),
-    sa.Column("deleted_at", UTCDateTime()),
-    sa.Column("updated_at", UTCDateTime(), nullable=False),
-    sa.UniqueConstraint("group_id", "name"),
-)
+class TagGroup(Model, table=True):
+    """A group of tags (标签组), mirrored with WeCom or local-only."""
+
+    __tablename__ = "tag_groups"
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId, sa_column_kwargs={"autoincrement": True})
+    remote_id: str | None = Field(default=None, unique=True, sa_type=sa.String(64))  # WeCom group_id; NULL for a local-only group
+    name: str = Field(sa_type=sa.String(64))
+    sort: int = Field(sa_type=sa.Integer(), sa_column_kwargs={"server_default": "0"})
+    deleted_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime())
+    updated_at: dt.datetime = Field(sa_type=UTCDateTime())
+
+
+tag_groups: sa.Table = TagGroup.__table__
+
+
+class Tag(Model, table=True):
+    """A tag (标签), mirrored with WeCom or local-only."""
+
+    __tablename__ = "tags"
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId, sa_column_kwargs={"autoincrement": True})
+    # WeCom tag_id (et…); NULL = local-only (beyond WeCom limits)
+    remote_id: str | None = Field(default=None, unique=True, sa_type=sa.String(64))
+    group_id: int = Field(foreign_key="tag_groups.id", sa_type=BigId)
+    name: str = Field(sa_type=sa.String(64))
+    sort: int = Field(sa_type=sa.Integer(), sa_column_kwargs={"server_default": "0"})
+    deleted_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime())
+    updated_at: dt.datetime = Field(sa_type=UTCDateTime())
+
+    __table_args__ = (sa.UniqueConstraint("group_id", "name"),)
+
+
+tags: sa.Table = Tag.__table__
 
 
 class TagSource:
@@ -39,13 +55,18 @@ class TagSource:
     CAMPAIGN = "campaign"  # a campaign gave it
 
 
-customer_tags = sa.Table(
-    "customer_tags",
-    metadata,
-    sa.Column("customer_id", BigId, sa.ForeignKey("customers.id"), primary_key=True),
-    sa.Column("tag_id", BigId, sa.ForeignKey("tags.id"), primary_key=True),
-    sa.Column("source", sa.String(16), nullable=False),
-    sa.Column("evidence", JSON, nullable=False),  # {"by": userid} | {"channel": state} | {"message_id", "words", "rule", "score"}
-    sa.Column("applied_at", UTCDateTime(), nullable=False),
-    sa.Index("ix_customer_tags_tag", "tag_id"),
-)
+class CustomerTag(Model, table=True):
+    """A tag on a customer (客户标签) with where it came from and the evidence."""
+
+    __tablename__ = "customer_tags"
+
+    customer_id: int = Field(primary_key=True, foreign_key="customers.id", sa_type=BigId)
+    tag_id: int = Field(primary_key=True, foreign_key="tags.id", sa_type=BigId)
+    source: str = Field(sa_type=sa.String(16))
+    evidence: dict[str, Any] = Field(sa_type=JSON)  # {"by": userid} | {"channel": state} | {"message_id", "words", "rule", "score"}
+    applied_at: dt.datetime = Field(sa_type=UTCDateTime())
+
+    __table_args__ = (sa.Index("ix_customer_tags_tag", "tag_id"),)
+
+
+customer_tags: sa.Table = CustomerTag.__table__
