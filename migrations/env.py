@@ -24,7 +24,6 @@ MODEL_MODULES = [
     "fulfillment.inventory.models",
     "fulfillment.orders.models",
     "fulfillment.purchasing.models",
-    "fulfillment.orders.models",
     "scrm.campaigns.broadcasts.models",
     "scrm.campaigns.coupons.models",
     "scrm.campaigns.referral.models",
