@@ -111,7 +111,6 @@ async def plan_once(rt: Any, name: str, batch: int, limit_batches: int | None, *
 
 
 async def run_backend(backend: str, url: str, n: int, batch: int) -> dict[str, Any]:
-    import bots.notices.broadcasts  # noqa: F401 - registers the channel facts
     from scrm.app.runtime import build_runtime
     from scrm.campaigns.broadcasts import services as broadcasts
 

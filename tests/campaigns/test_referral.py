@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-import bots.contacts.referral  # noqa: F401 - registers the contact-way maker and the progress handler
 from bots.outbound.models import outbound_messages
 from bots.sandbox.simulator import CallbackSimulator, change_external_contact
 from fulfillment.orders.services import create_order

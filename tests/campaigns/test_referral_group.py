@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-import bots.contacts.referral  # noqa: F401 - registers the join-way maker and the group hooks
 from bots.outbound.client import WECOM_API, ApiError, Errcode
 from bots.sandbox.entities import GroupMember
 from bots.sandbox.group_simulator import customer_joins_group, deliver_event, member_leaves_group

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import bots.contacts.referral  # noqa: F401 - registers the contact-way maker and the progress handler
 from scrm.campaigns.referral import invites as referral_invites_svc
 from scrm.campaigns.referral.models import referral_rewards
 from scrm.crm.tags.models import TagSource

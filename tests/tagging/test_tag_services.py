@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-import tagging.rules.jobs  # noqa: F401 - registers the outbox handlers and the decay cron
 from bots.gateway.models import inbound_events
 from scrm.app.cli import tags_dry_run
 from scrm.core import outbox
