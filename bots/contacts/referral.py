@@ -1,11 +1,11 @@
 """Referral campaigns (裂变) on the WeCom side: the personal codes' contact ways (and, for group campaigns, 加入群聊
 join ways), the add / leave hooks the 客户联系 and 客户群 processors call, and the inviter's progress notices.
 
-Only one processor may exist per event kind, and ``bots/crm_events.py`` owns add_external_contact and
+Only one processor may exist per event kind, and ``bots/contacts/customers.py`` owns add_external_contact and
 del_follow_user: it calls :func:`on_contact_added` inside the add's transaction (with ``was_new`` looked up before
 the add created the customer) and :func:`on_follow_ended` after a del_follow_user ended the relation.
 
-Group campaigns: ``bots/group_events.py`` owns change_external_chat. On add_member by QR code (JoinScene 3) it
+Group campaigns: ``bots/contacts/groups.py`` owns change_external_chat. On add_member by QR code (JoinScene 3) it
 calls :func:`on_group_members_joined` in the event's transaction, before the members are recorded (so "new" means
 no customer had that external_userid before the join); that writes a ``referral.group_join`` outbox row, whose
 handler reads ``groupchat/get`` — the event carries no state, the member list does (``member_list[].state``) —
@@ -41,7 +41,7 @@ JOIN_SCENE_QR = 3  # change_external_chat JoinScene: 3 = joined by scanning a QR
 class WeComReferralWays:
     """The :class:`scrm.campaigns.referral.ContactWayMaker`: 联系我 codes via externalcontact/add_contact_way
     (type 1 for one salesperson, 2 for several; skip_verify) and del_contact_way; refusals and outages become
-    domain errors (bots/channel_codes.py)."""
+    domain errors (bots/contacts/channel_codes.py)."""
 
     async def create(self, rt: Runtime, *, state: str, userids: list[str], remark: str) -> tuple[str, str]:
         return await _add_contact_way(rt, state, remark, userids)

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 PRUNE_FRACTION = 0.01  # score rows below 1 % of the threshold, with no tag on, are deleted by the decay pass
 
-# The stored inbound record, read-only. tagging may not import bots (bots/models.py owns the table); these are the
+# The stored inbound record, read-only. tagging may not import bots (bots/gateway/models.py owns the table); these are the
 # columns of the stored-message contract it reads: who wrote what, when, through which channel.
 inbound_view = sa.table(
     "inbound_events",

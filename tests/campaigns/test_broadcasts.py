@@ -215,7 +215,7 @@ async def api(rt: Runtime) -> AsyncIterator[Any]:
     await rt.jobs.start(rt)
     app = create_app(rt.settings, runtime=rt)
     if not any(getattr(r.resource, "canonical", "") == "/api/v1/broadcasts" for r in app.router.routes()):
-        setup_routes(app)  # until scrm/web/app.py mounts it
+        setup_routes(app)  # until scrm/app/webapp.py mounts it
     headers = {"Authorization": f"Bearer {rt.settings.admin_token.get()}"}
     async with TestClient(TestServer(app)) as client:
 

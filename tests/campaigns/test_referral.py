@@ -27,7 +27,7 @@ from tests.conftest import SandboxHarness, make_settings
 
 @pytest.fixture
 async def sandbox(database_url: str, clock: FrozenClock) -> AsyncIterator[SandboxHarness]:
-    """tests/conftest.py's sandbox, with the referral API mounted (until scrm/web/app.py mounts it)."""
+    """tests/conftest.py's sandbox, with the referral API mounted (until scrm/app/webapp.py mounts it)."""
     from aiohttp.test_utils import TestClient, TestServer
 
     from bots.sandbox.web import SANDBOX_STATE

@@ -30,7 +30,7 @@ EVIL = "<script>alert(1)</script>"
 def build_app(rt: Runtime) -> web.Application:
     app = create_app(rt.settings, runtime=rt)
     mounted = {getattr(r.resource, "canonical", "") for r in app.router.routes()}
-    if "/console/segments" not in mounted:  # until scrm/web/app.py mounts them itself
+    if "/console/segments" not in mounted:  # until scrm/app/webapp.py mounts them itself
         console_segments.setup_routes(app)
     if "/api/v1/segments/preview" not in mounted:
         tagging_web.setup_routes(app)

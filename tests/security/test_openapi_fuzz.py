@@ -302,7 +302,7 @@ def test_the_document_describes_exactly_the_routes(server: ServerThread, doc: di
 
 
 def test_every_query_parameter_a_handler_reads_is_documented(doc: dict[str, Any], server: ServerThread) -> None:
-    """A static check: ``request.query.get("x")`` (and the filter loops in scrm/web/api.py) in an /api/v1 handler
+    """A static check: ``request.query.get("x")`` (and the filter loops in scrm/app/ops_web.py) in an /api/v1 handler
     means ``x`` is in that operation's parameters."""
     import inspect
     import re

@@ -30,7 +30,7 @@ PUBLIC: frozenset[tuple[str, str]] = frozenset(
         ("GET", "/readyz"),
         ("GET", "/metrics"),
         ("GET", "/api/openapi.json"),  # the API's description (§4); it holds no data
-        ("GET", "/callback/wecom"),  # signed by WeCom, checked in bots/web.py
+        ("GET", "/callback/wecom"),  # signed by WeCom, checked in bots/gateway/web.py
         ("POST", "/callback/wecom"),
         ("GET", "/callback/mp"),
         ("POST", "/callback/mp"),

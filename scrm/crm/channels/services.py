@@ -1,7 +1,7 @@
 """Channel codes (渠道活码): the rows, their validation, and per-channel stats from the follows they brought.
 
-Making the WeCom contact way (add_contact_way) is the WeCom side's job (``bots/channel_codes.py``); it registers
-itself here as the :class:`ChannelCodeManager` so the API (``scrm/channels/web.py``) can reach it without scrm/
+Making the WeCom contact way (add_contact_way) is the WeCom side's job (``bots/contacts/channel_codes.py``); it registers
+itself here as the :class:`ChannelCodeManager` so the API (``scrm/crm/channels/web.py``) can reach it without scrm/
 importing bots/.
 """
 
