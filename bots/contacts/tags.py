@@ -17,7 +17,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-import bots.contacts.channel_codes  # noqa: F401 - registers the channel-code manager used by the API
 from bots.outbound.client import WECOM_API, ApiError, ApiUnavailable, Errcode, RateLimited, WeComApi
 from scrm.core.errors import DomainError, ServiceUnavailable
 from scrm.core.jobs import RetryLater

@@ -1,7 +1,7 @@
 """The dialogue router: a customer's text → an intent → a reply (Simplified Chinese).
 
-Intents register themselves with a matcher and a one-line description for 帮助. Later features (ordering, order
-status, balance, stock, coupons) plug in here. Matching is on normalised text: full-width folded to half-width,
+Each skill module (ordering, order status, balance, stock, coupons; help and greeting here) lists its ``INTENTS``
+— a matcher and a one-line description for 帮助 — and the composition root installs them all on the runtime. Matching is on normalised text: full-width folded to half-width,
 lower-cased, surrounding punctuation and whitespace stripped.
 """
 

@@ -8,8 +8,8 @@ the segment size. Several planners of one broadcast serialise on the broadcast r
 SQLite ``BEGIN IMMEDIATE``) and the one that finds the cursor moved stops.
 
 Facts owned by the channels (微信客服 windows, salesperson tasks already sent this month) live in ``bots/``;
-``scrm`` must not import it, so the channel package registers a :data:`ChannelFactsSource` at import
-(:data:`CHANNEL_FACTS`, installed on the runtime by the composition root).
+``scrm`` must not import it, so the channel package's :data:`ChannelFactsSource` is installed on the runtime as
+:data:`CHANNEL_FACTS` by the composition root.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Channel codes (渠道活码): the rows, their validation, and per-channel stats from the follows they brought.
 
-Making the WeCom contact way (add_contact_way) is the WeCom side's job (``bots/contacts/channel_codes.py``); it registers
-itself here as the :class:`ChannelCodeManager` so the API (``scrm/crm/channels/web.py``) can reach it without scrm/
-importing bots/.
+Making the WeCom contact way (add_contact_way) is the WeCom side's job (``bots/contacts/channel_codes.py``): the
+composition root installs it as the :data:`CHANNEL_CODES` :class:`ChannelCodeManager`, so the API and the console
+reach it without scrm/ importing bots/.
 """
 
 from __future__ import annotations
