@@ -1,8 +1,8 @@
 """The dialogue router: a customer's text → an intent → a reply (Simplified Chinese).
 
 Each skill module (ordering, order status, balance, stock, coupons; help and greeting here) lists its ``INTENTS``
-— a matcher and a one-line description for 帮助 — and the composition root installs them all on the runtime. Matching is on normalised text: full-width folded to half-width,
-lower-cased, surrounding punctuation and whitespace stripped.
+— a matcher and a one-line description for 帮助 — and the composition root installs them all on the runtime.
+Matching is on normalised text: full-width folded to half-width, lower-cased, surrounding punctuation and whitespace stripped.
 """
 
 from __future__ import annotations
