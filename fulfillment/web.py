@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
+from typing import Annotated, Any, ClassVar
 
 from aiohttp import web
+from pydantic import ConfigDict, Field
 
 from fulfillment.catalog import services as catalog
 from fulfillment.catalog.services import MAX_QTY
@@ -14,63 +16,141 @@ from fulfillment.orders import queries as orders_queries
 from fulfillment.orders import services as orders
 from fulfillment.orders import shipments as shipments
 from scrm.core.errors import InvalidInput, NotFound
-from scrm.core.http.bodies import get_int, get_str, read_json
+from scrm.core.http.bodies import Body, NonBlank, OrEmpty, read_body
 from scrm.core.http.keys import RUNTIME
-from scrm.core.http.openapi import add_api_route, query, schema
+from scrm.core.http.openapi import ApiModel, add_api_route, query
 from scrm.crm.customers.services import find_customer
 
-LINE = {
-    "type": "object",
-    "required": ["sku", "qty"],
-    "properties": {"sku": {"type": "string"}, "qty": {"type": "integer", "minimum": 1, "maximum": MAX_QTY}},
-}
-ORDER = schema(
-    "Order",
-    {
-        "type": "object",
-        "required": ["number", "status", "total_fen", "lines"],
-        "properties": {
-            "number": {"type": "string"},
-            "status": {"type": "string"},
-            "total_fen": {"type": "integer"},
-            "lines": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["sku", "qty"],
-                    "properties": {"sku": {"type": "string"}, "qty": {"type": "integer"}},
-                },
-            },
-            "shipments": {"type": "array", "items": {"type": "object"}},
-        },
-    },
-)
-ORDER_LIST = schema("OrderList", {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": ORDER}}})
-PRODUCT = schema(
-    "ProductStock",
-    {
-        "type": "object",
-        "required": ["sku", "name", "on_hand", "allocated", "available"],
-        "properties": {
-            k: {"type": "integer" if k in ("on_hand", "allocated", "available", "price_fen") else "string"}
-            for k in ("sku", "name", "unit", "price_fen", "on_hand", "allocated", "available")
-        },
-    },
-)
+Sku = Annotated[str, NonBlank, Field(max_length=64)]
+Qty = Annotated[int, Field(ge=1, le=MAX_QTY)]
 
 
-def _lines(data: dict[str, Any], *, required: bool) -> list[tuple[str, int]] | None:
-    raw = data.get("lines")
-    if raw is None and not required:
-        return None
-    if not isinstance(raw, list) or not raw:
-        raise InvalidInput('lines 必须是非空数组 [{"sku","qty"}] (lines must be a non-empty array)', field="lines")
-    out = []
-    for i, item in enumerate(raw):
-        if not isinstance(item, dict):
-            raise InvalidInput(f"lines[{i}] 必须是对象 (must be an object)", field="lines")
-        out.append((get_str(item, "sku", max_len=64), get_int(item, "qty", minimum=1, maximum=MAX_QTY)))
-    return out
+# ---- request bodies -------------------------------------------------------------------------------------
+class LineIn(Body):
+    sku: Sku
+    qty: Qty
+
+
+class OrderIn(Body):
+    messages: ClassVar[dict[str, str]] = {"lines": 'lines 必须是非空数组 [{"sku","qty"}] (lines must be a non-empty array)'}
+
+    customer: Annotated[str, NonBlank, Field(max_length=128, description="external_userid")]
+    lines: list[LineIn] = Field(min_length=1)
+    confirm: bool = True
+    salesperson: Annotated[str, OrEmpty, Field(max_length=64)] = ""
+
+
+class OrderCancelIn(Body):
+    reason: Annotated[str, OrEmpty, Field(max_length=200)] = ""
+
+
+class ShipmentIn(Body):
+    messages: ClassVar[dict[str, str]] = {"lines": 'lines 必须是非空数组 [{"sku","qty"}] (lines must be a non-empty array)'}
+
+    carrier: Annotated[str, NonBlank, Field(max_length=64)]
+    tracking_no: Annotated[str, NonBlank, Field(max_length=64)]
+    lines: list[LineIn] | None = Field(None, min_length=1, description="omit (or null) = everything outstanding")
+
+
+class ProductChange(Body):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, NonBlank, Field(max_length=128)] = Field(None)
+    unit: Annotated[str, NonBlank, Field(max_length=16)] = Field(None)
+    category: Annotated[str, OrEmpty, Field(max_length=64)] = Field(None)
+    price_fen: int = Field(None, ge=0, le=10**12)
+    reorder_point: int | None = Field(None, ge=0, le=MAX_QTY, description="null = no reorder point")
+    active: bool = Field(None)
+
+
+class StockChange(Body):
+    """Exactly one of ``receive`` (a receipt) and ``set_on_hand`` (a stock count); receive wins when both are given."""
+
+    receive: int = Field(None, ge=1, le=MAX_QTY)
+    set_on_hand: int = Field(None, ge=0, le=MAX_QTY)
+    reference: Annotated[str, OrEmpty, Field(max_length=128)] = ""
+
+
+# ---- response bodies ------------------------------------------------------------------------------------
+class OrderLine(ApiModel):
+    sku: str
+    name: str
+    unit: str
+    qty: int
+    unit_price_fen: int
+    line_total_fen: int
+    allocated_qty: int
+    shipped_qty: int
+    backordered_qty: int
+
+
+class OrderShipment(ApiModel):
+    number: str
+    carrier: str
+    tracking_no: str
+    status: str
+    created_at: dt.datetime
+
+
+class Order(ApiModel):
+    number: str
+    status: str = Field(description="pending, on_hold, confirmed, partially_shipped, shipped, completed, cancelled, expired")
+    total_fen: int
+    subtotal_fen: int
+    discount_fen: int
+    customer_id: int
+    source: str
+    created_at: dt.datetime
+    confirmed_at: dt.datetime | None
+    lines: list[OrderLine]
+    shipments: list[OrderShipment]
+
+
+class OrderList(ApiModel):
+    items: list[Order]
+
+
+class ShipmentCreated(ApiModel):
+    shipment: str = Field(description="the shipment number")
+    order: Order
+
+
+class ProductStock(ApiModel):
+    sku: str
+    name: str
+    unit: str
+    price_fen: int
+    aliases: list[str]
+    category: str
+    reorder_point: int | None
+    active: bool
+    on_hand: int
+    allocated: int
+    available: int
+
+
+class ProductList(ApiModel):
+    items: list[ProductStock]
+
+
+class StockCounters(ApiModel):
+    on_hand: int
+    allocated: int
+
+
+class StockDrift(ApiModel):
+    product_id: int
+    warehouse_id: int
+    counters: StockCounters
+    ledger: StockCounters
+
+
+class StockReconcile(ApiModel):
+    drift: list[StockDrift]
+
+
+def _lines(lines: list[LineIn] | None) -> list[tuple[str, int]] | None:
+    return None if lines is None else [(ln.sku, ln.qty) for ln in lines]
 
 
 async def _order_id(request: web.Request) -> int:
@@ -99,23 +179,20 @@ async def get_order(request: web.Request) -> web.Response:
 
 async def create_order(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    data = await read_json(request)
-    external = get_str(data, "customer", max_len=128)
+    body = await read_body(request, OrderIn)
+    external = body.customer
     async with rt.db.read() as conn:
         customer_id = await find_customer(conn, "external_userid", external)
     if customer_id is None:
         raise NotFound(f"没有这个客户 {external} (unknown customer)", customer=external)
-    confirm = data.get("confirm", True)
-    if not isinstance(confirm, bool):
-        raise InvalidInput("confirm 必须是 true/false", field="confirm")
     order = await orders.create_order(
         rt,
         customer_id=customer_id,
-        items=_lines(data, required=True) or [],
+        items=_lines(body.lines) or [],
         source="api",
-        salesperson_userid=get_str(data, "salesperson", required=False, max_len=64),
+        salesperson_userid=body.salesperson,
         actor="api",
-        confirm=confirm,
+        confirm=body.confirm,
     )
     return web.json_response(order.to_json(), status=201)
 
@@ -127,20 +204,19 @@ async def confirm_order(request: web.Request) -> web.Response:
 
 async def cancel_order(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    data = await read_json(request, allow_empty=True)
-    reason = get_str(data, "reason", required=False, max_len=200)
-    return web.json_response((await orders.cancel_order(rt, await _order_id(request), actor="api", reason=reason)).to_json())
+    body = await read_body(request, OrderCancelIn, allow_empty=True)
+    return web.json_response((await orders.cancel_order(rt, await _order_id(request), actor="api", reason=body.reason)).to_json())
 
 
 async def ship_order(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    data = await read_json(request)
+    body = await read_body(request, ShipmentIn)
     order, number = await shipments.create_shipment(
         rt,
         await _order_id(request),
-        carrier=get_str(data, "carrier", max_len=64),
-        tracking_no=get_str(data, "tracking_no", max_len=64),
-        lines=_lines(data, required=False),
+        carrier=body.carrier,
+        tracking_no=body.tracking_no,
+        lines=_lines(body.lines),
         actor="api",
     )
     return web.json_response({"shipment": number, "order": order.to_json()}, status=201)
@@ -188,25 +264,7 @@ async def list_products(request: web.Request) -> web.Response:
 
 async def update_product(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    data = await read_json(request)
-    changes: dict[str, Any] = {}
-    if "name" in data:
-        changes["name"] = get_str(data, "name", max_len=128)
-    if "unit" in data:
-        changes["unit"] = get_str(data, "unit", max_len=16)
-    if "category" in data:
-        changes["category"] = get_str(data, "category", required=False, max_len=64)
-    if "price_fen" in data:
-        changes["price_fen"] = get_int(data, "price_fen", minimum=0, maximum=10**12)
-    if "reorder_point" in data:
-        changes["reorder_point"] = None if data["reorder_point"] is None else get_int(data, "reorder_point", minimum=0, maximum=MAX_QTY)
-    if "active" in data:
-        if not isinstance(data["active"], bool):
-            raise InvalidInput("active 必须是 true/false", field="active")
-        changes["active"] = data["active"]
-    unknown = set(data) - {"name", "unit", "category", "price_fen", "reorder_point", "active"}
-    if unknown:
-        raise InvalidInput(f"未知字段 (unknown fields): {', '.join(sorted(unknown))}")
+    changes: dict[str, Any] = (await read_body(request, ProductChange)).model_dump(exclude_unset=True)
     async with rt.db.write() as conn:
         await catalog.update_product(conn, request.match_info["sku"], rt.clock.now(), **changes)
     return web.json_response(await _product_json(rt, request.match_info["sku"]))
@@ -215,31 +273,15 @@ async def update_product(request: web.Request) -> web.Response:
 async def change_stock(request: web.Request) -> web.Response:
     """{"receive": n} adds a receipt; {"set_on_hand": n} records a stock count (adjustment)."""
     rt = request.app[RUNTIME]
-    data = await read_json(request)
+    body = await read_body(request, StockChange)
     sku = request.match_info["sku"]
     async with rt.db.write() as conn:
         p = await catalog.get_product(conn, sku)
         wh = await inventory.default_warehouse(conn, rt.db.dialect)
-        if "receive" in data:
-            await inventory.receive(
-                conn,
-                rt.db.dialect,
-                p.id,
-                wh,
-                get_int(data, "receive", minimum=1, maximum=MAX_QTY),
-                rt.clock.now(),
-                reference=get_str(data, "reference", required=False, max_len=128),
-            )
-        elif "set_on_hand" in data:
-            await inventory.set_on_hand(
-                conn,
-                rt.db.dialect,
-                p.id,
-                wh,
-                get_int(data, "set_on_hand", minimum=0, maximum=MAX_QTY),
-                rt.clock.now(),
-                reference=get_str(data, "reference", required=False, max_len=128),
-            )
+        if "receive" in body.model_fields_set:
+            await inventory.receive(conn, rt.db.dialect, p.id, wh, body.receive, rt.clock.now(), reference=body.reference)
+        elif "set_on_hand" in body.model_fields_set:
+            await inventory.set_on_hand(conn, rt.db.dialect, p.id, wh, body.set_on_hand, rt.clock.now(), reference=body.reference)
         else:
             raise InvalidInput("需要 receive 或 set_on_hand (give receive or set_on_hand)")
     await orders_backorders.fill_backorders(rt, p.id)
@@ -261,15 +303,14 @@ async def reconcile(request: web.Request) -> web.Response:
 
 
 def setup_routes(app: web.Application) -> None:
-    q_customer = {"name": "customer", "in": "query", "required": True, "schema": {"type": "string"}}
     add_api_route(
         app,
         "GET",
         "/orders",
         list_orders,
         summary="A customer's orders",
-        response=ORDER_LIST,
-        parameters=[q_customer, query("drafts", enum=["0", "1"])],
+        response=OrderList,
+        parameters=[query("customer", required=True), query("drafts", enum=["0", "1"])],
         errors=(400, 401),
     )
     add_api_route(
@@ -279,38 +320,22 @@ def setup_routes(app: web.Application) -> None:
         create_order,
         success=201,
         summary="Place an order for a customer (confirmed unless confirm=false)",
-        response=ORDER,
-        request_body={
-            "type": "object",
-            "required": ["customer", "lines"],
-            "properties": {
-                "customer": {"type": "string"},
-                "lines": {"type": "array", "items": LINE, "minItems": 1},
-                "confirm": {"type": "boolean"},
-                "salesperson": {"type": "string"},
-            },
-        },
+        response=Order,
+        request_body=OrderIn,
         errors=(400, 401, 404, 409),
     )
-    add_api_route(app, "GET", "/orders/{number}", get_order, summary="One order", response=ORDER)
-    add_api_route(
-        app,
-        "POST",
-        "/orders/{number}/confirm",
-        confirm_order,
-        summary="Confirm a pending order",
-        response=ORDER,
-        errors=(400, 401, 404, 409),
-    )
+    add_api_route(app, "GET", "/orders/{number}", get_order, summary="One order", response=Order)
+    e = (400, 401, 404, 409)
+    add_api_route(app, "POST", "/orders/{number}/confirm", confirm_order, summary="Confirm a pending order", response=Order, errors=e)
     add_api_route(
         app,
         "POST",
         "/orders/{number}/cancel",
         cancel_order,
         summary="Cancel an order nothing of which shipped",
-        response=ORDER,
-        request_body={"type": "object", "properties": {"reason": {"type": "string"}}},
-        errors=(400, 401, 404, 409),
+        response=Order,
+        request_body=OrderCancelIn,
+        errors=e,
     )
     add_api_route(
         app,
@@ -319,21 +344,12 @@ def setup_routes(app: web.Application) -> None:
         ship_order,
         success=201,
         summary="Ship allocated goods (no lines = everything outstanding)",
-        request_body={
-            "type": "object",
-            "required": ["carrier", "tracking_no"],
-            "properties": {"carrier": {"type": "string"}, "tracking_no": {"type": "string"}, "lines": {"type": "array", "items": LINE}},
-        },
-        errors=(400, 401, 404, 409),
+        response=ShipmentCreated,
+        request_body=ShipmentIn,
+        errors=e,
     )
     add_api_route(
-        app,
-        "POST",
-        "/shipments/{number}/deliver",
-        deliver_shipment,
-        summary="Mark a shipment delivered",
-        response=ORDER,
-        errors=(400, 401, 404, 409),
+        app, "POST", "/shipments/{number}/deliver", deliver_shipment, summary="Mark a shipment delivered", response=Order, errors=e
     )
     add_api_route(
         app,
@@ -341,29 +357,19 @@ def setup_routes(app: web.Application) -> None:
         "/shipments/{number}/cancel",
         cancel_shipment,
         summary="Cancel a shipment (goods back to stock)",
-        response=ORDER,
-        errors=(400, 401, 404, 409),
+        response=Order,
+        errors=e,
     )
-    add_api_route(app, "GET", "/products", list_products, summary="Products with stock", errors=(401,))
-    add_api_route(app, "GET", "/products/{sku}", get_product, summary="A product and its stock", response=PRODUCT)
+    add_api_route(app, "GET", "/products", list_products, summary="Products with stock", response=ProductList, errors=(401,))
+    add_api_route(app, "GET", "/products/{sku}", get_product, summary="A product and its stock", response=ProductStock)
     add_api_route(
         app,
         "PATCH",
         "/products/{sku}",
         update_product,
         summary="Change a product (price, reorder point, active …)",
-        response=PRODUCT,
-        request_body={
-            "type": "object",
-            "properties": {
-                "name": {"type": "string"},
-                "unit": {"type": "string"},
-                "category": {"type": "string"},
-                "price_fen": {"type": "integer", "minimum": 0},
-                "reorder_point": {"type": "integer", "minimum": 0, "nullable": True},
-                "active": {"type": "boolean"},
-            },
-        },
+        response=ProductStock,
+        request_body=ProductChange,
         errors=(400, 401, 404),
     )
     add_api_route(
@@ -372,15 +378,10 @@ def setup_routes(app: web.Application) -> None:
         "/products/{sku}/stock",
         change_stock,
         summary="Receive stock or record a stock count",
-        response=PRODUCT,
-        request_body={
-            "type": "object",
-            "properties": {
-                "receive": {"type": "integer", "minimum": 1},
-                "set_on_hand": {"type": "integer", "minimum": 0},
-                "reference": {"type": "string"},
-            },
-        },
-        errors=(400, 401, 404, 409),
+        response=ProductStock,
+        request_body=StockChange,
+        errors=e,
     )
-    add_api_route(app, "GET", "/stock/reconcile", reconcile, summary="Counters vs the ledger: every drift", errors=(401,))
+    add_api_route(
+        app, "GET", "/stock/reconcile", reconcile, summary="Counters vs the ledger: every drift", response=StockReconcile, errors=(401,)
+    )

@@ -10,19 +10,31 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
 import sqlalchemy as sa
 from aiohttp import web
+from pydantic import ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fulfillment.billing import invoices, payments, receivables, services, statements
-from fulfillment.billing.domain import BUCKET_ZH, BUCKETS, INVOICE_STATUS_ZH, Aged, CustomerNotFound
+from fulfillment.billing.domain import (
+    BUCKET_ZH,
+    BUCKETS,
+    INVOICE_STATUS_ZH,
+    MAX_AMOUNT_FEN,
+    MAX_TERMS_DAYS,
+    PAYMENT_METHODS,
+    Aged,
+    CustomerNotFound,
+    InvalidAmount,
+)
+from fulfillment.web import Order
 from scrm.core.clock import SHANGHAI
 from scrm.core.errors import InvalidInput
-from scrm.core.http.bodies import get_str, read_json
+from scrm.core.http.bodies import Body, NonBlank, OrEmpty, read_body
 from scrm.core.http.keys import RUNTIME
-from scrm.core.http.openapi import add_api_route, schema
+from scrm.core.http.openapi import ApiModel, Query, add_api_route
 from scrm.crm.customers.models import customer_identities, customers
 from scrm.crm.customers.services import find_customer
 from scrm.crm.staff.models import salespeople
@@ -107,6 +119,214 @@ def aging_csv(report: receivables.AgingReport, rows: list[dict[str, Any]]) -> st
     return "\ufeff" + out.getvalue()
 
 
+AMOUNT_MESSAGE = "amount_fen 必须是整数（分）(amount_fen must be an integer number of fen)"
+
+
+class VoidIn(Body):
+    messages: ClassVar[dict[str, str]] = {"reason": "作废原因必填，且不超过 200 字 (a void reason of at most 200 characters is required)"}
+
+    reason: Annotated[str, NonBlank, Field(max_length=200)]
+
+
+class PaymentIn(Body):
+    messages: ClassVar[dict[str, str]] = {
+        "amount_fen": AMOUNT_MESSAGE,
+        "invoices": '发票号数组 ["INV100001"] (invoices must be an array of numbers)',
+        "reference": "流水号必填，且不超过 128 个字符 (reference is required, ≤ 128 chars)",
+        "received_at": "received_at 必须是 ISO 时间，如 2026-11-20T14:30:00+08:00 (ISO 8601)",
+    }
+
+    customer: Annotated[str, NonBlank, Field(max_length=128, description="external_userid")]
+    amount_fen: int = Field(description="fen, > 0 (else invalid_amount)")
+    reference: Annotated[str, NonBlank, Field(max_length=128, description="idempotency key (bank serial number)")]
+    method: Annotated[str, OrEmpty, Field(max_length=16, description=f"one of {', '.join(PAYMENT_METHODS)}; default bank")] = ""
+    received_at: dt.datetime | None = Field(None, description="default now; without a timezone: Asia/Shanghai")
+    invoices: list[str] | None = Field(None, description="pay these invoices first (oldest due otherwise)")
+    note: Annotated[str, OrEmpty, Field(max_length=500)] = ""
+
+
+class AccountChange(Body):
+    model_config = ConfigDict(extra="forbid")
+    messages: ClassVar[dict[str, str]] = {
+        "terms_days": f"账期必须是 0 到 {MAX_TERMS_DAYS} 的整数天 (terms_days must be 0–{MAX_TERMS_DAYS})",
+        "credit_limit_fen": "信用额度必须是不小于 0 的金额，或留空表示不限 (credit_limit_fen ≥ 0 or null)",
+    }
+
+    terms_days: int = Field(None, ge=0, le=MAX_TERMS_DAYS)
+    credit_limit_fen: int | None = Field(None, ge=0, le=MAX_AMOUNT_FEN, description="null = no limit")
+
+
+class RefundIn(Body):
+    messages: ClassVar[dict[str, str]] = {
+        "amount_fen": "金额必须是整数（单位：分）(amount_fen must be an integer number of fen)",
+        "reference": "流水号必填，且不超过 128 个字符 (reference is required, ≤ 128 chars)",
+    }
+    error_types: ClassVar[dict[str, type[InvalidInput]]] = {"amount_fen": InvalidAmount}
+
+    amount_fen: int = Field(description="fen, > 0; never more than the credit")
+    reference: Annotated[str, NonBlank, Field(max_length=128, description="idempotency key")]
+
+
+class InvoiceLine(ApiModel):
+    sku: str
+    name: str
+    unit: str
+    qty: int
+    unit_price_fen: int
+    amount_fen: int
+
+
+class InvoiceAllocation(ApiModel):
+    amount_fen: int
+    source: str
+    payment: str | None = Field(description="the payment's reference")
+    at: dt.datetime
+
+
+class Invoice(ApiModel):
+    number: str
+    status: str = Field(description=", ".join(INVOICE_STATUS_ZH))
+    customer_id: int
+    order: str = Field(description="the order number")
+    shipment: str | None = Field(description="the shipment number (invoiced per shipment)")
+    total_fen: int
+    paid_fen: int
+    balance_fen: int
+    issued_at: dt.datetime
+    due_on: dt.date
+    voided_at: dt.datetime | None
+    void_reason: str
+    lines: list[InvoiceLine]
+    allocations: list[InvoiceAllocation]
+
+
+class InvoiceList(ApiModel):
+    items: list[Invoice]
+
+
+class PaymentAllocation(ApiModel):
+    invoice: str
+    amount_fen: int
+
+
+class PaymentResult(ApiModel):
+    reference: str
+    customer_id: int
+    amount_fen: int
+    method: str
+    received_at: dt.datetime
+    allocations: list[PaymentAllocation]
+    credit_fen: int = Field(description="the part kept as customer credit")
+    duplicate: bool = Field(description="the reference was recorded already with this amount: nothing changed")
+
+
+class Payment(ApiModel):
+    reference: str
+    customer_id: int
+    amount_fen: int
+    method: str
+    source: str
+    received_at: dt.datetime
+    created_by: str
+    note: str
+
+
+class PaymentList(ApiModel):
+    items: list[Payment]
+
+
+class ImportRow(ApiModel):
+    line: int
+    reference: str
+    status: str = Field(description="recorded, duplicate, conflict or error")
+    message: str
+    amount_fen: int | None
+    customer_id: int | None
+    allocations: list[PaymentAllocation]
+    credit_fen: int
+
+
+class ImportReport(ApiModel):
+    import_id: int
+    filename: str
+    file_sha256: str
+    imported_at: dt.datetime
+    imported_by: str
+    previously_imported: list[int] = Field(description="earlier imports of the very same file")
+    counts: dict[str, int] = Field(description="rows per status")
+    recorded_fen: int
+    rows: list[ImportRow]
+
+
+class AgedTotals(ApiModel):
+    buckets: dict[str, int] = Field(description="fen per aging bucket")
+    total_fen: int
+    overdue_fen: int
+    invoices: int
+
+
+class AgingRow(AgedTotals):
+    key: str = Field(description="customer id or salesperson userid")
+    name: str
+    ident: str = Field(description="the customer's external_userid, or the salesperson's userid")
+
+
+class Aging(ApiModel):
+    by: str = Field(description="customer or salesperson")
+    as_of: dt.date
+    buckets: list[str]
+    rows: list[AgingRow]
+    total: AgedTotals
+
+
+class OpenInvoice(ApiModel):
+    number: str
+    order: str
+    due_on: dt.date
+    balance_fen: int
+
+
+class Account(ApiModel):
+    customer_id: int
+    terms_days: int
+    credit_limit_fen: int | None
+    credit_fen: int
+    open_fen: int
+    overdue_fen: int
+    oldest_due_on: dt.date | None
+    open_invoices: list[OpenInvoice]
+
+
+class Refunded(ApiModel):
+    customer_id: int
+    credit_fen: int = Field(description="credit left")
+
+
+class Exposure(ApiModel):
+    limit_fen: int | None
+    receivables_fen: int
+    open_orders_fen: int
+    credit_fen: int
+
+
+class Hold(ApiModel):
+    number: str
+    customer_id: int
+    salesperson: str
+    total_fen: int
+    created_at: dt.datetime
+    exposure: Exposure
+
+
+class HoldList(ApiModel):
+    items: list[Hold]
+
+
+class DunningResult(ApiModel):
+    sent: int
+    skipped: int
+
+
 # ---- handlers -------------------------------------------------------------------------------------------
 async def _customer_id(request: web.Request, external: str) -> int:
     async with request.app[RUNTIME].db.read() as conn:
@@ -139,44 +359,29 @@ async def get_invoice(request: web.Request) -> web.Response:
 
 
 async def void_invoice(request: web.Request) -> web.Response:
-    data = await read_json(request)
-    view = await invoices.void_invoice(request.app[RUNTIME], request.match_info["number"], data.get("reason"), actor="api")  # type: ignore[arg-type]
+    body = await read_body(request, VoidIn)
+    view = await invoices.void_invoice(request.app[RUNTIME], request.match_info["number"], body.reason, actor="api")
     return web.json_response(view.to_json())
 
 
-def _received_at(data: dict[str, Any]) -> dt.datetime | None:
-    raw = data.get("received_at")
-    if raw is None:
-        return None
-    try:
-        when = dt.datetime.fromisoformat(raw) if isinstance(raw, str) else None
-    except ValueError:
-        when = None
-    if when is None:
-        raise InvalidInput("received_at 必须是 ISO 时间，如 2026-11-20T14:30:00+08:00 (ISO 8601)", field="received_at")
-    return when if when.tzinfo else when.replace(tzinfo=SHANGHAI)
+def _received_at(when: dt.datetime | None) -> dt.datetime | None:
+    return when if when is None or when.tzinfo else when.replace(tzinfo=SHANGHAI)
 
 
 async def create_payment(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    data = await read_json(request)
-    external = get_str(data, "customer", max_len=128)
-    named = data.get("invoices")
-    if named is not None and (not isinstance(named, list) or not all(isinstance(n, str) for n in named)):
-        raise InvalidInput('invoices 必须是发票号数组 ["INV100001"] (invoices must be an array of numbers)', field="invoices")
-    if not isinstance(data.get("amount_fen"), int) or isinstance(data.get("amount_fen"), bool):
-        raise InvalidInput("amount_fen 必须是整数（分）(amount_fen must be an integer number of fen)", field="amount_fen")
+    body = await read_body(request, PaymentIn)
     result = await payments.record_payment(
         rt,
-        customer_id=await _customer_id(request, external),
-        amount_fen=data["amount_fen"],
-        reference=data.get("reference"),  # type: ignore[arg-type]
-        method=get_str(data, "method", required=False, max_len=16) or "bank",
+        customer_id=await _customer_id(request, body.customer),
+        amount_fen=body.amount_fen,
+        reference=body.reference,
+        method=body.method or "bank",
         source="api",
-        received_at=_received_at(data),
-        invoices_named=named,
+        received_at=_received_at(body.received_at),
+        invoices_named=body.invoices,
         actor="api",
-        note=get_str(data, "note", required=False, max_len=500),
+        note=body.note,
     )
     return web.json_response(result.to_json(), status=200 if result.duplicate else 201)
 
@@ -253,19 +458,16 @@ async def get_account(request: web.Request) -> web.Response:
 
 
 async def update_account(request: web.Request) -> web.Response:
-    data = await read_json(request)
-    unknown = set(data) - {"terms_days", "credit_limit_fen"}
-    if unknown:
-        raise InvalidInput(f"未知字段 (unknown fields): {', '.join(sorted(unknown))}")
+    changes = (await read_body(request, AccountChange)).model_dump(exclude_unset=True)
     customer_id = await _customer_id(request, request.match_info["customer"])
-    await services.set_account(request.app[RUNTIME], customer_id, **data)
+    await services.set_account(request.app[RUNTIME], customer_id, **changes)
     return web.json_response(await _account_json(request, customer_id))
 
 
 async def refund(request: web.Request) -> web.Response:
-    data = await read_json(request)
+    body = await read_body(request, RefundIn)
     customer_id = await _customer_id(request, request.match_info["customer"])
-    left = await payments.refund_credit(request.app[RUNTIME], customer_id, data.get("amount_fen"), data.get("reference"), actor="api")  # type: ignore[arg-type]
+    left = await payments.refund_credit(request.app[RUNTIME], customer_id, body.amount_fen, body.reference, actor="api")
     return web.json_response({"customer_id": customer_id, "credit_fen": left}, status=201)
 
 
@@ -298,76 +500,52 @@ async def dunning_run(request: web.Request) -> web.Response:
     return web.json_response({"sent": run.sent, "skipped": run.skipped})
 
 
-INVOICE = schema(
-    "Invoice",
-    {
-        "type": "object",
-        "required": ["number", "status", "total_fen", "paid_fen", "balance_fen", "due_on"],
-        "properties": {
-            "number": {"type": "string"},
-            "status": {"type": "string", "enum": list(INVOICE_STATUS_ZH)},
-            "total_fen": {"type": "integer"},
-            "paid_fen": {"type": "integer"},
-            "balance_fen": {"type": "integer"},
-            "due_on": {"type": "string", "format": "date"},
-        },
-    },
-)
-PAYMENT = schema(
-    "PaymentResult",
-    {
-        "type": "object",
-        "required": ["reference", "amount_fen", "allocations", "credit_fen", "duplicate"],
-        "properties": {
-            "reference": {"type": "string"},
-            "amount_fen": {"type": "integer"},
-            "allocations": {"type": "array", "items": {"type": "object"}},
-            "credit_fen": {"type": "integer"},
-            "duplicate": {"type": "boolean"},
-        },
-    },
-)
-
-
 def setup_routes(app: web.Application) -> None:
-    q = lambda name, **kw: {"name": name, "in": "query", "schema": {"type": "string", **kw}}  # noqa: E731
+    e = (400, 401, 404, 409)
     add_api_route(
-        app, "GET", "/invoices", list_invoices, summary="Invoices (filter by customer, status)", parameters=[q("customer"), q("status")]
+        app,
+        "GET",
+        "/invoices",
+        list_invoices,
+        summary="Invoices (filter by customer, status)",
+        response=InvoiceList,
+        parameters=[
+            Query("customer"),
+            Query("status", enum=("open", *INVOICE_STATUS_ZH)),
+            Query("limit", type="integer", minimum=1, maximum=500),
+        ],
     )
-    add_api_route(app, "GET", "/invoices/{number}", get_invoice, summary="One invoice with lines and allocations", response=INVOICE)
+    add_api_route(app, "GET", "/invoices/{number}", get_invoice, summary="One invoice with lines and allocations", response=Invoice)
     add_api_route(
         app,
         "POST",
         "/invoices/{number}/void",
         void_invoice,
         summary="Void an invoice (credit note): payments go to customer credit",
-        response=INVOICE,
-        request_body={"type": "object", "required": ["reason"], "properties": {"reason": {"type": "string"}}},
-        errors=(400, 401, 404, 409),
+        response=Invoice,
+        request_body=VoidIn,
+        errors=e,
     )
     add_api_route(
         app,
         "POST",
         "/payments",
         create_payment,
+        success=(200, 201),
         summary="Record a payment: allocated oldest-due-first (or to the named invoices), the rest kept as credit; idempotent by reference",
-        response=PAYMENT,
-        request_body={
-            "type": "object",
-            "required": ["customer", "amount_fen", "reference"],
-            "properties": {
-                "customer": {"type": "string", "description": "external_userid"},
-                "amount_fen": {"type": "integer", "minimum": 1},
-                "reference": {"type": "string", "maxLength": 128},
-                "method": {"type": "string", "enum": ["bank", "wechat_pay", "alipay", "cash", "other"]},
-                "received_at": {"type": "string", "format": "date-time"},
-                "invoices": {"type": "array", "items": {"type": "string"}},
-                "note": {"type": "string"},
-            },
-        },
-        errors=(400, 401, 404, 409),
+        response=PaymentResult,
+        request_body=PaymentIn,
+        errors=e,
     )
-    add_api_route(app, "GET", "/payments", list_payments, summary="Payments, newest first", parameters=[q("customer")])
+    add_api_route(
+        app,
+        "GET",
+        "/payments",
+        list_payments,
+        summary="Payments, newest first",
+        response=PaymentList,
+        parameters=[Query("customer"), Query("limit", type="integer", minimum=1, maximum=500)],
+    )
     add_api_route(
         app,
         "POST",
@@ -375,12 +553,24 @@ def setup_routes(app: web.Application) -> None:
         import_statement,
         success=201,
         summary="Import a bank / WeChat Pay statement CSV (body; UTF-8): a report per line; re-importing changes nothing",
-        parameters=[q("filename")],
+        response=ImportReport,
+        request_content_type="text/csv",
+        parameters=[Query("filename", max_length=256)],
         errors=(400, 401, 413),
     )
-    add_api_route(app, "GET", "/payment-imports/{id}", get_import, summary="The stored report of a statement import")
-    by = q("by", enum=["customer", "salesperson"])
-    add_api_route(app, "GET", "/receivables/aging", aging, summary="Receivables aging by customer or salesperson", parameters=[by])
+    add_api_route(
+        app,
+        "GET",
+        "/payment-imports/{id}",
+        get_import,
+        summary="The stored report of a statement import",
+        response=ImportReport,
+        path_pattern={"id": "^[0-9]+$"},
+    )
+    by = Query("by", enum=("customer", "salesperson"))
+    add_api_route(
+        app, "GET", "/receivables/aging", aging, summary="Receivables aging by customer or salesperson", response=Aging, parameters=[by]
+    )
     add_api_route(
         app,
         "GET",
@@ -390,17 +580,22 @@ def setup_routes(app: web.Application) -> None:
         summary="Receivables aging as CSV (yuan)",
         parameters=[by],
     )
-    add_api_route(app, "GET", "/accounts/{customer}", get_account, summary="A customer's terms, credit limit, credit and open invoices")
+    add_api_route(
+        app,
+        "GET",
+        "/accounts/{customer}",
+        get_account,
+        summary="A customer's terms, credit limit, credit and open invoices",
+        response=Account,
+    )
     add_api_route(
         app,
         "PATCH",
         "/accounts/{customer}",
         update_account,
         summary="Set payment terms (days) and/or credit limit (fen, null = none)",
-        request_body={
-            "type": "object",
-            "properties": {"terms_days": {"type": "integer"}, "credit_limit_fen": {"type": "integer", "nullable": True}},
-        },
+        response=Account,
+        request_body=AccountChange,
     )
     add_api_route(
         app,
@@ -409,15 +604,26 @@ def setup_routes(app: web.Application) -> None:
         refund,
         success=201,
         summary="Refund customer credit (never below zero; idempotent by reference)",
-        request_body={
-            "type": "object",
-            "required": ["amount_fen", "reference"],
-            "properties": {"amount_fen": {"type": "integer"}, "reference": {"type": "string"}},
-        },
-        errors=(400, 401, 404, 409),
+        response=Refunded,
+        request_body=RefundIn,
+        errors=e,
     )
-    add_api_route(app, "GET", "/holds", list_holds, summary="Orders on credit hold", errors=(401,))
+    add_api_route(app, "GET", "/holds", list_holds, summary="Orders on credit hold", response=HoldList, errors=(401,))
     add_api_route(
-        app, "POST", "/holds/{number}/release", release, summary="Release a credit hold: confirm and allocate", errors=(401, 404, 409)
+        app,
+        "POST",
+        "/holds/{number}/release",
+        release,
+        summary="Release a credit hold: confirm and allocate",
+        response=Order,
+        errors=(401, 404, 409),
     )
-    add_api_route(app, "POST", "/dunning/run", dunning_run, summary="Queue today's dunning reminders now (each level once)", errors=(401,))
+    add_api_route(
+        app,
+        "POST",
+        "/dunning/run",
+        dunning_run,
+        summary="Queue today's dunning reminders now (each level once)",
+        response=DunningResult,
+        errors=(401,),
+    )

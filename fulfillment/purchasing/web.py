@@ -3,97 +3,176 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, ClassVar
 
 from aiohttp import web
+from pydantic import ConfigDict, Field
 
 from fulfillment.catalog.services import MAX_QTY
 from fulfillment.purchasing import services
-from fulfillment.purchasing.domain import PURCHASE_STATUS_ZH
+from fulfillment.purchasing.domain import PURCHASE_STATUS_ZH, SUPPLIER_FIELDS
 from scrm.core.errors import InvalidInput
-from scrm.core.http.bodies import get_int, get_str, read_json
+from scrm.core.http.bodies import Body, NonBlank, OrEmpty, read_body
 from scrm.core.http.keys import RUNTIME
-from scrm.core.http.openapi import add_api_route, query, schema
+from scrm.core.http.openapi import ApiModel, add_api_route, query
 
-SUPPLIER = schema(
-    "Supplier",
-    {
-        "type": "object",
-        "required": ["id", "name", "active"],
-        "properties": {
-            "id": {"type": "integer"},
-            "name": {"type": "string"},
-            "contact": {"type": "string"},
-            "phone": {"type": "string"},
-            "lead_time_days": {"type": "integer"},
-            "active": {"type": "boolean"},
-        },
-    },
-)
-PURCHASE_ORDER = schema(
-    "PurchaseOrder",
-    {
-        "type": "object",
-        "required": ["number", "status", "supplier", "lines", "total_fen"],
-        "properties": {
-            "number": {"type": "string"},
-            "status": {"type": "string", "enum": list(PURCHASE_STATUS_ZH)},
-            "supplier": SUPPLIER,
-            "total_fen": {"type": "integer"},
-            "expected_on": {"type": "string", "format": "date", "nullable": True},
-            "lines": {"type": "array", "items": {"type": "object"}},
-            "receipts": {"type": "array", "items": {"type": "object"}},
-        },
-    },
-)
-PO_LINE = {
-    "type": "object",
-    "required": ["sku", "qty", "unit_cost_fen"],
-    "properties": {
-        "sku": {"type": "string"},
-        "qty": {"type": "integer", "minimum": 1, "maximum": MAX_QTY},
-        "unit_cost_fen": {"type": "integer", "minimum": 0},
-    },
-}
-SUPPLIER_BODY = {
-    "type": "object",
-    "properties": {
-        "name": {"type": "string"},
-        "contact": {"type": "string"},
-        "phone": {"type": "string"},
-        "lead_time_days": {"type": "integer", "minimum": 0, "maximum": 365},
-        "active": {"type": "boolean"},
-    },
-}
+Sku = Annotated[str, NonBlank, Field(max_length=64)]
+Qty = Annotated[int, Field(ge=1, le=MAX_QTY)]
+LINES_MESSAGE = "lines 必须是非空的对象数组 (lines must be a non-empty array of objects)"
 
 
-def _items(data: dict[str, Any], name: str = "lines") -> list[dict[str, Any]]:
-    raw = data.get(name)
-    if not isinstance(raw, list) or not raw or not all(isinstance(x, dict) for x in raw):
-        raise InvalidInput(f"{name} 必须是非空的对象数组 ({name} must be a non-empty array of objects)", field=name)
-    return raw
+class PurchaseLineIn(Body):
+    sku: Sku
+    qty: Qty
+    unit_cost_fen: int = Field(ge=0, le=10**10)
 
 
-def _po_lines(data: dict[str, Any]) -> list[tuple[str, int, int]]:
-    return [
-        (
-            get_str(x, "sku", max_len=64),
-            get_int(x, "qty", minimum=1, maximum=MAX_QTY),
-            get_int(x, "unit_cost_fen", minimum=0, maximum=10**10),
-        )
-        for x in _items(data)
-    ]
+class ReceiveLineIn(Body):
+    sku: Sku
+    qty: Qty
 
 
-def _date(data: dict[str, Any], name: str) -> dt.date | None:
-    raw = data.get(name)
-    if raw is None:
-        return None
-    try:
-        return dt.date.fromisoformat(raw) if isinstance(raw, str) else None
-    except ValueError:
-        pass
-    raise InvalidInput(f"{name} 必须是日期 YYYY-MM-DD ({name} must be a date)", field=name)
+class SupplierIn(Body):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, NonBlank, Field(max_length=128)]
+    contact: Annotated[str, OrEmpty, Field(max_length=128)] = ""
+    phone: Annotated[str, OrEmpty, Field(max_length=32)] = ""
+    lead_time_days: int = Field(3, ge=0, le=365)
+
+
+class SupplierChange(Body):
+    """Only the fields given change; any other field is refused."""
+
+    model_config = ConfigDict(extra="forbid")
+    messages: ClassVar[dict[str, str]] = {
+        **{k: f"供应商{k}必须是不超过 {n} 字的文字 ({k} ≤ {n} chars)" for k, n in SUPPLIER_FIELDS.items()},
+        "lead_time_days": "交货周期必须是 0 到 365 天 (lead_time_days must be 0..365)",
+        "active": "active 必须是 true/false",
+    }
+
+    name: Annotated[str, NonBlank, Field(max_length=128)] = Field(None)
+    contact: Annotated[str, Field(max_length=128)] = Field(None)
+    phone: Annotated[str, Field(max_length=32)] = Field(None)
+    lead_time_days: int = Field(None, ge=0, le=365)
+    active: bool = Field(None)
+
+
+class PurchaseOrderIn(Body):
+    messages: ClassVar[dict[str, str]] = {"lines": LINES_MESSAGE}
+
+    supplier_id: int = Field(ge=1)
+    lines: list[PurchaseLineIn] = Field(min_length=1)
+    note: Annotated[str, OrEmpty, Field(max_length=500)] = ""
+    expected_on: dt.date | None = None
+
+
+class LinesIn(Body):
+    messages: ClassVar[dict[str, str]] = {"lines": LINES_MESSAGE}
+
+    lines: list[PurchaseLineIn] = Field(min_length=1)
+
+
+class PlaceIn(Body):
+    expected_on: dt.date | None = None
+
+
+class PurchaseCancelIn(Body):
+    reason: Annotated[str, OrEmpty, Field(max_length=200)] = ""
+
+
+class ReceiveIn(Body):
+    messages: ClassVar[dict[str, str]] = {"lines": LINES_MESSAGE}
+
+    reference: Annotated[str, NonBlank, Field(max_length=64, description="the delivery note: each is posted once")]
+    lines: list[ReceiveLineIn] | None = Field(None, min_length=1, description="omit (or null) = everything outstanding")
+
+
+class DraftIn(Body):
+    messages: ClassVar[dict[str, str]] = {"skus": "skus 必须是非空的 SKU 数组 (skus must be a non-empty array of strings)"}
+
+    supplier_id: int = Field(ge=1)
+    skus: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(None, min_length=1, description="null = every suggestion")
+
+
+class Supplier(ApiModel):
+    id: int
+    name: str
+    contact: str
+    phone: str
+    lead_time_days: int
+    active: bool
+
+
+class SupplierList(ApiModel):
+    items: list[Supplier]
+
+
+class PurchaseLine(ApiModel):
+    sku: str
+    name: str
+    unit: str
+    qty: int
+    received_qty: int
+    unit_cost_fen: int
+    outstanding: int
+
+
+class PurchaseReceipt(ApiModel):
+    reference: str
+    received_at: dt.datetime
+    received_by: str
+
+
+class PurchaseOrder(ApiModel):
+    number: str
+    status: str = Field(description=", ".join(PURCHASE_STATUS_ZH))
+    supplier: Supplier
+    note: str
+    total_fen: int
+    created_at: dt.datetime
+    ordered_at: dt.datetime | None
+    expected_on: dt.date | None
+    closed_at: dt.datetime | None
+    lines: list[PurchaseLine]
+    receipts: list[PurchaseReceipt]
+
+
+class PurchaseOrderList(ApiModel):
+    items: list[PurchaseOrder]
+
+
+class Received(ApiModel):
+    purchase_order: PurchaseOrder
+    received: dict[str, int] = Field(description="units posted by this call per SKU (empty for a duplicate)")
+    backorders_filled: dict[str, int] = Field(description="units allocated to waiting orders per SKU")
+    duplicate: bool = Field(description="this delivery note was posted before; nothing new was received")
+
+
+class SuggestionLine(ApiModel):
+    sku: str
+    name: str
+    unit: str
+    qty: int
+    available: int
+    on_order: int
+    backordered: int
+    reorder_point: int | None
+    unit_cost_fen: int
+
+
+class SuggestionGroup(ApiModel):
+    supplier: Supplier | None = Field(description="null: never bought, choose a supplier")
+    total_fen: int
+    lines: list[SuggestionLine]
+
+
+class Suggestions(ApiModel):
+    groups: list[SuggestionGroup]
+
+
+def _po_lines(lines: list[PurchaseLineIn]) -> list[tuple[str, int, int]]:
+    return [(x.sku, x.qty, x.unit_cost_fen) for x in lines]
 
 
 def _supplier_id(request: web.Request) -> int:
@@ -109,23 +188,16 @@ async def list_suppliers(request: web.Request) -> web.Response:
 
 
 async def create_supplier(request: web.Request) -> web.Response:
-    data = await read_json(request)
-    unknown = set(data) - {"name", "contact", "phone", "lead_time_days"}
-    if unknown:
-        raise InvalidInput(f"未知字段 (unknown fields): {', '.join(sorted(unknown))}")
+    body = await read_body(request, SupplierIn)
     supplier = await services.create_supplier(
-        request.app[RUNTIME],
-        name=get_str(data, "name", max_len=128),
-        contact=get_str(data, "contact", required=False, max_len=128),
-        phone=get_str(data, "phone", required=False, max_len=32),
-        lead_time_days=get_int(data, "lead_time_days", minimum=0, maximum=365) if "lead_time_days" in data else 3,
+        request.app[RUNTIME], name=body.name, contact=body.contact, phone=body.phone, lead_time_days=body.lead_time_days
     )
     return web.json_response(supplier.to_json(), status=201)
 
 
 async def update_supplier(request: web.Request) -> web.Response:
-    data = await read_json(request)
-    supplier = await services.update_supplier(request.app[RUNTIME], _supplier_id(request), **data)
+    changes = (await read_body(request, SupplierChange)).model_dump(exclude_unset=True)
+    supplier = await services.update_supplier(request.app[RUNTIME], _supplier_id(request), **changes)
     return web.json_response(supplier.to_json())
 
 
@@ -143,13 +215,9 @@ async def list_purchase_orders(request: web.Request) -> web.Response:
 
 
 async def create_purchase_order(request: web.Request) -> web.Response:
-    data = await read_json(request)
+    body = await read_body(request, PurchaseOrderIn)
     order = await services.create_purchase_order(
-        request.app[RUNTIME],
-        supplier_id=get_int(data, "supplier_id", minimum=1),
-        lines=_po_lines(data),
-        note=get_str(data, "note", required=False, max_len=500),
-        expected_on=_date(data, "expected_on"),
+        request.app[RUNTIME], supplier_id=body.supplier_id, lines=_po_lines(body.lines), note=body.note, expected_on=body.expected_on
     )
     return web.json_response(order.to_json(), status=201)
 
@@ -159,33 +227,30 @@ async def get_purchase_order(request: web.Request) -> web.Response:
 
 
 async def set_lines(request: web.Request) -> web.Response:
-    data = await read_json(request)
-    order = await services.set_draft_lines(request.app[RUNTIME], request.match_info["number"], _po_lines(data))
+    body = await read_body(request, LinesIn)
+    order = await services.set_draft_lines(request.app[RUNTIME], request.match_info["number"], _po_lines(body.lines))
     return web.json_response(order.to_json())
 
 
 async def place(request: web.Request) -> web.Response:
-    data = await read_json(request, allow_empty=True)
-    order = await services.place_purchase_order(request.app[RUNTIME], request.match_info["number"], expected_on=_date(data, "expected_on"))
+    body = await read_body(request, PlaceIn, allow_empty=True)
+    order = await services.place_purchase_order(request.app[RUNTIME], request.match_info["number"], expected_on=body.expected_on)
     return web.json_response(order.to_json())
 
 
 async def cancel(request: web.Request) -> web.Response:
-    data = await read_json(request, allow_empty=True)
-    reason = get_str(data, "reason", required=False, max_len=200)
+    body = await read_body(request, PurchaseCancelIn, allow_empty=True)
     return web.json_response(
-        (await services.cancel_purchase_order(request.app[RUNTIME], request.match_info["number"], reason=reason)).to_json()
+        (await services.cancel_purchase_order(request.app[RUNTIME], request.match_info["number"], reason=body.reason)).to_json()
     )
 
 
 async def receive(request: web.Request) -> web.Response:
     """{"reference": delivery note, "lines": [{"sku","qty"}] (omit = everything outstanding)}; once per reference."""
-    data = await read_json(request)
-    lines = None
-    if data.get("lines") is not None:
-        lines = [(get_str(x, "sku", max_len=64), get_int(x, "qty", minimum=1, maximum=MAX_QTY)) for x in _items(data)]
+    body = await read_body(request, ReceiveIn)
+    lines = None if body.lines is None else [(x.sku, x.qty) for x in body.lines]
     result = await services.receive_purchase(
-        request.app[RUNTIME], request.match_info["number"], lines, reference=get_str(data, "reference", max_len=64), actor="api"
+        request.app[RUNTIME], request.match_info["number"], lines, reference=body.reference, actor="api"
     )
     body = {
         "purchase_order": result.order.to_json(),
@@ -226,26 +291,22 @@ async def suggestions(request: web.Request) -> web.Response:
 
 
 async def draft_from_suggestions(request: web.Request) -> web.Response:
-    data = await read_json(request)
-    skus = None
-    if data.get("skus") is not None:
-        raw = data["skus"]
-        if not isinstance(raw, list) or not raw or not all(isinstance(s, str) and 0 < len(s) <= 64 for s in raw):
-            raise InvalidInput("skus 必须是非空的 SKU 数组 (skus must be a non-empty array of strings)", field="skus")
-        skus = list(raw)
-    order = await services.draft_from_suggestions(request.app[RUNTIME], supplier_id=get_int(data, "supplier_id", minimum=1), skus=skus)
+    body = await read_body(request, DraftIn)
+    order = await services.draft_from_suggestions(request.app[RUNTIME], supplier_id=body.supplier_id, skus=body.skus)
     return web.json_response(order.to_json(), status=201)
 
 
 def setup_routes(app: web.Application) -> None:
     """Mount the purchasing API under /api/v1 (bearer auth is enforced by the app's middleware)."""
     e = (400, 401, 404, 409)
+    decimal = {"id": "^[0-9]+$"}
     add_api_route(
         app,
         "GET",
         "/suppliers",
         list_suppliers,
         summary="Suppliers (active=1: only active)",
+        response=SupplierList,
         parameters=[query("active", enum=["0", "1"])],
         errors=(401,),
     )
@@ -256,8 +317,8 @@ def setup_routes(app: web.Application) -> None:
         create_supplier,
         success=201,
         summary="Add a supplier",
-        response=SUPPLIER,
-        request_body=SUPPLIER_BODY,
+        response=Supplier,
+        request_body=SupplierIn,
         errors=e,
     )
     add_api_route(
@@ -266,12 +327,20 @@ def setup_routes(app: web.Application) -> None:
         "/suppliers/{id}",
         update_supplier,
         summary="Change a supplier",
-        response=SUPPLIER,
-        request_body=SUPPLIER_BODY,
+        response=Supplier,
+        request_body=SupplierChange,
         errors=e,
+        path_pattern=decimal,
     )
     add_api_route(
-        app, "POST", "/suppliers/{id}/deactivate", deactivate_supplier, summary="Deactivate a supplier", response=SUPPLIER, errors=e
+        app,
+        "POST",
+        "/suppliers/{id}/deactivate",
+        deactivate_supplier,
+        summary="Deactivate a supplier",
+        response=Supplier,
+        errors=e,
+        path_pattern=decimal,
     )
     add_api_route(
         app,
@@ -279,6 +348,7 @@ def setup_routes(app: web.Application) -> None:
         "/purchase-orders",
         list_purchase_orders,
         summary="Purchase orders, newest first",
+        response=PurchaseOrderList,
         parameters=[query("status", enum=sorted(PURCHASE_STATUS_ZH))],
         errors=(400, 401),
     )
@@ -289,28 +359,19 @@ def setup_routes(app: web.Application) -> None:
         create_purchase_order,
         success=201,
         summary="Write a draft purchase order by hand",
-        response=PURCHASE_ORDER,
-        request_body={
-            "type": "object",
-            "required": ["supplier_id", "lines"],
-            "properties": {
-                "supplier_id": {"type": "integer"},
-                "lines": {"type": "array", "items": PO_LINE, "minItems": 1},
-                "note": {"type": "string"},
-                "expected_on": {"type": "string", "format": "date"},
-            },
-        },
+        response=PurchaseOrder,
+        request_body=PurchaseOrderIn,
         errors=e,
     )
-    add_api_route(app, "GET", "/purchase-orders/{number}", get_purchase_order, summary="One purchase order", response=PURCHASE_ORDER)
+    add_api_route(app, "GET", "/purchase-orders/{number}", get_purchase_order, summary="One purchase order", response=PurchaseOrder)
     add_api_route(
         app,
         "PUT",
         "/purchase-orders/{number}/lines",
         set_lines,
         summary="Replace a draft's lines",
-        response=PURCHASE_ORDER,
-        request_body={"type": "object", "required": ["lines"], "properties": {"lines": {"type": "array", "items": PO_LINE}}},
+        response=PurchaseOrder,
+        request_body=LinesIn,
         errors=e,
     )
     add_api_route(
@@ -319,8 +380,8 @@ def setup_routes(app: web.Application) -> None:
         "/purchase-orders/{number}/place",
         place,
         summary="Send a draft to the supplier (draft → ordered)",
-        response=PURCHASE_ORDER,
-        request_body={"type": "object", "properties": {"expected_on": {"type": "string", "format": "date"}}},
+        response=PurchaseOrder,
+        request_body=PlaceIn,
         errors=e,
     )
     add_api_route(
@@ -328,22 +389,10 @@ def setup_routes(app: web.Application) -> None:
         "POST",
         "/purchase-orders/{number}/receive",
         receive,
-        summary="Receive goods (full or partial), once per delivery note reference; releases backorders",
-        request_body={
-            "type": "object",
-            "required": ["reference"],
-            "properties": {
-                "reference": {"type": "string", "maxLength": 64},
-                "lines": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["sku", "qty"],
-                        "properties": {"sku": {"type": "string"}, "qty": {"type": "integer"}},
-                    },
-                },
-            },
-        },
+        success=(200, 201),
+        summary="Receive goods (full or partial), once per delivery note reference (200: posted before); releases backorders",
+        response=Received,
+        request_body=ReceiveIn,
         errors=e,
     )
     add_api_route(
@@ -352,11 +401,19 @@ def setup_routes(app: web.Application) -> None:
         "/purchase-orders/{number}/cancel",
         cancel,
         summary="Cancel a purchase order nothing of which arrived",
-        response=PURCHASE_ORDER,
-        request_body={"type": "object", "properties": {"reason": {"type": "string"}}},
+        response=PurchaseOrder,
+        request_body=PurchaseCancelIn,
         errors=e,
     )
-    add_api_route(app, "GET", "/purchase-suggestions", suggestions, summary="Reorder suggestions grouped by last supplier", errors=(401,))
+    add_api_route(
+        app,
+        "GET",
+        "/purchase-suggestions",
+        suggestions,
+        summary="Reorder suggestions grouped by last supplier",
+        response=Suggestions,
+        errors=(401,),
+    )
     add_api_route(
         app,
         "POST",
@@ -364,11 +421,7 @@ def setup_routes(app: web.Application) -> None:
         draft_from_suggestions,
         success=201,
         summary="Turn suggestions into a draft purchase order",
-        response=PURCHASE_ORDER,
-        request_body={
-            "type": "object",
-            "required": ["supplier_id"],
-            "properties": {"supplier_id": {"type": "integer"}, "skus": {"type": "array", "items": {"type": "string"}}},
-        },
+        response=PurchaseOrder,
+        request_body=DraftIn,
         errors=e,
     )

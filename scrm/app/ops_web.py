@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import sqlalchemy as sa
 from aiohttp import web
+from pydantic import Field
 
 from bots.gateway.models import inbound_events
 from bots.outbound.models import outbound_messages
 from scrm.core.errors import InvalidInput
 from scrm.core.http.keys import RUNTIME
-from scrm.core.http.openapi import add_api_route, openapi_view, query, schema
+from scrm.core.http.openapi import ApiModel, Query, add_api_route, openapi_view, query
 from scrm.core.outbox import outbox
 
 
@@ -107,21 +109,72 @@ async def list_outbox(request: web.Request) -> web.Response:
     return web.json_response({"items": items})
 
 
-def _list_of(name: str) -> dict[str, Any]:
-    return schema(name + "List", {"type": "object", "properties": {"items": {"type": "array", "items": {"type": "object"}}}})
+class InboundEvent(ApiModel):
+    id: int
+    channel: str
+    kind: str
+    external_userid: str
+    user_id: str
+    chat_id: str
+    content: str
+    status: str = Field(description="pending, processed, unknown or failed")
+    payload: dict[str, Any]
+    occurred_at: dt.datetime | None
+    received_at: dt.datetime | None
+    processed_at: dt.datetime | None
+
+
+class InboundEventList(ApiModel):
+    items: list[InboundEvent]
+
+
+class OutboundMessage(ApiModel):
+    id: int
+    idempotency_key: str
+    channel: str
+    purpose: str
+    recipient: str
+    status: str
+    error_code: int | None
+    error_message: str | None
+    attempts: int
+    payload: dict[str, Any]
+    created_at: dt.datetime | None
+    sent_at: dt.datetime | None
+
+
+class OutboundMessageList(ApiModel):
+    items: list[OutboundMessage]
+
+
+class OutboxRow(ApiModel):
+    id: int
+    topic: str
+    payload: dict[str, Any]
+    attempts: int
+    last_error: str | None
+    created_at: dt.datetime | None
+    done_at: dt.datetime | None
+    failed_at: dt.datetime | None
+
+
+class OutboxRowList(ApiModel):
+    items: list[OutboxRow]
+
+
+LIMIT = Query("limit", type="integer", minimum=1, maximum=500)
 
 
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/api/openapi.json", openapi_view)
-    limit = {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}}
     add_api_route(
         app,
         "GET",
         "/inbound-events",
         list_inbound_events,
         summary="Stored callbacks and synced messages",
-        response=_list_of("InboundEvent"),
-        parameters=[limit, *(query(n) for n in ("channel", "kind", "external_userid", "status"))],
+        response=InboundEventList,
+        parameters=[LIMIT, *(query(n) for n in ("channel", "kind", "external_userid", "status"))],
         errors=(400, 401),
     )
     add_api_route(
@@ -130,8 +183,8 @@ def setup_routes(app: web.Application) -> None:
         "/outbound-messages",
         list_outbound_messages,
         summary="Messages sent and their outcome",
-        response=_list_of("OutboundMessage"),
-        parameters=[limit, *(query(n) for n in ("channel", "status", "recipient", "purpose"))],
+        response=OutboundMessageList,
+        parameters=[LIMIT, *(query(n) for n in ("channel", "status", "recipient", "purpose"))],
         errors=(400, 401),
     )
     add_api_route(
@@ -140,7 +193,7 @@ def setup_routes(app: web.Application) -> None:
         "/outbox",
         list_outbox,
         summary="Outbox rows (pending, failed or done)",
-        response=_list_of("OutboxRow"),
-        parameters=[limit, query("status", enum=["pending", "failed", "done"])],
+        response=OutboxRowList,
+        parameters=[LIMIT, query("status", enum=["pending", "failed", "done"])],
         errors=(400, 401),
     )

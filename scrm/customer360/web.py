@@ -3,71 +3,135 @@ one customer's full record, by customer id or by an identity (external_userid / 
 
 from __future__ import annotations
 
+import datetime as dt
+
 from aiohttp import web
+from pydantic import Field
 
 from scrm.core.errors import InvalidInput, NotFound
 from scrm.core.http.keys import RUNTIME
-from scrm.core.http.openapi import add_api_route, schema
+from scrm.core.http.openapi import ApiModel, Query, add_api_route
 from scrm.crm.customers.services import find_customer
 from scrm.customer360.directory import MAX_EXPRESSION, MAX_QUERY, customer_record, search_customers
 
-CUSTOMER_ROW = schema(
-    "CustomerRow",
-    {
-        "type": "object",
-        "required": ["id", "name", "identity", "salespeople", "tags", "orders", "monetary_fen"],
-        "properties": {
-            "id": {"type": "integer"},
-            "name": {"type": "string"},
-            "identity": {"type": "string", "description": "first external_userid or openid"},
-            "salespeople": {"type": "array", "items": {"type": "string"}},
-            "tags": {"type": "array", "items": {"type": "string"}},
-            "tags_more": {"type": "integer"},
-            "activity": {"type": "string", "nullable": True},
-            "rfm_segment": {"type": "string", "nullable": True},
-            "orders": {"type": "integer"},
-            "monetary_fen": {"type": "integer"},
-            "last_seen_at": {"type": "string", "nullable": True},
-        },
-    },
-)
-CUSTOMER_PAGE = schema(
-    "CustomerPage",
-    {
-        "type": "object",
-        "required": ["items", "page", "more", "total"],
-        "properties": {
-            "items": {"type": "array", "items": {"$ref": "#/components/schemas/CustomerRow"}},
-            "page": {"type": "integer"},
-            "more": {"type": "boolean"},
-            "total": {"type": "integer"},
-        },
-    },
-)
-CUSTOMER_RECORD = schema(
-    "CustomerRecord",
-    {
-        "type": "object",
-        "required": ["id", "name", "identities", "follows", "tags", "orders", "balance_due_fen"],
-        "properties": {
-            "id": {"type": "integer"},
-            "merged_from": {"type": "integer", "nullable": True},
-            "name": {"type": "string"},
-            "identities": {"type": "object"},
-            "custom_fields": {"type": "object", "additionalProperties": {"type": "string"}},
-            "follows": {"type": "array", "items": {"type": "object"}},
-            "tags": {"type": "array", "items": {"type": "object"}},
-            "activity": {"type": "string", "nullable": True},
-            "rfm": {"type": "object", "nullable": True},
-            "orders": {"type": "array", "items": {"type": "object"}},
-            "balance_due_fen": {"type": "integer"},
-            "overdue_fen": {"type": "integer"},
-            "groups": {"type": "array", "items": {"type": "object"}},
-            "notes": {"type": "array", "items": {"type": "object"}},
-            "timeline": {"type": "array", "items": {"type": "object"}},
-        },
-    },
-)
+
+class CustomerRow(ApiModel):
+    id: int
+    name: str
+    identity: str = Field(description="first external_userid or openid")
+    salespeople: list[str]
+    tags: list[str]
+    tags_more: int
+    activity: str | None
+    rfm_segment: str | None
+    orders: int
+    monetary_fen: int
+    last_seen_at: dt.datetime | None
+
+
+class CustomerPage(ApiModel):
+    items: list[CustomerRow]
+    page: int
+    more: bool
+    total: int
+
+
+class CustomerFollow(ApiModel):
+    userid: str
+    name: str
+    status: str
+    status_zh: str
+    remark: str
+    add_way_zh: str
+    state: str
+    since: dt.datetime
+    ended_at: dt.datetime | None
+
+
+class CustomerTag(ApiModel):
+    tag_id: int
+    name: str
+    group: str
+    source: str
+    source_zh: str
+    why: str
+    applied_at: dt.datetime | None
+
+
+class CustomerNote(ApiModel):
+    id: int
+    author: str
+    author_name: str
+    body: str
+    created_at: dt.datetime | None
+
+
+class TimelineEntry(ApiModel):
+    at: dt.datetime
+    kind: str
+    kind_zh: str
+    title: str
+    body: str
+
+
+class RecordRfm(ApiModel):
+    segment: str
+    r: int
+    f: int
+    m: int
+    recency_days: int
+    frequency: int
+    monetary_fen: int
+    computed_on: dt.date
+
+
+class CustomerGroup(ApiModel):
+    chat_id: str
+    name: str
+
+
+class CustomerOrderLine(ApiModel):
+    sku: str
+    name: str
+    unit: str
+    qty: int
+    line_total_fen: int
+    backordered_qty: int
+
+
+class CustomerOrder(ApiModel):
+    number: str
+    status: str
+    status_zh: str
+    total_fen: int
+    source: str
+    created_at: dt.datetime | None
+    lines: list[CustomerOrderLine]
+    tracking_numbers: list[str]
+
+
+class CustomerRecord(ApiModel):
+    id: int
+    merged_from: int | None = Field(description="the id asked for, when it was merged into this customer")
+    name: str
+    avatar: str
+    gender_zh: str
+    corp_name: str
+    custom_fields: dict[str, str]
+    first_seen_at: dt.datetime
+    last_seen_at: dt.datetime
+    identities: dict[str, list[str]] = Field(description="kind (external_userid, openid, unionid) → values")
+    follows: list[CustomerFollow]
+    tags: list[CustomerTag]
+    notes: list[CustomerNote]
+    timeline: list[TimelineEntry]
+    activity: str | None = Field(description="activity segment in Chinese")
+    rfm: RecordRfm | None
+    groups: list[CustomerGroup]
+    orders: list[CustomerOrder]
+    balance_due_fen: int
+    overdue_fen: int
+    oldest_due_on: dt.date | None
 
 
 async def list_customers(request: web.Request) -> web.Response:
@@ -102,11 +166,11 @@ def setup_routes(app: web.Application) -> None:
         "/customers",
         list_customers,
         summary="Search customers by name / identity / #id and a segment expression, most recently seen first",
-        response=CUSTOMER_PAGE,
+        response=CustomerPage,
         parameters=[
-            {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": MAX_QUERY}},
-            {"name": "segment", "in": "query", "schema": {"type": "string", "maxLength": MAX_EXPRESSION}},
-            {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 10000}},
+            Query("q", max_length=MAX_QUERY),
+            Query("segment", max_length=MAX_EXPRESSION),
+            Query("page", type="integer", minimum=1, maximum=10000),
         ],
         errors=(400, 401),
     )
@@ -116,5 +180,5 @@ def setup_routes(app: web.Application) -> None:
         "/customers/{customer}",
         get_customer_record,
         summary="One customer's record: by customer id, external_userid, openid or unionid (merged ids answer with the survivor)",
-        response=CUSTOMER_RECORD,
+        response=CustomerRecord,
     )

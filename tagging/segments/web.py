@@ -6,16 +6,18 @@ Thin: parsing, counting and storing live in :mod:`tagging.segments.services`; a 
 
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
+from typing import Annotated, ClassVar
 
 import sqlalchemy as sa
 from aiohttp import web
+from pydantic import Field, StringConstraints
 
 from scrm.core.clock import local
 from scrm.core.errors import InvalidInput, NotFound
-from scrm.core.http.bodies import read_json
+from scrm.core.http.bodies import Body, NonBlank, read_body
 from scrm.core.http.keys import RUNTIME
-from scrm.core.http.openapi import add_api_route, schema
+from scrm.core.http.openapi import ApiModel, Query, add_api_route
 from scrm.crm.customers.models import customers
 from scrm.crm.customers.services import find_customer
 from tagging.activity import services as activity
@@ -26,51 +28,117 @@ from tagging.segments.syntax import MAX_LENGTH
 
 PAGE_MAX = 5000
 
-PREVIEW = schema(
-    "SegmentPreview",
-    {
-        "type": "object",
-        "required": ["count", "sample"],
-        "properties": {
-            "count": {"type": "integer"},
-            "sample": {"type": "array", "items": {"type": "object", "properties": {"id": {"type": "integer"}, "name": {"type": "string"}}}},
-        },
-    },
-)
-SEGMENT = schema(
-    "Segment",
-    {
-        "type": "object",
-        "properties": {
-            "id": {"type": "integer"},
-            "name": {"type": "string"},
-            "expression": {"type": "string"},
-            "description": {"type": "string"},
-            "created_by": {"type": "string"},
-            "created_at": {"type": "string"},
-            "updated_at": {"type": "string"},
-            "count": {"type": "integer", "description": "customers picked now"},
-        },
-    },
-)
-SEGMENT_BODY = {
-    "type": "object",
-    "required": ["name", "expression"],
-    "properties": {"name": {"type": "string", "maxLength": 64}, "expression": {"type": "string"}, "description": {"type": "string"}},
-}
+EXPRESSION_MESSAGE = "字段 expression 必须是字符串 (expression must be a string)"
+# Kept as written (a syntax error's column counts from the first character); the parser checks the length.
+Expression = Annotated[str, StringConstraints(strip_whitespace=False), Field(json_schema_extra={"maxLength": MAX_LENGTH})]
+SegmentName = Annotated[str, NonBlank, Field(max_length=64)]
+Description = Annotated[str, Field(max_length=500)]
 
 
-def _expression(data: dict[str, Any]) -> str:
-    value = data.get("expression")
-    if not isinstance(value, str):
-        raise InvalidInput("字段 expression 必须是字符串 (expression must be a string)", field="expression")
-    return value
+class SegmentPreviewIn(Body):
+    messages: ClassVar[dict[str, str]] = {"expression": EXPRESSION_MESSAGE}
+
+    expression: Expression
+
+
+class SegmentIn(Body):
+    messages: ClassVar[dict[str, str]] = {
+        "expression": EXPRESSION_MESSAGE,
+        "name": "客群名称需为 1 到 64 个字 (name: 1–64 characters)",
+        "description": "说明不超过 500 字 (description ≤ 500 characters)",
+    }
+
+    name: SegmentName
+    expression: Expression
+    description: Description = ""
+
+
+class SegmentChange(Body):
+    """PUT: fields left out keep their value."""
+
+    messages: ClassVar[dict[str, str]] = SegmentIn.messages
+
+    name: SegmentName = Field(None)
+    expression: Expression = Field(None)
+    description: Description = Field(None)
+
+
+class SampleCustomer(ApiModel):
+    id: int
+    name: str
+
+
+class SegmentPreview(ApiModel):
+    count: int
+    sample: list[SampleCustomer] = Field(description="the first 10 customers")
+
+
+class Segment(ApiModel):
+    id: int
+    name: str
+    expression: str
+    description: str
+    created_by: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class SegmentWithCount(Segment):
+    count: int = Field(description="customers picked now")
+
+
+class SegmentList(ApiModel):
+    items: list[Segment]
+
+
+class Deleted(ApiModel):
+    deleted: bool
+
+
+class SegmentCustomers(ApiModel):
+    items: list[int] = Field(description="customer ids, ascending")
+    next_after: int | None = Field(description="pass as ?after= for the next page; null on the last page")
+
+
+class OrderStats(ApiModel):
+    orders: int
+    monetary_fen: int
+    first_order_at: dt.datetime | None
+    last_order_at: dt.datetime | None
+    window_days: int
+
+
+class Rfm(ApiModel):
+    customer_id: int
+    recency_days: int
+    frequency: int
+    monetary_fen: int
+    r: int
+    f: int
+    m: int
+    segment: str
+    computed_on: dt.date
+
+
+class Activity(ApiModel):
+    segment: str
+    segment_zh: str
+    last_message_at: dt.datetime | None
+    last_order_at: dt.datetime | None
+    computed_at: dt.datetime | None
+
+
+class CustomerRfm(ApiModel):
+    customer_id: int
+    rfm: Rfm | None
+    activity: Activity | None
+    order_stats: OrderStats | None
 
 
 async def preview(request: web.Request) -> web.Response:
     """Count of customers an expression picks now, and the first 10 of them."""
     rt = request.app[RUNTIME]
-    expression = _expression(await read_json(request))
+    expression = (await read_body(request, SegmentPreviewIn)).expression
     count = await segments.count_segment(rt, expression)
     return web.json_response({"count": count, "sample": await segments.sample_segment(rt, expression)})
 
@@ -89,12 +157,12 @@ async def list_segments(request: web.Request) -> web.Response:
 
 
 async def create_segment(request: web.Request) -> web.Response:
-    data = await read_json(request)
+    body = await read_body(request, SegmentIn)
     made = await segments.save_segment(
         request.app[RUNTIME],
-        name=data.get("name"),  # type: ignore[arg-type]  # validated by save_segment
-        expression=_expression(data),
-        description=data.get("description", ""),
+        name=body.name,
+        expression=body.expression,
+        description=body.description,
         created_by="api",
     )
     return web.json_response(made.to_json(), status=201)
@@ -108,7 +176,8 @@ async def get_segment(request: web.Request) -> web.Response:
 
 
 async def update_segment(request: web.Request) -> web.Response:
-    data = await read_json(request)
+    body = await read_body(request, SegmentChange)
+    given = body.model_fields_set
     rt = request.app[RUNTIME]
     segment_id = _segment_id(request)
     async with rt.db.read() as conn:
@@ -116,9 +185,9 @@ async def update_segment(request: web.Request) -> web.Response:
     changed = await segments.save_segment(
         rt,
         segment_id=segment_id,
-        name=data.get("name", current.name),
-        expression=_expression(data) if "expression" in data else current.expression,
-        description=data.get("description", current.description),
+        name=body.name if "name" in given else current.name,
+        expression=body.expression if "expression" in given else current.expression,
+        description=body.description if "description" in given else current.description,
     )
     return web.json_response(changed.to_json())
 
@@ -167,12 +236,16 @@ async def customer_rfm(request: web.Request) -> web.Response:
 
 def setup_routes(app: web.Application) -> None:
     """Mount the segment and RFM API (bearer-token auth comes from the app's /api/v1 middleware)."""
-    body = {"type": "object", "required": ["expression"], "properties": {"expression": {"type": "string", "maxLength": MAX_LENGTH}}}
-    listing = schema("SegmentList", {"type": "object", "properties": {"items": {"type": "array", "items": SEGMENT}}})
     add_api_route(
-        app, "POST", "/segments/preview", preview, summary="Count and sample of a segment expression", response=PREVIEW, request_body=body
+        app,
+        "POST",
+        "/segments/preview",
+        preview,
+        summary="Count and sample of a segment expression",
+        response=SegmentPreview,
+        request_body=SegmentPreviewIn,
     )
-    add_api_route(app, "GET", "/segments", list_segments, summary="Saved segments", response=listing, errors=(401,))
+    add_api_route(app, "GET", "/segments", list_segments, summary="Saved segments", response=SegmentList, errors=(401,))
     add_api_route(
         app,
         "POST",
@@ -180,21 +253,36 @@ def setup_routes(app: web.Application) -> None:
         create_segment,
         success=201,
         summary="Save a segment",
-        response=SEGMENT,
-        request_body=SEGMENT_BODY,
+        response=Segment,
+        request_body=SegmentIn,
         errors=(400, 401, 409),
     )
-    add_api_route(app, "GET", "/segments/{id}", get_segment, summary="A saved segment with its count now", response=SEGMENT)
+    add_api_route(app, "GET", "/segments/{id}", get_segment, summary="A saved segment with its count now", response=SegmentWithCount)
     add_api_route(
-        app, "PUT", "/segments/{id}", update_segment, summary="Change a saved segment", response=SEGMENT, request_body=SEGMENT_BODY,
+        app,
+        "PUT",
+        "/segments/{id}",
+        update_segment,
+        summary="Change a saved segment",
+        response=Segment,
+        request_body=SegmentChange,
         errors=(400, 401, 404, 409),
-    )  # fmt: skip
-    add_api_route(app, "DELETE", "/segments/{id}", delete_segment, summary="Delete a saved segment")
-    page = [
-        {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}},
-        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": PAGE_MAX}},
-    ]
-    add_api_route(
-        app, "GET", "/segments/{id}/customers", segment_customers, summary="Customer ids of a saved segment, page by page", parameters=page
     )
-    add_api_route(app, "GET", "/customers/{external_userid}/rfm", customer_rfm, summary="A customer's RFM, activity and order aggregates")
+    add_api_route(app, "DELETE", "/segments/{id}", delete_segment, summary="Delete a saved segment", response=Deleted)
+    add_api_route(
+        app,
+        "GET",
+        "/segments/{id}/customers",
+        segment_customers,
+        summary="Customer ids of a saved segment, page by page",
+        response=SegmentCustomers,
+        parameters=[Query("after", type="integer", minimum=0), Query("limit", type="integer", minimum=1, maximum=PAGE_MAX)],
+    )
+    add_api_route(
+        app,
+        "GET",
+        "/customers/{external_userid}/rfm",
+        customer_rfm,
+        summary="A customer's RFM, activity and order aggregates",
+        response=CustomerRfm,
+    )

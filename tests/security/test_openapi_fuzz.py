@@ -139,10 +139,10 @@ def doc(server: ServerThread, http: requests.Session) -> dict[str, Any]:
 def operations() -> list[tuple[str, str]]:
     """(method, path) of every documented operation, read from a throw-away app (collection time, no I/O)."""
     from scrm.app.webapp import create_app
-    from scrm.core.http.openapi import document
+    from scrm.core.http.openapi import api_document
 
-    create_app(make_settings(database_url="sqlite+aiosqlite:///:memory:", admin_token=TOKEN))
-    return sorted((m.upper(), p) for p, ops in document()["paths"].items() for m in ops)
+    app = create_app(make_settings(database_url="sqlite+aiosqlite:///:memory:", admin_token=TOKEN))
+    return sorted((m.upper(), p) for p, ops in api_document(app).to_json()["paths"].items() for m in ops)
 
 
 OPERATIONS = operations()

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
+from typing import Annotated, Any, ClassVar
 
 from aiohttp import web
+from pydantic import ConfigDict, Field
 
 from scrm.campaigns.broadcasts import queries as broadcasts_queries
 from scrm.campaigns.broadcasts import services as broadcasts
 from scrm.campaigns.broadcasts.domain import RecipientStatus
 from scrm.core.errors import InvalidInput
-from scrm.core.http.bodies import get_str, read_json
+from scrm.core.http.bodies import Body, NonBlank, read_body
 from scrm.core.http.keys import RUNTIME
-from scrm.core.http.openapi import add_api_route, schema
+from scrm.core.http.openapi import ApiModel, Query, add_api_route
 from tagging.segments import services as segments
 
 STATUSES = [
@@ -22,35 +24,88 @@ STATUSES = [
     RecipientStatus.SKIPPED,
     RecipientStatus.FAILED,
 ]
-BROADCAST = schema(
-    "Broadcast",
-    {
-        "type": "object",
-        "required": ["id", "name", "segment", "text", "status", "totals"],
-        "properties": {
-            "id": {"type": "integer"},
-            "name": {"type": "string"},
-            "segment": {"type": "string", "description": "segment expression"},
-            "text": {"type": "string"},
-            "coupon_template_id": {"type": "integer", "nullable": True},
-            "status": {"type": "string", "enum": ["draft", "scheduled", "running", "paused", "done", "cancelled"]},
-            "scheduled_at": {"type": "string", "format": "date-time", "nullable": True},
-            "cursor_customer_id": {"type": "integer", "nullable": True, "description": "planning resumes after this customer"},
-            "totals": {"type": "object", "description": "plan totals: recipients, per channel, skipped per reason"},
-            "progress": {"type": "object", "description": "live counts by status and by channel"},
-        },
-    },
-)
-BODY = {
-    "type": "object",
-    "properties": {
-        "name": {"type": "string", "maxLength": 64},
-        "segment": {"type": "string"},
-        "text": {"type": "string", "maxLength": broadcasts.TEXT_MAX},
-        "coupon_template_id": {"type": "integer", "nullable": True},
-        "scheduled_at": {"type": "string", "format": "date-time", "nullable": True},
-    },
-}
+BroadcastText = Annotated[str, NonBlank, Field(max_length=broadcasts.TEXT_MAX)]
+Name = Annotated[str, NonBlank, Field(max_length=64)]
+Segment = Annotated[str, NonBlank, Field(max_length=4000, description="segment expression")]
+# Parsed by the service (ISO 8601 with a timezone; it names the field).
+When = Annotated[str | None, Field(json_schema_extra={"format": "date-time"})]
+
+
+class BroadcastChange(Body):
+    """PATCH (before it started): only the fields given change; any other field is refused."""
+
+    model_config = ConfigDict(extra="forbid")
+    messages: ClassVar[dict[str, str]] = {
+        "name": "name 须为 1–64 个字符 (required text)",
+        "segment": "segment 须为 1–4000 个字符 (required text)",
+        "text": f"text 须为 1–{broadcasts.TEXT_MAX} 个字符 (required text)",
+        "coupon_template_id": "coupon_template_id 必须是整数 (must be an integer)",
+    }
+
+    name: Name = Field(None)
+    segment: Segment = Field(None)
+    text: BroadcastText = Field(None)
+    coupon_template_id: int | None = Field(None)
+    scheduled_at: When = Field(None, description="null = a draft, started by hand")
+
+
+class BroadcastIn(BroadcastChange):
+    model_config = ConfigDict(extra="ignore")
+
+    name: Name
+    segment: Segment
+    text: BroadcastText
+
+
+class BroadcastPreviewIn(Body):
+    segment: Annotated[str, NonBlank, Field(max_length=4000)]
+
+
+class Broadcast(ApiModel):
+    id: int
+    name: str
+    segment: str = Field(description="segment expression")
+    text: str
+    coupon_template_id: int | None
+    status: str = Field(description="draft, scheduled, running, paused, done or cancelled")
+    scheduled_at: dt.datetime | None
+    cursor_customer_id: int | None = Field(description="planning resumes after this customer")
+    totals: dict[str, Any] = Field(description="plan totals: recipients, per channel, skipped per reason")
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+
+
+class Progress(ApiModel):
+    status: str
+    recipients: int
+    by_status: dict[str, int]
+    by_channel: dict[str, dict[str, int]]
+
+
+class BroadcastWithProgress(Broadcast):
+    progress: Progress = Field(description="live counts by status and by channel")
+
+
+class Recipient(ApiModel):
+    customer_id: int
+    channel: str
+    status: str
+    reason: str
+    salesperson_userid: str
+    outbound_key: str
+    planned_at: dt.datetime
+    sent_at: dt.datetime | None
+
+
+class RecipientPage(ApiModel):
+    items: list[Recipient]
+    next_after: int | None
+
+
+class SegmentCount(ApiModel):
+    segment: str
+    count: int
 
 
 def _id(request: web.Request) -> int:
@@ -67,7 +122,8 @@ async def _with_progress(request: web.Request, broadcast_id: int) -> dict[str, A
 
 
 async def create(request: web.Request) -> web.Response:
-    view = await broadcasts.create_broadcast(request.app[RUNTIME], await read_json(request), actor="api")
+    body = await read_body(request, BroadcastIn)
+    view = await broadcasts.create_broadcast(request.app[RUNTIME], body.model_dump(exclude_unset=True), actor="api")
     return web.json_response(view.to_json(), status=201)
 
 
@@ -76,7 +132,8 @@ async def get_one(request: web.Request) -> web.Response:
 
 
 async def patch(request: web.Request) -> web.Response:
-    view = await broadcasts.update_broadcast(request.app[RUNTIME], _id(request), await read_json(request))
+    changes = (await read_body(request, BroadcastChange)).model_dump(exclude_unset=True)
+    view = await broadcasts.update_broadcast(request.app[RUNTIME], _id(request), changes)
     return web.json_response(view.to_json())
 
 
@@ -110,37 +167,79 @@ async def cancel(request: web.Request) -> web.Response:
 
 
 async def preview(request: web.Request) -> web.Response:
-
-    expr = get_str(await read_json(request), "segment", max_len=4000)
+    expr = (await read_body(request, BroadcastPreviewIn)).segment
     return web.json_response({"segment": expr, "count": int(await segments.count_segment(request.app[RUNTIME], expr))})
 
 
 def setup_routes(app: web.Application) -> None:
     base = "/broadcasts"
+    decimal = {"id": "^[0-9]+$"}
     add_api_route(
-        app, "POST", base, create, success=201, summary="Create a segment broadcast (群发): draft, or scheduled with scheduled_at",
-        response=BROADCAST, request_body={**BODY, "required": ["name", "segment", "text"]}, errors=(400, 401, 404),
-    )  # fmt: skip
+        app,
+        "POST",
+        base,
+        create,
+        success=201,
+        summary="Create a segment broadcast (群发): draft, or scheduled with scheduled_at",
+        response=Broadcast,
+        request_body=BroadcastIn,
+        errors=(400, 401, 404),
+    )
     add_api_route(
-        app, "POST", base + "/preview", preview, summary="How many customers a segment holds now",
-        request_body={"type": "object", "required": ["segment"], "properties": {"segment": {"type": "string"}}},
-    )  # fmt: skip
-    add_api_route(app, "GET", base + "/{id}", get_one, summary="A broadcast with plan totals and live progress", response=BROADCAST)
+        app,
+        "POST",
+        base + "/preview",
+        preview,
+        summary="How many customers a segment holds now",
+        response=SegmentCount,
+        request_body=BroadcastPreviewIn,
+    )
     add_api_route(
-        app, "PATCH", base + "/{id}", patch, summary="Edit a broadcast not yet started", response=BROADCAST,
-        request_body=BODY, errors=(400, 401, 404, 409),
-    )  # fmt: skip
+        app,
+        "GET",
+        base + "/{id}",
+        get_one,
+        summary="A broadcast with plan totals and live progress",
+        response=BroadcastWithProgress,
+        path_pattern=decimal,
+    )
     add_api_route(
-        app, "GET", base + "/{id}/recipients", recipients, summary="Per-recipient results (keyset paging by customer_id)",
+        app,
+        "PATCH",
+        base + "/{id}",
+        patch,
+        summary="Edit a broadcast not yet started",
+        response=Broadcast,
+        request_body=BroadcastChange,
+        errors=(400, 401, 404, 409),
+        path_pattern=decimal,
+    )
+    add_api_route(
+        app,
+        "GET",
+        base + "/{id}/recipients",
+        recipients,
+        summary="Per-recipient results (keyset paging by customer_id)",
+        response=RecipientPage,
         parameters=[
-            {"name": "status", "in": "query", "schema": {"type": "string", "enum": STATUSES}},
-            {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}},
-            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+            Query("status", enum=tuple(STATUSES)),
+            Query("after", type="integer", minimum=0),
+            Query("limit", type="integer", minimum=1, maximum=1000),
         ],
-    )  # fmt: skip
+        path_pattern=decimal,
+    )
     for action, handler, what in (
         ("start", start, "Run now, or resume a paused broadcast from its cursor"),
         ("pause", pause, "Stop planning; chunks not yet sent wait"),
         ("cancel", cancel, "Stop for good; recipients not yet sent become skipped"),
     ):
-        add_api_route(app, "POST", f"{base}/{{id}}/{action}", handler, summary=what, response=BROADCAST, errors=(400, 401, 404, 409))
+        add_api_route(
+            app,
+            "POST",
+            f"{base}/{{id}}/{action}",
+            handler,
+            summary=what,
+            response=BroadcastWithProgress,
+            errors=(400, 401, 404, 409),
+            path_pattern=decimal,
+        )

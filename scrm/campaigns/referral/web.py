@@ -2,73 +2,144 @@
 
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
+from typing import Annotated, ClassVar, Literal
 
 from aiohttp import web
+from pydantic import Field
 
 from scrm.campaigns.referral import queries as referral_queries
 from scrm.campaigns.referral import services as referral_services
+from scrm.campaigns.referral.domain import MAX_GOAL, MAX_GROUPS, MAX_HOLD_HOURS, MAX_USERIDS
 from scrm.core.errors import InvalidInput, NotFound
-from scrm.core.http.bodies import get_str, read_json
+from scrm.core.http.bodies import Body, NonBlank, OrEmpty, read_body
 from scrm.core.http.keys import RUNTIME
-from scrm.core.http.openapi import add_api_route, schema
+from scrm.core.http.openapi import ApiModel, Query, add_api_route
 from scrm.crm.customers.services import find_customer
 
-CAMPAIGN = schema(
-    "ReferralCampaign",
-    {
-        "type": "object",
-        "required": ["id", "name", "goal", "status", "starts_at", "ends_at"],
-        "properties": {
-            "id": {"type": "integer"},
-            "name": {"type": "string"},
-            "goal": {"type": "integer", "description": "qualified invites needed for the reward"},
-            "reward_template_id": {"type": "integer", "nullable": True},
-            "reward_tag_id": {"type": "integer", "nullable": True},
-            "eligible_segment": {"type": "string", "description": "segment expression; empty = every customer"},
-            "userids": {"type": "array", "items": {"type": "string"}},
-            "kind": {"type": "string", "enum": ["contact", "group"], "description": "contact: 联系我 codes; group: 加入群聊 codes"},
-            "chat_ids": {"type": "array", "items": {"type": "string"}, "description": "group campaign: the groups (1–5)"},
-            "poster_text": {"type": "string"},
-            "hold_hours": {"type": "integer", "description": "an invitee must stay this long to count"},
-            "starts_at": {"type": "string", "format": "date-time"},
-            "ends_at": {"type": "string", "format": "date-time"},
-            "status": {"type": "string", "enum": ["draft", "running", "paused", "ended"]},
-        },
-    },
-)
-BODY = {
-    "type": "object",
-    "properties": {
-        "name": {"type": "string", "maxLength": 64},
-        "goal": {"type": "integer", "minimum": 1, "maximum": 1000},
-        "reward_template_id": {"type": "integer", "nullable": True},
-        "reward_tag_id": {"type": "integer", "nullable": True},
-        "eligible_segment": {"type": "string"},
-        "userids": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 100, "description": "contact campaigns"},
-        "kind": {"type": "string", "enum": ["contact", "group"], "default": "contact"},
-        "chat_ids": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 5, "description": "group campaigns"},
-        "poster_text": {"type": "string", "maxLength": 2000},
-        "hold_hours": {"type": "integer", "minimum": 0, "maximum": 720},
-        "starts_at": {"type": "string", "format": "date-time"},
-        "ends_at": {"type": "string", "format": "date-time"},
-        "status": {"type": "string", "enum": ["draft", "running", "paused", "ended"]},
-    },
+MESSAGES = {
+    "name": "活动名称需为 1 到 64 个字 (name is 1–64 characters)",
+    "goal": "邀请目标需为 1 到 1000 人 (goal: 1–1000)",
+    "hold_hours": "留存时长需为 0 到 720 小时 (hold_hours: 0–720)",
+    "reward_template_id": "reward_template_id 需为编号 (reward_template_id must be an id)",
+    "reward_tag_id": "reward_tag_id 需为编号 (reward_tag_id must be an id)",
+    "kind": "kind 只能是 contact（好友裂变）或 group（群裂变）(kind: contact | group)",
+    "chat_ids": "群裂变需要 1 到 5 个客户群 chat_id (chat_ids: 1–5 group chat ids)",
+    "userids": "userids 需为 1 到 100 个成员账号 (userids: 1–100 member userids)",
+    "poster_text": "poster_text 需为不超过 2000 字的文本 (poster_text: text ≤ 2000)",
+    "eligible_segment": "eligible_segment 需为不超过 2000 字的文本 (eligible_segment: text ≤ 2000)",
+    "starts_at": "starts_at 需为 ISO 8601 时间 (starts_at must be an ISO 8601 time)",
+    "ends_at": "ends_at 需为 ISO 8601 时间 (ends_at must be an ISO 8601 time)",
 }
-CODE = schema(
-    "ReferralCode",
-    {
-        "type": "object",
-        "properties": {
-            "id": {"type": "integer"},
-            "campaign_id": {"type": "integer"},
-            "inviter_customer_id": {"type": "integer"},
-            "state": {"type": "string", "maxLength": 30},
-            "config_id": {"type": "string", "nullable": True},
-            "qr_code": {"type": "string", "nullable": True},
-        },
-    },
-)
+Member = Annotated[str, NonBlank, Field(max_length=64)]
+Text2000 = Annotated[str, OrEmpty, Field(max_length=2000)]
+# Parsed (ISO 8601 with a timezone) and checked against each other by the campaign rules, which name the field.
+When = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+
+
+class CampaignChange(Body):
+    """PATCH: only the fields given change; goal, hold and salespeople are fixed once started. The campaign rules
+    (:func:`scrm.campaigns.referral.domain.check_campaign`) check what depends on other fields."""
+
+    messages: ClassVar[dict[str, str]] = MESSAGES
+
+    name: Annotated[str, NonBlank, Field(max_length=64)] = Field(None)
+    goal: int = Field(None, ge=1, le=MAX_GOAL, description="qualified invites needed for the reward")
+    hold_hours: int = Field(None, ge=0, le=MAX_HOLD_HOURS, description="an invitee must stay this long to count")
+    reward_template_id: int | None = Field(None, ge=1, le=2**62)
+    reward_tag_id: int | None = Field(None, ge=1, le=2**62)
+    kind: Literal["contact", "group"] = Field(None, description="contact: 联系我 codes; group: 加入群聊 codes")
+    chat_ids: list[Member] = Field(None, min_length=1, max_length=MAX_GROUPS, description="group campaigns: the groups")
+    userids: list[Member] = Field(None, min_length=1, max_length=MAX_USERIDS, description="contact campaigns: the salespeople")
+    poster_text: Text2000 = Field(None)
+    eligible_segment: Text2000 = Field(None, description="segment expression; empty = every customer")
+    starts_at: When = Field(None)
+    ends_at: When = Field(None)
+    status: Literal["draft", "running", "paused", "ended"] = Field(None, description="draft → running ⇄ paused → ended")
+
+
+class CampaignIn(CampaignChange):
+    """A new campaign: a reward (coupon template and/or tag) is required; userids for contact campaigns, chat_ids
+    for group campaigns."""
+
+    name: Annotated[str, NonBlank, Field(max_length=64)]
+    goal: int = Field(ge=1, le=MAX_GOAL, description="qualified invites needed for the reward")
+    starts_at: When
+    ends_at: When
+
+
+class CodeIn(Body):
+    """The inviter by ``inviter`` (external_userid) or ``inviter_customer_id``."""
+
+    messages: ClassVar[dict[str, str]] = {"inviter_customer_id": "inviter_customer_id 必须是整数 (must be an integer)"}
+
+    inviter: Annotated[str, NonBlank, Field(max_length=128, description="external_userid")] = Field(None)
+    inviter_customer_id: int = Field(None)
+
+
+class ReferralCampaign(ApiModel):
+    id: int
+    name: str
+    goal: int
+    reward_template_id: int | None
+    reward_tag_id: int | None
+    eligible_segment: str
+    userids: list[str]
+    poster_text: str
+    hold_hours: int
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    status: str = Field(description="draft, running, paused or ended")
+    kind: str = Field(description="contact or group")
+    chat_ids: list[str]
+
+
+class ReferralCampaignList(ApiModel):
+    items: list[ReferralCampaign]
+
+
+class FunnelStep(ApiModel):
+    key: str
+    label: str
+    count: int
+    rate: float | None = Field(description="of the step before; null for the first step or after a zero")
+
+
+class Funnel(ApiModel):
+    codes_issued: int
+    adds: int
+    qualified: int
+    rewarded: int
+    first_orders: int
+    revenue_fen: int
+    steps: list[FunnelStep]
+
+
+class ReferralCampaignWithFunnel(ReferralCampaign):
+    funnel: Funnel
+
+
+class LeaderboardRow(ApiModel):
+    rank: int
+    inviter_customer_id: int
+    name: str
+    qualified: int
+    pending: int
+    rewarded: bool
+    reached_at: dt.datetime | None
+
+
+class Leaderboard(ApiModel):
+    items: list[LeaderboardRow]
+
+
+class ReferralCode(ApiModel):
+    id: int
+    campaign_id: int
+    inviter_customer_id: int
+    state: str = Field(max_length=30)
+    config_id: str | None
+    qr_code: str | None
 
 
 def _id(request: web.Request) -> int:
@@ -79,7 +150,8 @@ def _id(request: web.Request) -> int:
 
 
 async def create_campaign(request: web.Request) -> web.Response:
-    campaign = await referral_services.create_campaign(request.app[RUNTIME], await read_json(request))
+    body = await read_body(request, CampaignIn)
+    campaign = await referral_services.create_campaign(request.app[RUNTIME], body.model_dump(exclude_unset=True))
     return web.json_response(campaign.to_json(), status=201)
 
 
@@ -97,8 +169,8 @@ async def get_campaign(request: web.Request) -> web.Response:
 
 
 async def patch_campaign(request: web.Request) -> web.Response:
-    data: dict[str, Any] = await read_json(request)
-    campaign = await referral_services.update_campaign(request.app[RUNTIME], _id(request), data)
+    changes = (await read_body(request, CampaignChange)).model_dump(exclude_unset=True)
+    campaign = await referral_services.update_campaign(request.app[RUNTIME], _id(request), changes)
     return web.json_response(campaign.to_json())
 
 
@@ -120,16 +192,14 @@ async def get_funnel(request: web.Request) -> web.Response:
 async def issue_code(request: web.Request) -> web.Response:
     """{"inviter": external_userid} (or {"inviter_customer_id": id}) → the inviter's code and QR code."""
     rt = request.app[RUNTIME]
-    data = await read_json(request)
-    if "inviter_customer_id" in data:
-        value = data["inviter_customer_id"]
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise InvalidInput("inviter_customer_id 必须是整数 (must be an integer)", field="inviter_customer_id")
-        inviter = value
+    body = await read_body(request, CodeIn)
+    if "inviter_customer_id" in body.model_fields_set:
+        inviter = body.inviter_customer_id
     else:
-        ext = get_str(data, "inviter", max_len=128)
+        if "inviter" not in body.model_fields_set:
+            raise InvalidInput("缺少字段 inviter (inviter is required)", field="inviter")
         async with rt.db.read() as conn:
-            found = await find_customer(conn, "external_userid", ext)
+            found = await find_customer(conn, "external_userid", body.inviter)
         if found is None:
             raise NotFound("没有这个客户 (no customer with this external_userid)", field="inviter")
         inviter = found
@@ -139,6 +209,7 @@ async def issue_code(request: web.Request) -> web.Response:
 
 def setup_routes(app: web.Application) -> None:
     base = "/referral-campaigns"
+    decimal = {"id": "^[0-9]+$"}
     add_api_route(
         app,
         "POST",
@@ -146,20 +217,29 @@ def setup_routes(app: web.Application) -> None:
         create_campaign,
         success=201,
         summary="Create a referral campaign (裂变): goal, reward (coupon template and/or tag), window, hold, salespeople",
-        response=CAMPAIGN,
-        request_body={**BODY, "required": ["name", "goal", "userids", "starts_at", "ends_at"]},
+        response=ReferralCampaign,
+        request_body=CampaignIn,
     )
-    add_api_route(app, "GET", base, list_campaigns, summary="List referral campaigns, newest first")
-    add_api_route(app, "GET", base + "/{id}", get_campaign, summary="A referral campaign with its funnel", response=CAMPAIGN)
+    add_api_route(app, "GET", base, list_campaigns, summary="List referral campaigns, newest first", response=ReferralCampaignList)
+    add_api_route(
+        app,
+        "GET",
+        base + "/{id}",
+        get_campaign,
+        summary="A referral campaign with its funnel",
+        response=ReferralCampaignWithFunnel,
+        path_pattern=decimal,
+    )
     add_api_route(
         app,
         "PATCH",
         base + "/{id}",
         patch_campaign,
         summary="Change a referral campaign or its status (draft → running ⇄ paused → ended); goal/hold/salespeople fixed once started",
-        response=CAMPAIGN,
-        request_body=BODY,
+        response=ReferralCampaign,
+        request_body=CampaignChange,
         errors=(400, 401, 404, 409),
+        path_pattern=decimal,
     )
     add_api_route(
         app,
@@ -167,10 +247,18 @@ def setup_routes(app: web.Application) -> None:
         base + "/{id}/leaderboard",
         get_leaderboard,
         summary="Inviters ranked by qualified invites",
-        parameters=[{"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}}],
+        response=Leaderboard,
+        parameters=[Query("limit", type="integer", minimum=1, maximum=200)],
+        path_pattern=decimal,
     )
     add_api_route(
-        app, "GET", base + "/{id}/funnel", get_funnel, summary="Codes issued → adds → qualified → rewarded → first orders → revenue"
+        app,
+        "GET",
+        base + "/{id}/funnel",
+        get_funnel,
+        summary="Codes issued → adds → qualified → rewarded → first orders → revenue",
+        response=Funnel,
+        path_pattern=decimal,
     )
     add_api_route(
         app,
@@ -178,10 +266,8 @@ def setup_routes(app: web.Application) -> None:
         base + "/{id}/codes",
         issue_code,
         summary="The inviter's personal referral code (a WeCom contact way with state rf:…), made once and reused",
-        response=CODE,
-        request_body={
-            "type": "object",
-            "properties": {"inviter": {"type": "string", "description": "external_userid"}, "inviter_customer_id": {"type": "integer"}},
-        },
+        response=ReferralCode,
+        request_body=CodeIn,
         errors=(400, 401, 404, 409, 502, 503),
+        path_pattern=decimal,
     )

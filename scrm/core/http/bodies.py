@@ -1,11 +1,12 @@
-"""Reading JSON request bodies with clear errors."""
+"""Reading JSON request bodies with clear errors: :func:`read_body` validates a body into its pydantic model at the edge."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 from aiohttp import web
+from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints, ValidationError
 
 from scrm.core.errors import InvalidInput
 
@@ -62,3 +63,80 @@ def get_int(data: dict[str, Any], name: str, *, minimum: int | None = None, maxi
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
         raise InvalidInput(f"字段 {name} 超出范围 ({name} must be between {minimum} and {maximum})", field=name)
     return value
+
+
+class Body(BaseModel):
+    """A JSON request body. Strict JSON types (an integer is a JSON integer, never ``true`` or ``"1"``); unknown
+    fields are ignored unless a model says ``extra="forbid"`` (where the API always refused them).
+
+    ``messages`` replaces the generated message for a field (the existing wording scripts and tests rely on)."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+    messages: ClassVar[dict[str, str]] = {}
+    error_types: ClassVar[dict[str, type[InvalidInput]]] = {}  # a field whose problems keep a specific code
+
+
+def _none_as_empty(value: Any) -> Any:
+    return "" if value is None else value
+
+
+# A required string: stripped, not blank. ``Annotated[str, NonBlank, Field(max_length=N)]``.
+NonBlank = StringConstraints(min_length=1)
+# An optional string: null or absent reads as "".
+OrEmpty = BeforeValidator(_none_as_empty)
+
+B = TypeVar("B", bound=BaseModel)
+
+
+async def read_body(request: web.Request, model: type[B], *, allow_empty: bool = False) -> B:
+    """The JSON body validated into ``model``; any problem leaves as 400 ``invalid_input`` naming the field."""
+    data = await read_json(request, allow_empty=allow_empty)
+    try:
+        return model.model_validate_json(json.dumps(data), strict=True)
+    except ValidationError as exc:
+        raise invalid(model, exc) from None
+
+
+def invalid(model: type[BaseModel], exc: ValidationError) -> InvalidInput:
+    """The first problem of a validation as :class:`InvalidInput` (all unknown fields at once)."""
+    problems = exc.errors(include_url=False)
+    extra = sorted(str(e["loc"][-1]) for e in problems if e["type"] == "extra_forbidden")
+    if extra:
+        return InvalidInput(f"未知字段 (unknown fields): {', '.join(extra)}", field=extra[0])
+    first = problems[0]
+    loc = first["loc"]
+    top = str(loc[0]) if loc else ""
+    names = [str(part) for part in loc if isinstance(part, str)]
+    name = names[-1] if names else top
+    where = "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p)) for i, p in enumerate(loc))
+    messages: dict[str, str] = getattr(model, "messages", {})
+    error = getattr(model, "error_types", {}).get(top, InvalidInput)
+    if where in messages or top in messages:
+        return error(messages.get(where) or messages[top], field=name)
+    return error(_message(where or "body", first), field=name or None)
+
+
+def _message(name: str, error: Any) -> str:
+    kind, ctx = error["type"], error.get("ctx") or {}
+    if kind == "missing":
+        return f"缺少字段 {name} ({name} is required)"
+    if kind in ("string_type", "string_too_short"):
+        return f"字段 {name} 必须是非空字符串 ({name} must be a non-empty string)"
+    if kind == "string_too_long":
+        n = ctx.get("max_length")
+        return f"字段 {name} 必须是不超过 {n} 字的字符串 ({name} must be a string ≤ {n})"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"字段 {name} 必须是整数 ({name} must be an integer)"
+    if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
+        return f"字段 {name} 超出范围 ({name}: {error['msg']})"
+    if kind == "bool_type":
+        return f"{name} 必须是 true/false ({name} must be true or false)"
+    if kind in ("list_type", "too_short", "too_long"):
+        return f"字段 {name} 必须是数组，{error['msg']} ({name}: {error['msg']})"
+    if kind in ("literal_error", "enum"):
+        return f"字段 {name} 只能是 {ctx.get('expected', '')} ({name} must be one of {ctx.get('expected', '')})"
+    if kind.startswith("date") or kind.startswith("timezone"):
+        return f"{name} 需为 ISO 8601 日期/时间 ({name}: {error['msg']})"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"{name} 必须是对象 ({name} must be an object)"
+    return f"字段 {name} 不合法 ({name}: {error['msg']})"

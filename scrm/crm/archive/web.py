@@ -8,13 +8,17 @@ unreadable; 413 over the cap — the sidecar then splits the batch.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from scrm.core.errors import InvalidInput
 from scrm.core.http.errors import json_error
 from scrm.core.http.keys import RUNTIME
-from scrm.core.http.openapi import add_api_route, schema
+from scrm.core.http.openapi import ApiModel, ErrorBody, add_api_route
 from scrm.crm.archive import services
+from scrm.crm.archive.services import ACTIONS
 
 # Batches of a few thousand records; larger than the app-wide body cap, so this route streams its own body.
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -55,21 +59,45 @@ async def post_messages(request: web.Request) -> web.Response:
     return web.json_response({"error": error, **body}, status=422)
 
 
-RECORD = {
-    "type": "object",
-    "description": "A decrypted 会话内容存档 record as the WeCom SDK returns it; other fields are kept as they are.",
-    "required": ["msgid", "action"],
-    "properties": {
-        "msgid": {"type": "string", "maxLength": 128},
-        "action": {"type": "string", "enum": list(services.ACTIONS)},
-        "from": {"type": "string"},
-        "tolist": {"type": "array", "items": {"type": "string"}},
-        "roomid": {"type": "string", "description": "group chat id; empty for a 1:1 chat"},
-        "msgtime": {"type": "integer", "description": "milliseconds since 1970"},
-        "msgtype": {"type": "string"},
-        "text": {"type": "object", "properties": {"content": {"type": "string"}}},
-    },
-}
+class ArchiveText(BaseModel):
+    content: str = ""
+
+
+class ArchiveRecord(BaseModel):
+    """A decrypted 会话内容存档 record as the WeCom SDK returns it; other fields are kept as they are (checked per
+    record by the intake: a bad record is reported by line, the others are stored)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    msgid: str = Field(max_length=128)
+    action: Literal[ACTIONS]  # type: ignore[valid-type]
+    sender: str = Field("", alias="from")
+    tolist: list[str] = Field(default_factory=list)
+    roomid: str = Field("", description="group chat id; empty for a 1:1 chat")
+    msgtime: int = Field(0, description="milliseconds since 1970")
+    msgtype: str = ""
+    text: ArchiveText | None = None
+
+
+class ArchiveBatch(RootModel[list[ArchiveRecord]]):
+    """A JSON array of records (or JSON Lines, one record a line, as application/x-ndjson)."""
+
+
+class ArchiveRejectedLine(ApiModel):
+    line: int = Field(description="line of a JSON Lines body, element (1-based) of an array")
+    error: str
+
+
+class ArchiveIntake(ApiModel):
+    accepted: int
+    duplicates: int
+    rejected: list[ArchiveRejectedLine]
+
+
+class ArchiveAllRejected(ArchiveIntake):
+    """422: every record was rejected; the counts plus the usual error."""
+
+    error: ErrorBody
 
 
 def setup_routes(app: web.Application, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
@@ -80,26 +108,7 @@ def setup_routes(app: web.Application, *, max_body_bytes: int = DEFAULT_MAX_BODY
         "/archive/messages",
         post_messages,
         summary="Chat-archive records from the SDK sidecar (JSON array, or JSON Lines as application/x-ndjson); dedupe on msgid",
-        request_body={"type": "array", "items": schema("ArchiveRecord", RECORD)},
-        response=schema(
-            "ArchiveIntake",
-            {
-                "type": "object",
-                "properties": {
-                    "accepted": {"type": "integer"},
-                    "duplicates": {"type": "integer"},
-                    "rejected": {
-                        "type": "array",
-                        "items": {
-                            "type": "object",
-                            "properties": {
-                                "line": {"type": "integer", "description": "line of a JSON Lines body, element (1-based) of an array"},
-                                "error": {"type": "string"},
-                            },
-                        },
-                    },
-                },
-            },
-        ),
+        request_body=ArchiveBatch,
+        response={200: ArchiveIntake, 422: ArchiveAllRejected},
         errors=(400, 401, 413, 422),
     )

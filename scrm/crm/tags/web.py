@@ -5,56 +5,57 @@ Tagging goes through ``set_customer_tag``, so a mirrored tag reaches WeCom (mark
 
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
+from typing import Annotated, Any
 
 from aiohttp import web
+from pydantic import Field
 
 from scrm.core.errors import InvalidInput, NotFound
-from scrm.core.http.bodies import get_int, get_str, read_json
+from scrm.core.http.bodies import Body, NonBlank, OrEmpty, read_body
 from scrm.core.http.keys import RUNTIME
-from scrm.core.http.openapi import add_api_route, schema
+from scrm.core.http.openapi import ApiModel, add_api_route
 from scrm.crm.customers.services import find_customer
 from scrm.crm.tags.models import TagSource
 from scrm.crm.tags.services import TagInfo, create_tag, list_tags, set_customer_tag, tags_of
 
-TAG = schema(
-    "Tag",
-    {
-        "type": "object",
-        "required": ["id", "name", "group", "mirrored"],
-        "properties": {
-            "id": {"type": "integer"},
-            "name": {"type": "string"},
-            "group": {"type": "string"},
-            "group_id": {"type": "integer"},
-            "mirrored": {"type": "boolean", "description": "a WeCom corp tag (pushed with mark_tag); false = local-only"},
-            "remote_id": {"type": "string", "nullable": True},
-        },
-    },
-)
-CUSTOMER_TAGS = schema(
-    "CustomerTags",
-    {
-        "type": "object",
-        "properties": {
-            "changed": {"type": "boolean"},
-            "tags": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "tag_id": {"type": "integer"},
-                        "name": {"type": "string"},
-                        "group": {"type": "string"},
-                        "source": {"type": "string"},
-                        "evidence": {"type": "object"},
-                        "applied_at": {"type": "string"},
-                    },
-                },
-            },
-        },
-    },
-)
+
+class TagIn(Body):
+    name: Annotated[str, NonBlank, Field(max_length=30)]
+    group: Annotated[str, OrEmpty, Field(max_length=30)] = ""
+    mirror: bool = Field(True, description="true: a WeCom corp tag (add_corp_tag); false: local-only")
+
+
+class TagCustomerIn(Body):
+    tag_id: int = Field(ge=1)
+    by: Annotated[str, OrEmpty, Field(max_length=64, description="who tags (default api)")] = ""
+
+
+class Tag(ApiModel):
+    id: int
+    name: str
+    group: str
+    group_id: int
+    mirrored: bool = Field(description="a WeCom corp tag (pushed with mark_tag); false = local-only")
+    remote_id: str | None
+
+
+class TagList(ApiModel):
+    items: list[Tag]
+
+
+class AppliedTag(ApiModel):
+    tag_id: int
+    name: str
+    group: str
+    source: str
+    evidence: dict[str, Any]
+    applied_at: dt.datetime
+
+
+class CustomerTags(ApiModel):
+    changed: bool
+    tags: list[AppliedTag]
 
 
 def tag_json(t: TagInfo) -> dict[str, Any]:
@@ -70,13 +71,8 @@ async def get_tags(request: web.Request) -> web.Response:
 
 async def post_tag(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    data = await read_json(request)
-    mirror = data.get("mirror", True)
-    if not isinstance(mirror, bool):
-        raise InvalidInput("mirror 必须是 true/false", field="mirror")
-    tag, created = await create_tag(
-        rt, name=get_str(data, "name", max_len=30), group=get_str(data, "group", required=False, max_len=30), mirror=mirror
-    )
+    body = await read_body(request, TagIn)
+    tag, created = await create_tag(rt, name=body.name, group=body.group, mirror=body.mirror)
     return web.json_response(tag_json(tag), status=201 if created else 200)
 
 
@@ -109,11 +105,10 @@ async def _answer(rt: Any, customer_id: int, changed: bool) -> web.Response:
 async def tag_customer(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     customer_id = await _customer_id(rt, request)
-    data = await read_json(request)
-    tag_id = get_int(data, "tag_id", minimum=1)
-    by = get_str(data, "by", required=False, max_len=64) or "api"
+    body = await read_body(request, TagCustomerIn)
+    by = body.by or "api"
     changed = await set_customer_tag(
-        rt, customer_id=customer_id, tag_id=tag_id, add=True, source=TagSource.MANUAL, evidence={"by": by}, by=by
+        rt, customer_id=customer_id, tag_id=body.tag_id, add=True, source=TagSource.MANUAL, evidence={"by": by}, by=by
     )
     return await _answer(rt, customer_id, changed)
 
@@ -132,13 +127,7 @@ async def untag_customer(request: web.Request) -> web.Response:
 
 def setup_routes(app: web.Application) -> None:
     add_api_route(
-        app,
-        "GET",
-        "/tags",
-        get_tags,
-        summary="Tags: WeCom corp tags (mirrored) and local-only tags",
-        response=schema("TagList", {"type": "object", "properties": {"items": {"type": "array", "items": TAG}}}),
-        errors=(401,),
+        app, "GET", "/tags", get_tags, summary="Tags: WeCom corp tags (mirrored) and local-only tags", response=TagList, errors=(401,)
     )
     add_api_route(
         app,
@@ -147,12 +136,8 @@ def setup_routes(app: web.Application) -> None:
         post_tag,
         success=(200, 201),
         summary="Create a tag: mirror=true makes a WeCom corp tag (add_corp_tag), false a local-only tag; 200 if it exists",
-        response=TAG,
-        request_body={
-            "type": "object",
-            "required": ["name"],
-            "properties": {"name": {"type": "string", "maxLength": 30}, "group": {"type": "string"}, "mirror": {"type": "boolean"}},
-        },
+        response=Tag,
+        request_body=TagIn,
         errors=(400, 401, 502, 503),
     )
     add_api_route(
@@ -161,8 +146,8 @@ def setup_routes(app: web.Application) -> None:
         "/customers/{external_userid}/tags",
         tag_customer,
         summary="Put a tag on a customer (source manual); mirrored tags are pushed to WeCom",
-        response=CUSTOMER_TAGS,
-        request_body={"type": "object", "required": ["tag_id"], "properties": {"tag_id": {"type": "integer"}, "by": {"type": "string"}}},
+        response=CustomerTags,
+        request_body=TagCustomerIn,
     )
     add_api_route(
         app,
@@ -170,5 +155,6 @@ def setup_routes(app: web.Application) -> None:
         "/customers/{external_userid}/tags/{tag_id}",
         untag_customer,
         summary="Remove a tag from a customer; mirrored tags are removed in WeCom too",
-        response=CUSTOMER_TAGS,
+        response=CustomerTags,
+        path_pattern={"tag_id": "^[0-9]+$"},
     )

@@ -1,0 +1,302 @@
+"""The API contract: every documented /api/v1 operation is called with a valid request on a sandbox app with data,
+and the real answer is validated against the schema ``/api/openapi.json`` documents for its status — strictly: the
+response models forbid extra fields (``additionalProperties: false``), so a key the handler adds without documenting
+it fails here, as does a documented key or type the handler does not answer. The run must reach every documented
+success status of every operation (so a new route fails until it is exercised here), and every /api/v1 route of
+the router must be documented."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+import pytest
+
+from tests.conftest import SandboxHarness, make_customer
+
+JsonSchema = dict[str, Any]
+TYPES: dict[str, Any] = {
+    "object": dict,
+    "array": list,
+    "string": str,
+    "boolean": bool,
+    "null": type(None),
+}
+
+
+def validate(value: Any, schema: JsonSchema, components: dict[str, JsonSchema], where: str = "$") -> list[str]:
+    """The subset of JSON Schema 2020-12 pydantic writes: $ref, anyOf, type, enum, const, properties, required,
+    additionalProperties, items, min/max, maxLength, format date / date-time. Returns the problems found."""
+    if "$ref" in schema:
+        return validate(value, components[schema["$ref"].rsplit("/", 1)[-1]], components, where)
+    if "anyOf" in schema:
+        tries = [validate(value, sub, components, where) for sub in schema["anyOf"]]
+        return [] if any(not t for t in tries) else [f"{where}: matches no anyOf branch: {tries}"]
+    problems: list[str] = []
+    kind = schema.get("type")
+    if kind == "integer":
+        if not isinstance(value, int) or isinstance(value, bool):
+            return [f"{where}: {value!r} is not an integer"]
+    elif kind == "number":
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return [f"{where}: {value!r} is not a number"]
+    elif kind is not None and not isinstance(value, TYPES[kind]):
+        return [f"{where}: {value!r} is not {kind}"]
+    if "enum" in schema and value not in schema["enum"]:
+        problems.append(f"{where}: {value!r} not in {schema['enum']}")
+    if "const" in schema and value != schema["const"]:
+        problems.append(f"{where}: {value!r} != {schema['const']!r}")
+    if isinstance(value, str):
+        if "maxLength" in schema and len(value) > schema["maxLength"]:
+            problems.append(f"{where}: longer than {schema['maxLength']}")
+        fmt = schema.get("format")
+        try:
+            if fmt == "date-time":
+                dt.datetime.fromisoformat(value)
+            elif fmt == "date":
+                dt.date.fromisoformat(value)
+        except ValueError:
+            problems.append(f"{where}: {value!r} is not a {fmt}")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if "minimum" in schema and value < schema["minimum"]:
+            problems.append(f"{where}: {value} < {schema['minimum']}")
+        if "maximum" in schema and value > schema["maximum"]:
+            problems.append(f"{where}: {value} > {schema['maximum']}")
+    if isinstance(value, dict):
+        props = schema.get("properties", {})
+        for name in schema.get("required", []):
+            if name not in value:
+                problems.append(f"{where}: required {name!r} missing")
+        extra = schema.get("additionalProperties", True)
+        for name, item in value.items():
+            if name in props:
+                problems += validate(item, props[name], components, f"{where}.{name}")
+            elif extra is False:
+                problems.append(f"{where}: undocumented field {name!r}")
+            elif isinstance(extra, dict):
+                problems += validate(item, extra, components, f"{where}.{name}")
+    if isinstance(value, list) and "items" in schema:
+        for i, item in enumerate(value):
+            problems += validate(item, schema["items"], components, f"{where}[{i}]")
+    return problems
+
+
+class Contract:
+    """Calls the API and checks each answer against the document; remembers (method, path, status) reached."""
+
+    def __init__(self, h: SandboxHarness, doc: dict[str, Any]) -> None:
+        self.h = h
+        self.doc = doc
+        self.components = doc["components"]["schemas"]
+        self.reached: set[tuple[str, str, str]] = set()
+        self.templates = [(re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", p) + "$"), p) for p in doc["paths"]]
+
+    def _documented_path(self, method: str, url: str) -> str:
+        found = [p for rx, p in self.templates if rx.match(url) and method.lower() in self.doc["paths"][p]]
+        exact = [p for p in found if "{" not in p]  # /segments/preview before /segments/{id}
+        assert found, f"{method} {url} is not documented"
+        return (exact or sorted(found, key=lambda p: p.count("{")))[0]
+
+    async def call(self, method: str, path: str, want: int, **kw: Any) -> Any:
+        url = "/api/v1" + path.split("?")[0]
+        headers = {"Authorization": f"Bearer {self.h.rt.settings.admin_token.get()}", **kw.pop("headers", {})}
+        resp = await self.h.client.request(method, "/api/v1" + path, headers=headers, **kw)
+        documented = self._documented_path(method, url)
+        text = await resp.text()
+        assert resp.status == want, f"{method} {path}: {resp.status} {text[:500]}"
+        answers = self.doc["paths"][documented][method.lower()]["responses"]
+        assert str(resp.status) in answers, f"{method} {documented}: undocumented status {resp.status}"
+        content = answers[str(resp.status)]["content"]
+        self.reached.add((method, documented, str(resp.status)))
+        if "text/csv" in content:
+            assert resp.content_type == "text/csv"
+            return text
+        assert resp.content_type == "application/json", (method, path, resp.content_type)
+        body = await resp.json()
+        problems = validate(body, content["application/json"]["schema"], self.components)
+        assert not problems, f"{method} {documented} {resp.status}: " + "; ".join(problems[:10])
+        return body
+
+
+@pytest.fixture
+def db_backend() -> str:
+    """SQLite only: the contract is the handlers' and the models'; both databases run the same code paths, and
+    the fuzz test (tests/security) already answers on PostgreSQL."""
+    return "sqlite"
+
+
+async def test_every_documented_operation_answers_as_documented(sandbox: SandboxHarness) -> None:
+    h = sandbox
+    doc = await (await h.client.get("/api/openapi.json")).json()
+    assert doc["openapi"] == "3.1.0"
+    api = Contract(h, doc)
+    call = api.call
+    now = h.rt.clock.now()
+    await make_customer(h.rt, "wmC")
+    await make_customer(h.rt, "wmHold")
+
+    # ---- operations views
+    await call("GET", "/inbound-events", 200)
+    await call("GET", "/outbound-messages", 200)
+    await call("GET", "/outbox?status=pending", 200)
+
+    # ---- tags and channel codes (the sandbox WeCom answers)
+    tag = await call("POST", "/tags", 201, json={"name": "合同客户", "mirror": False})
+    await call("POST", "/tags", 200, json={"name": "合同客户", "mirror": False})
+    await call("GET", "/tags", 200)
+    await call("POST", "/customers/wmC/tags", 200, json={"tag_id": tag["id"]})
+    code = await call("POST", "/channel-codes", 201, json={"name": "展会", "userids": ["sales01"], "tag_ids": [tag["id"]]})
+    await call("GET", "/channel-codes", 200)
+    await call("GET", f"/channel-codes/{code['id']}", 200)
+    await call("PATCH", f"/channel-codes/{code['id']}", 200, json={"welcome_text": "你好"})
+    await call("POST", f"/channel-codes/{code['id']}/deactivate", 200)
+
+    # ---- chat archive
+    record = {
+        "msgid": "m-contract-1",
+        "action": "send",
+        "from": "sales01",
+        "tolist": ["wmC"],
+        "roomid": "",
+        "msgtime": int(now.timestamp() * 1000),
+        "msgtype": "text",
+        "text": {"content": "你好"},
+    }
+    await call("POST", "/archive/messages", 200, json=[record])
+    await call("POST", "/archive/messages", 422, json=[{"msgid": "", "action": "send"}])
+
+    # ---- orders, shipments, products
+    order = await call("POST", "/orders", 201, json={"customer": "wmC", "lines": [{"sku": "WATER-550", "qty": 2}]})
+    await call("GET", "/orders?customer=wmC", 200)
+    await call("GET", f"/orders/{order['number']}", 200)
+    pending = await call("POST", "/orders", 201, json={"customer": "wmC", "lines": [{"sku": "COLA-330", "qty": 1}], "confirm": False})
+    await call("POST", f"/orders/{pending['number']}/confirm", 200)
+    await call("POST", f"/orders/{pending['number']}/cancel", 200, json={"reason": "客户改单"})
+    shipped = await call("POST", f"/orders/{order['number']}/shipments", 201, json={"carrier": "顺丰", "tracking_no": "SF1"})
+    await call("POST", f"/shipments/{shipped['shipment']}/deliver", 200)
+    other = await call("POST", "/orders", 201, json={"customer": "wmC", "lines": [{"sku": "COLA-330", "qty": 1}]})
+    back = await call("POST", f"/orders/{other['number']}/shipments", 201, json={"carrier": "顺丰", "tracking_no": "SF2"})
+    await call("POST", f"/shipments/{back['shipment']}/cancel", 200)
+    await call("GET", "/products", 200)
+    await call("GET", "/products/WATER-550", 200)
+    await call("PATCH", "/products/WATER-550", 200, json={"reorder_point": 5})
+    await call("POST", "/products/WATER-550/stock", 200, json={"receive": 10, "reference": "入库1"})
+    await call("GET", "/stock/reconcile", 200)
+    await h.settle()
+
+    # ---- billing
+    invoices = await call("GET", "/invoices?customer=wmC", 200)
+    assert invoices["items"], "the delivered shipment was invoiced"
+    number = invoices["items"][0]["number"]
+    await call("GET", f"/invoices/{number}", 200)
+    payment = {"customer": "wmC", "amount_fen": 10**6, "reference": "P-contract-1", "method": "bank"}
+    await call("POST", "/payments", 201, json=payment)
+    await call("POST", "/payments", 200, json=payment)
+    await call("GET", "/payments?customer=wmC", 200)
+    csv = f"date,reference,amount,memo\n2026-11-22,API-1,1.00,{number}\n".encode()
+    report = await call("POST", "/payment-imports?filename=a.csv", 201, data=csv, headers={"Content-Type": "text/csv"})
+    await call("GET", f"/payment-imports/{report['import_id']}", 200)
+    await call("GET", "/receivables/aging?by=customer", 200)
+    await call("GET", "/receivables/aging.csv?by=salesperson", 200)
+    await call("GET", "/accounts/wmC", 200)
+    await call("PATCH", "/accounts/wmC", 200, json={"terms_days": 30})
+    await call("POST", "/accounts/wmC/refunds", 201, json={"amount_fen": 100, "reference": "R-contract-1"})
+    await call("POST", f"/invoices/{number}/void", 200, json={"reason": "开错了"})
+    await call("PATCH", "/accounts/wmHold", 200, json={"credit_limit_fen": 1})
+    held = await call("POST", "/orders", 201, json={"customer": "wmHold", "lines": [{"sku": "WATER-550", "qty": 1}]})
+    assert held["status"] == "on_hold", held
+    await call("GET", "/holds", 200)
+    await call("POST", f"/holds/{held['number']}/release", 200)
+    await call("POST", "/dunning/run", 200)
+
+    # ---- purchasing
+    supplier = await call("POST", "/suppliers", 201, json={"name": "供应商甲", "lead_time_days": 2})
+    await call("GET", "/suppliers", 200)
+    await call("PATCH", f"/suppliers/{supplier['id']}", 200, json={"phone": "021-1234"})
+    line = {"sku": "WATER-550", "qty": 5, "unit_cost_fen": 100}
+    po = await call("POST", "/purchase-orders", 201, json={"supplier_id": supplier["id"], "lines": [line]})
+    await call("GET", "/purchase-orders", 200)
+    await call("GET", f"/purchase-orders/{po['number']}", 200)
+    await call("PUT", f"/purchase-orders/{po['number']}/lines", 200, json={"lines": [{**line, "qty": 6}]})
+    await call("POST", f"/purchase-orders/{po['number']}/place", 200, json={"expected_on": "2026-12-01"})
+    await call("POST", f"/purchase-orders/{po['number']}/receive", 201, json={"reference": "DN-1"})
+    await call("POST", f"/purchase-orders/{po['number']}/receive", 200, json={"reference": "DN-1"})
+    dropped = await call("POST", "/purchase-orders", 201, json={"supplier_id": supplier["id"], "lines": [line]})
+    await call("POST", f"/purchase-orders/{dropped['number']}/cancel", 200, json={"reason": "不要了"})
+    await call("PATCH", "/products/WATER-550", 200, json={"reorder_point": 100000})
+    suggested = await call("GET", "/purchase-suggestions", 200)
+    assert suggested["groups"], suggested
+    await call("POST", "/purchase-suggestions/draft", 201, json={"supplier_id": supplier["id"]})
+    await call("POST", f"/suppliers/{supplier['id']}/deactivate", 200)
+
+    # ---- segments and RFM
+    await call("POST", "/segments/preview", 200, json={"expression": "orders >= 0"})
+    segment = await call("POST", "/segments", 201, json={"name": "全部", "expression": "orders >= 0"})
+    await call("GET", "/segments", 200)
+    await call("GET", f"/segments/{segment['id']}", 200)
+    await call("PUT", f"/segments/{segment['id']}", 200, json={"description": "所有客户"})
+    await call("GET", f"/segments/{segment['id']}/customers?limit=1", 200)
+    await call("DELETE", f"/segments/{segment['id']}", 200)
+    await call("GET", "/customers/wmC/rfm", 200)
+
+    # ---- coupons, referral, broadcasts
+    tpl = await call(
+        "POST", "/coupon-templates", 201, json={"name": "满10减1", "kind": "fixed", "amount_off_fen": 100, "threshold_fen": 1000}
+    )
+    await call("GET", "/coupon-templates", 200)
+    await call("GET", f"/coupon-templates/{tpl['id']}", 200)
+    await call("PATCH", f"/coupon-templates/{tpl['id']}", 200, json={"budget_count": 100, "valid_days": 7})
+    await call("POST", "/coupons/issue", 201, json={"template_id": tpl["id"], "customer": "wmC", "source_ref": "c1"})
+    await call("POST", "/coupons/issue", 202, json={"template_id": tpl["id"], "segment": "orders >= 1"})
+    await call("GET", "/customers/wmC/coupons", 200)
+    campaign_body = {
+        "name": "邀好友得券",
+        "goal": 2,
+        "reward_template_id": tpl["id"],
+        "userids": ["sales01"],
+        "starts_at": now.isoformat(),
+        "ends_at": (now + dt.timedelta(days=14)).isoformat(),
+    }
+    campaign = await call("POST", "/referral-campaigns", 201, json=campaign_body)
+    await call("GET", "/referral-campaigns", 200)
+    await call("PATCH", f"/referral-campaigns/{campaign['id']}", 200, json={"status": "running", "poster_text": "扫码领券"})
+    await call("GET", f"/referral-campaigns/{campaign['id']}", 200)
+    await call("POST", f"/referral-campaigns/{campaign['id']}/codes", 200, json={"inviter": "wmC"})
+    await call("GET", f"/referral-campaigns/{campaign['id']}/leaderboard", 200)
+    await call("GET", f"/referral-campaigns/{campaign['id']}/funnel", 200)
+    await call("DELETE", f"/coupon-templates/{tpl['id']}", 200)
+    await call("POST", "/broadcasts/preview", 200, json={"segment": "orders >= 0"})
+    later = (now + dt.timedelta(days=1)).isoformat()
+    body = {"name": "上新", "segment": "orders >= 0", "text": "新品到货", "scheduled_at": later}
+    broadcast = await call("POST", "/broadcasts", 201, json=body)
+    await call("PATCH", f"/broadcasts/{broadcast['id']}", 200, json={"text": "新品到货啦"})
+    await call("POST", f"/broadcasts/{broadcast['id']}/pause", 200)
+    await call("POST", f"/broadcasts/{broadcast['id']}/cancel", 200)
+    done = await call("POST", "/broadcasts", 201, json={**body, "scheduled_at": None})
+    await call("POST", f"/broadcasts/{done['id']}/start", 200)
+    await h.settle()
+    await call("GET", f"/broadcasts/{done['id']}", 200)
+    recipients = await call("GET", f"/broadcasts/{done['id']}/recipients", 200)
+    assert recipients["items"], recipients
+
+    # ---- customers (last: the record then has orders, tags, invoices, coupons)
+    await call("DELETE", f"/customers/wmC/tags/{tag['id']}", 200)
+    await call("GET", "/customers?q=wmC", 200)
+    await call("GET", "/customers/wmC", 200)
+
+    documented = {
+        (method.upper(), path, status)
+        for path, ops in doc["paths"].items()
+        for method, op in ops.items()
+        for status in op["responses"]
+        if status.startswith("2")
+    }
+    assert documented - api.reached == set(), "documented answers this test never exercised"
+
+    routed = {
+        (r.method, r.resource.canonical)
+        for r in h.client.app.router.routes()
+        if r.resource is not None and r.resource.canonical.startswith("/api/v1") and r.method != "HEAD"
+    }
+    assert routed == {(m, p) for m, p, _ in documented}, "every /api/v1 route is documented"
