@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from fulfillment.billing import domain as d
 from fulfillment.billing.models import InvoiceStatus as I
 from fulfillment.billing.services import CONFIG_FILE, load_billing_config
+from fulfillment.orders import domain as orders_domain  # the credit check is an order rule (billing supplies the exposure)
 from scrm.core import errors as d_errors
 
 DAY0 = dt.date(2026, 11, 23)
@@ -196,16 +197,16 @@ def test_dunning_never_sends_a_level_twice(terms: int, offsets: list[int]) -> No
     st.integers(min_value=0, max_value=10**7),
 )
 def test_credit_check(limit: int | None, receivables: int, open_orders: int, credit: int, order: int) -> None:
-    exposure = d.CreditExposure(limit, receivables, open_orders, credit)
-    over = d.exceeds_credit_limit(exposure, order)
+    exposure = orders_domain.CreditExposure(limit, receivables, open_orders, credit)
+    over = orders_domain.exceeds_credit_limit(exposure, order)
     assert over == (limit is not None and receivables + open_orders + order - credit > limit)
 
 
 def test_credit_check_example() -> None:
-    exposure = d.CreditExposure(100_000, 60_000, 30_000, 0)
-    assert not d.exceeds_credit_limit(exposure, 10_000)  # exactly at the limit is fine
-    assert d.exceeds_credit_limit(exposure, 10_001)
-    assert not d.exceeds_credit_limit(d.CreditExposure(100_000, 60_000, 30_000, 5_000), 15_000)  # credit counts
+    exposure = orders_domain.CreditExposure(100_000, 60_000, 30_000, 0)
+    assert not orders_domain.exceeds_credit_limit(exposure, 10_000)  # exactly at the limit is fine
+    assert orders_domain.exceeds_credit_limit(exposure, 10_001)
+    assert not orders_domain.exceeds_credit_limit(orders_domain.CreditExposure(100_000, 60_000, 30_000, 5_000), 15_000)  # credit counts
 
 
 # ---- settings ---------------------------------------------------------------------------------------------

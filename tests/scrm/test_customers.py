@@ -38,6 +38,7 @@ from scrm.crm.staff.services import (
     start_follow,
     upsert_salesperson,
 )
+from scrm.crm.tags.jobs import on_customer_merged as on_tags_merged
 from scrm.crm.tags.services import apply_tag, ensure_tag, tags_of
 from scrm.crm.timeline.services import add_entry, entries
 
@@ -120,17 +121,22 @@ async def test_merge_moves_follows_notes_tags_and_timeline(rt: Runtime, clock: F
     async with rt.db.write() as conn:
         assert await merge_customers(conn, rt.db.dialect, b, a, clock.now()) == a
         assert await merge_customers(conn, rt.db.dialect, a, b, clock.now()) == a  # idempotent
+    async with rt.db.read() as conn:  # the customer's own rows moved in the merge's transaction
+        assert [f.customer_id for f in await follows_of(conn, b)] == [a]
+        assert await is_following(conn, "sales01", b) and await is_following(conn, "sales01", a)
+        assert [n.body for n in await notes_of(conn, a)] == ["喜欢早上送货"]
+        refs = sorted(e.ref for e in await entries(conn, a, limit=100))
+        merged = [r.id for r in await conn.execute(sa.select(outbox.c.id).where(outbox.c.topic == "customer.merged"))]
+    assert refs.count("order:SO1:created") == 1 and "event:9" in refs
+    assert len(merged) == 1
+    # Tags are the tags capability's rows: they follow the customer.merged event (twice changes nothing).
+    for _ in range(2):
+        await on_tags_merged(rt, {"from": b, "into": a})
     async with rt.db.read() as conn:
         tags = {t.name: t for t in await tags_of(conn, a)}
         assert set(tags) == {"老客户", "华东"}
         assert tags["老客户"].evidence == {"by": "new"} and tags["老客户"].source == "rule"  # the newer evidence wins
         assert await tags_of(conn, b) == []
-        assert [f.customer_id for f in await follows_of(conn, b)] == [a]
-        assert await is_following(conn, "sales01", b) and await is_following(conn, "sales01", a)
-        assert [n.body for n in await notes_of(conn, a)] == ["喜欢早上送货"]
-        refs = sorted(e.ref for e in await entries(conn, a, limit=100))
-    assert refs.count("order:SO1:created") == 1 and "event:9" in refs
-    assert await count(rt, outbox, outbox.c.topic == "customer.merged") == 1
 
 
 async def test_chains_resolve_and_different_unionids_never_merge(rt: Runtime, clock: FrozenClock) -> None:
