@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlencode
@@ -69,6 +69,11 @@ def url(path: str, **query: object) -> str:
     return path + ("?" + urlencode(params) if params else "")
 
 
+def roles_zh(roles: Iterable[str]) -> str:
+    """Roles in Chinese, 、-separated (运营、财务)."""
+    return "、".join(ROLE_NAMES_ZH.get(r, r) for r in roles)
+
+
 def status_zh(status: str | None) -> str:
     """An order status in Chinese (unknown codes as they are)."""
     return STATUS_ZH.get(status or "", status or "")
@@ -93,8 +98,8 @@ def build_environment() -> jinja2.Environment:
         auto_reload=False,
         finalize=escape,
     )
-    env.filters.update(money=money, when=when, order_url=order_url, status_zh=status_zh)
-    env.globals.update(url=url, STATUS_ZH=STATUS_ZH)
+    env.filters.update(money=money, when=when, order_url=order_url, status_zh=status_zh, roles_zh=roles_zh)
+    env.globals.update(url=url, STATUS_ZH=STATUS_ZH, ROLE_NAMES_ZH=ROLE_NAMES_ZH)
     return env
 
 
@@ -138,7 +143,7 @@ def page_context(request: web.Request, active: str) -> PageContext:
     session = request[SESSION]
     return PageContext(
         subject=session.subject,
-        role_zh="、".join(ROLE_NAMES_ZH.get(r, r) for r in session.all_roles),
+        role_zh=roles_zh(session.all_roles),
         csrf=auth.csrf_token(request.app[SETTINGS], session),
         flash=auth.read_flash(request),
         active=active,
