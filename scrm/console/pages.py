@@ -54,9 +54,19 @@ def money(fen: int) -> str:
     return format_fen(int(fen))
 
 
+def yuan(fen: int) -> str:
+    """Integer fen as an amount to edit in a form field: 36.50 (no ¥)."""
+    return f"{int(fen) // 100}.{int(fen) % 100:02d}"
+
+
 def when(value: dt.datetime | None) -> str:
     """A time as staff read it: Asia/Shanghai, to the minute; None is —."""
     return local(value).strftime("%Y-%m-%d %H:%M") if value is not None else "—"
+
+
+def path_quote(value: object) -> str:
+    """A value as one URL path segment (``/`` and every reserved character escaped)."""
+    return quote(str(value), safe="")
 
 
 def order_url(number: str) -> str:
@@ -98,7 +108,7 @@ def build_environment() -> jinja2.Environment:
         auto_reload=False,
         finalize=escape,
     )
-    env.filters.update(money=money, when=when, order_url=order_url, status_zh=status_zh, roles_zh=roles_zh)
+    env.filters.update(money=money, yuan=yuan, when=when, order_url=order_url, status_zh=status_zh, roles_zh=roles_zh, quote=path_quote)
     env.globals.update(url=url, STATUS_ZH=STATUS_ZH, ROLE_NAMES_ZH=ROLE_NAMES_ZH)
     return env
 
