@@ -69,6 +69,11 @@ def path_quote(value: object) -> str:
     return quote(str(value), safe="")
 
 
+def when_iso(value: str | None) -> str:
+    """:func:`when` of an ISO-8601 text (as JSON-shaped records carry times); None or "" is —."""
+    return when(dt.datetime.fromisoformat(value)) if value else "—"
+
+
 def order_url(number: str) -> str:
     return "/console/orders/" + quote(number, safe="")
 
@@ -108,7 +113,16 @@ def build_environment() -> jinja2.Environment:
         auto_reload=False,
         finalize=escape,
     )
-    env.filters.update(money=money, yuan=yuan, when=when, order_url=order_url, status_zh=status_zh, roles_zh=roles_zh, quote=path_quote)
+    env.filters.update(
+        money=money,
+        yuan=yuan,
+        when=when,
+        when_iso=when_iso,
+        order_url=order_url,
+        status_zh=status_zh,
+        roles_zh=roles_zh,
+        quote=path_quote,
+    )
     env.globals.update(url=url, STATUS_ZH=STATUS_ZH, ROLE_NAMES_ZH=ROLE_NAMES_ZH)
     return env
 
