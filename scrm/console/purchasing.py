@@ -15,8 +15,13 @@ from aiohttp import web
 from fulfillment.catalog import services as catalog
 from fulfillment.catalog.services import MAX_QTY
 from fulfillment.purchasing import services as ps
-from fulfillment.purchasing.domain import PURCHASE_STATUS_ZH, RECEIVABLE_STATUSES, PurchaseOrderView
-from fulfillment.purchasing.models import PurchaseStatus as P
+from fulfillment.purchasing.domain import (
+    CANCELLABLE_STATUSES,
+    EDITABLE_STATUSES,
+    PURCHASE_STATUS_ZH,
+    RECEIVABLE_STATUSES,
+    PurchaseOrderView,
+)
 from scrm.console import auth, pages
 from scrm.console import suppliers as supplier_pages
 from scrm.console.auth import Handler
@@ -60,9 +65,9 @@ class PoActions:
     @classmethod
     def of(cls, order: PurchaseOrderView) -> PoActions:
         return cls(
-            edit=order.status == P.DRAFT,
+            edit=order.status in EDITABLE_STATUSES,
             receive=order.status in RECEIVABLE_STATUSES,
-            cancel=order.status in (P.DRAFT, P.ORDERED) and not any(ln.received_qty for ln in order.lines),
+            cancel=order.status in CANCELLABLE_STATUSES and not any(ln.received_qty for ln in order.lines),
         )
 
 
