@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from fulfillment.inventory import services as inventory
 from fulfillment.orders.backorders import check_low_stock
-from fulfillment.orders.domain import InvalidTransition, NothingToShip, ShipmentTooLarge, shipment_number, status_after_shipping
+from fulfillment.orders.domain import SHIPPABLE, InvalidTransition, NothingToShip, ShipmentTooLarge, shipment_number, status_after_shipping
 from fulfillment.orders.models import OrderStatus as S
 from fulfillment.orders.models import ShipmentStatus, order_lines, orders, shipment_lines, shipments
 from fulfillment.orders.queries import OrderView, get_order
@@ -17,8 +17,6 @@ from fulfillment.sequences import next_value
 from scrm.core import outbox
 from scrm.core.errors import InvalidInput, NotFound
 from scrm.core.runtime import Runtime
-
-SHIPPABLE = (S.CONFIRMED, S.PARTIALLY_SHIPPED)
 
 
 def _clean(text: object, field: str, max_len: int = 64) -> str:
