@@ -17,7 +17,6 @@ import datetime as dt
 from collections.abc import Collection
 from typing import Any
 
-import sqlalchemy as sa
 from aiohttp import web
 
 from scrm.campaigns.broadcasts import queries as broadcasts_queries
@@ -52,7 +51,7 @@ from scrm.console.web import _act, _actor, _ctx, _form, forbidden, path_id
 from scrm.core.clock import SHANGHAI
 from scrm.core.errors import DomainError, InvalidInput, NotFound
 from scrm.core.http.keys import RUNTIME
-from scrm.crm.customers.models import customers
+from scrm.crm.customers.queries import customer_names
 
 CSP = SECURITY_HEADERS["Content-Security-Policy"].replace("script-src 'none'", "script-src 'self'")
 
@@ -179,13 +178,6 @@ def _id(request: web.Request) -> int:
     return path_id(request, what="群发")
 
 
-async def _names(conn: Any, ids: list[int]) -> dict[int, str]:
-    if not ids:
-        return {}
-    rows = await conn.execute(sa.select(customers.c.id, customers.c.name).where(customers.c.id.in_(ids)))
-    return {int(r.id): r.name or "" for r in rows}
-
-
 async def broadcast_detail(request: web.Request) -> web.Response:
     """One broadcast: summary, the buttons its status allows, progress, reasons, per-recipient results."""
     rt = request.app[RUNTIME]
@@ -201,7 +193,7 @@ async def broadcast_detail(request: web.Request) -> web.Response:
             prog = await broadcasts_queries.progress(conn, bid)
             reasons = await broadcasts_queries.outcome_reasons(conn, bid)
             items = await broadcasts_queries.list_recipients(conn, bid, status=status or None, after=after, limit=PAGE_SIZE)
-            names = await _names(conn, [r["customer_id"] for r in items])
+            names = await customer_names(conn, [r["customer_id"] for r in items])
     except NotFound as exc:
         return _not_found(request, ctx, exc)
     template = ""

@@ -33,8 +33,6 @@ from scrm.console.coupon_pages import (
     coupon_list,
     coupon_update,
 )
-from scrm.console.coupon_pages import ledger_stats as ledger_stats
-from scrm.console.coupon_pages import terms_from_form as terms_from_form
 from scrm.console.render import PageContext, Safe, button_form, join, money, post_form, t, table
 from scrm.console.web import _act, _ctx, _form, _page, forbidden
 from scrm.core.errors import InvalidInput, NotFound

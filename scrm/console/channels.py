@@ -14,7 +14,6 @@ import datetime as dt
 from collections.abc import Collection
 from typing import Any
 
-import sqlalchemy as sa
 from aiohttp import web
 
 from scrm.console import auth
@@ -32,8 +31,8 @@ from scrm.crm.channels.services import (
     get_channel_code,
     list_channel_codes,
 )
-from scrm.crm.staff.models import salespeople
-from scrm.crm.tags.models import tag_groups, tags
+from scrm.crm.staff.queries import salesperson_choices
+from scrm.crm.tags.queries import tag_choices
 
 CHART_DAYS = 30
 
@@ -41,22 +40,7 @@ CHART_DAYS = 30
 async def _choices(rt: Any) -> tuple[list[tuple[str, str]], list[tuple[int, str]]]:
     """Active salespeople (userid, name) and live tags (id, "group / name") for the form's checkboxes."""
     async with rt.db.read() as conn:
-        people = [
-            (r.userid, r.name or r.userid)
-            for r in await conn.execute(
-                sa.select(salespeople.c.userid, salespeople.c.name).where(salespeople.c.active.is_(True)).order_by(salespeople.c.userid)
-            )
-        ]
-        tag_rows = [
-            (int(r.id), f"{r.group_name} / {r.name}")
-            for r in await conn.execute(
-                sa.select(tags.c.id, tags.c.name, tag_groups.c.name.label("group_name"))
-                .join(tag_groups, tag_groups.c.id == tags.c.group_id)
-                .where(tags.c.deleted_at.is_(None), tag_groups.c.deleted_at.is_(None))
-                .order_by(tag_groups.c.sort, tag_groups.c.id, tags.c.sort, tags.c.id)
-            )
-        ]
-    return people, tag_rows
+        return await salesperson_choices(conn), await tag_choices(conn)
 
 
 def _checkboxes(name: str, options: list[tuple[Any, str]], chosen: Collection[Any], empty: str) -> Safe:

@@ -5,15 +5,13 @@ times → aware UTC). Mounted by :func:`scrm.console.campaigns.setup_routes` wit
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
-import sqlalchemy as sa
 from aiohttp import web
 
 from scrm.campaigns.coupons import services as coupons
 from scrm.campaigns.coupons.domain import CouponRule, TemplateTerms, Validity, yuan_text
-from scrm.campaigns.coupons.models import CouponKind, coupon_ledger
-from scrm.campaigns.coupons.models import coupons as coupon_rows
+from scrm.campaigns.coupons.models import CouponKind
+from scrm.campaigns.coupons.queries import ledger_stats
 from scrm.console.render import PageContext, Safe, join, money, post_form, t, table
 from scrm.console.web import _act, _actor, _ctx, _form, _page, path_id
 from scrm.core.clock import SHANGHAI
@@ -97,24 +95,6 @@ def _local_value(value: dt.datetime | None) -> str:
 
 
 # ---- coupon pages -----------------------------------------------------------------------------------------
-async def ledger_stats(rt: Any, template_id: int | None = None) -> dict[int, dict[str, tuple[int, int]]]:
-    """Per template: ``event → (count, amount_fen)`` from the coupon ledger."""
-    q = (
-        sa.select(
-            coupon_rows.c.template_id, coupon_ledger.c.event, sa.func.count(), sa.func.coalesce(sa.func.sum(coupon_ledger.c.amount_fen), 0)
-        )
-        .select_from(coupon_ledger.join(coupon_rows, coupon_rows.c.id == coupon_ledger.c.coupon_id))
-        .group_by(coupon_rows.c.template_id, coupon_ledger.c.event)
-    )
-    if template_id is not None:
-        q = q.where(coupon_rows.c.template_id == template_id)
-    out: dict[int, dict[str, tuple[int, int]]] = {}
-    async with rt.db.read() as conn:
-        for tid, event, n, fen in await conn.execute(q):
-            out.setdefault(int(tid), {})[event] = (int(n), int(fen))
-    return out
-
-
 def _budget_text(tpl: coupons.CouponTemplate) -> str:
     b = tpl.budget
     parts = [f"{b.issued_count}/{b.budget_count} 张" if b.budget_count is not None else f"{b.issued_count} 张（不限）"]
@@ -181,7 +161,8 @@ async def coupon_list(request: web.Request) -> web.Response:
     """优惠券: every template with its budget use and ledger counts, and the form for a new one."""
     rt = request.app[RUNTIME]
     templates = await coupons.list_templates(rt)
-    stats = await ledger_stats(rt)
+    async with rt.db.read() as conn:
+        stats = await ledger_stats(conn)
     ctx = _ctx(request, "coupons")
 
     def n(tid: int, event: str) -> int:
@@ -219,7 +200,8 @@ async def coupon_detail(request: web.Request) -> web.Response:
         tpl = await coupons.get_template(rt, _id(request))
     except NotFound as exc:
         return _page(request, ctx, "没有找到优惠券", t('<p class="empty">{m}</p>', m=exc.message), status=404)
-    stats = (await ledger_stats(rt, tpl.id)).get(tpl.id, {})
+    async with rt.db.read() as conn:
+        stats = (await ledger_stats(conn, tpl.id)).get(tpl.id, {})
     ledger = table(["券流水", "张数", "金额"], [(zh, stats.get(e, (0, 0))[0], money(stats.get(e, (0, 0))[1])) for e, zh in LEDGER_EVENTS])
     issue = post_form(
         ctx,
