@@ -52,6 +52,8 @@ from scrm.core.clock import SHANGHAI
 from scrm.core.errors import DomainError, InvalidInput, NotFound
 from scrm.core.http.keys import RUNTIME
 from scrm.crm.customers.queries import customer_names
+from tagging.segments import services as segments
+from tagging.segments import syntax as segments_syntax
 
 CSP = SECURITY_HEADERS["Content-Security-Policy"].replace("script-src 'none'", "script-src 'self'")
 
@@ -119,9 +121,6 @@ async def broadcast_list(request: web.Request) -> web.Response:
 
 
 async def _count(rt: Any, expression: str) -> dict[str, Any] | None:
-    from tagging.segments import services as segments
-    from tagging.segments import syntax as segments_syntax
-
     if not expression.strip():
         return None
     try:

@@ -22,19 +22,18 @@ from scrm.campaigns.referral.domain import can_transition
 from scrm.console import auth
 from scrm.console.charts import bar_chart
 from scrm.console.coupon_pages import (
-    _count,
-    _id,
-    _local_time,
-    _local_value,
-    _words,
+    count_field,
     coupon_create,
     coupon_detail,
     coupon_issue,
     coupon_list,
     coupon_update,
+    local_time,
+    local_value,
+    words_field,
 )
 from scrm.console.render import PageContext, Safe, button_form, join, money, post_form, t, table
-from scrm.console.web import _act, _ctx, _form, _page, forbidden
+from scrm.console.web import _act, _ctx, _form, _page, forbidden, path_id
 from scrm.core.errors import InvalidInput, NotFound
 from scrm.core.http.keys import RUNTIME
 
@@ -63,10 +62,14 @@ def _campaign_form(ctx: PageContext, templates: list[coupons.CouponTemplate], no
         '<label class="check"><input type="checkbox" name="start_now" value="1"> 创建后立即开始</label>'
         '<button type="submit" class="primary">创建活动</button>',
         options=options,
-        start=_local_value(now),
-        end=_local_value(now + dt.timedelta(days=30)),
+        start=local_value(now),
+        end=local_value(now + dt.timedelta(days=30)),
     )
     return post_form(ctx, "/console/campaigns", inner, cls="stack")
+
+
+def campaign_id(request: web.Request) -> int:
+    return path_id(request, what="编号")
 
 
 def _receivers(c: referral_services.Campaign) -> str:
@@ -86,7 +89,7 @@ async def campaign_list(request: web.Request) -> web.Response:
             t('<a href="/console/campaigns/{id}">{name}</a>', id=c.id, name=c.name),
             CAMPAIGN_STATUS_ZH.get(c.status, c.status),
             c.goal,
-            f"{_local_value(c.starts_at).replace('T', ' ')} – {_local_value(c.ends_at).replace('T', ' ')}",
+            f"{local_value(c.starts_at).replace('T', ' ')} – {local_value(c.ends_at).replace('T', ' ')}",
             _receivers(c),
         )
         for c in items
@@ -111,19 +114,19 @@ async def campaign_create(request: web.Request) -> web.Response:
     async def action() -> str:
         data: dict[str, Any] = {
             "name": form.get("name", ""),
-            "goal": _count(form, "goal", "邀请目标", maximum=1000),
-            "reward_template_id": _count(form, "reward_template_id", "奖励优惠券", maximum=2**62),
+            "goal": count_field(form, "goal", "邀请目标", maximum=1000),
+            "reward_template_id": count_field(form, "reward_template_id", "奖励优惠券", maximum=2**62),
             "kind": form.get("kind", "contact"),
-            "userids": sorted(_words(form, "userids")),
-            "hold_hours": _count(form, "hold_hours", "留存时长", maximum=720),
-            "starts_at": _local_time(form.get("starts_at", ""), "starts_at"),
-            "ends_at": _local_time(form.get("ends_at", ""), "ends_at"),
+            "userids": sorted(words_field(form, "userids")),
+            "hold_hours": count_field(form, "hold_hours", "留存时长", maximum=720),
+            "starts_at": local_time(form.get("starts_at", ""), "starts_at"),
+            "ends_at": local_time(form.get("ends_at", ""), "ends_at"),
             "eligible_segment": form.get("eligible_segment", ""),
             "poster_text": form.get("poster_text", ""),
             "status": "running" if form.get("start_now") == "1" else "draft",
         }
         if data["kind"] == "group":
-            data["chat_ids"] = sorted(_words(form, "chat_ids"))
+            data["chat_ids"] = sorted(words_field(form, "chat_ids"))
         campaign = await referral_services.create_campaign(request.app[RUNTIME], data)
         created.append(campaign.id)
         return f"已创建裂变活动“{campaign.name}”（{CAMPAIGN_STATUS_ZH.get(campaign.status, campaign.status)}）"
@@ -141,7 +144,7 @@ async def campaign_detail(request: web.Request) -> web.Response:
     ctx = _ctx(request, "campaigns")
     try:
         async with rt.db.read() as conn:
-            campaign = await referral_services.get_campaign(conn, _id(request))
+            campaign = await referral_services.get_campaign(conn, campaign_id(request))
             funnel = await referral_queries.funnel(conn, campaign.id)
             leaders = await referral_queries.leaderboard(conn, campaign.id, limit=20)
     except NotFound as exc:
@@ -186,7 +189,7 @@ async def campaign_detail(request: web.Request) -> web.Response:
 
 
 async def campaign_status(request: web.Request) -> web.Response:
-    cid, target = _id(request), request.query.get("to", "")
+    cid, target = campaign_id(request), request.query.get("to", "")
 
     async def action() -> str:
         if target not in CAMPAIGN_STATUS_ZH:

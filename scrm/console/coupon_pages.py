@@ -36,7 +36,7 @@ def _yuan(form: dict[str, str], name: str, label: str) -> int | None:
     return fen
 
 
-def _count(form: dict[str, str], name: str, label: str, *, maximum: int = 10_000_000) -> int | None:
+def count_field(form: dict[str, str], name: str, label: str, *, maximum: int = 10_000_000) -> int | None:
     raw = form.get(name, "").strip()
     if not raw:
         return None
@@ -45,11 +45,11 @@ def _count(form: dict[str, str], name: str, label: str, *, maximum: int = 10_000
     return int(raw)
 
 
-def _words(form: dict[str, str], name: str) -> frozenset[str]:
+def words_field(form: dict[str, str], name: str) -> frozenset[str]:
     return frozenset(w for w in form.get(name, "").replace("，", ",").replace(" ", ",").split(",") if w.strip())
 
 
-def _local_time(raw: str, name: str, *, end_of_day: bool = False) -> dt.datetime | None:
+def local_time(raw: str, name: str, *, end_of_day: bool = False) -> dt.datetime | None:
     """``2026-12-31`` or ``2026-12-31T18:00`` in Shanghai time → aware UTC; a bare date at the day's end if asked."""
     raw = raw.strip()
     if not raw:
@@ -69,28 +69,28 @@ def terms_from_form(form: dict[str, str]) -> TemplateTerms:
     rule = CouponRule(
         kind,
         _yuan(form, "amount_off", "减免金额") or 0,
-        _count(form, "percent_off", "折扣", maximum=99) or 0,
+        count_field(form, "percent_off", "折扣", maximum=99) or 0,
         _yuan(form, "max_off", "最高减免"),
         _yuan(form, "threshold", "使用门槛") or 0,
-        _words(form, "skus"),
-        _words(form, "categories"),
+        words_field(form, "skus"),
+        words_field(form, "categories"),
         form.get("stackable") == "1",
     )
     return TemplateTerms(
         name=form.get("name", ""),
         rule=rule,
-        budget_count=_count(form, "budget_count", "发放数量预算"),
+        budget_count=count_field(form, "budget_count", "发放数量预算"),
         budget_fen=_yuan(form, "budget_yuan", "金额预算"),
-        per_customer_limit=_count(form, "per_customer_limit", "每人限领", maximum=1000) or 1,
+        per_customer_limit=count_field(form, "per_customer_limit", "每人限领", maximum=1000) or 1,
         validity=Validity(
-            _local_time(form.get("valid_from", ""), "valid_from"),
-            _local_time(form.get("valid_until", ""), "valid_until", end_of_day=True),
-            _count(form, "valid_days", "领取后有效天数", maximum=3650),
+            local_time(form.get("valid_from", ""), "valid_from"),
+            local_time(form.get("valid_until", ""), "valid_until", end_of_day=True),
+            count_field(form, "valid_days", "领取后有效天数", maximum=3650),
         ),
     )
 
 
-def _local_value(value: dt.datetime | None) -> str:
+def local_value(value: dt.datetime | None) -> str:
     return value.astimezone(SHANGHAI).strftime("%Y-%m-%dT%H:%M") if value else ""
 
 
@@ -148,8 +148,8 @@ def _template_form(ctx: PageContext, action: str, tpl: coupons.CouponTemplate | 
         bf=y(b.budget_fen) if b else "",
         limit=tpl.per_customer_limit if tpl else 1,
         days=v.valid_days or "",
-        vf=_local_value(v.valid_from),
-        vu=_local_value(v.valid_until),
+        vf=local_value(v.valid_from),
+        vu=local_value(v.valid_until),
         stack=Safe(" checked") if r.stackable else "",
         active=active,
         submit="保存修改" if tpl else "创建优惠券",
@@ -188,7 +188,7 @@ async def coupon_list(request: web.Request) -> web.Response:
     return _page(request, ctx, "优惠券", body)
 
 
-def _id(request: web.Request) -> int:
+def coupon_id(request: web.Request) -> int:
     return path_id(request, what="编号")
 
 
@@ -197,7 +197,7 @@ async def coupon_detail(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     ctx = _ctx(request, "coupons")
     try:
-        tpl = await coupons.get_template(rt, _id(request))
+        tpl = await coupons.get_template(rt, coupon_id(request))
     except NotFound as exc:
         return _page(request, ctx, "没有找到优惠券", t('<p class="empty">{m}</p>', m=exc.message), status=404)
     async with rt.db.read() as conn:
@@ -243,7 +243,7 @@ async def coupon_create(request: web.Request) -> web.Response:
 
 async def coupon_update(request: web.Request) -> web.Response:
     form = await _form(request)
-    tid = _id(request)
+    tid = coupon_id(request)
 
     async def action() -> str:
         tpl = await coupons.update_template(request.app[RUNTIME], tid, terms_from_form(form), active=form.get("active") == "1")
@@ -254,10 +254,10 @@ async def coupon_update(request: web.Request) -> web.Response:
 
 async def coupon_issue(request: web.Request) -> web.Response:
     form = await _form(request)
-    tid = _id(request)
+    tid = coupon_id(request)
 
     async def action() -> str:
-        cid = _count(form, "customer_id", "客户编号", maximum=2**62)
+        cid = count_field(form, "customer_id", "客户编号", maximum=2**62)
         if not cid:
             raise InvalidInput("请填写客户编号 (customer id)", field="customer_id")
         coupon = await coupons.issue_coupon(request.app[RUNTIME], tid, cid, source="console", actor=_actor(request)[:64])
