@@ -1,5 +1,5 @@
 """Console authorisation per page family: which roles may use which console paths. The single rule the route
-guards (:func:`scrm.console.auth.protected`, each module's ``setup_routes``) and the nav (:data:`render.NAV`) must
+guards (:func:`scrm.console.auth.protected`, each module's ``setup_routes``) and the nav (:data:`NAV`) must
 agree with; ``tests/scrm/test_console_roles.py`` checks every route the app mounts against it."""
 
 from __future__ import annotations
@@ -28,6 +28,26 @@ ACCESS_BY_PREFIX: tuple[tuple[str, frozenset[str]], ...] = (
     ("/console/campaigns", MARKETING_ROLES),
     ("/console/broadcasts", MARKETING_ROLES),
     ("/console/staff", ADMIN_ROLES),
+)
+
+# The nav bar: (key, path, label, roles that may use it); an entry is shown only to those roles (the routes check the
+# same sets, :data:`ACCESS_BY_PREFIX`).
+NAV = (
+    ("dashboard", "/console/dashboard", "概览", ALL_ROLES),  # scrm/console/dashboard.py
+    ("customers", "/console/customers", "客户", ALL_ROLES),  # scrm/console/customers.py
+    ("orders", "/console/orders", "订单", OPERATIONS_ROLES),
+    ("picking", "/console/picking", "发货", OPERATIONS_ROLES),
+    ("stock", "/console/stock", "库存", OPERATIONS_ROLES),
+    ("purchasing", "/console/purchasing", "采购", OPERATIONS_ROLES),  # scrm/console/purchasing.py
+    ("groups", "/console/groups", "客户群", OPERATIONS_ROLES),  # scrm/console/groups.py
+    ("finance", "/console/finance/receivables", "财务", FINANCE_ROLES),  # scrm/console/finance.py
+    ("rules", "/console/rules", "标签规则", MARKETING_ROLES),  # scrm/console/rules.py
+    ("segments", "/console/segments", "客群", MARKETING_ROLES),  # scrm/console/segments.py
+    ("channels", "/console/channels", "渠道活码", MARKETING_ROLES),  # scrm/console/channels.py
+    ("coupons", "/console/coupons", "优惠券", MARKETING_ROLES),  # scrm/console/campaigns.py
+    ("campaigns", "/console/campaigns", "裂变活动", MARKETING_ROLES),  # scrm/console/campaigns.py
+    ("broadcasts", "/console/broadcasts", "群发", MARKETING_ROLES),  # scrm/console/broadcasts.py
+    ("staff", "/console/staff", "员工", ADMIN_ROLES),  # scrm/console/staff.py
 )
 
 

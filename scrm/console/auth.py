@@ -289,7 +289,9 @@ def login_redirect(request: web.Request) -> web.Response:
     return web.Response(status=303, headers={"Location": location})
 
 
-def protected(handler: Handler, *, roles: Collection[str] = OPERATIONS_ROLES, forbidden_page: Callable[[str], web.Response]) -> Handler:
+def protected(
+    handler: Handler, *, roles: Collection[str] = OPERATIONS_ROLES, forbidden_page: Callable[[web.Request, str], web.Response]
+) -> Handler:
     """Wrap a console handler: a valid, unrevoked session with one of ``roles`` is required (browsers go to the
     login page, other clients get 401 JSON; a signed-in user without the role gets ``forbidden_page``, 403), and a
     POST must carry the session's CSRF token (else ``forbidden_page``)."""
@@ -306,11 +308,11 @@ def protected(handler: Handler, *, roles: Collection[str] = OPERATIONS_ROLES, fo
                 clear_session_cookie(response)
             return response
         if not session.may(roles):
-            return forbidden_page("您的角色无权使用此页面 (your role may not use this page)")
+            return forbidden_page(request, "您的角色无权使用此页面 (your role may not use this page)")
         if request.method == "POST":
             form = await request.post()
             if not check_csrf(settings, session, form.get(CSRF_FIELD)):
-                return forbidden_page("表单已失效或来源不明，请刷新页面后重试 (invalid CSRF token)")
+                return forbidden_page(request, "表单已失效或来源不明，请刷新页面后重试 (invalid CSRF token)")
         request[SESSION] = session
         return await handler(request)
 

@@ -1,13 +1,19 @@
 """Small server-side SVG charts for the console: bar, line, donut. No JavaScript, no CDN, no inline style
 (the console's CSP forbids both): colours are SVG presentation attributes, tooltips are ``<title>`` elements.
 
-Every label goes through :func:`scrm.console.render.t`, so a customer or product name cannot inject markup.
-Geometry uses floats (pixels); the values shown are formatted by the caller (money stays integer fen).
+This module computes the geometry (:func:`bar_geometry`, :func:`line_geometry`, :func:`donut_geometry` return typed
+chart values with every coordinate already formatted); ``templates/charts.html`` draws them (``{{ c.chart(x) }}``),
+autoescaped, so a customer or product name cannot inject markup. The values shown are formatted by the caller's
+``fmt`` (money stays integer fen until then).
+
+:func:`bar_chart`, :func:`line_chart` and :func:`donut_chart` draw the same SVG as strings for the pages not yet on
+templates (the marketer pages); they go when those do.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from scrm.console.render import Safe, join, t
 
@@ -15,7 +21,9 @@ GREEN = "#07c160"
 BLUE = "#2563eb"
 GREY = "#e5e7eb"
 MUTED = "#6b7280"
+TEXT = "#1f2328"
 PALETTE = ("#07c160", "#2563eb", "#f59e0b", "#ef4444", "#8b5cf6", "#14b8a6", "#ec4899", "#64748b")
+PAD = (8, 18, 8, 22)  # left, top, right, bottom
 
 Fmt = Callable[[int], str]
 
@@ -24,6 +32,179 @@ def _n(x: float) -> str:
     return f"{x:.1f}".rstrip("0").rstrip(".")
 
 
+def _label_every(count: int, max_labels: int = 8) -> int:
+    return max(1, -(-count // max_labels))
+
+
+@dataclass(frozen=True)
+class Frame:
+    """Baseline, a dashed top gridline and the top value's text."""
+
+    left: int
+    right: int
+    base: int
+    top: int
+    text_y: int
+    top_value: str
+
+
+@dataclass(frozen=True)
+class AxisLabel:
+    x: str
+    y: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Bar:
+    x: str
+    y: str
+    width: str
+    height: str
+    label: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Dot:
+    x: str
+    y: str
+    label: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Slice:
+    """A donut slice (a dashed circle stroke) and its legend entry."""
+
+    color: str
+    dash: str
+    gap: str
+    offset: str
+    label: str
+    value: str
+    legend_y: int
+
+
+@dataclass(frozen=True)
+class BarChart:
+    title: str
+    width: int
+    height: int
+    color: str
+    frame: Frame
+    bars: tuple[Bar, ...]
+    labels: tuple[AxisLabel, ...]
+    kind: str = "bar"
+
+
+@dataclass(frozen=True)
+class LineChart:
+    title: str
+    width: int
+    height: int
+    color: str
+    frame: Frame
+    points: str  # the polyline's points ("" when there are none)
+    dots: tuple[Dot, ...]
+    labels: tuple[AxisLabel, ...]
+    kind: str = "line"
+
+
+@dataclass(frozen=True)
+class DonutChart:
+    title: str
+    width: int
+    height: int
+    cx: str
+    cy: str
+    r: str
+    stroke: str
+    slices: tuple[Slice, ...]
+    middle: str
+    middle_y: str
+    legend_x: int
+    kind: str = "donut"
+
+
+Chart = BarChart | LineChart | DonutChart
+
+
+def _frame(width: int, height: int, top_value: str) -> Frame:
+    left, top, right, bottom = PAD
+    return Frame(left, width - right, height - bottom, top, top - 4, top_value)
+
+
+def bar_geometry(
+    points: Sequence[tuple[str, int]], *, title: str, fmt: Fmt = str, width: int = 1000, height: int = 220, color: str = GREEN
+) -> BarChart:
+    """Vertical bars, one per ``(label, value)``; negative values are drawn as 0. Hover shows label and value."""
+    left, top, right, bottom = PAD
+    plot_w, plot_h = width - left - right, height - top - bottom
+    peak = max([v for _, v in points] + [0])
+    slot = plot_w / max(len(points), 1)
+    every = _label_every(len(points))
+    bars, labels = [], []
+    for k, (label, value) in enumerate(points):
+        bar_h = plot_h * max(value, 0) / peak if peak > 0 else 0.0
+        x = left + k * slot + slot * 0.15
+        bars.append(Bar(_n(x), _n(top + plot_h - bar_h), _n(slot * 0.7), _n(bar_h), label, fmt(value)))
+        if (len(points) - 1 - k) % every == 0:  # counted from the end: the latest point is always labelled
+            labels.append(AxisLabel(_n(left + k * slot + slot / 2), _n(height - 6), label))
+    return BarChart(title, width, height, color, _frame(width, height, fmt(peak)), tuple(bars), tuple(labels))
+
+
+def line_geometry(
+    points: Sequence[tuple[str, int]], *, title: str, fmt: Fmt = str, width: int = 1000, height: int = 220, color: str = BLUE
+) -> LineChart:
+    """A polyline through ``(label, value)`` points with a dot per point (hover shows label and value)."""
+    left, top, right, bottom = PAD
+    plot_w, plot_h = width - left - right, height - top - bottom
+    peak = max([v for _, v in points] + [0])
+    step = plot_w / max(len(points) - 1, 1)
+    every = _label_every(len(points))
+    coords = [
+        (left + k * step if len(points) > 1 else left + plot_w / 2, top + plot_h - (plot_h * max(v, 0) / peak if peak > 0 else 0.0))
+        for k, (_, v) in enumerate(points)
+    ]
+    dots, labels = [], []
+    for k, ((label, value), (x, y)) in enumerate(zip(points, coords, strict=True)):
+        dots.append(Dot(_n(x), _n(y), label, fmt(value)))
+        if (len(points) - 1 - k) % every == 0:  # counted from the end: the latest point is always labelled
+            labels.append(AxisLabel(_n(x), _n(height - 6), label))
+    polyline = " ".join(f"{_n(x)},{_n(y)}" for x, y in coords)
+    return LineChart(title, width, height, color, _frame(width, height, fmt(peak)), polyline, tuple(dots), tuple(labels))
+
+
+def donut_geometry(slices: Sequence[tuple[str, int]], *, title: str, fmt: Fmt = str, size: int = 200, center: str = "") -> DonutChart:
+    """A ring of ``(label, value)`` slices (non-positive values left out) with a legend to its right and an
+    optional text in the middle. An all-zero chart is a grey ring reading 暂无数据."""
+    r, stroke = size * 0.34, size * 0.14
+    cx = cy = size / 2
+    circumference = 2 * 3.141592653589793 * r
+    shown = [(label, v, PALETTE[k % len(PALETTE)]) for k, (label, v) in enumerate(slices) if v > 0]
+    total = sum(v for _, v, _ in shown)
+    drawn, offset = [], 0.0
+    for k, (label, value, color) in enumerate(shown):
+        length = circumference * value / total
+        drawn.append(Slice(color, _n(length), _n(circumference - length), _n(-offset), label, fmt(value), 24 + k * 22))
+        offset += length
+    return DonutChart(
+        title=title,
+        width=size + 220,
+        height=size,
+        cx=_n(cx),
+        cy=_n(cy),
+        r=_n(r),
+        stroke=_n(stroke),
+        slices=tuple(drawn),
+        middle=center if total else "暂无数据",
+        middle_y=_n(cy + 5),
+        legend_x=size + 8,
+    )
+
+
+# ---- the same SVG as strings, for the pages not yet on templates -------------------------------------------------
 def _svg(width: int, height: int, title: str, inner: object) -> Safe:
     return t(
         '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="100%" role="img" aria-label="{title}" '
@@ -35,162 +216,126 @@ def _svg(width: int, height: int, title: str, inner: object) -> Safe:
     )
 
 
-def _label_every(count: int, max_labels: int = 8) -> int:
-    return max(1, -(-count // max_labels))
-
-
-def _frame(width: int, height: int, pad: tuple[int, int, int, int], top_value: str) -> Safe:
-    """Baseline, a top gridline and the top value's text."""
-    left, top, right, bottom = pad
-    base = height - bottom
+def _frame_svg(f: Frame) -> Safe:
     return t(
         '<line x1="{l}" y1="{b}" x2="{r}" y2="{b}" stroke="{grey}" stroke-width="1"/>'
         '<line x1="{l}" y1="{t}" x2="{r}" y2="{t}" stroke="{grey}" stroke-width="1" stroke-dasharray="3 3"/>'
         '<text x="{l}" y="{ty}" font-size="10" fill="{muted}">{top_value}</text>',
-        l=left,
-        r=width - right,
-        b=base,
-        t=top,
-        ty=top - 4,
+        l=f.left,
+        r=f.right,
+        b=f.base,
+        t=f.top,
+        ty=f.text_y,
         grey=GREY,
         muted=MUTED,
-        top_value=top_value,
+        top_value=f.top_value,
+    )
+
+
+def _axis_svg(a: AxisLabel) -> Safe:
+    return t(
+        '<text x="{x}" y="{y}" font-size="10" text-anchor="middle" fill="{muted}">{label}</text>', x=a.x, y=a.y, muted=MUTED, label=a.text
     )
 
 
 def bar_chart(
     points: Sequence[tuple[str, int]], *, title: str, fmt: Fmt = str, width: int = 1000, height: int = 220, color: str = GREEN
 ) -> Safe:
-    """Vertical bars, one per ``(label, value)``; negative values are drawn as 0. Hover shows label and value."""
-    pad = (8, 18, 8, 22)
-    left, top, right, bottom = pad
-    plot_w, plot_h = width - left - right, height - top - bottom
-    peak = max([v for _, v in points] + [0])
-    slot = plot_w / max(len(points), 1)
-    every = _label_every(len(points))
-    parts = [_frame(width, height, pad, fmt(peak))]
-    for k, (label, value) in enumerate(points):
-        bar_h = plot_h * max(value, 0) / peak if peak > 0 else 0.0
-        x = left + k * slot + slot * 0.15
+    """:func:`bar_geometry` drawn as an SVG string."""
+    c = bar_geometry(points, title=title, fmt=fmt, width=width, height=height, color=color)
+    labels = iter(c.labels)
+    parts = [_frame_svg(c.frame)]
+    every = _label_every(len(c.bars))
+    for k, b in enumerate(c.bars):
         parts.append(
             t(
                 '<rect x="{x}" y="{y}" width="{w}" height="{h}" fill="{c}" rx="1"><title>{label}：{v}</title></rect>',
-                x=_n(x),
-                y=_n(top + plot_h - bar_h),
-                w=_n(slot * 0.7),
-                h=_n(bar_h),
-                c=color,
-                label=label,
-                v=fmt(value),
+                x=b.x,
+                y=b.y,
+                w=b.width,
+                h=b.height,
+                c=c.color,
+                label=b.label,
+                v=b.value,
             )
         )
-        if (len(points) - 1 - k) % every == 0:  # counted from the end: the latest point is always labelled
-            parts.append(_axis_label(left + k * slot + slot / 2, height - 6, label))
-    return _svg(width, height, title, join(parts))
+        if (len(c.bars) - 1 - k) % every == 0:
+            parts.append(_axis_svg(next(labels)))
+    return _svg(c.width, c.height, c.title, join(parts))
 
 
 def line_chart(
     points: Sequence[tuple[str, int]], *, title: str, fmt: Fmt = str, width: int = 1000, height: int = 220, color: str = BLUE
 ) -> Safe:
-    """A polyline through ``(label, value)`` points with a dot per point (hover shows label and value)."""
-    pad = (8, 18, 8, 22)
-    left, top, right, bottom = pad
-    plot_w, plot_h = width - left - right, height - top - bottom
-    peak = max([v for _, v in points] + [0])
-    step = plot_w / max(len(points) - 1, 1)
-    every = _label_every(len(points))
-    coords = [
-        (left + k * step if len(points) > 1 else left + plot_w / 2, top + plot_h - (plot_h * max(v, 0) / peak if peak > 0 else 0.0))
-        for k, (_, v) in enumerate(points)
-    ]
-    parts = [_frame(width, height, pad, fmt(peak))]
-    if coords:
-        parts.append(
-            t(
-                '<polyline points="{p}" fill="none" stroke="{c}" stroke-width="2" stroke-linejoin="round"/>',
-                p=" ".join(f"{_n(x)},{_n(y)}" for x, y in coords),
-                c=color,
-            )
-        )
-    for k, ((label, value), (x, y)) in enumerate(zip(points, coords, strict=True)):
+    """:func:`line_geometry` drawn as an SVG string."""
+    c = line_geometry(points, title=title, fmt=fmt, width=width, height=height, color=color)
+    parts = [_frame_svg(c.frame)]
+    if c.dots:
+        parts.append(t('<polyline points="{p}" fill="none" stroke="{c}" stroke-width="2" stroke-linejoin="round"/>', p=c.points, c=c.color))
+    labels = iter(c.labels)
+    every = _label_every(len(c.dots))
+    for k, d in enumerate(c.dots):
         parts.append(
             t(
                 '<circle cx="{x}" cy="{y}" r="3" fill="{c}"><title>{label}：{v}</title></circle>',
-                x=_n(x),
-                y=_n(y),
-                c=color,
-                label=label,
-                v=fmt(value),
+                x=d.x,
+                y=d.y,
+                c=c.color,
+                label=d.label,
+                v=d.value,
             )
         )
-        if (len(points) - 1 - k) % every == 0:  # counted from the end: the latest point is always labelled
-            parts.append(_axis_label(x, height - 6, label))
-    return _svg(width, height, title, join(parts))
-
-
-def _axis_label(x: float, y: float, label: str) -> Safe:
-    return t(
-        '<text x="{x}" y="{y}" font-size="10" text-anchor="middle" fill="{muted}">{label}</text>',
-        x=_n(x),
-        y=_n(y),
-        muted=MUTED,
-        label=label,
-    )
+        if (len(c.dots) - 1 - k) % every == 0:
+            parts.append(_axis_svg(next(labels)))
+    return _svg(c.width, c.height, c.title, join(parts))
 
 
 def donut_chart(slices: Sequence[tuple[str, int]], *, title: str, fmt: Fmt = str, size: int = 200, center: str = "") -> Safe:
-    """A ring of ``(label, value)`` slices (non-positive values left out) with a legend to its right and an
-    optional text in the middle. An all-zero chart is a grey ring reading 暂无数据."""
-    r, stroke = size * 0.34, size * 0.14
-    cx = cy = size / 2
-    circumference = 2 * 3.141592653589793 * r
-    shown = [(label, v, PALETTE[k % len(PALETTE)]) for k, (label, v) in enumerate(slices) if v > 0]
-    total = sum(v for _, v, _ in shown)
-    ring = t(
-        '<circle cx="{cx}" cy="{cy}" r="{r}" fill="none" stroke="{grey}" stroke-width="{sw}"/>',
-        cx=_n(cx),
-        cy=_n(cy),
-        r=_n(r),
-        grey=GREY,
-        sw=_n(stroke),
-    )
-    parts = [ring]
-    offset = 0.0
-    for label, value, color in shown:
-        length = circumference * value / total
+    """:func:`donut_geometry` drawn as an SVG string."""
+    c = donut_geometry(slices, title=title, fmt=fmt, size=size, center=center)
+    parts = [
+        t(
+            '<circle cx="{cx}" cy="{cy}" r="{r}" fill="none" stroke="{grey}" stroke-width="{sw}"/>',
+            cx=c.cx,
+            cy=c.cy,
+            r=c.r,
+            grey=GREY,
+            sw=c.stroke,
+        )
+    ]
+    for s in c.slices:
         parts.append(
             t(
                 '<circle cx="{cx}" cy="{cy}" r="{r}" fill="none" stroke="{c}" stroke-width="{sw}" stroke-dasharray="{a} {b}" '
                 'stroke-dashoffset="{o}" transform="rotate(-90 {cx} {cy})"><title>{label}：{v}</title></circle>',
-                cx=_n(cx),
-                cy=_n(cy),
-                r=_n(r),
-                c=color,
-                sw=_n(stroke),
-                a=_n(length),
-                b=_n(circumference - length),
-                o=_n(-offset),
-                label=label,
-                v=fmt(value),
+                cx=c.cx,
+                cy=c.cy,
+                r=c.r,
+                c=s.color,
+                sw=c.stroke,
+                a=s.dash,
+                b=s.gap,
+                o=s.offset,
+                label=s.label,
+                v=s.value,
             )
         )
-        offset += length
-    middle = center if total else "暂无数据"
-    parts.append(t('<text x="{x}" y="{y}" font-size="14" text-anchor="middle" fill="#1f2328">{m}</text>', x=_n(cx), y=_n(cy + 5), m=middle))
-    legend_x = size + 8
-    for k, (label, value, color) in enumerate(shown):
-        y = 24 + k * 22
+    parts.append(
+        t('<text x="{x}" y="{y}" font-size="14" text-anchor="middle" fill="{tc}">{m}</text>', x=c.cx, y=c.middle_y, tc=TEXT, m=c.middle)
+    )
+    for s in c.slices:
         parts.append(
             t(
                 '<rect x="{x}" y="{y}" width="12" height="12" fill="{c}"/>'
-                '<text x="{tx}" y="{ty}" font-size="12" fill="#1f2328">{label} {v}</text>',
-                x=legend_x,
-                y=y,
-                c=color,
-                tx=legend_x + 18,
-                ty=y + 11,
-                label=label,
-                v=fmt(value),
+                '<text x="{tx}" y="{ty}" font-size="12" fill="{tc}">{label} {v}</text>',
+                x=c.legend_x,
+                y=s.legend_y,
+                c=s.color,
+                tx=c.legend_x + 18,
+                ty=s.legend_y + 11,
+                tc=TEXT,
+                label=s.label,
+                v=s.value,
             )
         )
-    return _svg(size + 220, size, title, join(parts))
+    return _svg(c.width, c.height, c.title, join(parts))
