@@ -157,12 +157,12 @@ async def channel_detail(request: web.Request) -> web.Response:
     people, tag_rows = await _choices(rt)
     by_day = {d.day: d for d in recent.days}
     days = [since + dt.timedelta(days=k) for k in range(CHART_DAYS)]
-    has_qr = bool(code.qr_code and code.qr_code.startswith(("https://", "http://")))
+    qr = code.qr_code if code.qr_code and code.qr_code.startswith(("https://", "http://")) else ""
     view = CodeView(
         facts=(
             Fact("状态", "启用" if code.active else "已停用（二维码已失效，统计保留）"),
             Fact("state", code.state),
-            Fact("二维码", "暂无二维码", link=code.qr_code if has_qr else ""),
+            Fact("二维码", "暂无二维码", link=qr),
             Fact("累计添加", total.total.adds),
             Fact("仍是好友", total.active),
             Fact("客户删除了销售", total.total.deleted_by_customer),
