@@ -18,6 +18,9 @@ TRANSITIONS: dict[str, set[str]] = {
     S.EXPIRED: set(),
 }
 OPEN_STATUSES = (S.PENDING, S.ON_HOLD, S.CONFIRMED, S.PARTIALLY_SHIPPED)
+SHIPPABLE = (S.CONFIRMED, S.PARTIALLY_SHIPPED)  # allocated goods may go out (the picking list)
+CONFIRMABLE = (S.PENDING, S.ON_HOLD)
+CANCELLABLE = (S.PENDING, S.ON_HOLD, S.CONFIRMED)  # and only while nothing has shipped
 STATUS_ZH = {
     S.PENDING: "待确认",
     S.CONFIRMED: "已确认，备货中",

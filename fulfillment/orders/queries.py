@@ -10,11 +10,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from fulfillment.orders.domain import OrderNotFound
+from fulfillment.orders.domain import SHIPPABLE, OrderNotFound
 from fulfillment.orders.models import OrderStatus as S
-from fulfillment.orders.models import order_lines, orders
+from fulfillment.orders.models import order_history, order_lines, orders
 from fulfillment.shipments.models import shipments
 from scrm.core.runtime import Runtime
+from scrm.crm.customers.models import customers
 
 
 @dataclass
@@ -183,3 +184,93 @@ async def open_draft(rt: Runtime, customer_id: int) -> OrderView | None:
             )
         ).first()
         return await load_view(conn, int(row.id)) if row else None
+
+
+# ---- listings for the staff console ---------------------------------------------------------------------------
+PER_PAGE = 50
+
+
+@dataclass(frozen=True)
+class OrderRow:
+    number: str
+    status: str
+    total_fen: int
+    customer_id: int
+    customer_name: str
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    at: dt.datetime
+    event: str
+    from_status: str | None
+    to_status: str
+    actor: str
+    note: str
+
+
+@dataclass(frozen=True)
+class PickRow:
+    order_number: str
+    customer_id: int
+    customer_name: str
+    confirmed_at: dt.datetime | None
+    sku: str
+    name: str
+    unit: str
+    to_pick: int  # allocated and not yet shipped
+
+
+async def list_orders(
+    conn: AsyncConnection, *, status: str = "", number: str = "", page: int = 1, per_page: int = PER_PAGE
+) -> tuple[list[OrderRow], bool]:
+    """Orders newest first, optionally of one status and/or whose number contains ``number``.
+    Returns one page and whether another page follows."""
+    q = (
+        sa.select(orders.c.number, orders.c.status, orders.c.total_fen, orders.c.customer_id, customers.c.name, orders.c.created_at)
+        .select_from(orders.outerjoin(customers, customers.c.id == orders.c.customer_id))
+        .order_by(orders.c.created_at.desc(), orders.c.id.desc())
+        .limit(per_page + 1)
+        .offset((page - 1) * per_page)
+    )
+    if status:
+        q = q.where(orders.c.status == status)
+    if number:
+        q = q.where(orders.c.number.contains(number.strip().upper(), autoescape=True))
+    rows = (await conn.execute(q)).all()
+    items = [OrderRow(r.number, r.status, int(r.total_fen), int(r.customer_id), r.name or "", r.created_at) for r in rows[:per_page]]
+    return items, len(rows) > per_page
+
+
+async def history_of(conn: AsyncConnection, order_id: int) -> list[HistoryRow]:
+    """An order's history, oldest first."""
+    rows = await conn.execute(
+        sa.select(order_history).where(order_history.c.order_id == order_id).order_by(order_history.c.at, order_history.c.id)
+    )
+    return [HistoryRow(r.at, r.event, r.from_status, r.to_status, r.actor, r.note) for r in rows]
+
+
+async def picking_list(conn: AsyncConnection) -> list[PickRow]:
+    """Every allocated-but-unshipped line of confirmed or partially shipped orders, oldest confirmation first."""
+    q = (
+        sa.select(
+            orders.c.number,
+            orders.c.customer_id,
+            customers.c.name.label("customer_name"),
+            orders.c.confirmed_at,
+            order_lines.c.sku,
+            order_lines.c.name,
+            order_lines.c.unit,
+            (order_lines.c.allocated_qty - order_lines.c.shipped_qty).label("to_pick"),
+        )
+        .select_from(
+            orders.join(order_lines, order_lines.c.order_id == orders.c.id).outerjoin(customers, customers.c.id == orders.c.customer_id)
+        )
+        .where(orders.c.status.in_(SHIPPABLE), order_lines.c.allocated_qty > order_lines.c.shipped_qty)
+        .order_by(orders.c.confirmed_at, orders.c.id, order_lines.c.id)
+    )
+    return [
+        PickRow(r.number, int(r.customer_id), r.customer_name or "", r.confirmed_at, r.sku, r.name, r.unit, int(r.to_pick))
+        for r in await conn.execute(q)
+    ]

@@ -24,6 +24,8 @@ TRANSITIONS: dict[str, set[str]] = {
 # is not suggested again.
 OPEN_PURCHASE_STATUSES = (P.DRAFT, P.ORDERED, P.PARTIALLY_RECEIVED)
 RECEIVABLE_STATUSES = (P.ORDERED, P.PARTIALLY_RECEIVED)
+EDITABLE_STATUSES = (P.DRAFT,)  # lines may change and it may be placed
+CANCELLABLE_STATUSES = (P.DRAFT, P.ORDERED)  # and only while nothing has been received
 PURCHASE_STATUS_ZH = {
     P.DRAFT: "草稿",
     P.ORDERED: "已下单",

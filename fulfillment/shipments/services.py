@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from fulfillment.inventory import services as inventory
 from fulfillment.orders.backorders import check_low_stock
-from fulfillment.orders.domain import InvalidTransition, NothingToShip, ShipmentTooLarge, shipment_number, status_after_shipping
+from fulfillment.orders.domain import SHIPPABLE, InvalidTransition, NothingToShip, ShipmentTooLarge, shipment_number, status_after_shipping
 from fulfillment.orders.models import OrderStatus as S
 from fulfillment.orders.models import order_lines, orders
 from fulfillment.orders.queries import OrderView, get_order
@@ -18,8 +18,6 @@ from fulfillment.shipments.models import ShipmentStatus, shipment_lines, shipmen
 from scrm.core import outbox
 from scrm.core.errors import InvalidInput, NotFound
 from scrm.core.runtime import Runtime
-
-SHIPPABLE = (S.CONFIRMED, S.PARTIALLY_SHIPPED)
 
 
 def _clean(text: object, field: str, max_len: int = 64) -> str:

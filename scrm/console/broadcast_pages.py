@@ -5,6 +5,7 @@ per-recipient table. Pure: values in, typed values out (the templates escape the
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,11 +164,13 @@ def progress_view(prog: dict[str, Any], reasons: dict[str, dict[str, int]], view
     )
 
 
-def recipients_view(view_id: int, items: list[dict[str, Any]], names: dict[int, str], *, status: str, after: int) -> RecipientsView:
+def recipients_view(
+    view_id: int, items: list[dict[str, Any]], names: Mapping[int, str | None], *, status: str, after: int
+) -> RecipientsView:
     base = f"{PAGE}/{view_id}"
     rows: list[tuple[object, ...]] = [
         (
-            f"#{r['customer_id']} {names.get(r['customer_id'], '')}",
+            f"#{r['customer_id']} {names.get(r['customer_id']) or ''}",
             CHANNEL_ZH.get(r["channel"], r["channel"]),
             RECIPIENT_ZH.get(r["status"], r["status"]),
             reason_zh(r["reason"]) if r["reason"] else "",

@@ -54,7 +54,7 @@ from scrm.core.clock import SHANGHAI
 from scrm.core.errors import DomainError, InvalidInput, NotFound
 from scrm.core.http.keys import RUNTIME
 from scrm.core.runtime import Runtime
-from scrm.crm.customers.queries import customer_names
+from scrm.crm.customers.queries import names_of
 from tagging.segments import services as segments
 from tagging.segments import syntax as segments_syntax
 
@@ -180,7 +180,7 @@ async def broadcast_detail(request: web.Request) -> web.Response:
             prog = await broadcasts_queries.progress(conn, bid)
             reasons = await broadcasts_queries.outcome_reasons(conn, bid)
             items = await broadcasts_queries.list_recipients(conn, bid, status=status or None, after=after, limit=PAGE_SIZE)
-            names = await customer_names(conn, [r["customer_id"] for r in items])
+            names = await names_of(conn, [r["customer_id"] for r in items])
     except NotFound as exc:
         return _not_found(request, ctx, exc)
     template = ""

@@ -1,22 +1,20 @@
 """Shared pieces of the finance console pages (/console/finance): tabs, who may use them, reading amounts and
-customers from forms, customer labels."""
+customers from forms, customer names."""
 
 from __future__ import annotations
 
 from urllib.parse import quote
 
-import sqlalchemy as sa
 from aiohttp import web
 
 from fulfillment.billing import web as billing_web
 from fulfillment.billing.domain import CustomerNotFound
 from scrm.console import auth
-from scrm.console.render import Safe, join, t, url
-from scrm.console.web import _ctx, _page
+from scrm.console.pages import page_context, render
 from scrm.core.errors import InvalidInput
 from scrm.core.http.keys import RUNTIME
 from scrm.core.money import parse_yuan
-from scrm.crm.customers.models import customers
+from scrm.crm.customers import queries as customer_queries
 
 # Who may use these pages (staff roles); release_hold's accountability is the session subject passed as ``actor``.
 FINANCE_ROLES = auth.FINANCE_ROLES
@@ -34,23 +32,10 @@ def invoice_url(number: str) -> str:
     return "/console/finance/invoices/" + quote(number, safe="")
 
 
-def tab_switch(items: list[tuple[str, str]], active: str) -> Safe:
-    """Links with the current one shown as plain bold text (the stylesheet has no tab style)."""
-    return join(
-        (
-            t("<strong>{label}</strong>", label=label) if href == active else t('<a href="{href}">{label}</a>', href=href, label=label)
-            for href, label in items
-        ),
-        " · ",
-    )
-
-
-def tabs(active: str) -> Safe:
-    return t("<p>{links}</p>", links=tab_switch([(f"/console/finance/{k}", label) for k, label in TABS], f"/console/finance/{active}"))
-
-
-def show_tab(request: web.Request, tab: str, title: str, body: object, *, status: int = 200) -> web.Response:
-    return _page(request, _ctx(request, "finance"), title, t("{tabs}{body}", tabs=tabs(tab), body=body), status=status)
+def finance_page(request: web.Request, template: str, tab: str, *, http_status: int = 200, **values: object) -> web.Response:
+    """A finance page: ``template`` (extending ``finance/base.html``) under the tabs, ``tab`` the active one."""
+    tabs = [(f"/console/finance/{k}", label) for k, label in TABS]
+    return render(request, template, page_context(request, "finance"), http_status=http_status, tab=tab, tabs=tabs, **values)
 
 
 def fen_field(raw: str, label: str) -> int:
@@ -66,7 +51,7 @@ async def customer_field(request: web.Request, text: str) -> int:
     rt = request.app[RUNTIME]
     async with rt.db.read() as conn:
         if text.startswith("#") and text[1:].isdecimal():
-            if (await conn.execute(sa.select(customers.c.id).where(customers.c.id == int(text[1:])))).first() is None:
+            if not await customer_queries.customer_exists(conn, int(text[1:])):
                 raise CustomerNotFound(f"没有客户 {text} (unknown customer)")
             return int(text[1:])
         found_id = await billing_web.resolve_customer(conn, text) if text else None
@@ -75,10 +60,8 @@ async def customer_field(request: web.Request, text: str) -> int:
     return found_id
 
 
-async def customer_labels(request: web.Request, ids: list[int]) -> dict[int, Safe]:
+async def customer_names(request: web.Request, ids: list[int]) -> dict[int, str]:
+    """The names the billing directory knows for ``ids`` (templates link them to the customer's account)."""
     async with request.app[RUNTIME].db.read() as conn:
         directory = await billing_web.customer_directory(conn, sorted(set(ids)))
-    return {
-        i: t('<a href="{href}">#{id} {name}</a>', href=url("/console/finance/accounts", customer=f"#{i}"), id=i, name=directory[i][0])
-        for i in directory
-    }
+    return {i: directory[i][0] for i in directory}

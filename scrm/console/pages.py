@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlencode
@@ -54,9 +54,24 @@ def money(fen: int) -> str:
     return format_fen(int(fen))
 
 
+def yuan(fen: int) -> str:
+    """Integer fen as an amount to edit in a form field: 36.50 (no ¥)."""
+    return f"{int(fen) // 100}.{int(fen) % 100:02d}"
+
+
 def when(value: dt.datetime | None) -> str:
     """A time as staff read it: Asia/Shanghai, to the minute; None is —."""
     return local(value).strftime("%Y-%m-%d %H:%M") if value is not None else "—"
+
+
+def path_quote(value: object) -> str:
+    """A value as one URL path segment (``/`` and every reserved character escaped)."""
+    return quote(str(value), safe="")
+
+
+def when_iso(value: str | None) -> str:
+    """:func:`when` of an ISO-8601 text (as JSON-shaped records carry times); None or "" is —."""
+    return when(dt.datetime.fromisoformat(value)) if value else "—"
 
 
 def order_url(number: str) -> str:
@@ -67,6 +82,11 @@ def url(path: str, **query: object) -> str:
     """``path`` with the non-blank ``query`` values encoded."""
     params = {k: str(v) for k, v in query.items() if v not in (None, "")}
     return path + ("?" + urlencode(params) if params else "")
+
+
+def roles_zh(roles: Iterable[str]) -> str:
+    """Roles in Chinese, 、-separated (运营、财务)."""
+    return "、".join(ROLE_NAMES_ZH.get(r, r) for r in roles)
 
 
 def status_zh(status: str | None) -> str:
@@ -93,8 +113,17 @@ def build_environment() -> jinja2.Environment:
         auto_reload=False,
         finalize=escape,
     )
-    env.filters.update(money=money, when=when, order_url=order_url, status_zh=status_zh)
-    env.globals.update(url=url, STATUS_ZH=STATUS_ZH)
+    env.filters.update(
+        money=money,
+        yuan=yuan,
+        when=when,
+        when_iso=when_iso,
+        order_url=order_url,
+        status_zh=status_zh,
+        roles_zh=roles_zh,
+        quote=path_quote,
+    )
+    env.globals.update(url=url, STATUS_ZH=STATUS_ZH, ROLE_NAMES_ZH=ROLE_NAMES_ZH)
     return env
 
 
@@ -138,7 +167,7 @@ def page_context(request: web.Request, active: str) -> PageContext:
     session = request[SESSION]
     return PageContext(
         subject=session.subject,
-        role_zh="、".join(ROLE_NAMES_ZH.get(r, r) for r in session.all_roles),
+        role_zh=roles_zh(session.all_roles),
         csrf=auth.csrf_token(request.app[SETTINGS], session),
         flash=auth.read_flash(request),
         active=active,

@@ -1,6 +1,6 @@
 """/console/ routes: sign-in and the operations pages (orders, picking and shipping, stock).
 
-Views are thin: they read with :mod:`scrm.console.queries` or the fulfilment query functions, and every change
+Views are thin: they read with the owning capability's ``queries`` (orders, catalog, customers), and every change
 goes through a fulfilment service in its own transaction. A domain error becomes a red flash message on the page
 it came from (nothing changed); success redirects back with a green one (POST → 303 → GET).
 """
@@ -17,17 +17,17 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from fulfillment.catalog import services as catalog
+from fulfillment.catalog.queries import StockRow, stock_rows
 from fulfillment.catalog.services import MAX_QTY
 from fulfillment.inventory import services as inventory
 from fulfillment.inventory.services import Drift
 from fulfillment.orders import backorders as orders_backorders
 from fulfillment.orders import queries as orders_queries
 from fulfillment.orders import services as orders
-from fulfillment.orders.domain import STATUS_ZH
-from fulfillment.orders.models import OrderStatus as S
-from fulfillment.orders.queries import OrderView
+from fulfillment.orders.domain import CANCELLABLE, CONFIRMABLE, SHIPPABLE, STATUS_ZH
+from fulfillment.orders.queries import OrderView, PickRow
 from fulfillment.shipments import services as shipments
-from scrm.console import auth, pages, queries
+from scrm.console import auth, pages
 from scrm.console.auth import Handler, safe_next
 from scrm.console.login_limit import LoginLimiter
 from scrm.console.pages import (
@@ -44,10 +44,10 @@ from scrm.console.pages import (
     render_document,
     setup_templates,
 )
-from scrm.console.queries import PickRow, StockRow
 from scrm.console.render import layout
 from scrm.core.errors import InvalidInput, NotFound
 from scrm.core.http.keys import RUNTIME, SETTINGS
+from scrm.crm.customers import queries as customer_queries
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +80,9 @@ class OrderActions:
     @classmethod
     def of(cls, order: OrderView) -> OrderActions:
         return cls(
-            ship=order.status in (S.CONFIRMED, S.PARTIALLY_SHIPPED) and any(ln.allocated_qty > ln.shipped_qty for ln in order.lines),
-            confirm=order.status in (S.PENDING, S.ON_HOLD),
-            cancel=order.status in (S.PENDING, S.ON_HOLD, S.CONFIRMED) and not any(ln.shipped_qty for ln in order.lines),
+            ship=order.status in SHIPPABLE and any(ln.allocated_qty > ln.shipped_qty for ln in order.lines),
+            confirm=order.status in CONFIRMABLE,
+            cancel=order.status in CANCELLABLE and not any(ln.shipped_qty for ln in order.lines),
         )
 
 
@@ -240,7 +240,7 @@ async def orders_list(request: web.Request) -> web.Response:
     raw_page = request.query.get("page", "1")
     page = min(int(raw_page), 100_000) if raw_page.isdecimal() and int(raw_page) > 0 else 1
     async with request.app[RUNTIME].db.read() as conn:
-        rows, more = await queries.list_orders(conn, status=status, number=number, page=page)
+        rows, more = await orders_queries.list_orders(conn, status=status, number=number, page=page)
     ctx = page_context(request, "orders")
     return render(request, "orders/list.html", ctx, rows=rows, status=status, number=number, page=page, more=more)
 
@@ -253,8 +253,8 @@ async def order_detail(request: web.Request) -> web.Response:
     except NotFound as exc:
         return render(request, "not_found.html", ctx, http_status=404, title="没有找到订单", message=exc.message)
     async with rt.db.read() as conn:
-        history = await queries.history_of(conn, order.id)
-        name = await queries.customer_name(conn, order.customer_id)
+        history = await orders_queries.history_of(conn, order.id)
+        name = await customer_queries.customer_name(conn, order.customer_id)
     return render(
         request,
         "orders/detail.html",
@@ -352,7 +352,7 @@ async def shipment_cancel(request: web.Request) -> web.Response:
 async def picking(request: web.Request) -> web.Response:
     """发货/拣货: what to pick, per SKU and per order, with a quick ship form per order."""
     async with request.app[RUNTIME].db.read() as conn:
-        rows = await queries.picking_list(conn)
+        rows = await orders_queries.picking_list(conn)
     skus, by_order = pick_views(rows)
     return render(request, "orders/picking.html", page_context(request, "picking"), skus=skus, by_order=by_order)
 
@@ -360,7 +360,7 @@ async def picking(request: web.Request) -> web.Response:
 async def stock(request: web.Request) -> web.Response:
     """库存: counters per product, low stock highlighted, receive / count forms and the ledger reconciliation."""
     async with request.app[RUNTIME].db.read() as conn:
-        rows = await queries.stock_rows(conn)
+        rows = await stock_rows(conn)
         drifts = await inventory.reconcile(conn)
     ctx = page_context(request, "stock")
     row_classes = ["low" if r.low else ("inactive" if not r.active else "") for r in rows]

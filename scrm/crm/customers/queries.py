@@ -1,4 +1,4 @@
-"""Read-only views of customers for the clients (the console's pages)."""
+"""Read-only lookups on customers for other packages' pages (names for tables, existence checks)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from scrm.crm.customers.models import customers
 
 
-async def customer_names(conn: AsyncConnection, ids: Collection[int]) -> dict[int, str]:
-    """``id → name`` for these customers (a customer without a name maps to ""; unknown ids are left out)."""
+async def customer_name(conn: AsyncConnection, customer_id: int) -> str:
+    """A customer's name, or "" when unnamed or unknown."""
+    row = (await conn.execute(sa.select(customers.c.name).where(customers.c.id == customer_id))).first()
+    return row.name if row is not None and row.name else ""
+
+
+async def names_of(conn: AsyncConnection, ids: Collection[int]) -> dict[int, str]:
+    """Names of the given customers (unknown ids left out; a name may be None for an unnamed customer)."""
     if not ids:
         return {}
-    rows = await conn.execute(sa.select(customers.c.id, customers.c.name).where(customers.c.id.in_(list(ids))))
-    return {int(r.id): r.name or "" for r in rows}
+    return {int(r.id): r.name for r in await conn.execute(sa.select(customers.c.id, customers.c.name).where(customers.c.id.in_(ids)))}
+
+
+async def customer_exists(conn: AsyncConnection, customer_id: int) -> bool:
+    return (await conn.execute(sa.select(customers.c.id).where(customers.c.id == customer_id))).first() is not None
