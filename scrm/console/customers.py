@@ -18,7 +18,6 @@ from scrm.console.pages import act, actor, page_context, read_form, render
 from scrm.core.errors import DomainError, InvalidInput, NotFound
 from scrm.core.http.keys import RUNTIME
 from scrm.crm.customers.services import NOTE_MAX_CHARS, add_note, set_custom_fields
-from scrm.crm.tags.models import TagSource
 from scrm.crm.tags.services import set_customer_tag
 from scrm.customer360.directory import customer_record, search_customers, surviving_customer
 from scrm.customer360.queries import available_tags
@@ -98,9 +97,7 @@ async def customer_tag(request: web.Request) -> web.Response:
             raise InvalidInput("请选择标签 (tag_id)", field="tag_id")
         add = form.get("action") != "remove"
         by = actor(request)[:64]
-        changed = await set_customer_tag(
-            rt, customer_id=cid, tag_id=int(raw), add=add, source=TagSource.MANUAL, evidence={"by": by} if add else {}, by=by
-        )
+        changed = await set_customer_tag(rt, customer_id=cid, tag_id=int(raw), add=add, evidence={"by": by} if add else {}, by=by)
         if not changed:
             return "标签没有变化"
         return "已打上标签" if add else "已移除标签"

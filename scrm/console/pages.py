@@ -123,7 +123,7 @@ def build_environment() -> jinja2.Environment:
         roles_zh=roles_zh,
         quote=path_quote,
     )
-    env.globals.update(url=url, STATUS_ZH=STATUS_ZH, ROLE_NAMES_ZH=ROLE_NAMES_ZH)
+    env.globals.update(url=url, STATUS_ZH=STATUS_ZH)
     return env
 
 

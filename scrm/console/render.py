@@ -7,20 +7,18 @@ values, so forgetting to escape is not possible. Markup built by :func:`t` is :c
 
 from __future__ import annotations
 
-import datetime as dt
 import html
 from collections.abc import Iterable
-from urllib.parse import quote, urlencode
 
-from fulfillment.orders.domain import STATUS_ZH
 from scrm.console.access import NAV
 
-# SECURITY_HEADERS and html_response: segments.py and broadcasts.py (wt/tpl-mkt) still import them from here.
+# The marketer pages (wt/tpl-mkt converts them) still import these from here; one definition, in pages.
 from scrm.console.pages import SECURITY_HEADERS as SECURITY_HEADERS
 from scrm.console.pages import PageContext
 from scrm.console.pages import html_response as html_response
-from scrm.core.clock import local
-from scrm.core.money import format_fen
+from scrm.console.pages import money as money
+from scrm.console.pages import url as url
+from scrm.console.pages import when as when
 
 
 class Safe(str):
@@ -43,28 +41,6 @@ def t(template: str, **values: object) -> Safe:
 
 def join(parts: Iterable[object], sep: str = "") -> Safe:
     return Safe(h(sep).join(h(p) for p in parts))
-
-
-def money(fen: int) -> str:
-    return format_fen(int(fen))
-
-
-def when(value: dt.datetime | None) -> str:
-    """A time as staff read it: Asia/Shanghai, to the minute."""
-    return local(value).strftime("%Y-%m-%d %H:%M") if value is not None else "—"
-
-
-def order_url(number: str) -> str:
-    return "/console/orders/" + quote(number, safe="")
-
-
-def url(path: str, **query: object) -> str:
-    params = {k: str(v) for k, v in query.items() if v not in (None, "")}
-    return path + ("?" + urlencode(params) if params else "")
-
-
-def status_badge(status: str) -> Safe:
-    return t('<span class="badge st-{s}">{zh}</span>', s=status, zh=STATUS_ZH.get(status, status))
 
 
 def _cell(value: object) -> Safe:
@@ -143,8 +119,3 @@ def layout(ctx: PageContext, title: str, body: object) -> Safe:
         logout=logout,
     )
     return _document(title, header, t("{flash}<h1>{title}</h1>{body}", flash=flash_box(ctx.flash), title=title, body=body))
-
-
-def customer_label(customer_id: int, name: str) -> Safe:
-    """A customer as staff see them in a table: a link to the customer's page (/console/customers/{id})."""
-    return t('<a href="/console/customers/{id}">{name}</a>', id=int(customer_id), name=name or f"未命名客户 #{customer_id}")

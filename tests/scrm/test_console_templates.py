@@ -3,12 +3,16 @@ are errors, and the chart macros draw exactly the SVG the string charts did."""
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import jinja2
 import pytest
 
 from scrm.console import charts
 from scrm.console.pages import TEMPLATE_DIR, PageContext, build_environment
 
+CONSOLE_DIR = Path(charts.__file__).parent
 EVIL = '<script>alert(1)</script>" onmouseover="x'
 
 
@@ -50,3 +54,37 @@ def test_chart_macros_draw_the_string_charts(points: list[tuple[str, int]]) -> N
     assert str(draw.chart(charts.bar_geometry(points, title=EVIL, fmt=fmt))) == charts.bar_chart(points, title=EVIL, fmt=fmt)
     assert str(draw.chart(charts.line_geometry(points, title="线"))) == charts.line_chart(points, title="线")
     assert str(draw.chart(charts.donut_geometry(points, title="环", center="50%"))) == charts.donut_chart(points, title="环", center="50%")
+
+
+# The marketer pages still build HTML strings and read some tables directly (branch wt/tpl-mkt converts them).
+NOT_YET_CONVERTED = {"rules", "segments", "campaigns", "coupon_pages", "channels", "broadcasts", "broadcast_pages"}
+LEGACY = {"render", "charts", "web"}  # the string builders, the string charts, web's legacy helper block
+
+
+def console_imports() -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for path in sorted(CONSOLE_DIR.glob("*.py")):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module)
+            elif isinstance(node, ast.Import):
+                names.update(a.name for a in node.names)
+        found[path.stem] = names
+    return found
+
+
+def test_console_reads_through_queries_not_tables() -> None:
+    """No converted console module imports a models module or SQLAlchemy: reads go through each capability's queries."""
+    for module, names in console_imports().items():
+        if module in NOT_YET_CONVERTED:
+            continue
+        bad = {n for n in names if n.endswith(".models") or n.split(".")[0] == "sqlalchemy"}
+        assert not bad, (module, bad)
+
+
+def test_converted_pages_build_no_html_strings() -> None:
+    for module, names in console_imports().items():
+        if module in NOT_YET_CONVERTED | LEGACY:
+            continue
+        assert "scrm.console.render" not in names, module

@@ -147,10 +147,11 @@ CUSTOMER_TAG_CHANGED = "customer_tag.changed"  # outbox topic: push the change t
 
 
 async def set_customer_tag(
-    rt: Any, *, customer_id: int, tag_id: int, add: bool, source: str, evidence: dict[str, Any], by: str = ""
+    rt: Any, *, customer_id: int, tag_id: int, add: bool, evidence: dict[str, Any], by: str = "", source: str = TagSource.MANUAL
 ) -> bool:
     """Add or remove a tag on a customer and queue its mirror to WeCom, in one transaction. Returns whether
-    anything changed. Used by the sidebar, the console and the API (not by the WeCom→us mirror itself)."""
+    anything changed. Used by the sidebar, the console and the API (not by the WeCom→us mirror itself); ``source``
+    is a person's hand (manual) unless said otherwise."""
     from scrm.core import outbox
 
     now = rt.clock.now()
