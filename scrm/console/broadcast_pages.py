@@ -10,8 +10,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from scrm.campaigns.broadcasts import services as broadcasts
-from scrm.campaigns.broadcasts.domain import Channel, RecipientStatus, SkipReason
-from scrm.campaigns.broadcasts.models import BroadcastStatus
+from scrm.campaigns.broadcasts.domain import (
+    CANCELLABLE,
+    PAUSABLE,
+    PLANNING,
+    RESUMABLE,
+    STARTABLE,
+    STATUS_ZH,
+    Channel,
+    RecipientStatus,
+    SkipReason,
+)
 from scrm.campaigns.coupons import services as coupons
 from scrm.console.charts import BarChart, bar_geometry
 from scrm.console.pages import url, when
@@ -19,14 +28,6 @@ from scrm.console.segments import SegmentPreview
 
 PAGE = "/console/broadcasts"
 PAGE_SIZE = 50
-STATUS_ZH = {
-    BroadcastStatus.DRAFT: "草稿",
-    BroadcastStatus.SCHEDULED: "已排期",
-    BroadcastStatus.RUNNING: "发送中",
-    BroadcastStatus.PAUSED: "已暂停",
-    BroadcastStatus.DONE: "已完成",
-    BroadcastStatus.CANCELLED: "已取消",
-}
 RECIPIENT_ZH = {
     RecipientStatus.PLANNED: "待发送",
     RecipientStatus.SENT: "已发送",
@@ -51,10 +52,10 @@ REASON_ZH = {
 }
 # (action, button label, css class, the statuses that show it) — the engine's TRANSITIONS decide what is allowed.
 ACTIONS = (
-    ("start", "立即开始", "primary", (BroadcastStatus.DRAFT, BroadcastStatus.SCHEDULED)),
-    ("start", "继续发送", "primary", (BroadcastStatus.PAUSED,)),
-    ("pause", "暂停", "", (BroadcastStatus.SCHEDULED, BroadcastStatus.RUNNING)),
-    ("cancel", "取消群发", "danger", (BroadcastStatus.DRAFT, BroadcastStatus.SCHEDULED, BroadcastStatus.RUNNING, BroadcastStatus.PAUSED)),
+    ("start", "立即开始", "primary", STARTABLE),
+    ("start", "继续发送", "primary", RESUMABLE),
+    ("pause", "暂停", "", PAUSABLE),
+    ("cancel", "取消群发", "danger", CANCELLABLE),
 )
 DONE_ZH = {"start": "已开始发送", "pause": "已暂停", "cancel": "已取消"}
 
@@ -155,7 +156,7 @@ def progress_view(prog: dict[str, Any], reasons: dict[str, dict[str, int]], view
     ]
     return ProgressView(
         total=prog["recipients"],
-        planning=view.status in (BroadcastStatus.RUNNING, BroadcastStatus.PAUSED),
+        planning=view.status in PLANNING,
         kpis=tuple((s, zh, by_status.get(s, 0)) for s, zh in RECIPIENT_ZH.items()),
         chart=bar_geometry([(RECIPIENT_ZH[s], by_status.get(s, 0)) for s in order], title=f"{view.name} 发送进度", width=700, height=220),
         channel_headers=("渠道", *(RECIPIENT_ZH[s] for s in order), "合计"),

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from scrm.campaigns.broadcasts import queries as broadcasts_queries
 from scrm.campaigns.broadcasts import services as broadcasts
+from scrm.campaigns.broadcasts.domain import STATUS_ZH
 from scrm.campaigns.coupons import services as coupons
 from scrm.console import auth
 from scrm.console.broadcast_pages import (
@@ -29,7 +30,6 @@ from scrm.console.broadcast_pages import (
     PAGE,
     PAGE_SIZE,
     RECIPIENT_ZH,
-    STATUS_ZH,
     broadcast_row,
     create_form,
     progress_view,

@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from scrm.campaigns.coupons import services as coupons
-from scrm.campaigns.coupons.domain import CouponRule, TemplateTerms, Validity, yuan_text
-from scrm.campaigns.coupons.models import CouponKind
+from scrm.campaigns.coupons.domain import DEFAULT_KIND, KIND_ZH, CouponRule, TemplateTerms, Validity, yuan_text
 from scrm.campaigns.coupons.queries import ledger_stats
 from scrm.console.pages import act, actor, money, page_context, path_id, read_form, render
 from scrm.core.clock import SHANGHAI
@@ -65,7 +64,7 @@ def local_time(raw: str, name: str, *, end_of_day: bool = False) -> dt.datetime 
 
 def terms_from_form(form: dict[str, str]) -> TemplateTerms:
     """Template terms from the coupon form (amounts in yuan)."""
-    kind = form.get("kind", CouponKind.FIXED)
+    kind = form.get("kind", DEFAULT_KIND)
     rule = CouponRule(
         kind,
         _yuan(form, "amount_off", "减免金额") or 0,
@@ -143,7 +142,7 @@ def budget_text(tpl: coupons.CouponTemplate) -> str:
 
 def template_form(tpl: coupons.CouponTemplate | None) -> TemplateFormView:
     """The form for a new template (``tpl`` None) or for editing ``tpl``."""
-    r = tpl.rule if tpl else CouponRule(CouponKind.FIXED)
+    r = tpl.rule if tpl else CouponRule(DEFAULT_KIND)
     b, v = (tpl.budget, tpl.validity) if tpl else (None, Validity())
 
     def y(fen: int | None) -> str:
@@ -152,7 +151,7 @@ def template_form(tpl: coupons.CouponTemplate | None) -> TemplateFormView:
     return TemplateFormView(
         name=tpl.name if tpl else "",
         kind=r.kind,
-        kinds=((CouponKind.FIXED, "满减"), (CouponKind.PERCENT, "折扣")),
+        kinds=tuple(KIND_ZH.items()),
         threshold=y(r.threshold_fen),
         amount_off=y(r.amount_off_fen),
         percent_off=r.percent_off or "",
