@@ -1,29 +1,33 @@
-"""Page bodies of the 群发 console (:mod:`scrm.console.broadcasts`): the create form with its count box, the progress
-section (counts per status and channel, reasons, SVG bar) and the per-recipient table. Pure: values in, escaped
-markup out (every value through :func:`scrm.console.render.t`)."""
+"""View values of the 群发 console (:mod:`scrm.console.broadcasts`) for ``templates/broadcasts/``: the create form
+with its count box, the progress section (counts per status and channel, reasons, the bar chart's geometry) and the
+per-recipient table. Pure: values in, typed values out (the templates escape them)."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from scrm.campaigns.broadcasts import services as broadcasts
-from scrm.campaigns.broadcasts.domain import Channel, RecipientStatus, SkipReason
-from scrm.campaigns.broadcasts.models import BroadcastStatus
+from scrm.campaigns.broadcasts.domain import (
+    CANCELLABLE,
+    PAUSABLE,
+    PLANNING,
+    RESUMABLE,
+    STARTABLE,
+    STATUS_ZH,
+    Channel,
+    RecipientStatus,
+    SkipReason,
+)
 from scrm.campaigns.coupons import services as coupons
-from scrm.console.charts import bar_chart
-from scrm.console.render import PageContext, Safe, join, post_form, t, table, url, when
+from scrm.console.charts import BarChart, bar_geometry
+from scrm.console.pages import url, when
+from scrm.console.segments import SegmentPreview
 
 PAGE = "/console/broadcasts"
 PAGE_SIZE = 50
-STATUS_ZH = {
-    BroadcastStatus.DRAFT: "草稿",
-    BroadcastStatus.SCHEDULED: "已排期",
-    BroadcastStatus.RUNNING: "发送中",
-    BroadcastStatus.PAUSED: "已暂停",
-    BroadcastStatus.DONE: "已完成",
-    BroadcastStatus.CANCELLED: "已取消",
-}
 RECIPIENT_ZH = {
     RecipientStatus.PLANNED: "待发送",
     RecipientStatus.SENT: "已发送",
@@ -48,10 +52,10 @@ REASON_ZH = {
 }
 # (action, button label, css class, the statuses that show it) — the engine's TRANSITIONS decide what is allowed.
 ACTIONS = (
-    ("start", "立即开始", "primary", (BroadcastStatus.DRAFT, BroadcastStatus.SCHEDULED)),
-    ("start", "继续发送", "primary", (BroadcastStatus.PAUSED,)),
-    ("pause", "暂停", "", (BroadcastStatus.SCHEDULED, BroadcastStatus.RUNNING)),
-    ("cancel", "取消群发", "danger", (BroadcastStatus.DRAFT, BroadcastStatus.SCHEDULED, BroadcastStatus.RUNNING, BroadcastStatus.PAUSED)),
+    ("start", "立即开始", "primary", STARTABLE),
+    ("start", "继续发送", "primary", RESUMABLE),
+    ("pause", "暂停", "", PAUSABLE),
+    ("cancel", "取消群发", "danger", CANCELLABLE),
 )
 DONE_ZH = {"start": "已开始发送", "pause": "已暂停", "cancel": "已取消"}
 
@@ -62,61 +66,56 @@ def reason_zh(reason: str) -> str:
     return REASON_ZH.get(reason, reason or "—")
 
 
-# ---- the create form ----------------------------------------------------------------------------------------
-def _preview_box(outcome: dict[str, Any] | None) -> Safe:
-    """The count for the typed segment (no-JavaScript path; segments.js replaces the box's content live)."""
-    if outcome is None:
-        return Safe('<div id="segment-preview" class="hint" role="status" aria-live="polite">输入客群表达式后会实时显示人数。</div>')
-    if "error" in outcome:
-        return t('<div id="segment-preview" role="status" aria-live="polite"><p class="flash flash-err">{m}</p></div>', m=outcome["error"])
-    return t(
-        '<div id="segment-preview" role="status" aria-live="polite"><p class="kpi"><strong>{n}</strong> 位客户</p></div>',
-        n=outcome["count"],
-    )
+# ---- view values ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BroadcastRow:
+    """One broadcast in the list."""
+
+    id: int
+    name: str
+    status: str
+    segment: str
+    counts: str
+    scheduled_at: dt.datetime | None
+    created_at: dt.datetime | None
 
 
-def create_form(ctx: PageContext, templates: list[coupons.CouponTemplate], form: dict[str, str], outcome: dict[str, Any] | None) -> Safe:
-    chosen = form.get("coupon_template_id", "")
-    options = join(
-        [
-            Safe('<option value="">不附带优惠券</option>'),
-            *(
-                t(
-                    '<option value="{id}"{sel}>{name}（{label}）</option>',
-                    id=x.id,
-                    name=x.name,
-                    label=x.rule.label,
-                    sel=Safe(" selected") if str(x.id) == chosen else "",
-                )
-                for x in templates
-                if x.active
-            ),
-        ]
-    )
-    inner = t(
-        '<label>群发名称<input name="name" required maxlength="64" value="{name}" placeholder="如：双12 老客回馈"></label>'
-        '<label>客群表达式<textarea name="segment" id="segment-expression" rows="2" maxlength="1000" spellcheck="false" '
-        'data-preview="/console/segments/preview" required>{segment}</textarea></label>{preview}'
-        '<p class="hint">与<a href="/console/segments">客群</a>页相同的写法，'
-        "如 <code>rfm:重要价值客户 and last_active &lt; 30d</code>。</p>"
-        '<button type="submit" name="action" value="preview">预览人数</button>'
-        '<label>消息内容<textarea name="text" rows="4" maxlength="{max}" required>{text}</textarea></label>'
-        '<label>附带优惠券（发送前放入客户账户）<select name="coupon_template_id">{options}</select></label>'
-        '<label>定时发送（北京时间，留空则不排期）<input name="scheduled_at" type="datetime-local" value="{at}"></label>'
-        '<label class="check"><input type="checkbox" name="send_now" value="1"{now}> 创建后立即发送</label>'
-        '<p class="hint">渠道按客户自动选择：48 小时内的微信客服会话 → 公众号模板消息 → 销售确认的企业微信群发；'
-        "每个渠道都给订单通知留 1 条额度。不勾选也不排期则保存为草稿。</p>"
-        '<button type="submit" name="action" value="create" class="primary">创建群发</button>',
-        name=form.get("name", ""),
-        segment=form.get("segment", ""),
-        preview=_preview_box(outcome),
-        max=broadcasts.TEXT_MAX,
-        text=form.get("text", ""),
-        options=options,
-        at=form.get("scheduled_at", ""),
-        now=Safe(" checked") if form.get("send_now") == "1" else "",
-    )
-    return post_form(ctx, PAGE, inner, cls="stack")
+@dataclass(frozen=True)
+class CreateFormView:
+    """The create form as typed (kept when it comes back with a count or a refusal) and its coupon choices."""
+
+    name: str
+    segment: str
+    text: str
+    text_max: int
+    coupon_template_id: str
+    coupons: tuple[tuple[str, str], ...]  # (template id, "name（label）"), active templates only
+    scheduled_at: str
+    send_now: bool
+    preview: SegmentPreview | None
+
+
+@dataclass(frozen=True)
+class ProgressView:
+    """Counts per recipient status (as KPIs and a bar chart), per channel, and why some were not reached."""
+
+    total: int
+    planning: bool  # still planning batches (running or paused)
+    kpis: tuple[tuple[str, str, int], ...]  # (status, label, count)
+    chart: BarChart
+    channel_headers: tuple[str, ...]
+    channels: list[tuple[object, ...]]
+    reasons: list[tuple[object, ...]]
+
+
+@dataclass(frozen=True)
+class RecipientsView:
+    """The per-recipient table, 50 a page: the status filters ``(href, label, active)``, the rows, the pager links."""
+
+    filters: tuple[tuple[str, str, bool], ...]
+    rows: list[tuple[object, ...]]
+    first: str
+    next: str
 
 
 def summary_counts(view: broadcasts.BroadcastView) -> str:
@@ -125,44 +124,54 @@ def summary_counts(view: broadcasts.BroadcastView) -> str:
     return f"{totals.get('recipients', 0)} 人 / 可触达 {reached}" if totals else "—"
 
 
-def progress_section(prog: dict[str, Any], reasons: dict[str, dict[str, int]], view: broadcasts.BroadcastView) -> Safe:
+def broadcast_row(b: broadcasts.BroadcastView) -> BroadcastRow:
+    return BroadcastRow(b.id, b.name, STATUS_ZH.get(b.status, b.status), b.segment, summary_counts(b), b.scheduled_at, b.created_at)
+
+
+def create_form(templates: list[coupons.CouponTemplate], form: dict[str, str], preview: SegmentPreview | None) -> CreateFormView:
+    return CreateFormView(
+        name=form.get("name", ""),
+        segment=form.get("segment", ""),
+        text=form.get("text", ""),
+        text_max=broadcasts.TEXT_MAX,
+        coupon_template_id=form.get("coupon_template_id", ""),
+        coupons=tuple((str(x.id), f"{x.name}（{x.rule.label}）") for x in templates if x.active),
+        scheduled_at=form.get("scheduled_at", ""),
+        send_now=form.get("send_now") == "1",
+        preview=preview,
+    )
+
+
+def progress_view(prog: dict[str, Any], reasons: dict[str, dict[str, int]], view: broadcasts.BroadcastView) -> ProgressView:
     by_status: dict[str, int] = prog["by_status"]
     order = list(RECIPIENT_ZH)
-    chart = bar_chart([(RECIPIENT_ZH[s], by_status.get(s, 0)) for s in order], title=f"{view.name} 发送进度", width=700, height=220)
-    kpi = '<div class="card"><p class="hint">{label}</p><p class="kpi" data-status="{s}"><strong>{n}</strong></p></div>'
-    kpis = join(t(kpi, label=zh, s=s, n=by_status.get(s, 0)) for s, zh in RECIPIENT_ZH.items())
-    channel_rows = [
+    channel_rows: list[tuple[object, ...]] = [
         (CHANNEL_ZH.get(ch, ch), *(counts.get(s, 0) for s in order), sum(counts.values()))
         for ch, counts in sorted(prog["by_channel"].items(), key=lambda kv: list(CHANNEL_ZH).index(kv[0]) if kv[0] in CHANNEL_ZH else 99)
     ]
-    reason_rows = [
+    reason_rows: list[tuple[object, ...]] = [
         (RECIPIENT_ZH.get(status, status), reason_zh(reason), n)
         for status, found in sorted(reasons.items())
         for reason, n in sorted(found.items(), key=lambda kv: -kv[1])
     ]
-    return t(
-        '<p>共 <strong>{total}</strong> 位收件人已规划{segment_hint}</p><div class="grid kpis">{kpis}</div>'
-        '<section class="card chart">{chart}</section>'
-        "<h2>各渠道</h2>{channels}<h2>未送达原因</h2>{reasons}",
+    return ProgressView(
         total=prog["recipients"],
-        segment_hint="（仍在逐批规划）" if view.status in (BroadcastStatus.RUNNING, BroadcastStatus.PAUSED) else "",
-        kpis=kpis,
-        chart=chart,
-        channels=table(["渠道", *(RECIPIENT_ZH[s] for s in order), "合计"], channel_rows, empty="尚未开始规划收件人"),
-        reasons=table(["结果", "原因", "人数"], reason_rows, empty="没有跳过或失败的收件人"),
+        planning=view.status in PLANNING,
+        kpis=tuple((s, zh, by_status.get(s, 0)) for s, zh in RECIPIENT_ZH.items()),
+        chart=bar_geometry([(RECIPIENT_ZH[s], by_status.get(s, 0)) for s in order], title=f"{view.name} 发送进度", width=700, height=220),
+        channel_headers=("渠道", *(RECIPIENT_ZH[s] for s in order), "合计"),
+        channels=channel_rows,
+        reasons=reason_rows,
     )
 
 
-def recipients_section(view_id: int, items: list[dict[str, Any]], names: dict[int, str], *, status: str, after: int) -> Safe:
+def recipients_view(
+    view_id: int, items: list[dict[str, Any]], names: Mapping[int, str | None], *, status: str, after: int
+) -> RecipientsView:
     base = f"{PAGE}/{view_id}"
-    link = '<a href="{href}" class="{cls}">{label}</a>'
-    filters = join(
-        t(link, href=url(base, status=s) + "#recipients", label=label, cls="active" if s == status else "")
-        for s, label in (("", "全部"), *RECIPIENT_ZH.items())
-    )
-    rows = [
+    rows: list[tuple[object, ...]] = [
         (
-            t("#{id} {n}", id=r["customer_id"], n=names.get(r["customer_id"], "")),
+            f"#{r['customer_id']} {names.get(r['customer_id']) or ''}",
             CHANNEL_ZH.get(r["channel"], r["channel"]),
             RECIPIENT_ZH.get(r["status"], r["status"]),
             reason_zh(r["reason"]) if r["reason"] else "",
@@ -171,17 +180,9 @@ def recipients_section(view_id: int, items: list[dict[str, Any]], names: dict[in
         )
         for r in items
     ]
-    pager = join(
-        [
-            t('<a href="{href}">第一页</a>', href=url(base, status=status) + "#recipients") if after else "",
-            t('<a href="{href}">下一页</a>', href=url(base, status=status, after=items[-1]["customer_id"]) + "#recipients")
-            if len(items) == PAGE_SIZE
-            else "",
-        ]
-    )
-    return t(
-        '<h2 id="recipients">收件人明细</h2><nav class="pager filters">{filters}</nav>{table}<nav class="pager">{pager}</nav>',
-        filters=filters,
-        table=table(["客户", "渠道", "结果", "原因", "发送成员", "发送时间"], rows, empty="没有符合条件的收件人"),
-        pager=pager,
+    return RecipientsView(
+        filters=tuple((url(base, status=s) + "#recipients", label, s == status) for s, label in (("", "全部"), *RECIPIENT_ZH.items())),
+        rows=rows,
+        first=url(base, status=status) + "#recipients" if after else "",
+        next=url(base, status=status, after=items[-1]["customer_id"]) + "#recipients" if len(items) == PAGE_SIZE else "",
     )

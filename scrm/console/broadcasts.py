@@ -17,11 +17,11 @@ import datetime as dt
 from collections.abc import Collection
 from typing import Any
 
-import sqlalchemy as sa
 from aiohttp import web
 
 from scrm.campaigns.broadcasts import queries as broadcasts_queries
 from scrm.campaigns.broadcasts import services as broadcasts
+from scrm.campaigns.broadcasts.domain import STATUS_ZH
 from scrm.campaigns.coupons import services as coupons
 from scrm.console import auth
 from scrm.console.broadcast_pages import (
@@ -30,29 +30,31 @@ from scrm.console.broadcast_pages import (
     PAGE,
     PAGE_SIZE,
     RECIPIENT_ZH,
-    STATUS_ZH,
+    broadcast_row,
     create_form,
-    progress_section,
-    recipients_section,
-    summary_counts,
+    progress_view,
+    recipients_view,
 )
-from scrm.console.render import (
+from scrm.console.pages import (
     SECURITY_HEADERS,
     PageContext,
-    button_form,
-    html_response,
-    join,
-    layout,
-    t,
-    table,
+    act,
+    actor,
+    forbidden,
+    page_context,
+    path_id,
+    read_form,
+    render,
+    setup_templates,
     url,
     when,
 )
-from scrm.console.web import _act, _actor, _ctx, _form, forbidden, path_id
+from scrm.console.segments import SegmentPreview
 from scrm.core.clock import SHANGHAI
 from scrm.core.errors import DomainError, InvalidInput, NotFound
 from scrm.core.http.keys import RUNTIME
-from scrm.crm.customers.models import customers
+from scrm.core.runtime import Runtime
+from scrm.crm.customers.queries import names_of
 from tagging.segments import services as segments
 from tagging.segments import syntax as segments_syntax
 
@@ -77,7 +79,7 @@ def _scheduled_at(raw: str, now: dt.datetime) -> dt.datetime | None:
 
 
 async def _list_page(
-    request: web.Request, form: dict[str, str], outcome: dict[str, Any] | None, *, status: int = 200, error: str = ""
+    request: web.Request, form: dict[str, str], preview: SegmentPreview | None, *, status: int = 200, error: str = ""
 ) -> web.Response:
     rt = request.app[RUNTIME]
     raw = request.query.get("before", "")
@@ -85,35 +87,19 @@ async def _list_page(
     async with rt.db.read() as conn:
         items = await broadcasts_queries.list_broadcasts(conn, limit=PAGE_SIZE, before=before)
     templates = await coupons.list_templates(rt, active=True)
-    ctx = _ctx(request, "broadcasts")
+    ctx = page_context(request, "broadcasts")
     if error:
         ctx = dataclasses.replace(ctx, flash=("err", error))
-    rows = [
-        (
-            t('<a href="{href}">{name}</a>', href=f"{PAGE}/{b.id}", name=b.name),
-            STATUS_ZH.get(b.status, b.status),
-            t("<code>{e}</code>", e=b.segment),
-            summary_counts(b),
-            when(b.scheduled_at),
-            when(b.created_at),
-        )
-        for b in items
-    ]
-    more = (
-        t('<nav class="pager"><a href="{href}">更早的群发</a></nav>', href=url(PAGE, before=items[-1].id))
-        if len(items) == PAGE_SIZE
-        else ""
+    return render(
+        request,
+        "broadcasts/list.html",
+        ctx,
+        http_status=status,
+        http_headers={"Content-Security-Policy": CSP},
+        rows=[broadcast_row(b) for b in items],
+        more=url(PAGE, before=items[-1].id) if len(items) == PAGE_SIZE else "",
+        form=create_form(templates, form, preview),
     )
-    body = t(
-        '{table}{more}<section class="card" id="new"><h3>新建群发</h3>{form}</section>'
-        '<script src="/console/static/segments.js" defer></script>',
-        table=table(["群发", "状态", "客群", "人数", "定时", "创建时间"], rows, empty="还没有群发，先在下面新建一个"),
-        more=more,
-        form=create_form(ctx, templates, form, outcome),
-    )
-    response = html_response(layout(ctx, "群发", body), status=status, headers={"Content-Security-Policy": CSP})
-    auth.clear_flash(request, response)
-    return response
 
 
 async def broadcast_list(request: web.Request) -> web.Response:
@@ -121,27 +107,27 @@ async def broadcast_list(request: web.Request) -> web.Response:
     return await _list_page(request, {}, None)
 
 
-async def _count(rt: Any, expression: str) -> dict[str, Any] | None:
-
+async def _count(rt: Runtime, expression: str) -> SegmentPreview | None:
+    """The typed segment's count for the form (None when blank; the syntax error's message when it does not parse)."""
     if not expression.strip():
         return None
     try:
-        return {"count": await segments.count_segment(rt, expression)}
+        return SegmentPreview(count=await segments.count_segment(rt, expression))
     except segments_syntax.SegmentSyntaxError as exc:
-        return {"error": exc.message}
+        return SegmentPreview(error=exc.message)
 
 
 async def broadcast_create(request: web.Request) -> web.Response:
     """预览人数 shows the count with the form kept; 创建群发 creates it (draft, scheduled, or started now) and goes
     to its page. A refused form comes back filled in with the reason (400)."""
     rt = request.app[RUNTIME]
-    form = await _form(request)
+    form = await read_form(request)
     outcome = await _count(rt, form.get("segment", ""))
     if form.get("action") == "preview":
         return await _list_page(request, form, outcome)
     try:
-        if outcome is not None and "error" in outcome:
-            raise InvalidInput(f"客群表达式有误：{outcome['error']}", field="segment")
+        if outcome is not None and outcome.error:
+            raise InvalidInput(f"客群表达式有误：{outcome.error}", field="segment")
         raw_template = form.get("coupon_template_id", "").strip()
         if raw_template and (not raw_template.isdecimal() or len(raw_template) > 18):
             raise InvalidInput("请选择优惠券 (coupon_template_id)", field="coupon_template_id")
@@ -156,7 +142,7 @@ async def broadcast_create(request: web.Request) -> web.Response:
             "coupon_template_id": int(raw_template) if raw_template else None,
             "scheduled_at": at.isoformat() if at else None,
         }
-        view = await broadcasts.create_broadcast(rt, data, actor=_actor(request))
+        view = await broadcasts.create_broadcast(rt, data, actor=actor(request))
         if send_now:
             view = await _start(rt, view.id)
     except DomainError as exc:
@@ -167,7 +153,7 @@ async def broadcast_create(request: web.Request) -> web.Response:
     return response
 
 
-async def _start(rt: Any, broadcast_id: int) -> broadcasts.BroadcastView:
+async def _start(rt: Runtime, broadcast_id: int) -> broadcasts.BroadcastView:
     """Start (or resume) and plan the first batches now, as the API's start does (throttled by the job)."""
     view = await broadcasts.start_broadcast(rt, broadcast_id)
     await rt.jobs.enqueue("broadcasts.plan", view.id, job_id=f"broadcast-plan:{view.id}:{rt.clock.now():%Y%m%d%H%M}")
@@ -179,17 +165,10 @@ def _id(request: web.Request) -> int:
     return path_id(request, what="群发")
 
 
-async def _names(conn: Any, ids: list[int]) -> dict[int, str]:
-    if not ids:
-        return {}
-    rows = await conn.execute(sa.select(customers.c.id, customers.c.name).where(customers.c.id.in_(ids)))
-    return {int(r.id): r.name or "" for r in rows}
-
-
 async def broadcast_detail(request: web.Request) -> web.Response:
     """One broadcast: summary, the buttons its status allows, progress, reasons, per-recipient results."""
     rt = request.app[RUNTIME]
-    ctx = _ctx(request, "broadcasts")
+    ctx = page_context(request, "broadcasts")
     status = request.query.get("status", "")
     status = status if status in RECIPIENT_ZH else ""
     raw_after = request.query.get("after", "0")
@@ -201,7 +180,7 @@ async def broadcast_detail(request: web.Request) -> web.Response:
             prog = await broadcasts_queries.progress(conn, bid)
             reasons = await broadcasts_queries.outcome_reasons(conn, bid)
             items = await broadcasts_queries.list_recipients(conn, bid, status=status or None, after=after, limit=PAGE_SIZE)
-            names = await _names(conn, [r["customer_id"] for r in items])
+            names = await names_of(conn, [r["customer_id"] for r in items])
     except NotFound as exc:
         return _not_found(request, ctx, exc)
     template = ""
@@ -211,40 +190,21 @@ async def broadcast_detail(request: web.Request) -> web.Response:
             template = f"{tpl.name}（{tpl.rule.label}）"
         except NotFound:
             template = f"#{view.coupon_template_id}"
-    buttons = join(
-        button_form(ctx, f"{PAGE}/{view.id}/{action}", label, cls=cls) for action, label, cls, shown in ACTIONS if view.status in shown
-    )
-    summary = t(
-        '<dl class="summary"><dt>状态</dt><dd><strong data-broadcast-status="{s}">{status}</strong></dd><dt>定时</dt><dd>{at}</dd>'
-        "<dt>客群</dt><dd><code>{segment}</code></dd><dt>优惠券</dt><dd>{coupon}</dd>"
-        "<dt>开始</dt><dd>{started}</dd><dt>完成</dt><dd>{finished}</dd><dt>创建</dt><dd>{created}</dd><dt>消息</dt><dd>{text}</dd></dl>",
-        s=view.status,
+    return render(
+        request,
+        "broadcasts/detail.html",
+        ctx,
+        b=view,
         status=STATUS_ZH.get(view.status, view.status),
-        at=when(view.scheduled_at),
-        segment=view.segment,
-        coupon=template or "—",
-        started=when(view.started_at),
-        finished=when(view.finished_at),
-        created=when(view.created_at),
-        text=view.text,
+        coupon=template,
+        actions=[(action, label, cls) for action, label, cls, shown in ACTIONS if view.status in shown],
+        progress=progress_view(prog, reasons, view),
+        recipients=recipients_view(view.id, items, names, status=status, after=after),
     )
-    body = t(
-        '<p><a href="{page}">← 返回群发列表</a></p>{summary}<p>{buttons}</p><h2>发送进度</h2>{progress}{recipients}',
-        page=PAGE,
-        summary=summary,
-        buttons=buttons,
-        progress=progress_section(prog, reasons, view),
-        recipients=recipients_section(view.id, items, names, status=status, after=after),
-    )
-    response = html_response(layout(ctx, f"群发：{view.name}", body))
-    auth.clear_flash(request, response)
-    return response
 
 
 def _not_found(request: web.Request, ctx: PageContext, exc: NotFound) -> web.Response:
-    response = html_response(layout(ctx, "没有找到群发", t('<p class="empty">{m}</p>', m=exc.message)), status=404)
-    auth.clear_flash(request, response)
-    return response
+    return render(request, "not_found.html", ctx, http_status=404, title="没有找到群发", message=exc.message)
 
 
 def _action(name: str) -> auth.Handler:
@@ -252,7 +212,7 @@ def _action(name: str) -> auth.Handler:
         rt = request.app[RUNTIME]
         bid = _id(request)
 
-        async def act() -> str:
+        async def change() -> str:
             if name == "start":
                 view = await _start(rt, bid)
             elif name == "pause":
@@ -261,7 +221,7 @@ def _action(name: str) -> auth.Handler:
                 view = await broadcasts.cancel_broadcast(rt, bid)
             return f"群发“{view.name}”{DONE_ZH[name]}"
 
-        return await _act(request, f"{PAGE}/{bid}", act)
+        return await act(request, f"{PAGE}/{bid}", change)
 
     handler.__name__ = f"broadcast_{name}"
     handler.__doc__ = f"POST {name}: one status change through scrm.campaigns.broadcasts.services (refusals become the red flash)."
@@ -281,5 +241,6 @@ ROUTES = (
 
 def setup_routes(app: web.Application, *, roles: Collection[str] = auth.MARKETING_ROLES) -> None:
     """Mount the 群发 pages behind the console's sign-in (marketer or admin; CSRF on every POST)."""
+    setup_templates(app)
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, auth.protected(handler, roles=roles, forbidden_page=forbidden))

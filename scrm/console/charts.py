@@ -12,7 +12,7 @@ templates (the marketer pages); they go when those do.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from scrm.console.render import Safe, join, t
@@ -127,7 +127,7 @@ class DonutChart:
     kind: str = "donut"
 
 
-Chart = BarChart | LineChart | DonutChart
+Chart = BarChart | LineChart | DonutChart  # plus HBarChart, HeatmapChart (below)
 
 
 def _frame(width: int, height: int, top_value: str) -> Frame:
@@ -202,6 +202,105 @@ def donut_geometry(slices: Sequence[tuple[str, int]], *, title: str, fmt: Fmt = 
         middle_y=_n(cy + 5),
         legend_x=size + 8,
     )
+
+
+@dataclass(frozen=True)
+class HBar:
+    """One horizontal bar with its name to the left and its count to the right."""
+
+    label_x: str
+    text_y: str
+    label: str
+    x: str
+    y: str
+    width: str
+    color: str
+    value: str
+    share: str
+    value_x: str
+
+
+@dataclass(frozen=True)
+class HBarChart:
+    """Horizontal bars: long names stay readable in a narrow card (the RFM segments)."""
+
+    title: str
+    width: int
+    height: int
+    bars: tuple[HBar, ...]
+    kind: str = "hbar"
+
+
+@dataclass(frozen=True)
+class HeatCell:
+    x: str
+    y: str
+    size: str
+    opacity: str
+    row: int
+    column: int
+    value: str
+    text_x: str
+    text_y: str
+    ink: str
+
+
+@dataclass(frozen=True)
+class HeatRow:
+    label: AxisLabel
+    cells: tuple[HeatCell, ...]
+
+
+@dataclass(frozen=True)
+class HeatmapChart:
+    """A grid of cells shaded by count (darker = more), row labels on the left, column labels below."""
+
+    title: str
+    width: int
+    height: int
+    color: str
+    rows: tuple[HeatRow, ...]
+    columns: tuple[AxisLabel, ...]
+    kind: str = "heatmap"
+
+
+def hbar_geometry(
+    counts: Sequence[tuple[str, int]], *, title: str, highlight: Callable[[str], bool], color: str = GREEN, other: str = "#94a3b8"
+) -> HBarChart:
+    """One bar per ``(label, count)``, ``color`` where ``highlight(label)`` else ``other``; hover shows count and share."""
+    row, label_w, bar_w = 28, 96, 230
+    total, peak = sum(n for _, n in counts), max([*(n for _, n in counts), 0])
+    bars = []
+    for k, (name, n) in enumerate(counts):
+        y = 6 + k * row
+        length = bar_w * n / peak if peak else 0
+        share = f"{100 * n / total:.1f}%" if total else "0%"
+        bars.append(
+            HBar(
+                str(label_w - 6), str(y + 13), name, str(label_w), str(y), f"{length:.1f}", color if highlight(name) else other,
+                str(n), share, str(label_w + length + 6),
+            )
+        )  # fmt: skip
+    return HBarChart(title, label_w + bar_w + 60, 12 + row * len(counts), tuple(bars))
+
+
+def heatmap_geometry(grid: Mapping[tuple[int, int], int], *, title: str, size: int = 5, color: str = GREEN) -> HeatmapChart:
+    """``size``×``size`` cells keyed ``(row, column)`` from 1: row ``size`` at the top, column 1 on the left."""
+    cell, left, top = 48, 32, 8
+    peak = max([*grid.values(), 0])
+    rows = []
+    for r in range(size, 0, -1):
+        y = top + (size - r) * cell
+        cells = []
+        for f in range(1, size + 1):
+            n = grid.get((r, f), 0)
+            x = left + (f - 1) * cell
+            shade = 0.06 + 0.94 * n / peak if peak else 0.06
+            ink = "#fff" if shade > 0.55 else TEXT
+            cells.append(HeatCell(str(x), str(y), str(cell), f"{shade:.2f}", r, f, str(n), str(x + cell / 2), str(y + cell / 2 + 4), ink))
+        rows.append(HeatRow(AxisLabel(str(left - 8), str(y + cell / 2 + 4), f"R{r}"), tuple(cells)))
+    columns = tuple(AxisLabel(str(left + (f - 0.5) * cell), str(top + size * cell + 16), f"F{f}") for f in range(1, size + 1))
+    return HeatmapChart(title, left + size * cell + 8, top + size * cell + 24, color, tuple(rows), columns)
 
 
 # ---- the same SVG as strings, for the pages not yet on templates -------------------------------------------------

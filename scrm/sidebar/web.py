@@ -7,7 +7,6 @@ services the chat and the console use, and domain errors leave as JSON with thei
 from __future__ import annotations
 
 import hashlib
-import html
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -19,7 +18,6 @@ from aiohttp import web
 
 from bots.outbound.client import WECOM_API, ApiError, ApiUnavailable, Errcode, RateLimited
 from bots.sandbox.web import SANDBOX_STATE
-from config import Settings
 from fulfillment.catalog.services import MAX_LINES, MAX_QTY
 from fulfillment.orders.services import create_order
 from scrm.campaigns.coupons.services import issue_coupon, list_templates
@@ -30,17 +28,14 @@ from scrm.crm.staff.services import get_salesperson
 from scrm.crm.tags.models import TagSource
 from scrm.crm.tags.services import set_customer_tag
 from scrm.customer360 import queries as views
-from scrm.sidebar import auth
+from scrm.sidebar import auth, pages
 from scrm.sidebar.auth import SidebarSession
+from scrm.sidebar.pages import NoticePage, SidebarPage
 
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 STATIC_FILES = {"sidebar.js": "application/javascript", "sidebar.css": "text/css"}
-SANDBOX_SDK = "jwxwork-sandbox.js"  # the local stand-in for WeCom's JS-SDK, served in sandbox mode only
-# The real JS-SDK script tags sit between these markers in sidebar.html; sandbox mode swaps them for the stand-in.
-SDK_BLOCK = re.compile(r"<!--jssdk-->.*?<!--/jssdk-->", re.S)
-SDK_HOSTS = "https://res.wx.qq.com https://open.work.weixin.qq.com"
 EXTERNAL_USERID = re.compile(r"[0-9A-Za-z_-]{1,128}")
 CHAT_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
 USERID = re.compile(r"[0-9A-Za-z_.@-]{1,64}")
@@ -48,34 +43,14 @@ REQUEST_ID = re.compile(r"[0-9A-Za-z_-]{8,64}")
 
 SESSION = web.RequestKey("sidebar_session", SidebarSession)
 TICKETS = web.AppKey("sidebar_tickets", auth.TicketCache)
-PAGE = web.AppKey("sidebar_page", str)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 # ---- pages ------------------------------------------------------------------------------------------------
-def _headers(settings: Settings) -> dict[str, str]:
-    # No frame-ancestors/X-Frame-Options: WeCom's clients host the page and how they embed it is theirs to choose.
-    scripts = "'self'" if settings.is_sandbox else f"'self' {SDK_HOSTS}"
-    return {
-        "Content-Security-Policy": f"default-src 'self'; script-src {scripts}; style-src 'self'; img-src 'self' https: data:; "
-        "connect-src 'self'; form-action 'self'; base-uri 'none'",
-        "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "same-origin",
-        "Cache-Control": "no-store",
-    }
-
-
-def message_page(settings: Settings, title: str, message: str, *, status: int) -> web.Response:
-    """A small escaped HTML page for sign-in outcomes (the sidebar is a browser page, not an API client)."""
-    body = (
-        '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f'<title>{html.escape(title)}</title><link rel="stylesheet" href="/sidebar/static/sidebar.css"></head>'
-        f'<body><main class="notice"><h1 id="notice-title">{html.escape(title)}</h1>'
-        f'<p id="notice-text">{html.escape(message)}</p></main></body></html>'
-    )
-    return web.Response(text=body, status=status, content_type="text/html", charset="utf-8", headers=_headers(settings))
+def message_page(request: web.Request, title: str, message: str, *, status: int) -> web.Response:
+    """A sign-in outcome as a small page (the sidebar is a browser page, not an API client)."""
+    return pages.render(request, NoticePage(title=title, message=message), status=status)
 
 
 def _redirect(location: str) -> web.Response:
@@ -93,7 +68,7 @@ async def page(request: web.Request) -> web.StreamResponse:
         response = _redirect(auth.authorize_url(settings, state))
         auth.set_cookie(request, response, settings, auth.NONCE_COOKIE, nonce, int(auth.STATE_TTL.total_seconds()))
         return response
-    return web.Response(text=request.app[PAGE], content_type="text/html", charset="utf-8", headers=_headers(settings))
+    return pages.render(request, SidebarPage(sandbox=settings.is_sandbox))
 
 
 async def to_home(request: web.Request) -> web.StreamResponse:
@@ -106,10 +81,10 @@ async def oauth_callback(request: web.Request) -> web.StreamResponse:
     opened = auth.open_state(settings, request.query.get("state", ""), request.app[RUNTIME].clock.now())
     cookie = request.cookies.get(auth.NONCE_COOKIE, "")
     if opened is None or not cookie or not opened[0] == cookie:
-        return message_page(settings, "登录链接已失效", "请关闭后重新打开侧边栏。(invalid or expired sign-in state)", status=400)
+        return message_page(request, "登录链接已失效", "请关闭后重新打开侧边栏。(invalid or expired sign-in state)", status=400)
     code = request.query.get("code", "")
     if not code or len(code) > 512:
-        return message_page(settings, "未获授权", "企业微信没有给出授权码，请重新打开侧边栏。(no code)", status=403)
+        return message_page(request, "未获授权", "企业微信没有给出授权码，请重新打开侧边栏。(no code)", status=403)
     return await _login(request, code, opened[1])
 
 
@@ -117,12 +92,11 @@ async def sandbox_login(request: web.Request) -> web.StreamResponse:
     """Sandbox only: ``?as=<userid>`` signs in as that member of the emulated corp. The emulator issues a real
     OAuth code for them and the sign-in goes through ``auth/getuserinfo`` as in production; non-members fail."""
     settings = request.app[SETTINGS]
-
     if not settings.is_sandbox or SANDBOX_STATE not in request.app:
         raise web.HTTPNotFound(text="没有这个页面 (not found)")
     userid = request.query.get("as", "")
     if not USERID.fullmatch(userid):
-        return message_page(settings, "无法登录", "as 参数需为成员 userid。(as must be a member userid)", status=400)
+        return message_page(request, "无法登录", "as 参数需为成员 userid。(as must be a member userid)", status=400)
     code = request.app[SANDBOX_STATE].issue_oauth_code(userid)
     return await _login(request, code, auth.safe_return_path(request.path_qs))
 
@@ -130,25 +104,25 @@ async def sandbox_login(request: web.Request) -> web.StreamResponse:
 async def _login(request: web.Request, code: str, return_path: str) -> web.StreamResponse:
     settings, rt = request.app[SETTINGS], request.app[RUNTIME]
     if not rt.has(WECOM_API):
-        return message_page(settings, "未配置企业微信", "服务器尚未配置企业微信应用，侧边栏无法登录。(WeCom not configured)", status=503)
+        return message_page(request, "未配置企业微信", "服务器尚未配置企业微信应用，侧边栏无法登录。(WeCom not configured)", status=503)
     try:
         answer = await rt.get(WECOM_API).call("auth/getuserinfo", params={"code": code}, method="GET")
     except RateLimited:
-        return message_page(settings, "请稍后再试", "企业微信接口繁忙，请稍后重新打开侧边栏。(rate limited)", status=503)
+        return message_page(request, "请稍后再试", "企业微信接口繁忙，请稍后重新打开侧边栏。(rate limited)", status=503)
     except ApiError as exc:
         if exc.errcode == Errcode.INVALID_OAUTH_CODE:
-            return message_page(settings, "登录码已失效", "授权码无效或已使用，请重新打开侧边栏。(invalid code)", status=401)
+            return message_page(request, "登录码已失效", "授权码无效或已使用，请重新打开侧边栏。(invalid code)", status=401)
         log.warning("sidebar sign-in: getuserinfo refused", extra={"errcode": exc.errcode})
-        return message_page(settings, "无法登录", f"企业微信拒绝了登录请求（错误码 {exc.errcode}）。", status=502)
+        return message_page(request, "无法登录", f"企业微信拒绝了登录请求（错误码 {exc.errcode}）。", status=502)
     except ApiUnavailable:
-        return message_page(settings, "请稍后再试", "暂时连不上企业微信，请稍后重新打开侧边栏。(WeCom unavailable)", status=503)
+        return message_page(request, "请稍后再试", "暂时连不上企业微信，请稍后重新打开侧边栏。(WeCom unavailable)", status=503)
     userid = auth.userid_of(answer)
     if userid is None:
-        return message_page(settings, "无权使用", "侧边栏仅限本企业成员使用。(members only)", status=403)
+        return message_page(request, "无权使用", "侧边栏仅限本企业成员使用。(members only)", status=403)
     async with rt.db.read() as conn:
         member = await get_salesperson(conn, userid)
     if member is not None and not member.active:
-        return message_page(settings, "无权使用", "该成员已停用，无法使用侧边栏。(member deactivated)", status=403)
+        return message_page(request, "无权使用", "该成员已停用，无法使用侧边栏。(member deactivated)", status=403)
     _, value = auth.issue_session(settings, userid, rt.clock.now())
     response = _redirect(return_path)
     auth.set_cookie(request, response, settings, auth.SESSION_COOKIE, value, int(auth.SESSION_TTL.total_seconds()))
@@ -159,7 +133,7 @@ async def _login(request: web.Request, code: str, return_path: str) -> web.Strea
 
 async def static_file(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
-    if name == SANDBOX_SDK and request.app[SETTINGS].is_sandbox:
+    if name == pages.SANDBOX_SDK and request.app[SETTINGS].is_sandbox:
         content_type = "application/javascript"
     elif name in STATIC_FILES:
         content_type = STATIC_FILES[name]
@@ -324,7 +298,6 @@ async def place_order(request: web.Request) -> web.Response:
 
 
 async def coupon_templates(request: web.Request) -> web.Response:
-
     templates = await list_templates(request.app[RUNTIME], active=True)
     return _json({"templates": [{"id": t.id, "name": t.name, "label": t.rule.label} for t in templates]})
 
@@ -332,7 +305,6 @@ async def coupon_templates(request: web.Request) -> web.Response:
 async def send_coupon(request: web.Request) -> web.Response:
     """``{"template_id", "request_id"}``: give this customer one coupon (budgets and limits apply; a repeated
     request_id gives the same coupon)."""
-
     customer_id = await _my_customer(request)
     data = await read_json(request)
     template_id = get_int(data, "template_id", minimum=1)
@@ -367,14 +339,6 @@ async def products(request: web.Request) -> web.Response:
 
 
 # ---- wiring -----------------------------------------------------------------------------------------------
-def render_page(settings: Settings) -> str:
-    """sidebar.html as served: in sandbox mode the WeCom CDN script tags become the local stand-in."""
-    text = (STATIC_DIR / "sidebar.html").read_text(encoding="utf-8")
-    if settings.is_sandbox:
-        text = SDK_BLOCK.sub(f'<script src="/sidebar/static/{SANDBOX_SDK}"></script>', text)
-    return text
-
-
 API_ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/sidebar/api/me", me),
     ("GET", "/sidebar/api/jsapi-signature", jsapi_signature),
@@ -393,9 +357,9 @@ API_ROUTES: list[tuple[str, str, Handler]] = [
 def setup_routes(app: web.Application) -> None:
     """Mount /sidebar/. Safe to call twice (the second call does nothing), so tests may mount it on an app that
     already has it."""
-    if PAGE in app:
+    if pages.TEMPLATES in app:
         return
-    app[PAGE] = render_page(app[SETTINGS])
+    app[pages.TEMPLATES] = pages.environment()
     app[TICKETS] = auth.TicketCache()
     app.router.add_get("/sidebar", to_home)
     app.router.add_get("/sidebar/", page)

@@ -22,7 +22,26 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from scrm.campaigns.broadcasts.models import BroadcastStatus
+
 CHINA = dt.timezone(dt.timedelta(hours=8))  # WeCom counts months in China time
+
+
+# A broadcast's status as staff read it, and what each status allows: start a draft or scheduled one, resume a
+# paused one, pause, cancel (services.TRANSITIONS is built from these; pages offer the buttons they allow).
+STATUS_ZH = {
+    BroadcastStatus.DRAFT: "草稿",
+    BroadcastStatus.SCHEDULED: "已排期",
+    BroadcastStatus.RUNNING: "发送中",
+    BroadcastStatus.PAUSED: "已暂停",
+    BroadcastStatus.DONE: "已完成",
+    BroadcastStatus.CANCELLED: "已取消",
+}
+STARTABLE = frozenset({BroadcastStatus.DRAFT, BroadcastStatus.SCHEDULED})
+RESUMABLE = frozenset({BroadcastStatus.PAUSED})
+PAUSABLE = frozenset({BroadcastStatus.SCHEDULED, BroadcastStatus.RUNNING})
+CANCELLABLE = frozenset({BroadcastStatus.DRAFT, BroadcastStatus.SCHEDULED, BroadcastStatus.RUNNING, BroadcastStatus.PAUSED})
+PLANNING = frozenset({BroadcastStatus.RUNNING, BroadcastStatus.PAUSED})  # recipients still being planned in batches
 
 
 class Channel:

@@ -143,9 +143,9 @@ async def update_broadcast(rt: Runtime, broadcast_id: int, data: dict[str, Any])
 
 
 TRANSITIONS: dict[str, tuple[set[str], str]] = {
-    "start": ({BS.DRAFT, BS.SCHEDULED, BS.PAUSED}, BS.RUNNING),
-    "pause": ({BS.SCHEDULED, BS.RUNNING}, BS.PAUSED),
-    "cancel": ({BS.DRAFT, BS.SCHEDULED, BS.RUNNING, BS.PAUSED}, BS.CANCELLED),
+    "start": (set(D.STARTABLE | D.RESUMABLE), BS.RUNNING),
+    "pause": (set(D.PAUSABLE), BS.PAUSED),
+    "cancel": (set(D.CANCELLABLE), BS.CANCELLED),
 }
 
 

@@ -25,6 +25,8 @@ from scrm.campaigns.coupons.models import CouponKind
 from scrm.core.errors import Conflict, InvalidInput
 
 MAX_SKUS = 500
+KIND_ZH = {CouponKind.FIXED: "满减", CouponKind.PERCENT: "折扣"}  # the kinds a template may have, in the order forms offer them
+DEFAULT_KIND = CouponKind.FIXED  # what a new template starts as
 
 
 class CouponUnavailable(Conflict):

@@ -132,3 +132,18 @@ def coupon_view(r: Any) -> CouponView:
         order_id,
         int(r.discount_fen),
     )
+
+
+async def ledger_stats(conn: AsyncConnection, template_id: int | None = None) -> dict[int, dict[str, tuple[int, int]]]:
+    """Per template: ``event → (count, amount_fen)`` from the coupon ledger (one template's when ``template_id``)."""
+    q = (
+        sa.select(C.template_id, coupon_ledger.c.event, sa.func.count(), sa.func.coalesce(sa.func.sum(coupon_ledger.c.amount_fen), 0))
+        .select_from(coupon_ledger.join(coupons, C.id == coupon_ledger.c.coupon_id))
+        .group_by(C.template_id, coupon_ledger.c.event)
+    )
+    if template_id is not None:
+        q = q.where(C.template_id == template_id)
+    out: dict[int, dict[str, tuple[int, int]]] = {}
+    for tid, event, n, fen in await conn.execute(q):
+        out.setdefault(int(tid), {})[event] = (int(n), int(fen))
+    return out
