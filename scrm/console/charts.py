@@ -6,16 +6,12 @@ chart values with every coordinate already formatted); ``templates/charts.html``
 autoescaped, so a customer or product name cannot inject markup. The values shown are formatted by the caller's
 ``fmt`` (money stays integer fen until then).
 
-:func:`bar_chart`, :func:`line_chart` and :func:`donut_chart` draw the same SVG as strings for the pages not yet on
-templates (the marketer pages); they go when those do.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-
-from scrm.console.render import Safe, join, t
 
 GREEN = "#07c160"
 BLUE = "#2563eb"
@@ -301,140 +297,3 @@ def heatmap_geometry(grid: Mapping[tuple[int, int], int], *, title: str, size: i
         rows.append(HeatRow(AxisLabel(str(left - 8), str(y + cell / 2 + 4), f"R{r}"), tuple(cells)))
     columns = tuple(AxisLabel(str(left + (f - 0.5) * cell), str(top + size * cell + 16), f"F{f}") for f in range(1, size + 1))
     return HeatmapChart(title, left + size * cell + 8, top + size * cell + 24, color, tuple(rows), columns)
-
-
-# ---- the same SVG as strings, for the pages not yet on templates -------------------------------------------------
-def _svg(width: int, height: int, title: str, inner: object) -> Safe:
-    return t(
-        '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="100%" role="img" aria-label="{title}" '
-        'font-family="sans-serif"><title>{title}</title>{inner}</svg>',
-        w=width,
-        h=height,
-        title=title,
-        inner=inner,
-    )
-
-
-def _frame_svg(f: Frame) -> Safe:
-    return t(
-        '<line x1="{l}" y1="{b}" x2="{r}" y2="{b}" stroke="{grey}" stroke-width="1"/>'
-        '<line x1="{l}" y1="{t}" x2="{r}" y2="{t}" stroke="{grey}" stroke-width="1" stroke-dasharray="3 3"/>'
-        '<text x="{l}" y="{ty}" font-size="10" fill="{muted}">{top_value}</text>',
-        l=f.left,
-        r=f.right,
-        b=f.base,
-        t=f.top,
-        ty=f.text_y,
-        grey=GREY,
-        muted=MUTED,
-        top_value=f.top_value,
-    )
-
-
-def _axis_svg(a: AxisLabel) -> Safe:
-    return t(
-        '<text x="{x}" y="{y}" font-size="10" text-anchor="middle" fill="{muted}">{label}</text>', x=a.x, y=a.y, muted=MUTED, label=a.text
-    )
-
-
-def bar_chart(
-    points: Sequence[tuple[str, int]], *, title: str, fmt: Fmt = str, width: int = 1000, height: int = 220, color: str = GREEN
-) -> Safe:
-    """:func:`bar_geometry` drawn as an SVG string."""
-    c = bar_geometry(points, title=title, fmt=fmt, width=width, height=height, color=color)
-    labels = iter(c.labels)
-    parts = [_frame_svg(c.frame)]
-    every = _label_every(len(c.bars))
-    for k, b in enumerate(c.bars):
-        parts.append(
-            t(
-                '<rect x="{x}" y="{y}" width="{w}" height="{h}" fill="{c}" rx="1"><title>{label}：{v}</title></rect>',
-                x=b.x,
-                y=b.y,
-                w=b.width,
-                h=b.height,
-                c=c.color,
-                label=b.label,
-                v=b.value,
-            )
-        )
-        if (len(c.bars) - 1 - k) % every == 0:
-            parts.append(_axis_svg(next(labels)))
-    return _svg(c.width, c.height, c.title, join(parts))
-
-
-def line_chart(
-    points: Sequence[tuple[str, int]], *, title: str, fmt: Fmt = str, width: int = 1000, height: int = 220, color: str = BLUE
-) -> Safe:
-    """:func:`line_geometry` drawn as an SVG string."""
-    c = line_geometry(points, title=title, fmt=fmt, width=width, height=height, color=color)
-    parts = [_frame_svg(c.frame)]
-    if c.dots:
-        parts.append(t('<polyline points="{p}" fill="none" stroke="{c}" stroke-width="2" stroke-linejoin="round"/>', p=c.points, c=c.color))
-    labels = iter(c.labels)
-    every = _label_every(len(c.dots))
-    for k, d in enumerate(c.dots):
-        parts.append(
-            t(
-                '<circle cx="{x}" cy="{y}" r="3" fill="{c}"><title>{label}：{v}</title></circle>',
-                x=d.x,
-                y=d.y,
-                c=c.color,
-                label=d.label,
-                v=d.value,
-            )
-        )
-        if (len(c.dots) - 1 - k) % every == 0:
-            parts.append(_axis_svg(next(labels)))
-    return _svg(c.width, c.height, c.title, join(parts))
-
-
-def donut_chart(slices: Sequence[tuple[str, int]], *, title: str, fmt: Fmt = str, size: int = 200, center: str = "") -> Safe:
-    """:func:`donut_geometry` drawn as an SVG string."""
-    c = donut_geometry(slices, title=title, fmt=fmt, size=size, center=center)
-    parts = [
-        t(
-            '<circle cx="{cx}" cy="{cy}" r="{r}" fill="none" stroke="{grey}" stroke-width="{sw}"/>',
-            cx=c.cx,
-            cy=c.cy,
-            r=c.r,
-            grey=GREY,
-            sw=c.stroke,
-        )
-    ]
-    for s in c.slices:
-        parts.append(
-            t(
-                '<circle cx="{cx}" cy="{cy}" r="{r}" fill="none" stroke="{c}" stroke-width="{sw}" stroke-dasharray="{a} {b}" '
-                'stroke-dashoffset="{o}" transform="rotate(-90 {cx} {cy})"><title>{label}：{v}</title></circle>',
-                cx=c.cx,
-                cy=c.cy,
-                r=c.r,
-                c=s.color,
-                sw=c.stroke,
-                a=s.dash,
-                b=s.gap,
-                o=s.offset,
-                label=s.label,
-                v=s.value,
-            )
-        )
-    parts.append(
-        t('<text x="{x}" y="{y}" font-size="14" text-anchor="middle" fill="{tc}">{m}</text>', x=c.cx, y=c.middle_y, tc=TEXT, m=c.middle)
-    )
-    for s in c.slices:
-        parts.append(
-            t(
-                '<rect x="{x}" y="{y}" width="12" height="12" fill="{c}"/>'
-                '<text x="{tx}" y="{ty}" font-size="12" fill="{tc}">{label} {v}</text>',
-                x=c.legend_x,
-                y=s.legend_y,
-                c=s.color,
-                tx=c.legend_x + 18,
-                ty=s.legend_y + 11,
-                tc=TEXT,
-                label=s.label,
-                v=s.value,
-            )
-        )
-    return _svg(c.width, c.height, c.title, join(parts))

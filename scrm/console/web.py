@@ -31,7 +31,6 @@ from scrm.console import auth, pages
 from scrm.console.auth import Handler, safe_next
 from scrm.console.login_limit import LoginLimiter
 from scrm.console.pages import (
-    PageContext,
     act,
     actor,
     html_response,
@@ -44,7 +43,6 @@ from scrm.console.pages import (
     render_document,
     setup_templates,
 )
-from scrm.console.render import layout
 from scrm.core.errors import InvalidInput, NotFound
 from scrm.core.http.keys import RUNTIME, SETTINGS
 from scrm.crm.customers import queries as customer_queries
@@ -145,25 +143,6 @@ def drift_rows(rows: list[StockRow], drifts: list[Drift]) -> list[DriftRow]:
         )
         for d in drifts
     ]
-
-
-# ---- legacy string-page helpers -----------------------------------------------------------------------------
-# Only the marketer pages (rules, segments, campaigns, coupon_pages, channels, broadcasts: branch wt/tpl-mkt converts
-# them to scrm.console.pages) still import these. Delete this block when the last of them is converted.
-_ctx = pages.page_context
-_back = pages.back
-_actor = pages.actor
-_form = pages.read_form
-_act = pages.act
-_int_field = pages.int_field
-path_id = pages.path_id
-forbidden = pages.forbidden
-
-
-def _page(request: web.Request, ctx: PageContext, title: str, body: object, *, status: int = 200) -> web.Response:
-    response = html_response(layout(ctx, title, body), status=status)
-    auth.clear_flash(request, response)
-    return response
 
 
 # ---- sign-in ----------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from scrm.app.webapp import create_app
 from scrm.console import access, auth
-from scrm.console.render import NAV
+from scrm.console.access import NAV
 from scrm.core.runtime import Runtime
 from scrm.crm.staff.domain import ROLE_ADMIN, ROLE_NAMES_ZH
 from tests.conftest import make_settings

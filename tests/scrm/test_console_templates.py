@@ -44,22 +44,6 @@ def test_layout_carries_csrf_nav_and_flash() -> None:
     assert '<div class="flash flash-ok" role="status">&lt;script&gt;' in page and "<script>alert" not in page
 
 
-@pytest.mark.parametrize(
-    "points",
-    [[], [("a", 1)], [("一", 5), ("二", 0), ("三", -2), (EVIL, 12)], [(f"d{k}", k * 37 % 11) for k in range(30)]],
-)
-def test_chart_macros_draw_the_string_charts(points: list[tuple[str, int]]) -> None:
-    draw = build_environment().get_template("charts.html").module
-    fmt = lambda v: f"¥{v}"  # noqa: E731
-    assert str(draw.chart(charts.bar_geometry(points, title=EVIL, fmt=fmt))) == charts.bar_chart(points, title=EVIL, fmt=fmt)
-    assert str(draw.chart(charts.line_geometry(points, title="线"))) == charts.line_chart(points, title="线")
-    assert str(draw.chart(charts.donut_geometry(points, title="环", center="50%"))) == charts.donut_chart(points, title="环", center="50%")
-
-
-NOT_YET_CONVERTED: set[str] = set()  # every console page is on templates now (the marketer pages last, on wt/tpl-mkt)
-LEGACY = {"render", "charts", "web"}  # the string builders, the string charts, web's legacy helper block
-
-
 def console_imports() -> dict[str, set[str]]:
     found: dict[str, set[str]] = {}
     for path in sorted(CONSOLE_DIR.glob("*.py")):
@@ -74,16 +58,14 @@ def console_imports() -> dict[str, set[str]]:
 
 
 def test_console_reads_through_queries_not_tables() -> None:
-    """No converted console module imports a models module or SQLAlchemy: reads go through each capability's queries."""
+    """No console module imports a models module or SQLAlchemy: reads go through each capability's queries."""
     for module, names in console_imports().items():
-        if module in NOT_YET_CONVERTED:
-            continue
         bad = {n for n in names if n.endswith(".models") or n.split(".")[0] == "sqlalchemy"}
         assert not bad, (module, bad)
 
 
-def test_converted_pages_build_no_html_strings() -> None:
+def test_pages_build_no_html_strings() -> None:
+    """The string builder is gone and stays gone: pages are templates."""
+    assert not (TEMPLATE_DIR.parent / "render.py").exists()
     for module, names in console_imports().items():
-        if module in NOT_YET_CONVERTED | LEGACY:
-            continue
         assert "scrm.console.render" not in names, module

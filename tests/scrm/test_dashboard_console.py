@@ -16,9 +16,10 @@ from fulfillment.orders import services as orders
 from fulfillment.purchasing import services as ps
 from fulfillment.purchasing.models import PurchaseStatus as P
 from scrm.app.webapp import create_app
+from scrm.console import charts
 from scrm.console import dashboard as console_dashboard
 from scrm.console import purchasing as console_purchasing
-from scrm.console.charts import bar_chart, donut_chart, line_chart
+from scrm.console.pages import build_environment
 from scrm.core.runtime import Runtime
 from scrm.crm.customers.models import customers
 from tests.conftest import make_customer
@@ -65,14 +66,20 @@ async def post(client: TestClient, path: str, csrf: str, **data: str) -> tuple[s
 
 
 def test_charts_escape_labels_and_handle_empty_data() -> None:
-    bar = bar_chart([(EVIL, 100), ("b", 0)], title="营业额<1>")
-    line = line_chart([("a", 1)], title="t")
-    donut = donut_chart([(EVIL, 3), ("x", 0)], title="d", center="50%")
-    for svg in (bar, line, donut):
-        assert svg.startswith("<svg") and "<script>" not in svg
+    draw = build_environment().get_template("charts.html").module
+
+    def svg(chart: object) -> str:
+        return str(draw.chart(chart))
+
+    bar = svg(charts.bar_geometry([(EVIL, 100), ("b", 0)], title="营业额<1>"))
+    line = svg(charts.line_geometry([("a", 1)], title="t"))
+    donut = svg(charts.donut_geometry([(EVIL, 3), ("x", 0)], title="d", center="50%"))
+    for drawn in (bar, line, donut):
+        assert drawn.startswith("<svg") and "<script>" not in drawn
     assert "&lt;script&gt;" in bar and "营业额&lt;1&gt;" in bar
-    assert "暂无数据" in donut_chart([("a", 0)], title="empty")
-    assert "<rect" in bar_chart([], title="none") or "<line" in bar_chart([], title="none")
+    assert "暂无数据" in svg(charts.donut_geometry([("a", 0)], title="empty"))
+    empty = svg(charts.bar_geometry([], title="none"))
+    assert "<rect" in empty or "<line" in empty
 
 
 async def test_pages_need_a_session(client: TestClient) -> None:
