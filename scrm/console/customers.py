@@ -19,7 +19,7 @@ from scrm.core.errors import DomainError, InvalidInput, NotFound
 from scrm.core.http.keys import RUNTIME
 from scrm.crm.customers.services import NOTE_MAX_CHARS, add_note, set_custom_fields
 from scrm.crm.tags.services import set_customer_tag
-from scrm.customer360.directory import customer_record, search_customers, surviving_customer
+from scrm.customer360.directory import customer_record_view, search_customers, surviving_customer
 from scrm.customer360.queries import available_tags
 
 IDENTITY_ZH = {"external_userid": "企业微信外部联系人", "openid": "公众号 openid", "unionid": "unionid"}
@@ -53,22 +53,22 @@ async def customers_list(request: web.Request) -> web.Response:
 async def customer_view(request: web.Request) -> web.Response:
     ctx = page_context(request, "customers")
     try:
-        record = await customer_record(request.app[RUNTIME], _customer_id(request))
+        record = await customer_record_view(request.app[RUNTIME], _customer_id(request))
     except NotFound as exc:
         return render(request, "not_found.html", ctx, http_status=404, title="没有找到客户", message=exc.message)
-    if record.get("merged_from") is not None:  # an old id (merged away): the surviving record's own address
-        return web.Response(status=303, headers={"Location": customer_url(record["id"])})
+    if record.merged_from is not None:  # an old id (merged away): the surviving record's own address
+        return web.Response(status=303, headers={"Location": customer_url(record.id)})
     catalogue = await available_tags(request.app[RUNTIME])
-    applied = {g["tag_id"] for g in record["tags"]}
+    applied = {g.tag_id for g in record.tags}
     return render(
         request,
         "customers/detail.html",
         ctx,
         record=record,
-        identities=[(kind, value) for kind, values in record["identities"].items() for value in values],
+        identities=[(kind, value) for kind, values in record.identities.items() for value in values],
         addable=[x for x in catalogue if x["tag_id"] not in applied],
-        fields=sorted(record["custom_fields"].items()),
-        group_names="、".join(g["name"] or g["chat_id"] for g in record["groups"]),
+        fields=sorted(record.custom_fields.items()),
+        group_names="、".join(g.name or g.chat_id for g in record.groups),
         identity_zh=IDENTITY_ZH,
         note_max=NOTE_MAX_CHARS,
     )

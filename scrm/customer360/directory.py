@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fulfillment.billing.receivables import customer_balance
 from fulfillment.orders.queries import orders_of_customer
 from scrm.core.clock import local
 from scrm.core.errors import InvalidInput, NotFound
+from scrm.core.http.openapi import ApiModel
 from scrm.core.runtime import Runtime
 from scrm.crm.customers.models import FollowStatus, customer_identities, customers, follows
 from scrm.crm.customers.services import get_customer, identities_of, resolve_customer
@@ -283,3 +285,106 @@ async def customer_record(rt: Runtime, customer_id: int, *, timeline_limit: int 
     record["overdue_fen"] = balance.overdue_fen
     record["oldest_due_on"] = balance.oldest_due_on.isoformat() if balance.oldest_due_on else None
     return record
+
+
+class CustomerFollow(ApiModel):
+    userid: str
+    name: str
+    status: str
+    status_zh: str
+    remark: str
+    add_way_zh: str
+    state: str
+    since: dt.datetime
+    ended_at: dt.datetime | None
+
+
+class CustomerTag(ApiModel):
+    tag_id: int
+    name: str
+    group: str
+    source: str
+    source_zh: str
+    why: str
+    applied_at: dt.datetime | None
+
+
+class CustomerNote(ApiModel):
+    id: int
+    author: str
+    author_name: str
+    body: str
+    created_at: dt.datetime | None
+
+
+class TimelineEntry(ApiModel):
+    at: dt.datetime
+    kind: str
+    kind_zh: str
+    title: str
+    body: str
+
+
+class RecordRfm(ApiModel):
+    segment: str
+    r: int
+    f: int
+    m: int
+    recency_days: int
+    frequency: int
+    monetary_fen: int
+    computed_on: dt.date
+
+
+class CustomerGroup(ApiModel):
+    chat_id: str
+    name: str
+
+
+class CustomerOrderLine(ApiModel):
+    sku: str
+    name: str
+    unit: str
+    qty: int
+    line_total_fen: int
+    backordered_qty: int
+
+
+class CustomerOrder(ApiModel):
+    number: str
+    status: str
+    status_zh: str
+    total_fen: int
+    source: str
+    created_at: dt.datetime | None
+    lines: list[CustomerOrderLine]
+    tracking_numbers: list[str]
+
+
+class CustomerRecord(ApiModel):
+    id: int
+    merged_from: int | None = Field(description="the id asked for, when it was merged into this customer")
+    name: str
+    avatar: str
+    gender_zh: str
+    corp_name: str
+    custom_fields: dict[str, str]
+    first_seen_at: dt.datetime
+    last_seen_at: dt.datetime
+    identities: dict[str, list[str]] = Field(description="kind (external_userid, openid, unionid) → values")
+    follows: list[CustomerFollow]
+    tags: list[CustomerTag]
+    notes: list[CustomerNote]
+    timeline: list[TimelineEntry]
+    activity: str | None = Field(description="activity segment in Chinese")
+    rfm: RecordRfm | None
+    groups: list[CustomerGroup]
+    orders: list[CustomerOrder]
+    balance_due_fen: int
+    overdue_fen: int
+    oldest_due_on: dt.date | None
+
+
+async def customer_record_view(rt: Runtime, customer_id: int) -> CustomerRecord:
+    """:func:`customer_record` as its typed value (the console's customer page; the API answers the JSON itself)."""
+    return CustomerRecord.model_validate(await customer_record(rt, customer_id))

@@ -12,7 +12,7 @@ from scrm.core.errors import InvalidInput, NotFound
 from scrm.core.http.keys import RUNTIME
 from scrm.core.http.openapi import ApiModel, Query, add_api_route
 from scrm.crm.customers.services import find_customer
-from scrm.customer360.directory import MAX_EXPRESSION, MAX_QUERY, customer_record, search_customers
+from scrm.customer360.directory import MAX_EXPRESSION, MAX_QUERY, CustomerRecord, customer_record, search_customers
 
 
 class CustomerRow(ApiModel):
@@ -34,104 +34,6 @@ class CustomerPage(ApiModel):
     page: int
     more: bool
     total: int
-
-
-class CustomerFollow(ApiModel):
-    userid: str
-    name: str
-    status: str
-    status_zh: str
-    remark: str
-    add_way_zh: str
-    state: str
-    since: dt.datetime
-    ended_at: dt.datetime | None
-
-
-class CustomerTag(ApiModel):
-    tag_id: int
-    name: str
-    group: str
-    source: str
-    source_zh: str
-    why: str
-    applied_at: dt.datetime | None
-
-
-class CustomerNote(ApiModel):
-    id: int
-    author: str
-    author_name: str
-    body: str
-    created_at: dt.datetime | None
-
-
-class TimelineEntry(ApiModel):
-    at: dt.datetime
-    kind: str
-    kind_zh: str
-    title: str
-    body: str
-
-
-class RecordRfm(ApiModel):
-    segment: str
-    r: int
-    f: int
-    m: int
-    recency_days: int
-    frequency: int
-    monetary_fen: int
-    computed_on: dt.date
-
-
-class CustomerGroup(ApiModel):
-    chat_id: str
-    name: str
-
-
-class CustomerOrderLine(ApiModel):
-    sku: str
-    name: str
-    unit: str
-    qty: int
-    line_total_fen: int
-    backordered_qty: int
-
-
-class CustomerOrder(ApiModel):
-    number: str
-    status: str
-    status_zh: str
-    total_fen: int
-    source: str
-    created_at: dt.datetime | None
-    lines: list[CustomerOrderLine]
-    tracking_numbers: list[str]
-
-
-class CustomerRecord(ApiModel):
-    id: int
-    merged_from: int | None = Field(description="the id asked for, when it was merged into this customer")
-    name: str
-    avatar: str
-    gender_zh: str
-    corp_name: str
-    custom_fields: dict[str, str]
-    first_seen_at: dt.datetime
-    last_seen_at: dt.datetime
-    identities: dict[str, list[str]] = Field(description="kind (external_userid, openid, unionid) → values")
-    follows: list[CustomerFollow]
-    tags: list[CustomerTag]
-    notes: list[CustomerNote]
-    timeline: list[TimelineEntry]
-    activity: str | None = Field(description="activity segment in Chinese")
-    rfm: RecordRfm | None
-    groups: list[CustomerGroup]
-    orders: list[CustomerOrder]
-    balance_due_fen: int
-    overdue_fen: int
-    oldest_due_on: dt.date | None
 
 
 async def list_customers(request: web.Request) -> web.Response:
