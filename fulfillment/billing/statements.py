@@ -246,6 +246,27 @@ class ImportReport:
     def recorded_fen(self) -> int:
         return sum(r.amount_fen or 0 for r in self.rows if r.status == "recorded")
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any], import_id: int) -> ImportReport:
+        """The report as :meth:`to_json` stored it (payment_imports.report)."""
+        rows = [
+            RowOutcome(
+                int(r["line"]),
+                str(r["reference"]),
+                str(r["status"]),
+                str(r["message"]),
+                r.get("amount_fen"),
+                r.get("customer_id"),
+                [(str(a["invoice"]), int(a["amount_fen"])) for a in r.get("allocations", [])],
+                int(r.get("credit_fen", 0)),
+            )
+            for r in data.get("rows", [])
+        ]
+        imported_at = dt.datetime.fromisoformat(data["imported_at"])
+        return cls(
+            import_id, data["filename"], data["file_sha256"], imported_at, data["imported_by"], list(data["previously_imported"]), rows
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {
             "import_id": self.import_id,
@@ -373,3 +394,9 @@ async def get_import(rt: Runtime, import_id: int) -> dict[str, Any]:
     if row is None:
         raise NotFound(f"没有这次导入 #{import_id} (import not found)", import_id=import_id)
     return {**dict(row.report), "import_id": int(row.id)}
+
+
+async def get_import_report(rt: Runtime, import_id: int) -> ImportReport:
+    """:func:`get_import` as its typed value (the console's import page)."""
+    stored = await get_import(rt, import_id)
+    return ImportReport.from_json(stored, int(stored["import_id"]))

@@ -94,7 +94,7 @@ async def import_upload(request: web.Request) -> web.Response:
 async def import_page(request: web.Request) -> web.Response:
     raw = request.match_info["id"]
     try:
-        report = await statements.get_import(request.app[RUNTIME], int(raw) if raw.isdecimal() else -1)
+        report = await statements.get_import_report(request.app[RUNTIME], int(raw) if raw.isdecimal() else -1)
     except NotFound as exc:
         return finance_page(request, "finance/not_found.html", "payments", http_status=404, title="没有这次导入", message=exc.message)
     return finance_page(request, "finance/import.html", "payments", report=report, import_status_zh=IMPORT_STATUS_ZH)

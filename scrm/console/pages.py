@@ -69,11 +69,6 @@ def path_quote(value: object) -> str:
     return quote(str(value), safe="")
 
 
-def when_iso(value: str | None) -> str:
-    """:func:`when` of an ISO-8601 text (as JSON-shaped records carry times); None or "" is —."""
-    return when(dt.datetime.fromisoformat(value)) if value else "—"
-
-
 def order_url(number: str) -> str:
     return "/console/orders/" + quote(number, safe="")
 
@@ -117,7 +112,6 @@ def build_environment() -> jinja2.Environment:
         money=money,
         yuan=yuan,
         when=when,
-        when_iso=when_iso,
         order_url=order_url,
         status_zh=status_zh,
         roles_zh=roles_zh,
