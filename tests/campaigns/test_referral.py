@@ -316,6 +316,27 @@ async def test_campaign_api_validation_and_status(sandbox: SandboxHarness) -> No
     assert status == 200 and [c["id"] for c in body["items"]] == [cid]
     status, body = await h.api("GET", f"/referral-campaigns/{cid}")
     assert status == 200 and body["funnel"]["codes_issued"] == 0
+    # the eligible-inviter segment must be an expression that runs: refused with its column, the stored one kept
+    status, body = await h.api("PATCH", f"/referral-campaigns/{cid}", json={"eligible_segment": "tag:老客户 and rfm:"})
+    assert status == 400 and body["error"]["code"] == "segment_syntax"
+    assert body["error"]["details"] == {"column": 17, "field": "eligible_segment"}
+    assert body["error"]["message"].startswith("客群表达式有误，第 17 列：")
+    status, body = await h.api("PATCH", f"/referral-campaigns/{cid}", json={"eligible_segment": " tag:老客户 "})
+    assert status == 200 and body["eligible_segment"] == "tag:老客户"
+    status, body = await h.api("PATCH", f"/referral-campaigns/{cid}", json={"eligible_segment": ""})
+    assert status == 200 and body["eligible_segment"] == ""  # empty = every customer
+    now = h.rt.clock.now()
+    status, body = await h.api(
+        "POST",
+        "/referral-campaigns",
+        json={
+            "name": "坏人群", "goal": 2, "reward_template_id": campaign["reward_template_id"], "userids": ["sales01"],
+            "starts_at": now.isoformat(), "ends_at": (now + dt.timedelta(days=1)).isoformat(), "eligible_segment": "标签：老客户 或",
+        },
+    )  # fmt: skip
+    assert status == 400 and body["error"]["details"]["field"] == "eligible_segment" and "第 9 列" in body["error"]["message"]
+    status, body = await h.api("GET", "/referral-campaigns")
+    assert [c["id"] for c in body["items"]] == [cid]  # nothing stored
 
 
 async def test_ended_campaigns_free_their_contact_ways_and_late_adds_do_not_count(sandbox: SandboxHarness) -> None:
