@@ -6,6 +6,7 @@ parse are refused at the edge; coupons refused to reached recipients are counted
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
@@ -379,3 +380,25 @@ async def test_coupons_refused_by_the_per_customer_limit_are_counted(sandbox: Sa
     assert prog["coupon_not_issued"] == {"per_customer_limit": 2}
     status, body = await sandbox.api("GET", f"/broadcasts/{view.id}")
     assert status == 200 and body["progress"]["coupon_not_issued"] == {"per_customer_limit": 2}
+
+
+async def test_the_failure_alert_reaches_operations_in_wecom(sandbox: SandboxHarness) -> None:
+    """The alert of a failed broadcast goes out as a WeCom app message to the operations staff (SCRM_OPS_USERIDS)."""
+    rt = sandbox.rt
+    rt.settings = dataclasses.replace(rt.settings, ops_userids="ops01")
+    sandbox.state.add_member("ops01", "运营小王")
+    now = rt.clock.now()
+    async with rt.db.write() as conn:
+        bad_id = (
+            await conn.execute(
+                broadcasts_table.insert()
+                .values(
+                    name="旧数据", segment_expression="tga:会员", text="hi", status="running", totals={}, created_at=now, updated_at=now
+                )
+                .returning(broadcasts_table.c.id)
+            )
+        ).scalar_one()
+    await bots.notices.broadcasts.run_due_broadcasts(rt)
+    await sandbox.settle()
+    (text,) = sandbox.state.app_messages_to("ops01")
+    assert text.startswith(f"【营销待办】群发“旧数据”（#{bad_id}）已停止：客群表达式无法解析：第 1 列：未知的字段 “tga”")
