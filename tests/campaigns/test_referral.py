@@ -15,11 +15,13 @@ import sqlalchemy as sa
 from bots.outbound.models import outbound_messages
 from bots.sandbox.simulator import CallbackSimulator, change_external_contact
 from fulfillment.orders.services import create_order
+from scrm.campaigns.attention import ATTENTION_TOPIC
 from scrm.campaigns.coupons.models import CouponStatus, coupon_templates, coupons
 from scrm.campaigns.referral import invites as referral_invites_svc
 from scrm.campaigns.referral import rewards
 from scrm.campaigns.referral.domain import RejectReason
-from scrm.campaigns.referral.models import InviteStatus, referral_invites, referral_rewards
+from scrm.campaigns.referral.models import InviteStatus, referral_campaigns, referral_invites, referral_rewards
+from scrm.core import outbox
 from scrm.core.clock import FrozenClock
 from scrm.crm.customers.services import ensure_customer, find_customer, link_identity
 from tests.conftest import SandboxHarness, make_settings
@@ -337,6 +339,29 @@ async def test_campaign_api_validation_and_status(sandbox: SandboxHarness) -> No
     assert status == 400 and body["error"]["details"]["field"] == "eligible_segment" and "第 9 列" in body["error"]["message"]
     status, body = await h.api("GET", "/referral-campaigns")
     assert [c["id"] for c in body["items"]] == [cid]  # nothing stored
+
+
+async def test_a_stored_bad_eligible_segment_refuses_codes_politely_and_alerts(sandbox: SandboxHarness) -> None:
+    """Old data: a live campaign whose eligible segment was stored before expressions were checked. An inviter asking
+    for a code gets a polite refusal (409, not a parser's column), operations get an alert, and once the segment is
+    mended through the API the code is made."""
+    h = sandbox
+    await plain_add(h, "wmInv9", "发起人")
+    campaign = await start_campaign(h)
+    async with h.rt.db.write() as conn:
+        await conn.execute(
+            sa.update(referral_campaigns).where(referral_campaigns.c.id == campaign["id"]).values(eligible_segment="tag:老客户 and")
+        )
+    status, body = await h.api("POST", f"/referral-campaigns/{campaign['id']}/codes", json={"inviter": "wmInv9"})
+    assert status == 409 and body["error"]["message"].startswith("活动参与条件设置有误，暂时无法发放邀请码")
+    async with h.rt.db.read() as conn:
+        alerts = [dict(r.payload) for r in await conn.execute(sa.select(outbox.outbox).where(outbox.outbox.c.topic == ATTENTION_TOPIC))]
+    assert [a["key"] for a in alerts] == [f"referral-segment:{campaign['id']}"]
+    assert "可参与客户表达式无法解析" in alerts[0]["message"] and "第 12 列" in alerts[0]["message"]
+    status, body = await h.api("PATCH", f"/referral-campaigns/{campaign['id']}", json={"eligible_segment": ""})
+    assert status == 200
+    status, body = await h.api("POST", f"/referral-campaigns/{campaign['id']}/codes", json={"inviter": "wmInv9"})
+    assert status in (200, 201) and body["state"].startswith("rf:")
 
 
 async def test_ended_campaigns_free_their_contact_ways_and_late_adds_do_not_count(sandbox: SandboxHarness) -> None:
