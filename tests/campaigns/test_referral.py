@@ -364,6 +364,22 @@ async def test_a_stored_bad_eligible_segment_refuses_codes_politely_and_alerts(s
     assert status in (200, 201) and body["state"].startswith("rf:")
 
 
+async def test_one_contact_way_wecom_refuses_to_delete_does_not_stop_the_others(sandbox: SandboxHarness) -> None:
+    """Ending campaigns frees each code's contact way on its own: WeCom refusing one (no privilege, 60011) leaves that
+    one for the next run and the others are freed now."""
+    h, rt = sandbox, sandbox.rt
+    for ext in ("wmInvA", "wmInvB"):
+        await plain_add(h, ext, ext)
+    cid = (await start_campaign(h, hold_hours=0))["id"]
+    codes = [await code_of(h, cid, ext) for ext in ("wmInvA", "wmInvB")]
+    rt.clock.advance(days=15)  # type: ignore[attr-defined]
+    h.state.inject("externalcontact/del_contact_way", 60011)
+    assert await referral_invites_svc.end_due_campaigns(rt) == 1
+    assert sum(c["config_id"] in h.state.contact_ways for c in codes) == 1
+    assert await referral_invites_svc.end_due_campaigns(rt) == 1
+    assert all(c["config_id"] not in h.state.contact_ways for c in codes)
+
+
 async def test_ended_campaigns_free_their_contact_ways_and_late_adds_do_not_count(sandbox: SandboxHarness) -> None:
     h, rt = sandbox, sandbox.rt
     await plain_add(h, "wmInv5", "发起人")
