@@ -232,7 +232,8 @@ async def _detail_page(
 
 async def campaign_edit(request: web.Request) -> web.Response:
     """Save the edit form through ``update_campaign`` — only the fields the form offered (a started campaign's form
-    offers name, poster, end, eligible segment and reward — what ``update_campaign`` lets a live one change); 预览人数 shows how many customers the eligible segment picks, the form kept."""
+    offers name, poster, end, eligible segment and reward: what ``update_campaign`` lets a live one change).
+    预览人数 shows how many customers the eligible segment picks, the form kept."""
     rt = request.app[RUNTIME]
     form = await read_form(request)
     cid = campaign_id(request)
