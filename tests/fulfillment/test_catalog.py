@@ -34,7 +34,7 @@ def test_parse_reports_bad_rows_by_line_and_keeps_the_rest() -> None:
     rows, errors = parse_catalog_csv(text)
     assert [r.sku for r in rows] == ["W1", "W6"]
     assert [line for line, _ in errors] == [3, 4, 5, 6, 7, 8]
-    assert "price_fen" in errors[1][1] and "already given on line 2" in errors[3][1]
+    assert "price_fen" in errors[1][1] and "与第 2 行重复" in errors[3][1]
     assert rows[1].aliases == ("纸巾", "抽纸") and rows[1].stock is None
 
 
