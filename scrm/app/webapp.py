@@ -96,6 +96,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     from scrm.console import dashboard as console_dashboard
     from scrm.console import finance as console_finance
     from scrm.console import groups as console_groups
+    from scrm.console import products as console_products
     from scrm.console import purchasing as console_purchasing
     from scrm.console import rules as console_rules
     from scrm.console import segments as console_segments
@@ -154,6 +155,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     console_groups.setup_routes(app)
     console_customers.setup_routes(app)
     console_purchasing.setup_routes(app)
+    console_products.setup_routes(app)
     console_dashboard.setup_routes(app)
     purchasing_web.setup_routes(app)
     coupons_web.setup_routes(app)
