@@ -282,8 +282,8 @@ async def _stock_value(conn: AsyncConnection) -> StockValue:
 
 async def _low_stock(conn: AsyncConnection) -> list[LowStock]:
     """Products that need stock: out of stock (active) or backordered whether a reorder point is set or not, and
-    those at or below their reorder point (the rule of ``fulfillment.catalog.queries.needs_stock``); most urgent
-    (backordered, then least available) first."""
+    those at or below their reorder point (the rule of ``fulfillment.catalog.queries.needs_stock``); furthest
+    below the point (none set: 0) first."""
     lv = _levels()
     line = purchase_order_lines.c
     on_order = (
@@ -325,7 +325,7 @@ async def _low_stock(conn: AsyncConnection) -> list[LowStock]:
                 sa.and_(p.active.is_(True), sa.or_(available <= 0, sa.and_(p.reorder_point.is_not(None), available <= p.reorder_point))),
             )
         )
-        .order_by(backordered.desc(), available - sa.func.coalesce(p.reorder_point, 0), p.sku)
+        .order_by(available - sa.func.coalesce(p.reorder_point, 0), p.sku)
         .limit(LOW_STOCK_LIMIT)
     )
     return [

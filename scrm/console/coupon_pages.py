@@ -12,6 +12,7 @@ from aiohttp import web
 from scrm.campaigns.coupons import services as coupons
 from scrm.campaigns.coupons.domain import DEFAULT_KIND, KIND_ZH, CouponRule, TemplateTerms, Validity, yuan_text
 from scrm.campaigns.coupons.queries import ledger_stats
+from scrm.console.customer_picker import PICKER_HEADERS, resolve_customer_text
 from scrm.console.pages import act, actor, money, page_context, path_id, read_form, render
 from scrm.core.clock import SHANGHAI
 from scrm.core.errors import InvalidInput, NotFound
@@ -203,7 +204,16 @@ async def coupon_detail(request: web.Request) -> web.Response:
     async with rt.db.read() as conn:
         stats = (await ledger_stats(conn, tpl.id)).get(tpl.id, {})
     ledger = [(zh, *stats.get(e, (0, 0))) for e, zh in LEDGER_EVENTS]
-    return render(request, "coupons/detail.html", ctx, tpl=tpl, budget=budget_text(tpl), ledger=ledger, form=template_form(tpl))
+    return render(
+        request,
+        "coupons/detail.html",
+        ctx,
+        http_headers=PICKER_HEADERS,
+        tpl=tpl,
+        budget=budget_text(tpl),
+        ledger=ledger,
+        form=template_form(tpl),
+    )
 
 
 async def coupon_create(request: web.Request) -> web.Response:
@@ -237,9 +247,9 @@ async def coupon_issue(request: web.Request) -> web.Response:
     tid = coupon_id(request)
 
     async def action() -> str:
-        cid = count_field(form, "customer_id", "客户编号", maximum=2**62)
-        if not cid:
-            raise InvalidInput("请填写客户编号 (customer id)", field="customer_id")
+        # the customer picker's field; a bare number is still read as the customer id (the form's earlier shape)
+        text = form.get("customer", form.get("customer_id", "")).strip()
+        cid = await resolve_customer_text(request.app[RUNTIME], f"#{text}" if text.isdecimal() else text)
         coupon = await coupons.issue_coupon(request.app[RUNTIME], tid, cid, source="console", actor=actor(request)[:64])
         return f"已发给客户 #{cid}：{coupon.label}（券码 {coupon.code}）"
 

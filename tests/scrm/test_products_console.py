@@ -280,6 +280,6 @@ async def test_out_of_stock_and_backordered_show_without_a_reorder_point(client:
     assert "OIL-5L" in low and low["OIL-5L"].available == 0 and low["OIL-5L"].backordered == 3 and low["OIL-5L"].reorder_point is None
     await login(client, catalog)
     stock_page = await (await client.get("/console/stock", headers=HTML)).text()
-    assert re.search(r'<tr class="low"><td><a href="/console/products/\d+">OIL-5L</a>', stock_page)
+    assert '<tr class="low"><td>OIL-5L</td>' in stock_page
     dash = await (await client.get("/console/dashboard", headers=HTML)).text()
     assert "OIL-5L" in dash.split("<h2>低库存</h2>")[1]
