@@ -247,8 +247,8 @@ async def coupon_issue(request: web.Request) -> web.Response:
     tid = coupon_id(request)
 
     async def action() -> str:
-        # the customer picker's field; a bare number is still read as the customer id (the form's earlier shape)
-        text = form.get("customer", form.get("customer_id", "")).strip()
+        # the customer picker's field: "name #id", an identity, a unique name, or a bare customer id
+        text = form.get("customer_id", "").strip()
         cid = await resolve_customer_text(request.app[RUNTIME], f"#{text}" if text.isdecimal() else text)
         coupon = await coupons.issue_coupon(request.app[RUNTIME], tid, cid, source="console", actor=actor(request)[:64])
         return f"已发给客户 #{cid}：{coupon.label}（券码 {coupon.code}）"

@@ -113,7 +113,7 @@ async def test_forms_read_a_picked_or_typed_customer(client: TestClient, catalog
     )
     assert tpl.status == 303, await tpl.text()
     detail = tpl.headers["Location"]
-    issue = await client.post(f"{detail}/issue", data={"csrf_token": token, "customer": f"王五 #{wang}"}, headers=HTML)
+    issue = await client.post(f"{detail}/issue", data={"csrf_token": token, "customer_id": f"王五 #{wang}"}, headers=HTML)
     assert issue.status == 200 and "已发给客户" in await issue.text()
     async with catalog.db.read() as conn:
         owners = list((await conn.execute(sa.select(coupons_table.c.customer_id))).scalars())
