@@ -118,3 +118,18 @@ async def test_forms_read_a_picked_or_typed_customer(client: TestClient, catalog
     async with catalog.db.read() as conn:
         owners = list((await conn.execute(sa.select(coupons_table.c.customer_id))).scalars())
     assert owners == [wang]
+
+
+async def test_invoice_list_filters_by_a_picked_customer(client: TestClient, catalog: Runtime) -> None:
+    from tests.fulfillment.test_billing import ship_and_invoice
+
+    wang = await customer(catalog, "wmInvWang", "王五")
+    li = await customer(catalog, "wmInvLi", "李四")
+    numbers = {cid: [(await ship_and_invoice(catalog, cid, [("WATER-550", 1)])).number] for cid in (wang, li)}
+    await login(client, catalog)
+    page = await client.get("/console/finance/invoices", params={"customer": f"王五 #{wang}"}, headers=HTML)
+    text = await page.text()
+    assert page.status == 200 and numbers[wang][0] in text and numbers[li][0] not in text
+    assert f'value="王五 #{wang}"' in text
+    missing = await client.get("/console/finance/invoices", params={"customer": "赵七"}, headers=HTML)
+    assert missing.status == 404 and "没有这个客户" in await missing.text()
