@@ -283,3 +283,18 @@ async def test_out_of_stock_and_backordered_show_without_a_reorder_point(client:
     assert '<tr class="low"><td>OIL-5L</td>' in stock_page
     dash = await (await client.get("/console/dashboard", headers=HTML)).text()
     assert "OIL-5L" in dash.split("<h2>低库存</h2>")[1]
+
+
+async def test_selling_the_last_unit_alerts_once_without_a_reorder_point(catalog: Runtime) -> None:
+    from fulfillment.orders import notices
+
+    oil = await product_row(catalog, "OIL-5L")  # 10 on hand, no reorder point
+    cid = await make_customer(catalog, "wmLastOil")
+    await orders.create_order(catalog, customer_id=cid, items=[("OIL-5L", 10)], source="api", confirm=True)  # exactly all of it
+    await orders.create_order(catalog, customer_id=cid, items=[("OIL-5L", 2)], source="api", confirm=True)  # same day: no second alert
+    async with catalog.db.read() as conn:
+        alerts = [r.payload for r in await conn.execute(sa.select(outbox.c.payload).where(outbox.c.topic == "stock.low"))]
+    assert alerts == [{"product_id": oil.id, "available": 0, "reorder_point": None, "backordered": 0}]
+    # the staff alert's text when no reorder point is set (bots.notices.orders.on_stock_low picks it)
+    text = notices.render("stock_out", name="花生油 5L", sku="OIL-5L", unit="桶", available=0, backordered=0)
+    assert text.startswith("【缺货预警】花生油 5L（OIL-5L）可用库存 0桶")
