@@ -162,33 +162,40 @@ def _with_runtime(coro_fn):  # type: ignore[no-untyped-def]
 def cmd_catalog(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from fulfillment.catalog.services import export_csv, import_rows, parse_catalog_csv
+    from fulfillment.catalog.files import CatalogFileError, catalog_xlsx, read_catalog_file
+    from fulfillment.catalog.services import export_csv, export_records, import_rows
 
     if args.action == "export":
+        to_xlsx = bool(args.file) and args.file.lower().endswith(".xlsx")
         out: list[str] = []
+        records: list[list[object]] = []
 
         async def export(rt) -> int:  # type: ignore[no-untyped-def]
             async with rt.db.read() as conn:
-                out.append(await export_csv(conn, rt.db.dialect))
+                if to_xlsx:
+                    records.extend(await export_records(conn, rt.db.dialect))
+                else:
+                    out.append(await export_csv(conn, rt.db.dialect))
             return 0
 
         code = _with_runtime(export)
-        if args.file and args.file != "-":
+        if to_xlsx:
+            Path(args.file).write_bytes(catalog_xlsx(records))
+        elif args.file and args.file != "-":
             Path(args.file).write_text("".join(out), encoding="utf-8")
         else:
             sys.stdout.write("".join(out))
         return code
     path = Path(args.file)
     try:
-        raw = path.read_bytes()
-        text = raw.decode("utf-8")
+        rows, errors, kind = read_catalog_file(path.name, path.read_bytes())
     except FileNotFoundError:
         print(f"找不到文件 / no such file: {path}", file=sys.stderr)
         return 2
-    except UnicodeDecodeError:
-        print(f"{path}: 文件不是 UTF-8 编码 / not UTF-8 (save the CSV as UTF-8)", file=sys.stderr)
+    except CatalogFileError as exc:
+        print(f"{path}: {exc}", file=sys.stderr)
         return 2
-    rows, errors = parse_catalog_csv(text)
+    print(f"{path}: 按 {kind} 读取，{len(rows)} 行可导入，{len(errors)} 行有问题")
     for line, message in errors:
         print(f"{path}:{line}: {message}", file=sys.stderr)
 
@@ -434,7 +441,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("migrate", help="apply database migrations")
     demo = sub.add_parser("demo", help="scripted end-to-end scenario in the sandbox, printing what happened")
     demo.add_argument("--keep-db", action="store_true", help="use the configured database instead of a temp one")
-    cat = sub.add_parser("catalog", help="catalog import FILE.csv / catalog export [FILE.csv]")
+    cat = sub.add_parser(
+        "catalog", help="catalog import FILE.csv|FILE.xlsx (UTF-8 or GBK; price in 元 or price_fen) / catalog export [FILE.csv|FILE.xlsx]"
+    )
     cat.add_argument("action", choices=["import", "export"])
     cat.add_argument("file", nargs="?", default="-")
     sync = sub.add_parser("sync", help="initial / repair sync from WeCom: members, tags, customers, groups (resumable)")

@@ -16,9 +16,14 @@ from aiohttp import web
 from scrm.campaigns.coupons import services as coupons
 from scrm.campaigns.coupons.domain import DEFAULT_KIND, KIND_ZH, CouponRule, TemplateTerms, Validity, yuan_text
 from scrm.campaigns.coupons.queries import ledger_stats
+<<<<<<< HEAD
 from scrm.console import auth
 from scrm.console.pages import SECURITY_HEADERS, act, actor, money, page_context, path_id, read_form, render
 from scrm.console.segments import SegmentPreview, segment_preview
+=======
+from scrm.console.customer_picker import PICKER_HEADERS, resolve_customer_text
+from scrm.console.pages import act, actor, money, page_context, path_id, read_form, render
+>>>>>>> products
 from scrm.core.clock import SHANGHAI
 from scrm.core.errors import DomainError, InvalidInput, NotFound
 from scrm.core.http.keys import RUNTIME
@@ -231,13 +236,20 @@ async def _detail_page(request: web.Request, segment_form: SegmentIssueForm, *, 
         request,
         "coupons/detail.html",
         ctx,
+<<<<<<< HEAD
         http_status=status,
         http_headers={"Content-Security-Policy": CSP},
+=======
+        http_headers=PICKER_HEADERS,
+>>>>>>> products
         tpl=tpl,
         budget=budget_text(tpl),
         ledger=ledger,
         form=template_form(tpl),
+<<<<<<< HEAD
         segment_form=segment_form,
+=======
+>>>>>>> products
     )
 
 
@@ -272,9 +284,9 @@ async def coupon_issue(request: web.Request) -> web.Response:
     tid = coupon_id(request)
 
     async def action() -> str:
-        cid = count_field(form, "customer_id", "客户编号", maximum=2**62)
-        if not cid:
-            raise InvalidInput("请填写客户编号 (customer id)", field="customer_id")
+        # the customer picker's field: "name #id", an identity, a unique name, or a bare customer id
+        text = form.get("customer_id", "").strip()
+        cid = await resolve_customer_text(request.app[RUNTIME], f"#{text}" if text.isdecimal() else text)
         coupon = await coupons.issue_coupon(request.app[RUNTIME], tid, cid, source="console", actor=actor(request)[:64])
         return f"已发给客户 #{cid}：{coupon.label}（券码 {coupon.code}）"
 
