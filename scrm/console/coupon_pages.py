@@ -16,14 +16,10 @@ from aiohttp import web
 from scrm.campaigns.coupons import services as coupons
 from scrm.campaigns.coupons.domain import DEFAULT_KIND, KIND_ZH, CouponRule, TemplateTerms, Validity, yuan_text
 from scrm.campaigns.coupons.queries import ledger_stats
-<<<<<<< HEAD
 from scrm.console import auth
+from scrm.console.customer_picker import resolve_customer_text
 from scrm.console.pages import SECURITY_HEADERS, act, actor, money, page_context, path_id, read_form, render
 from scrm.console.segments import SegmentPreview, segment_preview
-=======
-from scrm.console.customer_picker import PICKER_HEADERS, resolve_customer_text
-from scrm.console.pages import act, actor, money, page_context, path_id, read_form, render
->>>>>>> products
 from scrm.core.clock import SHANGHAI
 from scrm.core.errors import DomainError, InvalidInput, NotFound
 from scrm.core.http.keys import RUNTIME
@@ -236,20 +232,13 @@ async def _detail_page(request: web.Request, segment_form: SegmentIssueForm, *, 
         request,
         "coupons/detail.html",
         ctx,
-<<<<<<< HEAD
         http_status=status,
         http_headers={"Content-Security-Policy": CSP},
-=======
-        http_headers=PICKER_HEADERS,
->>>>>>> products
         tpl=tpl,
         budget=budget_text(tpl),
         ledger=ledger,
         form=template_form(tpl),
-<<<<<<< HEAD
         segment_form=segment_form,
-=======
->>>>>>> products
     )
 
 
