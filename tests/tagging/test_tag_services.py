@@ -145,6 +145,19 @@ async def test_an_old_message_replayed_late_does_not_put_a_stale_tag_on(tagged: 
     assert outcome.applied == () and (await score_row(rt, cid, "意向-高")).score == 3.0  # stated at its own time
 
 
+async def test_one_complaint_hit_tags_at_once_with_whole_second_timestamps(tagged: Runtime, clock: FrozenClock) -> None:
+    """投诉 has threshold = weight (2.0, "一次就打上"). A kf message carries a whole-second timestamp and is handled a
+    moment later; the single hit must still put the tag on (it is compared at the message's own time)."""
+    rt = tagged
+    clock.set(dt.datetime(2026, 11, 23, 2, 0, 5, 730_000, tzinfo=dt.UTC))
+    cid = await make_customer(rt, "wmBeer")
+    at = dt.datetime(2026, 11, 23, 2, 0, 4, tzinfo=dt.UTC)  # kf send_time, whole seconds
+    outcome = await tag_message(rt, cid, "送来的啤酒坏了", "inbound:77", at)
+    assert [m.score for m in outcome.matches] == [2.0] and outcome.applied == ("投诉",)
+    tag = (await rule_tags(rt, cid))["投诉"]
+    assert tag.evidence["score"] == 2.0 and tag.evidence["words"] == ["坏了"]
+
+
 async def test_tags_put_on_by_people_are_never_changed(tagged: Runtime, clock: FrozenClock) -> None:
     rt = tagged
     cid = await make_customer(rt, "wmManual")
