@@ -7,8 +7,9 @@ Guarantees:
   customer handled at once both count.
 * Only tags whose source is ``rule`` are ever changed here. A tag a salesperson (or WeCom, a channel, a campaign)
   put on stays as it is, whatever the score; its score is still kept.
-* Each rule tag carries its evidence: ``{"rule", "message_ref", "words", "score", "at"}`` — the latest message that
-  matched, the words that counted, the score at that message's time, and the message's time.
+* Each rule tag carries its evidence: ``{"rule", "message_ref", "words", "score", "at", "reasons"}`` — the latest
+  message that matched, the words that counted, the score at that message's time, the message's time, and how each
+  occurrence of the rule's words in it was read ("“坏了”命中", "“投诉”被“不要”否定，不计" …).
 """
 
 from __future__ import annotations
@@ -136,8 +137,11 @@ async def rule_tag_id(conn: AsyncConnection, rule: Rule) -> int | None:
     return int(value) if value is not None else None
 
 
-def _evidence(rule: Rule, ref: str, words: list[str], score: float, at: dt.datetime) -> dict[str, Any]:
-    return {"rule": rule.id, "message_ref": ref, "words": words, "score": round(score, 3), "at": at.isoformat()}
+def _evidence(rule: Rule, ref: str, words: list[str], score: float, at: dt.datetime, reasons: list[str] | None = None) -> dict[str, Any]:
+    evidence: dict[str, Any] = {"rule": rule.id, "message_ref": ref, "words": words, "score": round(score, 3), "at": at.isoformat()}
+    if reasons is not None:
+        evidence["reasons"] = reasons  # how each occurrence of the rule's words was read (命中 / 被否定 / 排除 / 在词内)
+    return evidence
 
 
 async def _tag_source(conn: AsyncConnection, customer_id: int, tag_id: int | None) -> str | None:
@@ -199,7 +203,7 @@ async def _score_match(
         remove_threshold=rule.remove_threshold,
         half_life_days=rule.half_life_days,
     )
-    evidence = _evidence(rule, ref, list(match.words), state.value, at)
+    evidence = _evidence(rule, ref, list(match.words), state.value, at, match.reasons())
     if action is scoring.Action.KEEP:
         if source is not None and newest:  # still on: the newest matching message becomes its evidence
             await apply_tag(conn, dialect, customer_id=customer_id, tag_id=tag_id or 0, source=TagSource.RULE, evidence=evidence, now=now)
@@ -216,8 +220,9 @@ async def tag_message(rt: Runtime, customer_id: int, text: str, ref: str, at: dt
     Idempotent per ``ref``: a message scored before changes nothing (``duplicate``). Scores decay from the
     message's time ``at``; a tag goes on when the score at the message's own time reaches the threshold (one hit
     of a rule whose threshold is its weight is enough), unless it has decayed below ``remove_threshold`` by now — an
-    old message replayed late cannot put a stale intent tag on (:func:`scoring.decide_on_message`). Matching runs before the transaction (no lock is held while
-    jieba cuts); the transaction records the message, updates the scores and the tags, and queues the mirror."""
+    old message replayed late cannot put a stale intent tag on (:func:`scoring.decide_on_message`). Matching runs
+    before the transaction (no lock is held while jieba cuts); the transaction records the message, updates the
+    scores and the tags, and queues the mirror."""
     tagger = await tagger_cache(rt).get(rt)
     matches = tuple(tagger.matcher.match(text))
     if not matches:

@@ -155,7 +155,11 @@ async def test_one_complaint_hit_tags_at_once_with_whole_second_timestamps(tagge
     outcome = await tag_message(rt, cid, "送来的啤酒坏了", "inbound:77", at)
     assert [m.score for m in outcome.matches] == [2.0] and outcome.applied == ("投诉",)
     tag = (await rule_tags(rt, cid))["投诉"]
-    assert tag.evidence["score"] == 2.0 and tag.evidence["words"] == ["坏了"]
+    assert tag.evidence["score"] == 2.0 and tag.evidence["words"] == ["坏了"] and tag.evidence["reasons"] == ["“坏了”命中"]
+    # The evidence says why each word counted or not: 投诉 is excluded in its own clause only.
+    other = await make_customer(rt, "wmBeer2")
+    await tag_message(rt, other, "不要投诉，就是啤酒又坏了", "inbound:78", at)
+    assert (await rule_tags(rt, other))["投诉"].evidence["reasons"] == ["“投诉”所在分句有排除词“不要投诉”，不计", "“坏了”命中"]
 
 
 async def test_tags_put_on_by_people_are_never_changed(tagged: Runtime, clock: FrozenClock) -> None:
@@ -309,6 +313,7 @@ async def test_dry_run_reports_gains_and_losses_with_evidence(tagged: Runtime, t
     assert big.gained == 1 and big.gain[0].customer_id == gain and big.gain[0].words == ("公司采购", "两百箱")
     text = dryrun.format_report(report, source="config/tag_rules.toml")
     assert f"+ #{gain} <b>张三</b>  得分 3.00" in text and "“我们公司采购两百箱” [公司采购 两百箱]" in text
+    assert "[公司采购 两百箱] (inbound:" in text and ") · “公司采购”命中；“两百箱”命中" in text
     assert f"- #{lose}  窗口内没有命中本规则的消息" in text and "将新增 0 位 · 将移除 0 位 · 保持 1 位" in text
     # Nothing was written by the replay.
     assert "大客户" not in await rule_tags(rt, gain)
