@@ -139,6 +139,14 @@ def dictionary_freq(tokenizer: jieba.Tokenizer, word: str) -> int:
     return max(int(tokenizer.suggest_freq(word, tune=False)), int(tokenizer.FREQ.get(word) or 0), 1)
 
 
+def add_catalog_words(tokenizer: jieba.Tokenizer, words: Iterable[str]) -> None:
+    """Put catalog words (product names, aliases) in ``tokenizer``'s dictionary, so text is cut around them and no
+    keyword matches across a product name. Call before the tokenizer is shared."""
+    for word in dict.fromkeys(normalize(w).strip() for w in words):
+        if word and not any(ch.isspace() for ch in word):
+            tokenizer.add_word(word, freq=dictionary_freq(tokenizer, word))
+
+
 class _Reading:
     """One message cut into tokens and clauses: where tokens start and end, which clause a character is in, and the
     negator tokens of each clause."""
@@ -227,9 +235,7 @@ class Matcher:
                 index.setdefault(synonym, []).append((i, keyword))
             for word in rule.excluded:
                 index.setdefault(word, []).append((i, _EXCLUDED))
-        for word in dict.fromkeys(normalize(w).strip() for w in extra_words):
-            if word and not any(ch.isspace() for ch in word):
-                tokenizer.add_word(word, freq=dictionary_freq(tokenizer, word))
+        add_catalog_words(tokenizer, extra_words)
         self._index: dict[str, tuple[tuple[int, str], ...]] = {w: tuple(e) for w, e in index.items()}
         self._lengths = tuple(sorted({len(w) for w in index if w}))
         self._first_chars = frozenset(w[0] for w in index if w)
