@@ -121,6 +121,7 @@ class Tagger:
     catalog_version: int
     built_at: dt.datetime
     rules_number: int = 0  # the stored version the rules come from (0: none)
+    words: tuple[str, ...] = ()  # the catalog's words in the matcher's dictionary (a candidate built with them shares it)
 
 
 @dataclass(frozen=True)
@@ -183,7 +184,7 @@ class TaggerCache:
                 words = product_words(await list_products(conn))
             rules = self._rules
             matcher = await asyncio.to_thread(build_matcher, rules, words)
-            self._tagger = Tagger(rules, matcher, catalog, rt.clock.now(), self._number)
+            self._tagger = Tagger(rules, matcher, catalog, rt.clock.now(), self._number, words)
             self._loaded_at = self._tagger.built_at
             return self._tagger
 

@@ -1,0 +1,167 @@
+"""The rules as a form: one set of text fields per rule, to and from the TOML the versions store. Pure.
+
+The console's editor shows each rule as fields a marketer can fill without knowing TOML — words separated by 、 or
+commas, one synonym line per keyword (``多少钱 = 啥价、几多钱``), one pattern per line, numbers as typed. Saving
+renders the fields as TOML (every value explicit, no ``[defaults]``) and validates it with
+:func:`tagging.rules.domain.parse_rules`, so the form and a TOML import are checked by the same code; each
+problem is then put back next to its rule and field.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+
+from tagging.rules.domain import MAX_RULES, Problem, Rule, RuleSet
+
+WORD_SPLIT = re.compile(r"[、,，;；\s]+")
+NUMBER_FIELDS = ("weight", "threshold", "remove_threshold", "half_life_days")
+FIELD_NAMES = ("id", "tag", "group", "description", "keywords", "synonyms", "excluded", "patterns", *NUMBER_FIELDS)
+
+
+@dataclass(frozen=True)
+class RuleForm:
+    """One rule as typed (every field a string). ``id`` is kept only when it differs from the tag."""
+
+    id: str = ""
+    tag: str = ""
+    group: str = ""
+    description: str = ""
+    keywords: str = ""  # 报价、多少钱、批发
+    synonyms: str = ""  # one line per keyword: 多少钱 = 啥价、几多钱
+    excluded: str = ""
+    patterns: str = ""  # one per line
+    weight: str = ""
+    threshold: str = ""
+    remove_threshold: str = ""
+    half_life_days: str = ""
+
+    def blank(self) -> bool:
+        """Nothing typed but (perhaps) the numbers: the empty rule the editor offers is not a rule."""
+        return not any(getattr(self, f.name).strip() for f in fields(self) if f.name not in NUMBER_FIELDS)
+
+
+def _num(value: float) -> str:
+    return f"{value:g}"
+
+
+def form_of(rule: Rule) -> RuleForm:
+    """The fields of a rule in force."""
+    by_keyword: dict[str, list[str]] = {}
+    for synonym, keyword in rule.synonyms:
+        by_keyword.setdefault(keyword, []).append(synonym)
+    return RuleForm(
+        id=rule.id if rule.id != rule.tag else "",
+        tag=rule.tag,
+        group=rule.group,
+        description=rule.description,
+        keywords="、".join(rule.keywords),
+        synonyms="\n".join(f"{k} = {'、'.join(v)}" for k, v in by_keyword.items()),
+        excluded="、".join(rule.excluded),
+        patterns="\n".join(rule.patterns),
+        weight=_num(rule.weight),
+        threshold=_num(rule.threshold),
+        remove_threshold=_num(rule.remove_threshold),
+        half_life_days=_num(rule.half_life_days),
+    )
+
+
+def forms_of(rules: RuleSet) -> list[RuleForm]:
+    return [form_of(r) for r in rules.rules]
+
+
+def read_forms(form: Mapping[str, str]) -> list[RuleForm]:
+    """The rules posted as ``r<i>.<field>`` (``rules`` = how many), without blank ones and those ticked ``r<i>.delete``."""
+    raw = form.get("rules", "0")
+    count = min(int(raw), MAX_RULES + 1) if raw.isdecimal() else 0
+    out: list[RuleForm] = []
+    for i in range(count):
+        if form.get(f"r{i}.delete"):
+            continue
+        rule = RuleForm(**{name: form.get(f"r{i}.{name}", "").replace("\r\n", "\n") for name in FIELD_NAMES})
+        if not rule.blank():
+            out.append(rule)
+    return out
+
+
+def _q(text: str) -> str:
+    """A TOML basic string (JSON's escapes are TOML's)."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in WORD_SPLIT.split(text.strip()) if w]
+
+
+def _label(rule: RuleForm, index: int) -> str:
+    return rule.tag.strip() or f"第 {index} 条规则"
+
+
+def to_toml(forms: list[RuleForm]) -> tuple[str, list[Problem]]:
+    """The TOML text of the rules, and the problems only the form can have (a synonym line without ``=``). Numbers
+    that are not numbers are written as strings, so :func:`parse_rules` reports them on their field."""
+    problems: list[Problem] = []
+    blocks: list[str] = ["# 标签规则（由控制台表单保存）"]
+    for index, rule in enumerate(forms, start=1):
+        lines = ["", "[[rules]]"]
+        if rule.id.strip():
+            lines.append(f"id = {_q(rule.id.strip())}")
+        lines.append(f"tag = {_q(rule.tag.strip())}")
+        if rule.group.strip():
+            lines.append(f"group = {_q(rule.group.strip())}")
+        if rule.description.strip():
+            lines.append(f"description = {_q(rule.description.strip())}")
+        lines.append(f"keywords = [{', '.join(_q(w) for w in _words(rule.keywords))}]")
+        if excluded := _words(rule.excluded):
+            lines.append(f"excluded = [{', '.join(_q(w) for w in excluded)}]")
+        if patterns := [p.strip() for p in rule.patterns.splitlines() if p.strip()]:
+            lines.append(f"patterns = [{', '.join(_q(p) for p in patterns)}]")
+        for name in NUMBER_FIELDS:
+            value = getattr(rule, name).strip()
+            if not value:
+                continue
+            try:
+                number = float(value)
+            except ValueError:
+                lines.append(f"{name} = {_q(value)}")
+            else:
+                lines.append(f"{name} = {number!r}" if number == number and abs(number) != float("inf") else f"{name} = {_q(value)}")
+        synonyms: list[str] = []
+        for n, line in enumerate(rule.synonyms.splitlines(), start=1):
+            if not line.strip():
+                continue
+            keyword, sep, words = line.partition("=")
+            if not sep or not keyword.strip() or not _words(words):
+                problems.append(Problem(_label(rule, index), "synonyms", f"第 {n} 行应写成“关键词 = 同义词、同义词” (keyword = synonyms)"))
+                continue
+            synonyms.append(f"{_q(keyword.strip())} = [{', '.join(_q(w) for w in _words(words))}]")
+        if synonyms:
+            lines += ["", "[rules.synonyms]", *synonyms]
+        blocks.append("\n".join(lines))
+    return "\n".join(blocks) + "\n", problems
+
+
+def errors_by_rule(problems: list[Problem], forms: list[RuleForm]) -> tuple[dict[int, dict[str, str]], list[Problem]]:
+    """Problems placed on (rule index, field) for the form, and those that belong to no field of a rule."""
+    index_of: dict[str, int] = {}
+    for i, rule in enumerate(forms):
+        index_of[_label(rule, i + 1)] = i  # a duplicate tag: the later rule, where the duplicate is reported
+    placed: dict[int, dict[str, str]] = {}
+    general: list[Problem] = []
+    for p in problems:
+        i = index_of.get(p.rule)
+        name = re.match(r"[a-z_]+", p.field)
+        field = name.group(0) if name else ""
+        if i is None or field not in FIELD_NAMES:
+            general.append(p)
+            continue
+        slot = placed.setdefault(i, {})
+        slot[field] = f"{slot[field]}；{p.message}" if field in slot else p.message
+    return placed, general
+
+
+def new_rule() -> RuleForm:
+    """The blank rule the editor offers to fill (defaults as the sample file's)."""
+    return replace(RuleForm(), weight="1", threshold="1", remove_threshold="0.5", half_life_days="30")
