@@ -228,10 +228,15 @@ def _base(form: dict[str, str]) -> int | None:
     return int(raw) if raw.isdecimal() and len(raw) < 10 else None
 
 
-def _typed(form: dict[str, str]) -> tuple[list[RuleForm], str, list[Problem]]:
-    """The posted rules, their TOML, and every problem (the form's own and the validation's)."""
+async def _typed(request: web.Request, form: dict[str, str]) -> tuple[list[RuleForm], str, list[Problem]]:
+    """The posted rules, their TOML (under the comment block of the version in force), and every problem (the
+    form's own and the validation's)."""
     forms = rule_form.read_forms(form)
-    text, problems = rule_form.to_toml(forms)
+    rt = request.app[RUNTIME]
+    async with rt.db.read() as conn:
+        current = await versions.current_version(conn)
+    header = rule_form.leading_comments(current.text) if current is not None else ""
+    text, problems = rule_form.to_toml(forms, header=header)
     if not forms:
         problems.append(Problem("", "", "至少需要一条规则 (no rules)"))
     try:
@@ -244,7 +249,7 @@ def _typed(form: dict[str, str]) -> tuple[list[RuleForm], str, list[Problem]]:
 async def rules_save(request: web.Request) -> web.Response:
     """保存: validate the form, refuse a stale base version, store the next version (in force everywhere at once)."""
     form = await read_form(request)
-    forms, text, problems = _typed(form)
+    forms, text, problems = await _typed(request, form)
     base = _base(form)
     if problems:
         refused = f"规则未保存：发现 {len(problems)} 个问题，请按提示修改后再试。"
@@ -261,7 +266,7 @@ async def rules_save(request: web.Request) -> web.Response:
 async def rules_dry_run(request: web.Request) -> web.Response:
     """试运行: the typed rules against recent customer messages; nothing is saved or written."""
     form = await read_form(request)
-    forms, text, problems = _typed(form)
+    forms, text, problems = await _typed(request, form)
     raw_days = form.get("days", "30")
     days = int(raw_days) if raw_days.isdecimal() and int(raw_days) in DRY_RUN_DAYS else 30
     if problems:
@@ -281,7 +286,7 @@ async def rules_try(request: web.Request) -> web.Response:
     sample = form.get("sample", "")
     if len(sample) > SAMPLE_MAX:
         raise InvalidInput(f"示例消息最多 {SAMPLE_MAX} 个字 (sample too long)", field="sample")
-    _forms, text, problems = _typed(form)
+    _forms, text, problems = await _typed(request, form)
     if problems:
         detail = [{"rule": p.rule, "field": p.field, "message": p.message} for p in problems]
         raise InvalidInput(f"规则有 {len(problems)} 个问题，先改正再试 (rules do not validate)", problems=detail)

@@ -91,6 +91,27 @@ def _q(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
+def _pattern(text: str) -> str:
+    """A regex as a TOML literal string ('…', no escapes to double) when it can be one."""
+    if "'" in text or any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+        return _q(text)
+    return f"'{text}'"
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+
+
+def leading_comments(text: str) -> str:
+    """The comment block at the top of a rules text (kept when the form saves a new version over it)."""
+    lines: list[str] = []
+    for line in text.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            break
+        lines.append(line)
+    return "\n".join(lines).strip()
+
+
 def _words(text: str) -> list[str]:
     return [w for w in WORD_SPLIT.split(text.strip()) if w]
 
@@ -99,11 +120,12 @@ def _label(rule: RuleForm, index: int) -> str:
     return rule.tag.strip() or f"第 {index} 条规则"
 
 
-def to_toml(forms: list[RuleForm]) -> tuple[str, list[Problem]]:
+def to_toml(forms: list[RuleForm], *, header: str = "") -> tuple[str, list[Problem]]:
     """The TOML text of the rules, and the problems only the form can have (a synonym line without ``=``). Numbers
-    that are not numbers are written as strings, so :func:`parse_rules` reports them on their field."""
+    that are not numbers are written as strings, so :func:`parse_rules` reports them on their field. ``header``
+    (comment lines) goes on top, so the explanations of the file a version came from survive a save."""
     problems: list[Problem] = []
-    blocks: list[str] = ["# 标签规则（由控制台表单保存）"]
+    blocks: list[str] = [header.strip() or "# 标签规则（由控制台表单保存）"]
     for index, rule in enumerate(forms, start=1):
         lines = ["", "[[rules]]"]
         if rule.id.strip():
@@ -117,7 +139,7 @@ def to_toml(forms: list[RuleForm]) -> tuple[str, list[Problem]]:
         if excluded := _words(rule.excluded):
             lines.append(f"excluded = [{', '.join(_q(w) for w in excluded)}]")
         if patterns := [p.strip() for p in rule.patterns.splitlines() if p.strip()]:
-            lines.append(f"patterns = [{', '.join(_q(p) for p in patterns)}]")
+            lines.append(f"patterns = [{', '.join(_pattern(p) for p in patterns)}]")
         for name in NUMBER_FIELDS:
             value = getattr(rule, name).strip()
             if not value:
@@ -127,7 +149,8 @@ def to_toml(forms: list[RuleForm]) -> tuple[str, list[Problem]]:
             except ValueError:
                 lines.append(f"{name} = {_q(value)}")
             else:
-                lines.append(f"{name} = {number!r}" if number == number and abs(number) != float("inf") else f"{name} = {_q(value)}")
+                finite = number == number and abs(number) != float("inf")
+                lines.append(f"{name} = {_number(number)}" if finite else f"{name} = {_q(value)}")
         synonyms: list[str] = []
         for n, line in enumerate(rule.synonyms.splitlines(), start=1):
             if not line.strip():
