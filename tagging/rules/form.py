@@ -174,13 +174,13 @@ def errors_by_rule(problems: list[Problem], forms: list[RuleForm]) -> tuple[dict
     placed: dict[int, dict[str, str]] = {}
     general: list[Problem] = []
     for p in problems:
-        i = index_of.get(p.rule)
+        at = index_of.get(p.rule)
         name = re.match(r"[a-z_]+", p.field)
         field = name.group(0) if name else ""
-        if i is None or field not in FIELD_NAMES:
+        if at is None or field not in FIELD_NAMES:
             general.append(p)
             continue
-        slot = placed.setdefault(i, {})
+        slot = placed.setdefault(at, {})
         slot[field] = f"{slot[field]}；{p.message}" if field in slot else p.message
     return placed, general
 

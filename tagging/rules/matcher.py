@@ -25,7 +25,8 @@ construction, so one matcher may be used from several threads.
 
 from __future__ import annotations
 
-from bisect import bisect_right
+import re
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -40,6 +41,7 @@ _EXCLUDED = ""  # the "keyword" of an index entry for an excluded word
 
 # Where a clause ends (after NFKC: full-width ，！？；： are their ASCII forms). 、 lists items within a clause.
 CLAUSE_BREAKS = frozenset(",;!?:。…~～\n\r\t ")
+_BREAK = re.compile("[" + re.escape("".join(sorted(CLAUSE_BREAKS))) + "]")
 # General negators: a token of these before a keyword in its clause negates it. 不能 is not one ("不能便宜点吗" asks).
 NEGATORS = frozenset(
     {
@@ -151,7 +153,7 @@ class _Reading:
     """One message cut into tokens and clauses: where tokens start and end, which clause a character is in, and the
     negator tokens of each clause."""
 
-    __slots__ = ("clause_end", "clause_of", "ends", "negators", "starts", "text")
+    __slots__ = ("breaks", "ends", "negators", "starts", "text")
 
     def __init__(self, text: str, tokens: Iterable[str]) -> None:
         self.text = text
@@ -163,24 +165,21 @@ class _Reading:
             pos += len(tok)
             ends.append(pos)
         self.starts, self.ends = starts, ends
-        clause_of: list[int] = []
-        clause_end: list[int] = []
-        clause = 0
-        for i, ch in enumerate(text):
-            if ch in CLAUSE_BREAKS:
-                clause_end.append(i)
-                clause += 1
-                clause_of.append(-1)
-            else:
-                clause_of.append(clause)
-        clause_end.append(len(text))
-        self.clause_of, self.clause_end = clause_of, clause_end
+        # Clause k runs from after break k-1 to break k; break positions belong to no clause (-1).
+        self.breaks = [m.start() for m in _BREAK.finditer(text)]
         negators: dict[int, list[tuple[int, str]]] = {}
         for start, end in zip(starts, ends, strict=True):
-            tok = text[start:end]
-            if tok in NEGATORS and not self._a_not_a(start, end):
-                negators.setdefault(clause_of[start], []).append((end, tok))
+            if end - start <= 3 and (tok := text[start:end]) in NEGATORS and not self._a_not_a(start, end):
+                negators.setdefault(self.clause_of(start), []).append((end, tok))
         self.negators = negators
+
+    def clause_of(self, i: int) -> int:
+        """The clause character ``i`` is in (-1 for a clause break itself)."""
+        k = bisect_left(self.breaks, i)
+        return -1 if k < len(self.breaks) and self.breaks[k] == i else k
+
+    def clause_end(self, clause: int) -> int:
+        return self.breaks[clause] if clause < len(self.breaks) else len(self.text)
 
     def _a_not_a(self, start: int, end: int) -> bool:
         """能不能 / 要不要 / 贵不贵 / 有没有: the same character on both sides of 不 or 没 — a question."""
@@ -208,11 +207,11 @@ class _Reading:
 
     def negator(self, start: int, end: int) -> str:
         """The negator before [start, end) in its clause, or the resolution after it; "" for none."""
-        clause = self.clause_of[start]
+        clause = self.clause_of(start)
         for neg_end, tok in self.negators.get(clause, ()):
             if neg_end <= start:
                 return tok
-        tail = self.text[end : self.clause_end[clause]]
+        tail = self.text[end : self.clause_end(clause)]
         if tail:
             for marker in RESOLVED:
                 if marker in tail:
@@ -237,8 +236,12 @@ class Matcher:
                 index.setdefault(word, []).append((i, _EXCLUDED))
         add_catalog_words(tokenizer, extra_words)
         self._index: dict[str, tuple[tuple[int, str], ...]] = {w: tuple(e) for w, e in index.items()}
-        self._lengths = tuple(sorted({len(w) for w in index if w}))
-        self._first_chars = frozenset(w[0] for w in index if w)
+        # first character → the lengths of the indexed words starting with it: the scan looks up only those.
+        sizes: dict[str, set[int]] = {}
+        for w in index:
+            if w:
+                sizes.setdefault(w[0], set()).add(len(w))
+        self._sizes: dict[str, tuple[int, ...]] = {ch: tuple(sorted(n)) for ch, n in sizes.items()}
         self._gates: dict[str, list[int]] = {}
         self._patterns: list[_PatternEntry] = []
         freq = tokenizer.FREQ
@@ -271,55 +274,64 @@ class Matcher:
         """Every rule one of whose words (or patterns) occurs in the message, in rule order — counted or not — each
         with every occurrence's :class:`WordCheck`; a rule none of whose occurrences counted has score 0."""
         norm = normalize(text)
-        reading = _Reading(norm, self._tokenizer.cut(norm, HMM=False))
-        index, lengths, firsts, n = self._index, self._lengths, self._first_chars, len(norm)
-        # (rule, hit, word, start, end, inside-of) for the rules' words; (rule, clause) → excluded word found there
-        found: list[tuple[int, str, str, int, int, str]] = []
-        excluded: dict[tuple[int, int], str] = {}
-        for i in range(n):
-            if norm[i] not in firsts or reading.clause_of[i] < 0:
+        tokens = list(self._tokenizer.cut(norm, HMM=False))
+        index, sizes_of, n = self._index, self._sizes, len(norm)
+        occurrences: list[tuple[int, int, tuple[tuple[int, str], ...]]] = []  # (start, end, index entries)
+        for i, ch in enumerate(norm):
+            sizes = sizes_of.get(ch)
+            if sizes is None:
                 continue
-            for size in lengths:
+            for size in sizes:
                 if i + size > n:
                     break
                 entries = index.get(norm[i : i + size])
-                if entries is None:
-                    continue
-                word = norm[i : i + size]
-                inside = reading.inside(i, i + size)
-                for rule_index, hit in entries:
-                    if hit:
-                        found.append((rule_index, hit, word, i, i + size, inside))
-                    elif not inside:
-                        excluded.setdefault((rule_index, reading.clause_of[i]), word)
+                if entries is not None:
+                    occurrences.append((i, i + size, entries))
+        candidates = self.pattern_candidates(norm) if self._gate_chars else []
+        if not occurrences and not candidates:
+            return []
+        reading = _Reading(norm, tokens)
+        # (rule, hit, word, start, end, inside-of) for the rules' words; (rule, clause) → excluded word found there
+        found: list[tuple[int, str, str, int, int, str]] = []
+        excluded: dict[tuple[int, int], str] = {}
+        for start, end, entries in occurrences:
+            clause = reading.clause_of(start)
+            if clause < 0:
+                continue
+            word = norm[start:end]
+            inside = reading.inside(start, end)
+            for rule_index, hit in entries:
+                if hit:
+                    found.append((rule_index, hit, word, start, end, inside))
+                elif not inside:
+                    excluded.setdefault((rule_index, clause), word)
         checks: dict[int, list[tuple[int, int, WordCheck]]] = {}
         for rule_index, hit, word, start, end, inside in found:
             if inside:
                 check = WordCheck(word, hit, Verdict.INSIDE, inside)
-            elif by := excluded.get((rule_index, reading.clause_of[start]), ""):
+            elif by := excluded.get((rule_index, reading.clause_of(start)), ""):
                 check = WordCheck(word, hit, Verdict.EXCLUDED, by)
             elif by := reading.negator(start, end):
                 check = WordCheck(word, hit, Verdict.NEGATED, by)
             else:
                 check = WordCheck(word, hit, Verdict.MATCHED)
             checks.setdefault(rule_index, []).append((start, end, check))
-        if self._gate_chars:
-            for p in self.pattern_candidates(norm):
-                entry = self._patterns[p]
-                for m in entry.regex.finditer(norm):
-                    start, end = m.span()
-                    if start == end or reading.clause_of[start] < 0:
-                        continue
-                    hit = f"/{entry.source}/"
-                    if by := excluded.get((entry.rule_index, reading.clause_of[start]), ""):
-                        check = WordCheck(m.group(0), hit, Verdict.EXCLUDED, by)
-                    elif by := reading.negator(start, end):
-                        check = WordCheck(m.group(0), hit, Verdict.NEGATED, by)
-                    else:
-                        check = WordCheck(m.group(0), hit, Verdict.MATCHED)
-                    checks.setdefault(entry.rule_index, []).append((start, end, check))
-                    if check.verdict is Verdict.MATCHED:
-                        break
+        for p in candidates:
+            entry = self._patterns[p]
+            for m in entry.regex.finditer(norm):
+                start, end = m.span()
+                if start == end or reading.clause_of(start) < 0:
+                    continue
+                hit = f"/{entry.source}/"
+                if by := excluded.get((entry.rule_index, reading.clause_of(start)), ""):
+                    check = WordCheck(m.group(0), hit, Verdict.EXCLUDED, by)
+                elif by := reading.negator(start, end):
+                    check = WordCheck(m.group(0), hit, Verdict.NEGATED, by)
+                else:
+                    check = WordCheck(m.group(0), hit, Verdict.MATCHED)
+                checks.setdefault(entry.rule_index, []).append((start, end, check))
+                if check.verdict is Verdict.MATCHED:
+                    break
         out: list[RuleMatch] = []
         for rule_index in sorted(checks):
             rule = self.rules[rule_index]

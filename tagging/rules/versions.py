@@ -21,6 +21,7 @@ import difflib
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -85,7 +86,7 @@ _META = (
 )
 
 
-def _meta(row: sa.Row[tuple[object, ...]]) -> RuleVersion:
+def _meta(row: Any) -> RuleVersion:  # a row with the _META columns
     return RuleVersion(int(row.version), row.digest, int(row.rules), row.action, row.restored_from, row.created_by, row.created_at)
 
 
