@@ -148,7 +148,8 @@ class TaggerCache:
         """Read stored version ``number`` into ``_rules`` (or keep the old rules and set ``_error``)."""
         async with rt.db.read() as conn:
             found = await versions.get_version(conn, number)
-        if found is None:
+        if found is None:  # no version at all (the seed failed): nothing to load until one is stored
+            self._seen = number
             return
         try:
             rules = await asyncio.to_thread(parse_rules, found.text)
@@ -170,8 +171,13 @@ class TaggerCache:
         if tagger is not None and number == self._seen and tagger.catalog_version == catalog:
             return tagger
         async with self._lock:
-            if number == 0 and await versions.seed_if_empty(rt, self.seed):
-                log.info("tag rules seeded from the rules file", extra={"path": str(self.seed)})
+            if number == 0:
+                try:
+                    if await versions.seed_if_empty(rt, self.seed):
+                        log.info("tag rules seeded from the rules file", extra={"path": str(self.seed)})
+                except (RulesFileError, OSError) as exc:  # no rules then; tagging goes on matching nothing
+                    self._error = f"初始规则文件无法导入 (seed not loaded) {self.seed}: {exc}"
+                    log.error("tag rules seed not loaded", extra={"path": str(self.seed), "error": str(exc)})
             if number == 0:
                 async with rt.db.read() as conn:
                     number = await versions.current_number(conn)

@@ -135,3 +135,18 @@ async def test_the_commands_export_import_list_and_dry_run_the_version_in_force(
     args = argparse.Namespace(rules=None, since=None, limit=None, top=3)
     assert await asyncio.to_thread(tags_dry_run, args, rt.settings, out=out, err=err) == 0
     assert "规则文件：数据库中生效的版本 2（8 条规则" in out.getvalue() and "【要发票】" in out.getvalue()
+
+
+async def test_a_broken_seed_file_tags_nothing_and_says_why(rt: Runtime, tmp_path: Path) -> None:
+    seed = tmp_path / "tag_rules.toml"
+    seed.write_text('[[rules]]\ntag = "x"\n', encoding="utf-8")
+    cache = TaggerCache(seed)
+    rt.put(TAGGER_CACHE, cache)
+    cid = await make_customer(rt, "wmNoSeed")
+    assert (await tag_message(rt, cid, "送来的啤酒坏了", "inbound:1", rt.clock.now())).matches == ()
+    assert cache.status().error.startswith("初始规则文件无法导入") and "keywords" in cache.status().error
+    assert await stored(rt) == []
+    # A version stored later (console, import) is picked up on the next message.
+    await versions.save_rules(rt, SEED, by="cli", base_version=0)
+    assert (await tag_message(rt, cid, "送来的啤酒坏了", "inbound:2", rt.clock.now())).applied == ("投诉",)
+    assert cache.status().error == "" and cache.status().number == 1
