@@ -76,12 +76,25 @@ async def test_marketer_edits_a_rule_tries_a_message_saves_and_rolls_back(server
             err = complaint.locator("label.has-error", has=page.locator('input[name$=".threshold"]'))
             await expect(err.locator(".field-error")).to_contain_text("'高' 不是数字")
             await complaint.locator('input[name$=".threshold"]').fill("2")
+            # Add a rule (添加规则 copies the empty one) and delete another.
+            await page.get_by_role("button", name="添加规则").click()
+            added = page.locator("fieldset.rule").last
+            await added.locator('input[name$=".tag"]').fill("要发票")
+            await added.locator('input[name$=".keywords"]').fill("发票、开票")
+            price = page.locator("fieldset.rule", has=page.locator("legend", has_text="比价"))
+            await price.get_by_label("删除这条规则").check()
+            await page.fill("#rule-sample", "麻烦开一下发票")
+            await expect(page.locator('#rule-try-result .result[data-tag="要发票"]')).to_contain_text("会打上")
             await page.get_by_role("button", name="保存为新版本").click()
             await expect(page.locator(".flash-ok")).to_contain_text("已保存为版本 2（7 条规则）")
             await expect(page.locator("#rules-version")).to_have_text("2")
+            await expect(page.locator("fieldset.rule legend", has_text="要发票")).to_have_count(1)
+            await expect(page.locator("fieldset.rule legend", has_text="比价")).to_have_count(0)
 
             await page.get_by_role("link", name="查看差异").first.click()  # newest first: version 2
             await expect(page.locator("pre.diff .add", has_text="异味")).to_have_count(1)
+            await expect(page.locator("pre.diff .add", has_text='tag = "要发票"')).to_have_count(1)
+            await expect(page.locator("pre.diff .del", has_text='tag = "比价"')).to_have_count(1)
             await page.screenshot(path=str(SCREENSHOTS / "tag_rules_diff_1280.png"), full_page=True)
             await page.goto(server + "/console/rules")
             await page.locator("tr", has=page.locator("td", has_text="初始导入")).get_by_role("button", name="回滚到此版本").click()
