@@ -16,7 +16,8 @@ How a word found in a message is read (each occurrence gets a :class:`Verdict`, 
   within the clause around the keyword. An excluded word vetoes the rule's keywords in its own clause only
   (``excluded``), so "不用退，补给我" keeps its second signal.
 * **negation** — a general negator token (不, 没, 没有, 别, 不用, 不要, 无所谓 …) before the keyword in its clause, or a
-  resolution after it (解决了, 处理好了, 无所谓 …), makes it ``negated``. A-not-A questions (能不能, 要不要, 贵不贵) are
+  resolution after it (解决了, 处理好了, 无所谓 …), makes it ``negated``. A bare past (投诉过) is *not* a negation:
+  "我投诉过三次了还不处理" is an escalation. A-not-A questions (能不能, 要不要, 贵不贵) are
   questions, not negations.
 
 The tokenizer must be private to the matcher (catalog words are added to its dictionary) and is not changed after
@@ -108,8 +109,10 @@ class WordCheck(NamedTuple):
         """The reading in Chinese, as the evidence and the dry run show it."""
         if self.verdict is Verdict.MATCHED:
             return f"“{self.word}”命中" + (f"（算作“{self.hit}”）" if self.hit != self.word and not self.hit.startswith("/") else "")
-        if self.verdict is Verdict.NEGATED:
+        if self.verdict is Verdict.NEGATED and self.by in NEGATORS:
             return f"“{self.word}”被“{self.by}”否定，不计"
+        if self.verdict is Verdict.NEGATED:
+            return f"“{self.word}”后面有“{self.by}”（已解决），不计"
         if self.verdict is Verdict.EXCLUDED:
             return f"“{self.word}”所在分句有排除词“{self.by}”，不计"
         return f"“{self.word}”在词“{self.by}”之内，不计"

@@ -212,6 +212,8 @@ async def test_try_a_message_says_which_rules_fire_and_why(client: TestClient, r
     error = (await bad.json())["error"]
     assert error["code"] == "invalid_input" and "规则有 1 个问题" in error["message"]
     assert error["details"]["problems"] == [{"rule": "投诉", "field": "weight", "message": "'重' 不是数字 (not a number)"}]
+    long = await client.post("/console/rules/try", data=data | {"sample": "坏" * 501})
+    assert long.status == 400 and (await long.json())["error"]["message"].startswith("示例消息最多 500 个字")
     assert [v.version for v in await stored(rt)] == [1]
 
 

@@ -129,11 +129,12 @@ def test_general_negators_before_the_keyword_in_its_clause(matcher: Matcher) -> 
 
 def test_a_resolved_or_past_complaint_does_not_tag_again(matcher: Matcher) -> None:
     assert matcher.match("上次投诉的问题已经解决了") == []
-    assert reasons(matcher, "上次投诉的问题已经解决了", "投诉") == ["“投诉”被“解决了”否定，不计"]
+    assert reasons(matcher, "上次投诉的问题已经解决了", "投诉") == ["“投诉”后面有“解决了”（已解决），不计"]
     assert matcher.match("上次漏水的问题已经处理好了，谢谢") == []
     assert matcher.match("不会再投诉了") == []
-    # A resolution in another clause does not cancel a new complaint.
+    # A resolution in another clause does not cancel a new complaint, and a bare past is an escalation, not a negation.
     assert by_tag(matcher.match("上次的问题解决了，这次又漏水了"))["投诉"].words == ("漏水",)
+    assert by_tag(matcher.match("我投诉过你们三次了还不处理"))["投诉"].words == ("投诉",)
 
 
 def test_a_keyword_must_not_cut_into_a_longer_word() -> None:
