@@ -152,7 +152,7 @@ def add_catalog_words(tokenizer: jieba.Tokenizer, words: Iterable[str]) -> None:
             tokenizer.add_word(word, freq=dictionary_freq(tokenizer, word))
 
 
-class _Reading:
+class MessageReading:
     """One message cut into tokens and clauses: where tokens start and end, which clause a character is in, and the
     negator tokens of each clause."""
 
@@ -293,7 +293,7 @@ class Matcher:
         candidates = self.pattern_candidates(norm) if self._gate_chars else []
         if not occurrences and not candidates:
             return []
-        reading = _Reading(norm, tokens)
+        reading = MessageReading(norm, tokens)
         # (rule, hit, word, start, end, inside-of) for the rules' words; (rule, clause) → excluded word found there
         found: list[tuple[int, str, str, int, int, str]] = []
         excluded: dict[tuple[int, int], str] = {}
