@@ -171,7 +171,7 @@ async def _render(
     *,
     forms: list[RuleForm] | None = None,
     base: int | None = None,
-    problems: list[Problem] | None = None,
+    checked: rule_form.FormCheck | None = None,
     refused: str = "",
     report: DryRunReport | None = None,
     days: int = 30,
@@ -188,7 +188,8 @@ async def _render(
     number = listed[0].version if listed else 0
     if forms is None:
         forms = rule_form.forms_of(tagger.rules)
-    placed, general = rule_form.errors_by_rule(problems or [], forms)
+    placed = checked.placed if checked is not None else {}
+    general = checked.general if checked is not None else []
     views = [RuleFormView(i, f, placed.get(i, {})) for i, f in enumerate(forms)]
     views.append(RuleFormView(len(forms), rule_form.new_rule(), new=True))
     view = RulesView(
@@ -228,35 +229,28 @@ def _base(form: dict[str, str]) -> int | None:
     return int(raw) if raw.isdecimal() and len(raw) < 10 else None
 
 
-async def _typed(request: web.Request, form: dict[str, str]) -> tuple[list[RuleForm], str, list[Problem]]:
-    """The posted rules, their TOML (under the comment block of the version in force), and every problem (the
-    form's own and the validation's)."""
+async def _typed(request: web.Request, form: dict[str, str]) -> tuple[list[RuleForm], rule_form.FormCheck]:
+    """The posted rules and their check: the TOML (under the comment block of the version in force) and every
+    problem on its rule and field."""
     forms = rule_form.read_forms(form)
     rt = request.app[RUNTIME]
     async with rt.db.read() as conn:
         current = await versions.current_version(conn)
     header = rule_form.leading_comments(current.text) if current is not None else ""
-    text, problems = rule_form.to_toml(forms, header=header)
-    if not forms:
-        problems.append(Problem("", "", "至少需要一条规则 (no rules)"))
-    try:
-        parse_rules(text)
-    except RulesFileError as exc:
-        problems.extend(exc.problems)
-    return forms, text, problems
+    return forms, rule_form.check_forms(forms, header=header)
 
 
 async def rules_save(request: web.Request) -> web.Response:
     """保存: validate the form, refuse a stale base version, store the next version (in force everywhere at once)."""
     form = await read_form(request)
-    forms, text, problems = await _typed(request, form)
+    forms, checked = await _typed(request, form)
     base = _base(form)
-    if problems:
-        refused = f"规则未保存：发现 {len(problems)} 个问题，请按提示修改后再试。"
-        return await _render(request, forms=forms, base=base, problems=problems, refused=refused, status=400)
+    if not checked.ok:
+        refused = f"规则未保存：发现 {len(checked.problems)} 个问题，请按提示修改后再试。"
+        return await _render(request, forms=forms, base=base, checked=checked, refused=refused, status=400)
     rt = request.app[RUNTIME]
     try:
-        made = await versions.save_rules(rt, text, by=actor(request), base_version=base if base is not None else -1)
+        made = await versions.save_rules(rt, checked.text, by=actor(request), base_version=base if base is not None else -1)
     except Conflict as exc:
         return await _render(request, forms=forms, base=base, refused=f"规则未保存：{exc.message}", status=409)
     log.info("tag rules saved from the console", extra={"by": actor(request), "version": made.version})
@@ -266,33 +260,33 @@ async def rules_save(request: web.Request) -> web.Response:
 async def rules_dry_run(request: web.Request) -> web.Response:
     """试运行: the typed rules against recent customer messages; nothing is saved or written."""
     form = await read_form(request)
-    forms, text, problems = await _typed(request, form)
+    forms, checked = await _typed(request, form)
     raw_days = form.get("days", "30")
     days = int(raw_days) if raw_days.isdecimal() and int(raw_days) in DRY_RUN_DAYS else 30
-    if problems:
-        refused = f"无法试运行：发现 {len(problems)} 个问题，请按提示修改后再试。"
-        return await _render(request, forms=forms, base=_base(form), problems=problems, refused=refused, days=days, status=400)
+    if not checked.ok:
+        refused = f"无法试运行：发现 {len(checked.problems)} 个问题，请按提示修改后再试。"
+        return await _render(request, forms=forms, base=_base(form), checked=checked, refused=refused, days=days, status=400)
     rt = request.app[RUNTIME]
     since = rt.clock.now() - dt.timedelta(days=days)
-    report = await replay(rt, parse_rules(text), since=since, limit=DRY_RUN_LIMIT, top=DRY_RUN_TOP)
+    report = await replay(rt, parse_rules(checked.text), since=since, limit=DRY_RUN_LIMIT, top=DRY_RUN_TOP)
     return await _render(request, forms=forms, base=_base(form), report=report, days=days)
 
 
 async def rules_try(request: web.Request) -> web.Response:
     """JSON: the typed rules against one sample message. 200 ``{"results": [{tag, group, score, threshold, fires,
     words, reasons}]}`` for every rule one of whose words occurs (firing or not); 400 ``{"error": {"code":
-    "invalid_rules", "message", "details": {"problems": [{rule, field, message}]}}}`` when the rules do not validate."""
+    "invalid_input", "message", "details": {"problems": [{rule, field, message}]}}}`` when the rules do not validate."""
     form = await read_form(request)
     sample = form.get("sample", "")
     if len(sample) > SAMPLE_MAX:
         raise InvalidInput(f"示例消息最多 {SAMPLE_MAX} 个字 (sample too long)", field="sample")
-    _forms, text, problems = await _typed(request, form)
-    if problems:
-        detail = [{"rule": p.rule, "field": p.field, "message": p.message} for p in problems]
-        raise InvalidInput(f"规则有 {len(problems)} 个问题，先改正再试 (rules do not validate)", problems=detail)
+    _forms, checked = await _typed(request, form)
+    if not checked.ok:
+        detail = [{"rule": p.rule, "field": p.field, "message": p.message} for p in checked.problems]
+        raise InvalidInput(f"规则有 {len(detail)} 个问题，先改正再试 (rules do not validate)", problems=detail)
     rt = request.app[RUNTIME]
     tagger = await tagger_cache(rt).get(rt)
-    rules: RuleSet = parse_rules(text)
+    rules: RuleSet = parse_rules(checked.text)
     matcher = await asyncio.to_thread(build_matcher, rules, tagger.words)  # the catalog's tokenizer, shared
     results = [
         {

@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 
-from tagging.rules.domain import MAX_RULES, Problem, Rule, RuleSet
+from tagging.rules.domain import MAX_RULES, Problem, Rule, RuleSet, RulesFileError, parse_rules
 
 WORD_SPLIT = re.compile(r"[、,，;；\s]+")
 NUMBER_FIELDS = ("weight", "threshold", "remove_threshold", "half_life_days")
@@ -166,23 +166,72 @@ def to_toml(forms: list[RuleForm], *, header: str = "") -> tuple[str, list[Probl
     return "\n".join(blocks) + "\n", problems
 
 
-def errors_by_rule(problems: list[Problem], forms: list[RuleForm]) -> tuple[dict[int, dict[str, str]], list[Problem]]:
-    """Problems placed on (rule index, field) for the form, and those that belong to no field of a rule."""
-    index_of: dict[str, int] = {}
-    for i, rule in enumerate(forms):
-        index_of[_label(rule, i + 1)] = i  # a duplicate tag: the later rule, where the duplicate is reported
+def _field(problem: Problem) -> str:
+    name = re.match(r"[a-z_]+", problem.field)
+    return name.group(0) if name and name.group(0) in FIELD_NAMES else ""
+
+
+@dataclass(frozen=True)
+class FormCheck:
+    """The form checked: its TOML, each problem on its rule (by position) and field, and those on no field."""
+
+    text: str
+    placed: dict[int, dict[str, str]]  # rule index → field → message(s)
+    general: list[Problem]  # about no field of a rule (or the rules as a whole)
+    problems: list[Problem]  # all of them, each naming its rule and field, in order
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def check_forms(forms: list[RuleForm], *, header: str = "") -> FormCheck:
+    """Render the rules as TOML and validate them with :func:`parse_rules`. Each rule is checked on its own first, so
+    a problem lands on the rule it is about by position (two rules may carry the same tag); problems between rules
+    (a tag or id used twice) are checked on the whole and put on the later rule."""
+    text, _ = to_toml(forms, header=header)
     placed: dict[int, dict[str, str]] = {}
     general: list[Problem] = []
-    for p in problems:
-        at = index_of.get(p.rule)
-        name = re.match(r"[a-z_]+", p.field)
-        field = name.group(0) if name else ""
-        if at is None or field not in FIELD_NAMES:
-            general.append(p)
-            continue
-        slot = placed.setdefault(at, {})
-        slot[field] = f"{slot[field]}；{p.message}" if field in slot else p.message
-    return placed, general
+    problems: list[Problem] = []
+
+    def put(index: int, problem: Problem) -> None:
+        if _field(problem) == "id" and not forms[index].id.strip():
+            return  # the id is the tag here: the tag's own problem says it
+        named = Problem(_label(forms[index], index + 1), problem.field, problem.message)
+        problems.append(named)
+        field = _field(problem)
+        if not field:
+            general.append(named)
+            return
+        slot = placed.setdefault(index, {})
+        slot[field] = f"{slot[field]}；{problem.message}" if field in slot else problem.message
+
+    for i, rule in enumerate(forms):
+        own_text, own = to_toml([rule])
+        try:
+            parse_rules(own_text)
+        except RulesFileError as exc:
+            own = own + exc.problems
+        for problem in own:
+            put(i, problem)
+    if not forms:
+        problems.append(Problem("", "", "至少需要一条规则 (no rules)"))
+        general.append(problems[-1])
+    if not problems:
+        try:
+            parse_rules(text)
+        except RulesFileError as exc:
+            last = {_label(rule, i + 1): i for i, rule in enumerate(forms)}
+            for problem in exc.problems:
+                if problem.rule in last:
+                    i = last[problem.rule]
+                    if _field(problem) == "id" and not forms[i].id.strip():  # the id is the tag: a tag used twice
+                        problem = Problem(problem.rule, "tag", "与另一条规则的标签重复，每个标签只能有一条规则 (duplicate tag)")
+                    put(i, problem)
+                else:
+                    problems.append(problem)
+                    general.append(problem)
+    return FormCheck(text, placed, general, problems)
 
 
 def new_rule() -> RuleForm:
