@@ -43,8 +43,14 @@ class RuleForm:
         return not any(getattr(self, f.name).strip() for f in fields(self) if f.name not in NUMBER_FIELDS)
 
 
-def _num(value: float) -> str:
+def _num(value: float, *, whole: bool = False) -> str:
+    """A number as the sample file writes it: weights and thresholds as 1.0, 2.5; days as 14."""
+    if value.is_integer():
+        return str(int(value)) if whole else f"{value:.1f}"
     return f"{value:g}"
+
+
+TOML_NUMBER = re.compile(r"-?(0|[1-9]\d*)(\.\d+)?")  # written as typed, so a save changes only what was changed
 
 
 def form_of(rule: Rule) -> RuleForm:
@@ -64,7 +70,7 @@ def form_of(rule: Rule) -> RuleForm:
         weight=_num(rule.weight),
         threshold=_num(rule.threshold),
         remove_threshold=_num(rule.remove_threshold),
-        half_life_days=_num(rule.half_life_days),
+        half_life_days=_num(rule.half_life_days, whole=True),
     )
 
 
@@ -143,6 +149,9 @@ def to_toml(forms: list[RuleForm], *, header: str = "") -> tuple[str, list[Probl
         for name in NUMBER_FIELDS:
             value = getattr(rule, name).strip()
             if not value:
+                continue
+            if TOML_NUMBER.fullmatch(value):
+                lines.append(f"{name} = {value}")
                 continue
             try:
                 number = float(value)
@@ -236,4 +245,4 @@ def check_forms(forms: list[RuleForm], *, header: str = "") -> FormCheck:
 
 def new_rule() -> RuleForm:
     """The blank rule the editor offers to fill (defaults as the sample file's)."""
-    return replace(RuleForm(), weight="1", threshold="1", remove_threshold="0.5", half_life_days="30")
+    return replace(RuleForm(), weight="1.0", threshold="1.0", remove_threshold="0.5", half_life_days="30")

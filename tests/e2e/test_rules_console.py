@@ -75,7 +75,7 @@ async def test_marketer_edits_a_rule_tries_a_message_saves_and_rolls_back(server
             )
             err = complaint.locator("label.has-error", has=page.locator('input[name$=".threshold"]'))
             await expect(err.locator(".field-error")).to_contain_text("'高' 不是数字")
-            await complaint.locator('input[name$=".threshold"]').fill("2")
+            await complaint.locator('input[name$=".threshold"]').fill("2.0")
             # Add a rule (添加规则 copies the empty one) and delete another.
             await page.get_by_role("button", name="添加规则").click()
             added = page.locator("fieldset.rule").last
@@ -93,6 +93,7 @@ async def test_marketer_edits_a_rule_tries_a_message_saves_and_rolls_back(server
 
             await page.get_by_role("link", name="查看差异").first.click()  # newest first: version 2
             await expect(page.locator("pre.diff .add", has_text="异味")).to_have_count(1)
+            await expect(page.locator("pre.diff .add", has_text="threshold")).to_have_count(2)  # the new rule's two only
             await expect(page.locator("pre.diff .add", has_text='tag = "要发票"')).to_have_count(1)
             await expect(page.locator("pre.diff .del", has_text='tag = "比价"')).to_have_count(1)
             await page.screenshot(path=str(SCREENSHOTS / "tag_rules_diff_1280.png"), full_page=True)

@@ -132,7 +132,7 @@ async def test_the_page_is_a_form_of_the_version_in_force_without_a_file_path(cl
     i = rule_index(fields, "意向-高")
     assert fields[f"r{i}.keywords"] == "报价、多少钱、批发、价格表、能便宜吗、怎么卖、进货、拿货、什么价"
     assert fields[f"r{i}.synonyms"].splitlines()[0] == "多少钱 = 啥价、几多钱、多少米、咋卖"
-    assert (fields[f"r{i}.threshold"], fields[f"r{i}.half_life_days"], fields[f"r{i}.group"]) == ("2", "14", "购买意向")
+    assert (fields[f"r{i}.threshold"], fields[f"r{i}.half_life_days"], fields[f"r{i}.group"]) == ("2.0", "14", "购买意向")
     assert fields["base_version"] == "1" and fields["rules"] == "8"  # 7 rules and the empty one offered
     assert "tag_rules.toml" not in page and "config/" not in page and '<textarea name="text"' not in page
     assert '<td class="num">1</td><td>初始导入</td><td>system</td>' in page
