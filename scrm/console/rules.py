@@ -224,6 +224,11 @@ async def rules_view(request: web.Request) -> web.Response:
     return await _render(request)
 
 
+def _sample(form: dict[str, str]) -> str:
+    """The sample message typed in 试一条消息 (posted with the form), kept when the page comes back."""
+    return form.get("sample", "")[:SAMPLE_MAX]
+
+
 def _base(form: dict[str, str]) -> int | None:
     raw = form.get("base_version", "")
     return int(raw) if raw.isdecimal() and len(raw) < 10 else None
@@ -247,12 +252,12 @@ async def rules_save(request: web.Request) -> web.Response:
     base = _base(form)
     if not checked.ok:
         refused = f"规则未保存：发现 {len(checked.problems)} 个问题，请按提示修改后再试。"
-        return await _render(request, forms=forms, base=base, checked=checked, refused=refused, status=400)
+        return await _render(request, forms=forms, base=base, checked=checked, refused=refused, sample=_sample(form), status=400)
     rt = request.app[RUNTIME]
     try:
         made = await versions.save_rules(rt, checked.text, by=actor(request), base_version=base if base is not None else -1)
     except Conflict as exc:
-        return await _render(request, forms=forms, base=base, refused=f"规则未保存：{exc.message}", status=409)
+        return await _render(request, forms=forms, base=base, refused=f"规则未保存：{exc.message}", sample=_sample(form), status=409)
     log.info("tag rules saved from the console", extra={"by": actor(request), "version": made.version})
     return back(request, PAGE, "ok", f"已保存为版本 {made.version}（{made.rules} 条规则），所有进程收到下一条消息时生效")
 
@@ -265,11 +270,13 @@ async def rules_dry_run(request: web.Request) -> web.Response:
     days = int(raw_days) if raw_days.isdecimal() and int(raw_days) in DRY_RUN_DAYS else 30
     if not checked.ok:
         refused = f"无法试运行：发现 {len(checked.problems)} 个问题，请按提示修改后再试。"
-        return await _render(request, forms=forms, base=_base(form), checked=checked, refused=refused, days=days, status=400)
+        return await _render(
+            request, forms=forms, base=_base(form), checked=checked, refused=refused, days=days, sample=_sample(form), status=400
+        )
     rt = request.app[RUNTIME]
     since = rt.clock.now() - dt.timedelta(days=days)
     report = await replay(rt, parse_rules(checked.text), since=since, limit=DRY_RUN_LIMIT, top=DRY_RUN_TOP)
-    return await _render(request, forms=forms, base=_base(form), report=report, days=days)
+    return await _render(request, forms=forms, base=_base(form), report=report, days=days, sample=_sample(form))
 
 
 async def rules_try(request: web.Request) -> web.Response:

@@ -166,12 +166,14 @@ async def test_a_refused_save_keeps_the_input_and_puts_each_problem_next_to_its_
     i = rule_index(data, "投诉")
     data |= {f"r{i}.threshold": "高", f"r{i}.patterns": "(坏", f"r{i}.keywords": data[f"r{i}.keywords"] + "、<b>漏</b>"}
     data[f"r{rule_index(data, '催单')}.synonyms"] = "快点 尽快"
+    data["sample"] = "送来的啤酒坏了"
     resp = await client.post("/console/rules", data=data, headers=HTML)
     assert resp.status == 400
     body = await resp.text()
     assert "规则未保存：发现 3 个问题" in body and "<b>漏</b>" not in body
     fields = rules_form(body)
     assert fields[f"r{i}.threshold"] == "高" and fields[f"r{i}.keywords"].endswith("<b>漏</b>")  # kept as typed
+    assert re.search(r'<textarea id="rule-sample"[^>]*>送来的啤酒坏了</textarea>', body)  # the sample too
     threshold = re.search(rf'name="r{i}\.threshold" value="高"[^>]*>(.*?)</label>', body, re.S)
     assert threshold and 'class="field-error" role="alert">' in threshold.group(1) and "不是数字" in threshold.group(1)
     patterns = re.search(rf'name="r{i}\.patterns"[^>]*>[^<]*</textarea>(.*?)</label>', body, re.S)
