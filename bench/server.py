@@ -52,7 +52,6 @@ from bench.ingest import (
     HOST,
     RunSpec,
     ask,
-    count_full_state,
     flush_redis,
     free_port,
     full_path_check,
@@ -60,6 +59,7 @@ from bench.ingest import (
     pool_size,
     reset_full_state,
     server_env,
+    settled_counts,
 )
 
 DB_NAME = "scrm_bench_server"
@@ -204,7 +204,7 @@ def run_phase(workers: int, database_url: str, args: argparse.Namespace, loadgen
             sampler.stop()
         phase.peak = sampler.peak
         phase.end = read_memory(proc.pid, servers)
-        phase.checks, phase.ok = full_path_check(phase.load, asyncio.run(count_full_state(database_url)))
+        phase.checks, phase.ok = full_path_check(phase.load, asyncio.run(settled_counts(database_url)))
     finally:
         t_stop = time.monotonic()
         if proc.poll() is None:
