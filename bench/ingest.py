@@ -529,6 +529,7 @@ async def reset_full_state(url: str) -> None:
 
 
 async def count_full_state(url: str) -> dict[str, int]:
+    """Rows in inbound_events, inbound.received outbox rows (one statement: one snapshot) and arq jobs queued."""
     import redis.asyncio as aioredis
     import sqlalchemy as sa
 
@@ -537,8 +538,8 @@ async def count_full_state(url: str) -> dict[str, int]:
     db = Database(url)
     try:
         async with db.read() as conn:
-            inbound = int((await conn.execute(sa.text("SELECT count(*) FROM inbound_events"))).scalar_one())
-            outbox_rows = int((await conn.execute(sa.text("SELECT count(*) FROM outbox WHERE topic = 'inbound.received'"))).scalar_one())
+            query = sa.text("SELECT (SELECT count(*) FROM inbound_events), (SELECT count(*) FROM outbox WHERE topic = 'inbound.received')")
+            inbound, outbox_rows = (int(v) for v in (await conn.execute(query)).one())
     finally:
         await db.dispose()
     client = aioredis.Redis.from_url(REDIS_URL)
@@ -549,19 +550,24 @@ async def count_full_state(url: str) -> dict[str, int]:
     return {"inbound": inbound, "outbox": outbox_rows, "queued": queued}
 
 
-ENQUEUE_SETTLE = 5.0  # seconds the fast path may take, after the last response, to queue the last jobs
+ENQUEUE_SETTLE = 5.0  # seconds the server may take, after the last response, to store and queue what it still had
 
 
-async def settled_counts(url: str, within: float = ENQUEUE_SETTLE) -> dict[str, Any]:
-    """The counts once the server's fast path has queued what it committed: a callback is answered after its commit
-    and its job is queued just after, so counting at the last response would race the last batch's enqueue.
-    Polls until arq jobs queued = outbox rows or ``within`` seconds pass; ``settle_s`` says how long it took."""
+async def settled_counts(url: str, within: float = ENQUEUE_SETTLE, *, quiet: float = 0.3) -> dict[str, Any]:
+    """The counts once the server is done: a callback is answered after its commit and its job is queued just
+    after, and requests wrk abandoned in flight when it stopped may still be committing — counting at the last
+    response would race both. Polls until the counts have not changed for ``quiet`` seconds and jobs queued =
+    outbox rows, or ``within`` seconds pass; ``settle_s`` says how long it took."""
     t0 = time.monotonic()
+    last: dict[str, Any] = {}
+    since = t0
     while True:
         counts: dict[str, Any] = await count_full_state(url)
-        waited = time.monotonic() - t0
-        if counts["queued"] >= counts["outbox"] or waited >= within:
-            counts["settle_s"] = waited
+        now = time.monotonic()
+        if counts != last:
+            last, since = dict(counts), now
+        if (counts["queued"] >= counts["outbox"] and now - since >= quiet) or now - t0 >= within:
+            counts["settle_s"] = since - t0
             return counts
         await asyncio.sleep(0.05)
 
