@@ -10,7 +10,6 @@ run nothing.
 from __future__ import annotations
 
 import itertools
-import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -22,13 +21,9 @@ from scrm.core import migrate
 from scrm.core.db import Database
 from tests.conftest import _run
 from tests.fault.stack import Stack
-from tests.services import PrivatePostgres, PrivateRedis, missing_binaries
+from tests.services import PrivatePostgres, PrivateRedis, in_ci, missing_binaries
 
 _numbers = itertools.count(1)
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
