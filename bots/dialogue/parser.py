@@ -33,7 +33,8 @@ from bots.dialogue.intents import (
     Product,
     RemoveItem,
 )
-from bots.dialogue.numerals import QuantityMatch, QuantityScanner
+from bots.dialogue.numerals import PIECE_UNITS, QuantityMatch, QuantityScanner, everyday_numerals
+from bots.dialogue.traditional import to_simplified
 
 _WECHAT_EMOJI = re.compile(r"\[([\u4e00-\u9fffa-z ]{1,8})\]")
 _KEEP_SYMBOLS = frozenset("×+~%*")
@@ -74,7 +75,14 @@ _SEPARATOR = _words(
     r"[,!?;:、。~/\n] (?<!\d)\. \.(?!\d) 和 跟 还有 以及 另外 外加 加上 再来 再加 "
     r"再要 还要 然后 及 与 同"
 )
-_EACH = re.compile(r"各(?:要|来|拿)?\s*$")
+_EACH = re.compile(r"(?:各|都|也)(?:要|来|拿|是|买|订)?\s*$")  # 大米和面粉各2袋 / 可乐和水都要3箱
+# A message that takes back what it just said: 要2袋大米…不对，改成4袋 / 3箱可乐，不是，4箱.
+_RETRACT = _words("不对 不是 错了 说错 打错 写错 搞错 更正 纠正 哦不 噢不 不不")
+# Negation that scopes over its own segment of a message that orders something else (大米2袋，油先不要).
+_NEGATED = _words("不要 不用 先不 暂时不 暂不 别 去掉 除了 除开 不需要 不买")
+_ITEM_JOINERS = frozenset("和 跟 还有 以及 另外 外加 加上 再来 再加 再要 还要 及 与 同 、".split())
+_VAGUE_AMOUNT = re.compile(r"^(?:一些|一点|些|点儿?|几(?=[\u4e00-\u9fff]{2}))|(?:之类的?|什么的|等等?)$")
+_NOT_AN_ITEM = _words("明天 今天 后天 上午 下午 晚上 中午 早上 尽快 马上 快点 地址 电话 送到 送过来 发票 谢谢 麻烦 老板")
 _FILLER_HEAD = _words("老板 你好 您好 麻烦 请 帮我 给我 我们 我 想 要 来 买 订 拿 送 再 还 需要 下单 购买 整 搞 加 一下 那 就")
 _FILLER_TAIL = _words("过来 来 吧 了 啊 呀 哈 呢 哦 嘛 谢谢 一下 送 给我 就行 就好 可以吗 行吗 吗 要 呗")
 _LEAD_FILLER = re.compile(rf"^(?:[\s的]|{_FILLER_HEAD.pattern})+")
@@ -88,10 +96,33 @@ _SPEC_TOKEN = re.compile(r"\d+(?:\.\d+)?[a-z]+")
 _CJK_WORD = re.compile(r"[\u4e00-\u9fff]{2,}")
 
 
+# List markers are not quantities: ① ② … (NFKC would make them digits) and "1." / "2、" / "(3)" at the start of
+# a line — or anywhere, once the message starts with item 1 (1.矿泉水3箱 2.可乐2箱).
+_CIRCLED = re.compile("[\u2460-\u249b\u24eb-\u24ff\u2776-\u2793\u3251-\u325f\u32b1-\u32bf]")
+_LIST_MARKER = r"[(（]?\d{1,2}\s*[.、)）:：](?!\d)"
+_LINE_MARKER = re.compile(rf"(?m)^[ \t]*{_LIST_MARKER}")
+_FIRST_MARKER = re.compile(r"^\s*[(（]?1\s*[.、)）:：]")
+_INLINE_MARKER = re.compile(rf"(?:^|(?<=\s)){_LIST_MARKER}")
+
+
+def strip_list_markers(text: str) -> str:
+    """① / 1. / 2、 / (3) item markers → a separator, so that their numbers are never read as quantities."""
+    text = _CIRCLED.sub("、", text)
+    t = unicodedata.normalize("NFKC", text)
+    if "\n" in t and len(_LINE_MARKER.findall(t)) >= 2:
+        t = _LINE_MARKER.sub("、", t)
+    elif _FIRST_MARKER.match(t):
+        t = _INLINE_MARKER.sub("、", t)
+    return t
+
+
 def normalize_text(text: str, keep: Container[str] = ()) -> str:
-    """NFKC, lower-case; emoji, control characters and WeChat ``[微笑]`` codes → one space (a bracketed word
-    in ``keep`` — e.g. a catalog alias, [矿泉水] — stays as the word); whitespace collapsed and trimmed."""
-    t = unicodedata.normalize("NFKC", text).lower().translate(_FRACTION_SLASH)
+    """NFKC, lower-case, traditional → simplified characters and financial numerals (壹, 廿) → everyday ones;
+    list markers (①, 1.) → a separator; emoji, control characters and WeChat ``[微笑]`` codes → one space (a
+    bracketed word in ``keep`` — e.g. a catalog alias, [矿泉水] — stays as the word); whitespace collapsed and
+    trimmed."""
+    t = to_simplified(strip_list_markers(text)).lower().translate(_FRACTION_SLASH)
+    t = everyday_numerals(t)
     t = _WECHAT_EMOJI.sub(lambda m: f" {m.group(1)} " if m.group(1) in keep else " ", t)
     kept = "".join(ch if ch in _KEEP_SYMBOLS or unicodedata.category(ch)[0] in "LNP" else " " for ch in t)
     return re.sub(r"\s+", " ", kept).strip()
@@ -184,12 +215,85 @@ class OrderParser:
             if _BARE_CORRECTION.fullmatch(re.sub(r"[\s,.!?~。]", "", scan.text)):
                 return _unclear_correction([])
             return NotAnOrder()
+        retracted = self._self_correction(scan, has_draft)
+        if retracted is not None:
+            return retracted
         correction = self._correction(scan)
+        if isinstance(correction, Correction) and not has_draft and len(scan.quantities) >= 2:
+            # 大米不是2袋是3袋 with no draft: the message corrects itself, it is an order of the new amount.
+            if correction.sku is None:
+                unit = correction.unit or ""
+                return Clarify("missing_product", f"请问您要的{correction.qty}{unit}是什么商品？", qty=correction.qty, unit=correction.unit)
+            return OrderLines([Line(correction.sku, correction.qty, correction.unit or "", correction.matched)], "new")
         if correction is not None:
             return correction
         if _REMOVE.search(scan.masked) or _CANCEL.search(scan.masked):
+            negated = self._negated_mentions(scan)
+            if negated:
+                return self._order(scan, excluded=negated)
             return self._removal(scan)
         return self._order(scan)
+
+    def _self_correction(self, scan: _Scan, has_draft: bool) -> ParseResult | None:
+        """要2袋大米…不对，改成4袋: an order, then a retraction cue, then the amount (or item) meant instead."""
+        qs = scan.quantities
+        for cue in itertools.chain(_RETRACT.finditer(scan.masked), _CORRECTION.finditer(scan.masked)):
+            before_q = [q for q in qs if q.end <= cue.start()]
+            before_m = [m for m in scan.mentions if m.end <= cue.start()]
+            after_q = [q for q in qs if q.start >= cue.end()]
+            if before_q and before_m and after_q:
+                break
+        else:
+            return None
+        first = self.parse(scan.text[: cue.start()], has_draft=has_draft)
+        if not isinstance(first, OrderLines):
+            return first if isinstance(first, Clarify) else None
+        new_q = after_q[0]
+        after_m = [m for m in scan.mentions if m.start >= cue.end()]
+        lines = list(first.lines)
+        if after_m:
+            checked = self._checked(after_m[0], new_q, scan, "要修改", "要改成")
+            if isinstance(checked, Clarify):
+                return checked
+            product, qty = checked
+            at = next((i for i, ln in enumerate(lines) if ln.sku == product.sku), None)
+            if at is None and not _RETRACT.fullmatch(cue.group(0)):
+                return None  # 大米2袋，可乐改成3瓶: a change to an earlier draft mixed with an order — not this
+            line = Line(product.sku, qty, product.unit, after_m[0].text)
+            lines[len(lines) - 1 if at is None else at] = line  # 不对，是2袋面粉: the last item is replaced
+        else:
+            last = lines[-1]
+            unit = self._products[last.sku].unit
+            qty = self._whole_quantity(new_q, last.matched, unit, last.sku)
+            if isinstance(qty, Clarify):
+                return qty
+            if new_q.unit is not None and new_q.unit != unit:
+                return Clarify(
+                    "unit_mismatch",
+                    f"{last.matched}是按{unit}卖的，请问您说的{qty}{new_q.unit}是指{qty}{unit}吗？",
+                    [last.sku],
+                    last.matched,
+                    qty,
+                    unit,
+                )
+            lines[-1] = Line(last.sku, qty, last.unit, last.matched)
+        merged: dict[str, Line] = {}
+        for ln in lines:
+            merged[ln.sku] = ln
+        return OrderLines(list(merged.values()), first.mode, first.left_out, first.excluded)
+
+    def _negated_mentions(self, scan: _Scan) -> frozenset[_Mention]:
+        """Mentions in a segment that says "not this" (油先不要) while another segment orders with a quantity."""
+        negated: set[_Mention] = set()
+        spans: list[tuple[int, int]] = []
+        for m in scan.mentions:
+            left, right = scan.segment(m.start, m.end)
+            if _NEGATED.search(scan.masked, left, right) and not any(left <= q.start < right for q in scan.quantities):
+                negated.add(m)
+                spans.append((left, right))
+        outside = [q for q in scan.quantities if not any(a <= q.start < b for a, b in spans)]
+        kept = [m for m in scan.mentions if m not in negated]
+        return frozenset(negated) if negated and outside and kept else frozenset()
 
     def stock_query_product(self, text: str) -> list[str] | None:
         """SKUs asked about in a stock question (有没有矿泉水 / 矿泉水还有货吗 / 矿泉水库存).
@@ -254,6 +358,15 @@ class OrderParser:
         qty = self._whole_quantity(q, mention.text, product.unit, product.sku)
         if isinstance(qty, Clarify):
             return qty
+        if q.dozen and product.unit not in PIECE_UNITS:  # 一打 of a product sold by the 箱: 12箱? ask
+            return Clarify(
+                "unit_mismatch",
+                f"{mention.text}是按{product.unit}卖的，请问您说的“{q.text.strip()}”是指{qty}{product.unit}吗？",
+                [product.sku],
+                mention.text,
+                qty,
+                product.unit,
+            )
         if q.unit is not None and q.unit != product.unit:  # never convert 瓶 ↔ 箱: ask
             return Clarify(
                 "unit_mismatch",
@@ -324,7 +437,9 @@ class OrderParser:
             skus.extend(s for s in resolved if s not in skus)
         return RemoveItem(skus[0], tuple(skus[1:]))
 
-    def _order(self, scan: _Scan) -> ParseResult:
+    def _order(self, scan: _Scan, excluded: frozenset[_Mention] = frozenset()) -> ParseResult:
+        if excluded:
+            scan = _Scan(scan.text, scan.masked, [m for m in scan.mentions if m not in excluded], scan.quantities, scan.separators)
         elements: list[_Element] = sorted([*scan.mentions, *scan.quantities], key=lambda e: e.start)
         pairs = _pair(scan, elements)
         if _PAST.search(scan.masked):
@@ -363,7 +478,26 @@ class OrderParser:
             return more if isinstance(more, Clarify) else AddSameAsLast(more, q.unit)
         if not lines or not order_like:
             return NotAnOrder()
-        return OrderLines(list(lines.values()), "add" if add_mode else "new")
+        skipped = tuple(dict.fromkeys(s for m in excluded for s in self._resolve(m, scan) if s not in lines))
+        return OrderLines(list(lines.values()), "add" if add_mode else "new", _left_out(scan, elements), skipped)
+
+
+def _left_out(scan: _Scan, elements: list[_Element]) -> tuple[str, ...]:
+    """Item-like text after 和 / 还有 / 、 with neither a product nor a quantity (要2袋大米和雪碧): not understood."""
+    found: list[str] = []
+    for s, e in scan.separators:
+        if scan.text[s:e].strip() not in _ITEM_JOINERS:
+            continue
+        left, right = scan.segment(e, e)
+        right = min([right, *(el.start for el in elements if el.start >= e)])
+        if any(left <= el.start < right for el in elements) or right <= e:
+            continue
+        raw = scan.text[e:right]
+        cleaned = _TRAIL_FILLER.sub("", _LEAD_FILLER.sub("", raw)).strip()
+        cleaned = _VAGUE_AMOUNT.sub("", cleaned).strip()
+        if _HAS_WORD.search(cleaned) and not cleaned.startswith(_NOT_A_PRODUCT) and not _NOT_AN_ITEM.search(cleaned):
+            found.append(cleaned)
+    return tuple(dict.fromkeys(found))
 
 
 def _whole(q: QuantityMatch | None) -> int | None:
