@@ -28,9 +28,7 @@ class Line:
 class OrderLines:
     lines: list[Line]
     mode: Literal["new", "add"]  # "add": 再来 / 再加 / 还要 — extend the draft rather than start one
-    # What the message also said, so the dialogue never acts on part of it in silence:
-    left_out: tuple[str, ...] = ()  # item-like text not understood (…和雪碧): say so, ask about it
-    excluded: tuple[str, ...] = ()  # SKUs the message said not to take (大米2袋，油先不要)
+    excluded: tuple[str, ...] = ()  # SKUs the same message said not to take (大米2袋，油先不要)
     kind: Literal["order_lines"] = field(default="order_lines", init=False)
 
 

@@ -167,8 +167,9 @@ class QuantityMatch:
 _NUM = rf"\d+(?:\.\d+)?[万千百十]?|[{CHINESE_NUMERAL_CHARS}]+|半"
 # Numbers directly followed by these are sizes, times, money or addresses — never an order quantity.
 _NOT_A_QUANTITY_AFTER = re.compile(
-    r"\s*(?:[a-z]|毫升|升|克|点|号|日|月|年|分|秒|小时|天|周|元|块|毛|角|%|度|楼|层|栋|单元|室|路|岁|折|米|寸)"
+    r"\s*(?:[a-z]|毫升|升|克|点|号|日|月|年|分|秒|小时|天|周|元|块|毛|角|%|度|楼|层|栋|单元|室|路|岁|折|米|寸|的|那种|斤)"
 )
+_NOT_A_QUANTITY_BEFORE = re.compile(r"(?:楼|号|室|栋|单元|路|房|门牌|电话|手机|尾号|编号)\s*$")  # 3号楼502
 _MAX_BARE_DIGITS = 6  # a longer bare digit run is a phone or order number
 
 
@@ -213,6 +214,8 @@ class QuantityScanner:
                 if not num[0].isdecimal() or m.group("num2"):
                     continue
                 if len(num) > _MAX_BARE_DIGITS or _NOT_A_QUANTITY_AFTER.match(text, m.end()):
+                    continue
+                if _NOT_A_QUANTITY_BEFORE.search(text, 0, m.start()):
                     continue
             if unit is None and m.group("half"):
                 continue  # 一半 etc.: not a quantity

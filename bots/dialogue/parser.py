@@ -69,6 +69,7 @@ _BARE_CORRECTION = re.compile(
 )
 _NEGATE, _REAFFIRM = _words("不要 不是"), _words("要 是 改")
 _ADD_CUE = _words("再 还要 还需要 追加 另外 多加 多来 多要 加(?!急|班|油)")
+_ADD_CUE_BEFORE = re.compile(rf"(?:{_ADD_CUE.pattern})\s*$")  # 雪碧多来一箱
 _PAST = _words("买了 订了 下了单 下单了 收到了 送到了")  # 我昨天买了3箱: a report, not an order
 _ORDER_CUE = _words("要 来 买 订 拿 下单 加 给我 整 搞 购")  # 矿泉水送了没 / 发了吗 are not orders
 _SEPARATOR = _words(
@@ -80,6 +81,7 @@ _EACH = re.compile(r"(?:各|都|也)(?:要|来|拿|是|买|订)?\s*$")  # 大米
 _RETRACT = _words("不对 不是 错了 说错 打错 写错 搞错 更正 纠正 哦不 噢不 不不")
 # Negation that scopes over its own segment of a message that orders something else (大米2袋，油先不要).
 _NEGATED = _words("不要 不用 先不 暂时不 暂不 别 去掉 除了 除开 不需要 不买")
+_CLAUSE_END = frozenset(" ,.!?;:、。~\n")
 _ITEM_JOINERS = frozenset("和 跟 还有 以及 另外 外加 加上 再来 再加 再要 还要 及 与 同 、".split())
 _VAGUE_AMOUNT = re.compile(r"^(?:一些|一点|些|点儿?|几(?=[\u4e00-\u9fff]{2}))|(?:之类的?|什么的|等等?)$")
 _NOT_AN_ITEM = _words("明天 今天 后天 上午 下午 晚上 中午 早上 尽快 马上 快点 地址 电话 送到 送过来 发票 谢谢 麻烦 老板")
@@ -126,6 +128,25 @@ def normalize_text(text: str, keep: Container[str] = ()) -> str:
     t = _WECHAT_EMOJI.sub(lambda m: f" {m.group(1)} " if m.group(1) in keep else " ", t)
     kept = "".join(ch if ch in _KEEP_SYMBOLS or unicodedata.category(ch)[0] in "LNP" else " " for ch in t)
     return re.sub(r"\s+", " ", kept).strip()
+
+
+@dataclass(frozen=True)
+class Mention:
+    """A product named in a message: where, as written (normalised), and the SKUs it can mean."""
+
+    start: int
+    end: int
+    text: str
+    skus: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Survey:
+    text: str  # normalised
+    masked: str  # products and quantities blanked out, for cue words
+    mentions: list[Mention]
+    quantities: list[QuantityMatch]
+    not_quantities: list[tuple[int, int, str]]  # (start, end, "price" | "pack")
 
 
 @dataclass(frozen=True)
@@ -192,7 +213,7 @@ class OrderParser:
         for p in products:
             name = normalize_text(p.name)
             words = [w for w, *_ in self._tokenizer.tokenize(name, HMM=False) if _CJK_WORD.fullmatch(w)]
-            self._name_marks[p.sku] = frozenset(_SPEC_TOKEN.findall(name) + words)
+            self._name_marks[p.sku] = frozenset(words + [form for token in _SPEC_TOKEN.findall(name) for form in _spec_forms(token)])
 
     @property
     def products(self) -> dict[str, Product]:
@@ -280,20 +301,29 @@ class OrderParser:
         merged: dict[str, Line] = {}
         for ln in lines:
             merged[ln.sku] = ln
-        return OrderLines(list(merged.values()), first.mode, first.left_out, first.excluded)
+        return OrderLines(list(merged.values()), first.mode, first.excluded)
 
     def _negated_mentions(self, scan: _Scan) -> frozenset[_Mention]:
         """Mentions in a segment that says "not this" (油先不要) while another segment orders with a quantity."""
         negated: set[_Mention] = set()
         spans: list[tuple[int, int]] = []
         for m in scan.mentions:
-            left, right = scan.segment(m.start, m.end)
+            # The clause: up to punctuation or a space (白糖家里还有不用买 — its 还有 is no item separator here).
+            left = max((k + 1 for k in range(m.start) if scan.text[k] in _CLAUSE_END), default=0)
+            right = min((k for k in range(m.end, len(scan.text)) if scan.text[k] in _CLAUSE_END), default=len(scan.text))
             if _NEGATED.search(scan.masked, left, right) and not any(left <= q.start < right for q in scan.quantities):
                 negated.add(m)
                 spans.append((left, right))
         outside = [q for q in scan.quantities if not any(a <= q.start < b for a, b in spans)]
         kept = [m for m in scan.mentions if m not in negated]
         return frozenset(negated) if negated and outside and kept else frozenset()
+
+    def survey(self, text: str) -> Survey:
+        """What :meth:`parse` sees in a message — the normalised text, product mentions, quantities, and numbers
+        that are prices or pack sizes — for classifying it and for explaining a reading to staff."""
+        scan = self._scan(normalize_text(text, self._alias_skus))
+        mentions = [Mention(m.start, m.end, m.text, self._resolve(m, scan)) for m in scan.mentions]
+        return Survey(scan.text, scan.masked, mentions, list(scan.quantities), self._scanner.not_quantities(scan.text))
 
     def stock_query_product(self, text: str) -> list[str] | None:
         """SKUs asked about in a stock question (有没有矿泉水 / 矿泉水还有货吗 / 矿泉水库存).
@@ -338,9 +368,7 @@ class OrderParser:
         marks = [self._name_marks[s] for s in mention.skus]
         common = frozenset.intersection(*marks)
         hits = [
-            sku
-            for sku, own in zip(mention.skus, marks, strict=True)
-            if any(re.search(rf"(?<![0-9.]){re.escape(w)}(?![a-z])", context) for w in own - common)
+            sku for sku, own in zip(mention.skus, marks, strict=True) if any(re.search(_mark_pattern(w), context) for w in own - common)
         ]
         return (hits[0],) if len(hits) == 1 else mention.skus
 
@@ -444,7 +472,9 @@ class OrderParser:
         pairs = _pair(scan, elements)
         if _PAST.search(scan.masked):
             return NotAnOrder()
-        add_mode = _ADD_CUE.search(scan.masked, 0, elements[0].start) is not None
+        add_mode = _ADD_CUE.search(scan.masked, 0, elements[0].start) is not None or (
+            len(scan.quantities) == 1 and _ADD_CUE_BEFORE.search(scan.masked, 0, scan.quantities[0].start) is not None
+        )
         order_like = bool(pairs) or add_mode or _ORDER_CUE.search(scan.masked) is not None
         lines: dict[str, Line] = {}
         same_as_last: list[QuantityMatch] = []  # 还要一箱: a quantity with no product at all
@@ -478,8 +508,16 @@ class OrderParser:
             return more if isinstance(more, Clarify) else AddSameAsLast(more, q.unit)
         if not lines or not order_like:
             return NotAnOrder()
+        left_out = _left_out(scan, elements)
+        if left_out:  # 要2袋大米和雪碧: never order the part understood and drop the rest in silence
+            names = "、".join(f"“{t}”" for t in left_out)
+            return Clarify(
+                "unknown_product",
+                f"抱歉，{names}我没找到对应的商品。请问您要的是哪种商品、要多少？其余的我先不下单，等您确认。",
+                product_text=left_out[0],
+            )
         skipped = tuple(dict.fromkeys(s for m in excluded for s in self._resolve(m, scan) if s not in lines))
-        return OrderLines(list(lines.values()), "add" if add_mode else "new", _left_out(scan, elements), skipped)
+        return OrderLines(list(lines.values()), "add" if add_mode else "new", skipped)
 
 
 def _left_out(scan: _Scan, elements: list[_Element]) -> tuple[str, ...]:
@@ -495,9 +533,28 @@ def _left_out(scan: _Scan, elements: list[_Element]) -> tuple[str, ...]:
         raw = scan.text[e:right]
         cleaned = _TRAIL_FILLER.sub("", _LEAD_FILLER.sub("", raw)).strip()
         cleaned = _VAGUE_AMOUNT.sub("", cleaned).strip()
+        if _NEGATED.search(cleaned) or _CANCEL.search(cleaned):
+            continue  # 白糖家里还有不用买: what is not wanted need not be understood
         if _HAS_WORD.search(cleaned) and not cleaned.startswith(_NOT_A_PRODUCT) and not _NOT_AN_ITEM.search(cleaned):
             found.append(cleaned)
     return tuple(dict.fromkeys(found))
+
+
+_SPEC_UNIT_ZH = {"l": ("升",), "ml": ("毫升",), "kg": ("公斤", "千克"), "g": ("克",)}
+
+
+def _spec_forms(token: str) -> list[str]:
+    """550ml → 550ml, 550毫升 and a bare 550 (marked '#'): the ways a customer names a size (550的矿泉水)."""
+    number = re.match(r"\d+(?:\.\d+)?", token)
+    assert number is not None
+    unit = token[number.end() :]
+    return [token, *(number.group(0) + zh for zh in _SPEC_UNIT_ZH.get(unit, ())), "#" + number.group(0)]
+
+
+def _mark_pattern(mark: str) -> str:
+    if mark.startswith("#"):  # a bare size number counts only as a size: 550的 / 550那种 / 550装
+        return rf"(?<![0-9.]){re.escape(mark[1:])}(?=\s*(?:的|那种|那款|装|规格))"
+    return rf"(?<![0-9.]){re.escape(mark)}(?![a-z])"
 
 
 def _whole(q: QuantityMatch | None) -> int | None:
