@@ -29,6 +29,7 @@ class Turn:
     openid: str = ""
     open_kfid: str = ""
     state: dict[str, Any] = field(default_factory=dict)  # what the bot waits for; saved after the turn
+    scratch: dict[str, Any] = field(default_factory=dict)  # this turn only (the message's reading), never saved
 
     @property
     def normalized(self) -> str:

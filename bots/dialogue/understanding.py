@@ -77,6 +77,7 @@ class Understanding:
     evidence: list[Evidence] = field(default_factory=list)
     skus: tuple[str, ...] = ()  # products the message names (what a question is about), in text order
     quantity: tuple[int, str | None] | None = None  # the first whole quantity written, for questions (5箱可乐什么价)
+    reask: bool = False  # it answers the pending question with nothing usable (好的 after 要几箱？): ask it again
 
     def explain(self) -> str:
         """One line for staff: the intent, then each piece of evidence."""
@@ -118,7 +119,7 @@ _DELIVERY = _words(
     r"能不能送 上门 自提 起送 包邮 运费 邮费 快递吗 到付 当天能 今天能 明天能 送过来吗 能到吗 能送到"
 )
 _HEDGE = _words(
-    r"过两天 过几天 过段时间 改天 下次 下回 回头 再说 先问问 问问 商量 考虑 想想 看看再 到时候 等我 等.{0,6}再 "
+    r"过两天 过几天 过段时间 改天 下次 下回 回头 再说 先问问 问问(?:家里|老婆|老公|家人|领导|老板|同事|他|她) 商量 考虑 想想 看看再 到时候 等我 等.{0,6}再 "
     r"可能 也许 大概要 估计 打算 晚点 以后再 有需要再 不急 再看看 还没想好 不确定 说不定 看情况 月底再 下周再 明天再订"
 )
 _CHITCHAT = _words(
@@ -241,13 +242,18 @@ def _answer_to_pending(parser: OrderParser, raw: str, t: str, pending: str, has_
             [],
             Clarify("unit_mismatch", "好的，请问您要的是多少、按什么单位？"),
             [Evidence(t[:10], "否定了刚才的问题，需要再问"), *base],
+            reask=True,
         )
     yes_text = re.sub(r"(?:箱|瓶|袋|包|桶|盒|提|个|斤)$", "", bare)  # 是的是的 箱: a yes that repeats the unit
     if yes_text and _YES.fullmatch(yes_text):
         if pending in YES_NO_PENDING:
             return Understanding("confirm", [], Confirm(), [Evidence(t[:10], f"对刚才的问题（{pending}）回答“是”"), *base])
         return Understanding(
-            "clarify", [], Clarify("missing_quantity", "请问具体要哪一种、要多少？"), [Evidence(t[:10], "“好的”没有回答刚才的问题"), *base]
+            "clarify",
+            [],
+            Clarify("missing_quantity", "请问具体要哪一种、要多少？"),
+            [Evidence(t[:10], "“好的”没有回答刚才的问题"), *base],
+            reask=True,
         )
     return None
 
