@@ -11,6 +11,7 @@ Only the ordering stage creates or changes a draft.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from bots.dialogue.order_status import ORDER_NO, describe, recent_orders
 from bots.dialogue.reading import TurnReading, evidence_meta, read_turn
@@ -23,7 +24,9 @@ from fulfillment.orders import queries as orders_queries
 from fulfillment.orders.domain import STATUS_ZH, OrderNotFound
 from fulfillment.orders.queries import OrderView
 from scrm.campaigns.coupons.services import coupons_of_customer
+from scrm.core import outbox
 from scrm.core.money import format_fen
+from scrm.core.runtime import Runtime
 from scrm.crm.staff.services import follows_of
 
 OPEN_STATES = ("confirmed", "on_hold", "partially_shipped", "shipped")
@@ -126,6 +129,21 @@ async def _salespeople(turn: Turn, order: OrderView | None) -> list[str]:
     return list(dict.fromkeys(userids)) or turn.rt.settings.ops_userid_list
 
 
+STAFF_ALERT = "dialogue.staff_alert"  # outbox topic: a customer message a salesperson must see (complaint, discount)
+
+
+async def _alert_salespeople(turn: Turn, order: OrderView | None, key: str, text: str) -> None:
+    """Queue the alert in the outbox: the reply never waits for (or fails with) WeCom; sent once per ``key``."""
+    payload = {"userids": await _salespeople(turn, order), "text": text, "key": f"{key}:{turn.inbound_id}"}
+    async with turn.rt.db.write() as conn:
+        await outbox.add(conn, STAFF_ALERT, payload, turn.rt.clock.now())
+
+
+async def staff_alert_requested(rt: Runtime, payload: dict[str, Any]) -> None:
+    """Outbox handler of :data:`STAFF_ALERT`: the app message to the salespeople (idempotent by its key)."""
+    await alert_staff(rt, userids=list(payload["userids"]), text=str(payload["text"]), key=str(payload["key"]))
+
+
 async def complaint(turn: Turn, reading: TurnReading) -> Reply:
     named = await _named_order(turn)
     if isinstance(named, Reply):
@@ -135,12 +153,8 @@ async def complaint(turn: Turn, reading: TurnReading) -> Reply:
         recent = await orders_queries.orders_of_customer(turn.rt, turn.customer_id, limit=1)
         order = recent[0] if recent else None
     about = f"\n相关订单：{order.number}（{STATUS_ZH.get(order.status, order.status)}）" if order else "\n（未找到该客户的订单）"
-    await alert_staff(
-        turn.rt,
-        userids=await _salespeople(turn, order),
-        key=f"complaint:{turn.inbound_id}",
-        text=f"【客户反馈问题】客户#{turn.customer_id}：“{turn.text.strip()[:200]}”{about}\n请尽快联系客户处理。",
-    )
+    text = f"【客户反馈问题】客户#{turn.customer_id}：“{turn.text.strip()[:200]}”{about}\n请尽快联系客户处理。"
+    await _alert_salespeople(turn, order, "complaint", text)
     text = "非常抱歉给您带来不便！已通知您的销售顾问，会尽快联系您处理。"
     if order is not None:
         text += "\n\n您最近的订单：\n" + describe(order, detail=True)
@@ -152,12 +166,8 @@ async def discount_request(turn: Turn, reading: TurnReading) -> Reply:
     if wallet:
         lines = "\n".join(f"· {c.name + '：' if c.name and c.name != c.label else ''}{c.label}" for c in wallet)
         return Reply(f"您有 {len(wallet)} 张可用优惠券：\n{lines}\n下单时会自动为您使用最优惠的券。")
-    await alert_staff(
-        turn.rt,
-        userids=await _salespeople(turn, None),
-        key=f"discount:{turn.inbound_id}",
-        text=f"【客户询问优惠】客户#{turn.customer_id}：“{turn.text.strip()[:200]}”\n请销售顾问回复客户。",
-    )
+    asked = f"【客户询问优惠】客户#{turn.customer_id}：“{turn.text.strip()[:200]}”\n请销售顾问回复客户。"
+    await _alert_salespeople(turn, None, "discount", asked)
     return Reply("您目前没有可用的优惠券。已请您的销售顾问看看能否给您优惠，稍后回复您。", meta={"alerted": True})
 
 

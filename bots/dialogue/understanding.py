@@ -119,7 +119,8 @@ _DELIVERY = _words(
     r"能不能送 上门 自提 起送 包邮 运费 邮费 快递吗 到付 当天能 今天能 明天能 送过来吗 能到吗 能送到"
 )
 _HEDGE = _words(
-    r"过两天 过几天 过段时间 改天 下次 下回 回头 再说 先问问 问问(?:家里|老婆|老公|家人|领导|老板|同事|他|她) 商量 考虑 想想 看看再 到时候 等我 等.{0,6}再 "
+    r"过两天 过几天 过段时间 改天 下次 下回 回头 再说 先问问 问问(?:家里|老婆|老公|家人|领导|老板|同事|他|她) 商量 考虑 想想 "
+    r"看看再 到时候 等我 等.{0,6}再 "
     r"可能 也许 大概要 估计 打算 晚点 以后再 有需要再 不急 再看看 还没想好 不确定 说不定 看情况 月底再 下周再 明天再订"
 )
 _CHITCHAT = _words(
@@ -180,6 +181,8 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
     # 3. Questions that carry numbers are the questions.
     if m := _DISCOUNT.search(masked):
         return question("discount_request", m, "要优惠/折扣")
+    if m := _DELIVERY_FEE.search(masked):  # 满多少包邮: about delivery, though it says 多少
+        return question("delivery_question", m, "问运费/起送")
     if m := _PRICE.search(masked):
         return question("price_question", m, "问价格/规格")
     if m := _STOCK.search(masked) or _STOCK_SHAPE.search(masked):
@@ -213,6 +216,7 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
 
 
 _ORDER_NO = re.compile(r"订单号|单号|\bso\s*-?\s*\d{6,}\b")
+_DELIVERY_FEE = _words("包邮 运费 邮费 配送费 送货费 起送 免配送 免运费")
 _DELIVERY_FUTURE = _words("能送 能到 送吗 送不送 几点送 几点能 包邮 运费 配送费 起送")
 
 
