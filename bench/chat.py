@@ -368,6 +368,10 @@ def evaluate(understand: Understand, selected: Sequence[str], directory: Path = 
     build: dict[str, float] = {}
     for shop in selected:
         catalog, messages = load_catalog(shop, directory), load_corpus(shop, directory)
+        skus = {p.sku for p in catalog}
+        unknown = sorted({f"{m.id}: {sku}" for m in messages for sku, _ in m.lines if sku not in skus})
+        if unknown:
+            raise CorpusError(f"{shop}: labels name SKUs not in its catalog: {', '.join(unknown[:5])}")
         t0 = time.perf_counter()
         parser = OrderParser(catalog)
         build[shop] = time.perf_counter() - t0
