@@ -73,7 +73,6 @@ INTENTS = (
 ORDERING_INTENTS = frozenset({"order", "add"})  # the intents that carry lines
 PENDING = (None, "unit", "product", "quantity", "confirm")
 SPLITS = ("tune", "heldout")
-HELDOUT_PERCENT = 30
 TARGET_WRONG_ORDER = 0.005  # heldout: at most 0.5 % of messages become an order nobody asked for
 TARGET_EXACT = 0.97  # heldout: at least 97 % read exactly as labelled
 
@@ -99,9 +98,19 @@ class Message:
     split: Split
 
 
-def split_for(message_id: str) -> Split:
-    """The split a message id belongs to: stable, so adding messages never moves old ones between splits."""
-    return "heldout" if int(hashlib.sha256(message_id.encode()).hexdigest(), 16) % 100 < HELDOUT_PERCENT else "tune"
+def expected_splits(messages: Iterable[Message]) -> dict[str, Split]:
+    """The split each message belongs to (by id): within one shop's category, taken in id order, the k-th message
+    is heldout when ``(3k + offset) % 10 < 3`` — exactly 3 in every 10, the offset (from a hash of shop and
+    category) choosing which. Ids are only ever appended, so adding messages never moves old ones between splits."""
+    groups: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for m in messages:
+        groups[(m.shop, m.category)].append(m.id)
+    out: dict[str, Split] = {}
+    for (shop, category), ids in groups.items():
+        offset = int(hashlib.sha256(f"{shop}/{category}".encode()).hexdigest(), 16) % 10
+        for k, message_id in enumerate(sorted(ids)):
+            out[message_id] = "heldout" if (3 * k + offset) % 10 < 3 else "tune"
+    return out
 
 
 def sorted_lines(lines: Iterable[Sequence[Any]]) -> Lines:
@@ -145,8 +154,7 @@ def parse_message(raw: str, where: str) -> Message:
         (
             isinstance(obj["lines"], list)
             and all(
-                isinstance(ln, list) and len(ln) == 2 and isinstance(ln[0], str) and type(ln[1]) is int and ln[1] > 0
-                for ln in obj["lines"]
+                isinstance(ln, list) and len(ln) == 2 and isinstance(ln[0], str) and type(ln[1]) is int and ln[1] > 0 for ln in obj["lines"]
             ),
             "lines",
         ),
@@ -354,14 +362,16 @@ def _us(seconds: float) -> str:
 
 
 # ---- main ---------------------------------------------------------------------------------------------------
-def evaluate(
-    understand: Understand, selected: Sequence[str], directory: Path = CORPUS_DIR
-) -> tuple[list[Outcome], dict[str, float]]:
+def evaluate(understand: Understand, selected: Sequence[str], directory: Path = CORPUS_DIR) -> tuple[list[Outcome], dict[str, float]]:
     """Every message of the selected shops through ``understand``; (outcomes, parser build seconds per shop)."""
     outcomes: list[Outcome] = []
     build: dict[str, float] = {}
     for shop in selected:
         catalog, messages = load_catalog(shop, directory), load_corpus(shop, directory)
+        skus = {p.sku for p in catalog}
+        unknown = sorted({f"{m.id}: {sku}" for m in messages for sku, _ in m.lines if sku not in skus})
+        if unknown:
+            raise CorpusError(f"{shop}: labels name SKUs not in its catalog: {', '.join(unknown[:5])}")
         t0 = time.perf_counter()
         parser = OrderParser(catalog)
         build[shop] = time.perf_counter() - t0
