@@ -181,7 +181,7 @@ async def chitchat(turn: Turn, reading: TurnReading) -> Reply:
         return Reply("不客气，有需要随时找我！")
     if any(w in text for w in ("再见", "拜拜", "晚安")):
         return Reply("再见，祝您生活愉快！")
-    return Reply("您好，我在的！需要什么直接告诉我，例如“要3箱矿泉水”；发送“帮助”查看我能做什么。")
+    return Reply("您好，我在的！需要什么直接告诉我，例如“要3箱矿泉水”；发送“帮助”查看我能做什么，其他问题留言后销售顾问会尽快回复您。")
 
 
 Answer = Callable[[Turn, TurnReading], Awaitable[Reply]]

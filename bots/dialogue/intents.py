@@ -45,6 +45,7 @@ class Correction:  # 改成4箱: set a draft line's quantity
     qty: int
     unit: str | None  # the SKU's unit when sku is known, else as written (may be None)
     matched: str = ""
+    candidates: tuple[str, ...] = ()  # sku None: the SKUs the product named may be (the draft holds one of them)
     kind: Literal["correction"] = field(default="correction", init=False)
 
 

@@ -60,6 +60,8 @@ COMMON_UNITS: tuple[str, ...] = (
     "台",
     "片",
     "捆",
+    "车",
+    "方",
 )
 
 _DIGITS = {"〇": 0, "零": 0, "一": 1, "二": 2, "两": 2, "俩": 2, "三": 3, "仨": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
@@ -181,14 +183,22 @@ class QuantityScanner:
         unit_alt = "|".join(re.escape(u) for u in ["打", *all_units])
         # Numbers that describe the goods, not how many: a unit price (40一袋, 36元/箱, 5块钱一瓶, 每袋40),
         # a pack size (12瓶装, 24装, 24瓶/箱, 一箱有24瓶). Found first and never read as a quantity.
-        price_num = rf"\d+(?:\.\d+)?\s*(?:元|块钱|块)?|(?:{_NUM})\s*(?:元|块钱|块)"
+        price_num = rf"\d+(?:\.\d+)?\s*(?:元|块钱|块|千克|公斤|斤|克|毫升|升|kg|ml|g|l)?|(?:{_NUM})\s*(?:元|块钱|块)"
         self._not_quantity = re.compile(
             rf"(?<![a-z0-9.])(?P<price>(?:{price_num})\s*(?:一|每|/)\s*(?:{unit_alt})(?!装))"
             rf"|(?<![a-z0-9.])(?P<size>\d+\s*(?P<u1>{unit_alt})\s*(?:一|每|/)\s*(?!(?P=u1))(?:{unit_alt})(?!装))"
             rf"|(?P<pack>(?:\d+|[{CHINESE_NUMERAL_CHARS}]+)\s*(?:{unit_alt})?\s*装)"
             rf"|(?P<per>每\s*(?:{unit_alt})\s*(?:{_NUM})\s*(?:元|块钱|块|{unit_alt})?)"
-            rf"|(?P<content>一\s*(?:{unit_alt})\s*(?:有|是|装|含)\s*(?:{_NUM})\s*(?:{unit_alt})?)"
+            rf"|(?P<content>一\s*(?P<u2>{unit_alt})\s*(?:有|是|装|含)\s*(?:{_NUM})\s*(?!(?P=u2))(?:{unit_alt})?)"
         )
+        # Vague amounts with a unit — 几箱, 十几盒, 二十多袋, 十来箱, 几十袋 — are quantities without a value (asked).
+        self._vague = re.compile(rf"(?:几[十百千]?|[{CHINESE_NUMERAL_CHARS}]+[几来多]|\d+[几来多]|好几)\s*(?P<unit>{unit_alt})")
+        # 来个蛋糕 / 再要个 / 俩牛角包 / 各两: one (or two, three) with the number or the unit left out.
+        self._implied = re.compile(
+            rf"(?:(?<=[要来订买拿弄带捎])个(?!月|人|事|问题|电话|地址)|(?<=各)[一两二三](?!\s*(?:{unit_alt}))|[俩仨](?!{unit_alt}))"
+        )
+        # 20公斤的防水涂料 / 5公斤的大米 / 500克一袋的: a size described before the product, not an amount.
+        self._spec_of = re.compile(rf"(?:\d+(?:\.\d+)?|[{CHINESE_NUMERAL_CHARS}]+)\s*(?:公斤|千克|斤|克|寸|升|毫升)\s*的(?=\S)")
         self._pattern = re.compile(
             r"(?<![a-z0-9.第/])"  # not inside a code, a size or a fraction; not an ordinal (第3箱)
             r"(?P<mark>[x×*]\s*)?(?P<sign>-|−|负)?"
@@ -205,7 +215,16 @@ class QuantityScanner:
         一下 / 一起 / 千万 are not read as numbers; bare Arabic numbers count unless they look like a size,
         time, price, address or phone number."""
         found: list[QuantityMatch] = []
-        blocked = [m.span() for m in self._not_quantity.finditer(text)]
+        blocked = [m.span() for m in self._not_quantity.finditer(text)] + [m.span() for m in self._spec_of.finditer(text)]
+        for m in self._vague.finditer(text):
+            if not any(s < m.end() and m.start() < e for s, e in blocked):
+                found.append(QuantityMatch(m.start(), m.end(), m.group(0), None, m.group("unit"), True))
+                blocked.append(m.span())
+        for m in self._implied.finditer(text):
+            if not any(s < m.end() and m.start() < e for s, e in blocked):
+                value = {"个": 1, "一": 1, "两": 2, "二": 2, "三": 3, "俩": 2, "仨": 3}[m.group(0)]
+                found.append(QuantityMatch(m.start(), m.end(), m.group(0), Fraction(value), None, True))
+                blocked.append(m.span())
         for m in self._pattern.finditer(text):
             if any(s < m.end() and m.start() < e for s, e in blocked):
                 continue
@@ -234,7 +253,7 @@ class QuantityScanner:
                     dozen=unit == "打",
                 )
             )
-        return found
+        return sorted(found, key=lambda q: q.start)
 
 
 _DEFAULT_SCANNER = QuantityScanner()

@@ -171,8 +171,14 @@ async def _act(turn: Turn, reading: TurnReading) -> Reply | None:
     if isinstance(result, Correction):
         if draft is None:
             return Reply(NO_DRAFT)
-        sku = result.sku or (draft.lines[0].sku if len(draft.lines) == 1 else turn.state.get("last_sku"))
-        if sku not in items:
+        in_draft = [s for s in result.candidates if s in items]  # 月饼改到10盒: the draft holds one of the 月饼
+        if result.sku is not None:
+            sku = result.sku  # named with its quantity: set that line (added if the draft lacks it)
+        elif result.candidates:
+            sku = in_draft[0] if len(in_draft) == 1 else None
+        else:
+            sku = draft.lines[0].sku if len(draft.lines) == 1 else turn.state.get("last_sku")
+        if sku is None or (result.sku is None and sku not in items):
             names = "、".join(ln.name for ln in draft.lines)
             return Reply(f"请问要修改哪一种商品的数量？当前订单有：{names}。例如“矿泉水改成4箱”。")
         items[sku] = result.qty

@@ -23,6 +23,7 @@ from bots.dialogue.intents import (
     Clarify,
     Confirm,
     Correction,
+    Line,
     NotAnOrder,
     OrderLines,
     ParseResult,
@@ -90,54 +91,73 @@ def _words(words: str) -> re.Pattern[str]:
 
 # Cue words, looked for in the text with products and quantities masked. Order of the checks is in understand().
 _COMPLAINT = _words(
-    r"碎了 坏了 破了 破损 漏了 漏液 烂了 过期 变质 发霉 霉了 臭了 有虫 长虫 少送 少发 少给 少了 漏发 发错 送错 拿错 "
-    r"送成 发成 不新鲜 质量 投诉 差评 态度 摔坏 瘪了 划痕 退货 退款 换货 赔偿 受潮 结块 裂了 不够数 缺斤 短斤 "
-    r"难吃 味道不对 假货 骗人 太差"
+    r"少了 送少了 碎了 是碎的 碎的 坏了 破了 是破的 破的 破损 漏了 漏液 烂了 就烂 过期 变质 发霉 霉了 霉味 臭了 有虫 长虫 少送 少发 少给 "
+    r"漏发 发错 送错 拿错 写错(?!了?\s*是) 送成 发成 不新鲜 质量 投诉 差评 态度 摔坏 瘪了 划痕 退货 退款 换货 赔偿 受潮 结块 裂了 "
+    r"不够数 缺斤 短斤 难吃 味道不对 假货 假的 骗人 太差 什么服务 是凉的 不酥 硬了 化了 色差 不一样 差太多 跟图片 "
+    r"显示签收 签收了.{0,8}没收到 一股 不是.{1,6}的吧"
 )
 _ORDER_STATUS = _words(
-    r"到哪 物流 发货了吗 发了没 发了吗 发货没 发没发 什么时候发 啥时候发 几时发 还没到 怎么还没 还没送 "
-    r"还没收到 没收到 订单状态 查订单 查一下订单 我的订单 运单 单号 到了没 出发了 送出来了吗 送出了吗 "
-    r"派送了吗 在路上 签收 等半天 等了 催一下 催催 快点送"
+    r"到哪 物流 发货了吗 发了没 发了吗 发货没 发货了没 发没发 什么时候发 啥时候发 几时发 还没到 怎么还没 咋还没 还没送 还没来 "
+    r"都没送 还没收到 没收到 订单状态 查订单 查一下订单 我的订单 运单 单号 出发了 出发没 出门了 走了没 送出来了吗 "
+    r"送出了吗 发出来 寄出来 寄出了 派送了吗 在路上 签收 等半天 等了 催一下 催催 快点送 做好了 好了吗 好了没 处理了吗 "
+    r"可以来拿 能来拿 可以取 能取了 骑手 司机.{0,4}(?:出发|到哪|电话)"
 )
-_PAST_ORDER = _words(r"订的 买的 下的单 下单的 点的 要的那 我的货 我的订单 刚才的单 上次的 之前的 早上订 昨天订")
+_PAST_ORDER = _words(r"订的 买的 下的单 下单的 点的 要的那 我的货 我的订单 刚才的单 上次的 之前的 早上订 昨天订 我那单 那单 我那 俺那 单子")
+_ASKING = re.compile(r"吗|没|么|呢|啥时候|什么时候|几时|多久|怎么|咋|[?？]")
 _DISCOUNT = _words(
     r"打折 打个折 打几折 折扣 优惠 便宜 少点 少一点 少算 让点 让利 抹零 抹个零 零头 券 满减 满\d+减 赠品 送点 "
-    r"送个 送一 搭点 批发价 团购 最低价 降价 特价 会员价 能少 减点 减免 返现 红包 低点 再低 减不减"
+    r"送个 送一 搭点 批发价 团购 最低价 降价 特价 会员价 能少 减点 减免 返现 红包 低点 再低 减不减 能免 免了 免个 免掉 "
+    r"额外送 多送 实在价 给个价 优惠价 能商量 还能商量 便宜些"
 )
 _PRICE = _words(
     r"多少钱 什么价 啥价 价格 价钱 怎么卖 咋卖 几块 几毛 单价 多钱 报价 贵不贵 一共多少 总共多少 合计多少 "
-    r"价位 涨价 规格 保质期 几包 几瓶 几个 几斤 几克 多重 多大 什么牌子 啥牌子 产地 有多少(?!货|库存) "
-    r"多少个 多少瓶 多少包 多少斤 几升"
+    r"价位 涨价 规格 保质期 几斤 几克 多重 多大 多厚 多长 多宽 多少米 什么牌子 啥牌子 产地 哪年 年份 行情 口味 "
+    r"甜不甜 辣不辣 能吃 什么材质 啥材质 成分 配料 尺寸 区别 多少个 多少瓶 多少包 多少斤 几升 几个装 够几个人 几个人吃"
 )
+_CONTENT = re.compile(r"(?:有|一\S{0,3}?)(?:几|多少)(?!钱)")  # 一箱有几瓶 / 纸巾一提几包 / 一盒多少个
 _STOCK = _words(
-    r"有没有 有木有 有无 有货 没货 现货 库存 还剩 剩多少 缺货 断货 有卖 卖不卖 卖吗 有得卖 够不够 能供 到货了 "
-    r"还有[^,.!?。，]{0,6}?(?:吗|么|嘛|没|不)(?=[\s?!。，,]|$)"
+    r"有没有 有木有 有无 有货 没货 现货 库存 还剩 剩多少 缺货 断货 有卖 卖不卖 卖吗 有得卖 够不够 能供 到货 卖完 "
+    r"做不做 上市了 还能拉 还能供 有没得 "
+    r"还有[^,.!?。，]{0,6}?(?:吗|么|嘛|没|不|伐)(?=[\s?!。，,]|$)"
 )
-_STOCK_SHAPE = re.compile(r"^(?:请问|老板|你们)*(?:有|还有)[^,.!?。，]{1,12}(?:吗|么|嘛|不|没)[?？!]*$")
+_STOCK_SHAPE = re.compile(r"(?:请问|老板|你们|今天)*\s*有[^,.!?。，\s]{1,12}(?:吗|么|嘛|不|没|伐)[?？!]*$")
 _DELIVERY = _words(
     r"送货 配送 能送 送吗 送不送 送到吗 送不到 几天到 多久到 多久能到 多长时间 什么时候送 什么时候能 啥时候能 几点送 几点能 "
-    r"能不能送 上门 自提 起送 包邮 运费 邮费 快递吗 到付 当天能 今天能 明天能 送过来吗 能到吗 能送到"
+    r"能不能送 上门 自提 起送 包邮 运费 邮费 快递吗 到付 当天能 今天能 明天能 送过来吗 能到.{0,6}吗 能送.{0,6}吗 能送到 "
+    r"路上会 会不会化 卸车 搬上楼 上楼 车能 车拉 拉得了 拉完 能进 要多久 要几天 寄到.{0,10}(?:要|多久|几天|吗) "
+    r"自提 什么快递 哪家快递 发什么 能.{0,3}发吗 "
+    r"今天发吗"
 )
 _HEDGE = _words(
-    r"过两天 过几天 过段时间 改天 下次 下回 回头 再说 先问问 问问(?:家里|老婆|老公|家人|领导|老板|同事|他|她) 商量 考虑 想想 "
-    r"看看再 到时候 等我 等.{0,6}再 "
-    r"可能 也许 大概要 估计 打算 晚点 以后再 有需要再 不急 再看看 还没想好 不确定 说不定 看情况 月底再 下周再 明天再订"
+    r"过两天 过几天 过段时间 改天 下回 回头 再说 先问问 问问(?:家里|老婆|老公|家人|领导|老板|同事|他|她) 商量 考虑 想想 "
+    r"看看再 到时候 等我 等.{0,6}再 可能 也许 大概要 估计 打算 晚点 以后再 有需要再 不急 再看看 还没想好 不确定 说不定 "
+    r"看情况 月底再 下周再 明天再订 下个月 下礼拜 年后 节后 开工再 再找你 (?:前|后|时候|以后|之后)\S{0,4}再(?:订|定|买|要|拿) "
+    r"先不订 先不买 暂时不用 暂时不要 后面要"
 )
+# Stronger than a question in the same message: 先不订了 我看家里还剩多少 / 我回家问问老婆要什么口味 / 等量完尺寸再订.
+_HEDGE_FIRST = _words(r"先不订 先不买 还没想好 问问(?:家里|老婆|老公|家人|领导|老板|同事|他|她) 先问问 等.{0,8}再(?:订|定|买|说)")
+_CHOICE = re.compile(r"是.{1,8}还是")  # 蛋糕是动物奶油还是植物奶油: what the product is
+_ARRIVED = re.compile(r"到了(?:吗|没)")  # 冰皮月饼到了吗: in stock yet; 我的水到了没: an order
 _CHITCHAT = _words(
     r"你好 您好 在吗 在不在 在么 谢谢 多谢 感谢 谢啦 辛苦 早上好 早安 中午好 下午好 晚上好 晚安 哈哈 嘿嘿 "
-    r"拜拜 再见 收到 知道了 明白 好的 好滴 好嘞 ok 嗯 哦 新年快乐 节日快乐 天气"
+    r"拜拜 再见 收到 知道了 晓得了 明白 好的 好滴 好嘞 ok 嗯 哦 新年快乐 节日快乐 周末愉快 愉快 天气 好热 好冷 谢了 "
+    r"老板好 老板娘好 \S{1,3}好$ 亲 哇 真香 好香 绝了 真好 真会说话 忙不 忙吗 明天见 下次还来 喝酒 哥们 厉害 棒"
 )
 _CHITCHAT_ONLY = re.compile(rf"(?:{_CHITCHAT.pattern}|老板|师傅|啦|了|啊|呀|哈|的|呢|哦|噢|吧|呗|[\s,.!~、。;:?])+")
 _YES = re.compile(
-    r"(?:确认|确定|好的?|好滴|好嘞|对的?|没问题|是的?|ok|okay|嗯+|行|可以|没错|就这样|就这些|要的|中|妥|对头|"
-    r"下单|提交|送吧|吧|了|啊|呀|哈|呢|哦|老板|谢谢|[\s,.!~、。;:])+"
+    r"(?:确认|确定|无误|好的?|好滴|好嘞|对的?|对滴|没问题|是的?|是滴|ok|okay|嗯+|行|可以的?|没错|就这样|就这些|要的|要得|中|妥|"
+    r"对头|就是|按这个(?:单子)?(?:来|送)?|就按这个(?:单子)?(?:来|送)?|发货|发吧|送过来|送来|送吧|来吧|下单|提交|吧|了|啊|呀|哈|"
+    r"呢|哦|亲|老板|谢谢|[\s,.!~、。;:👌👍])+"
 )
+_YES_TAIL = re.compile(r"(?:按)?(?:\d+|[一二两三四五六七八九十]+)?\s*(?:箱|瓶|袋|包|桶|盒|提|个|斤|卷|根|片|张|方|吨|饼|罐|套|条)?(?:算)?$")
+_THUMBS = re.compile(r"^[\s👌👍🙏✅]+$")
+_ANY_WILL_DO = _words("都行 都可以 随便 你看着办 看着办 你推荐 推荐一个 哪个好 哪个都")
 _NO = re.compile(r"^(?:不是|不对|不|不要|错了|没有)(?:的|啊|呀|吧)?(?:[\s,.!~、。;:]|$)")
 _STICKER = re.compile(r"\[([\u4e00-\u9fffA-Za-z ]{1,8})\]")
 _MEDIA_PLACEHOLDER = frozenset({"图片", "语音", "视频", "文件", "链接", "位置", "名片", "红包", "转账", "表情"})
 _EMOJI = re.compile("[\U0001f300-\U0001faff\u2600-\u27bf\u2b50\u2764\ufe0f]")
 _MARKUP = re.compile(r"<\s*/?\s*[a-z][^>]*>|&[a-z]+;|\bjavascript:", re.IGNORECASE)
-_SEPARATORS = re.compile(r"[,.!?;:、。~\n\s]+|然后|其他的?|其余的?|别的")
+_SEPARATORS = re.compile(r"[,!?;:、。~\n\s]+|(?<!\d)\.|\.(?!\d)|然后|其他的?|其余的?|别的")
 
 
 def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pending: str | None = None) -> Understanding:
@@ -158,6 +178,8 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
     skus = tuple(dict.fromkeys(s for m in survey.mentions for s in m.skus))
     base = _base_evidence(survey)
     if not _has_content(t):
+        if _THUMBS.match(raw) and (has_draft or pending in YES_NO_PENDING):  # 👌 after 确认下单吗？
+            return Understanding("confirm", [], Confirm(), [Evidence(raw.strip()[:4], "表情表示同意"), *base])
         return _empty_message(raw, base)
 
     def question(intent: str, match: re.Match[str], why: str) -> Understanding:
@@ -168,6 +190,8 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         answered = _answer_to_pending(parser, raw, t, pending, has_draft, base)
         if answered is not None:
             return answered
+    if m := _HEDGE_FIRST.search(masked):  # 先不订了 我看家里还剩多少: a hedge that asks nothing of the shop
+        return Understanding("hedge", [], NotAnOrder(), [Evidence(m.group(0), "暂不下单"), *base], skus)
     if _ORDER_NO.search(t) and isinstance(parser.parse(raw, has_draft=has_draft), Cancel):  # 取消订单 SO100001
         return Understanding("cancel", [], Cancel(), [Evidence(_ORDER_NO.search(t).group(0), "取消已下的订单"), *base])  # type: ignore[union-attr]
     # 2. Complaints, then where an order already placed is: about the past, whatever numbers they carry.
@@ -183,14 +207,24 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         return question("discount_request", m, "要优惠/折扣")
     if m := _DELIVERY_FEE.search(masked):  # 满多少包邮: about delivery, though it says 多少
         return question("delivery_question", m, "问运费/起送")
-    if m := _PRICE.search(masked):
-        return question("price_question", m, "问价格/规格")
-    if m := _STOCK.search(masked) or _STOCK_SHAPE.search(masked):
+    if m := _STOCK.search(masked) or _STOCK_SHAPE.match(masked):
         return question("stock_question", m, "问有没有货")
+    if (m := _PRICE.search(masked)) or (m := _CONTENT.search(t)):
+        return question("price_question", m, "问价格/规格")
+    if m := _ARRIVED.search(masked):
+        if skus and not _PAST_ORDER.search(masked):
+            return question("stock_question", m, "问商品到货没有")
+        return question("order_status", m, "问已下订单到了没有")
     if m := _DELIVERY.search(masked):
         if status is not None or _PAST_ORDER.search(masked):
             return question("order_status", m, "问已下订单何时送到")
         return question("delivery_question", m, "问配送时间/方式")
+    if m := _CHOICE.search(masked):
+        return question("price_question", m, "问是哪一种")
+    if (m := _PAST_ORDER.search(masked)) and _ASKING.search(masked, m.end()):  # 我中午订的6提纸巾啥时候到
+        return question("order_status", m, "问已下订单")
+    if skus and (m := _STOCK_SHAPE.search(masked)):  # 今天有鸡蛋不
+        return question("stock_question", m, "问有没有货")
     if status is not None:
         return question("order_status", status, "问已下订单的进度")
     # 4. Hedges: the firm part, if any, is the order.
@@ -209,10 +243,10 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
     if isinstance(result, NotAnOrder):
         if has_draft and _YES.fullmatch(re.sub(r"[\s,.!~、。;:?]", "", t)):
             return Understanding("confirm", [], Confirm(), [Evidence(t[:20], "对待确认订单说“好”"), *base])
-        if _CHITCHAT_ONLY.fullmatch(t) and _CHITCHAT.search(t):
+        if _CHITCHAT.search(t) and (_CHITCHAT_ONLY.fullmatch(t) or not survey.quantities):
             return Understanding("chitchat", [], result, [Evidence(t[:20], "寒暄/客气话"), *base])
         return Understanding("unknown", [], result, [Evidence("", "没有看懂：既没有商品和数量，也不是已知的问题"), *base], skus)
-    return _from_result(result, has_draft, base, skus, pending)
+    return _from_result(result, has_draft, base, skus, pending, t)
 
 
 _ORDER_NO = re.compile(r"订单号|单号|\bso\s*-?\s*\d{6,}\b")
@@ -236,10 +270,10 @@ def _empty_message(raw: str, base: list[Evidence]) -> Understanding:
 
 def _answer_to_pending(parser: OrderParser, raw: str, t: str, pending: str, has_draft: bool, base: list[Evidence]) -> Understanding | None:
     """对 / 是的 after a yes/no question is a yes; after 要几箱？ / 要哪一种？ it answers nothing (→ clarify);
-    不是 / 不对 after 您说的3瓶是指3箱吗？ asks again."""
+    不是 / 不对 after 您说的3瓶是指3箱吗？ asks again; 8寸的 一个 after 要哪一种？ names the product by its size."""
     bare = re.sub(r"[\s,.!~、。;:?]", "", t)
     if _NO.match(t) and pending in YES_NO_PENDING:
-        if pending == "confirm" and (parser.parse(raw, has_draft=True).kind == "cancel"):
+        if pending == "confirm" and (parser.parse(raw, has_draft=True).kind in ("cancel", "remove_item")):
             return None
         return Understanding(
             "clarify",
@@ -248,7 +282,7 @@ def _answer_to_pending(parser: OrderParser, raw: str, t: str, pending: str, has_
             [Evidence(t[:10], "否定了刚才的问题，需要再问"), *base],
             reask=True,
         )
-    yes_text = re.sub(r"(?:箱|瓶|袋|包|桶|盒|提|个|斤)$", "", bare)  # 是的是的 箱: a yes that repeats the unit
+    yes_text = _YES_TAIL.sub("", bare)  # 是的是的 箱 / 对的对的 3箱 / 对 按卷: a yes that repeats the reading
     if yes_text and _YES.fullmatch(yes_text):
         if pending in YES_NO_PENDING:
             return Understanding("confirm", [], Confirm(), [Evidence(t[:10], f"对刚才的问题（{pending}）回答“是”"), *base])
@@ -259,6 +293,19 @@ def _answer_to_pending(parser: OrderParser, raw: str, t: str, pending: str, has_
             [Evidence(t[:10], "“好的”没有回答刚才的问题"), *base],
             reask=True,
         )
+    if pending == "product":
+        if m := _ANY_WILL_DO.search(t):  # 都行 / 你推荐一个: the shop never picks for them
+            return Understanding(
+                "clarify", [], Clarify("ambiguous_product", "请您选一种"), [Evidence(m.group(0), "没有选定哪一种"), *base], reask=True
+            )
+        survey = parser.survey(raw)
+        named = parser.skus_named_by_spec(raw)
+        if not survey.mentions and len(named) == 1 and len(survey.quantities) == 1:  # 8寸的 一个
+            q = survey.quantities[0]
+            if q.value is not None and q.value.denominator == 1 and q.value > 0:
+                sku, qty = named[0], int(q.value)
+                line = Line(sku, qty, parser.products[sku].unit, t)
+                return Understanding("order", [(sku, qty)], OrderLines([line], "new"), [Evidence(t[:20], f"按规格选定 {sku}"), *base])
     return None
 
 
@@ -274,7 +321,7 @@ def _firm_part(parser: OrderParser, raw: str, t: str, has_draft: bool) -> tuple[
 
 
 def _from_result(
-    result: ParseResult, has_draft: bool, evidence: list[Evidence], skus: Sequence[str], pending: str | None = None
+    result: ParseResult, has_draft: bool, evidence: list[Evidence], skus: Sequence[str], pending: str | None = None, text: str = ""
 ) -> Understanding:
     if isinstance(result, OrderLines):
         lines = [(ln.sku, ln.qty) for ln in result.lines]
@@ -311,9 +358,16 @@ def _from_result(
         )
     if isinstance(result, Confirm):
         return Understanding("confirm", [], result, [Evidence("", "确认订单"), *evidence], tuple(skus))
+    if isinstance(result, Clarify) and has_draft and result.reason == "ambiguous_product" and _CHANGE.search(text):
+        change = Correction(None, result.qty or 0, result.unit, result.product_text, tuple(result.candidates))
+        if result.qty:  # 月饼改到10盒: the draft holds one of them — the dialogue settles which
+            return Understanding("change", [], change, [Evidence(result.product_text, "改草稿里这种商品的数量"), *evidence], tuple(skus))
     if isinstance(result, Clarify):
         return Understanding("clarify", [], result, [Evidence(result.product_text, f"需要先问：{result.reason}"), *evidence], tuple(skus))
     return Understanding("unknown", [], result, evidence, tuple(skus))
+
+
+_CHANGE = _words("改成 改为 改到 换成 调成 调到 变成")
 
 
 def _base_evidence(survey: Survey) -> list[Evidence]:

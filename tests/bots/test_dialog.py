@@ -219,3 +219,11 @@ async def test_bad_input_gets_a_polite_reply_and_no_draft(chat: Chat, text: str)
     assert reply.startswith("抱歉，我暂时没理解您的消息。") and "销售顾问" in reply
     assert await no_draft(chat)
     assert "可以帮您" in await chat.say("？？？")  # punctuation alone is taken as asking for help
+
+
+async def test_a_change_of_an_ambiguous_product_is_settled_by_the_draft(chat: Chat) -> None:
+    await chat.say("要2瓶生抽")
+    changed = await chat.say("酱油改成5瓶")  # 酱油 is 生抽 or 老抽: the draft holds only the 生抽
+    assert "生抽 500ml × 5瓶" in changed and "老抽" not in changed
+    fixed = await chat.say("生抽不是5瓶 改成3瓶")
+    assert "生抽 500ml × 3瓶" in fixed
