@@ -71,7 +71,7 @@ _BARE_CORRECTION = re.compile(
 _NEGATE, _REAFFIRM = _words("不要 不是"), _words("要 是 改")
 _ADD_CUE = _words("再 还要 还需要 追加 另外 多加 多来 多要 也要 也来 加(?!急|班|油)")
 _ADD_CUE_BEFORE = re.compile(rf"(?:{_ADD_CUE.pattern})\s*$")  # 雪碧多来一箱
-_PAST = _words("买了 订了 下了单 下单了 收到了 送到了")  # 我昨天买了3箱: a report, not an order
+_PAST = _words("买了 订了 下了单 下单了 收到了 送到了 买过 订过 要过 拿过")  # 我昨天买了3箱: a report, not an order
 _ORDER_CUE = _words("要 来 买 订 拿 下单 加 给我 整 搞 购")  # 矿泉水送了没 / 发了吗 are not orders
 _SEPARATOR = _words(
     r"[,!?;:、。~/\n] (?<!\d)\. \.(?!\d) 和 跟 还有 以及 另外 外加 加上 再来 再加 "

@@ -29,6 +29,15 @@ CATALOG = [
     Product("EGG", "鸡蛋 30枚", ("鸡蛋",), "盒"),
     Product("DUCK-EGG", "咸鸭蛋", ("咸鸭蛋", "鸭蛋"), "个"),
     Product("TISSUE", "抽纸 3层×10包", ("纸巾", "抽纸"), "提"),
+    # look-alikes told apart by a size, a unit or a qualifier named elsewhere in the message
+    Product("CEMENT-425", "水泥 42.5", ("水泥",), "袋"),
+    Product("CEMENT-325", "水泥 32.5", ("水泥",), "袋"),
+    Product("TEA-TIN", "龙井 250g 罐装", ("龙井",), "罐"),
+    Product("TEA-BAG", "龙井 500g 袋装", ("龙井",), "袋"),
+    Product("CAKE-6", "水果蛋糕 6寸", ("蛋糕", "水果蛋糕"), "个"),
+    Product("CAKE-8", "水果蛋糕 8寸", ("蛋糕", "水果蛋糕"), "个"),
+    Product("MOON-CANTON", "广式月饼 8个装", ("月饼", "广式月饼", "广式"), "盒"),
+    Product("MOON-ICE", "冰皮月饼 6个装", ("月饼", "冰皮月饼", "冰皮"), "盒"),
 ]
 
 
@@ -275,3 +284,42 @@ def test_understanding_is_fast(parser: OrderParser) -> None:
         understand(parser, t)
     per_message = (time.perf_counter() - start) / len(texts)
     assert per_message < 0.003, per_message  # a fraction of a millisecond typically; generous for a shared CI box
+
+
+# -- look-alikes, vague and implied amounts, conditions and reports ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "lines"),
+    [
+        ("要20袋42.5的水泥", [("CEMENT-425", 20)]),
+        ("32.5水泥拉10袋过来", [("CEMENT-325", 10)]),
+        ("龙井来2罐", [("TEA-TIN", 2)]),  # only one 龙井 comes in 罐
+        ("8寸蛋糕一个", [("CAKE-8", 1)]),
+        ("冰皮的月饼3盒", [("MOON-ICE", 3)]),
+        ("月饼要4盒 广式的", [("MOON-CANTON", 4)]),  # named again without a quantity: which one, not a second item
+        ("再要个蛋糕 6寸的", [("CAKE-6", 1)]),  # 要个: one
+        ("来俩8寸蛋糕", [("CAKE-8", 2)]),
+        ("可乐 雪碧 各两箱", [("COLA", 2), ("SPRITE", 2)]),
+        ("蛋糕一个8寸的 不要写字", [("CAKE-8", 1)]),  # a negated clause without a product leaves the order
+        ("牛奶不要了 可乐来5箱，算了 4箱就行", [("COLA", 4)]),
+    ],
+)
+def test_look_alikes_and_implied_amounts(parser: OrderParser, text: str, lines: list[tuple[str, int]]) -> None:
+    assert read(parser, text) == ("order", sorted(lines))
+
+
+@pytest.mark.parametrize("text", ["要水泥", "水泥要20袋", "龙井要一斤", "大米十几袋", "可乐二十多箱", "啤酒来几箱"])
+def test_what_cannot_be_settled_is_asked(parser: OrderParser, text: str) -> None:
+    assert read(parser, text)[0] == "clarify"
+
+
+@pytest.mark.parametrize("text", ["如果便宜的话要10箱可乐", "要是明天能到的话来5袋大米", "上次买过3箱可乐"])
+def test_conditions_and_reports_are_not_orders(parser: OrderParser, text: str) -> None:
+    intent, lines = read(parser, text)
+    assert intent != "order" and lines == []
+
+
+def test_a_size_names_the_product_after_which_one(parser: OrderParser) -> None:
+    assert read(parser, "42.5的 30袋", pending="product") == ("order", [("CEMENT-425", 30)])
+    assert read(parser, "都行", pending="product")[0] == "clarify"  # the shop never picks for them
