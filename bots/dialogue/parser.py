@@ -167,6 +167,7 @@ class _Scan:
     mentions: list[_Mention]
     quantities: list[QuantityMatch]
     separators: list[tuple[int, int]]
+    specs: tuple[QuantityMatch, ...] = ()  # bare sizes of the catalog's names (42.5, 550), kept out of quantities
 
     def segment(self, start: int, end: int) -> tuple[int, int]:
         """Bounds of the separator-delimited segment around [start, end)."""
@@ -415,10 +416,12 @@ class OrderParser:
                 mentions.append(_Mention(m.start(), m.end(), m.group(0), self._alias_skus[m.group(0)]))
         mentions = _merge_adjacent(sorted(mentions, key=lambda m: m.start), text)
         masked = _mask(text, mentions)
-        quantities = [q for q in self._scanner.find(masked) if not self._is_spec_number(q, masked)]
+        found = self._scanner.find(masked)
+        specs = tuple(q for q in found if self._is_spec_number(q, masked))
+        quantities = [q for q in found if q not in specs]
         masked = _mask(masked, quantities)
         separators = [m.span() for m in _SEPARATOR.finditer(masked)]
-        return _Scan(text, masked, mentions, quantities, separators)
+        return _Scan(text, masked, mentions, quantities, separators, specs)
 
     def _resolve(self, mention: _Mention, scan: _Scan) -> tuple[str, ...]:
         """The mention's SKUs, narrowed to one when its segment names a word only one candidate has."""
@@ -584,7 +587,11 @@ class OrderParser:
             return more if isinstance(more, Clarify) else AddSameAsLast(more, q.unit)
         if not lines or not order_like:
             return NotAnOrder()
-        left_out = _left_out(scan, elements)
+        left_out = _left_out(scan, elements) + tuple(
+            sp.text.strip()
+            for sp in scan.specs
+            if not any(scan.segment(sp.start, sp.end)[0] <= m.start < scan.segment(sp.start, sp.end)[1] for m in scan.mentions)
+        )  # 42.5和32.5的水泥: a size standing alone names a second item — ask, never order only the other
         if left_out:  # 要2袋大米和雪碧: never order the part understood and drop the rest in silence
             names = "、".join(f"“{t}”" for t in left_out)
             return Clarify(
