@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from bots.dialogue import order_status as order_status_skill
 from bots.dialogue.order_status import ORDER_NO, describe, recent_orders
 from bots.dialogue.reading import TurnReading, evidence_meta, read_turn
 from bots.dialogue.router import Intent, Reply, Turn
@@ -97,12 +98,9 @@ async def delivery_question(turn: Turn, reading: TurnReading) -> Reply:
 
 
 async def order_status(turn: Turn, reading: TurnReading) -> Reply:
-    order = await _named_order(turn)
-    if isinstance(order, Reply):
-        return order
-    if order is not None:
-        return Reply(describe(order, detail=True))
-    return await recent_orders(turn, shipping=True)
+    # 我的订单 / 物流 / an order number keep their own answers; other ways of asking get the latest order's state.
+    answered = await order_status_skill.order_status(turn)
+    return answered if answered is not None else await recent_orders(turn, shipping=True)
 
 
 async def _named_order(turn: Turn) -> OrderView | Reply | None:

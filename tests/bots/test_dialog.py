@@ -227,3 +227,14 @@ async def test_a_change_of_an_ambiguous_product_is_settled_by_the_draft(chat: Ch
     assert "生抽 500ml × 5瓶" in changed and "老抽" not in changed
     fixed = await chat.say("生抽不是5瓶 改成3瓶")
     assert "生抽 500ml × 3瓶" in fixed
+
+
+async def test_asking_after_an_order_in_other_words_shows_it(chat: Chat) -> None:
+    await chat.say("要2箱可乐")
+    await chat.say("确认")
+    await chat.say("要1袋大米")
+    await chat.say("确认")
+    listed = await chat.say("我的订单")
+    assert listed.startswith("您最近的订单：")  # 我的订单 still lists them
+    latest = await chat.say("师傅出发了吗")
+    assert "东北大米 5kg × 1袋" in latest and "可乐" not in latest.split("\n\n")[0]
