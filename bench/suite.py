@@ -9,6 +9,7 @@ rewrites its section of docs/BENCHMARKS.md):
 * ``server`` — a real ``run.py serve`` (1 and 2 processes): RSS/PSS idle and under ingest load from a second process;
 * ``orders`` — order placement under contention with the oversell checks, PostgreSQL and SQLite;
 * ``tagging`` — tag matching vs raw ``jieba.lcut``;
+* ``chat`` — chat understanding against the labelled corpus (bench/chat_corpus): exact match and wrong-order rate;
 * ``broadcast`` — planning a broadcast to 100 k recipients: time and peak memory, SQLite and PostgreSQL;
 * ``rfm`` — RFM recompute over 1 M customers / 10 M orders vs bare SQL and pandas.
 
@@ -90,6 +91,8 @@ def parts(args: argparse.Namespace) -> list[Part]:
              [*py, "bench.orders", *seconds, *write]),
         Part("tagging", "tag matching vs raw jieba.lcut",
              [*py, "bench.tagging", *(["--messages", "5000", "--repeat", "3"] if quick else []), *write]),
+        Part("chat", "chat understanding vs the labelled corpus: exact match, wrong-order rate (heldout targets)",
+             [*py, "bench.chat", *write]),
         Part("broadcast", "broadcast planning: time and peak memory, SQLite and PostgreSQL",
              [*py, "bench.broadcast", "--recipients", "20000" if quick else "100000", "--backends", "sqlite,postgresql", *write]),
         Part("rfm", "RFM recompute vs bare SQL and pandas",
