@@ -24,6 +24,7 @@ from scrm.campaigns.coupons.domain import CouponRule, CouponUnavailable, Templat
 from scrm.campaigns.coupons.models import CouponStatus, coupon_templates
 from scrm.core import outbox
 from scrm.core.clock import FrozenClock
+from scrm.core.jobs import JobContext
 from scrm.core.runtime import Runtime
 from scrm.crm.tags.models import TagSource
 from scrm.crm.tags.services import apply_tag, ensure_tag
@@ -261,6 +262,38 @@ async def test_one_customers_failure_leaves_the_run_partial_and_the_others_serve
     assert await attention_rows(crt) == [
         {"message": f"优惠券模板 #{tid} 按客群发放（r1）：1 位客户发放失败，如 {failure}", "key": f"coupon-segment:{tid}:r1"}
     ]
+
+
+async def break_coupon_writes(rt: Runtime) -> None:
+    """Every coupon insert fails with an error that is not about one customer (as when the database misbehaves)."""
+    async with rt.db.write() as conn:
+        if rt.db.dialect == "postgresql":
+            await conn.execute(
+                sa.text("CREATE FUNCTION refuse_one() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'disk on fire'; END $$")
+            )
+            await conn.execute(sa.text("CREATE TRIGGER refuse_one BEFORE INSERT ON coupons FOR EACH ROW EXECUTE FUNCTION refuse_one()"))
+        else:
+            await conn.execute(sa.text("CREATE TRIGGER refuse_one BEFORE INSERT ON coupons BEGIN INSERT INTO gone_table VALUES (1); END"))
+
+
+async def test_a_run_the_database_keeps_failing_is_retried_then_recorded_failed_on_its_last_try(crt: Runtime) -> None:
+    await tagged(crt, ["wmVip0", "wmVip1"], "vip")
+    tid = await template(crt)
+    queued = await coupons.queue_issue_to_segment(crt, tid, "tag:vip", run_ref="j1")
+    await break_coupon_writes(crt)
+    try:
+        with pytest.raises(sa.exc.DBAPIError):  # not one customer's problem: the whole try fails and is retried
+            await coupons.issue_to_segment_job(JobContext(crt, "coupons.segment:j1", 1, 3), tid, "tag:vip", "j1")
+        assert (await coupons.get_issue_run(crt, tid, queued.id)).status == "running"
+        assert await attention_rows(crt) == []
+        with pytest.raises(sa.exc.DBAPIError):
+            await coupons.issue_to_segment_job(JobContext(crt, "coupons.segment:j1", 3, 3), tid, "tag:vip", "j1")
+    finally:
+        await drop_refusal(crt)
+    run = await coupons.get_issue_run(crt, tid, queued.id)
+    assert run.status == "failed" and run.error is not None and run.error.startswith("发放中断（")
+    assert ("disk on fire" if crt.db.dialect == "postgresql" else "gone_table") in run.error
+    assert await attention_rows(crt) == [{"message": f"优惠券模板 #{tid} 按客群发放（j1）：{run.error}", "key": f"coupon-segment:{tid}:j1"}]
 
 
 async def test_a_segment_run_that_cannot_run_records_why_and_alerts_once(crt: Runtime) -> None:
