@@ -91,6 +91,7 @@ async def seed(sb: SandboxHarness) -> dict[str, Any]:
 
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"  # the catalog export
+DOWNLOADS = ("text/csv", XLSX, "application/toml")  # files to save (the tag rules' TOML export), never rendered
 
 
 async def test_every_console_page_escapes_hostile_text(sandbox: SandboxHarness) -> None:
@@ -122,7 +123,9 @@ async def test_every_console_page_escapes_hostile_text(sandbox: SandboxHarness) 
                     if ESCAPED in text:
                         shown.add(path)
                 else:
-                    assert resp.content_type in ("application/json", "text/csv", XLSX), where
+                    assert resp.content_type == "application/json" or resp.content_type in DOWNLOADS, where
+                    if resp.content_type in DOWNLOADS:
+                        assert resp.headers.get("Content-Disposition", "").startswith("attachment"), where
                 fetched += 1
     assert fetched >= 60
     must_show = {
