@@ -236,5 +236,5 @@ INTENTS = [
         help_line="下单：直接说要什么，例如“要3箱矿泉水和2提纸巾”，确认后下单；可说“改成4箱”“再来一箱”“取消”",
         priority=20,
     ),
-    Intent("stock_query", None, stock_query, help_line="问库存：例如“有没有矿泉水”", priority=30),
+    Intent("stock_query", None, stock_query, help_line="问库存和价格：例如“有没有矿泉水”“矿泉水多少钱”", priority=30),
 ]

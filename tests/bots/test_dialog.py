@@ -104,6 +104,8 @@ async def test_order_and_stock_queries(chat: Chat, clock: FrozenClock) -> None:
     assert "SO1" in status and "已确认" in status
     stock = await chat.say("有没有矿泉水")
     assert "现货 120箱" in stock and "¥36.00/箱" in stock
+    price = await chat.say("矿泉水多少钱")  # a price question is answered, not "没理解"
+    assert "¥36.00/箱" in price and "没理解" not in price
     other = await make_customer(chat.rt, "wmOther")
     stranger = Chat(chat.rt, other)
     number = (await orders_queries.orders_of_customer(chat.rt, chat.customer_id))[0].number
