@@ -214,6 +214,8 @@ async def stock_query(turn: Turn) -> Reply | None:
     skus = snap.parser.stock_query_product(turn.text)
     if skus is None:
         return None
+    if not skus and snap.parser.names_no_product(turn.text):
+        return Reply("请问您想问哪个商品？例如“有没有矿泉水”“矿泉水还有货吗”。")
     if not skus:
         return Reply("抱歉，我们暂时没有这个商品。发送“帮助”看看我能做什么，或留言给销售顾问。")
     lines = []

@@ -53,6 +53,7 @@ _STOCK = _words(
     r"有没有 有木有 有无 还有(?:吗|么|嘛|没|货|多少|的话) 还有\s*\??$ 有货 没货 现货 "
     r"库存 还剩 剩多少 有卖 卖不卖 缺货 断货"
 )
+_STOCK_FILLER = re.compile(r"[\s,.!?~、。;:]|请问|你们|您们|你家|老板|现在|目前|还|有|多少|几|吗|么|嘛|呢|啊|呀|吧|了|的")
 _PRICE = _words("多少钱 什么价 价格 价钱 怎么卖 几块 单价 多钱 报价")  # 矿泉水多少钱: answered with the stock line (it has the price)
 _INQUIRY = _words("多少钱 什么价 价格 价钱 怎么卖 几块 单价 多钱 到哪 什么时候 几时 发货了吗 物流 快递单 运单")
 _CONFIRM_WORD = _words("确认 确定 好 对 没问题 是 ok okay 嗯 行 可以 下单 提交 没错 就这样 就这些 要的")
@@ -206,6 +207,12 @@ class OrderParser:
         if skus and _PRICE.search(scan.masked):
             return skus
         return None
+
+    @staticmethod
+    def names_no_product(text: str) -> bool:
+        """A stock question that names nothing at all (还有多少库存 / 有货吗), as opposed to one naming something
+        the catalog lacks (有没有雪碧): the first is answered with a question, the second with 没有这个商品."""
+        return not _STOCK_FILLER.sub("", _STOCK.sub("", normalize_text(text)))
 
     def _scan(self, text: str) -> _Scan:
         mentions: list[_Mention] = []

@@ -105,6 +105,9 @@ async def test_order_and_stock_queries(chat: Chat, clock: FrozenClock) -> None:
     assert "SO1" in status and "已确认" in status
     stock = await chat.say("有没有矿泉水")
     assert "现货 120箱" in stock and "¥36.00/箱" in stock
+    which = await chat.say("还有多少库存")  # names no product: asked which, not told 没有这个商品
+    assert "哪个商品" in which and "没有这个商品" not in which
+    assert "没有这个商品" in await chat.say("有没有雪碧")
     price = await chat.say("矿泉水多少钱")  # a price question is answered, not "没理解"
     assert "¥36.00/箱" in price and "没理解" not in price
     other = await make_customer(chat.rt, "wmOther")

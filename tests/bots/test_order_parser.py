@@ -336,6 +336,15 @@ def test_stock_query_product(parser: OrderParser, text: str, expected: list[str]
     assert parser.stock_query_product(text) == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "nothing"),
+    [("还有多少库存", True), ("有货吗？", True), ("你们还有货吗", True), ("有没有雪碧", False), ("雪碧还有吗", False)],
+)
+def test_stock_question_naming_nothing(parser: OrderParser, text: str, nothing: bool) -> None:
+    assert parser.stock_query_product(text) == []
+    assert parser.names_no_product(text) is nothing
+
+
 # -- catalog with look-alike SKUs and one-character aliases ---------------------------------------
 
 
