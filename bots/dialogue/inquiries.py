@@ -61,6 +61,8 @@ async def price_question(turn: Turn, reading: TurnReading) -> Reply:
 
 async def stock_question(turn: Turn, reading: TurnReading) -> Reply:
     asked = _asked(reading)
+    if not asked and reading.snap.parser.names_no_product(turn.text):
+        return Reply("请问您想问哪个商品？例如“有没有矿泉水”“矿泉水还有货吗”。")
     if not asked:
         return Reply("抱歉，我们暂时没有这个商品。发送“帮助”看看我能做什么，或留言给销售顾问。")
     qty = reading.understanding.quantity

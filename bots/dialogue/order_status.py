@@ -38,6 +38,10 @@ def describe(order: OrderView, *, detail: bool) -> str:
     return "\n".join(lines)
 
 
+def _in_transit(order: OrderView) -> bool:
+    return any(s.status not in ("cancelled", "delivered") for s in order.shipments)
+
+
 async def order_status(turn: Turn) -> Reply | None:
     text = turn.normalized
     match = ORDER_NO.search(text)
@@ -63,7 +67,12 @@ async def recent_orders(turn: Turn, *, shipping: bool) -> Reply:
     if not recent:
         return Reply("您还没有已确认的订单。直接告诉我要什么就可以下单，例如“要3箱矿泉水”。")
     if len(recent) == 1 or shipping:
-        return Reply(describe(recent[0], detail=True) + ("\n\n更早的订单请发送“我的订单”。" if len(recent) > 1 else ""))
+        shown = [recent[0]]
+        if shipping and not _in_transit(recent[0]):
+            # 物流 right after a new order: the parcel on its way belongs to an earlier one — show it too
+            shown += [o for o in recent[1:] if _in_transit(o)][:1]
+        more = "\n\n更早的订单请发送“我的订单”。" if len(recent) > len(shown) else ""
+        return Reply("\n\n".join(describe(o, detail=True) for o in shown) + more)
     body = "\n".join(describe(o, detail=False) for o in recent)
     return Reply(f"您最近的订单：\n{body}\n\n发送订单号可查看详情。")
 

@@ -256,6 +256,8 @@ async def stock_query(turn: Turn) -> Reply | None:
     skus = snap.parser.stock_query_product(turn.text)
     if skus is None:
         return None
+    if not skus and snap.parser.names_no_product(turn.text):
+        return Reply("请问您想问哪个商品？例如“有没有矿泉水”“矿泉水还有货吗”。")
     if not skus:
         return Reply("抱歉，我们暂时没有这个商品。发送“帮助”看看我能做什么，或留言给销售顾问。")
     lines = []
@@ -278,5 +280,5 @@ INTENTS = [
         help_line="下单：直接说要什么，例如“要3箱矿泉水和2提纸巾”，确认后下单；可说“改成4箱”“再来一箱”“取消”",
         priority=20,
     ),
-    Intent("stock_query", None, stock_query, help_line="问库存：例如“有没有矿泉水”", priority=30),
+    Intent("stock_query", None, stock_query, help_line="问库存和价格：例如“有没有矿泉水”“矿泉水多少钱”", priority=30),
 ]

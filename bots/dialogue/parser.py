@@ -55,6 +55,8 @@ _STOCK = _words(
     r"有没有 有木有 有无 还有(?:吗|么|嘛|没|货|多少|的话) 还有\s*\??$ 有货 没货 现货 "
     r"库存 还剩 剩多少 有卖 卖不卖 缺货 断货"
 )
+_STOCK_FILLER = re.compile(r"[\s,.!?~、。;:]|请问|你们|您们|你家|老板|现在|目前|还|有|多少|几|吗|么|嘛|呢|啊|呀|吧|了|的")
+_PRICE = _words("多少钱 什么价 价格 价钱 怎么卖 几块 单价 多钱 报价")  # 矿泉水多少钱: answered with the stock line (it has the price)
 _INQUIRY = _words("多少钱 什么价 价格 价钱 怎么卖 几块 单价 多钱 到哪 什么时候 几时 发货了吗 物流 快递单 运单")
 _CONFIRM_WORD = _words("确认 确定 好 对 没问题 是 ok okay 嗯 行 可以 下单 提交 没错 就这样 就这些 要的")
 _CONFIRM_ONLY = re.compile(
@@ -380,15 +382,25 @@ class OrderParser:
         return Survey(scan.text, scan.masked, mentions, list(scan.quantities), self._scanner.not_quantities(scan.text))
 
     def stock_query_product(self, text: str) -> list[str] | None:
-        """SKUs asked about in a stock question (有没有矿泉水 / 矿泉水还有货吗 / 矿泉水库存).
+        """SKUs asked about in a stock or price question (有没有矿泉水 / 矿泉水还有货吗 / 矿泉水库存 / 矿泉水多少钱).
 
         None: not a stock question. []: a stock question about nothing in the catalog (有没有雪碧).
+        A price question is one only when it names a product (一共多少钱 / 运费多少钱 are not about the catalog).
         An ambiguous alias yields all its SKUs.
         """
         scan = self._scan(normalize_text(text, self._alias_skus))
-        if not _STOCK.search(scan.masked):
-            return None
-        return list(dict.fromkeys(s for m in scan.mentions for s in self._resolve(m, scan)))
+        skus = list(dict.fromkeys(s for m in scan.mentions for s in self._resolve(m, scan)))
+        if _STOCK.search(scan.masked):
+            return skus
+        if skus and _PRICE.search(scan.masked):
+            return skus
+        return None
+
+    @staticmethod
+    def names_no_product(text: str) -> bool:
+        """A stock question that names nothing at all (还有多少库存 / 有货吗), as opposed to one naming something
+        the catalog lacks (有没有雪碧): the first is answered with a question, the second with 没有这个商品."""
+        return not _STOCK_FILLER.sub("", _STOCK.sub("", normalize_text(text)))
 
     def _scan(self, text: str) -> _Scan:
         cached = self._scans.get(text)

@@ -104,8 +104,14 @@ class RowError:
 
 def decode_statement(data: bytes) -> str:
     """UTF-8 with or without BOM; anything else is refused with a clear hint (no guessing at money files)."""
+    if data.startswith(b"PK\x03\x04"):  # a zip: what Excel saves as .xlsx
+        raise StatementUnreadable(
+            "这是 Excel 工作簿（xlsx），不是 CSV：请在 Excel 中“另存为 → CSV UTF-8”后再导入 (xlsx, not CSV; save as CSV UTF-8)"
+        )
     if data.startswith(codecs.BOM_UTF16_LE) or data.startswith(codecs.BOM_UTF16_BE):
         raise StatementUnreadable("文件是 UTF-16 编码，请另存为“CSV UTF-8”后再导入 (file is UTF-16; save as CSV UTF-8)")
+    if b"\x00" in data[:4096]:  # no CSV has NUL bytes: an image, a PDF, a .xls …
+        raise StatementUnreadable("这不是 CSV 文本文件：请上传银行或微信支付导出的对账单 CSV（UTF-8） (not a CSV text file)")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:

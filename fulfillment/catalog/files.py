@@ -28,6 +28,10 @@ class CatalogFileError(ValueError):
 def decode_csv(raw: bytes) -> tuple[str, str]:
     """The text of a CSV file and the encoding it was read as: UTF-8 (a BOM is dropped) first, else GB18030 (a
     superset of GBK and GB2312). Bytes that are neither are refused rather than read as mojibake."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise CatalogFileError("文件是 UTF-16 编码（Excel 的“Unicode 文本”）：请另存为“CSV UTF-8”或 xlsx 后再导入")
+    if b"\x00" in raw[:4096]:  # no CSV has NUL bytes (GB18030 would read an image or a .xls as garbage text)
+        raise CatalogFileError("这不是 CSV 或 xlsx 文件：请上传 CSV（UTF-8 或 GBK）或 xlsx 商品表")
     if raw.startswith(b"\xef\xbb\xbf"):
         try:
             return raw[3:].decode("utf-8"), "UTF-8"

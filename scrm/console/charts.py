@@ -49,6 +49,7 @@ class AxisLabel:
     x: str
     y: str
     text: str
+    anchor: str = "middle"  # SVG text-anchor: a label on the plot's edge points inwards so it is not cut off
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,9 @@ def line_geometry(
     for k, ((label, value), (x, y)) in enumerate(zip(points, coords, strict=True)):
         dots.append(Dot(_n(x), _n(y), label, fmt(value)))
         if (len(points) - 1 - k) % every == 0:  # counted from the end: the latest point is always labelled
-            labels.append(AxisLabel(_n(x), _n(height - 6), label))
+            # the first and last points sit on the plot's edges (the padding is narrower than half a label)
+            anchor = "middle" if len(points) == 1 else "start" if k == 0 else "end" if k == len(points) - 1 else "middle"
+            labels.append(AxisLabel(_n(x), _n(height - 6), label, anchor))
     polyline = " ".join(f"{_n(x)},{_n(y)}" for x, y in coords)
     return LineChart(title, width, height, color, _frame(width, height, fmt(peak)), polyline, tuple(dots), tuple(labels))
 

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from bots.dialogue import router
 from fulfillment.orders import queries as orders_queries
 from fulfillment.orders import services as orders
+from fulfillment.orders import shipments
 from fulfillment.orders.models import OrderStatus
 from scrm.core.clock import FrozenClock
 from scrm.core.runtime import Runtime
@@ -105,10 +106,28 @@ async def test_order_and_stock_queries(chat: Chat, clock: FrozenClock) -> None:
     assert "SO1" in status and "已确认" in status
     stock = await chat.say("有没有矿泉水")
     assert "现货 120箱" in stock and "¥36.00/箱" in stock
+    which = await chat.say("还有多少库存")  # names no product: asked which, not told 没有这个商品
+    assert "哪个商品" in which and "没有这个商品" not in which
+    assert "没有这个商品" in await chat.say("有没有雪碧")
+    price = await chat.say("矿泉水多少钱")  # a price question is answered, not "没理解"
+    assert "¥36.00/箱" in price and "没理解" not in price
     other = await make_customer(chat.rt, "wmOther")
     stranger = Chat(chat.rt, other)
     number = (await orders_queries.orders_of_customer(chat.rt, chat.customer_id))[0].number
     assert "没有找到您的订单" in await stranger.say(number)  # someone else's order number reveals nothing
+
+
+async def test_logistics_question_shows_the_parcel_on_its_way_after_a_newer_order(chat: Chat) -> None:
+    await chat.say("要2箱可乐")
+    await chat.say("确认")
+    first = (await orders_queries.orders_of_customer(chat.rt, chat.customer_id))[0]
+    await shipments.create_shipment(chat.rt, first.id, carrier="顺丰", tracking_no="SF1234567890")
+    await chat.say("要1箱矿泉水")
+    await chat.say("确认")
+    reply = await chat.say("物流")
+    newest = (await orders_queries.orders_of_customer(chat.rt, chat.customer_id))[0]
+    assert newest.number in reply and first.number in reply and "SF1234567890" in reply
+    assert "更早的订单" not in reply
 
 
 async def test_unknown_text_gets_a_helpful_answer(chat: Chat) -> None:

@@ -323,12 +323,26 @@ def test_not_an_order(parser: OrderParser, text: str) -> None:
         ("可乐还有吗？", ["COLA"]),
         ("有没有酱油", SOY),
         ("有没有雪碧", []),
+        ("矿泉水多少钱", ["WATER-550"]),
+        ("矿泉水怎么卖", ["WATER-550"]),
+        ("纸巾多少钱一提", ["TISSUE"]),
+        ("一共多少钱", None),
+        ("雪碧多少钱", None),
         ("要3箱矿泉水", None),
         ("你好", None),
     ],
 )
 def test_stock_query_product(parser: OrderParser, text: str, expected: list[str] | None) -> None:
     assert parser.stock_query_product(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "nothing"),
+    [("还有多少库存", True), ("有货吗？", True), ("你们还有货吗", True), ("有没有雪碧", False), ("雪碧还有吗", False)],
+)
+def test_stock_question_naming_nothing(parser: OrderParser, text: str, nothing: bool) -> None:
+    assert parser.stock_query_product(text) == []
+    assert parser.names_no_product(text) is nothing
 
 
 # -- catalog with look-alike SKUs and one-character aliases ---------------------------------------

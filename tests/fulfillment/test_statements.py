@@ -63,6 +63,8 @@ def test_chinese_headers_any_order() -> None:
         (b"date,reference,amount,amount\n", "重复"),
         ("date,reference,amount\n2026-11-20,B1,5\n".encode("gbk") + "付款方".encode("gbk"), "UTF-8"),
         ("date,reference,amount\n".encode("utf-16"), "UTF-16"),
+        (b"PK\x03\x04" + bytes(100), "xlsx"),  # an Excel workbook is not called "maybe GBK"
+        (b"\x89PNG\r\n\x1a\n" + bytes(100), "不是 CSV"),
     ],
 )
 def test_unreadable_files_are_refused_whole(data: bytes, needle: str) -> None:

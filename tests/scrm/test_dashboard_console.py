@@ -82,6 +82,17 @@ def test_charts_escape_labels_and_handle_empty_data() -> None:
     assert "<rect" in empty or "<line" in empty
 
 
+def test_line_chart_edge_labels_point_inwards() -> None:
+    """The first and last points sit on the plot's edges: their labels are anchored inwards, not cut off."""
+    draw = build_environment().get_template("charts.html").module
+    line = charts.line_geometry([(f"12/{d}", d) for d in range(1, 8)], title="t")
+    assert [(a.text, a.anchor) for a in (line.labels[0], line.labels[-1])] == [("12/1", "start"), ("12/7", "end")]
+    assert all(a.anchor == "middle" for a in line.labels[1:-1])
+    drawn = str(draw.chart(line))
+    assert 'text-anchor="end"' in drawn and 'text-anchor="start"' in drawn
+    assert charts.line_geometry([("a", 1)], title="t").labels[0].anchor == "middle"
+
+
 async def test_pages_need_a_session(client: TestClient) -> None:
     paths = [("GET", "/console/dashboard")] + [(m, p.replace("{number}", "PO100001")) for m, p, _ in console_purchasing.ROUTES]
     for method, path in paths:

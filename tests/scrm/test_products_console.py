@@ -79,6 +79,10 @@ def test_encodings_are_detected_utf8_first_then_gb18030() -> None:
     assert kind == "GB18030 CSV" and not errors and rows[0].name == "特仑苏纯牛奶" and rows[0].price_fen == 6600
     with pytest.raises(CatalogFileError, match="不是有效的 xlsx"):
         read_catalog_file("x.xlsx", b"PK\x03\x04garbage")
+    with pytest.raises(CatalogFileError, match="不是 CSV 或 xlsx"):  # not read as GB18030 (表头缺少列)
+        read_catalog_file("photo.png", b"\x89PNG\r\n\x1a\n" + bytes(64))
+    with pytest.raises(CatalogFileError, match="UTF-16"):
+        read_catalog_file("目录.csv", "sku,name\n".encode("utf-16"))
 
 
 def test_price_in_yuan_refuses_three_decimals_negative_and_words() -> None:
