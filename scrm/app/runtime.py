@@ -20,6 +20,7 @@ from bots.dialogue import coupons as coupons_skill
 from bots.dialogue import jobs as dialogue_jobs
 from bots.dialogue import order_status as order_status_skill
 from bots.dialogue import ordering as ordering_skill
+from bots.dialogue import referral as referral_skill
 from bots.dialogue import router as dialogue_router
 from bots.gateway import jobs as gateway_jobs
 from bots.gateway.processing import install_processors
@@ -72,7 +73,9 @@ CAPABILITY_JOBS: tuple[ModuleType, ...] = (
     segments_jobs,
 )
 # Every skill of the chat dialogue (help and greeting live in the router).
-DIALOGUE_SKILLS: tuple[ModuleType, ...] = (dialogue_router, ordering_skill, order_status_skill, balance_skill, coupons_skill)
+DIALOGUE_SKILLS: tuple[ModuleType, ...] = (
+    dialogue_router, ordering_skill, order_status_skill, balance_skill, coupons_skill, referral_skill,
+)  # fmt: skip
 # Every capability whose inbound events (channel, kind) it processes.
 CAPABILITY_PROCESSORS: tuple[ModuleType, ...] = (dialogue_jobs, kf_jobs, contacts_jobs)
 
