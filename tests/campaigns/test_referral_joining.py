@@ -139,7 +139,8 @@ def test_each_invite_is_explained(status: str, reason: str, group: bool, code: s
 
 def test_poster_is_a_png_with_the_qr_code_and_wraps_chinese() -> None:
     font = find_font()
-    png = render_poster(PosterContent("邀好友得券", "第一行\n" + "很长的文案" * 30, "邀请 3 位好友即得 满100减10", "https://example.invalid/c/1"), font)
+    content = PosterContent("邀好友得券", "第一行\n" + "很长的文案" * 30, "邀请 3 位好友即得 满100减10", "https://example.invalid/c/1")
+    png = render_poster(content, font)
     image = Image.open(io.BytesIO(png))
     assert (image.format, image.size) == ("PNG", (750, 1200))
     assert image.convert("L").getextrema() == (0, 255)  # the QR code's black modules on its white box
