@@ -32,14 +32,17 @@ from scrm.console.coupon_pages import (
     coupon_update,
     local_time,
     local_value,
-    words_field,
 )
 from scrm.console.pages import act, forbidden, money, page_context, path_id, read_form, render, setup_templates
+from scrm.core.clock import local
 from scrm.core.errors import InvalidInput, NotFound
 from scrm.core.http.keys import RUNTIME
+from scrm.crm.groups.queries import group_rows
+from scrm.crm.staff.queries import salesperson_choices
 
 CAMPAIGN_STATUS_ZH = {"draft": "草稿", "running": "进行中", "paused": "已暂停", "ended": "已结束"}
 STATUS_ACTIONS = (("running", "启动 / 恢复", "primary"), ("paused", "暂停", ""), ("ended", "结束活动", "danger"))
+INVITES_PER_PAGE = 50
 
 
 # ---- view values ------------------------------------------------------------------------------------------
@@ -64,15 +67,45 @@ class CampaignView:
     chart: BarChart
     steps: list[tuple[object, ...]]
     leaders: list[tuple[object, ...]]
+    invites: list[referral_queries.InviteRow]
+    invites_total: int
+    page: int
+    prev: str
+    next: str
 
 
 def campaign_id(request: web.Request) -> int:
     return path_id(request, what="编号")
 
 
-def _receivers(c: referral_services.Campaign) -> str:
-    """Where the codes lead: the salespeople of a 联系我 campaign, the groups of a group campaign."""
-    return f"入群：{'、'.join(c.chat_ids)}" if c.kind == "group" else f"承接成员 {'、'.join(c.userids)}"
+@dataclass(frozen=True)
+class Choices:
+    """What the campaign form offers to pick by name: active salespeople (userid, name) and live customer groups
+    (chat_id, name)."""
+
+    people: list[tuple[str, str]]
+    groups: list[tuple[str, str]]
+
+    def person(self, userid: str) -> str:
+        return dict(self.people).get(userid, userid)
+
+    def group(self, chat_id: str) -> str:
+        return dict(self.groups).get(chat_id, chat_id)
+
+
+async def _choices(request: web.Request) -> Choices:
+    rt = request.app[RUNTIME]
+    async with rt.db.read() as conn:
+        people = await salesperson_choices(conn)
+        groups = [(g.chat_id, g.name or g.chat_id) for g in await group_rows(conn, local(rt.clock.now()).date()) if g.dismissed_at is None]
+    return Choices(people, groups)
+
+
+def _receivers(c: referral_services.Campaign, names: Choices) -> str:
+    """Where the codes lead: the salespeople of a 联系我 campaign, the groups of a group campaign (by name)."""
+    if c.kind == "group":
+        return f"入群：{'、'.join(names.group(x) for x in c.chat_ids)}"
+    return f"承接成员 {'、'.join(names.person(u) for u in c.userids)}"
 
 
 # ---- referral campaign pages ------------------------------------------------------------------------------
@@ -82,6 +115,7 @@ async def campaign_list(request: web.Request) -> web.Response:
     async with rt.db.read() as conn:
         items = await referral_services.list_campaigns(conn)
     templates = await coupons.list_templates(rt, active=True)
+    choices = await _choices(request)
     rows = [
         CampaignRow(
             c.id,
@@ -89,7 +123,7 @@ async def campaign_list(request: web.Request) -> web.Response:
             CAMPAIGN_STATUS_ZH.get(c.status, c.status),
             c.goal,
             f"{local_value(c.starts_at).replace('T', ' ')} – {local_value(c.ends_at).replace('T', ' ')}",
-            _receivers(c),
+            _receivers(c, choices),
         )
         for c in items
     ]
@@ -100,6 +134,7 @@ async def campaign_list(request: web.Request) -> web.Response:
         page_context(request, "campaigns"),
         rows=rows,
         templates=[x for x in templates if x.active],
+        choices=choices,
         starts=local_value(now),
         ends=local_value(now + dt.timedelta(days=30)),
     )
@@ -107,6 +142,7 @@ async def campaign_list(request: web.Request) -> web.Response:
 
 async def campaign_create(request: web.Request) -> web.Response:
     form = await read_form(request)
+    picked = await request.post()  # the pickers' checkboxes: every ticked value (a plain dict keeps one)
     created: list[int] = []
 
     async def action() -> str:
@@ -115,7 +151,7 @@ async def campaign_create(request: web.Request) -> web.Response:
             "goal": count_field(form, "goal", "邀请目标", maximum=1000),
             "reward_template_id": count_field(form, "reward_template_id", "奖励优惠券", maximum=2**62),
             "kind": form.get("kind", "contact"),
-            "userids": sorted(words_field(form, "userids")),
+            "userids": sorted({v.strip() for v in picked.getall("userids", []) if isinstance(v, str) and v.strip()}),
             "hold_hours": count_field(form, "hold_hours", "留存时长", maximum=720),
             "starts_at": local_time(form.get("starts_at", ""), "starts_at"),
             "ends_at": local_time(form.get("ends_at", ""), "ends_at"),
@@ -124,7 +160,9 @@ async def campaign_create(request: web.Request) -> web.Response:
             "status": "running" if form.get("start_now") == "1" else "draft",
         }
         if data["kind"] == "group":
-            data["chat_ids"] = sorted(words_field(form, "chat_ids"))
+            data["chat_ids"] = sorted({v.strip() for v in picked.getall("chat_ids", []) if isinstance(v, str) and v.strip()})
+        elif not data["userids"]:
+            raise InvalidInput("请至少选择一位承接成员 (pick at least one salesperson)", field="userids")
         campaign = await referral_services.create_campaign(request.app[RUNTIME], data)
         created.append(campaign.id)
         return f"已创建裂变活动“{campaign.name}”（{CAMPAIGN_STATUS_ZH.get(campaign.status, campaign.status)}）"
@@ -137,14 +175,17 @@ async def campaign_create(request: web.Request) -> web.Response:
 
 async def campaign_detail(request: web.Request) -> web.Response:
     """Stats: the funnel (codes → adds → qualified → rewarded → first orders) as a bar chart, revenue, the
-    leaderboard, and the status buttons the current status allows."""
+    leaderboard, each invite with why it counts or not (``?page=``), and the status buttons the current status allows."""
     rt = request.app[RUNTIME]
     ctx = page_context(request, "campaigns")
+    raw_page = request.query.get("page", "1")
+    page = int(raw_page) if raw_page.isdecimal() and 0 < len(raw_page) < 6 and int(raw_page) > 0 else 1
     try:
         async with rt.db.read() as conn:
             campaign = await referral_services.get_campaign(conn, campaign_id(request))
             funnel = await referral_queries.funnel(conn, campaign.id)
             leaders = await referral_queries.leaderboard(conn, campaign.id, limit=20)
+            invites = await referral_queries.invites(conn, campaign.id, limit=INVITES_PER_PAGE, offset=(page - 1) * INVITES_PER_PAGE)
     except NotFound as exc:
         return render(request, "not_found.html", ctx, http_status=404, title="没有找到活动", message=exc.message)
     steps = funnel.steps()
@@ -152,7 +193,7 @@ async def campaign_detail(request: web.Request) -> web.Response:
     step_rows.append(("好友首单金额", money(funnel.revenue_fen), ""))
     view = CampaignView(
         status=CAMPAIGN_STATUS_ZH.get(campaign.status, campaign.status),
-        receivers=_receivers(campaign),
+        receivers=_receivers(campaign, await _choices(request)),
         actions=tuple(a for a in STATUS_ACTIONS if can_transition(campaign.status, a[0])),
         chart=bar_geometry([(s.label, s.count) for s in steps], title=f"{campaign.name} 转化漏斗", width=700, height=240),
         steps=step_rows,
@@ -166,6 +207,11 @@ async def campaign_detail(request: web.Request) -> web.Response:
             )
             for r in leaders
         ],
+        invites=invites.items,
+        invites_total=invites.total,
+        page=page,
+        prev=f"/console/campaigns/{campaign.id}?page={page - 1}#invites" if page > 1 else "",
+        next=f"/console/campaigns/{campaign.id}?page={page + 1}#invites" if invites.more else "",
     )
     return render(request, "campaigns/detail.html", ctx, campaign=campaign, view=view)
 
