@@ -68,10 +68,14 @@ def rules_text(c: Campaign) -> str:
 
 async def invitation(rt: Runtime, campaign_id: int, inviter_customer_id: int) -> Invitation:
     """The inviter's invitation to the campaign: their code (made on first request, then the same), the poster's
-    public link and the message. Raises what :func:`code_for` raises (campaign not running, not eligible, WeCom)."""
-    code = await code_for(rt, campaign_id, inviter_customer_id)
+    public link and the message. Raises NotFound, Conflict (campaign not running now; inviter not eligible) and
+    what :func:`code_for` raises (WeCom)."""
     async with rt.db.read() as conn:
         campaign = await get_campaign(conn, campaign_id)
+    if campaign.status != CampaignStatus.RUNNING or not campaign.starts_at <= rt.clock.now() < campaign.ends_at:
+        # an existing code would still scan, but the add would not count: hand out nothing that cannot count
+        raise Conflict("活动未在进行中，不能发放邀请海报 (the campaign is not running)", status=campaign.status)
+    code = await code_for(rt, campaign_id, inviter_customer_id)
     url = rt.settings.base_url + POSTER_PATH.format(token=poster_token(code.state))
     reward = await reward_line(rt, campaign)
     intro = campaign.poster_text or "邀请好友一起来，好礼等你拿！"
