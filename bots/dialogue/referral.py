@@ -60,7 +60,7 @@ async def progress_text(rt: Runtime, customer_id: int) -> str | None:
     if p.rewarded:
         lines.append("奖励已发放，感谢您的分享！")
     elif p.still_needed:
-        lines.append(f"再邀请 {p.still_needed} 位好友即可获得奖励。")
+        lines.append(f"还差 {p.still_needed} 位有效邀请即可获得奖励。")
     lines.append(sharing.rules_text(campaign))
     lines.append("发送“邀请好友”可再次获取您的邀请海报。")
     return "\n".join(lines)

@@ -74,14 +74,14 @@ async def test_customer_joins_by_chat_friends_scan_and_progress_is_explained(san
     assert "· 待确认：1 位（好友需保持满 24 小时才计入" in progress
     assert "· 未计入：2 位" in progress
     assert "老朋友：老客户重新添加" in progress and "自己扫自己的码" in progress
-    assert "规则：" in progress and "再邀请 2 位好友即可获得奖励" in progress
+    assert "规则：" in progress and "还差 2 位有效邀请即可获得奖励" in progress
 
     clock.advance(hours=25)
     assert await referral_invites_svc.qualify_due_invites(h.rt) == 1
     await h.settle()
     progress = await ask(h, "wmAsker", "邀请了几个人")
     assert "· 已计入：1 位（目标 2 位）" in progress and "待确认" not in progress
-    assert "再邀请 1 位好友即可获得奖励" in progress
+    assert "还差 1 位有效邀请即可获得奖励" in progress
 
     status, page = await h.api("GET", f"/referral-campaigns/{campaign['id']}/invites")
     assert status == 200 and page["total"] == 3 and page["more"] is False
