@@ -2,7 +2,8 @@
 own code with the poster's link; the poster is a real PNG served by the app; friends scan the code's link through the
 sandbox's scan action (a real signed add_external_contact callback); the inviter asks their progress (“我邀请的朋友算上
 了吗”) and hears what counts, what waits for the hold and what did not count and why; the marketer's invites list
-(GET /referral-campaigns/{id}/invites) shows each invite with its status and reason."""
+(GET /referral-campaigns/{id}/invites) shows each invite with its status and reason; a broadcast with 附带邀请海报
+gives each recipient their own poster."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ import pytest
 from PIL import Image, ImageFont
 
 from scrm.campaigns.referral import invites as referral_invites_svc
+from scrm.campaigns.referral import queries as referral_queries
 from scrm.campaigns.referral.domain import InviteReason, RejectReason, explain_invite
 from scrm.campaigns.referral.models import InviteStatus
 from scrm.campaigns.referral.poster import PosterContent, find_font, render_poster, wrap
+from scrm.campaigns.referral.services import code_row
 from scrm.core.clock import FrozenClock
 from tests.campaigns.test_referral import customer, plain_add, start_campaign
 from tests.conftest import SandboxHarness
@@ -149,3 +152,41 @@ def test_poster_is_a_png_with_the_qr_code_and_wraps_chinese() -> None:
         lines = wrap("很长的文案" * 30, f, 630)
         assert len(lines) > 3 and all(f.getlength(line) <= 630 for line in lines)
         assert "".join(lines) == "很长的文案" * 30
+
+
+async def test_broadcast_with_referral_poster_gives_each_recipient_their_own_code(sandbox: SandboxHarness) -> None:
+    """附带邀请海报: each recipient's message carries their own poster link (their code, made for them); a
+    salesperson task then carries one customer, since a task has one text."""
+    h = sandbox
+    campaign = await start_campaign(h, goal=3)
+    await h.customer_says("wmKfFan", "你好")  # a 微信客服 window: the broadcast goes there
+    a = await plain_add(h, "wmSalesA", "客户甲")  # followed by sales01: a task the salesperson confirms
+    b = await plain_add(h, "wmSalesB", "客户乙")
+    kf = await customer(h, "wmKfFan")
+    status, bad = await h.api("POST", "/broadcasts", json={"name": "x", "segment": "orders >= 0", "text": "t", "referral_campaign_id": 999})
+    assert status == 404 and "裂变活动" in bad["error"]["message"]
+    status, bad = await h.api("POST", "/broadcasts", json={"name": "x", "segment": "orders >= 0", "text": "t", "referral_campaign_id": "1"})
+    assert status == 400 and "referral_campaign_id" in bad["error"]["message"]
+    status, made = await h.api(
+        "POST",
+        "/broadcasts",
+        json={"name": "周末邀友", "segment": "orders >= 0", "text": "周末邀请好友有礼", "referral_campaign_id": campaign["id"]},
+    )
+    assert status == 201 and made["referral_campaign_id"] == campaign["id"], made
+    status, _ = await h.api("POST", f"/broadcasts/{made['id']}/start")
+    assert status == 200
+    await h.settle()
+    await h.settle()
+
+    async with h.rt.db.read() as conn:
+        tokens = {cid: (await code_row(conn, campaign["id"], cid)).state.removeprefix("rf:") for cid in (a, b, kf)}
+    assert len(set(tokens.values())) == 3  # a code of their own each
+    kf_text = h.replies("wmKfFan")[-1]
+    assert kf_text.startswith("周末邀请好友有礼\n\n【邀好友得券】邀请 3 位好友即得")
+    assert f"/referral/posters/{tokens[kf]}.png" in kf_text
+    tasks = {tuple(t["external_userid"]): t["text"] for t in h.state.msg_templates}
+    assert set(tasks) == {("wmSalesA",), ("wmSalesB",)}
+    assert f"/referral/posters/{tokens[a]}.png" in tasks[("wmSalesA",)] and tokens[b] not in tasks[("wmSalesA",)]
+    assert f"/referral/posters/{tokens[b]}.png" in tasks[("wmSalesB",)]
+    async with h.rt.db.read() as conn:
+        assert (await referral_queries.funnel(conn, campaign["id"])).codes_issued == 3

@@ -87,6 +87,11 @@ async def invitation(rt: Runtime, campaign_id: int, inviter_customer_id: int) ->
     return Invitation(campaign, code, url, reward, text)
 
 
+def poster_line(found: Invitation) -> str:
+    """The invitation as one short paragraph for a message that says something else first (a broadcast)."""
+    return f"【{found.campaign.name}】{found.reward}。您的专属邀请海报：{found.poster_url}\n把海报转发给好友，好友扫码即算您的邀请。"
+
+
 async def running_campaigns(rt: Runtime) -> list[Campaign]:
     """Campaigns running now (status running, inside their window), newest first."""
     now = rt.clock.now()
