@@ -19,7 +19,9 @@ ASKS_INVITATION = re.compile(
     r"^(邀请好友|邀请朋友|我要邀请|我的邀请码|邀请码|邀请海报|我的海报|推荐好友|活动|有什么活动|最近有什么活动|参加活动|怎么参加活动|"
     r"怎么参加|如何参加活动|老带新|拉新活动|裂变活动)$"
 )
-ASKS_PROGRESS = re.compile(r"邀请了?(几|多少)|(算上|算进|算数|计入|算了)|邀请进度|邀请.{0,4}(进度|情况|结果)|拉了?(几|多少)个?人")
+ASKS_PROGRESS = re.compile(
+    r"邀请了?(几|多少)|邀请进度|邀请.{0,4}(进度|情况|结果)|拉了?(几|多少)个?人|(邀请|推荐)的?(朋友|好友).{0,6}(算|计)"
+)
 NO_CAMPAIGN = "目前没有进行中的邀请活动，有新活动会第一时间通知您～"
 SHOWN = 5
 
@@ -29,7 +31,7 @@ def _is_invitation_question(text: str) -> bool:
 
 
 def _is_progress_question(text: str) -> bool:
-    return ASKS_PROGRESS.search(text) is not None and ("邀请" in text or "朋友" in text or "好友" in text or "拉" in text)
+    return ASKS_PROGRESS.search(text) is not None
 
 
 async def invite_friends(turn: Turn) -> Reply:

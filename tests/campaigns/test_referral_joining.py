@@ -13,6 +13,8 @@ import re
 import pytest
 from PIL import Image, ImageFont
 
+from bots.dialogue import referral as referral_skill
+from bots.dialogue.router import normalize_text
 from scrm.campaigns.referral import invites as referral_invites_svc
 from scrm.campaigns.referral import queries as referral_queries
 from scrm.campaigns.referral.domain import InviteReason, RejectReason, explain_invite
@@ -190,3 +192,26 @@ async def test_broadcast_with_referral_poster_gives_each_recipient_their_own_cod
     assert f"/referral/posters/{tokens[b]}.png" in tasks[("wmSalesB",)]
     async with h.rt.db.read() as conn:
         assert (await referral_queries.funnel(conn, campaign["id"])).codes_issued == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "invitation", "progress"),
+    [
+        ("邀请好友", True, False),
+        ("我的邀请码", True, False),
+        ("活动", True, False),
+        ("怎么参加活动", True, False),
+        ("我邀请的朋友算上了吗", False, True),
+        ("邀请了几个人", False, True),
+        ("我拉了几个人", False, True),
+        ("活动价多少", False, False),  # a price question, not the campaign
+        ("拉面算了", False, False),
+        ("要3箱矿泉水", False, False),
+    ],
+)
+def test_what_the_referral_skill_answers(text: str, invitation: bool, progress: bool) -> None:
+    normalized = normalize_text(text)
+    assert (referral_skill.ASKS_INVITATION.match(normalized) is not None, referral_skill.ASKS_PROGRESS.search(normalized) is not None) == (
+        invitation,
+        progress,
+    )
