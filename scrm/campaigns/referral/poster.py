@@ -126,3 +126,10 @@ def render_poster(content: PosterContent, font_path: str | None) -> bytes:
     out = io.BytesIO()
     image.save(out, format="PNG", optimize=True)
     return out.getvalue()
+
+
+@lru_cache(maxsize=128)
+def cached_poster(content: PosterContent, font_path: str | None) -> bytes:
+    """:func:`render_poster`, remembered per content (≈60 KB each): the poster link is public and forwarded, so the
+    same poster is asked for again and again; a changed campaign text is a different content."""
+    return render_poster(content, font_path)

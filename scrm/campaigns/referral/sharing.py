@@ -16,7 +16,7 @@ from scrm.campaigns.coupons.services import get_template
 from scrm.campaigns.referral import domain as rules
 from scrm.campaigns.referral.domain import CampaignStatus
 from scrm.campaigns.referral.models import ReferralKind, referral_campaigns, referral_codes
-from scrm.campaigns.referral.poster import PosterContent, find_font, render_poster
+from scrm.campaigns.referral.poster import PosterContent, cached_poster, find_font
 from scrm.campaigns.referral.services import Campaign, Code, code_for, get_campaign
 from scrm.core.errors import Conflict, NotFound
 from scrm.core.runtime import Runtime
@@ -136,4 +136,4 @@ async def poster_png(rt: Runtime, token: str) -> bytes:
         campaign = await get_campaign(conn, int(row.campaign_id))
     footer = "长按识别二维码，加入群聊" if campaign.kind == ReferralKind.GROUP else "长按识别二维码，添加顾问"
     content = PosterContent(campaign.name, campaign.poster_text, await reward_line(rt, campaign), row.qr_code, footer)
-    return await asyncio.to_thread(render_poster, content, find_font(rt.settings.poster_font))
+    return await asyncio.to_thread(cached_poster, content, find_font(rt.settings.poster_font))
