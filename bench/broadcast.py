@@ -12,8 +12,10 @@ and reports wall time and recipients/s (untraced run), then peak memory: ``trace
 allocations while planning a tenth of the segment and all of it again as new broadcasts (flat memory = about the
 same figure), and the process's peak RSS (``resource.getrusage``).
 
-The segment is "every customer", streamed in id order by keyset (the stand-in used until ``tagging.segments.services``
-streams with ``after=``; the planner only needs ids in ascending order).
+The segment goes through the real segment language and its SQL (``tagging.segments``), exactly as in production:
+``SEGMENT`` below. Every recipient carries the tag 会员 and an RFM row in one of the seven segments it keeps; beside
+them a tenth as many non-recipients are seeded — 会员 in 一般挽留客户, or tagged 路人 only — so the query really
+filters, and the bench checks that exactly ``--recipients`` customers were planned.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from typing import Any
 from bench.common import ScratchDatabases, add_run_options, guarded, machine_lines, write_section
 
 PG_NAME = "scrm_bench_broadcast"
+SEGMENT = "tag:会员 and not rfm:一般挽留客户"  # the recipients: every 会员 except those in 一般挽留客户
+KEPT_RFM = ("重要价值客户", "重要发展客户", "重要保持客户", "重要挽留客户", "一般价值客户", "一般发展客户", "一般保持客户")
 
 
 def bench_settings(database_url: str) -> Any:
@@ -43,30 +47,37 @@ def bench_settings(database_url: str) -> Any:
     return load_settings(env, config_file=os.devnull)
 
 
-async def _every_customer(rt: Any, expr: str, after: int | None, limit: int) -> list[int]:
-    import sqlalchemy as sa
-
-    from scrm.crm.customers.models import customers
-
-    q = sa.select(customers.c.id).where(customers.c.id > (after or 0)).order_by(customers.c.id).limit(limit)
-    async with rt.db.read() as conn:
-        return [int(i) for i in (await conn.execute(q)).scalars()]
-
-
 async def seed(rt: Any, n: int, rnd: random.Random) -> None:
+    """``n`` recipients of :data:`SEGMENT` and ``n // 10`` customers it must leave out, interleaved in id order."""
     from bots.outbound.models import kf_windows
     from scrm.crm.customers.models import customer_identities, customers, follows
+    from scrm.crm.tags.models import customer_tags
+    from scrm.crm.tags.services import ensure_tag
+    from tagging.rfm.models import customer_rfm
 
     now = rt.clock.now()
     kfid = rt.settings.kf_open_kfid
+    async with rt.db.write() as conn:
+        member = await ensure_tag(conn, rt.db.dialect, "会员", now, group="客户类型")
+        passerby = await ensure_tag(conn, rt.db.dialect, "路人", now, group="客户类型")
+    total = n + n // 10
+    outsiders = set(rnd.sample(range(1, total + 1), total - n))
     step = 5000
-    for start in range(1, n + 1, step):
-        ids = range(start, min(start + step, n + 1))
-        cs, idents, windows, fols = [], [], [], []
+    for start in range(1, total + 1, step):
+        ids = range(start, min(start + step, total + 1))
+        cs, idents, windows, fols, tagged, rfm = [], [], [], [], [], []
         for i in ids:
             ext = f"wmbench{i:08d}"
             cs.append({"id": i, "first_seen_at": now, "last_seen_at": now, "created_at": now, "updated_at": now, "custom_fields": {}})
             idents.append({"customer_id": i, "kind": "external_userid", "value": ext, "created_at": now})
+            left_out_by_rfm = i in outsiders and rnd.random() < 0.5
+            tag = passerby if i in outsiders and not left_out_by_rfm else member
+            tagged.append({"customer_id": i, "tag_id": tag, "source": "manual", "evidence": {}, "applied_at": now})
+            if i not in outsiders or left_out_by_rfm:
+                segment = "一般挽留客户" if left_out_by_rfm else rnd.choice(KEPT_RFM)
+                rfm.append({"customer_id": i, "recency_days": rnd.randint(1, 200), "frequency": rnd.randint(1, 9),
+                            "monetary_fen": rnd.randint(1000, 500_000), "r": rnd.randint(1, 5), "f": rnd.randint(1, 5),
+                            "m": rnd.randint(1, 5), "segment": segment, "computed_on": now.date()})  # fmt: skip
             r = rnd.random()
             if r < 0.30:
                 hours = rnd.choice([1, 5, 20, 47, 60, 200])
@@ -84,6 +95,9 @@ async def seed(rt: Any, n: int, rnd: random.Random) -> None:
                 await conn.execute(kf_windows.insert(), windows)
             if fols:
                 await conn.execute(follows.insert(), fols)
+            await conn.execute(customer_tags.insert(), tagged)
+            if rfm:
+                await conn.execute(customer_rfm.insert(), rfm)
     if rt.db.dialect == "postgresql":
         async with rt.db.write() as conn:
             import sqlalchemy as sa
@@ -96,7 +110,7 @@ async def plan_once(rt: Any, name: str, batch: int, limit_batches: int | None, *
     """Plan one broadcast; with ``trace`` under tracemalloc (≈3× slower, so the timed run is untraced)."""
     from scrm.campaigns.broadcasts import services as broadcasts
 
-    view = await broadcasts.create_broadcast(rt, {"name": name, "segment": "all", "text": "双11 全场满100减20"})
+    view = await broadcasts.create_broadcast(rt, {"name": name, "segment": SEGMENT, "text": "双11 全场满100减20"})
     await broadcasts.start_broadcast(rt, view.id)
     if trace:
         tracemalloc.start()
@@ -112,9 +126,7 @@ async def plan_once(rt: Any, name: str, batch: int, limit_batches: int | None, *
 
 async def run_backend(backend: str, url: str, n: int, batch: int) -> dict[str, Any]:
     from scrm.app.runtime import build_runtime
-    from scrm.campaigns.broadcasts import services as broadcasts
 
-    broadcasts._segment_after = _every_customer  # type: ignore[assignment]
     rt = await build_runtime(bench_settings(url))
     try:
         t0 = time.perf_counter()
@@ -122,6 +134,8 @@ async def run_backend(backend: str, url: str, n: int, batch: int) -> dict[str, A
         seeded = time.perf_counter() - t0
         tenth = max(1, n // 10 // batch)
         timed = await plan_once(rt, "full", batch, None, trace=False)
+        if timed[0] != n:  # the segment SQL picked the wrong set: the figures would be about something else
+            raise SystemExit(f"{SEGMENT!r} planned {timed[0]:,} recipients, expected {n:,}")
         small = await plan_once(rt, "tenth-traced", batch, tenth, trace=True)
         full = await plan_once(rt, "full-traced", batch, None, trace=True)
         async with rt.db.read() as conn:
@@ -140,7 +154,8 @@ def render(results: list[dict[str, Any]], n: int, batch: int, argv: list[str]) -
     lines = [
         "## Broadcast planning",
         "",
-        f"`python -m bench.broadcast {' '.join(argv)}` — {n:,} recipients, batches of {batch}.",
+        f"`python -m bench.broadcast {' '.join(argv)}` — {n:,} recipients of `{SEGMENT}` (among {n + n // 10:,} customers),"
+        f" batches of {batch}.",
         "",
         "| backend | recipients | plan time | recipients/s | tracemalloc peak (1/10 of segment) | tracemalloc peak (all) |",
         "|---|---:|---:|---:|---:|---:|",

@@ -75,3 +75,9 @@ async def on_attention(rt: Runtime, payload: dict[str, Any]) -> None:
     """Something finance must look at (e.g. a cancelled shipment whose invoice already has money on it)."""
     text = notices.render("billing_attention", message=str(payload["message"]))
     await alert_staff(rt, userids=rt.settings.ops_userid_list, text=text, key=f"billing-attention:{payload['key']}")
+
+
+async def on_campaign_attention(rt: Runtime, payload: dict[str, Any]) -> None:
+    """Campaign work that stopped (a failed broadcast, a coupon distribution that could not run): tell operations."""
+    text = notices.render("campaign_attention", message=str(payload["message"]))
+    await alert_staff(rt, userids=rt.settings.ops_userid_list, text=text, key=f"campaign-attention:{payload['key']}")

@@ -93,22 +93,34 @@ def _outcome(result: sender.OutboundResult) -> tuple[str, str]:
     return RS.FAILED, f"{result.error_code or ''}:{result.error_message or 'failed'}"[:64]
 
 
-async def _message_text(rt: Runtime, view: broadcasts.BroadcastView, customer_ids: Sequence[int]) -> str:
-    """The broadcast text; with a coupon template, each recipient gets the coupon first (idempotent per
-    broadcast and customer) and the text says so."""
+async def _message_text(rt: Runtime, view: broadcasts.BroadcastView, customer_ids: Sequence[int]) -> tuple[str, dict[int, str]]:
+    """The broadcast text and, per customer whose coupon was refused, the recipient reason to record. With a coupon
+    template each recipient gets the coupon first (idempotent per broadcast and customer: a chunk handled again
+    finds the coupon, or is refused the same way) and the text says so."""
     if view.coupon_template_id is None:
-        return view.text
+        return view.text, {}
 
-    label = ""
+    label, not_issued = "", {}
     for cid in customer_ids:
         try:
             coupon = await issue_coupon(
                 rt, view.coupon_template_id, cid, source="segment", source_ref=f"bc:{view.id}:{cid}", actor=f"broadcast:{view.id}"
             )
             label = label or coupon.label
-        except CouponUnavailable as exc:  # budget or per-customer limit: the message still goes out
+        except CouponUnavailable as exc:  # budget or per-customer limit: the message still goes out, the miss is counted
+            not_issued[cid] = D.coupon_not_issued_reason(str(exc.details.get("reason", "")))
             log.info("broadcast coupon not issued", extra={"broadcast_id": view.id, "customer_id": cid, "reason": exc.message})
-    return f"{view.text}\n🎁 优惠券「{label}」已放入您的账户，下单时说“用券”即可使用。" if label else view.text
+    text = f"{view.text}\n🎁 优惠券「{label}」已放入您的账户，下单时说“用券”即可使用。" if label else view.text
+    return text, not_issued
+
+
+def _with_coupon_misses(results: list[tuple[int, str, str]], not_issued: dict[int, str]) -> list[tuple[int, str, str]]:
+    """Reached recipients whose coupon was refused carry why (a skip or failure keeps its own reason)."""
+    reached = (RS.SENT, RS.AWAITING_CONFIRMATION)
+    return [
+        (cid, status, not_issued[cid]) if cid in not_issued and status in reached and not reason else (cid, status, reason)
+        for cid, status, reason in results
+    ]
 
 
 async def _referral_texts(rt: Runtime, view: broadcasts.BroadcastView, customer_ids: Sequence[int], text: str) -> dict[int, str]:
@@ -134,6 +146,7 @@ async def _send_each(
     channel: str,
     items: list[tuple[int, str]],
     text: str,
+    not_issued: dict[int, str],
     texts: dict[int, str] | None = None,
 ) -> list[tuple[int, str, str]]:
     results: list[tuple[int, str, str]] = []
@@ -170,11 +183,13 @@ async def _send_each(
                 )
             results.append((cid, *_outcome(result)))
     finally:  # a rate limit mid-chunk: what went out is recorded now, the rest when the chunk runs again
-        await broadcasts_queries.record_results(rt, view.id, results)
+        await broadcasts_queries.record_results(rt, view.id, _with_coupon_misses(results, not_issued))
     return results
 
 
-async def _send_task(rt: Runtime, view: broadcasts.BroadcastView, userid: str, items: list[tuple[int, str]], text: str) -> None:
+async def _send_task(
+    rt: Runtime, view: broadcasts.BroadcastView, userid: str, items: list[tuple[int, str]], text: str, not_issued: dict[int, str]
+) -> None:
     key = f"broadcast:{view.id}:task:{userid}:{items[0][0]}-{items[-1][0]}"
     result = await sender.create_msg_template_task(
         rt, sender_userid=userid, external_userids=[addr for _, addr in items], text=text, key=key, purpose="broadcast"
@@ -184,7 +199,7 @@ async def _send_task(rt: Runtime, view: broadcasts.BroadcastView, userid: str, i
     if result.error_message and result.error_message.startswith("fail_list: "):
         refused = set(result.error_message.removeprefix("fail_list: ").split(","))
     results = [(cid, RS.FAILED, "refused_by_wecom") if addr in refused else (cid, status, reason) for cid, addr in items]
-    await broadcasts_queries.record_results(rt, view.id, results, outbound_key=sender.storable_key(key))
+    await broadcasts_queries.record_results(rt, view.id, _with_coupon_misses(results, not_issued), outbound_key=sender.storable_key(key))
 
 
 async def send_chunk(rt: Runtime, payload: dict[str, Any]) -> None:
@@ -201,17 +216,17 @@ async def send_chunk(rt: Runtime, payload: dict[str, Any]) -> None:
     items = [(cid, addr) for cid, addr in items if cid in planned]
     async with rt.db.read() as conn:
         view = await broadcasts_queries.get_broadcast(conn, broadcast_id)
-    text = await _message_text(rt, view, [cid for cid, _ in items])
+    text, not_issued = await _message_text(rt, view, [cid for cid, _ in items])
     texts = await _referral_texts(rt, view, [cid for cid, _ in items], text)
     channel = str(payload["channel"])
     if channel == D.Channel.MSG_TEMPLATE:
         if texts:  # one text per task: each recipient with a poster gets a task of their own
             for item in items:
-                await _send_task(rt, view, str(payload["salesperson_userid"]), [item], texts.get(item[0], text))
+                await _send_task(rt, view, str(payload["salesperson_userid"]), [item], texts.get(item[0], text), not_issued)
         else:
-            await _send_task(rt, view, str(payload["salesperson_userid"]), items, text)
+            await _send_task(rt, view, str(payload["salesperson_userid"]), items, text, not_issued)
     else:
-        await _send_each(rt, view, channel, items, text, texts)
+        await _send_each(rt, view, channel, items, text, not_issued, texts)
 
 
 # ---- running broadcasts ----------------------------------------------------------------------------------
@@ -220,7 +235,12 @@ async def run_due_broadcasts(rt: Runtime, *, rate_per_minute: int = RATE_PER_MIN
     planned = 0
     per_tick = D.batches_per_tick(rate_per_minute=rate_per_minute, batch=batch)
     for broadcast_id in await broadcasts.due_broadcasts(rt):
-        planned += await broadcasts.plan_broadcast(rt, broadcast_id, batch=batch, max_batches=per_tick)
+        try:
+            planned += await broadcasts.plan_broadcast(rt, broadcast_id, batch=batch, max_batches=per_tick)
+        except Exception:  # one broadcast's fault (a bug, a dropped connection) must not hold up the rest
+            # A broadcast that can never run is failed by the planner itself (status, error, alert); anything
+            # else may pass, so it stays running and the next tick tries it again — logged with its id.
+            log.exception("broadcast planning failed", extra={"broadcast_id": broadcast_id})
     return planned
 
 

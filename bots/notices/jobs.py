@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bots.notices.billing import on_attention, on_credit_hold, on_dunning
+from bots.notices.billing import on_attention, on_campaign_attention, on_credit_hold, on_dunning
 from bots.notices.broadcasts import plan_broadcast_job, run_broadcasts_cron, send_chunk
 from bots.notices.orders import (
     on_backorder_filled,
@@ -12,6 +12,7 @@ from bots.notices.orders import (
     on_order_shipped,
     on_stock_low,
 )
+from scrm.campaigns.attention import ATTENTION_TOPIC
 from scrm.campaigns.broadcasts import services as broadcasts
 from scrm.core.jobs import CronSpec, JobSpec
 from scrm.core.outbox import Handles
@@ -21,6 +22,7 @@ HANDLERS = [
     Handles("billing.dunning", on_dunning),
     Handles("billing.credit_hold", on_credit_hold),
     Handles("billing.attention", on_attention),
+    Handles(ATTENTION_TOPIC, on_campaign_attention),
     Handles("order.confirmed", on_order_confirmed),
     Handles("order.shipped", on_order_shipped),
     Handles("order.delivered", on_order_delivered),

@@ -8,6 +8,7 @@ every change a customer must hear about writes an outbox row in the same transac
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -43,6 +44,8 @@ from scrm.core.money import format_fen
 from scrm.core.runtime import ResourceKey, Runtime
 
 DRAFT_TTL = dt.timedelta(hours=2)
+
+log = logging.getLogger(__name__)
 
 
 def _history_row(
@@ -380,15 +383,29 @@ async def cancel_order(rt: Runtime, order_id: int, *, actor: str = "", reason: s
 
 
 async def expire_drafts(rt: Runtime) -> int:
-    """Pending drafts past their expiry become expired (they hold no stock). Returns how many."""
+    """Pending drafts past their expiry become expired (they hold no stock). Returns how many.
+
+    Each draft expires in its own transaction: a draft the customer confirmed meanwhile (StaleOrder) is left as
+    it is, and one whose expiry fails (its discount could not be given back, say) is logged and tried again on the
+    next tick, while the others expire now — one bad draft never keeps the rest pending."""
     now = rt.clock.now()
+    async with rt.db.read() as conn:
+        ids = (await conn.execute(sa.select(orders.c.id).where(orders.c.status == S.PENDING, orders.c.expires_at <= now))).scalars().all()
     count = 0
-    async with rt.db.write() as conn:
-        rows = (await conn.execute(sa.select(orders).where(orders.c.status == S.PENDING, orders.c.expires_at <= now))).all()
-        for row in rows:
-            await _set_status(conn, row, S.EXPIRED, now, "expired", "system", closed_at=now)
-            await discounts.order_closed(conn, rt, int(row.id))
-            count += 1
+    for order_id in ids:
+        try:
+            async with rt.db.write() as conn:
+                row = (await conn.execute(sa.select(orders).where(orders.c.id == order_id))).one()
+                if row.status != S.PENDING:
+                    continue
+                await _set_status(conn, row, S.EXPIRED, now, "expired", "system", closed_at=now)
+                await discounts.order_closed(conn, rt, int(row.id))
+        except StaleOrder:
+            continue
+        except Exception:
+            log.exception("draft expiry failed; retried on the next tick", extra={"order_id": int(order_id)})
+            continue
+        count += 1
     return count
 
 

@@ -12,6 +12,8 @@ from typing import Any
 from scrm.campaigns.broadcasts import services as broadcasts
 from scrm.campaigns.broadcasts.domain import (
     CANCELLABLE,
+    COUPON_NOT_ISSUED_PREFIX,
+    COUPON_NOT_ISSUED_ZH,
     PAUSABLE,
     PLANNING,
     RESUMABLE,
@@ -61,6 +63,9 @@ DONE_ZH = {"start": "已开始发送", "pause": "已暂停", "cancel": "已取�
 
 
 def reason_zh(reason: str) -> str:
+    if reason.startswith(COUPON_NOT_ISSUED_PREFIX):  # reached, but the coupon was refused
+        refusal = reason.removeprefix(COUPON_NOT_ISSUED_PREFIX)
+        return f"未发券：{COUPON_NOT_ISSUED_ZH.get(refusal, refusal)}"
     if ":" in reason and reason not in REASON_ZH:  # an API refusal: "errcode:message"
         return f"接口错误 {reason}"
     return REASON_ZH.get(reason, reason or "—")
@@ -108,6 +113,8 @@ class ProgressView:
     channel_headers: tuple[str, ...]
     channels: list[tuple[object, ...]]
     reasons: list[tuple[object, ...]]
+    coupon_missed: int  # reached recipients whose coupon could not be issued
+    coupon_misses: list[tuple[object, ...]]  # (why in Chinese, count)
 
 
 @dataclass(frozen=True)
@@ -171,6 +178,10 @@ def progress_view(prog: dict[str, Any], reasons: dict[str, dict[str, int]], view
         channel_headers=("渠道", *(RECIPIENT_ZH[s] for s in order), "合计"),
         channels=channel_rows,
         reasons=reason_rows,
+        coupon_missed=sum(prog.get("coupon_not_issued", {}).values()),
+        coupon_misses=[
+            (COUPON_NOT_ISSUED_ZH.get(k, k), n) for k, n in sorted(prog.get("coupon_not_issued", {}).items(), key=lambda kv: -kv[1])
+        ],
     )
 
 

@@ -1,6 +1,9 @@
 """/console/coupons and /console/campaigns — the marketer's pages: 优惠券 templates (create, edit, issue to a
-customer, issue/redeem stats from ``coupon_ledger``; in ``coupon_pages.py``) and 裂变活动 referral campaigns (create, start/pause/end, a
-stats page with the funnel as an SVG bar chart and the leaderboard).
+customer or a segment, issue/redeem stats from ``coupon_ledger``; in ``coupon_pages.py``) and 裂变活动 referral campaigns
+(create, edit, start/pause/end, a stats page with the funnel as an SVG bar chart and the leaderboard). The edit form
+offers what the campaign may still change: everything while a draft; once started only name, poster, end, eligible
+segment and reward (the codes already out carry the rest). A refused edit comes back in the form, as typed, with the
+reason (400).
 
 Same building blocks as every console page: routes behind :func:`auth.protected` (marketer or admin, CSRF on
 every POST), typed values into ``templates/coupons/`` and ``templates/campaigns/`` (:mod:`scrm.console.pages`), every
@@ -10,8 +13,9 @@ services get fen and aware datetimes.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,18 +32,22 @@ from scrm.console.coupon_pages import (
     coupon_create,
     coupon_detail,
     coupon_issue,
+    coupon_issue_segment,
     coupon_list,
     coupon_update,
     local_time,
     local_value,
 )
-from scrm.console.pages import act, forbidden, money, page_context, path_id, read_form, render, setup_templates
+from scrm.console.pages import SECURITY_HEADERS, act, forbidden, money, page_context, path_id, read_form, render, setup_templates
+from scrm.console.segments import SegmentPreview, segment_preview
 from scrm.core.clock import local
-from scrm.core.errors import InvalidInput, NotFound
+from scrm.core.errors import DomainError, InvalidInput, NotFound
 from scrm.core.http.keys import RUNTIME
 from scrm.crm.groups.queries import group_rows
 from scrm.crm.staff.queries import salesperson_choices
 
+# The detail page runs static/segments.js (the live count of the eligible segment); everything else stays as strict.
+CSP = SECURITY_HEADERS["Content-Security-Policy"].replace("script-src 'none'", "script-src 'self'")
 CAMPAIGN_STATUS_ZH = {"draft": "草稿", "running": "进行中", "paused": "已暂停", "ended": "已结束"}
 STATUS_ACTIONS = (("running", "启动 / 恢复", "primary"), ("paused", "暂停", ""), ("ended", "结束活动", "danger"))
 INVITES_PER_PAGE = 50
@@ -74,6 +82,57 @@ class CampaignView:
     next: str
 
 
+@dataclass(frozen=True)
+class CampaignEditForm:
+    """The edit form's values — the campaign's own, or what was typed when it comes back refused — and which
+    fields it offers (``draft``: all of them; else only those a started campaign may change)."""
+
+    draft: bool
+    kind: str
+    name: str
+    poster_text: str
+    starts_at: str
+    ends_at: str
+    eligible_segment: str
+    reward_template_id: str
+    templates: tuple[tuple[str, str], ...]  # (id, "name（label）"): active templates and the current reward
+    goal: str
+    hold_hours: str
+    userids: tuple[str, ...]  # ticked salespeople
+    chat_ids: tuple[str, ...]  # ticked groups
+    preview: SegmentPreview | None
+    people: tuple[tuple[str, str], ...] = ()  # (userid, name) to pick from; a ticked one no longer listed is kept
+    groups: tuple[tuple[str, str], ...] = ()  # (chat_id, name) to pick from
+
+
+def edit_form(
+    c: referral_services.Campaign,
+    templates: list[coupons.CouponTemplate],
+    typed: Mapping[str, str] | None,
+    preview: SegmentPreview | None,
+    names: Choices | None = None,
+    picked: Mapping[str, tuple[str, ...]] | None = None,
+) -> CampaignEditForm:
+    """``picked``: the ticked salespeople / groups of a refused form (else the campaign's own)."""
+    own = {
+        "name": c.name, "poster_text": c.poster_text, "starts_at": local_value(c.starts_at), "ends_at": local_value(c.ends_at),
+        "eligible_segment": c.eligible_segment, "reward_template_id": str(c.reward_template_id or ""), "goal": str(c.goal),
+        "hold_hours": str(c.hold_hours),
+    }  # fmt: skip
+    values = {k: (typed.get(k, v) if typed is not None else v) for k, v in own.items()}
+    choices = tuple((str(x.id), f"{x.name}（{x.rule.label}）") for x in templates if x.active or x.id == c.reward_template_id)
+    userids = (picked or {}).get("userids", tuple(c.userids))
+    chat_ids = (picked or {}).get("chat_ids", c.chat_ids)
+    names = names or Choices([], [])
+    # a salesperson or group the campaign names but the lists lack (left, dismissed) stays pickable, shown by id
+    people = tuple(names.people) + tuple((u, u) for u in userids if u not in dict(names.people))
+    groups = tuple(names.groups) + tuple((g, g) for g in chat_ids if g not in dict(names.groups))
+    return CampaignEditForm(
+        draft=c.status == "draft", kind=c.kind, templates=choices, preview=preview, userids=tuple(userids), chat_ids=tuple(chat_ids),
+        people=people, groups=groups, **values,
+    )  # fmt: skip
+
+
 def campaign_id(request: web.Request) -> int:
     return path_id(request, what="编号")
 
@@ -99,6 +158,15 @@ async def _choices(request: web.Request) -> Choices:
         people = await salesperson_choices(conn)
         groups = [(g.chat_id, g.name or g.chat_id) for g in await group_rows(conn, local(rt.clock.now()).date()) if g.dismissed_at is None]
     return Choices(people, groups)
+
+
+async def _ticked(request: web.Request) -> dict[str, tuple[str, ...]]:
+    """The pickers' ticked salespeople and groups (every value: a plain form dict keeps one), sorted, blanks out."""
+    posted = await request.post()
+    return {
+        key: tuple(sorted({v.strip() for v in posted.getall(key, []) if isinstance(v, str) and v.strip()}))
+        for key in ("userids", "chat_ids")
+    }
 
 
 def _receivers(c: referral_services.Campaign, names: Choices) -> str:
@@ -142,7 +210,7 @@ async def campaign_list(request: web.Request) -> web.Response:
 
 async def campaign_create(request: web.Request) -> web.Response:
     form = await read_form(request)
-    picked = await request.post()  # the pickers' checkboxes: every ticked value (a plain dict keeps one)
+    picked = await _ticked(request)
     created: list[int] = []
 
     async def action() -> str:
@@ -151,7 +219,7 @@ async def campaign_create(request: web.Request) -> web.Response:
             "goal": count_field(form, "goal", "邀请目标", maximum=1000),
             "reward_template_id": count_field(form, "reward_template_id", "奖励优惠券", maximum=2**62),
             "kind": form.get("kind", "contact"),
-            "userids": sorted({v.strip() for v in picked.getall("userids", []) if isinstance(v, str) and v.strip()}),
+            "userids": list(picked["userids"]),
             "hold_hours": count_field(form, "hold_hours", "留存时长", maximum=720),
             "starts_at": local_time(form.get("starts_at", ""), "starts_at"),
             "ends_at": local_time(form.get("ends_at", ""), "ends_at"),
@@ -160,7 +228,7 @@ async def campaign_create(request: web.Request) -> web.Response:
             "status": "running" if form.get("start_now") == "1" else "draft",
         }
         if data["kind"] == "group":
-            data["chat_ids"] = sorted({v.strip() for v in picked.getall("chat_ids", []) if isinstance(v, str) and v.strip()})
+            data["chat_ids"] = list(picked["chat_ids"])
         elif not data["userids"]:
             raise InvalidInput("请至少选择一位承接成员 (pick at least one salesperson)", field="userids")
         campaign = await referral_services.create_campaign(request.app[RUNTIME], data)
@@ -175,7 +243,20 @@ async def campaign_create(request: web.Request) -> web.Response:
 
 async def campaign_detail(request: web.Request) -> web.Response:
     """Stats: the funnel (codes → adds → qualified → rewarded → first orders) as a bar chart, revenue, the
-    leaderboard, each invite with why it counts or not (``?page=``), and the status buttons the current status allows."""
+    leaderboard, each invite with why it counts or not (``?page=``), the status buttons the current status allows,
+    and the edit form."""
+    return await _detail_page(request, None, None)
+
+
+async def _detail_page(
+    request: web.Request,
+    typed: Mapping[str, str] | None,
+    preview: SegmentPreview | None,
+    *,
+    status: int = 200,
+    error: str = "",
+    picked: Mapping[str, tuple[str, ...]] | None = None,
+) -> web.Response:
     rt = request.app[RUNTIME]
     ctx = page_context(request, "campaigns")
     raw_page = request.query.get("page", "1")
@@ -188,12 +269,16 @@ async def campaign_detail(request: web.Request) -> web.Response:
             invites = await referral_queries.invites(conn, campaign.id, limit=INVITES_PER_PAGE, offset=(page - 1) * INVITES_PER_PAGE)
     except NotFound as exc:
         return render(request, "not_found.html", ctx, http_status=404, title="没有找到活动", message=exc.message)
+    if error:
+        ctx = dataclasses.replace(ctx, flash=("err", error))
+    templates = await coupons.list_templates(rt)
     steps = funnel.steps()
     step_rows: list[tuple[object, ...]] = [(s.label, s.count, "—" if s.rate is None else f"{s.rate:.0%}") for s in steps]
     step_rows.append(("好友首单金额", money(funnel.revenue_fen), ""))
+    names = await _choices(request)
     view = CampaignView(
         status=CAMPAIGN_STATUS_ZH.get(campaign.status, campaign.status),
-        receivers=_receivers(campaign, await _choices(request)),
+        receivers=_receivers(campaign, names),
         actions=tuple(a for a in STATUS_ACTIONS if can_transition(campaign.status, a[0])),
         chart=bar_geometry([(s.label, s.count) for s in steps], title=f"{campaign.name} 转化漏斗", width=700, height=240),
         steps=step_rows,
@@ -213,7 +298,58 @@ async def campaign_detail(request: web.Request) -> web.Response:
         prev=f"/console/campaigns/{campaign.id}?page={page - 1}#invites" if page > 1 else "",
         next=f"/console/campaigns/{campaign.id}?page={page + 1}#invites" if invites.more else "",
     )
-    return render(request, "campaigns/detail.html", ctx, campaign=campaign, view=view)
+    return render(
+        request,
+        "campaigns/detail.html",
+        ctx,
+        http_status=status,
+        http_headers={"Content-Security-Policy": CSP},
+        campaign=campaign,
+        view=view,
+        form=edit_form(campaign, templates, typed, preview, names, picked),
+    )
+
+
+async def campaign_edit(request: web.Request) -> web.Response:
+    """Save the edit form through ``update_campaign`` — only the fields the form offered (a started campaign's form
+    offers name, poster, end, eligible segment and reward: what ``update_campaign`` lets a live one change).
+    预览人数 shows how many customers the eligible segment picks, the form kept."""
+    rt = request.app[RUNTIME]
+    form = await read_form(request)
+    ticked = await _ticked(request)
+    cid = campaign_id(request)
+    preview = await segment_preview(rt, form.get("eligible_segment", ""))
+    if form.get("action") == "preview":
+        return await _detail_page(request, form, preview, picked=ticked)
+    try:
+        async with rt.db.read() as conn:
+            current = await referral_services.get_campaign(conn, cid)
+        draft = current.status == "draft"
+        changes: dict[str, Any] = {
+            "name": form.get("name", ""),
+            "poster_text": form.get("poster_text", ""),
+            "ends_at": local_time(form.get("ends_at", ""), "ends_at"),
+            "eligible_segment": form.get("eligible_segment", ""),
+            "reward_template_id": count_field(form, "reward_template_id", "奖励优惠券", maximum=2**62),
+        }
+        if draft:
+            changes |= {
+                "goal": count_field(form, "goal", "邀请目标", maximum=1000),
+                "hold_hours": count_field(form, "hold_hours", "留存时长", maximum=720),
+                "starts_at": local_time(form.get("starts_at", ""), "starts_at"),
+            }
+            key = "chat_ids" if current.kind == "group" else "userids"
+            changes[key] = list(ticked[key])
+        if changes["reward_template_id"] is None and current.reward_tag_id is None:
+            raise InvalidInput("请选择奖励优惠券 (reward_template_id)", field="reward_template_id")
+        if changes["reward_template_id"] is None:
+            del changes["reward_template_id"]
+        campaign = await referral_services.update_campaign(rt, cid, changes)
+    except DomainError as exc:
+        return await _detail_page(request, form, preview, status=400, error=exc.message, picked=ticked)
+    response = web.Response(status=303, headers={"Location": f"/console/campaigns/{cid}"})
+    auth.set_flash(request, response, "ok", f"已保存裂变活动“{campaign.name}”")
+    return response
 
 
 async def campaign_status(request: web.Request) -> web.Response:
@@ -235,10 +371,12 @@ ROUTES = (
     ("GET", "/console/coupons/{id}", coupon_detail),
     ("POST", "/console/coupons/{id}", coupon_update),
     ("POST", "/console/coupons/{id}/issue", coupon_issue),
+    ("POST", "/console/coupons/{id}/issue-segment", coupon_issue_segment),
     ("GET", "/console/campaigns", campaign_list),
     ("POST", "/console/campaigns", campaign_create),
     ("GET", "/console/campaigns/{id}", campaign_detail),
     ("POST", "/console/campaigns/{id}/status", campaign_status),
+    ("POST", "/console/campaigns/{id}/edit", campaign_edit),
 )
 
 

@@ -1,9 +1,13 @@
-"""/console/coupons — 优惠券 pages of the marketer's console: templates (create, edit), issuing to a customer, and the
-issue/redeem stats from ``coupon_ledger``; plus the form parsing the campaign pages share (yuan → fen, Shanghai local
-times → aware UTC). Mounted by :func:`scrm.console.campaigns.setup_routes` with the referral pages."""
+"""/console/coupons — 优惠券 pages of the marketer's console: templates (create, edit), issuing to a customer or to a
+segment (客群: the expression with a live count — ``static/segments.js`` → ``GET /console/segments/preview`` — or, without
+JavaScript, 预览人数 posts the form back with the count; a refused expression comes back in the form with the reason
+and the column, 400), and the issue/redeem stats from ``coupon_ledger``; plus the form parsing the campaign pages
+share (yuan → fen, Shanghai local times → aware UTC). Mounted by :func:`scrm.console.campaigns.setup_routes` with the
+referral pages."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 
@@ -12,12 +16,17 @@ from aiohttp import web
 from scrm.campaigns.coupons import services as coupons
 from scrm.campaigns.coupons.domain import DEFAULT_KIND, KIND_ZH, CouponRule, TemplateTerms, Validity, yuan_text
 from scrm.campaigns.coupons.queries import ledger_stats
-from scrm.console.pages import act, actor, money, page_context, path_id, read_form, render
+from scrm.console import auth
+from scrm.console.pages import SECURITY_HEADERS, act, actor, money, page_context, path_id, read_form, render
+from scrm.console.segments import SegmentPreview, segment_preview
 from scrm.core.clock import SHANGHAI
-from scrm.core.errors import InvalidInput, NotFound
+from scrm.core.errors import DomainError, InvalidInput, NotFound
 from scrm.core.http.keys import RUNTIME
+from scrm.core.ids import short_id
 from scrm.core.money import parse_yuan
 
+# The detail page runs static/segments.js (the live count of the segment form); everything else stays as strict.
+CSP = SECURITY_HEADERS["Content-Security-Policy"].replace("script-src 'none'", "script-src 'self'")
 LEDGER_EVENTS = (("issue", "发放"), ("reserve", "占用"), ("redeem", "核销"), ("release", "退回"), ("expire", "过期"), ("revoke", "收回"))
 
 
@@ -192,18 +201,44 @@ def coupon_id(request: web.Request) -> int:
     return path_id(request, what="编号")
 
 
+@dataclass(frozen=True)
+class SegmentIssueForm:
+    """The issue-to-a-segment form as typed (kept when it comes back with a count or a refusal) and its count."""
+
+    segment: str = ""
+    preview: SegmentPreview | None = None
+
+
 async def coupon_detail(request: web.Request) -> web.Response:
-    """One template's stats (budget, ledger counts and amounts), the issue-to-a-customer form and the edit form."""
+    """One template's stats (budget, ledger counts and amounts), the issue forms (a customer, a segment) and the
+    edit form."""
+    return await _detail_page(request, SegmentIssueForm())
+
+
+async def _detail_page(request: web.Request, segment_form: SegmentIssueForm, *, status: int = 200, error: str = "") -> web.Response:
     rt = request.app[RUNTIME]
     ctx = page_context(request, "coupons")
     try:
         tpl = await coupons.get_template(rt, coupon_id(request))
     except NotFound as exc:
         return render(request, "not_found.html", ctx, http_status=404, title="没有找到优惠券", message=exc.message)
+    if error:
+        ctx = dataclasses.replace(ctx, flash=("err", error))
     async with rt.db.read() as conn:
         stats = (await ledger_stats(conn, tpl.id)).get(tpl.id, {})
     ledger = [(zh, *stats.get(e, (0, 0))) for e, zh in LEDGER_EVENTS]
-    return render(request, "coupons/detail.html", ctx, tpl=tpl, budget=budget_text(tpl), ledger=ledger, form=template_form(tpl))
+    return render(
+        request,
+        "coupons/detail.html",
+        ctx,
+        http_status=status,
+        http_headers={"Content-Security-Policy": CSP},
+        tpl=tpl,
+        budget=budget_text(tpl),
+        ledger=ledger,
+        form=template_form(tpl),
+        segment_form=segment_form,
+    )
 
 
 async def coupon_create(request: web.Request) -> web.Response:
@@ -244,3 +279,27 @@ async def coupon_issue(request: web.Request) -> web.Response:
         return f"已发给客户 #{cid}：{coupon.label}（券码 {coupon.code}）"
 
     return await act(request, f"/console/coupons/{tid}", action)
+
+
+async def coupon_issue_segment(request: web.Request) -> web.Response:
+    """预览人数 shows how many customers the expression picks, the form kept; 发给客群 checks the expression and the
+    template and queues the distribution (one coupon per customer, within budget and the per-customer limit), then
+    comes back with the count it was queued for — the 发放 figures on the page grow as the job issues. A refused
+    expression comes back in the form with the reason and its column (400)."""
+    rt = request.app[RUNTIME]
+    form = await read_form(request)
+    expression = form.get("segment", "")
+    preview = await segment_preview(rt, expression)
+    typed = SegmentIssueForm(expression, preview)
+    if form.get("action") == "preview":
+        return await _detail_page(request, typed)
+    tid = coupon_id(request)
+    try:
+        run_ref = short_id(12)
+        await coupons.queue_issue_to_segment(rt, tid, expression, run_ref=run_ref)
+    except DomainError as exc:
+        return await _detail_page(request, typed, status=400, error=exc.message)
+    count = preview.count if preview is not None else 0
+    response = web.Response(status=303, headers={"Location": f"/console/coupons/{tid}"})
+    auth.set_flash(request, response, "ok", f"已开始向客群发券：{count} 位客户（批次 {run_ref}），每人一张，超出预算或限领的不再发放")
+    return response

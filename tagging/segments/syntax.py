@@ -56,8 +56,11 @@ class SegmentSyntaxError(DomainError):
     code = "segment_syntax"
     status = 400
 
-    def __init__(self, zh: str, en: str, column: int) -> None:
-        super().__init__(f"第 {column} 列：{zh} (column {column}: {en})", column=column)
+    def __init__(self, zh: str, en: str, column: int, *, field: str = "") -> None:
+        # With ``field`` (an expression some form or body carries) the message says what it is about.
+        where = f"客群表达式有误，第 {column} 列" if field else f"第 {column} 列"
+        super().__init__(f"{where}：{zh} (column {column}: {en})", column=column, **({"field": field} if field else {}))
+        self.zh, self.en, self.column = zh, en, column
         self.column = column
 
 
@@ -273,3 +276,14 @@ def parse(text: str) -> Node:
     if tok.kind != "end":
         raise SegmentSyntaxError(f"这里缺少 and 或 or（在 “{tok.text}” 之前）", f"expected 'and' or 'or' before {tok.text!r}", tok.column)
     return node
+
+
+def check_expression(text: str, field: str) -> str:
+    """An expression that a campaign is about to store or run, stripped, once it parses. Every edge that takes one
+    (API, console, services) calls this, so nothing that cannot run is ever stored or queued: a bad one raises
+    :class:`SegmentSyntaxError` naming ``field`` and the column, with the message prefixed 客群表达式有误."""
+    try:
+        parse(text)
+    except SegmentSyntaxError as exc:
+        raise SegmentSyntaxError(exc.zh, exc.en, exc.column, field=field) from None
+    return text.strip()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -17,12 +16,17 @@ from aiohttp.test_utils import TestClient, TestServer
 from fulfillment.catalog.models import products
 from fulfillment.orders import services as orders
 from fulfillment.orders.models import OrderStatus
+from scrm.campaigns.attention import ATTENTION_TOPIC
 from scrm.campaigns.coupons import discounts as coupons_discounts
 from scrm.campaigns.coupons import services as coupons
 from scrm.campaigns.coupons.domain import CouponRule, CouponUnavailable, TemplateInUse, TemplateTerms, Validity
 from scrm.campaigns.coupons.models import CouponStatus, coupon_templates
+from scrm.core import outbox
 from scrm.core.clock import FrozenClock
 from scrm.core.runtime import Runtime
+from scrm.crm.tags.models import TagSource
+from scrm.crm.tags.services import apply_tag, ensure_tag
+from tagging.segments.syntax import SegmentSyntaxError
 from tests.conftest import make_customer
 
 MAN100_10 = CouponRule("fixed", amount_off_fen=1000, threshold_fen=10000)
@@ -170,20 +174,49 @@ async def test_expiry_by_cron_with_the_frozen_clock(crt: Runtime, clock: FrozenC
         await coupons.issue_coupon(crt, late, a, source="api")
 
 
-async def test_issue_to_a_segment_streams_and_reruns_skip(crt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
-    people = await customers(crt, 5)
+async def tagged(rt: Runtime, names: list[str], tag: str) -> list[int]:
+    """Real customers carrying a real tag, so a segment expression picks exactly them."""
+    ids = [await make_customer(rt, name) for name in names]
+    now = rt.clock.now()
+    async with rt.db.write() as conn:
+        tag_id = await ensure_tag(conn, rt.db.dialect, tag, now, group="客户类型")
+        for cid in ids:
+            await apply_tag(conn, rt.db.dialect, customer_id=cid, tag_id=tag_id, source=TagSource.MANUAL, evidence={}, now=now)
+    return ids
 
-    async def members(rt: Runtime, expr: str, batch: int) -> AsyncIterator[int]:
-        assert expr == "tag:vip"
-        for cid in people:
-            yield cid
 
-    monkeypatch.setattr(coupons, "segment_members", members)
+async def attention_rows(rt: Runtime) -> list[dict[str, Any]]:
+    async with rt.db.read() as conn:
+        return [dict(r.payload) for r in await conn.execute(sa.select(outbox.outbox).where(outbox.outbox.c.topic == ATTENTION_TOPIC))]
+
+
+async def test_issue_to_a_segment_streams_and_reruns_skip(crt: Runtime) -> None:
+    await tagged(crt, ["wmOther0", "wmOther1"], "路人")  # outside the segment: never given one
+    people = await tagged(crt, [f"wmVip{i}" for i in range(5)], "vip")
     tid = await template(crt, budget_count=4)
-    first = await coupons.issue_to_segment(crt, tid, "tag:vip", run_ref="run1")
-    assert (first.issued, first.budget_exhausted) == (4, True)
+    first = await coupons.issue_to_segment(crt, tid, "tag:vip", run_ref="run1", batch=2)
+    assert (first.issued, first.budget_exhausted, first.failed, first.error) == (4, True, 0, "")
+    assert [cid for cid in people if await coupons.coupons_of_customer(crt, cid)] == people[:4]
     again = await coupons.issue_to_segment(crt, tid, "tag:vip", run_ref="run1")
     assert (again.issued, again.already, again.budget_exhausted) == (0, 4, True)
+    assert await attention_rows(crt) == []  # nothing went wrong: nobody is alerted
+
+
+async def test_a_segment_run_that_cannot_run_records_why_and_alerts_once(crt: Runtime) -> None:
+    """A job queued before expressions were checked (old data): the run records the parse error and alerts; the
+    service refuses to queue such an expression at all."""
+    await tagged(crt, ["wmVip0"], "vip")
+    tid = await template(crt)
+    result = await coupons.issue_to_segment(crt, tid, "tag:vip or", run_ref="old")
+    assert result.issued == 0 and "第 11 列" in result.error and "表达式不完整" in result.error
+    assert await attention_rows(crt) == [
+        {"message": f"优惠券模板 #{tid} 按客群发放（old）：{result.error}", "key": f"coupon-segment:{tid}:old"}
+    ]
+    gone = await coupons.issue_to_segment(crt, 999_999, "tag:vip", run_ref="gone")
+    assert gone.issued == 0 and "没有这个优惠券模板" in gone.error
+    with pytest.raises(SegmentSyntaxError) as info:
+        await coupons.queue_issue_to_segment(crt, tid, "tag:vip or", run_ref="new")
+    assert info.value.details == {"column": 11, "field": "segment"}
 
 
 async def test_terms_are_fixed_once_issued(crt: Runtime) -> None:
@@ -242,6 +275,13 @@ async def test_api(crt: Runtime) -> None:
         assert resp.status == 404
         resp = await client.post("/api/v1/coupons/issue", json={"template_id": tpl["id"]})
         assert resp.status == 400
+        # a segment that does not parse is refused with its column before anything is queued
+        resp = await client.post("/api/v1/coupons/issue", json={"template_id": tpl["id"], "segment": "tag:vip and not"})
+        err = (await resp.json())["error"]
+        assert resp.status == 400 and err["code"] == "segment_syntax" and err["details"] == {"column": 16, "field": "segment"}
+        assert err["message"].startswith("客群表达式有误，第 16 列：")
+        resp = await client.post("/api/v1/coupons/issue", json={"template_id": 999_999, "segment": "tag:vip"})
+        assert resp.status == 404
         wallet = await (await client.get("/api/v1/customers/wmApi/coupons?usable=true")).json()
         assert [c["label"] for c in wallet["items"]] == ["9折 最高减20"]
         resp = await client.patch(f"/api/v1/coupon-templates/{tpl['id']}", json={"percent_off": 20})

@@ -15,11 +15,13 @@ import sqlalchemy as sa
 from bots.outbound.models import outbound_messages
 from bots.sandbox.simulator import CallbackSimulator, change_external_contact
 from fulfillment.orders.services import create_order
+from scrm.campaigns.attention import ATTENTION_TOPIC
 from scrm.campaigns.coupons.models import CouponStatus, coupon_templates, coupons
 from scrm.campaigns.referral import invites as referral_invites_svc
 from scrm.campaigns.referral import rewards
 from scrm.campaigns.referral.domain import RejectReason
-from scrm.campaigns.referral.models import InviteStatus, referral_invites, referral_rewards
+from scrm.campaigns.referral.models import InviteStatus, referral_campaigns, referral_invites, referral_rewards
+from scrm.core import outbox
 from scrm.core.clock import FrozenClock
 from scrm.crm.customers.services import ensure_customer, find_customer, link_identity
 from tests.conftest import SandboxHarness, make_settings
@@ -316,6 +318,66 @@ async def test_campaign_api_validation_and_status(sandbox: SandboxHarness) -> No
     assert status == 200 and [c["id"] for c in body["items"]] == [cid]
     status, body = await h.api("GET", f"/referral-campaigns/{cid}")
     assert status == 200 and body["funnel"]["codes_issued"] == 0
+    # the eligible-inviter segment must be an expression that runs: refused with its column, the stored one kept
+    status, body = await h.api("PATCH", f"/referral-campaigns/{cid}", json={"eligible_segment": "tag:老客户 and rfm:"})
+    assert status == 400 and body["error"]["code"] == "segment_syntax"
+    assert body["error"]["details"] == {"column": 17, "field": "eligible_segment"}
+    assert body["error"]["message"].startswith("客群表达式有误，第 17 列：")
+    status, body = await h.api("PATCH", f"/referral-campaigns/{cid}", json={"eligible_segment": " tag:老客户 "})
+    assert status == 200 and body["eligible_segment"] == "tag:老客户"
+    status, body = await h.api("PATCH", f"/referral-campaigns/{cid}", json={"eligible_segment": ""})
+    assert status == 200 and body["eligible_segment"] == ""  # empty = every customer
+    now = h.rt.clock.now()
+    status, body = await h.api(
+        "POST",
+        "/referral-campaigns",
+        json={
+            "name": "坏人群", "goal": 2, "reward_template_id": campaign["reward_template_id"], "userids": ["sales01"],
+            "starts_at": now.isoformat(), "ends_at": (now + dt.timedelta(days=1)).isoformat(), "eligible_segment": "标签：老客户 或",
+        },
+    )  # fmt: skip
+    assert status == 400 and body["error"]["details"]["field"] == "eligible_segment" and "第 9 列" in body["error"]["message"]
+    status, body = await h.api("GET", "/referral-campaigns")
+    assert [c["id"] for c in body["items"]] == [cid]  # nothing stored
+
+
+async def test_a_stored_bad_eligible_segment_refuses_codes_politely_and_alerts(sandbox: SandboxHarness) -> None:
+    """Old data: a live campaign whose eligible segment was stored before expressions were checked. An inviter asking
+    for a code gets a polite refusal (409, not a parser's column), operations get an alert, and once the segment is
+    mended through the API the code is made."""
+    h = sandbox
+    await plain_add(h, "wmInv9", "发起人")
+    campaign = await start_campaign(h)
+    async with h.rt.db.write() as conn:
+        await conn.execute(
+            sa.update(referral_campaigns).where(referral_campaigns.c.id == campaign["id"]).values(eligible_segment="tag:老客户 and")
+        )
+    status, body = await h.api("POST", f"/referral-campaigns/{campaign['id']}/codes", json={"inviter": "wmInv9"})
+    assert status == 409 and body["error"]["message"].startswith("活动参与条件设置有误，暂时无法发放邀请码")
+    async with h.rt.db.read() as conn:
+        alerts = [dict(r.payload) for r in await conn.execute(sa.select(outbox.outbox).where(outbox.outbox.c.topic == ATTENTION_TOPIC))]
+    assert [a["key"] for a in alerts] == [f"referral-segment:{campaign['id']}"]
+    assert "可参与客户表达式无法解析" in alerts[0]["message"] and "第 12 列" in alerts[0]["message"]
+    status, body = await h.api("PATCH", f"/referral-campaigns/{campaign['id']}", json={"eligible_segment": ""})
+    assert status == 200
+    status, body = await h.api("POST", f"/referral-campaigns/{campaign['id']}/codes", json={"inviter": "wmInv9"})
+    assert status in (200, 201) and body["state"].startswith("rf:")
+
+
+async def test_one_contact_way_wecom_refuses_to_delete_does_not_stop_the_others(sandbox: SandboxHarness) -> None:
+    """Ending campaigns frees each code's contact way on its own: WeCom refusing one (no privilege, 60011) leaves that
+    one for the next run and the others are freed now."""
+    h, rt = sandbox, sandbox.rt
+    for ext in ("wmInvA", "wmInvB"):
+        await plain_add(h, ext, ext)
+    cid = (await start_campaign(h, hold_hours=0))["id"]
+    codes = [await code_of(h, cid, ext) for ext in ("wmInvA", "wmInvB")]
+    rt.clock.advance(days=15)  # type: ignore[attr-defined]
+    h.state.inject("externalcontact/del_contact_way", 60011)
+    assert await referral_invites_svc.end_due_campaigns(rt) == 1
+    assert sum(c["config_id"] in h.state.contact_ways for c in codes) == 1
+    assert await referral_invites_svc.end_due_campaigns(rt) == 1
+    assert all(c["config_id"] not in h.state.contact_ways for c in codes)
 
 
 async def test_ended_campaigns_free_their_contact_ways_and_late_adds_do_not_count(sandbox: SandboxHarness) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -13,6 +14,7 @@ from fulfillment.catalog.models import products
 from fulfillment.inventory import services as inventory
 from fulfillment.inventory.models import stock_levels
 from fulfillment.orders import backorders as orders_backorders
+from fulfillment.orders import discounts
 from fulfillment.orders import services as orders
 from fulfillment.orders import shipments as shipments
 from fulfillment.orders.domain import DraftExpired, InvalidTransition, NothingToShip, ShipmentTooLarge
@@ -186,6 +188,44 @@ async def test_drafts_expire_and_cannot_be_confirmed(catalog: Runtime, clock: Fr
     assert await orders.expire_drafts(rt) == 1
     assert (await orders.get_order(rt, other.id)).status == OrderStatus.EXPIRED
     assert (await stock(rt, "WATER-550")).allocated == 0
+
+
+class _ReleaseRefusedFor:
+    """A discount provider (the port coupons plug into) that cannot give back one order's discount."""
+
+    def __init__(self, order_id: int) -> None:
+        self.order_id = order_id
+
+    async def hold(self, conn: Any, dialect: str, *, order_id: int, customer_id: int, lines: Any, now: Any) -> Any:
+        return discounts.NO_DISCOUNT
+
+    async def held(self, conn: Any, *, order_id: int) -> Any:
+        return discounts.NO_DISCOUNT
+
+    async def redeem(self, conn: Any, dialect: str, *, order_id: int, now: Any) -> None:
+        return None
+
+    async def release(self, conn: Any, dialect: str, *, order_id: int, now: Any) -> None:
+        if order_id == self.order_id:
+            raise RuntimeError("coupon store unavailable for this order")
+
+
+async def test_one_draft_that_cannot_expire_does_not_keep_the_others_pending(catalog: Runtime, clock: FrozenClock) -> None:
+    rt = catalog
+    cid = await make_customer(rt, "wmExpiry")
+    stuck = await orders.create_order(rt, customer_id=cid, items=[("WATER-550", 1)], source="chat")
+    others = []
+    for i in range(2):
+        other_customer = await make_customer(rt, f"wmExp{i}")
+        others.append(await orders.create_order(rt, customer_id=other_customer, items=[("WATER-550", 1)], source="chat"))
+    discounts.install(rt, _ReleaseRefusedFor(stuck.id))
+    clock.advance(hours=3)
+    assert await orders.expire_drafts(rt) == 2
+    assert [(await orders.get_order(rt, o.id)).status for o in others] == [OrderStatus.EXPIRED] * 2
+    assert (await orders.get_order(rt, stuck.id)).status == OrderStatus.PENDING  # rolled back alone, tried again
+    discounts.install(rt, _ReleaseRefusedFor(-1))
+    assert await orders.expire_drafts(rt) == 1
+    assert (await orders.get_order(rt, stuck.id)).status == OrderStatus.EXPIRED
 
 
 async def test_steps_with_a_ref_apply_once(catalog: Runtime) -> None:

@@ -12,7 +12,9 @@ from typing import Any
 import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 
+from bots.notices.broadcasts import run_due_broadcasts
 from scrm.campaigns.broadcasts import queries as broadcasts_queries
+from scrm.campaigns.broadcasts import services as broadcasts
 from scrm.campaigns.broadcasts.models import broadcasts as broadcasts_table
 from scrm.campaigns.coupons import services as coupons
 from scrm.campaigns.referral import services as referral_services
@@ -161,6 +163,40 @@ async def test_only_marketers_and_admins(sandbox: SandboxHarness) -> None:
         assert 'href="/console/broadcasts"' not in await (await sandbox.client.get("/console/dashboard", headers=HTML)).text()
     await sign_in(sandbox.client, "admin", sandbox.rt.settings.admin_token.get())
     assert (await sandbox.client.get(page_broadcast_pages.PAGE, headers=HTML)).status == 200
+
+
+async def test_the_page_shows_a_failed_broadcast_and_coupons_not_issued(sandbox: SandboxHarness) -> None:
+    """A broadcast whose stored segment cannot run shows 已失败 and why; one whose coupon was refused to reached
+    recipients (per-customer limit) says how many, instead of "nothing skipped or failed"."""
+    rt = sandbox.rt
+    ids = await _seed(sandbox)
+    tpl = await coupons.create_template(rt, terms_from_form({"name": "回馈券", "amount_off": "5", "per_customer_limit": "1"}))
+    for key in ("oa1", "oa2"):  # both Official Account followers already hold their one coupon
+        await coupons.issue_coupon(rt, tpl.id, ids[key], source="console")
+    now = rt.clock.now()
+    async with rt.db.write() as conn:  # old data: stored before segments were checked
+        bad_id = (
+            await conn.execute(
+                broadcasts_table.insert()
+                .values(
+                    name="旧群发", segment_expression="orders >>= 2", text="hi", status="running", totals={}, created_at=now, updated_at=now
+                )
+                .returning(broadcasts_table.c.id)
+            )
+        ).scalar_one()
+    view = await broadcasts.create_broadcast(rt, {"name": "发券", "segment": SEGMENT, "text": "送券", "coupon_template_id": tpl.id})
+    await broadcasts.start_broadcast(rt, view.id)
+    await run_due_broadcasts(rt)
+    await sandbox.settle()
+    client, _ = await _marketer(sandbox)
+
+    failed = await (await client.get(f"{page_broadcast_pages.PAGE}/{bad_id}", headers=HTML)).text()
+    assert 'data-broadcast-status="failed">已失败<' in failed
+    assert re.search(r"<dt>失败原因</dt><dd[^>]*>客群表达式无法解析：第 9 列：", failed)
+    sent = await (await client.get(f"{page_broadcast_pages.PAGE}/{view.id}", headers=HTML)).text()
+    assert "<h2>优惠券未发放</h2>" in sent and "<strong data-coupon-missed>2</strong> 人未能领到优惠券" in sent
+    assert "<td>已达每人限领张数</td>" in sent
+    assert "未发券：已达每人限领张数" in sent  # and on each of those recipients' rows
 
 
 async def test_broadcast_with_a_referral_poster_from_the_form(sandbox: SandboxHarness) -> None:

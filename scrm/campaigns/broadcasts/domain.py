@@ -36,6 +36,7 @@ STATUS_ZH = {
     BroadcastStatus.PAUSED: "已暂停",
     BroadcastStatus.DONE: "已完成",
     BroadcastStatus.CANCELLED: "已取消",
+    BroadcastStatus.FAILED: "已失败",
 }
 STARTABLE = frozenset({BroadcastStatus.DRAFT, BroadcastStatus.SCHEDULED})
 RESUMABLE = frozenset({BroadcastStatus.PAUSED})
@@ -66,6 +67,22 @@ class SkipReason:
     NO_CHANNEL = "no_reachable_channel"  # no kf window, no openid, no salesperson
     MERGED = "customer_merged"  # the id was merged into another customer (who is planned on their own)
     CANCELLED = "broadcast_cancelled"
+
+
+# A reached recipient (sent / awaiting confirmation) whose coupon could not be issued keeps the message but carries
+# why in its reason — "coupon_" + the coupon refusal (per_customer_limit, budget, inactive, expired). Empty = got it.
+COUPON_NOT_ISSUED_PREFIX = "coupon_"
+COUPON_NOT_ISSUED_ZH = {
+    "per_customer_limit": "已达每人限领张数",
+    "budget": "优惠券预算已用完",
+    "inactive": "优惠券已停用",
+    "expired": "优惠券已过期",
+}
+
+
+def coupon_not_issued_reason(coupon_reason: str) -> str:
+    """The recipient reason recorded when their coupon was refused for ``coupon_reason``."""
+    return f"{COUPON_NOT_ISSUED_PREFIX}{coupon_reason or 'unavailable'}"[:64]
 
 
 @dataclass(frozen=True)

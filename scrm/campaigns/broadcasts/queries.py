@@ -47,6 +47,7 @@ class BroadcastView:
     created_at: dt.datetime
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
+    error: str | None = None  # why it failed (status failed)
     referral_campaign_id: int | None = None  # 附带邀请海报: the referral campaign whose poster each recipient gets
 
     def to_json(self) -> dict[str, Any]:
@@ -59,7 +60,8 @@ class BroadcastView:
 def view_of(r: Any) -> BroadcastView:
     return BroadcastView(
         r.id, r.name, r.segment_expression, r.text, r.coupon_template_id, r.status, r.scheduled_at,
-        r.cursor_customer_id, dict(r.totals or {}), r.created_at, r.started_at, r.finished_at, r.referral_campaign_id,
+        r.cursor_customer_id, dict(r.totals or {}), r.created_at, r.started_at, r.finished_at, (r.totals or {}).get("error"),
+        r.referral_campaign_id,
     )  # fmt: skip
 
 
@@ -134,7 +136,28 @@ async def progress(conn: AsyncConnection, broadcast_id: int) -> dict[str, Any]:
     ):
         by_status[r.status] = by_status.get(r.status, 0) + int(r.n)
         by_channel.setdefault(r.channel, {})[r.status] = int(r.n)
-    return {"status": row.status, "recipients": sum(by_status.values()), "by_status": by_status, "by_channel": by_channel}
+    return {
+        "status": row.status, "recipients": sum(by_status.values()), "by_status": by_status, "by_channel": by_channel,
+        "coupon_not_issued": await coupon_misses(conn, broadcast_id),
+    }  # fmt: skip
+
+
+async def coupon_misses(conn: AsyncConnection, broadcast_id: int) -> dict[str, int]:
+    """Reached recipients (sent / awaiting confirmation) whose coupon could not be issued, per coupon refusal
+    (``per_customer_limit``, ``budget`` …); empty when every reached recipient got theirs or there is no coupon."""
+    prefix = D.COUPON_NOT_ISSUED_PREFIX
+    out: dict[str, int] = {}
+    for r in await conn.execute(
+        sa.select(R.reason, sa.func.count().label("n"))
+        .where(
+            R.broadcast_id == broadcast_id,
+            R.status.in_((D.RecipientStatus.SENT, D.RecipientStatus.AWAITING_CONFIRMATION)),
+            R.reason.startswith(prefix, autoescape=True),
+        )
+        .group_by(R.reason)
+    ):
+        out[r.reason.removeprefix(prefix)] = int(r.n)
+    return out
 
 
 async def outcome_reasons(conn: AsyncConnection, broadcast_id: int) -> dict[str, dict[str, int]]:

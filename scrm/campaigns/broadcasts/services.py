@@ -22,6 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from scrm.campaigns.attention import raise_attention
 from scrm.campaigns.broadcasts import domain as D
 from scrm.campaigns.broadcasts.models import BroadcastStatus as BS
 from scrm.campaigns.broadcasts.models import broadcast_recipients, broadcasts
@@ -39,6 +40,7 @@ from scrm.core.errors import Conflict, InvalidInput, NotFound
 from scrm.core.runtime import ResourceKey, Runtime
 from scrm.crm.customers.models import FollowStatus, customer_identities, customers, follows
 from tagging.segments import services as segments
+from tagging.segments.syntax import SegmentSyntaxError, check_expression
 
 B, R = broadcasts.c, broadcast_recipients.c
 SEND_TOPIC = "broadcast.send"
@@ -106,9 +108,10 @@ async def _check_referral(conn: AsyncConnection, value: Any) -> int | None:
 
 
 async def create_broadcast(rt: Runtime, data: dict[str, Any], *, actor: str = "") -> BroadcastView:
-    """A draft broadcast, or a scheduled one when ``scheduled_at`` is given. Nothing is planned yet."""
+    """A draft broadcast, or a scheduled one when ``scheduled_at`` is given. Nothing is planned yet. The segment
+    must parse (SegmentSyntaxError with the column otherwise): an expression the planner cannot run is never stored."""
     name = _text(data, "name", 64, required=True)
-    segment = _text(data, "segment", 4000, required=True)
+    segment = check_expression(_text(data, "segment", 4000, required=True) or "", "segment")
     text = _text(data, "text", TEXT_MAX, required=True)
     when = _parse_when(data.get("scheduled_at"))
     now = rt.clock.now()
@@ -142,6 +145,8 @@ async def update_broadcast(rt: Runtime, broadcast_id: int, data: dict[str, Any])
     for key, column, limit in (("name", "name", 64), ("segment", "segment_expression", 4000), ("text", "text", TEXT_MAX)):
         if key in data:
             values[column] = _text(data, key, limit, required=True)
+    if "segment_expression" in values:
+        values["segment_expression"] = check_expression(values["segment_expression"], "segment")
     if "scheduled_at" in data:
         values["scheduled_at"] = _parse_when(data["scheduled_at"])
         values["status"] = BS.SCHEDULED if values["scheduled_at"] else BS.DRAFT
@@ -299,7 +304,11 @@ async def plan_batch(rt: Runtime, broadcast_id: int, batch: int = 1000) -> Batch
         row = await _load(conn, broadcast_id)
     if row.status != BS.RUNNING:
         return BatchResult(0, True, row.cursor_customer_id)
-    ids = await _segment_after(rt, row.segment_expression, row.cursor_customer_id, batch)
+    try:
+        ids = await _segment_after(rt, row.segment_expression, row.cursor_customer_id, batch)
+    except SegmentSyntaxError as exc:  # stored before expressions were checked: it will never run
+        await fail_broadcast(rt, broadcast_id, f"客群表达式无法解析：{exc.message}")
+        return BatchResult(0, True, row.cursor_customer_id)
     now = rt.clock.now()
     quotas = D.Quotas(rt.settings.kf_window_hours, rt.settings.kf_max_messages, rt.settings.msg_template_monthly_cap)
     async with rt.db.write() as conn:
@@ -337,6 +346,28 @@ async def plan_batch(rt: Runtime, broadcast_id: int, batch: int = 1000) -> Batch
             broadcasts.update().where(B.id == broadcast_id).values(cursor_customer_id=ids[-1], totals=totals.to_json(), updated_at=now)
         )
     return BatchResult(len(plans), False, ids[-1])
+
+
+async def fail_broadcast(rt: Runtime, broadcast_id: int, error: str) -> BroadcastView:
+    """Stop a running (or paused / scheduled) broadcast that cannot go on: status ``failed``, ``error`` kept in
+    ``totals["error"]``, and an alert to operations — one transaction. Recipients already planned keep their
+    chunks (they were planned from a segment that ran); other broadcasts are untouched. A broadcast already
+    finished, cancelled or failed is left as it is (so a second planner changes nothing and alerts once)."""
+    now = rt.clock.now()
+    async with rt.db.write() as conn:
+        row = await _load(conn, broadcast_id, lock=True)
+        if row.status in (BS.DONE, BS.CANCELLED, BS.FAILED):
+            return _view(row)
+        totals = {**dict(row.totals or {}), "error": error[:500]}
+        await conn.execute(
+            broadcasts.update()
+            .where(B.id == broadcast_id, B.status == row.status)
+            .values(status=BS.FAILED, totals=totals, finished_at=now, updated_at=now)
+        )
+        await raise_attention(
+            conn, message=f"群发“{row.name}”（#{broadcast_id}）已停止：{error}", key=f"broadcast-failed:{broadcast_id}", now=now
+        )
+        return _view(await _load(conn, broadcast_id))
 
 
 async def plan_broadcast(rt: Runtime, broadcast_id: int, *, batch: int = 1000, max_batches: int | None = None) -> int:

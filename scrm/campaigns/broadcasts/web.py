@@ -71,13 +71,14 @@ class Broadcast(ApiModel):
     segment: str = Field(description="segment expression")
     text: str
     coupon_template_id: int | None
-    status: str = Field(description="draft, scheduled, running, paused, done or cancelled")
+    status: str = Field(description="draft, scheduled, running, paused, done, cancelled or failed")
     scheduled_at: dt.datetime | None
     cursor_customer_id: int | None = Field(description="planning resumes after this customer")
     totals: dict[str, Any] = Field(description="plan totals: recipients, per channel, skipped per reason")
     created_at: dt.datetime
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
+    error: str | None = Field(None, description="why it stopped (status failed), in Chinese")
     referral_campaign_id: int | None = Field(description="附带邀请海报: the referral campaign whose poster each recipient gets")
 
 
@@ -86,6 +87,9 @@ class Progress(ApiModel):
     recipients: int
     by_status: dict[str, int]
     by_channel: dict[str, dict[str, int]]
+    coupon_not_issued: dict[str, int] = Field(
+        description="reached recipients whose coupon could not be issued, per refusal (per_customer_limit, budget, inactive, expired)"
+    )
 
 
 class BroadcastWithProgress(Broadcast):

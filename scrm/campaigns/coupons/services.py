@@ -19,13 +19,14 @@ side (discount provider, expiry, merges) in :mod:`scrm.campaigns.coupons.discoun
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from scrm.campaigns.attention import raise_attention
 from scrm.campaigns.coupons.domain import (
     CouponUnavailable,
     TemplateInUse,
@@ -37,13 +38,14 @@ from scrm.campaigns.coupons.domain import (
 from scrm.campaigns.coupons.models import CouponStatus as CS
 from scrm.campaigns.coupons.models import coupon_ledger, coupon_templates, coupons
 from scrm.campaigns.coupons.queries import C, CouponTemplate, CouponView, T, coupon_query, coupon_view, template_values, write_ledger
-from scrm.core.errors import InvalidInput, NotFound
+from scrm.core.errors import DomainError, InvalidInput, NotFound
 from scrm.core.ids import short_id
 from scrm.core.jobs import JobContext
 from scrm.core.runtime import Runtime
 from scrm.crm.customers.services import lock_customer, resolve_customer
 from scrm.crm.timeline.services import Kind, add_entry
 from tagging.segments import services as segments
+from tagging.segments.syntax import SegmentSyntaxError, check_expression
 
 SOURCES = ("segment", "referral", "sidebar", "console", "api")
 
@@ -188,10 +190,16 @@ class SegmentIssue:
     issued: int = 0
     already: int = 0  # had this run's coupon already (a re-run)
     refused: int = 0  # per-customer limit reached
+    failed: int = 0  # a customer whose issue raised another domain error (e.g. gone meanwhile); the others go on
     budget_exhausted: bool = False
+    error: str = ""  # the whole run could not go on (segment does not parse, template gone); why, in Chinese
+    failures: list[str] = field(default_factory=list)  # the first few per-customer failures, "#id: message"
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+MAX_FAILURES_KEPT = 20
 
 
 async def segment_members(rt: Runtime, expr: str, batch: int) -> AsyncIterator[int]:
@@ -202,27 +210,61 @@ async def segment_members(rt: Runtime, expr: str, batch: int) -> AsyncIterator[i
             yield int(cid)
 
 
+async def queue_issue_to_segment(rt: Runtime, template_id: int, expr: str, *, run_ref: str) -> str:
+    """Check a distribution before it is queued — the template exists (NotFound) and the expression parses
+    (SegmentSyntaxError with the column, field ``segment``) — then queue :func:`issue_to_segment` as the job
+    ``coupons.issue_to_segment`` (job id per template and ``run_ref``, so queuing twice runs once). Returns the
+    expression as queued. The API and the console both go through here."""
+    expr = check_expression(expr, "segment")
+    await get_template(rt, template_id)
+    await rt.jobs.enqueue("coupons.issue_to_segment", template_id, expr, run_ref, job_id=f"coupons.segment:{template_id}:{run_ref}")
+    return expr
+
+
 async def issue_to_segment(
     rt: Runtime, template_id: int, expr: str, *, run_ref: str, source: str = "segment", batch: int = 500
 ) -> SegmentIssue:
     """Issue one coupon to each customer of the segment, streaming (memory stays flat). ``run_ref`` names this
-    distribution: re-running it skips who already got theirs. Stops when the budget runs out."""
+    distribution: re-running it skips who already got theirs. Stops when the budget runs out.
+
+    One customer's failure does not stop the rest: a refusal by the per-customer limit is counted in ``refused``,
+    any other domain error in ``failed`` (with the first messages in ``failures``). A run that cannot go on at all
+    (the expression does not parse — queued before expressions were checked — or the template is gone) records
+    why in ``error``. Either way operations get an alert (``campaigns.attention``) once per run."""
     result = SegmentIssue()
-    async for cid in segment_members(rt, expr, batch):
-        try:
-            _, created = await _issue(
-                rt, template_id, cid, source=source, source_ref=f"seg:{run_ref}:{cid}"[:96], actor=f"segment:{run_ref}"[:64]
-            )
-        except CouponUnavailable as exc:
-            if exc.details.get("reason") == "per_customer_limit":
-                result.refused += 1
+    try:
+        await get_template(rt, template_id)
+        async for cid in segment_members(rt, expr, batch):
+            try:
+                _, created = await _issue(
+                    rt, template_id, cid, source=source, source_ref=f"seg:{run_ref}:{cid}"[:96], actor=f"segment:{run_ref}"[:64]
+                )
+            except CouponUnavailable as exc:
+                if exc.details.get("reason") == "per_customer_limit":
+                    result.refused += 1
+                    continue
+                result.budget_exhausted = exc.details.get("reason") == "budget"
+                break
+            except DomainError as exc:
+                result.failed += 1
+                if len(result.failures) < MAX_FAILURES_KEPT:
+                    result.failures.append(f"#{cid}: {exc.message}")
                 continue
-            result.budget_exhausted = exc.details.get("reason") == "budget"
-            break
-        if created:
-            result.issued += 1
-        else:
-            result.already += 1
+            if created:
+                result.issued += 1
+            else:
+                result.already += 1
+    except (SegmentSyntaxError, NotFound) as exc:
+        result.error = exc.message
+    if result.error or result.failed:
+        what = result.error or f"{result.failed} 位客户发放失败，如 {result.failures[0]}"
+        async with rt.db.write() as conn:
+            await raise_attention(
+                conn,
+                message=f"优惠券模板 #{template_id} 按客群发放（{run_ref}）：{what}",
+                key=f"coupon-segment:{template_id}:{run_ref}",
+                now=rt.clock.now(),
+            )
     return result
 
 

@@ -205,11 +205,8 @@ async def issue(request: web.Request) -> web.Response:
     if ("customer" in body.model_fields_set) == ("segment" in body.model_fields_set):
         raise InvalidInput("请指定 customer 或 segment 其中之一 (give exactly one of customer, segment)", field="customer")
     if "segment" in body.model_fields_set:
-        await coupons.get_template(rt, template_id)  # 404 now rather than in the job
         run_ref = ref or short_id(12)
-        await rt.jobs.enqueue(
-            "coupons.issue_to_segment", template_id, body.segment, run_ref, job_id=f"coupons.segment:{template_id}:{run_ref}"
-        )
+        await coupons.queue_issue_to_segment(rt, template_id, body.segment, run_ref=run_ref)  # 404 / 400 now, not in the job
         return web.json_response({"queued": True, "run_ref": run_ref}, status=202)
     customer_id = await _customer(rt, body.customer)
     coupon = await coupons.issue_coupon(rt, template_id, customer_id, source="api", source_ref=f"api:{ref}" if ref else None, actor="api")

@@ -17,6 +17,7 @@ from typing import Any
 
 from scrm.campaigns.referral.models import InviteStatus, ReferralKind
 from scrm.core.errors import InvalidInput
+from tagging.segments.syntax import check_expression
 
 STATE_PREFIX = "rf:"  # the contact way's state of a personal referral code: "rf:<short id>"
 MAX_STATE = 30  # WeCom refuses a longer state
@@ -149,6 +150,8 @@ def check_campaign(data: Mapping[str, Any], *, partial: bool = False) -> dict[st
             if not isinstance(value, str) or len(value) > limit:
                 raise InvalidInput(f"{key} 需为不超过 {limit} 字的文本 ({key}: text ≤ {limit})", field=key)
             out[key] = value.strip()
+    if out.get("eligible_segment"):  # empty = every customer; anything else must be an expression that runs
+        out["eligible_segment"] = check_expression(out["eligible_segment"], "eligible_segment")
     for key in ("starts_at", "ends_at"):
         if given(key):
             out[key] = _when(data.get(key), key)

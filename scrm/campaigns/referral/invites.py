@@ -25,6 +25,7 @@ from scrm.campaigns.referral.services import (
 )
 from scrm.core import outbox
 from scrm.core.db import insert_ignore
+from scrm.core.errors import DomainError
 from scrm.core.jobs import JobContext
 from scrm.core.runtime import Runtime
 from scrm.crm.customers.models import FollowStatus, follows
@@ -202,39 +203,50 @@ async def qualify_due_invites(rt: Runtime, limit: int = 500) -> int:
         due = list(await conn.execute(q))
     decided = 0
     for invite_id, code_id in due:
-        async with rt.db.write() as conn:
-            await lock_code(conn, rt.db.dialect, int(code_id))
-            inv = (await conn.execute(sa.select(referral_invites).where(i.id == invite_id))).one()
-            if inv.status != InviteStatus.PENDING:
-                continue
-            campaign = await get_campaign(conn, int(inv.campaign_id))
-            invitee = await resolve_customer(conn, int(inv.invitee_customer_id))
-            follow_status = await _still_there(conn, invitee, inv)
-            verdict, reason = rules.judge_qualification(
-                now=now,
-                qualifies_at=inv.qualifies_at,
-                follow_status=follow_status,
-                merged_away=invitee != int(inv.invitee_customer_id),
-                campaign_ends_at=campaign.ends_at,
-            )
-            target = {rules.Qualify.QUALIFY: InviteStatus.QUALIFIED, rules.Qualify.REVOKE: InviteStatus.REVOKED}.get(
-                verdict, InviteStatus.REJECTED
-            )
-            if verdict == rules.Qualify.WAIT or not await decide(conn, int(invite_id), (InviteStatus.PENDING,), target, reason, now):
-                continue
-            decided += 1
-            if target == InviteStatus.QUALIFIED:
-                inviter = int(inv.inviter_customer_id)
-                qualified = await qualified_count(conn, campaign.id, inviter)
-                await notify_progress(conn, campaign, inviter, qualified, "qualified", f"referral:invite:{invite_id}:qualified", now)
-                await outbox.add(conn, GOAL_TOPIC, {"campaign_id": campaign.id, "inviter": inviter}, now)
+        try:
+            decided += int(await _decide_invite(rt, int(invite_id), int(code_id), now))
+        except DomainError:  # one invite's bad data (e.g. its campaign gone) must not stop the others; it stays pending
+            log.exception("referral invite not decided", extra={"invite_id": int(invite_id)})
     return decided
+
+
+async def _decide_invite(rt: Runtime, invite_id: int, code_id: int, now: dt.datetime) -> bool:
+    """Decide one due invite in its own transaction (see :func:`qualify_due_invites`); False when it waits or was
+    decided already."""
+    i = referral_invites.c
+    async with rt.db.write() as conn:
+        await lock_code(conn, rt.db.dialect, code_id)
+        inv = (await conn.execute(sa.select(referral_invites).where(i.id == invite_id))).one()
+        if inv.status != InviteStatus.PENDING:
+            return False
+        campaign = await get_campaign(conn, int(inv.campaign_id))
+        invitee = await resolve_customer(conn, int(inv.invitee_customer_id))
+        follow_status = await _still_there(conn, invitee, inv)
+        verdict, reason = rules.judge_qualification(
+            now=now,
+            qualifies_at=inv.qualifies_at,
+            follow_status=follow_status,
+            merged_away=invitee != int(inv.invitee_customer_id),
+            campaign_ends_at=campaign.ends_at,
+        )
+        target = {rules.Qualify.QUALIFY: InviteStatus.QUALIFIED, rules.Qualify.REVOKE: InviteStatus.REVOKED}.get(
+            verdict, InviteStatus.REJECTED
+        )
+        if verdict == rules.Qualify.WAIT or not await decide(conn, invite_id, (InviteStatus.PENDING,), target, reason, now):
+            return False
+        if target == InviteStatus.QUALIFIED:
+            inviter = int(inv.inviter_customer_id)
+            qualified = await qualified_count(conn, campaign.id, inviter)
+            await notify_progress(conn, campaign, inviter, qualified, "qualified", f"referral:invite:{invite_id}:qualified", now)
+            await outbox.add(conn, GOAL_TOPIC, {"campaign_id": campaign.id, "inviter": inviter}, now)
+        return True
 
 
 async def end_due_campaigns(rt: Runtime, limit: int = 200) -> int:
     """Campaigns past their end become ENDED and their codes' contact ways (join ways for group campaigns) are
     deleted in WeCom (the quota is finite); the code rows stay, so late adds are still recognised (and rejected). Returns how
-    many contact ways were deleted. Idempotent; a failed deletion is retried on the next run."""
+    many contact ways were deleted. Idempotent; a failed deletion (one code's) is logged, the others go on, and it is
+    retried on the next run."""
     now = rt.clock.now()
     rc, ca = referral_codes.c, referral_campaigns.c
     async with rt.db.write() as conn:
@@ -250,11 +262,17 @@ async def end_due_campaigns(rt: Runtime, limit: int = 200) -> int:
                 .limit(limit)
             )
         )
+    deleted = 0
     for code_id, config_id, kind in due:
-        await delete_code_way(rt, kind, config_id)
+        try:
+            await delete_code_way(rt, kind, config_id)
+        except Exception:  # WeCom refused or is away for this code: the others still go; this one is retried next run
+            log.exception("referral contact way not deleted", extra={"code_id": int(code_id)})
+            continue
         async with rt.db.write() as conn:
             await conn.execute(referral_codes.update().where(rc.id == code_id).values(config_id=None, qr_code=None, expires_at=now))
-    return len(due)
+        deleted += 1
+    return deleted
 
 
 async def qualify_cron(ctx: JobContext) -> None:

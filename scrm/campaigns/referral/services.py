@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from scrm.campaigns.attention import raise_attention
 from scrm.campaigns.coupons.models import coupon_templates
 from scrm.campaigns.referral import domain as rules
 from scrm.campaigns.referral.domain import CampaignStatus
@@ -26,6 +27,7 @@ from scrm.crm.customers.models import customers
 from scrm.crm.customers.services import resolve_customer
 from scrm.crm.tags.services import get_tag
 from tagging.segments import services as segments
+from tagging.segments.syntax import SegmentSyntaxError
 
 log = logging.getLogger(__name__)
 
@@ -212,12 +214,27 @@ async def code_row(conn: AsyncConnection, campaign_id: int, inviter: int) -> Any
     return (await conn.execute(q)).first()
 
 
-async def _is_eligible(rt: Runtime, expression: str, customer_id: int) -> bool:
-    """Whether the customer is in the campaign's segment now (one query on this id; empty expression = everyone)."""
+async def _is_eligible(rt: Runtime, campaign: Campaign, customer_id: int) -> bool:
+    """Whether the customer is in the campaign's segment now (one query on this id; empty expression = everyone).
+    A segment stored before expressions were checked, which cannot run, refuses codes politely (Conflict) and
+    alerts operations once per campaign — the inviter is not shown a parser's message."""
+    expression = campaign.eligible_segment
     if not expression.strip():
         return True
-
-    q = segments.segment_select(segments.parse(expression), rt.clock.now()).where(customers.c.id == customer_id)
+    try:
+        node = segments.parse(expression)
+    except SegmentSyntaxError as exc:
+        async with rt.db.write() as conn:
+            await raise_attention(
+                conn,
+                message=f"裂变活动“{campaign.name}”（#{campaign.id}）的可参与客户表达式无法解析，邀请码暂停发放，请修改：{exc.message}",
+                key=f"referral-segment:{campaign.id}",
+                now=rt.clock.now(),
+            )
+        raise Conflict(
+            "活动参与条件设置有误，暂时无法发放邀请码 (the campaign's eligible segment does not parse)", campaign_id=campaign.id
+        ) from None
+    q = segments.segment_select(node, rt.clock.now()).where(customers.c.id == customer_id)
     async with rt.db.read() as conn:
         return (await conn.execute(q.limit(1))).first() is not None
 
@@ -236,7 +253,7 @@ async def code_for(rt: Runtime, campaign_id: int, inviter_customer_id: int) -> C
     if campaign.status != CampaignStatus.RUNNING or not campaign.starts_at <= rt.clock.now() < campaign.ends_at:
         raise Conflict("活动未在进行中，不能发放邀请码 (the campaign is not running)", status=campaign.status)
     if row is None:
-        if not await _is_eligible(rt, campaign.eligible_segment, inviter):
+        if not await _is_eligible(rt, campaign, inviter):
             raise Conflict("该客户不在活动的参与人群中 (the customer is not eligible)", customer_id=inviter)
         async with rt.db.write() as conn:
             await conn.execute(
