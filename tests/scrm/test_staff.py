@@ -19,6 +19,7 @@ from scrm.app import staff_cli as staff_staff_cli
 from scrm.app.webapp import create_app
 from scrm.campaigns.coupons import services as coupons
 from scrm.campaigns.coupons.models import coupon_templates
+from scrm.campaigns.referral import services as referral_services
 from scrm.console import auth, staff
 from scrm.console import campaigns as console_campaigns
 from scrm.console import coupon_pages as console_campaigns_coupon_pages
@@ -290,3 +291,28 @@ async def test_referral_campaign_pages(client: TestClient, catalog: Runtime, clo
     assert "入群：VIP 一群、VIP 二群" in page
     page = await (await client.post("/console/campaigns", data=group, headers=HTML)).text()
     assert "群裂变需要 1 到 5 个客户群" in flash(page)
+
+    # A draft's edit form picks its salespeople the same way (ticked: the campaign's own).
+    draft = await referral_services.create_campaign(
+        catalog,
+        {
+            "name": "草稿",
+            "goal": 3,
+            "reward_template_id": tpl.id,
+            "userids": ["lisi"],
+            "starts_at": clock.now(),
+            "ends_at": clock.now() + dt.timedelta(days=7),
+        },
+    )
+    page = await (await client.get(f"/console/campaigns/{draft.id}", headers=HTML)).text()
+    assert '<input type="checkbox" name="userids" value="lisi" checked> 李四' in page
+    assert '<input type="checkbox" name="userids" value="zhangsan"> 张三' in page
+    edit = {k: v for k, v in form.items() if k != "start_now"} | {"name": "草稿", "action": "save"}
+    resp = await client.post(
+        f"/console/campaigns/{draft.id}/edit", data=MultiDict([*edit.items(), ("userids", "zhangsan")]), allow_redirects=False
+    )
+    assert resp.status == 303, await resp.text()
+    async with catalog.db.read() as conn:
+        assert (await referral_services.get_campaign(conn, draft.id)).userids == ["zhangsan"]
+    refused = await client.post(f"/console/campaigns/{draft.id}/edit", data=edit, headers=HTML)
+    assert refused.status == 400 and "userids 需为 1 到 100 个成员账号" in flash(await refused.text())
