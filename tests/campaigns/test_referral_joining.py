@@ -215,3 +215,12 @@ def test_what_the_referral_skill_answers(text: str, invitation: bool, progress: 
         invitation,
         progress,
     )
+
+
+async def test_a_long_poster_text_stays_on_the_poster_not_in_the_chat(sandbox: SandboxHarness) -> None:
+    campaign = await start_campaign(sandbox)
+    status, _ = await sandbox.api("PATCH", f"/referral-campaigns/{campaign['id']}", json={"poster_text": "好" * 2000})
+    assert status == 200
+    reply = await ask(sandbox, "wmLongText", "邀请好友")
+    assert "好" * 200 + "…" in reply and "好" * 201 not in reply
+    assert len(reply.encode("utf-8")) < 2048  # what one 微信客服 text message holds

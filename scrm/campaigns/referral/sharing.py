@@ -25,6 +25,7 @@ from scrm.crm.tags.services import get_tag
 
 POSTER_PATH = "/referral/posters/{token}.png"  # public: the link a customer forwards; the token is the code's random part
 POSTER_TOKEN = re.compile(r"[0-9A-Za-z]{8,27}")
+INTRO_MAX = 200  # characters of the campaign's poster text in the chat message
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,8 @@ async def invitation(rt: Runtime, campaign_id: int, inviter_customer_id: int) ->
     url = rt.settings.base_url + POSTER_PATH.format(token=poster_token(code.state))
     reward = await reward_line(rt, campaign)
     intro = campaign.poster_text or "邀请好友一起来，好礼等你拿！"
+    if len(intro) > INTRO_MAX:  # a 微信客服 text holds 2048 bytes: the poster carries the long text
+        intro = intro[:INTRO_MAX] + "…"
     text = (
         f"【{campaign.name}】{intro}\n{reward}。\n您的专属邀请海报：{url}\n"
         f"把海报发给好友，好友长按识别二维码即可。邀请链接：{code.qr_code}\n"
