@@ -12,6 +12,10 @@ and reports wall time and recipients/s (untraced run), then peak memory: ``trace
 allocations while planning a tenth of the segment and all of it again as new broadcasts (flat memory = about the
 same figure), and the process's peak RSS (``resource.getrusage``).
 
+Checked: every customer of the segment is planned (each full run plans ``--recipients``). Target: memory is flat
+in the segment's size — the tracemalloc peak of planning all of it ≤ 2 × that of planning a tenth. Exit code 0
+only when both hold.
+
 The segment goes through the real segment language and its SQL (``tagging.segments``), exactly as in production:
 ``SEGMENT`` below. Every recipient carries the tag 会员 and an RFM row in one of the seven segments it keeps; beside
 them a tenth as many non-recipients are seeded — 会员 in 一般挽留客户, or tagged 路人 only — so the query really
@@ -33,7 +37,8 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
-from bench.common import ScratchDatabases, add_run_options, guarded, machine_lines, write_section
+from bench.common import ScratchDatabases, add_run_options, guarded, machine_lines, publish
+from bench.verdict import Report, at_most, check
 
 PG_NAME = "scrm_bench_broadcast"
 SEGMENT = "tag:会员 and not rfm:一般挽留客户"  # the recipients: every 会员 except those in 一般挽留客户
@@ -206,10 +211,26 @@ def main(argv: list[str] | None = None) -> int:
     if code is not None:
         return code
     text = render(results, args.recipients, args.batch, argv)
-    print(text)
-    if not args.no_write:
-        print(f"written to {write_section('broadcast', text)}")
-    return 0
+    return publish("broadcast", text, report_of(results, args.recipients), write=not args.no_write, results=args.results)
+
+
+FLAT_MEMORY = 2.0  # peak(all) / peak(a tenth): planning streams batches, so ten times the segment is not ten times the memory
+
+
+def report_of(results: list[dict[str, Any]], n: int) -> Report:
+    report = Report("broadcast")
+    for r in results:
+        planned = [r["timed"][0], r["full"][0]]
+        report.add(
+            check(f"{r['backend']}: every recipient planned", all(p == n for p in planned), f"{planned[0]:,} and {planned[1]:,} of {n:,}")
+        )
+        report.add(at_most(f"{r['backend']}: tracemalloc peak, all / a tenth", r["full"][2] / max(r["small"][2], 1), FLAT_MEMORY, "×"))
+    report.headline = "; ".join(f"{r['backend']} {r['timed'][0]:,} recipients in {r['timed'][1]:.1f} s" for r in results)
+    report.figures = {
+        r["backend"]: {"planned": r["timed"][0], "seconds": r["timed"][1], "peak_all": r["full"][2], "peak_tenth": r["small"][2]}
+        for r in results
+    }
+    return report
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
 
+from bench.verdict import Report, verdict_lines, write_report
+
 T = TypeVar("T")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -221,14 +223,20 @@ def add_run_options(parser: Any, *, hard_timeout: float = 0.0) -> None:
     shown = f"{hard_timeout:.0f}" if hard_timeout else "auto"
     parser.add_argument("--hard-timeout", type=float, default=hard_timeout, help=f"abort after this many s ({shown})")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/BENCHMARKS.md alone")
+    parser.add_argument("--results", default="", help="also write the run's checks, targets and headline figures as JSON here")
 
 
-def publish(name: str, table: str, *, write: bool) -> None:
-    """Print a benchmark's Markdown and (unless ``--no-write``) put it in its section of docs/BENCHMARKS.md."""
+def publish(name: str, table: str, report: Report, *, write: bool, results: str = "") -> int:
+    """Print a benchmark's Markdown with its verdict (every check and target, ✔ or ✘, from ``report``), put it in
+    its section of docs/BENCHMARKS.md (unless ``--no-write``), write ``report`` as JSON to ``results`` (``run.py
+    bench`` reads it for its summary); returns the exit code the report decides (0 only when all held)."""
+    text = table.rstrip("\n") + "\n\nVerdict:\n\n" + "\n".join(verdict_lines(report)) + "\n"
     print()
-    print(table)
+    print(text)
     if write:
-        print(f"written to {write_section(name, table)}")
+        print(f"written to {write_section(name, text)}")
+    write_report(report, results)
+    return report.exit_code()
 
 
 # ---- scratch PostgreSQL databases -------------------------------------------------------------------------

@@ -44,6 +44,7 @@ from bench.common import (
     pg_version,
     publish,
 )
+from bench.verdict import Report, check
 
 DB_NAME = "scrm_bench_orders"
 
@@ -351,8 +352,19 @@ def main(argv: list[str] | None = None) -> int:
     code, _ = guarded(run, hard_timeout=args.hard_timeout, cleanup=[scratch.drop_all])
     if code is not None:
         return code
-    publish("orders", render(results, shown, args, extra, time.monotonic() - began), write=not args.no_write and bool(results))
-    return 0 if all(r.ok for r in results) else 1
+    return publish("orders", render(results, shown, args, extra, time.monotonic() - began), report_of(results),
+                   write=not args.no_write and bool(results), results=args.results)  # fmt: skip
+
+
+def report_of(results: list[RunResult]) -> Report:
+    """Each backend's run: every check held (no oversell, counters = ledger, confirmed = successful calls …)."""
+    report = Report("orders")
+    for r in results:
+        failed = [f"{name}: {value}" for name, value in r.checks.items() if "FAILED" in value]
+        report.add(check(f"{r.backend}: stock and order invariants", r.ok, "; ".join(failed) or f"{len(r.checks)} invariants hold"))
+    report.headline = "; ".join(f"{r.backend} {fmt_rate(r.rate)} orders/s (p99 {fmt_ms(percentile(r.latencies, 99))} ms)" for r in results)
+    report.figures = {r.backend: {"orders_per_s": r.rate, "p99_s": percentile(r.latencies, 99), "ok": r.ok} for r in results}
+    return report
 
 
 if __name__ == "__main__":

@@ -52,7 +52,6 @@ from bench.ingest import (
     HOST,
     RunSpec,
     ask,
-    count_full_state,
     flush_redis,
     free_port,
     full_path_check,
@@ -60,7 +59,10 @@ from bench.ingest import (
     pool_size,
     reset_full_state,
     server_env,
+    settled_counts,
+    wrk_binary,
 )
+from bench.verdict import Report, check
 
 DB_NAME = "scrm_bench_server"
 MIB = 2**20
@@ -198,13 +200,15 @@ def run_phase(workers: int, database_url: str, args: argparse.Namespace, loadgen
         sampler = Sampler(proc.pid, servers)
         sampler.start()
         try:
-            spec = RunSpec("full", workers, port, pool, True, args.seconds, args.warmup, args.concurrency, servers)
+            spec = RunSpec(
+                "full", workers, port, pool, True, args.seconds, args.warmup, args.concurrency, servers, args.client, args.wrk_threads
+            )
             phase.load = ask(loadgen, ("run", spec), args.seconds + args.warmup + 90)
         finally:
             sampler.stop()
         phase.peak = sampler.peak
         phase.end = read_memory(proc.pid, servers)
-        phase.checks, phase.ok = full_path_check(phase.load, asyncio.run(count_full_state(database_url)))
+        phase.checks, phase.ok = full_path_check(phase.load, asyncio.run(settled_counts(database_url)))
     finally:
         t_stop = time.monotonic()
         if proc.poll() is None:
@@ -245,7 +249,7 @@ def render(phases: list[Phase], argv: list[str], extra: dict[str, str], args: ar
         "",
         *machine_lines(extra),
         "",
-        f"Load: `bench.ingest`'s generator in a second process, {args.concurrency} connections, full callback path "
+        f"Load: `bench.ingest`'s generator ({args.client}) in a second process, {args.concurrency} connections, full callback path "
         f"(every MsgId new), {args.warmup:g} s warm-up + {args.seconds:g} s; memory from `/proc/<pid>/smaps_rollup`, "
         "sampled every 0.25 s. Totals include the supervisor when there is one (`sup`).",
         "",
@@ -285,8 +289,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=64, help="client connections (64)")
     parser.add_argument("--workers", default="1,2", help="server process counts, comma-separated (1,2)")
     parser.add_argument("--pool-rate", type=int, default=3000, help="req/s the pre-built unique bodies can sustain (3000)")
+    parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto", help="load generator (auto: wrk when on PATH)")
+    parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (1)")
     add_run_options(parser)
     args = parser.parse_args(argv)
+    if args.client == "auto":
+        args.client = "wrk" if wrk_binary() else "python"
+    elif args.client == "wrk" and not wrk_binary():
+        parser.error("--client wrk: wrk is not on PATH (Debian: apt-get install wrk)")
     try:
         args.workers_list = [int(w) for w in str(args.workers).split(",") if w.strip()]
     except ValueError:
@@ -351,8 +361,24 @@ def main(argv: list[str] | None = None) -> int:
     code, _ = guarded(run, hard_timeout=args.hard_timeout, cleanup=[stop_loadgen, scratch.drop_all, flush])
     if code is not None:
         return code
-    publish("server", render(phases, shown, extra, args, time.monotonic() - began), write=not args.no_write and bool(phases))
-    return 0 if all(p.ok for p in phases) else 1
+    text = render(phases, shown, extra, args, time.monotonic() - began)
+    return publish("server", text, report_of(phases), write=not args.no_write and bool(phases), results=args.results)
+
+
+def report_of(phases: list[Phase]) -> Report:
+    """Per ``--workers`` value: every 200 stored and queued, and a clean stop on SIGTERM."""
+    report = Report("server")
+    for p in phases:
+        report.add(check(f"--workers {p.workers}: every 200 stored and queued; exit 0 on SIGTERM", p.ok, "; ".join(p.checks)))
+    report.headline = "; ".join(
+        f"{p.workers} proc: idle {mib(p.idle.rss) if p.idle else '–'} MiB RSS ({mib(p.idle.pss) if p.idle else '–'} PSS), "
+        f"peak {mib(p.peak.rss) if p.peak else '–'} MiB RSS, {fmt_rate(p.load.get('rps', 0.0))} req/s"
+        for p in phases
+    )
+    report.figures = {
+        str(p.workers): {"rps": p.load.get("rps", 0.0), "idle_rss_kib": p.idle.rss if p.idle else None, "ok": p.ok} for p in phases
+    }
+    return report
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ rewrites its section of docs/BENCHMARKS.md):
 * ``server`` — a real ``run.py serve`` (1 and 2 processes): RSS/PSS idle and under ingest load from a second process;
 * ``orders`` — order placement under contention with the oversell checks, PostgreSQL and SQLite;
 * ``tagging`` — tag matching vs raw ``jieba.lcut``;
+* ``chat`` — chat understanding against the labelled corpus (bench/chat_corpus): exact match and wrong-order rate;
 * ``broadcast`` — planning a broadcast to 100 k recipients: time and peak memory, SQLite and PostgreSQL;
 * ``rfm`` — RFM recompute over 1 M customers / 10 M orders vs bare SQL and pandas.
 
@@ -17,7 +18,9 @@ rewrites its section of docs/BENCHMARKS.md):
 machine), and a part still running when the budget is spent gets SIGTERM (its own cleanup runs: scratch
 databases dropped, children stopped), then SIGKILL. The summary section describes the machine (cores, CPU,
 memory, versions, the load before and after — these machines are shared) and gives each part's result, wall
-time and headline figures. Exit code 0 = every part ran and passed its checks, 1 = some part did not.
+time and headline figures, all read from what each part concluded in this run (``--results`` JSON, see
+:mod:`bench.verdict`), never scraped from a section an earlier run may have written. Exit code 0 = every part ran
+and every check held and every target was met, 1 = some part did not.
 """
 
 from __future__ import annotations
@@ -27,13 +30,13 @@ import asyncio
 import contextlib
 import datetime as dt
 import os
-import re
 import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,9 +50,9 @@ from bench.common import (
     memory_total,
     nproc,
     pg_version,
-    read_section,
     write_section,
 )
+from bench.verdict import Report, read_report, summary_passed, summary_result
 
 KILL_GRACE = 30.0  # seconds between SIGTERM and SIGKILL for a part over the budget
 
@@ -59,7 +62,6 @@ class Part:
     name: str
     what: str
     argv: list[str]  # the full command (python -m bench.NAME …)
-    headline: Callable[[str], str] = lambda section: ""
 
 
 @dataclass
@@ -67,64 +69,12 @@ class Outcome:
     part: Part
     code: int | None = None  # None: not run (budget spent before it)
     seconds: float = 0.0
-    headline: str = ""
+    report: Report | None = None  # what the part concluded in this run (its --results file), None if it wrote none
     note: str = ""
 
-
-# ---- headline figures, read back from each part's section ---------------------------------------------------
-def table_rows(section: str) -> list[list[str]]:
-    rows = []
-    for line in section.splitlines():
-        if line.startswith("|") and not re.match(r"^\|[-:| ]+\|$", line):
-            rows.append([c.strip() for c in line.strip().strip("|").split("|")])
-    return rows
-
-
-def _ingest(section: str) -> str:
-    got = {(r[0].split(" ")[0], r[1]): r[2] for r in table_rows(section) if len(r) > 3 and r[1].isdecimal()}
-    parts = []
-    for label, key in (("full path", "full"), ("decrypt+parse", "decrypt"), ("bare", "bare")):
-        values = [got.get((key, p)) for p in ("1", "2")]
-        if any(values):
-            parts.append(f"{label} {' / '.join(v or '–' for v in values)} req/s")
-    return "; ".join(parts) + " (1 / 2 procs)" if parts else ""
-
-
-def _server(section: str) -> str:
-    out = []
-    for r in table_rows(section):
-        if len(r) > 8 and r[0].isdecimal():
-            out.append(f"{r[0]} proc: idle {r[2]} MiB RSS ({r[3]} PSS), peak {r[4]} MiB RSS, {r[7]} req/s")
-    return "; ".join(out)
-
-
-def _orders(section: str) -> str:
-    out = []
-    for r in table_rows(section):
-        if len(r) > 10 and r[0] in ("PostgreSQL", "SQLite"):
-            out.append(f"{r[0]} {r[2]} orders/s (p99 {r[4]} ms), no oversell {r[-1]}")
-    return "; ".join(out)
-
-
-def _tagging(section: str) -> str:
-    match = re.search(r"target `Matcher.match` ≥ 0.8 × `jieba.lcut`: (.+)", section)
-    rates = [r[1] for r in table_rows(section) if len(r) > 2 and r[0].startswith(("`jieba.lcut` (default", "`Matcher.match`"))]
-    return f"jieba.lcut / Matcher.match {' / '.join(rates)} msg/s; target {match.group(1)}" if match and rates else ""
-
-
-def _broadcast(section: str) -> str:
-    out = [f"{r[0]} {r[1]} recipients in {r[2]}" for r in table_rows(section) if len(r) > 3 and r[0] in ("sqlite", "postgresql")]
-    rss = re.search(r"Peak RSS of the whole process[^:]*: ([\d,]+ MiB)", section)
-    return "; ".join(out) + (f"; peak RSS {rss.group(1)}" if rss else "")
-
-
-def _rfm(section: str) -> str:
-    out = []
-    for r in table_rows(section):
-        if len(r) > 3 and ("ours, end to end" in r[0] or r[0].startswith("**bare**") or r[0].startswith("**pandas**")):
-            out.append(f"{re.sub(r'[*]', '', r[0]).split(':')[0]} {r[2]} s")
-    workload = re.search(r"Workload: ([\d,]+ customers, [\d,]+ orders)", section)
-    return (f"{workload.group(1)}: " if workload else "") + "; ".join(out) + " (median)" if out else ""
+    @property
+    def passed(self) -> bool:
+        return summary_passed(self.report, self.code)
 
 
 def parts(args: argparse.Namespace) -> list[Part]:
@@ -133,27 +83,29 @@ def parts(args: argparse.Namespace) -> list[Part]:
     seconds = ["--seconds", f"{args.seconds:g}"] if args.seconds else (["--seconds", "3"] if quick else [])
     write = ["--no-write"] if args.no_write else []
     return [
-        Part("ingest", "callback ingest: full path vs bare aiohttp vs decrypt+parse, 1 and 2 processes",
-             [*py, "bench.ingest", *seconds, *(["--pool-rate", "2500"] if quick else []), *write], _ingest),
+        Part("ingest", "callback ingest: full path vs bare aiohttp vs decrypt+parse, 1 and 2 processes; low-load latency",
+             [*py, "bench.ingest", *seconds, *(["--pool-rate", "2500"] if quick else []), *write]),
         Part("server", "a real `run.py serve` (1 and 2 processes): RSS/PSS idle and under ingest load",
-             [*py, "bench.server", *seconds, *write], _server),
+             [*py, "bench.server", *seconds, *write]),
         Part("orders", "order placement under contention + oversell checks, PostgreSQL and SQLite",
-             [*py, "bench.orders", *seconds, *write], _orders),
+             [*py, "bench.orders", *seconds, *write]),
         Part("tagging", "tag matching vs raw jieba.lcut",
-             [*py, "bench.tagging", *(["--messages", "5000", "--repeat", "3"] if quick else []), *write], _tagging),
+             [*py, "bench.tagging", *(["--messages", "5000", "--repeat", "3"] if quick else []), *write]),
+        Part("chat", "chat understanding vs the labelled corpus: exact match, wrong-order rate (heldout targets)",
+             [*py, "bench.chat", *write]),
         Part("broadcast", "broadcast planning: time and peak memory, SQLite and PostgreSQL",
-             [*py, "bench.broadcast", "--recipients", "20000" if quick else "100000", "--backends", "sqlite,postgresql", *write],
-             _broadcast),
+             [*py, "bench.broadcast", "--recipients", "20000" if quick else "100000", "--backends", "sqlite,postgresql", *write]),
         Part("rfm", "RFM recompute vs bare SQL and pandas",
-             [*py, "bench.rfm", *(["--customers", "100000", "--orders", "1000000", "--runs", "3"] if quick else []), *write], _rfm),
+             [*py, "bench.rfm", *(["--customers", "100000", "--orders", "1000000", "--runs", "3"] if quick else []), *write]),
     ]  # fmt: skip
 
 
 # ---- running ----------------------------------------------------------------------------------------------
-def run_part(part: Part, budget: float) -> tuple[int, str]:
+def run_part(part: Part, budget: float, results: Path) -> tuple[int, str]:
     """Run one part in a session of its own, output passed through; (exit code, note). The part's own hard
-    timeout is what is left of the run's budget: its default assumes a quiet machine, and these are shared."""
-    argv = [*part.argv, "--hard-timeout", f"{max(1.0, budget - KILL_GRACE):.0f}"]
+    timeout is what is left of the run's budget: its default assumes a quiet machine, and these are shared. It
+    writes what it concluded to ``results`` (JSON, :mod:`bench.verdict`)."""
+    argv = [*part.argv, "--hard-timeout", f"{max(1.0, budget - KILL_GRACE):.0f}", "--results", str(results)]
     proc = subprocess.Popen(argv, cwd=PROJECT_ROOT, start_new_session=True)
     try:
         return proc.wait(timeout=max(1.0, budget)), ""
@@ -238,13 +190,17 @@ def render(outcomes: list[Outcome], machine: Machine, argv: Sequence[str], wall:
         "|---|---|---|---:|---|",
     ]
     for o in outcomes:
-        if o.code is None:
-            result = "not run (time budget spent)"
-        else:
-            result = {0: "✔ checks passed", 1: "✘ a check failed or it broke", 2: "✘ timed out"}.get(o.code, f"✘ exit {o.code}")
+        result = summary_result(o.report, o.code)
         if o.note:
             result += f" — {o.note}"
-        lines.append(f"| {o.part.name} | {o.part.what} | {result} | {o.seconds:.0f} s | {o.headline or '–'} |")
+        headline = o.report.headline if o.report and o.report.headline else "–"
+        lines.append(f"| {o.part.name} | {o.part.what} | {result} | {o.seconds:.0f} s | {headline} |")
+    passed = sum(o.passed for o in outcomes)
+    lines += [
+        "",
+        f"**{'✔' if passed == len(outcomes) else '✘'} {passed} of {len(outcomes)} part(s) passed** — every result above is "
+        "read from what that part concluded in this run (its checks and targets, listed under Verdict in its section).",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -276,29 +232,29 @@ def main(argv: Sequence[str] | None = None, *, selected: list[Part] | None = Non
     machine = Machine(before_uptime=uptime_line(), before_busy=background_line(background_busy()), facts=versions())
     print(f"machine: {machine.before_uptime}; {machine.before_busy} busy", flush=True)
     outcomes = [Outcome(p) for p in chosen]
-    try:
-        for i, outcome in enumerate(outcomes, 1):
-            left = deadline - time.monotonic()
-            if left < 5:
-                break
-            print(f"\n[{i}/{len(outcomes)}] {outcome.part.name}: {' '.join(outcome.part.argv[1:])}", flush=True)
-            t0 = time.monotonic()
-            outcome.code, outcome.note = run_part(outcome.part, left)
-            outcome.seconds = time.monotonic() - t0
-            if outcome.code in (0, 1) and not args.no_write:  # it ran to the end and rewrote its section
-                with contextlib.suppress(Exception):  # a headline is a courtesy; the section has the figures
-                    outcome.headline = outcome.part.headline(read_section(outcome.part.name, path))
-            print(f"[{i}/{len(outcomes)}] {outcome.part.name}: exit {outcome.code} after {outcome.seconds:.0f} s", flush=True)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    with tempfile.TemporaryDirectory(prefix="scrm_bench_run_") as run_dir:
+        try:
+            for i, outcome in enumerate(outcomes, 1):
+                left = deadline - time.monotonic()
+                if left < 5:
+                    break
+                print(f"\n[{i}/{len(outcomes)}] {outcome.part.name}: {' '.join(outcome.part.argv[1:])}", flush=True)
+                t0 = time.monotonic()
+                results = Path(run_dir) / f"{outcome.part.name}.json"
+                outcome.code, outcome.note = run_part(outcome.part, left, results)
+                outcome.seconds = time.monotonic() - t0
+                outcome.report = read_report(results)  # this run's only: the directory is new
+                print(f"[{i}/{len(outcomes)}] {outcome.part.name}: exit {outcome.code} after {outcome.seconds:.0f} s", flush=True)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
     machine.after_uptime = uptime_line()
     summary = render(outcomes, machine, shown, time.monotonic() - began)
     print()
     print(summary)
     if not args.no_write:
         print(f"written to {write_section('summary', summary, path, first=True)}")
-    return 0 if all(o.code == 0 for o in outcomes) else 1
+    return 0 if all(o.passed for o in outcomes) else 1
 
 
 if __name__ == "__main__":

@@ -6,8 +6,6 @@ in the same transaction, asks for a refresh through the outbox (topic ``group.re
 ids only, and change_name / change_owner / change_notice carry no new value at all, so the snapshot is how those
 arrive. Everything is idempotent (see :mod:`scrm.crm.groups.services`): a callback delivered three times, or a
 refresh run twice, leaves one state.
-
-Also here until the tagging package lands: the placeholder handler of ``archive.message``.
 """
 
 from __future__ import annotations
@@ -122,9 +120,3 @@ async def on_refresh_requested(rt: Runtime, payload: dict[str, Any]) -> None:
 async def refresh_group_chat_job(ctx: JobContext, chat_id: str, reconcile: bool = False) -> None:
     """Enqueue-able form (job id ``groupchat:<chat_id>`` recommended) for repair tools and the initial sync."""
     await refresh_group_chat(ctx.rt, chat_id, reconcile=reconcile)
-
-
-async def archive_message_stored(rt: Runtime, payload: dict[str, Any]) -> None:
-    """Placeholder: the tagging package replaces this handler (rules on the record's content). Until then the
-    row is simply marked done, so archive intake leaves no failed outbox rows behind."""
-    return None

@@ -17,7 +17,6 @@ from bots.contacts.customers import (
 )
 from bots.contacts.groups import (
     REFRESH_TOPIC,
-    archive_message_stored,
     group_created,
     group_dismissed,
     group_updated,
@@ -32,7 +31,6 @@ from bots.gateway.processing import Processes
 from scrm.campaigns.referral import services as referral_services
 from scrm.core.jobs import JobSpec
 from scrm.core.outbox import Handles
-from scrm.crm.archive.services import TOPIC as ARCHIVE_TOPIC
 from scrm.crm.tags.services import CUSTOMER_TAG_CHANGED
 
 PROCESSORS = [
@@ -50,7 +48,6 @@ PROCESSORS = [
 
 HANDLERS = [
     Handles(REFRESH_TOPIC, on_refresh_requested),
-    Handles(ARCHIVE_TOPIC, archive_message_stored),
     Handles(CUSTOMER_TAG_CHANGED, push_customer_tag),
     Handles("inbound.received", message_to_timeline),
     Handles("order.confirmed", order_confirmed),

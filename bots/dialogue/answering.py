@@ -8,14 +8,17 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bots.dialogue import router
+from bots.dialogue.reading import INTENT_ZH, TurnReading
 from bots.dialogue.session import customer_lease, load_state, save_state
 from bots.gateway.models import inbound_events
 from bots.gateway.services import mark_processed
 from bots.outbound import services as sender
 from scrm.core.runtime import Runtime
-from scrm.crm.customers.services import ensure_customer
+from scrm.crm.customers.services import ensure_customer, resolve_customer
+from scrm.crm.timeline.services import Kind, add_entry
 
 
 async def _customer(rt: Runtime, kind: str, value: str) -> int:
@@ -65,10 +68,35 @@ async def answer_in_order(rt: Runtime, row: Any, customer_id: int, send: Send) -
             reply = await router.respond(turn)
             await save_state(rt, customer_id, turn.state)
             result = await send(item, reply, customer_id)
-            note = f"intent {reply.meta.get('intent', '?')}; reply {result.status}"
+            reading = turn.scratch.get("reading")
+            understood = f"; understood {reading.understanding.intent}" if isinstance(reading, TurnReading) else ""
+            note = f"intent {reply.meta.get('intent', '?')}{understood}; reply {result.status}"
             async with rt.db.write() as conn:
+                if isinstance(reading, TurnReading):
+                    await _record_reading(conn, rt, item, customer_id, reading)
                 await mark_processed(conn, item.id, rt, note=note)
     return note
+
+
+async def _record_reading(conn: AsyncConnection, rt: Runtime, item: Any, customer_id: int, reading: TurnReading) -> None:
+    """The bot's reading of a message on the customer's timeline — intent, matched spans and why — so staff can
+    see why it answered as it did. One entry per message (ref), however often the message is processed."""
+    understood = reading.understanding
+    await add_entry(
+        conn,
+        rt.db.dialect,
+        customer_id=await resolve_customer(conn, customer_id),
+        at=item.occurred_at,
+        kind=Kind.EVENT,
+        title=f"机器人理解：{INTENT_ZH.get(understood.intent, understood.intent)}（{understood.intent}）",
+        body="；".join(str(e) for e in understood.evidence)[:1000],
+        ref=f"understanding:{item.id}",
+        data={
+            "intent": understood.intent,
+            "lines": [list(line) for line in understood.lines],
+            "evidence": [str(e) for e in understood.evidence][:20],
+        },
+    )
 
 
 async def kf_customer_text(rt: Runtime, row: Any) -> str:

@@ -28,6 +28,7 @@ class Line:
 class OrderLines:
     lines: list[Line]
     mode: Literal["new", "add"]  # "add": 再来 / 再加 / 还要 — extend the draft rather than start one
+    excluded: tuple[str, ...] = ()  # SKUs the same message said not to take (大米2袋，油先不要)
     kind: Literal["order_lines"] = field(default="order_lines", init=False)
 
 
@@ -44,6 +45,7 @@ class Correction:  # 改成4箱: set a draft line's quantity
     qty: int
     unit: str | None  # the SKU's unit when sku is known, else as written (may be None)
     matched: str = ""
+    candidates: tuple[str, ...] = ()  # sku None: the SKUs the product named may be (the draft holds one of them)
     kind: Literal["correction"] = field(default="correction", init=False)
 
 

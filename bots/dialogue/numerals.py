@@ -14,6 +14,19 @@ from fractions import Fraction
 
 CHINESE_NUMERAL_CHARS = "零〇一二两俩仨三四五六七八九十百千万"
 DOZEN = 12  # 一打
+# Units a dozen is unambiguous for: single pieces. 一打 of something sold by the 箱 (a case of 24?) is asked.
+PIECE_UNITS = frozenset("瓶 个 支 只 罐 听 条 根 本 双 张 片 杯 份 块 颗 枚 节".split())
+
+# 大写数字 (financial numerals: 壹 贰 叁 …, also their traditional forms) → everyday numerals, one to one.
+FINANCIAL_NUMERALS = str.maketrans("壹贰貳叁參肆伍陆陸柒捌玖拾佰仟", "一二二三三四五六六七八九十百千")
+_TWENTIES = re.compile(r"[廿卅]")  # 廿 = 二十, 卅 = 三十 (廿五 = 25)
+
+
+def everyday_numerals(text: str) -> str:
+    """壹贰叁 → 一二三, 廿五 → 二十五, 卅 → 三十: numerals as :func:`chinese_to_int` reads them."""
+    text = text.translate(FINANCIAL_NUMERALS)
+    return _TWENTIES.sub(lambda m: "二十" if m.group(0) == "廿" else "三十", text) if "廿" in text or "卅" in text else text
+
 
 # Units a shop's chat commonly uses; the catalog's own units are added by :class:`QuantityScanner`.
 COMMON_UNITS: tuple[str, ...] = (
@@ -47,12 +60,14 @@ COMMON_UNITS: tuple[str, ...] = (
     "台",
     "片",
     "捆",
+    "车",
+    "方",
 )
 
 _DIGITS = {"〇": 0, "零": 0, "一": 1, "二": 2, "两": 2, "俩": 2, "三": 3, "仨": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 _SMALL_PLACES = {"十": 10, "百": 100, "千": 1000}
-_ARABIC = re.compile(r"(\d+(?:\.\d+)?)([万千百]?)")
-_ARABIC_MULTIPLIER = {"": 1, "百": 100, "千": 1000, "万": 10_000}
+_ARABIC = re.compile(r"(\d+(?:\.\d+)?)([万千百十]?)")
+_ARABIC_MULTIPLIER = {"": 1, "十": 10, "百": 100, "千": 1000, "万": 10_000}  # 3十 = 30, 1万 = 10000
 
 
 def chinese_to_int(text: str) -> int | None:
@@ -148,13 +163,15 @@ class QuantityMatch:
     value: Fraction | None
     unit: str | None  # as the customer wrote it; 打 is folded into value and leaves None
     marked: bool  # written with a unit or as x3 / *3 / ×3, so it is clearly meant as a quantity
+    dozen: bool = False  # written with 打 (value already × 12): unambiguous only for pieces (PIECE_UNITS)
 
 
-_NUM = rf"\d+(?:\.\d+)?[万千百]?|[{CHINESE_NUMERAL_CHARS}]+|半"
+_NUM = rf"\d+(?:\.\d+)?[万千百十]?|[{CHINESE_NUMERAL_CHARS}]+|半"
 # Numbers directly followed by these are sizes, times, money or addresses — never an order quantity.
 _NOT_A_QUANTITY_AFTER = re.compile(
-    r"\s*(?:[a-z]|毫升|升|克|点|号|日|月|年|分|秒|小时|天|周|元|块|毛|角|%|度|楼|层|栋|单元|室|路|岁|折|米|寸)"
+    r"\s*(?:[a-z]|毫升|升|克|点|号|日|月|年|分|秒|小时|天|周|元|块|毛|角|%|度|楼|层|栋|单元|室|路|岁|折|米|寸|的|那种|斤)"
 )
+_NOT_A_QUANTITY_BEFORE = re.compile(r"(?:楼|号|室|栋|单元|路|房|门牌|电话|手机|尾号|编号)\s*$")  # 3号楼502
 _MAX_BARE_DIGITS = 6  # a longer bare digit run is a phone or order number
 
 
@@ -164,6 +181,24 @@ class QuantityScanner:
     def __init__(self, units: Iterable[str] = ()) -> None:
         all_units = sorted({*COMMON_UNITS, *(u for u in units if u)}, key=len, reverse=True)
         unit_alt = "|".join(re.escape(u) for u in ["打", *all_units])
+        # Numbers that describe the goods, not how many: a unit price (40一袋, 36元/箱, 5块钱一瓶, 每袋40),
+        # a pack size (12瓶装, 24装, 24瓶/箱, 一箱有24瓶). Found first and never read as a quantity.
+        price_num = rf"\d+(?:\.\d+)?\s*(?:元|块钱|块|千克|公斤|斤|克|毫升|升|kg|ml|g|l)?|(?:{_NUM})\s*(?:元|块钱|块)"
+        self._not_quantity = re.compile(
+            rf"(?<![a-z0-9.])(?P<price>(?:{price_num})\s*(?:一|每|/)\s*(?:{unit_alt})(?!装))"
+            rf"|(?<![a-z0-9.])(?P<size>\d+\s*(?P<u1>{unit_alt})\s*(?:一|每|/)\s*(?!(?P=u1))(?:{unit_alt})(?!装))"
+            rf"|(?P<pack>(?:\d+|[{CHINESE_NUMERAL_CHARS}]+)\s*(?:{unit_alt})?\s*装)"
+            rf"|(?P<per>每\s*(?:{unit_alt})\s*(?:{_NUM})\s*(?:元|块钱|块|{unit_alt})?)"
+            rf"|(?P<content>一\s*(?P<u2>{unit_alt})\s*(?:有|是|装|含)\s*(?:{_NUM})\s*(?!(?P=u2))(?:{unit_alt})?)"
+        )
+        # Vague amounts with a unit — 几箱, 十几盒, 二十多袋, 十来箱, 几十袋 — are quantities without a value (asked).
+        self._vague = re.compile(rf"(?:几[十百千]?|[{CHINESE_NUMERAL_CHARS}]+[几来多]|\d+[几来多]|好几)\s*(?P<unit>{unit_alt})")
+        # 来个蛋糕 / 再要个 / 俩牛角包 / 各两: one (or two, three) with the number or the unit left out.
+        self._implied = re.compile(
+            rf"(?:(?<=[要来订买拿弄带捎])个(?!月|人|事|问题|电话|地址)|(?<=各)[一两二三](?!\s*(?:{unit_alt}))|[俩仨](?!{unit_alt}))"
+        )
+        # 20公斤的防水涂料 / 5公斤的大米 / 500克一袋的: a size described before the product, not an amount.
+        self._spec_of = re.compile(rf"(?:\d+(?:\.\d+)?|[{CHINESE_NUMERAL_CHARS}]+)\s*(?:公斤|千克|斤|克|寸|升|毫升)\s*的(?=\S)")
         self._pattern = re.compile(
             r"(?<![a-z0-9.第/])"  # not inside a code, a size or a fraction; not an ordinal (第3箱)
             r"(?P<mark>[x×*]\s*)?(?P<sign>-|−|负)?"
@@ -171,17 +206,35 @@ class QuantityScanner:
             rf"(?:\s*(?P<unit>{unit_alt}))?(?P<half>半)?"
         )
 
+    def not_quantities(self, text: str) -> list[tuple[int, int, str]]:
+        """Spans that read as a unit price or a pack size (never a quantity), with which: price / pack."""
+        return [(m.start(), m.end(), "price" if m.group("price") or m.group("per") else "pack") for m in self._not_quantity.finditer(text)]
+
     def find(self, text: str) -> list[QuantityMatch]:
         """Every quantity in ``text`` in order. Chinese numerals count only with a unit or an x mark, so that
         一下 / 一起 / 千万 are not read as numbers; bare Arabic numbers count unless they look like a size,
         time, price, address or phone number."""
         found: list[QuantityMatch] = []
+        blocked = [m.span() for m in self._not_quantity.finditer(text)] + [m.span() for m in self._spec_of.finditer(text)]
+        for m in self._vague.finditer(text):
+            if not any(s < m.end() and m.start() < e for s, e in blocked):
+                found.append(QuantityMatch(m.start(), m.end(), m.group(0), None, m.group("unit"), True))
+                blocked.append(m.span())
+        for m in self._implied.finditer(text):
+            if not any(s < m.end() and m.start() < e for s, e in blocked):
+                value = {"个": 1, "一": 1, "两": 2, "二": 2, "三": 3, "俩": 2, "仨": 3}[m.group(0)]
+                found.append(QuantityMatch(m.start(), m.end(), m.group(0), Fraction(value), None, True))
+                blocked.append(m.span())
         for m in self._pattern.finditer(text):
+            if any(s < m.end() and m.start() < e for s, e in blocked):
+                continue
             num, unit, marked = m.group("num"), m.group("unit"), m.group("mark") is not None
             if unit is None and not marked:
                 if not num[0].isdecimal() or m.group("num2"):
                     continue
                 if len(num) > _MAX_BARE_DIGITS or _NOT_A_QUANTITY_AFTER.match(text, m.end()):
+                    continue
+                if _NOT_A_QUANTITY_BEFORE.search(text, 0, m.start()):
                     continue
             if unit is None and m.group("half"):
                 continue  # 一半 etc.: not a quantity
@@ -197,9 +250,10 @@ class QuantityScanner:
                     value=value,
                     unit=None if unit == "打" else unit,
                     marked=marked or unit is not None,
+                    dozen=unit == "打",
                 )
             )
-        return found
+        return sorted(found, key=lambda q: q.start)
 
 
 _DEFAULT_SCANNER = QuantityScanner()

@@ -16,7 +16,8 @@ ASKS_ORDERS = ("我的订单", "订单", "查订单", "订单状态", "我买的
 ASKS_SHIPPING = ("物流", "快递", "到哪", "发货了吗", "发货没", "运单", "什么时候到", "几时到", "还没到")
 
 
-def _describe(order: OrderView, *, detail: bool) -> str:
+def describe(order: OrderView, *, detail: bool) -> str:
+    """An order as chat text: number, time, state, total; with ``detail`` its lines and shipments."""
     when = local(order.created_at).strftime("%m-%d %H:%M")
     head = f"{order.number}（{when}）{STATUS_ZH.get(order.status, order.status)}，{format_fen(order.total_fen)}"
     if not detail:
@@ -49,15 +50,21 @@ async def order_status(turn: Turn) -> Reply | None:
         if order is None or order.customer_id != turn.customer_id:
             # Never confirm that someone else's order number exists.
             return Reply(f"没有找到您的订单 {number}，请核对订单号；发送“我的订单”可查看您最近的订单。")
-        return Reply(_describe(order, detail=True))
+        return Reply(describe(order, detail=True))
     if not any(k in text for k in ASKS_ORDERS + ASKS_SHIPPING):
         return None
+    return await recent_orders(turn, shipping=any(k in text for k in ASKS_SHIPPING))
+
+
+async def recent_orders(turn: Turn, *, shipping: bool) -> Reply:
+    """The customer's recent orders; the latest in detail (with its shipments) when ``shipping`` or when it is
+    the only one."""
     recent = await orders_queries.orders_of_customer(turn.rt, turn.customer_id, limit=5)
     if not recent:
         return Reply("您还没有已确认的订单。直接告诉我要什么就可以下单，例如“要3箱矿泉水”。")
-    if len(recent) == 1 or any(k in text for k in ASKS_SHIPPING):
-        return Reply(_describe(recent[0], detail=True) + ("\n\n更早的订单请发送“我的订单”。" if len(recent) > 1 else ""))
-    body = "\n".join(_describe(o, detail=False) for o in recent)
+    if len(recent) == 1 or shipping:
+        return Reply(describe(recent[0], detail=True) + ("\n\n更早的订单请发送“我的订单”。" if len(recent) > 1 else ""))
+    body = "\n".join(describe(o, detail=False) for o in recent)
     return Reply(f"您最近的订单：\n{body}\n\n发送订单号可查看详情。")
 
 

@@ -14,7 +14,9 @@ from bots.dialogue.coupons import discount_line
 from bots.dialogue.intents import AddSameAsLast, Cancel, Clarify, Confirm, Correction, Line, OrderLines, ParseResult, RemoveItem
 from bots.dialogue.numerals import parse_quantity
 from bots.dialogue.order_status import ORDER_NO
+from bots.dialogue.reading import TurnReading, evidence_meta, read_turn
 from bots.dialogue.router import Intent, Reply, Turn
+from bots.dialogue.understanding import Understanding
 from fulfillment.inventory import services as inventory
 from fulfillment.orders import notices
 from fulfillment.orders import queries as orders_queries
@@ -68,11 +70,24 @@ async def _save_draft(turn: Turn, snap: ParserSnapshot, draft: OrderView | None,
     return Reply(text, meta={"order": draft.number})
 
 
-def _resolve_awaiting(turn: Turn, snap: ParserSnapshot) -> ParseResult | None:
-    """Read the answer to the bot's last question (which product? how many?) as an order line."""
+def _resolve_awaiting(turn: Turn, snap: ParserSnapshot, understood: Understanding) -> ParseResult | None:
+    """Read the answer to the bot's last question (which product? how many? is 3瓶 meant as 3箱?) as an order
+    line; a reply that answers nothing (好的 after 要几箱？) gets the question again."""
 
     awaiting: dict[str, Any] = turn.state.pop("awaiting", None) or {}
     text = turn.normalized
+    if awaiting and understood.reask:
+        turn.state["awaiting"] = awaiting
+        if awaiting.get("kind") == "unit" and awaiting.get("sku") in snap.products:  # 不是 → how many, then?
+            info = snap.products[awaiting["sku"]]
+            turn.state["awaiting"] = {"kind": "quantity", "sku": info.sku, "question": f"好的，请问{info.name}要几{info.unit}？"}
+        question = turn.state["awaiting"].get("question") or "请问具体要哪一种、要多少？"
+        return Clarify("missing_quantity", question)
+    if awaiting.get("kind") == "unit":
+        sku, qty = awaiting.get("sku"), awaiting.get("qty")
+        if isinstance(understood.result, Confirm) and sku in snap.products and qty:
+            return OrderLines([Line(sku, int(qty), snap.products[sku].unit, text)], "new")
+        return None
     if awaiting.get("kind") == "choose_product":
         candidates: list[str] = awaiting.get("candidates", [])
         chosen = None
@@ -106,20 +121,41 @@ def _resolve_awaiting(turn: Turn, snap: ParserSnapshot) -> ParseResult | None:
 
 
 def _remember_question(turn: Turn, result: Clarify, snap: ParserSnapshot) -> None:
+    asked = {"question": result.question}
     if result.reason == "ambiguous_product":
         shared = [result.product_text] if result.product_text else []
-        turn.state["awaiting"] = {"kind": "choose_product", "candidates": result.candidates, "qty": result.qty, "shared": shared}
+        turn.state["awaiting"] = {"kind": "choose_product", "candidates": result.candidates, "qty": result.qty, "shared": shared} | asked
     elif result.reason == "missing_quantity" and len(result.candidates) == 1:
-        turn.state["awaiting"] = {"kind": "quantity", "sku": result.candidates[0]}
+        turn.state["awaiting"] = {"kind": "quantity", "sku": result.candidates[0]} | asked
+    elif result.reason == "unit_mismatch" and len(result.candidates) == 1:  # 您说的3瓶是指3箱吗？ — 是的 orders 3箱
+        turn.state["awaiting"] = {"kind": "unit", "sku": result.candidates[0], "qty": result.qty} | asked
+        if result.qty is None:
+            turn.state["awaiting"]["kind"] = "quantity"
+
+
+# The readings the ordering stage acts on; questions, hedges and small talk are answered by bots.dialogue.inquiries.
+ORDERING_INTENTS = frozenset({"order", "add", "change", "remove", "cancel", "confirm", "clarify"})
 
 
 async def ordering(turn: Turn) -> Reply | None:
-    snap = await parser_cache(turn.rt).get(turn.rt)
-    draft = await orders_queries.open_draft(turn.rt, turn.customer_id)
-    result = _resolve_awaiting(turn, snap) or snap.parser.parse(turn.text, has_draft=draft is not None)
+    reading = await read_turn(turn)
+    reply = await _act(turn, reading)
+    if reply is not None:
+        reply.meta.update(evidence_meta(reading.understanding))
+    return reply
+
+
+async def _act(turn: Turn, reading: TurnReading) -> Reply | None:
+    snap, draft, understood = reading.snap, reading.draft, reading.understanding
+    resolved = _resolve_awaiting(turn, snap, understood)
+    if resolved is None and understood.intent not in ORDERING_INTENTS and not isinstance(understood.result, Cancel | RemoveItem):
+        return None
+    result = resolved or understood.result
     items = _items(draft)
 
     if isinstance(result, OrderLines):
+        for sku in result.excluded:  # 大米2袋，油先不要: the same message took the oil out
+            items.pop(sku, None)
         for line in result.lines:
             items[line.sku] = items.get(line.sku, 0) + line.qty if result.mode == "add" else line.qty
         turn.state["last_sku"] = result.lines[-1].sku
@@ -135,8 +171,14 @@ async def ordering(turn: Turn) -> Reply | None:
     if isinstance(result, Correction):
         if draft is None:
             return Reply(NO_DRAFT)
-        sku = result.sku or (draft.lines[0].sku if len(draft.lines) == 1 else turn.state.get("last_sku"))
-        if sku not in items:
+        in_draft = [s for s in result.candidates if s in items]  # 月饼改到10盒: the draft holds one of the 月饼
+        if result.sku is not None:
+            sku = result.sku  # named with its quantity: set that line (added if the draft lacks it)
+        elif result.candidates:
+            sku = in_draft[0] if len(in_draft) == 1 else None
+        else:
+            sku = draft.lines[0].sku if len(draft.lines) == 1 else turn.state.get("last_sku")
+        if sku is None or (result.sku is None and sku not in items):
             names = "、".join(ln.name for ln in draft.lines)
             return Reply(f"请问要修改哪一种商品的数量？当前订单有：{names}。例如“矿泉水改成4箱”。")
         items[sku] = result.qty

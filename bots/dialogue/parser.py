@@ -33,7 +33,8 @@ from bots.dialogue.intents import (
     Product,
     RemoveItem,
 )
-from bots.dialogue.numerals import QuantityMatch, QuantityScanner
+from bots.dialogue.numerals import COMMON_UNITS, PIECE_UNITS, QuantityMatch, QuantityScanner, everyday_numerals
+from bots.dialogue.traditional import to_simplified
 
 _WECHAT_EMOJI = re.compile(r"\[([\u4e00-\u9fffa-z ]{1,8})\]")
 _KEEP_SYMBOLS = frozenset("×+~%*")
@@ -41,6 +42,7 @@ _FRACTION_SLASH = str.maketrans({"⁄": "/"})  # NFKC turns ½ into 1⁄2: keep 
 _MASK = "\x00"  # normalise_text never keeps control characters, so the mask cannot collide with input
 _ALIAS_MIN_FREQ = 10_000  # high enough that jieba keeps an alias whole next to a numeral or a verb
 _MAX_ALIAS_TOKENS = 8
+_SCAN_CACHE = 64
 _SEPARATOR_GAP = 100  # a separator between a product and a quantity counts as this many characters
 
 
@@ -59,7 +61,7 @@ _CONFIRM_ONLY = re.compile(
     rf"(?:{_CONFIRM_WORD.pattern}|订单|一下|吧|了|啊|呀|哈|的|呢|哦|噢|老板|谢谢"
     r"|麻烦|请|[\s,.!~、。;:])+"
 )
-_CANCEL = _words("取消 不要了 不要啦 都不要 算了 不买了 不订了 不用了 退单 撤单 作废")
+_CANCEL = _words("取消 不要了 不要啦 都不要 算了 不买了 不订了 不用了 退单 撤单 作废 整个订单 整单 全部不要 全都不要")
 _REMOVE = _words("不要 去掉 删掉 删除 删了 拿掉 取消 别要 减掉 退掉 撤掉 移除 不用")
 _CORRECTION = _words("改成 改为 改到 换成 换为 调成 调到 调整为 变成 修改 改(?!天|日|期)")
 _BARE_CORRECTION = re.compile(
@@ -67,14 +69,25 @@ _BARE_CORRECTION = re.compile(
     r"(?:吧|了|啊)?"
 )
 _NEGATE, _REAFFIRM = _words("不要 不是"), _words("要 是 改")
-_ADD_CUE = _words("再 还要 还需要 追加 另外 多加 多来 多要 加(?!急|班|油)")
-_PAST = _words("买了 订了 下了单 下单了 收到了 送到了")  # 我昨天买了3箱: a report, not an order
+_ADD_CUE = _words("再 还要 还需要 追加 另外 多加 多来 多要 也要 也来 加(?!急|班|油)")
+_ADD_CUE_BEFORE = re.compile(rf"(?:{_ADD_CUE.pattern})\s*$")  # 雪碧多来一箱
+_PAST = _words("买了 订了 下了单 下单了 收到了 送到了 买过 订过 要过 拿过")  # 我昨天买了3箱: a report, not an order
 _ORDER_CUE = _words("要 来 买 订 拿 下单 加 给我 整 搞 购")  # 矿泉水送了没 / 发了吗 are not orders
 _SEPARATOR = _words(
     r"[,!?;:、。~/\n] (?<!\d)\. \.(?!\d) 和 跟 还有 以及 另外 外加 加上 再来 再加 "
     r"再要 还要 然后 及 与 同"
 )
-_EACH = re.compile(r"各(?:要|来|拿)?\s*$")
+_EACH = re.compile(r"(?:各|都|也)(?:要|来|拿|是|买|订)?\s*$")  # 大米和面粉各2袋 / 可乐和水都要3箱
+# A message that takes back what it just said: 要2袋大米…不对，改成4袋 / 3箱可乐，不是，4箱.
+_RETRACT = _words("不对 不是 错了 说错 打错 写错 搞错 看错 记错 说反 更正 纠正 哦不 噢不 不不 算了 应该是 我是说 我说的是 其实是")
+# Negation that scopes over its own segment of a message that orders something else (大米2袋，油先不要).
+_NEGATED = _words("不要 不用 先不 暂时不 暂不 别 去掉 除了 除开 不需要 不买 不订 不拿 就算了 算了 不必 甭 不含 不包括 免了 省了 这回不")
+_CLAUSE_END = frozenset(" ,.!?;:、。~\n")
+_ITEM_JOINERS = frozenset("和 跟 还有 以及 另外 外加 加上 再来 再加 再要 还要 及 与 同 、".split())
+_VAGUE_AMOUNT = re.compile(r"^(?:一些|一点|些|点儿?|几(?=[\u4e00-\u9fff]{2}))|(?:之类的?|什么的|等等?)$")
+_NOT_AN_ITEM = _words(
+    "明天 今天 后天 昨天 上午 下午 晚上 中午 早上 尽快 马上 快点 地址 电话 送到 送过来 店里 发票 谢谢 麻烦 老板 一样 上次 照旧 老样子"
+)
 _FILLER_HEAD = _words("老板 你好 您好 麻烦 请 帮我 给我 我们 我 想 要 来 买 订 拿 送 再 还 需要 下单 购买 整 搞 加 一下 那 就")
 _FILLER_TAIL = _words("过来 来 吧 了 啊 呀 哈 呢 哦 嘛 谢谢 一下 送 给我 就行 就好 可以吗 行吗 吗 要 呗")
 _LEAD_FILLER = re.compile(rf"^(?:[\s的]|{_FILLER_HEAD.pattern})+")
@@ -84,17 +97,59 @@ _HAS_WORD = re.compile(r"[a-z\u3400-\u9fff]")
 _NOT_A_PRODUCT = tuple(
     "人 问题 事 消息 信息 电话 地址 订单 发票 照片 图片 视频 语音 链接 月 天 小时 点 号 次 周 星期 年 分钟 钱 块".split()
 )
-_SPEC_TOKEN = re.compile(r"\d+(?:\.\d+)?[a-z]+")
+_SPEC_TOKEN = re.compile(r"[a-z]*\d+(?:\.\d+)?(?:[a-z]+|寸|毫升|升|公斤|千克|斤|克|平方|平)?")
 _CJK_WORD = re.compile(r"[\u4e00-\u9fff]{2,}")
 
 
+# List markers are not quantities: ① ② … (NFKC would make them digits) and "1." / "2、" / "(3)" at the start of
+# a line — or anywhere, once the message starts with item 1 (1.矿泉水3箱 2.可乐2箱).
+_CIRCLED = re.compile("[\u2460-\u249b\u24eb-\u24ff\u2776-\u2793\u3251-\u325f\u32b1-\u32bf]")
+_LIST_MARKER = r"[(（]?\d{1,2}\s*[.、)）:：](?!\d)"
+_LINE_MARKER = re.compile(rf"(?m)^[ \t]*{_LIST_MARKER}")
+_FIRST_MARKER = re.compile(r"^\s*[(（]?1\s*[.、)）:：]")
+_INLINE_MARKER = re.compile(rf"(?:^|(?<=\s)){_LIST_MARKER}")
+
+
+def strip_list_markers(text: str) -> str:
+    """① / 1. / 2、 / (3) item markers → a separator, so that their numbers are never read as quantities."""
+    text = _CIRCLED.sub("、", text)
+    t = unicodedata.normalize("NFKC", text)
+    if "\n" in t and len(_LINE_MARKER.findall(t)) >= 2:
+        t = _LINE_MARKER.sub("、", t)
+    elif _FIRST_MARKER.match(t):
+        t = _INLINE_MARKER.sub("、", t)
+    return t
+
+
 def normalize_text(text: str, keep: Container[str] = ()) -> str:
-    """NFKC, lower-case; emoji, control characters and WeChat ``[微笑]`` codes → one space (a bracketed word
-    in ``keep`` — e.g. a catalog alias, [矿泉水] — stays as the word); whitespace collapsed and trimmed."""
-    t = unicodedata.normalize("NFKC", text).lower().translate(_FRACTION_SLASH)
+    """NFKC, lower-case, traditional → simplified characters and financial numerals (壹, 廿) → everyday ones;
+    list markers (①, 1.) → a separator; emoji, control characters and WeChat ``[微笑]`` codes → one space (a
+    bracketed word in ``keep`` — e.g. a catalog alias, [矿泉水] — stays as the word); whitespace collapsed and
+    trimmed."""
+    t = to_simplified(strip_list_markers(text)).lower().translate(_FRACTION_SLASH)
+    t = everyday_numerals(t)
     t = _WECHAT_EMOJI.sub(lambda m: f" {m.group(1)} " if m.group(1) in keep else " ", t)
     kept = "".join(ch if ch in _KEEP_SYMBOLS or unicodedata.category(ch)[0] in "LNP" else " " for ch in t)
     return re.sub(r"\s+", " ", kept).strip()
+
+
+@dataclass(frozen=True)
+class Mention:
+    """A product named in a message: where, as written (normalised), and the SKUs it can mean."""
+
+    start: int
+    end: int
+    text: str
+    skus: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Survey:
+    text: str  # normalised
+    masked: str  # products and quantities blanked out, for cue words
+    mentions: list[Mention]
+    quantities: list[QuantityMatch]
+    not_quantities: list[tuple[int, int, str]]  # (start, end, "price" | "pack")
 
 
 @dataclass(frozen=True)
@@ -112,6 +167,7 @@ class _Scan:
     mentions: list[_Mention]
     quantities: list[QuantityMatch]
     separators: list[tuple[int, int]]
+    specs: tuple[QuantityMatch, ...] = ()  # bare sizes of the catalog's names (42.5, 550), kept out of quantities
 
     def segment(self, start: int, end: int) -> tuple[int, int]:
         """Bounds of the separator-delimited segment around [start, end)."""
@@ -158,10 +214,17 @@ class OrderParser:
         self._scanner = QuantityScanner(p.unit for p in products)
         # Words of a product's name that can settle an ambiguous alias (550ml矿泉水 vs 1.5l矿泉水).
         self._name_marks: dict[str, frozenset[str]] = {}
+        self._spec_numbers: set[str] = set()  # sizes in product names (42.5, 550, 1.5): never a quantity when bare
+        units = sorted({p.unit for p in products} | set(COMMON_UNITS), key=len, reverse=True)
+        self._unit_alt = "|".join(map(re.escape, units))
         for p in products:
             name = normalize_text(p.name)
-            words = [w for w, *_ in self._tokenizer.tokenize(name, HMM=False) if _CJK_WORD.fullmatch(w)]
-            self._name_marks[p.sku] = frozenset(_SPEC_TOKEN.findall(name) + words)
+            words = [w for w, *_ in self._tokenizer.tokenize(name, mode="search", HMM=False) if _CJK_WORD.fullmatch(w)]
+            specs = [form for token in _SPEC_TOKEN.findall(name) for form in _spec_forms(token)]
+            self._name_marks[p.sku] = frozenset(words + specs)
+            self._spec_numbers.update(f[1:] for f in specs if f.startswith("#"))
+        self._mark_res = {w: re.compile(_mark_pattern(w, self._unit_alt)) for marks in self._name_marks.values() for w in marks}
+        self._scans: dict[str, _Scan] = {}  # the last messages' scans: understand() and parse() read one message twice
 
     @property
     def products(self) -> dict[str, Product]:
@@ -184,12 +247,137 @@ class OrderParser:
             if _BARE_CORRECTION.fullmatch(re.sub(r"[\s,.!?~。]", "", scan.text)):
                 return _unclear_correction([])
             return NotAnOrder()
+        retracted = self._self_correction(scan, has_draft)
+        if retracted is not None:
+            return retracted
         correction = self._correction(scan)
+        if isinstance(correction, Correction) and not has_draft and len(scan.quantities) >= 2:
+            # 大米不是2袋是3袋 with no draft: the message corrects itself, it is an order of the new amount.
+            if correction.sku is None:
+                unit = correction.unit or ""
+                return Clarify("missing_product", f"请问您要的{correction.qty}{unit}是什么商品？", qty=correction.qty, unit=correction.unit)
+            return OrderLines([Line(correction.sku, correction.qty, correction.unit or "", correction.matched)], "new")
         if correction is not None:
             return correction
+        split = self._without_negated_clauses(scan)
+        if split is not None:
+            return self._order(split[0], excluded=split[1], full=scan)
         if _REMOVE.search(scan.masked) or _CANCEL.search(scan.masked):
             return self._removal(scan)
         return self._order(scan)
+
+    def _self_correction(self, scan: _Scan, has_draft: bool) -> ParseResult | None:
+        """要2袋大米…不对，改成4袋: an order, then a retraction cue, then the amount (or item) meant instead."""
+        qs = scan.quantities
+        for cue in itertools.chain(_RETRACT.finditer(scan.masked), _CORRECTION.finditer(scan.masked)):
+            before_q = [q for q in qs if q.end <= cue.start()]
+            before_m = [m for m in scan.mentions if m.end <= cue.start()]
+            after_q = [q for q in qs if q.start >= cue.end()]
+            if before_q and before_m and after_q:
+                break
+        else:
+            return None
+        first = self.parse(scan.text[: cue.start()], has_draft=has_draft)
+        if not isinstance(first, OrderLines):
+            return first if isinstance(first, Clarify) else None
+        new_q = after_q[0]
+        if cue.group(0) == "不是" and not scan.text[cue.end() : new_q.start].strip() and not scan.text[new_q.end :].strip():
+            return _as_correction(first) if has_draft else first  # 大米要3袋 不是2袋: the 2袋 is what is not meant
+        after_m = [m for m in scan.mentions if m.start >= cue.end()]
+        lines = list(first.lines)
+        if after_m:
+            checked = self._checked(after_m[0], new_q, scan, "要修改", "要改成")
+            if isinstance(checked, Clarify):
+                return checked
+            product, qty = checked
+            at = next((i for i, ln in enumerate(lines) if ln.sku == product.sku), None)
+            if at is None and not _RETRACT.fullmatch(cue.group(0)):
+                return None  # 大米2袋，可乐改成3瓶: a change to an earlier draft mixed with an order — not this
+            line = Line(product.sku, qty, product.unit, after_m[0].text)
+            lines[len(lines) - 1 if at is None else at] = line  # 不对，是2袋面粉: the last item is replaced
+        else:
+            last = lines[-1]
+            unit = self._products[last.sku].unit
+            qty = self._whole_quantity(new_q, last.matched, unit, last.sku)
+            if isinstance(qty, Clarify):
+                return qty
+            if new_q.unit is not None and new_q.unit != unit:
+                return Clarify(
+                    "unit_mismatch",
+                    f"{last.matched}是按{unit}卖的，请问您说的{qty}{new_q.unit}是指{qty}{unit}吗？",
+                    [last.sku],
+                    last.matched,
+                    qty,
+                    unit,
+                )
+            lines[-1] = Line(last.sku, qty, last.unit, last.matched)
+        merged: dict[str, Line] = {}
+        for ln in lines:
+            merged[ln.sku] = ln
+        result = OrderLines(list(merged.values()), first.mode, first.excluded)
+        return _as_correction(result) if has_draft else result  # with a draft, 纸巾不是3提 改成2提 changes that line
+
+    def _without_negated_clauses(self, scan: _Scan) -> tuple[_Scan, frozenset[_Mention]] | None:
+        """大米2袋，油先不要 / 蛋糕一个 不要写字 / 茶杯上次买了不用: the clauses that say "not this" taken out, when
+        another clause orders something with a quantity; None when there is no such split."""
+        bounds = [-1, *(k for k, ch in enumerate(scan.text) if ch in _CLAUSE_END), len(scan.text)]
+        negated = [(a + 1, b) for a, b in itertools.pairwise(bounds) if b > a + 1 and _NEGATED.search(scan.masked, a + 1, b)]
+        if not negated:
+            return None
+
+        def inside(start: int) -> bool:
+            return any(a <= start < b for a, b in negated)
+
+        kept_q = [q for q in scan.quantities if not inside(q.start)]
+        kept_m = [m for m in scan.mentions if not inside(m.start)]
+        if not kept_q or not kept_m:
+            return None
+        text, masked = list(scan.text), list(scan.masked)
+        for a, b in negated:
+            text[a:b] = masked[a:b] = " " * (b - a)
+        separators = [(a, b) for a, b in scan.separators if not inside(a)]
+        dropped = frozenset(m for m in scan.mentions if inside(m.start))
+        return _Scan("".join(text), "".join(masked), kept_m, kept_q, separators), dropped
+
+    def _qualified(self, scan: _Scan, pairs: dict[_Mention, QuantityMatch]) -> tuple[dict[_Mention, QuantityMatch], set[_Mention]]:
+        """月饼礼盒要10盒 广式的: a product named again without a quantity, as a kind of one that has one, narrows
+        it (and is no second item)."""
+        qualifiers: set[_Mention] = set()
+        narrowed = dict(pairs)
+        for u in scan.mentions:
+            if u in pairs:
+                continue
+            own = set(self._resolve(u, scan))
+            for p, q in list(narrowed.items()):
+                common = tuple(s for s in self._resolve(p, scan) if s in own)
+                if common and own <= set(p.skus):
+                    del narrowed[p]
+                    narrowed[_Mention(p.start, p.end, p.text, common)] = q
+                    qualifiers.add(u)
+                    break
+        if not qualifiers:
+            return pairs, qualifiers
+        return narrowed, qualifiers
+
+    def _is_spec_number(self, q: QuantityMatch, text: str) -> bool:
+        """42.5水泥 / 550的: a bare number that is a size in the catalog's names, not how many."""
+        if q.unit is not None or q.text.strip() not in self._spec_numbers:
+            return False
+        return "." in q.text or re.match(r"\s*(?:的|那种|那款|装|规格|\x00)", text[q.end : q.end + 3]) is not None
+
+    def skus_named_by_spec(self, text: str) -> list[str]:
+        """SKUs whose size or distinguishing word the text names (8寸的 / 42.5的 / 大瓶的) — the answer to
+        "which one?" that names no product. Several or none: the caller asks again."""
+        t = normalize_text(text, self._alias_skus)
+        found = [sku for sku, marks in self._name_marks.items() if any(self._mark_res[w].search(t) for w in marks)]
+        return found
+
+    def survey(self, text: str) -> Survey:
+        """What :meth:`parse` sees in a message — the normalised text, product mentions, quantities, and numbers
+        that are prices or pack sizes — for classifying it and for explaining a reading to staff."""
+        scan = self._scan(normalize_text(text, self._alias_skus))
+        mentions = [Mention(m.start, m.end, m.text, self._resolve(m, scan)) for m in scan.mentions]
+        return Survey(scan.text, scan.masked, mentions, list(scan.quantities), self._scanner.not_quantities(scan.text))
 
     def stock_query_product(self, text: str) -> list[str] | None:
         """SKUs asked about in a stock question (有没有矿泉水 / 矿泉水还有货吗 / 矿泉水库存).
@@ -203,6 +391,14 @@ class OrderParser:
         return list(dict.fromkeys(s for m in scan.mentions for s in self._resolve(m, scan)))
 
     def _scan(self, text: str) -> _Scan:
+        cached = self._scans.get(text)
+        if cached is None:
+            if len(self._scans) >= _SCAN_CACHE:
+                self._scans.clear()
+            cached = self._scans[text] = self._scan_uncached(text)
+        return cached
+
+    def _scan_uncached(self, text: str) -> _Scan:
         mentions: list[_Mention] = []
         tokens = list(self._tokenizer.tokenize(text, HMM=False))
         i = 0
@@ -220,10 +416,12 @@ class OrderParser:
                 mentions.append(_Mention(m.start(), m.end(), m.group(0), self._alias_skus[m.group(0)]))
         mentions = _merge_adjacent(sorted(mentions, key=lambda m: m.start), text)
         masked = _mask(text, mentions)
-        quantities = self._scanner.find(masked)
+        found = self._scanner.find(masked)
+        specs = tuple(q for q in found if self._is_spec_number(q, masked))
+        quantities = [q for q in found if q not in specs]
         masked = _mask(masked, quantities)
         separators = [m.span() for m in _SEPARATOR.finditer(masked)]
-        return _Scan(text, masked, mentions, quantities, separators)
+        return _Scan(text, masked, mentions, quantities, separators, specs)
 
     def _resolve(self, mention: _Mention, scan: _Scan) -> tuple[str, ...]:
         """The mention's SKUs, narrowed to one when its segment names a word only one candidate has."""
@@ -233,11 +431,7 @@ class OrderParser:
         context = scan.text[left : mention.start] + " " + scan.text[mention.end : right]
         marks = [self._name_marks[s] for s in mention.skus]
         common = frozenset.intersection(*marks)
-        hits = [
-            sku
-            for sku, own in zip(mention.skus, marks, strict=True)
-            if any(re.search(rf"(?<![0-9.]){re.escape(w)}(?![a-z])", context) for w in own - common)
-        ]
+        hits = [sku for sku, own in zip(mention.skus, marks, strict=True) if any(self._mark_res[w].search(context) for w in own - common)]
         return (hits[0],) if len(hits) == 1 else mention.skus
 
     def _checked(
@@ -245,6 +439,9 @@ class OrderParser:
     ) -> tuple[Product, int] | Clarify:
         """The product and whole quantity a mention + quantity stand for, or the question to ask first."""
         skus = self._resolve(mention, scan)
+        if len(skus) > 1 and q is not None and q.unit is not None:  # 龙井来2罐: only one of them comes in 罐
+            sold_so = tuple(s for s in skus if self._products[s].unit == q.unit)
+            skus = sold_so if len(sold_so) == 1 else skus
         if len(skus) > 1:
             return self._ambiguous(mention, skus, q, which)
         product = self._products[skus[0]]
@@ -254,6 +451,15 @@ class OrderParser:
         qty = self._whole_quantity(q, mention.text, product.unit, product.sku)
         if isinstance(qty, Clarify):
             return qty
+        if q.dozen and product.unit not in PIECE_UNITS:  # 一打 of a product sold by the 箱: 12箱? ask
+            return Clarify(
+                "unit_mismatch",
+                f"{mention.text}是按{product.unit}卖的，请问您说的“{q.text.strip()}”是指{qty}{product.unit}吗？",
+                [product.sku],
+                mention.text,
+                qty,
+                product.unit,
+            )
         if q.unit is not None and q.unit != product.unit:  # never convert 瓶 ↔ 箱: ask
             return Clarify(
                 "unit_mismatch",
@@ -264,6 +470,11 @@ class OrderParser:
                 product.unit,
             )
         return product, qty
+
+    def _checked_one(self, mention: _Mention, q: QuantityMatch) -> tuple[Product, int] | Clarify:
+        """A mention already narrowed to one SKU (by a qualifier) with its quantity."""
+        solo = _Scan(mention.text, mention.text, [mention], [], [])
+        return self._checked(mention, q, solo)
 
     def _ambiguous(self, mention: _Mention, skus: Sequence[str], q: QuantityMatch | None, which: str) -> Clarify:
         names = " ".join(f"{i}. {self._products[s].name}" for i, s in enumerate(skus, 1))
@@ -324,20 +535,31 @@ class OrderParser:
             skus.extend(s for s in resolved if s not in skus)
         return RemoveItem(skus[0], tuple(skus[1:]))
 
-    def _order(self, scan: _Scan) -> ParseResult:
+    def _order(self, scan: _Scan, excluded: frozenset[_Mention] = frozenset(), full: _Scan | None = None) -> ParseResult:
         elements: list[_Element] = sorted([*scan.mentions, *scan.quantities], key=lambda e: e.start)
         pairs = _pair(scan, elements)
         if _PAST.search(scan.masked):
             return NotAnOrder()
-        add_mode = _ADD_CUE.search(scan.masked, 0, elements[0].start) is not None
+        add_mode = _ADD_CUE.search(scan.masked, 0, elements[0].start) is not None or (
+            len(scan.quantities) == 1 and _ADD_CUE_BEFORE.search(scan.masked, 0, scan.quantities[0].start) is not None
+        )
         order_like = bool(pairs) or add_mode or _ORDER_CUE.search(scan.masked) is not None
+        pairs, qualifiers = self._qualified(scan, pairs)
         lines: dict[str, Line] = {}
         same_as_last: list[QuantityMatch] = []  # 还要一箱: a quantity with no product at all
         bound = set(pairs.values())
-        items: list[_Element] = [*scan.mentions, *(q for q in scan.quantities if q not in bound)]
+        by_start = {m.start: m for m in pairs}  # qualified mentions replace the originals
+        mentions = [by_start.get(m.start, m) for m in scan.mentions]
+        items: list[_Element] = [*mentions, *(q for q in scan.quantities if q not in bound)]
         for item in sorted(items, key=lambda e: e.start):
+            if isinstance(item, _Mention) and item in qualifiers:
+                continue
             if isinstance(item, _Mention):
-                checked = self._checked(item, pairs.get(item), scan)
+                checked = (
+                    self._checked(item, pairs.get(item), scan)
+                    if len(item.skus) > 1 or item not in pairs
+                    else self._checked_one(item, pairs[item])
+                )
                 if isinstance(checked, Clarify):
                     return checked if order_like else NotAnOrder()
                 product, qty = checked
@@ -347,6 +569,8 @@ class OrderParser:
                 )
                 continue
             product_text = _product_text(scan, elements, item)
+            if product_text.endswith(("那种", "那款")):
+                continue  # 茶具一套 6个杯子那种: describes the kind, orders nothing
             counts = item.marked or (add_mode and not product_text)  # 再加3: a bare number after 再加 counts
             if product_text.startswith(_NOT_A_PRODUCT) or not counts:
                 continue  # 2个人 / 房间302: not merchandise
@@ -363,7 +587,66 @@ class OrderParser:
             return more if isinstance(more, Clarify) else AddSameAsLast(more, q.unit)
         if not lines or not order_like:
             return NotAnOrder()
-        return OrderLines(list(lines.values()), "add" if add_mode else "new")
+        left_out = _left_out(scan, elements) + tuple(
+            sp.text.strip()
+            for sp in scan.specs
+            if not any(scan.segment(sp.start, sp.end)[0] <= m.start < scan.segment(sp.start, sp.end)[1] for m in scan.mentions)
+        )  # 42.5和32.5的水泥: a size standing alone names a second item — ask, never order only the other
+        if left_out:  # 要2袋大米和雪碧: never order the part understood and drop the rest in silence
+            names = "、".join(f"“{t}”" for t in left_out)
+            return Clarify(
+                "unknown_product",
+                f"抱歉，{names}我没找到对应的商品。请问您要的是哪种商品、要多少？其余的我先不下单，等您确认。",
+                product_text=left_out[0],
+            )
+        skipped = tuple(dict.fromkeys(s for m in excluded for s in self._resolve(m, full or scan) if s not in lines))
+        return OrderLines(list(lines.values()), "add" if add_mode else "new", skipped)
+
+
+def _as_correction(result: OrderLines) -> ParseResult:
+    """A self-correcting message about one product, sent while a draft is open, is a change of that line."""
+    if len(result.lines) != 1 or result.mode != "new":
+        return result
+    line = result.lines[0]
+    return Correction(line.sku, line.qty, line.unit, line.matched)
+
+
+def _left_out(scan: _Scan, elements: list[_Element]) -> tuple[str, ...]:
+    """Item-like text after 和 / 还有 / 、 with neither a product nor a quantity (要2袋大米和雪碧): not understood."""
+    found: list[str] = []
+    for s, e in scan.separators:
+        if scan.text[s:e].strip() not in _ITEM_JOINERS:
+            continue
+        left, right = scan.segment(e, e)
+        right = min([right, *(el.start for el in elements if el.start >= e)])
+        if any(left <= el.start < right for el in elements) or right <= e:
+            continue
+        raw = scan.text[e:right]
+        cleaned = _TRAIL_FILLER.sub("", _LEAD_FILLER.sub("", raw)).strip()
+        cleaned = _VAGUE_AMOUNT.sub("", cleaned).strip()
+        if _NEGATED.search(cleaned) or _CANCEL.search(cleaned):
+            continue  # 白糖家里还有不用买: what is not wanted need not be understood
+        if _HAS_WORD.search(cleaned) and not cleaned.startswith(_NOT_A_PRODUCT) and not _NOT_AN_ITEM.search(cleaned):
+            found.append(cleaned)
+    return tuple(dict.fromkeys(found))
+
+
+_SPEC_UNIT_ZH = {"l": ("升",), "ml": ("毫升",), "kg": ("公斤", "千克"), "g": ("克",)}
+
+
+def _spec_forms(token: str) -> list[str]:
+    """550ml → 550ml, 550毫升 and a bare 550 (marked '#'): the ways a customer names a size (550的矿泉水, dn50)."""
+    number = re.search(r"\d+(?:\.\d+)?", token)
+    assert number is not None
+    unit = token[number.end() :]
+    forms = [token] if token != number.group(0) else []
+    return [*forms, *(number.group(0) + zh for zh in _SPEC_UNIT_ZH.get(unit, ())), "#" + number.group(0)]
+
+
+def _mark_pattern(mark: str, unit_alt: str) -> str:
+    if mark.startswith("#"):  # a bare size number: 550的 / 42.5水泥 / 550那种 — never 5桶 (a quantity)
+        return rf"(?<![0-9.a-z]){re.escape(mark[1:])}(?![0-9.a-z]|\s*(?:{unit_alt}))"
+    return rf"(?<![0-9.a-z]){re.escape(mark)}(?![a-z0-9])"
 
 
 def _whole(q: QuantityMatch | None) -> int | None:
@@ -390,7 +673,7 @@ def _merge_adjacent(mentions: list[_Mention], text: str) -> list[_Mention]:
     merged: list[_Mention] = []
     for m in mentions:
         prev = merged[-1] if merged else None
-        if prev is not None and not text[prev.end : m.start].strip():
+        if prev is not None and text[prev.end : m.start].strip() in ("", "的"):  # 冰皮的月饼
             common = tuple(s for s in prev.skus if s in m.skus)
             if common:
                 merged[-1] = _Mention(prev.start, m.end, text[prev.start : m.end], common)

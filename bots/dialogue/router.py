@@ -29,6 +29,7 @@ class Turn:
     openid: str = ""
     open_kfid: str = ""
     state: dict[str, Any] = field(default_factory=dict)  # what the bot waits for; saved after the turn
+    scratch: dict[str, Any] = field(default_factory=dict)  # this turn only (the message's reading), never saved
 
     @property
     def normalized(self) -> str:
@@ -114,12 +115,18 @@ async def greeting(turn: Turn) -> Reply:
     return Reply("您好，很高兴为您服务！\n" + help_text(turn.rt))
 
 
+_MARKUP = re.compile(r"<[^>]*>")
+_READABLE = re.compile(r"[0-9A-Za-z\u3400-\u9fff]")
+
+
 async def fallback(turn: Turn) -> Reply:
-    shown = turn.text.strip()
+    # Quote the start of the message back, readable text only: no markup, no emoji-only or punctuation-only echo.
+    shown = _MARKUP.sub("", turn.text).strip()
     if len(shown) > 20:
         shown = shown[:20] + "…"
+    quoted = f"“{shown}”" if _READABLE.search(shown) and shown == turn.text.strip()[: len(shown)] else "您的消息"
     return Reply(
-        f"抱歉，我暂时没理解“{shown}”。\n您可以发送“帮助”查看我能做什么；您的留言已记录，销售顾问会尽快回复您。",
+        f"抱歉，我暂时没理解{quoted}。\n您可以发送“帮助”查看我能做什么；您的留言已记录，销售顾问会尽快回复您。",
         meta={"intent": "fallback"},
     )
 

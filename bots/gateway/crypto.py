@@ -14,7 +14,9 @@ import struct
 from urllib.parse import unquote
 
 from wechatpy.crypto import PrpCrypto as MpPrpCrypto
+from wechatpy.exceptions import InvalidAppIdException
 from wechatpy.work.crypto import PrpCrypto as WorkPrpCrypto
+from wechatpy.work.exceptions import InvalidCorpIdException
 
 
 class CallbackRejected(Exception):
@@ -81,12 +83,10 @@ class CallbackCrypto:
         """Decrypt a signed ``Encrypt`` value; 403 when it was made for another corp/app, 400 when garbled."""
         try:
             return str(self._prp(self.key).decrypt(encrypted, self.receive_id))
+        except (InvalidCorpIdException, InvalidAppIdException):
+            raise CallbackRejected(403, "wrong_receiver", "message is for another corp id / app id") from None
         except (ValueError, binascii.Error, UnicodeDecodeError, IndexError, struct.error) as exc:
             raise CallbackRejected(400, "bad_ciphertext", f"cannot decrypt: {type(exc).__name__}") from None
-        except Exception as exc:  # wechatpy raises InvalidCorpIdException / InvalidAppIdException
-            if type(exc).__name__ in {"InvalidCorpIdException", "InvalidAppIdException"}:
-                raise CallbackRejected(403, "wrong_receiver", "message is for another corp id / app id") from None
-            raise
 
     def encrypt(self, plaintext: str) -> str:
         return str(self._prp(self.key).encrypt(plaintext, self.receive_id).decode())

@@ -202,8 +202,13 @@ async def on_stock_low(rt: Runtime, payload: dict[str, Any]) -> None:
 
     async with rt.db.read() as conn:
         p = (await conn.execute(sa.select(products).where(products.c.id == int(payload["product_id"])))).one()
-    text = notices.render(
-        "stock_low", name=p.name, sku=p.sku, unit=p.unit, available=payload["available"], reorder_point=payload["reorder_point"]
-    )
+    if payload.get("reorder_point") is None:  # out of stock or backordered with no reorder point set
+        text = notices.render(
+            "stock_out", name=p.name, sku=p.sku, unit=p.unit, available=payload["available"], backordered=payload.get("backordered", 0)
+        )
+    else:
+        text = notices.render(
+            "stock_low", name=p.name, sku=p.sku, unit=p.unit, available=payload["available"], reorder_point=payload["reorder_point"]
+        )
     day = rt.clock.now().date().isoformat()
     await alert_staff(rt, userids=rt.settings.ops_userid_list, text=text, key=f"stock-low:{p.sku}:{day}")

@@ -18,11 +18,13 @@ from fulfillment.catalog.models import product_aliases, products
 from fulfillment.inventory import services as inventory
 from fulfillment.sequences import next_value
 from scrm.core.errors import Conflict, InvalidInput, NotFound
+from scrm.core.money import parse_yuan
 
 CATALOG_VERSION = "catalog_version"
 CSV_COLUMNS = ["sku", "name", "aliases", "unit", "price_fen", "stock"]
 OPTIONAL_COLUMNS = ["reorder_point", "category"]  # accepted when present; export writes them after the six
 MAX_QTY = 10_000_000
+MAX_PRICE_FEN = 10**12  # the API's limit too (ProductChange.price_fen)
 
 
 @dataclass(frozen=True)
@@ -63,73 +65,127 @@ class CatalogRow:
     category: str | None = None  # optional column
 
 
+# Column names a person may type instead of the English ones (a sheet made by hand in Excel).
+HEADER_ALIASES = {
+    "编码": "sku",
+    "商品编码": "sku",
+    "名称": "name",
+    "商品名称": "name",
+    "别名": "aliases",
+    "单位": "unit",
+    "价格": "price",
+    "单价": "price",
+    "价格（元）": "price",
+    "价格(元)": "price",
+    "价格（分）": "price_fen",
+    "库存": "stock",
+    "补货点": "reorder_point",
+    "分类": "category",
+}
+
+
 def parse_catalog_csv(text: str) -> tuple[list[CatalogRow], list[tuple[int, str]]]:
-    """Parse the CSV (UTF-8, BOM tolerated). Returns good rows and (line, error) for bad ones."""
+    """Parse the CSV text (a BOM tolerated). Returns good rows and (line, Chinese error) for bad ones."""
     text = text.removeprefix("\ufeff")
-    reader = csv.DictReader(io.StringIO(text))
-    header = [h.strip() for h in (reader.fieldnames or [])]
-    missing = [c for c in CSV_COLUMNS if c not in header and c != "stock"]
+    reader = csv.reader(io.StringIO(text))
+    table: list[tuple[int, list[str]]] = []
+    for record in reader:
+        table.append((reader.line_num, record))
+    return parse_catalog_table(table)
+
+
+def parse_catalog_table(table: list[tuple[int, list[str]]]) -> tuple[list[CatalogRow], list[tuple[int, str]]]:
+    """Parse ``[(line number, cells)]`` whose first entry is the header (from a CSV or an xlsx sheet).
+
+    Columns: ``sku,name,aliases,unit`` and a price — ``price`` in 元 (``36.00``) or the legacy ``price_fen`` in fen
+    (``3600``), both allowed when they agree — then optional ``stock,reorder_point,category``. Chinese header names
+    (编码, 名称, 别名, 单位, 价格, 库存, 补货点, 分类) are accepted too. Blank rows are skipped."""
+    if not table:
+        return [], [(1, "文件是空的，第一行应是表头：" + ",".join(CSV_COLUMNS))]
+    header_line, header_cells = table[0]
+    header = [HEADER_ALIASES.get(h.strip(), h.strip()) for h in header_cells]
+    missing = [c for c in ("sku", "name", "aliases", "unit") if c not in header]
+    if "price" not in header and "price_fen" not in header:
+        missing.append("price 或 price_fen")
     if missing:
-        return [], [(1, f"header is missing columns: {', '.join(missing)} (expected {','.join(CSV_COLUMNS)})")]
-    reader.fieldnames = header
+        expected = ",".join(CSV_COLUMNS)
+        return [], [(header_line, f"表头缺少列：{', '.join(missing)}（应为 {expected}，价格可用 price 列填元）")]
     rows: list[CatalogRow] = []
     errors: list[tuple[int, str]] = []
     seen: dict[str, int] = {}
-    for raw in reader:
-        line = reader.line_num
+    for line, cells in table[1:]:
+        if not any(c.strip() for c in cells):
+            continue
+        if len(cells) > len(header) and any(c.strip() for c in cells[len(header) :]):
+            errors.append((line, f"列数太多：表头只有 {len(header)} 列"))
+            continue
+        raw = {h: (cells[i] if i < len(cells) else "") for i, h in enumerate(header)}
         try:
             row = _parse_row(raw, line)
         except ValueError as exc:
             errors.append((line, str(exc)))
             continue
         if row.sku in seen:
-            errors.append((line, f"sku {row.sku} already given on line {seen[row.sku]}"))
+            errors.append((line, f"SKU {row.sku} 与第 {seen[row.sku]} 行重复"))
             continue
         seen[row.sku] = line
         rows.append(row)
     return rows, errors
 
 
-def _parse_row(raw: dict[str | Any, Any], line: int) -> CatalogRow:
-    if None in raw:
-        raise ValueError("too many columns")
+def _whole(raw: str, column: str, label: str) -> int:
+    if not raw.isdecimal() or int(raw) > MAX_QTY:
+        raise ValueError(f"{column}（{label}）必须是 0 到 {MAX_QTY} 的整数，填的是 {raw!r}")
+    return int(raw)
+
+
+def parse_price_yuan(raw: str) -> int:
+    """A price typed in 元 (``36``, ``36.5``, ``36.00``, ``¥1,234.50``) as fen; ValueError with a Chinese message
+    for more than two decimals, a negative amount or anything that is not a number."""
+    try:
+        fen = parse_yuan(raw)
+    except ValueError:
+        raise ValueError(f"价格必须是最多两位小数的金额（元），如 36.00，填的是 {raw!r}") from None
+    if fen < 0:
+        raise ValueError(f"价格不能是负数，填的是 {raw!r}")
+    if fen > MAX_PRICE_FEN:
+        raise ValueError("价格太大")
+    return fen
+
+
+def _parse_row(raw: dict[str, str], line: int) -> CatalogRow:
     get = lambda k: (raw.get(k) or "").strip()  # noqa: E731
     sku, name, unit = get("sku"), get("name"), get("unit")
     if not sku or len(sku) > 64 or any(c.isspace() for c in sku):
-        raise ValueError("sku is required (≤ 64 characters, no spaces)")
+        raise ValueError("sku（商品编码）必填，不超过 64 个字符，不能有空格")
     if not name or len(name) > 128:
-        raise ValueError("name is required (≤ 128 characters)")
+        raise ValueError("name（名称）必填，不超过 128 个字")
     if not unit or len(unit) > 16:
-        raise ValueError("unit is required (箱/包/瓶/件…)")
-    price = get("price_fen")
-    if not price.isdecimal():
-        raise ValueError(f"price_fen must be a whole number of fen ≥ 0, got {price!r}")
+        raise ValueError("unit（单位）必填，如 箱/包/瓶/件")
+    price_fen_raw, price_raw = get("price_fen"), get("price")
+    price: int | None = None
+    if price_fen_raw:
+        if not price_fen_raw.isdecimal() or int(price_fen_raw) > MAX_PRICE_FEN:
+            raise ValueError(f"price_fen（价格，单位分）必须是 ≥ 0 的整数分，填的是 {price_fen_raw!r}；按元填写请用 price 列")
+        price = int(price_fen_raw)
+    if price_raw:
+        yuan = parse_price_yuan(price_raw)
+        if price is not None and price != yuan:
+            raise ValueError(f"price（{price_raw} 元）与 price_fen（{price_fen_raw} 分）不一致")
+        price = yuan
+    if price is None:
+        raise ValueError("价格必填：price 列填元（如 36.00），或 price_fen 列填分（如 3600）")
     stock_raw = get("stock")
-    stock: int | None = None
-    if stock_raw:
-        if not stock_raw.isdecimal() or int(stock_raw) > MAX_QTY:
-            raise ValueError(f"stock must be a whole number from 0 to {MAX_QTY}, got {stock_raw!r}")
-        stock = int(stock_raw)
+    stock = _whole(stock_raw, "stock", "库存") if stock_raw else None
     aliases = tuple(dict.fromkeys(a.strip() for a in get("aliases").split("|") if a.strip()))
     if any(len(a) > 64 for a in aliases):
-        raise ValueError("aliases must be ≤ 64 characters each")
+        raise ValueError("aliases（别名）每个不超过 64 个字")
     reorder_raw = get("reorder_point")
-    if reorder_raw and (not reorder_raw.isdecimal() or int(reorder_raw) > MAX_QTY):
-        raise ValueError(f"reorder_point must be a whole number from 0 to {MAX_QTY}, got {reorder_raw!r}")
+    reorder = _whole(reorder_raw, "reorder_point", "补货点") if reorder_raw else None
     category = get("category")
     if len(category) > 64:
-        raise ValueError("category must be ≤ 64 characters")
-    return CatalogRow(
-        line,
-        sku,
-        name,
-        aliases,
-        unit,
-        int(price),
-        stock,
-        int(reorder_raw) if reorder_raw else None,
-        category if "category" in raw else None,
-    )
+        raise ValueError("category（分类）不超过 64 个字")
+    return CatalogRow(line, sku, name, aliases, unit, price, stock, reorder, category if "category" in raw else None)
 
 
 async def import_rows(
@@ -166,7 +222,7 @@ async def import_rows(
                     conn, dialect, product_id, warehouse_id, row.stock, now, reference=f"catalog import line {row.line}"
                 )
             except Conflict as exc:
-                report.errors.append((row.line, f"stock not changed: {exc.message}"))
+                report.errors.append((row.line, f"库存未修改：{exc.message}"))
         report.product_ids.append(product_id)
         if progress is not None:
             progress(len(report.product_ids))
@@ -204,6 +260,115 @@ async def update_product(conn: AsyncConnection, sku: str, now: dt.datetime, **ch
     return await get_product(conn, sku)
 
 
+class SkuTaken(Conflict):
+    code = "sku_taken"
+
+
+@dataclass(frozen=True)
+class ProductFields:
+    """What staff type for a product on the console (the SKU is fixed once created)."""
+
+    name: str
+    unit: str
+    price_fen: int
+    aliases: tuple[str, ...] = ()
+    category: str = ""
+    reorder_point: int | None = None
+
+    def checked(self) -> ProductFields:
+        """These fields trimmed, or InvalidInput naming the field (Chinese message)."""
+        name, unit, category = self.name.strip(), self.unit.strip(), self.category.strip()
+        if not name or len(name) > 128:
+            raise InvalidInput("名称必填，不超过 128 个字 (name)", field="name")
+        if not unit or len(unit) > 16:
+            raise InvalidInput("单位必填，不超过 16 个字，如 箱/包/瓶 (unit)", field="unit")
+        if not 0 <= self.price_fen <= MAX_PRICE_FEN:
+            raise InvalidInput("价格不能是负数 (price)", field="price")
+        if len(category) > 64:
+            raise InvalidInput("分类不超过 64 个字 (category)", field="category")
+        aliases = tuple(dict.fromkeys(a.strip() for a in self.aliases if a.strip() and a.strip() != name))
+        if any(len(a) > 64 for a in aliases) or len(aliases) > 50:
+            raise InvalidInput("别名每个不超过 64 个字，最多 50 个 (aliases)", field="aliases")
+        if self.reorder_point is not None and not 0 <= self.reorder_point <= MAX_QTY:
+            raise InvalidInput(f"补货点必须是 0 到 {MAX_QTY} 的整数 (reorder_point)", field="reorder_point")
+        return ProductFields(name, unit, self.price_fen, aliases, category, self.reorder_point)
+
+
+def check_sku(sku: str) -> str:
+    sku = sku.strip()
+    if not sku or len(sku) > 64 or any(c.isspace() for c in sku):
+        raise InvalidInput("商品编码（SKU）必填，不超过 64 个字符，不能有空格 (sku)", field="sku")
+    return sku
+
+
+async def _set_aliases(conn: AsyncConnection, product_id: int, name: str, aliases: tuple[str, ...]) -> None:
+    # The name is always one of the names the chat parser knows (as the import does).
+    await conn.execute(product_aliases.delete().where(product_aliases.c.product_id == product_id))
+    await conn.execute(product_aliases.insert(), [{"product_id": product_id, "alias": a} for a in dict.fromkeys((name, *aliases))])
+
+
+async def create_product(conn: AsyncConnection, sku: str, fields: ProductFields, now: dt.datetime) -> ProductInfo:
+    """A new active product with its aliases (no stock yet: stock comes through receipts or adjustments).
+    Raises InvalidInput (field named) or SkuTaken. The chat parser's catalog version moves on."""
+    sku = check_sku(sku)
+    f = fields.checked()
+    if (await conn.execute(sa.select(products.c.id).where(products.c.sku == sku))).first() is not None:
+        raise SkuTaken(f"商品编码 {sku} 已存在 (sku taken)", field="sku", sku=sku)
+    product_id = int(
+        (
+            await conn.execute(
+                products.insert()
+                .values(
+                    sku=sku,
+                    name=f.name,
+                    unit=f.unit,
+                    price_fen=f.price_fen,
+                    category=f.category,
+                    reorder_point=f.reorder_point,
+                    active=True,
+                    created_at=now,
+                    updated_at=now,
+                )
+                .returning(products.c.id)
+            )
+        ).scalar_one()
+    )
+    await _set_aliases(conn, product_id, f.name, f.aliases)
+    await next_value(conn, conn.dialect.name, CATALOG_VERSION)
+    return await get_product(conn, sku)
+
+
+async def edit_product(conn: AsyncConnection, product_id: int, fields: ProductFields, now: dt.datetime) -> ProductInfo:
+    """Replace a product's name, unit, price, aliases, category and reorder point (None clears it); the chat
+    parser's catalog version moves on so the next message sees the new names."""
+    f = fields.checked()
+    product = await get_product_by_id(conn, product_id)
+    await conn.execute(
+        products.update()
+        .where(products.c.id == product_id)
+        .values(name=f.name, unit=f.unit, price_fen=f.price_fen, category=f.category, reorder_point=f.reorder_point, updated_at=now)
+    )
+    await _set_aliases(conn, product_id, f.name, f.aliases)
+    await next_value(conn, conn.dialect.name, CATALOG_VERSION)
+    return await get_product(conn, product.sku)
+
+
+async def set_active(conn: AsyncConnection, product_id: int, active: bool, now: dt.datetime) -> ProductInfo:
+    """Deactivate (no new orders; existing orders and stock are untouched) or reactivate a product."""
+    product = await get_product_by_id(conn, product_id)
+    if product.active != active:
+        await conn.execute(products.update().where(products.c.id == product_id).values(active=active, updated_at=now))
+        await next_value(conn, conn.dialect.name, CATALOG_VERSION)
+    return await get_product(conn, product.sku)
+
+
+async def get_product_by_id(conn: AsyncConnection, product_id: int) -> ProductInfo:
+    row = (await conn.execute(sa.select(products.c.sku).where(products.c.id == product_id))).first()
+    if row is None:
+        raise ProductNotFound(f"没有这个商品 (no product #{product_id})", product_id=product_id)
+    return await get_product(conn, row.sku)
+
+
 async def get_product(conn: AsyncConnection, sku: str) -> ProductInfo:
     row = (await conn.execute(sa.select(products).where(products.c.sku == sku))).first()
     if row is None:
@@ -222,6 +387,19 @@ async def export_csv(conn: AsyncConnection, dialect: str) -> str:
         reorder = "" if p.reorder_point is None else p.reorder_point
         writer.writerow([p.sku, p.name, aliases, p.unit, p.price_fen, level.on_hand, reorder, p.category])
     return out.getvalue()
+
+
+async def export_records(conn: AsyncConnection, dialect: str) -> list[list[object]]:
+    """Every product as a row of :data:`fulfillment.catalog.files.EXPORT_COLUMNS`: price in 元 (text, ``36.00``)
+    beside price_fen, current on-hand stock, reorder point, category."""
+    records: list[list[object]] = []
+    for p in await list_products(conn, active_only=False):
+        level = await inventory.level(conn, dialect, p.id)
+        aliases = "|".join(a for a in p.aliases if a != p.name)
+        reorder = "" if p.reorder_point is None else p.reorder_point
+        price = f"{p.price_fen // 100}.{p.price_fen % 100:02d}"
+        records.append([p.sku, p.name, aliases, p.unit, price, p.price_fen, level.on_hand, reorder, p.category])
+    return records
 
 
 def validate_qty(qty: object) -> int:

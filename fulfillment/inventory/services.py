@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fulfillment.inventory.models import MovementKind, stock_levels, stock_movements, warehouses
 from scrm.core.db import insert_ignore
-from scrm.core.errors import Conflict
+from scrm.core.errors import Conflict, InvalidInput
 from scrm.core.runtime import ResourceKey, Runtime
 
 
@@ -123,6 +123,34 @@ async def set_on_hand(
             f"库存不能少于已分配的 {lvl.allocated} (on hand cannot go below the {lvl.allocated} allocated)", allocated=lvl.allocated
         )
     await _move(conn, product_id, warehouse_id, MovementKind.ADJUSTMENT, now, on_hand=target - lvl.on_hand, reference=reference)
+
+
+MAX_REASON = 100
+
+
+async def adjust_on_hand(
+    conn: AsyncConnection, dialect: str, product_id: int, warehouse_id: int, delta: int, now: dt.datetime, *, reason: str, actor: str = ""
+) -> Level:
+    """A stock adjustment (报损, 盘盈, 退货入库 …): on_hand changes by ``delta`` through one ledger row whose
+    reference is the reason (required). Refused below what is allocated, so nothing allocated is ever lost.
+    Returns the counters after it."""
+    reason = reason.strip()
+    if not reason:
+        raise InvalidInput("请填写调整原因 (a reason is required)", field="reason")
+    if len(reason) > MAX_REASON:
+        raise InvalidInput(f"调整原因不超过 {MAX_REASON} 个字 (reason too long)", field="reason")
+    if delta == 0:
+        raise InvalidInput("调整数量不能为 0 (delta must not be 0)", field="delta")
+    await _ensure_level(conn, dialect, product_id, warehouse_id)
+    lvl = (await _locked_levels(conn, dialect, [(product_id, warehouse_id)]))[(product_id, warehouse_id)]
+    if lvl.on_hand + delta < lvl.allocated:
+        raise Conflict(
+            f"调整后在库 {lvl.on_hand + delta} 会少于已分配的 {lvl.allocated}，不能调整 (on hand cannot go below allocated)",
+            allocated=lvl.allocated,
+        )
+    reference = f"{reason}（{actor}）" if actor else reason
+    await _move(conn, product_id, warehouse_id, MovementKind.ADJUSTMENT, now, on_hand=delta, reference=reference[:128])
+    return Level(lvl.on_hand + delta, lvl.allocated)
 
 
 class _Levels(dict[tuple[int, int], Level]):

@@ -1,5 +1,5 @@
 """When stock moves: backordered lines get newly available stock (oldest confirmed order first, the customer is
-told), and products at or below their reorder point raise a low-stock alert once a business day."""
+told), and products that need stock (out, backordered, at or below their reorder point) raise a low-stock alert once a business day."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fulfillment.catalog.models import products
+from fulfillment.catalog.queries import needs_stock
 from fulfillment.inventory import services as inventory
 from fulfillment.inventory.models import stock_levels
 from fulfillment.orders.models import OrderStatus as S
@@ -21,22 +22,23 @@ from scrm.core.runtime import Runtime
 async def check_low_stock(
     conn: AsyncConnection, rt: Runtime, product_ids: list[int], now: dt.datetime, *, watched_only: bool = False
 ) -> None:
-    """Queue a low-stock alert for products at or below their reorder point — at most once a day per SKU.
-    ``watched_only``: the caller passes only products that have a reorder point (read with its own lines), so
-    an order of unwatched products costs no statement here."""
+    """Queue a low-stock alert for products that need stock (:func:`fulfillment.catalog.queries.needs_stock`: out of
+    stock or backordered — reorder point or not — or at or below the reorder point) — at most once a day per SKU.
+    ``watched_only``: the caller passes only products worth a look (a reorder point, or allocation left none), so
+    an ordinary order costs no statement here."""
     if not product_ids:
         return
-    watched = (
+    found = (
         await conn.execute(
-            sa.select(products.c.id, products.c.reorder_point).where(
-                products.c.id.in_(sorted(set(product_ids))), products.c.reorder_point.is_not(None)
-            )
+            sa.select(products.c.id, products.c.reorder_point, products.c.active).where(products.c.id.in_(sorted(set(product_ids))))
         )
     ).all()
+    waiting = await backordered_by_product(conn, [int(p.id) for p in found])
     today = local(now).date()
-    for p in watched:
+    for p in found:
         lvl = await inventory.level(conn, rt.db.dialect, int(p.id))
-        if lvl.available > p.reorder_point:
+        short = waiting.get(int(p.id), 0)
+        if not needs_stock(active=bool(p.active), available=lvl.available, backordered=short, reorder_point=p.reorder_point):
             continue
         result = await conn.execute(
             stock_levels.update()
@@ -47,8 +49,27 @@ async def check_low_stock(
         )
         if result.rowcount:
             await outbox.add(
-                conn, "stock.low", {"product_id": int(p.id), "available": lvl.available, "reorder_point": p.reorder_point}, now
+                conn,
+                "stock.low",
+                {"product_id": int(p.id), "available": lvl.available, "reorder_point": p.reorder_point, "backordered": short},
+                now,
             )
+
+
+async def backordered_by_product(conn: AsyncConnection, product_ids: list[int] | None = None) -> dict[int, int]:
+    """Quantity confirmed but not allocated (缺货待补) per product, over the orders :func:`fill_backorders` serves."""
+    short = sa.func.sum(order_lines.c.qty - order_lines.c.allocated_qty)
+    q = (
+        sa.select(order_lines.c.product_id, short.label("short"))
+        .join(orders, orders.c.id == order_lines.c.order_id)
+        .where(order_lines.c.allocated_qty < order_lines.c.qty, orders.c.status.in_([S.CONFIRMED, S.PARTIALLY_SHIPPED]))
+        .group_by(order_lines.c.product_id)
+    )
+    if product_ids is not None:
+        if not product_ids:
+            return {}
+        q = q.where(order_lines.c.product_id.in_(sorted(set(product_ids))))
+    return {int(r.product_id): int(r.short) for r in await conn.execute(q)}
 
 
 async def fill_backorders(rt: Runtime, product_id: int) -> int:

@@ -145,10 +145,12 @@ async def create_order(
         )
         taken = [0] * len(lines)
         warehouse_id = None
+        left: dict[tuple[int, int], inventory.Level] = {}
         if confirm:
             warehouse_id = await inventory.default_warehouse_of(rt, conn)
             wanted = [(ln.product_id, warehouse_id, ln.qty) for ln in lines]
-            taken = (await inventory.allocate_detailed(conn, rt.db.dialect, wanted, now, order_id=order_id, reference=number)).taken
+            allocation = await inventory.allocate_detailed(conn, rt.db.dialect, wanted, now, order_id=order_id, reference=number)
+            taken, left = allocation.taken, allocation.levels
         line_ids = (
             (
                 await conn.execute(
@@ -171,7 +173,13 @@ async def create_order(
                 ],
                 now,
             )
-            await check_low_stock(conn, rt, [ln.product_id for ln in lines if ln.reorder_point is not None], now, watched_only=True)
+            # Watched: a reorder point, or allocation left customers short (out of stock shows, reorder point or not).
+            watched = [
+                ln.product_id
+                for ln, got in zip(lines, taken, strict=True)
+                if ln.reorder_point is not None or got < ln.qty or left[(ln.product_id, warehouse_id or 0)].available <= 0
+            ]
+            await check_low_stock(conn, rt, watched, now, watched_only=True)
         await conn.execute(order_history.insert(), history)
         applied = await discounts.apply_to_order(conn, rt, order_id, customer_id, lines=_discount_lines(lines), written_subtotal=total)
         if confirm and applied.refs:  # a brand-new order holds only what apply_to_order just chose

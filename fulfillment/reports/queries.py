@@ -28,7 +28,7 @@ from fulfillment.billing.models import InvoiceStatus, invoices, payments
 from fulfillment.catalog.models import products
 from fulfillment.inventory.models import stock_levels
 from fulfillment.orders.models import OrderStatus as S
-from fulfillment.orders.models import orders
+from fulfillment.orders.models import order_lines, orders
 from fulfillment.purchasing.models import PurchaseStatus, purchase_order_lines, purchase_orders
 from scrm.core.clock import SHANGHAI, local
 from scrm.core.runtime import Runtime
@@ -139,8 +139,9 @@ class LowStock:
     name: str
     unit: str
     available: int
-    reorder_point: int
+    reorder_point: int | None  # None: no reorder point, listed because out of stock or backordered
     on_order: int
+    backordered: int = 0  # confirmed but not allocated: customers waiting
 
 
 @dataclass(frozen=True)
@@ -280,6 +281,9 @@ async def _stock_value(conn: AsyncConnection) -> StockValue:
 
 
 async def _low_stock(conn: AsyncConnection) -> list[LowStock]:
+    """Products that need stock: out of stock (active) or backordered whether a reorder point is set or not, and
+    those at or below their reorder point (the rule of ``fulfillment.catalog.queries.needs_stock``); furthest
+    below the point (none set: 0) first."""
     lv = _levels()
     line = purchase_order_lines.c
     on_order = (
@@ -289,18 +293,45 @@ async def _low_stock(conn: AsyncConnection) -> list[LowStock]:
         .group_by(line.product_id)
         .subquery()
     )
+    ol = order_lines.c
+    waiting = (
+        sa.select(ol.product_id, sa.func.sum(ol.qty - ol.allocated_qty).label("qty"))
+        .join(orders, orders.c.id == ol.order_id)
+        .where(ol.allocated_qty < ol.qty, orders.c.status.in_([S.CONFIRMED, S.PARTIALLY_SHIPPED]))
+        .group_by(ol.product_id)
+        .subquery()
+    )
     p = products.c
     available = sa.func.coalesce(lv.c.available, 0)
+    backordered = sa.func.coalesce(waiting.c.qty, 0)
     q = (
         sa.select(
-            p.sku, p.name, p.unit, available.label("available"), p.reorder_point, sa.func.coalesce(on_order.c.qty, 0).label("on_order")
+            p.sku,
+            p.name,
+            p.unit,
+            available.label("available"),
+            p.reorder_point,
+            sa.func.coalesce(on_order.c.qty, 0).label("on_order"),
+            backordered.label("backordered"),
         )
-        .select_from(products.outerjoin(lv, lv.c.product_id == p.id).outerjoin(on_order, on_order.c.product_id == p.id))
-        .where(p.active.is_(True), p.reorder_point.is_not(None), available <= p.reorder_point)
-        .order_by(available - p.reorder_point, p.sku)
+        .select_from(
+            products.outerjoin(lv, lv.c.product_id == p.id)
+            .outerjoin(on_order, on_order.c.product_id == p.id)
+            .outerjoin(waiting, waiting.c.product_id == p.id)
+        )
+        .where(
+            sa.or_(
+                backordered > 0,
+                sa.and_(p.active.is_(True), sa.or_(available <= 0, sa.and_(p.reorder_point.is_not(None), available <= p.reorder_point))),
+            )
+        )
+        .order_by(available - sa.func.coalesce(p.reorder_point, 0), p.sku)
         .limit(LOW_STOCK_LIMIT)
     )
-    return [LowStock(r.sku, r.name, r.unit, int(r.available), int(r.reorder_point), int(r.on_order)) for r in await conn.execute(q)]
+    return [
+        LowStock(r.sku, r.name, r.unit, int(r.available), r.reorder_point, int(r.on_order), int(r.backordered))
+        for r in await conn.execute(q)
+    ]
 
 
 async def _series(conn: AsyncConnection, days: list[dt.date]) -> list[DayPoint]:

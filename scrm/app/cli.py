@@ -9,7 +9,7 @@ import asyncio
 import logging
 import sys
 import time
-from typing import IO
+from typing import IO, Any
 
 from config import ConfigError, Settings, load_settings
 from scrm.core.logs import setup_logging
@@ -162,33 +162,40 @@ def _with_runtime(coro_fn):  # type: ignore[no-untyped-def]
 def cmd_catalog(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from fulfillment.catalog.services import export_csv, import_rows, parse_catalog_csv
+    from fulfillment.catalog.files import CatalogFileError, catalog_xlsx, read_catalog_file
+    from fulfillment.catalog.services import export_csv, export_records, import_rows
 
     if args.action == "export":
+        to_xlsx = bool(args.file) and args.file.lower().endswith(".xlsx")
         out: list[str] = []
+        records: list[list[object]] = []
 
         async def export(rt) -> int:  # type: ignore[no-untyped-def]
             async with rt.db.read() as conn:
-                out.append(await export_csv(conn, rt.db.dialect))
+                if to_xlsx:
+                    records.extend(await export_records(conn, rt.db.dialect))
+                else:
+                    out.append(await export_csv(conn, rt.db.dialect))
             return 0
 
         code = _with_runtime(export)
-        if args.file and args.file != "-":
+        if to_xlsx:
+            Path(args.file).write_bytes(catalog_xlsx(records))
+        elif args.file and args.file != "-":
             Path(args.file).write_text("".join(out), encoding="utf-8")
         else:
             sys.stdout.write("".join(out))
         return code
     path = Path(args.file)
     try:
-        raw = path.read_bytes()
-        text = raw.decode("utf-8")
+        rows, errors, kind = read_catalog_file(path.name, path.read_bytes())
     except FileNotFoundError:
         print(f"找不到文件 / no such file: {path}", file=sys.stderr)
         return 2
-    except UnicodeDecodeError:
-        print(f"{path}: 文件不是 UTF-8 编码 / not UTF-8 (save the CSV as UTF-8)", file=sys.stderr)
+    except CatalogFileError as exc:
+        print(f"{path}: {exc}", file=sys.stderr)
         return 2
-    rows, errors = parse_catalog_csv(text)
+    print(f"{path}: 按 {kind} 读取，{len(rows)} 行可导入，{len(errors)} 行有问题")
     for line, message in errors:
         print(f"{path}:{line}: {message}", file=sys.stderr)
 
@@ -279,7 +286,9 @@ def cmd_billing(args: argparse.Namespace) -> int:
 
 def cmd_tags(args: argparse.Namespace) -> int:
     setup_logging("WARNING", "text")
-    return tags_dry_run(args, _settings())
+    if args.action == "dry-run":
+        return tags_dry_run(args, _settings())
+    return tags_versions(args, _settings())
 
 
 def cmd_staff(args: argparse.Namespace) -> int:
@@ -365,52 +374,134 @@ def sync_command(settings: Settings, args: argparse.Namespace) -> int:
         return 2
 
 
-async def _tags_dry_run(args: argparse.Namespace, settings: Settings, out: IO[str], err: IO[str]) -> int:
-    from pathlib import Path
-
+async def _tags_runtime(settings: Settings, err: IO[str]) -> Any:
+    """A runtime on the configured database for the ``tags`` commands (only the database is needed), or None when
+    the database is not migrated (said on ``err``)."""
     from scrm.core import migrate
     from scrm.core.clock import Clock
     from scrm.core.db import Database
     from scrm.core.jobs import make_queue
     from scrm.core.runtime import Runtime
-    from tagging.rules import dryrun
-    from tagging.rules.domain import RulesFileError, load_rules
 
-    path = Path(args.rules) if getattr(args, "rules", None) else dryrun.rules_path(settings)
-    try:
-        rules = load_rules(path)
-    except RulesFileError as exc:
-        for problem in exc.problems:
-            print(f"{path}: {problem}", file=err)
-        return 2
+    db = Database(settings.database_url)
+    if not await migrate.is_current(db):
+        await db.dispose()
+        print("数据库未迁移 / database not migrated: run `python run.py migrate` first", file=err)
+        return None
+    return Runtime(settings=settings, db=db, clock=Clock(), jobs=make_queue(settings))
+
+
+async def _tags_dry_run(args: argparse.Namespace, settings: Settings, out: IO[str], err: IO[str]) -> int:
+    from pathlib import Path
+
+    from tagging.rules import dryrun, versions
+    from tagging.rules.domain import RulesFileError, load_rules, parse_rules
+    from tagging.rules.engine import RULES_FILE
+
     try:
         since = dryrun._parse_since(getattr(args, "since", None))
     except ValueError:
         print(f"--since 应为日期 YYYY-MM-DD (not a date): {args.since}", file=err)
         return 2
-    db = Database(settings.database_url)
-    if not await migrate.is_current(db):
-        await db.dispose()
-        print("数据库未迁移 / database not migrated: run `python run.py migrate` first", file=err)
+    path = Path(args.rules) if getattr(args, "rules", None) else None
+    if path is not None:
+        try:
+            rules = load_rules(path)
+        except RulesFileError as exc:
+            for problem in exc.problems:
+                print(f"{path}: {problem}", file=err)
+            return 2
+    rt = await _tags_runtime(settings, err)
+    if rt is None:
         return 2
-    # Only the database is needed: a dry run reads messages and writes nothing.
-    rt = Runtime(settings=settings, db=db, clock=Clock(), jobs=make_queue(settings))
+    # A dry run reads messages and writes nothing.
     try:
+        source = str(path)
+        if path is None:  # the rules in force: the newest stored version (the seed file before the first start)
+            async with rt.db.read() as conn:
+                stored = await versions.current_version(conn)
+            if stored is not None:
+                rules, source = parse_rules(stored.text), f"数据库中生效的版本 {stored.meta.version}"
+            else:
+                rules, source = load_rules(RULES_FILE), f"{RULES_FILE}（数据库中还没有规则版本）"
         bar = dryrun._bar(err) if err.isatty() else None
         report = await dryrun.replay(
             rt, rules, since=since, limit=getattr(args, "limit", None), top=getattr(args, "top", 10) or 10, progress=bar
         )
         if bar is not None:
             print(file=err)
+    except RulesFileError as exc:
+        print(f"{source}: {exc}", file=err)
+        return 2
     finally:
         await rt.close()
-    print(dryrun.format_report(report, source=str(path)), file=out)
+    print(dryrun.format_report(report, source=source), file=out)
     return 0
 
 
 def tags_dry_run(args: argparse.Namespace, settings: Settings, *, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
     """``run.py tags dry-run``: 0 printed the report, 2 the rules file is invalid, bad arguments or no migrated database."""
     return asyncio.run(_tags_dry_run(args, settings, out or sys.stdout, err or sys.stderr))
+
+
+async def _tags_versions(args: argparse.Namespace, settings: Settings, out: IO[str], err: IO[str]) -> int:
+    from pathlib import Path
+
+    from scrm.core.clock import local
+    from scrm.core.errors import DomainError
+    from tagging.rules import versions
+    from tagging.rules.domain import RulesFileError
+    from tagging.rules.engine import tagger_cache
+
+    text = ""
+    if args.action == "import":
+        try:
+            text = await asyncio.to_thread(Path(args.file).read_text, encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            print(f"读不了文件 (cannot read) {args.file}: {exc}", file=err)
+            return 2
+    rt = await _tags_runtime(settings, err)
+    if rt is None:
+        return 2
+    try:
+        if args.action == "import":
+            await tagger_cache(rt).get(rt)  # the seed goes first, so the import is the version after it
+            try:
+                made = await versions.save_rules(
+                    rt, text, by=(getattr(args, "by", None) or "cli")[:64], base_version=None, action=versions.VersionAction.IMPORT
+                )
+            except RulesFileError as exc:
+                for problem in exc.problems:
+                    print(f"{args.file}: {problem}", file=err)
+                return 2
+            print(f"已导入为版本 {made.version}（{made.rules} 条规则），所有进程收到下一条消息时生效", file=out)
+            return 0
+        async with rt.db.read() as conn:
+            if args.action == "versions":
+                for v in await versions.list_versions(conn, limit=getattr(args, "limit", 20) or 20):
+                    print(f"{v.version}\t{local(v.created_at):%Y-%m-%d %H:%M}\t{v.created_by}\t{v.action_zh}\t{v.rules} 条规则", file=out)
+                return 0
+            number = getattr(args, "version", None) or await versions.current_number(conn)
+            found = await versions.get_version(conn, number) if number else None
+        if found is None:
+            print(f"没有规则版本 {number or ''}（先启动一次服务或 tags import）(no such version)", file=err)
+            return 2
+        if getattr(args, "out", None):
+            await asyncio.to_thread(Path(args.out).write_text, found.text, encoding="utf-8")
+            print(f"版本 {found.meta.version} 已导出到 {args.out}", file=err)
+        else:
+            out.write(found.text)
+        return 0
+    except DomainError as exc:
+        print(exc.message, file=err)
+        return 2
+    finally:
+        await rt.close()
+
+
+def tags_versions(args: argparse.Namespace, settings: Settings, *, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
+    """``run.py tags export|import|versions``: the stored rule versions as TOML. 0 done, 2 refused (problems on err)."""
+    return asyncio.run(_tags_versions(args, settings, out or sys.stdout, err or sys.stderr))
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -434,20 +525,30 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("migrate", help="apply database migrations")
     demo = sub.add_parser("demo", help="scripted end-to-end scenario in the sandbox, printing what happened")
     demo.add_argument("--keep-db", action="store_true", help="use the configured database instead of a temp one")
-    cat = sub.add_parser("catalog", help="catalog import FILE.csv / catalog export [FILE.csv]")
+    cat = sub.add_parser(
+        "catalog", help="catalog import FILE.csv|FILE.xlsx (UTF-8 or GBK; price in 元 or price_fen) / catalog export [FILE.csv|FILE.xlsx]"
+    )
     cat.add_argument("action", choices=["import", "export"])
     cat.add_argument("file", nargs="?", default="-")
     sync = sub.add_parser("sync", help="initial / repair sync from WeCom: members, tags, customers, groups (resumable)")
     sync.add_argument("--step", choices=["members", "tags", "customers", "groups"], help="run only this step")
     sync.add_argument("--restart", action="store_true", help="ignore an interrupted run and start from scratch")
     sync.add_argument("--no-batch", action="store_true", help="externalcontact/list + get instead of batch/get_by_user")
-    tags = sub.add_parser("tags", help="tags dry-run: replay stored customer messages against a rules file, print what would change")
+    tags = sub.add_parser("tags", help="tag rules: dry-run | export | import FILE | versions (the rules live in the database, versioned)")
     tags_sub = tags.add_subparsers(dest="action", required=True)
-    dry = tags_sub.add_parser("dry-run", help="replay history against a rules file without writing anything")
-    dry.add_argument("--rules", help="rules file (default: config/tag_rules.toml)")
+    dry = tags_sub.add_parser("dry-run", help="replay history against the rules in force (or --rules FILE) without writing anything")
+    dry.add_argument("--rules", help="a TOML rules file to try (default: the version in force in the database)")
     dry.add_argument("--since", help="only messages from this day on (YYYY-MM-DD, Beijing time)")
     dry.add_argument("--limit", type=int, help="at most the N most recent messages")
     dry.add_argument("--top", type=int, default=10, help="customers listed per tag (default 10)")
+    exp = tags_sub.add_parser("export", help="print a stored rules version as TOML (default: the one in force)")
+    exp.add_argument("--version", type=int, help="version number (default: in force)")
+    exp.add_argument("--out", help="write to this file instead of stdout")
+    imp = tags_sub.add_parser("import", help="validate a TOML rules file and store it as a new version (in force at once)")
+    imp.add_argument("file")
+    imp.add_argument("--by", help="who, as recorded with the version (default: cli)")
+    ver = tags_sub.add_parser("versions", help="list the stored rules versions, newest first")
+    ver.add_argument("--limit", type=int, default=20)
     st = sub.add_parser(
         "staff",
         help="staff add USERNAME --role ROLE [--role …] [--name NAME] | staff passwd USERNAME | staff deactivate USERNAME | staff list",

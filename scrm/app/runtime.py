@@ -17,6 +17,7 @@ from bots.contacts.referral import WeComGroupJoinWays, WeComReferralWays
 from bots.contacts.tags import create_corp_tag
 from bots.dialogue import balance as balance_skill
 from bots.dialogue import coupons as coupons_skill
+from bots.dialogue import inquiries as inquiries_skill
 from bots.dialogue import jobs as dialogue_jobs
 from bots.dialogue import order_status as order_status_skill
 from bots.dialogue import ordering as ordering_skill
@@ -74,8 +75,14 @@ CAPABILITY_JOBS: tuple[ModuleType, ...] = (
 )
 # Every skill of the chat dialogue (help and greeting live in the router).
 DIALOGUE_SKILLS: tuple[ModuleType, ...] = (
-    dialogue_router, ordering_skill, order_status_skill, balance_skill, coupons_skill, referral_skill,
-)  # fmt: skip
+    dialogue_router,
+    inquiries_skill,
+    ordering_skill,
+    order_status_skill,
+    balance_skill,
+    coupons_skill,
+    referral_skill,
+)
 # Every capability whose inbound events (channel, kind) it processes.
 CAPABILITY_PROCESSORS: tuple[ModuleType, ...] = (dialogue_jobs, kf_jobs, contacts_jobs)
 

@@ -92,10 +92,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     from scrm.console import broadcasts as console_broadcasts
     from scrm.console import campaigns as console_campaigns
     from scrm.console import channels as console_channels
+    from scrm.console import customer_picker as console_customer_picker
     from scrm.console import customers as console_customers
     from scrm.console import dashboard as console_dashboard
     from scrm.console import finance as console_finance
     from scrm.console import groups as console_groups
+    from scrm.console import products as console_products
     from scrm.console import purchasing as console_purchasing
     from scrm.console import rules as console_rules
     from scrm.console import segments as console_segments
@@ -152,8 +154,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     fulfillment_web.setup_routes(app)
     console_web.setup_routes(app)
     console_groups.setup_routes(app)
+    console_customer_picker.setup_routes(app)  # before /console/customers/{customer_id}
     console_customers.setup_routes(app)
     console_purchasing.setup_routes(app)
+    console_products.setup_routes(app)
     console_dashboard.setup_routes(app)
     purchasing_web.setup_routes(app)
     coupons_web.setup_routes(app)

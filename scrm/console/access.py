@@ -17,6 +17,7 @@ ACCESS_BY_PREFIX: tuple[tuple[str, frozenset[str]], ...] = (
     ("/console/shipments", OPERATIONS_ROLES),
     ("/console/picking", OPERATIONS_ROLES),
     ("/console/stock", OPERATIONS_ROLES),
+    ("/console/products", OPERATIONS_ROLES),
     ("/console/purchasing", OPERATIONS_ROLES),
     ("/console/suppliers", OPERATIONS_ROLES),
     ("/console/groups", OPERATIONS_ROLES),
@@ -38,6 +39,7 @@ NAV = (
     ("orders", "/console/orders", "订单", OPERATIONS_ROLES),
     ("picking", "/console/picking", "发货", OPERATIONS_ROLES),
     ("stock", "/console/stock", "库存", OPERATIONS_ROLES),
+    ("products", "/console/products", "商品", OPERATIONS_ROLES),  # scrm/console/products.py
     ("purchasing", "/console/purchasing", "采购", OPERATIONS_ROLES),  # scrm/console/purchasing.py
     ("groups", "/console/groups", "客户群", OPERATIONS_ROLES),  # scrm/console/groups.py
     ("finance", "/console/finance/receivables", "财务", FINANCE_ROLES),  # scrm/console/finance.py

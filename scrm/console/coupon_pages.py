@@ -17,6 +17,7 @@ from scrm.campaigns.coupons import services as coupons
 from scrm.campaigns.coupons.domain import DEFAULT_KIND, KIND_ZH, CouponRule, TemplateTerms, Validity, yuan_text
 from scrm.campaigns.coupons.queries import ledger_stats
 from scrm.console import auth
+from scrm.console.customer_picker import resolve_customer_text
 from scrm.console.pages import SECURITY_HEADERS, act, actor, money, page_context, path_id, read_form, render
 from scrm.console.segments import SegmentPreview, segment_preview
 from scrm.core.clock import SHANGHAI
@@ -272,9 +273,9 @@ async def coupon_issue(request: web.Request) -> web.Response:
     tid = coupon_id(request)
 
     async def action() -> str:
-        cid = count_field(form, "customer_id", "客户编号", maximum=2**62)
-        if not cid:
-            raise InvalidInput("请填写客户编号 (customer id)", field="customer_id")
+        # the customer picker's field: "name #id", an identity, a unique name, or a bare customer id
+        text = form.get("customer_id", "").strip()
+        cid = await resolve_customer_text(request.app[RUNTIME], f"#{text}" if text.isdecimal() else text)
         coupon = await coupons.issue_coupon(request.app[RUNTIME], tid, cid, source="console", actor=actor(request)[:64])
         return f"已发给客户 #{cid}：{coupon.label}（券码 {coupon.code}）"
 

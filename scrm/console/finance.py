@@ -28,7 +28,7 @@ from scrm.console.finance_accounts import (
     payment_record,
     payments_page,
 )
-from scrm.console.finance_common import FINANCE_ROLES, customer_names, finance_page, invoice_url
+from scrm.console.finance_common import FINANCE_ROLES, customer_field, customer_names, finance_page, invoice_url
 from scrm.console.pages import act, actor, read_form
 from scrm.core.errors import NotFound
 from scrm.core.http.keys import RUNTIME
@@ -89,10 +89,32 @@ async def invoices_page(request: web.Request) -> web.Response:
     status = request.query.get("status", "")
     status = status if status in INVOICE_STATUS_ZH or status == "open" else ""
     number = request.query.get("q", "").strip()[:32]
-    found = await invoices.list_invoices(request.app[RUNTIME], status=status, number=number, limit=100)
+    who = request.query.get("customer", "").strip()[:128]
+    error = ""
+    customer_id: int | None = None
+    if who:  # the customer picker's value (name #id), an external_userid, #id or a unique name
+        try:
+            customer_id = await customer_field(request, who)
+        except NotFound as exc:
+            error = exc.message
+    found = (
+        []
+        if error
+        else await invoices.list_invoices(request.app[RUNTIME], customer_id=customer_id, status=status, number=number, limit=100)
+    )
     names = await customer_names(request, [i.customer_id for i in found])
     return finance_page(
-        request, "finance/invoices.html", "invoices", found=found, names=names, status=status, number=number, status_names=INVOICE_STATUS_ZH
+        request,
+        "finance/invoices.html",
+        "invoices",
+        http_status=404 if error else 200,
+        found=found,
+        names=names,
+        status=status,
+        number=number,
+        customer=who,
+        customer_error=error,
+        status_names=INVOICE_STATUS_ZH,
     )
 
 

@@ -10,11 +10,11 @@ from aiohttp import web
 from fulfillment.billing import web as billing_web
 from fulfillment.billing.domain import CustomerNotFound
 from scrm.console import auth
+from scrm.console.customer_picker import PICKER_HEADERS, CustomerNotChosen, resolve_customer_text
 from scrm.console.pages import page_context, render
 from scrm.core.errors import InvalidInput
 from scrm.core.http.keys import RUNTIME
 from scrm.core.money import parse_yuan
-from scrm.crm.customers import queries as customer_queries
 
 # Who may use these pages (staff roles); release_hold's accountability is the session subject passed as ``actor``.
 FINANCE_ROLES = auth.FINANCE_ROLES
@@ -33,9 +33,11 @@ def invoice_url(number: str) -> str:
 
 
 def finance_page(request: web.Request, template: str, tab: str, *, http_status: int = 200, **values: object) -> web.Response:
-    """A finance page: ``template`` (extending ``finance/base.html``) under the tabs, ``tab`` the active one."""
+    """A finance page: ``template`` (extending ``finance/base.html``) under the tabs, ``tab`` the active one. Sent
+    with the CSP that lets the customer picker's script run (the pages choose customers)."""
     tabs = [(f"/console/finance/{k}", label) for k, label in TABS]
-    return render(request, template, page_context(request, "finance"), http_status=http_status, tab=tab, tabs=tabs, **values)
+    ctx = page_context(request, "finance")
+    return render(request, template, ctx, http_status=http_status, http_headers=PICKER_HEADERS, tab=tab, tabs=tabs, **values)
 
 
 def fen_field(raw: str, label: str) -> int:
@@ -46,18 +48,18 @@ def fen_field(raw: str, label: str) -> int:
 
 
 async def customer_field(request: web.Request, text: str) -> int:
-    """A customer by external_userid, or by ``#id`` as the console shows them."""
+    """A customer by external_userid, by ``#id`` (alone, or after the name as the customer picker writes it), or by a
+    name only one customer has (:func:`scrm.console.customer_picker.resolve_customer_text`)."""
     text = text.strip()
     rt = request.app[RUNTIME]
     async with rt.db.read() as conn:
-        if text.startswith("#") and text[1:].isdecimal():
-            if not await customer_queries.customer_exists(conn, int(text[1:])):
-                raise CustomerNotFound(f"没有客户 {text} (unknown customer)")
-            return int(text[1:])
-        found_id = await billing_web.resolve_customer(conn, text) if text else None
-    if found_id is None:
-        raise CustomerNotFound(f"没有这个客户：{text or '（空）'}，请填写客户的 external_userid 或 #编号 (unknown customer)")
-    return found_id
+        found_id = await billing_web.resolve_customer(conn, text) if text and not text.startswith("#") else None
+    if found_id is not None:
+        return found_id
+    try:
+        return await resolve_customer_text(rt, text)
+    except CustomerNotChosen as exc:
+        raise CustomerNotFound(exc.message) from None
 
 
 async def customer_names(request: web.Request, ids: list[int]) -> dict[int, str]:

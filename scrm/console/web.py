@@ -339,7 +339,7 @@ async def picking(request: web.Request) -> web.Response:
 async def stock(request: web.Request) -> web.Response:
     """库存: counters per product, low stock highlighted, receive / count forms and the ledger reconciliation."""
     async with request.app[RUNTIME].db.read() as conn:
-        rows = await stock_rows(conn)
+        rows = await stock_rows(conn, await orders_backorders.backordered_by_product(conn))
         drifts = await inventory.reconcile(conn)
     ctx = page_context(request, "stock")
     row_classes = ["low" if r.low else ("inactive" if not r.active else "") for r in rows]

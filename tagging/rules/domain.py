@@ -1,4 +1,5 @@
-"""The tag rules file (``config/tag_rules.toml``): reading and validating it. Pure: text in, rules or errors out.
+"""The tag rules' TOML text (stored as versions in the database; ``config/tag_rules.toml`` seeds the first): reading
+and validating it. Pure: text in, rules or errors out.
 
 A rule says which tag a customer earns from what they write::
 
@@ -10,7 +11,7 @@ A rule says which tag a customer earns from what they write::
     tag = "意向-高"                # the tag put on the customer (1–30 characters); the rule's id unless ``id`` is set
     group = "购买意向"              # its tag group (a local group, created when first needed)
     keywords = ["报价", "多少钱", "批发"]
-    excluded = ["不买", "随便问问"]  # any of these in a message vetoes the rule for that message
+    excluded = ["不买", "随便问问"]  # any of these vetoes the rule's keywords in its own clause
     patterns = ['(多少|几)钱一?(箱|件)']   # optional intent regexes, matched on the normalised text
     weight = 1.0                  # score per distinct keyword or pattern matched in one message
     threshold = 2.0               # the tag is applied when the (decayed) score reaches this …
@@ -20,9 +21,10 @@ A rule says which tag a customer earns from what they write::
     [rules.synonyms]              # words that count as one of the keywords (evidence shows what was said)
     "多少钱" = ["啥价", "什么价"]
 
-Words are compared after NFKC and lower-casing, on jieba tokens (every keyword, synonym and excluded word is
-added to the tokenizer's dictionary). A word of two or more characters also matches inside a longer token
-(批发 in 批发价); a one-character word matches only a whole token (漏 never matches inside 遗漏).
+Words are compared after NFKC and lower-casing, respecting jieba's token boundaries (the rules' words are not
+forced into its dictionary): a word may not cut into a longer word (到货 in 到/货款); a word of two or more
+characters may sit inside one token (批发 in 批发价); a one-character word matches only a whole token (漏 never
+matches inside 遗漏). Clauses, exclusions and negation: :mod:`tagging.rules.matcher`.
 
 Every problem is reported with the rule (its tag, or its position) and the field, in Chinese first.
 """

@@ -47,6 +47,7 @@ class Evidence:
     text: str
     words: tuple[str, ...]
     score: float  # the customer's score for the rule, decayed to now
+    reasons: tuple[str, ...] = ()  # how each occurrence of the rule's words was read (命中 / 否定 / 排除 / 在词内)
 
 
 @dataclass
@@ -102,7 +103,7 @@ class _Simulator:
                 new = scoring.add(score, m.score, row.at, rule.half_life_days)
                 on = on or scoring.value_at(new, row.at, rule.half_life_days) >= rule.threshold
                 ref = inbound_ref(int(row.key)) if row.source == "inbound" else archive_ref(row.key)
-                ev = Evidence(int(row.customer_id), ref, row.at, row.text, m.words, m.score)
+                ev = Evidence(int(row.customer_id), ref, row.at, row.text, m.words, m.score, tuple(m.reasons()))
                 if best is None or m.score >= best.score:
                     best = ev
                 self.state[rule.id] = (new, on, best, ev)
@@ -114,7 +115,7 @@ class _Simulator:
             score, on, best, _last = self.state[rule.id]
             value = scoring.value_at(score, self.now, rule.half_life_days)
             assert best is not None and self.customer is not None
-            ev = Evidence(best.customer_id, best.ref, best.at, best.text, best.words, value)
+            ev = Evidence(best.customer_id, best.ref, best.at, best.text, best.words, value, best.reasons)
             if on and value >= rule.remove_threshold:
                 self.would[rule.id][self.customer] = ev
             else:
@@ -242,9 +243,11 @@ def _clip(text: str, limit: int = 60) -> str:
 
 
 def evidence_line(ev: Evidence, name: str) -> str:
-    """One line of evidence: who, the score now, when, what they wrote, the words that counted, the message ref."""
+    """One line of evidence: who, the score now, when, what they wrote, the words that counted, the message ref, and
+    the reading of each occurrence (命中 / 被否定 / 排除 / 在词内)."""
     who = f"#{ev.customer_id} {name}".rstrip()
-    return f"{who}  得分 {ev.score:.2f} · {_when(ev.at)} · “{_clip(ev.text)}” [{' '.join(ev.words)}] ({ev.ref})"
+    why = f" · {'；'.join(ev.reasons)}" if ev.reasons else ""
+    return f"{who}  得分 {ev.score:.2f} · {_when(ev.at)} · “{_clip(ev.text)}” [{' '.join(ev.words)}] ({ev.ref}){why}"
 
 
 def format_report(report: DryRunReport, *, source: str = "") -> str:

@@ -1,53 +1,45 @@
-"""The tagger in force: the rules file and the catalog, turned into a :class:`Matcher`, rebuilt when either changes.
+"""The tagger in force: the rules version in force (database) and the catalog, turned into a :class:`Matcher`,
+rebuilt when either changes.
 
-Like :mod:`bots.dialogue.catalog_cache`, the build runs off the event loop (a worker thread) and each version gets a
-tokenizer of its own — words are added to a tokenizer while it is built, never while someone cuts with it. jieba's
-dictionary is read from disk once per process (≈0.5–0.8 s) into a pristine base tokenizer that is never changed;
-each build starts from a copy of its dictionary (≈10 ms), so editing the rules costs no second load.
+Like :mod:`bots.dialogue.catalog_cache`, the build runs off the event loop (a worker thread). jieba's dictionary
+is read from disk once per process (≈0.5–0.8 s) into a pristine base tokenizer that is never changed; a tokenizer
+for a catalog is a copy of its dictionary (≈10 ms) with the product names added, kept while that catalog is in
+force — the rules' words are not added to it (see :mod:`tagging.rules.matcher`), so editing the rules builds no
+new dictionary.
 
-The rules file is checked on every use (one ``stat``): a changed file is read again and, if its text changed,
-rebuilt — no restart. A file that does not validate leaves the previous rules in force; ``error`` says why, and
-the console shows it. The catalog's product names and aliases go into the dictionary too, so a keyword never
-matches across a product name.
+The rules live in the database, versioned (:mod:`tagging.rules.versions`). Each use checks the number of the
+version in force (one index lookup, beside the catalog's version): a save from any process is in force in every
+process from its next message, with no restart and no file written. A stored version that does not validate any
+more (a newer code's stricter check) leaves the previous rules in force; ``error`` says why, and the console shows it.
+When the table is empty, ``config/tag_rules.toml`` is stored as version 1 (the seed).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
-import os
 import re
-import stat
-import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import jieba
 
 from config.settings import CONFIG_DIR
 from fulfillment.catalog.services import CATALOG_VERSION, ProductInfo, list_products
 from fulfillment.sequences import current_value
-from scrm.core.errors import Conflict
 from scrm.core.runtime import ResourceKey, Runtime
-from tagging.rules.domain import EMPTY_RULES, RuleSet, RulesFileError, load_rules, normalize, parse_rules, version_of
-from tagging.rules.matcher import Matcher
+from tagging.rules import versions
+from tagging.rules.domain import EMPTY_RULES, RuleSet, RulesFileError, normalize, parse_rules
+from tagging.rules.matcher import Matcher, add_catalog_words
 
 log = logging.getLogger(__name__)
 
-RULES_FILE = CONFIG_DIR / "tag_rules.toml"
+RULES_FILE = CONFIG_DIR / "tag_rules.toml"  # the seed: version 1 when the database has no rules yet
 _CJK_RUN = re.compile(r"[\u3400-\u9fff]{2,}")
-
-
-def rules_path(settings: Any) -> Path:
-    """The rules file of these settings: ``tag_rules_file`` when the settings have one, else config/tag_rules.toml."""
-    configured = str(getattr(settings, "tag_rules_file", "") or "")
-    return Path(configured) if configured else RULES_FILE
 
 
 def product_words(products: Iterable[ProductInfo]) -> tuple[str, ...]:
@@ -67,7 +59,9 @@ def product_words(products: Iterable[ProductInfo]) -> tuple[str, ...]:
 _base: jieba.Tokenizer | None = None
 _base_lock = threading.Lock()
 _built: OrderedDict[tuple[RuleSet, tuple[str, ...]], Matcher] = OrderedDict()
-_BUILT_MAX = 2  # the rules in force and a candidate being tried (each holds a dictionary copy, ≈15 MB)
+_BUILT_MAX = 4  # the rules in force and a few candidates being tried (they share their catalog's tokenizer)
+_tokenizers: OrderedDict[tuple[str, ...], jieba.Tokenizer] = OrderedDict()
+_TOKENIZERS_MAX = 2  # one per catalog version in use (each holds a dictionary copy, ≈15 MB)
 
 
 def fresh_tokenizer() -> jieba.Tokenizer:
@@ -86,16 +80,32 @@ def fresh_tokenizer() -> jieba.Tokenizer:
     return tokenizer
 
 
+def catalog_tokenizer(words: tuple[str, ...]) -> jieba.Tokenizer:
+    """jieba's dictionary plus the catalog ``words``, built once per catalog and never changed after (so matchers of
+    different rules may share it, from several threads)."""
+    with _base_lock:
+        if words in _tokenizers:
+            _tokenizers.move_to_end(words)
+            return _tokenizers[words]
+    tokenizer = fresh_tokenizer()
+    add_catalog_words(tokenizer, words)
+    with _base_lock:
+        tokenizer = _tokenizers.setdefault(words, tokenizer)
+        while len(_tokenizers) > _TOKENIZERS_MAX:
+            _tokenizers.popitem(last=False)
+    return tokenizer
+
+
 def build_matcher(rules: RuleSet, words: tuple[str, ...] = ()) -> Matcher:
-    """A matcher for ``rules`` with ``words`` (catalog words) in its dictionary. Blocking (≈10 ms plus ≈1 ms per
-    hundred words; the first call in a process also loads jieba): call it in a thread. The last few builds are
-    kept, so the same rules and catalog are built once per process."""
+    """A matcher for ``rules`` with ``words`` (catalog words) in its dictionary. Blocking (≈10 ms for a new catalog,
+    ≈1 ms per hundred rules otherwise; the first call in a process also loads jieba): call it in a thread. The last
+    few builds are kept, so the same rules and catalog are built once per process."""
     key = (rules, words)
     with _base_lock:
         if key in _built:
             _built.move_to_end(key)
             return _built[key]
-    matcher = Matcher(rules, fresh_tokenizer(), extra_words=words)
+    matcher = Matcher(rules, catalog_tokenizer(words))
     with _base_lock:
         _built[key] = matcher
         while len(_built) > _BUILT_MAX:
@@ -110,142 +120,96 @@ class Tagger:
     matcher: Matcher
     catalog_version: int
     built_at: dt.datetime
+    rules_number: int = 0  # the stored version the rules come from (0: none)
+    words: tuple[str, ...] = ()  # the catalog's words in the matcher's dictionary (a candidate built with them shares it)
 
 
 @dataclass(frozen=True)
 class TaggerStatus:
-    path: Path
-    version: str  # of the rules in force ("" for none)
+    number: int  # the stored version in force (0 for none)
+    version: str  # its digest ("" for none)
     rules: int
-    error: str  # why the file on disk is not the rules in force; "" when it is
+    error: str  # why the newest stored version is not the rules in force; "" when it is
     loaded_at: dt.datetime | None
 
 
-FileKey = tuple[int, int, int]  # inode, mtime_ns, size
-
-
 class TaggerCache:
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, seed: Path = RULES_FILE) -> None:
+        self.seed = seed  # stored as version 1 when the database has no rules yet
         self._rules: RuleSet = EMPTY_RULES
-        self._file_key: FileKey | bool | None = False  # False: never read
+        self._number = 0  # the stored version _rules come from
+        self._seen = -1  # the newest stored version looked at (it may not have validated)
         self._tagger: Tagger | None = None
         self._error = ""
         self._loaded_at: dt.datetime | None = None
         self._lock = asyncio.Lock()
 
-    def _stat(self) -> FileKey | None:
+    async def _load(self, rt: Runtime, number: int) -> None:
+        """Read stored version ``number`` into ``_rules`` (or keep the old rules and set ``_error``)."""
+        async with rt.db.read() as conn:
+            found = await versions.get_version(conn, number)
+        if found is None:  # no version at all (the seed failed): nothing to load until one is stored
+            self._seen = number
+            return
         try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
-            return None
-        return (st.st_ino, st.st_mtime_ns, st.st_size)
-
-    def _read(self, key: FileKey | None) -> None:
-        """Read the file into ``_rules`` (or keep the old rules and set ``_error``). Runs in a thread."""
-        if key is None:
-            self._error = f"找不到规则文件 (no rules file): {self.path}"
+            rules = await asyncio.to_thread(parse_rules, found.text)
+        except RulesFileError as exc:
+            self._error = f"版本 {number}: {exc}"
+            log.error("tag rules version not loaded; previous rules stay in force", extra={"version": number, "error": str(exc)})
         else:
-            try:
-                rules = load_rules(self.path)
-            except RulesFileError as exc:
-                self._error = str(exc)
-                log.error("tag rules file not loaded; previous rules stay in force", extra={"path": str(self.path), "error": str(exc)})
-            else:
-                if rules.version != self._rules.version:
-                    log.info("tag rules loaded", extra={"path": str(self.path), "version": rules.version, "rules": len(rules.rules)})
-                self._rules, self._error = rules, ""
-        self._file_key = key
+            if rules.version != self._rules.version:
+                log.info("tag rules loaded", extra={"version": number, "digest": rules.version, "rules": len(rules.rules)})
+            self._rules, self._number, self._error = rules, number, ""
+        self._seen = number
 
     async def get(self, rt: Runtime) -> Tagger:
-        """The tagger for the rules file and catalog as they are now; rebuilds (off the loop) when either changed."""
-        key = self._stat()
+        """The tagger for the rules version and catalog in force now; rebuilds (off the loop) when either changed."""
         async with rt.db.read() as conn:
-            version = await current_value(conn, CATALOG_VERSION)
+            catalog = await current_value(conn, CATALOG_VERSION)
+            number = await versions.current_number(conn)
         tagger = self._tagger
-        if tagger is not None and key == self._file_key and tagger.catalog_version == version:
+        if tagger is not None and number == self._seen and tagger.catalog_version == catalog:
             return tagger
         async with self._lock:
-            key = self._stat()
-            if key != self._file_key:
-                await asyncio.to_thread(self._read, key)
+            if number == 0:
+                try:
+                    if await versions.seed_if_empty(rt, self.seed):
+                        log.info("tag rules seeded from the rules file", extra={"path": str(self.seed)})
+                except (RulesFileError, OSError) as exc:  # no rules then; tagging goes on matching nothing
+                    self._error = f"初始规则文件无法导入 (seed not loaded) {self.seed}: {exc}"
+                    log.error("tag rules seed not loaded", extra={"path": str(self.seed), "error": str(exc)})
+            if number == 0:
+                async with rt.db.read() as conn:
+                    number = await versions.current_number(conn)
+            if number != self._seen:
+                await self._load(rt, number)
             tagger = self._tagger
-            if tagger is not None and tagger.rules == self._rules and tagger.catalog_version == version:
+            if tagger is not None and tagger.rules == self._rules and tagger.catalog_version == catalog:
                 return tagger
             async with rt.db.read() as conn:
                 words = product_words(await list_products(conn))
             rules = self._rules
             matcher = await asyncio.to_thread(build_matcher, rules, words)
-            self._tagger = Tagger(rules, matcher, version, rt.clock.now())
+            self._tagger = Tagger(rules, matcher, catalog, rt.clock.now(), self._number, words)
             self._loaded_at = self._tagger.built_at
             return self._tagger
 
-    def invalidate(self) -> None:
-        """Read the file again on the next use (after this process wrote it)."""
-        self._file_key = False
-
-    def read_text(self) -> tuple[str, str]:
-        """The rules file as it is on disk and its version ("", "" when there is no file). Blocking (small file)."""
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return "", ""
-        return text, version_of(text)
-
-    async def save(self, rt: Runtime, text: str, *, base_version: str | None = None) -> RuleSet:
-        """Validate ``text`` and make it the rules file, in force at once in this process (others pick it up on
-        their next message). Nothing is written when it does not validate (:class:`RulesFileError`) or when the file
-        changed since the editor read it at ``base_version`` (:class:`Conflict`). The file is replaced atomically
-        (write a temporary file, fsync, rename); the previous text is kept next to it as ``<name>.bak``."""
-        rules = parse_rules(text)
-        async with self._lock:
-            _text, version = await asyncio.to_thread(self.read_text)
-            if base_version is not None and version != base_version:
-                raise Conflict("规则文件在您编辑期间已被修改，请重新打开页面后再改 (the file changed meanwhile)", version=version)
-            await asyncio.to_thread(write_atomically, self.path, text, backup=bool(version))
-            self._file_key = False
-        await self.get(rt)
-        return rules
-
     def status(self) -> TaggerStatus:
-        return TaggerStatus(self.path, self._rules.version, len(self._rules.rules), self._error, self._loaded_at)
+        return TaggerStatus(self._number, self._rules.version, len(self._rules.rules), self._error, self._loaded_at)
 
     async def warm_up(self, rt: Runtime) -> None:
-        """Load jieba and build the tagger before the first customer message (called at start)."""
+        """Seed the rules if needed, load jieba and build the tagger before the first customer message (at start)."""
         try:
             await self.get(rt)
         except Exception:
             log.exception("tagger warm-up failed; it is built on first use")
 
 
-def write_atomically(path: Path, text: str, *, backup: bool = True) -> None:
-    """Replace ``path`` with ``text`` so readers see the old file or the new one, never half of it; with
-    ``backup`` the old file is copied to ``<name>.bak`` first. Keeps the old file's permissions (0644 for a new one)."""
-    mode = 0o644
-    if path.exists():
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if backup:
-            bak = path.with_name(path.name + ".bak")
-            bak.write_bytes(path.read_bytes())
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 TAGGER_CACHE: ResourceKey[TaggerCache] = ResourceKey("tagger_cache")
 
 
 def tagger_cache(rt: Runtime) -> TaggerCache:
-    """The runtime's tagger cache (created on first use, for the settings' rules file)."""
+    """The runtime's tagger cache (created on first use; seeds from config/tag_rules.toml)."""
     if not rt.has(TAGGER_CACHE):
-        rt.put(TAGGER_CACHE, TaggerCache(rules_path(rt.settings)))
+        rt.put(TAGGER_CACHE, TaggerCache())
     return rt.get(TAGGER_CACHE)

@@ -1,19 +1,36 @@
 """Matching one message against every rule at once. Pure: a jieba tokenizer and the rules in, matches out.
 
-Cost per message is one jieba pass plus a dictionary lookup per token (and per sub-word of tokens longer than
-two characters), whatever the number of rules: an inverted index maps each word to the rules that use it. Intent
-patterns are indexed too: each pattern has texts one of which every match contains (see
+Cost per message is one jieba pass plus, at each character, one dictionary lookup per distinct length of the rules'
+words, whatever the number of rules: an inverted index maps each word to the rules that use it. Intent patterns are
+indexed too: each pattern has texts one of which every match contains (see
 :func:`tagging.rules.domain.required_literals`); it is filed under the rarest character of each, and runs only on
 messages containing that text. So neither words nor patterns are ever looped over per message.
 
-The tokenizer must be private to the matcher (words are added to its dictionary) and is not changed after
+How a word found in a message is read (each occurrence gets a :class:`Verdict`, shown in the evidence):
+
+* **token boundaries** — the text is cut by jieba's own dictionary (plus the catalog's product names), *not* by the
+  rules' words, so a keyword cannot carve itself out of a longer word: an occurrence that starts or ends inside a
+  token is ``inside`` that word (到货 in 到/货款, 还要 in 还/要求). A word of two or more characters may sit inside one
+  token (批发 in 批发价, 坏了 in 又坏了); a one-character word must be a whole token (漏 is not in 遗漏).
+* **clauses** — the message is split into clauses at ，。！？；… and line breaks; exclusions and negation only reach
+  within the clause around the keyword. An excluded word vetoes the rule's keywords in its own clause only
+  (``excluded``), so "不用退，补给我" keeps its second signal.
+* **negation** — a general negator token (不, 没, 没有, 别, 不用, 不要, 无所谓 …) before the keyword in its clause, or a
+  resolution after it (解决了, 处理好了, 无所谓 …), makes it ``negated``. A bare past (投诉过) is *not* a negation:
+  "我投诉过三次了还不处理" is an escalation. A-not-A questions (能不能, 要不要, 贵不贵) are
+  questions, not negations.
+
+The tokenizer must be private to the matcher (catalog words are added to its dictionary) and is not changed after
 construction, so one matcher may be used from several threads.
 """
 
 from __future__ import annotations
 
+import re
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from re import Pattern
 from typing import NamedTuple
 
@@ -22,16 +39,96 @@ import jieba
 from tagging.rules.domain import Rule, RuleSet, compile_pattern, normalize, required_literals
 
 _EXCLUDED = ""  # the "keyword" of an index entry for an excluded word
-TOKEN_CACHE_SIZE = 100_000
+
+# Where a clause ends (after NFKC: full-width ，！？；： are their ASCII forms). 、 lists items within a clause.
+CLAUSE_BREAKS = frozenset(",;!?:。…~～\n\r\t ")
+_BREAK = re.compile("[" + re.escape("".join(sorted(CLAUSE_BREAKS))) + "]")
+# General negators: a token of these before a keyword in its clause negates it. 不能 is not one ("不能便宜点吗" asks).
+NEGATORS = frozenset(
+    {
+        "不",
+        "没",
+        "没有",
+        "别",
+        "不用",
+        "不要",
+        "不是",
+        "不想",
+        "不需要",
+        "不必",
+        "无需",
+        "无所谓",
+        "未",
+        "甭",
+        "不会",
+        "不再",
+        "从不",
+        "并不",
+        "从没",
+        "从来不",
+        "没必要",
+        "用不着",
+        "不打算",
+    }
+)
+# Resolutions and indifference after a keyword in its clause: the complaint is over, the price does not matter.
+RESOLVED = (
+    "解决了",
+    "已解决",
+    "已经解决",
+    "处理好了",
+    "处理完了",
+    "已处理",
+    "搞定了",
+    "没事了",
+    "没问题了",
+    "换好了",
+    "修好了",
+    "无所谓",
+    "不要紧",
+    "不用了",
+)
+
+
+class Verdict(StrEnum):
+    MATCHED = "matched"  # counts
+    NEGATED = "negated"  # a negator before it (or a resolution after it) in its clause
+    EXCLUDED = "excluded"  # one of the rule's excluded words is in its clause
+    INSIDE = "inside"  # part of a longer word (the token boundaries say it is not this word)
+
+
+class WordCheck(NamedTuple):
+    """One occurrence of a rule's word (or a pattern's match) in a message, and how it was read."""
+
+    word: str  # as written (a synonym as the customer wrote it, a pattern's matched text)
+    hit: str  # the keyword it stands for, or "/pattern/"
+    verdict: Verdict
+    by: str = ""  # the negator, the excluded word, or the longer word it sits in
+
+    def reason(self) -> str:
+        """The reading in Chinese, as the evidence and the dry run show it."""
+        if self.verdict is Verdict.MATCHED:
+            return f"“{self.word}”命中" + (f"（算作“{self.hit}”）" if self.hit != self.word and not self.hit.startswith("/") else "")
+        if self.verdict is Verdict.NEGATED and self.by in NEGATORS:
+            return f"“{self.word}”被“{self.by}”否定，不计"
+        if self.verdict is Verdict.NEGATED:
+            return f"“{self.word}”后面有“{self.by}”（已解决），不计"
+        if self.verdict is Verdict.EXCLUDED:
+            return f"“{self.word}”所在分句有排除词“{self.by}”，不计"
+        return f"“{self.word}”在词“{self.by}”之内，不计"
 
 
 class RuleMatch(NamedTuple):  # a tuple, not a dataclass: built on the hot path, several per message
-    """One rule matched by one message, and why."""
+    """One rule matched by one message (or, from :meth:`Matcher.explain`, looked at and not counted), and why."""
 
     rule: Rule
     words: tuple[str, ...]  # what the customer wrote that counted, in order (synonyms as written, pattern texts)
     hits: tuple[str, ...]  # the distinct keywords (a synonym counts as its keyword) and patterns ("/…/") matched
     score: float  # rule.weight × len(hits)
+    checks: tuple[WordCheck, ...] = ()  # every occurrence of the rule's words, counted or not, in order
+
+    def reasons(self) -> list[str]:
+        return [c.reason() for c in self.checks]
 
 
 @dataclass(frozen=True)
@@ -47,10 +144,89 @@ def dictionary_freq(tokenizer: jieba.Tokenizer, word: str) -> int:
     return max(int(tokenizer.suggest_freq(word, tune=False)), int(tokenizer.FREQ.get(word) or 0), 1)
 
 
+def add_catalog_words(tokenizer: jieba.Tokenizer, words: Iterable[str]) -> None:
+    """Put catalog words (product names, aliases) in ``tokenizer``'s dictionary, so text is cut around them and no
+    keyword matches across a product name. Call before the tokenizer is shared."""
+    for word in dict.fromkeys(normalize(w).strip() for w in words):
+        if word and not any(ch.isspace() for ch in word):
+            tokenizer.add_word(word, freq=dictionary_freq(tokenizer, word))
+
+
+class MessageReading:
+    """One message cut into tokens and clauses: where tokens start and end, which clause a character is in, and the
+    negator tokens of each clause."""
+
+    __slots__ = ("breaks", "ends", "negators", "starts", "text")
+
+    def __init__(self, text: str, tokens: Iterable[str]) -> None:
+        self.text = text
+        starts: list[int] = []
+        ends: list[int] = []
+        pos = 0
+        for tok in tokens:
+            starts.append(pos)
+            pos += len(tok)
+            ends.append(pos)
+        self.starts, self.ends = starts, ends
+        # Clause k runs from after break k-1 to break k; break positions belong to no clause (-1).
+        self.breaks = [m.start() for m in _BREAK.finditer(text)]
+        negators: dict[int, list[tuple[int, str]]] = {}
+        for start, end in zip(starts, ends, strict=True):
+            if end - start <= 3 and (tok := text[start:end]) in NEGATORS and not self._a_not_a(start, end):
+                negators.setdefault(self.clause_of(start), []).append((end, tok))
+        self.negators = negators
+
+    def clause_of(self, i: int) -> int:
+        """The clause character ``i`` is in (-1 for a clause break itself)."""
+        k = bisect_left(self.breaks, i)
+        return -1 if k < len(self.breaks) and self.breaks[k] == i else k
+
+    def clause_end(self, clause: int) -> int:
+        return self.breaks[clause] if clause < len(self.breaks) else len(self.text)
+
+    def _a_not_a(self, start: int, end: int) -> bool:
+        """能不能 / 要不要 / 贵不贵 / 有没有: the same character on both sides of 不 or 没 — a question."""
+        text = self.text
+        if text[start] not in "不没" or start == 0 or start + 1 >= len(text):
+            return False
+        return text[start - 1] == text[start + 1]
+
+    def token_at(self, i: int) -> int:
+        return bisect_right(self.starts, i) - 1
+
+    def inside(self, start: int, end: int) -> str:
+        """ "" when [start, end) respects the token boundaries, else the longer word it cuts into."""
+        first, last = self.token_at(start), self.token_at(end - 1)
+        s0, e0 = self.starts[first], self.ends[first]
+        if first == last:
+            if (s0, e0) == (start, end) or end - start >= 2:
+                return ""
+            return self.text[s0:e0]
+        if s0 != start:
+            return self.text[s0:e0]
+        if self.ends[last] != end:
+            return self.text[self.starts[last] : self.ends[last]]
+        return ""
+
+    def negator(self, start: int, end: int) -> str:
+        """The negator before [start, end) in its clause, or the resolution after it; "" for none."""
+        clause = self.clause_of(start)
+        for neg_end, tok in self.negators.get(clause, ()):
+            if neg_end <= start:
+                return tok
+        tail = self.text[end : self.clause_end(clause)]
+        if tail:
+            for marker in RESOLVED:
+                if marker in tail:
+                    return marker
+        return ""
+
+
 class Matcher:
     def __init__(self, rules: RuleSet | Sequence[Rule], tokenizer: jieba.Tokenizer, *, extra_words: Iterable[str] = ()) -> None:
-        """Index ``rules`` and add their words (and ``extra_words``, e.g. catalog product names, which only shape
-        how text is cut) to ``tokenizer``'s dictionary. The tokenizer must be initialised and used by no one else."""
+        """Index ``rules`` and add ``extra_words`` (catalog product names, which shape how text is cut) to
+        ``tokenizer``'s dictionary. The rules' own words are *not* added: token boundaries must be jieba's reading of
+        the text, not the rules' wish. The tokenizer must be initialised and used by no one else."""
         self.rules: tuple[Rule, ...] = tuple(rules.rules if isinstance(rules, RuleSet) else rules)
         self._tokenizer = tokenizer
         index: dict[str, list[tuple[int, str]]] = {}
@@ -61,12 +237,14 @@ class Matcher:
                 index.setdefault(synonym, []).append((i, keyword))
             for word in rule.excluded:
                 index.setdefault(word, []).append((i, _EXCLUDED))
-        for word in dict.fromkeys([*(normalize(w).strip() for w in extra_words), *index]):
-            if word and not any(ch.isspace() for ch in word):
-                tokenizer.add_word(word, freq=dictionary_freq(tokenizer, word))
+        add_catalog_words(tokenizer, extra_words)
         self._index: dict[str, tuple[tuple[int, str], ...]] = {w: tuple(e) for w, e in index.items()}
-        # Lengths of indexed words that may sit inside a longer token (one-character words match whole tokens only).
-        self._sub_lengths = tuple(sorted({len(w) for w in index if len(w) >= 2}))
+        # first character → the lengths of the indexed words starting with it: the scan looks up only those.
+        sizes: dict[str, set[int]] = {}
+        for w in index:
+            if w:
+                sizes.setdefault(w[0], set()).add(len(w))
+        self._sizes: dict[str, tuple[int, ...]] = {ch: tuple(sorted(n)) for ch, n in sizes.items()}
         self._gates: dict[str, list[int]] = {}
         self._patterns: list[_PatternEntry] = []
         freq = tokenizer.FREQ
@@ -80,24 +258,6 @@ class Matcher:
                     key = min(lit, key=lambda ch: (freq.get(ch) or 0, ch))
                     self._gates.setdefault(key, []).append(len(self._patterns) - 1)
         self._gate_chars = frozenset(self._gates)
-        # token → its index entries; bounded (cleared when full). Plain dict reads and writes are atomic, so threads
-        # sharing the matcher at worst compute an entry twice.
-        self._token_cache: dict[str, tuple[tuple[int, str, str], ...]] = {}
-
-    def _token_entries(self, token: str) -> tuple[tuple[int, str, str], ...]:
-        """(rule, hit, word) for a token: the token itself, and for tokens longer than two characters every indexed
-        word of two or more characters inside it. Tokens repeat, so :meth:`match` caches this per token."""
-        index = self._index
-        out = [(rule_index, hit, token) for rule_index, hit in index.get(token, ())]
-        n = len(token)
-        if n > 2:
-            for size in self._sub_lengths:
-                if size >= n:
-                    break
-                for start in range(n - size + 1):
-                    sub = token[start : start + size]
-                    out.extend((rule_index, hit, sub) for rule_index, hit in index.get(sub, ()))
-        return tuple(out)
 
     # ---- reading ------------------------------------------------------------------------------------------
     def tokens(self, text: str) -> list[str]:
@@ -113,40 +273,87 @@ class Matcher:
         patterns = self._patterns
         return sorted(p for p in found if any(lit in normalized for lit in patterns[p].literals))
 
-    def match(self, text: str) -> list[RuleMatch]:
-        """Every rule the message matches, in rule order, each with the words that counted and its score.
-
-        A rule matches when one of its keywords (or their synonyms) is a token of the message — or, for words of
-        two or more characters, part of one — or one of its patterns matches; an excluded word vetoes the rule for
-        this message. Score = weight × number of distinct keywords and patterns matched."""
+    def explain(self, text: str) -> list[RuleMatch]:
+        """Every rule one of whose words (or patterns) occurs in the message, in rule order — counted or not — each
+        with every occurrence's :class:`WordCheck`; a rule none of whose occurrences counted has score 0."""
         norm = normalize(text)
-        found: dict[int, dict[str, str]] = {}  # rule → {hit: first word said for it}
-        vetoed: set[int] = set()
-        cache = self._token_cache
-        for token in self._tokenizer.cut(norm, HMM=False):
-            entries = cache.get(token)
-            if entries is None:
-                entries = self._token_entries(token)
-                if len(cache) >= TOKEN_CACHE_SIZE:
-                    cache.clear()
-                cache[token] = entries
-            for rule_index, hit, word in entries:
+        tokens = list(self._tokenizer.cut(norm, HMM=False))
+        index, sizes_of, n = self._index, self._sizes, len(norm)
+        occurrences: list[tuple[int, int, tuple[tuple[int, str], ...]]] = []  # (start, end, index entries)
+        for i, ch in enumerate(norm):
+            sizes = sizes_of.get(ch)
+            if sizes is None:
+                continue
+            for size in sizes:
+                if i + size > n:
+                    break
+                entries = index.get(norm[i : i + size])
+                if entries is not None:
+                    occurrences.append((i, i + size, entries))
+        candidates = self.pattern_candidates(norm) if self._gate_chars else []
+        if not occurrences and not candidates:
+            return []
+        reading = MessageReading(norm, tokens)
+        # (rule, hit, word, start, end, inside-of) for the rules' words; (rule, clause) → excluded word found there
+        found: list[tuple[int, str, str, int, int, str]] = []
+        excluded: dict[tuple[int, int], str] = {}
+        for start, end, entries in occurrences:
+            clause = reading.clause_of(start)
+            if clause < 0:
+                continue
+            word = norm[start:end]
+            inside = reading.inside(start, end)
+            for rule_index, hit in entries:
                 if hit:
-                    found.setdefault(rule_index, {}).setdefault(hit, word)
-                else:  # an excluded word
-                    vetoed.add(rule_index)
-        if self._gate_chars:
-            for p in self.pattern_candidates(norm):
-                entry = self._patterns[p]
-                if entry.rule_index in vetoed:
+                    found.append((rule_index, hit, word, start, end, inside))
+                elif not inside:
+                    excluded.setdefault((rule_index, clause), word)
+        checks: dict[int, list[tuple[int, int, WordCheck]]] = {}
+        for rule_index, hit, word, start, end, inside in found:
+            if inside:
+                check = WordCheck(word, hit, Verdict.INSIDE, inside)
+            elif by := excluded.get((rule_index, reading.clause_of(start)), ""):
+                check = WordCheck(word, hit, Verdict.EXCLUDED, by)
+            elif by := reading.negator(start, end):
+                check = WordCheck(word, hit, Verdict.NEGATED, by)
+            else:
+                check = WordCheck(word, hit, Verdict.MATCHED)
+            checks.setdefault(rule_index, []).append((start, end, check))
+        for p in candidates:
+            entry = self._patterns[p]
+            for m in entry.regex.finditer(norm):
+                start, end = m.span()
+                if start == end or reading.clause_of(start) < 0:
                     continue
-                m = entry.regex.search(norm)
-                if m is not None:
-                    found.setdefault(entry.rule_index, {}).setdefault(f"/{entry.source}/", m.group(0))
+                hit = f"/{entry.source}/"
+                if by := excluded.get((entry.rule_index, reading.clause_of(start)), ""):
+                    check = WordCheck(m.group(0), hit, Verdict.EXCLUDED, by)
+                elif by := reading.negator(start, end):
+                    check = WordCheck(m.group(0), hit, Verdict.NEGATED, by)
+                else:
+                    check = WordCheck(m.group(0), hit, Verdict.MATCHED)
+                checks.setdefault(entry.rule_index, []).append((start, end, check))
+                if check.verdict is Verdict.MATCHED:
+                    break
         out: list[RuleMatch] = []
-        for rule_index in sorted(found.keys() - vetoed):
-            hits = found[rule_index]
+        for rule_index in sorted(checks):
             rule = self.rules[rule_index]
+            spans = checks[rule_index]
+            counted = [(s, e, c.hit) for s, e, c in spans if c.verdict is not Verdict.INSIDE]
+            kept: list[WordCheck] = []
+            hits: dict[str, str] = {}
+            for s, e, c in sorted(spans, key=lambda x: (x[0], x[1])):
+                if any(cs <= s and e <= ce and (cs, ce) != (s, e) and (c.verdict is Verdict.INSIDE or h == c.hit) for cs, ce, h in counted):
+                    continue  # 漏 inside 漏水, 优惠 inside 优惠券 (its synonym) when the longer one is read: say it once
+                kept.append(c)
+                if c.verdict is Verdict.MATCHED:
+                    hits.setdefault(c.hit, c.word)
             words = tuple(dict.fromkeys(hits.values()))
-            out.append(RuleMatch(rule, words, tuple(hits), rule.weight * len(hits)))
+            out.append(RuleMatch(rule, words, tuple(hits), rule.weight * len(hits), tuple(kept)))
         return out
+
+    def match(self, text: str) -> list[RuleMatch]:
+        """Every rule the message matches, in rule order, each with the words that counted, its score and the
+        reading of every occurrence (:attr:`RuleMatch.checks`). Score = weight × number of distinct keywords and
+        patterns matched."""
+        return [m for m in self.explain(text) if m.hits]

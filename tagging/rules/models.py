@@ -42,3 +42,25 @@ class TaggedMessage(Model, table=True):
 
 
 tagged_messages: sa.Table = TaggedMessage.__table__
+
+
+# The rules themselves live in the database, versioned: every save (from the console, an import, a roll back, the
+# seed from config/tag_rules.toml on first start) is a new row; the highest version is the one in force. Processes
+# compare the highest version number with the one they built their tagger from on each message, so a save is in
+# force everywhere on the next message, with no file written in the code tree.
+class TagRuleVersion(Model, table=True):
+    """One version of the chat tagging rules (标签规则版本): the TOML text, who saved it, when and how."""
+
+    __tablename__ = "tag_rule_versions"
+
+    version: int = Field(primary_key=True, sa_type=sa.Integer(), sa_column_kwargs={"autoincrement": False})  # 1, 2, 3 …
+    text: str = Field(sa_type=sa.Text())  # the rules as TOML (tagging.rules.domain.parse_rules reads it)
+    digest: str = Field(sa_type=sa.String(16))  # domain.version_of(text): the RuleSet.version recorded on tagged messages
+    rules: int = Field(sa_type=sa.Integer())  # how many rules the text has
+    action: str = Field(sa_type=sa.String(16))  # seed | save | import | rollback
+    restored_from: int | None = Field(default=None, sa_type=sa.Integer(), nullable=True)  # a roll back: the version restored
+    created_by: str = Field(sa_type=sa.String(64))  # console:<user>, cli, system
+    created_at: dt.datetime = Field(sa_type=UTCDateTime())
+
+
+tag_rule_versions: sa.Table = TagRuleVersion.__table__

@@ -64,6 +64,21 @@ def decide(value: float, *, applied: bool, threshold: float, remove_threshold: f
     return Action.KEEP
 
 
+def decide_on_message(
+    state: Score, now: dt.datetime, *, applied: bool, threshold: float, remove_threshold: float, half_life_days: float
+) -> Action:
+    """The decision after a message was added to the score (``state``, stated at the message's own time or at a
+    newer message's). The tag goes on when the score *at that event* reaches ``threshold`` — not after decaying it
+    to the moment the message is handled, which would make a rule with threshold = weight never fire on one hit
+    (kf timestamps are whole seconds: a second's decay leaves 0.9999997 of it). A message handled so late that its
+    score has already decayed below ``remove_threshold`` by now puts nothing on (the daily decay would take it off
+    again at once); a tag on a customer comes off only below ``remove_threshold`` as of now."""
+    current = value_at(state, max(now, state.at), half_life_days)
+    if not applied:
+        return Action.APPLY if state.value >= threshold and current >= remove_threshold else Action.KEEP
+    return Action.REMOVE if current < remove_threshold else Action.KEEP
+
+
 def days_until_below(value: float, remove_threshold: float, half_life_days: float) -> float | None:
     """Days of silence until ``value`` decays below ``remove_threshold`` (0 if it already is; None when the
     threshold is 0, which a decaying score never goes below)."""

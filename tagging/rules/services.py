@@ -7,8 +7,9 @@ Guarantees:
   customer handled at once both count.
 * Only tags whose source is ``rule`` are ever changed here. A tag a salesperson (or WeCom, a channel, a campaign)
   put on stays as it is, whatever the score; its score is still kept.
-* Each rule tag carries its evidence: ``{"rule", "message_ref", "words", "score", "at"}`` — the latest message that
-  matched, the words that counted, the decayed score when it was written, and the message's time.
+* Each rule tag carries its evidence: ``{"rule", "message_ref", "words", "score", "at", "reasons"}`` — the latest
+  message that matched, the words that counted, the score at that message's time, the message's time, and how each
+  occurrence of the rule's words in it was read ("“坏了”命中", "“投诉”被“不要”否定，不计" …).
 """
 
 from __future__ import annotations
@@ -136,8 +137,11 @@ async def rule_tag_id(conn: AsyncConnection, rule: Rule) -> int | None:
     return int(value) if value is not None else None
 
 
-def _evidence(rule: Rule, ref: str, words: list[str], score: float, at: dt.datetime) -> dict[str, Any]:
-    return {"rule": rule.id, "message_ref": ref, "words": words, "score": round(score, 3), "at": at.isoformat()}
+def _evidence(rule: Rule, ref: str, words: list[str], score: float, at: dt.datetime, reasons: list[str] | None = None) -> dict[str, Any]:
+    evidence: dict[str, Any] = {"rule": rule.id, "message_ref": ref, "words": words, "score": round(score, 3), "at": at.isoformat()}
+    if reasons is not None:
+        evidence["reasons"] = reasons  # how each occurrence of the rule's words was read (命中 / 被否定 / 排除 / 在词内)
+    return evidence
 
 
 async def _tag_source(conn: AsyncConnection, customer_id: int, tag_id: int | None) -> str | None:
@@ -187,13 +191,19 @@ async def _score_match(
     if newest:
         values.update(last_message_ref=ref, last_words=list(match.words))
     await conn.execute(sa.update(tag_scores).where(ts.customer_id == customer_id, ts.rule == rule.id).values(**values))
-    current = scoring.value_at(state, max(now, at), rule.half_life_days)
     tag_id = await rule_tag_id(conn, rule)
     source = await _tag_source(conn, customer_id, tag_id)
     if source is not None and source != TagSource.RULE:
         return None  # put on by a person (or WeCom, a channel, a campaign): not ours to change
-    action = scoring.decide(current, applied=source is not None, threshold=rule.threshold, remove_threshold=rule.remove_threshold)
-    evidence = _evidence(rule, ref, list(match.words), current, at)
+    action = scoring.decide_on_message(
+        state,
+        now,
+        applied=source is not None,
+        threshold=rule.threshold,
+        remove_threshold=rule.remove_threshold,
+        half_life_days=rule.half_life_days,
+    )
+    evidence = _evidence(rule, ref, list(match.words), state.value, at, match.reasons())
     if action is scoring.Action.KEEP:
         if source is not None and newest:  # still on: the newest matching message becomes its evidence
             await apply_tag(conn, dialect, customer_id=customer_id, tag_id=tag_id or 0, source=TagSource.RULE, evidence=evidence, now=now)
@@ -208,9 +218,11 @@ async def tag_message(rt: Runtime, customer_id: int, text: str, ref: str, at: dt
     """Score one message a customer wrote against the rules in force and apply or remove their tags.
 
     Idempotent per ``ref``: a message scored before changes nothing (``duplicate``). Scores decay from the
-    message's time ``at``; whether a tag goes on or off is decided on the score as of now, so an old message
-    replayed late cannot put a stale intent tag on. Matching runs before the transaction (no lock is held while
-    jieba cuts); the transaction records the message, updates the scores and the tags, and queues the mirror."""
+    message's time ``at``; a tag goes on when the score at the message's own time reaches the threshold (one hit
+    of a rule whose threshold is its weight is enough), unless it has decayed below ``remove_threshold`` by now — an
+    old message replayed late cannot put a stale intent tag on (:func:`scoring.decide_on_message`). Matching runs
+    before the transaction (no lock is held while jieba cuts); the transaction records the message, updates the
+    scores and the tags, and queues the mirror."""
     tagger = await tagger_cache(rt).get(rt)
     matches = tuple(tagger.matcher.match(text))
     if not matches:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from bots.dialogue import router
 from fulfillment.orders import queries as orders_queries
@@ -113,3 +114,127 @@ async def test_order_and_stock_queries(chat: Chat, clock: FrozenClock) -> None:
 async def test_unknown_text_gets_a_helpful_answer(chat: Chat) -> None:
     text = await chat.say("今天天气怎么样")
     assert "帮助" in text and "销售顾问" in text
+
+
+# -- intent before items (issue 14): questions are answered, only an order makes a draft -------------------------
+
+
+async def no_draft(chat: Chat) -> bool:
+    return await orders_queries.open_draft(chat.rt, chat.customer_id) is None
+
+
+async def test_a_price_question_with_a_number_gets_the_price_not_a_draft(chat: Chat) -> None:
+    reply = await chat.say("5箱可乐什么价")
+    assert "¥52.80/箱" in reply and "5箱共 ¥264.00" in reply and "回复“要5箱可乐”即可下单" in reply
+    assert await no_draft(chat)
+    assert "可乐 330ml×24 × 5箱" in await chat.say("要5箱可乐")  # doing what the answer said orders it
+
+
+async def test_a_stock_question_with_a_number_compares_with_what_is_available(chat: Chat) -> None:
+    reply = await chat.say("花生油还有12桶没")
+    assert "现货只有 10桶，不够 12桶" in reply
+    assert "没问题" in await chat.say("可乐还有3箱吗")
+    assert await no_draft(chat)
+
+
+async def test_a_delivery_question_gets_the_promise_and_the_open_order(chat: Chat) -> None:
+    reply = await chat.say("2袋大米明天能送到吗")
+    assert reply.startswith("配送说明：") and "次日送达" in reply
+    assert await no_draft(chat)
+    await chat.say("要2袋大米")
+    await chat.say("确认")
+    number = (await orders_queries.orders_of_customer(chat.rt, chat.customer_id))[0].number
+    assert number in await chat.say("今天几点能送过来")
+
+
+async def test_a_complaint_shows_the_order_and_alerts_staff(chat: Chat) -> None:
+    from scrm.core.outbox import outbox
+
+    await chat.say("要2箱可乐")
+    await chat.say("确认")
+    number = (await orders_queries.orders_of_customer(chat.rt, chat.customer_id))[0].number
+    reply = await chat.say("送来的2箱可乐坏了1箱")
+    assert "非常抱歉" in reply and number in reply and "已确认" in reply
+    assert await no_draft(chat)
+    async with chat.rt.db.read() as conn:
+        alerts = (await conn.execute(sa.select(outbox.c.payload).where(outbox.c.topic == "dialogue.staff_alert"))).all()
+    assert len(alerts) == 1  # queued for the salespeople (ops here: the customer has none); sent by the outbox relay
+    assert "坏了" in alerts[0].payload["text"] and number in alerts[0].payload["text"] and alerts[0].payload["userids"]
+
+
+async def test_a_discount_request_without_coupons_goes_to_the_salesperson(chat: Chat) -> None:
+    reply = await chat.say("买10箱能打折吗")
+    assert "没有可用的优惠券" in reply and "销售顾问" in reply
+    assert await no_draft(chat)
+
+
+async def test_hedges_and_order_status_questions_make_no_draft(chat: Chat) -> None:
+    assert "不着急" in await chat.say("可能要5箱矿泉水，我先问问家里")
+    assert "还没有已确认的订单" in await chat.say("前天订的4箱水还没到")
+    assert await no_draft(chat)
+
+
+async def test_yes_after_a_unit_question_orders_the_offered_reading(chat: Chat) -> None:
+    question = await chat.say("要3瓶矿泉水")
+    assert "是指3箱吗" in question and await no_draft(chat)
+    assert "矿泉水 550ml×24 × 3箱" in await chat.say("是的")
+
+
+async def test_a_no_after_a_unit_question_asks_how_many(chat: Chat) -> None:
+    await chat.say("要3瓶矿泉水")
+    again = await chat.say("不是")
+    assert "矿泉水 550ml×24要几箱" in again
+    assert "× 2箱" in await chat.say("2箱")
+
+
+async def test_ok_that_answers_nothing_gets_the_question_again(chat: Chat) -> None:
+    question = await chat.say("要大米")
+    assert await chat.say("好的") == question
+    assert "东北大米 5kg × 3袋" in await chat.say("3袋")
+
+
+async def test_a_dozen_of_cases_is_asked(chat: Chat) -> None:
+    question = await chat.say("可乐要一打")
+    assert "一打" in question and "12箱" in question and await no_draft(chat)
+
+
+async def test_negation_and_self_correction_inside_one_message(chat: Chat) -> None:
+    quote = await chat.say("要2袋大米…不对，改成4袋")
+    assert "东北大米 5kg × 4袋" in quote and "× 2袋" not in quote
+    await chat.say("再来1桶花生油")
+    quote = await chat.say("大米3袋，油先不要")
+    assert "东北大米 5kg × 3袋" in quote and "花生油" not in quote
+
+
+async def test_nothing_is_ordered_when_part_of_a_message_is_not_understood(chat: Chat) -> None:
+    reply = await chat.say("要2袋大米和冰红茶")
+    assert "冰红茶" in reply and await no_draft(chat)
+    both = await chat.say("要3箱礦泉水和兩袋大米")  # traditional characters: both items, never only the first
+    assert "矿泉水 550ml×24 × 3箱" in both and "东北大米 5kg × 2袋" in both
+
+
+@pytest.mark.parametrize("text", ["要3箱可乐" * 2000, "😀😀😀", "<script>alert(1)</script>要3箱可乐"])
+async def test_bad_input_gets_a_polite_reply_and_no_draft(chat: Chat, text: str) -> None:
+    reply = await chat.say(text)
+    assert reply.startswith("抱歉，我暂时没理解您的消息。") and "销售顾问" in reply
+    assert await no_draft(chat)
+    assert "可以帮您" in await chat.say("？？？")  # punctuation alone is taken as asking for help
+
+
+async def test_a_change_of_an_ambiguous_product_is_settled_by_the_draft(chat: Chat) -> None:
+    await chat.say("要2瓶生抽")
+    changed = await chat.say("酱油改成5瓶")  # 酱油 is 生抽 or 老抽: the draft holds only the 生抽
+    assert "生抽 500ml × 5瓶" in changed and "老抽" not in changed
+    fixed = await chat.say("生抽不是5瓶 改成3瓶")
+    assert "生抽 500ml × 3瓶" in fixed
+
+
+async def test_asking_after_an_order_in_other_words_shows_it(chat: Chat) -> None:
+    await chat.say("要2箱可乐")
+    await chat.say("确认")
+    await chat.say("要1袋大米")
+    await chat.say("确认")
+    listed = await chat.say("我的订单")
+    assert listed.startswith("您最近的订单：")  # 我的订单 still lists them
+    latest = await chat.say("师傅出发了吗")
+    assert "东北大米 5kg × 1袋" in latest and "可乐" not in latest.split("\n\n")[0]

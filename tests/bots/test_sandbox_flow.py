@@ -125,3 +125,58 @@ async def test_conversation_and_order_steps_reach_the_timeline(sandbox: SandboxH
     bodies = [e.body for e in stream if e.kind == "message"]
     assert "要2箱可乐" in bodies and "确认" in bodies
     assert any(e.title.startswith("客服") for e in stream)  # the bot's replies, synced back, are part of it
+
+
+async def test_questions_are_answered_and_the_reading_is_on_the_timeline(sandbox: SandboxHarness) -> None:
+    from scrm.crm.customers.services import find_customer
+    from scrm.crm.timeline.services import entries
+
+    await sandbox.customer_says("wmAsk", "5箱可乐什么价")
+    assert "5箱共 ¥264.00" in sandbox.replies("wmAsk")[-1]
+    await sandbox.customer_says("wmAsk", "40一袋的大米来2袋")
+    assert "东北大米 5kg × 2袋" in sandbox.replies("wmAsk")[-1]
+    async with sandbox.rt.db.read() as conn:
+        cid = await find_customer(conn, "external_userid", "wmAsk")
+        assert cid is not None
+        readings = [e for e in await entries(conn, cid, limit=50) if e.ref.startswith("understanding:")]
+        notes = [r.note for r in await conn.execute(sa.select(inbound_events.c.note).where(inbound_events.c.kind == "kf.customer.text"))]
+    assert len(readings) == 2  # one per message
+    price, order = sorted(readings, key=lambda e: e.id)
+    assert price.title == "机器人理解：问价格（price_question）" and "“什么价”：问价格/规格" in price.body
+    assert order.data["lines"] == [["RICE-5KG", 2]] and "“40一袋”：单价，不是数量" in order.body
+    assert any("understood price_question" in (n or "") for n in notes)
+
+
+async def test_a_complaint_reaches_staff_as_an_app_message(sandbox: SandboxHarness) -> None:
+    await sandbox.customer_says("wmUpset", "要2箱可乐")
+    await sandbox.customer_says("wmUpset", "确认")
+    await sandbox.customer_says("wmUpset", "送来的可乐漏了一箱")
+    assert "非常抱歉" in sandbox.replies("wmUpset")[-1]
+    assert any("送来的可乐漏了一箱" in text for text in sandbox.state.app_messages_to("ops01"))
+
+
+async def test_bad_input_gets_a_polite_reply_and_is_stored_once(sandbox: SandboxHarness) -> None:
+    from scrm.crm.timeline.models import timeline
+    from scrm.crm.timeline.services import Kind
+
+    flood = "要3箱可乐" * 136  # 680 characters, 2,040 bytes: the most one 微信客服 text carries (10 k: tests/bots/test_dialog.py)
+    for text in (flood, "😀😀😀", "<b>要</b><script>alert(1)</script>"):
+        await sandbox.customer_says("wmNoise", text)
+    replies = sandbox.replies("wmNoise")
+    assert len(replies) == 3 and all("抱歉" in r and "销售顾问" in r for r in replies)
+    assert "<script>" not in replies[2]
+    assert await count(sandbox, inbound_events, inbound_events.c.kind == "kf.customer.text") == 3
+    async with sandbox.rt.db.read() as conn:
+        texts = sa.select(inbound_events.c.content).where(inbound_events.c.kind == "kf.customer.text").order_by(inbound_events.c.id)
+        stored = [r.content for r in await conn.execute(texts)]
+        kinds = [r.kind for r in await conn.execute(sa.select(timeline.c.kind).where(timeline.c.ref.like("understanding:%")))]
+    assert stored[0] == flood and len(kinds) == 3 and set(kinds) == {Kind.EVENT}
+    status, listed = await sandbox.api("GET", "/orders", params={"customer": "wmNoise"})
+    assert status == 200 and listed["items"] == []
+    # A re-sync delivers every message again: still one record and one reply each.
+    async with sandbox.rt.db.write() as conn:
+        await conn.execute(kf_cursors.update().values(cursor=""))
+    await run_sync(sandbox.rt, sandbox.rt.settings.kf_open_kfid)
+    await sandbox.settle()
+    assert await count(sandbox, inbound_events, inbound_events.c.kind == "kf.customer.text") == 3
+    assert len(sandbox.replies("wmNoise")) == 3

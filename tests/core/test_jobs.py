@@ -139,3 +139,32 @@ async def test_unknown_job_is_refused_in_process() -> None:
     queue = InProcessQueue()
     with pytest.raises(LookupError):
         await queue.enqueue("no_such_job")
+
+
+async def test_enqueue_many_queues_each_once_and_skips_known_ids(engine: tuple[JobQueue, Run]) -> None:
+    queue, run = engine
+    assert await queue.enqueue("test_record", "m1", job_id="many-1")
+    added = await queue.enqueue_many("test_record", [("many-1", ("m1",)), ("many-2", ("m2",)), ("many-3", ("m3",)), ("many-2", ("m2",))])
+    assert added == 2  # many-1 was queued already; many-2 twice in one call is one job
+    await run()
+    assert runs == Counter({"m1": 1, "m2": 1, "m3": 1})
+    assert tries_seen["m2"] == [1]
+
+
+async def test_enqueue_many_after_the_run_is_a_no_op_while_the_result_is_kept(redis_url: str, tmp_path: Path) -> None:
+    """arq's rule: a job id whose result is still kept is not queued again — the script keeps it."""
+    import redis.asyncio as aioredis
+
+    queue = ArqQueue(redis_url)
+    try:
+        assert await queue.enqueue_many("test_record", [(f"batch-{i}", (f"b{i}",)) for i in range(1200)]) == 1200  # > one script call
+        client = aioredis.Redis.from_url(redis_url)
+        try:
+            assert await client.zcard("scrm:jobs") == 1200
+            assert await client.pttl("arq:job:batch-7") > 23 * 3600 * 1000  # arq's expiry: a day
+            await client.set("arq:result:batch-done", b"kept")
+        finally:
+            await client.aclose()
+        assert await queue.enqueue_many("test_record", [("batch-done", ("x",)), ("batch-0", ("b0",))]) == 0
+    finally:
+        await queue.close()

@@ -27,7 +27,6 @@ from scrm.crm.customers.services import ensure_customer
 from scrm.crm.groups.models import group_members, groups
 from scrm.crm.staff.services import start_follow, upsert_salesperson
 from scrm.crm.tags.services import ensure_tag
-from scrm.sidebar.web import setup_routes
 from tests.conftest import make_settings
 from tests.e2e.test_sandbox_page import CHROMIUM, CHROMIUM_ARGS, require_chromium
 from tests.helpers import free_port
@@ -46,7 +45,7 @@ class Served:
 
 @pytest.fixture
 async def served(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[Served]:
-    """The app with the sidebar mounted, on a real port (until app.py mounts the sidebar itself)."""
+    """The app (create_app mounts the sidebar) on a real port."""
     require_chromium()
     db_path = tmp_path / "scrm.db"
     shutil.copy(sqlite_template, db_path)
@@ -54,7 +53,6 @@ async def served(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[Served]
     settings = make_settings(database_url=f"sqlite+aiosqlite:///{db_path}", port=port)
     rt = await build_runtime(settings)
     app = create_app(settings, runtime=rt)
-    setup_routes(app)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)

@@ -2,7 +2,9 @@
 redis-server per test, and the product running as real processes on them.
 
 The fault tests run in the normal suite (``python -m pytest -q``) and alone with ``-m fault``. Without the server
-binaries (initdb/pg_ctl, redis-server) they are skipped, saying which binary is missing.
+binaries (initdb/pg_ctl, redis-server) they are skipped on a developer's machine, saying which binary is missing —
+and fail in CI (``CI=true``), where a missing tool is a broken setup (``.ci/run`` installs them), not a reason to
+run nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from scrm.core import migrate
 from scrm.core.db import Database
 from tests.conftest import _run
 from tests.fault.stack import Stack
-from tests.services import PrivatePostgres, PrivateRedis, missing_binaries
+from tests.services import PrivatePostgres, PrivateRedis, in_ci, missing_binaries
 
 _numbers = itertools.count(1)
 
@@ -29,8 +31,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/fault/" in str(item.fspath).replace("\\", "/"):
             item.add_marker(pytest.mark.fault)
-            if missing:
+            if missing and not in_ci():
                 item.add_marker(pytest.mark.skip(reason="fault tests need " + " and ".join(missing) + " on this machine"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fault_tools() -> None:
+    """In CI a fault test without its tools fails (outside CI it was skipped at collection)."""
+    missing = missing_binaries()
+    if missing:
+        pytest.fail("CI=true: the fault tests need " + " and ".join(missing) + " (.ci/run installs them)", pytrace=False)
 
 
 @pytest.fixture(scope="session")

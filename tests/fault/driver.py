@@ -51,6 +51,7 @@ class CustomerRun:
     order_msgid: str = ""
     confirm_msgid: str = ""
     prompted: bool = False  # the bot answered the order text in time
+    prompt_s: float | None = None  # seconds from writing the order text to the bot's answer (None: none in time)
     confirmed: bool = False  # "确认" was written (after the prompt)
     callbacks: list[Callback] = field(default_factory=list)
 
@@ -72,8 +73,16 @@ class LoadReport:
         return (
             f"{len(self.customers)} customers, {len(cbs)} callbacks ({sum(cb.accepted for cb in cbs)} accepted), "
             f"{len(tries)} HTTP tries ({non200} non-200/timeouts), {sum(c.confirmed for c in self.customers)} confirmed orders, "
-            f"{self.finished - self.started:.1f} s"
+            f"{self.finished - self.started:.1f} s; answer to the order after {self.prompt_times()}"
         )
+
+    def prompt_times(self) -> str:
+        return ", ".join("never" if c.prompt_s is None else f"{c.prompt_s:.1f}" for c in self.customers) + " s"
+
+    @property
+    def slowest_prompt(self) -> float:
+        """Seconds the slowest customer waited for the bot's answer (inf when one never got it in time)."""
+        return max((float("inf") if c.prompt_s is None else c.prompt_s for c in self.customers), default=0.0)
 
 
 class Driver:
@@ -167,7 +176,9 @@ class Driver:
     async def customer(self, run: CustomerRun, prompt_wait: float) -> None:
         await self.contact_added(run)
         run.order_msgid = await self.kf_message(run, ORDER_TEXT)
+        t0 = time.monotonic()
         run.prompted = await self.wait_for_reply(run.external_userid, run.order_msgid, prompt_wait)
+        run.prompt_s = time.monotonic() - t0 if run.prompted else None
         if run.prompted:
             run.confirm_msgid = await self.kf_message(run, CONFIRM_TEXT)
             run.confirmed = True

@@ -27,6 +27,9 @@ pytestmark = pytest.mark.fault
 CUSTOMERS = 12
 INTERVAL = 0.5  # a new customer every half second: 6 s of arrivals, each sending 3 callbacks × 3 copies
 SETTLE = 60.0
+# The most a customer may wait for the bot's answer to the order text (driver's prompt_wait):
+RESTART_BOUND = 20.0  # PostgreSQL down 4 s, then job back-off (1, 2, 4 … s) and WeCom's retries of the kf notice
+KILL_BOUND = 45.0  # the killed worker's arq in-progress lease (30 s) lapses, then the job runs again
 
 
 async def run_scenario(
@@ -118,9 +121,12 @@ async def test_worker_killed_mid_job(stack: Stack, http: aiohttp.ClientSession, 
         await asyncio.sleep(1)
         stack.start_worker()
 
-    # The killed worker's jobs wait for their in-progress lease (30 s) to lapse: give the customers time to confirm.
-    report = await run_scenario(stack, http, db, fault, tag="k", prompt_wait=45.0)
-    assert sum(run.confirmed for run in report.customers) >= CUSTOMERS // 2, report.summary()
+    # The killed worker's jobs wait for their in-progress lease (30 s) to lapse, and a dialogue lease it held (15 s,
+    # running alongside): every customer still gets the bot's answer — within KILL_BOUND of writing the order — and
+    # confirms.
+    report = await run_scenario(stack, http, db, fault, tag="k", prompt_wait=KILL_BOUND)
+    assert all(run.confirmed for run in report.customers), report.summary()
+    assert report.slowest_prompt <= KILL_BOUND, report.summary()
 
 
 async def test_postgres_restarted(stack: Stack, http: aiohttp.ClientSession, db: Database) -> None:
@@ -133,14 +139,15 @@ async def test_postgres_restarted(stack: Stack, http: aiohttp.ClientSession, db:
         await asyncio.sleep(4)
         await asyncio.to_thread(stack.pg.start)
 
-    report = await run_scenario(stack, http, db, fault, tag="p")
+    report = await run_scenario(stack, http, db, fault, tag="p", prompt_wait=RESTART_BOUND)
     tries = [s for cb in report.callbacks for copy in cb.statuses for s in copy]
     assert any(s != 200 for s in tries), "no callback met the outage"
     assert all(cb.accepted for cb in report.callbacks)
-    # The kf channel does not stall after the restart: (nearly) every customer got the bot's answer and confirmed in
-    # time. Before the lease fix most did not (11 of 16 unanswered); one or two late ones on a busy machine are timing,
-    # and what they did is still checked once by the invariants above (seen: 10 of 12 once in a full-suite run).
-    assert sum(run.confirmed for run in report.customers) >= CUSTOMERS - 2, report.summary()
+    # The kf channel and the dialogue do not stall after the restart: a kf sync pass and a dialogue lease orphaned by
+    # the outage are given back as soon as the database answers, so every customer gets the bot's answer within
+    # RESTART_BOUND of writing the order (the outage is 4 s) and confirms.
+    assert all(run.confirmed for run in report.customers), report.summary()
+    assert report.slowest_prompt <= RESTART_BOUND, report.summary()
 
 
 async def test_wecom_answers_45009_42001_busy_and_hangs(stack: Stack, http: aiohttp.ClientSession, db: Database) -> None:

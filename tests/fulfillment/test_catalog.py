@@ -34,7 +34,7 @@ def test_parse_reports_bad_rows_by_line_and_keeps_the_rest() -> None:
     rows, errors = parse_catalog_csv(text)
     assert [r.sku for r in rows] == ["W1", "W6"]
     assert [line for line, _ in errors] == [3, 4, 5, 6, 7, 8]
-    assert "price_fen" in errors[1][1] and "already given on line 2" in errors[3][1]
+    assert "price_fen" in errors[1][1] and "与第 2 行重复" in errors[3][1]
     assert rows[1].aliases == ("纸巾", "抽纸") and rows[1].stock is None
 
 
@@ -121,3 +121,31 @@ async def test_optional_columns_and_product_update(rt: Runtime) -> None:
     assert changed.reorder_point is None and changed.price_fen == 3900
     assert exported.splitlines()[0] == "sku,name,aliases,unit,price_fen,stock,reorder_point,category"
     assert exported.splitlines()[1] == "W1,矿泉水,,箱,3900,10,,饮料"
+
+
+def test_cli_imports_gbk_csv_with_yuan_prices_and_exports_xlsx(tmp_path: Path) -> None:
+    from openpyxl import load_workbook
+
+    csv_file = tmp_path / "目录.csv"
+    csv_file.write_bytes("编码,名称,别名,单位,价格,库存\nW1,矿泉水,水|农夫山泉,箱,36.00,10\nW2,可乐,,箱,36.001,5\n".encode("gbk"))
+    env = {"SCRM_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}", "PATH": "/usr/bin:/bin", "SCRM_CONFIG_FILE": "/dev/null"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "run.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+        )
+
+    imported = run("catalog", "import", str(csv_file))
+    assert imported.returncode == 1 and "GB18030 CSV" in imported.stdout and "1 created" in imported.stdout
+    assert f"{csv_file}:3: 价格必须是最多两位小数的金额" in imported.stderr
+    xlsx_file = tmp_path / "out.xlsx"
+    assert run("catalog", "export", str(xlsx_file)).returncode == 0
+    table = list(load_workbook(xlsx_file, read_only=True).worksheets[0].iter_rows(values_only=True))
+    assert table[0][:6] == ("sku", "name", "aliases", "unit", "price", "price_fen")
+    assert table[1][:7] == ("W1", "矿泉水", "农夫山泉|水", "箱", "36.00", 3600, 10)
+    again = run("catalog", "import", str(xlsx_file))
+    assert again.returncode == 0 and "0 created, 1 updated" in again.stdout
+    not_text = tmp_path / "x.csv"
+    not_text.write_bytes(b"\xff\xfe\x00\xd8bad")
+    refused = run("catalog", "import", str(not_text))
+    assert refused.returncode == 2 and "编码" in refused.stderr

@@ -16,6 +16,7 @@ from fulfillment.inventory import services as inventory
 from fulfillment.inventory.models import stock_levels
 from fulfillment.orders import services as orders
 from fulfillment.orders.models import OrderStatus as S
+from fulfillment.orders.models import order_lines
 from fulfillment.orders.models import orders as orders_table
 from fulfillment.purchasing import services as ps
 from fulfillment.purchasing.models import PurchaseStatus, purchase_order_lines, purchase_orders
@@ -165,6 +166,7 @@ async def reference(rt: Runtime, now: dt.datetime) -> dict[str, Any]:
         level_rows = (await conn.execute(sa.select(stock_levels))).all()
         po_rows = (await conn.execute(sa.select(purchase_orders.c.id, purchase_orders.c.status))).all()
         pol_rows = (await conn.execute(sa.select(purchase_order_lines))).all()
+        line_rows = (await conn.execute(sa.select(order_lines))).all()
 
     def day(ts: dt.datetime) -> dt.date:
         return ts.astimezone(SHANGHAI).date()
@@ -214,11 +216,19 @@ async def reference(rt: Runtime, now: dt.datetime) -> dict[str, Any]:
     for ln in pol_rows:
         if ln.purchase_order_id in transit_po:
             transit[ln.product_id] += ln.qty - ln.received_qty
+    # Needs stock (issue 15 item 6): backordered, or active and out of stock — reorder point or not — or active and
+    # at or below the reorder point; furthest below the point (none set: 0) first.
+    waiting_orders = {r.id for r in order_rows if r.status in ("confirmed", "partially_shipped")}
+    short: dict[int, int] = defaultdict(int)
+    for ln in line_rows:
+        if ln.order_id in waiting_orders and ln.allocated_qty < ln.qty:
+            short[ln.product_id] += ln.qty - ln.allocated_qty
     low = sorted(
         (
-            (available[p.id] - p.reorder_point, p.sku, available[p.id], p.reorder_point, transit[p.id])
+            (available[p.id] - (p.reorder_point or 0), p.sku, available[p.id], p.reorder_point, transit[p.id])
             for p in product_rows
-            if p.active and p.reorder_point is not None and available[p.id] <= p.reorder_point
+            if short[p.id] > 0
+            or (p.active and (available[p.id] <= 0 or (p.reorder_point is not None and available[p.id] <= p.reorder_point)))
         ),
     )
     series = [(x, sum(1 for r in sold if day(r.created_at) == x), sum(r.total_fen for r in sold if day(r.created_at) == x)) for x in last30]

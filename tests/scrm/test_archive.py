@@ -243,7 +243,7 @@ async def test_records_feed_timeline_group_stats_and_activity(client: TestClient
         (membership,) = await groups.memberships_of(conn, alice)
     assert membership.last_active_at == active["wmAlice"]
 
-    # The outbox rows for tagging are handled (by the placeholder until tagging lands) and end done.
+    # The outbox rows for tagging are handled (tagging.rules and tagging.segments) and end done.
     async with rt.db.read() as conn:
         ids = [r.id for r in await conn.execute(sa.select(outbox.outbox.c.id).where(outbox.outbox.c.topic == "archive.message"))]
     assert len(ids) == 8

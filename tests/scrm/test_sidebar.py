@@ -44,7 +44,6 @@ from scrm.crm.tags.services import apply_tag, ensure_tag
 from scrm.crm.timeline.models import timeline
 from scrm.customer360.queries import tag_reason
 from scrm.sidebar import auth
-from scrm.sidebar.web import setup_routes
 from tests.campaigns.test_referral import template
 from tests.conftest import SandboxHarness, make_settings
 from tests.helpers import free_port
@@ -67,8 +66,7 @@ async def sb(database_url: str, clock: FrozenClock) -> AsyncIterator[Sidebar]:
     port = free_port()
     settings = make_settings(database_url=database_url, port=port)
     runtime = await build_runtime(settings, clock)
-    app = create_app(settings, runtime=runtime)
-    setup_routes(app)  # until app.py mounts the sidebar; a second call is a no-op
+    app = create_app(settings, runtime=runtime)  # mounts /sidebar/
     async with TestClient(TestServer(app, port=port)) as client:
         async with runtime.db.write() as conn:
             await seed_sample_if_empty(conn, runtime.db.dialect, runtime.clock.now())
@@ -245,7 +243,6 @@ async def test_as_helper_and_stand_in_sdk_exist_only_in_sandbox(database_url: st
     rt = await build_runtime(settings, clock)
     try:
         app = create_app(settings, runtime=rt)
-        setup_routes(app)
         async with TestClient(TestServer(app)) as client:
             assert (await client.get("/sidebar/?as=sales01", allow_redirects=False)).status == 404
             assert (await client.get("/sidebar/static/jwxwork-sandbox.js")).status == 404

@@ -92,9 +92,61 @@ def test_cost_does_not_grow_with_the_number_of_rules() -> None:
     assert [m.rule.id for m in big_m.match("请查一下编号417号和词99乙")] == ["gen-99", "gen-417"]
 
 
-def test_tokens_keep_rule_and_catalog_words_whole(matcher: Matcher) -> None:
-    assert matcher.tokens("太贵了，能便宜点吗") == ["太贵", "了", ",", "能", "便宜点", "吗"]
+def test_tokens_are_jiebas_reading_plus_catalog_words_not_the_rules_wish(matcher: Matcher) -> None:
+    # The rules' words are not forced into the dictionary (a keyword would carve itself out of a longer word);
+    # the keyword 便宜点 still matches across the tokens 便宜 + 点, whose outer boundaries it respects.
+    assert matcher.tokens("太贵了，能便宜点吗") == ["太贵", "了", ",", "能", "便宜", "点", "吗"]
+    assert by_tag(matcher.match("太贵了，能便宜点吗"))["价格敏感"].words == ("太贵", "便宜点")
     assert "农夫山泉" in matcher.tokens("农夫山泉还有货吗")
+
+
+def reasons(matcher: Matcher, text: str, tag: str) -> list[str]:
+    return next(m for m in matcher.explain(text) if m.rule.tag == tag).reasons()
+
+
+def test_an_excluded_word_vetoes_only_its_own_clause(matcher: Matcher) -> None:
+    # Before: 不要投诉 anywhere vetoed 投诉 for the whole message, losing "箱子又坏了".
+    m = by_tag(matcher.match("不要投诉，箱子又坏了"))["投诉"]
+    assert m.words == ("坏了",) and m.score == 2.0
+    assert m.reasons() == ["“投诉”所在分句有排除词“不要投诉”，不计", "“坏了”命中"]
+    m = by_tag(matcher.match("不用退，补给我"))["投诉"]  # 不用退 is excluded; 补给我 (补发) is the second signal
+    assert m.words == ("补给我",) and m.hits == ("补发",)
+    assert matcher.match("不用退，没事") == []
+
+
+def test_general_negators_before_the_keyword_in_its_clause(matcher: Matcher) -> None:
+    assert matcher.match("价钱无所谓，不讲价") == []
+    assert reasons(matcher, "价钱无所谓，不讲价", "价格敏感") == ["“讲价”被“不”否定，不计"]
+    assert matcher.match("没嫌贵啊") == [] and reasons(matcher, "没嫌贵啊", "价格敏感") == ["“嫌贵”被“没”否定，不计"]
+    assert matcher.match("别催了，不用快点") == []
+    # Negation reaches its own clause only, and an A-not-A question is not a negation.
+    assert by_tag(matcher.match("我不知道多少钱，报个价"))["意向-高"].words == ("报个价",)
+    assert by_tag(matcher.match("能不能便宜点"))["价格敏感"].words == ("便宜点",)
+    assert by_tag(matcher.match("要不要优惠券"))["价格敏感"].words == ("优惠券",)
+    # 不 inside a word (不错) is not a negator token.
+    assert by_tag(matcher.match("东西不错就是太贵了"))["价格敏感"].words == ("太贵",)
+
+
+def test_a_resolved_or_past_complaint_does_not_tag_again(matcher: Matcher) -> None:
+    assert matcher.match("上次投诉的问题已经解决了") == []
+    assert reasons(matcher, "上次投诉的问题已经解决了", "投诉") == ["“投诉”后面有“解决了”（已解决），不计"]
+    assert matcher.match("上次漏水的问题已经处理好了，谢谢") == []
+    assert matcher.match("不会再投诉了") == []
+    # A resolution in another clause does not cancel a new complaint, and a bare past is an escalation, not a negation.
+    assert by_tag(matcher.match("上次的问题解决了，这次又漏水了"))["投诉"].words == ("漏水",)
+    assert by_tag(matcher.match("我投诉过你们三次了还不处理"))["投诉"].words == ("投诉",)
+
+
+def test_a_keyword_must_not_cut_into_a_longer_word() -> None:
+    rules = parse_rules('[[rules]]\ntag = "到货提醒"\nkeywords = ["到货", "货款"]\n[[rules]]\ntag = "收款"\nkeywords = ["款"]\n')
+    m = build_matcher(rules)
+    explained = m.explain("到货款了吗")
+    assert m.match("到货款了吗") == [m for m in explained if m.hits]
+    assert [(e.rule.tag, e.words, e.reasons()) for e in explained] == [
+        ("到货提醒", ("货款",), ["“到货”在词“货款”之内，不计", "“货款”命中"]),
+        ("收款", (), ["“款”在词“货款”之内，不计"]),
+    ]
+    assert by_tag(m.match("什么时候到货"))["到货提醒"].words == ("到货",)
 
 
 def test_a_pattern_without_fixed_text_is_refused_even_when_built_by_hand() -> None:

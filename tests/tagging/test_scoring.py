@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from tagging.rules.scoring import Action, Score, add, days_until_below, decay, decide, value_at
+from tagging.rules.scoring import Action, Score, add, days_until_below, decay, decide, decide_on_message, value_at
 
 T0 = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 
@@ -60,3 +60,20 @@ def test_days_until_the_tag_comes_off() -> None:
     assert days_until_below(3.0, 0.0, 14) is None
     left = days_until_below(3.0, 1.0, 10)
     assert left is not None and decay(3.0, T0, T0 + dt.timedelta(days=left + 0.01), 10) < 1.0
+
+
+def test_one_hit_at_exactly_the_threshold_applies_when_handled_a_second_later() -> None:
+    """kf timestamps are whole seconds: a message handled 0.4 s after its time decays to 0.99999998 of its score.
+    The threshold is tested at the event's own time, so threshold = weight fires on one hit."""
+    state = add(None, 2.0, T0, 30)
+    later = T0 + dt.timedelta(seconds=1, milliseconds=400)
+    assert value_at(state, later, 30) < 2.0  # what the old test compared: never reaches 2.0
+    assert decide_on_message(state, later, applied=False, threshold=2.0, remove_threshold=1.0, half_life_days=30) is Action.APPLY
+    assert decide_on_message(state, later, applied=False, threshold=2.0000001, remove_threshold=1.0, half_life_days=30) is Action.KEEP
+
+
+def test_a_message_replayed_after_its_score_decayed_away_applies_nothing() -> None:
+    state = add(None, 3.0, T0, 14)
+    assert decide_on_message(state, days(60), applied=False, threshold=2.0, remove_threshold=1.0, half_life_days=14) is Action.KEEP
+    assert decide_on_message(state, days(60), applied=True, threshold=2.0, remove_threshold=1.0, half_life_days=14) is Action.REMOVE
+    assert decide_on_message(state, days(10), applied=True, threshold=2.0, remove_threshold=1.0, half_life_days=14) is Action.KEEP

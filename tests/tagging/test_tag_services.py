@@ -27,7 +27,7 @@ from scrm.crm.tags.services import CUSTOMER_TAG_CHANGED, AppliedTag, apply_tag, 
 from scrm.crm.timeline.services import entries
 from tagging.rules import dryrun
 from tagging.rules.domain import parse_rules
-from tagging.rules.engine import RULES_FILE, TAGGER_CACHE, TaggerCache, tagger_cache
+from tagging.rules.engine import RULES_FILE, TAGGER_CACHE, TaggerCache
 from tagging.rules.jobs import tag_archive_text, tag_inbound_text, tag_score_decay
 from tagging.rules.models import tag_scores
 from tagging.rules.services import decay_scores, merge_scores, tag_message
@@ -145,6 +145,23 @@ async def test_an_old_message_replayed_late_does_not_put_a_stale_tag_on(tagged: 
     assert outcome.applied == () and (await score_row(rt, cid, "意向-高")).score == 3.0  # stated at its own time
 
 
+async def test_one_complaint_hit_tags_at_once_with_whole_second_timestamps(tagged: Runtime, clock: FrozenClock) -> None:
+    """投诉 has threshold = weight (2.0, "一次就打上"). A kf message carries a whole-second timestamp and is handled a
+    moment later; the single hit must still put the tag on (it is compared at the message's own time)."""
+    rt = tagged
+    clock.set(dt.datetime(2026, 11, 23, 2, 0, 5, 730_000, tzinfo=dt.UTC))
+    cid = await make_customer(rt, "wmBeer")
+    at = dt.datetime(2026, 11, 23, 2, 0, 4, tzinfo=dt.UTC)  # kf send_time, whole seconds
+    outcome = await tag_message(rt, cid, "送来的啤酒坏了", "inbound:77", at)
+    assert [m.score for m in outcome.matches] == [2.0] and outcome.applied == ("投诉",)
+    tag = (await rule_tags(rt, cid))["投诉"]
+    assert tag.evidence["score"] == 2.0 and tag.evidence["words"] == ["坏了"] and tag.evidence["reasons"] == ["“坏了”命中"]
+    # The evidence says why each word counted or not: 投诉 is excluded in its own clause only.
+    other = await make_customer(rt, "wmBeer2")
+    await tag_message(rt, other, "不要投诉，就是啤酒又坏了", "inbound:78", at)
+    assert (await rule_tags(rt, other))["投诉"].evidence["reasons"] == ["“投诉”所在分句有排除词“不要投诉”，不计", "“坏了”命中"]
+
+
 async def test_tags_put_on_by_people_are_never_changed(tagged: Runtime, clock: FrozenClock) -> None:
     rt = tagged
     cid = await make_customer(rt, "wmManual")
@@ -158,24 +175,6 @@ async def test_tags_put_on_by_people_are_never_changed(tagged: Runtime, clock: F
     await decay_scores(rt)
     tag = (await rule_tags(rt, cid))["投诉"]
     assert tag.source == TagSource.MANUAL and tag.evidence == {"by": "sales01"}
-
-
-async def test_an_edited_rules_file_is_used_without_a_restart(tagged: Runtime, rules_file: Path) -> None:
-    rt = tagged
-    cid = await make_customer(rt, "wmReload")
-    now = rt.clock.now()
-    assert (await tag_message(rt, cid, "麻烦开发票", "inbound:1", now)).matches == ()
-    write(rules_file, read(rules_file) + '\n[[rules]]\ntag = "要发票"\ngroup = "财务"\nkeywords = ["发票", "开票"]\n')
-    outcome = await tag_message(rt, cid, "麻烦开发票", "inbound:2", now)
-    assert outcome.applied == ("要发票",) and (await rule_tags(rt, cid))["要发票"].evidence["words"] == ["发票"]
-    # A broken edit leaves the last good rules in force and says what is wrong.
-    write(rules_file, '[[rules]]\ntag = "要发票"\nkeywords = ["发票"]\nthreshold = "高"\n')
-    assert [m.rule.tag for m in (await tag_message(rt, cid, "发票开了吗", "inbound:3", now)).matches] == ["要发票"]
-    status = tagger_cache(rt).status()
-    assert status.error == "规则“要发票” · threshold: '高' 不是数字 (not a number)" and status.rules == 8
-    write(rules_file, '[[rules]]\ntag = "要发票"\nkeywords = ["专票"]\n')
-    assert (await tag_message(rt, cid, "发票开了吗", "inbound:4", now)).matches == ()
-    assert tagger_cache(rt).status().error == "" and tagger_cache(rt).status().rules == 1
 
 
 async def test_scores_follow_a_merged_customer(tagged: Runtime) -> None:
@@ -296,6 +295,7 @@ async def test_dry_run_reports_gains_and_losses_with_evidence(tagged: Runtime, t
     assert big.gained == 1 and big.gain[0].customer_id == gain and big.gain[0].words == ("公司采购", "两百箱")
     text = dryrun.format_report(report, source="config/tag_rules.toml")
     assert f"+ #{gain} <b>张三</b>  得分 3.00" in text and "“我们公司采购两百箱” [公司采购 两百箱]" in text
+    assert "[公司采购 两百箱] (inbound:" in text and ") · “公司采购”命中；“两百箱”命中" in text
     assert f"- #{lose}  窗口内没有命中本规则的消息" in text and "将新增 0 位 · 将移除 0 位 · 保持 1 位" in text
     # Nothing was written by the replay.
     assert "大客户" not in await rule_tags(rt, gain)

@@ -1,13 +1,14 @@
-"""Read-only lookups on customers for other packages' pages (names for tables, existence checks)."""
+"""Read-only lookups on customers for other packages' pages (names for tables, existence checks, the picker's search)."""
 
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from scrm.crm.customers.models import customers
+from scrm.crm.customers.models import customer_identities, customers, follows
 
 
 async def customer_name(conn: AsyncConnection, customer_id: int) -> str:
@@ -25,3 +26,86 @@ async def names_of(conn: AsyncConnection, ids: Collection[int]) -> dict[int, str
 
 async def customer_exists(conn: AsyncConnection, customer_id: int) -> bool:
     return (await conn.execute(sa.select(customers.c.id).where(customers.c.id == customer_id))).first() is not None
+
+
+@dataclass(frozen=True)
+class CustomerChoice:
+    """A customer as a picker offers them: name, the salesperson's remark, an identity to tell namesakes apart."""
+
+    id: int
+    name: str
+    remark: str
+    identity: str
+
+    @property
+    def label(self) -> str:
+        """张三（备注：张总）· wmAbc… #12 — what the list shows."""
+        text = self.name or "未命名客户"
+        if self.remark and self.remark != self.name:
+            text += f"（备注：{self.remark}）"
+        if self.identity:
+            text += f" · {self.identity[:16]}"
+        return f"{text} #{self.id}"
+
+    @property
+    def value(self) -> str:
+        """What the picked field holds: the name and ``#id`` (the id is what the server reads)."""
+        return f"{self.name or '未命名客户'} #{self.id}"
+
+
+PICK_LIMIT = 10
+MAX_PICK_QUERY = 64
+
+
+def _contains(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+async def pick_customers(conn: AsyncConnection, q: str, *, limit: int = PICK_LIMIT) -> list[CustomerChoice]:
+    """Customers (not merged away) whose name, a salesperson's remark or a custom field (a phone number typed
+    there) contains ``q``, or whose identity (external_userid / openid / unionid) or ``#id`` is ``q`` — most
+    recently seen first. Everything is a bound parameter."""
+    q = q.strip()[:MAX_PICK_QUERY]
+    if not q:
+        return []
+    c = customers.c
+    pattern = _contains(q)
+    by_remark = sa.select(follows.c.customer_id).where(follows.c.remark.like(pattern, escape="\\"))
+    by_identity = sa.select(customer_identities.c.customer_id).where(customer_identities.c.value == q)
+    options: list[sa.ColumnElement[bool]] = [c.name.like(pattern, escape="\\"), c.id.in_(by_remark), c.id.in_(by_identity)]
+    number = q.removeprefix("#")
+    if number.isdecimal() and len(number) < 19:
+        options.append(c.id == int(number))
+    if len(number) >= 3 and number.isdecimal():  # a phone number (or part of one) kept in a custom field
+        options.append(sa.cast(c.custom_fields, sa.Text).like(pattern, escape="\\"))
+    found = (
+        await conn.execute(
+            sa.select(c.id, c.name)
+            .where(c.merged_into.is_(None), sa.or_(*options))
+            .order_by(c.last_seen_at.desc(), c.id.desc())
+            .limit(limit)
+        )
+    ).all()
+    ids = [int(r.id) for r in found]
+    remarks: dict[int, str] = {}
+    identities: dict[int, str] = {}
+    if ids:
+        for r in await conn.execute(
+            sa.select(follows.c.customer_id, follows.c.remark)
+            .where(follows.c.customer_id.in_(ids), follows.c.remark != "")
+            .order_by(follows.c.id)
+        ):
+            remarks.setdefault(int(r.customer_id), r.remark)
+        for r in await conn.execute(
+            sa.select(customer_identities.c.customer_id, customer_identities.c.value)
+            .where(customer_identities.c.customer_id.in_(ids))
+            .order_by(customer_identities.c.id)
+        ):
+            identities.setdefault(int(r.customer_id), r.value)
+    return [CustomerChoice(int(r.id), r.name or "", remarks.get(int(r.id), ""), identities.get(int(r.id), "")) for r in found]
+
+
+async def customer_by_identity(conn: AsyncConnection, value: str) -> int | None:
+    """The customer one of whose identities (external_userid / openid / unionid) is ``value``, if any."""
+    row = (await conn.execute(sa.select(customer_identities.c.customer_id).where(customer_identities.c.value == value).limit(1))).first()
+    return int(row.customer_id) if row is not None else None

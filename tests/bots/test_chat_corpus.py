@@ -1,0 +1,245 @@
+"""The labelled chat corpus (bench/chat_corpus) and the scoring of ``python -m bench.chat``.
+
+The corpus checks are plain file checks. The scoring is exercised with a small adapter over today's
+``OrderParser.parse`` standing in for ``bots.dialogue.understanding.understand`` (not there yet on this branch):
+it proves the bench's bookkeeping, not the parser's quality.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from bench import chat
+from bench.chat import CorpusError, Message, Outcome, expected_splits, load_catalog, load_corpus, parse_message, score, shops
+from bots.dialogue.intents import (
+    AddSameAsLast,
+    Cancel,
+    Clarify,
+    Confirm,
+    Correction,
+    NotAnOrder,
+    OrderLines,
+    ParseResult,
+    RemoveItem,
+)
+from bots.dialogue.parser import OrderParser
+
+SHOPS = ("bakery", "building", "grocery", "tea")
+CATEGORIES = {
+    "plain_order", "multi_item", "question_with_number", "price_question", "stock_question", "delivery_question",
+    "order_status", "complaint", "hedge", "negation", "correction", "colloquial_number", "shared_quantity",
+    "non_quantity_number", "list_marker", "dozen", "yes_after_clarify", "traditional", "discount", "chitchat",
+    "add", "remove", "cancel", "confirm", "ambiguous_product", "unit_mismatch", "vague_quantity", "bad_input",
+}  # fmt: skip
+MIN_MESSAGES = 600
+MIN_PER_CATEGORY = 20
+
+
+@pytest.fixture(scope="module")
+def corpus() -> dict[str, list[Message]]:
+    return {shop: load_corpus(shop) for shop in shops()}
+
+
+def every(corpus: dict[str, list[Message]]) -> list[Message]:
+    return [m for messages in corpus.values() for m in messages]
+
+
+# -- the corpus files ------------------------------------------------------------------------------
+
+
+def test_every_shop_has_a_catalog_and_a_corpus() -> None:
+    assert tuple(shops()) == SHOPS
+    for shop in SHOPS:
+        assert (chat.CORPUS_DIR / f"{shop}.jsonl").is_file()
+
+
+@pytest.mark.parametrize("shop", SHOPS)
+def test_catalog_is_well_formed(shop: str) -> None:
+    products = load_catalog(shop)
+    skus = [p.sku for p in products]
+    assert len(skus) == len(set(skus)) >= 10
+    for p in products:
+        assert p.sku and p.name and p.unit and p.aliases, p
+    aliases = Counter(a for p in products for a in set(p.aliases))
+    assert any(n > 1 for n in aliases.values()), "each catalog has an ambiguous alias on purpose"
+
+
+def test_every_line_parses_with_valid_fields(corpus: dict[str, list[Message]]) -> None:
+    ids = Counter(m.id for m in every(corpus))
+    splits = expected_splits(every(corpus))
+    assert [i for i, n in ids.items() if n > 1] == []
+    for shop, messages in corpus.items():
+        skus = {p.sku for p in load_catalog(shop)}
+        for m in messages:
+            assert m.shop == shop and m.id.startswith(f"{shop}-"), m.id
+            assert m.category in CATEGORIES, m.id
+            assert {sku for sku, _ in m.lines} <= skus, f"{m.id}: SKU not in the {shop} catalog"
+            assert m.split == splits[m.id], f"{m.id}: split must follow the rule in bench/chat_corpus/README.md"
+            assert m.text == m.text.strip() and len(m.text) <= 300, m.id
+            assert m.intent != "confirm" or m.has_draft or m.pending in ("unit", "confirm"), f"{m.id}: confirm of nothing"
+            assert m.intent not in ("add", "change", "remove") or m.has_draft, f"{m.id}: needs a draft"
+
+
+def test_size_and_coverage(corpus: dict[str, list[Message]]) -> None:
+    messages = every(corpus)
+    assert len(messages) >= MIN_MESSAGES
+    per_category = Counter(m.category for m in messages)
+    assert set(per_category) == CATEGORIES
+    assert {c: n for c, n in per_category.items() if n < MIN_PER_CATEGORY} == {}
+    for split in ("tune", "heldout"):
+        assert {m.category for m in messages if m.split == split} == CATEGORIES, f"every category in {split}"
+    heldout = sum(m.split == "heldout" for m in messages) / len(messages)
+    assert 0.2 < heldout < 0.4
+    texts = Counter((m.shop, m.text, m.has_draft, m.pending) for m in messages)
+    assert [t for t, n in texts.items() if n > 1] == [], "no message twice in the same context"
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        ("not json", "not JSON"),
+        ('{"id": "x"}', "missing"),
+        (
+            '{"id": "x", "shop": "s", "text": "t", "has_draft": 0, "pending": null, "intent": "order", "lines": [], '
+            '"category": "c", "split": "tune"}',
+            "has_draft",
+        ),
+        (
+            '{"id": "x", "shop": "s", "text": "t", "has_draft": false, "pending": null, "intent": "order", "lines": [], '
+            '"category": "c", "split": "tune"}',
+            "lines are for order/add",
+        ),
+        (
+            '{"id": "x", "shop": "s", "text": "t", "has_draft": false, "pending": "maybe", "intent": "ordr", '
+            '"lines": [["A", 0]], "category": "c", "split": "test"}',
+            "pending, intent, split, lines",
+        ),
+    ],
+)
+def test_invalid_lines_are_reported_with_their_place(raw: str, problem: str) -> None:
+    with pytest.raises(CorpusError, match=problem) as err:
+        parse_message(raw, "shop.jsonl:7")
+    assert "shop.jsonl:7" in str(err.value)
+
+
+# -- the scoring ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Understood:
+    intent: str
+    lines: list[tuple[str, int]] = field(default_factory=list)
+
+
+def parse_adapter(parser: OrderParser, text: str, *, has_draft: bool = False, pending: str | None = None) -> Understood:
+    """Today's OrderParser.parse read as an Understanding — a stand-in to test the bench, nothing more."""
+    result: ParseResult = parser.parse(text, has_draft=has_draft)
+    if isinstance(result, OrderLines):
+        return Understood("add" if result.mode == "add" else "order", [(ln.sku, ln.qty) for ln in result.lines])
+    simple: dict[type[Any], str] = {
+        Correction: "change",
+        RemoveItem: "remove",
+        Cancel: "cancel",
+        Confirm: "confirm",
+        Clarify: "clarify",
+        AddSameAsLast: "clarify",
+        NotAnOrder: "unknown",
+    }
+    return Understood(simple[type(result)])
+
+
+def message(intent: str, lines: tuple[tuple[str, int], ...] = (), split: str = "tune", category: str = "c") -> Message:
+    return Message("t-1", "t", "文本", False, None, intent, lines, category, split)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("label", "got", "exact", "wrong"),
+    [
+        (("order", (("A", 2),)), ("order", (("A", 2),)), True, False),
+        (("order", (("A", 2), ("B", 1))), ("order", (("A", 2), ("B", 1))), True, False),
+        (("order", (("A", 2),)), ("order", (("A", 3),)), False, True),  # other quantity
+        (("order", (("A", 2), ("B", 1))), ("order", (("A", 2),)), False, True),  # a silent partial order
+        (("price_question", ()), ("order", (("A", 5),)), False, True),  # a question read as an order
+        (("clarify", ()), ("order", (("A", 1),)), False, True),  # a guess instead of a question
+        (("order", (("A", 2),)), ("add", (("A", 2),)), False, False),  # wrong intent, right goods
+        (("order", (("A", 2),)), ("clarify", ()), False, False),  # asking back is a miss, not a wrong order
+        (("hedge", ()), ("unknown", ()), False, False),
+    ],
+)
+def test_exact_match_and_wrong_order(label: tuple[str, Any], got: tuple[str, Any], exact: bool, wrong: bool) -> None:
+    o = Outcome(message(*label), got[0], got[1], 0.001)
+    assert (o.exact, o.wrong_order) == (exact, wrong)
+
+
+def test_an_exception_is_a_miss_and_the_run_goes_on() -> None:
+    def broken(parser: OrderParser, text: str, **_: Any) -> Understood:
+        raise RuntimeError("boom")
+
+    outcomes = chat.run_shop(None, [message("order", (("A", 1),))], broken)  # type: ignore[arg-type]
+    assert outcomes[0].error == "RuntimeError: boom" and not outcomes[0].exact and not outcomes[0].wrong_order
+    assert score(outcomes).errors == 1
+
+
+def test_scores_are_kept_per_split_and_category() -> None:
+    outcomes = [
+        Outcome(message("order", (("A", 1),), "tune", "x"), "order", (("A", 1),), 0.0),
+        Outcome(message("hedge", (), "heldout", "x"), "order", (("A", 1),), 0.0),
+        Outcome(message("hedge", (), "heldout", "y"), "hedge", (), 0.0),
+    ]
+    s = score(outcomes)
+    assert (s.overall["tune"].exact_rate, s.overall["heldout"].exact_rate) == (1.0, 0.5)
+    assert s.overall["heldout"].wrong_order_rate == 0.5 and s.by_category["x"]["heldout"].wrong_orders == 1
+    assert s.targets_met == (False, False)
+
+
+def test_the_bench_runs_end_to_end_and_never_shows_heldout_texts(capsys: pytest.CaptureFixture[str]) -> None:
+    outcomes, build = chat.evaluate(parse_adapter, ["grocery"])
+    assert len(outcomes) == len(load_corpus("grocery")) and build["grocery"] > 0
+    s = score(outcomes)
+    assert 0 < s.overall["tune"].exact_rate < 1  # the stand-in gets some right and some wrong
+    shown = "\n".join(chat.failures(outcomes))
+    heldout = [o.message for o in outcomes if o.message.split == "heldout"]
+    assert heldout and not any(m.id in shown for m in heldout)
+    assert all(o.message.id in shown for o in outcomes if o.message.split == "tune" and not o.exact)
+    table = chat.render(s, outcomes, build, ["python", "-m", "bench.chat"])
+    assert "| **all** |" in table and "Targets (heldout)" in table
+    assert not any(m.text in table for m in heldout)
+
+
+def test_without_understanding_the_bench_says_so(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(chat, "understand_module", lambda: None)
+    assert chat.main(["--no-write"]) == 2
+    assert chat.NOT_IMPLEMENTED in capsys.readouterr().err
+
+
+# -- very long and odd inputs (kept out of the JSONL corpus) ----------------------------------------------------
+
+LONG_INPUTS = [
+    "啊" * 10_000,
+    "？" * 10_000,
+    "1" * 10_000,
+    "要3箱" * 2_000,
+    "😀" * 5_000,
+    "老板在吗" + " " * 9_990 + "。",
+    "大米" * 5_000,
+]
+
+
+@pytest.fixture(scope="module")
+def grocery_parser() -> OrderParser:
+    return OrderParser(load_catalog("grocery"))
+
+
+@pytest.mark.parametrize("text", LONG_INPUTS, ids=lambda t: f"{t[:4]}…{len(t)}")
+def test_very_long_inputs_never_become_an_order(text: str, grocery_parser: OrderParser) -> None:
+    understanding = pytest.importorskip(chat.UNDERSTANDING_MODULE)
+    parser = grocery_parser
+    t0 = time.perf_counter()
+    got = understanding.understand(parser, text, has_draft=False, pending=None)
+    assert time.perf_counter() - t0 < 2.0
+    assert got.intent in chat.INTENTS and got.intent not in ("order", "add") and not got.lines
