@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from scrm.campaigns.coupons import services as coupons
-from scrm.campaigns.coupons.domain import DEFAULT_KIND, KIND_ZH, CouponRule, TemplateTerms, Validity, yuan_text
-from scrm.campaigns.coupons.queries import ledger_stats
+from scrm.campaigns.coupons.domain import DEFAULT_KIND, ISSUE_RUN_STATUS_ZH, KIND_ZH, CouponRule, TemplateTerms, Validity, yuan_text
+from scrm.campaigns.coupons.queries import IssueRunView, ledger_stats
 from scrm.console import auth
 from scrm.console.customer_picker import resolve_customer_text
 from scrm.console.pages import SECURITY_HEADERS, act, actor, money, page_context, path_id, read_form, render
@@ -203,6 +203,36 @@ def coupon_id(request: web.Request) -> int:
 
 
 @dataclass(frozen=True)
+class IssueRunRow:
+    """One distribution to a segment on the coupon's page: status in Chinese, counts, why it failed."""
+
+    id: int
+    run_ref: str
+    segment: str
+    requested_by: str
+    status: str  # the stored value (for the badge class and tests)
+    status_zh: str
+    matched: int
+    issued: int
+    already: int
+    skipped_limit: int
+    skipped_budget: int
+    failed: int
+    problem: str  # why it stopped, or the first per-customer failures; "" when none
+    created_at: dt.datetime
+    finished_at: dt.datetime | None
+
+
+def issue_run_row(run: IssueRunView) -> IssueRunRow:
+    problem = run.error or "；".join(run.failures[:3])
+    return IssueRunRow(
+        run.id, run.run_ref, run.segment, run.requested_by, run.status, ISSUE_RUN_STATUS_ZH.get(run.status, run.status),
+        run.matched, run.issued, run.already, run.skipped_limit, run.skipped_budget, run.failed, problem,
+        run.created_at, run.finished_at,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
 class SegmentIssueForm:
     """The issue-to-a-segment form as typed (kept when it comes back with a count or a refusal) and its count."""
 
@@ -237,6 +267,7 @@ async def _detail_page(request: web.Request, segment_form: SegmentIssueForm, *, 
         tpl=tpl,
         budget=budget_text(tpl),
         ledger=ledger,
+        runs=[issue_run_row(r) for r in await coupons.list_issue_runs(rt, tpl.id)],
         form=template_form(tpl),
         segment_form=segment_form,
     )
@@ -285,7 +316,8 @@ async def coupon_issue(request: web.Request) -> web.Response:
 async def coupon_issue_segment(request: web.Request) -> web.Response:
     """预览人数 shows how many customers the expression picks, the form kept; 发给客群 checks the expression and the
     template and queues the distribution (one coupon per customer, within budget and the per-customer limit), then
-    comes back with the count it was queued for — the 发放 figures on the page grow as the job issues. A refused
+    comes back with the count it was queued for — the run's row (发放记录: status, counts, why it failed) and the 发放
+    figures on the page grow as the job issues. A refused
     expression comes back in the form with the reason and its column (400)."""
     rt = request.app[RUNTIME]
     form = await read_form(request)
@@ -297,7 +329,7 @@ async def coupon_issue_segment(request: web.Request) -> web.Response:
     tid = coupon_id(request)
     try:
         run_ref = short_id(12)
-        await coupons.queue_issue_to_segment(rt, tid, expression, run_ref=run_ref)
+        await coupons.queue_issue_to_segment(rt, tid, expression, run_ref=run_ref, requested_by=actor(request))
     except DomainError as exc:
         return await _detail_page(request, typed, status=400, error=exc.message)
     count = preview.count if preview is not None else 0

@@ -324,6 +324,11 @@ async def test_a_stored_bad_segment_fails_alone_and_later_broadcasts_go_on(rt: R
     assert bad.status == "failed" and bad.finished_at == now and bad.cursor_customer_id is None
     assert bad.error is not None and "第 21 列" in bad.error and "缺少右括号" in bad.error
     assert bad.to_json()["error"] == bad.error
+    async with rt.db.read() as conn:  # kept in its own column, the plan totals only counts
+        stored = (
+            await conn.execute(sa.select(broadcasts_table.c.error, broadcasts_table.c.totals).where(broadcasts_table.c.id == bad_id))
+        ).one()
+    assert stored.error == bad.error and "error" not in stored.totals
     assert done.status == "done" and sorted(await recipients(rt, good.id)) == members
     assert await recipients(rt, int(bad_id)) == {}
     assert alerts == [{"message": f"群发“旧数据”（#{bad_id}）已停止：{bad.error}", "key": f"broadcast-failed:{bad_id}"}]

@@ -18,11 +18,13 @@ from fulfillment.orders import services as orders
 from fulfillment.orders.models import OrderStatus
 from scrm.campaigns.attention import ATTENTION_TOPIC
 from scrm.campaigns.coupons import discounts as coupons_discounts
+from scrm.campaigns.coupons import queries as coupon_queries
 from scrm.campaigns.coupons import services as coupons
 from scrm.campaigns.coupons.domain import CouponRule, CouponUnavailable, TemplateInUse, TemplateTerms, Validity
 from scrm.campaigns.coupons.models import CouponStatus, coupon_templates
 from scrm.core import outbox
 from scrm.core.clock import FrozenClock
+from scrm.core.jobs import JobContext
 from scrm.core.runtime import Runtime
 from scrm.crm.tags.models import TagSource
 from scrm.crm.tags.services import apply_tag, ensure_tag
@@ -190,6 +192,12 @@ async def attention_rows(rt: Runtime) -> list[dict[str, Any]]:
         return [dict(r.payload) for r in await conn.execute(sa.select(outbox.outbox).where(outbox.outbox.c.topic == ATTENTION_TOPIC))]
 
 
+async def issue_run_rows(rt: Runtime, template_id: int) -> list[dict[str, Any]]:
+    """The template's runs as recorded, oldest first, without the times."""
+    times = ("created_at", "started_at", "finished_at")
+    return [{k: v for k, v in r.to_json().items() if k not in times} for r in reversed(await coupons.list_issue_runs(rt, template_id))]
+
+
 async def test_issue_to_a_segment_streams_and_reruns_skip(crt: Runtime) -> None:
     await tagged(crt, ["wmOther0", "wmOther1"], "路人")  # outside the segment: never given one
     people = await tagged(crt, [f"wmVip{i}" for i in range(5)], "vip")
@@ -197,9 +205,95 @@ async def test_issue_to_a_segment_streams_and_reruns_skip(crt: Runtime) -> None:
     first = await coupons.issue_to_segment(crt, tid, "tag:vip", run_ref="run1", batch=2)
     assert (first.issued, first.budget_exhausted, first.failed, first.error) == (4, True, 0, "")
     assert [cid for cid in people if await coupons.coupons_of_customer(crt, cid)] == people[:4]
+    (run,) = await issue_run_rows(crt, tid)
+    counts = ("status", "matched", "issued", "already", "skipped_limit", "skipped_budget", "failed", "failures", "error")
+    assert [run[k] for k in counts] == ["done", 5, 4, 0, 0, 1, 0, [], None]
     again = await coupons.issue_to_segment(crt, tid, "tag:vip", run_ref="run1")
     assert (again.issued, again.already, again.budget_exhausted) == (0, 4, True)
+    (rerun,) = await issue_run_rows(crt, tid)  # the same run, its counts now this pass's
+    assert rerun["id"] == run["id"] and [rerun[k] for k in counts] == ["done", 5, 0, 4, 0, 1, 0, [], None]
     assert await attention_rows(crt) == []  # nothing went wrong: nobody is alerted
+
+
+async def refuse_coupons_of(rt: Runtime, customer_id: int) -> None:
+    """A row the database itself refuses for one customer (a trigger standing for a constraint nobody expected)."""
+    async with rt.db.write() as conn:
+        if rt.db.dialect == "postgresql":
+            await conn.execute(
+                sa.text(
+                    "CREATE FUNCTION refuse_one() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                    f"IF NEW.customer_id = {customer_id} THEN RAISE EXCEPTION 'refused' USING ERRCODE = 'check_violation'; END IF; "
+                    "RETURN NEW; END $$"
+                )
+            )
+            await conn.execute(sa.text("CREATE TRIGGER refuse_one BEFORE INSERT ON coupons FOR EACH ROW EXECUTE FUNCTION refuse_one()"))
+        else:
+            await conn.execute(
+                sa.text(
+                    f"CREATE TRIGGER refuse_one BEFORE INSERT ON coupons WHEN NEW.customer_id = {customer_id} "
+                    "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+                )
+            )
+
+
+async def drop_refusal(rt: Runtime) -> None:
+    async with rt.db.write() as conn:
+        await conn.execute(sa.text("DROP TRIGGER refuse_one" + (" ON coupons" if rt.db.dialect == "postgresql" else "")))
+        if rt.db.dialect == "postgresql":
+            await conn.execute(sa.text("DROP FUNCTION refuse_one()"))
+
+
+async def test_one_customers_failure_leaves_the_run_partial_and_the_others_served(crt: Runtime) -> None:
+    people = await tagged(crt, [f"wmVip{i}" for i in range(4)], "vip")
+    tid = await template(crt)
+    await coupons.issue_coupon(crt, tid, people[3], source="api")  # already holds their one
+    await refuse_coupons_of(crt, people[1])
+    try:
+        result = await coupons.issue_to_segment(crt, tid, "tag:vip", run_ref="r1", batch=2)
+    finally:
+        await drop_refusal(crt)
+    assert (result.status, result.issued, result.refused, result.failed, result.error) == ("partial", 2, 1, 1, "")
+    assert [cid for cid in people if await coupons.coupons_of_customer(crt, cid)] == [people[0], people[2], people[3]]
+    (run,) = await issue_run_rows(crt, tid)
+    assert run["status"] == "partial" and run["run_ref"] == "r1" and run["segment"] == "tag:vip" and run["error"] is None
+    assert (run["matched"], run["issued"], run["already"], run["skipped_limit"], run["skipped_budget"], run["failed"]) == (4, 2, 0, 1, 0, 1)
+    (failure,) = run["failures"]
+    assert failure.startswith(f"#{people[1]}: 数据库拒绝写入（") and "refused" in failure
+    assert await attention_rows(crt) == [
+        {"message": f"优惠券模板 #{tid} 按客群发放（r1）：1 位客户发放失败，如 {failure}", "key": f"coupon-segment:{tid}:r1"}
+    ]
+
+
+async def break_coupon_writes(rt: Runtime) -> None:
+    """Every coupon insert fails with an error that is not about one customer (as when the database misbehaves)."""
+    async with rt.db.write() as conn:
+        if rt.db.dialect == "postgresql":
+            await conn.execute(
+                sa.text("CREATE FUNCTION refuse_one() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'disk on fire'; END $$")
+            )
+            await conn.execute(sa.text("CREATE TRIGGER refuse_one BEFORE INSERT ON coupons FOR EACH ROW EXECUTE FUNCTION refuse_one()"))
+        else:
+            await conn.execute(sa.text("CREATE TRIGGER refuse_one BEFORE INSERT ON coupons BEGIN INSERT INTO gone_table VALUES (1); END"))
+
+
+async def test_a_run_the_database_keeps_failing_is_retried_then_recorded_failed_on_its_last_try(crt: Runtime) -> None:
+    await tagged(crt, ["wmVip0", "wmVip1"], "vip")
+    tid = await template(crt)
+    queued = await coupons.queue_issue_to_segment(crt, tid, "tag:vip", run_ref="j1")
+    await break_coupon_writes(crt)
+    try:
+        with pytest.raises(sa.exc.DBAPIError):  # not one customer's problem: the whole try fails and is retried
+            await coupons.issue_to_segment_job(JobContext(crt, "coupons.segment:j1", 1, 3), tid, "tag:vip", "j1")
+        assert (await coupons.get_issue_run(crt, tid, queued.id)).status == "running"
+        assert await attention_rows(crt) == []
+        with pytest.raises(sa.exc.DBAPIError):
+            await coupons.issue_to_segment_job(JobContext(crt, "coupons.segment:j1", 3, 3), tid, "tag:vip", "j1")
+    finally:
+        await drop_refusal(crt)
+    run = await coupons.get_issue_run(crt, tid, queued.id)
+    assert run.status == "failed" and run.error is not None and run.error.startswith("发放中断（")
+    assert ("disk on fire" if crt.db.dialect == "postgresql" else "gone_table") in run.error
+    assert await attention_rows(crt) == [{"message": f"优惠券模板 #{tid} 按客群发放（j1）：{run.error}", "key": f"coupon-segment:{tid}:j1"}]
 
 
 async def test_a_segment_run_that_cannot_run_records_why_and_alerts_once(crt: Runtime) -> None:
@@ -212,11 +306,35 @@ async def test_a_segment_run_that_cannot_run_records_why_and_alerts_once(crt: Ru
     assert await attention_rows(crt) == [
         {"message": f"优惠券模板 #{tid} 按客群发放（old）：{result.error}", "key": f"coupon-segment:{tid}:old"}
     ]
+    (run,) = await issue_run_rows(crt, tid)
+    assert (run["status"], run["error"], run["matched"], run["issued"]) == ("failed", result.error, 0, 0)
     gone = await coupons.issue_to_segment(crt, 999_999, "tag:vip", run_ref="gone")
     assert gone.issued == 0 and "没有这个优惠券模板" in gone.error
+    async with crt.db.read() as conn:
+        (lost,) = await coupon_queries.issue_runs(conn, 999_999)
+    assert (lost.status, lost.error) == ("failed", gone.error)
     with pytest.raises(SegmentSyntaxError) as info:
         await coupons.queue_issue_to_segment(crt, tid, "tag:vip or", run_ref="new")
     assert info.value.details == {"column": 11, "field": "segment"}
+    assert [r["run_ref"] for r in await issue_run_rows(crt, tid)] == ["old"]  # a refused expression records nothing
+
+
+async def test_a_template_stopped_before_its_run_fails_the_run_with_why(crt: Runtime) -> None:
+    await tagged(crt, ["wmVip0", "wmVip1"], "vip")
+    tid = await template(crt)
+    queued = await coupons.queue_issue_to_segment(crt, tid, " tag:vip ", run_ref="q1", requested_by="console:mk")
+    assert (queued.status, queued.segment, queued.requested_by, queued.run_ref) == ("queued", "tag:vip", "console:mk", "q1")
+    assert queued.started_at is None and queued.finished_at is None
+    current = await coupons.get_template(crt, tid)
+    await coupons.update_template(crt, tid, current.terms, active=False)  # stopped while the run waited in the queue
+    result = await coupons.issue_to_segment(crt, tid, "tag:vip", run_ref="q1")
+    assert (result.status, result.issued, result.error) == ("failed", 0, "该优惠券已停用 (template inactive)")
+    run = await coupons.get_issue_run(crt, tid, queued.id)
+    assert (run.status, run.error, run.matched, run.requested_by) == ("failed", result.error, 1, "console:mk")
+    assert run.finished_at == crt.clock.now()
+    assert await attention_rows(crt) == [
+        {"message": f"优惠券模板 #{tid} 按客群发放（q1）：{result.error}", "key": f"coupon-segment:{tid}:q1"}
+    ]
 
 
 async def test_terms_are_fixed_once_issued(crt: Runtime) -> None:
@@ -282,6 +400,23 @@ async def test_api(crt: Runtime) -> None:
         assert err["message"].startswith("客群表达式有误，第 16 列：")
         resp = await client.post("/api/v1/coupons/issue", json={"template_id": 999_999, "segment": "tag:vip"})
         assert resp.status == 404
+        resp = await client.post("/api/v1/coupons/issue", json={"template_id": tpl["id"], "segment": "tag:vip", "source_ref": "s1"})
+        queued = await resp.json()
+        status_url = f"/api/v1/coupon-templates/{tpl['id']}/issue-runs/{queued['run_id']}"
+        assert resp.status == 202 and queued == {
+            "queued": True,
+            "run_ref": "s1",
+            "run_id": queued["run_id"],
+            "status": "queued",
+            "status_url": status_url,
+        }
+        run = await (await client.get(status_url)).json()
+        assert (run["status"], run["segment"], run["requested_by"], run["issued"], run["error"]) == ("queued", "tag:vip", "api", 0, None)
+        await coupons.issue_to_segment(crt, tpl["id"], "tag:vip", run_ref="s1")  # what the worker runs
+        listed = await (await client.get(f"/api/v1/coupon-templates/{tpl['id']}/issue-runs")).json()
+        assert [(r["id"], r["status"], r["matched"]) for r in listed["items"]] == [(queued["run_id"], "done", 0)]
+        assert (await client.get(f"/api/v1/coupon-templates/{tpl['id']}/issue-runs/{queued['run_id'] + 1}")).status == 404
+        assert (await client.get("/api/v1/coupon-templates/999999/issue-runs")).status == 404
         wallet = await (await client.get("/api/v1/customers/wmApi/coupons?usable=true")).json()
         assert [c["label"] for c in wallet["items"]] == ["9折 最高减20"]
         resp = await client.patch(f"/api/v1/coupon-templates/{tpl['id']}", json={"percent_off": 20})

@@ -248,7 +248,10 @@ async def test_every_documented_operation_answers_as_documented(sandbox: Sandbox
     await call("GET", f"/coupon-templates/{tpl['id']}", 200)
     await call("PATCH", f"/coupon-templates/{tpl['id']}", 200, json={"budget_count": 100, "valid_days": 7})
     await call("POST", "/coupons/issue", 201, json={"template_id": tpl["id"], "customer": "wmC", "source_ref": "c1"})
-    await call("POST", "/coupons/issue", 202, json={"template_id": tpl["id"], "segment": "orders >= 1"})
+    queued = await call("POST", "/coupons/issue", 202, json={"template_id": tpl["id"], "segment": "orders >= 1"})
+    await h.settle()  # the distribution runs: its record has counts and times
+    await call("GET", queued["status_url"].removeprefix("/api/v1"), 200)
+    await call("GET", f"/coupon-templates/{tpl['id']}/issue-runs", 200)
     await call("GET", "/customers/wmC/coupons", 200)
     campaign_body = {
         "name": "邀好友得券",

@@ -18,7 +18,7 @@ class BroadcastStatus:
     DONE = "done"
     PAUSED = "paused"
     CANCELLED = "cancelled"
-    FAILED = "failed"  # stopped: its segment cannot be run (an expression stored before they were checked); why in totals["error"]
+    FAILED = "failed"  # stopped: its segment cannot be run (an expression stored before they were checked); why in error
 
 
 class Broadcast(Model, table=True):
@@ -36,7 +36,8 @@ class Broadcast(Model, table=True):
     status: str = Field(sa_type=sa.String(16))
     scheduled_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime())
     cursor_customer_id: int | None = Field(default=None, sa_type=BigId)  # streaming position: the plan resumes here after a restart
-    totals: dict[str, Any] = Field(sa_type=JSON)  # counts per outcome, updated per batch; "error" when it failed
+    totals: dict[str, Any] = Field(sa_type=JSON)  # counts per outcome, updated per batch
+    error: str | None = Field(default=None, sa_type=sa.Text())  # why it stopped (status failed), in Chinese
     created_by: str = Field(sa_type=sa.String(64), sa_column_kwargs={"server_default": ""})
     created_at: dt.datetime = Field(sa_type=UTCDateTime())
     started_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime())

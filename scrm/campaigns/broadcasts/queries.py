@@ -60,7 +60,7 @@ class BroadcastView:
 def view_of(r: Any) -> BroadcastView:
     return BroadcastView(
         r.id, r.name, r.segment_expression, r.text, r.coupon_template_id, r.status, r.scheduled_at,
-        r.cursor_customer_id, dict(r.totals or {}), r.created_at, r.started_at, r.finished_at, (r.totals or {}).get("error"),
+        r.cursor_customer_id, dict(r.totals or {}), r.created_at, r.started_at, r.finished_at, r.error,
         r.referral_campaign_id,
     )  # fmt: skip
 

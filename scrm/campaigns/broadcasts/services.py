@@ -350,7 +350,7 @@ async def plan_batch(rt: Runtime, broadcast_id: int, batch: int = 1000) -> Batch
 
 async def fail_broadcast(rt: Runtime, broadcast_id: int, error: str) -> BroadcastView:
     """Stop a running (or paused / scheduled) broadcast that cannot go on: status ``failed``, ``error`` kept in
-    ``totals["error"]``, and an alert to operations — one transaction. Recipients already planned keep their
+    its ``error`` column, and an alert to operations — one transaction. Recipients already planned keep their
     chunks (they were planned from a segment that ran); other broadcasts are untouched. A broadcast already
     finished, cancelled or failed is left as it is (so a second planner changes nothing and alerts once)."""
     now = rt.clock.now()
@@ -358,11 +358,10 @@ async def fail_broadcast(rt: Runtime, broadcast_id: int, error: str) -> Broadcas
         row = await _load(conn, broadcast_id, lock=True)
         if row.status in (BS.DONE, BS.CANCELLED, BS.FAILED):
             return _view(row)
-        totals = {**dict(row.totals or {}), "error": error[:500]}
         await conn.execute(
             broadcasts.update()
             .where(B.id == broadcast_id, B.status == row.status)
-            .values(status=BS.FAILED, totals=totals, finished_at=now, updated_at=now)
+            .values(status=BS.FAILED, error=error[:500], finished_at=now, updated_at=now)
         )
         await raise_attention(
             conn, message=f"群发“{row.name}”（#{broadcast_id}）已停止：{error}", key=f"broadcast-failed:{broadcast_id}", now=now

@@ -27,6 +27,8 @@ from scrm.core.errors import Conflict, InvalidInput
 MAX_SKUS = 500
 KIND_ZH = {CouponKind.FIXED: "满减", CouponKind.PERCENT: "折扣"}  # the kinds a template may have, in the order forms offer them
 DEFAULT_KIND = CouponKind.FIXED  # what a new template starts as
+# A distribution to a segment's status as staff read it (models.IssueRunStatus).
+ISSUE_RUN_STATUS_ZH = {"queued": "排队中", "running": "发放中", "done": "已完成", "partial": "部分失败", "failed": "已失败"}
 
 
 class CouponUnavailable(Conflict):

@@ -100,3 +100,43 @@ class CouponLedgerEntry(Model, table=True):
 
 
 coupon_ledger: sa.Table = CouponLedgerEntry.__table__
+
+
+class IssueRunStatus:
+    QUEUED = "queued"  # written when the distribution is queued; the job has not started
+    RUNNING = "running"  # the job is issuing (counts grow per batch)
+    DONE = "done"  # every member of the segment was handled (issued, had one, or skipped by limit/budget)
+    PARTIAL = "partial"  # finished, but some customers' coupons failed (counted in failed, first reasons kept)
+    FAILED = "failed"  # could not go on (the segment cannot run, the template is gone or stopped); why in error
+
+
+class CouponIssueRun(Model, table=True):
+    """One distribution of a template to a segment (按客群发券批次): what was asked, by whom, and what came of it —
+    the item a failure is recorded on (and alerted once) while other runs go on."""
+
+    __tablename__ = "coupon_issue_runs"
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId, sa_column_kwargs={"autoincrement": True})
+    # No foreign key: a job queued for a template that no longer exists is still recorded (as failed, with why).
+    template_id: int = Field(sa_type=BigId)
+    run_ref: str = Field(sa_type=sa.String(96))  # the caller's name of the run; coupons carry seg:<run_ref>:<customer>
+    segment: str = Field(sa_type=sa.Text())
+    requested_by: str = Field(sa_type=sa.String(64), sa_column_kwargs={"server_default": ""})
+    status: str = Field(sa_type=sa.String(16))
+    matched: int = Field(sa_type=sa.Integer(), sa_column_kwargs={"server_default": "0"})  # segment members seen
+    issued: int = Field(sa_type=sa.Integer(), sa_column_kwargs={"server_default": "0"})
+    already: int = Field(sa_type=sa.Integer(), sa_column_kwargs={"server_default": "0"})  # had this run's coupon (a re-run)
+    skipped_limit: int = Field(sa_type=sa.Integer(), sa_column_kwargs={"server_default": "0"})  # per-customer limit reached
+    skipped_budget: int = Field(sa_type=sa.Integer(), sa_column_kwargs={"server_default": "0"})  # after the budget ran out
+    failed: int = Field(sa_type=sa.Integer(), sa_column_kwargs={"server_default": "0"})  # customers whose coupon failed
+    failures: list[str] = Field(sa_type=JSON)  # the first few per-customer failures, "#id: why"
+    error: str | None = Field(default=None, sa_type=sa.Text())  # why the run stopped (status failed)
+    created_at: dt.datetime = Field(sa_type=UTCDateTime())
+    started_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime())
+    finished_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime())
+    updated_at: dt.datetime = Field(sa_type=UTCDateTime())
+
+    __table_args__ = (sa.UniqueConstraint("template_id", "run_ref"),)
+
+
+coupon_issue_runs: sa.Table = CouponIssueRun.__table__

@@ -12,10 +12,11 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrm.campaigns.coupons.domain import Budget, CouponRule, TemplateTerms, Validity
-from scrm.campaigns.coupons.models import coupon_ledger, coupon_templates, coupons
+from scrm.campaigns.coupons.models import coupon_issue_runs, coupon_ledger, coupon_templates, coupons
 
 T = coupon_templates.c
 C = coupons.c
+R = coupon_issue_runs.c
 
 
 def rule_of(r: Any) -> CouponRule:
@@ -147,3 +148,53 @@ async def ledger_stats(conn: AsyncConnection, template_id: int | None = None) ->
     for tid, event, n, fen in await conn.execute(q):
         out.setdefault(int(tid), {})[event] = (int(n), int(fen))
     return out
+
+
+# ---- distributions to a segment (coupon_issue_runs) -------------------------------------------------------
+@dataclass(frozen=True)
+class IssueRunView:
+    """One distribution to a segment and what came of it (see models.IssueRunStatus)."""
+
+    id: int
+    template_id: int
+    run_ref: str
+    segment: str
+    requested_by: str
+    status: str
+    matched: int
+    issued: int
+    already: int
+    skipped_limit: int
+    skipped_budget: int
+    failed: int
+    failures: list[str]
+    error: str | None
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+
+    @classmethod
+    def from_row(cls, r: Any) -> IssueRunView:
+        counts = (int(r.matched), int(r.issued), int(r.already), int(r.skipped_limit), int(r.skipped_budget), int(r.failed))
+        return cls(
+            int(r.id), int(r.template_id), r.run_ref, r.segment, r.requested_by, r.status, *counts, list(r.failures or []), r.error,
+            r.created_at, r.started_at, r.finished_at,
+        )  # fmt: skip
+
+    def to_json(self) -> dict[str, Any]:
+        out = dict(self.__dict__)
+        for k in ("created_at", "started_at", "finished_at"):
+            out[k] = out[k].isoformat() if out[k] else None
+        return out
+
+
+async def issue_runs(conn: AsyncConnection, template_id: int, *, limit: int = 20) -> list[IssueRunView]:
+    """A template's distributions to segments, newest first."""
+    q = sa.select(coupon_issue_runs).where(R.template_id == template_id).order_by(R.id.desc()).limit(limit)
+    return [IssueRunView.from_row(r) for r in await conn.execute(q)]
+
+
+async def issue_run(conn: AsyncConnection, template_id: int, run_id: int) -> IssueRunView | None:
+    q = sa.select(coupon_issue_runs).where(R.template_id == template_id, R.id == run_id)
+    row = (await conn.execute(q)).first()
+    return IssueRunView.from_row(row) if row else None

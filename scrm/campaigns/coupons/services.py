@@ -36,11 +36,26 @@ from scrm.campaigns.coupons.domain import (
     validate_terms,
 )
 from scrm.campaigns.coupons.models import CouponStatus as CS
-from scrm.campaigns.coupons.models import coupon_ledger, coupon_templates, coupons
-from scrm.campaigns.coupons.queries import C, CouponTemplate, CouponView, T, coupon_query, coupon_view, template_values, write_ledger
+from scrm.campaigns.coupons.models import IssueRunStatus as RS
+from scrm.campaigns.coupons.models import coupon_issue_runs, coupon_ledger, coupon_templates, coupons
+from scrm.campaigns.coupons.queries import (
+    C,
+    CouponTemplate,
+    CouponView,
+    IssueRunView,
+    T,
+    coupon_query,
+    coupon_view,
+    issue_run,
+    issue_runs,
+    template_values,
+    write_ledger,
+)
+from scrm.campaigns.coupons.queries import R as IR
+from scrm.core.db import insert_ignore
 from scrm.core.errors import DomainError, InvalidInput, NotFound
 from scrm.core.ids import short_id
-from scrm.core.jobs import JobContext
+from scrm.core.jobs import JobContext, QueueUnavailable
 from scrm.core.runtime import Runtime
 from scrm.crm.customers.services import lock_customer, resolve_customer
 from scrm.crm.timeline.services import Kind, add_entry
@@ -187,19 +202,34 @@ async def _issue(
 
 @dataclass
 class SegmentIssue:
+    matched: int = 0  # segment members seen
     issued: int = 0
     already: int = 0  # had this run's coupon already (a re-run)
     refused: int = 0  # per-customer limit reached
+    skipped_budget: int = 0  # members after the budget ran out (not tried)
     failed: int = 0  # a customer whose issue raised another domain error (e.g. gone meanwhile); the others go on
     budget_exhausted: bool = False
-    error: str = ""  # the whole run could not go on (segment does not parse, template gone); why, in Chinese
+    error: str = ""  # the whole run could not go on (segment does not parse, template gone or stopped); why, in Chinese
     failures: list[str] = field(default_factory=list)  # the first few per-customer failures, "#id: message"
+    run_id: int | None = None  # its coupon_issue_runs row
+
+    @property
+    def status(self) -> str:
+        return RS.FAILED if self.error else RS.PARTIAL if self.failed else RS.DONE
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
+    def counts(self) -> dict[str, Any]:
+        """The run row's columns for these counts."""
+        return {
+            "matched": self.matched, "issued": self.issued, "already": self.already, "skipped_limit": self.refused,
+            "skipped_budget": self.skipped_budget, "failed": self.failed, "failures": list(self.failures),
+        }  # fmt: skip
+
 
 MAX_FAILURES_KEPT = 20
+QUEUE_DOWN = "任务队列暂不可用，发放未开始，请稍后重试"  # the run is recorded as failed with this
 
 
 async def segment_members(rt: Runtime, expr: str, batch: int) -> AsyncIterator[int]:
@@ -210,66 +240,160 @@ async def segment_members(rt: Runtime, expr: str, batch: int) -> AsyncIterator[i
             yield int(cid)
 
 
-async def queue_issue_to_segment(rt: Runtime, template_id: int, expr: str, *, run_ref: str) -> str:
+async def _record_run(rt: Runtime, template_id: int, expr: str, run_ref: str, requested_by: str) -> int:
+    """The run's row: written once per (template, run_ref) as queued; the id of the one that stands."""
+    now = rt.clock.now()
+    values = {
+        "template_id": template_id, "run_ref": run_ref[:96], "segment": expr, "requested_by": requested_by[:64],
+        "status": RS.QUEUED, "failures": [], "created_at": now, "updated_at": now,
+    }  # fmt: skip
+    async with rt.db.write() as conn:
+        await conn.execute(insert_ignore(coupon_issue_runs, rt.db.dialect).values(**values))
+        q = sa.select(IR.id).where(IR.template_id == template_id, IR.run_ref == run_ref[:96])
+        return int((await conn.execute(q)).scalar_one())
+
+
+async def get_issue_run(rt: Runtime, template_id: int, run_id: int) -> IssueRunView:
+    async with rt.db.read() as conn:
+        run = await issue_run(conn, template_id, run_id)
+    if run is None:
+        raise NotFound("没有这个发放批次 (no such distribution)", template_id=template_id, run_id=run_id)
+    return run
+
+
+async def list_issue_runs(rt: Runtime, template_id: int, *, limit: int = 20) -> list[IssueRunView]:
+    """A template's distributions to segments, newest first (NotFound for an unknown template)."""
+    async with rt.db.read() as conn:
+        await _template(conn, template_id)
+        return await issue_runs(conn, template_id, limit=limit)
+
+
+async def queue_issue_to_segment(rt: Runtime, template_id: int, expr: str, *, run_ref: str, requested_by: str = "") -> IssueRunView:
     """Check a distribution before it is queued — the template exists (NotFound) and the expression parses
-    (SegmentSyntaxError with the column, field ``segment``) — then queue :func:`issue_to_segment` as the job
-    ``coupons.issue_to_segment`` (job id per template and ``run_ref``, so queuing twice runs once). Returns the
-    expression as queued. The API and the console both go through here."""
+    (SegmentSyntaxError with the column, field ``segment``) — record it (``coupon_issue_runs``, status queued; one
+    row per template and ``run_ref``), then queue :func:`issue_to_segment` as the job ``coupons.issue_to_segment``
+    (job id per template and ``run_ref``, so queuing twice runs once). Returns the run as recorded. When the queue
+    is down the run is recorded as failed with why and QueueUnavailable is raised. The API and the console both
+    go through here."""
     expr = check_expression(expr, "segment")
     await get_template(rt, template_id)
-    await rt.jobs.enqueue("coupons.issue_to_segment", template_id, expr, run_ref, job_id=f"coupons.segment:{template_id}:{run_ref}")
-    return expr
+    run_id = await _record_run(rt, template_id, expr, run_ref, requested_by)
+    try:
+        job_id = f"coupons.segment:{template_id}:{run_ref}"
+        queued = await rt.jobs.enqueue("coupons.issue_to_segment", template_id, expr, run_ref, job_id=job_id)
+    except QueueUnavailable:
+        await _finish_run(rt, run_id, SegmentIssue(error=QUEUE_DOWN))
+        raise
+    if queued:  # a finished run asked again runs again (re-running skips who has one): queued until the job starts
+        async with rt.db.write() as conn:
+            finished = (RS.DONE, RS.PARTIAL, RS.FAILED)
+            await conn.execute(
+                coupon_issue_runs.update()
+                .where(IR.id == run_id, IR.status.in_(finished))
+                .values(status=RS.QUEUED, segment=expr, error=None, finished_at=None, updated_at=rt.clock.now())
+            )
+    return await get_issue_run(rt, template_id, run_id)
+
+
+async def _start_run(rt: Runtime, template_id: int, expr: str, run_ref: str) -> int:
+    run_id = await _record_run(rt, template_id, expr, run_ref, "")  # a job queued before runs were recorded has none
+    now = rt.clock.now()
+    async with rt.db.write() as conn:
+        await conn.execute(
+            coupon_issue_runs.update()
+            .where(IR.id == run_id)
+            .values(status=RS.RUNNING, **SegmentIssue().counts(), error=None, started_at=now, finished_at=None, updated_at=now)
+        )
+    return run_id
+
+
+async def _progress(rt: Runtime, run_id: int, result: SegmentIssue) -> None:
+    async with rt.db.write() as conn:
+        await conn.execute(coupon_issue_runs.update().where(IR.id == run_id).values(**result.counts(), updated_at=rt.clock.now()))
+
+
+async def _finish_run(rt: Runtime, run_id: int, result: SegmentIssue, *, alert: str = "", key: str = "") -> None:
+    """Record the outcome on the run and, when ``alert``, queue the alert to operations — one transaction."""
+    now = rt.clock.now()
+    async with rt.db.write() as conn:
+        await conn.execute(
+            coupon_issue_runs.update()
+            .where(IR.id == run_id)
+            .values(status=result.status, **result.counts(), error=result.error or None, finished_at=now, updated_at=now)
+        )
+        if alert:
+            await raise_attention(conn, message=alert, key=key, now=now)
 
 
 async def issue_to_segment(
     rt: Runtime, template_id: int, expr: str, *, run_ref: str, source: str = "segment", batch: int = 500
 ) -> SegmentIssue:
     """Issue one coupon to each customer of the segment, streaming (memory stays flat). ``run_ref`` names this
-    distribution: re-running it skips who already got theirs. Stops when the budget runs out.
+    distribution: re-running it skips who already got theirs. When the budget runs out the rest are counted in
+    ``skipped_budget``, not tried.
 
-    One customer's failure does not stop the rest: a refusal by the per-customer limit is counted in ``refused``,
-    any other domain error in ``failed`` (with the first messages in ``failures``). A run that cannot go on at all
-    (the expression does not parse — queued before expressions were checked — or the template is gone) records
-    why in ``error``. Either way operations get an alert (``campaigns.attention``) once per run."""
+    The run is an item of its own (``coupon_issue_runs``): running, with counts written per batch, then done,
+    partial or failed. One customer's failure does not stop the rest: a refusal by the per-customer limit is
+    counted in ``refused``, any other domain error (or a row the database refuses for that customer) in ``failed``
+    with the first messages in ``failures`` — the run ends partial. A run that cannot go on at all (the expression
+    does not parse — queued before expressions were checked —, the template is gone, stopped or expired) ends
+    failed with why in ``error``. Either way operations get one alert (``campaigns.attention``) per run, written
+    with the outcome."""
     result = SegmentIssue()
+    result.run_id = run_id = await _start_run(rt, template_id, expr, run_ref)
     try:
         await get_template(rt, template_id)
         async for cid in segment_members(rt, expr, batch):
+            result.matched += 1
+            if result.budget_exhausted:
+                result.skipped_budget += 1
+                continue
             try:
                 _, created = await _issue(
                     rt, template_id, cid, source=source, source_ref=f"seg:{run_ref}:{cid}"[:96], actor=f"segment:{run_ref}"[:64]
                 )
             except CouponUnavailable as exc:
-                if exc.details.get("reason") == "per_customer_limit":
+                why = exc.details.get("reason")
+                if why == "per_customer_limit":
                     result.refused += 1
-                    continue
-                result.budget_exhausted = exc.details.get("reason") == "budget"
-                break
-            except DomainError as exc:
+                elif why == "budget":
+                    result.budget_exhausted = True
+                    result.skipped_budget += 1
+                else:  # stopped or out of its validity: nobody else can get one either
+                    result.error = exc.message
+                    break
+            except (DomainError, IntegrityError) as exc:
                 result.failed += 1
                 if len(result.failures) < MAX_FAILURES_KEPT:
-                    result.failures.append(f"#{cid}: {exc.message}")
-                continue
-            if created:
-                result.issued += 1
+                    why = exc.message if isinstance(exc, DomainError) else f"数据库拒绝写入（{type(exc.orig).__name__}: {exc.orig}）"
+                    result.failures.append(f"#{cid}: {why}"[:300])
             else:
-                result.already += 1
+                result.issued += int(created)
+                result.already += int(not created)
+            if result.matched % batch == 0:
+                await _progress(rt, run_id, result)
     except (SegmentSyntaxError, NotFound) as exc:
         result.error = exc.message
+    alert = ""
     if result.error or result.failed:
         what = result.error or f"{result.failed} 位客户发放失败，如 {result.failures[0]}"
-        async with rt.db.write() as conn:
-            await raise_attention(
-                conn,
-                message=f"优惠券模板 #{template_id} 按客群发放（{run_ref}）：{what}",
-                key=f"coupon-segment:{template_id}:{run_ref}",
-                now=rt.clock.now(),
-            )
+        alert = f"优惠券模板 #{template_id} 按客群发放（{run_ref}）：{what}"
+    await _finish_run(rt, run_id, result, alert=alert, key=f"coupon-segment:{template_id}:{run_ref}")
     return result
 
 
 async def issue_to_segment_job(ctx: JobContext, template_id: int, expr: str, run_ref: str) -> dict[str, Any]:
-    return (await issue_to_segment(ctx.rt, template_id, expr, run_ref=run_ref)).to_json()
+    """The job; an unexpected error (the database down …) is retried, and on the last try recorded on the run as
+    failed and alerted before it is raised."""
+    try:
+        return (await issue_to_segment(ctx.rt, template_id, expr, run_ref=run_ref)).to_json()
+    except Exception as exc:
+        if ctx.final_try:
+            run_id = await _record_run(ctx.rt, template_id, expr, run_ref, "")
+            why = f"发放中断（{type(exc).__name__}: {exc}）"[:500]
+            alert = f"优惠券模板 #{template_id} 按客群发放（{run_ref}）：{why}"
+            await _finish_run(ctx.rt, run_id, SegmentIssue(error=why), alert=alert, key=f"coupon-segment:{template_id}:{run_ref}")
+        raise
 
 
 async def revoke_coupon(rt: Runtime, coupon_id: int, *, actor: str = "") -> bool:

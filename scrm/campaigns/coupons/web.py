@@ -120,6 +120,35 @@ class CouponList(ApiModel):
 class IssueQueued(ApiModel):
     queued: bool
     run_ref: str
+    run_id: int = Field(description="the distribution's record (coupon_issue_runs)")
+    status: str = Field(description="queued; then running, done, partial or failed — read it at status_url")
+    status_url: str = Field(description="GET: the distribution with its counts and why it failed")
+
+
+class IssueRun(ApiModel):
+    """One distribution of a template to a segment (按客群发券批次) and what came of it."""
+
+    id: int
+    template_id: int
+    run_ref: str
+    segment: str
+    requested_by: str
+    status: str = Field(description="queued, running, done, partial (some customers failed) or failed (stopped; why in error)")
+    matched: int = Field(description="segment members seen")
+    issued: int
+    already: int = Field(description="had this run's coupon already (a re-run)")
+    skipped_limit: int = Field(description="per-customer limit reached")
+    skipped_budget: int = Field(description="not tried: the budget had run out")
+    failed: int = Field(description="customers whose coupon failed; the first reasons in failures")
+    failures: list[str] = Field(description='"#customer id: why", the first 20')
+    error: str | None = Field(description="why the run stopped (status failed), in Chinese")
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+
+
+class IssueRunList(ApiModel):
+    items: list[IssueRun]
 
 
 def terms_from_body(body: TemplateChange, base: coupon_queries.CouponTemplate | None = None) -> tuple[TemplateTerms, bool]:
@@ -152,10 +181,10 @@ def terms_from_body(body: TemplateChange, base: coupon_queries.CouponTemplate | 
     return terms, pick("active", base.active if base else True)
 
 
-def _template_id(request: web.Request) -> int:
-    raw = request.match_info["id"]
+def _template_id(request: web.Request, name: str = "id") -> int:
+    raw = request.match_info[name]
     if not raw.isdecimal():
-        raise InvalidInput("id 必须是整数 (id must be an integer)", field="id")
+        raise InvalidInput(f"{name} 必须是整数 ({name} must be an integer)", field=name)
     return int(raw)
 
 
@@ -206,11 +235,24 @@ async def issue(request: web.Request) -> web.Response:
         raise InvalidInput("请指定 customer 或 segment 其中之一 (give exactly one of customer, segment)", field="customer")
     if "segment" in body.model_fields_set:
         run_ref = ref or short_id(12)
-        await coupons.queue_issue_to_segment(rt, template_id, body.segment, run_ref=run_ref)  # 404 / 400 now, not in the job
-        return web.json_response({"queued": True, "run_ref": run_ref}, status=202)
+        run = await coupons.queue_issue_to_segment(rt, template_id, body.segment, run_ref=run_ref, requested_by="api")  # 404 / 400 now
+        status_url = f"/api/v1/coupon-templates/{template_id}/issue-runs/{run.id}"
+        return web.json_response(
+            {"queued": True, "run_ref": run_ref, "run_id": run.id, "status": run.status, "status_url": status_url}, status=202
+        )
     customer_id = await _customer(rt, body.customer)
     coupon = await coupons.issue_coupon(rt, template_id, customer_id, source="api", source_ref=f"api:{ref}" if ref else None, actor="api")
     return web.json_response(coupon.to_json(), status=201)
+
+
+async def list_issue_runs(request: web.Request) -> web.Response:
+    items = await coupons.list_issue_runs(request.app[RUNTIME], _template_id(request))
+    return web.json_response({"items": [r.to_json() for r in items]})
+
+
+async def get_issue_run(request: web.Request) -> web.Response:
+    run = await coupons.get_issue_run(request.app[RUNTIME], _template_id(request), _template_id(request, "run_id"))
+    return web.json_response(run.to_json())
 
 
 async def customer_coupons(request: web.Request) -> web.Response:
@@ -283,6 +325,24 @@ def setup_routes(app: web.Application) -> None:
         response={201: Coupon, 202: IssueQueued},
         request_body=IssueIn,
         errors=(400, 401, 404, 409),
+    )
+    add_api_route(
+        app,
+        "GET",
+        route + "/issue-runs",
+        list_issue_runs,
+        summary="A template's distributions to segments, newest first (the last 20): status, counts, why one failed",
+        response=IssueRunList,
+        path_pattern=decimal,
+    )
+    add_api_route(
+        app,
+        "GET",
+        route + "/issue-runs/{run_id}",
+        get_issue_run,
+        summary="One distribution to a segment: queued, running, done, partial or failed, with its counts",
+        response=IssueRun,
+        path_pattern={**decimal, "run_id": "^[0-9]+$"},
     )
     add_api_route(
         app,

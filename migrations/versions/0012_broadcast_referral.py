@@ -1,15 +1,15 @@
 """Broadcasts with a referral poster (附带邀请海报): the referral campaign whose personal code and poster link each
 recipient gets
 
-Revision ID: 0011
-Revises: 0010_tag_rule_versions
+Revision ID: 0012
+Revises: 0011_campaign_runs
 Create Date: 2026-12-07
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0011'
-down_revision = '0010_tag_rule_versions'
+revision = '0012'
+down_revision = '0011_campaign_runs'
 branch_labels = None
 depends_on = None
 
