@@ -109,6 +109,7 @@ class Settings:
     public_url: str = ""  # how people reach this server; defaults to http://host:port
     ops_userids: str = ""  # comma-separated WeCom userids of operations staff (low-stock and order alerts)
     mp_notice_template_id: str = ""  # Official Account template (模板消息) used for order notices
+    poster_font: str = ""  # a CJK font file (.ttf/.otf/.ttc) for referral posters; empty = the first Noto CJK / WenQuanYi found
 
     # ---- derived views -------------------------------------------------------------------------
     @property

@@ -7,6 +7,10 @@
   (a chunk handled twice sends once); salesperson tasks are one ``add_msg_template`` call per salesperson per
   chunk carrying many external_userids. Just before a kf send the window is checked again with the marketing
   limit (one message kept for order notices): a notice sent meanwhile wins.
+* 附带邀请海报 (a broadcast with ``referral_campaign_id``): each recipient's own referral code is made (once per
+  campaign and customer) and their poster's link goes into their own message; salesperson tasks then carry one
+  recipient each, since one task has one text. A recipient the campaign does not take (not running, not in its
+  segment) gets the message without a poster.
 * A chunk of a paused broadcast is parked (a new outbox row due in :data:`PARK_SECONDS`); of a cancelled one,
   dropped (cancel already marked its recipients skipped).
 * Throttling: the cron plans at most ``RATE_PER_MINUTE`` recipients per minute per broadcast.
@@ -31,7 +35,9 @@ from scrm.campaigns.broadcasts import services as broadcasts
 from scrm.campaigns.broadcasts.models import BroadcastStatus
 from scrm.campaigns.coupons.domain import CouponUnavailable
 from scrm.campaigns.coupons.services import issue_coupon
+from scrm.campaigns.referral import sharing
 from scrm.core import outbox
+from scrm.core.errors import Conflict
 from scrm.core.jobs import JobContext
 from scrm.core.runtime import Runtime
 
@@ -117,8 +123,31 @@ def _with_coupon_misses(results: list[tuple[int, str, str]], not_issued: dict[in
     ]
 
 
+async def _referral_texts(rt: Runtime, view: broadcasts.BroadcastView, customer_ids: Sequence[int], text: str) -> dict[int, str]:
+    """附带邀请海报: each recipient's message with their own poster link (their code made now, or the one they
+    have). A recipient the campaign refuses (not running, not eligible) is left out: they get ``text`` alone. A
+    WeCom failure making a code raises, so the chunk runs again later (what was sent is keyed and not resent)."""
+    if view.referral_campaign_id is None:
+        return {}
+    out: dict[int, str] = {}
+    for cid in customer_ids:
+        try:
+            found = await sharing.invitation(rt, view.referral_campaign_id, cid)
+        except Conflict as exc:
+            log.info("broadcast referral poster not attached", extra={"broadcast_id": view.id, "customer_id": cid, "reason": exc.message})
+            continue
+        out[cid] = f"{text}\n\n{sharing.poster_line(found)}"
+    return out
+
+
 async def _send_each(
-    rt: Runtime, view: broadcasts.BroadcastView, channel: str, items: list[tuple[int, str]], text: str, not_issued: dict[int, str]
+    rt: Runtime,
+    view: broadcasts.BroadcastView,
+    channel: str,
+    items: list[tuple[int, str]],
+    text: str,
+    not_issued: dict[int, str],
+    texts: dict[int, str] | None = None,
 ) -> list[tuple[int, str, str]]:
     results: list[tuple[int, str, str]] = []
     quotas = D.Quotas(rt.settings.kf_window_hours, rt.settings.kf_max_messages, rt.settings.msg_template_monthly_cap)
@@ -135,14 +164,20 @@ async def _send_each(
                     results.append((cid, RS.SKIPPED, why))
                     continue
                 result = await sender.send_kf_text(
-                    rt, open_kfid=rt.settings.kf_open_kfid, external_userid=addr, text=text, key=key, purpose="broadcast", customer_id=cid
+                    rt,
+                    open_kfid=rt.settings.kf_open_kfid,
+                    external_userid=addr,
+                    text=(texts or {}).get(cid, text),
+                    key=key,
+                    purpose="broadcast",
+                    customer_id=cid,
                 )
             else:
                 result = await sender.send_mp_template(
                     rt,
                     openid=addr,
                     template_id=rt.settings.mp_notice_template_id,
-                    data={"content": {"value": text}},
+                    data={"content": {"value": (texts or {}).get(cid, text)}},
                     key=key,
                     purpose="broadcast",
                 )
@@ -182,11 +217,16 @@ async def send_chunk(rt: Runtime, payload: dict[str, Any]) -> None:
     async with rt.db.read() as conn:
         view = await broadcasts_queries.get_broadcast(conn, broadcast_id)
     text, not_issued = await _message_text(rt, view, [cid for cid, _ in items])
+    texts = await _referral_texts(rt, view, [cid for cid, _ in items], text)
     channel = str(payload["channel"])
     if channel == D.Channel.MSG_TEMPLATE:
-        await _send_task(rt, view, str(payload["salesperson_userid"]), items, text, not_issued)
+        if texts:  # one text per task: each recipient with a poster gets a task of their own
+            for item in items:
+                await _send_task(rt, view, str(payload["salesperson_userid"]), [item], texts.get(item[0], text), not_issued)
+        else:
+            await _send_task(rt, view, str(payload["salesperson_userid"]), items, text, not_issued)
     else:
-        await _send_each(rt, view, channel, items, text, not_issued)
+        await _send_each(rt, view, channel, items, text, not_issued, texts)
 
 
 # ---- running broadcasts ----------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ from bots.sandbox import contact_endpoints, group_endpoints, mp_endpoints, wecom
 from bots.sandbox.endpoints import Call, Endpoint, dispatch, error_answer
 from bots.sandbox.entities import KfNotice
 from bots.sandbox.group_simulator import customer_joins_group, member_leaves_group
+from bots.sandbox.scan_simulator import customer_scans
 from bots.sandbox.state import SandboxState
 
 log = logging.getLogger(__name__)
@@ -212,6 +213,24 @@ async def customer_added(request: web.Request) -> web.Response:
     return _json({"userid": userid, "external_userid": ext, "state": str(body.get("state") or ""), "welcome_code": code})
 
 
+async def scan_code(request: web.Request) -> web.Response:
+    """A customer scans a code: ``{"code": qr_code link or config_id, "external_userid", "name"?}`` → added through
+    the contact way (or joined through the join way) with its state; the product hears the callback."""
+    state = request.app[STATE]
+    body = await _json_body(request) or {}
+    code, ext, name = body.get("code"), body.get("external_userid"), body.get("name") or "微信用户"
+    if not isinstance(ext, str) or not EXTERNAL_USERID.fullmatch(ext) or not isinstance(name, str) or len(name) > 64:
+        return _bad_request("external_userid must be 1-64 letters, digits, _ or -; name at most 64 characters")
+    if not isinstance(code, str) or not 0 < len(code) <= 512:
+        return _bad_request("code must be a code's link (qr_code) or config_id")
+    try:
+        async with asyncio.timeout(HOOK_TIMEOUT):
+            scanned = await customer_scans(state, code.strip(), ext, name)
+    except (KeyError, ValueError, LookupError) as exc:
+        return _bad_request(str(exc).strip("'\""))
+    return _json({"ok": True, **scanned})
+
+
 async def expire_tokens(request: web.Request) -> web.Response:
     request.app[STATE].expire_tokens()
     return _json({"ok": True})
@@ -313,6 +332,7 @@ def create_emulator_app(state: SandboxState) -> web.Application:
     app.router.add_post("/api/groups/leave", group_leave)
 
     app.router.add_post("/api/contacts/customer-added", customer_added)
+    app.router.add_post("/api/contacts/scan", scan_code)
     app.router.add_post("/api/tokens/expire", expire_tokens)
     app.router.add_get("/api/traffic", traffic)
     app.router.add_get("/connect/oauth2/authorize", oauth_authorize)

@@ -21,6 +21,7 @@ from bots.dialogue import inquiries as inquiries_skill
 from bots.dialogue import jobs as dialogue_jobs
 from bots.dialogue import order_status as order_status_skill
 from bots.dialogue import ordering as ordering_skill
+from bots.dialogue import referral as referral_skill
 from bots.dialogue import router as dialogue_router
 from bots.gateway import jobs as gateway_jobs
 from bots.gateway.processing import install_processors
@@ -80,6 +81,7 @@ DIALOGUE_SKILLS: tuple[ModuleType, ...] = (
     order_status_skill,
     balance_skill,
     coupons_skill,
+    referral_skill,
 )
 # Every capability whose inbound events (channel, kind) it processes.
 CAPABILITY_PROCESSORS: tuple[ModuleType, ...] = (dialogue_jobs, kf_jobs, contacts_jobs)

@@ -98,6 +98,8 @@ class CreateFormView:
     scheduled_at: str
     send_now: bool
     preview: SegmentPreview | None
+    referral_campaign_id: str = ""  # 附带邀请海报: the chosen referral campaign ("" = none)
+    referral_campaigns: tuple[tuple[str, str], ...] = ()  # (campaign id, name), running campaigns only
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,12 @@ def broadcast_row(b: broadcasts.BroadcastView) -> BroadcastRow:
     return BroadcastRow(b.id, b.name, STATUS_ZH.get(b.status, b.status), b.segment, summary_counts(b), b.scheduled_at, b.created_at)
 
 
-def create_form(templates: list[coupons.CouponTemplate], form: dict[str, str], preview: SegmentPreview | None) -> CreateFormView:
+def create_form(
+    templates: list[coupons.CouponTemplate],
+    form: dict[str, str],
+    preview: SegmentPreview | None,
+    referral_campaigns: list[tuple[int, str]] | None = None,
+) -> CreateFormView:
     return CreateFormView(
         name=form.get("name", ""),
         segment=form.get("segment", ""),
@@ -146,6 +153,8 @@ def create_form(templates: list[coupons.CouponTemplate], form: dict[str, str], p
         scheduled_at=form.get("scheduled_at", ""),
         send_now=form.get("send_now") == "1",
         preview=preview,
+        referral_campaign_id=form.get("referral_campaign_id", ""),
+        referral_campaigns=tuple((str(i), name) for i, name in referral_campaigns or ()),
     )
 
 

@@ -23,6 +23,8 @@ from scrm.campaigns.broadcasts import queries as broadcasts_queries
 from scrm.campaigns.broadcasts import services as broadcasts
 from scrm.campaigns.broadcasts.domain import STATUS_ZH
 from scrm.campaigns.coupons import services as coupons
+from scrm.campaigns.referral import services as referral_services
+from scrm.campaigns.referral import sharing as referral_sharing
 from scrm.console import auth
 from scrm.console.broadcast_pages import (
     ACTIONS,
@@ -87,6 +89,7 @@ async def _list_page(
     async with rt.db.read() as conn:
         items = await broadcasts_queries.list_broadcasts(conn, limit=PAGE_SIZE, before=before)
     templates = await coupons.list_templates(rt, active=True)
+    running = [(c.id, c.name) for c in await referral_sharing.running_campaigns(rt)]
     ctx = page_context(request, "broadcasts")
     if error:
         ctx = dataclasses.replace(ctx, flash=("err", error))
@@ -98,7 +101,7 @@ async def _list_page(
         http_headers={"Content-Security-Policy": CSP},
         rows=[broadcast_row(b) for b in items],
         more=url(PAGE, before=items[-1].id) if len(items) == PAGE_SIZE else "",
-        form=create_form(templates, form, preview),
+        form=create_form(templates, form, preview, running),
     )
 
 
@@ -131,6 +134,9 @@ async def broadcast_create(request: web.Request) -> web.Response:
         raw_template = form.get("coupon_template_id", "").strip()
         if raw_template and (not raw_template.isdecimal() or len(raw_template) > 18):
             raise InvalidInput("请选择优惠券 (coupon_template_id)", field="coupon_template_id")
+        raw_referral = form.get("referral_campaign_id", "").strip()
+        if raw_referral and (not raw_referral.isdecimal() or len(raw_referral) > 18):
+            raise InvalidInput("请选择邀请活动 (referral_campaign_id)", field="referral_campaign_id")
         send_now = form.get("send_now") == "1"
         at = _scheduled_at(form.get("scheduled_at", ""), rt.clock.now())
         if send_now and at is not None:
@@ -140,6 +146,7 @@ async def broadcast_create(request: web.Request) -> web.Response:
             "segment": form.get("segment", ""),
             "text": form.get("text", ""),
             "coupon_template_id": int(raw_template) if raw_template else None,
+            "referral_campaign_id": int(raw_referral) if raw_referral else None,
             "scheduled_at": at.isoformat() if at else None,
         }
         view = await broadcasts.create_broadcast(rt, data, actor=actor(request))
@@ -183,6 +190,10 @@ async def broadcast_detail(request: web.Request) -> web.Response:
             names = await names_of(conn, [r["customer_id"] for r in items])
     except NotFound as exc:
         return _not_found(request, ctx, exc)
+    referral = ""
+    if view.referral_campaign_id is not None:
+        async with rt.db.read() as conn:
+            referral = (await referral_services.get_campaign(conn, view.referral_campaign_id)).name
     template = ""
     if view.coupon_template_id is not None:
         try:
@@ -197,6 +208,7 @@ async def broadcast_detail(request: web.Request) -> web.Response:
         b=view,
         status=STATUS_ZH.get(view.status, view.status),
         coupon=template,
+        referral=referral,
         actions=[(action, label, cls) for action, label, cls, shown in ACTIONS if view.status in shown],
         progress=progress_view(prog, reasons, view),
         recipients=recipients_view(view.id, items, names, status=status, after=after),

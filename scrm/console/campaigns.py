@@ -37,17 +37,20 @@ from scrm.console.coupon_pages import (
     coupon_update,
     local_time,
     local_value,
-    words_field,
 )
 from scrm.console.pages import SECURITY_HEADERS, act, forbidden, money, page_context, path_id, read_form, render, setup_templates
 from scrm.console.segments import SegmentPreview, segment_preview
+from scrm.core.clock import local
 from scrm.core.errors import DomainError, InvalidInput, NotFound
 from scrm.core.http.keys import RUNTIME
+from scrm.crm.groups.queries import group_rows
+from scrm.crm.staff.queries import salesperson_choices
 
 # The detail page runs static/segments.js (the live count of the eligible segment); everything else stays as strict.
 CSP = SECURITY_HEADERS["Content-Security-Policy"].replace("script-src 'none'", "script-src 'self'")
 CAMPAIGN_STATUS_ZH = {"draft": "草稿", "running": "进行中", "paused": "已暂停", "ended": "已结束"}
 STATUS_ACTIONS = (("running", "启动 / 恢复", "primary"), ("paused", "暂停", ""), ("ended", "结束活动", "danger"))
+INVITES_PER_PAGE = 50
 
 
 # ---- view values ------------------------------------------------------------------------------------------
@@ -72,6 +75,11 @@ class CampaignView:
     chart: BarChart
     steps: list[tuple[object, ...]]
     leaders: list[tuple[object, ...]]
+    invites: list[referral_queries.InviteRow]
+    invites_total: int
+    page: int
+    prev: str
+    next: str
 
 
 @dataclass(frozen=True)
@@ -90,31 +98,82 @@ class CampaignEditForm:
     templates: tuple[tuple[str, str], ...]  # (id, "name（label）"): active templates and the current reward
     goal: str
     hold_hours: str
-    userids: str
-    chat_ids: str
+    userids: tuple[str, ...]  # ticked salespeople
+    chat_ids: tuple[str, ...]  # ticked groups
     preview: SegmentPreview | None
+    people: tuple[tuple[str, str], ...] = ()  # (userid, name) to pick from; a ticked one no longer listed is kept
+    groups: tuple[tuple[str, str], ...] = ()  # (chat_id, name) to pick from
 
 
 def edit_form(
-    c: referral_services.Campaign, templates: list[coupons.CouponTemplate], typed: Mapping[str, str] | None, preview: SegmentPreview | None
+    c: referral_services.Campaign,
+    templates: list[coupons.CouponTemplate],
+    typed: Mapping[str, str] | None,
+    preview: SegmentPreview | None,
+    names: Choices | None = None,
+    picked: Mapping[str, tuple[str, ...]] | None = None,
 ) -> CampaignEditForm:
+    """``picked``: the ticked salespeople / groups of a refused form (else the campaign's own)."""
     own = {
         "name": c.name, "poster_text": c.poster_text, "starts_at": local_value(c.starts_at), "ends_at": local_value(c.ends_at),
         "eligible_segment": c.eligible_segment, "reward_template_id": str(c.reward_template_id or ""), "goal": str(c.goal),
-        "hold_hours": str(c.hold_hours), "userids": ",".join(c.userids), "chat_ids": ",".join(c.chat_ids),
+        "hold_hours": str(c.hold_hours),
     }  # fmt: skip
     values = {k: (typed.get(k, v) if typed is not None else v) for k, v in own.items()}
     choices = tuple((str(x.id), f"{x.name}（{x.rule.label}）") for x in templates if x.active or x.id == c.reward_template_id)
-    return CampaignEditForm(draft=c.status == "draft", kind=c.kind, templates=choices, preview=preview, **values)
+    userids = (picked or {}).get("userids", tuple(c.userids))
+    chat_ids = (picked or {}).get("chat_ids", c.chat_ids)
+    names = names or Choices([], [])
+    # a salesperson or group the campaign names but the lists lack (left, dismissed) stays pickable, shown by id
+    people = tuple(names.people) + tuple((u, u) for u in userids if u not in dict(names.people))
+    groups = tuple(names.groups) + tuple((g, g) for g in chat_ids if g not in dict(names.groups))
+    return CampaignEditForm(
+        draft=c.status == "draft", kind=c.kind, templates=choices, preview=preview, userids=tuple(userids), chat_ids=tuple(chat_ids),
+        people=people, groups=groups, **values,
+    )  # fmt: skip
 
 
 def campaign_id(request: web.Request) -> int:
     return path_id(request, what="编号")
 
 
-def _receivers(c: referral_services.Campaign) -> str:
-    """Where the codes lead: the salespeople of a 联系我 campaign, the groups of a group campaign."""
-    return f"入群：{'、'.join(c.chat_ids)}" if c.kind == "group" else f"承接成员 {'、'.join(c.userids)}"
+@dataclass(frozen=True)
+class Choices:
+    """What the campaign form offers to pick by name: active salespeople (userid, name) and live customer groups
+    (chat_id, name)."""
+
+    people: list[tuple[str, str]]
+    groups: list[tuple[str, str]]
+
+    def person(self, userid: str) -> str:
+        return dict(self.people).get(userid, userid)
+
+    def group(self, chat_id: str) -> str:
+        return dict(self.groups).get(chat_id, chat_id)
+
+
+async def _choices(request: web.Request) -> Choices:
+    rt = request.app[RUNTIME]
+    async with rt.db.read() as conn:
+        people = await salesperson_choices(conn)
+        groups = [(g.chat_id, g.name or g.chat_id) for g in await group_rows(conn, local(rt.clock.now()).date()) if g.dismissed_at is None]
+    return Choices(people, groups)
+
+
+async def _ticked(request: web.Request) -> dict[str, tuple[str, ...]]:
+    """The pickers' ticked salespeople and groups (every value: a plain form dict keeps one), sorted, blanks out."""
+    posted = await request.post()
+    return {
+        key: tuple(sorted({v.strip() for v in posted.getall(key, []) if isinstance(v, str) and v.strip()}))
+        for key in ("userids", "chat_ids")
+    }
+
+
+def _receivers(c: referral_services.Campaign, names: Choices) -> str:
+    """Where the codes lead: the salespeople of a 联系我 campaign, the groups of a group campaign (by name)."""
+    if c.kind == "group":
+        return f"入群：{'、'.join(names.group(x) for x in c.chat_ids)}"
+    return f"承接成员 {'、'.join(names.person(u) for u in c.userids)}"
 
 
 # ---- referral campaign pages ------------------------------------------------------------------------------
@@ -124,6 +183,7 @@ async def campaign_list(request: web.Request) -> web.Response:
     async with rt.db.read() as conn:
         items = await referral_services.list_campaigns(conn)
     templates = await coupons.list_templates(rt, active=True)
+    choices = await _choices(request)
     rows = [
         CampaignRow(
             c.id,
@@ -131,7 +191,7 @@ async def campaign_list(request: web.Request) -> web.Response:
             CAMPAIGN_STATUS_ZH.get(c.status, c.status),
             c.goal,
             f"{local_value(c.starts_at).replace('T', ' ')} – {local_value(c.ends_at).replace('T', ' ')}",
-            _receivers(c),
+            _receivers(c, choices),
         )
         for c in items
     ]
@@ -142,6 +202,7 @@ async def campaign_list(request: web.Request) -> web.Response:
         page_context(request, "campaigns"),
         rows=rows,
         templates=[x for x in templates if x.active],
+        choices=choices,
         starts=local_value(now),
         ends=local_value(now + dt.timedelta(days=30)),
     )
@@ -149,6 +210,7 @@ async def campaign_list(request: web.Request) -> web.Response:
 
 async def campaign_create(request: web.Request) -> web.Response:
     form = await read_form(request)
+    picked = await _ticked(request)
     created: list[int] = []
 
     async def action() -> str:
@@ -157,7 +219,7 @@ async def campaign_create(request: web.Request) -> web.Response:
             "goal": count_field(form, "goal", "邀请目标", maximum=1000),
             "reward_template_id": count_field(form, "reward_template_id", "奖励优惠券", maximum=2**62),
             "kind": form.get("kind", "contact"),
-            "userids": sorted(words_field(form, "userids")),
+            "userids": list(picked["userids"]),
             "hold_hours": count_field(form, "hold_hours", "留存时长", maximum=720),
             "starts_at": local_time(form.get("starts_at", ""), "starts_at"),
             "ends_at": local_time(form.get("ends_at", ""), "ends_at"),
@@ -166,7 +228,9 @@ async def campaign_create(request: web.Request) -> web.Response:
             "status": "running" if form.get("start_now") == "1" else "draft",
         }
         if data["kind"] == "group":
-            data["chat_ids"] = sorted(words_field(form, "chat_ids"))
+            data["chat_ids"] = list(picked["chat_ids"])
+        elif not data["userids"]:
+            raise InvalidInput("请至少选择一位承接成员 (pick at least one salesperson)", field="userids")
         campaign = await referral_services.create_campaign(request.app[RUNTIME], data)
         created.append(campaign.id)
         return f"已创建裂变活动“{campaign.name}”（{CAMPAIGN_STATUS_ZH.get(campaign.status, campaign.status)}）"
@@ -179,20 +243,30 @@ async def campaign_create(request: web.Request) -> web.Response:
 
 async def campaign_detail(request: web.Request) -> web.Response:
     """Stats: the funnel (codes → adds → qualified → rewarded → first orders) as a bar chart, revenue, the
-    leaderboard, the status buttons the current status allows, and the edit form."""
+    leaderboard, each invite with why it counts or not (``?page=``), the status buttons the current status allows,
+    and the edit form."""
     return await _detail_page(request, None, None)
 
 
 async def _detail_page(
-    request: web.Request, typed: Mapping[str, str] | None, preview: SegmentPreview | None, *, status: int = 200, error: str = ""
+    request: web.Request,
+    typed: Mapping[str, str] | None,
+    preview: SegmentPreview | None,
+    *,
+    status: int = 200,
+    error: str = "",
+    picked: Mapping[str, tuple[str, ...]] | None = None,
 ) -> web.Response:
     rt = request.app[RUNTIME]
     ctx = page_context(request, "campaigns")
+    raw_page = request.query.get("page", "1")
+    page = int(raw_page) if raw_page.isdecimal() and 0 < len(raw_page) < 6 and int(raw_page) > 0 else 1
     try:
         async with rt.db.read() as conn:
             campaign = await referral_services.get_campaign(conn, campaign_id(request))
             funnel = await referral_queries.funnel(conn, campaign.id)
             leaders = await referral_queries.leaderboard(conn, campaign.id, limit=20)
+            invites = await referral_queries.invites(conn, campaign.id, limit=INVITES_PER_PAGE, offset=(page - 1) * INVITES_PER_PAGE)
     except NotFound as exc:
         return render(request, "not_found.html", ctx, http_status=404, title="没有找到活动", message=exc.message)
     if error:
@@ -201,9 +275,10 @@ async def _detail_page(
     steps = funnel.steps()
     step_rows: list[tuple[object, ...]] = [(s.label, s.count, "—" if s.rate is None else f"{s.rate:.0%}") for s in steps]
     step_rows.append(("好友首单金额", money(funnel.revenue_fen), ""))
+    names = await _choices(request)
     view = CampaignView(
         status=CAMPAIGN_STATUS_ZH.get(campaign.status, campaign.status),
-        receivers=_receivers(campaign),
+        receivers=_receivers(campaign, names),
         actions=tuple(a for a in STATUS_ACTIONS if can_transition(campaign.status, a[0])),
         chart=bar_geometry([(s.label, s.count) for s in steps], title=f"{campaign.name} 转化漏斗", width=700, height=240),
         steps=step_rows,
@@ -217,6 +292,11 @@ async def _detail_page(
             )
             for r in leaders
         ],
+        invites=invites.items,
+        invites_total=invites.total,
+        page=page,
+        prev=f"/console/campaigns/{campaign.id}?page={page - 1}#invites" if page > 1 else "",
+        next=f"/console/campaigns/{campaign.id}?page={page + 1}#invites" if invites.more else "",
     )
     return render(
         request,
@@ -226,7 +306,7 @@ async def _detail_page(
         http_headers={"Content-Security-Policy": CSP},
         campaign=campaign,
         view=view,
-        form=edit_form(campaign, templates, typed, preview),
+        form=edit_form(campaign, templates, typed, preview, names, picked),
     )
 
 
@@ -236,10 +316,11 @@ async def campaign_edit(request: web.Request) -> web.Response:
     预览人数 shows how many customers the eligible segment picks, the form kept."""
     rt = request.app[RUNTIME]
     form = await read_form(request)
+    ticked = await _ticked(request)
     cid = campaign_id(request)
     preview = await segment_preview(rt, form.get("eligible_segment", ""))
     if form.get("action") == "preview":
-        return await _detail_page(request, form, preview)
+        return await _detail_page(request, form, preview, picked=ticked)
     try:
         async with rt.db.read() as conn:
             current = await referral_services.get_campaign(conn, cid)
@@ -258,14 +339,14 @@ async def campaign_edit(request: web.Request) -> web.Response:
                 "starts_at": local_time(form.get("starts_at", ""), "starts_at"),
             }
             key = "chat_ids" if current.kind == "group" else "userids"
-            changes[key] = sorted(words_field(form, key))
+            changes[key] = list(ticked[key])
         if changes["reward_template_id"] is None and current.reward_tag_id is None:
             raise InvalidInput("请选择奖励优惠券 (reward_template_id)", field="reward_template_id")
         if changes["reward_template_id"] is None:
             del changes["reward_template_id"]
         campaign = await referral_services.update_campaign(rt, cid, changes)
     except DomainError as exc:
-        return await _detail_page(request, form, preview, status=400, error=exc.message)
+        return await _detail_page(request, form, preview, status=400, error=exc.message, picked=ticked)
     response = web.Response(status=303, headers={"Location": f"/console/campaigns/{cid}"})
     auth.set_flash(request, response, "ok", f"已保存裂变活动“{campaign.name}”")
     return response

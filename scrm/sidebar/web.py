@@ -21,6 +21,7 @@ from bots.sandbox.web import SANDBOX_STATE
 from fulfillment.catalog.services import MAX_LINES, MAX_QTY
 from fulfillment.orders.services import create_order
 from scrm.campaigns.coupons.services import issue_coupon, list_templates
+from scrm.campaigns.referral import sharing
 from scrm.core.errors import Conflict, Forbidden, InvalidInput, ServiceUnavailable, Unauthorized
 from scrm.core.http.bodies import get_int, get_str, read_json
 from scrm.core.http.keys import RUNTIME, SETTINGS
@@ -318,6 +319,32 @@ async def send_coupon(request: web.Request) -> web.Response:
     return _json({"coupon": {"code": coupon.code, "name": coupon.name, "label": coupon.label, "status": coupon.status}}, status=201)
 
 
+async def referral_campaigns(request: web.Request) -> web.Response:
+    """The referral campaigns running now (newest first): what the 邀请海报 button can send."""
+    running = await sharing.running_campaigns(request.app[RUNTIME])
+    return _json({"campaigns": [{"id": c.id, "name": c.name, "goal": c.goal} for c in running]})
+
+
+async def referral_invitation(request: web.Request) -> web.Response:
+    """``{"campaign_id"}``: this customer's invitation to the campaign — their code (made once, then the same), the
+    poster's link and the text — for the page to send into the chat (JS-SDK sendChatMessage, a news card)."""
+    customer_id = await _my_customer(request)
+    data = await read_json(request)
+    campaign_id = get_int(data, "campaign_id", minimum=1)
+    found = await sharing.invitation(request.app[RUNTIME], campaign_id, customer_id)
+    log.info("sidebar referral poster", extra={"userid": request[SESSION].userid, "campaign_id": campaign_id, "code_id": found.code.id})
+    return _json(
+        {
+            "campaign": {"id": found.campaign.id, "name": found.campaign.name},
+            "poster_url": found.poster_url,
+            "title": f"【{found.campaign.name}】您的专属邀请海报",
+            "desc": found.reward,
+            "text": found.text,
+        },
+        status=201,
+    )
+
+
 async def group(request: web.Request) -> web.Response:
     chat_id = request.match_info["chat_id"]
     rt, userid = request.app[RUNTIME], request[SESSION].userid
@@ -348,6 +375,8 @@ API_ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "/sidebar/api/customers/{external_userid}/orders", place_order),
     ("POST", "/sidebar/api/customers/{external_userid}/coupons", send_coupon),
     ("GET", "/sidebar/api/coupon-templates", coupon_templates),
+    ("GET", "/sidebar/api/referral-campaigns", referral_campaigns),
+    ("POST", "/sidebar/api/customers/{external_userid}/referral-invitation", referral_invitation),
     ("GET", "/sidebar/api/groups/{chat_id}", group),
     ("GET", "/sidebar/api/tags", tag_catalogue),
     ("GET", "/sidebar/api/products", products),

@@ -1,9 +1,10 @@
 """The WeCom sidebar page in headless Chromium against the real app (sandbox mode, SQLite) served in-process on a
 free port: sign in with the sandbox ``as=`` helper, let the stand-in JS-SDK pick the customer, add a tag and see
-it with its reason, place an order and write a note — all through the page."""
+it with its reason, place an order and write a note, send the customer their referral poster — all through the page."""
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -16,6 +17,10 @@ from playwright.async_api import Dialog, async_playwright, expect
 from fulfillment.catalog.services import seed_sample_if_empty
 from scrm.app.runtime import build_runtime
 from scrm.app.webapp import create_app
+from scrm.campaigns.coupons.domain import CouponRule, TemplateTerms
+from scrm.campaigns.coupons.services import create_template
+from scrm.campaigns.referral import queries as referral_queries
+from scrm.campaigns.referral.services import create_campaign
 from scrm.core.runtime import Runtime
 from scrm.crm.customers.models import FollowStatus
 from scrm.crm.customers.services import ensure_customer
@@ -176,6 +181,47 @@ async def test_group_chat_shows_the_group(served: Served) -> None:
             await expect(page.locator("#group-members")).to_contain_text("我的客户")
             await expect(page.locator("#group-activity")).to_contain_text("李四 入群")
             await expect(page.locator("#customer-view")).to_be_hidden()
+            assert errors == []
+        finally:
+            await browser.close()
+
+
+async def test_salesperson_sends_the_customers_referral_poster(served: Served, tmp_path: Path) -> None:
+    """发送邀请海报: the customer's own poster (their code, made on this click) goes into the chat as a news card
+    through the JS-SDK's sendChatMessage (the sandbox stand-in records it); the sidebar shows the poster."""
+    rule = CouponRule("fixed", amount_off_fen=1000, threshold_fen=10000)
+    tpl = await create_template(served.rt, TemplateTerms(name="邀友券", rule=rule, budget_count=10, per_customer_limit=1))
+    now = served.rt.clock.now()
+    campaign = await create_campaign(
+        served.rt,
+        {
+            "name": "老带新", "goal": 3, "reward_template_id": tpl.id, "userids": ["sales01"], "poster_text": "邀请好友领好礼",
+            "starts_at": now, "ends_at": now + dt.timedelta(days=7), "status": "running",
+        },
+    )  # fmt: skip
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = await browser.new_page(viewport={"width": 360, "height": 740}, locale="zh-CN")
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            await page.goto(f"{served.base_url}/sidebar/?as=sales01&customer=wmE2ECustomer01", wait_until="domcontentloaded")
+            await expect(page.locator("#referral-campaign option")).to_have_text(["老带新（邀 3 人）"], timeout=TIMEOUT_MS)
+            await page.locator("#send-referral-button").click()
+            await expect(page.locator("#referral-message")).to_have_text("已把邀请海报发给客户", timeout=TIMEOUT_MS)
+            poster = page.locator("#referral-poster")
+            await expect(poster).to_be_visible()
+            assert await poster.evaluate("img => img.decode().then(() => img.naturalWidth)") == 750
+            sent = await page.evaluate("window.wx.sentMessages")
+            assert len(sent) == 1 and sent[0]["to"] == "wmE2ECustomer01"
+            message = sent[0]["message"]
+            assert message["msgtype"] == "news" and message["news"]["title"] == "【老带新】您的专属邀请海报"
+            assert message["news"]["link"] == message["news"]["imgUrl"] == await poster.get_attribute("src")
+            assert message["news"]["link"].startswith(f"{served.base_url}/referral/posters/")
+            async with served.rt.db.read() as conn:
+                assert (await referral_queries.funnel(conn, campaign.id)).codes_issued == 1
+            await page.locator("#referral-card").scroll_into_view_if_needed()
+            await page.screenshot(path=str(tmp_path / "sidebar-referral.png"))
             assert errors == []
         finally:
             await browser.close()

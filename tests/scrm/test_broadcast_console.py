@@ -5,6 +5,7 @@ and channel, reasons, SVG bar), pause / resume / cancel, the paged per-recipient
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any
 
@@ -16,6 +17,7 @@ from scrm.campaigns.broadcasts import queries as broadcasts_queries
 from scrm.campaigns.broadcasts import services as broadcasts
 from scrm.campaigns.broadcasts.models import broadcasts as broadcasts_table
 from scrm.campaigns.coupons import services as coupons
+from scrm.campaigns.referral import services as referral_services
 from scrm.console import broadcast_pages as page_broadcast_pages
 from scrm.console.coupon_pages import terms_from_form
 from scrm.crm.staff import accounts as staff_accounts
@@ -195,3 +197,47 @@ async def test_the_page_shows_a_failed_broadcast_and_coupons_not_issued(sandbox:
     assert "<h2>优惠券未发放</h2>" in sent and "<strong data-coupon-missed>2</strong> 人未能领到优惠券" in sent
     assert "<td>已达每人限领张数</td>" in sent
     assert "未发券：已达每人限领张数" in sent  # and on each of those recipients' rows
+
+
+async def test_broadcast_with_a_referral_poster_from_the_form(sandbox: SandboxHarness) -> None:
+    """附带邀请海报: the form offers the running referral campaigns; each reached customer's message carries their
+    own poster link; the broadcast's page names the campaign."""
+    ids = await _seed(sandbox)
+    tpl = await coupons.create_template(sandbox.rt, terms_from_form({"name": "邀友券", "amount_off": "5"}))
+    now = sandbox.rt.clock.now()
+    campaign = await referral_services.create_campaign(
+        sandbox.rt,
+        {
+            "name": "老带新", "goal": 3, "reward_template_id": tpl.id, "userids": ["sales01"], "status": "running",
+            "starts_at": now, "ends_at": now + dt.timedelta(days=7),
+        },
+    )  # fmt: skip
+    await referral_services.create_campaign(
+        sandbox.rt,
+        {
+            "name": "草稿活动",
+            "goal": 3,
+            "reward_template_id": tpl.id,
+            "userids": ["sales01"],
+            "starts_at": now,
+            "ends_at": now + dt.timedelta(days=7),
+        },
+    )
+    client, token = await _marketer(sandbox)
+    text = await (await client.get(page_broadcast_pages.PAGE, headers=HTML)).text()
+    assert f'<option value="{campaign.id}">老带新</option>' in text and "草稿活动" not in text  # running ones only
+    form = {"csrf_token": token, "name": "邀友", "segment": SEGMENT, "text": "邀请好友有礼", "send_now": "1", "action": "create"}
+    bad = await client.post(page_broadcast_pages.PAGE, data={**form, "referral_campaign_id": "abc"}, headers=HTML)
+    assert bad.status == 400 and "请选择邀请活动" in await bad.text()
+    resp = await client.post(page_broadcast_pages.PAGE, data={**form, "referral_campaign_id": str(campaign.id)}, allow_redirects=False)
+    assert resp.status == 303
+    await sandbox.settle()
+    await sandbox.settle()
+    detail = await (await client.get(resp.headers["Location"], headers=HTML)).text()
+    assert "<dt>邀请海报</dt><dd>老带新</dd>" in detail
+    async with sandbox.rt.db.read() as conn:
+        codes = {cid: await referral_services.code_row(conn, campaign.id, cid) for cid in ids.values()}
+    for n in ("1", "2"):
+        sent = [t["data"]["content"]["value"] for t in sandbox.state.templates_sent if t["touser"] == f"o_oa{n}"]
+        token_part = codes[ids[f"oa{n}"]].state.removeprefix("rf:")
+        assert len(sent) == 1 and sent[0].startswith("邀请好友有礼\n\n【老带新】") and f"/referral/posters/{token_part}.png" in sent[0]

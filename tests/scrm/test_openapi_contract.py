@@ -268,6 +268,7 @@ async def test_every_documented_operation_answers_as_documented(sandbox: Sandbox
     await call("POST", f"/referral-campaigns/{campaign['id']}/codes", 200, json={"inviter": "wmC"})
     await call("GET", f"/referral-campaigns/{campaign['id']}/leaderboard", 200)
     await call("GET", f"/referral-campaigns/{campaign['id']}/funnel", 200)
+    await call("GET", f"/referral-campaigns/{campaign['id']}/invites", 200)
     await call("DELETE", f"/coupon-templates/{tpl['id']}", 200)
     await call("POST", "/broadcasts/preview", 200, json={"segment": "orders >= 0"})
     later = (now + dt.timedelta(days=1)).isoformat()

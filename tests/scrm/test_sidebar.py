@@ -1,6 +1,6 @@
 """The WeCom sidebar over HTTP against the sandbox emulator (real app on a real port, SQLite and PostgreSQL):
 OAuth sign-in, sessions, the sandbox ``as=`` helper, who may see what, the JS-SDK signature, the customer 360,
-and the salesperson's actions (tags, notes, orders) with their CSRF check."""
+and the salesperson's actions (tags, notes, orders, coupons, the referral poster) with their CSRF check."""
 
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ from fulfillment.orders.services import cancel_order, create_order
 from fulfillment.orders.shipments import create_shipment
 from scrm.app.runtime import build_runtime
 from scrm.app.webapp import create_app
+from scrm.campaigns.referral import services as referral
+from scrm.campaigns.referral.domain import STATE_PREFIX
 from scrm.console import auth as console_auth
 from scrm.core.clock import FrozenClock
 from scrm.core.http.signing import Signer
@@ -42,7 +44,8 @@ from scrm.crm.tags.services import apply_tag, ensure_tag
 from scrm.crm.timeline.models import timeline
 from scrm.customer360.queries import tag_reason
 from scrm.sidebar import auth
-from tests.conftest import make_settings
+from tests.campaigns.test_referral import template
+from tests.conftest import SandboxHarness, make_settings
 from tests.helpers import free_port
 
 
@@ -628,3 +631,57 @@ async def test_send_a_coupon_from_the_sidebar(sb: Sidebar) -> None:
     assert status == 409  # per-customer limit of 1
     status, _ = await post(sb, "/sidebar/api/customers/wmNotMine/coupons", body, csrf)
     assert status == 403  # not this salesperson's customer
+
+
+# ---- 发送邀请海报: the customer's own referral poster for the page to send into the chat ----------------------------
+async def running_campaign(sb: Sidebar, name: str = "老带新") -> int:
+    now = sb.rt.clock.now()
+    campaign = await referral.create_campaign(
+        sb.rt,
+        {
+            "name": name,
+            "goal": 3,
+            "reward_template_id": await template(SandboxHarness(sb.rt, sb.client, sb.state)),
+            "userids": ["sales01"],
+            "poster_text": "邀请好友领好礼",
+            "starts_at": now,
+            "ends_at": now + dt.timedelta(days=7),
+            "status": "running",
+        },
+    )
+    return campaign.id
+
+
+async def test_sidebar_sends_the_customers_own_poster(sb: Sidebar) -> None:
+    cid = await seed_follow(sb.rt, "sales01", "wmSharer")
+    await seed_follow(sb.rt, "sales02", "wmNotMine")
+    csrf = await login(sb)
+    assert (await (await sb.client.get("/sidebar/api/referral-campaigns")).json()) == {"campaigns": []}
+    campaign_id = await running_campaign(sb)
+    listing = await (await sb.client.get("/sidebar/api/referral-campaigns")).json()
+    assert listing == {"campaigns": [{"id": campaign_id, "name": "老带新", "goal": 3}]}
+
+    status, sent = await post(sb, "/sidebar/api/customers/wmSharer/referral-invitation", {"campaign_id": campaign_id}, csrf)
+    assert status == 201, sent
+    assert sent["campaign"] == {"id": campaign_id, "name": "老带新"} and sent["title"] == "【老带新】您的专属邀请海报"
+    assert sent["desc"].startswith("邀请 3 位好友即得") and "邀请好友领好礼" in sent["text"]
+    async with sb.rt.db.read() as conn:
+        code = await referral.code_row(conn, campaign_id, cid)
+    assert sent["poster_url"] == f"{sb.base}/referral/posters/{code.state.removeprefix(STATE_PREFIX)}.png"
+    poster = await sb.client.get(sent["poster_url"].removeprefix(sb.base))
+    assert poster.status == 200 and poster.content_type == "image/png"
+    status, again = await post(sb, "/sidebar/api/customers/wmSharer/referral-invitation", {"campaign_id": campaign_id}, csrf)
+    assert status == 201 and again["poster_url"] == sent["poster_url"]  # the same code
+    assert sb.state.call_count("externalcontact/add_contact_way") == 1
+
+    status, body = await post(sb, "/sidebar/api/customers/wmNotMine/referral-invitation", {"campaign_id": campaign_id}, csrf)
+    assert status == 403 and "无权" in body["error"]["message"]
+    status, body = await post(sb, "/sidebar/api/customers/wmSharer/referral-invitation", {"campaign_id": "x"}, csrf)
+    assert status == 400 and body["error"]["message"].startswith("字段 campaign_id 必须是整数")
+    status, body = await post(sb, "/sidebar/api/customers/wmSharer/referral-invitation", {"campaign_id": 999999}, csrf)
+    assert status == 404 and "裂变活动" in body["error"]["message"]
+    status, body = await post(sb, "/sidebar/api/customers/wmSharer/referral-invitation", {"campaign_id": campaign_id}, None)
+    assert status == 403  # no CSRF token
+    await referral.update_campaign(sb.rt, campaign_id, {"status": "paused"})
+    status, body = await post(sb, "/sidebar/api/customers/wmSharer/referral-invitation", {"campaign_id": campaign_id}, csrf)
+    assert status == 409 and "活动未在进行中" in body["error"]["message"]  # an add now would not count: no poster

@@ -13,20 +13,25 @@ import pytest
 import sqlalchemy as sa
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from multidict import MultiDict
 
 from scrm.app import staff_cli as staff_staff_cli
 from scrm.app.webapp import create_app
 from scrm.campaigns.coupons import services as coupons
 from scrm.campaigns.coupons.models import coupon_templates
+from scrm.campaigns.referral import services as referral_services
 from scrm.console import auth, staff
 from scrm.console import campaigns as console_campaigns
 from scrm.console import coupon_pages as console_campaigns_coupon_pages
 from scrm.core.clock import FrozenClock
 from scrm.core.errors import Conflict, InvalidInput
 from scrm.core.runtime import Runtime
+from scrm.crm.groups.models import groups
+from scrm.crm.groups.services import ensure_group
 from scrm.crm.staff import accounts as staff_accounts
 from scrm.crm.staff import domain as staff_domain
 from scrm.crm.staff.models import staff_users
+from scrm.crm.staff.services import upsert_salesperson
 from tests.conftest import make_customer
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
@@ -237,36 +242,77 @@ async def test_coupon_form_issue_and_stats(client: TestClient, catalog: Runtime)
 
 
 async def test_referral_campaign_pages(client: TestClient, catalog: Runtime, clock: FrozenClock) -> None:
+    """The form picks salespeople and groups by name (checkboxes of the synced members and groups); the pages show
+    them by name."""
     tpl = await coupons.create_template(catalog, console_campaigns_coupon_pages.terms_from_form({"name": "邀请奖励", "amount_off": "5"}))
     await staff_accounts.create_staff(catalog, "mk", PASSWORD, ["marketer"])
+    async with catalog.db.write() as conn:
+        await upsert_salesperson(conn, catalog.db.dialect, "zhangsan", clock.now(), name="张三", active=True)
+        await upsert_salesperson(conn, catalog.db.dialect, "lisi", clock.now(), name="李四", active=True)
+        for chat_id, name in (("wrVipGroup1", "VIP 一群"), ("wrVipGroup2", "VIP 二群")):
+            await ensure_group(conn, catalog.db.dialect, chat_id, clock.now())
+            await conn.execute(groups.update().where(groups.c.chat_id == chat_id).values(name=name))
     token = await sign_in(client, "mk")
+    listing = await (await client.get("/console/campaigns", headers=HTML)).text()
+    assert '<input type="checkbox" name="userids" value="zhangsan"> 张三' in listing
+    assert '<input type="checkbox" name="chat_ids" value="wrVipGroup2"> VIP 二群' in listing
+    assert 'name="userids" maxlength' not in listing  # no raw userid text box any more
     form = {
         "csrf_token": token,
         "name": "<i>老带新</i>",
         "goal": "3",
         "reward_template_id": str(tpl.id),
-        "userids": "zhangsan, lisi",
         "hold_hours": "24",
         "starts_at": "2026-11-23T10:00",
         "ends_at": "2026-12-23",
         "start_now": "1",
     }
-    resp = await client.post("/console/campaigns", data=form, allow_redirects=False)
+    picked = MultiDict([*form.items(), ("userids", "zhangsan"), ("userids", "lisi")])
+    resp = await client.post("/console/campaigns", data=picked, allow_redirects=False)
     assert resp.status == 303 and re.fullmatch(r"/console/campaigns/\d+", resp.headers["Location"])
     detail = resp.headers["Location"]
     page = await (await client.get(detail, headers=HTML)).text()
     assert "&lt;i&gt;老带新&lt;/i&gt;" in page and "<i>老带新" not in page
     assert "进行中" in page and "<svg" in page and "发放邀请码" in page and "还没有人邀请好友" in page
-    assert "lisi、zhangsan" in page
+    assert "承接成员 李四、张三" in page
+    assert "邀请记录（共 0 条）" in page and "还没有好友通过邀请码添加" in page
     page = await (await client.post(detail + "/status?to=paused", data={"csrf_token": token}, headers=HTML)).text()
     assert "已暂停" in flash(page) and "启动 / 恢复" in page
     listing = await (await client.get("/console/campaigns", headers=HTML)).text()
     assert "已暂停" in listing
 
-    group = {**form, "name": "拉好友进群", "kind": "group", "userids": "", "chat_ids": "wrVipGroup1, wrVipGroup2"}
-    resp = await client.post("/console/campaigns", data=group, allow_redirects=False)
+    page = await (await client.post("/console/campaigns", data=form, headers=HTML)).text()
+    assert "请至少选择一位承接成员" in flash(page)
+    group = {**form, "name": "拉好友进群", "kind": "group"}
+    picked = MultiDict([*group.items(), ("chat_ids", "wrVipGroup1"), ("chat_ids", "wrVipGroup2")])
+    resp = await client.post("/console/campaigns", data=picked, allow_redirects=False)
     assert resp.status == 303 and re.fullmatch(r"/console/campaigns/\d+", resp.headers["Location"])
     page = await (await client.get(resp.headers["Location"], headers=HTML)).text()
-    assert "入群：wrVipGroup1、wrVipGroup2" in page
-    page = await (await client.post("/console/campaigns", data={**group, "chat_ids": ""}, headers=HTML)).text()
+    assert "入群：VIP 一群、VIP 二群" in page
+    page = await (await client.post("/console/campaigns", data=group, headers=HTML)).text()
     assert "群裂变需要 1 到 5 个客户群" in flash(page)
+
+    # A draft's edit form picks its salespeople the same way (ticked: the campaign's own).
+    draft = await referral_services.create_campaign(
+        catalog,
+        {
+            "name": "草稿",
+            "goal": 3,
+            "reward_template_id": tpl.id,
+            "userids": ["lisi"],
+            "starts_at": clock.now(),
+            "ends_at": clock.now() + dt.timedelta(days=7),
+        },
+    )
+    page = await (await client.get(f"/console/campaigns/{draft.id}", headers=HTML)).text()
+    assert '<input type="checkbox" name="userids" value="lisi" checked> 李四' in page
+    assert '<input type="checkbox" name="userids" value="zhangsan"> 张三' in page
+    edit = {k: v for k, v in form.items() if k != "start_now"} | {"name": "草稿", "action": "save"}
+    resp = await client.post(
+        f"/console/campaigns/{draft.id}/edit", data=MultiDict([*edit.items(), ("userids", "zhangsan")]), allow_redirects=False
+    )
+    assert resp.status == 303, await resp.text()
+    async with catalog.db.read() as conn:
+        assert (await referral_services.get_campaign(conn, draft.id)).userids == ["zhangsan"]
+    refused = await client.post(f"/console/campaigns/{draft.id}/edit", data=edit, headers=HTML)
+    assert refused.status == 400 and "userids 需为 1 到 100 个成员账号" in flash(await refused.text())

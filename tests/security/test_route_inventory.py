@@ -8,6 +8,7 @@ purpose. The sandbox is mounted in sandbox mode only.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterator
 
@@ -41,6 +42,7 @@ PUBLIC: frozenset[tuple[str, str]] = frozenset(
         ("GET", "/sidebar/"),  # → WeCom OAuth when not signed in (the sidebar's login)
         ("GET", "/sidebar/oauth"),  # OAuth return; the code is checked with WeCom
         ("GET", "/sidebar/static/{name}"),
+        ("GET", "/referral/posters/{token}.png"),  # a referral poster customers forward; its token is the code's random id
     }
 )
 SANDBOX_PREFIX = "/sandbox"  # the emulator: public by design, sandbox mode only
@@ -167,6 +169,14 @@ async def test_public_routes_answer_without_data(app: App) -> None:
     assert (await c.get("/sidebar/static/..%2fweb.py", allow_redirects=False)).status in (403, 404)
 
 
+async def running_referral_campaign(app: App, template_id: int) -> int:
+    from scrm.campaigns.referral.services import create_campaign
+
+    now = app.rt.clock.now()
+    data = {"name": "老带新", "goal": 3, "reward_template_id": template_id, "userids": ["sales01"], "status": "running"}
+    return (await create_campaign(app.rt, {**data, "starts_at": now, "ends_at": now + dt.timedelta(days=7)})).id
+
+
 async def test_a_salesperson_reaches_no_other_salespersons_customer_on_any_sidebar_route(app: App) -> None:
     """Every sidebar route that names a customer or a group (enumerated from the router) answers 403 for a
     customer or group of another salesperson, with valid bodies, and changes nothing; the owner gets 2xx."""
@@ -187,6 +197,7 @@ async def test_a_salesperson_reaches_no_other_salespersons_customer_on_any_sideb
         "notes": {"body": "偷看"},
         "orders": {"items": [{"sku": "WATER-550", "qty": 1}], "request_id": "own-req-00001"},
         "coupons": {"template_id": tpl.id, "request_id": "own-req-00002"},
+        "referral-invitation": {"campaign_id": await running_referral_campaign(app, tpl.id)},
     }
     targets = [
         (m, p) for m, p in routes(app.client.app) if p.startswith("/sidebar/api/") and ("{external_userid}" in p or "{chat_id}" in p)

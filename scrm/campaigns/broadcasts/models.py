@@ -31,6 +31,8 @@ class Broadcast(Model, table=True):
     segment_expression: str = Field(sa_type=sa.Text())
     text: str = Field(sa_type=sa.Text())
     coupon_template_id: int | None = Field(default=None, foreign_key="coupon_templates.id", sa_type=BigId)
+    # 附带邀请海报: each recipient gets their own code and poster link of this referral campaign
+    referral_campaign_id: int | None = Field(default=None, foreign_key="referral_campaigns.id", sa_type=BigId)
     status: str = Field(sa_type=sa.String(16))
     scheduled_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime())
     cursor_customer_id: int | None = Field(default=None, sa_type=BigId)  # streaming position: the plan resumes here after a restart

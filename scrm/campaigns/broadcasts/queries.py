@@ -48,6 +48,7 @@ class BroadcastView:
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
     error: str | None = None  # why it failed (status failed)
+    referral_campaign_id: int | None = None  # 附带邀请海报: the referral campaign whose poster each recipient gets
 
     def to_json(self) -> dict[str, Any]:
         out = dict(self.__dict__)
@@ -60,6 +61,7 @@ def view_of(r: Any) -> BroadcastView:
     return BroadcastView(
         r.id, r.name, r.segment_expression, r.text, r.coupon_template_id, r.status, r.scheduled_at,
         r.cursor_customer_id, dict(r.totals or {}), r.created_at, r.started_at, r.finished_at, r.error,
+        r.referral_campaign_id,
     )  # fmt: skip
 
 

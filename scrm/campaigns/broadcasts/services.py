@@ -33,6 +33,7 @@ from scrm.campaigns.broadcasts.queries import (
 from scrm.campaigns.broadcasts.queries import load as _load
 from scrm.campaigns.broadcasts.queries import view_of as _view
 from scrm.campaigns.coupons.models import coupon_templates
+from scrm.campaigns.referral.services import get_campaign as get_referral_campaign
 from scrm.core import outbox
 from scrm.core.db import insert_ignore
 from scrm.core.errors import Conflict, InvalidInput, NotFound
@@ -96,6 +97,16 @@ async def _check_template(conn: AsyncConnection, value: Any) -> int | None:
     return value
 
 
+async def _check_referral(conn: AsyncConnection, value: Any) -> int | None:
+    """附带邀请海报: the referral campaign must exist (whether it runs is checked per recipient when sending)."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidInput("referral_campaign_id 必须是整数 (must be an integer)", field="referral_campaign_id")
+    await get_referral_campaign(conn, value)
+    return value
+
+
 async def create_broadcast(rt: Runtime, data: dict[str, Any], *, actor: str = "") -> BroadcastView:
     """A draft broadcast, or a scheduled one when ``scheduled_at`` is given. Nothing is planned yet. The segment
     must parse (SegmentSyntaxError with the column otherwise): an expression the planner cannot run is never stored."""
@@ -106,11 +117,13 @@ async def create_broadcast(rt: Runtime, data: dict[str, Any], *, actor: str = ""
     now = rt.clock.now()
     async with rt.db.write() as conn:
         template_id = await _check_template(conn, data.get("coupon_template_id"))
+        referral_id = await _check_referral(conn, data.get("referral_campaign_id"))
         new_id = (
             await conn.execute(
                 broadcasts.insert()
                 .values(
                     name=name, segment_expression=segment, text=text, coupon_template_id=template_id,
+                    referral_campaign_id=referral_id,
                     status=BS.SCHEDULED if when else BS.DRAFT, scheduled_at=when, totals={},
                     created_by=actor[:64], created_at=now, updated_at=now,
                 )
@@ -120,7 +133,7 @@ async def create_broadcast(rt: Runtime, data: dict[str, Any], *, actor: str = ""
         return _view(await _load(conn, int(new_id)))
 
 
-EDITABLE = {"name", "segment", "text", "coupon_template_id", "scheduled_at"}
+EDITABLE = {"name", "segment", "text", "coupon_template_id", "scheduled_at", "referral_campaign_id"}
 
 
 async def update_broadcast(rt: Runtime, broadcast_id: int, data: dict[str, Any]) -> BroadcastView:
@@ -143,6 +156,8 @@ async def update_broadcast(rt: Runtime, broadcast_id: int, data: dict[str, Any])
             raise Conflict("群发已开始，不能修改 (already started)", status=row.status)
         if "coupon_template_id" in data:
             values["coupon_template_id"] = await _check_template(conn, data["coupon_template_id"])
+        if "referral_campaign_id" in data:
+            values["referral_campaign_id"] = await _check_referral(conn, data["referral_campaign_id"])
         await conn.execute(broadcasts.update().where(B.id == broadcast_id).values(**values, updated_at=rt.clock.now()))
         return _view(await _load(conn, broadcast_id))
 

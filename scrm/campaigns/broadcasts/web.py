@@ -40,12 +40,16 @@ class BroadcastChange(Body):
         "segment": "segment 须为 1–4000 个字符 (required text)",
         "text": f"text 须为 1–{broadcasts.TEXT_MAX} 个字符 (required text)",
         "coupon_template_id": "coupon_template_id 必须是整数 (must be an integer)",
+        "referral_campaign_id": "referral_campaign_id 必须是整数 (must be an integer)",
     }
 
     name: Name = Field(None)
     segment: Segment = Field(None)
     text: BroadcastText = Field(None)
     coupon_template_id: int | None = Field(None)
+    referral_campaign_id: int | None = Field(
+        None, description="附带邀请海报: each recipient gets their own code and poster link of this referral campaign"
+    )
     scheduled_at: When = Field(None, description="null = a draft, started by hand")
 
 
@@ -75,6 +79,7 @@ class Broadcast(ApiModel):
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
     error: str | None = Field(None, description="why it stopped (status failed), in Chinese")
+    referral_campaign_id: int | None = Field(description="附带邀请海报: the referral campaign whose poster each recipient gets")
 
 
 class Progress(ApiModel):

@@ -59,6 +59,34 @@ REASON_TEXT = {
 }
 
 
+class InviteReason:
+    """The machine code of why an invite counts or not (the API's ``reason_code``; Chinese in :func:`explain_invite`)."""
+
+    COUNTED = "counted"  # qualified: counts toward the goal
+    HOLDING = "holding"  # pending: the invitee must stay until the hold has passed
+    LEFT = "left"  # revoked: the invitee deleted the salesperson / left the group within the hold (or the campaign)
+
+
+INVITE_STATUS_TEXT = {
+    InviteStatus.PENDING: "待确认",
+    InviteStatus.QUALIFIED: "已计入",
+    InviteStatus.REVOKED: "未计入",
+    InviteStatus.REJECTED: "未计入",
+}
+
+
+def explain_invite(*, status: str, reason: str, group: bool, hold_hours: int) -> tuple[str, str]:
+    """(reason code, Chinese explanation) of one invite, for the marketer's list and the inviter's progress."""
+    if status == InviteStatus.QUALIFIED:
+        return InviteReason.COUNTED, "已计入邀请人数"
+    if status == InviteStatus.PENDING:
+        stay = "留在群里" if group else "保持添加好友"
+        return InviteReason.HOLDING, f"留存期中：好友需{stay}满 {hold_hours} 小时才计入"
+    if status == InviteStatus.REVOKED:
+        return InviteReason.LEFT, "好友在留存期内退出了群聊" if group else "好友在留存期内删除了顾问"
+    return reason or RejectReason.CAMPAIGN_CLOSED, REASON_TEXT.get(reason, "不符合活动规则")
+
+
 def can_transition(current: str, target: str) -> bool:
     return target in TRANSITIONS.get(current, set())
 

@@ -1,4 +1,5 @@
-"""/api/v1 routes of referral campaigns (裂变): CRUD, personal codes, leaderboard, funnel (thin)."""
+"""/api/v1 routes of referral campaigns (裂变): CRUD, personal codes, leaderboard, funnel, invites (thin); and the
+public poster image ``/referral/posters/<token>.png`` a customer forwards to friends."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from pydantic import Field
 
 from scrm.campaigns.referral import queries as referral_queries
 from scrm.campaigns.referral import services as referral_services
+from scrm.campaigns.referral import sharing
 from scrm.campaigns.referral.domain import MAX_GOAL, MAX_GROUPS, MAX_HOLD_HOURS, MAX_USERIDS
+from scrm.campaigns.referral.models import InviteStatus
 from scrm.core.errors import InvalidInput, NotFound
 from scrm.core.http.bodies import Body, NonBlank, OrEmpty, read_body
 from scrm.core.http.keys import RUNTIME
@@ -142,6 +145,34 @@ class ReferralCode(ApiModel):
     qr_code: str | None
 
 
+class Invite(ApiModel):
+    id: int
+    inviter_customer_id: int
+    inviter_name: str
+    invitee_customer_id: int
+    invitee_name: str
+    userid: str = Field(description="the salesperson added (empty for a group join)")
+    chat_id: str | None = Field(description="group campaigns: the group joined")
+    status: str = Field(description="pending (within the hold), qualified (counts), revoked (left), rejected (does not count)")
+    status_text: str = Field(description="待确认 / 已计入 / 未计入")
+    reason_code: str = Field(description="counted, holding, left, self_invite, re_add, merged_identity, campaign_closed or not_confirmed")
+    reason: str = Field(description="why it counts or not, in Chinese")
+    added_at: dt.datetime
+    qualifies_at: dt.datetime = Field(description="when the hold ends")
+    decided_at: dt.datetime | None
+
+
+class InvitePage(ApiModel):
+    items: list[Invite]
+    total: int
+    limit: int
+    offset: int
+    more: bool
+
+
+INVITE_STATUSES = (InviteStatus.PENDING, InviteStatus.QUALIFIED, InviteStatus.REVOKED, InviteStatus.REJECTED)
+
+
 def _id(request: web.Request) -> int:
     raw = request.match_info["id"]
     if not raw.isdecimal():
@@ -187,6 +218,33 @@ async def get_funnel(request: web.Request) -> web.Response:
     async with request.app[RUNTIME].db.read() as conn:
         funnel = await referral_queries.funnel(conn, _id(request))
     return web.json_response(funnel.to_json())
+
+
+def _bounded(request: web.Request, name: str, default: int, low: int, high: int, message: str) -> int:
+    raw = request.query.get(name, str(default))
+    if not raw.isdecimal() or len(raw) > 9 or not low <= int(raw) <= high:
+        raise InvalidInput(message, field=name)
+    return int(raw)
+
+
+async def get_invites(request: web.Request) -> web.Response:
+    """Each invite with its status and why it counts or not; ``?status=&limit=&offset=``."""
+    limit = _bounded(request, "limit", 50, 1, referral_queries.INVITES_PAGE_MAX, "limit 需为 1 到 200 (limit: 1–200)")
+    offset = _bounded(request, "offset", 0, 0, 10**8, "offset 需为不小于 0 的整数 (offset: an integer ≥ 0)")
+    status = request.query.get("status") or None
+    if status is not None and status not in INVITE_STATUSES:
+        message = "status 只能是 pending、qualified、revoked 或 rejected (status: pending | qualified | revoked | rejected)"
+        raise InvalidInput(message, field="status")
+    async with request.app[RUNTIME].db.read() as conn:
+        found = await referral_queries.invites(conn, _id(request), limit=limit, offset=offset, status=status)
+    items = [Invite.model_validate(r, from_attributes=True).model_dump(mode="json") for r in found.items]
+    return web.json_response({"items": items, "total": found.total, "limit": found.limit, "offset": found.offset, "more": found.more})
+
+
+async def poster(request: web.Request) -> web.Response:
+    """The inviter's poster (PNG), public: the link is what customers forward; its token is unguessable."""
+    png = await sharing.poster_png(request.app[RUNTIME], request.match_info["token"])
+    return web.Response(body=png, content_type="image/png", headers={"Cache-Control": "public, max-age=300"})
 
 
 async def issue_code(request: web.Request) -> web.Response:
@@ -260,6 +318,21 @@ def setup_routes(app: web.Application) -> None:
         response=Funnel,
         path_pattern=decimal,
     )
+    add_api_route(
+        app,
+        "GET",
+        base + "/{id}/invites",
+        get_invites,
+        summary="Each invite (friend brought in) with its status and why it counts or not (reason code and Chinese), newest first",
+        response=InvitePage,
+        parameters=[
+            Query("status", enum=INVITE_STATUSES),
+            Query("limit", type="integer", minimum=1, maximum=200),
+            Query("offset", type="integer", minimum=0),
+        ],
+        path_pattern=decimal,
+    )
+    app.router.add_get(sharing.POSTER_PATH.replace("{token}", "{token:[0-9A-Za-z]+}"), poster)
     add_api_route(
         app,
         "POST",

@@ -2,7 +2,9 @@
  * plain browser. It implements what the sidebar uses, with WeCom's callback shapes:
  *   wx.agentConfig({corpid, agentid, timestamp, nonceStr, signature, jsApiList, success, fail}) — the emulator checks
  *     the signature against its agent_config ticket, as WeCom does;
- *   wx.invoke("getContext" | "getCurExternalContact" | "getCurExternalChat", {}, callback).
+ *   wx.invoke("getContext" | "getCurExternalContact" | "getCurExternalChat", {}, callback);
+ *   wx.invoke("sendChatMessage", {msgtype, ...}, callback) — in the chat the sidebar is opened in; the sandbox keeps
+ *     what was sent in wx.sentMessages (the salesperson's "send" is always confirmed here).
  * The chat the sidebar is "opened in" comes from the page's query string: ?customer=<external_userid> (a 1:1 chat)
  * or ?chat=<chat_id> (a customer group). */
 (function () {
@@ -12,6 +14,7 @@
   var customer = params.get("customer") || "";
   var chat = params.get("chat") || "";
   var allowed = null;  // the jsApiList of a successful agentConfig
+  var sent = [];  // sendChatMessage calls, in order
 
   function entry() {
     if (chat) return "group_chat_tools";
@@ -46,11 +49,14 @@
       res = { err_msg: "getCurExternalContact:ok", userId: customer };
     } else if (name === "getCurExternalChat" && entry() === "group_chat_tools") {
       res = { err_msg: "getCurExternalChat:ok", chatId: chat };
+    } else if (name === "sendChatMessage" && entry() !== "normal" && args && args.msgtype) {
+      sent.push({ to: chat || customer, message: args });
+      res = { err_msg: "sendChatMessage:ok" };
     } else {
       res = { err_msg: name + ":fail" };
     }
     window.setTimeout(function () { callback(res); }, 0);
   }
 
-  window.wx = { sandbox: true, agentConfig: agentConfig, invoke: invoke };
+  window.wx = { sandbox: true, agentConfig: agentConfig, invoke: invoke, sentMessages: sent };
 })();

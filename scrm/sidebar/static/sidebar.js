@@ -4,7 +4,7 @@
 (function () {
   "use strict";
 
-  var JS_API_LIST = ["getContext", "getCurExternalContact", "getCurExternalChat"];
+  var JS_API_LIST = ["getContext", "getCurExternalContact", "getCurExternalChat", "sendChatMessage"];
   var RELOGIN_KEY = "scrm-sidebar-relogin";
   var state = { csrf: "", sandbox: false, externalUserid: "", applied: {}, requestId: "" };
 
@@ -82,9 +82,9 @@
   function failed(err) { return err instanceof ApiFailure ? err.message : "网络异常，请稍后重试"; }
 
   // ---- the JS-SDK ----------------------------------------------------------------------------------------
-  function invoke(name) {
+  function invoke(name, args) {
     return new Promise(function (resolve, reject) {
-      window.wx.invoke(name, {}, function (res) {
+      window.wx.invoke(name, args || {}, function (res) {
         if (res && res.err_msg === name + ":ok") resolve(res);
         else reject(new Error((res && res.err_msg) || name + ":fail"));
       });
@@ -135,7 +135,7 @@
     state.externalUserid = externalUserid;
     state.requestId = randomId();
     setStatus("正在加载客户…");
-    return Promise.all([loadCustomer(), loadTagChoices(), loadProducts(), loadCouponTemplates()]).then(function () {
+    return Promise.all([loadCustomer(), loadTagChoices(), loadProducts(), loadCouponTemplates(), loadReferralCampaigns()]).then(function () {
       setStatus("");
       $("customer-view").hidden = false;
     }).catch(function (err) { setStatus(failed(err), true); });
@@ -345,6 +345,44 @@
       .then(function () { button.disabled = false; });
   }
 
+  // ---- 邀请海报: the customer's own referral code, sent into this chat as a news card (JS-SDK sendChatMessage) ----
+  function loadReferralCampaigns() {
+    return request("GET", "/sidebar/api/referral-campaigns").then(function (data) {
+      var select = $("referral-campaign");
+      clear(select);
+      data.campaigns.forEach(function (c) {
+        var option = el("option", "", c.name + "（邀 " + c.goal + " 人）");
+        option.value = String(c.id);
+        select.appendChild(option);
+      });
+      $("send-referral-button").disabled = !data.campaigns.length;
+      $("send-referral-button").title = data.campaigns.length ? "" : "暂无进行中的邀请活动";
+      if (!data.campaigns.length) setMessage("referral-message", "暂无进行中的邀请活动");
+    });
+  }
+
+  function sendReferralPoster() {
+    var button = $("send-referral-button");
+    button.disabled = true;
+    setMessage("referral-message", "");
+    request("POST", customerPath("/referral-invitation"), { campaign_id: Number($("referral-campaign").value) })
+      .then(function (data) {
+        var poster = $("referral-poster");
+        poster.src = data.poster_url;
+        poster.hidden = false;
+        return invoke("sendChatMessage", {
+          msgtype: "news",
+          enterChat: false,
+          news: { link: data.poster_url, title: data.title, desc: data.desc, imgUrl: data.poster_url }
+        }).then(function () { setMessage("referral-message", "已把邀请海报发给客户"); });
+      })
+      .catch(function (err) {
+        var cancelled = err && /cancel/.test(err.message || "");
+        setMessage("referral-message", cancelled ? "已取消发送" : failed(err), !cancelled);
+      })
+      .then(function () { button.disabled = false; });
+  }
+
   function addNote() {
     var box = $("note-input");
     var text = box.value.trim();
@@ -399,6 +437,7 @@
     });
     $("order-form").addEventListener("submit", placeOrder);
     $("send-coupon-button").addEventListener("click", sendCoupon);
+    $("send-referral-button").addEventListener("click", sendReferralPoster);
     $("add-note-button").addEventListener("click", addNote);
     boot();
   });
