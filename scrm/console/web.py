@@ -400,6 +400,11 @@ PROTECTED: list[tuple[str, str, Handler]] = [
 PUBLIC_PATHS = frozenset({"/console/login", "/console/static"})  # everything else needs a session
 
 
+async def favicon(request: web.Request) -> web.FileResponse:
+    """The site icon browsers ask for on every page (console, sidebar, sandbox): a file, cached for a day."""
+    return web.FileResponse(STATIC_DIR / "favicon.ico", headers={"Cache-Control": "public, max-age=86400", "Content-Type": "image/x-icon"})
+
+
 def setup_routes(app: web.Application, *, roles: Collection[str] = auth.OPERATIONS_ROLES) -> None:
     """Mount the console. Every route but the login form and the stylesheet goes through :func:`auth.protected`."""
     setup_templates(app)
@@ -412,6 +417,7 @@ def setup_routes(app: web.Application, *, roles: Collection[str] = auth.OPERATIO
     app.router.add_get("/console/login", login_form)
     app.router.add_post("/console/login", login_submit)
     app.router.add_static("/console/static", STATIC_DIR, append_version=False)
+    app.router.add_get("/favicon.ico", favicon)
     for method, path, handler in EVERYONE:
         app.router.add_route(method, path, auth.protected(handler, roles=auth.ALL_ROLES, forbidden_page=pages.forbidden))
     for method, path, handler in PROTECTED:
