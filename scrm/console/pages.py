@@ -25,7 +25,7 @@ from markupsafe import Markup
 
 from fulfillment.catalog.services import MAX_QTY
 from fulfillment.orders.domain import STATUS_ZH
-from scrm.console import auth
+from scrm.console import auth, labels
 from scrm.console.access import NAV
 from scrm.console.auth import SESSION
 from scrm.core.clock import local
@@ -116,6 +116,8 @@ def build_environment() -> jinja2.Environment:
         status_zh=status_zh,
         roles_zh=roles_zh,
         quote=path_quote,
+        label=labels.label,
+        actor_label=labels.actor_label,
     )
     env.globals.update(url=url, STATUS_ZH=STATUS_ZH)
     return env

@@ -51,19 +51,6 @@ log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 LOGIN_LIMITER = web.AppKey("console_login_limiter", LoginLimiter)
-SHIPMENT_STATUS_ZH = {"shipped": "已发出", "delivered": "已签收", "cancelled": "已取消"}
-EVENT_ZH = {
-    "credit_hold": "超出信用额度，待审核",
-    "created": "创建",
-    "lines_changed": "修改商品",
-    "confirmed": "确认",
-    "cancelled": "取消",
-    "expired": "过期",
-    "shipped": "发货",
-    "completed": "完成",
-    "shipment_cancelled": "取消发货",
-    "backorder_allocated": "缺货补足",
-}
 
 
 # ---- view values ------------------------------------------------------------------------------------------
@@ -242,8 +229,6 @@ async def order_detail(request: web.Request) -> web.Response:
         name=name,
         history=history,
         actions=OrderActions.of(order),
-        event_zh=EVENT_ZH,
-        shipment_status_zh=SHIPMENT_STATUS_ZH,
     )
 
 
