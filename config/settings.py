@@ -104,6 +104,7 @@ class Settings:
     log_format: str = "auto"  # auto: readable text on a terminal, JSON lines otherwise; or json / text
     business_timezone: str = "Asia/Shanghai"
     kf_window_hours: int = 48
+    kf_profile_refresh_hours: int = 24  # a 微信客服 customer's nickname/avatar is fetched again after this long
     kf_max_messages: int = 5
     msg_template_monthly_cap: int = 4
     public_url: str = ""  # how people reach this server; defaults to http://host:port

@@ -136,14 +136,17 @@ async def customer_message(request: web.Request) -> web.Response:
     body = await _json_body(request)
     if body is None:
         return _bad_request('expected {"external_userid", "name", "text"}')
-    ext, name, text = body.get("external_userid"), body.get("name") or "微信用户", body.get("text")
+    ext, name, text = body.get("external_userid"), body.get("name") or "", body.get("text")
     if not isinstance(ext, str) or not EXTERNAL_USERID.fullmatch(ext):
         return _bad_request("external_userid must be 1-64 letters, digits, _ or -")
     if not isinstance(name, str) or len(name) > 64:
         return _bad_request("name must be a string of at most 64 characters")
     if not isinstance(text, str) or not text.strip() or len(text.encode("utf-8")) > MAX_TEXT_BYTES:
         return _bad_request("text must be 1 to 2048 bytes")
-    msg = state.customer_kf_message(ext, text, name=name)
+    # The page's 昵称 is the customer's WeChat nickname: a new customer gets it (or 微信用户), a known one whose
+    # nickname changed takes the new one — what kf/customer/batchget then answers.
+    nickname = name.strip() or (None if ext in state.customers else "微信用户")
+    msg = state.customer_kf_message(ext, text, name=nickname)
     if body.get("deliver", True) is False:
         return _json({"ok": True, "msgid": msg["msgid"], "delivered": False, "open_kfid": msg["open_kfid"], "token": state.kf_sync_token()})
     delivered = False

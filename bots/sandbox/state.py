@@ -374,10 +374,13 @@ class SandboxState:
         self, external_userid: str, text: str, *, open_kfid: str | None = None, name: str | None = None
     ) -> dict[str, Any]:
         """The customer writes ``text`` in 微信客服: appended to the sync_msg log (origin 3), window reset.
-        With ``name``, an unknown customer is added to the contacts first."""
+        With ``name`` (their WeChat nickname), an unknown customer is added to the contacts first and a known one
+        whose nickname changed takes the new one."""
         kfid = open_kfid or self.default_open_kfid
         if name is not None and external_userid not in self.customers:
             self.add_customer(external_userid, name)
+        elif name and self.customers[external_userid].name != name:
+            self.customers[external_userid].name = name
         msg = {
             "msgid": random_id(length=32),
             "open_kfid": kfid,
