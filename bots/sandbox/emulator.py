@@ -45,6 +45,7 @@ from bots.sandbox.endpoints import Call, Endpoint, dispatch, error_answer
 from bots.sandbox.entities import KfNotice
 from bots.sandbox.group_simulator import customer_joins_group, member_leaves_group
 from bots.sandbox.state import SandboxState
+from bots.sandbox.tester_web import setup_tester_routes
 
 log = logging.getLogger(__name__)
 
@@ -320,6 +321,7 @@ def create_emulator_app(state: SandboxState) -> web.Application:
     app.router.add_get("/api/traffic", traffic)
     app.router.add_get("/connect/oauth2/authorize", oauth_authorize)
     app.router.add_post("/api/jssdk/agent-config", jssdk_agent_config)
+    setup_tester_routes(app, state)  # the chat page's WeCom-event buttons, channel-code QR images and scan pages
     app.router.add_get("", to_slash)
     app.router.add_get("/", index)
     app.router.add_static("/static/", STATIC_DIR)

@@ -95,6 +95,7 @@ class SandboxState:
         self.mp_template_ids: set[str] = set(mp_template_ids)
         self.on_kf_message: KfHook | None = None
         self.on_wecom_event: EventHook | None = None  # set by the sandbox mount: posts to our /callback/wecom
+        self.public_base = ""  # http://host:port of the server the sandbox is mounted on: channel codes' QR images live there
         self.epoch = random_id(length=8)  # makes cursors of an earlier emulator recognisable
         # --- directory
         self.members: dict[str, Member] = {}
