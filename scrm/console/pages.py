@@ -26,7 +26,7 @@ from markupsafe import Markup
 from fulfillment.catalog.services import MAX_QTY
 from fulfillment.orders.domain import STATUS_ZH
 from scrm.console import auth, labels
-from scrm.console.access import NAV
+from scrm.console.access import NAV, NAV_SECTIONS
 from scrm.console.auth import SESSION
 from scrm.core.clock import local
 from scrm.core.errors import DomainError, InvalidInput, NotFound
@@ -139,6 +139,41 @@ class NavItem:
 
 
 @dataclass(frozen=True)
+class NavSection:
+    """One entry of the menu bar: a section's drop-down of nav items, or (``label`` empty) one top-level link."""
+
+    label: str
+    items: tuple[NavItem, ...]
+
+    @property
+    def active(self) -> bool:
+        return any(item.active for item in self.items)
+
+    @property
+    def single(self) -> NavItem | None:
+        """The one item of a section that has only one for this role (shown as a plain link), else None."""
+        return self.items[0] if len(self.items) == 1 else None
+
+
+def menu_sections(items: Iterable[NavItem]) -> tuple[NavSection, ...]:
+    """The nav items grouped by :data:`scrm.console.access.NAV_SECTIONS`, in NAV order: top-level links before the
+    first section's place, sections where their first item is; empty sections left out."""
+    by_key = {item.key: item for item in items}
+    section_of = {key: label for label, keys in NAV_SECTIONS for key in keys}
+    out: list[NavSection] = []
+    placed: set[str] = set()
+    for item in by_key.values():
+        label = section_of.get(item.key)
+        if label is None:
+            out.append(NavSection("", (item,)))
+        elif label not in placed:
+            placed.add(label)
+            keys = dict(NAV_SECTIONS)[label]
+            out.append(NavSection(label, tuple(by_key[k] for k in keys if k in by_key)))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
 class PageContext:
     """What every signed-in page shows around its body: who, the CSRF token, the flash message, the nav item."""
 
@@ -156,6 +191,11 @@ class PageContext:
             for key, href, label, roles in NAV
             if not self.roles or not roles.isdisjoint(self.roles)
         )
+
+    @property
+    def menu(self) -> tuple[NavSection, ...]:
+        """The nav as the menu bar shows it: sections with drop-downs (see :func:`menu_sections`)."""
+        return menu_sections(self.nav)
 
 
 def page_context(request: web.Request, active: str) -> PageContext:
