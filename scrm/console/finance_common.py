@@ -38,11 +38,13 @@ def finance_page(request: web.Request, template: str, tab: str, *, http_status: 
     return render(request, template, page_context(request, "finance"), http_status=http_status, tab=tab, tabs=tabs, **values)
 
 
-def fen_field(raw: str, label: str) -> int:
+def fen_field(raw: str, label: str, name: str = "amount") -> int:
+    """A form's amount in 元 (``1,234.50``, ``¥36``) as fen; anything else is InvalidInput on field ``name``."""
     try:
         return parse_yuan(raw)
     except ValueError:
-        raise InvalidInput(f"{label}必须是金额，如 1,234.50 (an amount in yuan)", field=label) from None
+        shown = raw.strip()[:20] or "（空）"
+        raise InvalidInput(f"{label}“{shown}”不是有效的金额：请填写以元为单位的数字，最多两位小数，如 1,234.50", field=name) from None
 
 
 async def customer_field(request: web.Request, text: str) -> int:
@@ -52,11 +54,11 @@ async def customer_field(request: web.Request, text: str) -> int:
     async with rt.db.read() as conn:
         if text.startswith("#") and text[1:].isdecimal():
             if not await customer_queries.customer_exists(conn, int(text[1:])):
-                raise CustomerNotFound(f"没有客户 {text} (unknown customer)")
+                raise CustomerNotFound(f"没有客户 {text}", field="customer")
             return int(text[1:])
         found_id = await billing_web.resolve_customer(conn, text) if text else None
     if found_id is None:
-        raise CustomerNotFound(f"没有这个客户：{text or '（空）'}，请填写客户的 external_userid 或 #编号 (unknown customer)")
+        raise CustomerNotFound(f"没有这个客户：{text or '（空）'}，请填写客户的 external_userid 或 #编号", field="customer")
     return found_id
 
 

@@ -28,6 +28,7 @@ from fulfillment.orders.domain import STATUS_ZH
 from scrm.console import auth, labels
 from scrm.console.access import NAV, NAV_SECTIONS
 from scrm.console.auth import SESSION
+from scrm.console.form_echo import FormEcho, kept_values, refill
 from scrm.core.clock import local
 from scrm.core.errors import DomainError, InvalidInput, NotFound
 from scrm.core.http.keys import SETTINGS
@@ -233,7 +234,11 @@ def render(
 ) -> web.Response:
     """A signed-in page: ``template`` (extending ``base.html``) with ``ctx`` and ``values``; the flash is shown once.
     ``http_status`` / ``http_headers`` go on the response (named so that a template value may be called ``status``)."""
-    response = html_response(render_document(request.app, template, ctx=ctx, **values), status=http_status, headers=http_headers)
+    document = render_document(request.app, template, ctx=ctx, **values)
+    echo = auth.read_form_echo(request) if ctx.flash is not None and ctx.flash[0] == "err" else None
+    if echo is not None:
+        document = refill(document, echo)  # the refused form as the user left it, the reason beside its field
+    response = html_response(document, status=http_status, headers=http_headers)
     auth.clear_flash(request, response)
     return response
 
@@ -249,11 +254,22 @@ def forbidden(request: web.Request, message: str) -> web.Response:
 
 
 # ---- handlers' small helpers -------------------------------------------------------------------------------------
-def back(request: web.Request, path: str, kind: str, message: str) -> web.Response:
-    """303 to ``path`` with a flash message (``kind`` ok / err)."""
+def back(request: web.Request, path: str, kind: str, message: str, *, form: FormEcho | None = None) -> web.Response:
+    """303 to ``path`` with a flash message (``kind`` ok / err) and, for a refused form, what to refill it with."""
     response = web.Response(status=303, headers={"Location": path})
-    auth.set_flash(request, response, kind, message)
+    auth.set_flash(request, response, kind, message, form=form)
     return response
+
+
+async def refused(request: web.Request, back_to: str, exc: DomainError) -> web.Response:
+    """Back to the form's page with the error: the submitted values come back and the field the error names
+    (``exc.details["field"]``) is marked with the message beside it."""
+    form = await read_form(request) if request.method == "POST" else {}
+    field = str(exc.details.get("field") or "")
+    if field not in form and field.removesuffix("_fen") in form:  # the service's threshold_fen is the form's threshold
+        field = field.removesuffix("_fen")
+    echo = FormEcho(request.path, kept_values(form), field if field in form else "", exc.message)
+    return back(request, back_to, "err", exc.message, form=echo)
 
 
 def actor(request: web.Request) -> str:
@@ -272,7 +288,7 @@ async def act(request: web.Request, back_to: str, action: Callable[[], Awaitable
         message = await action()
     except DomainError as exc:
         log.info("console action refused", extra={"path": request.path, "code": exc.code})
-        return back(request, back_to, "err", exc.message)
+        return await refused(request, back_to, exc)
     return back(request, back_to, "ok", message)
 
 
@@ -280,7 +296,7 @@ def path_id(request: web.Request, name: str = "id", *, what: str = "编号") -> 
     """A numeric id from the route (``/console/…/{id}``); anything else is NotFound (never a 500 or a huge int)."""
     raw = request.match_info[name]
     if not raw.isdecimal() or len(raw) > 18:
-        raise NotFound(f"没有这个{what}：{raw[:32]} (no such id)")
+        raise NotFound(f"没有这个{what}：{raw[:32]}")
     return int(raw)
 
 
@@ -288,5 +304,5 @@ def int_field(form: Mapping[str, str], name: str, label: str, *, minimum: int) -
     """A whole-number form field between ``minimum`` and MAX_QTY, else InvalidInput naming ``label``."""
     raw = form.get(name, "").strip()
     if not raw.isdecimal() or not minimum <= int(raw) <= MAX_QTY:
-        raise InvalidInput(f"{label}必须是 {minimum} 到 {MAX_QTY} 之间的整数 ({name} must be a whole number)", field=name)
+        raise InvalidInput(f"{label}必须是 {minimum} 到 {MAX_QTY} 之间的整数", field=name)
     return int(raw)

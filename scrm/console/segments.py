@@ -17,7 +17,7 @@ from aiohttp import web
 
 from scrm.console import auth
 from scrm.console.charts import DonutChart, HBarChart, HeatmapChart, donut_geometry, hbar_geometry, heatmap_geometry
-from scrm.console.pages import SECURITY_HEADERS, actor, back, forbidden, page_context, read_form, render, setup_templates, url
+from scrm.console.pages import SECURITY_HEADERS, actor, back, forbidden, page_context, read_form, refused, render, setup_templates, url
 from scrm.core.errors import DomainError, NotFound
 from scrm.core.http.keys import RUNTIME
 from scrm.core.runtime import Runtime
@@ -149,7 +149,7 @@ async def save(request: web.Request) -> web.Response:
             created_by=actor(request),
         )
     except DomainError as exc:
-        return back(request, back_to, "err", exc.message)
+        return await refused(request, back_to, exc)
     return back(request, back_to, "ok", f"已保存客群 “{made.name}”")
 
 
@@ -157,7 +157,7 @@ async def delete(request: web.Request) -> web.Response:
     raw = request.match_info["id"]
     try:
         if not raw.isdecimal() or len(raw) > 18:
-            raise NotFound("没有这个客群 (no such segment)")
+            raise NotFound("没有这个客群")
         await segments.delete_segment(request.app[RUNTIME], int(raw))
     except DomainError as exc:
         return back(request, PAGE, "err", exc.message)

@@ -162,7 +162,7 @@ async def login_submit(request: web.Request) -> web.Response:
     client = request.remote or "unknown"
     if not _same_origin(request):
         # Login CSRF: another site's form must not sign this browser in to an account of the attacker's choosing.
-        refused = "登录请求来自其他网站，已拒绝。请直接打开控制台登录页 (cross-site sign-in refused)"
+        refused = "登录请求来自其他网站，已拒绝。请直接打开控制台登录页"
         return message_page(request, "无法登录", refused, status=403)
     form = await read_form(request)
     target = safe_next(form.get("next"), "")
@@ -173,7 +173,7 @@ async def login_submit(request: web.Request) -> web.Response:
         return message_page(
             request,
             "登录尝试过多",
-            f"登录失败次数过多，请 {(wait + 59) // 60} 分钟后再试 (too many attempts)",
+            f"登录失败次数过多，请 {(wait + 59) // 60} 分钟后再试",
             status=429,
             headers={"Retry-After": str(wait)},
         )
@@ -252,7 +252,7 @@ async def order_cancel(request: web.Request) -> web.Response:
     async def action() -> str:
         reason = form.get("reason", "").strip()
         if len(reason) > 200:
-            raise InvalidInput("取消原因不超过 200 字 (reason ≤ 200 chars)", field="reason")
+            raise InvalidInput("取消原因不超过 200 字", field="reason")
         order = await orders.cancel_order(request.app[RUNTIME], await _order_id(request), actor=actor(request), reason=reason)
         return f"订单 {order.number} 已取消"
 
@@ -266,10 +266,10 @@ def _ship_lines(form: dict[str, str]) -> list[tuple[str, int]] | None:
         return None
     for sku, v in given.items():
         if not v.isdecimal() or int(v) > MAX_QTY:
-            raise InvalidInput(f"{sku} 的发货数量必须是整数 (quantity must be a whole number)", field="lines", sku=sku)
+            raise InvalidInput(f"{sku} 的发货数量必须是整数", field="lines", sku=sku)
     lines = [(sku, int(v)) for sku, v in given.items() if int(v) > 0]
     if not lines:
-        raise InvalidInput("请至少填写一行大于 0 的发货数量，或全部留空发出全部 (fill a quantity or leave all blank)", field="lines")
+        raise InvalidInput("请至少填写一行大于 0 的发货数量，或全部留空发出全部", field="lines")
     return lines
 
 
