@@ -230,11 +230,11 @@ def read_flash(request: web.Request) -> tuple[str, str] | None:
 
 def read_form_echo(request: web.Request) -> FormEcho | None:
     """The refused submission the flash carries, if any (see :func:`set_flash`)."""
-    raw = request.cookies.get(FLASH_COOKIE)
-    if not raw or read_flash(request) is None:
+    raw, flash = request.cookies.get(FLASH_COOKIE), read_flash(request)
+    if not raw or flash is None:
         return None
     p = _signer(request.app[SETTINGS], "flash").unsign(raw)
-    return FormEcho.from_payload(p.get("form")) if p is not None else None
+    return FormEcho.from_payload(p.get("form"), flash[1]) if p is not None else None
 
 
 def clear_flash(request: web.Request, response: web.StreamResponse) -> None:

@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 NEVER_KEPT = frozenset({"csrf_token", "password", "next"})
-MAX_JSON_BYTES = 2400  # what the values may take in the flash cookie (signed cookies stay under 4 KiB)
+# What the values may take in the flash cookie: with the message (≤ 300 characters, ≤ 900 bytes) and base64 the
+# signed cookie stays under the 4 KiB browsers keep (and Signer.unsign accepts).
+MAX_JSON_BYTES = 1800
 SKIPPED_TYPES = frozenset({"hidden", "password", "submit", "button", "file", "image", "reset"})
 
 _FORM = re.compile(r"<form\b[^>]*>.*?</form>", re.S | re.I)
@@ -40,14 +42,15 @@ class FormEcho:
     message: str = ""
 
     def to_payload(self) -> dict[str, object]:
-        return {"a": self.action, "v": dict(self.values), "f": self.field, "m": self.message[:300]}
+        """For the flash cookie (the message travels as the flash's own text, not twice)."""
+        return {"a": self.action, "v": dict(self.values), "f": self.field}
 
     @classmethod
-    def from_payload(cls, data: object) -> FormEcho | None:
+    def from_payload(cls, data: object, message: str) -> FormEcho | None:
         if not isinstance(data, dict) or not isinstance(data.get("a"), str) or not isinstance(data.get("v"), dict):
             return None
         values = {str(k): str(v) for k, v in data["v"].items() if isinstance(v, str)}
-        return cls(data["a"], values, str(data.get("f") or ""), str(data.get("m") or ""))
+        return cls(data["a"], values, str(data.get("f") or ""), message)
 
 
 def kept_values(form: Mapping[str, str]) -> dict[str, str]:

@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from scrm.app.webapp import create_app
 from scrm.console.form_echo import FormEcho, kept_values, refill
 from scrm.console.pages import TEMPLATE_DIR
+from scrm.core.http.signing import Signer
 from scrm.core.runtime import Runtime
 from tests.conftest import make_customer
 from tests.scrm.test_finance_console import HTML, login
@@ -46,6 +47,11 @@ def test_refill_puts_the_values_back_and_marks_the_field() -> None:
 def test_kept_values_leave_out_secrets_and_what_does_not_fit() -> None:
     kept = kept_values({"csrf_token": "t", "password": "p", "name": "张三", "rules": "规" * 5000})
     assert kept == {"name": "张三"}
+    # the worst case still fits the signed flash cookie (Signer.unsign refuses more than 4096 characters)
+    full = kept_values({f"f{k}": "字" * 120 for k in range(40)})
+    signer = Signer("secret", "flash")
+    token = signer.sign({"k": "err", "m": "错" * 300, "exp": 1, "form": FormEcho("/console/" + "x" * 200, full, "f1").to_payload()})
+    assert full and len(token) < 4096 and signer.unsign(token) is not None
 
 
 @pytest.fixture
