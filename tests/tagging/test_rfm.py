@@ -489,6 +489,7 @@ def test_run_py_rfm_shows_progress(tmp_path: Any, capsys: pytest.CaptureFixture[
     assert rfm_command(argparse.Namespace(rebuild_stats=True), settings) == 0
     out = capsys.readouterr().out
     assert "[##############################] 3/3 活跃度分群 ✓" in out and "重要价值客户\t0" in out
+    assert "评分方法：固定分界" in out  # no customers yet: a small shop, scored by cut points
 
 
 async def test_merged_customers_orders_follow_the_survivor(rt: Runtime) -> None:
