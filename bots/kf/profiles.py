@@ -114,7 +114,13 @@ async def fetch_profiles_job(ctx: JobContext, external_userids: list[str]) -> st
 
 
 async def queue_profile_fetch(rt: Runtime, external_userids: Iterable[str]) -> None:
-    """After a sync page: one job for its customers. A re-read page queues another, which finds nothing due."""
+    """After a sync page: one job for its customers. A re-read page queues another, which finds nothing due.
+    Failing to queue (Redis down) must not fail the sync that stored the messages: the customers' next messages
+    queue it again (they are still due), so it is logged and left."""
     ids = sorted({e for e in external_userids if e})
-    if ids:
+    if not ids:
+        return
+    try:
         await rt.jobs.enqueue(PROFILE_JOB, ids)
+    except Exception as exc:
+        log.warning("kf profile fetch not queued; the next message will", extra={"customers": len(ids), "error": str(exc)})
