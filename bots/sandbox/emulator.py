@@ -12,6 +12,9 @@ Mounted with ``app.add_subapp("/sandbox/", create_emulator_app(state))``:
   fault tests' load driver) that delivers the ``kf_msg_or_event`` callback itself, as often as it likes.
 * ``POST /sandbox/api/contacts/customer-added`` — a customer adds a member (客户联系): returns what the
   add_external_contact callback carries (with a fresh single-use WelcomeCode); the caller delivers it.
+* ``GET /sandbox/api/tester/options``, ``POST /sandbox/api/tester/{action}`` — the chat page's 企业微信事件 buttons (add /
+  delete a salesperson, join / leave a group, scan a channel code), ``/sandbox/qr/contact-way/{config_id}.png`` and
+  ``/sandbox/scan/{config_id}`` — channel codes' QR images and the page they open (``bots/sandbox/tester_web.py``).
 * ``POST /sandbox/api/tokens/expire`` — every access token issued so far expires now (calls with one answer 42001).
 * ``GET /sandbox/api/traffic`` — everything the product sent (kf messages, app messages, welcome messages,
   template and customer-service messages, mass-message tasks) and the count of API calls per path.
