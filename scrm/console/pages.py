@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import logging
+import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -261,6 +262,15 @@ def back(request: web.Request, path: str, kind: str, message: str, *, form: Form
     return response
 
 
+_ENGLISH_GLOSS = re.compile(r"\s*\((?=[^()]*[A-Za-z]{2})[^()\u3000-\u9fff\uff00-\uffef]*\)\s*$")
+
+
+def staff_text(message: str) -> str:
+    """A domain error as staff read it: the services' messages end in an English gloss for API clients
+    ("… (kind must be fixed or percent)"); the console shows the Chinese sentence before it."""
+    return _ENGLISH_GLOSS.sub("", message) or message
+
+
 async def refused(request: web.Request, back_to: str, exc: DomainError) -> web.Response:
     """Back to the form's page with the error: the submitted values come back and the field the error names
     (``exc.details["field"]``) is marked with the message beside it."""
@@ -268,8 +278,9 @@ async def refused(request: web.Request, back_to: str, exc: DomainError) -> web.R
     field = str(exc.details.get("field") or "")
     if field not in form and field.removesuffix("_fen") in form:  # the service's threshold_fen is the form's threshold
         field = field.removesuffix("_fen")
-    echo = FormEcho(request.path, kept_values(form), field if field in form else "", exc.message)
-    return back(request, back_to, "err", exc.message, form=echo)
+    message = staff_text(exc.message)
+    echo = FormEcho(request.path, kept_values(form), field if field in form else "", message)
+    return back(request, back_to, "err", message, form=echo)
 
 
 def actor(request: web.Request) -> str:

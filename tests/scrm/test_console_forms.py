@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from scrm.app.webapp import create_app
 from scrm.console.form_echo import FormEcho, kept_values, refill
-from scrm.console.pages import TEMPLATE_DIR
+from scrm.console.pages import TEMPLATE_DIR, staff_text
 from scrm.core.http.signing import Signer
 from scrm.core.runtime import Runtime
 from tests.conftest import make_customer
@@ -42,6 +42,15 @@ def test_refill_puts_the_values_back_and_marks_the_field() -> None:
     assert ">新的\n说明</textarea>" in first and 'value="T"' in first  # the token is never touched
     assert 'name="vip" value="1">' in first  # not submitted: unchecked, as the user left it
     assert other == '<input name="name"></form>'  # another form on the page keeps its own values
+
+
+def test_staff_read_the_chinese_sentence_without_the_api_gloss() -> None:
+    assert (
+        staff_text("券类型只能是 fixed（满减）或 percent（折扣） (kind must be fixed or percent)")
+        == "券类型只能是 fixed（满减）或 percent（折扣）"
+    )
+    assert staff_text("账期 (天) 不对") == "账期 (天) 不对"  # not a trailing English gloss
+    assert staff_text("没有这个客户：wmX") == "没有这个客户：wmX"
 
 
 def test_kept_values_leave_out_secrets_and_what_does_not_fit() -> None:
@@ -93,3 +102,26 @@ def test_placeholders_are_hints_and_console_messages_are_chinese() -> None:
     for path in console.glob("*.py"):
         glosses = re.findall(r'"[^"\n]*[\u4e00-\u9fff][^"\n]* \([^"()\n]*[a-z]{3}[^"()\n]*\)"', path.read_text(encoding="utf-8"))
         assert not glosses, (path, glosses)  # no "中文 (english)" halves in what staff read
+
+
+@pytest.mark.parametrize("db_backend", ["sqlite"])
+async def test_a_refused_coupon_says_why_beside_the_threshold(client: TestClient, catalog: Runtime) -> None:
+    csrf = await login(client, catalog)
+    typed = {"name": "双12 满减", "kind": "fixed", "threshold": "5", "amount_off": "10", "percent_off": ""}
+    resp = await client.post("/console/coupons", data={"csrf_token": csrf, **typed}, headers=HTML)
+    text = await resp.text()
+    assert resp.status == 200 and "threshold below" not in text
+    assert 'name="name" required maxlength="64" value="双12 满减"' in text and 'value="10"' in text
+    assert re.search(
+        r'name="threshold"[^>]*value="5"[^>]*aria-invalid="true"[^>]*>'
+        r'<span class="field-error" id="threshold-error">使用门槛不能低于减免金额',
+        text,
+    )
+
+
+@pytest.mark.parametrize("db_backend", ["sqlite"])
+async def test_a_domain_error_reaches_staff_in_chinese_only(client: TestClient, catalog: Runtime) -> None:
+    csrf = await login(client, catalog)
+    resp = await client.post("/console/coupons", data={"csrf_token": csrf, "name": "券", "kind": "bogus", "threshold": "5"}, headers=HTML)
+    text = await resp.text()
+    assert "券类型只能是 fixed（满减）或 percent（折扣）</div>" in text and "kind must be" not in text
