@@ -101,15 +101,17 @@ class Settings:
     job_retry_base: float = 1.0  # seconds; retries back off base, 2×base, 4×base … (≤ 300 s)
     outbox_poll_seconds: float = 1.0
     log_level: str = "INFO"
-    log_format: str = "json"
+    log_format: str = "auto"  # auto: readable text on a terminal, JSON lines otherwise; or json / text
     business_timezone: str = "Asia/Shanghai"
     kf_window_hours: int = 48
+    kf_profile_refresh_hours: int = 24  # a 微信客服 customer's nickname/avatar is fetched again after this long
     kf_max_messages: int = 5
     msg_template_monthly_cap: int = 4
     public_url: str = ""  # how people reach this server; defaults to http://host:port
     ops_userids: str = ""  # comma-separated WeCom userids of operations staff (low-stock and order alerts)
     mp_notice_template_id: str = ""  # Official Account template (模板消息) used for order notices
     poster_font: str = ""  # a CJK font file (.ttf/.otf/.ttc) for referral posters; empty = the first Noto CJK / WenQuanYi found
+    ship_cutoff_hour: int = 16  # orders confirmed before this hour (business time) ship that day — what chat promises
 
     # ---- derived views -------------------------------------------------------------------------
     @property
@@ -277,5 +279,7 @@ def validate(settings: Settings) -> None:
         problems.append("SCRM_DATABASE_URL must be sqlite+aiosqlite:///... or postgresql+asyncpg://...")
     if not 0 < settings.port < 65536:
         problems.append("SCRM_PORT must be between 1 and 65535")
+    if settings.log_format not in ("auto", "json", "text"):
+        problems.append("SCRM_LOG_FORMAT must be auto, json or text")
     if problems:
         raise ConfigError("; ".join(problems))

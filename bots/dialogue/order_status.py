@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 from bots.dialogue.router import Intent, Reply, Turn
@@ -16,8 +17,40 @@ ASKS_ORDERS = ("我的订单", "订单", "查订单", "订单状态", "我买的
 ASKS_SHIPPING = ("物流", "快递", "到哪", "发货了吗", "发货没", "运单", "什么时候到", "几时到", "还没到")
 
 
+_NOT_SHIPPED = ("confirmed", "on_hold", "pending")
+
+
+def expected_ship_day(confirmed_at: dt.datetime, cutoff_hour: int) -> dt.date:
+    """The day an in-stock order leaves the warehouse: confirmed before the cutoff (Beijing time) → that day, else the next."""
+    when = local(confirmed_at)
+    return when.date() if when.hour < cutoff_hour else when.date() + dt.timedelta(days=1)
+
+
+def _day_words(day: dt.date, today: dt.date) -> str:
+    ahead = (day - today).days
+    if ahead <= 0:
+        return "今天"
+    if ahead == 1:
+        return "明天"
+    return f"{day.month}月{day.day}日"
+
+
+def shipping_answer(order: OrderView, *, now: dt.datetime, cutoff_hour: int) -> str:
+    """物流 before anything has shipped: say so, and when it is expected to ship — not the order list again."""
+    head = f"您的订单 {order.number} 还没有发货（{STATUS_ZH.get(order.status, order.status)}）。"
+    if order.status == "pending":
+        return head + "请先回复“确认”下单，确认后我们会尽快备货发出。"
+    if order.status == "on_hold":
+        return head + "订单正在审核，审核通过后安排发货，届时会通知您运单号。"
+    waiting = [ln for ln in order.lines if ln.backordered_qty]
+    if waiting:
+        names = "、".join(ln.name for ln in waiting)
+        return head + f"{names} 暂时缺货，到货后立即发出，发货时会把运单号发给您。"
+    day = expected_ship_day(order.confirmed_at or order.created_at, cutoff_hour)
+    return head + f"预计{_day_words(day, local(now).date())}发出，发货后会把运单号发给您。"
+
+
 def describe(order: OrderView, *, detail: bool) -> str:
-    """An order as chat text: number, time, state, total; with ``detail`` its lines and shipments."""
     when = local(order.created_at).strftime("%m-%d %H:%M")
     head = f"{order.number}（{when}）{STATUS_ZH.get(order.status, order.status)}，{format_fen(order.total_fen)}"
     if not detail:
@@ -66,10 +99,15 @@ async def recent_orders(turn: Turn, *, shipping: bool) -> Reply:
     recent = await orders_queries.orders_of_customer(turn.rt, turn.customer_id, limit=5)
     if not recent:
         return Reply("您还没有已确认的订单。直接告诉我要什么就可以下单，例如“要3箱矿泉水”。")
+    if shipping and recent[0].status in _NOT_SHIPPED:
+        cutoff = turn.rt.settings.ship_cutoff_hour
+        answer = shipping_answer(recent[0], now=turn.rt.clock.now(), cutoff_hour=cutoff)
+        # 物流 right after a new order: a parcel already on its way belongs to an earlier order — show it too
+        moving = [o for o in recent[1:] if _in_transit(o)][:1]
+        return Reply("\n\n".join([answer, *(describe(o, detail=True) for o in moving)]))
     if len(recent) == 1 or shipping:
         shown = [recent[0]]
         if shipping and not _in_transit(recent[0]):
-            # 物流 right after a new order: the parcel on its way belongs to an earlier one — show it too
             shown += [o for o in recent[1:] if _in_transit(o)][:1]
         more = "\n\n更早的订单请发送“我的订单”。" if len(recent) > len(shown) else ""
         return Reply("\n\n".join(describe(o, detail=True) for o in shown) + more)

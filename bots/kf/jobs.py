@@ -7,9 +7,10 @@ import time
 from typing import Any
 
 from bots.gateway.processing import Processes
+from bots.kf.profiles import PROFILE_JOB, fetch_profiles_job
 from bots.kf.services import LEASE as KF_LEASE
 from bots.kf.services import kf_sync_sweep, lease_wait, request_sync, run_sync, sync_covers
-from scrm.core.jobs import CronSpec
+from scrm.core.jobs import CronSpec, JobSpec
 from scrm.core.runtime import Runtime
 
 
@@ -31,4 +32,8 @@ PROCESSORS = [Processes("wecom", "kf_msg_or_event", kf_news)]
 
 CRONS = [
     CronSpec("kf_sync_sweep", kf_sync_sweep, second=30),
+]
+
+JOBS = [
+    JobSpec(PROFILE_JOB, fetch_profiles_job),  # 微信客服 customers' nicknames and avatars (kf/customer/batchget)
 ]

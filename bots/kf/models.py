@@ -29,3 +29,18 @@ class KfCursor(Model, table=True):
 
 
 kf_cursors: sa.Table = KfCursor.__table__
+
+
+# When each 微信客服 customer's nickname and avatar were last fetched (kf/customer/batchget): a customer is
+# fetched when first seen and again once the refresh interval has passed, never on every message.
+class KfProfileFetch(Model, table=True):
+    """The last kf/customer/batchget of one 微信客服 customer (external_userid) and what it found."""
+
+    __tablename__ = "kf_profile_fetches"
+
+    external_userid: str = Field(primary_key=True, sa_type=sa.String(64))
+    fetched_at: dt.datetime = Field(sa_type=UTCDateTime())
+    found: bool = Field(sa_type=sa.Boolean())  # False: WeCom listed the id as invalid (not a kf customer of ours)
+
+
+kf_profile_fetches: sa.Table = KfProfileFetch.__table__

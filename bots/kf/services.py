@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from bots.gateway.domain import normalize_kf
 from bots.gateway.services import insert_inbound
 from bots.kf.models import kf_cursors
+from bots.kf.profiles import queue_profile_fetch
 from bots.outbound.client import WECOM_API
 from bots.outbound.services import record_customer_message
 from scrm.core import outbox
@@ -112,6 +113,7 @@ async def _pull_pages(rt: Runtime, open_kfid: str, owner: str) -> int:
         # wechatpy's kf helper omits open_kfid; the raw call carries it (docs/wecom.md §4).
         data = await api.call("kf/sync_msg", body)
         outbox_ids: list[int] = []
+        writers: set[str] = set()  # customers who wrote on this page: their profiles are fetched when due
         now = rt.clock.now()
         async with rt.db.write() as conn:
             for msg in data.get("msg_list") or []:
@@ -125,6 +127,7 @@ async def _pull_pages(rt: Runtime, open_kfid: str, owner: str) -> int:
                     stored += 1
                 if result.inbound_id is not None and item.kind.startswith("kf.customer.") and item.external_userid:
                     await record_customer_message(conn, open_kfid=open_kfid, external_userid=item.external_userid, at=item.occurred_at)
+                    writers.add(item.external_userid)
             moved = await conn.execute(
                 sa.update(kf_cursors)
                 .where(kf_cursors.c.open_kfid == open_kfid, kf_cursors.c.lease_owner == owner)
@@ -134,6 +137,7 @@ async def _pull_pages(rt: Runtime, open_kfid: str, owner: str) -> int:
                 # Our lease expired and someone else took over: roll back this page, they will read it.
                 raise LeaseLost(open_kfid)
         await outbox.kick(rt, outbox_ids)
+        await queue_profile_fetch(rt, writers)
         if not int(data.get("has_more") or 0):
             break
     return stored

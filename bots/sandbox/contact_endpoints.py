@@ -109,6 +109,14 @@ def get_follow_user_list(state: SandboxState, call: Call) -> dict[str, Any]:
     return {"follow_user": [m.userid for m in state.members.values() if m.can_follow]}
 
 
+def _qr_code_url(state: SandboxState, config_id: str) -> str:
+    """A channel code's QR image: served by the sandbox itself (a real, scannable PNG of its scan page) when the
+    sandbox knows where it is mounted, else a placeholder shaped like WeCom's image URLs."""
+    if state.public_base:
+        return f"{state.public_base}/sandbox/qr/contact-way/{config_id}.png"
+    return f"https://wework.qpic.cn/wwpic/{random_id(length=24)}/0"
+
+
 def add_contact_way(state: SandboxState, call: Call) -> dict[str, Any]:
     """A 联系我 code; ``state`` (≤ 30 chars, else 40058) comes back in the add_external_contact event."""
     way_type = call.field("type", int)
@@ -124,7 +132,7 @@ def add_contact_way(state: SandboxState, call: Call) -> dict[str, Any]:
     for userid in users:
         _member(state, userid)
     config_id = random_id(length=32).lower()
-    qr_code = f"https://wework.qpic.cn/wwpic/{random_id(length=24)}/0" if scene == 2 else ""
+    qr_code = _qr_code_url(state, config_id) if scene == 2 else ""
     state.contact_ways[config_id] = ContactWay(
         config_id,
         way_type,

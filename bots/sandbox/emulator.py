@@ -12,6 +12,9 @@ Mounted with ``app.add_subapp("/sandbox/", create_emulator_app(state))``:
   fault tests' load driver) that delivers the ``kf_msg_or_event`` callback itself, as often as it likes.
 * ``POST /sandbox/api/contacts/customer-added`` — a customer adds a member (客户联系): returns what the
   add_external_contact callback carries (with a fresh single-use WelcomeCode); the caller delivers it.
+* ``GET /sandbox/api/tester/options``, ``POST /sandbox/api/tester/{action}`` — the chat page's 企业微信事件 buttons (add /
+  delete a salesperson, join / leave a group, scan a channel code), ``/sandbox/qr/contact-way/{config_id}.png`` and
+  ``/sandbox/scan/{config_id}`` — channel codes' QR images and the page they open (``bots/sandbox/tester_web.py``).
 * ``POST /sandbox/api/tokens/expire`` — every access token issued so far expires now (calls with one answer 42001).
 * ``GET /sandbox/api/traffic`` — everything the product sent (kf messages, app messages, welcome messages,
   template and customer-service messages, mass-message tasks) and the count of API calls per path.
@@ -46,6 +49,7 @@ from bots.sandbox.entities import KfNotice
 from bots.sandbox.group_simulator import customer_joins_group, member_leaves_group
 from bots.sandbox.scan_simulator import customer_scans
 from bots.sandbox.state import SandboxState
+from bots.sandbox.tester_web import setup_tester_routes
 
 log = logging.getLogger(__name__)
 
@@ -137,14 +141,17 @@ async def customer_message(request: web.Request) -> web.Response:
     body = await _json_body(request)
     if body is None:
         return _bad_request('expected {"external_userid", "name", "text"}')
-    ext, name, text = body.get("external_userid"), body.get("name") or "微信用户", body.get("text")
+    ext, name, text = body.get("external_userid"), body.get("name") or "", body.get("text")
     if not isinstance(ext, str) or not EXTERNAL_USERID.fullmatch(ext):
         return _bad_request("external_userid must be 1-64 letters, digits, _ or -")
     if not isinstance(name, str) or len(name) > 64:
         return _bad_request("name must be a string of at most 64 characters")
     if not isinstance(text, str) or not text.strip() or len(text.encode("utf-8")) > MAX_TEXT_BYTES:
         return _bad_request("text must be 1 to 2048 bytes")
-    msg = state.customer_kf_message(ext, text, name=name)
+    # The page's 昵称 is the customer's WeChat nickname: a new customer gets it (or 微信用户), a known one whose
+    # nickname changed takes the new one — what kf/customer/batchget then answers.
+    nickname = name.strip() or (None if ext in state.customers else "微信用户")
+    msg = state.customer_kf_message(ext, text, name=nickname)
     if body.get("deliver", True) is False:
         return _json({"ok": True, "msgid": msg["msgid"], "delivered": False, "open_kfid": msg["open_kfid"], "token": state.kf_sync_token()})
     delivered = False
@@ -337,6 +344,7 @@ def create_emulator_app(state: SandboxState) -> web.Application:
     app.router.add_get("/api/traffic", traffic)
     app.router.add_get("/connect/oauth2/authorize", oauth_authorize)
     app.router.add_post("/api/jssdk/agent-config", jssdk_agent_config)
+    setup_tester_routes(app, state)  # the chat page's WeCom-event buttons, channel-code QR images and scan pages
     app.router.add_get("", to_slash)
     app.router.add_get("/", index)
     app.router.add_static("/static/", STATIC_DIR)

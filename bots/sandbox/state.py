@@ -95,6 +95,7 @@ class SandboxState:
         self.mp_template_ids: set[str] = set(mp_template_ids)
         self.on_kf_message: KfHook | None = None
         self.on_wecom_event: EventHook | None = None  # set by the sandbox mount: posts to our /callback/wecom
+        self.public_base = ""  # http://host:port of the server the sandbox is mounted on: channel codes' QR images live there
         self.epoch = random_id(length=8)  # makes cursors of an earlier emulator recognisable
         # --- directory
         self.members: dict[str, Member] = {}
@@ -374,10 +375,13 @@ class SandboxState:
         self, external_userid: str, text: str, *, open_kfid: str | None = None, name: str | None = None
     ) -> dict[str, Any]:
         """The customer writes ``text`` in 微信客服: appended to the sync_msg log (origin 3), window reset.
-        With ``name``, an unknown customer is added to the contacts first."""
+        With ``name`` (their WeChat nickname), an unknown customer is added to the contacts first and a known one
+        whose nickname changed takes the new one."""
         kfid = open_kfid or self.default_open_kfid
         if name is not None and external_userid not in self.customers:
             self.add_customer(external_userid, name)
+        elif name and self.customers[external_userid].name != name:
+            self.customers[external_userid].name = name
         msg = {
             "msgid": random_id(length=32),
             "open_kfid": kfid,

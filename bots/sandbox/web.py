@@ -26,6 +26,7 @@ def setup(app: web.Application) -> SandboxState:
         return app[RUNTIME].clock.now() if RUNTIME in app else dt.datetime.now(dt.UTC)
 
     state = SandboxState.from_settings(settings, now=now)
+    state.public_base = settings.base_url
     state.seed_demo()
     sim = CallbackSimulator(
         settings.wecom_token.get(),

@@ -19,9 +19,11 @@ PAYMENT_SOURCES = ("console", "api", "import")
 MAX_TERMS_DAYS = 365
 MAX_AMOUNT_FEN = 10**12  # ¥10 billion: anything larger is a typo, not a payment
 
-# Aging buckets by days past due (today − due date): not yet due, then 0–30, 31–60, 61–90, over 90.
-BUCKETS = ("not_due", "0-30", "31-60", "61-90", "90+")
-BUCKET_ZH = {"not_due": "未到期", "0-30": "0–30天", "31-60": "31–60天", "61-90": "61–90天", "90+": "90天以上"}
+# Aging buckets by days past due (today − due date): not yet due (due today or later), then overdue by 1–30, 31–60,
+# 61–90, over 90 days — the overdue buckets add up to the overdue balance exactly.
+BUCKETS = ("not_due", "1-30", "31-60", "61-90", "90+")
+OVERDUE_BUCKETS = BUCKETS[1:]
+BUCKET_ZH = {"not_due": "未到期", "1-30": "逾期1–30天", "31-60": "逾期31–60天", "61-90": "逾期61–90天", "90+": "逾期90天以上"}
 
 
 # ---- errors ---------------------------------------------------------------------------------------------
@@ -216,12 +218,12 @@ def days_past_due(due_on: dt.date, today: dt.date) -> int:
 
 
 def aging_bucket(due_on: dt.date, today: dt.date) -> str:
-    """not_due while the due date is ahead; then 0–30 (incl. the due date itself), 31–60, 61–90, 90+ days."""
+    """not_due until the due date has passed (an invoice due today is not overdue); then 1–30, 31–60, 61–90, 90+ days."""
     days = days_past_due(due_on, today)
-    if days < 0:
+    if days <= 0:
         return "not_due"
     if days <= 30:
-        return "0-30"
+        return "1-30"
     if days <= 60:
         return "31-60"
     return "61-90" if days <= 90 else "90+"

@@ -78,7 +78,7 @@ def _check(method: str, source: str, received_at: dt.datetime, now: dt.datetime)
     if method not in PAYMENT_METHODS:
         raise InvalidInput(f"收款方式必须是 {', '.join(PAYMENT_METHODS)} 之一 (unknown method {method!r})", field="method")
     if source not in PAYMENT_SOURCES:
-        raise InvalidInput(f"unknown payment source {source!r}", field="source")
+        raise InvalidInput(f"收款来源只能是 console、api 或 import (unknown payment source {source!r})", field="source")
     if received_at.tzinfo is None:
         raise InvalidInput("收款时间需要带时区 (received_at must be timezone-aware)", field="received_at")
     if received_at > now + FUTURE_TOLERANCE:

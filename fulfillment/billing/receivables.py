@@ -99,7 +99,7 @@ class AgingReport:
 
 
 async def aging_report(rt: Runtime, by: str = "customer") -> AgingReport:
-    """Open balances by aging bucket (not due / 0–30 / 31–60 / 61–90 / 90+ days past due, business-local dates),
+    """Open balances by aging bucket (not due / 1–30 / 31–60 / 61–90 / 90+ days past due, business-local dates),
     grouped by customer or by the order's salesperson, with the grand total."""
     if by not in ("customer", "salesperson"):
         raise InvalidInput("by 必须是 customer 或 salesperson (by must be customer or salesperson)", field="by")

@@ -339,7 +339,7 @@ async def _customer_id(request: web.Request, external: str) -> int:
 def _limit(request: web.Request, default: int = 50) -> int:
     raw = request.query.get("limit", str(default))
     if not raw.isdecimal() or not 1 <= int(raw) <= 500:
-        raise InvalidInput("limit must be an integer from 1 to 500", field="limit")
+        raise InvalidInput("limit 须为 1 到 500 的整数 (limit must be an integer from 1 to 500)", field="limit")
     return int(raw)
 
 
@@ -348,7 +348,7 @@ async def list_invoices(request: web.Request) -> web.Response:
     external = request.query.get("customer", "").strip()
     status = request.query.get("status", "")
     if status and status != "open" and status not in INVOICE_STATUS_ZH:
-        raise InvalidInput("status must be open, partially_paid, paid or void", field="status")
+        raise InvalidInput("status 只能是 open、partially_paid、paid 或 void (status: open | partially_paid | paid | void)", field="status")
     customer_id = await _customer_id(request, external) if external else None
     found = await invoices.list_invoices(rt, customer_id=customer_id, status=status, limit=_limit(request))
     return web.json_response({"items": [i.to_json() for i in found]})
@@ -405,7 +405,7 @@ async def import_statement(request: web.Request) -> web.Response:
 async def get_import(request: web.Request) -> web.Response:
     raw = request.match_info["id"]
     if not raw.isdecimal():
-        raise InvalidInput("import id must be a number", field="id")
+        raise InvalidInput("导入编号必须是数字 (import id must be a number)", field="id")
     return web.json_response(await statements.get_import(request.app[RUNTIME], int(raw)))
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import sys
 import time
@@ -25,12 +26,45 @@ def _settings() -> Settings:
         raise SystemExit(2) from None
 
 
+def _with_port(settings: Settings, args: argparse.Namespace) -> Settings:
+    """``--port N`` over SCRM_PORT; a port outside 1..65535 ends the command with one line and exit code 2."""
+    port = getattr(args, "port", None)
+    if port is None:
+        return settings
+    if not 0 < port < 65536:
+        print(f"端口无效 / invalid port: {port}（应为 1–65535）", file=sys.stderr)
+        raise SystemExit(2)
+    return settings.replace(port=port)
+
+
+def _port_number(text: str) -> int:
+    """``--port`` as given; "abc" ends with one Chinese line and exit code 2 instead of argparse's English usage."""
+    try:
+        return int(text)
+    except ValueError:
+        print(f"端口无效 / invalid port: {text!r}（应为 1–65535 的整数）", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _port_in_use(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on (in Chinese), or None when it can — checked before saying "serving on"."""
+    from scrm.app.supervisor import bind
+
+    try:
+        bind(host, port).close()
+    except PermissionError:
+        return f"无权监听 {host}:{port}（1024 以下的端口需要管理员权限）/ permission denied"
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            return f"端口 {port} 已被占用，请换一个端口（--port N 或 SCRM_PORT）/ {host}:{port} is already in use"
+        return f"无法监听 {host}:{port}：{exc.strerror or exc}"
+    return None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from scrm.app.supervisor import multiprocess_metrics_dir, refuse_reason
 
-    settings = _settings()
-    if args.port:
-        settings = settings.replace(port=args.port)
+    settings = _with_port(_settings(), args)
     workers = max(1, int(getattr(args, "workers", 1) or 1))
     reason = refuse_reason(settings, workers)
     if reason:
@@ -44,6 +78,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from scrm.app.webapp import create_app
     from scrm.core.http.limits import KEEPALIVE_TIMEOUT
 
+    busy = _port_in_use(settings.host, settings.port)
+    if busy:
+        print(busy, file=sys.stderr)
+        return 2
     setup_logging(settings.log_level, settings.log_format)
     mode = "sandbox (WeCom and WeChat are emulated locally)" if settings.is_sandbox else "production"
     procs = f"; {workers} server processes" if workers > 1 else ""
@@ -66,6 +104,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         except NotMigrated as exc:
             print(f"数据库未迁移 / database not migrated: {exc}", file=sys.stderr)
             return 2
+        except OSError as exc:  # the port was taken between the check and the bind
+            print(f"无法监听 {settings.host}:{settings.port}：{exc.strerror or exc}", file=sys.stderr)
+            return 2
         return 0
 
     if metrics_dir is None:
@@ -84,11 +125,6 @@ def _serve_supervised(settings: Settings, workers: int, serve_one) -> int:  # ty
     from scrm.app.webapp import create_app
     from tagging.rules.engine import fresh_tokenizer
 
-    try:
-        bind(settings.host, settings.port).close()  # fail now, with a message, if the port is taken
-    except OSError as exc:
-        print(f"cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
-        return 2
     started = time.monotonic()
     create_app(settings)  # imports every route module once (nothing opens before the app starts)
     fresh_tokenizer()  # jieba's default dictionary, inherited by every server (the parsers and taggers copy it)
@@ -303,8 +339,9 @@ def cmd_rfm(args: argparse.Namespace) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
+    # --port: in sandbox mode the emulated WeCom is the running server's, at SCRM_PORT unless told otherwise
     setup_logging("WARNING", "text")
-    return sync_command(_settings(), args)
+    return sync_command(_with_port(_settings(), args), args)
 
 
 # ---- commands that need a runtime of their own -----------------------------------------------------------
@@ -517,7 +554,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="run.py", description="SCRM + order-fulfilment bot platform")
     sub = parser.add_subparsers(dest="command")
     serve = sub.add_parser("serve", help="serve the web app, callbacks, sidebar, console (default)")
-    serve.add_argument("--port", type=int, default=0, help="override SCRM_PORT")
+    serve.add_argument("--port", type=_port_number, default=None, help="override SCRM_PORT")
     serve.add_argument(
         "--workers", type=int, default=1, metavar="N", help="N server processes on one port, supervised (PostgreSQL + Redis; default 1)"
     )
@@ -533,6 +570,7 @@ def main(argv: list[str] | None = None) -> int:
     sync = sub.add_parser("sync", help="initial / repair sync from WeCom: members, tags, customers, groups (resumable)")
     sync.add_argument("--step", choices=["members", "tags", "customers", "groups"], help="run only this step")
     sync.add_argument("--restart", action="store_true", help="ignore an interrupted run and start from scratch")
+    sync.add_argument("--port", type=_port_number, default=None, help="sandbox: the port `run.py serve` listens on (default SCRM_PORT)")
     sync.add_argument("--no-batch", action="store_true", help="externalcontact/list + get instead of batch/get_by_user")
     tags = sub.add_parser("tags", help="tag rules: dry-run | export | import FILE | versions (the rules live in the database, versioned)")
     tags_sub = tags.add_subparsers(dest="action", required=True)
@@ -573,7 +611,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     command = args.command or "serve"
     if command == "serve" and not hasattr(args, "port"):
-        args.port, args.workers = 0, 1
+        args.port, args.workers = None, 1
     if command == "serve" and not 1 <= args.workers <= 64:
         parser.error("--workers: 1..64")
     if command == "catalog" and args.action == "import" and args.file == "-":

@@ -20,7 +20,7 @@ from scrm.core.outbox import outbox
 def _limit(request: web.Request) -> int:
     raw = request.query.get("limit", "50")
     if not raw.isdecimal() or not 1 <= int(raw) <= 500:
-        raise InvalidInput("limit must be an integer from 1 to 500", field="limit")
+        raise InvalidInput("limit 须为 1 到 500 的整数 (limit must be an integer from 1 to 500)", field="limit")
     return int(raw)
 
 
@@ -92,7 +92,7 @@ async def list_outbox(request: web.Request) -> web.Response:
     elif status == "done":
         q = q.where(outbox.c.done_at.is_not(None))
     else:
-        raise InvalidInput("status must be pending, failed or done", field="status")
+        raise InvalidInput("status 只能是 pending、failed 或 done (status must be pending, failed or done)", field="status")
     async with rt.db.read() as conn:
         rows = (await conn.execute(q)).all()
     items = [

@@ -53,6 +53,18 @@ NAV = (
 )
 
 
+# The menu groups the nav into sections (label, nav keys in order); each shows as a drop-down of the entries the
+# role may use (a section with one such entry is a plain link). An entry in no section is a top-level link — so a
+# new NAV entry shows up even before it is placed here. Slots kept for pages on their way: "products" (商品).
+NAV_SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("销售", ("customers", "orders", "groups")),
+    ("运营", ("picking", "stock", "products", "purchasing")),
+    ("财务", ("finance",)),
+    ("营销", ("rules", "segments", "channels", "coupons", "campaigns", "broadcasts")),
+    ("设置", ("staff",)),
+)
+
+
 def roles_for_path(path: str) -> frozenset[str] | None:
     """The roles :data:`ACCESS_BY_PREFIX` gives a console path (a route's canonical path), or None when no rule
     covers it."""

@@ -27,6 +27,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from config import Settings
+from scrm.console.form_echo import FormEcho
 from scrm.core.http.errors import json_error
 from scrm.core.http.keys import RUNTIME, SETTINGS
 from scrm.core.http.signing import Signer, b64url
@@ -204,10 +205,14 @@ def clear_session_cookie(response: web.StreamResponse) -> None:
 
 
 # ---- flash messages ---------------------------------------------------------------------------------------
-def set_flash(request: web.Request, response: web.StreamResponse, kind: str, message: str) -> None:
-    """A one-time message for the next page (signed, so nobody can put words in our mouth via a link)."""
+def set_flash(request: web.Request, response: web.StreamResponse, kind: str, message: str, *, form: FormEcho | None = None) -> None:
+    """A one-time message for the next page (signed, so nobody can put words in our mouth via a link); with
+    ``form``, the refused submission the next page refills (:mod:`scrm.console.form_echo`)."""
     now = int(request.app[RUNTIME].clock.now().timestamp())
-    value = _signer(request.app[SETTINGS], "flash").sign({"k": kind, "m": message[:300], "exp": now + 120})
+    payload: dict[str, Any] = {"k": kind, "m": message[:300], "exp": now + 120}
+    if form is not None:
+        payload["form"] = form.to_payload()
+    value = _signer(request.app[SETTINGS], "flash").sign(payload)
     response.set_cookie(FLASH_COOKIE, value, max_age=120, path=COOKIE_PATH, httponly=True, samesite="Lax", secure=request.secure)
 
 
@@ -221,6 +226,15 @@ def read_flash(request: web.Request) -> tuple[str, str] | None:
     if p is None or not isinstance(p.get("exp"), int) or p["exp"] < now or p.get("k") not in ("ok", "err"):
         return None
     return str(p["k"]), str(p.get("m", ""))
+
+
+def read_form_echo(request: web.Request) -> FormEcho | None:
+    """The refused submission the flash carries, if any (see :func:`set_flash`)."""
+    raw, flash = request.cookies.get(FLASH_COOKIE), read_flash(request)
+    if not raw or flash is None:
+        return None
+    p = _signer(request.app[SETTINGS], "flash").unsign(raw)
+    return FormEcho.from_payload(p.get("form"), flash[1]) if p is not None else None
 
 
 def clear_flash(request: web.Request, response: web.StreamResponse) -> None:
@@ -261,16 +275,16 @@ def protected(
             if wants_html(request):
                 response = login_redirect(request)
             else:
-                response = json_error(401, "unauthorized", "请先登录控制台 (sign in to the console first)")
+                response = json_error(401, "unauthorized", "请先登录控制台")
             if SESSION_COOKIE in request.cookies:  # expired or revoked: drop the dead cookie
                 clear_session_cookie(response)
             return response
         if not session.may(roles):
-            return forbidden_page(request, "您的角色无权使用此页面 (your role may not use this page)")
+            return forbidden_page(request, "您的角色无权使用此页面")
         if request.method == "POST":
             form = await request.post()
             if not check_csrf(settings, session, form.get(CSRF_FIELD)):
-                return forbidden_page(request, "表单已失效或来源不明，请刷新页面后重试 (invalid CSRF token)")
+                return forbidden_page(request, "表单已失效或来源不明，请刷新页面后重试")
         request[SESSION] = session
         return await handler(request)
 

@@ -71,12 +71,10 @@ def _scheduled_at(raw: str, now: dt.datetime) -> dt.datetime | None:
     try:
         value = dt.datetime.fromisoformat(raw)
     except ValueError:
-        raise InvalidInput(
-            "发送时间需为日期时间，如 2026-12-12T20:00 (scheduled_at must be a date and time)", field="scheduled_at"
-        ) from None
+        raise InvalidInput("发送时间需为日期时间，如 2026-12-12T20:00", field="scheduled_at") from None
     value = (value if value.tzinfo else value.replace(tzinfo=SHANGHAI)).astimezone(dt.UTC)
     if value <= now:
-        raise InvalidInput("发送时间需晚于现在 (scheduled_at must be in the future)", field="scheduled_at")
+        raise InvalidInput("发送时间需晚于现在", field="scheduled_at")
     return value
 
 
@@ -133,14 +131,14 @@ async def broadcast_create(request: web.Request) -> web.Response:
             raise InvalidInput(f"客群表达式有误：{outcome.error}", field="segment")
         raw_template = form.get("coupon_template_id", "").strip()
         if raw_template and (not raw_template.isdecimal() or len(raw_template) > 18):
-            raise InvalidInput("请选择优惠券 (coupon_template_id)", field="coupon_template_id")
+            raise InvalidInput("请选择优惠券", field="coupon_template_id")
         raw_referral = form.get("referral_campaign_id", "").strip()
         if raw_referral and (not raw_referral.isdecimal() or len(raw_referral) > 18):
-            raise InvalidInput("请选择邀请活动 (referral_campaign_id)", field="referral_campaign_id")
+            raise InvalidInput("请选择邀请活动", field="referral_campaign_id")
         send_now = form.get("send_now") == "1"
         at = _scheduled_at(form.get("scheduled_at", ""), rt.clock.now())
         if send_now and at is not None:
-            raise InvalidInput("“立即发送”与“定时发送”只能选一个 (send now or at a time, not both)", field="scheduled_at")
+            raise InvalidInput("“立即发送”与“定时发送”只能选一个", field="scheduled_at")
         data: dict[str, Any] = {
             "name": form.get("name", ""),
             "segment": form.get("segment", ""),

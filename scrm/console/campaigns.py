@@ -357,7 +357,7 @@ async def campaign_status(request: web.Request) -> web.Response:
 
     async def action() -> str:
         if target not in CAMPAIGN_STATUS_ZH:
-            raise InvalidInput("未知的活动状态 (unknown status)", field="status")
+            raise InvalidInput("未知的活动状态", field="status")
         campaign = await referral_services.update_campaign(request.app[RUNTIME], cid, {"status": target})
         return f"活动“{campaign.name}”{CAMPAIGN_STATUS_ZH[campaign.status]}"
 

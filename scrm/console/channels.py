@@ -104,7 +104,7 @@ async def _fields(request: web.Request) -> dict[str, Any]:
     form = await request.post()
     raw_tags = [v for v in form.getall("tag_ids", []) if isinstance(v, str)]
     if not all(v.isdecimal() and len(v) < 19 for v in raw_tags):
-        raise InvalidInput("标签选择有误 (tag_ids must be tag ids)", field="tag_ids")
+        raise InvalidInput("标签选择有误", field="tag_ids")
     return {
         "name": str(form.get("name", "")),
         "userids": [v for v in form.getall("userids", []) if isinstance(v, str)],

@@ -49,7 +49,20 @@ class AxisLabel:
     x: str
     y: str
     text: str
-    anchor: str = "middle"  # SVG text-anchor: a label on the plot's edge points inwards so it is not cut off
+    anchor: str = "middle"  # "start" / "end" at the chart's edges, so the first and last dates are not cut off
+
+
+AXIS_CHAR_WIDTH = 6.0  # px per character at font-size 10 (digits and "-"; a CJK character is ~10): a safe over-estimate
+
+
+def _axis_label(x: float, y: float, text: str, width: int) -> AxisLabel:
+    """A label centred under ``x`` unless half of it would fall outside ``0..width``: then it hangs inward."""
+    half = len(text) * AXIS_CHAR_WIDTH / 2
+    if x + half > width:
+        return AxisLabel(_n(width - 1), _n(y), text, "end")
+    if x - half < 0:
+        return AxisLabel(_n(1), _n(y), text, "start")
+    return AxisLabel(_n(x), _n(y), text)
 
 
 @dataclass(frozen=True)
@@ -147,7 +160,7 @@ def bar_geometry(
         x = left + k * slot + slot * 0.15
         bars.append(Bar(_n(x), _n(top + plot_h - bar_h), _n(slot * 0.7), _n(bar_h), label, fmt(value)))
         if (len(points) - 1 - k) % every == 0:  # counted from the end: the latest point is always labelled
-            labels.append(AxisLabel(_n(left + k * slot + slot / 2), _n(height - 6), label))
+            labels.append(_axis_label(left + k * slot + slot / 2, height - 6, label, width))
     return BarChart(title, width, height, color, _frame(width, height, fmt(peak)), tuple(bars), tuple(labels))
 
 
@@ -168,9 +181,7 @@ def line_geometry(
     for k, ((label, value), (x, y)) in enumerate(zip(points, coords, strict=True)):
         dots.append(Dot(_n(x), _n(y), label, fmt(value)))
         if (len(points) - 1 - k) % every == 0:  # counted from the end: the latest point is always labelled
-            # the first and last points sit on the plot's edges (the padding is narrower than half a label)
-            anchor = "middle" if len(points) == 1 else "start" if k == 0 else "end" if k == len(points) - 1 else "middle"
-            labels.append(AxisLabel(_n(x), _n(height - 6), label, anchor))
+            labels.append(_axis_label(x, height - 6, label, width))
     polyline = " ".join(f"{_n(x)},{_n(y)}" for x, y in coords)
     return LineChart(title, width, height, color, _frame(width, height, fmt(peak)), polyline, tuple(dots), tuple(labels))
 

@@ -39,9 +39,9 @@ def _yuan(form: dict[str, str], name: str, label: str) -> int | None:
     try:
         fen = parse_yuan(raw)
     except ValueError:
-        raise InvalidInput(f"{label}需为金额，如 10 或 9.90 ({name} must be an amount in yuan)", field=name) from None
+        raise InvalidInput(f"{label}请填写以元为单位的数字，最多两位小数，如 10 或 9.90", field=name) from None
     if fen < 0:
-        raise InvalidInput(f"{label}不能为负数 ({name} must not be negative)", field=name)
+        raise InvalidInput(f"{label}不能为负数", field=name)
     return fen
 
 
@@ -50,7 +50,7 @@ def count_field(form: dict[str, str], name: str, label: str, *, maximum: int = 1
     if not raw:
         return None
     if not raw.isdecimal() or int(raw) > maximum:
-        raise InvalidInput(f"{label}需为 0 到 {maximum} 的整数 ({name} must be a whole number)", field=name)
+        raise InvalidInput(f"{label}需为 0 到 {maximum} 的整数", field=name)
     return int(raw)
 
 
@@ -66,7 +66,7 @@ def local_time(raw: str, name: str, *, end_of_day: bool = False) -> dt.datetime 
     try:
         value = dt.datetime.fromisoformat(raw)
     except ValueError:
-        raise InvalidInput(f"{name} 需为日期时间，如 2026-12-31 ({name} must be a date)", field=name) from None
+        raise InvalidInput(f"{name} 需为日期时间，如 2026-12-31", field=name) from None
     if end_of_day and len(raw) == 10:
         value = value.replace(hour=23, minute=59, second=59)
     return (value if value.tzinfo else value.replace(tzinfo=SHANGHAI)).astimezone(dt.UTC)

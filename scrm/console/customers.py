@@ -94,7 +94,7 @@ async def customer_tag(request: web.Request) -> web.Response:
         cid = await _existing(request)
         raw = form.get("tag_id", "")
         if not raw.isdecimal() or len(raw) > 18:
-            raise InvalidInput("请选择标签 (tag_id)", field="tag_id")
+            raise InvalidInput("请选择标签", field="tag_id")
         add = form.get("action") != "remove"
         by = actor(request)[:64]
         changed = await set_customer_tag(rt, customer_id=cid, tag_id=int(raw), add=add, evidence={"by": by} if add else {}, by=by)
@@ -127,7 +127,7 @@ async def customer_fields(request: web.Request) -> web.Response:
         key = form.get("key", "").strip()
         value = form.get("value", "").strip()
         if not key:
-            raise InvalidInput("请填写字段名 (key)", field="key")
+            raise InvalidInput("请填写字段名", field="key")
         async with rt.db.write() as conn:
             await set_custom_fields(conn, cid, {key: value or None}, rt.clock.now())
         return f"已保存字段“{key}”" if value else f"已删除字段“{key}”"

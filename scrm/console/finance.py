@@ -82,7 +82,6 @@ async def dunning_run(request: web.Request) -> web.Response:
 
 
 # ---- 发票 ---------------------------------------------------------------------------------------------------
-SOURCE_ZH = {"payment": "收款", "credit": "预收抵扣", "void": "作废冲回"}
 
 
 async def invoices_page(request: web.Request) -> web.Response:
@@ -125,9 +124,7 @@ async def invoice_page(request: web.Request) -> web.Response:
     except NotFound as exc:
         return finance_page(request, "finance/not_found.html", "invoices", http_status=404, title="没有找到发票", message=exc.message)
     names = await customer_names(request, [inv.customer_id])
-    return finance_page(
-        request, "finance/invoice.html", "invoices", inv=inv, names=names, status_names=INVOICE_STATUS_ZH, source_zh=SOURCE_ZH
-    )
+    return finance_page(request, "finance/invoice.html", "invoices", inv=inv, names=names, status_names=INVOICE_STATUS_ZH)
 
 
 async def invoice_void(request: web.Request) -> web.Response:

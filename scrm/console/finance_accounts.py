@@ -44,7 +44,7 @@ async def payment_record(request: web.Request) -> web.Response:
             try:
                 day = dt.date.fromisoformat(form["received_on"].strip())
             except ValueError:
-                raise InvalidInput("收款日期格式不对 (received_on must be YYYY-MM-DD)", field="received_on") from None
+                raise InvalidInput("收款日期格式不对", field="received_on") from None
             received = dt.datetime.combine(day, dt.time(), tzinfo=SHANGHAI)
         result = await payments.record_payment(
             request.app[RUNTIME],
@@ -73,7 +73,7 @@ async def import_upload(request: web.Request) -> web.Response:
 
     async def action() -> str:
         if not isinstance(upload, web.FileField):
-            raise InvalidInput("请选择要导入的 CSV 文件 (choose a file)", field="file")
+            raise InvalidInput("请选择要导入的 CSV 文件", field="file")
         report = await statements.import_statement(
             request.app[RUNTIME],
             upload.file.read(),
@@ -135,7 +135,7 @@ async def accounts_page(request: web.Request) -> web.Response:
 def account_id(request: web.Request) -> int:
     raw = request.match_info["customer_id"]
     if not raw.isdecimal():
-        raise InvalidInput("客户编号不对 (bad customer id)")
+        raise InvalidInput("客户编号不对")
     return int(raw)
 
 
@@ -146,9 +146,9 @@ async def account_save(request: web.Request) -> web.Response:
     async def action() -> str:
         terms = form.get("terms_days", "").strip()
         if not terms.isdecimal():
-            raise InvalidInput("账期必须是 0 到 365 的整数天 (terms must be whole days)", field="terms_days")
+            raise InvalidInput("账期必须是 0 到 365 的整数天", field="terms_days")
         raw_limit = form.get("credit_limit", "").strip()
-        limit = fen_field(raw_limit, "信用额度") if raw_limit else None
+        limit = fen_field(raw_limit, "信用额度", "credit_limit") if raw_limit else None
         account = await services.set_account(request.app[RUNTIME], cid, terms_days=int(terms), credit_limit_fen=limit)
         shown = "不限" if account.credit_limit_fen is None else money(account.credit_limit_fen)
         return f"已保存：账期 {account.terms_days} 天，信用额度 {shown}"

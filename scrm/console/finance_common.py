@@ -40,11 +40,13 @@ def finance_page(request: web.Request, template: str, tab: str, *, http_status: 
     return render(request, template, ctx, http_status=http_status, http_headers=PICKER_HEADERS, tab=tab, tabs=tabs, **values)
 
 
-def fen_field(raw: str, label: str) -> int:
+def fen_field(raw: str, label: str, name: str = "amount") -> int:
+    """A form's amount in 元 (``1,234.50``, ``¥36``) as fen; anything else is InvalidInput on field ``name``."""
     try:
         return parse_yuan(raw)
     except ValueError:
-        raise InvalidInput(f"{label}必须是金额，如 1,234.50 (an amount in yuan)", field=label) from None
+        shown = raw.strip()[:20] or "（空）"
+        raise InvalidInput(f"{label}“{shown}”不是有效的金额：请填写以元为单位的数字，最多两位小数，如 1,234.50", field=name) from None
 
 
 async def customer_field(request: web.Request, text: str) -> int:
@@ -59,7 +61,7 @@ async def customer_field(request: web.Request, text: str) -> int:
     try:
         return await resolve_customer_text(rt, text)
     except CustomerNotChosen as exc:
-        raise CustomerNotFound(exc.message) from None
+        raise CustomerNotFound(exc.message, field="customer") from None
 
 
 async def customer_names(request: web.Request, ids: list[int]) -> dict[int, str]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import logging
+import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +26,10 @@ from markupsafe import Markup
 
 from fulfillment.catalog.services import MAX_QTY
 from fulfillment.orders.domain import STATUS_ZH
-from scrm.console import auth
-from scrm.console.access import NAV
+from scrm.console import auth, labels
+from scrm.console.access import NAV, NAV_SECTIONS
 from scrm.console.auth import SESSION
+from scrm.console.form_echo import FormEcho, kept_values, refill
 from scrm.core.clock import local
 from scrm.core.errors import DomainError, InvalidInput, NotFound
 from scrm.core.http.keys import SETTINGS
@@ -116,6 +118,8 @@ def build_environment() -> jinja2.Environment:
         status_zh=status_zh,
         roles_zh=roles_zh,
         quote=path_quote,
+        label=labels.label,
+        actor_label=labels.actor_label,
     )
     env.globals.update(url=url, STATUS_ZH=STATUS_ZH)
     return env
@@ -137,6 +141,41 @@ class NavItem:
 
 
 @dataclass(frozen=True)
+class NavSection:
+    """One entry of the menu bar: a section's drop-down of nav items, or (``label`` empty) one top-level link."""
+
+    label: str
+    items: tuple[NavItem, ...]
+
+    @property
+    def active(self) -> bool:
+        return any(item.active for item in self.items)
+
+    @property
+    def single(self) -> NavItem | None:
+        """The one item of a section that has only one for this role (shown as a plain link), else None."""
+        return self.items[0] if len(self.items) == 1 else None
+
+
+def menu_sections(items: Iterable[NavItem]) -> tuple[NavSection, ...]:
+    """The nav items grouped by :data:`scrm.console.access.NAV_SECTIONS`, in NAV order: top-level links before the
+    first section's place, sections where their first item is; empty sections left out."""
+    by_key = {item.key: item for item in items}
+    section_of = {key: label for label, keys in NAV_SECTIONS for key in keys}
+    out: list[NavSection] = []
+    placed: set[str] = set()
+    for item in by_key.values():
+        label = section_of.get(item.key)
+        if label is None:
+            out.append(NavSection("", (item,)))
+        elif label not in placed:
+            placed.add(label)
+            keys = dict(NAV_SECTIONS)[label]
+            out.append(NavSection(label, tuple(by_key[k] for k in keys if k in by_key)))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
 class PageContext:
     """What every signed-in page shows around its body: who, the CSRF token, the flash message, the nav item."""
 
@@ -154,6 +193,11 @@ class PageContext:
             for key, href, label, roles in NAV
             if not self.roles or not roles.isdisjoint(self.roles)
         )
+
+    @property
+    def menu(self) -> tuple[NavSection, ...]:
+        """The nav as the menu bar shows it: sections with drop-downs (see :func:`menu_sections`)."""
+        return menu_sections(self.nav)
 
 
 def page_context(request: web.Request, active: str) -> PageContext:
@@ -191,7 +235,11 @@ def render(
 ) -> web.Response:
     """A signed-in page: ``template`` (extending ``base.html``) with ``ctx`` and ``values``; the flash is shown once.
     ``http_status`` / ``http_headers`` go on the response (named so that a template value may be called ``status``)."""
-    response = html_response(render_document(request.app, template, ctx=ctx, **values), status=http_status, headers=http_headers)
+    document = render_document(request.app, template, ctx=ctx, **values)
+    echo = auth.read_form_echo(request) if ctx.flash is not None and ctx.flash[0] == "err" else None
+    if echo is not None:
+        document = refill(document, echo)  # the refused form as the user left it, the reason beside its field
+    response = html_response(document, status=http_status, headers=http_headers)
     auth.clear_flash(request, response)
     return response
 
@@ -207,11 +255,32 @@ def forbidden(request: web.Request, message: str) -> web.Response:
 
 
 # ---- handlers' small helpers -------------------------------------------------------------------------------------
-def back(request: web.Request, path: str, kind: str, message: str) -> web.Response:
-    """303 to ``path`` with a flash message (``kind`` ok / err)."""
+def back(request: web.Request, path: str, kind: str, message: str, *, form: FormEcho | None = None) -> web.Response:
+    """303 to ``path`` with a flash message (``kind`` ok / err) and, for a refused form, what to refill it with."""
     response = web.Response(status=303, headers={"Location": path})
-    auth.set_flash(request, response, kind, message)
+    auth.set_flash(request, response, kind, message, form=form)
     return response
+
+
+_ENGLISH_GLOSS = re.compile(r"\s*\((?=[^()]*[A-Za-z]{2})[^()\u3000-\u9fff\uff00-\uffef]*\)\s*$")
+
+
+def staff_text(message: str) -> str:
+    """A domain error as staff read it: the services' messages end in an English gloss for API clients
+    ("… (kind must be fixed or percent)"); the console shows the Chinese sentence before it."""
+    return _ENGLISH_GLOSS.sub("", message) or message
+
+
+async def refused(request: web.Request, back_to: str, exc: DomainError) -> web.Response:
+    """Back to the form's page with the error: the submitted values come back and the field the error names
+    (``exc.details["field"]``) is marked with the message beside it."""
+    form = await read_form(request) if request.method == "POST" else {}
+    field = str(exc.details.get("field") or "")
+    if field not in form and field.removesuffix("_fen") in form:  # the service's threshold_fen is the form's threshold
+        field = field.removesuffix("_fen")
+    message = staff_text(exc.message)
+    echo = FormEcho(request.path, kept_values(form), field if field in form else "", message)
+    return back(request, back_to, "err", message, form=echo)
 
 
 def actor(request: web.Request) -> str:
@@ -230,7 +299,7 @@ async def act(request: web.Request, back_to: str, action: Callable[[], Awaitable
         message = await action()
     except DomainError as exc:
         log.info("console action refused", extra={"path": request.path, "code": exc.code})
-        return back(request, back_to, "err", exc.message)
+        return await refused(request, back_to, exc)
     return back(request, back_to, "ok", message)
 
 
@@ -238,7 +307,7 @@ def path_id(request: web.Request, name: str = "id", *, what: str = "编号") -> 
     """A numeric id from the route (``/console/…/{id}``); anything else is NotFound (never a 500 or a huge int)."""
     raw = request.match_info[name]
     if not raw.isdecimal() or len(raw) > 18:
-        raise NotFound(f"没有这个{what}：{raw[:32]} (no such id)")
+        raise NotFound(f"没有这个{what}：{raw[:32]}")
     return int(raw)
 
 
@@ -246,5 +315,5 @@ def int_field(form: Mapping[str, str], name: str, label: str, *, minimum: int) -
     """A whole-number form field between ``minimum`` and MAX_QTY, else InvalidInput naming ``label``."""
     raw = form.get(name, "").strip()
     if not raw.isdecimal() or not minimum <= int(raw) <= MAX_QTY:
-        raise InvalidInput(f"{label}必须是 {minimum} 到 {MAX_QTY} 之间的整数 ({name} must be a whole number)", field=name)
+        raise InvalidInput(f"{label}必须是 {minimum} 到 {MAX_QTY} 之间的整数", field=name)
     return int(raw)

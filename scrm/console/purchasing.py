@@ -40,7 +40,7 @@ def po_url(number: str) -> str:
 def _qty(raw: str, label: str, *, minimum: int) -> int:
     raw = raw.strip()
     if not raw.isdecimal() or not minimum <= int(raw) <= MAX_QTY:
-        raise InvalidInput(f"{label}必须是 {minimum} 到 {MAX_QTY} 之间的整数 (must be a whole number)", field="qty")
+        raise InvalidInput(f"{label}必须是 {minimum} 到 {MAX_QTY} 之间的整数", field="qty")
     return int(raw)
 
 
@@ -48,9 +48,9 @@ def _yuan(raw: str, label: str) -> int:
     try:
         fen = parse_yuan(raw)
     except ValueError:
-        raise InvalidInput(f"{label}的单价必须是金额，如 36.50 (cost must be an amount in yuan)", field="cost") from None
+        raise InvalidInput(f"{label}的单价请填写以元为单位的数字，最多两位小数，如 36.50", field="cost") from None
     if fen < 0:
-        raise InvalidInput(f"{label}的单价不能为负 (cost cannot be negative)", field="cost")
+        raise InvalidInput(f"{label}的单价不能为负", field="cost")
     return fen
 
 
@@ -170,7 +170,7 @@ async def po_receive(request: web.Request) -> web.Response:
         given = {k.removeprefix("qty:"): v for k, v in form.items() if k.startswith("qty:") and v.strip()}
         lines = [(sku, q) for sku, raw in given.items() if (q := _qty(raw, f"{sku} 的到货数量", minimum=0))] if given else None
         if given and not lines:
-            raise InvalidInput("请至少填写一行大于 0 的到货数量，或全部留空表示到齐 (fill a quantity or leave all blank)", field="lines")
+            raise InvalidInput("请至少填写一行大于 0 的到货数量，或全部留空表示到齐", field="lines")
         result = await ps.receive_purchase(request.app[RUNTIME], number, lines, reference=form.get("reference", ""), actor=actor(request))
         if result.duplicate:
             return f"送货单 {form.get('reference', '').strip()} 已入库过，未重复入库"

@@ -17,12 +17,13 @@ from aiohttp import web
 
 from scrm.console import auth
 from scrm.console.charts import DonutChart, HBarChart, HeatmapChart, donut_geometry, hbar_geometry, heatmap_geometry
-from scrm.console.pages import SECURITY_HEADERS, actor, back, forbidden, page_context, read_form, render, setup_templates, url
+from scrm.console.pages import SECURITY_HEADERS, actor, back, forbidden, page_context, read_form, refused, render, setup_templates, url
 from scrm.core.errors import DomainError, NotFound
 from scrm.core.http.keys import RUNTIME
 from scrm.core.runtime import Runtime
 from tagging.activity import services as activity
 from tagging.rfm import services as rfm
+from tagging.rfm.domain import METHOD_ZH, RfmConfig
 from tagging.segments import services as segments
 from tagging.segments import syntax as segments_syntax
 from tagging.segments.jobs import recompute_all
@@ -56,6 +57,9 @@ class SegmentsView:
     window_days: int
     high: int
     scored: int
+    method: rfm.ScoringMethod  # which scoring method is in use and why (auto: by the number of customers)
+    method_zh: str
+    cuts: str  # the cut points, as staff read them (shown when they score)
     rfm: HBarChart
     rf: HeatmapChart
     activity: DonutChart
@@ -64,6 +68,14 @@ class SegmentsView:
     preview: SegmentPreview | None
     examples: tuple[str, ...]
     saved: list[segments.SavedSegment]
+
+
+def cut_points_zh(config: RfmConfig) -> str:
+    """The cut points in words: R by days since the last order, F by orders, M by spend in 元."""
+    r = "/".join(str(c) for c in config.recency_cuts)
+    f = "/".join(str(c) for c in config.frequency_cuts)
+    m = "/".join(f"{c // 100}" for c in config.monetary_cuts_fen)
+    return f"R：距上次下单 {r} 天；F：订单数 {f} 单；M：消费 {m} 元"
 
 
 async def segment_preview(rt: Runtime, expression: str) -> SegmentPreview | None:
@@ -88,11 +100,16 @@ async def segments_page(request: web.Request) -> web.Response:
         grid = await rfm.rf_grid(conn)
         acts = await activity.activity_counts(conn)
         saved = await segments.list_segments(conn)
-    window_days, high = rfm.rfm_config(rt).window_days, rfm.rfm_config(rt).high_score
+        method = await rfm.scoring_method(conn, rt.clock.now(), rfm.rfm_config(rt))
+    config = rfm.rfm_config(rt)
+    window_days, high = config.window_days, config.high_score
     view = SegmentsView(
         window_days=window_days,
         high=high,
         scored=sum(counts.values()),
+        method=method,
+        method_zh=METHOD_ZH[method.method],
+        cuts=cut_points_zh(config),
         rfm=hbar_geometry(
             list(counts.items()), title="RFM 八类客户人数（绿色为“重要”客户：消费金额高）", highlight=lambda name: name.startswith("重要")
         ),
@@ -132,7 +149,7 @@ async def save(request: web.Request) -> web.Response:
             created_by=actor(request),
         )
     except DomainError as exc:
-        return back(request, back_to, "err", exc.message)
+        return await refused(request, back_to, exc)
     return back(request, back_to, "ok", f"已保存客群 “{made.name}”")
 
 
@@ -140,7 +157,7 @@ async def delete(request: web.Request) -> web.Response:
     raw = request.match_info["id"]
     try:
         if not raw.isdecimal() or len(raw) > 18:
-            raise NotFound("没有这个客群 (no such segment)")
+            raise NotFound("没有这个客群")
         await segments.delete_segment(request.app[RUNTIME], int(raw))
     except DomainError as exc:
         return back(request, PAGE, "err", exc.message)

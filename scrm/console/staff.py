@@ -33,7 +33,7 @@ async def staff_list(request: web.Request) -> web.Response:
 def _staff_id(request: web.Request) -> int:
     raw = request.match_info["id"]
     if not raw.isdecimal():
-        raise NotFound("没有这个员工账号 (no such staff account)")
+        raise NotFound("没有这个员工账号")
     return int(raw)
 
 

@@ -16,14 +16,14 @@ from scrm.core.http.keys import RUNTIME
 def supplier_id(form: dict[str, str]) -> int:
     raw = form.get("supplier_id", "").strip()
     if not raw.isdecimal() or len(raw) > 18:
-        raise InvalidInput("请选择供应商 (choose a supplier)", field="supplier_id")
+        raise InvalidInput("请选择供应商", field="supplier_id")
     return int(raw)
 
 
 def _days(raw: str) -> int:
     raw = raw.strip() or "3"
     if not raw.isdecimal() or int(raw) > 365:
-        raise InvalidInput("交货天数必须是 0 到 365 的整数 (lead time must be 0..365 days)", field="lead_time_days")
+        raise InvalidInput("交货天数必须是 0 到 365 的整数", field="lead_time_days")
     return int(raw)
 
 

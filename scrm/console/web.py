@@ -51,19 +51,6 @@ log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 LOGIN_LIMITER = web.AppKey("console_login_limiter", LoginLimiter)
-SHIPMENT_STATUS_ZH = {"shipped": "已发出", "delivered": "已签收", "cancelled": "已取消"}
-EVENT_ZH = {
-    "credit_hold": "超出信用额度，待审核",
-    "created": "创建",
-    "lines_changed": "修改商品",
-    "confirmed": "确认",
-    "cancelled": "取消",
-    "expired": "过期",
-    "shipped": "发货",
-    "completed": "完成",
-    "shipment_cancelled": "取消发货",
-    "backorder_allocated": "缺货补足",
-}
 
 
 # ---- view values ------------------------------------------------------------------------------------------
@@ -175,7 +162,7 @@ async def login_submit(request: web.Request) -> web.Response:
     client = request.remote or "unknown"
     if not _same_origin(request):
         # Login CSRF: another site's form must not sign this browser in to an account of the attacker's choosing.
-        refused = "登录请求来自其他网站，已拒绝。请直接打开控制台登录页 (cross-site sign-in refused)"
+        refused = "登录请求来自其他网站，已拒绝。请直接打开控制台登录页"
         return message_page(request, "无法登录", refused, status=403)
     form = await read_form(request)
     target = safe_next(form.get("next"), "")
@@ -186,7 +173,7 @@ async def login_submit(request: web.Request) -> web.Response:
         return message_page(
             request,
             "登录尝试过多",
-            f"登录失败次数过多，请 {(wait + 59) // 60} 分钟后再试 (too many attempts)",
+            f"登录失败次数过多，请 {(wait + 59) // 60} 分钟后再试",
             status=429,
             headers={"Retry-After": str(wait)},
         )
@@ -242,8 +229,6 @@ async def order_detail(request: web.Request) -> web.Response:
         name=name,
         history=history,
         actions=OrderActions.of(order),
-        event_zh=EVENT_ZH,
-        shipment_status_zh=SHIPMENT_STATUS_ZH,
     )
 
 
@@ -267,7 +252,7 @@ async def order_cancel(request: web.Request) -> web.Response:
     async def action() -> str:
         reason = form.get("reason", "").strip()
         if len(reason) > 200:
-            raise InvalidInput("取消原因不超过 200 字 (reason ≤ 200 chars)", field="reason")
+            raise InvalidInput("取消原因不超过 200 字", field="reason")
         order = await orders.cancel_order(request.app[RUNTIME], await _order_id(request), actor=actor(request), reason=reason)
         return f"订单 {order.number} 已取消"
 
@@ -281,10 +266,10 @@ def _ship_lines(form: dict[str, str]) -> list[tuple[str, int]] | None:
         return None
     for sku, v in given.items():
         if not v.isdecimal() or int(v) > MAX_QTY:
-            raise InvalidInput(f"{sku} 的发货数量必须是整数 (quantity must be a whole number)", field="lines", sku=sku)
+            raise InvalidInput(f"{sku} 的发货数量必须是整数", field="lines", sku=sku)
     lines = [(sku, int(v)) for sku, v in given.items() if int(v) > 0]
     if not lines:
-        raise InvalidInput("请至少填写一行大于 0 的发货数量，或全部留空发出全部 (fill a quantity or leave all blank)", field="lines")
+        raise InvalidInput("请至少填写一行大于 0 的发货数量，或全部留空发出全部", field="lines")
     return lines
 
 
@@ -400,6 +385,11 @@ PROTECTED: list[tuple[str, str, Handler]] = [
 PUBLIC_PATHS = frozenset({"/console/login", "/console/static"})  # everything else needs a session
 
 
+async def favicon(request: web.Request) -> web.FileResponse:
+    """The site icon browsers ask for on every page (console, sidebar, sandbox): a file, cached for a day."""
+    return web.FileResponse(STATIC_DIR / "favicon.ico", headers={"Cache-Control": "public, max-age=86400", "Content-Type": "image/x-icon"})
+
+
 def setup_routes(app: web.Application, *, roles: Collection[str] = auth.OPERATIONS_ROLES) -> None:
     """Mount the console. Every route but the login form and the stylesheet goes through :func:`auth.protected`."""
     setup_templates(app)
@@ -412,6 +402,7 @@ def setup_routes(app: web.Application, *, roles: Collection[str] = auth.OPERATIO
     app.router.add_get("/console/login", login_form)
     app.router.add_post("/console/login", login_submit)
     app.router.add_static("/console/static", STATIC_DIR, append_version=False)
+    app.router.add_get("/favicon.ico", favicon)
     for method, path, handler in EVERYONE:
         app.router.add_route(method, path, auth.protected(handler, roles=auth.ALL_ROLES, forbidden_page=pages.forbidden))
     for method, path, handler in PROTECTED:

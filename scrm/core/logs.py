@@ -6,7 +6,7 @@ import datetime as dt
 import json
 import logging
 import sys
-from typing import Any
+from typing import IO, Any
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "taskName"}
 
@@ -28,12 +28,40 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, ensure_ascii=False)
 
 
-def setup_logging(level: str = "INFO", fmt: str = "json") -> None:
+class TextFormatter(logging.Formatter):
+    """For a person at a terminal: time, level, logger, message, then the extras as ``key=value``."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        extras = [
+            f"{key}={value if isinstance(value, str | int | float | bool | None) else repr(value)}"
+            for key, value in record.__dict__.items()
+            if key not in _STANDARD and not key.startswith("_")
+        ]
+        if not extras:
+            return text
+        head, sep, tail = text.partition("\n")  # keep a traceback below the extras
+        return f"{head}  {' '.join(extras)}{sep}{tail}"
+
+
+def resolve_format(fmt: str, stream: IO[str]) -> str:
+    """``auto`` (the default): readable text when the log stream is a terminal, JSON lines otherwise (files, journald,
+    a log shipper); ``json`` and ``text`` force one."""
+    if fmt in ("json", "text"):
+        return fmt
+    isatty = getattr(stream, "isatty", None)
+    return "text" if isatty is not None and isatty() else "json"
+
+
+def setup_logging(level: str = "INFO", fmt: str = "auto") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
+    if resolve_format(fmt, sys.stderr) == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

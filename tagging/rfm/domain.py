@@ -1,6 +1,12 @@
 """RFM rules on plain values: the ``[rfm]`` settings, scores 1–5 (quintiles or cut points), business-day recency
 and the 8 classic segments. No I/O; :mod:`tagging.rfm.sql` states the same rules in SQL.
 
+Which method scores (``scoring``): ``auto`` (the default) uses absolute cut points while fewer than
+``small_shop_customers`` customers have orders in the window, and quintiles from then on. Ranks among a handful of
+customers say little — with three customers, one who ordered today but not more recently than the others ranks
+lowest (R=1, "挽留客户"); cut points give every customer the score their own figures earn. The decision is made
+from the same count on the full and on the one-customer path (:func:`method_for`), so both agree.
+
 Quintiles are rank based: ``score = 1 + ⌊5·(rank − 1) / n⌋`` with ``RANK()`` (equal values share the lowest rank),
 so equal customers always get the same score. ``NTILE(5)`` would split a run of equal values across two scores
 at an arbitrary row — unstable from run to run and across backends. Recency counts business days (Asia/Shanghai
@@ -14,7 +20,7 @@ import datetime as dt
 import math
 import tomllib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +45,15 @@ SEGMENT_NAMES: tuple[str, ...] = tuple(SEGMENTS.values())
 
 
 # ---- configuration ----------------------------------------------------------------------------------------
+SCORING_METHODS = ("auto", "quintiles", "cuts")
+METHOD_ZH = {"quintiles": "五分位排名（按客户在全部有订单客户中的排名打分）", "cuts": "固定分界（按天数、订单数、金额的分界点打分）"}
+
+
 @dataclass(frozen=True)
 class RfmConfig:
     window_days: int = 365
-    scoring: str = "quintiles"  # quintiles | cuts
+    scoring: str = "auto"  # auto | quintiles | cuts
+    small_shop_customers: int = 200  # auto: below this many customers with orders, cut points; from it on, quintiles
     high_score: int = 3
     recency_cuts: tuple[int, ...] = (7, 30, 90, 180)
     frequency_cuts: tuple[int, ...] = (1, 2, 4, 8)
@@ -65,21 +76,26 @@ def parse_rfm_config(data: dict[str, Any]) -> RfmConfig:
     section = data.get("rfm", {})
     if not isinstance(section, dict):
         raise ValueError("[rfm] must be a table")
-    unknown = set(section) - {"window_days", "scoring", "high_score", "recency_cuts", "frequency_cuts", "monetary_cuts_yuan"}
+    known = {"window_days", "scoring", "small_shop_customers", "high_score", "recency_cuts", "frequency_cuts", "monetary_cuts_yuan"}
+    unknown = set(section) - known
     if unknown:
         raise ValueError(f"[rfm] unknown keys: {', '.join(sorted(unknown))}")
     window = section.get("window_days", 365)
     if not isinstance(window, int) or isinstance(window, bool) or not 1 <= window <= 3650:
         raise ValueError("[rfm] window_days must be a whole number of days from 1 to 3650")
-    scoring = section.get("scoring", "quintiles")
-    if scoring not in ("quintiles", "cuts"):
-        raise ValueError('[rfm] scoring must be "quintiles" or "cuts"')
+    scoring = section.get("scoring", "auto")
+    if scoring not in SCORING_METHODS:
+        raise ValueError('[rfm] scoring must be "auto", "quintiles" or "cuts"')
+    small = section.get("small_shop_customers", 200)
+    if not isinstance(small, int) or isinstance(small, bool) or not 0 <= small <= 10_000_000:
+        raise ValueError("[rfm] small_shop_customers must be a whole number ≥ 0")
     high = section.get("high_score", 3)
     if not isinstance(high, int) or isinstance(high, bool) or not 2 <= high <= 5:
         raise ValueError("[rfm] high_score must be 2, 3, 4 or 5")
     return RfmConfig(
         window_days=window,
         scoring=scoring,
+        small_shop_customers=small,
         high_score=high,
         recency_cuts=_cuts(section, "recency_cuts", RfmConfig.recency_cuts),
         frequency_cuts=_cuts(section, "frequency_cuts", RfmConfig.frequency_cuts),
@@ -95,6 +111,19 @@ def load_segments_toml(path: Path = CONFIG_FILE) -> dict[str, Any]:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{path}: {exc}") from None
+
+
+def method_for(config: RfmConfig, customers_with_orders: int) -> str:
+    """The method that scores today: ``quintiles`` or ``cuts`` — ``auto`` decides by how many customers have
+    counted orders in the window (the same count the scoring ranks among)."""
+    if config.scoring != "auto":
+        return config.scoring
+    return "cuts" if customers_with_orders < config.small_shop_customers else "quintiles"
+
+
+def resolved(config: RfmConfig, customers_with_orders: int) -> RfmConfig:
+    """``config`` with ``scoring`` set to the method :func:`method_for` chooses."""
+    return replace(config, scoring=method_for(config, customers_with_orders))
 
 
 def window_start(now: dt.datetime, config: RfmConfig) -> dt.datetime:

@@ -40,9 +40,11 @@ from tagging.rfm.domain import (
     SEGMENT_NAMES,
     RfmConfig,
     load_segments_toml,
+    method_for,
     parse_rfm_config,
     quintile_of,
     recency_days,
+    resolved,
     score_by_cuts,
     segment_of,
     window_start,
@@ -162,13 +164,36 @@ async def _pg_apply(conn: AsyncConnection, now: dt.datetime, config: RfmConfig) 
     return RfmRun(total, int(inserted.rowcount), int(updated.rowcount), int(gone.rowcount))
 
 
+async def customers_scored(conn: AsyncConnection, now: dt.datetime, config: RfmConfig) -> int:
+    """How many customers the scoring ranks: counted orders, last one within the window (what ``auto`` decides by)."""
+    s = customer_order_stats.c
+    where = (s.orders > 0, s.last_order_at >= window_start(now, config))
+    return int((await conn.execute(sa.select(sa.func.count()).select_from(customer_order_stats).where(*where))).scalar_one())
+
+
+@dataclass(frozen=True)
+class ScoringMethod:
+    method: str  # quintiles | cuts: what scores today
+    configured: str  # auto | quintiles | cuts: what config/segments.toml says
+    customers: int  # customers with counted orders in the window
+    small_shop_customers: int  # auto's threshold
+
+
+async def scoring_method(conn: AsyncConnection, now: dt.datetime, config: RfmConfig) -> ScoringMethod:
+    """Which method scores today and why (the RFM page says it)."""
+    n = await customers_scored(conn, now, config)
+    return ScoringMethod(method_for(config, n), config.scoring, n, config.small_shop_customers)
+
+
 async def recompute_rfm(conn: AsyncConnection, dialect: str, now: dt.datetime, config: RfmConfig) -> RfmRun:
     """Score everybody with counted orders in the window and store it — rows are written only for customers who
     are new, whose figures changed beyond recency simply growing by the days since their row's ``computed_on``,
     or who left the window (deleted) — a night without orders rewrites next to nothing. PostgreSQL: ONE
     INSERT … SELECT (score, full join with the stored rows, keep what changed) into a temporary table, then the
     few deletes / updates / inserts from it. SQLite: INSERT … SELECT … ON CONFLICT DO UPDATE … WHERE changed, then
-    a DELETE. Run it inside one write transaction."""
+    a DELETE. Run it inside one write transaction. ``auto`` scoring resolves to one method for everybody first."""
+    if config.scoring == "auto":
+        config = resolved(config, await customers_scored(conn, now, config))
     scored = rfm_select(dialect, now, config)
     t = customer_rfm.c
     if dialect == "postgresql":
@@ -206,12 +231,14 @@ async def rescore_customer(conn: AsyncConnection, dialect: str, customer_id: int
         await conn.execute(sa.delete(customer_rfm).where(customer_rfm.c.customer_id == customer_id))
         return None
     days, frequency, monetary = recency_days(now, row.last_order_at), int(row.orders), int(row.monetary_fen)
-    if config.scoring == "quintiles":
+    if config.scoring != "cuts":  # quintiles, or auto: the counts also give n, which auto decides by
         t = customer_rfm.c
         before = (await conn.execute(sa.select(t.r, t.f, t.m).where(t.customer_id == customer_id))).first()
         sides = RankSides.from_scores(*before) if before is not None else RankSides()
         counts = (await conn.execute(rank_counts_select(now, config, days, frequency, monetary, sides))).one()
         n, worse_r, worse_f, worse_m = worse_counts(counts, sides)
+        config = resolved(config, n)
+    if config.scoring == "quintiles":
         r, f, m = (quintile_of(worse, n) for worse in (worse_r, worse_f, worse_m))
     else:
         r = score_by_cuts(days, config.recency_cuts, higher_is_better=False)

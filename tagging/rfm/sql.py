@@ -150,6 +150,8 @@ def rfm_select(dialect: str, now: dt.datetime, config: RfmConfig, *, from_orders
     segment, computed_on. Set-based: three window functions over the aggregates (quintiles) or CASEs (cuts).
     ``from_orders``: aggregate the orders on the fly instead of reading ``customer_order_stats`` (the benchmark's
     one-statement baseline; the same figures, much more work)."""
+    if config.scoring not in ("quintiles", "cuts"):
+        raise ValueError(f"rfm_select needs a resolved method, not {config.scoring!r} (see tagging.rfm.domain.resolved)")
     cutoff = window_start(now, config)
     quintiles = config.scoring == "quintiles"
     if from_orders:

@@ -46,6 +46,7 @@ from scrm.crm.groups.domain import EXTERNAL_PREFIXES
 from tagging.activity import services as activity
 from tagging.activity.models import customer_activity
 from tagging.rfm import services as rfm
+from tagging.rfm.domain import METHOD_ZH
 from tagging.rfm.models import customer_order_stats, customer_rfm
 
 log = logging.getLogger(__name__)
@@ -151,6 +152,7 @@ class RecomputeReport:
     scored: int = 0
     rows_written: int = 0  # RFM rows inserted + changed + deleted (unchanged rows are not rewritten)
     rfm_segments: dict[str, int] = field(default_factory=dict)
+    rfm_method: str = ""  # quintiles | cuts: how R, F and M were scored (auto decides by the number of customers)
     activity_written: int = 0  # activity rows inserted or changed (unchanged ones are not rewritten)
     activity_segments: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
@@ -177,6 +179,7 @@ async def recompute_all(rt: Runtime, *, rebuild_stats: bool = False, progress: P
         run = await rfm.recompute_rfm(conn, dialect, now, rcfg)
         report.scored, report.rows_written = run.scored, run.inserted + run.updated + run.deleted
         report.rfm_segments = await rfm.segment_counts(conn)
+        report.rfm_method = (await rfm.scoring_method(conn, now, rcfg)).method
         say(2, STEPS[1], f"{run.scored} 位客户；写入 {run.inserted} 新、{run.updated} 变化、{run.deleted} 移出")
         moved = await activity.recompute_activity(conn, dialect, now, acfg)
         report.activity_segments, report.activity_written = moved.segments, moved.written
@@ -235,6 +238,8 @@ def progress_bar(out: IO[str], width: int = 30) -> Progress:
 
 def print_report(report: RecomputeReport, out: IO[str]) -> None:
     print(f"完成 / done in {report.seconds:.1f} s: {report.scored} 位客户已评分 (RFM scored)", file=out)
+    if report.rfm_method:
+        print(f"  评分方法：{METHOD_ZH[report.rfm_method]}", file=out)
     for name, n in report.rfm_segments.items():
         print(f"  {name}\t{n}", file=out)
     for seg, n in report.activity_segments.items():

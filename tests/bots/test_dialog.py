@@ -3,12 +3,14 @@ order and stock queries. Replies are read as the customer would read them."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from bots.dialogue import router
+from bots.dialogue.order_status import expected_ship_day
 from fulfillment.orders import queries as orders_queries
 from fulfillment.orders import services as orders
 from fulfillment.orders import shipments
@@ -128,6 +130,26 @@ async def test_logistics_question_shows_the_parcel_on_its_way_after_a_newer_orde
     newest = (await orders_queries.orders_of_customer(chat.rt, chat.customer_id))[0]
     assert newest.number in reply and first.number in reply and "SF1234567890" in reply
     assert "更早的订单" not in reply
+
+
+async def test_shipping_question_before_shipping_says_not_shipped_and_when(chat: Chat, clock: FrozenClock) -> None:
+    # 10:00 Beijing, before the 16:00 cutoff: ships today; asked again after a 17:00 confirmation: tomorrow.
+    await chat.say("要2箱可乐")
+    await chat.say("确认")
+    first = await chat.say("物流")
+    assert "还没有发货" in first and "预计今天发出" in first and "您最近的订单" not in first
+    clock.set(dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC))  # 17:00 Beijing
+    await chat.say("要1箱可乐")
+    await chat.say("确认")
+    later = await chat.say("物流")
+    assert "还没有发货" in later and "预计明天发出" in later
+
+
+def test_expected_ship_day_follows_the_cutoff_in_business_time() -> None:
+    before = dt.datetime(2026, 11, 23, 7, 59, tzinfo=dt.UTC)  # 15:59 Beijing
+    after = dt.datetime(2026, 11, 23, 8, 0, tzinfo=dt.UTC)  # 16:00 Beijing
+    assert expected_ship_day(before, 16) == dt.date(2026, 11, 23)
+    assert expected_ship_day(after, 16) == dt.date(2026, 11, 24)
 
 
 async def test_unknown_text_gets_a_helpful_answer(chat: Chat) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import os
+import socket
 import subprocess
 import sys
 import uuid
@@ -12,6 +14,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from config import load_settings
+from scrm.app import cli
 from tests.conftest import PG_ADMIN_DSN, _run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,3 +59,34 @@ def test_half_configured_channel_is_refused_at_start() -> None:
     assert result.returncode == 2
     assert "SCRM_WECOM_AES_KEY" in result.stderr and "SCRM_WECOM_CORP_ID" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("port", ["70000", "-1", "0", "abc"])
+def test_serve_on_an_invalid_port_says_so_in_one_line(port: str) -> None:
+    result = run("serve", "--port", port, env={})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()] and "端口无效" in result.stderr
+    assert "Traceback" not in result.stderr and "serving on" not in result.stdout
+
+
+def test_serve_on_a_busy_port_says_so_before_claiming_to_serve(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run("serve", "--port", str(port), env={"SCRM_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'scrm.db'}"})
+    assert result.returncode == 2
+    assert f"端口 {port} 已被占用" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr and "serving on" not in result.stdout
+
+
+def test_sync_port_points_the_sandbox_sync_at_that_server() -> None:
+    settings = load_settings({"SCRM_SANDBOX": "1"}, config_file="/dev/null")
+    moved = cli._with_port(settings, argparse.Namespace(port=18123))
+    assert moved.port == 18123 and moved.base_url == "http://127.0.0.1:18123"
+    assert cli._with_port(settings, argparse.Namespace(port=None)).port == settings.port
+    with pytest.raises(SystemExit) as exc:
+        cli._with_port(settings, argparse.Namespace(port=99999))
+    assert exc.value.code == 2
+    refused = run("sync", "--port", "0", env={})  # sync has --port, checked like serve's
+    assert refused.returncode == 2 and "端口无效" in refused.stderr

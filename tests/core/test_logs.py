@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import logging
 
 from config.settings import Secret
-from scrm.core.logs import JsonFormatter
+from scrm.core.logs import JsonFormatter, TextFormatter, resolve_format
 
 
 def line(record: logging.LogRecord) -> dict[str, object]:
@@ -36,3 +37,25 @@ def test_exceptions_are_logged_with_their_traceback() -> None:
         record = logging.LogRecord("scrm.test", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
     data = line(record)
     assert "ValueError: 坏数据" in str(data["exc"])
+
+
+class _Stream(io.StringIO):
+    def __init__(self, tty: bool) -> None:
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+def test_log_format_auto_is_text_on_a_terminal_and_json_otherwise() -> None:
+    assert resolve_format("auto", _Stream(tty=True)) == "text"
+    assert resolve_format("auto", _Stream(tty=False)) == "json"
+    assert resolve_format("json", _Stream(tty=True)) == "json" and resolve_format("text", _Stream(tty=False)) == "text"
+
+
+def test_text_lines_keep_the_extras_readable() -> None:
+    record = logging.LogRecord("scrm.test", logging.INFO, __file__, 1, "订单已发货", (), None)
+    record.order = "SO100001"
+    text = TextFormatter().format(record)
+    assert "INFO scrm.test: 订单已发货" in text and "order=SO100001" in text and not text.startswith("{")

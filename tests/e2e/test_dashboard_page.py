@@ -64,7 +64,8 @@ async def test_dashboard_in_chromium(server: str, catalog: Runtime, tmp_path: Pa
             assert box is not None and box["width"] > 200 and box["height"] > 50
             assert await page.locator("main svg rect").count() >= 30
             await page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
-            await page.click('a[href="/console/purchasing"] >> nth=0')
+            await page.click('header.top details.menu summary:has-text("运营")')  # the menu's 运营 drop-down
+            await page.click('header.top a[href="/console/purchasing"]')
             await expect(page.locator("h1")).to_have_text("采购")
             await page.screenshot(path=str(tmp_path / "purchasing.png"), full_page=True)
             await page.click('a[href="/console/purchasing/PO100001"]')

@@ -113,7 +113,18 @@ def test_order_discount_is_spent_once_over_its_invoices(discount: int, subtotals
 # ---- aging ------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("days_past", "bucket"),
-    [(-30, "not_due"), (-1, "not_due"), (0, "0-30"), (30, "0-30"), (31, "31-60"), (60, "31-60"), (61, "61-90"), (90, "61-90"), (91, "90+")],
+    [
+        (-30, "not_due"),
+        (-1, "not_due"),
+        (0, "not_due"),
+        (1, "1-30"),
+        (30, "1-30"),
+        (31, "31-60"),
+        (60, "31-60"),
+        (61, "61-90"),
+        (90, "61-90"),
+        (91, "90+"),
+    ],
 )
 def test_aging_bucket_boundaries(days_past: int, bucket: str) -> None:
     assert d.aging_bucket(DAY0 - dt.timedelta(days=days_past), DAY0) == bucket
@@ -129,7 +140,8 @@ def test_aging_sums_every_open_balance_once(rows: list[tuple[str, dt.date, int]]
             continue
         assert aged[key].total_fen == sum(b for _, b in mine)
         assert aged[key].overdue_fen == sum(b for due, b in mine if due < DAY0)
-        assert aged[key].buckets["not_due"] == sum(b for due, b in mine if due > DAY0)
+        assert aged[key].buckets["not_due"] == sum(b for due, b in mine if due >= DAY0)
+        assert aged[key].overdue_fen == sum(aged[key].buckets[b] for b in d.OVERDUE_BUCKETS)
         assert aged[key].count == len(mine)
 
 

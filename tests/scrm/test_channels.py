@@ -26,7 +26,8 @@ async def test_create_list_update_and_deactivate(h: SandboxHarness) -> None:  # 
     assert code["state"].startswith("ch-") and len(code["state"]) <= 30 and code["active"]
     way = h.state.contact_ways[code["config_id"]]
     assert (way.type, way.scene, way.state, way.users, way.skip_verify) == (1, 2, code["state"], ["sales01"], True)
-    assert code["qr_code"] == way.qr_code and code["qr_code"].startswith("https://")
+    # a real QR image the sandbox serves itself (tests/bots/test_sandbox_tester.py scans it)
+    assert code["qr_code"] == way.qr_code == f"{h.rt.settings.base_url}/sandbox/qr/contact-way/{code['config_id']}.png"
     assert (code["welcome_text"], code["tag_ids"]) == ("欢迎来到展会！", [tag["id"]])
 
     shared = await create_channel_code(h.rt, "门店", ("sales01", "sales02"))

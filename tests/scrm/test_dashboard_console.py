@@ -82,15 +82,27 @@ def test_charts_escape_labels_and_handle_empty_data() -> None:
     assert "<rect" in empty or "<line" in empty
 
 
-def test_line_chart_edge_labels_point_inwards() -> None:
-    """The first and last points sit on the plot's edges: their labels are anchored inwards, not cut off."""
-    draw = build_environment().get_template("charts.html").module
-    line = charts.line_geometry([(f"12/{d}", d) for d in range(1, 8)], title="t")
-    assert [(a.text, a.anchor) for a in (line.labels[0], line.labels[-1])] == [("12/1", "start"), ("12/7", "end")]
-    assert all(a.anchor == "middle" for a in line.labels[1:-1])
-    drawn = str(draw.chart(line))
-    assert 'text-anchor="end"' in drawn and 'text-anchor="start"' in drawn
-    assert charts.line_geometry([("a", 1)], title="t").labels[0].anchor == "middle"
+def test_first_and_last_date_labels_stay_inside_the_chart() -> None:
+    days = [(f"11-{d:02d}", d) for d in range(1, 31)]
+    for chart in (charts.line_geometry(days, title="t"), charts.bar_geometry(days, title="t")):
+        last = chart.labels[-1]
+        assert last.text == "11-30"
+        half = len(last.text) * charts.AXIS_CHAR_WIDTH / 2
+        if last.anchor == "middle":
+            assert float(last.x) + half <= chart.width
+        else:
+            assert last.anchor == "end" and float(last.x) <= chart.width
+    line = charts.line_geometry(days, title="t")
+    assert line.labels[-1].anchor == "end"  # the last point sits on the right edge
+    drawn = str(build_environment().get_template("charts.html").module.chart(line))
+    assert 'text-anchor="end" fill="#' in drawn and ">11-30</text>" in drawn
+
+
+async def test_favicon_is_served(client: TestClient) -> None:
+    resp = await client.get("/favicon.ico")
+    body = await resp.read()
+    assert resp.status == 200 and resp.headers["Content-Type"] == "image/x-icon"
+    assert body[:4] == b"\x00\x00\x01\x00"  # an ICO file
 
 
 async def test_pages_need_a_session(client: TestClient) -> None:

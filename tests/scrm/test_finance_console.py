@@ -86,7 +86,7 @@ async def test_receivables_page_csv_and_escaping(client: TestClient, catalog: Ru
     token = await login(client, rt)
     text = await (await client.get("/console/finance/receivables", headers=HTML)).text()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;张三" in text and "<script>alert" not in text
-    assert "¥72.00" in text and "0–30天" in text and 'href="/console/finance/aging.csv?by=customer"' in text
+    assert "¥72.00" in text and "逾期1–30天" in text and 'href="/console/finance/aging.csv?by=customer"' in text
     assert 'class="active">财务</a>' in text  # the console nav marks 财务
     by_sales = await (await client.get("/console/finance/receivables?by=salesperson", headers=HTML)).text()
     assert "sales&lt;01&gt;" in by_sales

@@ -98,6 +98,9 @@ async def test_page_charts_and_csp(client: TestClient, catalog: Runtime) -> None
         assert name in text
     assert text.count("位客户</title></rect>") == 25  # the R×F heatmap
     assert "共 6 位客户" in text and "活跃度分群" in text
+    # a shop this small is scored by cut points, and the page says so (and why)
+    assert "评分方法：<strong>固定分界" in text and "有订单的客户 6 位，少于 200 位时用固定分界" in text
+    assert "R：距上次下单 7/30/90/180 天" in text
     js = await client.get("/console/static/segments.js")
     assert js.status == 200 and "textContent" in await js.text() and "innerHTML" not in await js.text()
 
@@ -207,6 +210,8 @@ async def test_live_count_in_chromium(catalog: Runtime, tmp_path: Path) -> None:
                 await page.fill('input[name="password"]', catalog.settings.admin_token.get())
                 await page.click('button[type="submit"]')
                 await expect(page.locator("h1")).to_have_text("客群")
+                await expect(page.locator(".rfm-method")).to_contain_text("评分方法：固定分界")
+                await expect(page.locator(".rfm-method")).to_contain_text("有订单的客户 6 位")
                 box = page.locator("#segment-expression")
                 await box.fill("orders >= 2")
                 await expect(page.locator("#segment-preview strong")).to_have_text("4")

@@ -38,6 +38,7 @@ PUBLIC: frozenset[tuple[str, str]] = frozenset(
         ("GET", "/console/login"),
         ("POST", "/console/login"),
         ("GET", "/console/static"),  # stylesheet
+        ("GET", "/favicon.ico"),  # the site icon (a static file)
         ("GET", "/sidebar"),  # → /sidebar/
         ("GET", "/sidebar/"),  # → WeCom OAuth when not signed in (the sidebar's login)
         ("GET", "/sidebar/oauth"),  # OAuth return; the code is checked with WeCom

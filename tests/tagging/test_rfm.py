@@ -154,6 +154,7 @@ def reference(rows: list[tuple[int, str, int, dt.datetime | None]], now: dt.date
             a[2] = max(a[2], at)
     people = {cid: (max(0, (local(now).date() - local(a[2]).date()).days), a[0], a[1]) for cid, a in agg.items()}
     n = len(people)
+    config = rfm_domain.resolved(config, n)  # auto: cut points for a small shop, quintiles from small_shop_customers on
     out = {}
     for cid, (days, freq, money) in people.items():
         if config.scoring == "quintiles":
@@ -205,7 +206,7 @@ async def full(rt: Runtime, config: RfmConfig, *, rebuild: bool = True) -> rfm.R
         return await rfm.recompute_rfm(conn, rt.db.dialect, now, config)
 
 
-@pytest.mark.parametrize("scoring", ["quintiles", "cuts"])
+@pytest.mark.parametrize("scoring", ["quintiles", "cuts", "auto"])
 async def test_full_recompute_matches_reference(rt: Runtime, scoring: str) -> None:
     config = dataclasses.replace(RfmConfig(), scoring=scoring, frequency_cuts=(1, 2, 3, 5), monetary_cuts_fen=(1000, 5000, 20_000, 50_000))
     now = rt.clock.now()
@@ -278,7 +279,7 @@ async def test_full_recompute_matches_pandas(rt: Runtime, scoring: str, clock: A
 async def test_all_equal_customers_share_scores(rt: Runtime) -> None:
     now = rt.clock.now()
     await add_orders(rt, [(cid, OrderStatus.CONFIRMED, 5000, now - 2 * DAY) for cid in range(1, 8)])
-    await full(rt, RfmConfig())
+    await full(rt, RfmConfig(scoring="quintiles"))
     assert {(v["r"], v["f"], v["m"]) for v in (await stored(rt)).values()} == {(1, 1, 1)}
 
 
@@ -340,7 +341,7 @@ async def test_order_events_are_incremental_and_idempotent(catalog: Runtime) -> 
 
 
 async def test_rescore_matches_full_recompute(rt: Runtime) -> None:
-    config = RfmConfig()
+    config = RfmConfig(scoring="quintiles")
     now = rt.clock.now()
     rows = random_orders(random.Random(3), now, customers=60, count=250)
     await add_orders(rt, rows)
@@ -357,7 +358,7 @@ async def test_rescore_counts_only_what_the_full_recompute_scores(rt: Runtime, c
     """Between nights some aggregates are stale: customers whose last order has left the window (aged out only at
     night) and a defective row without orders. Rescoring ranks against exactly the rows a full recompute over the
     same aggregates scores — ties, business-day boundaries (orders at 5 h offsets) and all."""
-    config = RfmConfig(window_days=60)
+    config = RfmConfig(window_days=60, scoring="quintiles")
     now = rt.clock.now()
     rows = random_orders(random.Random(5), now, customers=200, count=400)
     await add_orders(rt, rows)
@@ -398,7 +399,7 @@ async def test_rescore_counts_only_what_the_full_recompute_scores(rt: Runtime, c
 async def test_rows_are_rewritten_only_when_figures_change(rt: Runtime, clock: Any) -> None:
     """A night where nobody ordered rewrites nothing: each stored recency plus the days since its computed_on is
     still today's recency. The API projects it; a real change (a new order) rewrites the row."""
-    config = RfmConfig()
+    config = RfmConfig(scoring="quintiles")
     now = rt.clock.now()
     rows = random_orders(random.Random(11), now, customers=80, count=300)
     rows = [r for r in rows if r[3] is None or r[3] > now - 300 * DAY]  # nothing leaves the window in 3 days
@@ -488,6 +489,7 @@ def test_run_py_rfm_shows_progress(tmp_path: Any, capsys: pytest.CaptureFixture[
     assert rfm_command(argparse.Namespace(rebuild_stats=True), settings) == 0
     out = capsys.readouterr().out
     assert "[##############################] 3/3 活跃度分群 ✓" in out and "重要价值客户\t0" in out
+    assert "评分方法：固定分界" in out  # no customers yet: a small shop, scored by cut points
 
 
 async def test_merged_customers_orders_follow_the_survivor(rt: Runtime) -> None:

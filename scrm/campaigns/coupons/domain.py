@@ -254,7 +254,7 @@ def validate_terms(terms: TemplateTerms) -> None:
         if r.amount_off_fen <= 0:
             raise InvalidInput("满减金额必须大于 0 (amount_off_fen must be > 0)", field="amount_off_fen")
         if r.threshold_fen and r.threshold_fen < r.amount_off_fen:
-            raise InvalidInput("满减门槛不能低于减免金额 (threshold below the amount off)", field="threshold_fen")
+            raise InvalidInput("使用门槛不能低于减免金额：满减券要“满 X 元减 Y 元”，X 须不小于 Y", field="threshold_fen")
     elif r.kind == CouponKind.PERCENT:
         if not 1 <= r.percent_off <= 99:
             raise InvalidInput("折扣比例须在 1–99 之间 (percent_off must be 1–99)", field="percent_off")
