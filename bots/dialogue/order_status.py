@@ -102,6 +102,8 @@ async def recent_orders(turn: Turn, *, shipping: bool) -> Reply:
     if shipping and recent[0].status in _NOT_SHIPPED:
         cutoff = turn.rt.settings.ship_cutoff_hour
         answer = shipping_answer(recent[0], now=turn.rt.clock.now(), cutoff_hour=cutoff)
+        items = describe(recent[0], detail=True).split("\n")[1:]  # what is in it, under the answer
+        answer = "\n".join([answer, *items])
         # 物流 right after a new order: a parcel already on its way belongs to an earlier order — show it too
         moving = [o for o in recent[1:] if _in_transit(o)][:1]
         return Reply("\n\n".join([answer, *(describe(o, detail=True) for o in moving)]))
