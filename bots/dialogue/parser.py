@@ -69,6 +69,8 @@ _BARE_CORRECTION = re.compile(
     r"(?:吧|了|啊)?"
 )
 _NEGATE, _REAFFIRM = _words("不要 不是"), _words("要 是 改")
+_SAID_WRONG = _words("说错 写错 打错 搞错 记错")
+_ENOUGH = re.compile(r"^\s*(?:就够|就行|就好|就可以|够了|就成)")  # 不要3盒了 2盒就够: the second amount is meant
 _ADD_CUE = _words("再 还要 还需要 追加 另外 多加 多来 多要 也要 也来 加(?!急|班|油)")
 _ADD_CUE_BEFORE = re.compile(rf"(?:{_ADD_CUE.pattern})\s*$")  # 雪碧多来一箱
 _PAST = _words("买了 订了 下了单 下单了 收到了 送到了 买过 订过 要过 拿过")  # 我昨天买了3箱: a report, not an order
@@ -79,7 +81,12 @@ _SEPARATOR = _words(
 )
 _EACH = re.compile(r"(?:各|都|也)(?:要|来|拿|是|买|订)?\s*$")  # 大米和面粉各2袋 / 可乐和水都要3箱
 # A message that takes back what it just said: 要2袋大米…不对，改成4袋 / 3箱可乐，不是，4箱.
-_RETRACT = _words("不对 不是 错了 说错 打错 写错 搞错 看错 记错 说反 更正 纠正 哦不 噢不 不不 算了 应该是 我是说 我说的是 其实是")
+_RETRACT = re.compile(
+    _words("不对 不是 错了 说错 打错 写错 搞错 看错 记错 说反 更正 纠正 哦不 噢不 不不 算了 应该是 我是说 我说的是 其实是").pattern
+    # by shape: an interjection then 不 (嗯不 / 呃…不), a 不 standing alone between two amounts (5方 不 6方), and
+    # 还是 … 吧 (5箱 嗯…还是6箱吧) — the amount after it is the one meant.
+    + r"|(?:嗯|呃|额|唉|哎|啊|哦|噢)[\s.…]*不(?=[\s,.…!]|$)|(?<=[\s,.…])不(?=[\s,.…])|还是(?=[^,.!?;]*吧)"
+)
 # Negation that scopes over its own segment of a message that orders something else (大米2袋，油先不要).
 _NEGATED = _words("不要 不用 先不 暂时不 暂不 别 去掉 除了 除开 不需要 不买 不订 不拿 就算了 算了 不必 甭 不含 不包括 免了 省了 这回不")
 _CLAUSE_END = frozenset(" ,.!?;:、。~\n")
@@ -276,6 +283,12 @@ class OrderParser:
             if before_q and before_m and after_q:
                 break
         else:
+            said_wrong = _SAID_WRONG.search(scan.masked)
+            if has_draft and said_wrong is not None and qs and qs[-1].end <= said_wrong.start():
+                # 花生油要2桶 刚才说错了 (with a draft): the message restates a draft line after the slip
+                restated = self.parse(scan.text[: said_wrong.start()], has_draft=False)
+                if isinstance(restated, OrderLines) and len(restated.lines) == 1:
+                    return _as_correction(restated)
             return None
         first = self.parse(scan.text[: cue.start()], has_draft=has_draft)
         if not isinstance(first, OrderLines):
@@ -504,7 +517,11 @@ class OrderParser:
             targets = [q for q in qs if q.start >= cue.end()]
             if qs and not targets:
                 return None  # 要3箱矿泉水，地址改成人民路: the 改 is about something else
-        elif len(qs) >= 2 and _NEGATE.search(masked, 0, qs[0].start) and _REAFFIRM.search(masked, qs[0].end, qs[1].start):
+        elif (
+            len(qs) >= 2
+            and _NEGATE.search(masked, 0, qs[0].start)
+            and (_REAFFIRM.search(masked, qs[0].end, qs[1].start) or _ENOUGH.match(masked[qs[1].end :]))
+        ):
             targets = [qs[1]]  # 不要3箱了，要4箱 / 不是3箱，是4箱
         else:
             return None

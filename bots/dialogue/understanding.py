@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal, TypeAlias
 
+from bots.dialogue import cues
 from bots.dialogue.intents import (
     AddSameAsLast,
     Cancel,
@@ -92,7 +93,7 @@ def _words(words: str) -> re.Pattern[str]:
 # Cue words, looked for in the text with products and quantities masked. Order of the checks is in understand().
 _COMPLAINT = _words(
     r"少了 送少了 碎了 是碎的 碎的 坏了 破了 是破的 破的 破损 漏了 漏液 烂了 就烂 过期 变质 发霉 霉了 霉味 臭了 有虫 长虫 少送 少发 少给 "
-    r"漏发 发错 送错 拿错 写错(?!了?\s*是) 送成 发成 不新鲜 质量 投诉 差评 态度 摔坏 瘪了 划痕 退货 退款 换货 赔偿 受潮 结块 裂了 "
+    r"漏发 发错 送错 拿错 写错(?!了?\s*(?:是|\x00)) 送成 发成 不新鲜 质量 投诉 差评 态度 摔坏 瘪了 划痕 退货 退款 换货 赔偿 受潮 结块 裂了 "
     r"不够数 缺斤 短斤 难吃 味道不对 假货 假的 骗人 太差 什么服务 是凉的 不酥 硬了 化了 色差 不一样 差太多 跟图片 "
     r"显示签收 签收了.{0,8}没收到 一股 不是.{1,6}的吧 不满意 差劲 怎么回事 搞什么 坑人 垃圾 失望 气死 脏了 太脏 湿了 有问题 "
     r"出问题 毛病 不能用 用不了 断了 歪了 发黄 变色 异味 怪味 难闻 不好用 质量差 不合格 以次充好 不靠谱 缺了 丢了 不见了 "
@@ -122,7 +123,7 @@ _PRICE = _words(
     r"哪里产的 生产日期 新鲜吗 好喝吗 好吃吗 好用吗 耐用吗 什么味 口感 甜吗 辣吗 有糖吗 无糖吗 适合 能放多久 怎么保存 "
     r"怎么泡 怎么用 用法 有什么不同 哪个好 推荐"
 )
-_CONTENT = re.compile(r"(?:有|一\S{0,3}?)(?:几|多少)(?!钱)")  # 一箱有几瓶 / 纸巾一提几包 / 一盒多少个
+_CONTENT = re.compile(r"(?:有|一\S{0,3}?)(?:几|多少)(?!钱)|够几")  # 一箱有几瓶 / 纸巾一提几包 / 一盒多少个 / 够几个人吃
 _STOCK = _words(
     r"有没有 有木有 有无 有货 没货 现货 库存 还剩 剩多少 缺货 断货 有卖 卖不卖 卖吗 有得卖 够不够 能供 到货 卖完 "
     r"做不做 上市了 还能拉 还能供 有没得 "
@@ -138,9 +139,9 @@ _DELIVERY = _words(
     r"当日达 同城 闪送 跑腿 怎么收运费 发顺丰 顺丰吗 哪里发货 从哪发 什么时候发货 几点发 送上门"
 )
 _HEDGE = _words(
-    r"过两天 过几天 过段时间 改天 下回 回头 再说 先问问 问问(?:家里|老婆|老公|家人|领导|老板|同事|他|她) 商量 考虑 想想 "
+    r"过两天 过几天 过段时间 改天(?!请|一起) 下回 回头 再说 先问问 问问(?:家里|老婆|老公|家人|领导|老板|同事|他|她) 商量 考虑 想想 "
     r"看看再 到时候 等我 等.{0,6}再 可能 也许 大概要 估计 打算 晚点 以后再 有需要再 不急 再看看 还没想好 不确定 说不定 "
-    r"看情况 月底再 下周再 明天再订 下个月 下礼拜 年后 节后 开工再 再找你 (?:前|后|时候|以后|之后)\S{0,4}再(?:订|定|买|要|拿) "
+    r"看情况 月底再 下周再 明天再订 下个月 下礼拜 年后 节后 开工再 再找你(?!喝|吃|玩) (?:前|后|时候|以后|之后)\S{0,4}再(?:订|定|买|要|拿) "
     r"先不订 先不买 暂时不用 暂时不要 后面要 再等等 过阵子 过一阵 到时 再联系 明天再说 下次再 等通知 还在考虑 犹豫 "
     r"比较一下 货比三家 先了解 了解一下 先看看 看一看再 回去再 商量下 没定 还没定 不一定 或许 大概 应该会 拿不准 定不下来 "
     r"如果 假如 万一 要是.{1,10}的话 到时候再"
@@ -202,32 +203,40 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         answered = _answer_to_pending(parser, raw, t, pending, has_draft, base)
         if answered is not None:
             return answered
-    if m := _HEDGE_FIRST.search(masked):  # 先不订了 我看家里还剩多少: a hedge that asks nothing of the shop
+    if m := _HEDGE_FIRST.search(masked) or cues.checks_first(masked):  # 先不订了 我看家里还剩多少: asks nothing of the shop
         return Understanding("hedge", [], NotAnOrder(), [Evidence(m.group(0), "暂不下单"), *base], skus)
     if _ORDER_NO.search(t) and isinstance(parser.parse(raw, has_draft=has_draft), Cancel):  # 取消订单 SO100001
         return Understanding("cancel", [], Cancel(), [Evidence(_ORDER_NO.search(t).group(0), "取消已下的订单"), *base])  # type: ignore[union-attr]
     # 2. Complaints, then where an order already placed is: about the past, whatever numbers they carry.
     if m := _COMPLAINT.search(masked):
         return question("complaint", m, "投诉：商品或送货有问题")
+    if m := cues.complaint_cue(masked):  # 碎成渣了 / 订的8寸送来的是6寸 / 少寄了 / 颜色不对
+        return question("complaint", m, "投诉：货物损坏、送错、少了或迟到")
     status = _ORDER_STATUS.search(masked)
     if status is not None and not _DELIVERY_FUTURE.search(masked):
         return question("order_status", status, "问已下订单的进度")
     if _ORDER_NO.search(t):
         return question("order_status", _ORDER_NO.search(t), "订单号")  # type: ignore[arg-type]
     # 3. Questions that carry numbers are the questions.
+    if m := cues.comparison_cue(masked):  # 雪花跟青岛哪个便宜: a price, not a discount
+        return question("price_question", m, "比较价格")
     if m := _DISCOUNT.search(masked):
         return question("discount_request", m, "要优惠/折扣")
     if m := _DELIVERY_FEE.search(masked):  # 满多少包邮: about delivery, though it says 多少
         return question("delivery_question", m, "问运费/起送")
     if m := _STOCK.search(masked) or _STOCK_SHAPE.match(masked):
         return question("stock_question", m, "问有没有货")
-    if (m := _PRICE.search(masked)) or (m := _CONTENT.search(t)):
+    if m := cues.delivery_time_cue(masked):  # 送到幸福小区要多长时间 / 下午三点前能到不: when, not a size
+        if _PAST_ORDER.search(masked):
+            return question("order_status", m, "问已下订单何时送到")
+        return question("delivery_question", m, "问什么时候能送到")
+    if (m := _PRICE.search(masked)) or (m := _CONTENT.search(t)) or (m := cues.price_cue(masked)):
         return question("price_question", m, "问价格/规格")
     if m := _ARRIVED.search(masked):
         if skus and not _PAST_ORDER.search(masked):
             return question("stock_question", m, "问商品到货没有")
         return question("order_status", m, "问已下订单到了没有")
-    if m := _DELIVERY.search(masked):
+    if m := _DELIVERY.search(masked) or cues.delivery_cue(masked):
         if status is not None or _PAST_ORDER.search(masked):
             return question("order_status", m, "问已下订单何时送到")
         return question("delivery_question", m, "问配送时间/方式")
@@ -240,7 +249,7 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
     if status is not None:
         return question("order_status", status, "问已下订单的进度")
     # 4. Hedges: the firm part, if any, is the order.
-    if m := _HEDGE.search(masked):
+    if m := _HEDGE.search(masked) or cues.postpone_cue(masked):
         dropped = parser.parse(raw, has_draft=has_draft)
         if has_draft and isinstance(dropped, Cancel | RemoveItem):  # 都不要了 下次再说: the draft is dropped now
             return _from_result(dropped, has_draft, base, skus)
@@ -324,7 +333,7 @@ def _answer_to_pending(parser: OrderParser, raw: str, t: str, pending: str, has_
 def _firm_part(parser: OrderParser, raw: str, t: str, has_draft: bool) -> tuple[ParseResult, str] | None:
     """先来2箱，其他的过两天再说: the clauses without a hedge word, if they order something on their own."""
     clauses = [c for c in _SEPARATORS.split(t) if c]
-    firm = [c for c in clauses if not _HEDGE.search(c)]
+    firm = [c for c in clauses if not _HEDGE.search(c) and not cues.postpone_cue(c)]
     if not firm or len(firm) == len(clauses):
         return None
     text = "，".join(firm)
