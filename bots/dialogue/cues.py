@@ -43,8 +43,9 @@ def question_cue(masked: str) -> re.Match[str] | None:
 
 
 def permission_only(masked: str) -> bool:
-    """The only question in it is 行吗 / 可以吗 / 中不: it asks the shop to do something."""
-    tag = _PERMISSION_TAG.search(masked)
+    """The only question in it is 行吗 / 可以吗 / 中不, beside goods and an amount: it asks the shop to do
+    something (送到学校门口可以不, with no goods named, asks whether they deliver there)."""
+    tag = _PERMISSION_TAG.search(masked) if _Q in masked else None
     if tag is None:
         return False
     rest = masked[: tag.start()] + masked[tag.end() :]
@@ -54,7 +55,7 @@ def permission_only(masked: str) -> bool:
 # ---- delivery ------------------------------------------------------------------------------------------------
 # A delivery verb: 送 寄 运 拉 (a truck) 到 (arrive) 收到 发 (ship) — 发 only as shipping (发货 发快递 当天发 能发吗).
 _DELIVERY_VERB: Final = re.compile(
-    r"送(?!点|个|一|些|礼)|寄|运(?!气)|快递|物流|配送|上门|自提|拉(?:过来|过去|到|得|走|货|吗|不)|收到|到(?![了底处时货])|"
+    r"送(?!点|个|一|些|礼)|寄|运(?!气)|快递|物流|配送|上门|自提|邮政|ems|京东|中通|圆通|韵达|来得及|赶得上|赶得及|拉(?:过来|过去|到|得|走|货|吗|不)|收到|到(?![了底处时货])|"
     r"发(?=货|快递|顺丰|什么|啥|哪|出|过来|吗|不|么|\s|$)|[能当今明]天?发"
 )
 # When: 几点 / 多久 / 什么时候 / 今天 / 下午 / 三点前 / 一个小时 / 周末 — or an A-not-A / end particle on the verb.
@@ -91,14 +92,17 @@ def delivery_time_cue(masked: str) -> re.Match[str] | None:
 
 # ---- price ---------------------------------------------------------------------------------------------------
 _PER_UNIT_HOW_MUCH: Final = re.compile(rf"多少\s*{_Q}|{_Q}\s*(?:现在|今天|今年|目前)?\s*多少")  # 多少一瓶 / 一方多少 / 可乐多少
+_WHAT_IT_IS: Final = re.compile(rf"{_Q}\s*是[^{_Q}\d\s]{{1,8}}?的?(?:吗|么|嘛)")  # 牛角包是黄油的吗
 _TOTAL_HOW_MUCH: Final = re.compile(r"(?:卖|加起来|一共|总共|算下来|合计|总计|共计|总价|拢共|统共|全部)\S{0,3}多少")
-_DEAR: Final = re.compile(r"贵(?:不|吗|么|嘛|伐|啊不)|(?:哪个|哪种|哪款|比|还是)\S{0,8}便宜|便宜还是")  # not 能便宜多少: a discount
+_DEAR: Final = re.compile(
+    r"贵(?:不|吗|么|嘛|伐|啊不)|(?:涨|降)(?:价|了)\S{0,2}(?:吗|没|不|么|嘛)|(?:哪个|哪种|哪款|比|还是)\S{0,8}便宜|便宜还是"
+)  # not 能便宜多少: a discount
 
 
 def price_cue(masked: str) -> re.Match[str] | None:
     """A price question not worded as the price lists have it: 生抽多少一瓶 / 金龙鱼现在卖多少 / 香米贵不 /
     雪花跟青岛哪个便宜 (a comparison, not a request for a discount)."""
-    return _DEAR.search(masked) or _TOTAL_HOW_MUCH.search(masked) or _PER_UNIT_HOW_MUCH.search(masked)
+    return _DEAR.search(masked) or _TOTAL_HOW_MUCH.search(masked) or _PER_UNIT_HOW_MUCH.search(masked) or _WHAT_IT_IS.search(masked)
 
 
 def comparison_cue(masked: str) -> re.Match[str] | None:
@@ -109,7 +113,8 @@ def comparison_cue(masked: str) -> re.Match[str] | None:
 # ---- complaints ----------------------------------------------------------------------------------------------
 # The goods' state: a damage word that has happened (了 / 的 / 成 / 得 / 透 / 掉) — 碎成渣 / 湿透了 / 压扁了.
 _DAMAGED: Final = re.compile(
-    r"(?:碎|裂|烂|破|漏|霉|锈|塌|扁|歪|断|湿|脏|臭|馊|化|坏|瘪|凹|磕|蔫)(?:了|的|成|得|掉|透|开|啦|末|渣|口)|"
+    r"(?:碎|裂|烂|破|漏|霉|锈|塌|扁|歪|断|湿|脏|臭|馊|化|坏|瘪|凹|磕|蔫|焦|崩|糊)(?:了|的|成|得|掉|透|开|啦|末|渣|口)|"
+    r"都焦|崩口|结成块|结成坨|没法用|没法吃|不好(?:吃|喝|用|闻)|发[黑黄霉绿]|一点\S{0,4}都(?:没有|不(?!要|用))|"
     r"(?:压|摔|磕|碰|撞|砸|挤|泡)(?:坏|扁|碎|烂|裂|破|瘪|变形)|就(?:断|碎|裂|烂|破|坏)|起皮|掉色|褪色|掉渣|"
     r"是空的|是酸的|是馊的|是臭的|是歪的|太次|好次|很次|真次|"
     r"(?:太|好|真|这么|那么|特别|非常|贼|巨)(?:凶|差|烂|难吃|难喝|难闻|硬|咸|苦|涩|脏|臭|坑|慢|敷衍)"
@@ -124,7 +129,7 @@ _MISMATCH: Final = re.compile(
     r"(?:订|要|买|点|下)的.{0,12}?(?:送|发|寄|给|拿|来)(?:来|过来|了)?的?(?:是|成)?"
     rf"(?=[{_Q}\d]|是)|叫你送.{{1,10}}?你?(?:送|发|拿)(?:了|的|成)?"
 )
-_SHORTFALL: Final = re.compile(r"少(?:送|发|寄|装|找)了?|少给了|多(?:收|扣)了")
+_SHORTFALL: Final = re.compile(r"少(?:送|发|寄|装|找)了?|少给了|多(?:收|扣)了|(?<!多)少了?(?:一|两|几)?个(?!\S{0,2}(?:吗|呢))")
 _WRONG_ATTRIBUTE: Final = re.compile(
     r"(?:颜色|味道|尺寸|数量|大小|规格|型号|重量|分量|斤两|口味|花色|款式|货|东西|数|字|日期)\S{0,2}?"
     r"(?:不对|对不上|不一样|不符|有问题|太差|不行)"
@@ -157,11 +162,13 @@ def complaint_cue(masked: str) -> re.Match[str] | None:
 # or telling, with no amount right after it (再订两箱 is an addition, not a postponement).
 _DECIDE_LATER: Final = re.compile(
     rf"再(?:多)?(?:买|订|定|决定|下单|拿)(?![^\s,，。]{{0,3}}{_Q})|再(?:跟|和|给|同)?(?:你|您)?(?:说|讲|联系|回复|答复)|"
-    r"再(?:找|告诉|通知|问)(?:你|您)|回头(?:再)?(?:告诉|跟|和|联系|找)|暂时(?:不|用不|没)|用不上"
+    r"再(?:找|告诉|通知|问)(?:你|您)|回头(?:再)?(?:告诉|跟|和|联系|找)|暂时(?:不|用不|没)|用不上|"
+    r"(考虑|比较|商量|研究|琢磨|想)\1|我再(?:想想|看看|考虑|比较|商量|琢磨)"
 )
 # Checking at home / asking someone first: 我先看看家里还有没有米 / 回去问问我爸 / 问问朋友几个人来.
 _CHECK_FIRST: Final = re.compile(
-    r"(?:先|我)看看家里|(?:回去|回家|先)问问|我(?:先|再)问问|问问(?:我|家|孩子|朋友|同|领导|他|她|爸|妈|工|业主|设计)|"
+    r"(?:先|我)看看家里|(?:回去|回家|先)问(?:问|下|一下)|我(?:先|再)问(?:问|下|一下)|"
+    r"问(?:问|下|一下)(?:我|家|孩子|朋友|同|领导|他|她|爸|妈|工|业主|设计)|(?:看看|问问)\S{0,6}要不要|"
     r"等.{0,10}再(?:订|定|买|说|找|联系|跟|告诉|看)"
 )
 

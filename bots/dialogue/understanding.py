@@ -101,7 +101,8 @@ _COMPLAINT = _words(
     r"漏的 怎么搞的 不新鲜 变味 有异物 头发 虫子 短了 少给"
 )
 _ORDER_STATUS = _words(
-    r"到哪 物流 发货了吗 发了没 发了吗 发货没 发货了没 发没发 什么时候发 啥时候发 几时发 还没到 怎么还没 咋还没 还没送 还没来 "
+    r"(?<![卸放搬堆])到哪 物流 发货了吗 发了没 发了吗 发货没 发货了没 发没发 什么时候发 啥时候发 几时发 还没到 怎么还没 咋还没 "
+    r"还没送 还没来 "
     r"都没送 还没收到 没收到 订单状态 查订单 查一下订单 我的订单 运单 单号 出发了 出发没 出门了 走了没 送出来了吗 "
     r"送出了吗 发出来 寄出来 寄出了 派送了吗 在路上 签收 等半天 等了 催一下 催催 快点送 做好了 好了吗 好了没 处理了吗 "
     r"可以来拿 能来拿 可以取 能取了 骑手 司机.{0,4}(?:出发|到哪|电话)"
@@ -230,7 +231,9 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         if _PAST_ORDER.search(masked):
             return question("order_status", m, "问已下订单何时送到")
         return question("delivery_question", m, "问什么时候能送到")
-    if (m := _PRICE.search(masked)) or (m := _CONTENT.search(t)) or (m := cues.price_cue(masked)):
+    if ((m := _PRICE.search(masked)) or (m := _CONTENT.search(t)) or (m := cues.price_cue(masked))) and not (
+        m.group(0) in _SIZE_WORDS and cues.delivery_cue(masked)  # 多大的车送货: the truck, not the goods
+    ):
         return question("price_question", m, "问价格/规格")
     if m := _ARRIVED.search(masked):
         if skus and not _PAST_ORDER.search(masked):
@@ -270,6 +273,7 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
     return _from_result(result, has_draft, base, skus, pending, t)
 
 
+_SIZE_WORDS: Final = frozenset({"多大", "多长", "多重", "多宽", "多厚", "多高"})
 _ORDER_NO = re.compile(r"订单号|单号|\bso\s*-?\s*\d{6,}\b")
 _DELIVERY_FEE = _words("包邮 运费 邮费 配送费 送货费 起送 免配送 免运费")
 _DELIVERY_FUTURE = _words("能送 能到 送吗 送不送 几点送 几点能 包邮 运费 配送费 起送")
