@@ -70,6 +70,8 @@ _BARE_CORRECTION = re.compile(
 )
 _NEGATE, _REAFFIRM = _words("不要 不是"), _words("要 是 改")
 _SAID_WRONG = _words("说错 写错 打错 搞错 记错")
+_SIZE_MARK = re.compile(r"^(?!#).*\d")  # a size with its unit (8寸, 550ml), not a bare number
+_KIND = re.compile(r"([\u4e00-\u9fff]{1,2})的")  # 小瓶的 / 生的: a kind described, not named
 _ENOUGH = re.compile(r"^\s*(?:就够|就行|就好|就可以|够了|就成)")  # 不要3盒了 2盒就够: the second amount is meant
 _ADD_CUE = _words("再 还要 还需要 追加 另外 多加 多来 多要 也要 也来 加(?!急|班|油)")
 _ADD_CUE_BEFORE = re.compile(rf"(?:{_ADD_CUE.pattern})\s*$")  # 雪碧多来一箱
@@ -230,6 +232,8 @@ class OrderParser:
             specs = [form for token in _SPEC_TOKEN.findall(name) for form in _spec_forms(token)]
             self._name_marks[p.sku] = frozenset(words + specs)
             self._spec_numbers.update(f[1:] for f in specs if f.startswith("#"))
+        # All of a product's names in one string, for "X的" (小瓶的 / 生的) that names a word only one candidate has.
+        self._kind_text = {p.sku: " ".join(normalize_text(a) for a in (p.name, *p.aliases)) for p in products}
         self._mark_res = {w: re.compile(_mark_pattern(w, self._unit_alt)) for marks in self._name_marks.values() for w in marks}
         self._scans: dict[str, _Scan] = {}  # the last messages' scans: understand() and parse() read one message twice
 
@@ -383,7 +387,8 @@ class OrderParser:
         "which one?" that names no product. Several or none: the caller asks again."""
         t = normalize_text(text, self._alias_skus)
         found = [sku for sku, marks in self._name_marks.items() if any(self._mark_res[w].search(t) for w in marks)]
-        return found
+        sized = [sku for sku in found if any(_SIZE_MARK.search(w) and self._mark_res[w].search(t) for w in self._name_marks[sku])]
+        return sized or found  # 8寸的: the 8寸 cake, not the box of 8 mooncakes (a bare 8)
 
     def survey(self, text: str) -> Survey:
         """What :meth:`parse` sees in a message — the normalised text, product mentions, quantities, and numbers
@@ -445,6 +450,13 @@ class OrderParser:
         marks = [self._name_marks[s] for s in mention.skus]
         common = frozenset.intersection(*marks)
         hits = [sku for sku, own in zip(mention.skus, marks, strict=True) if any(self._mark_res[w].search(context) for w in own - common)]
+        if not hits:  # 矿泉水要小瓶的 / 普洱要生的: "X的" with X in only one candidate's name or aliases
+            kinds = {sku: self._kind_text[sku] for sku in mention.skus}
+            for said in _KIND.finditer(context):
+                for x in {said.group(1), said.group(1)[-1]}:
+                    having = [sku for sku, kind in kinds.items() if x in kind]
+                    if len(having) == 1 and having[0] not in hits:  # 瓶 is in both 小瓶水 and 大瓶水: no help
+                        hits.append(having[0])
         return (hits[0],) if len(hits) == 1 else mention.skus
 
     def _checked(

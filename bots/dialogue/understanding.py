@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Final, Literal, TypeAlias
 
 from bots.dialogue import cues
+from bots.dialogue.intent_model import load_model
 from bots.dialogue.intents import (
     AddSameAsLast,
     Cancel,
@@ -269,6 +270,9 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
             return Understanding("confirm", [], Confirm(), [Evidence(t[:20], "对待确认订单说“好”"), *base])
         if _CHITCHAT.search(t) and (_CHITCHAT_ONLY.fullmatch(t) or not survey.quantities):
             return Understanding("chitchat", [], result, [Evidence(t[:20], "寒暄/客气话"), *base])
+        if (guess := _model_guess(masked)) is not None:  # no cue at all: the statistical fallback, never an order
+            intent, p = guess
+            return Understanding(intent, [], result, [Evidence(t[:20], f"统计模型判断（{p:.0%}），无明确关键词"), *base], skus)
         return Understanding("unknown", [], result, [Evidence("", "没有看懂：既没有商品和数量，也不是已知的问题"), *base], skus)
     return _from_result(result, has_draft, base, skus, pending, t)
 
@@ -277,6 +281,25 @@ _SIZE_WORDS: Final = frozenset({"多大", "多长", "多重", "多宽", "多厚"
 _ORDER_NO = re.compile(r"订单号|单号|\bso\s*-?\s*\d{6,}\b")
 _DELIVERY_FEE = _words("包邮 运费 邮费 配送费 送货费 起送 免配送 免运费")
 _DELIVERY_FUTURE = _words("能送 能到 送吗 送不送 几点送 几点能 包邮 运费 配送费 起送")
+
+
+MODEL_MIN_P: Final = 0.8  # below this the fallback keeps "unknown"
+MODEL_MIN_P_STATEMENT: Final = 0.95  # a complaint with no question in it: naive Bayes is over-confident
+
+
+def _model_guess(masked: str) -> tuple[str, float] | None:
+    """The intent model's reading of a message the rules found no cue in, gated by the message's form: a
+    question's topic only when it has the form of a question (今天天气不错 is no delivery question, however
+    sure the model is), a complaint only when very sure; never a hedge or small talk (those have their words)."""
+    model = load_model()
+    if model is None:
+        return None
+    intent, p = model.best(masked)
+    if intent in QUESTION_INTENTS and intent != "complaint":
+        ok = p >= MODEL_MIN_P and cues.question_cue(masked) is not None
+    else:
+        ok = intent == "complaint" and p >= MODEL_MIN_P_STATEMENT
+    return (intent, p) if ok else None
 
 
 def _has_content(t: str) -> bool:
