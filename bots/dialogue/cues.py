@@ -42,6 +42,11 @@ def question_cue(masked: str) -> re.Match[str] | None:
     return _INTERROGATIVE.search(masked) or _A_NOT_A.search(masked) or _END_PARTICLE.search(masked)
 
 
+def interrogative_cue(masked: str) -> re.Match[str] | None:
+    """A question word (多少 几天 什么 怎么 哪 多久), not only a particle: the message asks something."""
+    return _INTERROGATIVE.search(masked)
+
+
 def permission_only(masked: str) -> bool:
     """The only question in it is 行吗 / 可以吗 / 中不, beside goods and an amount: it asks the shop to do
     something (送到学校门口可以不, with no goods named, asks whether they deliver there)."""

@@ -274,6 +274,14 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
             intent, p = guess
             return Understanding(intent, [], result, [Evidence(t[:20], f"统计模型判断（{p:.0%}），无明确关键词"), *base], skus)
         return Understanding("unknown", [], result, [Evidence("", "没有看懂：既没有商品和数量，也不是已知的问题"), *base], skus)
+    if isinstance(result, OrderLines) and (m := cues.interrogative_cue(masked)) and not cues.permission_only(masked):
+        # 订20个蛋挞要提前几天: a question word no rule placed — asked, never ordered (a question with a number is
+        # the question); the model names the topic when it can
+        guess = _model_guess(masked)
+        intent = guess[0] if guess is not None else "unknown"
+        return Understanding(
+            intent, [], NotAnOrder(), [Evidence(m.group(0), "有疑问词，是在问，不下单"), *base], skus, _first_quantity(survey)
+        )
     return _from_result(result, has_draft, base, skus, pending, t)
 
 

@@ -417,3 +417,13 @@ def test_the_statistical_fallback_never_orders_and_keeps_its_evidence(parser: Or
         assert u.lines == [] or u.intent in ("order", "add")
         if any("统计模型" in e.why for e in u.evidence):
             assert u.intent not in ("order", "add", "unknown") and not u.lines
+
+
+@pytest.mark.parametrize("text", ["订10个鸭蛋要提前几天", "3箱可乐什么时候能有", "2袋大米怎么付款"])
+def test_a_question_word_no_rule_placed_is_never_an_order(parser: OrderParser, text: str) -> None:
+    u = understand(parser, text)
+    assert u.intent not in ("order", "add") and u.lines == []
+
+
+def test_a_polite_request_with_a_question_tag_is_still_an_order(parser: OrderParser) -> None:
+    assert read(parser, "来3箱可乐 可以吗") == ("order", [("COLA", 3)])
