@@ -60,7 +60,7 @@ def permission_only(masked: str) -> bool:
 # ---- delivery ------------------------------------------------------------------------------------------------
 # A delivery verb: 送 寄 运 拉 (a truck) 到 (arrive) 收到 发 (ship) — 发 only as shipping (发货 发快递 当天发 能发吗).
 _DELIVERY_VERB: Final = re.compile(
-    r"送(?!点|个|一|些|礼)|寄|运(?!气)|快递|物流|配送|上门|自提|邮政|ems|京东|中通|圆通|韵达|来得及|赶得上|赶得及|拉(?:过来|过去|到|得|走|货|吗|不)|收到|到(?![了底处时货])|"
+    r"送(?!点|个|一|些|礼|几)|寄|运(?!气)|快递|物流|配送|上门|自提|邮政|ems|京东|中通|圆通|韵达|来得及|赶得上|赶得及|拉(?:过来|过去|到|得|走|货|吗|不)|收到|到(?![了底处时货])|"
     r"发(?=货|快递|顺丰|什么|啥|哪|出|过来|吗|不|么|\s|$)|[能当今明]天?发"
 )
 # When: 几点 / 多久 / 什么时候 / 今天 / 下午 / 三点前 / 一个小时 / 周末 — or an A-not-A / end particle on the verb.
@@ -84,6 +84,16 @@ def delivery_cue(masked: str) -> re.Match[str] | None:
         if verb is not None and question_cue(text) is not None and not permission_only(text):
             return verb
     return None
+
+
+# Done yet? — a delivery verb with a completed aspect and 没 / 了吗 (拉走没 / 送出来没有): about an order placed.
+_DONE_YET: Final = re.compile(r"(?:走|出来|出去|出门|出发|送|发|拉|寄)(?:了)?(?:没有?|了吗|了么|了没)(?![\u4e00-\u9fff])")
+_MINE: Final = re.compile(rf"我(?:们|家)?的(?:{_Q}|东西|货|单)")  # 我的水泥 / 我的东西: goods already ordered
+
+
+def about_an_order_placed(masked: str) -> re.Match[str] | None:
+    """A delivery question about goods already ordered: 我的水泥拉走没 / 我的东西送出来没有."""
+    return _DONE_YET.search(masked) or _MINE.search(masked)
 
 
 def delivery_time_cue(masked: str) -> re.Match[str] | None:
@@ -113,6 +123,15 @@ def price_cue(masked: str) -> re.Match[str] | None:
 def comparison_cue(masked: str) -> re.Match[str] | None:
     """哪个便宜 / 比河沙便宜多少: which is cheaper is a price question, though it says 便宜."""
     return _DEAR.search(masked)
+
+
+# Something given free with a purchase: 买得多能送几个蛋挞不 / 买10箱送一箱吗 — 送 right before an amount, after 买.
+_FREE_EXTRA: Final = re.compile(rf"(?:买|订|拿)[^,，。\s]{{0,10}}?送{_Q}+(?![^,，。\s]*(?:过来|过去|到|上门|上楼))")
+
+
+def free_extra_cue(masked: str) -> re.Match[str] | None:
+    """Asking for goods free with an order (a discount), not for delivery."""
+    return _FREE_EXTRA.search(masked)
 
 
 # ---- complaints ----------------------------------------------------------------------------------------------

@@ -155,7 +155,7 @@ _ARRIVED = re.compile(r"到了(?:吗|没)")  # 冰皮月饼到了吗: in stock y
 _CHITCHAT = _words(
     r"你好 您好 在吗 在不在 在么 谢谢 多谢 感谢 谢啦 辛苦 早上好 早安 中午好 下午好 晚上好 晚安 哈哈 嘿嘿 "
     r"拜拜 再见 收到 知道了 晓得了 明白 好的 好滴 好嘞 ok 嗯 哦 新年快乐 节日快乐 周末愉快 愉快 天气 好热 好冷 谢了 "
-    r"老板好 老板娘好 \S{1,3}好$ 亲 哇 真香 好香 绝了 真好 真会说话 忙不 忙吗 明天见 下次还来 喝酒 哥们 厉害 棒 "
+    r"早呀 早啊 早哇 老板好 老板娘好 \S{1,3}好$ 亲 哇 真香 好香 绝了 真好 真会说话 忙不 忙吗 明天见 下次还来 喝酒 哥们 厉害 棒 "
     r"辛苦了 麻烦了 客气 没事 好吧 嘻嘻 呵呵 在忙 吃了吗 生意 兴隆 发财 新年好 快乐 下雨 周末 放假 哈喽 hello hi 嗨 比心 点赞"
 )
 _CHITCHAT_ONLY = re.compile(rf"(?:{_CHITCHAT.pattern}|老板|师傅|啦|了|啊|呀|哈|的|呢|哦|噢|吧|呗|[\s,.!~、。;:?])+")
@@ -222,14 +222,14 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
     # 3. Questions that carry numbers are the questions.
     if m := cues.comparison_cue(masked):  # 雪花跟青岛哪个便宜: a price, not a discount
         return question("price_question", m, "比较价格")
-    if m := _DISCOUNT.search(masked):
+    if m := _DISCOUNT.search(masked) or cues.free_extra_cue(masked):
         return question("discount_request", m, "要优惠/折扣")
     if m := _DELIVERY_FEE.search(masked):  # 满多少包邮: about delivery, though it says 多少
         return question("delivery_question", m, "问运费/起送")
     if m := _STOCK.search(masked) or _STOCK_SHAPE.match(masked):
         return question("stock_question", m, "问有没有货")
     if m := cues.delivery_time_cue(masked):  # 送到幸福小区要多长时间 / 下午三点前能到不: when, not a size
-        if _PAST_ORDER.search(masked):
+        if _PAST_ORDER.search(masked) or cues.about_an_order_placed(masked):
             return question("order_status", m, "问已下订单何时送到")
         return question("delivery_question", m, "问什么时候能送到")
     if ((m := _PRICE.search(masked)) or (m := _CONTENT.search(t)) or (m := cues.price_cue(masked))) and not (
@@ -241,7 +241,7 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
             return question("stock_question", m, "问商品到货没有")
         return question("order_status", m, "问已下订单到了没有")
     if m := _DELIVERY.search(masked) or cues.delivery_cue(masked):
-        if status is not None or _PAST_ORDER.search(masked):
+        if status is not None or _PAST_ORDER.search(masked) or cues.about_an_order_placed(masked):
             return question("order_status", m, "问已下订单何时送到")
         return question("delivery_question", m, "问配送时间/方式")
     if m := _CHOICE.search(masked):

@@ -427,3 +427,15 @@ def test_a_question_word_no_rule_placed_is_never_an_order(parser: OrderParser, t
 
 def test_a_polite_request_with_a_question_tag_is_still_an_order(parser: OrderParser) -> None:
     assert read(parser, "来3箱可乐 可以吗") == ("order", [("COLA", 3)])
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"), [("我的大米拉走没", "order_status"), ("我的东西寄出去了吗", "order_status"), ("能送到五楼吗", "delivery_question")]
+)
+def test_a_delivery_question_about_goods_already_ordered_is_order_status(parser: OrderParser, text: str, intent: str) -> None:
+    assert read(parser, text) == (intent, [])
+
+
+@pytest.mark.parametrize("text", ["买得多能送几个鸭蛋不", "买10箱可乐送1箱吗"])
+def test_goods_free_with_a_purchase_are_a_discount_request(parser: OrderParser, text: str) -> None:
+    assert read(parser, text) == ("discount_request", [])
