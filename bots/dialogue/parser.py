@@ -69,6 +69,7 @@ _BARE_CORRECTION = re.compile(
     r"(?:吧|了|啊)?"
 )
 _NEGATE, _REAFFIRM = _words("不要 不是"), _words("要 是 改")
+_RESTATE = _words("应该是 应该要 其实是 我是说 我说的是 实际是 实际要")
 _SAID_WRONG = _words("说错 写错 打错 搞错 记错")
 _SIZE_MARK = re.compile(r"^(?!#).*\d")  # a size with its unit (8寸, 550ml), not a bare number
 _KIND = re.compile(r"([\u4e00-\u9fff]{1,2})的")  # 小瓶的 / 生的: a kind described, not named
@@ -525,6 +526,8 @@ class OrderParser:
     def _correction(self, scan: _Scan) -> ParseResult | None:
         qs, masked = scan.quantities, scan.masked
         cue = _CORRECTION.search(masked)
+        if cue is None and (restated := _RESTATE.search(masked)) and [q.start >= restated.end() for q in qs] == [True]:
+            cue = restated  # 数量错了 应该是60袋: the one amount after 应该是 is the new one
         if cue is not None:
             targets = [q for q in qs if q.start >= cue.end()]
             if qs and not targets:

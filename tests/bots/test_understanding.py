@@ -439,3 +439,21 @@ def test_a_delivery_question_about_goods_already_ordered_is_order_status(parser:
 @pytest.mark.parametrize("text", ["买得多能送几个鸭蛋不", "买10箱可乐送1箱吗"])
 def test_goods_free_with_a_purchase_are_a_discount_request(parser: OrderParser, text: str) -> None:
     assert read(parser, text) == ("discount_request", [])
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("可乐胀包了", "complaint"),
+        ("搬的时候把墙角刮花了", "complaint"),
+        ("喝了你家牛奶拉肚子", "complaint"),
+        ("纸巾一提里面几包", "price_question"),
+        ("送货师傅明天上午还有空不", "delivery_question"),  # 还有空: the driver's time, not stock
+    ],
+)
+def test_more_shapes_of_complaints_and_questions(parser: OrderParser, text: str, intent: str) -> None:
+    assert read(parser, text) == (intent, [])
+
+
+def test_a_restated_amount_with_a_draft_is_a_change(parser: OrderParser) -> None:
+    assert read(parser, "大米数量错了 应该是6袋", has_draft=True) == ("change", [])
