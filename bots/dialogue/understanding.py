@@ -109,7 +109,8 @@ _ORDER_STATUS = _words(
     r"可以来拿 能来拿 可以取 能取了 骑手 司机.{0,4}(?:出发|到哪|电话)"
 )
 _PAST_ORDER = _words(
-    r"订的 买的 下的单 下单的 点的 要的那 我要的(?!是) 我的货 我的订单 刚才的单 上次的 之前的 早上订 昨天订 我那单 那单 我那 俺那 单子"
+    r"订的 (?<![确决一肯固稳特指])定的 买的 下的单 下单的 点的 要的那 我要的(?!是) "
+    r"我的货 我的订单 刚才的单 上次的 之前的 早上订 昨天订 我那单 那单 我那 俺那 单子"
 )
 _ASKING = re.compile(r"吗|没|么|呢|啥时候|什么时候|几时|多久|怎么|咋|[?？]")
 _DISCOUNT = _words(
@@ -246,7 +247,9 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         return question("delivery_question", m, "问配送时间/方式")
     if m := _CHOICE.search(masked):
         return question("price_question", m, "问是哪一种")
-    if (m := _PAST_ORDER.search(masked)) and _ASKING.search(masked, m.end()):  # 我中午订的6提纸巾啥时候到
+    if (m := _PAST_ORDER.search(masked)) and (
+        _ASKING.search(masked, m.end()) or cues.question_cue(masked[m.end() :])
+    ):  # 我中午订的6提纸巾啥时候到
         return question("order_status", m, "问已下订单")
     if skus and (m := _STOCK_SHAPE.search(masked)):  # 今天有鸡蛋不
         return question("stock_question", m, "问有没有货")

@@ -457,3 +457,20 @@ def test_more_shapes_of_complaints_and_questions(parser: OrderParser, text: str,
 
 def test_a_restated_amount_with_a_draft_is_a_change(parser: OrderParser) -> None:
     assert read(parser, "大米数量错了 应该是6袋", has_draft=True) == ("change", [])
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("鸡蛋臭得要命", "complaint"),
+        ("送来的是雪碧 我要的可乐", "complaint"),  # what came, then what was asked
+        ("我定的大米明天还来不来", "order_status"),  # 定 for 订, and an A-not-A question about it
+        ("可乐整箱拿多少", "price_question"),
+    ],
+)
+def test_shapes_from_the_sixth_batch(parser: OrderParser, text: str, intent: str) -> None:
+    assert read(parser, text) == (intent, [])
+
+
+def test_a_decided_thing_is_no_order_placed(parser: OrderParser) -> None:
+    assert read(parser, "确定的话要3箱可乐") == ("order", [("COLA", 3)])
