@@ -241,8 +241,10 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         if skus and not _PAST_ORDER.search(masked):
             return question("stock_question", m, "问商品到货没有")
         return question("order_status", m, "问已下订单到了没有")
-    if m := _DELIVERY.search(masked) or cues.delivery_cue(masked):
-        if status is not None or _PAST_ORDER.search(masked) or cues.about_an_order_placed(masked):
+    delivery = _DELIVERY.search(masked) or cues.delivery_cue(masked)
+    if (m := delivery) and (survey.quantities == [] or cues.question_cue(masked)):  # 大米两袋 送货上门啊: an order
+        placed = status is not None and not _DELIVERY_FUTURE.search(masked)  # 你们最远送到哪: where they deliver
+        if placed or _PAST_ORDER.search(masked) or cues.about_an_order_placed(masked):
             return question("order_status", m, "问已下订单何时送到")
         return question("delivery_question", m, "问配送时间/方式")
     if m := _CHOICE.search(masked):
@@ -291,7 +293,7 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
 _SIZE_WORDS: Final = frozenset({"多大", "多长", "多重", "多宽", "多厚", "多高"})
 _ORDER_NO = re.compile(r"订单号|单号|\bso\s*-?\s*\d{6,}\b")
 _DELIVERY_FEE = _words("包邮 运费 邮费 配送费 送货费 起送 免配送 免运费")
-_DELIVERY_FUTURE = _words("能送 能到 送吗 送不送 几点送 几点能 包邮 运费 配送费 起送")
+_DELIVERY_FUTURE = _words("能送 能到 送吗 送不送 几点送 几点能 包邮 运费 配送费 起送 最远 多远")
 
 
 MODEL_MIN_P: Final = 0.8  # below this the fallback keeps "unknown"

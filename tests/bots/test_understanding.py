@@ -474,3 +474,8 @@ def test_shapes_from_the_sixth_batch(parser: OrderParser, text: str, intent: str
 
 def test_a_decided_thing_is_no_order_placed(parser: OrderParser) -> None:
     assert read(parser, "确定的话要3箱可乐") == ("order", [("COLA", 3)])
+
+
+def test_delivery_words_beside_an_order_without_a_question_are_an_instruction(parser: OrderParser) -> None:
+    assert read(parser, "大米两袋 可乐一箱 送货上门啊") == ("order", [("COLA", 1), ("RICE", 2)])
+    assert read(parser, "你们最远送到哪") == ("delivery_question", [])  # where they deliver, not where an order is
