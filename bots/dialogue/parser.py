@@ -71,6 +71,11 @@ _BARE_CORRECTION = re.compile(
     r"(?:吧|了|啊)?"
 )
 _NEGATE, _REAFFIRM = _words("不要 不是"), _words("要 是 改")
+_RESTATE = _words("应该是 应该要 其实是 我是说 我说的是 实际是 实际要")
+_SAID_WRONG = _words("说错 写错 打错 搞错 记错")
+_SIZE_MARK = re.compile(r"^(?!#).*\d")  # a size with its unit (8寸, 550ml), not a bare number
+_KIND = re.compile(r"([\u4e00-\u9fff]{1,2})的")  # 小瓶的 / 生的: a kind described, not named
+_ENOUGH = re.compile(r"^\s*(?:就够|就行|就好|就可以|够了|就成)")  # 不要3盒了 2盒就够: the second amount is meant
 _ADD_CUE = _words("再 还要 还需要 追加 另外 多加 多来 多要 也要 也来 加(?!急|班|油)")
 _ADD_CUE_BEFORE = re.compile(rf"(?:{_ADD_CUE.pattern})\s*$")  # 雪碧多来一箱
 _PAST = _words("买了 订了 下了单 下单了 收到了 送到了 买过 订过 要过 拿过")  # 我昨天买了3箱: a report, not an order
@@ -81,7 +86,12 @@ _SEPARATOR = _words(
 )
 _EACH = re.compile(r"(?:各|都|也)(?:要|来|拿|是|买|订)?\s*$")  # 大米和面粉各2袋 / 可乐和水都要3箱
 # A message that takes back what it just said: 要2袋大米…不对，改成4袋 / 3箱可乐，不是，4箱.
-_RETRACT = _words("不对 不是 错了 说错 打错 写错 搞错 看错 记错 说反 更正 纠正 哦不 噢不 不不 算了 应该是 我是说 我说的是 其实是")
+_RETRACT = re.compile(
+    _words("不对 不是 错了 说错 打错 写错 搞错 看错 记错 说反 更正 纠正 哦不 噢不 不不 算了 应该是 我是说 我说的是 其实是").pattern
+    # by shape: an interjection then 不 (嗯不 / 呃…不), a 不 standing alone between two amounts (5方 不 6方), and
+    # 还是 … 吧 (5箱 嗯…还是6箱吧) — the amount after it is the one meant.
+    + r"|(?:嗯|呃|额|唉|哎|啊|哦|噢)[\s.…]*不(?=[\s,.…!]|$)|(?<=[\s,.…])不(?=[\s,.…])|还是(?=[^,.!?;]*吧)"
+)
 # Negation that scopes over its own segment of a message that orders something else (大米2袋，油先不要).
 _NEGATED = _words("不要 不用 先不 暂时不 暂不 别 去掉 除了 除开 不需要 不买 不订 不拿 就算了 算了 不必 甭 不含 不包括 免了 省了 这回不")
 _CLAUSE_END = frozenset(" ,.!?;:、。~\n")
@@ -225,6 +235,8 @@ class OrderParser:
             specs = [form for token in _SPEC_TOKEN.findall(name) for form in _spec_forms(token)]
             self._name_marks[p.sku] = frozenset(words + specs)
             self._spec_numbers.update(f[1:] for f in specs if f.startswith("#"))
+        # All of a product's names in one string, for "X的" (小瓶的 / 生的) that names a word only one candidate has.
+        self._kind_text = {p.sku: " ".join(normalize_text(a) for a in (p.name, *p.aliases)) for p in products}
         self._mark_res = {w: re.compile(_mark_pattern(w, self._unit_alt)) for marks in self._name_marks.values() for w in marks}
         self._scans: dict[str, _Scan] = {}  # the last messages' scans: understand() and parse() read one message twice
 
@@ -278,6 +290,12 @@ class OrderParser:
             if before_q and before_m and after_q:
                 break
         else:
+            said_wrong = _SAID_WRONG.search(scan.masked)
+            if has_draft and said_wrong is not None and qs and qs[-1].end <= said_wrong.start():
+                # 花生油要2桶 刚才说错了 (with a draft): the message restates a draft line after the slip
+                restated = self.parse(scan.text[: said_wrong.start()], has_draft=False)
+                if isinstance(restated, OrderLines) and len(restated.lines) == 1:
+                    return _as_correction(restated)
             return None
         first = self.parse(scan.text[: cue.start()], has_draft=has_draft)
         if not isinstance(first, OrderLines):
@@ -372,7 +390,8 @@ class OrderParser:
         "which one?" that names no product. Several or none: the caller asks again."""
         t = normalize_text(text, self._alias_skus)
         found = [sku for sku, marks in self._name_marks.items() if any(self._mark_res[w].search(t) for w in marks)]
-        return found
+        sized = [sku for sku in found if any(_SIZE_MARK.search(w) and self._mark_res[w].search(t) for w in self._name_marks[sku])]
+        return sized or found  # 8寸的: the 8寸 cake, not the box of 8 mooncakes (a bare 8)
 
     def survey(self, text: str) -> Survey:
         """What :meth:`parse` sees in a message — the normalised text, product mentions, quantities, and numbers
@@ -444,6 +463,13 @@ class OrderParser:
         marks = [self._name_marks[s] for s in mention.skus]
         common = frozenset.intersection(*marks)
         hits = [sku for sku, own in zip(mention.skus, marks, strict=True) if any(self._mark_res[w].search(context) for w in own - common)]
+        if not hits:  # 矿泉水要小瓶的 / 普洱要生的: "X的" with X in only one candidate's name or aliases
+            kinds = {sku: self._kind_text[sku] for sku in mention.skus}
+            for said in _KIND.finditer(context):
+                for x in {said.group(1), said.group(1)[-1]}:
+                    having = [sku for sku, kind in kinds.items() if x in kind]
+                    if len(having) == 1 and having[0] not in hits:  # 瓶 is in both 小瓶水 and 大瓶水: no help
+                        hits.append(having[0])
         return (hits[0],) if len(hits) == 1 else mention.skus
 
     def _checked(
@@ -512,11 +538,17 @@ class OrderParser:
     def _correction(self, scan: _Scan) -> ParseResult | None:
         qs, masked = scan.quantities, scan.masked
         cue = _CORRECTION.search(masked)
+        if cue is None and (restated := _RESTATE.search(masked)) and [q.start >= restated.end() for q in qs] == [True]:
+            cue = restated  # 数量错了 应该是60袋: the one amount after 应该是 is the new one
         if cue is not None:
             targets = [q for q in qs if q.start >= cue.end()]
             if qs and not targets:
                 return None  # 要3箱矿泉水，地址改成人民路: the 改 is about something else
-        elif len(qs) >= 2 and _NEGATE.search(masked, 0, qs[0].start) and _REAFFIRM.search(masked, qs[0].end, qs[1].start):
+        elif (
+            len(qs) >= 2
+            and _NEGATE.search(masked, 0, qs[0].start)
+            and (_REAFFIRM.search(masked, qs[0].end, qs[1].start) or _ENOUGH.match(masked[qs[1].end :]))
+        ):
             targets = [qs[1]]  # 不要3箱了，要4箱 / 不是3箱，是4箱
         else:
             return None

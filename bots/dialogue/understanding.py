@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal, TypeAlias
 
+from bots.dialogue import cues
+from bots.dialogue.intent_model import load_model
 from bots.dialogue.intents import (
     AddSameAsLast,
     Cancel,
@@ -92,7 +94,7 @@ def _words(words: str) -> re.Pattern[str]:
 # Cue words, looked for in the text with products and quantities masked. Order of the checks is in understand().
 _COMPLAINT = _words(
     r"少了 送少了 碎了 是碎的 碎的 坏了 破了 是破的 破的 破损 漏了 漏液 烂了 就烂 过期 变质 发霉 霉了 霉味 臭了 有虫 长虫 少送 少发 少给 "
-    r"漏发 发错 送错 拿错 写错(?!了?\s*是) 送成 发成 不新鲜 质量 投诉 差评 态度 摔坏 瘪了 划痕 退货 退款 换货 赔偿 受潮 结块 裂了 "
+    r"漏发 发错 送错 拿错 写错(?!了?\s*(?:是|\x00)) 送成 发成 不新鲜 质量 投诉 差评 态度 摔坏 瘪了 划痕 退货 退款 换货 赔偿 受潮 结块 裂了 "
     r"不够数 缺斤 短斤 难吃 味道不对 假货 假的 骗人 太差 什么服务 是凉的 不酥 硬了 化了 色差 不一样 差太多 跟图片 "
     r"显示签收 签收了.{0,8}没收到 一股 不是.{1,6}的吧 不满意 差劲 怎么回事 搞什么 坑人 垃圾 失望 气死 脏了 太脏 湿了 有问题 "
     r"出问题 毛病 不能用 用不了 断了 歪了 发黄 变色 异味 怪味 难闻 不好用 质量差 不合格 以次充好 不靠谱 缺了 丢了 不见了 "
@@ -100,13 +102,15 @@ _COMPLAINT = _words(
     r"漏的 怎么搞的 不新鲜 变味 有异物 头发 虫子 短了 少给"
 )
 _ORDER_STATUS = _words(
-    r"到哪 物流 发货了吗 发了没 发了吗 发货没 发货了没 发没发 什么时候发 啥时候发 几时发 还没到 怎么还没 咋还没 还没送 还没来 "
+    r"(?<![卸放搬堆])到哪 物流 发货了吗 发了没 发了吗 发货没 发货了没 发没发 什么时候发 啥时候发 几时发 还没到 怎么还没 咋还没 "
+    r"还没送 还没来 "
     r"都没送 还没收到 没收到 订单状态 查订单 查一下订单 我的订单 运单 单号 出发了 出发没 出门了 走了没 送出来了吗 "
     r"送出了吗 发出来 寄出来 寄出了 派送了吗 在路上 签收 等半天 等了 催一下 催催 快点送 做好了 好了吗 好了没 处理了吗 "
     r"可以来拿 能来拿 可以取 能取了 骑手 司机.{0,4}(?:出发|到哪|电话)"
 )
 _PAST_ORDER = _words(
-    r"订的 买的 下的单 下单的 点的 要的那 我要的(?!是) 我的货 我的订单 刚才的单 上次的 之前的 早上订 昨天订 我那单 那单 我那 俺那 单子"
+    r"订的 (?<![确决一肯固稳特指])定的 买的 下的单 下单的 点的 要的那 我要的(?!是) "
+    r"我的货 我的订单 刚才的单 上次的 之前的 早上订 昨天订 我那单 那单 我那 俺那 单子"
 )
 _ASKING = re.compile(r"吗|没|么|呢|啥时候|什么时候|几时|多久|怎么|咋|[?？]")
 _DISCOUNT = _words(
@@ -122,11 +126,11 @@ _PRICE = _words(
     r"哪里产的 生产日期 新鲜吗 好喝吗 好吃吗 好用吗 耐用吗 什么味 口感 甜吗 辣吗 有糖吗 无糖吗 适合 能放多久 怎么保存 "
     r"怎么泡 怎么用 用法 有什么不同 哪个好 推荐"
 )
-_CONTENT = re.compile(r"(?:有|一\S{0,3}?)(?:几|多少)(?!钱)")  # 一箱有几瓶 / 纸巾一提几包 / 一盒多少个
+_CONTENT = re.compile(r"(?:有|一\S{0,3}?|里面|里头|里边)(?:几|多少)(?!钱)|够几")  # 一箱有几瓶 / 纸巾一提几包 / 一盒多少个 / 够几个人吃
 _STOCK = _words(
     r"有没有 有木有 有无 有货 没货 现货 库存 还剩 剩多少 缺货 断货 有卖 卖不卖 卖吗 有得卖 够不够 能供 到货 卖完 "
     r"做不做 上市了 还能拉 还能供 有没得 "
-    r"还有[^,.!?。，]{0,6}?(?:吗|么|嘛|没|不|伐)(?=[\s?!。，,]|$)"
+    r"还有(?!空|时间|人手)[^,.!?。，]{0,6}?(?:吗|么|嘛|没|不|伐)(?=[\s?!。，,]|$)"
 )
 _STOCK_SHAPE = re.compile(r"(?:请问|老板|你们|今天)*\s*有[^,.!?。，\s]{1,12}(?:吗|么|嘛|不|没|伐)[?？!]*$")
 _DELIVERY = _words(
@@ -138,9 +142,9 @@ _DELIVERY = _words(
     r"当日达 同城 闪送 跑腿 怎么收运费 发顺丰 顺丰吗 哪里发货 从哪发 什么时候发货 几点发 送上门"
 )
 _HEDGE = _words(
-    r"过两天 过几天 过段时间 改天 下回 回头 再说 先问问 问问(?:家里|老婆|老公|家人|领导|老板|同事|他|她) 商量 考虑 想想 "
+    r"过两天 过几天 过段时间 改天(?!请|一起) 下回 回头 再说 先问问 问问(?:家里|老婆|老公|家人|领导|老板|同事|他|她) 商量 考虑 想想 "
     r"看看再 到时候 等我 等.{0,6}再 可能 也许 大概要 估计 打算 晚点 以后再 有需要再 不急 再看看 还没想好 不确定 说不定 "
-    r"看情况 月底再 下周再 明天再订 下个月 下礼拜 年后 节后 开工再 再找你 (?:前|后|时候|以后|之后)\S{0,4}再(?:订|定|买|要|拿) "
+    r"看情况 月底再 下周再 明天再订 下个月 下礼拜 年后 节后 开工再 再找你(?!喝|吃|玩) (?:前|后|时候|以后|之后)\S{0,4}再(?:订|定|买|要|拿) "
     r"先不订 先不买 暂时不用 暂时不要 后面要 再等等 过阵子 过一阵 到时 再联系 明天再说 下次再 等通知 还在考虑 犹豫 "
     r"比较一下 货比三家 先了解 了解一下 先看看 看一看再 回去再 商量下 没定 还没定 不一定 或许 大概 应该会 拿不准 定不下来 "
     r"如果 假如 万一 要是.{1,10}的话 到时候再"
@@ -152,7 +156,7 @@ _ARRIVED = re.compile(r"到了(?:吗|没)")  # 冰皮月饼到了吗: in stock y
 _CHITCHAT = _words(
     r"你好 您好 在吗 在不在 在么 谢谢 多谢 感谢 谢啦 辛苦 早上好 早安 中午好 下午好 晚上好 晚安 哈哈 嘿嘿 "
     r"拜拜 再见 收到 知道了 晓得了 明白 好的 好滴 好嘞 ok 嗯 哦 新年快乐 节日快乐 周末愉快 愉快 天气 好热 好冷 谢了 "
-    r"老板好 老板娘好 \S{1,3}好$ 亲 哇 真香 好香 绝了 真好 真会说话 忙不 忙吗 明天见 下次还来 喝酒 哥们 厉害 棒 "
+    r"早呀 早啊 早哇 老板好 老板娘好 \S{1,3}好$ 亲 哇 真香 好香 绝了 真好 真会说话 忙不 忙吗 明天见 下次还来 喝酒 哥们 厉害 棒 "
     r"辛苦了 麻烦了 客气 没事 好吧 嘻嘻 呵呵 在忙 吃了吗 生意 兴隆 发财 新年好 快乐 下雨 周末 放假 哈喽 hello hi 嗨 比心 点赞"
 )
 _CHITCHAT_ONLY = re.compile(rf"(?:{_CHITCHAT.pattern}|老板|师傅|啦|了|啊|呀|哈|的|呢|哦|噢|吧|呗|[\s,.!~、。;:?])+")
@@ -202,45 +206,59 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         answered = _answer_to_pending(parser, raw, t, pending, has_draft, base)
         if answered is not None:
             return answered
-    if m := _HEDGE_FIRST.search(masked):  # 先不订了 我看家里还剩多少: a hedge that asks nothing of the shop
+    if m := _HEDGE_FIRST.search(masked) or cues.checks_first(masked):  # 先不订了 我看家里还剩多少: asks nothing of the shop
         return Understanding("hedge", [], NotAnOrder(), [Evidence(m.group(0), "暂不下单"), *base], skus)
     if _ORDER_NO.search(t) and isinstance(parser.parse(raw, has_draft=has_draft), Cancel):  # 取消订单 SO100001
         return Understanding("cancel", [], Cancel(), [Evidence(_ORDER_NO.search(t).group(0), "取消已下的订单"), *base])  # type: ignore[union-attr]
     # 2. Complaints, then where an order already placed is: about the past, whatever numbers they carry.
     if m := _COMPLAINT.search(masked):
         return question("complaint", m, "投诉：商品或送货有问题")
+    if m := cues.complaint_cue(masked):  # 碎成渣了 / 订的8寸送来的是6寸 / 少寄了 / 颜色不对
+        return question("complaint", m, "投诉：货物损坏、送错、少了或迟到")
     status = _ORDER_STATUS.search(masked)
     if status is not None and not _DELIVERY_FUTURE.search(masked):
         return question("order_status", status, "问已下订单的进度")
     if _ORDER_NO.search(t):
         return question("order_status", _ORDER_NO.search(t), "订单号")  # type: ignore[arg-type]
     # 3. Questions that carry numbers are the questions.
-    if m := _DISCOUNT.search(masked):
+    if m := cues.comparison_cue(masked):  # 雪花跟青岛哪个便宜: a price, not a discount
+        return question("price_question", m, "比较价格")
+    if m := _DISCOUNT.search(masked) or cues.free_extra_cue(masked):
         return question("discount_request", m, "要优惠/折扣")
     if m := _DELIVERY_FEE.search(masked):  # 满多少包邮: about delivery, though it says 多少
         return question("delivery_question", m, "问运费/起送")
     if m := _STOCK.search(masked) or _STOCK_SHAPE.match(masked):
         return question("stock_question", m, "问有没有货")
-    if (m := _PRICE.search(masked)) or (m := _CONTENT.search(t)):
+    if m := cues.delivery_time_cue(masked):  # 送到幸福小区要多长时间 / 下午三点前能到不: when, not a size
+        if _PAST_ORDER.search(masked) or cues.about_an_order_placed(masked):
+            return question("order_status", m, "问已下订单何时送到")
+        return question("delivery_question", m, "问什么时候能送到")
+    if ((m := _PRICE.search(masked)) or (m := _CONTENT.search(t)) or (m := cues.price_cue(masked))) and not (
+        m.group(0) in _SIZE_WORDS and cues.delivery_cue(masked)  # 多大的车送货: the truck, not the goods
+    ):
         return question("price_question", m, "问价格/规格")
     if m := _ARRIVED.search(masked):
         if skus and not _PAST_ORDER.search(masked):
             return question("stock_question", m, "问商品到货没有")
         return question("order_status", m, "问已下订单到了没有")
-    if m := _DELIVERY.search(masked):
-        if status is not None or _PAST_ORDER.search(masked):
+    delivery = _DELIVERY.search(masked) or cues.delivery_cue(masked)
+    if (m := delivery) and (survey.quantities == [] or cues.question_cue(masked)):  # 大米两袋 送货上门啊: an order
+        placed = status is not None and not _DELIVERY_FUTURE.search(masked)  # 你们最远送到哪: where they deliver
+        if placed or _PAST_ORDER.search(masked) or cues.about_an_order_placed(masked):
             return question("order_status", m, "问已下订单何时送到")
         return question("delivery_question", m, "问配送时间/方式")
     if m := _CHOICE.search(masked):
         return question("price_question", m, "问是哪一种")
-    if (m := _PAST_ORDER.search(masked)) and _ASKING.search(masked, m.end()):  # 我中午订的6提纸巾啥时候到
+    if (m := _PAST_ORDER.search(masked)) and (
+        _ASKING.search(masked, m.end()) or cues.question_cue(masked[m.end() :])
+    ):  # 我中午订的6提纸巾啥时候到
         return question("order_status", m, "问已下订单")
     if skus and (m := _STOCK_SHAPE.search(masked)):  # 今天有鸡蛋不
         return question("stock_question", m, "问有没有货")
     if status is not None:
         return question("order_status", status, "问已下订单的进度")
     # 4. Hedges: the firm part, if any, is the order.
-    if m := _HEDGE.search(masked):
+    if m := _HEDGE.search(masked) or cues.postpone_cue(masked):
         dropped = parser.parse(raw, has_draft=has_draft)
         if has_draft and isinstance(dropped, Cancel | RemoveItem):  # 都不要了 下次再说: the draft is dropped now
             return _from_result(dropped, has_draft, base, skus)
@@ -257,13 +275,44 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
             return Understanding("confirm", [], Confirm(), [Evidence(t[:20], "对待确认订单说“好”"), *base])
         if _CHITCHAT.search(t) and (_CHITCHAT_ONLY.fullmatch(t) or not survey.quantities):
             return Understanding("chitchat", [], result, [Evidence(t[:20], "寒暄/客气话"), *base])
+        if (guess := _model_guess(masked)) is not None:  # no cue at all: the statistical fallback, never an order
+            intent, p = guess
+            return Understanding(intent, [], result, [Evidence(t[:20], f"统计模型判断（{p:.0%}），无明确关键词"), *base], skus)
         return Understanding("unknown", [], result, [Evidence("", "没有看懂：既没有商品和数量，也不是已知的问题"), *base], skus)
+    if isinstance(result, OrderLines) and (m := cues.interrogative_cue(masked)) and not cues.permission_only(masked):
+        # 订20个蛋挞要提前几天: a question word no rule placed — asked, never ordered (a question with a number is
+        # the question); the model names the topic when it can
+        guess = _model_guess(masked)
+        intent = guess[0] if guess is not None else "unknown"
+        return Understanding(
+            intent, [], NotAnOrder(), [Evidence(m.group(0), "有疑问词，是在问，不下单"), *base], skus, _first_quantity(survey)
+        )
     return _from_result(result, has_draft, base, skus, pending, t)
 
 
+_SIZE_WORDS: Final = frozenset({"多大", "多长", "多重", "多宽", "多厚", "多高"})
 _ORDER_NO = re.compile(r"订单号|单号|\bso\s*-?\s*\d{6,}\b")
 _DELIVERY_FEE = _words("包邮 运费 邮费 配送费 送货费 起送 免配送 免运费")
-_DELIVERY_FUTURE = _words("能送 能到 送吗 送不送 几点送 几点能 包邮 运费 配送费 起送")
+_DELIVERY_FUTURE = _words("能送 能到 送吗 送不送 几点送 几点能 包邮 运费 配送费 起送 最远 多远")
+
+
+MODEL_MIN_P: Final = 0.8  # below this the fallback keeps "unknown"
+MODEL_MIN_P_STATEMENT: Final = 0.95  # a complaint with no question in it: naive Bayes is over-confident
+
+
+def _model_guess(masked: str) -> tuple[str, float] | None:
+    """The intent model's reading of a message the rules found no cue in, gated by the message's form: a
+    question's topic only when it has the form of a question (今天天气不错 is no delivery question, however
+    sure the model is), a complaint only when very sure; never a hedge or small talk (those have their words)."""
+    model = load_model()
+    if model is None:
+        return None
+    intent, p = model.best(masked)
+    if intent in QUESTION_INTENTS and intent != "complaint":
+        ok = p >= MODEL_MIN_P and cues.question_cue(masked) is not None
+    else:
+        ok = intent == "complaint" and p >= MODEL_MIN_P_STATEMENT
+    return (intent, p) if ok else None
 
 
 def _has_content(t: str) -> bool:
@@ -324,7 +373,7 @@ def _answer_to_pending(parser: OrderParser, raw: str, t: str, pending: str, has_
 def _firm_part(parser: OrderParser, raw: str, t: str, has_draft: bool) -> tuple[ParseResult, str] | None:
     """先来2箱，其他的过两天再说: the clauses without a hedge word, if they order something on their own."""
     clauses = [c for c in _SEPARATORS.split(t) if c]
-    firm = [c for c in clauses if not _HEDGE.search(c)]
+    firm = [c for c in clauses if not _HEDGE.search(c) and not cues.postpone_cue(c)]
     if not firm or len(firm) == len(clauses):
         return None
     text = "，".join(firm)
@@ -379,7 +428,7 @@ def _from_result(
     return Understanding("unknown", [], result, evidence, tuple(skus))
 
 
-_CHANGE = _words("改成 改为 改到 换成 调成 调到 变成")
+_CHANGE = _words("改成 改为 改到 换成 调成 调到 变成 应该是")
 
 
 def _base_evidence(survey: Survey) -> list[Evidence]:

@@ -323,3 +323,159 @@ def test_conditions_and_reports_are_not_orders(parser: OrderParser, text: str) -
 def test_a_size_names_the_product_after_which_one(parser: OrderParser) -> None:
     assert read(parser, "42.5的 30袋", pending="product") == ("order", [("CEMENT-425", 30)])
     assert read(parser, "都行", pending="product")[0] == "clarify"  # the shop never picks for them
+
+
+# -- structural cues (bots.dialogue.cues): the shape of a question, not a listed phrasing ---------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        # delivery: a delivery verb and a question in one clause (particle, A-not-A, interrogative), with a time
+        ("晚上九点前能到不", "delivery_question"),
+        ("多久能给送来呀", "delivery_question"),
+        ("你们寄得到海南吗", "delivery_question"),
+        ("送到城西要多长时间", "delivery_question"),
+        ("中午前送得到不", "delivery_question"),
+        ("能发韵达不", "delivery_question"),
+        # price: 多少 beside a per-unit amount, 卖多少, 贵不, a comparison (not a discount), 是…的吗
+        ("可乐多少一箱", "price_question"),
+        ("大米一袋多少", "price_question"),
+        ("花生油现在卖多少", "price_question"),
+        ("调和油贵不", "price_question"),
+        ("雪碧和可乐哪个便宜", "price_question"),
+        ("啤酒是罐装的吗", "price_question"),
+        # complaints: damage that happened, a mismatch, a shortfall, a wrong attribute, a reproach for lateness
+        ("鸡蛋碎成一片了", "complaint"),
+        ("纸巾湿透了", "complaint"),
+        ("我订的大米送来的是面粉", "complaint"),
+        ("少寄了一瓶酱油", "complaint"),
+        ("酱油的味道不对", "complaint"),
+        ("可乐里有个虫子", "complaint"),
+        ("说好上午到 拖到晚上", "complaint"),
+        # postponement: a decision after a condition, asking someone first
+        ("喝完了再买", "hedge"),
+        ("等装修完再定", "hedge"),
+        ("回去问下我媳妇", "hedge"),
+        ("我再琢磨琢磨", "hedge"),
+    ],
+)
+def test_questions_complaints_and_hedges_are_read_by_their_shape(parser: OrderParser, text: str, intent: str) -> None:
+    assert read(parser, text) == (intent, [])
+
+
+@pytest.mark.parametrize(
+    ("text", "lines"),
+    [
+        ("在吗 送3箱可乐", [("COLA", 3)]),  # 在吗 greets; the delivery verb's clause asks nothing
+        ("3箱可乐送过来行不", [("COLA", 3)]),  # a polite tag beside goods and an amount is a request
+        ("明天上午送2袋大米", [("RICE", 2)]),  # a time is no question
+        ("大米3袋，油先不用", [("RICE", 3)]),  # negation in a list, not a postponement
+        ("大米2袋 鸡蛋我再想想", [("RICE", 2)]),  # the firm part of a half-hedged message
+    ],
+)
+def test_orders_with_a_time_or_a_polite_tag_stay_orders(parser: OrderParser, text: str, lines: list[tuple[str, int]]) -> None:
+    assert read(parser, text) == ("order", lines)
+
+
+@pytest.mark.parametrize("text", ["蛋糕寄过去会不会压坏", "路上会不会化"])
+def test_damage_that_may_happen_is_a_delivery_question_not_a_complaint(parser: OrderParser, text: str) -> None:
+    assert read(parser, text) == ("delivery_question", [])
+
+
+def test_a_price_question_worded_by_shape_is_never_an_order(parser: OrderParser) -> None:
+    assert read(parser, "生抽多少一瓶") == ("price_question", [])
+    assert read(parser, "能便宜多少") == ("discount_request", [])  # how much cheaper they'd make it: a discount
+
+
+@pytest.mark.parametrize(
+    ("text", "lines"),
+    [
+        ("大米4袋 嗯不 5袋", [("RICE", 5)]),
+        ("可乐2箱 不 3箱", [("COLA", 3)]),
+        ("雪碧5箱 呃…还是4箱吧", [("SPRITE", 4)]),
+        ("面粉3袋 写错了 4袋", [("FLOUR", 4)]),  # 写错 before the amount meant: a correction, not a complaint
+    ],
+)
+def test_a_retraction_by_shape_leaves_the_last_amount(parser: OrderParser, text: str, lines: list[tuple[str, int]]) -> None:
+    assert read(parser, text) == ("order", lines)
+
+
+def test_with_a_draft_a_slip_or_an_enough_is_a_change(parser: OrderParser) -> None:
+    assert read(parser, "可乐要3箱 刚才说错了", has_draft=True) == ("change", [])
+    assert read(parser, "鸡蛋不要4盒了 3盒就够", has_draft=True) == ("change", [])
+
+
+def test_a_kind_described_settles_an_ambiguous_alias(parser: OrderParser) -> None:
+    assert read(parser, "矿泉水要大瓶的 2箱") == ("order", [("WATER-1500", 2)])
+    assert read(parser, "8寸的 一个", pending="product") == ("order", [("CAKE-8", 1)])  # not the box of 8 mooncakes
+
+
+def test_the_statistical_fallback_never_orders_and_keeps_its_evidence(parser: OrderParser) -> None:
+    for text in ("嗯嗯嗯", "可乐", "3箱", "今天天气不错", "老板 送货师傅电话多少"):
+        u = understand(parser, text)
+        assert u.lines == [] or u.intent in ("order", "add")
+        if any("统计模型" in e.why for e in u.evidence):
+            assert u.intent not in ("order", "add", "unknown") and not u.lines
+
+
+@pytest.mark.parametrize("text", ["订10个鸭蛋要提前几天", "3箱可乐什么时候能有", "2袋大米怎么付款"])
+def test_a_question_word_no_rule_placed_is_never_an_order(parser: OrderParser, text: str) -> None:
+    u = understand(parser, text)
+    assert u.intent not in ("order", "add") and u.lines == []
+
+
+def test_a_polite_request_with_a_question_tag_is_still_an_order(parser: OrderParser) -> None:
+    assert read(parser, "来3箱可乐 可以吗") == ("order", [("COLA", 3)])
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"), [("我的大米拉走没", "order_status"), ("我的东西寄出去了吗", "order_status"), ("能送到五楼吗", "delivery_question")]
+)
+def test_a_delivery_question_about_goods_already_ordered_is_order_status(parser: OrderParser, text: str, intent: str) -> None:
+    assert read(parser, text) == (intent, [])
+
+
+@pytest.mark.parametrize("text", ["买得多能送几个鸭蛋不", "买10箱可乐送1箱吗"])
+def test_goods_free_with_a_purchase_are_a_discount_request(parser: OrderParser, text: str) -> None:
+    assert read(parser, text) == ("discount_request", [])
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("可乐胀包了", "complaint"),
+        ("搬的时候把墙角刮花了", "complaint"),
+        ("喝了你家牛奶拉肚子", "complaint"),
+        ("纸巾一提里面几包", "price_question"),
+        ("送货师傅明天上午还有空不", "delivery_question"),  # 还有空: the driver's time, not stock
+    ],
+)
+def test_more_shapes_of_complaints_and_questions(parser: OrderParser, text: str, intent: str) -> None:
+    assert read(parser, text) == (intent, [])
+
+
+def test_a_restated_amount_with_a_draft_is_a_change(parser: OrderParser) -> None:
+    assert read(parser, "大米数量错了 应该是6袋", has_draft=True) == ("change", [])
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("鸡蛋臭得要命", "complaint"),
+        ("送来的是雪碧 我要的可乐", "complaint"),  # what came, then what was asked
+        ("我定的大米明天还来不来", "order_status"),  # 定 for 订, and an A-not-A question about it
+        ("可乐整箱拿多少", "price_question"),
+    ],
+)
+def test_shapes_from_the_sixth_batch(parser: OrderParser, text: str, intent: str) -> None:
+    assert read(parser, text) == (intent, [])
+
+
+def test_a_decided_thing_is_no_order_placed(parser: OrderParser) -> None:
+    assert read(parser, "确定的话要3箱可乐") == ("order", [("COLA", 3)])
+
+
+def test_delivery_words_beside_an_order_without_a_question_are_an_instruction(parser: OrderParser) -> None:
+    assert read(parser, "大米两袋 可乐一箱 送货上门啊") == ("order", [("COLA", 1), ("RICE", 2)])
+    assert read(parser, "你们最远送到哪") == ("delivery_question", [])  # where they deliver, not where an order is

@@ -1,0 +1,217 @@
+"""Structural cues: the shape of a question, a complaint or a postponement, rather than a list of phrasings.
+
+The cue lists in :mod:`bots.dialogue.understanding` name what customers have been seen to type (多少钱, 几点送);
+they miss the next customer's wording (多钱一瓶, 下午三点前能到不). The cues here look at how a Chinese chat
+message is built instead:
+
+- a question: a particle at the end of a clause (吗 呢 不 没 么 嘛 伐), an A-not-A form (能不能 送不送 会不会),
+  an interrogative word (多少 几点 啥 什么 怎么 哪 多久), a question mark;
+- what it asks about: a delivery verb (送 寄 发 运 拉 到 收到) with a time (几点 今天 下午 多久 三点前), a price word
+  (价 钱 卖 贵) or 多少 beside a per-unit amount (多少一瓶 / 一方多少);
+- a complaint: the goods' state after delivery (碎成渣 湿透了 压扁了 是空的), a mismatch (订的8寸送来的是6寸),
+  a shortfall (少寄了 少给), an attribute that is wrong (颜色不对), a lateness with reproach (说好10点 拖到下午);
+- a postponement: a decision put after a condition (好喝再买 / 量完再定 / 看了再跟你说).
+
+Every function takes the masked text (products and quantities blanked by ``\\x00``, see ``OrderParser.survey``)
+so a product name is never read as a cue, and returns the match that decided it — the evidence.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+_Q = "\x00"  # the parser's mask: a product or a quantity stood here
+
+# ---- questions -----------------------------------------------------------------------------------------------
+# A particle ending a clause: 今天能到不 / 包邮吗 / 香米贵不 / 发了没 / 多久能收到呢. Not 先不 / 不不 (a retraction).
+_END_PARTICLE: Final = re.compile(
+    r"(?<![先不还])(?:吗|嘛|么|呢|不|没有?|伐|否)[啊呀哈吖的呢哇嘞]*\s*[?？!！~。.…]*(?=[\s,，。;；!！?？]|$)"
+)
+_A_NOT_A: Final = re.compile(r"([\u4e00-\u9fff])[不没]\1")  # 能不能 送不送 包不包 会不会 有没有
+_INTERROGATIVE: Final = re.compile(
+    r"多少|几(?=[点天号时日块毛年种家周]|个?人|分钟|个?小时|个?月|个?星期|个?礼拜)|啥(?!的)|什么(?!的)|怎么(?!回事)|咋|哪|"
+    r"多久|多长|多会|多大|多重|多远|多厚|多宽|多高|多快|如何|[?？]"
+)
+# 行吗 / 可以吗 / 中不 / 好不好 after goods and an amount: a request put politely (整3箱青岛送过来中不), not a question.
+_PERMISSION_TAG: Final = re.compile(r"(?:行|可以|中|好|成|得行|方便)(?:吗|么|嘛|不|伐|没)|行不行|可不可以|好不好|中不中")
+
+
+def question_cue(masked: str) -> re.Match[str] | None:
+    """The mark that makes the message a question, if any."""
+    return _INTERROGATIVE.search(masked) or _A_NOT_A.search(masked) or _END_PARTICLE.search(masked)
+
+
+def interrogative_cue(masked: str) -> re.Match[str] | None:
+    """A question word (多少 几天 什么 怎么 哪 多久), not only a particle: the message asks something."""
+    return _INTERROGATIVE.search(masked)
+
+
+def permission_only(masked: str) -> bool:
+    """The only question in it is 行吗 / 可以吗 / 中不, beside goods and an amount: it asks the shop to do
+    something (送到学校门口可以不, with no goods named, asks whether they deliver there)."""
+    tag = _PERMISSION_TAG.search(masked) if _Q in masked else None
+    if tag is None:
+        return False
+    rest = masked[: tag.start()] + masked[tag.end() :]
+    return question_cue(rest) is None
+
+
+# ---- delivery ------------------------------------------------------------------------------------------------
+# A delivery verb: 送 寄 运 拉 (a truck) 到 (arrive) 收到 发 (ship) — 发 only as shipping (发货 发快递 当天发 能发吗).
+_DELIVERY_VERB: Final = re.compile(
+    r"送(?!点|个|一|些|礼|几)|寄|运(?!气)|快递|物流|配送|上门|自提|邮政|ems|京东|中通|圆通|韵达|来得及|赶得上|赶得及|拉(?:过来|过去|到|得|走|货|吗|不)|收到|到(?![了底处时货])|"
+    r"发(?=货|快递|顺丰|什么|啥|哪|出|过来|吗|不|么|\s|$)|[能当今明]天?发"
+)
+# When: 几点 / 多久 / 什么时候 / 今天 / 下午 / 三点前 / 一个小时 / 周末 — or an A-not-A / end particle on the verb.
+_WHEN: Final = re.compile(
+    r"几点|几号|几天|几时|多久|多长时间|多会儿?|什么时候|啥时候|哪天|何时|多快|当天|今天|明天|后天|明早|明晚|今晚|上午|下午|"
+    r"晚上|早上|中午|傍晚|周[一二三四五六日天末]|星期|礼拜|\d{1,2}\s*点|[一二两三四五六七八九十]{1,3}点|"
+    r"(?:\d+|[一二两三四五六七八九十半])\s*(?:个?小时|分钟|天)(?:内|之内|以内)?|前能|之前"
+)
+
+
+_CLAUSE: Final = re.compile(r"[^\s,，。;；!！~、]+")
+
+
+def delivery_cue(masked: str) -> re.Match[str] | None:
+    """A question about when / whether / how goods get to the customer: 下午三点前能到不 / 多久送到 /
+    月饼礼盒能寄外地吗 / 快递一般走哪家. The delivery verb and the question mark sit in one clause (在吗 送3箱水
+    greets, then orders); the verb is the evidence."""
+    for clause in _CLAUSE.finditer(masked):
+        text = clause.group(0)
+        verb = _DELIVERY_VERB.search(text)
+        if verb is not None and question_cue(text) is not None and not permission_only(text):
+            return verb
+    return None
+
+
+# Done yet? — a delivery verb with a completed aspect and 没 / 了吗 (拉走没 / 送出来没有): about an order placed.
+_DONE_YET: Final = re.compile(r"(?:走|出来|出去|出门|出发|送|发|拉|寄)(?:了)?(?:没有?|了吗|了么|了没)(?![\u4e00-\u9fff])")
+_MINE: Final = re.compile(rf"我(?:们|家)?的(?:{_Q}|东西|货|单)")  # 我的水泥 / 我的东西: goods already ordered
+
+
+def about_an_order_placed(masked: str) -> re.Match[str] | None:
+    """A delivery question about goods already ordered: 我的水泥拉走没 / 我的东西送出来没有."""
+    return _DONE_YET.search(masked) or _MINE.search(masked)
+
+
+def delivery_time_cue(masked: str) -> re.Match[str] | None:
+    """A delivery question that asks *when* (送到幸福小区要多长时间): stronger than 多长 read as a size."""
+    for clause in _CLAUSE.finditer(masked):
+        text = clause.group(0)
+        if delivery_cue(text) is not None and (when := _WHEN.search(text)) is not None:
+            return when
+    return None
+
+
+# ---- price ---------------------------------------------------------------------------------------------------
+_PER_UNIT_HOW_MUCH: Final = re.compile(rf"多少\s*{_Q}|{_Q}\s*(?:现在|今天|今年|目前)?\s*多少")  # 多少一瓶 / 一方多少 / 可乐多少
+_WHAT_IT_IS: Final = re.compile(rf"{_Q}\s*是[^{_Q}\d\s]{{1,8}}?的?(?:吗|么|嘛)")  # 牛角包是黄油的吗
+_TOTAL_HOW_MUCH: Final = re.compile(
+    r"整[箱件袋提盒桶包]\S{0,2}多少|(?:卖|加起来|一共|总共|算下来|合计|总计|共计|总价|拢共|统共|全部)\S{0,3}多少"
+)
+_DEAR: Final = re.compile(
+    r"贵(?:不|吗|么|嘛|伐|啊不)|(?:涨|降)(?:价|了)\S{0,2}(?:吗|没|不|么|嘛)|(?:哪个|哪种|哪款|比|还是)\S{0,8}便宜|便宜还是"
+)  # not 能便宜多少: a discount
+
+
+def price_cue(masked: str) -> re.Match[str] | None:
+    """A price question not worded as the price lists have it: 生抽多少一瓶 / 金龙鱼现在卖多少 / 香米贵不 /
+    雪花跟青岛哪个便宜 (a comparison, not a request for a discount)."""
+    return _DEAR.search(masked) or _TOTAL_HOW_MUCH.search(masked) or _PER_UNIT_HOW_MUCH.search(masked) or _WHAT_IT_IS.search(masked)
+
+
+def comparison_cue(masked: str) -> re.Match[str] | None:
+    """哪个便宜 / 比河沙便宜多少: which is cheaper is a price question, though it says 便宜."""
+    return _DEAR.search(masked)
+
+
+# Something given free with a purchase: 买得多能送几个蛋挞不 / 买10箱送一箱吗 — 送 right before an amount, after 买.
+_FREE_EXTRA: Final = re.compile(rf"(?:买|订|拿)[^,，。\s]{{0,10}}?送{_Q}+(?![^,，。\s]*(?:过来|过去|到|上门|上楼))")
+
+
+def free_extra_cue(masked: str) -> re.Match[str] | None:
+    """Asking for goods free with an order (a discount), not for delivery."""
+    return _FREE_EXTRA.search(masked)
+
+
+# ---- complaints ----------------------------------------------------------------------------------------------
+# The goods' state: a damage word that has happened (了 / 的 / 成 / 得 / 透 / 掉) — 碎成渣 / 湿透了 / 压扁了.
+_DAMAGED: Final = re.compile(
+    r"(?:碎|裂|烂|破|漏|霉|锈|塌|扁|歪|断|湿|脏|臭|馊|化|坏|瘪|凹|磕|蔫|焦|崩|糊)(?:了|的|成|得|掉|透|开|啦|末|渣|口)|"
+    r"都焦|崩口|结成块|结成坨|没法用|没法吃|不好(?:吃|喝|用|闻)|发[黑黄霉绿]|一点\S{0,4}都(?:没有|不(?!要|用))|"
+    r"(?:压|摔|磕|碰|撞|砸|挤|泡|蹭|刮|弄|搞)(?:坏|扁|碎|烂|裂|破|瘪|变形|花|脏|伤)|(?:胀|鼓)(?:包|袋|了)|"
+    r"根本(?:不|没|用不)|(?:凝固|粘|贴|装|拧|打)不(?:了|上|住|开|动|紧)(?![吗么嘛呢])|没人(?:理|管|回|应)|"
+    r"没(?:气|味|劲)了|(?:硬|酸|苦|咸|干|臭|脏|烂|难吃|难喝)得(?:跟|像|和|要命|不行|没法)|拉肚子|肚子疼|过敏了|吃坏|喝坏|吃了不舒服|喝了不舒服|就(?:断|碎|裂|烂|破|坏)|起皮|掉色|褪色|掉渣|"
+    r"是空的|是酸的|是馊的|是臭的|是歪的|太次|好次|很次|真次|"
+    r"(?:太|好|真|这么|那么|特别|非常|贼|巨)(?:凶|差|烂|难吃|难喝|难闻|硬|咸|苦|涩|脏|臭|坑|慢|敷衍)"
+)
+# Something in or on the goods that should not be: 有个缺口 / 有股烟味 / 有根头发 / 有霉点.
+_FOREIGN: Final = re.compile(
+    r"有(?:个|股|些|点|根|只|块|好多|很多|一股|一根|一只|好几[个根只块])?\S{0,2}?"
+    r"(?:缺口|裂缝|裂纹|划痕|杂质|异物|霉|虫|头发|蚂蚁|苍蝇|石子|石头|烟味|怪味|异味|酸味|馊味|泥)"
+)
+# What came is not what was asked: 订的8寸送来的是6寸 / 要的42.5送的32.5 / 叫你送青岛你送雪花.
+_MISMATCH: Final = re.compile(
+    r"(?:订|要|买|点|下)的.{0,12}?(?:送|发|寄|给|拿|来)(?:来|过来|了)?的?(?:是|成)?"
+    rf"(?=[{_Q}\d]|是)|(?:送|发|寄|给|拿)(?:来|过来|了)?的是.{{1,12}}?(?:我|俺)?(?:要|订|买|点)的|叫你送.{{1,10}}?你?(?:送|发|拿)(?:了|的|成)?"
+)
+_SHORTFALL: Final = re.compile(r"少(?:送|发|寄|装|找)了?|少给了|多(?:收|扣)了|(?<!多)少了?(?:一|两|几)?个(?!\S{0,2}(?:吗|呢))")
+_WRONG_ATTRIBUTE: Final = re.compile(
+    r"(?:颜色|味道|尺寸|数量|大小|规格|型号|重量|分量|斤两|口味|花色|款式|货|东西|数|字|日期)\S{0,2}?"
+    r"(?:不对|对不上|不一样|不符|有问题|太差|不行)"
+)
+# Lateness with a reproach (lateness alone is order_status): 说好10点送 拖到下午才来.
+_LATE_REPROACH: Final = re.compile(r"说好(?:的)?.{0,12}(?:才|还没|没)|拖到|拖了|搞啥|搞什么")
+
+
+_HYPOTHETICAL: Final = re.compile(r"(?:会不会|会|怕|担心|容易|别|不要|小心|防止|以免)\S{0,4}$")  # 会不会压坏: not happened
+
+
+def complaint_cue(masked: str) -> re.Match[str] | None:
+    """Damaged, foreign matter, the wrong goods, too few, a wrong attribute, a late delivery with a reproach —
+    damage that has happened (蛋糕送过去会不会压坏 asks about delivery)."""
+    damaged = _DAMAGED.search(masked)
+    if damaged is not None and _HYPOTHETICAL.search(masked, 0, damaged.start()):
+        damaged = None
+    return (
+        _MISMATCH.search(masked)
+        or _SHORTFALL.search(masked)
+        or _WRONG_ATTRIBUTE.search(masked)
+        or damaged
+        or _FOREIGN.search(masked)
+        or _LATE_REPROACH.search(masked)
+    )
+
+
+# ---- postponement --------------------------------------------------------------------------------------------
+# A decision put after a condition: 好喝再多买 / 量完再定 / 看了再跟你说 / 确认了人数再订 — 再 + a verb of deciding
+# or telling, with no amount right after it (再订两箱 is an addition, not a postponement).
+_DECIDE_LATER: Final = re.compile(
+    rf"再(?:多)?(?:买|订|定|决定|下单|拿)(?![^\s,，。]{{0,3}}{_Q})|再(?:跟|和|给|同)?(?:你|您)?(?:说|讲|联系|回复|答复)|"
+    r"再(?:找|告诉|通知|问)(?:你|您)|回头(?:再)?(?:告诉|跟|和|联系|找)|暂时(?:不|用不|没)|用不上|"
+    r"(考虑|比较|商量|研究|琢磨|想)\1|我再(?:想想|看看|考虑|比较|商量|琢磨)"
+)
+# Checking at home / asking someone first: 我先看看家里还有没有米 / 回去问问我爸 / 问问朋友几个人来.
+_CHECK_FIRST: Final = re.compile(
+    r"(?:先|我)看看家里|(?:回去|回家|先)问(?:问|下|一下)|我(?:先|再)问(?:问|下|一下)|"
+    r"问(?:问|下|一下)(?:我|家|孩子|朋友|同|领导|他|她|爸|妈|工|业主|设计)|(?:看看|问问)\S{0,6}要不要|"
+    r"等.{0,10}再(?:订|定|买|说|找|联系|跟|告诉|看)"
+)
+
+
+# 这周先不要了 with nothing named: not now. Beside a product it is negation in a list (大米3袋，油先不要).
+_NOT_NOW: Final = re.compile(r"先不要|先不用|这[周回次]不要")
+
+
+def postpone_cue(masked: str) -> re.Match[str] | None:
+    """Not now: the order waits on a condition, a check at home, someone else's say."""
+    if _Q not in masked and (m := _NOT_NOW.search(masked)):
+        return m
+    return _CHECK_FIRST.search(masked) or _DECIDE_LATER.search(masked)
+
+
+def checks_first(masked: str) -> re.Match[str] | None:
+    """A postponement that outranks a question in the same message (我先看看家里还有没有米)."""
+    return _CHECK_FIRST.search(masked)
