@@ -61,10 +61,15 @@ async def on_coupon_issued(rt: Runtime, payload: dict[str, Any]) -> None:
     now = rt.clock.now()
     text = notices.render("coupon_issued", label=coupon.label, validity=validity_text(coupon.expires_at, template.validity.valid_from, now))
     customer_id = int(payload["customer_id"])
+    salesperson = await _salesperson_of(rt, customer_id)
+    run_ref = str(payload.get("run_ref") or "")
     await notify_customer(
         rt,
         customer_id=customer_id,
         text=text,
         key=f"coupon:{coupon.code}:issued",
-        salesperson_userid=await _salesperson_of(rt, customer_id),
+        salesperson_userid=salesperson,
+        # A segment distribution: one alert per salesperson for all their customers' tasks (WeCom drops app
+        # messages past 30 a minute per member; the tasks themselves are each made and recorded).
+        alert_key=f"coupon-run:{coupon.template_id}:{run_ref}:{salesperson}" if run_ref else "",
     )

@@ -15,8 +15,10 @@ from scrm.campaigns.coupons.domain import CouponRule, TemplateTerms, Validity
 from scrm.core import outbox
 from scrm.core.clock import SHANGHAI
 from scrm.core.runtime import Runtime
+from scrm.crm.customers.models import FollowStatus, follows
 from scrm.crm.tags.models import TagSource
 from scrm.crm.tags.services import apply_tag, ensure_tag
+from tests.campaigns.test_coupons import tagged
 from tests.conftest import SandboxHarness, make_customer
 
 NOTICE = "您获得一张优惠券：满100减10，有效期至12月31日。下单时自动使用，发送“我的优惠券”查看。"
@@ -111,3 +113,28 @@ def test_validity_text_in_business_time() -> None:
     assert validity_text(dt.datetime(2026, 12, 31, 20, 0, tzinfo=dt.UTC), None, now) == "有效期至2027年1月1日"  # 04:00 in Shanghai
     starts = dt.datetime(2026, 12, 1, tzinfo=SHANGHAI)
     assert validity_text(None, starts, now) == "12月1日起可用，长期有效"
+
+
+async def test_a_segment_issue_to_a_salespersons_customers_makes_a_task_each_and_one_alert(sandbox: SandboxHarness) -> None:
+    """Customers no bot can reach (no 微信客服 window, no Official Account): each gets a confirm-to-send task of their
+    salesperson, and the salesperson is alerted once for the distribution, not once per customer."""
+    rt, state = sandbox.rt, sandbox.state
+    state.add_member("sales01", "王销售")
+    now = rt.clock.now()
+    for ext in ("wm_t1", "wm_t2"):
+        state.add_customer(ext, ext, ["sales01"])
+        cid = (await tagged(rt, [ext], "会员"))[0]
+        async with rt.db.write() as conn:
+            await conn.execute(
+                follows.insert().values(
+                    customer_id=cid, userid="sales01", external_userid=ext, status=FollowStatus.ACTIVE, started_at=now, updated_at=now
+                )
+            )
+    status, body = await sandbox.api("POST", "/coupons/issue", json={"template_id": await template(rt), "segment": "tag:会员"})
+    assert status == 202, body
+    await sandbox.settle()
+    assert sorted((t["sender"], t["external_userid"], t["text"]) for t in state.msg_templates) == [
+        ("sales01", ["wm_t1"], NOTICE),
+        ("sales01", ["wm_t2"], NOTICE),
+    ]
+    assert state.app_messages_to("sales01") == [f"请在企业微信中确认发送给客户的通知：\n{NOTICE}"]

@@ -67,7 +67,7 @@ from tagging.segments import services as segments
 from tagging.segments.syntax import SegmentSyntaxError, check_expression
 
 SOURCES = ("segment", "referral", "sidebar", "console", "api")
-ISSUED_TOPIC = "coupon.issued"  # payload {"coupon_id", "customer_id"}: tell the customer (written only when asked to)
+ISSUED_TOPIC = "coupon.issued"  # payload {"coupon_id", "customer_id"[, "run_ref"]}: tell the customer (only when asked to)
 
 
 # ---- templates ------------------------------------------------------------------------------------------
@@ -147,7 +147,15 @@ async def issue_coupon(
 
 
 async def _issue(
-    rt: Runtime, template_id: int, customer_id: int, *, source: str, source_ref: str | None, actor: str, notify: bool = False
+    rt: Runtime,
+    template_id: int,
+    customer_id: int,
+    *,
+    source: str,
+    source_ref: str | None,
+    actor: str,
+    notify: bool = False,
+    run_ref: str = "",
 ) -> tuple[CouponView, bool]:
     if source not in SOURCES:
         raise InvalidInput(f"来源只能是 {'/'.join(SOURCES)} (unknown source)", field="source")
@@ -202,7 +210,8 @@ async def _issue(
                 data={"coupon_id": coupon_id, "source": source},
             )
             if notify:
-                await outbox.add(conn, ISSUED_TOPIC, {"coupon_id": coupon_id, "customer_id": customer_id}, now)
+                batch = {"run_ref": run_ref} if run_ref else {}  # a segment distribution: its notices are one batch
+                await outbox.add(conn, ISSUED_TOPIC, {"coupon_id": coupon_id, "customer_id": customer_id, **batch}, now)
             row = (await conn.execute(coupon_query().where(C.id == coupon_id))).one()
             return coupon_view(row), True
     except IntegrityError:
@@ -379,6 +388,7 @@ async def issue_to_segment(
                     source_ref=f"seg:{run_ref}:{cid}"[:96],
                     actor=f"segment:{run_ref}"[:64],
                     notify=notify,
+                    run_ref=run_ref,
                 )
             except CouponUnavailable as exc:
                 why = exc.details.get("reason")
