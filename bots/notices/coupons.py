@@ -17,6 +17,7 @@ from scrm.campaigns.coupons.models import CouponStatus
 from scrm.campaigns.coupons.services import get_coupon, get_template
 from scrm.core.clock import local
 from scrm.core.runtime import Runtime
+from scrm.crm.customers.services import resolve_customer
 from scrm.crm.staff.services import follows_of
 
 log = logging.getLogger(__name__)
@@ -50,17 +51,22 @@ async def _salesperson_of(rt: Runtime, customer_id: int) -> str:
     return follows[0].userid if follows else ""
 
 
+GONE = (CouponStatus.REDEEMED, CouponStatus.EXPIRED, CouponStatus.REVOKED)  # nothing left to announce
+
+
 async def on_coupon_issued(rt: Runtime, payload: dict[str, Any]) -> None:
-    """Tell the customer about a coupon they were given, unless it is already out of their wallet (used, revoked or
-    expired before the notice ran: nothing to announce)."""
+    """Tell the customer about a coupon they were given, unless it is gone before the notice ran (used, revoked or
+    expired). One held by a draft order (reserved) is still announced: the draft took it by itself. A customer
+    merged meanwhile is told as the one they were merged into."""
     coupon = await get_coupon(rt, int(payload["coupon_id"]))
-    if coupon.status != CouponStatus.ISSUED:
+    if coupon.status in GONE:
         log.info("coupon notice not sent: the coupon left the wallet first", extra={"coupon": coupon.code, "status": coupon.status})
         return
     template = await get_template(rt, coupon.template_id)
     now = rt.clock.now()
     text = notices.render("coupon_issued", label=coupon.label, validity=validity_text(coupon.expires_at, template.validity.valid_from, now))
-    customer_id = int(payload["customer_id"])
+    async with rt.db.read() as conn:
+        customer_id = await resolve_customer(conn, int(payload["customer_id"]))
     salesperson = await _salesperson_of(rt, customer_id)
     run_ref = str(payload.get("run_ref") or "")
     await notify_customer(

@@ -138,3 +138,14 @@ async def test_a_segment_issue_to_a_salespersons_customers_makes_a_task_each_and
         ("sales01", ["wm_t2"], NOTICE),
     ]
     assert state.app_messages_to("sales01") == [f"请在企业微信中确认发送给客户的通知：\n{NOTICE}"]
+
+
+async def test_a_coupon_taken_back_before_the_notice_ran_is_not_announced(sandbox: SandboxHarness) -> None:
+    await kf_member(sandbox, "wm_back", "小赵")
+    before = sandbox.replies("wm_back")
+    status, body = await sandbox.api("POST", "/coupons/issue", json={"template_id": await template(sandbox.rt), "customer": "wm_back"})
+    assert status == 201, body
+    (payload,) = await notices_written(sandbox.rt)
+    assert await coupons.revoke_coupon(sandbox.rt, int(payload["coupon_id"]), actor="test")
+    await sandbox.settle()
+    assert sandbox.replies("wm_back") == before
