@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bots.notices.billing import on_attention, on_campaign_attention, on_credit_hold, on_dunning
 from bots.notices.broadcasts import plan_broadcast_job, run_broadcasts_cron, send_chunk
+from bots.notices.coupons import on_coupon_issued
 from bots.notices.orders import (
     on_backorder_filled,
     on_order_cancelled,
@@ -14,6 +15,7 @@ from bots.notices.orders import (
 )
 from scrm.campaigns.attention import ATTENTION_TOPIC
 from scrm.campaigns.broadcasts import services as broadcasts
+from scrm.campaigns.coupons.services import ISSUED_TOPIC as COUPON_ISSUED
 from scrm.core.jobs import CronSpec, JobSpec
 from scrm.core.outbox import Handles
 
@@ -29,6 +31,7 @@ HANDLERS = [
     Handles("order.cancelled", on_order_cancelled),
     Handles("order.backorder_filled", on_backorder_filled),
     Handles("stock.low", on_stock_low),
+    Handles(COUPON_ISSUED, on_coupon_issued),
 ]
 
 CRONS = [

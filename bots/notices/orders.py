@@ -56,9 +56,18 @@ async def record_unreachable(rt: Runtime, *, key: str, customer_id: int | None, 
 
 
 async def notify_customer(
-    rt: Runtime, *, customer_id: int, text: str, key: str, salesperson_userid: str = "", purpose: str = "notice"
+    rt: Runtime,
+    *,
+    customer_id: int,
+    text: str,
+    key: str,
+    salesperson_userid: str = "",
+    purpose: str = "notice",
+    alert_key: str = "",
 ) -> str:
-    """Deliver ``text`` to the customer on the best channel; returns the channel used (or "none")."""
+    """Deliver ``text`` to the customer on the best channel; returns the channel used (or "none"). ``alert_key``
+    keys the salesperson's alert about a confirm-to-send task (default: one per notice); notices of one batch with
+    the same text share one, so a salesperson with many such customers is alerted once, not once per customer."""
     async with rt.db.read() as conn:
         ids = await identities_of(conn, customer_id)
     for ext in ids.get("external_userid", []):
@@ -92,7 +101,11 @@ async def notify_customer(
             rt, sender_userid=salesperson_userid, external_userids=externals[:1], text=text, key=f"{key}:task", purpose=purpose
         )
         await sender.send_app_message(
-            rt, touser=[salesperson_userid], key=f"{key}:alert", purpose="alert", text=f"请在企业微信中确认发送给客户的通知：\n{text}"
+            rt,
+            touser=[salesperson_userid],
+            key=alert_key or f"{key}:alert",
+            purpose="alert",
+            text=f"请在企业微信中确认发送给客户的通知：\n{text}",
         )
         return "msg_template"
     await record_unreachable(

@@ -394,6 +394,20 @@ class SandboxState:
         self.kf_windows[(kfid, external_userid)] = KfWindow(self.now(), 0)
         return self._kf_append(kfid, msg)
 
+    def restore_kf_windows(self, windows: Iterable[tuple[str, str, dt.datetime, int]]) -> int:
+        """Take back 微信客服 windows a restart forgot: ``(open_kfid, external_userid, customer last wrote at,
+        messages sent since)``, as the product stored them when it synced those messages. The real WeCom never
+        forgets a window; an emulator restarted over the same database must not either. A window this instance
+        already knows and that is as new or newer is kept. Returns how many were taken."""
+        taken = 0
+        for open_kfid, external_userid, last_at, sent_since in windows:
+            known = self.kf_windows.get((open_kfid, external_userid))
+            if known is not None and known.last_customer_at >= last_at:
+                continue
+            self.kf_windows[(open_kfid, external_userid)] = KfWindow(last_at, int(sent_since))
+            taken += 1
+        return taken
+
     def kf_event(
         self,
         external_userid: str,

@@ -7,13 +7,17 @@ Only in sandbox mode (the control routes are unauthenticated by design: nothing 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import AsyncIterator
 
+import sqlalchemy as sa
 from aiohttp import web
 
+from bots.outbound.models import kf_windows
 from bots.sandbox.emulator import create_emulator_app
 from bots.sandbox.simulator import CallbackSimulator, kf_callback_hook, wecom_event_hook
 from bots.sandbox.state import SandboxState
 from scrm.core.http.keys import RUNTIME, SETTINGS
+from scrm.core.runtime import Runtime
 
 SANDBOX_STATE = web.AppKey("sandbox", SandboxState)
 
@@ -42,5 +46,22 @@ def setup(app: web.Application) -> SandboxState:
     state.on_kf_message = kf_callback_hook(sim, f"{settings.base_url}/callback/wecom", session)
     state.on_wecom_event = wecom_event_hook(sim, f"{settings.base_url}/callback/wecom", session)
     app[SANDBOX_STATE] = state
+
+    async def remember_kf_windows(app: web.Application) -> AsyncIterator[None]:
+        await restore_kf_windows(state, app[RUNTIME])  # after the runtime's context: its database is open
+        yield
+
+    app.cleanup_ctx.append(remember_kf_windows)
     app.add_subapp("/sandbox/", create_emulator_app(state))
     return state
+
+
+async def restore_kf_windows(state: SandboxState, rt: Runtime) -> int:
+    """Give a freshly started emulator the 微信客服 windows it had before the restart. The emulator keeps its state
+    in memory, but every customer message it ever delivered was synced and stored by the product, which records
+    the window in ``kf_windows`` in the same transaction (``bots.outbound.services.record_customer_message``):
+    a customer who wrote 20 minutes before ``run.py`` restarted can still be answered, as in the real WeCom."""
+    still_open = state.now() - state.kf_window
+    async with rt.db.read() as conn:
+        rows = (await conn.execute(sa.select(kf_windows).where(kf_windows.c.last_customer_msg_at > still_open))).all()
+    return state.restore_kf_windows((r.open_kfid, r.external_userid, r.last_customer_msg_at, r.sent_since_customer_msg) for r in rows)

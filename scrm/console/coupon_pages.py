@@ -238,6 +238,7 @@ class SegmentIssueForm:
 
     segment: str = ""
     preview: SegmentPreview | None = None
+    notify: bool = True  # 同时通知客户: each customer who gets a coupon is told in chat
 
 
 async def coupon_detail(request: web.Request) -> web.Response:
@@ -307,8 +308,8 @@ async def coupon_issue(request: web.Request) -> web.Response:
         # the customer picker's field: "name #id", an identity, a unique name, or a bare customer id
         text = form.get("customer_id", "").strip()
         cid = await resolve_customer_text(request.app[RUNTIME], f"#{text}" if text.isdecimal() else text)
-        coupon = await coupons.issue_coupon(request.app[RUNTIME], tid, cid, source="console", actor=actor(request)[:64])
-        return f"已发给客户 #{cid}：{coupon.label}（券码 {coupon.code}）"
+        coupon = await coupons.issue_coupon(request.app[RUNTIME], tid, cid, source="console", actor=actor(request)[:64], notify=True)
+        return f"已发给客户 #{cid}：{coupon.label}（券码 {coupon.code}），并将在聊天中通知客户"
 
     return await act(request, f"/console/coupons/{tid}", action)
 
@@ -323,16 +324,18 @@ async def coupon_issue_segment(request: web.Request) -> web.Response:
     form = await read_form(request)
     expression = form.get("segment", "")
     preview = await segment_preview(rt, expression)
-    typed = SegmentIssueForm(expression, preview)
+    notify = form.get("notify") == "1"  # an unticked box is not sent at all
+    typed = SegmentIssueForm(expression, preview, notify)
     if form.get("action") == "preview":
         return await _detail_page(request, typed)
     tid = coupon_id(request)
     try:
         run_ref = short_id(12)
-        await coupons.queue_issue_to_segment(rt, tid, expression, run_ref=run_ref, requested_by=actor(request))
+        await coupons.queue_issue_to_segment(rt, tid, expression, run_ref=run_ref, requested_by=actor(request), notify=notify)
     except DomainError as exc:
         return await _detail_page(request, typed, status=400, error=exc.message)
     count = preview.count if preview is not None else 0
     response = web.Response(status=303, headers={"Location": f"/console/coupons/{tid}"})
-    auth.set_flash(request, response, "ok", f"已开始向客群发券：{count} 位客户（批次 {run_ref}），每人一张，超出预算或限领的不再发放")
+    told = "，领到券的客户会收到聊天通知" if notify else "，不通知客户"
+    auth.set_flash(request, response, "ok", f"已开始向客群发券：{count} 位客户（批次 {run_ref}），每人一张，超出预算或限领的不再发放{told}")
     return response

@@ -5,14 +5,20 @@ customer-visible step of the order comes back into the chat."""
 from __future__ import annotations
 
 import sqlalchemy as sa
+from aiohttp.test_utils import TestClient, TestServer
 
 from bots.gateway.models import inbound_events
 from bots.kf.models import kf_cursors
 from bots.kf.services import run_sync
+from bots.outbound.client import Errcode
 from bots.outbound.models import outbound_messages
 from bots.sandbox.simulator import CallbackSimulator, kf_msg_or_event
+from bots.sandbox.web import SANDBOX_STATE
+from config.settings import SANDBOX_CORP_ID, SANDBOX_KF_OPEN_KFID, SANDBOX_SECRET
 from fulfillment.orders.models import OrderStatus
+from scrm.app.webapp import create_app
 from tests.conftest import SandboxHarness
+from tests.helpers import free_port
 
 
 async def count(h: SandboxHarness, table: sa.Table, *where: sa.ColumnElement[bool]) -> int:
@@ -180,3 +186,33 @@ async def test_bad_input_gets_a_polite_reply_and_is_stored_once(sandbox: Sandbox
     await sandbox.settle()
     assert await count(sandbox, inbound_events, inbound_events.c.kind == "kf.customer.text") == 3
     assert len(sandbox.replies("wmNoise")) == 3
+
+
+async def _kf_send(client: TestClient, external_userid: str, text: str) -> dict[str, object]:
+    """kf/send_msg to the emulator mounted on ``client``'s app, as the product calls it."""
+    resp = await client.get("/sandbox/wecom/cgi-bin/gettoken", params={"corpid": SANDBOX_CORP_ID, "corpsecret": SANDBOX_SECRET})
+    token = (await resp.json())["access_token"]
+    body = {"touser": external_userid, "open_kfid": SANDBOX_KF_OPEN_KFID, "msgtype": "text", "text": {"content": text}}
+    resp = await client.post("/sandbox/wecom/cgi-bin/kf/send_msg", params={"access_token": token}, json=body)
+    return dict(await resp.json())
+
+
+async def test_kf_window_survives_an_emulator_restart(sandbox: SandboxHarness) -> None:
+    """run.py restarted 20 minutes after the customer wrote: the new emulator still lets the bot answer (the real
+    WeCom never forgets a window); a customer who wrote 49 hours ago stays closed."""
+    sandbox.rt.clock.advance(hours=-49)
+    await sandbox.customer_says("wmOld", "你好")
+    sandbox.rt.clock.advance(hours=49)
+    await sandbox.customer_says("wmEve", "你好")
+    sandbox.rt.clock.advance(minutes=20)
+
+    restarted = create_app(sandbox.rt.settings, runtime=sandbox.rt)  # a new emulator instance over the same database
+    async with TestClient(TestServer(restarted, port=free_port())) as client:
+        state = restarted[SANDBOX_STATE]
+        assert state is not sandbox.state and not state.kf_log  # nothing carried over in memory
+        answer = await _kf_send(client, "wmEve", "您好，请问需要什么？")
+        assert answer.get("errcode", 0) == 0, answer
+        assert state.kf_replies("wmEve") == ["您好，请问需要什么？"]
+        closed = await _kf_send(client, "wmOld", "您好")
+        assert closed["errcode"] == Errcode.KF_WINDOW_CLOSED
+        assert state.kf_replies("wmOld") == []

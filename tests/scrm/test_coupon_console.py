@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import re
 
+import sqlalchemy as sa
+
 from scrm.campaigns.coupons import services as coupons
 from scrm.console.coupon_pages import terms_from_form
+from scrm.core.outbox import outbox
 from scrm.crm.staff import accounts as staff_accounts
 from tests.campaigns.test_coupons import tagged
 from tests.conftest import SandboxHarness
@@ -53,3 +56,45 @@ async def test_the_coupon_page_lists_its_segment_runs_with_status_counts_and_why
     assert failed[0] == "late" and failed[1:10] == ["tag:vip", "已失败", "1", "0", "0", "0", "0", "0", late.error]
     assert late.error == "该优惠券已停用 (template inactive)"
     assert "data-run-problem" in page
+
+
+async def test_the_page_issues_with_a_chat_notice_and_同时通知客户_can_be_unticked(sandbox: SandboxHarness) -> None:
+    """发给客户 tells the customer in chat; 按客群发券 offers 同时通知客户, ticked by default: ticked, each customer who
+    gets a coupon is told once; unticked (the browser then sends no field), nobody."""
+    rt = sandbox.rt
+    await sandbox.customer_says("wmTold", "你好", name="小王")  # a 微信客服 customer: the window is open
+    await tagged(rt, ["wmTold"], "told")
+    quiet_people = await tagged(rt, ["wmQuiet0", "wmQuiet1"], "quiet")
+    tpl = await coupons.create_template(rt, terms_from_form({"name": "回馈券", "amount_off": "5", "per_customer_limit": "3"}))
+    await staff_accounts.create_staff(rt, "mk", PASSWORD, ["marketer"])
+    token = await sign_in(sandbox.client, "mk")
+    page_url = f"/console/coupons/{tpl.id}"
+    page = await (await sandbox.client.get(page_url, headers=HTML)).text()
+    assert '<input type="checkbox" name="notify" value="1" checked> 同时通知客户' in page
+
+    before = sandbox.replies("wmTold")
+    form = {"csrf_token": token, "customer_id": "wmTold"}
+    resp = await sandbox.client.post(f"{page_url}/issue", data=form, allow_redirects=False)
+    assert resp.status == 303
+    await sandbox.settle()
+    assert sandbox.replies("wmTold") == [*before, "您获得一张优惠券：立减5，长期有效。下单时自动使用，发送“我的优惠券”查看。"]
+
+    form = {"csrf_token": token, "segment": "tag:told", "action": "issue", "notify": "1"}
+    resp = await sandbox.client.post(f"{page_url}/issue-segment", data=form, allow_redirects=False)
+    assert resp.status == 303
+    await sandbox.settle()
+    assert len(sandbox.replies("wmTold")) == len(before) + 2  # the segment's coupon: a second notice, one only
+    page = await (await sandbox.client.get(page_url, headers=HTML)).text()
+    assert flash(page).endswith("领到券的客户会收到聊天通知")
+
+    form = {"csrf_token": token, "segment": "tag:quiet", "action": "issue"}  # box unticked
+    resp = await sandbox.client.post(f"{page_url}/issue-segment", data=form, allow_redirects=False)
+    assert resp.status == 303
+    await sandbox.settle()
+    page = await (await sandbox.client.get(page_url, headers=HTML)).text()
+    assert flash(page).endswith("不通知客户")
+    async with rt.db.read() as conn:
+        told = [dict(r.payload) for r in await conn.execute(sa.select(outbox.c.payload).where(outbox.c.topic == coupons.ISSUED_TOPIC))]
+    assert len(told) == 2 and {p["customer_id"] for p in told}.isdisjoint(quiet_people)  # the single issue and wmTold's
+    for cid in quiet_people:
+        assert [c.template_id for c in await coupons.coupons_of_customer(rt, cid)] == [tpl.id]  # issued, untold

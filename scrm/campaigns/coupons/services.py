@@ -7,6 +7,9 @@ Guarantees
   ``UPDATE … WHERE issued_count + 1 <= budget_count AND issued_fen + face <= budget_fen`` (and the table's CHECK
   constraint backs it up). A failed issue spends nothing.
 * Idempotent issuing: the same ``source_ref`` (e.g. ``referral:<campaign>:<inviter>``) always gives one coupon.
+* The customer hears of it when asked (``notify``): an outbox row ``coupon.issued`` is written in the transaction
+  that issues the coupon, once per coupon (a repeated ``source_ref`` finds the first coupon and writes nothing);
+  ``bots.notices.coupons`` turns it into a chat message on the channel that reaches the customer.
 * One order per coupon: a coupon moves issued → reserved only with ``WHERE status = 'issued'``; reserved →
   redeemed / back to issued only for the order holding it — in the order's own transaction (see
   :mod:`fulfillment.orders.discounts`), so a confirm run twice or concurrently redeems once.
@@ -52,6 +55,7 @@ from scrm.campaigns.coupons.queries import (
     write_ledger,
 )
 from scrm.campaigns.coupons.queries import R as IR
+from scrm.core import outbox
 from scrm.core.db import insert_ignore
 from scrm.core.errors import DomainError, InvalidInput, NotFound
 from scrm.core.ids import short_id
@@ -63,6 +67,7 @@ from tagging.segments import services as segments
 from tagging.segments.syntax import SegmentSyntaxError, check_expression
 
 SOURCES = ("segment", "referral", "sidebar", "console", "api")
+ISSUED_TOPIC = "coupon.issued"  # payload {"coupon_id", "customer_id"[, "run_ref"]}: tell the customer (only when asked to)
 
 
 # ---- templates ------------------------------------------------------------------------------------------
@@ -124,16 +129,33 @@ async def _by_source_ref(conn: AsyncConnection, source_ref: str) -> CouponView |
 
 
 async def issue_coupon(
-    rt: Runtime, template_id: int, customer_id: int, *, source: str, source_ref: str | None = None, actor: str = ""
+    rt: Runtime,
+    template_id: int,
+    customer_id: int,
+    *,
+    source: str,
+    source_ref: str | None = None,
+    actor: str = "",
+    notify: bool = False,
 ) -> CouponView:
     """Give one coupon of the template to the customer, or raise CouponUnavailable (inactive, expired, budget,
     per-customer limit). With ``source_ref`` a repeated call returns the first coupon and spends nothing more —
-    referral rewards use ``referral:<campaign>:<inviter>``. Safe under any concurrency (see the module)."""
-    return (await _issue(rt, template_id, customer_id, source=source, source_ref=source_ref, actor=actor))[0]
+    referral rewards use ``referral:<campaign>:<inviter>``. Safe under any concurrency (see the module).
+    ``notify``: the customer is told in chat (:data:`ISSUED_TOPIC`, same transaction) — off for callers whose own
+    message already says so (a broadcast carrying the coupon, the salesperson in the sidebar)."""
+    return (await _issue(rt, template_id, customer_id, source=source, source_ref=source_ref, actor=actor, notify=notify))[0]
 
 
 async def _issue(
-    rt: Runtime, template_id: int, customer_id: int, *, source: str, source_ref: str | None, actor: str
+    rt: Runtime,
+    template_id: int,
+    customer_id: int,
+    *,
+    source: str,
+    source_ref: str | None,
+    actor: str,
+    notify: bool = False,
+    run_ref: str = "",
 ) -> tuple[CouponView, bool]:
     if source not in SOURCES:
         raise InvalidInput(f"来源只能是 {'/'.join(SOURCES)} (unknown source)", field="source")
@@ -187,6 +209,9 @@ async def _issue(
                 ref=f"coupon:{coupon_id}",
                 data={"coupon_id": coupon_id, "source": source},
             )
+            if notify:
+                batch = {"run_ref": run_ref} if run_ref else {}  # a segment distribution: its notices are one batch
+                await outbox.add(conn, ISSUED_TOPIC, {"coupon_id": coupon_id, "customer_id": customer_id, **batch}, now)
             row = (await conn.execute(coupon_query().where(C.id == coupon_id))).one()
             return coupon_view(row), True
     except IntegrityError:
@@ -268,19 +293,21 @@ async def list_issue_runs(rt: Runtime, template_id: int, *, limit: int = 20) -> 
         return await issue_runs(conn, template_id, limit=limit)
 
 
-async def queue_issue_to_segment(rt: Runtime, template_id: int, expr: str, *, run_ref: str, requested_by: str = "") -> IssueRunView:
+async def queue_issue_to_segment(
+    rt: Runtime, template_id: int, expr: str, *, run_ref: str, requested_by: str = "", notify: bool = True
+) -> IssueRunView:
     """Check a distribution before it is queued — the template exists (NotFound) and the expression parses
     (SegmentSyntaxError with the column, field ``segment``) — record it (``coupon_issue_runs``, status queued; one
     row per template and ``run_ref``), then queue :func:`issue_to_segment` as the job ``coupons.issue_to_segment``
     (job id per template and ``run_ref``, so queuing twice runs once). Returns the run as recorded. When the queue
     is down the run is recorded as failed with why and QueueUnavailable is raised. The API and the console both
-    go through here."""
+    go through here. ``notify`` (同时通知客户): each customer who gets a coupon is told in chat, one notice each."""
     expr = check_expression(expr, "segment")
     await get_template(rt, template_id)
     run_id = await _record_run(rt, template_id, expr, run_ref, requested_by)
     try:
         job_id = f"coupons.segment:{template_id}:{run_ref}"
-        queued = await rt.jobs.enqueue("coupons.issue_to_segment", template_id, expr, run_ref, job_id=job_id)
+        queued = await rt.jobs.enqueue("coupons.issue_to_segment", template_id, expr, run_ref, notify, job_id=job_id)
     except QueueUnavailable:
         await _finish_run(rt, run_id, SegmentIssue(error=QUEUE_DOWN))
         raise
@@ -326,7 +353,7 @@ async def _finish_run(rt: Runtime, run_id: int, result: SegmentIssue, *, alert: 
 
 
 async def issue_to_segment(
-    rt: Runtime, template_id: int, expr: str, *, run_ref: str, source: str = "segment", batch: int = 500
+    rt: Runtime, template_id: int, expr: str, *, run_ref: str, source: str = "segment", batch: int = 500, notify: bool = True
 ) -> SegmentIssue:
     """Issue one coupon to each customer of the segment, streaming (memory stays flat). ``run_ref`` names this
     distribution: re-running it skips who already got theirs. When the budget runs out the rest are counted in
@@ -338,7 +365,11 @@ async def issue_to_segment(
     with the first messages in ``failures`` — the run ends partial. A run that cannot go on at all (the expression
     does not parse — queued before expressions were checked —, the template is gone, stopped or expired) ends
     failed with why in ``error``. Either way operations get one alert (``campaigns.attention``) per run, written
-    with the outcome."""
+    with the outcome.
+
+    ``notify``: every coupon issued writes its own ``coupon.issued`` notice in its transaction — one message per
+    customer, delivered by the outbox relay through the one sender (its rate-limit back-off applies); a re-run
+    tells nobody twice, since only a newly issued coupon writes one."""
     result = SegmentIssue()
     result.run_id = run_id = await _start_run(rt, template_id, expr, run_ref)
     try:
@@ -350,7 +381,14 @@ async def issue_to_segment(
                 continue
             try:
                 _, created = await _issue(
-                    rt, template_id, cid, source=source, source_ref=f"seg:{run_ref}:{cid}"[:96], actor=f"segment:{run_ref}"[:64]
+                    rt,
+                    template_id,
+                    cid,
+                    source=source,
+                    source_ref=f"seg:{run_ref}:{cid}"[:96],
+                    actor=f"segment:{run_ref}"[:64],
+                    notify=notify,
+                    run_ref=run_ref,
                 )
             except CouponUnavailable as exc:
                 why = exc.details.get("reason")
@@ -382,11 +420,11 @@ async def issue_to_segment(
     return result
 
 
-async def issue_to_segment_job(ctx: JobContext, template_id: int, expr: str, run_ref: str) -> dict[str, Any]:
+async def issue_to_segment_job(ctx: JobContext, template_id: int, expr: str, run_ref: str, notify: bool = True) -> dict[str, Any]:
     """The job; an unexpected error (the database down …) is retried, and on the last try recorded on the run as
-    failed and alerted before it is raised."""
+    failed and alerted before it is raised. A job queued before ``notify`` existed notifies (the default)."""
     try:
-        return (await issue_to_segment(ctx.rt, template_id, expr, run_ref=run_ref)).to_json()
+        return (await issue_to_segment(ctx.rt, template_id, expr, run_ref=run_ref, notify=notify)).to_json()
     except Exception as exc:
         if ctx.final_try:
             run_id = await _record_run(ctx.rt, template_id, expr, run_ref, "")
@@ -421,6 +459,15 @@ async def coupons_of_customer(rt: Runtime, customer_id: int, *, usable_only: boo
             q = q.where(C.status == CS.ISSUED, sa.or_(C.expires_at.is_(None), C.expires_at > now))
             q = q.where(sa.or_(T.valid_from.is_(None), T.valid_from <= now))
         return [coupon_view(r) for r in await conn.execute(q)]
+
+
+async def get_coupon(rt: Runtime, coupon_id: int) -> CouponView:
+    """One coupon with its template's terms (NotFound when there is none)."""
+    async with rt.db.read() as conn:
+        row = (await conn.execute(coupon_query().where(C.id == coupon_id))).first()
+    if row is None:
+        raise NotFound("没有这张优惠券 (no such coupon)", coupon_id=coupon_id)
+    return coupon_view(row)
 
 
 async def ledger_of(rt: Runtime, coupon_id: int) -> list[tuple[str, int | None, int]]:

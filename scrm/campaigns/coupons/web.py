@@ -71,6 +71,7 @@ class IssueIn(Body):
     customer: Annotated[str, NonBlank, Field(max_length=64, description="external_userid")] = Field(None)
     segment: Annotated[str, NonBlank, Field(max_length=2000, description="segment expression")] = Field(None)
     source_ref: Annotated[str, OrEmpty, Field(max_length=80, description="idempotency key")] = ""
+    notify: bool = Field(True, description="同时通知客户: each customer who gets a coupon is told in chat (default true)")
 
 
 class CouponTemplate(ApiModel):
@@ -235,13 +236,17 @@ async def issue(request: web.Request) -> web.Response:
         raise InvalidInput("请指定 customer 或 segment 其中之一 (give exactly one of customer, segment)", field="customer")
     if "segment" in body.model_fields_set:
         run_ref = ref or short_id(12)
-        run = await coupons.queue_issue_to_segment(rt, template_id, body.segment, run_ref=run_ref, requested_by="api")  # 404 / 400 now
+        run = await coupons.queue_issue_to_segment(
+            rt, template_id, body.segment, run_ref=run_ref, requested_by="api", notify=body.notify
+        )  # 404 / 400 now
         status_url = f"/api/v1/coupon-templates/{template_id}/issue-runs/{run.id}"
         return web.json_response(
             {"queued": True, "run_ref": run_ref, "run_id": run.id, "status": run.status, "status_url": status_url}, status=202
         )
     customer_id = await _customer(rt, body.customer)
-    coupon = await coupons.issue_coupon(rt, template_id, customer_id, source="api", source_ref=f"api:{ref}" if ref else None, actor="api")
+    coupon = await coupons.issue_coupon(
+        rt, template_id, customer_id, source="api", source_ref=f"api:{ref}" if ref else None, actor="api", notify=body.notify
+    )
     return web.json_response(coupon.to_json(), status=201)
 
 
