@@ -104,7 +104,8 @@ async def _answer(request: web.Request, state: SandboxState, api: str, path: str
         files: dict[str, UploadedFile] = {}
         for name, value in (await request.post()).items():
             if isinstance(value, web.FileField):
-                files[name] = UploadedFile(value.filename, value.content_type, value.file.read())
+                with value.file:  # aiohttp spools uploads to a temporary file and leaves it open
+                    files[name] = UploadedFile(value.filename, value.content_type, value.file.read())
         return _json(dispatch(state, api, path, Call(query, {}, files), table))
     body: Any = {}
     raw = await request.read()
