@@ -14,6 +14,12 @@ Each logical message is one ``outbound_messages`` row under a unique idempotency
   the errcode, or still pending with the last error while its job retries — on the job's last try it is failed
   ("retries exhausted: …") rather than left pending for nobody.
 
+Pictures (``send_kf_image``, ``send_mp_custom_image``) are uploaded as temporary media inside the message's attempt
+(a cached media_id is reused: :mod:`bots.outbound.media`); an upload that fails — any errcode, a rate limit or an
+outage — settles the message as failed "media_upload_failed: …" at once with the upload's attempt, so the caller
+says it another way (a link) now rather than retrying a picture for minutes. A media_id the API calls invalid
+(40007) is forgotten, so the next picture is uploaded afresh.
+
 Errors: 45009/45033 → attempt recorded, message left pending, ``RetryLater(60 s)`` raised; -1 after the client's
 quick retries, timeouts and network errors → attempt recorded, :class:`~bots.outbound.client.ApiUnavailable`
 raised for the job to retry — except a timeout (or a broken answer) of an API without an idempotency key (all but
