@@ -18,7 +18,7 @@ Pictures (``send_kf_image``, ``send_mp_custom_image``) are uploaded as temporary
 (a cached media_id is reused: :mod:`bots.outbound.media`); an upload that fails — any errcode, a rate limit or an
 outage — settles the message as failed "media_upload_failed: …" at once with the upload's attempt, so the caller
 says it another way (a link) now rather than retrying a picture for minutes. A media_id the API calls invalid
-(40007) is forgotten, so the next picture is uploaded afresh.
+(40007: gone before its 3 days) is forgotten and the picture uploaded afresh and sent once more at once.
 
 Errors: 45009/45033 → attempt recorded, message left pending, ``RetryLater(60 s)`` raised; -1 after the client's
 quick retries, timeouts and network errors → attempt recorded, :class:`~bots.outbound.client.ApiUnavailable`
@@ -300,10 +300,12 @@ async def _send(
     *,
     idempotent: bool = False,
     prepare: Prepare | None = None,
+    invalid_media: Callable[[], None] | None = None,
 ) -> OutboundResult:
     """open → (precheck: a reason to skip) → (prepare: the body, e.g. after a media upload) → call → settle on
     success / refused-or-failed on an errcode. A ``prepare`` that fails settles the message as failed with its
-    attempt (the customer's fallback is the caller's business).
+    attempt (the customer's fallback is the caller's business). 40007 (invalid media_id) calls ``invalid_media``
+    (forget the cached id) and prepares and calls once more.
 
     ``idempotent``: the API dedupes on a key of ours (kf msgid), so a call that timed out may be repeated.
     Otherwise a timeout after sending settles the message as failed ("delivery_unknown"): at most once beats
@@ -314,27 +316,41 @@ async def _send(
     reason = await precheck() if precheck is not None else None
     if reason:
         return await _finish(rt, opened, status=OutboundStatus.SKIPPED, error_message=reason)
-    body = draft.payload
-    if prepare is not None:
-        prepared = await prepare()
-        if isinstance(prepared, _Attempt):
-            note = f"{MEDIA_UPLOAD_FAILED}: {prepared.error_message}"
-            return await _finish(
-                rt, opened, status=OutboundStatus.FAILED, attempt=prepared, error_code=prepared.error_code, error_message=note
-            )
-        body = prepared
-    try:
-        data, error, attempt = await _call(rt, opened, api, path, body, idempotent=idempotent)
-        if error is not None and error.errcode == Errcode.BUSY:
-            await _record_retry(rt, opened, attempt)
-            raise ApiUnavailable(path, f"errcode -1 (busy) after the client's retries: {error.errmsg}", maybe_delivered=False)
-    except _DeliveryUnknown as exc:
-        note = f"{DELIVERY_UNKNOWN}: {exc.attempt.error_message}; not repeated ({path} has no idempotency key)"
-        return await _finish(rt, opened, status=OutboundStatus.FAILED, attempt=exc.attempt, error_message=note)
-    except (RetryLater, ApiUnavailable) as exc:
-        if on_final_try():  # nobody will try again: say so on the message instead of leaving it pending
-            return await _give_up(rt, opened, f"retries exhausted: {exc}")
-        raise
+    media_retried = False
+    while True:
+        body = draft.payload
+        if prepare is not None:
+            prepared = await prepare()
+            if isinstance(prepared, _Attempt):
+                note = f"{MEDIA_UPLOAD_FAILED}: {prepared.error_message}"
+                return await _finish(
+                    rt, opened, status=OutboundStatus.FAILED, attempt=prepared, error_code=prepared.error_code, error_message=note
+                )
+            body = prepared
+        try:
+            data, error, attempt = await _call(rt, opened, api, path, body, idempotent=idempotent)
+            if error is not None and error.errcode == Errcode.BUSY:
+                await _record_retry(rt, opened, attempt)
+                raise ApiUnavailable(path, f"errcode -1 (busy) after the client's retries: {error.errmsg}", maybe_delivered=False)
+        except _DeliveryUnknown as exc:
+            note = f"{DELIVERY_UNKNOWN}: {exc.attempt.error_message}; not repeated ({path} has no idempotency key)"
+            return await _finish(rt, opened, status=OutboundStatus.FAILED, attempt=exc.attempt, error_message=note)
+        except (RetryLater, ApiUnavailable) as exc:
+            if on_final_try():  # nobody will try again: say so on the message instead of leaving it pending
+                return await _give_up(rt, opened, f"retries exhausted: {exc}")
+            raise
+        if error is None or error.errcode != Errcode.INVALID_MEDIA_ID or invalid_media is None:
+            break
+        invalid_media()  # the media is gone before its 3 days (or the emulator restarted): never send that id again
+        if media_retried:
+            break
+        # Once more at once with a fresh upload: the refusal delivered nothing, and the claim is taken anew.
+        media_retried = True
+        await _record_retry(rt, opened, attempt)
+        reopened = await _open(rt, draft)
+        if isinstance(reopened, OutboundResult):
+            return reopened
+        opened = reopened
     if error is None:
         assert data is not None
         return await settle(opened, data, attempt)
@@ -471,8 +487,6 @@ async def _send_kf(
     async def refused(message_id: int, error: ApiError, attempt: _Attempt) -> OutboundResult:
         reason = KF_REFUSALS.get(error.errcode)
         if reason is None:
-            if error.errcode == Errcode.INVALID_MEDIA_ID and invalid_media is not None:
-                invalid_media()  # gone early: the next message uploads afresh
             return await _finish(
                 rt, message_id, status=OutboundStatus.FAILED, attempt=attempt, error_code=error.errcode, error_message=error.errmsg
             )
@@ -490,7 +504,9 @@ async def _send_kf(
         return await kf_window_reason(rt, open_kfid=open_kfid, external_userid=external_userid)
 
     draft = _Draft(storable_key(key), "kf", purpose, external_userid, body, customer_id)
-    return await _send(rt, draft, api, "kf/send_msg", settle, refused, precheck, idempotent=True, prepare=prepare)
+    return await _send(
+        rt, draft, api, "kf/send_msg", settle, refused, precheck, idempotent=True, prepare=prepare, invalid_media=invalid_media
+    )
 
 
 # ---- staff, Official Account, salesperson tasks -------------------------------------------------------
@@ -584,8 +600,6 @@ async def _send_mp_custom(
 
     async def refused(message_id: int, error: ApiError, attempt: _Attempt) -> OutboundResult:
         closed = error.errcode == Errcode.MP_OUT_OF_WINDOW
-        if error.errcode == Errcode.INVALID_MEDIA_ID and invalid_media is not None:
-            invalid_media()
         return await _finish(
             rt,
             message_id,
@@ -596,7 +610,7 @@ async def _send_mp_custom(
         )
 
     draft = _Draft(storable_key(key), "mp_custom", purpose, openid, body)
-    return await _send(rt, draft, rt.get(MP_API), "message/custom/send", settle, refused, prepare=prepare)
+    return await _send(rt, draft, rt.get(MP_API), "message/custom/send", settle, refused, prepare=prepare, invalid_media=invalid_media)
 
 
 async def create_msg_template_task(

@@ -307,18 +307,30 @@ async def test_the_posters_media_id_is_reused_for_its_validity_then_uploaded_aga
     assert first.media_id == second.media_id != third.media_id and first.content == third.content
 
 
-async def test_a_media_id_wecom_no_longer_knows_falls_back_once_then_is_uploaded_afresh(sandbox: SandboxHarness) -> None:
+async def test_a_media_id_wecom_no_longer_knows_is_uploaded_afresh_and_the_picture_still_goes(sandbox: SandboxHarness) -> None:
     h = sandbox
     await start_campaign(h)
     await ask(h, "wmLost", "邀请好友")
     h.state.media.clear()  # WeCom lost the media before its 3 days (answers 40007 for the id we cached)
     reply = await ask(h, "wmLost", "邀请好友")
-    assert POSTER_URL.search(reply), reply
+    assert "上图是您的专属邀请海报" in reply and POSTER_URL.search(reply) is None, reply
     msg, tries = await sent_outbound(h, await last_reply_key(h, "wmLost"))
+    assert msg.status == OutboundStatus.SENT and msg.error_code is None
+    assert [(t.api_path, t.error_code) for t in tries] == [("kf/send_msg", Errcode.INVALID_MEDIA_ID), ("kf/send_msg", None)]
+    assert h.state.call_count("media/upload") == 2
+    [picture] = h.state.kf_images("wmLost")  # the first picture's media is gone; the second was uploaded afresh
+    assert picture.content.startswith(PNG_SIGNATURE) and len(h.state.kf_sent) == 4  # two pictures, two texts
+
+
+async def test_a_media_id_refused_twice_falls_back_to_the_link(sandbox: SandboxHarness) -> None:
+    h = sandbox
+    await start_campaign(h)
+    h.state.inject("kf/send_msg", Errcode.INVALID_MEDIA_ID, times=2)
+    reply = await ask(h, "wmNeverValid", "邀请好友")
+    assert POSTER_URL.search(reply), reply
+    msg, tries = await sent_outbound(h, await last_reply_key(h, "wmNeverValid"))
     assert msg.status == OutboundStatus.FAILED and msg.error_code == Errcode.INVALID_MEDIA_ID
-    assert [(t.api_path, t.error_code) for t in tries] == [("kf/send_msg", Errcode.INVALID_MEDIA_ID)]  # no upload: the id was cached
-    assert "上图是您的专属邀请海报" in await ask(h, "wmLost", "邀请好友")  # the stale id was forgotten: uploaded afresh
-    assert h.state.call_count("media/upload") == 2 and len(h.state.kf_images("wmLost")) == 1
+    assert [t.error_code for t in tries] == [Errcode.INVALID_MEDIA_ID] * 2 and h.state.call_count("media/upload") == 2
 
 
 async def test_an_official_account_follower_gets_the_poster_as_a_picture(sandbox: SandboxHarness) -> None:
