@@ -4,6 +4,7 @@ followers become customers (and followers are welcomed)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,9 +17,12 @@ from bots.dialogue.session import customer_lease, load_state, save_state
 from bots.gateway.models import inbound_events
 from bots.gateway.services import mark_processed
 from bots.outbound import services as sender
+from bots.outbound.media import Image
 from scrm.core.runtime import Runtime
 from scrm.crm.customers.services import ensure_customer, resolve_customer
 from scrm.crm.timeline.services import Kind, add_entry
+
+log = logging.getLogger(__name__)
 
 
 async def _customer(rt: Runtime, kind: str, value: str) -> int:
@@ -70,7 +74,8 @@ async def answer_in_order(rt: Runtime, row: Any, customer_id: int, send: Send) -
             result = await send(item, reply, customer_id)
             reading = turn.scratch.get("reading")
             understood = f"; understood {reading.understanding.intent}" if isinstance(reading, TurnReading) else ""
-            note = f"intent {reply.meta.get('intent', '?')}{understood}; reply {result.status}"
+            pictured = f"; image {reply.meta['image']}" if "image" in reply.meta else ""
+            note = f"intent {reply.meta.get('intent', '?')}{understood}; reply {result.status}{pictured}"
             async with rt.db.write() as conn:
                 if isinstance(reading, TurnReading):
                     await _record_reading(conn, rt, item, customer_id, reading)
@@ -99,15 +104,41 @@ async def _record_reading(conn: AsyncConnection, rt: Runtime, item: Any, custome
     )
 
 
+def _text_after_image(reply: router.Reply, image: sender.OutboundResult, item: Any) -> str:
+    """The text that follows the reply's picture: the one written to go beside it when the picture went out, else
+    the reply's own text (which carries the picture's link)."""
+    reply.meta["image"] = image.status
+    assert reply.image is not None
+    if image.sent:
+        return reply.image.text
+    log.info(
+        "reply picture not sent; the text carries its link instead",
+        extra={"inbound_id": item.id, "status": image.status, "reason": image.error_message},
+    )
+    return reply.text
+
+
 async def kf_customer_text(rt: Runtime, row: Any) -> str:
     customer_id = await _customer(rt, "external_userid", row.external_userid)
 
     async def send(item: Any, reply: router.Reply, cid: int) -> sender.OutboundResult:
+        text = reply.text
+        if reply.image is not None:  # the picture first (its own key), then the text
+            image = await sender.send_kf_image(
+                rt,
+                open_kfid=item.open_kfid,
+                external_userid=item.external_userid,
+                image=Image(reply.image.png, reply.image.filename),
+                key=f"reply:{item.id}:image",
+                purpose="reply",
+                customer_id=cid,
+            )
+            text = _text_after_image(reply, image, item)
         return await sender.send_kf_text(
             rt,
             open_kfid=item.open_kfid,
             external_userid=item.external_userid,
-            text=reply.text,
+            text=text,
             key=f"reply:{item.id}",
             purpose="reply",
             customer_id=cid,
@@ -126,7 +157,13 @@ async def mp_text(rt: Runtime, row: Any) -> str:
     customer_id = await _customer(rt, "openid", row.from_user)
 
     async def send(item: Any, reply: router.Reply, cid: int) -> sender.OutboundResult:
-        return await sender.send_mp_custom_text(rt, openid=item.from_user, text=reply.text, key=f"reply:{item.id}", purpose="reply")
+        text = reply.text
+        if reply.image is not None:  # the picture first (its own key), then the text
+            image = await sender.send_mp_custom_image(
+                rt, openid=item.from_user, image=Image(reply.image.png, reply.image.filename), key=f"reply:{item.id}:image", purpose="reply"
+            )
+            text = _text_after_image(reply, image, item)
+        return await sender.send_mp_custom_text(rt, openid=item.from_user, text=text, key=f"reply:{item.id}", purpose="reply")
 
     return await answer_in_order(rt, row, customer_id, send)
 

@@ -2,17 +2,19 @@
 the poster's link and the rules); “邀请了几个人” / “我邀请的朋友算上了吗” → their progress: how many count, how
 many wait for the hold, which did not count and why.
 
-Only the asking customer's code and invites, never anyone else's. 微信客服 cannot carry our image without a media
-upload the sender does not do, so the poster goes as its link (the app serves it) with the text."""
+Only the asking customer's code and invites, never anyone else's. The poster goes as a picture (the sender uploads
+it as temporary media) followed by the text; when the picture cannot go, the text carries the poster's link (the app
+serves the PNG) instead."""
 
 from __future__ import annotations
 
+import logging
 import re
 
-from bots.dialogue.router import Intent, Reply, Turn
+from bots.dialogue.router import Intent, Reply, ReplyImage, Turn
 from scrm.campaigns.referral import queries as referral_queries
 from scrm.campaigns.referral import sharing
-from scrm.core.errors import DomainError
+from scrm.core.errors import DomainError, NotFound
 from scrm.core.runtime import Runtime
 
 ASKS_INVITATION = re.compile(
@@ -22,6 +24,7 @@ ASKS_INVITATION = re.compile(
 ASKS_PROGRESS = re.compile(
     r"邀请了?(几|多少)|邀请进度|邀请.{0,4}(进度|情况|结果)|拉了?(几|多少)个?人|(邀请|推荐)的?(朋友|好友).{0,6}(算|计)"
 )
+log = logging.getLogger(__name__)
 NO_CAMPAIGN = "目前没有进行中的邀请活动，有新活动会第一时间通知您～"
 SHOWN = 5
 
@@ -41,7 +44,13 @@ async def invite_friends(turn: Turn) -> Reply:
         return Reply(f"邀请码暂时生成失败，请稍后再试。（{exc.code}）", meta={"error": exc.code})
     if found is None:
         return Reply(NO_CAMPAIGN)
-    return Reply(found.text, meta={"campaign_id": found.campaign.id, "code_id": found.code.id, "poster_url": found.poster_url})
+    meta = {"campaign_id": found.campaign.id, "code_id": found.code.id, "poster_url": found.poster_url}
+    try:
+        png = await sharing.poster_png(turn.rt, sharing.poster_token(found.code.state))
+    except NotFound:  # the code has no link to draw (its WeCom side is gone): the text alone
+        log.warning("no poster to send", extra={"code_id": found.code.id})
+        return Reply(found.text, meta=meta)
+    return Reply(found.text, meta=meta, image=ReplyImage(png, found.text_beside_poster, filename="referral-poster.png"))
 
 
 async def progress_text(rt: Runtime, customer_id: int) -> str | None:

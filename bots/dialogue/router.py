@@ -36,10 +36,21 @@ class Turn:
         return normalize_text(self.text)
 
 
+@dataclass(frozen=True)
+class ReplyImage:
+    """A picture sent before the reply's text (a referral poster, PNG). When it went out, ``text`` is sent instead of
+    the reply's own text — which stays the fallback that carries the picture's link."""
+
+    png: bytes
+    text: str
+    filename: str = "image.png"
+
+
 @dataclass
 class Reply:
     text: str
     meta: dict[str, Any] = field(default_factory=dict)
+    image: ReplyImage | None = None
 
 
 Matcher = Callable[[str], bool]

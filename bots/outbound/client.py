@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -33,6 +33,11 @@ class Errcode:
     MP_INVALID_TOKEN = 40001  # the Official Account's answer to an invalid or superseded access token
     MP_INVALID_GRANT_TYPE = 40002
     MP_INVALID_OPENID = 40003
+    INVALID_MEDIA_TYPE = 40004  # media/upload: type is not image / voice / video / file
+    INVALID_FILE_TYPE = 40005  # media/upload: the file is not of its type (an image must be JPG or PNG)
+    INVALID_FILE_SIZE = 40006  # media/upload: empty (5 bytes or less)
+    INVALID_MEDIA_ID = 40007  # unknown or expired media_id (temporary media live 3 days)
+    INVALID_IMAGE_SIZE = 40009  # media/upload: an image over 10 MB
     INVALID_CORP_ID = 40013  # also the Official Account's "invalid appid"
     MP_INVALID_APPID = 40013
     INVALID_TOKEN = 40014
@@ -113,6 +118,7 @@ class ApiUnavailable(Exception):
 
 
 SessionGetter = Callable[[], Awaitable[aiohttp.ClientSession]]
+Files = Mapping[str, tuple[str, bytes, str]]  # form field → (filename, content, content type)
 
 
 class TokenApi:
@@ -172,10 +178,18 @@ class TokenApi:
             text = text.replace(secret, "***")
         return text
 
-    async def _request(self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None) -> dict[str, Any]:
+    async def _request(
+        self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None, files: Files | None = None
+    ) -> dict[str, Any]:
         session = await self._session()
         url = self.base_url + path
         kwargs: dict[str, Any] = {"params": params, "json": json}
+        if files:
+            # multipart/form-data (media/upload); a FormData is single use, so one is built per request
+            form = aiohttp.FormData()
+            for field, (filename, content, content_type) in files.items():
+                form.add_field(field, content, filename=filename, content_type=content_type)
+            kwargs = {"params": params, "data": form}
         if self._timeout is not None:
             kwargs["timeout"] = self._timeout
         try:
@@ -211,8 +225,10 @@ class TokenApi:
         *,
         params: dict[str, Any] | None = None,
         method: str = "POST",
+        files: Files | None = None,
     ) -> dict[str, Any]:
-        """Call an API path with the access token; returns the JSON answer (errcode 0) or raises.
+        """Call an API path with the access token; returns the JSON answer (errcode 0) or raises. ``files``
+        (field → (filename, bytes, content type)) posts a multipart form instead of ``data`` as JSON.
 
         A rejected token is refreshed and the call retried once; -1 (busy) is retried ``busy_retries`` times.
         Raises :class:`RateLimited`, :class:`ApiError` or :class:`ApiUnavailable`.
@@ -223,7 +239,7 @@ class TokenApi:
             token = await self.access_token()
             query = {"access_token": token, **(params or {})}
             try:
-                return await self._request(method, path, params=query, json=data if method == "POST" else None)
+                return await self._request(method, path, params=query, json=data if method == "POST" and not files else None, files=files)
             except RateLimited:
                 raise
             except ApiError as exc:

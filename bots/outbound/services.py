@@ -14,6 +14,12 @@ Each logical message is one ``outbound_messages`` row under a unique idempotency
   the errcode, or still pending with the last error while its job retries — on the job's last try it is failed
   ("retries exhausted: …") rather than left pending for nobody.
 
+Pictures (``send_kf_image``, ``send_mp_custom_image``) are uploaded as temporary media inside the message's attempt
+(a cached media_id is reused: :mod:`bots.outbound.media`); an upload that fails — any errcode, a rate limit or an
+outage — settles the message as failed "media_upload_failed: …" at once with the upload's attempt, so the caller
+says it another way (a link) now rather than retrying a picture for minutes. A media_id the API calls invalid
+(40007: gone before its 3 days) is forgotten and the picture uploaded afresh and sent once more at once.
+
 Errors: 45009/45033 → attempt recorded, message left pending, ``RetryLater(60 s)`` raised; -1 after the client's
 quick retries, timeouts and network errors → attempt recorded, :class:`~bots.outbound.client.ApiUnavailable`
 raised for the job to retry — except a timeout (or a broken answer) of an API without an idempotency key (all but
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -42,6 +49,7 @@ from bots.outbound.client import (
     RateLimited,
     TokenApi,
 )
+from bots.outbound.media import Image, forget_media_id, image_media_id
 from bots.outbound.models import OutboundStatus, kf_windows, outbound_attempts, outbound_messages
 from scrm.core import metrics
 from scrm.core.db import insert_ignore
@@ -49,6 +57,7 @@ from scrm.core.ids import digest_key
 from scrm.core.jobs import RetryLater, on_final_try
 from scrm.core.runtime import Runtime
 
+log = logging.getLogger(__name__)
 CLAIM_LEASE = dt.timedelta(seconds=120)  # the most a claim may hold a key; see claim_lease()
 SETTLED = {OutboundStatus.SENT, OutboundStatus.SKIPPED, OutboundStatus.FAILED, OutboundStatus.AWAITING_SALESPERSON}
 KEY_MAX = 64  # outbound_messages.idempotency_key
@@ -91,6 +100,8 @@ class _Attempt:
 
 
 Also = Callable[[AsyncConnection], Awaitable[None]]
+Prepare = Callable[[], Awaitable["dict[str, Any] | _Attempt"]]  # the body to send, or the failed attempt to make it
+MEDIA_UPLOAD_FAILED = "media_upload_failed"  # error_message head of an image message whose picture could not be uploaded
 
 
 def claim_lease(rt: Runtime) -> dt.timedelta:
@@ -288,8 +299,13 @@ async def _send(
     precheck: Callable[[], Awaitable[str | None]] | None = None,
     *,
     idempotent: bool = False,
+    prepare: Prepare | None = None,
+    invalid_media: Callable[[], None] | None = None,
 ) -> OutboundResult:
-    """open → (precheck: a reason to skip) → call → settle on success / refused-or-failed on an errcode.
+    """open → (precheck: a reason to skip) → (prepare: the body, e.g. after a media upload) → call → settle on
+    success / refused-or-failed on an errcode. A ``prepare`` that fails settles the message as failed with its
+    attempt (the customer's fallback is the caller's business). 40007 (invalid media_id) calls ``invalid_media``
+    (forget the cached id) and prepares and calls once more.
 
     ``idempotent``: the API dedupes on a key of ours (kf msgid), so a call that timed out may be repeated.
     Otherwise a timeout after sending settles the message as failed ("delivery_unknown"): at most once beats
@@ -300,18 +316,41 @@ async def _send(
     reason = await precheck() if precheck is not None else None
     if reason:
         return await _finish(rt, opened, status=OutboundStatus.SKIPPED, error_message=reason)
-    try:
-        data, error, attempt = await _call(rt, opened, api, path, draft.payload, idempotent=idempotent)
-        if error is not None and error.errcode == Errcode.BUSY:
-            await _record_retry(rt, opened, attempt)
-            raise ApiUnavailable(path, f"errcode -1 (busy) after the client's retries: {error.errmsg}", maybe_delivered=False)
-    except _DeliveryUnknown as exc:
-        note = f"{DELIVERY_UNKNOWN}: {exc.attempt.error_message}; not repeated ({path} has no idempotency key)"
-        return await _finish(rt, opened, status=OutboundStatus.FAILED, attempt=exc.attempt, error_message=note)
-    except (RetryLater, ApiUnavailable) as exc:
-        if on_final_try():  # nobody will try again: say so on the message instead of leaving it pending
-            return await _give_up(rt, opened, f"retries exhausted: {exc}")
-        raise
+    media_retried = False
+    while True:
+        body = draft.payload
+        if prepare is not None:
+            prepared = await prepare()
+            if isinstance(prepared, _Attempt):
+                note = f"{MEDIA_UPLOAD_FAILED}: {prepared.error_message}"
+                return await _finish(
+                    rt, opened, status=OutboundStatus.FAILED, attempt=prepared, error_code=prepared.error_code, error_message=note
+                )
+            body = prepared
+        try:
+            data, error, attempt = await _call(rt, opened, api, path, body, idempotent=idempotent)
+            if error is not None and error.errcode == Errcode.BUSY:
+                await _record_retry(rt, opened, attempt)
+                raise ApiUnavailable(path, f"errcode -1 (busy) after the client's retries: {error.errmsg}", maybe_delivered=False)
+        except _DeliveryUnknown as exc:
+            note = f"{DELIVERY_UNKNOWN}: {exc.attempt.error_message}; not repeated ({path} has no idempotency key)"
+            return await _finish(rt, opened, status=OutboundStatus.FAILED, attempt=exc.attempt, error_message=note)
+        except (RetryLater, ApiUnavailable) as exc:
+            if on_final_try():  # nobody will try again: say so on the message instead of leaving it pending
+                return await _give_up(rt, opened, f"retries exhausted: {exc}")
+            raise
+        if error is None or error.errcode != Errcode.INVALID_MEDIA_ID or invalid_media is None:
+            break
+        invalid_media()  # the media is gone before its 3 days (or the emulator restarted): never send that id again
+        if media_retried:
+            break
+        # Once more at once with a fresh upload: the refusal delivered nothing, and the claim is taken anew.
+        media_retried = True
+        await _record_retry(rt, opened, attempt)
+        reopened = await _open(rt, draft)
+        if isinstance(reopened, OutboundResult):
+            return reopened
+        opened = reopened
     if error is None:
         assert data is not None
         return await settle(opened, data, attempt)
@@ -364,9 +403,78 @@ async def send_kf_text(
 ) -> OutboundResult:
     """Send ``text`` to a customer in 微信客服 once per ``key``: sent, or skipped with the window reason (no API
     call when our record already says the window is closed or the quota used up)."""
-    msgid = digest_key(key)  # WeCom dedupes on msgid: our idempotency key reaches the API
-    body = {"touser": external_userid, "open_kfid": open_kfid, "msgid": msgid, "msgtype": "text", "text": {"content": text}}
+    return await _send_kf(rt, open_kfid, external_userid, key, purpose, customer_id, {"msgtype": "text", "text": {"content": text}})
+
+
+async def send_kf_image(
+    rt: Runtime,
+    *,
+    open_kfid: str,
+    external_userid: str,
+    image: Image,
+    key: str,
+    purpose: str = "reply",
+    customer_id: int | None = None,
+) -> OutboundResult:
+    """Send a picture to a customer in 微信客服 once per ``key`` (``msgtype: image``), under the same window and
+    quota rules as a text. The picture is uploaded as temporary media first — or its cached media_id reused
+    (:mod:`bots.outbound.media`); an upload that fails settles the message as failed "media_upload_failed: …"
+    with the upload's attempt, so the caller can say it another way (a link)."""
+    api = rt.get(WECOM_API)
+    described = {"msgtype": "image", "image": {"sha256": image.digest, "bytes": len(image.content)}}
+
+    used: list[str] = []
+
+    async def prepare() -> dict[str, Any] | _Attempt:
+        uploaded = await _media_id(rt, api, image)
+        if isinstance(uploaded, _Attempt):
+            return uploaded
+        used.append(uploaded)
+        return _kf_body(open_kfid, external_userid, key, {"msgtype": "image", "image": {"media_id": uploaded}})
+
+    def invalid_media() -> None:
+        for media_id in used:
+            forget_media_id(rt, api, image, media_id)
+
+    return await _send_kf(
+        rt, open_kfid, external_userid, key, purpose, customer_id, described, prepare=prepare, invalid_media=invalid_media
+    )
+
+
+def _kf_body(open_kfid: str, external_userid: str, key: str, content: dict[str, Any]) -> dict[str, Any]:
+    # WeCom dedupes on msgid: our idempotency key reaches the API
+    return {"touser": external_userid, "open_kfid": open_kfid, "msgid": digest_key(key), **content}
+
+
+async def _media_id(rt: Runtime, api: TokenApi, image: Image) -> str | _Attempt:
+    """The image's media_id (cached or uploaded now), or the failed upload as an attempt."""
+    at, started = rt.clock.now(), time.monotonic()
+    try:
+        return await image_media_id(rt, api, image)
+    except ApiError as exc:  # RateLimited too: a picture that cannot go now goes as a link, not minutes later
+        outcome, code, message = "error", exc.errcode, exc.errmsg
+    except ApiUnavailable as exc:
+        outcome, code, message = ("timeout" if exc.timeout else "network"), None, exc.reason
+    log.warning("image upload failed", extra={"errcode": code, "reason": message})
+    return _Attempt(at, "media/upload", outcome, int((time.monotonic() - started) * 1000), code, message)
+
+
+async def _send_kf(
+    rt: Runtime,
+    open_kfid: str,
+    external_userid: str,
+    key: str,
+    purpose: str,
+    customer_id: int | None,
+    content: dict[str, Any],
+    *,
+    prepare: Prepare | None = None,
+    invalid_media: Callable[[], None] | None = None,
+) -> OutboundResult:
+    body = _kf_body(open_kfid, external_userid, key, content)
+    msgid = body["msgid"]
     window = _window(open_kfid, external_userid)
+    api = rt.get(WECOM_API)
 
     async def settle(message_id: int, data: dict[str, Any], attempt: _Attempt) -> OutboundResult:
         async def count(conn: AsyncConnection) -> None:
@@ -396,7 +504,9 @@ async def send_kf_text(
         return await kf_window_reason(rt, open_kfid=open_kfid, external_userid=external_userid)
 
     draft = _Draft(storable_key(key), "kf", purpose, external_userid, body, customer_id)
-    return await _send(rt, draft, rt.get(WECOM_API), "kf/send_msg", settle, refused, precheck, idempotent=True)
+    return await _send(
+        rt, draft, api, "kf/send_msg", settle, refused, precheck, idempotent=True, prepare=prepare, invalid_media=invalid_media
+    )
 
 
 # ---- staff, Official Account, salesperson tasks -------------------------------------------------------
@@ -448,7 +558,42 @@ async def send_mp_template(
 async def send_mp_custom_text(rt: Runtime, *, openid: str, text: str, key: str, purpose: str = "reply") -> OutboundResult:
     """A customer-service message (客服消息) once per ``key``; 48 h after the follower's last interaction it is
     skipped with "mp_window_closed"."""
-    body = {"touser": openid, "msgtype": "text", "text": {"content": text}}
+    return await _send_mp_custom(rt, openid, key, purpose, {"msgtype": "text", "text": {"content": text}})
+
+
+async def send_mp_custom_image(rt: Runtime, *, openid: str, image: Image, key: str, purpose: str = "reply") -> OutboundResult:
+    """A picture as a customer-service message (客服消息, ``msgtype: image``) once per ``key``, under the same 48 h
+    rule as a text. Uploaded to the Official Account as temporary media first (or its cached media_id reused);
+    a failed upload settles the message as failed "media_upload_failed: …"."""
+    api = rt.get(MP_API)
+    used: list[str] = []
+
+    async def prepare() -> dict[str, Any] | _Attempt:
+        uploaded = await _media_id(rt, api, image)
+        if isinstance(uploaded, _Attempt):
+            return uploaded
+        used.append(uploaded)
+        return {"touser": openid, "msgtype": "image", "image": {"media_id": uploaded}}
+
+    def invalid_media() -> None:
+        for media_id in used:
+            forget_media_id(rt, api, image, media_id)
+
+    described = {"msgtype": "image", "image": {"sha256": image.digest, "bytes": len(image.content)}}
+    return await _send_mp_custom(rt, openid, key, purpose, described, prepare=prepare, invalid_media=invalid_media)
+
+
+async def _send_mp_custom(
+    rt: Runtime,
+    openid: str,
+    key: str,
+    purpose: str,
+    content: dict[str, Any],
+    *,
+    prepare: Prepare | None = None,
+    invalid_media: Callable[[], None] | None = None,
+) -> OutboundResult:
+    body = {"touser": openid, **content}
 
     async def settle(message_id: int, answer: dict[str, Any], attempt: _Attempt) -> OutboundResult:
         return await _finish(rt, message_id, status=OutboundStatus.SENT, attempt=attempt)
@@ -465,7 +610,7 @@ async def send_mp_custom_text(rt: Runtime, *, openid: str, text: str, key: str, 
         )
 
     draft = _Draft(storable_key(key), "mp_custom", purpose, openid, body)
-    return await _send(rt, draft, rt.get(MP_API), "message/custom/send", settle, refused)
+    return await _send(rt, draft, rt.get(MP_API), "message/custom/send", settle, refused, prepare=prepare, invalid_media=invalid_media)
 
 
 async def create_msg_template_task(

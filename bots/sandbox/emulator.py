@@ -17,7 +17,8 @@ Mounted with ``app.add_subapp("/sandbox/", create_emulator_app(state))``:
   ``/sandbox/scan/{config_id}`` — channel codes' QR images and the page they open (``bots/sandbox/tester_web.py``).
 * ``POST /sandbox/api/tokens/expire`` — every access token issued so far expires now (calls with one answer 42001).
 * ``GET /sandbox/api/traffic`` — everything the product sent (kf messages, app messages, welcome messages,
-  template and customer-service messages, mass-message tasks) and the count of API calls per path.
+  template and customer-service messages, mass-message tasks, uploaded media) and the count of API calls per path.
+* ``GET /sandbox/api/media/{media_id}`` — the bytes of an uploaded picture (media/upload), for the chat page.
 * ``GET /sandbox/connect/oauth2/authorize`` — WeCom's OAuth page (``&userid=`` picks the signed-in member);
   ``POST /sandbox/api/jssdk/agent-config`` — the ``wx.agentConfig`` signature check (for the sidebar's stand-in SDK).
 * ``/sandbox/`` — the chat page; ``/sandbox/static/…`` — its files.
@@ -44,7 +45,7 @@ from aiohttp import web
 
 from bots.gateway.crypto import parse_query
 from bots.sandbox import contact_endpoints, group_endpoints, mp_endpoints, wecom_endpoints
-from bots.sandbox.endpoints import Call, Endpoint, dispatch, error_answer
+from bots.sandbox.endpoints import Call, Endpoint, UploadedFile, dispatch, error_answer
 from bots.sandbox.entities import KfNotice
 from bots.sandbox.group_simulator import customer_joins_group, member_leaves_group
 from bots.sandbox.scan_simulator import customer_scans
@@ -98,6 +99,14 @@ def _api_view(api: str, table: Mapping[str, Endpoint]) -> Handler:
 
 async def _answer(request: web.Request, state: SandboxState, api: str, path: str, table: Mapping[str, Endpoint]) -> web.Response:
     """Carry out one API call on the state and answer as the real host does."""
+    query = parse_query(request.query_string)  # keeps a literal "+" (aiohttp's request.query would make it a space)
+    if request.content_type == "multipart/form-data":  # media/upload
+        files: dict[str, UploadedFile] = {}
+        for name, value in (await request.post()).items():
+            if isinstance(value, web.FileField):
+                with value.file:  # aiohttp spools uploads to a temporary file and leaves it open
+                    files[name] = UploadedFile(value.filename, value.content_type, value.file.read())
+        return _json(dispatch(state, api, path, Call(query, {}, files), table))
     body: Any = {}
     raw = await request.read()
     if raw.strip():
@@ -107,8 +116,7 @@ async def _answer(request: web.Request, state: SandboxState, api: str, path: str
             body = None
         if not isinstance(body, dict):
             return _json(error_answer(DATA_FORMAT_ERROR, "data format error"))
-    # parse_query keeps a literal "+" (aiohttp's request.query would turn it into a space).
-    return _json(dispatch(state, api, path, Call(parse_query(request.query_string), body), table))
+    return _json(dispatch(state, api, path, Call(query, body), table))
 
 
 async def _json_body(request: web.Request) -> dict[str, Any] | None:
@@ -248,6 +256,17 @@ async def traffic(request: web.Request) -> web.Response:
     return _json(request.app[STATE].traffic())
 
 
+async def media_file(request: web.Request) -> web.Response:
+    """The bytes of an uploaded picture, for the chat page (what the customer's WeChat shows). Expired media are
+    gone, as they are on WeCom."""
+    state = request.app[STATE]
+    media_id = request.match_info["media_id"]
+    media = state.live_media("wecom", media_id) or state.live_media("mp", media_id)
+    if media is None:
+        return _json({"error": {"code": "not_found", "message": "没有这个素材（不存在或已过期）"}}, status=404)
+    return web.Response(body=media.content, content_type=media.content_type, headers={"Cache-Control": "private, max-age=3600"})
+
+
 async def conversation(request: web.Request) -> web.Response:
     ext = request.query.get("external_userid", "")
     if not EXTERNAL_USERID.fullmatch(ext):
@@ -335,6 +354,7 @@ def create_emulator_app(state: SandboxState) -> web.Application:
     app.router.add_delete("/api/faults", clear_faults)
     app.router.add_post("/api/kf/customer-message", customer_message)
     app.router.add_get("/api/kf/conversation", conversation)
+    app.router.add_get("/api/media/{media_id}", media_file)
     app.router.add_post("/api/groups/join", group_join)
     app.router.add_post("/api/groups/leave", group_leave)
 

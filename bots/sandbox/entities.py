@@ -142,6 +142,19 @@ class KfWindow:
     sent_since: int = 0
 
 
+@dataclass(frozen=True)
+class Media:
+    """Temporary media (临时素材) uploaded with media/upload: the bytes as received, for 3 days."""
+
+    media_id: str
+    api: str  # "wecom" / "mp": a media_id is valid only on the account that uploaded it
+    type: str  # image | voice | video | file
+    filename: str
+    content_type: str
+    content: bytes
+    created_at: dt.datetime
+
+
 @dataclass
 class Fault:
     errcode: int

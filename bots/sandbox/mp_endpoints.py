@@ -6,7 +6,7 @@ import secrets
 from typing import Any
 
 from bots.outbound.client import Errcode
-from bots.sandbox.endpoints import ApiFailure, Call, Endpoint
+from bots.sandbox.endpoints import ApiFailure, Call, Endpoint, media_upload
 from bots.sandbox.state import SandboxState
 
 MP_WINDOW_SECONDS = 48 * 3600
@@ -59,10 +59,16 @@ def custom_send(state: SandboxState, call: Call) -> dict[str, Any]:
     follower = _follower(state, openid)
     msgtype = call.field("msgtype")
     content = call.text_content() if msgtype == "text" else f"[{msgtype}]"
+    sent: dict[str, Any] = {}
+    if msgtype == "image":  # a media_id this account uploaded (media/upload), under 3 days old
+        media_id = call.field("image", dict).get("media_id")
+        if not isinstance(media_id, str) or state.live_media("mp", media_id, "image") is None:
+            raise ApiFailure(Errcode.INVALID_MEDIA_ID)
+        sent["media_id"] = media_id
     last = follower.get("last_interaction")
     if not follower.get("subscribe") or last is None or (state.now() - last).total_seconds() >= MP_WINDOW_SECONDS:
         raise ApiFailure(Errcode.MP_OUT_OF_WINDOW, "response out of time limit or subscription is canceled")
-    state.mp_custom_sent.append({"touser": openid, "msgtype": msgtype, "content": content, "at": state.now()})
+    state.mp_custom_sent.append({"touser": openid, "msgtype": msgtype, "content": content, "at": state.now(), **sent})
     return {}
 
 
@@ -92,4 +98,5 @@ ROUTES: dict[str, Endpoint] = {
     "message/template/send": template_send,
     "message/custom/send": custom_send,
     "user/info": user_info,
+    "media/upload": media_upload("mp"),
 }

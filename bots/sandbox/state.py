@@ -26,6 +26,7 @@ from bots.sandbox.entities import (
     JoinWay,
     KfHook,
     KfWindow,
+    Media,
     Member,
     Tag,
     TagGroup,
@@ -91,6 +92,7 @@ class SandboxState:
         self.welcome_code_ttl = dt.timedelta(seconds=20)
         self.oauth_code_ttl = dt.timedelta(minutes=5)
         self.kf_sync_token_ttl = dt.timedelta(minutes=10)
+        self.media_ttl = dt.timedelta(days=3)  # temporary media (docs/wecom.md §5b)
         self.strict_kf_sync_token = False  # True: sync_msg refuses unknown/stale callback tokens (95007)
         self.mp_template_ids: set[str] = set(mp_template_ids)
         self.on_kf_message: KfHook | None = None
@@ -113,6 +115,7 @@ class SandboxState:
         self.kf_sync_tokens: dict[str, dt.datetime] = {}
         self.js_tickets: dict[str, str] = {}  # "jsapi" / "agent_config" → ticket
         self.faults: dict[str, list[Fault]] = {}
+        self.media: dict[str, Media] = {}  # media_id → what media/upload received
         # --- traffic
         self.kf_log: dict[str, list[dict[str, Any]]] = {}
         self.kf_windows: dict[tuple[str, str], KfWindow] = {}
@@ -366,6 +369,20 @@ class SandboxState:
         self.add_member("ops01", "李运营", position="运营")
         self.add_tag_group("客户等级", ["重要客户", "普通客户"])
 
+    # ---- temporary media ---------------------------------------------------------------------------------
+    def store_media(self, api: str, kind: str, filename: str, content_type: str, content: bytes) -> Media:
+        """Keep an uploaded file; returns it with its new media_id."""
+        media = Media(random_id("3" if api == "wecom" else "M", 54), api, kind, filename, content_type, content, self.now())
+        self.media[media.media_id] = media
+        return media
+
+    def live_media(self, api: str, media_id: str, kind: str | None = None) -> Media | None:
+        """The media ``media_id`` of ``api`` (and ``kind``) if it exists and is younger than 3 days."""
+        media = self.media.get(media_id)
+        if media is None or media.api != api or (kind is not None and media.type != kind):
+            return None
+        return media if self.now() - media.created_at < self.media_ttl else None
+
     # ---- 微信客服 ------------------------------------------------------------------------------------------
     def _kf_append(self, open_kfid: str, msg: dict[str, Any]) -> dict[str, Any]:
         self.kf_log.setdefault(open_kfid, []).append(msg)
@@ -440,8 +457,14 @@ class SandboxState:
         }
         return self._kf_append(kfid, msg)
 
-    def kf_servicer_message(self, open_kfid: str, external_userid: str, msgid: str, text: str) -> dict[str, Any]:
-        """A message the bot (via the API) sent: in the log with origin 5, so the conversation shows it."""
+    def kf_servicer_message(
+        self, open_kfid: str, external_userid: str, msgid: str, text: str, *, media_id: str | None = None
+    ) -> dict[str, Any]:
+        """A message the bot (via the API) sent: in the log with origin 5, so the conversation shows it. With
+        ``media_id`` it is a picture (msgtype image), as sync_msg lists one."""
+        content: dict[str, Any] = {"msgtype": "text", "text": {"content": text}}
+        if media_id:
+            content = {"msgtype": "image", "image": {"media_id": media_id}}
         msg = {
             "msgid": msgid,
             "open_kfid": open_kfid,
@@ -449,32 +472,40 @@ class SandboxState:
             "send_time": self.ts(),
             "origin": 5,
             "servicer_userid": "",
-            "msgtype": "text",
-            "text": {"content": text},
+            **content,
         }
         self.kf_sent[(open_kfid, msgid)] = msg
         return self._kf_append(open_kfid, msg)
 
     # ---- readers (tests, the sandbox page) -----------------------------------------------------------------
     def kf_conversation(self, external_userid: str, open_kfid: str | None = None) -> list[dict[str, Any]]:
-        """Texts between the customer and the kf account, oldest first: origin, text, send_time, msgid."""
+        """Texts and pictures between the customer and the kf account, oldest first: origin, text, send_time,
+        msgid; a picture has text "[图片]" and ``image``: its media_id and where the page reads its bytes."""
         kfids = [open_kfid] if open_kfid else sorted(self.kf_log)
-        out = [
-            {
-                "origin": m["origin"],
-                "text": m["text"]["content"],
-                "send_time": m["send_time"],
-                "msgid": m["msgid"],
-            }
-            for kfid in kfids
-            for m in self.kf_log.get(kfid, [])
-            if m.get("external_userid") == external_userid and m.get("msgtype") == "text"
-        ]
+        out: list[dict[str, Any]] = []
+        for kfid in kfids:
+            for m in self.kf_log.get(kfid, []):
+                if m.get("external_userid") != external_userid or m.get("msgtype") not in ("text", "image"):
+                    continue
+                item = {"origin": m["origin"], "text": m["text"]["content"] if m["msgtype"] == "text" else "[图片]"}
+                item |= {"send_time": m["send_time"], "msgid": m["msgid"]}
+                if m["msgtype"] == "image":
+                    media_id = m["image"]["media_id"]
+                    item["image"] = {"media_id": media_id, "url": f"api/media/{media_id}"}  # relative to /sandbox/
+                out.append(item)
         return sorted(out, key=lambda m: m["send_time"])
+
+    def kf_images(self, external_userid: str, open_kfid: str | None = None) -> list[Media]:
+        """Pictures the bot sent to this customer in 微信客服 (what was uploaded), oldest first."""
+        return [
+            self.media[m["image"]["media_id"]]
+            for m in self.kf_conversation(external_userid, open_kfid)
+            if m["origin"] == 5 and "image" in m and m["image"]["media_id"] in self.media
+        ]
 
     def kf_replies(self, external_userid: str, open_kfid: str | None = None) -> list[str]:
         """Texts the bot sent to this customer in 微信客服, oldest first."""
-        return [m["text"] for m in self.kf_conversation(external_userid, open_kfid) if m["origin"] == 5]
+        return [m["text"] for m in self.kf_conversation(external_userid, open_kfid) if m["origin"] == 5 and "image" not in m]
 
     def traffic(self) -> dict[str, Any]:
         """Everything the product sent, JSON-ready, and the number of API calls per ``api:path``."""
@@ -492,6 +523,10 @@ class SandboxState:
             "templates_sent": plain(self.templates_sent),
             "mp_custom_sent": plain(self.mp_custom_sent),
             "msg_templates": plain(self.msg_templates),
+            "media": [
+                {"media_id": m.media_id, "api": m.api, "type": m.type, "filename": m.filename, "bytes": len(m.content)}
+                for m in self.media.values()
+            ],
             "calls": calls,
         }
 

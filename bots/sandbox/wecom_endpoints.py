@@ -12,12 +12,23 @@ import re
 from typing import Any
 
 from bots.outbound.client import Errcode
-from bots.sandbox.endpoints import ApiFailure, Call, Endpoint, decode_cursor, encode_cursor
+from bots.sandbox.endpoints import ApiFailure, Call, Endpoint, decode_cursor, encode_cursor, media_upload
 from bots.sandbox.entities import random_id
 from bots.sandbox.state import SandboxState
 
 MSGID = re.compile(r"[0-9A-Za-z_-]{1,32}")
 MAX_TEXT_BYTES = 2048
+
+
+def _image_of(state: SandboxState, api: str, call: Call) -> str | None:
+    """The media_id of an image message (None for other types): one this account uploaded, under 3 days old,
+    else 40007 — as WeCom answers a made-up or expired id."""
+    if call.field("msgtype") != "image":
+        return None
+    media_id = call.field("image", dict).get("media_id")
+    if not isinstance(media_id, str) or state.live_media(api, media_id, "image") is None:
+        raise ApiFailure(Errcode.INVALID_MEDIA_ID)
+    return media_id
 
 
 def _text_of(call: Call) -> str:
@@ -203,6 +214,7 @@ def kf_send_msg(state: SandboxState, call: Call) -> dict[str, Any]:
     if msgid and (open_kfid, msgid) in state.kf_sent:
         return {"msgid": msgid}
     content = _text_of(call)
+    media_id = _image_of(state, "wecom", call)
     window = state.kf_windows.get((open_kfid, touser))
     if window is None or state.now() - window.last_customer_at >= state.kf_window:
         raise ApiFailure(Errcode.KF_WINDOW_CLOSED)
@@ -210,7 +222,7 @@ def kf_send_msg(state: SandboxState, call: Call) -> dict[str, Any]:
         raise ApiFailure(Errcode.KF_QUOTA_EXHAUSTED)
     msgid = msgid or random_id(length=32)
     window.sent_since += 1
-    state.kf_servicer_message(open_kfid, touser, msgid, content)
+    state.kf_servicer_message(open_kfid, touser, msgid, content, media_id=media_id)
     return {"msgid": msgid}
 
 
@@ -270,4 +282,5 @@ ROUTES: dict[str, Endpoint] = {
     "kf/send_msg_on_event": kf_send_msg_on_event,
     "kf/customer/batchget": kf_customer_batchget,
     "kf/account/list": kf_account_list,
+    "media/upload": media_upload("wecom"),
 }

@@ -29,6 +29,7 @@ from bots.kf import jobs as kf_jobs
 from bots.notices import jobs as notices_jobs
 from bots.notices.broadcasts import channel_facts
 from bots.outbound.client import MP_API, WECOM_API, MpApi, WeComApi
+from bots.outbound.media import MEDIA_CACHE, MediaCache
 from config import Settings
 from fulfillment.billing import jobs as billing_jobs
 from fulfillment.billing.services import credit_exposure
@@ -119,6 +120,7 @@ async def build_runtime(settings: Settings, clock: Clock | None = None, *, check
     registry = build_registry()
     rt = Runtime(settings=settings, db=db, clock=clock or Clock(), jobs=make_queue(settings, registry), registry=registry)
     install_ports(rt)
+    rt.put(MEDIA_CACHE, MediaCache())  # media_ids of uploaded pictures (posters), shared by both API clients
     wecom_base, mp_base = sandbox_api_bases(settings)
     backoff = settings.wecom_rate_limit_backoff
     if settings.wecom_enabled:

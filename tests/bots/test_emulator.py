@@ -512,3 +512,76 @@ async def test_simulated_callbacks_pass_the_real_gateway(settings: Settings, rt:
     async with rt.db.read() as conn:
         kinds = (await conn.execute(sa.select(inbound_events.c.kind).order_by(inbound_events.c.id))).scalars().all()
     assert kinds == ["message.text", "change_external_contact.add_external_contact", "kf_msg_or_event", "message.text"]
+
+
+# ---- temporary media ------------------------------------------------------------------------------------------
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64  # a PNG's signature is what media/upload checks
+
+
+async def upload(client: TestClient, content: bytes, *, token: str, api: str = "wecom", kind: str = "image", field: str = "media") -> Any:
+    form = aiohttp.FormData()
+    form.add_field(field, content, filename="poster.png", content_type="image/png")
+    resp = await client.post(f"/{api}/cgi-bin/media/upload", params={"access_token": token, "type": kind}, data=form)
+    assert resp.status == 200
+    return await resp.json()
+
+
+async def test_media_upload_keeps_the_picture_for_three_days_and_kf_sends_it(
+    client: TestClient, state: SandboxState, clock: FrozenClock
+) -> None:
+    token = await wecom_token(client)
+    up = await upload(client, PNG, token=token)
+    assert up["errcode"] == 0 and up["type"] == "image" and up["created_at"] == str(state.ts())
+    media_id = up["media_id"]
+    assert state.media[media_id].content == PNG and state.media[media_id].content_type == "image/png"
+    # what the upload refuses: not a picture, empty, an unknown type, no file, no token
+    assert (await upload(client, b"GIF89a not ours", token=token))["errcode"] == Errcode.INVALID_FILE_TYPE
+    assert (await upload(client, b"\x89PNG", token=token))["errcode"] == Errcode.INVALID_FILE_SIZE
+    assert (await upload(client, PNG, token=token, kind="sticker"))["errcode"] == Errcode.INVALID_MEDIA_TYPE
+    assert (await upload(client, PNG, token=token, field="file"))["errcode"] == Errcode.INVALID_PARAMETER
+    assert (await upload(client, PNG, token="forged"))["errcode"] == Errcode.INVALID_TOKEN
+
+    state.customer_kf_message("wmPic", "邀请好友")
+    image = {"touser": "wmPic", "open_kfid": KF, "msgid": "pic1", "msgtype": "image", "image": {"media_id": media_id}}
+    assert (await call(client, "kf/send_msg", image, token=token))["errcode"] == 0
+    made_up = {**image, "msgid": "pic2", "image": {"media_id": "3NoSuchMedia"}}
+    assert (await call(client, "kf/send_msg", made_up, token=token))["errcode"] == Errcode.INVALID_MEDIA_ID
+    [shown] = [
+        m
+        for m in (await (await client.get("/api/kf/conversation", params={"external_userid": "wmPic"})).json())["messages"]
+        if m["origin"] == 5
+    ]
+    assert shown["text"] == "[图片]" and shown["image"] == {"media_id": media_id, "url": f"api/media/{media_id}"}
+    picture = await client.get(f"/{shown['image']['url']}")  # what the chat page shows
+    assert picture.status == 200 and picture.content_type == "image/png" and await picture.read() == PNG
+    assert [m.media_id for m in state.kf_images("wmPic")] == [media_id] and state.kf_replies("wmPic") == []
+    assert (await (await client.get("/api/traffic")).json())["media"] == [
+        {"media_id": media_id, "api": "wecom", "type": "image", "filename": "poster.png", "bytes": len(PNG)}
+    ]
+
+    clock.advance(days=3)  # temporary media live 3 days
+    state.customer_kf_message("wmPic", "还在吗")
+    token = await wecom_token(client)
+    expired = await call(client, "kf/send_msg", {**image, "msgid": "pic3"}, token=token)
+    assert expired["errcode"] == Errcode.INVALID_MEDIA_ID
+    assert (await client.get(f"/api/media/{media_id}")).status == 404
+
+
+async def test_official_account_media_is_its_own(client: TestClient, state: SandboxState) -> None:
+    resp = await client.get(
+        "/mp/cgi-bin/token", params={"grant_type": "client_credential", "appid": state.mp_app_id, "secret": state.mp_secret}
+    )
+    mp_token = str((await resp.json())["access_token"])
+    up = await upload(client, PNG, token=mp_token, api="mp")
+    assert up["errcode"] == 0 and up["created_at"] == state.ts()  # the Official Account answers a number
+    state.add_follower("oPic")
+    image = {"touser": "oPic", "msgtype": "image", "image": {"media_id": up["media_id"]}}
+    assert (await call(client, "message/custom/send", image, token=mp_token, api="mp"))["errcode"] == 0
+    assert state.mp_custom_sent[-1]["media_id"] == up["media_id"] and state.mp_custom_sent[-1]["msgtype"] == "image"
+    # a WeCom media_id means nothing to the Official Account, and the other way round
+    wecom = await upload(client, PNG, token=await wecom_token(client))
+    wrong = await call(client, "message/custom/send", {**image, "image": {"media_id": wecom["media_id"]}}, token=mp_token, api="mp")
+    assert wrong["errcode"] == Errcode.INVALID_MEDIA_ID
+    state.customer_kf_message("wmPic2", "你好")
+    kf = {"touser": "wmPic2", "open_kfid": KF, "msgid": "x1", "msgtype": "image", "image": {"media_id": up["media_id"]}}
+    assert (await call(client, "kf/send_msg", kf))["errcode"] == Errcode.INVALID_MEDIA_ID

@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestServer
 
 from bots.outbound import services as sender
 from bots.outbound.client import MP_API, WECOM_API, ApiUnavailable, Errcode, MpApi, WeComApi
+from bots.outbound.media import Image
 from bots.outbound.models import OutboundStatus, kf_windows, outbound_attempts, outbound_messages
 from bots.sandbox.emulator import create_emulator_app
 from bots.sandbox.state import SandboxState
@@ -255,6 +256,59 @@ async def test_customer_message_never_moves_the_window_back(wired: Runtime, stat
         await sender.record_customer_message(conn, open_kfid=KF, external_userid="wmA", at=old)
     (window,) = await rows(wired, kf_windows)
     assert window.last_customer_msg_at == clock.now() and window.sent_since_customer_msg == 1
+
+
+# ---- pictures (temporary media) -------------------------------------------------------------------------------
+POSTER = Image(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, "poster.png")
+
+
+async def send_image(rt: Runtime, key: str, ext: str = "wmA", image: Image = POSTER) -> sender.OutboundResult:
+    return await sender.send_kf_image(rt, open_kfid=KF, external_userid=ext, image=image, key=key, customer_id=7)
+
+
+async def test_a_picture_is_uploaded_once_and_sent_under_the_kf_rules(wired: Runtime, state: SandboxState) -> None:
+    await customer_writes(wired, state, "wmA")
+    first = await send_image(wired, "poster:1")
+    assert first.sent and first.remote_id == digest_key("poster:1")
+    [media] = state.kf_images("wmA")
+    assert media.content == POSTER.content and media.filename == "poster.png" and media.content_type == "image/png"
+    (msg,) = await rows(wired, outbound_messages)
+    assert msg.payload["msgtype"] == "image" and msg.payload["image"] == {"sha256": POSTER.digest, "bytes": len(POSTER.content)}
+    assert await send_image(wired, "poster:1") == first  # the same key: nothing called again
+    second = await send_image(wired, "poster:2")  # the same picture, another message: its media_id reused
+    assert second.sent and state.call_count("media/upload") == 1 and state.call_count("kf/send_msg") == 2
+    assert [m.media_id for m in state.kf_images("wmA")] == [media.media_id] * 2
+    (window,) = await rows(wired, kf_windows)
+    assert window.sent_since_customer_msg == 2  # pictures count towards the 5 messages like texts
+
+
+async def test_a_picture_outside_the_window_is_skipped_before_any_upload(wired: Runtime, state: SandboxState) -> None:
+    result = await send_image(wired, "poster:late", ext="wmNeverWrote")
+    assert result.status == OutboundStatus.SKIPPED and result.error_message == "kf_window_closed"
+    assert state.call_count("media/upload") == 0 and state.call_count("kf/send_msg") == 0
+
+
+async def test_a_failed_upload_fails_the_picture_with_the_upload_attempt(wired: Runtime, state: SandboxState, server: TestServer) -> None:
+    await customer_writes(wired, state, "wmA")
+    state.inject("media/upload", Errcode.RATE_LIMITED)  # even a rate limit: the picture goes another way now, not later
+    failed = await send_image(wired, "poster:3")
+    assert failed.status == OutboundStatus.FAILED and failed.error_code == Errcode.RATE_LIMITED
+    assert failed.error_message and failed.error_message.startswith(sender.MEDIA_UPLOAD_FAILED)
+    (attempt,) = await rows(wired, outbound_attempts)
+    assert (attempt.api_path, attempt.outcome, attempt.error_code) == ("media/upload", "error", Errcode.RATE_LIMITED)
+    assert state.call_count("kf/send_msg") == 0 and state.kf_images("wmA") == []
+    state.inject("media/upload", 0, delay=0.5)  # a timeout: the client gives up at 0.2 s
+    wire(wired, server, timeout=0.2)
+    timed_out = await send_image(wired, "poster:4")
+    assert timed_out.status == OutboundStatus.FAILED and "timeout" in (timed_out.error_message or "")
+
+
+async def test_a_picture_on_the_official_account(wired: Runtime, state: SandboxState) -> None:
+    state.add_follower("oPic")
+    result = await sender.send_mp_custom_image(wired, openid="oPic", image=POSTER, key="mp-poster:1")
+    assert result.sent and state.call_count("mp:media/upload") == 1
+    sent = state.mp_custom_sent[-1]
+    assert sent["msgtype"] == "image" and state.media[sent["media_id"]].content == POSTER.content
 
 
 # ---- other channels --------------------------------------------------------------------------------------

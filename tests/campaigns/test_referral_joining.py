@@ -1,5 +1,6 @@
 """Joining a referral campaign end to end in the sandbox: a customer asks in 微信客服 chat (“邀请好友”) and gets their
-own code with the poster's link; the poster is a real PNG served by the app; friends scan the code's link through the
+poster as a picture (uploaded once as temporary media, its link when the upload fails) and their own code; the poster
+is a real PNG, also served by the app; friends scan the code's link through the
 sandbox's scan action (a real signed add_external_contact callback); the inviter asks their progress (“我邀请的朋友算上
 了吗”) and hears what counts, what waits for the hold and what did not count and why; the marketer's invites list
 (GET /referral-campaigns/{id}/invites) shows each invite with its status and reason; a broadcast with 附带邀请海报
@@ -8,13 +9,21 @@ gives each recipient their own poster."""
 from __future__ import annotations
 
 import io
+import logging
 import re
+from typing import Any
 
+import aiohttp
 import pytest
+import sqlalchemy as sa
 from PIL import Image, ImageFont
 
 from bots.dialogue import referral as referral_skill
 from bots.dialogue.router import normalize_text
+from bots.gateway.models import inbound_events
+from bots.outbound.client import Errcode
+from bots.outbound.models import OutboundStatus, outbound_attempts, outbound_messages
+from bots.sandbox.simulator import MpSimulator
 from scrm.campaigns.referral import invites as referral_invites_svc
 from scrm.campaigns.referral import queries as referral_queries
 from scrm.campaigns.referral.domain import InviteReason, RejectReason, explain_invite
@@ -27,6 +36,7 @@ from tests.conftest import SandboxHarness
 
 POSTER_URL = re.compile(r"http://\S+/referral/posters/([0-9A-Za-z]+)\.png")
 CODE_LINK = re.compile(r"邀请链接：(\S+)")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 async def scan(h: SandboxHarness, code: str, ext: str, name: str) -> dict[str, object]:
@@ -54,19 +64,28 @@ async def test_customer_joins_by_chat_friends_scan_and_progress_is_explained(san
     assert reply.startswith("【邀好友得券】扫码添加顾问，领新人礼")
     assert "邀请 2 位好友即得 邀友满100减20（满100减20）" in reply
     assert "满 24 小时" in reply and "邀请了几个人" in reply
-    poster = POSTER_URL.search(reply)
+    # The poster itself went first, as a picture (temporary media), so the text does not link to it.
+    assert "上图是您的专属邀请海报" in reply and POSTER_URL.search(reply) is None, reply
+    [picture] = h.state.kf_images("wmAsker")
+    assert picture.content.startswith(PNG_SIGNATURE) and picture.content_type == "image/png"
+    assert 10_000 < len(picture.content) < 2 * 1024 * 1024 and Image.open(io.BytesIO(picture.content)).size == (750, 1200)
+    assert [m.get("image") is not None for m in h.state.kf_conversation("wmAsker") if m["origin"] == 5] == [True, False]
     link = CODE_LINK.search(reply)
-    assert poster and link, reply
+    assert link, reply
     asker = await customer(h, "wmAsker")
     status, codes = await h.api("POST", f"/referral-campaigns/{campaign['id']}/codes", json={"inviter_customer_id": asker})
-    assert status == 200 and codes["state"] == "rf:" + poster.group(1) and codes["qr_code"] == link.group(1)
+    assert status == 200 and codes["state"].startswith("rf:") and codes["qr_code"] == link.group(1)
+    token = codes["state"].removeprefix("rf:")
     assert await ask(h, "wmAsker", "我的邀请码") == reply  # the same code every time
     assert h.state.call_count("externalcontact/add_contact_way") == 1
+    # The same poster again within its media's 3 days: sent again, not uploaded again.
+    assert h.state.call_count("wecom:media/upload") == 1
+    first, again = h.state.kf_images("wmAsker")
+    assert again.media_id == first.media_id
 
-    resp = await h.client.get(f"/referral/posters/{poster.group(1)}.png")
+    resp = await h.client.get(f"/referral/posters/{token}.png")  # the public poster is the picture that was sent
     assert resp.status == 200 and resp.content_type == "image/png"
-    image = Image.open(io.BytesIO(await resp.read()))
-    assert image.size == (750, 1200)
+    assert await resp.read() == picture.content
     missing = await h.client.get("/referral/posters/nosuchposter1.png")
     assert missing.status == 404 and "海报" in (await missing.json())["error"]["message"]
 
@@ -224,3 +243,107 @@ async def test_a_long_poster_text_stays_on_the_poster_not_in_the_chat(sandbox: S
     reply = await ask(sandbox, "wmLongText", "邀请好友")
     assert "好" * 200 + "…" in reply and "好" * 201 not in reply
     assert len(reply.encode("utf-8")) < 2048  # what one 微信客服 text message holds
+
+
+# ---- the poster as a picture: upload once, fall back to the link -------------------------------------------------
+async def sent_outbound(h: SandboxHarness, key: str) -> tuple[Any, list[Any]]:
+    """The outbound message of ``key`` and its attempts (oldest first)."""
+    async with h.rt.db.read() as conn:
+        msg = (await conn.execute(sa.select(outbound_messages).where(outbound_messages.c.idempotency_key == key))).one()
+        tries = (
+            await conn.execute(
+                sa.select(outbound_attempts).where(outbound_attempts.c.message_id == msg.id).order_by(outbound_attempts.c.id)
+            )
+        ).all()
+    return msg, list(tries)
+
+
+async def last_reply_key(h: SandboxHarness, ext: str) -> str:
+    async with h.rt.db.read() as conn:
+        row = (
+            await conn.execute(
+                sa.select(inbound_events.c.id).where(inbound_events.c.external_userid == ext).order_by(inbound_events.c.id.desc()).limit(1)
+            )
+        ).one()
+    return f"reply:{row.id}:image"
+
+
+async def test_a_failed_upload_sends_the_posters_link_and_the_next_ask_sends_the_picture(
+    sandbox: SandboxHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    h = sandbox
+    await start_campaign(h)
+    h.state.inject("media/upload", 60011)  # WeCom refuses the upload (no privilege)
+    with caplog.at_level(logging.INFO):
+        reply = await ask(h, "wmNoPicture", "邀请好友")
+    poster = POSTER_URL.search(reply)
+    assert poster and "您的专属邀请海报：" in reply and "上图" not in reply, reply  # the link instead of the picture
+    assert h.state.kf_images("wmNoPicture") == [] and h.state.call_count("media/upload") == 1
+    msg, tries = await sent_outbound(h, await last_reply_key(h, "wmNoPicture"))
+    assert msg.status == OutboundStatus.FAILED and msg.error_code == 60011 and msg.error_message.startswith("media_upload_failed: ")
+    assert [(t.api_path, t.outcome, t.error_code) for t in tries] == [("media/upload", "error", 60011)]
+    assert any(r.message == "image upload failed" for r in caplog.records)
+    assert any(r.message.startswith("reply picture not sent") for r in caplog.records)
+    resp = await h.client.get(f"/referral/posters/{poster.group(1)}.png")  # the link works
+    assert resp.status == 200 and (await resp.read()).startswith(PNG_SIGNATURE)
+
+    again = await ask(h, "wmNoPicture", "邀请好友")  # WeCom accepts uploads again
+    assert "上图是您的专属邀请海报" in again and POSTER_URL.search(again) is None
+    [picture] = h.state.kf_images("wmNoPicture")
+    assert picture.content.startswith(PNG_SIGNATURE) and h.state.call_count("media/upload") == 2
+
+
+async def test_the_posters_media_id_is_reused_for_its_validity_then_uploaded_again(sandbox: SandboxHarness, clock: FrozenClock) -> None:
+    h = sandbox
+    await start_campaign(h)
+    await ask(h, "wmOften", "邀请好友")
+    clock.advance(hours=70)  # under 3 days (and more than an hour before the id expires): reused
+    await ask(h, "wmOften", "邀请好友")
+    assert h.state.call_count("media/upload") == 1
+    clock.advance(hours=2)  # 72 h: WeCom has dropped the media; a new upload
+    await ask(h, "wmOften", "邀请好友")
+    assert h.state.call_count("media/upload") == 2
+    first, second, third = h.state.kf_images("wmOften")
+    assert first.media_id == second.media_id != third.media_id and first.content == third.content
+
+
+async def test_a_media_id_wecom_no_longer_knows_is_uploaded_afresh_and_the_picture_still_goes(sandbox: SandboxHarness) -> None:
+    h = sandbox
+    await start_campaign(h)
+    await ask(h, "wmLost", "邀请好友")
+    h.state.media.clear()  # WeCom lost the media before its 3 days (answers 40007 for the id we cached)
+    reply = await ask(h, "wmLost", "邀请好友")
+    assert "上图是您的专属邀请海报" in reply and POSTER_URL.search(reply) is None, reply
+    msg, tries = await sent_outbound(h, await last_reply_key(h, "wmLost"))
+    assert msg.status == OutboundStatus.SENT and msg.error_code is None
+    assert [(t.api_path, t.error_code) for t in tries] == [("kf/send_msg", Errcode.INVALID_MEDIA_ID), ("kf/send_msg", None)]
+    assert h.state.call_count("media/upload") == 2
+    [picture] = h.state.kf_images("wmLost")  # the first picture's media is gone; the second was uploaded afresh
+    assert picture.content.startswith(PNG_SIGNATURE) and len(h.state.kf_sent) == 4  # two pictures, two texts
+
+
+async def test_a_media_id_refused_twice_falls_back_to_the_link(sandbox: SandboxHarness) -> None:
+    h = sandbox
+    await start_campaign(h)
+    h.state.inject("kf/send_msg", Errcode.INVALID_MEDIA_ID, times=2)
+    reply = await ask(h, "wmNeverValid", "邀请好友")
+    assert POSTER_URL.search(reply), reply
+    msg, tries = await sent_outbound(h, await last_reply_key(h, "wmNeverValid"))
+    assert msg.status == OutboundStatus.FAILED and msg.error_code == Errcode.INVALID_MEDIA_ID
+    assert [t.error_code for t in tries] == [Errcode.INVALID_MEDIA_ID] * 2 and h.state.call_count("media/upload") == 2
+
+
+async def test_an_official_account_follower_gets_the_poster_as_a_picture(sandbox: SandboxHarness) -> None:
+    h, rt = sandbox, sandbox.rt
+    await start_campaign(h)
+    h.state.add_follower("oInviter")
+    mp = MpSimulator(rt.settings.mp_token.get(), rt.settings.mp_aes_key.get(), rt.settings.mp_app_id, now=rt.clock.now)
+    async with aiohttp.ClientSession() as session:
+        url = str(h.client.make_url("/callback/mp"))
+        assert await mp.deliver(session, url, mp.text_message("oInviter", "邀请好友", 2001)) == (200, "success")
+    await h.settle()
+    picture, text = [m for m in h.state.mp_custom_sent if m["touser"] == "oInviter"]
+    assert picture["msgtype"] == "image" and text["msgtype"] == "text"
+    media = h.state.media[picture["media_id"]]
+    assert media.api == "mp" and media.content.startswith(PNG_SIGNATURE) and Image.open(io.BytesIO(media.content)).size == (750, 1200)
+    assert "上图是您的专属邀请海报" in text["content"] and h.state.call_count("mp:media/upload") == 1

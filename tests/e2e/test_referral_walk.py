@@ -1,6 +1,6 @@
 """Joining a referral campaign, the whole walk in headless Chromium against the real app on a real port (sandbox
 mode, jobs in-process): a marketer creates a campaign picking a salesperson (and, for a group campaign, a customer
-group) from lists; in the sandbox chat page a customer types “邀请好友” and sees their poster; a second sandbox
+group) from lists; in the sandbox chat page a customer types “邀请好友” and gets their poster as a picture; a second sandbox
 customer scans the code's link (the sandbox's 扫码 action: WeCom's add_external_contact callback with the code's
 state); the campaign page's funnel shows the add and the invites table says why it does not count yet; the first
 customer asks “我邀请的朋友算上了吗” and gets their progress. Screenshots at 1280 and 768 px in var/screenshots."""
@@ -95,12 +95,16 @@ async def test_a_customer_joins_by_chat_a_friend_scans_and_the_progress_is_expla
             await chat.goto(base + "/sandbox/", wait_until="domcontentloaded")
             await be_customer(chat, "wmWalkInviter", "老客户小王")
             await customer_says(h, chat, "邀请好友")
-            invitation = chat.locator(".msg.bot", has_text="您的专属邀请海报")
+            invitation = chat.locator(".msg.bot", has_text="上图是您的专属邀请海报")
             await expect(invitation).to_be_visible(timeout=REPLY_TIMEOUT_MS)
             await expect(invitation).to_contain_text("【老带新 · 邀好友得券】")
-            poster = invitation.locator("img.poster")
+            await expect(invitation).not_to_contain_text("/referral/posters/")  # the picture itself, not its link
+            # The poster arrived as a picture message (uploaded as temporary media) right before the text.
+            poster = chat.locator(".msg.bot img.sent-image")
+            await expect(poster).to_have_count(1)
             await expect(poster).to_be_visible()
             assert await poster.evaluate("img => img.decode().then(() => img.naturalWidth)") == 750  # the PNG loaded
+            assert await poster.evaluate("img => img.closest('.msg').nextElementSibling.textContent.includes('上图是')")
             await shoot(chat, "referral-chat-poster")
 
             # A friend scans the code: the link from the invitation, scanned by a new sandbox customer.

@@ -37,6 +37,7 @@ class Invitation:
     poster_url: str
     reward: str  # 邀请 3 位好友即得 满100减10
     text: str  # the chat message (Chinese) with the poster's link
+    text_beside_poster: str  # the chat message sent right after the poster itself (no link to it)
 
 
 def poster_token(state: str) -> str:
@@ -82,12 +83,10 @@ async def invitation(rt: Runtime, campaign_id: int, inviter_customer_id: int) ->
     intro = campaign.poster_text or "邀请好友一起来，好礼等你拿！"
     if len(intro) > INTRO_MAX:  # a 微信客服 text holds 2048 bytes: the poster carries the long text
         intro = intro[:INTRO_MAX] + "…"
-    text = (
-        f"【{campaign.name}】{intro}\n{reward}。\n您的专属邀请海报：{url}\n"
-        f"把海报发给好友，好友长按识别二维码即可。邀请链接：{code.qr_code}\n"
-        f"{rules_text(campaign)}\n发送“邀请了几个人”可随时查看进度。"
-    )
-    return Invitation(campaign, code, url, reward, text)
+    head, tail = f"【{campaign.name}】{intro}\n{reward}。\n", f"{rules_text(campaign)}\n发送“邀请了几个人”可随时查看进度。"
+    text = f"{head}您的专属邀请海报：{url}\n把海报发给好友，好友长按识别二维码即可。邀请链接：{code.qr_code}\n{tail}"
+    beside = f"{head}上图是您的专属邀请海报，把海报发给好友，好友长按识别二维码即可。邀请链接：{code.qr_code}\n{tail}"
+    return Invitation(campaign, code, url, reward, text, beside)
 
 
 def poster_line(found: Invitation) -> str:
