@@ -180,6 +180,26 @@ async def test_create_edit_deactivate_with_price_in_yuan(client: TestClient, cat
     assert "MILK-1" in by_category and "WATER-550" not in by_category
 
 
+async def test_an_empty_new_product_form_shows_every_error_beside_its_field(client: TestClient, catalog: Runtime) -> None:
+    token = await login(client, catalog)
+    empty = await client.post(
+        "/console/products/new",
+        data={"csrf_token": token, "sku": "", "name": "", "unit": "", "price": "", "reorder_point": "x", "aliases": "水"},
+        headers=HTML,
+    )
+    html = await empty.text()
+    assert empty.status == 400
+    errors = {name: field_error(html, name) for name in ("sku", "name", "unit", "price", "reorder_point")}
+    assert "必填" in errors["sku"] and "必填" in errors["name"] and "必填" in errors["unit"], errors
+    assert errors["price"] == "价格必填：按元填写，如 36.00" and "整数" in errors["reorder_point"], errors
+    assert "填的是" not in html and "''" not in html and "(sku)" not in html  # no empty value quoted, no English gloss
+    assert 'value="水"' in html and 'value="x"' in html  # what was typed stays
+    one_bad = await client.post(
+        "/console/products/new", data={"csrf_token": token, "sku": "TEA-1", "name": "绿茶", "unit": "盒", "price": "abc"}
+    )
+    assert one_bad.status == 400 and field_error(await one_bad.text(), "price").endswith("填的是“abc”")
+
+
 async def test_stock_adjustment_needs_a_reason_and_goes_through_the_ledger(client: TestClient, catalog: Runtime) -> None:
     token = await login(client, catalog)
     water = await product_row(catalog, "WATER-550")  # 120 on hand
