@@ -12,6 +12,8 @@ from aiohttp import web
 from playwright.async_api import Page, async_playwright, expect
 
 from scrm.core.runtime import Runtime
+from scrm.crm.customers.services import add_note
+from tests.conftest import make_customer
 from tagging.rules import versions
 from tagging.rules.engine import RULES_FILE
 from tests.e2e.test_campaign_console import free_port
@@ -71,6 +73,8 @@ async def test_pages_fit_desktop_and_tablet(server: str, catalog: Runtime) -> No
     seed = RULES_FILE.read_text(encoding="utf-8")
     await versions.save_rules(catalog, seed, by="console:admin", base_version=0)
     await versions.save_rules(catalog, seed + '\n[[rules]]\ntag = "要发票"\nkeywords = ["发票"]\n', by="console:admin", base_version=1)
+    customer = await make_customer(catalog, "wmLongNote")
+    await add_note(catalog, customer, "sales01", "客户说" + "货到了要先验货再付款，" * 180 + "结尾在这里")
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         try:
@@ -114,6 +118,21 @@ async def test_pages_fit_desktop_and_tablet(server: str, catalog: Runtime) -> No
                 await expect(page.locator("main")).to_contain_text("还没有供应商：先添加供应商")
                 await shoot(page, "purchasing", width)
                 assert await off_screen(page, "main button, main input") == [], width
+
+                await page.goto(server + f"/console/customers/{customer}")  # a long note: its start, the rest behind 展开
+                clamp = page.locator("details.clamp").first
+                await expect(clamp.locator(".more")).to_have_text("展开")
+                await expect(page.get_by_text("结尾在这里").locator("visible=true")).to_have_count(0)  # only the start shows…
+                await shoot(page, "customer-long-note", width)
+                await clamp.locator("summary").click()
+                await expect(clamp.get_by_text("结尾在这里")).to_be_visible()  # …until 展开
+                await expect(clamp.locator(".less")).to_be_visible()
+
+                await page.goto(server + "/console/products/1")
+                save = await page.get_by_role("button", name="保存").bounding_box()
+                toggle = await page.get_by_role("button", name="停用商品").bounding_box()
+                assert save and toggle and toggle["y"] >= save["y"] + save["height"] + 8, (width, save, toggle)  # not touching
+                await shoot(page, "product", width)
 
                 await page.goto(server + "/console/products/new")
                 await page.get_by_role("button", name="新建").click()  # the browser's own required check first

@@ -80,6 +80,11 @@ def test_charts_escape_labels_and_handle_empty_data() -> None:
     assert "暂无数据" in svg(charts.donut_geometry([("a", 0)], title="empty"))
     empty = svg(charts.bar_geometry([], title="none"))
     assert "<rect" in empty or "<line" in empty
+    # a funnel with nothing in it yet: 暂无数据, not an empty plot topped by "0"
+    for nothing in (charts.bar_geometry([("发码", 0), ("加好友", 0)], title="漏斗"), charts.line_geometry([("a", 0)], title="t")):
+        drawn = svg(nothing)
+        assert "暂无数据" in drawn and '">0</text>' not in drawn, drawn
+    assert "暂无数据" not in bar and "暂无数据" not in line
 
 
 def test_first_and_last_date_labels_stay_inside_the_chart() -> None:
