@@ -142,7 +142,7 @@ def load_rules(path: Path) -> RuleSet:
 
 # tomllib's messages (English, "Invalid value (at line 2, column 7)") as staff read them; the longest match wins.
 _TOML_ERRORS_ZH: tuple[tuple[str, str], ...] = (
-    ("Invalid value", "值无效（文字要加英文引号，如 \"报价\"；列表写成 [\"词1\", \"词2\"]）"),
+    ("Invalid value", '值无效（文字要加英文引号，如 "报价"；列表写成 ["词1", "词2"]）'),
     ("Expected '=' after a key", "键后面缺少“=”"),
     ("Expected ']]' at the end", "[[rules]] 缺少结尾的“]]”"),
     ("Expected ']' at the end", "表名缺少结尾的“]”"),

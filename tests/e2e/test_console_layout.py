@@ -13,9 +13,9 @@ from playwright.async_api import Page, async_playwright, expect
 
 from scrm.core.runtime import Runtime
 from scrm.crm.customers.services import add_note
-from tests.conftest import make_customer
 from tagging.rules import versions
 from tagging.rules.engine import RULES_FILE
+from tests.conftest import make_customer
 from tests.e2e.test_campaign_console import free_port
 from tests.e2e.test_sandbox_page import CHROMIUM, CHROMIUM_ARGS, require_chromium
 from tests.scrm.test_staff import console_app
