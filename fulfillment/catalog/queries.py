@@ -35,13 +35,15 @@ class StockRow:
 
 
 def needs_stock(*, active: bool, available: int, backordered: int, reorder_point: int | None) -> bool:
-    """Low stock (低库存): customers are waiting (backordered), or an active product has none available, or it
-    is at or below its reorder point. Out of stock and backordered count whether a reorder point is set or not."""
+    """Low stock (低库存): customers are waiting (backordered), or an active product has none available, or an
+    active product is at or below its reorder point. Out of stock and backordered count whether a reorder point is
+    set or not; a deactivated product (停用) needs stock only while customers wait for it — the dashboard's rule
+    (``fulfillment.reports.queries._low_stock``), so the stock page, product page and alert agree with it."""
     if backordered > 0:
         return True
-    if active and available <= 0:
-        return True
-    return reorder_point is not None and available <= reorder_point
+    if not active:
+        return False
+    return available <= 0 or (reorder_point is not None and available <= reorder_point)
 
 
 async def stock_rows(conn: AsyncConnection, backordered: Mapping[int, int] | None = None) -> list[StockRow]:

@@ -133,21 +133,28 @@ def parse_catalog_table(table: list[tuple[int, list[str]]]) -> tuple[list[Catalo
     return rows, errors
 
 
+def typed(raw: str) -> str:
+    """What was typed, quoted for an error message — an empty value is said to be empty, never quoted as ''."""
+    return f"填的是“{raw}”" if raw.strip() else "没有填写"
+
+
 def _whole(raw: str, column: str, label: str) -> int:
     if not raw.isdecimal() or int(raw) > MAX_QTY:
-        raise ValueError(f"{column}（{label}）必须是 0 到 {MAX_QTY} 的整数，填的是 {raw!r}")
+        raise ValueError(f"{column}（{label}）必须是 0 到 {MAX_QTY} 的整数，{typed(raw)}")
     return int(raw)
 
 
 def parse_price_yuan(raw: str) -> int:
     """A price typed in 元 (``36``, ``36.5``, ``36.00``, ``¥1,234.50``) as fen; ValueError with a Chinese message
     for more than two decimals, a negative amount or anything that is not a number."""
+    if not raw.strip():
+        raise ValueError("价格必填：按元填写，如 36.00")
     try:
         fen = parse_yuan(raw)
     except ValueError:
-        raise ValueError(f"价格必须是最多两位小数的金额（元），如 36.00，填的是 {raw!r}") from None
+        raise ValueError(f"价格必须是最多两位小数的金额（元），如 36.00，{typed(raw)}") from None
     if fen < 0:
-        raise ValueError(f"价格不能是负数，填的是 {raw!r}")
+        raise ValueError(f"价格不能是负数，{typed(raw)}")
     if fen > MAX_PRICE_FEN:
         raise ValueError("价格太大")
     return fen
@@ -166,7 +173,7 @@ def _parse_row(raw: dict[str, str], line: int) -> CatalogRow:
     price: int | None = None
     if price_fen_raw:
         if not price_fen_raw.isdecimal() or int(price_fen_raw) > MAX_PRICE_FEN:
-            raise ValueError(f"price_fen（价格，单位分）必须是 ≥ 0 的整数分，填的是 {price_fen_raw!r}；按元填写请用 price 列")
+            raise ValueError(f"price_fen（价格，单位分）必须是 ≥ 0 的整数分，{typed(price_fen_raw)}；按元填写请用 price 列")
         price = int(price_fen_raw)
     if price_raw:
         yuan = parse_price_yuan(price_raw)
@@ -275,23 +282,33 @@ class ProductFields:
     category: str = ""
     reorder_point: int | None = None
 
-    def checked(self) -> ProductFields:
-        """These fields trimmed, or InvalidInput naming the field (Chinese message)."""
+    def problems(self) -> dict[str, str]:
+        """What is wrong with these fields, each field's first problem by its form name (empty when all is well),
+        so a form can show every mistake of one submission beside its field."""
         name, unit, category = self.name.strip(), self.unit.strip(), self.category.strip()
+        found: dict[str, str] = {}
         if not name or len(name) > 128:
-            raise InvalidInput("名称必填，不超过 128 个字 (name)", field="name")
+            found["name"] = "名称必填，不超过 128 个字 (name)"
         if not unit or len(unit) > 16:
-            raise InvalidInput("单位必填，不超过 16 个字，如 箱/包/瓶 (unit)", field="unit")
+            found["unit"] = "单位必填，不超过 16 个字，如 箱/包/瓶 (unit)"
         if not 0 <= self.price_fen <= MAX_PRICE_FEN:
-            raise InvalidInput("价格不能是负数 (price)", field="price")
+            found["price"] = "价格不能是负数 (price)"
         if len(category) > 64:
-            raise InvalidInput("分类不超过 64 个字 (category)", field="category")
-        aliases = tuple(dict.fromkeys(a.strip() for a in self.aliases if a.strip() and a.strip() != name))
-        if any(len(a) > 64 for a in aliases) or len(aliases) > 50:
-            raise InvalidInput("别名每个不超过 64 个字，最多 50 个 (aliases)", field="aliases")
+            found["category"] = "分类不超过 64 个字 (category)"
+        aliases = [a.strip() for a in self.aliases if a.strip() and a.strip() != name]
+        if any(len(a) > 64 for a in aliases) or len(set(aliases)) > 50:
+            found["aliases"] = "别名每个不超过 64 个字，最多 50 个 (aliases)"
         if self.reorder_point is not None and not 0 <= self.reorder_point <= MAX_QTY:
-            raise InvalidInput(f"补货点必须是 0 到 {MAX_QTY} 的整数 (reorder_point)", field="reorder_point")
-        return ProductFields(name, unit, self.price_fen, aliases, category, self.reorder_point)
+            found["reorder_point"] = f"补货点必须是 0 到 {MAX_QTY} 的整数 (reorder_point)"
+        return found
+
+    def checked(self) -> ProductFields:
+        """These fields trimmed, or InvalidInput naming the (first) field at fault (Chinese message)."""
+        for field_name, message in self.problems().items():
+            raise InvalidInput(message, field=field_name)
+        name = self.name.strip()
+        aliases = tuple(dict.fromkeys(a.strip() for a in self.aliases if a.strip() and a.strip() != name))
+        return ProductFields(name, self.unit.strip(), self.price_fen, aliases, self.category.strip(), self.reorder_point)
 
 
 def check_sku(sku: str) -> str:

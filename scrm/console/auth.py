@@ -217,13 +217,14 @@ def set_flash(request: web.Request, response: web.StreamResponse, kind: str, mes
 
 
 def read_flash(request: web.Request) -> tuple[str, str] | None:
-    """The flash message for this page as ``(kind, text)`` — kind ``ok`` or ``err`` — if a valid one was set."""
+    """The flash message for this page as ``(kind, text)`` — kind ``ok``, ``warn`` (done, but not all of it) or
+    ``err`` — if a valid one was set."""
     raw = request.cookies.get(FLASH_COOKIE)
     if not raw:
         return None
     p = _signer(request.app[SETTINGS], "flash").unsign(raw)
     now = int(request.app[RUNTIME].clock.now().timestamp())
-    if p is None or not isinstance(p.get("exp"), int) or p["exp"] < now or p.get("k") not in ("ok", "err"):
+    if p is None or not isinstance(p.get("exp"), int) or p["exp"] < now or p.get("k") not in ("ok", "warn", "err"):
         return None
     return str(p["k"]), str(p.get("m", ""))
 

@@ -346,7 +346,9 @@ async def campaign_edit(request: web.Request) -> web.Response:
             del changes["reward_template_id"]
         campaign = await referral_services.update_campaign(rt, cid, changes)
     except DomainError as exc:
-        return await _detail_page(request, form, preview, status=400, error=exc.message, picked=ticked)
+        # A bad segment is said once, beside its field: the preview box under it already shows the error and where.
+        shown_by_preview = preview is not None and bool(preview.error) and exc.details.get("field") == "eligible_segment"
+        return await _detail_page(request, form, preview, status=400, error="" if shown_by_preview else exc.message, picked=ticked)
     response = web.Response(status=303, headers={"Location": f"/console/campaigns/{cid}"})
     auth.set_flash(request, response, "ok", f"已保存裂变活动“{campaign.name}”")
     return response

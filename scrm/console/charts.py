@@ -106,6 +106,7 @@ class BarChart:
     bars: tuple[Bar, ...]
     labels: tuple[AxisLabel, ...]
     kind: str = "bar"
+    empty: bool = False  # nothing above zero: the chart reads 暂无数据 instead of an empty plot topped by "0"
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,7 @@ class LineChart:
     dots: tuple[Dot, ...]
     labels: tuple[AxisLabel, ...]
     kind: str = "line"
+    empty: bool = False  # nothing above zero: the chart reads 暂无数据 instead of a flat line topped by "0"
 
 
 @dataclass(frozen=True)
@@ -161,7 +163,8 @@ def bar_geometry(
         bars.append(Bar(_n(x), _n(top + plot_h - bar_h), _n(slot * 0.7), _n(bar_h), label, fmt(value)))
         if (len(points) - 1 - k) % every == 0:  # counted from the end: the latest point is always labelled
             labels.append(_axis_label(left + k * slot + slot / 2, height - 6, label, width))
-    return BarChart(title, width, height, color, _frame(width, height, fmt(peak)), tuple(bars), tuple(labels))
+    frame = _frame(width, height, fmt(peak) if peak > 0 else "")
+    return BarChart(title, width, height, color, frame, tuple(bars), tuple(labels), empty=peak <= 0)
 
 
 def line_geometry(
@@ -183,7 +186,8 @@ def line_geometry(
         if (len(points) - 1 - k) % every == 0:  # counted from the end: the latest point is always labelled
             labels.append(_axis_label(x, height - 6, label, width))
     polyline = " ".join(f"{_n(x)},{_n(y)}" for x, y in coords)
-    return LineChart(title, width, height, color, _frame(width, height, fmt(peak)), polyline, tuple(dots), tuple(labels))
+    frame = _frame(width, height, fmt(peak) if peak > 0 else "")
+    return LineChart(title, width, height, color, frame, polyline, tuple(dots), tuple(labels), empty=peak <= 0)
 
 
 def donut_geometry(slices: Sequence[tuple[str, int]], *, title: str, fmt: Fmt = str, size: int = 200, center: str = "") -> DonutChart:

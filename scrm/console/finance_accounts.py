@@ -11,7 +11,7 @@ from fulfillment.billing import payments, receivables, services, statements
 from fulfillment.billing import web as billing_web
 from fulfillment.billing.domain import PAYMENT_METHODS
 from scrm.console.finance_common import IMPORT_STATUS_ZH, customer_field, customer_names, fen_field, finance_page
-from scrm.console.pages import act, actor, money, read_form, url
+from scrm.console.pages import act, actor, back, money, read_form, url
 from scrm.core.clock import SHANGHAI
 from scrm.core.errors import InvalidInput, NotFound
 from scrm.core.http.keys import RUNTIME
@@ -69,7 +69,7 @@ async def payment_record(request: web.Request) -> web.Response:
 async def import_upload(request: web.Request) -> web.Response:
     post = await request.post()  # already read (and CSRF-checked) by auth.protected
     upload = post.get("file")
-    done: list[int] = []
+    done: list[tuple[int, dict[str, int]]] = []
 
     async def action() -> str:
         if not isinstance(upload, web.FileField):
@@ -81,14 +81,29 @@ async def import_upload(request: web.Request) -> web.Response:
             resolve_customer=billing_web.resolve_customer,
             actor=actor(request),
         )
-        done.append(report.import_id)
-        c = report.counts
-        return f"导入完成：登记 {c['recorded']} 笔，重复 {c['duplicate']}，冲突 {c['conflict']}，错误 {c['error']}"
+        done.append((report.import_id, report.counts))
+        return ""
 
     response = await act(request, "/console/finance/payments", action)
-    if done:  # success: show the report of this import
-        response.headers["Location"] = f"/console/finance/imports/{done[0]}"
+    if done:  # read: show the report of this import (act's flash is replaced by the import's outcome)
+        import_id, counts = done[0]
+        kind, message = import_outcome(counts)
+        response = back(request, f"/console/finance/imports/{import_id}", kind, message)
     return response
+
+
+def import_outcome(c: dict[str, int]) -> tuple[str, str]:
+    """The flash after a statement import: green ``导入完成`` only when every row was recorded or already there;
+    amber (``warn``) when a row failed or conflicted, or when nothing was recorded — the report below says why."""
+    counts = f"登记 {c['recorded']} 笔，重复 {c['duplicate']}，冲突 {c['conflict']}，错误 {c['error']}"
+    problems = c["error"] + c["conflict"]
+    if problems and not c["recorded"]:
+        return "warn", f"没有登记任何款项：{problems} 行有问题，见下方明细（{counts}）"
+    if problems:
+        return "warn", f"部分导入：{problems} 行有问题未登记，见下方明细（{counts}）"
+    if not c["recorded"]:
+        return "warn", f"没有登记任何款项（{counts}）"
+    return "ok", f"导入完成：{counts}"
 
 
 async def import_page(request: web.Request) -> web.Response:

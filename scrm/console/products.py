@@ -27,7 +27,7 @@ from fulfillment.inventory import services as inventory
 from fulfillment.orders import backorders
 from scrm.console import auth, pages
 from scrm.console.auth import Handler
-from scrm.console.pages import actor, back, page_context, path_id, read_form, render, yuan
+from scrm.console.pages import actor, back, page_context, path_id, read_form, render, staff_text, yuan
 from scrm.core.errors import Conflict, DomainError, InvalidInput, NotFound
 from scrm.core.http.keys import RUNTIME
 
@@ -74,28 +74,51 @@ def split_aliases(text: str) -> tuple[str, ...]:
     return tuple(a.strip() for a in text.split("、") if a.strip())
 
 
-def fields_of(form: Mapping[str, str]) -> ProductFields:
-    """The product fields from the form; InvalidInput naming the field (price in 元, reorder point optional)."""
+def fields_of(form: Mapping[str, str], *, new: bool = False) -> ProductFields:
+    """The product fields from the form (price in 元, reorder point optional); when anything is wrong,
+    :class:`ProductFormInvalid` with every field's problem at once (SKU too when ``new``)."""
+    problems: dict[str, str] = {}
+    if new:
+        try:
+            catalog.check_sku(form.get("sku", ""))
+        except InvalidInput as exc:
+            problems["sku"] = exc.message
+    price = 0
     try:
         price = parse_price_yuan(form.get("price", ""))
     except ValueError as exc:
-        raise InvalidInput(str(exc), field="price") from None
+        problems["price"] = str(exc)
     raw = form.get("reorder_point", "").strip()
     if raw and (not raw.isdecimal() or int(raw) > MAX_QTY):
-        raise InvalidInput(f"补货点必须是 0 到 {MAX_QTY} 的整数，留空表示不设 (reorder_point)", field="reorder_point")
-    return ProductFields(
+        problems["reorder_point"] = f"补货点必须是 0 到 {MAX_QTY} 的整数，留空表示不设 (reorder_point)"
+    fields = ProductFields(
         name=form.get("name", ""),
         unit=form.get("unit", ""),
         price_fen=price,
         aliases=split_aliases(form.get("aliases", "")),
         category=form.get("category", ""),
-        reorder_point=int(raw) if raw else None,
+        reorder_point=int(raw) if raw and "reorder_point" not in problems else None,
     )
+    problems = {**problems, **{k: v for k, v in fields.problems().items() if k not in problems}}
+    if problems:
+        raise ProductFormInvalid(problems)
+    return fields
+
+
+class ProductFormInvalid(InvalidInput):
+    """Every problem of one product form submission, by field (the first one is the error's own message)."""
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        first = next(iter(problems))
+        super().__init__(problems[first], field=first)
+        self.problems = problems
 
 
 def _refused(exc: DomainError, values: Mapping[str, str], default_field: str) -> FormState:
+    if isinstance(exc, ProductFormInvalid):
+        return FormState(dict(values), {k: staff_text(v) for k, v in exc.problems.items()})
     name = str(exc.details.get("field") or default_field)
-    return FormState(dict(values), {name: exc.message})
+    return FormState(dict(values), {name: staff_text(exc.message)})
 
 
 # ---- list ---------------------------------------------------------------------------------------------------
@@ -151,7 +174,7 @@ async def product_create(request: web.Request) -> web.Response:
     form = await read_form(request)
     rt = request.app[RUNTIME]
     try:
-        fields = fields_of(form)
+        fields = fields_of(form, new=True)
         async with rt.db.write() as conn:
             created = await catalog.create_product(conn, form.get("sku", ""), fields, rt.clock.now())
     except (InvalidInput, Conflict) as exc:

@@ -23,6 +23,7 @@ from scrm.core.errors import InvalidInput, NotFound
 from scrm.core.http.openapi import ApiModel
 from scrm.core.runtime import Runtime
 from scrm.crm.customers.models import FollowStatus, customer_identities, customers, follows
+from scrm.crm.customers.queries import customer_matches
 from scrm.crm.customers.services import get_customer, identities_of, resolve_customer
 from scrm.crm.groups.models import group_members, groups
 from scrm.crm.staff.models import salespeople
@@ -91,15 +92,10 @@ class DirectoryPage:
     total: int
 
 
-def _like_pattern(text: str) -> str:
-    """A LIKE pattern matching ``text`` literally anywhere (``%``, ``_`` and the escape character escaped)."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def directory_filter(q: str, expression: str, now: dt.datetime) -> Any:
-    """The WHERE clause over ``customers``: not merged away; ``q`` matches a name (substring) or an identity
-    (exact external_userid / openid / unionid) or ``#id``; ``expression`` is the segment language (parse errors
+    """The WHERE clause over ``customers``: not merged away; ``q`` matches as the customer picker's search does
+    (:func:`scrm.crm.customers.queries.customer_matches`: name, remark, a phone in a custom field, identity,
+    ``#id``); ``expression`` is the segment language (parse errors
     raise ``SegmentSyntaxError`` with the column). Everything is a bound parameter."""
     q = q.strip()
     expression = expression.strip()
@@ -110,12 +106,7 @@ def directory_filter(q: str, expression: str, now: dt.datetime) -> Any:
     c = customers.c
     conditions: list[Any] = [c.merged_into.is_(None)]
     if q:
-        by_identity = sa.select(customer_identities.c.customer_id).where(customer_identities.c.value == q)
-        options = [c.name.like(_like_pattern(q), escape="\\"), c.id.in_(by_identity)]
-        number = q.removeprefix("#")
-        if number.isdecimal() and len(number) < 19:
-            options.append(c.id == int(number))
-        conditions.append(sa.or_(*options))
+        conditions.append(customer_matches(q))
     if expression:
         conditions.append(compile_condition(parse(expression), now))
     return sa.and_(*conditions)

@@ -140,6 +140,45 @@ def load_rules(path: Path) -> RuleSet:
     return parse_rules(text)
 
 
+# tomllib's messages (English, "Invalid value (at line 2, column 7)") as staff read them; the longest match wins.
+_TOML_ERRORS_ZH: tuple[tuple[str, str], ...] = (
+    ("Invalid value", '值无效（文字要加英文引号，如 "报价"；列表写成 ["词1", "词2"]）'),
+    ("Expected '=' after a key", "键后面缺少“=”"),
+    ("Expected ']]' at the end", "[[rules]] 缺少结尾的“]]”"),
+    ("Expected ']' at the end", "表名缺少结尾的“]”"),
+    ("Invalid statement", "这一行不是“键 = 值”、表名或注释"),
+    ("Invalid initial character for a key", "键名有不允许的字符（含中文的键名要加英文引号）"),
+    ("Unclosed array", "列表缺少结尾的“]”"),
+    ("Unclosed inline table", "内联表缺少结尾的“}”"),
+    ("Unterminated string", "字符串缺少结尾的引号"),
+    ("Cannot declare", "同一个表声明了两次"),
+    ("Cannot overwrite a value", "同一个键写了两次"),
+    ("Duplicate inline table key", "同一个键写了两次"),
+    ("Cannot redefine namespace", "同一个表声明了两次"),
+    ("Cannot mutate immutable namespace", "不能给已写成内联表或列表的项再加键"),
+    ("Illegal character '\\n'", "字符串缺少结尾的引号（引号要在同一行内闭合）"),
+    ("Illegal character", "有不允许的字符"),
+    ("Found invalid character", "有不允许的字符"),
+    ("Unescaped", "字符串里的“\\”要写成“\\\\”，正则请用单引号 '…'"),
+    ("Invalid date", "日期或时间无效"),
+)
+_TOML_WHERE = re.compile(r"\(at line (\d+), column (\d+)\)|\(at end of document\)")
+
+
+def toml_error_zh(exc: tomllib.TOMLDecodeError) -> str:
+    """A TOML syntax error in Chinese with its line and column (``TOML 语法错误：第 2 行第 7 列：值无效……``)."""
+    text = str(exc)
+    where = _TOML_WHERE.search(text)
+    if where is None:
+        place = ""
+    elif where.group(1):
+        place = f"第 {where.group(1)} 行第 {where.group(2)} 列："
+    else:
+        place = "文件末尾："
+    reason = next((zh for en, zh in _TOML_ERRORS_ZH if text.startswith(en)), "格式不正确")
+    return f"TOML 语法错误：{place}{reason}"
+
+
 def parse_rules(text: str) -> RuleSet:
     """Validate the text of a rules file; every rule is checked, and all problems are raised together."""
     if len(text.encode("utf-8")) > MAX_FILE_BYTES:
@@ -147,7 +186,7 @@ def parse_rules(text: str) -> RuleSet:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise RulesFileError([Problem("", "", f"TOML 语法错误 (syntax error): {exc}")]) from None
+        raise RulesFileError([Problem("", "", toml_error_zh(exc))]) from None
     problems: list[Problem] = []
     for key in sorted(set(data) - {"defaults", "rules"}):
         problems.append(Problem("", key, "未知的顶层配置项，只允许 [defaults] 与 [[rules]] (unknown top-level key)"))

@@ -30,7 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from scrm.core.db import insert_ignore
 from scrm.core.errors import Conflict, NotFound
 from scrm.core.runtime import Runtime
-from tagging.rules.domain import RuleSet, load_rules, parse_rules
+from tagging.rules.domain import RuleSet, RulesFileError, load_rules, parse_rules
+from tagging.rules.form import forms_of, to_toml
 from tagging.rules.models import tag_rule_versions
 
 MAX_DIFF_LINES = 2000
@@ -119,14 +120,35 @@ def text_diff(before: str, after: str, *, before_name: str = "", after_name: str
     return lines[:MAX_DIFF_LINES]
 
 
+def _as_form_writes(text: str) -> str | None:
+    """The rules of ``text`` as the console form writes them (every value explicit, no ``[defaults]``, no comments),
+    or None when it does not parse."""
+    try:
+        return to_toml(forms_of(parse_rules(text)), header="# rules")[0]
+    except RulesFileError:
+        return None
+
+
+def rules_diff(before: str, after: str, *, before_name: str = "", after_name: str = "") -> list[str]:
+    """What changed between two rule texts. The form writes every value explicit and keeps only the leading comments,
+    so a text diff of a form save after an import shows the ``[defaults]`` block and the comments as removed when one
+    keyword changed: the rules are compared as the form writes them, showing only the rules that really changed. A
+    change only the text shows (comments, layout) — or a text that does not parse — falls back to the text diff."""
+    canonical_before, canonical_after = _as_form_writes(before), _as_form_writes(after)
+    if before and canonical_before is not None and canonical_after is not None:
+        if lines := text_diff(canonical_before, canonical_after, before_name=before_name, after_name=after_name):
+            return lines
+    return text_diff(before, after, before_name=before_name, after_name=after_name)
+
+
 async def version_diff(conn: AsyncConnection, version: int) -> tuple[RuleVersionText, list[str]]:
-    """A version and its diff against the version before it (against nothing for the first)."""
+    """A version and its diff against the version before it (against nothing for the first): :func:`rules_diff`."""
     found = await get_version(conn, version)
     if found is None:
         raise NotFound(f"没有版本 {version} (no such rules version)")
     previous = await get_version(conn, version - 1) if version > 1 else None
     before = previous.text if previous is not None else ""
-    return found, text_diff(before, found.text, before_name=f"版本 {version - 1}" if previous else "（空）", after_name=f"版本 {version}")
+    return found, rules_diff(before, found.text, before_name=f"版本 {version - 1}" if previous else "（空）", after_name=f"版本 {version}")
 
 
 # ---- writing --------------------------------------------------------------------------------------------------

@@ -93,6 +93,13 @@ async def test_search_by_name_identity_and_id_with_wildcards_literal(client: Tes
         assert listed_ids(page) == [ids["percent"]], q
     page = await (await client.get("/console/customers", params={"q": "' OR 1=1 --"}, headers=HTML)).text()
     assert listed_ids(page) == [] and "没有符合条件的客户" in page
+    # one search for the directory and the customer picker: a phone kept in a custom field finds the customer in both
+    async with catalog.db.write() as conn:
+        await conn.execute(customers.update().where(customers.c.id == ids["percent"]).values(custom_fields={"电话": "13912345678"}))
+    page = await (await client.get("/console/customers", params={"q": "912345"}, headers=HTML)).text()
+    assert listed_ids(page) == [ids["percent"]]
+    picked = await (await client.get("/console/customers/pick", params={"q": "912345"})).json()
+    assert [c["id"] for c in picked["items"]] == [ids["percent"]], picked
     # the row tells who follows the customer, the tags and the order aggregates
     row = await (await client.get("/console/customers", params={"q": "张三"}, headers=HTML)).text()
     assert "王销售" in row and "意向-高" in row and "wmZhang" in row

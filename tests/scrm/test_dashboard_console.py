@@ -80,6 +80,11 @@ def test_charts_escape_labels_and_handle_empty_data() -> None:
     assert "暂无数据" in svg(charts.donut_geometry([("a", 0)], title="empty"))
     empty = svg(charts.bar_geometry([], title="none"))
     assert "<rect" in empty or "<line" in empty
+    # a funnel with nothing in it yet: 暂无数据, not an empty plot topped by "0"
+    for nothing in (charts.bar_geometry([("发码", 0), ("加好友", 0)], title="漏斗"), charts.line_geometry([("a", 0)], title="t")):
+        drawn = svg(nothing)
+        assert "暂无数据" in drawn and '">0</text>' not in drawn, drawn
+    assert "暂无数据" not in bar and "暂无数据" not in line
 
 
 def test_first_and_last_date_labels_stay_inside_the_chart() -> None:
@@ -197,3 +202,20 @@ async def test_purchasing_pages_from_supplier_to_receipt(client: TestClient, cat
     _, note = await post(client, "/console/purchasing/PO100002/place", csrf)
     assert note is not None and note[0] == "err" and "停用" in note[1]
     assert (await (await client.get("/console/purchasing/PO999999", headers=HTML)).text()).count("没有找到采购单") >= 1
+
+
+async def test_purchasing_without_suppliers_says_add_one_and_unknown_costs_show_a_dash(client: TestClient, catalog: Runtime) -> None:
+    """No supplier yet: no dead 请选择 dropdown whose submit silently does nothing, but a link to add one; a
+    suggestion never bought before has no reference cost (—, not ¥0.00); cost fields hint 如：36.50."""
+    await login(client, catalog)
+    async with catalog.db.write() as conn:
+        await conn.execute(products.update().where(products.c.sku == "WATER-550").values(reorder_point=500))
+    page = await (await client.get("/console/purchasing", headers=HTML)).text()
+    suggestions = page.split("<h2>补货建议</h2>")[1].split("<h2>采购单</h2>")[0]
+    assert "WATER-550" in suggestions and "¥0.00" not in suggestions and '<td class="num">—</td>' in suggestions
+    assert "还没有供应商" in suggestions and 'href="/console/suppliers">先添加供应商</a>' in suggestions
+    assert 'name="supplier_id"' not in page and '<button type="submit" class="primary" disabled>生成采购单草稿</button>' in page
+    assert '<button type="submit" class="primary" disabled>创建草稿</button>' in page and 'placeholder="如：36.50"' in page
+    await ps.create_supplier(catalog, name="华东饮料批发")
+    page = await (await client.get("/console/purchasing", headers=HTML)).text()
+    assert "还没有供应商" not in page and "华东饮料批发</option>" in page and " disabled>" not in page

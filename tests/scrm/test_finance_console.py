@@ -49,7 +49,7 @@ async def login(client: TestClient, rt: Runtime) -> str:
 
 
 def flash(text: str) -> tuple[str, str] | None:
-    m = re.search(r'<div class="flash flash-(ok|err)" role="status">(.*?)</div>', text)
+    m = re.search(r'<div class="flash flash-(ok|warn|err)" role="status">(.*?)</div>', text)
     return (m.group(1), html.unescape(m.group(2))) if m else None
 
 
@@ -150,13 +150,20 @@ async def test_record_payment_and_upload_statement(client: TestClient, catalog: 
     statement.add_field("file", body.encode(), filename="nov-1.csv", content_type="text/csv")
     path, text, msg = await post(client, "/console/finance/imports", statement)
     assert re.fullmatch(r"/console/finance/imports/\d+", path), path
-    assert msg == ("ok", "导入完成：登记 1 笔，重复 0，冲突 0，错误 1")
+    # a row failed: amber, not a green 导入完成
+    assert msg == ("warn", "部分导入：1 行有问题未登记，见下方明细（登记 1 笔，重复 0，冲突 0，错误 1）")
     assert "&lt;b&gt;X1&lt;/b&gt;" in text and "<b>X1" not in text and "nov-1.csv" in text and "大于 0" in text
     again = aiohttp.FormData()
     again.add_field("csrf_token", token)
     again.add_field("file", body.encode(), filename="nov.csv", content_type="text/csv")
     _, text, msg = await post(client, "/console/finance/imports", again)
-    assert msg == ("ok", "导入完成：登记 0 笔，重复 1，冲突 0，错误 1") and "之前已导入过" in text
+    assert msg == ("warn", "没有登记任何款项：1 行有问题，见下方明细（登记 0 笔，重复 1，冲突 0，错误 1）") and "之前已导入过" in text
+    clean = aiohttp.FormData()
+    clean.add_field("csrf_token", token)
+    clean_csv = b"date,reference,amount,customer,memo\n2026-11-23,X3,5.00,wmFinPay,\n"
+    clean.add_field("file", clean_csv, filename="nov-2.csv", content_type="text/csv")
+    _, _, msg = await post(client, "/console/finance/imports", clean)
+    assert msg == ("ok", "导入完成：登记 1 笔，重复 0，冲突 0，错误 0")
     gbk = aiohttp.FormData()
     gbk.add_field("csrf_token", token)
     gbk.add_field("file", "date,reference,amount\n2026-11-22,G1,1,付款".encode("gbk"), filename="gbk.csv", content_type="text/csv")

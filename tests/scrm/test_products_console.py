@@ -180,6 +180,26 @@ async def test_create_edit_deactivate_with_price_in_yuan(client: TestClient, cat
     assert "MILK-1" in by_category and "WATER-550" not in by_category
 
 
+async def test_an_empty_new_product_form_shows_every_error_beside_its_field(client: TestClient, catalog: Runtime) -> None:
+    token = await login(client, catalog)
+    empty = await client.post(
+        "/console/products/new",
+        data={"csrf_token": token, "sku": "", "name": "", "unit": "", "price": "", "reorder_point": "x", "aliases": "水"},
+        headers=HTML,
+    )
+    html = await empty.text()
+    assert empty.status == 400
+    errors = {name: field_error(html, name) for name in ("sku", "name", "unit", "price", "reorder_point")}
+    assert "必填" in errors["sku"] and "必填" in errors["name"] and "必填" in errors["unit"], errors
+    assert errors["price"] == "价格必填：按元填写，如 36.00" and "整数" in errors["reorder_point"], errors
+    assert "填的是" not in html and "''" not in html and "(sku)" not in html  # no empty value quoted, no English gloss
+    assert 'value="水"' in html and 'value="x"' in html  # what was typed stays
+    one_bad = await client.post(
+        "/console/products/new", data={"csrf_token": token, "sku": "TEA-1", "name": "绿茶", "unit": "盒", "price": "abc"}
+    )
+    assert one_bad.status == 400 and field_error(await one_bad.text(), "price").endswith("填的是“abc”")
+
+
 async def test_stock_adjustment_needs_a_reason_and_goes_through_the_ledger(client: TestClient, catalog: Runtime) -> None:
     token = await login(client, catalog)
     water = await product_row(catalog, "WATER-550")  # 120 on hand
@@ -302,3 +322,23 @@ async def test_selling_the_last_unit_alerts_once_without_a_reorder_point(catalog
     # the staff alert's text when no reorder point is set (bots.notices.orders.on_stock_low picks it)
     text = notices.render("stock_out", name="花生油 5L", sku="OIL-5L", unit="桶", available=0, backordered=0)
     assert text.startswith("【缺货预警】花生油 5L（OIL-5L）可用库存 0桶")
+
+
+async def test_a_deactivated_product_below_its_reorder_point_is_not_low_anywhere(client: TestClient, catalog: Runtime) -> None:
+    """One rule (catalog.queries.needs_stock) on the stock page, the product page and the dashboard: a product taken
+    off sale (停用) with no customer waiting for it does not ask for stock, even at or below its reorder point."""
+    token = await login(client, catalog)
+    water = await product_row(catalog, "WATER-550")  # 120 on hand
+    async with catalog.db.write() as conn:
+        await conn.execute(products.update().where(products.c.id == water.id).values(reorder_point=500))
+    stock_page = await (await client.get("/console/stock", headers=HTML)).text()
+    assert '<tr class="low"><td>WATER-550</td>' in stock_page  # in sale and below the point: low
+    off = await client.post(f"/console/products/{water.id}/active", data={"csrf_token": token, "active": "0"}, allow_redirects=False)
+    assert off.status == 303
+    stock_page = await (await client.get("/console/stock", headers=HTML)).text()
+    row = stock_page.split("<td>WATER-550</td>")[1].split("</tr>")[0]
+    assert '<tr class="inactive"><td>WATER-550</td>' in stock_page and "低库存" not in row and "缺货" not in row
+    detail = await (await client.get(f"/console/products/{water.id}", headers=HTML)).text()
+    assert "请补货" not in detail
+    board = await business_dashboard(catalog)
+    assert "WATER-550" not in {r.sku for r in board.low_stock}

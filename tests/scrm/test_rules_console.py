@@ -219,6 +219,22 @@ async def test_try_a_message_says_which_rules_fire_and_why(client: TestClient, r
     assert [v.version for v in await stored(rt)] == [1]
 
 
+async def test_one_keyword_edited_in_the_form_diffs_as_that_one_line(client: TestClient, rt: Runtime) -> None:
+    """Version 1 is the commented seed with a [defaults] block; the form writes every value explicit. The diff of a
+    one-keyword edit shows that edit, not the [defaults] block and the comments as removed."""
+    token, page = await login(client, rt)
+    data = rules_form(page) | {"csrf_token": token}
+    i = rule_index(data, "意向-高")
+    data[f"r{i}.keywords"] += "、团购价"
+    resp = await client.post("/console/rules", data=data, headers=HTML)
+    assert flash(await resp.text())[0] == "ok"  # type: ignore[index]
+    diff_page = await (await client.get("/console/rules/versions/2", headers=HTML)).text()
+    changed = re.findall(r'<span class="(add|del)">(.*?)</span>', html.unescape(diff_page))
+    assert [kind for kind, _ in changed] == ["del", "add"], changed
+    assert changed[1][1] == changed[0][1].replace("-keywords", "+keywords").replace('"什么价"]', '"什么价", "团购价"]'), changed
+    assert "[defaults]" not in diff_page and "字段说明" not in diff_page.split('<pre class="diff">')[1].split("</pre>")[0]
+
+
 async def test_versions_show_their_diff_and_roll_back_as_a_new_version(client: TestClient, rt: Runtime) -> None:
     token, _ = await login(client, rt)
     await versions.save_rules(rt, SEED + '\n[[rules]]\ntag = "要发票"\nkeywords = ["发票"]\n', by="console:marketer1", base_version=1)

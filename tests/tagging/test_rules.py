@@ -109,7 +109,11 @@ def test_duplicates_syntax_and_top_level_errors() -> None:
     found = problems('[[rules]]\nid = "a"\ntag = "投诉"\nkeywords = ["坏了"]\n[[rules]]\nid = "b"\ntag = "投诉"\nkeywords = ["漏"]\n')
     assert found[0][:2] == ("投诉", "tag") and "每个标签只能有一条规则" in found[0][2]
     syntax = problems('[[rules]]\ntag = "投诉\nkeywords = []\n')
-    assert len(syntax) == 1 and syntax[0][:2] == ("", "") and "TOML 语法错误" in syntax[0][2] and "line 2" in syntax[0][2]
+    unclosed = "TOML 语法错误：第 2 行第 10 列：字符串缺少结尾的引号（引号要在同一行内闭合）"
+    assert len(syntax) == 1 and syntax[0][:2] == ("", "") and syntax[0][2] == unclosed
+    bare_word = problems("[defaults]\nweight = abc\n")
+    unquoted = 'TOML 语法错误：第 2 行第 10 列：值无效（文字要加英文引号，如 "报价"；列表写成 ["词1", "词2"]）'
+    assert bare_word == [("", "", unquoted)]
     assert problems('rule = 1\n[[rules]]\ntag = "a"\nkeywords = ["b"]\n')[0][:2] == ("", "rule")
     assert problems("[defaults]\nthreshhold = 2\n")[0][:2] == ("", "defaults.threshhold")
     assert "表数组" in problems('rules = "x"\n')[0][2]

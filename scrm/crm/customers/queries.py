@@ -61,13 +61,10 @@ def _contains(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-async def pick_customers(conn: AsyncConnection, q: str, *, limit: int = PICK_LIMIT) -> list[CustomerChoice]:
-    """Customers (not merged away) whose name, a salesperson's remark or a custom field (a phone number typed
-    there) contains ``q``, or whose identity (external_userid / openid / unionid) or ``#id`` is ``q`` — most
-    recently seen first. Everything is a bound parameter."""
-    q = q.strip()[:MAX_PICK_QUERY]
-    if not q:
-        return []
+def customer_matches(q: str) -> sa.ColumnElement[bool]:
+    """The one customer search (the 客户 directory and the customer picker both use it): the name, a salesperson's
+    remark or a custom field (a phone number typed there, 3+ digits) contains ``q``, or an identity
+    (external_userid / openid / unionid) or ``#id`` is ``q``. ``q`` is stripped and non-empty; bound parameters."""
     c = customers.c
     pattern = _contains(q)
     by_remark = sa.select(follows.c.customer_id).where(follows.c.remark.like(pattern, escape="\\"))
@@ -78,10 +75,20 @@ async def pick_customers(conn: AsyncConnection, q: str, *, limit: int = PICK_LIM
         options.append(c.id == int(number))
     if len(number) >= 3 and number.isdecimal():  # a phone number (or part of one) kept in a custom field
         options.append(sa.cast(c.custom_fields, sa.Text).like(pattern, escape="\\"))
+    return sa.or_(*options)
+
+
+async def pick_customers(conn: AsyncConnection, q: str, *, limit: int = PICK_LIMIT) -> list[CustomerChoice]:
+    """Customers (not merged away) matching ``q`` (:func:`customer_matches`: name, remark, a phone in a custom
+    field, identity, ``#id``) — most recently seen first. Everything is a bound parameter."""
+    q = q.strip()[:MAX_PICK_QUERY]
+    if not q:
+        return []
+    c = customers.c
     found = (
         await conn.execute(
             sa.select(c.id, c.name)
-            .where(c.merged_into.is_(None), sa.or_(*options))
+            .where(c.merged_into.is_(None), customer_matches(q))
             .order_by(c.last_seen_at.desc(), c.id.desc())
             .limit(limit)
         )
