@@ -140,7 +140,11 @@ def test_cli_imports_gbk_csv_with_yuan_prices_and_exports_xlsx(tmp_path: Path) -
     assert f"{csv_file}:3: 价格必须是最多两位小数的金额" in imported.stderr
     xlsx_file = tmp_path / "out.xlsx"
     assert run("catalog", "export", str(xlsx_file)).returncode == 0
-    table = list(load_workbook(xlsx_file, read_only=True).worksheets[0].iter_rows(values_only=True))
+    book = load_workbook(xlsx_file, read_only=True)  # read-only keeps the file open until closed
+    try:
+        table = list(book.worksheets[0].iter_rows(values_only=True))
+    finally:
+        book.close()
     assert table[0][:6] == ("sku", "name", "aliases", "unit", "price", "price_fen")
     assert table[1][:7] == ("W1", "矿泉水", "农夫山泉|水", "箱", "36.00", 3600, 10)
     again = run("catalog", "import", str(xlsx_file))

@@ -285,6 +285,7 @@ async def test_import_is_all_or_nothing_and_reads_gbk_and_xlsx(client: TestClien
     assert exported.status == 200 and "spreadsheetml" in exported.headers["Content-Type"]
     book = load_workbook(io.BytesIO(await exported.read()), read_only=True)
     table = list(book.worksheets[0].iter_rows(values_only=True))
+    book.close()
     assert table[0][:6] == ("sku", "name", "aliases", "unit", "price", "price_fen")
     assert ("TEA-1", "绿茶 500ml×15", "绿茶", "箱", "48.50", 4850, 40, 5, "饮料") in table
     rows, errors, _ = read_catalog_file("back.xlsx", await exported.read())  # reads back as an import
