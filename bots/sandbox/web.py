@@ -7,10 +7,12 @@ Only in sandbox mode (the control routes are unauthenticated by design: nothing 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import AsyncIterator
 
 import sqlalchemy as sa
 from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
 
 from bots.outbound.models import kf_windows
 from bots.sandbox.emulator import create_emulator_app
@@ -18,6 +20,8 @@ from bots.sandbox.simulator import CallbackSimulator, kf_callback_hook, wecom_ev
 from bots.sandbox.state import SandboxState
 from scrm.core.http.keys import RUNTIME, SETTINGS
 from scrm.core.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 SANDBOX_STATE = web.AppKey("sandbox", SandboxState)
 
@@ -48,7 +52,10 @@ def setup(app: web.Application) -> SandboxState:
     app[SANDBOX_STATE] = state
 
     async def remember_kf_windows(app: web.Application) -> AsyncIterator[None]:
-        await restore_kf_windows(state, app[RUNTIME])  # after the runtime's context: its database is open
+        try:
+            await restore_kf_windows(state, app[RUNTIME])  # after the runtime's context: its database is open
+        except (OSError, SQLAlchemyError) as exc:  # the database is down: start anyway (callbacks answer 503 until it is back)
+            log.warning("sandbox: 微信客服 windows not restored (database unavailable)", extra={"error": str(exc)})
         yield
 
     app.cleanup_ctx.append(remember_kf_windows)
