@@ -230,7 +230,7 @@ async def campaign_create(request: web.Request) -> web.Response:
         if data["kind"] == "group":
             data["chat_ids"] = list(picked["chat_ids"])
         elif not data["userids"]:
-            raise InvalidInput("请至少选择一位承接成员 (pick at least one salesperson)", field="userids")
+            raise InvalidInput("请至少选择一位承接成员", field="userids")
         campaign = await referral_services.create_campaign(request.app[RUNTIME], data)
         created.append(campaign.id)
         return f"已创建裂变活动“{campaign.name}”（{CAMPAIGN_STATUS_ZH.get(campaign.status, campaign.status)}）"
@@ -341,7 +341,7 @@ async def campaign_edit(request: web.Request) -> web.Response:
             key = "chat_ids" if current.kind == "group" else "userids"
             changes[key] = list(ticked[key])
         if changes["reward_template_id"] is None and current.reward_tag_id is None:
-            raise InvalidInput("请选择奖励优惠券 (reward_template_id)", field="reward_template_id")
+            raise InvalidInput("请选择奖励优惠券", field="reward_template_id")
         if changes["reward_template_id"] is None:
             del changes["reward_template_id"]
         campaign = await referral_services.update_campaign(rt, cid, changes)

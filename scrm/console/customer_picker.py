@@ -36,7 +36,7 @@ async def pick(request: web.Request) -> web.Response:
     """Up to 10 matches for ``q`` as JSON (an over-long query is a 400 with a Chinese message)."""
     q = request.query.get("q", "").strip()
     if len(q) > customer_queries.MAX_PICK_QUERY:
-        raise InvalidInput(f"搜索词最多 {customer_queries.MAX_PICK_QUERY} 个字 (query too long)", field="q")
+        raise InvalidInput(f"搜索词最多 {customer_queries.MAX_PICK_QUERY} 个字", field="q")
     async with request.app[RUNTIME].db.read() as conn:
         found = await customer_queries.pick_customers(conn, q)
     return web.json_response({"items": [{"id": c.id, "name": c.name, "label": c.label, "value": c.value} for c in found]})

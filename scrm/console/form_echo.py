@@ -37,7 +37,7 @@ class FormEcho:
     """A refused submission: the form (its action path), its values, the field at fault and why."""
 
     action: str
-    values: Mapping[str, str] = field(default_factory=dict)
+    values: Mapping[str, str | list[str]] = field(default_factory=dict)  # a list: several ticked boxes of one name
     field: str = ""
     message: str = ""
 
@@ -49,17 +49,28 @@ class FormEcho:
     def from_payload(cls, data: object, message: str) -> FormEcho | None:
         if not isinstance(data, dict) or not isinstance(data.get("a"), str) or not isinstance(data.get("v"), dict):
             return None
-        values = {str(k): str(v) for k, v in data["v"].items() if isinstance(v, str)}
+        values: dict[str, str | list[str]] = {}
+        for k, v in data["v"].items():
+            if isinstance(v, str):
+                values[str(k)] = v
+            elif isinstance(v, list) and all(isinstance(x, str) for x in v):
+                values[str(k)] = [str(x) for x in v]
         return cls(data["a"], values, str(data.get("f") or ""), message)
 
 
-def kept_values(form: Mapping[str, str]) -> dict[str, str]:
+def kept_values(form: Mapping[str, str | list[str]]) -> dict[str, str | list[str]]:
     """The values worth refilling: no token or password, and — when they would not fit the cookie — without the
-    longest ones (a long text is better retyped than a cookie the browser drops)."""
+    longest ones (a long text is better retyped than a cookie the browser drops). A name posted several times
+    (ticked checkboxes) keeps all its values as a list."""
     values = {k: v for k, v in form.items() if k not in NEVER_KEPT}
     while values and len(json.dumps(values, ensure_ascii=False).encode()) > MAX_JSON_BYTES:
-        del values[max(values, key=lambda k: len(values[k]))]
+        del values[max(values, key=lambda k: len(json.dumps(values[k], ensure_ascii=False)))]
     return values
+
+
+def _one(value: str | list[str] | None) -> str | None:
+    """A single-valued field's value (the last one when it was posted several times, as a plain form read does)."""
+    return value[-1] if isinstance(value, list) else value
 
 
 def _attr(tag: str, name: str) -> str | None:
@@ -98,17 +109,18 @@ def _refill_form(form: str, echo: FormEcho) -> str:
         if kind in ("checkbox", "radio"):
             own = _attr(tag, "value") or "on"
             tag = _without(tag, "checked")
-            if values.get(name) == own:
+            posted = values.get(name)
+            if own in (posted if isinstance(posted, list) else [posted]):
                 tag = _add(tag, "checked")
         elif name in values:
-            tag = _add(_without(tag, "value"), f'value="{html.escape(values[name], quote=True)}"')
+            tag = _add(_without(tag, "value"), f'value="{html.escape(_one(values[name]) or "", quote=True)}"')
         return _mark(tag, echo) + _note(echo) if name == echo.field else tag
 
     def one_textarea(m: re.Match[str]) -> str:
         open_tag, body, close = m.groups()
         name = _attr(open_tag, "name")
         if name in values:
-            body = html.escape(values[name], quote=False)
+            body = html.escape(_one(values[name]) or "", quote=False)
         if name and name == echo.field:
             return _mark(open_tag, echo) + body + close + _note(echo)
         return open_tag + body + close
@@ -117,7 +129,7 @@ def _refill_form(form: str, echo: FormEcho) -> str:
         open_tag, body, close = m.groups()
         name = _attr(open_tag, "name")
         if name in values:
-            chosen = values[name]
+            chosen = _one(values[name])
 
             def option(o: re.Match[str]) -> str:
                 tag = _without(o.group(0), "selected")

@@ -274,7 +274,12 @@ def staff_text(message: str) -> str:
 async def refused(request: web.Request, back_to: str, exc: DomainError) -> web.Response:
     """Back to the form's page with the error: the submitted values come back and the field the error names
     (``exc.details["field"]``) is marked with the message beside it."""
-    form = await read_form(request) if request.method == "POST" else {}
+    posted = await request.post() if request.method == "POST" else None
+    form: dict[str, str | list[str]] = {}
+    for name in posted.keys() if posted is not None else ():
+        texts = [v for v in posted.getall(name) if isinstance(v, str)]  # file parts left out
+        if texts:
+            form[name] = texts[0] if len(texts) == 1 else texts
     field = str(exc.details.get("field") or "")
     if field not in form and field.removesuffix("_fen") in form:  # the service's threshold_fen is the form's threshold
         field = field.removesuffix("_fen")

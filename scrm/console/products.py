@@ -90,7 +90,7 @@ def fields_of(form: Mapping[str, str], *, new: bool = False) -> ProductFields:
         problems["price"] = str(exc)
     raw = form.get("reorder_point", "").strip()
     if raw and (not raw.isdecimal() or int(raw) > MAX_QTY):
-        problems["reorder_point"] = f"补货点必须是 0 到 {MAX_QTY} 的整数，留空表示不设 (reorder_point)"
+        problems["reorder_point"] = f"补货点必须是 0 到 {MAX_QTY} 的整数，留空表示不设"
     fields = ProductFields(
         name=form.get("name", ""),
         unit=form.get("unit", ""),

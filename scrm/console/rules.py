@@ -286,11 +286,11 @@ async def rules_try(request: web.Request) -> web.Response:
     form = await read_form(request)
     sample = form.get("sample", "")
     if len(sample) > SAMPLE_MAX:
-        raise InvalidInput(f"示例消息最多 {SAMPLE_MAX} 个字 (sample too long)", field="sample")
+        raise InvalidInput(f"示例消息最多 {SAMPLE_MAX} 个字", field="sample")
     _forms, checked = await _typed(request, form)
     if not checked.ok:
         detail = [{"rule": p.rule, "field": p.field, "message": p.message} for p in checked.problems]
-        raise InvalidInput(f"规则有 {len(detail)} 个问题，先改正再试 (rules do not validate)", problems=detail)
+        raise InvalidInput(f"规则有 {len(detail)} 个问题，先改正再试", problems=detail)
     rt = request.app[RUNTIME]
     tagger = await tagger_cache(rt).get(rt)
     rules: RuleSet = parse_rules(checked.text)
@@ -317,7 +317,7 @@ async def version_view(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     try:
         if not raw.isdecimal() or len(raw) > 9:
-            raise NotFound("没有这个版本 (no such rules version)")
+            raise NotFound("没有这个版本")
         async with rt.db.read() as conn:
             found, diff = await versions.version_diff(conn, int(raw))
             number = await versions.current_number(conn)
@@ -333,7 +333,7 @@ async def version_roll_back(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     try:
         if not raw.isdecimal() or len(raw) > 9:
-            raise NotFound("没有这个版本 (no such rules version)")
+            raise NotFound("没有这个版本")
         made = await versions.roll_back(rt, int(raw), by=actor(request), base_version=_base(form) or -1)
     except (Conflict, NotFound) as exc:
         return back(request, f"{PAGE}/versions/{raw}", "err", f"未回滚：{exc.message}")
@@ -368,7 +368,7 @@ async def import_toml(request: web.Request) -> web.Response:
     text = form.get("toml", "").replace("\r\n", "\n")
     base = _base(form)
     if len(text.encode("utf-8")) > MAX_FILE_BYTES:
-        problems = [Problem("", "", f"内容过大，上限 {MAX_FILE_BYTES // 1024} KB (too large)")]
+        problems = [Problem("", "", f"内容过大，上限 {MAX_FILE_BYTES // 1024} KB")]
         return await _render(request, import_text="", import_problems=problems, status=400)
     rt = request.app[RUNTIME]
     try:
