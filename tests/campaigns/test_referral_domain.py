@@ -132,8 +132,10 @@ def test_funnel_rates() -> None:
     f = r.Funnel(codes_issued=10, adds=8, qualified=4, rewarded=1, first_orders=2, revenue_fen=12_000)
     steps = f.steps()
     assert [s.count for s in steps] == [10, 8, 4, 1, 2]
-    assert [s.rate for s in steps] == [None, 0.8, 0.5, 0.25, 2.0]
-    assert r.Funnel(0, 0, 0, 0, 0, 0).steps()[1].rate is None
+    # shares of the step each comes from, never above 100 %: adds (any number per inviter) have none
+    assert [s.rate for s in steps] == [None, None, 0.5, 0.1, 0.5]
+    assert r.Funnel(codes_issued=1, adds=3, qualified=0, rewarded=0, first_orders=0, revenue_fen=0).steps()[1].rate is None
+    assert r.Funnel(0, 0, 0, 0, 0, 0).steps()[2].rate is None
     assert f.to_json()["revenue_fen"] == 12_000
 
 

@@ -295,7 +295,7 @@ class FunnelStep:
     key: str
     label: str
     count: int
-    rate: float | None  # share of the previous step (None for the first, or when the previous is 0)
+    rate: float | None  # share of the step it comes from (see Funnel.steps); None where no share is meaningful
 
 
 @dataclass(frozen=True)
@@ -308,19 +308,29 @@ class Funnel:
     revenue_fen: int  # their first orders' totals
 
     def steps(self) -> list[FunnelStep]:
-        raw = [
-            ("codes_issued", "发放邀请码", self.codes_issued),
-            ("adds", "扫码添加", self.adds),
-            ("qualified", "有效邀请", self.qualified),
-            ("rewarded", "获得奖励", self.rewarded),
-            ("first_orders", "好友首单", self.first_orders),
-        ]
+        """Each step with its share of the step it comes from — never above 100 %: an inviter brings any number of
+        friends, so adds have no share of codes issued (None); invites that count are a share of adds; rewarded
+        inviters a share of inviters with a code; friends' first orders a share of the invites that count."""
+        counts = {
+            "codes_issued": self.codes_issued,
+            "adds": self.adds,
+            "qualified": self.qualified,
+            "rewarded": self.rewarded,
+            "first_orders": self.first_orders,
+        }
+        labels = {
+            "codes_issued": "发放邀请码",
+            "adds": "扫码添加",
+            "qualified": "有效邀请",
+            "rewarded": "获得奖励",
+            "first_orders": "好友首单",
+        }
+        base = {"codes_issued": None, "adds": None, "qualified": "adds", "rewarded": "codes_issued", "first_orders": "qualified"}
         out: list[FunnelStep] = []
-        previous: int | None = None
-        for key, label, count in raw:
-            rate = round(count / previous, 4) if previous else None
-            out.append(FunnelStep(key, label, count, rate))
-            previous = count
+        for key, count in counts.items():
+            of = base[key]
+            denominator = counts[of] if of else 0
+            out.append(FunnelStep(key, labels[key], count, round(min(count / denominator, 1.0), 4) if denominator else None))
         return out
 
     def to_json(self) -> dict[str, Any]:
