@@ -290,7 +290,7 @@ async def test_referral_campaign_pages(client: TestClient, catalog: Runtime, clo
     page = await (await client.get(resp.headers["Location"], headers=HTML)).text()
     assert "入群：VIP 一群、VIP 二群" in page
     page = await (await client.post("/console/campaigns", data=group, headers=HTML)).text()
-    assert "群裂变需要 1 到 5 个客户群" in flash(page)
+    assert "群裂变需要选择 1 到 5 个客户群" in flash(page)
 
     # A draft's edit form picks its salespeople the same way (ticked: the campaign's own).
     draft = await referral_services.create_campaign(

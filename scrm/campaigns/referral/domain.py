@@ -131,7 +131,7 @@ def check_campaign(data: Mapping[str, Any], *, partial: bool = False) -> dict[st
             or not 0 < len(chats) <= MAX_GROUPS
             or not all(isinstance(c, str) and 0 < len(c.strip()) <= 64 for c in chats)
         ):
-            raise InvalidInput("群裂变需要 1 到 5 个客户群 chat_id (chat_ids: 1–5 group chat ids)", field="chat_ids")
+            raise InvalidInput("群裂变需要选择 1 到 5 个客户群 (chat_ids: 1–5 group chat ids)", field="chat_ids")
         out["chat_ids"] = list(dict.fromkeys(c.strip() for c in chats))
     if not partial and kind == ReferralKind.GROUP and not data.get("userids"):
         out["userids"] = []  # a group code leads into groups, not to salespeople

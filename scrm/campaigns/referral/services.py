@@ -174,7 +174,7 @@ async def update_campaign(rt: Runtime, campaign_id: int, changes: dict[str, Any]
             raise Conflict(f"活动已开始，不能修改 {', '.join(sorted(fixed))} (fixed once started)", field=sorted(fixed)[0])
         rules.check_window(values.get("starts_at", row.starts_at), values.get("ends_at", row.ends_at))
         if values.get("kind", row.kind) == ReferralKind.GROUP and not values.get("chat_ids", row.chat_ids):
-            raise InvalidInput("群裂变需要 1 到 5 个客户群 chat_id (chat_ids: 1–5 group chat ids)", field="chat_ids")
+            raise InvalidInput("群裂变需要选择 1 到 5 个客户群 (chat_ids: 1–5 group chat ids)", field="chat_ids")
         await _check_reward(conn, values)
         if status is not None and status != row.status:
             if not rules.can_transition(row.status, status):

@@ -27,7 +27,7 @@ MESSAGES = {
     "reward_template_id": "reward_template_id 需为编号 (reward_template_id must be an id)",
     "reward_tag_id": "reward_tag_id 需为编号 (reward_tag_id must be an id)",
     "kind": "kind 只能是 contact（好友裂变）或 group（群裂变）(kind: contact | group)",
-    "chat_ids": "群裂变需要 1 到 5 个客户群 chat_id (chat_ids: 1–5 group chat ids)",
+    "chat_ids": "群裂变需要选择 1 到 5 个客户群 (chat_ids: 1–5 group chat ids)",
     "userids": "userids 需为 1 到 100 个成员账号 (userids: 1–100 member userids)",
     "poster_text": "poster_text 需为不超过 2000 字的文本 (poster_text: text ≤ 2000)",
     "eligible_segment": "eligible_segment 需为不超过 2000 字的文本 (eligible_segment: text ≤ 2000)",
