@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bots.dialogue import order_status as order_status_skill
-from bots.dialogue.order_status import ORDER_NO, describe, recent_orders
+from bots.dialogue.order_status import describe, named_order, recent_orders
 from bots.dialogue.reading import TurnReading, evidence_meta, read_turn
 from bots.dialogue.router import Intent, Reply, Turn
 from bots.notices.orders import alert_staff
@@ -22,7 +22,7 @@ from fulfillment.catalog.services import ProductInfo
 from fulfillment.inventory import services as inventory
 from fulfillment.orders import notices
 from fulfillment.orders import queries as orders_queries
-from fulfillment.orders.domain import STATUS_ZH, OrderNotFound
+from fulfillment.orders.domain import STATUS_ZH
 from fulfillment.orders.queries import OrderView
 from scrm.campaigns.coupons.services import coupons_of_customer
 from scrm.core import outbox
@@ -105,21 +105,6 @@ async def order_status(turn: Turn, reading: TurnReading) -> Reply:
     return answered if answered is not None else await recent_orders(turn, shipping=True)
 
 
-async def _named_order(turn: Turn) -> OrderView | Reply | None:
-    """The order whose number the message carries (only the customer's own), None when it names none."""
-    match = ORDER_NO.search(turn.normalized)
-    if not match:
-        return None
-    number = f"SO{match.group(1)}"
-    try:
-        order = await orders_queries.get_order_by_number(turn.rt, number)
-    except OrderNotFound:
-        order = None
-    if order is None or order.customer_id != turn.customer_id:
-        return Reply(f"没有找到您的订单 {number}，请核对订单号；发送“我的订单”可查看您最近的订单。")
-    return order
-
-
 async def _salespeople(turn: Turn, order: OrderView | None) -> list[str]:
     """Who hears about this customer: their salespeople, else the order's, else operations."""
     async with turn.rt.db.read() as conn:
@@ -145,7 +130,7 @@ async def staff_alert_requested(rt: Runtime, payload: dict[str, Any]) -> None:
 
 
 async def complaint(turn: Turn, reading: TurnReading) -> Reply:
-    named = await _named_order(turn)
+    named = await named_order(turn)
     if isinstance(named, Reply):
         return named
     order = named

@@ -75,19 +75,29 @@ def _in_transit(order: OrderView) -> bool:
     return any(s.status not in ("cancelled", "delivered") for s in order.shipments)
 
 
+async def named_order(turn: Turn) -> OrderView | Reply | None:
+    """The order whose number the message carries — only the customer's own: another customer's number gets the
+    same answer as one that does not exist (never confirm that it exists). None when the message names no order."""
+    match = ORDER_NO.search(turn.normalized)
+    if not match:
+        return None
+    number = f"SO{match.group(1)}"
+    try:
+        order = await orders_queries.get_order_by_number(turn.rt, number)
+    except OrderNotFound:
+        order = None
+    if order is None or order.customer_id != turn.customer_id:
+        return Reply(f"没有找到您的订单 {number}，请核对订单号；发送“我的订单”可查看您最近的订单。")
+    return order
+
+
 async def order_status(turn: Turn) -> Reply | None:
     text = turn.normalized
-    match = ORDER_NO.search(text)
-    if match:
-        number = f"SO{match.group(1)}"
-        try:
-            order = await orders_queries.get_order_by_number(turn.rt, number)
-        except OrderNotFound:
-            order = None
-        if order is None or order.customer_id != turn.customer_id:
-            # Never confirm that someone else's order number exists.
-            return Reply(f"没有找到您的订单 {number}，请核对订单号；发送“我的订单”可查看您最近的订单。")
-        return Reply(describe(order, detail=True))
+    named = await named_order(turn)
+    if isinstance(named, Reply):
+        return named
+    if named is not None:
+        return Reply(describe(named, detail=True))
     if not any(k in text for k in ASKS_ORDERS + ASKS_SHIPPING):
         return None
     return await recent_orders(turn, shipping=any(k in text for k in ASKS_SHIPPING))

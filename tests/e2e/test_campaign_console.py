@@ -6,12 +6,8 @@ The app runs in-process on a free port (AppRunner), with sandbox settings."""
 from __future__ import annotations
 
 import datetime as dt
-import socket
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
-from aiohttp import web
 from playwright.async_api import Page, async_playwright, expect
 
 from scrm.campaigns.coupons import services as coupons
@@ -21,29 +17,11 @@ from scrm.crm.staff import accounts as staff_accounts
 from scrm.crm.tags.models import TagSource
 from scrm.crm.tags.services import apply_tag, ensure_tag
 from tests.conftest import make_customer
+from tests.e2e.conftest import SCREENSHOTS, sign_in
 from tests.e2e.test_sandbox_page import CHROMIUM, CHROMIUM_ARGS, require_chromium
-from tests.scrm.test_staff import PASSWORD, console_app
+from tests.scrm.test_staff import PASSWORD
 
 pytestmark = pytest.mark.browser
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-async def server(catalog: Runtime) -> AsyncIterator[str]:
-    runner = web.AppRunner(console_app(catalog))
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
 
 
 @pytest.mark.parametrize("db_backend", ["sqlite"])
@@ -155,13 +133,6 @@ async def tag_customers(rt: Runtime, externals: list[str], tag: str) -> list[int
     return ids
 
 
-async def sign_in_page(page: Page, server: str, username: str, next_path: str) -> None:
-    await page.goto(f"{server}/console/login?next={next_path}")
-    await page.fill('input[name="username"]', username)
-    await page.fill('input[name="password"]', PASSWORD)
-    await page.get_by_role("button", name="登录").click()
-
-
 async def shots(page: Page, name: str) -> None:
     """The page as it is, at 1280 and 768 px wide."""
     for width in (1280, 768):
@@ -189,7 +160,7 @@ async def test_marketer_creates_a_coupon_campaign_issues_it_to_a_segment_and_edi
             page = await browser.new_page(viewport={"width": 1280, "height": 900}, locale="zh-CN")
             violations: list[str] = []
             page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
-            await sign_in_page(page, server, "marketer3", "/console/coupons")
+            await sign_in(page, server, "marketer3", "/console/coupons")
             await expect(page.locator("h1")).to_have_text("优惠券")
             await page.fill('input[name="name"]', "会员满100减10")
             await page.select_option('select[name="kind"]', "fixed")

@@ -4,11 +4,7 @@ screenshots in var/screenshots for a human look."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
-from aiohttp import web
 from playwright.async_api import Page, async_playwright, expect
 
 from scrm.core.runtime import Runtime
@@ -16,25 +12,11 @@ from scrm.crm.customers.services import add_note
 from tagging.rules import versions
 from tagging.rules.engine import RULES_FILE
 from tests.conftest import make_customer
-from tests.e2e.test_campaign_console import free_port
+from tests.e2e.conftest import SCREENSHOTS
 from tests.e2e.test_sandbox_page import CHROMIUM, CHROMIUM_ARGS, require_chromium
-from tests.scrm.test_staff import console_app
 
 pytestmark = pytest.mark.browser
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 WIDTHS = (1280, 768)
-
-
-@pytest.fixture
-async def server(catalog: Runtime) -> AsyncIterator[str]:
-    runner = web.AppRunner(console_app(catalog))
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
 
 
 async def sign_in(page: Page, server: str, rt: Runtime) -> None:

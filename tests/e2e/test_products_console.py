@@ -9,13 +9,9 @@ in var/screenshots."""
 from __future__ import annotations
 
 import io
-import socket
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from aiohttp import web
 from openpyxl import Workbook
 from playwright.async_api import Page, async_playwright, expect
 
@@ -27,37 +23,12 @@ from scrm.core.runtime import Runtime
 from scrm.crm.customers.models import customers
 from scrm.crm.staff import accounts as staff_accounts
 from tests.conftest import make_customer
+from tests.e2e.conftest import SCREENSHOTS, sign_in
 from tests.e2e.test_sandbox_page import CHROMIUM, CHROMIUM_ARGS, require_chromium
-from tests.scrm.test_staff import PASSWORD, console_app
+from tests.scrm.test_staff import PASSWORD
 
 pytestmark = pytest.mark.browser
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 WIDTHS = (1280, 768)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-async def server(catalog: Runtime) -> AsyncIterator[str]:
-    runner = web.AppRunner(console_app(catalog))
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
-
-
-async def sign_in(page: Page, server: str, user: str, next_path: str) -> None:
-    await page.goto(f"{server}/console/login?next={next_path}")
-    await page.fill('input[name="username"]', user)
-    await page.fill('input[name="password"]', PASSWORD)
-    await page.get_by_role("button", name="登录").click()
 
 
 async def shots(page: Page, name: str) -> None:

@@ -4,33 +4,18 @@ field, saves a new version, reads its diff and rolls back to the first version. 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
-from aiohttp import web
 from playwright.async_api import async_playwright, expect
 
 from scrm.core.runtime import Runtime
 from scrm.crm.staff import accounts as staff_accounts
 from tagging.rules import versions
-from tests.e2e.test_campaign_console import SCREENSHOTS, free_port
+from tests.e2e.conftest import SCREENSHOTS
 from tests.e2e.test_sandbox_page import CHROMIUM, CHROMIUM_ARGS, require_chromium
-from tests.scrm.test_staff import PASSWORD, console_app
+from tests.scrm.test_staff import PASSWORD
 
 pytestmark = pytest.mark.browser
 KEYWORDS = "坏了、漏、漏水、投诉、退货、质量问题、破损、过期、变质、发霉、发错、少发、差评、补发"  # 投诉's, as seeded
-
-
-@pytest.fixture
-async def server(catalog: Runtime) -> AsyncIterator[str]:
-    runner = web.AppRunner(console_app(catalog))
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
 
 
 @pytest.mark.parametrize("db_backend", ["sqlite"])
