@@ -29,10 +29,11 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    """For a person at a terminal: time, level, logger, message, then the extras as ``key=value``."""
+    """For a person at a terminal (or a text file): date and time to the millisecond, level, logger, message, then
+    the extras as ``key=value`` — the full timestamp, because text logs also end up in files read days later."""
 
     def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
