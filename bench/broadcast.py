@@ -37,7 +37,7 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
-from bench.common import ScratchDatabases, add_run_options, guarded, machine_lines, publish
+from bench.common import ScratchDatabases, add_run_options, guarded, machine_lines, publish, shown_args
 from bench.verdict import Report, at_most, check
 
 PG_NAME = "scrm_bench_broadcast"
@@ -159,7 +159,7 @@ def render(results: list[dict[str, Any]], n: int, batch: int, argv: list[str]) -
     lines = [
         "## Broadcast planning",
         "",
-        f"`python -m bench.broadcast {' '.join(argv)}` — {n:,} recipients of `{SEGMENT}` (among {n + n // 10:,} customers),"
+        f"`python -m bench.broadcast {' '.join(shown_args(argv))}` — {n:,} recipients of `{SEGMENT}` (among {n + n // 10:,} customers),"
         f" batches of {batch}.",
         "",
         "| backend | recipients | plan time | recipients/s | tracemalloc peak (1/10 of segment) | tracemalloc peak (all) |",

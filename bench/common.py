@@ -331,6 +331,24 @@ def generated_line(command: Sequence[str]) -> str:
     return f"Measured {stamp} with `{' '.join(command)}`."
 
 
+RUNNER_OPTIONS = ("--results", "--hard-timeout")  # what `run.py bench` adds for its own bookkeeping
+
+
+def shown_args(argv: Sequence[str]) -> list[str]:
+    """The options that shaped the measurement, as a reader would retype them: without the runner's bookkeeping
+    (a temporary results path and the time budget), so the documented command stands alone."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in RUNNER_OPTIONS:
+            skip = True
+        elif not arg.startswith(tuple(f"{o}=" for o in RUNNER_OPTIONS)):
+            out.append(arg)
+    return out
+
+
 def command_line(module: str, argv: Sequence[str] | None) -> list[str]:
     args = list(sys.argv[1:] if argv is None else argv)
-    return ["python", "-m", module, *args]
+    return ["python", "-m", module, *shown_args(args)]
