@@ -4,10 +4,12 @@ patterns, evidence — and an index whose work per message does not grow with th
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from tagging.rules.domain import load_rules, parse_rules
+from tagging.rules.domain import load_rules, normalize, parse_rules
 from tagging.rules.engine import RULES_FILE, build_matcher, fresh_tokenizer
-from tagging.rules.matcher import Matcher, RuleMatch
+from tagging.rules.matcher import _HAN_BLOCK, Matcher, MessageReading, RuleMatch, cut_block
 
 CATALOG_WORDS = ("矿泉水", "农夫山泉", "可乐", "可口可乐", "抽纸", "纸巾", "大米", "东北大米", "花生油")
 
@@ -155,3 +157,79 @@ def test_a_pattern_without_fixed_text_is_refused_even_when_built_by_hand() -> No
 
     with pytest.raises(ValueError, match="no fixed text"):
         Matcher([replace(rules.rules[0], patterns=(r"\d+",))], fresh_tokenizer())
+
+
+# ---- the cut the matcher reads with: jieba's own, clause by clause, computed without jieba's generators -------------
+
+_PIECES = (
+    "投诉",
+    "到货款",
+    "不",
+    "没有",
+    "能不能",
+    "批发价",
+    "农夫山泉",
+    "矿泉水",
+    "可乐",
+    "ab",
+    "x",
+    "3",
+    "12箱",
+    "iPhone",
+    "%",
+    "-",
+    ".",
+    "，",
+    "。",
+    "！",
+    " ",
+    "、",
+    "\n",
+    "😀",
+    "的",
+    "了",
+    "吗",
+    "快点",
+    "坏了",
+    "退货",
+    "遗漏",
+    "解决了",
+    "什么",
+    "价格表",
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.sampled_from(_PIECES), st.text(alphabet="一二三四五六七八九十天地人水山大小不没要买卖abcXYZ019", max_size=4)),
+        max_size=14,
+    )
+)
+def test_cut_block_is_jiebas_cut(matcher: Matcher, pieces: list[str]) -> None:
+    """cut_block reproduces tokenizer.cut(HMM=False) on every block: the same DAG, the same route, letters glued."""
+    text = "".join(pieces)
+    tokenizer = matcher._tokenizer
+    for block in _HAN_BLOCK.findall(text):
+        assert cut_block(tokenizer, block) == list(tokenizer.cut(block, HMM=False))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=16))
+def test_reading_clause_by_clause_equals_reading_the_whole_message(matcher: Matcher, pieces: list[str]) -> None:
+    """The matcher cuts only the clauses it looks at; every position reads the same as with the whole cut."""
+    text = normalize("".join(pieces))
+    whole = MessageReading(text, matcher.tokens(text))
+    lazy = MessageReading(text, cut=matcher._cut)
+    for start in range(len(text)):
+        for end in range(start + 1, min(len(text), start + 5) + 1):
+            assert lazy.inside(start, end) == whole.inside(start, end), (text, start, end)
+            if whole.clause_of(start) >= 0:
+                assert lazy.negator(start, end) == whole.negator(start, end), (text, start, end)
+
+
+def test_a_reading_takes_tokens_or_a_cut_not_both() -> None:
+    with pytest.raises(TypeError):
+        MessageReading("你好")
+    with pytest.raises(TypeError):
+        MessageReading("你好", ["你好"], cut=lambda s: [s])
