@@ -4,7 +4,8 @@ the shop owner would, and how often it would place an order nobody asked for.
 ``python -m bench.chat [--show-failures] [--shops grocery,tea] [--no-write]``
 
 The corpus is ``bench/chat_corpus/`` (its README has the format and the labelling rules): a catalog per shop and
-one JSONL file of labelled messages per shop, each message in the ``tune`` or the ``heldout`` split. For each shop
+one JSONL file of labelled messages per shop to tune on (``<shop>.jsonl``), and one held out
+(``heldout/<shop>.jsonl``, written by an author who had not read the parser, never used for tuning). For each shop
 the script builds an :class:`~bots.dialogue.parser.OrderParser` over the catalog (timed, not scored), then calls
 ``bots.dialogue.understanding.understand(parser, text, has_draft=…, pending=…)`` once per message, timing every
 call. A message counts as an **exact match** when the intent and the lines (SKU, quantity — in any order) both
@@ -22,7 +23,6 @@ exist yet (or hard timeout). Results go to stdout and to ``docs/BENCHMARKS.md`` 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib
 import json
 import statistics
@@ -74,6 +74,7 @@ INTENTS = (
 ORDERING_INTENTS = frozenset({"order", "add"})  # the intents that carry lines
 PENDING = (None, "unit", "product", "quantity", "confirm")
 SPLITS = ("tune", "heldout")
+HELDOUT_DIR = "heldout"  # bench/chat_corpus/heldout/<shop>.jsonl: written by someone who had not read the parser
 TARGET_WRONG_ORDER = 0.005  # heldout: at most 0.5 % of messages become an order nobody asked for
 TARGET_EXACT = 0.97  # heldout: at least 97 % read exactly as labelled
 
@@ -99,19 +100,9 @@ class Message:
     split: Split
 
 
-def expected_splits(messages: Iterable[Message]) -> dict[str, Split]:
-    """The split each message belongs to (by id): within one shop's category, taken in id order, the k-th message
-    is heldout when ``(3k + offset) % 10 < 3`` — exactly 3 in every 10, the offset (from a hash of shop and
-    category) choosing which. Ids are only ever appended, so adding messages never moves old ones between splits."""
-    groups: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for m in messages:
-        groups[(m.shop, m.category)].append(m.id)
-    out: dict[str, Split] = {}
-    for (shop, category), ids in groups.items():
-        offset = int(hashlib.sha256(f"{shop}/{category}".encode()).hexdigest(), 16) % 10
-        for k, message_id in enumerate(sorted(ids)):
-            out[message_id] = "heldout" if (3 * k + offset) % 10 < 3 else "tune"
-    return out
+def split_of(path: Path) -> Split:
+    """The split a corpus file's messages belong to: ``heldout/<shop>.jsonl`` is held out, ``<shop>.jsonl`` tuned on."""
+    return "heldout" if path.parent.name == HELDOUT_DIR else "tune"
 
 
 def sorted_lines(lines: Iterable[Sequence[Any]]) -> Lines:
@@ -173,13 +164,29 @@ def parse_message(raw: str, where: str) -> Message:
     )
 
 
+def corpus_files(shop: str, directory: Path = CORPUS_DIR) -> list[Path]:
+    """The shop's tune file and, when there is one, its heldout file."""
+    held = directory / HELDOUT_DIR / f"{shop}.jsonl"
+    return [directory / f"{shop}.jsonl", *([held] if held.is_file() else [])]
+
+
 def load_corpus(shop: str, directory: Path = CORPUS_DIR) -> list[Message]:
-    path = directory / f"{shop}.jsonl"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CorpusError(f"{path}: {exc}") from exc
-    return [parse_message(raw, f"{path.name}:{n}") for n, raw in enumerate(text.splitlines(), 1) if raw.strip()]
+    """Every labelled message of ``shop``: its tune file, then its heldout file. A message whose ``split`` field
+    does not say the split of the file it is in is refused (the file decides; the field makes it visible)."""
+    out: list[Message] = []
+    for path in corpus_files(shop, directory):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise CorpusError(f"{path}: {exc}") from exc
+        where = path.relative_to(directory)
+        for n, raw in enumerate(text.splitlines(), 1):
+            if raw.strip():
+                m = parse_message(raw, f"{where}:{n}")
+                if m.split != split_of(path):
+                    raise CorpusError(f"{where}:{n}: split {m.split!r} in a {split_of(path)} file")
+                out.append(m)
+    return out
 
 
 # ---- running and scoring ------------------------------------------------------------------------------------

@@ -10,12 +10,13 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bench import chat
-from bench.chat import CorpusError, Message, Outcome, expected_splits, load_catalog, load_corpus, parse_message, score, shops
+from bench.chat import CorpusError, Message, Outcome, load_catalog, load_corpus, parse_message, score, shops
 from bots.dialogue.intents import (
     AddSameAsLast,
     Cancel,
@@ -71,7 +72,6 @@ def test_catalog_is_well_formed(shop: str) -> None:
 
 def test_every_line_parses_with_valid_fields(corpus: dict[str, list[Message]]) -> None:
     ids = Counter(m.id for m in every(corpus))
-    splits = expected_splits(every(corpus))
     assert [i for i, n in ids.items() if n > 1] == []
     for shop, messages in corpus.items():
         skus = {p.sku for p in load_catalog(shop)}
@@ -79,7 +79,6 @@ def test_every_line_parses_with_valid_fields(corpus: dict[str, list[Message]]) -
             assert m.shop == shop and m.id.startswith(f"{shop}-"), m.id
             assert m.category in CATEGORIES, m.id
             assert {sku for sku, _ in m.lines} <= skus, f"{m.id}: SKU not in the {shop} catalog"
-            assert m.split == splits[m.id], f"{m.id}: split must follow the rule in bench/chat_corpus/README.md"
             assert m.text == m.text.strip() and len(m.text) <= 300, m.id
             assert m.intent != "confirm" or m.has_draft or m.pending in ("unit", "confirm"), f"{m.id}: confirm of nothing"
             assert m.intent not in ("add", "change", "remove") or m.has_draft, f"{m.id}: needs a draft"
@@ -95,6 +94,7 @@ def test_size_and_coverage(corpus: dict[str, list[Message]]) -> None:
         assert {m.category for m in messages if m.split == split} == CATEGORIES, f"every category in {split}"
     heldout = sum(m.split == "heldout" for m in messages) / len(messages)
     assert 0.2 < heldout < 0.4
+    assert all(m.id.startswith(f"{m.shop}-f") for m in messages if m.split == "heldout"), "heldout ids: <shop>-fNNN"
     texts = Counter((m.shop, m.text, m.has_draft, m.pending) for m in messages)
     assert [t for t, n in texts.items() if n > 1] == [], "no message twice in the same context"
 
@@ -125,6 +125,22 @@ def test_invalid_lines_are_reported_with_their_place(raw: str, problem: str) -> 
     with pytest.raises(CorpusError, match=problem) as err:
         parse_message(raw, "shop.jsonl:7")
     assert "shop.jsonl:7" in str(err.value)
+
+
+def test_the_file_decides_the_split(tmp_path: Path) -> None:
+    """heldout/<shop>.jsonl is held out, <shop>.jsonl is tuned on; a split field saying otherwise is refused."""
+    (tmp_path / "heldout").mkdir()
+    line = (
+        '{{"id": "s-{n}", "shop": "s", "text": "你好{n}", "has_draft": false, "pending": null, "intent": "chitchat", '
+        '"lines": [], "category": "chitchat", "split": "{split}"}}'
+    )
+    (tmp_path / "s.jsonl").write_text(line.format(n=1, split="tune") + "\n", encoding="utf-8")
+    assert [m.split for m in load_corpus("s", tmp_path)] == ["tune"]  # no heldout file: tune only
+    (tmp_path / "heldout" / "s.jsonl").write_text(line.format(n="f001", split="heldout") + "\n", encoding="utf-8")
+    assert [(m.id, m.split) for m in load_corpus("s", tmp_path)] == [("s-1", "tune"), ("s-f001", "heldout")]
+    (tmp_path / "heldout" / "s.jsonl").write_text(line.format(n="f001", split="tune") + "\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match=r"heldout/s.jsonl:1: split 'tune' in a heldout file"):
+        load_corpus("s", tmp_path)
 
 
 # -- the scoring ---------------------------------------------------------------------------------------
@@ -208,7 +224,8 @@ def test_the_bench_runs_end_to_end_and_never_shows_heldout_texts(capsys: pytest.
     assert all(o.message.id in shown for o in outcomes if o.message.split == "tune" and not o.exact)
     table = chat.render(s, outcomes, build, ["python", "-m", "bench.chat"])
     assert "| **all** |" in table and "Targets (heldout)" in table
-    assert not any(m.text in table for m in heldout)
+    # A text of one to three characters (the heldout 8, ok) is in any table of figures: look for the longer ones.
+    assert [m.text for m in heldout if len(m.text) > 3 and m.text in table] == []
 
 
 def test_without_understanding_the_bench_says_so(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
