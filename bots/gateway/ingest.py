@@ -2,19 +2,21 @@
 
 A callback must be durable before we answer 200, and a transaction costs far more than the rows in it (≈0.5 ms of
 client CPU for the transaction, ≈0.3 ms per statement through the async driver). The writer takes every callback
-waiting in its queue, writes them with one multi-row INSERT … ON CONFLICT DO NOTHING for the events and one for
-their outbox rows, commits, and then answers them all. No artificial delay: at low load a batch is one callback;
+waiting in its queue, writes them in one transaction (the events INSERT … ON CONFLICT DO NOTHING, an outbox row for
+each new one), and then answers them all. No artificial delay: at low load a batch is one callback;
 under load batches grow by themselves while the previous commit is in flight.
 
-On PostgreSQL both INSERTs take their rows as one array per column (``INSERT … SELECT FROM unnest(…)``), so the
-statements are the same whatever the batch size: SQLAlchemy compiles each once and asyncpg prepares it once per
-connection. A multi-row ``VALUES`` list is a new statement for every batch, and compiling it (a bind parameter per
-value) had cost more server CPU than the rest of the callback path together. Rows go in sorted by their unique key,
-so two processes inserting overlapping batches (a retried callback) take the key locks in one order.
+On PostgreSQL a batch is one statement (:data:`PG_STORE`, both INSERTs in a ``WITH``), run on a connection in
+autocommit: the statement is its own transaction, so a batch costs one round trip, not four (BEGIN, two INSERTs,
+COMMIT). It takes its rows as one array per column (``INSERT … SELECT FROM unnest(…)``), so it is the same statement
+whatever the batch size: SQLAlchemy compiles it once and asyncpg prepares it once per connection. A multi-row
+``VALUES`` list is a new statement for every batch, and compiling it (a bind parameter per value) had cost more
+server CPU than the rest of the callback path together. Rows go in sorted by their unique key, so two processes
+inserting overlapping batches (a retried callback) take the key locks in one order.
 
 The writer keeps its database connection while callbacks keep coming (up to ``LINGER`` idle): checking one out of
-the pool pings it first, and asyncpg's ping is three round trips (BEGIN, ``;``, ROLLBACK) — more than the batch's
-own INSERTs. A connection that died while held fails one batch (503, WeCom retries) and is replaced by a pinged one.
+the pool pings it first, and asyncpg's ping is three round trips (BEGIN, ``;``, ROLLBACK) — three times the batch's
+own. A connection that died while held fails one batch (503, WeCom retries) and is replaced by a pinged one.
 """
 
 from __future__ import annotations
@@ -52,33 +54,40 @@ _COLUMNS = (
 _TIMES = frozenset({"occurred_at", "received_at"})
 
 
-def _pg_insert_events() -> Any:
-    """``INSERT INTO inbound_events … SELECT … FROM unnest(:channel, :kind, …) ON CONFLICT DO NOTHING RETURNING …``:
-    one array parameter per column (payload as JSON text, cast to JSONB in the statement)."""
+def _pg_store() -> Any:
+    """The whole batch in one statement (so one implicit transaction, one round trip)::
+
+        WITH stored AS (INSERT INTO inbound_events … SELECT … FROM unnest(:channel, :kind, …)
+                        ON CONFLICT DO NOTHING RETURNING id, channel, dedupe_key, status),
+             queued AS (INSERT INTO outbox … SELECT :topic, {"inbound_id": stored.id}, :now, :due
+                        FROM stored WHERE status = 'pending' RETURNING id, inbound_id)
+        SELECT channel, dedupe_key, stored.id, queued.id FROM stored LEFT JOIN queued …
+
+    One array parameter per column (payload as JSON text, cast to JSONB here); a row per event inserted, with its
+    outbox id (none for an unknown kind). The outbox rows are those :func:`scrm.core.outbox.add` writes."""
     arrays = [sa.bindparam(c, type_=ARRAY(sa.DateTime(timezone=True) if c in _TIMES else sa.Text())) for c in _COLUMNS]
     src = sa.func.unnest(*arrays).table_valued(*_COLUMNS).render_derived()
-    select = sa.select(*[sa.cast(src.c[c], JSONB) if c == "payload" else src.c[c] for c in _COLUMNS])
-    t = inbound_events
-    return (
-        pg_insert(t).from_select(list(_COLUMNS), select).on_conflict_do_nothing().returning(t.c.id, t.c.channel, t.c.dedupe_key, t.c.status)
-    )
-
-
-def _pg_insert_outbox() -> Any:
-    """One outbox row ``{"inbound_id": id}`` per element of ``:ids``, the same rows as :func:`scrm.core.outbox.add`."""
-    ob = outbox.outbox
-    ids = sa.func.unnest(sa.bindparam("ids", type_=ARRAY(sa.BigInteger()))).table_valued("inbound_id").render_derived()
-    select = sa.select(
+    rows = sa.select(*[sa.cast(src.c[c], JSONB) if c == "payload" else src.c[c] for c in _COLUMNS])
+    t, ob = inbound_events, outbox.outbox
+    stored = (
+        pg_insert(t).from_select(list(_COLUMNS), rows).on_conflict_do_nothing().returning(t.c.id, t.c.channel, t.c.dedupe_key, t.c.status)
+    ).cte("stored")
+    news = sa.select(
         sa.bindparam("topic", type_=ob.c.topic.type),
-        sa.func.jsonb_build_object(sa.literal_column("'inbound_id'"), ids.c.inbound_id),
+        sa.func.jsonb_build_object(sa.literal_column("'inbound_id'"), stored.c.id),
         sa.bindparam("now", type_=ob.c.created_at.type),
         sa.bindparam("due", type_=ob.c.next_attempt_at.type),
+    ).where(stored.c.status == "pending")
+    inbound_id = sa.cast(ob.c.payload["inbound_id"].as_string(), sa.BigInteger()).label("inbound_id")
+    queued = (
+        ob.insert().from_select(["topic", "payload", "created_at", "next_attempt_at"], news).returning(ob.c.id, inbound_id).cte("queued")
     )
-    return ob.insert().from_select(["topic", "payload", "created_at", "next_attempt_at"], select).returning(ob.c.id)
+    return sa.select(stored.c.channel, stored.c.dedupe_key, stored.c.id, queued.c.id.label("outbox_id")).select_from(
+        stored.outerjoin(queued, queued.c.inbound_id == stored.c.id)
+    )
 
 
-PG_INSERT_EVENTS = _pg_insert_events()
-PG_INSERT_OUTBOX = _pg_insert_outbox()
+PG_STORE = _pg_store()
 
 
 @dataclass(frozen=True)
@@ -108,6 +117,9 @@ class InboundWriter:
             batch = [await self._queue.get()]
             try:
                 async with self.rt.db.connect_writer() as conn:
+                    if self.rt.db.dialect == "postgresql":
+                        # A batch is one statement there (PG_STORE), a transaction by itself: no BEGIN/COMMIT trips.
+                        await conn.execution_options(isolation_level="AUTOCOMMIT")
                     await self._write_while_busy(conn, batch)
             except Exception as exc:  # no connection (database down): the callbacks waiting for it fail
                 while not self._queue.empty():
@@ -199,22 +211,20 @@ async def _insert_postgresql(
     conn: AsyncConnection, rows: list[dict[str, Any]], now: dt.datetime
 ) -> tuple[dict[tuple[str, str], int], list[int]]:
     """The batch's events and the outbox rows of those that were new and known: ``{(channel, dedupe_key): id}`` of the
-    inserted events, and the outbox ids."""
-    params: dict[str, list[Any]] = {c: [r[c] for r in rows] for c in _COLUMNS}
+    inserted events, and the outbox ids. One statement: atomic by itself, also on a connection in autocommit."""
+    params: dict[str, Any] = {c: [r[c] for r in rows] for c in _COLUMNS}
     params["payload"] = [json.dumps(p) for p in params["payload"]]  # what the JSON column's bind processor sends
     for c in _TIMES:
         if any(t.tzinfo is None for t in params[c]):
             raise ValueError("naive datetime given to the database; use timezone-aware values")
+    params |= {"topic": TOPIC, "now": now, "due": now + FAST_PATH_GRACE}
     inserted: dict[tuple[str, str], int] = {}
-    to_process: list[int] = []
-    for r in await conn.execute(PG_INSERT_EVENTS, params):
+    outbox_ids: list[int] = []
+    for r in await conn.execute(PG_STORE, params):
         inserted[(r.channel, r.dedupe_key)] = int(r.id)
-        if r.status == "pending":
-            to_process.append(int(r.id))
-    if not to_process:
-        return inserted, []
-    res = await conn.execute(PG_INSERT_OUTBOX, {"ids": to_process, "topic": TOPIC, "now": now, "due": now + FAST_PATH_GRACE})
-    return inserted, [int(r.id) for r in res]
+        if r.outbox_id is not None:
+            outbox_ids.append(int(r.outbox_id))
+    return inserted, outbox_ids
 
 
 async def _insert_values(
