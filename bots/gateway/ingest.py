@@ -96,9 +96,10 @@ class Accepted:
 
 
 class InboundWriter:
-    def __init__(self, rt: Runtime, max_batch: int = MAX_BATCH) -> None:
+    def __init__(self, rt: Runtime, max_batch: int = MAX_BATCH, linger: float = LINGER) -> None:
         self.rt = rt
         self.max_batch = max_batch
+        self.linger = linger
         self._queue: asyncio.Queue[tuple[Inbound, asyncio.Future[Accepted]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._kicks: set[asyncio.Task[None]] = set()
@@ -128,7 +129,7 @@ class InboundWriter:
 
     async def _write_while_busy(self, conn: AsyncConnection, batch: list[tuple[Inbound, asyncio.Future[Accepted]]]) -> None:
         """Write batches on one connection for as long as callbacks keep coming (the pool's pre-ping, three round
-        trips on asyncpg, then happens once per busy spell instead of once per batch). Returns after ``LINGER``
+        trips on asyncpg, then happens once per busy spell instead of once per batch). Returns after ``linger``
         seconds without a callback, or after a failed batch, so the next one starts on a fresh, pinged connection.
         ``batch`` holds the callbacks taken so far; the ones answered are left done."""
         while True:
@@ -153,7 +154,7 @@ class InboundWriter:
                     task.add_done_callback(self._kicks.discard)
             batch.clear()
             try:
-                batch.append(await asyncio.wait_for(self._queue.get(), LINGER))
+                batch.append(await asyncio.wait_for(self._queue.get(), self.linger))
             except TimeoutError:
                 return
 
