@@ -24,8 +24,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import cProfile
 import multiprocessing as mp
 import os
+import pstats
 import queue
 import resource
 import shutil
@@ -164,7 +166,7 @@ def simple_app(case: str) -> Any:
     return app
 
 
-async def _serve(case: str, port: int, env: dict[str, str], ready: Any, stop: EventType, parent: int) -> None:
+async def _serve(case: str, port: int, env: dict[str, str], ready: Any, stop: EventType, parent: int, profile: str) -> None:
     from aiohttp import web
 
     if case in STORING:
@@ -183,8 +185,14 @@ async def _serve(case: str, port: int, env: dict[str, str], ready: Any, stop: Ev
         warm = [t for t in asyncio.all_tasks() if t.get_name() == "warm-up-parser"]
         if warm:
             await asyncio.wait(warm, timeout=60)
+        profiler = cProfile.Profile(time.thread_time) if profile else None  # CPU time: waiting in epoll is not cost
+        if profiler:  # from ready on: start-up (imports, migrations, jieba) is not what a callback costs
+            profiler.enable()
         ready.put(("ready", os.getpid(), ""))
         await asyncio.to_thread(_wait_for_stop, stop, parent)
+        if profiler:
+            profiler.disable()
+            profiler.dump_stats(f"{profile}.{os.getpid()}")
     finally:
         await runner.cleanup()
 
@@ -195,13 +203,13 @@ def _wait_for_stop(stop: EventType, parent: int) -> None:
         pass
 
 
-def server_main(case: str, port: int, env: dict[str, str], ready: Any, stop: EventType, parent: int) -> None:
-    """Entry point of one server process."""
+def server_main(case: str, port: int, env: dict[str, str], ready: Any, stop: EventType, parent: int, profile: str = "") -> None:
+    """Entry point of one server process; ``profile``: a path prefix for its cProfile statistics (none when empty)."""
     from scrm.core.logs import setup_logging
 
     setup_logging("WARNING", "text")
     try:
-        asyncio.run(_serve(case, port, env, ready, stop, parent))
+        asyncio.run(_serve(case, port, env, ready, stop, parent, profile))
     except Exception:
         ready.put(("error", os.getpid(), traceback.format_exc()))
         raise SystemExit(1) from None
@@ -590,7 +598,8 @@ def run_phase(
     env = server_env(port, database_url) if case in STORING else {}
     ready: Any = children.ctx.Queue()
     stop = children.ctx.Event()
-    servers = [children.start(server_main, (case, port, env, ready, stop, os.getpid()), f"bench-{case}-{i}") for i in range(procs)]
+    profile = str(Path(args.profile_dir) / f"{case}{procs}") if args.profile and case in args.profile_cases else ""
+    servers = [children.start(server_main, (case, port, env, ready, stop, os.getpid(), profile), f"bench-{case}-{i}") for i in range(procs)]
     try:
         pids: list[int] = []
         deadline = time.monotonic() + 90
@@ -614,8 +623,63 @@ def run_phase(
     return result
 
 
+PROFILE_TOP = 25  # functions shown per profiled run
+# Parts of the callback path, each the cumulative time of these functions (a coroutine's, while it runs).
+PROFILE_AREAS = (
+    ("whole request in aiohttp (parse, app, response write)", ("aiohttp/web_protocol.py", "_handle_request")),
+    ("app middleware chain around the handler", ("http/proxy.py", "forwarded_middleware")),
+    ("handler: wecom_callback", ("gateway/web.py", "wecom_callback")),
+    ("  query + timestamp checks", ("gateway/web.py", "_fresh_query")),
+    ("  body read", ("gateway/web.py", "_read_body")),
+    ("  XML parse (envelope and plaintext)", ("gateway/web.py", "_parse")),
+    ("  signature + AES decrypt", ("gateway/web.py", "_open_envelope")),
+    ("  normalise", ("gateway/domain.py", "normalize_wecom")),
+    ("  store: hand to the writer, wait, answer", ("gateway/web.py", "_store")),
+    ("writer: one batch's rows + statement (SQLAlchemy + asyncpg)", ("gateway/ingest.py", "_write")),
+    ("enqueue the arq jobs (outbox kick)", ("core/outbox.py", "kick")),
+    ("metrics: label look-ups (prometheus_client)", ("prometheus_client/metrics.py", "labels")),
+)
+
+
+def profile_lines(prefix: str, requests: int) -> list[str]:
+    """The profiled servers' statistics (one file per process, ``prefix.<pid>``) merged: the top functions by their
+    own CPU time, in µs per request answered, with their cumulative time (what they and their callees took)."""
+    files = sorted(str(f) for f in Path(prefix).parent.glob(Path(prefix).name + ".*"))
+    if not files or requests <= 0:
+        return [f"(no profile: {len(files)} statistics file(s), {requests} requests)"]
+    stats = pstats.Stats(*files)
+    per = 1e6 / requests
+    rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)  # type: ignore[attr-defined]
+    total = sum(v[2] for _, v in rows)
+    lines = [
+        f"cProfile of the server over the warm-up and timed run: {total * per:,.0f} µs of profiled CPU per request "
+        f"({requests:,} requests; cProfile's own overhead included — read the shares, not the absolute figures)"
+    ]
+    lines += ["", "| part of the path | cumulative µs/req | % |", "|---|---:|---:|"]
+    for label, (suffix, func) in PROFILE_AREAS:
+        cum = sum(v[3] for (path, _, name), v in rows if name == func and path.endswith(suffix))
+        lines.append(f"| {label} | {cum * per:,.1f} | {100 * cum / total:.1f} % |")
+    lines += ["", "| own µs/req | own % | cumulative µs/req | calls/req | function |", "|---:|---:|---:|---:|---|"]
+    for (path, line, name), (_, ncalls, own, cumulative, _) in rows[:PROFILE_TOP]:
+        where = path if path.startswith("<") else f"{'/'.join(Path(path).parts[-2:])}:{line}"
+        lines.append(
+            f"| {own * per:,.1f} | {100 * own / total:.1f} % | {cumulative * per:,.1f} | {ncalls / requests:.2f} | `{name}` ({where}) |"
+        )
+    return lines
+
+
 def pool_size(args: argparse.Namespace) -> int:
     return int((args.seconds + args.warmup + 2) * args.pool_rate)
+
+
+def cpu_per_request(r: dict[str, Any]) -> float:
+    """Server CPU seconds per request in the timed window: on a busy machine a steadier figure than req/s, which
+    then also measures how much CPU the server was given."""
+    return float(r["server_cpu"] / r["rps"]) if r["rps"] > 0 else float("nan")
+
+
+def fmt_cpu_ms(seconds: float) -> str:
+    return "–" if seconds != seconds else f"{seconds * 1000:.2f}"  # NaN check
 
 
 def render(results: list[dict[str, Any]], checks: list[str], notes: list[str], argv: list[str], extra_info: dict[str, str]) -> str:
@@ -627,9 +691,9 @@ def render(results: list[dict[str, Any]], checks: list[str], notes: list[str], a
         "",
         *machine_lines(extra_info),
         "",
-        "| path | server procs | connections | req/s | p50 ms | p99 ms | non-200 | vs 1 proc | server CPU | client CPU | other CPU "
-        "| machine busy |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| path | server procs | connections | req/s | p50 ms | p99 ms | non-200 | vs 1 proc | server CPU | server CPU ms/req "
+        "| client CPU | other CPU | machine busy |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         one = by.get((r["case"], 1))
@@ -638,16 +702,21 @@ def render(results: list[dict[str, Any]], checks: list[str], notes: list[str], a
         lines.append(
             f"| {LABELS[r['case']]} | {r['procs']} | {r['concurrency']} | {fmt_rate(r['rps'])} | {fmt_ms(r['p50'])} "
             f"| {fmt_ms(r['p99'])} | {r['timed_non200'] + sum(r['errors'].values())} | {scale} "
-            f"| {r['server_cpu'] * 100:.0f} % | {r['client_cpu'] * 100:.0f} % | {max(0.0, other) * 100:.0f} % "
-            f"| {r['machine_busy'] * 100:.0f} % |"
+            f"| {r['server_cpu'] * 100:.0f} % | {fmt_cpu_ms(cpu_per_request(r))} | {r['client_cpu'] * 100:.0f} % "
+            f"| {max(0.0, other) * 100:.0f} % | {r['machine_busy'] * 100:.0f} % |"
         )
-    lines += ["", "| server procs | full / bare | full / decrypt-only | decrypt-only / bare |", "|---:|---:|---:|---:|"]
+    lines += [
+        "",
+        "| server procs | full / bare | full / decrypt-only | decrypt-only / bare | server CPU ms/req, full − decrypt-only |",
+        "|---:|---:|---:|---:|---:|",
+    ]
     for procs in sorted({r["procs"] for r in results}):
         bare, dec, full = by.get(("bare", procs)), by.get(("decrypt", procs)), by.get(("full", procs))
         lines.append(
             f"| {procs} | {ratio(full['rps'], bare['rps']) if full and bare else '–'} "
             f"| {ratio(full['rps'], dec['rps']) if full and dec else '–'} "
-            f"| {ratio(dec['rps'], bare['rps']) if dec and bare else '–'} |"
+            f"| {ratio(dec['rps'], bare['rps']) if dec and bare else '–'} "
+            f"| {fmt_cpu_ms(cpu_per_request(full) - cpu_per_request(dec)) if full and dec else '–'} |"
         )
     lines += [
         "",
@@ -671,8 +740,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="load generator: wrk (bench/callbacks.lua) or python (aiohttp); auto = wrk when on PATH")  # fmt: skip
     parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (1: leaves the other core to the server)")
     parser.add_argument("--low-concurrency", type=int, default=2, help="connections of the low-load case (2)")
+    parser.add_argument("--profile", action="store_true",
+                        help="run the full-path servers under cProfile and print where their CPU goes per request "
+                        "(slows them: figures of a profiled run are not written to docs/BENCHMARKS.md)")  # fmt: skip
     add_run_options(parser)
     args = parser.parse_args(argv)
+    args.profile_cases = ("full",)
+    args.profile_dir = ""
     if args.client == "auto":
         args.client = "wrk" if wrk_binary() else "python"
     elif args.client == "wrk" and not wrk_binary():
@@ -772,7 +846,9 @@ def report_of(results: list[dict[str, Any]], checked: list[tuple[dict[str, Any],
     clients = {r["client"] for r in results}
     report.headline += f"; client {', '.join(sorted(clients))}, CPU ≤ {max((r['client_cpu'] for r in results), default=0) * 100:.0f} %"
     report.figures = {
-        f"{r['case']}/{r['procs']}": {k: r[k] for k in ("rps", "p50", "p99", "server_cpu", "client_cpu", "concurrency")} for r in results
+        f"{r['case']}/{r['procs']}": {k: r[k] for k in ("rps", "p50", "p99", "server_cpu", "client_cpu", "concurrency")}
+        | {"server_cpu_per_request": cpu_per_request(r)}
+        for r in results
     }
     return report
 
@@ -792,6 +868,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def run() -> None:
         database_url = ""
+        if args.profile:
+            args.profile_dir = tempfile.mkdtemp(prefix="scrm_bench_profile_")
         extra["load generator"] = client_line(args)
         extra["machine busy before start"] = background_line(background_busy())
         if needs_db:
@@ -826,6 +904,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"errors {result['errors']}, client CPU {result['client_cpu'] * 100:.0f} %",
                 flush=True,
             )
+            if args.profile and case in args.profile_cases:
+                breakdown = profile_lines(str(Path(args.profile_dir) / f"{case}{procs}"), result["ok_total"])
+                print("\n".join([f"  profile of {LABELS[case]}, {procs} process(es):", "", *breakdown, ""]), flush=True)
             if case in STORING:
                 check_lines, good = full_path_check(result, asyncio.run(settled_counts(database_url)))
                 checked.append((result, good, check_lines[0]))
@@ -833,11 +914,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  check: {check_lines[0]}", flush=True)
         loadgen_conn.send(("quit", None))
 
-    def flush_if_used() -> None:
+    def flush_and_tidy() -> None:
         if needs_db:
             asyncio.run(flush_redis())
+        if args.profile_dir:
+            shutil.rmtree(args.profile_dir, ignore_errors=True)
 
-    code, _ = guarded(run, hard_timeout=args.hard_timeout, cleanup=[children.stop_all, scratch.drop_all, flush_if_used])
+    code, _ = guarded(run, hard_timeout=args.hard_timeout, cleanup=[children.stop_all, scratch.drop_all, flush_and_tidy])
     if code is not None:
         return code
     client_bound = [r for r in results if r["client_cpu"] >= 0.9 * (args.wrk_threads if args.client == "wrk" else 1)]
@@ -853,7 +936,8 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "CPU columns are % of one core during the timed window: server = sum over server processes, other = "
         "everything else on the machine (PostgreSQL, Redis, kernel softirq, anything else running); machine "
-        "busy is % of all cores.",
+        "busy is % of all cores. Server CPU ms/req = server CPU over the requests answered in the window; full − "
+        "decrypt-only is what storing, queueing and the app's middleware add to each callback.",
         "Full path: production settings (PostgreSQL + Redis, sandbox WeCom credentials, callback skew "
         f"{MAX_SKEW} s so pre-built timestamps stay valid); every request has a MsgId never sent before; "
         "nothing consumes the arq queue during the run.",
@@ -864,7 +948,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Total wall time {time.monotonic() - t_begin:.0f} s.",
     ]
     return publish("ingest", render(results, checks, notes, shown_cmd, extra), report_of(results, checked),
-                   write=not args.no_write and bool(results), results=args.results)  # fmt: skip
+                   write=not args.no_write and not args.profile and bool(results), results=args.results)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -106,6 +106,14 @@ class Database:
             yield conn
 
     @asynccontextmanager
+    async def connect_writer(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for several write transactions in a row, each ``async with conn.begin()`` (same mode as
+        :meth:`write`). The pool pings a connection when it is checked out, so a caller holding one between
+        transactions skips those pings — and sees an error, not a fresh connection, if the database went away meanwhile."""
+        async with self._writer.connect() as conn:
+            yield conn
+
+    @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         async with self.engine.connect() as conn:
             yield conn
