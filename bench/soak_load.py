@@ -67,6 +67,8 @@ class Emulator:
         )
         self.callback_url = callback_url
         self.tally = tally
+        self._read: dict[str, int] = {}  # kf account → how much of its log replies() has read
+        self._answers: dict[str, list[str]] = {}  # customer → the product's answers so far
         self.runner: Any = None
         self.session: Any = None
 
@@ -118,8 +120,16 @@ class Emulator:
             self.tally.kf_notices_ok += 1
 
     def replies(self, ext: str) -> list[str]:
-        """What the product answered this customer — a broadcast reaching them mid-conversation is no answer."""
-        return [m["text"] for m in self.state.kf_conversation(ext) if m["origin"] == REPLY_ORIGIN and BROADCAST_MARK not in m["text"]]
+        """What the product answered this customer — a broadcast reaching them mid-conversation is no answer. The
+        emulator's log only grows: read what is new since the last call (``kf_conversation`` rescans all of it,
+        which over half an hour would cost the load's own loop more and more)."""
+        for kfid, log in self.state.kf_log.items():
+            seen = self._read.get(kfid, 0)
+            for m in log[seen:]:
+                if m.get("origin") == REPLY_ORIGIN and m.get("msgtype") == "text" and BROADCAST_MARK not in m["text"]["content"]:
+                    self._answers.setdefault(m["external_userid"], []).append(m["text"]["content"])
+            self._read[kfid] = len(log)
+        return list(self._answers.get(ext, []))
 
 
 async def every(name: str, period: float, until: float, tally: Tally, start: Any, *, first: float = 0.0) -> list[asyncio.Task[Any]]:

@@ -201,7 +201,7 @@ def _fmt(value: float) -> str:
 def svg_chart(panels: Sequence[Panel], *, title: str, x_label: str = "minutes", shade_until: float = 0.0, width: int = 760) -> str:
     """Stacked line charts sharing one x axis, as a standalone SVG document; ``shade_until`` greys the warm-up."""
     panel_h, top, left, right, gap = 150, 34, 64, 150, 46
-    height = top + len(panels) * (panel_h + gap) + 10
+    height = top + len(panels) * (panel_h + gap) - gap + 52
     plot_w = width - left - right
     xs = [x for p in panels for s in p.series for x, _ in s.points]
     x_max = max(xs, default=1.0) or 1.0
@@ -254,8 +254,7 @@ def svg_chart(panels: Sequence[Panel], *, title: str, x_label: str = "minutes", 
                 f'<line x1="{left + plot_w + 10}" x2="{left + plot_w + 28}" y1="{ly - 4}" y2="{ly - 4}" stroke="{color}" stroke-width="2"/>'
             )
             out.append(f'<text x="{left + plot_w + 32}" y="{ly}">{html.escape(series.name)}</text>')
-    last_y = top + len(panels) * (panel_h + gap) - gap + 14 + 30
-    out.append(f'<text x="{left + plot_w / 2:.1f}" y="{min(height - 2, last_y)}" text-anchor="middle">{html.escape(x_label)}</text>')
+    out.append(f'<text x="{left + plot_w / 2:.1f}" y="{height - 6}" text-anchor="middle">{html.escape(x_label)}</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
@@ -273,7 +272,7 @@ def _runs(points: Sequence[tuple[float, float]]) -> list[list[tuple[float, float
 
 def soak_panels(samples: Sequence[Sample]) -> list[Panel]:
     """RSS per process, callback p99 per interval, arq queue depth and outbox backlog — over minutes."""
-    roles = sorted({role for s in samples for role in s.rss_kib})
+    roles = list(dict.fromkeys(role for s in samples for role in s.rss_kib))  # as sampled: supervisor, servers, workers
     rss = [Series(role, [(s.t / 60, s.rss_kib.get(role, 0) * MIB_PER_KIB) for s in samples]) for role in roles]
     return [
         Panel("RSS per process", "MiB", rss, floor_zero=False),
