@@ -11,7 +11,9 @@ rewrites its section of docs/BENCHMARKS.md):
 * ``tagging`` — tag matching vs raw ``jieba.lcut``;
 * ``chat`` — chat understanding against the labelled corpus (bench/chat_corpus): exact match and wrong-order rate;
 * ``broadcast`` — planning a broadcast to 100 k recipients: time and peak memory, SQLite and PostgreSQL;
-* ``rfm`` — RFM recompute over 1 M customers / 10 M orders vs bare SQL and pandas.
+* ``rfm`` — RFM recompute over 1 M customers / 10 M orders vs bare SQL and pandas;
+* ``soak`` — **opt-in** (``--only soak``, alone or with others): ``serve --workers 2`` + 2 workers under 30 minutes of
+  mixed load, RSS / p99 / queue depth sampled every 10 s — not part of the normal run, which stays ~16 minutes.
 
 ``--quick`` uses smaller sizes and shorter runs (a few minutes in all). The whole run is bounded by
 ``--hard-timeout``; each part gets what is left as its own ``--hard-timeout`` (their defaults assume a quiet
@@ -55,6 +57,8 @@ from bench.common import (
 from bench.verdict import Report, read_report, summary_passed, summary_result
 
 KILL_GRACE = 30.0  # seconds between SIGTERM and SIGKILL for a part over the budget
+SOAK_BUDGET = 30 * 60 + 600.0  # what `--only soak` adds to the run's budget (bench.soak's own hard timeout)
+SOAK_BUDGET_QUICK = 5 * 60 + 600.0
 
 
 @dataclass
@@ -62,6 +66,7 @@ class Part:
     name: str
     what: str
     argv: list[str]  # the full command (python -m bench.NAME …)
+    opt_in: bool = False  # run only when named in --only (the soak: half an hour on its own)
 
 
 @dataclass
@@ -97,7 +102,14 @@ def parts(args: argparse.Namespace) -> list[Part]:
              [*py, "bench.broadcast", "--recipients", "20000" if quick else "100000", "--backends", "sqlite,postgresql", *write]),
         Part("rfm", "RFM recompute vs bare SQL and pandas",
              [*py, "bench.rfm", *(["--customers", "100000", "--orders", "1000000", "--runs", "3"] if quick else []), *write]),
+        Part("soak", "serve --workers 2 + 2 workers, 30 min of mixed load: flat RSS, no growing queue, callback p99 (opt-in)",
+             [*py, "bench.soak", *(["--minutes", "5", "--interval", "5"] if quick else []), *write], opt_in=True),
     ]  # fmt: skip
+
+
+def chosen_parts(args: argparse.Namespace) -> list[Part]:
+    """The parts ``--only`` names; without it every part but the opt-in ones (the half-hour soak)."""
+    return [p for p in parts(args) if p.name in args.only_list or not (args.only_list or p.opt_in)]
 
 
 # ---- running ----------------------------------------------------------------------------------------------
@@ -206,7 +218,9 @@ def render(outcomes: list[Outcome], machine: Machine, argv: Sequence[str], wall:
 
 def parse_args(argv: Sequence[str] | None, names: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python run.py bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default="", help=f"comma-separated subset of {','.join(names)} (all)")
+    parser.add_argument(
+        "--only", default="", help=f"comma-separated subset of {','.join(names)} (all but soak, which runs only when named)"
+    )
     parser.add_argument("--quick", action="store_true", help="smaller sizes and shorter runs (a few minutes in all)")
     parser.add_argument("--seconds", type=float, default=0.0, help="timed seconds per ingest/server/orders run (their default)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/BENCHMARKS.md alone")
@@ -218,14 +232,17 @@ def parse_args(argv: Sequence[str] | None, names: Sequence[str]) -> argparse.Nam
         parser.error(f"--only: unknown part(s) {', '.join(sorted(unknown))}; choose from {','.join(names)}")
     if args.seconds < 0 or args.seconds > 600:
         parser.error("--seconds 0..600")
-    args.hard_timeout = args.hard_timeout or (900.0 if args.quick else 1800.0)
+    base = 900.0 if args.quick else 1800.0
+    if "soak" in args.only_list:  # its own length on top: 30 min of load (5 with --quick) + start, drain, checks
+        base += SOAK_BUDGET_QUICK if args.quick else SOAK_BUDGET
+    args.hard_timeout = args.hard_timeout or base
     return args
 
 
 def main(argv: Sequence[str] | None = None, *, selected: list[Part] | None = None, path: Path = BENCHMARKS_MD) -> int:
     names = [p.name for p in parts(argparse.Namespace(quick=False, seconds=0, no_write=False))]
     args = parse_args(argv, names)
-    chosen = selected if selected is not None else [p for p in parts(args) if not args.only_list or p.name in args.only_list]
+    chosen = selected if selected is not None else chosen_parts(args)
     shown = list(sys.argv[2:] if argv is None else argv)
     began = time.monotonic()
     deadline = began + args.hard_timeout

@@ -3,6 +3,7 @@ budget, the summary section on top of the file — every result read from what t
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -58,3 +59,17 @@ def test_results_budget_and_summary(tmp_path: Path) -> None:
     assert "✘ 1 of 6 part(s) passed" in summary
     for fact in ("cores", "CPU", "memory", "Python", "PostgreSQL", "Redis", "SQLite", "load before start", "shared"):
         assert fact in summary
+
+
+def suite_args(*argv: str) -> argparse.Namespace:
+    names = [p.name for p in suite.parts(argparse.Namespace(quick=False, seconds=0, no_write=False))]
+    return suite.parse_args(list(argv), names)
+
+
+def test_the_soak_runs_only_when_named() -> None:
+    assert "soak" not in [p.name for p in suite.chosen_parts(suite_args())]
+    assert [p.name for p in suite.chosen_parts(suite_args("--only", "rfm,soak"))] == ["rfm", "soak"]
+    # Its half hour comes on top of the run's budget, so the budget does not stop it.
+    assert suite_args("--only", "soak").hard_timeout >= 30 * 60 + suite_args().hard_timeout
+    (quick,) = suite.chosen_parts(suite_args("--only", "soak", "--quick", "--no-write"))
+    assert quick.argv[2:] == ["bench.soak", "--minutes", "5", "--interval", "5", "--no-write"]
