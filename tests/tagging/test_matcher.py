@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from scrm.core.tokenizer import fresh_tokenizer
 from tagging.rules.domain import load_rules, parse_rules
-from tagging.rules.engine import RULES_FILE, build_matcher, fresh_tokenizer
+from tagging.rules.engine import RULES_FILE, build_matcher
 from tagging.rules.matcher import Matcher, RuleMatch
 
 CATALOG_WORDS = ("矿泉水", "农夫山泉", "可乐", "可口可乐", "抽纸", "纸巾", "大米", "东北大米", "花生油")
