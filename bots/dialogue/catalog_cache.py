@@ -10,6 +10,7 @@ another).
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 
 from bots.dialogue.intents import Product
@@ -18,6 +19,8 @@ from fulfillment.catalog.services import CATALOG_VERSION, ProductInfo, catalog_n
 from fulfillment.sequences import current_value
 from scrm.core.runtime import ResourceKey, Runtime
 from scrm.core.tokenizer import loaded_generation, shared_tokenizer
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,10 @@ class ParserCache:
 
     async def warm_up(self, rt: Runtime) -> None:
         """Load jieba before the first customer message (called at start)."""
-        await self.get(rt)
+        try:
+            await self.get(rt)
+        except Exception:
+            log.exception("order parser warm-up failed; it is built on first use")
 
 
 PARSER_CACHE: ResourceKey[ParserCache] = ResourceKey("order_parser_cache")
