@@ -32,11 +32,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from re import Pattern
-from typing import NamedTuple
-
-import jieba
+from typing import TYPE_CHECKING, NamedTuple
 
 from tagging.rules.domain import Rule, RuleSet, compile_pattern, normalize, required_literals
+
+if TYPE_CHECKING:
+    import jieba  # imported on first use, by scrm.core.tokenizer
 
 _EXCLUDED = ""  # the "keyword" of an index entry for an excluded word
 
