@@ -1,15 +1,24 @@
 """The process's one jieba tokenizer (scrm/core/tokenizer.py): the order parser and the tagger cut with it, a
-catalog's words come out again for the next catalog, and a private copy carries no catalog's words."""
+catalog's words come out again for the next catalog, a private copy carries no catalog's words — and only a process
+that reads the customers' messages loads it at start."""
 
 from __future__ import annotations
 
-import jieba
+import asyncio
 
+import jieba
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from bots.dialogue.catalog_cache import PARSER_CACHE
 from bots.dialogue.intents import Product
 from bots.dialogue.parser import OrderParser
+from scrm.app.webapp import create_app
+from scrm.core.http.keys import RUNTIME
 from scrm.core.tokenizer import fresh_tokenizer, loaded_generation, shared_tokenizer
 from tagging.rules.domain import parse_rules
-from tagging.rules.engine import build_matcher
+from tagging.rules.engine import TAGGER_CACHE, build_matcher
+from tests.conftest import make_settings
 
 RULES = parse_rules(
     """
@@ -68,3 +77,17 @@ def test_a_private_copy_has_no_catalog_words() -> None:
     assert "桂花乌龙冰茶" in cut(shared) and "桂花乌龙冰茶" not in cut(private)
     private.add_word("火山岩大米", 10_000)
     assert "火山岩大米" in cut(private) and "火山岩大米" not in cut(shared)
+
+
+@pytest.mark.redis
+async def test_a_server_whose_jobs_run_in_workers_builds_no_parser_or_tagger_at_start(database_url: str, redis_url: str) -> None:
+    """With Redis the workers read the customers' messages (and warm up there); with in-process jobs the server does."""
+    for redis, warms_up in ((redis_url, False), ("", True)):
+        settings = make_settings(database_url=database_url, redis_url=redis)
+        async with TestClient(TestServer(create_app(settings))) as client:
+            rt = client.app[RUNTIME]
+            for _ in range(300):  # the warm-ups run in the background: give them time to register
+                if rt.has(PARSER_CACHE) and rt.has(TAGGER_CACHE):
+                    break
+                await asyncio.sleep(0.01)
+            assert (rt.has(PARSER_CACHE), rt.has(TAGGER_CACHE)) == (warms_up, warms_up)
