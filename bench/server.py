@@ -5,11 +5,12 @@
 For each ``--workers`` value, ``python run.py serve --workers N`` is started as it would be in production
 (PostgreSQL database ``scrm_bench_server``: created, migrated, dropped; Redis DB 14, flushed; sandbox WeCom
 credentials; the settings of ``bench.ingest``'s full path). Once it answers ``/readyz`` and its processes have
-gone quiet (the start-up jieba load done), their memory is read from ``/proc/<pid>/smaps_rollup`` — RSS, and PSS,
-which splits pages shared copy-on-write with the supervisor between the processes, so PSS adds up to what the
-machine really spends. Then ``bench.ingest``'s load generator, in a process of its own, sends signed and encrypted
-callbacks (every MsgId new) for ``--seconds`` while memory is sampled every 0.25 s; peak and end figures are
-reported with the throughput the real server reached. Rows stored = 200s received is checked as in
+gone quiet (start-up work done), their memory is read from ``/proc/<pid>/smaps_rollup`` — RSS, and PSS, which
+splits pages shared copy-on-write with the supervisor between the processes, so PSS adds up to what the machine
+really spends — and where a server's RSS goes (``/proc/<pid>/smaps``: Python's objects vs libraries' code).
+**Target: idle RSS ≤ 120 MiB for every server process.** Then ``bench.ingest``'s load generator, in a process of
+its own, sends signed and encrypted callbacks (every MsgId new) for ``--seconds`` while memory is sampled every
+0.25 s; peak and end figures are reported with the throughput the real server reached. Rows stored = 200s received is checked as in
 ``bench.ingest``, and the server must stop gracefully on SIGTERM (exit code 0). Results go to
 ``docs/BENCHMARKS.md`` between ``<!-- bench:server -->`` markers.
 """
@@ -62,10 +63,11 @@ from bench.ingest import (
     settled_counts,
     wrk_binary,
 )
-from bench.verdict import Report, check
+from bench.verdict import Report, at_most, check
 
 DB_NAME = "scrm_bench_server"
 MIB = 2**20
+IDLE_RSS_TARGET_MIB = 120  # per server process, idle (issue 21: one shared tokenizer, nothing loaded that idles)
 
 
 # ---- /proc ------------------------------------------------------------------------------------------------
@@ -78,6 +80,25 @@ def memory_kib(pid: int) -> tuple[int, int]:
     rss = re.search(r"^Rss:\s+(\d+) kB", text, re.M)
     pss = re.search(r"^Pss:\s+(\d+) kB", text, re.M)
     return (int(rss.group(1)) if rss else 0), (int(pss.group(1)) if pss else 0)
+
+
+def rss_breakdown(pid: int) -> dict[str, int]:
+    """Where a process's RSS goes, KiB: Python's objects (anonymous memory: the heap and pymalloc's arenas) and the
+    code of each shared library mapped (file-backed; shared with every process that maps the same file)."""
+    parts: dict[str, int] = {}
+    name = ""
+    try:
+        lines = Path(f"/proc/{pid}/smaps").read_text().splitlines()
+    except OSError:
+        return parts
+    for line in lines:
+        head = re.match(r"^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$", line)
+        if head:
+            path = head.group(1)
+            name = "Python objects and other anonymous memory" if not path or path.startswith("[") else Path(path).name
+        elif line.startswith("Rss:"):
+            parts[name] = parts.get(name, 0) + int(line.split()[1])
+    return parts
 
 
 def children_of(pid: int) -> list[int]:
@@ -143,6 +164,7 @@ class Phase:
     workers: int
     ready_s: float = 0.0
     idle: Memory | None = None
+    breakdown: dict[str, int] = field(default_factory=dict)  # one idle server's RSS by mapping, KiB
     peak: Memory | None = None
     end: Memory | None = None
     load: dict[str, Any] = field(default_factory=dict)
@@ -197,6 +219,7 @@ def run_phase(workers: int, database_url: str, args: argparse.Namespace, loadgen
         phase.ready_s = time.monotonic() - t0
         wait_quiet([proc.pid, *servers])
         phase.idle = read_memory(proc.pid, servers)
+        phase.breakdown = rss_breakdown(servers[0])
         sampler = Sampler(proc.pid, servers)
         sampler.start()
         try:
@@ -268,18 +291,37 @@ def render(phases: list[Phase], argv: list[str], extra: dict[str, str], args: ar
         )
     lines += ["", "Checks:", ""]
     lines += [f"- {c}" for p in phases for c in p.checks]
+    lines += ["", "Where an idle server process's RSS goes (`/proc/<pid>/smaps`, MiB; the first server of each run):", ""]
+    lines += [f"- {p.workers} proc: {breakdown_line(p.breakdown)}" for p in phases if p.breakdown]
     lines += [
         "",
         "Notes:",
         "",
         "- RSS counts every page a process maps, shared ones included; PSS divides shared pages among the processes "
-        "sharing them. With `--workers N` the supervisor loads the app's modules and jieba's dictionary before forking, "
-        "so the servers start sharing those pages (copy-on-write; CPython's reference counting un-shares some over time).",
-        "- The server processes are the real `create_app(settings)`: database pool, arq pool, order parser and tagger "
-        "(each with its copy of jieba's dictionary) — nothing consumes the arq queue during the run.",
+        "sharing them. With `--workers N` the supervisor imports the app's modules and freezes them out of the garbage "
+        "collector (`gc.freeze`) before forking, so the servers share those pages (copy-on-write; CPython's reference "
+        "counting un-shares some over time). A forked server's RSS leaves out library code it has not run since the "
+        "fork, so it is a little below a lone server's.",
+        "- The server processes are the real `create_app(settings)`: database pool, arq pool, HTTP clients. With Redis "
+        "the customers' messages are read by `run.py worker` processes (which load jieba's dictionary and build the order "
+        "parser and the tagger, sharing one tokenizer), so an idle server holds no jieba, openpyxl, numpy, alembic or "
+        "Pillow: each loads on first use (a console page that tests tag rules, a catalog sheet, a referral poster). "
+        "Nothing consumes the arq queue during the run.",
         f"- Total wall time {wall:.0f} s.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def breakdown_line(parts: dict[str, int], shown: int = 4) -> str:
+    """``Python objects … 95 · libraries' code 27 (_rust.abi3.so 6.3, …)``, MiB."""
+    anon = parts.get("Python objects and other anonymous memory", 0)
+    libs = sorted(((k, v) for k, v in parts.items() if k != "Python objects and other anonymous memory"), key=lambda kv: -kv[1])
+    top = ", ".join(f"{k} {v / 1024:.1f}" for k, v in libs[:shown])
+    total = sum(parts.values())
+    return (
+        f"total {total / 1024:.0f} = Python objects and other anonymous memory {anon / 1024:.0f} "
+        f"+ files mapped (libraries' code, shared with other processes) {sum(v for _, v in libs) / 1024:.0f} ({top}, …)"
+    )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -370,13 +412,23 @@ def report_of(phases: list[Phase]) -> Report:
     report = Report("server")
     for p in phases:
         report.add(check(f"--workers {p.workers}: every 200 stored and queued; exit 0 on SIGTERM", p.ok, "; ".join(p.checks)))
+    for p in phases:
+        largest = max((r for r, _ in p.idle.servers), default=0) / 1024 if p.idle else float("nan")
+        report.add(at_most(f"--workers {p.workers}: idle RSS of each server process", round(largest, 1), IDLE_RSS_TARGET_MIB, " MiB"))
     report.headline = "; ".join(
         f"{p.workers} proc: idle {mib(p.idle.rss) if p.idle else '–'} MiB RSS ({mib(p.idle.pss) if p.idle else '–'} PSS), "
         f"peak {mib(p.peak.rss) if p.peak else '–'} MiB RSS, {fmt_rate(p.load.get('rps', 0.0))} req/s"
         for p in phases
     )
     report.figures = {
-        str(p.workers): {"rps": p.load.get("rps", 0.0), "idle_rss_kib": p.idle.rss if p.idle else None, "ok": p.ok} for p in phases
+        str(p.workers): {
+            "rps": p.load.get("rps", 0.0),
+            "idle_rss_kib": p.idle.rss if p.idle else None,
+            "idle_pss_kib": p.idle.pss if p.idle else None,
+            "idle_server_rss_kib": [r for r, _ in p.idle.servers] if p.idle else None,
+            "ok": p.ok,
+        }
+        for p in phases
     }
     return report
 

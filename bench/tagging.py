@@ -50,8 +50,9 @@ from bench.common import (
     publish,
 )
 from bench.verdict import Report, at_least, check
+from scrm.core.tokenizer import fresh_tokenizer
 from tagging.rules.domain import Rule, RuleSet, compile_pattern, load_rules, normalize, parse_rules
-from tagging.rules.engine import RULES_FILE, build_matcher, fresh_tokenizer
+from tagging.rules.engine import RULES_FILE, build_matcher
 from tagging.rules.matcher import Matcher, MessageReading
 
 TARGET = 0.8

@@ -204,7 +204,7 @@ class SandboxHarness:
 async def sandbox(database_url: str, clock: FrozenClock) -> AsyncIterator[SandboxHarness]:
     from aiohttp.test_utils import TestClient, TestServer
 
-    from bots.sandbox.web import SANDBOX_STATE
+    from bots.sandbox.keys import SANDBOX_STATE
     from scrm.app.webapp import create_app
     from tests.helpers import free_port
 

@@ -16,9 +16,7 @@ import re
 import unicodedata
 from collections.abc import Container, Sequence
 from dataclasses import dataclass
-from typing import TypeAlias
-
-import jieba
+from typing import TYPE_CHECKING, TypeAlias
 
 from bots.dialogue.intents import (
     AddSameAsLast,
@@ -35,6 +33,10 @@ from bots.dialogue.intents import (
 )
 from bots.dialogue.numerals import COMMON_UNITS, PIECE_UNITS, QuantityMatch, QuantityScanner, everyday_numerals
 from bots.dialogue.traditional import to_simplified
+from scrm.core.tokenizer import fresh_tokenizer
+
+if TYPE_CHECKING:
+    import jieba  # imported on first use, by scrm.core.tokenizer
 
 _WECHAT_EMOJI = re.compile(r"\[([\u4e00-\u9fffa-z ]{1,8})\]")
 _KEEP_SYMBOLS = frozenset("×+~%*")
@@ -201,8 +203,8 @@ class OrderParser:
     """
 
     def __init__(self, products: Sequence[Product], tokenizer: jieba.Tokenizer | None = None, *, max_qty: int = 9999) -> None:
-        # A private tokenizer: aliases must not leak into jieba's global default used by other packages.
-        self._tokenizer = tokenizer if tokenizer is not None else jieba.Tokenizer()
+        # A private tokenizer unless given one: aliases must not leak into another reader's dictionary.
+        self._tokenizer = tokenizer if tokenizer is not None else fresh_tokenizer()
         self._tokenizer.initialize()
         self.max_qty = max_qty
         self._products: dict[str, Product] = {}

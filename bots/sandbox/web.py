@@ -16,14 +16,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bots.outbound.models import kf_windows
 from bots.sandbox.emulator import create_emulator_app
+from bots.sandbox.keys import SANDBOX_STATE
 from bots.sandbox.simulator import CallbackSimulator, kf_callback_hook, wecom_event_hook
 from bots.sandbox.state import SandboxState
 from scrm.core.http.keys import RUNTIME, SETTINGS
 from scrm.core.runtime import Runtime
 
 log = logging.getLogger(__name__)
-
-SANDBOX_STATE = web.AppKey("sandbox", SandboxState)
 
 
 def setup(app: web.Application) -> SandboxState:

@@ -10,9 +10,6 @@ import io
 import zipfile
 from collections.abc import Sequence
 
-from openpyxl import Workbook, load_workbook
-from openpyxl.utils.exceptions import InvalidFileException
-
 from fulfillment.catalog.services import CSV_COLUMNS, OPTIONAL_COLUMNS, CatalogRow, parse_catalog_table
 
 MAX_FILE_BYTES = 5 * 1024 * 1024  # a catalog of tens of thousands of rows; bigger is a mistake
@@ -68,6 +65,11 @@ def _cell_text(value: object) -> str:
 
 def xlsx_table(raw: bytes) -> list[tuple[int, list[str]]]:
     """The first sheet as ``[(row number, cells)]`` (row numbers as Excel shows them)."""
+    # openpyxl (with numpy, which it imports when installed: ≈20 MiB) loads when a sheet is read or written, not in
+    # every server at start.
+    from openpyxl import load_workbook
+    from openpyxl.utils.exceptions import InvalidFileException
+
     try:
         book = load_workbook(io.BytesIO(raw), read_only=True, data_only=True)
     except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError) as exc:
@@ -113,6 +115,8 @@ def read_catalog_file(filename: str, raw: bytes) -> tuple[list[CatalogRow], list
 def catalog_xlsx(records: Sequence[Sequence[object]]) -> bytes:
     """The catalog as an xlsx sheet: :data:`EXPORT_COLUMNS` (price in 元 as text ``36.00`` beside ``price_fen``),
     one row per record in that order. Reads back with :func:`read_catalog_file`."""
+    from openpyxl import Workbook  # on first use, as in xlsx_table
+
     book = Workbook()
     sheet = book.active
     assert sheet is not None

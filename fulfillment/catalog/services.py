@@ -236,6 +236,12 @@ async def import_rows(
     return report
 
 
+def catalog_naming(infos: list[ProductInfo]) -> tuple[tuple[str, str, tuple[str, ...]], ...]:
+    """What the catalog calls its products — (sku, name, aliases) by sku: the words readers of chat text add to the
+    process's tokenizer come from these alone, so it is the catalog's key there (the parser's and the tagger's)."""
+    return tuple(sorted((p.sku, p.name, tuple(p.aliases)) for p in infos))
+
+
 async def list_products(conn: AsyncConnection, *, active_only: bool = True) -> list[ProductInfo]:
     q = sa.select(products).order_by(products.c.sku)
     if active_only:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import gc
 import logging
 import sys
 import time
@@ -118,18 +119,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _serve_supervised(settings: Settings, workers: int, serve_one) -> int:  # type: ignore[no-untyped-def]
-    """Load the app and jieba's dictionary once, fork ``workers`` servers on the port and supervise them (scrm.app.supervisor)."""
+    """Load the app once, fork ``workers`` servers on the port and supervise them (scrm.app.supervisor). jieba's
+    dictionary is not loaded here: with several servers the jobs run in ``run.py worker`` processes, which read the
+    customers' messages; a server loads it only if a console page asks (webapp's warm-up)."""
     from prometheus_client import multiprocess
 
     from scrm.app.supervisor import Supervisor, bind
     from scrm.app.webapp import create_app
-    from tagging.rules.engine import fresh_tokenizer
 
     started = time.monotonic()
     create_app(settings)  # imports every route module once (nothing opens before the app starts)
-    fresh_tokenizer()  # jieba's default dictionary, inherited by every server (the parsers and taggers copy it)
+    gc.freeze()  # the servers' collections leave these objects (and so their pages) alone: shared copy-on-write
     took = round(time.monotonic() - started, 2)
-    log.info("app modules and jieba's dictionary loaded before forking", extra={"seconds": took, "workers": workers})
+    log.info("app modules loaded before forking", extra={"seconds": took, "workers": workers})
     sup = Supervisor(workers, serve_one, lambda: bind(settings.host, settings.port), on_exit=multiprocess.mark_process_dead)
     return sup.run()
 

@@ -1,8 +1,10 @@
 """``run.py serve --workers N``: N server processes on one port, and a supervisor.
 
-The parent loads what every server needs and would otherwise load on its own (the app's modules, jieba's
-dictionary: ≈1 s and ≈15 MB per process, docs/baselines.md), then forks the servers; they share those pages
-copy-on-write and start in a fraction of the time. The parent runs no event loop and opens no database or Redis
+The parent loads what every server needs and would otherwise load on its own (the app's modules), moves those
+objects out of the garbage collector's reach (``gc.freeze``: a collection in a server would otherwise write to
+every object's header and un-share its page), then forks the servers; they share those pages copy-on-write and
+start in a fraction of the time. jieba's dictionary is not among them: with several servers the customers'
+messages are read by ``run.py worker`` processes. The parent runs no event loop and opens no database or Redis
 connection, so forking it is safe.
 
 Sockets: the parent binds one ``SO_REUSEPORT`` listening socket per server before forking it, and each server

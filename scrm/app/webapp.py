@@ -126,8 +126,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
         if owned and settings.is_sandbox:
             async with rt.db.write() as conn:
                 await seed_sample_if_empty(conn, rt.db.dialect, rt.clock.now())
-        if owned:
-            # Load jieba (≈1 s) in a thread now, not on the first customer's message.
+        if owned and tasks:
+            # This process reads the customers' messages (in-process jobs): load jieba (≈1 s, ≈60 MiB) in a thread
+            # now, not on the first customer's message. With Redis the workers read them (scrm.app.worker warms
+            # up there), and a server loads jieba only if a console page asks (tag rules: test, dry run).
             tasks.append(asyncio.create_task(parser_cache(rt).warm_up(rt), name="warm-up-parser"))
             tasks.append(asyncio.create_task(tagger_cache(rt).warm_up(rt), name="warm-up-tagger"))
         if settings.is_sandbox:

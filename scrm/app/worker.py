@@ -14,10 +14,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.exceptions import WatchError
 
+from bots.dialogue.catalog_cache import parser_cache
 from config import Settings
 from scrm.app.runtime import build_registry, build_runtime
 from scrm.core import outbox
 from scrm.core.jobs import arq_cron, arq_function
+from tagging.rules.engine import tagger_cache
 
 JOB_COMPLETION_WAIT = 10  # seconds; systemd's TimeoutStopSec for workers must be longer (docs/deploy.md)
 
@@ -105,13 +107,19 @@ def make_worker(settings: Settings, *, burst: bool = False) -> Worker:
         rt = await build_runtime(settings)
         ctx["rt"] = rt
         ctx["relay"] = asyncio.create_task(outbox.relay_forever(rt), name="outbox-relay")
+        # The worker reads the customers' messages: load jieba (≈1 s) and build the parser and the tagger now, not
+        # on the first message (their own warm-ups log and swallow a failure: the first use builds them then).
+        ctx["warm_ups"] = [
+            asyncio.create_task(parser_cache(rt).warm_up(rt), name="warm-up-parser"),
+            asyncio.create_task(tagger_cache(rt).warm_up(rt), name="warm-up-tagger"),
+        ]
 
     async def shutdown(ctx: dict[str, Any]) -> None:
-        relay = ctx.get("relay")
-        if relay is not None:
-            relay.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await relay
+        for task in [ctx.get("relay"), *ctx.get("warm_ups", [])]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if "rt" in ctx:
             await ctx["rt"].close()
 

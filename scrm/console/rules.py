@@ -294,7 +294,7 @@ async def rules_try(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     tagger = await tagger_cache(rt).get(rt)
     rules: RuleSet = parse_rules(checked.text)
-    matcher = await asyncio.to_thread(build_matcher, rules, tagger.words)  # the catalog's tokenizer, shared
+    matcher = await asyncio.to_thread(build_matcher, rules, tagger.words, tagger.catalog)  # the process's tokenizer, shared
     results = [
         {
             "tag": m.rule.tag,

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from aiohttp import web
 
 from bots.outbound.client import WECOM_API, ApiError, ApiUnavailable, Errcode, RateLimited
-from bots.sandbox.web import SANDBOX_STATE
+from bots.sandbox.keys import SANDBOX_STATE
 from fulfillment.catalog.services import MAX_LINES, MAX_QTY
 from fulfillment.orders.services import create_order
 from scrm.campaigns.coupons.services import issue_coupon, list_templates

@@ -23,7 +23,7 @@ from typing import IO, Any
 
 import sqlalchemy as sa
 
-from fulfillment.catalog.services import list_products
+from fulfillment.catalog.services import catalog_naming, list_products
 from scrm.core.clock import SHANGHAI, local
 from scrm.core.runtime import Runtime
 from scrm.crm.archive.models import archive_messages
@@ -169,7 +169,8 @@ async def replay(
     Matching runs in a worker thread, a page at a time, so a server's event loop stays responsive."""
     now = rt.clock.now()
     async with rt.db.read() as conn:
-        words = product_words(await list_products(conn))
+        infos = await list_products(conn)
+        words, naming = product_words(infos), catalog_naming(infos)
         union, where = _history(since)
         if limit is not None:
             cutoff_q = sa.select(union.c.at).where(*where).order_by(union.c.at.desc()).limit(1).offset(max(limit - 1, 0))
@@ -178,7 +179,7 @@ async def replay(
                 where = [union.c.at >= cutoff]
                 since = cutoff if since is None else max(since, cutoff)
         total = int((await conn.execute(sa.select(sa.func.count()).select_from(union).where(*where))).scalar_one())
-    matcher = await asyncio.to_thread(build_matcher, rules, words)
+    matcher = await asyncio.to_thread(build_matcher, rules, words, naming)  # the process's tokenizer, shared
     sim = _Simulator(matcher, now)
     done = 0
     async with rt.db.read() as conn:

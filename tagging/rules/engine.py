@@ -1,11 +1,11 @@
 """The tagger in force: the rules version in force (database) and the catalog, turned into a :class:`Matcher`,
 rebuilt when either changes.
 
-Like :mod:`bots.dialogue.catalog_cache`, the build runs off the event loop (a worker thread). jieba's dictionary
-is read from disk once per process (≈0.5–0.8 s) into a pristine base tokenizer that is never changed; a tokenizer
-for a catalog is a copy of its dictionary (≈10 ms) with the product names added, kept while that catalog is in
-force — the rules' words are not added to it (see :mod:`tagging.rules.matcher`), so editing the rules builds no
-new dictionary.
+Like :mod:`bots.dialogue.catalog_cache`, the build runs off the event loop (a worker thread). The matcher cuts with
+the process's one tokenizer (:mod:`scrm.core.tokenizer`: jieba's dictionary, read from disk once per process,
+plus the catalog's product names, which the order parser adds too) — the rules' words are not added to it (see
+:mod:`tagging.rules.matcher`), so editing the rules changes no dictionary. A new catalog takes the old one's words
+out of it and bumps its generation; a tagger built under another generation is rebuilt.
 
 The rules live in the database, versioned (:mod:`tagging.rules.versions`). Each use checks the number of the
 version in force (one index lookup, beside the catalog's version): a save from any process is in force in every
@@ -22,19 +22,18 @@ import logging
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import jieba
-
 from config.settings import CONFIG_DIR
-from fulfillment.catalog.services import CATALOG_VERSION, ProductInfo, list_products
+from fulfillment.catalog.services import CATALOG_VERSION, ProductInfo, catalog_naming, list_products
 from fulfillment.sequences import current_value
 from scrm.core.runtime import ResourceKey, Runtime
+from scrm.core.tokenizer import fresh_tokenizer, loaded_generation, shared_tokenizer
 from tagging.rules import versions
 from tagging.rules.domain import EMPTY_RULES, RuleSet, RulesFileError, normalize, parse_rules
-from tagging.rules.matcher import Matcher, add_catalog_words
+from tagging.rules.matcher import Matcher
 
 log = logging.getLogger(__name__)
 
@@ -56,57 +55,28 @@ def product_words(products: Iterable[ProductInfo]) -> tuple[str, ...]:
 
 
 # ---- building (in a worker thread) ---------------------------------------------------------------------------
-_base: jieba.Tokenizer | None = None
-_base_lock = threading.Lock()
-_built: OrderedDict[tuple[RuleSet, tuple[str, ...]], Matcher] = OrderedDict()
-_BUILT_MAX = 4  # the rules in force and a few candidates being tried (they share their catalog's tokenizer)
-_tokenizers: OrderedDict[tuple[str, ...], jieba.Tokenizer] = OrderedDict()
-_TOKENIZERS_MAX = 2  # one per catalog version in use (each holds a dictionary copy, ≈15 MB)
+_built_lock = threading.Lock()
+_built: OrderedDict[tuple[RuleSet, tuple[str, ...], Hashable, int], Matcher] = OrderedDict()
+_BUILT_MAX = 4  # the rules in force and a few candidates being tried (they share the process's tokenizer)
 
 
-def fresh_tokenizer() -> jieba.Tokenizer:
-    """A private, initialised tokenizer with jieba's default dictionary (loaded from disk once per process)."""
-    global _base
-    with _base_lock:
-        if _base is None:
-            jieba.setLogLevel(logging.WARNING)  # its dictionary-loading chatter is not ours to print
-            base = jieba.Tokenizer()
-            base.initialize()
-            _base = base
-        tokenizer = jieba.Tokenizer()
-        tokenizer.FREQ = dict(_base.FREQ)
-        tokenizer.total = _base.total
-        tokenizer.initialized = True
-    return tokenizer
-
-
-def catalog_tokenizer(words: tuple[str, ...]) -> jieba.Tokenizer:
-    """jieba's dictionary plus the catalog ``words``, built once per catalog and never changed after (so matchers of
-    different rules may share it, from several threads)."""
-    with _base_lock:
-        if words in _tokenizers:
-            _tokenizers.move_to_end(words)
-            return _tokenizers[words]
-    tokenizer = fresh_tokenizer()
-    add_catalog_words(tokenizer, words)
-    with _base_lock:
-        tokenizer = _tokenizers.setdefault(words, tokenizer)
-        while len(_tokenizers) > _TOKENIZERS_MAX:
-            _tokenizers.popitem(last=False)
-    return tokenizer
-
-
-def build_matcher(rules: RuleSet, words: tuple[str, ...] = ()) -> Matcher:
-    """A matcher for ``rules`` with ``words`` (catalog words) in its dictionary. Blocking (≈10 ms for a new catalog,
-    ≈1 ms per hundred rules otherwise; the first call in a process also loads jieba): call it in a thread. The last
-    few builds are kept, so the same rules and catalog are built once per process."""
-    key = (rules, words)
-    with _base_lock:
-        if key in _built:
-            _built.move_to_end(key)
-            return _built[key]
-    matcher = Matcher(rules, catalog_tokenizer(words))
-    with _base_lock:
+def build_matcher(rules: RuleSet, words: tuple[str, ...] = (), catalog: Hashable = None) -> Matcher:
+    """A matcher for ``rules`` with ``words`` (catalog words) in its dictionary. Blocking (≈1 ms per hundred rules;
+    the first call in a process also loads jieba): call it in a thread. With ``catalog`` (the key of the catalog
+    ``words`` come from, :func:`fulfillment.catalog.services.catalog_naming`) it cuts with the process's shared
+    tokenizer, as the order parser does; without, with a private copy of jieba's dictionary (≈15 MiB, tests and
+    benchmarks). The last few builds are kept, so the same rules and catalog are built once per process."""
+    if catalog is None:
+        return Matcher(rules, fresh_tokenizer(), extra_words=words)
+    tokenizer = shared_tokenizer()
+    with tokenizer.use_catalog(catalog) as generation:
+        key = (rules, words, catalog, generation)
+        with _built_lock:
+            if key in _built:
+                _built.move_to_end(key)
+                return _built[key]
+        matcher = Matcher(rules, tokenizer, extra_words=words)
+    with _built_lock:
         _built[key] = matcher
         while len(_built) > _BUILT_MAX:
             _built.popitem(last=False)
@@ -122,6 +92,8 @@ class Tagger:
     built_at: dt.datetime
     rules_number: int = 0  # the stored version the rules come from (0: none)
     words: tuple[str, ...] = ()  # the catalog's words in the matcher's dictionary (a candidate built with them shares it)
+    catalog: Hashable = None  # the catalog's key in the shared tokenizer (fulfillment.catalog.services.catalog_naming)
+    generation: int = 0  # the shared tokenizer's generation the matcher was built under
 
 
 @dataclass(frozen=True)
@@ -168,7 +140,7 @@ class TaggerCache:
             catalog = await current_value(conn, CATALOG_VERSION)
             number = await versions.current_number(conn)
         tagger = self._tagger
-        if tagger is not None and number == self._seen and tagger.catalog_version == catalog:
+        if tagger is not None and number == self._seen and tagger.catalog_version == catalog and tagger.generation == loaded_generation():
             return tagger
         async with self._lock:
             if number == 0:
@@ -184,13 +156,20 @@ class TaggerCache:
             if number != self._seen:
                 await self._load(rt, number)
             tagger = self._tagger
-            if tagger is not None and tagger.rules == self._rules and tagger.catalog_version == catalog:
+            if (
+                tagger is not None
+                and tagger.rules == self._rules
+                and tagger.catalog_version == catalog
+                and tagger.generation == loaded_generation()
+            ):
                 return tagger
             async with rt.db.read() as conn:
-                words = product_words(await list_products(conn))
+                infos = await list_products(conn)
+            words, naming = product_words(infos), catalog_naming(infos)
             rules = self._rules
-            matcher = await asyncio.to_thread(build_matcher, rules, words)
-            self._tagger = Tagger(rules, matcher, catalog, rt.clock.now(), self._number, words)
+            matcher = await asyncio.to_thread(build_matcher, rules, words, naming)
+            generation = loaded_generation()  # the build loaded the tokenizer: no longer 0
+            self._tagger = Tagger(rules, matcher, catalog, rt.clock.now(), self._number, words, naming, generation)
             self._loaded_at = self._tagger.built_at
             return self._tagger
 

@@ -33,11 +33,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from math import log
 from re import Pattern
-from typing import NamedTuple
-
-import jieba
+from typing import TYPE_CHECKING, NamedTuple
 
 from tagging.rules.domain import Rule, RuleSet, compile_pattern, normalize, required_literals
+
+if TYPE_CHECKING:
+    import jieba  # imported on first use, by scrm.core.tokenizer
 
 _EXCLUDED = ""  # the "keyword" of an index entry for an excluded word
 
@@ -147,7 +148,7 @@ def dictionary_freq(tokenizer: jieba.Tokenizer, word: str) -> int:
 
 def add_catalog_words(tokenizer: jieba.Tokenizer, words: Iterable[str]) -> None:
     """Put catalog words (product names, aliases) in ``tokenizer``'s dictionary, so text is cut around them and no
-    keyword matches across a product name. Call before the tokenizer is shared."""
+    keyword matches across a product name. Call before the tokenizer is shared, or inside the shared one's use_catalog."""
     for word in dict.fromkeys(normalize(w).strip() for w in words):
         if word and not any(ch.isspace() for ch in word):
             tokenizer.add_word(word, freq=dictionary_freq(tokenizer, word))
@@ -311,7 +312,8 @@ class Matcher:
     def __init__(self, rules: RuleSet | Sequence[Rule], tokenizer: jieba.Tokenizer, *, extra_words: Iterable[str] = ()) -> None:
         """Index ``rules`` and add ``extra_words`` (catalog product names, which shape how text is cut) to
         ``tokenizer``'s dictionary. The rules' own words are *not* added: token boundaries must be jieba's reading of
-        the text, not the rules' wish. The tokenizer must be initialised and used by no one else."""
+        the text, not the rules' wish. The tokenizer must be initialised; one shared (scrm.core.tokenizer) gets the words
+        under its catalog's build lock."""
         self.rules: tuple[Rule, ...] = tuple(rules.rules if isinstance(rules, RuleSet) else rules)
         self._tokenizer = tokenizer
         index: dict[str, list[tuple[int, str]]] = {}

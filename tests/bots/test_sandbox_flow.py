@@ -12,8 +12,8 @@ from bots.kf.models import kf_cursors
 from bots.kf.services import run_sync
 from bots.outbound.client import Errcode
 from bots.outbound.models import outbound_messages
+from bots.sandbox.keys import SANDBOX_STATE
 from bots.sandbox.simulator import CallbackSimulator, kf_msg_or_event
-from bots.sandbox.web import SANDBOX_STATE
 from config.settings import SANDBOX_CORP_ID, SANDBOX_KF_OPEN_KFID, SANDBOX_SECRET
 from fulfillment.orders.models import OrderStatus
 from scrm.app.webapp import create_app

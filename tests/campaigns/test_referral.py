@@ -32,7 +32,7 @@ async def sandbox(database_url: str, clock: FrozenClock) -> AsyncIterator[Sandbo
     """tests/conftest.py's sandbox, with the referral API mounted (until scrm/app/webapp.py mounts it)."""
     from aiohttp.test_utils import TestClient, TestServer
 
-    from bots.sandbox.web import SANDBOX_STATE
+    from bots.sandbox.keys import SANDBOX_STATE
     from fulfillment.catalog.services import seed_sample_if_empty
     from scrm.app.runtime import build_runtime
     from scrm.app.webapp import create_app

@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from aiohttp.test_utils import TestClient, TestServer
 from yarl import URL
 
+from bots.sandbox.keys import SANDBOX_STATE
 from bots.sandbox.state import SandboxState
-from bots.sandbox.web import SANDBOX_STATE
 from config import Settings
 from fulfillment.catalog.models import products
 from fulfillment.catalog.services import seed_sample_if_empty

@@ -12,8 +12,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bots.contacts.tags import pull_corp_tags, refresh_customer_tags
 from bots.outbound.client import WECOM_API
+from bots.sandbox.keys import SANDBOX_STATE
 from bots.sandbox.simulator import CallbackSimulator, change_external_tag
-from bots.sandbox.web import SANDBOX_STATE
 from scrm.app.runtime import build_runtime
 from scrm.core.clock import FrozenClock
 from scrm.core.runtime import Runtime

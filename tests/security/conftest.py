@@ -13,8 +13,8 @@ import pytest
 import sqlalchemy as sa
 from aiohttp.test_utils import TestClient, TestServer
 
+from bots.sandbox.keys import SANDBOX_STATE
 from bots.sandbox.state import SandboxState
-from bots.sandbox.web import SANDBOX_STATE
 from config import Settings
 from fulfillment.catalog.services import seed_sample_if_empty
 from scrm.app.runtime import build_runtime

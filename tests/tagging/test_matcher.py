@@ -7,8 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from scrm.core.tokenizer import fresh_tokenizer
 from tagging.rules.domain import load_rules, normalize, parse_rules
-from tagging.rules.engine import RULES_FILE, build_matcher, fresh_tokenizer
+from tagging.rules.engine import RULES_FILE, build_matcher
 from tagging.rules.matcher import _HAN_BLOCK, Matcher, MessageReading, RuleMatch, cut_block
 
 CATALOG_WORDS = ("矿泉水", "农夫山泉", "可乐", "可口可乐", "抽纸", "纸巾", "大米", "东北大米", "花生油")

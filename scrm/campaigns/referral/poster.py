@@ -14,9 +14,10 @@ import logging
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import segno
-from PIL import Image, ImageDraw, ImageFont
+if TYPE_CHECKING:
+    from PIL import Image, ImageFont
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,8 @@ def find_font(configured: str = "") -> str | None:
 
 @lru_cache(maxsize=32)
 def _font(path: str | None, size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    from PIL import ImageFont  # Pillow loads with the first poster, not in every server at start (see render_poster)
+
     if path is None:
         return ImageFont.load_default(size)
     # Noto's CJK collections hold JP, KR, SC, TC, HK faces in that order: SC draws Simplified Chinese glyph shapes.
@@ -83,6 +86,9 @@ def wrap(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: i
 
 def qr_image(link: str, size: int) -> Image.Image:
     """The QR code of ``link`` as a black-on-white square of about ``size`` px (whole pixels per module)."""
+    import segno
+    from PIL import Image
+
     qr = segno.make(link, error="m", micro=False)
     rows = [bytes(0 if dark else 255 for dark in row) for row in qr.matrix_iter(scale=1, border=2)]
     modules = len(rows)
@@ -93,6 +99,9 @@ def qr_image(link: str, size: int) -> Image.Image:
 
 def render_poster(content: PosterContent, font_path: str | None) -> bytes:
     """The poster as PNG bytes (750×1200)."""
+    # Pillow (≈6 MiB with its libraries) and segno are imported by the first poster drawn: most processes draw none.
+    from PIL import Image, ImageDraw
+
     if font_path is None:
         log.warning("no CJK font found for referral posters: set SCRM_POSTER_FONT (e.g. install fonts-noto-cjk)")
     image = Image.new("RGB", (WIDTH, HEIGHT), BACKGROUND)
