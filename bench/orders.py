@@ -11,6 +11,10 @@ Runs on PostgreSQL (database ``scrm_bench_orders``: created, migrated, dropped) 
 file, ``--sqlite-tasks`` tasks) for comparison. After each run the stock invariants are checked: no
 ``stock_levels`` row has allocated > on_hand, the order lines' allocated quantities sum per product to
 ``stock_levels.allocated``, and ``inventory.reconcile`` finds no drift between counters and ledger.
+
+On PostgreSQL the run first measures the raw ceiling (:func:`raw_ceiling`: a bare conditional stock UPDATE per
+order with asyncpg, same tasks, as many connections as the app's pool) and the database backends' CPU; the targets
+are orders/s ≥ RAW_SHARE × that rate and ≤ CPU_MS_PER_ORDER client CPU per order.
 Results are printed as Markdown and written to ``docs/BENCHMARKS.md`` between ``<!-- bench:orders -->`` markers.
 """
 
@@ -416,12 +420,16 @@ def render(results: list[RunResult], argv: list[str], args: argparse.Namespace, 
         "",
         "Notes:",
         "",
-        "- Latency is per `create_order(confirm=True)` call as the caller sees it: the create transaction, the "
-        "confirm transaction (row locks on the order and the stock rows, allocation, ledger, outbox) and the "
-        "order read-back.",
+        "- Latency is per `create_order(confirm=True)` call as the caller sees it. On PostgreSQL a customer with "
+        "no credit limit and no coupon is placed in one statement (`fulfillment/orders/placement.py`: order, stock "
+        "locks and allocation, ledger, lines, history, outbox), plus a low-stock check in a transaction of its own "
+        "when a product ran short and was not alerted today; SQLite takes the general path (one transaction, "
+        "about ten statements).",
         "- Process CPU is % of one core used by the benchmark process (the service's Python code: SQLAlchemy "
         "Core + driver); machine busy is % of all cores (the database included). SQL statements are counted "
-        "at the driver (BEGIN/COMMIT and pool pings not included), failed attempts included.",
+        "at the driver (BEGIN/COMMIT and pool pings not included), failed attempts included. Database CPU "
+        "(PostgreSQL) is the scratch database's backends only, read from /proc: the WAL writer and other shared "
+        "server processes are not in it.",
         "- PostgreSQL: the app's engine pool (10 + 10 overflow connections) is shared by all tasks. SQLite "
         "serialises writers (`BEGIN IMMEDIATE`), so its tasks queue on the write lock.",
         f"- Total wall time {wall:.0f} s.",
