@@ -90,7 +90,10 @@ class Database:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"timeout": 30}
         else:
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            # Every connection the pool opens stays open: an "overflow" connection would be closed again on return
+            # whenever enough others are idle, and under bursty load that is a new backend (fork, auth, type codecs,
+            # every prepared statement again) every few orders. The most open at once is unchanged (2 × pool_size).
+            kwargs.update(pool_size=2 * pool_size, max_overflow=0, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             _install_sqlite_hooks(self.engine)
