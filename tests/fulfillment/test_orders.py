@@ -165,12 +165,16 @@ async def test_nothing_to_ship_when_fully_backordered(catalog: Runtime) -> None:
         await shipments.create_shipment(rt, order.id, carrier="顺丰", tracking_no="SF9")
 
 
-@pytest.mark.parametrize("items", [[("NOPE", 1)], [("WATER-550", 0)], [("WATER-550", -2)], [("WATER-550", 10**9)], []])
-async def test_bad_items_are_refused(catalog: Runtime, items: list[tuple[str, int]]) -> None:
+@pytest.mark.parametrize("confirm", [False, True])
+@pytest.mark.parametrize(
+    "items", [[("NOPE", 1)], [("WATER-550", 1), ("NOPE", 1)], [("WATER-550", 0)], [("WATER-550", -2)], [("WATER-550", 10**9)], []]
+)
+async def test_bad_items_are_refused(catalog: Runtime, items: list[tuple[str, int]], confirm: bool) -> None:
     rt = catalog
     cid = await make_customer(rt, "wmG")
     with pytest.raises((ProductNotFound, InvalidInput)):
-        await orders.create_order(rt, customer_id=cid, items=items, source="api")
+        await orders.create_order(rt, customer_id=cid, items=items, source="api", confirm=confirm)
+    assert await stock(rt, "WATER-550") == inventory.Level(120, 0)
     async with rt.db.read() as conn:
         assert (await conn.execute(sa.select(sa.func.count()).select_from(order_history))).scalar_one() == 0
 
