@@ -459,10 +459,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--customers", type=int, default=500, help="customers created first (500)")
     parser.add_argument("--backends", default="postgresql,sqlite", help="postgresql,sqlite (both)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (1)")
-    parser.add_argument("--raw-seconds", type=float, default=5.0, help="raw conditional-UPDATE run on PostgreSQL, s (5; 0 = skip)")
+    parser.add_argument("--raw-seconds", type=float, default=None, help="raw UPDATE run on PostgreSQL, s (min(5, --seconds); 0 = skip)")
     add_run_options(parser)
     args = parser.parse_args(argv)
     args.backend_list = [b.strip() for b in str(args.backends).split(",") if b.strip()]
+    if args.raw_seconds is None:
+        args.raw_seconds = min(5.0, args.seconds)
     if not args.backend_list or any(b not in ("postgresql", "sqlite") for b in args.backend_list):
         parser.error("--backends: a subset of postgresql,sqlite")
     if not 0 < args.seconds <= 600 or not 1 <= args.tasks <= 1024 or not 1 <= args.sqlite_tasks <= 1024:
