@@ -7,7 +7,8 @@ rewrites its section of docs/BENCHMARKS.md):
 
 * ``ingest`` — callback ingest, full path vs bare aiohttp vs decrypt+parse, req/s p50 p99, 1 and 2 processes;
 * ``server`` — a real ``run.py serve`` (1 and 2 processes): RSS/PSS idle and under ingest load from a second process;
-* ``orders`` — order placement under contention with the oversell checks, PostgreSQL and SQLite;
+* ``orders`` — order placement under contention with the oversell checks, PostgreSQL and SQLite, against the raw
+  conditional-UPDATE ceiling measured in the same run;
 * ``tagging`` — tag matching vs raw ``jieba.lcut``;
 * ``chat`` — chat understanding against the labelled corpus (bench/chat_corpus): exact match and wrong-order rate;
 * ``broadcast`` — planning a broadcast to 100 k recipients: time and peak memory, SQLite and PostgreSQL;

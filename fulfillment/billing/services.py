@@ -218,6 +218,11 @@ async def credit_exposure(
     return CreditExposure(int(acct.credit_limit_fen), int(receivables), open_orders, int(acct.credit_fen))
 
 
+def has_credit_limit(customer_id: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+    """SQL: the customer has a credit limit (otherwise :func:`credit_exposure` never holds an order back)."""
+    return sa.exists().where(customer_accounts.c.customer_id == customer_id, customer_accounts.c.credit_limit_fen.is_not(None))
+
+
 async def _uninvoiced(conn: AsyncConnection, customer_id: int, exclude_order_id: int | None = None) -> list[tuple[str, int]]:
     """(order number, fen not yet invoiced) for each committed order of the customer with something left to bill."""
     invoiced = (

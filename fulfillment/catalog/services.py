@@ -447,8 +447,8 @@ async def seed_sample_if_empty(conn: AsyncConnection, dialect: str, now: dt.date
 MAX_LINES = 50  # lines in one order
 
 
-async def price_items(conn: AsyncConnection, items: list[tuple[str, int]]) -> list[PricedLine]:
-    """Resolve ``[(sku, qty)]`` against active products; the same SKU twice is summed. Errors name the SKU."""
+def merge_items(items: list[tuple[str, int]]) -> dict[str, int]:
+    """``[(sku, qty)]`` checked (1..MAX_LINES lines, valid quantities) with the same SKU twice summed, in first-seen order."""
     if not items:
         raise InvalidInput("订单至少要有一件商品 (an order needs at least one line)", field="lines")
     if len(items) > MAX_LINES:
@@ -456,6 +456,12 @@ async def price_items(conn: AsyncConnection, items: list[tuple[str, int]]) -> li
     merged: dict[str, int] = {}
     for sku, qty in items:
         merged[sku] = validate_qty(merged.get(sku, 0) + validate_qty(qty))
+    return merged
+
+
+async def price_items(conn: AsyncConnection, items: list[tuple[str, int]]) -> list[PricedLine]:
+    """Resolve ``[(sku, qty)]`` against active products; the same SKU twice is summed. Errors name the SKU."""
+    merged = merge_items(items)
     rows = (await conn.execute(sa.select(products).where(products.c.sku.in_(list(merged))))).all()
     by_sku = {r.sku: r for r in rows if r.active}
     for sku in merged:

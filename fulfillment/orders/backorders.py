@@ -28,13 +28,23 @@ async def check_low_stock(
     an ordinary order costs no statement here."""
     if not product_ids:
         return
+    today = local(now).date()
+    # Only products with a stock row not yet alerted today: the others' alert UPDATE below would change nothing,
+    # so a product that ran out is looked at once a day, not on every order that finds it short.
+    not_alerted = sa.exists().where(
+        stock_levels.c.product_id == products.c.id,
+        sa.or_(stock_levels.c.low_alerted_on.is_(None), stock_levels.c.low_alerted_on < today),
+    )
     found = (
         await conn.execute(
-            sa.select(products.c.id, products.c.reorder_point, products.c.active).where(products.c.id.in_(sorted(set(product_ids))))
+            sa.select(products.c.id, products.c.reorder_point, products.c.active).where(
+                products.c.id.in_(sorted(set(product_ids))), not_alerted
+            )
         )
     ).all()
+    if not found:
+        return
     waiting = await backordered_by_product(conn, [int(p.id) for p in found])
-    today = local(now).date()
     for p in found:
         lvl = await inventory.level(conn, rt.db.dialect, int(p.id))
         short = waiting.get(int(p.id), 0)

@@ -15,8 +15,9 @@ No provider installed = no discounts (every total is the subtotal), which keeps 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -69,13 +70,25 @@ class DiscountProvider(Protocol):
 
 DISCOUNTS: ResourceKey[DiscountProvider] = ResourceKey("fulfillment.orders.discounts")
 
+# "A discount may apply to a new order of this customer" as a SQL condition on the customer id (a column or bound
+# value), from the provider's own tables. With it, one-statement placement (fulfillment.orders.placement) skips the
+# provider for customers it has nothing for; a provider without it sends every order the general way.
+CustomerCondition = Callable[[sa.ColumnElement[Any]], sa.ColumnElement[bool]]
+DISCOUNT_POSSIBLE: ResourceKey[CustomerCondition | None] = ResourceKey("fulfillment.orders.discount_possible")
 
-def install(rt: Runtime, provider: DiscountProvider) -> None:
+
+def install(rt: Runtime, provider: DiscountProvider, possible: CustomerCondition | None = None) -> None:
     rt.put(DISCOUNTS, provider)
+    rt.put(DISCOUNT_POSSIBLE, possible)  # always replaced: a condition never outlives its provider
 
 
 def provider_of(rt: Runtime) -> DiscountProvider | None:
     return rt.get(DISCOUNTS) if rt.has(DISCOUNTS) else None
+
+
+def possible_of(rt: Runtime) -> CustomerCondition | None:
+    """The installed provider's :data:`DISCOUNT_POSSIBLE` condition (None: no provider, or one without it)."""
+    return rt.get(DISCOUNT_POSSIBLE) if rt.has(DISCOUNT_POSSIBLE) else None
 
 
 async def discount_lines(conn: AsyncConnection, order_id: int) -> list[DiscountLine]:

@@ -67,8 +67,12 @@ def check_transition(current: str, target: str) -> None:
         )
 
 
+ORDER_NUMBER_PREFIX = "SO"
+ORDER_NUMBER_BASE = 100000  # the one-statement placement (fulfillment.orders.placement) builds the same number in SQL
+
+
 def order_number(seq: int) -> str:
-    return f"SO{100000 + seq}"
+    return f"{ORDER_NUMBER_PREFIX}{ORDER_NUMBER_BASE + seq}"
 
 
 def shipment_number(seq: int) -> str:

@@ -15,9 +15,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fulfillment.catalog.domain import PricedLine
-from fulfillment.catalog.services import price_items
+from fulfillment.catalog.services import merge_items, price_items
 from fulfillment.inventory import services as inventory
-from fulfillment.orders import discounts
+from fulfillment.orders import discounts, placement
 from fulfillment.orders.backorders import check_low_stock
 from fulfillment.orders.domain import (
     CreditExposure,
@@ -113,6 +113,13 @@ async def create_order(
             found = await get_order(rt, int(existing.id))
             # A replay of a create that went on credit hold returns the held order: only a release confirms it.
             return await confirm_order(rt, found.id, actor=actor) if confirm and found.status != S.ON_HOLD else found
+    gates = _fast_path_gates(rt) if confirm else None
+    if gates is not None:
+        placed = await _place_in_one_statement(
+            rt, gates, customer_id, merge_items(items), source, channel, salesperson_userid, actor, ref, now
+        )
+        if placed is not None:
+            return placed
     async with rt.db.write() as conn:
         lines = await price_items(conn, items)
         number = order_number(await next_value(conn, rt.db.dialect, "order"))
@@ -200,6 +207,51 @@ async def create_order(
                 for line_id, ln, got in zip(line_ids, lines, taken, strict=True)
             ],
         )
+
+
+async def _place_in_one_statement(
+    rt: Runtime,
+    gates: tuple[discounts.CustomerCondition | None, discounts.CustomerCondition | None],
+    customer_id: int,
+    merged: dict[str, int],
+    source: str,
+    channel: str,
+    salesperson_userid: str,
+    actor: str,
+    ref: str | None,
+    now: dt.datetime,
+) -> OrderView | None:
+    """:func:`create_order` with ``confirm=True`` as one statement (:mod:`fulfillment.orders.placement`); None when
+    the general path must place it (its gate, or a ``ref`` raced in by another call: the general path finds it)."""
+    if not rt.has(inventory.DEFAULT_WAREHOUSE):
+        async with rt.db.write() as conn:
+            await inventory.default_warehouse_of(rt, conn)
+    try:
+        placed = await placement.place_confirmed(
+            rt,
+            customer_id=customer_id,
+            merged=merged,
+            warehouse_id=rt.get(inventory.DEFAULT_WAREHOUSE),
+            source=source,
+            channel=channel,
+            salesperson_userid=salesperson_userid,
+            actor=actor,
+            ref=ref,
+            now=now,
+            credit_limited=gates[0],
+            discount_possible=gates[1],
+        )
+    except placement.UniqueViolation:
+        if ref is None:
+            raise
+        return None
+    if placed is None:
+        return None
+    view, due = placed
+    if due:
+        async with rt.db.write() as conn:
+            await check_low_stock(conn, rt, due, now, watched_only=True)
+    return view
 
 
 def _discount_lines(lines: list[PricedLine]) -> list[discounts.DiscountLine]:
@@ -335,6 +387,33 @@ class CreditExposureReader(Protocol):
 
 # Installed by the composition root (billing's reader); without one, orders are not credit-checked.
 CREDIT_EXPOSURE: ResourceKey[CreditExposureReader] = ResourceKey("credit_exposure")
+
+# "This customer has a credit limit" as a SQL condition on the customer id, installed with the reader it belongs
+# to: one-statement placement confirms orders of customers without a limit and leaves the others to the reader.
+CREDIT_LIMITED: ResourceKey[tuple[CreditExposureReader, discounts.CustomerCondition]] = ResourceKey("credit_limited")
+
+
+def install_credit_check(rt: Runtime, reader: CreditExposureReader, limited: discounts.CustomerCondition | None = None) -> None:
+    """Orders check the credit limit with ``reader``; ``limited`` lets placement skip it for customers with no limit."""
+    rt.put(CREDIT_EXPOSURE, reader)
+    if limited is not None:
+        rt.put(CREDIT_LIMITED, (reader, limited))
+
+
+def _fast_path_gates(rt: Runtime) -> tuple[discounts.CustomerCondition | None, discounts.CustomerCondition | None] | None:
+    """The (credit, discount) conditions one-statement placement checks, or None when a port installed here has no
+    condition to check (then every order goes the general way)."""
+    if rt.db.dialect != "postgresql":
+        return None
+    credit = None
+    if rt.has(CREDIT_EXPOSURE):
+        if not rt.has(CREDIT_LIMITED) or rt.get(CREDIT_LIMITED)[0] is not rt.get(CREDIT_EXPOSURE):
+            return None
+        credit = rt.get(CREDIT_LIMITED)[1]
+    possible = discounts.possible_of(rt)
+    if discounts.provider_of(rt) is not None and possible is None:
+        return None
+    return credit, possible
 
 
 async def _over_credit_limit(

@@ -32,9 +32,9 @@ from bots.outbound.client import MP_API, WECOM_API, MpApi, WeComApi
 from bots.outbound.media import MEDIA_CACHE, MediaCache
 from config import Settings
 from fulfillment.billing import jobs as billing_jobs
-from fulfillment.billing.services import credit_exposure
+from fulfillment.billing.services import credit_exposure, has_credit_limit
 from fulfillment.orders import jobs as orders_jobs
-from fulfillment.orders.services import CREDIT_EXPOSURE
+from fulfillment.orders.services import install_credit_check
 from scrm.campaigns.broadcasts.services import CHANNEL_FACTS
 from scrm.campaigns.coupons import jobs as coupons_jobs
 from scrm.campaigns.coupons.discounts import install as install_coupons
@@ -134,7 +134,7 @@ async def build_runtime(settings: Settings, clock: Clock | None = None, *, check
 def install_ports(rt: Runtime) -> None:
     """The implementations a capability needs from one it may not import, put on the runtime."""
     install_coupons(rt)  # orders ask this provider which coupon applies (fulfillment may not import scrm)
-    rt.put(CREDIT_EXPOSURE, credit_exposure)  # orders check the credit limit billing keeps (billing reads orders)
+    install_credit_check(rt, credit_exposure, has_credit_limit)  # orders check the credit limit billing keeps (billing reads orders)
     install_processors(rt, [p for module in CAPABILITY_PROCESSORS for p in module.PROCESSORS])
     dialogue_router.install_intents(rt, [i for module in DIALOGUE_SKILLS for i in module.INTENTS])
     rt.put(CHANNEL_CODES, WeComChannelCodes())  # channel codes are WeCom contact ways

@@ -165,12 +165,16 @@ async def test_nothing_to_ship_when_fully_backordered(catalog: Runtime) -> None:
         await shipments.create_shipment(rt, order.id, carrier="顺丰", tracking_no="SF9")
 
 
-@pytest.mark.parametrize("items", [[("NOPE", 1)], [("WATER-550", 0)], [("WATER-550", -2)], [("WATER-550", 10**9)], []])
-async def test_bad_items_are_refused(catalog: Runtime, items: list[tuple[str, int]]) -> None:
+@pytest.mark.parametrize("confirm", [False, True])
+@pytest.mark.parametrize(
+    "items", [[("NOPE", 1)], [("WATER-550", 1), ("NOPE", 1)], [("WATER-550", 0)], [("WATER-550", -2)], [("WATER-550", 10**9)], []]
+)
+async def test_bad_items_are_refused(catalog: Runtime, items: list[tuple[str, int]], confirm: bool) -> None:
     rt = catalog
     cid = await make_customer(rt, "wmG")
     with pytest.raises((ProductNotFound, InvalidInput)):
-        await orders.create_order(rt, customer_id=cid, items=items, source="api")
+        await orders.create_order(rt, customer_id=cid, items=items, source="api", confirm=confirm)
+    assert await stock(rt, "WATER-550") == inventory.Level(120, 0)
     async with rt.db.read() as conn:
         assert (await conn.execute(sa.select(sa.func.count()).select_from(order_history))).scalar_one() == 0
 
@@ -282,3 +286,106 @@ async def test_the_order_create_returns_is_what_the_database_holds(catalog: Runt
     assert [ln.backordered_qty for ln in short.lines] == [2, 0]
     assert (with_coupon.subtotal_fen, with_coupon.discount_fen, with_coupon.total_fen) == (10800, 1000, 9800)
     assert [(c.id, c.status) for c in await coupons.coupons_of_customer(catalog, cid)] == [(coupon.id, "redeemed")]
+
+
+@pytest.mark.parametrize("repeat", range(2))
+async def test_concurrent_confirmed_creates_never_oversell(catalog: Runtime, repeat: int) -> None:
+    """64 orders created confirmed at once (on PostgreSQL the one-statement placement): what was available went
+    out, nothing more; every order's lines, counters and ledger agree."""
+    rt = catalog
+    await set_stock(rt, "RICE-5KG", 10)
+    await set_stock(rt, "OIL-5L", 7)
+    cids = [await make_customer(rt, f"wmP{repeat}-{i}") for i in range(64)]
+
+    async def place(i: int) -> Any:
+        items = [("OIL-5L", 1)] if i % 3 == 0 else [("RICE-5KG", 1 + i % 3)] + ([("OIL-5L", 1)] if i % 2 else [])
+        return await orders.create_order(rt, customer_id=cids[i], items=items, source="api", confirm=True)
+
+    results = await asyncio.gather(*(place(i) for i in range(64)))
+    assert all(r.status == OrderStatus.CONFIRMED for r in results)
+    assert len({r.number for r in results}) == 64
+    rice = sum(ln.allocated_qty for r in results for ln in r.lines if ln.sku == "RICE-5KG")
+    oil = sum(ln.allocated_qty for r in results for ln in r.lines if ln.sku == "OIL-5L")
+    assert rice == 10 and oil == 7
+    assert await stock(rt, "RICE-5KG") == inventory.Level(10, 10)
+    assert await stock(rt, "OIL-5L") == inventory.Level(7, 7)
+    for r in results[::9]:
+        assert r == await orders.get_order(rt, r.id)  # the answer is what the database holds
+    await no_drift(rt)
+
+
+async def test_a_confirmed_create_writes_history_news_and_ledger(catalog: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a confirmed create writes besides the order — the same on either path (one statement on PostgreSQL,
+    the general path on SQLite and for customers with a credit limit or a coupon)."""
+    from fulfillment.billing import services as billing
+    from fulfillment.inventory.models import stock_movements
+    from fulfillment.orders import placement
+
+    rt = catalog
+    placed_in_one: list[int] = []
+    one_statement = placement.place_confirmed
+
+    async def spy(*args: Any, **kw: Any) -> Any:
+        placed = await one_statement(*args, **kw)
+        if placed is not None:
+            placed_in_one.append(placed[0].id)
+        return placed
+
+    monkeypatch.setattr(placement, "place_confirmed", spy)
+    await set_stock(rt, "OIL-5L", 2)
+    plain = await make_customer(rt, "wmPlain")
+    limited = await make_customer(rt, "wmLimited")
+    await billing.set_account(rt, limited, credit_limit_fen=10**9)
+    for cid in (plain, limited):
+        view = await orders.create_order(
+            rt, customer_id=cid, items=[("WATER-550", 2), ("OIL-5L", 3)], source="api", actor="test", confirm=True
+        )
+        assert view == await orders.get_order(rt, view.id)
+        async with rt.db.read() as conn:
+            history = (
+                await conn.execute(
+                    sa.select(order_history.c.from_status, order_history.c.to_status, order_history.c.event, order_history.c.actor)
+                    .where(order_history.c.order_id == view.id)
+                    .order_by(order_history.c.id)
+                )
+            ).all()
+            news = (
+                await conn.execute(
+                    sa.select(outbox.c.topic, outbox.c.payload)
+                    .where(outbox.c.topic.in_(["order.confirmed", "billing.order_confirmed"]))
+                    .order_by(outbox.c.id.desc())
+                    .limit(2)
+                )
+            ).all()
+            ledger = (
+                await conn.execute(
+                    sa.select(
+                        stock_movements.c.kind,
+                        stock_movements.c.allocated_delta,
+                        stock_movements.c.on_hand_delta,
+                        stock_movements.c.reference,
+                    )
+                    .where(stock_movements.c.order_id == view.id)
+                    .order_by(stock_movements.c.product_id)
+                )
+            ).all()
+        assert [tuple(h) for h in history] == [(None, "pending", "created", "test"), ("pending", "confirmed", "confirmed", "test")]
+        oil_short = next(ln for ln in view.lines if ln.sku == "OIL-5L")
+        expected_short = [
+            {
+                "sku": "OIL-5L",
+                "name": oil_short.name,
+                "unit": oil_short.unit,
+                "qty": 3 - oil_short.allocated_qty,
+                "allocated": oil_short.allocated_qty,
+            }
+        ]
+        assert [tuple(n) for n in reversed(news)] == [
+            ("order.confirmed", {"order_id": view.id, "backordered": expected_short, "told_in_chat": False}),
+            ("billing.order_confirmed", {"order_id": view.id}),
+        ]
+        assert sorted(ln.allocated_qty for ln in view.lines if ln.allocated_qty) == sorted(m.allocated_delta for m in ledger)
+        assert all(m.kind == "allocation" and m.on_hand_delta == 0 and m.reference == view.number for m in ledger)
+        on_fast_path = rt.db.dialect == "postgresql" and cid == plain  # a credit limit sends the order the general way
+        assert (view.id in placed_in_one) == on_fast_path
+    await no_drift(rt)

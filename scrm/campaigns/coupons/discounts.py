@@ -105,7 +105,13 @@ class CouponDiscounts:
 def install(rt: Runtime) -> None:
     """Composition: orders take coupon discounts from here."""
 
-    discounts.install(rt, CouponDiscounts())
+    discounts.install(rt, CouponDiscounts(), possible=may_discount)
+
+
+def may_discount(customer_id: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+    """A new order of the customer may get a coupon discount: they hold an issued coupon (what ``hold`` chooses
+    from for an order that holds none yet)."""
+    return sa.exists().where(C.customer_id == customer_id, C.status == CS.ISSUED)
 
 
 # ---- expiry and merges ----------------------------------------------------------------------------------
