@@ -149,6 +149,23 @@ def quintile_cuts_selects(dialect: str, now: dt.datetime, config: RfmConfig) -> 
     return out
 
 
+def candidates_where(
+    now: dt.datetime, config: RfmConfig, since: dt.datetime, scored_day: int, bands: dict[str, list[tuple[int, int]]]
+) -> Any:
+    """The aggregates whose stored RFM row may be wrong once the cut points moved: changed since ``since``; a
+    figure in a band (lo, hi] between an old and a new cut point (``bands`` per axis; recency's on the business
+    day of the last order); a last order after ``scored_day`` (its recency was clamped at 0 then); or no longer
+    scored (no counted order, last one out of the window: their rows go). Each term is an index range."""
+    s = customer_order_stats.c
+    cutoff = window_start(now, config)
+    terms = [s.updated_at >= since, s.orders <= 0, s.last_order_at < cutoff, s.last_order_at.is_(None)]
+    terms += [sa.and_(s.last_order_at >= day_start(lo + 1), s.last_order_at < day_start(hi + 1)) for lo, hi in bands["last_order_day"]]
+    terms += [s.last_order_at >= day_start(scored_day + 1)]
+    terms += [sa.and_(s.orders > lo, s.orders <= hi) for lo, hi in bands["frequency"]]
+    terms += [sa.and_(s.monetary_fen > lo, s.monetary_fen <= hi) for lo, hi in bands["monetary_fen"]]
+    return sa.or_(*terms)
+
+
 # ---- scoring everybody ------------------------------------------------------------------------------------
 def _segment_sql(r: Any, f: Any, m: Any, high: int) -> Any:
     return sa.case(*[(sa.and_(r >= high if rh else r < high, f >= high if fh else f < high, m >= high if mh else m < high), name)
@@ -160,13 +177,13 @@ def _cuts_sql(value: Any, cuts: Sequence[int], *, higher_is_better: bool) -> Any
     return sa.case(*whens, else_=5 if higher_is_better else 1)
 
 
-def rfm_select(dialect: str, now: dt.datetime, config: RfmConfig, *, from_orders: bool = False) -> Any:
+def rfm_select(dialect: str, now: dt.datetime, config: RfmConfig, *, from_orders: bool = False, who: Any = None) -> Any:
     """The SELECT that scores everybody in the window: customer_id, recency_days, frequency, monetary_fen, r, f, m,
     segment, computed_on. Set-based: CASEs over each row (cuts — what :func:`tagging.rfm.services.recompute_rfm`
     runs, quintiles included, through their cut points) or three window functions (quintiles: the reference ranking
     statement, the benchmark's "bare" baseline; the tests check both give the same scores). ``from_orders``:
     aggregate the orders on the fly instead of reading ``customer_order_stats`` (the benchmark's one-statement
-    baseline; the same figures, much more work)."""
+    baseline; the same figures, much more work). ``who``: only the customers of this one-column SELECT (cuts)."""
     if config.scoring not in ("quintiles", "cuts"):
         raise ValueError(f"rfm_select needs a resolved method, not {config.scoring!r} (see tagging.rfm.domain.resolved)")
     cutoff = window_start(now, config)
@@ -190,7 +207,7 @@ def rfm_select(dialect: str, now: dt.datetime, config: RfmConfig, *, from_orders
             *([n.label("n")] if quintiles else []),
         )
         .select_from(source)
-        .where(s.orders > 0, s.last_order_at >= cutoff)
+        .where(s.orders > 0, s.last_order_at >= cutoff, *([] if who is None else [s.customer_id.in_(who)]))
         .offset(0)  # a fence: computed once per row (PostgreSQL would inline it into every CASE that uses it)
         .subquery("base")
     )

@@ -313,6 +313,42 @@ async def test_cut_point_scoring_equals_the_ranking_statement(rt: Runtime) -> No
     assert cuts.scoring == "cuts" and len({row[3:6] for row in ranked.values()}) > 20
 
 
+async def test_nights_recheck_only_what_can_move_and_equal_a_full_rescoring(rt: Runtime, clock: Any) -> None:
+    """Night after night — orders arriving between nights (the order events' refresh + rescore), orders ageing out,
+    the cut points moving — the nightly that re-checks only the candidates (PostgreSQL: changed since the last
+    scoring, or between an old and a new cut point) stores what scoring everybody from scratch stores: a full
+    re-scoring right after writes nothing, and the rows equal the independent reference."""
+    config = RfmConfig(scoring="quintiles", window_days=45)  # the 40-day-old orders age out on the way
+    rng = random.Random(99)
+    now = rt.clock.now()
+    rows = random_orders(rng, now, customers=400, count=2400)
+    await add_orders(rt, rows)
+    await full(rt, config)
+    for days in (1, 2, 1, 5, 1):
+        clock.advance(days=days, hours=rng.choice([0, 3]))
+        later = rt.clock.now()
+        fresh = [
+            (rng.randint(1, 300), OrderStatus.CONFIRMED, rng.choice([990, 5000, 80_000]), later - dt.timedelta(hours=h)) for h in (1, 5, 30)
+        ]
+        await add_orders(rt, fresh)
+        rows += fresh
+        async with rt.db.write() as conn:
+            ids = sorted({cid for cid, *_ in fresh})
+            await rfm.refresh_order_stats(conn, rt.db.dialect, ids, later, config)
+            for cid in ids:
+                await rfm.rescore_customer(conn, rt.db.dialect, cid, later, config)
+        run = await full(rt, config, rebuild=False)
+        assert run.scored == len(reference(rows, later, config))
+        nightly = await stored(rt)
+        async with rt.db.write() as conn:
+            again = await rfm.recompute_rfm(conn, rt.db.dialect, later, config, everybody=True)
+        assert (again.inserted, again.updated, again.deleted) == (0, 0, 0)
+        assert nightly == await stored(rt) == reference(rows, later, config)
+    async with rt.db.read() as conn:
+        last = await rfm.last_cut_points(conn)
+    assert last is not None and last.scored_at == rt.clock.now() and last.method == "quintiles" and len(last.monetary_fen) == 4
+
+
 async def test_all_equal_customers_share_scores(rt: Runtime) -> None:
     now = rt.clock.now()
     await add_orders(rt, [(cid, OrderStatus.CONFIRMED, 5000, now - 2 * DAY) for cid in range(1, 8)])
