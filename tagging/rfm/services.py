@@ -16,9 +16,13 @@ SQLite and PostgreSQL:
   not all of them. Quintiles are scored without ranking: the four cut points per axis are order statistics of the
   aggregates (:func:`quintile_cut_config`, one scan), and a value's quintile score is the number of cut points it
   is above — the same score ``RANK()`` gives, ties included (:func:`tagging.rfm.domain.quintile_cuts`). So both
-  methods score with CASEs over each row. PostgreSQL: ONE SELECT (score, full join with the stored rows, keep the
-  differences) into a temporary table (CREATE … AS, so parallel workers may help), then the few deletes, updates
-  and inserts; SQLite: INSERT … SELECT … ON CONFLICT DO UPDATE … WHERE changed. bench/rfm.py measures it.
+  methods score with CASEs over each row. Each scoring keeps its cut points (``rfm_cut_points``); on PostgreSQL the
+  next one re-checks only the candidates — aggregates changed since, or with a figure between an old and a new cut
+  point (:class:`CutPoints`; a stored row of anybody else is still right: neither its figures nor the cuts around
+  them moved) — in ONE SELECT (score them, join their stored rows, keep the differences) into a temporary table,
+  then the few deletes, updates and inserts. ``everybody`` (after a rebuild, or when the method, window or high
+  score changed) compares every row. SQLite: INSERT … SELECT … ON CONFLICT DO UPDATE … WHERE changed, everybody.
+  bench/rfm.py measures it.
 * :func:`rescore_customer` scores one customer against everybody's current aggregates (after an order event)
   with index range counts (:func:`tagging.rfm.sql.rank_counts_select`), not a scan of every aggregate.
 """
@@ -302,9 +306,11 @@ async def recompute_rfm(conn: AsyncConnection, dialect: str, now: dt.datetime, c
     """Score everybody with counted orders in the window and store it — rows are written only for customers who
     are new, whose figures changed beyond recency simply growing by the days since their row's ``computed_on``,
     or who left the window (deleted) — a night without orders rewrites next to nothing. PostgreSQL: ONE
-    INSERT … SELECT (score, full join with the stored rows, keep what changed) into a temporary table, then the
-    few deletes / updates / inserts from it. SQLite: INSERT … SELECT … ON CONFLICT DO UPDATE … WHERE changed, then
-    a DELETE. Run it inside one write transaction. ``auto`` scoring resolves to one method for everybody first."""
+    SELECT (score, join with the stored rows, keep what changed) into a temporary table, then the few deletes /
+    updates / inserts from it. SQLite: INSERT … SELECT … ON CONFLICT DO UPDATE … WHERE changed, then
+    a DELETE. Run it inside one write transaction. ``auto`` scoring resolves to one method for everybody first.
+    PostgreSQL re-checks only the customers that can have moved since the last scoring (module docstring) unless
+    ``everybody`` — pass it when the aggregates were rebuilt or customer_rfm was changed by other means."""
     if config.scoring == "auto":
         config = resolved(config, await customers_scored(conn, now, config))
     method = config.scoring
