@@ -317,12 +317,12 @@ async def recompute_rfm(conn: AsyncConnection, dialect: str, now: dt.datetime, c
     if config.scoring == "quintiles":
         config = await quintile_cut_config(conn, dialect, now, config)
     cuts = CutPoints.of(config, now, method)
-    before = None if everybody or dialect != "postgresql" else await _comparable(conn, cuts)
+    last = None if everybody or dialect != "postgresql" else await _comparable(conn, cuts)
     await conn.execute(upsert(rfm_cut_points, dialect, ["id"], cuts.values(), list(cuts.values())[1:]))
     scored = rfm_select(dialect, now, config)
     t = customer_rfm.c
     if dialect == "postgresql":
-        return await _pg_apply(conn, now, config, before)
+        return await _pg_apply(conn, now, config, last)
 
     def total() -> Any:
         return sa.select(sa.func.count()).select_from(customer_rfm)
