@@ -1,4 +1,4 @@
-"""RFM full recompute on PostgreSQL: ours vs the bare SQL statement vs pandas.
+"""RFM full recompute on PostgreSQL: ours vs the bare SQL statement vs pandas vs DuckDB.
 
 ``python -m bench.rfm [--customers 1000000 --orders 10000000]``
 
@@ -11,23 +11,33 @@ shown for information: it is the backfill path, not the nightly one). Timed, ``-
 day further each night (so a day's worth of customers ages out of the window every time):
 
 * **ours** — the nightly RFM work as ``tagging.segments.jobs.recompute_all`` runs it, in one transaction: age-out
-  (``age_out_order_stats``: customers whose oldest order left the window are re-aggregated from their orders) +
-  the RFM step (``recompute_rfm``: one scoring INSERT … SELECT full-joined with the stored rows, then only the
-  changed rows written). Measured after one untimed night, so ``customer_rfm`` is full, as every real night.
-* **bare** — the same ranking + classifying SELECT (``tagging.rfm.services.rfm_select``) over the aggregates, results
-  put into a temporary table (``CREATE TEMP TABLE … AS``, as ours does) and thrown away: the SQL floor of the RFM step.
+  (``age_out_order_stats``: the orders that left the window are subtracted from their customers' aggregates) +
+  the RFM step (``recompute_rfm``: the quintile cut points of the aggregates, then one scoring SELECT of CASEs
+  over the customers whose figures changed since the last night or lie between its cut points and tonight's,
+  joined with their stored rows, and only the changed rows written). Measured after one untimed night, so
+  ``customer_rfm`` and the last cut points are there, as every real night.
+* **bare** — the reference ranking + classifying SELECT (``tagging.rfm.sql.rfm_select`` with quintiles: three
+  ``RANK()`` windows) over the aggregates, results put into a temporary table (``CREATE TEMP TABLE … AS``, as ours
+  does) and thrown away: what scoring everybody by ranking costs in SQL. Ours gives the same scores through cut
+  points and re-checks only the customers that can have moved, so it may well beat it.
 * **bare from orders** — one SELECT that aggregates the orders and scores them (no aggregates kept), into a temp
   table: what a recompute without ``customer_order_stats`` would cost (BASELINES' "one statement").
 * **pandas** — the orders read out of the database (``COPY (SELECT … counted orders in the window) TO STDOUT`` into
   ``pandas.read_csv``: the fastest way out), then aggregates, ranks (``rank(method="min")``, the same rank rule)
   and segments computed in pandas. Not written back.
+* **DuckDB from scratch** — the ceiling: an in-memory DuckDB reads the orders out of PostgreSQL itself (its
+  ``postgres`` extension, from the pinned ``duckdb-ext-postgres`` package — DuckDB cannot download extensions
+  here; without it the bench COPYs the orders out as CSV into DuckDB and says so), then aggregates, ranks (the
+  same rule) and classifies in one statement. Also shown: the same statement over the orders already in DuckDB's
+  memory (the compute alone).
 
-Checked: pandas' scores and segments equal what ours stored, customer by customer. Also shown: scoring one customer
-after an order event (``rescore_customer``: index range counts over ``customer_order_stats``), next to the way it
-was done before migration 0008 (one scan of every aggregate summing CASEs — same scores, checked), and the activity
-recompute over every customer (twice: every row new, then a day later with only the changed rows written).
-Targets: the RFM step ≤ 1.5× bare; ours end to end ≤ 1.5× bare and ≤ 1.5× bare from orders, and faster than
-pandas. Exit code 0 only when every check held and every target was met; a missed target is a ✘ and exit 1.
+Checked: pandas' scores and segments equal what ours stored, and DuckDB's equal pandas', customer by customer.
+Also shown: scoring one customer after an order event (``rescore_customer``: index range counts over
+``customer_order_stats``), next to the way it was done before migration 0008 (one scan of every aggregate summing
+CASEs — same scores, checked), and the activity recompute over every customer (twice: every row new, then a day
+later with only the changed rows written). Targets: the RFM step ≤ 1.5× bare; ours end to end ≤ 1.5× bare and
+≤ 1.5× bare from orders, faster than pandas, and ≤ 2× DuckDB from scratch. Exit code 0 only when every check
+held and every target was met; a missed target is a ✘ and exit 1.
 """
 
 from __future__ import annotations
@@ -162,6 +172,102 @@ async def run_pandas(url: str, now: dt.datetime, window_days: int, high: int) ->
     return agg
 
 
+def duckdb_connection(url: str) -> tuple[Any, str]:
+    """An in-memory DuckDB with PostgreSQL attached read-only (the ``postgres`` extension, from the pinned
+    ``duckdb-ext-postgres`` package: DuckDB cannot download extensions here) and how the orders get in:
+    ``"postgres"`` (DuckDB reads the table itself, binary COPY) or ``"copy"`` (the extension is missing: the bench
+    COPYs the orders out as CSV and DuckDB reads that)."""
+    import importlib.util
+
+    import duckdb
+
+    con = duckdb.connect()
+    spec = importlib.util.find_spec("duckdb_ext")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    try:
+        if locations:
+            con.execute(f"SET extension_directory = '{locations[0]}/extensions'")
+        con.execute("LOAD postgres")
+    except duckdb.Error:
+        return con, "copy"
+    dsn = url.replace("postgresql+asyncpg://", "postgresql://")
+    con.execute(f"ATTACH '{dsn}' AS pg (TYPE postgres, READ_ONLY)")
+    return con, "postgres"
+
+
+def duckdb_scoring_sql(source: str, now: dt.datetime, window_days: int, high: int) -> str:
+    """One DuckDB statement: aggregate the counted orders of the window, rank (the same rule: ``RANK()``, business
+    days), classify — from ``source`` (columns customer_id, status, total_fen, confirmed_at)."""
+    from tagging.rfm.domain import LOCAL_OFFSET_SECONDS, SEGMENTS, day_of
+    from tagging.rfm.sql import COUNTED_STATUSES
+
+    statuses = ", ".join(f"'{s}'" for s in COUNTED_STATUSES)
+    cutoff = (now - window_days * DAY).isoformat()
+    segment = " ".join(
+        f"WHEN {'' if rh else 'NOT '}r >= {high} AND {'' if fh else 'NOT '}f >= {high} AND {'' if mh else 'NOT '}m >= {high} THEN '{name}'"
+        for (rh, fh, mh), name in SEGMENTS.items()
+    )
+    return f"""
+        WITH agg AS (
+            SELECT customer_id, count(*) AS frequency, sum(total_fen)::BIGINT AS monetary_fen,
+                   greatest(0, {day_of(now)} - (floor(epoch(max(confirmed_at)))::BIGINT + {LOCAL_OFFSET_SECONDS}) // 86400) AS recency_days
+            FROM {source} WHERE status IN ({statuses}) AND confirmed_at >= TIMESTAMPTZ '{cutoff}' GROUP BY customer_id),
+        ranked AS (
+            SELECT customer_id, recency_days, frequency, monetary_fen,
+                   1 + (5 * (rank() OVER (ORDER BY recency_days DESC) - 1)) // count(*) OVER () AS r,
+                   1 + (5 * (rank() OVER (ORDER BY frequency) - 1)) // count(*) OVER () AS f,
+                   1 + (5 * (rank() OVER (ORDER BY monetary_fen) - 1)) // count(*) OVER () AS m
+            FROM agg)
+        SELECT *, CASE {segment} END AS segment FROM ranked"""
+
+
+async def run_duckdb(url: str, now: dt.datetime, window_days: int, high: int, figures: Figures) -> Any:
+    """DuckDB from scratch on the same orders (timed as ``duckdb``: read them out of PostgreSQL, aggregate, rank,
+    classify into a DuckDB table), then again over the orders already in DuckDB's memory (``duckdb-memory``: the
+    compute alone; the copy in is ``duckdb-load``). Returns the scores as a DataFrame (for the check)."""
+    con, how = duckdb_connection(url)
+    figures.notes["duckdb"] = how
+    try:
+        started = time.perf_counter()
+        if how == "postgres":
+            source = "pg.public.orders"
+        else:
+            import asyncpg
+
+            conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
+            try:
+                buf = io.BytesIO()
+                await conn.copy_from_query("SELECT customer_id, status, total_fen, confirmed_at FROM orders", output=buf, format="csv")
+            finally:
+                await conn.close()
+            buf.seek(0)
+            columns = "{'customer_id': 'BIGINT', 'status': 'VARCHAR', 'total_fen': 'BIGINT', 'confirmed_at': 'TIMESTAMPTZ'}"
+            con.execute(f"CREATE OR REPLACE TEMP TABLE copied AS SELECT * FROM read_csv(?, header = false, columns = {columns})", [buf])
+            source = "copied"
+        con.execute("CREATE OR REPLACE TEMP TABLE scored AS " + duckdb_scoring_sql(source, now, window_days, high))
+        figures.add("duckdb", time.perf_counter() - started)
+        started = time.perf_counter()
+        con.execute(f"CREATE OR REPLACE TEMP TABLE loaded AS SELECT customer_id, status, total_fen, confirmed_at FROM {source}")
+        figures.add("duckdb-load", time.perf_counter() - started)
+        started = time.perf_counter()
+        con.execute("CREATE OR REPLACE TEMP TABLE scored_again AS " + duckdb_scoring_sql("loaded", now, window_days, high))
+        figures.add("duckdb-memory", time.perf_counter() - started)
+        return con.execute("SELECT * FROM scored ORDER BY customer_id").df().set_index("customer_id")
+    finally:
+        con.close()
+
+
+def check_duckdb(duck: Any, agg: Any) -> str:
+    """DuckDB's scores and segments = pandas', customer by customer (so the ceiling computes the same thing)."""
+    keys = ["recency_days", "frequency", "monetary_fen", "r", "f", "m", "segment"]
+    theirs = agg[keys].sort_index()
+    if duck is None or len(duck) != len(theirs) or not (duck.index == theirs.index).all():
+        return f"✘ customers differ: DuckDB {0 if duck is None else len(duck)}, pandas {len(theirs)}"
+    mine = duck[keys].astype({k: "int64" for k in keys[:-1]})
+    diff = int((mine.astype(str) != theirs.astype(str)).any(axis=1).sum())
+    return "✔ identical for every customer" if diff == 0 else f"✘ {diff} customers differ"
+
+
 async def check_against_pandas(db: Any, agg: Any, today: dt.date) -> str:
     import pandas as pd
     import sqlalchemy as sa
@@ -255,7 +361,7 @@ async def bench(url: str, args: argparse.Namespace) -> Figures:
         async with db.engine.connect() as conn:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
             await conn.execute(sa.text("VACUUM ANALYZE customer_rfm"))
-        pandas_agg = None
+        pandas_agg = duck_scores = None
         for k in range(args.runs):
             night = now0 + (2 + k) * DAY
             aged, run = await timed(figures, "ours", db, await ours_at(night))
@@ -274,6 +380,7 @@ async def bench(url: str, args: argparse.Namespace) -> Figures:
             started = time.perf_counter()
             pandas_agg = await run_pandas(url, night, config.window_days, config.high_score)
             figures.add("pandas", time.perf_counter() - started)
+            duck_scores = await run_duckdb(url, night, config.window_days, config.high_score, figures)
             figures.notes["night"] = (
                 f"{run.scored:,} customers scored; {aged:,} aggregates aged out; rows written: {run.inserted:,} new, "
                 f"{run.updated:,} changed, {run.deleted:,} deleted"
@@ -281,11 +388,13 @@ async def bench(url: str, args: argparse.Namespace) -> Figures:
             print(
                 f"  night {k + 1}: ours {figures.runs['ours'][-1]:.2f} s (age-out {figures.runs['age-out'][-1]:.2f} s, "
                 f"RFM {figures.runs['rfm'][-1]:.2f} s), bare {figures.runs['bare'][-1]:.2f} s, "
-                f"bare from orders {figures.runs['bare-orders'][-1]:.2f} s, pandas {figures.runs['pandas'][-1]:.2f} s",
+                f"bare from orders {figures.runs['bare-orders'][-1]:.2f} s, pandas {figures.runs['pandas'][-1]:.2f} s, "
+                f"DuckDB {figures.runs['duckdb'][-1]:.2f} s (in memory {figures.runs['duckdb-memory'][-1]:.2f} s)",
                 flush=True,
             )
         last_night = now0 + (1 + args.runs) * DAY
         figures.checks["pandas = ours"] = await check_against_pandas(db, pandas_agg, local(last_night).date())
+        figures.checks["DuckDB = pandas"] = check_duckdb(duck_scores, pandas_agg)
         async with db.read() as conn:
             step = max(1, args.customers // 7)  # customers spread over the id range (low ids order most)
             wanted = [1 + k * step for k in range(7)]
@@ -327,6 +436,9 @@ def render(fig: Figures, argv: list[str], args: argparse.Namespace, extra: dict[
 
         return f"| {what} | {sec(runs[0])} | {sec(mid)} | {sec(runs[-1])} | {ratio(mid, fig.median('bare'))} |"
 
+    duck_how = {"postgres": "its `postgres` extension", "copy": "no `postgres` extension: COPY … CSV into DuckDB"}.get(
+        fig.notes.get("duckdb", ""), "?"
+    )
     lines = [
         "## RFM",
         "",
@@ -341,11 +453,16 @@ def render(fig: Figures, argv: list[str], args: argparse.Namespace, extra: dict[
         "| what | min s | median s | max s | × bare |",
         "|---|---:|---:|---:|---:|",
         row("ours", "**ours, end to end**: the nightly transaction = age-out + RFM step"),
-        row("age-out", "… age-out: re-aggregate customers whose oldest order left the window"),
-        row("rfm", "… **RFM step**: score all (one SELECT into a temp table, full join with stored rows) + write what changed"),
-        row("bare", "**bare**: the same scoring SELECT over the aggregates, into a temp table"),
+        row("age-out", "… age-out: subtract the orders that left the window from their customers' aggregates"),
+        row("rfm", "… **RFM step**: cut points, re-check the customers they or their changes can move, write what changed"),
+        row("bare", "**bare**: the ranking SELECT over the aggregates (three `RANK()` windows), into a temp table"),
         row("bare-orders", "**bare from orders**: one SELECT aggregating the orders and scoring, into a temp table"),
         row("pandas", "**pandas**: COPY the orders out, aggregate + rank + classify (not written back)"),
+        row(
+            "duckdb", f"**DuckDB from scratch** (the ceiling): read the orders out of PostgreSQL ({duck_how}), aggregate + rank + classify"
+        ),
+        row("duckdb-memory", "… DuckDB over the orders already in its memory: aggregate + rank + classify alone"),
+        row("duckdb-load", "… (copying the orders into DuckDB's memory, for that row)"),
         row("rebuild", "backfill: every customer's aggregates from all orders (once)"),
         row("rescore", "one customer re-scored after an order event (index range counts)"),
         row("rescore-scan", "… the same before 0008: one scan of every aggregate summing CASEs"),
@@ -375,7 +492,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if not -1 <= args.seed <= 1:
         parser.error("--seed must be within [-1, 1]")
     if not args.hard_timeout:
-        args.hard_timeout = 120 + args.orders / 1_000_000 * (12 + 8 * args.runs)
+        args.hard_timeout = 120 + args.orders / 1_000_000 * (12 + 12 * args.runs)  # DuckDB reads the orders each night too
     return args
 
 
@@ -409,7 +526,8 @@ def share(a: float, b: float) -> float:
 
 def report_of(fig: Figures, args: argparse.Namespace) -> Report:
     """The checks (same scores as pandas, the two rescoring ways agree) and the targets, from medians of the nights."""
-    ours, step, bare, from_orders, pandas = (fig.median(n) for n in ("ours", "rfm", "bare", "bare-orders", "pandas"))
+    names = ("ours", "rfm", "bare", "bare-orders", "pandas", "duckdb", "duckdb-memory")
+    ours, step, bare, from_orders, pandas, duck, duck_memory = (fig.median(n) for n in names)
     report = Report("rfm")
     report.add(
         *[check(name, value.startswith("✔"), value.lstrip("✔✘ ")) for name, value in fig.checks.items()],
@@ -417,12 +535,22 @@ def report_of(fig: Figures, args: argparse.Namespace) -> Report:
         at_most("ours end to end (age-out included) / bare", share(ours, bare), 1.5, "×"),
         at_most("ours end to end / bare from orders", share(ours, from_orders), 1.5, "×"),
         at_most("ours end to end / pandas", share(ours, pandas), 1.0, "×", strict=True),
+        at_most("ours end to end / DuckDB from scratch", share(ours, duck), 2.0, "×"),
     )
     report.headline = (
         f"{args.customers:,} customers, {args.orders:,} orders: ours end to end {ours:.2f} s; RFM step {step:.2f} s vs bare "
-        f"{bare:.2f} s; bare from orders {from_orders:.2f} s; pandas {pandas:.2f} s (median)"
+        f"{bare:.2f} s; bare from orders {from_orders:.2f} s; pandas {pandas:.2f} s; DuckDB from scratch {duck:.2f} s "
+        f"(in memory {duck_memory:.2f} s) (median)"
     )
-    report.figures = {"ours_s": ours, "rfm_step_s": step, "bare_s": bare, "bare_from_orders_s": from_orders, "pandas_s": pandas}
+    report.figures = {
+        "ours_s": ours,
+        "rfm_step_s": step,
+        "bare_s": bare,
+        "bare_from_orders_s": from_orders,
+        "pandas_s": pandas,
+        "duckdb_s": duck,
+        "duckdb_in_memory_s": duck_memory,
+    }
     return report
 
 

@@ -165,6 +165,35 @@ def quintile_of(worse: int, n: int) -> int:
     return 1 + (5 * worse) // n
 
 
+def quintile_positions(n: int) -> tuple[int, ...]:
+    """The 1-based positions, in ascending order of goodness, of the four quintile cut points among ``n`` values:
+    ``j_k = ⌈k·n/5⌉``. Exact integers (no float percentiles)."""
+    return tuple((k * n + 4) // 5 for k in range(1, 5))
+
+
+def quintile_cuts(values: Sequence[float]) -> tuple[float, ...]:
+    """The four cut points that reproduce :func:`quintile_scores` (higher is better) through :func:`score_by_cuts`:
+    the value at each of :func:`quintile_positions` in ascending order. Why: a value scores ≥ k+1 iff at least
+    ``j_k`` values are below it, iff it is above the ``j_k``-th smallest value — ties included, so the nightly
+    ranks nobody: it finds four order statistics per axis and scores with comparisons."""
+    ordered = sorted(values)
+    return tuple(ordered[j - 1] for j in quintile_positions(len(ordered)))
+
+
+def quintiles_as_cuts(
+    config: RfmConfig, now: dt.datetime, last_order_cut: Sequence[dt.datetime], frequency_cut: Sequence[int], monetary_cut: Sequence[int]
+) -> RfmConfig:
+    """``config`` turned into the ``cuts`` config that gives every customer the quintile score: the arguments are
+    :func:`quintile_cuts` of each axis over the customers scored (last order instants ascending, so recency's cut
+    is on business days: a customer scores above the k-th cut when their last order's day is later than its day —
+    as recency days, when they are at most ``today − day − 1``)."""
+    today = day_of(now)
+    recency = sorted(today - min(day_of(at), today) - 1 for at in last_order_cut)
+    return replace(
+        config, scoring="cuts", recency_cuts=tuple(recency), frequency_cuts=tuple(frequency_cut), monetary_cuts_fen=tuple(monetary_cut)
+    )
+
+
 def score_by_cuts(value: float, cuts: Sequence[float], *, higher_is_better: bool = True) -> int:
     """Score by four ascending cut points. Higher is better (F, M): ≤ cuts[0] → 1 … > cuts[3] → 5.
     Lower is better (recency days): ≤ cuts[0] → 5 … > cuts[3] → 1."""

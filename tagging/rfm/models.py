@@ -7,7 +7,7 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlmodel import Field
 
-from scrm.core.db import BigId, Model, UTCDateTime
+from scrm.core.db import JSON, BigId, Model, UTCDateTime
 
 
 # Kept up to date on every order/payment event, so RFM ranks these rows instead of re-aggregating all orders.
@@ -54,3 +54,24 @@ class CustomerRfm(Model, table=True):
 
 
 customer_rfm: sa.Table = CustomerRfm.__table__
+
+
+class RfmCutPoints(Model, table=True):
+    """The cut points the last full scoring used (RFM 分界点), one row: the next night re-checks only the customers
+    whose figures changed since or lie between these and the new ones (PostgreSQL)."""
+
+    __tablename__ = "rfm_cut_points"
+
+    id: int = Field(primary_key=True, sa_type=sa.Integer())  # always 1
+    scored_at: dt.datetime = Field(sa_type=UTCDateTime())  # the clock of that scoring
+    method: str = Field(sa_type=sa.String(16))  # quintiles | cuts
+    window_days: int = Field(sa_type=sa.Integer())
+    high_score: int = Field(sa_type=sa.SmallInteger())
+    # a score is 1 + the number of cut points the figure is above; recency's figure is the business day of the last
+    # order (days since 1970-01-01, Asia/Shanghai), at most that scoring's day
+    last_order_day: list[int] = Field(sa_type=JSON)
+    frequency: list[int] = Field(sa_type=JSON)
+    monetary_fen: list[int] = Field(sa_type=JSON)
+
+
+rfm_cut_points: sa.Table = RfmCutPoints.__table__

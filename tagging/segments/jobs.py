@@ -176,7 +176,7 @@ async def recompute_all(rt: Runtime, *, rebuild_stats: bool = False, progress: P
         else:
             report.aged_out = await rfm.age_out_order_stats(conn, dialect, now, rcfg)
             say(1, STEPS[0], f"{report.aged_out} 位客户的订单移出 {rcfg.window_days} 天窗口")
-        run = await rfm.recompute_rfm(conn, dialect, now, rcfg)
+        run = await rfm.recompute_rfm(conn, dialect, now, rcfg, everybody=rebuild_stats)
         report.scored, report.rows_written = run.scored, run.inserted + run.updated + run.deleted
         report.rfm_segments = await rfm.segment_counts(conn)
         report.rfm_method = (await rfm.scoring_method(conn, now, rcfg)).method

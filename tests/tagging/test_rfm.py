@@ -67,6 +67,28 @@ def test_quintiles_match_brute_force() -> None:
             assert rfm_domain.quintile_scores(values, higher_is_better=better) == brute_scores(values, better)
 
 
+def test_quintile_cut_points_score_like_ranks() -> None:
+    """Four order statistics per axis give every value its RANK()-based quintile score (ties, tiny n, recency on
+    business days with orders at any hour and one in the future) — what lets the nightly score without ranking."""
+    rng = random.Random(21)
+    now = dt.datetime(2026, 11, 23, 17, 30, tzinfo=dt.UTC)  # 01:30 on the 24th in Shanghai
+    for _ in range(300):
+        n = rng.choice([1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 25, rng.randint(1, 120)])
+        counts = [rng.choice([1, 1, 2, 3, 5, 8, rng.randint(1, 40)]) for _ in range(n)]
+        fen = [rng.choice([990, 5000, 5000, rng.randint(1, 10**7)]) for _ in range(n)]
+        last = [now - dt.timedelta(hours=rng.choice([-3, 0, 1, 2, 20, 26, 49, 24 * rng.randint(0, 364)])) for _ in range(n)]
+        days = [rfm.recency_days(now, at) for at in last]
+        config = rfm_domain.quintiles_as_cuts(
+            RfmConfig(), now, rfm_domain.quintile_cuts(last), rfm_domain.quintile_cuts(counts), rfm_domain.quintile_cuts(fen)
+        )
+        assert config.scoring == "cuts"
+        assert [rfm.score_by_cuts(d, config.recency_cuts, higher_is_better=False) for d in days] == brute_scores(days, False)
+        assert [rfm.score_by_cuts(c, config.frequency_cuts) for c in counts] == brute_scores(counts, True)
+        assert [rfm.score_by_cuts(m, config.monetary_cuts_fen) for m in fen] == brute_scores(fen, True)
+    assert rfm_domain.quintile_positions(5) == (1, 2, 3, 4) and rfm_domain.quintile_positions(1) == (1, 1, 1, 1)
+    assert rfm_domain.quintile_positions(1_000_003) == (200_001, 400_002, 600_002, 800_003)
+
+
 def test_cut_points() -> None:
     cuts = (7, 30, 90, 180)
     assert [rfm.score_by_cuts(d, cuts, higher_is_better=False) for d in (0, 7, 8, 30, 31, 90, 180, 181)] == [5, 5, 4, 4, 3, 3, 2, 1]
@@ -276,6 +298,57 @@ async def test_full_recompute_matches_pandas(rt: Runtime, scoring: str, clock: A
     assert await stored(rt) == pandas_reference(rows, rt.clock.now(), config)
 
 
+async def test_cut_point_scoring_equals_the_ranking_statement(rt: Runtime) -> None:
+    """The nightly scores quintiles through cut points; the reference ranking SELECT (window functions, the
+    benchmark's bare baseline) gives every customer the same row."""
+    config = RfmConfig(scoring="quintiles", window_days=200)
+    now = rt.clock.now()
+    await add_orders(rt, random_orders(random.Random(8), now, customers=300, count=1200))
+    await full(rt, config)
+    async with rt.db.read() as conn:
+        ranked = {int(r.customer_id): tuple(r[1:8]) for r in await conn.execute(rfm.rfm_select(rt.db.dialect, now, config))}
+        cuts = await rfm.quintile_cut_config(conn, rt.db.dialect, now, config)
+    keys = ("recency_days", "frequency", "monetary_fen", "r", "f", "m", "segment")
+    assert ranked == {cid: tuple(v[k] for k in keys) for cid, v in (await stored(rt)).items()} and len(ranked) > 150
+    assert cuts.scoring == "cuts" and len({row[3:6] for row in ranked.values()}) > 20
+
+
+async def test_nights_recheck_only_what_can_move_and_equal_a_full_rescoring(rt: Runtime, clock: Any) -> None:
+    """Night after night — orders arriving between nights (the order events' refresh + rescore), orders ageing out,
+    the cut points moving — the nightly that re-checks only the candidates (PostgreSQL: changed since the last
+    scoring, or between an old and a new cut point) stores what scoring everybody from scratch stores: a full
+    re-scoring right after writes nothing, and the rows equal the independent reference."""
+    config = RfmConfig(scoring="quintiles", window_days=45)  # the 40-day-old orders age out on the way
+    rng = random.Random(99)
+    now = rt.clock.now()
+    rows = random_orders(rng, now, customers=400, count=2400)
+    await add_orders(rt, rows)
+    await full(rt, config)
+    for days in (1, 2, 1, 5, 1):
+        clock.advance(days=days, hours=rng.choice([0, 3]))
+        later = rt.clock.now()
+        fresh = [
+            (rng.randint(1, 300), OrderStatus.CONFIRMED, rng.choice([990, 5000, 80_000]), later - dt.timedelta(hours=h)) for h in (1, 5, 30)
+        ]
+        await add_orders(rt, fresh)
+        rows += fresh
+        async with rt.db.write() as conn:
+            ids = sorted({cid for cid, *_ in fresh})
+            await rfm.refresh_order_stats(conn, rt.db.dialect, ids, later, config)
+            for cid in ids:
+                await rfm.rescore_customer(conn, rt.db.dialect, cid, later, config)
+        run = await full(rt, config, rebuild=False)
+        assert run.scored == len(reference(rows, later, config))
+        nightly = await stored(rt)
+        async with rt.db.write() as conn:
+            again = await rfm.recompute_rfm(conn, rt.db.dialect, later, config, everybody=True)
+        assert (again.inserted, again.updated, again.deleted) == (0, 0, 0)
+        assert nightly == await stored(rt) == reference(rows, later, config)
+    async with rt.db.read() as conn:
+        last = await rfm.last_cut_points(conn)
+    assert last is not None and last.scored_at == rt.clock.now() and last.method == "quintiles" and len(last.monetary_fen) == 4
+
+
 async def test_all_equal_customers_share_scores(rt: Runtime) -> None:
     now = rt.clock.now()
     await add_orders(rt, [(cid, OrderStatus.CONFIRMED, 5000, now - 2 * DAY) for cid in range(1, 8)])
@@ -303,6 +376,41 @@ async def test_customers_leaving_the_window_are_dropped(rt: Runtime, clock: Any)
     async with rt.db.read() as conn:
         stats = {int(r.customer_id): (r.orders, r.monetary_fen) for r in await conn.execute(sa.select(customer_order_stats))}
     assert stats == {1: (1, 2000), 3: (1, 9000)}
+
+
+async def test_age_out_equals_a_rebuild_from_the_orders(rt: Runtime, clock: Any) -> None:
+    """Night after night (one day, three, forty), the aggregates the age-out keeps by subtracting the orders that
+    left the window equal the ones re-read from every order — counts, spend, first and last order — including
+    customers refreshed by an order event in between, and customers whose last order left."""
+    config = RfmConfig(window_days=60)
+    now = rt.clock.now()
+    rows = random_orders(random.Random(17), now, customers=120, count=700)
+    rows += [(cid, OrderStatus.SHIPPED, 777, now - dt.timedelta(days=59, hours=h)) for cid, h in ((500, 1), (501, 30), (501, 2))]
+    await add_orders(rt, rows)
+    async with rt.db.write() as conn:
+        await rfm.rebuild_order_stats(conn, rt.db.dialect, now, config)
+
+    async def aggregates() -> dict[int, tuple[Any, ...]]:
+        s = customer_order_stats.c
+        async with rt.db.read() as conn:
+            got = await conn.execute(sa.select(s.customer_id, s.orders, s.monetary_fen, s.first_order_at, s.last_order_at))
+            return {int(r.customer_id): tuple(r[1:]) for r in got}
+
+    touched = []
+    for step in (dt.timedelta(days=1), dt.timedelta(days=3, hours=5), dt.timedelta(days=40)):
+        clock.advance(seconds=step.total_seconds())
+        later = rt.clock.now()
+        extra = [(7, OrderStatus.CONFIRMED, 4321, later - 2 * DAY)]  # an order event between two nights
+        await add_orders(rt, extra)
+        rows += extra
+        async with rt.db.write() as conn:
+            await rfm.refresh_order_stats(conn, rt.db.dialect, [7], later - DAY, config)
+            touched.append(await rfm.age_out_order_stats(conn, rt.db.dialect, later, config))
+        aged = await aggregates()
+        async with rt.db.write() as conn:
+            await rfm.rebuild_order_stats(conn, rt.db.dialect, later, config)
+        assert aged == await aggregates()
+    assert touched[0] >= 2 and touched[2] > 10 and 500 not in aged and 501 not in aged
 
 
 async def test_order_events_are_incremental_and_idempotent(catalog: Runtime) -> None:
