@@ -220,13 +220,11 @@ async def due_broadcasts(rt: Runtime) -> list[int]:
 
 
 # ---- planning ----------------------------------------------------------------------------------------
-async def _segment_after(rt: Runtime, expr: str, after: int | None, limit: int) -> list[int]:
+async def _segment_after(conn: AsyncConnection, expr: str, after: int | None, limit: int, now: dt.datetime) -> list[int]:
     """The next ``limit`` customer ids of the segment above ``after``: the segment language's own SELECT (id order)
-    with a keyset condition, so each batch reads only its own rows, however far into the segment it is."""
-
-    q = segments.segment_select(segments.parse(expr), rt.clock.now(), above=after)
-    async with rt.db.read() as conn:
-        return [int(i) for i in (await conn.execute(q.limit(limit))).scalars().all()]
+    as a keyset page, so each batch reads only its own rows, however far into the segment it is."""
+    q = segments.segment_select(segments.parse(expr), now, above=after)
+    return [int(i) for i in (await conn.execute(q.limit(limit))).scalars().all()]
 
 
 async def _gather_facts(rt: Runtime, conn: AsyncConnection, ids: list[int], now: dt.datetime) -> list[D.RecipientFacts]:
@@ -239,9 +237,11 @@ async def _gather_facts(rt: Runtime, conn: AsyncConnection, ids: list[int], now:
     c, ci, fw = customers.c, customer_identities.c, follows.c
     merged = {int(r.id) for r in await rows(sa.select(c.id).where(among(c.id, ids, dialect), c.merged_into.is_not(None)))}
     idents: dict[int, dict[str, list[str]]] = {}
-    kinds = ci.kind.in_(("external_userid", "openid"))
-    for r in await rows(sa.select(ci.customer_id, ci.kind, ci.value).where(among(ci.customer_id, ids, dialect), kinds)):
-        idents.setdefault(int(r.customer_id), {}).setdefault(r.kind, []).append(r.value)
+    # Every kind is read and the wanted ones kept here: given `kind IN (…)` SQLite walked the whole (kind, value)
+    # unique index, every identity of every customer, once per batch — not the batch's customers by customer_id.
+    for r in await rows(sa.select(ci.customer_id, ci.kind, ci.value).where(among(ci.customer_id, ids, dialect))):
+        if r.kind in ("external_userid", "openid"):
+            idents.setdefault(int(r.customer_id), {}).setdefault(r.kind, []).append(r.value)
     fol: dict[int, list[D.FollowFact]] = {}
     active = sa.select(fw.customer_id, fw.userid, fw.external_userid, fw.started_at).where(
         among(fw.customer_id, ids, dialect), fw.status == FollowStatus.ACTIVE
@@ -295,16 +295,18 @@ class BatchResult:
 async def plan_batch(rt: Runtime, broadcast_id: int, batch: int = 1000) -> BatchResult:
     """Plan the next ``batch`` recipients of a running broadcast (see the module). Idempotent: rows already
     planned are left alone, and a second planner that finds the cursor moved writes nothing."""
-    async with rt.db.read() as conn:
+    now, unparsable = rt.clock.now(), None
+    async with rt.db.read() as conn:  # the broadcast and its next page: one connection, one transaction
         row = await _load(conn, broadcast_id)
-    if row.status != BS.RUNNING:
+        if row.status != BS.RUNNING:
+            return BatchResult(0, True, row.cursor_customer_id)
+        try:
+            ids = await _segment_after(conn, row.segment_expression, row.cursor_customer_id, batch, now)
+        except SegmentSyntaxError as exc:  # stored before expressions were checked: it will never run
+            unparsable = exc.message
+    if unparsable is not None:
+        await fail_broadcast(rt, broadcast_id, f"客群表达式无法解析：{unparsable}")
         return BatchResult(0, True, row.cursor_customer_id)
-    try:
-        ids = await _segment_after(rt, row.segment_expression, row.cursor_customer_id, batch)
-    except SegmentSyntaxError as exc:  # stored before expressions were checked: it will never run
-        await fail_broadcast(rt, broadcast_id, f"客群表达式无法解析：{exc.message}")
-        return BatchResult(0, True, row.cursor_customer_id)
-    now = rt.clock.now()
     quotas = D.Quotas(rt.settings.kf_window_hours, rt.settings.kf_max_messages, rt.settings.msg_template_monthly_cap)
     async with rt.db.write() as conn:
         locked = await _load(conn, broadcast_id, lock=True)
@@ -325,13 +327,13 @@ async def plan_batch(rt: Runtime, broadcast_id: int, batch: int = 1000) -> Batch
                 broadcast_recipients,
                 [
                     {
-                        "broadcast_id": broadcast_id, "customer_id": p.customer_id, "channel": p.channel, "status": p.status,
-                        "reason": p.reason, "salesperson_userid": p.salesperson_userid,
+                        "customer_id": p.customer_id, "channel": p.channel, "status": p.status, "reason": p.reason,
+                        "salesperson_userid": p.salesperson_userid,
                         "outbound_key": f"broadcast:{broadcast_id}:{p.customer_id}" if p.channel != D.Channel.NONE else "",
-                        "planned_at": now,
                     }
                     for p in plans
                 ],
+                same={"broadcast_id": broadcast_id, "planned_at": now},
             )  # fmt: skip
             chunks = D.chunk_deliveries(plans, size=CHUNK_SIZE)
             await outbox.add_many(conn, [(SEND_TOPIC, chunk.to_payload(broadcast_id)) for chunk in chunks], now)
