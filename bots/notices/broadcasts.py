@@ -58,7 +58,7 @@ async def kf_windows_of(rt: Runtime, conn: AsyncConnection, external_userids: Se
             kf_windows.c.open_kfid == open_kfid, broadcasts.among(kf_windows.c.external_userid, external_userids, rt.db.dialect)
         )
     )
-    return {r.external_userid: D.KfWindow(r.external_userid, r.last_customer_msg_at, r.sent_since_customer_msg) for r in rows}
+    return {r.external_userid: D.KfWindow(r.external_userid, r.last_customer_msg_at, r.sent_since_customer_msg) for r in rows.all()}
 
 
 async def channel_facts(rt: Runtime, conn: AsyncConnection, external_userids: Sequence[str], since: dt.datetime) -> broadcasts.ChannelFacts:
@@ -78,7 +78,7 @@ async def channel_facts(rt: Runtime, conn: AsyncConnection, external_userids: Se
             )
             .group_by(m.recipient)
         )
-        facts.msg_templates = {r.recipient: int(r.n) for r in rows}
+        facts.msg_templates = {r.recipient: int(r.n) for r in rows.all()}
     return facts
 
 

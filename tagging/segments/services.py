@@ -51,10 +51,10 @@ async def iter_segment_batches(rt: Runtime, expression: str, batch: int = 1000) 
     fixed at the start. Customers changing meanwhile may enter or leave; each id comes at most once."""
     if not 1 <= batch <= 100_000:
         raise ValueError("batch must be 1..100000")
-    query, last = segment_select(parse(expression), rt.clock.now()), 0
+    node, now, last = parse(expression), rt.clock.now(), 0
     while True:
         async with rt.db.read() as conn:
-            ids = [int(i) for (i,) in await conn.execute(query.where(customers.c.id > last).limit(batch))]
+            ids = [int(i) for (i,) in await conn.execute(segment_select(node, now, above=last).limit(batch))]
         if ids:
             yield ids
         if len(ids) < batch:
