@@ -1,7 +1,7 @@
 """Chat understanding against the labelled corpus: how often ``understand`` reads a customer's message exactly as
 the shop owner would, and how often it would place an order nobody asked for.
 
-``python -m bench.chat [--show-failures] [--shops grocery,tea] [--no-write]``
+``python -m bench.chat [--show-failures [--all]] [--shops grocery,tea] [--no-write]``
 
 The corpus is ``bench/chat_corpus/`` (its README has the format and the labelling rules): a catalog per shop and
 one JSONL file of labelled messages per shop, each message in the ``tune`` or the ``heldout`` split. For each shop
@@ -13,7 +13,8 @@ other lines: goods the customer did not ask for. An exception from ``understand`
 
 Reported per category and overall, tune and heldout apart; plus per shop, and the time per message. Targets, on
 the heldout split (never used for tuning): wrong-order rate ≤ 0.5 % and exact match ≥ 97 %.
-``--show-failures`` lists the tune split's misses — heldout texts are never printed.
+``--show-failures`` lists the tune split's misses — heldout texts are never printed, unless ``--all`` is given
+(for a heldout part that has been retired into tuning because a fresh one replaces it).
 
 Exit code 0 = both targets met, 1 = a target missed or the run broke, 2 = ``bots.dialogue.understanding`` does not
 exist yet (or hard timeout). Results go to stdout and to ``docs/BENCHMARKS.md`` (``<!-- bench:chat -->``).
@@ -283,13 +284,14 @@ def describe(intent: str, lines: Lines) -> str:
     return intent + (" " + ", ".join(f"{sku}×{qty}" for sku, qty in lines) if lines else "")
 
 
-def failures(outcomes: Iterable[Outcome]) -> list[str]:
+def failures(outcomes: Iterable[Outcome], *, include_heldout: bool = False) -> list[str]:
     """The tune split's misses, one line each. Heldout messages are skipped on purpose: their texts must not
-    reach whoever tunes ``understand``."""
+    reach whoever tunes ``understand`` — unless ``include_heldout`` (``--all``): a heldout part that has been
+    retired into tuning, once a fresh one replaces it, may be read like the tune part."""
     out = []
     for o in outcomes:
         m = o.message
-        if m.split != "tune" or o.exact:
+        if o.exact or (m.split != "tune" and not include_heldout):
             continue
         context = ", ".join(c for c in ("draft" if m.has_draft else "", f"pending={m.pending}" if m.pending else "") if c)
         got = o.error or describe(o.intent, o.lines)
@@ -384,6 +386,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.chat", description=__doc__.split("\n\n")[0])
     parser.add_argument("--shops", default="", help=f"comma-separated subset of {','.join(shops())} (all)")
     parser.add_argument("--show-failures", action="store_true", help="list the tune split's misses (heldout never shown)")
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        help="with --show-failures: list the heldout split's misses too (only for a heldout part retired into tuning)",
+    )
     add_run_options(parser, hard_timeout=300.0)
     args = parser.parse_args(list(argv) if argv is not None else None)
     known = shops()
@@ -406,8 +413,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     outcomes, build = result
     s = score(outcomes)
     if args.show_failures:
-        shown = failures(outcomes)
-        print(f"tune failures ({len(shown)}; heldout misses are counted, never shown):")
+        shown = failures(outcomes, include_heldout=args.all)
+        if args.all:
+            print(f"failures, tune and heldout ({len(shown)}):")
+        else:
+            print(f"tune failures ({len(shown)}; heldout misses are counted, never shown):")
         print("\n".join(shown) if shown else "none")
     every_shop = set(args.shop_list) == set(shops())  # a subset's figures would overwrite the whole corpus's
     text = render(s, outcomes, build, command_line("bench.chat", argv))
