@@ -193,9 +193,10 @@ class QuantityScanner:
         )
         # Vague amounts with a unit — 几箱, 十几盒, 二十多袋, 十来箱, 几十袋 — are quantities without a value (asked).
         self._vague = re.compile(rf"(?:几[十百千]?|[{CHINESE_NUMERAL_CHARS}]+[几来多]|\d+[几来多]|好几)\s*(?P<unit>{unit_alt})")
-        # 来个蛋糕 / 再要个 / 俩牛角包 / 各两: one (or two, three) with the number or the unit left out.
+        # 来个蛋糕 / 再要个 / 俩牛角包 / 各两: one (or two, three) with the number or the unit left out — not the
+        # filler 个 of 来个10提 / 要个二十箱, where the amount follows.
         self._implied = re.compile(
-            rf"(?:(?<=[要来订买拿弄带捎])个(?!月|人|事|问题|电话|地址)|(?<=各)[一两二三](?!\s*(?:{unit_alt}))|[俩仨](?!{unit_alt}))"
+            rf"(?:(?<=[要来订买拿弄带捎])个(?!月|人|事|问题|电话|地址|\s*(?:{_NUM})\s*(?:{unit_alt}))|(?<=各)[一两二三](?!\s*(?:{unit_alt}))|[俩仨](?!{unit_alt}))"
         )
         # 20公斤的防水涂料 / 5公斤的大米 / 500克一袋的: a size described before the product, not an amount.
         self._spec_of = re.compile(rf"(?:\d+(?:\.\d+)?|[{CHINESE_NUMERAL_CHARS}]+)\s*(?:公斤|千克|斤|克|寸|升|毫升)\s*的(?=\S)")

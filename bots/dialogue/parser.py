@@ -85,12 +85,17 @@ _SEPARATOR = _words(
     r"再要 还要 然后 及 与 同"
 )
 _EACH = re.compile(r"(?:各|都|也)(?:要|来|拿|是|买|订)?\s*$")  # 大米和面粉各2袋 / 可乐和水都要3箱
+_INTERJECTION = "嗯呃额唉哎啊哦噢诶咦"
+_HESITATION = rf"[{_INTERJECTION}]+[\s.…]*"
 # A message that takes back what it just said: 要2袋大米…不对，改成4袋 / 3箱可乐，不是，4箱.
 _RETRACT = re.compile(
     _words("不对 不是 错了 说错 打错 写错 搞错 看错 记错 说反 更正 纠正 哦不 噢不 不不 算了 应该是 我是说 我说的是 其实是").pattern
     # by shape: an interjection then 不 (嗯不 / 呃…不), a 不 standing alone between two amounts (5方 不 6方), and
     # 还是 … 吧 (5箱 嗯…还是6箱吧) — the amount after it is the one meant.
     + r"|(?:嗯|呃|额|唉|哎|啊|哦|噢)[\s.…]*不(?=[\s,.…!]|$)|(?<=[\s,.…])不(?=[\s,.…])|还是(?=[^,.!?;]*吧)"
+    # an interjection standing alone between two amounts of one product (方便面2箱 呃 3箱吧): a hesitation, the
+    # amount after it is the one meant — never beside a second product (大米2袋 嗯 可乐3箱 is two items).
+    + rf"|(?<=[\s,.…]){_HESITATION}(?=[\s,.…])"
 )
 # Negation that scopes over its own segment of a message that orders something else (大米2袋，油先不要).
 _NEGATED = _words("不要 不用 先不 暂时不 暂不 别 去掉 除了 除开 不需要 不买 不订 不拿 就算了 算了 不必 甭 不含 不包括 免了 省了 这回不")
@@ -109,6 +114,7 @@ _HAS_WORD = re.compile(r"[a-z\u3400-\u9fff]")
 _NOT_A_PRODUCT = tuple(
     "人 问题 事 消息 信息 电话 地址 订单 发票 照片 图片 视频 语音 链接 月 天 小时 点 号 次 周 星期 年 分钟 钱 块".split()
 )
+_SPEC_WORD = r"\d+(?:\.\d+)?(?:ml|l|kg|g|寸|毫升|升|公斤|千克|克)?"  # a size as written (42.5, 8寸, 550ml)
 _SPEC_TOKEN = re.compile(r"[a-z]*\d+(?:\.\d+)?(?:[a-z]+|寸|毫升|升|公斤|千克|斤|克|平方|平)?")
 _CJK_WORD = re.compile(r"[\u4e00-\u9fff]{2,}")
 
@@ -238,11 +244,36 @@ class OrderParser:
         # All of a product's names in one string, for "X的" (小瓶的 / 生的) that names a word only one candidate has.
         self._kind_text = {p.sku: " ".join(normalize_text(a) for a in (p.name, *p.aliases)) for p in products}
         self._mark_res = {w: re.compile(_mark_pattern(w, self._unit_alt)) for marks in self._name_marks.values() for w in marks}
+        # 42.5和32.5的水泥: two sizes sharing one product name — read as 42.5的水泥和32.5的水泥 (rule 10).
+        self._shared_spec = (
+            re.compile(
+                rf"(?P<a>{_SPEC_WORD})的?\s*(?P<j>和|跟|与|及|、|还有|以及)\s*(?P<b>{_SPEC_WORD})\s*的?\s*(?=(?P<alias>{self._alias_re.pattern}))"
+            )
+            if self._alias_re is not None
+            else None
+        )
         self._scans: dict[str, _Scan] = {}  # the last messages' scans: understand() and parse() read one message twice
 
     @property
     def products(self) -> dict[str, Product]:
         return dict(self._products)
+
+    def _normal(self, text: str) -> str:
+        """:func:`normalize_text`, then a product name shared by two sizes written out for each (42.5和32.5的水泥
+        → 42.5的水泥和32.5的水泥) when both sizes are in the catalog's names."""
+        t = normalize_text(text, self._alias_skus)
+        if self._shared_spec is None or not any(ch.isdigit() for ch in t):
+            return t
+
+        def spec(word: str) -> bool:
+            return re.sub(r"[^\d.]", "", word) in self._spec_numbers or any(word in marks for marks in self._name_marks.values())
+
+        def spread(m: re.Match[str]) -> str:
+            if not (spec(m.group("a")) and spec(m.group("b"))):
+                return m.group(0)
+            return f"{m.group('a')}的{m.group('alias')}{m.group('j')}{m.group('b')}的"
+
+        return self._shared_spec.sub(spread, t)
 
     def parse(self, text: str, *, has_draft: bool = False) -> ParseResult:
         """Read one chat message. Never raises on any text; never picks between readings (→ Clarify).
@@ -250,7 +281,7 @@ class OrderParser:
         Confirm only when ``has_draft`` (without a draft 好的 is small talk). Stock and price questions
         (有没有矿泉水, 多少钱) are NotAnOrder so the caller's other intents can answer them.
         """
-        scan = self._scan(normalize_text(text, self._alias_skus))
+        scan = self._scan(self._normal(text))
         if not scan.text or _STOCK.search(scan.masked) or _INQUIRY.search(scan.masked):
             return NotAnOrder()
         if not scan.mentions and not scan.quantities:
@@ -301,9 +332,16 @@ class OrderParser:
         if not isinstance(first, OrderLines):
             return first if isinstance(first, Clarify) else None
         new_q = after_q[0]
-        if cue.group(0) == "不是" and not scan.text[cue.end() : new_q.start].strip() and not scan.text[new_q.end :].strip():
+        if (
+            cue.group(0) == "不是"
+            and scan.text[cue.end() : new_q.start] == ""  # 不是2袋 negates the amount it is written against
+            and scan.text[cue.start() - 1 : cue.start()] not in _INTERJECTION  # 啊不是 / 哦不是 retract
+            and not scan.text[new_q.end :].strip()
+        ):
             return _as_correction(first) if has_draft else first  # 大米要3袋 不是2袋: the 2袋 is what is not meant
         after_m = [m for m in scan.mentions if m.start >= cue.end()]
+        if after_m and re.fullmatch(_HESITATION, cue.group(0)):
+            return None  # 大米2袋 嗯 可乐3箱: a pause before a second item, nothing taken back
         lines = list(first.lines)
         if after_m:
             checked = self._checked(after_m[0], new_q, scan, "要修改", "要改成")
@@ -388,7 +426,7 @@ class OrderParser:
     def skus_named_by_spec(self, text: str) -> list[str]:
         """SKUs whose size or distinguishing word the text names (8寸的 / 42.5的 / 大瓶的) — the answer to
         "which one?" that names no product. Several or none: the caller asks again."""
-        t = normalize_text(text, self._alias_skus)
+        t = self._normal(text)
         found = [sku for sku, marks in self._name_marks.items() if any(self._mark_res[w].search(t) for w in marks)]
         sized = [sku for sku in found if any(_SIZE_MARK.search(w) and self._mark_res[w].search(t) for w in self._name_marks[sku])]
         return sized or found  # 8寸的: the 8寸 cake, not the box of 8 mooncakes (a bare 8)
@@ -396,7 +434,7 @@ class OrderParser:
     def survey(self, text: str) -> Survey:
         """What :meth:`parse` sees in a message — the normalised text, product mentions, quantities, and numbers
         that are prices or pack sizes — for classifying it and for explaining a reading to staff."""
-        scan = self._scan(normalize_text(text, self._alias_skus))
+        scan = self._scan(self._normal(text))
         mentions = [Mention(m.start, m.end, m.text, self._resolve(m, scan)) for m in scan.mentions]
         return Survey(scan.text, scan.masked, mentions, list(scan.quantities), self._scanner.not_quantities(scan.text))
 
