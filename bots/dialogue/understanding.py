@@ -114,7 +114,7 @@ def _rule(match: re.Match[str]) -> str:
 
 _YES = re.compile(
     r"(?:确认|确定|无误|好的?|好滴|好嘞|对的?|对滴|没问题|是的?|是滴|ok|okay|嗯+|行|可以的?|没错|就这样|就这些|要的|要得|中|妥|"
-    r"对头|就是|按这个(?:单子)?(?:来|送)?|就按这个(?:单子)?(?:来|送)?|发货|发吧|送过来|送来|送吧|来吧|下单|提交|吧|了|啊|呀|哈|"
+    r"对头|就是|按这个(?:单子)?(?:来|送)?|就按这个(?:单子)?(?:来|送)?|发货|发车|安排|发吧|送过来|送来|送吧|来吧|下单|提交|吧|了|啊|呀|哈|"
     r"呢|哦|亲|老板|谢谢|[\s,.!~、。;:👌👍])+"
 )
 _YES_TAIL = re.compile(r"(?:按)?(?:\d+|[一二两三四五六七八九十]+)?\s*(?:箱|瓶|袋|包|桶|盒|提|个|斤|卷|根|片|张|方|吨|饼|罐|套|条)?(?:算)?$")
@@ -140,7 +140,7 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
     if _MARKUP.search(raw):
         return Understanding("unknown", [], NotAnOrder(), [Evidence(_MARKUP.search(raw).group(0)[:20], "网页代码/标记，不是订单")])  # type: ignore[union-attr]
     survey = parser.survey(raw)
-    t, masked = survey.text, survey.masked
+    t, masked = survey.text, cues.without_free_choice(survey.masked)  # 啥时候方便啥时候送 asks nothing
     skus = tuple(dict.fromkeys(s for m in survey.mentions for s in m.skus))
     base = _base_evidence(survey)
     if not _has_content(t):
@@ -158,10 +158,16 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         if answered is not None:
             return answered
     if m := cue("hedge_first").search(masked) or cues.checks_first(masked):  # 先不订了 我看家里还剩多少: asks nothing of the shop
+        firm = _firm_part(parser, raw, t, has_draft)
+        if firm is not None and cues.question_cue(cues.without_free_choice(parser.survey(firm[1]).masked)) is None:
+            evidence = [Evidence(m.group(0), "犹豫的部分不下单", _rule(m)), Evidence(firm[1], "确定要的部分"), *base]
+            return _from_result(firm[0], has_draft, evidence, skus)  # 先拉5方河沙 其余的等等再说
         return Understanding("hedge", [], NotAnOrder(), [Evidence(m.group(0), "暂不下单", _rule(m)), *base], skus)
     if _ORDER_NO.search(t) and isinstance(parser.parse(raw, has_draft=has_draft), Cancel):  # 取消订单 SO100001
         return Understanding("cancel", [], Cancel(), [Evidence(_ORDER_NO.search(t).group(0), "取消已下的订单"), *base])  # type: ignore[union-attr]
     # 2. Complaints, then where an order already placed is: about the past, whatever numbers they carry.
+    if has_draft and (m := cues.amount_wrong(masked)) and (fixed := _draft_fix(parser, t, m, base, skus)) is not None:
+        return fixed  # 可乐数量不对 要6箱: with a draft, the amount after it is a change of that line (rule 7)
     if m := cue("complaint").search(masked):
         return question("complaint", m, "投诉：商品或送货有问题")
     if m := cues.complaint_cue(masked):  # 碎成渣了 / 订的8寸送来的是6寸 / 少寄了 / 颜色不对
@@ -316,6 +322,17 @@ def _answer_to_pending(parser: OrderParser, raw: str, t: str, pending: str, has_
                 line = Line(sku, qty, parser.products[sku].unit, t)
                 return Understanding("order", [(sku, qty)], OrderLines([line], "new"), [Evidence(t[:20], f"按规格选定 {sku}"), *base])
     return None
+
+
+def _draft_fix(parser: OrderParser, t: str, wrong: re.Match[str], base: list[Evidence], skus: Sequence[str]) -> Understanding | None:
+    """可乐数量不对 要6箱 with a draft: one product and the amount meant, after the words saying it is wrong."""
+    rest = parser.parse(t[: wrong.start()] + " " + t[wrong.end() :], has_draft=False)
+    if not isinstance(rest, OrderLines) or len(rest.lines) != 1:
+        return None
+    line = rest.lines[0]
+    change = Correction(line.sku, line.qty, line.unit, line.matched)
+    evidence = [Evidence(wrong.group(0), f"草稿的数量说错了，改成 {line.qty}{line.unit}", _rule(wrong)), *base]
+    return Understanding("change", [], change, evidence, tuple(skus))
 
 
 def _firm_part(parser: OrderParser, raw: str, t: str, has_draft: bool) -> tuple[ParseResult, str] | None:
