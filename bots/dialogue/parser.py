@@ -100,6 +100,7 @@ _RETRACT = re.compile(
 # Negation that scopes over its own segment of a message that orders something else (大米2袋，油先不要).
 _NEGATED = _words("不要 不用 先不 暂时不 暂不 别 去掉 除了 除开 不需要 不买 不订 不拿 就算了 算了 不必 甭 不含 不包括 免了 省了 这回不")
 _CLAUSE_END = frozenset(" ,.!?;:、。~\n")
+_DECIMAL_POINT = re.compile(r"\d\.\d")  # 32.5: a point inside a number ends no clause
 _ITEM_JOINERS = frozenset("和 跟 还有 以及 另外 外加 加上 再来 再加 再要 还要 及 与 同 、".split())
 _VAGUE_AMOUNT = re.compile(r"^(?:一些|一点|些|点儿?|几(?=[\u4e00-\u9fff]{2}))|(?:之类的?|什么的|等等?)$")
 _NOT_AN_ITEM = _words(
@@ -378,7 +379,11 @@ class OrderParser:
     def _without_negated_clauses(self, scan: _Scan) -> tuple[_Scan, frozenset[_Mention]] | None:
         """大米2袋，油先不要 / 蛋糕一个 不要写字 / 茶杯上次买了不用: the clauses that say "not this" taken out, when
         another clause orders something with a quantity; None when there is no such split."""
-        bounds = [-1, *(k for k, ch in enumerate(scan.text) if ch in _CLAUSE_END), len(scan.text)]
+        bounds = [
+            -1,
+            *(k for k, ch in enumerate(scan.text) if ch in _CLAUSE_END and not _DECIMAL_POINT.match(scan.text, k - 1)),
+            len(scan.text),
+        ]
         negated = [(a + 1, b) for a, b in itertools.pairwise(bounds) if b > a + 1 and _NEGATED.search(scan.masked, a + 1, b)]
         if not negated:
             return None
@@ -429,6 +434,12 @@ class OrderParser:
         t = self._normal(text)
         found = [sku for sku, marks in self._name_marks.items() if any(self._mark_res[w].search(t) for w in marks)]
         sized = [sku for sku in found if any(_SIZE_MARK.search(w) and self._mark_res[w].search(t) for w in self._name_marks[sku])]
+        if not found:  # 熟的 / 生的: "X的" with X in one product's names only (熟茶, 熟普)
+            for said in _KIND.finditer(t):
+                having = [sku for sku, kind in self._kind_text.items() if said.group(1) in kind]
+                if len(having) == 1:
+                    found.append(having[0])
+            found = list(dict.fromkeys(found))
         return sized or found  # 8寸的: the 8寸 cake, not the box of 8 mooncakes (a bare 8)
 
     def survey(self, text: str) -> Survey:

@@ -97,6 +97,11 @@ class Understanding:
 _ASKING = re.compile(r"吗|没|么|呢|啥时候|什么时候|几时|多久|怎么|咋|[?？]")
 _CONTENT = re.compile(r"(?:有|一\S{0,3}?|里面|里头|里边)(?:几|多少)(?!钱)|够几")  # 一箱有几瓶 / 纸巾一提几包 / 一盒多少个 / 够几个人吃
 _STOCK_SHAPE = re.compile(r"(?:请问|老板|你们|今天)*\s*有[^,.!?。，\s]{1,12}(?:吗|么|嘛|不|没|伐)[?？!]*$")
+_VEHICLE = re.compile(r"车")
+# A product, then an amount in a measure (米, 公斤 …) that QuantityScanner leaves out as a size: 电线200米.
+_MEASURED = re.compile(
+    r"(?<=\x00)\s*(?:要|来|买|拿)?\s*\d+(?:\.\d+)?\s*(?P<unit>米|公斤|千克|斤|克|吨|平方米|平米|升)(?![\u4e00-\u9fff]{0,4}的)"
+)
 _CHOICE = re.compile(r"是.{1,8}还是")  # 蛋糕是动物奶油还是植物奶油: what the product is
 _ARRIVED = re.compile(r"到了(?:吗|没)")  # 冰皮月饼到了吗: in stock yet; 我的水到了没: an order
 
@@ -185,6 +190,8 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
     if m := cue("delivery_fee").search(masked):  # 满多少包邮: about delivery, though it says 多少
         return question("delivery_question", m, "问运费/起送")
     if m := cue("stock").search(masked) or _STOCK_SHAPE.match(masked):
+        if not skus and (d := cues.delivery_cue(masked[m.start() :])):  # 你们有没有小货车送: whether they deliver
+            return question("delivery_question", d, "问能不能配送")
         return question("stock_question", m, "问有没有货")
     if m := cues.delivery_time_cue(masked):  # 送到幸福小区要多长时间 / 下午三点前能到不: when, not a size
         if cue("past_order").search(masked) or cues.about_an_order_placed(masked):
@@ -193,6 +200,8 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
     if ((m := cue("price").search(masked)) or (m := _CONTENT.search(t)) or (m := cues.price_cue(masked))) and not (
         m.group(0) in cue("size_words") and cues.delivery_cue(masked)  # 多大的车送货: the truck, not the goods
     ):
+        if _VEHICLE.search(m.group(0)):  # 一车能装多少袋: what a truck takes is about delivery
+            return question("delivery_question", m, "问一车能装多少")
         return question("price_question", m, "问价格/规格")
     if m := _ARRIVED.search(masked):
         if skus and not cue("past_order").search(masked):
@@ -227,6 +236,12 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         return Understanding("hedge", [], NotAnOrder(), [Evidence(m.group(0), "还没决定（以后再订/先问问/可能）", _rule(m)), *base], skus)
     # 5. Everything else is read by the order parser.
     result = parser.parse(raw, has_draft=has_draft)
+    if isinstance(result, NotAnOrder) and len(skus) == 1 and (m := _MEASURED.search(masked)):
+        # 2.5平方线200米: an amount in a measure the product is not sold by — asked, never converted (rule 12)
+        unit = parser.products[skus[0]].unit
+        if m.group("unit") != unit:
+            ask = Clarify("unit_mismatch", f"这个是按{unit}卖的，请问您说的{m.group(0).strip()}要几{unit}？", [skus[0]], unit=unit)
+            return Understanding("clarify", [], ask, [Evidence(m.group(0).strip(), f"按{unit}卖，不换算", _rule(m)), *base], skus)
     if isinstance(result, NotAnOrder):
         if has_draft and _YES.fullmatch(re.sub(r"[\s,.!~、。;:?]", "", t)):
             return Understanding("confirm", [], Confirm(), [Evidence(t[:20], "对待确认订单说“好”"), *base])
@@ -275,7 +290,8 @@ def _has_content(t: str) -> bool:
 
 def _empty_message(raw: str, base: list[Evidence]) -> Understanding:
     """Nothing readable after normalising: stickers are small talk; emoji alone, ？？？ and the like are unknown."""
-    stickers = [s for s in _STICKER.findall(raw) if s not in cue("media_placeholder")]
+    # [图片] / [动画表情]: what WeChat shows for a message that is no text — not a sticker with a meaning
+    stickers = [s for s in _STICKER.findall(raw) if not any(w in s for w in cue("media_placeholder").words)]
     if stickers:
         return Understanding("chitchat", [], NotAnOrder(), [Evidence(f"[{stickers[0]}]", "表情，寒暄")])
     if _EMOJI.search(raw):
