@@ -1,5 +1,9 @@
-"""Learn ``bots/dialogue/intent_model.json`` from the chat corpus's tune split (heldout messages are never read
-into it): ``python -m bench.intent_model``. Run it again after adding tune messages."""
+"""Learn ``bots/dialogue/intent_model.json`` from the chat corpus: ``python -m bench.intent_model``. Run it again
+after adding messages.
+
+It reads every message of ``bench/chat_corpus/<shop>.jsonl`` — the tune part and the old heldout part, which was
+retired into tuning once a fresh held-out set (``bench/chat_corpus/fresh/``, never read here) replaced it.
+``--tune-only`` learns from the tune split alone, as before the retirement."""
 
 from __future__ import annotations
 
@@ -12,24 +16,27 @@ from bots.dialogue.intent_model import MODEL_PATH, train
 from bots.dialogue.parser import OrderParser
 
 
-def tune_examples() -> list[tuple[str, str]]:
-    """(masked text, intent) for every tune message of every shop, masked by that shop's parser."""
+def examples(*, tune_only: bool = False) -> list[tuple[str, str]]:
+    """(masked text, intent) for every message of every shop (the tune split's alone with ``tune_only``), masked
+    by that shop's parser."""
     out: list[tuple[str, str]] = []
     for shop in shops():
         parser = OrderParser(load_catalog(shop))
-        out += [(parser.survey(m.text).masked, m.intent) for m in load_corpus(shop) if m.split == "tune"]
+        out += [(parser.survey(m.text).masked, m.intent) for m in load_corpus(shop) if m.split == "tune" or not tune_only]
     return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = argparse.ArgumentParser(description=__doc__).parse_args(argv)
-    del args
-    examples = tune_examples()
-    model = train(examples)
+    cli = argparse.ArgumentParser(description=__doc__)
+    cli.add_argument("--tune-only", action="store_true", help="learn from the tune split alone")
+    args = cli.parse_args(argv)
+    learnt = examples(tune_only=args.tune_only)
+    model = train(learnt)
     MODEL_PATH.write_text(model.to_json(), encoding="utf-8")
-    print(f"{MODEL_PATH}: {len(examples)} tune messages, {len(model.counts)} features", file=sys.stderr)
+    which = "tune" if args.tune_only else "tune + retired heldout"
+    print(f"{MODEL_PATH}: {len(learnt)} messages ({which}), {len(model.counts)} features", file=sys.stderr)
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(sys.argv[1:]))

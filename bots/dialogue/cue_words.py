@@ -25,6 +25,11 @@ class CueWords:
     words: tuple[str, ...]
     pattern: re.Pattern[str]
 
+    @property
+    def alternation(self) -> str:
+        """The words as one regular expression source, to build a larger pattern from."""
+        return self.pattern.pattern
+
     def search(self, text: str, pos: int = 0) -> re.Match[str] | None:
         return self.pattern.search(text, pos)
 

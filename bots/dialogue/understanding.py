@@ -109,7 +109,7 @@ _ARRIVED = re.compile(r"到了(?:吗|没)")  # 冰皮月饼到了吗: in stock y
 @cache
 def _chitchat_only() -> re.Pattern[str]:
     """Nothing but small talk and particles (老板好啊 / 谢谢老板)."""
-    return re.compile(rf"(?:{cue('chitchat').pattern}|老板|师傅|啦|了|啊|呀|哈|的|呢|哦|噢|吧|呗|[\s,.!~、。;:?])+")
+    return re.compile(rf"(?:{cue('chitchat').alternation}|老板|师傅|啦|了|啊|呀|哈|的|呢|哦|噢|吧|呗|[\s,.!~、。;:?])+")
 
 
 def _rule(match: re.Match[str]) -> str:
@@ -117,11 +117,12 @@ def _rule(match: re.Match[str]) -> str:
     return rule_of(match, cues, sys.modules[__name__])
 
 
-_YES = re.compile(
-    r"(?:确认|确定|无误|好的?|好滴|好嘞|对的?|对滴|没问题|是的?|是滴|ok|okay|嗯+|行|可以的?|没错|就这样|就这些|要的|要得|中|妥|"
-    r"对头|就是|按这个(?:单子)?(?:来|送)?|就按这个(?:单子)?(?:来|送)?|发货|发车|安排|发吧|送过来|送来|送吧|来吧|下单|提交|吧|了|啊|呀|哈|"
-    r"呢|哦|亲|老板|谢谢|[\s,.!~、。;:👌👍])+"
-)
+@cache
+def _yes() -> re.Pattern[str]:
+    """A message made of yes-words (cue_words.toml [yes]), particles and punctuation only: 对的对的 / 好滴👌."""
+    return re.compile(rf"(?:{cue('yes').alternation}|[\s,.!~、。;:👌👍])+")
+
+
 _YES_TAIL = re.compile(r"(?:按)?(?:\d+|[一二两三四五六七八九十]+)?\s*(?:箱|瓶|袋|包|桶|盒|提|个|斤|卷|根|片|张|方|吨|饼|罐|套|条)?(?:算)?$")
 _THUMBS = re.compile(r"^[\s👌👍🙏✅]+$")
 _NO = re.compile(r"^(?:不是|不对|不|不要|错了|没有)(?:的|啊|呀|吧)?(?:[\s,.!~、。;:]|$)")
@@ -243,7 +244,7 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
             ask = Clarify("unit_mismatch", f"这个是按{unit}卖的，请问您说的{m.group(0).strip()}要几{unit}？", [skus[0]], unit=unit)
             return Understanding("clarify", [], ask, [Evidence(m.group(0).strip(), f"按{unit}卖，不换算", _rule(m)), *base], skus)
     if isinstance(result, NotAnOrder):
-        if has_draft and _YES.fullmatch(re.sub(r"[\s,.!~、。;:?]", "", t)):
+        if has_draft and _yes().fullmatch(re.sub(r"[\s,.!~、。;:?]", "", t)):
             return Understanding("confirm", [], Confirm(), [Evidence(t[:20], "对待确认订单说“好”"), *base])
         if cue("chitchat").search(t) and (_chitchat_only().fullmatch(t) or not survey.quantities):
             return Understanding("chitchat", [], result, [Evidence(t[:20], "寒暄/客气话"), *base])
@@ -267,18 +268,21 @@ _ORDER_NO = re.compile(r"订单号|单号|\bso\s*-?\s*\d{6,}\b")
 
 MODEL_MIN_P: Final = 0.8  # below this the fallback keeps "unknown"
 MODEL_MIN_P_STATEMENT: Final = 0.95  # a complaint with no question in it: naive Bayes is over-confident
+MODEL_MIN_P_HEDGE: Final = 0.9  # a hedge: never an order, so only "unknown" is at stake
 
 
 def _model_guess(masked: str) -> tuple[str, float] | None:
     """The intent model's reading of a message the rules found no cue in, gated by the message's form: a
     question's topic only when it has the form of a question (今天天气不错 is no delivery question, however
-    sure the model is), a complaint only when very sure; never a hedge or small talk (those have their words)."""
+    sure the model is), a complaint or a hedge only when very sure; never small talk (that has its words)."""
     model = load_model()
     if model is None:
         return None
     intent, p = model.best(masked)
     if intent in QUESTION_INTENTS and intent != "complaint":
         ok = p >= MODEL_MIN_P and cues.question_cue(masked) is not None
+    elif intent == "hedge":
+        ok = p >= MODEL_MIN_P_HEDGE
     else:
         ok = intent == "complaint" and p >= MODEL_MIN_P_STATEMENT
     return (intent, p) if ok else None
@@ -314,7 +318,7 @@ def _answer_to_pending(parser: OrderParser, raw: str, t: str, pending: str, has_
             reask=True,
         )
     yes_text = _YES_TAIL.sub("", bare)  # 是的是的 箱 / 对的对的 3箱 / 对 按卷: a yes that repeats the reading
-    if yes_text and _YES.fullmatch(yes_text):
+    if yes_text and _yes().fullmatch(yes_text):
         if pending in YES_NO_PENDING:
             return Understanding("confirm", [], Confirm(), [Evidence(t[:10], f"对刚才的问题（{pending}）回答“是”"), *base])
         return Understanding(
