@@ -252,7 +252,10 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
             intent, p = guess
             return Understanding(intent, [], result, [Evidence(t[:20], f"统计模型判断（{p:.0%}），无明确关键词"), *base], skus)
         return Understanding("unknown", [], result, [Evidence("", "没有看懂：既没有商品和数量，也不是已知的问题"), *base], skus)
-    if isinstance(result, OrderLines) and (m := cues.interrogative_cue(masked)) and not cues.permission_only(masked):
+    asked_about = isinstance(result, OrderLines) or (
+        isinstance(result, Clarify) and result.reason in ("ambiguous_product", "missing_quantity") and pending is None
+    )  # 生日蛋糕要提前几天订: which cake is beside the point, it is a question
+    if asked_about and (m := cues.interrogative_cue(masked)) and not cues.permission_only(masked):
         # 订20个蛋挞要提前几天: a question word no rule placed — asked, never ordered (a question with a number is
         # the question); the model names the topic when it can
         guess = _model_guess(masked)
