@@ -309,7 +309,7 @@ class OrderParser:
         if split is not None:
             return self._order(split[0], excluded=split[1], full=scan)
         if _REMOVE.search(scan.masked) or _CANCEL.search(scan.masked):
-            return self._removal(scan, has_draft)
+            return self._removal(scan)
         return self._order(scan)
 
     def _self_correction(self, scan: _Scan, has_draft: bool) -> ParseResult | None:
@@ -616,16 +616,15 @@ class OrderParser:
         product, qty = checked
         return Correction(product.sku, qty, product.unit, scan.mentions[0].text)
 
-    def _removal(self, scan: _Scan, has_draft: bool = False) -> ParseResult:
+    def _removal(self, scan: _Scan) -> ParseResult:
         if scan.quantities or not scan.mentions:
             # 减掉2箱 (by 2? down to 2?) / 3箱不要了: ask rather than guess.
             return _unclear_correction([s for m in scan.mentions for s in m.skus])
         skus: list[str] = []
         for mention in scan.mentions:
             resolved = self._resolve(mention, scan)
-            if len(resolved) > 1 and not has_draft:
+            if len(resolved) > 1:
                 return self._ambiguous(mention, resolved, None, "要去掉")
-            # with a draft, 沙子不要了 drops whichever 沙子 the draft holds (the dialogue skips the others)
             skus.extend(s for s in resolved if s not in skus)
         return RemoveItem(skus[0], tuple(skus[1:]))
 

@@ -411,6 +411,11 @@ def _from_result(
         change = Correction(None, result.qty or 0, result.unit, result.product_text, tuple(result.candidates))
         if result.qty:  # 月饼改到10盒: the draft holds one of them — the dialogue settles which
             return Understanding("change", [], change, [Evidence(result.product_text, "改草稿里这种商品的数量"), *evidence], tuple(skus))
+    if isinstance(result, Clarify) and has_draft and result.reason == "ambiguous_product" and cue("remove").search(text):
+        # 沙子不要了 with a draft: a removal; which 沙子 is asked (the draft may hold both)
+        return Understanding(
+            "remove", [], result, [Evidence(result.product_text, "去掉草稿里的这种商品，先问是哪一种"), *evidence], tuple(skus)
+        )
     if isinstance(result, Clarify):
         return Understanding("clarify", [], result, [Evidence(result.product_text, f"需要先问：{result.reason}"), *evidence], tuple(skus))
     return Understanding("unknown", [], result, evidence, tuple(skus))
