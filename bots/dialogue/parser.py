@@ -117,6 +117,7 @@ _NOT_A_PRODUCT = tuple(
 )
 _SPEC_WORD = r"\d+(?:\.\d+)?(?:ml|l|kg|g|寸|毫升|升|公斤|千克|克)?"  # a size as written (42.5, 8寸, 550ml)
 _SPEC_TOKEN = re.compile(r"[a-z]*\d+(?:\.\d+)?(?:[a-z]+|寸|毫升|升|公斤|千克|斤|克|平方|平)?")
+_CJK_CHAR = re.compile(r"[\u4e00-\u9fff]")
 _CJK_WORD = re.compile(r"[\u4e00-\u9fff]{2,}")
 
 
@@ -519,6 +520,11 @@ class OrderParser:
                     having = [sku for sku, kind in kinds.items() if x in kind]
                     if len(having) == 1 and having[0] not in hits:  # 瓶 is in both 小瓶水 and 大瓶水: no help
                         hits.append(having[0])
+        if not hits and mention.start > 0:  # 生普洱 / 熟普洱: one character before the name that one candidate's names have
+            before = scan.text[mention.start - 1]
+            if _CJK_CHAR.fullmatch(before):
+                having = [sku for sku in mention.skus if before in self._kind_text[sku]]
+                hits = having if len(having) == 1 else hits
         return (hits[0],) if len(hits) == 1 else mention.skus
 
     def _checked(

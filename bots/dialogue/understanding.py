@@ -95,7 +95,9 @@ class Understanding:
 # Cue words are data (cue_words.toml, one table per rule); the structural regexes stay here. The order of the
 # checks is in understand().
 _ASKING = re.compile(r"吗|没|么|呢|啥时候|什么时候|几时|多久|怎么|咋|[?？]")
-_CONTENT = re.compile(r"(?:有|一\S{0,3}?|里面|里头|里边)(?:几|多少)(?!钱)|够几")  # 一箱有几瓶 / 纸巾一提几包 / 一盒多少个 / 够几个人吃
+_CONTENT = re.compile(
+    r"(?:有|一\S{0,3}?|里面|里头|里边)(?:几|多少)(?!钱)|够几|几\S{0,2}装"
+)  # 一箱有几瓶 / 纸巾一提几包 / 一盒多少个 / 够几个人吃
 _STOCK_SHAPE = re.compile(r"(?:请问|老板|你们|今天)*\s*有[^,.!?。，\s]{1,12}(?:吗|么|嘛|不|没|伐)[?？!]*$")
 _VEHICLE = re.compile(r"车")
 # A product, then an amount in a measure (米, 公斤 …) that QuantityScanner leaves out as a size: 电线200米.
@@ -123,7 +125,9 @@ def _yes() -> re.Pattern[str]:
     return re.compile(rf"(?:{cue('yes').alternation}|[\s,.!~、。;:👌👍])+")
 
 
-_YES_TAIL = re.compile(r"(?:按)?(?:\d+|[一二两三四五六七八九十]+)?\s*(?:箱|瓶|袋|包|桶|盒|提|个|斤|卷|根|片|张|方|吨|饼|罐|套|条)?(?:算)?$")
+_YES_TAIL = re.compile(
+    r"(?:就)?(?:按)?(?:\d+|[一二两三四五六七八九十]+)?\s*(?:箱|瓶|袋|包|桶|盒|提|个|斤|卷|根|片|张|方|吨|饼|罐|套|条)?(?:算)?$"
+)
 _THUMBS = re.compile(r"^[\s👌👍🙏✅]+$")
 _NO = re.compile(r"^(?:不是|不对|不|不要|错了|没有)(?:的|啊|呀|吧)?(?:[\s,.!~、。;:]|$)")
 _STICKER = re.compile(r"\[([\u4e00-\u9fffA-Za-z ]{1,8})\]")
@@ -366,6 +370,8 @@ def _firm_part(parser: OrderParser, raw: str, t: str, has_draft: bool) -> tuple[
         return None
     text = "，".join(firm)
     result = parser.parse(text, has_draft=has_draft)
+    if isinstance(result, Clarify) and result.reason in ("ambiguous_product", "unit_mismatch") and result.qty:
+        return result, text  # 先来2箱啤酒 其他的再说: the firm part is ordered once it is clear which beer
     return (result, text) if isinstance(result, OrderLines) else None
 
 

@@ -131,6 +131,10 @@ def test_an_amount_in_a_measure_the_product_is_not_sold_by_is_asked(parser: Orde
         ("一车能拉多少袋水泥", "delivery_question"),  # what a truck takes
         ("我的茶叶发快递了没", "order_status"),  # goods of mine: an order placed
         ("说好10点送的 现在还没来", "order_status"),  # lateness alone (rule 4)
+        ("这个大米是几斤装的", "price_question"),  # a pack size asked, not a vague amount
+        ("水泥是啥颜色的", "price_question"),  # what an attribute is
+        ("2.5的电线有吗", "stock_question"),  # 有吗 closing the message, a spec number and all
+        ("我们工地的水泥什么时候到", "order_status"),  # goods of ours: an order placed
     ],
 )
 def test_questions(parser: OrderParser, text: str, intent: str) -> None:
@@ -158,6 +162,7 @@ def test_a_question_word_beside_an_ambiguous_product_is_the_question(parser: Ord
         "茶杯上的污渍洗不掉",  # a mark that will not come off
         "上周买的5袋大米生虫了",  # numbers and all: never an order
         "收到的普洱是熟的 我订的生的",  # what came is not what was ordered
+        "送来的啤酒是雪花不是青岛",
     ],
 )
 def test_complaints(parser: OrderParser, text: str) -> None:
@@ -179,6 +184,15 @@ def test_a_firm_part_beside_a_postponement_is_ordered(parser: OrderParser) -> No
     assert read(parser, "先来2箱可乐 其余的等等再说") == ("order", [("COLA", 2)])
 
 
+def test_an_unclear_firm_part_is_asked_not_hedged(parser: OrderParser) -> None:
+    assert read(parser, "先来2箱啤酒 其他的过两天再说") == ("clarify", [])  # which beer? (rule 12)
+
+
+def test_one_character_before_an_ambiguous_name_can_settle_it(parser: OrderParser) -> None:
+    assert read(parser, "生普洱三饼") == ("order", [("PUER-RAW", 3)])  # 生 is in one candidate's names only
+    assert read(parser, "普洱三饼") == ("clarify", [])
+
+
 def test_a_farewell_is_no_hedge(parser: OrderParser) -> None:
     assert read(parser, "老板辛苦啦 下次再来") == ("chitchat", [])
 
@@ -190,6 +204,10 @@ def test_a_farewell_is_no_hedge(parser: OrderParser) -> None:
 def test_yes_words_after_a_yes_no_question(parser: OrderParser, text: str) -> None:
     assert read(parser, text, pending="unit") == ("confirm", [])
     assert read(parser, text, pending="quantity") == ("clarify", [])  # answers nothing
+
+
+def test_a_yes_that_repeats_the_unit(parser: OrderParser) -> None:
+    assert read(parser, "对的 就按饼", pending="unit") == ("confirm", [])
 
 
 def test_a_word_only_one_product_has_answers_which_one(parser: OrderParser) -> None:
