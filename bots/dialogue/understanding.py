@@ -100,6 +100,7 @@ _CONTENT = re.compile(
 )  # 一箱有几瓶 / 纸巾一提几包 / 一盒多少个 / 够几个人吃
 _STOCK_SHAPE = re.compile(r"(?:请问|老板|你们|今天)*\s*有[^,.!?。，\s]{1,12}(?:吗|么|嘛|不|没|伐)[?？!]*$")
 _VEHICLE = re.compile(r"车")
+_LOOK_IT_UP = re.compile(r"(?:帮|给)(?:我|忙)?(?:看|查)(?:一?下|看|查)")  # beside an order placed: where is it
 # A product, then an amount in a measure (米, 公斤 …) that QuantityScanner leaves out as a size: 电线200米.
 _MEASURED = re.compile(
     r"(?<=\x00)\s*(?:要|来|买|拿)?\s*\d+(?:\.\d+)?\s*(?P<unit>米|公斤|千克|斤|克|吨|平方米|平米|升)(?![\u4e00-\u9fff]{0,4}的)"
@@ -221,8 +222,8 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
     if m := _CHOICE.search(masked):
         return question("price_question", m, "问是哪一种")
     if (m := cue("past_order").search(masked)) and (
-        _ASKING.search(masked, m.end()) or cues.question_cue(masked[m.end() :])
-    ):  # 我中午订的6提纸巾啥时候到
+        _ASKING.search(masked, m.end()) or cues.question_cue(masked[m.end() :]) or _LOOK_IT_UP.search(masked)
+    ):  # 我中午订的6提纸巾啥时候到 / 刚下的单 帮我看下
         return question("order_status", m, "问已下订单")
     if skus and (m := _STOCK_SHAPE.search(masked)):  # 今天有鸡蛋不
         return question("stock_question", m, "问有没有货")
