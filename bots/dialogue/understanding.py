@@ -107,6 +107,7 @@ _MEASURED = re.compile(
 )
 _CHOICE = re.compile(r"是.{1,8}还是")  # 蛋糕是动物奶油还是植物奶油: what the product is
 _ARRIVED = re.compile(r"到了(?:吗|没)")  # 冰皮月饼到了吗: in stock yet; 我的水到了没: an order
+_DELIVERY_BEFORE = re.compile(r"(?:送|发|寄|拉|运)$")
 
 
 @cache
@@ -210,7 +211,8 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
             return question("delivery_question", m, "问一车能装多少")
         return question("price_question", m, "问价格/规格")
     if m := _ARRIVED.search(masked):
-        if skus and not cue("past_order").search(masked):
+        delivered = _DELIVERY_BEFORE.search(masked, 0, m.start())  # 水泥送到了没: goods on their way to me
+        if skus and not cue("past_order").search(masked) and not delivered:
             return question("stock_question", m, "问商品到货没有")
         return question("order_status", m, "问已下订单到了没有")
     delivery = cue("delivery").search(masked) or cues.delivery_cue(masked)

@@ -69,6 +69,11 @@ def test_the_parser_alone_reads_the_correction(parser: OrderParser) -> None:
     assert isinstance(with_draft, Correction) and (with_draft.sku, with_draft.qty) == ("COLA", 4)
 
 
+def test_reduced_to_is_a_change(parser: OrderParser) -> None:
+    u = understand(parser, "可乐减到2箱", has_draft=True)
+    assert u.intent == "change" and isinstance(u.result, Correction) and (u.result.sku, u.result.qty) == ("COLA", 2)
+
+
 def test_with_a_draft_amount_wrong_then_the_amount_is_a_change(parser: OrderParser) -> None:
     u = understand(parser, "可乐数量不对 要6箱", has_draft=True)
     assert u.intent == "change" and isinstance(u.result, Correction)
@@ -135,6 +140,12 @@ def test_an_amount_in_a_measure_the_product_is_not_sold_by_is_asked(parser: Orde
         ("水泥是啥颜色的", "price_question"),  # what an attribute is
         ("2.5的电线有吗", "stock_question"),  # 有吗 closing the message, a spec number and all
         ("我们工地的水泥什么时候到", "order_status"),  # goods of ours: an order placed
+        ("水泥送到了没", "order_status"),  # on its way to me, not a new stock arrival
+        ("订单什么时候能到", "order_status"),
+        ("刚下的单 帮我看下", "order_status"),
+        ("保质期到什么时候", "price_question"),  # 到什么时候: until when, no delivery
+        ("配送范围到哪", "delivery_question"),  # where they deliver, not where my order is
+        ("蛋糕可以自己来店里拿吗", "delivery_question"),  # picking up is how it gets to me
     ],
 )
 def test_questions(parser: OrderParser, text: str, intent: str) -> None:
@@ -163,6 +174,7 @@ def test_a_question_word_beside_an_ambiguous_product_is_the_question(parser: Ord
         "上周买的5袋大米生虫了",  # numbers and all: never an order
         "收到的普洱是熟的 我订的生的",  # what came is not what was ordered
         "送来的啤酒是雪花不是青岛",
+        "蛋糕硬得咬不动",
     ],
 )
 def test_complaints(parser: OrderParser, text: str) -> None:
@@ -174,7 +186,16 @@ def test_complaints(parser: OrderParser, text: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["先报个价 我跟老婆商量下", "回头量好尺寸告诉你", "有空再过来看看", "看情况吧", "等发了工资再买"],
+    [
+        "先报个价 我跟老婆商量下",
+        "回头量好尺寸告诉你",
+        "有空再过来看看",
+        "看情况吧",
+        "等发了工资再买",
+        "看看家里还剩多少再说",
+        "暂时够用了",
+        "我先喝喝看 好喝再来买",
+    ],
 )
 def test_hedges(parser: OrderParser, text: str) -> None:
     assert read(parser, text) == ("hedge", [])
