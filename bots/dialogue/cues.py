@@ -89,6 +89,8 @@ def delivery_cue(masked: str) -> re.Match[str] | None:
     """A question about when / whether / how goods get to the customer: 下午三点前能到不 / 多久送到 /
     月饼礼盒能寄外地吗 / 快递一般走哪家. The delivery verb and the question mark sit in one clause (在吗 送3箱水
     greets, then orders); the verb is the evidence."""
+    if permission_only(masked):  # 可乐三箱 送过来行不: asks the shop to do it (README rule 2)
+        return None
     for clause in _CLAUSE.finditer(masked):
         text = clause.group(0)
         verb = _DELIVERY_VERB.search(text)

@@ -196,7 +196,9 @@ class QuantityScanner:
         # 来个蛋糕 / 再要个 / 俩牛角包 / 各两: one (or two, three) with the number or the unit left out — not the
         # filler 个 of 来个10提 / 要个二十箱, where the amount follows.
         self._implied = re.compile(
-            rf"(?:(?<=[要来订买拿弄带捎])个(?!月|人|事|问题|电话|地址|\s*(?:{_NUM})\s*(?:{unit_alt}))|(?<=各)[一两二三](?!\s*(?:{unit_alt}))|[俩仨](?!{unit_alt}))"
+            rf"(?:(?<=[要来订买拿弄带捎])个(?!月|人|事|问题|电话|地址|\s*(?:{_NUM})\s*(?:{unit_alt}))|(?<=各)[一两二三](?!\s*(?:{unit_alt}))|[俩仨](?!{unit_alt})"
+            # 来箱可乐 / 可乐来箱: a unit right after the verb, nothing between — one of it
+            rf"|(?<=[要来订买拿])(?P<unit>{unit_alt})(?=[\x00\s,，。!！~]|$))"
         )
         # 20公斤的防水涂料 / 5公斤的大米 / 500克一袋的: a size described before the product, not an amount.
         self._spec_of = re.compile(rf"(?:\d+(?:\.\d+)?|[{CHINESE_NUMERAL_CHARS}]+)\s*(?:公斤|千克|斤|克|寸|升|毫升)\s*的(?=\S)")
@@ -223,8 +225,9 @@ class QuantityScanner:
                 blocked.append(m.span())
         for m in self._implied.finditer(text):
             if not any(s < m.end() and m.start() < e for s, e in blocked):
-                value = {"个": 1, "一": 1, "两": 2, "二": 2, "三": 3, "俩": 2, "仨": 3}[m.group(0)]
-                found.append(QuantityMatch(m.start(), m.end(), m.group(0), Fraction(value), None, True))
+                unit = m.group("unit")
+                value = 1 if unit else {"个": 1, "一": 1, "两": 2, "二": 2, "三": 3, "俩": 2, "仨": 3}[m.group(0)]
+                found.append(QuantityMatch(m.start(), m.end(), m.group(0), Fraction(value), unit, True))
                 blocked.append(m.span())
         for m in self._pattern.finditer(text):
             if any(s < m.end() and m.start() < e for s, e in blocked):

@@ -90,6 +90,8 @@ def test_with_a_draft_amount_wrong_then_the_amount_is_a_change(parser: OrderPars
         ("纸巾来个10提", [("TISSUE", 10)]),  # 来个 before an amount is a filler, not "one"
         ("雪碧要个廿箱", [("SPRITE", 20)]),
         ("可乐来个", [("COLA", 1)]),  # 来个 alone is still one
+        ("来箱可乐", [("COLA", 1)]),  # a unit right after the verb: one of it
+        ("可乐来箱", [("COLA", 1)]),
         ("靑島啤酒三箱", [("BEER-QD", 3)]),  # a variant form of 青 (rule 13)
     ],
 )
@@ -212,6 +214,15 @@ def test_an_unclear_firm_part_is_asked_not_hedged(parser: OrderParser) -> None:
 def test_one_character_before_an_ambiguous_name_can_settle_it(parser: OrderParser) -> None:
     assert read(parser, "生普洱三饼") == ("order", [("PUER-RAW", 3)])  # 生 is in one candidate's names only
     assert read(parser, "普洱三饼") == ("clarify", [])
+
+
+def test_should_need_opening_a_message_is_a_hedge(parser: OrderParser) -> None:
+    assert read(parser, "应该要3箱可乐") == ("hedge", [])  # probably — never an order (rule 5)
+
+
+def test_a_request_put_as_may_i_is_an_order(parser: OrderParser) -> None:
+    assert read(parser, "可乐三箱 送过来行不") == ("order", [("COLA", 3)])  # rule 2
+    assert read(parser, "可乐三箱 今天能送到吗") == ("delivery_question", [])
 
 
 def test_a_farewell_is_no_hedge(parser: OrderParser) -> None:
