@@ -96,8 +96,8 @@ class Understanding:
 # checks is in understand().
 _ASKING = re.compile(r"吗|没|么|呢|啥时候|什么时候|几时|多久|怎么|咋|[?？]")
 _CONTENT = re.compile(
-    r"(?:有|一\S{0,3}?|里面|里头|里边)(?:几|多少)(?!钱)|够几|几\S{0,2}装"
-)  # 一箱有几瓶 / 纸巾一提几包 / 一盒多少个 / 够几个人吃
+    r"(?:有|一\S{0,3}?|里面|里头|里边)(?:几|多少)(?!钱)|够几|几\S{0,2}装|几\S[一每](?:提|箱|盒|袋|包|件|桶|罐|套|条|瓶|饼|卷)"
+)  # 一箱有几瓶 / 纸巾一提几包 / 一盒多少个 / 够几个人吃 / 几斤装 / 几包一提
 _STOCK_SHAPE = re.compile(r"(?:请问|老板|你们|今天)*\s*有[^,.!?。，\s]{1,12}(?:吗|么|嘛|不|没|伐)[?？!]*$")
 _VEHICLE = re.compile(r"车")
 _LOOK_IT_UP = re.compile(r"(?:帮|给)(?:我|忙)?(?:看|查)(?:一?下|看|查)")  # beside an order placed: where is it
@@ -204,7 +204,9 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         if cue("past_order").search(masked) or cues.about_an_order_placed(masked):
             return question("order_status", m, "问已下订单何时送到")
         return question("delivery_question", m, "问什么时候能送到")
-    if ((m := cue("price").search(masked)) or (m := _CONTENT.search(t)) or (m := cues.price_cue(masked))) and not (
+    if (
+        (m := cue("price").search(masked)) or (m := _CONTENT.search(t)) or (m := cues.price_cue(masked)) or (m := _contents_asked(survey))
+    ) and not (
         m.group(0) in cue("size_words") and cues.delivery_cue(masked)  # 多大的车送货: the truck, not the goods
     ):
         if _VEHICLE.search(m.group(0)):  # 一车能装多少袋: what a truck takes is about delivery
@@ -296,6 +298,23 @@ def _model_guess(masked: str) -> tuple[str, float] | None:
     else:
         ok = intent == "complaint" and p >= MODEL_MIN_P_STATEMENT
     return (intent, p) if ok else None
+
+
+_HOW_MANY = re.compile(r"几|多少")
+_NOUN_AFTER = re.compile(r"(?![吧呢啊呀吗么了的哈嘛左上就够行好都也差])[\u4e00-\u9fff]")  # a noun, no particle
+
+
+def _contents_asked(survey: Survey) -> re.Match[str] | None:
+    """茶具套装几个杯子: a product, right after it 几 + a unit, then a noun that is no product — what the product
+    holds, not a vague amount of it (要几个蛋挞 names the product after the amount)."""
+    for q in survey.quantities:
+        if q.value is not None or not _HOW_MANY.match(q.text):
+            continue
+        after_product = any(m.end == q.start or survey.text[m.end : q.start] in ("是", "有", "里有", "里面有") for m in survey.mentions)
+        noun = _NOUN_AFTER.match(survey.masked, q.end)
+        if after_product and noun is not None:
+            return re.compile(re.escape(q.text.strip())).search(survey.text, q.start)
+    return None
 
 
 def _has_content(t: str) -> bool:

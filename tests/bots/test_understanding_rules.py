@@ -113,6 +113,11 @@ def test_the_survey_sees_both_sizes(parser: OrderParser) -> None:
     assert parser.skus_named_by_spec("32.5的") == ["CEMENT-325"]
 
 
+def test_a_vague_amount_is_still_asked(parser: OrderParser) -> None:
+    assert read(parser, "32.5水泥几十袋吧") == ("clarify", [])  # rule 8, not a question about the product
+    assert read(parser, "要几个蛋糕") == ("clarify", [])
+
+
 def test_a_decimal_point_ends_no_negated_clause(parser: OrderParser) -> None:
     # rule 6: the negated item may be ambiguous — it does not matter; 32.5 is one number, not "32" and "5"
     assert read(parser, "不要32.5的水泥 只要大米2袋") == ("order", [("RICE", 2)])
@@ -139,6 +144,8 @@ def test_an_amount_in_a_measure_the_product_is_not_sold_by_is_asked(parser: Orde
         ("我的茶叶发快递了没", "order_status"),  # goods of mine: an order placed
         ("说好10点送的 现在还没来", "order_status"),  # lateness alone (rule 4)
         ("这个大米是几斤装的", "price_question"),  # a pack size asked, not a vague amount
+        ("纸巾几包一提", "price_question"),
+        ("普洱几片茶叶", "price_question"),  # the product, 几 + a unit, a noun: what it holds
         ("水泥是啥颜色的", "price_question"),  # what an attribute is
         ("2.5的电线有吗", "stock_question"),  # 有吗 closing the message, a spec number and all
         ("我们工地的水泥什么时候到", "order_status"),  # goods of ours: an order placed
