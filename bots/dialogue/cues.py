@@ -1,7 +1,7 @@
 """Structural cues: the shape of a question, a complaint or a postponement, rather than a list of phrasings.
 
-The cue lists in :mod:`bots.dialogue.understanding` name what customers have been seen to type (多少钱, 几点送);
-they miss the next customer's wording (多钱一瓶, 下午三点前能到不). The cues here look at how a Chinese chat
+The cue lists of ``cue_words.toml`` (read by :mod:`bots.dialogue.understanding`) name what customers have been
+seen to type (多少钱, 几点送); they miss the next customer's wording (多钱一瓶, 下午三点前能到不). The cues here look at how a Chinese chat
 message is built instead:
 
 - a question: a particle at the end of a clause (吗 呢 不 没 么 嘛 伐), an A-not-A form (能不能 送不送 会不会),

@@ -3,7 +3,9 @@
 A message that carries a number is not therefore an order: 5箱可乐什么价 asks a price, 花生油还有8桶没 asks
 about stock, 前天订的4箱水还没到 asks where an order is, 可能要5箱 is a hedge. :func:`understand` first
 classifies the message by its cue words (looked for with products and quantities blanked out, so 加多宝 is no
-"add" cue and 5箱 no price), and only an ordering message goes on to :class:`OrderParser` for its lines.
+"add" cue and 5箱 no price), and only an ordering message goes on to :class:`OrderParser` for its lines. The word
+lists are data, one table per rule in ``cue_words.toml``; the shapes of questions, complaints and postponements are
+in :mod:`bots.dialogue.cues`.
 Pure and fast (no I/O): the dialogue calls it on every message, the corpus bench (``bench/chat.py``) too.
 
 Every reading carries its evidence — the spans that decided it and why — which the dialogue writes to the
