@@ -172,6 +172,9 @@ _NOT_A_QUANTITY_AFTER = re.compile(
     r"\s*(?:[a-z]|毫升|升|克|点|号|日|月|年|分|秒|小时|天|周|元|块|毛|角|%|度|楼|层|栋|单元|室|路|岁|折|米|寸|的|那种|斤)"
 )
 _NOT_A_QUANTITY_BEFORE = re.compile(r"(?:楼|号|室|栋|单元|路|房|门牌|电话|手机|尾号|编号)\s*$")  # 3号楼502
+# An amount given as a bound or an estimate — 20个左右, 最少20个, 大约10箱 — is vague (asked, never ordered).
+_APPROX_AFTER = re.compile(r"\s*(?:左右|上下|出头|以上|往上|开外|朝上|以内|以下|之内)")
+_APPROX_BEFORE = re.compile(r"(?:最少|至少|最多|起码|顶多|大约|约莫|大概|差不多|将近|接近|不到|不超过|估计)\s*(?:要|来|拿)?\s*$")
 _MAX_BARE_DIGITS = 6  # a longer bare digit run is a phone or order number
 
 
@@ -243,7 +246,8 @@ class QuantityScanner:
             if unit is None and m.group("half"):
                 continue  # 一半 etc.: not a quantity
             value: Fraction | None = None
-            if not m.group("num2"):
+            approximate = _APPROX_AFTER.match(text, m.end()) or _APPROX_BEFORE.search(text, 0, m.start())
+            if not m.group("num2") and not approximate:  # 20个左右 / 最少20个: vague, asked (a value of None)
                 sign, half = m.group("sign") or "", m.group("half") or ""
                 value = parse_number(sign + num + half + ("打" if unit == "打" else ""))
             found.append(

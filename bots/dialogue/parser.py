@@ -64,7 +64,7 @@ _CONFIRM_ONLY = re.compile(
     r"|麻烦|请|[\s,.!~、。;:])+"
 )
 _CANCEL = _words("取消 不要了 不要啦 都不要 算了 不买了 不订了 不用了 退单 撤单 作废 整个订单 整单 全部不要 全都不要")
-_REMOVE = _words("不要 去掉 删掉 删除 删了 拿掉 取消 别要 减掉 退掉 撤掉 移除 不用")
+_REMOVE = _words("不要 去掉 删掉 删除 删了 拿掉 取消 别要 减掉 退掉 撤掉 移除 不用 少要 少拿 少来 少订 减少")
 _CORRECTION = _words("改成 改为 改到 换成 换为 调成 调到 调整为 变成 修改 改(?!天|日|期) 减到 减成 降到 加到 增加到 补到")
 _BARE_CORRECTION = re.compile(
     r"(?:我|想|要|帮我|请|麻烦)*(?:修改|改一下|改下|改)(?:订单|一下|下)?"
@@ -117,6 +117,7 @@ _NOT_A_PRODUCT = tuple(
 )
 _SPEC_WORD = r"\d+(?:\.\d+)?(?:ml|l|kg|g|寸|毫升|升|公斤|千克|克)?"  # a size as written (42.5, 8寸, 550ml)
 _SPEC_TOKEN = re.compile(r"[a-z]*\d+(?:\.\d+)?(?:[a-z]+|寸|毫升|升|公斤|千克|斤|克|平方|平)?")
+_PACK = re.compile(r"(\d+)\s*[\u4e00-\u9fff]?\s*装")  # 8个装 / 24装: a pack size
 _CJK_CHAR = re.compile(r"[\u4e00-\u9fff]")
 _CJK_WORD = re.compile(r"[\u4e00-\u9fff]{2,}")
 
@@ -308,7 +309,13 @@ class OrderParser:
             return correction
         split = self._without_negated_clauses(scan)
         if split is not None:
-            return self._order(split[0], excluded=split[1], full=scan)
+            kept = self._order(split[0], excluded=split[1], full=scan)
+            negated = {r[0] for m in split[1] if len(r := self._resolve(m, scan)) == 1}
+            if isinstance(kept, OrderLines) and (taken_back := negated & {ln.sku for ln in kept.lines}):
+                # 泡芙4个 … 泡芙不要了: the later "not" takes the earlier line back (the last value wins, rule 7)
+                lines = [ln for ln in kept.lines if ln.sku not in taken_back]
+                return OrderLines(lines, kept.mode, kept.excluded) if lines else NotAnOrder()
+            return kept
         if _REMOVE.search(scan.masked) or _CANCEL.search(scan.masked):
             return self._removal(scan)
         return self._order(scan)
@@ -520,6 +527,10 @@ class OrderParser:
                     having = [sku for sku, kind in kinds.items() if x in kind]
                     if len(having) == 1 and having[0] not in hits:  # 瓶 is in both 小瓶水 and 大瓶水: no help
                         hits.append(having[0])
+        if not hits:  # 8个装的月饼: a pack size only one candidate's name has
+            for pack in _PACK.finditer(context):
+                having = [sku for sku in mention.skus if f"#{pack.group(1)}" in self._name_marks[sku]]
+                hits = having if len(having) == 1 else hits
         if not hits and mention.start > 0:  # 生普洱 / 熟普洱: one character before the name that one candidate's names have
             before = scan.text[mention.start - 1]
             if _CJK_CHAR.fullmatch(before):
@@ -725,6 +736,8 @@ def _left_out(scan: _Scan, elements: list[_Element]) -> tuple[str, ...]:
         cleaned = _VAGUE_AMOUNT.sub("", cleaned).strip()
         if _NEGATED.search(cleaned) or _CANCEL.search(cleaned):
             continue  # 白糖家里还有不用买: what is not wanted need not be understood
+        if re.fullmatch(_SPEC_WORD, cleaned):
+            continue  # 8寸和10寸的蛋糕: a size of the product named next
         if _HAS_WORD.search(cleaned) and not cleaned.startswith(_NOT_A_PRODUCT) and not _NOT_AN_ITEM.search(cleaned):
             found.append(cleaned)
     return tuple(dict.fromkeys(found))

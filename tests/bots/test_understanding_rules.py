@@ -118,6 +118,24 @@ def test_a_vague_amount_is_still_asked(parser: OrderParser) -> None:
     assert read(parser, "要几个蛋糕") == ("clarify", [])
 
 
+@pytest.mark.parametrize("text", ["可乐20箱左右", "可乐最少20箱", "大约10箱可乐", "可乐至少5箱吧"])
+def test_an_amount_given_as_a_bound_or_an_estimate_is_asked(parser: OrderParser, text: str) -> None:
+    assert read(parser, text)[0] in ("clarify", "hedge")  # rule 8: never an order of the number written
+    assert not read(parser, text)[1]
+
+
+def test_a_size_standing_before_a_shared_name_is_no_item_left_out(parser: OrderParser) -> None:
+    assert read(parser, "6寸和8寸的蛋糕各一个") == ("order", [("CAKE-6", 1), ("CAKE-8", 1)])
+
+
+def test_a_later_not_takes_an_earlier_line_back(parser: OrderParser) -> None:
+    assert read(parser, "可乐2箱 雪碧3箱 雪碧不要了") == ("order", [("COLA", 2)])  # rules 6 and 7
+
+
+def test_less_of_it_on_a_draft_is_asked(parser: OrderParser) -> None:
+    assert read(parser, "可乐少要2箱", has_draft=True) == ("clarify", [])  # by 2 or to 2? never guessed
+
+
 def test_a_decimal_point_ends_no_negated_clause(parser: OrderParser) -> None:
     # rule 6: the negated item may be ambiguous — it does not matter; 32.5 is one number, not "32" and "5"
     assert read(parser, "不要32.5的水泥 只要大米2袋") == ("order", [("RICE", 2)])
@@ -247,6 +265,12 @@ def test_yes_words_after_a_yes_no_question(parser: OrderParser, text: str) -> No
 
 def test_a_yes_that_repeats_the_unit(parser: OrderParser) -> None:
     assert read(parser, "对的 就按饼", pending="unit") == ("confirm", [])
+    assert read(parser, "对的 要箱", pending="unit") == ("confirm", [])
+
+
+@pytest.mark.parametrize("text", ["随你", "无所谓", "你帮我挑一个"])
+def test_leaving_the_choice_to_the_shop_is_asked_again(parser: OrderParser, text: str) -> None:
+    assert read(parser, text, pending="product") == ("clarify", [])
 
 
 def test_a_word_only_one_product_has_answers_which_one(parser: OrderParser) -> None:
