@@ -169,7 +169,8 @@ class QuantityMatch:
 _NUM = rf"\d+(?:\.\d+)?[万千百十]?|[{CHINESE_NUMERAL_CHARS}]+|半"
 # Numbers directly followed by these are sizes, times, money or addresses — never an order quantity.
 _NOT_A_QUANTITY_AFTER = re.compile(
-    r"\s*(?:[a-z]|毫升|升|克|点|号|日|月|年|分|秒|小时|天|周|元|块|毛|角|%|度|楼|层|栋|单元|室|路|岁|折|米|寸|的|那种|斤)"
+    r"\s*(?:[a-z]|毫升|升|克|点|号|日|月|年|分|秒|小时|天|周|元|块|毛|角|%|度|楼|层|栋|单元|室|路|岁|折|米|寸|的|那种|斤|"
+    r"个?(?:人|月|小时|星期|礼拜|钟头))"
 )
 _NOT_A_QUANTITY_BEFORE = re.compile(r"(?:楼|号|室|栋|单元|路|房|门牌|电话|手机|尾号|编号)\s*$")  # 3号楼502
 # An amount given as a bound or an estimate — 20个左右, 最少20个, 大约10箱 — is vague (asked, never ordered).
@@ -209,7 +210,7 @@ class QuantityScanner:
             r"(?<![a-z0-9.第/])"  # not inside a code, a size or a fraction; not an ordinal (第3箱)
             r"(?P<mark>[x×*]\s*)?(?P<sign>-|−|负)?"
             rf"(?P<num>{_NUM})(?:\s*(?:-|~|/|到|至)\s*(?P<num2>{_NUM}))?"
-            rf"(?:\s*(?P<unit>{unit_alt}))?(?P<half>半)?"
+            rf"(?:\s*(?P<unit>{unit_alt})(?!人|月|小时|星期|礼拜|钟头))?(?P<half>半)?"  # 4个人 / 3个月: no amount of goods
         )
 
     def not_quantities(self, text: str) -> list[tuple[int, int, str]]:

@@ -15,7 +15,7 @@ import itertools
 import re
 import unicodedata
 from collections.abc import Container, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeAlias
 
 import jieba
@@ -79,6 +79,9 @@ _ENOUGH = re.compile(r"^\s*(?:就够|就行|就好|就可以|够了|就成)")  #
 _ADD_CUE = _words("再 还要 还需要 追加 另外 多加 多来 多要 也要 也来 加(?!急|班|油)")
 _ADD_CUE_BEFORE = re.compile(rf"(?:{_ADD_CUE.pattern})\s*$")  # 雪碧多来一箱
 _PAST = _words("买了 订了 下了单 下单了 收到了 送到了 买过 订过 要过 拿过")  # 我昨天买了3箱: a report, not an order
+# 上次买的 / 昨天订的 / 收到的: goods of an earlier order — its amount (买的2饼) and its verb order nothing now.
+_PAST_REF = re.compile(r"(?:买|订|拿|下单|收到|送来|送)(?:了|的)")
+_PAST_AMOUNT = re.compile(r"(?:买|订|拿|下单|收到|送来)的\s*$")
 _ORDER_CUE = _words("要 来 买 订 拿 下单 加 给我 整 搞 购")  # 矿泉水送了没 / 发了吗 are not orders
 _SEPARATOR = _words(
     r"[,!?;:、。~/\n] (?<!\d)\. \.(?!\d) 和 跟 还有 以及 另外 外加 加上 再来 再加 "
@@ -646,6 +649,9 @@ class OrderParser:
         return RemoveItem(skus[0], tuple(skus[1:]))
 
     def _order(self, scan: _Scan, excluded: frozenset[_Mention] = frozenset(), full: _Scan | None = None) -> ParseResult:
+        past = [q for q in scan.quantities if _PAST_AMOUNT.search(scan.masked, 0, q.start)]
+        if past:  # 上次买的2饼白茶很好喝: the amount of an order already placed orders nothing now
+            scan = replace(scan, quantities=[q for q in scan.quantities if q not in past])
         elements: list[_Element] = sorted([*scan.mentions, *scan.quantities], key=lambda e: e.start)
         pairs = _pair(scan, elements)
         if _PAST.search(scan.masked):
@@ -653,7 +659,7 @@ class OrderParser:
         add_mode = _ADD_CUE.search(scan.masked, 0, elements[0].start) is not None or (
             len(scan.quantities) == 1 and _ADD_CUE_BEFORE.search(scan.masked, 0, scan.quantities[0].start) is not None
         )
-        order_like = bool(pairs) or add_mode or _ORDER_CUE.search(scan.masked) is not None
+        order_like = bool(pairs) or add_mode or _ORDER_CUE.search(_PAST_REF.sub(" ", scan.masked)) is not None
         pairs, qualifiers = self._qualified(scan, pairs)
         lines: dict[str, Line] = {}
         same_as_last: list[QuantityMatch] = []  # 还要一箱: a quantity with no product at all

@@ -136,6 +136,18 @@ def test_less_of_it_on_a_draft_is_asked(parser: OrderParser) -> None:
     assert read(parser, "可乐少要2箱", has_draft=True) == ("clarify", [])  # by 2 or to 2? never guessed
 
 
+def test_the_amount_of_an_order_already_placed_orders_nothing(parser: OrderParser) -> None:
+    intent, lines = read(parser, "上次买的2饼普洱很好喝")
+    assert intent != "order" and not lines
+    assert read(parser, "上次买的2箱可乐不错 再来2箱") == ("order", [("COLA", 2)])
+
+
+def test_people_and_months_are_no_amount_of_goods(parser: OrderParser) -> None:
+    assert not read(parser, "6寸蛋糕 4个人吃")[1]
+    assert read(parser, "6寸蛋糕够4个人吃吗") == ("price_question", [])
+    assert read(parser, "蛋糕8寸的一个 4个人吃") == ("order", [("CAKE-8", 1)])
+
+
 def test_a_decimal_point_ends_no_negated_clause(parser: OrderParser) -> None:
     # rule 6: the negated item may be ambiguous — it does not matter; 32.5 is one number, not "32" and "5"
     assert read(parser, "不要32.5的水泥 只要大米2袋") == ("order", [("RICE", 2)])
@@ -173,6 +185,7 @@ def test_an_amount_in_a_measure_the_product_is_not_sold_by_is_asked(parser: Orde
         ("保质期到什么时候", "price_question"),  # 到什么时候: until when, no delivery
         ("配送范围到哪", "delivery_question"),  # where they deliver, not where my order is
         ("蛋糕可以自己来店里拿吗", "delivery_question"),  # picking up is how it gets to me
+        ("下周要50箱可乐 现在能订吗", "stock_question"),  # can it be ordered: sold here now
     ],
 )
 def test_questions(parser: OrderParser, text: str, intent: str) -> None:
