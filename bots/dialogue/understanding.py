@@ -172,7 +172,7 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         if answered is not None:
             return answered
     if m := cue("hedge_first").search(masked) or cues.checks_first(masked):  # 先不订了 我看家里还剩多少: asks nothing of the shop
-        firm = _firm_part(parser, raw, t, has_draft)
+        firm = _firm_part(parser, raw, t, has_draft, scoped=True)
         if firm is not None and cues.question_cue(cues.without_free_choice(parser.survey(firm[1]).masked)) is None:
             evidence = [Evidence(m.group(0), "犹豫的部分不下单", _rule(m)), Evidence(firm[1], "确定要的部分"), *base]
             return _from_result(firm[0], has_draft, evidence, skus)  # 先拉5方河沙 其余的等等再说
@@ -182,7 +182,7 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
     # 2. Complaints, then where an order already placed is: about the past, whatever numbers they carry.
     if has_draft and (m := cues.amount_wrong(masked)) and (fixed := _draft_fix(parser, t, m, base, skus)) is not None:
         return fixed  # 可乐数量不对 要6箱: with a draft, the amount after it is a change of that line (rule 7)
-    if m := cue("complaint").search(masked):
+    if m := _complaint_word(masked):
         return question("complaint", m, "投诉：商品或送货有问题")
     if m := cues.complaint_cue(masked):  # 碎成渣了 / 订的8寸送来的是6寸 / 少寄了 / 颜色不对
         return question("complaint", m, "投诉：货物损坏、送错、少了或迟到")
@@ -282,21 +282,19 @@ _ORDER_NO = re.compile(r"订单号|单号|\bso\s*-?\s*\d{6,}\b")
 
 MODEL_MIN_P: Final = 0.8  # below this the fallback keeps "unknown"
 MODEL_MIN_P_STATEMENT: Final = 0.95  # a complaint with no question in it: naive Bayes is over-confident
-MODEL_MIN_P_HEDGE: Final = 0.9  # a hedge: never an order, so only "unknown" is at stake
 
 
 def _model_guess(masked: str) -> tuple[str, float] | None:
     """The intent model's reading of a message the rules found no cue in, gated by the message's form: a
     question's topic only when it has the form of a question (今天天气不错 is no delivery question, however
-    sure the model is), a complaint or a hedge only when very sure; never small talk (that has its words)."""
+    sure the model is), a complaint only when very sure; never a hedge or small talk (those have their words: the
+    model reads 随便问问 as a hedge, which asks for the help text)."""
     model = load_model()
     if model is None:
         return None
     intent, p = model.best(masked)
     if intent in QUESTION_INTENTS and intent != "complaint":
         ok = p >= MODEL_MIN_P and cues.question_cue(masked) is not None
-    elif intent == "hedge":
-        ok = p >= MODEL_MIN_P_HEDGE
     else:
         ok = intent == "complaint" and p >= MODEL_MIN_P_STATEMENT
     return (intent, p) if ok else None
@@ -386,8 +384,27 @@ def _draft_fix(parser: OrderParser, t: str, wrong: re.Match[str], base: list[Evi
     return Understanding("change", [], change, evidence, tuple(skus))
 
 
-def _firm_part(parser: OrderParser, raw: str, t: str, has_draft: bool) -> tuple[ParseResult, str] | None:
-    """先来2箱，其他的过两天再说: the clauses without a hedge word, if they order something on their own."""
+# What makes one part firm beside a hedge: the hedge is about the rest (其他的过两天再说), or the firm part is a
+# first instalment (先来2箱).
+_THE_REST = re.compile(r"其他|其它|其余|剩下|剩余|余下|别的|另外的|先(?:来|要|拿|订|定|送|买|整|发|拉)")
+
+
+_WARNED = re.compile(r"(?:别|不要|千万别|可别|小心|注意|防止|以免|免得|不能|不会|怕|担心)\S{0,2}$")
+
+
+def _complaint_word(masked: str) -> re.Match[str] | None:
+    """A complaint word that reports what happened — not one warned against (可乐3箱 别送错了 / 小心别压坏)."""
+    for m in cue("complaint").pattern.finditer(masked):
+        if not _WARNED.search(masked, 0, m.start()):
+            return m
+    return None
+
+
+def _firm_part(parser: OrderParser, raw: str, t: str, has_draft: bool, *, scoped: bool = False) -> tuple[ParseResult, str] | None:
+    """先来2箱，其他的过两天再说: the clauses without a hedge word, if they order something on their own. ``scoped``:
+    the hedge holds the whole message (a check or a consultation first) unless it says it is about the rest."""
+    if scoped and not _THE_REST.search(t):
+        return None  # 想要5箱 不过得先问下老板: asking someone first holds the whole message — nothing is firm
     clauses = [c for c in _SEPARATORS.split(t) if c]
     firm = [c for c in clauses if not cue("hedge").search(c) and not cues.postpone_cue(c)]
     if not firm or len(firm) == len(clauses):

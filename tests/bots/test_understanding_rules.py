@@ -263,6 +263,14 @@ def test_a_request_put_as_may_i_is_an_order(parser: OrderParser) -> None:
     assert read(parser, "可乐三箱 今天能送到吗") == ("delivery_question", [])
 
 
+def test_asking_someone_first_holds_the_whole_message(parser: OrderParser) -> None:
+    assert read(parser, "想要5箱可乐 不过得先问下老板") == ("hedge", [])  # no firm part: it is about the same goods
+
+
+def test_a_complaint_word_warned_against_is_an_instruction(parser: OrderParser) -> None:
+    assert read(parser, "可乐3箱 别送错了") == ("order", [("COLA", 3)])
+
+
 def test_a_farewell_is_no_hedge(parser: OrderParser) -> None:
     assert read(parser, "老板辛苦啦 下次再来") == ("chitchat", [])
 
