@@ -277,7 +277,7 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
     return _from_result(result, has_draft, base, skus, pending, t)
 
 
-_ORDER_NO = re.compile(r"订单号|单号|\bso\s*-?\s*\d{6,}\b")
+_ORDER_NO = re.compile(r"订单号|单号|(?<![a-z0-9])so\s*-?\s*\d{6,}(?!\d)")  # 订单SO123456的: no \b after a 汉字
 
 
 MODEL_MIN_P: Final = 0.8  # below this the fallback keeps "unknown"

@@ -215,6 +215,7 @@ def test_a_question_word_beside_an_ambiguous_product_is_the_question(parser: Ord
         "收到的普洱是熟的 我订的生的",  # what came is not what was ordered
         "送来的啤酒是雪花不是青岛",
         "蛋糕硬得咬不动",
+        "我要退2箱可乐",  # a return, numbers and all (rule 4)
     ],
 )
 def test_complaints(parser: OrderParser, text: str) -> None:
@@ -269,6 +270,15 @@ def test_asking_someone_first_holds_the_whole_message(parser: OrderParser) -> No
 
 def test_a_complaint_word_warned_against_is_an_instruction(parser: OrderParser) -> None:
     assert read(parser, "可乐3箱 别送错了") == ("order", [("COLA", 3)])
+
+
+def test_an_order_number_beside_a_product_places_no_new_order(parser: OrderParser) -> None:
+    intent, lines = read(parser, "订单SO123456的可乐改成3箱")
+    assert intent == "order_status" and not lines
+
+
+def test_a_return_on_a_draft_is_still_a_removal(parser: OrderParser) -> None:
+    assert read(parser, "可乐退掉", has_draft=True) == ("remove", [])
 
 
 def test_a_farewell_is_no_hedge(parser: OrderParser) -> None:
