@@ -1,7 +1,7 @@
 """Structural cues: the shape of a question, a complaint or a postponement, rather than a list of phrasings.
 
-The cue lists in :mod:`bots.dialogue.understanding` name what customers have been seen to type (多少钱, 几点送);
-they miss the next customer's wording (多钱一瓶, 下午三点前能到不). The cues here look at how a Chinese chat
+The cue lists of ``cue_words.toml`` (read by :mod:`bots.dialogue.understanding`) name what customers have been
+seen to type (多少钱, 几点送); they miss the next customer's wording (多钱一瓶, 下午三点前能到不). The cues here look at how a Chinese chat
 message is built instead:
 
 - a question: a particle at the end of a clause (吗 呢 不 没 么 嘛 伐), an A-not-A form (能不能 送不送 会不会),
@@ -30,16 +30,27 @@ _END_PARTICLE: Final = re.compile(
 )
 _A_NOT_A: Final = re.compile(r"([\u4e00-\u9fff])[不没]\1")  # 能不能 送不送 包不包 会不会 有没有
 _INTERROGATIVE: Final = re.compile(
-    r"多少|几(?=[点天号时日块毛年种家周]|个?人|分钟|个?小时|个?月|个?星期|个?礼拜)|啥(?!的)|什么(?!的)|怎么(?!回事)|咋|哪|"
+    r"多少|几(?=[点天号时日块毛钱寸年种家周]|个?人|分钟|个?小时|个?月|个?星期|个?礼拜)|啥(?!的)|什么(?!的)|神马|怎么(?!回事)|咋|哪|"
     r"多久|多长|多会|多大|多重|多远|多厚|多宽|多高|多快|如何|[?？]"
 )
 # 行吗 / 可以吗 / 中不 / 好不好 after goods and an amount: a request put politely (整3箱青岛送过来中不), not a question.
 _PERMISSION_TAG: Final = re.compile(r"(?:行|可以|中|好|成|得行|方便)(?:吗|么|嘛|不|伐|没)|行不行|可不可以|好不好|中不中")
 
 
+# A or B? — 走京东还是顺丰 / 要大的还是小的; not 还是6箱吧 (a correction) nor a 还是 opening the message.
+_ALTERNATIVE: Final = re.compile(r"(?<=\S)还是(?![^\s,，。;；!！]*吧)(?=\S)")
+# A wh-word repeated around a verb is no question but "whichever": 啥时候方便啥时候送 / 哪天有空哪天来 / 要多少给多少.
+_FREE_CHOICE: Final = re.compile(r"(啥时候|什么时候|哪天|几点|哪个|哪里|多少|啥|什么)([^\s,，。?？]{1,6}?)\1")
+
+
+def without_free_choice(masked: str) -> str:
+    """The masked text with a "whichever" phrase (啥时候方便啥时候送) blanked, same length."""
+    return _FREE_CHOICE.sub(lambda m: " " * len(m.group(0)), masked)
+
+
 def question_cue(masked: str) -> re.Match[str] | None:
     """The mark that makes the message a question, if any."""
-    return _INTERROGATIVE.search(masked) or _A_NOT_A.search(masked) or _END_PARTICLE.search(masked)
+    return _INTERROGATIVE.search(masked) or _A_NOT_A.search(masked) or _END_PARTICLE.search(masked) or _ALTERNATIVE.search(masked)
 
 
 def interrogative_cue(masked: str) -> re.Match[str] | None:
@@ -60,7 +71,7 @@ def permission_only(masked: str) -> bool:
 # ---- delivery ------------------------------------------------------------------------------------------------
 # A delivery verb: 送 寄 运 拉 (a truck) 到 (arrive) 收到 发 (ship) — 发 only as shipping (发货 发快递 当天发 能发吗).
 _DELIVERY_VERB: Final = re.compile(
-    r"送(?!点|个|一|些|礼|几)|寄|运(?!气)|快递|物流|配送|上门|自提|邮政|ems|京东|中通|圆通|韵达|来得及|赶得上|赶得及|拉(?:过来|过去|到|得|走|货|吗|不)|收到|到(?![了底处时货])|"
+    r"送(?!点|个|一|些|礼|几)|寄|运(?!气)|快递|物流|配送|上门|自提|邮政|ems|京东|中通|圆通|韵达|来得及|赶得上|赶得及|拉(?:过来|过去|到|得|走|货|吗|不)|收到|到(?![了底处时货]|什么时候|啥时候|哪天|几号)|(?:来|到店|店里|自己|上门)(?:拿|取)|"
     r"发(?=货|快递|顺丰|什么|啥|哪|出|过来|吗|不|么|\s|$)|[能当今明]天?发"
 )
 # When: 几点 / 多久 / 什么时候 / 今天 / 下午 / 三点前 / 一个小时 / 周末 — or an A-not-A / end particle on the verb.
@@ -78,6 +89,8 @@ def delivery_cue(masked: str) -> re.Match[str] | None:
     """A question about when / whether / how goods get to the customer: 下午三点前能到不 / 多久送到 /
     月饼礼盒能寄外地吗 / 快递一般走哪家. The delivery verb and the question mark sit in one clause (在吗 送3箱水
     greets, then orders); the verb is the evidence."""
+    if permission_only(masked):  # 可乐三箱 送过来行不: asks the shop to do it (README rule 2)
+        return None
     for clause in _CLAUSE.finditer(masked):
         text = clause.group(0)
         verb = _DELIVERY_VERB.search(text)
@@ -87,8 +100,13 @@ def delivery_cue(masked: str) -> re.Match[str] | None:
 
 
 # Done yet? — a delivery verb with a completed aspect and 没 / 了吗 (拉走没 / 送出来没有): about an order placed.
-_DONE_YET: Final = re.compile(r"(?:走|出来|出去|出门|出发|送|发|拉|寄)(?:了)?(?:没有?|了吗|了么|了没)(?![\u4e00-\u9fff])")
-_MINE: Final = re.compile(rf"我(?:们|家)?的(?:{_Q}|东西|货|单)")  # 我的水泥 / 我的东西: goods already ordered
+_DONE_YET: Final = re.compile(
+    r"(?:走|出来|出去|出门|出发|送|发|拉|寄)(?:快递|货|出|出去|过来)?(?:了)?(?:没有?|了吗|了么|了没)(?![\u4e00-\u9fff])"
+)
+# 我的水泥 / 我的东西 / 我的茶叶发快递了没: goods already ordered — 我的 and a short noun before a delivery verb
+_MINE: Final = re.compile(
+    rf"我(?:们|家)?(?:工地|店|家|公司|单位|那边|这边)?的(?:{_Q}|东西|货|单|[\u4e00-\u9fff]{{1,4}}?(?=(?:还|都|怎么|咋)?(?:发|送|寄|到|拉)))"
+)
 
 
 def about_an_order_placed(masked: str) -> re.Match[str] | None:
@@ -143,19 +161,22 @@ _DAMAGED: Final = re.compile(
     r"都焦|崩口|结成块|结成坨|没法用|没法吃|不好(?:吃|喝|用|闻)|发[黑黄霉绿]|一点\S{0,4}都(?:没有|不(?!要|用))|"
     r"(?:压|摔|磕|碰|撞|砸|挤|泡|蹭|刮|弄|搞)(?:坏|扁|碎|烂|裂|破|瘪|变形|花|脏|伤)|(?:胀|鼓)(?:包|袋|了)|"
     r"根本(?:不|没|用不)|(?:凝固|粘|贴|装|拧|打)不(?:了|上|住|开|动|紧)(?![吗么嘛呢])|没人(?:理|管|回|应)|"
-    r"没(?:气|味|劲)了|(?:硬|酸|苦|咸|干|臭|脏|烂|难吃|难喝)得(?:跟|像|和|要命|不行|没法)|拉肚子|肚子疼|过敏了|吃坏|喝坏|吃了不舒服|喝了不舒服|就(?:断|碎|裂|烂|破|坏)|起皮|掉色|褪色|掉渣|"
+    r"没(?:气|味|劲)了|(?:硬|酸|苦|咸|干|臭|脏|烂|难吃|难喝|馊|腥)得|(?:咬|嚼|切|撕|拧)不(?:动|开|烂)|拉肚子|肚子疼|过敏了|吃坏|喝坏|吃了不舒服|喝了不舒服|就(?:断|碎|裂|烂|破|坏)|起皮|掉色|褪色|掉渣|"
     r"是空的|是酸的|是馊的|是臭的|是歪的|太次|好次|很次|真次|"
+    # how it tastes, smells or feels once used: 喝着酸了 / 吃着发酸 / 闻起来有股味 / 用着漏水
+    r"(?:喝|吃|闻|尝|用|摸|穿|泡)(?:着|起来|了)\S{0,3}?(?:酸|苦|涩|臭|馊|怪|哈喇|不对|不新鲜|发[酸苦臭黑]|有股|漏|扎|疼)|"
+    r"(?:洗|擦|刷|去|弄|抠)不(?:掉|干净|下来)|"
     r"(?:太|好|真|这么|那么|特别|非常|贼|巨)(?:凶|差|烂|难吃|难喝|难闻|硬|咸|苦|涩|脏|臭|坑|慢|敷衍)"
 )
 # Something in or on the goods that should not be: 有个缺口 / 有股烟味 / 有根头发 / 有霉点.
 _FOREIGN: Final = re.compile(
     r"有(?:个|股|些|点|根|只|块|好多|很多|一股|一根|一只|好几[个根只块])?\S{0,2}?"
-    r"(?:缺口|裂缝|裂纹|划痕|杂质|异物|霉|虫|头发|蚂蚁|苍蝇|石子|石头|烟味|怪味|异味|酸味|馊味|泥)"
+    r"(?:缺口|裂缝|裂纹|划痕|杂质|异物|霉|虫|头发|蚂蚁|苍蝇|石子|石头|烟味|怪味|异味|酸味|馊味|泥|黑点|斑点|黑斑|污渍|污点|锈)"
 )
 # What came is not what was asked: 订的8寸送来的是6寸 / 要的42.5送的32.5 / 叫你送青岛你送雪花.
 _MISMATCH: Final = re.compile(
-    r"(?:订|要|买|点|下)的.{0,12}?(?:送|发|寄|给|拿|来)(?:来|过来|了)?的?(?:是|成)?"
-    rf"(?=[{_Q}\d]|是)|(?:送|发|寄|给|拿)(?:来|过来|了)?的是.{{1,12}}?(?:我|俺)?(?:要|订|买|点)的|叫你送.{{1,10}}?你?(?:送|发|拿)(?:了|的|成)?"
+    r"(?:订|要|买|点|下)的.{0,12}?(?<![再还也多])(?:送|发|寄|给|拿|来)(?:来|过来|了)?的?(?:是|成)?"
+    rf"(?=[{_Q}\d]|是)|(?:送|发|寄|给|拿|收到|到)(?:来|过来|了)?的\S{{0,6}}?是.{{1,12}}?(?:我|俺)?(?:要|订|买|点)的|(?:送|发|寄|给|拿|收到|到)(?:来|过来|了)?的\S{{0,6}}?是\S{{1,8}}?不是|叫你送.{{1,10}}?你?(?:送|发|拿)(?:了|的|成)?"
 )
 _SHORTFALL: Final = re.compile(r"少(?:送|发|寄|装|找)了?|少给了|多(?:收|扣)了|(?<!多)少了?(?:一|两|几)?个(?!\S{0,2}(?:吗|呢))")
 _WRONG_ATTRIBUTE: Final = re.compile(
@@ -163,7 +184,17 @@ _WRONG_ATTRIBUTE: Final = re.compile(
     r"(?:不对|对不上|不一样|不符|有问题|太差|不行)"
 )
 # Lateness with a reproach (lateness alone is order_status): 说好10点送 拖到下午才来.
-_LATE_REPROACH: Final = re.compile(r"说好(?:的)?.{0,12}(?:才|还没|没)|拖到|拖了|搞啥|搞什么")
+# Lateness alone (说好9点送的 现在还没来) is order_status (README rule 4): a complaint when it came late (才来) or a
+# promise was broken (说好写生日快乐 结果没写).
+_LATE_REPROACH: Final = re.compile(r"说好(?:的)?.{0,12}(?:才|结果|却|居然|竟然)|拖到|拖了|搞啥|搞什么")
+
+
+_AMOUNT_WRONG: Final = re.compile(r"(?:数量|数目|个数|数)\S{0,2}?(?:不对|错了|写错了|搞错了|弄错了)")
+
+
+def amount_wrong(masked: str) -> re.Match[str] | None:
+    """可乐数量不对: said of a draft, the amount that follows is a change; said of goods received, a complaint."""
+    return _AMOUNT_WRONG.search(masked)
 
 
 _HYPOTHETICAL: Final = re.compile(r"(?:会不会|会|怕|担心|容易|别|不要|小心|防止|以免)\S{0,4}$")  # 会不会压坏: not happened
@@ -190,14 +221,19 @@ def complaint_cue(masked: str) -> re.Match[str] | None:
 # or telling, with no amount right after it (再订两箱 is an addition, not a postponement).
 _DECIDE_LATER: Final = re.compile(
     rf"再(?:多)?(?:买|订|定|决定|下单|拿)(?![^\s,，。]{{0,3}}{_Q})|再(?:跟|和|给|同)?(?:你|您)?(?:说|讲|联系|回复|答复)|"
-    r"再(?:找|告诉|通知|问)(?:你|您)|回头(?:再)?(?:告诉|跟|和|联系|找)|暂时(?:不|用不|没)|用不上|"
-    r"(考虑|比较|商量|研究|琢磨|想)\1|我再(?:想想|看看|考虑|比较|商量|琢磨)"
+    r"再(?:找|告诉|通知|问)(?:你|您)|(?<!下次)(?<!下回)再来(?:买|订|拿|定)|(?:喝喝|吃吃|用用|试试|尝尝)看|回头(?:再)?(?:告诉|跟|和|联系|找)|暂时(?:不|用不|没)|用不上|"
+    r"(考虑|比较|商量|研究|琢磨|想)\1|我再(?:想想|看看|考虑|比较|商量|琢磨)|"
+    # come (back) and look later / depends on something: 有空再过来看看 / 看天气吧
+    r"再(?:过来|来|去)看看|(?<![要来买订拿])看(?!看)[\u4e00-\u9fff]{1,3}吧(?=[\s,，。!！~]|$)"
 )
 # Checking at home / asking someone first: 我先看看家里还有没有米 / 回去问问我爸 / 问问朋友几个人来.
 _CHECK_FIRST: Final = re.compile(
-    r"(?:先|我)看看家里|(?:回去|回家|先)问(?:问|下|一下)|我(?:先|再)问(?:问|下|一下)|"
+    r"看看家里|(?:看看|问问|量量|算算|查查|看下|问下|量下)\S{0,10}再(?:说|订|定|买|决定|告诉|联系)|(?:回去|回家|先)问(?:问|下|一下)|我(?:先|再)问(?:问|下|一下)|"
     r"问(?:问|下|一下)(?:我|家|孩子|朋友|同|领导|他|她|爸|妈|工|业主|设计)|(?:看看|问问)\S{0,6}要不要|"
-    r"等.{0,10}再(?:订|定|买|说|找|联系|跟|告诉|看)"
+    r"等.{0,10}再(?:订|定|买|说|找|联系|跟|告诉|看)|"
+    # someone else decides, or the answer comes later: 我跟业主商量下 / 回头量好了尺寸告诉你
+    r"(?:跟|和|同)(?:我|家里|家人|老婆|老公|业主|领导|老板|朋友|同事|他|她|孩子|爸|妈)\S{0,3}商量|"
+    r"回头.{0,10}(?:告诉|联系|通知|回复|发给|找)(?:你|您)"
 )
 
 

@@ -169,9 +169,13 @@ class QuantityMatch:
 _NUM = rf"\d+(?:\.\d+)?[万千百十]?|[{CHINESE_NUMERAL_CHARS}]+|半"
 # Numbers directly followed by these are sizes, times, money or addresses — never an order quantity.
 _NOT_A_QUANTITY_AFTER = re.compile(
-    r"\s*(?:[a-z]|毫升|升|克|点|号|日|月|年|分|秒|小时|天|周|元|块|毛|角|%|度|楼|层|栋|单元|室|路|岁|折|米|寸|的|那种|斤)"
+    r"\s*(?:[a-z]|毫升|升|克|点|号|日|月|年|分|秒|小时|天|周|元|块|毛|角|%|度|楼|层|栋|单元|室|路|岁|折|米|寸|的|那种|斤|"
+    r"个?(?:人|月|小时|星期|礼拜|钟头))"
 )
 _NOT_A_QUANTITY_BEFORE = re.compile(r"(?:楼|号|室|栋|单元|路|房|门牌|电话|手机|尾号|编号)\s*$")  # 3号楼502
+# An amount given as a bound or an estimate — 20个左右, 最少20个, 大约10箱 — is vague (asked, never ordered).
+_APPROX_AFTER = re.compile(r"\s*(?:左右|上下|出头|以上|往上|开外|朝上|以内|以下|之内)")
+_APPROX_BEFORE = re.compile(r"(?:最少|至少|最多|起码|顶多|大约|约莫|大概|差不多|将近|接近|不到|不超过|估计)\s*(?:要|来|拿)?\s*$")
 _MAX_BARE_DIGITS = 6  # a longer bare digit run is a phone or order number
 
 
@@ -193,9 +197,12 @@ class QuantityScanner:
         )
         # Vague amounts with a unit — 几箱, 十几盒, 二十多袋, 十来箱, 几十袋 — are quantities without a value (asked).
         self._vague = re.compile(rf"(?:几[十百千]?|[{CHINESE_NUMERAL_CHARS}]+[几来多]|\d+[几来多]|好几)\s*(?P<unit>{unit_alt})")
-        # 来个蛋糕 / 再要个 / 俩牛角包 / 各两: one (or two, three) with the number or the unit left out.
+        # 来个蛋糕 / 再要个 / 俩牛角包 / 各两: one (or two, three) with the number or the unit left out — not the
+        # filler 个 of 来个10提 / 要个二十箱, where the amount follows.
         self._implied = re.compile(
-            rf"(?:(?<=[要来订买拿弄带捎])个(?!月|人|事|问题|电话|地址)|(?<=各)[一两二三](?!\s*(?:{unit_alt}))|[俩仨](?!{unit_alt}))"
+            rf"(?:(?<=[要来订买拿弄带捎])个(?!月|人|事|问题|电话|地址|\s*(?:{_NUM})\s*(?:{unit_alt}))|(?<=各)[一两二三](?!\s*(?:{unit_alt}))|[俩仨](?!{unit_alt})"
+            # 来箱可乐 / 可乐来箱: a unit right after the verb, nothing between — one of it
+            rf"|(?<=[要来订买拿])(?P<unit>{unit_alt})(?=[\x00\s,，。!！~]|$))"
         )
         # 20公斤的防水涂料 / 5公斤的大米 / 500克一袋的: a size described before the product, not an amount.
         self._spec_of = re.compile(rf"(?:\d+(?:\.\d+)?|[{CHINESE_NUMERAL_CHARS}]+)\s*(?:公斤|千克|斤|克|寸|升|毫升)\s*的(?=\S)")
@@ -203,7 +210,7 @@ class QuantityScanner:
             r"(?<![a-z0-9.第/])"  # not inside a code, a size or a fraction; not an ordinal (第3箱)
             r"(?P<mark>[x×*]\s*)?(?P<sign>-|−|负)?"
             rf"(?P<num>{_NUM})(?:\s*(?:-|~|/|到|至)\s*(?P<num2>{_NUM}))?"
-            rf"(?:\s*(?P<unit>{unit_alt}))?(?P<half>半)?"
+            rf"(?:\s*(?P<unit>{unit_alt})(?!人|月|小时|星期|礼拜|钟头))?(?P<half>半)?"  # 4个人 / 3个月: no amount of goods
         )
 
     def not_quantities(self, text: str) -> list[tuple[int, int, str]]:
@@ -222,8 +229,9 @@ class QuantityScanner:
                 blocked.append(m.span())
         for m in self._implied.finditer(text):
             if not any(s < m.end() and m.start() < e for s, e in blocked):
-                value = {"个": 1, "一": 1, "两": 2, "二": 2, "三": 3, "俩": 2, "仨": 3}[m.group(0)]
-                found.append(QuantityMatch(m.start(), m.end(), m.group(0), Fraction(value), None, True))
+                unit = m.group("unit")
+                value = 1 if unit else {"个": 1, "一": 1, "两": 2, "二": 2, "三": 3, "俩": 2, "仨": 3}[m.group(0)]
+                found.append(QuantityMatch(m.start(), m.end(), m.group(0), Fraction(value), unit, True))
                 blocked.append(m.span())
         for m in self._pattern.finditer(text):
             if any(s < m.end() and m.start() < e for s, e in blocked):
@@ -239,7 +247,8 @@ class QuantityScanner:
             if unit is None and m.group("half"):
                 continue  # 一半 etc.: not a quantity
             value: Fraction | None = None
-            if not m.group("num2"):
+            approximate = _APPROX_AFTER.match(text, m.end()) or _APPROX_BEFORE.search(text, 0, m.start())
+            if not m.group("num2") and not approximate:  # 20个左右 / 最少20个: vague, asked (a value of None)
                 sign, half = m.group("sign") or "", m.group("half") or ""
                 value = parse_number(sign + num + half + ("打" if unit == "打" else ""))
             found.append(

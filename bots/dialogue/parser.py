@@ -15,7 +15,7 @@ import itertools
 import re
 import unicodedata
 from collections.abc import Container, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, TypeAlias
 
 from bots.dialogue.intents import (
@@ -66,8 +66,8 @@ _CONFIRM_ONLY = re.compile(
     r"|麻烦|请|[\s,.!~、。;:])+"
 )
 _CANCEL = _words("取消 不要了 不要啦 都不要 算了 不买了 不订了 不用了 退单 撤单 作废 整个订单 整单 全部不要 全都不要")
-_REMOVE = _words("不要 去掉 删掉 删除 删了 拿掉 取消 别要 减掉 退掉 撤掉 移除 不用")
-_CORRECTION = _words("改成 改为 改到 换成 换为 调成 调到 调整为 变成 修改 改(?!天|日|期)")
+_REMOVE = _words("不要 去掉 删掉 删除 删了 拿掉 取消 别要 减掉 退掉 撤掉 移除 不用 少要 少拿 少来 少订 减少")
+_CORRECTION = _words("改成 改为 改到 换成 换为 调成 调到 调整为 变成 修改 改(?!天|日|期) 减到 减成 降到 加到 增加到 补到")
 _BARE_CORRECTION = re.compile(
     r"(?:我|想|要|帮我|请|麻烦)*(?:修改|改一下|改下|改)(?:订单|一下|下)?"
     r"(?:吧|了|啊)?"
@@ -81,22 +81,31 @@ _ENOUGH = re.compile(r"^\s*(?:就够|就行|就好|就可以|够了|就成)")  #
 _ADD_CUE = _words("再 还要 还需要 追加 另外 多加 多来 多要 也要 也来 加(?!急|班|油)")
 _ADD_CUE_BEFORE = re.compile(rf"(?:{_ADD_CUE.pattern})\s*$")  # 雪碧多来一箱
 _PAST = _words("买了 订了 下了单 下单了 收到了 送到了 买过 订过 要过 拿过")  # 我昨天买了3箱: a report, not an order
+# 上次买的 / 昨天订的 / 收到的: goods of an earlier order — its amount (买的2饼) and its verb order nothing now.
+_PAST_REF = re.compile(r"(?:买|订|拿|下单|收到|送来|送)(?:了|的)")
+_PAST_AMOUNT = re.compile(r"(?:买|订|拿|下单|收到|送来)的\s*$")
 _ORDER_CUE = _words("要 来 买 订 拿 下单 加 给我 整 搞 购")  # 矿泉水送了没 / 发了吗 are not orders
 _SEPARATOR = _words(
     r"[,!?;:、。~/\n] (?<!\d)\. \.(?!\d) 和 跟 还有 以及 另外 外加 加上 再来 再加 "
     r"再要 还要 然后 及 与 同"
 )
 _EACH = re.compile(r"(?:各|都|也)(?:要|来|拿|是|买|订)?\s*$")  # 大米和面粉各2袋 / 可乐和水都要3箱
+_INTERJECTION = "嗯呃额唉哎啊哦噢诶咦"
+_HESITATION = rf"[{_INTERJECTION}]+[\s.…]*"
 # A message that takes back what it just said: 要2袋大米…不对，改成4袋 / 3箱可乐，不是，4箱.
 _RETRACT = re.compile(
     _words("不对 不是 错了 说错 打错 写错 搞错 看错 记错 说反 更正 纠正 哦不 噢不 不不 算了 应该是 我是说 我说的是 其实是").pattern
     # by shape: an interjection then 不 (嗯不 / 呃…不), a 不 standing alone between two amounts (5方 不 6方), and
     # 还是 … 吧 (5箱 嗯…还是6箱吧) — the amount after it is the one meant.
     + r"|(?:嗯|呃|额|唉|哎|啊|哦|噢)[\s.…]*不(?=[\s,.…!]|$)|(?<=[\s,.…])不(?=[\s,.…])|还是(?=[^,.!?;]*吧)"
+    # an interjection standing alone between two amounts of one product (方便面2箱 呃 3箱吧): a hesitation, the
+    # amount after it is the one meant — never beside a second product (大米2袋 嗯 可乐3箱 is two items).
+    + rf"|(?<=[\s,.…]){_HESITATION}(?=[\s,.…])"
 )
 # Negation that scopes over its own segment of a message that orders something else (大米2袋，油先不要).
 _NEGATED = _words("不要 不用 先不 暂时不 暂不 别 去掉 除了 除开 不需要 不买 不订 不拿 就算了 算了 不必 甭 不含 不包括 免了 省了 这回不")
 _CLAUSE_END = frozenset(" ,.!?;:、。~\n")
+_DECIMAL_POINT = re.compile(r"\d\.\d")  # 32.5: a point inside a number ends no clause
 _ITEM_JOINERS = frozenset("和 跟 还有 以及 另外 外加 加上 再来 再加 再要 还要 及 与 同 、".split())
 _VAGUE_AMOUNT = re.compile(r"^(?:一些|一点|些|点儿?|几(?=[\u4e00-\u9fff]{2}))|(?:之类的?|什么的|等等?)$")
 _NOT_AN_ITEM = _words(
@@ -111,7 +120,10 @@ _HAS_WORD = re.compile(r"[a-z\u3400-\u9fff]")
 _NOT_A_PRODUCT = tuple(
     "人 问题 事 消息 信息 电话 地址 订单 发票 照片 图片 视频 语音 链接 月 天 小时 点 号 次 周 星期 年 分钟 钱 块".split()
 )
+_SPEC_WORD = r"\d+(?:\.\d+)?(?:ml|l|kg|g|寸|毫升|升|公斤|千克|克)?"  # a size as written (42.5, 8寸, 550ml)
 _SPEC_TOKEN = re.compile(r"[a-z]*\d+(?:\.\d+)?(?:[a-z]+|寸|毫升|升|公斤|千克|斤|克|平方|平)?")
+_PACK = re.compile(r"(\d+)\s*[\u4e00-\u9fff]?\s*装")  # 8个装 / 24装: a pack size
+_CJK_CHAR = re.compile(r"[\u4e00-\u9fff]")
 _CJK_WORD = re.compile(r"[\u4e00-\u9fff]{2,}")
 
 
@@ -240,11 +252,36 @@ class OrderParser:
         # All of a product's names in one string, for "X的" (小瓶的 / 生的) that names a word only one candidate has.
         self._kind_text = {p.sku: " ".join(normalize_text(a) for a in (p.name, *p.aliases)) for p in products}
         self._mark_res = {w: re.compile(_mark_pattern(w, self._unit_alt)) for marks in self._name_marks.values() for w in marks}
+        # 42.5和32.5的水泥: two sizes sharing one product name — read as 42.5的水泥和32.5的水泥 (rule 10).
+        self._shared_spec = (
+            re.compile(
+                rf"(?P<a>{_SPEC_WORD})的?\s*(?P<j>和|跟|与|及|、|还有|以及)\s*(?P<b>{_SPEC_WORD})\s*的?\s*(?=(?P<alias>{self._alias_re.pattern}))"
+            )
+            if self._alias_re is not None
+            else None
+        )
         self._scans: dict[str, _Scan] = {}  # the last messages' scans: understand() and parse() read one message twice
 
     @property
     def products(self) -> dict[str, Product]:
         return dict(self._products)
+
+    def _normal(self, text: str) -> str:
+        """:func:`normalize_text`, then a product name shared by two sizes written out for each (42.5和32.5的水泥
+        → 42.5的水泥和32.5的水泥) when both sizes are in the catalog's names."""
+        t = normalize_text(text, self._alias_skus)
+        if self._shared_spec is None or not any(ch.isdigit() for ch in t):
+            return t
+
+        def spec(word: str) -> bool:
+            return re.sub(r"[^\d.]", "", word) in self._spec_numbers or any(word in marks for marks in self._name_marks.values())
+
+        def spread(m: re.Match[str]) -> str:
+            if not (spec(m.group("a")) and spec(m.group("b"))):
+                return m.group(0)
+            return f"{m.group('a')}的{m.group('alias')}{m.group('j')}{m.group('b')}的"
+
+        return self._shared_spec.sub(spread, t)
 
     def parse(self, text: str, *, has_draft: bool = False) -> ParseResult:
         """Read one chat message. Never raises on any text; never picks between readings (→ Clarify).
@@ -252,7 +289,7 @@ class OrderParser:
         Confirm only when ``has_draft`` (without a draft 好的 is small talk). Stock and price questions
         (有没有矿泉水, 多少钱) are NotAnOrder so the caller's other intents can answer them.
         """
-        scan = self._scan(normalize_text(text, self._alias_skus))
+        scan = self._scan(self._normal(text))
         if not scan.text or _STOCK.search(scan.masked) or _INQUIRY.search(scan.masked):
             return NotAnOrder()
         if not scan.mentions and not scan.quantities:
@@ -277,7 +314,13 @@ class OrderParser:
             return correction
         split = self._without_negated_clauses(scan)
         if split is not None:
-            return self._order(split[0], excluded=split[1], full=scan)
+            kept = self._order(split[0], excluded=split[1], full=scan)
+            negated = {r[0] for m in split[1] if len(r := self._resolve(m, scan)) == 1}
+            if isinstance(kept, OrderLines) and (taken_back := negated & {ln.sku for ln in kept.lines}):
+                # 泡芙4个 … 泡芙不要了: the later "not" takes the earlier line back (the last value wins, rule 7)
+                lines = [ln for ln in kept.lines if ln.sku not in taken_back]
+                return OrderLines(lines, kept.mode, kept.excluded) if lines else NotAnOrder()
+            return kept
         if _REMOVE.search(scan.masked) or _CANCEL.search(scan.masked):
             return self._removal(scan)
         return self._order(scan)
@@ -303,9 +346,16 @@ class OrderParser:
         if not isinstance(first, OrderLines):
             return first if isinstance(first, Clarify) else None
         new_q = after_q[0]
-        if cue.group(0) == "不是" and not scan.text[cue.end() : new_q.start].strip() and not scan.text[new_q.end :].strip():
+        if (
+            cue.group(0) == "不是"
+            and scan.text[cue.end() : new_q.start] == ""  # 不是2袋 negates the amount it is written against
+            and scan.text[cue.start() - 1 : cue.start()] not in _INTERJECTION  # 啊不是 / 哦不是 retract
+            and not scan.text[new_q.end :].strip()
+        ):
             return _as_correction(first) if has_draft else first  # 大米要3袋 不是2袋: the 2袋 is what is not meant
         after_m = [m for m in scan.mentions if m.start >= cue.end()]
+        if after_m and re.fullmatch(_HESITATION, cue.group(0)):
+            return None  # 大米2袋 嗯 可乐3箱: a pause before a second item, nothing taken back
         lines = list(first.lines)
         if after_m:
             checked = self._checked(after_m[0], new_q, scan, "要修改", "要改成")
@@ -342,7 +392,11 @@ class OrderParser:
     def _without_negated_clauses(self, scan: _Scan) -> tuple[_Scan, frozenset[_Mention]] | None:
         """大米2袋，油先不要 / 蛋糕一个 不要写字 / 茶杯上次买了不用: the clauses that say "not this" taken out, when
         another clause orders something with a quantity; None when there is no such split."""
-        bounds = [-1, *(k for k, ch in enumerate(scan.text) if ch in _CLAUSE_END), len(scan.text)]
+        bounds = [
+            -1,
+            *(k for k, ch in enumerate(scan.text) if ch in _CLAUSE_END and not _DECIMAL_POINT.match(scan.text, k - 1)),
+            len(scan.text),
+        ]
         negated = [(a + 1, b) for a, b in itertools.pairwise(bounds) if b > a + 1 and _NEGATED.search(scan.masked, a + 1, b)]
         if not negated:
             return None
@@ -390,15 +444,21 @@ class OrderParser:
     def skus_named_by_spec(self, text: str) -> list[str]:
         """SKUs whose size or distinguishing word the text names (8寸的 / 42.5的 / 大瓶的) — the answer to
         "which one?" that names no product. Several or none: the caller asks again."""
-        t = normalize_text(text, self._alias_skus)
+        t = self._normal(text)
         found = [sku for sku, marks in self._name_marks.items() if any(self._mark_res[w].search(t) for w in marks)]
         sized = [sku for sku in found if any(_SIZE_MARK.search(w) and self._mark_res[w].search(t) for w in self._name_marks[sku])]
+        if not found:  # 熟的 / 生的: "X的" with X in one product's names only (熟茶, 熟普)
+            for said in _KIND.finditer(t):
+                having = [sku for sku, kind in self._kind_text.items() if said.group(1) in kind]
+                if len(having) == 1:
+                    found.append(having[0])
+            found = list(dict.fromkeys(found))
         return sized or found  # 8寸的: the 8寸 cake, not the box of 8 mooncakes (a bare 8)
 
     def survey(self, text: str) -> Survey:
         """What :meth:`parse` sees in a message — the normalised text, product mentions, quantities, and numbers
         that are prices or pack sizes — for classifying it and for explaining a reading to staff."""
-        scan = self._scan(normalize_text(text, self._alias_skus))
+        scan = self._scan(self._normal(text))
         mentions = [Mention(m.start, m.end, m.text, self._resolve(m, scan)) for m in scan.mentions]
         return Survey(scan.text, scan.masked, mentions, list(scan.quantities), self._scanner.not_quantities(scan.text))
 
@@ -472,6 +532,15 @@ class OrderParser:
                     having = [sku for sku, kind in kinds.items() if x in kind]
                     if len(having) == 1 and having[0] not in hits:  # 瓶 is in both 小瓶水 and 大瓶水: no help
                         hits.append(having[0])
+        if not hits:  # 8个装的月饼: a pack size only one candidate's name has
+            for pack in _PACK.finditer(context):
+                having = [sku for sku in mention.skus if f"#{pack.group(1)}" in self._name_marks[sku]]
+                hits = having if len(having) == 1 else hits
+        if not hits and mention.start > 0:  # 生普洱 / 熟普洱: one character before the name that one candidate's names have
+            before = scan.text[mention.start - 1]
+            if _CJK_CHAR.fullmatch(before):
+                having = [sku for sku in mention.skus if before in self._kind_text[sku]]
+                hits = having if len(having) == 1 else hits
         return (hits[0],) if len(hits) == 1 else mention.skus
 
     def _checked(
@@ -582,6 +651,9 @@ class OrderParser:
         return RemoveItem(skus[0], tuple(skus[1:]))
 
     def _order(self, scan: _Scan, excluded: frozenset[_Mention] = frozenset(), full: _Scan | None = None) -> ParseResult:
+        past = [q for q in scan.quantities if _PAST_AMOUNT.search(scan.masked, 0, q.start)]
+        if past:  # 上次买的2饼白茶很好喝: the amount of an order already placed orders nothing now
+            scan = replace(scan, quantities=[q for q in scan.quantities if q not in past])
         elements: list[_Element] = sorted([*scan.mentions, *scan.quantities], key=lambda e: e.start)
         pairs = _pair(scan, elements)
         if _PAST.search(scan.masked):
@@ -589,7 +661,7 @@ class OrderParser:
         add_mode = _ADD_CUE.search(scan.masked, 0, elements[0].start) is not None or (
             len(scan.quantities) == 1 and _ADD_CUE_BEFORE.search(scan.masked, 0, scan.quantities[0].start) is not None
         )
-        order_like = bool(pairs) or add_mode or _ORDER_CUE.search(scan.masked) is not None
+        order_like = bool(pairs) or add_mode or _ORDER_CUE.search(_PAST_REF.sub(" ", scan.masked)) is not None
         pairs, qualifiers = self._qualified(scan, pairs)
         lines: dict[str, Line] = {}
         same_as_last: list[QuantityMatch] = []  # 还要一箱: a quantity with no product at all
@@ -672,6 +744,8 @@ def _left_out(scan: _Scan, elements: list[_Element]) -> tuple[str, ...]:
         cleaned = _VAGUE_AMOUNT.sub("", cleaned).strip()
         if _NEGATED.search(cleaned) or _CANCEL.search(cleaned):
             continue  # 白糖家里还有不用买: what is not wanted need not be understood
+        if re.fullmatch(_SPEC_WORD, cleaned):
+            continue  # 8寸和10寸的蛋糕: a size of the product named next
         if _HAS_WORD.search(cleaned) and not cleaned.startswith(_NOT_A_PRODUCT) and not _NOT_AN_ITEM.search(cleaned):
             found.append(cleaned)
     return tuple(dict.fromkeys(found))

@@ -81,7 +81,10 @@ _PAIRS = (
     "皺皱 晝昼 驟骤 豬猪 諸诸 誅诛 燭烛 矚瞩 囑嘱 貯贮 鑄铸 築筑 駐驻 專专 磚砖 轉转 賺赚 樁桩 莊庄 "
     "裝装 妝妆 壯壮 狀状 錐锥 贅赘 墜坠 綴缀 諄谆 準准 濁浊 茲兹 資资 漬渍 蹤踪 綜综 總总 縱纵 鄒邹 "
     "詛诅 組组 鑽钻 鬆松 麵面 髮发 噹当 鉤钩 釦扣 釘钉 鑞镴 滷卤 醃腌 麪面 糰团 餵喂 餘余 餃饺 餓饿 "
-    "當当 經经 層层 漲涨 降降 貨货 態态 況况 達达 收收 簽签 辦办 補补 退退 錯错 結结 帳账 賬账 欠欠"
+    "當当 經经 層层 漲涨 降降 貨货 態态 況况 達达 收收 簽签 辦办 補补 退退 錯错 結结 帳账 賬账 欠欠 "
+    # variant forms typed by some input methods (靑島 for 青岛), and further traditional forms
+    "靑青 喫吃 箇个 爲为 眞真 衆众 兌兑 噠哒 瀏浏 覽览 鏈链 嘗尝 鍾钟 臺台 檯台 颱台 麫面 粧妆 綫线 綑捆 "
+    "啓启 舖铺 牀床 峯峰 隣邻 罈坛 餚肴 燉炖 繃绷 鬪斗 麯曲 麴曲 濟济 濱滨 錶表 註注 託托 嚮向 嘩哗 嘮唠 嚕噜"
 )
 
 TRADITIONAL_TO_SIMPLIFIED: dict[int, int] = {ord(pair[0]): ord(pair[1]) for pair in _PAIRS.split() if len(pair) == 2 and pair[0] != pair[1]}
