@@ -88,8 +88,8 @@ def _resolve_awaiting(turn: Turn, snap: ParserSnapshot, understood: Understandin
         if isinstance(understood.result, Confirm) and sku in snap.products and qty:
             return OrderLines([Line(sku, int(qty), snap.products[sku].unit, text)], "new")
         return None
-    if awaiting.get("kind") == "choose_product":
-        candidates: list[str] = awaiting.get("candidates", [])
+    if awaiting.get("kind") in ("choose_product", "choose_removal"):
+        candidates: list[str] = [s for s in awaiting.get("candidates", []) if s in snap.products]
         chosen = None
         if text.isdecimal() and 1 <= int(text) <= len(candidates):
             chosen = candidates[int(text) - 1]
@@ -106,6 +106,8 @@ def _resolve_awaiting(turn: Turn, snap: ParserSnapshot, understood: Understandin
             chosen = hits[0] if len(hits) == 1 else None
         if chosen is None:
             return None
+        if awaiting["kind"] == "choose_removal":  # 沙子不要了 → 哪一种？ → 1: that one leaves the draft
+            return RemoveItem(chosen)
         qty = awaiting.get("qty") or parse_quantity(text)
         if not qty:
             turn.state["awaiting"] = {"kind": "quantity", "sku": chosen}
@@ -199,10 +201,30 @@ async def _act(turn: Turn, reading: TurnReading) -> Reply | None:
         return await _confirm(turn, draft)
     if isinstance(result, Cancel):
         return await _cancel(turn, draft)
+    if isinstance(result, Clarify) and understood.intent == "remove" and result.reason == "ambiguous_product" and resolved is None:
+        return await _remove_ambiguous(turn, snap, draft, items, result)
     if isinstance(result, Clarify):
         _remember_question(turn, result, snap)
         return Reply(result.question, meta={"clarify": result.reason})
     return None
+
+
+async def _remove_ambiguous(turn: Turn, snap: ParserSnapshot, draft: OrderView | None, items: dict[str, int], result: Clarify) -> Reply:
+    """沙子不要了 with two kinds of 沙子 in the catalog: the draft settles it when it holds one of them; when it holds
+    several, ask which of those — and the answer removes that one (never orders it)."""
+    if draft is None:
+        return Reply(NO_DRAFT)
+    held = [s for s in result.candidates if s in items]
+    if not held:
+        return Reply("当前订单里没有这个商品。回复“确认”下单，或告诉我要修改什么。")
+    if len(held) == 1:
+        items.pop(held[0])
+        return await _save_draft(turn, snap, draft, items)
+    options = " ".join(f"{i}. {snap.products[s].name}" for i, s in enumerate(held, 1))
+    question = f"订单里有{len(held)}种{result.product_text or '这类商品'}，请问要去掉哪一种：{options}？"
+    shared = [result.product_text] if result.product_text else []
+    turn.state["awaiting"] = {"kind": "choose_removal", "candidates": held, "shared": shared, "question": question}
+    return Reply(question, meta={"clarify": "ambiguous_product"})
 
 
 async def _confirm(turn: Turn, draft: OrderView) -> Reply:

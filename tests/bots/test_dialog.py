@@ -279,3 +279,19 @@ async def test_asking_after_an_order_in_other_words_shows_it(chat: Chat) -> None
     assert listed.startswith("您最近的订单：")  # 我的订单 still lists them
     latest = await chat.say("师傅出发了吗")
     assert "东北大米 5kg × 1袋" in latest and "可乐" not in latest.split("\n\n")[0]
+
+
+async def test_removing_an_ambiguous_product_is_settled_by_the_draft(chat: Chat) -> None:
+    """酱油不要了 with 生抽 and 老抽 in the catalog: the draft says which; with both in it the bot asks, and the answer
+    takes that one out — it never orders it again."""
+    await chat.say("要2瓶生抽和3提纸巾")
+    removed = await chat.say("酱油不要了")  # the draft holds only the 生抽
+    assert "生抽" not in removed and "抽纸 3层×10包 × 2提" not in removed and "× 3提" in removed
+    await chat.say("再来2瓶生抽 1瓶老抽")
+    question = await chat.say("酱油不要了")
+    assert "要去掉哪一种" in question and "1. 老抽 500ml 2. 生抽 500ml" in question
+    quote = await chat.say("2")
+    assert "生抽" not in quote and "老抽 500ml × 1瓶" in quote and "× 3提" in quote
+    draft = await orders_queries.open_draft(chat.rt, chat.customer_id)
+    assert draft is not None and sorted((ln.name, ln.qty) for ln in draft.lines) == [("抽纸 3层×10包", 3), ("老抽 500ml", 1)]
+    assert "没有这个商品" in await chat.say("生抽不要了")
