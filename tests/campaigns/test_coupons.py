@@ -337,6 +337,41 @@ async def test_a_template_stopped_before_its_run_fails_the_run_with_why(crt: Run
     ]
 
 
+class FastWorker:
+    """A queue whose worker runs the job before ``enqueue`` returns — what an idle arq worker or the in-process
+    runner may do while the caller awaits its next write. ``refuse`` answers as a queue that already holds the id."""
+
+    def __init__(self, rt: Runtime, *, refuse: bool = False) -> None:
+        self.rt, self.refuse, self.ran = rt, refuse, 0
+
+    async def enqueue(self, name: str, *args: Any, job_id: str | None = None, defer: float = 0.0) -> bool:
+        assert name == "coupons.issue_to_segment"
+        if self.refuse:
+            return False
+        await coupons.issue_to_segment_job(JobContext(self.rt, job_id or name, 1, 3), *args)
+        self.ran += 1
+        return True
+
+
+async def test_a_run_finished_before_enqueue_returned_shows_done_and_a_rerun_is_queued_again(
+    crt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, the reset of a finished run to queued was written after enqueue returned: a job that had already
+    finished was shown as queued for good (seen in the sandbox, in-process jobs)."""
+    await tagged(crt, ["wmVip0", "wmVip1"], "vip")
+    tid = await template(crt)
+    fast = FastWorker(crt)
+    monkeypatch.setattr(crt, "jobs", fast)
+    first = await coupons.queue_issue_to_segment(crt, tid, "tag:vip", run_ref="fast")
+    assert (first.status, first.issued, fast.ran) == ("done", 2, 1)
+    await tagged(crt, ["wmVip2"], "vip")
+    again = await coupons.queue_issue_to_segment(crt, tid, "tag:vip", run_ref="fast")  # asked again: runs again
+    assert (again.id, again.status, again.issued, fast.ran) == (first.id, "done", 1, 2)  # only the newcomer
+    monkeypatch.setattr(crt, "jobs", FastWorker(crt, refuse=True))
+    kept = await coupons.queue_issue_to_segment(crt, tid, "tag:vip", run_ref="fast")
+    assert (kept.status, kept.issued, kept.finished_at) == ("done", 1, again.finished_at)  # nothing queued: unchanged
+
+
 async def test_terms_are_fixed_once_issued(crt: Runtime) -> None:
     tid = await template(crt, budget_count=5)
     (cid,) = await customers(crt, 1)

@@ -305,19 +305,32 @@ async def queue_issue_to_segment(
     expr = check_expression(expr, "segment")
     await get_template(rt, template_id)
     run_id = await _record_run(rt, template_id, expr, run_ref, requested_by)
+    # A finished run asked again runs again (re-running skips who has one): it is put back to queued *before* the
+    # job is queued — the job may start and finish before enqueue returns (in-process jobs, a fast worker), and a
+    # reset written after it would leave a done run showing "queued" for good. When the queue does not take the job
+    # (the same job id is still there), the reset is taken back.
+    reset_at = rt.clock.now()
+    finished = (RS.DONE, RS.PARTIAL, RS.FAILED)
+    async with rt.db.write() as conn:
+        before = (await conn.execute(sa.select(IR.status, IR.segment, IR.error, IR.finished_at).where(IR.id == run_id))).one()
+        if before.status in finished:
+            await conn.execute(
+                coupon_issue_runs.update()
+                .where(IR.id == run_id)
+                .values(status=RS.QUEUED, segment=expr, error=None, finished_at=None, updated_at=reset_at)
+            )
     try:
         job_id = f"coupons.segment:{template_id}:{run_ref}"
         queued = await rt.jobs.enqueue("coupons.issue_to_segment", template_id, expr, run_ref, notify, job_id=job_id)
     except QueueUnavailable:
         await _finish_run(rt, run_id, SegmentIssue(error=QUEUE_DOWN))
         raise
-    if queued:  # a finished run asked again runs again (re-running skips who has one): queued until the job starts
+    if not queued and before.status in finished:
         async with rt.db.write() as conn:
-            finished = (RS.DONE, RS.PARTIAL, RS.FAILED)
             await conn.execute(
                 coupon_issue_runs.update()
-                .where(IR.id == run_id, IR.status.in_(finished))
-                .values(status=RS.QUEUED, segment=expr, error=None, finished_at=None, updated_at=rt.clock.now())
+                .where(IR.id == run_id, IR.status == RS.QUEUED, IR.updated_at == reset_at)
+                .values(status=before.status, segment=before.segment, error=before.error, finished_at=before.finished_at)
             )
     return await get_issue_run(rt, template_id, run_id)
 
