@@ -1,8 +1,8 @@
 """Where PostgreSQL's time goes in confirmed order placement — the probe behind ``bench.orders``' numbers.
 
-``python -m bench.orders_probe explain`` — EXPLAIN (ANALYZE, BUFFERS) of the placement statement (main's one-order
-statement, and group placement with a batch of 1 and of 16) executed 7 times each as a prepared statement (rolled
-back), so the switch from custom to generic plans after 5 executions shows, with the time in each FK trigger.
+``python -m bench.orders_probe explain`` — EXPLAIN (ANALYZE, BUFFERS) of the placement statement (a batch of 1 and
+of 16 orders) executed 7 times each as a prepared statement (rolled back), so the switch from custom to generic
+plans after 5 executions shows, with the time in each FK trigger.
 
 ``python -m bench.orders_probe load [--variant NAME …]`` — the bench's workload (``bench.orders``: same catalog,
 customers, tasks and seed; the real ``create_order``) for ``--seconds`` per variant, each on a fresh database, with
@@ -52,21 +52,11 @@ class Variant:
     settings: dict[str, str] = field(default_factory=dict)
     ddl: tuple[str, ...] = ()
     stock: int | None = None  # units per product instead of the bench's (e.g. never short: every order allocates)
-    one_statement_each: bool = False  # main before group placement: one order, one statement, no batcher
 
 
-_SINGLE = {"max_batch": 1, "max_in_flight": 64}  # the batcher's statement, but one order each (no coalescing)
 VARIANTS: dict[str, Variant] = {
     "as-is": Variant(),
-    "main": Variant(one_statement_each=True),
-    "main-stocked": Variant(one_statement_each=True, stock=10**9),
-    "main-generic": Variant(one_statement_each=True, settings={"plan_cache_mode": "force_generic_plan"}),
-    "main-custom": Variant(one_statement_each=True, settings={"plan_cache_mode": "force_custom_plan"}),
-    "main-nojit": Variant(one_statement_each=True, settings={"jit": "off"}),
-    "main-no-fk": Variant(one_statement_each=True, ddl=_ALL_FKS),
-    "main-no-wh-fk": Variant(one_statement_each=True, ddl=_WAREHOUSE_FKS),
-    "main-no-redundant-ix": Variant(one_statement_each=True, ddl=_REDUNDANT_INDEXES),
-    "single": Variant(**_SINGLE),  # type: ignore[arg-type]
+    "single": Variant(max_batch=1, max_in_flight=64),  # the same statement, one order each: no coalescing
     "batch-1x": Variant(max_in_flight=1),
     "batch-2x": Variant(max_in_flight=2),
     "batch-4x": Variant(max_in_flight=4),
@@ -88,7 +78,8 @@ async def sample_activity(dsn: str, datname: str, stop: asyncio.Event, seen: Cou
     conn = await asyncpg.connect(dsn)
     try:
         query = (
-            "SELECT state, coalesce(wait_event_type, '') AS wt, coalesce(wait_event, '') AS we FROM pg_stat_activity "
+            "SELECT state, coalesce(wait_event_type, '') AS wt, coalesce(wait_event, '') AS we, "
+            "left(regexp_replace(query, '\\s+', ' ', 'g'), 48) AS q FROM pg_stat_activity "
             "WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
         )
         while not stop.is_set():
@@ -96,27 +87,12 @@ async def sample_activity(dsn: str, datname: str, stop: asyncio.Event, seen: Cou
                 if r["state"] == "idle":
                     seen["idle"] += 1
                 elif r["wt"]:
-                    seen[f"{r['state']}: {r['wt']}/{r['we']}"] += 1
+                    seen[f"{r['state']}: {r['wt']}/{r['we']} [{r['q']}]"] += 1
                 else:
-                    seen[f"{r['state']}: on CPU"] += 1
+                    seen[f"{r['state']}: on CPU [{r['q']}]"] += 1
             await asyncio.sleep(every)
     finally:
         await conn.close()
-
-
-async def _one_statement(rt: Any, p: Any, *, warehouse_id: int, credit_limited: Any, discount_possible: Any) -> Any:
-    """Placement as it was before group placement: the one-order statement on a pooled connection per call."""
-    from fulfillment.orders import placement
-    from fulfillment.orders.domain import ORDER_NUMBER_BASE, ORDER_NUMBER_PREFIX
-    from scrm.core.clock import local
-
-    sql = placement.statement_for(credit_limited, discount_possible, many=False)
-    async with rt.db.driver() as driver:
-        rows = await driver.fetch(
-            sql, p.customer_id, list(p.merged), list(p.merged.values()), warehouse_id, p.now, p.source, p.channel,
-            p.salesperson_userid, p.actor, p.ref, local(p.now).date(), ORDER_NUMBER_PREFIX, ORDER_NUMBER_BASE,
-        )  # fmt: skip
-    return placement._placed(p, rows) if rows else None
 
 
 async def run_variant(name: str, variant: Variant, url: str, args: argparse.Namespace) -> str:
@@ -135,11 +111,9 @@ async def run_variant(name: str, variant: Variant, url: str, args: argparse.Name
             await admin.execute(f'ALTER DATABASE "{datname}" SET {setting} = {value}')
     finally:
         await admin.close()
-    saved = placement.MAX_BATCH, placement.MAX_IN_FLIGHT, placement.place_confirmed
+    saved = placement.MAX_BATCH, placement.MAX_IN_FLIGHT
     placement.MAX_BATCH = variant.max_batch or saved[0]
     placement.MAX_IN_FLIGHT = variant.max_in_flight or saved[1]
-    if variant.one_statement_each:
-        placement.place_confirmed = _one_statement  # type: ignore[assignment]
     rt = await build_runtime(bench_settings(url))
     result = RunResult(backend="PostgreSQL", tasks=args.tasks)
     seen: Counter[str] = Counter()
@@ -154,7 +128,7 @@ async def run_variant(name: str, variant: Variant, url: str, args: argparse.Name
         batcher = rt.get(placement.PLACEMENTS) if rt.has(placement.PLACEMENTS) else None
     finally:
         await rt.close()
-        placement.MAX_BATCH, placement.MAX_IN_FLIGHT, placement.place_confirmed = saved  # type: ignore[assignment]
+        placement.MAX_BATCH, placement.MAX_IN_FLIGHT = saved
     _, cpu_ms = result.per_order
     total = sum(seen.values()) or 1
     busy = {k: v for k, v in seen.items() if k != "idle"}
@@ -168,7 +142,7 @@ async def run_variant(name: str, variant: Variant, url: str, args: argparse.Name
         f"checks {'OK' if result.ok else result.checks}{per_batch}",
         f"backend samples: {total} ({seen['idle'] / total * 100:.0f} % idle); of the busy ones:",
     ]
-    lines += [f"  {v / busy_total * 100:5.1f} %  {k}" for k, v in sorted(busy.items(), key=lambda kv: -kv[1])[:12]]
+    lines += [f"  {v / busy_total * 100:5.1f} %  {k}" for k, v in sorted(busy.items(), key=lambda kv: -kv[1])[:16]]
     return "\n".join(lines)
 
 
@@ -206,13 +180,6 @@ async def explain(url: str, args: argparse.Namespace) -> None:
             [k for k, p in enumerate(batch, 1) for _ in p.merged], [s for p in batch for s in p.merged],
             [q for p in batch for q in p.merged.values()], warehouse_id, "SO", 100000,
         ]  # fmt: skip
-        if size == 1:
-            one = batch[0]
-            single = [
-                one.customer_id, list(one.merged), list(one.merged.values()), warehouse_id, now, "api", "bench", "",
-                "bench", None, now.date(), "SO", 100000,
-            ]  # fmt: skip
-            cases.append(("main's one-order statement", placement.statement_for(*gates, many=False), single))
         cases.append((f"group placement, batch of {size}", placement.statement_for(*gates), params))
     conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
     try:
