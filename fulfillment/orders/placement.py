@@ -45,6 +45,7 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 from asyncpg import PostgresError
+from asyncpg.exceptions import OperatorInterventionError, PostgresConnectionError, QueryCanceledError
 from sqlalchemy.dialects import postgresql
 
 from fulfillment.inventory.models import MovementKind
@@ -290,6 +291,16 @@ async def place_many(driver: Any, sql: str, warehouse_id: int, batch: Sequence[P
 MAX_BATCH = 64
 MAX_IN_FLIGHT = 2
 
+
+def _rolled_back(error: Exception) -> bool:
+    """The database refused the statement and the session lives on: the batch's transaction rolled back, nothing of
+    it was written — its orders can be placed one by one. Not so for a server shutting the session down (it may
+    have come after the commit) or a connection lost (asyncpg reports it as a PostgresConnectionError)."""
+    if not isinstance(error, PostgresError) or isinstance(error, PostgresConnectionError):
+        return False
+    return not isinstance(error, OperatorInterventionError) or isinstance(error, QueryCanceledError)
+
+
 PLACEMENTS: ResourceKey[Coalescer[Placement, Placed | None]] = ResourceKey("fulfillment.orders.placements")
 
 
@@ -303,7 +314,7 @@ def placements_of(rt: Runtime) -> Coalescer[Placement, Placed | None]:
                 return await place_many(driver, sql, warehouse_id, batch)
 
         coalescer: Coalescer[Placement, Placed | None] = Coalescer(
-            place, max_batch=MAX_BATCH, max_in_flight=MAX_IN_FLIGHT, split_on=(PostgresError,)
+            place, max_batch=MAX_BATCH, max_in_flight=MAX_IN_FLIGHT, split_on=_rolled_back
         )
         rt.put(PLACEMENTS, coalescer)
         rt.on_close(coalescer.close)

@@ -7,8 +7,8 @@ under load the requests that arrive while the slots are busy make up the next ba
 wait, and a busy one pays one commit per batch instead of one per request.
 
 The batch function answers every request of the batch (in order) or raises; it must make the batch
-all-or-nothing (one transaction). When it raises one of ``split_on`` — errors that prove the batch wrote nothing,
-e.g. an error the database reported for the statement — each request of the failed batch is run again alone, so the
+all-or-nothing (one transaction). When it raises an error ``split_on`` says proves the batch wrote nothing — e.g. an
+error the database reported for the statement — each request of the failed batch is run again alone, so the
 error reaches only the caller whose request causes it and the others are unaffected. Any other error (a connection
 lost: the batch may have committed) goes to every caller of the batch, as it would have without batching; nothing
 is run twice.
@@ -39,7 +39,7 @@ class Coalescer(Generic[Req, Res]):
     at most ``max_batch`` requests a batch and ``max_in_flight`` batches at a time."""
 
     def __init__(
-        self, batch: BatchFunction[Req, Res], *, max_batch: int, max_in_flight: int, split_on: tuple[type[Exception], ...]
+        self, batch: BatchFunction[Req, Res], *, max_batch: int, max_in_flight: int, split_on: Callable[[Exception], bool]
     ) -> None:
         if max_batch < 1 or max_in_flight < 1:
             raise ValueError("max_batch and max_in_flight must be at least 1")
@@ -92,7 +92,7 @@ class Coalescer(Generic[Req, Res]):
             if len(answers) != len(batch):
                 raise RuntimeError(f"batch function answered {len(answers)} of {len(batch)} requests")
         except Exception as error:
-            if len(batch) == 1 or not isinstance(error, self._split_on):
+            if len(batch) == 1 or not self._split_on(error):
                 for w in batch:
                     if not w.answer.done():
                         w.answer.set_exception(error)

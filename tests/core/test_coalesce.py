@@ -18,6 +18,10 @@ class Lost(Exception):
     """A lost connection: the batch may have been written."""
 
 
+def refused(error: Exception) -> bool:
+    return isinstance(error, Refused)
+
+
 class Store:
     """A batch function over a list: all-or-nothing per batch, like one transaction."""
 
@@ -40,7 +44,7 @@ class Store:
 
 async def test_alone_when_idle_together_when_busy() -> None:
     store = Store()
-    c: Coalescer[int, int] = Coalescer(store.write, max_batch=100, max_in_flight=1, split_on=(Refused,))
+    c: Coalescer[int, int] = Coalescer(store.write, max_batch=100, max_in_flight=1, split_on=refused)
     assert await c.submit("k", 1) == 10
     assert store.batches == [[1]]  # nobody else: it went at once, alone
     store.gate.clear()
@@ -56,7 +60,7 @@ async def test_alone_when_idle_together_when_busy() -> None:
 
 async def test_batches_are_limited_per_key_and_in_size() -> None:
     store = Store()
-    c: Coalescer[int, int] = Coalescer(store.write, max_batch=3, max_in_flight=1, split_on=(Refused,))
+    c: Coalescer[int, int] = Coalescer(store.write, max_batch=3, max_in_flight=1, split_on=refused)
     keys = ["a", "b", "a", "a", "a", "b"]
     answers = await asyncio.gather(*(c.submit(k, n) for n, k in enumerate(keys, 1)))
     assert answers == [n * 10 for n in range(1, 7)]
@@ -76,14 +80,14 @@ async def test_at_most_max_in_flight_batches_at_once() -> None:
         running -= 1
         return list(batch)
 
-    c: Coalescer[int, int] = Coalescer(write, max_batch=2, max_in_flight=3, split_on=(Refused,))
+    c: Coalescer[int, int] = Coalescer(write, max_batch=2, max_in_flight=3, split_on=refused)
     assert await asyncio.gather(*(c.submit("k", n) for n in range(40))) == list(range(40))
     assert most == 3
 
 
 async def test_a_refused_request_fails_alone_and_the_rest_of_its_batch_is_written() -> None:
     store = Store()
-    c: Coalescer[int, int] = Coalescer(store.write, max_batch=10, max_in_flight=1, split_on=(Refused,))
+    c: Coalescer[int, int] = Coalescer(store.write, max_batch=10, max_in_flight=1, split_on=refused)
     results = await asyncio.gather(*(c.submit("k", n) for n in (1, 2, -3, 4)), return_exceptions=True)
     assert results[:2] == [10, 20] and results[3] == 40
     assert isinstance(results[2], Refused) and str(results[2]) == "refused [-3]"  # its own error, from its own retry
@@ -93,7 +97,7 @@ async def test_a_refused_request_fails_alone_and_the_rest_of_its_batch_is_writte
 
 async def test_an_error_that_may_have_written_the_batch_is_not_retried() -> None:
     store = Store(lose=True)
-    c: Coalescer[int, int] = Coalescer(store.write, max_batch=10, max_in_flight=1, split_on=(Refused,))
+    c: Coalescer[int, int] = Coalescer(store.write, max_batch=10, max_in_flight=1, split_on=refused)
     results = await asyncio.gather(*(c.submit("k", n) for n in (1, -2, 3)), return_exceptions=True)
     assert all(isinstance(r, Lost) for r in results)  # every caller hears it; nothing runs twice
     assert store.batches == [[1, -2, 3]]
@@ -102,7 +106,7 @@ async def test_an_error_that_may_have_written_the_batch_is_not_retried() -> None
 async def test_a_caller_that_gave_up_before_its_batch_left_is_not_placed() -> None:
     store = Store()
     store.gate.clear()
-    c: Coalescer[int, int] = Coalescer(store.write, max_batch=10, max_in_flight=1, split_on=(Refused,))
+    c: Coalescer[int, int] = Coalescer(store.write, max_batch=10, max_in_flight=1, split_on=refused)
     busy = asyncio.create_task(c.submit("k", 1))
     await asyncio.sleep(0.01)
     gone = asyncio.create_task(c.submit("k", 2))
@@ -118,4 +122,4 @@ async def test_a_caller_that_gave_up_before_its_batch_left_is_not_placed() -> No
 
 def test_limits_must_allow_a_batch() -> None:
     with pytest.raises(ValueError):
-        Coalescer(Store().write, max_batch=0, max_in_flight=1, split_on=())
+        Coalescer(Store().write, max_batch=0, max_in_flight=1, split_on=refused)

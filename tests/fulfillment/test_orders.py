@@ -499,3 +499,15 @@ async def test_an_order_the_database_refuses_fails_alone(catalog: Runtime) -> No
     assert count == 9
     assert (await topics(rt)).count("order.confirmed") == 9
     await no_drift(rt)
+
+
+def test_a_batch_is_split_only_when_the_database_rolled_it_back() -> None:
+    """Group placement retries a failed batch order by order only after an error that proves nothing was written."""
+    from asyncpg import exceptions as pg
+
+    from fulfillment.orders import placement
+
+    rolled_back = [pg.StringDataRightTruncationError("long"), pg.CheckViolationError("oversold"), pg.QueryCanceledError("timeout")]
+    maybe_committed = [pg.AdminShutdownError("bye"), pg.CrashShutdownError("crash"), pg.ConnectionDoesNotExistError("lost"), OSError()]
+    assert all(placement._rolled_back(e) for e in rolled_back)
+    assert not any(placement._rolled_back(e) for e in maybe_committed)
