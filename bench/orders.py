@@ -433,10 +433,11 @@ def render(results: list[RunResult], argv: list[str], args: argparse.Namespace, 
         "Notes:",
         "",
         "- Latency is per `create_order(confirm=True)` call as the caller sees it. On PostgreSQL a customer with "
-        "no credit limit and no coupon is placed in one statement (`fulfillment/orders/placement.py`: order, stock "
-        "locks and allocation, ledger, lines, history, outbox), plus a low-stock check in a transaction of its own "
-        "when a product ran short and was not alerted today; SQLite takes the general path (one transaction, "
-        "about ten statements).",
+        "no credit limit and no coupon is placed by group placement (`fulfillment/orders/placement.py`: the orders "
+        "arriving while earlier ones are in the database share one statement and one commit — order, stock locks "
+        "and allocation, ledger, lines, history, outbox — each order still all-or-nothing), plus a low-stock check "
+        "in a transaction of its own when a product ran short and was not alerted today; SQLite takes the general "
+        "path (one transaction, about ten statements).",
         "- Process CPU is % of one core used by the benchmark process (the service's Python code: SQLAlchemy "
         "Core + driver); machine busy is % of all cores (the database included). SQL statements are counted "
         "at the driver (BEGIN/COMMIT and pool pings not included), failed attempts included. Database CPU "

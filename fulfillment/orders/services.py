@@ -106,13 +106,8 @@ async def create_order(
     ``confirm=True`` (sidebar/API, where a person already agreed) — create, allocate and confirm it in one
     transaction. With ``ref`` (the step creating it, e.g. a chat message id) a repeated call returns the first order."""
     now = rt.clock.now()
-    if ref is not None:
-        async with rt.db.read() as conn:
-            existing = (await conn.execute(sa.select(orders.c.id).where(orders.c.source_ref == ref))).first()
-        if existing is not None:
-            found = await get_order(rt, int(existing.id))
-            # A replay of a create that went on credit hold returns the held order: only a release confirms it.
-            return await confirm_order(rt, found.id, actor=actor) if confirm and found.status != S.ON_HOLD else found
+    if ref is not None and (replayed := await _replay(rt, ref, confirm=confirm, actor=actor)) is not None:
+        return replayed
     gates = _fast_path_gates(rt) if confirm else None
     if gates is not None:
         placed = await _place_in_one_statement(
@@ -120,6 +115,9 @@ async def create_order(
         )
         if placed is not None:
             return placed
+        # Not placed: the gate sends it the general way — or a concurrent call with the same ref placed it first.
+        if ref is not None and (replayed := await _replay(rt, ref, confirm=confirm, actor=actor)) is not None:
+            return replayed
     async with rt.db.write() as conn:
         lines = await price_items(conn, items)
         number = order_number(await next_value(conn, rt.db.dialect, "order"))
@@ -209,6 +207,17 @@ async def create_order(
         )
 
 
+async def _replay(rt: Runtime, ref: str, *, confirm: bool, actor: str) -> OrderView | None:
+    """The order a create with this ``ref`` already made (confirmed now if asked), or None."""
+    async with rt.db.read() as conn:
+        existing = (await conn.execute(sa.select(orders.c.id).where(orders.c.source_ref == ref))).first()
+    if existing is None:
+        return None
+    found = await get_order(rt, int(existing.id))
+    # A replay of a create that went on credit hold returns the held order: only a release confirms it.
+    return await confirm_order(rt, found.id, actor=actor) if confirm and found.status != S.ON_HOLD else found
+
+
 async def _place_in_one_statement(
     rt: Runtime,
     gates: tuple[discounts.CustomerCondition | None, discounts.CustomerCondition | None],
@@ -221,30 +230,19 @@ async def _place_in_one_statement(
     ref: str | None,
     now: dt.datetime,
 ) -> OrderView | None:
-    """:func:`create_order` with ``confirm=True`` as one statement (:mod:`fulfillment.orders.placement`); None when
-    the general path must place it (its gate, or a ``ref`` raced in by another call: the general path finds it)."""
+    """:func:`create_order` with ``confirm=True`` as one statement, shared with the placements arriving meanwhile
+    (:mod:`fulfillment.orders.placement`); None when the general path must place it (its gate) or a concurrent call
+    placed its ``ref`` first (nothing of it written)."""
     if not rt.has(inventory.DEFAULT_WAREHOUSE):
         async with rt.db.write() as conn:
             await inventory.default_warehouse_of(rt, conn)
-    try:
-        placed = await placement.place_confirmed(
-            rt,
-            customer_id=customer_id,
-            merged=merged,
-            warehouse_id=rt.get(inventory.DEFAULT_WAREHOUSE),
-            source=source,
-            channel=channel,
-            salesperson_userid=salesperson_userid,
-            actor=actor,
-            ref=ref,
-            now=now,
-            credit_limited=gates[0],
-            discount_possible=gates[1],
-        )
-    except placement.UniqueViolation:
-        if ref is None:
-            raise
-        return None
+    placed = await placement.place_confirmed(
+        rt,
+        placement.Placement(customer_id, merged, source, channel, salesperson_userid, actor, ref, now),
+        warehouse_id=rt.get(inventory.DEFAULT_WAREHOUSE),
+        credit_limited=gates[0],
+        discount_possible=gates[1],
+    )
     if placed is None:
         return None
     view, due = placed

@@ -15,6 +15,7 @@ from fulfillment.inventory import services as inventory
 from fulfillment.inventory.models import stock_levels
 from fulfillment.orders import backorders as orders_backorders
 from fulfillment.orders import discounts
+from fulfillment.orders import models as orders_models
 from fulfillment.orders import services as orders
 from fulfillment.orders import shipments as shipments
 from fulfillment.orders.domain import DraftExpired, InvalidTransition, NothingToShip, ShipmentTooLarge
@@ -389,3 +390,124 @@ async def test_a_confirmed_create_writes_history_news_and_ledger(catalog: Runtim
         on_fast_path = rt.db.dialect == "postgresql" and cid == plain  # a credit limit sends the order the general way
         assert (view.id in placed_in_one) == on_fast_path
     await no_drift(rt)
+
+
+async def test_concurrent_confirmed_creates_of_every_kind_are_each_all_or_nothing(catalog: Runtime) -> None:
+    """Orders placed at once go to the database together (on PostgreSQL: group placement, several orders a
+    statement); each is still decided alone: the plain ones are placed (first come, first served on short stock),
+    those with a credit limit or a coupon take the general path, an unknown SKU is refused and writes nothing."""
+    from fulfillment.billing import services as billing
+    from fulfillment.orders import placement
+    from scrm.campaigns.coupons import discounts as coupons_discounts
+    from scrm.campaigns.coupons import services as coupons
+    from scrm.campaigns.coupons.domain import CouponRule, TemplateTerms
+
+    rt = catalog
+    coupons_discounts.install(rt)
+    await set_stock(rt, "OIL-5L", 9)
+    async with rt.db.write() as conn:
+        await conn.execute(products.update().where(products.c.sku == "OIL-5L").values(reorder_point=3))
+    plain = [await make_customer(rt, f"wmK{i}") for i in range(30)]
+    limited = await make_customer(rt, "wmKLimited")
+    await billing.set_account(rt, limited, credit_limit_fen=10**9)
+    with_coupon = await make_customer(rt, "wmKCoupon")
+    tpl = await coupons.create_template(
+        rt, TemplateTerms(name="满100减10", rule=CouponRule("fixed", amount_off_fen=1000, threshold_fen=10000))
+    )
+    await coupons.issue_coupon(rt, tpl.id, with_coupon, source="console")
+
+    async def place(i: int) -> Any:
+        cid = limited if i == 7 else with_coupon if i == 11 else plain[i]
+        items = [("OIL-5L", 1 + i % 2), ("WATER-550", 2)] if i % 3 else [("NO-SUCH-SKU", 1), ("WATER-550", 1)]
+        return await orders.create_order(rt, customer_id=cid, items=items, source="api", confirm=True)
+
+    results = await asyncio.gather(*(place(i) for i in range(30)), return_exceptions=True)
+    refused = [i for i, r in enumerate(results) if isinstance(r, BaseException)]
+    assert refused == [i for i in range(30) if i % 3 == 0]
+    assert all(isinstance(results[i], ProductNotFound) for i in refused)
+    placed = [r for r in results if not isinstance(r, BaseException)]
+    assert all(r.status == OrderStatus.CONFIRMED for r in placed) and len({r.id for r in placed}) == 20
+    for r in placed:
+        assert r == await orders.get_order(rt, r.id)  # the answer is what the database holds
+    by_customer = {r.customer_id: r for r in placed}
+    assert by_customer[with_coupon].discount_fen == 1000  # the coupon's customer went the general way
+    oil = [ln.allocated_qty for r in placed for ln in r.lines if ln.sku == "OIL-5L"]
+    assert sum(oil) == 9 and await stock(rt, "OIL-5L") == inventory.Level(9, 9)
+    assert await stock(rt, "WATER-550") == inventory.Level(120, 40)
+    async with rt.db.read() as conn:
+        count = (await conn.execute(sa.select(sa.func.count()).select_from(orders_models.orders))).scalar_one()
+        history = (await conn.execute(sa.select(sa.func.count()).select_from(order_history))).scalar_one()
+    assert count == 20 and history == 40  # the refused orders wrote nothing
+    news = await topics(rt)
+    assert news.count("order.confirmed") == 20 and news.count("billing.order_confirmed") == 20
+    assert news.count("stock.low") == 1  # the product ran low: one alert
+    await no_drift(rt)
+    if rt.db.dialect == "postgresql":
+        batcher = rt.get(placement.PLACEMENTS)
+        assert batcher.batches < batcher.requests  # several orders shared a statement
+
+
+async def test_the_same_ref_placed_at_once_is_one_order(catalog: Runtime) -> None:
+    """Calls with the same ``ref`` arriving together (so in one batch on PostgreSQL): one order, taken once."""
+    if catalog.db.dialect != "postgresql":
+        pytest.skip("SQLite's general path checks the ref before its write transaction: a concurrent twin fails on the unique ref")
+    rt = catalog
+    cid = await make_customer(rt, "wmL")
+    others = [await make_customer(rt, f"wmL{i}") for i in range(6)]
+
+    async def place(i: int) -> Any:
+        if i % 2:
+            return await orders.create_order(rt, customer_id=others[i // 2], items=[("RICE-5KG", 1)], source="api", confirm=True)
+        return await orders.create_order(rt, customer_id=cid, items=[("OIL-5L", 2)], source="chat", confirm=True, ref="inbound:77")
+
+    results = await asyncio.gather(*(place(i) for i in range(12)))
+    same = {r.id for r in results[::2]}
+    assert len(same) == 1 and len({r.id for r in results[1::2]}) == 6
+    assert all(r.status == OrderStatus.CONFIRMED for r in results)
+    assert await stock(rt, "OIL-5L") == inventory.Level(10, 2)
+    assert await stock(rt, "RICE-5KG") == inventory.Level(30, 6)
+    async with rt.db.read() as conn:
+        refs = (await conn.execute(sa.select(sa.func.count()).where(order_history.c.ref == "inbound:77"))).scalar_one()
+    assert refs == 1
+    assert (await topics(rt)).count("order.confirmed") == 7
+    await no_drift(rt)
+
+
+async def test_an_order_the_database_refuses_fails_alone(catalog: Runtime) -> None:
+    """One order of a batch that the database refuses (a salesperson id longer than its column) gets the error;
+    the batch is retried order by order, so the others are placed, once each."""
+    if catalog.db.dialect != "postgresql":
+        pytest.skip("SQLite does not enforce column lengths; group placement is PostgreSQL's")
+    from asyncpg import StringDataRightTruncationError
+
+    rt = catalog
+    cids = [await make_customer(rt, f"wmM{i}") for i in range(10)]
+
+    async def place(i: int) -> Any:
+        salesperson = "x" * 65 if i == 4 else "zhangsan"
+        return await orders.create_order(
+            rt, customer_id=cids[i], items=[("OIL-5L", 1), ("RICE-5KG", 1)], source="api", salesperson_userid=salesperson, confirm=True
+        )
+
+    results = await asyncio.gather(*(place(i) for i in range(10)), return_exceptions=True)
+    assert isinstance(results[4], StringDataRightTruncationError)
+    placed = [r for i, r in enumerate(results) if i != 4]
+    assert all(not isinstance(r, BaseException) and r.status == OrderStatus.CONFIRMED for r in placed)
+    assert await stock(rt, "OIL-5L") == inventory.Level(10, 9) and await stock(rt, "RICE-5KG") == inventory.Level(30, 9)
+    async with rt.db.read() as conn:
+        count = (await conn.execute(sa.select(sa.func.count()).select_from(orders_models.orders))).scalar_one()
+    assert count == 9
+    assert (await topics(rt)).count("order.confirmed") == 9
+    await no_drift(rt)
+
+
+def test_a_batch_is_split_only_when_the_database_rolled_it_back() -> None:
+    """Group placement retries a failed batch order by order only after an error that proves nothing was written."""
+    from asyncpg import exceptions as pg
+
+    from fulfillment.orders import placement
+
+    rolled_back = [pg.StringDataRightTruncationError("long"), pg.CheckViolationError("oversold"), pg.QueryCanceledError("timeout")]
+    maybe_committed = [pg.AdminShutdownError("bye"), pg.CrashShutdownError("crash"), pg.ConnectionDoesNotExistError("lost"), OSError()]
+    assert all(placement._rolled_back(e) for e in rolled_back)
+    assert not any(placement._rolled_back(e) for e in maybe_committed)
