@@ -34,11 +34,16 @@ _INTERROGATIVE: Final = re.compile(
     r"多久|多长|多会|多大|多重|多远|多厚|多宽|多高|多快|如何|[?？]"
 )
 # 行吗 / 可以吗 / 中不 / 好不好 after goods and an amount: a request put politely (整3箱青岛送过来中不), not a question.
-_PERMISSION_TAG: Final = re.compile(r"(?:行|可以|中|好|成|得行|方便)(?:吗|么|嘛|不|伐|没)|行不行|可不可以|好不好|中不中")
+# 听到没有 / 记住了吗 / 知道不: a tag checking that the shop took the request in, no question about the goods.
+_PERMISSION_TAG: Final = re.compile(
+    r"(?:行|可以|中|好|成|得行|方便)(?:吗|么|嘛|不|伐|没)|行不行|可不可以|好不好|中不中|"
+    r"(?:听到|听见|记住|记下|收到|知道|明白|晓得)(?:了)?(?:没有?|吗|么|不|伐)"
+)
 
 
 # A or B? — 走京东还是顺丰 / 要大的还是小的; not 还是6箱吧 (a correction) nor a 还是 opening the message.
-_ALTERNATIVE: Final = re.compile(r"(?<=\S)还是(?![^\s,，。;；!！]*吧)(?=\S)")
+# Nor 还是 meaning "still" (地址还是原来的 / 还是老样子 / 还是一样): nothing to choose between.
+_ALTERNATIVE: Final = re.compile(r"(?<=\S)还是(?![^\s,，。;；!！]*吧)(?!原来|原先|以前|之前|上次|老|一样|照旧|那个|那家|那里|那儿)(?=\S)")
 # A wh-word repeated around a verb is no question but "whichever": 啥时候方便啥时候送 / 哪天有空哪天来 / 要多少给多少.
 _FREE_CHOICE: Final = re.compile(r"(啥时候|什么时候|哪天|几点|哪个|哪里|多少|啥|什么)([^\s,，。?？]{1,6}?)\1")
 
@@ -115,7 +120,10 @@ def about_an_order_placed(masked: str) -> re.Match[str] | None:
 
 
 def delivery_time_cue(masked: str) -> re.Match[str] | None:
-    """A delivery question that asks *when* (送到幸福小区要多长时间): stronger than 多长 read as a size."""
+    """A delivery question that asks *when* (送到幸福小区要多长时间): stronger than 多长 read as a size. Not a
+    request with a time put politely (蛋糕一个 周六送来行吗: the message asks the shop to do it, README rule 2)."""
+    if permission_only(masked):
+        return None
     for clause in _CLAUSE.finditer(masked):
         text = clause.group(0)
         if delivery_cue(text) is not None and (when := _WHEN.search(text)) is not None:
@@ -178,7 +186,11 @@ _MISMATCH: Final = re.compile(
     r"(?:订|要|买|点|下)的.{0,12}?(?<![再还也多])(?:送|发|寄|给|拿|来)(?:来|过来|了)?的?(?:是|成)?"
     rf"(?=[{_Q}\d]|是)|(?:送|发|寄|给|拿|收到|到)(?:来|过来|了)?的\S{{0,6}}?是.{{1,12}}?(?:我|俺)?(?:要|订|买|点)的|(?:送|发|寄|给|拿|收到|到)(?:来|过来|了)?的\S{{0,6}}?是\S{{1,8}}?不是|叫你送.{{1,10}}?你?(?:送|发|拿)(?:了|的|成)?"
 )
-_SHORTFALL: Final = re.compile(r"少(?:送|发|寄|装|找)了?|少给了|多(?:收|扣)了|(?<!多)少了?(?:一|两|几)?个(?!\S{0,2}(?:吗|呢))")
+_SHORTFALL: Final = re.compile(
+    r"少(?:送|发|寄|装|找)了?|少给了|多(?:收|扣)了|(?<!多)少了?(?:一|两|几)?个(?!\S{0,2}(?:吗|呢))|"
+    # weighed or counted and found short, or told one amount and found another: 称了才八两 / 说是一斤 到手只有八两
+    rf"(?:称|量|数|点)(?:了|过|出来)(?:一下|下)?\S{{0,4}}?(?:才|只有|就|不到|不够)\s*{_Q}|说(?:好)?(?:是|的)\s*{_Q}.{{0,12}}?(?:才|只有)\s*{_Q}"
+)
 _WRONG_ATTRIBUTE: Final = re.compile(
     r"(?:颜色|味道|尺寸|数量|大小|规格|型号|重量|分量|斤两|口味|花色|款式|货|东西|数|字|日期)\S{0,2}?"
     r"(?:不对|对不上|不一样|不符|有问题|太差|不行)"

@@ -15,6 +15,7 @@ from fractions import Fraction
 CHINESE_NUMERAL_CHARS = "零〇一二两俩仨三四五六七八九十百千万"
 DOZEN = 12  # 一打
 # Units a dozen is unambiguous for: single pieces. 一打 of something sold by the 箱 (a case of 24?) is asked.
+TAEL = "两"  # 二两: a weight (a tenth of a 斤) — asked as "要几斤", never as "2两是指2斤吗"
 PIECE_UNITS = frozenset("瓶 个 支 只 罐 听 条 根 本 双 张 片 杯 份 块 颗 枚 节".split())
 
 # 大写数字 (financial numerals: 壹 贰 叁 …, also their traditional forms) → everyday numerals, one to one.
@@ -169,7 +170,7 @@ class QuantityMatch:
 _NUM = rf"\d+(?:\.\d+)?[万千百十]?|[{CHINESE_NUMERAL_CHARS}]+|半"
 # Numbers directly followed by these are sizes, times, money or addresses — never an order quantity.
 _NOT_A_QUANTITY_AFTER = re.compile(
-    r"\s*(?:[a-z]|毫升|升|克|点|号|日|月|年|分|秒|小时|天|周|元|块|毛|角|%|度|楼|层|栋|单元|室|路|岁|折|米|寸|的|那种|斤|"
+    r"\s*(?:[a-z]|毫升|升|克|点|号|日|月|年|分|秒|小时|天|周|元|块|毛|角|%|度|楼|层|栋|单元|室|路|岁|折|米|寸|的|那种|斤|平|"
     r"个?(?:人|月|小时|星期|礼拜|钟头))"
 )
 _NOT_A_QUANTITY_BEFORE = re.compile(r"(?:楼|号|室|栋|单元|路|房|门牌|电话|手机|尾号|编号)\s*$")  # 3号楼502
@@ -177,6 +178,11 @@ _NOT_A_QUANTITY_BEFORE = re.compile(r"(?:楼|号|室|栋|单元|路|房|门牌|�
 _APPROX_AFTER = re.compile(r"\s*(?:左右|上下|出头|以上|往上|开外|朝上|以内|以下|之内)")
 _APPROX_BEFORE = re.compile(r"(?:最少|至少|最多|起码|顶多|大约|约莫|大概|差不多|将近|接近|不到|不超过|估计)\s*(?:要|来|拿)?\s*$")
 _MAX_BARE_DIGITS = 6  # a longer bare digit run is a phone or order number
+# 两 as a weight (a tael, 50 g): 二两 / 八两 / 半两 / 3两 — a numeral straight before 两, nothing countable after it.
+# 一两桶 / 三两个 (one or two, vague) and 一两天 stay what they were: a unit or a time word follows there.
+_TAEL = re.compile(
+    r"(?<![\d一二三四五六七八九十百千半两])(?P<num>\d+|[一二三四五六七八九十]{1,3}|半)两(?=\x00|[\s,.!?~、。;:的吧了啊呀呢哦就]|$)"
+)
 
 
 class QuantityScanner:
@@ -226,6 +232,10 @@ class QuantityScanner:
         for m in self._vague.finditer(text):
             if not any(s < m.end() and m.start() < e for s, e in blocked):
                 found.append(QuantityMatch(m.start(), m.end(), m.group(0), None, m.group("unit"), True))
+                blocked.append(m.span())
+        for m in _TAEL.finditer(text):  # a weight in 两: never converted to the SKU's 斤 (asked as a unit mismatch)
+            if not any(s < m.end() and m.start() < e for s, e in blocked):
+                found.append(QuantityMatch(m.start(), m.end(), m.group(0), parse_number(m.group("num")), TAEL, True))
                 blocked.append(m.span())
         for m in self._implied.finditer(text):
             if not any(s < m.end() and m.start() < e for s, e in blocked):

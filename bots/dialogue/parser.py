@@ -31,7 +31,7 @@ from bots.dialogue.intents import (
     Product,
     RemoveItem,
 )
-from bots.dialogue.numerals import COMMON_UNITS, PIECE_UNITS, QuantityMatch, QuantityScanner, everyday_numerals
+from bots.dialogue.numerals import COMMON_UNITS, PIECE_UNITS, TAEL, QuantityMatch, QuantityScanner, everyday_numerals
 from bots.dialogue.traditional import to_simplified
 from scrm.core.tokenizer import fresh_tokenizer
 
@@ -569,6 +569,9 @@ class OrderParser:
                 qty,
                 product.unit,
             )
+        if q.unit == TAEL and product.unit != TAEL:  # 二两 of what is sold by the 斤: how many 斤
+            question = f"{mention.text}是按{product.unit}卖的，请问您要几{product.unit}？"
+            return Clarify("unit_mismatch", question, [product.sku], mention.text, None, product.unit)
         if q.unit is not None and q.unit != product.unit:  # never convert 瓶 ↔ 箱: ask
             return Clarify(
                 "unit_mismatch",

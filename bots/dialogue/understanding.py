@@ -105,7 +105,7 @@ _VEHICLE = re.compile(r"车")
 _LOOK_IT_UP = re.compile(r"(?:帮|给)(?:我|忙)?(?:看|查)(?:一?下|看|查)")  # beside an order placed: where is it
 # A product, then an amount in a measure (米, 公斤 …) that QuantityScanner leaves out as a size: 电线200米.
 _MEASURED = re.compile(
-    r"(?<=\x00)\s*(?:要|来|买|拿)?\s*\d+(?:\.\d+)?\s*(?P<unit>米|公斤|千克|斤|克|吨|平方米|平米|升)(?![\u4e00-\u9fff]{0,4}的)"
+    r"(?<=\x00)\s*(?:要|来|买|拿|铺|贴|刷)?\s*\d+(?:\.\d+)?\s*(?P<unit>米|公斤|千克|斤|克|吨|平方米|平米|平方|平|升)(?![\u4e00-\u9fff]{0,4}的)"
 )
 _CHOICE = re.compile(r"是.{1,8}还是")  # 蛋糕是动物奶油还是植物奶油: what the product is
 _ARRIVED = re.compile(r"到了(?:吗|没)")  # 冰皮月饼到了吗: in stock yet; 我的水到了没: an order
