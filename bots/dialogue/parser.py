@@ -66,7 +66,13 @@ _CONFIRM_ONLY = re.compile(
     r"|麻烦|请|[\s,.!~、。;:])+"
 )
 _CANCEL = _words("取消 不要了 不要啦 都不要 算了 不买了 不订了 不用了 退单 撤单 作废 整个订单 整单 全部不要 全都不要")
-_REMOVE = _words("不要 去掉 删掉 删除 删了 拿掉 取消 别要 减掉 退掉 撤掉 移除 不用 少要 少拿 少来 少订 减少")
+_REMOVE = re.compile(
+    _words("不要 去掉 删掉 删除 删了 拿掉 取消 别要 减掉 退掉 撤掉 移除 不用 少要 少拿 少来 少订 减少").pattern
+    # an ordering or delivery verb negated, with 了 for "no longer": 先不拿了 / 别送了 / 不买了 / 也不来了
+    + r"|(?:不|别|甭)(?:用|必)?(?:拿|买|订|定|送|发|来|整|装|带|配)(?:了|啦)"
+)
+# 那两卷 / 这3箱 right after the product: the line already in the draft pointed at, not an amount to remove.
+_POINTED = re.compile(r"\x00\s*(?:那|这)\s*$")
 _CORRECTION = _words("改成 改为 改到 换成 换为 调成 调到 调整为 变成 修改 改(?!天|日|期) 减到 减成 降到 加到 增加到 补到")
 _BARE_CORRECTION = re.compile(
     r"(?:我|想|要|帮我|请|麻烦)*(?:修改|改一下|改下|改)(?:订单|一下|下)?"
@@ -78,7 +84,7 @@ _SAID_WRONG = _words("说错 写错 打错 搞错 记错")
 _SIZE_MARK = re.compile(r"^(?!#).*\d")  # a size with its unit (8寸, 550ml), not a bare number
 _KIND = re.compile(r"([\u4e00-\u9fff]{1,2})的")  # 小瓶的 / 生的: a kind described, not named
 _ENOUGH = re.compile(r"^\s*(?:就够|就行|就好|就可以|够了|就成)")  # 不要3盒了 2盒就够: the second amount is meant
-_ADD_CUE = _words("再 还要 还需要 追加 另外 多加 多来 多要 也要 也来 加(?!急|班|油)")
+_ADD_CUE = _words("再 还要 还需要 追加 另外 多(?:加|来|要|拿|买|订|整|带|给) 也要 也来 加(?!急|班|油)")  # 多 + a verb: more
 _ADD_CUE_BEFORE = re.compile(rf"(?:{_ADD_CUE.pattern})\s*$")  # 雪碧多来一箱
 _PAST = _words("买了 订了 下了单 下单了 收到了 送到了 买过 订过 要过 拿过")  # 我昨天买了3箱: a report, not an order
 # 上次买的 / 昨天订的 / 收到的: goods of an earlier order — its amount (买的2饼) and its verb order nothing now.
@@ -642,6 +648,9 @@ class OrderParser:
         return Correction(product.sku, qty, product.unit, scan.mentions[0].text)
 
     def _removal(self, scan: _Scan) -> ParseResult:
+        pointed = [q for q in scan.quantities if _POINTED.search(scan.masked, 0, q.start)]
+        if pointed:  # 可乐那两箱去掉: the draft's line pointed at, removed whole
+            scan = replace(scan, quantities=[q for q in scan.quantities if q not in pointed])
         if scan.quantities or not scan.mentions:
             # 减掉2箱 (by 2? down to 2?) / 3箱不要了: ask rather than guess.
             return _unclear_correction([s for m in scan.mentions for s in m.skus])

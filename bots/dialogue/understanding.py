@@ -133,7 +133,7 @@ _YES_TAIL = re.compile(
     r"(?:就)?(?:按|要)?(?:\d+|[一二两三四五六七八九十]+)?\s*(?:箱|瓶|袋|包|桶|盒|提|个|斤|卷|根|片|张|方|吨|饼|罐|套|条)?(?:算)?$"
 )
 _THUMBS = re.compile(r"^[\s👌👍🙏✅]+$")
-_NO = re.compile(r"^(?:不是|不对|不|不要|错了|没有)(?:的|啊|呀|吧)?(?:[\s,.!~、。;:]|$)")
+_NO = re.compile(r"^(?:(?:不是|不对|不|不要|错了|没有)(?:的|啊|呀|吧)?[\s,.!~、。;:]*){1,3}(?:[\s,.!~、。;:]|$)")  # 不对不对: said twice
 _STICKER = re.compile(r"\[([\u4e00-\u9fffA-Za-z ]{1,8})\]")
 _EMOJI = re.compile("[\U0001f300-\U0001faff\u2600-\u27bf\u2b50\u2764\ufe0f]")
 _MARKUP = re.compile(r"<\s*/?\s*[a-z][^>]*>|&[a-z]+;|\bjavascript:", re.IGNORECASE)

@@ -89,3 +89,38 @@ def test_an_order_with_a_delivery_instruction_is_an_order(parser: OrderParser, t
 @pytest.mark.parametrize("text", ["可乐两箱明天上午能送到吗", "满多少钱包送", "送大米是走京东还是顺丰"])
 def test_a_real_delivery_question_stays_a_question(parser: OrderParser, text: str) -> None:
     assert read(parser, text) == ("delivery_question", [])
+
+
+# -- rules 14-16: removals, additions and yes / no answers as customers put them ---------------------------------
+
+
+@pytest.mark.parametrize("text", ["雪碧就不买了", "大米先不带了", "鸡蛋甭送了"])
+def test_a_negated_ordering_verb_on_a_draft_item_removes_it(parser: OrderParser, text: str) -> None:
+    u = understand(parser, text, has_draft=True)
+    assert u.intent == "remove" and not u.lines
+
+
+def test_a_negated_verb_without_a_draft_orders_nothing(parser: OrderParser) -> None:
+    assert read(parser, "雪碧就不买了")[1] == []
+
+
+def test_the_draft_line_pointed_at_is_removed_whole(parser: OrderParser) -> None:
+    u = understand(parser, "鸡蛋那三盒去掉", has_draft=True)
+    assert u.intent == "remove" and u.result.kind == "remove_item"
+    assert read(parser, "啤酒这两箱删了吧", has_draft=True)[0] == "remove"  # which beer: asked by the dialogue
+
+
+@pytest.mark.parametrize("text", ["多买两袋大米", "雪碧多带一箱"])
+def test_more_with_an_ordering_verb_is_an_addition(parser: OrderParser, text: str) -> None:
+    intent, lines = read(parser, text, has_draft=True)
+    assert intent == "add" and len(lines) == 1
+
+
+@pytest.mark.parametrize("text", ["不是不是", "不对 不对", "不要不要 我说错了"])
+def test_no_said_twice_after_a_unit_question_asks_again(parser: OrderParser, text: str) -> None:
+    assert read(parser, text, pending="unit") == ("clarify", [])
+
+
+@pytest.mark.parametrize("text", ["好啦", "就这样啦 谢谢", "可以哒"])
+def test_a_yes_with_a_common_particle_confirms_the_draft(parser: OrderParser, text: str) -> None:
+    assert read(parser, text, has_draft=True) == ("confirm", [])
