@@ -18,6 +18,7 @@ from collections.abc import Container, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, TypeAlias
 
+from bots.dialogue.cue_words import homophone_typos
 from bots.dialogue.intents import (
     AddSameAsLast,
     Cancel,
@@ -31,7 +32,7 @@ from bots.dialogue.intents import (
     Product,
     RemoveItem,
 )
-from bots.dialogue.numerals import COMMON_UNITS, PIECE_UNITS, TAEL, QuantityMatch, QuantityScanner, everyday_numerals
+from bots.dialogue.numerals import COMMON_UNITS, PIECE_UNITS, TAEL, QuantityMatch, QuantityScanner, chinese_to_int, everyday_numerals
 from bots.dialogue.traditional import to_simplified
 from scrm.core.tokenizer import fresh_tokenizer
 
@@ -90,7 +91,8 @@ _PAST = _words("买了 订了 下了单 下单了 收到了 送到了 买过 订
 # 上次买的 / 昨天订的 / 收到的: goods of an earlier order — its amount (买的2饼) and its verb order nothing now.
 _PAST_REF = re.compile(r"(?:买|订|拿|下单|收到|送来|送)(?:了|的)")
 _PAST_AMOUNT = re.compile(r"(?:买|订|拿|下单|收到|送来)的\s*$")
-_ORDER_CUE = _words("要 来 买 订 拿 下单 加 给我 整 搞 购")  # 矿泉水送了没 / 发了吗 are not orders
+# 矿泉水送了没 / 发了吗 are not orders; 配 is an accessory to go with (再配6个杯子)
+_ORDER_CUE = _words("要 来 买 订 拿 下单 加 给我 整 搞 购 配")
 _SEPARATOR = _words(
     r"[,!?;:、。~/\n] (?<!\d)\. \.(?!\d) 和 跟 还有 以及 另外 外加 加上 再来 再加 "
     r"再要 还要 然后 及 与 同"
@@ -117,7 +119,7 @@ _VAGUE_AMOUNT = re.compile(r"^(?:一些|一点|些|点儿?|几(?=[\u4e00-\u9fff]
 _NOT_AN_ITEM = _words(
     "明天 今天 后天 昨天 上午 下午 晚上 中午 早上 尽快 马上 快点 地址 电话 送到 送过来 店里 发票 谢谢 麻烦 老板 一样 上次 照旧 老样子"
 )
-_FILLER_HEAD = _words("老板 你好 您好 麻烦 请 帮我 给我 我们 我 想 要 来 买 订 拿 送 再 还 需要 下单 购买 整 搞 加 一下 那 就")
+_FILLER_HEAD = _words("老板 你好 您好 麻烦 请 帮我 给我 我们 我 想 要 来 买 订 拿 送 再 还 需要 下单 购买 整 搞 加 配 一下 那 就")
 _FILLER_TAIL = _words("过来 来 吧 了 啊 呀 哈 呢 哦 嘛 谢谢 一下 送 给我 就行 就好 可以吗 行吗 吗 要 呗")
 _LEAD_FILLER = re.compile(rf"^(?:[\s的]|{_FILLER_HEAD.pattern})+")
 _TRAIL_FILLER = re.compile(rf"(?:[\s的]|{_FILLER_TAIL.pattern})+$")
@@ -126,7 +128,7 @@ _HAS_WORD = re.compile(r"[a-z\u3400-\u9fff]")
 _NOT_A_PRODUCT = tuple(
     "人 问题 事 消息 信息 电话 地址 订单 发票 照片 图片 视频 语音 链接 月 天 小时 点 号 次 周 星期 年 分钟 钱 块".split()
 )
-_SPEC_WORD = r"\d+(?:\.\d+)?(?:ml|l|kg|g|寸|毫升|升|公斤|千克|克)?"  # a size as written (42.5, 8寸, 550ml)
+_SPEC_WORD = r"\d+(?:\.\d+)?(?:ml|l|kg|g|寸|毫升|升|公斤|千克|克|平方|平)?"  # a size as written (42.5, 8寸, 550ml, 4平方)
 _SPEC_TOKEN = re.compile(r"[a-z]*\d+(?:\.\d+)?(?:[a-z]+|寸|毫升|升|公斤|千克|斤|克|平方|平)?")
 _PACK = re.compile(r"(\d+)\s*[\u4e00-\u9fff]?\s*装")  # 8个装 / 24装: a pack size
 _CJK_CHAR = re.compile(r"[\u4e00-\u9fff]")
@@ -153,13 +155,22 @@ def strip_list_markers(text: str) -> str:
     return t
 
 
+# 十寸 / 八寸 / 四平方: a size written in Chinese numerals reads as the catalog writes it (10寸), so it settles
+# an ambiguous name the same way; never a quantity either way (寸 / 平方 / 毫升 are no units goods are counted in).
+_CHINESE_SIZE = re.compile(r"(?<![一二两三四五六七八九十百零])([一二两三四五六七八九十百零]{1,5})(?=寸|平方|毫升)")
+
+
+def _size_digits(t: str) -> str:
+    return _CHINESE_SIZE.sub(lambda m: str(n) if (n := chinese_to_int(m.group(1))) is not None else m.group(1), t)
+
+
 def normalize_text(text: str, keep: Container[str] = ()) -> str:
     """NFKC, lower-case, traditional → simplified characters and financial numerals (壹, 廿) → everyday ones;
     list markers (①, 1.) → a separator; emoji, control characters and WeChat ``[微笑]`` codes → one space (a
     bracketed word in ``keep`` — e.g. a catalog alias, [矿泉水] — stays as the word); whitespace collapsed and
     trimmed."""
     t = to_simplified(strip_list_markers(text)).lower().translate(_FRACTION_SLASH)
-    t = everyday_numerals(t)
+    t = _size_digits(everyday_numerals(t))
     t = _WECHAT_EMOJI.sub(lambda m: f" {m.group(1)} " if m.group(1) in keep else " ", t)
     kept = "".join(ch if ch in _KEEP_SYMBOLS or unicodedata.category(ch)[0] in "LNP" else " " for ch in t)
     return re.sub(r"\s+", " ", kept).strip()
@@ -236,6 +247,9 @@ class OrderParser:
                 for form in {alias, alias.replace(" ", "")} - {""}:
                     skus = self._alias_skus.get(form, ())
                     self._alias_skus[form] = skus if p.sku in skus else (*skus, p.sku)
+        for alias, skus in list(self._alias_skus.items()):  # 鸡旦 / 蛋塔: a homophone typed for a character
+            for variant in _typo_variants(alias):
+                self._alias_skus.setdefault(variant, skus)  # a real alias of that spelling keeps its own SKUs
         for alias in self._alias_skus:
             if " " not in alias:  # jieba never puts a space inside a token
                 freq = max(self._tokenizer.suggest_freq(alias, tune=False), _ALIAS_MIN_FREQ)
@@ -259,11 +273,13 @@ class OrderParser:
         self._kind_text = {p.sku: " ".join(normalize_text(a) for a in (p.name, *p.aliases)) for p in products}
         self._mark_res = {w: re.compile(_mark_pattern(w, self._unit_alt)) for marks in self._name_marks.values() for w in marks}
         # 42.5和32.5的水泥: two sizes sharing one product name — read as 42.5的水泥和32.5的水泥 (rule 10).
+        # Any alias may follow the sizes, a one-character one too (2.5和4平方的线): right after 的 it is the name.
+        every_alias = "|".join(map(re.escape, sorted(self._alias_skus, key=len, reverse=True)))
         self._shared_spec = (
             re.compile(
-                rf"(?P<a>{_SPEC_WORD})的?\s*(?P<j>和|跟|与|及|、|还有|以及)\s*(?P<b>{_SPEC_WORD})\s*的?\s*(?=(?P<alias>{self._alias_re.pattern}))"
+                rf"(?P<a>{_SPEC_WORD})的?\s*(?P<j>和|跟|与|及|、|还有|以及)\s*(?P<b>{_SPEC_WORD})\s*的?\s*(?=(?P<alias>{every_alias}))"
             )
-            if self._alias_re is not None
+            if self._alias_skus
             else None
         )
         self._scans: dict[str, _Scan] = {}  # the last messages' scans: understand() and parse() read one message twice
@@ -341,6 +357,8 @@ class OrderParser:
             if before_q and before_m and after_q:
                 break
         else:
+            if not has_draft and (resized := self._size_retraction(scan)) is not None:
+                return resized
             said_wrong = _SAID_WRONG.search(scan.masked)
             if has_draft and said_wrong is not None and qs and qs[-1].end <= said_wrong.start():
                 # 花生油要2桶 刚才说错了 (with a draft): the message restates a draft line after the slip
@@ -394,6 +412,29 @@ class OrderParser:
             merged[ln.sku] = ln
         result = OrderLines(list(merged.values()), first.mode, first.excluded)
         return _as_correction(result) if has_draft else result  # with a draft, 纸巾不是3提 改成2提 changes that line
+
+    def _size_retraction(self, scan: _Scan) -> OrderLines | None:
+        """水泥20袋 32.5的 哦不 要42.5的: a retraction, then only a size (no amount, no product) — the size of the
+        last product named is what is taken back; its amount stands (the last value wins, rule 7)."""
+        for cue in _RETRACT.finditer(scan.masked):
+            before_m = [m for m in scan.mentions if m.end <= cue.start()]
+            after = scan.text[cue.end() :]
+            if not before_m or any(el.start >= cue.end() for el in [*scan.mentions, *scan.quantities]):
+                continue
+            target = before_m[-1]
+            common = frozenset.intersection(*(self._name_marks[s] for s in target.skus))
+            named = [sku for sku in target.skus if any(self._mark_res[w].search(after) for w in self._name_marks[sku] - common)]
+            first = self.parse(scan.text[: cue.start()])
+            if len(named) != 1 or not isinstance(first, OrderLines):
+                continue
+            at = [i for i, ln in enumerate(first.lines) if ln.sku in target.skus]
+            if len(at) != 1:
+                continue
+            lines = list(first.lines)
+            old = lines[at[0]]
+            lines[at[0]] = Line(named[0], old.qty, old.unit, old.matched)
+            return OrderLines(lines, first.mode, first.excluded)
+        return None
 
     def _without_negated_clauses(self, scan: _Scan) -> tuple[_Scan, frozenset[_Mention]] | None:
         """大米2袋，油先不要 / 蛋糕一个 不要写字 / 茶杯上次买了不用: the clauses that say "not this" taken out, when
@@ -731,6 +772,16 @@ class OrderParser:
             )
         skipped = tuple(dict.fromkeys(s for m in excluded for s in self._resolve(m, full or scan) if s not in lines))
         return OrderLines(list(lines.values()), "add" if add_mode else "new", skipped)
+
+
+def _typo_variants(alias: str) -> list[str]:
+    """The alias with one character replaced by the homophone customers type for it by mistake (cue_words.toml
+    [homophone_typos]: 鸡蛋 → 鸡旦, 蛋挞 → 蛋塔). Two characters or more only: a one-character alias is never
+    guessed at."""
+    if len(alias) < 2:
+        return []
+    typos = homophone_typos()
+    return [alias[:k] + typo + alias[k + 1 :] for k, ch in enumerate(alias) for typo in typos.get(ch, ())]
 
 
 def _as_correction(result: OrderLines) -> ParseResult:

@@ -171,7 +171,10 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         answered = _answer_to_pending(parser, raw, t, pending, has_draft, base)
         if answered is not None:
             return answered
-    if m := cue("hedge_first").search(masked) or cues.checks_first(masked):  # 先不订了 我看家里还剩多少: asks nothing of the shop
+    hedge_first = cue("hedge_first").search(masked)
+    if hedge_first is not None and _names_its_item(masked, hedge_first):
+        hedge_first = None  # 大米2袋 油先不买: "not" scoped to the item its clause names — negation in a list (rule 6)
+    if m := hedge_first or cues.checks_first(masked):  # 先不订了 我看家里还剩多少: asks nothing of the shop
         firm = _firm_part(parser, raw, t, has_draft, scoped=True)
         if firm is not None and cues.question_cue(cues.without_free_choice(parser.survey(firm[1]).masked)) is None:
             evidence = [Evidence(m.group(0), "犹豫的部分不下单", _rule(m)), Evidence(firm[1], "确定要的部分"), *base]
@@ -387,6 +390,15 @@ def _draft_fix(parser: OrderParser, t: str, wrong: re.Match[str], base: list[Evi
 # What makes one part firm beside a hedge: the hedge is about the rest (其他的过两天再说), or the firm part is a
 # first instalment (先来2箱).
 _THE_REST = re.compile(r"其他|其它|其余|剩下|剩余|余下|别的|另外的|先(?:来|要|拿|订|定|送|买|整|发|拉)")
+
+
+_CLAUSE_START = re.compile(r"[\s,!?;:、。~]")
+
+
+def _names_its_item(masked: str, m: re.Match[str]) -> bool:
+    """The clause of ``m`` names a product before it (油先不买): the words are about that item, not the message."""
+    start = max((k.end() for k in _CLAUSE_START.finditer(masked, 0, m.start())), default=0)
+    return "\x00" in masked[start : m.start()]
 
 
 _WARNED = re.compile(r"(?:别|不要|千万别|可别|小心|注意|防止|以免|免得|不能|不会|怕|担心)\S{0,2}$")

@@ -124,3 +124,62 @@ def test_no_said_twice_after_a_unit_question_asks_again(parser: OrderParser, tex
 @pytest.mark.parametrize("text", ["好啦", "就这样啦 谢谢", "可以哒"])
 def test_a_yes_with_a_common_particle_confirms_the_draft(parser: OrderParser, text: str) -> None:
     assert read(parser, text, has_draft=True) == ("confirm", [])
+
+
+# -- rules 6, 7, 11, 12: sizes, corrections of a size, negation scoped to its item, typed homophones --------------
+
+
+@pytest.mark.parametrize(
+    ("text", "lines"),
+    [
+        ("要一个八寸的水果蛋糕", [("CAKE-8", 1)]),  # a size in Chinese numerals settles the name like 8寸
+        ("六寸蛋糕两个", [("CAKE-6", 2)]),
+        ("五百五十毫升的可乐要两箱", [("COLA", 2)]),  # 550毫升: a size, never the amount
+    ],
+)
+def test_a_size_in_chinese_numerals_settles_the_product(parser: OrderParser, text: str, lines: list[tuple[str, int]]) -> None:
+    assert read(parser, text) == ("order", lines)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["蛋糕两个 8寸的 啊不对 6寸的", "要8寸蛋糕2个 说错了 应该是6寸的"],
+)
+def test_a_retracted_size_is_replaced_and_the_amount_kept(parser: OrderParser, text: str) -> None:
+    assert read(parser, text) == ("order", [("CAKE-6", 2)])
+
+
+def test_a_retraction_naming_another_product_is_still_asked(parser: OrderParser) -> None:
+    assert read(parser, "蛋糕两个 不对 要蛋挞")[0] == "clarify"  # which cake? and the 蛋挞's amount: never a guess
+
+
+@pytest.mark.parametrize("text", ["可乐3箱，大米这次先不买", "雪碧两箱 啤酒先不订"])
+def test_not_now_scoped_to_one_item_is_negation_in_a_list(parser: OrderParser, text: str) -> None:
+    intent, lines = read(parser, text)
+    assert intent == "order" and len(lines) == 1
+
+
+def test_not_now_with_nothing_else_firm_is_a_hedge(parser: OrderParser) -> None:
+    assert read(parser, "先不买了 下周再说") == ("hedge", [])
+
+
+@pytest.mark.parametrize(("text", "lines"), [("来两盒鸡旦", [("EGGS", 2)]), ("葡式蛋塔6个", [("TART", 6)])])
+def test_a_homophone_typed_for_a_character_still_names_the_product(parser: OrderParser, text: str, lines: list[tuple[str, int]]) -> None:
+    assert read(parser, text) == ("order", lines)
+
+
+def test_homophone_pairs_are_well_formed() -> None:
+    from bots.dialogue.cue_words import homophone_typos
+
+    typos = homophone_typos()
+    assert typos and all(len(right) == 1 and all(len(t) == 1 and t != right for t in wrong) for right, wrong in typos.items())
+
+
+def test_to_go_with_is_an_ordering_verb(parser: OrderParser) -> None:
+    assert read(parser, "8寸蛋糕一个 另外配4个蛋挞") == ("order", [("CAKE-8", 1), ("TART", 4)])
+
+
+def test_two_sizes_share_a_one_character_name() -> None:
+    wires = OrderParser([Product("W15", "BV1.5平方电线", ("线", "电线"), "卷"), Product("W6", "BV6平方电线", ("线", "电线"), "卷")])
+    u = understand(wires, "1.5跟6平方的线各三卷")
+    assert (u.intent, sorted(u.lines)) == ("order", [("W15", 3), ("W6", 3)])
