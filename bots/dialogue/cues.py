@@ -76,7 +76,7 @@ def permission_only(masked: str) -> bool:
 # ---- delivery ------------------------------------------------------------------------------------------------
 # A delivery verb: 送 寄 运 拉 (a truck) 到 (arrive) 收到 发 (ship) — 发 only as shipping (发货 发快递 当天发 能发吗).
 _DELIVERY_VERB: Final = re.compile(
-    r"送(?!点|个|一|些|礼|几)|寄|运(?!气)|快递|物流|配送|上门|自提|邮政|ems|京东|中通|圆通|韵达|来得及|赶得上|赶得及|拉(?:过来|过去|到|得|走|货|吗|不)|收到|到(?![了底处时货]|什么时候|啥时候|哪天|几号)|(?:来|到店|店里|自己|上门)(?:拿|取)|"
+    r"送(?!点|个|一|些|礼|几|人|朋友|长辈|领导|客户|老师|什么好|啥好)|寄|运(?!气)|快递|物流|配送|上门|自提|邮政|ems|京东|中通|圆通|韵达|来得及|赶得上|赶得及|拉(?:过来|过去|到|得|走|货|吗|不)|收到|到(?![了底处时货]|什么时候|啥时候|哪天|几号)|(?:来|到店|店里|自己|上门)(?:拿|取)|"
     r"发(?=货|快递|顺丰|什么|啥|哪|出|过来|吗|不|么|\s|$)|[能当今明]天?发"
 )
 # When: 几点 / 多久 / 什么时候 / 今天 / 下午 / 三点前 / 一个小时 / 周末 — or an A-not-A / end particle on the verb.
@@ -157,6 +157,18 @@ def comparison_cue(masked: str) -> re.Match[str] | None:
 _FREE_EXTRA: Final = re.compile(rf"(?:买|订|拿)[^,，。\s]{{0,10}}?送{_Q}+(?![^,，。\s]*(?:过来|过去|到|上门|上楼))")
 
 
+# 送两包纸巾呗 / 送几个螺丝吧 (goods, then a particle asking a favour, no 过来 / 到 / 上门): given free, not delivered.
+_GIFT_ASKED: Final = re.compile(rf"送(?:我|俺|给我|点|些)?\s*{_Q}+\s*(?:吧|呗|嘛|呀|哈|啊)")
+_LOYALTY: Final = re.compile(r"老顾客|老客户|老主顾|常来|白送|免费")
+
+
+def gift_asked(masked: str, has_draft: bool) -> re.Match[str] | None:
+    """Goods asked for free: with a draft (the customer is buying already) or beside 老顾客 / 白送; otherwise
+    送两箱水吧 may just ask for delivery and is left to the order rules."""
+    m = _GIFT_ASKED.search(masked)
+    return m if m is not None and (has_draft or _LOYALTY.search(masked)) else None
+
+
 def free_extra_cue(masked: str) -> re.Match[str] | None:
     """Asking for goods free with an order (a discount), not for delivery."""
     return _FREE_EXTRA.search(masked)
@@ -165,7 +177,8 @@ def free_extra_cue(masked: str) -> re.Match[str] | None:
 # ---- complaints ----------------------------------------------------------------------------------------------
 # The goods' state: a damage word that has happened (了 / 的 / 成 / 得 / 透 / 掉) — 碎成渣 / 湿透了 / 压扁了.
 _DAMAGED: Final = re.compile(
-    r"(?:碎|裂|烂|破|漏|霉|锈|塌|扁|歪|断|湿|脏|臭|馊|化|坏|瘪|凹|磕|蔫|焦|崩|糊)(?:了|的|成|得|掉|透|开|啦|末|渣|口)|"
+    # not 易碎的 / 怕压坏 / 防漏的: a property of the goods or a worry, nothing that happened
+    r"(?<![易怕防耐抗])(?:碎|裂|烂|破|漏|霉|锈|塌|扁|歪|断|湿|脏|臭|馊|化|坏|瘪|凹|磕|蔫|焦|崩|糊)(?:了|的|成|得|掉|透|开|啦|末|渣|口)|"
     r"都焦|崩口|结成块|结成坨|没法用|没法吃|不好(?:吃|喝|用|闻)|发[黑黄霉绿]|一点\S{0,4}都(?:没有|不(?!要|用))|"
     r"(?:压|摔|磕|碰|撞|砸|挤|泡|蹭|刮|弄|搞)(?:坏|扁|碎|烂|裂|破|瘪|变形|花|脏|伤)|(?:胀|鼓)(?:包|袋|了)|"
     r"根本(?:不|没|用不)|(?:凝固|粘|贴|装|拧|打)不(?:了|上|住|开|动|紧)(?![吗么嘛呢])|没人(?:理|管|回|应)|"
@@ -245,6 +258,8 @@ _CHECK_FIRST: Final = re.compile(
     r"等.{0,10}再(?:订|定|买|说|找|联系|跟|告诉|看)|"
     # someone else decides, or the answer comes later: 我跟业主商量下 / 回头量好了尺寸告诉你
     r"(?:跟|和|同)(?:我|家里|家人|老婆|老公|业主|领导|老板|朋友|同事|他|她|孩子|爸|妈)\S{0,3}商量|"
+    # asking someone else how much is needed (问问工头要多少 / 问下师傅要几包) — not 问一下 可乐多少钱, nor asking the shop
+    r"问(?:问|下|一下)(?![你您])[^\s,，]{1,8}?(?:要多少|要几|要不要|需要多少|用多少|够不够)(?!钱|块|元|毛)|"
     r"回头.{0,10}(?:告诉|联系|通知|回复|发给|找)(?:你|您)"
 )
 

@@ -182,6 +182,8 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         return Understanding("hedge", [], NotAnOrder(), [Evidence(m.group(0), "暂不下单", _rule(m)), *base], skus)
     if _ORDER_NO.search(t) and isinstance(parser.parse(raw, has_draft=has_draft), Cancel):  # 取消订单 SO100001
         return Understanding("cancel", [], Cancel(), [Evidence(_ORDER_NO.search(t).group(0), "取消已下的订单"), *base])  # type: ignore[union-attr]
+    if not survey.mentions and not survey.quantities and (m := cue("solicitation").search(masked)):
+        return Understanding("unknown", [], NotAnOrder(), [Evidence(m.group(0), "广告/推销，不是顾客的消息", _rule(m)), *base])
     # 2. Complaints, then where an order already placed is: about the past, whatever numbers they carry.
     if has_draft and (m := cues.amount_wrong(masked)) and (fixed := _draft_fix(parser, t, m, base, skus)) is not None:
         return fixed  # 可乐数量不对 要6箱: with a draft, the amount after it is a change of that line (rule 7)
@@ -197,7 +199,8 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
     # 3. Questions that carry numbers are the questions.
     if m := cues.comparison_cue(masked):  # 雪花跟青岛哪个便宜: a price, not a discount
         return question("price_question", m, "比较价格")
-    if m := cue("discount").search(masked) or cues.free_extra_cue(masked):
+    m = cue("discount").search(masked) or cues.free_extra_cue(masked) or cues.gift_asked(masked, has_draft)
+    if m and not _in_condition(masked, m):  # 要是便宜的话可能拿10箱: a condition of a hedge, no request
         return question("discount_request", m, "要优惠/折扣")
     if m := cue("delivery_fee").search(masked):  # 满多少包邮: about delivery, though it says 多少
         return question("delivery_question", m, "问运费/起送")
@@ -280,6 +283,8 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
     return _from_result(result, has_draft, base, skus, pending, t)
 
 
+# 不是3卷 是5卷: "not this amount but that one" — on a draft, a change of the line, like 改成 (rule 7)
+_NOT_BUT = re.compile(r"不是\s*(?:\d|[一二两三四五六七八九十])\S{0,4}?[\s,，、]*(?:是|要)\s*(?:\d|[一二两三四五六七八九十])")
 _ORDER_NO = re.compile(r"订单号|单号|(?<![a-z0-9])so\s*-?\s*\d{6,}(?!\d)")  # 订单SO123456的: no \b after a 汉字
 
 
@@ -392,6 +397,15 @@ def _draft_fix(parser: OrderParser, t: str, wrong: re.Match[str], base: list[Evi
 _THE_REST = re.compile(r"其他|其它|其余|剩下|剩余|余下|别的|另外的|先(?:来|要|拿|订|定|送|买|整|发|拉)")
 
 
+_CONDITION = re.compile(r"(?:要是|如果|假如|假设|万一|只要|若是)[^\s,!?;。]*$")
+
+
+def _in_condition(masked: str, m: re.Match[str]) -> bool:
+    """``m`` stands in an if-clause (要是便宜的话 / 如果能打折): what would make the customer buy, not a request."""
+    start = max((k.end() for k in _CLAUSE_START.finditer(masked, 0, m.start())), default=0)
+    return _CONDITION.search(masked, start, m.start()) is not None
+
+
 _CLAUSE_START = re.compile(r"[\s,!?;:、。~]")
 
 
@@ -466,7 +480,8 @@ def _from_result(
         )
     if isinstance(result, Confirm):
         return Understanding("confirm", [], result, [Evidence("", "确认订单"), *evidence], tuple(skus))
-    if isinstance(result, Clarify) and has_draft and result.reason == "ambiguous_product" and cue("change").search(text):
+    changes = cue("change").search(text) or _NOT_BUT.search(text)
+    if isinstance(result, Clarify) and has_draft and result.reason == "ambiguous_product" and changes:
         change = Correction(None, result.qty or 0, result.unit, result.product_text, tuple(result.candidates))
         if result.qty:  # 月饼改到10盒: the draft holds one of them — the dialogue settles which
             return Understanding("change", [], change, [Evidence(result.product_text, "改草稿里这种商品的数量"), *evidence], tuple(skus))

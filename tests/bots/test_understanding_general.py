@@ -183,3 +183,66 @@ def test_two_sizes_share_a_one_character_name() -> None:
     wires = OrderParser([Product("W15", "BV1.5平方电线", ("线", "电线"), "卷"), Product("W6", "BV6平方电线", ("线", "电线"), "卷")])
     u = understand(wires, "1.5跟6平方的线各三卷")
     assert (u.intent, sorted(u.lines)) == ("order", [("W15", 3), ("W6", 3)])
+
+
+# -- rule 3: discount, stock, delivery and hedges as customers word them ------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["大米有没有老客户价", "可乐拿货价多少", "一共二百零八 算二百吧"])
+def test_a_special_price_tier_or_a_price_named_to_settle_at_is_a_discount_request(parser: OrderParser, text: str) -> None:
+    assert read(parser, text) == ("discount_request", [])
+
+
+@pytest.mark.parametrize(("text", "has_draft"), [("再送我一箱雪碧呗", True), ("送两个蛋挞嘛 老客户了", False)])
+def test_goods_asked_for_free_are_a_discount_request(parser: OrderParser, text: str, has_draft: bool) -> None:
+    assert read(parser, text, has_draft=has_draft) == ("discount_request", [])
+
+
+def test_a_discount_word_in_an_if_clause_is_a_hedge(parser: OrderParser) -> None:
+    assert read(parser, "如果有优惠的话 或许要20箱雪碧") == ("hedge", [])
+
+
+@pytest.mark.parametrize("text", ["你们店有冇雪碧", "鸡蛋有莫得"])
+def test_dialect_forms_of_do_you_have_ask_about_stock(parser: OrderParser, text: str) -> None:
+    assert read(parser, text) == ("stock_question", [])
+
+
+@pytest.mark.parametrize("text", ["可乐还有20箱吗 下午去拉", "鸡蛋还有5盒没 有的话我过来拿"])
+def test_an_amount_asked_after_still_have_is_a_stock_question(parser: OrderParser, text: str) -> None:
+    assert read(parser, text) == ("stock_question", [])
+
+
+@pytest.mark.parametrize("text", ["蛋糕这么易坏的东西能寄吗", "鸡蛋怕碎的 怎么送"])
+def test_fragile_is_a_property_not_a_complaint(parser: OrderParser, text: str) -> None:
+    assert read(parser, text)[0] == "delivery_question"
+
+
+def test_a_gift_to_choose_is_no_delivery_question(parser: OrderParser) -> None:
+    assert read(parser, "我再琢磨琢磨送朋友啥好")[0] == "hedge"
+
+
+def test_asking_someone_else_how_much_is_needed_is_a_hedge(parser: OrderParser) -> None:
+    assert read(parser, "我问问师傅水管要多少") == ("hedge", [])
+    assert read(parser, "我问一下 水管多少钱")[0] == "price_question"  # asking the shop is no hedge
+    assert read(parser, "问一下水管要几块钱一根")[0] == "price_question"
+
+
+# -- rule 17: small talk and adverts --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["可乐真好喝 多谢推荐", "有空过来坐坐", "改天来你那喝茶"])
+def test_thanks_and_a_promised_visit_are_small_talk(parser: OrderParser, text: str) -> None:
+    assert read(parser, text) == ("chitchat", [])
+
+
+@pytest.mark.parametrize("text", ["扫码领取优惠券 限时免费", "你好 我是某某装修公司的客户经理 了解一下吗"])
+def test_an_advert_sent_to_the_shop_is_unknown(parser: OrderParser, text: str) -> None:
+    assert read(parser, text) == ("unknown", [])
+
+
+def test_a_customer_introducing_himself_still_orders(parser: OrderParser) -> None:
+    assert read(parser, "我是隔壁小区的小王 要两箱雪碧") == ("order", [("SPRITE", 2)])
+
+
+def test_not_this_amount_but_that_on_a_draft_is_a_change(parser: OrderParser) -> None:
+    assert read(parser, "啤酒不是2箱 是4箱", has_draft=True) == ("change", [])
