@@ -128,6 +128,10 @@ _HAS_WORD = re.compile(r"[a-z\u3400-\u9fff]")
 _NOT_A_PRODUCT = tuple(
     "人 问题 事 消息 信息 电话 地址 订单 发票 照片 图片 视频 语音 链接 月 天 小时 点 号 次 周 星期 年 分钟 钱 块".split()
 )
+# What a shop puts in with the goods when asked (蛋糕一个 插6根蜡烛 / 配4套刀叉 / 要2个袋子): an instruction for
+# the order, not a product of its own — its number is no quantity and it is never "not found" (unless the
+# catalog sells it, when it is a product like any other and never reaches this list).
+_WITH_THE_GOODS = re.compile(r"蜡烛|刀叉|叉子|餐具|纸盘|盘子|生日帽|帽子|勺子|吸管|筷子|袋子|塑料袋|手提袋|贺卡|卡片")
 _SPEC_WORD = r"\d+(?:\.\d+)?(?:ml|l|kg|g|寸|毫升|升|公斤|千克|克|平方|平)?"  # a size as written (42.5, 8寸, 550ml, 4平方)
 _SPEC_TOKEN = re.compile(r"[a-z]*\d+(?:\.\d+)?(?:[a-z]+|寸|毫升|升|公斤|千克|斤|克|平方|平)?")
 _PACK = re.compile(r"(\d+)\s*[\u4e00-\u9fff]?\s*装")  # 8个装 / 24装: a pack size
@@ -743,7 +747,7 @@ class OrderParser:
             if product_text.endswith(("那种", "那款")):
                 continue  # 茶具一套 6个杯子那种: describes the kind, orders nothing
             counts = item.marked or (add_mode and not product_text)  # 再加3: a bare number after 再加 counts
-            if product_text.startswith(_NOT_A_PRODUCT) or not counts:
+            if product_text.startswith(_NOT_A_PRODUCT) or not counts or _WITH_THE_GOODS.search(product_text):
                 continue  # 2个人 / 房间302: not merchandise
             if product_text:
                 return Clarify("unknown_product", f"抱歉，我们暂时没有“{product_text}”。请问您要订其他商品吗？", product_text=product_text)
@@ -809,7 +813,12 @@ def _left_out(scan: _Scan, elements: list[_Element]) -> tuple[str, ...]:
             continue  # 白糖家里还有不用买: what is not wanted need not be understood
         if re.fullmatch(_SPEC_WORD, cleaned):
             continue  # 8寸和10寸的蛋糕: a size of the product named next
-        if _HAS_WORD.search(cleaned) and not cleaned.startswith(_NOT_A_PRODUCT) and not _NOT_AN_ITEM.search(cleaned):
+        if (
+            _HAS_WORD.search(cleaned)
+            and not cleaned.startswith(_NOT_A_PRODUCT)
+            and not _NOT_AN_ITEM.search(cleaned)
+            and not _WITH_THE_GOODS.search(cleaned)
+        ):
             found.append(cleaned)
     return tuple(dict.fromkeys(found))
 

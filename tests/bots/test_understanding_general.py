@@ -246,3 +246,16 @@ def test_a_customer_introducing_himself_still_orders(parser: OrderParser) -> Non
 
 def test_not_this_amount_but_that_on_a_draft_is_a_change(parser: OrderParser) -> None:
     assert read(parser, "啤酒不是2箱 是4箱", has_draft=True) == ("change", [])
+
+
+# -- rule 11: what the shop puts in with the goods is no product and its number no quantity ----------------------
+
+
+@pytest.mark.parametrize("text", ["8寸蛋糕一个 要插8根蜡烛", "6寸蛋糕1个 配5套刀叉", "生日帽来一个，8寸蛋糕一个", "要两个袋子 蛋挞一个"])
+def test_extras_put_in_with_the_goods_are_no_line(parser: OrderParser, text: str) -> None:
+    intent, lines = read(parser, text)
+    assert intent == "order" and len(lines) == 1 and lines[0][1] == 1
+
+
+def test_extras_alone_order_nothing(parser: OrderParser) -> None:
+    assert read(parser, "蜡烛要10根")[1] == []
