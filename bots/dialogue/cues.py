@@ -37,7 +37,9 @@ _INTERROGATIVE: Final = re.compile(
 # 听到没有 / 记住了吗 / 知道不: a tag checking that the shop took the request in, no question about the goods.
 _PERMISSION_TAG: Final = re.compile(
     r"(?:行|可以|中|好|成|得行|方便)(?:吗|么|嘛|不|伐|没)|行不行|可不可以|好不好|中不中|"
-    r"(?:听到|听见|记住|记下|收到|知道|明白|晓得)(?:了)?(?:没有?|吗|么|不|伐)"
+    r"(?:听到|听见|记住|记下|收到|知道|明白|晓得)(?:了)?(?:没有?|吗|么|不|伐)|"
+    # 能不能给我 / 可不可以帮我 + the goods: a request put as a question (能不能给我送3箱可乐)
+    r"(?:能不能|可不可以|能否|可否)(?:给我|帮我|帮忙|替我)"
 )
 
 
@@ -56,6 +58,16 @@ def without_free_choice(masked: str) -> str:
 def question_cue(masked: str) -> re.Match[str] | None:
     """The mark that makes the message a question, if any."""
     return _INTERROGATIVE.search(masked) or _A_NOT_A.search(masked) or _END_PARTICLE.search(masked) or _ALTERNATIVE.search(masked)
+
+
+# An A-not-A question about the goods (够不够 / 是不是 / 甜不甜 / 新不新鲜 / 会不会) — not one asking the shop to do
+# something (能不能 / 可不可以 / 给不给 / 送不送 …: a request put politely, README rule 2).
+_A_NOT_A_ASKED: Final = re.compile(r"(?<![不没])(?![能可行中好给帮送拉发来成要不没])([\u4e00-\u9fff])[不没]\1")  # not 不对不对
+
+
+def a_not_a_question(masked: str) -> re.Match[str] | None:
+    """够不够一桌人喝 / 是不是新的: asks about the goods, whatever amount it names."""
+    return _A_NOT_A_ASKED.search(masked)
 
 
 def interrogative_cue(masked: str) -> re.Match[str] | None:

@@ -55,7 +55,7 @@ def _words(words: str) -> re.Pattern[str]:
 
 
 _STOCK = _words(
-    r"有没有 有木有 有无 还有(?:吗|么|嘛|没|货|多少|的话) 还有\s*\??$ 有货 没货 现货 "
+    r"有没有 有木有 有无 还有(?:吗|么|嘛|没|货|多少|的话) (?<!家里)(?<!家)还有\s*\??$ 有货 没货 现货 "
     r"库存 还剩 剩多少 有卖 卖不卖 缺货 断货"
 )
 _STOCK_FILLER = re.compile(r"[\s,.!?~、。;:]|请问|你们|您们|你家|老板|现在|目前|还|有|多少|几|吗|么|嘛|呢|啊|呀|吧|了|的")
@@ -68,7 +68,7 @@ _CONFIRM_ONLY = re.compile(
 )
 _CANCEL = _words("取消 不要了 不要啦 都不要 算了 不买了 不订了 不用了 退单 撤单 作废 整个订单 整单 全部不要 全都不要")
 _REMOVE = re.compile(
-    _words("不要 去掉 删掉 删除 删了 拿掉 取消 别要 减掉 退掉 撤掉 移除 不用 少要 少拿 少来 少订 减少").pattern
+    _words("不要 去掉 删掉 删除 删了 拿掉 取消 别要 减掉 退掉 撤掉 移除 不用 不需要 少要 少拿 少来 少订 减少").pattern
     # an ordering or delivery verb negated, with 了 for "no longer": 先不拿了 / 别送了 / 不买了 / 也不来了
     + r"|(?:不|别|甭)(?:用|必)?(?:拿|买|订|定|送|发|来|整|装|带|配)(?:了|啦)"
 )
@@ -80,7 +80,7 @@ _BARE_CORRECTION = re.compile(
     r"(?:吧|了|啊)?"
 )
 _NEGATE, _REAFFIRM = _words("不要 不是"), _words("要 是 改")
-_RESTATE = _words("应该是 应该要 其实是 我是说 我说的是 实际是 实际要")
+_RESTATE = _words("应该是 应该要 其实是 其实要 我是说 我说的是 实际是 实际要 实际上要")
 _SAID_WRONG = _words("说错 写错 打错 搞错 记错")
 _SIZE_MARK = re.compile(r"^(?!#).*\d")  # a size with its unit (8寸, 550ml), not a bare number
 _KIND = re.compile(r"([\u4e00-\u9fff]{1,2})的")  # 小瓶的 / 生的: a kind described, not named
@@ -102,7 +102,9 @@ _INTERJECTION = "嗯呃额唉哎啊哦噢诶咦"
 _HESITATION = rf"[{_INTERJECTION}]+[\s.…]*"
 # A message that takes back what it just said: 要2袋大米…不对，改成4袋 / 3箱可乐，不是，4箱.
 _RETRACT = re.compile(
-    _words("不对 不是 错了 说错 打错 写错 搞错 看错 记错 说反 更正 纠正 哦不 噢不 不不 算了 应该是 我是说 我说的是 其实是").pattern
+    _words(
+        "不对 不是 错了 说错 打错 写错 搞错 看错 记错 说反 更正 纠正 哦不 噢不 不不 算了 应该是 我是说 我说的是 其实是 其实要 实际上要"
+    ).pattern
     # by shape: an interjection then 不 (嗯不 / 呃…不), a 不 standing alone between two amounts (5方 不 6方), and
     # 还是 … 吧 (5箱 嗯…还是6箱吧) — the amount after it is the one meant.
     + r"|(?:嗯|呃|额|唉|哎|啊|哦|噢)[\s.…]*不(?=[\s,.…!]|$)|(?<=[\s,.…])不(?=[\s,.…])|还是(?=[^,.!?;]*吧)"
@@ -111,7 +113,10 @@ _RETRACT = re.compile(
     + rf"|(?<=[\s,.…]){_HESITATION}(?=[\s,.…])"
 )
 # Negation that scopes over its own segment of a message that orders something else (大米2袋，油先不要).
-_NEGATED = _words("不要 不用 先不 暂时不 暂不 别 去掉 除了 除开 不需要 不买 不订 不拿 就算了 算了 不必 甭 不含 不包括 免了 省了 这回不")
+_NEGATED = re.compile(
+    _words("不要 不用 先不 暂时不 暂不 别 去掉 除了 除开 不需要 不买 不订 不拿 就算了 算了 不必 甭 不含 不包括 免了 省了 这回不").pattern
+    + r"|(?:家里|家中|店里|屋里|仓库|工地上?)还?(?:有|剩)"  # 油家里还有: there is some at home — not wanted now
+)
 _CLAUSE_END = frozenset(" ,.!?;:、。~\n")
 _DECIMAL_POINT = re.compile(r"\d\.\d")  # 32.5: a point inside a number ends no clause
 _ITEM_JOINERS = frozenset("和 跟 还有 以及 另外 外加 加上 再来 再加 再要 还要 及 与 同 、".split())

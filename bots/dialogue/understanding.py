@@ -272,11 +272,14 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
     asked_about = isinstance(result, OrderLines) or (
         isinstance(result, Clarify) and result.reason in ("ambiguous_product", "missing_quantity") and pending is None
     )  # 生日蛋糕要提前几天订: which cake is beside the point, it is a question
-    if asked_about and (m := cues.interrogative_cue(masked)) and not cues.permission_only(masked):
+    if asked_about and (m := cues.interrogative_cue(masked) or cues.a_not_a_question(masked)) and not cues.permission_only(masked):
         # 订20个蛋挞要提前几天: a question word no rule placed — asked, never ordered (a question with a number is
         # the question); the model names the topic when it can
         guess = _model_guess(masked)
-        intent = guess[0] if guess is not None else "unknown"
+        if guess is not None and guess[0] == "complaint":
+            guess = None  # a question about the goods (新不新鲜) reports nothing wrong
+        # 够不够 / 新不新鲜 / 甜不甜 with nothing else placing it: what the product is — a price_question (rule 2)
+        intent = guess[0] if guess is not None else ("unknown" if cues.interrogative_cue(masked) else "price_question")
         return Understanding(
             intent, [], NotAnOrder(), [Evidence(m.group(0), "有疑问词，是在问，不下单"), *base], skus, _first_quantity(survey)
         )

@@ -259,3 +259,49 @@ def test_extras_put_in_with_the_goods_are_no_line(parser: OrderParser, text: str
 
 def test_extras_alone_order_nothing(parser: OrderParser) -> None:
     assert read(parser, "蜡烛要10根")[1] == []
+
+
+# -- rule 2: an A-not-A question about the goods is the question; 能不能给我 + goods is a request -------------------
+
+
+@pytest.mark.parametrize("text", ["大米2袋够不够四个人吃一星期", "鸡蛋3盒 新不新鲜啊", "可乐5箱 是不是今年的货"])
+def test_an_a_not_a_question_about_the_goods_orders_nothing(parser: OrderParser, text: str) -> None:
+    intent, lines = read(parser, text)
+    assert lines == [] and intent not in ("order", "add", "complaint")
+
+
+@pytest.mark.parametrize("text", ["雪碧2箱 不对不对 3箱", "大米3袋 不不不 4袋就行"])
+def test_no_said_twice_inside_a_correction_is_no_question(parser: OrderParser, text: str) -> None:
+    intent, lines = read(parser, text)
+    assert intent == "order" and lines[0][1] in (3, 4)
+
+
+def test_can_you_give_me_the_goods_is_a_request(parser: OrderParser) -> None:
+    assert read(parser, "可不可以帮我拿两箱雪碧") == ("order", [("SPRITE", 2)])
+    assert read(parser, "能不能帮我送到六楼")[0] == "delivery_question"  # no goods: asks whether they deliver there
+
+
+@pytest.mark.parametrize("text", ["可乐还有8箱没有", "大米还剩3袋没有"])
+def test_still_have_ending_in_meiyou_is_a_stock_question(parser: OrderParser, text: str) -> None:
+    assert read(parser, text) == ("stock_question", [])
+
+
+def test_there_is_some_at_home_is_negation_in_a_list(parser: OrderParser) -> None:
+    assert read(parser, "雪碧拿3箱，大米家里还有") == ("order", [("SPRITE", 3)])
+
+
+def test_calling_the_price_too_high_is_a_discount_request(parser: OrderParser) -> None:
+    assert read(parser, "可乐50一箱有点贵 45卖不卖") == ("discount_request", [])
+    assert read(parser, "雪碧贵不贵")[0] == "price_question"
+
+
+def test_not_needed_any_more_removes_a_draft_item(parser: OrderParser) -> None:
+    assert read(parser, "雪碧不需要了", has_draft=True) == ("remove", [])
+
+
+def test_make_one_is_one(parser: OrderParser) -> None:
+    assert read(parser, "帮我做个8寸蛋糕") == ("order", [("CAKE-8", 1)])
+
+
+def test_actually_want_restates_the_draft_amount(parser: OrderParser) -> None:
+    assert read(parser, "大米刚才说4袋 其实要5袋", has_draft=True) == ("change", [])
