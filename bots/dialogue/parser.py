@@ -133,6 +133,12 @@ _HAS_WORD = re.compile(r"[a-z\u3400-\u9fff]")
 _NOT_A_PRODUCT = tuple(
     "人 问题 事 消息 信息 电话 地址 订单 发票 照片 图片 视频 语音 链接 月 天 小时 点 号 次 周 星期 年 分钟 钱 块".split()
 )
+# After a separator, a kind (大瓶的 / 4平方的 / 2.5的) and straight after it an amount: a further kind of a product
+# named before (矿泉水要小瓶的5箱 大瓶的2箱).
+_KIND_AMOUNT = re.compile(
+    r"[\s,、;]+(?P<kind>(?:[\u4e00-\u9fff]{1,3}|[a-z]*\d+(?:\.\d+)?(?:[a-z]+|寸|平方|平|毫升|升|克)?)的)"
+    r"(?=\s*(?:要|来|拿)?\s*(?:\d+|[一二两三四五六七八九十俩仨]+)\s*[\u4e00-\u9fff])"
+)
 # What a shop puts in with the goods when asked (蛋糕一个 插6根蜡烛 / 配4套刀叉 / 要2个袋子): an instruction for
 # the order, not a product of its own — its number is no quantity and it is never "not found" (unless the
 # catalog sells it, when it is a product like any other and never reaches this list).
@@ -169,7 +175,11 @@ def strip_list_markers(text: str) -> str:
 _CHINESE_SIZE = re.compile(r"(?<![一二两三四五六七八九十百零])([一二两三四五六七八九十百零]{1,5})(?=寸|平方|毫升)")
 
 
+_DIMENSION_X = re.compile(r"(?<=\d)\s*[x*]\s*(?=\d)")  # 300x450 / 300*450 is written 300×450, as catalogs do
+
+
 def _size_digits(t: str) -> str:
+    t = _DIMENSION_X.sub("×", t)
     return _CHINESE_SIZE.sub(lambda m: str(n) if (n := chinese_to_int(m.group(1))) is not None else m.group(1), t)
 
 
@@ -300,7 +310,7 @@ class OrderParser:
     def _normal(self, text: str) -> str:
         """:func:`normalize_text`, then a product name shared by two sizes written out for each (42.5和32.5的水泥
         → 42.5的水泥和32.5的水泥) when both sizes are in the catalog's names."""
-        t = normalize_text(text, self._alias_skus)
+        t = self._kinds_named_once(normalize_text(text, self._alias_skus))
         if self._shared_spec is None or not any(ch.isdigit() for ch in t):
             return t
 
@@ -313,6 +323,27 @@ class OrderParser:
             return f"{m.group('a')}的{m.group('alias')}{m.group('j')}{m.group('b')}的"
 
         return self._shared_spec.sub(spread, t)
+
+    def _kinds_named_once(self, t: str) -> str:
+        """矿泉水要小瓶的5箱 大瓶的2箱 / 电线2.5的3卷 4平方的2卷: an ambiguous name said once, then further kinds of
+        it each with an amount — written out as 大瓶的矿泉水2箱 after a comma, so each kind settles its own item."""
+        if self._alias_re is None or "的" not in t:
+            return t
+        kinds = [m for m in _KIND_AMOUNT.finditer(t)]
+        names = list(self._alias_re.finditer(t))
+        if not kinds or not names or any(n.start() > kinds[0].start() for n in names):
+            return t
+        alias = names[0].group(0)
+        skus = self._alias_skus[alias]
+        if len(skus) < 2 or any(n.group(0) != alias for n in names):
+            return t
+
+        def names_a_kind(word: str) -> bool:
+            return any(word in self._kind_text[s] or any(self._mark_res[w].search(word) for w in self._name_marks[s]) for s in skus)
+
+        if not all(names_a_kind(k.group("kind")[:-1]) for k in kinds):
+            return t
+        return _KIND_AMOUNT.sub(lambda k: f",{k.group('kind')}{alias}", t)
 
     def parse(self, text: str, *, has_draft: bool = False) -> ParseResult:
         """Read one chat message. Never raises on any text; never picks between readings (→ Clarify).

@@ -260,6 +260,9 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         if m.group("unit") != unit:
             ask = Clarify("unit_mismatch", f"这个是按{unit}卖的，请问您说的{m.group(0).strip()}要几{unit}？", [skus[0]], unit=unit)
             return Understanding("clarify", [], ask, [Evidence(m.group(0).strip(), f"按{unit}卖，不换算", _rule(m)), *base], skus)
+    if isinstance(result, NotAnOrder) and not survey.mentions and not survey.quantities and (m := cue("repeat_order").search(masked)):
+        ask = Clarify("missing_product", "好的，请问这次要哪些商品、各要多少？")
+        return Understanding("clarify", [], ask, [Evidence(m.group(0), "照上次下单：先问清商品和数量", _rule(m)), *base], skus)
     if isinstance(result, NotAnOrder):
         if has_draft and _yes().fullmatch(re.sub(r"[\s,.!~、。;:?]", "", t)):
             return Understanding("confirm", [], Confirm(), [Evidence(t[:20], "对待确认订单说“好”"), *base])

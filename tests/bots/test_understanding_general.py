@@ -305,3 +305,29 @@ def test_make_one_is_one(parser: OrderParser) -> None:
 
 def test_actually_want_restates_the_draft_amount(parser: OrderParser) -> None:
     assert read(parser, "大米刚才说4袋 其实要5袋", has_draft=True) == ("change", [])
+
+
+# -- rules 11-12: dimensions, kinds of one name said once, "the same as last time" ---------------------------------
+
+
+def test_a_dimension_is_no_quantity() -> None:
+    tiles = OrderParser([Product("T6", "600×600 地砖", ("地砖", "瓷砖"), "片"), Product("T3", "300×450 墙砖", ("墙砖", "瓷砖"), "片")])
+    assert read(tiles, "瓷砖300x450的 要60片") == ("order", [("T3", 60)])
+    assert read(tiles, "600*600的地砖 80片") == ("order", [("T6", 80)])
+
+
+def test_kinds_of_a_name_said_once_are_each_an_item() -> None:
+    beer = OrderParser(
+        [
+            Product("B-CAN", "啤酒 罐装 330ml×24", ("啤酒", "罐装啤酒"), "箱"),
+            Product("B-BOT", "啤酒 瓶装 500ml×12", ("啤酒", "瓶装啤酒"), "箱"),
+        ]
+    )
+    assert read(beer, "啤酒要罐装的3箱，瓶装的1箱") == ("order", [("B-BOT", 1), ("B-CAN", 3)])
+    assert read(beer, "啤酒3箱 我的1箱")[0] == "clarify"  # 我的 names no kind: which beer is asked
+
+
+@pytest.mark.parametrize("text", ["跟上回一样", "老规矩 送过来吧"])
+def test_the_same_as_last_time_is_asked(parser: OrderParser, text: str) -> None:
+    u = understand(parser, text)
+    assert (u.intent, u.lines) == ("clarify", []) and isinstance(u.result, Clarify) and u.result.question
