@@ -592,7 +592,13 @@ class OrderParser:
                 mentions.append(_Mention(start, end, text[start:end], self._alias_skus[text[start:end]]))
             i = max(best, i) + 1
         if self._alias_re is not None:  # aliases jieba split anyway (e.g. around digits or spaces)
+            # …but not as the start of a longer dictionary word that is no alias (水泥钉 / 瓷砖胶水): the word's
+            # last part is what it names (a nail, a glue), another product — asked as unknown, never ordered as
+            # this one. (生日蛋糕 ends in the alias: a kind of cake, kept.)
+            words = [(s, e) for w, s, e in tokens if e - s > 1 and w not in self._alias_skus and _CJK_WORD.fullmatch(w)]
             for m in self._alias_re.finditer(_mask(text, mentions)):
+                if any(s <= m.start() and m.end() < e for s, e in words):
+                    continue
                 mentions.append(_Mention(m.start(), m.end(), m.group(0), self._alias_skus[m.group(0)]))
         mentions = _merge_adjacent(sorted(mentions, key=lambda m: m.start), text)
         masked = _mask(text, mentions)

@@ -331,3 +331,10 @@ def test_kinds_of_a_name_said_once_are_each_an_item() -> None:
 def test_the_same_as_last_time_is_asked(parser: OrderParser, text: str) -> None:
     u = understand(parser, text)
     assert (u.intent, u.lines) == ("clarify", []) and isinstance(u.result, Clarify) and u.result.question
+
+
+def test_an_alias_starting_a_longer_word_names_another_product(parser: OrderParser) -> None:
+    tools = OrderParser([Product("CEM", "水泥 42.5", ("水泥",), "袋"), Product("SCREW", "自攻螺丝", ("螺丝",), "盒")])
+    assert read(tools, "水泥钉来两盒") == ("clarify", [])  # a nail, not cement: never 2 bags of cement
+    assert read(tools, "水泥两袋") == ("order", [("CEM", 2)])
+    assert read(parser, "生日蛋糕要一个8寸的") == ("order", [("CAKE-8", 1)])  # ends in the alias: a kind of cake
