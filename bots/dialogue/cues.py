@@ -36,7 +36,8 @@ _INTERROGATIVE: Final = re.compile(
 # 行吗 / 可以吗 / 中不 / 好不好 after goods and an amount: a request put politely (整3箱青岛送过来中不), not a question.
 # 听到没有 / 记住了吗 / 知道不: a tag checking that the shop took the request in, no question about the goods.
 _PERMISSION_TAG: Final = re.compile(
-    r"(?:行|可以|中|好|成|得行|方便)(?:吗|么|嘛|不|伐|没)|行不行|可不可以|好不好|中不中|"
+    # 好 as a result of a verb (做好吗 / 包好没) asks whether it is done, no tag
+    r"(?:行|可以|中|(?<![做烤弄备搞办修装写包准])好|成|得行|方便)(?:吗|么|嘛|不|伐|没)|行不行|可不可以|好不好|中不中|"
     r"(?:听到|听见|记住|记下|收到|知道|明白|晓得)(?:了)?(?:没有?|吗|么|不|伐)|"
     # 能不能给我 / 可不可以帮我 + the goods: a request put as a question (能不能给我送3箱可乐)
     r"(?:能不能|可不可以|能否|可否)(?:给我|帮我|帮忙|替我)"
@@ -89,7 +90,9 @@ def permission_only(masked: str) -> bool:
 # A delivery verb: 送 寄 运 拉 (a truck) 到 (arrive) 收到 发 (ship) — 发 only as shipping (发货 发快递 当天发 能发吗).
 _DELIVERY_VERB: Final = re.compile(
     r"送(?!点|个|一|些|礼|几|人|朋友|长辈|领导|客户|老师|什么好|啥好)|寄|运(?!气)|快递|物流|配送|上门|自提|邮政|ems|京东|中通|圆通|韵达|来得及|赶得上|赶得及|拉(?:过来|过去|到|得|走|货|吗|不)|收到|到(?![了底处时货]|什么时候|啥时候|哪天|几号)|(?:来|到店|店里|自己|上门)(?:拿|取)|"
-    r"发(?=货|快递|顺丰|什么|啥|哪|出|过来|吗|不|么|\s|$)|[能当今明]天?发"
+    r"发(?=货|快递|顺丰|什么|啥|哪|出|过来|吗|不|么|\s|$)|[能当今明]天?发|"
+    # ready to collect: 能做好吗 / 烤出来没 (a pre-order's pickup, like its delivery)
+    r"(?:做|烤|准备|备)(?:好|出来)"
 )
 # When: 几点 / 多久 / 什么时候 / 今天 / 下午 / 三点前 / 一个小时 / 周末 — or an A-not-A / end particle on the verb.
 _WHEN: Final = re.compile(
@@ -118,7 +121,7 @@ def delivery_cue(masked: str) -> re.Match[str] | None:
 
 # Done yet? — a delivery verb with a completed aspect and 没 / 了吗 (拉走没 / 送出来没有): about an order placed.
 _DONE_YET: Final = re.compile(
-    r"(?:走|出来|出去|出门|出发|送|发|拉|寄)(?:快递|货|出|出去|过来)?(?:了)?(?:没有?|了吗|了么|了没)(?![\u4e00-\u9fff])"
+    r"(?:走|出来|出去|出门|出发|送|发|拉|寄|(?:做|烤|准备)好)(?:快递|货|出|出去|过来)?(?:了)?(?:没有?|了吗|了么|了没)(?![\u4e00-\u9fff])"
 )
 # 我的水泥 / 我的东西 / 我的茶叶发快递了没: goods already ordered — 我的 and a short noun before a delivery verb
 _MINE: Final = re.compile(
@@ -265,7 +268,7 @@ _DECIDE_LATER: Final = re.compile(
 )
 # Checking at home / asking someone first: 我先看看家里还有没有米 / 回去问问我爸 / 问问朋友几个人来.
 _CHECK_FIRST: Final = re.compile(
-    r"看看家里|(?:看看|问问|量量|算算|查查|看下|问下|量下)\S{0,10}再(?:说|订|定|买|决定|告诉|联系)|(?:回去|回家|先)问(?:问|下|一下)|我(?:先|再)问(?:问|下|一下)|"
+    r"看看家里|先(?:算算|量量|算一下|量一下|查查|合计合计)|(?:看看|问问|量量|算算|查查|看下|问下|量下)\S{0,10}再(?:说|订|定|买|决定|告诉|联系)|(?:回去|回家|先)问(?:问|下|一下)|我(?:先|再)问(?:问|下|一下)|"
     r"问(?:问|下|一下)(?:我|家|孩子|朋友|同|领导|他|她|爸|妈|工|业主|设计)|(?:看看|问问)\S{0,6}要不要|"
     r"等.{0,10}再(?:订|定|买|说|找|联系|跟|告诉|看)|"
     # someone else decides, or the answer comes later: 我跟业主商量下 / 回头量好了尺寸告诉你

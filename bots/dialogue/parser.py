@@ -85,7 +85,8 @@ _SAID_WRONG = _words("说错 写错 打错 搞错 记错")
 _SIZE_MARK = re.compile(r"^(?!#).*\d")  # a size with its unit (8寸, 550ml), not a bare number
 _KIND = re.compile(r"([\u4e00-\u9fff]{1,2})的")  # 小瓶的 / 生的: a kind described, not named
 _ENOUGH = re.compile(r"^\s*(?:就够|就行|就好|就可以|够了|就成)")  # 不要3盒了 2盒就够: the second amount is meant
-_ADD_CUE = _words("再 还要 还需要 追加 另外 多(?:加|来|要|拿|买|订|整|带|给) 也要 也来 加(?!急|班|油)")  # 多 + a verb: more
+# 多 + a verb: more; 顺便 / 顺带 / 捎带: "while you are at it", one more thing on the order
+_ADD_CUE = _words("再 还要 还需要 追加 另外 多(?:加|来|要|拿|买|订|整|带|给) 也要 也来 加(?!急|班|油) 顺便 顺带 捎带 捎上")
 _ADD_CUE_BEFORE = re.compile(rf"(?:{_ADD_CUE.pattern})\s*$")  # 雪碧多来一箱
 _PAST = _words("买了 订了 下了单 下单了 收到了 送到了 买过 订过 要过 拿过")  # 我昨天买了3箱: a report, not an order
 # 上次买的 / 昨天订的 / 收到的: goods of an earlier order — its amount (买的2饼) and its verb order nothing now.

@@ -132,6 +132,11 @@ def _yes() -> re.Pattern[str]:
 _YES_TAIL = re.compile(
     r"(?:就)?(?:按|要)?(?:\d+|[一二两三四五六七八九十]+)?\s*(?:箱|瓶|袋|包|桶|盒|提|个|斤|卷|根|片|张|方|吨|饼|罐|套|条)?(?:算)?$"
 )
+# The amount or unit repeated inside a yes (是3箱没错 / 对的，要罐装的 / 嗯对，就是个): taken out before the yes-words
+# are checked, wherever it stands — it repeats the reading asked about.
+_YES_AMOUNT = re.compile(
+    r"(?:就是|就|按|要|是)?(?:\d+|[一二两三四五六七八九十]+)?\s*(?:箱|瓶|袋|包|桶|盒|提|个|斤|卷|根|片|张|方|吨|饼|罐|套|条)(?:装)?(?:的)?"
+)
 _THUMBS = re.compile(r"^[\s👌👍🙏✅]+$")
 _NO = re.compile(r"^(?:(?:不是|不对|不|不要|错了|没有)(?:的|啊|呀|吧)?[\s,.!~、。;:]*){1,3}(?:[\s,.!~、。;:]|$)")  # 不对不对: said twice
 _STICKER = re.compile(r"\[([\u4e00-\u9fffA-Za-z ]{1,8})\]")
@@ -361,6 +366,8 @@ def _answer_to_pending(parser: OrderParser, raw: str, t: str, pending: str, has_
             reask=True,
         )
     yes_text = _YES_TAIL.sub("", bare)  # 是的是的 箱 / 对的对的 3箱 / 对 按卷: a yes that repeats the reading
+    if yes_text and not _yes().fullmatch(yes_text) and pending in YES_NO_PENDING:
+        yes_text = _YES_AMOUNT.sub("", bare)  # 是3箱没错 / 对的，要罐装的
     if yes_text and _yes().fullmatch(yes_text):
         if pending in YES_NO_PENDING:
             return Understanding("confirm", [], Confirm(), [Evidence(t[:10], f"对刚才的问题（{pending}）回答“是”"), *base])

@@ -338,3 +338,31 @@ def test_an_alias_starting_a_longer_word_names_another_product(parser: OrderPars
     assert read(tools, "水泥钉来两盒") == ("clarify", [])  # a nail, not cement: never 2 bags of cement
     assert read(tools, "水泥两袋") == ("order", [("CEM", 2)])
     assert read(parser, "生日蛋糕要一个8寸的") == ("order", [("CAKE-8", 1)])  # ends in the alias: a kind of cake
+
+
+# -- rules 2, 5, 14, 15: ready-yet questions, yes repeating the amount, "while you are at it", checks first ---------
+
+
+def test_can_it_be_ready_by_a_time_is_a_question_not_an_order(parser: OrderParser) -> None:
+    assert read(parser, "12个蛋挞后天中午能做好吗") == ("delivery_question", [])
+    assert read(parser, "我订的蛋糕做好没")[0] == "order_status"  # an order placed: is it done yet
+
+
+@pytest.mark.parametrize("text", ["是2箱没错", "对的 就是按箱", "嗯 要盒装的"])
+def test_a_yes_that_repeats_the_amount_or_unit_anywhere_is_a_yes(parser: OrderParser, text: str) -> None:
+    assert read(parser, text, pending="unit") == ("confirm", [])
+
+
+def test_a_yes_opened_with_then_confirms(parser: OrderParser) -> None:
+    assert read(parser, "那就这么办吧", has_draft=True) == ("confirm", [])
+
+
+@pytest.mark.parametrize("text", ["顺便拿一箱雪碧", "顺带两袋大米"])
+def test_while_you_are_at_it_adds_to_the_draft(parser: OrderParser, text: str) -> None:
+    intent, lines = read(parser, text, has_draft=True)
+    assert intent == "add" and len(lines) == 1
+
+
+@pytest.mark.parametrize("text", ["我先量量客厅要多少片地砖", "先算一下要几根水管"])
+def test_measuring_or_counting_first_is_a_hedge(parser: OrderParser, text: str) -> None:
+    assert read(parser, text) == ("hedge", [])
