@@ -193,7 +193,8 @@ class QuantityScanner:
         unit_alt = "|".join(re.escape(u) for u in ["打", *all_units])
         # Numbers that describe the goods, not how many: a unit price (40一袋, 36元/箱, 5块钱一瓶, 每袋40),
         # a pack size (12瓶装, 24装, 24瓶/箱, 一箱有24瓶). Found first and never read as a quantity.
-        price_num = rf"\d+(?:\.\d+)?\s*(?:元|块钱|块|千克|公斤|斤|克|毫升|升|kg|ml|g|l)?|(?:{_NUM})\s*(?:元|块钱|块)"
+        # (a length, an area or a size per unit — 4米一根 / 2平一箱 — describes the goods the same way)
+        price_num = rf"\d+(?:\.\d+)?\s*(?:元|块钱|块|千克|公斤|斤|克|毫升|升|kg|ml|g|l|米|寸|平方|平|mm|cm|m)?|(?:{_NUM})\s*(?:元|块钱|块)"
         self._not_quantity = re.compile(
             rf"(?<![a-z0-9.])(?P<price>(?:{price_num})\s*(?:一|每|/)\s*(?:{unit_alt})(?!装))"
             rf"|(?<![a-z0-9.])(?P<size>\d+\s*(?P<u1>{unit_alt})\s*(?:一|每|/)\s*(?!(?P=u1))(?:{unit_alt})(?!装))"
@@ -223,7 +224,7 @@ class QuantityScanner:
 
     def not_quantities(self, text: str) -> list[tuple[int, int, str]]:
         """Spans that read as a unit price or a pack size (never a quantity), with which: price / pack."""
-        return [(m.start(), m.end(), "price" if m.group("price") or m.group("per") else "pack") for m in self._not_quantity.finditer(text)]
+        return [(m.start(), m.end(), "price" if _is_price(m) else "pack") for m in self._not_quantity.finditer(text)]
 
     def find(self, text: str) -> list[QuantityMatch]:
         """Every quantity in ``text`` in order. Chinese numerals count only with a unit or an x mark, so that
@@ -275,6 +276,14 @@ class QuantityScanner:
                 )
             )
         return sorted(found, key=lambda q: q.start)
+
+
+def _is_price(m: re.Match[str]) -> bool:
+    """A unit price (40一袋 / 每袋40元), not a size per unit (4米一根 / 50kg一袋): money, or a bare number per unit."""
+    if m.group("per"):
+        return True
+    price = m.group("price")
+    return bool(price) and not re.search(r"\d\s*(?:千克|公斤|斤|克|毫升|升|kg|ml|g|l|米|寸|平方|平|mm|cm|m)", price)
 
 
 _DEFAULT_SCANNER = QuantityScanner()

@@ -366,3 +366,9 @@ def test_while_you_are_at_it_adds_to_the_draft(parser: OrderParser, text: str) -
 @pytest.mark.parametrize("text", ["我先量量客厅要多少片地砖", "先算一下要几根水管"])
 def test_measuring_or_counting_first_is_a_hedge(parser: OrderParser, text: str) -> None:
     assert read(parser, text) == ("hedge", [])
+
+
+def test_a_length_per_piece_is_no_quantity(parser: OrderParser) -> None:
+    u = understand(parser, "4米一根的水管 要15根")
+    assert (u.intent, u.lines) == ("order", [("PIPE", 15)])
+    assert any(e.span == "4米一根" and "规格" in e.why for e in u.evidence)  # a size, not called a price
