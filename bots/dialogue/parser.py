@@ -71,6 +71,8 @@ _REMOVE = re.compile(
     _words("不要 去掉 删掉 删除 删了 拿掉 取消 别要 减掉 退掉 撤掉 移除 不用 不需要 少要 少拿 少来 少订 减少").pattern
     # an ordering or delivery verb negated, with 了 for "no longer": 先不拿了 / 别送了 / 不买了 / 也不来了
     + r"|(?:不|别|甭)(?:用|必)?(?:拿|买|订|定|送|发|来|整|装|带|配)(?:了|啦)"
+    # 再减一箱 / 减掉2箱 / 少拿一箱: less by an amount — a removal with an amount, asked (by? down to?)
+    + r"|减(?:掉|少|去)?(?=\s*\x00)"
 )
 # 那两卷 / 这3箱 right after the product: the line already in the draft pointed at, not an amount to remove.
 _POINTED = re.compile(r"\x00\s*(?:那|这)\s*$")
@@ -117,6 +119,7 @@ _RETRACT = re.compile(
 _NEGATED = re.compile(
     _words("不要 不用 先不 暂时不 暂不 别 去掉 除了 除开 不需要 不买 不订 不拿 就算了 算了 不必 甭 不含 不包括 免了 省了 这回不").pattern
     + r"|(?:家里|家中|店里|屋里|仓库|工地上?)还?(?:有|剩)"  # 油家里还有: there is some at home — not wanted now
+    + r"|(?:不|别)(?:拉|送|带|装|整|配|发)"  # 沙子这次不拉 / 油别带: an ordering or delivery verb negated
 )
 _CLAUSE_END = frozenset(" ,.!?;:、。~\n")
 _DECIMAL_POINT = re.compile(r"\d\.\d")  # 32.5: a point inside a number ends no clause
@@ -480,12 +483,7 @@ class OrderParser:
     def _without_negated_clauses(self, scan: _Scan) -> tuple[_Scan, frozenset[_Mention]] | None:
         """大米2袋，油先不要 / 蛋糕一个 不要写字 / 茶杯上次买了不用: the clauses that say "not this" taken out, when
         another clause orders something with a quantity; None when there is no such split."""
-        bounds = [
-            -1,
-            *(k for k, ch in enumerate(scan.text) if ch in _CLAUSE_END and not _DECIMAL_POINT.match(scan.text, k - 1)),
-            len(scan.text),
-        ]
-        negated = [(a + 1, b) for a, b in itertools.pairwise(bounds) if b > a + 1 and _NEGATED.search(scan.masked, a + 1, b)]
+        negated = [(a, b) for a, b in _clauses(scan) if _NEGATED.search(scan.masked, a, b)]
         if not negated:
             return None
 
@@ -542,6 +540,24 @@ class OrderParser:
                     found.append(having[0])
             found = list(dict.fromkeys(found))
         return sized or found  # 8寸的: the 8寸 cake, not the box of 8 mooncakes (a bare 8)
+
+    def order_by_size_alone(self, text: str) -> Line | None:
+        """要42.5的 20袋 / 不要6寸了 要8寸的一个: no product named outside the clauses that say "not", one whole
+        amount with a unit, and a size or kind only one SKU of the whole catalog has, sold in that very unit —
+        that SKU and amount. None whenever anything else is there or anything is unclear (the caller asks)."""
+        scan = self._scan(self._normal(text))
+        clauses = _clauses(scan)
+        kept = [(a, b) for a, b in clauses if not _NEGATED.search(scan.masked, a, b)]
+        if len(kept) == len(clauses) or any(a <= m.start < b for m in scan.mentions for a, b in kept):
+            return None  # nothing negated (the parser's own reading stands), or a product named in what is kept
+        qs = [q for q in scan.quantities if any(a <= q.start < b for a, b in kept)]
+        if len(qs) != 1 or qs[0].unit is None or qs[0].value is None or qs[0].value.denominator != 1 or qs[0].value <= 0:
+            return None
+        named = self.skus_named_by_spec(" ".join(scan.text[a:b] for a, b in kept))
+        if len(named) != 1 or self._products[named[0]].unit != qs[0].unit:
+            return None
+        product = self._products[named[0]]
+        return Line(product.sku, int(qs[0].value), product.unit, qs[0].text.strip())
 
     def survey(self, text: str) -> Survey:
         """What :meth:`parse` sees in a message — the normalised text, product mentions, quantities, and numbers
@@ -829,6 +845,13 @@ def _typo_variants(alias: str) -> list[str]:
         return []
     typos = homophone_typos()
     return [alias[:k] + typo + alias[k + 1 :] for k, ch in enumerate(alias) for typo in typos.get(ch, ())]
+
+
+def _clauses(scan: _Scan) -> list[tuple[int, int]]:
+    """The (start, end) of each clause: text between clause-ending signs (a point inside 32.5 ends none)."""
+    ends = (k for k, ch in enumerate(scan.text) if ch in _CLAUSE_END and not _DECIMAL_POINT.match(scan.text, k - 1))
+    bounds = [-1, *ends, len(scan.text)]
+    return [(a + 1, b) for a, b in itertools.pairwise(bounds) if b > a + 1]
 
 
 def _as_correction(result: OrderLines) -> ParseResult:

@@ -222,7 +222,8 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
     ) and not (
         m.group(0) in cue("size_words") and cues.delivery_cue(masked)  # 多大的车送货: the truck, not the goods
     ):
-        if _VEHICLE.search(m.group(0)):  # 一车能装多少袋: what a truck takes is about delivery
+        if _VEHICLE.search(m.group(0)) or (m.group(0) in cue("size_words") and _VEHICLE.search(masked)):
+            # 一车能装多少袋 / 你们车多大: what a truck takes, or its size, is about delivery
             return question("delivery_question", m, "问一车能装多少")
         return question("price_question", m, "问价格/规格")
     if m := _ARRIVED.search(masked):
@@ -259,11 +260,17 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         return Understanding("hedge", [], NotAnOrder(), [Evidence(m.group(0), "还没决定（以后再订/先问问/可能）", _rule(m)), *base], skus)
     # 5. Everything else is read by the order parser.
     result = parser.parse(raw, has_draft=has_draft)
-    if isinstance(result, NotAnOrder) and len(skus) == 1 and (m := _MEASURED.search(masked)):
-        # 2.5平方线200米: an amount in a measure the product is not sold by — asked, never converted (rule 12)
-        unit = parser.products[skus[0]].unit
+    if not has_draft and pending is None and isinstance(result, Clarify | NotAnOrder) and cues.question_cue(masked) is None:
+        if (line := parser.order_by_size_alone(raw)) is not None:  # 不要6寸了 要8寸的一个: the size names the cake
+            evidence = [Evidence(line.matched, f"只有 {line.sku} 是这个规格，按 {line.qty}{line.unit} 下单"), *base]
+            return Understanding("order", [(line.sku, line.qty)], OrderLines([line], "new"), evidence, skus)
+    units = {parser.products[s].unit for s in skus}
+    if isinstance(result, NotAnOrder) and len(survey.mentions) == 1 and len(units) == 1 and (m := _MEASURED.search(masked)):
+        # 2.5平方线200米 / 电线100米: an amount in a measure the product (every candidate of it) is not sold by —
+        # asked, never converted (rule 12)
+        unit = units.pop()
         if m.group("unit") != unit:
-            ask = Clarify("unit_mismatch", f"这个是按{unit}卖的，请问您说的{m.group(0).strip()}要几{unit}？", [skus[0]], unit=unit)
+            ask = Clarify("unit_mismatch", f"这个是按{unit}卖的，请问您说的{m.group(0).strip()}要几{unit}？", list(skus), unit=unit)
             return Understanding("clarify", [], ask, [Evidence(m.group(0).strip(), f"按{unit}卖，不换算", _rule(m)), *base], skus)
     if isinstance(result, NotAnOrder) and not survey.mentions and not survey.quantities and (m := cue("repeat_order").search(masked)):
         ask = Clarify("missing_product", "好的，请问这次要哪些商品、各要多少？")

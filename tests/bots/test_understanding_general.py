@@ -372,3 +372,41 @@ def test_a_length_per_piece_is_no_quantity(parser: OrderParser) -> None:
     u = understand(parser, "4米一根的水管 要15根")
     assert (u.intent, u.lines) == ("order", [("PIPE", 15)])
     assert any(e.span == "4米一根" and "规格" in e.why for e in u.evidence)  # a size, not called a price
+
+
+# -- rules 3, 4, 6, 12: found while probing delivery, discount, negation and units -----------------------------------
+
+
+def test_less_by_an_amount_on_a_draft_is_asked(parser: OrderParser) -> None:
+    assert read(parser, "雪碧再减一箱", has_draft=True) == ("clarify", [])  # never an order of 1 箱
+
+
+def test_how_many_then_deliver_is_no_shortfall(parser: OrderParser) -> None:
+    assert read(parser, "买满多少送货上门")[0] == "delivery_question"
+    assert read(parser, "可乐少送了一箱")[0] == "complaint"
+
+
+def test_the_size_of_the_truck_is_about_delivery(parser: OrderParser) -> None:
+    assert read(parser, "你们的货车多大 进得了巷子吗")[0] == "delivery_question"
+
+
+def test_free_extras_with_the_goods_asked_for_are_a_discount_request(parser: OrderParser) -> None:
+    assert read(parser, "蛋糕配不配刀叉") == ("discount_request", [])
+
+
+def test_a_negated_delivery_verb_scopes_over_its_item(parser: OrderParser) -> None:
+    assert read(parser, "大米3袋，啤酒这回不拉") == ("order", [("RICE", 3)])
+
+
+def test_a_measure_for_an_ambiguous_product_sold_in_one_unit_is_asked() -> None:
+    wires = OrderParser([Product("W15", "BV1.5平方电线", ("电线",), "卷"), Product("W6", "BV6平方电线", ("电线",), "卷")])
+    assert read(wires, "电线要50米") == ("clarify", [])
+
+
+@pytest.mark.parametrize(("text", "lines"), [("不要8寸的 要6寸的两个", [("CAKE-6", 2)]), ("6寸不要了，要8寸的1个", [("CAKE-8", 1)])])
+def test_not_this_size_but_that_one_orders_the_size_kept(parser: OrderParser, text: str, lines: list[tuple[str, int]]) -> None:
+    assert read(parser, text) == ("order", lines)
+
+
+def test_a_size_alone_in_another_unit_is_still_asked(parser: OrderParser) -> None:
+    assert read(parser, "不要6寸的 要8寸的两箱")[0] == "clarify"  # cakes are sold by the 个
