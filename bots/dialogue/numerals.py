@@ -216,7 +216,8 @@ class QuantityScanner:
         # 20公斤的防水涂料 / 5公斤的大米 / 500克一袋的: a size described before the product, not an amount.
         self._spec_of = re.compile(rf"(?:\d+(?:\.\d+)?|[{CHINESE_NUMERAL_CHARS}]+)\s*(?:公斤|千克|斤|克|寸|升|毫升)\s*的(?=\S)")
         self._pattern = re.compile(
-            r"(?<![a-z0-9.第/])"  # not inside a code, a size or a fraction; not an ordinal (第3箱)
+            # not inside a code, a size or a fraction (1/2箱); not an ordinal (第3箱); a / between items separates them
+            r"(?<![a-z0-9.第])(?<!\d/)(?<!\d\s/)"
             r"(?P<mark>[x×*]\s*)?(?P<sign>-|−|负)?"
             rf"(?P<num>{_NUM})(?:\s*(?:-|~|/|到|至)\s*(?P<num2>{_NUM}))?"
             rf"(?:\s*(?P<unit>{unit_alt})(?!人|月|小时|星期|礼拜|钟头))?(?P<half>半)?"  # 4个人 / 3个月: no amount of goods

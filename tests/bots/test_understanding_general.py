@@ -410,3 +410,8 @@ def test_not_this_size_but_that_one_orders_the_size_kept(parser: OrderParser, te
 
 def test_a_size_alone_in_another_unit_is_still_asked(parser: OrderParser) -> None:
     assert read(parser, "不要6寸的 要8寸的两箱")[0] == "clarify"  # cakes are sold by the 个
+
+
+def test_a_slash_between_items_separates_them(parser: OrderParser) -> None:
+    assert read(parser, "3箱雪碧/2袋大米") == ("order", [("RICE", 2), ("SPRITE", 3)])
+    assert read(parser, "雪碧1/2箱")[0] == "clarify"  # a fraction stays vague
