@@ -415,3 +415,51 @@ def test_a_size_alone_in_another_unit_is_still_asked(parser: OrderParser) -> Non
 def test_a_slash_between_items_separates_them(parser: OrderParser) -> None:
     assert read(parser, "3箱雪碧/2袋大米") == ("order", [("RICE", 2), ("SPRITE", 3)])
     assert read(parser, "雪碧1/2箱")[0] == "clarify"  # a fraction stays vague
+
+
+# -- rules 3-4: classes the rules left to the intent model, now given by structure ----------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "说好的6盒鸡蛋只送来5盒",  # ordered N, only M came
+        "大米里全是小石子",  # full of what should not be there
+        "蛋挞中间还没烤熟",  # not cooked through
+        "一盒鸡蛋是拆开过的",  # opened before it came
+        "打了三次电话一直没人接",  # no answer for a long time
+        "可乐太淡了",  # too weak / dry / greasy
+        "水管用了两天就裂开",  # broke at once
+        "这批地砖厚度不够",  # an attribute short of what it should be
+    ],
+)
+def test_complaints_by_their_shape(parser: OrderParser, text: str) -> None:
+    assert read(parser, text) == ("complaint", [])
+
+
+@pytest.mark.parametrize("text", ["你们店里卖不卖毛尖", "卖冰红茶吗", "有DN32的水管吗"])
+def test_whether_it_is_sold_here_is_a_stock_question(parser: OrderParser, text: str) -> None:
+    assert read(parser, text)[0] == "stock_question"
+
+
+@pytest.mark.parametrize("text", ["毛尖咋个卖", "信阳毛尖怎么卖的呀", "两种水管差价多少"])
+def test_how_is_it_sold_is_a_price_question(parser: OrderParser, text: str) -> None:
+    assert read(parser, text)[0] == "price_question"
+
+
+@pytest.mark.parametrize("text", ["能打个八五折不", "九折行不行"])
+def test_a_discount_named_by_its_rate(parser: OrderParser, text: str) -> None:
+    assert read(parser, text) == ("discount_request", [])
+
+
+def test_whether_the_truck_gets_there_is_a_delivery_question(parser: OrderParser) -> None:
+    assert read(parser, "我家在坡上 你们货车开得上去吗")[0] == "delivery_question"
+
+
+def test_no_cue_word_is_swallowed_by_a_comment() -> None:
+    """A TOML comment after the last cue word of a line hides every word after it on that line."""
+    from bots.dialogue.cue_words import CUE_WORDS_PATH
+
+    for n, line in enumerate(CUE_WORDS_PATH.read_text(encoding="utf-8").splitlines(), 1):
+        code, _, comment = line.partition("  #")
+        assert "'" not in comment or not code.strip(), f"cue_words.toml:{n}: a quoted word inside a comment"
