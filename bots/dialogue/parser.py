@@ -631,6 +631,16 @@ class OrderParser:
         if len(mention.skus) == 1:
             return mention.skus
         left, right = scan.segment(mention.start, mention.end)
+
+        # A qualifier belongs to the nearest product: never look past the next product on either side (in 6寸蛋糕6个
+        # 月饼2盒 the 6寸 is the cake's, it settles no 月饼 of 6个装).
+        def another_item(m: _Mention) -> bool:  # 沙子要河沙: 河沙 is a kind of it; 32.5水泥10袋 水泥20袋: two items
+            a, b = (m.end, mention.start) if m.end <= mention.start else (mention.end, m.start)
+            return not set(m.skus) <= set(mention.skus) or any(a <= q.start < b for q in scan.quantities)
+
+        others = [m for m in scan.mentions if m is not mention and another_item(m)]
+        left = max([left, *(m.end for m in others if m.end <= mention.start)])
+        right = min([right, *(m.start for m in others if m.start >= mention.end)])
         context = scan.text[left : mention.start] + " " + scan.text[mention.end : right]
         marks = [self._name_marks[s] for s in mention.skus]
         common = frozenset.intersection(*marks)
@@ -898,12 +908,15 @@ def _spec_forms(token: str) -> list[str]:
     assert number is not None
     unit = token[number.end() :]
     forms = [token] if token != number.group(0) else []
+    if unit and number.start() > 0:  # bv4平方 → 4平方 too: the size as said, without the code letters
+        forms.append(token[number.start() :])
     return [*forms, *(number.group(0) + zh for zh in _SPEC_UNIT_ZH.get(unit, ())), "#" + number.group(0)]
 
 
 def _mark_pattern(mark: str, unit_alt: str) -> str:
     if mark.startswith("#"):  # a bare size number: 550的 / 42.5水泥 / 550那种 — never 5桶 (a quantity)
-        return rf"(?<![0-9.a-z]){re.escape(mark[1:])}(?![0-9.a-z]|\s*(?:{unit_alt}))"
+        # …nor a size in another measure (6寸 is no 6个装, 500克 no 500ml)
+        return rf"(?<![0-9.a-z]){re.escape(mark[1:])}(?![0-9.a-z]|\s*(?:{unit_alt}|寸|毫升|升|公斤|千克|克|斤|米|平方|平))"
     return rf"(?<![0-9.a-z]){re.escape(mark)}(?![a-z0-9])"
 
 

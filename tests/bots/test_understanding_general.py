@@ -463,3 +463,28 @@ def test_no_cue_word_is_swallowed_by_a_comment() -> None:
     for n, line in enumerate(CUE_WORDS_PATH.read_text(encoding="utf-8").splitlines(), 1):
         code, _, comment = line.partition("  #")
         assert "'" not in comment or not code.strip(), f"cue_words.toml:{n}: a quoted word inside a comment"
+
+
+# -- rule 12: a qualifier settles only the product nearest to it -------------------------------------------------------
+
+
+def test_a_size_settles_only_its_own_product() -> None:
+    shop = OrderParser(
+        [
+            Product("CAKE-6", "6寸蛋糕", ("蛋糕",), "个"),
+            Product("CAKE-8", "8寸蛋糕", ("蛋糕",), "个"),
+            Product("BOX-6", "点心礼盒 6个装", ("礼盒",), "盒"),
+            Product("BOX-8", "点心礼盒 8个装", ("礼盒",), "盒"),
+        ]
+    )
+    assert read(shop, "8寸蛋糕1个 礼盒3盒")[0] == "clarify"  # 8寸 is the cake's: which box is asked, never the 8个装
+    assert read(shop, "蛋糕8寸的1个 6个装的礼盒3盒") == ("order", [("BOX-6", 3), ("CAKE-8", 1)])
+
+
+def test_a_second_amount_of_the_plain_name_is_not_settled_by_the_first_item(parser: OrderParser) -> None:
+    assert read(parser, "8寸蛋糕2个 蛋糕1个")[0] == "clarify"  # the second 蛋糕: which size? never 3 of the 8寸
+
+
+def test_a_kind_named_after_the_plain_name_still_settles_it() -> None:
+    sand = OrderParser([Product("RIVER", "河沙", ("沙子", "河沙"), "方"), Product("MACHINE", "机制砂", ("沙子", "机制砂"), "方")])
+    assert read(sand, "沙子要机制砂 4方") == ("order", [("MACHINE", 4)])
