@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Final, Literal, TypeAlias
 
@@ -130,15 +130,16 @@ def _yes() -> re.Pattern[str]:
 
 
 _YES_TAIL = re.compile(
-    r"(?:就)?(?:按|要)?(?:\d+|[一二两三四五六七八九十]+)?\s*(?:箱|瓶|袋|包|桶|盒|提|个|斤|卷|根|片|张|方|吨|饼|罐|套|条)?(?:算)?$"
+    r"(?:就)?(?:按|要)?(?:\d+|[一二两三四五六七八九十]+)?\s*(?:箱|瓶|袋|包|桶|盒|提|个|斤|卷|根|片|张|方|吨|饼|罐|套|条)?(?:算)?[啊呀吧哈呢的]*$"
 )
 # The amount or unit repeated inside a yes (是3箱没错 / 对的，要罐装的 / 嗯对，就是个): taken out before the yes-words
 # are checked, wherever it stands — it repeats the reading asked about.
 _YES_AMOUNT = re.compile(
     r"(?:就是|就|按|要|是)?(?:\d+|[一二两三四五六七八九十]+)?\s*(?:箱|瓶|袋|包|桶|盒|提|个|斤|卷|根|片|张|方|吨|饼|罐|套|条)(?:装)?(?:的)?"
 )
-_THUMBS = re.compile(r"^[\s👌👍🙏✅]+$")
-_NO = re.compile(r"^(?:(?:不是|不对|不|不要|错了|没有)(?:的|啊|呀|吧)?[\s,.!~、。;:]*){1,3}(?:[\s,.!~、。;:]|$)")  # 不对不对: said twice
+# 👌 / 👍 / ✅, alone or among other emoji and signs (👌～ / 👌 😊): a yes
+_THUMBS = re.compile("^[\\s~～!！.。🙏\U0001f300-\U0001faff]*[👌👍✅][\\s~～!！.。👌👍✅🙏\U0001f300-\U0001faff]*$")
+_NO = re.compile(r"^(?:(?:不是|不对|不|不要|错了|没有)(?:的|啊|呀|吧|呢)*[\s,.!~、。;:]*){1,3}(?:[\s,.!~、。;:]|$)")  # 不对不对: said twice
 _STICKER = re.compile(r"\[([\u4e00-\u9fffA-Za-z ]{1,8})\]")
 _EMOJI = re.compile("[\U0001f300-\U0001faff\u2600-\u27bf\u2b50\u2764\ufe0f]")
 _MARKUP = re.compile(r"<\s*/?\s*[a-z][^>]*>|&[a-z]+;|\bjavascript:", re.IGNORECASE)
@@ -158,6 +159,11 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         return Understanding("unknown", [], NotAnOrder(), [Evidence("", f"消息过长（{len(raw)} 字），不按订单读取")])
     if _MARKUP.search(raw):
         return Understanding("unknown", [], NotAnOrder(), [Evidence(_MARKUP.search(raw).group(0)[:20], "网页代码/标记，不是订单")])  # type: ignore[union-attr]
+    core = _without_courtesy(raw)
+    if core != raw and (_has_content(core.lower()) or _THUMBS.match(core)):  # 老板，不是的 / 有8寸的吗，麻烦了: read without the courtesy
+        inner = understand(parser, core, has_draft=has_draft, pending=pending)
+        said = Evidence(raw.replace(core, " … ").strip()[:20], "称呼或客气话，不改变意思")
+        return replace(inner, evidence=[*inner.evidence, said])
     survey = parser.survey(raw)
     t, masked = survey.text, cues.without_free_choice(survey.masked)  # 啥时候方便啥时候送 asks nothing
     skus = tuple(dict.fromkeys(s for m in survey.mentions for s in m.skus))
@@ -303,6 +309,21 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
 
 # 不是3卷 是5卷: "not this amount but that one" — on a draft, a change of the line, like 改成 (rule 7)
 _NOT_BUT = re.compile(r"不是\s*(?:\d|[一二两三四五六七八九十])\S{0,4}?[\s,，、]*(?:是|要)\s*(?:\d|[一二两三四五六七八九十])")
+# A greeting or an address opening the message, set off by a sign or a space (老板，/ 你好 / 在吗？), and thanks or
+# 麻烦了 closing it: courtesy around what the message says. 老板好 (no separator) is left whole: it is the greeting.
+_COURTESY_HEAD = re.compile(
+    r"^(?:(?:你好|您好|老板娘|老板|师傅|亲|美女|帅哥|在吗|在不在|哈喽|hello|hi|喂+)[\s,，.。!！~～、:：?？]+)+", re.IGNORECASE
+)
+_COURTESY_TAIL = re.compile(
+    r"(?:[\s,，.。!！~～、]+(?:谢谢(?:老板娘?|啦|了|你|您)?|多谢|麻烦(?:你|您)?了|辛苦(?:你|您)?(?:了|啦)?|拜托(?:了|啦)?)[\s,，.。!！~～]*)+$"
+)
+
+
+def _without_courtesy(raw: str) -> str:
+    """The message without a greeting opening it and thanks closing it; '' when that is all it says."""
+    return _COURTESY_TAIL.sub("", _COURTESY_HEAD.sub("", raw.strip())).strip()
+
+
 _ORDER_NO = re.compile(r"订单号|单号|(?<![a-z0-9])so\s*-?\s*\d{6,}(?!\d)")  # 订单SO123456的: no \b after a 汉字
 
 

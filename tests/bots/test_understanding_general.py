@@ -488,3 +488,37 @@ def test_a_second_amount_of_the_plain_name_is_not_settled_by_the_first_item(pars
 def test_a_kind_named_after_the_plain_name_still_settles_it() -> None:
     sand = OrderParser([Product("RIVER", "河沙", ("沙子", "河沙"), "方"), Product("MACHINE", "机制砂", ("沙子", "机制砂"), "方")])
     assert read(sand, "沙子要机制砂 4方") == ("order", [("MACHINE", 4)])
+
+
+# -- courtesy around a message changes nothing (a perturbation of every tune message found these) -------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "has_draft", "pending", "intent"),
+    [
+        ("老板，不对", False, "unit", "clarify"),
+        ("你好，是的", False, "unit", "confirm"),
+        ("可以 就这样，辛苦了", True, None, "confirm"),
+        ("师傅 有DN32的水管吗，麻烦了", False, None, "stock_question"),
+        ("你好，👍", True, None, "confirm"),
+        ("👌～", True, None, "confirm"),
+    ],
+)
+def test_a_greeting_before_or_thanks_after_change_nothing(
+    parser: OrderParser, text: str, has_draft: bool, pending: str | None, intent: str
+) -> None:
+    assert read(parser, text, has_draft=has_draft, pending=pending) == (intent, [])
+
+
+def test_a_greeting_alone_is_still_small_talk(parser: OrderParser) -> None:
+    assert read(parser, "你好，谢谢") == ("chitchat", [])
+    assert read(parser, "在吗？") == ("chitchat", [])
+
+
+def test_an_order_after_a_greeting_with_a_list(parser: OrderParser) -> None:
+    assert read(parser, "老板 1. 雪碧 2箱\n2. 大米 1袋") == ("order", [("RICE", 1), ("SPRITE", 2)])
+
+
+@pytest.mark.parametrize("text", ["雪碧还有6箱吗～", "大米还有10袋没啊"])
+def test_still_have_with_a_trailing_particle_is_still_a_stock_question(parser: OrderParser, text: str) -> None:
+    assert read(parser, text) == ("stock_question", [])
