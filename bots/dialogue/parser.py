@@ -149,7 +149,14 @@ _KIND_AMOUNT = re.compile(
 _WITH_THE_GOODS = re.compile(r"蜡烛|刀叉|叉子|餐具|纸盘|盘子|生日帽|帽子|勺子|吸管|筷子|袋子|塑料袋|手提袋|贺卡|卡片")
 _SPEC_WORD = r"\d+(?:\.\d+)?(?:ml|l|kg|g|寸|毫升|升|公斤|千克|克|平方|平)?"  # a size as written (42.5, 8寸, 550ml, 4平方)
 _SPEC_TOKEN = re.compile(r"[a-z]*\d+(?:\.\d+)?(?:[a-z]+|寸|毫升|升|公斤|千克|斤|克|平方|平)?")
-_PACK = re.compile(r"(\d+)\s*[\u4e00-\u9fff]?\s*装")  # 8个装 / 24装: a pack size
+_PACK = re.compile(r"(\d+|[一二两三四五六七八九十]{1,3})\s*[\u4e00-\u9fff]?\s*装")  # 8个装 / 六个装 / 24装: a pack size
+# Between a product and its amount in a run-on (蛋挞6个 / 蛋挞要6个 / 6个的蛋挞): at most a verb or 的, no sign.
+_GAP_WORDS = re.compile(r"(?:要|来|拿|买|订|的|共|一共|各|都|再)?")
+# What stays in the clause of the item before it: particles, 各 / 都, a unit price (一箱), 装, 左右, 的.
+# What starts a new clause right after an item in a run-on: the next product (蛋挞6个泡芙…), or "not" (芝士蛋糕一个不要
+# 水果的). Anything else (a kind 小瓶的, 过来, 能刷几平, 吗) stays with the item, as it did.
+_NOT_THEN_ITEM = re.compile(r"(?<=\x00)(?:就|也|先|这次|暂时)?(?:不要|不用|不需要|算了|别拿|别要|不买|不订)(?:了|啦)(?=\x00)")
+_NEW_CLAUSE = re.compile(r"\x00|(?:先|就|也|暂时|这次|这回)?(?:不要|不用|不需要|别|甭|不买|不订|不拿)")
 _CJK_CHAR = re.compile(r"[\u4e00-\u9fff]")
 _CJK_WORD = re.compile(r"[\u4e00-\u9fff]{2,}")
 
@@ -313,8 +320,40 @@ class OrderParser:
 
     def _normal(self, text: str) -> str:
         """:func:`normalize_text`, then a product name shared by two sizes written out for each (42.5和32.5的水泥
-        → 42.5的水泥和32.5的水泥) when both sizes are in the catalog's names."""
-        t = self._kinds_named_once(normalize_text(text, self._alias_skus))
+        → 42.5的水泥和32.5的水泥) when both sizes are in the catalog's names, and clause breaks where a run-on
+        message (typed or dictated without punctuation) plainly changes item."""
+        return self._with_clause_breaks(self._shared_sizes(self._kinds_named_once(normalize_text(text, self._alias_skus))))
+
+    def _with_clause_breaks(self, t: str) -> str:
+        """蛋挞6个泡芙就不要了 / 要6个蛋挞蛋糕我再想想: dictated without a sign, one item's clause runs into the
+        next. Where an item (product then amount, or amount then product — as the message starts) is followed
+        straight away by more words, with no sign or space between, a comma is put: what "not" or "later" says
+        is then scoped to its own clause, as when the customer types one. Never before a particle (3箱吗)."""
+        scan = self._scan(t)
+        elements: list[_Element] = sorted([*scan.mentions, *scan.quantities], key=lambda e: e.start)
+        if len(elements) < 2:
+            return t
+        product_first = isinstance(elements[0], _Mention)
+        breaks = []
+        for a, b in itertools.pairwise(elements):
+            item_ends = (
+                (isinstance(a, _Mention) and isinstance(b, QuantityMatch))
+                if product_first
+                else (isinstance(a, QuantityMatch) and isinstance(b, _Mention))
+            )
+            amount = b if isinstance(b, QuantityMatch) else a
+            if not item_ends or _GAP_WORDS.fullmatch(t[a.end : b.start]) is None or amount.value is None:  # type: ignore[union-attr]
+                continue  # 茶具套装几个杯子: a vague amount asks what it holds, no item ends there
+            at = b.end
+            if at < len(t) and _NEW_CLAUSE.match(scan.masked, at):
+                breaks.append(at)
+        # …and after "not" said of one item when the next item follows at once (泡面不用了纸巾来两提)
+        breaks += [m.end() for m in _NOT_THEN_ITEM.finditer(scan.masked)]
+        for at in sorted(set(breaks), reverse=True):
+            t = t[:at] + "," + t[at:]
+        return t
+
+    def _shared_sizes(self, t: str) -> str:
         if self._shared_spec is None or not any(ch.isdigit() for ch in t):
             return t
 
@@ -654,7 +693,8 @@ class OrderParser:
                         hits.append(having[0])
         if not hits:  # 8个装的月饼: a pack size only one candidate's name has
             for pack in _PACK.finditer(context):
-                having = [sku for sku in mention.skus if f"#{pack.group(1)}" in self._name_marks[sku]]
+                size = pack.group(1) if pack.group(1).isdigit() else str(chinese_to_int(pack.group(1)))
+                having = [sku for sku in mention.skus if f"#{size}" in self._name_marks[sku]]
                 hits = having if len(having) == 1 else hits
         if not hits and mention.start > 0:  # 生普洱 / 熟普洱: one character before the name that one candidate's names have
             before = scan.text[mention.start - 1]

@@ -522,3 +522,31 @@ def test_an_order_after_a_greeting_with_a_list(parser: OrderParser) -> None:
 @pytest.mark.parametrize("text", ["雪碧还有6箱吗～", "大米还有10袋没啊"])
 def test_still_have_with_a_trailing_particle_is_still_a_stock_question(parser: OrderParser, text: str) -> None:
     assert read(parser, text) == ("stock_question", [])
+
+
+# -- run-on messages (dictated or typed without a sign): one item's clause ends where the next item starts -----------
+
+
+@pytest.mark.parametrize(
+    ("text", "lines"),
+    [
+        ("雪碧3箱大米就不要了", [("SPRITE", 3)]),  # "not" scoped to the next item, as with a comma
+        ("可乐两箱鸡蛋不用了大米来一袋", [("COLA", 2), ("RICE", 1)]),
+        ("8寸蛋糕一个不要写字", [("CAKE-8", 1)]),
+        ("来两箱雪碧可乐我再想想", [("SPRITE", 2)]),  # amount first: the item ends after the product
+        ("可乐3箱雪碧2箱", [("COLA", 3), ("SPRITE", 2)]),
+    ],
+)
+def test_a_run_on_message_is_read_clause_by_clause(parser: OrderParser, text: str, lines: list[tuple[str, int]]) -> None:
+    assert read(parser, text) == ("order", lines)
+
+
+@pytest.mark.parametrize("text", ["雪碧还有6箱不我下午去拉", "鸡蛋还有3盒没我想要"])
+def test_a_run_on_stock_question_stays_a_question(parser: OrderParser, text: str) -> None:
+    assert read(parser, text) == ("stock_question", [])
+
+
+def test_a_run_on_keeps_what_belongs_to_the_item(parser: OrderParser) -> None:
+    assert read(parser, "送2箱可乐过来") == ("order", [("COLA", 2)])
+    assert read(parser, "鸡蛋一盒能放几天")[0] == "price_question"  # what one unit does stays with it
+    assert read(parser, "订20个蛋挞要等多久")[0] == "delivery_question"
