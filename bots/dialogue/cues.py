@@ -121,7 +121,7 @@ def delivery_cue(masked: str) -> re.Match[str] | None:
 
 # Done yet? — a delivery verb with a completed aspect and 没 / 了吗 (拉走没 / 送出来没有): about an order placed.
 _DONE_YET: Final = re.compile(
-    r"(?:走|出来|出去|出门|出发|送|发|拉|寄|(?:做|烤|准备)好)(?:快递|货|出|出去|过来)?(?:了)?(?:没有?|了吗|了么|了没)(?![\u4e00-\u9fff])"
+    r"(?:走|出来|出去|出门|出发|送|发|拉|寄|(?:做|烤|准备)好)(?:快递|货|出|出去|过来)?(?:了)?(?:没有?|了吗|了么|了没)(?![用事法问关意])"
 )
 # 我的水泥 / 我的东西 / 我的茶叶发快递了没: goods already ordered — 我的 and a short noun before a delivery verb
 _MINE: Final = re.compile(

@@ -114,6 +114,8 @@ _RETRACT = re.compile(
     # an interjection standing alone between two amounts of one product (方便面2箱 呃 3箱吧): a hesitation, the
     # amount after it is the one meant — never beside a second product (大米2袋 嗯 可乐3箱 is two items).
     + rf"|(?<=[\s,.…]){_HESITATION}(?=[\s,.…])"
+    # run together, between two amounts (方便面2箱呃3箱吧 / 河沙5方不6方 / 芝士蛋糕1个嗯不2个)
+    + r"|(?<=\x00)(?:[嗯呃额唉哎啊哦噢]+不?|不)(?=\x00)"
 )
 # Negation that scopes over its own segment of a message that orders something else (大米2袋，油先不要).
 _NEGATED = re.compile(
@@ -151,12 +153,23 @@ _SPEC_WORD = r"\d+(?:\.\d+)?(?:ml|l|kg|g|寸|毫升|升|公斤|千克|克|平方
 _SPEC_TOKEN = re.compile(r"[a-z]*\d+(?:\.\d+)?(?:[a-z]+|寸|毫升|升|公斤|千克|斤|克|平方|平)?")
 _PACK = re.compile(r"(\d+|[一二两三四五六七八九十]{1,3})\s*[\u4e00-\u9fff]?\s*装")  # 8个装 / 六个装 / 24装: a pack size
 # Between a product and its amount in a run-on (蛋挞6个 / 蛋挞要6个 / 6个的蛋挞): at most a verb or 的, no sign.
-_GAP_WORDS = re.compile(r"(?:要|来|拿|买|订|的|共|一共|各|都|再)?")
-# What stays in the clause of the item before it: particles, 各 / 都, a unit price (一箱), 装, 左右, 的.
-# What starts a new clause right after an item in a run-on: the next product (蛋挞6个泡芙…), or "not" (芝士蛋糕一个不要
-# 水果的). Anything else (a kind 小瓶的, 过来, 能刷几平, 吗) stays with the item, as it did.
-_NOT_THEN_ITEM = re.compile(r"(?<=\x00)(?:就|也|先|这次|暂时)?(?:不要|不用|不需要|算了|别拿|别要|不买|不订)(?:了|啦)(?=\x00)")
-_NEW_CLAUSE = re.compile(r"\x00|(?:先|就|也|暂时|这次|这回)?(?:不要|不用|不需要|别|甭|不买|不订|不拿)")
+_GAP_WORDS = re.compile(r"(?:先|再|就|也)?(?:要|来|拿|买|订|整|称)?(?:的|共|一共|各|都)?")
+_NOT_THEN_ITEM = re.compile(
+    r"(?<=\x00)(?:就|也|先|这次|暂时)?(?:不要|不用|不需要|算了|别拿|别要|不买|不订)(?:了|啦)(?=\x00)"
+    # 鸡蛋一盒就行鸭蛋不要: "that is enough" ends the item before the next one
+    r"|(?<=\x00)(?:就行|就好|就够了?|就可以|够了)(?=\x00)"
+    # 不要大瓶的要小瓶水3箱: "not" a kind opening the message, then what is wanted instead
+    r"|^(?:不要|不用|别要)[^\x00\s,]{1,4}?的(?:了|啦)?(?=要|换|来|拿|只要)"
+)
+_NOT_FIRST = re.compile(r"(?:不要|不用|别要)")  # 不要可乐了换雪碧3箱: the product "not" opens the message with
+# What starts a new clause right after an item in a run-on: the next product (蛋挞6个泡芙…), "not" (芝士蛋糕一个不要
+# 水果的), or a short word or kind and then "not" or "later" (漆不用了 / 生的不要 / 普洱下次再说 / 漆的话下周再看).
+# Anything else (a kind 小瓶的, 过来, 能刷几平, 吗) stays with the item, as it did.
+_NEW_CLAUSE = re.compile(
+    r"\x00|(?:先|就|也|暂时|这次|这回)?(?:不要|不用|不需要|别|甭|不买|不订|不拿)"
+    r"|[^\x00\s,]{1,4}?(?:就|也|先|这次|暂时)?(?:不要|不用|不需要|算了|不买|不订)"
+    r"|[^\x00\s,]{1,4}?(?:的话|下次|下回|下周|过几天|过两天|以后|回头|再说|再看)"
+)
 _CJK_CHAR = re.compile(r"[\u4e00-\u9fff]")
 _CJK_WORD = re.compile(r"[\u4e00-\u9fff]{2,}")
 
@@ -349,6 +362,11 @@ class OrderParser:
                 breaks.append(at)
         # …and after "not" said of one item when the next item follows at once (泡面不用了纸巾来两提)
         breaks += [m.end() for m in _NOT_THEN_ITEM.finditer(scan.masked)]
+        first = elements[0]
+        if isinstance(first, _Mention) and _NOT_FIRST.fullmatch(t[: first.start]):
+            end = first.end + (1 if t[first.end : first.end + 1] in ("了", "啦") else 0)
+            if end < len(t) and t[end] not in _CLAUSE_END:
+                breaks.append(end)  # 不要可乐了换雪碧3箱 / 不要龙井茉莉花茶4袋
         for at in sorted(set(breaks), reverse=True):
             t = t[:at] + "," + t[at:]
         return t

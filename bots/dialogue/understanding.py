@@ -139,7 +139,10 @@ _YES_AMOUNT = re.compile(
 )
 # 👌 / 👍 / ✅, alone or among other emoji and signs (👌～ / 👌 😊): a yes
 _THUMBS = re.compile("^[\\s~～!！.。🙏\U0001f300-\U0001faff]*[👌👍✅][\\s~～!！.。👌👍✅🙏\U0001f300-\U0001faff]*$")
-_NO = re.compile(r"^(?:(?:不是|不对|不|不要|错了|没有)(?:的|啊|呀|吧|呢)*[\s,.!~、。;:]*){1,3}(?:[\s,.!~、。;:]|$)")  # 不对不对: said twice
+# …also run straight into what is meant instead (不对我说的是包 / 不是我要的是瓶 / 不对是克)
+_NO = re.compile(
+    r"^(?:(?:不是|不对|不|不要|错了|没有)(?:的|啊|呀|吧|呢)*[\s,.!~、。;:]*){1,3}(?:[\s,.!~、。;:]|$|(?=我|是|要的|说的))"
+)  # 不对不对: said twice
 _STICKER = re.compile(r"\[([\u4e00-\u9fffA-Za-z ]{1,8})\]")
 _EMOJI = re.compile("[\U0001f300-\U0001faff\u2600-\u27bf\u2b50\u2764\ufe0f]")
 _MARKUP = re.compile(r"<\s*/?\s*[a-z][^>]*>|&[a-z]+;|\bjavascript:", re.IGNORECASE)
@@ -442,9 +445,13 @@ _CONDITION = re.compile(r"(?:要是|如果|假如|假设|万一|只要|若是)[^
 
 
 def _in_condition(masked: str, m: re.Match[str]) -> bool:
-    """``m`` stands in an if-clause (要是便宜的话 / 如果能打折): what would make the customer buy, not a request."""
+    """``m`` stands in an if-clause (要是便宜的话 / 如果能打折): what would make the customer buy, not a request —
+    unless the clause goes on to ask it (要是拿10箱单价能少点不: the if-part is the amount, the question the price)."""
     start = max((k.end() for k in _CLAUSE_START.finditer(masked, 0, m.start())), default=0)
-    return _CONDITION.search(masked, start, m.start()) is not None
+    end = next((k.start() for k in _CLAUSE_START.finditer(masked, m.end())), len(masked))
+    if _CONDITION.search(masked, start, m.start()) is None:
+        return False
+    return "的话" in masked[m.end() : end] or cues.question_cue(masked[m.end() : end]) is None
 
 
 _CLAUSE_START = re.compile(r"[\s,!?;:、。~]")

@@ -550,3 +550,32 @@ def test_a_run_on_keeps_what_belongs_to_the_item(parser: OrderParser) -> None:
     assert read(parser, "送2箱可乐过来") == ("order", [("COLA", 2)])
     assert read(parser, "鸡蛋一盒能放几天")[0] == "price_question"  # what one unit does stays with it
     assert read(parser, "订20个蛋挞要等多久")[0] == "delivery_question"
+
+
+@pytest.mark.parametrize(
+    ("text", "lines"),
+    [
+        ("雪碧2箱就行可乐不要", [("SPRITE", 2)]),  # "that is enough" ends the item
+        ("不要可乐了换雪碧两箱", [("SPRITE", 2)]),  # "not" opening the message scopes over its product
+        ("不要青岛的要雪花啤酒3箱", [("BEER-SNOW", 3)]),
+        ("大米两袋鸡蛋的话下周再说", [("RICE", 2)]),  # a hedge on the next item, run together
+        ("可乐3箱呃4箱吧", [("COLA", 4)]),  # a hesitation between two amounts, run together
+        ("大米5袋不6袋", [("RICE", 6)]),
+    ],
+)
+def test_run_on_negation_hedge_and_correction_keep_their_scope(parser: OrderParser, text: str, lines: list[tuple[str, int]]) -> None:
+    assert read(parser, text) == ("order", lines)
+
+
+def test_a_run_on_no_then_what_was_meant_asks_again(parser: OrderParser) -> None:
+    assert read(parser, "不对我要的是箱", pending="unit") == ("clarify", [])
+
+
+def test_an_if_clause_that_goes_on_to_ask_is_a_discount_request(parser: OrderParser) -> None:
+    assert read(parser, "要是拿20箱雪碧单价能便宜点不") == ("discount_request", [])
+    assert read(parser, "要是便宜的话我就拿10箱可乐")[0] == "hedge"
+
+
+def test_later_is_a_hedge_only_about_deciding(parser: OrderParser) -> None:
+    assert read(parser, "给我留3箱可乐晚点下班来拿") == ("order", [("COLA", 3)])
+    assert read(parser, "可乐晚点再说")[0] == "hedge"
