@@ -579,3 +579,27 @@ def test_an_if_clause_that_goes_on_to_ask_is_a_discount_request(parser: OrderPar
 def test_later_is_a_hedge_only_about_deciding(parser: OrderParser) -> None:
     assert read(parser, "给我留3箱可乐晚点下班来拿") == ("order", [("COLA", 3)])
     assert read(parser, "可乐晚点再说")[0] == "hedge"
+
+
+# -- rule 13: the traditional forms of the characters customers type ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "lines"),
+    [
+        ("老闆 雪碧兩箱", [("SPRITE", 2)]),
+        ("可樂貳箱", [("COLA", 2)]),
+        ("蛋撻6個 蛋糕8寸的壹個", [("CAKE-8", 1), ("TART", 6)]),
+    ],
+)
+def test_traditional_forms_read_as_simplified(parser: OrderParser, text: str, lines: list[tuple[str, int]]) -> None:
+    assert read(parser, text) == ("order", lines)
+
+
+@pytest.mark.parametrize("text", ["雪碧少瞭一箱", "可樂少了兩箱"])
+def test_a_traditional_complaint_is_no_order(parser: OrderParser, text: str) -> None:
+    assert read(parser, text) == ("complaint", [])
+
+
+def test_cantonese_not_have_asks_about_stock(parser: OrderParser) -> None:
+    assert read(parser, "有冇雪碧") == ("stock_question", [])
