@@ -209,7 +209,7 @@ class QuantityScanner:
         # 来个蛋糕 / 再要个 / 俩牛角包 / 各两: one (or two, three) with the number or the unit left out — not the
         # filler 个 of 来个10提 / 要个二十箱, where the amount follows.
         self._implied = re.compile(
-            rf"(?:(?<=[要来订买拿弄带捎做配])个(?!月|人|事|问题|电话|地址|\s*(?:{_NUM})\s*(?:{unit_alt}))|(?<=各)[一两二三](?!\s*(?:{unit_alt}))|[俩仨](?!{unit_alt})"
+            rf"(?:(?<=[要来订买拿弄带捎做配搬称])个(?!月|人|事|问题|电话|地址|\s*(?:{_NUM})\s*(?:{unit_alt}))|(?<=各)[一两二三](?!\s*(?:{unit_alt}))|[俩仨](?!{unit_alt})"
             # 来箱可乐 / 可乐来箱: a unit right after the verb, nothing between — one of it
             rf"|(?<=[要来订买拿])(?P<unit>{unit_alt})(?=[\x00\s,，。!！~]|$))"
         )

@@ -88,7 +88,9 @@ _SIZE_MARK = re.compile(r"^(?!#).*\d")  # a size with its unit (8寸, 550ml), no
 _KIND = re.compile(r"([\u4e00-\u9fff]{1,2})的")  # 小瓶的 / 生的: a kind described, not named
 _ENOUGH = re.compile(r"^\s*(?:就够|就行|就好|就可以|够了|就成)")  # 不要3盒了 2盒就够: the second amount is meant
 # 多 + a verb: more; 顺便 / 顺带 / 捎带: "while you are at it", one more thing on the order
-_ADD_CUE = _words("再 还要 还需要 追加 另外 多(?:加|来|要|拿|买|订|整|带|给) 也要 也来 加(?!急|班|油) 顺便 顺带 捎带 捎上")
+_ADD_CUE = _words(
+    "再 还要 还需要 追加 另外 多(?:给我|帮我)?(?:加|来|要|拿|买|订|整|带|给|弄|称|搬) 也要 也来 加(?!急|班|油) 顺便 顺带 捎带 捎上"
+)
 _ADD_CUE_BEFORE = re.compile(rf"(?:{_ADD_CUE.pattern})\s*$")  # 雪碧多来一箱
 _PAST = _words("买了 订了 下了单 下单了 收到了 送到了 买过 订过 要过 拿过")  # 我昨天买了3箱: a report, not an order
 # 上次买的 / 昨天订的 / 收到的: goods of an earlier order — its amount (买的2饼) and its verb order nothing now.
@@ -100,7 +102,8 @@ _SEPARATOR = _words(
     r"[,!?;:、。~/\n] (?<!\d)\. \.(?!\d) 和 跟 还有 以及 另外 外加 加上 再来 再加 "
     r"再要 还要 然后 及 与 同"
 )
-_EACH = re.compile(r"(?:各|都|也)(?:要|来|拿|是|买|订)?\s*$")  # 大米和面粉各2袋 / 可乐和水都要3箱
+# 大米和面粉各2袋 / 可乐和水都要3箱 / 都给我来4个: one amount for every product before it
+_EACH = re.compile(r"(?:各|都|也)(?:给我|帮我|再)?(?:要|来|拿|是|买|订|整|弄|称|搬|带|送|配)?\s*$")
 _INTERJECTION = "嗯呃额唉哎啊哦噢诶咦"
 _HESITATION = rf"[{_INTERJECTION}]+[\s.…]*"
 # A message that takes back what it just said: 要2袋大米…不对，改成4袋 / 3箱可乐，不是，4箱.

@@ -603,3 +603,19 @@ def test_a_traditional_complaint_is_no_order(parser: OrderParser, text: str) -> 
 
 def test_cantonese_not_have_asks_about_stock(parser: OrderParser) -> None:
     assert read(parser, "有冇雪碧") == ("stock_question", [])
+
+
+# -- rules 10, 15: any ordering verb after 都 / 各 or 多 ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["雪碧可乐都给我来2箱", "雪碧和可乐都搬2箱", "雪碧可乐各帮我拿2箱"])
+def test_a_shared_amount_after_any_ordering_verb(parser: OrderParser, text: str) -> None:
+    assert read(parser, text) == ("order", [("COLA", 2), ("SPRITE", 2)])
+
+
+def test_more_with_give_me_adds(parser: OrderParser) -> None:
+    assert read(parser, "雪碧多给我来1箱", has_draft=True) == ("add", [("SPRITE", 1)])
+
+
+def test_whole_is_no_amount(parser: OrderParser) -> None:
+    assert read(parser, "整个订单取消", has_draft=True) == ("cancel", [])
