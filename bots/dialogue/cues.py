@@ -31,7 +31,8 @@ _END_PARTICLE: Final = re.compile(
 _A_NOT_A: Final = re.compile(r"([\u4e00-\u9fff])[不没]\1")  # 能不能 送不送 包不包 会不会 有没有
 _INTERROGATIVE: Final = re.compile(
     r"多少|几(?=[点天号时日块毛钱寸年种家周]|个?人|分钟|个?小时|个?月|个?星期|个?礼拜)|啥(?!的)|什么(?!的)|神马|怎么(?!回事)|咋|哪|"
-    r"多久|多长|多会|多大|多重|多远|多厚|多宽|多高|多快|如何|[?？]"
+    r"多久|多长|多会|多大|多重|多远|多厚|多宽|多高|多快|如何|[?？]|"
+    r"是否|能否|可否|有木有|有没得|有莫得"  # written forms of 是不是 / 能不能, dialect forms of 有没有
 )
 # 行吗 / 可以吗 / 中不 / 好不好 after goods and an amount: a request put politely (整3箱青岛送过来中不), not a question.
 # 听到没有 / 记住了吗 / 知道不: a tag checking that the shop took the request in, no question about the goods.
@@ -129,9 +130,25 @@ _MINE: Final = re.compile(
 )
 
 
+# what the shop can do, or a day still to come, before the verb: 下午能送没 / 可以预约时间送没 / 周日送货没
+_CAN: Final = re.compile(
+    r"(?:能|可以|会|还|也)\S{0,8}$|(?:明天|后天|周[一二三四五六日天末]|星期|礼拜|节前|节后|期间|假期|过年|以后)\S{0,4}$"
+)
+
+
+def can_or_later(masked: str, at: int) -> bool:
+    """What stands before ``at`` is what the shop can do or a day to come (能送没 / 周末发货没): 没 there asks a
+    plain question, not whether an order placed is done."""
+    return _CAN.search(masked, 0, at) is not None
+
+
 def about_an_order_placed(masked: str) -> re.Match[str] | None:
-    """A delivery question about goods already ordered: 我的水泥拉走没 / 我的东西送出来没有."""
-    return _DONE_YET.search(masked) or _MINE.search(masked)
+    """A delivery question about goods already ordered: 我的水泥拉走没 / 我的东西送出来没有 — not one about what the
+    shop can do (下午能送没 / 晚上还送没: 没 as a plain question particle)."""
+    done = _DONE_YET.search(masked)
+    if done is not None and _CAN.search(masked, 0, done.start()):
+        done = None
+    return done or _MINE.search(masked)
 
 
 def delivery_time_cue(masked: str) -> re.Match[str] | None:
@@ -148,7 +165,7 @@ def delivery_time_cue(masked: str) -> re.Match[str] | None:
 
 # ---- price ---------------------------------------------------------------------------------------------------
 _PER_UNIT_HOW_MUCH: Final = re.compile(rf"多少\s*{_Q}|{_Q}\s*(?:现在|今天|今年|目前)?\s*多少")  # 多少一瓶 / 一方多少 / 可乐多少
-_WHAT_IT_IS: Final = re.compile(rf"{_Q}\s*是[^{_Q}\d\s]{{1,8}}?的?(?:吗|么|嘛)")  # 牛角包是黄油的吗
+_WHAT_IT_IS: Final = re.compile(rf"{_Q}\s*是[^{_Q}\d\s]{{1,8}}?的?(?:吗|么|嘛|不|伐|没)")  # 牛角包是黄油的吗 / 的不
 _TOTAL_HOW_MUCH: Final = re.compile(
     r"整[箱件袋提盒桶包]\S{0,2}多少|(?:卖|加起来|一共|总共|算下来|合计|总计|共计|总价|拢共|统共|全部)\S{0,3}多少"
 )
@@ -288,7 +305,7 @@ _CHECK_FIRST: Final = re.compile(
 
 
 # 这周先不要了 with nothing named: not now. Beside a product it is negation in a list (大米3袋，油先不要).
-_NOT_NOW: Final = re.compile(r"先不要|先不用|这[周回次]不要")
+_NOT_NOW: Final = re.compile(r"先不要|先不用|先不需要|先算了|这[周回次](?:先)?(?:不要|不需要|算了)")
 
 
 def postpone_cue(masked: str) -> re.Match[str] | None:

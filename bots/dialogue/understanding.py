@@ -108,7 +108,7 @@ _MEASURED = re.compile(
     r"(?<=\x00)\s*(?:要|来|买|拿|铺|贴|刷)?\s*\d+(?:\.\d+)?\s*(?P<unit>米|公斤|千克|斤|克|吨|平方米|平米|平方|平|升)(?![\u4e00-\u9fff]{0,4}的)"
 )
 _CHOICE = re.compile(r"是.{1,8}还是")  # 蛋糕是动物奶油还是植物奶油: what the product is
-_ARRIVED = re.compile(r"到了(?:吗|没)")  # 冰皮月饼到了吗: in stock yet; 我的水到了没: an order
+_ARRIVED = re.compile(r"到了(?:吗|么|嘛|没|不|伐)")  # 冰皮月饼到了吗: in stock yet; 我的水到了没: an order
 _DELIVERY_BEFORE = re.compile(r"(?:送|发|寄|拉|运)$")
 
 
@@ -206,6 +206,8 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
     if m := cues.complaint_cue(masked):  # 碎成渣了 / 订的8寸送来的是6寸 / 少寄了 / 颜色不对
         return question("complaint", m, "投诉：货物损坏、送错、少了或迟到")
     status = cue("order_status").search(masked)
+    if status is not None and status.group(0).endswith(("没", "没有")) and cues.can_or_later(masked, status.start()):
+        status = None  # 周末发货没 / 能发货没: asks what the shop can do, no order placed
     if status is not None and not cue("delivery_future").search(masked):
         return question("order_status", status, "问已下订单的进度")
     if _ORDER_NO.search(t):

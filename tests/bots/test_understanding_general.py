@@ -619,3 +619,45 @@ def test_more_with_give_me_adds(parser: OrderParser) -> None:
 
 def test_whole_is_no_amount(parser: OrderParser) -> None:
     assert read(parser, "整个订单取消", has_draft=True) == ("cancel", [])
+
+
+# -- synonyms of question particles and words (a perturbation of every tune message found these) ------------------
+
+
+@pytest.mark.parametrize("text", ["下午能送没", "周末发货没", "可以预约时间送没"])
+def test_can_you_with_mei_asks_what_the_shop_does(parser: OrderParser, text: str) -> None:
+    assert read(parser, text) == ("delivery_question", [])
+
+
+def test_done_yet_about_an_order_stays_order_status(parser: OrderParser) -> None:
+    assert read(parser, "我的大米送了没")[0] == "order_status"
+    assert read(parser, "前天拍的3箱雪碧发了么") == ("order_status", [])  # 拍 (online): ordered; never an order of 3
+
+
+@pytest.mark.parametrize("text", ["不需要了", "都不需要了 谢谢"])
+def test_not_needed_any_more_cancels_the_draft(parser: OrderParser, text: str) -> None:
+    assert read(parser, text, has_draft=True) == ("cancel", [])
+
+
+def test_not_needed_this_week_is_a_hedge(parser: OrderParser) -> None:
+    assert read(parser, "这周先不需要了") == ("hedge", [])
+
+
+@pytest.mark.parametrize("text", ["实惠点呗", "拿10箱雪碧能划算点不"])
+def test_a_better_deal_is_a_discount_request(parser: OrderParser, text: str) -> None:
+    assert read(parser, text) == ("discount_request", [])
+
+
+@pytest.mark.parametrize("text", ["在嘛", "在不"])
+def test_are_you_there_in_any_particle_is_small_talk(parser: OrderParser, text: str) -> None:
+    assert read(parser, text) == ("chitchat", [])
+
+
+@pytest.mark.parametrize("text", ["毛尖是今年的不", "蛋挞是现烤的伐"])
+def test_is_it_x_with_any_particle_asks_what_it_is(parser: OrderParser, text: str) -> None:
+    assert read(parser, text) == ("price_question", [])
+
+
+@pytest.mark.parametrize("text", ["能否明早送到", "你们有木有车送货"])
+def test_written_and_dialect_question_forms_ask(parser: OrderParser, text: str) -> None:
+    assert read(parser, text) == ("delivery_question", [])
