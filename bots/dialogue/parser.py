@@ -719,7 +719,7 @@ class OrderParser:
                 hits = having if len(having) == 1 else hits
         if not hits and mention.start > 0:  # 生普洱 / 熟普洱: one character before the name that one candidate's names have
             before = scan.text[mention.start - 1]
-            if _CJK_CHAR.fullmatch(before):
+            if _CJK_CHAR.fullmatch(before) and before not in _FUNCTION_CHARS:  # 给pvc管: a verb, no 给水管
                 having = [sku for sku in mention.skus if before in self._kind_text[sku]]
                 hits = having if len(having) == 1 else hits
         return (hits[0],) if len(hits) == 1 else mention.skus
@@ -974,10 +974,18 @@ def _spec_forms(token: str) -> list[str]:
     return [*forms, *(number.group(0) + zh for zh in _SPEC_UNIT_ZH.get(unit, ())), "#" + number.group(0)]
 
 
+# Characters that stand before a product name as words of their own (给 / 要 / 和 …), never as a kind of it.
+_FUNCTION_CHARS = frozenset("给要来买拿订定的和跟与及把再也都送帮替我你他她们这那个了吧啊呢吗就还先各称搬整弄配带捎")
+
+
 def _mark_pattern(mark: str, unit_alt: str) -> str:
     if mark.startswith("#"):  # a bare size number: 550的 / 42.5水泥 / 550那种 — never 5桶 (a quantity)
-        # …nor a size in another measure (6寸 is no 6个装, 500克 no 500ml)
-        return rf"(?<![0-9.a-z]){re.escape(mark[1:])}(?![0-9.a-z]|\s*(?:{unit_alt}|寸|毫升|升|公斤|千克|克|斤|米|平方|平))"
+        # …nor a size in another measure (6寸 is no 6个装, 500克 no 500ml), nor a time, a date, money or an address
+        # (8点前送 settles no 8寸 cake)
+        return (
+            rf"(?<![0-9.a-z]){re.escape(mark[1:])}"
+            rf"(?![0-9.a-z]|\s*(?:{unit_alt}|寸|毫升|升|公斤|千克|克|斤|米|平方|平|点|号|日|月|年|时|分|元|块|岁|楼|层|栋|室|路|人|折|度|%))"
+        )
     return rf"(?<![0-9.a-z]){re.escape(mark)}(?![a-z0-9])"
 
 

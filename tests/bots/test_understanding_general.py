@@ -661,3 +661,17 @@ def test_is_it_x_with_any_particle_asks_what_it_is(parser: OrderParser, text: st
 @pytest.mark.parametrize("text", ["能否明早送到", "你们有木有车送货"])
 def test_written_and_dialect_question_forms_ask(parser: OrderParser, text: str) -> None:
     assert read(parser, text) == ("delivery_question", [])
+
+
+# -- rule 12: what may settle an ambiguous name, and what may not ----------------------------------------------------
+
+
+def test_a_time_settles_no_size(parser: OrderParser) -> None:
+    assert read(parser, "明早8点送2个水果蛋糕")[0] == "clarify"  # 8点 is a time: which cake is asked
+    assert read(parser, "明早送2个8寸水果蛋糕") == ("order", [("CAKE-8", 2)])
+
+
+def test_a_verb_before_the_name_settles_nothing() -> None:
+    pipes = OrderParser([Product("FEED", "给水管", ("水管", "给水管"), "根"), Product("DRAIN", "排水管", ("水管", "排水管"), "根")])
+    assert read(pipes, "帮我给水管来10根") == ("order", [("FEED", 10)])  # 给水管 named whole
+    assert read(pipes, "麻烦给个水管 10根")[0] == "clarify"  # 给 here is "give": which pipe is asked
