@@ -155,8 +155,9 @@ _WITH_THE_GOODS = re.compile(r"蜡烛|刀叉|叉子|餐具|纸盘|盘子|生日�
 _SPEC_WORD = r"\d+(?:\.\d+)?(?:ml|l|kg|g|寸|毫升|升|公斤|千克|克|平方|平)?"  # a size as written (42.5, 8寸, 550ml, 4平方)
 _SPEC_TOKEN = re.compile(r"[a-z]*\d+(?:\.\d+)?(?:[a-z]+|寸|毫升|升|公斤|千克|斤|克|平方|平)?")
 _PACK = re.compile(r"(\d+|[一二两三四五六七八九十]{1,3})\s*[\u4e00-\u9fff]?\s*装")  # 8个装 / 六个装 / 24装: a pack size
-# Between a product and its amount in a run-on (蛋挞6个 / 蛋挞要6个 / 6个的蛋挞): at most a verb or 的, no sign.
-_GAP_WORDS = re.compile(r"(?:先|再|就|也)?(?:要|来|拿|买|订|整|称)?(?:的|共|一共|各|都)?")
+# Between a product and its amount in a run-on (蛋挞6个 / 蛋挞要6个 / 广式的要3盒 / 水泥要复合的20袋): at most a verb,
+# a kind or 的, no sign.
+_GAP_WORDS = re.compile(r"的?(?:先|再|就|也)?(?:要|来|拿|买|订|整|称)?(?:[\u4e00-\u9fff\d.]{1,4}?的)?(?:共|一共|各|都)?")
 _NOT_THEN_ITEM = re.compile(
     r"(?<=\x00)(?:就|也|先|这次|暂时)?(?:不要|不用|不需要|算了|别拿|别要|不买|不订)(?:了|啦)(?=\x00)"
     # 鸡蛋一盒就行鸭蛋不要: "that is enough" ends the item before the next one
@@ -169,7 +170,7 @@ _NOT_FIRST = re.compile(r"(?:不要|不用|别要)")  # 不要可乐了换雪碧
 # 水果的), or a short word or kind and then "not" or "later" (漆不用了 / 生的不要 / 普洱下次再说 / 漆的话下周再看).
 # Anything else (a kind 小瓶的, 过来, 能刷几平, 吗) stays with the item, as it did.
 _NEW_CLAUSE = re.compile(
-    r"\x00|(?:先|就|也|暂时|这次|这回)?(?:不要|不用|不需要|别|甭|不买|不订|不拿)"
+    r"(?:先|就|也|暂时|这次|这回)?(?:不要|不用|不需要|别|甭|不买|不订|不拿)"
     r"|[^\x00\s,]{1,4}?(?:就|也|先|这次|暂时)?(?:不要|不用|不需要|算了|不买|不订)"
     r"|[^\x00\s,]{1,4}?(?:的话|下次|下回|下周|过几天|过两天|以后|回头|再说|再看)"
 )
@@ -361,7 +362,8 @@ class OrderParser:
             if not item_ends or _GAP_WORDS.fullmatch(t[a.end : b.start]) is None or amount.value is None:  # type: ignore[union-attr]
                 continue  # 茶具套装几个杯子: a vague amount asks what it holds, no item ends there
             at = b.end
-            if at < len(t) and _NEW_CLAUSE.match(scan.masked, at):
+            next_product = any(isinstance(e, _Mention) and e.start == at for e in elements)
+            if at < len(t) and (next_product or _NEW_CLAUSE.match(scan.masked, at)):
                 breaks.append(at)
         # …and after "not" said of one item when the next item follows at once (泡面不用了纸巾来两提)
         breaks += [m.end() for m in _NOT_THEN_ITEM.finditer(scan.masked)]
@@ -617,7 +619,7 @@ class OrderParser:
         if len(named) != 1 or self._products[named[0]].unit != qs[0].unit:
             return None
         product = self._products[named[0]]
-        return Line(product.sku, int(qs[0].value), product.unit, qs[0].text.strip())
+        return Line(product.sku, int(qs[0].value), product.unit, product.name)
 
     def survey(self, text: str) -> Survey:
         """What :meth:`parse` sees in a message — the normalised text, product mentions, quantities, and numbers

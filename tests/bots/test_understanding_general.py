@@ -675,3 +675,15 @@ def test_a_verb_before_the_name_settles_nothing() -> None:
     pipes = OrderParser([Product("FEED", "给水管", ("水管", "给水管"), "根"), Product("DRAIN", "排水管", ("水管", "排水管"), "根")])
     assert read(pipes, "帮我给水管来10根") == ("order", [("FEED", 10)])  # 给水管 named whole
     assert read(pipes, "麻烦给个水管 10根")[0] == "clarify"  # 给 here is "give": which pipe is asked
+
+
+def test_a_run_on_with_a_kind_between_product_and_amount() -> None:
+    shop = OrderParser(
+        [
+            Product("C-A", "水泥 普通", ("水泥", "普通水泥"), "袋"),
+            Product("C-B", "水泥 复合", ("水泥", "复合水泥"), "袋"),
+            Product("SAND", "河沙", ("河沙",), "方"),
+        ]
+    )
+    assert read(shop, "水泥要复合的十袋河沙来三方") == ("order", [("C-B", 10), ("SAND", 3)])
+    assert read(shop, "8个装的水泥3袋")[0] == "clarify"  # a pack size of no product here, and which cement: asked
