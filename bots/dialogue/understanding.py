@@ -263,7 +263,10 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         dropped = parser.parse(raw, has_draft=has_draft)
         if has_draft and isinstance(dropped, Cancel | RemoveItem):  # 都不要了 下次再说: the draft is dropped now
             return _from_result(dropped, has_draft, base, skus)
-        firm = _firm_part(parser, raw, t, has_draft)
+        # 可能 / 估计 / 打算 / 如果 … hold everything after them (可能大米两袋 面粉一袋 orders nothing): only what
+        # comes before such a word can be firm; 其他的过两天再说 / 雪碧看情况 hold their own clause
+        before = _clause_start(masked, m.start()) if _FORWARD_HEDGE.match(m.group(0)) else None
+        firm = _firm_part(parser, raw, t, has_draft, before=before)
         if firm is not None:
             return _from_result(
                 firm[0], has_draft, [Evidence(m.group(0), "犹豫的部分不下单"), Evidence(firm[1], "确定要的部分"), *base], skus
@@ -476,13 +479,25 @@ def _complaint_word(masked: str) -> re.Match[str] | None:
     return None
 
 
-def _firm_part(parser: OrderParser, raw: str, t: str, has_draft: bool, *, scoped: bool = False) -> tuple[ParseResult, str] | None:
+# Hedge words that hold everything after them, not only their own clause.
+_FORWARD_HEDGE = re.compile(r"可能|也许|或许|估计|大概|打算|说不定|应该会|不一定|不确定|拿不准|如果|假如|万一|要是|还没想好|等我|到时候")
+
+
+def _clause_start(masked: str, at: int) -> int:
+    return max((k.end() for k in _SEPARATORS.finditer(masked, 0, at)), default=0)
+
+
+def _firm_part(
+    parser: OrderParser, raw: str, t: str, has_draft: bool, *, scoped: bool = False, before: int | None = None
+) -> tuple[ParseResult, str] | None:
     """先来2箱，其他的过两天再说: the clauses without a hedge word, if they order something on their own. ``scoped``:
-    the hedge holds the whole message (a check or a consultation first) unless it says it is about the rest."""
+    the hedge holds the whole message (a check or a consultation first) unless it says it is about the rest.
+    ``before``: only clauses ending before this point can be firm (a hedge word holding all that follows it)."""
     if scoped and not _THE_REST.search(t):
         return None  # 想要5箱 不过得先问下老板: asking someone first holds the whole message — nothing is firm
     clauses = [c for c in _SEPARATORS.split(t) if c]
-    firm = [c for c in clauses if not cue("hedge").search(c) and not cues.postpone_cue(c)]
+    candidates = clauses if before is None else [c for c in _SEPARATORS.split(t[:before]) if c]
+    firm = [c for c in candidates if not cue("hedge").search(c) and not cues.postpone_cue(c)]
     if not firm or len(firm) == len(clauses):
         return None
     text = "，".join(firm)

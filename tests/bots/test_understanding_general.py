@@ -687,3 +687,16 @@ def test_a_run_on_with_a_kind_between_product_and_amount() -> None:
     )
     assert read(shop, "水泥要复合的十袋河沙来三方") == ("order", [("C-B", 10), ("SAND", 3)])
     assert read(shop, "8个装的水泥3袋")[0] == "clarify"  # a pack size of no product here, and which cement: asked
+
+
+# -- rule 5: a hedge word like 可能 holds everything after it; 其他的过两天再说 only the rest -----------------------------
+
+
+@pytest.mark.parametrize("text", ["可能大米两袋 雪碧一箱", "估计可乐3箱，雪碧2箱", "打算要鸡蛋2盒 大米1袋 下周吧"])
+def test_maybe_holds_every_item_after_it(parser: OrderParser, text: str) -> None:
+    assert read(parser, text) == ("hedge", [])  # never an order of the items after the first
+
+
+def test_a_firm_item_before_maybe_is_ordered(parser: OrderParser) -> None:
+    assert read(parser, "先来2箱雪碧，可能还要3箱可乐") == ("order", [("SPRITE", 2)])
+    assert read(parser, "雪碧2箱，其他的过两天再说") == ("order", [("SPRITE", 2)])
