@@ -96,6 +96,8 @@ _PAST = _words("买了 订了 下了单 下单了 收到了 送到了 买过 订
 # 上次买的 / 昨天订的 / 收到的: goods of an earlier order — its amount (买的2饼) and its verb order nothing now.
 _PAST_REF = re.compile(r"(?:买|订|拿|下单|收到|送来|送)(?:了|的)")
 _PAST_AMOUNT = re.compile(r"(?:买|订|拿|下单|收到|送来)的\s*$")
+# An earlier order named first: 上次买的 / 昨天订的 / 之前送来的 / 上回拿的
+_PAST_OPENING = re.compile(r"(?:上次|上回|之前|以前|昨天|前天|那天|上周|上个月|刚才|早上)\S{0,4}?(?:买|订|拿|下单|收到|送来|送)的")
 # 矿泉水送了没 / 发了吗 are not orders; 配 is an accessory to go with (再配6个杯子)
 _ORDER_CUE = _words("要 来 买 订 拿 下单 加 给我 整 搞 购 配")
 _SEPARATOR = _words(
@@ -839,13 +841,23 @@ class OrderParser:
             skus.extend(s for s in resolved if s not in skus)
         return RemoveItem(skus[0], tuple(skus[1:]))
 
+    @staticmethod
+    def _past_items_only(scan: _Scan, elements: Sequence[_Element]) -> bool:
+        """上次买的蛋挞6个 牛角包4个，挺好的: goods of an earlier order named before any item, and no word ordering
+        anything after it — a report of what was bought, not an order (上次买的可乐再来两箱 orders: 再来)."""
+        past = _PAST_OPENING.search(scan.masked)
+        if past is None or not elements or past.end() > elements[0].start:
+            return False
+        rest = _PAST_REF.sub(" ", scan.masked[past.end() :])
+        return _ORDER_CUE.search(rest) is None and _ADD_CUE.search(rest) is None
+
     def _order(self, scan: _Scan, excluded: frozenset[_Mention] = frozenset(), full: _Scan | None = None) -> ParseResult:
         past = [q for q in scan.quantities if _PAST_AMOUNT.search(scan.masked, 0, q.start)]
         if past:  # 上次买的2饼白茶很好喝: the amount of an order already placed orders nothing now
             scan = replace(scan, quantities=[q for q in scan.quantities if q not in past])
         elements: list[_Element] = sorted([*scan.mentions, *scan.quantities], key=lambda e: e.start)
         pairs = _pair(scan, elements)
-        if _PAST.search(scan.masked):
+        if _PAST.search(scan.masked) or self._past_items_only(scan, elements):
             return NotAnOrder()
         add_mode = _ADD_CUE.search(scan.masked, 0, elements[0].start) is not None or (
             len(scan.quantities) == 1 and _ADD_CUE_BEFORE.search(scan.masked, 0, scan.quantities[0].start) is not None

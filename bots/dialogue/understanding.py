@@ -263,9 +263,10 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         dropped = parser.parse(raw, has_draft=has_draft)
         if has_draft and isinstance(dropped, Cancel | RemoveItem):  # 都不要了 下次再说: the draft is dropped now
             return _from_result(dropped, has_draft, base, skus)
-        # 可能 / 估计 / 打算 / 如果 … hold everything after them (可能大米两袋 面粉一袋 orders nothing): only what
-        # comes before such a word can be firm; 其他的过两天再说 / 雪碧看情况 hold their own clause
-        before = _clause_start(masked, m.start()) if _FORWARD_HEDGE.match(m.group(0)) else None
+        # A hedge holds everything after it (可能大米两袋 面粉一袋 / 下个月再订蛋挞6个 牛角包4个 order nothing): only what
+        # comes before its clause can be firm — unless the message sets the firm part apart itself (先来2箱 /
+        # 其他的过两天再说), when every clause without a hedge is firm
+        before = None if _THE_REST.search(t) else _clause_start(masked, m.start())
         firm = _firm_part(parser, raw, t, has_draft, before=before)
         if firm is not None:
             return _from_result(
@@ -477,10 +478,6 @@ def _complaint_word(masked: str) -> re.Match[str] | None:
         if not _WARNED.search(masked, 0, m.start()):
             return m
     return None
-
-
-# Hedge words that hold everything after them, not only their own clause.
-_FORWARD_HEDGE = re.compile(r"可能|也许|或许|估计|大概|打算|说不定|应该会|不一定|不确定|拿不准|如果|假如|万一|要是|还没想好|等我|到时候")
 
 
 def _clause_start(masked: str, at: int) -> int:

@@ -700,3 +700,14 @@ def test_maybe_holds_every_item_after_it(parser: OrderParser, text: str) -> None
 def test_a_firm_item_before_maybe_is_ordered(parser: OrderParser) -> None:
     assert read(parser, "先来2箱雪碧，可能还要3箱可乐") == ("order", [("SPRITE", 2)])
     assert read(parser, "雪碧2箱，其他的过两天再说") == ("order", [("SPRITE", 2)])
+
+
+@pytest.mark.parametrize("text", ["下周再订雪碧2箱 大米1袋", "过几天再说吧 可乐3箱 雪碧1箱"])
+def test_a_postponement_before_the_items_holds_them_all(parser: OrderParser, text: str) -> None:
+    assert read(parser, text) == ("hedge", [])
+
+
+def test_items_of_an_earlier_order_named_first_are_no_order(parser: OrderParser) -> None:
+    intent, lines = read(parser, "上回买的雪碧2箱 大米1袋，都挺好")
+    assert lines == [] and intent != "order"
+    assert read(parser, "上回买的雪碧再来2箱") == ("order", [("SPRITE", 2)])  # 再来: a new order of it
