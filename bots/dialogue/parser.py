@@ -445,7 +445,7 @@ class OrderParser:
         split = self._without_negated_clauses(scan)
         if split is not None:
             kept = self._order(split[0], excluded=split[1], full=scan)
-            negated = {r[0] for m in split[1] if len(r := self._resolve(m, scan)) == 1}
+            negated = {r[0] for m in split[1] if len(r := self._resolve(m, _within_clause(scan, m))) == 1}
             if isinstance(kept, OrderLines) and (taken_back := negated & {ln.sku for ln in kept.lines}):
                 # 泡芙4个 … 泡芙不要了: the later "not" takes the earlier line back (the last value wins, rule 7)
                 lines = [ln for ln in kept.lines if ln.sku not in taken_back]
@@ -805,7 +805,8 @@ class OrderParser:
                 return None  # 要3箱矿泉水，地址改成人民路: the 改 is about something else
         elif (
             len(qs) >= 2
-            and _NEGATE.search(masked, 0, qs[0].start)
+            and (negate := _NEGATE.search(masked, 0, qs[0].start)) is not None
+            and not any(m.start >= negate.end() and m.end <= qs[0].start for m in scan.mentions)  # not 甜甜圈不要，蛋糕1个…
             and (_REAFFIRM.search(masked, qs[0].end, qs[1].start) or _ENOUGH.match(masked[qs[1].end :]))
         ):
             targets = [qs[1]]  # 不要3箱了，要4箱 / 不是3箱，是4箱
@@ -937,6 +938,18 @@ def _clauses(scan: _Scan) -> list[tuple[int, int]]:
     ends = (k for k, ch in enumerate(scan.text) if ch in _CLAUSE_END and not _DECIMAL_POINT.match(scan.text, k - 1))
     bounds = [-1, *ends, len(scan.text)]
     return [(a + 1, b) for a, b in itertools.pairwise(bounds) if b > a + 1]
+
+
+def _within_clause(scan: _Scan, mention: _Mention) -> _Scan:
+    """The scan with everything outside the mention's clause blanked: what settles a name said "not" to is in its
+    own clause (不要奶油蛋糕了 周六送一个10寸水果蛋糕: the 10寸 is the cake wanted, not the one refused)."""
+    a, b = next(((a, b) for a, b in _clauses(scan) if a <= mention.start < b), (0, len(scan.text)))
+
+    def blank(text: str) -> str:
+        return " " * a + text[a:b] + " " * (len(text) - b)
+
+    inside = [m for m in scan.mentions if a <= m.start < b]
+    return _Scan(blank(scan.text), blank(scan.masked), inside, [q for q in scan.quantities if a <= q.start < b], [])
 
 
 def _as_correction(result: OrderLines) -> ParseResult:

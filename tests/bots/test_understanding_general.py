@@ -711,3 +711,14 @@ def test_items_of_an_earlier_order_named_first_are_no_order(parser: OrderParser)
     intent, lines = read(parser, "上回买的雪碧2箱 大米1袋，都挺好")
     assert lines == [] and intent != "order"
     assert read(parser, "上回买的雪碧再来2箱") == ("order", [("SPRITE", 2)])  # 再来: a new order of it
+
+
+@pytest.mark.parametrize(
+    ("text", "lines"),
+    [
+        ("蛋挞不要，8寸蛋糕一个再要一箱雪碧", [("CAKE-8", 1), ("SPRITE", 1)]),  # "not" said of another item: no correction
+        ("不要水果蛋糕了 周日送一个8寸的蛋糕", [("CAKE-8", 1)]),  # the 8寸 settles the cake wanted, not the one refused
+    ],
+)
+def test_not_before_the_order_scopes_over_its_own_item(parser: OrderParser, text: str, lines: list[tuple[str, int]]) -> None:
+    assert read(parser, text) == ("order", lines)
