@@ -133,7 +133,9 @@ _DECIMAL_POINT = re.compile(r"\d\.\d")  # 32.5: a point inside a number ends no 
 _ITEM_JOINERS = frozenset("和 跟 还有 以及 另外 外加 加上 再来 再加 再要 还要 及 与 同 、".split())
 _VAGUE_AMOUNT = re.compile(r"^(?:一些|一点|些|点儿?|几(?=[\u4e00-\u9fff]{2}))|(?:之类的?|什么的|等等?)$")
 _NOT_AN_ITEM = _words(
-    "明天 今天 后天 昨天 上午 下午 晚上 中午 早上 尽快 马上 快点 地址 电话 送到 送过来 店里 发票 谢谢 麻烦 老板 一样 上次 照旧 老样子"
+    "明天 今天 后天 昨天 上午 下午 晚上 中午 早上 尽快 马上 快点 地址 电话 送到 送过来 店里 发票 谢谢 麻烦 老板 一样 上次 照旧 老样子 "
+    # how to hand it over, where to (人民路88号), what one costs (15块一个的): no goods
+    r"打包 带走 包装 到[\u4e00-\u9fff]{1,6}[路街道巷]\d+ \d+(?:块|元)钱?一"
 )
 _FILLER_HEAD = _words("老板 你好 您好 麻烦 请 帮我 给我 我们 我 想 要 来 买 订 拿 送 再 还 需要 下单 购买 整 搞 加 配 一下 那 就")
 _FILLER_TAIL = _words("过来 来 吧 了 啊 呀 哈 呢 哦 嘛 谢谢 一下 送 给我 就行 就好 可以吗 行吗 吗 要 呗")
@@ -975,8 +977,8 @@ def _left_out(scan: _Scan, elements: list[_Element]) -> tuple[str, ...]:
         cleaned = _VAGUE_AMOUNT.sub("", cleaned).strip()
         if _NEGATED.search(cleaned) or _CANCEL.search(cleaned):
             continue  # 白糖家里还有不用买: what is not wanted need not be understood
-        if re.fullmatch(_SPEC_WORD, cleaned):
-            continue  # 8寸和10寸的蛋糕: a size of the product named next
+        if re.fullmatch(_SPEC_WORD, cleaned) or _PACK.fullmatch(cleaned):
+            continue  # 8寸和10寸的蛋糕 / 还要6个装的月饼: a size or pack of the product named next
         if (
             _HAS_WORD.search(cleaned)
             and not cleaned.startswith(_NOT_A_PRODUCT)

@@ -722,3 +722,10 @@ def test_items_of_an_earlier_order_named_first_are_no_order(parser: OrderParser)
 )
 def test_not_before_the_order_scopes_over_its_own_item(parser: OrderParser, text: str, lines: list[tuple[str, int]]) -> None:
     assert read(parser, text) == ("order", lines)
+
+
+def test_after_also_a_pack_size_or_an_address_is_no_unknown_item(parser: OrderParser) -> None:
+    shop = OrderParser([Product("BOX", "点心礼盒 6个装", ("礼盒",), "盒"), Product("RICE", "大米", ("大米",), "袋")])
+    assert read(shop, "还要6个装的礼盒3盒", has_draft=True) == ("add", [("BOX", 3)])
+    assert read(shop, "大米2袋 还要送到人民路88号") == ("order", [("RICE", 2)])
+    assert read(shop, "大米2袋和5号电池")[0] == "clarify"  # a product not sold here: never a silent partial order
