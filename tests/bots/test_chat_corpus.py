@@ -7,6 +7,7 @@ it proves the bench's bookkeeping, not the parser's quality.
 
 from __future__ import annotations
 
+import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bench import chat
+from bench import chat, chat_perturb
 from bench.chat import CorpusError, Message, Outcome, load_catalog, load_corpus, parse_message, score, shops
 from bots.dialogue.intents import (
     AddSameAsLast,
@@ -294,3 +295,15 @@ def test_very_long_inputs_never_become_an_order(text: str, grocery_parser: Order
     got = understanding.understand(parser, text, has_draft=False, pending=None)
     assert time.perf_counter() - t0 < 2.0
     assert got.intent in chat.INTENTS and got.intent not in ("order", "add") and not got.lines
+
+
+def test_the_perturbation_check_rewrites_with_the_label_each_variant_must_have() -> None:
+    m = Message("grocery-9999", "grocery", "可乐要3箱", False, None, "order", (("COLA-500", 3),), "plain_order", "tune")
+    got = {(v.family, v.text): v.label for v in chat_perturb.variants(m, load_catalog("grocery"), random.Random(1))}
+    assert got[("courtesy", "老板 可乐要3箱")] == ("order", (("COLA-500", 3),))
+    assert got[("numerals", "可乐要三箱")] == ("order", (("COLA-500", 3),))
+    assert got[("verbs", "可乐来3箱")] == ("order", (("COLA-500", 3),))
+    assert got[("scope", "可能可乐要3箱")] == ("hedge", ())
+    assert got[("correction", "可乐要3箱，不对，5箱")] == ("order", (("COLA-500", 5),))
+    tallies = chat_perturb.check(["grocery"])
+    assert tallies and all(t.wrong_orders == 0 for t in tallies.values()), tallies
