@@ -334,6 +334,7 @@ class OrderParser:
             else None
         )
         self._scans: dict[str, _Scan] = {}  # the last messages' scans: understand() and parse() read one message twice
+        self._normals: dict[str, str] = {}  # the same for the normalised text (a run-on's clause breaks need a scan)
 
     @property
     def products(self) -> dict[str, Product]:
@@ -343,7 +344,13 @@ class OrderParser:
         """:func:`normalize_text`, then a product name shared by two sizes written out for each (42.5和32.5的水泥
         → 42.5的水泥和32.5的水泥) when both sizes are in the catalog's names, and clause breaks where a run-on
         message (typed or dictated without punctuation) plainly changes item."""
-        return self._with_clause_breaks(self._shared_sizes(self._kinds_named_once(normalize_text(text, self._alias_skus))))
+        cached = self._normals.get(text)
+        if cached is None:
+            if len(self._normals) >= _SCAN_CACHE:
+                self._normals.clear()
+            t = self._shared_sizes(self._kinds_named_once(normalize_text(text, self._alias_skus)))
+            cached = self._normals[text] = self._with_clause_breaks(t)
+        return cached
 
     def _with_clause_breaks(self, t: str) -> str:
         """蛋挞6个泡芙就不要了 / 要6个蛋挞蛋糕我再想想: dictated without a sign, one item's clause runs into the
