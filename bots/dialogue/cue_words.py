@@ -38,9 +38,23 @@ class CueWords:
 
 
 @cache
+def _data() -> dict[str, dict[str, list[str]]]:
+    return tomllib.loads(CUE_WORDS_PATH.read_text(encoding="utf-8"))
+
+
+@cache
 def _tables() -> dict[str, list[str]]:
-    data = tomllib.loads(CUE_WORDS_PATH.read_text(encoding="utf-8"))
-    return {name: list(table["words"]) for name, table in data.items()}
+    return {name: list(table["words"]) for name, table in _data().items() if "words" in table}
+
+
+@cache
+def homophone_typos() -> dict[str, tuple[str, ...]]:
+    """Character → the homophones customers type for it in a product name (table ``homophone_typos``: "蛋=旦")."""
+    out: dict[str, tuple[str, ...]] = {}
+    for pair in _data()["homophone_typos"]["pairs"]:
+        right, typo = pair.split("=")
+        out[right] = (*out.get(right, ()), typo)
+    return out
 
 
 _RULES: dict[re.Pattern[str], str] = {}  # compiled pattern -> its rule's name, for rule_of()

@@ -31,14 +31,23 @@ _END_PARTICLE: Final = re.compile(
 _A_NOT_A: Final = re.compile(r"([\u4e00-\u9fff])[不没]\1")  # 能不能 送不送 包不包 会不会 有没有
 _INTERROGATIVE: Final = re.compile(
     r"多少|几(?=[点天号时日块毛钱寸年种家周]|个?人|分钟|个?小时|个?月|个?星期|个?礼拜)|啥(?!的)|什么(?!的)|神马|怎么(?!回事)|咋|哪|"
-    r"多久|多长|多会|多大|多重|多远|多厚|多宽|多高|多快|如何|[?？]"
+    r"多久|多长|多会|多大|多重|多远|多厚|多宽|多高|多快|如何|[?？]|"
+    r"是否|能否|可否|有木有|有没得|有莫得"  # written forms of 是不是 / 能不能, dialect forms of 有没有
 )
 # 行吗 / 可以吗 / 中不 / 好不好 after goods and an amount: a request put politely (整3箱青岛送过来中不), not a question.
-_PERMISSION_TAG: Final = re.compile(r"(?:行|可以|中|好|成|得行|方便)(?:吗|么|嘛|不|伐|没)|行不行|可不可以|好不好|中不中")
+# 听到没有 / 记住了吗 / 知道不: a tag checking that the shop took the request in, no question about the goods.
+_PERMISSION_TAG: Final = re.compile(
+    # 好 as a result of a verb (做好吗 / 包好没) asks whether it is done, no tag
+    r"(?:行|可以|中|(?<![做烤弄备搞办修装写包准])好|成|得行|方便)(?:吗|么|嘛|不|伐|没)|行不行|可不可以|好不好|中不中|"
+    r"(?:听到|听见|记住|记下|收到|知道|明白|晓得)(?:了)?(?:没有?|吗|么|不|伐)|"
+    # 能不能给我 / 可不可以帮我 + the goods: a request put as a question (能不能给我送3箱可乐)
+    r"(?:能不能|可不可以|能否|可否)(?:给我|帮我|帮忙|替我)"
+)
 
 
 # A or B? — 走京东还是顺丰 / 要大的还是小的; not 还是6箱吧 (a correction) nor a 还是 opening the message.
-_ALTERNATIVE: Final = re.compile(r"(?<=\S)还是(?![^\s,，。;；!！]*吧)(?=\S)")
+# Nor 还是 meaning "still" (地址还是原来的 / 还是老样子 / 还是一样): nothing to choose between.
+_ALTERNATIVE: Final = re.compile(r"(?<=\S)还是(?![^\s,，。;；!！]*吧)(?!原来|原先|以前|之前|上次|老|一样|照旧|那个|那家|那里|那儿)(?=\S)")
 # A wh-word repeated around a verb is no question but "whichever": 啥时候方便啥时候送 / 哪天有空哪天来 / 要多少给多少.
 _FREE_CHOICE: Final = re.compile(r"(啥时候|什么时候|哪天|几点|哪个|哪里|多少|啥|什么)([^\s,，。?？]{1,6}?)\1")
 
@@ -51,6 +60,16 @@ def without_free_choice(masked: str) -> str:
 def question_cue(masked: str) -> re.Match[str] | None:
     """The mark that makes the message a question, if any."""
     return _INTERROGATIVE.search(masked) or _A_NOT_A.search(masked) or _END_PARTICLE.search(masked) or _ALTERNATIVE.search(masked)
+
+
+# An A-not-A question about the goods (够不够 / 是不是 / 甜不甜 / 新不新鲜 / 会不会) — not one asking the shop to do
+# something (能不能 / 可不可以 / 给不给 / 送不送 …: a request put politely, README rule 2).
+_A_NOT_A_ASKED: Final = re.compile(r"(?<![不没])(?![能可行中好给帮送拉发来成要不没])([\u4e00-\u9fff])[不没]\1")  # not 不对不对
+
+
+def a_not_a_question(masked: str) -> re.Match[str] | None:
+    """够不够一桌人喝 / 是不是新的: asks about the goods, whatever amount it names."""
+    return _A_NOT_A_ASKED.search(masked)
 
 
 def interrogative_cue(masked: str) -> re.Match[str] | None:
@@ -71,8 +90,10 @@ def permission_only(masked: str) -> bool:
 # ---- delivery ------------------------------------------------------------------------------------------------
 # A delivery verb: 送 寄 运 拉 (a truck) 到 (arrive) 收到 发 (ship) — 发 only as shipping (发货 发快递 当天发 能发吗).
 _DELIVERY_VERB: Final = re.compile(
-    r"送(?!点|个|一|些|礼|几)|寄|运(?!气)|快递|物流|配送|上门|自提|邮政|ems|京东|中通|圆通|韵达|来得及|赶得上|赶得及|拉(?:过来|过去|到|得|走|货|吗|不)|收到|到(?![了底处时货]|什么时候|啥时候|哪天|几号)|(?:来|到店|店里|自己|上门)(?:拿|取)|"
-    r"发(?=货|快递|顺丰|什么|啥|哪|出|过来|吗|不|么|\s|$)|[能当今明]天?发"
+    r"送(?!点|个|一|些|礼|几|人|朋友|长辈|领导|客户|老师|什么好|啥好)|寄|运(?!气)|快递|物流|配送|上门|自提|邮政|ems|京东|中通|圆通|韵达|来得及|赶得上|赶得及|拉(?:过来|过去|到|得|走|货|吗|不)|收到|到(?![了底处时货]|什么时候|啥时候|哪天|几号)|(?:来|到店|店里|自己|上门)(?:拿|取)|"
+    r"发(?=货|快递|顺丰|什么|啥|哪|出|过来|吗|不|么|\s|$)|[能当今明]天?发|"
+    # ready to collect: 能做好吗 / 烤出来没 (a pre-order's pickup, like its delivery)
+    r"(?:做|烤|准备|备)(?:好|出来)"
 )
 # When: 几点 / 多久 / 什么时候 / 今天 / 下午 / 三点前 / 一个小时 / 周末 — or an A-not-A / end particle on the verb.
 _WHEN: Final = re.compile(
@@ -101,7 +122,7 @@ def delivery_cue(masked: str) -> re.Match[str] | None:
 
 # Done yet? — a delivery verb with a completed aspect and 没 / 了吗 (拉走没 / 送出来没有): about an order placed.
 _DONE_YET: Final = re.compile(
-    r"(?:走|出来|出去|出门|出发|送|发|拉|寄)(?:快递|货|出|出去|过来)?(?:了)?(?:没有?|了吗|了么|了没)(?![\u4e00-\u9fff])"
+    r"(?:走|出来|出去|出门|出发|送|发|拉|寄|(?:做|烤|准备)好)(?:快递|货|出|出去|过来)?(?:了)?(?:没有?|了吗|了么|了没)(?![用事法问关意])"
 )
 # 我的水泥 / 我的东西 / 我的茶叶发快递了没: goods already ordered — 我的 and a short noun before a delivery verb
 _MINE: Final = re.compile(
@@ -109,13 +130,32 @@ _MINE: Final = re.compile(
 )
 
 
+# what the shop can do, or a day still to come, before the verb: 下午能送没 / 可以预约时间送没 / 周日送货没
+_CAN: Final = re.compile(
+    r"(?:能|可以|会|还|也)\S{0,8}$|(?:明天|后天|周[一二三四五六日天末]|星期|礼拜|节前|节后|期间|假期|过年|以后)\S{0,4}$"
+)
+
+
+def can_or_later(masked: str, at: int) -> bool:
+    """What stands before ``at`` is what the shop can do or a day to come (能送没 / 周末发货没): 没 there asks a
+    plain question, not whether an order placed is done."""
+    return _CAN.search(masked, 0, at) is not None
+
+
 def about_an_order_placed(masked: str) -> re.Match[str] | None:
-    """A delivery question about goods already ordered: 我的水泥拉走没 / 我的东西送出来没有."""
-    return _DONE_YET.search(masked) or _MINE.search(masked)
+    """A delivery question about goods already ordered: 我的水泥拉走没 / 我的东西送出来没有 — not one about what the
+    shop can do (下午能送没 / 晚上还送没: 没 as a plain question particle)."""
+    done = _DONE_YET.search(masked)
+    if done is not None and _CAN.search(masked, 0, done.start()):
+        done = None
+    return done or _MINE.search(masked)
 
 
 def delivery_time_cue(masked: str) -> re.Match[str] | None:
-    """A delivery question that asks *when* (送到幸福小区要多长时间): stronger than 多长 read as a size."""
+    """A delivery question that asks *when* (送到幸福小区要多长时间): stronger than 多长 read as a size. Not a
+    request with a time put politely (蛋糕一个 周六送来行吗: the message asks the shop to do it, README rule 2)."""
+    if permission_only(masked):
+        return None
     for clause in _CLAUSE.finditer(masked):
         text = clause.group(0)
         if delivery_cue(text) is not None and (when := _WHEN.search(text)) is not None:
@@ -125,7 +165,7 @@ def delivery_time_cue(masked: str) -> re.Match[str] | None:
 
 # ---- price ---------------------------------------------------------------------------------------------------
 _PER_UNIT_HOW_MUCH: Final = re.compile(rf"多少\s*{_Q}|{_Q}\s*(?:现在|今天|今年|目前)?\s*多少")  # 多少一瓶 / 一方多少 / 可乐多少
-_WHAT_IT_IS: Final = re.compile(rf"{_Q}\s*是[^{_Q}\d\s]{{1,8}}?的?(?:吗|么|嘛)")  # 牛角包是黄油的吗
+_WHAT_IT_IS: Final = re.compile(rf"{_Q}\s*是[^{_Q}\d\s]{{1,8}}?的?(?:吗|么|嘛|不|伐|没)")  # 牛角包是黄油的吗 / 的不
 _TOTAL_HOW_MUCH: Final = re.compile(
     r"整[箱件袋提盒桶包]\S{0,2}多少|(?:卖|加起来|一共|总共|算下来|合计|总计|共计|总价|拢共|统共|全部)\S{0,3}多少"
 )
@@ -149,6 +189,18 @@ def comparison_cue(masked: str) -> re.Match[str] | None:
 _FREE_EXTRA: Final = re.compile(rf"(?:买|订|拿)[^,，。\s]{{0,10}}?送{_Q}+(?![^,，。\s]*(?:过来|过去|到|上门|上楼))")
 
 
+# 送两包纸巾呗 / 送几个螺丝吧 (goods, then a particle asking a favour, no 过来 / 到 / 上门): given free, not delivered.
+_GIFT_ASKED: Final = re.compile(rf"送(?:我|俺|给我|点|些)?\s*{_Q}+\s*(?:吧|呗|嘛|呀|哈|啊)")
+_LOYALTY: Final = re.compile(r"老顾客|老客户|老主顾|常来|白送|免费")
+
+
+def gift_asked(masked: str, has_draft: bool) -> re.Match[str] | None:
+    """Goods asked for free: with a draft (the customer is buying already) or beside 老顾客 / 白送; otherwise
+    送两箱水吧 may just ask for delivery and is left to the order rules."""
+    m = _GIFT_ASKED.search(masked)
+    return m if m is not None and (has_draft or _LOYALTY.search(masked)) else None
+
+
 def free_extra_cue(masked: str) -> re.Match[str] | None:
     """Asking for goods free with an order (a discount), not for delivery."""
     return _FREE_EXTRA.search(masked)
@@ -157,31 +209,44 @@ def free_extra_cue(masked: str) -> re.Match[str] | None:
 # ---- complaints ----------------------------------------------------------------------------------------------
 # The goods' state: a damage word that has happened (了 / 的 / 成 / 得 / 透 / 掉) — 碎成渣 / 湿透了 / 压扁了.
 _DAMAGED: Final = re.compile(
-    r"(?:碎|裂|烂|破|漏|霉|锈|塌|扁|歪|断|湿|脏|臭|馊|化|坏|瘪|凹|磕|蔫|焦|崩|糊)(?:了|的|成|得|掉|透|开|啦|末|渣|口)|"
+    # not 易碎的 / 怕压坏 / 防漏的: a property of the goods or a worry, nothing that happened
+    r"(?<![易怕防耐抗])(?:碎|裂|烂|破|漏|霉|锈|塌|扁|歪|断|湿|脏|臭|馊|化|坏|瘪|凹|磕|蔫|焦|崩|糊)(?:了|的|成|得|掉|透|开|啦|末|渣|口)|"
     r"都焦|崩口|结成块|结成坨|没法用|没法吃|不好(?:吃|喝|用|闻)|发[黑黄霉绿]|一点\S{0,4}都(?:没有|不(?!要|用))|"
     r"(?:压|摔|磕|碰|撞|砸|挤|泡|蹭|刮|弄|搞)(?:坏|扁|碎|烂|裂|破|瘪|变形|花|脏|伤)|(?:胀|鼓)(?:包|袋|了)|"
     r"根本(?:不|没|用不)|(?:凝固|粘|贴|装|拧|打)不(?:了|上|住|开|动|紧)(?![吗么嘛呢])|没人(?:理|管|回|应)|"
-    r"没(?:气|味|劲)了|(?:硬|酸|苦|咸|干|臭|脏|烂|难吃|难喝|馊|腥)得|(?:咬|嚼|切|撕|拧)不(?:动|开|烂)|拉肚子|肚子疼|过敏了|吃坏|喝坏|吃了不舒服|喝了不舒服|就(?:断|碎|裂|烂|破|坏)|起皮|掉色|褪色|掉渣|"
+    r"没(?:气|味|劲)了|没(?:熟|烤熟|煮熟|发好)|不熟|夹生|(?:是|被|有人)(?:拆|开封|开过|打开过|动过|用过)|是旧的|"
+    # the service: no answer for a long time (客服半天不回消息 / 打电话一直没人接)
+    r"(?:半天|一直|好久|老是|总是|几天)(?:都)?(?:不|没人?)(?:回|理|接|搭理)|"
+    r"没(?:气|味|劲)了|(?:硬|酸|苦|咸|干|臭|脏|烂|难吃|难喝|馊|腥)得|(?:咬|嚼|切|撕|拧)不(?:动|开|烂)|拉肚子|肚子疼|过敏了|吃坏|喝坏|吃了不舒服|喝了不舒服|就(?:断|碎|裂|烂|破|坏|掉|裂开|脱落)|起皮|掉色|褪色|掉渣|"
     r"是空的|是酸的|是馊的|是臭的|是歪的|太次|好次|很次|真次|"
     # how it tastes, smells or feels once used: 喝着酸了 / 吃着发酸 / 闻起来有股味 / 用着漏水
     r"(?:喝|吃|闻|尝|用|摸|穿|泡)(?:着|起来|了)\S{0,3}?(?:酸|苦|涩|臭|馊|怪|哈喇|不对|不新鲜|发[酸苦臭黑]|有股|漏|扎|疼)|"
     r"(?:洗|擦|刷|去|弄|抠)不(?:掉|干净|下来)|"
-    r"(?:太|好|真|这么|那么|特别|非常|贼|巨)(?:凶|差|烂|难吃|难喝|难闻|硬|咸|苦|涩|脏|臭|坑|慢|敷衍)"
+    r"(?:太|好|真|这么|那么|特别|非常|贼|巨)(?:凶|差|烂|难吃|难喝|难闻|硬|咸|苦|涩|脏|臭|坑|慢|敷衍|干|腻|淡|稀|酸)(?![吗么不])|"
+    r"一点(?:都|也)?不(?:软|甜|香|新鲜|脆|酥|好)"
 )
 # Something in or on the goods that should not be: 有个缺口 / 有股烟味 / 有根头发 / 有霉点.
 _FOREIGN: Final = re.compile(
     r"有(?:个|股|些|点|根|只|块|好多|很多|一股|一根|一只|好几[个根只块])?\S{0,2}?"
-    r"(?:缺口|裂缝|裂纹|划痕|杂质|异物|霉|虫|头发|蚂蚁|苍蝇|石子|石头|烟味|怪味|异味|酸味|馊味|泥|黑点|斑点|黑斑|污渍|污点|锈)"
+    r"(?:缺口|裂缝|裂纹|划痕|杂质|异物|霉|虫|头发|毛|蚂蚁|苍蝇|石子|石头|沙子|塑料|玻璃|铁丝|烟味|怪味|异味|酸味|馊味|泥|黑点|斑点|黑斑|污渍|污点|锈)|"
+    # the goods full of what should not be in them: 米里全是沙子 / 都是碎渣
+    r"(?:全是|都是|净是)(?:沙子?|石子|虫|渣|碎的|碎渣|霉|灰|泥|水)"
 )
 # What came is not what was asked: 订的8寸送来的是6寸 / 要的42.5送的32.5 / 叫你送青岛你送雪花.
 _MISMATCH: Final = re.compile(
     r"(?:订|要|买|点|下)的.{0,12}?(?<![再还也多])(?:送|发|寄|给|拿|来)(?:来|过来|了)?的?(?:是|成)?"
     rf"(?=[{_Q}\d]|是)|(?:送|发|寄|给|拿|收到|到)(?:来|过来|了)?的\S{{0,6}}?是.{{1,12}}?(?:我|俺)?(?:要|订|买|点)的|(?:送|发|寄|给|拿|收到|到)(?:来|过来|了)?的\S{{0,6}}?是\S{{1,8}}?不是|叫你送.{{1,10}}?你?(?:送|发|拿)(?:了|的|成)?"
 )
-_SHORTFALL: Final = re.compile(r"少(?:送|发|寄|装|找)了?|少给了|多(?:收|扣)了|(?<!多)少了?(?:一|两|几)?个(?!\S{0,2}(?:吗|呢))")
+_SHORTFALL: Final = re.compile(
+    # ordered N, only M came: 订了3个只给了2个 / 30袋只到了25袋 / 才收到
+    rf"(?:只|才|就)(?:送来|送到|寄来|寄到|发来|拿来|收到|拿到|给|到|送|来|发|剩)了?\s*{_Q}|"
+    r"(?<!多)少(?:送|发|寄|装|找)了?|(?<!多)少给了|多(?:收|扣)了|(?<!多)少了?(?:一|两|几)?个(?!\S{0,2}(?:吗|呢))|"
+    # weighed or counted and found short, or told one amount and found another: 称了才八两 / 说是一斤 到手只有八两
+    rf"(?:称|量|数|点)(?:了|过|出来)(?:一下|下)?\S{{0,4}}?(?:才|只有|就|不到|不够)\s*{_Q}|说(?:好)?(?:是|的)\s*{_Q}.{{0,12}}?(?:才|只有)\s*{_Q}"
+)
 _WRONG_ATTRIBUTE: Final = re.compile(
-    r"(?:颜色|味道|尺寸|数量|大小|规格|型号|重量|分量|斤两|口味|花色|款式|货|东西|数|字|日期)\S{0,2}?"
-    r"(?:不对|对不上|不一样|不符|有问题|太差|不行)"
+    r"(?:颜色|味道|尺寸|数量|大小|规格|型号|重量|分量|斤两|长度|厚度|口味|花色|款式|货|东西|数|字|日期)\S{0,2}?"
+    r"(?:不对|对不上|不一样|不符|有问题|太差|不行|不够|不足)"
 )
 # Lateness with a reproach (lateness alone is order_status): 说好10点送 拖到下午才来.
 # Lateness alone (说好9点送的 现在还没来) is order_status (README rule 4): a complaint when it came late (才来) or a
@@ -228,17 +293,19 @@ _DECIDE_LATER: Final = re.compile(
 )
 # Checking at home / asking someone first: 我先看看家里还有没有米 / 回去问问我爸 / 问问朋友几个人来.
 _CHECK_FIRST: Final = re.compile(
-    r"看看家里|(?:看看|问问|量量|算算|查查|看下|问下|量下)\S{0,10}再(?:说|订|定|买|决定|告诉|联系)|(?:回去|回家|先)问(?:问|下|一下)|我(?:先|再)问(?:问|下|一下)|"
+    r"看看家里|先(?:算算|量量|算一下|量一下|查查|合计合计)|(?:看看|问问|量量|算算|查查|看下|问下|量下)\S{0,10}再(?:说|订|定|买|决定|告诉|联系)|(?:回去|回家|先)问(?:问|下|一下)|我(?:先|再)问(?:问|下|一下)|"
     r"问(?:问|下|一下)(?:我|家|孩子|朋友|同|领导|他|她|爸|妈|工|业主|设计)|(?:看看|问问)\S{0,6}要不要|"
     r"等.{0,10}再(?:订|定|买|说|找|联系|跟|告诉|看)|"
     # someone else decides, or the answer comes later: 我跟业主商量下 / 回头量好了尺寸告诉你
     r"(?:跟|和|同)(?:我|家里|家人|老婆|老公|业主|领导|老板|朋友|同事|他|她|孩子|爸|妈)\S{0,3}商量|"
+    # asking someone else how much is needed (问问工头要多少 / 问下师傅要几包) — not 问一下 可乐多少钱, nor asking the shop
+    r"问(?:问|下|一下)(?![你您])[^\s,，]{1,8}?(?:要多少|要几|要不要|需要多少|用多少|够不够)(?!钱|块|元|毛)|"
     r"回头.{0,10}(?:告诉|联系|通知|回复|发给|找)(?:你|您)"
 )
 
 
 # 这周先不要了 with nothing named: not now. Beside a product it is negation in a list (大米3袋，油先不要).
-_NOT_NOW: Final = re.compile(r"先不要|先不用|这[周回次]不要")
+_NOT_NOW: Final = re.compile(r"先不要|先不用|先不需要|先算了|这[周回次](?:先)?(?:不要|不需要|算了)")
 
 
 def postpone_cue(masked: str) -> re.Match[str] | None:

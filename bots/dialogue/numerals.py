@@ -15,6 +15,7 @@ from fractions import Fraction
 CHINESE_NUMERAL_CHARS = "零〇一二两俩仨三四五六七八九十百千万"
 DOZEN = 12  # 一打
 # Units a dozen is unambiguous for: single pieces. 一打 of something sold by the 箱 (a case of 24?) is asked.
+TAEL = "两"  # 二两: a weight (a tenth of a 斤) — asked as "要几斤", never as "2两是指2斤吗"
 PIECE_UNITS = frozenset("瓶 个 支 只 罐 听 条 根 本 双 张 片 杯 份 块 颗 枚 节".split())
 
 # 大写数字 (financial numerals: 壹 贰 叁 …, also their traditional forms) → everyday numerals, one to one.
@@ -169,7 +170,7 @@ class QuantityMatch:
 _NUM = rf"\d+(?:\.\d+)?[万千百十]?|[{CHINESE_NUMERAL_CHARS}]+|半"
 # Numbers directly followed by these are sizes, times, money or addresses — never an order quantity.
 _NOT_A_QUANTITY_AFTER = re.compile(
-    r"\s*(?:[a-z]|毫升|升|克|点|号|日|月|年|分|秒|小时|天|周|元|块|毛|角|%|度|楼|层|栋|单元|室|路|岁|折|米|寸|的|那种|斤|"
+    r"\s*(?:[a-z]|毫升|升|克|点|号|日|月|年|分|秒|小时|天|周|元|块|毛|角|%|度|楼|层|栋|单元|室|路|岁|折|米|寸|的|那种|斤|平|"
     r"个?(?:人|月|小时|星期|礼拜|钟头))"
 )
 _NOT_A_QUANTITY_BEFORE = re.compile(r"(?:楼|号|室|栋|单元|路|房|门牌|电话|手机|尾号|编号)\s*$")  # 3号楼502
@@ -177,6 +178,11 @@ _NOT_A_QUANTITY_BEFORE = re.compile(r"(?:楼|号|室|栋|单元|路|房|门牌|�
 _APPROX_AFTER = re.compile(r"\s*(?:左右|上下|出头|以上|往上|开外|朝上|以内|以下|之内)")
 _APPROX_BEFORE = re.compile(r"(?:最少|至少|最多|起码|顶多|大约|约莫|大概|差不多|将近|接近|不到|不超过|估计)\s*(?:要|来|拿)?\s*$")
 _MAX_BARE_DIGITS = 6  # a longer bare digit run is a phone or order number
+# 两 as a weight (a tael, 50 g): 二两 / 八两 / 半两 / 3两 — a numeral straight before 两, nothing countable after it.
+# 一两桶 / 三两个 (one or two, vague) and 一两天 stay what they were: a unit or a time word follows there.
+_TAEL = re.compile(
+    r"(?<![\d一二三四五六七八九十百千半两])(?P<num>\d+|[一二三四五六七八九十]{1,3}|半)两(?=\x00|[\s,.!?~、。;:的吧了啊呀呢哦就]|$)"
+)
 
 
 class QuantityScanner:
@@ -187,11 +193,14 @@ class QuantityScanner:
         unit_alt = "|".join(re.escape(u) for u in ["打", *all_units])
         # Numbers that describe the goods, not how many: a unit price (40一袋, 36元/箱, 5块钱一瓶, 每袋40),
         # a pack size (12瓶装, 24装, 24瓶/箱, 一箱有24瓶). Found first and never read as a quantity.
-        price_num = rf"\d+(?:\.\d+)?\s*(?:元|块钱|块|千克|公斤|斤|克|毫升|升|kg|ml|g|l)?|(?:{_NUM})\s*(?:元|块钱|块)"
+        # (a length, an area or a size per unit — 4米一根 / 2平一箱 — describes the goods the same way)
+        price_num = rf"\d+(?:\.\d+)?\s*(?:元|块钱|块|千克|公斤|斤|克|毫升|升|kg|ml|g|l|米|寸|平方|平|mm|cm|m)?|(?:{_NUM})\s*(?:元|块钱|块)"
         self._not_quantity = re.compile(
             rf"(?<![a-z0-9.])(?P<price>(?:{price_num})\s*(?:一|每|/)\s*(?:{unit_alt})(?!装))"
             rf"|(?<![a-z0-9.])(?P<size>\d+\s*(?P<u1>{unit_alt})\s*(?:一|每|/)\s*(?!(?P=u1))(?:{unit_alt})(?!装))"
             rf"|(?P<pack>(?:\d+|[{CHINESE_NUMERAL_CHARS}]+)\s*(?:{unit_alt})?\s*装)"
+            # a dimension, two or three sizes joined by × (800×800 / 300x600 / m4×25): what the goods measure
+            r"|(?<![a-z0-9.])(?P<dimension>\d+(?:\.\d+)?\s*[x×*]\s*\d+(?:\.\d+)?(?:\s*[x×*]\s*\d+(?:\.\d+)?)?(?:mm|cm|m)?)(?!\d)"
             rf"|(?P<per>每\s*(?:{unit_alt})\s*(?:{_NUM})\s*(?:元|块钱|块|{unit_alt})?)"
             rf"|(?P<content>一\s*(?P<u2>{unit_alt})\s*(?:有|是|装|含)\s*(?:{_NUM})\s*(?!(?P=u2))(?:{unit_alt})?)"
         )
@@ -200,14 +209,15 @@ class QuantityScanner:
         # 来个蛋糕 / 再要个 / 俩牛角包 / 各两: one (or two, three) with the number or the unit left out — not the
         # filler 个 of 来个10提 / 要个二十箱, where the amount follows.
         self._implied = re.compile(
-            rf"(?:(?<=[要来订买拿弄带捎])个(?!月|人|事|问题|电话|地址|\s*(?:{_NUM})\s*(?:{unit_alt}))|(?<=各)[一两二三](?!\s*(?:{unit_alt}))|[俩仨](?!{unit_alt})"
+            rf"(?:(?<=[要来订买拿弄带捎做配搬称])个(?!月|人|事|问题|电话|地址|\s*(?:{_NUM})\s*(?:{unit_alt}))|(?<=各)[一两二三](?!\s*(?:{unit_alt}))|[俩仨](?!{unit_alt})"
             # 来箱可乐 / 可乐来箱: a unit right after the verb, nothing between — one of it
             rf"|(?<=[要来订买拿])(?P<unit>{unit_alt})(?=[\x00\s,，。!！~]|$))"
         )
         # 20公斤的防水涂料 / 5公斤的大米 / 500克一袋的: a size described before the product, not an amount.
         self._spec_of = re.compile(rf"(?:\d+(?:\.\d+)?|[{CHINESE_NUMERAL_CHARS}]+)\s*(?:公斤|千克|斤|克|寸|升|毫升)\s*的(?=\S)")
         self._pattern = re.compile(
-            r"(?<![a-z0-9.第/])"  # not inside a code, a size or a fraction; not an ordinal (第3箱)
+            # not inside a code, a size or a fraction (1/2箱); not an ordinal (第3箱); a / between items separates them
+            r"(?<![a-z0-9.第])(?<!\d/)(?<!\d\s/)"
             r"(?P<mark>[x×*]\s*)?(?P<sign>-|−|负)?"
             rf"(?P<num>{_NUM})(?:\s*(?:-|~|/|到|至)\s*(?P<num2>{_NUM}))?"
             rf"(?:\s*(?P<unit>{unit_alt})(?!人|月|小时|星期|礼拜|钟头))?(?P<half>半)?"  # 4个人 / 3个月: no amount of goods
@@ -215,7 +225,7 @@ class QuantityScanner:
 
     def not_quantities(self, text: str) -> list[tuple[int, int, str]]:
         """Spans that read as a unit price or a pack size (never a quantity), with which: price / pack."""
-        return [(m.start(), m.end(), "price" if m.group("price") or m.group("per") else "pack") for m in self._not_quantity.finditer(text)]
+        return [(m.start(), m.end(), "price" if _is_price(m) else "pack") for m in self._not_quantity.finditer(text)]
 
     def find(self, text: str) -> list[QuantityMatch]:
         """Every quantity in ``text`` in order. Chinese numerals count only with a unit or an x mark, so that
@@ -226,6 +236,10 @@ class QuantityScanner:
         for m in self._vague.finditer(text):
             if not any(s < m.end() and m.start() < e for s, e in blocked):
                 found.append(QuantityMatch(m.start(), m.end(), m.group(0), None, m.group("unit"), True))
+                blocked.append(m.span())
+        for m in _TAEL.finditer(text):  # a weight in 两: never converted to the SKU's 斤 (asked as a unit mismatch)
+            if not any(s < m.end() and m.start() < e for s, e in blocked):
+                found.append(QuantityMatch(m.start(), m.end(), m.group(0), parse_number(m.group("num")), TAEL, True))
                 blocked.append(m.span())
         for m in self._implied.finditer(text):
             if not any(s < m.end() and m.start() < e for s, e in blocked):
@@ -263,6 +277,14 @@ class QuantityScanner:
                 )
             )
         return sorted(found, key=lambda q: q.start)
+
+
+def _is_price(m: re.Match[str]) -> bool:
+    """A unit price (40一袋 / 每袋40元), not a size per unit (4米一根 / 50kg一袋): money, or a bare number per unit."""
+    if m.group("per"):
+        return True
+    price = m.group("price")
+    return bool(price) and not re.search(r"\d\s*(?:千克|公斤|斤|克|毫升|升|kg|ml|g|l|米|寸|平方|平|mm|cm|m)", price)
 
 
 _DEFAULT_SCANNER = QuantityScanner()

@@ -18,6 +18,7 @@ from collections.abc import Container, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, TypeAlias
 
+from bots.dialogue.cue_words import homophone_typos
 from bots.dialogue.intents import (
     AddSameAsLast,
     Cancel,
@@ -31,7 +32,7 @@ from bots.dialogue.intents import (
     Product,
     RemoveItem,
 )
-from bots.dialogue.numerals import COMMON_UNITS, PIECE_UNITS, QuantityMatch, QuantityScanner, everyday_numerals
+from bots.dialogue.numerals import COMMON_UNITS, PIECE_UNITS, TAEL, QuantityMatch, QuantityScanner, chinese_to_int, everyday_numerals
 from bots.dialogue.traditional import to_simplified
 from scrm.core.tokenizer import fresh_tokenizer
 
@@ -54,7 +55,7 @@ def _words(words: str) -> re.Pattern[str]:
 
 
 _STOCK = _words(
-    r"有没有 有木有 有无 还有(?:吗|么|嘛|没|货|多少|的话) 还有\s*\??$ 有货 没货 现货 "
+    r"有没有 有木有 有无 还有(?:吗|么|嘛|没|货|多少|的话) (?<!家里)(?<!家)还有\s*\??$ 有货 没货 现货 "
     r"库存 还剩 剩多少 有卖 卖不卖 缺货 断货"
 )
 _STOCK_FILLER = re.compile(r"[\s,.!?~、。;:]|请问|你们|您们|你家|老板|现在|目前|还|有|多少|几|吗|么|嘛|呢|啊|呀|吧|了|的")
@@ -65,53 +66,78 @@ _CONFIRM_ONLY = re.compile(
     rf"(?:{_CONFIRM_WORD.pattern}|订单|一下|吧|了|啊|呀|哈|的|呢|哦|噢|老板|谢谢"
     r"|麻烦|请|[\s,.!~、。;:])+"
 )
-_CANCEL = _words("取消 不要了 不要啦 都不要 算了 不买了 不订了 不用了 退单 撤单 作废 整个订单 整单 全部不要 全都不要")
-_REMOVE = _words("不要 去掉 删掉 删除 删了 拿掉 取消 别要 减掉 退掉 撤掉 移除 不用 少要 少拿 少来 少订 减少")
+_CANCEL = _words("取消 不要了 不要啦 都不要 算了 不买了 不订了 不用了 不需要了 不需要啦 退单 撤单 作废 整个订单 整单 全部不要 全都不要")
+_REMOVE = re.compile(
+    _words("不要 去掉 删掉 删除 删了 拿掉 取消 别要 减掉 退掉 撤掉 移除 不用 不需要 少要 少拿 少来 少订 减少").pattern
+    # an ordering or delivery verb negated, with 了 for "no longer": 先不拿了 / 别送了 / 不买了 / 也不来了
+    + r"|(?:不|别|甭)(?:用|必)?(?:拿|买|订|定|送|发|来|整|装|带|配)(?:了|啦)"
+    # 再减一箱 / 减掉2箱 / 少拿一箱: less by an amount — a removal with an amount, asked (by? down to?)
+    + r"|减(?:掉|少|去)?(?=\s*\x00)"
+)
+# 那两卷 / 这3箱 right after the product: the line already in the draft pointed at, not an amount to remove.
+_POINTED = re.compile(r"\x00\s*(?:那|这)\s*$")
 _CORRECTION = _words("改成 改为 改到 换成 换为 调成 调到 调整为 变成 修改 改(?!天|日|期) 减到 减成 降到 加到 增加到 补到")
 _BARE_CORRECTION = re.compile(
     r"(?:我|想|要|帮我|请|麻烦)*(?:修改|改一下|改下|改)(?:订单|一下|下)?"
     r"(?:吧|了|啊)?"
 )
 _NEGATE, _REAFFIRM = _words("不要 不是"), _words("要 是 改")
-_RESTATE = _words("应该是 应该要 其实是 我是说 我说的是 实际是 实际要")
+_RESTATE = _words("应该是 应该要 其实是 其实要 我是说 我说的是 实际是 实际要 实际上要")
 _SAID_WRONG = _words("说错 写错 打错 搞错 记错")
 _SIZE_MARK = re.compile(r"^(?!#).*\d")  # a size with its unit (8寸, 550ml), not a bare number
 _KIND = re.compile(r"([\u4e00-\u9fff]{1,2})的")  # 小瓶的 / 生的: a kind described, not named
 _ENOUGH = re.compile(r"^\s*(?:就够|就行|就好|就可以|够了|就成)")  # 不要3盒了 2盒就够: the second amount is meant
-_ADD_CUE = _words("再 还要 还需要 追加 另外 多加 多来 多要 也要 也来 加(?!急|班|油)")
+# 多 + a verb: more; 顺便 / 顺带 / 捎带: "while you are at it", one more thing on the order
+_ADD_CUE = _words(
+    "再 还要 还需要 追加 另外 多(?:给我|帮我)?(?:加|来|要|拿|买|订|整|带|给|弄|称|搬) 也要 也来 加(?!急|班|油) 顺便 顺带 捎带 捎上"
+)
 _ADD_CUE_BEFORE = re.compile(rf"(?:{_ADD_CUE.pattern})\s*$")  # 雪碧多来一箱
 _PAST = _words("买了 订了 下了单 下单了 收到了 送到了 买过 订过 要过 拿过")  # 我昨天买了3箱: a report, not an order
 # 上次买的 / 昨天订的 / 收到的: goods of an earlier order — its amount (买的2饼) and its verb order nothing now.
 _PAST_REF = re.compile(r"(?:买|订|拿|下单|收到|送来|送)(?:了|的)")
 _PAST_AMOUNT = re.compile(r"(?:买|订|拿|下单|收到|送来)的\s*$")
-_ORDER_CUE = _words("要 来 买 订 拿 下单 加 给我 整 搞 购")  # 矿泉水送了没 / 发了吗 are not orders
+# An earlier order named first: 上次买的 / 昨天订的 / 之前送来的 / 上回拿的
+_PAST_OPENING = re.compile(r"(?:上次|上回|之前|以前|昨天|前天|那天|上周|上个月|刚才|早上)\S{0,4}?(?:买|订|拿|下单|收到|送来|送)的")
+# 矿泉水送了没 / 发了吗 are not orders; 配 is an accessory to go with (再配6个杯子)
+_ORDER_CUE = _words("要 来 买 订 拿 下单 加 给我 整 搞 购 配")
 _SEPARATOR = _words(
     r"[,!?;:、。~/\n] (?<!\d)\. \.(?!\d) 和 跟 还有 以及 另外 外加 加上 再来 再加 "
     r"再要 还要 然后 及 与 同"
 )
-_EACH = re.compile(r"(?:各|都|也)(?:要|来|拿|是|买|订)?\s*$")  # 大米和面粉各2袋 / 可乐和水都要3箱
+# 大米和面粉各2袋 / 可乐和水都要3箱 / 都给我来4个: one amount for every product before it
+_EACH = re.compile(r"(?:各|都|也)(?:给我|帮我|再)?(?:要|来|拿|是|买|订|整|弄|称|搬|带|送|配)?\s*$")
 _INTERJECTION = "嗯呃额唉哎啊哦噢诶咦"
 _HESITATION = rf"[{_INTERJECTION}]+[\s.…]*"
 # A message that takes back what it just said: 要2袋大米…不对，改成4袋 / 3箱可乐，不是，4箱.
 _RETRACT = re.compile(
-    _words("不对 不是 错了 说错 打错 写错 搞错 看错 记错 说反 更正 纠正 哦不 噢不 不不 算了 应该是 我是说 我说的是 其实是").pattern
+    _words(
+        "不对 不是 错了 说错 打错 写错 搞错 看错 记错 说反 更正 纠正 哦不 噢不 不不 算了 应该是 我是说 我说的是 其实是 其实要 实际上要"
+    ).pattern
     # by shape: an interjection then 不 (嗯不 / 呃…不), a 不 standing alone between two amounts (5方 不 6方), and
     # 还是 … 吧 (5箱 嗯…还是6箱吧) — the amount after it is the one meant.
     + r"|(?:嗯|呃|额|唉|哎|啊|哦|噢)[\s.…]*不(?=[\s,.…!]|$)|(?<=[\s,.…])不(?=[\s,.…])|还是(?=[^,.!?;]*吧)"
     # an interjection standing alone between two amounts of one product (方便面2箱 呃 3箱吧): a hesitation, the
     # amount after it is the one meant — never beside a second product (大米2袋 嗯 可乐3箱 is two items).
     + rf"|(?<=[\s,.…]){_HESITATION}(?=[\s,.…])"
+    # run together, between two amounts (方便面2箱呃3箱吧 / 河沙5方不6方 / 芝士蛋糕1个嗯不2个)
+    + r"|(?<=\x00)(?:[嗯呃额唉哎啊哦噢]+不?|不)(?=\x00)"
 )
 # Negation that scopes over its own segment of a message that orders something else (大米2袋，油先不要).
-_NEGATED = _words("不要 不用 先不 暂时不 暂不 别 去掉 除了 除开 不需要 不买 不订 不拿 就算了 算了 不必 甭 不含 不包括 免了 省了 这回不")
+_NEGATED = re.compile(
+    _words("不要 不用 先不 暂时不 暂不 别 去掉 除了 除开 不需要 不买 不订 不拿 就算了 算了 不必 甭 不含 不包括 免了 省了 这回不").pattern
+    + r"|(?:家里|家中|店里|屋里|仓库|工地上?)还?(?:有|剩)"  # 油家里还有: there is some at home — not wanted now
+    + r"|(?:不|别)(?:拉|送|带|装|整|配|发)"  # 沙子这次不拉 / 油别带: an ordering or delivery verb negated
+)
 _CLAUSE_END = frozenset(" ,.!?;:、。~\n")
 _DECIMAL_POINT = re.compile(r"\d\.\d")  # 32.5: a point inside a number ends no clause
 _ITEM_JOINERS = frozenset("和 跟 还有 以及 另外 外加 加上 再来 再加 再要 还要 及 与 同 、".split())
 _VAGUE_AMOUNT = re.compile(r"^(?:一些|一点|些|点儿?|几(?=[\u4e00-\u9fff]{2}))|(?:之类的?|什么的|等等?)$")
 _NOT_AN_ITEM = _words(
-    "明天 今天 后天 昨天 上午 下午 晚上 中午 早上 尽快 马上 快点 地址 电话 送到 送过来 店里 发票 谢谢 麻烦 老板 一样 上次 照旧 老样子"
+    "明天 今天 后天 昨天 上午 下午 晚上 中午 早上 尽快 马上 快点 地址 电话 送到 送过来 店里 发票 谢谢 麻烦 老板 一样 上次 照旧 老样子 "
+    # how to hand it over, where to (人民路88号), what one costs (15块一个的): no goods
+    r"打包 带走 包装 到[\u4e00-\u9fff]{1,6}[路街道巷]\d+ \d+(?:块|元)钱?一"
 )
-_FILLER_HEAD = _words("老板 你好 您好 麻烦 请 帮我 给我 我们 我 想 要 来 买 订 拿 送 再 还 需要 下单 购买 整 搞 加 一下 那 就")
+_FILLER_HEAD = _words("老板 你好 您好 麻烦 请 帮我 给我 我们 我 想 要 来 买 订 拿 送 再 还 需要 下单 购买 整 搞 加 配 一下 那 就")
 _FILLER_TAIL = _words("过来 来 吧 了 啊 呀 哈 呢 哦 嘛 谢谢 一下 送 给我 就行 就好 可以吗 行吗 吗 要 呗")
 _LEAD_FILLER = re.compile(rf"^(?:[\s的]|{_FILLER_HEAD.pattern})+")
 _TRAIL_FILLER = re.compile(rf"(?:[\s的]|{_FILLER_TAIL.pattern})+$")
@@ -120,9 +146,38 @@ _HAS_WORD = re.compile(r"[a-z\u3400-\u9fff]")
 _NOT_A_PRODUCT = tuple(
     "人 问题 事 消息 信息 电话 地址 订单 发票 照片 图片 视频 语音 链接 月 天 小时 点 号 次 周 星期 年 分钟 钱 块".split()
 )
-_SPEC_WORD = r"\d+(?:\.\d+)?(?:ml|l|kg|g|寸|毫升|升|公斤|千克|克)?"  # a size as written (42.5, 8寸, 550ml)
+# After a separator, a kind (大瓶的 / 4平方的 / 2.5的) and straight after it an amount: a further kind of a product
+# named before (矿泉水要小瓶的5箱 大瓶的2箱).
+_KIND_AMOUNT = re.compile(
+    r"[\s,、;]+(?P<kind>(?:[\u4e00-\u9fff]{1,3}|[a-z]*\d+(?:\.\d+)?(?:[a-z]+|寸|平方|平|毫升|升|克)?)的)"
+    r"(?=\s*(?:要|来|拿)?\s*(?:\d+|[一二两三四五六七八九十俩仨]+)\s*[\u4e00-\u9fff])"
+)
+# What a shop puts in with the goods when asked (蛋糕一个 插6根蜡烛 / 配4套刀叉 / 要2个袋子): an instruction for
+# the order, not a product of its own — its number is no quantity and it is never "not found" (unless the
+# catalog sells it, when it is a product like any other and never reaches this list).
+_WITH_THE_GOODS = re.compile(r"蜡烛|刀叉|叉子|餐具|纸盘|盘子|生日帽|帽子|勺子|吸管|筷子|袋子|塑料袋|手提袋|贺卡|卡片")
+_SPEC_WORD = r"\d+(?:\.\d+)?(?:ml|l|kg|g|寸|毫升|升|公斤|千克|克|平方|平)?"  # a size as written (42.5, 8寸, 550ml, 4平方)
 _SPEC_TOKEN = re.compile(r"[a-z]*\d+(?:\.\d+)?(?:[a-z]+|寸|毫升|升|公斤|千克|斤|克|平方|平)?")
-_PACK = re.compile(r"(\d+)\s*[\u4e00-\u9fff]?\s*装")  # 8个装 / 24装: a pack size
+_PACK = re.compile(r"(\d+|[一二两三四五六七八九十]{1,3})\s*[\u4e00-\u9fff]?\s*装")  # 8个装 / 六个装 / 24装: a pack size
+# Between a product and its amount in a run-on (蛋挞6个 / 蛋挞要6个 / 广式的要3盒 / 水泥要复合的20袋): at most a verb,
+# a kind or 的, no sign.
+_GAP_WORDS = re.compile(r"的?(?:先|再|就|也)?(?:要|来|拿|买|订|整|称)?(?:[\u4e00-\u9fff\d.]{1,4}?的)?(?:共|一共|各|都)?")
+_NOT_THEN_ITEM = re.compile(
+    r"(?<=\x00)(?:就|也|先|这次|暂时)?(?:不要|不用|不需要|算了|别拿|别要|不买|不订)(?:了|啦)(?=\x00)"
+    # 鸡蛋一盒就行鸭蛋不要: "that is enough" ends the item before the next one
+    r"|(?<=\x00)(?:就行|就好|就够了?|就可以|够了)(?=\x00)"
+    # 不要大瓶的要小瓶水3箱: "not" a kind opening the message, then what is wanted instead
+    r"|^(?:不要|不用|别要)[^\x00\s,]{1,4}?的(?:了|啦)?(?=要|换|来|拿|只要)"
+)
+_NOT_FIRST = re.compile(r"(?:不要|不用|别要)")  # 不要可乐了换雪碧3箱: the product "not" opens the message with
+# What starts a new clause right after an item in a run-on: the next product (蛋挞6个泡芙…), "not" (芝士蛋糕一个不要
+# 水果的), or a short word or kind and then "not" or "later" (漆不用了 / 生的不要 / 普洱下次再说 / 漆的话下周再看).
+# Anything else (a kind 小瓶的, 过来, 能刷几平, 吗) stays with the item, as it did.
+_NEW_CLAUSE = re.compile(
+    r"(?:先|就|也|暂时|这次|这回)?(?:不要|不用|不需要|别|甭|不买|不订|不拿)"
+    r"|[^\x00\s,]{1,4}?(?:就|也|先|这次|暂时)?(?:不要|不用|不需要|算了|不买|不订)"
+    r"|[^\x00\s,]{1,4}?(?:的话|下次|下回|下周|过几天|过两天|以后|回头|再说|再看)"
+)
 _CJK_CHAR = re.compile(r"[\u4e00-\u9fff]")
 _CJK_WORD = re.compile(r"[\u4e00-\u9fff]{2,}")
 
@@ -147,13 +202,26 @@ def strip_list_markers(text: str) -> str:
     return t
 
 
+# 十寸 / 八寸 / 四平方: a size written in Chinese numerals reads as the catalog writes it (10寸), so it settles
+# an ambiguous name the same way; never a quantity either way (寸 / 平方 / 毫升 are no units goods are counted in).
+_CHINESE_SIZE = re.compile(r"(?<![一二两三四五六七八九十百零])([一二两三四五六七八九十百零]{1,5})(?=寸|平方|毫升)")
+
+
+_DIMENSION_X = re.compile(r"(?<=\d)\s*[x*]\s*(?=\d)")  # 300x450 / 300*450 is written 300×450, as catalogs do
+
+
+def _size_digits(t: str) -> str:
+    t = _DIMENSION_X.sub("×", t)
+    return _CHINESE_SIZE.sub(lambda m: str(n) if (n := chinese_to_int(m.group(1))) is not None else m.group(1), t)
+
+
 def normalize_text(text: str, keep: Container[str] = ()) -> str:
     """NFKC, lower-case, traditional → simplified characters and financial numerals (壹, 廿) → everyday ones;
     list markers (①, 1.) → a separator; emoji, control characters and WeChat ``[微笑]`` codes → one space (a
     bracketed word in ``keep`` — e.g. a catalog alias, [矿泉水] — stays as the word); whitespace collapsed and
     trimmed."""
     t = to_simplified(strip_list_markers(text)).lower().translate(_FRACTION_SLASH)
-    t = everyday_numerals(t)
+    t = _size_digits(everyday_numerals(t))
     t = _WECHAT_EMOJI.sub(lambda m: f" {m.group(1)} " if m.group(1) in keep else " ", t)
     kept = "".join(ch if ch in _KEEP_SYMBOLS or unicodedata.category(ch)[0] in "LNP" else " " for ch in t)
     return re.sub(r"\s+", " ", kept).strip()
@@ -230,6 +298,9 @@ class OrderParser:
                 for form in {alias, alias.replace(" ", "")} - {""}:
                     skus = self._alias_skus.get(form, ())
                     self._alias_skus[form] = skus if p.sku in skus else (*skus, p.sku)
+        for alias, skus in list(self._alias_skus.items()):  # 鸡旦 / 蛋塔: a homophone typed for a character
+            for variant in _typo_variants(alias):
+                self._alias_skus.setdefault(variant, skus)  # a real alias of that spelling keeps its own SKUs
         for alias in self._alias_skus:
             if " " not in alias:  # jieba never puts a space inside a token
                 freq = max(self._tokenizer.suggest_freq(alias, tune=False), _ALIAS_MIN_FREQ)
@@ -253,14 +324,17 @@ class OrderParser:
         self._kind_text = {p.sku: " ".join(normalize_text(a) for a in (p.name, *p.aliases)) for p in products}
         self._mark_res = {w: re.compile(_mark_pattern(w, self._unit_alt)) for marks in self._name_marks.values() for w in marks}
         # 42.5和32.5的水泥: two sizes sharing one product name — read as 42.5的水泥和32.5的水泥 (rule 10).
+        # Any alias may follow the sizes, a one-character one too (2.5和4平方的线): right after 的 it is the name.
+        every_alias = "|".join(map(re.escape, sorted(self._alias_skus, key=len, reverse=True)))
         self._shared_spec = (
             re.compile(
-                rf"(?P<a>{_SPEC_WORD})的?\s*(?P<j>和|跟|与|及|、|还有|以及)\s*(?P<b>{_SPEC_WORD})\s*的?\s*(?=(?P<alias>{self._alias_re.pattern}))"
+                rf"(?P<a>{_SPEC_WORD})的?\s*(?P<j>和|跟|与|及|、|还有|以及)\s*(?P<b>{_SPEC_WORD})\s*的?\s*(?=(?P<alias>{every_alias}))"
             )
-            if self._alias_re is not None
+            if self._alias_skus
             else None
         )
         self._scans: dict[str, _Scan] = {}  # the last messages' scans: understand() and parse() read one message twice
+        self._normals: dict[str, str] = {}  # the same for the normalised text (a run-on's clause breaks need a scan)
 
     @property
     def products(self) -> dict[str, Product]:
@@ -268,8 +342,52 @@ class OrderParser:
 
     def _normal(self, text: str) -> str:
         """:func:`normalize_text`, then a product name shared by two sizes written out for each (42.5和32.5的水泥
-        → 42.5的水泥和32.5的水泥) when both sizes are in the catalog's names."""
-        t = normalize_text(text, self._alias_skus)
+        → 42.5的水泥和32.5的水泥) when both sizes are in the catalog's names, and clause breaks where a run-on
+        message (typed or dictated without punctuation) plainly changes item."""
+        cached = self._normals.get(text)
+        if cached is None:
+            if len(self._normals) >= _SCAN_CACHE:
+                self._normals.clear()
+            t = self._shared_sizes(self._kinds_named_once(normalize_text(text, self._alias_skus)))
+            cached = self._normals[text] = self._with_clause_breaks(t)
+        return cached
+
+    def _with_clause_breaks(self, t: str) -> str:
+        """蛋挞6个泡芙就不要了 / 要6个蛋挞蛋糕我再想想: dictated without a sign, one item's clause runs into the
+        next. Where an item (product then amount, or amount then product — as the message starts) is followed
+        straight away by more words, with no sign or space between, a comma is put: what "not" or "later" says
+        is then scoped to its own clause, as when the customer types one. Never before a particle (3箱吗)."""
+        scan = self._scan(t)
+        elements: list[_Element] = sorted([*scan.mentions, *scan.quantities], key=lambda e: e.start)
+        if len(elements) < 2:
+            return t
+        product_first = isinstance(elements[0], _Mention)
+        breaks = []
+        for a, b in itertools.pairwise(elements):
+            item_ends = (
+                (isinstance(a, _Mention) and isinstance(b, QuantityMatch))
+                if product_first
+                else (isinstance(a, QuantityMatch) and isinstance(b, _Mention))
+            )
+            amount = b if isinstance(b, QuantityMatch) else a
+            if not item_ends or _GAP_WORDS.fullmatch(t[a.end : b.start]) is None or amount.value is None:  # type: ignore[union-attr]
+                continue  # 茶具套装几个杯子: a vague amount asks what it holds, no item ends there
+            at = b.end
+            next_product = any(isinstance(e, _Mention) and e.start == at for e in elements)
+            if at < len(t) and (next_product or _NEW_CLAUSE.match(scan.masked, at)):
+                breaks.append(at)
+        # …and after "not" said of one item when the next item follows at once (泡面不用了纸巾来两提)
+        breaks += [m.end() for m in _NOT_THEN_ITEM.finditer(scan.masked)]
+        first = elements[0]
+        if isinstance(first, _Mention) and _NOT_FIRST.fullmatch(t[: first.start]):
+            end = first.end + (1 if t[first.end : first.end + 1] in ("了", "啦") else 0)
+            if end < len(t) and t[end] not in _CLAUSE_END:
+                breaks.append(end)  # 不要可乐了换雪碧3箱 / 不要龙井茉莉花茶4袋
+        for at in sorted(set(breaks), reverse=True):
+            t = t[:at] + "," + t[at:]
+        return t
+
+    def _shared_sizes(self, t: str) -> str:
         if self._shared_spec is None or not any(ch.isdigit() for ch in t):
             return t
 
@@ -282,6 +400,27 @@ class OrderParser:
             return f"{m.group('a')}的{m.group('alias')}{m.group('j')}{m.group('b')}的"
 
         return self._shared_spec.sub(spread, t)
+
+    def _kinds_named_once(self, t: str) -> str:
+        """矿泉水要小瓶的5箱 大瓶的2箱 / 电线2.5的3卷 4平方的2卷: an ambiguous name said once, then further kinds of
+        it each with an amount — written out as 大瓶的矿泉水2箱 after a comma, so each kind settles its own item."""
+        if self._alias_re is None or "的" not in t:
+            return t
+        kinds = [m for m in _KIND_AMOUNT.finditer(t)]
+        names = list(self._alias_re.finditer(t))
+        if not kinds or not names or any(n.start() > kinds[0].start() for n in names):
+            return t
+        alias = names[0].group(0)
+        skus = self._alias_skus[alias]
+        if len(skus) < 2 or any(n.group(0) != alias for n in names):
+            return t
+
+        def names_a_kind(word: str) -> bool:
+            return any(word in self._kind_text[s] or any(self._mark_res[w].search(word) for w in self._name_marks[s]) for s in skus)
+
+        if not all(names_a_kind(k.group("kind")[:-1]) for k in kinds):
+            return t
+        return _KIND_AMOUNT.sub(lambda k: f",{k.group('kind')}{alias}", t)
 
     def parse(self, text: str, *, has_draft: bool = False) -> ParseResult:
         """Read one chat message. Never raises on any text; never picks between readings (→ Clarify).
@@ -315,7 +454,7 @@ class OrderParser:
         split = self._without_negated_clauses(scan)
         if split is not None:
             kept = self._order(split[0], excluded=split[1], full=scan)
-            negated = {r[0] for m in split[1] if len(r := self._resolve(m, scan)) == 1}
+            negated = {r[0] for m in split[1] if len(r := self._resolve(m, _within_clause(scan, m))) == 1}
             if isinstance(kept, OrderLines) and (taken_back := negated & {ln.sku for ln in kept.lines}):
                 # 泡芙4个 … 泡芙不要了: the later "not" takes the earlier line back (the last value wins, rule 7)
                 lines = [ln for ln in kept.lines if ln.sku not in taken_back]
@@ -335,6 +474,8 @@ class OrderParser:
             if before_q and before_m and after_q:
                 break
         else:
+            if not has_draft and (resized := self._size_retraction(scan)) is not None:
+                return resized
             said_wrong = _SAID_WRONG.search(scan.masked)
             if has_draft and said_wrong is not None and qs and qs[-1].end <= said_wrong.start():
                 # 花生油要2桶 刚才说错了 (with a draft): the message restates a draft line after the slip
@@ -389,15 +530,33 @@ class OrderParser:
         result = OrderLines(list(merged.values()), first.mode, first.excluded)
         return _as_correction(result) if has_draft else result  # with a draft, 纸巾不是3提 改成2提 changes that line
 
+    def _size_retraction(self, scan: _Scan) -> OrderLines | None:
+        """水泥20袋 32.5的 哦不 要42.5的: a retraction, then only a size (no amount, no product) — the size of the
+        last product named is what is taken back; its amount stands (the last value wins, rule 7)."""
+        for cue in _RETRACT.finditer(scan.masked):
+            before_m = [m for m in scan.mentions if m.end <= cue.start()]
+            after = scan.text[cue.end() :]
+            if not before_m or any(el.start >= cue.end() for el in [*scan.mentions, *scan.quantities]):
+                continue
+            target = before_m[-1]
+            common = frozenset.intersection(*(self._name_marks[s] for s in target.skus))
+            named = [sku for sku in target.skus if any(self._mark_res[w].search(after) for w in self._name_marks[sku] - common)]
+            first = self.parse(scan.text[: cue.start()])
+            if len(named) != 1 or not isinstance(first, OrderLines):
+                continue
+            at = [i for i, ln in enumerate(first.lines) if ln.sku in target.skus]
+            if len(at) != 1:
+                continue
+            lines = list(first.lines)
+            old = lines[at[0]]
+            lines[at[0]] = Line(named[0], old.qty, old.unit, old.matched)
+            return OrderLines(lines, first.mode, first.excluded)
+        return None
+
     def _without_negated_clauses(self, scan: _Scan) -> tuple[_Scan, frozenset[_Mention]] | None:
         """大米2袋，油先不要 / 蛋糕一个 不要写字 / 茶杯上次买了不用: the clauses that say "not this" taken out, when
         another clause orders something with a quantity; None when there is no such split."""
-        bounds = [
-            -1,
-            *(k for k, ch in enumerate(scan.text) if ch in _CLAUSE_END and not _DECIMAL_POINT.match(scan.text, k - 1)),
-            len(scan.text),
-        ]
-        negated = [(a + 1, b) for a, b in itertools.pairwise(bounds) if b > a + 1 and _NEGATED.search(scan.masked, a + 1, b)]
+        negated = [(a, b) for a, b in _clauses(scan) if _NEGATED.search(scan.masked, a, b)]
         if not negated:
             return None
 
@@ -455,6 +614,24 @@ class OrderParser:
             found = list(dict.fromkeys(found))
         return sized or found  # 8寸的: the 8寸 cake, not the box of 8 mooncakes (a bare 8)
 
+    def order_by_size_alone(self, text: str) -> Line | None:
+        """要42.5的 20袋 / 不要6寸了 要8寸的一个: no product named outside the clauses that say "not", one whole
+        amount with a unit, and a size or kind only one SKU of the whole catalog has, sold in that very unit —
+        that SKU and amount. None whenever anything else is there or anything is unclear (the caller asks)."""
+        scan = self._scan(self._normal(text))
+        clauses = _clauses(scan)
+        kept = [(a, b) for a, b in clauses if not _NEGATED.search(scan.masked, a, b)]
+        if len(kept) == len(clauses) or any(a <= m.start < b for m in scan.mentions for a, b in kept):
+            return None  # nothing negated (the parser's own reading stands), or a product named in what is kept
+        qs = [q for q in scan.quantities if any(a <= q.start < b for a, b in kept)]
+        if len(qs) != 1 or qs[0].unit is None or qs[0].value is None or qs[0].value.denominator != 1 or qs[0].value <= 0:
+            return None
+        named = self.skus_named_by_spec(" ".join(scan.text[a:b] for a, b in kept))
+        if len(named) != 1 or self._products[named[0]].unit != qs[0].unit:
+            return None
+        product = self._products[named[0]]
+        return Line(product.sku, int(qs[0].value), product.unit, product.name)
+
     def survey(self, text: str) -> Survey:
         """What :meth:`parse` sees in a message — the normalised text, product mentions, quantities, and numbers
         that are prices or pack sizes — for classifying it and for explaining a reading to staff."""
@@ -505,7 +682,13 @@ class OrderParser:
                 mentions.append(_Mention(start, end, text[start:end], self._alias_skus[text[start:end]]))
             i = max(best, i) + 1
         if self._alias_re is not None:  # aliases jieba split anyway (e.g. around digits or spaces)
+            # …but not as the start of a longer dictionary word that is no alias (水泥钉 / 瓷砖胶水): the word's
+            # last part is what it names (a nail, a glue), another product — asked as unknown, never ordered as
+            # this one. (生日蛋糕 ends in the alias: a kind of cake, kept.)
+            words = [(s, e) for w, s, e in tokens if e - s > 1 and w not in self._alias_skus and _CJK_WORD.fullmatch(w)]
             for m in self._alias_re.finditer(_mask(text, mentions)):
+                if any(s <= m.start() and m.end() < e for s, e in words):
+                    continue
                 mentions.append(_Mention(m.start(), m.end(), m.group(0), self._alias_skus[m.group(0)]))
         mentions = _merge_adjacent(sorted(mentions, key=lambda m: m.start), text)
         masked = _mask(text, mentions)
@@ -521,6 +704,16 @@ class OrderParser:
         if len(mention.skus) == 1:
             return mention.skus
         left, right = scan.segment(mention.start, mention.end)
+
+        # A qualifier belongs to the nearest product: never look past the next product on either side (in 6寸蛋糕6个
+        # 月饼2盒 the 6寸 is the cake's, it settles no 月饼 of 6个装).
+        def another_item(m: _Mention) -> bool:  # 沙子要河沙: 河沙 is a kind of it; 32.5水泥10袋 水泥20袋: two items
+            a, b = (m.end, mention.start) if m.end <= mention.start else (mention.end, m.start)
+            return not set(m.skus) <= set(mention.skus) or any(a <= q.start < b for q in scan.quantities)
+
+        others = [m for m in scan.mentions if m is not mention and another_item(m)]
+        left = max([left, *(m.end for m in others if m.end <= mention.start)])
+        right = min([right, *(m.start for m in others if m.start >= mention.end)])
         context = scan.text[left : mention.start] + " " + scan.text[mention.end : right]
         marks = [self._name_marks[s] for s in mention.skus]
         common = frozenset.intersection(*marks)
@@ -534,11 +727,12 @@ class OrderParser:
                         hits.append(having[0])
         if not hits:  # 8个装的月饼: a pack size only one candidate's name has
             for pack in _PACK.finditer(context):
-                having = [sku for sku in mention.skus if f"#{pack.group(1)}" in self._name_marks[sku]]
+                size = pack.group(1) if pack.group(1).isdigit() else str(chinese_to_int(pack.group(1)))
+                having = [sku for sku in mention.skus if f"#{size}" in self._name_marks[sku]]
                 hits = having if len(having) == 1 else hits
         if not hits and mention.start > 0:  # 生普洱 / 熟普洱: one character before the name that one candidate's names have
             before = scan.text[mention.start - 1]
-            if _CJK_CHAR.fullmatch(before):
+            if _CJK_CHAR.fullmatch(before) and before not in _FUNCTION_CHARS:  # 给pvc管: a verb, no 给水管
                 having = [sku for sku in mention.skus if before in self._kind_text[sku]]
                 hits = having if len(having) == 1 else hits
         return (hits[0],) if len(hits) == 1 else mention.skus
@@ -569,6 +763,9 @@ class OrderParser:
                 qty,
                 product.unit,
             )
+        if q.unit == TAEL and product.unit != TAEL:  # 二两 of what is sold by the 斤: how many 斤
+            question = f"{mention.text}是按{product.unit}卖的，请问您要几{product.unit}？"
+            return Clarify("unit_mismatch", question, [product.sku], mention.text, None, product.unit)
         if q.unit is not None and q.unit != product.unit:  # never convert 瓶 ↔ 箱: ask
             return Clarify(
                 "unit_mismatch",
@@ -617,7 +814,8 @@ class OrderParser:
                 return None  # 要3箱矿泉水，地址改成人民路: the 改 is about something else
         elif (
             len(qs) >= 2
-            and _NEGATE.search(masked, 0, qs[0].start)
+            and (negate := _NEGATE.search(masked, 0, qs[0].start)) is not None
+            and not any(m.start >= negate.end() and m.end <= qs[0].start for m in scan.mentions)  # not 甜甜圈不要，蛋糕1个…
             and (_REAFFIRM.search(masked, qs[0].end, qs[1].start) or _ENOUGH.match(masked[qs[1].end :]))
         ):
             targets = [qs[1]]  # 不要3箱了，要4箱 / 不是3箱，是4箱
@@ -639,6 +837,9 @@ class OrderParser:
         return Correction(product.sku, qty, product.unit, scan.mentions[0].text)
 
     def _removal(self, scan: _Scan) -> ParseResult:
+        pointed = [q for q in scan.quantities if _POINTED.search(scan.masked, 0, q.start)]
+        if pointed:  # 可乐那两箱去掉: the draft's line pointed at, removed whole
+            scan = replace(scan, quantities=[q for q in scan.quantities if q not in pointed])
         if scan.quantities or not scan.mentions:
             # 减掉2箱 (by 2? down to 2?) / 3箱不要了: ask rather than guess.
             return _unclear_correction([s for m in scan.mentions for s in m.skus])
@@ -650,13 +851,23 @@ class OrderParser:
             skus.extend(s for s in resolved if s not in skus)
         return RemoveItem(skus[0], tuple(skus[1:]))
 
+    @staticmethod
+    def _past_items_only(scan: _Scan, elements: Sequence[_Element]) -> bool:
+        """上次买的蛋挞6个 牛角包4个，挺好的: goods of an earlier order named before any item, and no word ordering
+        anything after it — a report of what was bought, not an order (上次买的可乐再来两箱 orders: 再来)."""
+        past = _PAST_OPENING.search(scan.masked)
+        if past is None or not elements or past.end() > elements[0].start:
+            return False
+        rest = _PAST_REF.sub(" ", scan.masked[past.end() :])
+        return _ORDER_CUE.search(rest) is None and _ADD_CUE.search(rest) is None
+
     def _order(self, scan: _Scan, excluded: frozenset[_Mention] = frozenset(), full: _Scan | None = None) -> ParseResult:
         past = [q for q in scan.quantities if _PAST_AMOUNT.search(scan.masked, 0, q.start)]
         if past:  # 上次买的2饼白茶很好喝: the amount of an order already placed orders nothing now
             scan = replace(scan, quantities=[q for q in scan.quantities if q not in past])
         elements: list[_Element] = sorted([*scan.mentions, *scan.quantities], key=lambda e: e.start)
         pairs = _pair(scan, elements)
-        if _PAST.search(scan.masked):
+        if _PAST.search(scan.masked) or self._past_items_only(scan, elements):
             return NotAnOrder()
         add_mode = _ADD_CUE.search(scan.masked, 0, elements[0].start) is not None or (
             len(scan.quantities) == 1 and _ADD_CUE_BEFORE.search(scan.masked, 0, scan.quantities[0].start) is not None
@@ -690,7 +901,7 @@ class OrderParser:
             if product_text.endswith(("那种", "那款")):
                 continue  # 茶具一套 6个杯子那种: describes the kind, orders nothing
             counts = item.marked or (add_mode and not product_text)  # 再加3: a bare number after 再加 counts
-            if product_text.startswith(_NOT_A_PRODUCT) or not counts:
+            if product_text.startswith(_NOT_A_PRODUCT) or not counts or _WITH_THE_GOODS.search(product_text):
                 continue  # 2个人 / 房间302: not merchandise
             if product_text:
                 return Clarify("unknown_product", f"抱歉，我们暂时没有“{product_text}”。请问您要订其他商品吗？", product_text=product_text)
@@ -721,6 +932,35 @@ class OrderParser:
         return OrderLines(list(lines.values()), "add" if add_mode else "new", skipped)
 
 
+def _typo_variants(alias: str) -> list[str]:
+    """The alias with one character replaced by the homophone customers type for it by mistake (cue_words.toml
+    [homophone_typos]: 鸡蛋 → 鸡旦, 蛋挞 → 蛋塔). Two characters or more only: a one-character alias is never
+    guessed at."""
+    if len(alias) < 2:
+        return []
+    typos = homophone_typos()
+    return [alias[:k] + typo + alias[k + 1 :] for k, ch in enumerate(alias) for typo in typos.get(ch, ())]
+
+
+def _clauses(scan: _Scan) -> list[tuple[int, int]]:
+    """The (start, end) of each clause: text between clause-ending signs (a point inside 32.5 ends none)."""
+    ends = (k for k, ch in enumerate(scan.text) if ch in _CLAUSE_END and not _DECIMAL_POINT.match(scan.text, k - 1))
+    bounds = [-1, *ends, len(scan.text)]
+    return [(a + 1, b) for a, b in itertools.pairwise(bounds) if b > a + 1]
+
+
+def _within_clause(scan: _Scan, mention: _Mention) -> _Scan:
+    """The scan with everything outside the mention's clause blanked: what settles a name said "not" to is in its
+    own clause (不要奶油蛋糕了 周六送一个10寸水果蛋糕: the 10寸 is the cake wanted, not the one refused)."""
+    a, b = next(((a, b) for a, b in _clauses(scan) if a <= mention.start < b), (0, len(scan.text)))
+
+    def blank(text: str) -> str:
+        return " " * a + text[a:b] + " " * (len(text) - b)
+
+    inside = [m for m in scan.mentions if a <= m.start < b]
+    return _Scan(blank(scan.text), blank(scan.masked), inside, [q for q in scan.quantities if a <= q.start < b], [])
+
+
 def _as_correction(result: OrderLines) -> ParseResult:
     """A self-correcting message about one product, sent while a draft is open, is a change of that line."""
     if len(result.lines) != 1 or result.mode != "new":
@@ -744,9 +984,14 @@ def _left_out(scan: _Scan, elements: list[_Element]) -> tuple[str, ...]:
         cleaned = _VAGUE_AMOUNT.sub("", cleaned).strip()
         if _NEGATED.search(cleaned) or _CANCEL.search(cleaned):
             continue  # 白糖家里还有不用买: what is not wanted need not be understood
-        if re.fullmatch(_SPEC_WORD, cleaned):
-            continue  # 8寸和10寸的蛋糕: a size of the product named next
-        if _HAS_WORD.search(cleaned) and not cleaned.startswith(_NOT_A_PRODUCT) and not _NOT_AN_ITEM.search(cleaned):
+        if re.fullmatch(_SPEC_WORD, cleaned) or _PACK.fullmatch(cleaned):
+            continue  # 8寸和10寸的蛋糕 / 还要6个装的月饼: a size or pack of the product named next
+        if (
+            _HAS_WORD.search(cleaned)
+            and not cleaned.startswith(_NOT_A_PRODUCT)
+            and not _NOT_AN_ITEM.search(cleaned)
+            and not _WITH_THE_GOODS.search(cleaned)
+        ):
             found.append(cleaned)
     return tuple(dict.fromkeys(found))
 
@@ -760,12 +1005,23 @@ def _spec_forms(token: str) -> list[str]:
     assert number is not None
     unit = token[number.end() :]
     forms = [token] if token != number.group(0) else []
+    if unit and number.start() > 0:  # bv4平方 → 4平方 too: the size as said, without the code letters
+        forms.append(token[number.start() :])
     return [*forms, *(number.group(0) + zh for zh in _SPEC_UNIT_ZH.get(unit, ())), "#" + number.group(0)]
+
+
+# Characters that stand before a product name as words of their own (给 / 要 / 和 …), never as a kind of it.
+_FUNCTION_CHARS = frozenset("给要来买拿订定的和跟与及把再也都送帮替我你他她们这那个了吧啊呢吗就还先各称搬整弄配带捎")
 
 
 def _mark_pattern(mark: str, unit_alt: str) -> str:
     if mark.startswith("#"):  # a bare size number: 550的 / 42.5水泥 / 550那种 — never 5桶 (a quantity)
-        return rf"(?<![0-9.a-z]){re.escape(mark[1:])}(?![0-9.a-z]|\s*(?:{unit_alt}))"
+        # …nor a size in another measure (6寸 is no 6个装, 500克 no 500ml), nor a time, a date, money or an address
+        # (8点前送 settles no 8寸 cake)
+        return (
+            rf"(?<![0-9.a-z]){re.escape(mark[1:])}"
+            rf"(?![0-9.a-z]|\s*(?:{unit_alt}|寸|毫升|升|公斤|千克|克|斤|米|平方|平|点|号|日|月|年|时|分|元|块|岁|楼|层|栋|室|路|人|折|度|%))"
+        )
     return rf"(?<![0-9.a-z]){re.escape(mark)}(?![a-z0-9])"
 
 

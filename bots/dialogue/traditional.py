@@ -84,7 +84,12 @@ _PAIRS = (
     "當当 經经 層层 漲涨 降降 貨货 態态 況况 達达 收收 簽签 辦办 補补 退退 錯错 結结 帳账 賬账 欠欠 "
     # variant forms typed by some input methods (靑島 for 青岛), and further traditional forms
     "靑青 喫吃 箇个 爲为 眞真 衆众 兌兑 噠哒 瀏浏 覽览 鏈链 嘗尝 鍾钟 臺台 檯台 颱台 麫面 粧妆 綫线 綑捆 "
-    "啓启 舖铺 牀床 峯峰 隣邻 罈坛 餚肴 燉炖 繃绷 鬪斗 麯曲 麴曲 濟济 濱滨 錶表 註注 託托 嚮向 嘩哗 嘮唠 嚕噜"
+    "啓启 舖铺 牀床 峯峰 隣邻 罈坛 餚肴 燉炖 繃绷 鬪斗 麯曲 麴曲 濟济 濱滨 錶表 註注 託托 嚮向 嘩哗 嘮唠 嚕噜 "
+    # the traditional forms (and input-method variants) of every further character the four shops' customers
+    # were seen to type, checked with a general converter: 老闆, 一捲電線, 機製砂, 打摺, 貳拾, 冇 (Cantonese 没) …
+    "兒儿 計计 勁劲 剋克 係系 唄呗 迴回 衹只 捲卷 貳贰 傢家 綉绣 誒诶 摺折 奬奖 閨闺 麽么 製制 銹锈 緻致 "
+    "彆别 魯鲁 錦锦 駡骂 闆板 駿骏 瞭了 顔颜 鞦秋 癟瘪 寵宠 薦荐 齣出 寶宝 鷄鸡 鬚须 纔才 黴霉 籤签 著着 "
+    "橫横 嚐尝 靜静 拋抛 冇没 決决"
 )
 
 TRADITIONAL_TO_SIMPLIFIED: dict[int, int] = {ord(pair[0]): ord(pair[1]) for pair in _PAIRS.split() if len(pair) == 2 and pair[0] != pair[1]}

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Final, Literal, TypeAlias
 
@@ -100,15 +100,15 @@ _ASKING = re.compile(r"吗|没|么|呢|啥时候|什么时候|几时|多久|怎�
 _CONTENT = re.compile(
     r"(?:有|一\S{0,3}?|里面|里头|里边)(?:几|多少)(?!钱)|够几|几\S{0,2}装|几\S[一每](?:提|箱|盒|袋|包|件|桶|罐|套|条|瓶|饼|卷)"
 )  # 一箱有几瓶 / 纸巾一提几包 / 一盒多少个 / 够几个人吃 / 几斤装 / 几包一提
-_STOCK_SHAPE = re.compile(r"(?:请问|老板|你们|今天)*\s*有[^,.!?。，\s]{1,12}(?:吗|么|嘛|不|没|伐)[?？!]*$")
+_STOCK_SHAPE = re.compile(r"(?:请问|老板|你们|今天)*\s*有(?:[^,.!?。，\s]|(?<=\d)\.(?=\d)){1,12}(?:吗|么|嘛|不|没|伐)[?？!]*$")  # 9.5厚的
 _VEHICLE = re.compile(r"车")
 _LOOK_IT_UP = re.compile(r"(?:帮|给)(?:我|忙)?(?:看|查)(?:一?下|看|查)")  # beside an order placed: where is it
 # A product, then an amount in a measure (米, 公斤 …) that QuantityScanner leaves out as a size: 电线200米.
 _MEASURED = re.compile(
-    r"(?<=\x00)\s*(?:要|来|买|拿)?\s*\d+(?:\.\d+)?\s*(?P<unit>米|公斤|千克|斤|克|吨|平方米|平米|升)(?![\u4e00-\u9fff]{0,4}的)"
+    r"(?<=\x00)\s*(?:要|来|买|拿|铺|贴|刷)?\s*\d+(?:\.\d+)?\s*(?P<unit>米|公斤|千克|斤|克|吨|平方米|平米|平方|平|升)(?![\u4e00-\u9fff]{0,4}的)"
 )
 _CHOICE = re.compile(r"是.{1,8}还是")  # 蛋糕是动物奶油还是植物奶油: what the product is
-_ARRIVED = re.compile(r"到了(?:吗|没)")  # 冰皮月饼到了吗: in stock yet; 我的水到了没: an order
+_ARRIVED = re.compile(r"到了(?:吗|么|嘛|没|不|伐)")  # 冰皮月饼到了吗: in stock yet; 我的水到了没: an order
 _DELIVERY_BEFORE = re.compile(r"(?:送|发|寄|拉|运)$")
 
 
@@ -130,10 +130,19 @@ def _yes() -> re.Pattern[str]:
 
 
 _YES_TAIL = re.compile(
-    r"(?:就)?(?:按|要)?(?:\d+|[一二两三四五六七八九十]+)?\s*(?:箱|瓶|袋|包|桶|盒|提|个|斤|卷|根|片|张|方|吨|饼|罐|套|条)?(?:算)?$"
+    r"(?:就)?(?:按|要)?(?:\d+|[一二两三四五六七八九十]+)?\s*(?:箱|瓶|袋|包|桶|盒|提|个|斤|卷|根|片|张|方|吨|饼|罐|套|条)?(?:算)?[啊呀吧哈呢的]*$"
 )
-_THUMBS = re.compile(r"^[\s👌👍🙏✅]+$")
-_NO = re.compile(r"^(?:不是|不对|不|不要|错了|没有)(?:的|啊|呀|吧)?(?:[\s,.!~、。;:]|$)")
+# The amount or unit repeated inside a yes (是3箱没错 / 对的，要罐装的 / 嗯对，就是个): taken out before the yes-words
+# are checked, wherever it stands — it repeats the reading asked about.
+_YES_AMOUNT = re.compile(
+    r"(?:就是|就|按|要|是)?(?:\d+|[一二两三四五六七八九十]+)?\s*(?:箱|瓶|袋|包|桶|盒|提|个|斤|卷|根|片|张|方|吨|饼|罐|套|条)(?:装)?(?:的)?"
+)
+# 👌 / 👍 / ✅, alone or among other emoji and signs (👌～ / 👌 😊): a yes
+_THUMBS = re.compile("^[\\s~～!！.。🙏\U0001f300-\U0001faff]*[👌👍✅][\\s~～!！.。👌👍✅🙏\U0001f300-\U0001faff]*$")
+# …also run straight into what is meant instead (不对我说的是包 / 不是我要的是瓶 / 不对是克)
+_NO = re.compile(
+    r"^(?:(?:不是|不对|不|不要|错了|没有)(?:的|啊|呀|吧|呢)*[\s,.!~、。;:]*){1,3}(?:[\s,.!~、。;:]|$|(?=我|是|要的|说的))"
+)  # 不对不对: said twice
 _STICKER = re.compile(r"\[([\u4e00-\u9fffA-Za-z ]{1,8})\]")
 _EMOJI = re.compile("[\U0001f300-\U0001faff\u2600-\u27bf\u2b50\u2764\ufe0f]")
 _MARKUP = re.compile(r"<\s*/?\s*[a-z][^>]*>|&[a-z]+;|\bjavascript:", re.IGNORECASE)
@@ -153,6 +162,11 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         return Understanding("unknown", [], NotAnOrder(), [Evidence("", f"消息过长（{len(raw)} 字），不按订单读取")])
     if _MARKUP.search(raw):
         return Understanding("unknown", [], NotAnOrder(), [Evidence(_MARKUP.search(raw).group(0)[:20], "网页代码/标记，不是订单")])  # type: ignore[union-attr]
+    core = _without_courtesy(raw)
+    if core != raw and (_has_content(core.lower()) or _THUMBS.match(core)):  # 老板，不是的 / 有8寸的吗，麻烦了: read without the courtesy
+        inner = understand(parser, core, has_draft=has_draft, pending=pending)
+        said = Evidence(raw.replace(core, " … ").strip()[:20], "称呼或客气话，不改变意思")
+        return replace(inner, evidence=[*inner.evidence, said])
     survey = parser.survey(raw)
     t, masked = survey.text, cues.without_free_choice(survey.masked)  # 啥时候方便啥时候送 asks nothing
     skus = tuple(dict.fromkeys(s for m in survey.mentions for s in m.skus))
@@ -171,7 +185,10 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         answered = _answer_to_pending(parser, raw, t, pending, has_draft, base)
         if answered is not None:
             return answered
-    if m := cue("hedge_first").search(masked) or cues.checks_first(masked):  # 先不订了 我看家里还剩多少: asks nothing of the shop
+    hedge_first = cue("hedge_first").search(masked)
+    if hedge_first is not None and _names_its_item(masked, hedge_first):
+        hedge_first = None  # 大米2袋 油先不买: "not" scoped to the item its clause names — negation in a list (rule 6)
+    if m := hedge_first or cues.checks_first(masked):  # 先不订了 我看家里还剩多少: asks nothing of the shop
         firm = _firm_part(parser, raw, t, has_draft, scoped=True)
         if firm is not None and cues.question_cue(cues.without_free_choice(parser.survey(firm[1]).masked)) is None:
             evidence = [Evidence(m.group(0), "犹豫的部分不下单", _rule(m)), Evidence(firm[1], "确定要的部分"), *base]
@@ -179,6 +196,8 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         return Understanding("hedge", [], NotAnOrder(), [Evidence(m.group(0), "暂不下单", _rule(m)), *base], skus)
     if _ORDER_NO.search(t) and isinstance(parser.parse(raw, has_draft=has_draft), Cancel):  # 取消订单 SO100001
         return Understanding("cancel", [], Cancel(), [Evidence(_ORDER_NO.search(t).group(0), "取消已下的订单"), *base])  # type: ignore[union-attr]
+    if not survey.mentions and not survey.quantities and (m := cue("solicitation").search(masked)):
+        return Understanding("unknown", [], NotAnOrder(), [Evidence(m.group(0), "广告/推销，不是顾客的消息", _rule(m)), *base])
     # 2. Complaints, then where an order already placed is: about the past, whatever numbers they carry.
     if has_draft and (m := cues.amount_wrong(masked)) and (fixed := _draft_fix(parser, t, m, base, skus)) is not None:
         return fixed  # 可乐数量不对 要6箱: with a draft, the amount after it is a change of that line (rule 7)
@@ -187,6 +206,8 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
     if m := cues.complaint_cue(masked):  # 碎成渣了 / 订的8寸送来的是6寸 / 少寄了 / 颜色不对
         return question("complaint", m, "投诉：货物损坏、送错、少了或迟到")
     status = cue("order_status").search(masked)
+    if status is not None and status.group(0).endswith(("没", "没有")) and cues.can_or_later(masked, status.start()):
+        status = None  # 周末发货没 / 能发货没: asks what the shop can do, no order placed
     if status is not None and not cue("delivery_future").search(masked):
         return question("order_status", status, "问已下订单的进度")
     if _ORDER_NO.search(t):
@@ -194,7 +215,8 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
     # 3. Questions that carry numbers are the questions.
     if m := cues.comparison_cue(masked):  # 雪花跟青岛哪个便宜: a price, not a discount
         return question("price_question", m, "比较价格")
-    if m := cue("discount").search(masked) or cues.free_extra_cue(masked):
+    m = cue("discount").search(masked) or cues.free_extra_cue(masked) or cues.gift_asked(masked, has_draft)
+    if m and not _in_condition(masked, m):  # 要是便宜的话可能拿10箱: a condition of a hedge, no request
         return question("discount_request", m, "要优惠/折扣")
     if m := cue("delivery_fee").search(masked):  # 满多少包邮: about delivery, though it says 多少
         return question("delivery_question", m, "问运费/起送")
@@ -211,7 +233,8 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
     ) and not (
         m.group(0) in cue("size_words") and cues.delivery_cue(masked)  # 多大的车送货: the truck, not the goods
     ):
-        if _VEHICLE.search(m.group(0)):  # 一车能装多少袋: what a truck takes is about delivery
+        if _VEHICLE.search(m.group(0)) or (m.group(0) in cue("size_words") and _VEHICLE.search(masked)):
+            # 一车能装多少袋 / 你们车多大: what a truck takes, or its size, is about delivery
             return question("delivery_question", m, "问一车能装多少")
         return question("price_question", m, "问价格/规格")
     if m := _ARRIVED.search(masked):
@@ -240,7 +263,11 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         dropped = parser.parse(raw, has_draft=has_draft)
         if has_draft and isinstance(dropped, Cancel | RemoveItem):  # 都不要了 下次再说: the draft is dropped now
             return _from_result(dropped, has_draft, base, skus)
-        firm = _firm_part(parser, raw, t, has_draft)
+        # A hedge holds everything after it (可能大米两袋 面粉一袋 / 下个月再订蛋挞6个 牛角包4个 order nothing): only what
+        # comes before its clause can be firm — unless the message sets the firm part apart itself (先来2箱 /
+        # 其他的过两天再说), when every clause without a hedge is firm
+        before = None if _THE_REST.search(t) else _clause_start(masked, m.start())
+        firm = _firm_part(parser, raw, t, has_draft, before=before)
         if firm is not None:
             return _from_result(
                 firm[0], has_draft, [Evidence(m.group(0), "犹豫的部分不下单"), Evidence(firm[1], "确定要的部分"), *base], skus
@@ -248,12 +275,21 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         return Understanding("hedge", [], NotAnOrder(), [Evidence(m.group(0), "还没决定（以后再订/先问问/可能）", _rule(m)), *base], skus)
     # 5. Everything else is read by the order parser.
     result = parser.parse(raw, has_draft=has_draft)
-    if isinstance(result, NotAnOrder) and len(skus) == 1 and (m := _MEASURED.search(masked)):
-        # 2.5平方线200米: an amount in a measure the product is not sold by — asked, never converted (rule 12)
-        unit = parser.products[skus[0]].unit
+    if not has_draft and pending is None and isinstance(result, Clarify | NotAnOrder) and cues.question_cue(masked) is None:
+        if (line := parser.order_by_size_alone(raw)) is not None:  # 不要6寸了 要8寸的一个: the size names the cake
+            evidence = [Evidence(line.matched, f"只有 {line.sku} 是这个规格，按 {line.qty}{line.unit} 下单"), *base]
+            return Understanding("order", [(line.sku, line.qty)], OrderLines([line], "new"), evidence, skus)
+    units = {parser.products[s].unit for s in skus}
+    if isinstance(result, NotAnOrder) and len(survey.mentions) == 1 and len(units) == 1 and (m := _MEASURED.search(masked)):
+        # 2.5平方线200米 / 电线100米: an amount in a measure the product (every candidate of it) is not sold by —
+        # asked, never converted (rule 12)
+        unit = units.pop()
         if m.group("unit") != unit:
-            ask = Clarify("unit_mismatch", f"这个是按{unit}卖的，请问您说的{m.group(0).strip()}要几{unit}？", [skus[0]], unit=unit)
+            ask = Clarify("unit_mismatch", f"这个是按{unit}卖的，请问您说的{m.group(0).strip()}要几{unit}？", list(skus), unit=unit)
             return Understanding("clarify", [], ask, [Evidence(m.group(0).strip(), f"按{unit}卖，不换算", _rule(m)), *base], skus)
+    if isinstance(result, NotAnOrder) and not survey.mentions and not survey.quantities and (m := cue("repeat_order").search(masked)):
+        ask = Clarify("missing_product", "好的，请问这次要哪些商品、各要多少？")
+        return Understanding("clarify", [], ask, [Evidence(m.group(0), "照上次下单：先问清商品和数量", _rule(m)), *base], skus)
     if isinstance(result, NotAnOrder):
         if has_draft and _yes().fullmatch(re.sub(r"[\s,.!~、。;:?]", "", t)):
             return Understanding("confirm", [], Confirm(), [Evidence(t[:20], "对待确认订单说“好”"), *base])
@@ -266,15 +302,35 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
     asked_about = isinstance(result, OrderLines) or (
         isinstance(result, Clarify) and result.reason in ("ambiguous_product", "missing_quantity") and pending is None
     )  # 生日蛋糕要提前几天订: which cake is beside the point, it is a question
-    if asked_about and (m := cues.interrogative_cue(masked)) and not cues.permission_only(masked):
+    if asked_about and (m := cues.interrogative_cue(masked) or cues.a_not_a_question(masked)) and not cues.permission_only(masked):
         # 订20个蛋挞要提前几天: a question word no rule placed — asked, never ordered (a question with a number is
         # the question); the model names the topic when it can
         guess = _model_guess(masked)
-        intent = guess[0] if guess is not None else "unknown"
+        if guess is not None and guess[0] == "complaint":
+            guess = None  # a question about the goods (新不新鲜) reports nothing wrong
+        # 够不够 / 新不新鲜 / 甜不甜 with nothing else placing it: what the product is — a price_question (rule 2)
+        intent = guess[0] if guess is not None else ("unknown" if cues.interrogative_cue(masked) else "price_question")
         return Understanding(
             intent, [], NotAnOrder(), [Evidence(m.group(0), "有疑问词，是在问，不下单"), *base], skus, _first_quantity(survey)
         )
     return _from_result(result, has_draft, base, skus, pending, t)
+
+
+# 不是3卷 是5卷: "not this amount but that one" — on a draft, a change of the line, like 改成 (rule 7)
+_NOT_BUT = re.compile(r"不是\s*(?:\d|[一二两三四五六七八九十])\S{0,4}?[\s,，、]*(?:是|要)\s*(?:\d|[一二两三四五六七八九十])")
+# A greeting or an address opening the message, set off by a sign or a space (老板，/ 你好 / 在吗？), and thanks or
+# 麻烦了 closing it: courtesy around what the message says. 老板好 (no separator) is left whole: it is the greeting.
+_COURTESY_HEAD = re.compile(
+    r"^(?:(?:你好|您好|老板娘|老板|师傅|亲|美女|帅哥|在吗|在不在|哈喽|hello|hi|喂+)[\s,，.。!！~～、:：?？]+)+", re.IGNORECASE
+)
+_COURTESY_TAIL = re.compile(
+    r"(?:[\s,，.。!！~～、]+(?:谢谢(?:老板娘?|啦|了|你|您)?|多谢|麻烦(?:你|您)?了|辛苦(?:你|您)?(?:了|啦)?|拜托(?:了|啦)?)[\s,，.。!！~～]*)+$"
+)
+
+
+def _without_courtesy(raw: str) -> str:
+    """The message without a greeting opening it and thanks closing it; '' when that is all it says."""
+    return _COURTESY_TAIL.sub("", _COURTESY_HEAD.sub("", raw.strip())).strip()
 
 
 _ORDER_NO = re.compile(r"订单号|单号|(?<![a-z0-9])so\s*-?\s*\d{6,}(?!\d)")  # 订单SO123456的: no \b after a 汉字
@@ -347,6 +403,8 @@ def _answer_to_pending(parser: OrderParser, raw: str, t: str, pending: str, has_
             reask=True,
         )
     yes_text = _YES_TAIL.sub("", bare)  # 是的是的 箱 / 对的对的 3箱 / 对 按卷: a yes that repeats the reading
+    if yes_text and not _yes().fullmatch(yes_text) and pending in YES_NO_PENDING:
+        yes_text = _YES_AMOUNT.sub("", bare)  # 是3箱没错 / 对的，要罐装的
     if yes_text and _yes().fullmatch(yes_text):
         if pending in YES_NO_PENDING:
             return Understanding("confirm", [], Confirm(), [Evidence(t[:10], f"对刚才的问题（{pending}）回答“是”"), *base])
@@ -389,6 +447,28 @@ def _draft_fix(parser: OrderParser, t: str, wrong: re.Match[str], base: list[Evi
 _THE_REST = re.compile(r"其他|其它|其余|剩下|剩余|余下|别的|另外的|先(?:来|要|拿|订|定|送|买|整|发|拉)")
 
 
+_CONDITION = re.compile(r"(?:要是|如果|假如|假设|万一|只要|若是)[^\s,!?;。]*$")
+
+
+def _in_condition(masked: str, m: re.Match[str]) -> bool:
+    """``m`` stands in an if-clause (要是便宜的话 / 如果能打折): what would make the customer buy, not a request —
+    unless the clause goes on to ask it (要是拿10箱单价能少点不: the if-part is the amount, the question the price)."""
+    start = max((k.end() for k in _CLAUSE_START.finditer(masked, 0, m.start())), default=0)
+    end = next((k.start() for k in _CLAUSE_START.finditer(masked, m.end())), len(masked))
+    if _CONDITION.search(masked, start, m.start()) is None:
+        return False
+    return "的话" in masked[m.end() : end] or cues.question_cue(masked[m.end() : end]) is None
+
+
+_CLAUSE_START = re.compile(r"[\s,!?;:、。~]")
+
+
+def _names_its_item(masked: str, m: re.Match[str]) -> bool:
+    """The clause of ``m`` names a product before it (油先不买): the words are about that item, not the message."""
+    start = max((k.end() for k in _CLAUSE_START.finditer(masked, 0, m.start())), default=0)
+    return "\x00" in masked[start : m.start()]
+
+
 _WARNED = re.compile(r"(?:别|不要|千万别|可别|小心|注意|防止|以免|免得|不能|不会|怕|担心)\S{0,2}$")
 
 
@@ -400,13 +480,21 @@ def _complaint_word(masked: str) -> re.Match[str] | None:
     return None
 
 
-def _firm_part(parser: OrderParser, raw: str, t: str, has_draft: bool, *, scoped: bool = False) -> tuple[ParseResult, str] | None:
+def _clause_start(masked: str, at: int) -> int:
+    return max((k.end() for k in _SEPARATORS.finditer(masked, 0, at)), default=0)
+
+
+def _firm_part(
+    parser: OrderParser, raw: str, t: str, has_draft: bool, *, scoped: bool = False, before: int | None = None
+) -> tuple[ParseResult, str] | None:
     """先来2箱，其他的过两天再说: the clauses without a hedge word, if they order something on their own. ``scoped``:
-    the hedge holds the whole message (a check or a consultation first) unless it says it is about the rest."""
+    the hedge holds the whole message (a check or a consultation first) unless it says it is about the rest.
+    ``before``: only clauses ending before this point can be firm (a hedge word holding all that follows it)."""
     if scoped and not _THE_REST.search(t):
         return None  # 想要5箱 不过得先问下老板: asking someone first holds the whole message — nothing is firm
     clauses = [c for c in _SEPARATORS.split(t) if c]
-    firm = [c for c in clauses if not cue("hedge").search(c) and not cues.postpone_cue(c)]
+    candidates = clauses if before is None else [c for c in _SEPARATORS.split(t[:before]) if c]
+    firm = [c for c in candidates if not cue("hedge").search(c) and not cues.postpone_cue(c)]
     if not firm or len(firm) == len(clauses):
         return None
     text = "，".join(firm)
@@ -454,7 +542,8 @@ def _from_result(
         )
     if isinstance(result, Confirm):
         return Understanding("confirm", [], result, [Evidence("", "确认订单"), *evidence], tuple(skus))
-    if isinstance(result, Clarify) and has_draft and result.reason == "ambiguous_product" and cue("change").search(text):
+    changes = cue("change").search(text) or _NOT_BUT.search(text)
+    if isinstance(result, Clarify) and has_draft and result.reason == "ambiguous_product" and changes:
         change = Correction(None, result.qty or 0, result.unit, result.product_text, tuple(result.candidates))
         if result.qty:  # 月饼改到10盒: the draft holds one of them — the dialogue settles which
             return Understanding("change", [], change, [Evidence(result.product_text, "改草稿里这种商品的数量"), *evidence], tuple(skus))

@@ -340,7 +340,7 @@ def test_every_cue_word_table_compiles() -> None:
 
     tables = tomllib.loads(CUE_WORDS_PATH.read_text(encoding="utf-8"))
     assert tables
-    for name in tables:
+    for name in (n for n, table in tables.items() if "words" in table):  # [homophone_typos] holds pairs, no cue words
         words = cue(name)
         assert words.words and all(w.strip() == w and w for w in words.words), name
         assert isinstance(words.pattern, re.Pattern)
