@@ -11,6 +11,7 @@ import pytest
 from bots.dialogue.intents import Clarify, Product
 from bots.dialogue.parser import OrderParser
 from bots.dialogue.understanding import understand
+from tests.bots.reading import read
 
 CATALOG = [
     Product("COLA", "可口可乐 500ml×12", ("可乐", "可口可乐"), "箱"),
@@ -31,11 +32,6 @@ CATALOG = [
 @pytest.fixture(scope="module")
 def parser() -> OrderParser:
     return OrderParser(CATALOG)
-
-
-def read(parser: OrderParser, text: str, *, has_draft: bool = False, pending: str | None = None) -> tuple[str, list[tuple[str, int]]]:
-    u = understand(parser, text, has_draft=has_draft, pending=pending)
-    return u.intent, sorted(u.lines)
 
 
 # -- rule 12: an amount in a measure the SKU is not sold by is asked, never converted ----------------------------

@@ -14,6 +14,7 @@ from bots.dialogue.cue_words import CUE_WORDS_PATH, cue
 from bots.dialogue.intents import Clarify, Correction, OrderLines, Product
 from bots.dialogue.parser import OrderParser
 from bots.dialogue.understanding import understand
+from tests.bots.reading import read
 
 CATALOG = [
     Product("COLA", "可口可乐 500ml×12", ("可乐", "可口可乐"), "箱"),
@@ -37,11 +38,6 @@ CATALOG = [
 @pytest.fixture(scope="module")
 def parser() -> OrderParser:
     return OrderParser(CATALOG)
-
-
-def read(parser: OrderParser, text: str, *, has_draft: bool = False, pending: str | None = None) -> tuple[str, list[tuple[str, int]]]:
-    u = understand(parser, text, has_draft=has_draft, pending=pending)
-    return u.intent, sorted(u.lines)
 
 
 # -- rule 7: a correction inside one message, without a draft — the last value wins ---------------------------
