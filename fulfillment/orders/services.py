@@ -118,6 +118,32 @@ async def create_order(
         # Not placed: the gate sends it the general way — or a concurrent call with the same ref placed it first.
         if ref is not None and (replayed := await _replay(rt, ref, confirm=confirm, actor=actor)) is not None:
             return replayed
+    try:
+        return await _create_in_one_transaction(
+            rt, customer_id, items, source, channel, salesperson_userid, actor, confirm=confirm, ref=ref, now=now
+        )
+    except sa.exc.IntegrityError:
+        # A concurrent call with the same ref wrote its order first (orders.source_ref is unique): this one wrote
+        # nothing (its transaction rolled back) and answers with that order, as a later replay would.
+        if ref is not None and (replayed := await _replay(rt, ref, confirm=confirm, actor=actor)) is not None:
+            return replayed
+        raise
+
+
+async def _create_in_one_transaction(
+    rt: Runtime,
+    customer_id: int,
+    items: list[tuple[str, int]],
+    source: str,
+    channel: str,
+    salesperson_userid: str,
+    actor: str,
+    *,
+    confirm: bool,
+    ref: str | None,
+    now: dt.datetime,
+) -> OrderView:
+    """:func:`create_order`'s general path: price, number, write, allocate (confirmed) and record in one transaction."""
     async with rt.db.write() as conn:
         lines = await price_items(conn, items)
         number = order_number(await next_value(conn, rt.db.dialect, "order"))
