@@ -104,8 +104,9 @@ _SEPARATOR = _words(
     r"[,!?;:、。~/\n] (?<!\d)\. \.(?!\d) 和 跟 还有 以及 另外 外加 加上 再来 再加 "
     r"再要 还要 然后 及 与 同"
 )
-# 大米和面粉各2袋 / 可乐和水都要3箱 / 都给我来4个: one amount for every product before it
-_EACH = re.compile(r"(?:各|都|也)(?:给我|帮我|再)?(?:要|来|拿|是|买|订|整|弄|称|搬|带|送|配)?\s*$")
+# 大米和面粉各2袋 / 可乐和水都要3箱 / 都给我来4个 / 每样一箱 / 分别两袋 / 一样来两箱: one amount for every
+# product before it
+_EACH = re.compile(r"(?:各|都|也|每一?[样种款]|分别|一样|同样)(?:给我|帮我|再)?(?:要|来|拿|是|买|订|整|弄|称|搬|带|送|配)?\s*$")
 _INTERJECTION = "嗯呃额唉哎啊哦噢诶咦"
 _HESITATION = rf"[{_INTERJECTION}]+[\s.…]*"
 # A message that takes back what it just said: 要2袋大米…不对，改成4袋 / 3箱可乐，不是，4箱.
@@ -1082,7 +1083,27 @@ def _pair(scan: _Scan, elements: list[_Element]) -> dict[_Mention, QuantityMatch
         if mention not in pairs and q not in used:
             pairs[mention] = q
             used.add(q)
+    _pair_same_as_before(scan, elements, pairs)
     return pairs
+
+
+# 可乐要两箱，雪碧也要 / 雪碧也是 / 雪碧一样: a product with no amount of its own, saying "the same" and nothing else
+_SAME_AMOUNT = re.compile(r"\s*(?:也(?:要|是|来|拿)?|也?(?:一样|同样|照样))(?:的|吧|哈|啊|呀|哦|嘛)?[\s,.!~、。]*$")
+
+
+def _pair_same_as_before(scan: _Scan, elements: list[_Element], pairs: dict[_Mention, QuantityMatch]) -> None:
+    """An unpaired product followed only by 也要 / 也是 / 一样 (up to the next element or the end) takes the amount of
+    the product named just before it, when that one has an amount: 可乐3箱 雪碧也一样 → 雪碧 3箱."""
+    for k, el in enumerate(elements):
+        if not isinstance(el, _Mention) or el in pairs or k == 0:
+            continue
+        end = elements[k + 1].start if k + 1 < len(elements) else len(scan.masked)
+        if _SAME_AMOUNT.match(scan.masked, el.end, end) is None:
+            continue
+        prev = elements[k - 1]
+        q = prev if isinstance(prev, QuantityMatch) else pairs.get(prev)
+        if q is not None and q in pairs.values():
+            pairs[el] = q
 
 
 def _product_text(scan: _Scan, elements: list[_Element], q: QuantityMatch) -> str:

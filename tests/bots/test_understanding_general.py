@@ -725,3 +725,50 @@ def test_after_also_a_pack_size_or_an_address_is_no_unknown_item(parser: OrderPa
     assert read(shop, "还要6个装的礼盒3盒", has_draft=True) == ("add", [("BOX", 3)])
     assert read(shop, "大米2袋 还要送到人民路88号") == ("order", [("RICE", 2)])
     assert read(shop, "大米2袋和5号电池")[0] == "clarify"  # a product not sold here: never a silent partial order
+
+
+# -- rule 10: one amount for several products — 每样 / 分别 / 一样, and "the same" after a product ----------------
+
+
+@pytest.mark.parametrize(
+    ("text", "lines"),
+    [
+        ("雪碧 可乐 每样来三箱", [("COLA", 3), ("SPRITE", 3)]),
+        ("可乐雪碧分别整4箱", [("COLA", 4), ("SPRITE", 4)]),
+        ("可乐和雪碧一样拿两箱", [("COLA", 2), ("SPRITE", 2)]),
+    ],
+)
+def test_each_word_spreads_one_amount_over_the_products_before_it(parser: OrderParser, text: str, lines: list[tuple[str, int]]) -> None:
+    assert read(parser, text) == ("order", sorted(lines))
+
+
+@pytest.mark.parametrize(
+    ("text", "lines"),
+    [
+        ("整两箱雪碧 可乐也要", [("COLA", 2), ("SPRITE", 2)]),
+        ("雪碧4箱 可乐一样", [("COLA", 4), ("SPRITE", 4)]),
+        ("大米一袋，可乐五箱 雪碧也是哈", [("COLA", 5), ("RICE", 1), ("SPRITE", 5)]),
+    ],
+)
+def test_a_product_saying_the_same_takes_the_amount_before_it(parser: OrderParser, text: str, lines: list[tuple[str, int]]) -> None:
+    assert read(parser, text) == ("order", sorted(lines))
+
+
+@pytest.mark.parametrize("text", ["大米三袋，鸡蛋也是", "可乐两箱 啤酒也要"])
+def test_the_same_amount_is_still_checked_against_the_product(parser: OrderParser, text: str) -> None:
+    assert read(parser, text) == ("clarify", [])  # 袋 of eggs sold by the 盒; 啤酒 of two brands
+
+
+@pytest.mark.parametrize("text", ["可乐3箱 雪碧也不要", "可乐三箱 雪碧也要吗"])
+def test_the_same_amount_needs_a_plain_yes_to_it(parser: OrderParser, text: str) -> None:
+    assert ("SPRITE", 3) not in read(parser, text)[1]
+
+
+@pytest.mark.parametrize("text", ["地砖 水管各二十", "蛋挞水管各二十个"])
+def test_a_longer_numeral_after_each_is_never_cut_to_its_first_digit(parser: OrderParser, text: str) -> None:
+    assert all(qty != 2 for _, qty in read(parser, text)[1])  # 各二十 is twenty (or asked), never 2
+
+
+@pytest.mark.parametrize("text", ["可乐雪碧各两三箱", "蛋挞水管各一对"])
+def test_each_before_a_vague_amount_or_a_pair_orders_nothing(parser: OrderParser, text: str) -> None:
+    assert read(parser, text)[0] != "order"
