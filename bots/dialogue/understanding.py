@@ -275,6 +275,11 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         return Understanding("hedge", [], NotAnOrder(), [Evidence(m.group(0), "还没决定（以后再订/先问问/可能）", _rule(m)), *base], skus)
     # 5. Everything else is read by the order parser.
     result = parser.parse(raw, has_draft=has_draft)
+    if has_draft and isinstance(result, OrderLines) and len(result.lines) == 1 and (m := _SLIP_OWNED.match(masked)):
+        # 刚才说错了 可乐是4箱 (with a draft): the slip owned first, then the line meant — a change of it (rule 7)
+        line = result.lines[0]
+        evidence = [Evidence(m.group(0).strip(), f"说错了：草稿改成 {line.qty}{line.unit}", _rule(m)), *base]
+        return Understanding("change", [], Correction(line.sku, line.qty, line.unit, line.matched), evidence, skus)
     if not has_draft and pending is None and isinstance(result, Clarify | NotAnOrder) and cues.question_cue(masked) is None:
         if (line := parser.order_by_size_alone(raw)) is not None:  # 不要6寸了 要8寸的一个: the size names the cake
             evidence = [Evidence(line.matched, f"只有 {line.sku} 是这个规格，按 {line.qty}{line.unit} 下单"), *base]
@@ -316,6 +321,8 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
     return _from_result(result, has_draft, base, skus, pending, t)
 
 
+# 刚才说错了 / 不好意思打错了 / 更正一下: a message opening by owning a slip, before any product or amount
+_SLIP_OWNED = re.compile(r"[^\x00]{0,6}?(?:说错|写错|打错|搞错|记错|弄错|更正|纠正)(?:了|啦)?[^\x00]{0,4}?(?=\x00)")
 # 不是3卷 是5卷: "not this amount but that one" — on a draft, a change of the line, like 改成 (rule 7)
 _NOT_BUT = re.compile(r"不是\s*(?:\d|[一二两三四五六七八九十])\S{0,4}?[\s,，、]*(?:是|要)\s*(?:\d|[一二两三四五六七八九十])")
 # A greeting or an address opening the message, set off by a sign or a space (老板，/ 你好 / 在吗？), and thanks or

@@ -772,3 +772,51 @@ def test_a_longer_numeral_after_each_is_never_cut_to_its_first_digit(parser: Ord
 @pytest.mark.parametrize("text", ["可乐雪碧各两三箱", "蛋挞水管各一对"])
 def test_each_before_a_vague_amount_or_a_pair_orders_nothing(parser: OrderParser, text: str) -> None:
     assert read(parser, text)[0] != "order"
+
+
+# -- rule 7: with a draft, owning a slip first and then giving the line meant is a change ------------------------
+
+
+@pytest.mark.parametrize("text", ["哎呀刚刚打错了 雪碧是5箱", "前面写错了，大米要四袋", "更正一下 可乐3箱"])
+def test_a_slip_owned_before_the_line_changes_the_draft(parser: OrderParser, text: str) -> None:
+    assert read(parser, text, has_draft=True) == ("change", [])
+
+
+def test_a_slip_owned_without_a_draft_is_the_order(parser: OrderParser) -> None:
+    assert read(parser, "哎呀刚刚打错了 雪碧是5箱") == ("order", [("SPRITE", 5)])
+
+
+# -- rule 16: struck off the draft --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["水管划掉", "把雪碧撤了吧", "蛋挞就免了"])
+def test_striking_an_item_off_the_draft_removes_it(parser: OrderParser, text: str) -> None:
+    assert read(parser, text, has_draft=True) == ("remove", [])
+
+
+@pytest.mark.parametrize("text", ["配送费免了吧", "零头就免了"])
+def test_waiving_a_charge_is_still_a_discount_request(parser: OrderParser, text: str) -> None:
+    assert read(parser, text)[0] == "discount_request"
+
+
+# -- rule 6: an item put off or not needed, beside one ordered -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["大米三袋 啤酒等下次", "大米三袋，啤酒下次吧", "大米三袋 啤酒没必要", "大米三袋 啤酒不着急", "雪碧免了 大米三袋"],
+)
+def test_an_item_put_off_is_left_out_of_the_order(parser: OrderParser, text: str) -> None:
+    assert read(parser, text) == ("order", [("RICE", 3)])  # 啤酒 is of two brands: it does not matter, not ordered
+
+
+# -- rule 14 / 16: "nothing more" said to a draft -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["没了", "没有别的了 谢谢", "就这么多吧", "没毛病"])
+def test_nothing_more_said_to_a_draft_confirms_it(parser: OrderParser, text: str) -> None:
+    assert read(parser, text, has_draft=True) == ("confirm", [])
+
+
+def test_a_fault_is_still_a_complaint(parser: OrderParser) -> None:
+    assert read(parser, "这批水管有毛病")[0] == "complaint"
