@@ -87,9 +87,10 @@ _SAID_WRONG = _words("说错 写错 打错 搞错 记错")
 _SIZE_MARK = re.compile(r"^(?!#).*\d")  # a size with its unit (8寸, 550ml), not a bare number
 _KIND = re.compile(r"([\u4e00-\u9fff]{1,2})的")  # 小瓶的 / 生的: a kind described, not named
 _ENOUGH = re.compile(r"^\s*(?:就够|就行|就好|就可以|够了|就成)")  # 不要3盒了 2盒就够: the second amount is meant
-# 多 + a verb: more; 顺便 / 顺带 / 捎带: "while you are at it", one more thing on the order
+# 多 + a verb: more; 顺便 / 顺带 / 捎带: "while you are at it", one more thing on the order; 也各要 / 也都来: also, each
 _ADD_CUE = _words(
-    "再 还要 还需要 追加 另外 多(?:给我|帮我)?(?:加|来|要|拿|买|订|整|带|给|弄|称|搬) 也要 也来 加(?!急|班|油) 顺便 顺带 捎带 捎上"
+    "再 还要 还需要 追加 另外 多(?:给我|帮我)?(?:加|来|要|拿|买|订|整|带|给|弄|称|搬) 也(?:各|都)?(?:要|来) "
+    "加(?!急|班|油) 顺便 顺带 捎带 捎上"
 )
 _ADD_CUE_BEFORE = re.compile(rf"(?:{_ADD_CUE.pattern})\s*$")  # 雪碧多来一箱
 _PAST = _words("买了 订了 下了单 下单了 收到了 送到了 买过 订过 要过 拿过")  # 我昨天买了3箱: a report, not an order
@@ -122,6 +123,12 @@ _RETRACT = re.compile(
     + rf"|(?<=[\s,.…]){_HESITATION}(?=[\s,.…])"
     # run together, between two amounts (方便面2箱呃3箱吧 / 河沙5方不6方 / 芝士蛋糕1个嗯不2个)
     + r"|(?<=\x00)(?:[嗯呃额唉哎啊哦噢]+不?|不)(?=\x00)"
+)
+# The words of a retraction (not its shapes: a lone 不, a pause): what may take back a product named before it.
+# 不是 only when set off and followed by what is meant (不是，是雪碧): 可乐2箱 不是雪碧 says which one, it is cola.
+_RETRACT_WORD = re.compile(
+    _words("不对 错了 说错 打错 写错 搞错 看错 记错 更正 纠正 哦不 噢不 不不 应该是 我是说 我说的是 其实是 其实要").pattern
+    + r"|不是[\s,.!~、。]+(?=是|要)"
 )
 # Negation that scopes over its own segment of a message that orders something else (大米2袋，油先不要).
 _NEGATED = re.compile(
@@ -479,6 +486,8 @@ class OrderParser:
         else:
             if not has_draft and (resized := self._size_retraction(scan)) is not None:
                 return resized
+            if not has_draft and (swapped := self._product_retraction(scan)) is not None:
+                return swapped
             said_wrong = _SAID_WRONG.search(scan.masked)
             if has_draft and said_wrong is not None and qs and qs[-1].end <= said_wrong.start():
                 # 花生油要2桶 刚才说错了 (with a draft): the message restates a draft line after the slip
@@ -532,6 +541,29 @@ class OrderParser:
             merged[ln.sku] = ln
         result = OrderLines(list(merged.values()), first.mode, first.excluded)
         return _as_correction(result) if has_draft else result  # with a draft, 纸巾不是3提 改成2提 changes that line
+
+    def _product_retraction(self, scan: _Scan) -> ParseResult | None:
+        """可乐2箱 不对是雪碧 / 大米2袋 错了 要面粉: a retraction word, then only another product (no amount) — the
+        last line's product is what is taken back; its amount stands, checked against the new product's unit."""
+        for cue in _RETRACT_WORD.finditer(scan.masked):
+            if any(q.start >= cue.end() for q in scan.quantities) or not any(q.end <= cue.start() for q in scan.quantities):
+                continue
+            after_m = [m for m in scan.mentions if m.start >= cue.end()]
+            if len(after_m) != 1 or not any(m.end <= cue.start() for m in scan.mentions):
+                continue
+            first = self.parse(scan.text[: cue.start()])
+            if not isinstance(first, OrderLines):
+                return None
+            last = first.lines[-1]
+            meant = self.parse(f"{scan.text[cue.end() :]} {last.qty}{last.unit}")
+            if isinstance(meant, Clarify):
+                return meant
+            if not isinstance(meant, OrderLines) or len(meant.lines) != 1:
+                return None
+            lines = {ln.sku: ln for ln in first.lines[:-1]}
+            lines[meant.lines[0].sku] = meant.lines[0]
+            return OrderLines(list(lines.values()), first.mode, first.excluded)
+        return None
 
     def _size_retraction(self, scan: _Scan) -> OrderLines | None:
         """水泥20袋 32.5的 哦不 要42.5的: a retraction, then only a size (no amount, no product) — the size of the

@@ -215,7 +215,9 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
     # 3. Questions that carry numbers are the questions.
     if m := cues.comparison_cue(masked):  # 雪花跟青岛哪个便宜: a price, not a discount
         return question("price_question", m, "比较价格")
-    m = cue("discount").search(masked) or cues.free_extra_cue(masked) or cues.gift_asked(masked, has_draft)
+    m = cue("discount").search(masked) or cues.free_extra_cue(masked) or cues.gift_asked(masked, has_draft) or cues.haggle_cue(t)
+    if m is None and (fee := cue("delivery_fee").search(masked)) and cues.buys_a_lot(masked):
+        m = fee  # 能包邮不 买的多: an exception to the delivery rule asked for, not the rule (rule 3)
     if m and not _in_condition(masked, m):  # 要是便宜的话可能拿10箱: a condition of a hedge, no request
         return question("discount_request", m, "要优惠/折扣")
     if m := cue("delivery_fee").search(masked):  # 满多少包邮: about delivery, though it says 多少
@@ -514,6 +516,11 @@ def _firm_part(
 def _from_result(
     result: ParseResult, has_draft: bool, evidence: list[Evidence], skus: Sequence[str], pending: str | None = None, text: str = ""
 ) -> Understanding:
+    if isinstance(result, OrderLines) and has_draft and result.excluded:
+        # 雪碧不要了 可乐加一箱 (with a draft): a removal and an order in one message — taking the order alone would
+        # drop the removal silently (the draft may hold that item), so it is asked back
+        ask = Clarify("unclear_correction", "这一句里既有要去掉的，也有要加的，麻烦分开说一下：先说去掉哪样，再说加什么，谢谢！")
+        return Understanding("clarify", [], ask, [Evidence("", "同一句里既去掉又加：先问清楚"), *evidence], tuple(skus))
     if isinstance(result, OrderLines):
         lines = [(ln.sku, ln.qty) for ln in result.lines]
         why = [Evidence(ln.matched, f"{ln.sku} × {ln.qty}{ln.unit}") for ln in result.lines]

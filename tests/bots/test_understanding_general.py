@@ -820,3 +820,51 @@ def test_nothing_more_said_to_a_draft_confirms_it(parser: OrderParser, text: str
 
 def test_a_fault_is_still_a_complaint(parser: OrderParser) -> None:
     assert read(parser, "这批水管有毛病")[0] == "complaint"
+
+
+# -- rule 15 / 16: with a draft, "also each" adds; a removal beside an order is asked ----------------------------
+
+
+def test_also_each_adds_to_the_draft(parser: OrderParser) -> None:
+    assert read(parser, "可乐雪碧也各要两箱", has_draft=True) == ("add", [("COLA", 2), ("SPRITE", 2)])
+
+
+@pytest.mark.parametrize("text", ["大米不要了 可乐再加两箱", "可乐再来一箱 雪碧就不用了"])
+def test_a_removal_beside_an_order_on_a_draft_is_asked(parser: OrderParser, text: str) -> None:
+    assert read(parser, text, has_draft=True) == ("clarify", [])  # never the addition alone, the removal lost
+
+
+# -- rule 7: a retraction then only another product — that product, the same amount ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "lines"),
+    [("雪碧3箱 哦不对 是可乐", [("COLA", 3)]), ("蛋挞十个 说错了 要葡式蛋挞", [("TART", 10)]), ("可乐两箱 不是，是雪碧", [("SPRITE", 2)])],
+)
+def test_a_retracted_product_keeps_its_amount(parser: OrderParser, text: str, lines: list[tuple[str, int]]) -> None:
+    assert read(parser, text) == ("order", lines)
+
+
+@pytest.mark.parametrize("text", ["可乐两箱 不是雪碧", "雪碧3箱 不对 是大米", "可乐两箱 不对是啤酒"])
+def test_which_one_is_meant_or_a_unit_that_does_not_fit_is_never_swapped_in(parser: OrderParser, text: str) -> None:
+    assert read(parser, text)[1] in ([], [("COLA", 2)])  # 不是雪碧 says it is cola; 袋 of 大米 / which 啤酒: asked
+
+
+# -- rule 3: bargaining — two sums, a promotion's price, another shop held up, an exception to the delivery rule --
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["一共315 算300吧", "88块就算80呗", "有没有促销价", "地砖200片 最低能多少", "网上才卖25", "人家比你便宜好几块", "包个邮呗 拿得多"],
+)
+def test_bargaining_shapes_are_discount_requests(parser: OrderParser, text: str) -> None:
+    assert read(parser, text)[0] == "discount_request"
+
+
+@pytest.mark.parametrize(("text", "intent"), [("可乐和雪碧哪个便宜", "price_question"), ("包邮吗", "delivery_question")])
+def test_comparing_goods_or_asking_the_rule_is_no_bargaining(parser: OrderParser, text: str, intent: str) -> None:
+    assert read(parser, text)[0] == intent
+
+
+def test_settling_on_an_amount_is_no_haggle(parser: OrderParser) -> None:
+    assert read(parser, "可乐就算3箱吧") == ("order", [("COLA", 3)])
