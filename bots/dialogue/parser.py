@@ -770,7 +770,26 @@ class OrderParser:
             if _CJK_CHAR.fullmatch(before) and before not in _FUNCTION_CHARS:  # 给pvc管: a verb, no 给水管
                 having = [sku for sku in mention.skus if before in self._kind_text[sku]]
                 hits = having if len(having) == 1 else hits
+        if len(hits) == 1 and len(self._kinds_named(mention, scan.text, left, right)) > 1:
+            return mention.skus  # 大瓶小瓶的水 / 生熟普洱: two kinds named — never the one nearest the name (asked)
         return (hits[0],) if len(hits) == 1 else mention.skus
+
+    def _kinds_named(self, mention: _Mention, text: str, left: int, right: int) -> set[str]:
+        """The candidates of an ambiguous mention its context names by a word no other candidate has: a two-character
+        word anywhere around it (大瓶 / 小瓶), or one character of the run written straight before it (生熟普洱)."""
+        kinds = {sku: self._kind_text[sku] for sku in mention.skus}
+        context = text[left : mention.start] + " " + text[mention.end : right]
+        words = {
+            context[i : i + 2] for i in range(len(context) - 1) if _CJK_CHAR.fullmatch(context[i]) and _CJK_CHAR.fullmatch(context[i + 1])
+        }
+        run = re.search(r"[\u4e00-\u9fff]{1,3}$", text[left : mention.start])
+        chars = {c for c in (run.group(0) if run else "") if c not in _FUNCTION_CHARS}
+        named: set[str] = set()
+        for sku, kind in kinds.items():
+            others = [k for s, k in kinds.items() if s != sku]
+            if any(w in kind and not any(w in k for k in others) for w in words | chars):
+                named.add(sku)
+        return named
 
     def _checked(
         self, mention: _Mention, q: QuantityMatch | None, scan: _Scan, which: str = "要", how_many: str = "要"
@@ -1057,7 +1076,10 @@ def _mark_pattern(mark: str, unit_alt: str) -> str:
             rf"(?<![0-9.a-z]){re.escape(mark[1:])}"
             rf"(?![0-9.a-z]|\s*(?:{unit_alt}|寸|毫升|升|公斤|千克|克|斤|米|平方|平|点|号|日|月|年|时|分|元|块|岁|楼|层|栋|室|路|人|折|度|%))"
         )
-    return rf"(?<![0-9.a-z]){re.escape(mark)}(?![a-z0-9])"
+    # a mark ending in a letter or digit must end there (550ml is no 550ml2); one ending in a character may run
+    # straight into the next size (6寸8寸的蛋糕: both sizes named)
+    after = "(?![a-z0-9])" if re.search(r"[a-z0-9]$", mark) else ""
+    return rf"(?<![0-9.a-z]){re.escape(mark)}{after}"
 
 
 def _whole(q: QuantityMatch | None) -> int | None:

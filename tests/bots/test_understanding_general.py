@@ -868,3 +868,17 @@ def test_comparing_goods_or_asking_the_rule_is_no_bargaining(parser: OrderParser
 
 def test_settling_on_an_amount_is_no_haggle(parser: OrderParser) -> None:
     assert read(parser, "可乐就算3箱吧") == ("order", [("COLA", 3)])
+
+
+# -- rules 10 / 12: two kinds of one product named around it are never narrowed to the nearest --------------------
+
+
+@pytest.mark.parametrize("text", ["青岛雪花的啤酒各一箱", "6寸8寸的蛋糕都来一个"])
+def test_two_kinds_named_are_never_read_as_one(parser: OrderParser, text: str) -> None:
+    intent, lines = read(parser, text)
+    assert intent == "clarify" or {sku for sku, _ in lines} in ({"BEER-QD", "BEER-SNOW"}, {"CAKE-6", "CAKE-8"})
+
+
+@pytest.mark.parametrize(("text", "sku"), [("雪花的啤酒一箱", "BEER-SNOW"), ("8寸的蛋糕一个 送到小区", "CAKE-8")])
+def test_one_kind_named_still_settles_the_product(parser: OrderParser, text: str, sku: str) -> None:
+    assert read(parser, text) == ("order", [(sku, 1)])
