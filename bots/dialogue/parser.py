@@ -105,9 +105,13 @@ _SEPARATOR = _words(
     r"[,!?;:、。~/\n] (?<!\d)\. \.(?!\d) 和 跟 还有 以及 另外 外加 加上 再来 再加 "
     r"再要 还要 然后 及 与 同"
 )
-# 大米和面粉各2袋 / 可乐和水都要3箱 / 都给我来4个 / 每样一箱 / 分别两袋 / 一样来两箱: one amount for every
-# product before it
-_EACH = re.compile(r"(?:各|都|也|每一?[样种款]|分别|一样|同样)(?:给我|帮我|再)?(?:要|来|拿|是|买|订|整|弄|称|搬|带|送|配)?\s*$")
+# 大米和面粉各2袋 / 可乐和水都要3箱 / 都给我来4个 / 每样一箱 / 分别两袋 / 一样来两箱 / 全要2箱: one amount for
+# every product before it
+_EACH = re.compile(
+    r"(?:各|都|也|全|全部|统统|每一?[样种款]|分别|一样|同样)(?:给我|帮我|再)?(?:要|来|拿|是|买|订|整|弄|称|搬|带|送|配)?\s*$"
+)
+# …and before the products, only the words that cannot mean "also" (各来一箱可乐雪碧 / 都要两箱)
+_EACH_FIRST = re.compile(r"(?:各|都|全都|每样|每种)(?:给我|帮我|再)?(?:要|来|拿|买|订|整|弄|称|搬|带|送|配)?\s*$")
 _INTERJECTION = "嗯呃额唉哎啊哦噢诶咦"
 _HESITATION = rf"[{_INTERJECTION}]+[\s.…]*"
 # A message that takes back what it just said: 要2袋大米…不对，改成4袋 / 3箱可乐，不是，4箱.
@@ -1125,6 +1129,11 @@ def _pair(scan: _Scan, elements: list[_Element]) -> dict[_Mention, QuantityMatch
                 if not isinstance(prev, _Mention) or prev in pairs:
                     break
                 pairs[prev] = el
+            after = elements[k + 1 :]
+            if (k == 0 or not isinstance(elements[k - 1], _Mention)) and len(after) > 1 and all(isinstance(e, _Mention) for e in after):
+                # 各来一箱可乐雪碧 / 都要两箱 可乐雪碧: the amount first, every product after it (and nothing else) shares it
+                if _EACH_FIRST.search(scan.masked, 0, el.start):
+                    pairs.update((nxt, el) for nxt in after if isinstance(nxt, _Mention))
     candidates: list[tuple[int, int, int, _Mention, QuantityMatch]] = []
     for a, b in itertools.pairwise(elements):
         mention, q = (a, b) if isinstance(a, _Mention) else (b, a)

@@ -882,3 +882,22 @@ def test_two_kinds_named_are_never_read_as_one(parser: OrderParser, text: str) -
 @pytest.mark.parametrize(("text", "sku"), [("雪花的啤酒一箱", "BEER-SNOW"), ("8寸的蛋糕一个 送到小区", "CAKE-8")])
 def test_one_kind_named_still_settles_the_product(parser: OrderParser, text: str, sku: str) -> None:
     assert read(parser, text) == ("order", [(sku, 1)])
+
+
+@pytest.mark.parametrize(
+    ("text", "lines"),
+    [
+        ("各来三箱雪碧可乐", [("COLA", 3), ("SPRITE", 3)]),
+        ("都要一个 蛋挞 6寸蛋糕", [("CAKE-6", 1), ("TART", 1)]),
+        ("可乐雪碧全要两箱", [("COLA", 2), ("SPRITE", 2)]),
+        ("雪碧可乐统统来3箱", [("COLA", 3), ("SPRITE", 3)]),
+    ],
+)
+def test_each_word_with_the_products_after_or_all_of_them(parser: OrderParser, text: str, lines: list[tuple[str, int]]) -> None:
+    assert read(parser, text) == ("order", sorted(lines))
+
+
+@pytest.mark.parametrize("text", ["也来两箱可乐雪碧", "各来一箱可乐 雪碧两箱"])
+def test_the_products_after_share_only_behind_each_and_nothing_else(parser: OrderParser, text: str) -> None:
+    assert read(parser, text) != ("order", [("COLA", 2), ("SPRITE", 2)])
+    assert ("SPRITE", 1) not in read(parser, text)[1]
