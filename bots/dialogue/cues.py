@@ -207,13 +207,19 @@ _HAGGLE: Final = re.compile(
     r"(?<![\d.])\d+(?:\.\d+)?\s*(?:块钱|块|元)?[\s,，]*(?:就|那就)?算\s*(?:你|我)?\s*\d+(?:\.\d+)?\s*(?:块钱|块|元)?\s*"
     r"(?:吧|呗|得了|好了|行不|行吗|可以不|可以吗|中不)"
 )
+# A unit price offered, asking whether the shop sells at it (28一箱卖不卖 / 30块一袋行不行): bargaining. Read on the text
+# (a unit price is no quantity, but its number is still a digit there).
+_PRICE_OFFERED: Final = re.compile(
+    r"(?<![\d.])\d+(?:\.\d+)?\s*(?:块钱|块|元)?\s*(?:一|每|/)\s*[\u4e00-\u9fff]\s*(?:的话)?[\s,，]*"
+    r"(?:卖不卖|卖吗|卖不|行不行|行吗|行不|可以吗|可以不|中不|成不)"
+)
 # Buying a lot, given as a reason (买的多 / 买了这么多 / 量大): beside a delivery charge, asking to be let off it
 _BUYS_A_LOT: Final = re.compile(r"(?:买|拿|订|要)(?:的|得|了)?(?:挺|这么|那么|很|蛮|比较|好)?多|量(?:大|多)")
 
 
 def haggle_cue(text: str) -> re.Match[str] | None:
-    """总共236 算230吧: a sum named, then a lower one to settle at."""
-    return _HAGGLE.search(text)
+    """总共236 算230吧: a sum named, then a lower one to settle at; 28一箱卖不卖: a unit price offered."""
+    return _HAGGLE.search(text) or _PRICE_OFFERED.search(text)
 
 
 def buys_a_lot(masked: str) -> re.Match[str] | None:

@@ -68,7 +68,7 @@ _CONFIRM_ONLY = re.compile(
 )
 _CANCEL = _words("取消 不要了 不要啦 都不要 算了 不买了 不订了 不用了 不需要了 不需要啦 退单 撤单 作废 整个订单 整单 全部不要 全都不要")
 _REMOVE = re.compile(
-    _words("不要 去掉 删掉 删除 删了 拿掉 取消 别要 减掉 退掉 撤掉 撤了 划掉 免了 移除 不用 不需要 少要 少拿 少来 少订 减少").pattern
+    _words("不要 去掉 删掉 删除 删了 拿掉 取消 别要 减掉 退掉 撤掉 撤了 划掉 免了 剔除 移除 不用 不需要 少要 少拿 少来 少订 减少").pattern
     # an ordering or delivery verb negated, with 了 for "no longer": 先不拿了 / 别送了 / 不买了 / 也不来了
     + r"|(?:不|别|甭)(?:用|必)?(?:拿|买|订|定|送|发|来|整|装|带|配)(?:了|啦)"
     # 再减一箱 / 减掉2箱 / 少拿一箱: less by an amount — a removal with an amount, asked (by? down to?)
@@ -139,8 +139,8 @@ _NEGATED = re.compile(
     _words("不要 不用 先不 暂时不 暂不 别 去掉 除了 除开 不需要 不买 不订 不拿 就算了 算了 不必 甭 不含 不包括 免了 省了 这回不").pattern
     + r"|(?:家里|家中|店里|屋里|仓库|工地上?)还?(?:有|剩)"  # 油家里还有: there is some at home — not wanted now
     + r"|(?:不|别)(?:拉|送|带|装|整|配|发)"  # 沙子这次不拉 / 油别带: an ordering or delivery verb negated
-    # put off or not needed (油等下次 / 油下次吧 / 泡芙没必要 / 油不着急): that item is not wanted now
-    + r"|没必要|不着急|不急|等下次|下次(?:吧|再|买|要|订)|改天|回头再"
+    # put off or not needed (油等下次 / 油下次吧 / 泡芙没必要 / 油用不着 / 油不着急): that item is not wanted now
+    + r"|没必要|用不着|不着急|不急|等下次|下次(?:吧|再|买|要|订)|改天|回头再"
 )
 _CLAUSE_END = frozenset(" ,.!?;:、。~\n")
 _DECIMAL_POINT = re.compile(r"\d\.\d")  # 32.5: a point inside a number ends no clause

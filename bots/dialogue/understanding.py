@@ -516,9 +516,10 @@ def _firm_part(
 def _from_result(
     result: ParseResult, has_draft: bool, evidence: list[Evidence], skus: Sequence[str], pending: str | None = None, text: str = ""
 ) -> Understanding:
-    if isinstance(result, OrderLines) and has_draft and result.excluded:
-        # 雪碧不要了 可乐加一箱 (with a draft): a removal and an order in one message — taking the order alone would
-        # drop the removal silently (the draft may hold that item), so it is asked back
+    if isinstance(result, OrderLines) and has_draft and result.mode == "add" and result.excluded:
+        # 雪碧不要了 可乐加一箱 (with a draft): a removal and an addition in one message — adding alone would drop the
+        # removal silently (the draft may hold that item), so it is asked back. (An order without an add cue sets the
+        # draft's lines — 大米3袋，油先不要 — and leaves the 油 out by itself.)
         ask = Clarify("unclear_correction", "这一句里既有要去掉的，也有要加的，麻烦分开说一下：先说去掉哪样，再说加什么，谢谢！")
         return Understanding("clarify", [], ask, [Evidence("", "同一句里既去掉又加：先问清楚"), *evidence], tuple(skus))
     if isinstance(result, OrderLines):

@@ -829,9 +829,13 @@ def test_also_each_adds_to_the_draft(parser: OrderParser) -> None:
     assert read(parser, "可乐雪碧也各要两箱", has_draft=True) == ("add", [("COLA", 2), ("SPRITE", 2)])
 
 
-@pytest.mark.parametrize("text", ["大米不要了 可乐再加两箱", "可乐再来一箱 雪碧就不用了"])
-def test_a_removal_beside_an_order_on_a_draft_is_asked(parser: OrderParser, text: str) -> None:
+@pytest.mark.parametrize("text", ["大米不要了 可乐再加两箱", "雪碧就不用了 再来一箱可乐"])
+def test_a_removal_beside_an_addition_on_a_draft_is_asked(parser: OrderParser, text: str) -> None:
     assert read(parser, text, has_draft=True) == ("clarify", [])  # never the addition alone, the removal lost
+
+
+def test_an_order_on_a_draft_leaves_the_negated_item_out_by_itself(parser: OrderParser) -> None:
+    assert read(parser, "大米3袋，雪碧先不要", has_draft=True) == ("order", [("RICE", 3)])  # it sets the draft's lines
 
 
 # -- rule 7: a retraction then only another product — that product, the same amount ----------------------------
@@ -901,3 +905,16 @@ def test_each_word_with_the_products_after_or_all_of_them(parser: OrderParser, t
 def test_the_products_after_share_only_behind_each_and_nothing_else(parser: OrderParser, text: str) -> None:
     assert read(parser, text) != ("order", [("COLA", 2), ("SPRITE", 2)])
     assert ("SPRITE", 1) not in read(parser, text)[1]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["这价格也太高了吧", "满200减20还有没", "地砖按进价给我", "大米45一袋卖不卖", "可乐50块一箱行不行", "配送费少收点"],
+)
+def test_more_bargaining_shapes(parser: OrderParser, text: str) -> None:
+    assert read(parser, text)[0] == "discount_request"
+
+
+@pytest.mark.parametrize(("text", "lines"), [("45一袋的大米要两袋", [("RICE", 2)]), ("大米45一袋 来两袋", [("RICE", 2)])])
+def test_a_unit_price_beside_an_order_is_still_the_order(parser: OrderParser, text: str, lines: list[tuple[str, int]]) -> None:
+    assert read(parser, text) == ("order", lines)
