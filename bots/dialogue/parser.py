@@ -503,6 +503,9 @@ class OrderParser:
         if not isinstance(first, OrderLines):
             return first if isinstance(first, Clarify) else None
         new_q = after_q[0]
+        if cue.group(0) == "不是" and scan.text[cue.end() : new_q.start] == "" and len(after_q) > 1:
+            if re.fullmatch(r"[\s,，]*(?:而是|是|要)\s*", scan.text[new_q.end : after_q[1].start]):
+                new_q = after_q[1]  # 可乐3箱 不是3箱是4箱: the amount after 是 is meant, never the one denied
         if (
             cue.group(0) == "不是"
             and scan.text[cue.end() : new_q.start] == ""  # 不是2袋 negates the amount it is written against

@@ -918,3 +918,12 @@ def test_more_bargaining_shapes(parser: OrderParser, text: str) -> None:
 @pytest.mark.parametrize(("text", "lines"), [("45一袋的大米要两袋", [("RICE", 2)]), ("大米45一袋 来两袋", [("RICE", 2)])])
 def test_a_unit_price_beside_an_order_is_still_the_order(parser: OrderParser, text: str, lines: list[tuple[str, int]]) -> None:
     assert read(parser, text) == ("order", lines)
+
+
+# -- rule 7: "not A but B" after an order — B is meant, never the amount denied ---------------------------------
+
+
+@pytest.mark.parametrize("text", ["雪碧两箱 不是两箱是五箱", "雪碧2箱 不是2箱 要5箱"])
+def test_the_amount_after_not_a_but_is_meant(parser: OrderParser, text: str) -> None:
+    assert read(parser, text) == ("order", [("SPRITE", 5)])
+    assert read(parser, text, has_draft=True) == ("change", [])
