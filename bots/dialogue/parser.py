@@ -528,6 +528,15 @@ class OrderParser:
             line = Line(product.sku, qty, product.unit, after_m[0].text)
             lines[len(lines) - 1 if at is None else at] = line  # 不对，是2袋面粉: the last item is replaced
         else:
+            if len(lines) > 1 and _EACH.search(scan.masked, cue.end(), new_q.start):
+                return _unclear_correction([ln.sku for ln in lines])  # 可乐雪碧各两箱 不对 各三箱: which lines — asked
+            named = [m for m in before_m if m.start > before_q[-1].end]  # 可乐雪碧各2箱 可乐改3箱: the one named at 改
+            if named:
+                target = self._resolve(named[-1], scan)
+                at = next((i for i, ln in enumerate(lines) if ln.sku in target), None)
+                if len(target) != 1 or at is None:
+                    return _unclear_correction(list(target))
+                lines.append(lines.pop(at))  # the line named is the one corrected below
             last = lines[-1]
             unit = self._products[last.sku].unit
             qty = self._whole_quantity(new_q, last.matched, unit, last.sku)

@@ -927,3 +927,11 @@ def test_a_unit_price_beside_an_order_is_still_the_order(parser: OrderParser, te
 def test_the_amount_after_not_a_but_is_meant(parser: OrderParser, text: str) -> None:
     assert read(parser, text) == ("order", [("SPRITE", 5)])
     assert read(parser, text, has_draft=True) == ("change", [])
+
+
+def test_the_product_named_at_the_change_word_is_the_one_changed(parser: OrderParser) -> None:
+    assert read(parser, "雪碧可乐各两箱 雪碧改成4箱") == ("order", [("COLA", 2), ("SPRITE", 4)])
+
+
+def test_a_shared_amount_retracted_with_each_is_asked(parser: OrderParser) -> None:
+    assert read(parser, "雪碧可乐各两箱 哦不对 各四箱") == ("clarify", [])  # never only the last product at 4
