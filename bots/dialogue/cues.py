@@ -170,8 +170,8 @@ _TOTAL_HOW_MUCH: Final = re.compile(
     r"整[箱件袋提盒桶包]\S{0,2}多少|(?:卖|加起来|一共|总共|算下来|合计|总计|共计|总价|拢共|统共|全部)\S{0,3}多少"
 )
 _DEAR: Final = re.compile(
-    r"贵(?:不|吗|么|嘛|伐|啊不)|(?:涨|降)(?:价|了)\S{0,2}(?:吗|没|不|么|嘛)|(?:哪个|哪种|哪款|比|还是)\S{0,8}便宜|便宜还是"
-)  # not 能便宜多少: a discount
+    r"贵(?:不|吗|么|嘛|伐|啊不)|(?:涨|降)(?:价|了)\S{0,2}(?:吗|没|不|么|嘛)|(?:哪个|哪种|哪款|(?<!家)(?<!人)(?<!隔壁)(?<!网上)(?<!外面)比|还是)\S{0,8}便宜|便宜还是"
+)  # not 能便宜多少: a discount; nor 别人家比你便宜 (another shop held up: bargaining)
 
 
 def price_cue(masked: str) -> re.Match[str] | None:
@@ -199,6 +199,32 @@ def gift_asked(masked: str, has_draft: bool) -> re.Match[str] | None:
     送两箱水吧 may just ask for delivery and is left to the order rules."""
     m = _GIFT_ASKED.search(masked)
     return m if m is not None and (has_draft or _LOYALTY.search(masked)) else None
+
+
+# Two bare sums, the second to settle at (总共236 算230吧 / 128就算120吧): haggling. Read on the text (bare numbers are
+# masked as amounts); a unit other than money (算3箱吧) is an amount, not a price, and is left alone.
+_HAGGLE: Final = re.compile(
+    r"(?<![\d.])\d+(?:\.\d+)?\s*(?:块钱|块|元)?[\s,，]*(?:就|那就)?算\s*(?:你|我)?\s*\d+(?:\.\d+)?\s*(?:块钱|块|元)?\s*"
+    r"(?:吧|呗|得了|好了|行不|行吗|可以不|可以吗|中不)"
+)
+# A unit price offered, asking whether the shop sells at it (28一箱卖不卖 / 30块一袋行不行): bargaining. Read on the text
+# (a unit price is no quantity, but its number is still a digit there).
+_PRICE_OFFERED: Final = re.compile(
+    r"(?<![\d.])\d+(?:\.\d+)?\s*(?:块钱|块|元)?\s*(?:一|每|/)\s*[\u4e00-\u9fff]\s*(?:的话)?[\s,，]*"
+    r"(?:卖不卖|卖吗|卖不|行不行|行吗|行不|可以吗|可以不|中不|成不)"
+)
+# Buying a lot, given as a reason (买的多 / 买了这么多 / 量大): beside a delivery charge, asking to be let off it
+_BUYS_A_LOT: Final = re.compile(r"(?:买|拿|订|要)(?:的|得|了)?(?:挺|这么|那么|很|蛮|比较|好)?多|量(?:大|多)")
+
+
+def haggle_cue(text: str) -> re.Match[str] | None:
+    """总共236 算230吧: a sum named, then a lower one to settle at; 28一箱卖不卖: a unit price offered."""
+    return _HAGGLE.search(text) or _PRICE_OFFERED.search(text)
+
+
+def buys_a_lot(masked: str) -> re.Match[str] | None:
+    """能包邮不 买的多: the reason a customer gives for asking an exception to the delivery rule (rule 3)."""
+    return _BUYS_A_LOT.search(masked)
 
 
 def free_extra_cue(masked: str) -> re.Match[str] | None:

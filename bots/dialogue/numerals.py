@@ -207,9 +207,10 @@ class QuantityScanner:
         # Vague amounts with a unit — 几箱, 十几盒, 二十多袋, 十来箱, 几十袋 — are quantities without a value (asked).
         self._vague = re.compile(rf"(?:几[十百千]?|[{CHINESE_NUMERAL_CHARS}]+[几来多]|\d+[几来多]|好几)\s*(?P<unit>{unit_alt})")
         # 来个蛋糕 / 再要个 / 俩牛角包 / 各两: one (or two, three) with the number or the unit left out — not the
-        # filler 个 of 来个10提 / 要个二十箱, where the amount follows.
+        # filler 个 of 来个10提 / 要个二十箱, where the amount follows, nor the head of a longer numeral (各二十 /
+        # 各两三箱, vague) or of a pair (各一对: two of a 个, asked).
         self._implied = re.compile(
-            rf"(?:(?<=[要来订买拿弄带捎做配搬称])个(?!月|人|事|问题|电话|地址|\s*(?:{_NUM})\s*(?:{unit_alt}))|(?<=各)[一两二三](?!\s*(?:{unit_alt}))|[俩仨](?!{unit_alt})"
+            rf"(?:(?<=[要来订买拿弄带捎做配搬称])个(?!月|人|事|问题|电话|地址|\s*(?:{_NUM})\s*(?:{unit_alt}))|(?<=各)[一两二三](?!\s*(?:{unit_alt})|\s*[\d{CHINESE_NUMERAL_CHARS}对双副])|[俩仨](?!{unit_alt})"
             # 来箱可乐 / 可乐来箱: a unit right after the verb, nothing between — one of it
             rf"|(?<=[要来订买拿])(?P<unit>{unit_alt})(?=[\x00\s,，。!！~]|$))"
         )

@@ -68,7 +68,7 @@ _CONFIRM_ONLY = re.compile(
 )
 _CANCEL = _words("取消 不要了 不要啦 都不要 算了 不买了 不订了 不用了 不需要了 不需要啦 退单 撤单 作废 整个订单 整单 全部不要 全都不要")
 _REMOVE = re.compile(
-    _words("不要 去掉 删掉 删除 删了 拿掉 取消 别要 减掉 退掉 撤掉 移除 不用 不需要 少要 少拿 少来 少订 减少").pattern
+    _words("不要 去掉 删掉 删除 删了 拿掉 取消 别要 减掉 退掉 撤掉 撤了 划掉 免了 剔除 移除 不用 不需要 少要 少拿 少来 少订 减少").pattern
     # an ordering or delivery verb negated, with 了 for "no longer": 先不拿了 / 别送了 / 不买了 / 也不来了
     + r"|(?:不|别|甭)(?:用|必)?(?:拿|买|订|定|送|发|来|整|装|带|配)(?:了|啦)"
     # 再减一箱 / 减掉2箱 / 少拿一箱: less by an amount — a removal with an amount, asked (by? down to?)
@@ -87,9 +87,10 @@ _SAID_WRONG = _words("说错 写错 打错 搞错 记错")
 _SIZE_MARK = re.compile(r"^(?!#).*\d")  # a size with its unit (8寸, 550ml), not a bare number
 _KIND = re.compile(r"([\u4e00-\u9fff]{1,2})的")  # 小瓶的 / 生的: a kind described, not named
 _ENOUGH = re.compile(r"^\s*(?:就够|就行|就好|就可以|够了|就成)")  # 不要3盒了 2盒就够: the second amount is meant
-# 多 + a verb: more; 顺便 / 顺带 / 捎带: "while you are at it", one more thing on the order
+# 多 + a verb: more; 顺便 / 顺带 / 捎带: "while you are at it", one more thing on the order; 也各要 / 也都来: also, each
 _ADD_CUE = _words(
-    "再 还要 还需要 追加 另外 多(?:给我|帮我)?(?:加|来|要|拿|买|订|整|带|给|弄|称|搬) 也要 也来 加(?!急|班|油) 顺便 顺带 捎带 捎上"
+    "再 还要 还需要 追加 另外 多(?:给我|帮我)?(?:加|来|要|拿|买|订|整|带|给|弄|称|搬) 也(?:各|都)?(?:要|来) "
+    "加(?!急|班|油) 顺便 顺带 捎带 捎上"
 )
 _ADD_CUE_BEFORE = re.compile(rf"(?:{_ADD_CUE.pattern})\s*$")  # 雪碧多来一箱
 _PAST = _words("买了 订了 下了单 下单了 收到了 送到了 买过 订过 要过 拿过")  # 我昨天买了3箱: a report, not an order
@@ -104,8 +105,13 @@ _SEPARATOR = _words(
     r"[,!?;:、。~/\n] (?<!\d)\. \.(?!\d) 和 跟 还有 以及 另外 外加 加上 再来 再加 "
     r"再要 还要 然后 及 与 同"
 )
-# 大米和面粉各2袋 / 可乐和水都要3箱 / 都给我来4个: one amount for every product before it
-_EACH = re.compile(r"(?:各|都|也)(?:给我|帮我|再)?(?:要|来|拿|是|买|订|整|弄|称|搬|带|送|配)?\s*$")
+# 大米和面粉各2袋 / 可乐和水都要3箱 / 都给我来4个 / 每样一箱 / 分别两袋 / 一样来两箱 / 全要2箱: one amount for
+# every product before it
+_EACH = re.compile(
+    r"(?:各|都|也|全|全部|统统|每一?[样种款]|分别|一样|同样)(?:给我|帮我|再)?(?:要|来|拿|是|买|订|整|弄|称|搬|带|送|配)?\s*$"
+)
+# …and before the products, only the words that cannot mean "also" (各来一箱可乐雪碧 / 都要两箱)
+_EACH_FIRST = re.compile(r"(?:各|都|全都|每样|每种)(?:给我|帮我|再)?(?:要|来|拿|买|订|整|弄|称|搬|带|送|配)?\s*$")
 _INTERJECTION = "嗯呃额唉哎啊哦噢诶咦"
 _HESITATION = rf"[{_INTERJECTION}]+[\s.…]*"
 # A message that takes back what it just said: 要2袋大米…不对，改成4袋 / 3箱可乐，不是，4箱.
@@ -122,11 +128,19 @@ _RETRACT = re.compile(
     # run together, between two amounts (方便面2箱呃3箱吧 / 河沙5方不6方 / 芝士蛋糕1个嗯不2个)
     + r"|(?<=\x00)(?:[嗯呃额唉哎啊哦噢]+不?|不)(?=\x00)"
 )
+# The words of a retraction (not its shapes: a lone 不, a pause): what may take back a product named before it.
+# 不是 only when set off and followed by what is meant (不是，是雪碧): 可乐2箱 不是雪碧 says which one, it is cola.
+_RETRACT_WORD = re.compile(
+    _words("不对 错了 说错 打错 写错 搞错 看错 记错 更正 纠正 哦不 噢不 不不 应该是 我是说 我说的是 其实是 其实要").pattern
+    + r"|不是[\s,.!~、。]+(?=是|要)"
+)
 # Negation that scopes over its own segment of a message that orders something else (大米2袋，油先不要).
 _NEGATED = re.compile(
     _words("不要 不用 先不 暂时不 暂不 别 去掉 除了 除开 不需要 不买 不订 不拿 就算了 算了 不必 甭 不含 不包括 免了 省了 这回不").pattern
     + r"|(?:家里|家中|店里|屋里|仓库|工地上?)还?(?:有|剩)"  # 油家里还有: there is some at home — not wanted now
     + r"|(?:不|别)(?:拉|送|带|装|整|配|发)"  # 沙子这次不拉 / 油别带: an ordering or delivery verb negated
+    # put off or not needed (油等下次 / 油下次吧 / 泡芙没必要 / 油用不着 / 油不着急): that item is not wanted now
+    + r"|没必要|用不着|不着急|不急|等下次|下次(?:吧|再|买|要|订)|改天|回头再"
 )
 _CLAUSE_END = frozenset(" ,.!?;:、。~\n")
 _DECIMAL_POINT = re.compile(r"\d\.\d")  # 32.5: a point inside a number ends no clause
@@ -476,6 +490,8 @@ class OrderParser:
         else:
             if not has_draft and (resized := self._size_retraction(scan)) is not None:
                 return resized
+            if not has_draft and (swapped := self._product_retraction(scan)) is not None:
+                return swapped
             said_wrong = _SAID_WRONG.search(scan.masked)
             if has_draft and said_wrong is not None and qs and qs[-1].end <= said_wrong.start():
                 # 花生油要2桶 刚才说错了 (with a draft): the message restates a draft line after the slip
@@ -487,6 +503,9 @@ class OrderParser:
         if not isinstance(first, OrderLines):
             return first if isinstance(first, Clarify) else None
         new_q = after_q[0]
+        if cue.group(0) == "不是" and scan.text[cue.end() : new_q.start] == "" and len(after_q) > 1:
+            if re.fullmatch(r"[\s,，]*(?:而是|是|要)\s*", scan.text[new_q.end : after_q[1].start]):
+                new_q = after_q[1]  # 可乐3箱 不是3箱是4箱: the amount after 是 is meant, never the one denied
         if (
             cue.group(0) == "不是"
             and scan.text[cue.end() : new_q.start] == ""  # 不是2袋 negates the amount it is written against
@@ -509,6 +528,15 @@ class OrderParser:
             line = Line(product.sku, qty, product.unit, after_m[0].text)
             lines[len(lines) - 1 if at is None else at] = line  # 不对，是2袋面粉: the last item is replaced
         else:
+            if len(lines) > 1 and _EACH.search(scan.masked, cue.end(), new_q.start):
+                return _unclear_correction([ln.sku for ln in lines])  # 可乐雪碧各两箱 不对 各三箱: which lines — asked
+            named = [m for m in before_m if m.start > before_q[-1].end]  # 可乐雪碧各2箱 可乐改3箱: the one named at 改
+            if named:
+                target = self._resolve(named[-1], scan)
+                at = next((i for i, ln in enumerate(lines) if ln.sku in target), None)
+                if len(target) != 1 or at is None:
+                    return _unclear_correction(list(target))
+                lines.append(lines.pop(at))  # the line named is the one corrected below
             last = lines[-1]
             unit = self._products[last.sku].unit
             qty = self._whole_quantity(new_q, last.matched, unit, last.sku)
@@ -529,6 +557,29 @@ class OrderParser:
             merged[ln.sku] = ln
         result = OrderLines(list(merged.values()), first.mode, first.excluded)
         return _as_correction(result) if has_draft else result  # with a draft, 纸巾不是3提 改成2提 changes that line
+
+    def _product_retraction(self, scan: _Scan) -> ParseResult | None:
+        """可乐2箱 不对是雪碧 / 大米2袋 错了 要面粉: a retraction word, then only another product (no amount) — the
+        last line's product is what is taken back; its amount stands, checked against the new product's unit."""
+        for cue in _RETRACT_WORD.finditer(scan.masked):
+            if any(q.start >= cue.end() for q in scan.quantities) or not any(q.end <= cue.start() for q in scan.quantities):
+                continue
+            after_m = [m for m in scan.mentions if m.start >= cue.end()]
+            if len(after_m) != 1 or not any(m.end <= cue.start() for m in scan.mentions):
+                continue
+            first = self.parse(scan.text[: cue.start()])
+            if not isinstance(first, OrderLines):
+                return None
+            last = first.lines[-1]
+            meant = self.parse(f"{scan.text[cue.end() :]} {last.qty}{last.unit}")
+            if isinstance(meant, Clarify):
+                return meant
+            if not isinstance(meant, OrderLines) or len(meant.lines) != 1:
+                return None
+            lines = {ln.sku: ln for ln in first.lines[:-1]}
+            lines[meant.lines[0].sku] = meant.lines[0]
+            return OrderLines(list(lines.values()), first.mode, first.excluded)
+        return None
 
     def _size_retraction(self, scan: _Scan) -> OrderLines | None:
         """水泥20袋 32.5的 哦不 要42.5的: a retraction, then only a size (no amount, no product) — the size of the
@@ -735,7 +786,26 @@ class OrderParser:
             if _CJK_CHAR.fullmatch(before) and before not in _FUNCTION_CHARS:  # 给pvc管: a verb, no 给水管
                 having = [sku for sku in mention.skus if before in self._kind_text[sku]]
                 hits = having if len(having) == 1 else hits
+        if len(hits) == 1 and len(self._kinds_named(mention, scan.text, left, right)) > 1:
+            return mention.skus  # 大瓶小瓶的水 / 生熟普洱: two kinds named — never the one nearest the name (asked)
         return (hits[0],) if len(hits) == 1 else mention.skus
+
+    def _kinds_named(self, mention: _Mention, text: str, left: int, right: int) -> set[str]:
+        """The candidates of an ambiguous mention its context names by a word no other candidate has: a two-character
+        word anywhere around it (大瓶 / 小瓶), or one character of the run written straight before it (生熟普洱)."""
+        kinds = {sku: self._kind_text[sku] for sku in mention.skus}
+        context = text[left : mention.start] + " " + text[mention.end : right]
+        words = {
+            context[i : i + 2] for i in range(len(context) - 1) if _CJK_CHAR.fullmatch(context[i]) and _CJK_CHAR.fullmatch(context[i + 1])
+        }
+        run = re.search(r"[\u4e00-\u9fff]{1,3}$", text[left : mention.start])
+        chars = {c for c in (run.group(0) if run else "") if c not in _FUNCTION_CHARS}
+        named: set[str] = set()
+        for sku, kind in kinds.items():
+            others = [k for s, k in kinds.items() if s != sku]
+            if any(w in kind and not any(w in k for k in others) for w in words | chars):
+                named.add(sku)
+        return named
 
     def _checked(
         self, mention: _Mention, q: QuantityMatch | None, scan: _Scan, which: str = "要", how_many: str = "要"
@@ -1022,7 +1092,10 @@ def _mark_pattern(mark: str, unit_alt: str) -> str:
             rf"(?<![0-9.a-z]){re.escape(mark[1:])}"
             rf"(?![0-9.a-z]|\s*(?:{unit_alt}|寸|毫升|升|公斤|千克|克|斤|米|平方|平|点|号|日|月|年|时|分|元|块|岁|楼|层|栋|室|路|人|折|度|%))"
         )
-    return rf"(?<![0-9.a-z]){re.escape(mark)}(?![a-z0-9])"
+    # a mark ending in a letter or digit must end there (550ml is no 550ml2); one ending in a character may run
+    # straight into the next size (6寸8寸的蛋糕: both sizes named)
+    after = "(?![a-z0-9])" if re.search(r"[a-z0-9]$", mark) else ""
+    return rf"(?<![0-9.a-z]){re.escape(mark)}{after}"
 
 
 def _whole(q: QuantityMatch | None) -> int | None:
@@ -1068,6 +1141,11 @@ def _pair(scan: _Scan, elements: list[_Element]) -> dict[_Mention, QuantityMatch
                 if not isinstance(prev, _Mention) or prev in pairs:
                     break
                 pairs[prev] = el
+            after = elements[k + 1 :]
+            if (k == 0 or not isinstance(elements[k - 1], _Mention)) and len(after) > 1 and all(isinstance(e, _Mention) for e in after):
+                # 各来一箱可乐雪碧 / 都要两箱 可乐雪碧: the amount first, every product after it (and nothing else) shares it
+                if _EACH_FIRST.search(scan.masked, 0, el.start):
+                    pairs.update((nxt, el) for nxt in after if isinstance(nxt, _Mention))
     candidates: list[tuple[int, int, int, _Mention, QuantityMatch]] = []
     for a, b in itertools.pairwise(elements):
         mention, q = (a, b) if isinstance(a, _Mention) else (b, a)
@@ -1082,7 +1160,27 @@ def _pair(scan: _Scan, elements: list[_Element]) -> dict[_Mention, QuantityMatch
         if mention not in pairs and q not in used:
             pairs[mention] = q
             used.add(q)
+    _pair_same_as_before(scan, elements, pairs)
     return pairs
+
+
+# 可乐要两箱，雪碧也要 / 雪碧也是 / 雪碧一样: a product with no amount of its own, saying "the same" and nothing else
+_SAME_AMOUNT = re.compile(r"\s*(?:也(?:要|是|来|拿)?|也?(?:一样|同样|照样))(?:的|吧|哈|啊|呀|哦|嘛)?[\s,.!~、。]*$")
+
+
+def _pair_same_as_before(scan: _Scan, elements: list[_Element], pairs: dict[_Mention, QuantityMatch]) -> None:
+    """An unpaired product followed only by 也要 / 也是 / 一样 (up to the next element or the end) takes the amount of
+    the product named just before it, when that one has an amount: 可乐3箱 雪碧也一样 → 雪碧 3箱."""
+    for k, el in enumerate(elements):
+        if not isinstance(el, _Mention) or el in pairs or k == 0:
+            continue
+        end = elements[k + 1].start if k + 1 < len(elements) else len(scan.masked)
+        if _SAME_AMOUNT.match(scan.masked, el.end, end) is None:
+            continue
+        prev = elements[k - 1]
+        q = prev if isinstance(prev, QuantityMatch) else pairs.get(prev)
+        if q is not None and q in pairs.values():
+            pairs[el] = q
 
 
 def _product_text(scan: _Scan, elements: list[_Element], q: QuantityMatch) -> str:

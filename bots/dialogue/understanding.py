@@ -215,7 +215,9 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
     # 3. Questions that carry numbers are the questions.
     if m := cues.comparison_cue(masked):  # 雪花跟青岛哪个便宜: a price, not a discount
         return question("price_question", m, "比较价格")
-    m = cue("discount").search(masked) or cues.free_extra_cue(masked) or cues.gift_asked(masked, has_draft)
+    m = cue("discount").search(masked) or cues.free_extra_cue(masked) or cues.gift_asked(masked, has_draft) or cues.haggle_cue(t)
+    if m is None and (fee := cue("delivery_fee").search(masked)) and cues.buys_a_lot(masked):
+        m = fee  # 能包邮不 买的多: an exception to the delivery rule asked for, not the rule (rule 3)
     if m and not _in_condition(masked, m):  # 要是便宜的话可能拿10箱: a condition of a hedge, no request
         return question("discount_request", m, "要优惠/折扣")
     if m := cue("delivery_fee").search(masked):  # 满多少包邮: about delivery, though it says 多少
@@ -275,6 +277,11 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         return Understanding("hedge", [], NotAnOrder(), [Evidence(m.group(0), "还没决定（以后再订/先问问/可能）", _rule(m)), *base], skus)
     # 5. Everything else is read by the order parser.
     result = parser.parse(raw, has_draft=has_draft)
+    if has_draft and isinstance(result, OrderLines) and len(result.lines) == 1 and (m := _SLIP_OWNED.match(masked)):
+        # 刚才说错了 可乐是4箱 (with a draft): the slip owned first, then the line meant — a change of it (rule 7)
+        line = result.lines[0]
+        evidence = [Evidence(m.group(0).strip(), f"说错了：草稿改成 {line.qty}{line.unit}", _rule(m)), *base]
+        return Understanding("change", [], Correction(line.sku, line.qty, line.unit, line.matched), evidence, skus)
     if not has_draft and pending is None and isinstance(result, Clarify | NotAnOrder) and cues.question_cue(masked) is None:
         if (line := parser.order_by_size_alone(raw)) is not None:  # 不要6寸了 要8寸的一个: the size names the cake
             evidence = [Evidence(line.matched, f"只有 {line.sku} 是这个规格，按 {line.qty}{line.unit} 下单"), *base]
@@ -316,6 +323,8 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
     return _from_result(result, has_draft, base, skus, pending, t)
 
 
+# 刚才说错了 / 不好意思打错了 / 更正一下: a message opening by owning a slip, before any product or amount
+_SLIP_OWNED = re.compile(r"[^\x00]{0,6}?(?:说错|写错|打错|搞错|记错|弄错|更正|纠正)(?:了|啦)?[^\x00]{0,4}?(?=\x00)")
 # 不是3卷 是5卷: "not this amount but that one" — on a draft, a change of the line, like 改成 (rule 7)
 _NOT_BUT = re.compile(r"不是\s*(?:\d|[一二两三四五六七八九十])\S{0,4}?[\s,，、]*(?:是|要)\s*(?:\d|[一二两三四五六七八九十])")
 # A greeting or an address opening the message, set off by a sign or a space (老板，/ 你好 / 在吗？), and thanks or
@@ -507,6 +516,12 @@ def _firm_part(
 def _from_result(
     result: ParseResult, has_draft: bool, evidence: list[Evidence], skus: Sequence[str], pending: str | None = None, text: str = ""
 ) -> Understanding:
+    if isinstance(result, OrderLines) and has_draft and result.mode == "add" and result.excluded:
+        # 雪碧不要了 可乐加一箱 (with a draft): a removal and an addition in one message — adding alone would drop the
+        # removal silently (the draft may hold that item), so it is asked back. (An order without an add cue sets the
+        # draft's lines — 大米3袋，油先不要 — and leaves the 油 out by itself.)
+        ask = Clarify("unclear_correction", "这一句里既有要去掉的，也有要加的，麻烦分开说一下：先说去掉哪样，再说加什么，谢谢！")
+        return Understanding("clarify", [], ask, [Evidence("", "同一句里既去掉又加：先问清楚"), *evidence], tuple(skus))
     if isinstance(result, OrderLines):
         lines = [(ln.sku, ln.qty) for ln in result.lines]
         why = [Evidence(ln.matched, f"{ln.sku} × {ln.qty}{ln.unit}") for ln in result.lines]

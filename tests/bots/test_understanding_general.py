@@ -725,3 +725,213 @@ def test_after_also_a_pack_size_or_an_address_is_no_unknown_item(parser: OrderPa
     assert read(shop, "还要6个装的礼盒3盒", has_draft=True) == ("add", [("BOX", 3)])
     assert read(shop, "大米2袋 还要送到人民路88号") == ("order", [("RICE", 2)])
     assert read(shop, "大米2袋和5号电池")[0] == "clarify"  # a product not sold here: never a silent partial order
+
+
+# -- rule 10: one amount for several products — 每样 / 分别 / 一样, and "the same" after a product ----------------
+
+
+@pytest.mark.parametrize(
+    ("text", "lines"),
+    [
+        ("雪碧 可乐 每样来三箱", [("COLA", 3), ("SPRITE", 3)]),
+        ("可乐雪碧分别整4箱", [("COLA", 4), ("SPRITE", 4)]),
+        ("可乐和雪碧一样拿两箱", [("COLA", 2), ("SPRITE", 2)]),
+    ],
+)
+def test_each_word_spreads_one_amount_over_the_products_before_it(parser: OrderParser, text: str, lines: list[tuple[str, int]]) -> None:
+    assert read(parser, text) == ("order", sorted(lines))
+
+
+@pytest.mark.parametrize(
+    ("text", "lines"),
+    [
+        ("整两箱雪碧 可乐也要", [("COLA", 2), ("SPRITE", 2)]),
+        ("雪碧4箱 可乐一样", [("COLA", 4), ("SPRITE", 4)]),
+        ("大米一袋，可乐五箱 雪碧也是哈", [("COLA", 5), ("RICE", 1), ("SPRITE", 5)]),
+    ],
+)
+def test_a_product_saying_the_same_takes_the_amount_before_it(parser: OrderParser, text: str, lines: list[tuple[str, int]]) -> None:
+    assert read(parser, text) == ("order", sorted(lines))
+
+
+@pytest.mark.parametrize("text", ["大米三袋，鸡蛋也是", "可乐两箱 啤酒也要"])
+def test_the_same_amount_is_still_checked_against_the_product(parser: OrderParser, text: str) -> None:
+    assert read(parser, text) == ("clarify", [])  # 袋 of eggs sold by the 盒; 啤酒 of two brands
+
+
+@pytest.mark.parametrize("text", ["可乐3箱 雪碧也不要", "可乐三箱 雪碧也要吗"])
+def test_the_same_amount_needs_a_plain_yes_to_it(parser: OrderParser, text: str) -> None:
+    assert ("SPRITE", 3) not in read(parser, text)[1]
+
+
+@pytest.mark.parametrize("text", ["地砖 水管各二十", "蛋挞水管各二十个"])
+def test_a_longer_numeral_after_each_is_never_cut_to_its_first_digit(parser: OrderParser, text: str) -> None:
+    assert all(qty != 2 for _, qty in read(parser, text)[1])  # 各二十 is twenty (or asked), never 2
+
+
+@pytest.mark.parametrize("text", ["可乐雪碧各两三箱", "蛋挞水管各一对"])
+def test_each_before_a_vague_amount_or_a_pair_orders_nothing(parser: OrderParser, text: str) -> None:
+    assert read(parser, text)[0] != "order"
+
+
+# -- rule 7: with a draft, owning a slip first and then giving the line meant is a change ------------------------
+
+
+@pytest.mark.parametrize("text", ["哎呀刚刚打错了 雪碧是5箱", "前面写错了，大米要四袋", "更正一下 可乐3箱"])
+def test_a_slip_owned_before_the_line_changes_the_draft(parser: OrderParser, text: str) -> None:
+    assert read(parser, text, has_draft=True) == ("change", [])
+
+
+def test_a_slip_owned_without_a_draft_is_the_order(parser: OrderParser) -> None:
+    assert read(parser, "哎呀刚刚打错了 雪碧是5箱") == ("order", [("SPRITE", 5)])
+
+
+# -- rule 16: struck off the draft --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["水管划掉", "把雪碧撤了吧", "蛋挞就免了"])
+def test_striking_an_item_off_the_draft_removes_it(parser: OrderParser, text: str) -> None:
+    assert read(parser, text, has_draft=True) == ("remove", [])
+
+
+@pytest.mark.parametrize("text", ["配送费免了吧", "零头就免了"])
+def test_waiving_a_charge_is_still_a_discount_request(parser: OrderParser, text: str) -> None:
+    assert read(parser, text)[0] == "discount_request"
+
+
+# -- rule 6: an item put off or not needed, beside one ordered -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["大米三袋 啤酒等下次", "大米三袋，啤酒下次吧", "大米三袋 啤酒没必要", "大米三袋 啤酒不着急", "雪碧免了 大米三袋"],
+)
+def test_an_item_put_off_is_left_out_of_the_order(parser: OrderParser, text: str) -> None:
+    assert read(parser, text) == ("order", [("RICE", 3)])  # 啤酒 is of two brands: it does not matter, not ordered
+
+
+# -- rule 14 / 16: "nothing more" said to a draft -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["没了", "没有别的了 谢谢", "就这么多吧", "没毛病"])
+def test_nothing_more_said_to_a_draft_confirms_it(parser: OrderParser, text: str) -> None:
+    assert read(parser, text, has_draft=True) == ("confirm", [])
+
+
+def test_a_fault_is_still_a_complaint(parser: OrderParser) -> None:
+    assert read(parser, "这批水管有毛病")[0] == "complaint"
+
+
+# -- rule 15 / 16: with a draft, "also each" adds; a removal beside an order is asked ----------------------------
+
+
+def test_also_each_adds_to_the_draft(parser: OrderParser) -> None:
+    assert read(parser, "可乐雪碧也各要两箱", has_draft=True) == ("add", [("COLA", 2), ("SPRITE", 2)])
+
+
+@pytest.mark.parametrize("text", ["大米不要了 可乐再加两箱", "雪碧就不用了 再来一箱可乐"])
+def test_a_removal_beside_an_addition_on_a_draft_is_asked(parser: OrderParser, text: str) -> None:
+    assert read(parser, text, has_draft=True) == ("clarify", [])  # never the addition alone, the removal lost
+
+
+def test_an_order_on_a_draft_leaves_the_negated_item_out_by_itself(parser: OrderParser) -> None:
+    assert read(parser, "大米3袋，雪碧先不要", has_draft=True) == ("order", [("RICE", 3)])  # it sets the draft's lines
+
+
+# -- rule 7: a retraction then only another product — that product, the same amount ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "lines"),
+    [("雪碧3箱 哦不对 是可乐", [("COLA", 3)]), ("蛋挞十个 说错了 要葡式蛋挞", [("TART", 10)]), ("可乐两箱 不是，是雪碧", [("SPRITE", 2)])],
+)
+def test_a_retracted_product_keeps_its_amount(parser: OrderParser, text: str, lines: list[tuple[str, int]]) -> None:
+    assert read(parser, text) == ("order", lines)
+
+
+@pytest.mark.parametrize("text", ["可乐两箱 不是雪碧", "雪碧3箱 不对 是大米", "可乐两箱 不对是啤酒"])
+def test_which_one_is_meant_or_a_unit_that_does_not_fit_is_never_swapped_in(parser: OrderParser, text: str) -> None:
+    assert read(parser, text)[1] in ([], [("COLA", 2)])  # 不是雪碧 says it is cola; 袋 of 大米 / which 啤酒: asked
+
+
+# -- rule 3: bargaining — two sums, a promotion's price, another shop held up, an exception to the delivery rule --
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["一共315 算300吧", "88块就算80呗", "有没有促销价", "地砖200片 最低能多少", "网上才卖25", "人家比你便宜好几块", "包个邮呗 拿得多"],
+)
+def test_bargaining_shapes_are_discount_requests(parser: OrderParser, text: str) -> None:
+    assert read(parser, text)[0] == "discount_request"
+
+
+@pytest.mark.parametrize(("text", "intent"), [("可乐和雪碧哪个便宜", "price_question"), ("包邮吗", "delivery_question")])
+def test_comparing_goods_or_asking_the_rule_is_no_bargaining(parser: OrderParser, text: str, intent: str) -> None:
+    assert read(parser, text)[0] == intent
+
+
+def test_settling_on_an_amount_is_no_haggle(parser: OrderParser) -> None:
+    assert read(parser, "可乐就算3箱吧") == ("order", [("COLA", 3)])
+
+
+# -- rules 10 / 12: two kinds of one product named around it are never narrowed to the nearest --------------------
+
+
+@pytest.mark.parametrize("text", ["青岛雪花的啤酒各一箱", "6寸8寸的蛋糕都来一个"])
+def test_two_kinds_named_are_never_read_as_one(parser: OrderParser, text: str) -> None:
+    intent, lines = read(parser, text)
+    assert intent == "clarify" or {sku for sku, _ in lines} in ({"BEER-QD", "BEER-SNOW"}, {"CAKE-6", "CAKE-8"})
+
+
+@pytest.mark.parametrize(("text", "sku"), [("雪花的啤酒一箱", "BEER-SNOW"), ("8寸的蛋糕一个 送到小区", "CAKE-8")])
+def test_one_kind_named_still_settles_the_product(parser: OrderParser, text: str, sku: str) -> None:
+    assert read(parser, text) == ("order", [(sku, 1)])
+
+
+@pytest.mark.parametrize(
+    ("text", "lines"),
+    [
+        ("各来三箱雪碧可乐", [("COLA", 3), ("SPRITE", 3)]),
+        ("都要一个 蛋挞 6寸蛋糕", [("CAKE-6", 1), ("TART", 1)]),
+        ("可乐雪碧全要两箱", [("COLA", 2), ("SPRITE", 2)]),
+        ("雪碧可乐统统来3箱", [("COLA", 3), ("SPRITE", 3)]),
+    ],
+)
+def test_each_word_with_the_products_after_or_all_of_them(parser: OrderParser, text: str, lines: list[tuple[str, int]]) -> None:
+    assert read(parser, text) == ("order", sorted(lines))
+
+
+@pytest.mark.parametrize("text", ["也来两箱可乐雪碧", "各来一箱可乐 雪碧两箱"])
+def test_the_products_after_share_only_behind_each_and_nothing_else(parser: OrderParser, text: str) -> None:
+    assert read(parser, text) != ("order", [("COLA", 2), ("SPRITE", 2)])
+    assert ("SPRITE", 1) not in read(parser, text)[1]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["这价格也太高了吧", "满200减20还有没", "地砖按进价给我", "大米45一袋卖不卖", "可乐50块一箱行不行", "配送费少收点"],
+)
+def test_more_bargaining_shapes(parser: OrderParser, text: str) -> None:
+    assert read(parser, text)[0] == "discount_request"
+
+
+@pytest.mark.parametrize(("text", "lines"), [("45一袋的大米要两袋", [("RICE", 2)]), ("大米45一袋 来两袋", [("RICE", 2)])])
+def test_a_unit_price_beside_an_order_is_still_the_order(parser: OrderParser, text: str, lines: list[tuple[str, int]]) -> None:
+    assert read(parser, text) == ("order", lines)
+
+
+# -- rule 7: "not A but B" after an order — B is meant, never the amount denied ---------------------------------
+
+
+@pytest.mark.parametrize("text", ["雪碧两箱 不是两箱是五箱", "雪碧2箱 不是2箱 要5箱"])
+def test_the_amount_after_not_a_but_is_meant(parser: OrderParser, text: str) -> None:
+    assert read(parser, text) == ("order", [("SPRITE", 5)])
+    assert read(parser, text, has_draft=True) == ("change", [])
+
+
+def test_the_product_named_at_the_change_word_is_the_one_changed(parser: OrderParser) -> None:
+    assert read(parser, "雪碧可乐各两箱 雪碧改成4箱") == ("order", [("COLA", 2), ("SPRITE", 4)])
+
+
+def test_a_shared_amount_retracted_with_each_is_asked(parser: OrderParser) -> None:
+    assert read(parser, "雪碧可乐各两箱 哦不对 各四箱") == ("clarify", [])  # never only the last product at 4
