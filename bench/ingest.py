@@ -740,7 +740,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=64, help="concurrent client connections (64)")
     parser.add_argument("--processes", default="1,2", help="server process counts, comma-separated (1,2)")
     parser.add_argument("--cases", default=",".join(CASES), help="subset of bare,decrypt,full (all)")
-    parser.add_argument("--pool-rate", type=int, default=4000, help="full-path req/s the pre-built unique bodies can sustain (4000)")
+    parser.add_argument("--pool-rate", type=int, default=6000, help="full-path req/s the pre-built unique bodies can sustain (6000)")
     parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto",
                         help="load generator: wrk (bench/callbacks.lua) or python (aiohttp); auto = wrk when on PATH")  # fmt: skip
     parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (1: leaves the other core to the server)")

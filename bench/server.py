@@ -330,7 +330,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=1.0, help="untimed warm-up before each run (1)")
     parser.add_argument("--concurrency", type=int, default=64, help="client connections (64)")
     parser.add_argument("--workers", default="1,2", help="server process counts, comma-separated (1,2)")
-    parser.add_argument("--pool-rate", type=int, default=3000, help="req/s the pre-built unique bodies can sustain (3000)")
+    parser.add_argument("--pool-rate", type=int, default=6000, help="req/s the pre-built unique bodies can sustain (6000)")
     parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto", help="load generator (auto: wrk when on PATH)")
     parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (1)")
     add_run_options(parser)
