@@ -148,7 +148,13 @@ def about_an_order_placed(masked: str) -> re.Match[str] | None:
     done = _DONE_YET.search(masked)
     if done is not None and _CAN.search(masked, 0, done.start()):
         done = None
-    return done or _MINE.search(masked)
+    return done or _MINE.search(masked) or _ON_THE_WAY.search(masked)
+
+
+# 司机还有多久到 / 送货的师傅到哪了 / 快递员怎么还没来: someone is already bringing it — an order placed
+_ON_THE_WAY: Final = re.compile(
+    r"(?:司机|送货的|配送员|快递员|快递小哥|骑手|外卖员)(?:师傅|大哥)?\S{0,4}?(?:还有?|到哪|在哪|多久|几点|什么时候|啥时候)"
+)
 
 
 def delivery_time_cue(masked: str) -> re.Match[str] | None:
@@ -198,13 +204,22 @@ def gift_asked(masked: str, has_draft: bool) -> re.Match[str] | None:
     """Goods asked for free: with a draft (the customer is buying already) or beside 老顾客 / 白送; otherwise
     送两箱水吧 may just ask for delivery and is left to the order rules."""
     m = _GIFT_ASKED.search(masked)
-    return m if m is not None and (has_draft or _LOYALTY.search(masked)) else None
+    given = (
+        has_draft
+        or _LOYALTY.search(masked)
+        or _BUYS_A_LOT.search(masked)
+        or (m is not None and m.group(0).startswith(("送我", "送俺", "送给我")))
+    )
+    return m if m is not None and given else None  # 送我几盒螺丝呗 / 买这么多 送两包纸巾呗: asked as a favour
 
 
 # Two bare sums, the second to settle at (总共236 算230吧 / 128就算120吧): haggling. Read on the text (bare numbers are
 # masked as amounts); a unit other than money (算3箱吧) is an amount, not a price, and is left alone.
 _HAGGLE: Final = re.compile(
     r"(?<![\d.])\d+(?:\.\d+)?\s*(?:块钱|块|元)?[\s,，]*(?:就|那就)?算\s*(?:你|我)?\s*\d+(?:\.\d+)?\s*(?:块钱|块|元)?\s*"
+    r"(?:吧|呗|得了|好了|行不|行吗|可以不|可以吗|中不)"
+    # …or the lower sum simply asked for (1280 给个1200吧 / 530收500行不)
+    r"|(?<![\d.])\d{2,}(?:\.\d+)?\s*(?:块钱|块|元)?[\s,，]*(?:就|那就)?(?:给个?|收|卖|算个)\s*\d{2,}(?:\.\d+)?\s*(?:块钱|块|元)?\s*"
     r"(?:吧|呗|得了|好了|行不|行吗|可以不|可以吗|中不)"
 )
 # A unit price offered, asking whether the shop sells at it (28一箱卖不卖 / 30块一袋行不行): bargaining. Read on the text
@@ -271,7 +286,7 @@ _SHORTFALL: Final = re.compile(
     rf"(?:称|量|数|点)(?:了|过|出来)(?:一下|下)?\S{{0,4}}?(?:才|只有|就|不到|不够)\s*{_Q}|说(?:好)?(?:是|的)\s*{_Q}.{{0,12}}?(?:才|只有)\s*{_Q}"
 )
 _WRONG_ATTRIBUTE: Final = re.compile(
-    r"(?:颜色|味道|尺寸|数量|大小|规格|型号|重量|分量|斤两|长度|厚度|口味|花色|款式|货|东西|数|字|日期)\S{0,2}?"
+    r"(?:颜色|味道|尺寸|数量|大小|规格|型号|重量|分量|斤两|长度|厚度|口味|花色|款式|(?<![提取拿拉进])货|东西|数|字|日期)\S{0,2}?"
     r"(?:不对|对不上|不一样|不符|有问题|太差|不行|不够|不足)"
 )
 # Lateness with a reproach (lateness alone is order_status): 说好10点送 拖到下午才来.

@@ -205,7 +205,9 @@ class QuantityScanner:
             rf"|(?P<content>一\s*(?P<u2>{unit_alt})\s*(?:有|是|装|含)\s*(?:{_NUM})\s*(?!(?P=u2))(?:{unit_alt})?)"
         )
         # Vague amounts with a unit — 几箱, 十几盒, 二十多袋, 十来箱, 几十袋 — are quantities without a value (asked).
-        self._vague = re.compile(rf"(?:几[十百千]?|[{CHINESE_NUMERAL_CHARS}]+[几来多]|\d+[几来多]|好几)\s*(?P<unit>{unit_alt})")
+        self._vague = re.compile(
+            rf"(?:几[十百千]?|[{CHINESE_NUMERAL_CHARS}]+[几来多]|\d+[几来多]|好几)\s*(?P<unit>{unit_alt})(?<!包(?=邮))"
+        )
         # 来个蛋糕 / 再要个 / 俩牛角包 / 各两: one (or two, three) with the number or the unit left out — not the
         # filler 个 of 来个10提 / 要个二十箱, where the amount follows, nor the head of a longer numeral (各二十 /
         # 各两三箱, vague) or of a pair (各一对: two of a 个, asked).
@@ -221,7 +223,8 @@ class QuantityScanner:
             r"(?<![a-z0-9.第])(?<!\d/)(?<!\d\s/)"
             r"(?P<mark>[x×*]\s*)?(?P<sign>-|−|负)?"
             rf"(?P<num>{_NUM})(?:\s*(?:-|~|/|到|至)\s*(?P<num2>{_NUM}))?"
-            rf"(?:\s*(?P<unit>{unit_alt})(?!人|月|小时|星期|礼拜|钟头))?(?P<half>半)?"  # 4个人 / 3个月: no amount of goods
+            # 4个人 / 3个月: no amount of goods; 满几百包邮: 包 there is 包邮 (free delivery), no unit
+            rf"(?:\s*(?P<unit>{unit_alt})(?!人|月|小时|星期|礼拜|钟头)(?<!包(?=邮)))?(?P<half>半)?"
         )
 
     def not_quantities(self, text: str) -> list[tuple[int, int, str]]:

@@ -66,11 +66,22 @@ _CONFIRM_ONLY = re.compile(
     rf"(?:{_CONFIRM_WORD.pattern}|订单|一下|吧|了|啊|呀|哈|的|呢|哦|噢|老板|谢谢"
     r"|麻烦|请|[\s,.!~、。;:])+"
 )
-_CANCEL = _words("取消 不要了 不要啦 都不要 算了 不买了 不订了 不用了 不需要了 不需要啦 退单 撤单 作废 整个订单 整单 全部不要 全都不要")
+# Verbs of buying, weighing, bringing and delivering: negated after an item of the draft, the item is dropped
+_HANDLING = "拿|买|订|定|送|发|来|整|装|带|配|进|称|拉|运|寄|备|做|留|要|弄|搬|捎|上|给"
+_CANCEL = re.compile(
+    _words("取消 不要了 不要啦 都不要 算了 不买了 不订了 不用了 不需要了 不需要啦 退单 撤单 作废 整个订单 整单 全部不要 全都不要").pattern
+    # all of it no longer bought or sent (那些都别送了 / 全都不拿了), the order itself withdrawn (这单撤了吧)
+    + rf"|(?:都|全|全部|全都|那些|这些)(?:就)?(?:不|别|甭)(?:用|必)?(?:{_HANDLING})(?:了|啦)"
+    + r"|(?:这|那|整)(?:个)?单(?:子)?(?:就|先|也)?(?:撤|退|取消|作废|不要|算了|免了)"
+)
 _REMOVE = re.compile(
     _words("不要 去掉 删掉 删除 删了 拿掉 取消 别要 减掉 退掉 撤掉 撤了 划掉 免了 剔除 移除 不用 不需要 少要 少拿 少来 少订 减少").pattern
-    # an ordering or delivery verb negated, with 了 for "no longer": 先不拿了 / 别送了 / 不买了 / 也不来了
-    + r"|(?:不|别|甭)(?:用|必)?(?:拿|买|订|定|送|发|来|整|装|带|配)(?:了|啦)"
+    # an ordering or delivery verb negated, with 了 for "no longer": 先不拿了 / 别送了 / 不买了 / 也不来了 / 不称了
+    + rf"|(?:不|别|甭)(?:用|必)?(?:{_HANDLING})(?:了|啦)"
+    # …or put off for now without 了: 先别送 / 这次不进 / 暂时不拿
+    + rf"|(?:先|暂时|暂|这次|这回|今天)(?:就)?(?:不|别|甭)(?:用|必)?(?:{_HANDLING})"
+    # 把碧螺春去了 / 蛋挞去掉吧: the item struck off
+    + r"|(?<=\x00)\s*(?:先)?去(?:了|掉)"
     # 再减一箱 / 减掉2箱 / 少拿一箱: less by an amount — a removal with an amount, asked (by? down to?)
     + r"|减(?:掉|少|去)?(?=\s*\x00)"
 )
@@ -83,16 +94,16 @@ _BARE_CORRECTION = re.compile(
 )
 _NEGATE, _REAFFIRM = _words("不要 不是"), _words("要 是 改")
 _RESTATE = _words("应该是 应该要 其实是 其实要 我是说 我说的是 实际是 实际要 实际上要")
-_SAID_WRONG = _words("说错 写错 打错 搞错 记错")
+_SAID_WRONG = _words("说错 写错 打错 搞错 记错 弄错 算错 报错 少报 多报 手滑")
 _SIZE_MARK = re.compile(r"^(?!#).*\d")  # a size with its unit (8寸, 550ml), not a bare number
 _KIND = re.compile(r"([\u4e00-\u9fff]{1,2})的")  # 小瓶的 / 生的: a kind described, not named
 _ENOUGH = re.compile(r"^\s*(?:就够|就行|就好|就可以|够了|就成)")  # 不要3盒了 2盒就够: the second amount is meant
 # 多 + a verb: more; 顺便 / 顺带 / 捎带: "while you are at it", one more thing on the order; 也各要 / 也都来: also, each
 _ADD_CUE = _words(
-    "再 还要 还需要 追加 另外 多(?:给我|帮我)?(?:加|来|要|拿|买|订|整|带|给|弄|称|搬) 也(?:各|都)?(?:要|来) "
-    "加(?!急|班|油) 顺便 顺带 捎带 捎上"
+    "再 还要 还需要 追加 另外 多(?:给我|帮我)?(?:加|来|要|拿|买|订|整|带|给|弄|称|搬) 也(?:各|都)?(?:得|要|来|拿|需要) "
+    "加(?!急|班|油) 顺便 顺带 捎带 捎上 补(?:上|个|点)?(?=\\s*(?:\\d|[一二两三四五六七八九十俩仨半]))"
 )
-_ADD_CUE_BEFORE = re.compile(rf"(?:{_ADD_CUE.pattern})\s*$")  # 雪碧多来一箱
+_ADD_CUE_BEFORE = re.compile(rf"(?:{_ADD_CUE.pattern})\s*(?:{_HANDLING}|补)?\s*$")  # 雪碧多来一箱 / 蛋挞再补6个
 _PAST = _words("买了 订了 下了单 下单了 收到了 送到了 买过 订过 要过 拿过")  # 我昨天买了3箱: a report, not an order
 # 上次买的 / 昨天订的 / 收到的: goods of an earlier order — its amount (买的2饼) and its verb order nothing now.
 _PAST_REF = re.compile(r"(?:买|订|拿|下单|收到|送来|送)(?:了|的)")
@@ -100,15 +111,20 @@ _PAST_AMOUNT = re.compile(r"(?:买|订|拿|下单|收到|送来)的\s*$")
 # An earlier order named first: 上次买的 / 昨天订的 / 之前送来的 / 上回拿的
 _PAST_OPENING = re.compile(r"(?:上次|上回|之前|以前|昨天|前天|那天|上周|上个月|刚才|早上)\S{0,4}?(?:买|订|拿|下单|收到|送来|送)的")
 # 矿泉水送了没 / 发了吗 are not orders; 配 is an accessory to go with (再配6个杯子)
-_ORDER_CUE = _words("要 来 买 订 拿 下单 加 给我 整 搞 购 配")
+_ORDER_CUE = _words("要 来 买 订 拿 下单 加 给我 整 搞 购 配 准备 备 预留 留 帮我做 称 捎 带")  # 泡芙多准备点: an amount asked
 _SEPARATOR = _words(
     r"[,!?;:、。~/\n] (?<!\d)\. \.(?!\d) 和 跟 还有 以及 另外 外加 加上 再来 再加 "
-    r"再要 还要 然后 及 与 同"
+    r"再要 还要 然后 及 与 同(?!样)"
 )
 # 大米和面粉各2袋 / 可乐和水都要3箱 / 都给我来4个 / 每样一箱 / 分别两袋 / 一样来两箱 / 全要2箱: one amount for
 # every product before it
 _EACH = re.compile(
     r"(?:各|都|也|全|全部|统统|每一?[样种款]|分别|一样|同样)(?:给我|帮我|再)?(?:要|来|拿|是|买|订|整|弄|称|搬|带|送|配)?\s*$"
+)
+# Between products that share one amount (大米和面粉各2袋 / 可乐雪碧都要3箱 / 蛋挞跟泡芙同样12个): a joiner, a sign or nothing
+# (a size may stand before the next name: 2.5的线和4平方的线各3卷)
+_SHARING_JOINER = re.compile(
+    r"[\s,、的]*(?:和|跟|与|及|同|以及|还有|加|外加)?[\s,、]*(?:[a-z]*\d+(?:\.\d+)?(?:[a-z]+|寸|毫升|升|公斤|千克|克|平方|平)?)?[\s的]*"
 )
 # …and before the products, only the words that cannot mean "also" (各来一箱可乐雪碧 / 都要两箱)
 _EACH_FIRST = re.compile(r"(?:各|都|全都|每样|每种)(?:给我|帮我|再)?(?:要|来|拿|买|订|整|弄|称|搬|带|送|配)?\s*$")
@@ -117,7 +133,8 @@ _HESITATION = rf"[{_INTERJECTION}]+[\s.…]*"
 # A message that takes back what it just said: 要2袋大米…不对，改成4袋 / 3箱可乐，不是，4箱.
 _RETRACT = re.compile(
     _words(
-        "不对 不是 错了 说错 打错 写错 搞错 看错 记错 说反 更正 纠正 哦不 噢不 不不 算了 应该是 我是说 我说的是 其实是 其实要 实际上要"
+        "不对 不是 错了 说错 打错 写错 搞错 看错 记错 弄错 算错 报错 少报 多报 手滑 说反 更正 纠正 "
+        "哦不 噢不 不不 算了 应该是 我是说 我说的是 其实是 其实要 实际上要"
     ).pattern
     # by shape: an interjection then 不 (嗯不 / 呃…不), a 不 standing alone between two amounts (5方 不 6方), and
     # 还是 … 吧 (5箱 嗯…还是6箱吧) — the amount after it is the one meant.
@@ -131,7 +148,10 @@ _RETRACT = re.compile(
 # The words of a retraction (not its shapes: a lone 不, a pause): what may take back a product named before it.
 # 不是 only when set off and followed by what is meant (不是，是雪碧): 可乐2箱 不是雪碧 says which one, it is cola.
 _RETRACT_WORD = re.compile(
-    _words("不对 错了 说错 打错 写错 搞错 看错 记错 更正 纠正 哦不 噢不 不不 应该是 我是说 我说的是 其实是 其实要").pattern
+    _words(
+        "不对 错了 说错 打错 写错 搞错 看错 记错 弄错 算错 报错 少报 多报 手滑 更正 纠正 "
+        "哦不 噢不 不不 应该是 我是说 我说的是 其实是 其实要"
+    ).pattern
     + r"|不是[\s,.!~、。]+(?=是|要)"
 )
 # Negation that scopes over its own segment of a message that orders something else (大米2袋，油先不要).
@@ -151,8 +171,18 @@ _NOT_AN_ITEM = _words(
     # how to hand it over, where to (人民路88号), what one costs (15块一个的): no goods
     r"打包 带走 包装 到[\u4e00-\u9fff]{1,6}[路街道巷]\d+ \d+(?:块|元)钱?一"
 )
-_FILLER_HEAD = _words("老板 你好 您好 麻烦 请 帮我 给我 我们 我 想 要 来 买 订 拿 送 再 还 需要 下单 购买 整 搞 加 配 一下 那 就")
-_FILLER_TAIL = _words("过来 来 吧 了 啊 呀 哈 呢 哦 嘛 谢谢 一下 送 给我 就行 就好 可以吗 行吗 吗 要 呗")
+# When: a day, a part of it, an hour (明早来拿 / 下午送过来 / 十点左右): never the name of goods
+_WHEN = (
+    r"(?:今|明|后|昨|大后)(?:天|早|晚|儿)(?:上午|下午|早上|晚上|中午|一早)? 早上 上午 中午 下午 晚上 傍晚 一早 "
+    r"(?:\d+|[一二两三四五六七八九十]+)点(?:半|钟|左右)?"
+)
+_FILLER_HEAD = _words(
+    "老板 你好 您好 麻烦 请 帮我 给我 我们 我 想 要 来 买 订 拿 送 再 还 需要 下单 购买 整 搞 加 配 一下 那 就 "
+    "带 捎 称 补 帮忙 帮 备 留 准备 顺便 也 都 另外 " + _WHEN
+)
+_FILLER_TAIL = _words(
+    "过来 来 吧 了 啊 呀 哈 呢 哦 嘛 谢谢 一下 送 给我 就行 就好 可以吗 行吗 吗 要 呗 拿 取 自取 来拿 来取 过来拿 过来取 送来 左右 " + _WHEN
+)
 _LEAD_FILLER = re.compile(rf"^(?:[\s的]|{_FILLER_HEAD.pattern})+")
 _TRAIL_FILLER = re.compile(rf"(?:[\s的]|{_FILLER_TAIL.pattern})+$")
 _HAS_WORD = re.compile(r"[a-z\u3400-\u9fff]")
@@ -913,8 +943,14 @@ class OrderParser:
         if scan.quantities or not scan.mentions:
             # 减掉2箱 (by 2? down to 2?) / 3箱不要了: ask rather than guess.
             return _unclear_correction([s for m in scan.mentions for s in m.skus])
+        clauses = _clauses(scan)
+        struck = [
+            m
+            for m in scan.mentions
+            if any(a <= m.start < b and (_REMOVE.search(scan.masked, a, b) or _CANCEL.search(scan.masked, a, b)) for a, b in clauses)
+        ]  # 墙砖这次不进了 地砖照旧: only the items of the clauses that drop something go
         skus: list[str] = []
-        for mention in scan.mentions:
+        for mention in struck or scan.mentions:
             resolved = self._resolve(mention, scan)
             if len(resolved) > 1:
                 return self._ambiguous(mention, resolved, None, "要去掉")
@@ -1137,10 +1173,14 @@ def _pair(scan: _Scan, elements: list[_Element]) -> dict[_Mention, QuantityMatch
     pairs: dict[_Mention, QuantityMatch] = {}
     for k, el in enumerate(elements):
         if isinstance(el, QuantityMatch) and _EACH.search(scan.masked, 0, el.start):
+            nxt: _Element = el
             for prev in reversed(elements[:k]):
                 if not isinstance(prev, _Mention) or prev in pairs:
                     break
+                if nxt is not el and _SHARING_JOINER.fullmatch(scan.masked, prev.end, nxt.start) is None:
+                    break  # 两箱小瓶水然后纯奶也拿一箱: only products joined as one list share the amount
                 pairs[prev] = el
+                nxt = prev
             after = elements[k + 1 :]
             if (k == 0 or not isinstance(elements[k - 1], _Mention)) and len(after) > 1 and all(isinstance(e, _Mention) for e in after):
                 # 各来一箱可乐雪碧 / 都要两箱 可乐雪碧: the amount first, every product after it (and nothing else) shares it

@@ -99,7 +99,8 @@ class Understanding:
 _ASKING = re.compile(r"吗|没|么|呢|啥时候|什么时候|几时|多久|怎么|咋|[?？]")
 _CONTENT = re.compile(
     r"(?:有|一\S{0,3}?|里面|里头|里边)(?:几|多少)(?!钱)|够几|几\S{0,2}装|几\S[一每](?:提|箱|盒|袋|包|件|桶|罐|套|条|瓶|饼|卷)"
-)  # 一箱有几瓶 / 纸巾一提几包 / 一盒多少个 / 够几个人吃 / 几斤装 / 几包一提
+    r"|(?:能|可以)(?:泡|冲|煮|喝|用|吃|放|存|保存|铺|刷|贴)(?:几|多少|多久)"
+)  # 一箱有几瓶 / 纸巾一提几包 / 一盒多少个 / 够几个人吃 / 几斤装 / 几包一提 / 能冲几泡 / 能放多久
 _STOCK_SHAPE = re.compile(r"(?:请问|老板|你们|今天)*\s*有(?:[^,.!?。，\s]|(?<=\d)\.(?=\d)){1,12}(?:吗|么|嘛|不|没|伐)[?？!]*$")  # 9.5厚的
 _VEHICLE = re.compile(r"车")
 _LOOK_IT_UP = re.compile(r"(?:帮|给)(?:我|忙)?(?:看|查)(?:一?下|看|查)")  # beside an order placed: where is it
@@ -143,6 +144,8 @@ _THUMBS = re.compile("^[\\s~～!！.。🙏\U0001f300-\U0001faff]*[👌👍✅][
 _NO = re.compile(
     r"^(?:(?:不是|不对|不|不要|错了|没有)(?:的|啊|呀|吧|呢)*[\s,.!~、。;:]*){1,3}(?:[\s,.!~、。;:]|$|(?=我|是|要的|说的))"
 )  # 不对不对: said twice
+# A sender's tag in 【】 opening the message (【顺丰速运】 / 【美团】 / 【XX银行】): an SMS or app notice pasted in
+_FORWARDED = re.compile(r"^【[^】]{2,12}】")
 _STICKER = re.compile(r"\[([\u4e00-\u9fffA-Za-z ]{1,8})\]")
 _EMOJI = re.compile("[\U0001f300-\U0001faff\u2600-\u27bf\u2b50\u2764\ufe0f]")
 _MARKUP = re.compile(r"<\s*/?\s*[a-z][^>]*>|&[a-z]+;|\bjavascript:", re.IGNORECASE)
@@ -160,6 +163,8 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
     raw = text or ""
     if len(raw) > MAX_CHARS:
         return Understanding("unknown", [], NotAnOrder(), [Evidence("", f"消息过长（{len(raw)} 字），不按订单读取")])
+    if m := _FORWARDED.match(raw.strip()):  # 【顺丰速运】您的快件已签收…: a system text forwarded, not the customer's words
+        return Understanding("unknown", [], NotAnOrder(), [Evidence(m.group(0), "转发的系统通知/短信，不是顾客要办的事")])
     if _MARKUP.search(raw):
         return Understanding("unknown", [], NotAnOrder(), [Evidence(_MARKUP.search(raw).group(0)[:20], "网页代码/标记，不是订单")])  # type: ignore[union-attr]
     core = _without_courtesy(raw)
@@ -185,6 +190,9 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         answered = _answer_to_pending(parser, raw, t, pending, has_draft, base)
         if answered is not None:
             return answered
+    if has_draft and not survey.mentions and not survey.quantities and _yes().fullmatch(re.sub(r"[\s,.!~、。;:]", "", t)):
+        # 就这么多 安排送货 / 确认 发顺丰: yes-words and how to send it, said to the draft — before any question word
+        return Understanding("confirm", [], Confirm(), [Evidence(t[:20], "对待确认订单说“好”"), *base])
     hedge_first = cue("hedge_first").search(masked)
     if hedge_first is not None and _names_its_item(masked, hedge_first):
         hedge_first = None  # 大米2袋 油先不买: "not" scoped to the item its clause names — negation in a list (rule 6)
@@ -198,8 +206,15 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         return Understanding("cancel", [], Cancel(), [Evidence(_ORDER_NO.search(t).group(0), "取消已下的订单"), *base])  # type: ignore[union-attr]
     if not survey.mentions and not survey.quantities and (m := cue("solicitation").search(masked)):
         return Understanding("unknown", [], NotAnOrder(), [Evidence(m.group(0), "广告/推销，不是顾客的消息", _rule(m)), *base])
-    # 2. Complaints, then where an order already placed is: about the past, whatever numbers they carry.
-    if has_draft and (m := cues.amount_wrong(masked)) and (fixed := _draft_fix(parser, t, m, base, skus)) is not None:
+    # 2. Complaints, then where an order already placed is: about the past, whatever numbers they carry — but with a
+    # draft open, an item of it dropped is the removal whatever reason is given (牛角包不要了吧 太腻).
+    if has_draft and cues.question_cue(masked) is None and isinstance(dropped := parser.parse(raw, has_draft=True), RemoveItem | Cancel):
+        return _from_result(dropped, has_draft, base, skus)
+    if (
+        has_draft
+        and (m := cues.amount_wrong(masked) or _SLIP_ANY.search(masked))
+        and (fixed := _draft_fix(parser, t, m, base, skus)) is not None
+    ):
         return fixed  # 可乐数量不对 要6箱: with a draft, the amount after it is a change of that line (rule 7)
     if m := _complaint_word(masked):
         return question("complaint", m, "投诉：商品或送货有问题")
@@ -324,7 +339,11 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
 
 
 # 刚才说错了 / 不好意思打错了 / 更正一下: a message opening by owning a slip, before any product or amount
-_SLIP_OWNED = re.compile(r"[^\x00]{0,6}?(?:说错|写错|打错|搞错|记错|弄错|更正|纠正)(?:了|啦)?[^\x00]{0,4}?(?=\x00)")
+_SLIP_OWNED = re.compile(
+    r"[^\x00]{0,6}?(?:说错|写错|打错|搞错|记错|弄错|算错|报错|少报|多报|手滑|更正|纠正)(?:了|啦)?[^\x00]{0,4}?(?=\x00)"
+)
+# …owned anywhere in the message, or the amount said to need adjusting (大红袍那个数量调一下，两盒 / 腻子粉要25袋才够，之前少报了)
+_SLIP_ANY = re.compile(r"(?:说错|写错|打错|搞错|记错|弄错|算错|报错|少报|多报|手滑)(?:了|啦)?|(?:数量|数目|个数)?(?:调|改)(?:一下|下)")
 # 不是3卷 是5卷: "not this amount but that one" — on a draft, a change of the line, like 改成 (rule 7)
 _NOT_BUT = re.compile(r"不是\s*(?:\d|[一二两三四五六七八九十])\S{0,4}?[\s,，、]*(?:是|要)\s*(?:\d|[一二两三四五六七八九十])")
 # A greeting or an address opening the message, set off by a sign or a space (老板，/ 你好 / 在吗？), and thanks or
@@ -443,11 +462,17 @@ def _answer_to_pending(parser: OrderParser, raw: str, t: str, pending: str, has_
 def _draft_fix(parser: OrderParser, t: str, wrong: re.Match[str], base: list[Evidence], skus: Sequence[str]) -> Understanding | None:
     """可乐数量不对 要6箱 with a draft: one product and the amount meant, after the words saying it is wrong."""
     rest = parser.parse(t[: wrong.start()] + " " + t[wrong.end() :], has_draft=False)
-    if not isinstance(rest, OrderLines) or len(rest.lines) != 1:
+    if isinstance(rest, Correction) and rest.sku is not None:  # 雪碧写错了 应该是5箱
+        change = rest
+    elif isinstance(rest, Clarify) and rest.reason == "ambiguous_product" and rest.qty:
+        # 水泥数量不对 要50袋: the draft holds one of them — the dialogue settles which
+        change = Correction(None, rest.qty, rest.unit, rest.product_text, tuple(rest.candidates))
+    elif isinstance(rest, OrderLines) and len(rest.lines) == 1:
+        line = rest.lines[0]
+        change = Correction(line.sku, line.qty, line.unit, line.matched)
+    else:
         return None
-    line = rest.lines[0]
-    change = Correction(line.sku, line.qty, line.unit, line.matched)
-    evidence = [Evidence(wrong.group(0), f"草稿的数量说错了，改成 {line.qty}{line.unit}", _rule(wrong)), *base]
+    evidence = [Evidence(wrong.group(0), f"草稿的数量说错了，改成 {change.qty}{change.unit or ''}", _rule(wrong)), *base]
     return Understanding("change", [], change, evidence, tuple(skus))
 
 
