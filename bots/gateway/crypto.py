@@ -13,10 +13,7 @@ import hmac
 import struct
 from urllib.parse import unquote
 
-from wechatpy.crypto import PrpCrypto as MpPrpCrypto
-from wechatpy.exceptions import InvalidAppIdException
-from wechatpy.work.crypto import PrpCrypto as WorkPrpCrypto
-from wechatpy.work.exceptions import InvalidCorpIdException
+from bots.gateway.wechatpy_crypto import InvalidAppIdException, InvalidCorpIdException, MpPrpCrypto, WorkPrpCrypto
 
 
 class CallbackRejected(Exception):

@@ -18,10 +18,9 @@ from urllib.parse import quote, urlencode
 
 import aiohttp
 from defusedxml.ElementTree import fromstring
-from wechatpy.crypto import PrpCrypto as MpPrpCrypto
-from wechatpy.work.crypto import PrpCrypto as WorkPrpCrypto
 from yarl import URL
 
+from bots.gateway.wechatpy_crypto import MpPrpCrypto, WorkPrpCrypto
 from bots.sandbox.entities import EventHook, KfHook, KfNotice
 from config.settings import SANDBOX_AGENT_ID, SANDBOX_CORP_ID
 

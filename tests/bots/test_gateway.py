@@ -340,3 +340,26 @@ async def test_writer_connection_lost_between_batches_loses_nothing_and_recovers
         keys = {r.dedupe_key for r in await conn.execute(sa.select(inbound_events.c.dedupe_key))}
     assert keys == {f"msg:{m}" for m, status in statuses.items() if status == 200}
     assert await count(rt, outbox) == len(keys)
+
+
+def test_the_gateway_crypto_loads_no_api_client_of_wechatpy() -> None:
+    """A server decrypts callbacks with wechatpy's PrpCrypto; importing it must not import wechatpy's API clients
+    (requests, urllib3 …: ~200 modules and several MiB in every server process) — yet the full package still
+    works for whoever asks for it."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, bots.gateway.crypto as c\n"
+        "heavy = [m for m in sys.modules if m.split('.')[0] in ('requests', 'urllib3', 'dateutil')]\n"
+        "heavy += [m for m in sys.modules if m.startswith(('wechatpy.client', 'wechatpy.work.client', 'wechatpy.pay'))]\n"
+        "assert heavy == [], heavy\n"
+        "key = bytes(range(32))\n"
+        "box = c.WorkPrpCrypto(key).encrypt('<xml>hi</xml>', 'corp1')\n"
+        "assert c.WorkPrpCrypto(key).decrypt(box, 'corp1') == '<xml>hi</xml>'\n"
+        "from wechatpy import WeChatClient\n"
+        "from wechatpy.work import WeChatClient as WorkClient\n"
+        "assert WeChatClient.__module__ == 'wechatpy.client' and WorkClient.__module__ == 'wechatpy.work.client'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
