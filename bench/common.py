@@ -121,6 +121,16 @@ def machine_cpu_ticks() -> tuple[int, int]:
     return total - idle, total
 
 
+def machine_steal_ticks() -> int:
+    """Jiffies over all CPUs since boot that the hypervisor gave to other guests while this one wanted to run
+    (``steal`` in /proc/stat): on a shared host, CPU this machine's processes waited for — counted in busy."""
+    try:
+        first = Path("/proc/stat").read_text().splitlines()[0].split()
+    except OSError:
+        return 0
+    return int(first[8]) if len(first) > 8 else 0
+
+
 def background_busy(seconds: float = 1.0) -> float:
     """Fraction of all cores busy over ``seconds`` before a benchmark starts (other work on the machine)."""
     import time
@@ -129,6 +139,19 @@ def background_busy(seconds: float = 1.0) -> float:
     time.sleep(seconds)
     b1, t1 = machine_cpu_ticks()
     return (b1 - b0) / (t1 - t0) if t1 > t0 else 0.0
+
+
+def wait_for_quiet(threshold: float = 0.10, window: float = 0.5, max_wait: float = 20.0) -> tuple[float, float]:
+    """Wait until the machine is quiet — at most ``threshold`` of all cores busy over ``window`` s — or ``max_wait``
+    s have passed: what one run leaves behind (PostgreSQL writing back, a server process exiting, the kernel freeing
+    sockets) must not land in the next run's window. Returns (seconds waited, the last busy fraction)."""
+    import time
+
+    t0 = time.monotonic()
+    while True:
+        busy = background_busy(window)
+        if busy <= threshold or time.monotonic() - t0 >= max_wait:
+            return time.monotonic() - t0, busy
 
 
 def background_line(busy: float) -> str:

@@ -56,12 +56,14 @@ from bench.common import (
     guarded,
     machine_cpu_ticks,
     machine_lines,
+    machine_steal_ticks,
     nproc,
     percentile,
     pg_version,
     proc_cpu_seconds,
     publish,
     ratio,
+    wait_for_quiet,
 )
 from bench.verdict import Report, at_most, check
 
@@ -81,6 +83,8 @@ LABELS = {
 }
 STORING = ("full", "low")  # the cases that run the real app (and are checked against the database)
 LOW_P99_TARGET = 0.020  # s: p99 of the full path at low load (2 concurrent callbacks)
+QUIET_BUSY = 0.10  # each run starts once at most this share of all cores has been busy over half a second …
+QUIET_MAX_WAIT = 20.0  # … or after this many seconds (then its "busy before" says the machine was not quiet)
 WRK_SCRIPT = Path(__file__).with_name("callbacks.lua")
 CYCLE_POOL = 20_000  # bodies reused round-robin by the bare and decrypt-only servers (they store nothing)
 
@@ -267,11 +271,11 @@ class _Cursor:
     exhausted_at: float = 0.0  # perf_counter when the unique bodies ran out (0: they did not)
 
 
-def _snapshot(server_pids: list[int]) -> tuple[float, float, float, int, int]:
+def _snapshot(server_pids: list[int]) -> tuple[float, float, float, int, int, int]:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     busy, total = machine_cpu_ticks()
     servers = sum(proc_cpu_seconds(p) for p in server_pids)
-    return time.perf_counter(), servers, usage.ru_utime + usage.ru_stime, busy, total
+    return time.perf_counter(), servers, usage.ru_utime + usage.ru_stime, busy, total, machine_steal_ticks()
 
 
 async def run_load(spec: RunSpec, pool: list[tuple[str, bytes]]) -> dict[str, Any]:
@@ -334,7 +338,7 @@ async def run_load(spec: RunSpec, pool: list[tuple[str, bytes]]) -> dict[str, An
         sampling = asyncio.create_task(sampler())
         await asyncio.gather(*(worker() for _ in range(spec.concurrency)))
         finished.set()
-        (w0, s0, c0, b0, tot0), (w1, s1, c1, b1, tot1) = await sampling
+        (w0, s0, c0, b0, tot0, st0), (w1, s1, c1, b1, tot1, st1) = await sampling
     window = (min(t_end, state.exhausted_at) if state.exhausted_at else t_end) - t_start
     latencies.sort()
     count = sum(timed.values())
@@ -359,6 +363,7 @@ async def run_load(spec: RunSpec, pool: list[tuple[str, bytes]]) -> dict[str, An
         "server_cpu": (s1 - s0) / wall,
         "client_cpu": (c1 - c0) / wall,
         "machine_busy": (b1 - b0) / (tot1 - tot0) if tot1 > tot0 else float("nan"),
+        "steal": (st1 - st0) / (tot1 - tot0) if tot1 > tot0 else float("nan"),
         "ncpu": nproc(),
     }
 
@@ -401,9 +406,9 @@ def run_wrk(spec: RunSpec, pool_file: Path, n: int) -> dict[str, Any]:
     split = int(n * (spec.warmup + 1) / (spec.warmup + spec.seconds + 2)) if spec.unique else 0
     warm = _wrk(spec, pool_file, 0, split if spec.unique else n, spec.warmup) if spec.warmup > 0 else {}
     children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    w0, s0, _, b0, tot0 = _snapshot(spec.server_pids)
+    w0, s0, _, b0, tot0, st0 = _snapshot(spec.server_pids)
     timed = _wrk(spec, pool_file, split, n, spec.seconds)
-    w1, s1, _, b1, tot1 = _snapshot(spec.server_pids)
+    w1, s1, _, b1, tot1, st1 = _snapshot(spec.server_pids)
     children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     wall = max(w1 - w0, 1e-9)
     window = timed["duration_us"] / 1e6
@@ -430,6 +435,7 @@ def run_wrk(spec: RunSpec, pool_file: Path, n: int) -> dict[str, Any]:
         "server_cpu": (s1 - s0) / wall,
         "client_cpu": (children1.ru_utime + children1.ru_stime - children0.ru_utime - children0.ru_stime) / wall,
         "machine_busy": (b1 - b0) / (tot1 - tot0) if tot1 > tot0 else float("nan"),
+        "steal": (st1 - st0) / (tot1 - tot0) if tot1 > tot0 else float("nan"),
         "ncpu": nproc(),
     }
 
@@ -697,8 +703,8 @@ def render(results: list[dict[str, Any]], checks: list[str], notes: list[str], a
         *machine_lines(extra_info),
         "",
         "| path | server procs | connections | req/s | p50 ms | p99 ms | non-200 | vs 1 proc | server CPU | server CPU ms/req "
-        "| client CPU | other CPU | machine busy |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| client CPU | other CPU | machine busy | stolen by the host |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         one = by.get((r["case"], 1))
@@ -708,7 +714,7 @@ def render(results: list[dict[str, Any]], checks: list[str], notes: list[str], a
             f"| {LABELS[r['case']]} | {r['procs']} | {r['concurrency']} | {fmt_rate(r['rps'])} | {fmt_ms(r['p50'])} "
             f"| {fmt_ms(r['p99'])} | {r['timed_non200'] + sum(r['errors'].values())} | {scale} "
             f"| {r['server_cpu'] * 100:.0f} % | {fmt_cpu_ms(cpu_per_request(r))} | {r['client_cpu'] * 100:.0f} % "
-            f"| {max(0.0, other) * 100:.0f} % | {r['machine_busy'] * 100:.0f} % |"
+            f"| {max(0.0, other) * 100:.0f} % | {r['machine_busy'] * 100:.0f} % | {r.get('steal', 0.0) * 100:.0f} % |"
         )
     lines += [
         "",
@@ -900,8 +906,10 @@ def main(argv: list[str] | None = None) -> int:
         for case, procs in runs:
             if case in STORING:
                 asyncio.run(reset_full_state(database_url))
+            waited, busy = wait_for_quiet(QUIET_BUSY, max_wait=QUIET_MAX_WAIT)
             print(f"running {case} with {procs} server process(es) for {args.seconds:g} s …", flush=True)
             result = run_phase(children, loadgen_conn, case, procs, args, database_url, pools.get((case, procs), "cycle"))
+            result["quiet_wait"], result["busy_before"] = waited, busy
             results.append(result)
             print(
                 f"  {fmt_rate(result['rps'])} req/s, p50 {fmt_ms(result['p50'])} ms, "
@@ -941,7 +949,9 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "CPU columns are % of one core during the timed window: server = sum over server processes, other = "
         "everything else on the machine (PostgreSQL, Redis, kernel softirq, anything else running); machine "
-        "busy is % of all cores. Server CPU ms/req = server CPU over the requests answered in the window; full − "
+        "busy is % of all cores; stolen by the host is % of all cores the hypervisor gave to other guests while this one "
+        "wanted to run (`steal` in /proc/stat, inside other CPU and machine busy) — on a shared host the figures of a run "
+        "with steal are perturbed. Server CPU ms/req = server CPU over the requests answered in the window; full − "
         "decrypt-only is what storing, queueing and the app's middleware add to each callback.",
         "Full path: production settings (PostgreSQL + Redis, sandbox WeCom credentials, callback skew "
         f"{MAX_SKEW} s so pre-built timestamps stay valid); every request has a MsgId never sent before; "
@@ -952,6 +962,14 @@ def main(argv: list[str] | None = None) -> int:
         "request at the client (send → response read), p50/p99 over responses completed in the timed window. "
         "Each full-path run starts on emptied tables after a CHECKPOINT, so it does not pay for the dirty pages of "
         "the run before it.",
+        f"Each run starts once the machine is quiet (≤ {QUIET_BUSY * 100:.0f} % of all cores busy over 0.5 s, waited "
+        f"for up to {QUIET_MAX_WAIT:.0f} s): "
+        + "; ".join(f"{LABELS[r['case']]} / {r['procs']} after {r['quiet_wait']:.1f} s at {r['busy_before'] * 100:.0f} %" for r in results)
+        + (
+            " — not quiet before " + ", ".join(f"{LABELS[r['case']]} / {r['procs']}" for r in noisy) + ": its figures are perturbed."
+            if (noisy := [r for r in results if r["busy_before"] > QUIET_BUSY])
+            else "."
+        ),
         f"Total wall time {time.monotonic() - t_begin:.0f} s.",
     ]
     return publish("ingest", render(results, checks, notes, shown_cmd, extra), report_of(results, checked),
