@@ -229,7 +229,7 @@ _PRICE_OFFERED: Final = re.compile(
     r"(?:卖不卖|卖吗|卖不|行不行|行吗|行不|可以吗|可以不|中不|成不)"
 )
 # Buying a lot, given as a reason (买的多 / 买了这么多 / 量大): beside a delivery charge, asking to be let off it
-_BUYS_A_LOT: Final = re.compile(r"(?:买|拿|订|要)(?:的|得|了)?(?:挺|这么|那么|很|蛮|比较|好)?多|量(?:大|多)")
+_BUYS_A_LOT: Final = re.compile(r"(?:买|拿|订|要)(?:的|得|了)?(?:挺|这么|那么|很|蛮|比较|好)?多(?!少)|量(?:大|多)")  # not 买多少
 
 
 def haggle_cue(text: str) -> re.Match[str] | None:

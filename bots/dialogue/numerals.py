@@ -214,7 +214,7 @@ class QuantityScanner:
         self._implied = re.compile(
             rf"(?:(?<=[要来订买拿弄带捎做配搬称])个(?!月|人|事|问题|电话|地址|\s*(?:{_NUM})\s*(?:{unit_alt}))|(?<=各)[一两二三](?!\s*(?:{unit_alt})|\s*[\d{CHINESE_NUMERAL_CHARS}对双副])|[俩仨](?!{unit_alt})"
             # 来箱可乐 / 可乐来箱: a unit right after the verb, nothing between — one of it
-            rf"|(?<=[要来订买拿])(?P<unit>{unit_alt})(?=[\x00\s,，。!！~]|$))"
+            rf"|(?<=[要来订买拿捎带整搬称])(?P<unit>{unit_alt})(?=[\x00\s,，。!！~]|$))"
         )
         # 20公斤的防水涂料 / 5公斤的大米 / 500克一袋的: a size described before the product, not an amount.
         self._spec_of = re.compile(rf"(?:\d+(?:\.\d+)?|[{CHINESE_NUMERAL_CHARS}]+)\s*(?:公斤|千克|斤|克|寸|升|毫升)\s*的(?=\S)")

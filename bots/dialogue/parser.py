@@ -158,6 +158,7 @@ _RETRACT_WORD = re.compile(
 _NEGATED = re.compile(
     _words("不要 不用 先不 暂时不 暂不 别 去掉 除了 除开 不需要 不买 不订 不拿 就算了 算了 不必 甭 不含 不包括 免了 省了 这回不").pattern
     + r"|(?:家里|家中|店里|屋里|仓库|工地上?)还?(?:有|剩)"  # 油家里还有: there is some at home — not wanted now
+    + r"|(?:我|我们|咱)?自己(?:家)?(?:有|带|准备|解决|买)"  # 沙子我自己有 / 螺丝我们自己带: the customer supplies it
     + r"|(?:不|别)(?:拉|送|带|装|整|配|发)"  # 沙子这次不拉 / 油别带: an ordering or delivery verb negated
     # put off or not needed (油等下次 / 油下次吧 / 泡芙没必要 / 油用不着 / 油不着急): that item is not wanted now
     + r"|没必要|用不着|不着急|不急|等下次|下次(?:吧|再|买|要|订)|改天|回头再"
@@ -473,7 +474,8 @@ class OrderParser:
         (有没有矿泉水, 多少钱) are NotAnOrder so the caller's other intents can answer them.
         """
         scan = self._scan(self._normal(text))
-        if not scan.text or _STOCK.search(scan.masked) or _INQUIRY.search(scan.masked):
+        dropping = has_draft and _REMOVE.search(scan.masked) is not None  # 电线先别拿了 电工说还有: a removal, not a stock question
+        if not scan.text or (_STOCK.search(scan.masked) and not dropping) or _INQUIRY.search(scan.masked):
             return NotAnOrder()
         if not scan.mentions and not scan.quantities:
             if _CONFIRM_ONLY.fullmatch(scan.text) and _CONFIRM_WORD.search(scan.text):

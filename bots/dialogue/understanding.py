@@ -233,6 +233,8 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
     m = cue("discount").search(masked) or cues.free_extra_cue(masked) or cues.gift_asked(masked, has_draft) or cues.haggle_cue(t)
     if m is None and (fee := cue("delivery_fee").search(masked)) and cues.buys_a_lot(masked):
         m = fee  # 能包邮不 买的多: an exception to the delivery rule asked for, not the rule (rule 3)
+    if m and _DECLINED.match(masked, m.end()):
+        m = None  # 礼品袋不用 / 赠品就不要了: the extra declined, nothing asked
     if m and not _in_condition(masked, m):  # 要是便宜的话可能拿10箱: a condition of a hedge, no request
         return question("discount_request", m, "要优惠/折扣")
     if m := cue("delivery_fee").search(masked):  # 满多少包邮: about delivery, though it says 多少
@@ -481,6 +483,9 @@ def _draft_fix(parser: OrderParser, t: str, wrong: re.Match[str], base: list[Evi
 _THE_REST = re.compile(r"其他|其它|其余|剩下|剩余|余下|别的|另外的|先(?:来|要|拿|订|定|送|买|整|发|拉)")
 
 
+# Right after a gift or extra named: declined (礼品袋不用 / 赠品就不要了 / 小样不需要)
+_DECLINED = re.compile(r"[^\s,!?;。，]{0,3}?(?:就|也)?(?:不用|不要|不需要|用不着|别给|别送|别放)")
+_HOW_MUCH_ASKED = re.compile(r"几|多少|吗|么|[?？]")  # 能打几折 / 能便宜多少: the cue asks
 _CONDITION = re.compile(r"(?:要是|如果|假如|假设|万一|只要|若是)[^\s,!?;。]*$")
 
 
@@ -491,7 +496,9 @@ def _in_condition(masked: str, m: re.Match[str]) -> bool:
     end = next((k.start() for k in _CLAUSE_START.finditer(masked, m.end())), len(masked))
     if _CONDITION.search(masked, start, m.start()) is None:
         return False
-    return "的话" in masked[m.end() : end] or cues.question_cue(masked[m.end() : end]) is None
+    # …and 要是拿200片能打几折: the cue is itself the question asked
+    asked = cues.question_cue(masked[m.start() : end]) is not None or _HOW_MUCH_ASKED.search(masked, m.start(), end) is not None
+    return "的话" in masked[m.end() : end] or not asked
 
 
 _CLAUSE_START = re.compile(r"[\s,!?;:、。~]")

@@ -173,3 +173,35 @@ def test_forwarded_notices_and_placeholders_are_unknown(parser: OrderParser, tex
 def test_more_of_an_item_with_no_amount_is_asked(parser: OrderParser) -> None:
     u = understand(parser, "蛋挞多准备些")
     assert u.intent == "clarify" and u.result.reason == "missing_quantity"  # type: ignore[attr-defined]
+
+
+# -- a discount asked inside an if-clause is still asked; an extra declined asks nothing; 买多少 is no "buying a lot" --
+
+
+def test_a_discount_asked_under_a_condition_is_the_question(parser: OrderParser) -> None:
+    assert read(parser, "假如拿50袋白糖能便宜多少") == ("discount_request", [])
+    assert read(parser, "要是便宜的话可能要10箱可乐")[0] == "hedge"  # the condition of a hedge asks nothing
+
+
+def test_an_extra_declined_leaves_the_order(parser: OrderParser) -> None:
+    assert read(parser, "铁观音两斤，礼品袋就不用了") == ("order", [("OOLONG", 2)])
+
+
+def test_how_much_to_buy_for_free_delivery_asks_the_rule(parser: OrderParser) -> None:
+    assert read(parser, "要买多少才能免费送货")[0] == "delivery_question"
+
+
+# -- a bare unit after a fetching verb is one; the customer's own supply is no item --------------------------------
+
+
+def test_a_bare_unit_after_a_fetching_verb_is_one(parser: OrderParser) -> None:
+    assert read(parser, "带箱雪碧 再捎箱牛奶") == ("order", [("MILK", 1), ("SPRITE", 1)])
+
+
+def test_what_the_customer_has_already_is_not_ordered(parser: OrderParser) -> None:
+    assert read(parser, "水泥我们自己有 石膏板来12张") == ("order", [("BOARD", 12)])
+
+
+def test_an_item_dropped_beside_someone_saying_there_is_some_left(parser: OrderParser) -> None:
+    u = understand(parser, "白糖先别拿了 我老婆说家里还有", has_draft=True)
+    assert u.intent == "remove" and u.result.sku == "SUGAR"  # type: ignore[attr-defined]
