@@ -215,12 +215,12 @@ def gift_asked(masked: str, has_draft: bool) -> re.Match[str] | None:
 
 # Two bare sums, the second to settle at (总共236 算230吧 / 128就算120吧): haggling. Read on the text (bare numbers are
 # masked as amounts); a unit other than money (算3箱吧) is an amount, not a price, and is left alone.
+_SUM = r"(?<![\d.])\d+(?:\.\d+)?\s*(?:块钱|块|元)?"  # a sum of money, written in digits
+_SETTLE = r"\s*(?:吧|呗|得了|好了|行不|行吗|可以不|可以吗|中不)"  # …asked to be settled at
 _HAGGLE: Final = re.compile(
-    r"(?<![\d.])\d+(?:\.\d+)?\s*(?:块钱|块|元)?[\s,，]*(?:就|那就)?算\s*(?:你|我)?\s*\d+(?:\.\d+)?\s*(?:块钱|块|元)?\s*"
-    r"(?:吧|呗|得了|好了|行不|行吗|可以不|可以吗|中不)"
+    rf"{_SUM}[\s,，]*(?:就|那就)?算\s*(?:你|我)?\s*{_SUM}{_SETTLE}"
     # …or the lower sum simply asked for (1280 给个1200吧 / 530收500行不)
-    r"|(?<![\d.])\d{2,}(?:\.\d+)?\s*(?:块钱|块|元)?[\s,，]*(?:就|那就)?(?:给个?|收|卖|算个)\s*\d{2,}(?:\.\d+)?\s*(?:块钱|块|元)?\s*"
-    r"(?:吧|呗|得了|好了|行不|行吗|可以不|可以吗|中不)"
+    rf"|(?=\d{{2}}){_SUM}[\s,，]*(?:就|那就)?(?:给个?|收|卖|算个)\s*(?=\d{{2}}){_SUM}{_SETTLE}"
 )
 # A unit price offered, asking whether the shop sells at it (28一箱卖不卖 / 30块一袋行不行): bargaining. Read on the text
 # (a unit price is no quantity, but its number is still a digit there).
