@@ -225,7 +225,7 @@ _HAGGLE: Final = re.compile(
 # A unit price offered, asking whether the shop sells at it (28一箱卖不卖 / 30块一袋行不行): bargaining. Read on the text
 # (a unit price is no quantity, but its number is still a digit there).
 _PRICE_OFFERED: Final = re.compile(
-    r"(?<![\d.])\d+(?:\.\d+)?\s*(?:块钱|块|元)?\s*(?:一|每|/)\s*[\u4e00-\u9fff]\s*(?:的话)?[\s,，]*"
+    rf"{_SUM}\s*(?:一|每|/)\s*[\u4e00-\u9fff]\s*(?:的话)?[\s,，]*"
     r"(?:卖不卖|卖吗|卖不|行不行|行吗|行不|可以吗|可以不|中不|成不)"
 )
 # Buying a lot, given as a reason (买的多 / 买了这么多 / 量大): beside a delivery charge, asking to be let off it
