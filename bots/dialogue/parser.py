@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, TypeAlias
 
 from bots.dialogue.cue_words import homophone_typos
+from bots.dialogue.homophones import homophones
 from bots.dialogue.intents import (
     AddSameAsLast,
     Cancel,
@@ -225,6 +226,7 @@ _NEW_CLAUSE = re.compile(
 )
 _CJK_CHAR = re.compile(r"[\u4e00-\u9fff]")
 _CJK_WORD = re.compile(r"[\u4e00-\u9fff]{2,}")
+_CJK_RUN = re.compile(r"[\u4e00-\u9fff]+")
 
 
 # List markers are not quantities: ① ② … (NFKC would make them digits) and "1." / "2、" / "(3)" at the start of
@@ -378,6 +380,7 @@ class OrderParser:
             if self._alias_skus
             else None
         )
+        self._sound_alike = _SoundAlike(self._alias_skus)
         self._scans: dict[str, _Scan] = {}  # the last messages' scans: understand() and parse() read one message twice
         self._normals: dict[str, str] = {}  # the same for the normalised text (a run-on's clause breaks need a scan)
 
@@ -779,6 +782,10 @@ class OrderParser:
         specs = tuple(q for q in found if self._is_spec_number(q, masked))
         quantities = [q for q in found if q not in specs]
         masked = _mask(masked, quantities)
+        heard = self._sound_alike.find(text, masked, quantities, self._tokenizer)
+        if heard:  # 雪壁来四箱: a name typed with a homophone, in an order's place
+            mentions = sorted([*mentions, *heard], key=lambda m: m.start)
+            masked = _mask(masked, heard)
         separators = [m.span() for m in _SEPARATOR.finditer(masked)]
         return _Scan(text, masked, mentions, quantities, separators, specs)
 
@@ -1038,6 +1045,62 @@ class OrderParser:
             )
         skipped = tuple(dict.fromkeys(s for m in excluded for s in self._resolve(m, full or scan) if s not in lines))
         return OrderLines(list(lines.values()), "add" if add_mode else "new", skipped)
+
+
+class _SoundAlike:
+    """Product names typed with one character swapped for a homophone (雪壁 / 铁关音 / 泥子粉 / 碧罗春), found in the
+    text no alias matched. Three characters or more: anywhere but inside a dictionary word. Two characters (雪壁,
+    蛋达): only in an order's place — right before an amount or an order verb, or right after an amount — since
+    two-character homophones of a name are common words elsewhere (可颂 / 可送吗)."""
+
+    def __init__(self, alias_skus: dict[str, tuple[str, ...]]) -> None:
+        aliases = [a for a in alias_skus if len(a) >= 2 and _CJK_RUN.fullmatch(a)]
+        self._like = homophones(ch for a in aliases for ch in a)
+        self._index: dict[tuple[int, int, str], list[str]] = {}
+        for a in aliases:
+            for k, ch in enumerate(a):
+                if ch in self._like:
+                    self._index.setdefault((len(a), k, a[:k] + a[k + 1 :]), []).append(a)
+        self._alias_skus = alias_skus
+        self._lengths = sorted({n for n, _, _ in self._index}, reverse=True)
+
+    def find(self, text: str, masked: str, quantities: Sequence[QuantityMatch], tokenizer: jieba.Tokenizer) -> list[_Mention]:
+        found: list[_Mention] = []
+        for run in _CJK_RUN.finditer(masked) if self._index else ():
+            i, end = run.span()
+            while i < end - 1:
+                hit = self._at(text, masked, i, end, quantities, tokenizer)
+                found += [hit] if hit else []
+                i = hit.end if hit else i + 1
+        return found
+
+    def _at(
+        self, text: str, masked: str, i: int, end: int, quantities: Sequence[QuantityMatch], tokenizer: jieba.Tokenizer
+    ) -> _Mention | None:
+        for n in self._lengths:
+            if i + n > end:
+                continue
+            window = masked[i : i + n]
+            for k in range(n):
+                for alias in self._index.get((n, k, window[:k] + window[k + 1 :]), ()):
+                    if (
+                        window[k] in self._like[alias[k]]
+                        and not tokenizer.FREQ.get(window)
+                        and (n > 2 or _in_order_place(text, i, i + n, quantities))
+                    ):
+                        return _Mention(i, i + n, window, self._alias_skus[alias])
+        return None
+
+
+_ORDER_VERB_AFTER = re.compile(r"\s*(?:[0-9一二两三四五六七八九十俩仨半壹贰叁肆伍陆柒捌玖拾廿卅]|来|要|拿|给|订|定|买|称|整|搬|送)")
+
+
+def _in_order_place(text: str, start: int, end: int, quantities: Sequence[QuantityMatch]) -> bool:
+    """Right before an amount or an order verb (雪壁来四箱, 蛋达15个), or right after an amount (两箱雪壁)."""
+    if _ORDER_VERB_AFTER.match(text, end):
+        return True
+    before = text[:start].rstrip().removesuffix("的").rstrip()
+    return any(q.end == len(before) and q.unit for q in quantities)
 
 
 def _typo_variants(alias: str) -> list[str]:
