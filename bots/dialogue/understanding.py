@@ -208,8 +208,8 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         return Understanding("unknown", [], NotAnOrder(), [Evidence(m.group(0), "广告/推销，不是顾客的消息", _rule(m)), *base])
     # 2. Complaints, then where an order already placed is: about the past, whatever numbers they carry — but with a
     # draft open, an item of it dropped is the removal whatever reason is given (牛角包不要了吧 太腻).
-    if has_draft and cues.question_cue(masked) is None and isinstance(dropped := parser.parse(raw, has_draft=True), RemoveItem | Cancel):
-        return _from_result(dropped, has_draft, base, skus)
+    if has_draft and cues.question_cue(masked) is None and _drops(dropped := parser.parse(raw, has_draft=True), t):
+        return _from_result(dropped, has_draft, base, skus, text=t)
     if (
         has_draft
         and (m := cues.amount_wrong(masked) or _SLIP_ANY.search(masked))
@@ -280,8 +280,12 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
     # 4. Hedges: the firm part, if any, is the order.
     if m := cue("hedge").search(masked) or cues.postpone_cue(masked):
         dropped = parser.parse(raw, has_draft=has_draft)
-        if has_draft and isinstance(dropped, Cancel | RemoveItem):  # 都不要了 下次再说: the draft is dropped now
-            return _from_result(dropped, has_draft, base, skus)
+        if has_draft and _drops(dropped, t):  # 都不要了 下次再说: the draft is dropped now
+            return _from_result(dropped, has_draft, base, skus, text=t)
+        if _PUT_OFF.match(m.group(0)) and _names_its_item(masked, m) and isinstance(dropped, OrderLines):
+            # 法棍暂时不要 牛角包五个: "not for now" said of the item its clause names — negation in a list (rule 6,
+            # judgement call 9), the rest is ordered
+            return _from_result(dropped, has_draft, [Evidence(m.group(0), "这一样暂时不要，其余照订"), *base], skus)
         # A hedge holds everything after it (可能大米两袋 面粉一袋 / 下个月再订蛋挞6个 牛角包4个 order nothing): only what
         # comes before its clause can be firm — unless the message sets the firm part apart itself (先来2箱 /
         # 其他的过两天再说), when every clause without a hedge is firm
@@ -502,6 +506,17 @@ def _in_condition(masked: str, m: re.Match[str]) -> bool:
 
 
 _CLAUSE_START = re.compile(r"[\s,!?;:、。~]")
+
+
+_PUT_OFF = re.compile(r"(?:暂时|先|暂|这次|这回)(?:就)?不")  # 暂时不要 / 先不买: not this item, for now
+
+
+def _drops(result: ParseResult, t: str) -> bool:
+    """With a draft, the parse takes something out of it: an item or the order — or an ambiguous item whose kind is
+    asked before it is taken out (月饼先不订了: the draft may hold both 月饼)."""
+    if isinstance(result, RemoveItem | Cancel):
+        return True
+    return isinstance(result, Clarify) and result.reason == "ambiguous_product" and not result.qty and cue("remove").search(t) is not None
 
 
 def _names_its_item(masked: str, m: re.Match[str]) -> bool:
