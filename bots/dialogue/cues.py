@@ -32,7 +32,8 @@ _A_NOT_A: Final = re.compile(r"([\u4e00-\u9fff])[不没]\1")  # 能不能 送不
 _INTERROGATIVE: Final = re.compile(
     r"多少|几(?=[点天号时日块毛钱寸年种家周]|个?人|分钟|个?小时|个?月|个?星期|个?礼拜)|啥(?!的)|什么(?!的)|神马|怎么(?!回事)|咋|哪|"
     r"多久|多长|多会|多大|多重|多远|多厚|多宽|多高|多快|如何|[?？]|"
-    r"是否|能否|可否|有木有|有没得|有莫得"  # written forms of 是不是 / 能不能, dialect forms of 有没有
+    r"是否|能否|可否|有木有|有没得|有莫得|"  # written forms of 是不是 / 能不能, dialect forms of 有没有
+    r"(?:能|会)(?:送)?到(?:的)?吧"  # 今天能到吧: asks to be reassured
 )
 # 行吗 / 可以吗 / 中不 / 好不好 after goods and an amount: a request put politely (整3箱青岛送过来中不), not a question.
 # 听到没有 / 记住了吗 / 知道不: a tag checking that the shop took the request in, no question about the goods.

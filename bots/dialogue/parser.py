@@ -73,7 +73,7 @@ _CANCEL = re.compile(
     _words("取消 不要了 不要啦 都不要 算了 不买了 不订了 不用了 不需要了 不需要啦 退单 撤单 作废 整个订单 整单 全部不要 全都不要").pattern
     # all of it no longer bought or sent (那些都别送了 / 全都不拿了), the order itself withdrawn (这单撤了吧)
     + rf"|(?:都|全|全部|全都|那些|这些)(?:就)?(?:不|别|甭)(?:用|必)?(?:{_HANDLING})(?:了|啦)"
-    + r"|(?:这|那|整)(?:个)?单(?:子)?(?:就|先|也)?(?:撤|退|取消|作废|不要|算了|免了)"
+    + r"|(?:这|那|整)(?:个)?单(?:子)?(?:就|先|也)?(?:撤|退|取消|作废|不要|算了|免了|删)"
 )
 _REMOVE = re.compile(
     _words("不要 去掉 删掉 删除 删了 拿掉 取消 别要 减掉 退掉 撤掉 撤了 划掉 免了 剔除 移除 不用 不需要 少要 少拿 少来 少订 减少").pattern
@@ -573,6 +573,8 @@ class OrderParser:
                     return _unclear_correction(list(target))
                 lines.append(lines.pop(at))  # the line named is the one corrected below
             last = lines[-1]
+            if (resized := self._size_named(before_m, last.sku, scan.text[cue.end() :])) is not None:
+                last = Line(resized, last.qty, self._products[resized].unit, last.matched)  # 2.5的电线5卷 不对是4平方的 5卷
             unit = self._products[last.sku].unit
             qty = self._whole_quantity(new_q, last.matched, unit, last.sku)
             if isinstance(qty, Clarify):
@@ -615,6 +617,20 @@ class OrderParser:
             lines[meant.lines[0].sku] = meant.lines[0]
             return OrderLines(list(lines.values()), first.mode, first.excluded)
         return None
+
+    def _size_named(self, before: Sequence[_Mention], sku: str, after: str) -> str | None:
+        """The other kind of the ambiguous product ``sku`` was read as, when ``after`` (what follows a retraction)
+        names a size or word only that kind has: 2.5的电线 … 不对是4平方的 → the 4平方 wire."""
+        target = next((m for m in reversed(before) if sku in m.skus), None)
+        if target is None:
+            return None
+        # 32.5水泥 names one kind; the kinds of its generic part (水泥) are what the retraction can switch to
+        kinds = {s for k in range(len(target.text) - 1) for s in self._alias_skus.get(target.text[k:], ())} | set(target.skus)
+        if len(kinds) < 2:
+            return None
+        common = frozenset.intersection(*(self._name_marks[s] for s in kinds))
+        named = [s for s in sorted(kinds) if any(self._mark_res[w].search(after) for w in self._name_marks[s] - common)]
+        return named[0] if len(named) == 1 and named[0] != sku else None
 
     def _size_retraction(self, scan: _Scan) -> OrderLines | None:
         """水泥20袋 32.5的 哦不 要42.5的: a retraction, then only a size (no amount, no product) — the size of the

@@ -223,8 +223,8 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
     status = cue("order_status").search(masked)
     if status is not None and status.group(0).endswith(("没", "没有")) and cues.can_or_later(masked, status.start()):
         status = None  # 周末发货没 / 能发货没: asks what the shop can do, no order placed
-    if status is not None and not cue("delivery_future").search(masked):
-        return question("order_status", status, "问已下订单的进度")
+    if status is not None and (not cue("delivery_future").search(masked) or _WAITED.match(status.group(0))):
+        return question("order_status", status, "问已下订单的进度")  # 等好久了 啥时候能送到: waiting for an order
     if _ORDER_NO.search(t):
         return question("order_status", _ORDER_NO.search(t), "订单号")  # type: ignore[arg-type]
     # 3. Questions that carry numbers are the questions.
@@ -508,6 +508,7 @@ def _in_condition(masked: str, m: re.Match[str]) -> bool:
 _CLAUSE_START = re.compile(r"[\s,!?;:、。~]")
 
 
+_WAITED = re.compile(r"等(?:了)?(?:好久|很久|老半天|半天|一上午|一下午|一天)")
 _PUT_OFF = re.compile(r"(?:暂时|先|暂|这次|这回)(?:就)?不")  # 暂时不要 / 先不买: not this item, for now
 
 
