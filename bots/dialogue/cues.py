@@ -26,7 +26,7 @@ _Q = "\x00"  # the parser's mask: a product or a quantity stood here
 # ---- questions -----------------------------------------------------------------------------------------------
 # A particle ending a clause: 今天能到不 / 包邮吗 / 香米贵不 / 发了没 / 多久能收到呢. Not 先不 / 不不 (a retraction).
 _END_PARTICLE: Final = re.compile(
-    r"(?<![先不还])(?:吗|嘛|么|呢|不|没有?|伐|否)[啊呀哈吖的呢哇嘞]*\s*[?？!！~。.…]*(?=[\s,，。;；!！?？]|$)"
+    r"(?<![先不还])(?:吗|嘛|么|(?<!着)呢|不|没有?|伐|否)[啊呀哈吖的呢哇嘞]*\s*[?？!！~。.…]*(?=[\s,，。;；!！?？]|$)"
 )
 _A_NOT_A: Final = re.compile(r"([\u4e00-\u9fff])[不没]\1")  # 能不能 送不送 包不包 会不会 有没有
 _INTERROGATIVE: Final = re.compile(
@@ -230,7 +230,11 @@ _PRICE_OFFERED: Final = re.compile(
     r"(?:卖不卖|卖吗|卖不|行不行|行吗|行不|可以吗|可以不|中不|成不)"
 )
 # Buying a lot, given as a reason (买的多 / 买了这么多 / 量大): beside a delivery charge, asking to be let off it
-_BUYS_A_LOT: Final = re.compile(r"(?:买|拿|订|要)(?:的|得|了)?(?:挺|这么|那么|很|蛮|比较|好)?多(?!少)|量(?:大|多)")  # not 买多少
+_BUYS_A_LOT: Final = re.compile(
+    r"(?:买|拿|订|要)(?:的|得|了)?(?:挺|这么|那么|很|蛮|比较|好)?多(?!少)|量(?:大|多)"  # not 买多少
+    r"|(?:这么|那么|好)多(?:东西|货)|东西(?:这么|挺|蛮|很)?多|"  # 这么多东西配送费就别收了吧
+    r"(?:就|也)?(?:别|不要|甭|免|不)收(?:了|啦)?吧"  # the fee waived: asked as an exception
+)
 
 
 def haggle_cue(text: str) -> re.Match[str] | None:

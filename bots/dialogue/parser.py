@@ -226,6 +226,7 @@ _NEW_CLAUSE = re.compile(
 )
 _CJK_CHAR = re.compile(r"[\u4e00-\u9fff]")
 _CJK_WORD = re.compile(r"[\u4e00-\u9fff]{2,}")
+_SIZED_NOUN = re.compile(r"(?<=[0-9a-z的种\s])(?<![\u4e00-\u9fff][0-9a-z])[\u4e00-\u9fff]子?(?![\u4e00-\u9fff]{2})")
 _CJK_RUN = re.compile(r"[\u4e00-\u9fff]+")
 
 
@@ -381,6 +382,10 @@ class OrderParser:
             else None
         )
         self._sound_alike = _SoundAlike(self._alias_skus)
+        # Amounts a name packs (康师傅红烧牛肉面 24包, 牛奶小餐包 6个装): said before the product they name the kind
+        self._name_amounts = {
+            f"{n}{u}" for p in products for n, u in re.findall(rf"(\d+)\s*({self._unit_alt})", normalize_text(p.name))
+        }
         self._scans: dict[str, _Scan] = {}  # the last messages' scans: understand() and parse() read one message twice
         self._normals: dict[str, str] = {}  # the same for the normalised text (a run-on's clause breaks need a scan)
 
@@ -697,7 +702,11 @@ class OrderParser:
         return narrowed, qualifiers
 
     def _is_spec_number(self, q: QuantityMatch, text: str) -> bool:
-        """42.5水泥 / 550的: a bare number that is a size in the catalog's names, not how many."""
+        """42.5水泥 / 550的: a bare number that is a size in the catalog's names, not how many — or an amount a
+        name packs (康师傅红烧牛肉面 24包) said as the kind: 24包那种康师傅 / 24包的."""
+        if q.unit is not None and q.value is not None and q.value.denominator == 1:
+            packed = f"{q.value.numerator}{q.unit}" in self._name_amounts
+            return packed and re.match(r"\s*(?:的|那种|那款|装)", text[q.end : q.end + 3]) is not None
         if q.unit is not None or q.text.strip() not in self._spec_numbers:
             return False
         return "." in q.text or re.match(r"\s*(?:的|那种|那款|装|规格|\x00)", text[q.end : q.end + 3]) is not None
@@ -798,12 +807,27 @@ class OrderParser:
         specs = tuple(q for q in found if self._is_spec_number(q, masked))
         quantities = [q for q in found if q not in specs]
         masked = _mask(masked, quantities)
-        heard = self._sound_alike.find(text, masked, quantities, self._tokenizer)
+        heard = self._sound_alike.find(text, masked, quantities, self._tokenizer) + self._sized_nouns(masked)
         if heard:  # 雪壁来四箱: a name typed with a homophone, in an order's place
             mentions = sorted([*mentions, *heard], key=lambda m: m.start)
             masked = _mask(masked, heard)
         separators = [m.span() for m in _SEPARATOR.finditer(masked)]
         return _Scan(text, masked, mentions, quantities, separators, specs)
+
+    def _sized_nouns(self, masked: str) -> list[_Mention]:
+        """DN20的管子 / 4平方的线子: a size only one product's name has, then a common noun for it (its first
+        character in that product's names) — that product, named by its size."""
+        found: list[_Mention] = []
+        for noun in _SIZED_NOUN.finditer(masked):
+            head = masked[: noun.start()].rstrip().removesuffix("的").removesuffix("那种").rstrip()
+            sized = [
+                sku
+                for sku, marks in self._name_marks.items()
+                if any(_SIZE_MARK.search(w) and self._mark_res[w].search(head[-12:]) and head.endswith(w) for w in marks)
+            ]
+            if len(sized) == 1 and noun.group(0)[0] in self._kind_text[sized[0]]:
+                found.append(_Mention(noun.start(), noun.end(), noun.group(0), (sized[0],)))
+        return found
 
     def _resolve(self, mention: _Mention, scan: _Scan) -> tuple[str, ...]:
         """The mention's SKUs, narrowed to one when its segment names a word only one candidate has."""

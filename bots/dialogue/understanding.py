@@ -467,7 +467,11 @@ def _answer_to_pending(parser: OrderParser, raw: str, t: str, pending: str, has_
 
 def _draft_fix(parser: OrderParser, t: str, wrong: re.Match[str], base: list[Evidence], skus: Sequence[str]) -> Understanding | None:
     """可乐数量不对 要6箱 with a draft: one product and the amount meant, after the words saying it is wrong."""
-    rest = parser.parse(t[: wrong.start()] + " " + t[wrong.end() :], has_draft=False)
+    # 牛奶一箱太少了 我说错了 要两箱: the amount judged too small or large is the one taken back
+    rest = parser.parse(_JUDGED.sub(" ", t[: wrong.start()]) + " " + t[wrong.end() :], has_draft=False)
+    named = parser.survey(t[: wrong.start()]).mentions
+    if isinstance(rest, Clarify) and rest.reason == "missing_product" and len(named) == 1:
+        rest = parser.parse(named[0].text + " " + t[wrong.end() :], has_draft=False)  # 牛奶一箱 … 说错了 要两箱
     if isinstance(rest, Correction) and rest.sku is not None:  # 雪碧写错了 应该是5箱
         change = rest
     elif isinstance(rest, Clarify) and rest.reason == "ambiguous_product" and rest.qty:
@@ -508,6 +512,7 @@ def _in_condition(masked: str, m: re.Match[str]) -> bool:
 _CLAUSE_START = re.compile(r"[\s,!?;:、。~]")
 
 
+_JUDGED = re.compile(r"(?:有点|有些)?太(?:少|多)了?|不够")
 _WAITED = re.compile(r"等(?:了)?(?:好久|很久|老半天|半天|一上午|一下午|一天)")
 _PUT_OFF = re.compile(r"(?:暂时|先|暂|这次|这回)(?:就)?不")  # 暂时不要 / 先不买: not this item, for now
 
