@@ -63,6 +63,15 @@ COMMON_UNITS: tuple[str, ...] = (
     "捆",
     "车",
     "方",
+    # classifiers no catalog here sells by, still never a bare number: 500颗 of a 盒 product is asked (rule 12)
+    "颗",
+    "粒",
+    "枚",
+    "节",
+    "串",
+    "副",
+    "盘",
+    "壶",
 )
 
 _DIGITS = {"〇": 0, "零": 0, "一": 1, "二": 2, "两": 2, "俩": 2, "三": 3, "仨": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}

@@ -57,8 +57,8 @@ def _words(words: str) -> re.Pattern[str]:
 
 _STOCK = _words(
     r"有没有 有木有 有无 还有(?:吗|么|嘛|没|货|多少|的话) (?<!家里)(?<!家)还有\s*\??$ 有货 没货 现货 "
-    r"库存 还剩 剩多少 有卖 卖不卖 缺货 断货"
-)
+    r"库存 (?<!家里)(?<!家中)(?<!屋里)(?<!工地)(?<!手上)(?<!手头)(?<!个活)(?<!我这)(?<!上回)(?<!上次)还剩 剩多少 有卖 卖不卖 缺货 断货"
+)  # not 家里还剩半条: what the customer has
 _STOCK_FILLER = re.compile(r"[\s,.!?~、。;:]|请问|你们|您们|你家|老板|现在|目前|还|有|多少|几|吗|么|嘛|呢|啊|呀|吧|了|的")
 _PRICE = _words("多少钱 什么价 价格 价钱 怎么卖 几块 单价 多钱 报价")  # 矿泉水多少钱: answered with the stock line (it has the price)
 _INQUIRY = _words("多少钱 什么价 价格 价钱 怎么卖 几块 单价 多钱 到哪 什么时候 几时 发货了吗 物流 快递单 运单")
@@ -74,6 +74,8 @@ _CANCEL = re.compile(
     # all of it no longer bought or sent (那些都别送了 / 全都不拿了), the order itself withdrawn (这单撤了吧)
     + rf"|(?:都|全|全部|全都|那些|这些)(?:就)?(?:不|别|甭)(?:用|必)?(?:{_HANDLING})(?:了|啦)"
     + r"|(?:这|那|整)(?:个)?单(?:子)?(?:就|先|也)?(?:撤|退|取消|作废|不要|算了|免了|删)"
+    # 订单给我删了吧 / 刚下的单不作数了 / cancel掉
+    + r"|(?:订单|单子?)(?:给我|帮我|就|先|也)*(?:删|撤|作废|取消)|单(?:子)?(?:就|也)?不(?:作数|算数|算)了|cancel"
 )
 _REMOVE = re.compile(
     _words("不要 去掉 删掉 删除 删了 拿掉 取消 别要 减掉 退掉 撤掉 撤了 划掉 免了 剔除 移除 不用 不需要 少要 少拿 少来 少订 减少").pattern
@@ -82,7 +84,7 @@ _REMOVE = re.compile(
     # …or put off for now without 了: 先别送 / 这次不进 / 暂时不拿
     + rf"|(?:先|暂时|暂|这次|这回|今天)(?:就)?(?:不|别|甭)(?:用|必)?(?:{_HANDLING})"
     # 把碧螺春去了 / 蛋挞去掉吧: the item struck off
-    + r"|(?<=\x00)\s*(?:先)?去(?:了|掉)"
+    + r"|(?<=\x00)\s*(?:给我|帮我)?\s*(?:先)?去(?:了|掉)"
     # 再减一箱 / 减掉2箱 / 少拿一箱: less by an amount — a removal with an amount, asked (by? down to?)
     + r"|减(?:掉|少|去)?(?=\s*\x00)"
 )
@@ -159,11 +161,13 @@ _RETRACT_WORD = re.compile(
 _NEGATED = re.compile(
     _words("不要 不用 先不 暂时不 暂不 别 去掉 除了 除开 不需要 不买 不订 不拿 就算了 算了 不必 甭 不含 不包括 免了 省了 这回不").pattern
     + r"|(?:家里|家中|店里|屋里|仓库|工地上?)还?(?:有|剩)"  # 油家里还有: there is some at home — not wanted now
+    + r"|(?:手上|手头|上个活|上回|上次)\S{0,4}?还(?:有|剩)"  # 上个活还剩大半盒
     + r"|(?:我|我们|咱)?自己(?:家)?(?:有|带|准备|解决|买)"  # 沙子我自己有 / 螺丝我们自己带: the customer supplies it
     + r"|(?:不|别)(?:拉|送|带|装|整|配|发)"  # 沙子这次不拉 / 油别带: an ordering or delivery verb negated
     # put off or not needed (油等下次 / 油下次吧 / 泡芙没必要 / 油用不着 / 油不着急): that item is not wanted now
     + r"|没必要|用不着|不着急|不急|等下次|下次(?:吧|再|买|要|订)|改天|回头再"
 )
+_OWN_STOCK = re.compile(r"(?:家里|家中|屋里|店里|工地上?|手上|手头|上个活|上回|上次)\S{0,4}?还?(?:有|剩)")
 _CLAUSE_END = frozenset(" ,.!?;:、。~\n")
 _DECIMAL_POINT = re.compile(r"\d\.\d")  # 32.5: a point inside a number ends no clause
 _ITEM_JOINERS = frozenset("和 跟 还有 以及 另外 外加 加上 再来 再加 再要 还要 及 与 同 、".split())
@@ -645,18 +649,16 @@ class OrderParser:
             after = scan.text[cue.end() :]
             if not before_m or any(el.start >= cue.end() for el in [*scan.mentions, *scan.quantities]):
                 continue
-            target = before_m[-1]
-            common = frozenset.intersection(*(self._name_marks[s] for s in target.skus))
-            named = [sku for sku in target.skus if any(self._mark_res[w].search(after) for w in self._name_marks[sku] - common)]
             first = self.parse(scan.text[: cue.start()])
-            if len(named) != 1 or not isinstance(first, OrderLines):
+            if not isinstance(first, OrderLines):
                 continue
-            at = [i for i, ln in enumerate(first.lines) if ln.sku in target.skus]
-            if len(at) != 1:
+            at = [i for i, ln in enumerate(first.lines) if ln.sku in before_m[-1].skus]
+            named = self._size_named(before_m[-1:], first.lines[at[0]].sku, after) if len(at) == 1 else None
+            if named is None:  # 42.5水泥20袋 说错了是32.5的: the size named after the slip is the other kind
                 continue
             lines = list(first.lines)
             old = lines[at[0]]
-            lines[at[0]] = Line(named[0], old.qty, old.unit, old.matched)
+            lines[at[0]] = Line(named, old.qty, self._products[named].unit, old.matched)
             return OrderLines(lines, first.mode, first.excluded)
         return None
 
@@ -989,6 +991,9 @@ class OrderParser:
         pointed = [q for q in scan.quantities if _POINTED.search(scan.masked, 0, q.start)]
         if pointed:  # 可乐那两箱去掉: the draft's line pointed at, removed whole
             scan = replace(scan, quantities=[q for q in scan.quantities if q not in pointed])
+        owned = [(a, b) for a, b in _clauses(scan) if _OWN_STOCK.search(scan.masked, a, b)]
+        if owned:  # 生抽算了 家里还有半瓶: the amount the customer has at home is the reason, not what is removed
+            scan = replace(scan, quantities=[q for q in scan.quantities if not any(a <= q.start < b for a, b in owned)])
         if scan.quantities or not scan.mentions:
             # 减掉2箱 (by 2? down to 2?) / 3箱不要了: ask rather than guess.
             return _unclear_correction([s for m in scan.mentions for s in m.skus])

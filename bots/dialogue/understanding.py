@@ -130,6 +130,26 @@ def _yes() -> re.Pattern[str]:
     return re.compile(rf"(?:{cue('yes').alternation}|[\s,.!~、。;:👌👍])+")
 
 
+# A yes said first, then how or when (行 就这样 明天上午来拿 / 确认 地址没变 / 对的 没错 送到老地方): a yes, unless what
+# follows takes it back, puts it off or asks (好的 我再想想 / 嗯 不过太贵了 / 行 多少钱).
+_YES_HEAD = re.compile(
+    r"^(?:确认|确定|对的?|没错|是的|好的?|好滴|好嘞|行|可以|嗯+|恩+|ok|要得|没问题|没毛病|妥|就这样)(?:[\s,.!~、。;:👌👍]+|$)", re.IGNORECASE
+)
+_YES_UNDONE = re.compile(r"不(?!好意思|用谢|客气|错)|别|甭|取消|算了|等等|等下|稍等|先|再|但|不过|可是|就是")
+
+
+def _yes_head(t: str) -> bool:
+    head = _YES_HEAD.match(t)
+    if head is None:
+        return False
+    rest = t[head.end() :]
+    if not rest.strip():
+        return True
+    return not (
+        _YES_UNDONE.search(rest) or cues.question_cue(rest) or cue("hedge").search(rest) or cues.postpone_cue(rest) or _complaint_word(rest)
+    )
+
+
 _YES_TAIL = re.compile(
     r"(?:就)?(?:按|要)?(?:\d+|[一二两三四五六七八九十]+)?\s*(?:箱|瓶|袋|包|桶|盒|提|个|斤|卷|根|片|张|方|吨|饼|罐|套|条)?(?:算)?[啊呀吧哈呢的]*$"
 )
@@ -190,7 +210,7 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         answered = _answer_to_pending(parser, raw, t, pending, has_draft, base)
         if answered is not None:
             return answered
-    if has_draft and not survey.mentions and not survey.quantities and _yes().fullmatch(re.sub(r"[\s,.!~、。;:]", "", t)):
+    if has_draft and not survey.mentions and not survey.quantities and (_yes().fullmatch(re.sub(r"[\s,.!~、。;:]", "", t)) or _yes_head(t)):
         # 就这么多 安排送货 / 确认 发顺丰: yes-words and how to send it, said to the draft — before any question word
         return Understanding("confirm", [], Confirm(), [Evidence(t[:20], "对待确认订单说“好”"), *base])
     hedge_first = cue("hedge_first").search(masked)
@@ -277,6 +297,10 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         return question("stock_question", m, "问有没有货")
     if status is not None:
         return question("order_status", status, "问已下订单的进度")
+    if (settled := _settled(parser, survey, has_draft)) is not None:
+        line, m = settled  # 品茗杯要八个 … 那就十个吧: weighed aloud, then settled — the last value wins (rule 7)
+        result = OrderLines([line], "new")
+        return _from_result(result, has_draft, [Evidence(m, f"最后定下的数量：{line.qty}{line.unit}"), *base], skus)
     # 4. Hedges: the firm part, if any, is the order.
     if m := cue("hedge").search(masked) or cues.postpone_cue(masked):
         dropped = parser.parse(raw, has_draft=has_draft)
@@ -439,7 +463,7 @@ def _answer_to_pending(parser: OrderParser, raw: str, t: str, pending: str, has_
     yes_text = _YES_TAIL.sub("", bare)  # 是的是的 箱 / 对的对的 3箱 / 对 按卷: a yes that repeats the reading
     if yes_text and not _yes().fullmatch(yes_text) and pending in YES_NO_PENDING:
         yes_text = _YES_AMOUNT.sub("", bare)  # 是3箱没错 / 对的，要罐装的
-    if yes_text and _yes().fullmatch(yes_text):
+    if yes_text and (_yes().fullmatch(yes_text) or (pending in YES_NO_PENDING and _yes_head(t))):
         if pending in YES_NO_PENDING:
             return Understanding("confirm", [], Confirm(), [Evidence(t[:10], f"对刚才的问题（{pending}）回答“是”"), *base])
         return Understanding(
@@ -513,6 +537,24 @@ _CLAUSE_START = re.compile(r"[\s,!?;:、。~]")
 
 
 _JUDGED = re.compile(r"(?:有点|有些)?太(?:少|多)了?|不够")
+_SETTLE_AT = re.compile(r"(?:那就|就|还是|干脆|最后)(?:要|拿|来|订|定|按|整)?\s*$")
+
+
+def _settled(parser: OrderParser, survey: Survey, has_draft: bool) -> tuple[Line, str] | None:
+    """One product, several amounts of it weighed in one message, the last said with 那就 / 就 / 还是 (石膏板三十张
+    等下我再算算 … 三十五张才够 就三十五张): that last amount, as the order."""
+    qs = survey.quantities
+    if len(qs) < 2 or not survey.mentions or len({m.skus for m in survey.mentions}) != 1 or has_draft:
+        return None
+    last = qs[-1]
+    if not _SETTLE_AT.search(survey.text, 0, last.start) or len({q.unit for q in qs} - {None}) > 1 or survey.mentions[-1].start > last.start:
+        return None
+    meant = parser.parse(f"{survey.mentions[0].text}{last.text}")
+    if not isinstance(meant, OrderLines) or len(meant.lines) != 1:
+        return None
+    return meant.lines[0], _SETTLE_AT.search(survey.text, 0, last.start).group(0) + last.text  # type: ignore[union-attr]
+
+
 _WAITED = re.compile(r"等(?:了)?(?:好久|很久|老半天|半天|一上午|一下午|一天)")
 _PUT_OFF = re.compile(r"(?:暂时|先|暂|这次|这回)(?:就)?不")  # 暂时不要 / 先不买: not this item, for now
 
