@@ -122,12 +122,12 @@ _SEPARATOR = _words(
 # 大米和面粉各2袋 / 可乐和水都要3箱 / 都给我来4个 / 每样一箱 / 分别两袋 / 一样来两箱 / 全要2箱: one amount for
 # every product before it
 _EACH = re.compile(
-    r"(?:各|都|也|全|全部|统统|每一?[样种款]|分别|一样|同样)(?:给我|帮我|再)?(?:要|来|拿|是|买|订|整|弄|称|搬|带|送|配)?\s*$"
+    r"(?:各|都|也|全|全部|统统|每一?[样种款]|分别|一样|同样|一[种样款]|each)(?:给我|帮我|再)?(?:要|来|拿|是|买|订|整|弄|称|搬|带|送|配|拉|运|寄|发|装)?\s*$"
 )
 # Between products that share one amount (大米和面粉各2袋 / 可乐雪碧都要3箱 / 蛋挞跟泡芙同样12个): a joiner, a sign or nothing
 # (a size may stand before the next name: 2.5的线和4平方的线各3卷)
 _SHARING_JOINER = re.compile(
-    r"[\s,、的]*(?:和|跟|与|及|同|以及|还有|加|外加)?[\s,、]*(?:[a-z]*\d+(?:\.\d+)?(?:[a-z]+|寸|毫升|升|公斤|千克|克|平方|平)?)?[\s的]*"
+    r"[\s,、的]*(?:也要|也来|也)?[\s,、]*(?:和|跟|与|及|同|以及|还有|加|外加)?[\s,、]*(?:[a-z]*\d+(?:\.\d+)?(?:[a-z]+|寸|毫升|升|公斤|千克|克|平方|平)?)?[\s的]*"
 )
 # …and before the products, only the words that cannot mean "also" (各来一箱可乐雪碧 / 都要两箱)
 _EACH_FIRST = re.compile(r"(?:各|都|全都|每样|每种)(?:给我|帮我|再)?(?:要|来|拿|买|订|整|弄|称|搬|带|送|配)?\s*$")
@@ -230,7 +230,7 @@ _NEW_CLAUSE = re.compile(
 )
 _CJK_CHAR = re.compile(r"[\u4e00-\u9fff]")
 _CJK_WORD = re.compile(r"[\u4e00-\u9fff]{2,}")
-_SIZED_NOUN = re.compile(r"(?<=[0-9a-z的种\s])(?<![\u4e00-\u9fff][0-9a-z])[\u4e00-\u9fff]子?(?![\u4e00-\u9fff]{2})")
+_SIZED_NOUN = re.compile(r"\s*(?:的|那种|那款)?\s*([\u4e00-\u9fff]子?(?![\u4e00-\u9fff]{2})|[\u4e00-\u9fff]{2}(?=的))")
 _CJK_RUN = re.compile(r"[\u4e00-\u9fff]+")
 
 
@@ -536,6 +536,14 @@ class OrderParser:
                 return resized
             if not has_draft and (swapped := self._product_retraction(scan)) is not None:
                 return swapped
+            first_cue = _RETRACT_WORD.search(scan.masked)
+            if (
+                not has_draft
+                and first_cue is not None
+                and not any(el.start < first_cue.start() for el in [*scan.mentions, *scan.quantities])
+                and any(m.start >= first_cue.end() for m in scan.mentions)
+            ):  # 8寸的 不对 10寸的水果蛋糕一个: only a kind was said before the slip — what follows is the order
+                return self.parse(scan.text[first_cue.end() :])
             said_wrong = _SAID_WRONG.search(scan.masked)
             if has_draft and said_wrong is not None and qs and qs[-1].end <= said_wrong.start():
                 # 花生油要2桶 刚才说错了 (with a draft): the message restates a draft line after the slip
@@ -817,18 +825,19 @@ class OrderParser:
         return _Scan(text, masked, mentions, quantities, separators, specs)
 
     def _sized_nouns(self, masked: str) -> list[_Mention]:
-        """DN20的管子 / 4平方的线子: a size only one product's name has, then a common noun for it (its first
+        """DN20的管子 / 10寸水果的: a size only one product's name has, then a common word for it (its first
         character in that product's names) — that product, named by its size."""
+        by_end: dict[int, set[str]] = {}
+        for sku, marks in self._name_marks.items():
+            for w in marks:
+                if _SIZE_MARK.search(w):
+                    for m in self._mark_res[w].finditer(masked):
+                        by_end.setdefault(m.end(), set()).add(sku)
         found: list[_Mention] = []
-        for noun in _SIZED_NOUN.finditer(masked):
-            head = masked[: noun.start()].rstrip().removesuffix("的").removesuffix("那种").rstrip()
-            sized = [
-                sku
-                for sku, marks in self._name_marks.items()
-                if any(_SIZE_MARK.search(w) and self._mark_res[w].search(head[-12:]) and head.endswith(w) for w in marks)
-            ]
-            if len(sized) == 1 and noun.group(0)[0] in self._kind_text[sized[0]]:
-                found.append(_Mention(noun.start(), noun.end(), noun.group(0), (sized[0],)))
+        for end, skus in sorted(by_end.items()):
+            noun = _SIZED_NOUN.match(masked, end)
+            if noun is not None and len(skus) == 1 and noun.group(1)[0] in self._kind_text[next(iter(skus))]:
+                found.append(_Mention(noun.start(1), noun.end(1), noun.group(1), (next(iter(skus)),)))
         return found
 
     def _resolve(self, mention: _Mention, scan: _Scan) -> tuple[str, ...]:
@@ -841,11 +850,14 @@ class OrderParser:
         # 月饼2盒 the 6寸 is the cake's, it settles no 月饼 of 6个装).
         def another_item(m: _Mention) -> bool:  # 沙子要河沙: 河沙 is a kind of it; 32.5水泥10袋 水泥20袋: two items
             a, b = (m.end, mention.start) if m.end <= mention.start else (mention.end, m.start)
-            return not set(m.skus) <= set(mention.skus) or any(a <= q.start < b for q in scan.quantities)
+            if not set(m.skus) <= set(mention.skus) or any(a <= q.start < b for q in scan.quantities):
+                return True
+            # 2.5的线 4平方的线: the name said again after a sign, with its own kind before it — a second item
+            return re.search(r"[\s,，、;；]", scan.text[a:b]) is not None and scan.text[b - 1 : b] == "的"
 
         others = [m for m in scan.mentions if m is not mention and another_item(m)]
         left = max([left, *(m.end for m in others if m.end <= mention.start)])
-        right = min([right, *(m.start for m in others if m.start >= mention.end)])
+        right = min([right, *(_own_kind_start(scan.text, mention.end, m.start) for m in others if m.start >= mention.end)])
         context = scan.text[left : mention.start] + " " + scan.text[mention.end : right]
         marks = [self._name_marks[s] for s in mention.skus]
         common = frozenset.intersection(*marks)
@@ -1146,6 +1158,13 @@ def _in_order_place(text: str, start: int, end: int, quantities: Sequence[Quanti
         return True
     before = text[:start].rstrip().removesuffix("的").rstrip()
     return any(q.end == len(before) and q.unit for q in quantities)
+
+
+def _own_kind_start(text: str, end: int, start: int) -> int:
+    """Where the next product's own words begin: at its name, or, when a sign parts it from the mention before
+    (2.5的线 4平方的线), at that sign — the size after the sign is the next product's."""
+    sign = re.search(r"[\s,，、;；]", text[end:start])
+    return end + sign.start() if sign is not None and text[start - 1 : start] == "的" else start
 
 
 def _typo_variants(alias: str) -> list[str]:
