@@ -46,6 +46,8 @@ class Correction:  # 改成4箱: set a draft line's quantity
     unit: str | None  # the SKU's unit when sku is known, else as written (may be None)
     matched: str = ""
     candidates: tuple[str, ...] = ()  # sku None: the SKUs the product named may be (the draft holds one of them)
+    # 蛋糕改成10寸的 / 不是茉莉花茶是白茶: the draft's line of one of these becomes ``sku`` (qty 0: the same amount)
+    replaces: tuple[str, ...] = ()
     kind: Literal["correction"] = field(default="correction", init=False)
 
 

@@ -117,9 +117,32 @@ def _resolve_awaiting(turn: Turn, snap: ParserSnapshot, understood: Understandin
     if awaiting.get("kind") == "quantity":
         qty = parse_quantity(text)
         sku = awaiting.get("sku")
-        if qty and sku in snap.products:
-            return OrderLines([Line(sku, qty, snap.products[sku].unit, text)], "new")
+        if qty and sku in snap.products:  # …with the line it replaces taken out (不是茉莉花茶是白茶 → 要几饼？ → 2)
+            return OrderLines([Line(sku, qty, snap.products[sku].unit, text)], "new", tuple(awaiting.get("replaces", ())))
     return None
+
+
+async def _swap(turn: Turn, snap: ParserSnapshot, draft: OrderView, items: dict[str, int], result: Correction) -> Reply:
+    """蛋糕改成10寸的 / 不是茉莉花茶是白茶 换一下: one line of the draft becomes another product. Its amount is kept
+    when both are sold in the same unit (never converted); otherwise the new amount is asked, and the answer swaps."""
+    assert result.sku is not None
+    new = snap.products[result.sku]
+    held = [s for s in result.replaces if s in items and s != result.sku]
+    if not held:
+        return Reply(f"当前订单里没有要换掉的商品。需要{new.name}的话，请告诉我要几{new.unit}。")
+    if len(held) > 1:
+        names = "、".join(snap.products[s].name for s in held)
+        return Reply(f"订单里有{names}，请问要把哪一种换成{new.name}？")
+    old = snap.products[held[0]]
+    qty = result.qty or (items[old.sku] if old.unit == new.unit else 0)
+    if not qty:
+        question = f"好的，{old.name}换成{new.name}。{new.name}是按{new.unit}卖的，请问要几{new.unit}？"
+        turn.state["awaiting"] = {"kind": "quantity", "sku": new.sku, "replaces": [old.sku], "question": question}
+        return Reply(question, meta={"clarify": "missing_quantity"})
+    items.pop(old.sku)
+    items[new.sku] = qty
+    turn.state["last_sku"] = new.sku
+    return await _save_draft(turn, snap, draft, items)
 
 
 def _remember_question(turn: Turn, result: Clarify, snap: ParserSnapshot) -> None:
@@ -170,6 +193,10 @@ async def _act(turn: Turn, reading: TurnReading) -> Reply | None:
             return Reply("请问您还要哪种商品、要几件？例如“再来一箱矿泉水”。")
         items[sku] = items.get(sku, 0) + result.qty
         return await _save_draft(turn, snap, draft, items)
+    if isinstance(result, Correction) and result.replaces and result.sku in snap.products:
+        if draft is None:
+            return Reply(NO_DRAFT)
+        return await _swap(turn, snap, draft, items, result)
     if isinstance(result, Correction):
         if draft is None:
             return Reply(NO_DRAFT)

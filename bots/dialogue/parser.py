@@ -104,7 +104,7 @@ _ENOUGH = re.compile(r"^\s*(?:就够|就行|就好|就可以|够了|就成)")  #
 # 多 + a verb: more; 顺便 / 顺带 / 捎带: "while you are at it", one more thing on the order; 也各要 / 也都来: also, each
 _ADD_CUE = _words(
     "再 还要 还需要 追加 另外 多(?:给我|帮我)?(?:加|来|要|拿|买|订|整|带|给|弄|称|搬) 也(?:各|都)?(?:得|要|来|拿|需要) "
-    "加(?!急|班|油) 顺便 顺带 捎带 捎上 补(?:上|个|点)?(?=\\s*(?:\\d|[一二两三四五六七八九十俩仨半]))"
+    "加(?!急|班|油) 顺便 顺带 捎带 捎上 (?:补|添)(?:上|个|点)?(?=\\s*(?:\\d|[一二两三四五六七八九十俩仨半])|\\s*$)"
 )
 _ADD_CUE_BEFORE = re.compile(rf"(?:{_ADD_CUE.pattern})\s*(?:{_HANDLING}|补)?\s*$")  # 雪碧多来一箱 / 蛋挞再补6个
 _PAST = _words("买了 订了 下了单 下单了 收到了 送到了 买过 订过 要过 拿过")  # 我昨天买了3箱: a report, not an order
@@ -575,7 +575,8 @@ class OrderParser:
                 return checked
             product, qty = checked
             at = next((i for i, ln in enumerate(lines) if ln.sku == product.sku), None)
-            if at is None and not _RETRACT.fullmatch(cue.group(0)):
+            swap = not has_draft and cue.group(0) in ("换成", "换为")  # 白茶饼1饼 等等 换成大红袍1盒: the last line swapped
+            if at is None and not _RETRACT.fullmatch(cue.group(0)) and not swap:
                 return None  # 大米2袋，可乐改成3瓶: a change to an earlier draft mixed with an order — not this
             line = Line(product.sku, qty, product.unit, after_m[0].text)
             lines[len(lines) - 1 if at is None else at] = line  # 不对，是2袋面粉: the last item is replaced
@@ -625,7 +626,8 @@ class OrderParser:
             if not isinstance(first, OrderLines):
                 return None
             last = first.lines[-1]
-            meant = self.parse(f"{scan.text[cue.end() :]} {last.qty}{last.unit}")
+            after = re.sub(r"^(?:[\s,，。!！]|不对|不是|错了|换成|改成|换为|改为|换|要|是)+", "", scan.text[cue.end() :])  # 不对不对 换成青岛
+            meant = self.parse(f"{after} {last.qty}{last.unit}")
             if isinstance(meant, Clarify):
                 return meant
             if not isinstance(meant, OrderLines) or len(meant.lines) != 1:
@@ -720,6 +722,10 @@ class OrderParser:
         if q.unit is not None or q.text.strip() not in self._spec_numbers:
             return False
         return "." in q.text or re.match(r"\s*(?:的|那种|那款|装|规格|\x00)", text[q.end : q.end + 3]) is not None
+
+    def skus_of_name(self, name: str) -> tuple[str, ...]:
+        """Every SKU a product name or alias may mean, before anything around it settles one (蛋糕 → three sizes)."""
+        return self._alias_skus.get(normalize_text(name), ())
 
     def skus_named_by_spec(self, text: str) -> list[str]:
         """SKUs whose size or distinguishing word the text names (8寸的 / 42.5的 / 大瓶的) — the answer to

@@ -36,6 +36,7 @@ from bots.dialogue.intents import (
     ParseResult,
     RemoveItem,
 )
+from bots.dialogue.numerals import QuantityMatch
 from bots.dialogue.parser import OrderParser, Survey
 
 IntentName: TypeAlias = Literal[
@@ -230,6 +231,9 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
     # draft open, an item of it dropped is the removal whatever reason is given (牛角包不要了吧 太腻).
     if has_draft and cues.question_cue(masked) is None and _drops(dropped := parser.parse(raw, has_draft=True), t):
         return _from_result(dropped, has_draft, base, skus, text=t)
+    if has_draft and (swap := _draft_swap(parser, raw, survey)) is not None:
+        swapped, said = swap  # 蛋糕要改成10寸的 / 不是茉莉花茶是白茶: a line of the draft becomes another product
+        return Understanding("change", [], swapped, [Evidence(said, f"草稿里换成 {swapped.sku}"), *base], skus)
     if (
         has_draft
         and (m := cues.amount_wrong(masked) or _SLIP_ANY.search(masked))
@@ -537,6 +541,48 @@ _CLAUSE_START = re.compile(r"[\s,!?;:、。~]")
 
 
 _JUDGED = re.compile(r"(?:有点|有些)?太(?:少|多)了?|不够")
+_SWAP_CUE = re.compile(r"改成|换成|改为|换为|改到|换到|换")
+_NOT_THIS_BUT = re.compile(r"\s*(?:是|要|而是|换成|改成|换为|改为)\s*")
+
+
+def _draft_swap(parser: OrderParser, raw: str, survey: Survey) -> tuple[Correction, str] | None:
+    """With a draft: 蛋糕要改成10寸的 (a kind named after 改成 / 换成, of the product named before it) or 不是茉莉花茶是白茶
+    / 可乐换成雪碧 (another product in its place): the swap, with the amount said (else 0: the same)."""
+    text, mentions, qs = survey.text, survey.mentions, survey.quantities
+    if len(mentions) == 2:
+        a, b = mentions
+        between = text[a.end : b.start]
+        negated_first = text[: a.start].rstrip().endswith("不是")
+        if len(b.skus) != 1 or _NOT_THIS_BUT.fullmatch(between) is None:
+            return None
+        if not negated_first and not _SWAP_CUE.search(between):
+            return None
+        after = [q for q in qs if q.start >= b.end]
+        if any(q.start < b.end for q in qs) or len(after) > 1:
+            return None
+        qty = _whole(after[0]) if after else 0
+        if qty is None or b.skus[0] in a.skus:
+            return None
+        return Correction(b.skus[0], qty, parser.products[b.skus[0]].unit, b.text, replaces=a.skus), text[a.start : b.end]
+    cue_at = _SWAP_CUE.search(text)
+    if len(mentions) != 1 or cue_at is None or mentions[0].end > cue_at.start():
+        return None
+    kinds = parser.skus_of_name(mentions[0].text)
+    named = parser.skus_named_by_spec(text[cue_at.end() :])
+    if len(kinds) < 2 or len(named) != 1 or named[0] not in kinds or len(qs) > 1 or any(q.start < cue_at.end() for q in qs):
+        return None
+    qty = _whole(qs[0]) if qs else 0
+    if qty is None:
+        return None
+    sku = named[0]
+    others = tuple(s for s in kinds if s != sku)
+    return Correction(sku, qty, parser.products[sku].unit, mentions[0].text, replaces=others), text[cue_at.start() :]
+
+
+def _whole(q: QuantityMatch) -> int | None:
+    return int(q.value) if q.value is not None and q.value.denominator == 1 and q.value > 0 else None
+
+
 _SETTLE_AT = re.compile(r"(?:那就|就|还是|干脆|最后)(?:要|拿|来|订|定|按|整)?\s*$")
 
 
