@@ -33,7 +33,8 @@ _INTERROGATIVE: Final = re.compile(
     r"多少|几(?=[点天号时日块毛钱寸年种家周]|个?人|分钟|个?小时|个?月|个?星期|个?礼拜)|啥(?!的)|什么(?!的)|神马|怎么(?!回事)|咋|哪|"
     r"多久|多长|多会|多大|多重|多远|多厚|多宽|多高|多快|如何|[?？]|"
     r"是否|能否|可否|有木有|有没得|有莫得|"  # written forms of 是不是 / 能不能, dialect forms of 有没有
-    r"(?:能|会)(?:送)?到(?:的)?吧"  # 今天能到吧: asks to be reassured
+    r"(?:能|会)(?:送)?到(?:的)?吧|"  # 今天能到吧: asks to be reassured
+    r"(?<![在行好])吗(?=[\u4e00-\u9fff])"  # 可以送到酒店吗就是那个万豪酒店: dictated, no sign after the question
 )
 # 行吗 / 可以吗 / 中不 / 好不好 after goods and an amount: a request put politely (整3箱青岛送过来中不), not a question.
 # 听到没有 / 记住了吗 / 知道不: a tag checking that the shop took the request in, no question about the goods.
@@ -280,19 +281,19 @@ _FOREIGN: Final = re.compile(
 )
 # What came is not what was asked: 订的8寸送来的是6寸 / 要的42.5送的32.5 / 叫你送青岛你送雪花.
 _MISMATCH: Final = re.compile(
-    r"(?:订|要|买|点|下)的.{0,12}?(?<![再还也多])(?:送|发|寄|给|拿|来)(?:来|过来|了)?的?(?:是|成)?"
+    r"(?:订|要|买|(?<![早一有差半])点|下)的.{0,12}?(?<![再还也多])(?:送|发|寄|给|拿|来)(?:来|过来|了)?的?(?:是|成)?"
     rf"(?=[{_Q}\d]|是)|(?:送|发|寄|给|拿|收到|到)(?:来|过来|了)?的\S{{0,6}}?是.{{1,12}}?(?:我|俺)?(?:要|订|买|点)的|(?:送|发|寄|给|拿|收到|到)(?:来|过来|了)?的\S{{0,6}}?是\S{{1,8}}?不是|叫你送.{{1,10}}?你?(?:送|发|拿)(?:了|的|成)?"
 )
 _SHORTFALL: Final = re.compile(
     # ordered N, only M came: 订了3个只给了2个 / 30袋只到了25袋 / 才收到
-    rf"(?:只|才|就)(?:送来|送到|寄来|寄到|发来|拿来|收到|拿到|给|到|送|来|发|剩)了?\s*{_Q}|"
+    rf"(?:只|才|就)(?:送来|送到|寄来|寄到|发来|拿来|收到|拿到|给|到|送|来|发|剩)了?\s*{_Q}(?!\S{{0,3}}(?:得了|算了|吧|呗|行不|行吗|好了))|"
     r"(?<!多)少(?:送|发|寄|装|找)了?|(?<!多)少给了|多(?:收|扣)了|(?<!多)少了?(?:一|两|几)?个(?!\S{0,2}(?:吗|呢))|"
     # weighed or counted and found short, or told one amount and found another: 称了才八两 / 说是一斤 到手只有八两
     rf"(?:称|量|数|点)(?:了|过|出来)(?:一下|下)?\S{{0,4}}?(?:才|只有|就|不到|不够)\s*{_Q}|说(?:好)?(?:是|的)\s*{_Q}.{{0,12}}?(?:才|只有)\s*{_Q}"
 )
 _WRONG_ATTRIBUTE: Final = re.compile(
     r"(?:颜色|味道|尺寸|数量|大小|规格|型号|重量|分量|斤两|长度|厚度|口味|花色|款式|(?<![提取拿拉进])货|东西|数|字|日期)\S{0,2}?"
-    r"(?:不对|对不上|不一样|不符|有问题|太差|不行|不够|不足)"
+    r"(?:(?<!对)不对|对不上|不一样|不符|有问题|太差|(?<!行)不行|(?<!够)不够|不足)"  # not 货够不够: asked
 )
 # Lateness with a reproach (lateness alone is order_status): 说好10点送 拖到下午才来.
 # Lateness alone (说好9点送的 现在还没来) is order_status (README rule 4): a complaint when it came late (才来) or a
@@ -308,6 +309,11 @@ def amount_wrong(masked: str) -> re.Match[str] | None:
     return _AMOUNT_WRONG.search(masked)
 
 
+# What was ordered, then what came (订的是给水管送来全是排水管 / 我要的是50管 你给我拉的20管): the wrong goods
+_GOT_OTHER: Final = re.compile(
+    r"(?:订|要|买|(?<![早一有差半])点|下单)的(?:明明)?是.{1,15}?(?:送来|拉来|发来|寄来|送过来|拉过来|到手|收到)(?:的)?(?:全|都|却|咋|怎么)?(?:是|成)?"
+    r"|(?:订|要|买|(?<![早一有差半])点)的(?:明明)?是.{1,15}?(?:给我|你们?|咋|怎么)(?:给我)?(?:拉|送|发|寄|装|拿)(?:了|的|成)"
+)
 _HYPOTHETICAL: Final = re.compile(r"(?:会不会|会|怕|担心|容易|别|不要|小心|防止|以免)\S{0,4}$")  # 会不会压坏: not happened
 
 
@@ -319,6 +325,7 @@ def complaint_cue(masked: str) -> re.Match[str] | None:
         damaged = None
     return (
         _MISMATCH.search(masked)
+        or _GOT_OTHER.search(masked)
         or _SHORTFALL.search(masked)
         or _WRONG_ATTRIBUTE.search(masked)
         or damaged

@@ -70,7 +70,7 @@ _CONFIRM_ONLY = re.compile(
 # Verbs of buying, weighing, bringing and delivering: negated after an item of the draft, the item is dropped
 _HANDLING = "拿|买|订|定|送|发|来|整|装|带|配|进|称|拉|运|寄|备|做|留|要|弄|搬|捎|上|给"
 _CANCEL = re.compile(
-    _words("取消 不要了 不要啦 都不要 算了 不买了 不订了 不用了 不需要了 不需要啦 退单 撤单 作废 整个订单 整单 全部不要 全都不要").pattern
+    _words("取消 不要了 不要啦 都不要 算了(?!一?下) 不买了 不订了 不用了 不需要了 不需要啦 退单 撤单 作废 整个订单 整单 全部不要 全都不要").pattern
     # all of it no longer bought or sent (那些都别送了 / 全都不拿了), the order itself withdrawn (这单撤了吧)
     + rf"|(?:都|全|全部|全都|那些|这些)(?:就)?(?:不|别|甭)(?:用|必)?(?:{_HANDLING})(?:了|啦)"
     + r"|(?:这|那|整)(?:个)?单(?:子)?(?:就|先|也)?(?:撤|退|取消|作废|不要|算了|免了|删)"
@@ -137,7 +137,7 @@ _HESITATION = rf"[{_INTERJECTION}]+[\s.…]*"
 _RETRACT = re.compile(
     _words(
         "不对 不是 错了 说错 打错 写错 搞错 看错 记错 弄错 算错 报错 少报 多报 手滑 说反 更正 纠正 "
-        "哦不 噢不 不不 算了 应该是 我是说 我说的是 其实是 其实要 实际上要"
+        "哦不 噢不 不不 算了(?!一?下) 应该是 我是说 我说的是 其实是 其实要 实际上要"
     ).pattern
     # by shape: an interjection then 不 (嗯不 / 呃…不), a 不 standing alone between two amounts (5方 不 6方), and
     # 还是 … 吧 (5箱 嗯…还是6箱吧) — the amount after it is the one meant.
@@ -159,7 +159,7 @@ _RETRACT_WORD = re.compile(
 )
 # Negation that scopes over its own segment of a message that orders something else (大米2袋，油先不要).
 _NEGATED = re.compile(
-    _words("不要 不用 先不 暂时不 暂不 别 去掉 除了 除开 不需要 不买 不订 不拿 就算了 算了 不必 甭 不含 不包括 免了 省了 这回不").pattern
+    _words("不要 不用 先不 暂时不 暂不 别 去掉 除了 除开 不需要 不买 不订 不拿 就算了 算了(?!一?下) 不必 甭 不含 不包括 免了 省了 这回不").pattern
     + r"|(?:家里|家中|店里|屋里|仓库|工地上?)还?(?:有|剩)"  # 油家里还有: there is some at home — not wanted now
     + r"|(?:手上|手头|上个活|上回|上次)\S{0,4}?还(?:有|剩)"  # 上个活还剩大半盒
     + r"|(?:我|我们|咱)?自己(?:家)?(?:有|带|准备|解决|买)"  # 沙子我自己有 / 螺丝我们自己带: the customer supplies it
@@ -208,7 +208,7 @@ _KIND_AMOUNT = re.compile(
 _WITH_THE_GOODS = re.compile(r"蜡烛|刀叉|叉子|餐具|纸盘|盘子|生日帽|帽子|勺子|吸管|筷子|袋子|塑料袋|手提袋|贺卡|卡片")
 _SPEC_WORD = r"\d+(?:\.\d+)?(?:ml|l|kg|g|寸|毫升|升|公斤|千克|克|平方|平)?"  # a size as written (42.5, 8寸, 550ml, 4平方)
 _SPEC_TOKEN = re.compile(r"[a-z]*\d+(?:\.\d+)?(?:[a-z]+|寸|毫升|升|公斤|千克|斤|克|平方|平)?")
-_PACK = re.compile(r"(\d+|[一二两三四五六七八九十]{1,3})\s*[\u4e00-\u9fff]?\s*装")  # 8个装 / 六个装 / 24装: a pack size
+_PACK = re.compile(r"(\d+|[一二两三四五六七八九十]{1,3})\s*[\u4e00-\u9fff]?装")  # 8个装 / 六个装 / 24装: a pack size
 # Between a product and its amount in a run-on (蛋挞6个 / 蛋挞要6个 / 广式的要3盒 / 水泥要复合的20袋): at most a verb,
 # a kind or 的, no sign.
 _GAP_WORDS = re.compile(r"的?(?:先|再|就|也)?(?:要|来|拿|买|订|整|称)?(?:[\u4e00-\u9fff\d.]{1,4}?的)?(?:共|一共|各|都)?")
@@ -718,7 +718,7 @@ class OrderParser:
         name packs (康师傅红烧牛肉面 24包) said as the kind: 24包那种康师傅 / 24包的."""
         if q.unit is not None and q.value is not None and q.value.denominator == 1:
             packed = f"{q.value.numerator}{q.unit}" in self._name_amounts
-            return packed and re.match(r"\s*(?:的|那种|那款|装)", text[q.end : q.end + 3]) is not None
+            return packed and re.match(r"\s*(?:的|那种|那款)|装", text[q.end : q.end + 3]) is not None
         if q.unit is not None or q.text.strip() not in self._spec_numbers:
             return False
         return "." in q.text or re.match(r"\s*(?:的|那种|那款|装|规格|\x00)", text[q.end : q.end + 3]) is not None

@@ -107,7 +107,10 @@ _VEHICLE = re.compile(r"车")
 _LOOK_IT_UP = re.compile(r"(?:帮|给)(?:我|忙)?(?:看|查)(?:一?下|看|查)")  # beside an order placed: where is it
 # A product, then an amount in a measure (米, 公斤 …) that QuantityScanner leaves out as a size: 电线200米.
 _MEASURED = re.compile(
-    r"(?<=\x00)\s*(?:要|来|买|拿|铺|贴|刷)?\s*\d+(?:\.\d+)?\s*(?P<unit>米|公斤|千克|斤|克|吨|平方米|平米|平方|平|升)(?![\u4e00-\u9fff]{0,4}的)"
+    # the product, a few words at most (白漆我算了下得36升), then an amount in a measure — or in 块 right after it
+    # (芝士蛋糕两块: pieces, not yuan)
+    r"(?<=\x00)[^\x00\d\s,，。;；!！?？]{0,8}?\s*(?:要|来|买|拿|铺|贴|刷)?\s*(?:\d+(?:\.\d+)?|[一二两三四五六七八九十俩仨]+)\s*"
+    r"(?P<unit>米|公斤|千克|斤|克|吨|平方米|平米|平方|平|升|块(?=\s*$))(?![\u4e00-\u9fff]{0,4}[的装])"
 )
 _CHOICE = re.compile(r"是.{1,8}还是")  # 蛋糕是动物奶油还是植物奶油: what the product is
 _ARRIVED = re.compile(r"到了(?:吗|么|嘛|没|不|伐)")  # 冰皮月饼到了吗: in stock yet; 我的水到了没: an order
@@ -240,7 +243,9 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         and (fixed := _draft_fix(parser, t, m, base, skus)) is not None
     ):
         return fixed  # 可乐数量不对 要6箱: with a draft, the amount after it is a change of that line (rule 7)
-    if m := _complaint_word(masked):
+    if (m := _complaint_word(masked)) and _ASKING_WHAT.fullmatch(m.group(0)) and (late := cue("order_status").search(masked)):
+        return question("order_status", late, "问已下订单（催，没有指责）")  # 还没拉来呢 啥情况: where is it
+    if m:
         return question("complaint", m, "投诉：商品或送货有问题")
     if m := cues.complaint_cue(masked):  # 碎成渣了 / 订的8寸送来的是6寸 / 少寄了 / 颜色不对
         return question("complaint", m, "投诉：货物损坏、送错、少了或迟到")
@@ -601,6 +606,7 @@ def _settled(parser: OrderParser, survey: Survey, has_draft: bool) -> tuple[Line
     return meant.lines[0], _SETTLE_AT.search(survey.text, 0, last.start).group(0) + last.text  # type: ignore[union-attr]
 
 
+_ASKING_WHAT = re.compile(r"啥情况|什么情况")
 _WAITED = re.compile(r"等(?:了)?(?:好久|很久|老半天|半天|一上午|一下午|一天)")
 _PUT_OFF = re.compile(r"(?:暂时|先|暂|这次|这回)(?:就)?不")  # 暂时不要 / 先不买: not this item, for now
 
