@@ -162,6 +162,7 @@ _NEGATED = re.compile(
     _words("不要 不用 先不 暂时不 暂不 别 去掉 除了 除开 不需要 不买 不订 不拿 就算了 算了(?!一?下) 不必 甭 不含 不包括 免了 省了 这回不").pattern
     + r"|(?:家里|家中|店里|屋里|仓库|工地上?)还?(?:有|剩)"  # 油家里还有: there is some at home — not wanted now
     + r"|(?:手上|手头|上个活|上回|上次)\S{0,4}?还(?:有|剩)"  # 上个活还剩大半盒
+    + r"|还没(?:喝|吃|用|卖|烧)完"  # 上回那几箱还没喝完呢: some left from before
     + r"|(?:我|我们|咱)?自己(?:家)?(?:有|带|准备|解决|买)"  # 沙子我自己有 / 螺丝我们自己带: the customer supplies it
     + r"|(?:不|别)(?:拉|送|带|装|整|配|发)"  # 沙子这次不拉 / 油别带: an ordering or delivery verb negated
     # put off or not needed (油等下次 / 油下次吧 / 泡芙没必要 / 油用不着 / 油不着急): that item is not wanted now
@@ -237,10 +238,11 @@ _CJK_RUN = re.compile(r"[\u4e00-\u9fff]+")
 # List markers are not quantities: ① ② … (NFKC would make them digits) and "1." / "2、" / "(3)" at the start of
 # a line — or anywhere, once the message starts with item 1 (1.矿泉水3箱 2.可乐2箱).
 _CIRCLED = re.compile("[\u2460-\u249b\u24eb-\u24ff\u2776-\u2793\u3251-\u325f\u32b1-\u32bf]")
-_LIST_MARKER = r"[(（]?\d{1,2}\s*[.、)）:：](?!\d)"
+_LIST_MARKER = r"[(（【\[]?\d{1,2}\s*[.、)）:：】\]](?!\d)"
 _LINE_MARKER = re.compile(rf"(?m)^[ \t]*{_LIST_MARKER}")
-_FIRST_MARKER = re.compile(r"^\s*[(（]?1\s*[.、)）:：]")
-_INLINE_MARKER = re.compile(rf"(?:^|(?<=\s)){_LIST_MARKER}")
+_FIRST_MARKER = re.compile(r"^\s*[(（【\[]?1\s*[.、)）:：】\]]")
+# …and a bracketed number, wherever it stands (（1）4平方电线 2卷（2）2.5平方电线 4卷 / 【1】白牡丹 1饼【2】…)
+_INLINE_MARKER = re.compile(rf"(?:^|(?<=\s)){_LIST_MARKER}|[(（【\[]\d{{1,2}}[)）】\]]")
 
 
 def strip_list_markers(text: str) -> str:

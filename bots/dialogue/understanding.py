@@ -228,6 +228,8 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         return Understanding("hedge", [], NotAnOrder(), [Evidence(m.group(0), "暂不下单", _rule(m)), *base], skus)
     if _ORDER_NO.search(t) and isinstance(parser.parse(raw, has_draft=has_draft), Cancel):  # 取消订单 SO100001
         return Understanding("cancel", [], Cancel(), [Evidence(_ORDER_NO.search(t).group(0), "取消已下的订单"), *base])  # type: ignore[union-attr]
+    if not survey.quantities and cues.question_cue(masked) is None and (m := _THANKS_FOR_PAST.search(t)):
+        return Understanding("chitchat", [], NotAnOrder(), [Evidence(m.group(0), "道谢（为以前的事）"), *base], skus)
     if not survey.mentions and not survey.quantities and (m := cue("solicitation").search(masked)):
         return Understanding("unknown", [], NotAnOrder(), [Evidence(m.group(0), "广告/推销，不是顾客的消息", _rule(m)), *base])
     # 2. Complaints, then where an order already placed is: about the past, whatever numbers they carry — but with a
@@ -264,6 +266,8 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         m = fee  # 能包邮不 买的多: an exception to the delivery rule asked for, not the rule (rule 3)
     if m and _DECLINED.match(masked, m.end()):
         m = None  # 礼品袋不用 / 赠品就不要了: the extra declined, nothing asked
+    if m and _TOO_DEAR.search(m.group(0)) and (later := cue("hedge").search(masked)) and later.group(0) in _THINK_IT_OVER:
+        m = None  # 我再考虑考虑吧 有点贵: the price is the reason to think it over — a hedge, no haggling
     if m and not _in_condition(masked, m):  # 要是便宜的话可能拿10箱: a condition of a hedge, no request
         return question("discount_request", m, "要优惠/折扣")
     if m := cue("delivery_fee").search(masked):  # 满多少包邮: about delivery, though it says 多少
@@ -606,6 +610,10 @@ def _settled(parser: OrderParser, survey: Survey, has_draft: bool) -> tuple[Line
     return meant.lines[0], _SETTLE_AT.search(survey.text, 0, last.start).group(0) + last.text  # type: ignore[union-attr]
 
 
+# Thanks for something done before (谢谢你啊小伙子 上回帮我扛米上楼): small talk, whatever it names
+_THANKS_FOR_PAST = re.compile(r"^(?:谢谢|多谢|感谢|谢啦|谢了)\S{0,6}[\s,，!！~]*.{0,4}?(?:上回|上次|昨天|前天|那天|之前|每次)(?:都|也|还)?(?:帮|给|替|送)")
+_TOO_DEAR = re.compile(r"贵")
+_THINK_IT_OVER = frozenset({"考虑", "想想", "再看看", "还在考虑", "犹豫", "比较一下", "货比三家", "商量", "商量下"})
 _ASKING_WHAT = re.compile(r"啥情况|什么情况")
 _WAITED = re.compile(r"等(?:了)?(?:好久|很久|老半天|半天|一上午|一下午|一天)")
 _PUT_OFF = re.compile(r"(?:暂时|先|暂|这次|这回)(?:就)?不")  # 暂时不要 / 先不买: not this item, for now
