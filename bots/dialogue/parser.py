@@ -437,6 +437,21 @@ class OrderParser:
                 breaks.append(at)
         # …and after "not" said of one item when the next item follows at once (泡面不用了纸巾来两提)
         breaks += [m.end() for m in _NOT_THEN_ITEM.finditer(scan.masked)]
+        # …and before "not" said of the other kind of a product just named with one (龙井要明前的不要雨前 / 普洱要熟普不要生普)
+        for no in _NOT_THE_OTHER_KIND.finditer(scan.masked):
+            before = [m for m in scan.mentions if m.end <= no.start()]
+            after = next((m for m in scan.mentions if m.start >= no.end()), None)
+            generic = before[0] if before else None
+            if (
+                generic is not None
+                and after is not None
+                and scan.masked[no.end() : after.start].strip() == ""
+                and len(before) >= 2
+                and set(after.skus) < set(generic.skus)
+                and set(before[-1].skus) < set(generic.skus)
+                and not set(after.skus) & set(before[-1].skus)
+            ):
+                breaks.append(no.start())
         first = elements[0]
         if isinstance(first, _Mention) and _NOT_FIRST.fullmatch(t[: first.start]):
             end = first.end + (1 if t[first.end : first.end + 1] in ("了", "啦") else 0)
@@ -866,7 +881,7 @@ class OrderParser:
         others = [m for m in scan.mentions if m is not mention and another_item(m)]
         left = max([left, *(m.end for m in others if m.end <= mention.start)])
         right = min([right, *(_own_kind_start(scan.text, mention.end, m.start) for m in others if m.start >= mention.end)])
-        context = scan.text[left : mention.start] + " " + scan.text[mention.end : right]
+        context = _NEGATED_KIND.sub(_blank, scan.text[left : mention.start] + " " + scan.text[mention.end : right])
         marks = [self._name_marks[s] for s in mention.skus]
         common = frozenset.intersection(*marks)
         hits = [sku for sku, own in zip(mention.skus, marks, strict=True) if any(self._mark_res[w].search(context) for w in own - common)]
@@ -895,7 +910,7 @@ class OrderParser:
         """The candidates of an ambiguous mention its context names by a word no other candidate has: a two-character
         word anywhere around it (大瓶 / 小瓶), or one character of the run written straight before it (生熟普洱)."""
         kinds = {sku: self._kind_text[sku] for sku in mention.skus}
-        context = text[left : mention.start] + " " + text[mention.end : right]
+        context = _NEGATED_KIND.sub(_blank, text[left : mention.start] + " " + text[mention.end : right])
         words = {
             context[i : i + 2] for i in range(len(context) - 1) if _CJK_CHAR.fullmatch(context[i]) and _CJK_CHAR.fullmatch(context[i + 1])
         }
@@ -1166,6 +1181,15 @@ def _in_order_place(text: str, start: int, end: int, quantities: Sequence[Quanti
         return True
     before = text[:start].rstrip().removesuffix("的").rstrip()
     return any(q.end == len(before) and q.unit for q in quantities)
+
+
+_NOT_THE_OTHER_KIND = re.compile(r"(?<=[\x00的])(?:不要|不是|别要)")
+# A kind said not to be wanted (龙井要明前的不要雨前): it names no candidate
+_NEGATED_KIND = re.compile(r"(?:不要|不是|别要|别拿|不拿)的?[\u4e00-\u9fff\d.]{1,4}?(?=的|[^\u4e00-\u9fff\d.]|$)")
+
+
+def _blank(m: re.Match[str]) -> str:
+    return " " * len(m.group(0))
 
 
 def _own_kind_start(text: str, end: int, start: int) -> int:

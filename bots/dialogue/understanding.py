@@ -254,7 +254,7 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
     status = cue("order_status").search(masked)
     if status is not None and status.group(0).endswith(("没", "没有")) and cues.can_or_later(masked, status.start()):
         status = None  # 周末发货没 / 能发货没: asks what the shop can do, no order placed
-    if status is not None and (not cue("delivery_future").search(masked) or _WAITED.match(status.group(0))):
+    if status is not None and (not cue("delivery_future").search(masked) or _WAITED.search(masked)):
         return question("order_status", status, "问已下订单的进度")  # 等好久了 啥时候能送到: waiting for an order
     if _ORDER_NO.search(t):
         return question("order_status", _ORDER_NO.search(t), "订单号")  # type: ignore[arg-type]

@@ -295,3 +295,15 @@ async def test_removing_an_ambiguous_product_is_settled_by_the_draft(chat: Chat)
     draft = await orders_queries.open_draft(chat.rt, chat.customer_id)
     assert draft is not None and sorted((ln.name, ln.qty) for ln in draft.lines) == [("抽纸 3层×10包", 3), ("老抽 500ml", 1)]
     assert "没有这个商品" in await chat.say("生抽不要了")
+
+
+async def test_a_line_swapped_for_another_product_in_the_chat(chat: Chat) -> None:
+    await chat.say("要3瓶生抽")
+    swapped = await chat.say("不是生抽是老抽")  # same unit: the amount is kept
+    assert "老抽 500ml × 3瓶" in swapped and "生抽" not in swapped
+    asked = await chat.say("老抽换成花生油")  # 瓶 → 桶: never converted, the new amount is asked
+    assert "要几桶" in asked
+    draft = await orders_queries.open_draft(chat.rt, chat.customer_id)
+    assert draft is not None and [(ln.sku, ln.qty) for ln in draft.lines] == [("SOY-DARK", 3)]  # nothing swapped yet
+    done = await chat.say("2")
+    assert "花生油 5L × 2桶" in done and "老抽" not in done
