@@ -34,7 +34,9 @@ _INTERROGATIVE: Final = re.compile(
     r"多久|多长|多会|多大|多重|多远|多厚|多宽|多高|多快|如何|[?？]|"
     r"是否|能否|可否|有木有|有没得|有莫得|"  # written forms of 是不是 / 能不能, dialect forms of 有没有
     r"(?:能|会)(?:送)?到(?:的)?吧|"  # 今天能到吧: asks to be reassured
-    r"(?<![在行好])吗(?=[\u4e00-\u9fff])"  # 可以送到酒店吗就是那个万豪酒店: dictated, no sign after the question
+    r"(?<![在行好])吗(?=[\u4e00-\u9fff])|"  # 可以送到酒店吗就是那个万豪酒店: dictated, no sign after the question
+    r"(?:能|可以|会)[^\s,，。]{1,16}?不(?=[我俺咱])|"  # 能送到清河路18号不我家老爷子…: the same, before the next clause
+    r"(?:能|可以|会)(?:送|到|拉|运|寄|发)[^\s,，。]{0,14}?不(?![用要行了够好是会能可需必太到算少多错])(?=[\u4e00-\u9fff])"
 )
 # 行吗 / 可以吗 / 中不 / 好不好 after goods and an amount: a request put politely (整3箱青岛送过来中不), not a question.
 # 听到没有 / 记住了吗 / 知道不: a tag checking that the shop took the request in, no question about the goods.

@@ -176,6 +176,7 @@ class QuantityMatch:
     dozen: bool = False  # written with 打 (value already × 12): unambiguous only for pieces (PIECE_UNITS)
 
 
+_VERB_DA = r"打(?=包|折|电话|车|算|开|听|扫|工|球|牌|卡)"  # 俩打包带走: 打 the verb, never a dozen
 _NUM = rf"\d+(?:\.\d+)?[万千百十]?|[{CHINESE_NUMERAL_CHARS}]+|半"
 # Numbers directly followed by these are sizes, times, money or addresses — never an order quantity.
 _NOT_A_QUANTITY_AFTER = re.compile(
@@ -221,7 +222,7 @@ class QuantityScanner:
         # filler 个 of 来个10提 / 要个二十箱, where the amount follows, nor the head of a longer numeral (各二十 /
         # 各两三箱, vague) or of a pair (各一对: two of a 个, asked).
         self._implied = re.compile(
-            rf"(?:(?<=[要来订买拿弄带捎做配搬称])个(?!月|人|事|问题|电话|地址|\s*(?:{_NUM})\s*(?:{unit_alt}))|(?<=各)[一两二三](?!\s*(?:{unit_alt})|\s*[\d{CHINESE_NUMERAL_CHARS}对双副])|[俩仨](?!{unit_alt})"
+            rf"(?:(?<=[要来订买拿弄带捎做配搬称])个(?!月|人|事|问题|电话|地址|\s*(?:{_NUM})\s*(?:{unit_alt}))|(?<=各)[一两二三](?!\s*(?:{unit_alt})|\s*[\d{CHINESE_NUMERAL_CHARS}对双副])|[俩仨](?!(?!{_VERB_DA})(?:{unit_alt}))"
             # 来箱可乐 / 可乐来箱: a unit right after the verb, nothing between — one of it
             rf"|(?<=[要来订买拿捎带整搬称])(?P<unit>{unit_alt})(?=[\x00\s,，。!！~]|$))"
         )
@@ -233,7 +234,7 @@ class QuantityScanner:
             r"(?P<mark>[x×*]\s*)?(?P<sign>-|−|负)?"
             rf"(?P<num>{_NUM})(?:\s*(?:-|~|/|到|至)\s*(?P<num2>{_NUM}))?"
             # 4个人 / 3个月: no amount of goods; 满几百包邮: 包 there is 包邮 (free delivery), no unit
-            rf"(?:\s*(?P<unit>{unit_alt})(?!人|月|小时|星期|礼拜|钟头)(?<!包(?=邮)))?(?P<half>半)?"
+            rf"(?:\s*(?P<unit>{unit_alt})(?!人|月|小时|星期|礼拜|钟头)(?<!包(?=邮))(?<!{_VERB_DA}))?(?P<half>半)?"
         )
 
     def not_quantities(self, text: str) -> list[tuple[int, int, str]]:

@@ -215,6 +215,7 @@ _PACK = re.compile(r"(\d+|[一二两三四五六七八九十]{1,3})\s*[\u4e00-\u
 _GAP_WORDS = re.compile(r"的?(?:先|再|就|也)?(?:要|来|拿|买|订|整|称)?(?:[\u4e00-\u9fff\d.]{1,4}?的)?(?:共|一共|各|都)?")
 _NOT_THEN_ITEM = re.compile(
     r"(?<=\x00)(?:就|也|先|这次|暂时)?(?:不要|不用|不需要|算了|别拿|别要|不买|不订)(?:了|啦)(?=\x00)"
+    r"|(?<=[\x00的])(?:就|也|先|这次|暂时)?(?:别拿|别要|不要|不拿)(?=\d)"  # 2.5的线别拿4平方的拿3卷
     # 鸡蛋一盒就行鸭蛋不要: "that is enough" ends the item before the next one
     r"|(?<=\x00)(?:就行|就好|就够了?|就可以|够了)(?=\x00)"
     # 不要大瓶的要小瓶水3箱: "not" a kind opening the message, then what is wanted instead
@@ -851,6 +852,8 @@ class OrderParser:
         """DN20的管子 / 10寸水果的: a size only one product's name has, then a common word for it (its first
         character in that product's names) — that product, named by its size."""
         by_end: dict[int, set[str]] = {}
+        if not re.search(r"\d", masked):  # every size mark has a digit (十寸 is written 10寸 by then)
+            return []
         for sku, marks in self._name_marks.items():
             for w in marks:
                 if _SIZE_MARK.search(w):

@@ -102,7 +102,7 @@ _CONTENT = re.compile(
     r"(?:有|一\S{0,3}?|里面|里头|里边)(?:几|多少)(?!钱)|够几|几\S{0,2}装|几\S[一每](?:提|箱|盒|袋|包|件|桶|罐|套|条|瓶|饼|卷)"
     r"|(?:能|可以)(?:泡|冲|煮|喝|用|吃|放|存|保存|铺|刷|贴)(?:几|多少|多久)"
 )  # 一箱有几瓶 / 纸巾一提几包 / 一盒多少个 / 够几个人吃 / 几斤装 / 几包一提 / 能冲几泡 / 能放多久
-_STOCK_SHAPE = re.compile(r"(?:请问|老板|你们|今天)*\s*有(?:[^,.!?。，\s]|(?<=\d)\.(?=\d)){1,12}(?:吗|么|嘛|不|没|伐)[?？!]*$")  # 9.5厚的
+_STOCK_SHAPE = re.compile(r"(?:请问|老板|你们|今天)*\s*有(?:[^,.!?。，\s]|(?<=\d)\.(?=\d)){1,12}(?:吗|么|嘛|不|没|伐)[?？!~啊呀哈呢]*$")  # 9.5厚的
 _VEHICLE = re.compile(r"车")
 _LOOK_IT_UP = re.compile(r"(?:帮|给)(?:我|忙)?(?:看|查)(?:一?下|看|查)")  # beside an order placed: where is it
 # A product, then an amount in a measure (米, 公斤 …) that QuantityScanner leaves out as a size: 电线200米.
@@ -340,8 +340,10 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         line = result.lines[0]
         evidence = [Evidence(m.group(0).strip(), f"说错了：草稿改成 {line.qty}{line.unit}", _rule(m)), *base]
         return Understanding("change", [], Correction(line.sku, line.qty, line.unit, line.matched), evidence, skus)
-    if not has_draft and pending is None and isinstance(result, Clarify | NotAnOrder) and cues.question_cue(masked) is None:
-        if (line := parser.order_by_size_alone(raw)) is not None:  # 不要6寸了 要8寸的一个: the size names the cake
+    if not has_draft and pending is None and isinstance(result, Clarify | NotAnOrder | OrderLines) and cues.question_cue(masked) is None:
+        # 不要6寸了 要8寸的一个: the size names the cake — and 2.5的线别拿4平方的拿3卷 orders no 2.5 (the line the
+        # parser paired across the "not" is the very product said not to be wanted)
+        if (line := parser.order_by_size_alone(raw)) is not None and not (isinstance(result, OrderLines) and _same_lines(result, line)):
             evidence = [Evidence(line.matched, f"只有 {line.sku} 是这个规格，按 {line.qty}{line.unit} 下单"), *base]
             return Understanding("order", [(line.sku, line.qty)], OrderLines([line], "new"), evidence, skus)
     units = {parser.products[s].unit for s in skus}
@@ -550,6 +552,10 @@ _CLAUSE_START = re.compile(r"[\s,!?;:、。~]")
 
 
 _JUDGED = re.compile(r"(?:有点|有些)?太(?:少|多)了?|不够")
+def _same_lines(result: OrderLines, line: Line) -> bool:
+    return [(ln.sku, ln.qty) for ln in result.lines] == [(line.sku, line.qty)]
+
+
 _SWAP_CUE = re.compile(r"改成|换成|改为|换为|改到|换到|换")
 _NOT_THIS_BUT = re.compile(r"\s*(?:是|要|而是|换成|改成|换为|改为)\s*")
 
@@ -658,7 +664,8 @@ def _firm_part(
         return None  # 想要5箱 不过得先问下老板: asking someone first holds the whole message — nothing is firm
     clauses = [c for c in _SEPARATORS.split(t) if c]
     candidates = clauses if before is None else [c for c in _SEPARATORS.split(t[:before]) if c]
-    firm = [c for c in candidates if not cue("hedge").search(c) and not cues.postpone_cue(c)]
+    # each clause read with its products and amounts masked, as everywhere: 再拿一箱可乐 adds, it puts nothing off
+    firm = [c for c in candidates if not cue("hedge").search(m := parser.survey(c).masked) and not cues.postpone_cue(m)]
     if not firm or len(firm) == len(clauses):
         return None
     text = "，".join(firm)

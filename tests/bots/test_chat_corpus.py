@@ -97,9 +97,10 @@ def test_size_and_coverage(corpus: dict[str, list[Message]]) -> None:
     held = [m for m in messages if m.split == "heldout"]
     if held:  # none between a spent set's retirement into tune and the next set's arrival (heldout/README.md)
         assert {m.category for m in held} == CATEGORIES, "every category in heldout"
-        assert 0.15 < len(held) / len(messages) < 0.4
-        # The set written on 2026-12-07 after the fNNN set was retired into tune: <shop>-gNNN (ids are never reused).
-        assert all(m.id.startswith(f"{m.shop}-h") for m in held), "heldout ids: <shop>-hNNN"
+        # Enough to tell 0.5 % of wrong orders apart (three messages at least), however large tune has grown.
+        assert len(held) >= 500
+        # The set written on 2026-12-07 while the hNNN set was being retired into tune: <shop>-iNNN (ids are never reused).
+        assert all(m.id.startswith(f"{m.shop}-i") for m in held), "heldout ids: <shop>-iNNN"
     texts = Counter((m.shop, m.text, m.has_draft, m.pending) for m in messages)
     assert [t for t, n in texts.items() if n > 1] == [], "no message twice in the same context"
 
