@@ -234,7 +234,7 @@ class QuantityScanner:
             r"(?P<mark>[x×*]\s*)?(?P<sign>-|−|负)?"
             rf"(?P<num>{_NUM})(?:\s*(?:-|~|/|到|至)\s*(?P<num2>{_NUM}))?"
             # 4个人 / 3个月: no amount of goods; 满几百包邮: 包 there is 包邮 (free delivery), no unit
-            rf"(?:\s*(?P<unit>{unit_alt})(?!人|月|小时|星期|礼拜|钟头)(?<!包(?=邮))(?<!{_VERB_DA}))?(?P<half>半)?"
+            rf"(?:\s*(?P<unit>{unit_alt})(?!人|月|小时|星期|礼拜|钟头|会议室|房间|孩子|小孩|朋友|客人|地方|工地|门店|部门|班|桌|学生|老师|工人|师傅|娃)(?<!包(?=邮))(?<!{_VERB_DA})(?<!车(?=拉|送|运|装|带|过来|过去)))?(?P<half>半(?!打))?"
         )
 
     def not_quantities(self, text: str) -> list[tuple[int, int, str]]:

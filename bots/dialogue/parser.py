@@ -75,10 +75,12 @@ _CANCEL = re.compile(
     + rf"|(?:都|全|全部|全都|那些|这些)(?:就)?(?:不|别|甭)(?:用|必)?(?:{_HANDLING})(?:了|啦)"
     + r"|(?:这|那|整)(?:个)?单(?:子)?(?:就|先|也)?(?:撤|退|取消|作废|不要|算了|免了|删)"
     # 订单给我删了吧 / 刚下的单不作数了 / cancel掉
-    + r"|(?:订单|单子?)(?:给我|帮我|就|先|也)*(?:删|撤|作废|取消)|单(?:子)?(?:就|也)?不(?:作数|算数|算)了|cancel"
+    + r"|(?:订单|单子?)(?:给我|帮我|就|先|也)*(?:删|撤|作废|作费|取消)|单(?:子)?(?:就|也)?不(?:作数|算数|算)了|cancel"
+    # all of it withdrawn (这次订的全部先撤销 / 刚下的那些统统不要 / 不下了 全撤 / 这单别弄了 / 一样都不要了)
+    + r"|撤销|全部撤回|全撤|统统不要|一样都不要|都不要了|不下了|(?:这|那)(?:一)?单(?:子)?\S{0,3}?(?:别|不用)(?:弄|做|发|送|下)了?"
 )
 _REMOVE = re.compile(
-    _words("不要 去掉 删掉 删除 删了 拿掉 取消 别要 减掉 退掉 撤掉 撤了 划掉 免了 剔除 移除 不用 不需要 少要 少拿 少来 少订 减少").pattern
+    _words("不要 去掉 删掉 删除 删了 拿掉 取消 别要 减掉 退掉 撤掉 撤了 划掉 划了 免了 剔除 移除 不用 不需要 用不着 拿出去 少要 少拿 少来 少订 减少").pattern
     # an ordering or delivery verb negated, with 了 for "no longer": 先不拿了 / 别送了 / 不买了 / 也不来了 / 不称了
     + rf"|(?:不|别|甭)(?:用|必)?(?:{_HANDLING})(?:了|啦)"
     # …or put off for now without 了: 先别送 / 这次不进 / 暂时不拿
@@ -163,12 +165,37 @@ _NEGATED = re.compile(
     + r"|(?:家里|家中|店里|屋里|仓库|工地上?)还?(?:有|剩)"  # 油家里还有: there is some at home — not wanted now
     + r"|(?:手上|手头|上个活|上回|上次)\S{0,4}?还(?:有|剩)"  # 上个活还剩大半盒
     + r"|还没(?:喝|吃|用|卖|烧)完"  # 上回那几箱还没喝完呢: some left from before
+    + r"|剩(?:的|下)?(?:还有|不少|挺多|好多)"  # 上次剩的还有
     + r"|(?:我|我们|咱)?自己(?:家)?(?:有|带|准备|解决|买)"  # 沙子我自己有 / 螺丝我们自己带: the customer supplies it
     + r"|(?:不|别)(?:拉|送|带|装|整|配|发)"  # 沙子这次不拉 / 油别带: an ordering or delivery verb negated
     # put off or not needed (油等下次 / 油下次吧 / 泡芙没必要 / 油用不着 / 油不着急): that item is not wanted now
     + r"|没必要|用不着|不着急|不急|等下次|下次(?:吧|再|买|要|订)|改天|回头再"
 )
 _OWN_STOCK = re.compile(r"(?:家里|家中|屋里|店里|工地上?|手上|手头|上个活|上回|上次)\S{0,4}?还?(?:有|剩)")
+# What the customer still has from before, said as the reason an item is left out (面粉2袋 油这回就不拿了 上次的还剩半桶):
+# the clause asks nothing about stock nor about an earlier order
+_LEFTOVER_CLAUSE_BREAK = re.compile(r"[\s,!?;:、。~]")
+_LEFTOVER = re.compile(
+    r"(?:上次|上回|之前|以前|上个月|家里|屋里|工地|柜子里)\S{0,8}?"  # not 店里 / 仓库: the shop's, asked
+    r"(?:还(?:有|剩)|还没(?:吃|喝|用|卖|烧)完|剩(?:的|下)?(?:还有|不少|挺多|好多))"
+)
+
+
+def without_leftovers(masked: str) -> str:
+    """``masked`` with each clause that states what is left from before blanked, when another clause remains."""
+    spans = []
+    for m in _LEFTOVER.finditer(masked):
+        start = max((k.end() for k in _LEFTOVER_CLAUSE_BREAK.finditer(masked, 0, m.start())), default=0)
+        end = next((k.start() for k in _LEFTOVER_CLAUSE_BREAK.finditer(masked, m.end())), len(masked))
+        spans.append((start, end))
+    if not spans or sum(b - a for a, b in spans) >= len(masked.strip()):
+        return masked
+    chars = list(masked)
+    for a, b in spans:
+        chars[a:b] = " " * (b - a)
+    return "".join(chars)
+
+
 _CLAUSE_END = frozenset(" ,.!?;:、。~\n")
 _DECIMAL_POINT = re.compile(r"\d\.\d")  # 32.5: a point inside a number ends no clause
 _ITEM_JOINERS = frozenset("和 跟 还有 以及 另外 外加 加上 再来 再加 再要 还要 及 与 同 、".split())
@@ -239,9 +266,9 @@ _CJK_RUN = re.compile(r"[\u4e00-\u9fff]+")
 # List markers are not quantities: ① ② … (NFKC would make them digits) and "1." / "2、" / "(3)" at the start of
 # a line — or anywhere, once the message starts with item 1 (1.矿泉水3箱 2.可乐2箱).
 _CIRCLED = re.compile("[\u2460-\u249b\u24eb-\u24ff\u2776-\u2793\u3251-\u325f\u32b1-\u32bf]")
-_LIST_MARKER = r"[(（【\[]?\d{1,2}\s*[.、)）:：】\]](?!\d)"
+_LIST_MARKER = r"(?:[(（【\[]?\d{1,2}\s*[.、)）:：】\]]|#\d{1,2}(?=\s)|(?<![a-z])[a-f][)）](?=\s*[\u4e00-\u9fff]))(?!\d)"
 _LINE_MARKER = re.compile(rf"(?m)^[ \t]*{_LIST_MARKER}")
-_FIRST_MARKER = re.compile(r"^\s*[(（【\[]?1\s*[.、)）:：】\]]")
+_FIRST_MARKER = re.compile(r"^\s*(?:[(（【\[]?1\s*[.、)）:：】\]]|#1\s|a[)）])")
 # …and a bracketed number, wherever it stands (（1）4平方电线 2卷（2）2.5平方电线 4卷 / 【1】白牡丹 1饼【2】…)
 _INLINE_MARKER = re.compile(rf"(?:^|(?<=\s)){_LIST_MARKER}|[(（【\[]\d{{1,2}}[)）】\]]")
 
@@ -279,7 +306,11 @@ def normalize_text(text: str, keep: Container[str] = ()) -> str:
     t = _size_digits(everyday_numerals(t))
     t = _WECHAT_EMOJI.sub(lambda m: f" {m.group(1)} " if m.group(1) in keep else " ", t)
     kept = "".join(ch if ch in _KEEP_SYMBOLS or unicodedata.category(ch)[0] in "LNP" else " " for ch in t)
+    kept = _ELLIPSIS.sub(" ", kept)  # 小餐包8袋……6袋就行了: a pause, never a decimal point
     return re.sub(r"\s+", " ", kept).strip()
+
+
+_ELLIPSIS = re.compile(r"\.{2,}|。{2,}")
 
 
 @dataclass(frozen=True)
@@ -505,7 +536,7 @@ class OrderParser:
         """
         scan = self._scan(self._normal(text))
         dropping = has_draft and _REMOVE.search(scan.masked) is not None  # 电线先别拿了 电工说还有: a removal, not a stock question
-        if not scan.text or (_STOCK.search(scan.masked) and not dropping) or _INQUIRY.search(scan.masked):
+        if not scan.text or (_STOCK.search(without_leftovers(scan.masked)) and not dropping) or _INQUIRY.search(scan.masked):
             return NotAnOrder()
         if not scan.mentions and not scan.quantities:
             if _CONFIRM_ONLY.fullmatch(scan.text) and _CONFIRM_WORD.search(scan.text):

@@ -37,7 +37,7 @@ from bots.dialogue.intents import (
     RemoveItem,
 )
 from bots.dialogue.numerals import QuantityMatch
-from bots.dialogue.parser import OrderParser, Survey
+from bots.dialogue.parser import OrderParser, Survey, without_leftovers
 
 IntentName: TypeAlias = Literal[
     "order",  # new lines (with a draft: sets those lines)
@@ -169,7 +169,11 @@ _NO = re.compile(
     r"^(?:(?:不是|不对|不|不要|错了|没有)(?:的|啊|呀|吧|呢)*[\s,.!~、。;:]*){1,3}(?:[\s,.!~、。;:]|$|(?=我|是|要的|说的))"
 )  # 不对不对: said twice
 # A sender's tag in 【】 opening the message (【顺丰速运】 / 【美团】 / 【XX银行】): an SMS or app notice pasted in
-_FORWARDED = re.compile(r"^【[^】]{2,12}】")
+_FORWARDED = re.compile(
+    r"^【[^】]{2,12}】"
+    # what WeChat writes itself, forwarded or copied: a recall, a new contact, a file or a link sent
+    r"|^[\"“]?[^\"”\s]{1,12}[\"”]?\s*撤回了一条消息|^你已添加了|现在可以开始聊天了|^\[(?:文件|链接|位置|聊天记录|小程序|名片|视频号|公众号)\]"
+)
 _STICKER = re.compile(r"\[([\u4e00-\u9fffA-Za-z ]{1,8})\]")
 _EMOJI = re.compile("[\U0001f300-\U0001faff\u2600-\u27bf\u2b50\u2764\ufe0f]")
 _MARKUP = re.compile(r"<\s*/?\s*[a-z][^>]*>|&[a-z]+;|\bjavascript:", re.IGNORECASE)
@@ -198,6 +202,7 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         return replace(inner, evidence=[*inner.evidence, said])
     survey = parser.survey(raw)
     t, masked = survey.text, cues.without_free_choice(survey.masked)  # 啥时候方便啥时候送 asks nothing
+    masked = without_leftovers(masked)  # 上次的还没吃完 / 上回拉的还剩不少: a reason, no question about stock
     skus = tuple(dict.fromkeys(s for m in survey.mentions for s in m.skus))
     base = _base_evidence(survey)
     if not _has_content(t):
@@ -220,7 +225,10 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
     hedge_first = cue("hedge_first").search(masked)
     if hedge_first is not None and _names_its_item(masked, hedge_first):
         hedge_first = None  # 大米2袋 油先不买: "not" scoped to the item its clause names — negation in a list (rule 6)
-    if m := hedge_first or cues.checks_first(masked):  # 先不订了 我看家里还剩多少: asks nothing of the shop
+    check_first = cues.checks_first(masked)
+    if check_first is not None and _names_its_item(masked, check_first) and survey.quantities:
+        check_first = None  # 可乐3箱今天送，雪碧等我盘完冰柜再说: the check is about that item
+    if m := hedge_first or check_first:  # 先不订了 我看家里还剩多少: asks nothing of the shop
         firm = _firm_part(parser, raw, t, has_draft, scoped=True)
         if firm is not None and cues.question_cue(cues.without_free_choice(parser.survey(firm[1]).masked)) is None:
             evidence = [Evidence(m.group(0), "犹豫的部分不下单", _rule(m)), Evidence(firm[1], "确定要的部分"), *base]
@@ -295,7 +303,8 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
             return question("stock_question", m, "问商品到货没有")
         return question("order_status", m, "问已下订单到了没有")
     delivery = cue("delivery").search(masked) or cues.delivery_cue(masked)
-    if (m := delivery) and (survey.quantities == [] or cues.question_cue(masked)):  # 大米两袋 送货上门啊: an order
+    asked = cues.question_cue(masked) is not None and not cues.permission_only(masked)  # 下班过来拿 可以吗: a request
+    if (m := delivery) and (survey.quantities == [] or asked):  # 大米两袋 送货上门啊: an order
         placed = status is not None and not cue("delivery_future").search(masked)  # 你们最远送到哪: where they deliver
         if placed or cue("past_order").search(masked) or cues.about_an_order_placed(masked):
             return question("order_status", m, "问已下订单何时送到")
@@ -598,7 +607,8 @@ def _whole(q: QuantityMatch) -> int | None:
     return int(q.value) if q.value is not None and q.value.denominator == 1 and q.value > 0 else None
 
 
-_SETTLE_AT = re.compile(r"(?:那就|就|还是|干脆|最后)(?:要|拿|来|订|定|按|整)?\s*$")
+_SETTLE_AT = re.compile(r"(?:那就|就|还是|干脆|最后|得)(?:要|拿|来|订|定|按|整)?\s*$")
+_SETTLE_AFTER = re.compile(r"\s*(?:就(?:行|够|可以|好)了?|够了|差不多了?)")  # 小餐包8袋……6袋就行了
 
 
 def _settled(parser: OrderParser, survey: Survey, has_draft: bool) -> tuple[Line, str] | None:
@@ -608,12 +618,15 @@ def _settled(parser: OrderParser, survey: Survey, has_draft: bool) -> tuple[Line
     if len(qs) < 2 or not survey.mentions or len({m.skus for m in survey.mentions}) != 1 or has_draft:
         return None
     last = qs[-1]
-    if not _SETTLE_AT.search(survey.text, 0, last.start) or len({q.unit for q in qs} - {None}) > 1 or survey.mentions[-1].start > last.start:
+    settled_before = _SETTLE_AT.search(survey.text, 0, last.start) is not None
+    if not (settled_before or _SETTLE_AFTER.match(survey.text, last.end)):
+        return None
+    if len({q.unit for q in qs} - {None}) > 1 or survey.mentions[-1].start > last.start:
         return None
     meant = parser.parse(f"{survey.mentions[0].text}{last.text}")
     if not isinstance(meant, OrderLines) or len(meant.lines) != 1:
         return None
-    return meant.lines[0], _SETTLE_AT.search(survey.text, 0, last.start).group(0) + last.text  # type: ignore[union-attr]
+    return meant.lines[0], last.text
 
 
 # Thanks for something done before (谢谢你啊小伙子 上回帮我扛米上楼): small talk, whatever it names
