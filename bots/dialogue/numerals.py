@@ -206,7 +206,9 @@ class QuantityScanner:
         # (a length, an area or a size per unit — 4米一根 / 2平一箱 — describes the goods the same way)
         price_num = rf"\d+(?:\.\d+)?\s*(?:元|块钱|块|千克|公斤|斤|克|毫升|升|kg|ml|g|l|米|寸|平方|平|mm|cm|m)?|(?:{_NUM})\s*(?:元|块钱|块)|(?:{_NUM})(?:多|来|出头)"  # 两百多一斤
         self._not_quantity = re.compile(
-            rf"(?<![a-z0-9.])(?P<price>(?:{price_num})\s*(?:一|每|/)\s*(?:{unit_alt})(?!装))"
+            rf"(?<![a-z0-9.])(?P<price>(?:{price_num})\s*(?:一|每|/)\s*(?:{unit_alt})(?!装)"
+            # 一袋28块那个腻子: the unit first, then what it costs
+            rf"|一\s*(?:{unit_alt})\s*(?:\d+(?:\.\d+)?|[{CHINESE_NUMERAL_CHARS}]+)\s*(?:元|块钱|块)(?!\s*(?:{unit_alt})))"
             rf"|(?<![a-z0-9.])(?P<size>\d+\s*(?P<u1>{unit_alt})\s*(?:一|每|/)\s*(?!(?P=u1))(?:{unit_alt})(?!装))"
             rf"|(?P<pack>(?:\d+|[{CHINESE_NUMERAL_CHARS}]+)\s*(?:{unit_alt})?装)"
             # a dimension, two or three sizes joined by × (800×800 / 300x600 / m4×25): what the goods measure
@@ -230,7 +232,7 @@ class QuantityScanner:
         self._spec_of = re.compile(rf"(?:\d+(?:\.\d+)?|[{CHINESE_NUMERAL_CHARS}]+)\s*(?:公斤|千克|斤|克|寸|升|毫升)\s*的(?=\S)")
         self._pattern = re.compile(
             # not inside a code, a size or a fraction (1/2箱); not an ordinal (第3箱); a / between items separates them
-            r"(?<![a-z0-9.第])(?<!\d/)(?<!\d\s/)"
+            r"(?<![a-z0-9.第写印刻])(?<!\d/)(?<!\d\s/)"  # 蛋糕上写520: words to write, no amount
             r"(?P<mark>[x×*]\s*)?(?P<sign>-|−|负)?"
             rf"(?P<num>{_NUM})(?:\s*(?:-|~|/|到|至)\s*(?P<num2>{_NUM}))?"
             # 4个人 / 3个月: no amount of goods; 满几百包邮: 包 there is 包邮 (free delivery), no unit

@@ -101,11 +101,11 @@ _NEGATE, _REAFFIRM = _words("不要 不是"), _words("要 是 改")
 _RESTATE = _words("应该是 应该要 其实是 其实要 我是说 我说的是 实际是 实际要 实际上要")
 _SAID_WRONG = _words("说错 写错 打错 搞错 记错 弄错 算错 报错 少报 多报 手滑")
 _SIZE_MARK = re.compile(r"^(?!#).*\d")  # a size with its unit (8寸, 550ml), not a bare number
-_KIND = re.compile(r"([\u4e00-\u9fff]{1,2})的")  # 小瓶的 / 生的: a kind described, not named
+_KIND = re.compile(r"([\u4e00-\u9fff]{1,2})装?的")  # 小瓶的 / 生的: a kind described, not named
 _ENOUGH = re.compile(r"^\s*(?:就够|就行|就好|就可以|够了|就成)")  # 不要3盒了 2盒就够: the second amount is meant
 # 多 + a verb: more; 顺便 / 顺带 / 捎带: "while you are at it", one more thing on the order; 也各要 / 也都来: also, each
 _ADD_CUE = _words(
-    "再 还要 还需要 追加 另外 多(?:给我|帮我)?(?:加|来|要|拿|买|订|整|带|给|弄|称|搬) 也(?:各|都)?(?:得|要|来|拿|需要) "
+    "再 还要 还需要 追加 另外 加多 多(?:给我|帮我)?(?:加|来|要|拿|买|订|整|带|给|弄|称|搬) 也(?:各|都)?(?:得|要|来|拿|需要) "
     "加(?!急|班|油) 顺便 顺带 捎带 捎上 (?:补|添)(?:上|个|点)?(?=\\s*(?:\\d|[一二两三四五六七八九十俩仨半])|\\s*$)"
 )
 _ADD_CUE_BEFORE = re.compile(rf"(?:{_ADD_CUE.pattern})\s*(?:{_HANDLING}|补)?\s*$")  # 雪碧多来一箱 / 蛋挞再补6个
@@ -129,7 +129,7 @@ _EACH = re.compile(
 # Between products that share one amount (大米和面粉各2袋 / 可乐雪碧都要3箱 / 蛋挞跟泡芙同样12个): a joiner, a sign or nothing
 # (a size may stand before the next name: 2.5的线和4平方的线各3卷)
 _SHARING_JOINER = re.compile(
-    r"[\s,、的]*(?:也要|也来|也)?[\s,、]*(?:和|跟|与|及|同|以及|还有|加|外加)?[\s,、]*(?:[a-z]*\d+(?:\.\d+)?(?:[a-z]+|寸|毫升|升|公斤|千克|克|平方|平)?)?[\s的]*"
+    r"[\s,、的/]*(?:也要|也来|也)?[\s,、/]*(?:和|跟|与|及|同|以及|还有|加|外加)?[\s,、/]*(?:[a-z]*\d+(?:\.\d+)?(?:[a-z]+|寸|毫升|升|公斤|千克|克|平方|平)?)?[\s的]*"
 )
 # …and before the products, only the words that cannot mean "also" (各来一箱可乐雪碧 / 都要两箱)
 _EACH_FIRST = re.compile(r"(?:各|都|全都|每样|每种)(?:给我|帮我|再)?(?:要|来|拿|买|订|整|弄|称|搬|带|送|配)?\s*$")
@@ -157,11 +157,11 @@ _RETRACT_WORD = re.compile(
         "不对 错了 说错 打错 写错 搞错 看错 记错 弄错 算错 报错 少报 多报 手滑 更正 纠正 "
         "哦不 噢不 不不 应该是 我是说 我说的是 其实是 其实要"
     ).pattern
-    + r"|不是[\s,.!~、。]+(?=是|要)"
+    + r"|不是[\s,.!~、。]+(?=是|要)|(?<=[啊哦噢呃嗯额])\s*不是|不好意思(?=[\s,，。]*(?:是|要|应该))"
 )
 # Negation that scopes over its own segment of a message that orders something else (大米2袋，油先不要).
 _NEGATED = re.compile(
-    _words("不要 不用 先不 暂时不 暂不 别 去掉 除了 除开 不需要 不买 不订 不拿 就算了 算了(?!一?下) 不必 甭 不含 不包括 免了 省了 这回不").pattern
+    _words("不要 不用 先不 暂时不 暂不 (?<![分特区告性派识])别(?![的家人处])  去掉 除了 除开 不需要 不买 不订 不拿 就算了 算了(?!一?下) 不必 甭 不含 不包括 免了 省了 这回不").pattern
     + r"|(?:家里|家中|店里|屋里|仓库|工地上?)还?(?:有|剩)"  # 油家里还有: there is some at home — not wanted now
     + r"|(?:手上|手头|上个活|上回|上次)\S{0,4}?还(?:有|剩)"  # 上个活还剩大半盒
     + r"|还没(?:喝|吃|用|卖|烧)完"  # 上回那几箱还没喝完呢: some left from before
@@ -203,7 +203,9 @@ _VAGUE_AMOUNT = re.compile(r"^(?:一些|一点|些|点儿?|几(?=[\u4e00-\u9fff]
 _NOT_AN_ITEM = _words(
     "明天 今天 后天 昨天 上午 下午 晚上 中午 早上 尽快 马上 快点 地址 电话 送到 送过来 店里 发票 谢谢 麻烦 老板 一样 上次 照旧 老样子 "
     # how to hand it over, where to (人民路88号), what one costs (15块一个的): no goods
-    r"打包 带走 包装 到[\u4e00-\u9fff]{1,6}[路街道巷]\d+ \d+(?:块|元)钱?一"
+    r"打包 带走 包装 到[\u4e00-\u9fff]{1,6}[路街道巷]\d+ \d+(?:块|元)钱?一 "
+    # paying and loading, said beside the order (钱月底跟上月的一起结 / 跟前面的一车拉)
+    r"一起结 一块结 结账 月结 付款 上月 前面的 一车 这车 那车 同一车"
 )
 # When: a day, a part of it, an hour (明早来拿 / 下午送过来 / 十点左右): never the name of goods
 _WHEN = (
@@ -212,7 +214,7 @@ _WHEN = (
 )
 _FILLER_HEAD = _words(
     "老板 你好 您好 麻烦 请 帮我 给我 我们 我 想 要 来 买 订 拿 送 再 还 需要 下单 购买 整 搞 加 配 一下 那 就 "
-    "带 捎 称 补 帮忙 帮 备 留 准备 顺便 也 都 另外 " + _WHEN
+    "带 捎 称 补 帮忙 帮 备 留 准备 顺便 也 都 另外 加多 多 " + _WHEN
 )
 _FILLER_TAIL = _words(
     "过来 来 吧 了 啊 呀 哈 呢 哦 嘛 谢谢 一下 送 给我 就行 就好 可以吗 行吗 吗 要 呗 拿 取 自取 来拿 来取 过来拿 过来取 送来 左右 " + _WHEN
@@ -270,6 +272,7 @@ _LIST_MARKER = r"(?:[(（【\[]?\d{1,2}\s*[.、)）:：】\]]|#\d{1,2}(?=\s)|(?<
 _LINE_MARKER = re.compile(rf"(?m)^[ \t]*{_LIST_MARKER}")
 _FIRST_MARKER = re.compile(r"^\s*(?:[(（【\[]?1\s*[.、)）:：】\]]|#1\s|a[)）])")
 # …and a bracketed number, wherever it stands (（1）4平方电线 2卷（2）2.5平方电线 4卷 / 【1】白牡丹 1饼【2】…)
+_BRACKET_ONE = re.compile(r"[(（【\[]1[)）】\]]\s*\S")  # 还要\n（1）泡面两箱（2）…: a numbered list after a first line
 _INLINE_MARKER = re.compile(rf"(?:^|(?<=\s)){_LIST_MARKER}|[(（【\[]\d{{1,2}}[)）】\]]")
 
 
@@ -279,7 +282,7 @@ def strip_list_markers(text: str) -> str:
     t = unicodedata.normalize("NFKC", text)
     if "\n" in t and len(_LINE_MARKER.findall(t)) >= 2:
         t = _LINE_MARKER.sub("、", t)
-    elif _FIRST_MARKER.match(t):
+    elif _FIRST_MARKER.match(t) or _BRACKET_ONE.search(t):
         t = _INLINE_MARKER.sub("、", t)
     return t
 
@@ -439,7 +442,8 @@ class OrderParser:
         if cached is None:
             if len(self._normals) >= _SCAN_CACHE:
                 self._normals.clear()
-            t = self._shared_sizes(self._kinds_named_once(normalize_text(text, self._alias_skus)))
+            t = normalize_text(text, self._alias_skus).replace("分别", "各")  # 碧螺春、大红袍分别要两盒
+            t = self._shared_sizes(self._kinds_named_once(t))
             cached = self._normals[text] = self._with_clause_breaks(t)
         return cached
 
@@ -866,7 +870,7 @@ class OrderParser:
                 if any(s <= m.start() and m.end() < e for s, e in words):
                     continue
                 mentions.append(_Mention(m.start(), m.end(), m.group(0), self._alias_skus[m.group(0)]))
-        mentions = _merge_adjacent(sorted(mentions, key=lambda m: m.start), text)
+        mentions = _merge_adjacent(sorted(mentions, key=lambda m: m.start), text, self._alias_skus)
         masked = _mask(text, mentions)
         found = self._scanner.find(masked)
         specs = tuple(q for q in found if self._is_spec_number(q, masked))
@@ -1206,7 +1210,7 @@ class _SoundAlike:
         return None
 
 
-_ORDER_VERB_AFTER = re.compile(r"\s*(?:[0-9一二两三四五六七八九十俩仨半壹贰叁肆伍陆柒捌玖拾廿卅]|来|要|拿|给|订|定|买|称|整|搬|送)")
+_ORDER_VERB_AFTER = re.compile(r"\s*(?:[0-9一二两三四五六七八九十俩仨半壹贰叁肆伍陆柒捌玖拾廿卅]|来|要|拿|给|订|定|买|称|整|搬|送|也要|也来|再来|再要)")
 
 
 def _in_order_place(text: str, start: int, end: int, quantities: Sequence[QuantityMatch]) -> bool:
@@ -1348,13 +1352,17 @@ def _mask(text: str, spans: Sequence[_Mention | QuantityMatch]) -> str:
     return "".join(chars)
 
 
-def _merge_adjacent(mentions: list[_Mention], text: str) -> list[_Mention]:
-    """生抽 + 酱油 (or 农夫山泉 矿泉水) written together name one product: keep the SKUs both allow."""
+def _merge_adjacent(mentions: list[_Mention], text: str, alias_skus: dict[str, tuple[str, ...]] | None = None) -> list[_Mention]:
+    """生抽 + 酱油 (or 农夫山泉 矿泉水) written together name one product: keep the SKUs both allow. And js防水 + 涂料
+    read apart where 防水涂料 is an alias too: the longer reading that shares a product with the first wins."""
     merged: list[_Mention] = []
     for m in mentions:
         prev = merged[-1] if merged else None
         if prev is not None and text[prev.end : m.start].strip() in ("", "的"):  # 冰皮的月饼
             common = tuple(s for s in prev.skus if s in m.skus)
+            if not common and alias_skus and prev.end == m.start:
+                overlap = (alias_skus.get(text[k : m.end], ()) for k in range(prev.start + 1, prev.end))
+                common = next((tuple(s for s in prev.skus if s in skus) for skus in overlap if set(skus) & set(prev.skus)), ())
             if common:
                 merged[-1] = _Mention(prev.start, m.end, text[prev.start : m.end], common)
                 continue

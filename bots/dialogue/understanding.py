@@ -137,16 +137,21 @@ def _yes() -> re.Pattern[str]:
 # A yes said first, then how or when (行 就这样 明天上午来拿 / 确认 地址没变 / 对的 没错 送到老地方): a yes, unless what
 # follows takes it back, puts it off or asks (好的 我再想想 / 嗯 不过太贵了 / 行 多少钱).
 _YES_HEAD = re.compile(
-    r"^(?:确认|确定|对的?|没错|是的|好的?|好滴|好嘞|行|可以|嗯+|恩+|ok|要得|没问题|没毛病|妥|就这样)(?:[\s,.!~、。;:👌👍]+|$)", re.IGNORECASE
+    r"^(?:确认|确定|对的?|没错|是的|好的?|好滴|好嘞|行|可以|嗯+|恩+|ok(?:的|了)?|要得|没问题|没毛病|妥|就这样)(?:[\s,.!~、。;:👌👍]+|$)", re.IGNORECASE
 )
-_YES_UNDONE = re.compile(r"不(?!好意思|用谢|客气|错)|别|甭|取消|算了|等等|等下|稍等|先|再|但|不过|可是|就是")
+_YES_UNDONE = re.compile(r"不(?!好意思|用谢|客气|错)|别|甭|取消|算了|等等|等下(?!转|付|给)|稍等|先|再|但|不过|可是|就是")
+# The list said to be complete, or the go-ahead given, anywhere in a message to a draft (对对就这么多赶紧安排车吧 /
+# 核对过了 没问题 / 就这几样 齐了 / OK的 东西就这些了)
+_GO_AHEAD = re.compile(
+    r"就这(?:些|几样|么多|几个)(?:了)?|(?:东西)?就这些了|齐了|核对过了|没问题|下单吧|安排(?:车|送货|发货)|尽快送(?:过来)?|发货吧|按单子(?:送|发)"
+)
 
 
 def _yes_head(t: str) -> bool:
-    head = _YES_HEAD.match(t)
+    head = _YES_HEAD.match(t) or _GO_AHEAD.search(t)
     if head is None:
         return False
-    rest = t[head.end() :]
+    rest = t[head.end() :] if head.re is _YES_HEAD else t[: head.start()] + " " + t[head.end() :]
     if not rest.strip():
         return True
     return not (
@@ -262,7 +267,7 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
     status = cue("order_status").search(masked)
     if status is not None and status.group(0).endswith(("没", "没有")) and cues.can_or_later(masked, status.start()):
         status = None  # 周末发货没 / 能发货没: asks what the shop can do, no order placed
-    if status is not None and (not cue("delivery_future").search(masked) or _WAITED.search(masked)):
+    if status is not None and (not cue("delivery_future").search(masked) or _WAITED.search(masked) or _STRONG_STATUS.search(status.group(0))):
         return question("order_status", status, "问已下订单的进度")  # 等好久了 啥时候能送到: waiting for an order
     if _ORDER_NO.search(t):
         return question("order_status", _ORDER_NO.search(t), "订单号")  # type: ignore[arg-type]
@@ -363,6 +368,10 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         if m.group("unit") != unit:
             ask = Clarify("unit_mismatch", f"这个是按{unit}卖的，请问您说的{m.group(0).strip()}要几{unit}？", list(skus), unit=unit)
             return Understanding("clarify", [], ask, [Evidence(m.group(0).strip(), f"按{unit}卖，不换算", _rule(m)), *base], skus)
+    if isinstance(result, NotAnOrder) and survey.mentions and not survey.quantities and (m := _VAGUE_MORE.search(masked)):
+        # 河沙多拉点 / 品茗杯看着给一些: goods with an amount left to the shop — asked, never guessed (rule 8)
+        ask = Clarify("missing_quantity", "好的，请问具体要多少？", list(skus))
+        return Understanding("clarify", [], ask, [Evidence(m.group(0), "数量没说清：先问", _rule(m)), *base], skus)
     if isinstance(result, NotAnOrder) and not survey.mentions and not survey.quantities and (m := cue("repeat_order").search(masked)):
         ask = Clarify("missing_product", "好的，请问这次要哪些商品、各要多少？")
         return Understanding("clarify", [], ask, [Evidence(m.group(0), "照上次下单：先问清商品和数量", _rule(m)), *base], skus)
@@ -634,6 +643,8 @@ _THANKS_FOR_PAST = re.compile(r"^(?:谢谢|多谢|感谢|谢啦|谢了)\S{0,6}[\
 _TOO_DEAR = re.compile(r"贵")
 _THINK_IT_OVER = frozenset({"考虑", "想想", "再看看", "还在考虑", "犹豫", "比较一下", "货比三家", "商量", "商量下"})
 _ASKING_WHAT = re.compile(r"啥情况|什么情况")
+_VAGUE_MORE = re.compile(r"多(?:做|拉|拿|来|给|带|送|备|弄|整)(?:一)?(?:点|些)|看着给|(?:给|来|拿|带)(?:我)?(?:一)?些(?![\u4e00-\u9fff])")
+_STRONG_STATUS = re.compile(r"师傅|搞掂|好未|签收|出去了")  # 送蛋糕的师傅还有多久能到: an order on its way
 _WAITED = re.compile(r"等(?:了)?(?:好久|很久|老半天|半天|一上午|一下午|一天)")
 _PUT_OFF = re.compile(r"(?:暂时|先|暂|这次|这回)(?:就)?不")  # 暂时不要 / 先不买: not this item, for now
 
