@@ -124,7 +124,7 @@ _SEPARATOR = _words(
 # 大米和面粉各2袋 / 可乐和水都要3箱 / 都给我来4个 / 每样一箱 / 分别两袋 / 一样来两箱 / 全要2箱: one amount for
 # every product before it
 _EACH = re.compile(
-    r"(?:各|都|也|全|全部|统统|每一?[样种款]|分别|一样|同样|一[种样款]|each)(?:给我|帮我|再)?(?:要|来|拿|是|买|订|整|弄|称|搬|带|送|配|拉|运|寄|发|装)?\s*$"
+    r"(?:各|都|也|全|全部|统统|每一?[样种款]|分别|一样|同样|一[种样款]|each)(?:给我|帮我|再)?(?:要|来|拿|是|买|订|整|弄|称|搬|带|送|配|拉|运|寄|发|装|加|添|补)?\s*$"
 )
 # Between products that share one amount (大米和面粉各2袋 / 可乐雪碧都要3箱 / 蛋挞跟泡芙同样12个): a joiner, a sign or nothing
 # (a size may stand before the next name: 2.5的线和4平方的线各3卷)

@@ -247,11 +247,11 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         return Understanding("unknown", [], NotAnOrder(), [Evidence(m.group(0), "广告/推销，不是顾客的消息", _rule(m)), *base])
     # 2. Complaints, then where an order already placed is: about the past, whatever numbers they carry — but with a
     # draft open, an item of it dropped is the removal whatever reason is given (牛角包不要了吧 太腻).
-    if has_draft and cues.question_cue(masked) is None and _drops(dropped := parser.parse(raw, has_draft=True), t):
-        return _from_result(dropped, has_draft, base, skus, text=t)
     if has_draft and (swap := _draft_swap(parser, raw, survey)) is not None:
         swapped, said = swap  # 蛋糕要改成10寸的 / 不是茉莉花茶是白茶: a line of the draft becomes another product
         return Understanding("change", [], swapped, [Evidence(said, f"草稿里换成 {swapped.sku}"), *base], skus)
+    if has_draft and cues.question_cue(masked) is None and _drops(dropped := parser.parse(raw, has_draft=True), t):
+        return _from_result(dropped, has_draft, base, skus, text=t)
     if (
         has_draft
         and (m := cues.amount_wrong(masked) or _SLIP_ANY.search(masked))
@@ -574,14 +574,16 @@ def _same_lines(result: OrderLines, line: Line) -> bool:
     return [(ln.sku, ln.qty) for ln in result.lines] == [(line.sku, line.qty)]
 
 
-_SWAP_CUE = re.compile(r"改成|换成|改为|换为|改到|换到|换")
-_NOT_THIS_BUT = re.compile(r"\s*(?:是|要|而是|换成|改成|换为|改为)\s*")
+_SWAP_CUE = re.compile(r"改成|换成|改为|换为|改到|换到|应该是|而是|换")
+_NOT_THIS_BUT = re.compile(r"\s*的?\s*(?:是|要|而是|换成|改成|换为|改为)\s*")
 
 
 def _draft_swap(parser: OrderParser, raw: str, survey: Survey) -> tuple[Correction, str] | None:
     """With a draft: 蛋糕要改成10寸的 (a kind named after 改成 / 换成, of the product named before it) or 不是茉莉花茶是白茶
     / 可乐换成雪碧 (another product in its place): the swap, with the amount said (else 0: the same)."""
     text, mentions, qs = survey.text, survey.mentions, survey.quantities
+    if len(mentions) == 3 and set(mentions[1].skus) | set(mentions[2].skus) <= set(parser.skus_of_name(mentions[0].text)):
+        mentions = mentions[1:]  # 啤酒改一下 青岛的换成雪花的: the kind named first, then the two of it
     if len(mentions) == 2:
         a, b = mentions
         between = text[a.end : b.start]
@@ -601,7 +603,7 @@ def _draft_swap(parser: OrderParser, raw: str, survey: Survey) -> tuple[Correcti
     if len(mentions) != 1 or cue_at is None or mentions[0].end > cue_at.start():
         return None
     kinds = parser.skus_of_name(mentions[0].text)
-    named = parser.skus_named_by_spec(text[cue_at.end() :])
+    named = parser.skus_named_by_spec(re.split(r"不要|不是|别要|别拿", text[cue_at.end() :])[0])  # …换成4平方的 2.5的不要了
     if len(kinds) < 2 or len(named) != 1 or named[0] not in kinds or len(qs) > 1 or any(q.start < cue_at.end() for q in qs):
         return None
     qty = _whole(qs[0]) if qs else 0
