@@ -244,7 +244,11 @@ _PACK = re.compile(r"(\d+|[一二两三四五六七八九十]{1,3})\s*[\u4e00-\u
 _GAP_WORDS = re.compile(r"的?(?:先|再|就|也)?(?:要|来|拿|买|订|整|称)?(?:[\u4e00-\u9fff\d.]{1,4}?的)?(?:共|一共|各|都)?")
 _NOT_THEN_ITEM = re.compile(
     r"(?<=\x00)(?:就|也|先|这次|暂时)?(?:不要|不用|不需要|算了|别拿|别要|不买|不订)(?:了|啦)(?=\x00)"
-    r"|(?<=[\x00的])(?:就|也|先|这次|暂时)?(?:别拿|别要|不要|不拿)(?=\d)"  # 2.5的线别拿4平方的拿3卷
+    # 螺丝钉这次先不拿石膏板20张: "for now not" said after the item, then the next one
+    r"|(?<=\x00)(?:就|也|先|这次|这回|暂时)+(?:不要|不用|不拿|不买|不订|别拿|别要)(?=\x00)"
+    # 要十个蛋挞不要泡芙再要三个可颂: "more" after a product said "not" opens the next item
+    r"|(?<=\x00)(?=再(?:要|来|拿|加|买)|还要)"
+    r"|(?<=\x00)(?:就|也|先|这次|暂时)?(?:别拿|别要|不要|不拿)(?=\d)"  # 2.5的线别拿4平方的拿3卷
     # 鸡蛋一盒就行鸭蛋不要: "that is enough" ends the item before the next one
     r"|(?<=\x00)(?:就行|就好|就够了?|就可以|够了)(?=\x00)"
     # 不要大瓶的要小瓶水3箱: "not" a kind opening the message, then what is wanted instead
@@ -1223,7 +1227,7 @@ def _in_order_place(text: str, start: int, end: int, quantities: Sequence[Quanti
 
 _NOT_THE_OTHER_KIND = re.compile(r"(?<=[\x00的])(?:不要|不是|别要)")
 # A kind said not to be wanted (龙井要明前的不要雨前): it names no candidate
-_NEGATED_KIND = re.compile(r"(?:不要|不是|别要|别拿|不拿)的?[\u4e00-\u9fff\d.]{1,4}?(?=的|[^\u4e00-\u9fff\d.]|$)")
+_NEGATED_KIND = re.compile(r"(?:不要|不是|别要|别拿|不拿)的?[\u4e00-\u9fff\d.]{1,4}?(?=的|[^\u4e00-\u9fff\d.]|$|[拿要来买订整])")
 
 
 def _blank(m: re.Match[str]) -> str:
