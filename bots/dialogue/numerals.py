@@ -209,7 +209,7 @@ class QuantityScanner:
             rf"(?<![a-z0-9.])(?P<price>(?:{price_num})\s*(?:一|每|/)\s*(?:{unit_alt})(?!装)"
             # 一袋28块那个腻子: the unit first, then what it costs
             rf"|一\s*(?:{unit_alt})\s*(?:\d+(?:\.\d+)?|[{CHINESE_NUMERAL_CHARS}]+)\s*(?:元|块钱|块)(?!\s*(?:{unit_alt})))"
-            rf"|(?<![a-z0-9.])(?P<size>\d+\s*(?P<u1>{unit_alt})\s*(?:一|每|/)\s*(?!(?P=u1))(?:{unit_alt})(?!装))"
+            rf"|(?<![a-z0-9.])(?P<size>\d+\s*(?P<u1>{unit_alt})\s*(?:一|每|/)\s*(?!(?P=u1))(?!车)(?:{unit_alt})(?!装))"  # not 5袋 一车拉过来: a truck is no pack
             rf"|(?P<pack>(?:\d+|[{CHINESE_NUMERAL_CHARS}]+)\s*(?:{unit_alt})?装)"
             # a dimension, two or three sizes joined by × (800×800 / 300x600 / m4×25): what the goods measure
             r"|(?<![a-z0-9.])(?P<dimension>\d+(?:\.\d+)?\s*[x×*]\s*\d+(?:\.\d+)?(?:\s*[x×*]\s*\d+(?:\.\d+)?)?(?:mm|cm|m)?)(?!\d)"

@@ -149,6 +149,8 @@ _RETRACT = re.compile(
     + rf"|(?<=[\s,.…]){_HESITATION}(?=[\s,.…])"
     # run together, between two amounts (方便面2箱呃3箱吧 / 河沙5方不6方 / 芝士蛋糕1个嗯不2个)
     + r"|(?<=\x00)(?:[嗯呃额唉哎啊哦噢]+不?|不)(?=\x00)"
+    # an apology before the amount meant (蛋挞要六个 不好意思 是八个)
+    + r"|不好意思(?=[\s,，。]*(?:是|要|应该))"
 )
 # The words of a retraction (not its shapes: a lone 不, a pause): what may take back a product named before it.
 # 不是 only when set off and followed by what is meant (不是，是雪碧): 可乐2箱 不是雪碧 says which one, it is cola.

@@ -603,7 +603,7 @@ def _draft_swap(parser: OrderParser, raw: str, survey: Survey) -> tuple[Correcti
     if len(mentions) != 1 or cue_at is None or mentions[0].end > cue_at.start():
         return None
     kinds = parser.skus_of_name(mentions[0].text)
-    named = parser.skus_named_by_spec(re.split(r"不要|不是|别要|别拿", text[cue_at.end() :])[0])  # …换成4平方的 2.5的不要了
+    named = parser.skus_named_by_spec(re.split(r"[\s,，。;；]|不要|不是|别要|别拿", text[cue_at.end() :].strip())[0])  # …换成4平方的 2.5的不要了
     if len(kinds) < 2 or len(named) != 1 or named[0] not in kinds or len(qs) > 1 or any(q.start < cue_at.end() for q in qs):
         return None
     qty = _whole(qs[0]) if qs else 0

@@ -221,3 +221,95 @@ def test_a_breakfast_shop_is_no_past_order(parser: OrderParser) -> None:
 
 def test_the_fee_waived_for_a_big_order_is_a_discount(parser: OrderParser) -> None:
     assert read(parser, "这么多货 运费就别收了吧", has_draft=True) == ("discount_request", [])
+
+
+# -- what is left from before, lists in more formats, amounts settled after, counts of other things ----------------------
+
+
+def test_what_is_left_from_before_is_a_reason_not_a_question(parser: OrderParser) -> None:
+    assert read(parser, "可乐三箱 雪碧这回不拿 上次的还剩好多") == ("order", [("COLA", 3)])
+    assert read(parser, "大米两袋 白糖先不要 家里柜子里还有") == ("order", [("RICE", 2)])
+
+
+@pytest.mark.parametrize(
+    ("text", "lines"),
+    [
+        ("#1 可乐 2箱 #2 雪碧 1箱", [("COLA", 2), ("SPRITE", 1)]),
+        ("a) 大米 2袋 b) 白糖 1袋", [("RICE", 2), ("SUGAR", 1)]),
+        ("可乐、雪碧分别两箱", [("COLA", 2), ("SPRITE", 2)]),
+        ("大米/白糖 每样两袋", [("RICE", 2), ("SUGAR", 2)]),
+        ("大米10袋 白糖5袋 一车拉过来", [("RICE", 10), ("SUGAR", 5)]),
+        ("可乐两箱 包装好看一点", [("COLA", 2)]),
+    ],
+)
+def test_lists_in_more_formats(parser: OrderParser, text: str, lines: list[tuple[str, int]]) -> None:
+    assert read(parser, text) == ("order", sorted(lines))
+
+
+def test_an_amount_settled_after_it_is_said_or_counting_something_else(parser: OrderParser) -> None:
+    assert read(parser, "大米5袋……3袋就够了") == ("order", [("RICE", 3)])
+    assert read(parser, "蛋挞30个 两个部门 得40个") == ("order", [("TART", 40)])
+    assert read(parser, "8寸蛋糕一个 上面写生日快乐18") == ("order", [("CAKE-8", 1)])
+    assert read(parser, "一袋30块那个大米 来两袋") == ("order", [("RICE", 2)])
+    assert read(parser, "可颂仨打包") == ("order", [("CROISSANT", 3)])
+
+
+def test_more_of_an_item_left_to_the_shop_is_asked(parser: OrderParser) -> None:
+    assert read(parser, "泡芙多拿点")[0] == "clarify"
+
+
+def test_slips_owned_with_an_interjection_or_an_apology(parser: OrderParser) -> None:
+    assert read(parser, "要两箱可乐 啊不是 雪碧") == ("order", [("SPRITE", 2)])
+    assert read(parser, "蛋挞要六个 不好意思 是八个") == ("order", [("TART", 8)])
+
+
+@pytest.mark.parametrize(
+    ("text", "lines"),
+    [
+        ("要五个蛋挞不要泡芙再要两个可颂", [("CROISSANT", 2), ("TART", 5)]),
+        ("大米两袋白糖这次先不拿可乐一箱", [("COLA", 1), ("RICE", 2)]),
+    ],
+)
+def test_run_on_lists_with_an_item_said_not(parser: OrderParser, text: str, lines: list[tuple[str, int]]) -> None:
+    assert read(parser, text) == ("order", sorted(lines))
+
+
+# -- with a draft: withdrawn, confirmed and swapped in other words -------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["订的那些统统不要了", "这单就别弄了", "全部撤回吧"])
+def test_everything_withdrawn_is_a_cancel(parser: OrderParser, text: str) -> None:
+    assert read(parser, text, has_draft=True) == ("cancel", [])
+
+
+@pytest.mark.parametrize("text", ["东西就这些了 尽快送", "核对过了 发货吧", "OK的 就这几样"])
+def test_the_list_said_complete_confirms(parser: OrderParser, text: str) -> None:
+    assert read(parser, text, has_draft=True) == ("confirm", [])
+
+
+@pytest.mark.parametrize(
+    ("text", "sku", "replaced"),
+    [
+        ("水泥改一下 42.5的换成32.5的", "CEMENT-325", ("CEMENT-425",)),
+        ("蛋糕说错了 不是6寸 应该是8寸", "CAKE-8", ("CAKE-6",)),
+        ("水泥换成32.5的 42.5的不要了", "CEMENT-325", ("CEMENT-425",)),
+    ],
+)
+def test_more_ways_to_swap_a_kind(parser: OrderParser, text: str, sku: str, replaced: tuple[str, ...]) -> None:
+    u = understand(parser, text, has_draft=True)
+    assert u.intent == "change" and isinstance(u.result, Correction)
+    assert (u.result.sku, u.result.replaces) == (sku, replaced)
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("我订的是雪碧 怎么给我可乐", "complaint"),
+        ("说好的8寸送来的明显是6寸", "complaint"),
+        ("送货的师傅还有多久到", "order_status"),
+        ("两箱可乐的话 搭两个蛋挞送我呗", "discount_request"),
+        ("今年生意不好做啊", "chitchat"),
+    ],
+)
+def test_more_questions_and_talk(parser: OrderParser, text: str, intent: str) -> None:
+    assert read(parser, text) == (intent, [])
