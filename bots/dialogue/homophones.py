@@ -56,7 +56,7 @@ def _toneless(reading: str) -> str:
 
 
 def generate() -> str:  # pragma: no cover - needs the dev dependency pypinyin
-    from pypinyin.pinyin_dict import pinyin_dict
+    from pypinyin.pinyin_dict import pinyin_dict  # noqa: PLC0415 - a dev dependency, only to regenerate the table
 
     by_syllable: dict[str, list[str]] = {}
     for lead in range(0xB0, 0xF8):

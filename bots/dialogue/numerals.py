@@ -204,12 +204,16 @@ class QuantityScanner:
         # Numbers that describe the goods, not how many: a unit price (40一袋, 36元/箱, 5块钱一瓶, 每袋40),
         # a pack size (12瓶装, 24装, 24瓶/箱, 一箱有24瓶). Found first and never read as a quantity.
         # (a length, an area or a size per unit — 4米一根 / 2平一箱 — describes the goods the same way)
-        price_num = rf"\d+(?:\.\d+)?\s*(?:元|块钱|块|千克|公斤|斤|克|毫升|升|kg|ml|g|l|米|寸|平方|平|mm|cm|m)?|(?:{_NUM})\s*(?:元|块钱|块)|(?:{_NUM})(?:多|来|出头)"  # 两百多一斤
+        price_num = (
+            rf"\d+(?:\.\d+)?\s*(?:元|块钱|块|千克|公斤|斤|克|毫升|升|kg|ml|g|l|米|寸|平方|平|mm|cm|m)?|(?:{_NUM})\s*(?:元|块钱|块)"
+            rf"|(?:{_NUM})(?:多|来|出头)"  # 两百多一斤
+        )
         self._not_quantity = re.compile(
             rf"(?<![a-z0-9.])(?P<price>(?:{price_num})\s*(?:一|每|/)\s*(?:{unit_alt})(?!装)"
             # 一袋28块那个腻子: the unit first, then what it costs
             rf"|一\s*(?:{unit_alt})\s*(?:\d+(?:\.\d+)?|[{CHINESE_NUMERAL_CHARS}]+)\s*(?:元|块钱|块)(?!\s*(?:{unit_alt})))"
-            rf"|(?<![a-z0-9.])(?P<size>\d+\s*(?P<u1>{unit_alt})\s*(?:一|每|/)\s*(?!(?P=u1))(?!车)(?:{unit_alt})(?!装))"  # not 5袋 一车拉过来: a truck is no pack
+            # (not 5袋 一车拉过来: a truck is no pack)
+            rf"|(?<![a-z0-9.])(?P<size>\d+\s*(?P<u1>{unit_alt})\s*(?:一|每|/)\s*(?!(?P=u1))(?!车)(?:{unit_alt})(?!装))"
             rf"|(?P<pack>(?:\d+|[{CHINESE_NUMERAL_CHARS}]+)\s*(?:{unit_alt})?装)"
             # a dimension, two or three sizes joined by × (800×800 / 300x600 / m4×25): what the goods measure
             r"|(?<![a-z0-9.])(?P<dimension>\d+(?:\.\d+)?\s*[x×*]\s*\d+(?:\.\d+)?(?:\s*[x×*]\s*\d+(?:\.\d+)?)?(?:mm|cm|m)?)(?!\d)"

@@ -70,7 +70,9 @@ _CONFIRM_ONLY = re.compile(
 # Verbs of buying, weighing, bringing and delivering: negated after an item of the draft, the item is dropped
 _HANDLING = "拿|买|订|定|送|发|来|整|装|带|配|进|称|拉|运|寄|备|做|留|要|弄|搬|捎|上|给"
 _CANCEL = re.compile(
-    _words("取消 不要了 不要啦 都不要 算了(?!一?下) 不买了 不订了 不用了 不需要了 不需要啦 退单 撤单 作废 整个订单 整单 全部不要 全都不要").pattern
+    _words(
+        "取消 不要了 不要啦 都不要 算了(?!一?下) 不买了 不订了 不用了 不需要了 不需要啦 退单 撤单 作废 整个订单 整单 全部不要 全都不要"
+    ).pattern
     # all of it no longer bought or sent (那些都别送了 / 全都不拿了), the order itself withdrawn (这单撤了吧)
     + rf"|(?:都|全|全部|全都|那些|这些)(?:就)?(?:不|别|甭)(?:用|必)?(?:{_HANDLING})(?:了|啦)"
     + r"|(?:这|那|整)(?:个)?单(?:子)?(?:就|先|也)?(?:撤|退|取消|作废|不要|算了|免了|删)"
@@ -80,7 +82,10 @@ _CANCEL = re.compile(
     + r"|撤销|全部撤回|全撤|统统不要|一样都不要|都不要了|不下了|(?:这|那)(?:一)?单(?:子)?\S{0,3}?(?:别|不用)(?:弄|做|发|送|下)了?"
 )
 _REMOVE = re.compile(
-    _words("不要 去掉 删掉 删除 删了 拿掉 取消 别要 减掉 退掉 撤掉 撤了 划掉 划了 免了 剔除 移除 不用 不需要 用不着 拿出去 少要 少拿 少来 少订 减少").pattern
+    _words(
+        "不要 去掉 删掉 删除 删了 拿掉 取消 别要 减掉 退掉 撤掉 撤了 划掉 划了 免了 剔除 移除 不用 不需要 用不着 拿出去 "
+        "少要 少拿 少来 少订 减少"
+    ).pattern
     # an ordering or delivery verb negated, with 了 for "no longer": 先不拿了 / 别送了 / 不买了 / 也不来了 / 不称了
     + rf"|(?:不|别|甭)(?:用|必)?(?:{_HANDLING})(?:了|啦)"
     # …or put off for now without 了: 先别送 / 这次不进 / 暂时不拿
@@ -163,7 +168,10 @@ _RETRACT_WORD = re.compile(
 )
 # Negation that scopes over its own segment of a message that orders something else (大米2袋，油先不要).
 _NEGATED = re.compile(
-    _words("不要 不用 先不 暂时不 暂不 (?<![分特区告性派识])别(?![的家人处])  去掉 除了 除开 不需要 不买 不订 不拿 就算了 算了(?!一?下) 不必 甭 不含 不包括 免了 省了 这回不").pattern
+    _words(
+        "不要 不用 先不 暂时不 暂不 (?<![分特区告性派识])别(?![的家人处]) 去掉 除了 除开 不需要 不买 不订 不拿 就算了 "
+        "算了(?!一?下) 不必 甭 不含 不包括 免了 省了 这回不"
+    ).pattern
     + r"|(?:家里|家中|店里|屋里|仓库|工地上?)还?(?:有|剩)"  # 油家里还有: there is some at home — not wanted now
     + r"|(?:手上|手头|上个活|上回|上次)\S{0,4}?还(?:有|剩)"  # 上个活还剩大半盒
     + r"|还没(?:喝|吃|用|卖|烧)完"  # 上回那几箱还没喝完呢: some left from before
@@ -430,9 +438,7 @@ class OrderParser:
         )
         self._sound_alike = _SoundAlike(self._alias_skus)
         # Amounts a name packs (康师傅红烧牛肉面 24包, 牛奶小餐包 6个装): said before the product they name the kind
-        self._name_amounts = {
-            f"{n}{u}" for p in products for n, u in re.findall(rf"(\d+)\s*({self._unit_alt})", normalize_text(p.name))
-        }
+        self._name_amounts = {f"{n}{u}" for p in products for n, u in re.findall(rf"(\d+)\s*({self._unit_alt})", normalize_text(p.name))}
         self._scans: dict[str, _Scan] = {}  # the last messages' scans: understand() and parse() read one message twice
         self._normals: dict[str, str] = {}  # the same for the normalised text (a run-on's clause breaks need a scan)
 
@@ -685,7 +691,9 @@ class OrderParser:
             if not isinstance(first, OrderLines):
                 return None
             last = first.lines[-1]
-            after = re.sub(r"^(?:[\s,，。!！]|不对|不是|错了|换成|改成|换为|改为|换|要|是)+", "", scan.text[cue.end() :])  # 不对不对 换成青岛
+            after = re.sub(
+                r"^(?:[\s,，。!！]|不对|不是|错了|换成|改成|换为|改为|换|要|是)+", "", scan.text[cue.end() :]
+            )  # 不对不对 换成青岛
             meant = self.parse(f"{after} {last.qty}{last.unit}")
             if isinstance(meant, Clarify):
                 return meant
@@ -1216,7 +1224,9 @@ class _SoundAlike:
         return None
 
 
-_ORDER_VERB_AFTER = re.compile(r"\s*(?:[0-9一二两三四五六七八九十俩仨半壹贰叁肆伍陆柒捌玖拾廿卅]|来|要|拿|给|订|定|买|称|整|搬|送|也要|也来|再来|再要)")
+_ORDER_VERB_AFTER = re.compile(
+    r"\s*(?:[0-9一二两三四五六七八九十俩仨半壹贰叁肆伍陆柒捌玖拾廿卅]|来|要|拿|给|订|定|买|称|整|搬|送|也要|也来|再来|再要)"
+)
 
 
 def _in_order_place(text: str, start: int, end: int, quantities: Sequence[QuantityMatch]) -> bool:

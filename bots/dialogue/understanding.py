@@ -102,7 +102,9 @@ _CONTENT = re.compile(
     r"(?:有|一\S{0,3}?|里面|里头|里边)(?:几|多少)(?!钱)|够几|几\S{0,2}装|几\S[一每](?:提|箱|盒|袋|包|件|桶|罐|套|条|瓶|饼|卷)"
     r"|(?:能|可以)(?:泡|冲|煮|喝|用|吃|放|存|保存|铺|刷|贴)(?:几|多少|多久)"
 )  # 一箱有几瓶 / 纸巾一提几包 / 一盒多少个 / 够几个人吃 / 几斤装 / 几包一提 / 能冲几泡 / 能放多久
-_STOCK_SHAPE = re.compile(r"(?:请问|老板|你们|今天)*\s*有(?:[^,.!?。，\s]|(?<=\d)\.(?=\d)){1,12}(?:吗|么|嘛|不|没|伐)[?？!~啊呀哈呢]*$")  # 9.5厚的
+_STOCK_SHAPE = re.compile(
+    r"(?:请问|老板|你们|今天)*\s*有(?:[^,.!?。，\s]|(?<=\d)\.(?=\d)){1,12}(?:吗|么|嘛|不|没|伐)[?？!~啊呀哈呢]*$"
+)  # 9.5厚的
 _VEHICLE = re.compile(r"车")
 _LOOK_IT_UP = re.compile(r"(?:帮|给)(?:我|忙)?(?:看|查)(?:一?下|看|查)")  # beside an order placed: where is it
 # A product, then an amount in a measure (米, 公斤 …) that QuantityScanner leaves out as a size: 电线200米.
@@ -137,7 +139,8 @@ def _yes() -> re.Pattern[str]:
 # A yes said first, then how or when (行 就这样 明天上午来拿 / 确认 地址没变 / 对的 没错 送到老地方): a yes, unless what
 # follows takes it back, puts it off or asks (好的 我再想想 / 嗯 不过太贵了 / 行 多少钱).
 _YES_HEAD = re.compile(
-    r"^(?:确认|确定|对的?|没错|是的|好的?|好滴|好嘞|行|可以|嗯+|恩+|ok(?:的|了)?|要得|没问题|没毛病|妥|就这样)(?:[\s,.!~、。;:👌👍]+|$)", re.IGNORECASE
+    r"^(?:确认|确定|对的?|没错|是的|好的?|好滴|好嘞|行|可以|嗯+|恩+|ok(?:的|了)?|要得|没问题|没毛病|妥|就这样)(?:[\s,.!~、。;:👌👍]+|$)",
+    re.IGNORECASE,
 )
 _YES_UNDONE = re.compile(r"不(?!好意思|用谢|客气|错)|别|甭|取消|算了|等等|等下(?!转|付|给)|稍等|先|再|但|不过|可是|就是")
 # The list said to be complete, or the go-ahead given, anywhere in a message to a draft (对对就这么多赶紧安排车吧 /
@@ -267,7 +270,9 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
     status = cue("order_status").search(masked)
     if status is not None and status.group(0).endswith(("没", "没有")) and cues.can_or_later(masked, status.start()):
         status = None  # 周末发货没 / 能发货没: asks what the shop can do, no order placed
-    if status is not None and (not cue("delivery_future").search(masked) or _WAITED.search(masked) or _STRONG_STATUS.search(status.group(0))):
+    if status is not None and (
+        not cue("delivery_future").search(masked) or _WAITED.search(masked) or _STRONG_STATUS.search(status.group(0))
+    ):
         return question("order_status", status, "问已下订单的进度")  # 等好久了 啥时候能送到: waiting for an order
     if _ORDER_NO.search(t):
         return question("order_status", _ORDER_NO.search(t), "订单号")  # type: ignore[arg-type]
@@ -570,6 +575,8 @@ _CLAUSE_START = re.compile(r"[\s,!?;:、。~]")
 
 
 _JUDGED = re.compile(r"(?:有点|有些)?太(?:少|多)了?|不够")
+
+
 def _same_lines(result: OrderLines, line: Line) -> bool:
     return [(ln.sku, ln.qty) for ln in result.lines] == [(line.sku, line.qty)]
 
@@ -603,7 +610,9 @@ def _draft_swap(parser: OrderParser, raw: str, survey: Survey) -> tuple[Correcti
     if len(mentions) != 1 or cue_at is None or mentions[0].end > cue_at.start():
         return None
     kinds = parser.skus_of_name(mentions[0].text)
-    named = parser.skus_named_by_spec(re.split(r"[\s,，。;；]|不要|不是|别要|别拿", text[cue_at.end() :].strip())[0])  # …换成4平方的 2.5的不要了
+    named = parser.skus_named_by_spec(
+        re.split(r"[\s,，。;；]|不要|不是|别要|别拿", text[cue_at.end() :].strip())[0]
+    )  # …换成4平方的 2.5的不要了
     if len(kinds) < 2 or len(named) != 1 or named[0] not in kinds or len(qs) > 1 or any(q.start < cue_at.end() for q in qs):
         return None
     qty = _whole(qs[0]) if qs else 0
@@ -641,7 +650,9 @@ def _settled(parser: OrderParser, survey: Survey, has_draft: bool) -> tuple[Line
 
 
 # Thanks for something done before (谢谢你啊小伙子 上回帮我扛米上楼): small talk, whatever it names
-_THANKS_FOR_PAST = re.compile(r"^(?:谢谢|多谢|感谢|谢啦|谢了)\S{0,6}[\s,，!！~]*.{0,4}?(?:上回|上次|昨天|前天|那天|之前|每次)(?:都|也|还)?(?:帮|给|替|送)")
+_THANKS_FOR_PAST = re.compile(
+    r"^(?:谢谢|多谢|感谢|谢啦|谢了)\S{0,6}[\s,，!！~]*.{0,4}?(?:上回|上次|昨天|前天|那天|之前|每次)(?:都|也|还)?(?:帮|给|替|送)"
+)
 _TOO_DEAR = re.compile(r"贵")
 _THINK_IT_OVER = frozenset({"考虑", "想想", "再看看", "还在考虑", "犹豫", "比较一下", "货比三家", "商量", "商量下"})
 _ASKING_WHAT = re.compile(r"啥情况|什么情况")

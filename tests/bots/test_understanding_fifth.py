@@ -139,9 +139,7 @@ def test_the_pack_a_name_has_said_before_it_is_the_kind(parser: OrderParser) -> 
 # -- amounts shared, said many ways; list markers in brackets ---------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "text", ["蛋挞泡芙每种八个", "泡芙蛋挞 each 8个", "蛋挞也要泡芙也要 都是8个", "蛋挞和泡芙一样拿8个"]
-)
+@pytest.mark.parametrize("text", ["蛋挞泡芙每种八个", "泡芙蛋挞 each 8个", "蛋挞也要泡芙也要 都是8个", "蛋挞和泡芙一样拿8个"])
 def test_one_amount_for_every_product_of_the_list(parser: OrderParser, text: str) -> None:
     assert read(parser, text) == ("order", [("PUFF", 8), ("TART", 8)])
 
