@@ -207,6 +207,7 @@ class QuantityScanner:
         price_num = (
             rf"\d+(?:\.\d+)?\s*(?:元|块钱|块|千克|公斤|斤|克|毫升|升|kg|ml|g|l|米|寸|平方|平|mm|cm|m)?|(?:{_NUM})\s*(?:元|块钱|块)"
             rf"|(?:{_NUM})(?:多|来|出头)"  # 两百多一斤
+            r"|[零一二两三四五六七八九十]*[百千万][零一二两三四五六七八九十]*(?=\s*一)"  # 三千八一吨 / 六百八一盒
         )
         self._not_quantity = re.compile(
             rf"(?<![a-z0-9.])(?P<price>(?:{price_num})\s*(?:一|每|/)\s*(?:{unit_alt})(?!装)"
@@ -223,6 +224,8 @@ class QuantityScanner:
         # Vague amounts with a unit — 几箱, 十几盒, 二十多袋, 十来箱, 几十袋 — are quantities without a value (asked).
         self._vague = re.compile(
             rf"(?:几[十百千]?|[{CHINESE_NUMERAL_CHARS}]+[几来多]|\d+[几来多]|好几)\s*(?P<unit>{unit_alt})(?<!包(?=邮))"
+            # 一斤多 / 3箱多: a bit over that amount — vague
+            rf"|(?:\d+|[{CHINESE_NUMERAL_CHARS}]+)\s*(?P<unit_over>{unit_alt})多(?![少钱块重大长宽厚高久远])"
         )
         # 来个蛋糕 / 再要个 / 俩牛角包 / 各两: one (or two, three) with the number or the unit left out — not the
         # filler 个 of 来个10提 / 要个二十箱, where the amount follows, nor the head of a longer numeral (各二十 /
@@ -255,7 +258,7 @@ class QuantityScanner:
         blocked = [m.span() for m in self._not_quantity.finditer(text)] + [m.span() for m in self._spec_of.finditer(text)]
         for m in self._vague.finditer(text):
             if not any(s < m.end() and m.start() < e for s, e in blocked):
-                found.append(QuantityMatch(m.start(), m.end(), m.group(0), None, m.group("unit"), True))
+                found.append(QuantityMatch(m.start(), m.end(), m.group(0), None, m.group("unit") or m.group("unit_over"), True))
                 blocked.append(m.span())
         for m in _TAEL.finditer(text):  # a weight in 两: never converted to the SKU's 斤 (asked as a unit mismatch)
             if not any(s < m.end() and m.start() < e for s, e in blocked):

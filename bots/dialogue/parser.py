@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, TypeAlias
 
 from bots.dialogue.cue_words import homophone_typos
+from bots.dialogue.dialect import from_cantonese
 from bots.dialogue.homophones import homophones
 from bots.dialogue.intents import (
     AddSameAsLast,
@@ -79,8 +80,9 @@ _CANCEL = re.compile(
     # 订单给我删了吧 / 刚下的单不作数了 / cancel掉
     + r"|(?:订单|单子?)(?:给我|帮我|就|先|也)*(?:删|撤|作废|作费|取消)|单(?:子)?(?:就|也)?不(?:作数|算数|算)了|cancel"
     # all of it withdrawn (这次订的全部先撤销 / 刚下的那些统统不要 / 不下了 全撤 / 这单别弄了 / 一样都不要了)
-    + r"|撤销|全部撤回|全撤|统统不要|一样都不要|都不要了|不下了|(?:这|那)(?:一)?单(?:子)?\S{0,3}?(?:别|不用)(?:弄|做|发|送|下)了?"
+    + r"|撤销|全部撤|全撤|统统不要|一样都不(?:要|订)|一个都不要|都不要了|不下了|别下了|当我没(?:有)?说过|订单取消|取消订单|(?:这|那)(?:一)?单(?:子)?\S{0,3}?(?:别|不用)(?:弄|做|发|送|下)了?"
 )
+_CANCEL_WHOLE = re.compile(r"订单取消|取消订单|全部撤|一个都不要|一样都不(?:要|订)|当我没(?:有)?说过|别下了")
 _REMOVE = re.compile(
     _words(
         "不要 去掉 删掉 删除 删了 拿掉 取消 别要 减掉 退掉 撤掉 撤了 划掉 划了 免了 剔除 移除 不用 不需要 用不着 拿出去 "
@@ -104,7 +106,7 @@ _BARE_CORRECTION = re.compile(
 )
 _NEGATE, _REAFFIRM = _words("不要 不是"), _words("要 是 改")
 _RESTATE = _words("应该是 应该要 其实是 其实要 我是说 我说的是 实际是 实际要 实际上要")
-_SAID_WRONG = _words("说错 写错 打错 搞错 记错 弄错 算错 报错 少报 多报 手滑")
+_SAID_WRONG = _words("说错 写错 打错 搞错 记错 弄错 算错 报错 少报 多报 手滑 少写 多写 写少 写多 说少 说多")
 _SIZE_MARK = re.compile(r"^(?!#).*\d")  # a size with its unit (8寸, 550ml), not a bare number
 _KIND = re.compile(r"([\u4e00-\u9fff]{1,2})装?的")  # 小瓶的 / 生的: a kind described, not named
 _ENOUGH = re.compile(r"^\s*(?:就够|就行|就好|就可以|够了|就成)")  # 不要3盒了 2盒就够: the second amount is meant
@@ -129,7 +131,7 @@ _SEPARATOR = _words(
 # 大米和面粉各2袋 / 可乐和水都要3箱 / 都给我来4个 / 每样一箱 / 分别两袋 / 一样来两箱 / 全要2箱: one amount for
 # every product before it
 _EACH = re.compile(
-    r"(?:各|都|也|全|全部|统统|每一?[样种款]|分别|一样|同样|一[种样款]|each)(?:给我|帮我|再)?(?:要|来|拿|是|买|订|整|弄|称|搬|带|送|配|拉|运|寄|发|装|加|添|补)?\s*$"
+    r"(?:各|都|也|全|全部|统统|通通|一律|每一?[样种款]|分别|一样|同样|一[种样款]|each)(?:给我|帮我|再)?(?:要|来|拿|是|买|订|整|弄|称|搬|带|送|配|拉|运|寄|发|装|加|添|补)?\s*$"
 )
 # Between products that share one amount (大米和面粉各2袋 / 可乐雪碧都要3箱 / 蛋挞跟泡芙同样12个): a joiner, a sign or nothing
 # (a size may stand before the next name: 2.5的线和4平方的线各3卷)
@@ -319,7 +321,7 @@ def normalize_text(text: str, keep: Container[str] = ()) -> str:
     list markers (①, 1.) → a separator; emoji, control characters and WeChat ``[微笑]`` codes → one space (a
     bracketed word in ``keep`` — e.g. a catalog alias, [矿泉水] — stays as the word); whitespace collapsed and
     trimmed."""
-    t = to_simplified(strip_list_markers(text)).lower().translate(_FRACTION_SLASH)
+    t = from_cantonese(to_simplified(from_cantonese(strip_list_markers(text))).lower()).translate(_FRACTION_SLASH)
     t = _size_digits(everyday_numerals(t))
     t = _WECHAT_EMOJI.sub(lambda m: f" {m.group(1)} " if m.group(1) in keep else " ", t)
     kept = "".join(ch if ch in _KEEP_SYMBOLS or unicodedata.category(ch)[0] in "LNP" else " " for ch in t)
@@ -583,6 +585,8 @@ class OrderParser:
                 lines = [ln for ln in kept.lines if ln.sku not in taken_back]
                 return OrderLines(lines, kept.mode, kept.excluded) if lines else NotAnOrder()
             return kept
+        if _CANCEL_WHOLE.search(scan.masked):
+            return Cancel()  # 蛋糕订单取消吧 / 蛋糕啥的一样都不订了: the order itself, whatever item is named
         if _REMOVE.search(scan.masked) or _CANCEL.search(scan.masked):
             return self._removal(scan)
         return self._order(scan)

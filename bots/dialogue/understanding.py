@@ -142,11 +142,11 @@ _YES_HEAD = re.compile(
     r"^(?:确认|确定|对的?|没错|是的|好的?|好滴|好嘞|行|可以|嗯+|恩+|ok(?:的|了)?|要得|没问题|没毛病|妥|就这样)(?:[\s,.!~、。;:👌👍]+|$)",
     re.IGNORECASE,
 )
-_YES_UNDONE = re.compile(r"不(?!好意思|用谢|客气|错)|别|甭|取消|算了|等等|等下(?!转|付|给)|稍等|先|再|但|不过|可是|就是")
+_YES_UNDONE = re.compile(r"不(?!好意思|用谢|客气|错)|别|甭|取消|算了|等等|等下(?!转|付|给)|稍等|先|再|但|不过|可是|就是(?!这)")
 # The list said to be complete, or the go-ahead given, anywhere in a message to a draft (对对就这么多赶紧安排车吧 /
 # 核对过了 没问题 / 就这几样 齐了 / OK的 东西就这些了)
 _GO_AHEAD = re.compile(
-    r"就这(?:些|几样|么多|几个)(?:了)?|(?:东西)?就这些了|齐了|核对过了|没问题|下单吧|安排(?:车|送货|发货)|尽快送(?:过来)?|发货吧|按单子(?:送|发)"
+    r"就(?:是)?这(?:些|几样|么多|几个)(?:了)?|(?:东西)?就这些了|齐了|核对过了|没问题|下单吧|安排(?:车|送货|发货)|尽快送(?:过来)?|发货吧|按单子(?:送|发)"
 )
 
 
@@ -253,7 +253,8 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
     if has_draft and (swap := _draft_swap(parser, raw, survey)) is not None:
         swapped, said = swap  # 蛋糕要改成10寸的 / 不是茉莉花茶是白茶: a line of the draft becomes another product
         return Understanding("change", [], swapped, [Evidence(said, f"草稿里换成 {swapped.sku}"), *base], skus)
-    if has_draft and cues.question_cue(masked) is None and _drops(dropped := parser.parse(raw, has_draft=True), t):
+    fee_waived = cue("delivery_fee").search(masked) is not None  # 运费总得免了吧: the fee is what is dropped, no item
+    if has_draft and not fee_waived and cues.question_cue(masked) is None and _drops(dropped := parser.parse(raw, has_draft=True), t):
         return _from_result(dropped, has_draft, base, skus, text=t)
     if (
         has_draft
@@ -268,6 +269,8 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
     if m := cues.complaint_cue(masked):  # 碎成渣了 / 订的8寸送来的是6寸 / 少寄了 / 颜色不对
         return question("complaint", m, "投诉：货物损坏、送错、少了或迟到")
     status = cue("order_status").search(masked)
+    if status is not None and status.group(0) == "快点送" and survey.mentions and survey.quantities:
+        status = None  # 雪花啤酒拾箱 快点送: an order in a hurry
     if status is not None and status.group(0).endswith(("没", "没有")) and cues.can_or_later(masked, status.start()):
         status = None  # 周末发货没 / 能发货没: asks what the shop can do, no order placed
     if status is not None and (
@@ -411,7 +414,7 @@ _SLIP_OWNED = re.compile(
     r"[^\x00]{0,6}?(?:说错|写错|打错|搞错|记错|弄错|算错|报错|少报|多报|手滑|更正|纠正)(?:了|啦)?[^\x00]{0,4}?(?=\x00)"
 )
 # …owned anywhere in the message, or the amount said to need adjusting (大红袍那个数量调一下，两盒 / 腻子粉要25袋才够，之前少报了)
-_SLIP_ANY = re.compile(r"(?:说错|写错|打错|搞错|记错|弄错|算错|报错|少报|多报|手滑)(?:了|啦)?|(?:数量|数目|个数)?(?:调|改)(?:一下|下)")
+_SLIP_ANY = re.compile(r"(?:说错|写错|打错|搞错|记错|弄错|算错|报错|少报|多报|手滑|(?:少|多)(?:写|说|打|记|算)|(?:写|说|打|记|算)(?:少|多))(?:了|啦)?|(?:数量|数目|个数)?(?:调|改)(?:一下|下)")
 # 不是3卷 是5卷: "not this amount but that one" — on a draft, a change of the line, like 改成 (rule 7)
 _NOT_BUT = re.compile(r"不是\s*(?:\d|[一二两三四五六七八九十])\S{0,4}?[\s,，、]*(?:是|要)\s*(?:\d|[一二两三四五六七八九十])")
 # A greeting or an address opening the message, set off by a sign or a space (老板，/ 你好 / 在吗？), and thanks or
@@ -581,6 +584,7 @@ def _same_lines(result: OrderLines, line: Line) -> bool:
     return [(ln.sku, ln.qty) for ln in result.lines] == [(line.sku, line.qty)]
 
 
+_NOT_SIZE_BUT = re.compile(r"不是\s*(\S{1,8}?)[\s,，]*(?:是|要|而是|换成|改成)\s*(\S{1,8})")
 _SWAP_CUE = re.compile(r"改成|换成|改为|换为|改到|换到|应该是|而是|换")
 _NOT_THIS_BUT = re.compile(r"\s*的?\s*(?:是|要|而是|换成|改成|换为|改为)\s*")
 
@@ -606,6 +610,11 @@ def _draft_swap(parser: OrderParser, raw: str, survey: Survey) -> tuple[Correcti
         if qty is None or b.skus[0] in a.skus:
             return None
         return Correction(b.skus[0], qty, parser.products[b.skus[0]].unit, b.text, replaces=a.skus), text[a.start : b.end]
+    if not mentions and not qs and (kinds := _NOT_SIZE_BUT.search(text)):  # 不是六寸 是八寸: sizes alone, of the draft's item
+        old, new = parser.skus_named_by_spec(kinds.group(1)), parser.skus_named_by_spec(kinds.group(2))
+        if len(new) == 1 and old and new[0] not in old:
+            return Correction(new[0], 0, parser.products[new[0]].unit, kinds.group(2), replaces=tuple(old)), kinds.group(0)
+        return None
     cue_at = _SWAP_CUE.search(text)
     if len(mentions) != 1 or cue_at is None or mentions[0].end > cue_at.start():
         return None
