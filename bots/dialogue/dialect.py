@@ -39,6 +39,9 @@ _PHRASES = {
     "咩价": "什么价",
     "点卖": "怎么卖",
     "同埋": "和",
+    "都要埋": "也要",
+    "加埋": "加上",
+    "㗎": "啊",
     "都系": "都是",
     "卖晒": "卖完",
     "啱晒": "对",
@@ -94,12 +97,17 @@ _PHRASES = {
 }
 _WORD = re.compile("|".join(map(re.escape, sorted(_PHRASES, key=len, reverse=True))))
 _CANTONESE = re.compile(
-    r"[唔冇嘅咗啲俾畀嚟睇攞揾仲嘢喺咁靓啱侬]|系[咪呀啊嘅唔]|几多|边个|边度|而家|听日|琴日|下昼|搞掂|平啲|咩价|点卖|同埋|都系|卖晒|落单|头先|好食|落雨|阿拉|就酱"
+    r"[唔冇嘅咗啲俾畀嚟睇攞揾仲嘢喺咁靓啱侬㗎]|咩$|系[咪呀啊嘅唔]|几多|边个|边度|而家|听日|琴日|下昼|搞掂|平啲|咩价|点卖|同埋|都系|卖晒|落单|头先|好食|落雨|阿拉|就酱"
 )
+
+
+# 系 the verb (唔系两盒系三盒 / 大红袍系正岩的咩) — in a message already read as Cantonese, never 关系 / 系列 / 联系
+_IS_AMOUNT = re.compile(r"(?<![关联体派世直旁嫡院星關聯體])[系係](?![统列数統數])(?=\s*[\d\u4e00-\u9fff])")
+_WHAT_END = re.compile(r"咩(?=[\s?？!！。~]*$)")  # 系正岩嘅咩: a question's end
 
 
 def from_cantonese(text: str) -> str:
     """``text`` with written Cantonese words replaced by their Mandarin; text without any returned as it is."""
     if not _CANTONESE.search(text):
         return text
-    return _WORD.sub(lambda m: _PHRASES[m.group(0)], text)
+    return _WHAT_END.sub("吗", _IS_AMOUNT.sub("是", _WORD.sub(lambda m: _PHRASES[m.group(0)], text)))

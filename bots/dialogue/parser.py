@@ -113,7 +113,7 @@ _ENOUGH = re.compile(r"^\s*(?:就够|就行|就好|就可以|够了|就成)")  #
 # 多 + a verb: more; 顺便 / 顺带 / 捎带: "while you are at it", one more thing on the order; 也各要 / 也都来: also, each
 _ADD_CUE = _words(
     "再 还要 还需要 追加 另外 加多 多(?:给我|帮我)?(?:加|来|要|拿|买|订|整|带|给|弄|称|搬) 也(?:各|都)?(?:得|要|来|拿|需要) "
-    "加(?!急|班|油) 顺便 顺带 捎带 捎上 (?:补|添)(?:上|个|点)?(?=\\s*(?:\\d|[一二两三四五六七八九十俩仨半])|\\s*$)"
+    "加(?!急|班|油) 顺便 顺带 捎带 捎上 补充 也(?:给我)?(?:带|拿|捎)上? (?:补|添)(?:上|个|点)?(?=\\s*(?:\\d|[一二两三四五六七八九十俩仨半])|\\s*$)"
 )
 _ADD_CUE_BEFORE = re.compile(rf"(?:{_ADD_CUE.pattern})\s*(?:{_HANDLING}|补)?\s*$")  # 雪碧多来一箱 / 蛋挞再补6个
 _PAST = _words("买了 订了 下了单 下单了 收到了 送到了 买过 订过 要过 拿过")  # 我昨天买了3箱: a report, not an order
@@ -819,7 +819,7 @@ class OrderParser:
         scan = self._scan(self._normal(text))
         clauses = _clauses(scan)
         kept = [(a, b) for a, b in clauses if not _NEGATED.search(scan.masked, a, b)]
-        if len(kept) == len(clauses) or any(a <= m.start < b for m in scan.mentions for a, b in kept):
+        if (len(kept) == len(clauses) and scan.mentions) or any(a <= m.start < b for m in scan.mentions for a, b in kept):
             return None  # nothing negated (the parser's own reading stands), or a product named in what is kept
         qs = [q for q in scan.quantities if any(a <= q.start < b for a, b in kept)]
         if len(qs) != 1 or qs[0].unit is None or qs[0].value is None or qs[0].value.denominator != 1 or qs[0].value <= 0:
@@ -1120,7 +1120,8 @@ class OrderParser:
         pairs = _pair(scan, elements)
         if _PAST.search(scan.masked) or self._past_items_only(scan, elements):
             return NotAnOrder()
-        add_mode = _ADD_CUE.search(scan.masked, 0, elements[0].start) is not None or (
+        first_amount = scan.quantities[0].start if scan.quantities else elements[0].start
+        add_mode = _ADD_CUE.search(scan.masked, 0, max(elements[0].start, first_amount)) is not None or (
             len(scan.quantities) == 1 and _ADD_CUE_BEFORE.search(scan.masked, 0, scan.quantities[0].start) is not None
         )
         order_like = bool(pairs) or add_mode or _ORDER_CUE.search(_PAST_REF.sub(" ", scan.masked)) is not None

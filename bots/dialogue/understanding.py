@@ -231,7 +231,7 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         # 就这么多 安排送货 / 确认 发顺丰: yes-words and how to send it, said to the draft — before any question word
         return Understanding("confirm", [], Confirm(), [Evidence(t[:20], "对待确认订单说“好”"), *base])
     hedge_first = cue("hedge_first").search(masked)
-    if hedge_first is not None and _names_its_item(masked, hedge_first):
+    if hedge_first is not None and not _GENERAL_DEFER.search(hedge_first.group(0)) and _names_its_item(masked, hedge_first):
         hedge_first = None  # 大米2袋 油先不买: "not" scoped to the item its clause names — negation in a list (rule 6)
     check_first = cues.checks_first(masked)
     if check_first is not None and _names_its_item(masked, check_first) and survey.quantities:
@@ -256,8 +256,11 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
     fee_waived = cue("delivery_fee").search(masked) is not None  # 运费总得免了吧: the fee is what is dropped, no item
     if has_draft and not fee_waived and cues.question_cue(masked) is None and _drops(dropped := parser.parse(raw, has_draft=True), t):
         return _from_result(dropped, has_draft, base, skus, text=t)
+    if has_draft and (slip := _SHOP_SLIP.search(t)) and (fixed := _shop_slip(parser, survey, slip, base, skus)) is not None:
+        return fixed  # 茶杯我说的是12个 你记成10个了: the amount the shop wrote is the wrong one
     if (
         has_draft
+        and not _ADD_FIRST.match(t)  # 补5片800地砖 之前算少了: more, with the reason
         and (m := cues.amount_wrong(masked) or _SLIP_ANY.search(masked))
         and (fixed := _draft_fix(parser, t, m, base, skus)) is not None
     ):
@@ -585,6 +588,25 @@ def _same_lines(result: OrderLines, line: Line) -> bool:
 
 
 _NOT_SIZE_BUT = re.compile(r"不是\s*(\S{1,8}?)[\s,，]*(?:是|要|而是|换成|改成)\s*(\S{1,8})")
+# Deferrals about the whole decision, never about one item of a list (…我让师傅算好了再联系你 / 蛋糕尺寸我再想想)
+_GENERAL_DEFER = re.compile(r"再联系你|再找你|再想想|再(?:同|跟|和)你|先不确认|对比|先不急|回话")
+_ADD_FIRST = re.compile(r"(?:再|补|另外|还要|加|多)")
+_SHOP_SLIP = re.compile(r"(?:你|你们)?(?:记成|写成|听成|弄成|打成|搞成|记错成|写错成)")
+
+
+def _shop_slip(parser: OrderParser, survey: Survey, slip: re.Match[str], base: list[Evidence], skus: Sequence[str]) -> Understanding | None:
+    named = {m.skus for m in survey.mentions}
+    said = [q for q in survey.quantities if not (slip.end() <= q.start <= slip.end() + 1)]
+    if len(named) != 1 or len(said) != 1 or len(survey.quantities) != 2:
+        return None
+    meant = parser.parse(f"{survey.mentions[0].text}{said[0].text}")
+    if not isinstance(meant, OrderLines) or len(meant.lines) != 1:
+        return None
+    line = meant.lines[0]
+    change = Correction(line.sku, line.qty, line.unit, line.matched)
+    return Understanding("change", [], change, [Evidence(slip.group(0), f"店里记错了：改成 {line.qty}{line.unit}"), *base], tuple(skus))
+
+
 _SWAP_CUE = re.compile(r"改成|换成|改为|换为|改到|换到|应该是|而是|换")
 _NOT_THIS_BUT = re.compile(r"\s*的?\s*(?:是|要|而是|换成|改成|换为|改为)\s*")
 
