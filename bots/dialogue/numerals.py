@@ -236,7 +236,9 @@ class QuantityScanner:
             rf"|(?<=[要来订买拿捎带整搬称])(?P<unit>{unit_alt})(?=[\x00\s,，。!！~]|$))"
         )
         # 20公斤的防水涂料 / 5公斤的大米 / 500克一袋的: a size described before the product, not an amount.
-        self._spec_of = re.compile(rf"(?:\d+(?:\.\d+)?|[{CHINESE_NUMERAL_CHARS}]+)\s*(?:公斤|千克|斤|克|寸|升|毫升)\s*(?:的|那个|那种|那款)(?=\S)")
+        self._spec_of = re.compile(
+            rf"(?:\d+(?:\.\d+)?|[{CHINESE_NUMERAL_CHARS}]+)\s*(?:公斤|千克|斤|克|寸|升|毫升)\s*(?:的|那个|那种|那款)(?=\S)"
+        )
         self._pattern = re.compile(
             # not inside a code, a size or a fraction (1/2箱); not an ordinal (第3箱); a / between items separates them
             r"(?<![a-z0-9.第写印刻])(?<!\d/)(?<!\d\s/)"  # 蛋糕上写520: words to write, no amount

@@ -80,7 +80,8 @@ _CANCEL = re.compile(
     # 订单给我删了吧 / 刚下的单不作数了 / cancel掉
     + r"|(?:订单|单子?)(?:给我|帮我|就|先|也)*(?:删|撤|作废|作费|取消)|单(?:子)?(?:就|也)?不(?:作数|算数|算)了|cancel"
     # all of it withdrawn (这次订的全部先撤销 / 刚下的那些统统不要 / 不下了 全撤 / 这单别弄了 / 一样都不要了)
-    + r"|撤销|全部撤|全撤|统统不要|一样都不(?:要|订)|一个都不要|都不要了|不下了|别下了|当我没(?:有)?说过|订单取消|取消订单|(?:这|那)(?:一)?单(?:子)?\S{0,3}?(?:别|不用)(?:弄|做|发|送|下)了?"
+    + r"|撤销|全部撤|全撤|统统不要|一样都不(?:要|订)|一个都不要|都不要了|不下了|别下了|当我没(?:有)?说过|订单取消|取消订单"
+    + r"|(?:这|那)(?:一)?单(?:子)?\S{0,3}?(?:别|不用)(?:弄|做|发|送|下)了?"
 )
 _CANCEL_WHOLE = re.compile(r"订单取消|取消订单|全部撤|一个都不要|一样都不(?:要|订)|当我没(?:有)?说过|别下了")
 _REMOVE = re.compile(
@@ -113,7 +114,8 @@ _ENOUGH = re.compile(r"^\s*(?:就够|就行|就好|就可以|够了|就成)")  #
 # 多 + a verb: more; 顺便 / 顺带 / 捎带: "while you are at it", one more thing on the order; 也各要 / 也都来: also, each
 _ADD_CUE = _words(
     "再 还要 还需要 追加 另外 加多 多(?:给我|帮我)?(?:加|来|要|拿|买|订|整|带|给|弄|称|搬) 也(?:各|都)?(?:得|要|来|拿|需要) "
-    "加(?!急|班|油) 顺便 顺带 捎带 捎上 补充 也(?:给我)?(?:带|拿|捎)上? (?:补|添)(?:上|个|点)?(?=\\s*(?:\\d|[一二两三四五六七八九十俩仨半])|\\s*$)"
+    "加(?!急|班|油) 顺便 顺带 捎带 捎上 补充 也(?:给我)?(?:带|拿|捎)上? "
+    "(?:补|添)(?:上|个|点)?(?=\\s*(?:\\d|[一二两三四五六七八九十俩仨半])|\\s*$)"
 )
 _ADD_CUE_BEFORE = re.compile(rf"(?:{_ADD_CUE.pattern})\s*(?:{_HANDLING}|补)?\s*$")  # 雪碧多来一箱 / 蛋挞再补6个
 _PAST = _words("买了 订了 下了单 下单了 收到了 送到了 买过 订过 要过 拿过")  # 我昨天买了3箱: a report, not an order
@@ -564,6 +566,8 @@ class OrderParser:
             if _BARE_CORRECTION.fullmatch(re.sub(r"[\s,.!?~。]", "", scan.text)):
                 return _unclear_correction([])
             return NotAnOrder()
+        if has_draft and _CANCEL_WHOLE.search(scan.text):
+            return Cancel()  # 算了 一个都不要了
         retracted = self._self_correction(scan, has_draft)
         if retracted is not None:
             return retracted
@@ -585,7 +589,7 @@ class OrderParser:
                 lines = [ln for ln in kept.lines if ln.sku not in taken_back]
                 return OrderLines(lines, kept.mode, kept.excluded) if lines else NotAnOrder()
             return kept
-        if _CANCEL_WHOLE.search(scan.masked):
+        if _CANCEL_WHOLE.search(scan.text):  # the text: 一个都不要了 has an amount in it
             return Cancel()  # 蛋糕订单取消吧 / 蛋糕啥的一样都不订了: the order itself, whatever item is named
         if _REMOVE.search(scan.masked) or _CANCEL.search(scan.masked):
             return self._removal(scan)

@@ -417,7 +417,9 @@ _SLIP_OWNED = re.compile(
     r"[^\x00]{0,6}?(?:说错|写错|打错|搞错|记错|弄错|算错|报错|少报|多报|手滑|更正|纠正)(?:了|啦)?[^\x00]{0,4}?(?=\x00)"
 )
 # …owned anywhere in the message, or the amount said to need adjusting (大红袍那个数量调一下，两盒 / 腻子粉要25袋才够，之前少报了)
-_SLIP_ANY = re.compile(r"(?:说错|写错|打错|搞错|记错|弄错|算错|报错|少报|多报|手滑|(?:少|多)(?:写|说|打|记|算)|(?:写|说|打|记|算)(?:少|多))(?:了|啦)?|(?:数量|数目|个数)?(?:调|改)(?:一下|下)")
+_SLIP_ANY = re.compile(
+    r"(?:说错|写错|打错|搞错|记错|弄错|算错|报错|少报|多报|手滑|(?:少|多)(?:写|说|打|记|算)|(?:写|说|打|记|算)(?:少|多))(?:了|啦)?|(?:数量|数目|个数)?(?:调|改)(?:一下|下)"
+)
 # 不是3卷 是5卷: "not this amount but that one" — on a draft, a change of the line, like 改成 (rule 7)
 _NOT_BUT = re.compile(r"不是\s*(?:\d|[一二两三四五六七八九十])\S{0,4}?[\s,，、]*(?:是|要)\s*(?:\d|[一二两三四五六七八九十])")
 # A greeting or an address opening the message, set off by a sign or a space (老板，/ 你好 / 在吗？), and thanks or

@@ -311,3 +311,62 @@ def test_more_ways_to_swap_a_kind(parser: OrderParser, text: str, sku: str, repl
 )
 def test_more_questions_and_talk(parser: OrderParser, text: str, intent: str) -> None:
     assert read(parser, text) == (intent, [])
+
+
+# -- written Cantonese, read as the Mandarin it says ----------------------------------------------------------------
+
+
+def test_written_cantonese_is_read_as_mandarin() -> None:
+    from bots.dialogue.dialect import from_cantonese
+
+    assert from_cantonese("有冇可乐卖呀") == "有没有可乐卖呀"
+    assert from_cantonese("十个蛋挞几多钱") == "十个蛋挞多少钱"
+    assert from_cantonese("唔系两箱系三箱") == "不是两箱是三箱"
+    assert from_cantonese("关系好") == "关系好"  # no Cantonese in it: as it was
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("有冇雪碧卖呀", "stock_question"),
+        ("十个蛋挞要俾几多", "price_question"),
+        ("两箱可乐有冇平啲", "discount_request"),
+        ("头先落咗单嘅大米发咗未", "order_status"),
+        ("铁观音系唔系今年嘅", "price_question"),
+    ],
+)
+def test_cantonese_questions_carry_no_order(parser: OrderParser, text: str, intent: str) -> None:
+    assert read(parser, text) == (intent, [])
+
+
+def test_cantonese_orders_and_changes(parser: OrderParser) -> None:
+    assert read(parser, "要两箱可乐 同埋三袋大米 唔该") == ("order", [("COLA", 2), ("RICE", 3)])
+    u = understand(parser, "大米写错了 唔系两袋系三袋", has_draft=True)
+    assert u.intent == "change" and isinstance(u.result, Correction) and (u.result.sku, u.result.qty) == ("RICE", 3)
+
+
+# -- with a draft: the whole order withdrawn while an item is named; the shop's own slip; sizes alone ---------------------
+
+
+def test_the_order_withdrawn_while_naming_an_item_is_a_cancel(parser: OrderParser) -> None:
+    assert read(parser, "蛋糕订单取消吧 不办了", has_draft=True) == ("cancel", [])
+    assert read(parser, "算了 一个都不要了", has_draft=True) == ("cancel", [])
+
+
+def test_the_amount_the_shop_wrote_down_wrong(parser: OrderParser) -> None:
+    u = understand(parser, "大米我说的是5袋 你记成3袋了", has_draft=True)
+    assert u.intent == "change" and isinstance(u.result, Correction) and (u.result.sku, u.result.qty) == ("RICE", 5)
+
+
+def test_sizes_alone_swap_the_drafts_item(parser: OrderParser) -> None:
+    u = understand(parser, "不是六寸 是八寸", has_draft=True)
+    assert u.intent == "change" and isinstance(u.result, Correction) and u.result.sku == "CAKE-8"
+    assert "CAKE-6" in u.result.replaces
+
+
+def test_a_kind_alone_with_an_amount_in_its_unit_is_an_order(parser: OrderParser) -> None:
+    assert read(parser, "32.5的来10袋 送到工地") == ("order", [("CEMENT-325", 10)])
+
+
+def test_a_pickup_time_is_no_hedge(parser: OrderParser) -> None:
+    assert read(parser, "蛋挞十个泡芙六个到时候大概九点来拿") == ("order", [("PUFF", 6), ("TART", 10)])
