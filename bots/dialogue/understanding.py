@@ -590,8 +590,8 @@ def _same_lines(result: OrderLines, line: Line) -> bool:
 
 
 _NOT_SIZE_BUT = re.compile(r"不是\s*(\S{1,8}?)[\s,，]*(?:是|要|而是|换成|改成)\s*(\S{1,8})")
-# Deferrals about the whole decision, never about one item of a list (…我让师傅算好了再联系你 / 蛋糕尺寸我再想想)
-_GENERAL_DEFER = re.compile(r"再联系你|再找你|再想想|再(?:同|跟|和)你|先不确认|对比|先不急|回话")
+# Deferrals about the whole decision, never about one item of a list (…我让师傅算好了再联系你 / 我对比下价格)
+_GENERAL_DEFER = re.compile(r"再联系你|再找你|再(?:同|跟|和)你|先不确认|对比|回话")
 _ADD_FIRST = re.compile(r"(?:再|补|另外|还要|加|多)")
 _SHOP_SLIP = re.compile(r"(?:你|你们)?(?:记成|写成|听成|弄成|打成|搞成|记错成|写错成)")
 
