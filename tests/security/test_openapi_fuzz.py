@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scrm.core.clock import UTC, FrozenClock
-from tests.conftest import make_settings, truncate_all
+from tests.conftest import make_settings, reset_database
 from tests.helpers import free_port
 
 pytestmark = pytest.mark.security
@@ -111,7 +111,7 @@ class ServerThread:
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
     if request.param == "postgres":
         url = request.getfixturevalue("pg_database")
-        asyncio.run(truncate_all(url))
+        asyncio.run(reset_database(url))
     else:
         target = Path(tmp_path_factory.mktemp("fuzz")) / "scrm.db"
         shutil.copy(request.getfixturevalue("sqlite_template"), target)

@@ -22,7 +22,7 @@ from scrm.core.runtime import Runtime
 from tagging.rfm import services as rfm
 from tagging.rfm.domain import RfmConfig
 from tagging.rfm.models import customer_order_stats, customer_rfm
-from tests.conftest import make_settings, truncate_all
+from tests.conftest import make_settings, reset_database
 from tests.tagging.test_rfm import DAY, add_orders, reference, stored
 
 NOW = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC)
@@ -92,7 +92,7 @@ async def _one_history(
 def test_incremental_and_nightly_scores_agree(backend_url: str) -> None:
     with asyncio.Runner() as runner:
         if backend_url.startswith("postgresql"):
-            runner.run(truncate_all(backend_url))
+            runner.run(reset_database(backend_url))
         rt = runner.run(build_runtime(make_settings(database_url=backend_url), FrozenClock(NOW)))
         try:
 

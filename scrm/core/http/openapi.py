@@ -12,6 +12,8 @@ OpenAPI 3.1.0: schemas are JSON Schema 2020-12 as pydantic writes them, so a nul
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -88,6 +90,14 @@ class Operation:
     content_type: str
 
 
+@functools.cache
+def _schema_text(model: type[BaseModel], mode: Literal["validation", "serialization"]) -> str:
+    """``model``'s JSON schema, made once per process: pydantic builds it anew on every call (up to ~1 ms for a
+    nested model), and the route table refers to the same few models about 600 times — :class:`Error` alone on
+    every route — which made each ``create_app`` ~0.35 s, and the tests build an app for most tests."""
+    return json.dumps(model.model_json_schema(ref_template=REF_TEMPLATE, mode=mode))
+
+
 @dataclass
 class ApiDocument:
     """The OpenAPI document of one application."""
@@ -98,7 +108,7 @@ class ApiDocument:
 
     def ref(self, model: type[BaseModel], mode: Literal["validation", "serialization"] = "serialization") -> dict[str, str]:
         """``model``'s schema (and its nested models') into components; a ``$ref`` to it."""
-        body = model.model_json_schema(ref_template=REF_TEMPLATE, mode=mode)
+        body = json.loads(_schema_text(model, mode))  # a copy of its own: no two documents share a dict
         for name, sub in body.pop("$defs", {}).items():
             self._put(name, sub)
         self._put(model.__name__, body)
