@@ -207,7 +207,8 @@ class QuantityScanner:
         price_num = (
             rf"\d+(?:\.\d+)?\s*(?:元|块钱|块|千克|公斤|斤|克|毫升|升|kg|ml|g|l|米|寸|平方|平|mm|cm|m)?|(?:{_NUM})\s*(?:元|块钱|块)"
             rf"|(?:{_NUM})(?:多|来|出头)"  # 两百多一斤
-            r"|[零一二两三四五六七八九十]*[百千万][零一二两三四五六七八九十]*(?=\s*一)"  # 三千八一吨 / 六百八一盒
+            # 三千八一吨 / 六百八一盒: a round sum said short (X千Y) — never 三百零一瓶 (301 bottles)
+            r"|[一二两三四五六七八九]+[百千][一二两三四五六七八九](?=\s*一)"
         )
         self._not_quantity = re.compile(
             rf"(?<![a-z0-9.])(?P<price>(?:{price_num})\s*(?:一|每|/)\s*(?:{unit_alt})(?!装)"

@@ -510,13 +510,25 @@ async def _send_kf(
 
 
 # ---- staff, Official Account, salesperson tasks -------------------------------------------------------
+APP_DUPLICATE_CHECK_SECONDS = 1800  # WeCom's default; the same alert text twice in 30 min reaches a member once
+
+
 async def send_app_message(rt: Runtime, *, touser: list[str], text: str, key: str, purpose: str = "alert") -> OutboundResult:
     """An app message (应用消息) to members once per ``key``. Members WeCom does not know are noted in
     error_message (the message is still sent to the others); none valid → failed (81013)."""
     if not touser:
         raise ValueError("send_app_message needs at least one member userid")
     agent = rt.settings.wecom_agent_id
-    body = {"touser": "|".join(touser), "msgtype": "text", "agentid": int(agent) if agent.isdecimal() else agent, "text": {"content": text}}
+    body = {
+        "touser": "|".join(touser),
+        "msgtype": "text",
+        "agentid": int(agent) if agent.isdecimal() else agent,
+        "text": {"content": text},
+        # A retry after a lost answer (the database gone between WeCom's reply and our record of it) must not reach
+        # the member twice: WeCom drops the same content to the same members within the interval
+        "enable_duplicate_check": 1,
+        "duplicate_check_interval": APP_DUPLICATE_CHECK_SECONDS,
+    }
 
     async def settle(message_id: int, data: dict[str, Any], attempt: _Attempt) -> OutboundResult:
         invalid = str(data.get("invaliduser") or "")

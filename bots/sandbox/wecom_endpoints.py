@@ -140,6 +140,20 @@ def message_send(state: SandboxState, call: Call) -> dict[str, Any]:
     if not valid:
         raise ApiFailure(Errcode.ALL_RECIPIENTS_INVALID, "user & party & tag all invalid")
     now = state.now()
+    if call.field("enable_duplicate_check", int, required=False, default=0) == 1:
+        # WeCom's own duplicate check: the same content to the same members within the interval (1800 s unless
+        # duplicate_check_interval says otherwise, at most 4 h) is not delivered again; the call still succeeds
+        interval = dt.timedelta(seconds=min(call.field("duplicate_check_interval", int, required=False, default=1800), 4 * 3600))
+        twin = next(
+            (
+                m
+                for m in reversed(state.app_messages)
+                if m["touser"] == users and m["content"] == content and m["msgtype"] == call.body["msgtype"] and now - m["at"] < interval
+            ),
+            None,
+        )
+        if twin is not None:
+            return {"invaliduser": "|".join(invalid), "invalidparty": "", "invalidtag": "", "unlicenseduser": "", "msgid": twin["msgid"]}
     delivered: list[str] = []
     dropped: list[str] = []
     for userid in valid:

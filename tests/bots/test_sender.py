@@ -177,6 +177,18 @@ async def test_app_message_timeout_is_not_repeated(rt: Runtime, server: TestServ
     assert attempt.outcome == "timeout"
 
 
+async def test_the_same_app_message_sent_again_reaches_the_member_once(wired: Runtime, state: SandboxState) -> None:
+    """A send whose record was lost (the database gone between WeCom's answer and our write: the fault suite's
+    PostgreSQL restart) goes out again — WeCom's duplicate check, which every app message asks for, keeps the member
+    from getting it twice; a different text still arrives."""
+    first = await sender.send_app_message(wired, touser=["ops01"], text="【新订单】SO7", key="alert:7")
+    again = await sender.send_app_message(wired, touser=["ops01"], text="【新订单】SO7", key="alert:7-retry")
+    other = await sender.send_app_message(wired, touser=["ops01"], text="【新订单】SO8", key="alert:8")
+    assert (first.status, again.status, other.status) == (OutboundStatus.SENT,) * 3
+    assert state.call_count("message/send") == 3
+    assert state.app_messages_to("ops01") == ["【新订单】SO7", "【新订单】SO8"]
+
+
 async def test_app_message_refused_connection_is_retried(rt: Runtime, state: SandboxState) -> None:
     """A connection that was never made cannot have delivered anything: that one is retried."""
     from tests.helpers import free_port
