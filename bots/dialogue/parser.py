@@ -430,6 +430,8 @@ class OrderParser:
         # All of a product's names in one string, for "X的" (小瓶的 / 生的) that names a word only one candidate has.
         self._kind_text = {p.sku: " ".join(normalize_text(a) for a in (p.name, *p.aliases)) for p in products}
         self._mark_res = {w: re.compile(_mark_pattern(w, self._unit_alt)) for marks in self._name_marks.values() for w in marks}
+        # The sizes in the names (550ml, 10寸, dn20), each with its product: what _sized_nouns looks for in every message
+        self._size_marks = [(sku, self._mark_res[w]) for sku, marks in self._name_marks.items() for w in marks if _SIZE_MARK.search(w)]
         # 42.5和32.5的水泥: two sizes sharing one product name — read as 42.5的水泥和32.5的水泥 (rule 10).
         # Any alias may follow the sizes, a one-character one too (2.5和4平方的线): right after 的 it is the name.
         every_alias = "|".join(map(re.escape, sorted(self._alias_skus, key=len, reverse=True)))
@@ -613,7 +615,8 @@ class OrderParser:
             if (
                 not has_draft
                 and first_cue is not None
-                and not any(el.start < first_cue.start() for el in [*scan.mentions, *scan.quantities])
+                and not any(m.start < first_cue.start() for m in scan.mentions)
+                and not any(q.start < first_cue.start() for q in scan.quantities)
                 and any(m.start >= first_cue.end() for m in scan.mentions)
             ):  # 8寸的 不对 10寸的水果蛋糕一个: only a kind was said before the slip — what follows is the order
                 return self.parse(scan.text[first_cue.end() :])
@@ -664,8 +667,8 @@ class OrderParser:
                     return _unclear_correction(list(target))
                 lines.append(lines.pop(at))  # the line named is the one corrected below
             last = lines[-1]
-            if (resized := self._size_named(before_m, last.sku, scan.text[cue.end() :])) is not None:
-                last = Line(resized, last.qty, self._products[resized].unit, last.matched)  # 2.5的电线5卷 不对是4平方的 5卷
+            if (other_kind := self._size_named(before_m, last.sku, scan.text[cue.end() :])) is not None:
+                last = Line(other_kind, last.qty, self._products[other_kind].unit, last.matched)  # 2.5的电线5卷 不对是4平方的 5卷
             unit = self._products[last.sku].unit
             qty = self._whole_quantity(new_q, last.matched, unit, last.sku)
             if isinstance(qty, Clarify):
@@ -911,16 +914,15 @@ class OrderParser:
         by_end: dict[int, set[str]] = {}
         if not re.search(r"\d", masked):  # every size mark has a digit (十寸 is written 10寸 by then)
             return []
-        for sku, marks in self._name_marks.items():
-            for w in marks:
-                if _SIZE_MARK.search(w):
-                    for m in self._mark_res[w].finditer(masked):
-                        by_end.setdefault(m.end(), set()).add(sku)
+        for sku, mark in self._size_marks:
+            for m in mark.finditer(masked):
+                by_end.setdefault(m.end(), set()).add(sku)
         found: list[_Mention] = []
         for end, skus in sorted(by_end.items()):
             noun = _SIZED_NOUN.match(masked, end)
-            if noun is not None and len(skus) == 1 and noun.group(1)[0] in self._kind_text[next(iter(skus))]:
-                found.append(_Mention(noun.start(1), noun.end(1), noun.group(1), (next(iter(skus)),)))
+            sku = next(iter(skus))
+            if noun is not None and len(skus) == 1 and noun.group(1)[0] in self._kind_text[sku]:
+                found.append(_Mention(noun.start(1), noun.end(1), noun.group(1), (sku,)))
         return found
 
     def _resolve(self, mention: _Mention, scan: _Scan) -> tuple[str, ...]:
