@@ -16,7 +16,7 @@ import re
 import unicodedata
 from collections.abc import Container, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Final, TypeAlias
 
 from bots.dialogue.cue_words import homophone_typos
 from bots.dialogue.dialect import from_cantonese
@@ -83,14 +83,18 @@ _CANCEL = re.compile(
     + r"|撤销|全部撤|全撤|统统不要|一样都不(?:要|订)|一个都不要|都不要了|不下了|别下了|当我没(?:有)?说过|订单取消|取消订单"
     + r"|(?:这|那)(?:一)?单(?:子)?\S{0,3}?(?:别|不用)(?:弄|做|发|送|下)了?"
 )
-_CANCEL_WHOLE = re.compile(r"订单取消|取消订单|全部撤|一个都不要|一样都不(?:要|订)|当我没(?:有)?说过|别下了")
+_CANCEL_WHOLE = re.compile(
+    r"订单取消|取消订单|全部撤|一个都不要|一样都不(?:要|订)|当我没(?:有)?说过|别下了"
+    # the order itself pointed at (蛋糕和面包那单 都不要了 / 整个单子都撤掉 / 这单作废吧)
+    r"|(?:那|这|整|整个|这个|那个)(?:单|订单|单子)\s*\S{0,3}?(?:都|全|就)?(?:不要|取消|撤|作废|算了|不订|不买|别做|别送|别发)"
+)
 _REMOVE = re.compile(
     _words(
         "不要 去掉 删掉 删除 删了 拿掉 取消 别要 减掉 退掉 撤掉 撤了 划掉 划了 免了 剔除 移除 不用 不需要 用不着 拿出去 "
-        "少要 少拿 少来 少订 减少"
+        "少要 少拿 少来 少订 减少 (?:别|不|不要)算(?:进去|上|在内|里面)"
     ).pattern
     # an ordering or delivery verb negated, with 了 for "no longer": 先不拿了 / 别送了 / 不买了 / 也不来了 / 不称了
-    + rf"|(?:不|别|甭)(?:用|必)?(?:{_HANDLING})(?:了|啦)"
+    + rf"|(?:不|别|甭)(?:用|必)?(?:给我|帮我|给)?(?:{_HANDLING})(?:了|啦)"  # 牛奶别给我装了
     # …or put off for now without 了: 先别送 / 这次不进 / 暂时不拿
     + rf"|(?:先|暂时|暂|这次|这回|今天)(?:就)?(?:不|别|甭)(?:用|必)?(?:{_HANDLING})"
     # 把碧螺春去了 / 蛋挞去掉吧: the item struck off
@@ -113,10 +117,12 @@ _KIND = re.compile(r"([\u4e00-\u9fff]{1,2})装?的")  # 小瓶的 / 生的: a ki
 _ENOUGH = re.compile(r"^\s*(?:就够|就行|就好|就可以|够了|就成)")  # 不要3盒了 2盒就够: the second amount is meant
 # 多 + a verb: more; 顺便 / 顺带 / 捎带: "while you are at it", one more thing on the order; 也各要 / 也都来: also, each
 _ADD_CUE = _words(
-    "再 还要 还需要 追加 另外 加多 多(?:给我|帮我)?(?:加|来|要|拿|买|订|整|带|给|弄|称|搬) 也(?:各|都)?(?:得|要|来|拿|需要) "
+    "再 还要 还需要 还得(?:要|来|拿|订)? 追加 另外 加多 多(?:给我|帮我)?(?:加|来|要|拿|买|订|整|带|给|弄|称|搬) 也(?:各|都)?(?:得|要|来|拿|需要) "
     "加(?!急|班|油) 顺便 顺带 捎带 捎上 补充 也(?:给我)?(?:带|拿|捎)上? "
     "(?:补|添)(?:上|个|点)?(?=\\s*(?:\\d|[一二两三四五六七八九十俩仨半])|\\s*$)"
 )
+# …or after the item, as the message ends (石膏板20张也给我带上 / 抽纸一提也捎上吧): also that, on top of the draft
+_ADD_AFTER = re.compile(r"\s*(?:也|还)(?:给我|帮我|得|要)?(?:一起|一块)?(?:带|拿|捎|装|加|算|送|配|添)(?:上|进去|过来)?[\s吧啊哈呀了]*$")
 _ADD_CUE_BEFORE = re.compile(rf"(?:{_ADD_CUE.pattern})\s*(?:{_HANDLING}|补)?\s*$")  # 雪碧多来一箱 / 蛋挞再补6个
 _PAST = _words("买了 订了 下了单 下单了 收到了 送到了 买过 订过 要过 拿过")  # 我昨天买了3箱: a report, not an order
 # 上次买的 / 昨天订的 / 收到的: goods of an earlier order — its amount (买的2饼) and its verb order nothing now.
@@ -147,7 +153,7 @@ _HESITATION = rf"[{_INTERJECTION}]+[\s.…]*"
 # A message that takes back what it just said: 要2袋大米…不对，改成4袋 / 3箱可乐，不是，4箱.
 _RETRACT = re.compile(
     _words(
-        "不对 不是 错了 说错 打错 写错 搞错 看错 记错 弄错 算错 报错 少报 多报 手滑 说反 更正 纠正 "
+        "不对 不是 错了 说错 讲错 打错 写错 搞错 看错 记错 弄错 算错 报错 少报 多报 手滑 说反 更正 纠正 "
         "哦不 噢不 不不 算了(?!一?下) 应该是 我是说 我说的是 其实是 其实要 实际上要"
     ).pattern
     # by shape: an interjection then 不 (嗯不 / 呃…不), a 不 standing alone between two amounts (5方 不 6方), and
@@ -165,7 +171,7 @@ _RETRACT = re.compile(
 # 不是 only when set off and followed by what is meant (不是，是雪碧): 可乐2箱 不是雪碧 says which one, it is cola.
 _RETRACT_WORD = re.compile(
     _words(
-        "不对 错了 说错 打错 写错 搞错 看错 记错 弄错 算错 报错 少报 多报 手滑 更正 纠正 "
+        "不对 错了 说错 讲错 打错 写错 搞错 看错 记错 弄错 算错 报错 少报 多报 手滑 更正 纠正 "
         "哦不 噢不 不不 应该是 我是说 我说的是 其实是 其实要"
     ).pattern
     + r"|不是[\s,.!~、。]+(?=是|要)|(?<=[啊哦噢呃嗯额])\s*不是|不好意思(?=[\s,，。]*(?:是|要|应该))"
@@ -174,7 +180,7 @@ _RETRACT_WORD = re.compile(
 _NEGATED = re.compile(
     _words(
         "不要 不用 先不 暂时不 暂不 (?<![分特区告性派识])别(?![的家人处]) 去掉 除了 除开 不需要 不买 不订 不拿 就算了 "
-        "算了(?!一?下) 不必 甭 不含 不包括 免了 省了 这回不"
+        "算了(?!一?下) 不必 甭 不含 不包括 免了 省了 这回不 不打算 不考虑 不想要 不想买 不想订"
     ).pattern
     + r"|(?:家里|家中|店里|屋里|仓库|工地上?)还?(?:有|剩)"  # 油家里还有: there is some at home — not wanted now
     + r"|(?:手上|手头|上个活|上回|上次)\S{0,4}?还(?:有|剩)"  # 上个活还剩大半盒
@@ -228,7 +234,7 @@ _WHEN = (
 )
 _FILLER_HEAD = _words(
     "老板 你好 您好 麻烦 请 帮我 给我 我们 我 想 要 来 买 订 拿 送 再 还 需要 下单 购买 整 搞 加 配 一下 那 就 "
-    "带 捎 称 补 帮忙 帮 备 留 准备 顺便 也 都 另外 加多 多 " + _WHEN
+    "(?:带|捎|拿|装|加|算|添|补)上 那个 这个 带 捎 称 补 添 帮忙 帮 备 留 准备 顺便 也 都 另外 加多 多 " + _WHEN
 )
 _FILLER_TAIL = _words(
     "过来 来 吧 了 啊 呀 哈 呢 哦 嘛 谢谢 一下 送 给我 就行 就好 可以吗 行吗 吗 要 呗 拿 取 自取 来拿 来取 过来拿 过来取 送来 左右 " + _WHEN
@@ -238,7 +244,7 @@ _TRAIL_FILLER = re.compile(rf"(?:[\s的]|{_FILLER_TAIL.pattern})+$")
 _HAS_WORD = re.compile(r"[a-z\u3400-\u9fff]")
 # What follows "N个/N条" in chat that is not merchandise: never reported as an unknown product.
 _NOT_A_PRODUCT = tuple(
-    "人 问题 事 消息 信息 电话 地址 订单 发票 照片 图片 视频 语音 链接 月 天 小时 点 号 次 周 星期 年 分钟 钱 块".split()
+    "人 问题 事 消息 信息 电话 地址 订单 发票 照片 图片 视频 语音 链接 月 天 小时 点 号 次 周 星期 年 分钟 钱 块 确认 核对 结账 付款 喝 吃 聚".split()
 )
 # After a separator, a kind (大瓶的 / 4平方的 / 2.5的) and straight after it an amount: a further kind of a product
 # named before (矿泉水要小瓶的5箱 大瓶的2箱).
@@ -250,6 +256,12 @@ _KIND_AMOUNT = re.compile(
 # the order, not a product of its own — its number is no quantity and it is never "not found" (unless the
 # catalog sells it, when it is a product like any other and never reaches this list).
 _WITH_THE_GOODS = re.compile(r"蜡烛|刀叉|叉子|餐具|纸盘|盘子|生日帽|帽子|勺子|吸管|筷子|袋子|塑料袋|手提袋|贺卡|卡片")
+# An amount said before, declared void (前面打的2斤不算 / 刚才说的5箱作废): the other amount stands
+_VOIDED: Final = re.compile(
+    r"[\s,，。;；]*(?:前面|刚才|刚刚|之前|上面|开始|一开始)(?:说|打|写|报|发|讲)的\s*(?:\d+|[一二两三四五六七八九十俩仨]+)\s*[\u4e00-\u9fff]?"
+    r"\s*(?:不算|作废|无效|不作数|不要了)(?:了|哈|啊)?"
+)
+_COUNT_WORDS: Final = {"两": 2, "二": 2, "俩": 2, "三": 3, "仨": 3}
 _SPEC_WORD = r"\d+(?:\.\d+)?(?:ml|l|kg|g|寸|毫升|升|公斤|千克|克|平方|平)?"  # a size as written (42.5, 8寸, 550ml, 4平方)
 _SPEC_TOKEN = re.compile(r"[a-z]*\d+(?:\.\d+)?(?:[a-z]+|寸|毫升|升|公斤|千克|斤|克|平方|平)?")
 _PACK = re.compile(r"(\d+|[一二两三四五六七八九十]{1,3})\s*[\u4e00-\u9fff]?装")  # 8个装 / 六个装 / 24装: a pack size
@@ -437,11 +449,17 @@ class OrderParser:
         every_alias = "|".join(map(re.escape, sorted(self._alias_skus, key=len, reverse=True)))
         self._shared_spec = (
             re.compile(
-                rf"(?P<a>{_SPEC_WORD})的?\s*(?P<j>和|跟|与|及|、|还有|以及)\s*(?P<b>{_SPEC_WORD})\s*的?\s*(?=(?P<alias>{every_alias}))"
+                rf"(?P<a>{_SPEC_WORD})的?\s*(?P<j>和|跟|与|及|、|还有|以及|)\s*(?P<b>{_SPEC_WORD})\s*的?\s*(?=(?P<alias>{every_alias}))"
             )
             if self._alias_skus
             else None
         )
+        # 广式冰皮两种月饼都订2盒 / 鲁花 金龙鱼 两种油一样一桶: kinds named one by one, then summed up under the name they
+        # share — the sum names nothing more (rule 10)
+        self._summed_kinds = (
+            re.compile(rf"(?:这|这个)?(?P<n>两|二|俩|三|仨)\s*(?:种|样|款|类)的?\s*(?P<alias>{every_alias})") if self._alias_skus else None
+        )
+        self._any_alias = re.compile(every_alias) if self._alias_skus else None
         self._sound_alike = _SoundAlike(self._alias_skus)
         # Amounts a name packs (康师傅红烧牛肉面 24包, 牛奶小餐包 6个装): said before the product they name the kind
         self._name_amounts = {f"{n}{u}" for p in products for n, u in re.findall(rf"(\d+)\s*({self._unit_alt})", normalize_text(p.name))}
@@ -461,7 +479,8 @@ class OrderParser:
             if len(self._normals) >= _SCAN_CACHE:
                 self._normals.clear()
             t = normalize_text(text, self._alias_skus).replace("分别", "各")  # 碧螺春、大红袍分别要两盒
-            t = self._shared_sizes(self._kinds_named_once(t))
+            t = _VOIDED.sub("", t)  # 铁观音按3斤来，前面打的2斤不算: the amount said void is no amount
+            t = self._shared_sizes(self._kinds_named_once(self._without_summed_kinds(t)))
             cached = self._normals[text] = self._with_clause_breaks(t)
         return cached
 
@@ -490,7 +509,11 @@ class OrderParser:
             if at < len(t) and (next_product or _NEW_CLAUSE.match(scan.masked, at)):
                 breaks.append(at)
         # …and after "not" said of one item when the next item follows at once (泡面不用了纸巾来两提)
-        breaks += [m.end() for m in _NOT_THEN_ITEM.finditer(scan.masked)]
+        breaks += [
+            m.end()
+            for m in _NOT_THEN_ITEM.finditer(scan.masked)
+            if m.group(0) or any(e.start > m.end() for e in scan.mentions)  # 电线再加两卷2.5的: 再加 opens no next item
+        ]
         # …and before "not" said of the other kind of a product just named with one (龙井要明前的不要雨前 / 普洱要熟普不要生普)
         for no in _NOT_THE_OTHER_KIND.finditer(scan.masked):
             before = [m for m in scan.mentions if m.end <= no.start()]
@@ -522,12 +545,30 @@ class OrderParser:
         def spec(word: str) -> bool:
             return re.sub(r"[^\d.]", "", word) in self._spec_numbers or any(word in marks for marks in self._name_marks.values())
 
+        def suffix(word: str) -> str:
+            return re.sub(r"[\d.]", "", word)
+
         def spread(m: re.Match[str]) -> str:
             if not (spec(m.group("a")) and spec(m.group("b"))):
                 return m.group(0)
-            return f"{m.group('a')}的{m.group('alias')}{m.group('j')}{m.group('b')}的"
+            if not m.group("j") and (not suffix(m.group("a")) or suffix(m.group("a")) != suffix(m.group("b"))):
+                return m.group(0)  # 6寸8寸的水果蛋糕: two sizes of one measure side by side; 550 12瓶的 is no such pair
+            return f"{m.group('a')}的{m.group('alias')}{m.group('j') or '和'}{m.group('b')}的"
 
         return self._shared_spec.sub(spread, t)
+
+    def _without_summed_kinds(self, t: str) -> str:
+        """广式冰皮两种月饼都订2盒: "the two kinds of 月饼" after 广式 and 冰皮 were named sums them up — taken out, so
+        the shared amount goes to the kinds themselves, not to an ambiguous 月饼."""
+        if self._summed_kinds is None or self._any_alias is None:
+            return t
+        for m in self._summed_kinds.finditer(t):
+            whole = set(self._alias_skus[m.group("alias")])
+            named = {self._alias_skus[a.group(0)] for a in self._any_alias.finditer(t, 0, m.start())}
+            kinds = {skus[0] for skus in named if len(skus) == 1 and skus[0] in whole}
+            if len(kinds) == _COUNT_WORDS[m.group("n")] and len(named) == len(kinds):
+                return t[: m.start()] + t[m.end() :]
+        return t
 
     def _kinds_named_once(self, t: str) -> str:
         """矿泉水要小瓶的5箱 大瓶的2箱 / 电线2.5的3卷 4平方的2卷: an ambiguous name said once, then further kinds of
@@ -563,7 +604,7 @@ class OrderParser:
         if not scan.mentions and not scan.quantities:
             if _CONFIRM_ONLY.fullmatch(scan.text) and _CONFIRM_WORD.search(scan.text):
                 return Confirm() if has_draft else NotAnOrder()
-            if _CANCEL.search(scan.text):
+            if _CANCEL.search(scan.text) or _CANCEL_WHOLE.search(scan.text):
                 return Cancel()
             if _BARE_CORRECTION.fullmatch(re.sub(r"[\s,.!?~。]", "", scan.text)):
                 return _unclear_correction([])
@@ -620,6 +661,8 @@ class OrderParser:
                 and any(m.start >= first_cue.end() for m in scan.mentions)
             ):  # 8寸的 不对 10寸的水果蛋糕一个: only a kind was said before the slip — what follows is the order
                 return self.parse(scan.text[first_cue.end() :])
+            if not has_draft and (named_over := self._name_retraction(scan)) is not None:
+                return named_over
             said_wrong = _SAID_WRONG.search(scan.masked)
             if has_draft and said_wrong is not None and qs and qs[-1].end <= said_wrong.start():
                 # 花生油要2桶 刚才说错了 (with a draft): the message restates a draft line after the slip
@@ -713,6 +756,22 @@ class OrderParser:
             lines = {ln.sku: ln for ln in first.lines[:-1]}
             lines[meant.lines[0].sku] = meant.lines[0]
             return OrderLines(list(lines.values()), first.mode, first.excluded)
+        return None
+
+    def _name_retraction(self, scan: _Scan) -> ParseResult | None:
+        """生普 不 熟普 两饼 / 墙砖 啊不是 地砖 要80片: a product named with no amount, taken back at once (a lone 不, 啊不是,
+        哦不对), then another product with its amount — the one named after the slip is the order (rule 7)."""
+        for cue in _RETRACT.finditer(scan.masked):
+            if re.fullmatch(_HESITATION, cue.group(0)) or cue.group(0).startswith("还是"):
+                continue  # a pause or 还是 between two products names two items
+            before_m = [m for m in scan.mentions if m.end <= cue.start()]
+            if not before_m or any(q.start < cue.start() for q in scan.quantities):
+                continue
+            after_m = [m for m in scan.mentions if m.start >= cue.end()]
+            if len(after_m) != 1 or not any(q.start >= cue.end() for q in scan.quantities):
+                continue
+            meant = self.parse(re.sub(r"^[\s,，。!！…]+", "", scan.text[cue.end() :]))
+            return meant if isinstance(meant, OrderLines | Clarify) else None
         return None
 
     def _size_named(self, before: Sequence[_Mention], sku: str, after: str) -> str | None:
@@ -1127,8 +1186,10 @@ class OrderParser:
         if _PAST.search(scan.masked) or self._past_items_only(scan, elements):
             return NotAnOrder()
         first_amount = scan.quantities[0].start if scan.quantities else elements[0].start
-        add_mode = _ADD_CUE.search(scan.masked, 0, max(elements[0].start, first_amount)) is not None or (
-            len(scan.quantities) == 1 and _ADD_CUE_BEFORE.search(scan.masked, 0, scan.quantities[0].start) is not None
+        add_mode = (
+            _ADD_CUE.search(scan.masked, 0, max(elements[0].start, first_amount)) is not None
+            or (len(scan.quantities) == 1 and _ADD_CUE_BEFORE.search(scan.masked, 0, scan.quantities[0].start) is not None)
+            or _ADD_AFTER.match(scan.masked, elements[-1].end) is not None  # 石膏板20张也给我带上
         )
         order_like = bool(pairs) or add_mode or _ORDER_CUE.search(_PAST_REF.sub(" ", scan.masked)) is not None
         pairs, qualifiers = self._qualified(scan, pairs)

@@ -114,7 +114,7 @@ _MEASURED = re.compile(
     r"(?<=\x00)[^\x00\d\s,，。;；!！?？]{0,8}?\s*(?:要|来|买|拿|铺|贴|刷)?\s*(?:\d+(?:\.\d+)?|[一二两三四五六七八九十俩仨]+)\s*"
     r"(?P<unit>米|公斤|千克|斤|克|吨|平方米|平米|平方|平|升|块(?=\s*$))(?![\u4e00-\u9fff]{0,4}[的装])"
 )
-_CHOICE = re.compile(r"是.{1,8}还是")  # 蛋糕是动物奶油还是植物奶油: what the product is
+_CHOICE = re.compile(r"(?<!不)是.{1,8}还是")  # 蛋糕是动物奶油还是植物奶油: what the product is
 _ARRIVED = re.compile(r"到了(?:吗|么|嘛|没|不|伐)")  # 冰皮月饼到了吗: in stock yet; 我的水到了没: an order
 _DELIVERY_BEFORE = re.compile(r"(?:送|发|寄|拉|运)$")
 
@@ -147,6 +147,8 @@ _YES_UNDONE = re.compile(r"不(?!好意思|用谢|客气|错)|别|甭|取消|算
 # 核对过了 没问题 / 就这几样 齐了 / OK的 东西就这些了)
 _GO_AHEAD = re.compile(
     r"就(?:是)?这(?:些|几样|么多|几个)(?:了)?|(?:东西)?就这些了|齐了|核对过了|没问题|下单吧|安排(?:车|送货|发货)|尽快送(?:过来)?|发货吧|按单子(?:送|发)"
+    # nothing more to add or change (就这样吧 没有要加的了 / 嗯嗯 没啥要改的了 / 够了够了)
+    r"|就这样(?:吧|了)?|没(?:有|啥|什么)?(?:要|需要|可)?(?:加|改|添|补|变)的了|没(?:有)?别的了|(?:够了)+"
 )
 
 
@@ -269,7 +271,9 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         return question("order_status", late, "问已下订单（催，没有指责）")  # 还没拉来呢 啥情况: where is it
     if m:
         return question("complaint", m, "投诉：商品或送货有问题")
-    if m := cues.complaint_cue(masked):  # 碎成渣了 / 订的8寸送来的是6寸 / 少寄了 / 颜色不对
+    if (m := cues.complaint_cue(masked)) and m.group(0).startswith("就") and cue("discount").search(masked):
+        m = None  # 零头抹了吧 3020就给3000: the lower sum asked for, nothing short
+    if m:  # 碎成渣了 / 订的8寸送来的是6寸 / 少寄了 / 颜色不对
         return question("complaint", m, "投诉：货物损坏、送错、少了或迟到")
     status = cue("order_status").search(masked)
     if status is not None and status.group(0) == "快点送" and survey.mentions and survey.quantities:
@@ -309,6 +313,8 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
     ) and not (
         m.group(0) in cue("size_words") and cues.delivery_cue(masked)  # 多大的车送货: the truck, not the goods
     ):
+        if "包装" in m.group(0) and (d := cues.delivery_cue(masked)):  # 你们寄的时候有防震包装吗: how it travels
+            return question("delivery_question", d, "问寄送时怎么包装")
         if _VEHICLE.search(m.group(0)) or (m.group(0) in cue("size_words") and _VEHICLE.search(masked)):
             # 一车能装多少袋 / 你们车多大: what a truck takes, or its size, is about delivery
             return question("delivery_question", m, "问一车能装多少")
@@ -344,7 +350,8 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         dropped = parser.parse(raw, has_draft=has_draft)
         if has_draft and _drops(dropped, t):  # 都不要了 下次再说: the draft is dropped now
             return _from_result(dropped, has_draft, base, skus, text=t)
-        if _PUT_OFF.match(m.group(0)) and _names_its_item(masked, m) and isinstance(dropped, OrderLines):
+        put_off = _PUT_OFF.match(m.group(0)) or masked[max(m.start() - 1, 0) : m.start()] == "不"  # 不打算买了: no hedge, a no
+        if put_off and _names_its_item(masked, m) and isinstance(dropped, OrderLines):
             # 法棍暂时不要 牛角包五个: "not for now" said of the item its clause names — negation in a list (rule 6,
             # judgement call 9), the rest is ordered
             return _from_result(dropped, has_draft, [Evidence(m.group(0), "这一样暂时不要，其余照订"), *base], skus)
@@ -371,6 +378,10 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         if (line := parser.order_by_size_alone(raw)) is not None and not (isinstance(result, OrderLines) and _same_lines(result, line)):
             evidence = [Evidence(line.matched, f"只有 {line.sku} 是这个规格，按 {line.qty}{line.unit} 下单"), *base]
             return Understanding("order", [(line.sku, line.qty)], OrderLines([line], "new"), evidence, skus)
+    if isinstance(result, AddSameAsLast) and (line := parser.order_by_size_alone(raw)) is not None:
+        # 再来10袋32.5的: no product named, but the size names one — that product, not the last one again
+        evidence = [Evidence(line.matched, f"只有 {line.sku} 是这个规格，按 {line.qty}{line.unit}"), *base]
+        return Understanding("add" if has_draft else "order", [(line.sku, line.qty)], OrderLines([line], "add"), evidence, skus)
     units = {parser.products[s].unit for s in skus}
     if isinstance(result, NotAnOrder) and len(survey.mentions) == 1 and len(units) == 1 and (m := _MEASURED.search(masked)):
         # 2.5平方线200米 / 电线100米: an amount in a measure the product (every candidate of it) is not sold by —
@@ -414,11 +425,13 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
 
 # 刚才说错了 / 不好意思打错了 / 更正一下: a message opening by owning a slip, before any product or amount
 _SLIP_OWNED = re.compile(
-    r"[^\x00]{0,6}?(?:说错|写错|打错|搞错|记错|弄错|算错|报错|少报|多报|手滑|更正|纠正)(?:了|啦)?[^\x00]{0,4}?(?=\x00)"
+    r"[^\x00]{0,6}?(?:说错|讲错|写错|打错|搞错|记错|弄错|算错|报错|少报|多报|手滑|更正|纠正)(?:了|啦)?[^\x00]{0,4}?(?=\x00)"
 )
 # …owned anywhere in the message, or the amount said to need adjusting (大红袍那个数量调一下，两盒 / 腻子粉要25袋才够，之前少报了)
 _SLIP_ANY = re.compile(
-    r"(?:说错|写错|打错|搞错|记错|弄错|算错|报错|少报|多报|手滑|(?:少|多)(?:写|说|打|记|算)|(?:写|说|打|记|算)(?:少|多))(?:了|啦)?|(?:数量|数目|个数)?(?:调|改)(?:一下|下)"
+    r"(?:说错|讲错|写错|打错|搞错|记错|弄错|算错|报错|少报|多报|手滑|(?:少|多)(?:写|说|打|记|算)|(?:写|说|打|记|算)(?:少|多))(?:了|啦)?|(?:数量|数目|个数)?(?:调|改)(?:一下|下)"
+    # 刚才说的墙砖150片少了，要180: the amount said before judged wrong
+    r"|(?<=\x00)(?:少了|多了|不够)(?=[\s,，。]*(?:要|得要|应该是|改成|改为)\s*\x00)"
 )
 # 不是3卷 是5卷: "not this amount but that one" — on a draft, a change of the line, like 改成 (rule 7)
 _NOT_BUT = re.compile(r"不是\s*(?:\d|[一二两三四五六七八九十])\S{0,4}?[\s,，、]*(?:是|要)\s*(?:\d|[一二两三四五六七八九十])")
@@ -538,8 +551,13 @@ def _answer_to_pending(parser: OrderParser, raw: str, t: str, pending: str, has_
 def _draft_fix(parser: OrderParser, t: str, wrong: re.Match[str], base: list[Evidence], skus: Sequence[str]) -> Understanding | None:
     """可乐数量不对 要6箱 with a draft: one product and the amount meant, after the words saying it is wrong."""
     # 牛奶一箱太少了 我说错了 要两箱: the amount judged too small or large is the one taken back
-    rest = parser.parse(_JUDGED.sub(" ", t[: wrong.start()]) + " " + t[wrong.end() :], has_draft=False)
     named = parser.survey(t[: wrong.start()]).mentions
+    after = parser.survey(t[wrong.end() :])
+    if len(named) == 1 and after.quantities and not after.mentions:
+        # 刚才说的墙砖150片少了，要180 / 牛奶一箱太少了 要两箱: the one product named, with the amount said after
+        rest = parser.parse(named[0].text + " " + t[wrong.end() :], has_draft=False)
+    else:
+        rest = parser.parse(_JUDGED.sub(" ", t[: wrong.start()]) + " " + t[wrong.end() :], has_draft=False)
     if isinstance(rest, Clarify) and rest.reason == "missing_product" and len(named) == 1:
         rest = parser.parse(named[0].text + " " + t[wrong.end() :], has_draft=False)  # 牛奶一箱 … 说错了 要两箱
     if isinstance(rest, Correction) and rest.sku is not None:  # 雪碧写错了 应该是5箱
@@ -676,9 +694,17 @@ def _settled(parser: OrderParser, survey: Survey, has_draft: bool) -> tuple[Line
         return None
     if len({q.unit for q in qs} - {None}) > 1 or survey.mentions[-1].start > last.start:
         return None
-    meant = parser.parse(f"{survey.mentions[0].text}{last.text}")
+    mention = survey.mentions[0]
+    meant = parser.parse(f"{mention.text}{last.text}")
+    if isinstance(meant, Clarify) and meant.reason == "ambiguous_product" and meant.qty and len(mention.skus) == 1:
+        sku = mention.skus[0]  # 42.5的水泥先说20袋 … 得要25袋: the kind was settled where the product was named
+        if sku in meant.candidates and meant.unit == parser.products[sku].unit:
+            meant = OrderLines([Line(sku, meant.qty, meant.unit or "", mention.text)], "new")
     if not isinstance(meant, OrderLines) or len(meant.lines) != 1:
         return None
+    other = parser.skus_named_by_spec(survey.text[survey.mentions[0].end : last.start])
+    if other and meant.lines[0].sku not in other:
+        return None  # 20袋复合水泥 哦不是 要海螺的 还是20袋: another kind named on the way — the parser reads the switch
     return meant.lines[0], last.text
 
 
