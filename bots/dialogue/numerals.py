@@ -211,7 +211,7 @@ class QuantityScanner:
             r"|[一二两三四五六七八九]+[百千][一二两三四五六七八九](?=\s*一)"
         )
         self._not_quantity = re.compile(
-            rf"(?<![a-z0-9.])(?P<price>(?:{price_num})\s*(?:一|每|/)\s*(?:{unit_alt})(?!装)"
+            rf"(?<![a-z0-9.])(?P<price>(?!\d{{7}})(?:{price_num})\s*(?:一|每|/)\s*(?:{unit_alt})(?!装)"
             # 一袋28块那个腻子: the unit first, then what it costs
             rf"|一\s*(?:{unit_alt})\s*(?:\d+(?:\.\d+)?|[{CHINESE_NUMERAL_CHARS}]+)\s*(?:元|块钱|块)(?!\s*(?:{unit_alt})))"
             # (not 5袋 一车拉过来: a truck is no pack)

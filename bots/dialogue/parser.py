@@ -117,7 +117,8 @@ _KIND = re.compile(r"([\u4e00-\u9fff]{1,2})装?的")  # 小瓶的 / 生的: a ki
 _ENOUGH = re.compile(r"^\s*(?:就够|就行|就好|就可以|够了|就成)")  # 不要3盒了 2盒就够: the second amount is meant
 # 多 + a verb: more; 顺便 / 顺带 / 捎带: "while you are at it", one more thing on the order; 也各要 / 也都来: also, each
 _ADD_CUE = _words(
-    "再 还要 还需要 还得(?:要|来|拿|订)? 追加 另外 加多 多(?:给我|帮我)?(?:加|来|要|拿|买|订|整|带|给|弄|称|搬) 也(?:各|都)?(?:得|要|来|拿|需要) "
+    "再 还要 还需要 还得(?:要|来|拿|订)? 追加 另外 加多 "
+    "多(?:给我|帮我)?(?:加|来|要|拿|买|订|整|带|给|弄|称|搬) 也(?:各|都)?(?:得|要|来|拿|需要) "
     "加(?!急|班|油) 顺便 顺带 捎带 捎上 补充 也(?:给我)?(?:带|拿|捎)上? "
     "(?:补|添)(?:上|个|点)?(?=\\s*(?:\\d|[一二两三四五六七八九十俩仨半])|\\s*$)"
 )
@@ -223,7 +224,7 @@ _VAGUE_AMOUNT = re.compile(r"^(?:一些|一点|些|点儿?|几(?=[\u4e00-\u9fff]
 _NOT_AN_ITEM = _words(
     "明天 今天 后天 昨天 上午 下午 晚上 中午 早上 尽快 马上 快点 地址 电话 送到 送过来 店里 发票 谢谢 麻烦 老板 一样 上次 照旧 老样子 "
     # how to hand it over, where to (人民路88号), what one costs (15块一个的): no goods
-    r"打包 带走 包装 到[\u4e00-\u9fff]{1,6}[路街道巷]\d+ \d+(?:块|元)钱?一 "
+    r"打包 带走 包装 到[\u4e00-\u9fff]{1,6}[路街道巷]\d+ [\u4e00-\u9fff]{0,6}[路街道巷弄]\d+(?:号|弄|栋|楼)? \d+(?:块|元)钱?一 "
     # paying and loading, said beside the order (钱月底跟上月的一起结 / 跟前面的一车拉)
     r"一起结 一块结 结账 月结 付款 上月 前面的 一车 这车 那车 同一车"
 )
@@ -233,8 +234,8 @@ _WHEN = (
     r"(?:\d+|[一二两三四五六七八九十]+)点(?:半|钟|左右)?"
 )
 _FILLER_HEAD = _words(
-    "老板 你好 您好 麻烦 请 帮我 给我 我们 我 想 要 来 买 订 拿 送 再 还 需要 下单 购买 整 搞 加 配 一下 那 就 "
-    "(?:带|捎|拿|装|加|算|添|补)上 那个 这个 带 捎 称 补 添 帮忙 帮 备 留 准备 顺便 也 都 另外 加多 多 " + _WHEN
+    "那个 这个 老板 你好 您好 麻烦 请 帮我 给我 我们 我 想 要 来 买 订 拿 送 再 还 需要 下单 购买 整 搞 加 配 一下 那 就 "
+    "(?:带|捎|拿|装|加|算|添|补)上 带 捎 称 补 添 帮忙 帮 备 留 准备 顺便 也 都 另外 加多 多 " + _WHEN
 )
 _FILLER_TAIL = _words(
     "过来 来 吧 了 啊 呀 哈 呢 哦 嘛 谢谢 一下 送 给我 就行 就好 可以吗 行吗 吗 要 呗 拿 取 自取 来拿 来取 过来拿 过来取 送来 左右 " + _WHEN
@@ -244,7 +245,8 @@ _TRAIL_FILLER = re.compile(rf"(?:[\s的]|{_FILLER_TAIL.pattern})+$")
 _HAS_WORD = re.compile(r"[a-z\u3400-\u9fff]")
 # What follows "N个/N条" in chat that is not merchandise: never reported as an unknown product.
 _NOT_A_PRODUCT = tuple(
-    "人 问题 事 消息 信息 电话 地址 订单 发票 照片 图片 视频 语音 链接 月 天 小时 点 号 次 周 星期 年 分钟 钱 块 确认 核对 结账 付款 喝 吃 聚".split()
+    "人 问题 事 消息 信息 电话 地址 订单 发票 照片 图片 视频 语音 链接 月 天 小时 点 号 次 周 星期 年 分钟 钱 块 "
+    "确认 核对 结账 付款 喝 吃 聚".split()
 )
 # After a separator, a kind (大瓶的 / 4平方的 / 2.5的) and straight after it an amount: a further kind of a product
 # named before (矿泉水要小瓶的5箱 大瓶的2箱).
@@ -256,6 +258,8 @@ _KIND_AMOUNT = re.compile(
 # the order, not a product of its own — its number is no quantity and it is never "not found" (unless the
 # catalog sells it, when it is a product like any other and never reaches this list).
 _WITH_THE_GOODS = re.compile(r"蜡烛|刀叉|叉子|餐具|纸盘|盘子|生日帽|帽子|勺子|吸管|筷子|袋子|塑料袋|手提袋|贺卡|卡片")
+# "Not that, this instead" (泡芙不要 换成蛋挞4个): what follows is the order
+_INSTEAD: Final = re.compile(r"(?:不要|不用|别要|不买|不拿)(?:了|啦)?[\s,，]*(?:换成|换为|改成|改为|换)")
 # An amount said before, declared void (前面打的2斤不算 / 刚才说的5箱作废): the other amount stands
 _VOIDED: Final = re.compile(
     r"[\s,，。;；]*(?:前面|刚才|刚刚|之前|上面|开始|一开始)(?:说|打|写|报|发|讲)的\s*(?:\d+|[一二两三四五六七八九十俩仨]+)\s*[\u4e00-\u9fff]?"
@@ -264,6 +268,7 @@ _VOIDED: Final = re.compile(
 _COUNT_WORDS: Final = {"两": 2, "二": 2, "俩": 2, "三": 3, "仨": 3}
 _SPEC_WORD = r"\d+(?:\.\d+)?(?:ml|l|kg|g|寸|毫升|升|公斤|千克|克|平方|平)?"  # a size as written (42.5, 8寸, 550ml, 4平方)
 _SPEC_TOKEN = re.compile(r"[a-z]*\d+(?:\.\d+)?(?:[a-z]+|寸|毫升|升|公斤|千克|斤|克|平方|平)?")
+_PER_PACK = re.compile(r"(\d+|[一二两三四五六七八九十]{1,3})\s*[\u4e00-\u9fff]\s*(?:一|每|/)\s*[\u4e00-\u9fff](?!装)")  # 12瓶一箱
 _PACK = re.compile(r"(\d+|[一二两三四五六七八九十]{1,3})\s*[\u4e00-\u9fff]?装")  # 8个装 / 六个装 / 24装: a pack size
 # Between a product and its amount in a run-on (蛋挞6个 / 蛋挞要6个 / 广式的要3盒 / 水泥要复合的20袋): at most a verb,
 # a kind or 的, no sign.
@@ -761,7 +766,7 @@ class OrderParser:
     def _name_retraction(self, scan: _Scan) -> ParseResult | None:
         """生普 不 熟普 两饼 / 墙砖 啊不是 地砖 要80片: a product named with no amount, taken back at once (a lone 不, 啊不是,
         哦不对), then another product with its amount — the one named after the slip is the order (rule 7)."""
-        for cue in _RETRACT.finditer(scan.masked):
+        for cue in itertools.chain(_RETRACT.finditer(scan.masked), _INSTEAD.finditer(scan.masked)):
             if re.fullmatch(_HESITATION, cue.group(0)) or cue.group(0).startswith("还是"):
                 continue  # a pause or 还是 between two products names two items
             before_m = [m for m in scan.mentions if m.end <= cue.start()]
@@ -1013,16 +1018,23 @@ class OrderParser:
                     having = [sku for sku, kind in kinds.items() if x in kind]
                     if len(having) == 1 and having[0] not in hits:  # 瓶 is in both 小瓶水 and 大瓶水: no help
                         hits.append(having[0])
-        if not hits:  # 8个装的月饼: a pack size only one candidate's name has
-            for pack in _PACK.finditer(context):
+        if not hits:  # 8个装的月饼 / 12瓶一箱那种: a pack size only one candidate's name has
+            for pack in itertools.chain(_PACK.finditer(context), _PER_PACK.finditer(context)):
                 size = pack.group(1) if pack.group(1).isdigit() else str(chinese_to_int(pack.group(1)))
                 having = [sku for sku in mention.skus if f"#{size}" in self._name_marks[sku]]
                 hits = having if len(having) == 1 else hits
-        if not hits and mention.start > 0:  # 生普洱 / 熟普洱: one character before the name that one candidate's names have
-            before = scan.text[mention.start - 1]
-            if _CJK_CHAR.fullmatch(before) and before not in _FUNCTION_CHARS:  # 给pvc管: a verb, no 给水管
-                having = [sku for sku in mention.skus if before in self._kind_text[sku]]
-                hits = having if len(having) == 1 else hits
+        if len(hits) != 1 and mention.start > 0:
+            # 生普洱 / 小瓶农夫山泉: one or two characters right before the name that only one candidate's names have —
+            # among the candidates a size left (357g的生茶饼: 357g is both 普洱's, 生 only the raw one's)
+            pool = hits or list(mention.skus)
+            for before in (scan.text[max(mention.start - 2, 0) : mention.start], scan.text[mention.start - 1]):
+                if len(before) == 2 and before[0] in _FUNCTION_CHARS:
+                    continue
+                if all(_CJK_CHAR.fullmatch(c) for c in before) and before[-1] not in _FUNCTION_CHARS:  # 给pvc管: a verb
+                    having = [sku for sku in pool if before in self._kind_text[sku]]
+                    if len(having) == 1:
+                        hits = having
+                        break
         if len(hits) == 1 and len(self._kinds_named(mention, scan.text, left, right)) > 1:
             return mention.skus  # 大瓶小瓶的水 / 生熟普洱: two kinds named — never the one nearest the name (asked)
         return (hits[0],) if len(hits) == 1 else mention.skus

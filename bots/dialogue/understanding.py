@@ -309,7 +309,11 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
             return question("order_status", m, "问已下订单何时送到")
         return question("delivery_question", m, "问什么时候能送到")
     if (
-        (m := cue("price").search(masked)) or (m := _CONTENT.search(t)) or (m := cues.price_cue(masked)) or (m := _contents_asked(survey))
+        (m := cue("price").search(masked))
+        or (m := _CONTENT.search(t))
+        or (m := cues.price_cue(masked))
+        or (m := _contents_asked(survey))
+        or (m := _pack_asked(survey))
     ) and not (
         m.group(0) in cue("size_words") and cues.delivery_cue(masked)  # 多大的车送货: the truck, not the goods
     ):
@@ -488,6 +492,25 @@ def _contents_asked(survey: Survey) -> re.Match[str] | None:
         if after_product and noun is not None:
             return re.compile(re.escape(q.text.strip())).search(survey.text, q.start)
     return None
+
+
+def _pack_asked(survey: Survey) -> re.Match[str] | None:
+    """泡面一箱是24包吧 / 康师傅那个一箱里头是24包不: an amount in one unit said to hold an amount in another, asked —
+    what the pack holds, no order."""
+    for a, b in zip(survey.quantities, survey.quantities[1:], strict=False):
+        if a.unit is None or b.unit is None or a.unit == b.unit:
+            continue
+        between = survey.text[a.end : b.start]
+        if _HOLDS.fullmatch(between) and (m := _CHECKED.match(survey.text, b.end)):
+            return m
+    for _, end, why in survey.not_quantities:  # 一箱是24包 read as the pack's size
+        if why != "price" and (m := _CHECKED.match(survey.text, end)):
+            return m
+    return None
+
+
+_HOLDS = re.compile(r"\s*(?:里面|里头|里边)?\s*(?:是|有|装|就是|装的是|应该是)\s*")
+_CHECKED = re.compile(r"\s*(?:吧|吗|么|嘛|不|没|对吧|是吧|对不对|是不是)[\s?？~!！。]*$")
 
 
 def _has_content(t: str) -> bool:
