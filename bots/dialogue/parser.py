@@ -125,6 +125,8 @@ _ADD_CUE = _words(
 # …or after the item, as the message ends (石膏板20张也给我带上 / 抽纸一提也捎上吧): also that, on top of the draft
 _ADD_AFTER = re.compile(r"\s*(?:也|还)(?:给我|帮我|得|要)?(?:一起|一块)?(?:带|拿|捎|装|加|算|送|配|添)(?:上|进去|过来)?[\s吧啊哈呀了]*$")
 _ADD_CUE_BEFORE = re.compile(rf"(?:{_ADD_CUE.pattern})\s*(?:{_HANDLING}|补)?\s*$")  # 雪碧多来一箱 / 蛋挞再补6个
+# 我是…上回在你家买过米的那个: a past purchase describing who is writing, no report of an order
+_WHO_I_AM = re.compile(r"(?:买过|订过|要过|拿过|买了|订了)[^\s,，。!！?？]{0,6}?的(?:那个|那位|老顾客|老客户|人)")
 _PAST = _words("买了 订了 下了单 下单了 收到了 送到了 买过 订过 要过 拿过")  # 我昨天买了3箱: a report, not an order
 # 上次买的 / 昨天订的 / 收到的: goods of an earlier order — its amount (买的2饼) and its verb order nothing now.
 _PAST_REF = re.compile(r"(?:买|订|拿|下单|收到|送来|送)(?:了|的)")
@@ -234,7 +236,8 @@ _WHEN = (
     r"(?:\d+|[一二两三四五六七八九十]+)点(?:半|钟|左右)?"
 )
 _FILLER_HEAD = _words(
-    "那个 这个 老板 你好 您好 麻烦 请 帮我 给我 我们 我 想 要 来 买 订 拿 送 再 还 需要 下单 购买 整 搞 加 配 一下 那 就 "
+    "那个 这个 (?:跟|和|向|找)(?:你|您) 预定 预订 "
+    "老板 你好 您好 麻烦 请 帮我 给我 我们 我 想 要 来 买 订 拿 送 再 还 需要 下单 购买 整 搞 加 配 一下 那 就 "
     "(?:带|捎|拿|装|加|算|添|补)上 带 捎 称 补 添 帮忙 帮 备 留 准备 顺便 也 都 另外 加多 多 " + _WHEN
 )
 _FILLER_TAIL = _words(
@@ -1195,7 +1198,7 @@ class OrderParser:
             scan = replace(scan, quantities=[q for q in scan.quantities if q not in past])
         elements: list[_Element] = sorted([*scan.mentions, *scan.quantities], key=lambda e: e.start)
         pairs = _pair(scan, elements)
-        if _PAST.search(scan.masked) or self._past_items_only(scan, elements):
+        if _PAST.search(_WHO_I_AM.sub(_blank, scan.masked)) or self._past_items_only(scan, elements):
             return NotAnOrder()
         first_amount = scan.quantities[0].start if scan.quantities else elements[0].start
         add_mode = (

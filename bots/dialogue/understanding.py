@@ -115,6 +115,9 @@ _MEASURED = re.compile(
     r"(?P<unit>米|公斤|千克|斤|克|吨|平方米|平米|平方|平|升|块(?=\s*$))(?![\u4e00-\u9fff]{0,4}[的装])"
 )
 _CHOICE = re.compile(r"(?<!不)是.{1,8}还是")  # 蛋糕是动物奶油还是植物奶油: what the product is
+_MY_ORDER = re.compile(r"我(?:那|的)(?:单|订单|单子)|我那份|我订的")
+_CAN_ARRIVE = re.compile(r"(?:能|可以|会|几天|多久|什么时候|啥时候)\S{0,2}到货")
+_NEW_GOODS = re.compile(r"新茶|新货|新品|新款|新米|新到")  # 今年的新茶到了没: the season's goods in the shop yet
 _ARRIVED = re.compile(r"到了(?:吗|么|嘛|没|不|伐)")  # 冰皮月饼到了吗: in stock yet; 我的水到了没: an order
 _DELIVERY_BEFORE = re.compile(r"(?:送|发|寄|拉|运)$")
 
@@ -303,6 +306,10 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
     if m := cue("stock").search(masked) or _STOCK_SHAPE.match(masked):
         if not skus and (d := cues.delivery_cue(masked[m.start() :])):  # 你们有没有小货车送: whether they deliver
             return question("delivery_question", d, "问能不能配送")
+        if mine := _MY_ORDER.search(masked):  # 蛋挞出炉了没 我那单: the customer's own order, not the shelf
+            return question("order_status", mine, "问自己的订单")
+        if arrive := _CAN_ARRIVE.search(masked):  # 今天下单明天能到货不: when it would reach them
+            return question("delivery_question", arrive, "问多久能到货")
         return question("stock_question", m, "问有没有货")
     if m := cues.delivery_time_cue(masked):  # 送到幸福小区要多长时间 / 下午三点前能到不: when, not a size
         if cue("past_order").search(masked) or cues.about_an_order_placed(masked):
@@ -325,7 +332,7 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         return question("price_question", m, "问价格/规格")
     if m := _ARRIVED.search(masked):
         delivered = _DELIVERY_BEFORE.search(masked, 0, m.start())  # 水泥送到了没: goods on their way to me
-        if skus and not cue("past_order").search(masked) and not delivered:
+        if (skus or _NEW_GOODS.search(masked, 0, m.start())) and not cue("past_order").search(masked) and not delivered:
             return question("stock_question", m, "问商品到货没有")
         return question("order_status", m, "问已下订单到了没有")
     delivery = cue("delivery").search(masked) or cues.delivery_cue(masked)
@@ -739,7 +746,7 @@ _TOO_DEAR = re.compile(r"贵")
 _THINK_IT_OVER = frozenset({"考虑", "想想", "再看看", "还在考虑", "犹豫", "比较一下", "货比三家", "商量", "商量下"})
 _ASKING_WHAT = re.compile(r"啥情况|什么情况")
 _VAGUE_MORE = re.compile(r"多(?:做|拉|拿|来|给|带|送|备|弄|整)(?:一)?(?:点|些)|看着给|(?:给|来|拿|带)(?:我)?(?:一)?些(?![\u4e00-\u9fff])")
-_STRONG_STATUS = re.compile(r"师傅|搞掂|好未|签收|出去了")  # 送蛋糕的师傅还有多久能到: an order on its way
+_STRONG_STATUS = re.compile(r"师傅|搞掂|好未|签收|出去了|(?:订|做)好了")  # 送蛋糕的师傅还有多久能到: an order on its way
 _WAITED = re.compile(r"等(?:了)?(?:好久|很久|老半天|半天|一上午|一下午|一天)")
 _PUT_OFF = re.compile(r"(?:暂时|先|暂|这次|这回)(?:就)?不")  # 暂时不要 / 先不买: not this item, for now
 
