@@ -18,6 +18,7 @@ from collections.abc import Container, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final, TypeAlias
 
+from bots.dialogue.cue_words import cue as cue_list
 from bots.dialogue.cue_words import homophone_typos
 from bots.dialogue.dialect import from_cantonese
 from bots.dialogue.homophones import homophones
@@ -432,6 +433,9 @@ class OrderParser:
             if " " not in alias:  # jieba never puts a space inside a token
                 freq = max(self._tokenizer.suggest_freq(alias, tune=False), _ALIAS_MIN_FREQ)
                 self._tokenizer.add_word(alias, freq=freq, tag="nz")
+        for word in cue_list("not_names").words:  # 流油的: a description around a one-character name, kept whole
+            if word not in self._alias_skus:
+                self._tokenizer.add_word(word, freq=_ALIAS_MIN_FREQ * 2)
         # Single characters only match as whole jieba tokens: 米 must not match inside 米饭.
         long_aliases = sorted((a for a in self._alias_skus if len(a) > 1), key=len, reverse=True)
         self._alias_re = re.compile("|".join(map(re.escape, long_aliases))) if long_aliases else None
@@ -949,6 +953,8 @@ class OrderParser:
             for j in range(i, min(i + _MAX_ALIAS_TOKENS, len(tokens))):
                 joined += tokens[j][0]
                 best = j if joined in self._alias_skus else best
+            if best >= 0 and best == i and self._inside_a_word(text, tokens[i][1], tokens[i][2]):
+                best = -1  # 流油的 / 汽水: a one-character name that is the end or start of another word
             if best >= 0:
                 start, end = tokens[i][1], tokens[best][2]
                 mentions.append(_Mention(start, end, text[start:end], self._alias_skus[text[start:end]]))
@@ -974,6 +980,17 @@ class OrderParser:
             masked = _mask(masked, heard)
         separators = [m.span() for m in _SEPARATOR.finditer(masked)]
         return _Scan(text, masked, mentions, quantities, separators, specs)
+
+    def _inside_a_word(self, text: str, start: int, end: int) -> bool:
+        """A one-character alias (油 / 水 / 米) that, with the character before or after it, makes a word of the
+        dictionary which is no alias — 流油 (runny, of a yolk), 汽水, 油漆: another thing, not this product."""
+        if end - start != 1:
+            return False
+        for word in (text[start - 1 : end] if start > 0 else "", text[start : end + 1] if end < len(text) else ""):
+            if len(word) == 2 and _CJK_WORD.fullmatch(word) and word not in self._alias_skus and self._tokenizer.FREQ.get(word, 0) > 0:
+                if not (set(word) - {text[start]}) & _FUNCTION_CHARS:
+                    return True
+        return False
 
     def _sized_nouns(self, masked: str) -> list[_Mention]:
         """DN20的管子 / 10寸水果的: a size only one product's name has, then a common word for it (its first

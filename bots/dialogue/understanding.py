@@ -101,6 +101,8 @@ _ASKING = re.compile(r"吗|没|么|呢|啥时候|什么时候|几时|多久|怎�
 _CONTENT = re.compile(
     r"(?:有|一\S{0,3}?|里面|里头|里边)(?:几|多少)(?!钱)|够几|几\S{0,2}装|几\S[一每](?:提|箱|盒|袋|包|件|桶|罐|套|条|瓶|饼|卷)"
     r"|(?:能|可以)(?:泡|冲|煮|喝|用|吃|放|存|保存|铺|刷|贴)(?:几|多少|多久)"
+    # 腻子粉一袋刷得了几个平方 / 一饼泡得了多少次: what one takes or lasts
+    r"|(?:泡|冲|煮|喝|用|吃|放|存|铺|刷|贴|装)(?:得了|得)(?:几|多少|多久)"
 )  # 一箱有几瓶 / 纸巾一提几包 / 一盒多少个 / 够几个人吃 / 几斤装 / 几包一提 / 能冲几泡 / 能放多久
 _STOCK_SHAPE = re.compile(
     r"(?:请问|老板|你们|今天)*\s*有(?:[^,.!?。，\s]|(?<=\d)\.(?=\d)){1,12}(?:吗|么|嘛|不|没|伐)[?？!~啊呀哈呢]*$"
@@ -189,7 +191,7 @@ _FORWARDED = re.compile(
 )
 _STICKER = re.compile(r"\[([\u4e00-\u9fffA-Za-z ]{1,8})\]")
 _EMOJI = re.compile("[\U0001f300-\U0001faff\u2600-\u27bf\u2b50\u2764\ufe0f]")
-_MARKUP = re.compile(r"<\s*/?\s*[a-z][^>]*>|&[a-z]+;|\bjavascript:", re.IGNORECASE)
+_MARKUP = re.compile(r"<\s*/?\s*[a-z][^>]*>|&[a-z]+;|\bjavascript:|^\s*[\[{]\s*\"[^\"]*\"\s*:", re.IGNORECASE)  # {"msg":…}: JSON
 _SEPARATORS = re.compile(r"[,!?;:、。~\n\s]+|(?<!\d)\.|\.(?!\d)|然后|其他的?|其余的?|别的")
 
 
@@ -496,7 +498,13 @@ def _contents_asked(survey: Survey) -> re.Match[str] | None:
             continue
         after_product = any(m.end == q.start or survey.text[m.end : q.start] in ("是", "有", "里有", "里面有") for m in survey.mentions)
         noun = _NOUN_AFTER.match(survey.masked, q.end)
-        if after_product and noun is not None:
+        # 一袋小餐包几个: one pack of the product, then how many — what it holds
+        one_pack = any(
+            p.value == 1 and p.unit is not None and p.unit != q.unit and p.end <= m.start and m.end == q.start
+            for p in survey.quantities
+            for m in survey.mentions
+        ) and not survey.masked[q.end :].strip(" ?？啊呀呢")
+        if (after_product and noun is not None) or one_pack:
             return re.compile(re.escape(q.text.strip())).search(survey.text, q.start)
     return None
 
@@ -745,7 +753,9 @@ _THANKS_FOR_PAST = re.compile(
 _TOO_DEAR = re.compile(r"贵")
 _THINK_IT_OVER = frozenset({"考虑", "想想", "再看看", "还在考虑", "犹豫", "比较一下", "货比三家", "商量", "商量下"})
 _ASKING_WHAT = re.compile(r"啥情况|什么情况")
-_VAGUE_MORE = re.compile(r"多(?:做|拉|拿|来|给|带|送|备|弄|整)(?:一)?(?:点|些)|看着给|(?:给|来|拿|带)(?:我)?(?:一)?些(?![\u4e00-\u9fff])")
+_VAGUE_MORE = re.compile(
+    r"多(?:做|烤|拉|拿|来|给|带|送|备|弄|整|订|准备)(?:一)?(?:点|些)|看着给|(?:给|来|拿|带)(?:我)?(?:一)?些(?![\u4e00-\u9fff])"
+)
 _STRONG_STATUS = re.compile(r"师傅|搞掂|好未|签收|出去了|(?:订|做)好了")  # 送蛋糕的师傅还有多久能到: an order on its way
 _WAITED = re.compile(r"等(?:了)?(?:好久|很久|老半天|半天|一上午|一下午|一天)")
 _PUT_OFF = re.compile(r"(?:暂时|先|暂|这次|这回)(?:就)?不")  # 暂时不要 / 先不买: not this item, for now
