@@ -47,7 +47,8 @@ _PERMISSION_TAG: Final = re.compile(
     # 能不能给我 / 可不可以帮我 + the goods: a request put as a question (能不能给我送3箱可乐)
     r"(?:能不能|可不可以|能否|可否)(?:给我|帮我|帮忙|替我)|"
     # …and 能帮我 … 不 / 可以给我 … 吗 around the goods (能帮我送两袋东北大米上来不)
-    r"(?:能|可以|麻烦)(?:帮我|给我|帮忙|替我)[^,，。?？]{0,20}?(?:吗|么|嘛|不|伐)(?=[\s,，。?？!！]|$)"
+    # (the goods inside it: 后天能给我送到县城那边吗, with the goods before, asks whether they deliver there)
+    r"(?:能|可以|麻烦)(?:帮我|给我|帮忙|替我)[^,，。?？\x00]{0,8}\x00[^,，。?？]{0,16}?(?:吗|么|嘛|不|伐)(?=[\s,，。?？!！]|$)"
 )
 
 

@@ -17,6 +17,9 @@ DOZEN = 12  # 一打
 # Units a dozen is unambiguous for: single pieces. 一打 of something sold by the 箱 (a case of 24?) is asked.
 TAEL = "两"  # 二两: a weight (a tenth of a 斤) — asked as "要几斤", never as "2两是指2斤吗"
 PIECE_UNITS = frozenset("瓶 个 支 只 罐 听 条 根 本 双 张 片 杯 份 块 颗 枚 节".split())
+# The pieces a dozen (打) counts without a doubt (README rule 9: 个 / 根 / 只 / 张 / 条 …): not a container of the goods
+# (a 罐 of tea holds a weighed amount like a 盒 or 袋 — 一打 of it is asked; a bottle or can of a drink is a piece)
+DOZEN_UNITS = PIECE_UNITS - {"罐", "杯", "份"}
 
 # 大写数字 (financial numerals: 壹 贰 叁 …, also their traditional forms) → everyday numerals, one to one.
 FINANCIAL_NUMERALS = str.maketrans("壹贰貳叁參肆伍陆陸柒捌玖拾佰仟", "一二二三三四五六六七八九十百千")
@@ -232,7 +235,7 @@ class QuantityScanner:
         # filler 个 of 来个10提 / 要个二十箱, where the amount follows, nor the head of a longer numeral (各二十 /
         # 各两三箱, vague) or of a pair (各一对: two of a 个, asked).
         self._implied = re.compile(
-            rf"(?:(?<=[要来订买拿弄带捎做配搬称])个(?!月|人|事|问题|电话|地址|\s*(?:{_NUM})\s*(?:{unit_alt}))|(?<=各)[一两二三](?!\s*(?:{unit_alt})|\s*[\d{CHINESE_NUMERAL_CHARS}对双副])|[俩仨](?!(?!{_VERB_DA})(?:{unit_alt}))"
+            rf"(?:(?<=[要来订买拿弄带捎做配搬称])个(?!月|人|事|问题|电话|地址|\s*(?:{_NUM})\s*(?:{unit_alt}))|(?<=各)[一两二三](?!\s*(?:{unit_alt})|\s*[\d{CHINESE_NUMERAL_CHARS}对双副])|[俩仨](?!(?!{_VERB_DA})(?:{unit_alt}))(?!个?(?:月|人|天|小时|星期|礼拜|年|钟头|孩子|小孩))"
             # 来箱可乐 / 可乐来箱: a unit right after the verb, nothing between — one of it
             rf"|(?<=[要来订买拿捎带整搬称])(?P<unit>{unit_alt})(?=[\x00\s,，。!！~]|$))"
         )

@@ -35,7 +35,7 @@ from bots.dialogue.intents import (
     Product,
     RemoveItem,
 )
-from bots.dialogue.numerals import COMMON_UNITS, PIECE_UNITS, TAEL, QuantityMatch, QuantityScanner, chinese_to_int, everyday_numerals
+from bots.dialogue.numerals import COMMON_UNITS, DOZEN_UNITS, TAEL, QuantityMatch, QuantityScanner, chinese_to_int, everyday_numerals
 from bots.dialogue.traditional import to_simplified
 from scrm.core.tokenizer import fresh_tokenizer
 
@@ -262,6 +262,8 @@ _KIND_AMOUNT = re.compile(
 # the order, not a product of its own — its number is no quantity and it is never "not found" (unless the
 # catalog sells it, when it is a product like any other and never reaches this list).
 _WITH_THE_GOODS = re.compile(r"蜡烛|刀叉|叉子|餐具|纸盘|盘子|生日帽|帽子|勺子|吸管|筷子|袋子|塑料袋|手提袋|贺卡|卡片")
+# When or how it comes, said between an item and a "not" (…两吨周四上午到就行不用太早): the "not" is about the delivery
+_DELIVERY_SAID: Final = re.compile(r"送|到(?!了)|上午|下午|晚上|早上|中午|周[一二三四五六日天末]|星期|礼拜|有空")
 # "Not that, this instead" (泡芙不要 换成蛋挞4个): what follows is the order
 _INSTEAD: Final = re.compile(r"(?:不要|不用|别要|不买|不拿)(?:了|啦)?[\s,，]*(?:换成|换为|改成|改为|换)")
 # An amount said before, declared void (前面打的2斤不算 / 刚才说的5箱作废): the other amount stands
@@ -821,10 +823,20 @@ class OrderParser:
             return OrderLines(lines, first.mode, first.excluded)
         return None
 
+    @staticmethod
+    def _negates_an_item(scan: _Scan, a: int, b: int) -> bool:
+        """The clause a..b says "not" of its item — not of the delivery said after the item (钢筋两吨周四上午到就行不用太早
+        / 面粉两袋 下午你有空再送不着急的: when it comes is what is not pressing)."""
+        for no in _NEGATED.finditer(scan.masked, a, b):
+            items = [e.end for e in (*scan.mentions, *scan.quantities) if a <= e.start and e.end <= no.start()]
+            if not items or not _DELIVERY_SAID.search(scan.masked, max(items), no.start()):
+                return True
+        return False
+
     def _without_negated_clauses(self, scan: _Scan) -> tuple[_Scan, frozenset[_Mention]] | None:
         """大米2袋，油先不要 / 蛋糕一个 不要写字 / 茶杯上次买了不用: the clauses that say "not this" taken out, when
         another clause orders something with a quantity; None when there is no such split."""
-        negated = [(a, b) for a, b in _clauses(scan) if _NEGATED.search(scan.masked, a, b)]
+        negated = [(a, b) for a, b in _clauses(scan) if self._negates_an_item(scan, a, b)]
         if not negated:
             return None
 
@@ -1093,7 +1105,7 @@ class OrderParser:
         qty = self._whole_quantity(q, mention.text, product.unit, product.sku)
         if isinstance(qty, Clarify):
             return qty
-        if q.dozen and product.unit not in PIECE_UNITS:  # 一打 of a product sold by the 箱: 12箱? ask
+        if q.dozen and product.unit not in DOZEN_UNITS:  # 一打 of a product sold by the 箱: 12箱? ask
             return Clarify(
                 "unit_mismatch",
                 f"{mention.text}是按{product.unit}卖的，请问您说的“{q.text.strip()}”是指{qty}{product.unit}吗？",

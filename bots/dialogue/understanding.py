@@ -99,7 +99,7 @@ class Understanding:
 # checks is in understand().
 _ASKING = re.compile(r"吗|没|么|呢|啥时候|什么时候|几时|多久|怎么|咋|[?？]")
 _CONTENT = re.compile(
-    r"(?:有|一\S{0,3}?|里面|里头|里边)(?:几|多少)(?!钱)|够几|几\S{0,2}装|几\S[一每](?:提|箱|盒|袋|包|件|桶|罐|套|条|瓶|饼|卷)"
+    r"(?:有|一\S{0,3}?|里面|里头|里边)(?:几|多少)(?!钱)(?!个?(?:人|同事|朋友|孩子|小孩|客人|位|家|亲戚))|够几|几\S{0,2}装|几\S[一每](?:提|箱|盒|袋|包|件|桶|罐|套|条|瓶|饼|卷)"
     r"|(?:能|可以)(?:泡|冲|煮|喝|用|吃|放|存|保存|铺|刷|贴)(?:几|多少|多久)"
     # 腻子粉一袋刷得了几个平方 / 一饼泡得了多少次: what one takes or lasts
     r"|(?:泡|冲|煮|喝|用|吃|放|存|铺|刷|贴|装)(?:得了|得)(?:几|多少|多久)"
@@ -215,6 +215,11 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         inner = understand(parser, core, has_draft=has_draft, pending=pending)
         said = Evidence(raw.replace(core, " … ").strip()[:20], "称呼或客气话，不改变意思")
         return replace(inner, evidence=[*inner.evidence, said])
+    if not has_draft and pending is None and (fixed := _with_trailing_fix(parser, raw)) is not None:
+        # …，不对，22个 at the end of a message naming one product and one amount: the last value wins (rule 7) —
+        # the message is read with the amount meant in its place
+        inner = understand(parser, fixed[0], has_draft=has_draft, pending=pending)
+        return replace(inner, evidence=[Evidence(fixed[1], "最后更正的数量为准"), *inner.evidence])
     survey = parser.survey(raw)
     t, masked = survey.text, cues.without_free_choice(survey.masked)  # 啥时候方便啥时候送 asks nothing
     masked = without_leftovers(masked)  # 上次的还没吃完 / 上回拉的还剩不少: a reason, no question about stock
@@ -272,11 +277,12 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         and (fixed := _draft_fix(parser, t, m, base, skus)) is not None
     ):
         return fixed  # 可乐数量不对 要6箱: with a draft, the amount after it is a change of that line (rule 7)
-    if (m := _complaint_word(masked)) and _ASKING_WHAT.fullmatch(m.group(0)) and (late := cue("order_status").search(masked)):
+    reported = _without_asides(masked, survey)  # 鸡蛋要十个就行 多了放坏了可惜: a reason said after the item reports nothing
+    if (m := _complaint_word(reported)) and _ASKING_WHAT.fullmatch(m.group(0)) and (late := cue("order_status").search(masked)):
         return question("order_status", late, "问已下订单（催，没有指责）")  # 还没拉来呢 啥情况: where is it
     if m:
         return question("complaint", m, "投诉：商品或送货有问题")
-    if (m := cues.complaint_cue(masked)) and m.group(0).startswith("就") and cue("discount").search(masked):
+    if (m := cues.complaint_cue(reported)) and m.group(0).startswith("就") and cue("discount").search(masked):
         m = None  # 零头抹了吧 3020就给3000: the lower sum asked for, nothing short
     if m:  # 碎成渣了 / 订的8寸送来的是6寸 / 少寄了 / 颜色不对
         return question("complaint", m, "投诉：货物损坏、送错、少了或迟到")
@@ -528,6 +534,29 @@ _HOLDS = re.compile(r"\s*(?:里面|里头|里边)?\s*(?:是|有|装|就是|装�
 _CHECKED = re.compile(r"\s*(?:吧|吗|么|嘛|不|没|对吧|是吧|对不对|是不是)[\s?？~!！。]*$")
 
 
+# A slip owned at the very end, then only the amount meant (…麻烦啦，不对，22个 / …哈哈 说错了 22箱 / …，应该是5箱)
+_TRAILING_FIX = re.compile(
+    r"[\s,，。.!！~～]*(?:不对|错了|说错了?|写错了?|打错了?|讲错了?|改成|改为|应该是|哦不|噢不|更正(?:一下)?)[\s,，。:：]*"
+    r"(?P<q>(?:\d+|[一二两三四五六七八九十廿卅俩仨百]+)\s*[\u4e00-\u9fff]?)[\s吧啊呀哈。.!！~～]*$"
+)
+
+
+def _with_trailing_fix(parser: OrderParser, raw: str) -> tuple[str, str] | None:
+    """The message with its one amount replaced by the one a trailing slip names, and the slip; None unless the
+    message before the slip names exactly one product and one amount (else the parser's own correction reads it)."""
+    fix = _TRAILING_FIX.search(raw)
+    if fix is None or fix.start() == 0:
+        return None
+    head = parser.survey(raw[: fix.start()])
+    if len({m.skus for m in head.mentions}) != 1 or len(head.quantities) != 1:
+        return None
+    new = parser.survey(fix.group("q")).quantities
+    if len(new) != 1 or new[0].value is None or (new[0].unit is not None and head.quantities[0].unit not in (None, new[0].unit)):
+        return None
+    q = head.quantities[0]
+    return head.text[: q.start] + fix.group("q").strip() + head.text[q.end :], fix.group(0).strip()
+
+
 def _has_content(t: str) -> bool:
     return bool(re.search(r"[0-9a-z\u3400-\u9fff]", t))
 
@@ -776,6 +805,47 @@ def _names_its_item(masked: str, m: re.Match[str]) -> bool:
 
 
 _WARNED = re.compile(r"(?:别|不要|千万别|可别|小心|注意|防止|以免|免得|不能|不会|怕|担心)\S{0,2}$")
+
+
+_BETWEEN_ITEM = re.compile(r"[\s的]*(?:先|再|也|就)?(?:要|来|拿|订|买|整)?[\s的]*")
+_ORDERING = re.compile(r"要|来|拿|订|买|整|送|给我|帮我|弄|带|捎|留|备")
+_CLAUSE_RUN = re.compile(r"[^\s,，。;；!！~、]+")
+_REPROACH = re.compile(r"你们|你家|你这|送货的|快递|师傅|司机|上次|上回|之前|昨天|前天|收到|送来|送到|拿回|到手|打开|拆开")
+
+
+def _without_asides(masked: str, survey: Survey) -> str:
+    """``masked`` with the clauses after the first item that name no product and no amount and ask nothing blanked
+    (鸡蛋要十个就行 多了放坏了可惜 / 盖碗多拿几个 打碎了也有替换): a reason or an aside about the customer's own use,
+    no report of goods received — unless it points at the shop, the delivery or an earlier order (_REPROACH)."""
+    first = masked.find("\x00")
+    if first < 0:
+        return masked
+    span = next(c for c in _CLAUSE_RUN.finditer(masked) if c.start() <= first < c.end())
+    opening = span.group(0)
+    if _REPROACH.search(opening) or cue("past_order").search(opening) or _complaint_word(opening) or cues.complaint_cue(opening):
+        return masked  # 订的冰皮月饼到了 盒子都压扁了: the goods received, then what is wrong with them
+    # an item asked for: a product and an amount in that clause, side by side or with an ordering verb
+    item = any(
+        span.start() <= m.start
+        and span.start() <= q.start
+        and q.end <= span.end()
+        and m.end <= span.end()
+        and (
+            _BETWEEN_ITEM.fullmatch(survey.text[m.end : q.start] if m.end <= q.start else survey.text[q.end : m.start]) is not None
+            or _ORDERING.search(opening) is not None
+        )
+        for m in survey.mentions
+        for q in survey.quantities
+    )
+    if not item:
+        return masked  # 生日蛋糕晚了一个钟 …: no item asked for — nothing to set apart
+    out = masked
+    for c in _CLAUSE_RUN.finditer(masked):
+        text = c.group(0)
+        if c.start() <= first or "\x00" in text or cues.question_cue(text) or _REPROACH.search(text) or cue("past_order").search(text):
+            continue
+        out = out[: c.start()] + " " * len(text) + out[c.end() :]
+    return out
 
 
 def _complaint_word(masked: str) -> re.Match[str] | None:
