@@ -144,8 +144,19 @@ def _yes() -> re.Pattern[str]:
 # A yes said first, then how or when (行 就这样 明天上午来拿 / 确认 地址没变 / 对的 没错 送到老地方): a yes, unless what
 # follows takes it back, puts it off or asks (好的 我再想想 / 嗯 不过太贵了 / 行 多少钱).
 _YES_HEAD = re.compile(
-    r"^(?:确认|确定|对的?|没错|是的|好的?|好滴|好嘞|行|可以|嗯+|恩+|ok(?:的|了)?|要得|没问题|没毛病|妥|就这样)(?:[\s,.!~、。;:👌👍]+|$)",
+    r"^(?:确认|确定|对的?|没错|是的|好的?|好滴|好嘞|行|可以|嗯+|恩+|嗯呐|ok(?:的|了)?|要得|没问题|没毛病|妥|就这样)+(?:[\s,.!~、。;:👌👍]+|$)",
     re.IGNORECASE,
+)
+# Said beside a yes to the draft, asking nothing and taking nothing back: nothing more wanted, how to pay, how and when
+# to hand it over (钱我先微信转给你 / 麻烦到时候帮我打包好 / 放门卫那就行 / 早点送过来哈 工人等着呢)
+_SAID_WITH_YES = re.compile(
+    r"不用(?:再)?(?:加|添|要)?(?:别的|其他的?)了?|别的(?:都)?不(?:要|用)了?|其他(?:的)?(?:都)?不(?:要|用)了?"
+    r"|(?:钱|款)?我?(?:先|等下|等会儿?|晚点|回头)?(?:微信|支付宝)?(?:转|付)(?:给你|你|过去)?|你?查收一?下"
+    r"|(?:麻烦)?(?:到时候)?(?:帮我|给我)?(?:打包|装|包)好?|放(?:门卫|门口|前台)\S{0,2}就行"
+    r"|(?:明早|明天|今天|下午|上午|早点|尽快)\S{0,4}(?:送|到|拿|来)\S{0,4}(?:就行|就好|哈|吧)?|\S{0,4}等着(?:呢|用)"
+    # after 您说的3瓶是指3箱吗？: the unit said again (我说的个就是盒 / 就是袋 我们这边习惯叫包 你按袋算就行 / 打字太快打错了)
+    r"|我说的\S{0,3}?(?:就是|其实是|是)\S{1,3}|就是这个意思|(?:你)?按\S{1,2}算就(?:行|好|对了)|(?:我们|咱)(?:这边|这里)?(?:习惯|一般)?(?:叫|说)\S{1,2}"
+    r"|打字太快\S{0,4}|(?:打|写|说)错了|不好意思(?:哈|啊)?|一\S一\S的(?:那种)?|(?:送人)?当然要整\S的"
 )
 _YES_UNDONE = re.compile(r"不(?!好意思|用谢|客气|错)|别|甭|取消|算了|等等|等下(?!转|付|给)|稍等|先|再|但|不过|可是|就是(?!这)")
 # The list said to be complete, or the go-ahead given, anywhere in a message to a draft (对对就这么多赶紧安排车吧 /
@@ -154,6 +165,8 @@ _GO_AHEAD = re.compile(
     r"就(?:是)?这(?:些|几样|么多|几个)(?:了)?|(?:东西)?就这些了|齐了|核对过了|没问题|下单吧|安排(?:车|送货|发货)|尽快送(?:过来)?|发货吧|按单子(?:送|发)"
     # nothing more to add or change (就这样吧 没有要加的了 / 嗯嗯 没啥要改的了 / 够了够了)
     r"|就这样(?:吧|了)?|没(?:有|啥|什么)?(?:要|需要|可)?(?:加|改|添|补|变)的了|没(?:有)?别的了|(?:够了)+"
+    # the go-ahead said outright (就这么办 / ok没毛病 / 单子我看过了 都对 / 按这个发货 / 可以下单了 / 帮我下单吧)
+    r"|就这么(?:办|定了?)|没毛病|都对|按这个(?:发|送|来|做)|可以下单|帮我下单|确认的"
 )
 
 
@@ -162,6 +175,7 @@ def _yes_head(t: str) -> bool:
     if head is None:
         return False
     rest = t[head.end() :] if head.re is _YES_HEAD else t[: head.start()] + " " + t[head.end() :]
+    rest = _GO_AHEAD.sub(" ", _SAID_WITH_YES.sub(" ", rest))  # 就这些啦 不用别的了 麻烦帮我装好: how to hand it over
     if not rest.strip():
         return True
     return not (
@@ -239,7 +253,8 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         answered = _answer_to_pending(parser, raw, t, pending, has_draft, base)
         if answered is not None:
             return answered
-    if has_draft and not survey.mentions and not survey.quantities and (_yes().fullmatch(re.sub(r"[\s,.!~、。;:]", "", t)) or _yes_head(t)):
+    loose = [q for q in survey.quantities if not any(g.start() <= q.start < g.end() for g in _GO_AHEAD.finditer(t))]  # 就这几样
+    if has_draft and not survey.mentions and not loose and (_yes().fullmatch(re.sub(r"[\s,.!~、。;:]", "", t)) or _yes_head(t)):
         # 就这么多 安排送货 / 确认 发顺丰: yes-words and how to send it, said to the draft — before any question word
         return Understanding("confirm", [], Confirm(), [Evidence(t[:20], "对待确认订单说“好”"), *base])
     hedge_first = cue("hedge_first").search(masked)
