@@ -170,6 +170,8 @@ _RETRACT = re.compile(
     + r"|(?<=\x00)(?:[嗯呃额唉哎啊哦噢]+不?|不)(?=\x00)"
     # an apology before the amount meant (蛋挞要六个 不好意思 是八个)
     + r"|不好意思(?=[\s,，。]*(?:是|要|应该))"
+    # an interjection, then 改 (8寸蛋糕1个 哦改10寸的): the size or amount after it is meant
+    + r"|(?<=[\s,，。])[哦噢啊呃嗯额]\s*改(?:成|为|一下)?"
 )
 # The words of a retraction (not its shapes: a lone 不, a pause): what may take back a product named before it.
 # 不是 only when set off and followed by what is meant (不是，是雪碧): 可乐2箱 不是雪碧 says which one, it is cola.
@@ -351,10 +353,12 @@ def normalize_text(text: str, keep: Container[str] = ()) -> str:
     t = _WECHAT_EMOJI.sub(lambda m: f" {m.group(1)} " if m.group(1) in keep else " ", t)
     kept = "".join(ch if ch in _KEEP_SYMBOLS or unicodedata.category(ch)[0] in "LNP" else " " for ch in t)
     kept = _ELLIPSIS.sub(" ", kept)  # 小餐包8袋……6袋就行了: a pause, never a decimal point
+    kept = _MU_FOR_MEI.sub("没", kept)  # 还有20个木 / 发了木: 木 typed for 没 closing a question
     return re.sub(r"\s+", " ", kept).strip()
 
 
 _ELLIPSIS = re.compile(r"\.{2,}|。{2,}")
+_MU_FOR_MEI = re.compile(r"(?<=[有了个箱袋桶盒瓶包提斤根张片卷饼罐])木(?=[\s?？!！。~啊呀]*$)")
 
 
 @dataclass(frozen=True)
@@ -1490,7 +1494,10 @@ def _merge_adjacent(mentions: list[_Mention], text: str, alias_skus: dict[str, t
     merged: list[_Mention] = []
     for m in mentions:
         prev = merged[-1] if merged else None
-        if prev is not None and text[prev.end : m.start].strip() in ("", "的"):  # 冰皮的月饼
+        two_sizes = (
+            prev is not None and m.text[:1].isdigit() and re.search(r"\d(?:\.\d+)?[a-z平方寸毫升]*$", text[: prev.start]) is not None
+        )
+        if prev is not None and not two_sizes and text[prev.end : m.start].strip() in ("", "的"):  # 冰皮的月饼 (not 2.5线4平方线)
             common = tuple(s for s in prev.skus if s in m.skus)
             if not common and alias_skus and prev.end == m.start:
                 overlap = (alias_skus.get(text[k : m.end], ()) for k in range(prev.start + 1, prev.end))
