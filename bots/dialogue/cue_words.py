@@ -57,6 +57,12 @@ def homophone_typos() -> dict[str, tuple[str, ...]]:
     return out
 
 
+@cache
+def pinyin_words() -> dict[str, str]:
+    """Pinyin letters → the word they are typed for (table ``pinyin_words``: "quxiao=取消"), spaces taken out."""
+    return {left.replace(" ", ""): right for left, right in (pair.split("=") for pair in _data()["pinyin_words"]["pairs"])}
+
+
 _RULES: dict[re.Pattern[str], str] = {}  # compiled pattern -> its rule's name, for rule_of()
 
 

@@ -11,6 +11,7 @@ following the word order the segment starts with.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 import unicodedata
@@ -36,6 +37,7 @@ from bots.dialogue.intents import (
     RemoveItem,
 )
 from bots.dialogue.numerals import COMMON_UNITS, DOZEN_UNITS, TAEL, QuantityMatch, QuantityScanner, chinese_to_int, everyday_numerals
+from bots.dialogue.pinyin_input import dictionary as pinyin_dictionary
 from bots.dialogue.traditional import to_simplified
 from scrm.core.tokenizer import fresh_tokenizer
 
@@ -487,6 +489,12 @@ class OrderParser:
     @property
     def products(self) -> dict[str, Product]:
         return dict(self._products)
+
+    @functools.cached_property
+    def pinyin_words(self) -> dict[str, str]:
+        """Pinyin letters → characters for this catalog: its aliases' own spellings and the common words
+        (:mod:`bots.dialogue.pinyin_input`)."""
+        return pinyin_dictionary(self._alias_skus)
 
     def _normal(self, text: str) -> str:
         """:func:`normalize_text`, then a product name shared by two sizes written out for each (42.5和32.5的水泥

@@ -38,6 +38,7 @@ from bots.dialogue.intents import (
 )
 from bots.dialogue.numerals import QuantityMatch
 from bots.dialogue.parser import OrderParser, Survey, without_leftovers
+from bots.dialogue.pinyin_input import from_pinyin
 
 IntentName: TypeAlias = Literal[
     "order",  # new lines (with a draft: sets those lines)
@@ -203,6 +204,7 @@ _FORWARDED = re.compile(
     # what WeChat writes itself, forwarded or copied: a recall, a new contact, a file or a link sent
     r"|^[\"“]?[^\"”\s]{1,12}[\"”]?\s*撤回了一条消息|^你已添加了|现在可以开始聊天了|^\[(?:文件|链接|位置|聊天记录|小程序|名片|视频号|公众号)\]"
 )
+_LATIN_RUN = re.compile(r"[a-z]{2}", re.IGNORECASE)
 _STICKER = re.compile(r"\[([\u4e00-\u9fffA-Za-z ]{1,8})\]")
 _EMOJI = re.compile("[\U0001f300-\U0001faff\u2600-\u27bf\u2b50\u2764\ufe0f]")
 _MARKUP = re.compile(r"<\s*/?\s*[a-z][^>]*>|&[a-z]+;|\bjavascript:|^\s*[\[{]\s*\"[^\"]*\"\s*:", re.IGNORECASE)  # {"msg":…}: JSON
@@ -220,6 +222,10 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
     raw = text or ""
     if len(raw) > MAX_CHARS:
         return Understanding("unknown", [], NotAnOrder(), [Evidence("", f"消息过长（{len(raw)} 字），不按订单读取")])
+    if _LATIN_RUN.search(raw) and (typed := from_pinyin(raw, parser.pinyin_words)) != raw:
+        # kele 3xiang / quxiao ba / 香米jg: pinyin letters for the characters — read as if typed in characters
+        inner = understand(parser, typed, has_draft=has_draft, pending=pending)
+        return replace(inner, evidence=[Evidence(raw.strip()[:20], f"拼音输入，按“{typed.strip()[:20]}”理解"), *inner.evidence])
     if m := _FORWARDED.match(raw.strip()):  # 【顺丰速运】您的快件已签收…: a system text forwarded, not the customer's words
         return Understanding("unknown", [], NotAnOrder(), [Evidence(m.group(0), "转发的系统通知/短信，不是顾客要办的事")])
     if _MARKUP.search(raw):
