@@ -99,7 +99,7 @@ def permission_only(masked: str) -> bool:
 # ---- delivery ------------------------------------------------------------------------------------------------
 # A delivery verb: 送 寄 运 拉 (a truck) 到 (arrive) 收到 发 (ship) — 发 only as shipping (发货 发快递 当天发 能发吗).
 _DELIVERY_VERB: Final = re.compile(
-    r"送(?!点|个|一|些|礼|几|人|朋友|长辈|领导|客户|老师|什么好|啥好|给(?:我们家|我家|我爸|我妈|亲家|老人|长辈|朋友|领导|客户|老师|孩子|家里))|寄|运(?!气)|快递|物流|配送|上门|自提|邮政|ems|京东|中通|圆通|韵达|来得及|赶得上|赶得及|拉(?:过来|过去|到|得|走|货|吗|不)|收到|到(?![了底处时货]|什么时候|啥时候|哪天|几号)|(?:来|到店|店里|自己|上门)(?:拿|取)|"
+    r"送(?!点|个|一|些|礼|几|人|朋友|长辈|领导|客户|老师|什么好|啥好|给(?:我们家|我家|我爸|我妈|亲家|老人|长辈|朋友|领导|客户|老师|孩子|家里))|寄|运(?!气)|快递|物流|配送|上门|自提|邮政|ems|京东|中通|圆通|韵达|来得及|赶得上|赶得及|拉(?:过来|过去|到|得|走|货|吗|不)|收到|(?<![买找])到(?![了底处时货]|什么时候|啥时候|哪天|几号)|(?:来|到店|店里|自己|上门)(?:拿|取)|"
     r"发(?=货|快递|顺丰|什么|啥|哪|出|过来|吗|不|么|\s|$)|[能当今明]天?发|"
     # ready to collect: 能做好吗 / 烤出来没 (a pre-order's pickup, like its delivery)
     r"(?:做|烤|准备|备)(?:好|出来)"
@@ -131,7 +131,7 @@ def delivery_cue(masked: str) -> re.Match[str] | None:
 
 # Done yet? — a delivery verb with a completed aspect and 没 / 了吗 (拉走没 / 送出来没有): about an order placed.
 _DONE_YET: Final = re.compile(
-    r"(?:走|出来|出去|出门|出发|送|发|拉|寄|(?:做|烤|准备)好)(?:快递|货|出|出去|过来)?(?:了)?(?:没有?|了吗|了么|了没)(?![用事法问关意])"
+    r"(?:走|出来|出去|出门|出发|送|发|拉|寄|(?:做|烤|准备)好)(?:快递|货|出来|出|出去|过来)?(?:了)?(?:没有?|了吗|了么|了没)(?![用事法问关意])"
 )
 # 我的水泥 / 我的东西 / 我的茶叶发快递了没: goods already ordered — 我的 and a short noun before a delivery verb
 _MINE: Final = re.compile(
@@ -205,7 +205,7 @@ _FREE_EXTRA: Final = re.compile(rf"(?:买|订|拿)[^,，。\s]{{0,10}}?送{_Q}+(
 
 
 # 送两包纸巾呗 / 送几个螺丝吧 (goods, then a particle asking a favour, no 过来 / 到 / 上门): given free, not delivered.
-_GIFT_ASKED: Final = re.compile(rf"送(?:我|俺|给我|点|些)?\s*{_Q}+\s*(?:吧|呗|嘛|呀|哈|啊)")
+_GIFT_ASKED: Final = re.compile(rf"送(?:我|俺|给我|点|些)?\s*[个盒包袋箱瓶把套]?\s*{_Q}+\s*(?:吧|呗|嘛|呀|哈|啊)")  # 送盒螺丝呗
 _LOYALTY: Final = re.compile(r"老顾客|老客户|老主顾|常来|白送|免费")
 
 

@@ -89,7 +89,9 @@ _CANCEL = re.compile(
 _CANCEL_WHOLE = re.compile(
     r"订单取消|取消订单|全部撤|一个都不要|一样都不(?:要|订)|当我没(?:有)?说过|别下了"
     # the order itself pointed at (蛋糕和面包那单 都不要了 / 整个单子都撤掉 / 这单作废吧)
-    r"|(?:那|这|整|整个|这个|那个)(?:单|订单|单子)\s*\S{0,3}?(?:都|全|就)?(?:不要|取消|撤|作废|算了|不订|不买|别做|别送|别发)"
+    r"|(?:那|这|整|整个|这个|那个)(?:单|订单|单子)\s*\S{0,3}?(?:都|全|就)?(?:不要|取消|撤|作废|算了|不订|不买|不做|别做|别送|别发)"
+    # everything taken back (所有的都撤回吧 / 全部东西都退了)
+    r"|(?:所有|全部)(?:的)?(?:东西)?都(?:撤|退|不要|取消|算了|别)"
 )
 _REMOVE = re.compile(
     _words(
@@ -100,8 +102,8 @@ _REMOVE = re.compile(
     + rf"|(?:不|别|甭)(?:用|必)?(?:给我|帮我|给)?(?:{_HANDLING})(?:了|啦)"  # 牛奶别给我装了
     # …or put off for now without 了: 先别送 / 这次不进 / 暂时不拿
     + rf"|(?:先|暂时|暂|这次|这回|今天)(?:就)?(?:不|别|甭)(?:用|必)?(?:{_HANDLING})"
-    # 把碧螺春去了 / 蛋挞去掉吧: the item struck off
-    + r"|(?<=\x00)\s*(?:给我|帮我)?\s*(?:先)?去(?:了|掉)"
+    # 把碧螺春去了 / 蛋挞去掉吧 / 盖碗那项去了吧: the item struck off
+    + r"|(?<=\x00)\s*(?:那|这)?(?:项|个|样)?\s*(?:给我|帮我)?\s*(?:先)?去(?:了|掉)|撤下(?:来)?"
     # 再减一箱 / 减掉2箱 / 少拿一箱: less by an amount — a removal with an amount, asked (by? down to?)
     + r"|减(?:掉|少|去)?(?=\s*\x00)"
 )
@@ -998,6 +1000,8 @@ class OrderParser:
         specs = tuple(q for q in found if self._is_spec_number(q, masked))
         quantities = [q for q in found if q not in specs]
         masked = _mask(masked, quantities)
+        mentions = self._sound_alike.over(text, mentions, quantities, self._tokenizer)  # 防水图料: not 防水 alone
+        masked = _mask(_mask(text, mentions), quantities)
         heard = self._sound_alike.find(text, masked, quantities, self._tokenizer) + self._sized_nouns(masked)
         if heard:  # 雪壁来四箱: a name typed with a homophone, in an order's place
             mentions = sorted([*mentions, *heard], key=lambda m: m.start)
@@ -1333,6 +1337,34 @@ class _SoundAlike:
                 found += [hit] if hit else []
                 i = hit.end if hit else i + 1
         return found
+
+    def over(
+        self, text: str, mentions: Sequence[_Mention], quantities: Sequence[QuantityMatch], tokenizer: jieba.Tokenizer
+    ) -> list[_Mention]:
+        """Names of three characters or more typed with a homophone that hold a shorter alias already found (防水图料:
+        防水 is an alias, 防水涂料 the name meant; 膨账螺丝 holds 螺丝): the longer name, replacing the shorter one."""
+        out = list(mentions)
+        for k, m in enumerate(mentions):
+            for n in self._lengths:
+                if n < 3 or n <= m.end - m.start:
+                    continue
+                hit = next(
+                    (
+                        h
+                        for i in range(max(0, m.end - n), m.start + 1)
+                        if i + n <= len(text)
+                        and _CJK_RUN.fullmatch(text[i : i + n])
+                        and not any(q.start < i + n and i < q.end for q in quantities)
+                        and not any(o is not m and o.start < i + n and i < o.end for o in mentions)
+                        and (h := self._at(text, text, i, i + n, quantities, tokenizer)) is not None
+                        and h.end - h.start == n
+                    ),
+                    None,
+                )
+                if hit is not None:
+                    out[k] = hit
+                    break
+        return out
 
     def _at(
         self, text: str, masked: str, i: int, end: int, quantities: Sequence[QuantityMatch], tokenizer: jieba.Tokenizer

@@ -118,7 +118,7 @@ _MEASURED = re.compile(
     r"(?P<unit>米|公斤|千克|斤|克|吨|平方米|平米|平方|平|升|块(?=\s*$))(?![\u4e00-\u9fff]{0,4}[的装])"
 )
 _CHOICE = re.compile(r"(?<!不)是.{1,8}还是")  # 蛋糕是动物奶油还是植物奶油: what the product is
-_MY_ORDER = re.compile(r"我(?:那|的)(?:单|订单|单子)|我那份|我订的")
+_MY_ORDER = re.compile(r"我(?:那|的)(?:单|订单|单子)|我那份|我订的|^订的那")
 _CAN_ARRIVE = re.compile(r"(?:能|可以|会|几天|多久|什么时候|啥时候)\S{0,2}到货")
 _NEW_GOODS = re.compile(r"新茶|新货|新品|新款|新米|新到")  # 今年的新茶到了没: the season's goods in the shop yet
 _ARRIVED = re.compile(r"到了(?:吗|么|嘛|没|不|伐)")  # 冰皮月饼到了吗: in stock yet; 我的水到了没: an order
@@ -196,7 +196,7 @@ _YES_AMOUNT = re.compile(
 _THUMBS = re.compile("^[\\s~～!！.。🙏\U0001f300-\U0001faff]*[👌👍✅][\\s~～!！.。👌👍✅🙏\U0001f300-\U0001faff]*$")
 # …also run straight into what is meant instead (不对我说的是包 / 不是我要的是瓶 / 不对是克)
 _NO = re.compile(
-    r"^(?:(?:不是|不对|不|不要|错了|没有)(?:的|啊|呀|吧|呢)*[\s,.!~、。;:]*){1,3}(?:[\s,.!~、。;:]|$|(?=我|是|要的|说的))"
+    r"^(?:(?:不是|不对|不|不要|错了|没有)(?:的|啊|呀|吧|呢|哦|噢|喔)*[\s,.!~、。;:]*){1,3}(?:[\s,.!~、。;:]|$|(?=我|是|要的|说的))"
 )  # 不对不对: said twice
 # A sender's tag in 【】 opening the message (【顺丰速运】 / 【美团】 / 【XX银行】): an SMS or app notice pasted in
 _FORWARDED = re.compile(
@@ -807,7 +807,7 @@ _VAGUE_MORE = re.compile(
     r"多(?:做|烤|拉|拿|来|给|带|送|备|弄|整|订|准备)(?:一)?(?:点|些)|看着给|(?:给|来|拿|带)(?:我)?(?:一)?些(?![\u4e00-\u9fff])"
 )
 _STRONG_STATUS = re.compile(r"师傅|搞掂|好未|签收|出去了|(?:订|做)好了")  # 送蛋糕的师傅还有多久能到: an order on its way
-_WAITED = re.compile(r"等(?:了)?(?:好久|很久|老半天|半天|一上午|一下午|一天)")
+_WAITED = re.compile(r"等(?:了)?(?:好久|很久|老半天|半天|一上午|一下午|一天)|(?:都|还|一直)在等")
 _PUT_OFF = re.compile(r"(?:暂时|先|暂|这次|这回)(?:就)?不")  # 暂时不要 / 先不买: not this item, for now
 
 
