@@ -113,9 +113,9 @@ def test_an_addition_before_the_yes_is_still_the_addition(parser: OrderParser) -
     assert read(parser, "还要两箱可乐 加上再确认", has_draft=True, pending="confirm") == ("add", [("COLA", 2)])
 
 
-@pytest.mark.parametrize(("text", "intent"), [("可乐雪碧那单 全都不要了", "cancel"), ("所有的都撤回吧", "cancel"), ("这单不做了", "cancel")])
-def test_the_order_itself_pointed_at_is_cancelled(parser: OrderParser, text: str, intent: str) -> None:
-    assert read(parser, text, has_draft=True) == (intent, [])
+@pytest.mark.parametrize("text", ["可乐雪碧那单 全都不要了", "所有的都撤回吧", "这单不做了"])
+def test_the_order_itself_pointed_at_is_cancelled(parser: OrderParser, text: str) -> None:
+    assert read(parser, text, has_draft=True) == ("cancel", [])
 
 
 @pytest.mark.parametrize("text", ["鸡蛋别给我带了", "纸巾那项去了吧", "泡芙那项撤下来", "乳胶漆先别算进去"])
