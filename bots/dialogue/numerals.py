@@ -186,6 +186,7 @@ _NOT_A_QUANTITY_AFTER = re.compile(
     r"\s*(?:[a-z]|毫升|升|克|点|号|日|月|年|分|秒|小时|天|周|元|块|毛|角|%|度|楼|层|栋|单元|室|路|岁|折|米|寸|的|那种|斤|平|"
     r"个?(?:人|月|小时|星期|礼拜|钟头))"
 )
+_PEOPLE_BEFORE = re.compile(r"(?:小朋友|孩子|小孩|客人|同事|朋友|学生|工人|人)(?:们)?(?:刚好|正好|一共|总共|大概|有|来|是)?\s*$")
 _NOT_A_QUANTITY_BEFORE = re.compile(r"(?:楼|号|室|栋|单元|路|房|门牌|电话|手机|尾号|编号)\s*$")  # 3号楼502
 # An amount given as a bound or an estimate — 20个左右, 最少20个, 大约10箱 — is vague (asked, never ordered).
 _APPROX_AFTER = re.compile(r"\s*(?:左右|上下|出头|以上|往上|开外|朝上|以内|以下|之内)")
@@ -228,6 +229,7 @@ class QuantityScanner:
         # Vague amounts with a unit — 几箱, 十几盒, 二十多袋, 十来箱, 几十袋 — are quantities without a value (asked).
         self._vague = re.compile(
             rf"(?:几[十百千]?|[{CHINESE_NUMERAL_CHARS}]+[几来多]|\d+[几来多]|好几)\s*(?P<unit>{unit_alt})(?<!包(?=邮))"
+            r"(?!人|朋友|同事|孩子|小孩|客人|兄弟|工人|师傅|同学|月|天|小时)"  # 那几个朋友 / 十来个人: people, no goods
             # 一斤多 / 3箱多: a bit over that amount — vague
             rf"|(?:\d+|[{CHINESE_NUMERAL_CHARS}]+)\s*(?P<unit_over>{unit_alt})多(?![少钱块重大长宽厚高久远])"
         )
@@ -289,6 +291,8 @@ class QuantityScanner:
                     continue
             if unit is None and m.group("half"):
                 continue  # 一半 etc.: not a quantity
+            if _PEOPLE_BEFORE.search(text, 0, m.start()):
+                continue  # 小朋友刚好六个 / 客人一共八个: how many people, no amount of goods
             value: Fraction | None = None
             approximate = _APPROX_AFTER.match(text, m.end()) or _APPROX_BEFORE.search(text, 0, m.start())
             if not m.group("num2") and not approximate:  # 20个左右 / 最少20个: vague, asked (a value of None)

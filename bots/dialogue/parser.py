@@ -158,12 +158,17 @@ _SHARING_JOINER = re.compile(
 _EACH_FIRST = re.compile(r"(?:各|都|全都|每样|每种)(?:给我|帮我|再)?(?:要|来|拿|买|订|整|弄|称|搬|带|送|配)?\s*$")
 _INTERJECTION = "嗯呃额唉哎啊哦噢诶咦"
 _HESITATION = rf"[{_INTERJECTION}]+[\s.…]*"
+# 莫搞错了 / 别写错了 / 千万不要弄错: a slip warned against, none owned — never a retraction
+_NOT_WARNED = r"(?<![莫别])(?<![莫别][搞弄写打记看算说报])(?<!不要)(?<!千万)(?<!可别)"
 # A message that takes back what it just said: 要2袋大米…不对，改成4袋 / 3箱可乐，不是，4箱.
 _RETRACT = re.compile(
-    _words(
+    _NOT_WARNED
+    + "(?:"
+    + _words(
         "不对 不是 错了 说错 讲错 打错 写错 搞错 看错 记错 弄错 算错 报错 少报 多报 手滑 说反 更正 纠正 "
         "哦不 噢不 不不 算了(?!一?下) 应该是 我是说 我说的是 其实是 其实要 实际上要"
     ).pattern
+    + ")"
     # by shape: an interjection then 不 (嗯不 / 呃…不), a 不 standing alone between two amounts (5方 不 6方), and
     # 还是 … 吧 (5箱 嗯…还是6箱吧) — the amount after it is the one meant.
     + r"|(?:嗯|呃|额|唉|哎|啊|哦|噢)[\s.…]*不(?=[\s,.…!]|$)|(?<=[\s,.…])不(?=[\s,.…])|还是(?=[^,.!?;]*吧)"
@@ -180,10 +185,13 @@ _RETRACT = re.compile(
 # The words of a retraction (not its shapes: a lone 不, a pause): what may take back a product named before it.
 # 不是 only when set off and followed by what is meant (不是，是雪碧): 可乐2箱 不是雪碧 says which one, it is cola.
 _RETRACT_WORD = re.compile(
-    _words(
+    _NOT_WARNED
+    + "(?:"
+    + _words(
         "不对 错了 说错 讲错 打错 写错 搞错 看错 记错 弄错 算错 报错 少报 多报 手滑 更正 纠正 "
         "哦不 噢不 不不 应该是 我是说 我说的是 其实是 其实要"
     ).pattern
+    + ")"
     + r"|不是[\s,.!~、。]+(?=是|要)|(?<=[啊哦噢呃嗯额])\s*不是|不好意思(?=[\s,，。]*(?:是|要|应该))"
 )
 # Negation that scopes over its own segment of a message that orders something else (大米2袋，油先不要).
@@ -194,7 +202,7 @@ _NEGATED = re.compile(
     ).pattern
     + r"|(?:家里|家中|店里|屋里|仓库|工地上?)还?(?:有|剩)"  # 油家里还有: there is some at home — not wanted now
     + r"|(?:手上|手头|上个活|上回|上次)\S{0,4}?还(?:有|剩)"  # 上个活还剩大半盒
-    + r"|还没(?:喝|吃|用|卖|烧)完"  # 上回那几箱还没喝完呢: some left from before
+    + r"|还没(?:(?:喝|吃|用|卖|烧)完|开封|拆(?:封)?|打开)"  # 上回那几箱还没喝完呢 / 上回买的还没开封: some left from before
     + r"|剩(?:的|下)?(?:还有|不少|挺多|好多)"  # 上次剩的还有
     + r"|(?:我|我们|咱)?自己(?:家)?(?:有|带|准备|解决|买)"  # 沙子我自己有 / 螺丝我们自己带: the customer supplies it
     + r"|(?:不|别)(?:拉|送|带|装|整|配|发)"  # 沙子这次不拉 / 油别带: an ordering or delivery verb negated
@@ -207,7 +215,7 @@ _OWN_STOCK = re.compile(r"(?:家里|家中|屋里|店里|工地上?|手上|手�
 _LEFTOVER_CLAUSE_BREAK = re.compile(r"[\s,!?;:、。~]")
 _LEFTOVER = re.compile(
     r"(?:上次|上回|之前|以前|上个月|家里|屋里|工地|柜子里)\S{0,8}?"  # not 店里 / 仓库: the shop's, asked
-    r"(?:还(?:有|剩)|还没(?:吃|喝|用|卖|烧)完|剩(?:的|下)?(?:还有|不少|挺多|好多))"
+    r"(?:还(?:有|剩)|还没(?:(?:吃|喝|用|卖|烧)完|开封|拆(?:封)?|打开)|剩(?:的|下)?(?:还有|不少|挺多|好多))"
 )
 
 
@@ -857,6 +865,11 @@ class OrderParser:
         def inside(start: int) -> bool:
             return any(a <= start < b for a, b in negated)
 
+        unwanted = {m.skus for a, b in negated for m in scan.mentions if a <= m.start < b}
+        for a, b in _clauses(scan):  # 别拿雪花的 … 一喝雪花就上头: the unwanted one named again, with no amount, is no item
+            named = [m for m in scan.mentions if a <= m.start < b]
+            if named and all(m.skus in unwanted for m in named) and not any(a <= q.start < b for q in scan.quantities):
+                negated.append((a, b))
         kept_q = [q for q in scan.quantities if not inside(q.start)]
         kept_m = [m for m in scan.mentions if not inside(m.start)]
         if not kept_q or not kept_m:

@@ -80,6 +80,19 @@ def test_what_is_taken_back_in_the_message_is_not_ordered(parser: OrderParser, t
     assert read(parser, text) == ("order", lines)
 
 
+@pytest.mark.parametrize(
+    ("text", "lines"),
+    [
+        ("大米两袋送到三楼 莫搞错了哈，面粉家里还有", [("RICE", 2)]),  # a slip warned against takes nothing back
+        ("可乐雪碧都来两箱 同事一共八个", [("COLA", 2), ("SPRITE", 2)]),  # people counted are no amount
+        ("来3箱青岛 别拿雪花 那几个兄弟一喝雪花就头疼", [("BEER-QD", 3)]),  # the unwanted one named again
+        ("面粉要两袋 大米这次不要了 上回买的还没拆", [("FLOUR", 2)]),  # what is left from before is a reason
+    ],
+)
+def test_what_is_said_around_the_order_adds_nothing_to_it(parser: OrderParser, text: str, lines: list[tuple[str, int]]) -> None:
+    assert read(parser, text) == ("order", lines)
+
+
 def test_the_amount_settled_after_weighing_keeps_the_kind_named_first(parser: OrderParser) -> None:
     assert read(parser, "32.5的水泥先报了10袋 算了算不够 得要14袋") == ("order", [("CEMENT-325", 14)])
 
