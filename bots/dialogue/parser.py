@@ -142,7 +142,7 @@ _PAST_OPENING = re.compile(r"(?:上次|上回|之前|以前|昨天|前天|那天
 _ORDER_CUE = _words("要 来 买 订 拿 下单 加 给我 整 搞 购 配 准备 备 预留 留 帮我做 称 捎 带")  # 泡芙多准备点: an amount asked
 _SEPARATOR = _words(
     r"[,!?;:、。~/\n] (?<!\d)\. \.(?!\d) 和 跟 还有 以及 另外 外加 加上 再来 再加 "
-    r"再要 还要 然后 及 与 同(?!样)"
+    r"再要 还要 然后 及 与 同(?!样|学|事|意|时|一)"
 )
 # 大米和面粉各2袋 / 可乐和水都要3箱 / 都给我来4个 / 每样一箱 / 分别两袋 / 一样来两箱 / 全要2箱: one amount for
 # every product before it
@@ -243,7 +243,10 @@ _NOT_AN_ITEM = _words(
     # how to hand it over, where to (人民路88号), what one costs (15块一个的): no goods
     r"打包 带走 包装 到[\u4e00-\u9fff]{1,6}[路街道巷]\d+ [\u4e00-\u9fff]{0,6}[路街道巷弄]\d+(?:号|弄|栋|楼)? \d+(?:块|元)钱?一 "
     # paying and loading, said beside the order (钱月底跟上月的一起结 / 跟前面的一车拉)
-    r"一起结 一块结 结账 月结 付款 上月 前面的 一车 这车 那车 同一车"
+    r"一起结 一块结 结账 月结 付款 上月 前面的 一车 这车 那车 同一车 "
+    # with the rest of the order (跟刚才的放一块儿送 / 跟其他的一起拿 / 跟前面那单一起送), and who it is for (一个自己用一个给我妈)
+    r"(?:刚才|其他|其它|前面|之前|上面|别的)\S{0,4}?(?:一起|一块|放一块) 自己(?:用|喝|吃|留|要|泡) "
+    r"给我?(?:妈|爸|爷爷|奶奶|外婆|姥姥|老婆|老公|孩子|朋友|同事|领导|客户) (?:拿去)?送人 送礼"
 )
 # When: a day, a part of it, an hour (明早来拿 / 下午送过来 / 十点左右): never the name of goods
 _WHEN = (
@@ -262,6 +265,7 @@ _LEAD_FILLER = re.compile(rf"^(?:[\s的]|{_FILLER_HEAD.pattern})+")
 _TRAIL_FILLER = re.compile(rf"(?:[\s的]|{_FILLER_TAIL.pattern})+$")
 _HAS_WORD = re.compile(r"[a-z\u3400-\u9fff]")
 # What follows "N个/N条" in chat that is not merchandise: never reported as an unknown product.
+_FOR_WHOM = re.compile(r"\s*(?:(?:自己|我)(?:用|喝|吃|留|泡|要)|给(?!我来|我拿|我送)|送人|拿去|留着|分给|孝敬)")
 _NOT_A_PRODUCT = tuple(
     "人 问题 事 消息 信息 电话 地址 订单 发票 照片 图片 视频 语音 链接 月 天 小时 点 号 次 周 星期 年 分钟 钱 块 "
     "确认 核对 结账 付款 喝 吃 聚".split()
@@ -1295,6 +1299,8 @@ class OrderParser:
             counts = item.marked or (add_mode and not product_text)  # 再加3: a bare number after 再加 counts
             if product_text.startswith(_NOT_A_PRODUCT) or not counts or _WITH_THE_GOODS.search(product_text):
                 continue  # 2个人 / 房间302: not merchandise
+            if lines and _FOR_WHOM.match(scan.text, item.end):
+                continue  # 盖碗要俩 一个自己用一个给我妈: how the amount ordered is shared out, no further item
             if product_text:
                 return Clarify("unknown_product", f"抱歉，我们暂时没有“{product_text}”。请问您要订其他商品吗？", product_text=product_text)
             if not add_mode:

@@ -87,6 +87,10 @@ def test_what_is_taken_back_in_the_message_is_not_ordered(parser: OrderParser, t
         ("可乐雪碧都来两箱 同事一共八个", [("COLA", 2), ("SPRITE", 2)]),  # people counted are no amount
         ("来3箱青岛 别拿雪花 那几个兄弟一喝雪花就头疼", [("BEER-QD", 3)]),  # the unwanted one named again
         ("面粉要两袋 大米这次不要了 上回买的还没拆", [("FLOUR", 2)]),  # what is left from before is a reason
+        ("品茗杯要俩 一个自己泡茶一个给我爸", [("CUP", 2)]),  # how the amount is shared out
+        ("可乐来两箱 跟其他的一起送", [("COLA", 2)]),  # with the rest of the order
+        ("雪碧三箱 周末同学聚会", [("SPRITE", 3)]),  # 同学 is no joiner
+        ("生普来两饼 放个几年再喝", [("PUER-SHENG", 2)]),  # 几年 after 放个 asks nothing
     ],
 )
 def test_what_is_said_around_the_order_adds_nothing_to_it(parser: OrderParser, text: str, lines: list[tuple[str, int]]) -> None:
