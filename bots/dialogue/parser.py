@@ -246,7 +246,10 @@ _NOT_AN_ITEM = _words(
     r"一起结 一块结 结账 月结 付款 上月 前面的 一车 这车 那车 同一车 "
     # with the rest of the order (跟刚才的放一块儿送 / 跟其他的一起拿 / 跟前面那单一起送), and who it is for (一个自己用一个给我妈)
     r"(?:刚才|其他|其它|前面|之前|上面|别的)\S{0,4}?(?:一起|一块|放一块) 自己(?:用|喝|吃|留|要|泡) "
-    r"给我?(?:妈|爸|爷爷|奶奶|外婆|姥姥|老婆|老公|孩子|朋友|同事|领导|客户) (?:拿去)?送人 送礼"
+    r"给我?(?:妈|爸|爷爷|奶奶|外婆|姥姥|老婆|老公|孩子|朋友|同事|领导|客户) (?:拿去)?送人 送礼 "
+    r"(?:跟|和)(?:你|您)说一声 说一声 "
+    # rooms and what is done in them (客厅跟卧室都要刷一遍): where the goods go, no goods
+    r"客厅 卧室 厨房 卫生间 阳台 房间 院子 (?:刷|贴|铺|装)一遍"
 )
 # When: a day, a part of it, an hour (明早来拿 / 下午送过来 / 十点左右): never the name of goods
 _WHEN = (
@@ -328,6 +331,7 @@ _CJK_RUN = re.compile(r"[\u4e00-\u9fff]+")
 # a line — or anywhere, once the message starts with item 1 (1.矿泉水3箱 2.可乐2箱).
 _CIRCLED = re.compile("[\u2460-\u249b\u24eb-\u24ff\u2776-\u2793\u3251-\u325f\u32b1-\u32bf]")
 _LIST_MARKER = r"(?:[(（【\[]?\d{1,2}\s*[.、)）:：】\]]|#\d{1,2}(?=\s)|(?<![a-z])[a-f][)）](?=\s*[\u4e00-\u9fff]))(?!\d)"
+_KEYCAP = re.compile("[0-9#][\ufe0f]?\u20e3[\ufe0f]?")
 _LINE_MARKER = re.compile(rf"(?m)^[ \t]*{_LIST_MARKER}")
 _FIRST_MARKER = re.compile(r"^\s*(?:[(（【\[]?1\s*[.、)）:：】\]]|#1\s|a[)）])")
 # …and a bracketed number, wherever it stands (（1）4平方电线 2卷（2）2.5平方电线 4卷 / 【1】白牡丹 1饼【2】…)
@@ -337,7 +341,7 @@ _INLINE_MARKER = re.compile(rf"(?:^|(?<=\s)){_LIST_MARKER}|[(（【\[]\d{{1,2}}[
 
 def strip_list_markers(text: str) -> str:
     """① / 1. / 2、 / (3) item markers → a separator, so that their numbers are never read as quantities."""
-    text = _CIRCLED.sub("、", text)
+    text = _KEYCAP.sub("、", _CIRCLED.sub("、", text))  # 1⃣️ / 2️⃣: an emoji number used as a marker
     t = unicodedata.normalize("NFKC", text)
     if "\n" in t and len(_LINE_MARKER.findall(t)) >= 2:
         t = _LINE_MARKER.sub("、", t)

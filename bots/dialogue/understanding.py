@@ -478,7 +478,8 @@ _NOT_BUT = re.compile(r"不是\s*(?:\d|[一二两三四五六七八九十])\S{0,
 # A greeting or an address opening the message, set off by a sign or a space (老板，/ 你好 / 在吗？), and thanks or
 # 麻烦了 closing it: courtesy around what the message says. 老板好 (no separator) is left whole: it is the greeting.
 _COURTESY_HEAD = re.compile(
-    r"^(?:(?:你好|您好|老板娘|老板|师傅|亲|美女|帅哥|在吗|在不在|哈喽|hello|hi|喂+)[\s,，.。!！~～、:：?？]+)+", re.IGNORECASE
+    r"^(?:(?:你好|您好|老板娘|老板|师傅|亲|美女|帅哥|在吗|在不在|哈喽|hello|hi|喂+)(?:在吗|在不在|在么)?[\s,，.。!！~～、:：?？]+)+",
+    re.IGNORECASE,
 )
 _COURTESY_TAIL = re.compile(
     r"(?:[\s,，.。!！~～、]+(?:谢谢(?:老板娘?|啦|了|你|您)?|多谢|麻烦(?:你|您)?了|辛苦(?:你|您)?(?:了|啦)?|拜托(?:了|啦)?)[\s,，.。!！~～]*)+$"
