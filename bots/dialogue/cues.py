@@ -26,7 +26,7 @@ _Q = "\x00"  # the parser's mask: a product or a quantity stood here
 # ---- questions -----------------------------------------------------------------------------------------------
 # A particle ending a clause: 今天能到不 / 包邮吗 / 香米贵不 / 发了没 / 多久能收到呢. Not 先不 / 不不 (a retraction).
 _END_PARTICLE: Final = re.compile(
-    r"(?<![先不还])(?:吗|嘛|么|(?<!着)(?<!着.)呢|不|没有?|伐|否)[啊呀哈吖的呢哇嘞]*\s*[?？!！~。.…]*(?=[\s,，。;；!！?？]|$)"
+    r"(?<![先不还])(?:吗|嘛|么|(?<!着)(?<!着.)呢|不|没有?|伐|否)[啊呀哈吖的呢哇嘞嘛]*\s*[?？!！~。.…]*(?=[\s,，。;；!！?？]|$)"
 )
 _A_NOT_A: Final = re.compile(r"([\u4e00-\u9fff])[不没]\1")  # 能不能 送不送 包不包 会不会 有没有
 _INTERROGATIVE: Final = re.compile(
@@ -43,7 +43,7 @@ _INTERROGATIVE: Final = re.compile(
 _PERMISSION_TAG: Final = re.compile(
     # 好 as a result of a verb (做好吗 / 包好没) asks whether it is done, no tag
     r"(?:行|可以|中|(?<![做烤弄备搞办修装写包准])好|成|得行|方便)(?:吗|么|嘛|不|伐|没)|行不行|可不可以|好不好|中不中|"
-    r"(?:听到|听见|记住|记下|收到|知道|明白|晓得)(?:了)?(?:没有?|吗|么|不|伐)|"
+    r"(?:听到|听见|记住|记下|(?<![能会以到])收到|知道|明白|晓得)(?:了)?(?:没有?|吗|么|不|伐)|"  # not 周五前能收到不
     # 能不能给我 / 可不可以帮我 + the goods: a request put as a question (能不能给我送3箱可乐)
     r"(?:能不能|可不可以|能否|可否)(?:给我|帮我|帮忙|替我)|"
     # …and 能帮我 … 不 / 可以给我 … 吗 around the goods (能帮我送两袋东北大米上来不)

@@ -94,20 +94,44 @@ _PHRASES = {
     "咁": "这么",
     "靓": "好",
     "讲": "说",
+    "几耐": "多久",
+    "送返": "送",
+    "食咗": "吃了",
+    "食饭": "吃饭",
+    "就噉": "就这样",
+    "噉": "这样",
+    "落嘅单": "下的单",
+    # other regions written as spoken: Shanghai 覅 / 搿能 / 额 (的), Sichuan 莫 (别), Henan 恁 (你) and 中 (行)
+    "覅": "不要",
+    "就搿能": "就这样",
+    "搿能": "这样",
+    "好额": "好的",
+    "订额": "订的",
+    "买额": "买的",
+    "莫要": "不要",
+    "莫拿": "别拿",
+    "莫送": "别送",
+    "莫买": "别买",
+    "莫带": "别带",
+    "恁家": "你家",
+    "就恁弄": "就这么弄",
+    "恁": "你",
 }
 _WORD = re.compile("|".join(map(re.escape, sorted(_PHRASES, key=len, reverse=True))))
 _CANTONESE = re.compile(
-    r"[唔冇嘅咗啲俾畀嚟睇攞揾仲嘢喺咁靓啱侬㗎]|咩$|系[咪呀啊嘅唔]|几多|边个|边度|而家|听日|琴日|下昼|搞掂|平啲|咩价|点卖|同埋|都系|卖晒|落单|头先|好食|落雨|阿拉|就酱"
+    r"[唔冇嘅咗啲俾畀嚟睇攞揾仲嘢喺咁靓啱侬㗎覅噉搿恁]|咩$|系[咪呀啊嘅唔]|几多|边个|边度|而家|听日|琴日|下昼|搞掂|平啲|咩价|点卖|同埋|都系|卖晒|落单|头先|好食|落雨|阿拉|就酱"
+    r"|几耐|送返|好额|订额|买额|莫(?:要|拿|送|买|带)|未(?=[呀啊呢]*[\s?？!！。~]*$)"
 )
 
 
 # 系 the verb (唔系两盒系三盒 / 大红袍系正岩的咩) — in a message already read as Cantonese, never 关系 / 系列 / 联系
 _IS_AMOUNT = re.compile(r"(?<![关联体派世直旁嫡院星關聯體])[系係](?![统列数統數])(?=\s*[\d\u4e00-\u9fff])")
 _WHAT_END = re.compile(r"咩(?=[\s?？!！。~]*$)")  # 系正岩嘅咩: a question's end
+_NOT_YET_END = re.compile(r"未(?=[呀啊呢]*[\s?？!！。~]*$)")  # 出咗车未 / 食咗饭未呀: "yet?" closing a question
 
 
 def from_cantonese(text: str) -> str:
     """``text`` with written Cantonese words replaced by their Mandarin; text without any returned as it is."""
     if not _CANTONESE.search(text):
         return text
-    return _WHAT_END.sub("吗", _IS_AMOUNT.sub("是", _WORD.sub(lambda m: _PHRASES[m.group(0)], text)))
+    return _NOT_YET_END.sub("没", _WHAT_END.sub("吗", _IS_AMOUNT.sub("是", _WORD.sub(lambda m: _PHRASES[m.group(0)], text))))

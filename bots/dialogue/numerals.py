@@ -220,7 +220,8 @@ class QuantityScanner:
             rf"|一\s*(?:{unit_alt})\s*(?:\d+(?:\.\d+)?|[{CHINESE_NUMERAL_CHARS}]+)\s*(?:元|块钱|块)(?!\s*(?:{unit_alt})))"
             # (not 5袋 一车拉过来: a truck is no pack)
             rf"|(?<![a-z0-9.])(?P<size>\d+\s*(?P<u1>{unit_alt})\s*(?:一|每|/)\s*(?!(?P=u1))(?!车)(?:{unit_alt})(?!装))"
-            rf"|(?P<pack>(?:\d+|[{CHINESE_NUMERAL_CHARS}]+)\s*(?:{unit_alt})?装(?![个上好修到进在一下]))"  # not 来俩 装个架子
+            # (not 来俩 装个架子 / 整仨 装袋里: 装 the verb)
+            rf"|(?P<pack>(?:\d+|[{CHINESE_NUMERAL_CHARS}]+)\s*(?:{unit_alt})?装(?![个上好修到进在一下袋车箱盒]))"
             # a dimension, two or three sizes joined by × (800×800 / 300x600 / m4×25): what the goods measure
             r"|(?<![a-z0-9.])(?P<dimension>\d+(?:\.\d+)?\s*[x×*]\s*\d+(?:\.\d+)?(?:\s*[x×*]\s*\d+(?:\.\d+)?)?(?:mm|cm|m)?)(?!\d)"
             rf"|(?P<per>每\s*(?:{unit_alt})\s*(?:{_NUM})\s*(?:元|块钱|块|{unit_alt})?)"

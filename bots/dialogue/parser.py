@@ -89,7 +89,8 @@ _CANCEL = re.compile(
 _CANCEL_WHOLE = re.compile(
     r"订单取消|取消订单|全部撤|一个都不要|一样都不(?:要|订)|当我没(?:有)?说过|别下了"
     # the order itself pointed at (蛋糕和面包那单 都不要了 / 整个单子都撤掉 / 这单作废吧)
-    r"|(?:那|这|整|整个|这个|那个)(?:单|订单|单子)\s*\S{0,3}?(?:都|全|就)?(?:不要|取消|撤|作废|算了|不订|不买|不做|别做|别送|别发)"
+    r"|(?:那|这|整|整个|这个|那个)(?:单|订单|单子)\s*\S{0,3}?(?:都|全|就)?(?:不要|取消|撤|作废|作罢|算了|不订|不买|不做|退|别做|别送|别发)"
+    r"|撤回订单|订单(?:就)?(?:退|撤|作罢|作废)|(?:下的|订的)?单(?:子)?(?:全都|全部|都|全)(?:退|撤|取消|不要|作废)|^单子?(?:就)?退了"
     # everything taken back (所有的都撤回吧 / 全部东西都退了)
     r"|(?:所有|全部)(?:的)?(?:东西)?都(?:撤|退|不要|取消|算了|别)"
 )
@@ -181,6 +182,8 @@ _RETRACT = re.compile(
     + r"|不好意思(?=[\s,，。]*(?:是|要|应该))"
     # an interjection, then 改 (8寸蛋糕1个 哦改10寸的): the size or amount after it is meant
     + r"|(?<=[\s,，。])[哦噢啊呃嗯额]\s*改(?:成|为|一下)?"
+    # "wait", then the switch or the amount meant (来一盒碧螺春 等下 换大红袍 一盒 / 生普来3饼，等下，要4饼)
+    + r"|等(?:一)?下|等等(?=[\s,，。…]*(?:换|是|要|改|还是|\x00))"
 )
 # The words of a retraction (not its shapes: a lone 不, a pause): what may take back a product named before it.
 # 不是 only when set off and followed by what is meant (不是，是雪碧): 可乐2箱 不是雪碧 says which one, it is cola.
@@ -300,12 +303,13 @@ _PACK = re.compile(r"(\d+|[一二两三四五六七八九十]{1,3})\s*[\u4e00-\u
 # Between a product and its amount in a run-on (蛋挞6个 / 蛋挞要6个 / 广式的要3盒 / 水泥要复合的20袋): at most a verb,
 # a kind or 的, no sign.
 _GAP_WORDS = re.compile(r"的?(?:先|再|就|也)?(?:要|来|拿|买|订|整|称)?(?:[\u4e00-\u9fff\d.]{1,4}?的)?(?:共|一共|各|都)?")
+_BARE_NOT = re.compile(r"(?:不要|不用|别要|别拿|莫要|不拿)")
 _NOT_THEN_ITEM = re.compile(
     r"(?<=\x00)(?:就|也|先|这次|暂时)?(?:不要|不用|不需要|算了|别拿|别要|不买|不订)(?:了|啦)(?=\x00)"
     # 螺丝钉这次先不拿石膏板20张: "for now not" said after the item, then the next one
     r"|(?<=\x00)(?:就|也|先|这次|这回|暂时)+(?:不要|不用|不拿|不买|不订|别拿|别要)(?=\x00)"
     # 要十个蛋挞不要泡芙再要三个可颂: "more" after a product said "not" opens the next item
-    r"|(?<=\x00)(?=再(?:要|来|拿|加|买)|还要)"
+    r"|(?<=\x00)(?=再(?:要|来|拿|加|买|带|捎|整)|还要)"
     r"|(?<=\x00)(?:就|也|先|这次|暂时)?(?:别拿|别要|不要|不拿)(?=\d)"  # 2.5的线别拿4平方的拿3卷
     # 鸡蛋一盒就行鸭蛋不要: "that is enough" ends the item before the next one
     r"|(?<=\x00)(?:就行|就好|就够了?|就可以|够了)(?=\x00)"
@@ -552,6 +556,20 @@ class OrderParser:
             next_product = any(isinstance(e, _Mention) and e.start == at for e in elements)
             if at < len(t) and (next_product or _NEW_CLAUSE.match(scan.masked, at)):
                 breaks.append(at)
+        # …and around "not" standing between two products in a run-on: after it when the first has no amount (调和油莫要白糖拿两袋:
+        # said of the oil), before it when the first has one (可乐3箱不要雪碧再带一提纸巾: said of the sprite)
+        for no in _BARE_NOT.finditer(scan.masked):
+            left = next((e for e in reversed(elements) if e.end == no.start()), None)
+            right = next((e for e in elements if e.start == no.end()), None)
+            if isinstance(left, _Mention) and isinstance(right, _Mention) and not set(left.skus) & set(right.skus):
+                # an amount right before the first product is its own — unless it follows another product (花生油一桶调和油)
+                own_amount = any(
+                    isinstance(e, QuantityMatch)
+                    and left.start - 3 <= e.end <= left.start
+                    and not any(isinstance(f, _Mention) and e.start - 2 <= f.end <= e.start for f in elements)
+                    for e in elements
+                )
+                breaks.append(no.start() if own_amount else no.end())
         # …and after "not" said of one item when the next item follows at once (泡面不用了纸巾来两提)
         breaks += [
             m.end()
@@ -729,6 +747,8 @@ class OrderParser:
         ):
             return _as_correction(first) if has_draft else first  # 大米要3袋 不是2袋: the 2袋 is what is not meant
         after_m = [m for m in scan.mentions if m.start >= cue.end()]
+        if len(after_m) > 1 and re.fullmatch(r"[\s,，]*(?:是|要|而是|换成?)\s*", scan.text[after_m[0].end : after_m[1].start]):
+            after_m = after_m[1:]  # 哦不是防水 是乳胶漆 4桶: the product named after 是 is meant, not the one denied
         if after_m and re.fullmatch(_HESITATION, cue.group(0)):
             return None  # 大米2袋 嗯 可乐3箱: a pause before a second item, nothing taken back
         lines = list(first.lines)
@@ -739,7 +759,8 @@ class OrderParser:
             product, qty = checked
             at = next((i for i, ln in enumerate(lines) if ln.sku == product.sku), None)
             swap = not has_draft and cue.group(0) in ("换成", "换为")  # 白茶饼1饼 等等 换成大红袍1盒: the last line swapped
-            if at is None and not _RETRACT.fullmatch(cue.group(0)) and not swap:
+            retracted = _RETRACT.fullmatch(cue.group(0)) is not None or cue.group(0).startswith("等")  # 等等 换成…
+            if at is None and not retracted and not swap:
                 return None  # 大米2袋，可乐改成3瓶: a change to an earlier draft mixed with an order — not this
             line = Line(product.sku, qty, product.unit, after_m[0].text)
             lines[len(lines) - 1 if at is None else at] = line  # 不对，是2袋面粉: the last item is replaced
@@ -1557,8 +1578,11 @@ def _merge_adjacent(mentions: list[_Mention], text: str, alias_skus: dict[str, t
     merged: list[_Mention] = []
     for m in mentions:
         prev = merged[-1] if merged else None
+        # 2.5线4平方线 / 42.5的水泥 复合水泥就不要了: the first already has a size of its own — two items, no merge
         two_sizes = (
-            prev is not None and m.text[:1].isdigit() and re.search(r"\d(?:\.\d+)?[a-z平方寸毫升]*$", text[: prev.start]) is not None
+            prev is not None
+            and (m.text[:1].isdigit() or m.start > prev.end)
+            and re.search(r"\d(?:\.\d+)?[a-z平方寸毫升]*的?\s*$", text[: prev.start]) is not None
         )
         if prev is not None and not two_sizes and text[prev.end : m.start].strip() in ("", "的"):  # 冰皮的月饼 (not 2.5线4平方线)
             common = tuple(s for s in prev.skus if s in m.skus)
