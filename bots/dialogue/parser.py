@@ -104,7 +104,7 @@ _REMOVE = re.compile(
     # …or put off for now without 了: 先别送 / 这次不进 / 暂时不拿
     + rf"|(?:先|暂时|暂|这次|这回|今天)(?:就)?(?:不|别|甭)(?:用|必)?(?:{_HANDLING})"
     # 把碧螺春去了 / 蛋挞去掉吧 / 盖碗那项去了吧: the item struck off
-    + r"|(?<=\x00)\s*(?:那|这)?(?:项|个|样)?\s*(?:给我|帮我)?\s*(?:先)?去(?:了|掉)|撤下(?:来)?"
+    + r"|(?<=\x00)\s*(?:那|这)?(?:项|个|样|袋|盒|箱|桶|罐|饼|套)?\s*(?:给我|帮我)?\s*(?:先)?去(?:了|掉)|撤下(?:来)?"
     # 再减一箱 / 减掉2箱 / 少拿一箱: less by an amount — a removal with an amount, asked (by? down to?)
     + r"|减(?:掉|少|去)?(?=\s*\x00)"
 )
@@ -124,7 +124,7 @@ _ENOUGH = re.compile(r"^\s*(?:就够|就行|就好|就可以|够了|就成)")  #
 # 多 + a verb: more; 顺便 / 顺带 / 捎带: "while you are at it", one more thing on the order; 也各要 / 也都来: also, each
 _ADD_CUE = _words(
     "再 还要 还需要 还得(?:要|来|拿|订)? 追加 另外 加多 "
-    "多(?:给我|帮我)?(?:加|来|要|拿|买|订|整|带|给|弄|称|搬) 也(?:各|都)?(?:得|要|来|拿|需要) "
+    "多(?:给我|帮我)?(?:加|来|要|拿|买|订|整|带|给|弄|称|搬|做|烤) 也(?:各|都)?(?:得|要|来|拿|需要) "
     "加(?!急|班|油) 顺便 顺带 捎带 捎上 补充 也(?:给我)?(?:带|拿|捎)上? "
     "(?:补|添)(?:上|个|点)?(?=\\s*(?:\\d|[一二两三四五六七八九十俩仨半])|\\s*$)"
 )
@@ -133,7 +133,8 @@ _ADD_AFTER = re.compile(r"\s*(?:也|还)(?:给我|帮我|得|要)?(?:一起|一�
 _ADD_CUE_BEFORE = re.compile(rf"(?:{_ADD_CUE.pattern})\s*(?:{_HANDLING}|补)?\s*$")  # 雪碧多来一箱 / 蛋挞再补6个
 # 我是…上回在你家买过米的那个: a past purchase describing who is writing, no report of an order
 _WHO_I_AM = re.compile(r"(?:买过|订过|要过|拿过|买了|订了)[^\s,，。!！?？]{0,6}?的(?:那个|那位|老顾客|老客户|人)")
-_PAST = _words("买了 订了 下了单 下单了 收到了 送到了 买过 订过 要过 拿过")  # 我昨天买了3箱: a report, not an order
+# 我昨天买了3箱: a report, not an order (送到了打我电话: what to do when it comes, no report)
+_PAST = _words("买了 订了 下了单 下单了 收到了 送到了(?!\\S{0,2}(?:打|叫|喊|给我|告诉)) 买过 订过 要过 拿过")
 # 上次买的 / 昨天订的 / 收到的: goods of an earlier order — its amount (买的2饼) and its verb order nothing now.
 _PAST_REF = re.compile(r"(?:买|订|拿|下单|收到|送来|送)(?:了|的)")
 _PAST_AMOUNT = re.compile(r"(?:买|订|拿|下单|收到|送来)的\s*$")
@@ -148,7 +149,7 @@ _SEPARATOR = _words(
 # 大米和面粉各2袋 / 可乐和水都要3箱 / 都给我来4个 / 每样一箱 / 分别两袋 / 一样来两箱 / 全要2箱: one amount for
 # every product before it
 _EACH = re.compile(
-    r"(?:各|都|也|全|全部|统统|通通|一律|每一?[样种款]|分别|一样|同样|一[种样款]|each)(?:给我|帮我|再)?(?:要|来|拿|是|买|订|整|弄|称|搬|带|送|配|拉|运|寄|发|装|加|添|补)?\s*$"
+    r"(?:各自|各|都|也|全|全部|统统|通通|一律|每一?[样种款]|每个品种|分别|一样|同样|一[种样款]|each)(?:给我|帮我|再)?(?:要|来|拿|是|买|订|整|弄|称|搬|带|送|配|拉|运|寄|发|装|加|添|补)?\s*$"
 )
 # Between products that share one amount (大米和面粉各2袋 / 可乐雪碧都要3箱 / 蛋挞跟泡芙同样12个): a joiner, a sign or nothing
 # (a size may stand before the next name: 2.5的线和4平方的线各3卷)
@@ -204,6 +205,7 @@ _NEGATED = re.compile(
         "算了(?!一?下) 不必 甭 不含 不包括 免了 省了 这回不 不打算 不考虑 不想要 不想买 不想订"
     ).pattern
     + r"|(?:家里|家中|店里|屋里|仓库|工地上?)还?(?:有|剩)"  # 油家里还有: there is some at home — not wanted now
+    + r"|暂时(?:还)?(?:有|够)"  # 鸡蛋暂时还有
     + r"|(?:手上|手头|上个活|上回|上次)\S{0,4}?还(?:有|剩)"  # 上个活还剩大半盒
     + r"|还没(?:(?:喝|吃|用|卖|烧)完|开封|拆(?:封)?|打开)"  # 上回那几箱还没喝完呢 / 上回买的还没开封: some left from before
     + r"|剩(?:的|下)?(?:还有|不少|挺多|好多)"  # 上次剩的还有
@@ -250,7 +252,7 @@ _NOT_AN_ITEM = _words(
     # with the rest of the order (跟刚才的放一块儿送 / 跟其他的一起拿 / 跟前面那单一起送), and who it is for (一个自己用一个给我妈)
     r"(?:刚才|其他|其它|前面|之前|上面|别的)\S{0,4}?(?:一起|一块|放一块) 自己(?:用|喝|吃|留|要|泡) "
     r"给我?(?:妈|爸|爷爷|奶奶|外婆|姥姥|老婆|老公|孩子|朋友|同事|领导|客户) (?:拿去)?送人 送礼 "
-    r"(?:跟|和)(?:你|您)说一声 说一声 "
+    r"(?:跟|和)(?:你|您)(?:说|讲)(?:一声|哈|下|一下)? 说一声 "
     # rooms and what is done in them (客厅跟卧室都要刷一遍): where the goods go, no goods
     r"客厅 卧室 厨房 卫生间 阳台 房间 院子 (?:刷|贴|铺|装)一遍"
 )

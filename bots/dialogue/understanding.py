@@ -118,6 +118,7 @@ _MEASURED = re.compile(
     r"(?P<unit>米|公斤|千克|斤|克|吨|平方米|平米|平方|平|升|块(?=\s*$))(?![\u4e00-\u9fff]{0,4}[的装])"
 )
 _CHOICE = re.compile(r"(?<!不)是.{1,8}还是")  # 蛋糕是动物奶油还是植物奶油: what the product is
+_OTHER_SHOP = re.compile(r"隔壁|别人家|别家|人家店|网上|外面")  # 隔壁家大红袍比你便宜20: the price matched, a discount
 _MY_ORDER = re.compile(r"我(?:那|的)(?:单|订单|单子)|我那份|我订的|^订的那")
 _CAN_ARRIVE = re.compile(r"(?:能|可以|会|几天|多久|什么时候|啥时候)\S{0,2}到货")
 _NEW_GOODS = re.compile(r"新茶|新货|新品|新款|新米|新到")  # 今年的新茶到了没: the season's goods in the shop yet
@@ -145,7 +146,7 @@ def _yes() -> re.Pattern[str]:
 # A yes said first, then how or when (行 就这样 明天上午来拿 / 确认 地址没变 / 对的 没错 送到老地方): a yes, unless what
 # follows takes it back, puts it off or asks (好的 我再想想 / 嗯 不过太贵了 / 行 多少钱).
 _YES_HEAD = re.compile(
-    r"^(?:确认|确定|对的?|没错|是的|好的?|好滴|好嘞|行|可以|嗯+|恩+|嗯呐|ok(?:的|了)?|要得|没问题|没毛病|妥|就这样)+(?:[\s,.!~、。;:👌👍]+|$)",
+    r"^(?:确认|确定|对的?|没错|是的|好的?|好滴|好嘞|行|可以|嗯+|恩+|嗯呐|ok(?:的|了)?|ok晒|要得|没问题|没毛病|妥|就这样|中)+(?:[\s,.!~、。;:👌👍]+|$)",
     re.IGNORECASE,
 )
 # Said beside a yes to the draft, asking nothing and taking nothing back: nothing more wanted, how to pay, how and when
@@ -167,7 +168,7 @@ _GO_AHEAD = re.compile(
     # nothing more to add or change (就这样吧 没有要加的了 / 嗯嗯 没啥要改的了 / 够了够了)
     r"|就这样(?:吧|了)?|没(?:有|啥|什么)?(?:要|需要|可)?(?:加|改|添|补|变)的了|没(?:有)?别的了|(?:够了)+"
     # the go-ahead said outright (就这么办 / ok没毛病 / 单子我看过了 都对 / 按这个发货 / 可以下单了 / 帮我下单吧)
-    r"|就这么(?:办|定了?)|没毛病|都对|按这个(?:发|送|来|做)|可以下单|帮我下单|确认的"
+    r"|就这么(?:办|定了?|弄|搞)|没毛病|都对|按这个(?:发|送|来|做)|可以下单|帮我下单|确认的|下单(?:吧|啦|呗)"
 )
 
 
@@ -319,7 +320,7 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
     if _ORDER_NO.search(t):
         return question("order_status", _ORDER_NO.search(t), "订单号")  # type: ignore[arg-type]
     # 3. Questions that carry numbers are the questions.
-    if m := cues.comparison_cue(masked):  # 雪花跟青岛哪个便宜: a price, not a discount
+    if (m := cues.comparison_cue(masked)) and not _OTHER_SHOP.search(masked):  # 雪花跟青岛哪个便宜: a price, not a discount
         return question("price_question", m, "比较价格")
     m = cue("discount").search(masked) or cues.free_extra_cue(masked) or cues.gift_asked(masked, has_draft) or cues.haggle_cue(t)
     if m is None and (fee := cue("delivery_fee").search(masked)) and cues.buys_a_lot(masked):
@@ -808,7 +809,7 @@ _VAGUE_MORE = re.compile(
     r"多(?:做|烤|拉|拿|来|给|带|送|备|弄|整|订|准备)(?:一)?(?:点|些)|看着给|(?:给|来|拿|带)(?:我)?(?:一)?些(?![\u4e00-\u9fff])"
 )
 _STRONG_STATUS = re.compile(r"师傅|搞掂|好未|签收|出去了|(?:订|做)好了")  # 送蛋糕的师傅还有多久能到: an order on its way
-_WAITED = re.compile(r"等(?:了)?(?:好久|很久|老半天|半天|一上午|一下午|一天)|(?:都|还|一直)在等")
+_WAITED = re.compile(r"等(?:了)?(?:好久|很久|老半天|半天|一上午|一下午|一天)|(?:都|还|一直)在等|都等着(?:呢|了)")
 _PUT_OFF = re.compile(r"(?:暂时|先|暂|这次|这回)(?:就)?不")  # 暂时不要 / 先不买: not this item, for now
 
 
