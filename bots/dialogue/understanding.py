@@ -118,6 +118,7 @@ _MEASURED = re.compile(
     r"(?P<unit>米|公斤|千克|斤|克|吨|平方米|平米|平方|平|升|块(?=\s*$))(?![\u4e00-\u9fff]{0,4}[的装])"
 )
 _CHOICE = re.compile(r"(?<!不)是.{1,8}还是")  # 蛋糕是动物奶油还是植物奶油: what the product is
+_CAPACITY = re.compile(r"做出|能出")  # 还能做出来2个10寸的吗: what the shop can make, not delivery
 _OTHER_SHOP = re.compile(r"隔壁|别人家|别家|人家店|网上|外面")  # 隔壁家大红袍比你便宜20: the price matched, a discount
 _MY_ORDER = re.compile(r"我(?:那|的)(?:单|订单|单子)|我那份|我订的|^订的那")
 _CAN_ARRIVE = re.compile(r"(?:能|可以|会|几天|多久|什么时候|啥时候)\S{0,2}到货")
@@ -334,7 +335,7 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
     if m := cue("delivery_fee").search(masked):  # 满多少包邮: about delivery, though it says 多少
         return question("delivery_question", m, "问运费/起送")
     if m := cue("stock").search(masked) or _STOCK_SHAPE.match(masked):
-        if not skus and (d := cues.delivery_cue(masked[m.start() :])):  # 你们有没有小货车送: whether they deliver
+        if not skus and not _CAPACITY.search(m.group(0)) and (d := cues.delivery_cue(masked[m.start() :])):  # 你们有没有小货车送
             return question("delivery_question", d, "问能不能配送")
         if mine := _MY_ORDER.search(masked):  # 蛋挞出炉了没 我那单: the customer's own order, not the shelf
             return question("order_status", mine, "问自己的订单")
@@ -342,7 +343,7 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
             return question("delivery_question", arrive, "问多久能到货")
         return question("stock_question", m, "问有没有货")
     if m := cues.delivery_time_cue(masked):  # 送到幸福小区要多长时间 / 下午三点前能到不: when, not a size
-        if cue("past_order").search(masked) or cues.about_an_order_placed(masked):
+        if cue("past_order").search(masked) or cues.about_an_order_placed(masked) or _WAITED.search(masked):
             return question("order_status", m, "问已下订单何时送到")
         return question("delivery_question", m, "问什么时候能送到")
     if (

@@ -41,6 +41,7 @@ CATALOG = [
     Product("PUER-SHU", "云南熟普 357g 茶饼", ("熟普", "茶饼"), "饼"),
     Product("PUER-SHENG", "云南生普 357g 茶饼", ("生普", "茶饼"), "饼"),
     Product("CUP", "青瓷品茗杯", ("品茗杯", "茶杯"), "个"),
+    Product("GREEN", "碧螺春 礼盒", ("碧螺春",), "盒"),
 ]
 
 
@@ -229,6 +230,58 @@ def test_a_polite_or_run_on_request_is_an_order(parser: OrderParser, text: str, 
 
 def test_asking_whether_they_deliver_somewhere_is_no_request(parser: OrderParser) -> None:
     assert read(parser, "两袋大米明天能给我送到郊区那边吗") == ("delivery_question", [])
+
+
+# -- regional writing, capacity, waiting, the wrong kind -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "has_draft", "pending", "intent", "lines"),
+    [
+        ("鸡蛋覅了", True, None, "remove", []),  # Shanghai 覅: not wanted
+        ("可乐一箱 雪碧莫要 大米拿两袋", False, None, "order", [("COLA", 1), ("RICE", 2)]),  # Sichuan 莫要
+        ("就噉啦", True, None, "confirm", []),  # Cantonese: that's it
+        ("好额 就搿能", True, "confirm", "confirm", []),  # Shanghai: yes, like that
+        ("中，就恁弄吧", True, "confirm", "confirm", []),  # Henan 中: fine
+        ("早上落嘅单出咗车未", False, None, "order_status", []),  # …未: yet?
+        ("送去城西嘅话要几耐", False, None, "delivery_question", []),  # 几耐: how long
+        ("订单作罢", True, None, "cancel", []),
+        ("泡芙多烤5个", True, None, "add", [("PUFF", 5)]),
+        ("明天还能做出来2个10寸的吗", False, None, "stock_question", []),  # what the shop can make
+        ("42.5水泥今天能出50袋吗", False, None, "stock_question", []),
+        ("水泥几点能到 工人都等着呢", False, None, "order_status", []),  # waiting for an order placed
+        ("订的8寸给我装成10寸了", False, None, "complaint", []),
+        ("说好的42.5给我拉的32.5", False, None, "complaint", []),
+        ("说好9点送的 现在还没来", False, None, "order_status", []),  # lateness alone is no complaint
+        ("隔壁店青岛比你便宜5块 能一样吗", False, None, "discount_request", []),
+        ("运费那30你们出吧", False, None, "discount_request", []),
+        ("看业主怎么说吧", False, None, "hedge", []),
+        ("送到了打我电话 可乐两箱", False, None, "order", [("COLA", 2)]),
+        ("中午给我送：\n大米2袋\n鸡蛋1盒\n中不？", False, None, "order", [("EGG", 1), ("RICE", 2)]),
+    ],
+)
+def test_regional_words_and_the_shop_s_side_are_read_as_meant(
+    parser: OrderParser, text: str, has_draft: bool, pending: str | None, intent: str, lines: list[tuple[str, int]]
+) -> None:
+    assert read(parser, text, has_draft=has_draft, pending=pending) == (intent, lines)
+
+
+@pytest.mark.parametrize(
+    ("text", "lines"),
+    [
+        ("来一盒碧螺春 等下 换熟普 一饼", [("PUER-SHU", 1)]),  # 等下 before a switch takes the first back
+        ("先来4桶防水 哦不是防水 是乳胶漆 4桶", [("PAINT", 4)]),  # the product after 是 is meant
+        ("花生油一桶金龙鱼莫要大米拿两袋", [("OIL-A", 1), ("RICE", 2)]),  # a run-on "not" scoped to one product
+        ("可乐3箱不要雪碧再带一提纸巾", [("COLA", 3), ("TISSUE", 1)]),
+        ("要20袋42.5的水泥 复合水泥就不要了", [("CEMENT-425", 20)]),
+    ],
+)
+def test_a_retraction_or_a_not_in_a_run_on_keeps_every_item_meant(parser: OrderParser, text: str, lines: list[tuple[str, int]]) -> None:
+    assert read(parser, text) == ("order", lines)
+
+
+def test_asking_when_goods_would_arrive_by_post_is_no_order(parser: OrderParser) -> None:
+    assert read(parser, "2盒碧螺春寄上海 周五前能收到不") == ("delivery_question", [])
 
 
 # -- pinyin letters ------------------------------------------------------------------------------------------------
