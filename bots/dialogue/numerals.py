@@ -186,6 +186,7 @@ _NOT_A_QUANTITY_AFTER = re.compile(
     r"\s*(?:[a-z]|毫升|升|克|点|号|日|月|年|分|秒|小时|天|周|元|块|毛|角|%|度|楼|层|栋|单元|室|路|岁|折|米|寸|的|那种|斤|平|"
     r"个?(?:人|月|小时|星期|礼拜|钟头))"
 )
+_SPLIT_INTO = re.compile(r"(?:打包成|分成|分装成|装成|包成)\s*$")  # 帮忙打包成两份: how to pack it, no amount
 _PEOPLE_BEFORE = re.compile(r"(?:小朋友|孩子|小孩|客人|同事|朋友|学生|工人|人)(?:们)?(?:刚好|正好|一共|总共|大概|有|来|是)?\s*$")
 _NOT_A_QUANTITY_BEFORE = re.compile(r"(?:楼|号|室|栋|单元|路|房|门牌|电话|手机|尾号|编号)\s*$")  # 3号楼502
 # An amount given as a bound or an estimate — 20个左右, 最少20个, 大约10箱 — is vague (asked, never ordered).
@@ -252,7 +253,7 @@ class QuantityScanner:
             r"(?P<mark>[x×*]\s*)?(?P<sign>-|−|负)?"
             rf"(?P<num>{_NUM})(?:\s*(?:-|~|/|到|至)\s*(?P<num2>{_NUM}))?"
             # 4个人 / 3个月: no amount of goods; 满几百包邮: 包 there is 包邮 (free delivery), no unit
-            rf"(?:\s*(?P<unit>{unit_alt})(?!人|月|小时|星期|礼拜|钟头|会议室|房间|孩子|小孩|朋友|客人|地方|工地|门店|部门|班|桌|学生|老师|工人|师傅|娃)(?<!包(?=邮))(?<!{_VERB_DA})(?<!车(?=拉|送|运|装|带|过来|过去)))?(?P<half>半(?!打))?"
+            rf"(?:\s*(?P<unit>{unit_alt})(?!人|月|小时|星期|礼拜|钟头|会议室|房间|孩子|小孩|朋友|客人|地方|工地|门店|部门|班|桌|学生|老师|工人|师傅|娃|牌子|品种|颜色|口味)(?<!包(?=邮))(?<!{_VERB_DA})(?<!车(?=拉|送|运|装|带|过来|过去)))?(?P<half>半(?!打))?"
         )
 
     def not_quantities(self, text: str) -> list[tuple[int, int, str]]:
@@ -292,7 +293,7 @@ class QuantityScanner:
                     continue
             if unit is None and m.group("half"):
                 continue  # 一半 etc.: not a quantity
-            if _PEOPLE_BEFORE.search(text, 0, m.start()):
+            if _PEOPLE_BEFORE.search(text, 0, m.start()) or _SPLIT_INTO.search(text, 0, m.start()):
                 continue  # 小朋友刚好六个 / 客人一共八个: how many people, no amount of goods
             value: Fraction | None = None
             approximate = _APPROX_AFTER.match(text, m.end()) or _APPROX_BEFORE.search(text, 0, m.start())

@@ -168,7 +168,7 @@ _RETRACT = re.compile(
     + "(?:"
     + _words(
         "不对 不是 错了 说错 讲错 打错 写错 搞错 看错 记错 弄错 算错 报错 少报 多报 手滑 说反 更正 纠正 "
-        "哦不 噢不 不不 算了(?!一?下) 应该是 我是说 我说的是 其实是 其实要 实际上要"
+        "哦不 噢不 不不 算了(?!一?下) 应该是 我是说 我说的是 其实是 其实要 实际上要 记岔 说岔 搞岔"
     ).pattern
     + ")"
     # by shape: an interjection then 不 (嗯不 / 呃…不), a 不 standing alone between two amounts (5方 不 6方), and
@@ -206,6 +206,7 @@ _NEGATED = re.compile(
     ).pattern
     + r"|(?:家里|家中|店里|屋里|仓库|工地上?)还?(?:有|剩)"  # 油家里还有: there is some at home — not wanted now
     + r"|暂时(?:还)?(?:有|够)"  # 鸡蛋暂时还有
+    + r"|(?:^|(?<=[\s,，。]))不是(?=\x00)"  # 不是给水管哈 排水管8根: not that product, this one
     + r"|(?:手上|手头|上个活|上回|上次)\S{0,4}?还(?:有|剩)"  # 上个活还剩大半盒
     + r"|还没(?:(?:喝|吃|用|卖|烧)完|开封|拆(?:封)?|打开)"  # 上回那几箱还没喝完呢 / 上回买的还没开封: some left from before
     + r"|剩(?:的|下)?(?:还有|不少|挺多|好多)"  # 上次剩的还有
@@ -252,9 +253,9 @@ _NOT_AN_ITEM = _words(
     # with the rest of the order (跟刚才的放一块儿送 / 跟其他的一起拿 / 跟前面那单一起送), and who it is for (一个自己用一个给我妈)
     r"(?:刚才|其他|其它|前面|之前|上面|别的)\S{0,4}?(?:一起|一块|放一块) 自己(?:用|喝|吃|留|要|泡) "
     r"给我?(?:妈|爸|爷爷|奶奶|外婆|姥姥|老婆|老公|孩子|朋友|同事|领导|客户) (?:拿去)?送人 送礼 "
-    r"(?:跟|和)(?:你|您)(?:说|讲)(?:一声|哈|下|一下)? 说一声 "
+    r"(?:跟|和)(?:你|您)(?:说|讲)(?:一声|哈|下|一下)? ^(?:你|您)(?:说|讲) 说一声 "
     # rooms and what is done in them (客厅跟卧室都要刷一遍): where the goods go, no goods
-    r"客厅 卧室 厨房 卫生间 阳台 房间 院子 (?:刷|贴|铺|装)一遍"
+    r"客厅 卧室 厨房 卫生间 阳台 房间 院子 (?:刷|贴|铺|装)一遍 打包成 分成 装成"
 )
 # When: a day, a part of it, an hour (明早来拿 / 下午送过来 / 十点左右): never the name of goods
 _WHEN = (
@@ -273,7 +274,11 @@ _LEAD_FILLER = re.compile(rf"^(?:[\s的]|{_FILLER_HEAD.pattern})+")
 _TRAIL_FILLER = re.compile(rf"(?:[\s的]|{_FILLER_TAIL.pattern})+$")
 _HAS_WORD = re.compile(r"[a-z\u3400-\u9fff]")
 # What follows "N个/N条" in chat that is not merchandise: never reported as an unknown product.
-_FOR_WHOM = re.compile(r"\s*(?:(?:自己|我)(?:用|喝|吃|留|泡|要)|给(?!我来|我拿|我送)|送人|拿去|留着|分给|孝敬)")
+_GOES_WITH = re.compile(r"配(?:那个|这个|我的|我家的|家里的)?\s*$")
+_WRITTEN_ON = re.compile(r"\s*上(?:面|边)?(?:写|插|放|画|印|摆|加)")
+_FOR_WHOM = re.compile(
+    r"\s*(?:(?:自己|我)(?:用|喝|吃|留|泡|要)|给(?!我来|我拿|我送)|送人|拿去|留着|分给|孝敬|(?:打|砌|铺|刷|贴|装|做)(?!\d)[\u4e00-\u9fff]{1,3}(?:\s|$|一个))"
+)  # 一个打地坪一个砌墙
 _NOT_A_PRODUCT = tuple(
     "人 问题 事 消息 信息 电话 地址 订单 发票 照片 图片 视频 语音 链接 月 天 小时 点 号 次 周 星期 年 分钟 钱 块 "
     "确认 核对 结账 付款 喝 吃 聚".split()
@@ -318,7 +323,7 @@ _NOT_THEN_ITEM = re.compile(
     # 不要大瓶的要小瓶水3箱: "not" a kind opening the message, then what is wanted instead
     r"|^(?:不要|不用|别要)[^\x00\s,]{1,4}?的(?:了|啦)?(?=要|换|来|拿|只要)"
 )
-_NOT_FIRST = re.compile(r"(?:不要|不用|别要)")  # 不要可乐了换雪碧3箱: the product "not" opens the message with
+_NOT_FIRST = re.compile(r"(?:不要|不用|别要|不是)")  # 不要可乐了换雪碧3箱: the product "not" opens the message with
 # What starts a new clause right after an item in a run-on: the next product (蛋挞6个泡芙…), "not" (芝士蛋糕一个不要
 # 水果的), or a short word or kind and then "not" or "later" (漆不用了 / 生的不要 / 普洱下次再说 / 漆的话下周再看).
 # Anything else (a kind 小瓶的, 过来, 能刷几平, 吗) stays with the item, as it did.
@@ -596,7 +601,7 @@ class OrderParser:
         first = elements[0]
         if isinstance(first, _Mention) and _NOT_FIRST.fullmatch(t[: first.start]):
             end = first.end + (1 if t[first.end : first.end + 1] in ("了", "啦") else 0)
-            if end < len(t) and t[end] not in _CLAUSE_END:
+            if end < len(t) and t[end] not in _CLAUSE_END and not (t.startswith("不是") and t[end] == "是"):  # 不是X是Y: one swap
                 breaks.append(end)  # 不要可乐了换雪碧3箱 / 不要龙井茉莉花茶4袋
         for at in sorted(set(breaks), reverse=True):
             t = t[:at] + "," + t[at:]
@@ -706,6 +711,8 @@ class OrderParser:
         """要2袋大米…不对，改成4袋: an order, then a retraction cue, then the amount (or item) meant instead."""
         qs = scan.quantities
         for cue in itertools.chain(_RETRACT.finditer(scan.masked), _CORRECTION.finditer(scan.masked)):
+            if cue.group(0).startswith("算了") and _said_of_a_product(scan, cue.start()):
+                continue  # 法棍今天算了 家里还有一根: the baguette let go, nothing taken back
             before_q = [q for q in qs if q.end <= cue.start()]
             before_m = [m for m in scan.mentions if m.end <= cue.start()]
             after_q = [q for q in qs if q.start >= cue.end()]
@@ -1306,6 +1313,10 @@ class OrderParser:
         for item in sorted(items, key=lambda e: e.start):
             if isinstance(item, _Mention) and item in qualifiers:
                 continue
+            if isinstance(item, _Mention) and item not in pairs and lines and _GOES_WITH.search(scan.text, 0, item.start):
+                continue  # 品茗杯要一打 配盖碗用: what the cups go with, no item
+            if isinstance(item, _Mention) and item not in pairs and _WRITTEN_ON.match(scan.text, item.end):
+                continue  # 蛋糕上写520: where the words go, no item
             if isinstance(item, _Mention):
                 checked = (
                     self._checked(item, pairs.get(item), scan)
@@ -1431,7 +1442,7 @@ class _SoundAlike:
 
 
 _ORDER_VERB_AFTER = re.compile(
-    r"\s*(?:[0-9一二两三四五六七八九十俩仨半壹贰叁肆伍陆柒捌玖拾廿卅]|来|要|拿|给|订|定|买|称|整|搬|送|也要|也来|再来|再要)"
+    r"\s*(?:[0-9一二两三四五六七八九十俩仨半壹贰叁肆伍陆柒捌玖拾廿卅]|来|要|拿|给|订|定|买|称|整|搬|送|也要|也来|再来|再要|多来|多要|多拿|多加)"
 )
 
 
@@ -1467,6 +1478,13 @@ def _typo_variants(alias: str) -> list[str]:
         return []
     typos = homophone_typos()
     return [alias[:k] + typo + alias[k + 1 :] for k, ch in enumerate(alias) for typo in typos.get(ch, ())]
+
+
+def _said_of_a_product(scan: _Scan, at: int) -> bool:
+    """The nearest thing before ``at`` is a product, at most two characters away with no sign between (法棍今天算了)."""
+    before = [e for e in (*scan.mentions, *scan.quantities) if e.end <= at]
+    last = max(before, key=lambda e: e.end, default=None)
+    return isinstance(last, _Mention) and re.fullmatch(r"[\u4e00-\u9fff]{0,2}", scan.text[last.end : at]) is not None
 
 
 def _clauses(scan: _Scan) -> list[tuple[int, int]]:

@@ -119,6 +119,8 @@ _MEASURED = re.compile(
 )
 _CHOICE = re.compile(r"(?<!不)是.{1,8}还是")  # 蛋糕是动物奶油还是植物奶油: what the product is
 _CAPACITY = re.compile(r"做出|能出")  # 还能做出来2个10寸的吗: what the shop can make, not delivery
+_CHOSEN_LATER = re.compile(r"尺寸|(?:订|要)?几寸|多大|大小|口味|款式|(?:来|有)?几个人|几多")
+_THAT_ONE = re.compile(r"那个|那种|那款|这个|这种")
 _OTHER_SHOP = re.compile(r"隔壁|别人家|别家|人家店|网上|外面")  # 隔壁家大红袍比你便宜20: the price matched, a discount
 _MY_ORDER = re.compile(r"我(?:那|的)(?:单|订单|单子)|我那份|我订的|^订的那")
 _CAN_ARRIVE = re.compile(r"(?:能|可以|会|几天|多久|什么时候|啥时候)\S{0,2}到货")
@@ -355,6 +357,11 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
     ) and not (
         m.group(0) in cue("size_words") and cues.delivery_cue(masked)  # 多大的车送货: the truck, not the goods
     ):
+        later = cue("hedge").search(masked) or cues.postpone_cue(masked)
+        unasked = _CHOSEN_LATER.sub(lambda k: " " * len(k.group(0)), masked)
+        if later is not None and unasked != masked and cues.question_cue(cues.without_free_choice(unasked)) is None:
+            # 等人数定了再定尺寸 / 商量下订几寸的: which size is what is put off — a hedge, nothing asked of the shop
+            return Understanding("hedge", [], NotAnOrder(), [Evidence(later.group(0), "尺寸/数量以后再定", _rule(later)), *base], skus)
         if "包装" in m.group(0) and (d := cues.delivery_cue(masked)):  # 你们寄的时候有防震包装吗: how it travels
             return question("delivery_question", d, "问寄送时怎么包装")
         if _VEHICLE.search(m.group(0)) or (m.group(0) in cue("size_words") and _VEHICLE.search(masked)):
@@ -629,7 +636,7 @@ def _answer_to_pending(parser: OrderParser, raw: str, t: str, pending: str, has_
                 "clarify", [], Clarify("ambiguous_product", "请您选一种"), [Evidence(m.group(0), "没有选定哪一种"), *base], reask=True
             )
         survey = parser.survey(raw)
-        named = parser.skus_named_by_spec(raw)
+        named = parser.skus_named_by_spec(raw) or parser.skus_named_by_spec(_THAT_ONE.sub("的", raw))  # 大瓶那个，两箱
         if not survey.mentions and len(named) == 1 and len(survey.quantities) == 1:  # 8寸的 一个
             q = survey.quantities[0]
             if q.value is not None and q.value.denominator == 1 and q.value > 0:

@@ -280,6 +280,26 @@ def test_a_retraction_or_a_not_in_a_run_on_keeps_every_item_meant(parser: OrderP
     assert read(parser, text) == ("order", lines)
 
 
+@pytest.mark.parametrize(
+    ("text", "intent", "lines"),
+    [
+        ("泡芙今天算了 家里还有一个没吃完 蛋挞来6个", "order", [("TART", 6)]),  # 算了 after a product lets it go
+        ("不是纯净水哈 可乐3箱", "order", [("COLA", 3)]),  # 不是X opening: not that product
+        ("品茗杯要一打 配那个茶饼用", "order", [("CUP", 12)]),  # what the cups go with
+        ("8寸蛋糕一个 蛋糕上写生日快乐", "order", [("CAKE-8", 1)]),  # where the words go
+        ("蛋挞两打 帮忙打包成三份", "order", [("TART", 24)]),  # how to pack it
+        ("大米3袋，哦记岔了，5袋", "order", [("RICE", 5)]),  # 记岔: said wrong
+        ("青岛、雪花各来五箱 两个牌子都要", "order", [("BEER-QD", 5), ("BEER-XH", 5)]),  # brands counted, no amount
+        ("等家里商量下再定几寸的", "hedge", []),  # the size put off
+        ("8寸的多少钱 我比较一下再定", "price_question", []),  # a price asked beside the put-off
+    ],
+)
+def test_what_a_product_goes_with_and_what_is_put_off_are_read_as_meant(
+    parser: OrderParser, text: str, intent: str, lines: list[tuple[str, int]]
+) -> None:
+    assert read(parser, text) == (intent, lines)
+
+
 def test_asking_when_goods_would_arrive_by_post_is_no_order(parser: OrderParser) -> None:
     assert read(parser, "2盒碧螺春寄上海 周五前能收到不") == ("delivery_question", [])
 
