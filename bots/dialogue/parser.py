@@ -509,6 +509,11 @@ class OrderParser:
             re.compile(rf"(?:这|这个)?(?P<n>两|二|俩|三|仨)\s*(?:种|样|款|类)的?\s*(?P<alias>{every_alias})") if self._alias_skus else None
         )
         self._any_alias = re.compile(every_alias) if self._alias_skus else None
+        self._sizes_after = (
+            re.compile(rf"(?P<alias>{every_alias})\s*(?P<a>{_SPEC_WORD})\s*(?:和|跟|与|及|、|还有)\s*(?P<b>{_SPEC_WORD})(?![\d.]|\s*的)")
+            if self._alias_skus
+            else None
+        )
         self._sound_alike = _SoundAlike(self._alias_skus)
         # Amounts a name packs (康师傅红烧牛肉面 24包, 牛奶小餐包 6个装): said before the product they name the kind
         self._name_amounts = {f"{n}{u}" for p in products for n, u in re.findall(rf"(\d+)\s*({self._unit_alt})", normalize_text(p.name))}
@@ -620,11 +625,23 @@ class OrderParser:
         def spread(m: re.Match[str]) -> str:
             if not (spec(m.group("a")) and spec(m.group("b"))):
                 return m.group(0)
-            if not m.group("j") and (not suffix(m.group("a")) or suffix(m.group("a")) != suffix(m.group("b"))):
-                return m.group(0)  # 6寸8寸的水果蛋糕: two sizes of one measure side by side; 550 12瓶的 is no such pair
+            if not m.group("j") and suffix(m.group("a")) != suffix(m.group("b")):
+                return m.group(0)  # 6寸8寸的水果蛋糕 / 42.5 32.5的水泥: two sizes of one measure side by side; 550 12瓶的 is none
+            if not m.group("j") and not suffix(m.group("a")) and not re.search(r"\s", m.group(0)):
+                return m.group(0)  # bare numbers only when set apart by a space
             return f"{m.group('a')}的{m.group('alias')}{m.group('j') or '和'}{m.group('b')}的"
 
-        return self._shared_spec.sub(spread, t)
+        t = self._shared_spec.sub(spread, t)
+        if self._sizes_after is not None:  # 水泥42.5和32.5 全要20袋: the name first, then its two sizes
+            t = self._sizes_after.sub(
+                lambda m: (
+                    f"{m.group('a')}的{m.group('alias')}和{m.group('b')}的{m.group('alias')}"
+                    if spec(m.group("a")) and spec(m.group("b"))
+                    else m.group(0)
+                ),
+                t,
+            )
+        return t
 
     def _without_summed_kinds(self, t: str) -> str:
         """广式冰皮两种月饼都订2盒: "the two kinds of 月饼" after 广式 and 冰皮 were named sums them up — taken out, so

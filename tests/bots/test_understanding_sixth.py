@@ -60,6 +60,8 @@ def test_kinds_summed_up_under_their_common_name_share_the_amount(parser: OrderP
 
 def test_two_sizes_side_by_side_share_the_name_and_the_amount(parser: OrderParser) -> None:
     assert read(parser, "8寸10寸的奶油蛋糕各要一个") == ("order", [("CAKE-10", 1), ("CAKE-8", 1)])
+    assert read(parser, "42.5 32.5的水泥各来15袋") == ("order", [("CEMENT-325", 15), ("CEMENT-425", 15)])
+    assert read(parser, "水泥32.5和42.5 都要8袋") == ("order", [("CEMENT-325", 8), ("CEMENT-425", 8)])
 
 
 # -- corrections and negation inside one message -------------------------------------------------------------------
