@@ -123,14 +123,14 @@ _PHRASES = {
 _WORD = re.compile("|".join(map(re.escape, sorted(_PHRASES, key=len, reverse=True))))
 _CANTONESE = re.compile(
     r"[唔冇嘅咗啲俾畀嚟睇攞揾仲嘢喺咁靓啱侬㗎覅噉搿恁]|咩$|系[咪呀啊嘅唔]|几多|边个|边度|而家|听日|琴日|下昼|搞掂|平啲|咩价|点卖|同埋|都系|卖晒|落单|头先|好食|落雨|阿拉|就酱"
-    r"|几耐|送返|好额|订额|买额|莫(?:要|拿|送|买|带)|未(?=[呀啊呢]*[\s?？!！。~]*$)|佢|系咩"
+    r"|几耐|送返|好额|订额|买额|莫(?:要|拿|送|买|带)|未(?=[呀啊呢]*(?:老板|师傅|老细)?[\s?？!！。~]*$)|佢|系咩"
 )
 
 
 # 系 the verb (唔系两盒系三盒 / 大红袍系正岩的咩) — in a message already read as Cantonese, never 关系 / 系列 / 联系
 _IS_AMOUNT = re.compile(r"(?<![关联体派世直旁嫡院星關聯體])[系係](?![统列数統數])(?=\s*[\d\u4e00-\u9fff])")
 _WHAT_END = re.compile(r"咩(?=[\s?？!！。~]*$)")  # 系正岩嘅咩: a question's end
-_NOT_YET_END = re.compile(r"未(?=[呀啊呢]*[\s?？!！。~]*$)")  # 出咗车未 / 食咗饭未呀: "yet?" closing a question
+_NOT_YET_END = re.compile(r"未(?=[呀啊呢]*(?:老板|师傅|老细)?[\s?？!！。~]*$)")  # 出咗车未 / 食咗饭未呀: "yet?" closing a question
 
 
 def from_cantonese(text: str) -> str:

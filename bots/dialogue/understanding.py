@@ -630,8 +630,8 @@ def _answer_to_pending(parser: OrderParser, raw: str, t: str, pending: str, has_
             [Evidence(t[:10], "“好的”没有回答刚才的问题"), *base],
             reask=True,
         )
-    if pending == "product":
-        if m := cue("any_will_do").search(t):  # 都行 / 你推荐一个: the shop never picks for them
+    if pending in ("product", "quantity"):
+        if m := cue("any_will_do").search(t):  # 都行 / 你推荐一个 / 你们看着弄就行: the shop never picks for them
             return Understanding(
                 "clarify", [], Clarify("ambiguous_product", "请您选一种"), [Evidence(m.group(0), "没有选定哪一种"), *base], reask=True
             )
