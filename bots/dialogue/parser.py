@@ -184,7 +184,7 @@ _RETRACT = re.compile(
     # an apology before the amount meant (蛋挞要六个 不好意思 是八个)
     + r"|不好意思(?=[\s,，。]*(?:是|要|应该))"
     # an interjection, then 改 (8寸蛋糕1个 哦改10寸的): the size or amount after it is meant
-    + r"|(?<=[\s,，。])[哦噢啊呃嗯额]\s*改(?:成|为|一下)?"
+    + r"|(?<=[\s,，。])[哦噢啊呃嗯额]\s*(?:改|换)(?:成|为|一下)?"
     # "wait", then the switch or the amount meant (来一盒碧螺春 等下 换大红袍 一盒 / 生普来3饼，等下，要4饼)
     + r"|等(?:一)?下|等等(?=[\s,，。…]*(?:换|是|要|改|还是|\x00))"
 )
@@ -788,7 +788,7 @@ class OrderParser:
             product, qty = checked
             at = next((i for i, ln in enumerate(lines) if ln.sku == product.sku), None)
             swap = not has_draft and cue.group(0) in ("换成", "换为")  # 白茶饼1饼 等等 换成大红袍1盒: the last line swapped
-            retracted = _RETRACT.fullmatch(cue.group(0)) is not None or cue.group(0).startswith("等")  # 等等 换成…
+            retracted = cue.re is _RETRACT  # 不对 / 等等 / 哦换成…: taken back, whatever the word
             if at is None and not retracted and not swap:
                 return None  # 大米2袋，可乐改成3瓶: a change to an earlier draft mixed with an order — not this
             line = Line(product.sku, qty, product.unit, after_m[0].text)
@@ -876,6 +876,10 @@ class OrderParser:
             return None
         # 32.5水泥 names one kind; the kinds of its generic part (水泥) are what the retraction can switch to
         kinds = {s for k in range(len(target.text) - 1) for s in self._alias_skus.get(target.text[k:], ())} | set(target.skus)
+        if len(kinds) < 2 and target.text not in self._alias_skus:
+            # DN20的管子30根 哦说错了 是DN50的: a noun named by its size — the size said after the slip names the other one
+            named = [s for s in self.skus_named_by_spec(after) if s != sku and self._products[s].unit == self._products[sku].unit]
+            return named[0] if len(named) == 1 else None
         if len(kinds) < 2:
             return None
         common = frozenset.intersection(*(self._name_marks[s] for s in kinds))
