@@ -90,7 +90,7 @@ _CANCEL_WHOLE = re.compile(
     r"订单取消|取消订单|全部撤|一个都不要|一样都不(?:要|订)|当我没(?:有)?说过|别下了"
     # the order itself pointed at (蛋糕和面包那单 都不要了 / 整个单子都撤掉 / 这单作废吧)
     r"|(?:那|这|整|整个|这个|那个)(?:单|订单|单子)\s*\S{0,3}?(?:都|全|就)?(?:不要|取消|撤|作废|作罢|算了|不订|不买|不做|退|别做|别送|别发)"
-    r"|撤回订单|订单(?:就)?(?:退|撤|作罢|作废)|(?:之前|刚才)?(?:下|订)的(?:那些|那单|东西)?(?:都|全|全都)(?:撤|退|取消|不要)|(?:下的|订的)?单(?:子)?(?:全都|全部|都|全)(?:退|撤|取消|不要|作废)|^单子?(?:就)?退了"
+    r"|撤回订单|订单(?:就)?(?:退|撤|作罢|作废)|(?:这次|我)的?(?:预订|订单|单子?)(?:都|全)?(?:撤|退|取消|不要|删)|单子?(?:给我)?删掉?|(?:之前|刚才)?(?:下|订)的(?:那些|那单|东西)?(?:都|全|全都)(?:撤|退|取消|不要)|(?:下的|订的)?单(?:子)?(?:全都|全部|都|全)(?:退|撤|取消|不要|作废)|^单子?(?:就)?退了"
     # everything taken back (所有的都撤回吧 / 全部东西都退了)
     r"|(?:所有|全部)(?:的)?(?:东西)?都(?:撤|退|不要|取消|算了|别)"
 )
@@ -151,7 +151,7 @@ _SEPARATOR = _words(
 # 大米和面粉各2袋 / 可乐和水都要3箱 / 都给我来4个 / 每样一箱 / 分别两袋 / 一样来两箱 / 全要2箱: one amount for
 # every product before it
 _EACH = re.compile(
-    r"(?:各自|各|都|也|全|全部|统统|通通|一律|每一?[样种款]|每个品种|分别|一样|同样|一[种样款]|each)(?:给我|帮我|再)?(?:要|来|拿|是|买|订|整|弄|称|搬|带|送|配|拉|运|寄|发|装|加|添|补)?\s*$"
+    r"(?:各自|各|都|也|全|全部|统统|通通|一律|统一|每一?[样种款]|每个品种|分别|一样|同样|一[种样款]|each)(?:给我|帮我|再)?(?:要|来|拿|是|买|订|整|弄|称|搬|带|送|配|拉|运|寄|发|装|加|添|补)?\s*$"
 )
 # Between products that share one amount (大米和面粉各2袋 / 可乐雪碧都要3箱 / 蛋挞跟泡芙同样12个): a joiner, a sign or nothing
 # (a size may stand before the next name: 2.5的线和4平方的线各3卷)
@@ -185,6 +185,8 @@ _RETRACT = re.compile(
     + r"|不好意思(?=[\s,，。]*(?:是|要|应该))"
     # an interjection, then 改 (8寸蛋糕1个 哦改10寸的): the size or amount after it is meant
     + r"|(?<=[\s,，。])[哦噢啊呃嗯额]\s*(?:改|换)(?:成|为|一下)?"
+    # sorry, then the amount meant (排水管拿8根 sorry 12根)
+    + r"|sorry(?=[\s,，。]*\x00)"
     # "wait", then the switch or the amount meant (来一盒碧螺春 等下 换大红袍 一盒 / 生普来3饼，等下，要4饼)
     + r"|等(?:一)?下|等等(?=[\s,，。…]*(?:换|是|要|改|还是|\x00))"
 )
@@ -305,6 +307,7 @@ _VOIDED: Final = re.compile(
     r"[\s,，。;；]*(?:前面|刚才|刚刚|之前|上面|开始|一开始)(?:说|打|写|报|发|讲)的\s*(?:\d+|[一二两三四五六七八九十俩仨]+)\s*[\u4e00-\u9fff]?"
     r"\s*(?:不算|作废|无效|不作数|不要了)(?:了|哈|啊)?"
 )
+_KINDS_COUNTED: Final = re.compile(r"(?:这)?[两二三俩仨](?:个|种)?(?:尺寸|规格|口味|牌子|款式)(?=[\s,，]*(?:各|都|每))")
 _COUNT_WORDS: Final = {"两": 2, "二": 2, "俩": 2, "三": 3, "仨": 3}
 _SPEC_WORD = r"\d+(?:\.\d+)?(?:ml|l|kg|g|寸|毫升|升|公斤|千克|克|平方|平)?"  # a size as written (42.5, 8寸, 550ml, 4平方)
 _SPEC_TOKEN = re.compile(r"[a-z]*\d+(?:\.\d+)?(?:[a-z]+|寸|毫升|升|公斤|千克|斤|克|平方|平)?")
@@ -543,6 +546,7 @@ class OrderParser:
                 self._normals.clear()
             t = normalize_text(text, self._alias_skus).replace("分别", "各")  # 碧螺春、大红袍分别要两盒
             t = _VOIDED.sub("", t)  # 铁观音按3斤来，前面打的2斤不算: the amount said void is no amount
+            t = _KINDS_COUNTED.sub("", t)  # 8寸、10寸水果蛋糕，两个尺寸各一个: the kinds counted are the ones named
             t = self._shared_sizes(self._kinds_named_once(self._without_summed_kinds(t)))
             cached = self._normals[text] = self._with_clause_breaks(t)
         return cached

@@ -121,7 +121,8 @@ _CHOICE = re.compile(r"(?<!不)是.{1,8}还是")  # 蛋糕是动物奶油还是�
 _CAPACITY = re.compile(r"做出|能出")  # 还能做出来2个10寸的吗: what the shop can make, not delivery
 _CHOSEN_LATER = re.compile(r"尺寸|(?:订|要)?几寸|多大|大小|口味|款式|(?:来|有)?几个人|几多")
 _THAT_ONE = re.compile(r"那个|那种|那款|这个|这种")
-_OTHER_SHOP = re.compile(r"隔壁|别人家|别家|人家店|网上|外面")  # 隔壁家大红袍比你便宜20: the price matched, a discount
+_SAMPLE = re.compile(r"小样|试(?:用|吃|喝|饮)装?")
+_OTHER_SHOP = re.compile(r"隔壁|别人家|别家|人家店|网上|外面|对面|超市|别的店")  # 隔壁家大红袍比你便宜20: the price matched, a discount
 _MY_ORDER = re.compile(r"我(?:那|的)(?:单|订单|单子)|我那份|我订的|^订的那")
 _CAN_ARRIVE = re.compile(r"(?:能|可以|会|几天|多久|什么时候|啥时候)\S{0,2}到货")
 _NEW_GOODS = re.compile(r"新茶|新货|新品|新款|新米|新到")  # 今年的新茶到了没: the season's goods in the shop yet
@@ -171,7 +172,7 @@ _GO_AHEAD = re.compile(
     # nothing more to add or change (就这样吧 没有要加的了 / 嗯嗯 没啥要改的了 / 够了够了)
     r"|就这样(?:吧|了)?|没(?:有|啥|什么)?(?:要|需要|可)?(?:加|改|添|补|变)的了|没(?:有)?别的了|(?:够了)+"
     # the go-ahead said outright (就这么办 / ok没毛病 / 单子我看过了 都对 / 按这个发货 / 可以下单了 / 帮我下单吧)
-    r"|就这么(?:办|定了?|弄|搞)|没毛病|都对|按这个(?:发|送|来|做)|可以下单|帮我下单|确认的|下单(?:吧|啦|呗)"
+    r"|就这么(?:办|定了?|弄|搞)|没毛病|都对|按这个(?:发|送|来|做)|可以下单|帮我下单|确认的|下单(?:吧|啦|呗)|^没了|这样就行|就这么下"
 )
 
 
@@ -332,6 +333,8 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         m = None  # 礼品袋不用 / 赠品就不要了: the extra declined, nothing asked
     if m and _TOO_DEAR.search(m.group(0)) and (later := cue("hedge").search(masked)) and later.group(0) in _THINK_IT_OVER:
         m = None  # 我再考虑考虑吧 有点贵: the price is the reason to think it over — a hedge, no haggling
+    if m and _SAMPLE.search(m.group(0)) and (later := cues.postpone_cue(masked)):
+        m = None  # 我先喝喝试用装 好喝再订: the sample is to decide by — a hedge, no request
     if m and not _in_condition(masked, m):  # 要是便宜的话可能拿10箱: a condition of a hedge, no request
         return question("discount_request", m, "要优惠/折扣")
     if m := cue("delivery_fee").search(masked):  # 满多少包邮: about delivery, though it says 多少
