@@ -33,7 +33,7 @@ _INTERROGATIVE: Final = re.compile(
     r"多少|(?<![过隔等这个])几(?=[点天号时日块毛钱寸年种家周]|个?人|分钟|个?小时|个?月|个?星期|个?礼拜|厘|毫米?|公分|cm|mm)|(?<!没)啥(?!的)|(?<!没)什么(?!的)|神马|怎么(?!回事)|咋|哪|"
     r"多久|多长|多会|多大|多重|多远|多厚|多宽|多高|多快|如何|[?？]|"
     r"是否|能否|可否|有木有|有没得|有莫得|"  # written forms of 是不是 / 能不能, dialect forms of 有没有
-    r"(?:能|会)(?:准时|按时)?(?:送)?到(?:的)?吧|"  # 今天能到吧 / 能准时到吧: asks to be reassured
+    r"(?:能|会)(?:准时|按时)?(?:送)?(?:到|好|做好)(?:的)?吧|"  # 今天能到吧 / 能准时到吧: asks to be reassured
     r"(?<![在行好])吗(?=[\u4e00-\u9fff])|"  # 可以送到酒店吗就是那个万豪酒店: dictated, no sign after the question
     r"(?:能|可以|会)[^\s,，。]{1,16}?不(?=[我俺咱])|"  # 能送到清河路18号不我家老爷子…: the same, before the next clause
     r"(?:能|可以|会)(?:送|到|拉|运|寄|发)[^\s,，。]{0,14}?不(?![用要行了够好是会能可需必太到算少多错])(?=[\u4e00-\u9fff])"
@@ -163,6 +163,7 @@ def about_an_order_placed(masked: str) -> re.Match[str] | None:
 # 司机还有多久到 / 送货的师傅到哪了 / 快递员怎么还没来: someone is already bringing it — an order placed
 _ON_THE_WAY: Final = re.compile(
     r"(?:司机|送货的|配送员|快递员|快递小哥|骑手|外卖员)(?:师傅|大哥)?\S{0,4}?(?:还有?|到哪|在哪|多久|几点|什么时候|啥时候)"
+    r"|送\S{0,2}师傅(?!明天|后天|下周)\S{0,4}?(?:到哪|在哪|多久|几点|什么时候|啥时候)"  # 送水师傅大概几点能到
 )
 
 
@@ -227,9 +228,9 @@ def gift_asked(masked: str, has_draft: bool) -> re.Match[str] | None:
 _SUM = r"(?<![\d.])\d+(?:\.\d+)?\s*(?:块钱|块|元)?"  # a sum of money, written in digits
 _SETTLE = r"\s*(?:吧|呗|得了|好了|行不|行吗|可以不|可以吗|中不)"  # …asked to be settled at
 _HAGGLE: Final = re.compile(
-    rf"{_SUM}[\s,，]*(?:就|那就)?算\s*(?:你|我)?\s*{_SUM}{_SETTLE}"
+    rf"{_SUM}的?[\s,，]*(?:就|那就)?算\s*(?:你|我)?\s*{_SUM}{_SETTLE}"
     # …or the lower sum simply asked for (1280 给个1200吧 / 530收500行不)
-    rf"|(?=\d{{2}}){_SUM}[\s,，]*(?:就|那就)?(?:给个?|收|卖|算个)\s*(?=\d{{2}}){_SUM}{_SETTLE}"
+    rf"|(?=\d{{2}}){_SUM}的?[\s,，]*(?:就|那就)?(?:给个?|收|卖|算个)\s*(?=\d{{2}}){_SUM}{_SETTLE}"
 )
 # A unit price offered, asking whether the shop sells at it (28一箱卖不卖 / 30块一袋行不行): bargaining. Read on the text
 # (a unit price is no quantity, but its number is still a digit there).

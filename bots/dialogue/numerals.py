@@ -230,7 +230,7 @@ class QuantityScanner:
         )
         # Vague amounts with a unit — 几箱, 十几盒, 二十多袋, 十来箱, 几十袋 — are quantities without a value (asked).
         self._vague = re.compile(
-            rf"(?:几[十百千]?|[{CHINESE_NUMERAL_CHARS}]+[几来多]|\d+[几来多]|好几)\s*(?P<unit>{unit_alt})(?<!包(?=邮))"
+            rf"(?:几[十百千]?|[{CHINESE_NUMERAL_CHARS}]+[几来多](?:[{CHINESE_NUMERAL_CHARS}]+)?|\d+[几来多]|好几|[百千]把)\s*(?P<unit>{unit_alt})(?<!包(?=邮))"
             r"(?!人|朋友|同事|孩子|小孩|客人|兄弟|工人|师傅|同学|月|天|小时)"  # 那几个朋友 / 十来个人: people, no goods
             # 一斤多 / 3箱多: a bit over that amount — vague
             rf"|(?:\d+|[{CHINESE_NUMERAL_CHARS}]+)\s*(?P<unit_over>{unit_alt})多(?![少钱块重大长宽厚高久远])"
@@ -239,7 +239,7 @@ class QuantityScanner:
         # filler 个 of 来个10提 / 要个二十箱, where the amount follows, nor the head of a longer numeral (各二十 /
         # 各两三箱, vague) or of a pair (各一对: two of a 个, asked).
         self._implied = re.compile(
-            rf"(?:(?<=[要来订买拿弄带捎做配搬称])个(?!月|人|事|问题|电话|地址|\s*(?:{_NUM})\s*(?:{unit_alt}))|(?<=各)[一两二三](?!\s*(?:{unit_alt})|\s*[\d{CHINESE_NUMERAL_CHARS}对双副])|[俩仨](?!(?!{_VERB_DA})(?:{unit_alt}))(?!个?(?:月|人|天|小时|星期|礼拜|年|钟头|孩子|小孩))"
+            rf"(?:(?<=[要来订买拿弄带捎做配搬称拉])个(?!月|人|事|问题|电话|地址|\s*(?:{_NUM})\s*(?:{unit_alt})|\s*[百千几]|\s*[一二两三四五六七八九十]+[几来多])|(?<=各)[一两二三](?!\s*(?:{unit_alt})|\s*[\d{CHINESE_NUMERAL_CHARS}对双副])|[俩仨](?!(?!{_VERB_DA})(?:{unit_alt}))(?!个?(?:月|人|天|小时|星期|礼拜|年|钟头|孩子|小孩))"
             # 来箱可乐 / 可乐来箱: a unit right after the verb, nothing between — one of it
             rf"|(?<=[要来订买拿捎带整搬称])(?P<unit>{unit_alt})(?=[\x00\s,，。!！~]|$))"
         )

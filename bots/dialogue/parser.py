@@ -90,7 +90,7 @@ _CANCEL_WHOLE = re.compile(
     r"订单取消|取消订单|全部撤|一个都不要|一样都不(?:要|订)|当我没(?:有)?说过|别下了"
     # the order itself pointed at (蛋糕和面包那单 都不要了 / 整个单子都撤掉 / 这单作废吧)
     r"|(?:那|这|整|整个|这个|那个)(?:单|订单|单子)\s*\S{0,3}?(?:都|全|就)?(?:不要|取消|撤|作废|作罢|算了|不订|不买|不做|退|别做|别送|别发)"
-    r"|撤回订单|订单(?:就)?(?:退|撤|作罢|作废)|(?:这次|我)的?(?:预订|订单|单子?)(?:都|全)?(?:撤|退|取消|不要|删)|单子?(?:给我)?删掉?|(?:之前|刚才)?(?:下|订)的(?:那些|那单|东西)?(?:都|全|全都)(?:撤|退|取消|不要)|(?:下的|订的)?单(?:子)?(?:全都|全部|都|全)(?:退|撤|取消|不要|作废)|^单子?(?:就)?退了"
+    r"|撤回订单|订单(?:就)?(?:退|撤|作罢|作废)|(?:那些|这些|全部|所有)(?:都|全)(?:不用|不要)(?:订|做|送)?了|(?:这次|我)的?(?:预订|订单|单子?)(?:都|全)?(?:撤|退|取消|不要|删)|单子?(?:给我)?删掉?|(?:之前|刚才)?(?:下|订)的(?:那些|那单|东西)?(?:都|全|全都)(?:撤|退|取消|不要)|(?:下的|订的)?单(?:子)?(?:全都|全部|都|全)(?:退|撤|取消|不要|作废)|^单子?(?:就)?退了"
     # everything taken back (所有的都撤回吧 / 全部东西都退了)
     r"|(?:所有|全部)(?:的)?(?:东西)?都(?:撤|退|不要|取消|算了|别)"
 )
@@ -1557,8 +1557,9 @@ def _left_out(scan: _Scan, elements: list[_Element]) -> tuple[str, ...]:
         cleaned = _VAGUE_AMOUNT.sub("", cleaned).strip()
         if _NEGATED.search(cleaned) or _CANCEL.search(cleaned):
             continue  # 白糖家里还有不用买: what is not wanted need not be understood
-        if re.fullmatch(_SPEC_WORD, cleaned) or _PACK.fullmatch(cleaned):
-            continue  # 8寸和10寸的蛋糕 / 还要6个装的月饼: a size or pack of the product named next
+        named_next = any(e <= m.start <= right + 2 for m in scan.mentions)
+        if (re.fullmatch(_SPEC_WORD, cleaned) or _PACK.fullmatch(cleaned)) and named_next:
+            continue  # 8寸和10寸的蛋糕 / 还要6个装的月饼: a size or pack of the product named next (not 跟4平方的 一样一卷)
         if (
             _HAS_WORD.search(cleaned)
             and not cleaned.startswith(_NOT_A_PRODUCT)

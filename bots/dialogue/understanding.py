@@ -104,6 +104,8 @@ _CONTENT = re.compile(
     r"|(?:能|可以)(?:泡|冲|煮|喝|用|吃|放|存|保存|铺|刷|贴)(?:几|多少|多久|好多)"
     # 腻子粉一袋刷得了几个平方 / 一饼泡得了多少次: what one takes or lasts
     r"|(?:泡|冲|煮|喝|用|吃|放|存|铺|刷|贴|装)(?:得了|得)(?:几|多少|多久)"
+    # 10寸的大概分多少块 / 一卷是足100米不: how many pieces it makes, whether it is full measure
+    r"|分(?:多少|几)(?:块|份|片|牙)|(?:是|有)?足\s*(?:\d|[一二两三四五六七八九十百])\S{0,4}(?:吗|不|没|么|吧)"
 )  # 一箱有几瓶 / 纸巾一提几包 / 一盒多少个 / 够几个人吃 / 几斤装 / 几包一提 / 能冲几泡 / 能放多久
 _STOCK_SHAPE = re.compile(
     r"(?:请问|老板|你们|今天)*\s*有(?:[^,.!?。，\s]|(?<=\d)\.(?=\d)){1,12}(?:吗|么|嘛|不|没|伐)[?？!~啊呀哈呢]*$"
@@ -378,6 +380,8 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         return question("order_status", m, "问已下订单到了没有")
     delivery = cue("delivery").search(masked) or cues.delivery_cue(masked)
     asked = cues.question_cue(masked) is not None and not cues.permission_only(masked)  # 下班过来拿 可以吗: a request
+    if delivery and not asked and cue("chitchat").search(t) and not survey.quantities:
+        delivery = None  # 辛苦师傅了 下雨天还送货👍: thanks for a delivery, nothing asked
     if (m := delivery) and (survey.quantities == [] or asked):  # 大米两袋 送货上门啊: an order
         placed = status is not None and not cue("delivery_future").search(masked)  # 你们最远送到哪: where they deliver
         if placed or cue("past_order").search(masked) or cues.about_an_order_placed(masked):
