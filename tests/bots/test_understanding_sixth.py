@@ -302,6 +302,34 @@ def test_what_a_product_goes_with_and_what_is_put_off_are_read_as_meant(
     assert read(parser, text) == (intent, lines)
 
 
+@pytest.mark.parametrize(
+    ("text", "has_draft", "intent", "lines"),
+    [
+        ("大米来个百把袋", False, "clarify", []),  # a vague amount, and 来个 before it is no "one"
+        ("可乐拉个十几二十箱", False, "clarify", []),
+        ("8寸的大概能分多少块", False, "price_question", []),  # 大概 before a question word hedges nothing
+        ("同城配送一般要多久", False, "delivery_question", []),  # 送一般 is no gift
+        ("雪碧3箱今天送，可乐那个下周再看", False, "order", [("SPRITE", 3)]),  # 再看 puts the cola off
+        ("蛋挞泡芙一起买 能给个打包价吗", False, "discount_request", []),
+        ("256的 给个250得了", True, "discount_request", []),
+        ("聚会不办了 蛋糕那些都不用订了", True, "cancel", []),
+        ("送水师傅大概几点能到", False, "order_status", []),  # someone already bringing it
+        ("辛苦师傅了 大热天还送货", False, "chitchat", []),
+        ("排水管拿8根 sorry 12根", False, "clarify", []),  # 排水管 is no product here: asked, never guessed
+        ("可乐拿8箱 sorry 12箱", False, "order", [("COLA", 12)]),
+        ("没了 这样就行", True, "confirm", []),
+        ("雪碧和可乐 统一拿三箱", False, "order", [("COLA", 3), ("SPRITE", 3)]),
+        ("我十点下的单，这都快十二点了", False, "order_status", []),
+        ("你家米比对面超市贵两块，便宜点呗", False, "discount_request", []),
+        ("我先喝喝试用装 好喝再订", False, "hedge", []),
+    ],
+)
+def test_the_latest_blind_sets_classes_are_read_as_meant(
+    parser: OrderParser, text: str, has_draft: bool, intent: str, lines: list[tuple[str, int]]
+) -> None:
+    assert read(parser, text, has_draft=has_draft) == (intent, lines)
+
+
 def test_asking_when_goods_would_arrive_by_post_is_no_order(parser: OrderParser) -> None:
     assert read(parser, "2盒碧螺春寄上海 周五前能收到不") == ("delivery_question", [])
 
