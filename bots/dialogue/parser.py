@@ -123,7 +123,7 @@ _KIND = re.compile(r"([\u4e00-\u9fff]{1,2})装?的")  # 小瓶的 / 生的: a ki
 _ENOUGH = re.compile(r"^\s*(?:就够|就行|就好|就可以|够了|就成)")  # 不要3盒了 2盒就够: the second amount is meant
 # 多 + a verb: more; 顺便 / 顺带 / 捎带: "while you are at it", one more thing on the order; 也各要 / 也都来: also, each
 _ADD_CUE = _words(
-    "再 还要 还需要 还得(?:要|来|拿|订)? 追加 另外 加多 "
+    "再 还要 还需要 还想(?:要|加|来) 还得(?:要|来|拿|订)? 追加 另外 加多 "
     "多(?:给我|帮我)?(?:加|来|要|拿|买|订|整|带|给|弄|称|搬|做|烤) 也(?:各|都)?(?:得|要|来|拿|需要) "
     "加(?!急|班|油) 顺便 顺带 捎带 捎上 补充 也(?:给我)?(?:带|拿|捎)上? "
     "(?:补|添)(?:上|个|点)?(?=\\s*(?:\\d|[一二两三四五六七八九十俩仨半])|\\s*$)"
@@ -169,7 +169,7 @@ _RETRACT = re.compile(
     _NOT_WARNED
     + "(?:"
     + _words(
-        "不对 不是 错了 说错 讲错 打错 写错 搞错 看错 记错 弄错 算错 报错 少报 多报 手滑 说反 更正 纠正 "
+        "不对 不是 错了 说错 讲错 打错 写错 搞错 看错 记错 弄错 算错 报错 少报 多报 说少 说多 写少 写多 手滑 说反 更正 纠正 "
         "哦不 噢不 不不 算了(?!一?下) 应该是 我是说 我说的是 其实是 其实要 实际上要 记岔 说岔 搞岔"
     ).pattern
     + ")"
@@ -230,13 +230,17 @@ _LEFTOVER = re.compile(
 )
 
 
+_DECIDED_AFTER = re.compile(r"再(?:说|定|订|买|找你|告诉|联系)")
+
+
 def without_leftovers(masked: str) -> str:
     """``masked`` with each clause that states what is left from before blanked, when another clause remains."""
     spans = []
     for m in _LEFTOVER.finditer(masked):
         start = max((k.end() for k in _LEFTOVER_CLAUSE_BREAK.finditer(masked, 0, m.start())), default=0)
         end = next((k.start() for k in _LEFTOVER_CLAUSE_BREAK.finditer(masked, m.end())), len(masked))
-        spans.append((start, end))
+        if not _DECIDED_AFTER.search(masked, start, end):  # 我看看家里还剩多少油再说: a check before deciding, kept
+            spans.append((start, end))
     if not spans or sum(b - a for a, b in spans) >= len(masked.strip()):
         return masked
     chars = list(masked)

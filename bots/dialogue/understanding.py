@@ -120,9 +120,11 @@ _MEASURED = re.compile(
     r"(?P<unit>米|公斤|千克|斤|克|吨|平方米|平米|平方|平|升|块(?=\s*$))(?![\u4e00-\u9fff]{0,4}[的装])"
 )
 _CHOICE = re.compile(r"(?<!不)是.{1,8}还是")  # 蛋糕是动物奶油还是植物奶油: what the product is
+_EXPLICIT_CANCEL = re.compile(r"取消|删掉|撤(?:了|掉|回)|作废|退单")
 _CAPACITY = re.compile(r"做出|能出")  # 还能做出来2个10寸的吗: what the shop can make, not delivery
 _CHOSEN_LATER = re.compile(r"尺寸|(?:订|要)?几寸|多大|大小|口味|款式|(?:来|有)?几个人|几多")
 _THAT_ONE = re.compile(r"那个|那种|那款|这个|这种")
+_DECLINE_AFTER = re.compile(r"\S{0,2}?(?:先|就|也)?(?:不买|不要|算了|不拿|不订)")
 _SAMPLE = re.compile(r"小样|试(?:用|吃|喝|饮)装?")
 _OTHER_SHOP = re.compile(r"隔壁|别人家|别家|人家店|网上|外面|对面|超市|别的店")  # 隔壁家大红袍比你便宜20: the price matched, a discount
 _MY_ORDER = re.compile(r"我(?:那|的)(?:单|订单|单子)|我那份|我订的|^订的那")
@@ -270,6 +272,9 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
     if has_draft and not survey.mentions and not loose and (_yes().fullmatch(re.sub(r"[\s,.!~、。;:]", "", t)) or _yes_head(t)):
         # 就这么多 安排送货 / 确认 发顺丰: yes-words and how to send it, said to the draft — before any question word
         return Understanding("confirm", [], Confirm(), [Evidence(t[:20], "对待确认订单说“好”"), *base])
+    if has_draft and _EXPLICIT_CANCEL.search(t) and isinstance(parser.parse(raw, has_draft=True), Cancel):
+        # 先不订了 取消 / 这次先不订了，单子给我删掉吧: the order dropped outright, whatever "for now" says
+        return Understanding("cancel", [], Cancel(), [Evidence(_EXPLICIT_CANCEL.search(t).group(0), "明确取消订单"), *base])  # type: ignore[union-attr]
     hedge_first = cue("hedge_first").search(masked)
     if hedge_first is not None and not _GENERAL_DEFER.search(hedge_first.group(0)) and _names_its_item(masked, hedge_first):
         hedge_first = None  # 大米2袋 油先不买: "not" scoped to the item its clause names — negation in a list (rule 6)
@@ -331,10 +336,12 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
     m = cue("discount").search(masked) or cues.free_extra_cue(masked) or cues.gift_asked(masked, has_draft) or cues.haggle_cue(t)
     if m is None and (fee := cue("delivery_fee").search(masked)) and cues.buys_a_lot(masked):
         m = fee  # 能包邮不 买的多: an exception to the delivery rule asked for, not the rule (rule 3)
-    if m and _DECLINED.match(masked, m.end()):
+    if m and _DECLINED.match(masked, m.end()) and "零" not in m.group(0):  # 零头不要了: the odd amount dropped, asked
         m = None  # 礼品袋不用 / 赠品就不要了: the extra declined, nothing asked
     if m and _TOO_DEAR.search(m.group(0)) and (later := cue("hedge").search(masked)) and later.group(0) in _THINK_IT_OVER:
         m = None  # 我再考虑考虑吧 有点贵: the price is the reason to think it over — a hedge, no haggling
+    if m and _TOO_DEAR.search(m.group(0)) and _DECLINE_AFTER.match(masked, m.end()):
+        m = None  # 明前的太贵先不买: too dear is the reason that item is left out, nothing asked
     if m and _SAMPLE.search(m.group(0)) and (later := cues.postpone_cue(masked)):
         m = None  # 我先喝喝试用装 好喝再订: the sample is to decide by — a hedge, no request
     if m and not _in_condition(masked, m):  # 要是便宜的话可能拿10箱: a condition of a hedge, no request

@@ -322,6 +322,19 @@ def test_what_a_product_goes_with_and_what_is_put_off_are_read_as_meant(
         ("我十点下的单，这都快十二点了", False, "order_status", []),
         ("你家米比对面超市贵两块，便宜点呗", False, "discount_request", []),
         ("我先喝喝试用装 好喝再订", False, "hedge", []),
+        ("先不订了 取消", True, "cancel", []),  # an explicit cancel beside "not for now"
+        ("还想要两箱雪碧", True, "add", [("SPRITE", 2)]),
+        ("熟普那两饼划了吧", True, "remove", []),
+        ("零头不要了吧", False, "discount_request", []),  # the odd amount dropped is asked
+        ("面粉拿3袋，噢说少了，5袋", False, "order", [("FLOUR", 5)]),
+        ("我拍的是生普，寄来的是熟的", False, "complaint", []),
+        ("周末店里开门吗 想过去自己拿", False, "delivery_question", []),
+        ("龙井两罐 茶饼太贵先不买", False, "order", [("TEA-TIN", 2)]),  # too dear is why one is left out
+        ("前天下的30袋水泥什么时候到", False, "order_status", []),
+        ("送几包纸巾呗 这回买了好几千", False, "discount_request", []),
+        ("最低多少钱起送", False, "delivery_question", []),
+        ("你家有王老吉卖没得", False, "stock_question", []),
+        ("先这样吧，我看看家里还剩多少米再说", True, "hedge", []),
     ],
 )
 def test_the_latest_blind_sets_classes_are_read_as_meant(
