@@ -535,6 +535,30 @@ class OrderParser:
         return dict(self._products)
 
     @functools.cached_property
+    def _siblings(self) -> dict[str, frozenset[str]]:
+        out: dict[str, set[str]] = {}
+        for skus in self._alias_skus.values():
+            for s in skus:
+                out.setdefault(s, set()).update(x for x in skus if x != s)
+        return {s: frozenset(v) for s, v in out.items()}
+
+    def sizes_left_out(self, text: str, result: OrderLines) -> list[str]:
+        """Another size of a product ordered, written in the message (4平方 / 10寸 / dn50) but given no amount, in a
+        message that takes nothing back (2.5的线跟4平方的 一样一卷): it would be dropped in silence — the caller asks."""
+        scan = self._scan(self._normal(text))
+        if _RETRACT.search(scan.masked) or _CORRECTION.search(scan.masked) or _NEGATED.search(scan.masked):
+            return []
+        ordered = {ln.sku for ln in result.lines}
+        own = {w for o in ordered for w in self._name_marks.get(o, ())}  # 357克 is both 普洱's: it names no other size
+        sized = {
+            sku
+            for sku, marks in self._name_marks.items()
+            for w in marks
+            if _SIZE_MARK.search(w) and w not in own and self._mark_res[w].search(scan.text)
+        }
+        return sorted(s for s in sized - ordered - set(result.excluded) if any(s in self._siblings.get(o, ()) for o in ordered))
+
+    @functools.cached_property
     def pinyin_words(self) -> dict[str, str]:
         """Pinyin letters → characters for this catalog: its aliases' own spellings and the common words
         (:mod:`bots.dialogue.pinyin_input`)."""

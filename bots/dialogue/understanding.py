@@ -483,6 +483,11 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         return Understanding(
             intent, [], NotAnOrder(), [Evidence(m.group(0), "有疑问词，是在问，不下单"), *base], skus, _first_quantity(survey)
         )
+    if isinstance(result, OrderLines) and (left := parser.sizes_left_out(raw, result)):
+        # 2.5的线跟4平方的 一样一卷: another size named with no amount of its own — asked, never dropped in silence
+        names = "、".join(parser.products[s].name for s in left)
+        ask = Clarify("unknown_product", f"您还提到了{names}，请问也要吗？要多少？其余的我先不下单，等您确认。", list(left))
+        return Understanding("clarify", [], ask, [Evidence("", f"提到了 {'、'.join(left)} 的规格但没有数量"), *base], skus)
     return _from_result(result, has_draft, base, skus, pending, t)
 
 

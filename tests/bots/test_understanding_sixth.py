@@ -343,6 +343,12 @@ def test_the_latest_blind_sets_classes_are_read_as_meant(
     assert read(parser, text, has_draft=has_draft) == (intent, lines)
 
 
+def test_another_size_named_with_no_amount_is_asked_never_dropped(parser: OrderParser) -> None:
+    u = understand(parser, "8寸的奶油蛋糕跟10寸的 一样一个")  # the 10寸 would have been dropped: asked instead
+    assert (u.intent, u.lines) == ("clarify", []) and "CAKE-10" in u.explain()
+    assert read(parser, "357克的熟普要2饼") == ("order", [("PUER-SHU", 2)])  # a size both kinds have names no other
+
+
 def test_asking_when_goods_would_arrive_by_post_is_no_order(parser: OrderParser) -> None:
     assert read(parser, "2盒碧螺春寄上海 周五前能收到不") == ("delivery_question", [])
 
