@@ -107,8 +107,10 @@ _CONTENT = re.compile(
     # 10寸的大概分多少块 / 一卷是足100米不: how many pieces it makes, whether it is full measure
     r"|分(?:多少|几)(?:块|份|片|牙)|(?:是|有)?足\s*(?:\d|[一二两三四五六七八九十百])\S{0,4}(?:吗|不|没|么|吧)"
 )  # 一箱有几瓶 / 纸巾一提几包 / 一盒多少个 / 够几个人吃 / 几斤装 / 几包一提 / 能冲几泡 / 能放多久
-_STOCK_SHAPE = re.compile(
-    r"(?:请问|老板|你们|今天)*\s*有(?:[^,.!?。，\s]|(?<=\d)\.(?=\d)){1,12}(?:吗|么|嘛|不|没|伐)[?？!~啊呀哈呢]*$"
+_STOCK_SHAPE = re.compile(r"(?:请问|老板|你们|今天)*\s*有(?:[^,.!?。，\s]|(?<=\d)\.(?=\d)){1,12}(?:吗|么|嘛|不|没|伐)[?？!~啊呀哈呢]*$")
+# …or opening the message, whatever follows (你家还有10箱550的农夫山泉吗 社区搞活动要 / 请问有小包装的白糖吗 500克那种)
+_STOCK_OPENING = re.compile(
+    r"(?:请问|老板|你们|你家|店里|今天|现在)*\s*(?:还)?有(?:[^,.!?。，\s]|(?<=\d)\.(?=\d)){1,12}(?:吗|么|不|没|伐)[?？!~啊呀哈呢]*(?=[\s,，。]|$)"
 )  # 9.5厚的
 _VEHICLE = re.compile(r"车")
 _LOOK_IT_UP = re.compile(r"(?:帮|给)(?:我|忙)?(?:看|查)(?:一?下|看|查)")  # beside an order placed: where is it
@@ -165,7 +167,7 @@ _SAID_WITH_YES = re.compile(
     r"|(?:麻烦)?(?:到时候)?(?:帮我|给我)?(?:打包|装|包)好?|放(?:门卫|门口|前台)\S{0,2}就行"
     r"|(?:明早|明天|今天|下午|上午|早点|尽快)\S{0,4}(?:送|到|拿|来)\S{0,4}(?:就行|就好|哈|吧)?|\S{0,4}等着(?:呢|用)"
     # after 您说的3瓶是指3箱吗？: the unit said again (我说的个就是盒 / 就是袋 我们这边习惯叫包 你按袋算就行 / 打字太快打错了)
-    r"|我说的\S{0,3}?(?:就是|其实是|是)\S{1,3}|就是这个意思|(?:你)?按\S{1,2}算就(?:行|好|对了)|(?:我们|咱)(?:这边|这里)?(?:习惯|一般)?(?:叫|说)\S{1,2}"
+    r"|我说的\S{0,3}?(?:就是|其实是|是)\S{1,3}|就是(?:这个|那个)意思|(?:你)?按\S{1,2}算就(?:行|好|对了)|(?:我们|咱)(?:这边|这里)?(?:习惯|一般)?(?:叫|说)\S{1,2}"
     r"|打字太快\S{0,4}|(?:打|写|说)错了|不好意思(?:哈|啊)?|一\S一\S的(?:那种)?|(?:送人)?当然要整\S的"
 )
 _YES_UNDONE = re.compile(r"不(?!好意思|用谢|客气|错)|别|甭|取消|算了|等等|等下(?!转|付|给)|稍等|先|再|但|不过|可是|就是(?!这)")
@@ -205,7 +207,7 @@ _YES_AMOUNT = re.compile(
 _THUMBS = re.compile("^[\\s~～!！.。🙏\U0001f300-\U0001faff]*[👌👍✅][\\s~～!！.。👌👍✅🙏\U0001f300-\U0001faff]*$")
 # …also run straight into what is meant instead (不对我说的是包 / 不是我要的是瓶 / 不对是克)
 _NO = re.compile(
-    r"^(?:(?:不是|不对|不|不要|错了|没有)(?:的|啊|呀|吧|呢|哦|噢|喔)*[\s,.!~、。;:]*){1,3}(?:[\s,.!~、。;:]|$|(?=我|是|要的|说的))"
+    r"^(?:nope|no)?[\s,]*(?:(?:也|都)?(?:不是|不对|不|不要|错了|没有)(?:的|啊|呀|吧|呢|哦|噢|喔|诶|欸)*[\s,.!~、。;:]*){1,3}(?:[\s,.!~、。;:]|$|(?=我|是|要的|说的))"
 )  # 不对不对: said twice
 # A sender's tag in 【】 opening the message (【顺丰速运】 / 【美团】 / 【XX银行】): an SMS or app notice pasted in
 _FORWARDED = re.compile(
@@ -216,7 +218,9 @@ _FORWARDED = re.compile(
 _LATIN_RUN = re.compile(r"[a-z]{2}", re.IGNORECASE)
 _STICKER = re.compile(r"\[([\u4e00-\u9fffA-Za-z ]{1,8})\]")
 _EMOJI = re.compile("[\U0001f300-\U0001faff\u2600-\u27bf\u2b50\u2764\ufe0f]")
-_MARKUP = re.compile(r"<\s*/?\s*[a-z][^>]*>|&[a-z]+;|\bjavascript:|^\s*[\[{]\s*\"[^\"]*\"\s*:", re.IGNORECASE)  # {"msg":…}: JSON
+_MARKUP = re.compile(  # tags, entities, {"msg":…} JSON, {{name}} template placeholders
+    r"<\s*/?\s*[a-z][^>]*>|&[a-z]+;|\bjavascript:|\{\{\s*\w+\s*\}\}|^\s*[\[{]\s*\"[^\"]*\"\s*:", re.IGNORECASE
+)
 _SEPARATORS = re.compile(r"[,!?;:、。~\n\s]+|(?<!\d)\.|\.(?!\d)|然后|其他的?|其余的?|别的")
 
 
@@ -348,9 +352,11 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         return question("discount_request", m, "要优惠/折扣")
     if m := cue("delivery_fee").search(masked):  # 满多少包邮: about delivery, though it says 多少
         return question("delivery_question", m, "问运费/起送")
-    if m := cue("stock").search(masked) or _STOCK_SHAPE.match(masked):
+    if m := cue("stock").search(masked) or _STOCK_SHAPE.match(masked) or _STOCK_OPENING.match(masked):
         if not skus and not _CAPACITY.search(m.group(0)) and (d := cues.delivery_cue(masked[m.start() :])):  # 你们有没有小货车送
             return question("delivery_question", d, "问能不能配送")
+        if _VEHICLE.search(m.group(0)):  # 你们有小货车吗 巷子窄: whether they can deliver there
+            return question("delivery_question", m, "问有没有车送货")
         if mine := _MY_ORDER.search(masked):  # 蛋挞出炉了没 我那单: the customer's own order, not the shelf
             return question("order_status", mine, "问自己的订单")
         if arrive := _CAN_ARRIVE.search(masked):  # 今天下单明天能到货不: when it would reach them
@@ -698,7 +704,7 @@ _THE_REST = re.compile(r"其他|其它|其余|剩下|剩余|余下|别的|另外
 
 # Right after a gift or extra named: declined (礼品袋不用 / 赠品就不要了 / 小样不需要)
 _DECLINED = re.compile(r"[^\s,!?;。，]{0,3}?(?:就|也)?(?:不用|不要|不需要|用不着|别给|别送|别放)")
-_HOW_MUCH_ASKED = re.compile(r"几|多少|吗|么|[?？]")  # 能打几折 / 能便宜多少: the cue asks
+_HOW_MUCH_ASKED = re.compile(r"几|多少|吗|么|[?？]|(?:点|些|点儿)不")  # 能打几折 / 能便宜多少 / 能便宜点不: the cue asks
 _CONDITION = re.compile(r"(?:要是|如果|假如|假设|万一|只要|若是)[^\s,!?;。]*$")
 
 
@@ -833,7 +839,7 @@ _TOO_DEAR = re.compile(r"贵")
 _THINK_IT_OVER = frozenset({"考虑", "想想", "再看看", "还在考虑", "犹豫", "比较一下", "货比三家", "商量", "商量下"})
 _ASKING_WHAT = re.compile(r"啥情况|什么情况")
 _VAGUE_MORE = re.compile(
-    r"多(?:做|烤|拉|拿|来|给|带|送|备|弄|整|订|准备)(?:一)?(?:点|些)|看着给|(?:给|来|拿|带)(?:我)?(?:一)?些(?![\u4e00-\u9fff])"
+    r"多(?:做|烤|拉|拿|来|给|带|送|备|弄|整|订|准备|搬|称|买)(?:一)?(?:点|些)|看着给|(?:给|来|拿|带)(?:我)?(?:一)?些(?![\u4e00-\u9fff])"
 )
 _STRONG_STATUS = re.compile(r"师傅|搞掂|好未|签收|出去了|(?:订|做)好了")  # 送蛋糕的师傅还有多久能到: an order on its way
 _WAITED = re.compile(r"等(?:了)?(?:好久|很久|老半天|半天|一上午|一下午|一天)|(?:都|还|一直)在等|都等着(?:呢|了)")
