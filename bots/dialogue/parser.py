@@ -205,7 +205,7 @@ _RETRACT_WORD = re.compile(
 # Negation that scopes over its own segment of a message that orders something else (大米2袋，油先不要).
 _NEGATED = re.compile(
     _words(
-        "不要 不用 先不 暂时不 暂不 (?<![分特区告性派识])别(?![的家人处]) 去掉 除了 除开 不需要 不买 不订 不拿 就算了 "
+        "不要 不用 先不 暂时不 暂不 (?<![分特区告性派识])别(?![的家人处忘]) 去掉 除了 除开 不需要 不买 不订 不拿 就算了 "
         "算了(?!一?下) 不必 甭 不含 不包括 免了 省了 这回不 不打算 不考虑 不想要 不想买 不想订"
     ).pattern
     + r"|(?:家里|家中|店里|屋里|仓库|工地上?)还?(?:有|剩)"  # 油家里还有: there is some at home — not wanted now

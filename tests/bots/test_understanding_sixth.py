@@ -335,6 +335,12 @@ def test_what_a_product_goes_with_and_what_is_put_off_are_read_as_meant(
         ("最低多少钱起送", False, "delivery_question", []),
         ("你家有王老吉卖没得", False, "stock_question", []),
         ("先这样吧，我看看家里还剩多少米再说", True, "hedge", []),
+        ("纯净水是一箱24瓶的吗", False, "price_question", []),  # an amount inside 是…的吗 is asked about
+        ("大米两袋还有面粉一袋别忘了，其他的过两天再说", False, "order", [("FLOUR", 1), ("RICE", 2)]),  # 别忘了 negates nothing
+        ("鸡蛋日期都快过了还送给我", False, "complaint", []),
+        ("你家还有10箱可乐吗 公司搞活动要", False, "stock_question", []),
+        ("可乐雪壁各一箱", False, "order", [("COLA", 1), ("SPRITE", 1)]),
+        ("要是拿20箱可乐能便宜点不公司团建用", False, "discount_request", []),
     ],
 )
 def test_the_latest_blind_sets_classes_are_read_as_meant(
