@@ -307,3 +307,17 @@ async def test_a_line_swapped_for_another_product_in_the_chat(chat: Chat) -> Non
     assert draft is not None and [(ln.sku, ln.qty) for ln in draft.lines] == [("SOY-DARK", 3)]  # nothing swapped yet
     done = await chat.say("2")
     assert "花生油 5L × 2桶" in done and "老抽" not in done
+
+
+async def test_an_order_typed_in_pinyin_letters_is_quoted_and_confirmed(chat: Chat) -> None:
+    quote = await chat.say("zhijin 2ti")  # the input method's letters, never turned into characters
+    assert "抽纸 3层×10包 × 2提" in quote and "确认" in quote
+    done = await chat.say("queren")
+    assert "已确认" in done
+    draft = await orders_queries.open_draft(chat.rt, chat.customer_id)
+    assert draft is None  # confirmed: no draft left open
+
+
+async def test_a_slip_at_the_end_of_a_chatty_order_sets_the_amount(chat: Chat) -> None:
+    quote = await chat.say("老板 周末家里来客人 生抽要3瓶 下午送过来就行，不对，5瓶")
+    assert "生抽 500ml × 5瓶" in quote and "× 3瓶" not in quote
