@@ -210,13 +210,15 @@ _FREE_EXTRA: Final = re.compile(rf"(?:买|订|拿)[^,，。\s]{{0,10}}?送{_Q}+(
 
 # 送两包纸巾呗 / 送几个螺丝吧 (goods, then a particle asking a favour, no 过来 / 到 / 上门): given free, not delivered.
 _GIFT_ASKED: Final = re.compile(rf"送(?:我|俺|给我|点|些)?\s*[个盒包袋箱瓶把套]?\s*{_Q}+\s*(?:吧|呗|嘛|呀|哈|啊)")  # 送盒螺丝呗
+# 茶盘能不能送一个 (beside a big purchase or a draft): a gift asked, not a delivery
+_GIFT_ASKED_AS_QUESTION: Final = re.compile(rf"(?:能不能|可不可以|能|可以)送(?:我|给我)?\s*[个盒包袋箱瓶把套]?\s*{_Q}+\s*(?:吗|么|不|呗|$)")
 _LOYALTY: Final = re.compile(r"老顾客|老客户|老主顾|常来|白送|免费")
 
 
 def gift_asked(masked: str, has_draft: bool) -> re.Match[str] | None:
     """Goods asked for free: with a draft (the customer is buying already) or beside 老顾客 / 白送; otherwise
     送两箱水吧 may just ask for delivery and is left to the order rules."""
-    m = _GIFT_ASKED.search(masked)
+    m = _GIFT_ASKED.search(masked) or _GIFT_ASKED_AS_QUESTION.search(masked)
     given = (
         has_draft
         or _LOYALTY.search(masked)

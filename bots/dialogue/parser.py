@@ -987,7 +987,8 @@ class OrderParser:
             own = set(self._resolve(u, scan))
             for p, q in list(narrowed.items()):
                 common = tuple(s for s in self._resolve(p, scan) if s in own)
-                if common and own <= set(p.skus):
+                # 月饼礼盒要10盒 广式的: a kind narrowing the one with the amount; 普洱要生茶 3饼: the family named first
+                if common and (own <= set(p.skus) or set(p.skus) <= own):
                     del narrowed[p]
                     narrowed[_Mention(p.start, p.end, p.text, common)] = q
                     qualifiers.add(u)

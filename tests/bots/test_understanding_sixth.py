@@ -341,6 +341,8 @@ def test_what_a_product_goes_with_and_what_is_put_off_are_read_as_meant(
         ("你家还有10箱可乐吗 公司搞活动要", False, "stock_question", []),
         ("可乐雪壁各一箱", False, "order", [("COLA", 1), ("SPRITE", 1)]),
         ("要是拿20箱可乐能便宜点不公司团建用", False, "discount_request", []),
+        ("茶饼要生普 2饼", False, "order", [("PUER-SHENG", 2)]),  # the family named first, then the kind with its amount
+        ("纸巾买了一千多 茶杯能不能送一个", True, "discount_request", []),  # a gift asked as a question
     ],
 )
 def test_the_latest_blind_sets_classes_are_read_as_meant(
