@@ -209,7 +209,8 @@ _FREE_EXTRA: Final = re.compile(rf"(?:买|订|拿)[^,，。\s]{{0,10}}?送{_Q}+(
 
 
 # 送两包纸巾呗 / 送几个螺丝吧 (goods, then a particle asking a favour, no 过来 / 到 / 上门): given free, not delivered.
-_GIFT_ASKED: Final = re.compile(rf"送(?:我|俺|给我|点|些)?\s*[个盒包袋箱瓶把套]?\s*{_Q}+\s*(?:吧|呗|嘛|呀|哈|啊)")  # 送盒螺丝呗
+# 送盒螺丝呗 / 送两卷胶带呗
+_GIFT_ASKED: Final = re.compile(rf"送(?:我|俺|给我|点|些)?\s*[个盒包袋箱瓶把套]?\s*{_Q}+[\u4e00-\u9fff]{{0,4}}\s*(?:吧|呗|嘛|呀|哈|啊)")
 # 茶盘能不能送一个 (beside a big purchase or a draft): a gift asked, not a delivery
 _GIFT_ASKED_AS_QUESTION: Final = re.compile(rf"(?:能不能|可不可以|能|可以)送(?:我|给我)?\s*[个盒包袋箱瓶把套]?\s*{_Q}+\s*(?:吗|么|不|呗|$)")
 _LOYALTY: Final = re.compile(r"老顾客|老客户|老主顾|常来|白送|免费")

@@ -183,6 +183,7 @@ _VERB_DA = r"打(?=包|折|电话|车|算|开|听|扫|工|球|牌|卡)"  # 俩�
 _NUM = rf"\d+(?:\.\d+)?[万千百十]?|[{CHINESE_NUMERAL_CHARS}]+|半"
 # Numbers directly followed by these are sizes, times, money or addresses — never an order quantity.
 _NOT_A_QUANTITY_AFTER = re.compile(
+    r"\s*[x×*]\s*(?:\d|\x00)|"  # 800×800地砖: a dimension, the second number hidden in the name
     r"\s*(?:[a-z]|毫升|升|克|点|号|日|月|年|分|秒|小时|天|周|元|块|毛|角|%|度|楼|层|栋|单元|室|路|岁|折|米|寸|的|那种|斤|平|"
     r"个?(?:人|月|小时|星期|礼拜|钟头))"
 )

@@ -107,10 +107,10 @@ _CONTENT = re.compile(
     # 10寸的大概分多少块 / 一卷是足100米不: how many pieces it makes, whether it is full measure
     r"|分(?:多少|几)(?:块|份|片|牙)|(?:是|有)?足\s*(?:\d|[一二两三四五六七八九十百])\S{0,4}(?:吗|不|没|么|吧)"
 )  # 一箱有几瓶 / 纸巾一提几包 / 一盒多少个 / 够几个人吃 / 几斤装 / 几包一提 / 能冲几泡 / 能放多久
-_STOCK_SHAPE = re.compile(r"(?:请问|老板|你们|今天)*\s*有(?:[^,.!?。，\s]|(?<=\d)\.(?=\d)){1,12}(?:吗|么|嘛|不|没|伐)[?？!~啊呀哈呢]*$")
+_STOCK_SHAPE = re.compile(r"(?:请问|老板|你们|今天)*\s*有(?:[^,.!?。，\s]|(?<=\d)\.(?=\d)){1,12}(?:吗|么|嘛|不|没有?|伐)[?？!~啊呀哈呢]*$")
 # …or opening the message, whatever follows (你家还有10箱550的农夫山泉吗 社区搞活动要 / 请问有小包装的白糖吗 500克那种)
 _STOCK_OPENING = re.compile(
-    r"(?:请问|老板|你们|你家|店里|今天|现在)*\s*(?:还)?有(?:[^,.!?。，\s]|(?<=\d)\.(?=\d)){1,12}(?:吗|么|不|没|伐)[?？!~啊呀哈呢]*(?=[\s,，。]|$)"
+    r"(?:请问|老板|你们|你家|店里|今天|现在)*\s*(?:还)?有(?:[^,.!?。，\s]|(?<=\d)\.(?=\d)){1,12}(?:吗|么|不|没有?|伐)[?？!~啊呀哈呢]*(?=[\s,，。]|$)"
 )  # 9.5厚的
 _VEHICLE = re.compile(r"车")
 _LOOK_IT_UP = re.compile(r"(?:帮|给)(?:我|忙)?(?:看|查)(?:一?下|看|查)")  # beside an order placed: where is it
@@ -124,7 +124,7 @@ _MEASURED = re.compile(
 _CHOICE = re.compile(r"(?<!不)是.{1,8}还是")  # 蛋糕是动物奶油还是植物奶油: what the product is
 _EXPLICIT_CANCEL = re.compile(r"取消|删掉|撤(?:了|掉|回)|作废|退单")
 _CAPACITY = re.compile(r"做出|能出")  # 还能做出来2个10寸的吗: what the shop can make, not delivery
-_CHOSEN_LATER = re.compile(r"尺寸|(?:订|要)?几寸|多大|大小|口味|款式|(?:来|有)?几个人|几多")
+_CHOSEN_LATER = re.compile(r"尺寸|(?:订|要)?几寸|多大|大小|(?:要)?(?:什么|啥)?口味|款式|(?:来|有)?几个人|几多")
 _THAT_ONE = re.compile(r"那个|那种|那款|这个|这种")
 _DECLINE_AFTER = re.compile(r"\S{0,2}?(?:先|就|也)?(?:不买|不要|算了|不拿|不订)")
 _SAMPLE = re.compile(r"小样|试(?:用|吃|喝|饮)装?")
