@@ -46,6 +46,7 @@ _PERMISSION_TAG: Final = re.compile(
     r"(?:听到|听见|记住|记下|(?<![能会以到])收到|知道|明白|晓得)(?:了)?(?:没有?|吗|么|不|伐)|"  # not 周五前能收到不
     # 能不能给我 / 可不可以帮我 + the goods: a request put as a question (能不能给我送3箱可乐)
     r"(?:能不能|可不可以|能否|可否)(?:给我|帮我|帮忙|替我)|"
+    r"(?<=\x00)嘛(?=[\s,，。!！]|$)|"  # 给我称2斤嘛: 嘛 after the amount asks the shop to do it
     # …and 能帮我 … 不 / 可以给我 … 吗 around the goods (能帮我送两袋东北大米上来不)
     # (the goods inside it: 后天能给我送到县城那边吗, with the goods before, asks whether they deliver there)
     r"(?:能|可以|麻烦)(?:帮我|给我|帮忙|替我)[^,，。?？\x00]{0,8}\x00[^,，。?？]{0,16}?(?:吗|么|嘛|不|伐)(?=[\s,，。?？!！]|$)"

@@ -275,7 +275,7 @@ _WHEN = (
 _FILLER_HEAD = _words(
     "那个 这个 (?:跟|和|向|找)(?:你|您) 预定 预订 "
     "老板 你好 您好 麻烦 请 帮我 给我 我们 我 想 要 来 买 订 拿 送 再 还 需要 下单 购买 整 搞 加 配 一下 那 就 "
-    "(?:带|捎|拿|装|加|算|添|补)上 多做 多烤 带 捎 称 补 添 帮忙 帮 备 留 准备 顺便 也 都 另外 加多 多 " + _WHEN
+    "(?:带|捎|拿|装|加|算|添|补)上 追加 多做 多烤 带 捎 称 补 添 帮忙 帮 备 留 准备 顺便 也 都 另外 加多 多 " + _WHEN
 )
 _FILLER_TAIL = _words(
     "过来 来 吧 了 啊 呀 哈 呢 哦 嘛 谢谢 一下 送 给我 就行 就好 可以吗 行吗 吗 要 呗 拿 取 自取 来拿 来取 过来拿 过来取 送来 左右 " + _WHEN
@@ -509,7 +509,7 @@ class OrderParser:
         every_alias = "|".join(map(re.escape, sorted(self._alias_skus, key=len, reverse=True)))
         self._shared_spec = (
             re.compile(
-                rf"(?P<a>{_SPEC_WORD})的?\s*(?P<j>和|跟|与|及|、|还有|以及|)\s*(?P<b>{_SPEC_WORD})\s*的?\s*(?=(?P<alias>{every_alias}))"
+                rf"(?P<a>{_SPEC_WORD})的?\s*(?P<j>和|跟|与|及|、|还有|以及|)\s*(?P<b>{_SPEC_WORD})\s*的?\s*(?:两种|二种|两样)?\s*(?=(?P<alias>{every_alias}))"
             )
             if self._alias_skus
             else None

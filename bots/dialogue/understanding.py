@@ -124,6 +124,7 @@ _MEASURED = re.compile(
 _CHOICE = re.compile(r"(?<!不)是.{1,8}还是")  # 蛋糕是动物奶油还是植物奶油: what the product is
 _EXPLICIT_CANCEL = re.compile(r"取消|删掉|撤(?:了|掉|回)|作废|退单")
 _CAPACITY = re.compile(r"做出|能出")  # 还能做出来2个10寸的吗: what the shop can make, not delivery
+_IF_SO = re.compile(r"\S{0,4}?的话")
 _CHOSEN_LATER = re.compile(r"尺寸|(?:订|要)?几寸|多大|大小|(?:要)?(?:什么|啥)?口味|款式|(?:来|有)?几个人|几多")
 _THAT_ONE = re.compile(r"那个|那种|那款|这个|这种")
 _DECLINE_AFTER = re.compile(r"\S{0,2}?(?:先|就|也)?(?:不买|不要|算了|不拿|不订)")
@@ -376,6 +377,9 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         m.group(0) in cue("size_words") and cues.delivery_cue(masked)  # 多大的车送货: the truck, not the goods
     ):
         later = cue("hedge").search(masked) or cues.postpone_cue(masked)
+        if later is not None and _IF_SO.match(masked, m.end()):
+            # 可能下周要3吨钢筋，价钱合适的话: the price is the condition of a hedge, nothing asked
+            return Understanding("hedge", [], NotAnOrder(), [Evidence(later.group(0), "价钱合适再定", _rule(later)), *base], skus)
         unasked = _CHOSEN_LATER.sub(lambda k: " " * len(k.group(0)), masked)
         if later is not None and unasked != masked and cues.question_cue(cues.without_free_choice(unasked)) is None:
             # 等人数定了再定尺寸 / 商量下订几寸的: which size is what is put off — a hedge, nothing asked of the shop
@@ -512,7 +516,7 @@ _NOT_BUT = re.compile(r"不是\s*(?:\d|[一二两三四五六七八九十])\S{0,
 # A greeting or an address opening the message, set off by a sign or a space (老板，/ 你好 / 在吗？), and thanks or
 # 麻烦了 closing it: courtesy around what the message says. 老板好 (no separator) is left whole: it is the greeting.
 _COURTESY_HEAD = re.compile(
-    r"^(?:(?:你好|您好|老板娘|老板|师傅|亲|美女|帅哥|在吗|在不在|哈喽|hello|hi|喂+)(?:在吗|在不在|在么)?[\s,，.。!！~～、:：?？]+)+",
+    r"^(?:(?:你好|您好|老板娘|老板|师傅|亲|美女|帅哥|在吗|在不在|哈喽|hello|hi|喂+|那个什么|那啥)(?:在吗|在不在|在么)?[\s,，.。!！~～、:：?？]+)+",
     re.IGNORECASE,
 )
 _COURTESY_TAIL = re.compile(

@@ -42,6 +42,7 @@ CATALOG = [
     Product("PUER-SHENG", "云南生普 357g 茶饼", ("生普", "茶饼"), "饼"),
     Product("CUP", "青瓷品茗杯", ("品茗杯", "茶杯"), "个"),
     Product("GREEN", "碧螺春 礼盒", ("碧螺春",), "盒"),
+    Product("TILE", "地砖 800×800", ("地砖", "800地砖"), "片"),
 ]
 
 
@@ -343,6 +344,15 @@ def test_what_a_product_goes_with_and_what_is_put_off_are_read_as_meant(
         ("要是拿20箱可乐能便宜点不公司团建用", False, "discount_request", []),
         ("茶饼要生普 2饼", False, "order", [("PUER-SHENG", 2)]),  # the family named first, then the kind with its amount
         ("纸巾买了一千多 茶杯能不能送一个", True, "discount_request", []),  # a gift asked as a question
+        ("可乐店里有6箱没有", False, "stock_question", []),  # 有…没有 asks, it orders nothing
+        ("800×800地砖 150片", False, "order", [("TILE", 150)]),  # the first 800 is the dimension
+        ("订单帮我作罢 谢谢", True, "cancel", []),
+        ("另外追加两箱可乐", True, "add", [("COLA", 2)]),
+        ("那个什么 可乐来2箱", False, "order", [("COLA", 2)]),  # 那个什么: a filler, no question
+        ("可能下周要10袋水泥，价钱合适的话", False, "hedge", []),  # the price is the hedge's condition
+        ("42.5、32.5两种水泥 每种15袋", False, "order", [("CEMENT-325", 15), ("CEMENT-425", 15)]),
+        ("铁观音给我称2斤嘛 我晚上过来拿", False, "clarify", []),  # 铁观音 is not in this catalog: asked
+        ("可乐给我拿2箱嘛 我晚上过来拿", False, "order", [("COLA", 2)]),  # 嘛 after the amount: a request
     ],
 )
 def test_the_latest_blind_sets_classes_are_read_as_meant(
