@@ -107,7 +107,9 @@ _CONTENT = re.compile(
     # 10寸的大概分多少块 / 一卷是足100米不: how many pieces it makes, whether it is full measure
     r"|分(?:多少|几)(?:块|份|片|牙)|(?:是|有)?足\s*(?:\d|[一二两三四五六七八九十百])\S{0,4}(?:吗|不|没|么|吧)"
 )  # 一箱有几瓶 / 纸巾一提几包 / 一盒多少个 / 够几个人吃 / 几斤装 / 几包一提 / 能冲几泡 / 能放多久
-_STOCK_SHAPE = re.compile(r"(?:请问|老板|你们|今天)*\s*有(?:[^,.!?。，\s]|(?<=\d)\.(?=\d)){1,12}(?:吗|么|嘛|不|没有?|伐)[?？!~啊呀哈呢]*$")
+_STOCK_SHAPE = re.compile(
+    r"(?:请问|老板|你们|今天)*\s*有(?:[^,.!?。，\s]|(?<=\d)\.(?=\d)){1,12}(?:吗|么|嘛|不|没有?|没得|伐)[?？!~啊呀哈呢]*$"
+)
 # …or opening the message, whatever follows (你家还有10箱550的农夫山泉吗 社区搞活动要 / 请问有小包装的白糖吗 500克那种)
 _STOCK_OPENING = re.compile(
     r"(?:请问|老板|你们|你家|店里|今天|现在)*\s*(?:还)?有(?:[^,.!?。，\s]|(?<=\d)\.(?=\d)){1,12}(?:吗|么|不|没有?|伐)[?？!~啊呀哈呢]*(?=[\s,，。]|$)"
@@ -548,7 +550,8 @@ def _model_guess(masked: str) -> tuple[str, float] | None:
     if intent in QUESTION_INTENTS and intent != "complaint":
         ok = p >= MODEL_MIN_P and cues.question_cue(masked) is not None
     else:
-        ok = intent == "complaint" and p >= MODEL_MIN_P_STATEMENT
+        # …never for an A-not-A question about the goods (日期新不新): that asks what they are
+        ok = intent == "complaint" and p >= MODEL_MIN_P_STATEMENT and cues.a_not_a_question(masked) is None
     return (intent, p) if ok else None
 
 
@@ -636,7 +639,7 @@ def _answer_to_pending(parser: OrderParser, raw: str, t: str, pending: str, has_
     """对 / 是的 after a yes/no question is a yes; after 要几箱？ / 要哪一种？ it answers nothing (→ clarify);
     不是 / 不对 after 您说的3瓶是指3箱吗？ asks again; 8寸的 一个 after 要哪一种？ names the product by its size."""
     bare = re.sub(r"[\s,.!~、。;:?]", "", t)
-    if _NO.match(t) and pending in YES_NO_PENDING:
+    if _NO.match(t) and pending in YES_NO_PENDING and not (has_draft and _NOT_BUT.search(t)):
         if pending == "confirm" and (parser.parse(raw, has_draft=True).kind in ("cancel", "remove_item")):
             return None
         return Understanding(
@@ -843,7 +846,7 @@ _TOO_DEAR = re.compile(r"贵")
 _THINK_IT_OVER = frozenset({"考虑", "想想", "再看看", "还在考虑", "犹豫", "比较一下", "货比三家", "商量", "商量下"})
 _ASKING_WHAT = re.compile(r"啥情况|什么情况")
 _VAGUE_MORE = re.compile(
-    r"多(?:做|烤|拉|拿|来|给|带|送|备|弄|整|订|准备|搬|称|买)(?:一)?(?:点|些)|看着给|(?:给|来|拿|带)(?:我)?(?:一)?些(?![\u4e00-\u9fff])"
+    r"越多越好|一大堆|多(?:做|烤|拉|拿|来|给|带|送|备|弄|整|订|准备|搬|称|买)(?:一)?(?:点|些)|看着给|(?:给|来|拿|带)(?:我)?(?:一)?些(?![\u4e00-\u9fff])"
 )
 _STRONG_STATUS = re.compile(r"师傅|搞掂|好未|签收|出去了|(?:订|做)好了")  # 送蛋糕的师傅还有多久能到: an order on its way
 _WAITED = re.compile(r"等(?:了)?(?:好久|很久|老半天|半天|一上午|一下午|一天)|(?:都|还|一直)在等|都等着(?:呢|了)")
