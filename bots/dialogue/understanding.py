@@ -107,13 +107,14 @@ _CONTENT = re.compile(
     # 10寸的大概分多少块 / 一卷是足100米不: how many pieces it makes, whether it is full measure
     r"|分(?:多少|几)(?:块|份|片|牙)|(?:是|有)?足\s*(?:\d|[一二两三四五六七八九十百])\S{0,4}(?:吗|不|没|么|吧)"
 )  # 一箱有几瓶 / 纸巾一提几包 / 一盒多少个 / 够几个人吃 / 几斤装 / 几包一提 / 能冲几泡 / 能放多久
-_STOCK_SHAPE = re.compile(
-    r"(?:请问|老板|你们|今天)*\s*有(?:[^,.!?。，\s]|(?<=\d)\.(?=\d)){1,12}(?:吗|么|嘛|不|没有?|没得|伐)[?？!~啊呀哈呢]*$"
-)
+# 有 + what is asked about (up to 12 signs; 9.5厚的 keeps its decimal point), then the particle that asks
+_HAS_WHAT = r"有(?:[^,.!?。，\s]|(?<=\d)\.(?=\d)){1,12}"
+_ASKED_END = r"[?？!~啊呀哈呢]*"
+_STOCK_SHAPE = re.compile(rf"(?:请问|老板|你们|今天)*\s*{_HAS_WHAT}(?:吗|么|嘛|不|没有?|没得|伐){_ASKED_END}$")
 # …or opening the message, whatever follows (你家还有10箱550的农夫山泉吗 社区搞活动要 / 请问有小包装的白糖吗 500克那种)
 _STOCK_OPENING = re.compile(
-    r"(?:请问|老板|你们|你家|店里|今天|现在)*\s*(?:还)?有(?:[^,.!?。，\s]|(?<=\d)\.(?=\d)){1,12}(?:吗|么|不|没有?|伐)[?？!~啊呀哈呢]*(?=[\s,，。]|$)"
-)  # 9.5厚的
+    rf"(?:请问|老板|你们|你家|店里|今天|现在)*\s*(?:还)?{_HAS_WHAT}(?:吗|么|不|没有?|伐){_ASKED_END}(?=[\s,，。]|$)"
+)
 _VEHICLE = re.compile(r"车")
 _LOOK_IT_UP = re.compile(r"(?:帮|给)(?:我|忙)?(?:看|查)(?:一?下|看|查)")  # beside an order placed: where is it
 # A product, then an amount in a measure (米, 公斤 …) that QuantityScanner leaves out as a size: 电线200米.
