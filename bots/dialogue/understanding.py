@@ -252,11 +252,11 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         inner = understand(parser, core, has_draft=has_draft, pending=pending)
         said = Evidence(raw.replace(core, " … ").strip()[:20], "称呼或客气话，不改变意思")
         return replace(inner, evidence=[*inner.evidence, said])
-    if not has_draft and pending is None and (fixed := _with_trailing_fix(parser, raw)) is not None:
+    if not has_draft and pending is None and (retyped := _with_trailing_fix(parser, raw)) is not None:
         # …，不对，22个 at the end of a message naming one product and one amount: the last value wins (rule 7) —
         # the message is read with the amount meant in its place
-        inner = understand(parser, fixed[0], has_draft=has_draft, pending=pending)
-        return replace(inner, evidence=[Evidence(fixed[1], "最后更正的数量为准"), *inner.evidence])
+        inner = understand(parser, retyped[0], has_draft=has_draft, pending=pending)
+        return replace(inner, evidence=[Evidence(retyped[1], "最后更正的数量为准"), *inner.evidence])
     survey = parser.survey(raw)
     t, masked = survey.text, cues.without_free_choice(survey.masked)  # 啥时候方便啥时候送 asks nothing
     masked = without_leftovers(masked)  # 上次的还没吃完 / 上回拉的还剩不少: a reason, no question about stock
@@ -350,7 +350,7 @@ def understand(parser: OrderParser, text: str, *, has_draft: bool = False, pendi
         m = None  # 我再考虑考虑吧 有点贵: the price is the reason to think it over — a hedge, no haggling
     if m and _TOO_DEAR.search(m.group(0)) and _DECLINE_AFTER.match(masked, m.end()):
         m = None  # 明前的太贵先不买: too dear is the reason that item is left out, nothing asked
-    if m and _SAMPLE.search(m.group(0)) and (later := cues.postpone_cue(masked)):
+    if m and _SAMPLE.search(m.group(0)) and cues.postpone_cue(masked):
         m = None  # 我先喝喝试用装 好喝再订: the sample is to decide by — a hedge, no request
     if m and not _in_condition(masked, m):  # 要是便宜的话可能拿10箱: a condition of a hedge, no request
         return question("discount_request", m, "要优惠/折扣")
