@@ -112,6 +112,7 @@ class Settings:
     mp_notice_template_id: str = ""  # Official Account template (模板消息) used for order notices
     poster_font: str = ""  # a CJK font file (.ttf/.otf/.ttc) for referral posters; empty = the first Noto CJK / WenQuanYi found
     ship_cutoff_hour: int = 16  # orders confirmed before this hour (business time) ship that day — what chat promises
+    audit_retention_days: int = 1095  # audit rows older than this are deleted nightly (0 = kept for ever)
 
     # ---- derived views -------------------------------------------------------------------------
     @property

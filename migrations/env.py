@@ -13,6 +13,7 @@ from scrm.core.db import metadata
 # Every module that declares tables; migrations are the one place (besides run.py) that sees them all.
 MODEL_MODULES = [
     "scrm.core.outbox",
+    "scrm.core.audit",
     "fulfillment.sequences",
     "bots.contacts.models",
     "bots.dialogue.models",
@@ -34,6 +35,7 @@ MODEL_MODULES = [
     "scrm.crm.staff.models",
     "scrm.crm.tags.models",
     "scrm.crm.timeline.models",
+    "scrm.governance.tokens.models",
     "tagging.activity.models",
     "tagging.rfm.models",
     "tagging.rules.models",

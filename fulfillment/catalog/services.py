@@ -17,6 +17,7 @@ from fulfillment.catalog.domain import PricedLine, ProductNotFound
 from fulfillment.catalog.models import product_aliases, products
 from fulfillment.inventory import services as inventory
 from fulfillment.sequences import next_value
+from scrm.core import audit
 from scrm.core.errors import Conflict, InvalidInput, NotFound
 from scrm.core.money import parse_yuan
 
@@ -270,7 +271,29 @@ async def update_product(conn: AsyncConnection, sku: str, now: dt.datetime, **ch
     if changes:
         await conn.execute(products.update().where(products.c.id == product.id).values(updated_at=now, **changes))
         await next_value(conn, conn.dialect.name, CATALOG_VERSION)
-    return await get_product(conn, sku)
+    updated = await get_product(conn, sku)
+    await _record_change(conn, now, product, updated)
+    return updated
+
+
+async def _record_change(conn: AsyncConnection, now: dt.datetime, old: ProductInfo, new: ProductInfo) -> None:
+    """Who changed a product (its price above all), before → after, in the audit trail — in the change's transaction."""
+    before, after = audit.changed(_audited(old), _audited(new))
+    if after:
+        summary = f"修改商品 {new.sku} {new.name}" + ("（改价）" if "price_fen" in after else "")
+        await audit.record(conn, now, action="update", entity="products", entity_id=new.sku, summary=summary, before=before, after=after)
+
+
+def _audited(p: ProductInfo) -> dict[str, Any]:
+    return {
+        "name": p.name,
+        "unit": p.unit,
+        "price_fen": p.price_fen,
+        "aliases": list(p.aliases),
+        "active": p.active,
+        "category": p.category,
+        "reorder_point": p.reorder_point,
+    }
 
 
 class SkuTaken(Conflict):
@@ -373,7 +396,9 @@ async def edit_product(conn: AsyncConnection, product_id: int, fields: ProductFi
     )
     await _set_aliases(conn, product_id, f.name, f.aliases)
     await next_value(conn, conn.dialect.name, CATALOG_VERSION)
-    return await get_product(conn, product.sku)
+    updated = await get_product(conn, product.sku)
+    await _record_change(conn, now, product, updated)
+    return updated
 
 
 async def set_active(conn: AsyncConnection, product_id: int, active: bool, now: dt.datetime) -> ProductInfo:
@@ -382,7 +407,9 @@ async def set_active(conn: AsyncConnection, product_id: int, active: bool, now: 
     if product.active != active:
         await conn.execute(products.update().where(products.c.id == product_id).values(active=active, updated_at=now))
         await next_value(conn, conn.dialect.name, CATALOG_VERSION)
-    return await get_product(conn, product.sku)
+    updated = await get_product(conn, product.sku)
+    await _record_change(conn, now, product, updated)
+    return updated
 
 
 async def get_product_by_id(conn: AsyncConnection, product_id: int) -> ProductInfo:

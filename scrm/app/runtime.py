@@ -50,6 +50,7 @@ from scrm.crm.channels.services import CHANNEL_CODES
 from scrm.crm.groups import jobs as groups_jobs
 from scrm.crm.tags import jobs as tags_jobs
 from scrm.crm.tags.services import CORP_TAG_CREATOR
+from scrm.governance.audit import jobs as audit_jobs
 from tagging.rules import jobs as rules_jobs
 from tagging.segments import jobs as segments_jobs
 
@@ -73,6 +74,7 @@ CAPABILITY_JOBS: tuple[ModuleType, ...] = (
     billing_jobs,
     rules_jobs,
     segments_jobs,
+    audit_jobs,
 )
 # Every skill of the chat dialogue (help and greeting live in the router).
 DIALOGUE_SKILLS: tuple[ModuleType, ...] = (

@@ -8,6 +8,7 @@ import getpass
 import sys
 from collections.abc import Sequence
 
+from scrm.core import audit
 from scrm.core.errors import Conflict, InvalidInput, NotFound
 from scrm.core.runtime import Runtime
 from scrm.crm.staff.accounts import create_staff, deactivate_staff, list_staff, update_staff
@@ -37,6 +38,16 @@ async def run_cli(rt: Runtime, argv: Sequence[str]) -> int:
         sub.add_parser(name).add_argument("username")
     sub.add_parser("list")
     args = parser.parse_args(list(argv))
+    # Whoever runs the command line on the server: the audit trail names it, with the operating-system user.
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no login name in this environment (a container without a passwd entry)
+        user = "unknown"
+    with audit.acting_as(audit.Actor("cli", f"run.py:{user}"[:64], "命令行")):
+        return await _run(rt, args)
+
+
+async def _run(rt: Runtime, args: argparse.Namespace) -> int:
     try:
         if args.action == "list":
             for u in await list_staff(rt):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 from collections.abc import AsyncIterator
 
@@ -15,31 +14,15 @@ from config import Settings
 from scrm.app.runtime import build_runtime, start_inprocess_work
 from scrm.core import metrics, outbox
 from scrm.core.clock import Clock
-from scrm.core.errors import Unauthorized
 from scrm.core.http.errors import error_middleware
 from scrm.core.http.keys import RUNTIME, SETTINGS
 from scrm.core.http.limits import body_deadline_middleware, reject_nul_middleware
 from scrm.core.http.proxy import TRUSTED_PROXIES, forwarded_middleware, parse_trusted
 from scrm.core.runtime import Runtime
+from scrm.governance.audit.edge import audit_middleware
+from scrm.governance.tokens.web import api_auth_middleware
 
 log = logging.getLogger(__name__)
-
-
-def require_admin(request: web.Request) -> None:
-    """Bearer-token auth for /api/v1 (constant-time comparison)."""
-    settings = request.app[SETTINGS]
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    expected = settings.admin_token.get()
-    if scheme.lower() != "bearer" or not expected or not hmac.compare_digest(token.strip(), expected):
-        raise Unauthorized("需要有效的访问令牌 (missing or invalid bearer token)")
-
-
-@web.middleware
-async def api_auth_middleware(request: web.Request, handler: web.RequestHandler) -> web.StreamResponse:  # type: ignore[name-defined]
-    if request.path.startswith("/api/v1"):
-        require_admin(request)
-    return await handler(request)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -96,6 +79,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     from scrm.console import customers as console_customers
     from scrm.console import dashboard as console_dashboard
     from scrm.console import finance as console_finance
+    from scrm.console import governance as console_governance
     from scrm.console import groups as console_groups
     from scrm.console import products as console_products
     from scrm.console import purchasing as console_purchasing
@@ -107,12 +91,21 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     from scrm.crm.channels import web as channels_web
     from scrm.crm.tags import web as tags_web
     from scrm.customer360 import web as customers_api
+    from scrm.governance.audit import web as audit_web
+    from scrm.governance.tokens import web as tokens_web
     from scrm.sidebar import web as sidebar_web
     from tagging.rules.engine import tagger_cache
     from tagging.segments import web as tagging_web
 
     app = web.Application(
-        middlewares=[forwarded_middleware, error_middleware, body_deadline_middleware, api_auth_middleware, reject_nul_middleware],
+        middlewares=[
+            forwarded_middleware,
+            error_middleware,
+            body_deadline_middleware,
+            audit_middleware,  # every request in an audit scope; api_auth and the console/sidebar guards say who acts
+            api_auth_middleware,
+            reject_nul_middleware,
+        ],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
@@ -174,10 +167,13 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     console_channels.setup_routes(app)
     console_broadcasts.setup_routes(app)
     console_staff.setup_routes(app)
+    console_governance.setup_routes(app)
     archive_web.setup_routes(app)
     sidebar_web.setup_routes(app)
     tags_web.setup_routes(app)
     channels_web.setup_routes(app)
+    tokens_web.setup_routes(app)
+    audit_web.setup_routes(app)
     if settings.is_sandbox:
         from bots.sandbox import web as sandbox_web
 

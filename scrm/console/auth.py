@@ -28,12 +28,14 @@ from aiohttp import web
 
 from config import Settings
 from scrm.console.form_echo import FormEcho
+from scrm.core import audit
 from scrm.core.http.errors import json_error
 from scrm.core.http.keys import RUNTIME, SETTINGS
 from scrm.core.http.signing import Signer, b64url
 from scrm.core.runtime import Runtime
 from scrm.crm.staff import accounts
 from scrm.crm.staff.domain import ROLE_ADMIN, ROLE_FINANCE, ROLE_MARKETER, ROLE_NAMES_ZH, ROLE_OPERATIONS
+from scrm.governance.audit.edge import mark_refused
 
 SESSION_COOKIE = "scrm_console"
 FLASH_COOKIE = "scrm_console_flash"
@@ -72,6 +74,13 @@ class Principal:
     @property
     def all_roles(self) -> tuple[str, ...]:
         return self.roles or (self.role,)
+
+    @property
+    def actor(self) -> audit.Actor:
+        """Who this is in the audit trail: the admin-token login, or a staff account."""
+        if self.staff_id is None:
+            return audit.Actor("admin", ROLE_ADMIN, "启动管理员", roles=self.all_roles)
+        return audit.Actor("staff", self.subject, staff_id=self.staff_id, roles=self.all_roles)
 
 
 @dataclass(frozen=True)
@@ -208,6 +217,8 @@ def clear_session_cookie(response: web.StreamResponse) -> None:
 def set_flash(request: web.Request, response: web.StreamResponse, kind: str, message: str, *, form: FormEcho | None = None) -> None:
     """A one-time message for the next page (signed, so nobody can put words in our mouth via a link); with
     ``form``, the refused submission the next page refills (:mod:`scrm.console.form_echo`)."""
+    if kind == "err":
+        mark_refused()  # the redirect carries a refusal: the audit edge must not record the form as done
     now = int(request.app[RUNTIME].clock.now().timestamp())
     payload: dict[str, Any] = {"k": kind, "m": message[:300], "exp": now + 120}
     if form is not None:
@@ -287,6 +298,7 @@ def protected(
             if not check_csrf(settings, session, form.get(CSRF_FIELD)):
                 return forbidden_page(request, "表单已失效或来源不明，请刷新页面后重试")
         request[SESSION] = session
+        audit.set_request_actor(session.principal.actor)
         return await handler(request)
 
     guarded.__name__ = getattr(handler, "__name__", "guarded")

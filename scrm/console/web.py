@@ -43,6 +43,7 @@ from scrm.console.pages import (
     render_document,
     setup_templates,
 )
+from scrm.core import audit
 from scrm.core.errors import InvalidInput, NotFound
 from scrm.core.http.keys import RUNTIME, SETTINGS
 from scrm.crm.customers import queries as customer_queries
@@ -177,7 +178,15 @@ async def login_submit(request: web.Request) -> web.Response:
             status=429,
             headers={"Retry-After": str(wait)},
         )
-    principal = await auth.authenticate(request.app[RUNTIME], username, form.get("password", "")[:256])
+    rt = request.app[RUNTIME]
+    principal = await auth.authenticate(rt, username, form.get("password", "")[:256])
+    async with rt.db.write() as conn:
+        who = principal.actor if principal is not None else audit.Actor("anonymous", (username.strip() or "admin")[:64])
+        action = "sign_in" if principal is not None else "sign_in_failed"
+        summary = "登录控制台" if principal is not None else "控制台登录失败（用户名或密码不正确）"
+        await audit.record(
+            conn, now, action=action, entity="console", summary=summary, actor=who.with_ip(client), route="POST /console/login"
+        )
     if principal is None:
         await limiter.failed(client, username, now)
         log.warning("console login failed", extra={"client": client})

@@ -22,6 +22,7 @@ from fulfillment.catalog.services import MAX_LINES, MAX_QTY
 from fulfillment.orders.services import create_order
 from scrm.campaigns.coupons.services import issue_coupon, list_templates
 from scrm.campaigns.referral import sharing
+from scrm.core import audit
 from scrm.core.errors import Conflict, Forbidden, InvalidInput, ServiceUnavailable, Unauthorized
 from scrm.core.http.bodies import get_int, get_str, read_json
 from scrm.core.http.keys import RUNTIME, SETTINGS
@@ -159,6 +160,8 @@ def api(handler: Handler) -> Handler:
         if member is not None and not member.active:
             raise Unauthorized("该成员已停用 (member deactivated)")
         request[SESSION] = session
+        name = member.name if member is not None else ""
+        audit.set_request_actor(audit.Actor("sidebar", session.userid, name))
         response = await handler(request)
         response.headers["Cache-Control"] = "no-store"
         return response

@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from scrm.core import audit
 from scrm.core.errors import Conflict, InvalidInput, NotFound
 from scrm.core.runtime import Runtime
 from scrm.crm.staff.domain import RESERVED, ROLE_NAMES_ZH, USERNAME, check_password, check_roles, dummy_hash, hash_password, verify_password
@@ -59,6 +60,16 @@ async def create_staff(rt: Runtime, username: str, password: str, roles: Collect
         async with rt.db.write() as conn:
             new_id = (await conn.execute(staff_users.insert().values(**values).returning(S.id))).scalar_one()
             row = (await conn.execute(sa.select(staff_users).where(S.id == new_id))).one()
+            shown = {"username": username, "display_name": values["display_name"], "roles": values["roles"], "active": True}
+            await audit.record(
+                conn,
+                values["created_at"],
+                action="create",
+                entity="staff",
+                entity_id=new_id,
+                summary=f"创建员工账号 {username}",
+                after=shown,
+            )
     except IntegrityError:
         raise Conflict(f"用户名 {username} 已存在 (username taken)", field="username") from None
     return StaffUser.from_row(row)
@@ -93,7 +104,24 @@ async def update_staff(
             values["session_version"] = S.session_version + 1
         if values:
             await conn.execute(staff_users.update().where(S.id == staff_id).values(**values))
-        return StaffUser.from_row((await conn.execute(sa.select(staff_users).where(S.id == staff_id))).one())
+        updated = StaffUser.from_row((await conn.execute(sa.select(staff_users).where(S.id == staff_id))).one())
+        if values:
+            await _record_change(conn, rt.clock.now(), current, updated, password_changed="password_hash" in values)
+        return updated
+
+
+async def _record_change(conn: Any, now: dt.datetime, old: StaffUser, new: StaffUser, *, password_changed: bool) -> None:
+    """An account change in the audit trail; a change of roles or of ``active`` is a permission change."""
+    fields = lambda u: {"display_name": u.display_name, "roles": list(u.roles), "active": u.active}  # noqa: E731
+    before, after = audit.changed(fields(old), fields(new))
+    if password_changed:
+        before["password"], after["password"] = "***", "*** (已重设)"
+    if not after:
+        return
+    action = "permission_change" if {"roles", "active"} & set(after) else "update"
+    await audit.record(
+        conn, now, action=action, entity="staff", entity_id=new.id, summary=f"修改员工账号 {new.username}", before=before, after=after
+    )
 
 
 async def deactivate_staff(rt: Runtime, staff_id: int) -> StaffUser:
