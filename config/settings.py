@@ -36,6 +36,8 @@ SANDBOX_MP_SECRET = "sandbox-mp-secret"
 SANDBOX_MP_TOKEN = "sandboxMpToken"
 SANDBOX_MP_AES_KEY = "c2FuZGJveE1QRW5jb2RpbmdBRVNLZXlGb3JTQ1JNMjA"
 SANDBOX_ADMIN_TOKEN = "sandbox-admin-token"
+SANDBOX_APPROVAL_TEMPLATE = "sandbox-approval-template"  # the emulated 审批 app's one template (a single 多行文本 control)
+SANDBOX_APPROVAL_CONTROL = "Textarea-sandbox-1"
 
 
 class ConfigError(Exception):
@@ -110,6 +112,10 @@ class Settings:
     public_url: str = ""  # how people reach this server; defaults to http://host:port
     ops_userids: str = ""  # comma-separated WeCom userids of operations staff (low-stock and order alerts)
     mp_notice_template_id: str = ""  # Official Account template (模板消息) used for order notices
+    # The 审批 app template approvals are submitted to (its admin makes it with one 多行文本 control and gives both ids);
+    # empty = approvals are decided in the console only.
+    wecom_approval_template_id: str = ""
+    wecom_approval_control_id: str = ""
     poster_font: str = ""  # a CJK font file (.ttf/.otf/.ttc) for referral posters; empty = the first Noto CJK / WenQuanYi found
     ship_cutoff_hour: int = 16  # orders confirmed before this hour (business time) ship that day — what chat promises
     audit_retention_days: int = 1095  # audit rows older than this are deleted nightly (0 = kept for ever)
@@ -244,6 +250,8 @@ def finalize(settings: Settings) -> Settings:
             changes["ops_userids"] = "ops01"
         if not settings.mp_notice_template_id:
             changes["mp_notice_template_id"] = "sandbox-order-notice"
+        if not settings.wecom_approval_template_id:
+            changes.update(wecom_approval_template_id=SANDBOX_APPROVAL_TEMPLATE, wecom_approval_control_id=SANDBOX_APPROVAL_CONTROL)
     else:
         changes.setdefault("wecom_api_base", settings.wecom_api_base or WECOM_API_BASE)
         changes.setdefault("mp_api_base", settings.mp_api_base or MP_API_BASE)

@@ -20,6 +20,7 @@ from scrm.core.http.bodies import Body, NonBlank, OrEmpty, read_body
 from scrm.core.http.keys import RUNTIME
 from scrm.core.http.openapi import ApiModel, add_api_route, query
 from scrm.crm.customers.services import find_customer
+from scrm.governance.approvals.services import approval_of
 
 Sku = Annotated[str, NonBlank, Field(max_length=64)]
 Qty = Annotated[int, Field(ge=1, le=MAX_QTY)]
@@ -92,9 +93,18 @@ class OrderShipment(ApiModel):
     created_at: dt.datetime
 
 
+class WaitingApproval(ApiModel):
+    id: int
+    rule: str = Field(description="the approval rule that matched")
+    waiting_for: list[str] = Field(description="who must decide now")
+
+
 class Order(ApiModel):
     number: str
-    status: str = Field(description="pending, on_hold, confirmed, partially_shipped, shipped, completed, cancelled, expired")
+    status: str = Field(
+        description="pending, pending_approval, on_hold, confirmed, partially_shipped, shipped, completed, cancelled, expired"
+    )
+    approval: WaitingApproval | None = Field(None, description="while pending_approval: the approval it waits for")
     total_fen: int
     subtotal_fen: int
     discount_fen: int
@@ -169,12 +179,22 @@ async def list_orders(request: web.Request) -> web.Response:
     if customer_id is None:
         return web.json_response({"items": []})
     found = await orders_queries.orders_of_customer(rt, customer_id, limit=100, include_drafts=request.query.get("drafts") == "1")
-    return web.json_response({"items": [o.to_json() for o in found]})
+    return web.json_response({"items": [await _order_json(rt, o) for o in found]})
 
 
 async def get_order(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    return web.json_response((await orders.get_order(rt, await _order_id(request))).to_json())
+    return web.json_response(await _order_json(rt, await orders.get_order(rt, await _order_id(request))))
+
+
+async def _order_json(rt: Any, order: orders.OrderView) -> dict[str, Any]:
+    """An order as the API answers it: a waiting order names its approval (rule and who must decide)."""
+    out = order.to_json()
+    if order.status == "pending_approval":
+        async with rt.db.read() as conn:
+            waiting = await approval_of(conn, "order", order.number)
+        out["approval"] = waiting.brief() if waiting is not None else None
+    return out
 
 
 async def create_order(request: web.Request) -> web.Response:
@@ -194,12 +214,12 @@ async def create_order(request: web.Request) -> web.Response:
         actor="api",
         confirm=body.confirm,
     )
-    return web.json_response(order.to_json(), status=201)
+    return web.json_response(await _order_json(rt, order), status=201)
 
 
 async def confirm_order(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    return web.json_response((await orders.confirm_order(rt, await _order_id(request), actor="api")).to_json())
+    return web.json_response(await _order_json(rt, await orders.confirm_order(rt, await _order_id(request), actor="api")))
 
 
 async def cancel_order(request: web.Request) -> web.Response:

@@ -35,6 +35,7 @@ MODEL_MODULES = [
     "scrm.crm.staff.models",
     "scrm.crm.tags.models",
     "scrm.crm.timeline.models",
+    "scrm.governance.approvals.models",
     "scrm.governance.tokens.models",
     "tagging.activity.models",
     "tagging.rfm.models",

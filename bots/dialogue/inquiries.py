@@ -30,7 +30,7 @@ from scrm.core.money import format_fen
 from scrm.core.runtime import Runtime
 from scrm.crm.staff.services import follows_of
 
-OPEN_STATES = ("confirmed", "on_hold", "partially_shipped", "shipped")
+OPEN_STATES = ("confirmed", "on_hold", "pending_approval", "partially_shipped", "shipped")
 
 
 def _short(info: ProductInfo) -> str:

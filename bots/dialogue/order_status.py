@@ -17,7 +17,7 @@ ASKS_ORDERS = ("我的订单", "订单", "查订单", "订单状态", "我买的
 ASKS_SHIPPING = ("物流", "快递", "到哪", "发货了吗", "发货没", "运单", "什么时候到", "几时到", "还没到")
 
 
-_NOT_SHIPPED = ("confirmed", "on_hold", "pending")
+_NOT_SHIPPED = ("confirmed", "on_hold", "pending_approval", "pending")
 
 
 def expected_ship_day(confirmed_at: dt.datetime, cutoff_hour: int) -> dt.date:
@@ -40,7 +40,7 @@ def shipping_answer(order: OrderView, *, now: dt.datetime, cutoff_hour: int) -> 
     head = f"您的订单 {order.number} 还没有发货（{STATUS_ZH.get(order.status, order.status)}）。"
     if order.status == "pending":
         return head + "请先回复“确认”下单，确认后我们会尽快备货发出。"
-    if order.status == "on_hold":
+    if order.status in ("on_hold", "pending_approval"):
         return head + "订单正在审核，审核通过后安排发货，届时会通知您运单号。"
     waiting = [ln for ln in order.lines if ln.backordered_qty]
     if waiting:
@@ -61,7 +61,7 @@ def describe(order: OrderView, *, detail: bool) -> str:
         extra = ""
         if ln.shipped_qty:
             extra = f"（已发 {ln.shipped_qty}）"
-        elif ln.backordered_qty and order.status not in ("pending", "cancelled", "expired", "on_hold"):
+        elif ln.backordered_qty and order.status not in ("pending", "cancelled", "expired", "on_hold", "pending_approval"):
             extra = f"（缺货 {ln.backordered_qty}，到货即发）"
         lines.append(f"· {ln.name} × {ln.qty}{ln.unit}{extra}")
     for s in order.shipments:

@@ -264,6 +264,9 @@ async def _confirm(turn: Turn, draft: OrderView) -> Reply:
             f"订单 {order.number}（合计 {format_fen(order.total_fen)}）已提交，需财务审核后备货，审核通过后会通知您。",
             meta={"order": order.number, "on_hold": True},
         )
+    if order.status == "pending_approval":
+        text = notices.render("order_awaiting_approval", number=order.number, total=format_fen(order.total_fen))
+        return Reply(text, meta={"order": order.number, "pending_approval": True})
     text = notices.render(
         "order_confirmed",
         number=order.number,

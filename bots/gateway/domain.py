@@ -145,6 +145,10 @@ def normalize_wecom(fields: dict[str, Any], raw: str, received_at: dt.datetime) 
         kind = f"{event}.{change}" if change in TAG_CHANGES else f"{event}.unknown"
         key = f"{event}:{change}:{_s(fields, 'TagType')}:{_s(fields, 'Id')}:{_s(fields, 'CreateTime')}"
         return Inbound(kind=kind, dedupe_key=_bounded(key), **base)
+    if event == "sys_approval_change":  # 审批 app: one application's status changed; repeats dedupe on (SpNo, SpStatus)
+        info = fields.get("ApprovalInfo") if isinstance(fields.get("ApprovalInfo"), dict) else {}
+        key = f"approval:{_s(info, 'SpNo')}:{_s(info, 'SpStatus')}"
+        return Inbound(kind="sys_approval_change", dedupe_key=_bounded(key), user_id=_s(fields, "FromUserName"), **base)
     if event == "kf_msg_or_event":
         kfid = _s(fields, "OpenKfId")
         key = f"kf:{kfid}:{_s(fields, 'Token')}:{_s(fields, 'CreateTime')}"

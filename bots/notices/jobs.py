@@ -7,6 +7,7 @@ from bots.notices.broadcasts import plan_broadcast_job, run_broadcasts_cron, sen
 from bots.notices.coupons import on_coupon_issued
 from bots.notices.orders import (
     on_backorder_filled,
+    on_order_awaiting_approval,
     on_order_cancelled,
     on_order_confirmed,
     on_order_delivered,
@@ -29,6 +30,7 @@ HANDLERS = [
     Handles("order.shipped", on_order_shipped),
     Handles("order.delivered", on_order_delivered),
     Handles("order.cancelled", on_order_cancelled),
+    Handles("order.awaiting_approval", on_order_awaiting_approval),
     Handles("order.backorder_filled", on_backorder_filled),
     Handles("stock.low", on_stock_low),
     Handles(COUPON_ISSUED, on_coupon_issued),

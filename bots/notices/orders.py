@@ -193,9 +193,28 @@ async def on_order_delivered(rt: Runtime, payload: dict[str, Any]) -> None:
 async def on_order_cancelled(rt: Runtime, payload: dict[str, Any]) -> None:
     order = await get_order(rt, int(payload["order_id"]))
     reason = str(payload.get("reason") or "")
-    text = notices.render("order_cancelled", number=order.number, reason=f"原因：{reason}。" if reason else "")
+    if payload.get("rejected"):  # not approved: the approver's words are for staff, the customer hears it politely
+        text = notices.render("order_rejected", number=order.number)
+    else:
+        text = notices.render("order_cancelled", number=order.number, reason=f"原因：{reason}。" if reason else "")
     await notify_customer(
         rt, customer_id=order.customer_id, text=text, key=f"order:{order.number}:cancelled", salesperson_userid=order.salesperson_userid
+    )
+
+
+async def on_order_awaiting_approval(rt: Runtime, payload: dict[str, Any]) -> None:
+    """An order waits for approval: the customer hears it is received and being checked (unless the chat reply
+    already said so)."""
+    if payload.get("told_in_chat"):
+        return
+    order = await get_order(rt, int(payload["order_id"]))
+    text = notices.render("order_awaiting_approval", number=order.number, total=format_fen(order.total_fen))
+    await notify_customer(
+        rt,
+        customer_id=order.customer_id,
+        text=text,
+        key=f"order:{order.number}:awaiting-approval",
+        salesperson_userid=order.salesperson_userid,
     )
 
 

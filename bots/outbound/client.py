@@ -71,6 +71,9 @@ class Errcode:
     KF_EVENT_CODE_INVALID = 95016  # (unconfirmed) send_msg_on_event: welcome code used / unknown / expired
     KF_WINDOW_CLOSED = 95018  # (unconfirmed) 48 h since the customer last wrote (or they never did)
     KF_INVALID_SYNC_TOKEN = 95007  # (unconfirmed) sync_msg token unknown or older than 10 minutes
+    # 审批 (oa/*) refusals (unconfirmed: no official errcode table for them could be checked).
+    APPROVAL_TEMPLATE_INVALID = 301025  # (unconfirmed) oa/applyevent: no such template in this corp
+    APPROVAL_NOT_FOUND = 301055  # (unconfirmed) oa/getapprovaldetail: no such sp_no
 
 
 # kf refusals the sender records as "skipped" (a deliberate, explained non-delivery), with these reasons.

@@ -44,7 +44,7 @@ from urllib.parse import quote, urlencode
 from aiohttp import web
 
 from bots.gateway.crypto import parse_query
-from bots.sandbox import contact_endpoints, group_endpoints, mp_endpoints, wecom_endpoints
+from bots.sandbox import approval_endpoints, contact_endpoints, group_endpoints, mp_endpoints, simulator, wecom_endpoints
 from bots.sandbox.endpoints import Call, Endpoint, UploadedFile, dispatch, error_answer
 from bots.sandbox.entities import KfNotice
 from bots.sandbox.group_simulator import customer_joins_group, member_leaves_group
@@ -56,7 +56,12 @@ log = logging.getLogger(__name__)
 
 STATE = web.AppKey("sandbox_state", SandboxState)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-WECOM_ROUTES: dict[str, Endpoint] = {**wecom_endpoints.ROUTES, **contact_endpoints.ROUTES, **group_endpoints.ROUTES}
+WECOM_ROUTES: dict[str, Endpoint] = {
+    **wecom_endpoints.ROUTES,
+    **contact_endpoints.ROUTES,
+    **group_endpoints.ROUTES,
+    **approval_endpoints.ROUTES,
+}
 MP_ROUTES: dict[str, Endpoint] = dict(mp_endpoints.ROUTES)
 DATA_FORMAT_ERROR = 47001  # body is not a JSON object
 EXTERNAL_USERID = re.compile(r"[0-9A-Za-z_-]{1,64}")
@@ -246,6 +251,34 @@ async def scan_code(request: web.Request) -> web.Response:
     return _json({"ok": True, **scanned})
 
 
+async def approval_decide(request: web.Request) -> web.Response:
+    """An approver decides an application on their phone: ``{"sp_no", "userid", "decision": "approve"|"reject",
+    "speech"?}``; the product hears the sys_approval_change callback (as from WeCom). Returns the application."""
+    state: SandboxState = request.app[STATE]
+    body = await _json_body(request) or {}
+    sp_no, userid, decision = body.get("sp_no"), body.get("userid"), body.get("decision")
+    speech = body.get("speech") or ""
+    if not (isinstance(sp_no, str) and isinstance(userid, str) and decision in ("approve", "reject") and isinstance(speech, str)):
+        return _bad_request('need {"sp_no", "userid", "decision": "approve"|"reject", "speech"?}')
+    try:
+        app = approval_endpoints.decide(state, sp_no, userid, decision == "approve", speech[:200])
+    except ValueError as exc:
+        return _bad_request(str(exc))
+    if state.on_wecom_event is None:
+        return _bad_request("the sandbox has no callback hook")
+    xml = simulator.event("sys_approval_change", AgentID=state.agent_id, ApprovalInfo=approval_endpoints.callback_fields(state, app))
+    async with asyncio.timeout(HOOK_TIMEOUT):
+        await state.on_wecom_event(xml)
+    return _json({"ok": True, "sp_no": app.sp_no, "sp_status": app.status})
+
+
+async def approval_list(request: web.Request) -> web.Response:
+    """Every application in the emulated 审批 app, newest first (what the approvers' phones show)."""
+    state: SandboxState = request.app[STATE]
+    apps = [approval_endpoints.getapprovaldetail(state, Call({}, {"sp_no": n}))["info"] for n in reversed(list(state.applications))]
+    return _json({"items": apps})
+
+
 async def expire_tokens(request: web.Request) -> web.Response:
     request.app[STATE].expire_tokens()
     return _json({"ok": True})
@@ -361,6 +394,8 @@ def create_emulator_app(state: SandboxState) -> web.Application:
     app.router.add_post("/api/contacts/customer-added", customer_added)
     app.router.add_post("/api/contacts/scan", scan_code)
     app.router.add_post("/api/tokens/expire", expire_tokens)
+    app.router.add_post("/api/approvals/decide", approval_decide)
+    app.router.add_get("/api/approvals", approval_list)
     app.router.add_get("/api/traffic", traffic)
     app.router.add_get("/connect/oauth2/authorize", oauth_authorize)
     app.router.add_post("/api/jssdk/agent-config", jssdk_agent_config)

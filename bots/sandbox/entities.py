@@ -183,3 +183,30 @@ class KfNotice:
 KfHook = Callable[[KfNotice], Awaitable[None]]
 # Delivers one WeCom event (its decrypted XML) to the product's callback URL, signed and encrypted.
 EventHook = Callable[[str], Awaitable[None]]
+
+
+@dataclass
+class ApprovalNode:
+    """One approver node of an application: or-sign (attr 1, any one decides) or joint-sign (attr 2, all must)."""
+
+    attr: int
+    userids: list[str]
+    status: int = 1  # 1 pending, 2 approved, 3 rejected
+    details: list[dict[str, Any]] = field(default_factory=list)  # {"userid", "status", "speech", "time"}
+
+
+@dataclass
+class Application:
+    """An application (审批申请) in the 审批 app, made by oa/applyevent."""
+
+    sp_no: str
+    template_id: str
+    creator: str
+    nodes: list[ApprovalNode]
+    apply_data: dict[str, Any]
+    apply_time: int
+    status: int = 1  # SpStatus: 1 审批中, 2 已通过, 3 已驳回, 4 已撤销
+
+    @property
+    def current(self) -> ApprovalNode | None:
+        return next((n for n in self.nodes if n.status == 1), None)

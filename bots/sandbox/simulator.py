@@ -33,9 +33,14 @@ def _cdata(value: object) -> str:
 
 
 def _element(name: str, value: object) -> str:
-    """Numbers plain, strings in CDATA, lists as ``<Item>`` children (as WeCom writes MemChangeList)."""
+    """Numbers plain, strings in CDATA, lists as ``<Item>`` children (as WeCom writes MemChangeList); a dict is a
+    nested element and a list of dicts repeats the element (as WeCom writes ApprovalInfo's SpRecord)."""
     if isinstance(value, bool):
         value = int(value)
+    if isinstance(value, dict):
+        return f"<{name}>" + "".join(_element(k, v) for k, v in value.items()) + f"</{name}>"
+    if isinstance(value, list | tuple) and value and all(isinstance(v, dict) for v in value):
+        return "".join(_element(name, v) for v in value)
     if isinstance(value, int):
         return f"<{name}>{value}</{name}>"
     if isinstance(value, list | tuple):

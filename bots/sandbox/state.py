@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from bots.sandbox.entities import (
+    Application,
     ContactWay,
     Customer,
     EventHook,
@@ -37,6 +38,7 @@ from bots.sandbox.entities import (
 )
 from config.settings import (
     SANDBOX_AGENT_ID,
+    SANDBOX_APPROVAL_TEMPLATE,
     SANDBOX_CORP_ID,
     SANDBOX_KF_OPEN_KFID,
     SANDBOX_MP_APP_ID,
@@ -125,6 +127,9 @@ class SandboxState:
         self.mp_custom_sent: list[dict[str, Any]] = []
         self.msg_templates: list[dict[str, Any]] = []
         self.welcome_messages: list[dict[str, Any]] = []
+        # --- 审批 app: templates the admin made, and the applications submitted to them
+        self.approval_templates: set[str] = {SANDBOX_APPROVAL_TEMPLATE}
+        self.applications: dict[str, Application] = {}
         # "api:path" of recent API calls, in order (tests count them); bounded for a long-running sandbox.
         self.calls: deque[str] = deque(maxlen=100_000)
 
@@ -364,8 +369,10 @@ class SandboxState:
         self.followers[openid]["last_interaction"] = self.now()
 
     def seed_demo(self) -> None:
-        """A small corp for the sandbox page and the demo: a salesperson, operations staff, tags."""
-        self.add_member("sales01", "王销售", position="销售")
+        """A small corp for the sandbox page and the demo: a salesperson and their manager (who approves what the
+        salesperson's orders need approved), operations staff, tags."""
+        self.add_member("boss01", "张经理", position="销售经理", can_follow=False)  # approves; serves no customers himself
+        self.add_member("sales01", "王销售", position="销售", direct_leader=["boss01"])
         self.add_member("ops01", "李运营", position="运营")
         self.add_tag_group("客户等级", ["重要客户", "普通客户"])
 

@@ -25,6 +25,7 @@ from typing import Any
 import segno
 from aiohttp import web
 
+from bots.sandbox import approval_endpoints, simulator
 from bots.sandbox.state import SandboxState
 from bots.sandbox.tester_actions import (
     TesterError,
@@ -139,6 +140,49 @@ def setup_tester_routes(app: web.Application, state: SandboxState) -> None:
         )
         return _page("扫码添加（沙箱）", form_html)
 
+    async def approvals_page(request: web.Request) -> web.Response:
+        """审批人的手机: the emulated 审批 app — each application waiting on a member, with 同意 / 驳回 as that member
+        (the product hears the sys_approval_change callback, as from WeCom)."""
+        result = ""
+        if request.method == "POST":
+            form = await request.post()
+            sp_no, userid, decision = (str(form.get(k, "")) for k in ("sp_no", "userid", "decision"))
+            speech = str(form.get("speech", ""))[:200]
+            try:
+                app_ = approval_endpoints.decide(state, sp_no, userid, decision == "approve", speech)
+            except ValueError:
+                result = '<p class="err">这个审批已处理，或不是该成员当前可以审批的</p>'
+            else:
+                if state.on_wecom_event is not None:
+                    info = approval_endpoints.callback_fields(state, app_)
+                    await state.on_wecom_event(simulator.event("sys_approval_change", AgentID=state.agent_id, ApprovalInfo=info))
+                verb = "同意" if decision == "approve" else "驳回"
+                result = f'<p class="ok">{html.escape(userid)} 已{verb}审批单 {html.escape(sp_no)}，产品已收到回调。</p>'
+        rows = []
+        for app_ in reversed(list(state.applications.values())):
+            text = next((str(c.get("value", {}).get("text", "")) for c in app_.apply_data.get("contents", []) if isinstance(c, dict)), "")
+            status = {1: "审批中", 2: "已通过", 3: "已驳回", 4: "已撤销"}.get(app_.status, str(app_.status))
+            node = app_.current
+            buttons = ""
+            for userid in node.userids if node is not None and app_.status == 1 else []:
+                if any(d["userid"] == userid for d in node.details):  # type: ignore[union-attr]
+                    continue
+                who = state.members[userid].name if userid in state.members else userid
+                buttons += (
+                    f'<form method="post"><input type="hidden" name="sp_no" value="{html.escape(app_.sp_no)}">'
+                    f'<input type="hidden" name="userid" value="{html.escape(userid)}">'
+                    f"<label>{html.escape(who)}（{html.escape(userid)}）的意见"
+                    f'<input name="speech" maxlength="200" placeholder="可选"></label>'
+                    f'<button type="submit" name="decision" value="approve">同意</button> '
+                    f'<button type="submit" name="decision" value="reject" class="no">驳回</button></form>'
+                )
+            body_text = html.escape(text).replace("\n", "<br>")
+            rows.append(f"<section><h2>{html.escape(app_.sp_no)} · {status}</h2><p>{body_text}</p>{buttons}</section>")
+        listing = "".join(rows) or "<p>还没有审批单。产品里有单据触发审批规则后，会出现在这里。</p>"
+        return _page("审批（沙箱企业微信）", f'<h1>企业微信 · 审批</h1>{result}{listing}<p><a href="./">回到聊天页</a></p>')
+
+    app.router.add_get("/approvals", approvals_page)
+    app.router.add_post("/approvals", approvals_page)
     app.router.add_get("/api/tester/options", options)
     app.router.add_post("/api/tester/{action}", act)
     app.router.add_get("/qr/contact-way/{config_id}.png", qr_png)
@@ -150,7 +194,8 @@ STYLE = (
     "body{font:16px/1.5 sans-serif;margin:0 auto;max-width:420px;padding:16px}label{display:block;margin:8px 0}"
     "input{display:block;width:100%;padding:6px;font:inherit;box-sizing:border-box}input::placeholder{color:#aaa}"
     "button{padding:8px 16px;font:inherit;background:#07c160;color:#fff;border:0;border-radius:6px}"
-    ".ok{color:#067d3a}.err{color:#c0392b}"
+    ".ok{color:#067d3a}.err{color:#c0392b}section{border:1px solid #ddd;border-radius:8px;padding:8px 12px;margin:12px 0}"
+    "h2{font-size:16px;margin:4px 0}button.no{background:#c0392b}"
 )
 
 

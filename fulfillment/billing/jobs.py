@@ -8,13 +8,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from fulfillment.billing.domain import NotOnHold
 from fulfillment.billing.invoices import invoice_order, invoice_shipment, void_order_invoices, void_shipment_invoice
-from fulfillment.billing.receivables import run_dunning
+from fulfillment.billing.receivables import release_hold, run_dunning
 from fulfillment.billing.services import billing_config, merge_customer_billing
 from scrm.core.clock import local
 from scrm.core.jobs import CronSpec, JobContext
 from scrm.core.outbox import Handles
 from scrm.core.runtime import Runtime
+from scrm.governance.approvals.services import DECIDED as APPROVAL_DECIDED
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +69,24 @@ async def dunning_cron(ctx: JobContext) -> None:
         log.info("dunning queued", extra={"sent": run.sent, "skipped": run.skipped})
 
 
+async def release_on_approval(rt: Runtime, payload: dict[str, Any]) -> None:
+    """A credit release was approved: the held order is confirmed now. (Rejected: it stays on hold; the requester
+    hears why.) A repeat, or an order cancelled meanwhile, changes nothing."""
+    if payload.get("doc_type") != "credit_release" or payload.get("status") != "approved":
+        return
+    try:
+        await release_hold(rt, str(payload["doc_ref"]), actor=f"approval:{payload['approval_id']}")
+    except NotOnHold:
+        log.info("approved credit release for an order no longer on hold", extra={"order": payload["doc_ref"]})
+
+
 HANDLERS = [
     Handles("billing.shipment_invoiceable", invoice_on_shipment),
     Handles("billing.order_confirmed", invoice_on_confirmation),
     Handles("billing.shipment_cancelled", void_invoice_of_cancelled_shipment),
     Handles("order.cancelled", void_invoices_of_cancelled_order),
     Handles("customer.merged", move_billing_of_merged_customer),
+    Handles(APPROVAL_DECIDED, release_on_approval),
 ]
 
 CRONS = [

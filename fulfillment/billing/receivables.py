@@ -21,7 +21,9 @@ from scrm.core import outbox
 from scrm.core.clock import local
 from scrm.core.db import insert_ignore
 from scrm.core.errors import InvalidInput
+from scrm.core.money import format_fen
 from scrm.core.runtime import Runtime
+from scrm.governance.approvals import services as approvals
 
 
 def business_today(rt: Runtime) -> dt.date:
@@ -262,6 +264,40 @@ async def held_orders(rt: Runtime, *, limit: int = 200) -> list[HeldOrder]:
             exposure = await credit_exposure(conn, int(r.customer_id), exclude_order_id=int(r.id))
             out.append(HeldOrder(r.number, int(r.customer_id), r.salesperson_userid, int(r.total_fen), r.created_at, held_at, exposure))
     return out
+
+
+@dataclass(frozen=True)
+class ReleaseOutcome:
+    """What asking to release a hold did: the order (confirmed, or still on hold) and, when a credit-release rule
+    matched, the approval the release waits for."""
+
+    order: order_service.OrderView
+    approval: approvals.ApprovalView | None
+
+
+async def request_release(rt: Runtime, number: str, *, actor: str) -> ReleaseOutcome:
+    """Finance asks to release a credit hold: at once, or — when an approval rule on credit releases matches (e.g.
+    "超出额度 1 万元以上须总经理审批") — once that approval is given; the order stays on hold meanwhile, and asking
+    again returns the same waiting approval."""
+    async with rt.db.read() as conn:
+        order_id = await order_service_queries.order_id_by_number(conn, number)
+    order = await order_service.get_order(rt, order_id)
+    if order.status != S.ON_HOLD:
+        return ReleaseOutcome(await release_hold(rt, number, actor=actor), None)
+    now = rt.clock.now()
+    async with rt.db.write() as conn:
+        waiting = await approvals.approval_of(conn, "credit_release", number)
+        if waiting is None or waiting.status != "pending":
+            exposure = await credit_exposure(conn, order.customer_id, exclude_order_id=order_id)
+            over = exposure.receivables_fen + exposure.open_orders_fen - exposure.credit_fen + order.total_fen - (exposure.limit_fen or 0)
+            summary = f"信用放行 订单 {number}（{format_fen(order.total_fen)}，超出额度 {format_fen(max(0, over))}）"
+            facts = {"amount_fen": order.total_fen, "over_limit_fen": max(0, over)}
+            waiting = await approvals.request_approval(
+                conn, now, doc_type="credit_release", doc_ref=number, summary=summary, facts=facts, customer_id=order.customer_id
+            )
+    if waiting is not None:
+        return ReleaseOutcome(order, waiting)
+    return ReleaseOutcome(await release_hold(rt, number, actor=actor), None)
 
 
 async def release_hold(rt: Runtime, number: str, *, actor: str) -> order_service.OrderView:

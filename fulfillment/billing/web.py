@@ -491,8 +491,11 @@ async def list_holds(request: web.Request) -> web.Response:
 
 
 async def release(request: web.Request) -> web.Response:
-    order = await receivables.release_hold(request.app[RUNTIME], request.match_info["number"], actor="api")
-    return web.json_response(order.to_json())
+    outcome = await receivables.request_release(request.app[RUNTIME], request.match_info["number"], actor="api")
+    body = outcome.order.to_json()
+    if outcome.approval is not None:  # a credit-release rule matched: the order stays on hold until it is approved
+        body["approval"] = outcome.approval.brief()
+    return web.json_response(body)
 
 
 async def dunning_run(request: web.Request) -> web.Response:
@@ -614,7 +617,8 @@ def setup_routes(app: web.Application) -> None:
         "POST",
         "/holds/{number}/release",
         release,
-        summary="Release a credit hold: confirm and allocate",
+        summary="Release a credit hold: confirm and allocate — or, when a credit_release approval rule matches, wait for it (the order "
+        "stays on_hold and answers with the approval)",
         response=Order,
         errors=(401, 404, 409),
     )

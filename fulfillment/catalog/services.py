@@ -412,6 +412,14 @@ async def set_active(conn: AsyncConnection, product_id: int, active: bool, now: 
     return updated
 
 
+async def categories_of(conn: AsyncConnection, skus: list[str]) -> list[str]:
+    """The categories of these products (an order's lines, for approval rules on categories)."""
+    if not skus:
+        return []
+    rows = await conn.execute(sa.select(products.c.category).where(products.c.sku.in_(sorted(set(skus)))))
+    return sorted({c for (c,) in rows if c})
+
+
 async def get_product_by_id(conn: AsyncConnection, product_id: int) -> ProductInfo:
     row = (await conn.execute(sa.select(products.c.sku).where(products.c.id == product_id))).first()
     if row is None:

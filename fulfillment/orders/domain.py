@@ -8,7 +8,8 @@ from fulfillment.orders.models import OrderStatus as S
 from scrm.core.errors import Conflict, InvalidInput, NotFound
 
 TRANSITIONS: dict[str, set[str]] = {
-    S.PENDING: {S.CONFIRMED, S.ON_HOLD, S.CANCELLED, S.EXPIRED},
+    S.PENDING: {S.CONFIRMED, S.ON_HOLD, S.PENDING_APPROVAL, S.CANCELLED, S.EXPIRED},
+    S.PENDING_APPROVAL: {S.CONFIRMED, S.ON_HOLD, S.CANCELLED},  # approved (then the credit check), or rejected
     S.ON_HOLD: {S.CONFIRMED, S.CANCELLED},
     S.CONFIRMED: {S.PARTIALLY_SHIPPED, S.SHIPPED, S.CANCELLED},
     S.PARTIALLY_SHIPPED: {S.PARTIALLY_SHIPPED, S.SHIPPED},
@@ -17,14 +18,15 @@ TRANSITIONS: dict[str, set[str]] = {
     S.CANCELLED: set(),
     S.EXPIRED: set(),
 }
-OPEN_STATUSES = (S.PENDING, S.ON_HOLD, S.CONFIRMED, S.PARTIALLY_SHIPPED)
+OPEN_STATUSES = (S.PENDING, S.PENDING_APPROVAL, S.ON_HOLD, S.CONFIRMED, S.PARTIALLY_SHIPPED)
 SHIPPABLE = (S.CONFIRMED, S.PARTIALLY_SHIPPED)  # allocated goods may go out (the picking list)
 CONFIRMABLE = (S.PENDING, S.ON_HOLD)
-CANCELLABLE = (S.PENDING, S.ON_HOLD, S.CONFIRMED)  # and only while nothing has shipped
+CANCELLABLE = (S.PENDING, S.PENDING_APPROVAL, S.ON_HOLD, S.CONFIRMED)  # and only while nothing has shipped
 STATUS_ZH = {
     S.PENDING: "待确认",
     S.CONFIRMED: "已确认，备货中",
     S.ON_HOLD: "待审核",
+    S.PENDING_APPROVAL: "待审批",
     S.PARTIALLY_SHIPPED: "部分发货",
     S.SHIPPED: "已发货",
     S.COMPLETED: "已完成",
@@ -55,6 +57,15 @@ class ShipmentTooLarge(InvalidInput):
 
 class NothingToShip(Conflict):
     code = "nothing_to_ship"
+
+
+class AwaitingApproval(Conflict):
+    code = "awaiting_approval"
+
+
+def order_facts(total_fen: int, qty: int, categories: list[str], source: str) -> dict[str, object]:
+    """What an approval rule on orders may look at (scrm.governance.approvals.domain.DOC_TYPES["order"])."""
+    return {"amount_fen": total_fen, "qty": qty, "category": sorted({c for c in categories if c}), "source": source}
 
 
 def check_transition(current: str, target: str) -> None:

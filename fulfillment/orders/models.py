@@ -14,6 +14,7 @@ class OrderStatus:
     PENDING = "pending"  # draft quoted in chat, waiting for 确认; holds no stock
     CONFIRMED = "confirmed"  # customer confirmed; stock allocated (fully, or partly with backorder lines)
     ON_HOLD = "on_hold"  # stopped before fulfilment (credit limit); staff release it
+    PENDING_APPROVAL = "pending_approval"  # an approval rule matched: nothing allocated until it is approved
     PARTIALLY_SHIPPED = "partially_shipped"  # at least one shipment, something still outstanding
     SHIPPED = "shipped"  # everything shipped
     COMPLETED = "completed"  # everything delivered

@@ -8,6 +8,7 @@ every change a customer must hear about writes an outbox row in the same transac
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from typing import Any, Protocol
 
@@ -15,11 +16,12 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fulfillment.catalog.domain import PricedLine
-from fulfillment.catalog.services import merge_items, price_items
+from fulfillment.catalog.services import categories_of, merge_items, price_items
 from fulfillment.inventory import services as inventory
 from fulfillment.orders import discounts, placement
 from fulfillment.orders.backorders import check_low_stock
 from fulfillment.orders.domain import (
+    AwaitingApproval,
     CreditExposure,
     CreditHold,
     DraftExpired,
@@ -28,6 +30,7 @@ from fulfillment.orders.domain import (
     StaleOrder,
     check_transition,
     exceeds_credit_limit,
+    order_facts,
     order_number,
 )
 from fulfillment.orders.models import OrderStatus as S
@@ -39,9 +42,10 @@ from fulfillment.orders.queries import (
     load_view,
 )
 from fulfillment.sequences import next_value
-from scrm.core import outbox
+from scrm.core import audit, outbox
 from scrm.core.money import format_fen
 from scrm.core.runtime import ResourceKey, Runtime
+from scrm.governance.approvals import services as approvals
 
 DRAFT_TTL = dt.timedelta(hours=2)
 
@@ -110,6 +114,10 @@ async def create_order(
         return replayed
     gates = _fast_path_gates(rt) if confirm else None
     if gates is not None:
+        async with rt.db.read() as conn:
+            if await approvals.rules_active(conn, "order"):
+                gates = None  # an approval rule may hold it: the general path asks, in the order's transaction
+    if gates is not None:
         placed = await _place_in_one_statement(
             rt, gates, customer_id, merge_items(items), source, channel, salesperson_userid, actor, ref, now
         )
@@ -148,6 +156,11 @@ async def _create_in_one_transaction(
         lines = await price_items(conn, items)
         number = order_number(await next_value(conn, rt.db.dialect, "order"))
         total = sum(ln.line_total_fen for ln in lines)
+        waiting = None
+        if confirm:
+            facts = order_facts(total, sum(ln.qty for ln in lines), [ln.category for ln in lines], source)
+            waiting = await _ask_approval(conn, number, total, facts, customer_id, salesperson_userid, now, actor)
+            confirm = waiting is None  # an approval waits: written as a draft, then marked pending_approval below
         held = await _over_credit_limit(conn, rt, customer_id, total, None) if confirm else None
         if held is not None:
             confirm = False  # created as a draft, then put on credit hold below instead of being allocated
@@ -218,6 +231,9 @@ async def _create_in_one_transaction(
         if held is not None:
             await _hold(conn, await _load_for_update(conn, rt.db.dialect, order_id), held, now, actor)
             return await load_view(conn, order_id)
+        if waiting is not None:
+            await _wait_for_approval(conn, await _load_for_update(conn, rt.db.dialect, order_id), waiting, now, actor)
+            return await load_view(conn, order_id)
         off = max(0, min(applied.discount_fen, total))
         # Everything the order is was written just now: the view is built from it, not read back (3 statements).
         return OrderView(
@@ -240,8 +256,9 @@ async def _replay(rt: Runtime, ref: str, *, confirm: bool, actor: str) -> OrderV
     if existing is None:
         return None
     found = await get_order(rt, int(existing.id))
-    # A replay of a create that went on credit hold returns the held order: only a release confirms it.
-    return await confirm_order(rt, found.id, actor=actor) if confirm and found.status != S.ON_HOLD else found
+    # A replay of a create that went on credit hold (or waits for approval) returns that order: only a release
+    # (an approval) confirms it.
+    return await confirm_order(rt, found.id, actor=actor) if confirm and found.status not in (S.ON_HOLD, S.PENDING_APPROVAL) else found
 
 
 async def _place_in_one_statement(
@@ -344,18 +361,21 @@ async def _set_status(
 
 
 async def confirm_order(
-    rt: Runtime, order_id: int, *, actor: str = "", told_in_chat: bool = False, release_hold: bool = False
+    rt: Runtime, order_id: int, *, actor: str = "", told_in_chat: bool = False, release_hold: bool = False, approved: bool = False
 ) -> OrderView:
     """Confirm a pending draft: allocate stock line by line (what is short becomes backorder), move to confirmed
     and queue the customer notice — one transaction. Confirming an already-confirmed order changes nothing.
-    When the customer's credit limit would be exceeded the order goes on_hold instead (nothing allocated, the
-    salesperson alerted); a held order is confirmed only with ``release_hold=True`` (billing.release_hold),
-    otherwise CreditHold is raised."""
+    When an approval rule matches, the order waits ``pending_approval`` instead (nothing allocated) and only
+    ``approved=True`` (the approval's decision) confirms it, else AwaitingApproval. When the customer's credit
+    limit would be exceeded the order goes on_hold instead (nothing allocated, the salesperson alerted); a held
+    order is confirmed only with ``release_hold=True`` (billing.release_hold), otherwise CreditHold is raised."""
     now = rt.clock.now()
     async with rt.db.write() as conn:
         row = await _load_for_update(conn, rt.db.dialect, order_id)
         if row.status in (S.CONFIRMED, S.PARTIALLY_SHIPPED, S.SHIPPED, S.COMPLETED):
             return await load_view(conn, order_id)
+        if row.status == S.PENDING_APPROVAL and not approved:
+            raise AwaitingApproval(f"订单 {row.number} 正在等待审批，审批通过后自动确认 (awaiting approval)", number=row.number)
         if row.status == S.ON_HOLD and not release_hold:
             raise CreditHold(f"订单 {row.number} 超出信用额度，待财务审核放行 (on credit hold; finance releases it)", number=row.number)
         if row.status == S.PENDING and row.expires_at is not None and row.expires_at <= now:
@@ -364,7 +384,18 @@ async def confirm_order(
             expired = True
         else:
             expired = False
-            await _confirm_in(conn, rt, row, now, actor, told_in_chat, credit_check=not release_hold)
+            waiting = None
+            if row.status == S.PENDING:
+                lines = (await conn.execute(sa.select(order_lines.c.sku, order_lines.c.qty).where(order_lines.c.order_id == row.id))).all()
+                categories = await categories_of(conn, [ln.sku for ln in lines])
+                facts = order_facts(int(row.subtotal_fen), sum(int(ln.qty) for ln in lines), categories, row.source)
+                waiting = await _ask_approval(
+                    conn, row.number, int(row.subtotal_fen), facts, int(row.customer_id), row.salesperson_userid, now, actor
+                )
+            if waiting is not None:
+                await _wait_for_approval(conn, row, waiting, now, actor, told_in_chat=told_in_chat)
+            else:
+                await _confirm_in(conn, rt, row, now, actor, told_in_chat, credit_check=not release_hold)
     if expired:
         raise DraftExpired("这张订单已过期，请重新下单 (the draft expired; order again)", number=row.number)
     return await get_order(rt, order_id)
@@ -461,8 +492,42 @@ async def _hold(conn: AsyncConnection, row: Any, exposure: CreditExposure, now: 
     await outbox.add(conn, "billing.credit_hold", payload, now)
 
 
-async def cancel_order(rt: Runtime, order_id: int, *, actor: str = "", reason: str = "") -> OrderView:
-    """Cancel an order nothing of which has shipped; allocations go back to stock; the customer is told.
+async def _ask_approval(
+    conn: AsyncConnection,
+    number: str,
+    total: int,
+    facts: dict[str, Any],
+    customer_id: int,
+    salesperson_userid: str,
+    now: dt.datetime,
+    actor: str = "",
+) -> approvals.ApprovalView | None:
+    """The approval this order must wait for, made in the order's transaction, or None when no rule applies."""
+    summary = f"订单 {number}（{format_fen(total)}）"
+    ask = functools.partial(
+        approvals.request_approval,
+        conn, now, doc_type="order", doc_ref=number, summary=summary, facts=facts,
+        customer_id=customer_id, requester_userid=salesperson_userid,
+    )  # fmt: skip
+    if actor == "customer":  # ordered in chat: the customer asked (the lead of their salesperson, if any, decides)
+        with audit.acting_as(audit.Actor("customer", f"客户#{customer_id}", "客户聊天下单")):
+            return await ask()
+    return await ask()
+
+
+async def _wait_for_approval(
+    conn: AsyncConnection, row: Any, approval: approvals.ApprovalView, now: dt.datetime, actor: str, *, told_in_chat: bool = False
+) -> None:
+    """An approval rule matched: the order waits, holding no stock, until ``approval.decided``."""
+    note = f"按审批规则「{approval.rule_name}」等待 {'、'.join(approval.waiting_for)} 审批"
+    await _set_status(conn, row, S.PENDING_APPROVAL, now, "approval_requested", actor, note=note, expires_at=None)
+    payload = {"order_id": int(row.id), "approval_id": approval.id, "told_in_chat": told_in_chat}
+    await outbox.add(conn, "order.awaiting_approval", payload, now)
+
+
+async def cancel_order(rt: Runtime, order_id: int, *, actor: str = "", reason: str = "", rejected: bool = False) -> OrderView:
+    """Cancel an order nothing of which has shipped; allocations go back to stock; the customer is told (``rejected``:
+    it did not pass approval — the customer hears that politely, without the approver's words).
     Cancelling an already-cancelled order changes nothing; a shipped one is refused with a clear error."""
     now = rt.clock.now()
     async with rt.db.write() as conn:
@@ -480,6 +545,8 @@ async def cancel_order(rt: Runtime, order_id: int, *, actor: str = "", reason: s
             await conn.execute(sa.select(order_lines).where(order_lines.c.order_id == order_id).order_by(order_lines.c.product_id))
         ).all()
         was_pending = row.status == S.PENDING
+        if row.status == S.PENDING_APPROVAL:  # nobody needs to decide on it any more
+            await approvals.withdraw(conn, now, "order", row.number, reason or "订单已取消")
         await _set_status(conn, row, S.CANCELLED, now, "cancelled", actor, note=reason, closed_at=now, expires_at=None)
         await discounts.order_closed(conn, rt, order_id)
         for ln in lines:
@@ -489,7 +556,7 @@ async def cancel_order(rt: Runtime, order_id: int, *, actor: str = "", reason: s
                 )
                 await conn.execute(order_lines.update().where(order_lines.c.id == ln.id).values(allocated_qty=0))
         if not was_pending:
-            await outbox.add(conn, "order.cancelled", {"order_id": order_id, "reason": reason}, now)
+            await outbox.add(conn, "order.cancelled", {"order_id": order_id, "reason": reason, "rejected": rejected}, now)
     return await get_order(rt, order_id)
 
 

@@ -11,6 +11,7 @@ import asyncio
 import logging
 from types import ModuleType
 
+from bots.approvals import jobs as approvals_jobs
 from bots.contacts import jobs as contacts_jobs
 from bots.contacts.channel_codes import WeComChannelCodes
 from bots.contacts.referral import WeComGroupJoinWays, WeComReferralWays
@@ -75,6 +76,7 @@ CAPABILITY_JOBS: tuple[ModuleType, ...] = (
     rules_jobs,
     segments_jobs,
     audit_jobs,
+    approvals_jobs,
 )
 # Every skill of the chat dialogue (help and greeting live in the router).
 DIALOGUE_SKILLS: tuple[ModuleType, ...] = (
@@ -87,7 +89,7 @@ DIALOGUE_SKILLS: tuple[ModuleType, ...] = (
     referral_skill,
 )
 # Every capability whose inbound events (channel, kind) it processes.
-CAPABILITY_PROCESSORS: tuple[ModuleType, ...] = (dialogue_jobs, kf_jobs, contacts_jobs)
+CAPABILITY_PROCESSORS: tuple[ModuleType, ...] = (dialogue_jobs, kf_jobs, contacts_jobs, approvals_jobs)
 
 
 def build_registry() -> Registry:

@@ -34,6 +34,7 @@ async def run_cli(rt: Runtime, argv: Sequence[str]) -> int:
     add.add_argument("username")
     add.add_argument("--role", action="append", required=True, choices=list(ROLE_NAMES_ZH))
     add.add_argument("--name", default="")
+    add.add_argument("--wecom", default="", help="the person's WeCom member userid (approvals reach them in WeCom)")
     for name in ("passwd", "deactivate"):
         sub.add_parser(name).add_argument("username")
     sub.add_parser("list")
@@ -54,7 +55,9 @@ async def _run(rt: Runtime, args: argparse.Namespace) -> int:
                 print(f"{u.username}\t{','.join(u.roles)}\t{'active' if u.active else 'inactive'}\t{u.display_name}")
             return 0
         if args.action == "add":
-            user = await create_staff(rt, args.username, await asyncio.to_thread(_read_password), args.role, display_name=args.name)
+            user = await create_staff(
+                rt, args.username, await asyncio.to_thread(_read_password), args.role, display_name=args.name, wecom_userid=args.wecom
+            )
             print(f"已创建 / created: {user.username} ({', '.join(user.roles)})")
             return 0
         found = [u for u in await list_staff(rt) if u.username == args.username.strip().lower()]

@@ -71,6 +71,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     from scrm.campaigns.broadcasts import web as broadcasts_web
     from scrm.campaigns.coupons import web as coupons_web
     from scrm.campaigns.referral import web as referral_campaigns_web
+    from scrm.console import approvals as console_approvals
     from scrm.console import auth as console_auth
     from scrm.console import broadcasts as console_broadcasts
     from scrm.console import campaigns as console_campaigns
@@ -91,6 +92,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     from scrm.crm.channels import web as channels_web
     from scrm.crm.tags import web as tags_web
     from scrm.customer360 import web as customers_api
+    from scrm.governance.approvals import web as approvals_web
     from scrm.governance.audit import web as audit_web
     from scrm.governance.tokens import web as tokens_web
     from scrm.sidebar import web as sidebar_web
@@ -168,12 +170,14 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     console_broadcasts.setup_routes(app)
     console_staff.setup_routes(app)
     console_governance.setup_routes(app)
+    console_approvals.setup_routes(app)
     archive_web.setup_routes(app)
     sidebar_web.setup_routes(app)
     tags_web.setup_routes(app)
     channels_web.setup_routes(app)
     tokens_web.setup_routes(app)
     audit_web.setup_routes(app)
+    approvals_web.setup_routes(app)
     if settings.is_sandbox:
         from bots.sandbox import web as sandbox_web
 

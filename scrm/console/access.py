@@ -31,6 +31,8 @@ ACCESS_BY_PREFIX: tuple[tuple[str, frozenset[str]], ...] = (
     ("/console/staff", ADMIN_ROLES),
     ("/console/tokens", ALL_ROLES),  # each person's own API tokens (the admin: everyone's)
     ("/console/audit", ADMIN_ROLES),
+    ("/console/approvals", ALL_ROLES),  # each person's inbox (what they may decide, what they asked for)
+    ("/console/approval-rules", ADMIN_ROLES),
 )
 
 # The nav bar: (key, path, label, roles that may use it); an entry is shown only to those roles (the routes check the
@@ -52,6 +54,8 @@ NAV = (
     ("campaigns", "/console/campaigns", "裂变活动", MARKETING_ROLES),  # scrm/console/campaigns.py
     ("broadcasts", "/console/broadcasts", "群发", MARKETING_ROLES),  # scrm/console/broadcasts.py
     ("staff", "/console/staff", "员工", ADMIN_ROLES),  # scrm/console/staff.py
+    ("approvals", "/console/approvals", "审批", ALL_ROLES),  # scrm/console/approvals.py
+    ("approval-rules", "/console/approval-rules", "审批规则", ADMIN_ROLES),  # scrm/console/approvals.py
     ("tokens", "/console/tokens", "API 令牌", ALL_ROLES),  # scrm/console/governance.py
     ("audit", "/console/audit", "审计日志", ADMIN_ROLES),  # scrm/console/governance.py
 )
@@ -65,7 +69,7 @@ NAV_SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("运营", ("picking", "stock", "products", "purchasing")),
     ("财务", ("finance",)),
     ("营销", ("rules", "segments", "channels", "coupons", "campaigns", "broadcasts")),
-    ("设置", ("staff", "tokens", "audit")),
+    ("设置", ("staff", "approval-rules", "tokens", "audit")),
 )
 
 

@@ -194,7 +194,11 @@ async def holds_page(request: web.Request) -> web.Response:
 async def hold_release(request: web.Request) -> web.Response:
     # Only finance (and admin) may release a credit hold: FINANCE_ROLES is the route guard.
     async def action() -> str:
-        order = await receivables.release_hold(request.app[RUNTIME], request.match_info["number"], actor=actor(request))
+        outcome = await receivables.request_release(request.app[RUNTIME], request.match_info["number"], actor=actor(request))
+        order = outcome.order
+        if outcome.approval is not None:
+            who = "、".join(outcome.approval.waiting_for)
+            return f"订单 {order.number} 的信用放行需审批（规则「{outcome.approval.rule_name}」），等待 {who}"
         short = sum(ln.backordered_qty for ln in order.lines)
         return f"订单 {order.number} 已放行并确认" + (f"，缺货 {short} 件待补" if short else "，已全部备货")
 

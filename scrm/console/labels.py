@@ -17,6 +17,7 @@ ORDER_SOURCE_ZH = {"chat": "客户聊天下单", "sidebar": "销售侧边栏", "
 # 订单记录 what happened to an order (fulfillment.orders order history ``event``)
 ORDER_EVENT_ZH = {
     "credit_hold": "超出信用额度，待审核",
+    "approval_requested": "提交审批，待审批通过",
     "created": "创建",
     "lines_changed": "修改商品",
     "confirmed": "确认",

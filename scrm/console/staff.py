@@ -53,7 +53,12 @@ async def staff_create(request: web.Request) -> web.Response:
 
     async def action() -> str:
         user = await create_staff(
-            request.app[RUNTIME], fields.get("username", ""), fields.get("password", ""), roles, display_name=fields.get("display_name", "")
+            request.app[RUNTIME],
+            fields.get("username", ""),
+            fields.get("password", ""),
+            roles,
+            display_name=fields.get("display_name", ""),
+            wecom_userid=fields.get("wecom_userid", ""),
         )
         return f"已添加员工 {user.username}（{roles_zh(user.roles)}）"
 
@@ -74,6 +79,7 @@ async def staff_update(request: web.Request) -> web.Response:
             roles=roles,
             password=fields.get("password") or None,
             active=fields.get("active") == "1",
+            wecom_userid=fields.get("wecom_userid", ""),
         )
         return f"已保存 {user.username}"
 

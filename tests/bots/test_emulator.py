@@ -70,7 +70,7 @@ async def test_token_errors(client: TestClient, state: SandboxState) -> None:
     assert (await call(client, "user/simplelist", token=""))["errcode"] == Errcode.TOKEN_MISSING
     assert (await call(client, "user/simplelist", token="forged"))["errcode"] == Errcode.INVALID_TOKEN
     ok = await call(client, "user/simplelist", token=token)
-    assert ok["errcode"] == 0 and {u["userid"] for u in ok["userlist"]} == {"sales01", "ops01"}
+    assert ok["errcode"] == 0 and {u["userid"] for u in ok["userlist"]} == {"boss01", "sales01", "ops01"}
     state.expire_tokens()
     expired = await call(client, "user/simplelist", token=token)
     assert expired["errcode"] == Errcode.TOKEN_EXPIRED and "more info at" in expired["errmsg"]

@@ -69,7 +69,7 @@ async def assert_synced(h: SandboxHarness, want: dict[str, Any]) -> None:
     rt = h.rt
     assert await count(rt, customers) == want["customers"]
     assert await count(rt, follows, follows.c.status == FollowStatus.ACTIVE) == want["follows"]
-    assert await count(rt, salespeople) == 5  # sales01, ops01 (seed_demo) and m0..m2
+    assert await count(rt, salespeople) == 6  # boss01, sales01, ops01 (seed_demo) and m0..m2
     gold = sa.select(tags.c.id).where(tags.c.name == "金牌")
     assert await count(rt, customer_tags, customer_tags.c.tag_id.in_(gold), customer_tags.c.source == TagSource.WECOM) == want["gold"]
     assert await count(rt, groups) == 2

@@ -301,6 +301,26 @@ async def test_every_documented_operation_answers_as_documented(sandbox: Sandbox
     assert [(r["action"], r["entity_id"]) for r in trail["items"]] == [("create", str(token["id"]))]
     await call("DELETE", f"/tokens/{token['id']}", 200)
 
+    # ---- approvals: a rule, an order that waits for it, approved; another rejected
+    rule = {
+        "name": "大单审批",
+        "doc_type": "order",
+        "conditions": [{"field": "qty", "op": ">=", "value": 50}],
+        "steps": [{"role": "admin"}],
+    }
+    made = await call("POST", "/approval-rules", 201, json=rule)
+    await call("GET", "/approval-rules", 200)
+    waiting = await call("POST", "/orders", 201, json={"customer": "wmC", "lines": [{"sku": "WATER-550", "qty": 50}]})
+    assert waiting["status"] == "pending_approval" and waiting["approval"]["rule"] == "大单审批"
+    await call("GET", f"/orders/{waiting['number']}", 200)
+    inbox = await call("GET", "/approvals?status=pending", 200)
+    await call("GET", f"/approvals/{inbox['items'][0]['id']}", 200)
+    await call("POST", f"/approvals/{waiting['approval']['id']}/approve", 200, json={"comment": "同意"})
+    second = await call("POST", "/orders", 201, json={"customer": "wmC", "lines": [{"sku": "COLA-330", "qty": 60}]})
+    await call("POST", f"/approvals/{second['approval']['id']}/reject", 200, json={"comment": "数量不对"})
+    await call("PATCH", f"/approval-rules/{made['id']}", 200, json={"active": False})
+    await h.settle()
+
     # ---- customers (last: the record then has orders, tags, invoices, coupons)
     await call("DELETE", f"/customers/wmC/tags/{tag['id']}", 200)
     await call("GET", "/customers?q=wmC", 200)

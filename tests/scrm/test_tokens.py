@@ -93,7 +93,13 @@ async def test_scopes_beyond_the_owners_roles_are_refused_and_nothing_is_made(
     async with catalog.db.read() as conn:
         assert (await conn.execute(sa.select(sa.func.count()).select_from(api_tokens))).scalar() == 0
     made = await make_token(client, settings, "mkt.zhao")  # no scopes given: everything the role allows
-    assert made["scopes"] == ["catalog:read", "customers:write", "marketing:write", "tokens:write"]  # write includes read
+    assert made["scopes"] == [
+        "approvals:write",
+        "catalog:read",
+        "customers:write",
+        "marketing:write",
+        "tokens:write",
+    ]  # write includes read
 
 
 async def test_revoked_expired_and_departed_tokens_are_refused_at_once(

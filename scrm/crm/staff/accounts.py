@@ -15,6 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrm.core import audit
 from scrm.core.errors import Conflict, InvalidInput, NotFound
@@ -35,15 +36,29 @@ class StaffUser:
     session_version: int
     created_at: dt.datetime
     last_login_at: dt.datetime | None
+    wecom_userid: str | None = None
 
     @classmethod
     def from_row(cls, r: Any) -> StaffUser:
         roles = tuple(x for x in (r.roles or ()) if x in ROLE_NAMES_ZH)
-        return cls(int(r.id), r.username, r.display_name, roles, bool(r.active), int(r.session_version), r.created_at, r.last_login_at)
+        return cls(
+            int(r.id),
+            r.username,
+            r.display_name,
+            roles,
+            bool(r.active),
+            int(r.session_version),
+            r.created_at,
+            r.last_login_at,
+            r.wecom_userid,
+        )
 
 
-async def create_staff(rt: Runtime, username: str, password: str, roles: Collection[str], *, display_name: str = "") -> StaffUser:
-    """A new active account. Raises InvalidInput (username, password, roles) or Conflict (username taken)."""
+async def create_staff(
+    rt: Runtime, username: str, password: str, roles: Collection[str], *, display_name: str = "", wecom_userid: str = ""
+) -> StaffUser:
+    """A new active account. Raises InvalidInput (username, password, roles) or Conflict (username or WeCom member
+    taken)."""
     username = username.strip().lower()
     if not USERNAME.match(username) or username in RESERVED:
         raise InvalidInput("用户名需为 2–64 位小写字母、数字或 ._-，且不能是 admin (username)", field="username")
@@ -52,6 +67,7 @@ async def create_staff(rt: Runtime, username: str, password: str, roles: Collect
         "display_name": display_name.strip()[:64],
         "password_hash": await asyncio.to_thread(hash_password, check_password(password)),
         "roles": list(check_roles(roles)),
+        "wecom_userid": _wecom_userid(wecom_userid),
         "active": True,
         "session_version": 1,
         "created_at": rt.clock.now(),
@@ -60,7 +76,7 @@ async def create_staff(rt: Runtime, username: str, password: str, roles: Collect
         async with rt.db.write() as conn:
             new_id = (await conn.execute(staff_users.insert().values(**values).returning(S.id))).scalar_one()
             row = (await conn.execute(sa.select(staff_users).where(S.id == new_id))).one()
-            shown = {"username": username, "display_name": values["display_name"], "roles": values["roles"], "active": True}
+            shown = {k: values[k] for k in ("username", "display_name", "roles", "wecom_userid", "active")}
             await audit.record(
                 conn,
                 values["created_at"],
@@ -71,8 +87,15 @@ async def create_staff(rt: Runtime, username: str, password: str, roles: Collect
                 after=shown,
             )
     except IntegrityError:
-        raise Conflict(f"用户名 {username} 已存在 (username taken)", field="username") from None
+        raise Conflict(f"用户名 {username} 或企业微信成员账号已被使用 (username or WeCom member taken)", field="username") from None
     return StaffUser.from_row(row)
+
+
+def _wecom_userid(raw: str | None) -> str | None:
+    value = (raw or "").strip()
+    if len(value) > 64 or any(c.isspace() for c in value):
+        raise InvalidInput("企业微信成员账号（userid）不超过 64 个字符，不含空格 (wecom_userid)", field="wecom_userid")
+    return value or None
 
 
 async def update_staff(
@@ -83,6 +106,7 @@ async def update_staff(
     roles: Collection[str] | None = None,
     password: str | None = None,
     active: bool | None = None,
+    wecom_userid: str | None = None,
 ) -> StaffUser:
     """Change an account. A new password, changed roles or a change of ``active`` signs the user out everywhere
     (``session_version`` + 1, in the same UPDATE)."""
@@ -100,10 +124,16 @@ async def update_staff(
             values["roles"] = list(check_roles(roles))
         if active is not None and active != current.active:
             values["active"] = active
+        if wecom_userid is not None and _wecom_userid(wecom_userid) != current.wecom_userid:
+            values["wecom_userid"] = _wecom_userid(wecom_userid)
         if {"password_hash", "roles", "active"} & set(values):
             values["session_version"] = S.session_version + 1
         if values:
-            await conn.execute(staff_users.update().where(S.id == staff_id).values(**values))
+            try:
+                async with conn.begin_nested():
+                    await conn.execute(staff_users.update().where(S.id == staff_id).values(**values))
+            except IntegrityError:
+                raise Conflict("这个企业微信成员已绑定到另一个员工账号 (WeCom member taken)", field="wecom_userid") from None
         updated = StaffUser.from_row((await conn.execute(sa.select(staff_users).where(S.id == staff_id))).one())
         if values:
             await _record_change(conn, rt.clock.now(), current, updated, password_changed="password_hash" in values)
@@ -112,7 +142,7 @@ async def update_staff(
 
 async def _record_change(conn: Any, now: dt.datetime, old: StaffUser, new: StaffUser, *, password_changed: bool) -> None:
     """An account change in the audit trail; a change of roles or of ``active`` is a permission change."""
-    fields = lambda u: {"display_name": u.display_name, "roles": list(u.roles), "active": u.active}  # noqa: E731
+    fields = lambda u: {"display_name": u.display_name, "roles": list(u.roles), "active": u.active, "wecom_userid": u.wecom_userid}  # noqa: E731
     before, after = audit.changed(fields(old), fields(new))
     if password_changed:
         before["password"], after["password"] = "***", "*** (已重设)"
@@ -127,6 +157,18 @@ async def _record_change(conn: Any, now: dt.datetime, old: StaffUser, new: Staff
 async def deactivate_staff(rt: Runtime, staff_id: int) -> StaffUser:
     """停用: the account can no longer sign in and its open sessions end at their next request."""
     return await update_staff(rt, staff_id, active=False)
+
+
+async def staff_for_wecom(rt: Runtime, userid: str) -> StaffUser | None:
+    """The active account bound to this WeCom member, if any."""
+    async with rt.db.read() as conn:
+        row = (await conn.execute(sa.select(staff_users).where(S.wecom_userid == userid, S.active.is_(True)))).first()
+    return StaffUser.from_row(row) if row is not None else None
+
+
+async def staff_in(conn: AsyncConnection) -> list[StaffUser]:
+    """Every account, read in the caller's transaction (approvals resolve who holds a role while making one)."""
+    return [StaffUser.from_row(r) for r in await conn.execute(sa.select(staff_users).order_by(S.username))]
 
 
 async def list_staff(rt: Runtime) -> list[StaffUser]:

@@ -21,6 +21,9 @@ class StaffUser(Model, table=True):
     display_name: str = Field(sa_type=sa.String(64), sa_column_kwargs={"server_default": ""})
     password_hash: str = Field(sa_type=sa.String(256))
     roles: list[str] = Field(sa_type=JSON)  # ["admin"] | ["marketer"] | ["operations"] | ["finance"] …
+    # The same person as a WeCom member (企业成员 userid): their approvals reach them in WeCom, and "the requester's
+    # lead" of what they ask for is their 直属上级 there.
+    wecom_userid: str | None = Field(default=None, unique=True, sa_type=sa.String(64))
     active: bool = Field(sa_type=sa.Boolean(), sa_column_kwargs={"server_default": sa.true()})
     session_version: int = Field(sa_type=sa.Integer(), sa_column_kwargs={"server_default": "1"})  # bump to revoke all sessions
     created_at: dt.datetime = Field(sa_type=UTCDateTime())

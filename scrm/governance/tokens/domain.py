@@ -36,6 +36,8 @@ AREAS: dict[str, str] = {
     "marketing": "营销（优惠券、裂变、群发、客群、渠道活码）",
     "ops": "运维（消息与发件箱）",
     "tokens": "我的令牌",
+    "approvals": "审批（待我审批与我发起的）",
+    "approval_rules": "审批规则",
     "audit": "审计日志",
 }
 MODES = ("read", "write")
@@ -69,6 +71,8 @@ AREA_BY_SEGMENT: dict[str, str] = {
     "outbound-messages": "ops",
     "outbox": "ops",
     "tokens": "tokens",
+    "approvals": "approvals",
+    "approval-rules": "approval_rules",
     "audit": "audit",
 }
 # A customer's coupons and RFM scores are marketing's, though the path starts at the customer.
@@ -77,9 +81,12 @@ AREA_BY_CUSTOMER_SUFFIX = {"coupons": "marketing", "rfm": "marketing"}
 # What each role may do per area (the console's page families, the same split: see scrm/console/access.py).
 ROLE_AREAS: dict[str, dict[str, str]] = {
     ROLE_ADMIN: dict.fromkeys(AREAS, "write"),
-    ROLE_OPERATIONS: {"customers": "write", "orders": "write", "catalog": "write", "purchasing": "write", "ops": "read", "tokens": "write"},
-    ROLE_FINANCE: {"billing": "write", "customers": "read", "orders": "read", "tokens": "write"},
-    ROLE_MARKETER: {"marketing": "write", "customers": "write", "catalog": "read", "tokens": "write"},
+    ROLE_OPERATIONS: {
+        **{"customers": "write", "orders": "write", "catalog": "write", "purchasing": "write", "ops": "read"},
+        **{"tokens": "write", "approvals": "write"},
+    },
+    ROLE_FINANCE: {"billing": "write", "customers": "read", "orders": "read", "tokens": "write", "approvals": "write"},
+    ROLE_MARKETER: {"marketing": "write", "customers": "write", "catalog": "read", "tokens": "write", "approvals": "write"},
 }
 
 
