@@ -15,12 +15,14 @@ from fulfillment.orders import backorders as orders_backorders
 from fulfillment.orders import queries as orders_queries
 from fulfillment.orders import services as orders
 from fulfillment.orders import shipments as shipments
+from fulfillment.orders.domain import OrderNotFound
 from scrm.core.errors import InvalidInput, NotFound
 from scrm.core.http.bodies import Body, NonBlank, OrEmpty, read_body
 from scrm.core.http.keys import RUNTIME
 from scrm.core.http.openapi import ApiModel, add_api_route, query
 from scrm.crm.customers.services import find_customer
 from scrm.governance.approvals.services import approval_of
+from scrm.governance.scopes.services import order_in_scope, scope_for
 
 Sku = Annotated[str, NonBlank, Field(max_length=64)]
 Qty = Annotated[int, Field(ge=1, le=MAX_QTY)]
@@ -166,7 +168,11 @@ def _lines(lines: list[LineIn] | None) -> list[tuple[str, int]] | None:
 async def _order_id(request: web.Request) -> int:
     rt = request.app[RUNTIME]
     async with rt.db.read() as conn:
-        return await orders_queries.order_id_by_number(conn, request.match_info["number"])
+        order_id = await orders_queries.order_id_by_number(conn, request.match_info["number"])
+    order = await orders.get_order(rt, order_id)
+    if not await order_in_scope(rt, await scope_for(rt), order.customer_id, order.salesperson_userid):
+        raise OrderNotFound("没有找到这张订单 (order not found)", number=request.match_info["number"])  # someone else's
+    return order_id
 
 
 async def list_orders(request: web.Request) -> web.Response:
@@ -179,6 +185,9 @@ async def list_orders(request: web.Request) -> web.Response:
     if customer_id is None:
         return web.json_response({"items": []})
     found = await orders_queries.orders_of_customer(rt, customer_id, limit=100, include_drafts=request.query.get("drafts") == "1")
+    scope = await scope_for(rt)
+    if not scope.everything:  # someone else's customer: only the orders the scope's own members placed
+        found = [o for o in found if await order_in_scope(rt, scope, o.customer_id, o.salesperson_userid)]
     return web.json_response({"items": [await _order_json(rt, o) for o in found]})
 
 

@@ -36,6 +36,7 @@ MODEL_MODULES = [
     "scrm.crm.tags.models",
     "scrm.crm.timeline.models",
     "scrm.governance.approvals.models",
+    "scrm.governance.fields.models",
     "scrm.governance.tokens.models",
     "tagging.activity.models",
     "tagging.rfm.models",

@@ -35,10 +35,12 @@ from fulfillment.billing.models import InvoiceStatus, credit_entries, customer_a
 from fulfillment.orders.domain import CreditExposure
 from fulfillment.orders.models import OrderStatus as S
 from fulfillment.orders.models import orders
+from scrm.core import audit
 from scrm.core.db import insert_ignore
 from scrm.core.errors import Conflict, InvalidInput
 from scrm.core.money import format_fen
 from scrm.core.runtime import ResourceKey, Runtime
+from scrm.governance.fields.services import rules_for
 
 CONFIG_FILE = CONFIG_DIR / "billing.toml"
 BILLING_CONFIG: ResourceKey[BillingConfig] = ResourceKey("billing_config")
@@ -120,6 +122,12 @@ async def set_account(rt: Runtime, customer_id: int, *, terms_days: Any = UNSET,
     now = rt.clock.now()
     async with rt.db.write() as conn:
         await lock_account(conn, rt.db.dialect, customer_id, now, billing_config(rt).default_terms_days)
+        current = await read_account(conn, customer_id, billing_config(rt).default_terms_days)
+        if "credit_limit_fen" in values and values["credit_limit_fen"] != current.credit_limit_fen:
+            (await rules_for(rt)).check_credit_limit_edit()  # 字段权限: only roles that may edit it change a credit limit
+            before, after = {"credit_limit_fen": current.credit_limit_fen}, {"credit_limit_fen": values["credit_limit_fen"]}
+            await audit.record(conn, now, action="update", entity="accounts", entity_id=customer_id, summary="修改信用额度",
+                               before=before, after=after)  # fmt: skip
         if values:
             await conn.execute(
                 customer_accounts.update().where(customer_accounts.c.customer_id == customer_id).values(updated_at=now, **values)

@@ -38,6 +38,7 @@ from scrm.core.http.openapi import ApiModel, Query, add_api_route
 from scrm.crm.customers.models import customer_identities, customers
 from scrm.crm.customers.services import find_customer
 from scrm.crm.staff.models import salespeople
+from scrm.governance.fields.services import rules_for
 
 CSV_INJECTION = ("=", "+", "-", "@", "\t", "\r")
 
@@ -289,7 +290,7 @@ class OpenInvoice(ApiModel):
 class Account(ApiModel):
     customer_id: int
     terms_days: int
-    credit_limit_fen: int | None
+    credit_limit_fen: int | None = Field(None, description="null = no limit; absent when your role may not see credit limits")
     credit_fen: int
     open_fen: int
     overdue_fen: int
@@ -303,7 +304,7 @@ class Refunded(ApiModel):
 
 
 class Exposure(ApiModel):
-    limit_fen: int | None
+    limit_fen: int | None = Field(None, description="the credit limit; absent when your role may not see credit limits")
     receivables_fen: int
     open_orders_fen: int
     credit_fen: int
@@ -438,10 +439,11 @@ async def _account_json(request: web.Request, customer_id: int) -> dict[str, Any
     rt = request.app[RUNTIME]
     account = await services.get_account(rt, customer_id)
     balance = await receivables.customer_balance(rt, customer_id)
+    limit = {"credit_limit_fen": account.credit_limit_fen} if (await rules_for(rt)).credit_limit_visible else {}
     return {
         "customer_id": customer_id,
         "terms_days": account.terms_days,
-        "credit_limit_fen": account.credit_limit_fen,
+        **limit,
         "credit_fen": account.credit_fen,
         "open_fen": balance.open_fen,
         "overdue_fen": balance.overdue_fen,
@@ -473,6 +475,7 @@ async def refund(request: web.Request) -> web.Response:
 
 async def list_holds(request: web.Request) -> web.Response:
     held = await receivables.held_orders(request.app[RUNTIME])
+    show_limit = (await rules_for(request.app[RUNTIME])).credit_limit_visible
     return web.json_response(
         {
             "items": [
@@ -482,7 +485,7 @@ async def list_holds(request: web.Request) -> web.Response:
                     "salesperson": h.salesperson_userid,
                     "total_fen": h.total_fen,
                     "created_at": h.created_at.isoformat(),
-                    "exposure": h.exposure.__dict__,
+                    "exposure": h.exposure.__dict__ if show_limit else {k: v for k, v in h.exposure.__dict__.items() if k != "limit_fen"},
                 }
                 for h in held
             ]

@@ -15,6 +15,7 @@ from fulfillment.orders.models import OrderStatus as S
 from fulfillment.orders.models import order_history, order_lines, orders, shipments
 from scrm.core.runtime import Runtime
 from scrm.crm.customers.models import customers
+from scrm.governance.scopes.services import DataScope
 
 
 @dataclass
@@ -222,10 +223,16 @@ class PickRow:
 
 
 async def list_orders(
-    conn: AsyncConnection, *, status: str = "", number: str = "", page: int = 1, per_page: int = PER_PAGE
+    conn: AsyncConnection,
+    *,
+    status: str = "",
+    number: str = "",
+    page: int = 1,
+    per_page: int = PER_PAGE,
+    scope: DataScope | None = None,
 ) -> tuple[list[OrderRow], bool]:
-    """Orders newest first, optionally of one status and/or whose number contains ``number``.
-    Returns one page and whether another page follows."""
+    """Orders newest first, optionally of one status and/or whose number contains ``number``, and only those in
+    ``scope`` (a person's data scope). Returns one page and whether another page follows."""
     q = (
         sa.select(orders.c.number, orders.c.status, orders.c.total_fen, orders.c.customer_id, customers.c.name, orders.c.created_at)
         .select_from(orders.outerjoin(customers, customers.c.id == orders.c.customer_id))
@@ -237,6 +244,8 @@ async def list_orders(
         q = q.where(orders.c.status == status)
     if number:
         q = q.where(orders.c.number.contains(number.strip().upper(), autoescape=True))
+    if scope is not None:
+        q = q.where(scope.orders(orders.c.customer_id, orders.c.salesperson_userid))
     rows = (await conn.execute(q)).all()
     items = [OrderRow(r.number, r.status, int(r.total_fen), int(r.customer_id), r.name or "", r.created_at) for r in rows[:per_page]]
     return items, len(rows) > per_page

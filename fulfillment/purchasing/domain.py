@@ -301,21 +301,23 @@ class PurchaseOrderView:
     def total_fen(self) -> int:
         return sum(ln.amount_fen for ln in self.lines)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, *, show_cost: bool = True) -> dict[str, Any]:
+        """The order as the API answers it; ``show_cost=False`` (字段权限: cost hidden) nulls every price."""
         iso = lambda v: v.isoformat() if v is not None else None  # noqa: E731
         return {
             "number": self.number,
             "status": self.status,
             "supplier": self.supplier.to_json(),
             "note": self.note,
-            "total_fen": self.total_fen,
+            "total_fen": self.total_fen if show_cost else None,
             "created_at": iso(self.created_at),
             "ordered_at": iso(self.ordered_at),
             "expected_on": iso(self.expected_on),
             "closed_at": iso(self.closed_at),
             "lines": [
                 {
-                    **{k: getattr(ln, k) for k in ("sku", "name", "unit", "qty", "received_qty", "unit_cost_fen")},
+                    **{k: getattr(ln, k) for k in ("sku", "name", "unit", "qty", "received_qty")},
+                    "unit_cost_fen": ln.unit_cost_fen if show_cost else None,
                     "outstanding": ln.outstanding,
                 }
                 for ln in self.lines

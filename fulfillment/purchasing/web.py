@@ -15,6 +15,7 @@ from scrm.core.errors import InvalidInput
 from scrm.core.http.bodies import Body, NonBlank, OrEmpty, read_body
 from scrm.core.http.keys import RUNTIME
 from scrm.core.http.openapi import ApiModel, add_api_route, query
+from scrm.governance.fields.services import rules_for
 
 Sku = Annotated[str, NonBlank, Field(max_length=64)]
 Qty = Annotated[int, Field(ge=1, le=MAX_QTY)]
@@ -108,13 +109,16 @@ class SupplierList(ApiModel):
     items: list[Supplier]
 
 
+COST_HIDDEN = "null when your role may not see purchase prices (字段权限: cost)"
+
+
 class PurchaseLine(ApiModel):
     sku: str
     name: str
     unit: str
     qty: int
     received_qty: int
-    unit_cost_fen: int
+    unit_cost_fen: int | None = Field(description=COST_HIDDEN)
     outstanding: int
 
 
@@ -129,7 +133,7 @@ class PurchaseOrder(ApiModel):
     status: str = Field(description=", ".join(PURCHASE_STATUS_ZH))
     supplier: Supplier
     note: str
-    total_fen: int
+    total_fen: int | None = Field(description=COST_HIDDEN)
     created_at: dt.datetime
     ordered_at: dt.datetime | None
     expected_on: dt.date | None
@@ -158,12 +162,12 @@ class SuggestionLine(ApiModel):
     on_order: int
     backordered: int
     reorder_point: int | None
-    unit_cost_fen: int
+    unit_cost_fen: int | None = Field(description=COST_HIDDEN)
 
 
 class SuggestionGroup(ApiModel):
     supplier: Supplier | None = Field(description="null: never bought, choose a supplier")
-    total_fen: int
+    total_fen: int | None = Field(description=COST_HIDDEN)
     lines: list[SuggestionLine]
 
 
@@ -211,7 +215,8 @@ async def list_purchase_orders(request: web.Request) -> web.Response:
     if status and status not in PURCHASE_STATUS_ZH:
         raise InvalidInput(f"未知状态 (unknown status): {status}", field="status")
     found = await services.list_purchase_orders(request.app[RUNTIME], status=status)
-    return web.json_response({"items": [p.to_json() for p in found]})
+    show = await _show_cost(request)
+    return web.json_response({"items": [p.to_json(show_cost=show) for p in found]})
 
 
 async def create_purchase_order(request: web.Request) -> web.Response:
@@ -219,29 +224,32 @@ async def create_purchase_order(request: web.Request) -> web.Response:
     order = await services.create_purchase_order(
         request.app[RUNTIME], supplier_id=body.supplier_id, lines=_po_lines(body.lines), note=body.note, expected_on=body.expected_on
     )
-    return web.json_response(order.to_json(), status=201)
+    return web.json_response(order.to_json(show_cost=await _show_cost(request)), status=201)
 
 
 async def get_purchase_order(request: web.Request) -> web.Response:
-    return web.json_response((await services.get_purchase_order(request.app[RUNTIME], request.match_info["number"])).to_json())
+    order = await services.get_purchase_order(request.app[RUNTIME], request.match_info["number"])
+    return web.json_response(order.to_json(show_cost=await _show_cost(request)))
 
 
 async def set_lines(request: web.Request) -> web.Response:
     body = await read_body(request, LinesIn)
     order = await services.set_draft_lines(request.app[RUNTIME], request.match_info["number"], _po_lines(body.lines))
-    return web.json_response(order.to_json())
+    return web.json_response(order.to_json(show_cost=await _show_cost(request)))
 
 
 async def place(request: web.Request) -> web.Response:
     body = await read_body(request, PlaceIn, allow_empty=True)
     order = await services.place_purchase_order(request.app[RUNTIME], request.match_info["number"], expected_on=body.expected_on)
-    return web.json_response(order.to_json())
+    return web.json_response(order.to_json(show_cost=await _show_cost(request)))
 
 
 async def cancel(request: web.Request) -> web.Response:
     body = await read_body(request, PurchaseCancelIn, allow_empty=True)
     return web.json_response(
-        (await services.cancel_purchase_order(request.app[RUNTIME], request.match_info["number"], reason=body.reason)).to_json()
+        (await services.cancel_purchase_order(request.app[RUNTIME], request.match_info["number"], reason=body.reason)).to_json(
+            show_cost=await _show_cost(request)
+        )
     )
 
 
@@ -253,7 +261,7 @@ async def receive(request: web.Request) -> web.Response:
         request.app[RUNTIME], request.match_info["number"], lines, reference=body.reference, actor="api"
     )
     body = {
-        "purchase_order": result.order.to_json(),
+        "purchase_order": result.order.to_json(show_cost=await _show_cost(request)),
         "received": result.received,
         "backorders_filled": result.backorders_filled,
         "duplicate": result.duplicate,
@@ -261,14 +269,20 @@ async def receive(request: web.Request) -> web.Response:
     return web.json_response(body, status=200 if result.duplicate else 201)
 
 
+async def _show_cost(request: web.Request) -> bool:
+    """字段权限: whether the person asking may see purchase prices (else they answer null)."""
+    return (await rules_for(request.app[RUNTIME])).cost_visible
+
+
 async def suggestions(request: web.Request) -> web.Response:
     groups = await services.suggest_purchases(request.app[RUNTIME])
+    show = await _show_cost(request)
     return web.json_response(
         {
             "groups": [
                 {
                     "supplier": g.supplier.to_json() if g.supplier else None,
-                    "total_fen": g.total_fen,
+                    "total_fen": g.total_fen if show else None,
                     "lines": [
                         {
                             "sku": s.sku,
@@ -279,7 +293,7 @@ async def suggestions(request: web.Request) -> web.Response:
                             "on_order": s.position.on_order,
                             "backordered": s.position.backordered,
                             "reorder_point": s.position.reorder_point,
-                            "unit_cost_fen": s.position.unit_cost_fen,
+                            "unit_cost_fen": s.position.unit_cost_fen if show else None,
                         }
                         for s in g.suggestions
                     ],
@@ -293,7 +307,7 @@ async def suggestions(request: web.Request) -> web.Response:
 async def draft_from_suggestions(request: web.Request) -> web.Response:
     body = await read_body(request, DraftIn)
     order = await services.draft_from_suggestions(request.app[RUNTIME], supplier_id=body.supplier_id, skus=body.skus)
-    return web.json_response(order.to_json(), status=201)
+    return web.json_response(order.to_json(show_cost=await _show_cost(request)), status=201)
 
 
 def setup_routes(app: web.Application) -> None:

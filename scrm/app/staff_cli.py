@@ -12,7 +12,7 @@ from scrm.core import audit
 from scrm.core.errors import Conflict, InvalidInput, NotFound
 from scrm.core.runtime import Runtime
 from scrm.crm.staff.accounts import create_staff, deactivate_staff, list_staff, update_staff
-from scrm.crm.staff.domain import ROLE_NAMES_ZH, check_password
+from scrm.crm.staff.domain import DATA_SCOPES_ZH, ROLE_NAMES_ZH, check_password
 
 
 def _read_password(confirm: bool = True) -> str:
@@ -35,6 +35,7 @@ async def run_cli(rt: Runtime, argv: Sequence[str]) -> int:
     add.add_argument("--role", action="append", required=True, choices=list(ROLE_NAMES_ZH))
     add.add_argument("--name", default="")
     add.add_argument("--wecom", default="", help="the person's WeCom member userid (approvals reach them in WeCom)")
+    add.add_argument("--scope", choices=list(DATA_SCOPES_ZH), help="whose customers they see (default: own for sales, else all)")
     for name in ("passwd", "deactivate"):
         sub.add_parser(name).add_argument("username")
     sub.add_parser("list")
@@ -56,7 +57,13 @@ async def _run(rt: Runtime, args: argparse.Namespace) -> int:
             return 0
         if args.action == "add":
             user = await create_staff(
-                rt, args.username, await asyncio.to_thread(_read_password), args.role, display_name=args.name, wecom_userid=args.wecom
+                rt,
+                args.username,
+                await asyncio.to_thread(_read_password),
+                args.role,
+                display_name=args.name,
+                wecom_userid=args.wecom,
+                data_scope=args.scope,
             )
             print(f"已创建 / created: {user.username} ({', '.join(user.roles)})")
             return 0

@@ -33,6 +33,7 @@ ACCESS_BY_PREFIX: tuple[tuple[str, frozenset[str]], ...] = (
     ("/console/audit", ADMIN_ROLES),
     ("/console/approvals", ALL_ROLES),  # each person's inbox (what they may decide, what they asked for)
     ("/console/approval-rules", ADMIN_ROLES),
+    ("/console/field-permissions", ADMIN_ROLES),
 )
 
 # The nav bar: (key, path, label, roles that may use it); an entry is shown only to those roles (the routes check the
@@ -56,6 +57,7 @@ NAV = (
     ("staff", "/console/staff", "员工", ADMIN_ROLES),  # scrm/console/staff.py
     ("approvals", "/console/approvals", "审批", ALL_ROLES),  # scrm/console/approvals.py
     ("approval-rules", "/console/approval-rules", "审批规则", ADMIN_ROLES),  # scrm/console/approvals.py
+    ("field-permissions", "/console/field-permissions", "字段权限", ADMIN_ROLES),  # scrm/console/governance.py
     ("tokens", "/console/tokens", "API 令牌", ALL_ROLES),  # scrm/console/governance.py
     ("audit", "/console/audit", "审计日志", ADMIN_ROLES),  # scrm/console/governance.py
 )
@@ -69,7 +71,7 @@ NAV_SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("运营", ("picking", "stock", "products", "purchasing")),
     ("财务", ("finance",)),
     ("营销", ("rules", "segments", "channels", "coupons", "campaigns", "broadcasts")),
-    ("设置", ("staff", "approval-rules", "tokens", "audit")),
+    ("设置", ("staff", "approval-rules", "field-permissions", "tokens", "audit")),
 )
 
 

@@ -34,7 +34,7 @@ from scrm.core.http.keys import RUNTIME, SETTINGS
 from scrm.core.http.signing import Signer, b64url
 from scrm.core.runtime import Runtime
 from scrm.crm.staff import accounts
-from scrm.crm.staff.domain import ROLE_ADMIN, ROLE_FINANCE, ROLE_MARKETER, ROLE_NAMES_ZH, ROLE_OPERATIONS
+from scrm.crm.staff.domain import ROLE_ADMIN, ROLE_FINANCE, ROLE_MARKETER, ROLE_NAMES_ZH, ROLE_OPERATIONS, ROLE_SALES
 from scrm.governance.audit.edge import mark_refused
 
 SESSION_COOKIE = "scrm_console"
@@ -52,6 +52,7 @@ ALL_ROLES = frozenset(ROLE_NAMES_ZH)  # pages every signed-in staff member may s
 # Where a role lands after sign-in when no page was asked for (first match wins).
 HOME_BY_ROLE = (
     (ROLE_ADMIN, "/console/orders"),
+    (ROLE_SALES, "/console/customers"),
     (ROLE_OPERATIONS, "/console/orders"),
     (ROLE_MARKETER, "/console/coupons"),
     (ROLE_FINANCE, "/console/finance/receivables"),

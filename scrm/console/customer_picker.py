@@ -23,6 +23,7 @@ from scrm.core.errors import InvalidInput, NotFound
 from scrm.core.http.keys import RUNTIME
 from scrm.core.runtime import Runtime
 from scrm.crm.customers import queries as customer_queries
+from scrm.governance.scopes.services import customer_in_scope, scope_for
 
 PICKER_HEADERS = {"Content-Security-Policy": SECURITY_HEADERS["Content-Security-Policy"].replace("script-src 'none'", "script-src 'self'")}
 TRAILING_ID = re.compile(r"(?:^|\s)#(\d{1,18})$")
@@ -37,9 +38,16 @@ async def pick(request: web.Request) -> web.Response:
     q = request.query.get("q", "").strip()
     if len(q) > customer_queries.MAX_PICK_QUERY:
         raise InvalidInput(f"搜索词最多 {customer_queries.MAX_PICK_QUERY} 个字", field="q")
-    async with request.app[RUNTIME].db.read() as conn:
-        found = await customer_queries.pick_customers(conn, q)
+    rt = request.app[RUNTIME]
+    async with rt.db.read() as conn:
+        found = await customer_queries.pick_customers(conn, q, limit=50)
+    scope = await scope_for(rt)
+    found = [c for c in found if scope.everything or await customer_in_scope(rt, scope, c.id)][: customer_queries.PICK_LIMIT]
     return web.json_response({"items": [{"id": c.id, "name": c.name, "label": c.label, "value": c.value} for c in found]})
+
+
+async def _visible(rt: Runtime, customer_id: int) -> bool:
+    return await customer_in_scope(rt, await scope_for(rt), customer_id)
 
 
 async def resolve_customer_text(rt: Runtime, text: str) -> int:
@@ -53,13 +61,15 @@ async def resolve_customer_text(rt: Runtime, text: str) -> int:
     async with rt.db.read() as conn:
         if m:
             cid = int(m.group(1))
-            if not await customer_queries.customer_exists(conn, cid):
+            if not await customer_queries.customer_exists(conn, cid) or not await _visible(rt, cid):
                 raise CustomerNotChosen(f"没有客户 #{cid}", field="customer")
             return cid
         by_identity = await customer_queries.customer_by_identity(conn, text)
-        if by_identity is not None:
+        if by_identity is not None and await _visible(rt, by_identity):
             return by_identity
         named = [c for c in await customer_queries.pick_customers(conn, text, limit=50) if c.name == text]
+    scope = await scope_for(rt)
+    named = [c for c in named if scope.everything or await customer_in_scope(rt, scope, c.id)]
     if len(named) == 1:
         return named[0].id
     if len(named) > 1:

@@ -21,6 +21,7 @@ from scrm.crm.customers.services import NOTE_MAX_CHARS, add_note, set_custom_fie
 from scrm.crm.tags.services import set_customer_tag
 from scrm.customer360.directory import customer_record_view, search_customers, surviving_customer
 from scrm.customer360.queries import available_tags
+from scrm.governance.scopes.services import customer_in_scope, scope_for
 
 IDENTITY_ZH = {"external_userid": "企业微信外部联系人", "openid": "公众号 openid", "unionid": "unionid"}
 SEGMENT_HINT = "例：tag:意向-高 and rfm:重要价值客户 and last_active < 30d"
@@ -79,9 +80,13 @@ def _customer_id(request: web.Request) -> int:
 
 
 async def _existing(request: web.Request) -> int:
-    """The customer the form is about (its surviving record); NotFound otherwise."""
-    async with request.app[RUNTIME].db.read() as conn:
-        return await surviving_customer(conn, _customer_id(request))
+    """The customer the form is about (its surviving record), if in the person's data scope; NotFound otherwise."""
+    rt = request.app[RUNTIME]
+    async with rt.db.read() as conn:
+        found = await surviving_customer(conn, _customer_id(request))
+    if not await customer_in_scope(rt, await scope_for(rt), found):
+        raise NotFound(f"没有这个客户：#{found}")
+    return found
 
 
 async def customer_tag(request: web.Request) -> web.Response:

@@ -15,6 +15,7 @@ from scrm.console.pages import act, actor, back, money, read_form, url
 from scrm.core.clock import SHANGHAI
 from scrm.core.errors import InvalidInput, NotFound
 from scrm.core.http.keys import RUNTIME
+from scrm.governance.fields.services import rules_for
 
 
 # ---- 收款 ---------------------------------------------------------------------------------------------------
@@ -144,6 +145,7 @@ async def accounts_page(request: web.Request) -> web.Response:
         balance=balance,
         history=history,
         reason_zh=REASON_ZH,
+        limit_mode=(await rules_for(rt)).modes["credit_limit"],  # 字段权限: edit, read or hidden
     )
 
 
@@ -162,9 +164,14 @@ async def account_save(request: web.Request) -> web.Response:
         terms = form.get("terms_days", "").strip()
         if not terms.isdecimal():
             raise InvalidInput("账期必须是 0 到 365 的整数天", field="terms_days")
-        raw_limit = form.get("credit_limit", "").strip()
-        limit = fen_field(raw_limit, "信用额度", "credit_limit") if raw_limit else None
-        account = await services.set_account(request.app[RUNTIME], cid, terms_days=int(terms), credit_limit_fen=limit)
+        if "credit_limit" in form:  # the field is on the form only for roles that may change it
+            raw_limit = form["credit_limit"].strip()
+            limit = fen_field(raw_limit, "信用额度", "credit_limit") if raw_limit else None
+            account = await services.set_account(request.app[RUNTIME], cid, terms_days=int(terms), credit_limit_fen=limit)
+        else:
+            account = await services.set_account(request.app[RUNTIME], cid, terms_days=int(terms))
+        if not (await rules_for(request.app[RUNTIME])).credit_limit_visible:
+            return f"已保存：账期 {account.terms_days} 天"
         shown = "不限" if account.credit_limit_fen is None else money(account.credit_limit_fen)
         return f"已保存：账期 {account.terms_days} 天，信用额度 {shown}"
 
@@ -188,7 +195,8 @@ async def account_refund(request: web.Request) -> web.Response:
 async def holds_page(request: web.Request) -> web.Response:
     held = await receivables.held_orders(request.app[RUNTIME])
     names = await customer_names(request, [h.customer_id for h in held])
-    return finance_page(request, "finance/holds.html", "holds", held=held, names=names)
+    show_limit = (await rules_for(request.app[RUNTIME])).credit_limit_visible
+    return finance_page(request, "finance/holds.html", "holds", held=held, names=names, show_limit=show_limit)
 
 
 async def hold_release(request: web.Request) -> web.Response:

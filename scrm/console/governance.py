@@ -16,8 +16,11 @@ from scrm.console.pages import act, page_context, path_id, render, staff_text
 from scrm.core.errors import DomainError, InvalidInput
 from scrm.core.http.keys import RUNTIME
 from scrm.crm.staff.accounts import list_staff
+from scrm.crm.staff.domain import ROLE_NAMES_ZH
 from scrm.governance.audit import queries as audit_queries
 from scrm.governance.audit.web import filter_from
+from scrm.governance.fields import services as field_rules
+from scrm.governance.fields.domain import FIELDS, MODES_ZH
 from scrm.governance.tokens import services as tokens
 from scrm.governance.tokens.domain import AREAS, MAX_EXPIRY_DAYS, allowed
 
@@ -163,6 +166,38 @@ def _json(value: object) -> str:
     return "" if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
+async def fields_page(request: web.Request) -> web.Response:
+    """字段权限: per role, each protected field visible / masked / hidden (or editable / read-only)."""
+    rt = request.app[RUNTIME]
+    return render(
+        request,
+        "governance/fields.html",
+        page_context(request, "field-permissions"),
+        matrix=await field_rules.matrix(rt),
+        fields=[(k, spec.label, spec.modes) for k, spec in FIELDS.items()],
+        roles_zh=ROLE_NAMES_ZH,
+        modes_zh=MODES_ZH,
+    )
+
+
+async def fields_save(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    form = await pages.read_form(request)
+
+    async def action() -> str:
+        current = await field_rules.matrix(rt)
+        changed = 0
+        for role, modes in current.items():
+            for field, mode in modes.items():
+                wanted = form.get(f"{role}.{field}", mode)
+                if wanted != mode:
+                    await field_rules.set_mode(rt, role, field, wanted)
+                    changed += 1
+        return f"已保存字段权限（{changed} 项变更），立即生效" if changed else "字段权限没有变化"
+
+    return await act(request, "/console/field-permissions", action)
+
+
 TOKEN_ROUTES = (
     ("GET", "/console/tokens", tokens_list),
     ("POST", "/console/tokens", token_create),
@@ -171,6 +206,8 @@ TOKEN_ROUTES = (
 AUDIT_ROUTES = (
     ("GET", "/console/audit", audit_list),
     ("GET", "/console/audit/export.csv", audit_export),
+    ("GET", "/console/field-permissions", fields_page),
+    ("POST", "/console/field-permissions", fields_save),
 )
 
 

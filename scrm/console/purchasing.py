@@ -29,6 +29,7 @@ from scrm.console.pages import act, actor, page_context, read_form, render
 from scrm.core.errors import InvalidInput, NotFound
 from scrm.core.http.keys import RUNTIME
 from scrm.core.money import parse_yuan
+from scrm.governance.fields.services import rules_for
 
 NEW_ROWS = 6
 
@@ -93,6 +94,7 @@ async def purchasing_index(request: web.Request) -> web.Response:
         status=status,
         status_names=PURCHASE_STATUS_ZH,
         new_rows=NEW_ROWS,
+        show_cost=(await rules_for(rt)).cost_visible,
     )
 
 
@@ -102,7 +104,16 @@ async def po_detail(request: web.Request) -> web.Response:
         order = await ps.get_purchase_order(request.app[RUNTIME], request.match_info["number"])
     except NotFound as exc:
         return render(request, "not_found.html", ctx, http_status=404, title="没有找到采购单", message=exc.message)
-    return render(request, "purchasing/detail.html", ctx, order=order, actions=PoActions.of(order), status_names=PURCHASE_STATUS_ZH)
+    show_cost = (await rules_for(request.app[RUNTIME])).cost_visible
+    return render(
+        request,
+        "purchasing/detail.html",
+        ctx,
+        order=order,
+        actions=PoActions.of(order),
+        status_names=PURCHASE_STATUS_ZH,
+        show_cost=show_cost,
+    )
 
 
 # ---- actions ------------------------------------------------------------------------------------------------
@@ -139,13 +150,16 @@ async def po_lines(request: web.Request) -> web.Response:
     number = request.match_info["number"]
 
     async def action() -> str:
+        # A role that may not see prices edits quantities only (the form has no price fields): prices stay as they were.
+        current = await ps.get_purchase_order(request.app[RUNTIME], number)
+        kept = {ln.sku: ln.unit_cost_fen for ln in current.lines}
         lines = []
         for key, raw in form.items():
             if key.startswith("qty:"):
                 sku = key.removeprefix("qty:")
                 qty = _qty(raw, f"{sku} 的数量", minimum=0)
                 if qty:
-                    lines.append((sku, qty, _yuan(form.get(f"cost:{sku}", ""), sku)))
+                    lines.append((sku, qty, _yuan(form[f"cost:{sku}"], sku) if f"cost:{sku}" in form else kept.get(sku, 0)))
         order = await ps.set_draft_lines(request.app[RUNTIME], number, lines)
         return f"采购单 {order.number} 已保存"
 

@@ -12,7 +12,7 @@ from scrm.console.pages import act, page_context, render, roles_zh
 from scrm.core.errors import NotFound
 from scrm.core.http.keys import RUNTIME
 from scrm.crm.staff.accounts import create_staff, deactivate_staff, get_staff, list_staff, update_staff
-from scrm.crm.staff.domain import MAX_PASSWORD, MIN_PASSWORD, ROLE_NAMES_ZH
+from scrm.crm.staff.domain import DATA_SCOPES_ZH, MAX_PASSWORD, MIN_PASSWORD, ROLE_NAMES_ZH
 
 
 async def staff_list(request: web.Request) -> web.Response:
@@ -25,6 +25,7 @@ async def staff_list(request: web.Request) -> web.Response:
         users=users,
         row_classes=["" if u.active else "inactive" for u in users],
         role_names=ROLE_NAMES_ZH,
+        scopes=DATA_SCOPES_ZH,
         min_password=MIN_PASSWORD,
         max_password=MAX_PASSWORD,
     )
@@ -43,7 +44,7 @@ async def staff_detail(request: web.Request) -> web.Response:
         user = await get_staff(request.app[RUNTIME], _staff_id(request))
     except NotFound as exc:
         return render(request, "not_found.html", ctx, http_status=404, title="没有找到员工", message=exc.message)
-    return render(request, "staff/detail.html", ctx, user=user, role_names=ROLE_NAMES_ZH, max_password=MAX_PASSWORD)
+    return render(request, "staff/detail.html", ctx, user=user, role_names=ROLE_NAMES_ZH, scopes=DATA_SCOPES_ZH, max_password=MAX_PASSWORD)
 
 
 async def staff_create(request: web.Request) -> web.Response:
@@ -59,6 +60,7 @@ async def staff_create(request: web.Request) -> web.Response:
             roles,
             display_name=fields.get("display_name", ""),
             wecom_userid=fields.get("wecom_userid", ""),
+            data_scope=fields.get("data_scope") or None,
         )
         return f"已添加员工 {user.username}（{roles_zh(user.roles)}）"
 
@@ -80,6 +82,7 @@ async def staff_update(request: web.Request) -> web.Response:
             password=fields.get("password") or None,
             active=fields.get("active") == "1",
             wecom_userid=fields.get("wecom_userid", ""),
+            data_scope=fields.get("data_scope") or None,
         )
         return f"已保存 {user.username}"
 

@@ -47,6 +47,7 @@ from scrm.core import audit
 from scrm.core.errors import InvalidInput, NotFound
 from scrm.core.http.keys import RUNTIME, SETTINGS
 from scrm.crm.customers import queries as customer_queries
+from scrm.governance.scopes.services import order_in_scope, scope_for
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +216,8 @@ async def orders_list(request: web.Request) -> web.Response:
     raw_page = request.query.get("page", "1")
     page = min(int(raw_page), 100_000) if raw_page.isdecimal() and int(raw_page) > 0 else 1
     async with request.app[RUNTIME].db.read() as conn:
-        rows, more = await orders_queries.list_orders(conn, status=status, number=number, page=page)
+        scope = await scope_for(request.app[RUNTIME])
+        rows, more = await orders_queries.list_orders(conn, status=status, number=number, page=page, scope=scope)
     ctx = page_context(request, "orders")
     return render(request, "orders/list.html", ctx, rows=rows, status=status, number=number, page=page, more=more)
 
@@ -225,6 +227,8 @@ async def order_detail(request: web.Request) -> web.Response:
     ctx = page_context(request, "orders")
     try:
         order = await orders_queries.get_order_by_number(rt, request.match_info["number"])
+        if not await order_in_scope(rt, await scope_for(rt), order.customer_id, order.salesperson_userid):
+            raise NotFound(f"没有找到订单 {order.number}")
     except NotFound as exc:
         return render(request, "not_found.html", ctx, http_status=404, title="没有找到订单", message=exc.message)
     async with rt.db.read() as conn:
@@ -242,8 +246,12 @@ async def order_detail(request: web.Request) -> web.Response:
 
 
 async def _order_id(request: web.Request) -> int:
-    async with request.app[RUNTIME].db.read() as conn:
-        return await orders_queries.order_id_by_number(conn, request.match_info["number"])
+    """The order the form is about, if it is in the person's data scope (else NotFound, as for an unknown one)."""
+    rt = request.app[RUNTIME]
+    order = await orders_queries.get_order_by_number(rt, request.match_info["number"])
+    if not await order_in_scope(rt, await scope_for(rt), order.customer_id, order.salesperson_userid):
+        raise NotFound(f"没有找到订单 {order.number}")
+    return order.id
 
 
 async def order_confirm(request: web.Request) -> web.Response:

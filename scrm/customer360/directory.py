@@ -39,6 +39,8 @@ from scrm.customer360.queries import (
     order_json,
     segment_and_rfm,
 )
+from scrm.governance.fields.services import rules_for
+from scrm.governance.scopes.services import customer_in_scope, scope_for
 from tagging.activity.models import customer_activity
 from tagging.rfm.models import customer_order_stats, customer_rfm
 from tagging.segments.sql import compile_condition
@@ -192,7 +194,8 @@ async def search_customers(rt: Runtime, *, q: str = "", expression: str = "", pa
     Raises InvalidInput (too long) or SegmentSyntaxError (the expression does not parse)."""
     if page < 1 or page > 10_000:
         raise InvalidInput("页码必须在 1 到 10000 之间 (page out of range)", field="page")
-    where = directory_filter(q, expression, rt.clock.now())
+    scope = await scope_for(rt)  # whose customers the person asking may see (the same rule everywhere)
+    where = sa.and_(directory_filter(q, expression, rt.clock.now()), scope.customers(customers.c.id))
     c = customers.c
     async with rt.db.read() as conn:
         total = int((await conn.execute(sa.select(sa.func.count()).select_from(customers).where(where))).scalar_one())
@@ -242,6 +245,10 @@ async def customer_record(rt: Runtime, customer_id: int, *, timeline_limit: int 
     answers with the surviving record (``merged_from`` tells). NotFound when there is no such customer."""
     async with rt.db.read() as conn:
         current = await surviving_customer(conn, customer_id)
+    if not await customer_in_scope(rt, await scope_for(rt), current):  # someone else's customer answers as unknown
+        raise NotFound(f"没有这个客户：#{customer_id} (no such customer)")
+    rules = await rules_for(rt)  # 字段权限: phone numbers shown, masked or hidden
+    async with rt.db.read() as conn:
         c = await get_customer(conn, current)
         record: dict[str, Any] = {
             "id": current,
@@ -250,7 +257,7 @@ async def customer_record(rt: Runtime, customer_id: int, *, timeline_limit: int 
             "avatar": c.avatar,
             "gender_zh": GENDER_ZH.get(c.gender, "未知"),
             "corp_name": c.corp_name,
-            "custom_fields": dict(c.custom_fields),
+            "custom_fields": {k: rules.phone(v) if isinstance(v, str) else v for k, v in c.custom_fields.items()},
             "first_seen_at": c.first_seen_at.isoformat(),
             "last_seen_at": c.last_seen_at.isoformat(),
             "identities": await identities_of(conn, current),

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from scrm.crm.customers.models import customer_identities, customers, follows
+from scrm.crm.customers.models import FollowStatus, customer_identities, customers, follows
 
 
 async def customer_name(conn: AsyncConnection, customer_id: int) -> str:
@@ -116,3 +116,16 @@ async def customer_by_identity(conn: AsyncConnection, value: str) -> int | None:
     """The customer one of whose identities (external_userid / openid / unionid) is ``value``, if any."""
     row = (await conn.execute(sa.select(customer_identities.c.customer_id).where(customer_identities.c.value == value).limit(1))).first()
     return int(row.customer_id) if row is not None else None
+
+
+def followed_by(userids: Collection[str]) -> sa.Select[tuple[int]]:
+    """The ids of customers any of these salespeople serves now (an active or half-added follow): a data scope's
+    customers, as a subquery for ``customers.c.id.in_(…)``."""
+    f = follows.c
+    return sa.select(f.customer_id).where(f.userid.in_(sorted(userids)), f.status.in_((FollowStatus.ACTIVE, FollowStatus.HALF)))
+
+
+async def served_by(conn: AsyncConnection, customer_id: int, userids: Collection[str]) -> bool:
+    """Whether any of these salespeople serves this customer now."""
+    found = (await conn.execute(followed_by(userids).where(follows.c.customer_id == customer_id).limit(1))).first()
+    return found is not None

@@ -20,7 +20,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from scrm.core import audit
 from scrm.core.errors import Conflict, InvalidInput, NotFound
 from scrm.core.runtime import Runtime
-from scrm.crm.staff.domain import RESERVED, ROLE_NAMES_ZH, USERNAME, check_password, check_roles, dummy_hash, hash_password, verify_password
+from scrm.crm.staff.domain import (
+    RESERVED,
+    ROLE_NAMES_ZH,
+    SCOPE_ALL,
+    USERNAME,
+    check_password,
+    check_roles,
+    check_scope,
+    default_scope,
+    dummy_hash,
+    hash_password,
+    verify_password,
+)
 from scrm.crm.staff.models import staff_users
 
 S = staff_users.c
@@ -37,6 +49,7 @@ class StaffUser:
     created_at: dt.datetime
     last_login_at: dt.datetime | None
     wecom_userid: str | None = None
+    data_scope: str = SCOPE_ALL
 
     @classmethod
     def from_row(cls, r: Any) -> StaffUser:
@@ -51,11 +64,19 @@ class StaffUser:
             r.created_at,
             r.last_login_at,
             r.wecom_userid,
+            r.data_scope or SCOPE_ALL,
         )
 
 
 async def create_staff(
-    rt: Runtime, username: str, password: str, roles: Collection[str], *, display_name: str = "", wecom_userid: str = ""
+    rt: Runtime,
+    username: str,
+    password: str,
+    roles: Collection[str],
+    *,
+    display_name: str = "",
+    wecom_userid: str = "",
+    data_scope: str | None = None,
 ) -> StaffUser:
     """A new active account. Raises InvalidInput (username, password, roles) or Conflict (username or WeCom member
     taken)."""
@@ -68,6 +89,7 @@ async def create_staff(
         "password_hash": await asyncio.to_thread(hash_password, check_password(password)),
         "roles": list(check_roles(roles)),
         "wecom_userid": _wecom_userid(wecom_userid),
+        "data_scope": check_scope(data_scope) if data_scope else default_scope(check_roles(roles)),
         "active": True,
         "session_version": 1,
         "created_at": rt.clock.now(),
@@ -76,7 +98,7 @@ async def create_staff(
         async with rt.db.write() as conn:
             new_id = (await conn.execute(staff_users.insert().values(**values).returning(S.id))).scalar_one()
             row = (await conn.execute(sa.select(staff_users).where(S.id == new_id))).one()
-            shown = {k: values[k] for k in ("username", "display_name", "roles", "wecom_userid", "active")}
+            shown = {k: values[k] for k in ("username", "display_name", "roles", "wecom_userid", "data_scope", "active")}
             await audit.record(
                 conn,
                 values["created_at"],
@@ -107,6 +129,7 @@ async def update_staff(
     password: str | None = None,
     active: bool | None = None,
     wecom_userid: str | None = None,
+    data_scope: str | None = None,
 ) -> StaffUser:
     """Change an account. A new password, changed roles or a change of ``active`` signs the user out everywhere
     (``session_version`` + 1, in the same UPDATE)."""
@@ -126,6 +149,8 @@ async def update_staff(
             values["active"] = active
         if wecom_userid is not None and _wecom_userid(wecom_userid) != current.wecom_userid:
             values["wecom_userid"] = _wecom_userid(wecom_userid)
+        if data_scope is not None and check_scope(data_scope) != current.data_scope:
+            values["data_scope"] = data_scope
         if {"password_hash", "roles", "active"} & set(values):
             values["session_version"] = S.session_version + 1
         if values:
@@ -142,13 +167,19 @@ async def update_staff(
 
 async def _record_change(conn: Any, now: dt.datetime, old: StaffUser, new: StaffUser, *, password_changed: bool) -> None:
     """An account change in the audit trail; a change of roles or of ``active`` is a permission change."""
-    fields = lambda u: {"display_name": u.display_name, "roles": list(u.roles), "active": u.active, "wecom_userid": u.wecom_userid}  # noqa: E731
+    fields = lambda u: {  # noqa: E731
+        "display_name": u.display_name,
+        "roles": list(u.roles),
+        "active": u.active,
+        "wecom_userid": u.wecom_userid,
+        "data_scope": u.data_scope,
+    }
     before, after = audit.changed(fields(old), fields(new))
     if password_changed:
         before["password"], after["password"] = "***", "*** (已重设)"
     if not after:
         return
-    action = "permission_change" if {"roles", "active"} & set(after) else "update"
+    action = "permission_change" if {"roles", "active", "data_scope", "wecom_userid"} & set(after) else "update"
     await audit.record(
         conn, now, action=action, entity="staff", entity_id=new.id, summary=f"修改员工账号 {new.username}", before=before, after=after
     )

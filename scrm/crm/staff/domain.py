@@ -22,8 +22,28 @@ ROLE_ADMIN = "admin"
 ROLE_MARKETER = "marketer"
 ROLE_OPERATIONS = "operations"
 ROLE_FINANCE = "finance"
+ROLE_SALES = "sales"
 # Roles a staff member may hold (an account has one or more), in display order.
-ROLE_NAMES_ZH = {ROLE_ADMIN: "管理员", ROLE_MARKETER: "营销", ROLE_OPERATIONS: "运营", ROLE_FINANCE: "财务"}
+ROLE_NAMES_ZH = {ROLE_ADMIN: "管理员", ROLE_SALES: "销售", ROLE_MARKETER: "营销", ROLE_OPERATIONS: "运营", ROLE_FINANCE: "财务"}
+
+# 数据范围: whose customers (and their orders) a staff member sees in the console, the API and exports. "own" and
+# "team" go through the account's WeCom member: own = customers that member follows; team = theirs and those of
+# everyone who reports to them (直属上级 chain, synced from WeCom).
+SCOPE_OWN, SCOPE_TEAM, SCOPE_ALL = "own", "team", "all"
+DATA_SCOPES_ZH = {SCOPE_OWN: "仅本人的客户", SCOPE_TEAM: "本人及下属的客户", SCOPE_ALL: "全部客户"}
+
+
+def default_scope(roles: Collection[str]) -> str:
+    """A new account's data scope: a salesperson sees their own customers; every other role sees all."""
+    return SCOPE_OWN if set(roles) == {ROLE_SALES} else SCOPE_ALL
+
+
+def check_scope(scope: str) -> str:
+    if scope not in DATA_SCOPES_ZH:
+        names = "、".join(f"{k}（{v}）" for k, v in DATA_SCOPES_ZH.items())
+        raise InvalidInput(f"数据范围需为 {names} 之一 (data_scope)", field="data_scope")
+    return scope
+
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 SALT_BYTES, KEY_BYTES = 16, 32

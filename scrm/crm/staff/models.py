@@ -24,6 +24,7 @@ class StaffUser(Model, table=True):
     # The same person as a WeCom member (企业成员 userid): their approvals reach them in WeCom, and "the requester's
     # lead" of what they ask for is their 直属上级 there.
     wecom_userid: str | None = Field(default=None, unique=True, sa_type=sa.String(64))
+    data_scope: str = Field(sa_type=sa.String(8), sa_column_kwargs={"server_default": "all"})  # own | team | all (数据范围)
     active: bool = Field(sa_type=sa.Boolean(), sa_column_kwargs={"server_default": sa.true()})
     session_version: int = Field(sa_type=sa.Integer(), sa_column_kwargs={"server_default": "1"})  # bump to revoke all sessions
     created_at: dt.datetime = Field(sa_type=UTCDateTime())

@@ -349,3 +349,15 @@ async def apply_contact_details(
         if await sync_follow(conn, dialect, customer_id=cid, external_userid=external_userid, item=item, now=now):
             count += 1
     return ContactApplied(cid, merged, count, new_people)
+
+
+async def team_of(conn: AsyncConnection, userid: str, *, max_depth: int = 10) -> set[str]:
+    """``userid`` and everyone who reports to them, directly or through others (the 直属上级 chain from WeCom)."""
+    team, frontier = {userid}, {userid}
+    for _ in range(max_depth):
+        rows = await conn.execute(sa.select(salespeople.c.userid).where(salespeople.c.leader_userid.in_(sorted(frontier))))
+        frontier = {r.userid for r in rows} - team
+        if not frontier:
+            break
+        team |= frontier
+    return team

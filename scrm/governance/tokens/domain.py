@@ -18,7 +18,7 @@ import secrets
 from collections.abc import Collection, Iterable
 
 from scrm.core.errors import InvalidInput
-from scrm.crm.staff.domain import ROLE_ADMIN, ROLE_FINANCE, ROLE_MARKETER, ROLE_OPERATIONS
+from scrm.crm.staff.domain import ROLE_ADMIN, ROLE_FINANCE, ROLE_MARKETER, ROLE_OPERATIONS, ROLE_SALES
 
 TOKEN_PREFIX = "scrm_"  # noqa: S105 — the visible prefix of every token, not a secret
 SHOWN_CHARS = 12
@@ -85,6 +85,8 @@ ROLE_AREAS: dict[str, dict[str, str]] = {
         **{"customers": "write", "orders": "write", "catalog": "write", "purchasing": "write", "ops": "read"},
         **{"tokens": "write", "approvals": "write"},
     },
+    # A salesperson: their customers and orders (the data scope narrows which), the catalog to quote from.
+    ROLE_SALES: {"customers": "write", "orders": "write", "catalog": "read", "tokens": "write", "approvals": "write"},
     ROLE_FINANCE: {"billing": "write", "customers": "read", "orders": "read", "tokens": "write", "approvals": "write"},
     ROLE_MARKETER: {"marketing": "write", "customers": "write", "catalog": "read", "tokens": "write", "approvals": "write"},
 }
