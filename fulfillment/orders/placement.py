@@ -55,6 +55,7 @@ from fulfillment.orders.queries import LineView, OrderView
 from scrm.core.clock import local
 from scrm.core.coalesce import Coalescer
 from scrm.core.runtime import ResourceKey, Runtime
+from scrm.governance.approvals import services as approvals
 
 Predicate = Any  # Callable[[sa.ColumnElement[int]], sa.ColumnElement[bool]]: a SQL condition on a customer id
 
@@ -83,6 +84,7 @@ WITH req AS (
     WHERE t.n = (SELECT count(*) FROM want w WHERE w.k = r.k)
         AND NOT ({credit_limited})
         AND NOT ({discount_possible})
+        AND NOT ({approval_possible})
     ORDER BY r.k
 ), head AS (
     INSERT INTO orders (number, customer_id, status, version, source, channel, salesperson_userid, subtotal_fen,
@@ -180,6 +182,8 @@ def statement_for(credit_limited: Predicate | None, discount_possible: Predicate
         text = _PLACE.format(
             credit_limited=_condition(credit_limited, "r.customer_id"),
             discount_possible=_condition(discount_possible, "r.customer_id"),
+            # an active approval rule on orders sends every order the general way, where the rules are checked
+            approval_possible=_condition(lambda _: approvals.rule_exists("order"), "r.customer_id"),
             confirmed=S.CONFIRMED,
             pending=S.PENDING,
             allocation=MovementKind.ALLOCATION,
@@ -330,7 +334,8 @@ async def place_confirmed(
     discount_possible: Predicate | None,
 ) -> Placed | None:
     """Place a confirmed order, together with the others arriving meanwhile (one statement, one commit); None when
-    the gate sends it to the general path or its ``ref`` was placed by another call (nothing of it written).
+    the gate sends it to the general path (a credit limit, a possible discount, an active approval rule on orders)
+    or its ``ref`` was placed by another call (nothing of it written).
     ``credit_limited`` / ``discount_possible``: the gates' SQL conditions on the customer id (None: no such port)."""
     sql = statement_for(credit_limited, discount_possible)
     return await placements_of(rt).submit((sql, warehouse_id), placement)

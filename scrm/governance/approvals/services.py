@@ -162,9 +162,10 @@ async def list_rules(rt: Runtime, *, doc_type: str | None = None) -> list[Rule]:
         return [_rule(r) for r in (await conn.execute(q)).all()]
 
 
-async def rules_active(conn: AsyncConnection, doc_type: str) -> bool:
-    """Whether any active rule could hold a document of this type (one indexed probe; the order fast path asks)."""
-    return (await conn.execute(sa.select(R.id).where(R.doc_type == doc_type, R.active.is_(True)).limit(1))).first() is not None
+def rule_exists(doc_type: str) -> sa.Exists:
+    """``EXISTS`` an active rule for ``doc_type``, as SQL: a hand-written statement (the order placement) asks it in
+    the same statement and snapshot as the rest of its work, instead of a probe of its own."""
+    return sa.exists().where(R.doc_type == doc_type, R.active.is_(True))
 
 
 # ---- approvals ------------------------------------------------------------------------------------------------------
