@@ -128,3 +128,21 @@ async def test_a_scope_change_is_a_permission_change_in_the_trail(sandbox: Sandb
     async with h.rt.db.read() as conn:
         row = (await conn.execute(sa.select(audit_log).where(audit_log.c.action == "permission_change"))).one()
     assert (row.before, row.after) == ({"data_scope": "own"}, {"data_scope": "team"})
+
+
+async def test_every_route_about_one_customer_keeps_to_the_scope(sandbox: SandboxHarness) -> None:
+    """Routes naming a customer in their path (tags here; coupons, RFM, accounts alike) answer as unknown outside."""
+    h = sandbox
+    await seed(h)
+    own = await person(h, "li", ["sales"], wecom="sales01")
+    status, tag = await h.api("POST", "/tags", json={"name": "意向强", "mirror": False})
+    assert status == 201
+    headers = {"Authorization": f"Bearer {own}"}
+    mine = await h.client.post("/api/v1/customers/wmMine/tags", json={"tag_id": tag["id"]}, headers=headers)
+    assert mine.status == 200, await mine.text()
+    theirs = await h.client.post("/api/v1/customers/wmTeam/tags", json={"tag_id": tag["id"]}, headers=headers)
+    assert theirs.status == 404 and (await theirs.json())["error"]["code"] == "not_found"
+    gone = await h.client.delete(f"/api/v1/customers/wmOther/tags/{tag['id']}", headers=headers)
+    assert gone.status == 404
+    status, record = await h.api("GET", "/customers/wmTeam")
+    assert [t["name"] for t in record["tags"]] == []  # nothing reached the other salesperson's customer

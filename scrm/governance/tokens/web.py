@@ -20,7 +20,9 @@ from scrm.core.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from scrm.core.http.bodies import Body, NonBlank, read_body
 from scrm.core.http.keys import RUNTIME, SETTINGS
 from scrm.core.http.openapi import ApiModel, add_api_route, query
+from scrm.crm.customers.services import find_customer
 from scrm.crm.staff import accounts
+from scrm.governance.scopes.services import customer_in_scope, scope_for
 from scrm.governance.tokens import services
 from scrm.governance.tokens.domain import AREAS, MAX_EXPIRY_DAYS, area_of, permits
 
@@ -55,10 +57,36 @@ async def authenticate_api(request: web.Request) -> audit.Actor:
     return owner.actor
 
 
+# Path values that name a customer: a route about one customer answers as unknown when the customer is outside the
+# caller's data scope (every such route, whatever its area: tags, coupons, RFM, accounts, refunds, the record).
+CUSTOMER_PARAMS = ("external_userid", "customer")
+
+
+async def refuse_out_of_scope_customer(request: web.Request, actor: audit.Actor) -> None:
+    names = [n for n in CUSTOMER_PARAMS if n in request.match_info]
+    if not names or actor.kind == "admin":
+        return
+    rt = request.app[RUNTIME]
+    scope = await scope_for(rt, actor)
+    if scope.everything:
+        return
+    key = request.match_info[names[0]]
+    async with rt.db.read() as conn:
+        customer_id = int(key) if key.isdecimal() and len(key) < 19 else None
+        for kind in ("external_userid", "openid", "unionid"):
+            if customer_id is not None:
+                break
+            customer_id = await find_customer(conn, kind, key[:128])
+    if customer_id is not None and not await customer_in_scope(rt, scope, customer_id):
+        raise NotFound("没有这个客户 (no such customer)")
+
+
 @web.middleware
 async def api_auth_middleware(request: web.Request, handler: web.RequestHandler) -> web.StreamResponse:  # type: ignore[name-defined]
     if request.path.startswith("/api/v1"):
-        audit.set_request_actor(await authenticate_api(request))
+        actor = await authenticate_api(request)
+        audit.set_request_actor(actor)
+        await refuse_out_of_scope_customer(request, actor)
     return await handler(request)
 
 
