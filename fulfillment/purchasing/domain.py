@@ -14,7 +14,8 @@ from fulfillment.purchasing.models import PurchaseStatus as P
 from scrm.core.errors import Conflict, InvalidInput, NotFound
 
 TRANSITIONS: dict[str, set[str]] = {
-    P.DRAFT: {P.ORDERED, P.CANCELLED},
+    P.DRAFT: {P.ORDERED, P.PENDING_APPROVAL, P.CANCELLED},
+    P.PENDING_APPROVAL: {P.ORDERED, P.DRAFT, P.CANCELLED},  # approved → sent; rejected → back to a draft
     P.ORDERED: {P.PARTIALLY_RECEIVED, P.RECEIVED, P.CANCELLED},
     P.PARTIALLY_RECEIVED: {P.PARTIALLY_RECEIVED, P.RECEIVED},  # receipts only; cancelling is refused
     P.RECEIVED: set(),
@@ -22,12 +23,13 @@ TRANSITIONS: dict[str, set[str]] = {
 }
 # Quantities of these purchase orders are "on order": a draft counts, so a suggestion already turned into a draft
 # is not suggested again.
-OPEN_PURCHASE_STATUSES = (P.DRAFT, P.ORDERED, P.PARTIALLY_RECEIVED)
+OPEN_PURCHASE_STATUSES = (P.DRAFT, P.PENDING_APPROVAL, P.ORDERED, P.PARTIALLY_RECEIVED)
 RECEIVABLE_STATUSES = (P.ORDERED, P.PARTIALLY_RECEIVED)
 EDITABLE_STATUSES = (P.DRAFT,)  # lines may change and it may be placed
-CANCELLABLE_STATUSES = (P.DRAFT, P.ORDERED)  # and only while nothing has been received
+CANCELLABLE_STATUSES = (P.DRAFT, P.PENDING_APPROVAL, P.ORDERED)  # and only while nothing has been received
 PURCHASE_STATUS_ZH = {
     P.DRAFT: "草稿",
+    P.PENDING_APPROVAL: "待审批",
     P.ORDERED: "已下单",
     P.PARTIALLY_RECEIVED: "部分到货",
     P.RECEIVED: "已到货",
@@ -344,3 +346,7 @@ class SuggestionGroup:
     @property
     def total_fen(self) -> int:
         return sum(s.qty * s.position.unit_cost_fen for s in self.suggestions)
+
+
+class PurchaseAwaitingApproval(Conflict):
+    code = "awaiting_approval"

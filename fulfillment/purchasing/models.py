@@ -29,6 +29,7 @@ suppliers: sa.Table = Supplier.__table__
 
 class PurchaseStatus:
     DRAFT = "draft"  # suggested or being written; not sent to the supplier
+    PENDING_APPROVAL = "pending_approval"  # placed, but an approval rule holds it: sent once approved, a draft again if not
     ORDERED = "ordered"  # sent; goods expected
     PARTIALLY_RECEIVED = "partially_received"
     RECEIVED = "received"  # everything arrived

@@ -37,7 +37,9 @@ from fulfillment.purchasing.models import purchase_receipts, suppliers
 from fulfillment.sequences import next_value
 from scrm.core.clock import local
 from scrm.core.errors import InvalidInput
+from scrm.core.money import format_fen
 from scrm.core.runtime import Runtime
+from scrm.governance.approvals import services as approvals
 
 SEQUENCE = "purchase"
 MAX_LINES = 100
@@ -234,14 +236,20 @@ async def set_draft_lines(rt: Runtime, number: str, lines: list[tuple[str, int, 
         return await _view(conn, int(row.id))
 
 
-async def place_purchase_order(rt: Runtime, number: str, *, expected_on: dt.date | None = None) -> PurchaseOrderView:
+async def place_purchase_order(
+    rt: Runtime, number: str, *, expected_on: dt.date | None = None, approved: bool = False
+) -> PurchaseOrderView:
     """Send a draft to its supplier: draft → ordered, expected on the given date or today + the supplier's lead
-    time. Every line needs a cost > 0 (it becomes the product's cost on receipt). Placing twice changes nothing."""
+    time. Every line needs a cost > 0 (it becomes the product's cost on receipt). Placing twice changes nothing.
+    When an approval rule on purchase orders matches, the order waits ``pending_approval`` (not sent) and only
+    ``approved=True`` (the approval's decision) sends it."""
     now = rt.clock.now()
     async with rt.db.write() as conn:
         row = await _load_for_update(conn, rt.db.dialect, number)
         if row.status in (P.ORDERED, P.PARTIALLY_RECEIVED, P.RECEIVED):
             return await _view(conn, int(row.id))
+        if row.status == P.PENDING_APPROVAL and not approved:
+            raise d.PurchaseAwaitingApproval(f"采购单 {row.number} 正在等待审批，通过后自动下单 (awaiting approval)", number=row.number)
         sup = await _supplier_row(conn, int(row.supplier_id))
         if not sup.active:
             raise d.SupplierInactive(f"供应商 {sup.name} 已停用 (supplier is inactive)", supplier_id=int(sup.id))
@@ -249,8 +257,29 @@ async def place_purchase_order(rt: Runtime, number: str, *, expected_on: dt.date
         free = [ln.sku for ln in view.lines if ln.unit_cost_fen <= 0]
         if free:
             raise d.PurchaseCostMissing(f"请先填写采购单价：{', '.join(free)} (unit cost missing)", skus=free)
-        due = expected_on or local(now).date() + dt.timedelta(days=int(sup.lead_time_days))
+        if row.status == P.DRAFT:
+            summary = f"采购单 {row.number}（{sup.name}，{format_fen(view.total_fen)}）"
+            facts = {"amount_fen": view.total_fen, "supplier": sup.name}
+            waiting = await approvals.request_approval(
+                conn, now, doc_type="purchase_order", doc_ref=row.number, summary=summary, facts=facts
+            )
+            if waiting is not None:  # the date asked for is kept for when it is approved
+                await _set_status(conn, row, P.PENDING_APPROVAL, now, **({"expected_on": expected_on} if expected_on else {}))
+                return await _view(conn, int(row.id))
+        due = expected_on or row.expected_on or local(now).date() + dt.timedelta(days=int(sup.lead_time_days))
         await _set_status(conn, row, P.ORDERED, now, ordered_at=now, expected_on=due)
+        return await _view(conn, int(row.id))
+
+
+async def return_to_draft(rt: Runtime, number: str, *, reason: str) -> PurchaseOrderView:
+    """Its approval was rejected (or withdrawn): the purchase order is a draft again, with the reason in its note.
+    An order no longer waiting changes nothing."""
+    now = rt.clock.now()
+    async with rt.db.write() as conn:
+        row = await _load_for_update(conn, rt.db.dialect, number)
+        if row.status == P.PENDING_APPROVAL:
+            note = (row.note + f"\n{reason.strip()[:200]}").strip()
+            await _set_status(conn, row, P.DRAFT, now, note=note)
         return await _view(conn, int(row.id))
 
 
@@ -268,6 +297,8 @@ async def cancel_purchase_order(rt: Runtime, number: str, *, reason: str = "") -
         if received or row.status in (P.PARTIALLY_RECEIVED, P.RECEIVED):
             raise d.PurchaseHasReceipts(f"采购单 {row.number} 已有到货，不能取消 (goods were received; cannot cancel)", number=row.number)
         note = (row.note + f"\n取消：{reason.strip()[:200]}").strip() if reason.strip() else row.note
+        if row.status == P.PENDING_APPROVAL:  # nobody needs to decide on it any more
+            await approvals.withdraw(conn, now, "purchase_order", row.number, reason or "采购单已取消")
         await _set_status(conn, row, P.CANCELLED, now, closed_at=now, note=note)
         return await _view(conn, int(row.id))
 

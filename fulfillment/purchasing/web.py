@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from aiohttp import web
 from pydantic import ConfigDict, Field
 
 from fulfillment.catalog.services import MAX_QTY
 from fulfillment.purchasing import services
-from fulfillment.purchasing.domain import PURCHASE_STATUS_ZH, SUPPLIER_FIELDS
+from fulfillment.purchasing.domain import PURCHASE_STATUS_ZH, SUPPLIER_FIELDS, PurchaseOrderView
+from fulfillment.web import WaitingApproval
 from scrm.core.errors import InvalidInput
 from scrm.core.http.bodies import Body, NonBlank, OrEmpty, read_body
 from scrm.core.http.keys import RUNTIME
 from scrm.core.http.openapi import ApiModel, add_api_route, query
+from scrm.governance.approvals.services import approval_of
 from scrm.governance.fields.services import rules_for
 
 Sku = Annotated[str, NonBlank, Field(max_length=64)]
@@ -140,6 +142,7 @@ class PurchaseOrder(ApiModel):
     closed_at: dt.datetime | None
     lines: list[PurchaseLine]
     receipts: list[PurchaseReceipt]
+    approval: WaitingApproval | None = Field(None, description="while pending_approval: the approval it waits for")
 
 
 class PurchaseOrderList(ApiModel):
@@ -224,24 +227,24 @@ async def create_purchase_order(request: web.Request) -> web.Response:
     order = await services.create_purchase_order(
         request.app[RUNTIME], supplier_id=body.supplier_id, lines=_po_lines(body.lines), note=body.note, expected_on=body.expected_on
     )
-    return web.json_response(order.to_json(show_cost=await _show_cost(request)), status=201)
+    return web.json_response(await _po_json(request, order), status=201)
 
 
 async def get_purchase_order(request: web.Request) -> web.Response:
     order = await services.get_purchase_order(request.app[RUNTIME], request.match_info["number"])
-    return web.json_response(order.to_json(show_cost=await _show_cost(request)))
+    return web.json_response(await _po_json(request, order))
 
 
 async def set_lines(request: web.Request) -> web.Response:
     body = await read_body(request, LinesIn)
     order = await services.set_draft_lines(request.app[RUNTIME], request.match_info["number"], _po_lines(body.lines))
-    return web.json_response(order.to_json(show_cost=await _show_cost(request)))
+    return web.json_response(await _po_json(request, order))
 
 
 async def place(request: web.Request) -> web.Response:
     body = await read_body(request, PlaceIn, allow_empty=True)
     order = await services.place_purchase_order(request.app[RUNTIME], request.match_info["number"], expected_on=body.expected_on)
-    return web.json_response(order.to_json(show_cost=await _show_cost(request)))
+    return web.json_response(await _po_json(request, order))
 
 
 async def cancel(request: web.Request) -> web.Response:
@@ -261,12 +264,22 @@ async def receive(request: web.Request) -> web.Response:
         request.app[RUNTIME], request.match_info["number"], lines, reference=body.reference, actor="api"
     )
     body = {
-        "purchase_order": result.order.to_json(show_cost=await _show_cost(request)),
+        "purchase_order": await _po_json(request, result.order),
         "received": result.received,
         "backorders_filled": result.backorders_filled,
         "duplicate": result.duplicate,
     }
     return web.json_response(body, status=200 if result.duplicate else 201)
+
+
+async def _po_json(request: web.Request, order: PurchaseOrderView) -> dict[str, Any]:
+    """A purchase order as the API answers it: prices per the caller's field rules; a waiting one names its approval."""
+    out = order.to_json(show_cost=await _show_cost(request))
+    if order.status == "pending_approval":
+        async with request.app[RUNTIME].db.read() as conn:
+            waiting = await approval_of(conn, "purchase_order", order.number)
+        out["approval"] = waiting.brief() if waiting is not None else None
+    return out
 
 
 async def _show_cost(request: web.Request) -> bool:
@@ -307,7 +320,7 @@ async def suggestions(request: web.Request) -> web.Response:
 async def draft_from_suggestions(request: web.Request) -> web.Response:
     body = await read_body(request, DraftIn)
     order = await services.draft_from_suggestions(request.app[RUNTIME], supplier_id=body.supplier_id, skus=body.skus)
-    return web.json_response(order.to_json(show_cost=await _show_cost(request)), status=201)
+    return web.json_response(await _po_json(request, order), status=201)
 
 
 def setup_routes(app: web.Application) -> None:

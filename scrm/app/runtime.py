@@ -36,6 +36,7 @@ from fulfillment.billing import jobs as billing_jobs
 from fulfillment.billing.services import credit_exposure, has_credit_limit
 from fulfillment.orders import jobs as orders_jobs
 from fulfillment.orders.services import install_credit_check
+from fulfillment.purchasing import jobs as purchasing_jobs
 from scrm.campaigns.broadcasts.services import CHANNEL_FACTS
 from scrm.campaigns.coupons import jobs as coupons_jobs
 from scrm.campaigns.coupons.discounts import install as install_coupons
@@ -69,6 +70,7 @@ CAPABILITY_JOBS: tuple[ModuleType, ...] = (
     kf_jobs,
     notices_jobs,
     orders_jobs,
+    purchasing_jobs,
     contacts_jobs,
     coupons_jobs,
     referral_jobs,

@@ -171,6 +171,8 @@ async def po_place(request: web.Request) -> web.Response:
 
     async def action() -> str:
         order = await ps.place_purchase_order(request.app[RUNTIME], number)
+        if order.status == "pending_approval":
+            return f"采购单 {order.number} 已提交审批，审批通过后自动下单（在“审批”中查看进度）"
         return f"采购单 {order.number} 已下单，预计 {order.expected_on} 到货"
 
     return await act(request, po_url(number), action)

@@ -301,3 +301,27 @@ async def test_a_customer_ordering_in_chat_is_told_it_waits_then_that_it_is_conf
     await h.api("POST", f"/approvals/{waiting['id']}/approve", json={})
     await h.settle()
     assert "已确认" in h.replies("wmChat01")[-1]
+
+
+async def test_a_purchase_order_over_the_rule_is_sent_only_when_approved(sandbox: SandboxHarness) -> None:
+    h = sandbox
+    finance = await token_for(h, "fin.he", ["finance"])
+    rule = {"name": "大额采购", "doc_type": "purchase_order", "conditions": [{"field": "amount_fen", "op": ">", "value": 50_000}],
+            "steps": [{"role": "finance"}]}  # fmt: skip
+    assert (await h.api("POST", "/approval-rules", json=rule))[0] == 201
+    _, supplier = await h.api("POST", "/suppliers", json={"name": "水厂"})
+    line = {"sku": "WATER-550", "qty": 100, "unit_cost_fen": 2100}  # 2,100 元
+    _, po = await h.api("POST", "/purchase-orders", json={"supplier_id": supplier["id"], "lines": [line]})
+    status, placed = await h.api("POST", f"/purchase-orders/{po['number']}/place", json={"expected_on": "2026-12-01"})
+    assert status == 200 and placed["status"] == "pending_approval" and placed["approval"]["rule"] == "大额采购"
+    status, _body = await h.api("POST", f"/purchase-orders/{po['number']}/receive", json={"reference": "DN-早"})
+    assert status == 409  # nothing is received against an order the supplier never got
+    status, _decided = await as_person(h, finance, "POST", f"/approvals/{placed['approval']['id']}/reject", json={"comment": "单价太高"})
+    await h.settle()
+    status, back = await h.api("GET", f"/purchase-orders/{po['number']}")
+    assert back["status"] == "draft" and "审批未通过：单价太高" in back["note"]
+    _, again = await h.api("POST", f"/purchase-orders/{po['number']}/place", json={})
+    await as_person(h, finance, "POST", f"/approvals/{again['approval']['id']}/approve", json={})
+    await h.settle()
+    status, sent = await h.api("GET", f"/purchase-orders/{po['number']}")
+    assert sent["status"] == "ordered" and sent["expected_on"] == "2026-12-01"  # the date first asked for

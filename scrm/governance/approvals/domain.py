@@ -46,6 +46,13 @@ DOC_TYPES: dict[str, tuple[str, dict[str, FactSpec]]] = {
             "source": FactSpec("下单来源", "text"),
         },
     ),
+    "purchase_order": (
+        "采购单",
+        {
+            "amount_fen": FactSpec("采购金额", "number", "分"),
+            "supplier": FactSpec("供应商", "text"),
+        },
+    ),
     "credit_release": (
         "信用放行",
         {
