@@ -219,6 +219,9 @@ async def make_customer(rt: Runtime, external_userid: str) -> int:
         return await ensure_customer(conn, rt.db.dialect, kind="external_userid", value=external_userid, now=rt.clock.now())
 
 
+STAFF_PASSWORD = "correct horse 1"
+
+
 class SandboxHarness:
     """The whole product on a real local port with the sandbox mounted, jobs in-process: the emulator calls our
     /callback/wecom and our sender calls the emulator, over HTTP, exactly as in ``python run.py``."""
@@ -255,6 +258,21 @@ class SandboxHarness:
     async def api(self, method: str, path: str, **kw: Any) -> Any:
         headers = {"Authorization": f"Bearer {self.rt.settings.admin_token.get()}"}
         resp = await self.client.request(method, "/api/v1" + path, headers=headers, **kw)
+        return resp.status, await resp.json()
+
+    async def staff_token(self, username: str, roles: list[str], **account: Any) -> str:
+        """A staff account (password ``STAFF_PASSWORD``; ``account``: wecom_userid, data_scope …) and a personal API
+        token of everything its roles allow, made by the admin as a person would."""
+        from scrm.crm.staff import accounts
+
+        await accounts.create_staff(self.rt, username, STAFF_PASSWORD, roles, **account)
+        status, made = await self.api("POST", "/tokens", json={"name": "测试", "staff": username})
+        assert status == 201, made
+        return str(made["token"])
+
+    async def as_token(self, token: str, method: str, path: str, **kw: Any) -> tuple[int, Any]:
+        """Call /api/v1 with a person's token: (status, JSON)."""
+        resp = await self.client.request(method, "/api/v1" + path, headers={"Authorization": f"Bearer {token}"}, **kw)
         return resp.status, await resp.json()
 
 

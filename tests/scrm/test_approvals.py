@@ -5,14 +5,11 @@ delivered three times that acts once, and an approver who left replaced by their
 
 from __future__ import annotations
 
-from typing import Any
-
 import sqlalchemy as sa
 
 from bots.sandbox import approval_endpoints, simulator
 from fulfillment.orders.models import order_history
 from scrm.core.audit import audit_log
-from scrm.crm.staff import accounts
 from scrm.crm.staff.services import upsert_salesperson
 from scrm.governance.approvals import services as approvals
 from scrm.governance.approvals.models import approvals as approvals_table
@@ -20,18 +17,6 @@ from tests.conftest import SandboxHarness, make_customer
 from tests.security.conftest import HTML, console_login
 
 ORDER = {"customer": "wmBig", "lines": [{"sku": "WATER-550", "qty": 5}], "salesperson": "sales01"}  # 5 × 36.00 = 180 元
-
-
-async def token_for(h: SandboxHarness, username: str, roles: list[str], wecom: str = "") -> str:
-    await accounts.create_staff(h.rt, username, "correct horse 1", roles, wecom_userid=wecom)
-    status, made = await h.api("POST", "/tokens", json={"name": "审批", "staff": username})
-    assert status == 201, made
-    return str(made["token"])
-
-
-async def as_person(h: SandboxHarness, token: str, method: str, path: str, **kw: Any) -> tuple[int, Any]:
-    resp = await h.client.request(method, "/api/v1" + path, headers={"Authorization": f"Bearer {token}"}, **kw)
-    return resp.status, await resp.json()
 
 
 async def available(h: SandboxHarness, sku: str = "WATER-550") -> int:
@@ -81,8 +66,8 @@ async def test_impossible_or_malformed_rules_are_refused_with_the_reason(sandbox
 async def test_an_order_over_the_threshold_waits_then_allocates_when_finance_approves(sandbox: SandboxHarness) -> None:
     h = sandbox
     await make_customer(h.rt, "wmBig")
-    finance = await token_for(h, "fin.he", ["finance"])
-    marketer = await token_for(h, "mkt.ma", ["marketer"])
+    finance = await h.staff_token("fin.he", ["finance"])
+    marketer = await h.staff_token("mkt.ma", ["marketer"])
     rule = {"name": "百元以上订单财务审批", "doc_type": "order", "conditions": [{"field": "amount_fen", "op": ">=", "value": 10_000}],
             "steps": [{"role": "finance"}]}  # fmt: skip
     assert (await h.api("POST", "/approval-rules", json=rule))[0] == 201
@@ -100,19 +85,19 @@ async def test_an_order_over_the_threshold_waits_then_allocates_when_finance_app
     assert status == 409 and body["error"]["code"] == "awaiting_approval"
 
     approval_id = order["approval"]["id"]
-    status, inbox = await as_person(h, marketer, "GET", "/approvals")
+    status, inbox = await h.as_token(marketer, "GET", "/approvals")
     assert status == 200 and inbox["items"] == []  # not theirs to decide, not theirs to see
-    status, body = await as_person(h, marketer, "POST", f"/approvals/{approval_id}/approve", json={})
+    status, body = await h.as_token(marketer, "POST", f"/approvals/{approval_id}/approve", json={})
     assert status == 403 and body["error"]["code"] == "not_your_approval"
-    status, inbox = await as_person(h, finance, "GET", "/approvals?status=pending")
+    status, inbox = await h.as_token(finance, "GET", "/approvals?status=pending")
     assert [a["doc_ref"] for a in inbox["items"]] == [order["number"]]
-    status, decided = await as_person(h, finance, "POST", f"/approvals/{approval_id}/approve", json={"comment": "老客户，同意"})
+    status, decided = await h.as_token(finance, "POST", f"/approvals/{approval_id}/approve", json={"comment": "老客户，同意"})
     assert status == 200 and decided["status"] == "approved" and decided["steps"][0]["decided_by"] == "fin.he"
     await h.settle()
     status, confirmed = await h.api("GET", f"/orders/{order['number']}")
     assert confirmed["status"] == "confirmed" and "approval" not in confirmed
     assert await available(h) == before - 6
-    status, body = await as_person(h, finance, "POST", f"/approvals/{approval_id}/reject", json={"comment": "晚了"})
+    status, body = await h.as_token(finance, "POST", f"/approvals/{approval_id}/reject", json={"comment": "晚了"})
     assert status == 409 and body["error"]["code"] == "approval_closed"
     async with h.rt.db.read() as conn:
         actions = [r.action for r in (await conn.execute(sa.select(audit_log).where(audit_log.c.entity == "approvals"))).all()]
@@ -122,14 +107,14 @@ async def test_an_order_over_the_threshold_waits_then_allocates_when_finance_app
 async def test_a_rejected_order_never_allocates_and_the_customer_is_told_politely(sandbox: SandboxHarness) -> None:
     h = sandbox
     await make_customer(h.rt, "wmBig")
-    finance = await token_for(h, "fin.he", ["finance"])
+    finance = await h.staff_token("fin.he", ["finance"])
     rule = {"name": "大单", "doc_type": "order", "conditions": [{"field": "qty", "op": ">", "value": 3}], "steps": [{"role": "finance"}]}
     await h.api("POST", "/approval-rules", json=rule)
     before = await available(h)
     status, order = await h.api("POST", "/orders", json=ORDER)
-    status, body = await as_person(h, finance, "POST", f"/approvals/{order['approval']['id']}/reject", json={})
+    status, body = await h.as_token(finance, "POST", f"/approvals/{order['approval']['id']}/reject", json={})
     assert status == 400 and body["error"]["details"]["field"] == "comment"  # a rejection says why
-    status, decided = await as_person(h, finance, "POST", f"/approvals/{order['approval']['id']}/reject", json={"comment": "客户欠款未清"})
+    status, decided = await h.as_token(finance, "POST", f"/approvals/{order['approval']['id']}/reject", json={"comment": "客户欠款未清"})
     assert decided["status"] == "rejected"
     await h.settle()
     status, cancelled = await h.api("GET", f"/orders/{order['number']}")
@@ -145,19 +130,19 @@ async def test_a_rejected_order_never_allocates_and_the_customer_is_told_politel
 async def test_two_approvers_in_sequence(sandbox: SandboxHarness) -> None:
     h = sandbox
     await make_customer(h.rt, "wmBig")
-    finance = await token_for(h, "fin.he", ["finance"])
-    boss = await token_for(h, "boss.zhao", ["admin"])
+    finance = await h.staff_token("fin.he", ["finance"])
+    boss = await h.staff_token("boss.zhao", ["admin"])
     rule = {"name": "两级", "doc_type": "order", "conditions": [], "steps": [{"role": "finance"}, {"role": "admin"}], "mode": "sequential"}
     assert (await h.api("POST", "/approval-rules", json=rule))[0] == 201
     _status, order = await h.api("POST", "/orders", json=ORDER)
     aid = order["approval"]["id"]
     assert order["approval"]["waiting_for"] == ["财务角色（fin.he）"]
-    _, first = await as_person(h, finance, "POST", f"/approvals/{aid}/approve", json={"comment": "可以"})
+    _, first = await h.as_token(finance, "POST", f"/approvals/{aid}/approve", json={"comment": "可以"})
     assert first["status"] == "pending" and first["waiting_for"] == ["管理员角色（boss.zhao）"]
-    assert (await as_person(h, finance, "POST", f"/approvals/{aid}/approve", json={}))[0] == 403  # step 2 is not finance's
+    assert (await h.as_token(finance, "POST", f"/approvals/{aid}/approve", json={}))[0] == 403  # step 2 is not finance's
     await h.settle()
     assert (await h.api("GET", f"/orders/{order['number']}"))[1]["status"] == "pending_approval"
-    _, second = await as_person(h, boss, "POST", f"/approvals/{aid}/approve", json={})
+    _, second = await h.as_token(boss, "POST", f"/approvals/{aid}/approve", json={})
     assert second["status"] == "approved" and [s["decided_by"] for s in second["steps"]] == ["fin.he", "boss.zhao"]
     await h.settle()
     assert (await h.api("GET", f"/orders/{order['number']}"))[1]["status"] == "confirmed"
@@ -232,19 +217,19 @@ async def test_an_approver_who_left_is_replaced_by_their_lead_and_the_requester_
 async def test_a_credit_release_over_the_rule_waits_for_its_approval(sandbox: SandboxHarness) -> None:
     h = sandbox
     await make_customer(h.rt, "wmBig")
-    finance = await token_for(h, "fin.he", ["finance"])
-    boss = await token_for(h, "boss.zhao", ["admin"])
+    finance = await h.staff_token("fin.he", ["finance"])
+    boss = await h.staff_token("boss.zhao", ["admin"])
     rule = {"name": "大额放行", "doc_type": "credit_release", "conditions": [{"field": "over_limit_fen", "op": ">=", "value": 10_000}],
             "steps": [{"role": "admin"}]}  # fmt: skip
     assert (await h.api("POST", "/approval-rules", json=rule))[0] == 201
     await h.api("PATCH", "/accounts/wmBig", json={"credit_limit_fen": 100})
     _, held = await h.api("POST", "/orders", json=ORDER)
     assert held["status"] == "on_hold"
-    status, asked = await as_person(h, finance, "POST", f"/holds/{held['number']}/release")
+    status, asked = await h.as_token(finance, "POST", f"/holds/{held['number']}/release")
     assert status == 200 and asked["status"] == "on_hold" and asked["approval"]["rule"] == "大额放行"
-    status, again = await as_person(h, finance, "POST", f"/holds/{held['number']}/release")
+    status, again = await h.as_token(finance, "POST", f"/holds/{held['number']}/release")
     assert again["approval"]["id"] == asked["approval"]["id"]  # asking twice waits on the same approval
-    await as_person(h, boss, "POST", f"/approvals/{asked['approval']['id']}/approve", json={"comment": "老客户"})
+    await h.as_token(boss, "POST", f"/approvals/{asked['approval']['id']}/approve", json={"comment": "老客户"})
     await h.settle()
     assert (await h.api("GET", f"/orders/{held['number']}"))[1]["status"] == "confirmed"
 
@@ -305,7 +290,7 @@ async def test_a_customer_ordering_in_chat_is_told_it_waits_then_that_it_is_conf
 
 async def test_a_purchase_order_over_the_rule_is_sent_only_when_approved(sandbox: SandboxHarness) -> None:
     h = sandbox
-    finance = await token_for(h, "fin.he", ["finance"])
+    finance = await h.staff_token("fin.he", ["finance"])
     rule = {"name": "大额采购", "doc_type": "purchase_order", "conditions": [{"field": "amount_fen", "op": ">", "value": 50_000}],
             "steps": [{"role": "finance"}]}  # fmt: skip
     assert (await h.api("POST", "/approval-rules", json=rule))[0] == 201
@@ -316,12 +301,12 @@ async def test_a_purchase_order_over_the_rule_is_sent_only_when_approved(sandbox
     assert status == 200 and placed["status"] == "pending_approval" and placed["approval"]["rule"] == "大额采购"
     status, _body = await h.api("POST", f"/purchase-orders/{po['number']}/receive", json={"reference": "DN-早"})
     assert status == 409  # nothing is received against an order the supplier never got
-    status, _decided = await as_person(h, finance, "POST", f"/approvals/{placed['approval']['id']}/reject", json={"comment": "单价太高"})
+    status, _decided = await h.as_token(finance, "POST", f"/approvals/{placed['approval']['id']}/reject", json={"comment": "单价太高"})
     await h.settle()
     status, back = await h.api("GET", f"/purchase-orders/{po['number']}")
     assert back["status"] == "draft" and "审批未通过：单价太高" in back["note"]
     _, again = await h.api("POST", f"/purchase-orders/{po['number']}/place", json={})
-    await as_person(h, finance, "POST", f"/approvals/{again['approval']['id']}/approve", json={})
+    await h.as_token(finance, "POST", f"/approvals/{again['approval']['id']}/approve", json={})
     await h.settle()
     status, sent = await h.api("GET", f"/purchase-orders/{po['number']}")
     assert sent["status"] == "ordered" and sent["expected_on"] == "2026-12-01"  # the date first asked for

@@ -44,29 +44,17 @@ async def seed(h: SandboxHarness) -> dict[str, str]:
     return {"order": order.number, "po": po["number"], "customer": str(cid)}
 
 
-async def token(h: SandboxHarness, username: str, roles: list[str], **kw: Any) -> str:
-    await accounts.create_staff(h.rt, username, "correct horse 1", roles, **kw)
-    status, made = await h.api("POST", "/tokens", json={"name": "字段", "staff": username})
-    assert status == 201, made
-    return str(made["token"])
-
-
-async def call(h: SandboxHarness, tok: str, method: str, path: str, **kw: Any) -> tuple[int, Any]:
-    resp = await h.client.request(method, "/api/v1" + path, headers={"Authorization": f"Bearer {tok}"}, **kw)
-    return resp.status, await resp.json()
-
-
 async def test_phone_numbers_by_role_and_as_the_admin_sets_them(sandbox: SandboxHarness) -> None:
     h = sandbox
     await seed(h)
-    marketer = await token(h, "mkt", ["marketer"])
-    finance = await token(h, "fin", ["finance"])
-    assert (await call(h, marketer, "GET", "/customers/wmField"))[1]["custom_fields"]["电话"] == f"手机 {MASKED}"
-    assert (await call(h, finance, "GET", "/customers/wmField"))[1]["custom_fields"]["电话"] == f"手机 {PHONE}"
+    marketer = await h.staff_token("mkt", ["marketer"])
+    finance = await h.staff_token("fin", ["finance"])
+    assert (await h.as_token(marketer, "GET", "/customers/wmField"))[1]["custom_fields"]["电话"] == f"手机 {MASKED}"
+    assert (await h.as_token(finance, "GET", "/customers/wmField"))[1]["custom_fields"]["电话"] == f"手机 {PHONE}"
     csrf = await console_login(h.client, h.rt.settings)
     page = await h.client.post("/console/field-permissions", data={"csrf_token": csrf, "marketer.phone": "hidden"}, headers=HTML)
     assert "已保存字段权限（1 项变更）" in await page.text()
-    shown = (await call(h, marketer, "GET", "/customers/wmField"))[1]["custom_fields"]
+    shown = (await h.as_token(marketer, "GET", "/customers/wmField"))[1]["custom_fields"]
     assert shown == {"电话": "手机 （已隐藏）", "门店": "南京路 1 号"}
     assert (await h.api("GET", "/audit?entity=field-permissions"))[1]["items"][0]["after"] == {"mode": "hidden"}
     with pytest.raises(Exception, match="管理员"):
@@ -76,15 +64,15 @@ async def test_phone_numbers_by_role_and_as_the_admin_sets_them(sandbox: Sandbox
 async def test_credit_limits_read_only_or_hidden(sandbox: SandboxHarness) -> None:
     h = sandbox
     await seed(h)
-    finance = await token(h, "fin", ["finance"])
-    assert (await call(h, finance, "PATCH", "/accounts/wmField", json={"credit_limit_fen": 2_000_000}))[0] == 200
+    finance = await h.staff_token("fin", ["finance"])
+    assert (await h.as_token(finance, "PATCH", "/accounts/wmField", json={"credit_limit_fen": 2_000_000}))[0] == 200
     await field_rules.set_mode(h.rt, "finance", "credit_limit", "read")
-    status, body = await call(h, finance, "PATCH", "/accounts/wmField", json={"credit_limit_fen": 1})
+    status, body = await h.as_token(finance, "PATCH", "/accounts/wmField", json={"credit_limit_fen": 1})
     assert status == 403 and "信用额度" in body["error"]["message"]
-    status, body = await call(h, finance, "PATCH", "/accounts/wmField", json={"terms_days": 15})  # the rest stays editable
+    status, body = await h.as_token(finance, "PATCH", "/accounts/wmField", json={"terms_days": 15})  # the rest stays editable
     assert status == 200 and body["credit_limit_fen"] == 2_000_000 and body["terms_days"] == 15
     await field_rules.set_mode(h.rt, "finance", "credit_limit", "hidden")
-    status, body = await call(h, finance, "GET", "/accounts/wmField")
+    status, body = await h.as_token(finance, "GET", "/accounts/wmField")
     assert status == 200 and "credit_limit_fen" not in body
 
 
@@ -92,9 +80,9 @@ async def test_purchase_prices_hidden_from_a_role_everywhere(sandbox: SandboxHar
     h = sandbox
     seeded = await seed(h)
     await accounts.create_staff(h.rt, "ops", "correct horse 1", ["operations"])
-    ops = await token(h, "ops2", ["operations"])
+    ops = await h.staff_token("ops2", ["operations"])
     await field_rules.set_mode(h.rt, "operations", "cost", "hidden")
-    status, po = await call(h, ops, "GET", f"/purchase-orders/{seeded['po']}")
+    status, po = await h.as_token(ops, "GET", f"/purchase-orders/{seeded['po']}")
     assert status == 200 and po["total_fen"] is None and [ln["unit_cost_fen"] for ln in po["lines"]] == [None]
     resp = await h.client.post("/console/login", data={"username": "ops", "password": "correct horse 1"}, allow_redirects=False)
     assert resp.status == 303
@@ -139,10 +127,10 @@ async def test_every_get_route_for_every_role_keeps_the_field_rules(sandbox: San
     await field_rules.set_mode(h.rt, "operations", "cost", "hidden")
     await field_rules.set_mode(h.rt, "finance", "credit_limit", "hidden")
     people = {
-        "sales": await token(h, "sal", ["sales"], wecom_userid="sales01"),
-        "marketer": await token(h, "mkt", ["marketer"]),
-        "operations": await token(h, "ops", ["operations"]),
-        "finance": await token(h, "fin", ["finance"]),
+        "sales": await h.staff_token("sal", ["sales"], wecom_userid="sales01"),
+        "marketer": await h.staff_token("mkt", ["marketer"]),
+        "operations": await h.staff_token("ops", ["operations"]),
+        "finance": await h.staff_token("fin", ["finance"]),
     }
     gets = sorted(
         {
@@ -173,4 +161,4 @@ async def test_every_get_route_for_every_role_keeps_the_field_rules(sandbox: San
                 assert not [k for k, _ in pairs if k in ("credit_limit_fen", "limit_fen")], (role, path)
     assert checked >= 40
     # and the other way round: the roles allowed to see them do
-    assert PHONE in json.dumps((await call(h, people["sales"], "GET", "/customers/wmField"))[1], ensure_ascii=False)
+    assert PHONE in json.dumps((await h.as_token(people["sales"], "GET", "/customers/wmField"))[1], ensure_ascii=False)

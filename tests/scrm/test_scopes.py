@@ -5,7 +5,6 @@ answers exactly as unknown; a scope change is a permission change in the audit t
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
@@ -40,20 +39,8 @@ async def seed(h: SandboxHarness) -> dict[str, str]:
     return numbers
 
 
-async def person(h: SandboxHarness, username: str, roles: list[str], *, wecom: str = "", scope: str | None = None) -> str:
-    await accounts.create_staff(h.rt, username, PASSWORD, roles, wecom_userid=wecom, data_scope=scope)
-    status, made = await h.api("POST", "/tokens", json={"name": "范围测试", "staff": username})
-    assert status == 201, made
-    return str(made["token"])
-
-
-async def get(h: SandboxHarness, token: str, path: str) -> tuple[int, Any]:
-    resp = await h.client.get("/api/v1" + path, headers={"Authorization": f"Bearer {token}"})
-    return resp.status, await resp.json()
-
-
 async def directory(h: SandboxHarness, token: str) -> list[str]:
-    status, page = await get(h, token, "/customers")
+    status, page = await h.as_token(token, "GET", "/customers")
     assert status == 200, page
     return sorted(row["name"] for row in page["items"])
 
@@ -61,30 +48,30 @@ async def directory(h: SandboxHarness, token: str) -> list[str]:
 async def test_each_person_sees_their_scope_over_the_api(sandbox: SandboxHarness) -> None:
     h = sandbox
     numbers = await seed(h)
-    own = await person(h, "li", ["sales"], wecom="sales01")  # sales: own by default
-    team = await person(h, "zhang", ["sales"], wecom="boss01", scope="team")
-    unbound = await person(h, "zhao", ["sales"])
-    finance = await person(h, "he", ["finance"])  # other roles: all by default
+    own = await h.staff_token("li", ["sales"], wecom_userid="sales01")  # sales: own by default
+    team = await h.staff_token("zhang", ["sales"], wecom_userid="boss01", data_scope="team")
+    unbound = await h.staff_token("zhao", ["sales"])
+    finance = await h.staff_token("he", ["finance"])  # other roles: all by default
 
     assert await directory(h, own) == ["甲客户"]
     assert await directory(h, team) == ["乙客户", "甲客户"]
     assert await directory(h, unbound) == []
     assert await directory(h, finance) == ["丙客户", "乙客户", "甲客户"]
 
-    assert (await get(h, own, "/customers/wmMine"))[0] == 200
-    status, body = await get(h, own, "/customers/wmTeam")
-    unknown = await get(h, own, "/customers/wmNobody")
+    assert (await h.as_token(own, "GET", "/customers/wmMine"))[0] == 200
+    status, body = await h.as_token(own, "GET", "/customers/wmTeam")
+    unknown = await h.as_token(own, "GET", "/customers/wmNobody")
     assert status == unknown[0] == 404 and body["error"]["code"] == unknown[1]["error"]["code"]  # someone else's = unknown
-    assert (await get(h, team, "/customers/wmTeam"))[0] == 200
+    assert (await h.as_token(team, "GET", "/customers/wmTeam"))[0] == 200
 
-    assert [o["number"] for o in (await get(h, own, "/orders?customer=wmMine"))[1]["items"]] == [numbers["wmMine"]]
-    assert (await get(h, own, "/orders?customer=wmTeam"))[1]["items"] == []
-    assert (await get(h, own, f"/orders/{numbers['wmTeam']}"))[0] == 404
-    assert (await get(h, team, f"/orders/{numbers['wmTeam']}"))[0] == 200
-    assert (await get(h, team, f"/orders/{numbers['wmOther']}"))[0] == 404
+    assert [o["number"] for o in (await h.as_token(own, "GET", "/orders?customer=wmMine"))[1]["items"]] == [numbers["wmMine"]]
+    assert (await h.as_token(own, "GET", "/orders?customer=wmTeam"))[1]["items"] == []
+    assert (await h.as_token(own, "GET", f"/orders/{numbers['wmTeam']}"))[0] == 404
+    assert (await h.as_token(team, "GET", f"/orders/{numbers['wmTeam']}"))[0] == 200
+    assert (await h.as_token(team, "GET", f"/orders/{numbers['wmOther']}"))[0] == 404
     resp = await h.client.post(f"/api/v1/orders/{numbers['wmOther']}/cancel", json={}, headers={"Authorization": f"Bearer {own}"})
     assert resp.status == 404  # nor can they act on it
-    assert (await get(h, finance, f"/orders/{numbers['wmOther']}"))[0] == 200
+    assert (await h.as_token(finance, "GET", f"/orders/{numbers['wmOther']}"))[0] == 200
 
 
 async def console_login(c: TestClient, username: str) -> str:
@@ -134,7 +121,7 @@ async def test_every_route_about_one_customer_keeps_to_the_scope(sandbox: Sandbo
     """Routes naming a customer in their path (tags here; coupons, RFM, accounts alike) answer as unknown outside."""
     h = sandbox
     await seed(h)
-    own = await person(h, "li", ["sales"], wecom="sales01")
+    own = await h.staff_token("li", ["sales"], wecom_userid="sales01")
     status, tag = await h.api("POST", "/tags", json={"name": "意向强", "mirror": False})
     assert status == 201
     headers = {"Authorization": f"Bearer {own}"}
