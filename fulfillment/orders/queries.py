@@ -259,8 +259,9 @@ async def history_of(conn: AsyncConnection, order_id: int) -> list[HistoryRow]:
     return [HistoryRow(r.at, r.event, r.from_status, r.to_status, r.actor, r.note) for r in rows]
 
 
-async def picking_list(conn: AsyncConnection) -> list[PickRow]:
-    """Every allocated-but-unshipped line of confirmed or partially shipped orders, oldest confirmation first."""
+async def picking_list(conn: AsyncConnection, *, scope: DataScope | None = None) -> list[PickRow]:
+    """Every allocated-but-unshipped line of confirmed or partially shipped orders (those in ``scope``), oldest
+    confirmation first."""
     q = (
         sa.select(
             orders.c.number,
@@ -278,6 +279,8 @@ async def picking_list(conn: AsyncConnection) -> list[PickRow]:
         .where(orders.c.status.in_(SHIPPABLE), order_lines.c.allocated_qty > order_lines.c.shipped_qty)
         .order_by(orders.c.confirmed_at, orders.c.id, order_lines.c.id)
     )
+    if scope is not None:
+        q = q.where(scope.orders(orders.c.customer_id, orders.c.salesperson_userid))
     return [
         PickRow(r.number, int(r.customer_id), r.customer_name or "", r.confirmed_at, r.sku, r.name, r.unit, int(r.to_pick))
         for r in await conn.execute(q)

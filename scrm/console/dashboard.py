@@ -17,6 +17,7 @@ from scrm.console.charts import Chart, bar_geometry, donut_geometry, line_geomet
 from scrm.console.pages import money, page_context, render
 from scrm.core.http.keys import RUNTIME
 from scrm.crm.customers import queries as customer_queries
+from scrm.governance.scopes.services import customer_in_scope, scope_for
 
 
 def _charts(board: Dashboard) -> dict[str, Chart]:
@@ -42,10 +43,12 @@ async def dashboard(request: web.Request) -> web.Response:
     """经营概览: today / week / month, collection, overdue, top customers, repeat rate, stock, 30-day charts."""
     rt = request.app[RUNTIME]
     board = await business_dashboard(rt)
-    ids = [c.customer_id for c in board.top_customers]
+    scope = await scope_for(rt)  # the figures are the company's; the customers named are only those in the scope
+    shown = [c for c in board.top_customers if scope.everything or await customer_in_scope(rt, scope, c.customer_id)]
+    ids = [c.customer_id for c in shown]
     async with rt.db.read() as conn:
         names = await customer_queries.names_of(conn, ids)
-    top = list(enumerate(board.top_customers, 1))
+    top = list(enumerate(shown, 1))
     return render(request, "dashboard/index.html", page_context(request, "dashboard"), board=board, names=names, top=top, **_charts(board))
 
 

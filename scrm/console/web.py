@@ -332,8 +332,9 @@ async def shipment_cancel(request: web.Request) -> web.Response:
 # ---- picking and stock ------------------------------------------------------------------------------------
 async def picking(request: web.Request) -> web.Response:
     """发货/拣货: what to pick, per SKU and per order, with a quick ship form per order."""
+    scope = await scope_for(request.app[RUNTIME])
     async with request.app[RUNTIME].db.read() as conn:
-        rows = await orders_queries.picking_list(conn)
+        rows = await orders_queries.picking_list(conn, scope=scope)
     skus, by_order = pick_views(rows)
     return render(request, "orders/picking.html", page_context(request, "picking"), skus=skus, by_order=by_order)
 

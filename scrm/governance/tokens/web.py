@@ -27,6 +27,8 @@ from scrm.governance.tokens import services
 from scrm.governance.tokens.domain import AREAS, MAX_EXPIRY_DAYS, area_of, permits
 
 ADMIN = audit.Actor("admin", "admin", "启动管理员")
+# Areas that show every customer's traffic at once (the kernel's operations views): only an "all" data scope reads them.
+WHOLE_COMPANY_AREAS = frozenset({"ops"})
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -49,6 +51,8 @@ async def authenticate_api(request: web.Request) -> audit.Actor:
     write = request.method not in READ_METHODS
     if area is None:
         raise Forbidden("此接口只能用管理员启动令牌调用 (this route needs the bootstrap admin token)")
+    if area in WHOLE_COMPANY_AREAS and not (await scope_for(request.app[RUNTIME], owner.actor)).everything:
+        raise Forbidden(f"「{AREAS[area]}」包含所有客户的消息，只有数据范围为“全部客户”的员工可以查看 (needs the all data scope)")
     if not permits(owner.scopes, owner.roles, area, write):
         mode = "write" if write else "read"
         raise Forbidden(
