@@ -10,6 +10,7 @@ from typing import Any
 
 from fulfillment.billing.domain import NotOnHold
 from fulfillment.billing.invoices import invoice_order, invoice_shipment, void_order_invoices, void_shipment_invoice
+from fulfillment.billing.payments import refund_credit
 from fulfillment.billing.receivables import release_hold, run_dunning
 from fulfillment.billing.services import billing_config, merge_customer_billing
 from scrm.core.clock import local
@@ -17,6 +18,7 @@ from scrm.core.jobs import CronSpec, JobContext
 from scrm.core.outbox import Handles
 from scrm.core.runtime import Runtime
 from scrm.governance.approvals.services import DECIDED as APPROVAL_DECIDED
+from scrm.governance.approvals.services import get_approval
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +82,18 @@ async def release_on_approval(rt: Runtime, payload: dict[str, Any]) -> None:
         log.info("approved credit release for an order no longer on hold", extra={"order": payload["doc_ref"]})
 
 
+async def refund_on_approval(rt: Runtime, payload: dict[str, Any]) -> None:
+    """A refund was approved: the credit is paid out now (idempotent by its reference). Rejected: nothing is paid;
+    the requester hears why."""
+    if payload.get("doc_type") != "refund" or payload.get("status") != "approved":
+        return
+    approval = await get_approval(rt, int(payload["approval_id"]))
+    facts = approval.facts
+    await refund_credit(
+        rt, int(facts["customer_id"]), int(facts["amount_fen"]), str(facts["reference"]), actor=f"approval:{payload['approval_id']}"
+    )
+
+
 HANDLERS = [
     Handles("billing.shipment_invoiceable", invoice_on_shipment),
     Handles("billing.order_confirmed", invoice_on_confirmation),
@@ -87,6 +101,7 @@ HANDLERS = [
     Handles("order.cancelled", void_invoices_of_cancelled_order),
     Handles("customer.merged", move_billing_of_merged_customer),
     Handles(APPROVAL_DECIDED, release_on_approval),
+    Handles(APPROVAL_DECIDED, refund_on_approval),
 ]
 
 CRONS = [

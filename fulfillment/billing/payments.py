@@ -38,6 +38,7 @@ from scrm.core import outbox
 from scrm.core.errors import InvalidInput
 from scrm.core.money import format_fen
 from scrm.core.runtime import Runtime
+from scrm.governance.approvals import services as approvals
 
 MAX_NAMED_INVOICES = 50
 FUTURE_TOLERANCE = dt.timedelta(days=1)
@@ -222,6 +223,43 @@ async def _result(conn: AsyncConnection, payment_id: int, *, duplicate: bool) ->
         int(credit),
         duplicate,
     )
+
+
+@dataclass(frozen=True)
+class RefundOutcome:
+    """What asking for a refund did: the credit left, and — when a refund rule matched — the approval it waits for
+    (nothing paid out yet)."""
+
+    credit_fen: int
+    approval: approvals.ApprovalView | None
+
+
+async def request_refund(rt: Runtime, customer_id: int, amount_fen: int, reference: str, *, actor: str = "") -> RefundOutcome:
+    """Finance pays customer credit back out — at once, or, when an approval rule on refunds matches ("退款超过
+    5000 元须总经理审批"), once that approval is given (the same reference asked again waits on the same approval).
+    Checked first as :func:`refund_credit` checks it, so a refund that could not be paid is refused now."""
+    amount = check_amount(amount_fen)
+    reference = clean_reference(reference)
+    doc_ref = f"{customer_id}:{reference}"
+    now = rt.clock.now()
+    async with rt.db.write() as conn:
+        account = await lock_account(conn, rt.db.dialect, customer_id, now, billing_config(rt).default_terms_days)
+        waiting = await approvals.approval_of(conn, "refund", doc_ref)
+        if waiting is not None and waiting.status == "pending":
+            return RefundOutcome(int(account.credit_fen), waiting)
+        if amount > int(account.credit_fen):
+            raise InsufficientCredit(
+                f"预收余额只有 {format_fen(int(account.credit_fen))}，不能退 {format_fen(amount)} (refund exceeds customer credit)",
+                credit_fen=int(account.credit_fen),
+            )
+        summary = f"退款 客户#{customer_id} {format_fen(amount)}（单号 {reference}）"
+        facts = {"amount_fen": amount, "customer_id": customer_id, "reference": reference}
+        waiting = await approvals.request_approval(
+            conn, now, doc_type="refund", doc_ref=doc_ref, summary=summary, facts=facts, customer_id=customer_id
+        )
+    if waiting is not None:
+        return RefundOutcome(int(account.credit_fen), waiting)
+    return RefundOutcome(await refund_credit(rt, customer_id, amount, reference, actor=actor), None)
 
 
 async def refund_credit(rt: Runtime, customer_id: int, amount_fen: int, reference: str, *, actor: str = "") -> int:

@@ -29,7 +29,7 @@ from fulfillment.billing.domain import (
     CustomerNotFound,
     InvalidAmount,
 )
-from fulfillment.web import Order
+from fulfillment.web import Order, WaitingApproval
 from scrm.core.clock import SHANGHAI
 from scrm.core.errors import InvalidInput
 from scrm.core.http.bodies import Body, NonBlank, OrEmpty, read_body
@@ -301,6 +301,7 @@ class Account(ApiModel):
 class Refunded(ApiModel):
     customer_id: int
     credit_fen: int = Field(description="credit left")
+    approval: WaitingApproval | None = Field(None, description="202: the approval the refund waits for")
 
 
 class Exposure(ApiModel):
@@ -469,8 +470,11 @@ async def update_account(request: web.Request) -> web.Response:
 async def refund(request: web.Request) -> web.Response:
     body = await read_body(request, RefundIn)
     customer_id = await _customer_id(request, request.match_info["customer"])
-    left = await payments.refund_credit(request.app[RUNTIME], customer_id, body.amount_fen, body.reference, actor="api")
-    return web.json_response({"customer_id": customer_id, "credit_fen": left}, status=201)
+    outcome = await payments.request_refund(request.app[RUNTIME], customer_id, body.amount_fen, body.reference, actor="api")
+    if outcome.approval is not None:
+        body_out = {"customer_id": customer_id, "credit_fen": outcome.credit_fen, "approval": outcome.approval.brief()}
+        return web.json_response(body_out, status=202)
+    return web.json_response({"customer_id": customer_id, "credit_fen": outcome.credit_fen}, status=201)
 
 
 async def list_holds(request: web.Request) -> web.Response:
@@ -608,9 +612,10 @@ def setup_routes(app: web.Application) -> None:
         "POST",
         "/accounts/{customer}/refunds",
         refund,
-        success=201,
-        summary="Refund customer credit (never below zero; idempotent by reference)",
-        response=Refunded,
+        success=(201, 202),
+        summary="Refund customer credit (never below zero; idempotent by reference); 202 with the approval when a refund rule "
+        "holds it (nothing paid out until approved)",
+        response={201: Refunded, 202: Refunded},
         request_body=RefundIn,
         errors=e,
     )

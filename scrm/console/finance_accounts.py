@@ -183,10 +183,12 @@ async def account_refund(request: web.Request) -> web.Response:
     cid = account_id(request)
 
     async def action() -> str:
-        left = await payments.refund_credit(
+        outcome = await payments.request_refund(
             request.app[RUNTIME], cid, fen_field(form.get("amount", ""), "退款金额"), form.get("reference", ""), actor=actor(request)
         )
-        return f"已退还预收，余额 {money(left)}"
+        if outcome.approval is not None:
+            return f"退款需审批（规则「{outcome.approval.rule_name}」），等待 {'、'.join(outcome.approval.waiting_for)}；通过后自动退款"
+        return f"已退还预收，余额 {money(outcome.credit_fen)}"
 
     return await act(request, url("/console/finance/accounts", customer=f"#{cid}"), action)
 

@@ -310,3 +310,25 @@ async def test_a_purchase_order_over_the_rule_is_sent_only_when_approved(sandbox
     await h.settle()
     status, sent = await h.api("GET", f"/purchase-orders/{po['number']}")
     assert sent["status"] == "ordered" and sent["expected_on"] == "2026-12-01"  # the date first asked for
+
+
+async def test_a_refund_over_the_rule_is_paid_only_when_approved(sandbox: SandboxHarness) -> None:
+    h = sandbox
+    await make_customer(h.rt, "wmBig")
+    finance = await h.staff_token("fin.he", ["finance"])
+    boss = await h.staff_token("boss.zhao", ["admin"])
+    rule = {"name": "大额退款", "doc_type": "refund", "conditions": [{"field": "amount_fen", "op": ">=", "value": 50_000}],
+            "steps": [{"role": "admin"}]}  # fmt: skip
+    await h.api("POST", "/approval-rules", json=rule)
+    await h.api("POST", "/payments", json={"customer": "wmBig", "amount_fen": 100_000, "reference": "P-1", "method": "bank"})
+    status, small = await h.as_token(finance, "POST", "/accounts/wmBig/refunds", json={"amount_fen": 10_000, "reference": "R-1"})
+    assert status == 201 and small["credit_fen"] == 90_000  # under the rule: paid at once
+    status, big = await h.as_token(finance, "POST", "/accounts/wmBig/refunds", json={"amount_fen": 60_000, "reference": "R-2"})
+    assert status == 202 and big["credit_fen"] == 90_000 and big["approval"]["rule"] == "大额退款"
+    status, again = await h.as_token(finance, "POST", "/accounts/wmBig/refunds", json={"amount_fen": 60_000, "reference": "R-2"})
+    assert status == 202 and again["approval"]["id"] == big["approval"]["id"]
+    status, body = await h.as_token(finance, "POST", "/accounts/wmBig/refunds", json={"amount_fen": 95_000, "reference": "R-3"})
+    assert status >= 400 and "预收余额" in body["error"]["message"]  # what could never be paid is refused now
+    await h.as_token(boss, "POST", f"/approvals/{big['approval']['id']}/approve", json={})
+    await h.settle()
+    assert (await h.api("GET", "/accounts/wmBig"))[1]["credit_fen"] == 30_000

@@ -319,6 +319,10 @@ async def test_every_documented_operation_answers_as_documented(sandbox: Sandbox
     second = await call("POST", "/orders", 201, json={"customer": "wmC", "lines": [{"sku": "COLA-330", "qty": 60}]})
     await call("POST", f"/approvals/{second['approval']['id']}/reject", 200, json={"comment": "数量不对"})
     await call("PATCH", f"/approval-rules/{made['id']}", 200, json={"active": False})
+    refund_rule = {"name": "退款审批", "doc_type": "refund", "conditions": [], "steps": [{"role": "admin"}]}
+    await call("POST", "/approval-rules", 201, json=refund_rule)
+    waiting_refund = await call("POST", "/accounts/wmC/refunds", 202, json={"amount_fen": 100, "reference": "R-contract-2"})
+    assert waiting_refund["approval"]["rule"] == "退款审批"
     await h.settle()
 
     # ---- customers (last: the record then has orders, tags, invoices, coupons)

@@ -53,6 +53,12 @@ DOC_TYPES: dict[str, tuple[str, dict[str, FactSpec]]] = {
             "supplier": FactSpec("供应商", "text"),
         },
     ),
+    "refund": (
+        "退款",
+        {
+            "amount_fen": FactSpec("退款金额", "number", "分"),
+        },
+    ),
     "credit_release": (
         "信用放行",
         {
