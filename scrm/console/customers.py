@@ -46,9 +46,22 @@ async def customers_list(request: web.Request) -> web.Response:
         result = await search_customers(request.app[RUNTIME], q=q, expression=segment, page=page)
     except DomainError as exc:  # a bad expression: the form again with the reason (column), nothing else shown
         return render(
-            request, "customers/list.html", ctx, http_status=400, result=None, q=q, segment=segment, hint=SEGMENT_HINT, error=exc.message
+            request,
+            "customers/list.html",
+            ctx,
+            http_status=400,
+            result=None,
+            q=q,
+            segment=segment,
+            hint=SEGMENT_HINT,
+            error=exc.message,
+            scope_text="",
         )
-    return render(request, "customers/list.html", ctx, result=result, q=q, segment=segment, hint=SEGMENT_HINT, error="")
+    scope = await scope_for(request.app[RUNTIME])
+    scope_text = "" if scope.everything else scope.describe()
+    return render(
+        request, "customers/list.html", ctx, result=result, q=q, segment=segment, hint=SEGMENT_HINT, error="", scope_text=scope_text
+    )
 
 
 async def customer_view(request: web.Request) -> web.Response:

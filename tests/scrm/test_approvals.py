@@ -332,3 +332,20 @@ async def test_a_refund_over_the_rule_is_paid_only_when_approved(sandbox: Sandbo
     await h.as_token(boss, "POST", f"/approvals/{big['approval']['id']}/approve", json={})
     await h.settle()
     assert (await h.api("GET", "/accounts/wmBig"))[1]["credit_fen"] == 30_000
+
+
+async def test_nobody_approves_what_they_asked_for(sandbox: SandboxHarness) -> None:
+    h = sandbox
+    await make_customer(h.rt, "wmBig")
+    finance = await h.staff_token("fin.he", ["finance"])
+    other = await h.staff_token("fin.qian", ["finance"])
+    rule = {"name": "放行审批", "doc_type": "credit_release", "conditions": [], "steps": [{"role": "finance"}]}
+    await h.api("POST", "/approval-rules", json=rule)
+    await h.api("PATCH", "/accounts/wmBig", json={"credit_limit_fen": 100})
+    _, held = await h.api("POST", "/orders", json=ORDER)
+    _, asked = await h.as_token(finance, "POST", f"/holds/{held['number']}/release")
+    status, body = await h.as_token(finance, "POST", f"/approvals/{asked['approval']['id']}/approve", json={})
+    assert status == 403 and body["error"]["code"] == "not_your_approval"
+    assert (await h.as_token(finance, "GET", "/approvals?status=pending"))[1]["items"][0]["requester"] == "fin.he"  # listed as asked
+    status, done = await h.as_token(other, "POST", f"/approvals/{asked['approval']['id']}/approve", json={})
+    assert status == 200 and done["status"] == "approved"

@@ -399,7 +399,7 @@ async def list_approvals(
     if for_actor is not None:
         me = await _identity(rt, for_actor)
         asked = lambda a: a.requester == for_actor.ref and a.requester_kind == for_actor.kind  # noqa: E731
-        decide = lambda a: _may_decide(me, a) is not None  # noqa: E731
+        decide = lambda a: _may_decide(me, a, for_actor) is not None  # noqa: E731
         keep = {"decide": decide, "asked": asked}.get(which, lambda a: asked(a) or decide(a))
         found = [a for a in found if keep(a)][:limit]
     return found
@@ -436,9 +436,12 @@ def _step_admits(me: Identity, step: Mapping[str, Any]) -> bool:
     return bool((me.userid and me.userid in step.get("userids", [])) or (me.username and me.username in step.get("usernames", [])))
 
 
-def _may_decide(me: Identity, a: ApprovalView) -> int | None:
-    """The step this person would decide now, or None. An admin may decide any waiting step (recorded as such)."""
+def _may_decide(me: Identity, a: ApprovalView, actor: audit.Actor) -> int | None:
+    """The step this person would decide now, or None. An admin may decide any waiting step (recorded as such);
+    nobody but the bootstrap admin decides what they asked for themselves (四眼原则: the requester is not an approver)."""
     if a.status != ApprovalStatus.PENDING:
+        return None
+    if actor.kind != "admin" and a.requester == actor.ref and a.requester_kind == actor.kind:
         return None
     candidates = range(len(a.steps)) if a.mode == "any" else [a.current_step]
     for i in candidates:
@@ -467,7 +470,7 @@ async def decide(rt: Runtime, approval_id: int, *, approve: bool, comment: str =
             raise ApprovalClosed(
                 f"该审批已{_STATUS_ZH.get(current.status, current.status)}，不能再审批 (already decided)", status=current.status
             )
-        step = _may_decide(me, current)
+        step = _may_decide(me, current, who)
         if step is None:
             raise NotYourApproval(f"当前等待 {'、'.join(current.waiting_for)} 审批，您无权审批此单 (not your step)")
         return await _apply(conn, rt, current, step, approve=approve, comment=comment, decided_by=who.ref, now=now)

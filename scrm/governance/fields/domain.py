@@ -2,7 +2,8 @@
 how a phone number is masked.
 
 Three fields carry the rules businesses write ("只有财务人员才能修改信用额度", "销售看不到进价", "客户电话对营销打码"):
-- ``phone`` — customers' and suppliers' phone numbers: visible, masked (138****1234) or hidden;
+- ``phone`` — customers' phone numbers (personal data; a supplier's number is business data and not governed):
+  visible, masked (138****1234) or hidden;
 - ``credit_limit`` — a customer's credit limit and what a credit hold shows of it: edit, read or hidden;
 - ``cost`` — purchase prices (进价) on purchase orders and reorder suggestions: visible or hidden.
 A person with several roles gets the most their roles allow. The admin can change any role's mode per field.
@@ -25,7 +26,7 @@ class FieldSpec:
 
 
 FIELDS: dict[str, FieldSpec] = {
-    "phone": FieldSpec("电话号码（客户、供应商）", ("visible", "masked", "hidden")),
+    "phone": FieldSpec("客户电话号码", ("visible", "masked", "hidden")),
     "credit_limit": FieldSpec("信用额度", ("edit", "read", "hidden")),
     "cost": FieldSpec("采购成本（进价）", ("visible", "hidden")),
 }

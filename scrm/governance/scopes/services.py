@@ -54,7 +54,9 @@ class DataScope:
             return "全部客户"
         if self.unbound:
             return "账号未绑定企业微信成员，看不到任何客户（请管理员在“员工”中填写企业微信成员账号）"
-        return ("本人的客户" if self.kind == SCOPE_OWN else "本人及下属的客户") + f"（{len(self.userids)} 位成员）"
+        if self.kind == SCOPE_OWN:
+            return "本人的客户"
+        return f"本人及下属的客户（共 {len(self.userids)} 位成员）"
 
 
 EVERYTHING = DataScope(SCOPE_ALL)
