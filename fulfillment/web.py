@@ -141,6 +141,15 @@ class ProductStock(ApiModel):
     available: int
 
 
+class PendingPrice(ApiModel):
+    price_fen: int = Field(description="the price asked for; the product keeps its price until this is approved")
+    approval: WaitingApproval | None
+
+
+class ProductChanged(ProductStock):
+    pending_price: PendingPrice | None = Field(None, description="when an approval rule holds the price change")
+
+
 class ProductList(ApiModel):
     items: list[ProductStock]
 
@@ -295,8 +304,13 @@ async def update_product(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     changes: dict[str, Any] = (await read_body(request, ProductChange)).model_dump(exclude_unset=True)
     async with rt.db.write() as conn:
-        await catalog.update_product(conn, request.match_info["sku"], rt.clock.now(), **changes)
-    return web.json_response(await _product_json(rt, request.match_info["sku"]))
+        changed = await catalog.update_product(conn, request.match_info["sku"], rt.clock.now(), **changes)
+    out = await _product_json(rt, request.match_info["sku"])
+    if changed.pending_price_fen is not None:  # an approval rule holds the new price: the old one applies meanwhile
+        async with rt.db.read() as conn:
+            waiting = await approval_of(conn, "price_change", changed.sku)
+        out["pending_price"] = {"price_fen": changed.pending_price_fen, "approval": waiting.brief() if waiting else None}
+    return web.json_response(out)
 
 
 async def change_stock(request: web.Request) -> web.Response:
@@ -396,8 +410,9 @@ def setup_routes(app: web.Application) -> None:
         "PATCH",
         "/products/{sku}",
         update_product,
-        summary="Change a product (price, reorder point, active …)",
-        response=ProductStock,
+        summary="Change a product (price, reorder point, active …); a price change a price_change approval rule holds "
+        "waits (pending_price) and the old price applies until it is approved",
+        response=ProductChanged,
         request_body=ProductChange,
         errors=(400, 401, 404),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import io
 from collections.abc import Callable
@@ -19,7 +20,8 @@ from fulfillment.inventory import services as inventory
 from fulfillment.sequences import next_value
 from scrm.core import audit
 from scrm.core.errors import Conflict, InvalidInput, NotFound
-from scrm.core.money import parse_yuan
+from scrm.core.money import format_fen, parse_yuan
+from scrm.governance.approvals import services as approvals
 
 CATALOG_VERSION = "catalog_version"
 CSV_COLUMNS = ["sku", "name", "aliases", "unit", "price_fen", "stock"]
@@ -39,6 +41,7 @@ class ProductInfo:
     active: bool
     category: str = ""
     reorder_point: int | None = None
+    pending_price_fen: int | None = None  # a price change an approval holds (the price above still applies)
 
 
 @dataclass
@@ -261,19 +264,41 @@ def _info(r: Any, aliases: list[str]) -> ProductInfo:
     )
 
 
-async def update_product(conn: AsyncConnection, sku: str, now: dt.datetime, **changes: Any) -> ProductInfo:
-    """Change name, price_fen, unit, category, active or reorder_point (None clears it) of one product."""
+async def update_product(conn: AsyncConnection, sku: str, now: dt.datetime, *, approved: bool = False, **changes: Any) -> ProductInfo:
+    """Change name, price_fen, unit, category, active or reorder_point (None clears it) of one product. A price
+    change an approval rule holds waits (``pending_price_fen`` on the answer; the old price applies) unless
+    ``approved`` (the approval's decision applying it)."""
     allowed = {"name", "price_fen", "unit", "category", "active", "reorder_point"}
     unknown = set(changes) - allowed
     if unknown:
         raise InvalidInput(f"不能修改这些字段 (cannot change): {', '.join(sorted(unknown))}")
     product = await get_product(conn, sku)
+    held = None
+    if "price_fen" in changes and not approved and (held := await _hold_price(conn, product, int(changes["price_fen"]), now)):
+        changes.pop("price_fen")
     if changes:
         await conn.execute(products.update().where(products.c.id == product.id).values(updated_at=now, **changes))
         await next_value(conn, conn.dialect.name, CATALOG_VERSION)
     updated = await get_product(conn, sku)
     await _record_change(conn, now, product, updated)
-    return updated
+    return dataclasses.replace(updated, pending_price_fen=held.facts["new_price_fen"]) if held else updated
+
+
+async def _hold_price(conn: AsyncConnection, old: ProductInfo, new_price: int, now: dt.datetime) -> Any:
+    """The approval a price change must wait for (an earlier one still waiting for this product is superseded), or
+    None when no rule holds it (or the price does not change)."""
+    if new_price == old.price_fen:
+        return None
+    pct = round((new_price - old.price_fen) * 100 / old.price_fen) if old.price_fen else 100
+    summary = f"改价 {old.sku} {old.name}：{format_fen(old.price_fen)} → {format_fen(new_price)}（{pct:+d}%）"
+    facts = {
+        "change_pct": pct,
+        "new_price_fen": new_price,
+        "old_price_fen": old.price_fen,
+        "category": [old.category] if old.category else [],
+    }
+    await approvals.withdraw(conn, now, "price_change", old.sku, "被新的改价申请取代")
+    return await approvals.request_approval(conn, now, doc_type="price_change", doc_ref=old.sku, summary=summary, facts=facts)
 
 
 async def _record_change(conn: AsyncConnection, now: dt.datetime, old: ProductInfo, new: ProductInfo) -> None:
@@ -389,16 +414,18 @@ async def edit_product(conn: AsyncConnection, product_id: int, fields: ProductFi
     parser's catalog version moves on so the next message sees the new names."""
     f = fields.checked()
     product = await get_product_by_id(conn, product_id)
+    held = await _hold_price(conn, product, f.price_fen, now)
+    price = product.price_fen if held else f.price_fen
     await conn.execute(
         products.update()
         .where(products.c.id == product_id)
-        .values(name=f.name, unit=f.unit, price_fen=f.price_fen, category=f.category, reorder_point=f.reorder_point, updated_at=now)
+        .values(name=f.name, unit=f.unit, price_fen=price, category=f.category, reorder_point=f.reorder_point, updated_at=now)
     )
     await _set_aliases(conn, product_id, f.name, f.aliases)
     await next_value(conn, conn.dialect.name, CATALOG_VERSION)
     updated = await get_product(conn, product.sku)
     await _record_change(conn, now, product, updated)
-    return updated
+    return dataclasses.replace(updated, pending_price_fen=f.price_fen) if held else updated
 
 
 async def set_active(conn: AsyncConnection, product_id: int, active: bool, now: dt.datetime) -> ProductInfo:

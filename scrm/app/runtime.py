@@ -34,6 +34,7 @@ from bots.outbound.media import MEDIA_CACHE, MediaCache
 from config import Settings
 from fulfillment.billing import jobs as billing_jobs
 from fulfillment.billing.services import credit_exposure, has_credit_limit
+from fulfillment.catalog import jobs as catalog_jobs
 from fulfillment.orders import jobs as orders_jobs
 from fulfillment.orders.services import install_credit_check
 from fulfillment.purchasing import jobs as purchasing_jobs
@@ -71,6 +72,7 @@ CAPABILITY_JOBS: tuple[ModuleType, ...] = (
     notices_jobs,
     orders_jobs,
     purchasing_jobs,
+    catalog_jobs,
     contacts_jobs,
     coupons_jobs,
     referral_jobs,

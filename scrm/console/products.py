@@ -233,6 +233,10 @@ async def product_update(request: web.Request) -> web.Response:
             changed = await catalog.edit_product(conn, product_id, fields, rt.clock.now())
     except InvalidInput as exc:
         return await _product_page(request, product_id, form=_refused(exc, form, "name"), http_status=400)
+    if changed.pending_price_fen is not None:
+        asked = pages.money(changed.pending_price_fen)
+        message = f"已保存 {changed.name}（{changed.sku}）；改价为 {asked} 需审批，通过前仍按 {pages.money(changed.price_fen)} 销售"
+        return back(request, product_url(product_id), "warn", message)
     return back(request, product_url(product_id), "ok", f"已保存 {changed.name}（{changed.sku}），售价 {pages.money(changed.price_fen)}")
 
 

@@ -349,3 +349,29 @@ async def test_nobody_approves_what_they_asked_for(sandbox: SandboxHarness) -> N
     assert (await h.as_token(finance, "GET", "/approvals?status=pending"))[1]["items"][0]["requester"] == "fin.he"  # listed as asked
     status, done = await h.as_token(other, "POST", f"/approvals/{asked['approval']['id']}/approve", json={})
     assert status == 200 and done["status"] == "approved"
+
+
+async def test_a_price_cut_over_the_rule_waits_and_the_old_price_applies_meanwhile(sandbox: SandboxHarness) -> None:
+    h = sandbox
+    boss = await h.staff_token("boss.zhao", ["admin"])
+    rule = {"name": "大幅降价", "doc_type": "price_change", "conditions": [{"field": "change_pct", "op": "<=", "value": -10}],
+            "steps": [{"role": "admin"}]}  # fmt: skip
+    assert (await h.api("POST", "/approval-rules", json=rule))[0] == 201
+    status, small = await h.api("PATCH", "/products/WATER-550", json={"price_fen": 3500})  # −3 %: at once
+    assert status == 200 and small["price_fen"] == 3500 and "pending_price" not in small
+    status, cut = await h.api("PATCH", "/products/WATER-550", json={"price_fen": 3000, "reorder_point": 8})  # −14 %
+    assert status == 200 and cut["price_fen"] == 3500 and cut["reorder_point"] == 8  # the rest changed; the price waits
+    assert cut["pending_price"]["price_fen"] == 3000 and cut["pending_price"]["approval"]["rule"] == "大幅降价"
+    await h.customer_says("wmPrice", "要2箱矿泉水")
+    assert "¥70.00" in h.replies("wmPrice")[-1]  # chat still quotes the price in force
+    await h.as_token(boss, "POST", f"/approvals/{cut['pending_price']['approval']['id']}/approve", json={})
+    await h.settle()
+    assert (await h.api("GET", "/products/WATER-550"))[1]["price_fen"] == 3000
+    csrf = await console_login(h.client, h.rt.settings)
+    _, product = await h.api("GET", "/products/WATER-550")
+    async with h.rt.db.read() as conn:
+        pid = (await conn.execute(sa.text("SELECT id FROM products WHERE sku = 'WATER-550'"))).scalar_one()
+    form = {"csrf_token": csrf, "name": product["name"], "unit": product["unit"], "price": "20", "aliases": "、".join(product["aliases"])}
+    page = await h.client.post(f"/console/products/{pid}", data=form, headers=HTML)
+    assert "改价为 ¥20.00 需审批" in await page.text()
+    assert (await h.api("GET", "/products/WATER-550"))[1]["price_fen"] == 3000

@@ -53,6 +53,14 @@ DOC_TYPES: dict[str, tuple[str, dict[str, FactSpec]]] = {
             "supplier": FactSpec("供应商", "text"),
         },
     ),
+    "price_change": (
+        "改价",
+        {
+            "change_pct": FactSpec("调价幅度（%，降价为负）", "number", "%"),
+            "new_price_fen": FactSpec("新售价", "number", "分"),
+            "category": FactSpec("商品分类", "list"),
+        },
+    ),
     "refund": (
         "退款",
         {
