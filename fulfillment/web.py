@@ -21,7 +21,7 @@ from scrm.core.http.bodies import Body, NonBlank, OrEmpty, read_body
 from scrm.core.http.keys import RUNTIME
 from scrm.core.http.openapi import ApiModel, add_api_route, query
 from scrm.crm.customers.services import find_customer
-from scrm.governance.approvals.services import approval_of
+from scrm.governance.approvals.services import waiting_brief
 from scrm.governance.scopes.services import order_in_scope, scope_for
 
 Sku = Annotated[str, NonBlank, Field(max_length=64)]
@@ -209,9 +209,7 @@ async def _order_json(rt: Any, order: orders.OrderView) -> dict[str, Any]:
     """An order as the API answers it: a waiting order names its approval (rule and who must decide)."""
     out = order.to_json()
     if order.status == "pending_approval":
-        async with rt.db.read() as conn:
-            waiting = await approval_of(conn, "order", order.number)
-        out["approval"] = waiting.brief() if waiting is not None else None
+        out["approval"] = await waiting_brief(rt, "order", order.number)
     return out
 
 
@@ -307,9 +305,7 @@ async def update_product(request: web.Request) -> web.Response:
         changed = await catalog.update_product(conn, request.match_info["sku"], rt.clock.now(), **changes)
     out = await _product_json(rt, request.match_info["sku"])
     if changed.pending_price_fen is not None:  # an approval rule holds the new price: the old one applies meanwhile
-        async with rt.db.read() as conn:
-            waiting = await approval_of(conn, "price_change", changed.sku)
-        out["pending_price"] = {"price_fen": changed.pending_price_fen, "approval": waiting.brief() if waiting else None}
+        out["pending_price"] = {"price_fen": changed.pending_price_fen, "approval": await waiting_brief(rt, "price_change", changed.sku)}
     return web.json_response(out)
 
 

@@ -16,7 +16,7 @@ from scrm.core.errors import InvalidInput
 from scrm.core.http.bodies import Body, NonBlank, OrEmpty, read_body
 from scrm.core.http.keys import RUNTIME
 from scrm.core.http.openapi import ApiModel, add_api_route, query
-from scrm.governance.approvals.services import approval_of
+from scrm.governance.approvals.services import waiting_brief
 from scrm.governance.fields.services import rules_for
 
 Sku = Annotated[str, NonBlank, Field(max_length=64)]
@@ -276,9 +276,7 @@ async def _po_json(request: web.Request, order: PurchaseOrderView) -> dict[str, 
     """A purchase order as the API answers it: prices per the caller's field rules; a waiting one names its approval."""
     out = order.to_json(show_cost=await _show_cost(request))
     if order.status == "pending_approval":
-        async with request.app[RUNTIME].db.read() as conn:
-            waiting = await approval_of(conn, "purchase_order", order.number)
-        out["approval"] = waiting.brief() if waiting is not None else None
+        out["approval"] = await waiting_brief(request.app[RUNTIME], "purchase_order", order.number)
     return out
 
 

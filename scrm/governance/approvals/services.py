@@ -378,6 +378,13 @@ async def approval_of(conn: AsyncConnection, doc_type: str, doc_ref: str) -> App
     return _view(row) if row is not None else None
 
 
+async def waiting_brief(rt: Runtime, doc_type: str, doc_ref: str) -> dict[str, Any] | None:
+    """``{"id", "rule", "waiting_for"}`` of the approval a document waits for (its GET answers with it), or None."""
+    async with rt.db.read() as conn:
+        found = await approval_of(conn, doc_type, doc_ref)
+    return found.brief() if found is not None and found.status == ApprovalStatus.PENDING else None
+
+
 async def list_approvals(
     rt: Runtime,
     *,
