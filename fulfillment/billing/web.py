@@ -31,7 +31,7 @@ from fulfillment.billing.domain import (
 )
 from fulfillment.web import Order, WaitingApproval
 from scrm.core.clock import SHANGHAI
-from scrm.core.errors import InvalidInput
+from scrm.core.errors import InvalidInput, NotFound
 from scrm.core.http.bodies import Body, NonBlank, OrEmpty, read_body
 from scrm.core.http.keys import RUNTIME
 from scrm.core.http.openapi import ApiModel, Query, add_api_route
@@ -39,6 +39,7 @@ from scrm.crm.customers.models import customer_identities, customers
 from scrm.crm.customers.services import find_customer
 from scrm.crm.staff.models import salespeople
 from scrm.governance.fields.services import rules_for
+from scrm.governance.scopes.services import customer_in_scope, scope_for
 
 CSV_INJECTION = ("=", "+", "-", "@", "\t", "\r")
 
@@ -333,9 +334,18 @@ class DunningResult(ApiModel):
 async def _customer_id(request: web.Request, external: str) -> int:
     async with request.app[RUNTIME].db.read() as conn:
         found = await resolve_customer(conn, external)
-    if found is None:
-        raise CustomerNotFound(f"没有这个客户 {external} (unknown customer)", customer=external)
+    if found is None or not await customer_in_scope(request.app[RUNTIME], await scope_for(request.app[RUNTIME]), found):
+        raise CustomerNotFound(f"没有这个客户 {external} (unknown customer)", customer=external)  # someone else's = unknown
     return found
+
+
+async def _in_scope(request: web.Request, customer_ids: list[int]) -> set[int]:
+    """Which of these customers the person asking may see (their data scope)."""
+    rt = request.app[RUNTIME]
+    scope = await scope_for(rt)
+    if scope.everything:
+        return set(customer_ids)
+    return {c for c in set(customer_ids) if await customer_in_scope(rt, scope, c)}
 
 
 def _limit(request: web.Request, default: int = 50) -> int:
@@ -353,11 +363,15 @@ async def list_invoices(request: web.Request) -> web.Response:
         raise InvalidInput("status 只能是 open、partially_paid、paid 或 void (status: open | partially_paid | paid | void)", field="status")
     customer_id = await _customer_id(request, external) if external else None
     found = await invoices.list_invoices(rt, customer_id=customer_id, status=status, limit=_limit(request))
-    return web.json_response({"items": [i.to_json() for i in found]})
+    seen = await _in_scope(request, [i.customer_id for i in found])
+    return web.json_response({"items": [i.to_json() for i in found if i.customer_id in seen]})
 
 
 async def get_invoice(request: web.Request) -> web.Response:
-    return web.json_response((await invoices.get_invoice(request.app[RUNTIME], request.match_info["number"])).to_json())
+    invoice = await invoices.get_invoice(request.app[RUNTIME], request.match_info["number"])
+    if invoice.customer_id not in await _in_scope(request, [invoice.customer_id]):
+        raise NotFound(f"没有这张发票 {invoice.number} (no such invoice)")
+    return web.json_response(invoice.to_json())
 
 
 async def void_invoice(request: web.Request) -> web.Response:
@@ -392,7 +406,9 @@ async def list_payments(request: web.Request) -> web.Response:
     external = request.query.get("customer", "").strip()
     customer_id = await _customer_id(request, external) if external else None
     rows = await payments.list_payments(request.app[RUNTIME], customer_id=customer_id, limit=_limit(request))
-    return web.json_response({"items": [{**r.__dict__, "received_at": r.received_at.isoformat()} for r in rows]})
+    seen = await _in_scope(request, [r.customer_id for r in rows])
+    shown = [r for r in rows if r.customer_id in seen]
+    return web.json_response({"items": [{**r.__dict__, "received_at": r.received_at.isoformat()} for r in shown]})
 
 
 async def import_statement(request: web.Request) -> web.Response:

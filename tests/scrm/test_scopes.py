@@ -133,3 +133,19 @@ async def test_every_route_about_one_customer_keeps_to_the_scope(sandbox: Sandbo
     assert gone.status == 404
     status, record = await h.api("GET", "/customers/wmTeam")
     assert [t["name"] for t in record["tags"]] == []  # nothing reached the other salesperson's customer
+
+
+async def test_invoices_and_payments_keep_to_the_scope(sandbox: SandboxHarness) -> None:
+    h = sandbox
+    await seed(h)
+    for ext, ref in (("wmMine", "P-mine"), ("wmOther", "P-other")):
+        status, _ = await h.api("POST", "/payments", json={"customer": ext, "amount_fen": 500, "reference": ref, "method": "bank"})
+        assert status == 201
+    scoped = await h.staff_token("he", ["finance"], wecom_userid="sales01", data_scope="own")
+    everyone = await h.staff_token("qian", ["finance"])
+    status, mine = await h.as_token(scoped, "GET", "/payments")
+    assert status == 200 and [p["reference"] for p in mine["items"]] == ["P-mine"]
+    assert len((await h.as_token(everyone, "GET", "/payments"))[1]["items"]) == 2
+    assert (await h.as_token(scoped, "GET", "/payments?customer=wmOther"))[0] == 404
+    assert (await h.as_token(scoped, "GET", "/invoices?customer=wmOther"))[0] == 404
+    assert (await h.as_token(scoped, "GET", "/invoices?customer=wmMine"))[0] == 200
