@@ -52,6 +52,11 @@ def applyevent(state: SandboxState, call: Call) -> dict[str, Any]:
     return {"sp_no": sp_no}
 
 
+def _decisions(node: ApprovalNode) -> list[dict[str, Any]]:
+    """A node's approvers as both answers list them: who decided (status, speech, time), else each one pending."""
+    return node.details or [{"userid": u, "status": 1, "speech": "", "time": 0} for u in node.userids]
+
+
 def _info(app: Application) -> dict[str, Any]:
     """The application as getapprovaldetail and the callback describe it."""
     return {
@@ -67,9 +72,8 @@ def _info(app: Application) -> dict[str, Any]:
                 "approverattr": n.attr,
                 "details": [
                     {"approver": {"userid": d["userid"]}, "speech": d["speech"], "sp_status": d["status"], "sptime": d["time"]}
-                    for d in n.details
-                ]
-                or [{"approver": {"userid": u}, "speech": "", "sp_status": 1, "sptime": 0} for u in n.userids],
+                    for d in _decisions(n)
+                ],
             }
             for n in app.nodes
         ],
@@ -121,9 +125,8 @@ def callback_fields(state: SandboxState, app: Application) -> dict[str, Any]:
                 "ApproverAttr": n.attr,
                 "Details": [
                     {"Approver": {"UserId": d["userid"]}, "Speech": d["speech"], "SpStatus": d["status"], "SpTime": d["time"]}
-                    for d in n.details
-                ]
-                or [{"Approver": {"UserId": u}, "Speech": "", "SpStatus": 1, "SpTime": 0} for u in n.userids],
+                    for d in _decisions(n)
+                ],
             }
             for n in app.nodes
         ],
