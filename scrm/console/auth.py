@@ -48,6 +48,7 @@ ADMIN_ROLES = frozenset({ROLE_ADMIN})  # staff accounts
 OPERATIONS_ROLES = frozenset({ROLE_ADMIN, ROLE_OPERATIONS})  # orders, picking, stock, purchasing, groups
 MARKETING_ROLES = frozenset({ROLE_ADMIN, ROLE_MARKETER})  # campaigns, coupons, broadcasts, segments, tag rules
 FINANCE_ROLES = frozenset({ROLE_ADMIN, ROLE_FINANCE})  # receivables, payments, statements, credit holds
+SALES_ROLES = frozenset({ROLE_ADMIN, ROLE_SALES})  # leads, the public pool, opportunities, quotes, follow-ups, handover
 ALL_ROLES = frozenset(ROLE_NAMES_ZH)  # pages every signed-in staff member may see (the dashboard)
 # Where a role lands after sign-in when no page was asked for (first match wins).
 HOME_BY_ROLE = (

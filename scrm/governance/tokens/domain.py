@@ -32,6 +32,7 @@ AREAS: dict[str, str] = {
     "orders": "订单与发货",
     "catalog": "商品与库存",
     "purchasing": "采购",
+    "sales": "销售（线索、公海、商机、报价、跟进、交接）",
     "billing": "应收与收款",
     "marketing": "营销（优惠券、裂变、群发、客群、渠道活码）",
     "ops": "运维（消息与发件箱）",
@@ -70,6 +71,12 @@ AREA_BY_SEGMENT: dict[str, str] = {
     "inbound-events": "ops",
     "outbound-messages": "ops",
     "outbox": "ops",
+    "leads": "sales",
+    "follow-ups": "sales",
+    "opportunities": "sales",
+    "quotes": "sales",
+    "handovers": "sales",
+    "repurchase-alerts": "sales",
     "tokens": "tokens",
     "approvals": "approvals",
     "approval-rules": "approval_rules",
@@ -83,10 +90,13 @@ ROLE_AREAS: dict[str, dict[str, str]] = {
     ROLE_ADMIN: dict.fromkeys(AREAS, "write"),
     ROLE_OPERATIONS: {
         **{"customers": "write", "orders": "write", "catalog": "write", "purchasing": "write", "ops": "read"},
-        **{"tokens": "write", "approvals": "write"},
+        **{"sales": "read", "tokens": "write", "approvals": "write"},
     },
     # A salesperson: their customers and orders (the data scope narrows which), the catalog to quote from.
-    ROLE_SALES: {"customers": "write", "orders": "write", "catalog": "read", "tokens": "write", "approvals": "write"},
+    ROLE_SALES: {
+        **{"customers": "write", "orders": "write", "catalog": "read", "sales": "write"},
+        **{"tokens": "write", "approvals": "write"},
+    },
     ROLE_FINANCE: {"billing": "write", "customers": "read", "orders": "read", "tokens": "write", "approvals": "write"},
     ROLE_MARKETER: {"marketing": "write", "customers": "write", "catalog": "read", "tokens": "write", "approvals": "write"},
 }
