@@ -38,6 +38,8 @@ MODEL_MODULES = [
     "scrm.governance.approvals.models",
     "scrm.governance.fields.models",
     "scrm.governance.tokens.models",
+    "scrm.sales.followups.models",
+    "scrm.sales.leads.models",
     "tagging.activity.models",
     "tagging.rfm.models",
     "tagging.rules.models",

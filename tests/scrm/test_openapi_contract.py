@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from scrm.core.audit import audit_log
 from scrm.crm.staff import accounts
+from scrm.crm.staff.services import upsert_salesperson
 from scrm.governance.audit.domain import wants_row
 from tests.conftest import SandboxHarness, make_customer
 
@@ -324,6 +325,40 @@ async def test_every_documented_operation_answers_as_documented(sandbox: Sandbox
     waiting_refund = await call("POST", "/accounts/wmC/refunds", 202, json={"amount_fen": 100, "reference": "R-contract-2"})
     assert waiting_refund["approval"]["rule"] == "退款审批"
     await h.settle()
+
+    # ---- leads and the public pool
+    async with h.rt.db.write() as conn:
+        await upsert_salesperson(conn, h.rt.db.dialect, "sales01", h.rt.clock.now(), name="王销售", active=True)
+    await call("PUT", "/lead-pool", 200, json={"return_after_days": 15, "claim_daily_cap": 20, "reclaim_block_days": 7})
+    await call("GET", "/lead-pool", 200)
+    lead_rule = await call("POST", "/lead-rules", 201, json={"name": "官网表单", "members": ["sales01"], "sources": ["manual"]})
+    await call("GET", "/lead-rules", 200)
+    await call(
+        "PUT",
+        f"/lead-rules/{lead_rule['id']}",
+        200,
+        json={"name": "官网表单", "members": ["sales01"], "sources": ["manual"], "daily_cap": 5},
+    )
+    pooled = await call(
+        "POST", "/leads", 201, json={"name": "王老板", "phone": "13912345678", "corp_name": "王记超市", "remark": "问 100 箱水价格"}
+    )
+    assert pooled["status"] == "pool" and pooled["owner"] is None
+    again = await call("POST", "/leads", 200, json={"name": "王老板", "phone": "139 1234 5678"})
+    assert again["duplicate"] and again["id"] == pooled["id"]
+    await call("GET", "/leads?status=pool", 200)
+    await call("GET", f"/leads/{pooled['id']}", 200)
+    await call("POST", f"/leads/{pooled['id']}/assign", 200, json={"to": "sales01", "reason": "区域"})
+    await call("POST", f"/leads/{pooled['id']}/release", 200, json={"reason": "暂无需求"})
+    seller = await h.staff_token("wang.sales", ["sales"], wecom_userid="sales01", data_scope="own")
+    claimed = await h.client.post(f"/api/v1/leads/{pooled['id']}/claim", headers={"Authorization": f"Bearer {seller}"})
+    assert claimed.status == 409  # the previous owner waits 7 days
+    await call("POST", f"/leads/{pooled['id']}/invalidate", 200, json={"reason": "同行询价"})
+    manual = await call("POST", "/leads", 201, json={"name": "李店长", "phone": "13800001111", "source": "manual"})
+    assert manual["owner"] == "sales01"
+    await call("POST", f"/leads/{manual['id']}/convert", 200)
+    third = await call("POST", "/leads", 201, json={"corp_name": "三号店"})
+    await call("POST", f"/leads/{third['id']}/claim", 200, headers={"Authorization": f"Bearer {seller}"})
+    await call("DELETE", f"/lead-rules/{lead_rule['id']}", 200)
 
     # ---- customers (last: the record then has orders, tags, invoices, coupons)
     await call("DELETE", f"/customers/wmC/tags/{tag['id']}", 200)

@@ -136,6 +136,27 @@ async def ensure_customer(conn: AsyncConnection, dialect: str, *, kind: str, val
     return int(new_id)
 
 
+async def create_customer(conn: AsyncConnection, *, name: str, corp_name: str, custom_fields: dict[str, Any], now: dt.datetime) -> int:
+    """A customer known so far only by what a person typed (a lead from a form, a file, the phone): no WeCom or
+    WeChat identity yet — one links later (:func:`link_identity`) when they add a salesperson or write in."""
+    new_id = (
+        await conn.execute(
+            customers.insert()
+            .values(
+                name=name[:128],
+                corp_name=corp_name[:128],
+                first_seen_at=now,
+                last_seen_at=now,
+                created_at=now,
+                updated_at=now,
+                custom_fields=custom_fields,
+            )
+            .returning(customers.c.id)
+        )
+    ).scalar_one()
+    return int(new_id)
+
+
 async def identities_of(conn: AsyncConnection, customer_id: int) -> dict[str, list[str]]:
     rows = await conn.execute(
         sa.select(customer_identities.c.kind, customer_identities.c.value)

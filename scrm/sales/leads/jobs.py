@@ -1,0 +1,39 @@
+"""Leads' scheduled work and event handlers: the pool takes back leads nobody followed up (hourly), and a customer
+handed over (交接) takes their open leads to the new salesperson."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from scrm.core.jobs import CronSpec, JobContext
+from scrm.core.outbox import Handles
+from scrm.core.runtime import Runtime
+from scrm.sales.leads.services import move_customer_leads, return_stale_leads
+
+log = logging.getLogger(__name__)
+
+TRANSFERRED_TOPIC = "customer.transferred"  # written by the handover capability once a customer's transfer succeeded
+
+
+async def return_to_pool_cron(ctx: JobContext) -> None:
+    """Hourly at :07 — open leads past their return period go back to the pool."""
+    returned = await return_stale_leads(ctx.rt)
+    if returned:
+        log.info("leads returned to the pool", extra={"returned": returned})
+
+
+async def on_customer_transferred(rt: Runtime, payload: dict[str, Any]) -> None:
+    async with rt.db.write() as conn:
+        await move_customer_leads(
+            conn,
+            customer_id=int(payload["customer_id"]),
+            frm=str(payload["from_userid"]),
+            to=str(payload["to_userid"]),
+            now=rt.clock.now(),
+            why=f"客户交接（{'离职继承' if payload.get('kind') == 'resigned' else '在职转接'}）",
+        )
+
+
+CRONS = [CronSpec("leads.return_to_pool", return_to_pool_cron, minute=7, second=0)]
+HANDLERS = [Handles(TRANSFERRED_TOPIC, on_customer_transferred)]

@@ -1,0 +1,593 @@
+"""Leads (线索) and the public pool (公海): arrival with de-duplication and assignment, claim / release / assign,
+the pool taking back leads nobody followed up, conversion into a customer.
+
+Guarantees:
+- A lead arriving for someone already known (the same customer, phone, external_userid or unionid, among leads not
+  yet closed) is not created twice: the existing lead is returned and the repeat noted on it.
+- A lead that matches a customer a salesperson already serves goes to that salesperson; otherwise the assignment
+  rules (by priority: source, region, customer tags → round robin or by load, with a daily cap per member) place
+  it, and a lead no rule can place waits in the pool.
+- Every owner change is one row in ``lead_moves`` (who, when, from whom, to whom, why) in the same transaction;
+  owner changes are guarded by the lead's version, so two people claiming one lead cannot both have it.
+- A salesperson claims at most ``claim_daily_cap`` leads a business day (Asia/Shanghai) and cannot claim back a
+  lead that left them less than ``reclaim_block_days`` ago.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from scrm.core import audit, outbox
+from scrm.core.db import upsert
+from scrm.core.errors import InvalidInput, NotFound
+from scrm.core.runtime import Runtime
+from scrm.crm.customers.models import customers, follows
+from scrm.crm.customers.services import create_customer, find_customer
+from scrm.crm.staff import accounts
+from scrm.crm.staff.services import get_salesperson
+from scrm.governance.scopes.services import DataScope, scope_for
+from scrm.sales.leads import domain, rules
+from scrm.sales.leads.models import LeadSource, LeadStatus, MoveAction, assignment_rules, lead_moves, leads, pool_settings
+
+ASSIGNED_TOPIC = "lead.assigned"  # a lead was given to a salesperson who did not take it themselves: tell them
+DEFAULTS_SINCE = dt.datetime(2026, 12, 8, tzinfo=dt.UTC)  # when the default pool rules were set
+PHONE_FIELD = "电话"  # the custom field a converted lead's phone goes into (the customer directory searches it)
+
+
+class LeadNotFound(NotFound):
+    code = "lead_not_found"
+
+
+# ---- who acts ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Person:
+    """The person acting on leads: their name for the record, their WeCom member (None: the admin, a job) and
+    whose leads they see."""
+
+    name: str
+    userid: str | None
+    scope: DataScope
+
+    def sees(self, owner: str | None, status: str) -> bool:
+        return self.scope.everything or status == LeadStatus.POOL or (owner is not None and owner in self.scope.userids)
+
+    def manages(self, owner: str | None) -> bool:
+        """May change a lead owned by ``owner`` (its owner, their leads, or everyone's)."""
+        return self.scope.everything or (owner is not None and owner in self.scope.userids)
+
+
+async def acting_person(rt: Runtime) -> Person:
+    who = audit.current_actor()
+    userid: str | None = None
+    if who.kind == "sidebar":
+        userid = who.ref
+    elif who.staff_id is not None:
+        userid = (await accounts.get_staff(rt, who.staff_id)).wecom_userid or None
+    return Person(who.name or who.ref, userid, await scope_for(rt, who))
+
+
+# ---- views -------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LeadView:
+    id: int
+    name: str
+    phone: str
+    corp_name: str
+    region: str
+    remark: str
+    source: str
+    source_ref: str
+    customer_id: int | None
+    status: str
+    owner: str | None
+    assigned_at: dt.datetime | None
+    last_activity_at: dt.datetime
+    pooled_from: str | None
+    pooled_at: dt.datetime | None
+    closed_reason: str
+    version: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+    @property
+    def status_zh(self) -> str:
+        return domain.STATUS_NAMES_ZH.get(self.status, self.status)
+
+    @property
+    def source_zh(self) -> str:
+        return domain.SOURCE_NAMES_ZH.get(self.source, self.source)
+
+    @property
+    def label(self) -> str:
+        return self.name or self.corp_name or (f"尾号{self.phone[-4:]}" if self.phone else f"线索#{self.id}")
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        for key in ("assigned_at", "last_activity_at", "pooled_at", "created_at", "updated_at"):
+            out[key] = out[key].isoformat() if out[key] is not None else None
+        return out
+
+
+def lead_view(row: Any) -> LeadView:
+    return LeadView(
+        id=int(row.id),
+        name=row.name,
+        phone=row.phone,
+        corp_name=row.corp_name,
+        region=row.region,
+        remark=row.remark,
+        source=row.source,
+        source_ref=row.source_ref,
+        customer_id=int(row.customer_id) if row.customer_id is not None else None,
+        status=row.status,
+        owner=row.owner,
+        assigned_at=row.assigned_at,
+        last_activity_at=row.last_activity_at,
+        pooled_from=row.pooled_from,
+        pooled_at=row.pooled_at,
+        closed_reason=row.closed_reason,
+        version=int(row.version),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+async def _load(conn: AsyncConnection, lead_id: int, *, lock: bool = False) -> Any:
+    query = sa.select(leads).where(leads.c.id == lead_id)
+    if lock and conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = (await conn.execute(query)).first()
+    if row is None:
+        raise LeadNotFound(f"线索 {lead_id} 不存在")
+    return row
+
+
+async def get_lead(conn: AsyncConnection, lead_id: int) -> LeadView:
+    return lead_view(await _load(conn, lead_id))
+
+
+async def visible_lead(rt: Runtime, lead_id: int) -> LeadView:
+    """The lead, if the person acting may see it (else "not found": another's lead is not even confirmed to exist)."""
+    person = await acting_person(rt)
+    async with rt.db.read() as conn:
+        lead = await get_lead(conn, lead_id)
+    if not person.sees(lead.owner, lead.status):
+        raise LeadNotFound(f"线索 {lead_id} 不存在")
+    return lead
+
+
+async def _move(
+    conn: AsyncConnection, lead_id: int, action: str, now: dt.datetime, actor: str, *, frm: str | None, to: str | None, reason: str = ""
+) -> None:
+    await conn.execute(
+        lead_moves.insert().values(
+            lead_id=lead_id, action=action, from_owner=frm, to_owner=to, actor=actor[:64], reason=reason[:200], at=now
+        )
+    )
+
+
+async def _change(conn: AsyncConnection, row: Any, now: dt.datetime, **values: Any) -> Any:
+    """Apply ``values`` to the lead if nobody changed it since ``row`` was read (else a conflict to retry)."""
+    result = await conn.execute(
+        sa.update(leads)
+        .where(leads.c.id == row.id, leads.c.version == row.version)
+        .values(**values, version=row.version + 1, updated_at=now)
+        .returning(*leads.c)
+    )
+    changed = result.first()
+    if changed is None:
+        raise domain.PoolRefused("线索刚刚被他人改动（例如已被领取），请刷新后再试")
+    return changed
+
+
+# ---- the pool's settings -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PoolSettingsView:
+    return_after_days: int
+    claim_daily_cap: int
+    reclaim_block_days: int
+    updated_at: dt.datetime
+    updated_by: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "updated_at": self.updated_at.isoformat()}
+
+
+async def get_pool_settings(conn: AsyncConnection) -> PoolSettingsView:
+    """The pool's rules: the admin's, else the defaults (:mod:`scrm.sales.leads.domain`)."""
+    row = (await conn.execute(sa.select(pool_settings).where(pool_settings.c.id == 1))).first()
+    if row is None:
+        return PoolSettingsView(
+            domain.DEFAULT_RETURN_AFTER_DAYS, domain.DEFAULT_CLAIM_DAILY_CAP, domain.DEFAULT_RECLAIM_BLOCK_DAYS, DEFAULTS_SINCE, ""
+        )
+    return PoolSettingsView(row.return_after_days, row.claim_daily_cap, row.reclaim_block_days, row.updated_at, row.updated_by)
+
+
+async def set_pool_settings(rt: Runtime, *, return_after_days: int, claim_daily_cap: int, reclaim_block_days: int) -> PoolSettingsView:
+    domain.check_settings(return_after_days, claim_daily_cap, reclaim_block_days)
+    who = audit.current_actor()
+    now = rt.clock.now()
+    after = {"return_after_days": return_after_days, "claim_daily_cap": claim_daily_cap, "reclaim_block_days": reclaim_block_days}
+    async with rt.db.write() as conn:
+        before = await get_pool_settings(conn)
+        await conn.execute(
+            upsert(
+                pool_settings,
+                conn.dialect.name,
+                ["id"],
+                {"id": 1, **after, "updated_at": now, "updated_by": who.ref[:64]},
+                [*after, "updated_at", "updated_by"],
+            )
+        )
+        was = {k: getattr(before, k) for k in after}
+        if was != after:
+            old, new = audit.changed(was, after)
+            await audit.record(
+                conn, now, action="update", entity="lead_pool_settings", entity_id=1, summary="修改公海规则", before=old, after=new
+            )
+        return await get_pool_settings(conn)
+
+
+# ---- arrival ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class NewLead:
+    source: str
+    name: str = ""
+    phone: str = ""
+    corp_name: str = ""
+    region: str = ""
+    remark: str = ""
+    source_ref: str = ""
+    customer_id: int | None = None
+    external_userid: str | None = None
+    unionid: str | None = None
+    owner: str | None = None  # a given owner (a salesperson typing in their own lead, a manager); None: the rules decide
+
+
+@dataclass(frozen=True)
+class Arrived:
+    lead: LeadView
+    duplicate: bool  # the same person already had an open lead: that one is returned, the repeat noted on it
+
+
+async def _customer_by_phone(conn: AsyncConnection, phone: str) -> int | None:
+    """The one customer whose custom fields hold this phone number (two or more: ambiguous, none is taken)."""
+    if len(phone) < 7:
+        return None
+    pattern = "%" + phone + "%"
+    rows = (
+        await conn.execute(
+            sa.select(customers.c.id)
+            .where(customers.c.merged_into.is_(None), sa.cast(customers.c.custom_fields, sa.Text).like(pattern))
+            .limit(2)
+        )
+    ).all()
+    return int(rows[0].id) if len(rows) == 1 else None
+
+
+async def _matching_customer(conn: AsyncConnection, new: NewLead, phone: str) -> int | None:
+    if new.customer_id is not None:
+        return new.customer_id
+    for kind, value in (("external_userid", new.external_userid), ("unionid", new.unionid)):
+        if value:
+            found = await find_customer(conn, kind, value)
+            if found is not None:
+                return found
+    return await _customer_by_phone(conn, phone) if phone else None
+
+
+async def _open_lead_for(conn: AsyncConnection, customer_id: int | None, phone: str, new: NewLead) -> Any:
+    """A lead not yet closed for the same person (by customer, phone, external_userid or unionid)."""
+    same: list[sa.ColumnElement[bool]] = []
+    if customer_id is not None:
+        same.append(leads.c.customer_id == customer_id)
+    if phone:
+        same.append(leads.c.phone == phone)
+    if new.external_userid:
+        same.append(leads.c.external_userid == new.external_userid)
+    if new.unionid:
+        same.append(leads.c.unionid == new.unionid)
+    if not same:
+        return None
+    query = sa.select(leads).where(leads.c.status.in_((LeadStatus.OPEN, LeadStatus.POOL)), sa.or_(*same)).order_by(leads.c.id).limit(1)
+    return (await conn.execute(query)).first()
+
+
+async def _serving_salesperson(conn: AsyncConnection, customer_id: int) -> str | None:
+    """The salesperson already serving this customer in WeCom (the longest-standing active relation)."""
+    row = (
+        await conn.execute(
+            sa.select(follows.c.userid)
+            .where(follows.c.customer_id == customer_id, follows.c.status != "ended")
+            .order_by(follows.c.started_at, follows.c.id)
+            .limit(1)
+        )
+    ).first()
+    return row.userid if row is not None else None
+
+
+async def _check_member(conn: AsyncConnection, userid: str) -> None:
+    person = await get_salesperson(conn, userid)
+    if person is None:
+        raise InvalidInput(f"企业微信成员「{userid}」不存在（请先同步通讯录）", field="owner")
+    if not person.active:
+        raise InvalidInput(f"成员「{person.display_name}」已停用或离职，不能再接收线索", field="owner")
+
+
+def _clean(text: str, limit: int) -> str:
+    return " ".join((text or "").split())[:limit]
+
+
+async def create_lead(conn: AsyncConnection, new: NewLead, now: dt.datetime, *, actor: str) -> Arrived:
+    """Record a lead in the caller's transaction (see the module's guarantees: de-duplication, who gets it)."""
+    if new.source not in domain.SOURCE_NAMES_ZH:
+        raise InvalidInput(f"未知的线索来源「{new.source}」", field="source")
+    phone = domain.normalize_phone(new.phone)
+    name, corp = _clean(new.name, 64), _clean(new.corp_name, 128)
+    if not (name or phone or corp or new.customer_id or new.external_userid or new.unionid):
+        raise InvalidInput("线索至少需要姓名、电话或公司名之一", field="name")
+    customer_id = await _matching_customer(conn, new, phone)
+    existing = await _open_lead_for(conn, customer_id, phone, new)
+    if existing is not None:
+        note = f"再次留资（{domain.SOURCE_NAMES_ZH.get(new.source, new.source)}{'：' + new.source_ref if new.source_ref else ''}）"
+        values: dict[str, Any] = {}
+        if new.remark and new.remark not in existing.remark:
+            values["remark"] = (existing.remark + "\n" + new.remark).strip()[:2000]
+        if customer_id is not None and existing.customer_id is None:
+            values["customer_id"] = customer_id
+        row = await _change(conn, existing, now, **values)
+        await _move(conn, int(existing.id), MoveAction.REPEAT, now, actor, frm=existing.owner, to=existing.owner, reason=note)
+        return Arrived(lead_view(row), duplicate=True)
+    owner, rule_id = new.owner, None
+    if owner is not None:
+        await _check_member(conn, owner)
+    elif customer_id is not None:
+        owner = await _serving_salesperson(conn, customer_id)
+    if owner is None:
+        placed = await rules.assign_by_rules(conn, source=new.source, region=new.region, customer_id=customer_id, now=now)
+        if placed is not None:
+            owner, rule_id = placed
+    values = {
+        "name": name,
+        "phone": phone,
+        "corp_name": corp,
+        "region": _clean(new.region, 32),
+        "remark": (new.remark or "").strip()[:2000],
+        "source": new.source,
+        "source_ref": _clean(new.source_ref, 128),
+        "customer_id": customer_id,
+        "external_userid": new.external_userid or None,
+        "unionid": new.unionid or None,
+        "status": LeadStatus.OPEN if owner else LeadStatus.POOL,
+        "owner": owner,
+        "rule_id": rule_id,
+        "assigned_at": now if owner else None,
+        "last_activity_at": now,
+        "pooled_at": None if owner else now,
+        "created_at": now,
+        "updated_at": now,
+    }
+    row = (await conn.execute(leads.insert().values(**values).returning(*leads.c))).one()
+    why = (
+        "分配规则"
+        if rule_id
+        else ("已是该销售的客户" if owner and new.owner is None else ("指定负责人" if owner else "无规则可分配，进入公海"))
+    )
+    await _move(conn, int(row.id), MoveAction.CREATE, now, actor, frm=None, to=owner, reason=why)
+    if owner and owner != new.owner and new.source != LeadSource.CHANNEL_CODE:
+        await outbox.add(conn, ASSIGNED_TOPIC, {"lead_id": int(row.id), "owner": owner, "why": why, "at": now.isoformat()}, now)
+    return Arrived(lead_view(row), duplicate=False)
+
+
+async def add_lead(rt: Runtime, new: NewLead) -> Arrived:
+    """A lead typed in or posted (form, console, sidebar, API), in its own transaction, recorded in the audit trail."""
+    now = rt.clock.now()
+    who = audit.current_actor()
+    async with rt.db.write() as conn:
+        arrived = await create_lead(conn, new, now, actor=who.name or who.ref)
+        if not arrived.duplicate:
+            await audit.record(
+                conn,
+                now,
+                action="create",
+                entity="lead",
+                entity_id=arrived.lead.id,
+                summary=f"新线索 {arrived.lead.label}（{arrived.lead.source_zh}）",
+            )
+    return arrived
+
+
+# ---- owner changes ------------------------------------------------------------------------------------------
+async def claim_lead(rt: Runtime, lead_id: int) -> LeadView:
+    """The acting salesperson takes a lead from the pool (daily cap; the previous owner waits; first come wins)."""
+    person = await acting_person(rt)
+    if not person.userid:
+        raise InvalidInput("您的账号未绑定企业微信成员，不能领取线索（请管理员在“员工”中填写企业微信成员账号）")
+    now = rt.clock.now()
+    async with rt.db.write() as conn:
+        if conn.dialect.name == "postgresql":  # one claim at a time per person: the daily cap holds under concurrency
+            await conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"lead-claim:{person.userid}"})
+        row = await _load(conn, lead_id, lock=True)
+        settings = await get_pool_settings(conn)
+        claims_today = (
+            await conn.execute(
+                sa.select(sa.func.count()).where(
+                    lead_moves.c.to_owner == person.userid,
+                    lead_moves.c.action == MoveAction.CLAIM,
+                    lead_moves.c.at >= domain.start_of_day(now),
+                )
+            )
+        ).scalar_one()
+        domain.check_claim(
+            status=row.status,
+            pooled_from=row.pooled_from,
+            pooled_at=row.pooled_at,
+            claimer=person.userid,
+            claims_today=int(claims_today),
+            daily_cap=settings.claim_daily_cap,
+            reclaim_block_days=settings.reclaim_block_days,
+            now=now,
+        )
+        await _check_member(conn, person.userid)
+        changed = await _change(
+            conn, row, now, status=LeadStatus.OPEN, owner=person.userid, assigned_at=now, last_activity_at=now, rule_id=None
+        )
+        await _move(conn, lead_id, MoveAction.CLAIM, now, person.name, frm=None, to=person.userid)
+        return lead_view(changed)
+
+
+async def release_lead(rt: Runtime, lead_id: int, reason: str) -> LeadView:
+    """The owner (or their manager) gives the lead back to the pool, saying why."""
+    reason = _clean(reason, 200)
+    if not reason:
+        raise InvalidInput("请填写退回公海的原因", field="reason")
+    person = await acting_person(rt)
+    now = rt.clock.now()
+    async with rt.db.write() as conn:
+        row = await _load(conn, lead_id, lock=True)
+        if not person.sees(row.owner, row.status):
+            raise LeadNotFound(f"线索 {lead_id} 不存在")
+        if row.status != LeadStatus.OPEN:
+            raise domain.PoolRefused(f"线索当前为「{domain.STATUS_NAMES_ZH.get(row.status, row.status)}」，只有跟进中的线索可以退回公海")
+        if not person.manages(row.owner):
+            raise domain.PoolRefused("只有负责人或其上级可以把线索退回公海")
+        changed = await _change(conn, row, now, status=LeadStatus.POOL, owner=None, pooled_from=row.owner, pooled_at=now, rule_id=None)
+        await _move(conn, lead_id, MoveAction.RELEASE, now, person.name, frm=row.owner, to=None, reason=reason)
+        return lead_view(changed)
+
+
+async def assign_lead(rt: Runtime, lead_id: int, to: str, reason: str = "") -> LeadView:
+    """A manager gives a lead (from the pool or from someone in their scope) to a member in their scope."""
+    person = await acting_person(rt)
+    now = rt.clock.now()
+    async with rt.db.write() as conn:
+        row = await _load(conn, lead_id, lock=True)
+        if not person.sees(row.owner, row.status):
+            raise LeadNotFound(f"线索 {lead_id} 不存在")
+        if row.status not in (LeadStatus.OPEN, LeadStatus.POOL):
+            raise domain.PoolRefused(f"线索已{domain.STATUS_NAMES_ZH.get(row.status, row.status)}，不能再分配")
+        if not person.scope.everything and (to not in person.scope.userids or (row.owner is not None and not person.manages(row.owner))):
+            raise domain.PoolRefused("只能在自己管理的成员之间分配线索")
+        await _check_member(conn, to)
+        if row.owner == to:
+            return lead_view(row)
+        changed = await _change(conn, row, now, status=LeadStatus.OPEN, owner=to, assigned_at=now, last_activity_at=now, rule_id=None)
+        await _move(conn, lead_id, MoveAction.ASSIGN, now, person.name, frm=row.owner, to=to, reason=_clean(reason, 200))
+        if to != person.userid:
+            await outbox.add(
+                conn, ASSIGNED_TOPIC, {"lead_id": lead_id, "owner": to, "why": f"{person.name} 分配", "at": now.isoformat()}, now
+            )
+        return lead_view(changed)
+
+
+async def invalidate_lead(rt: Runtime, lead_id: int, reason: str) -> LeadView:
+    reason = _clean(reason, 200)
+    if not reason:
+        raise InvalidInput("请填写标为无效的原因（如：空号、同行、重复）", field="reason")
+    person = await acting_person(rt)
+    now = rt.clock.now()
+    async with rt.db.write() as conn:
+        row = await _load(conn, lead_id, lock=True)
+        if not person.sees(row.owner, row.status):
+            raise LeadNotFound(f"线索 {lead_id} 不存在")
+        if row.status not in (LeadStatus.OPEN, LeadStatus.POOL):
+            raise domain.PoolRefused(f"线索已{domain.STATUS_NAMES_ZH.get(row.status, row.status)}")
+        if row.status == LeadStatus.OPEN and not person.manages(row.owner):
+            raise domain.PoolRefused("只有负责人或其上级可以把线索标为无效")
+        changed = await _change(conn, row, now, status=LeadStatus.INVALID, closed_reason=reason)
+        await _move(conn, lead_id, MoveAction.INVALIDATE, now, person.name, frm=row.owner, to=row.owner, reason=reason)
+        return lead_view(changed)
+
+
+async def convert_lead(rt: Runtime, lead_id: int) -> LeadView:
+    """The lead becomes a customer: the customer it matched, or a new one with its name, company and phone. Only
+    its owner (or their manager) converts it, and only while it is being followed up."""
+    person = await acting_person(rt)
+    now = rt.clock.now()
+    async with rt.db.write() as conn:
+        row = await _load(conn, lead_id, lock=True)
+        if not person.sees(row.owner, row.status):
+            raise LeadNotFound(f"线索 {lead_id} 不存在")
+        if row.status != LeadStatus.OPEN:
+            raise domain.PoolRefused("只有跟进中的线索可以转为客户（公海中的线索请先领取）")
+        if not person.manages(row.owner):
+            raise domain.PoolRefused("只有负责人或其上级可以转化线索")
+        customer_id = row.customer_id
+        if customer_id is None:
+            fields = {PHONE_FIELD: row.phone} if row.phone else {}
+            if row.region:
+                fields["地区"] = row.region
+            customer_id = await create_customer(
+                conn, name=row.name or row.corp_name, corp_name=row.corp_name, custom_fields=fields, now=now
+            )
+        changed = await _change(conn, row, now, status=LeadStatus.CONVERTED, customer_id=customer_id, closed_reason="转为客户")
+        await _move(conn, lead_id, MoveAction.CONVERT, now, person.name, frm=row.owner, to=row.owner, reason=f"客户 #{customer_id}")
+        await audit.record(conn, now, action="convert", entity="lead", entity_id=lead_id, summary=f"线索转为客户 #{customer_id}")
+        return lead_view(changed)
+
+
+async def touch_lead(conn: AsyncConnection, lead_id: int, now: dt.datetime) -> None:
+    """A follow-up happened: the pool's clock for this lead starts again."""
+    await conn.execute(sa.update(leads).where(leads.c.id == lead_id).values(last_activity_at=now))
+
+
+async def move_customer_leads(conn: AsyncConnection, *, customer_id: int, frm: str, to: str, now: dt.datetime, why: str) -> int:
+    """A customer was handed over (交接): their open leads owned by ``frm`` go to ``to``. Idempotent."""
+    rows = (
+        await conn.execute(
+            sa.select(leads).where(leads.c.customer_id == customer_id, leads.c.owner == frm, leads.c.status == LeadStatus.OPEN)
+        )
+    ).all()
+    for row in rows:
+        await _change(conn, row, now, owner=to, assigned_at=now, last_activity_at=now)
+        await _move(conn, int(row.id), MoveAction.TRANSFER, now, "system", frm=frm, to=to, reason=why)
+    return len(rows)
+
+
+# ---- the pool takes back what nobody followed up ---------------------------------------------------------------
+async def return_stale_leads(rt: Runtime, *, batch: int = 500) -> int:
+    """Open leads with no follow-up, claim or assignment for their return period (the rule's, else the pool's) go
+    back to the pool; each return is recorded. Returns how many went back. Safe to run twice or on two workers:
+    a lead already returned no longer matches, and each change is guarded by the lead's version."""
+    now = rt.clock.now()
+    returned = 0
+    async with rt.db.read() as conn:
+        settings = await get_pool_settings(conn)
+        overrides = {
+            int(r.id): int(r.return_after_days)
+            for r in await conn.execute(
+                sa.select(assignment_rules.c.id, assignment_rules.c.return_after_days).where(
+                    assignment_rules.c.return_after_days.is_not(None)
+                )
+            )
+        }
+    periods: list[tuple[sa.ColumnElement[bool], int]] = [(leads.c.rule_id == rule_id, days) for rule_id, days in overrides.items()]
+    default = sa.or_(leads.c.rule_id.is_(None), leads.c.rule_id.not_in(list(overrides))) if overrides else sa.true()
+    if settings.return_after_days:
+        periods.append((default, settings.return_after_days))
+    for which, days in periods:
+        cutoff = now - dt.timedelta(days=days)
+        while True:
+            async with rt.db.write() as conn:
+                rows = (
+                    await conn.execute(
+                        sa.select(leads)
+                        .where(leads.c.status == LeadStatus.OPEN, leads.c.last_activity_at < cutoff, which)
+                        .order_by(leads.c.id)
+                        .limit(batch)
+                    )
+                ).all()
+                for row in rows:
+                    await _change(conn, row, now, status=LeadStatus.POOL, owner=None, pooled_from=row.owner, pooled_at=now, rule_id=None)
+                    await _move(
+                        conn, int(row.id), MoveAction.RETURN, now, "system", frm=row.owner, to=None, reason=f"{days} 天未跟进，自动回收公海"
+                    )
+            returned += len(rows)
+            if len(rows) < batch:
+                break
+    return returned
