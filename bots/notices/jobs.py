@@ -14,12 +14,13 @@ from bots.notices.orders import (
     on_order_shipped,
     on_stock_low,
 )
-from bots.notices.sales import on_lead_assigned
+from bots.notices.sales import on_follow_ups_due, on_lead_assigned
 from scrm.campaigns.attention import ATTENTION_TOPIC
 from scrm.campaigns.broadcasts import services as broadcasts
 from scrm.campaigns.coupons.services import ISSUED_TOPIC as COUPON_ISSUED
 from scrm.core.jobs import CronSpec, JobSpec
 from scrm.core.outbox import Handles
+from scrm.sales.followups.services import DUE_TOPIC as FOLLOW_UP_DUE
 from scrm.sales.leads.services import ASSIGNED_TOPIC
 
 HANDLERS = [
@@ -37,6 +38,7 @@ HANDLERS = [
     Handles("stock.low", on_stock_low),
     Handles(COUPON_ISSUED, on_coupon_issued),
     Handles(ASSIGNED_TOPIC, on_lead_assigned),
+    Handles(FOLLOW_UP_DUE, on_follow_ups_due),
 ]
 
 CRONS = [

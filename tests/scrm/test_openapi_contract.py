@@ -359,6 +359,17 @@ async def test_every_documented_operation_answers_as_documented(sandbox: Sandbox
     third = await call("POST", "/leads", 201, json={"corp_name": "三号店"})
     await call("POST", f"/leads/{third['id']}/claim", 200, headers={"Authorization": f"Bearer {seller}"})
     await call("DELETE", f"/lead-rules/{lead_rule['id']}", 200)
+    seller_auth = {"Authorization": f"Bearer {seller}"}
+    todo = await call(
+        "POST",
+        "/follow-ups",
+        201,
+        json={"lead_id": third["id"], "kind": "call", "body": "电话沟通", "next_contact_on": "2026-11-23"},
+        headers=seller_auth,
+    )
+    await call("GET", "/follow-ups?due=today", 200, headers=seller_auth)
+    await call("GET", f"/follow-ups?lead_id={third['id']}", 200, headers=seller_auth)
+    await call("POST", f"/follow-ups/{todo['id']}/done", 200, headers=seller_auth)
 
     # ---- customers (last: the record then has orders, tags, invoices, coupons)
     await call("DELETE", f"/customers/wmC/tags/{tag['id']}", 200)
