@@ -39,6 +39,8 @@ from scrm.crm.staff.services import (
 from scrm.crm.tags.models import TagSource
 from scrm.crm.tags.services import CUSTOMER_TAG_CHANGED, apply_tag, get_tag
 from scrm.crm.timeline.services import Kind, add_entry
+from scrm.sales.leads.models import LeadSource
+from scrm.sales.leads.services import NewLead, create_lead
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +161,11 @@ async def _contact_added(rt: Runtime, row: Any, status: str) -> str:
         invite_note = await referral.on_contact_added(conn, rt, row, customer_id, was_new) if state.startswith("rf:") else ""
         channel = await channel_for_state(conn, state)
         tagged = await _apply_channel(conn, rt, customer_id, userid, channel, state) if channel is not None else []
+        if channel is not None and was_new:  # a new person from a channel code: a lead, already this salesperson's
+            arrival = NewLead(
+                source=LeadSource.CHANNEL_CODE, customer_id=customer_id, external_userid=ext, owner=userid, source_ref=channel.name
+            )
+            await create_lead(conn, arrival, now, actor="system", owner_checked=True)  # WeCom says they serve them
         person = await get_salesperson(conn, userid)
         who = person.display_name if person is not None else userid
         title = f"客户添加了销售 {who}" + ("（待销售确认）" if status == FollowStatus.HALF else "")

@@ -21,13 +21,27 @@ from bots.outbound.media import Image
 from scrm.core.runtime import Runtime
 from scrm.crm.customers.services import ensure_customer, resolve_customer
 from scrm.crm.timeline.services import Kind, add_entry
+from scrm.sales.leads.models import LeadSource
+from scrm.sales.leads.services import NewLead, newcomer_lead
 
 log = logging.getLogger(__name__)
 
 
-async def _customer(rt: Runtime, kind: str, value: str) -> int:
+async def _customer(rt: Runtime, kind: str, value: str, *, lead_source: str, first_words: str = "") -> int:
+    """The customer behind this identity; a newcomer is also a new lead (线索: a first 微信客服 message or Official
+    Account follow), given out by the assignment rules or left in the pool."""
+    now = rt.clock.now()
     async with rt.db.write() as conn:
-        return await ensure_customer(conn, rt.db.dialect, kind=kind, value=value, now=rt.clock.now())
+        customer_id = await ensure_customer(conn, rt.db.dialect, kind=kind, value=value, now=now)
+        first = NewLead(
+            source=lead_source,
+            customer_id=customer_id,
+            external_userid=value if kind == "external_userid" else None,
+            remark=first_words.strip()[:200],
+            source_ref="首次咨询" if first_words else "",
+        )
+        await newcomer_lead(conn, first, now)
+        return customer_id
 
 
 Send = Callable[[Any, router.Reply, int], Awaitable[sender.OutboundResult]]
@@ -119,7 +133,7 @@ def _text_after_image(reply: router.Reply, image: sender.OutboundResult, item: A
 
 
 async def kf_customer_text(rt: Runtime, row: Any) -> str:
-    customer_id = await _customer(rt, "external_userid", row.external_userid)
+    customer_id = await _customer(rt, "external_userid", row.external_userid, lead_source=LeadSource.KF, first_words=row.content)
 
     async def send(item: Any, reply: router.Reply, cid: int) -> sender.OutboundResult:
         text = reply.text
@@ -149,12 +163,12 @@ async def kf_customer_text(rt: Runtime, row: Any) -> str:
 
 async def kf_enter_session(rt: Runtime, row: Any) -> str:
     if row.external_userid:
-        await _customer(rt, "external_userid", row.external_userid)
+        await _customer(rt, "external_userid", row.external_userid, lead_source=LeadSource.KF)
     return "customer entered the session"
 
 
 async def mp_text(rt: Runtime, row: Any) -> str:
-    customer_id = await _customer(rt, "openid", row.from_user)
+    customer_id = await _customer(rt, "openid", row.from_user, lead_source=LeadSource.MP, first_words=row.content)
 
     async def send(item: Any, reply: router.Reply, cid: int) -> sender.OutboundResult:
         text = reply.text
@@ -169,7 +183,7 @@ async def mp_text(rt: Runtime, row: Any) -> str:
 
 
 async def mp_subscribe(rt: Runtime, row: Any) -> str:
-    await _customer(rt, "openid", row.from_user)
+    await _customer(rt, "openid", row.from_user, lead_source=LeadSource.MP)
     result = await sender.send_mp_custom_text(
         rt, openid=row.from_user, text=router.help_text(rt), key=f"welcome:{row.id}", purpose="welcome"
     )

@@ -323,8 +323,9 @@ def _clean(text: str, limit: int) -> str:
     return " ".join((text or "").split())[:limit]
 
 
-async def create_lead(conn: AsyncConnection, new: NewLead, now: dt.datetime, *, actor: str) -> Arrived:
-    """Record a lead in the caller's transaction (see the module's guarantees: de-duplication, who gets it)."""
+async def create_lead(conn: AsyncConnection, new: NewLead, now: dt.datetime, *, actor: str, owner_checked: bool = False) -> Arrived:
+    """Record a lead in the caller's transaction (see the module's guarantees: de-duplication, who gets it).
+    ``owner_checked``: the given owner is known to serve this person (WeCom just said so), not to be checked."""
     if new.source not in domain.SOURCE_NAMES_ZH:
         raise InvalidInput(f"未知的线索来源「{new.source}」", field="source")
     phone = domain.normalize_phone(new.phone)
@@ -344,7 +345,7 @@ async def create_lead(conn: AsyncConnection, new: NewLead, now: dt.datetime, *, 
         await _move(conn, int(existing.id), MoveAction.REPEAT, now, actor, frm=existing.owner, to=existing.owner, reason=note)
         return Arrived(lead_view(row), duplicate=True)
     owner, rule_id = new.owner, None
-    if owner is not None:
+    if owner is not None and not owner_checked:
         await _check_member(conn, owner)
     elif customer_id is not None:
         owner = await _serving_salesperson(conn, customer_id)
@@ -382,6 +383,22 @@ async def create_lead(conn: AsyncConnection, new: NewLead, now: dt.datetime, *, 
     if owner and owner != new.owner and new.source != LeadSource.CHANNEL_CODE:
         await outbox.add(conn, ASSIGNED_TOPIC, {"lead_id": int(row.id), "owner": owner, "why": why, "at": now.isoformat()}, now)
     return Arrived(lead_view(row), duplicate=False)
+
+
+NEWCOMER_WINDOW = dt.timedelta(hours=24)
+
+
+async def newcomer_lead(conn: AsyncConnection, new: NewLead, now: dt.datetime) -> Arrived | None:
+    """A lead for someone who just reached us (a first 微信客服 message, an Official Account follow): only when the
+    customer was first seen within the last 24 hours and never had a lead — an old customer writing in is not a lead,
+    and the same newcomer writing again is not a second one. In the caller's transaction."""
+    assert new.customer_id is not None
+    first_seen = (await conn.execute(sa.select(customers.c.first_seen_at).where(customers.c.id == new.customer_id))).scalar()
+    if first_seen is None or first_seen < now - NEWCOMER_WINDOW:
+        return None
+    if (await conn.execute(sa.select(leads.c.id).where(leads.c.customer_id == new.customer_id).limit(1))).first() is not None:
+        return None
+    return await create_lead(conn, new, now, actor="system")
 
 
 async def add_lead(rt: Runtime, new: NewLead) -> Arrived:
