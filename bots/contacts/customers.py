@@ -39,7 +39,7 @@ from scrm.crm.staff.services import (
 from scrm.crm.tags.models import TagSource
 from scrm.crm.tags.services import CUSTOMER_TAG_CHANGED, apply_tag, get_tag
 from scrm.crm.timeline.services import Kind, add_entry
-from scrm.sales.leads.models import LeadSource
+from scrm.sales.leads.domain import LeadSource
 from scrm.sales.leads.services import NewLead, create_lead
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from bots.outbound.media import Image
 from scrm.core.runtime import Runtime
 from scrm.crm.customers.services import ensure_customer, resolve_customer
 from scrm.crm.timeline.services import Kind, add_entry
-from scrm.sales.leads.models import LeadSource
+from scrm.sales.leads.domain import LeadSource
 from scrm.sales.leads.services import NewLead, newcomer_lead
 
 log = logging.getLogger(__name__)

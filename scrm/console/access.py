@@ -4,7 +4,7 @@ agree with; ``tests/scrm/test_console_roles.py`` checks every route the app moun
 
 from __future__ import annotations
 
-from scrm.console.auth import ADMIN_ROLES, ALL_ROLES, FINANCE_ROLES, MARKETING_ROLES, OPERATIONS_ROLES
+from scrm.console.auth import ADMIN_ROLES, ALL_ROLES, FINANCE_ROLES, MARKETING_ROLES, OPERATIONS_ROLES, SALES_ROLES
 
 # Who may use which console page family, by path prefix (the longest matching prefix wins; /console itself is the
 # index). Every console route's guard must admit exactly its family's roles, and a route under no prefix here is
@@ -13,6 +13,10 @@ ACCESS_BY_PREFIX: tuple[tuple[str, frozenset[str]], ...] = (
     ("/console/dashboard", ALL_ROLES),
     ("/console/logout", ALL_ROLES),
     ("/console/customers", ALL_ROLES),  # every role works with customers (the directory and a customer's record)
+    ("/console/leads", SALES_ROLES),
+    ("/console/pool", SALES_ROLES),
+    ("/console/follow-ups", SALES_ROLES),
+    ("/console/lead-rules", ADMIN_ROLES),
     ("/console/orders", OPERATIONS_ROLES),
     ("/console/shipments", OPERATIONS_ROLES),
     ("/console/picking", OPERATIONS_ROLES),
@@ -41,6 +45,9 @@ ACCESS_BY_PREFIX: tuple[tuple[str, frozenset[str]], ...] = (
 NAV = (
     ("dashboard", "/console/dashboard", "概览", ALL_ROLES),  # scrm/console/dashboard.py
     ("customers", "/console/customers", "客户", ALL_ROLES),  # scrm/console/customers.py
+    ("leads", "/console/leads", "线索", SALES_ROLES),  # scrm/console/leads.py
+    ("pool", "/console/pool", "公海", SALES_ROLES),
+    ("follow-ups", "/console/follow-ups", "跟进", SALES_ROLES),
     ("orders", "/console/orders", "订单", OPERATIONS_ROLES),
     ("picking", "/console/picking", "发货", OPERATIONS_ROLES),
     ("stock", "/console/stock", "库存", OPERATIONS_ROLES),
@@ -56,6 +63,7 @@ NAV = (
     ("broadcasts", "/console/broadcasts", "群发", MARKETING_ROLES),  # scrm/console/broadcasts.py
     ("staff", "/console/staff", "员工", ADMIN_ROLES),  # scrm/console/staff.py
     ("approvals", "/console/approvals", "审批", ALL_ROLES),  # scrm/console/approvals.py
+    ("lead-rules", "/console/lead-rules", "线索分配", ADMIN_ROLES),  # scrm/console/leads.py
     ("approval-rules", "/console/approval-rules", "审批规则", ADMIN_ROLES),  # scrm/console/approvals.py
     ("field-permissions", "/console/field-permissions", "字段权限", ADMIN_ROLES),  # scrm/console/governance.py
     ("tokens", "/console/tokens", "API 令牌", ALL_ROLES),  # scrm/console/governance.py
@@ -67,11 +75,11 @@ NAV = (
 # role may use (a section with one such entry is a plain link). An entry in no section is a top-level link — so a
 # new NAV entry shows up even before it is placed here. Slots kept for pages on their way: "products" (商品).
 NAV_SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("销售", ("customers", "orders", "groups")),
+    ("销售", ("customers", "leads", "pool", "follow-ups", "orders", "groups")),
     ("运营", ("picking", "stock", "products", "purchasing")),
     ("财务", ("finance",)),
     ("营销", ("rules", "segments", "channels", "coupons", "campaigns", "broadcasts")),
-    ("设置", ("staff", "approval-rules", "field-permissions", "tokens", "audit")),
+    ("设置", ("staff", "lead-rules", "approval-rules", "field-permissions", "tokens", "audit")),
 )
 
 

@@ -36,6 +36,8 @@ async def seed(h: SandboxHarness) -> dict[str, str]:
         h.rt, customer_id=cid, items=[("WATER-550", 1)], source="api", salesperson_userid="sales01", confirm=True
     )
     await h.api("PATCH", "/accounts/wmField", json={"credit_limit_fen": 1_000_000})
+    status, lead = await h.api("POST", "/leads", json={"name": "周先生", "phone": PHONE})  # his number: his lead, sales01's
+    assert status == 201, lead
     status, supplier = await h.api("POST", "/suppliers", json={"name": "水厂", "phone": "021-12345678"})
     status, po = await h.api(
         "POST", "/purchase-orders", json={"supplier_id": supplier["id"], "lines": [{"sku": "WATER-550", "qty": 5, "unit_cost_fen": 2100}]}

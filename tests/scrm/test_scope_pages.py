@@ -13,12 +13,24 @@ from tests.security.conftest import HTML
 from tests.security.test_route_inventory import concrete, routes
 
 
+async def seed_lead_of_another(h: SandboxHarness) -> None:
+    """丙客户's lead (线索 #1, sales03's: they serve the customer) with a follow-up by sales03."""
+    status, lead = await h.api("POST", "/leads", json={"name": "丙客户隐私", "external_userid": "wmOther", "phone": "13900009999"})
+    assert (status, lead["id"], lead["owner"]) == (201, 1, "sales03"), lead
+    sun = await h.staff_token("sun", ["sales"], wecom_userid="sales03", data_scope="own")
+    status, made = await h.as_token(
+        sun, "POST", "/follow-ups", json={"lead_id": 1, "body": "丙客户隐私的跟进", "next_contact_on": "2026-11-23"}
+    )
+    assert (status, made["id"]) == (201, 1), made
+
+
 @pytest.mark.parametrize("db_backend", ["sqlite"])
 async def test_no_console_page_shows_a_customer_outside_the_scope(sandbox: SandboxHarness) -> None:
     h, c = sandbox, sandbox.client
     for userid, ext, name in (("sales01", "wmMine", "甲客户"), ("sales03", "wmOther", "丙客户隐私")):
         cid = await seed_follow(h.rt, userid, ext, name=name)
         await orders.create_order(h.rt, customer_id=cid, items=[("WATER-550", 1)], source="api", salesperson_userid=userid, confirm=True)
+    await seed_lead_of_another(h)
     await accounts.create_staff(h.rt, "li", "correct horse 1", ["sales", "operations"], wecom_userid="sales01", data_scope="own")
     resp = await c.post("/console/login", data={"username": "li", "password": "correct horse 1"}, allow_redirects=False)
     assert resp.status == 303
@@ -43,6 +55,7 @@ async def test_no_api_answer_shows_a_customer_outside_the_scope(sandbox: Sandbox
             h.rt, customer_id=cid, items=[("WATER-550", 1)], source="api", salesperson_userid=userid, confirm=True
         )
         numbers[ext] = placed.number
+    await seed_lead_of_another(h)
     await h.customer_says("wmOther", "丙客户隐私的消息")  # inbound events and replies about them exist too
     token = await h.staff_token("li", ["sales", "operations"], wecom_userid="sales01", data_scope="own")
     leaks = []

@@ -10,23 +10,6 @@ from sqlmodel import Field
 from scrm.core.db import BigId, Model, UTCDateTime
 
 
-class FollowUpKind:
-    NOTE = "note"  # 备注
-    CALL = "call"  # 电话
-    VISIT = "visit"  # 拜访
-    WECHAT = "wechat"  # 微信沟通
-    MEETING = "meeting"  # 会议 / 演示
-
-
-KIND_NAMES_ZH = {
-    FollowUpKind.NOTE: "备注",
-    FollowUpKind.CALL: "电话",
-    FollowUpKind.VISIT: "拜访",
-    FollowUpKind.WECHAT: "微信沟通",
-    FollowUpKind.MEETING: "会议/演示",
-}
-
-
 class FollowUp(Model, table=True):
     """One follow-up (跟进记录) on a lead or a customer. Its next-contact date is a to-do for ``owner`` until a later
     follow-up on the same lead or customer is recorded (``next_done_at``)."""

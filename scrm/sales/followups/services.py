@@ -26,9 +26,10 @@ from scrm.core.runtime import Runtime
 from scrm.crm.customers.queries import customer_exists
 from scrm.crm.timeline.services import Kind, add_entry
 from scrm.governance.scopes.services import customer_in_scope
-from scrm.sales.followups.models import KIND_NAMES_ZH, follow_ups
+from scrm.sales.followups.domain import KIND_NAMES_ZH
+from scrm.sales.followups.models import follow_ups
 from scrm.sales.leads import services as leads
-from scrm.sales.leads.models import LeadStatus
+from scrm.sales.leads.domain import LeadStatus
 from scrm.sales.leads.models import leads as leads_table
 
 DUE_TOPIC = "follow_up.due"  # one salesperson's follow-ups due today: remind them (payload: owner, ids, day)

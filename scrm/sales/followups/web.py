@@ -15,7 +15,7 @@ from scrm.core.http.openapi import ApiModel, add_api_route, query
 from scrm.crm.customers.queries import customer_by_identity
 from scrm.governance.scopes.services import customer_in_scope
 from scrm.sales.followups import queries, services
-from scrm.sales.followups.models import KIND_NAMES_ZH
+from scrm.sales.followups.domain import KIND_NAMES_ZH
 from scrm.sales.leads.services import acting_person, visible_lead
 
 

@@ -11,23 +11,6 @@ from sqlmodel import Field
 from scrm.core.db import JSON, BigId, Model, UTCDateTime
 
 
-class LeadStatus:
-    OPEN = "open"  # a salesperson owns it and works it (跟进中)
-    POOL = "pool"  # in the public pool (公海): no owner, any salesperson may claim it
-    CONVERTED = "converted"  # became a customer (and an opportunity) (已转化)
-    INVALID = "invalid"  # not a real prospect: wrong number, spam, competitor (无效)
-
-
-class LeadSource:
-    FORM = "form"  # POST /api/v1/leads: a web form, a landing page, another system
-    CHANNEL_CODE = "channel_code"  # a customer added a salesperson by scanning a channel code (渠道活码)
-    KF = "kf"  # a first message in 微信客服
-    MP = "mp"  # a first message to the Official Account (公众号)
-    ARCHIVE = "archive"  # a first conversation seen in the chat archive (会话存档)
-    IMPORT = "import"  # a CSV / xlsx file
-    MANUAL = "manual"  # typed in by staff in the console or sidebar
-
-
 class Lead(Model, table=True):
     """A prospect (线索): who they are, where they came from, who works them."""
 
@@ -70,18 +53,6 @@ class Lead(Model, table=True):
 leads: sa.Table = Lead.__table__
 
 
-class MoveAction:
-    CREATE = "create"  # arrived (to_owner = whom the rules gave it, or None: the pool)
-    ASSIGN = "assign"  # a manager gave it to someone (分配)
-    CLAIM = "claim"  # a salesperson took it from the pool (领取)
-    RELEASE = "release"  # the owner gave it back to the pool (放弃 / 退回公海)
-    RETURN = "return"  # no follow-up for N days: the pool took it back (自动回收)
-    TRANSFER = "transfer"  # the customer was handed over to a colleague (交接)
-    CONVERT = "convert"  # became a customer / opportunity
-    INVALIDATE = "invalidate"  # marked invalid
-    REPEAT = "repeat"  # the same person came again (a duplicate form post, a second scan): noted on the lead
-
-
 class LeadMove(Model, table=True):
     """One move of a lead (线索流转记录): every owner change, pool return and claim, with who did it and why."""
 
@@ -103,11 +74,6 @@ class LeadMove(Model, table=True):
 
 
 lead_moves: sa.Table = LeadMove.__table__
-
-
-class AssignMethod:
-    ROUND_ROBIN = "round_robin"  # 轮流分配: the next member after the last one served
-    LOAD = "load"  # 按负荷: the member with the fewest open leads
 
 
 class AssignmentRule(Model, table=True):

@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from scrm.crm.staff.models import salespeople
 from scrm.governance.scopes.services import DataScope
 from scrm.sales.leads import domain
-from scrm.sales.leads.models import LeadStatus, lead_moves, leads
+from scrm.sales.leads.domain import LeadStatus
+from scrm.sales.leads.models import lead_moves, leads
 from scrm.sales.leads.services import LeadView, lead_view
 
 PAGE = 50

@@ -16,7 +16,8 @@ from scrm.core.runtime import Runtime
 from scrm.crm.staff.services import get_salesperson
 from scrm.crm.tags.services import tags_of
 from scrm.sales.leads import domain
-from scrm.sales.leads.models import LeadStatus, MoveAction, assignment_rules, lead_moves, leads
+from scrm.sales.leads.domain import LeadStatus, MoveAction
+from scrm.sales.leads.models import assignment_rules, lead_moves, leads
 
 
 async def _given_today(conn: AsyncConnection, members: list[str], now: dt.datetime) -> dict[str, int]:

@@ -32,7 +32,8 @@ from scrm.crm.staff import accounts
 from scrm.crm.staff.services import get_salesperson
 from scrm.governance.scopes.services import DataScope, scope_for
 from scrm.sales.leads import domain, rules
-from scrm.sales.leads.models import LeadSource, LeadStatus, MoveAction, assignment_rules, lead_moves, leads, pool_settings
+from scrm.sales.leads.domain import LeadSource, LeadStatus, MoveAction
+from scrm.sales.leads.models import assignment_rules, lead_moves, leads, pool_settings
 
 ASSIGNED_TOPIC = "lead.assigned"  # a lead was given to a salesperson who did not take it themselves: tell them
 DEFAULTS_SINCE = dt.datetime(2026, 12, 8, tzinfo=dt.UTC)  # when the default pool rules were set
@@ -420,6 +421,14 @@ async def add_lead(rt: Runtime, new: NewLead) -> Arrived:
 
 
 # ---- owner changes ------------------------------------------------------------------------------------------
+async def claims_today(conn: AsyncConnection, userid: str, now: dt.datetime) -> int:
+    """How many leads this member claimed from the pool today (business day, Asia/Shanghai)."""
+    query = sa.select(sa.func.count()).where(
+        lead_moves.c.to_owner == userid, lead_moves.c.action == MoveAction.CLAIM, lead_moves.c.at >= domain.start_of_day(now)
+    )
+    return int((await conn.execute(query)).scalar_one())
+
+
 async def claim_lead(rt: Runtime, lead_id: int) -> LeadView:
     """The acting salesperson takes a lead from the pool (daily cap; the previous owner waits; first come wins)."""
     person = await acting_person(rt)
@@ -431,21 +440,13 @@ async def claim_lead(rt: Runtime, lead_id: int) -> LeadView:
             await conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"lead-claim:{person.userid}"})
         row = await _load(conn, lead_id, lock=True)
         settings = await get_pool_settings(conn)
-        claims_today = (
-            await conn.execute(
-                sa.select(sa.func.count()).where(
-                    lead_moves.c.to_owner == person.userid,
-                    lead_moves.c.action == MoveAction.CLAIM,
-                    lead_moves.c.at >= domain.start_of_day(now),
-                )
-            )
-        ).scalar_one()
+        claimed = await claims_today(conn, person.userid, now)
         domain.check_claim(
             status=row.status,
             pooled_from=row.pooled_from,
             pooled_at=row.pooled_at,
             claimer=person.userid,
-            claims_today=int(claims_today),
+            claims_today=claimed,
             daily_cap=settings.claim_daily_cap,
             reclaim_block_days=settings.reclaim_block_days,
             now=now,

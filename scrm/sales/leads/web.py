@@ -16,7 +16,7 @@ from scrm.core.http.openapi import ApiModel, add_api_route, query
 from scrm.core.runtime import Runtime
 from scrm.governance.fields.services import rules_for
 from scrm.sales.leads import domain, queries, rules, services
-from scrm.sales.leads.models import AssignMethod, LeadSource
+from scrm.sales.leads.domain import AssignMethod, LeadSource
 
 Short = Annotated[str, OrEmpty, Field(max_length=128)]
 
