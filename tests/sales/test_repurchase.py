@@ -1,0 +1,121 @@
+"""Repurchase alerts (复购预警) and churn warning (流失预警): the prediction on synthetic histories (regular, irregular,
+a single purchase), the day-by-day replay that measures it, and — through the real app and the sandbox — the nightly
+recompute (idempotent), alerts closed by a repurchase, at-risk flagging, the salesperson's app message, data scope."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+from scrm.sales.repurchase import domain as d
+from scrm.sales.repurchase.domain import AlertKind, Basis, PredictionStatus
+
+DAY0 = dt.date(2026, 1, 5)
+
+
+def every(k: int, n: int, *, start: dt.date = DAY0, jitter: int = 0, rng: random.Random | None = None) -> list[dt.date]:
+    """n purchases every k days (± jitter days, never before the previous one)."""
+    days, at = [], start
+    for _ in range(n):
+        days.append(at)
+        step = k + (rng.randint(-jitter, jitter) if rng and jitter else 0)
+        at += dt.timedelta(days=max(1, step))
+    return days
+
+
+# ---- the prediction ---------------------------------------------------------------------------------------
+def test_a_regular_customer_is_due_one_interval_after_the_last_purchase() -> None:
+    days = every(30, 5)
+    p = d.predict(1, "WATER-550", days)
+    assert (p.purchases, p.interval_days, p.basis) == (5, 30, Basis.OWN)
+    assert p.next_due_on == days[-1] + dt.timedelta(days=30)
+    assert p.at_risk_after == days[-1] + dt.timedelta(days=60)
+    last = days[-1]
+    assert p.status(last + dt.timedelta(days=26), 3) == PredictionStatus.WAITING
+    assert p.status(last + dt.timedelta(days=27), 3) == PredictionStatus.DUE  # 3 days before
+    assert p.status(last + dt.timedelta(days=60), 3) == PredictionStatus.DUE  # late, not yet a whole cycle skipped
+    assert p.status(last + dt.timedelta(days=61), 3) == PredictionStatus.AT_RISK
+
+
+def test_the_median_ignores_a_stock_up_and_a_forgotten_month() -> None:
+    # gaps 30, 3 (a holiday top-up), 31, 90 (forgot), 29, 30 → the median is 30; the mean would say 35.5
+    days = [DAY0]
+    for gap in (30, 3, 31, 90, 29, 30):
+        days.append(days[-1] + dt.timedelta(days=gap))
+    assert d.usual_interval(days) == 30
+    # two orders on one day are one purchase: no gap of 0
+    assert d.usual_interval([DAY0, DAY0, DAY0 + dt.timedelta(days=14)]) == 14
+    # only the latest gaps count: a customer who moved from monthly to weekly is weekly now
+    moved = every(30, 6) + every(7, d.RECENT_GAPS + 1, start=every(30, 6)[-1] + dt.timedelta(days=7))
+    assert d.usual_interval(moved) == 7
+
+
+def test_an_irregular_customer_gets_the_median_and_halves_round_up() -> None:
+    gaps = [10, 50, 20, 40]  # median 30 → due 30 days after the last purchase
+    days = [DAY0]
+    for gap in gaps:
+        days.append(days[-1] + dt.timedelta(days=gap))
+    p = d.predict(7, "RICE-5KG", days)
+    assert p.interval_days == 30 and p.next_due_on == days[-1] + dt.timedelta(days=30)
+    assert d.usual_interval([DAY0, DAY0 + dt.timedelta(days=10), DAY0 + dt.timedelta(days=21)]) == 11  # median 10.5 → 11
+
+
+def test_a_single_purchase_borrows_the_products_typical_interval_only_with_enough_peers() -> None:
+    histories: dict[tuple[int, str], list[dt.date]] = {(1, "OIL"): [DAY0]}
+    for cid, k in ((2, 20), (3, 30)):
+        histories[(cid, "OIL")] = every(k, 4)
+    assert d.typical_intervals(histories) == {}  # 2 customers with a rhythm: too few to speak for a product
+    lone = d.predict_all(histories, d.typical_intervals(histories))[0]
+    assert (lone.basis, lone.interval_days, lone.next_due_on) == (Basis.NONE, None, None)
+    assert lone.status(DAY0 + dt.timedelta(days=400), 3) == PredictionStatus.UNKNOWN
+    assert d.alert_for(lone, DAY0 + dt.timedelta(days=400), 3) is None
+
+    histories[(4, "OIL")] = every(40, 3)
+    typicals = d.typical_intervals(histories)
+    assert typicals == {"OIL": 30}  # median of 20, 30, 40
+    lone = next(p for p in d.predict_all(histories, typicals) if p.customer_id == 1)
+    assert (lone.basis, lone.interval_days, lone.next_due_on) == (Basis.PRODUCT, 30, DAY0 + dt.timedelta(days=30))
+    # intervals of customers outside the recomputed set count as peers too
+    assert d.typical_intervals({(1, "OIL"): [DAY0]}, {"OIL": [14, 15, 16]}) == {"OIL": 15}
+
+
+def test_alerts_for_a_cycle_due_then_at_risk() -> None:
+    p = d.predict(1, "WATER-550", every(10, 3))  # last purchase DAY0+20, due DAY0+30, at risk after DAY0+40
+    last = p.last_purchase_on
+    assert d.alert_for(p, last + dt.timedelta(days=6), 3) is None
+    due = d.alert_for(p, last + dt.timedelta(days=7), 3)
+    assert due == d.AlertPlan(AlertKind.DUE, last + dt.timedelta(days=10), last)
+    risk = d.alert_for(p, last + dt.timedelta(days=21), 3)
+    assert risk == d.AlertPlan(AlertKind.AT_RISK, last + dt.timedelta(days=10), last)
+    assert d.alert_for(p, last + dt.timedelta(days=10), 0) == due  # lead 0: on the day itself
+    assert d.closed_by_purchase(last, last + dt.timedelta(days=9)) and not d.closed_by_purchase(last, last)
+
+
+# ---- measuring it ---------------------------------------------------------------------------------------
+def synthetic(customers: int, k: int, jitter: int, purchases: int, seed: int) -> dict[tuple[int, str], list[dt.date]]:
+    """Customers buying every k ± jitter days, starting on staggered days."""
+    rng = random.Random(seed)
+    return {(cid, "WATER-550"): every(k, purchases, start=DAY0 + dt.timedelta(days=rng.randint(0, k)), jitter=jitter, rng=rng)
+            for cid in range(1, customers + 1)}  # fmt: skip
+
+
+def test_replay_of_a_30_day_rhythm_announces_at_least_90_percent_of_repurchases() -> None:
+    history = synthetic(customers=40, k=30, jitter=2, purchases=12, seed=16)
+    result = d.replay(history, lead_days=3)
+    assert result.repurchases == 40 * 11
+    assert result.recall >= 0.9, (result.alerted, result.repurchases)
+    assert result.precision >= 0.9, (result.due_hits, result.due_misses)
+    assert result.at_risk_alerts == 0  # nobody skipped a cycle
+    assert all(0 <= lead <= 3 + 2 * 2 for lead in result.lead_days)  # lead time + the jitter either way: days ahead, not weeks
+
+
+def test_replay_counts_churned_customers_as_due_alerts_nobody_answered() -> None:
+    history = synthetic(customers=10, k=20, jitter=0, purchases=16, seed=1)
+    churned = {(cid, "WATER-550"): every(20, 6) for cid in (101, 102)}  # stop after 100 days
+    end = min(days[-1] for days in history.values())  # while the regular customers still buy
+    result = d.replay({**history, **churned}, end=end)
+    assert result.at_risk_alerts == 2 and result.due_misses == 2  # their due alerts were replaced by at-risk ones
+    assert result.due_hits == result.alerted_due
+    assert result.precision == result.due_hits / (result.due_hits + 2) < 1.0
+    # every repurchase was announced but a few second purchases, made before MIN_PEERS customers had a rhythm to borrow
+    assert 0 < result.repurchases - result.alerted <= d.MIN_PEERS
