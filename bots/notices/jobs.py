@@ -14,11 +14,13 @@ from bots.notices.orders import (
     on_order_shipped,
     on_stock_low,
 )
+from bots.notices.repurchase import on_alerts_opened
 from scrm.campaigns.attention import ATTENTION_TOPIC
 from scrm.campaigns.broadcasts import services as broadcasts
 from scrm.campaigns.coupons.services import ISSUED_TOPIC as COUPON_ISSUED
 from scrm.core.jobs import CronSpec, JobSpec
 from scrm.core.outbox import Handles
+from scrm.sales.repurchase.services import ALERTS_OPENED as REPURCHASE_ALERTS_OPENED
 
 HANDLERS = [
     Handles(broadcasts.SEND_TOPIC, send_chunk),
@@ -34,6 +36,7 @@ HANDLERS = [
     Handles("order.backorder_filled", on_backorder_filled),
     Handles("stock.low", on_stock_low),
     Handles(COUPON_ISSUED, on_coupon_issued),
+    Handles(REPURCHASE_ALERTS_OPENED, on_alerts_opened),
 ]
 
 CRONS = [

@@ -54,6 +54,7 @@ from scrm.crm.groups import jobs as groups_jobs
 from scrm.crm.tags import jobs as tags_jobs
 from scrm.crm.tags.services import CORP_TAG_CREATOR
 from scrm.governance.audit import jobs as audit_jobs
+from scrm.sales.repurchase import jobs as repurchase_jobs
 from tagging.rules import jobs as rules_jobs
 from tagging.segments import jobs as segments_jobs
 
@@ -81,6 +82,7 @@ CAPABILITY_JOBS: tuple[ModuleType, ...] = (
     segments_jobs,
     audit_jobs,
     approvals_jobs,
+    repurchase_jobs,
 )
 # Every skill of the chat dialogue (help and greeting live in the router).
 DIALOGUE_SKILLS: tuple[ModuleType, ...] = (

@@ -7,8 +7,19 @@ from __future__ import annotations
 import datetime as dt
 import random
 
+import sqlalchemy as sa
+
+from fulfillment.orders import queries as orders_queries
+from fulfillment.orders import services as orders
+from scrm.core import outbox
+from scrm.core.clock import local
 from scrm.sales.repurchase import domain as d
+from scrm.sales.repurchase import services
 from scrm.sales.repurchase.domain import AlertKind, Basis, PredictionStatus
+from scrm.sales.repurchase.jobs import on_order_confirmed
+from scrm.sales.repurchase.models import repurchase_alerts, repurchase_predictions
+from tests.conftest import SandboxHarness
+from tests.scrm.test_sidebar import seed_follow
 
 DAY0 = dt.date(2026, 1, 5)
 
@@ -119,3 +130,133 @@ def test_replay_counts_churned_customers_as_due_alerts_nobody_answered() -> None
     assert result.precision == result.due_hits / (result.due_hits + 2) < 1.0
     # every repurchase was announced but a few second purchases, made before MIN_PEERS customers had a rhythm to borrow
     assert 0 < result.repurchases - result.alerted <= d.MIN_PEERS
+
+
+# ---- the product: recompute, alerts, reminders -------------------------------------------------------------
+async def buy(h: SandboxHarness, cid: int, *, on: dt.datetime, sku: str = "WATER-550", salesperson: str = "sales01") -> str:
+    """The customer buys one of ``sku`` at ``on`` (the clock is set there; the order's events are handled)."""
+    h.rt.clock.set(on)  # type: ignore[attr-defined]
+    order = await orders.create_order(h.rt, customer_id=cid, items=[(sku, 1)], source="api", salesperson_userid=salesperson, confirm=True)
+    await h.settle()
+    return order.number
+
+
+async def alerts(h: SandboxHarness) -> list[tuple[str, str, str, dt.date, str]]:
+    async with h.rt.db.read() as conn:
+        rows = await conn.execute(sa.select(repurchase_alerts).order_by(repurchase_alerts.c.id))
+        return [(r.kind, r.status, r.owner_userid, r.due_on, r.resolved_by) for r in rows]
+
+
+def reminders(h: SandboxHarness, userid: str = "sales01") -> list[str]:
+    return [m for m in h.state.app_messages_to(userid) if "复购" in m]
+
+
+async def regular_customer(
+    h: SandboxHarness, ext: str = "wmRegular", name: str = "甲客户", userid: str = "sales01"
+) -> tuple[int, dt.datetime]:
+    """A customer of ``userid`` who bought water three times, ten days apart; returns (id, last purchase)."""
+    cid = await seed_follow(h.rt, userid, ext, name=name)
+    start = h.rt.clock.now()
+    for i in range(3):
+        await buy(h, cid, on=start + dt.timedelta(days=10 * i), salesperson=userid)
+    return cid, start + dt.timedelta(days=20)
+
+
+async def test_the_nightly_run_reminds_the_salesperson_once_and_a_second_run_changes_nothing(sandbox: SandboxHarness) -> None:
+    h = sandbox
+    _, last = await regular_customer(h)
+    assert await alerts(h) == [] and reminders(h) == []  # each purchase recomputed this customer: nothing due yet
+    async with h.rt.db.read() as conn:
+        p = (await conn.execute(sa.select(repurchase_predictions))).one()
+    assert (p.purchases, p.interval_days, p.basis, p.next_due_on) == (3, 10, "own", local(last).date() + dt.timedelta(days=10))
+
+    h.rt.clock.set(last + dt.timedelta(days=6))  # type: ignore[attr-defined]
+    report = await services.recompute_if_due(h.rt)
+    assert report is not None and report.opened == {"due": 0, "at_risk": 0}  # 4 days before: not yet (lead 3)
+    h.rt.clock.set(last + dt.timedelta(days=7))  # type: ignore[attr-defined]
+    report = await services.recompute_if_due(h.rt)
+    assert report is not None and report.opened == {"due": 1, "at_risk": 0}
+    await h.settle()
+    due_on = local(last).date() + dt.timedelta(days=10)
+    assert await alerts(h) == [("due", "open", "sales01", due_on, "")]
+    [text] = reminders(h)
+    assert "甲客户" in text and "矿泉水" in text and "通常每 10 天" in text and f"预计 {due_on.month}月{due_on.day}日" in text
+
+    assert await services.recompute_if_due(h.rt) is None  # the day's run is done
+    again = await services.recompute(h.rt)  # and run anyway (a retried job, a second worker): nothing new
+    assert again.opened == {"due": 0, "at_risk": 0}
+    await h.settle()
+    assert len(await alerts(h)) == 1 and len(reminders(h)) == 1
+
+
+async def test_a_repurchase_closes_the_open_alert_and_starts_a_new_cycle(sandbox: SandboxHarness) -> None:
+    h = sandbox
+    cid, last = await regular_customer(h)
+    h.rt.clock.set(last + dt.timedelta(days=8))  # type: ignore[attr-defined]
+    await services.recompute(h.rt)
+    number = await buy(h, cid, on=last + dt.timedelta(days=9))
+    [(kind, status, _, _, by)] = await alerts(h)
+    assert (kind, status, by) == ("due", "done", f"order:{number}")
+    async with h.rt.db.read() as conn:
+        p = (await conn.execute(sa.select(repurchase_predictions))).one()
+    assert p.last_purchase_on == local(last).date() + dt.timedelta(days=9) and p.purchases == 4
+    assert p.interval_days == 10 and p.status == "waiting"
+    # the outbox row may be handled again: nothing reopens, nothing is raised twice
+    await on_order_confirmed(h.rt, {"order_id": (await orders_queries.get_order_by_number(h.rt, number)).id})
+    assert [a[1] for a in await alerts(h)] == ["done"]
+
+
+async def test_a_customer_past_two_intervals_is_at_risk_with_a_recall_task(sandbox: SandboxHarness) -> None:
+    h = sandbox
+    cid, last = await regular_customer(h)
+    h.rt.clock.set(last + dt.timedelta(days=8))  # type: ignore[attr-defined]
+    await services.recompute(h.rt)
+    h.rt.clock.set(last + dt.timedelta(days=20))  # type: ignore[attr-defined]
+    assert (await services.recompute(h.rt)).opened == {"due": 0, "at_risk": 0}  # exactly two intervals: late, not yet lost
+    h.rt.clock.set(last + dt.timedelta(days=21))  # type: ignore[attr-defined]
+    report = await services.recompute(h.rt)
+    assert report.opened == {"due": 0, "at_risk": 1} and report.superseded == 1
+    await h.settle()
+    due_on = local(last).date() + dt.timedelta(days=10)
+    assert await alerts(h) == [("due", "dismissed", "sales01", due_on, "system:at_risk"), ("at_risk", "open", "sales01", due_on, "")]
+    assert any("流失预警" in m and "甲客户" in m and "已超过 20 天未买" in m for m in reminders(h))
+    async with h.rt.db.read() as conn:
+        assert (await conn.execute(sa.select(repurchase_predictions.c.status))).scalar_one() == "at_risk"
+    await buy(h, cid, on=last + dt.timedelta(days=25))  # recalled
+    assert [a[1] for a in await alerts(h)] == ["dismissed", "done"]
+
+
+async def test_a_single_purchase_borrows_the_typical_interval_and_the_owner_is_the_follower(sandbox: SandboxHarness) -> None:
+    h = sandbox
+    start = h.rt.clock.now()
+    for i, ext in enumerate(("wmP1", "wmP2", "wmP3")):
+        cid = await seed_follow(h.rt, "sales01", ext, name=f"老客户{i}")
+        for k in range(3):
+            await buy(h, cid, on=start + dt.timedelta(days=(8 + 2 * i) * k))  # every 8, 10 and 12 days: typical 10
+    newcomer = await seed_follow(h.rt, "sales02", "wmNew", name="新客户")
+    h.state.add_member("sales02", "刘销售", position="销售")
+    first = start + dt.timedelta(days=30)
+    await buy(h, newcomer, on=first, salesperson="sales01")  # sold by sales01, served in WeCom by sales02
+    h.rt.clock.set(first + dt.timedelta(days=7))  # type: ignore[attr-defined]
+    await services.recompute(h.rt)
+    await h.settle()
+    async with h.rt.db.read() as conn:
+        p = (await conn.execute(sa.select(repurchase_predictions).where(repurchase_predictions.c.customer_id == newcomer))).one()
+        owner = (
+            await conn.execute(sa.select(repurchase_alerts.c.owner_userid).where(repurchase_alerts.c.customer_id == newcomer))
+        ).scalar_one()
+    assert (p.purchases, p.basis, p.interval_days) == (1, "product", 10)
+    assert owner == "sales02" and any("新客户" in m for m in reminders(h, "sales02"))
+
+
+async def test_a_handover_moves_the_open_alerts_to_the_new_salesperson(sandbox: SandboxHarness) -> None:
+    h = sandbox
+    cid, last = await regular_customer(h)
+    h.rt.clock.set(last + dt.timedelta(days=8))  # type: ignore[attr-defined]
+    await services.recompute(h.rt)
+    payload = {"customer_id": cid, "from_userid": "sales01", "to_userid": "sales02", "kind": "resigned", "handover_id": 1}
+    for _ in range(2):  # delivered twice: the same effect
+        async with h.rt.db.write() as conn:
+            await outbox.add(conn, "customer.transferred", payload, h.rt.clock.now())
+        await h.settle()
+    assert [(a[1], a[2]) for a in await alerts(h)] == [("open", "sales02")]
