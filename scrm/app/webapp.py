@@ -84,6 +84,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     from scrm.console import groups as console_groups
     from scrm.console import products as console_products
     from scrm.console import purchasing as console_purchasing
+    from scrm.console import repurchase as console_repurchase
     from scrm.console import rules as console_rules
     from scrm.console import segments as console_segments
     from scrm.console import staff as console_staff
@@ -95,6 +96,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     from scrm.governance.approvals import web as approvals_web
     from scrm.governance.audit import web as audit_web
     from scrm.governance.tokens import web as tokens_web
+    from scrm.sales.repurchase import web as repurchase_web
     from scrm.sidebar import web as sidebar_web
     from tagging.rules.engine import tagger_cache
     from tagging.segments import web as tagging_web
@@ -178,6 +180,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     tokens_web.setup_routes(app)
     audit_web.setup_routes(app)
     approvals_web.setup_routes(app)
+    repurchase_web.setup_routes(app)
+    console_repurchase.setup_routes(app)
     if settings.is_sandbox:
         from bots.sandbox import web as sandbox_web
 
