@@ -117,7 +117,7 @@ def synthetic(customers: int, k: int, jitter: int, purchases: int, seed: int) ->
 
 def test_replay_of_a_30_day_rhythm_announces_at_least_90_percent_of_repurchases() -> None:
     history = synthetic(customers=40, k=30, jitter=2, purchases=12, seed=16)
-    result = d.replay(history, lead_days=3)
+    result, _ = d.replay(history, lead_days=3)
     assert result.repurchases == 40 * 11
     assert result.recall >= 0.9, (result.alerted, result.repurchases)
     assert result.precision >= 0.9, (result.due_hits, result.due_misses)
@@ -129,12 +129,16 @@ def test_replay_counts_churned_customers_as_due_alerts_nobody_answered() -> None
     history = synthetic(customers=10, k=20, jitter=0, purchases=16, seed=1)
     churned = {(cid, "WATER-550"): every(20, 6) for cid in (101, 102)}  # stop after 100 days
     end = min(days[-1] for days in history.values())  # while the regular customers still buy
-    result = d.replay({**history, **churned}, end=end)
+    result, by_kind = d.replay({**history, **churned}, end=end, group=lambda pair: "churned" if pair[0] > 100 else "regular")
     assert result.at_risk_alerts == 2 and result.due_misses == 2  # their due alerts were replaced by at-risk ones
     assert result.due_hits == result.alerted_due
     assert result.precision == result.due_hits / (result.due_hits + 2) < 1.0
     # every repurchase was announced but a few second purchases, made before MIN_PEERS customers had a rhythm to borrow
     assert 0 < result.repurchases - result.alerted <= d.MIN_PEERS
+    churners = by_kind["churned"]
+    assert (churners.due_misses, churners.at_risk_alerts, churners.at_risk_recalled) == (2, 2, 0)
+    assert churners.due_alerts == churners.due_hits + 2  # every reminder answered but the last one
+    assert by_kind["regular"].due_misses == 0 and by_kind["regular"].due_hits_on_time == by_kind["regular"].due_hits
 
 
 # ---- the product: recompute, alerts, reminders -------------------------------------------------------------

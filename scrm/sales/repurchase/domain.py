@@ -216,13 +216,16 @@ class ReplayResult:
 
     recall = repurchases an open alert announced / all repurchases (every purchase but a pair's first);
     precision = due alerts the customer's purchase closed / due alerts whose fate is known (closed by a purchase, or
-    replaced by an at-risk alert because none came); alerts still open when the history ends are left out."""
+    replaced by an at-risk alert because none came); alerts still open when the history ends are left out;
+    on-time precision counts only purchases by the predicted date + the lead time (a reminder that was not early
+    for nothing)."""
 
     repurchases: int = 0
     alerted: int = 0  # repurchases with an open alert (due or at risk) when they happened
     alerted_due: int = 0  # … of which by a due alert
     due_alerts: int = 0
     due_hits: int = 0  # due alerts closed by the purchase they announced
+    due_hits_on_time: int = 0  # … that came by the predicted date + the lead time
     due_misses: int = 0  # due alerts replaced by an at-risk alert
     at_risk_alerts: int = 0
     at_risk_recalled: int = 0  # at-risk alerts closed by a purchase
@@ -237,6 +240,14 @@ class ReplayResult:
         decided = self.due_hits + self.due_misses
         return self.due_hits / decided if decided else math.nan
 
+    @property
+    def precision_on_time(self) -> float:
+        decided = self.due_hits + self.due_misses
+        return self.due_hits_on_time / decided if decided else math.nan
+
+
+FAR = dt.date.max
+
 
 def replay(
     purchases: Mapping[Pair, Sequence[dt.date]],
@@ -244,15 +255,20 @@ def replay(
     lead_days: int = DEFAULT_LEAD_DAYS,
     start: dt.date | None = None,
     end: dt.date | None = None,
-    on_day: Callable[[dt.date], None] | None = None,
-) -> ReplayResult:
+    group: Callable[[Pair], str] | None = None,
+) -> tuple[ReplayResult, dict[str, ReplayResult]]:
     """Replay ``purchases`` day by day the way the product lives them: each morning the nightly recompute sees every
-    purchase before today (predictions from :func:`predict_all` with typical intervals from :func:`typical_intervals`,
-    alerts from :func:`alert_for`, once per cycle, an at-risk alert replacing the due one); then the day's purchases
-    happen, each one closing its pair's open alert. Returns the counts (:class:`ReplayResult`)."""
+    purchase before today (the pair's usual interval, else the product's typical interval from the customers with a
+    rhythm — :func:`predict`), raises the alert :func:`alert_for` calls for, once per cycle, an at-risk alert
+    replacing the due one; then the day's purchases happen, each one closing its pair's open alert. Returns the
+    counts overall and per ``group(pair)`` (e.g. the customer's profile in a synthetic history).
+
+    A pair is looked at again only on the next day its alert could change (its reminder date, the day after its
+    at-risk limit, a purchase, a new typical interval): the same outcome as looking at every pair every day."""
     days_of = {pair: purchase_days(days) for pair, days in purchases.items() if days}
+    total, groups = ReplayResult(), {}
     if not days_of:
-        return ReplayResult()
+        return total, groups
     first = start or min(d[0] for d in days_of.values())
     last = end or max(d[-1] for d in days_of.values())
     by_day: dict[dt.date, list[Pair]] = {}
@@ -262,48 +278,72 @@ def replay(
     seen: dict[Pair, list[dt.date]] = {}
     own: dict[Pair, int | None] = {}  # each pair's usual interval, updated when it buys
     typicals: dict[str, int] = {}
-    open_alert: dict[Pair, tuple[str, dt.date]] = {}  # pair → (kind, created on)
+    wake: dict[Pair, dt.date] = {}  # the next day the pair's alert could change
+    open_alert: dict[Pair, tuple[str, dt.date, dt.date]] = {}  # pair → (kind, created on, predicted date)
     made: set[tuple[Pair, str, dt.date]] = set()  # (pair, kind, cycle)
-    result = ReplayResult()
+
+    def tally(pair: Pair) -> list[ReplayResult]:
+        if group is None:
+            return [total]
+        return [total, groups.setdefault(group(pair), ReplayResult())]
+
     today = first
     while today <= last:
-        if on_day is not None:
-            on_day(today)
-        for pair, days in seen.items():
+        for pair in [p for p, at in wake.items() if at <= today]:
+            days = seen[pair]
             interval = own[pair] or typicals.get(pair[1])
             basis = Basis.OWN if own[pair] else Basis.PRODUCT if interval else Basis.NONE
-            plan = alert_for(Prediction(pair[0], pair[1], len(days), days[-1], interval, basis), today, lead_days)
+            p = Prediction(pair[0], pair[1], len(days), days[-1], interval, basis)
+            status = p.status(today, lead_days)
+            due, risk = p.next_due_on, p.at_risk_after
+            if status == PredictionStatus.WAITING and due is not None:
+                wake[pair] = due - dt.timedelta(days=lead_days)
+            elif status == PredictionStatus.DUE and risk is not None:
+                wake[pair] = risk + dt.timedelta(days=1)
+            else:
+                wake[pair] = FAR  # at risk, or nothing to predict: until a purchase or a new typical interval
+            plan = alert_for(p, today, lead_days)
             if plan is None or (pair, plan.kind, plan.last_purchase_on) in made:
                 continue
             made.add((pair, plan.kind, plan.last_purchase_on))
             current = open_alert.get(pair)
-            if plan.kind == AlertKind.AT_RISK:
-                result.at_risk_alerts += 1
-                if current is not None and current[0] == AlertKind.DUE:
-                    result.due_misses += 1
-            else:
-                result.due_alerts += 1
-            open_alert[pair] = (plan.kind, today)
+            for r in tally(pair):
+                if plan.kind == AlertKind.AT_RISK:
+                    r.at_risk_alerts += 1
+                    r.due_misses += int(current is not None and current[0] == AlertKind.DUE)
+                else:
+                    r.due_alerts += 1
+            open_alert[pair] = (plan.kind, today, plan.due_on)
         bought = by_day.get(today, [])
         for pair in bought:
             if pair in seen:
-                result.repurchases += 1
                 current = open_alert.pop(pair, None)
-                if current is not None:
-                    result.alerted += 1
-                    result.lead_days.append((today - current[1]).days)
+                for r in tally(pair):
+                    r.repurchases += 1
+                    if current is None:
+                        continue
+                    r.alerted += 1
+                    r.lead_days.append((today - current[1]).days)
                     if current[0] == AlertKind.DUE:
-                        result.alerted_due += 1
-                        result.due_hits += 1
+                        r.alerted_due += 1
+                        r.due_hits += 1
+                        r.due_hits_on_time += int(today <= current[2] + dt.timedelta(days=lead_days))
                     else:
-                        result.at_risk_recalled += 1
+                        r.at_risk_recalled += 1
             seen.setdefault(pair, []).append(today)
             own[pair] = usual_interval(seen[pair])
+            wake[pair] = today + dt.timedelta(days=1)
         if bought:  # the same figures the nightly recompute would find tomorrow
             by_sku: dict[str, list[int]] = {}
             for (_, sku), interval in own.items():
                 if interval is not None:
                     by_sku.setdefault(sku, []).append(interval)
-            typicals = {sku: t for sku, values in by_sku.items() if (t := typical_interval(values)) is not None}
+            fresh = {sku: t for sku, values in by_sku.items() if (t := typical_interval(values)) is not None}
+            if fresh != typicals:
+                changed = {sku for sku in fresh.keys() | typicals.keys() if fresh.get(sku) != typicals.get(sku)}
+                for pair in seen:
+                    if own[pair] is None and pair[1] in changed:
+                        wake[pair] = min(wake[pair], today + dt.timedelta(days=1))
+                typicals = fresh
         today += dt.timedelta(days=1)
-    return result
+    return total, groups
