@@ -63,7 +63,7 @@ def synthetic_history(customers: int, days: int, seed: int) -> History:
     rng = random.Random(seed)
     h = History()
     end = DAY0 + dt.timedelta(days=days)
-    names, weights = zip(*PROFILES, strict=True)
+    names, weights = [n for n, _ in PROFILES], [w for _, w in PROFILES]
     for cid in range(1, customers + 1):
         profile = rng.choices(names, weights)[0]
         h.profile_of[cid] = profile

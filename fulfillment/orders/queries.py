@@ -319,3 +319,9 @@ async def purchases(conn: AsyncConnection, *, customer_ids: Collection[int] | No
         q = q.where(orders.c.customer_id.in_(sorted(set(customer_ids))))
     rows = await conn.execute(q)
     return [Purchase(int(r.customer_id), r.sku, r.name, r.confirmed_at, r.number, r.salesperson_userid or "") for r in rows]
+
+
+async def customers_with_purchases(conn: AsyncConnection) -> list[int]:
+    """The ids of every customer with at least one purchased order (:data:`PURCHASED`), ascending."""
+    q = sa.select(orders.c.customer_id).where(orders.c.status.in_(PURCHASED), orders.c.confirmed_at.is_not(None)).distinct()
+    return sorted(int(cid) for cid in (await conn.execute(q)).scalars())

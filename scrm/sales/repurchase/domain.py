@@ -266,7 +266,7 @@ def replay(
     A pair is looked at again only on the next day its alert could change (its reminder date, the day after its
     at-risk limit, a purchase, a new typical interval): the same outcome as looking at every pair every day."""
     days_of = {pair: purchase_days(days) for pair, days in purchases.items() if days}
-    total, groups = ReplayResult(), {}
+    total, groups = ReplayResult(), dict[str, ReplayResult]()
     if not days_of:
         return total, groups
     first = start or min(d[0] for d in days_of.values())

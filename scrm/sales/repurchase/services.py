@@ -21,7 +21,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from fulfillment.orders.queries import Purchase, purchases
+from fulfillment.orders.queries import Purchase, customers_with_purchases, purchases
 from scrm.campaigns.coupons.services import get_template, issue_coupon
 from scrm.core import audit, outbox
 from scrm.core.clock import local
@@ -153,34 +153,50 @@ async def _peer_intervals(conn: AsyncConnection, skus: Collection[str], excluded
 
 async def recompute(rt: Runtime, customer_ids: Collection[int] | None = None) -> RecomputeReport:
     """Recompute the predictions of ``customer_ids`` (None: everyone — the nightly run) from their purchases and
-    raise the alerts today calls for; close open alerts whose customer bought again. Idempotent (see the module)."""
+    raise the alerts today calls for; close open alerts whose customer bought again. Idempotent (see the module).
+
+    Memory stays bounded by :data:`CHUNK` customers' orders: the nightly run reads the purchases in chunks twice —
+    first for every product's typical interval (which needs every customer), then to predict and store each chunk
+    in a transaction of its own. An incremental run (one customer's order) borrows the other customers' intervals
+    from the stored predictions instead."""
     now = rt.clock.now()
     today = local(now).date()
-    ids = None if customer_ids is None else sorted(set(customer_ids))
     async with rt.db.read() as conn:
         settings = await read_settings(conn)
-        history = _History.of(await purchases(conn, customer_ids=ids))
-        extra = await _peer_intervals(conn, {sku for _, sku in history.days}, ids) if ids is not None else {}
-    typicals = d.typical_intervals(history.days, extra)
-    predictions = d.predict_all(history.days, typicals)
-    report = RecomputeReport(predictions=len(predictions))
-    by_customer: dict[int, list[d.Prediction]] = defaultdict(list)
-    for p in predictions:
-        by_customer[p.customer_id].append(p)
-    customers = ids if ids is not None else sorted(by_customer)
-    for start in range(0, len(customers), CHUNK):
-        chunk = customers[start : start + CHUNK]
+        if customer_ids is None:
+            chunks = _chunks(await customers_with_purchases(conn))
+        else:
+            chunks = [sorted(set(customer_ids))]
+    typicals: dict[str, int] = {}
+    if customer_ids is None:
+        own: dict[str, list[int]] = defaultdict(list)
+        for chunk in chunks:
+            async with rt.db.read() as conn:
+                for (_, sku), days in _History.of(await purchases(conn, customer_ids=chunk)).days.items():
+                    if (interval := d.usual_interval(days)) is not None:
+                        own[sku].append(interval)
+        typicals = d.typical_intervals({}, own)
+    report = RecomputeReport()
+    for chunk in chunks:
+        async with rt.db.read() as conn:
+            history = _History.of(await purchases(conn, customer_ids=chunk))
+            if customer_ids is not None:
+                typicals = d.typical_intervals(history.days, await _peer_intervals(conn, {sku for _, sku in history.days}, chunk))
+        predictions = d.predict_all(history.days, typicals)
+        report.predictions += len(predictions)
         async with rt.db.write() as conn:
-            await _store_predictions(
-                conn, rt.db.dialect, chunk, [p for c in chunk for p in by_customer.get(c, [])], history, today, settings, now
-            )
-            await _settle_alerts(conn, rt.db.dialect, chunk, by_customer, history, today, settings, now, report)
-    if ids is None:
+            await _store_predictions(conn, rt.db.dialect, chunk, predictions, history, today, settings, now)
+            await _settle_alerts(conn, rt.db.dialect, chunk, predictions, history, today, settings, now, report)
+    if customer_ids is None:
         async with rt.db.write() as conn:  # customers with no purchase left (their only order cancelled)
             await conn.execute(repurchase_predictions.delete().where(P.computed_at < now))
             await _ensure_settings_row(conn, rt.db.dialect)
             await conn.execute(repurchase_settings.update().where(repurchase_settings.c.id == 1).values(recomputed_on=today))
     return report
+
+
+def _chunks(ids: list[int]) -> list[list[int]]:
+    return [ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)]
 
 
 async def _store_predictions(
@@ -229,14 +245,19 @@ async def _settle_alerts(
     conn: AsyncConnection,
     dialect: str,
     chunk: list[int],
-    by_customer: dict[int, list[d.Prediction]],
+    predictions: list[d.Prediction],
     history: _History,
     today: dt.date,
     settings: RepurchaseSettings,
     now: dt.datetime,
     report: RecomputeReport,
 ) -> None:
-    latest = {(p.customer_id, p.sku): p for c in chunk for p in by_customer.get(c, [])}
+    latest = {(p.customer_id, p.sku): p for p in predictions}
+    raised = {  # the alerts of these customers' current cycles that exist already (open or not): nothing to insert
+        (int(r.customer_id), r.sku, r.kind, r.last_purchase_on)
+        for r in await conn.execute(sa.select(A.customer_id, A.sku, A.kind, A.last_purchase_on).where(A.customer_id.in_(chunk)))
+        if (p := latest.get((int(r.customer_id), r.sku))) is not None and r.last_purchase_on == p.last_purchase_on
+    }
     open_rows = (await conn.execute(sa.select(A.id, A.customer_id, A.sku, A.kind, A.last_purchase_on).where(
         A.customer_id.in_(chunk), A.status == AlertStatus.OPEN))).all()  # fmt: skip
     for r in open_rows:
@@ -249,7 +270,7 @@ async def _settle_alerts(
     owners: dict[int, str] = {}
     for pair, p in latest.items():
         plan = d.alert_for(p, today, settings.lead_days)
-        if plan is None or p.interval_days is None:
+        if plan is None or p.interval_days is None or (*pair, plan.kind, plan.last_purchase_on) in raised:
             continue
         cid = pair[0]
         if cid not in owners:
