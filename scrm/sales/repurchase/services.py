@@ -235,7 +235,10 @@ async def _store_predictions(
 async def owner_of(conn: AsyncConnection, customer_id: int, last_salesperson: str) -> str:
     """The customer's salesperson: the one who sold the last order if they still serve the customer, else the first
     member still following them (WeCom relation), else the last order's salesperson, else nobody ("")."""
-    serving = [f.userid for f in await follows_of(conn, customer_id, include_ended=False)]
+    try:
+        serving = [f.userid for f in await follows_of(conn, customer_id, include_ended=False)]
+    except NotFound:  # orders of a customer record that is gone: the order's salesperson, not a failed night
+        serving = []
     if last_salesperson and last_salesperson in serving:
         return last_salesperson
     return serving[0] if serving else last_salesperson
