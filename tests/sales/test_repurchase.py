@@ -7,7 +7,9 @@ from __future__ import annotations
 import datetime as dt
 import random
 
+import pytest
 import sqlalchemy as sa
+from playwright.async_api import async_playwright, expect
 
 from fulfillment.orders import queries as orders_queries
 from fulfillment.orders import services as orders
@@ -23,6 +25,9 @@ from scrm.sales.repurchase.jobs import on_order_confirmed
 from scrm.sales.repurchase.models import repurchase_alerts, repurchase_predictions
 from scrm.sales.repurchase.queries import list_alerts
 from tests.conftest import STAFF_PASSWORD, SandboxHarness
+from tests.e2e.conftest import SCREENSHOTS
+from tests.e2e.test_console_layout import off_screen, sign_in
+from tests.e2e.test_sandbox_page import CHROMIUM, CHROMIUM_ARGS, require_chromium
 from tests.scrm.test_sidebar import seed_follow
 from tests.security.conftest import CSRF, HTML, console_login
 
@@ -377,3 +382,32 @@ async def test_the_console_page_lists_the_scope_and_marks_alerts(sandbox: Sandbo
     resp = await c.post("/console/repurchase/settings", data={"csrf_token": admin_csrf, "lead_days": "5", "coupon_template_id": ""},
                         allow_redirects=False)  # fmt: skip
     assert resp.status == 303 and (await services.get_settings(h.rt)).lead_days == 5
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("db_backend", ["sqlite"])
+async def test_the_page_fits_desktop_and_tablet(sandbox: SandboxHarness) -> None:
+    require_chromium()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    h = sandbox
+    await two_salespeoples_alerts(h)
+    server = str(h.client.make_url("")).rstrip("/")
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            for width in (1280, 768):
+                page = await browser.new_page(viewport={"width": width, "height": 900}, locale="zh-CN")
+                await sign_in(page, server, h.rt)
+                await page.goto(server + "/console/repurchase")
+                await expect(page.locator("h1")).to_have_text("复购预警")
+                await page.screenshot(path=str(SCREENSHOTS / f"repurchase-{width}.png"), full_page=True)
+                assert await off_screen(page, "form.toolbar button, form.row button") == [], width
+                table = await page.locator(".table-wrap").bounding_box()
+                done = await page.get_by_role("button", name="完成").first.bounding_box()
+                assert table and done and done["x"] + done["width"] <= table["x"] + table["width"] + 0.5, (width, table, done)
+                await page.get_by_role("button", name="完成").first.click()
+                await expect(page.locator(".flash")).to_have_text("已标记完成")
+                await page.close()
+        finally:
+            await browser.close()
+    assert [a[1] for a in await alerts(h)] == ["done", "done"]  # one marked at each width
