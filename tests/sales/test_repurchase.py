@@ -16,6 +16,7 @@ from fulfillment.orders import services as orders
 from scrm.core import outbox
 from scrm.core.audit import audit_log
 from scrm.core.clock import local
+from scrm.crm.customers.services import merge_customers
 from scrm.crm.staff import accounts
 from scrm.governance.scopes.services import EVERYTHING
 from scrm.sales.repurchase import domain as d
@@ -411,3 +412,22 @@ async def test_the_page_fits_desktop_and_tablet(sandbox: SandboxHarness) -> None
         finally:
             await browser.close()
     assert [a[1] for a in await alerts(h)] == ["done", "done"]  # one marked at each width
+
+
+async def test_two_records_merged_into_one_customer_are_predicted_as_one(sandbox: SandboxHarness) -> None:
+    h = sandbox
+    start = h.rt.clock.now()
+    older = await seed_follow(h.rt, "sales01", "wmOlder", name="老记录")
+    newer = await seed_follow(h.rt, "sales01", "wmNewer", name="新记录")
+    for days in (0, 10):
+        await buy(h, older, on=start + dt.timedelta(days=days))
+    h.rt.clock.set(start + dt.timedelta(days=17))  # type: ignore[attr-defined]
+    await services.recompute(h.rt)
+    number = await buy(h, newer, on=start + dt.timedelta(days=20))  # the same person, seen under another record
+    async with h.rt.db.write() as conn:
+        assert await merge_customers(conn, h.rt.db.dialect, newer, older, h.rt.clock.now()) == older
+    await h.settle()
+    async with h.rt.db.read() as conn:
+        rows = (await conn.execute(sa.select(repurchase_predictions))).all()
+    assert [(r.customer_id, r.purchases, r.interval_days) for r in rows] == [(older, 3, 10)]
+    assert [(k, s, by) for k, s, _, _, by in await alerts(h)] == [("due", "done", f"order:{number}")]
