@@ -13,6 +13,8 @@ rewrites its section of docs/BENCHMARKS.md):
 * ``chat`` — chat understanding against the labelled corpus (bench/chat_corpus): exact match and wrong-order rate;
 * ``broadcast`` — planning a broadcast to 100 k recipients: time and peak memory, SQLite and PostgreSQL;
 * ``rfm`` — RFM recompute over 1 M customers / 10 M orders vs bare SQL and pandas;
+* ``repurchase`` — repurchase alerts replayed day by day over a synthetic history with known intervals: recall
+  (repurchases alerted before) and precision (reminders followed by the purchase);
 * ``soak`` — **opt-in** (``--only soak``, alone or with others): ``serve --workers 2`` + 2 workers under 30 minutes of
   mixed load, RSS / p99 / queue depth sampled every 10 s — not part of the normal run, which stays ~16 minutes.
 
@@ -103,6 +105,8 @@ def parts(args: argparse.Namespace) -> list[Part]:
              [*py, "bench.broadcast", "--recipients", "20000" if quick else "100000", "--backends", "sqlite,postgresql", *write]),
         Part("rfm", "RFM recompute vs bare SQL and pandas",
              [*py, "bench.rfm", *(["--customers", "100000", "--orders", "1000000", "--runs", "3"] if quick else []), *write]),
+        Part("repurchase", "repurchase alerts on a synthetic history: recall of repurchases, precision of reminders",
+             [*py, "bench.repurchase", *(["--customers", "500"] if quick else []), *write]),
         Part("soak", "serve --workers 2 + 2 workers, 30 min of mixed load: flat RSS, no growing queue, callback p99 (opt-in)",
              [*py, "bench.soak", *(["--minutes", "5", "--interval", "5"] if quick else []), *write], opt_in=True),
     ]  # fmt: skip

@@ -40,6 +40,7 @@ MODEL_MODULES = [
     "scrm.governance.tokens.models",
     "scrm.sales.followups.models",
     "scrm.sales.leads.models",
+    "scrm.sales.repurchase.models",
     "tagging.activity.models",
     "tagging.rfm.models",
     "tagging.rules.models",

@@ -14,6 +14,7 @@ from bots.notices.orders import (
     on_order_shipped,
     on_stock_low,
 )
+from bots.notices.repurchase import on_alerts_opened
 from bots.notices.sales import on_follow_ups_due, on_lead_assigned
 from scrm.campaigns.attention import ATTENTION_TOPIC
 from scrm.campaigns.broadcasts import services as broadcasts
@@ -22,6 +23,7 @@ from scrm.core.jobs import CronSpec, JobSpec
 from scrm.core.outbox import Handles
 from scrm.sales.followups.services import DUE_TOPIC as FOLLOW_UP_DUE
 from scrm.sales.leads.services import ASSIGNED_TOPIC
+from scrm.sales.repurchase.services import ALERTS_OPENED as REPURCHASE_ALERTS_OPENED
 
 HANDLERS = [
     Handles(broadcasts.SEND_TOPIC, send_chunk),
@@ -39,6 +41,7 @@ HANDLERS = [
     Handles(COUPON_ISSUED, on_coupon_issued),
     Handles(ASSIGNED_TOPIC, on_lead_assigned),
     Handles(FOLLOW_UP_DUE, on_follow_ups_due),
+    Handles(REPURCHASE_ALERTS_OPENED, on_alerts_opened),
 ]
 
 CRONS = [

@@ -4,6 +4,7 @@ dataclasses and the read-only queries. Writes live in :mod:`fulfillment.orders.s
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -285,3 +286,42 @@ async def picking_list(conn: AsyncConnection, *, scope: DataScope | None = None)
         PickRow(r.number, int(r.customer_id), r.customer_name or "", r.confirmed_at, r.sku, r.name, r.unit, int(r.to_pick))
         for r in await conn.execute(q)
     ]
+
+
+# ---- purchase history (repurchase prediction) -----------------------------------------------------------------
+# An order in one of these states is a purchase: confirmed by the customer, whatever happened to shipping since.
+PURCHASED = (S.CONFIRMED, S.PARTIALLY_SHIPPED, S.SHIPPED, S.COMPLETED)
+
+
+@dataclass(frozen=True)
+class Purchase:
+    """One line of a purchased order: who bought which SKU when (the confirmation), and who sold it."""
+
+    customer_id: int
+    sku: str
+    name: str
+    confirmed_at: dt.datetime
+    order_number: str
+    salesperson_userid: str
+
+
+async def purchases(conn: AsyncConnection, *, customer_ids: Collection[int] | None = None) -> list[Purchase]:
+    """Every purchased order line (:data:`PURCHASED`), of ``customer_ids`` or of everyone, by customer then time."""
+    q = (
+        sa.select(
+            orders.c.customer_id, order_lines.c.sku, order_lines.c.name, orders.c.confirmed_at, orders.c.number, orders.c.salesperson_userid
+        )
+        .select_from(orders.join(order_lines, order_lines.c.order_id == orders.c.id))
+        .where(orders.c.status.in_(PURCHASED), orders.c.confirmed_at.is_not(None))
+        .order_by(orders.c.customer_id, orders.c.confirmed_at, orders.c.id)
+    )
+    if customer_ids is not None:
+        q = q.where(orders.c.customer_id.in_(sorted(set(customer_ids))))
+    rows = await conn.execute(q)
+    return [Purchase(int(r.customer_id), r.sku, r.name, r.confirmed_at, r.number, r.salesperson_userid or "") for r in rows]
+
+
+async def customers_with_purchases(conn: AsyncConnection) -> list[int]:
+    """The ids of every customer with at least one purchased order (:data:`PURCHASED`), ascending."""
+    q = sa.select(orders.c.customer_id).where(orders.c.status.in_(PURCHASED), orders.c.confirmed_at.is_not(None)).distinct()
+    return sorted(int(cid) for cid in (await conn.execute(q)).scalars())

@@ -56,6 +56,7 @@ from scrm.crm.tags.services import CORP_TAG_CREATOR
 from scrm.governance.audit import jobs as audit_jobs
 from scrm.sales.followups import jobs as followups_jobs
 from scrm.sales.leads import jobs as leads_jobs
+from scrm.sales.repurchase import jobs as repurchase_jobs
 from tagging.rules import jobs as rules_jobs
 from tagging.segments import jobs as segments_jobs
 
@@ -85,6 +86,7 @@ CAPABILITY_JOBS: tuple[ModuleType, ...] = (
     approvals_jobs,
     leads_jobs,
     followups_jobs,
+    repurchase_jobs,
 )
 # Every skill of the chat dialogue (help and greeting live in the router).
 DIALOGUE_SKILLS: tuple[ModuleType, ...] = (

@@ -85,6 +85,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     from scrm.console import leads as console_leads
     from scrm.console import products as console_products
     from scrm.console import purchasing as console_purchasing
+    from scrm.console import repurchase as console_repurchase
     from scrm.console import rules as console_rules
     from scrm.console import segments as console_segments
     from scrm.console import staff as console_staff
@@ -98,6 +99,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     from scrm.governance.tokens import web as tokens_web
     from scrm.sales.followups import web as followups_web
     from scrm.sales.leads import web as leads_web
+    from scrm.sales.repurchase import web as repurchase_web
     from scrm.sidebar import web as sidebar_web
     from tagging.rules.engine import tagger_cache
     from tagging.segments import web as tagging_web
@@ -184,6 +186,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     followups_web.setup_routes(app)
     audit_web.setup_routes(app)
     approvals_web.setup_routes(app)
+    repurchase_web.setup_routes(app)
+    console_repurchase.setup_routes(app)
     if settings.is_sandbox:
         from bots.sandbox import web as sandbox_web
 

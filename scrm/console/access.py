@@ -38,6 +38,8 @@ ACCESS_BY_PREFIX: tuple[tuple[str, frozenset[str]], ...] = (
     ("/console/approvals", ALL_ROLES),  # each person's inbox (what they may decide, what they asked for)
     ("/console/approval-rules", ADMIN_ROLES),
     ("/console/field-permissions", ADMIN_ROLES),
+    ("/console/repurchase", SALES_ROLES),  # 复购预警: each salesperson their customers' alerts
+    ("/console/repurchase/settings", ADMIN_ROLES),  # lead time and the coupon offered with reminders
 )
 
 # The nav bar: (key, path, label, roles that may use it); an entry is shown only to those roles (the routes check the
@@ -68,6 +70,7 @@ NAV = (
     ("field-permissions", "/console/field-permissions", "字段权限", ADMIN_ROLES),  # scrm/console/governance.py
     ("tokens", "/console/tokens", "API 令牌", ALL_ROLES),  # scrm/console/governance.py
     ("audit", "/console/audit", "审计日志", ADMIN_ROLES),  # scrm/console/governance.py
+    ("repurchase", "/console/repurchase", "复购预警", SALES_ROLES),  # scrm/console/repurchase.py
 )
 
 
@@ -75,7 +78,7 @@ NAV = (
 # role may use (a section with one such entry is a plain link). An entry in no section is a top-level link — so a
 # new NAV entry shows up even before it is placed here. Slots kept for pages on their way: "products" (商品).
 NAV_SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("销售", ("customers", "leads", "pool", "follow-ups", "orders", "groups")),
+    ("销售", ("customers", "leads", "pool", "follow-ups", "repurchase", "orders", "groups")),
     ("运营", ("picking", "stock", "products", "purchasing")),
     ("财务", ("finance",)),
     ("营销", ("rules", "segments", "channels", "coupons", "campaigns", "broadcasts")),

@@ -19,6 +19,7 @@ from scrm.core.audit import audit_log
 from scrm.crm.staff import accounts
 from scrm.crm.staff.services import upsert_salesperson
 from scrm.governance.audit.domain import wants_row
+from scrm.sales.repurchase import services as repurchase
 from tests.conftest import SandboxHarness, make_customer
 
 JsonSchema = dict[str, Any]
@@ -375,6 +376,24 @@ async def test_every_documented_operation_answers_as_documented(sandbox: Sandbox
     await call("DELETE", f"/customers/wmC/tags/{tag['id']}", 200)
     await call("GET", "/customers?q=wmC", 200)
     await call("GET", "/customers/wmC", 200)
+
+    # ---- repurchase alerts (复购预警): wmC buys water every ten days; a week after the third it is due
+    for _ in range(3):
+        h.rt.clock.advance(days=10)  # type: ignore[attr-defined]
+        await call("POST", "/orders", 201, json={"customer": "wmC", "lines": [{"sku": "WATER-550", "qty": 1}]})
+    h.rt.clock.advance(days=7)  # type: ignore[attr-defined]
+    offered = await call(
+        "POST", "/coupon-templates", 201, json={"name": "复购券", "kind": "fixed", "amount_off_fen": 500, "threshold_fen": 0}
+    )
+    await repurchase.update_settings(h.rt, lead_days=3, coupon_template_id=int(offered["id"]))
+    await repurchase.recompute(h.rt)
+    due = await call("GET", "/repurchase-alerts?kind=due&status=open", 200)
+    await call("POST", f"/repurchase-alerts/{due['items'][0]['id']}/coupon", 200)
+    await call("POST", f"/repurchase-alerts/{due['items'][0]['id']}/done", 200)
+    h.rt.clock.advance(days=30)  # type: ignore[attr-defined]
+    await repurchase.recompute(h.rt)
+    at_risk = await call("GET", "/repurchase-alerts?kind=at_risk", 200)
+    await call("POST", f"/repurchase-alerts/{at_risk['items'][0]['id']}/dismiss", 200)
 
     documented = {
         (method.upper(), path, status)
