@@ -24,6 +24,7 @@ from scrm.core.errors import InvalidInput
 from scrm.core.money import format_fen
 from scrm.core.runtime import Runtime
 from scrm.governance.approvals import services as approvals
+from scrm.governance.scopes.services import DataScope
 
 
 def business_today(rt: Runtime) -> dt.date:
@@ -312,3 +313,41 @@ async def release_hold(rt: Runtime, number: str, *, actor: str) -> order_service
     if order.status != S.ON_HOLD:
         raise NotOnHold(f"订单 {order.number} 不在待审核状态 (order is not on hold)", number=order.number, status=order.status)
     return await order_service.confirm_order(rt, order_id, actor=actor, release_hold=True)
+
+
+# ---- a salesperson's overdue invoices ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class OverdueInvoice:
+    number: str
+    order_number: str
+    customer_id: int
+    balance_fen: int
+    due_on: dt.date
+    days_overdue: int
+
+
+async def overdue_invoices(conn: AsyncConnection, scope: DataScope, today: dt.date, *, limit: int = 20) -> list[OverdueInvoice]:
+    """Open invoices past their due date whose order is in ``scope`` (the customer is, or one of its members sold
+    it), longest overdue first — what a salesperson chases (催款) this morning."""
+    rows = await conn.execute(
+        sa.select(
+            invoices.c.number,
+            orders.c.number.label("order_number"),
+            invoices.c.customer_id,
+            invoices.c.total_fen,
+            invoices.c.paid_fen,
+            invoices.c.due_on,
+        )
+        .select_from(invoices.join(orders, orders.c.id == invoices.c.order_id))
+        .where(
+            invoices.c.status.in_(OPEN_INVOICE_STATUSES),
+            invoices.c.due_on < today,
+            scope.orders(invoices.c.customer_id, orders.c.salesperson_userid),
+        )
+        .order_by(invoices.c.due_on, invoices.c.id)
+        .limit(limit)
+    )
+    return [
+        OverdueInvoice(r.number, r.order_number, int(r.customer_id), int(r.total_fen - r.paid_fen), r.due_on, (today - r.due_on).days)
+        for r in rows
+    ]

@@ -6,6 +6,7 @@ services the chat and the console use, and domain errors leave as JSON with thei
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 import re
@@ -26,10 +27,16 @@ from scrm.core import audit
 from scrm.core.errors import Conflict, Forbidden, InvalidInput, ServiceUnavailable, Unauthorized
 from scrm.core.http.bodies import get_int, get_str, read_json
 from scrm.core.http.keys import RUNTIME, SETTINGS
+from scrm.crm.staff.domain import SCOPE_OWN
 from scrm.crm.staff.services import get_salesperson
 from scrm.crm.tags.models import TagSource
 from scrm.crm.tags.services import set_customer_tag
 from scrm.customer360 import queries as views
+from scrm.governance.scopes.services import DataScope
+from scrm.sales.followups import queries as follow_up_queries
+from scrm.sales.followups import services as follow_up_services
+from scrm.sales.followups.domain import KIND_NAMES_ZH
+from scrm.sales.workday.queries import my_day
 from scrm.sidebar import auth, pages
 from scrm.sidebar.auth import SidebarSession
 from scrm.sidebar.pages import NoticePage, SidebarPage
@@ -258,6 +265,46 @@ async def add_note(request: web.Request) -> web.Response:
     return _json({"note": note}, status=201)
 
 
+async def home(request: web.Request) -> web.Response:
+    """我的一天: this member's follow-ups due, repurchase and churn alerts, new leads, overdue invoices."""
+    scope = DataScope(SCOPE_OWN, frozenset({request[SESSION].userid}))
+    return _json((await my_day(request.app[RUNTIME], scope)).to_json())
+
+
+async def customer_follow_ups(request: web.Request) -> web.Response:
+    customer_id = await _my_customer(request)
+    rt = request.app[RUNTIME]
+    async with rt.db.read() as conn:
+        found = await follow_up_queries.history(conn, customer_id=customer_id, limit=30)
+    return _json({"follow_ups": [{**f.to_json(), "kind_zh": f.kind_zh} for f in found], "kinds": KIND_NAMES_ZH})
+
+
+async def add_follow_up(request: web.Request) -> web.Response:
+    """``{"kind", "body", "next_contact_on"?: "YYYY-MM-DD"}`` on this customer, by the member signed in."""
+    customer_id = await _my_customer(request)
+    data = await read_json(request)
+    raw_day = data.get("next_contact_on") or None
+    day = None
+    if raw_day is not None:
+        try:
+            day = dt.date.fromisoformat(str(raw_day))
+        except ValueError:
+            raise InvalidInput("下次联系日期格式应为 年-月-日 (next_contact_on)", field="next_contact_on") from None
+    new = follow_up_services.NewFollowUp(
+        kind=str(data.get("kind") or "note"), body=get_str(data, "body", max_len=2000), customer_id=customer_id, next_contact_on=day
+    )
+    made = await follow_up_services.record_follow_up(request.app[RUNTIME], new)
+    return _json({"follow_up": {**made.to_json(), "kind_zh": made.kind_zh}}, status=201)
+
+
+async def follow_up_done(request: web.Request) -> web.Response:
+    raw = request.match_info["id"]
+    if not raw.isdecimal() or len(raw) > 18:
+        raise InvalidInput("编号必须是数字 (id)", field="id")
+    done = await follow_up_services.complete_follow_up(request.app[RUNTIME], int(raw))
+    return _json({"follow_up": done.to_json()})
+
+
 def _items(data: dict[str, Any]) -> list[tuple[str, int]]:
     raw = data.get("items")
     if raw is None and "sku" in data:
@@ -371,6 +418,10 @@ async def products(request: web.Request) -> web.Response:
 # ---- wiring -----------------------------------------------------------------------------------------------
 API_ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/sidebar/api/me", me),
+    ("GET", "/sidebar/api/home", home),
+    ("GET", "/sidebar/api/customers/{external_userid}/follow-ups", customer_follow_ups),
+    ("POST", "/sidebar/api/customers/{external_userid}/follow-ups", add_follow_up),
+    ("POST", "/sidebar/api/follow-ups/{id}/done", follow_up_done),
     ("GET", "/sidebar/api/jsapi-signature", jsapi_signature),
     ("GET", "/sidebar/api/customers/{external_userid}", customer),
     ("POST", "/sidebar/api/customers/{external_userid}/tags", change_tag),

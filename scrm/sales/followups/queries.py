@@ -12,7 +12,9 @@ from scrm.crm.customers.models import customers
 from scrm.governance.scopes.services import DataScope
 from scrm.sales.followups.models import follow_ups
 from scrm.sales.followups.services import FollowUpView, follow_up_view, open_todo
+from scrm.sales.leads.domain import LeadStatus
 from scrm.sales.leads.models import leads
+from scrm.sales.leads.services import LeadView, lead_view
 
 
 async def history(
@@ -70,3 +72,16 @@ async def overdue_count(conn: AsyncConnection, scope: DataScope, today: dt.date)
         sa.select(sa.func.count()).select_from(follow_ups).where(open_todo(), _scope_condition(scope), follow_ups.c.next_contact_on < today)
     )
     return int((await conn.execute(query)).scalar_one())
+
+
+async def untouched_leads(conn: AsyncConnection, scope: DataScope, *, limit: int = 20) -> tuple[list[LeadView], int]:
+    """Open leads in ``scope`` nobody has followed up yet (新线索, newest first), and how many there are."""
+    if scope.everything:
+        mine: sa.ColumnElement[bool] = sa.true()
+    else:
+        mine = leads.c.owner.in_(sorted(scope.userids)) if scope.userids else sa.false()
+    never = ~sa.select(follow_ups.c.id).where(follow_ups.c.lead_id == leads.c.id).correlate(leads).exists()
+    where = sa.and_(leads.c.status == LeadStatus.OPEN, mine, never)
+    rows = await conn.execute(sa.select(leads).where(where).order_by(leads.c.id.desc()).limit(limit))
+    total = (await conn.execute(sa.select(sa.func.count()).select_from(leads).where(where))).scalar_one()
+    return [lead_view(r) for r in rows], int(total)

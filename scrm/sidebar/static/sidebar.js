@@ -123,11 +123,98 @@
       if (ctx.entry === "group_chat_tools") {
         return invoke("getCurExternalChat").then(function (res) { return showGroup(res.chatId); });
       }
-      setStatus("请在与客户的单聊或客户群的聊天工具栏中打开。" +
-        (state.sandbox ? "（沙箱：在地址后加 ?as=sales01&customer=客户的external_userid 或 &chat=群ID）" : ""));
+      // Opened from the workbench (not from a chat): the member's day.
+      return showHome();
     }).catch(function (err) {
       setStatus(err instanceof ApiFailure ? err.message : "企业微信接口调用失败：" + err.message, true);
     });
+  }
+
+  // ---- my day (我的一天) ---------------------------------------------------------------------------------------
+  function showHome() {
+    setStatus("正在加载我的一天…");
+    return loadHome().then(function () {
+      setStatus("");
+      $("customer-view").hidden = true;
+      $("group-view").hidden = true;
+      $("home-view").hidden = false;
+      $("home-button").hidden = true;
+      $("back-button").hidden = !state.externalUserid;
+    }).catch(function (err) { setStatus(failed(err), true); });
+  }
+
+  function backToCustomer() {
+    $("home-view").hidden = true;
+    $("customer-view").hidden = false;
+    $("home-button").hidden = false;
+    $("back-button").hidden = true;
+  }
+
+  function item(list, title, sub, body) {
+    var li = el("li");
+    var head = el("div", "head");
+    head.appendChild(el("span", "", title));
+    if (sub) head.appendChild(el("span", "sub", sub));
+    li.appendChild(head);
+    if (body) li.appendChild(el("div", "body sub", body));
+    list.appendChild(li);
+    return li;
+  }
+
+  function count(id, n) { $(id).textContent = n ? String(n) : ""; }
+
+  function loadHome() {
+    return request("GET", "/sidebar/api/home").then(function (data) {
+      $("home-title").textContent = "我的一天 · " + data.today;
+      var follows = $("home-follow-ups");
+      clear(follows);
+      data.follow_ups.forEach(function (f) {
+        var what = f.about === "lead" ? "线索" : "客户";
+        var due = f.overdue_days > 0 ? "已逾期 " + f.overdue_days + " 天" : "今天";
+        var li = item(follows, (f.subject || what) + "（" + what + "）", due, "上次" + f.kind_zh + "：" + f.body);
+        var done = el("button", "link", "完成");
+        done.type = "button";
+        done.addEventListener("click", function () { completeFollowUp(f.id, done); });
+        li.appendChild(done);
+      });
+      if (!data.follow_ups.length) follows.appendChild(el("li", "empty", "今天没有约定的跟进"));
+      count("home-follow-count", data.follow_ups.length);
+
+      var alerts = $("home-alerts");
+      clear(alerts);
+      data.repurchase.forEach(function (a) {
+        var title = (a.kind === "at_risk" ? "【流失预警】" : "【复购提醒】") + (a.customer_name || "客户") + " · " + a.product_name;
+        item(alerts, title, a.kind === "at_risk" ? "上次 " + a.last_purchase_on : "预计 " + a.due_on,
+          "通常每 " + a.interval_days + " 天买一次，上次购买 " + a.last_purchase_on);
+      });
+      if (!data.repurchase.length) alerts.appendChild(el("li", "empty", "暂无提醒"));
+      count("home-alert-count", data.repurchase.length);
+
+      var leads = $("home-leads");
+      clear(leads);
+      data.leads.forEach(function (l) {
+        item(leads, l.label + (l.corp_name && l.corp_name !== l.label ? "（" + l.corp_name + "）" : ""), l.source_zh + " · " + when(l.created_at), l.remark);
+      });
+      if (!data.leads.length) leads.appendChild(el("li", "empty", "没有待联系的新线索"));
+      count("home-lead-count", data.leads_total);
+
+      var invoices = $("home-invoices");
+      clear(invoices);
+      data.overdue_invoices.forEach(function (i) {
+        item(invoices, (i.customer_name || "客户") + " · " + i.number, "逾期 " + i.days_overdue + " 天",
+          "订单 " + i.order_number + "，未付 " + yuan(i.balance_fen) + "，到期 " + i.due_on);
+      });
+      if (!data.overdue_invoices.length) invoices.appendChild(el("li", "empty", "没有逾期账单"));
+      count("home-invoice-count", data.overdue_invoices.length);
+    });
+  }
+
+  function completeFollowUp(id, button) {
+    button.disabled = true;
+    request("POST", "/sidebar/api/follow-ups/" + id + "/done", {}).then(function () {
+      setMessage("home-message", "已标为完成");
+      return loadHome();
+    }).catch(function (err) { setMessage("home-message", failed(err), true); button.disabled = false; });
   }
 
   // ---- the customer 360 ------------------------------------------------------------------------------------
@@ -135,10 +222,50 @@
     state.externalUserid = externalUserid;
     state.requestId = randomId();
     setStatus("正在加载客户…");
-    return Promise.all([loadCustomer(), loadTagChoices(), loadProducts(), loadCouponTemplates(), loadReferralCampaigns()]).then(function () {
+    return Promise.all([
+      loadCustomer(), loadTagChoices(), loadProducts(), loadCouponTemplates(), loadReferralCampaigns(), loadFollowUps()
+    ]).then(function () {
       setStatus("");
       $("customer-view").hidden = false;
+      $("home-button").hidden = false;
     }).catch(function (err) { setStatus(failed(err), true); });
+  }
+
+  function loadFollowUps() {
+    return request("GET", customerPath("/follow-ups")).then(function (data) {
+      var kind = $("follow-kind");
+      if (!kind.options.length) {
+        Object.keys(data.kinds).forEach(function (k) {
+          var o = el("option", "", data.kinds[k]);
+          o.value = k;
+          kind.appendChild(o);
+        });
+      }
+      var list = $("follow-list");
+      clear(list);
+      data.follow_ups.forEach(function (f) {
+        var next = f.next_contact_on ? "下次联系 " + f.next_contact_on + (f.next_done_at ? "（已完成）" : "") : "";
+        item(list, f.kind_zh + " · " + f.author, when(f.created_at), f.body + (next ? "\n" + next : ""));
+      });
+      if (!data.follow_ups.length) list.appendChild(el("li", "empty", "还没有跟进记录"));
+    });
+  }
+
+  function addFollowUp(event) {
+    event.preventDefault();
+    var body = $("follow-body").value.trim();
+    if (!body) { setMessage("follow-message", "请写下跟进内容", true); return; }
+    var button = $("add-follow-button");
+    button.disabled = true;
+    var payload = { kind: $("follow-kind").value, body: body, next_contact_on: $("follow-next").value || null };
+    request("POST", customerPath("/follow-ups"), payload).then(function (data) {
+      $("follow-body").value = "";
+      $("follow-next").value = "";
+      var f = data.follow_up;
+      setMessage("follow-message", "跟进已保存" + (f.next_contact_on ? "，" + f.next_contact_on + " 会提醒您联系" : ""));
+      return Promise.all([loadFollowUps(), loadCustomer()]);
+    }).catch(function (err) { setMessage("follow-message", failed(err), true); })
+      .then(function () { button.disabled = false; });
   }
 
   function customerPath(suffix) {
@@ -439,6 +566,9 @@
     $("send-coupon-button").addEventListener("click", sendCoupon);
     $("send-referral-button").addEventListener("click", sendReferralPoster);
     $("add-note-button").addEventListener("click", addNote);
+    $("follow-form").addEventListener("submit", addFollowUp);
+    $("home-button").addEventListener("click", showHome);
+    $("back-button").addEventListener("click", backToCustomer);
     boot();
   });
 })();
