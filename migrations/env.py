@@ -38,6 +38,7 @@ MODEL_MODULES = [
     "scrm.governance.approvals.models",
     "scrm.governance.fields.models",
     "scrm.governance.tokens.models",
+    "scrm.sales.handover.models",
     "tagging.activity.models",
     "tagging.rfm.models",
     "tagging.rules.models",

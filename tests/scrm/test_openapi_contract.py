@@ -16,7 +16,9 @@ import pytest
 import sqlalchemy as sa
 
 from scrm.core.audit import audit_log
+from scrm.crm.customers.services import ensure_customer
 from scrm.crm.staff import accounts
+from scrm.crm.staff.services import start_follow, upsert_salesperson
 from scrm.governance.audit.domain import wants_row
 from tests.conftest import SandboxHarness, make_customer
 
@@ -323,6 +325,19 @@ async def test_every_documented_operation_answers_as_documented(sandbox: Sandbox
     await call("POST", "/approval-rules", 201, json=refund_rule)
     waiting_refund = await call("POST", "/accounts/wmC/refunds", 202, json={"amount_fen": 100, "reference": "R-contract-2"})
     assert waiting_refund["approval"]["rule"] == "退款审批"
+    await h.settle()
+
+    # ---- handovers (交接): a member's customer handed to a colleague (WeCom hears it from a job)
+    async with h.rt.db.write() as conn:
+        for userid in ("sales01", "ops01"):
+            await upsert_salesperson(conn, h.rt.db.dialect, userid, now, active=True)
+        handed = await ensure_customer(conn, h.rt.db.dialect, kind="external_userid", value="wmHand", now=now)
+        await start_follow(
+            conn, h.rt.db.dialect, customer_id=handed, userid="sales01", external_userid="wmHand", status="active", at=now, now=now
+        )
+    handover = await call("POST", "/handovers", 202, json={"from": "sales01", "to": "ops01", "customers": ["wmHand"], "kind": "onjob"})
+    await call("GET", "/handovers", 200)
+    await call("GET", f"/handovers/{handover['id']}", 200)
     await h.settle()
 
     # ---- customers (last: the record then has orders, tags, invoices, coupons)
