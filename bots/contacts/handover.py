@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from bots.outbound.client import WECOM_API, ApiError, Errcode, RateLimited
+from bots.outbound.client import WECOM_API, ApiError, ApiUnavailable, Errcode, RateLimited
+from scrm.core.errors import ServiceUnavailable
 from scrm.core.jobs import RetryLater
 from scrm.core.runtime import Runtime
 from scrm.sales.handover.models import HandoverKind
@@ -59,6 +60,17 @@ class WeComTransfers:
         return {str(f.get("chat_id")): int(f.get("errcode", 0) or 0) for f in answer.get("failed_chat_list") or []}
 
     async def unassigned(self, rt: Runtime) -> list[UnassignedCustomer]:
+        """Read while a person waits (the console, a resigned request): an outage is a 503 for them, not a crash."""
+        try:
+            return await self._unassigned(rt)
+        except ApiUnavailable as exc:
+            raise ServiceUnavailable("企业微信暂时无法访问，请稍后再试 (WeCom is unreachable)") from exc
+        except RetryLater as exc:
+            raise ServiceUnavailable("企业微信调用太频繁，请一分钟后再试 (WeCom rate limit)") from exc
+        except TransferRefused as exc:
+            raise ServiceUnavailable(f"企业微信拒绝读取待分配客户（错误码 {exc.errcode}） (WeCom refused)") from exc
+
+    async def _unassigned(self, rt: Runtime) -> list[UnassignedCustomer]:
         out: list[UnassignedCustomer] = []
         cursor = ""
         for _ in range(MAX_PAGES):

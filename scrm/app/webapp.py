@@ -82,6 +82,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     from scrm.console import finance as console_finance
     from scrm.console import governance as console_governance
     from scrm.console import groups as console_groups
+    from scrm.console import handovers as console_handovers
     from scrm.console import products as console_products
     from scrm.console import purchasing as console_purchasing
     from scrm.console import rules as console_rules
@@ -172,6 +173,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     console_staff.setup_routes(app)
     console_governance.setup_routes(app)
     console_approvals.setup_routes(app)
+    console_handovers.setup_routes(app)
     archive_web.setup_routes(app)
     sidebar_web.setup_routes(app)
     tags_web.setup_routes(app)

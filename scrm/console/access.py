@@ -34,6 +34,7 @@ ACCESS_BY_PREFIX: tuple[tuple[str, frozenset[str]], ...] = (
     ("/console/approvals", ALL_ROLES),  # each person's inbox (what they may decide, what they asked for)
     ("/console/approval-rules", ADMIN_ROLES),
     ("/console/field-permissions", ADMIN_ROLES),
+    ("/console/handovers", ADMIN_ROLES),  # 交接: a manager's action (moves customers between members)
 )
 
 # The nav bar: (key, path, label, roles that may use it); an entry is shown only to those roles (the routes check the
@@ -47,6 +48,7 @@ NAV = (
     ("products", "/console/products", "商品", OPERATIONS_ROLES),  # scrm/console/products.py
     ("purchasing", "/console/purchasing", "采购", OPERATIONS_ROLES),  # scrm/console/purchasing.py
     ("groups", "/console/groups", "客户群", OPERATIONS_ROLES),  # scrm/console/groups.py
+    ("handovers", "/console/handovers", "交接", ADMIN_ROLES),  # scrm/console/handovers.py
     ("finance", "/console/finance/receivables", "财务", FINANCE_ROLES),  # scrm/console/finance.py
     ("rules", "/console/rules", "标签规则", MARKETING_ROLES),  # scrm/console/rules.py
     ("segments", "/console/segments", "客群", MARKETING_ROLES),  # scrm/console/segments.py
@@ -67,7 +69,7 @@ NAV = (
 # role may use (a section with one such entry is a plain link). An entry in no section is a top-level link — so a
 # new NAV entry shows up even before it is placed here. Slots kept for pages on their way: "products" (商品).
 NAV_SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("销售", ("customers", "orders", "groups")),
+    ("销售", ("customers", "orders", "groups", "handovers")),
     ("运营", ("picking", "stock", "products", "purchasing")),
     ("财务", ("finance",)),
     ("营销", ("rules", "segments", "channels", "coupons", "campaigns", "broadcasts")),

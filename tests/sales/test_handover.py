@@ -21,6 +21,7 @@ from scrm.crm.timeline.services import entries
 from scrm.sales.handover import services as handover
 from scrm.sales.handover.models import handover_customers, handovers
 from tests.conftest import SandboxHarness
+from tests.security.conftest import HTML, console_login
 
 MEMBERS = {"sales01": "王销售", "sales02": "赵销售", "sales03": "钱销售", "sales04": "孙销售"}
 
@@ -228,3 +229,41 @@ async def test_bad_requests_change_nothing(sandbox: SandboxHarness, db_backend: 
     assert status == 400 and "正在另一次交接中" in busy["error"]["message"]
     status, listing = await sandbox.api("GET", "/handovers")
     assert status == 200 and [h["id"] for h in listing["items"]] == [made["id"]] and listing["items"][0]["counts"]["total"] == 1
+
+
+async def test_console_handover_pages(sandbox: SandboxHarness, clock: FrozenClock, db_backend: str) -> None:
+    h, c = sandbox, sandbox.client
+    ids = await seed(h, "sales01", ["wmP0", "wmP1", "wmP2"])
+    await seed(h, "sales04", ["wmP9"])
+    csrf = await console_login(c, h.rt.settings)
+    page = await c.get("/console/handovers?from=sales01", headers=HTML)
+    text = await page.text()
+    assert page.status == 200 and "新建交接" in text and "客户wmP0" in text and 'name="customer"' in text
+
+    refused = await c.post("/console/handovers", data={"csrf_token": csrf, "from": "sales01", "to": "sales01", "kind": "onjob",
+                                                       "customer": str(ids[0])}, headers=HTML)  # fmt: skip
+    assert "接替成员不能是转出成员本人" in await refused.text()
+    made = await c.post("/console/handovers", data={"csrf_token": csrf, "from": "sales01", "to": "sales02", "kind": "onjob",
+                                                    "customer": [str(ids[0]), str(ids[1])]}, headers=HTML)  # fmt: skip
+    text = await made.text()
+    assert (
+        made.status == 200 and "已提交在职转接：王销售 → 赵销售，2 位客户" in text and text.count('">待发送</span>') == 2
+    )  # the job sends it
+    handover_id = int(str(made.url).rsplit("/", 1)[1])
+    await h.settle()
+    detail = await (await c.get(f"/console/handovers/{handover_id}", headers=HTML)).text()
+    assert detail.count('">等待接替</span>') == 2 and "立即查询结果" in detail
+    clock.advance(hours=24)
+    csrf = await console_login(c, h.rt.settings)  # a day later the console session has expired
+    refreshed = await c.post(f"/console/handovers/{handover_id}/refresh", data={"csrf_token": csrf}, headers=HTML)
+    text = await refreshed.text()
+    assert "已接替 2 位" in text and "已完成" in text
+    listing = await (await c.get("/console/handovers", headers=HTML)).text()
+    assert f"#{handover_id}" in listing and "王销售 → 赵销售" in listing
+
+    await c.post("/sandbox/api/members/depart", json={"userid": "sales04"})
+    resigned = await (await c.get("/console/handovers/resigned", headers=HTML)).text()
+    assert "孙销售（sales04）" in resigned and "待分配客户 1 位" in resigned and "离职继承" in resigned
+    inherited = await c.post("/console/handovers", data={"csrf_token": csrf, "from": "sales04", "to": "sales02", "kind": "resigned",
+                                                         "all": "1"}, headers=HTML)  # fmt: skip
+    assert "已提交离职继承：孙销售 → 赵销售，1 位客户" in await inherited.text()

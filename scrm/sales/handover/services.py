@@ -17,6 +17,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections import Counter
 from collections.abc import Sequence
@@ -338,7 +339,12 @@ async def request_handover(
     the kind, from = to, the list is empty, a customer is not the handover member's or is already being handed over;
     Forbidden when either member is outside the person's data scope."""
     if kind == HandoverKind.RESIGNED:
-        await sync_departed(rt)  # WeCom knows who left before we do: its unassigned list says so
+        async with rt.db.read() as conn:
+            source = await get_salesperson(conn, from_userid)
+        if source is not None and source.active:
+            # WeCom knows who left before we do: its unassigned list says so. Unreachable: the check below decides.
+            with contextlib.suppress(ServiceUnavailable):
+                await sync_departed(rt)
     if not scope.everything and not {from_userid, to_userid} <= scope.userids:
         raise Forbidden("只能交接自己数据范围内成员的客户 (both members must be in your data scope)")
     now = rt.clock.now()
