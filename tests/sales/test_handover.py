@@ -267,3 +267,16 @@ async def test_console_handover_pages(sandbox: SandboxHarness, clock: FrozenCloc
     inherited = await c.post("/console/handovers", data={"csrf_token": csrf, "from": "sales04", "to": "sales02", "kind": "resigned",
                                                          "all": "1"}, headers=HTML)  # fmt: skip
     assert "已提交离职继承：孙销售 → 赵销售，1 位客户" in await inherited.text()
+
+
+async def test_a_salesperson_hands_over_only_within_their_scope(sandbox: SandboxHarness, db_backend: str) -> None:
+    await seed(sandbox, "sales01", ["wmS0"])
+    await seed(sandbox, "sales02", ["wmS1"])
+    own = await sandbox.staff_token("wang", ["sales"], wecom_userid="sales01", data_scope="own")
+    status, answer = await sandbox.as_token(own, "POST", "/handovers", json={"from": "sales01", "to": "sales02", "customers": ["wmS0"]})
+    assert status == 403 and answer["error"]["code"] == "forbidden"
+    _, theirs = await post(sandbox, {"from": "sales02", "to": "sales03", "customers": ["wmS1"], "kind": "onjob"})
+    _, mine = await post(sandbox, {"from": "sales01", "to": "sales03", "customers": ["wmS0"], "kind": "onjob"})
+    status, listing = await sandbox.as_token(own, "GET", "/handovers")
+    assert status == 200 and [h["id"] for h in listing["items"]] == [mine["id"]]
+    assert (await sandbox.as_token(own, "GET", f"/handovers/{theirs['id']}"))[0] == 404

@@ -574,9 +574,25 @@ async def poll_handover(rt: Runtime, handover_id: int) -> Counter[str]:
     return await apply_results(rt, handover_id, results)
 
 
+RESEND_AFTER = dt.timedelta(minutes=30)  # a handover whose sending job gave up (WeCom down for long) is sent again
+
+
 async def poll_running(rt: Runtime) -> int:
-    """Every running handover with a waiting customer is polled; returns how many customers changed."""
+    """Every running handover with a waiting customer is polled; returns how many customers changed. A handover
+    still holding pending customers half an hour after it was asked for (its job gave up) is sent again first."""
     hc = handover_customers.c
+    async with rt.db.read() as conn:
+        stuck = [
+            int(r.handover_id)
+            for r in await conn.execute(
+                sa.select(hc.handover_id)
+                .where(hc.status == TransferStatus.PENDING, hc.updated_at < rt.clock.now() - RESEND_AFTER)
+                .distinct()
+                .order_by(hc.handover_id)
+            )
+        ]
+    for handover_id in stuck:
+        await send_handover(rt, handover_id)
     async with rt.db.read() as conn:
         ids = [
             int(r.handover_id)
