@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from bots.outbound import services as sender
 from bots.outbound.client import WECOM_API, ApiError, ApiUnavailable, Errcode, RateLimited
 from scrm.core.errors import ServiceUnavailable
 from scrm.core.jobs import RetryLater
 from scrm.core.runtime import Runtime
+from scrm.governance.scopes.services import EVERYTHING
 from scrm.sales.handover.models import HandoverKind
-from scrm.sales.handover.services import TransferRefused, TransferState, UnassignedCustomer
+from scrm.sales.handover.services import TransferRefused, TransferState, UnassignedCustomer, finished_text, get_handover
 
 MAX_PAGES = 1000  # a runaway cursor stops somewhere
 
@@ -83,3 +85,13 @@ class WeComTransfers:
             if answer.get("is_last", True) or not cursor:
                 break
         return out
+
+
+async def tell_members(rt: Runtime, payload: dict[str, Any]) -> None:
+    """handover.finished: the takeover member (and the handover member, still employed) get one summary by app
+    message — not one per customer, which WeCom would cap at 30 a minute."""
+    if not rt.has(WECOM_API):
+        return
+    view = await get_handover(rt, int(payload["handover_id"]), EVERYTHING)
+    touser = [view.to_userid] + ([view.from_userid] if view.kind == HandoverKind.ONJOB else [])
+    await sender.send_app_message(rt, touser=touser, text=finished_text(view), key=f"handover:{view.id}:finished", purpose="alert")

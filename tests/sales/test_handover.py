@@ -159,7 +159,11 @@ async def test_a_customer_refuses(sandbox: SandboxHarness, clock: FrozenClock, d
     assert [e["customer_id"] for e in await transferred_events(sandbox)] == [ids[1]]
     _, view = await sandbox.api("GET", f"/handovers/{made['id']}")
     assert view["status"] == "done" and view["counts"]["refused"] == 1 and view["counts"]["success"] == 1
-    assert "转接给您未成功" in sandbox.state.app_messages_to("sales02")[-1]
+    await sandbox.settle()
+    told = sandbox.state.app_messages_to("sales02")
+    assert any("转接给您未成功" in m for m in told)
+    summary = "【客户交接】在职转接 #1：王销售 的 2 位客户中，1 位已转交给 赵销售；客户拒绝 1 位。"
+    assert told[-1] == summary and sandbox.state.app_messages_to("sales01") == [summary]
 
 
 async def test_resigned_member_from_the_unassigned_list(sandbox: SandboxHarness, clock: FrozenClock, db_backend: str) -> None:

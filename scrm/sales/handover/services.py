@@ -60,6 +60,7 @@ from scrm.sales.handover.models import (
 
 REQUESTED = "handover.requested"  # a handover was recorded: send it to WeCom (payload {"handover_id"})
 TRANSFERRED = "customer.transferred"  # {"customer_id", "from_userid", "to_userid", "kind", "handover_id"}
+FINISHED = "handover.finished"  # every customer and group of a handover has its outcome (payload {"handover_id"})
 MAX_LIST = 200
 
 
@@ -496,7 +497,10 @@ async def _finish_if_done(conn: AsyncConnection, handover_id: int, now: dt.datet
         .where(handovers.c.id == handover_id, handovers.c.status == HandoverStatus.RUNNING)
         .values(status=HandoverStatus.DONE, finished_at=now, updated_at=now)
     )
-    return result.rowcount == 1
+    if result.rowcount != 1:
+        return False
+    await outbox.add(conn, FINISHED, {"handover_id": handover_id}, now)
+    return True
 
 
 # ---- outcomes -----------------------------------------------------------------------------------------------------
@@ -664,6 +668,17 @@ async def sync_departed(rt: Runtime) -> list[DepartedMember]:
             ]  # fmt: skip
             out.append(DepartedMember(userid, await _name(conn, userid), from_timestamp(max(i.dimission_time for i in waiting)), listed))
     return sorted(out, key=lambda m: m.departed_at, reverse=True)
+
+
+def finished_text(view: HandoverView) -> str:
+    """The members' notice when a handover is over: how many customers moved, how many did not and why."""
+    c = view.counts
+    kind = "离职继承" if view.kind == HandoverKind.RESIGNED else "在职转接"
+    text = f"【客户交接】{kind} #{view.id}：{view.from_name} 的 {c['total']} 位客户中，{c['success']} 位已转交给 {view.to_name}"
+    others = [(c["refused"], "客户拒绝"), (c["limit_exceeded"], "超出转接限制"), (c["failed"], "失败")]
+    rest = "，".join(f"{label} {n} 位" for n, label in others if n)
+    groups = sum(1 for g in view.groups if g.status == "success")
+    return text + (f"；{rest}" if rest else "") + (f"；{groups} 个客户群已转交" if groups else "") + "。"
 
 
 def errcode_text(errcode: int | None) -> str:
