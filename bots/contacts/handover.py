@@ -16,7 +16,8 @@ from scrm.core.jobs import RetryLater
 from scrm.core.runtime import Runtime
 from scrm.governance.scopes.services import EVERYTHING
 from scrm.sales.handover.models import HandoverKind
-from scrm.sales.handover.services import TransferRefused, TransferState, UnassignedCustomer, finished_text, get_handover
+from scrm.sales.handover.queries import finished_text, get_handover
+from scrm.sales.handover.services import TransferRefused, TransferState, UnassignedCustomer
 
 MAX_PAGES = 1000  # a runaway cursor stops somewhere
 

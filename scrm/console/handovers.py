@@ -15,6 +15,7 @@ from scrm.core.http.keys import RUNTIME
 from scrm.crm.customers.queries import customers_served_by
 from scrm.crm.staff.services import list_salespeople
 from scrm.governance.scopes.services import scope_for
+from scrm.sales.handover import queries
 from scrm.sales.handover import services as handover
 from scrm.sales.handover.domain import KIND_ZH, STATUS_ZH
 from scrm.sales.handover.models import HandoverKind
@@ -30,7 +31,7 @@ async def handovers_list(request: web.Request) -> web.Response:
     """交接: the handovers (newest first, counts per status) and the form: from, to, kind, all or chosen customers."""
     rt = request.app[RUNTIME]
     scope = await scope_for(rt)
-    items = await handover.list_handovers(rt, scope)
+    items = await queries.list_handovers(rt, scope)
     async with rt.db.read() as conn:
         people = await list_salespeople(conn, active_only=False)
         chosen_from = request.query.get("from", "")
@@ -81,7 +82,7 @@ async def handover_create(request: web.Request) -> web.Response:
 async def handover_detail(request: web.Request) -> web.Response:
     """One handover's progress: counts, each customer's status and reason, the groups."""
     rt = request.app[RUNTIME]
-    view = await handover.get_handover(rt, path_id(request, what="交接"), await scope_for(rt))
+    view = await queries.get_handover(rt, path_id(request, what="交接"), await scope_for(rt))
     return render(
         request,
         "sales/handover.html",
@@ -101,7 +102,7 @@ async def handover_refresh(request: web.Request) -> web.Response:
     handover_id = path_id(request, what="交接")
     path = f"/console/handovers/{handover_id}"
     try:
-        await handover.get_handover(rt, handover_id, await scope_for(rt))
+        await queries.get_handover(rt, handover_id, await scope_for(rt))
         changed = await handover.poll_handover(rt, handover_id)
     except DomainError as exc:
         return await refused(request, path, exc)

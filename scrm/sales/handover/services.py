@@ -21,7 +21,7 @@ import contextlib
 import datetime as dt
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -33,7 +33,7 @@ from scrm.core.clock import from_timestamp
 from scrm.core.errors import Forbidden, InvalidInput, NotFound, ServiceUnavailable
 from scrm.core.runtime import ResourceKey, Runtime
 from scrm.crm.customers.models import FollowStatus
-from scrm.crm.customers.queries import customers_served_by, names_of
+from scrm.crm.customers.queries import customers_served_by
 from scrm.crm.customers.services import resolve_customer
 from scrm.crm.groups.services import groups_owned_by, set_group_owner
 from scrm.crm.staff.services import EndedBy, end_follow, follow_of, get_salesperson, start_follow, upsert_salesperson
@@ -41,7 +41,6 @@ from scrm.crm.timeline.services import Kind, add_entry
 from scrm.governance.scopes.services import DataScope
 from scrm.sales.handover.domain import (
     BATCH_SIZE,
-    ERRCODE_ZH,
     FAIL_REASONS,
     OPEN,
     Outcome,
@@ -57,11 +56,11 @@ from scrm.sales.handover.models import (
     handover_groups,
     handovers,
 )
+from scrm.sales.handover.queries import HandoverView, get_handover, member_name
 
 REQUESTED = "handover.requested"  # a handover was recorded: send it to WeCom (payload {"handover_id"})
 TRANSFERRED = "customer.transferred"  # {"customer_id", "from_userid", "to_userid", "kind", "handover_id"}
 FINISHED = "handover.finished"  # every customer and group of a handover has its outcome (payload {"handover_id"})
-MAX_LIST = 200
 
 
 # ---- the WeCom side, as a port ------------------------------------------------------------------------------------
@@ -123,149 +122,8 @@ def _port(rt: Runtime) -> WeComTransfers:
     return rt.get(TRANSFERS)
 
 
-# ---- views --------------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class CustomerTransfer:
-    customer_id: int
-    external_userid: str
-    name: str
-    status: str
-    errcode: int | None
-    reason: str
-    finished_at: dt.datetime | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "customer_id": self.customer_id,
-            "external_userid": self.external_userid,
-            "name": self.name,
-            "status": self.status,
-            "errcode": self.errcode,
-            "reason": self.reason,
-            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
-        }
-
-
-@dataclass(frozen=True)
-class GroupTransfer:
-    chat_id: str
-    name: str
-    status: str
-    errcode: int | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"chat_id": self.chat_id, "name": self.name, "status": self.status, "errcode": self.errcode}
-
-
-@dataclass(frozen=True)
-class HandoverView:
-    id: int
-    kind: str
-    from_userid: str
-    to_userid: str
-    from_name: str
-    to_name: str
-    status: str
-    requested_by: str
-    created_at: dt.datetime
-    finished_at: dt.datetime | None
-    counts: dict[str, int]
-    customers: list[CustomerTransfer] = field(default_factory=list)
-    groups: list[GroupTransfer] = field(default_factory=list)
-
-    def to_json(self, *, detail: bool = True) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "id": self.id,
-            "kind": self.kind,
-            "from": self.from_userid,
-            "to": self.to_userid,
-            "from_name": self.from_name,
-            "to_name": self.to_name,
-            "status": self.status,
-            "requested_by": self.requested_by,
-            "created_at": self.created_at.isoformat(),
-            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
-            "counts": self.counts,
-        }
-        if detail:
-            out["customers"] = [c.to_json() for c in self.customers]
-            out["groups"] = [g.to_json() for g in self.groups]
-        return out
-
-
-async def _name(conn: AsyncConnection, userid: str) -> str:
-    person = await get_salesperson(conn, userid)
-    return person.display_name if person is not None else userid
-
-
-async def _counts(conn: AsyncConnection, ids: Sequence[int]) -> dict[int, dict[str, int]]:
-    out: dict[int, dict[str, int]] = {i: dict.fromkeys(TransferStatus, 0) | {"total": 0} for i in ids}
-    if not ids:
-        return out
-    hc = handover_customers.c
-    rows = await conn.execute(
-        sa.select(hc.handover_id, hc.status, sa.func.count()).where(hc.handover_id.in_(ids)).group_by(hc.handover_id, hc.status)
-    )
-    for handover_id, status, n in rows:
-        out[int(handover_id)][status] = int(n)
-        out[int(handover_id)]["total"] += int(n)
-    return out
-
-
-async def _view(conn: AsyncConnection, row: Any, counts: dict[str, int], *, detail: bool) -> HandoverView:
-    customers: list[CustomerTransfer] = []
-    groups: list[GroupTransfer] = []
-    if detail:
-        hc = handover_customers.c
-        rows = await conn.execute(sa.select(handover_customers).where(hc.handover_id == row.id).order_by(hc.id))
-        found = rows.all()
-        labels = await names_of(conn, [int(r.customer_id) for r in found])
-        customers = [
-            CustomerTransfer(
-                int(r.customer_id), r.external_userid, labels.get(int(r.customer_id)) or "", r.status, r.errcode, r.reason, r.finished_at
-            )
-            for r in found
-        ]
-        hg = handover_groups.c
-        groups = [
-            GroupTransfer(g.chat_id, g.name, g.status, g.errcode)
-            for g in await conn.execute(sa.select(handover_groups).where(hg.handover_id == row.id).order_by(hg.id))
-        ]
-    return HandoverView(
-        int(row.id), row.kind, row.from_userid, row.to_userid, await _name(conn, row.from_userid), await _name(conn, row.to_userid),
-        row.status, row.requested_by, row.created_at, row.finished_at, counts, customers, groups,
-    )  # fmt: skip
-
-
-def _visible(scope: DataScope) -> sa.ColumnElement[bool]:
-    if scope.everything:
-        return sa.true()
-    if not scope.userids:
-        return sa.false()
-    people = sorted(scope.userids)
-    return sa.or_(handovers.c.from_userid.in_(people), handovers.c.to_userid.in_(people))
-
-
-async def get_handover(rt: Runtime, handover_id: int, scope: DataScope) -> HandoverView:
-    """One handover with each customer's and group's status; NotFound outside the scope (from or to in it)."""
-    async with rt.db.read() as conn:
-        row = (await conn.execute(sa.select(handovers).where(handovers.c.id == handover_id, _visible(scope)))).first()
-        if row is None:
-            raise NotFound("没有找到这次交接 (handover not found)", handover_id=handover_id)
-        counts = await _counts(conn, [handover_id])
-        return await _view(conn, row, counts[handover_id], detail=True)
-
-
-async def list_handovers(rt: Runtime, scope: DataScope, *, limit: int = MAX_LIST) -> list[HandoverView]:
-    """Handovers newest first, with counts per status (no per-customer rows)."""
-    async with rt.db.read() as conn:
-        rows = (await conn.execute(sa.select(handovers).where(_visible(scope)).order_by(handovers.c.id.desc()).limit(limit))).all()
-        counts = await _counts(conn, [int(r.id) for r in rows])
-        return [await _view(conn, r, counts[int(r.id)], detail=False) for r in rows]
-
-
 # ---- asking -------------------------------------------------------------------------------------------------------
-async def _check_members(rt: Runtime, conn: AsyncConnection, kind: str, from_userid: str, to_userid: str) -> None:
+async def _check_members(conn: AsyncConnection, kind: str, from_userid: str, to_userid: str) -> None:
     if kind not in set(HandoverKind):
         raise InvalidInput("kind 须为 onjob（在职转接）或 resigned（离职继承） (kind)", field="kind")
     if not from_userid or not to_userid:
@@ -350,8 +208,8 @@ async def request_handover(
         raise Forbidden("只能交接自己数据范围内成员的客户 (both members must be in your data scope)")
     now = rt.clock.now()
     async with rt.db.write() as conn:
-        await _check_members(rt, conn, kind, from_userid, to_userid)
-        from_name = await _name(conn, from_userid)
+        await _check_members(conn, kind, from_userid, to_userid)
+        from_name = await member_name(conn, from_userid)
         chosen = await _chosen(conn, from_userid, from_name, customers, all_customers)
         busy = await _in_handover(conn, [cid for cid, _ in chosen])
         if busy:
@@ -385,7 +243,7 @@ async def request_handover(
             )
         await audit.record(
             conn, now, action="create", entity="handover", entity_id=handover_id,
-            summary=f"{from_name} → {await _name(conn, to_userid)}：{len(chosen)} 位客户，{len(groups)} 个群（{kind}）",
+            summary=f"{from_name} → {await member_name(conn, to_userid)}：{len(chosen)} 位客户，{len(groups)} 个群（{kind}）",
             after={"from": from_userid, "to": to_userid, "kind": kind, "customers": len(chosen), "groups": len(groups)},
         )  # fmt: skip
         outbox_id = await outbox.add(conn, REQUESTED, {"handover_id": handover_id}, now, kicked=True)
@@ -517,7 +375,7 @@ async def _take_over(rt: Runtime, conn: AsyncConnection, h: Any, row: Any, at: d
         conn, dialect, customer_id=customer_id, userid=h.to_userid, external_userid=row.external_userid, status=FollowStatus.ACTIVE,
         at=at, now=now, remark=old.remark if old else None, state=old.state if old else None,
     )  # fmt: skip
-    from_name, to_name = await _name(conn, h.from_userid), await _name(conn, h.to_userid)
+    from_name, to_name = await member_name(conn, h.from_userid), await member_name(conn, h.to_userid)
     moved = await reassign_open_orders(
         conn,
         customer_id=customer_id,
@@ -666,23 +524,7 @@ async def sync_departed(rt: Runtime) -> list[DepartedMember]:
                  served[i.external_userid].name if i.external_userid in served else "")
                 for i in waiting
             ]  # fmt: skip
-            out.append(DepartedMember(userid, await _name(conn, userid), from_timestamp(max(i.dimission_time for i in waiting)), listed))
+            out.append(
+                DepartedMember(userid, await member_name(conn, userid), from_timestamp(max(i.dimission_time for i in waiting)), listed)
+            )
     return sorted(out, key=lambda m: m.departed_at, reverse=True)
-
-
-def finished_text(view: HandoverView) -> str:
-    """The members' notice when a handover is over: how many customers moved, how many did not and why."""
-    c = view.counts
-    kind = "离职继承" if view.kind == HandoverKind.RESIGNED else "在职转接"
-    text = f"【客户交接】{kind} #{view.id}：{view.from_name} 的 {c['total']} 位客户中，{c['success']} 位已转交给 {view.to_name}"
-    others = [(c["refused"], "客户拒绝"), (c["limit_exceeded"], "超出转接限制"), (c["failed"], "失败")]
-    rest = "，".join(f"{label} {n} 位" for n, label in others if n)
-    groups = sum(1 for g in view.groups if g.status == "success")
-    return text + (f"；{rest}" if rest else "") + (f"；{groups} 个客户群已转交" if groups else "") + "。"
-
-
-def errcode_text(errcode: int | None) -> str:
-    """What a WeCom errcode means for a transfer, in words (for pages)."""
-    if errcode is None:
-        return ""
-    return ERRCODE_ZH.get(errcode, f"错误码 {errcode}")

@@ -13,7 +13,7 @@ from scrm.core.http.bodies import Body, read_body
 from scrm.core.http.keys import RUNTIME
 from scrm.core.http.openapi import ApiModel, add_api_route
 from scrm.governance.scopes.services import scope_for
-from scrm.sales.handover import services
+from scrm.sales.handover import queries, services
 from scrm.sales.handover.models import HandoverKind, HandoverStatus, TransferStatus
 
 
@@ -96,13 +96,13 @@ async def create_handover(request: web.Request) -> web.Response:
 
 async def list_handovers(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    found = await services.list_handovers(rt, await scope_for(rt))
+    found = await queries.list_handovers(rt, await scope_for(rt))
     return web.json_response({"items": [h.to_json(detail=False) for h in found]})
 
 
 async def get_handover(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    return web.json_response((await services.get_handover(rt, _id(request), await scope_for(rt))).to_json())
+    return web.json_response((await queries.get_handover(rt, _id(request), await scope_for(rt))).to_json())
 
 
 def setup_routes(app: web.Application) -> None:
