@@ -152,8 +152,14 @@ async def test_a_customer_refuses(sandbox: SandboxHarness, clock: FrozenClock, d
     await sandbox.settle()  # the transfer_fail callback is processed
     assert await progress(sandbox, made["id"]) == {"wmR0": "refused", "wmR1": "waiting"}
     clock.advance(hours=24)
+    # WeCom's own news of the takeover (the old member's del_external_contact, DELETE_BY_TRANSFER) may come first
+    settled = await (await sandbox.client.post("/sandbox/api/transfers/settle")).json()
+    assert settled == {"ok": True, "settled": 1, "delivered": 1}
+    await sandbox.settle()
+    assert await follower_status(sandbox, "sales01", "wmR1") == ("ended", "transfer")
     await handover.poll_running(sandbox.rt)
     assert await progress(sandbox, made["id"]) == {"wmR0": "refused", "wmR1": "success"}
+    assert await follower_status(sandbox, "sales02", "wmR1") == ("active", None)
     assert await follower_status(sandbox, "sales01", "wmR0") == ("active", None)  # ownership did not move
     assert await follower_status(sandbox, "sales02", "wmR0") is None
     assert [e["customer_id"] for e in await transferred_events(sandbox)] == [ids[1]]
