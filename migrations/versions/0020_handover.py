@@ -47,7 +47,7 @@ def upgrade() -> None:
         sa.Column("updated_at", scrm.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["handover_id"], ["handovers.id"], name=op.f("fk_handover_customers_handover_id_handovers")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_handover_customers")),
-        sa.UniqueConstraint("handover_id", "customer_id", name=op.f("uq_handover_customers_handover_id_customer_id")),
+        sa.UniqueConstraint("handover_id", "external_userid", name=op.f("uq_handover_customers_handover_id_external_userid")),
     )
     with op.batch_alter_table("handover_customers", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_handover_customers_customer_id"), ["customer_id"], unique=False)

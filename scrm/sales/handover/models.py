@@ -67,7 +67,7 @@ class HandoverCustomer(Model, table=True):
     updated_at: dt.datetime = Field(sa_type=UTCDateTime())
 
     __table_args__ = (
-        sa.UniqueConstraint("handover_id", "customer_id"),
+        sa.UniqueConstraint("handover_id", "external_userid"),
         sa.Index("ix_handover_customers_status", "status", "external_userid"),
     )
 

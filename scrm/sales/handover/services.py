@@ -153,12 +153,12 @@ async def _chosen(
         chosen = [(c.customer_id, c.external_userid) for c in served]
         if not chosen:
             raise InvalidInput(f"成员 {from_name} 名下没有客户可交接 (no customers)", field="customers")
-        return list(dict.fromkeys(chosen))
+        return list(dict.fromkeys(chosen))  # each WeCom relation once
     if not wanted:
         raise InvalidInput('请选择要交接的客户，或传 "all": true (customers is empty)', field="customers")
-    by_id: dict[int, str] = {}
+    by_id: dict[int, list[str]] = {}  # a merged customer may reach the member through two relations: both move
     for c in served:
-        by_id.setdefault(c.customer_id, c.external_userid)
+        by_id.setdefault(c.customer_id, []).append(c.external_userid)
     by_ext = {c.external_userid: c.customer_id for c in served}
     chosen = []
     for item in wanted:
@@ -167,19 +167,18 @@ async def _chosen(
                 customer_id = await resolve_customer(conn, item)  # a merged customer answers as the one it became
             except NotFound:
                 customer_id = item
-            ext = by_id.get(customer_id)
-            if ext is None:
+            if customer_id not in by_id:
                 raise InvalidInput(
                     f"客户 #{item} 不是 {from_name} 的客户 (not served by the handover member)", field="customers", customer=item
                 )
-            chosen.append((customer_id, ext))
+            chosen.extend((customer_id, ext) for ext in by_id[customer_id])
         else:
             if item not in by_ext:
                 raise InvalidInput(
                     f"客户 {item} 不是 {from_name} 的客户 (not served by the handover member)", field="customers", customer=item
                 )
             chosen.append((by_ext[item], item))
-    return list(dict.fromkeys(chosen))
+    return list(dict.fromkeys(chosen))  # each WeCom relation once
 
 
 async def request_handover(
