@@ -207,6 +207,10 @@ async def request_handover(
         raise Forbidden("只能交接自己数据范围内成员的客户 (both members must be in your data scope)")
     now = rt.clock.now()
     async with rt.db.write() as conn:
+        if rt.db.dialect == "postgresql":
+            # Two requests for one member's customers at once: the second waits, then finds them in a handover.
+            # (SQLite's write transactions are serialised already.)
+            await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext("handover:" + from_userid))))
         await _check_members(conn, kind, from_userid, to_userid)
         from_name = await member_name(conn, from_userid)
         chosen = await _chosen(conn, from_userid, from_name, customers, all_customers)
