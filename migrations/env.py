@@ -41,6 +41,7 @@ MODEL_MODULES = [
     "scrm.sales.followups.models",
     "scrm.sales.leads.models",
     "scrm.sales.repurchase.models",
+    "scrm.sales.handover.models",
     "tagging.activity.models",
     "tagging.rfm.models",
     "tagging.rules.models",

@@ -39,6 +39,7 @@ from scrm.crm.staff.services import (
 from scrm.crm.tags.models import TagSource
 from scrm.crm.tags.services import CUSTOMER_TAG_CHANGED, apply_tag, get_tag
 from scrm.crm.timeline.services import Kind, add_entry
+from scrm.sales.handover.services import record_transfer_failure
 from scrm.sales.leads.domain import LeadSource
 from scrm.sales.leads.services import NewLead, create_lead
 
@@ -300,10 +301,12 @@ async def transfer_failed(rt: Runtime, row: Any) -> str:
     async with rt.db.write() as conn:
         customer_id = await _event_entry(conn, rt, row, f"转接给销售 {who} 失败：{reason}", {"userid": row.user_id, "fail_reason": code})
         customer = await get_customer(conn, customer_id)
+    # A handover of ours waiting for this customer ends refused / over the limit (a transfer made elsewhere: none).
+    handover_id = await record_transfer_failure(rt, takeover_userid=row.user_id, external_userid=row.external_userid, fail_reason=code)
     name = customer_label(customer, None, row.external_userid)
     text = f"【客户转接失败】客户「{name}」转接给您未成功：{reason}。"
     result = await sender.send_app_message(rt, touser=[row.user_id], text=text, key=f"transfer_fail:{row.id}", purpose="alert")
-    return f"transfer failed ({code}); alert {result.status}"
+    return f"transfer failed ({code}); handover {handover_id or '-'}; alert {result.status}"
 
 
 # ---- enrichment and salespeople from the API --------------------------------------------------------------

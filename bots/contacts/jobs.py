@@ -23,6 +23,7 @@ from bots.contacts.groups import (
     on_refresh_requested,
     refresh_group_chat_job,
 )
+from bots.contacts.handover import tell_members
 from bots.contacts.referral import GROUP_JOIN_TOPIC, attribute_group_joins, send_progress
 from bots.contacts.tags import on_tag_change, push_customer_tag
 from bots.contacts.timeline import message_to_timeline, order_cancelled, order_confirmed, order_delivered, order_shipped, payment_recorded
@@ -32,6 +33,7 @@ from scrm.campaigns.referral import services as referral_services
 from scrm.core.jobs import JobSpec
 from scrm.core.outbox import Handles
 from scrm.crm.tags.services import CUSTOMER_TAG_CHANGED
+from scrm.sales.handover import services as handover_services
 
 PROCESSORS = [
     Processes("wecom", "change_external_chat.create", group_created),
@@ -57,6 +59,7 @@ HANDLERS = [
     Handles("billing.payment_recorded", payment_recorded),
     Handles(GROUP_JOIN_TOPIC, attribute_group_joins),
     Handles(referral_services.PROGRESS_TOPIC, send_progress),
+    Handles(handover_services.FINISHED, tell_members),
 ]
 
 JOBS = [

@@ -74,6 +74,18 @@ class Errcode:
     # 审批 (oa/*) refusals (unconfirmed: no official errcode table for them could be checked).
     APPROVAL_TEMPLATE_INVALID = 301025  # (unconfirmed) oa/applyevent: no such template in this corp
     APPROVAL_NOT_FOUND = 301055  # (unconfirmed) oa/getapprovaldetail: no such sp_no
+    # Customer and group transfers (在职继承 / 离职继承, docs/wecom.md §5b). WeCom's global errcode table; the per-customer
+    # codes come back inside transfer_customer's answer, not as the call's errcode.
+    INVALID_EXTERNAL_USERID = 40096  # 不合法的外部联系人 userid
+    MEMBER_NOT_RESIGNED = 40097  # resigned/transfer_customer: 该成员尚未离职
+    TRANSFER_TOO_FREQUENT = 40128  # 客户转接过于频繁 (an employed member's customer: at most twice in 90 days)
+    TRANSFER_IN_PROGRESS = 40129  # 当前客户正在转接中 (a transfer waits for its 24 h)
+    TRANSFER_SAME_MEMBER = 40130  # 原跟进人与接手人一样，不可继承
+    NOT_FOLLOWER = 40131  # handover_userid 并不是外部联系人的跟进人
+    NO_CONTACT_PERMISSION = 84074  # (unconfirmed) 没有外部联系人权限: the takeover member has no 客户联系
+    GROUP_OWNER_NOT_RESIGNED = 90500  # (unconfirmed) groupchat/transfer: 群主并未离职
+    GROUP_OWNER_RESIGNED = 90502  # (unconfirmed) groupchat/onjob_transfer: 群主已经离职
+    GROUP_SAME_OWNER = 90504  # (unconfirmed) 群主没有变化 (the new owner already owns the group)
 
 
 # kf refusals the sender records as "skipped" (a deliberate, explained non-delivery), with these reasons.

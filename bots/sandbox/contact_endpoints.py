@@ -106,7 +106,7 @@ def batch_get_by_user(state: SandboxState, call: Call) -> dict[str, Any]:
 
 
 def get_follow_user_list(state: SandboxState, call: Call) -> dict[str, Any]:
-    return {"follow_user": [m.userid for m in state.members.values() if m.can_follow]}
+    return {"follow_user": [m.userid for m in state.members.values() if m.can_follow and m.departed_at is None]}
 
 
 def _qr_code_url(state: SandboxState, config_id: str) -> str:

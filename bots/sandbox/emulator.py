@@ -15,6 +15,10 @@ Mounted with ``app.add_subapp("/sandbox/", create_emulator_app(state))``:
 * ``GET /sandbox/api/tester/options``, ``POST /sandbox/api/tester/{action}`` — the chat page's 企业微信事件 buttons (add /
   delete a salesperson, join / leave a group, scan a channel code), ``/sandbox/qr/contact-way/{config_id}.png`` and
   ``/sandbox/scan/{config_id}`` — channel codes' QR images and the page they open (``bots/sandbox/tester_web.py``).
+* ``POST /sandbox/api/transfers/refuse`` (``{"external_userid"}``: the customer refuses the waiting transfer; the product
+  hears transfer_fail customer_refused), ``POST /sandbox/api/transfers/settle`` (transfers whose 24 h passed on the
+  clock are taken over; the callbacks WeCom sends for them are delivered), ``GET /sandbox/api/transfers``,
+  ``POST /sandbox/api/members/depart`` (``{"userid"}``: the member leaves the corp — 离职).
 * ``POST /sandbox/api/tokens/expire`` — every access token issued so far expires now (calls with one answer 42001).
 * ``GET /sandbox/api/traffic`` — everything the product sent (kf messages, app messages, welcome messages,
   template and customer-service messages, mass-message tasks, uploaded media) and the count of API calls per path.
@@ -44,7 +48,15 @@ from urllib.parse import quote, urlencode
 from aiohttp import web
 
 from bots.gateway.crypto import parse_query
-from bots.sandbox import approval_endpoints, contact_endpoints, group_endpoints, mp_endpoints, simulator, wecom_endpoints
+from bots.sandbox import (
+    approval_endpoints,
+    contact_endpoints,
+    group_endpoints,
+    mp_endpoints,
+    simulator,
+    transfer_endpoints,
+    wecom_endpoints,
+)
 from bots.sandbox.endpoints import Call, Endpoint, UploadedFile, dispatch, error_answer
 from bots.sandbox.entities import KfNotice
 from bots.sandbox.group_simulator import customer_joins_group, member_leaves_group
@@ -61,6 +73,7 @@ WECOM_ROUTES: dict[str, Endpoint] = {
     **contact_endpoints.ROUTES,
     **group_endpoints.ROUTES,
     **approval_endpoints.ROUTES,
+    **transfer_endpoints.ROUTES,
 }
 MP_ROUTES: dict[str, Endpoint] = dict(mp_endpoints.ROUTES)
 DATA_FORMAT_ERROR = 47001  # body is not a JSON object
@@ -279,6 +292,64 @@ async def approval_list(request: web.Request) -> web.Response:
     return _json({"items": apps})
 
 
+async def _deliver_pending(state: SandboxState) -> int:
+    """Deliver the callbacks WeCom owes the product (queued by transfers settling), oldest first."""
+    if state.on_wecom_event is None:
+        return 0
+    sent = 0
+    while state.pending_events:
+        xml = state.pending_events.pop(0)
+        async with asyncio.timeout(HOOK_TIMEOUT):
+            await state.on_wecom_event(xml)
+        sent += 1
+    return sent
+
+
+async def transfer_refuse(request: web.Request) -> web.Response:
+    """The customer refuses a waiting transfer (在职/离职继承): ``{"external_userid"}``; the product hears transfer_fail."""
+    state: SandboxState = request.app[STATE]
+    ext = (await _json_body(request) or {}).get("external_userid")
+    if not isinstance(ext, str):
+        return _bad_request('need {"external_userid"}')
+    try:
+        transfer, xml = transfer_endpoints.refuse(state, ext)
+    except ValueError as exc:
+        return _bad_request(str(exc))
+    state.pending_events.append(xml)
+    delivered = await _deliver_pending(state)
+    return _json({"ok": True, "external_userid": ext, "takeover_userid": transfer.takeover_userid, "delivered": delivered})
+
+
+async def transfer_settle(request: web.Request) -> web.Response:
+    """Transfers whose 24 h have passed on the clock are taken over; WeCom's callbacks for them are delivered."""
+    state: SandboxState = request.app[STATE]
+    settled = transfer_endpoints.settle(state)
+    delivered = await _deliver_pending(state)
+    return _json({"ok": True, "settled": len(settled), "delivered": delivered})
+
+
+async def transfer_list(request: web.Request) -> web.Response:
+    """Every transfer the emulated WeCom knows, oldest first (status 1 done, 2 waiting, 3 refused, 4 takeover full)."""
+    state: SandboxState = request.app[STATE]
+    transfer_endpoints.settle(state)
+    items = [
+        {"external_userid": t.external_userid, "handover_userid": t.handover_userid, "takeover_userid": t.takeover_userid,
+         "kind": t.kind, "status": t.status, "started_at": t.started_at.isoformat(), "takeover_time": t.takeover_time}
+        for t in state.transfers
+    ]  # fmt: skip
+    return _json({"items": items})
+
+
+async def member_depart(request: web.Request) -> web.Response:
+    """A member leaves the corp (离职): ``{"userid"}``. Their customers then appear in get_unassigned_list."""
+    state: SandboxState = request.app[STATE]
+    userid = (await _json_body(request) or {}).get("userid")
+    if not isinstance(userid, str) or userid not in state.members:
+        return _bad_request("userid must be a member of the sandbox corp")
+    member = transfer_endpoints.member_departs(state, userid)
+    return _json({"ok": True, "userid": userid, "departed_at": member.departed_at.isoformat() if member.departed_at else None})
+
+
 async def expire_tokens(request: web.Request) -> web.Response:
     request.app[STATE].expire_tokens()
     return _json({"ok": True})
@@ -394,6 +465,10 @@ def create_emulator_app(state: SandboxState) -> web.Application:
     app.router.add_post("/api/contacts/customer-added", customer_added)
     app.router.add_post("/api/contacts/scan", scan_code)
     app.router.add_post("/api/tokens/expire", expire_tokens)
+    app.router.add_post("/api/transfers/refuse", transfer_refuse)
+    app.router.add_post("/api/transfers/settle", transfer_settle)
+    app.router.add_get("/api/transfers", transfer_list)
+    app.router.add_post("/api/members/depart", member_depart)
     app.router.add_post("/api/approvals/decide", approval_decide)
     app.router.add_get("/api/approvals", approval_list)
     app.router.add_get("/api/traffic", traffic)

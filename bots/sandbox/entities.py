@@ -31,6 +31,8 @@ class Member:
     status: int = 1  # 1 active
     can_follow: bool = True  # has the 客户联系 permission (get_follow_user_list)
     direct_leader: list[str] = field(default_factory=list)  # 直属上级 userids, as user/get returns them
+    departed_at: dt.datetime | None = None  # 离职: set when the member left (their customers await 离职继承)
+    customer_limit: int = 0  # how many customers WeCom lets this member have (0: no limit in the sandbox)
 
 
 @dataclass
@@ -210,3 +212,18 @@ class Application:
     @property
     def current(self) -> ApprovalNode | None:
         return next((n for n in self.nodes if n.status == 1), None)
+
+
+@dataclass
+class Transfer:
+    """One customer's transfer (在职继承 ``onjob`` / 离职继承 ``resigned``) from one member to another. WeCom starts
+    it at once and the takeover member gets the customer 24 h later unless the customer refuses; transfer_result
+    reports ``status``: 1 接替完毕, 2 等待接替, 3 客户拒绝, 4 接替成员客户达到上限."""
+
+    external_userid: str
+    handover_userid: str
+    takeover_userid: str
+    kind: str  # onjob | resigned
+    started_at: dt.datetime
+    status: int = 2
+    takeover_time: int = 0  # when the takeover member got the customer (status 1), else 0

@@ -31,6 +31,7 @@ from bots.sandbox.entities import (
     Member,
     Tag,
     TagGroup,
+    Transfer,
     random_id,
 )
 from bots.sandbox.entities import (
@@ -130,6 +131,12 @@ class SandboxState:
         # --- 审批 app: templates the admin made, and the applications submitted to them
         self.approval_templates: set[str] = {SANDBOX_APPROVAL_TEMPLATE}
         self.applications: dict[str, Application] = {}
+        # --- customer transfers (在职继承 / 离职继承), oldest first; rules as docs/wecom.md §5b (settable figures)
+        self.transfers: list[Transfer] = []
+        self.transfer_takeover_delay = dt.timedelta(hours=24)
+        self.transfer_limit_window = dt.timedelta(days=90)
+        self.transfer_limit_count = 2  # on-job transfers of one customer within the window
+        self.pending_events: list[str] = []  # callbacks WeCom owes the product (delivered by /sandbox/api/transfers/settle)
         # "api:path" of recent API calls, in order (tests count them); bounded for a long-running sandbox.
         self.calls: deque[str] = deque(maxlen=100_000)
 

@@ -584,3 +584,36 @@ async def expire_drafts(rt: Runtime) -> int:
 
 
 # Re-exported: callers import the order use cases and views from here.
+
+
+OPEN_STATUSES = (S.PENDING, S.CONFIRMED, S.ON_HOLD, S.PENDING_APPROVAL, S.PARTIALLY_SHIPPED, S.SHIPPED)
+
+
+async def reassign_open_orders(
+    conn: AsyncConnection, *, customer_id: int, from_userid: str, to_userid: str, now: dt.datetime, actor: str = "", note: str = ""
+) -> list[str]:
+    """The customer's orders that ``from_userid`` sells and that are not finished (not completed, cancelled or
+    expired) get ``to_userid`` as their salesperson, in the caller's transaction, each with an order_history row
+    (status unchanged). Idempotent: a second run finds none left. Returns the order numbers moved."""
+    rows = (
+        await conn.execute(
+            sa.select(orders.c.id, orders.c.number, orders.c.status)
+            .where(
+                orders.c.customer_id == customer_id,
+                orders.c.salesperson_userid == from_userid,
+                orders.c.status.in_(OPEN_STATUSES),
+            )
+            .order_by(orders.c.id)
+        )
+    ).all()
+    moved = []
+    for row in rows:
+        result = await conn.execute(
+            orders.update()
+            .where(orders.c.id == row.id, orders.c.salesperson_userid == from_userid)
+            .values(salesperson_userid=to_userid, version=orders.c.version + 1, updated_at=now)
+        )
+        if result.rowcount == 1:
+            await _history(conn, row.id, row.status, row.status, "salesperson_changed", now, actor, note or f"{from_userid} → {to_userid}")
+            moved.append(str(row.number))
+    return moved

@@ -14,6 +14,7 @@ from types import ModuleType
 from bots.approvals import jobs as approvals_jobs
 from bots.contacts import jobs as contacts_jobs
 from bots.contacts.channel_codes import WeComChannelCodes
+from bots.contacts.handover import WeComTransfers
 from bots.contacts.referral import WeComGroupJoinWays, WeComReferralWays
 from bots.contacts.tags import create_corp_tag
 from bots.dialogue import balance as balance_skill
@@ -55,6 +56,8 @@ from scrm.crm.tags import jobs as tags_jobs
 from scrm.crm.tags.services import CORP_TAG_CREATOR
 from scrm.governance.audit import jobs as audit_jobs
 from scrm.sales.followups import jobs as followups_jobs
+from scrm.sales.handover import jobs as handover_jobs
+from scrm.sales.handover.services import TRANSFERS
 from scrm.sales.leads import jobs as leads_jobs
 from scrm.sales.repurchase import jobs as repurchase_jobs
 from tagging.rules import jobs as rules_jobs
@@ -87,6 +90,7 @@ CAPABILITY_JOBS: tuple[ModuleType, ...] = (
     leads_jobs,
     followups_jobs,
     repurchase_jobs,
+    handover_jobs,
 )
 # Every skill of the chat dialogue (help and greeting live in the router).
 DIALOGUE_SKILLS: tuple[ModuleType, ...] = (
@@ -156,6 +160,7 @@ def install_ports(rt: Runtime) -> None:
     rt.put(CONTACT_WAY_MAKER, WeComReferralWays())  # referral codes: 联系我 ways …
     rt.put(JOIN_WAY_MAKER, WeComGroupJoinWays())  # … and 加入群聊 ways for group campaigns
     rt.put(CHANNEL_FACTS, channel_facts)  # what broadcast planning must know of each customer's channels
+    rt.put(TRANSFERS, WeComTransfers())  # handovers are WeCom's customer and group transfers
 
 
 async def start_inprocess_work(rt: Runtime) -> list[asyncio.Task[None]]:

@@ -82,6 +82,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     from scrm.console import finance as console_finance
     from scrm.console import governance as console_governance
     from scrm.console import groups as console_groups
+    from scrm.console import handovers as console_handovers
     from scrm.console import leads as console_leads
     from scrm.console import products as console_products
     from scrm.console import purchasing as console_purchasing
@@ -98,6 +99,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     from scrm.governance.audit import web as audit_web
     from scrm.governance.tokens import web as tokens_web
     from scrm.sales.followups import web as followups_web
+    from scrm.sales.handover import web as handover_web
     from scrm.sales.leads import web as leads_web
     from scrm.sales.repurchase import web as repurchase_web
     from scrm.sidebar import web as sidebar_web
@@ -177,6 +179,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     console_governance.setup_routes(app)
     console_approvals.setup_routes(app)
     console_leads.setup_routes(app)
+    console_handovers.setup_routes(app)
     archive_web.setup_routes(app)
     sidebar_web.setup_routes(app)
     tags_web.setup_routes(app)
@@ -188,6 +191,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     approvals_web.setup_routes(app)
     repurchase_web.setup_routes(app)
     console_repurchase.setup_routes(app)
+    handover_web.setup_routes(app)
     if settings.is_sandbox:
         from bots.sandbox import web as sandbox_web
 

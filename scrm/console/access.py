@@ -40,6 +40,7 @@ ACCESS_BY_PREFIX: tuple[tuple[str, frozenset[str]], ...] = (
     ("/console/field-permissions", ADMIN_ROLES),
     ("/console/repurchase", SALES_ROLES),  # 复购预警: each salesperson their customers' alerts
     ("/console/repurchase/settings", ADMIN_ROLES),  # lead time and the coupon offered with reminders
+    ("/console/handovers", ADMIN_ROLES),  # 交接: a manager's action (moves customers between members)
 )
 
 # The nav bar: (key, path, label, roles that may use it); an entry is shown only to those roles (the routes check the
@@ -56,6 +57,7 @@ NAV = (
     ("products", "/console/products", "商品", OPERATIONS_ROLES),  # scrm/console/products.py
     ("purchasing", "/console/purchasing", "采购", OPERATIONS_ROLES),  # scrm/console/purchasing.py
     ("groups", "/console/groups", "客户群", OPERATIONS_ROLES),  # scrm/console/groups.py
+    ("handovers", "/console/handovers", "交接", ADMIN_ROLES),  # scrm/console/handovers.py
     ("finance", "/console/finance/receivables", "财务", FINANCE_ROLES),  # scrm/console/finance.py
     ("rules", "/console/rules", "标签规则", MARKETING_ROLES),  # scrm/console/rules.py
     ("segments", "/console/segments", "客群", MARKETING_ROLES),  # scrm/console/segments.py
@@ -78,7 +80,7 @@ NAV = (
 # role may use (a section with one such entry is a plain link). An entry in no section is a top-level link — so a
 # new NAV entry shows up even before it is placed here. Slots kept for pages on their way: "products" (商品).
 NAV_SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("销售", ("customers", "leads", "pool", "follow-ups", "repurchase", "orders", "groups")),
+    ("销售", ("customers", "leads", "pool", "follow-ups", "repurchase", "orders", "groups", "handovers")),
     ("运营", ("picking", "stock", "products", "purchasing")),
     ("财务", ("finance",)),
     ("营销", ("rules", "segments", "channels", "coupons", "campaigns", "broadcasts")),

@@ -16,8 +16,9 @@ import pytest
 import sqlalchemy as sa
 
 from scrm.core.audit import audit_log
+from scrm.crm.customers.services import ensure_customer
 from scrm.crm.staff import accounts
-from scrm.crm.staff.services import upsert_salesperson
+from scrm.crm.staff.services import start_follow, upsert_salesperson
 from scrm.governance.audit.domain import wants_row
 from scrm.sales.repurchase import services as repurchase
 from tests.conftest import SandboxHarness, make_customer
@@ -371,6 +372,19 @@ async def test_every_documented_operation_answers_as_documented(sandbox: Sandbox
     await call("GET", "/follow-ups?due=today", 200, headers=seller_auth)
     await call("GET", f"/follow-ups?lead_id={third['id']}", 200, headers=seller_auth)
     await call("POST", f"/follow-ups/{todo['id']}/done", 200, headers=seller_auth)
+
+    # ---- handovers (交接): a member's customer handed to a colleague (WeCom hears it from a job)
+    async with h.rt.db.write() as conn:
+        for userid in ("sales01", "ops01"):
+            await upsert_salesperson(conn, h.rt.db.dialect, userid, now, active=True)
+        handed = await ensure_customer(conn, h.rt.db.dialect, kind="external_userid", value="wmHand", now=now)
+        await start_follow(
+            conn, h.rt.db.dialect, customer_id=handed, userid="sales01", external_userid="wmHand", status="active", at=now, now=now
+        )
+    handover = await call("POST", "/handovers", 202, json={"from": "sales01", "to": "ops01", "customers": ["wmHand"], "kind": "onjob"})
+    await call("GET", "/handovers", 200)
+    await call("GET", f"/handovers/{handover['id']}", 200)
+    await h.settle()
 
     # ---- customers (last: the record then has orders, tags, invoices, coupons)
     await call("DELETE", f"/customers/wmC/tags/{tag['id']}", 200)

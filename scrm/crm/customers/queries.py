@@ -129,3 +129,25 @@ async def served_by(conn: AsyncConnection, customer_id: int, userids: Collection
     """Whether any of these salespeople serves this customer now."""
     found = (await conn.execute(followed_by(userids).where(follows.c.customer_id == customer_id).limit(1))).first()
     return found is not None
+
+
+@dataclass(frozen=True)
+class ServedCustomer:
+    """A customer a salesperson serves now (an active follow), as a handover lists them."""
+
+    customer_id: int
+    external_userid: str
+    name: str
+    remark: str
+
+
+async def customers_served_by(conn: AsyncConnection, userid: str) -> list[ServedCustomer]:
+    """The customers ``userid`` serves now (active follows), by customer id."""
+    f = follows.c
+    rows = await conn.execute(
+        sa.select(f.customer_id, f.external_userid, f.remark, customers.c.name)
+        .join(customers, customers.c.id == f.customer_id)
+        .where(f.userid == userid, f.status == FollowStatus.ACTIVE)
+        .order_by(f.customer_id, f.external_userid)
+    )
+    return [ServedCustomer(int(r.customer_id), r.external_userid, r.name or "", r.remark or "") for r in rows]

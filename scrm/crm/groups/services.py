@@ -415,3 +415,24 @@ async def memberships_of(conn: AsyncConnection, customer_id: int) -> list[Member
         )
         for r in rows
     ]
+
+
+# ---- owners (群主), for handovers ------------------------------------------------------------------------------
+async def groups_owned_by(conn: AsyncConnection, userid: str) -> list[tuple[str, str]]:
+    """``(chat_id, name)`` of the groups ``userid`` owns and that still exist, by chat id."""
+    rows = await conn.execute(
+        sa.select(groups.c.chat_id, groups.c.name)
+        .where(groups.c.owner_userid == userid, groups.c.dismissed_at.is_(None))
+        .order_by(groups.c.chat_id)
+    )
+    return [(r.chat_id, r.name or "") for r in rows]
+
+
+async def set_group_owner(conn: AsyncConnection, chat_id: str, owner_userid: str, now: dt.datetime) -> bool:
+    """WeCom moved the group to a new owner (groupchat/transfer, onjob_transfer). Returns True if it changed."""
+    result = await conn.execute(
+        groups.update()
+        .where(groups.c.chat_id == chat_id, groups.c.owner_userid != owner_userid)
+        .values(owner_userid=owner_userid, updated_at=now)
+    )
+    return bool(result.rowcount)

@@ -10,7 +10,7 @@ from scrm.core.jobs import CronSpec, JobContext
 from scrm.core.outbox import Handles
 from scrm.core.runtime import Runtime
 from scrm.sales.followups.services import move_customer_follow_ups, queue_due_reminders
-from scrm.sales.leads.jobs import TRANSFERRED_TOPIC
+from scrm.sales.handover.services import TRANSFERRED
 
 log = logging.getLogger(__name__)
 
@@ -31,4 +31,4 @@ async def on_customer_transferred(rt: Runtime, payload: dict[str, Any]) -> None:
 
 
 CRONS = [CronSpec("follow_ups.remind", follow_up_reminders_cron, hour=BUSINESS_HOURS_UTC, minute=3, second=0)]
-HANDLERS = [Handles(TRANSFERRED_TOPIC, on_customer_transferred)]
+HANDLERS = [Handles(TRANSFERRED, on_customer_transferred)]

@@ -9,11 +9,10 @@ from typing import Any
 from scrm.core.jobs import CronSpec, JobContext
 from scrm.core.outbox import Handles
 from scrm.core.runtime import Runtime
+from scrm.sales.handover.services import TRANSFERRED
 from scrm.sales.leads.services import move_customer_leads, return_stale_leads
 
 log = logging.getLogger(__name__)
-
-TRANSFERRED_TOPIC = "customer.transferred"  # written by the handover capability once a customer's transfer succeeded
 
 
 async def return_to_pool_cron(ctx: JobContext) -> None:
@@ -36,4 +35,4 @@ async def on_customer_transferred(rt: Runtime, payload: dict[str, Any]) -> None:
 
 
 CRONS = [CronSpec("leads.return_to_pool", return_to_pool_cron, minute=7, second=0)]
-HANDLERS = [Handles(TRANSFERRED_TOPIC, on_customer_transferred)]
+HANDLERS = [Handles(TRANSFERRED, on_customer_transferred)]

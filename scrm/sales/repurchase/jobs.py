@@ -10,11 +10,10 @@ from fulfillment.orders.queries import PURCHASED, get_order
 from scrm.core.jobs import CronSpec, JobContext
 from scrm.core.outbox import Handles
 from scrm.core.runtime import Runtime
+from scrm.sales.handover.services import TRANSFERRED
 from scrm.sales.repurchase import services
 
 log = logging.getLogger(__name__)
-
-TRANSFERRED = "customer.transferred"  # written by the handover capability (scrm.sales.handover)
 
 
 async def nightly_recompute(ctx: JobContext) -> None:
