@@ -54,6 +54,8 @@ from scrm.crm.groups import jobs as groups_jobs
 from scrm.crm.tags import jobs as tags_jobs
 from scrm.crm.tags.services import CORP_TAG_CREATOR
 from scrm.governance.audit import jobs as audit_jobs
+from scrm.sales.pipeline import jobs as pipeline_jobs
+from scrm.sales.quotes import jobs as quotes_jobs
 from tagging.rules import jobs as rules_jobs
 from tagging.segments import jobs as segments_jobs
 
@@ -81,6 +83,8 @@ CAPABILITY_JOBS: tuple[ModuleType, ...] = (
     segments_jobs,
     audit_jobs,
     approvals_jobs,
+    pipeline_jobs,
+    quotes_jobs,
 )
 # Every skill of the chat dialogue (help and greeting live in the router).
 DIALOGUE_SKILLS: tuple[ModuleType, ...] = (

@@ -95,6 +95,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     from scrm.governance.approvals import web as approvals_web
     from scrm.governance.audit import web as audit_web
     from scrm.governance.tokens import web as tokens_web
+    from scrm.sales.pipeline import web as pipeline_web
+    from scrm.sales.quotes import web as quotes_web
     from scrm.sidebar import web as sidebar_web
     from tagging.rules.engine import tagger_cache
     from tagging.segments import web as tagging_web
@@ -178,6 +180,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     tokens_web.setup_routes(app)
     audit_web.setup_routes(app)
     approvals_web.setup_routes(app)
+    pipeline_web.setup_routes(app)
+    quotes_web.setup_routes(app)
     if settings.is_sandbox:
         from bots.sandbox import web as sandbox_web
 
