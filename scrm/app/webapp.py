@@ -82,8 +82,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     from scrm.console import finance as console_finance
     from scrm.console import governance as console_governance
     from scrm.console import groups as console_groups
+    from scrm.console import pipeline as console_pipeline
     from scrm.console import products as console_products
     from scrm.console import purchasing as console_purchasing
+    from scrm.console import quote_pages as console_quotes
     from scrm.console import rules as console_rules
     from scrm.console import segments as console_segments
     from scrm.console import staff as console_staff
@@ -182,6 +184,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     approvals_web.setup_routes(app)
     pipeline_web.setup_routes(app)
     quotes_web.setup_routes(app)
+    console_pipeline.setup_routes(app)
+    console_quotes.setup_routes(app)
     if settings.is_sandbox:
         from bots.sandbox import web as sandbox_web
 

@@ -4,7 +4,7 @@ agree with; ``tests/scrm/test_console_roles.py`` checks every route the app moun
 
 from __future__ import annotations
 
-from scrm.console.auth import ADMIN_ROLES, ALL_ROLES, FINANCE_ROLES, MARKETING_ROLES, OPERATIONS_ROLES
+from scrm.console.auth import ADMIN_ROLES, ALL_ROLES, FINANCE_ROLES, MARKETING_ROLES, OPERATIONS_ROLES, SALES_ROLES
 
 # Who may use which console page family, by path prefix (the longest matching prefix wins; /console itself is the
 # index). Every console route's guard must admit exactly its family's roles, and a route under no prefix here is
@@ -34,6 +34,9 @@ ACCESS_BY_PREFIX: tuple[tuple[str, frozenset[str]], ...] = (
     ("/console/approvals", ALL_ROLES),  # each person's inbox (what they may decide, what they asked for)
     ("/console/approval-rules", ADMIN_ROLES),
     ("/console/field-permissions", ADMIN_ROLES),
+    ("/console/opportunities", SALES_ROLES),
+    ("/console/quotes", SALES_ROLES),
+    ("/console/opportunity-stages", ADMIN_ROLES),
 )
 
 # The nav bar: (key, path, label, roles that may use it); an entry is shown only to those roles (the routes check the
@@ -41,6 +44,8 @@ ACCESS_BY_PREFIX: tuple[tuple[str, frozenset[str]], ...] = (
 NAV = (
     ("dashboard", "/console/dashboard", "概览", ALL_ROLES),  # scrm/console/dashboard.py
     ("customers", "/console/customers", "客户", ALL_ROLES),  # scrm/console/customers.py
+    ("opportunities", "/console/opportunities", "商机", SALES_ROLES),  # scrm/console/pipeline.py
+    ("quotes", "/console/quotes", "报价", SALES_ROLES),  # scrm/console/quote_pages.py
     ("orders", "/console/orders", "订单", OPERATIONS_ROLES),
     ("picking", "/console/picking", "发货", OPERATIONS_ROLES),
     ("stock", "/console/stock", "库存", OPERATIONS_ROLES),
@@ -57,6 +62,7 @@ NAV = (
     ("staff", "/console/staff", "员工", ADMIN_ROLES),  # scrm/console/staff.py
     ("approvals", "/console/approvals", "审批", ALL_ROLES),  # scrm/console/approvals.py
     ("approval-rules", "/console/approval-rules", "审批规则", ADMIN_ROLES),  # scrm/console/approvals.py
+    ("opportunity-stages", "/console/opportunity-stages", "商机阶段", ADMIN_ROLES),  # scrm/console/pipeline.py
     ("field-permissions", "/console/field-permissions", "字段权限", ADMIN_ROLES),  # scrm/console/governance.py
     ("tokens", "/console/tokens", "API 令牌", ALL_ROLES),  # scrm/console/governance.py
     ("audit", "/console/audit", "审计日志", ADMIN_ROLES),  # scrm/console/governance.py
@@ -67,11 +73,11 @@ NAV = (
 # role may use (a section with one such entry is a plain link). An entry in no section is a top-level link — so a
 # new NAV entry shows up even before it is placed here. Slots kept for pages on their way: "products" (商品).
 NAV_SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("销售", ("customers", "orders", "groups")),
+    ("销售", ("customers", "opportunities", "quotes", "orders", "groups")),
     ("运营", ("picking", "stock", "products", "purchasing")),
     ("财务", ("finance",)),
     ("营销", ("rules", "segments", "channels", "coupons", "campaigns", "broadcasts")),
-    ("设置", ("staff", "approval-rules", "field-permissions", "tokens", "audit")),
+    ("设置", ("staff", "approval-rules", "opportunity-stages", "field-permissions", "tokens", "audit")),
 )
 
 

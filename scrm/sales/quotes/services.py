@@ -91,6 +91,19 @@ class QuoteView:
         """May go to the customer: open and not expired (or accepted: the page shows the order)."""
         return (self.status == S.OPEN and not self.expired) or self.status == S.ACCEPTED
 
+    @property
+    def waiting(self) -> bool:
+        """Waits for its approval."""
+        return self.status == S.PENDING_APPROVAL
+
+    @property
+    def acceptable(self) -> bool:
+        return self.status == S.OPEN and not self.expired
+
+    @property
+    def cancellable(self) -> bool:
+        return self.status in (S.OPEN, S.PENDING_APPROVAL)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
