@@ -98,6 +98,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     from scrm.governance.audit import web as audit_web
     from scrm.governance.tokens import web as tokens_web
     from scrm.sales.pipeline import web as pipeline_web
+    from scrm.sales.quotes import share as quotes_share
     from scrm.sales.quotes import web as quotes_web
     from scrm.sidebar import web as sidebar_web
     from tagging.rules.engine import tagger_cache
@@ -184,6 +185,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     approvals_web.setup_routes(app)
     pipeline_web.setup_routes(app)
     quotes_web.setup_routes(app)
+    quotes_share.setup_routes(app)
     console_pipeline.setup_routes(app)
     console_quotes.setup_routes(app)
     if settings.is_sandbox:

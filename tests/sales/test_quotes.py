@@ -176,3 +176,37 @@ async def test_scoped_salesperson_and_handover(sandbox: SandboxHarness) -> None:
     assert moved["owner"] == "sales03"
     status, listed = await h.as_token(token, "GET", "/quotes")
     assert listed["items"] == []
+
+
+async def test_the_shared_page_shows_the_quote_for_its_token_and_the_customer_accepts_there(sandbox: SandboxHarness) -> None:
+    h = sandbox
+    await seed_people(h.rt)
+    cid = await seed_follow(h.rt, "sales01", "wmQuote", name="丙超市")
+    body = {"customer_id": cid, "owner": "sales01", "lines": [{"sku": "WATER-550", "qty": 3, "discount_pct": 10}], "note": "含送货上门"}
+    status, quote = await h.api("POST", "/quotes", json=body)
+    path = quote["share_url"].removeprefix(h.rt.settings.base_url)
+    resp = await h.client.get(path)
+    text = await resp.text()
+    assert resp.status == 200 and quote["number"] in text and "丙超市" in text and "¥97.20" in text and "含送货上门" in text
+    assert "@media print" in text and "<script" not in text and "script-src" not in resp.headers["Content-Security-Policy"]
+    assert "接受报价并下单" in text and 'action="' + path + '/accept"' in text
+    for bad in (path[:-3] + "abc", "/quotes/shared/nonsense", "/quotes/shared/" + "x" * 5000):
+        missing = await h.client.get(bad)
+        assert missing.status == 404 and quote["number"] not in await missing.text(), bad
+    refused = await h.client.post(path[:-3] + "abc/accept", allow_redirects=False)
+    assert refused.status == 404 and (await counts(h))[2] == 0
+
+    before = await available(h, "WATER-550")
+    for _ in range(2):  # pressed twice: one order
+        accepted = await h.client.post(path + "/accept", allow_redirects=False)
+        assert accepted.status == 303 and accepted.headers["Location"] == path + "?accepted=1"
+    shown = await (await h.client.get(path + "?accepted=1")).text()
+    status, now = await h.api("GET", f"/quotes/{quote['id']}")
+    assert now["status"] == "accepted" and now["order_number"] in shown and "感谢确认" in shown and "接受报价并下单" not in shown
+    assert await available(h, "WATER-550") == before - 3 and (await counts(h))[2] == 1
+
+    status, waiting = await h.api("POST", "/quotes", json={**body, "valid_until": "2026-11-23"})
+    assert status == 201
+    h.rt.clock.advance(days=2)  # type: ignore[attr-defined]
+    late = await h.client.post(waiting["share_url"].removeprefix(h.rt.settings.base_url) + "/accept", allow_redirects=False)
+    assert late.status == 409 and "已于 2026-11-23 过期" in await late.text() and (await counts(h))[2] == 1
