@@ -69,6 +69,11 @@ class PricedQuoteLine:
     def line_total_fen(self) -> int:
         return self.qty * self.unit_price_fen
 
+    @property
+    def discount_text(self) -> str:
+        """12.5% / 10% / — as a page shows it."""
+        return discount_text(self.discount_bp)
+
 
 def line_error(index: int, message: str, **details: object) -> QuoteLineInvalid:
     return QuoteLineInvalid(f"第 {index + 1} 行：{message}", field="lines", line=index + 1, **details)
@@ -109,6 +114,13 @@ def is_expired(valid_until: dt.date, today: dt.date) -> bool:
 
 def quote_number(seq: int) -> str:
     return f"QT{100000 + seq}"
+
+
+def discount_text(bp: int) -> str:
+    """Hundredths of a percent as people write it: 10%, 12.5%, 15.25%; no discount is —."""
+    if not bp:
+        return "—"
+    return f"{bp // 100}%" if bp % 100 == 0 else f"{bp / 100:g}%"
 
 
 def discount_pct(bp: int) -> float:

@@ -48,6 +48,7 @@ from scrm.sales.quotes.domain import (
     QuoteNotOpen,
     check_valid_until,
     discount_pct,
+    discount_text,
     is_expired,
     line_error,
     price_line,
@@ -90,6 +91,10 @@ class QuoteView:
     def sendable(self) -> bool:
         """May go to the customer: open and not expired (or accepted: the page shows the order)."""
         return (self.status == S.OPEN and not self.expired) or self.status == S.ACCEPTED
+
+    @property
+    def max_discount_text(self) -> str:
+        return discount_text(self.max_discount_bp)
 
     @property
     def waiting(self) -> bool:

@@ -23,7 +23,7 @@ from scrm.core.money import format_fen
 from scrm.crm.customers.queries import names_of
 from scrm.crm.staff.services import get_salesperson
 from scrm.sales.quotes import services
-from scrm.sales.quotes.domain import STATUS_ZH, QuoteNotFound, discount_pct
+from scrm.sales.quotes.domain import STATUS_ZH, QuoteNotFound
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 PAGES = web.AppKey("quote_share_pages", jinja2.Environment)
@@ -73,7 +73,6 @@ async def _page(request: web.Request, *, error: str = "", status: int = 200) -> 
         salesperson=member.display_name if member else "",
         status_zh=STATUS_ZH.get(found.status, found.status),
         money=format_fen,
-        pct=discount_pct,
         acceptable=found.acceptable,
         accept_url=request.path.removesuffix("/accept") + "/accept",
         error=error,
