@@ -115,3 +115,22 @@ async def test_a_handover_moves_open_opportunities_once(sandbox: SandboxHarness)
     assert moved["owner"] == "sales02" and [e["event"] for e in moved["history"]] == ["created", "owner"]
     status, kept = await h.api("GET", f"/opportunities/{lost_one['id']}")
     assert status == 200 and kept["owner"] == "sales01"
+
+
+async def test_opportunities_and_quotes_follow_a_merged_customer(sandbox: SandboxHarness) -> None:
+    from scrm.crm.customers.services import merge_customers
+
+    h = sandbox
+    older = await seed_follow(h.rt, "sales01", "wmOld")
+    newer = await seed_follow(h.rt, "sales01", "wmNew")
+    made = await make_opportunity(h, newer)
+    status, quote = await h.api("POST", "/quotes", json={"opportunity_id": made["id"], "lines": [{"sku": "WATER-550", "qty": 1}]})
+    assert status == 201
+    async with h.rt.db.write() as conn:
+        survivor = await merge_customers(conn, h.rt.db.dialect, older, newer, h.rt.clock.now())
+    await h.settle()
+    assert survivor == older
+    status, moved = await h.api("GET", f"/opportunities/{made['id']}")
+    assert moved["customer_id"] == older
+    status, moved_quote = await h.api("GET", f"/quotes/{quote['id']}")
+    assert moved_quote["customer_id"] == older

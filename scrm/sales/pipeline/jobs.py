@@ -6,7 +6,8 @@ from typing import Any
 
 from scrm.core.outbox import Handles
 from scrm.core.runtime import Runtime
-from scrm.sales.pipeline.services import transfer_open_opportunities
+from scrm.crm.customers.services import MERGED_TOPIC
+from scrm.sales.pipeline.services import move_to_surviving_customer, transfer_open_opportunities
 
 CUSTOMER_TRANSFERRED = "customer.transferred"  # written by the handover capability, once per customer handed over
 
@@ -23,4 +24,12 @@ async def move_opportunities_on_handover(rt: Runtime, payload: dict[str, Any]) -
     )
 
 
-HANDLERS = [Handles(CUSTOMER_TRANSFERRED, move_opportunities_on_handover)]
+async def move_opportunities_of_merged_customer(rt: Runtime, payload: dict[str, Any]) -> None:
+    """Two customer records are one person: the merged one's opportunities follow the survivor (a repeat: none left)."""
+    await move_to_surviving_customer(rt, from_customer=int(payload["from"]), into_customer=int(payload["into"]))
+
+
+HANDLERS = [
+    Handles(CUSTOMER_TRANSFERRED, move_opportunities_on_handover),
+    Handles(MERGED_TOPIC, move_opportunities_of_merged_customer),
+]

@@ -441,7 +441,7 @@ async def win_in(conn: AsyncConnection, dialect: str, opportunity_id: int, *, re
         "stage": target.key,
         "close_reason": check_reason(target, reason),
         "closed_at": now,
-        "version": row.version + 1,
+        "version": OP.version + 1,  # counted in SQL: a change made meanwhile with the old version is then refused
     }
     if not row.probability_overridden:
         values["probability_pct"] = target.probability_pct
@@ -467,7 +467,7 @@ async def transfer_open_opportunities(rt: Runtime, *, customer_id: int, from_use
         ).all()
         for row in rows:
             await conn.execute(
-                opportunities.update().where(OP.id == row.id).values(owner_userid=to_userid, version=row.version + 1, updated_at=now)
+                opportunities.update().where(OP.id == row.id).values(owner_userid=to_userid, version=OP.version + 1, updated_at=now)
             )
             await conn.execute(
                 opportunity_history.insert().values(
@@ -479,3 +479,9 @@ async def transfer_open_opportunities(rt: Runtime, *, customer_id: int, from_use
                                summary=f"商机「{row.title}」随客户交接：{from_userid} → {to_userid}",
                                before={"owner_userid": from_userid}, after={"owner_userid": to_userid})  # fmt: skip
         return len(rows)
+
+
+async def move_to_surviving_customer(rt: Runtime, *, from_customer: int, into_customer: int) -> None:
+    """Two customer records turned out to be one person: the merged record's opportunities follow the survivor."""
+    async with rt.db.write() as conn:
+        await conn.execute(opportunities.update().where(OP.customer_id == from_customer).values(customer_id=into_customer))

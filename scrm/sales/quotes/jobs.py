@@ -6,9 +6,10 @@ from typing import Any
 
 from scrm.core.outbox import Handles
 from scrm.core.runtime import Runtime
+from scrm.crm.customers.services import MERGED_TOPIC
 from scrm.governance.approvals.services import DECIDED as APPROVAL_DECIDED
 from scrm.sales.pipeline.jobs import CUSTOMER_TRANSFERRED
-from scrm.sales.quotes.services import apply_approval, transfer_open_quotes
+from scrm.sales.quotes.services import apply_approval, move_to_surviving_customer, transfer_open_quotes
 
 
 async def move_quote_on_approval(rt: Runtime, payload: dict[str, Any]) -> None:
@@ -25,4 +26,13 @@ async def move_quotes_on_handover(rt: Runtime, payload: dict[str, Any]) -> None:
     )
 
 
-HANDLERS = [Handles(APPROVAL_DECIDED, move_quote_on_approval), Handles(CUSTOMER_TRANSFERRED, move_quotes_on_handover)]
+async def move_quotes_of_merged_customer(rt: Runtime, payload: dict[str, Any]) -> None:
+    """Two customer records are one person: the merged one's quotes follow the survivor (a repeat: none left)."""
+    await move_to_surviving_customer(rt, from_customer=int(payload["from"]), into_customer=int(payload["into"]))
+
+
+HANDLERS = [
+    Handles(APPROVAL_DECIDED, move_quote_on_approval),
+    Handles(CUSTOMER_TRANSFERRED, move_quotes_on_handover),
+    Handles(MERGED_TOPIC, move_quotes_of_merged_customer),
+]

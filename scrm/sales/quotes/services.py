@@ -448,3 +448,9 @@ def assert_sendable(found: QuoteView) -> None:
         raise QuoteNotOpen(f"报价单 {found.number} 已{_zh(found.status)}，不能发送 (quote is {found.status})", number=found.number)
     if found.status == S.OPEN and found.expired:
         raise QuoteExpired(f"报价单 {found.number} 已过期，请重新报价 (quote expired)", number=found.number)
+
+
+async def move_to_surviving_customer(rt: Runtime, *, from_customer: int, into_customer: int) -> None:
+    """Two customer records turned out to be one person: the merged record's quotes follow the survivor."""
+    async with rt.db.write() as conn:
+        await conn.execute(quotes.update().where(Q.customer_id == from_customer).values(customer_id=into_customer))
