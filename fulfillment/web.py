@@ -197,15 +197,15 @@ async def list_orders(request: web.Request) -> web.Response:
     scope = await scope_for(rt)
     if not scope.everything:  # someone else's customer: only the orders the scope's own members placed
         found = [o for o in found if await order_in_scope(rt, scope, o.customer_id, o.salesperson_userid)]
-    return web.json_response({"items": [await _order_json(rt, o) for o in found]})
+    return web.json_response({"items": [await order_json(rt, o) for o in found]})
 
 
 async def get_order(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    return web.json_response(await _order_json(rt, await orders.get_order(rt, await _order_id(request))))
+    return web.json_response(await order_json(rt, await orders.get_order(rt, await _order_id(request))))
 
 
-async def _order_json(rt: Any, order: orders.OrderView) -> dict[str, Any]:
+async def order_json(rt: Any, order: orders.OrderView) -> dict[str, Any]:
     """An order as the API answers it: a waiting order names its approval (rule and who must decide)."""
     out = order.to_json()
     if order.status == "pending_approval":
@@ -230,12 +230,12 @@ async def create_order(request: web.Request) -> web.Response:
         actor="api",
         confirm=body.confirm,
     )
-    return web.json_response(await _order_json(rt, order), status=201)
+    return web.json_response(await order_json(rt, order), status=201)
 
 
 async def confirm_order(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    return web.json_response(await _order_json(rt, await orders.confirm_order(rt, await _order_id(request), actor="api")))
+    return web.json_response(await order_json(rt, await orders.confirm_order(rt, await _order_id(request), actor="api")))
 
 
 async def cancel_order(request: web.Request) -> web.Response:

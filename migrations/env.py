@@ -36,6 +36,8 @@ MODEL_MODULES = [
     "scrm.crm.tags.models",
     "scrm.crm.timeline.models",
     "scrm.governance.approvals.models",
+    "scrm.sales.pipeline.models",
+    "scrm.sales.quotes.models",
     "scrm.governance.fields.models",
     "scrm.governance.tokens.models",
     "scrm.sales.followups.models",

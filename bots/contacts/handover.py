@@ -15,7 +15,7 @@ from scrm.core.errors import ServiceUnavailable
 from scrm.core.jobs import RetryLater
 from scrm.core.runtime import Runtime
 from scrm.governance.scopes.services import EVERYTHING
-from scrm.sales.handover.models import HandoverKind
+from scrm.sales.handover.domain import HandoverKind
 from scrm.sales.handover.queries import finished_text, get_handover
 from scrm.sales.handover.services import TransferRefused, TransferState, UnassignedCustomer
 

@@ -7,9 +7,11 @@ every change a customer must hear about writes an outbox row in the same transac
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import logging
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -105,14 +107,16 @@ async def create_order(
     actor: str = "",
     confirm: bool = False,
     ref: str | None = None,
+    prices: Mapping[str, int] | None = None,
 ) -> OrderView:
     """Create a pending order (a draft quoted to the customer, expiring after DRAFT_TTL), or — with
     ``confirm=True`` (sidebar/API, where a person already agreed) — create, allocate and confirm it in one
-    transaction. With ``ref`` (the step creating it, e.g. a chat message id) a repeated call returns the first order."""
+    transaction. With ``ref`` (the step creating it, e.g. a chat message id) a repeated call returns the first order.
+    ``prices``: unit prices (fen) agreed for some SKUs (a quote accepted) instead of the catalog's."""
     now = rt.clock.now()
     if ref is not None and (replayed := await _replay(rt, ref, confirm=confirm, actor=actor)) is not None:
         return replayed
-    gates = _fast_path_gates(rt) if confirm else None
+    gates = _fast_path_gates(rt) if confirm and not prices else None
     if gates is not None:
         placed = await _place_in_one_statement(
             rt, gates, customer_id, merge_items(items), source, channel, salesperson_userid, actor, ref, now
@@ -124,7 +128,7 @@ async def create_order(
             return replayed
     try:
         return await _create_in_one_transaction(
-            rt, customer_id, items, source, channel, salesperson_userid, actor, confirm=confirm, ref=ref, now=now
+            rt, customer_id, items, source, channel, salesperson_userid, actor, confirm=confirm, ref=ref, now=now, prices=prices
         )
     except sa.exc.IntegrityError:
         # A concurrent call with the same ref wrote its order first (orders.source_ref is unique): this one wrote
@@ -146,10 +150,13 @@ async def _create_in_one_transaction(
     confirm: bool,
     ref: str | None,
     now: dt.datetime,
+    prices: Mapping[str, int] | None = None,
 ) -> OrderView:
     """:func:`create_order`'s general path: price, number, write, allocate (confirmed) and record in one transaction."""
     async with rt.db.write() as conn:
         lines = await price_items(conn, items)
+        if prices:
+            lines = [dataclasses.replace(ln, unit_price_fen=int(prices[ln.sku])) if ln.sku in prices else ln for ln in lines]
         number = order_number(await next_value(conn, rt.db.dialect, "order"))
         total = sum(ln.line_total_fen for ln in lines)
         waiting = None

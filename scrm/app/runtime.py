@@ -59,6 +59,8 @@ from scrm.sales.followups import jobs as followups_jobs
 from scrm.sales.handover import jobs as handover_jobs
 from scrm.sales.handover.services import TRANSFERS
 from scrm.sales.leads import jobs as leads_jobs
+from scrm.sales.pipeline import jobs as pipeline_jobs
+from scrm.sales.quotes import jobs as quotes_jobs
 from scrm.sales.repurchase import jobs as repurchase_jobs
 from tagging.rules import jobs as rules_jobs
 from tagging.segments import jobs as segments_jobs
@@ -91,6 +93,8 @@ CAPABILITY_JOBS: tuple[ModuleType, ...] = (
     followups_jobs,
     repurchase_jobs,
     handover_jobs,
+    pipeline_jobs,
+    quotes_jobs,
 )
 # Every skill of the chat dialogue (help and greeting live in the router).
 DIALOGUE_SKILLS: tuple[ModuleType, ...] = (

@@ -84,8 +84,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     from scrm.console import groups as console_groups
     from scrm.console import handovers as console_handovers
     from scrm.console import leads as console_leads
+    from scrm.console import pipeline as console_pipeline
     from scrm.console import products as console_products
     from scrm.console import purchasing as console_purchasing
+    from scrm.console import quote_pages as console_quotes
     from scrm.console import repurchase as console_repurchase
     from scrm.console import rules as console_rules
     from scrm.console import segments as console_segments
@@ -101,6 +103,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     from scrm.sales.followups import web as followups_web
     from scrm.sales.handover import web as handover_web
     from scrm.sales.leads import web as leads_web
+    from scrm.sales.pipeline import web as pipeline_web
+    from scrm.sales.quotes import share as quotes_share
+    from scrm.sales.quotes import web as quotes_web
     from scrm.sales.repurchase import web as repurchase_web
     from scrm.sidebar import web as sidebar_web
     from tagging.rules.engine import tagger_cache
@@ -192,6 +197,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     repurchase_web.setup_routes(app)
     console_repurchase.setup_routes(app)
     handover_web.setup_routes(app)
+    pipeline_web.setup_routes(app)
+    quotes_web.setup_routes(app)
+    quotes_share.setup_routes(app)
+    console_pipeline.setup_routes(app)
+    console_quotes.setup_routes(app)
     if settings.is_sandbox:
         from bots.sandbox import web as sandbox_web
 

@@ -41,6 +41,9 @@ ACCESS_BY_PREFIX: tuple[tuple[str, frozenset[str]], ...] = (
     ("/console/repurchase", SALES_ROLES),  # 复购预警: each salesperson their customers' alerts
     ("/console/repurchase/settings", ADMIN_ROLES),  # lead time and the coupon offered with reminders
     ("/console/handovers", ADMIN_ROLES),  # 交接: a manager's action (moves customers between members)
+    ("/console/opportunities", SALES_ROLES),
+    ("/console/quotes", SALES_ROLES),
+    ("/console/opportunity-stages", ADMIN_ROLES),
 )
 
 # The nav bar: (key, path, label, roles that may use it); an entry is shown only to those roles (the routes check the
@@ -51,6 +54,8 @@ NAV = (
     ("leads", "/console/leads", "线索", SALES_ROLES),  # scrm/console/leads.py
     ("pool", "/console/pool", "公海", SALES_ROLES),
     ("follow-ups", "/console/follow-ups", "跟进", SALES_ROLES),
+    ("opportunities", "/console/opportunities", "商机", SALES_ROLES),  # scrm/console/pipeline.py
+    ("quotes", "/console/quotes", "报价", SALES_ROLES),  # scrm/console/quote_pages.py
     ("orders", "/console/orders", "订单", OPERATIONS_ROLES),
     ("picking", "/console/picking", "发货", OPERATIONS_ROLES),
     ("stock", "/console/stock", "库存", OPERATIONS_ROLES),
@@ -69,6 +74,7 @@ NAV = (
     ("approvals", "/console/approvals", "审批", ALL_ROLES),  # scrm/console/approvals.py
     ("lead-rules", "/console/lead-rules", "线索分配", ADMIN_ROLES),  # scrm/console/leads.py
     ("approval-rules", "/console/approval-rules", "审批规则", ADMIN_ROLES),  # scrm/console/approvals.py
+    ("opportunity-stages", "/console/opportunity-stages", "商机阶段", ADMIN_ROLES),  # scrm/console/pipeline.py
     ("field-permissions", "/console/field-permissions", "字段权限", ADMIN_ROLES),  # scrm/console/governance.py
     ("tokens", "/console/tokens", "API 令牌", ALL_ROLES),  # scrm/console/governance.py
     ("audit", "/console/audit", "审计日志", ADMIN_ROLES),  # scrm/console/governance.py
@@ -80,11 +86,11 @@ NAV = (
 # role may use (a section with one such entry is a plain link). An entry in no section is a top-level link — so a
 # new NAV entry shows up even before it is placed here. Slots kept for pages on their way: "products" (商品).
 NAV_SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("销售", ("customers", "leads", "pool", "follow-ups", "repurchase", "orders", "groups", "handovers")),
+    ("销售", ("customers", "leads", "pool", "follow-ups", "opportunities", "quotes", "repurchase", "orders", "groups", "handovers")),
     ("运营", ("picking", "stock", "products", "purchasing")),
     ("财务", ("finance",)),
     ("营销", ("rules", "segments", "channels", "coupons", "campaigns", "broadcasts")),
-    ("设置", ("staff", "lead-rules", "approval-rules", "field-permissions", "tokens", "audit")),
+    ("设置", ("staff", "lead-rules", "approval-rules", "opportunity-stages", "field-permissions", "tokens", "audit")),
 )
 
 

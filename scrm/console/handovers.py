@@ -17,8 +17,7 @@ from scrm.crm.staff.services import list_salespeople
 from scrm.governance.scopes.services import scope_for
 from scrm.sales.handover import queries
 from scrm.sales.handover import services as handover
-from scrm.sales.handover.domain import KIND_ZH, STATUS_ZH
-from scrm.sales.handover.models import HandoverKind
+from scrm.sales.handover.domain import KIND_ZH, STATUS_ZH, HandoverKind
 
 HANDOVER_STATUS_ZH = {"running": "进行中", "done": "已完成"}
 GROUP_STATUS_ZH = {"pending": "待发送", "success": "已转交", "failed": "失败"}

@@ -13,7 +13,7 @@ from fulfillment.billing.domain import PAYMENT_METHODS
 from fulfillment.orders.domain import STATUS_ZH
 
 # 订单来源 where an order was placed (fulfillment.orders.models.Order.source)
-ORDER_SOURCE_ZH = {"chat": "客户聊天下单", "sidebar": "销售侧边栏", "api": "API", "console": "控制台", "import": "导入"}
+ORDER_SOURCE_ZH = {"chat": "客户聊天下单", "sidebar": "销售侧边栏", "api": "API", "console": "控制台", "import": "导入", "quote": "报价单"}
 # 订单记录 what happened to an order (fulfillment.orders order history ``event``)
 ORDER_EVENT_ZH = {
     "credit_hold": "超出信用额度，待审核",
@@ -45,7 +45,15 @@ LABELS: Mapping[str, Mapping[str, str]] = {
 }
 
 # 操作人 who did something, as the services record it: a fixed word, or "kind:who"
-ACTOR_ZH = {"customer": "客户本人", "system": "系统", "api": "API", "cli": "命令行", "referral": "裂变活动", "": "—"}
+ACTOR_ZH = {
+    "customer": "客户本人",
+    "system": "系统",
+    "api": "API",
+    "cli": "命令行",
+    "referral": "裂变活动",
+    "handover": "客户交接",
+    "": "—",
+}
 ACTOR_PREFIX_ZH = {"console": "控制台", "segment": "客群规则", "referral": "裂变活动", "sidebar": "销售侧边栏", "import": "导入"}
 
 

@@ -27,15 +27,20 @@ from scrm.core import audit
 from scrm.core.errors import Conflict, Forbidden, InvalidInput, ServiceUnavailable, Unauthorized
 from scrm.core.http.bodies import get_int, get_str, read_json
 from scrm.core.http.keys import RUNTIME, SETTINGS
+from scrm.core.money import format_fen
 from scrm.crm.staff.domain import SCOPE_OWN
 from scrm.crm.staff.services import get_salesperson
 from scrm.crm.tags.models import TagSource
 from scrm.crm.tags.services import set_customer_tag
 from scrm.customer360 import queries as views
-from scrm.governance.scopes.services import DataScope
+from scrm.governance.scopes.services import DataScope, scope_for
 from scrm.sales.followups import queries as follow_up_queries
 from scrm.sales.followups import services as follow_up_services
 from scrm.sales.followups.domain import KIND_NAMES_ZH
+from scrm.sales.pipeline import queries as pipeline_queries
+from scrm.sales.quotes import services as quotes
+from scrm.sales.quotes.domain import STATUS_ZH as QUOTE_STATUS_ZH
+from scrm.sales.quotes.domain import QuoteNotFound
 from scrm.sales.workday.queries import my_day
 from scrm.sidebar import auth, pages
 from scrm.sidebar.auth import SidebarSession
@@ -395,6 +400,73 @@ async def referral_invitation(request: web.Request) -> web.Response:
     )
 
 
+# ---- 商机与报价: this customer's opportunities and quotes (the salesperson's own), the quote link for the chat ----
+async def customer_sales(request: web.Request) -> web.Response:
+    """This customer's opportunities and quotes that the signed-in salesperson owns, newest first."""
+    customer_id = await _my_customer(request)
+    rt = request.app[RUNTIME]
+    scope = await scope_for(rt)
+    found = await pipeline_queries.list_opportunities(rt, scope, pipeline_queries.Filters(customer_id=customer_id), limit=50)
+    quoted = await quotes.list_quotes(rt, scope, customer_id=customer_id, limit=50)
+    return _json(
+        {
+            "opportunities": [
+                {"id": o.id, "title": o.title, "stage_name": o.stage_name, "amount_fen": o.amount_fen, "probability": o.probability,
+                 "expected_close_on": o.expected_close_on.isoformat() if o.expected_close_on else None, "closed": o.closed}
+                for o in found
+            ],
+            "quotes": [
+                {"id": q.id, "number": q.number, "status": q.status, "status_zh": QUOTE_STATUS_ZH.get(q.status, q.status),
+                 "total_fen": q.total_fen, "valid_until": q.valid_until.isoformat(), "expired": q.expired, "sendable": q.sendable,
+                 "acceptable": q.acceptable, "order_number": q.order_number, "opportunity_id": q.opportunity_id}
+                for q in quoted
+            ],
+        }
+    )  # fmt: skip
+
+
+async def _my_quote(request: web.Request, customer_id: int) -> quotes.QuoteView:
+    """``{"quote_id"}`` of the body: one of this customer's quotes the salesperson owns (else 403, as for a customer)."""
+    rt = request.app[RUNTIME]
+    quote_id = get_int(await read_json(request), "quote_id", minimum=1, maximum=10**15)
+    try:
+        found = await quotes.get_quote(rt, quote_id, scope=await scope_for(rt))
+    except QuoteNotFound:
+        found = None
+    if found is None or found.customer_id != customer_id:
+        raise Forbidden("这不是您为该客户开的报价单 (not your quote for this customer)")
+    return found
+
+
+async def quote_link(request: web.Request) -> web.Response:
+    """``{"quote_id"}``: the quote's page for the customer (a signed link) and the news card to send into the chat;
+    a quote waiting for approval, expired or closed cannot be sent (409 with the reason)."""
+    customer_id = await _my_customer(request)
+    found = await _my_quote(request, customer_id)
+    quotes.assert_sendable(found)
+    url = quotes.share_url(request.app[RUNTIME], found)
+    log.info("sidebar quote link", extra={"userid": request[SESSION].userid, "quote": found.number})
+    return _json(
+        {
+            "url": url,
+            "title": f"报价单 {found.number}",
+            "desc": f"合计 {format_fen(found.total_fen)}，有效期至 {found.valid_until.isoformat()}，点开可查看并确认",
+            "text": f"您好，这是为您准备的报价单 {found.number}（合计 {format_fen(found.total_fen)}，"
+            f"有效期至 {found.valid_until.isoformat()}），点开可查看、打印并在线确认：{url}",
+        },
+        status=201,
+    )
+
+
+async def quote_acceptance(request: web.Request) -> web.Response:
+    """``{"quote_id"}``: the customer agreed in the chat — accept it for them (an order through the same service;
+    pressed twice, the same order)."""
+    customer_id = await _my_customer(request)
+    found = await _my_quote(request, customer_id)
+    order, _ = await quotes.accept_quote(request.app[RUNTIME], found.id, actor=request[SESSION].userid)
+    return _json({"order": views.order_json(order)}, status=201)
+
+
 async def group(request: web.Request) -> web.Response:
     chat_id = request.match_info["chat_id"]
     rt, userid = request.app[RUNTIME], request[SESSION].userid
@@ -431,6 +503,9 @@ API_ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/sidebar/api/coupon-templates", coupon_templates),
     ("GET", "/sidebar/api/referral-campaigns", referral_campaigns),
     ("POST", "/sidebar/api/customers/{external_userid}/referral-invitation", referral_invitation),
+    ("GET", "/sidebar/api/customers/{external_userid}/sales", customer_sales),
+    ("POST", "/sidebar/api/customers/{external_userid}/quote-link", quote_link),
+    ("POST", "/sidebar/api/customers/{external_userid}/quote-acceptance", quote_acceptance),
     ("GET", "/sidebar/api/groups/{chat_id}", group),
     ("GET", "/sidebar/api/tags", tag_catalogue),
     ("GET", "/sidebar/api/products", products),

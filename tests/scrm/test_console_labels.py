@@ -50,8 +50,8 @@ def test_actor_label(actor: str, shown: str) -> None:
 
 
 def test_every_code_the_services_write_has_a_label() -> None:
-    # order sources as placed by chat, the sidebar, the API, the console, and the history events the services record
-    for source in ("chat", "sidebar", "api", "console"):
+    # order sources as placed by chat, the sidebar, the API, the console, a quote accepted, and the history events the services record
+    for source in ("chat", "sidebar", "api", "console", "quote"):
         assert labels.label(source, "order_source") != source
     sources = ROOT.joinpath("fulfillment/orders/services.py").read_text() + ROOT.joinpath("fulfillment/orders/shipments.py").read_text()
     written = set(re.findall(r'now, "([a-z_]+)", actor', sources)) | set(re.findall(r'S\.[A-Z_]+, "([a-z_]+)", now', sources))

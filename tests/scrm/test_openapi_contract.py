@@ -385,6 +385,23 @@ async def test_every_documented_operation_answers_as_documented(sandbox: Sandbox
     await call("GET", "/handovers", 200)
     await call("GET", f"/handovers/{handover['id']}", 200)
     await h.settle()
+    # ---- sales: opportunities and quotes (a quote accepted is the order POST /orders answers)
+    cid = await make_customer(h.rt, "wmC")
+    opp = await call("POST", "/opportunities", 201, json={"customer_id": cid, "title": "年度采购", "owner": "sales01", "amount_fen": 10000})
+    await call("GET", "/opportunities?stage=initial", 200)
+    await call("GET", f"/opportunities/{opp['id']}", 200)
+    await call("PATCH", f"/opportunities/{opp['id']}", 200, json={"stage": "quoted", "expected_close_on": "2026-12-31"})
+    quote = await call(
+        "POST", "/quotes", 201, json={"opportunity_id": opp["id"], "lines": [{"sku": "COLA-330", "qty": 1, "discount_pct": 5}]}
+    )
+    await call("GET", f"/quotes?opportunity_id={opp['id']}", 200)
+    await call("GET", f"/quotes/{quote['id']}", 200)
+    await call("POST", f"/quotes/{quote['id']}/accept", 201)
+    await call("POST", f"/quotes/{quote['id']}/accept", 200)
+    dropped_quote = await call(
+        "POST", "/quotes", 201, json={"customer_id": cid, "owner": "sales01", "lines": [{"sku": "COLA-330", "qty": 1}]}
+    )
+    await call("POST", f"/quotes/{dropped_quote['id']}/cancel", 200)
 
     # ---- customers (last: the record then has orders, tags, invoices, coupons)
     await call("DELETE", f"/customers/wmC/tags/{tag['id']}", 200)

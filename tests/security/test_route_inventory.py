@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -44,6 +45,8 @@ PUBLIC: frozenset[tuple[str, str]] = frozenset(
         ("GET", "/sidebar/oauth"),  # OAuth return; the code is checked with WeCom
         ("GET", "/sidebar/static/{name}"),
         ("GET", "/referral/posters/{token}.png"),  # a referral poster customers forward; its token is the code's random id
+        ("GET", "/quotes/shared/{token}"),  # a quote's page the salesperson sends into the chat; the token is signed (HMAC)
+        ("POST", "/quotes/shared/{token}/accept"),  # the customer accepts that quote (the signed token is the credential)
     }
 )
 SANDBOX_PREFIX = "/sandbox"  # the emulator: public by design, sandbox mode only
@@ -178,6 +181,14 @@ async def running_referral_campaign(app: App, template_id: int) -> int:
     return (await create_campaign(app.rt, {**data, "starts_at": now, "ends_at": now + dt.timedelta(days=7)})).id
 
 
+async def own_quote(app: App, customer_id: int) -> Any:
+    """A quote of sales01 for their customer (the sidebar's quote routes name one in their body)."""
+    from scrm.sales.quotes.domain import LineRequest
+    from scrm.sales.quotes.services import create_quote
+
+    return await create_quote(app.rt, lines=[LineRequest("WATER-550", 1)], owner_userid="sales01", customer_id=customer_id)
+
+
 async def test_a_salesperson_reaches_no_other_salespersons_customer_on_any_sidebar_route(app: App) -> None:
     """Every sidebar route that names a customer or a group (enumerated from the router) answers 403 for a
     customer or group of another salesperson, with valid bodies, and changes nothing; the owner gets 2xx."""
@@ -188,7 +199,7 @@ async def test_a_salesperson_reaches_no_other_salespersons_customer_on_any_sideb
     from tests.security.conftest import sidebar_login, table_digest
 
     await seed_people(app.rt)
-    await seed_follow(app.rt, "sales01", "wmMine")
+    mine = await seed_follow(app.rt, "sales01", "wmMine")
     await seed_follow(app.rt, "sales02", "wmTheirs", name="秘密客户")
     async with app.rt.db.write() as conn:
         tag_id = await ensure_tag(conn, app.rt.db.dialect, "重要客户", app.rt.clock.now())
@@ -196,9 +207,12 @@ async def test_a_salesperson_reaches_no_other_salespersons_customer_on_any_sideb
     bodies = {
         "tags": {"tag_id": tag_id, "op": "add"},
         "notes": {"body": "偷看"},
+        "follow-ups": {"body": "偷看"},
         "orders": {"items": [{"sku": "WATER-550", "qty": 1}], "request_id": "own-req-00001"},
         "coupons": {"template_id": tpl.id, "request_id": "own-req-00002"},
         "referral-invitation": {"campaign_id": await running_referral_campaign(app, tpl.id)},
+        "quote-link": {"quote_id": (await own_quote(app, mine)).id},
+        "quote-acceptance": {"quote_id": (await own_quote(app, mine)).id},
     }
     targets = [
         (m, p) for m, p in routes(app.client.app) if p.startswith("/sidebar/api/") and ("{external_userid}" in p or "{chat_id}" in p)

@@ -67,6 +67,13 @@ DOC_TYPES: dict[str, tuple[str, dict[str, FactSpec]]] = {
             "amount_fen": FactSpec("退款金额", "number", "分"),
         },
     ),
+    "quote": (
+        "报价单",
+        {
+            "amount_fen": FactSpec("报价金额", "number", "分"),
+            "discount_pct": FactSpec("最大折扣（%）", "number", "%"),
+        },
+    ),
     "credit_release": (
         "信用放行",
         {

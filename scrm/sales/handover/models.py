@@ -4,31 +4,11 @@ customer's and group's transfer with its WeCom status."""
 from __future__ import annotations
 
 import datetime as dt
-import enum
 
 import sqlalchemy as sa
 from sqlmodel import Field
 
 from scrm.core.db import BigId, Model, UTCDateTime
-
-
-class HandoverKind(enum.StrEnum):
-    ONJOB = "onjob"  # 在职转接: the member still works here; each customer at most twice in 90 days
-    RESIGNED = "resigned"  # 离职继承: the member left; their customers wait in WeCom's unassigned list
-
-
-class HandoverStatus(enum.StrEnum):
-    RUNNING = "running"  # some customer is still being sent or waits for its 24 h
-    DONE = "done"  # every customer and group has its outcome
-
-
-class TransferStatus(enum.StrEnum):
-    PENDING = "pending"  # recorded, not yet sent to WeCom
-    WAITING = "waiting"  # WeCom started it: the takeover member gets the customer after 24 h unless they refuse
-    SUCCESS = "success"  # taken over: follows, open orders and other owned rows moved
-    REFUSED = "refused"  # the customer refused: they stay with the handover member
-    LIMIT_EXCEEDED = "limit_exceeded"  # transferred twice in 90 days already (40128), or the takeover member is full
-    FAILED = "failed"  # WeCom refused it (errcode says why)
 
 
 class Handover(Model, table=True):

@@ -17,8 +17,8 @@ from scrm.core.runtime import Runtime
 from scrm.crm.customers.queries import names_of
 from scrm.crm.staff.services import get_salesperson
 from scrm.governance.scopes.services import DataScope
-from scrm.sales.handover.domain import ERRCODE_ZH
-from scrm.sales.handover.models import HandoverKind, TransferStatus, handover_customers, handover_groups, handovers
+from scrm.sales.handover.domain import ERRCODE_ZH, HandoverKind, TransferStatus
+from scrm.sales.handover.models import handover_customers, handover_groups, handovers
 
 MAX_LIST = 200
 

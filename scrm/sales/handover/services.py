@@ -43,19 +43,15 @@ from scrm.sales.handover.domain import (
     BATCH_SIZE,
     FAIL_REASONS,
     OPEN,
+    HandoverKind,
+    HandoverStatus,
     Outcome,
+    TransferStatus,
     outcome_of_result,
     outcome_of_send,
     transfer_title,
 )
-from scrm.sales.handover.models import (
-    HandoverKind,
-    HandoverStatus,
-    TransferStatus,
-    handover_customers,
-    handover_groups,
-    handovers,
-)
+from scrm.sales.handover.models import handover_customers, handover_groups, handovers
 from scrm.sales.handover.queries import HandoverView, get_handover, member_name
 
 REQUESTED = "handover.requested"  # a handover was recorded: send it to WeCom (payload {"handover_id"})

@@ -14,7 +14,7 @@ from scrm.core.http.keys import RUNTIME
 from scrm.core.http.openapi import ApiModel, add_api_route
 from scrm.governance.scopes.services import scope_for
 from scrm.sales.handover import queries, services
-from scrm.sales.handover.models import HandoverKind, HandoverStatus, TransferStatus
+from scrm.sales.handover.domain import HandoverKind, HandoverStatus, TransferStatus
 
 
 class HandoverIn(Body):

@@ -223,7 +223,7 @@
     state.requestId = randomId();
     setStatus("正在加载客户…");
     return Promise.all([
-      loadCustomer(), loadTagChoices(), loadProducts(), loadCouponTemplates(), loadReferralCampaigns(), loadFollowUps()
+      loadCustomer(), loadTagChoices(), loadProducts(), loadCouponTemplates(), loadReferralCampaigns(), loadFollowUps(), loadSales()
     ]).then(function () {
       setStatus("");
       $("customer-view").hidden = false;
@@ -507,6 +507,83 @@
         var cancelled = err && /cancel/.test(err.message || "");
         setMessage("referral-message", cancelled ? "已取消发送" : failed(err), !cancelled);
       })
+      .then(function () { button.disabled = false; });
+  }
+
+  // ---- 商机与报价: this customer's opportunities and quotes; a quote's link goes into the chat as a news card ----
+  function loadSales() {
+    return request("GET", customerPath("/sales")).then(renderSales);
+  }
+
+  function renderSales(data) {
+    var opps = $("opportunity-list");
+    clear(opps);
+    data.opportunities.forEach(function (o) {
+      var li = el("li");
+      var head = el("div", "head");
+      head.appendChild(el("span", "", o.title));
+      head.appendChild(el("span", "badge", o.stage_name));
+      li.appendChild(head);
+      li.appendChild(el("div", "sub", yuan(o.amount_fen) + " · " + o.probability + "% · 预计成交 " + (o.expected_close_on || "未定")));
+      opps.appendChild(li);
+    });
+    if (!data.opportunities.length) opps.appendChild(el("li", "empty", "还没有商机"));
+    var list = $("quote-list");
+    clear(list);
+    data.quotes.forEach(function (q) {
+      var li = el("li");
+      li.dataset.quoteId = String(q.id);
+      var head = el("div", "head");
+      head.appendChild(el("span", "", "报价单 " + q.number));
+      head.appendChild(el("span", "badge", q.status_zh + (q.expired && q.status === "open" ? "（已过期）" : "")));
+      li.appendChild(head);
+      li.appendChild(el("div", "sub", "合计 " + yuan(q.total_fen) + " · 有效期至 " + q.valid_until + (q.order_number ? " · 订单 " + q.order_number : "")));
+      var row = el("div", "row");
+      if (q.sendable) {
+        var send = el("button", "", "发送报价单");
+        send.type = "button";
+        send.addEventListener("click", function () { sendQuote(q.id, send); });
+        row.appendChild(send);
+      }
+      if (q.acceptable) {
+        var accept = el("button", "", "客户已确认，下单");
+        accept.type = "button";
+        accept.addEventListener("click", function () { acceptQuote(q.id, accept); });
+        row.appendChild(accept);
+      }
+      if (row.firstChild) li.appendChild(row);
+      list.appendChild(li);
+    });
+    if (!data.quotes.length) list.appendChild(el("li", "empty", "还没有报价单"));
+  }
+
+  function sendQuote(quoteId, button) {
+    button.disabled = true;
+    setMessage("sales-message", "");
+    request("POST", customerPath("/quote-link"), { quote_id: quoteId })
+      .then(function (data) {
+        return invoke("sendChatMessage", {
+          msgtype: "news",
+          enterChat: false,
+          news: { link: data.url, title: data.title, desc: data.desc, imgUrl: "" }
+        }).then(function () { setMessage("sales-message", "已把报价单发给客户"); });
+      })
+      .catch(function (err) {
+        var cancelled = err && /cancel/.test(err.message || "");
+        setMessage("sales-message", cancelled ? "已取消发送" : failed(err), !cancelled);
+      })
+      .then(function () { button.disabled = false; });
+  }
+
+  function acceptQuote(quoteId, button) {
+    button.disabled = true;
+    setMessage("sales-message", "");
+    request("POST", customerPath("/quote-acceptance"), { quote_id: quoteId })
+      .then(function (data) {
+        setMessage("sales-message", "已下单 " + data.order.number + "，合计 " + yuan(data.order.total_fen));
+        return Promise.all([loadCustomer(), loadSales(), loadProducts()]);
+      })
+      .catch(function (err) { setMessage("sales-message", failed(err), true); })
       .then(function () { button.disabled = false; });
   }
 
