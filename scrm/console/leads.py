@@ -16,6 +16,7 @@ from scrm.console import auth, pages
 from scrm.console.pages import act, page_context, path_id, render
 from scrm.core.errors import InvalidInput
 from scrm.core.http.keys import RUNTIME
+from scrm.core.money import parse_yuan
 from scrm.crm.staff.queries import salesperson_choices
 from scrm.crm.tags.queries import tag_choices
 from scrm.governance.fields.services import rules_for
@@ -172,8 +173,14 @@ def _verb(verb: str) -> Any:
             if verb == "invalidate":
                 lead = await services.invalidate_lead(rt, lead_id, form.get("reason", ""))
                 return f"线索「{lead.label}」已标为无效"
-            lead = await services.convert_lead(rt, lead_id)
-            return f"线索「{lead.label}」已转为客户 #{lead.customer_id}"
+            title = form.get("title", "").strip()
+            draft = None
+            if title:
+                amount = form.get("amount", "").strip()
+                draft = services.OpportunityDraft(title=title, amount_fen=parse_yuan(amount) if amount else 0)
+            done = await services.convert_lead(rt, lead_id, draft)
+            text = f"线索「{done.lead.label}」已转为客户 #{done.lead.customer_id}"
+            return text + (f"，并建了商机 #{done.opportunity_id}" if done.opportunity_id else "")
 
         back_to = "/console/pool" if verb == "claim" and form.get("from") == "pool" else _lead_url(lead_id)
         return await act(request, back_to, action)

@@ -226,3 +226,20 @@ async def test_convert_makes_a_customer_with_the_phone(sandbox: SandboxHarness) 
     # The customer directory finds them by the number.
     status, page = await h.api("GET", "/customers?q=13788889999")
     assert status == 200 and [c["name"] for c in page["items"]] == ["新客户"], page
+    # A lead converted with an opportunity: the owner's, at the first stage, linked to the lead.
+    second = (await post_lead(h, name="大客户", phone="13788880000", owner="sales01"))[1]
+    status, err = await h.api("POST", f"/leads/{second['id']}/convert", json={"opportunity": {"title": "  ", "amount_fen": 1}})
+    assert status == 400
+    assert (await h.api("GET", f"/leads/{second['id']}"))[1]["status"] == "open"  # refused whole: nothing changed
+    status, done = await h.api(
+        "POST", f"/leads/{second['id']}/convert", json={"opportunity": {"title": "年度采购", "amount_fen": 5_000_000}}
+    )
+    assert status == 200 and done["opportunity_id"], done
+    status, opp = await h.api("GET", f"/opportunities/{done['opportunity_id']}")
+    assert (opp["customer_id"], opp["owner"], opp["stage"], opp["amount_fen"], opp["lead_id"]) == (
+        done["customer_id"],
+        "sales01",
+        "initial",
+        5_000_000,
+        second["id"],
+    ), opp

@@ -14,7 +14,7 @@ from scrm.sales.followups.models import follow_ups
 from scrm.sales.followups.services import FollowUpView, follow_up_view, open_todo
 from scrm.sales.leads.domain import LeadStatus
 from scrm.sales.leads.models import leads
-from scrm.sales.leads.services import LeadView, lead_view
+from scrm.sales.leads.services import LeadView, lead_view, with_customer_name
 
 
 async def history(
@@ -82,6 +82,6 @@ async def untouched_leads(conn: AsyncConnection, scope: DataScope, *, limit: int
         mine = leads.c.owner.in_(sorted(scope.userids)) if scope.userids else sa.false()
     never = ~sa.select(follow_ups.c.id).where(follow_ups.c.lead_id == leads.c.id).correlate(leads).exists()
     where = sa.and_(leads.c.status == LeadStatus.OPEN, mine, never)
-    rows = await conn.execute(sa.select(leads).where(where).order_by(leads.c.id.desc()).limit(limit))
+    rows = await conn.execute(with_customer_name().where(where).order_by(leads.c.id.desc()).limit(limit))
     total = (await conn.execute(sa.select(sa.func.count()).select_from(leads).where(where))).scalar_one()
     return [lead_view(r) for r in rows], int(total)

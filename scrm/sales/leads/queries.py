@@ -9,12 +9,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from scrm.crm.customers.models import customers
 from scrm.crm.staff.models import salespeople
 from scrm.governance.scopes.services import DataScope
 from scrm.sales.leads import domain
 from scrm.sales.leads.domain import LeadStatus
 from scrm.sales.leads.models import lead_moves, leads
-from scrm.sales.leads.services import LeadView, lead_view
+from scrm.sales.leads.services import LeadView, lead_view, with_customer_name
 
 PAGE = 50
 
@@ -45,7 +46,7 @@ async def list_leads(
     limit: int = PAGE,
 ) -> LeadPage:
     """Leads newest first in ``scope``, filtered; keyset pages by id."""
-    query = sa.select(leads).where(in_scope(scope))
+    query = with_customer_name().where(in_scope(scope))
     if status:
         query = query.where(leads.c.status == status)
     if owner:
@@ -59,6 +60,7 @@ async def list_leads(
             sa.or_(
                 leads.c.name.like(pattern, escape="\\"),
                 leads.c.corp_name.like(pattern, escape="\\"),
+                leads.c.customer_id.in_(sa.select(customers.c.id).where(customers.c.name.like(pattern, escape="\\"))),
                 leads.c.phone.like(pattern, escape="\\"),
             )
         )

@@ -34,6 +34,8 @@ from scrm.governance.scopes.services import DataScope, scope_for
 from scrm.sales.leads import domain, rules
 from scrm.sales.leads.domain import LeadSource, LeadStatus, MoveAction
 from scrm.sales.leads.models import assignment_rules, lead_moves, leads, pool_settings
+from scrm.sales.pipeline.domain import check_title
+from scrm.sales.pipeline.services import MAX_AMOUNT_FEN, create_opportunity
 
 ASSIGNED_TOPIC = "lead.assigned"  # a lead was given to a salesperson who did not take it themselves: tell them
 DEFAULTS_SINCE = dt.datetime(2026, 12, 8, tzinfo=dt.UTC)  # when the default pool rules were set
@@ -94,6 +96,7 @@ class LeadView:
     version: int
     created_at: dt.datetime
     updated_at: dt.datetime
+    customer_name: str = ""  # the customer's name as WeCom / WeChat gave it (a scanned lead has no name of its own)
 
     @property
     def status_zh(self) -> str:
@@ -105,7 +108,7 @@ class LeadView:
 
     @property
     def label(self) -> str:
-        return self.name or self.corp_name or (f"尾号{self.phone[-4:]}" if self.phone else f"线索#{self.id}")
+        return self.name or self.customer_name or self.corp_name or (f"尾号{self.phone[-4:]}" if self.phone else f"线索#{self.id}")
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -135,7 +138,14 @@ def lead_view(row: Any) -> LeadView:
         version=int(row.version),
         created_at=row.created_at,
         updated_at=row.updated_at,
+        customer_name=getattr(row, "customer_name", None) or "",
     )
+
+
+def with_customer_name() -> sa.Select:
+    """Leads with their customer's name (``customer_name``) for reading."""
+    name = sa.select(customers.c.name).where(customers.c.id == leads.c.customer_id).scalar_subquery().label("customer_name")
+    return sa.select(leads, name)
 
 
 async def _load(conn: AsyncConnection, lead_id: int, *, lock: bool = False) -> Any:
@@ -149,7 +159,10 @@ async def _load(conn: AsyncConnection, lead_id: int, *, lock: bool = False) -> A
 
 
 async def get_lead(conn: AsyncConnection, lead_id: int) -> LeadView:
-    return lead_view(await _load(conn, lead_id))
+    row = (await conn.execute(with_customer_name().where(leads.c.id == lead_id))).first()
+    if row is None:
+        raise LeadNotFound(f"线索 {lead_id} 不存在")
+    return lead_view(row)
 
 
 async def visible_lead(rt: Runtime, lead_id: int) -> LeadView:
@@ -344,7 +357,7 @@ async def create_lead(conn: AsyncConnection, new: NewLead, now: dt.datetime, *, 
             values["customer_id"] = customer_id
         row = await _change(conn, existing, now, **values)
         await _move(conn, int(existing.id), MoveAction.REPEAT, now, actor, frm=existing.owner, to=existing.owner, reason=note)
-        return Arrived(lead_view(row), duplicate=True)
+        return Arrived(await get_lead(conn, int(row.id)), duplicate=True)
     owner, rule_id = new.owner, None
     if owner is not None and not owner_checked:
         await _check_member(conn, owner)
@@ -383,7 +396,7 @@ async def create_lead(conn: AsyncConnection, new: NewLead, now: dt.datetime, *, 
     await _move(conn, int(row.id), MoveAction.CREATE, now, actor, frm=None, to=owner, reason=why)
     if owner and owner != new.owner and new.source != LeadSource.CHANNEL_CODE:
         await outbox.add(conn, ASSIGNED_TOPIC, {"lead_id": int(row.id), "owner": owner, "why": why, "at": now.isoformat()}, now)
-    return Arrived(lead_view(row), duplicate=False)
+    return Arrived(await get_lead(conn, int(row.id)), duplicate=False)
 
 
 NEWCOMER_WINDOW = dt.timedelta(hours=24)
@@ -456,7 +469,7 @@ async def claim_lead(rt: Runtime, lead_id: int) -> LeadView:
             conn, row, now, status=LeadStatus.OPEN, owner=person.userid, assigned_at=now, last_activity_at=now, rule_id=None
         )
         await _move(conn, lead_id, MoveAction.CLAIM, now, person.name, frm=None, to=person.userid)
-        return lead_view(changed)
+        return await get_lead(conn, int(changed.id))
 
 
 async def release_lead(rt: Runtime, lead_id: int, reason: str) -> LeadView:
@@ -476,7 +489,7 @@ async def release_lead(rt: Runtime, lead_id: int, reason: str) -> LeadView:
             raise domain.PoolRefused("只有负责人或其上级可以把线索退回公海")
         changed = await _change(conn, row, now, status=LeadStatus.POOL, owner=None, pooled_from=row.owner, pooled_at=now, rule_id=None)
         await _move(conn, lead_id, MoveAction.RELEASE, now, person.name, frm=row.owner, to=None, reason=reason)
-        return lead_view(changed)
+        return await get_lead(conn, int(changed.id))
 
 
 async def assign_lead(rt: Runtime, lead_id: int, to: str, reason: str = "") -> LeadView:
@@ -493,14 +506,14 @@ async def assign_lead(rt: Runtime, lead_id: int, to: str, reason: str = "") -> L
             raise domain.PoolRefused("只能在自己管理的成员之间分配线索")
         await _check_member(conn, to)
         if row.owner == to:
-            return lead_view(row)
+            return await get_lead(conn, lead_id)
         changed = await _change(conn, row, now, status=LeadStatus.OPEN, owner=to, assigned_at=now, last_activity_at=now, rule_id=None)
         await _move(conn, lead_id, MoveAction.ASSIGN, now, person.name, frm=row.owner, to=to, reason=_clean(reason, 200))
         if to != person.userid:
             await outbox.add(
                 conn, ASSIGNED_TOPIC, {"lead_id": lead_id, "owner": to, "why": f"{person.name} 分配", "at": now.isoformat()}, now
             )
-        return lead_view(changed)
+        return await get_lead(conn, int(changed.id))
 
 
 async def invalidate_lead(rt: Runtime, lead_id: int, reason: str) -> LeadView:
@@ -519,12 +532,33 @@ async def invalidate_lead(rt: Runtime, lead_id: int, reason: str) -> LeadView:
             raise domain.PoolRefused("只有负责人或其上级可以把线索标为无效")
         changed = await _change(conn, row, now, status=LeadStatus.INVALID, closed_reason=reason)
         await _move(conn, lead_id, MoveAction.INVALIDATE, now, person.name, frm=row.owner, to=row.owner, reason=reason)
-        return lead_view(changed)
+        return await get_lead(conn, int(changed.id))
 
 
-async def convert_lead(rt: Runtime, lead_id: int) -> LeadView:
-    """The lead becomes a customer: the customer it matched, or a new one with its name, company and phone. Only
-    its owner (or their manager) converts it, and only while it is being followed up."""
+@dataclass(frozen=True)
+class OpportunityDraft:
+    """The opportunity (商机) a converted lead opens, at the first stage."""
+
+    title: str
+    amount_fen: int = 0
+    expected_close_on: dt.date | None = None
+
+
+@dataclass(frozen=True)
+class Converted:
+    lead: LeadView
+    opportunity_id: int | None
+
+
+async def convert_lead(rt: Runtime, lead_id: int, opportunity: OpportunityDraft | None = None) -> Converted:
+    """The lead becomes a customer: the customer it matched, or a new one with its name, company and phone — and,
+    when asked, an opportunity for its owner at the first stage (linked to the lead; the funnel counts it from
+    there). Only its owner (or their manager) converts it, and only while it is being followed up. The opportunity's
+    title and amount are checked before anything changes."""
+    if opportunity is not None:
+        check_title(opportunity.title)
+        if not 0 <= opportunity.amount_fen <= MAX_AMOUNT_FEN:
+            raise InvalidInput("预计金额需为不小于 0 的金额", field="amount_fen")
     person = await acting_person(rt)
     now = rt.clock.now()
     async with rt.db.write() as conn:
@@ -543,10 +577,24 @@ async def convert_lead(rt: Runtime, lead_id: int) -> LeadView:
             customer_id = await create_customer(
                 conn, name=row.name or row.corp_name, corp_name=row.corp_name, custom_fields=fields, now=now
             )
-        changed = await _change(conn, row, now, status=LeadStatus.CONVERTED, customer_id=customer_id, closed_reason="转为客户")
+        await _change(conn, row, now, status=LeadStatus.CONVERTED, customer_id=customer_id, closed_reason="转为客户")
         await _move(conn, lead_id, MoveAction.CONVERT, now, person.name, frm=row.owner, to=row.owner, reason=f"客户 #{customer_id}")
         await audit.record(conn, now, action="convert", entity="lead", entity_id=lead_id, summary=f"线索转为客户 #{customer_id}")
-        return lead_view(changed)
+        converted = await get_lead(conn, lead_id)
+    opened = None
+    if opportunity is not None:
+        made = await create_opportunity(
+            rt,
+            customer_id=customer_id,
+            owner_userid=str(row.owner),
+            title=opportunity.title,
+            amount_fen=opportunity.amount_fen,
+            expected_close_on=opportunity.expected_close_on,
+            lead_id=lead_id,
+            actor=person.name,
+        )
+        opened = made.id
+    return Converted(converted, opened)
 
 
 async def touch_lead(conn: AsyncConnection, lead_id: int, now: dt.datetime) -> None:

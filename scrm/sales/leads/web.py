@@ -52,6 +52,17 @@ class LeadAssignIn(Body):
     reason: Annotated[str, OrEmpty, Field(max_length=200)] = ""
 
 
+class OpportunityDraftIn(Body):
+    messages: ClassVar[dict[str, str]] = {"title": "title 为商机名称 (title)", "amount_fen": "amount_fen 为预计金额（分）(amount_fen)"}
+    title: Annotated[str, NonBlank, Field(max_length=64)]
+    amount_fen: int = Field(0, ge=0)
+    expected_close_on: dt.date | None = None
+
+
+class LeadConvertIn(Body):
+    opportunity: OpportunityDraftIn | None = Field(None, description="also open an opportunity (商机) at the first stage")
+
+
 class LeadOut(ApiModel):
     id: int
     status: str = Field(description=", ".join(domain.STATUS_NAMES_ZH))
@@ -72,7 +83,12 @@ class LeadOut(ApiModel):
     version: int
     created_at: dt.datetime
     updated_at: dt.datetime
+    customer_name: str = Field("", description="the linked customer's name (a scanned lead has no name of its own)")
     duplicate: bool = Field(False, description="true: this person already had an open lead, which is returned (status 200)")
+
+
+class LeadConverted(LeadOut):
+    opportunity_id: int | None = Field(description="the opportunity opened with the conversion, if one was asked for")
 
 
 class LeadList(ApiModel):
@@ -219,7 +235,10 @@ async def invalidate(request: web.Request) -> web.Response:
 
 async def convert(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    return web.json_response(await _out(rt, await services.convert_lead(rt, _id(request))))
+    body = await read_body(request, LeadConvertIn, allow_empty=True)
+    draft = services.OpportunityDraft(**body.opportunity.model_dump()) if body.opportunity is not None else None
+    done = await services.convert_lead(rt, _id(request), draft)
+    return web.json_response(await _out(rt, done.lead, opportunity_id=done.opportunity_id))
 
 
 async def list_rules(request: web.Request) -> web.Response:
@@ -292,7 +311,6 @@ def setup_routes(app: web.Application) -> None:
         ("release", release, "Give a lead back to the pool (退回公海), with the reason", LeadReasonIn),
         ("assign", assign, "Give a lead to a member (分配): a manager, within their scope", LeadAssignIn),
         ("invalidate", invalidate, "Mark a lead invalid (无效), with the reason", LeadReasonIn),
-        ("convert", convert, "Convert a lead into a customer (转为客户)", None),
     ):
         add_api_route(
             app,
@@ -305,6 +323,17 @@ def setup_routes(app: web.Application) -> None:
             errors=(400, 401, 404, 409),
             path_pattern=decimal,
         )
+    add_api_route(
+        app,
+        "POST",
+        "/leads/{id}/convert",
+        convert,
+        summary="Convert a lead into a customer (转为客户), and optionally open an opportunity (商机) for its owner",
+        response=LeadConverted,
+        request_body=LeadConvertIn,
+        errors=(400, 401, 404, 409),
+        path_pattern=decimal,
+    )
     add_api_route(
         app,
         "GET",
