@@ -113,6 +113,14 @@ async def test_a_channel_code_lead_becomes_an_order_and_the_funnel_counts_it(ser
                     await console.set_viewport_size({"width": width, "height": 900})
                     await fits(console)
                     await console.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
+            # The salesperson's sidebar opened from the workbench (no chat): 我的一天.
+            sidebar = await browser.new_page(viewport={"width": 360, "height": 740}, locale="zh-CN")
+            sidebar.on("pageerror", lambda exc: errors.append(str(exc)))
+            await sidebar.goto(f"{server.base_url}/sidebar/?as=sales01")
+            await expect(sidebar.locator("#home-title")).to_contain_text("我的一天")
+            await expect(sidebar.locator("#home-view")).to_be_visible()
+            await fits(sidebar)
+            await sidebar.screenshot(path=str(SHOTS / "sidebar-my-day-360.png"), full_page=True)
         finally:
             await browser.close()
     assert errors == []
