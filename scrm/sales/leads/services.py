@@ -359,8 +359,9 @@ async def create_lead(conn: AsyncConnection, new: NewLead, now: dt.datetime, *, 
         await _move(conn, int(existing.id), MoveAction.REPEAT, now, actor, frm=existing.owner, to=existing.owner, reason=note)
         return Arrived(await get_lead(conn, int(row.id)), duplicate=True)
     owner, rule_id = new.owner, None
-    if owner is not None and not owner_checked:
-        await _check_member(conn, owner)
+    if owner is not None:
+        if not owner_checked:
+            await _check_member(conn, owner)
     elif customer_id is not None:
         owner = await _serving_salesperson(conn, customer_id)
     if owner is None:
@@ -402,7 +403,7 @@ async def create_lead(conn: AsyncConnection, new: NewLead, now: dt.datetime, *, 
 NEWCOMER_WINDOW = dt.timedelta(hours=24)
 
 
-async def newcomer_lead(conn: AsyncConnection, new: NewLead, now: dt.datetime) -> Arrived | None:
+async def newcomer_lead(conn: AsyncConnection, new: NewLead, now: dt.datetime, *, owner_checked: bool = False) -> Arrived | None:
     """A lead for someone who just reached us (a first 微信客服 message, an Official Account follow): only when the
     customer was first seen within the last 24 hours and never had a lead — an old customer writing in is not a lead,
     and the same newcomer writing again is not a second one. In the caller's transaction."""
@@ -412,7 +413,7 @@ async def newcomer_lead(conn: AsyncConnection, new: NewLead, now: dt.datetime) -
         return None
     if (await conn.execute(sa.select(leads.c.id).where(leads.c.customer_id == new.customer_id).limit(1))).first() is not None:
         return None
-    return await create_lead(conn, new, now, actor="system")
+    return await create_lead(conn, new, now, actor="system", owner_checked=owner_checked)
 
 
 async def add_lead(rt: Runtime, new: NewLead) -> Arrived:
