@@ -23,7 +23,7 @@ from scrm.governance.fields.services import rules_for
 from scrm.sales.followups import queries as follow_up_queries
 from scrm.sales.followups import services as follow_ups
 from scrm.sales.followups.domain import KIND_NAMES_ZH
-from scrm.sales.leads import domain, queries, rules, services
+from scrm.sales.leads import domain, ownership, queries, rules, services
 from scrm.sales.leads.domain import AssignMethod, LeadSource, LeadStatus
 from scrm.sales.leads.files import TEMPLATE_HEADER, LeadFileError, import_leads
 
@@ -161,24 +161,24 @@ def _verb(verb: str) -> Any:
 
         async def action() -> str:
             if verb == "claim":
-                lead = await services.claim_lead(rt, lead_id)
+                lead = await ownership.claim_lead(rt, lead_id)
                 days = (await _pool_settings(rt)).return_after_days
                 return f"已领取线索「{lead.label}」" + (f"，请在 {days} 天内跟进（否则自动回收公海）" if days else "")
             if verb == "release":
-                lead = await services.release_lead(rt, lead_id, form.get("reason", ""))
+                lead = await ownership.release_lead(rt, lead_id, form.get("reason", ""))
                 return f"线索「{lead.label}」已退回公海"
             if verb == "assign":
-                lead = await services.assign_lead(rt, lead_id, form.get("to", "").strip(), form.get("reason", ""))
+                lead = await ownership.assign_lead(rt, lead_id, form.get("to", "").strip(), form.get("reason", ""))
                 return f"线索「{lead.label}」已分配给 {lead.owner}"
             if verb == "invalidate":
-                lead = await services.invalidate_lead(rt, lead_id, form.get("reason", ""))
+                lead = await ownership.invalidate_lead(rt, lead_id, form.get("reason", ""))
                 return f"线索「{lead.label}」已标为无效"
             title = form.get("title", "").strip()
             draft = None
             if title:
                 amount = form.get("amount", "").strip()
-                draft = services.OpportunityDraft(title=title, amount_fen=parse_yuan(amount) if amount else 0)
-            done = await services.convert_lead(rt, lead_id, draft)
+                draft = ownership.OpportunityDraft(title=title, amount_fen=parse_yuan(amount) if amount else 0)
+            done = await ownership.convert_lead(rt, lead_id, draft)
             text = f"线索「{done.lead.label}」已转为客户 #{done.lead.customer_id}"
             return text + (f"，并建了商机 #{done.opportunity_id}" if done.opportunity_id else "")
 
@@ -246,7 +246,7 @@ async def pool_page(request: web.Request) -> web.Response:
     async with rt.db.read() as conn:
         page = await queries.list_leads(conn, person.scope, status=LeadStatus.POOL, q=q, before=before, limit=50)
         settings = await services.get_pool_settings(conn)
-        claimed = await services.claims_today(conn, person.userid, rt.clock.now()) if person.userid else 0
+        claimed = await ownership.claims_today(conn, person.userid, rt.clock.now()) if person.userid else 0
         names = await queries.member_names(conn)
     fields = await rules_for(rt)
     return render(

@@ -13,7 +13,7 @@ from scrm.crm.customers.services import set_custom_fields
 from scrm.crm.staff.services import upsert_salesperson
 from scrm.sales.leads.jobs import return_to_pool_cron
 from scrm.sales.leads.models import lead_moves, leads
-from scrm.sales.leads.services import touch_lead
+from scrm.sales.leads.ownership import touch_lead
 from tests.conftest import SandboxHarness
 from tests.scrm.test_sidebar import seed_follow
 

@@ -28,6 +28,7 @@ from scrm.crm.timeline.services import Kind, add_entry
 from scrm.governance.scopes.services import customer_in_scope
 from scrm.sales.followups.domain import KIND_NAMES_ZH
 from scrm.sales.followups.models import follow_ups
+from scrm.sales.leads import ownership
 from scrm.sales.leads import services as leads
 from scrm.sales.leads.domain import LeadStatus
 from scrm.sales.leads.models import leads as leads_table
@@ -174,7 +175,7 @@ async def record_follow_up(rt: Runtime, new: NewFollowUp) -> FollowUpView:
             )
         ).one()
         if new.lead_id is not None:
-            await leads.touch_lead(conn, new.lead_id, now)
+            await ownership.touch_lead(conn, new.lead_id, now)
         if customer_id is not None:
             nxt = f"；下次联系 {new.next_contact_on:%m月%d日}" if new.next_contact_on else ""
             await add_entry(

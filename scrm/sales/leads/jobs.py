@@ -13,7 +13,8 @@ from scrm.crm.archive.queries import one_to_one
 from scrm.crm.archive.services import TOPIC as ARCHIVE_TOPIC
 from scrm.sales.handover.services import TRANSFERRED
 from scrm.sales.leads.domain import LeadSource
-from scrm.sales.leads.services import NewLead, move_customer_leads, newcomer_lead, return_stale_leads
+from scrm.sales.leads.ownership import move_customer_leads, return_stale_leads
+from scrm.sales.leads.services import NewLead, newcomer_lead
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,6 @@
-"""Leads (线索) and the public pool (公海): arrival with de-duplication and assignment, claim / release / assign,
-the pool taking back leads nobody followed up, conversion into a customer.
+"""Leads (线索): who is acting and what they see, a lead as the pages and API read it, the pool's settings, and
+arrival — de-duplication and assignment. Owner changes (claim, release, assign, convert, the pool's return) are in
+:mod:`scrm.sales.leads.ownership`.
 
 Guarantees:
 - A lead arriving for someone already known (the same customer, phone, external_userid or unionid, among leads not
@@ -7,10 +8,7 @@ Guarantees:
 - A lead that matches a customer a salesperson already serves goes to that salesperson; otherwise the assignment
   rules (by priority: source, region, customer tags → round robin or by load, with a daily cap per member) place
   it, and a lead no rule can place waits in the pool.
-- Every owner change is one row in ``lead_moves`` (who, when, from whom, to whom, why) in the same transaction;
-  owner changes are guarded by the lead's version, so two people claiming one lead cannot both have it.
-- A salesperson claims at most ``claim_daily_cap`` leads a business day (Asia/Shanghai) and cannot claim back a
-  lead that left them less than ``reclaim_block_days`` ago.
+- Every owner change is one row in ``lead_moves`` (who, when, from whom, to whom, why) in the same transaction.
 """
 
 from __future__ import annotations
@@ -27,15 +25,13 @@ from scrm.core.db import upsert
 from scrm.core.errors import InvalidInput, NotFound
 from scrm.core.runtime import Runtime
 from scrm.crm.customers.models import customers, follows
-from scrm.crm.customers.services import create_customer, find_customer
+from scrm.crm.customers.services import find_customer
 from scrm.crm.staff import accounts
 from scrm.crm.staff.services import get_salesperson
 from scrm.governance.scopes.services import DataScope, scope_for
 from scrm.sales.leads import domain, rules
 from scrm.sales.leads.domain import LeadSource, LeadStatus, MoveAction
-from scrm.sales.leads.models import assignment_rules, lead_moves, leads, pool_settings
-from scrm.sales.pipeline.domain import check_title
-from scrm.sales.pipeline.services import MAX_AMOUNT_FEN, create_opportunity
+from scrm.sales.leads.models import lead_moves, leads, pool_settings
 
 ASSIGNED_TOPIC = "lead.assigned"  # a lead was given to a salesperson who did not take it themselves: tell them
 DEFAULTS_SINCE = dt.datetime(2026, 12, 8, tzinfo=dt.UTC)  # when the default pool rules were set
@@ -148,7 +144,7 @@ def with_customer_name() -> sa.Select:
     return sa.select(leads, name)
 
 
-async def _load(conn: AsyncConnection, lead_id: int, *, lock: bool = False) -> Any:
+async def load_row(conn: AsyncConnection, lead_id: int, *, lock: bool = False) -> Any:
     query = sa.select(leads).where(leads.c.id == lead_id)
     if lock and conn.dialect.name == "postgresql":
         query = query.with_for_update()
@@ -175,7 +171,7 @@ async def visible_lead(rt: Runtime, lead_id: int) -> LeadView:
     return lead
 
 
-async def _move(
+async def record_move(
     conn: AsyncConnection, lead_id: int, action: str, now: dt.datetime, actor: str, *, frm: str | None, to: str | None, reason: str = ""
 ) -> None:
     await conn.execute(
@@ -185,7 +181,7 @@ async def _move(
     )
 
 
-async def _change(conn: AsyncConnection, row: Any, now: dt.datetime, **values: Any) -> Any:
+async def change_guarded(conn: AsyncConnection, row: Any, now: dt.datetime, **values: Any) -> Any:
     """Apply ``values`` to the lead if nobody changed it since ``row`` was read (else a conflict to retry)."""
     result = await conn.execute(
         sa.update(leads)
@@ -325,7 +321,7 @@ async def _serving_salesperson(conn: AsyncConnection, customer_id: int) -> str |
     return row.userid if row is not None else None
 
 
-async def _check_member(conn: AsyncConnection, userid: str) -> None:
+async def check_member(conn: AsyncConnection, userid: str) -> None:
     person = await get_salesperson(conn, userid)
     if person is None:
         raise InvalidInput(f"企业微信成员「{userid}」不存在（请先同步通讯录）", field="owner")
@@ -333,7 +329,7 @@ async def _check_member(conn: AsyncConnection, userid: str) -> None:
         raise InvalidInput(f"成员「{person.display_name}」已停用或离职，不能再接收线索", field="owner")
 
 
-def _clean(text: str, limit: int) -> str:
+def clean_text(text: str, limit: int) -> str:
     return " ".join((text or "").split())[:limit]
 
 
@@ -343,7 +339,7 @@ async def create_lead(conn: AsyncConnection, new: NewLead, now: dt.datetime, *, 
     if new.source not in domain.SOURCE_NAMES_ZH:
         raise InvalidInput(f"未知的线索来源「{new.source}」", field="source")
     phone = domain.normalize_phone(new.phone)
-    name, corp = _clean(new.name, 64), _clean(new.corp_name, 128)
+    name, corp = clean_text(new.name, 64), clean_text(new.corp_name, 128)
     if not (name or phone or corp or new.customer_id or new.external_userid or new.unionid):
         raise InvalidInput("线索至少需要姓名、电话或公司名之一", field="name")
     customer_id = await _matching_customer(conn, new, phone)
@@ -355,13 +351,13 @@ async def create_lead(conn: AsyncConnection, new: NewLead, now: dt.datetime, *, 
             values["remark"] = (existing.remark + "\n" + new.remark).strip()[:2000]
         if customer_id is not None and existing.customer_id is None:
             values["customer_id"] = customer_id
-        row = await _change(conn, existing, now, **values)
-        await _move(conn, int(existing.id), MoveAction.REPEAT, now, actor, frm=existing.owner, to=existing.owner, reason=note)
+        row = await change_guarded(conn, existing, now, **values)
+        await record_move(conn, int(existing.id), MoveAction.REPEAT, now, actor, frm=existing.owner, to=existing.owner, reason=note)
         return Arrived(await get_lead(conn, int(row.id)), duplicate=True)
     owner, rule_id = new.owner, None
     if owner is not None:
         if not owner_checked:
-            await _check_member(conn, owner)
+            await check_member(conn, owner)
     elif customer_id is not None:
         owner = await _serving_salesperson(conn, customer_id)
     if owner is None:
@@ -372,10 +368,10 @@ async def create_lead(conn: AsyncConnection, new: NewLead, now: dt.datetime, *, 
         "name": name,
         "phone": phone,
         "corp_name": corp,
-        "region": _clean(new.region, 32),
+        "region": clean_text(new.region, 32),
         "remark": (new.remark or "").strip()[:2000],
         "source": new.source,
-        "source_ref": _clean(new.source_ref, 128),
+        "source_ref": clean_text(new.source_ref, 128),
         "customer_id": customer_id,
         "external_userid": new.external_userid or None,
         "unionid": new.unionid or None,
@@ -394,7 +390,7 @@ async def create_lead(conn: AsyncConnection, new: NewLead, now: dt.datetime, *, 
         if rule_id
         else ("已是该销售的客户" if owner and new.owner is None else ("指定负责人" if owner else "无规则可分配，进入公海"))
     )
-    await _move(conn, int(row.id), MoveAction.CREATE, now, actor, frm=None, to=owner, reason=why)
+    await record_move(conn, int(row.id), MoveAction.CREATE, now, actor, frm=None, to=owner, reason=why)
     if owner and owner != new.owner and new.source != LeadSource.CHANNEL_CODE:
         await outbox.add(conn, ASSIGNED_TOPIC, {"lead_id": int(row.id), "owner": owner, "why": why, "at": now.isoformat()}, now)
     return Arrived(await get_lead(conn, int(row.id)), duplicate=False)
@@ -435,226 +431,3 @@ async def add_lead(rt: Runtime, new: NewLead) -> Arrived:
 
 
 # ---- owner changes ------------------------------------------------------------------------------------------
-async def claims_today(conn: AsyncConnection, userid: str, now: dt.datetime) -> int:
-    """How many leads this member claimed from the pool today (business day, Asia/Shanghai)."""
-    query = sa.select(sa.func.count()).where(
-        lead_moves.c.to_owner == userid, lead_moves.c.action == MoveAction.CLAIM, lead_moves.c.at >= domain.start_of_day(now)
-    )
-    return int((await conn.execute(query)).scalar_one())
-
-
-async def claim_lead(rt: Runtime, lead_id: int) -> LeadView:
-    """The acting salesperson takes a lead from the pool (daily cap; the previous owner waits; first come wins)."""
-    person = await acting_person(rt)
-    if not person.userid:
-        raise InvalidInput("您的账号未绑定企业微信成员，不能领取线索（请管理员在“员工”中填写企业微信成员账号）")
-    now = rt.clock.now()
-    async with rt.db.write() as conn:
-        if conn.dialect.name == "postgresql":  # one claim at a time per person: the daily cap holds under concurrency
-            await conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"lead-claim:{person.userid}"})
-        row = await _load(conn, lead_id, lock=True)
-        settings = await get_pool_settings(conn)
-        claimed = await claims_today(conn, person.userid, now)
-        domain.check_claim(
-            status=row.status,
-            pooled_from=row.pooled_from,
-            pooled_at=row.pooled_at,
-            claimer=person.userid,
-            claims_today=claimed,
-            daily_cap=settings.claim_daily_cap,
-            reclaim_block_days=settings.reclaim_block_days,
-            now=now,
-        )
-        await _check_member(conn, person.userid)
-        changed = await _change(
-            conn, row, now, status=LeadStatus.OPEN, owner=person.userid, assigned_at=now, last_activity_at=now, rule_id=None
-        )
-        await _move(conn, lead_id, MoveAction.CLAIM, now, person.name, frm=None, to=person.userid)
-        return await get_lead(conn, int(changed.id))
-
-
-async def release_lead(rt: Runtime, lead_id: int, reason: str) -> LeadView:
-    """The owner (or their manager) gives the lead back to the pool, saying why."""
-    reason = _clean(reason, 200)
-    if not reason:
-        raise InvalidInput("请填写退回公海的原因", field="reason")
-    person = await acting_person(rt)
-    now = rt.clock.now()
-    async with rt.db.write() as conn:
-        row = await _load(conn, lead_id, lock=True)
-        if not person.sees(row.owner, row.status):
-            raise LeadNotFound(f"线索 {lead_id} 不存在")
-        if row.status != LeadStatus.OPEN:
-            raise domain.PoolRefused(f"线索当前为「{domain.STATUS_NAMES_ZH.get(row.status, row.status)}」，只有跟进中的线索可以退回公海")
-        if not person.manages(row.owner):
-            raise domain.PoolRefused("只有负责人或其上级可以把线索退回公海")
-        changed = await _change(conn, row, now, status=LeadStatus.POOL, owner=None, pooled_from=row.owner, pooled_at=now, rule_id=None)
-        await _move(conn, lead_id, MoveAction.RELEASE, now, person.name, frm=row.owner, to=None, reason=reason)
-        return await get_lead(conn, int(changed.id))
-
-
-async def assign_lead(rt: Runtime, lead_id: int, to: str, reason: str = "") -> LeadView:
-    """A manager gives a lead (from the pool or from someone in their scope) to a member in their scope."""
-    person = await acting_person(rt)
-    now = rt.clock.now()
-    async with rt.db.write() as conn:
-        row = await _load(conn, lead_id, lock=True)
-        if not person.sees(row.owner, row.status):
-            raise LeadNotFound(f"线索 {lead_id} 不存在")
-        if row.status not in (LeadStatus.OPEN, LeadStatus.POOL):
-            raise domain.PoolRefused(f"线索已{domain.STATUS_NAMES_ZH.get(row.status, row.status)}，不能再分配")
-        if not person.scope.everything and (to not in person.scope.userids or (row.owner is not None and not person.manages(row.owner))):
-            raise domain.PoolRefused("只能在自己管理的成员之间分配线索")
-        await _check_member(conn, to)
-        if row.owner == to:
-            return await get_lead(conn, lead_id)
-        changed = await _change(conn, row, now, status=LeadStatus.OPEN, owner=to, assigned_at=now, last_activity_at=now, rule_id=None)
-        await _move(conn, lead_id, MoveAction.ASSIGN, now, person.name, frm=row.owner, to=to, reason=_clean(reason, 200))
-        if to != person.userid:
-            await outbox.add(
-                conn, ASSIGNED_TOPIC, {"lead_id": lead_id, "owner": to, "why": f"{person.name} 分配", "at": now.isoformat()}, now
-            )
-        return await get_lead(conn, int(changed.id))
-
-
-async def invalidate_lead(rt: Runtime, lead_id: int, reason: str) -> LeadView:
-    reason = _clean(reason, 200)
-    if not reason:
-        raise InvalidInput("请填写标为无效的原因（如：空号、同行、重复）", field="reason")
-    person = await acting_person(rt)
-    now = rt.clock.now()
-    async with rt.db.write() as conn:
-        row = await _load(conn, lead_id, lock=True)
-        if not person.sees(row.owner, row.status):
-            raise LeadNotFound(f"线索 {lead_id} 不存在")
-        if row.status not in (LeadStatus.OPEN, LeadStatus.POOL):
-            raise domain.PoolRefused(f"线索已{domain.STATUS_NAMES_ZH.get(row.status, row.status)}")
-        if row.status == LeadStatus.OPEN and not person.manages(row.owner):
-            raise domain.PoolRefused("只有负责人或其上级可以把线索标为无效")
-        changed = await _change(conn, row, now, status=LeadStatus.INVALID, closed_reason=reason)
-        await _move(conn, lead_id, MoveAction.INVALIDATE, now, person.name, frm=row.owner, to=row.owner, reason=reason)
-        return await get_lead(conn, int(changed.id))
-
-
-@dataclass(frozen=True)
-class OpportunityDraft:
-    """The opportunity (商机) a converted lead opens, at the first stage."""
-
-    title: str
-    amount_fen: int = 0
-    expected_close_on: dt.date | None = None
-
-
-@dataclass(frozen=True)
-class Converted:
-    lead: LeadView
-    opportunity_id: int | None
-
-
-async def convert_lead(rt: Runtime, lead_id: int, opportunity: OpportunityDraft | None = None) -> Converted:
-    """The lead becomes a customer: the customer it matched, or a new one with its name, company and phone — and,
-    when asked, an opportunity for its owner at the first stage (linked to the lead; the funnel counts it from
-    there). Only its owner (or their manager) converts it, and only while it is being followed up. The opportunity's
-    title and amount are checked before anything changes."""
-    if opportunity is not None:
-        check_title(opportunity.title)
-        if not 0 <= opportunity.amount_fen <= MAX_AMOUNT_FEN:
-            raise InvalidInput("预计金额需为不小于 0 的金额", field="amount_fen")
-    person = await acting_person(rt)
-    now = rt.clock.now()
-    async with rt.db.write() as conn:
-        row = await _load(conn, lead_id, lock=True)
-        if not person.sees(row.owner, row.status):
-            raise LeadNotFound(f"线索 {lead_id} 不存在")
-        if row.status != LeadStatus.OPEN:
-            raise domain.PoolRefused("只有跟进中的线索可以转为客户（公海中的线索请先领取）")
-        if not person.manages(row.owner):
-            raise domain.PoolRefused("只有负责人或其上级可以转化线索")
-        customer_id = row.customer_id
-        if customer_id is None:
-            fields = {PHONE_FIELD: row.phone} if row.phone else {}
-            if row.region:
-                fields["地区"] = row.region
-            customer_id = await create_customer(
-                conn, name=row.name or row.corp_name, corp_name=row.corp_name, custom_fields=fields, now=now
-            )
-        await _change(conn, row, now, status=LeadStatus.CONVERTED, customer_id=customer_id, closed_reason="转为客户")
-        await _move(conn, lead_id, MoveAction.CONVERT, now, person.name, frm=row.owner, to=row.owner, reason=f"客户 #{customer_id}")
-        await audit.record(conn, now, action="convert", entity="lead", entity_id=lead_id, summary=f"线索转为客户 #{customer_id}")
-        converted = await get_lead(conn, lead_id)
-    opened = None
-    if opportunity is not None:
-        made = await create_opportunity(
-            rt,
-            customer_id=customer_id,
-            owner_userid=str(row.owner),
-            title=opportunity.title,
-            amount_fen=opportunity.amount_fen,
-            expected_close_on=opportunity.expected_close_on,
-            lead_id=lead_id,
-            actor=person.name,
-        )
-        opened = made.id
-    return Converted(converted, opened)
-
-
-async def touch_lead(conn: AsyncConnection, lead_id: int, now: dt.datetime) -> None:
-    """A follow-up happened: the pool's clock for this lead starts again."""
-    await conn.execute(sa.update(leads).where(leads.c.id == lead_id).values(last_activity_at=now))
-
-
-async def move_customer_leads(conn: AsyncConnection, *, customer_id: int, frm: str, to: str, now: dt.datetime, why: str) -> int:
-    """A customer was handed over (交接): their open leads owned by ``frm`` go to ``to``. Idempotent."""
-    rows = (
-        await conn.execute(
-            sa.select(leads).where(leads.c.customer_id == customer_id, leads.c.owner == frm, leads.c.status == LeadStatus.OPEN)
-        )
-    ).all()
-    for row in rows:
-        await _change(conn, row, now, owner=to, assigned_at=now, last_activity_at=now)
-        await _move(conn, int(row.id), MoveAction.TRANSFER, now, "system", frm=frm, to=to, reason=why)
-    return len(rows)
-
-
-# ---- the pool takes back what nobody followed up ---------------------------------------------------------------
-async def return_stale_leads(rt: Runtime, *, batch: int = 500) -> int:
-    """Open leads with no follow-up, claim or assignment for their return period (the rule's, else the pool's) go
-    back to the pool; each return is recorded. Returns how many went back. Safe to run twice or on two workers:
-    a lead already returned no longer matches, and each change is guarded by the lead's version."""
-    now = rt.clock.now()
-    returned = 0
-    async with rt.db.read() as conn:
-        settings = await get_pool_settings(conn)
-        overrides = {
-            int(r.id): int(r.return_after_days)
-            for r in await conn.execute(
-                sa.select(assignment_rules.c.id, assignment_rules.c.return_after_days).where(
-                    assignment_rules.c.return_after_days.is_not(None)
-                )
-            )
-        }
-    periods: list[tuple[sa.ColumnElement[bool], int]] = [(leads.c.rule_id == rule_id, days) for rule_id, days in overrides.items()]
-    default = sa.or_(leads.c.rule_id.is_(None), leads.c.rule_id.not_in(list(overrides))) if overrides else sa.true()
-    if settings.return_after_days:
-        periods.append((default, settings.return_after_days))
-    for which, days in periods:
-        cutoff = now - dt.timedelta(days=days)
-        while True:
-            async with rt.db.write() as conn:
-                rows = (
-                    await conn.execute(
-                        sa.select(leads)
-                        .where(leads.c.status == LeadStatus.OPEN, leads.c.last_activity_at < cutoff, which)
-                        .order_by(leads.c.id)
-                        .limit(batch)
-                    )
-                ).all()
-                for row in rows:
-                    await _change(conn, row, now, status=LeadStatus.POOL, owner=None, pooled_from=row.owner, pooled_at=now, rule_id=None)
-                    await _move(
-                        conn, int(row.id), MoveAction.RETURN, now, "system", frm=row.owner, to=None, reason=f"{days} 天未跟进，自动回收公海"
-                    )
-            returned += len(rows)
-            if len(rows) < batch:
-                break
-    return returned

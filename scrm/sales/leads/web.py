@@ -15,7 +15,7 @@ from scrm.core.http.keys import RUNTIME
 from scrm.core.http.openapi import ApiModel, add_api_route, query
 from scrm.core.runtime import Runtime
 from scrm.governance.fields.services import rules_for
-from scrm.sales.leads import domain, queries, rules, services
+from scrm.sales.leads import domain, ownership, queries, rules, services
 from scrm.sales.leads.domain import AssignMethod, LeadSource
 
 Short = Annotated[str, OrEmpty, Field(max_length=128)]
@@ -212,32 +212,32 @@ async def get_lead(request: web.Request) -> web.Response:
 
 async def claim(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    return web.json_response(await _out(rt, await services.claim_lead(rt, _id(request))))
+    return web.json_response(await _out(rt, await ownership.claim_lead(rt, _id(request))))
 
 
 async def release(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     body = await read_body(request, LeadReasonIn, allow_empty=True)
-    return web.json_response(await _out(rt, await services.release_lead(rt, _id(request), body.reason)))
+    return web.json_response(await _out(rt, await ownership.release_lead(rt, _id(request), body.reason)))
 
 
 async def assign(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     body = await read_body(request, LeadAssignIn)
-    return web.json_response(await _out(rt, await services.assign_lead(rt, _id(request), body.to, body.reason)))
+    return web.json_response(await _out(rt, await ownership.assign_lead(rt, _id(request), body.to, body.reason)))
 
 
 async def invalidate(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     body = await read_body(request, LeadReasonIn, allow_empty=True)
-    return web.json_response(await _out(rt, await services.invalidate_lead(rt, _id(request), body.reason)))
+    return web.json_response(await _out(rt, await ownership.invalidate_lead(rt, _id(request), body.reason)))
 
 
 async def convert(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     body = await read_body(request, LeadConvertIn, allow_empty=True)
-    draft = services.OpportunityDraft(**body.opportunity.model_dump()) if body.opportunity is not None else None
-    done = await services.convert_lead(rt, _id(request), draft)
+    draft = ownership.OpportunityDraft(**body.opportunity.model_dump()) if body.opportunity is not None else None
+    done = await ownership.convert_lead(rt, _id(request), draft)
     return web.json_response(await _out(rt, done.lead, opportunity_id=done.opportunity_id))
 
 
