@@ -3,8 +3,9 @@
 A route is registered with :func:`add_api_route`: its request body model (read with
 :func:`scrm.core.http.bodies.read_body`) and its response models (one per success status) go into
 ``components/schemas`` through ``model_json_schema(ref_template="#/components/schemas/{model}")``, nested models
-(``$defs``) included. The registry lives on the app (:data:`API_DOCUMENT`), so two apps in one process never share
-paths and nothing is registered by importing a module. Served as ``/api/openapi.json`` (:func:`openapi_view`).
+(``$defs``) included. The registry lives on the app (:data:`API_ROUTES`), so two apps in one process never share
+paths and nothing is registered by importing a module; the document is built from it when first asked for. Served
+as ``/api/openapi.json`` (:func:`openapi_view`).
 
 OpenAPI 3.1.0: schemas are JSON Schema 2020-12 as pydantic writes them, so a nullable field is
 ``anyOf: [{...}, {"type": "null"}]``.
@@ -128,16 +129,40 @@ class ApiDocument:
         }
 
 
-API_DOCUMENT = web.AppKey("api_document", ApiDocument)
+@dataclass
+class RouteBook:
+    """The /api/v1 routes an app registered, each with how to describe itself; the document is built from them the
+    first time it is asked for (``GET /api/openapi.json``, the contract tests). A server nobody asks keeps none of
+    it: the schemas of ~170 operations are ~1.5 MiB of dicts per process, and every ``run.py serve`` process would
+    otherwise hold its own copy."""
+
+    describers: list[Callable[[ApiDocument], None]] = field(default_factory=list)
+    document: ApiDocument | None = None
+
+
+API_ROUTES = web.AppKey("api_routes", RouteBook)
+
+
+def _book(app: web.Application) -> RouteBook:
+    book = app.get(API_ROUTES)
+    if book is None:
+        book = RouteBook()
+        app[API_ROUTES] = book  # registered while routes are being added (before the app is frozen)
+    return book
 
 
 def api_document(app: web.Application) -> ApiDocument:
-    """The app's document, made on first use (before the app is frozen, i.e. while routes are being added)."""
-    doc = app.get(API_DOCUMENT)
-    if doc is None:
+    """The app's document, built on first use from the routes registered (it raises, naming the model, when two
+    different schemas share a name)."""
+    book = app.get(API_ROUTES)
+    if book is None:
+        return ApiDocument()
+    if book.document is None:
         doc = ApiDocument()
-        app[API_DOCUMENT] = doc
-    return doc
+        for describe in book.describers:
+            describe(doc)
+        book.document = doc
+    return book.document
 
 
 def add_api_route(
@@ -156,7 +181,7 @@ def add_api_route(
     request_content_type: str | None = None,
     path_pattern: Mapping[str, str] | None = None,
 ) -> None:
-    """Register ``/api/v1`` + path on the app and describe it in the app's OpenAPI document.
+    """Register ``/api/v1`` + path on the app; its description joins the app's OpenAPI document when that is built.
 
     ``response`` is the body model of every success status, or ``{status: model}`` when they differ (an error status
     named there answers that model instead of :class:`Error`); ``success``
@@ -166,45 +191,48 @@ def add_api_route(
     documents what the edge may answer for any route (:data:`EDGE_ERRORS`)."""
     full = "/api/v1" + path
     app.router.add_route(method, full, handler)
-    doc = api_document(app)
     statuses = (success,) if isinstance(success, int) else success
     models: dict[int, type[BaseModel] | None] = (
         {s: response.get(s) for s in statuses} if isinstance(response, Mapping) else dict.fromkeys(statuses, response)
     )
-    answers: dict[str, Any] = {}
-    for status, model in models.items():
-        if content_type != "application/json":
-            body_schema: dict[str, Any] = {"type": "string"}
-        elif model is None:
-            raise ValueError(f"{method} {full}: a JSON answer needs a response model")
-        else:
-            body_schema = doc.ref(model)
-        answers[str(status)] = {"description": "OK", "content": {content_type: {"schema": body_schema}}}
-    for status in sorted({*errors, *EDGE_ERRORS}):
-        error_model = response.get(status, Error) if isinstance(response, Mapping) else Error
-        answers[str(status)] = {"description": "error", "content": {"application/json": {"schema": doc.ref(error_model)}}}
-    op: dict[str, Any] = {
-        "summary": summary,
-        "operationId": f"{method.lower()}_{path.strip('/').replace('/', '_').replace('{', '').replace('}', '')}",
-        "security": [{"bearer": []}],
-        "responses": answers,
-    }
-    params = [p.to_json() for p in parameters or []]
-    for part in path.split("/"):
-        if part.startswith("{") and part.endswith("}"):
-            name = part[1:-1]
-            spec: dict[str, Any] = {"type": "string"}
-            if path_pattern and name in path_pattern:
-                spec["pattern"] = path_pattern[name]
-            params.append({"name": name, "in": "path", "required": True, "schema": spec})
-    if params:
-        op["parameters"] = params
-    if request_body is not None:
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": doc.ref(request_body, mode="validation")}}}
-    elif request_content_type is not None:
-        op["requestBody"] = {"required": True, "content": {request_content_type: {"schema": {"type": "string"}}}}
-    doc.paths.setdefault(full, {})[method.lower()] = op
-    doc.operations[(method.upper(), full)] = Operation(method.upper(), full, request_body, models, content_type)
+    if content_type == "application/json" and any(model is None for model in models.values()):
+        raise ValueError(f"{method} {full}: a JSON answer needs a response model")
+
+    def describe(doc: ApiDocument) -> None:
+        answers: dict[str, Any] = {}
+        for status, model in models.items():
+            body_schema: dict[str, Any] = {"type": "string"} if content_type != "application/json" or model is None else doc.ref(model)
+            answers[str(status)] = {"description": "OK", "content": {content_type: {"schema": body_schema}}}
+        for status in sorted({*errors, *EDGE_ERRORS}):
+            error_model = response.get(status, Error) if isinstance(response, Mapping) else Error
+            answers[str(status)] = {"description": "error", "content": {"application/json": {"schema": doc.ref(error_model)}}}
+        op: dict[str, Any] = {
+            "summary": summary,
+            "operationId": f"{method.lower()}_{path.strip('/').replace('/', '_').replace('{', '').replace('}', '')}",
+            "security": [{"bearer": []}],
+            "responses": answers,
+        }
+        params = [p.to_json() for p in parameters or []]
+        for part in path.split("/"):
+            if part.startswith("{") and part.endswith("}"):
+                name = part[1:-1]
+                spec: dict[str, Any] = {"type": "string"}
+                if path_pattern and name in path_pattern:
+                    spec["pattern"] = path_pattern[name]
+                params.append({"name": name, "in": "path", "required": True, "schema": spec})
+        if params:
+            op["parameters"] = params
+        if request_body is not None:
+            op["requestBody"] = {"required": True, "content": {"application/json": {"schema": doc.ref(request_body, mode="validation")}}}
+        elif request_content_type is not None:
+            op["requestBody"] = {"required": True, "content": {request_content_type: {"schema": {"type": "string"}}}}
+        doc.paths.setdefault(full, {})[method.lower()] = op
+        doc.operations[(method.upper(), full)] = Operation(method.upper(), full, request_body, models, content_type)
+
+    book = _book(app)
+    book.describers.append(describe)
+    if book.document is not None:  # registered after the document was first built: it joins it now
+        describe(book.document)
 
 
 async def openapi_view(request: web.Request) -> web.Response:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -26,6 +27,7 @@ from scrm.sales.leads.services import (
     PHONE_FIELD,
     LeadNotFound,
     LeadView,
+    Person,
     acting_person,
     change_guarded,
     check_member,
@@ -37,6 +39,14 @@ from scrm.sales.leads.services import (
 )
 from scrm.sales.pipeline.domain import check_title
 from scrm.sales.pipeline.services import MAX_AMOUNT_FEN, create_opportunity
+
+
+async def _visible_row(conn: AsyncConnection, lead_id: int, person: Person) -> Any:
+    """The lead's row, locked, if ``person`` may see it (another's lead answers as not found)."""
+    row = await load_row(conn, lead_id, lock=True)
+    if not person.sees(row.owner, row.status):
+        raise LeadNotFound(f"线索 {lead_id} 不存在")
+    return row
 
 
 async def claims_today(conn: AsyncConnection, userid: str, now: dt.datetime) -> int:
@@ -85,9 +95,7 @@ async def release_lead(rt: Runtime, lead_id: int, reason: str) -> LeadView:
     person = await acting_person(rt)
     now = rt.clock.now()
     async with rt.db.write() as conn:
-        row = await load_row(conn, lead_id, lock=True)
-        if not person.sees(row.owner, row.status):
-            raise LeadNotFound(f"线索 {lead_id} 不存在")
+        row = await _visible_row(conn, lead_id, person)
         if row.status != LeadStatus.OPEN:
             raise domain.PoolRefused(f"线索当前为「{domain.STATUS_NAMES_ZH.get(row.status, row.status)}」，只有跟进中的线索可以退回公海")
         if not person.manages(row.owner):
@@ -104,9 +112,7 @@ async def assign_lead(rt: Runtime, lead_id: int, to: str, reason: str = "") -> L
     person = await acting_person(rt)
     now = rt.clock.now()
     async with rt.db.write() as conn:
-        row = await load_row(conn, lead_id, lock=True)
-        if not person.sees(row.owner, row.status):
-            raise LeadNotFound(f"线索 {lead_id} 不存在")
+        row = await _visible_row(conn, lead_id, person)
         if row.status not in (LeadStatus.OPEN, LeadStatus.POOL):
             raise domain.PoolRefused(f"线索已{domain.STATUS_NAMES_ZH.get(row.status, row.status)}，不能再分配")
         if not person.scope.everything and (to not in person.scope.userids or (row.owner is not None and not person.manages(row.owner))):
@@ -132,9 +138,7 @@ async def invalidate_lead(rt: Runtime, lead_id: int, reason: str) -> LeadView:
     person = await acting_person(rt)
     now = rt.clock.now()
     async with rt.db.write() as conn:
-        row = await load_row(conn, lead_id, lock=True)
-        if not person.sees(row.owner, row.status):
-            raise LeadNotFound(f"线索 {lead_id} 不存在")
+        row = await _visible_row(conn, lead_id, person)
         if row.status not in (LeadStatus.OPEN, LeadStatus.POOL):
             raise domain.PoolRefused(f"线索已{domain.STATUS_NAMES_ZH.get(row.status, row.status)}")
         if row.status == LeadStatus.OPEN and not person.manages(row.owner):
@@ -171,9 +175,7 @@ async def convert_lead(rt: Runtime, lead_id: int, opportunity: OpportunityDraft 
     person = await acting_person(rt)
     now = rt.clock.now()
     async with rt.db.write() as conn:
-        row = await load_row(conn, lead_id, lock=True)
-        if not person.sees(row.owner, row.status):
-            raise LeadNotFound(f"线索 {lead_id} 不存在")
+        row = await _visible_row(conn, lead_id, person)
         if row.status != LeadStatus.OPEN:
             raise domain.PoolRefused("只有跟进中的线索可以转为客户（公海中的线索请先领取）")
         if not person.manages(row.owner):
