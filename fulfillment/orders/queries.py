@@ -325,3 +325,17 @@ async def customers_with_purchases(conn: AsyncConnection) -> list[int]:
     """The ids of every customer with at least one purchased order (:data:`PURCHASED`), ascending."""
     q = sa.select(orders.c.customer_id).where(orders.c.status.in_(PURCHASED), orders.c.confirmed_at.is_not(None)).distinct()
     return sorted(int(cid) for cid in (await conn.execute(q)).scalars())
+
+
+async def sold_since(conn: AsyncConnection, pairs: Collection[tuple[int, str]], since: dt.datetime) -> set[tuple[int, str]]:
+    """Of these ``(customer id, salesperson)`` pairs, those with an order the salesperson placed since ``since``."""
+    if not pairs:
+        return set()
+    customer_ids = sorted({c for c, _ in pairs})
+    rows = await conn.execute(
+        sa.select(orders.c.customer_id, orders.c.salesperson_userid)
+        .where(orders.c.customer_id.in_(customer_ids), orders.c.created_at >= since)
+        .distinct()
+    )
+    found = {(int(r.customer_id), r.salesperson_userid) for r in rows}
+    return found & set(pairs)

@@ -40,6 +40,7 @@ def upgrade() -> None:
     sa.Column('return_after_days', sa.Integer(), nullable=False),
     sa.Column('claim_daily_cap', sa.Integer(), nullable=False),
     sa.Column('reclaim_block_days', sa.Integer(), nullable=False),
+    sa.Column('customer_return_after_days', sa.Integer(), server_default='0', nullable=False),
     sa.Column('updated_at', scrm.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_by', sa.String(length=64), server_default='', nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_lead_pool_settings'))

@@ -381,6 +381,7 @@ async def pool_settings_save(request: web.Request) -> web.Response:
                 ("return_after_days", "未跟进回收天数", 3650),
                 ("claim_daily_cap", "每日领取上限", 10_000),
                 ("reclaim_block_days", "原负责人不能领回的天数", 3650),
+                ("customer_return_after_days", "客户未跟进回收天数", 3650),
             )
         }
         await services.set_pool_settings(request.app[RUNTIME], **values)

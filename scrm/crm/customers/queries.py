@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -151,3 +152,17 @@ async def customers_served_by(conn: AsyncConnection, userid: str) -> list[Served
         .order_by(f.customer_id, f.external_userid)
     )
     return [ServedCustomer(int(r.customer_id), r.external_userid, r.name or "", r.remark or "") for r in rows]
+
+
+async def sole_followers_since(conn: AsyncConnection, before: dt.datetime, *, limit: int) -> list[tuple[int, str]]:
+    """``(customer id, salesperson)`` for customers one salesperson alone serves now (an active follow), a relation
+    begun before ``before`` — the customers that salesperson answers for alone."""
+    f = follows.c
+    live = sa.select(f.customer_id).where(f.status == FollowStatus.ACTIVE).group_by(f.customer_id).having(sa.func.count() == 1)
+    rows = await conn.execute(
+        sa.select(f.customer_id, f.userid)
+        .where(f.status == FollowStatus.ACTIVE, f.started_at < before, f.customer_id.in_(live))
+        .order_by(f.customer_id)
+        .limit(limit)
+    )
+    return [(int(r.customer_id), r.userid) for r in rows]

@@ -9,7 +9,7 @@ from typing import Any
 from scrm.core.jobs import CronSpec, JobContext
 from scrm.core.outbox import Handles
 from scrm.core.runtime import Runtime
-from scrm.sales.followups.services import move_customer_follow_ups, queue_due_reminders
+from scrm.sales.followups.services import move_customer_follow_ups, pool_idle_customers, queue_due_reminders
 from scrm.sales.handover.services import TRANSFERRED
 
 log = logging.getLogger(__name__)
@@ -30,5 +30,15 @@ async def on_customer_transferred(rt: Runtime, payload: dict[str, Any]) -> None:
         )
 
 
-CRONS = [CronSpec("follow_ups.remind", follow_up_reminders_cron, hour=BUSINESS_HOURS_UTC, minute=3, second=0)]
+async def customer_pool_cron(ctx: JobContext) -> None:
+    """Nightly at 02:31 (Asia/Shanghai): customers nobody followed up for the pool's customer period go to the pool."""
+    pooled = await pool_idle_customers(ctx.rt)
+    if pooled:
+        log.info("customers returned to the pool", extra={"customers": pooled})
+
+
+CRONS = [
+    CronSpec("follow_ups.customer_pool", customer_pool_cron, hour=18, minute=31, second=0),
+    CronSpec("follow_ups.remind", follow_up_reminders_cron, hour=BUSINESS_HOURS_UTC, minute=3, second=0),
+]
 HANDLERS = [Handles(TRANSFERRED, on_customer_transferred)]

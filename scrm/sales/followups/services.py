@@ -19,11 +19,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from fulfillment.orders.queries import sold_since
 from scrm.core import audit, outbox
 from scrm.core.clock import local
 from scrm.core.errors import InvalidInput, NotFound
 from scrm.core.runtime import Runtime
-from scrm.crm.customers.queries import customer_exists
+from scrm.crm.customers.queries import customer_exists, sole_followers_since
 from scrm.crm.timeline.services import Kind, add_entry
 from scrm.governance.scopes.services import customer_in_scope
 from scrm.sales.followups.domain import KIND_NAMES_ZH
@@ -264,3 +265,36 @@ async def move_customer_follow_ups(conn: AsyncConnection, *, customer_id: int, f
         .values(owner=to, reminded_on=None)
     )
     return int(result.rowcount or 0)
+
+
+POOL_BATCH = 5000  # customers looked at per night (the next night takes the rest)
+
+
+async def pool_idle_customers(rt: Runtime) -> int:
+    """Customers their (only) salesperson has neither followed up nor sold to for the pool's customer period go to
+    the pool (:func:`scrm.sales.leads.ownership.pool_customer`). Off while the period is 0. Returns how many."""
+    now = rt.clock.now()
+    async with rt.db.read() as conn:
+        days = (await leads.get_pool_settings(conn)).customer_return_after_days
+        if not days:
+            return 0
+        since = now - dt.timedelta(days=days)
+        pairs = await sole_followers_since(conn, since, limit=POOL_BATCH)
+        if not pairs:
+            return 0
+        followed = {
+            (int(r.customer_id), r.owner)
+            for r in await conn.execute(
+                sa.select(follow_ups.c.customer_id, follow_ups.c.owner)
+                .where(follow_ups.c.customer_id.in_(sorted({c for c, _ in pairs})), follow_ups.c.created_at >= since)
+                .distinct()
+            )
+        }
+        sold = await sold_since(conn, pairs, since)
+    pooled = 0
+    for customer_id, userid in pairs:
+        if (customer_id, userid) in followed or (customer_id, userid) in sold:
+            continue
+        async with rt.db.write() as conn:
+            pooled += await ownership.pool_customer(conn, customer_id=customer_id, from_userid=userid, days=days, now=now)
+    return pooled

@@ -26,6 +26,7 @@ class LeadSource:
     ARCHIVE = "archive"  # a first conversation seen in the chat archive (会话存档)
     IMPORT = "import"  # a CSV / xlsx file
     MANUAL = "manual"  # typed in by staff in the console or sidebar
+    RECYCLE = "recycle"  # a customer their salesperson did not follow up: back to the pool (客户公海)
 
 
 class MoveAction:
@@ -59,6 +60,7 @@ SOURCE_NAMES_ZH = {
     LeadSource.ARCHIVE: "会话存档",
     LeadSource.IMPORT: "导入",
     LeadSource.MANUAL: "手工录入",
+    LeadSource.RECYCLE: "客户回收",
 }
 METHOD_NAMES_ZH = {AssignMethod.ROUND_ROBIN: "轮流分配", AssignMethod.LOAD: "按负荷（未跟完的线索最少者）"}
 MOVE_NAMES_ZH = {
@@ -78,6 +80,8 @@ MOVE_NAMES_ZH = {
 DEFAULT_RETURN_AFTER_DAYS = 15
 DEFAULT_CLAIM_DAILY_CAP = 20
 DEFAULT_RECLAIM_BLOCK_DAYS = 7
+# Customers are not pooled until the admin sets a period: pooling one starts a WeCom transfer when a colleague claims them.
+DEFAULT_CUSTOMER_RETURN_AFTER_DAYS = 0
 
 _PHONE_JUNK = re.compile(r"[\s\-()（）]")
 _MOBILE = re.compile(r"1[3-9]\d{9}")
@@ -186,8 +190,9 @@ def check_claim(
             )
 
 
-def check_settings(return_after_days: int, claim_daily_cap: int, reclaim_block_days: int) -> None:
+def check_settings(return_after_days: int, claim_daily_cap: int, reclaim_block_days: int, customer_return_after_days: int = 0) -> None:
     for name, value, zh, top in (
+        ("customer_return_after_days", customer_return_after_days, "客户未跟进回收天数", 3650),
         ("return_after_days", return_after_days, "未跟进回收天数", 3650),
         ("claim_daily_cap", claim_daily_cap, "每日领取上限", 10000),
         ("reclaim_block_days", reclaim_block_days, "原负责人不能领回的天数", 3650),

@@ -111,6 +111,8 @@ class PoolSettings(Model, table=True):
     return_after_days: int = Field(sa_type=sa.Integer())  # no follow-up for this many days → back to the pool (0 = never)
     claim_daily_cap: int = Field(sa_type=sa.Integer())  # claims per salesperson per day (0 = no cap)
     reclaim_block_days: int = Field(sa_type=sa.Integer())  # the previous owner may not claim it back for this many days
+    # a customer with no follow-up and no order from their salesperson for this many days goes to the pool (0 = never)
+    customer_return_after_days: int = Field(sa_type=sa.Integer(), sa_column_kwargs={"server_default": "0"})
     updated_at: dt.datetime = Field(sa_type=UTCDateTime())
     updated_by: str = Field(sa_type=sa.String(64), sa_column_kwargs={"server_default": ""})
 

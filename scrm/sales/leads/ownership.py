@@ -16,11 +16,14 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrm.core import audit, outbox
-from scrm.core.errors import InvalidInput
+from scrm.core.errors import DomainError, InvalidInput
 from scrm.core.runtime import Runtime
 from scrm.crm.customers.services import create_customer
+from scrm.governance.scopes.services import EVERYTHING
+from scrm.sales.handover.domain import HandoverKind
+from scrm.sales.handover.services import request_handover
 from scrm.sales.leads import domain
-from scrm.sales.leads.domain import LeadStatus, MoveAction
+from scrm.sales.leads.domain import LeadSource, LeadStatus, MoveAction
 from scrm.sales.leads.models import assignment_rules, lead_moves, leads
 from scrm.sales.leads.services import (
     ASSIGNED_TOPIC,
@@ -36,6 +39,7 @@ from scrm.sales.leads.services import (
     get_pool_settings,
     load_row,
     record_move,
+    serving_salesperson,
 )
 from scrm.sales.pipeline.domain import check_title
 from scrm.sales.pipeline.services import MAX_AMOUNT_FEN, create_opportunity
@@ -68,13 +72,13 @@ async def claim_lead(rt: Runtime, lead_id: int) -> LeadView:
             await conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"lead-claim:{person.userid}"})
         row = await load_row(conn, lead_id, lock=True)
         settings = await get_pool_settings(conn)
-        claimed = await claims_today(conn, person.userid, now)
+        taken_today = await claims_today(conn, person.userid, now)
         domain.check_claim(
             status=row.status,
             pooled_from=row.pooled_from,
             pooled_at=row.pooled_at,
             claimer=person.userid,
-            claims_today=claimed,
+            claims_today=taken_today,
             daily_cap=settings.claim_daily_cap,
             reclaim_block_days=settings.reclaim_block_days,
             now=now,
@@ -84,7 +88,39 @@ async def claim_lead(rt: Runtime, lead_id: int) -> LeadView:
             conn, row, now, status=LeadStatus.OPEN, owner=person.userid, assigned_at=now, last_activity_at=now, rule_id=None
         )
         await record_move(conn, lead_id, MoveAction.CLAIM, now, person.name, frm=None, to=person.userid)
-        return await get_lead(conn, int(changed.id))
+        serving = await serving_salesperson(conn, int(row.customer_id)) if row.source == LeadSource.RECYCLE and row.customer_id else None
+        claimed = await get_lead(conn, int(changed.id))
+    if serving and serving != person.userid:
+        # The customer is still the previous salesperson's in WeCom: an on-job transfer moves them (after 24 h, unless
+        # they refuse). The claim stands or falls with the request: refused, the lead goes back to the pool as it was.
+        try:
+            await request_handover(
+                rt,
+                from_userid=serving,
+                to_userid=person.userid,
+                kind=HandoverKind.ONJOB,
+                customers=[int(claimed.customer_id or 0)],
+                all_customers=False,
+                scope=EVERYTHING,
+            )
+        except DomainError as exc:
+            async with rt.db.write() as conn:
+                back = await load_row(conn, lead_id, lock=True)
+                await change_guarded(
+                    conn, back, now, status=LeadStatus.POOL, owner=None, pooled_from=row.pooled_from, pooled_at=row.pooled_at
+                )
+                await record_move(
+                    conn,
+                    lead_id,
+                    MoveAction.RELEASE,
+                    now,
+                    "system",
+                    frm=person.userid,
+                    to=None,
+                    reason=f"客户转接未能发起：{exc.message}"[:200],
+                )
+            raise domain.PoolRefused(f"这位客户暂时不能转给您：{exc.message}") from None
+    return claimed
 
 
 async def release_lead(rt: Runtime, lead_id: int, reason: str) -> LeadView:
@@ -206,6 +242,40 @@ async def convert_lead(rt: Runtime, lead_id: int, opportunity: OpportunityDraft 
         )
         opened = made.id
     return Converted(converted, opened)
+
+
+async def pool_customer(conn: AsyncConnection, *, customer_id: int, from_userid: str, days: int, now: dt.datetime) -> bool:
+    """A customer ``from_userid`` has not followed up for ``days`` goes to the pool as a lead (客户回收), unless they
+    already have a lead being worked or waiting there. True when pooled. In the caller's transaction."""
+    open_already = (
+        await conn.execute(
+            sa.select(leads.c.id).where(leads.c.customer_id == customer_id, leads.c.status.in_((LeadStatus.OPEN, LeadStatus.POOL))).limit(1)
+        )
+    ).first()
+    if open_already is not None:
+        return False
+    row = (
+        await conn.execute(
+            leads.insert()
+            .values(
+                source=LeadSource.RECYCLE,
+                source_ref=f"{days} 天未跟进",
+                customer_id=customer_id,
+                status=LeadStatus.POOL,
+                owner=None,
+                last_activity_at=now,
+                pooled_from=from_userid,
+                pooled_at=now,
+                created_at=now,
+                updated_at=now,
+            )
+            .returning(leads.c.id)
+        )
+    ).one()
+    await record_move(
+        conn, int(row.id), MoveAction.RETURN, now, "system", frm=from_userid, to=None, reason=f"客户 {days} 天未跟进，进入公海"
+    )
+    return True
 
 
 async def touch_lead(conn: AsyncConnection, lead_id: int, now: dt.datetime) -> None:

@@ -203,6 +203,7 @@ class PoolSettingsView:
     reclaim_block_days: int
     updated_at: dt.datetime
     updated_by: str
+    customer_return_after_days: int = domain.DEFAULT_CUSTOMER_RETURN_AFTER_DAYS
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "updated_at": self.updated_at.isoformat()}
@@ -215,25 +216,27 @@ async def get_pool_settings(conn: AsyncConnection) -> PoolSettingsView:
         return PoolSettingsView(
             domain.DEFAULT_RETURN_AFTER_DAYS, domain.DEFAULT_CLAIM_DAILY_CAP, domain.DEFAULT_RECLAIM_BLOCK_DAYS, DEFAULTS_SINCE, ""
         )
-    return PoolSettingsView(row.return_after_days, row.claim_daily_cap, row.reclaim_block_days, row.updated_at, row.updated_by)
+    return PoolSettingsView(
+        row.return_after_days, row.claim_daily_cap, row.reclaim_block_days, row.updated_at, row.updated_by, row.customer_return_after_days
+    )
 
 
-async def set_pool_settings(rt: Runtime, *, return_after_days: int, claim_daily_cap: int, reclaim_block_days: int) -> PoolSettingsView:
-    domain.check_settings(return_after_days, claim_daily_cap, reclaim_block_days)
+async def set_pool_settings(
+    rt: Runtime, *, return_after_days: int, claim_daily_cap: int, reclaim_block_days: int, customer_return_after_days: int = 0
+) -> PoolSettingsView:
+    domain.check_settings(return_after_days, claim_daily_cap, reclaim_block_days, customer_return_after_days)
     who = audit.current_actor()
     now = rt.clock.now()
-    after = {"return_after_days": return_after_days, "claim_daily_cap": claim_daily_cap, "reclaim_block_days": reclaim_block_days}
+    after = {
+        "return_after_days": return_after_days,
+        "claim_daily_cap": claim_daily_cap,
+        "reclaim_block_days": reclaim_block_days,
+        "customer_return_after_days": customer_return_after_days,
+    }
     async with rt.db.write() as conn:
         before = await get_pool_settings(conn)
-        await conn.execute(
-            upsert(
-                pool_settings,
-                conn.dialect.name,
-                ["id"],
-                {"id": 1, **after, "updated_at": now, "updated_by": who.ref[:64]},
-                [*after, "updated_at", "updated_by"],
-            )
-        )
+        values = {"id": 1, **after, "updated_at": now, "updated_by": who.ref[:64]}
+        await conn.execute(upsert(pool_settings, conn.dialect.name, ["id"], values, [*after, "updated_at", "updated_by"]))
         was = {k: getattr(before, k) for k in after}
         if was != after:
             old, new = audit.changed(was, after)
@@ -308,7 +311,7 @@ async def _open_lead_for(conn: AsyncConnection, customer_id: int | None, phone: 
     return (await conn.execute(query)).first()
 
 
-async def _serving_salesperson(conn: AsyncConnection, customer_id: int) -> str | None:
+async def serving_salesperson(conn: AsyncConnection, customer_id: int) -> str | None:
     """The salesperson already serving this customer in WeCom (the longest-standing active relation)."""
     row = (
         await conn.execute(
@@ -359,7 +362,7 @@ async def create_lead(conn: AsyncConnection, new: NewLead, now: dt.datetime, *, 
         if not owner_checked:
             await check_member(conn, owner)
     elif customer_id is not None:
-        owner = await _serving_salesperson(conn, customer_id)
+        owner = await serving_salesperson(conn, customer_id)
     if owner is None:
         placed = await rules.assign_by_rules(conn, source=new.source, region=new.region, customer_id=customer_id, now=now)
         if placed is not None:

@@ -151,12 +151,19 @@ class LeadPoolIn(Body):
     return_after_days: int = Field(ge=0, le=3650, description="no follow-up for this many days → back to the pool (0 = never)")
     claim_daily_cap: int = Field(ge=0, le=10_000, description="claims per salesperson per day (0 = no cap)")
     reclaim_block_days: int = Field(ge=0, le=3650, description="the previous owner may not claim it back for this many days")
+    customer_return_after_days: int = Field(
+        0,
+        ge=0,
+        le=3650,
+        description="a customer their salesperson has not followed up (no follow-up, no order) this long goes to the pool (0 = never)",
+    )
 
 
 class LeadPoolOut(ApiModel):
     return_after_days: int
     claim_daily_cap: int
     reclaim_block_days: int
+    customer_return_after_days: int
     updated_at: dt.datetime
     updated_by: str
 
