@@ -166,3 +166,43 @@ async def sole_followers_since(conn: AsyncConnection, before: dt.datetime, *, li
         .limit(limit)
     )
     return [(int(r.customer_id), r.userid) for r in rows]
+
+
+async def customer_by_phone(conn: AsyncConnection, phone: str) -> int | None:
+    """The one customer whose custom fields hold this phone number (digits, 7 or more); two or more: ambiguous, none."""
+    if len(phone) < 7:
+        return None
+    pattern = "%" + phone + "%"
+    rows = (
+        await conn.execute(
+            sa.select(customers.c.id)
+            .where(customers.c.merged_into.is_(None), sa.cast(customers.c.custom_fields, sa.Text).like(pattern))
+            .limit(2)
+        )
+    ).all()
+    return int(rows[0].id) if len(rows) == 1 else None
+
+
+async def serving_salesperson(conn: AsyncConnection, customer_id: int) -> str | None:
+    """The salesperson serving this customer in WeCom now (the longest-standing relation not ended)."""
+    f = follows.c
+    row = (
+        await conn.execute(
+            sa.select(f.userid).where(f.customer_id == customer_id, f.status != FollowStatus.ENDED).order_by(f.started_at, f.id).limit(1)
+        )
+    ).first()
+    return row.userid if row is not None else None
+
+
+async def first_seen(conn: AsyncConnection, customer_id: int) -> dt.datetime | None:
+    return (await conn.execute(sa.select(customers.c.first_seen_at).where(customers.c.id == customer_id))).scalar()
+
+
+def name_of(customer_id: sa.ColumnElement[int]) -> sa.ScalarSelect[str]:
+    """A customer's name as a scalar subquery on another table's customer id column (NULL when none)."""
+    return sa.select(customers.c.name).where(customers.c.id == customer_id).scalar_subquery()
+
+
+def named_like(pattern: str) -> sa.Select[tuple[int]]:
+    """The ids of customers whose name is LIKE ``pattern`` (escaped with a backslash), for ``…in_(…)``."""
+    return sa.select(customers.c.id).where(customers.c.name.like(pattern, escape="\\"))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from scrm.crm.customers.models import customers
+from scrm.crm.customers.queries import name_of
 from scrm.governance.scopes.services import DataScope
 from scrm.sales.followups.models import follow_ups
 from scrm.sales.followups.services import FollowUpView, follow_up_view, open_todo
@@ -44,12 +44,12 @@ def _scope_condition(scope: DataScope) -> sa.ColumnElement[bool]:
 
 
 def _with_subject(*where: sa.ColumnElement[bool]) -> sa.Select:
-    subject = sa.func.coalesce(sa.func.nullif(leads.c.name, ""), sa.func.nullif(leads.c.corp_name, ""), customers.c.name, "")
+    subject = sa.func.coalesce(
+        sa.func.nullif(leads.c.name, ""), sa.func.nullif(leads.c.corp_name, ""), name_of(follow_ups.c.customer_id), ""
+    )
     return (
         sa.select(follow_ups, subject.label("subject"))
-        .select_from(
-            follow_ups.outerjoin(leads, leads.c.id == follow_ups.c.lead_id).outerjoin(customers, customers.c.id == follow_ups.c.customer_id)
-        )
+        .select_from(follow_ups.outerjoin(leads, leads.c.id == follow_ups.c.lead_id))
         .where(*where)
         .order_by(follow_ups.c.next_contact_on, follow_ups.c.id)
     )

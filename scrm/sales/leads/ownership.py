@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from scrm.core import audit, outbox
 from scrm.core.errors import DomainError, InvalidInput
 from scrm.core.runtime import Runtime
+from scrm.crm.customers.queries import serving_salesperson
 from scrm.crm.customers.services import create_customer
 from scrm.governance.scopes.services import EVERYTHING
 from scrm.sales.handover.domain import HandoverKind
@@ -39,7 +40,6 @@ from scrm.sales.leads.services import (
     get_pool_settings,
     load_row,
     record_move,
-    serving_salesperson,
 )
 from scrm.sales.pipeline.domain import check_title
 from scrm.sales.pipeline.services import MAX_AMOUNT_FEN, create_opportunity

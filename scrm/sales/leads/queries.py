@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from scrm.crm.customers.models import customers
+from scrm.crm.customers.queries import named_like
 from scrm.crm.staff.models import salespeople
 from scrm.governance.scopes.services import DataScope
 from scrm.sales.leads import domain
@@ -60,7 +60,7 @@ async def list_leads(
             sa.or_(
                 leads.c.name.like(pattern, escape="\\"),
                 leads.c.corp_name.like(pattern, escape="\\"),
-                leads.c.customer_id.in_(sa.select(customers.c.id).where(customers.c.name.like(pattern, escape="\\"))),
+                leads.c.customer_id.in_(named_like(pattern)),
                 leads.c.phone.like(pattern, escape="\\"),
             )
         )

@@ -24,7 +24,7 @@ from scrm.core import audit, outbox
 from scrm.core.db import upsert
 from scrm.core.errors import InvalidInput, NotFound
 from scrm.core.runtime import Runtime
-from scrm.crm.customers.models import customers, follows
+from scrm.crm.customers.queries import customer_by_phone, first_seen, name_of, serving_salesperson
 from scrm.crm.customers.services import find_customer
 from scrm.crm.staff import accounts
 from scrm.crm.staff.services import get_salesperson
@@ -140,7 +140,7 @@ def lead_view(row: Any) -> LeadView:
 
 def with_customer_name() -> sa.Select:
     """Leads with their customer's name (``customer_name``) for reading."""
-    name = sa.select(customers.c.name).where(customers.c.id == leads.c.customer_id).scalar_subquery().label("customer_name")
+    name = name_of(leads.c.customer_id).label("customer_name")
     return sa.select(leads, name)
 
 
@@ -268,21 +268,6 @@ class Arrived:
     duplicate: bool  # the same person already had an open lead: that one is returned, the repeat noted on it
 
 
-async def _customer_by_phone(conn: AsyncConnection, phone: str) -> int | None:
-    """The one customer whose custom fields hold this phone number (two or more: ambiguous, none is taken)."""
-    if len(phone) < 7:
-        return None
-    pattern = "%" + phone + "%"
-    rows = (
-        await conn.execute(
-            sa.select(customers.c.id)
-            .where(customers.c.merged_into.is_(None), sa.cast(customers.c.custom_fields, sa.Text).like(pattern))
-            .limit(2)
-        )
-    ).all()
-    return int(rows[0].id) if len(rows) == 1 else None
-
-
 async def _matching_customer(conn: AsyncConnection, new: NewLead, phone: str) -> int | None:
     if new.customer_id is not None:
         return new.customer_id
@@ -291,7 +276,7 @@ async def _matching_customer(conn: AsyncConnection, new: NewLead, phone: str) ->
             found = await find_customer(conn, kind, value)
             if found is not None:
                 return found
-    return await _customer_by_phone(conn, phone) if phone else None
+    return await customer_by_phone(conn, phone) if phone else None
 
 
 async def _open_lead_for(conn: AsyncConnection, customer_id: int | None, phone: str, new: NewLead) -> Any:
@@ -309,19 +294,6 @@ async def _open_lead_for(conn: AsyncConnection, customer_id: int | None, phone: 
         return None
     query = sa.select(leads).where(leads.c.status.in_((LeadStatus.OPEN, LeadStatus.POOL)), sa.or_(*same)).order_by(leads.c.id).limit(1)
     return (await conn.execute(query)).first()
-
-
-async def serving_salesperson(conn: AsyncConnection, customer_id: int) -> str | None:
-    """The salesperson already serving this customer in WeCom (the longest-standing active relation)."""
-    row = (
-        await conn.execute(
-            sa.select(follows.c.userid)
-            .where(follows.c.customer_id == customer_id, follows.c.status != "ended")
-            .order_by(follows.c.started_at, follows.c.id)
-            .limit(1)
-        )
-    ).first()
-    return row.userid if row is not None else None
 
 
 async def check_member(conn: AsyncConnection, userid: str) -> None:
@@ -407,8 +379,8 @@ async def newcomer_lead(conn: AsyncConnection, new: NewLead, now: dt.datetime, *
     customer was first seen within the last 24 hours and never had a lead — an old customer writing in is not a lead,
     and the same newcomer writing again is not a second one. In the caller's transaction."""
     assert new.customer_id is not None
-    first_seen = (await conn.execute(sa.select(customers.c.first_seen_at).where(customers.c.id == new.customer_id))).scalar()
-    if first_seen is None or first_seen < now - NEWCOMER_WINDOW:
+    seen = await first_seen(conn, new.customer_id)
+    if seen is None or seen < now - NEWCOMER_WINDOW:
         return None
     if (await conn.execute(sa.select(leads.c.id).where(leads.c.customer_id == new.customer_id).limit(1))).first() is not None:
         return None
